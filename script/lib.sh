@@ -1,0 +1,304 @@
+# shellcheck shell=bash disable=SC2034 # arrays are read by the sourcing scripts
+# Shared functions for script/server, script/test, script/render-nginx and
+# bench/run. Source it; it defines functions and a few variables, runs
+# nothing. Every function writes progress to stderr: the scripts' stdout is
+# reserved for their one result line ("opsd ready: ...").
+
+OPSD_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OPSD_PROG=${OPSD_PROG:-$(basename "$0")}
+
+# Debian packages, by purpose (SPEC §1 design card, §18 test tools).
+OPSD_PKGS_BUILD=(build-essential autoconf automake libtool pkg-config
+	libfcgi-dev libjson-c-dev libmariadb-dev libmariadb-dev-compat
+	libesmtp-dev libcmocka-dev libssl-dev)
+OPSD_PKGS_RUN=(nginx mariadb-server mariadb-client openssl curl ca-certificates)
+OPSD_PKGS_TEST=(perl libio-socket-ssl-perl libnet-ssleay-perl prometheus
+	python3-aiosmtpd)
+OPSD_PKGS_BENCH=(wrk)
+
+log() { printf '%s: %s\n' "$OPSD_PROG" "$*" >&2; }
+die() {
+	printf '%s: error: %s\n' "$OPSD_PROG" "$*" >&2
+	exit 1
+}
+
+# Runs a command as root: directly when we are root, else through sudo.
+as_root() {
+	if ((EUID == 0)); then
+		"$@"
+	elif command -v sudo >/dev/null; then
+		sudo "$@"
+	else
+		die "need root for: $* (run as root or install sudo)"
+	fi
+}
+
+# Makes a path absolute without requiring it to exist.
+abs_path() {
+	case $1 in
+	/*) printf '%s\n' "$1" ;;
+	*) printf '%s/%s\n' "$PWD" "${1#./}" ;;
+	esac
+}
+
+nproc_or_2() { nproc 2>/dev/null || echo 2; }
+
+# ---------------------------------------------------------------- packages
+
+pkg_installed() {
+	[[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
+}
+
+_opsd_apt_updated=0
+# ensure_packages PKG...: installs the missing ones. OPSD_SKIP_INSTALL=1 skips
+# the check (a caller already did it).
+ensure_packages() {
+	[[ ${OPSD_SKIP_INSTALL:-0} == 1 ]] && return 0
+	local p missing=()
+	for p in "$@"; do
+		pkg_installed "$p" || missing+=("$p")
+	done
+	((${#missing[@]})) || return 0
+	log "installing Debian packages: ${missing[*]}"
+	# Debian starts a package's service on install; policy-rc.d answering
+	# 101 ("action forbidden") keeps the system mariadb/nginx/prometheus
+	# down. Ours is removed afterwards; an existing one is left alone.
+	local policy=/usr/sbin/policy-rc.d ours=0 rc=0
+	if [[ ! -e $policy ]]; then
+		as_root sh -c "printf '#!/bin/sh\n# opsd script/lib.sh: no service starts during install\nexit 101\n' >$policy && chmod 0755 $policy" ||
+			die "cannot write $policy"
+		ours=1
+	fi
+	if ((!_opsd_apt_updated)); then
+		as_root apt-get -o DPkg::Lock::Timeout=300 update -q >&2 || rc=$?
+		_opsd_apt_updated=1
+	fi
+	if ((rc == 0)); then
+		# The lock timeout waits for another apt run instead of failing.
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
+			install -y -q --no-install-recommends "${missing[@]}" >&2 || rc=$?
+	fi
+	((ours)) && as_root rm -f "$policy"
+	((rc == 0)) || die "apt-get failed to install: ${missing[*]}"
+}
+
+# ------------------------------------------------------------------- build
+
+# opsd_build FLAVOUR: out-of-tree build in build/default or build/asan.
+opsd_build() {
+	local flavour=${1:-default} dir args=()
+	case $flavour in
+	default) ;;
+	asan) args=(--enable-sanitizers) ;;
+	*) die "unknown build flavour '$flavour' (default|asan)" ;;
+	esac
+	dir=$OPSD_REPO/build/$flavour
+	[[ -e $OPSD_REPO/config.status ]] &&
+		die "the source tree is configured in place; run 'make distclean' in $OPSD_REPO first"
+	if [[ ! -x $OPSD_REPO/configure || $OPSD_REPO/configure.ac -nt $OPSD_REPO/configure ||
+		$OPSD_REPO/Makefile.am -nt $OPSD_REPO/configure ]]; then
+		log "autoreconf -fi"
+		(cd "$OPSD_REPO" && autoreconf -fi) >&2 || die "autoreconf failed"
+	fi
+	mkdir -p "$dir"
+	if [[ ! -f $dir/Makefile ]]; then
+		log "configure ${args[*]} (build/$flavour)"
+		(cd "$dir" && "$OPSD_REPO/configure" "${args[@]}") >&2 ||
+			die "configure failed (build/$flavour/config.log)"
+	fi
+	log "make (build/$flavour)"
+	make -C "$dir" -j"$(nproc_or_2)" >&2 || die "make failed (build/$flavour)"
+}
+
+# --------------------------------------------------------------- processes
+
+# pid_alive PIDFILE: true when the file names a running process.
+pid_alive() {
+	local pid
+	[[ -s $1 ]] || return 1
+	read -r pid <"$1" || return 1
+	[[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
+}
+
+# stop_pidfile PIDFILE SIGNAL TIMEOUT [NAME]: sends SIGNAL, waits for exit,
+# then SIGTERM and finally SIGKILL. Removes a stale pid file.
+stop_pidfile() {
+	local f=$1 sig=$2 timeout=$3 name=${4:-$(basename "$1" .pid)} pid i
+	if ! pid_alive "$f"; then
+		rm -f "$f"
+		return 0
+	fi
+	read -r pid <"$f"
+	log "stopping $name (pid $pid, SIG$sig)"
+	kill -s "$sig" "$pid" 2>/dev/null || true
+	for ((i = 0; i < timeout * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		log "$name did not stop in ${timeout}s: SIGTERM"
+		kill -TERM "$pid" 2>/dev/null || true
+		for ((i = 0; i < 50; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+	fi
+	if kill -0 "$pid" 2>/dev/null; then
+		log "$name still alive: SIGKILL"
+		kill -KILL "$pid" 2>/dev/null || true
+		sleep 0.2
+	fi
+	# The daemon removes its pid file on a clean exit; a killed one cannot.
+	[[ -e $f ]] && ! pid_alive "$f" && rm -f "$f"
+	return 0
+}
+
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+	local port i
+	for ((i = 0; i < 200; i++)); do
+		port=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			printf '%s\n' "$port"
+			return 0
+		fi
+	done
+	die "no free port found"
+}
+
+# wait_https URL [TIMEOUT] [STATUS]: waits until URL answers with STATUS
+# (default 200) over HTTPS (self-signed: -k).
+wait_https() {
+	local url=$1 timeout=${2:-60} want=${3:-200} code i
+	for ((i = 0; i < timeout * 5; i++)); do
+		code=$(curl -sk -o /dev/null -m 2 -w '%{http_code}' "$url" 2>/dev/null) || true
+		[[ $code == "$want" ]] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+# ---------------------------------------------------------------------- TLS
+
+# ensure_tls_cert VAR: a self-signed certificate for localhost/127.0.0.1,
+# made once (825 days: the longest lifetime clients accept).
+ensure_tls_cert() {
+	local dir=$1/tls
+	[[ -s $dir/cert.pem && -s $dir/key.pem ]] && return 0
+	mkdir -p "$dir"
+	log "creating a self-signed certificate in $dir"
+	(umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+		-nodes -days 825 -subj /CN=localhost \
+		-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		-addext "basicConstraints=critical,CA:FALSE" \
+		-addext "extendedKeyUsage=serverAuth" \
+		-keyout "$dir/key.pem" -out "$dir/cert.pem") >/dev/null 2>&1 ||
+		die "openssl could not create the certificate in $dir"
+	chmod 0600 "$dir/key.pem"
+	chmod 0644 "$dir/cert.pem"
+}
+
+# ------------------------------------------------------------------ MariaDB
+
+# The private MariaDB under $VAR (SPEC §2): own datadir, unix socket only,
+# no system service, no /etc/mysql configuration (--no-defaults).
+mysql_sock() { printf '%s/run/mysqld.sock\n' "$1"; }
+
+# mysql_admin VAR [mariadb args...]: the server's OS-socket-authenticated
+# admin (root when we are root, else the user who initialised the datadir).
+mysql_admin() {
+	local var=$1
+	shift
+	mariadb --no-defaults --socket="$(mysql_sock "$var")" -u"$(id -un)" "$@"
+}
+
+mysql_running() {
+	pid_alive "$1/run/mysqld.pid" && mysql_admin "$1" -Nse 'SELECT 1' >/dev/null 2>&1
+}
+
+# mysql_start VAR: initialises $VAR/mysql when empty and starts mariadbd.
+mysql_start() {
+	local var=$1 data=$1/mysql run=$1/run logf=$1/log/mysqld.log
+	local user_args=() init_args=() pid i
+	mkdir -p "$data" "$run" "$var/log"
+	if mysql_running "$var"; then
+		log "MariaDB already running (pid $(cat "$run/mysqld.pid"))"
+		return 0
+	fi
+	if pid_alive "$run/mysqld.pid"; then
+		die "mariadbd (pid $(cat "$run/mysqld.pid")) runs but does not answer on $run/mysqld.sock; see $logf"
+	fi
+	rm -f "$run/mysqld.pid" "$run/mysqld.sock" "$run/mysqld.sock.lock"
+	touch "$logf"
+	if ((EUID == 0)); then
+		# mariadbd refuses to run as root without being told; use the
+		# packaged mysql user, like the system service does.
+		user_args=(--user=mysql)
+		chown -R mysql:mysql "$data"
+		chown mysql:mysql "$run" "$logf"
+	else
+		# Our own user owns everything; it is also the socket-auth admin.
+		init_args=(--auth-root-socket-user="$(id -un)")
+	fi
+	if [[ -z $(ls -A "$data") ]]; then
+		log "initialising MariaDB in $data"
+		mariadb-install-db --no-defaults --datadir="$data" "${user_args[@]}" \
+			"${init_args[@]}" --auth-root-authentication-method=socket \
+			--skip-test-db --skip-name-resolve >>"$logf" 2>&1 ||
+			die "mariadb-install-db failed; see $logf"
+		((EUID == 0)) && chown -R mysql:mysql "$data"
+	fi
+	log "starting MariaDB (socket $run/mysqld.sock)"
+	# setsid: Ctrl-C in a foreground script/server reaches the script, which
+	# stops the services in order, not every process of the terminal.
+	setsid mariadbd --no-defaults "${user_args[@]}" \
+		--datadir="$data" --socket="$run/mysqld.sock" --pid-file="$run/mysqld.pid" \
+		--skip-networking --log-error="$logf" \
+		--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
+		--default-time-zone=+00:00 --skip-name-resolve --performance-schema=OFF \
+		--innodb-buffer-pool-size=64M --innodb-log-file-size=48M \
+		--innodb-flush-log-at-trx-commit=2 --max-connections=500 \
+		</dev/null >>"$logf" 2>&1 &
+	pid=$!
+	for ((i = 0; i < 600; i++)); do
+		mysql_admin "$var" -Nse 'SELECT 1' >/dev/null 2>&1 && return 0
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	tail -n 30 "$logf" >&2
+	die "MariaDB did not come up on $run/mysqld.sock; see $logf"
+}
+
+# mysql_bootstrap VAR: database opsd and user opsd (password generated once
+# into $VAR/db-password, 0600). Prints nothing; see mysql_uri.
+mysql_bootstrap() {
+	local var=$1 pw
+	if [[ ! -s $var/db-password ]]; then
+		(umask 077 && openssl rand -hex 24 >"$var/db-password") ||
+			die "cannot write $var/db-password"
+	fi
+	chmod 0600 "$var/db-password"
+	read -r pw <"$var/db-password"
+	# Hex password: nothing to escape in SQL or in the URI. ALL on `org\_%`
+	# covers CREATE/DROP DATABASE of the dedicated tenant DBs (org_...).
+	mysql_admin "$var" <<-SQL || die "cannot create database/user opsd"
+		CREATE DATABASE IF NOT EXISTS opsd CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+		CREATE USER IF NOT EXISTS 'opsd'@'localhost' IDENTIFIED BY '$pw';
+		ALTER USER 'opsd'@'localhost' IDENTIFIED BY '$pw';
+		GRANT ALL PRIVILEGES ON \`opsd\`.* TO 'opsd'@'localhost';
+		GRANT ALL PRIVILEGES ON \`org\\_%\`.* TO 'opsd'@'localhost';
+	SQL
+}
+
+# mysql_uri VAR [DB]: the URI opsd uses for the private server (DB empty →
+# no database, the form of OPSD_DEDICATED_DB_URI).
+mysql_uri() {
+	local pw
+	read -r pw <"$1/db-password"
+	printf 'mysql://opsd:%s@localhost/%s?socket=%s\n' "$pw" "${2-opsd}" "$(mysql_sock "$1")"
+}
+
+mysql_stop() {
+	stop_pidfile "$1/run/mysqld.pid" TERM 60 mariadbd
+	rm -f "$1/run/mysqld.sock"
+}

@@ -1,0 +1,633 @@
+/* SPEC §3: every variable is one row of vars[]; parsing, defaults, range
+ * checks, secrecy and the list of names all read that table. */
+#include "config.h"
+
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef OPSD_DATADIR
+#define OPSD_DATADIR "/usr/local/share/opsd"
+#endif
+
+#define ENV_FILE_MAX (1024 * 1024)
+
+enum kind { K_STRING, K_INT, K_BOOL, K_ENUM };
+
+struct var {
+	const char *name;
+	enum kind kind;
+	size_t off;
+	const char *dflt; /* NULL: none, or computed in config_load_from */
+	long long min, max;
+	const char *const *choices; /* K_ENUM, in the order of the C enum */
+	bool secret;
+};
+
+static const char *const env_choices[] = {"development", "test", "production", NULL};
+static const char *const pm_choices[] = {"static", "dynamic", NULL};
+static const char *const secure_choices[] = {"starttls", "none", NULL};
+
+#define OFF(field) offsetof(struct opsd_config, field)
+#define STR(n, f, d) {n, K_STRING, OFF(f), d, 0, 0, NULL, false}
+#define SECRET(n, f) {n, K_STRING, OFF(f), NULL, 0, 0, NULL, true}
+#define INT(n, f, d, lo, hi) {n, K_INT, OFF(f), d, lo, hi, NULL, false}
+#define BOOL(n, f, d) {n, K_BOOL, OFF(f), d, 0, 0, NULL, false}
+#define ENUM(n, f, d, c) {n, K_ENUM, OFF(f), d, 0, 0, c, false}
+
+static const struct var vars[] = {
+	ENUM("OPSD_ENV", env, "development", env_choices),
+	STR("OPSD_VAR", var_dir, "./var"),
+	STR("OPSD_SQL_DIR", sql_dir, OPSD_DATADIR "/sql"),
+	SECRET("OPSD_DB_URI", db_uri),
+	SECRET("OPSD_DEDICATED_DB_URI", dedicated_db_uri),
+	SECRET("OPSD_DATA_KEY", data_key),
+	STR("OPSD_LISTEN", listen, NULL),
+	STR("OPSD_ALLOWED_CLIENTS", allowed_clients, "127.0.0.1"),
+	STR("OPSD_PID_FILE", pid_file, NULL),
+	STR("OPSD_USER", user, "www-data"),
+	ENUM("OPSD_PM", pm, "static", pm_choices),
+	INT("OPSD_WORKERS", workers, NULL, 1, 1024),
+	INT("OPSD_MIN_SPARE", min_spare, "1", 0, 1024),
+	INT("OPSD_MAX_SPARE", max_spare, "3", 1, 1024),
+	INT("OPSD_MAX_REQUESTS", max_requests, "10000", 0, 1000000000),
+	INT("OPSD_REQUEST_TIMEOUT", request_timeout, "30", 0, 3600),
+	INT("OPSD_SLOWLOG_MS", slowlog_ms, "1000", 0, 3600000),
+	BOOL("LEGAL_ENFORCE", legal_enforce, "0"),
+	SECRET("SESSION_SECRET", session_secret),
+	INT("SESSION_IDLE_MIN", session_idle_min, "30", 1, 1440),
+	INT("SESSION_ABSOLUTE_H", session_absolute_h, "8", 1, 720),
+	STR("SMTP_SERVER", smtp_server, NULL),
+	INT("SMTP_PORT", smtp_port, "587", 1, 65535),
+	STR("SMTP_USER", smtp_user, NULL),
+	SECRET("SMTP_PASS", smtp_pass),
+	STR("SMTP_FROM", smtp_from, NULL),
+	ENUM("SMTP_SECURE", smtp_secure, "starttls", secure_choices),
+	BOOL("SMTP_TEST_MODE", smtp_test_mode, NULL),
+	STR("TEST_EMAIL_ALLOWLIST", test_email_allowlist, NULL),
+	STR("SMTP_CA_FILE", smtp_ca_file, NULL),
+	INT("OPSD_AUDIT_RETENTION_DAYS", audit_retention_days, "3650", 1, 36500),
+	STR("OPSD_LOG", log_target, "stderr"),
+};
+
+#define NVARS countof(vars)
+
+const char *const config_variable_names[] = {
+	"OPSD_ENV", "OPSD_VAR", "OPSD_SQL_DIR", "OPSD_DB_URI", "OPSD_DEDICATED_DB_URI",
+	"OPSD_DATA_KEY", "OPSD_LISTEN", "OPSD_ALLOWED_CLIENTS", "OPSD_PID_FILE", "OPSD_USER",
+	"OPSD_PM", "OPSD_WORKERS", "OPSD_MIN_SPARE", "OPSD_MAX_SPARE", "OPSD_MAX_REQUESTS",
+	"OPSD_REQUEST_TIMEOUT", "OPSD_SLOWLOG_MS", "LEGAL_ENFORCE", "SESSION_SECRET",
+	"SESSION_IDLE_MIN", "SESSION_ABSOLUTE_H", "SMTP_SERVER", "SMTP_PORT", "SMTP_USER",
+	"SMTP_PASS", "SMTP_FROM", "SMTP_SECURE", "SMTP_TEST_MODE", "TEST_EMAIL_ALLOWLIST",
+	"SMTP_CA_FILE", "OPSD_AUDIT_RETENTION_DAYS", "OPSD_LOG", NULL,
+};
+
+_Static_assert(countof(config_variable_names) == NVARS + 1, "names follow vars[]");
+
+static const struct var *var_find(const char *name)
+{
+	for (size_t i = 0; i < NVARS; i++)
+		if (strcmp(vars[i].name, name) == 0)
+			return &vars[i];
+	return NULL;
+}
+
+bool config_is_secret(const char *name)
+{
+	const struct var *v = name != NULL ? var_find(name) : NULL;
+	return v != NULL && v->secret;
+}
+
+const char *config_env_name(enum opsd_env e)
+{
+	return (unsigned)e < countof(env_choices) - 1 ? env_choices[e] : "unknown";
+}
+
+/* Reporting: errors are counted, lines never carry a secret's value. */
+struct loader {
+	config_report_fn report;
+	void *ctx;
+	int errors;
+};
+
+static void report(struct loader *ld, bool is_error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void report(struct loader *ld, bool is_error, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	ld->errors += is_error;
+	if (ld->report != NULL)
+		ld->report(is_error, line, ld->ctx);
+}
+
+static void report_bad(struct loader *ld, const struct var *v, const char *reason,
+    const char *raw)
+{
+	char shown[80];
+	size_t n = 0;
+	if (v->secret || raw == NULL) {
+		report(ld, true, "%s: %s", v->name, reason);
+		return;
+	}
+	/* keep the report one printable line */
+	for (; raw[n] != '\0' && n < sizeof(shown) - 4; n++)
+		shown[n] = iscntrl((unsigned char)raw[n]) || raw[n] == '"' ? '?' : raw[n];
+	str_copy(shown + n, raw[n] != '\0' ? "..." : "", sizeof(shown) - n);
+	report(ld, true, "%s: %s (got \"%s\")", v->name, reason, shown);
+}
+
+static bool parse_int(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	errno = 0;
+	if (!(isdigit((unsigned char)*s) || (*s == '-' && isdigit((unsigned char)s[1]))))
+		return false;
+	long long v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+	static const char *const truths[] = {"1", "true", "yes", "on"};
+	static const char *const falses[] = {"0", "false", "no", "off"};
+	for (size_t i = 0; i < countof(truths); i++) {
+		if (strcasecmp(s, truths[i]) == 0 || strcasecmp(s, falses[i]) == 0) {
+			*out = strcasecmp(s, truths[i]) == 0;
+			return true;
+		}
+	}
+	return false;
+}
+
+static int parse_enum(const char *s, const char *const *choices)
+{
+	for (int i = 0; choices[i] != NULL; i++)
+		if (strcasecmp(s, choices[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* Stores raw (never NULL) into c; false with the reason when it does not parse. */
+static bool store(struct opsd_config *c, const struct var *v, const char *raw, char *reason,
+    size_t len)
+{
+	char *field = (char *)c + v->off;
+	long long n;
+	bool b;
+	int e;
+	switch (v->kind) {
+	case K_STRING: {
+		char *copy = strdup(raw);
+		if (copy == NULL) {
+			snprintf(reason, len, "out of memory");
+			return false;
+		}
+		free(*(char **)(void *)field);
+		*(char **)(void *)field = copy;
+		return true;
+	}
+	case K_INT:
+		if (!parse_int(raw, v->min, v->max, &n)) {
+			snprintf(reason, len, "must be an integer between %lld and %lld", v->min,
+			    v->max);
+			return false;
+		}
+		*(int *)(void *)field = (int)n;
+		return true;
+	case K_BOOL:
+		if (!parse_bool(raw, &b)) {
+			snprintf(reason, len, "must be 1/0, true/false, yes/no or on/off");
+			return false;
+		}
+		*(bool *)(void *)field = b;
+		return true;
+	case K_ENUM:
+		if ((e = parse_enum(raw, v->choices)) < 0) {
+			size_t off = (size_t)snprintf(reason, len, "must be one of: ");
+			for (int i = 0; v->choices[i] != NULL && off < len; i++)
+				off += (size_t)snprintf(reason + off, len - off, "%s%s",
+				    i ? ", " : "", v->choices[i]);
+			return false;
+		}
+		/* the C enums behind K_ENUM fields are int-sized, starting at 0 */
+		*(int *)(void *)field = e;
+		return true;
+	}
+	return false;
+}
+
+/* Light syntactic check of mysql://[user[:pass]@]host[:port][/db][?opts];
+ * db.c does the real parse. */
+static bool db_uri_plausible(const char *uri)
+{
+	if (!str_has_prefix(uri, "mysql://"))
+		return false;
+	const char *auth = uri + strlen("mysql://");
+	size_t alen = strcspn(auth, "/?#");
+	const char *host = auth;
+	for (const char *p = auth; p < auth + alen; p++)
+		if (*p == '@')
+			host = p + 1;
+	size_t hlen = (size_t)(auth + alen - host);
+	if (*host == '[') { /* RFC 3986 §3.2.2 IP-literal */
+		const char *close = memchr(host, ']', hlen);
+		if (close == NULL || close == host + 1)
+			return false;
+		hlen -= (size_t)(close + 1 - host);
+		host = close + 1;
+		if (hlen > 0 && *host != ':')
+			return false;
+	} else {
+		const char *colon = memchr(host, ':', hlen);
+		size_t name = colon != NULL ? (size_t)(colon - host) : hlen;
+		if (name == 0)
+			return false;
+		hlen -= name;
+		host += name;
+	}
+	if (hlen == 0)
+		return true;
+	char port[8];
+	long long n;
+	if (hlen - 1 >= sizeof(port) || hlen == 1)
+		return false;
+	memcpy(port, host + 1, hlen - 1);
+	port[hlen - 1] = '\0';
+	return parse_int(port, 1, 65535, &n);
+}
+
+static int b64_val(char ch)
+{
+	static const char alphabet[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const char *p = ch != '\0' ? strchr(alphabet, ch) : NULL;
+	if (ch == '-')
+		return 62; /* RFC 4648 §5 URL-safe alphabet too */
+	if (ch == '_')
+		return 63;
+	return p != NULL ? (int)(p - alphabet) : -1;
+}
+
+/* RFC 4648 base64, padding optional; true when it decodes to exactly n bytes. */
+static bool b64_decode_exact(const char *s, unsigned char *out, size_t n)
+{
+	size_t len = strlen(s), got = 0;
+	unsigned acc = 0;
+	int bits = 0;
+	while (len > 0 && s[len - 1] == '=')
+		len--;
+	if (strlen(s) - len > 2)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		int v = b64_val(s[i]);
+		if (v < 0)
+			return false;
+		acc = (acc << 6 | (unsigned)v) & 0xFFFFFF;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (got == n)
+				return false;
+			out[got++] = (unsigned char)(acc >> bits);
+		}
+	}
+	return got == n && bits < 6;
+}
+
+static bool data_key_valid(const char *s)
+{
+	unsigned char key[32];
+	bool ok = strlen(s) == 64 ? hex_decode(s, key, sizeof(key))
+				  : b64_decode_exact(s, key, sizeof(key));
+	memset(key, 0, sizeof(key));
+	return ok;
+}
+
+static bool listen_valid(const char *s)
+{
+	long long port;
+	if (str_has_prefix(s, "unix:"))
+		return s[5] == '/' || s[5] == '.' || (s[5] != '\0' && s[5] != ':');
+	const char *colon = strrchr(s, ':');
+	return colon != NULL && colon != s && parse_int(colon + 1, 1, 65535, &port);
+}
+
+static int cpu_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	return n > 512 ? 1024 : (int)(2 * n);
+}
+
+static char *join(const char *a, const char *b, const char *c)
+{
+	size_t len = strlen(a) + strlen(b) + strlen(c) + 1;
+	char *s = malloc(len);
+	if (s != NULL)
+		snprintf(s, len, "%s%s%s", a, b, c);
+	return s;
+}
+
+/* Cross-variable rules: computed defaults, production, SMTP and the pool. */
+static void finish(struct opsd_config *c, const bool *set, config_lookup_fn lookup, void *lctx,
+    struct loader *ld)
+{
+	const char *ci = lookup("CI", lctx);
+	if (c->listen == NULL && (c->listen = join("unix:", c->var_dir, "/run/opsd.sock")) == NULL)
+		report(ld, true, "OPSD_LISTEN: out of memory");
+	if (c->pid_file == NULL && (c->pid_file = join(c->var_dir, "/run/opsd.pid", "")) == NULL)
+		report(ld, true, "OPSD_PID_FILE: out of memory");
+	if (c->workers == 0)
+		c->workers = cpu_workers();
+	if (!set[var_find("SMTP_TEST_MODE") - vars])
+		c->smtp_test_mode = c->env != ENV_PRODUCTION;
+	if (ci != NULL && *ci != '\0')
+		c->smtp_test_mode = true;
+
+	if (c->db_uri == NULL)
+		report(ld, true, "OPSD_DB_URI: required");
+	else if (!db_uri_plausible(c->db_uri))
+		report(ld, true, "OPSD_DB_URI: must look like mysql://user:pass@host[:port]/db");
+	if (c->dedicated_db_uri != NULL && !db_uri_plausible(c->dedicated_db_uri))
+		report(ld, true,
+		    "OPSD_DEDICATED_DB_URI: must look like mysql://user:pass@host[:port]");
+	if (c->data_key != NULL && !data_key_valid(c->data_key))
+		report(ld, true, "OPSD_DATA_KEY: must be 32 bytes as 64 hex characters or base64");
+	if (c->session_secret != NULL && strlen(c->session_secret) < 32)
+		report(ld, true, "SESSION_SECRET: must be at least 32 bytes");
+	else if (c->session_secret == NULL && c->env == ENV_PRODUCTION)
+		report(ld, true, "SESSION_SECRET: required in production (>= 32 bytes)");
+	if (c->listen != NULL && !listen_valid(c->listen))
+		report_bad(ld, var_find("OPSD_LISTEN"), "must be unix:/path or host:port",
+		    c->listen);
+	if (c->pm == PM_DYNAMIC && (c->min_spare > c->max_spare || c->max_spare > c->workers))
+		report(ld, true,
+		    "OPSD_MAX_SPARE: dynamic pool needs OPSD_MIN_SPARE (%d) <= OPSD_MAX_SPARE "
+		    "(%d) <= OPSD_WORKERS (%d)",
+		    c->min_spare, c->max_spare, c->workers);
+	if (c->smtp_port == 465)
+		report(ld, true, "SMTP_PORT: 465 (implicit TLS) is not supported by libESMTP; use "
+				 "587 with SMTP_SECURE=starttls");
+	/* SPEC §3: plain SMTP only to a relay on this host */
+	if (c->smtp_secure == SMTP_NONE && c->smtp_server != NULL &&
+	    strcmp(c->smtp_server, "localhost") != 0 && !addr_is_loopback(c->smtp_server))
+		report_bad(ld, var_find("SMTP_SERVER"),
+		    "SMTP_SECURE=none is only allowed with a loopback SMTP_SERVER", c->smtp_server);
+	if (c->env == ENV_PRODUCTION && c->smtp_test_mode)
+		report(ld, false,
+		    "SMTP_TEST_MODE: on in production: only allowlisted recipients get mail%s",
+		    ci != NULL && *ci != '\0' ? " (forced on because CI is set)" : "");
+}
+
+int config_load_from(struct opsd_config *c, config_lookup_fn lookup, void *lookup_ctx,
+    config_report_fn report_fn, void *ctx)
+{
+	struct loader ld = {report_fn, ctx, 0};
+	bool set[NVARS] = {false};
+	char reason[256];
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < NVARS; i++) {
+		const struct var *v = &vars[i];
+		const char *raw = lookup(v->name, lookup_ctx);
+		/* an empty variable means unset, as in most shells' ${X:-default} */
+		if (raw != NULL && *raw != '\0') {
+			set[i] = store(c, v, raw, reason, sizeof(reason));
+			if (set[i])
+				continue;
+			report_bad(&ld, v, reason, raw);
+		}
+		if (v->dflt != NULL && !store(c, v, v->dflt, reason, sizeof(reason)))
+			report(&ld, true, "%s: %s", v->name, reason);
+	}
+	finish(c, set, lookup, lookup_ctx, &ld);
+	return ld.errors;
+}
+
+void config_free(struct opsd_config *c)
+{
+	for (size_t i = 0; i < NVARS; i++) {
+		if (vars[i].kind != K_STRING)
+			continue;
+		char **field = (char **)(void *)((char *)c + vars[i].off);
+		if (*field != NULL && vars[i].secret)
+			memset(*field, 0, strlen(*field));
+		free(*field);
+		*field = NULL;
+	}
+}
+
+/* The env file's pairs, looked up before the environment (the file wins). */
+struct pairs {
+	char **kv; /* key, value, key, value, ... */
+	size_t n, cap;
+};
+
+static void pairs_add(const char *key, const char *value, void *ctx)
+{
+	struct pairs *p = ctx;
+	if (p->n + 2 > p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 32;
+		char **kv = realloc(p->kv, cap * sizeof(*kv));
+		if (kv == NULL)
+			return;
+		p->kv = kv;
+		p->cap = cap;
+	}
+	char *k = strdup(key), *v = strdup(value);
+	if (k == NULL || v == NULL) {
+		free(k);
+		free(v);
+		return;
+	}
+	p->kv[p->n++] = k;
+	p->kv[p->n++] = v;
+}
+
+static void pairs_free(struct pairs *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		memset(p->kv[i], 0, strlen(p->kv[i]));
+		free(p->kv[i]);
+	}
+	free(p->kv);
+}
+
+static const char *file_then_env(const char *name, void *ctx)
+{
+	const struct pairs *p = ctx;
+	for (size_t i = p->n; i >= 2; i -= 2)
+		if (strcmp(p->kv[i - 2], name) == 0)
+			return p->kv[i - 1];
+	return getenv(name);
+}
+
+int config_load(struct opsd_config *c, config_report_fn report_fn, void *ctx)
+{
+	struct pairs p = {NULL, 0, 0};
+	char err[512];
+	int errors = 0;
+	const char *path = getenv("OPSD_ENV_FILE");
+	if (path != NULL && *path != '\0' &&
+	    config_read_env_file(path, pairs_add, &p, err, sizeof(err)) < 0) {
+		char line[600];
+		snprintf(line, sizeof(line), "OPSD_ENV_FILE: %s", err);
+		if (report_fn != NULL)
+			report_fn(true, line, ctx);
+		errors++;
+	}
+	errors += config_load_from(c, file_then_env, &p, report_fn, ctx);
+	pairs_free(&p);
+	return errors;
+}
+
+/* Parses one line in place; *key is NULL for a blank or comment line.
+ * Returns false on a malformed line. */
+static bool parse_line(char *line, char **key, char **value)
+{
+	*key = NULL;
+	line += strspn(line, " \t");
+	if (*line == '\0' || *line == '#')
+		return true;
+	if (strncmp(line, "export", 6) == 0 && (line[6] == ' ' || line[6] == '\t'))
+		line += 6 + strspn(line + 6, " \t");
+	char *k = line;
+	if (!isalpha((unsigned char)*k) && *k != '_')
+		return false;
+	while (isalnum((unsigned char)*line) || *line == '_')
+		line++;
+	if (*line != '=')
+		return false;
+	*line++ = '\0';
+	char *v = line, *w = line, *rest;
+	if (*line == '"' || *line == '\'') {
+		char q = *line++;
+		/* "..." takes backslash escapes of \" \\ \$ \` and \n; '...' is literal */
+		for (; *line != q; line++) {
+			if (*line == '\0')
+				return false;
+			if (q == '"' && *line == '\\' && line[1] != '\0') {
+				line++;
+				*w++ = *line == 'n' ? '\n' : *line;
+				continue;
+			}
+			*w++ = *line;
+		}
+		rest = line + 1 + strspn(line + 1, " \t");
+		if (*rest != '\0' && *rest != '#')
+			return false;
+		*w = '\0';
+	} else {
+		/* unquoted: a " #" starts a comment, trailing blanks go */
+		for (rest = line; *rest != '\0'; rest++)
+			if (*rest == '#' && rest > line && (rest[-1] == ' ' || rest[-1] == '\t'))
+				break;
+		while (rest > line && (rest[-1] == ' ' || rest[-1] == '\t'))
+			rest--;
+		*rest = '\0';
+	}
+	*key = k;
+	*value = v;
+	return true;
+}
+
+int config_read_env_file(const char *path, env_pair_fn fn, void *ctx, char *err,
+    size_t err_len)
+{
+	struct stat st;
+	char *data = NULL;
+	size_t size = 0, got = 0;
+	int count = -1, fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		snprintf(err, err_len, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > ENV_FILE_MAX) {
+		snprintf(err, err_len, "%s: not a regular file of at most 1 MiB", path);
+		goto fail;
+	}
+	size = (size_t)st.st_size;
+	if ((data = malloc(size + 1)) == NULL) {
+		snprintf(err, err_len, "%s: out of memory", path);
+		goto fail;
+	}
+	while (got < size) {
+		ssize_t r = read(fd, data + got, size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			snprintf(err, err_len, "cannot read %s: %s", path,
+			    r < 0 ? strerror(errno) : "file shrank");
+			goto fail;
+		}
+		got += (size_t)r;
+	}
+	data[size] = '\0';
+	if (memchr(data, '\0', size) != NULL) {
+		snprintf(err, err_len, "%s: contains a NUL byte", path);
+		goto fail;
+	}
+
+	/* First pass: syntax and the permission rule, so fn sees all or nothing. */
+	struct pairs p = {NULL, 0, 0};
+	size_t lineno = 0;
+	for (char *line = data, *next; line != NULL; line = next) {
+		char *k, *v;
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		size_t len = strlen(line);
+		if (len > 0 && line[len - 1] == '\r')
+			line[len - 1] = '\0';
+		lineno++;
+		if (!parse_line(line, &k, &v)) {
+			snprintf(err, err_len, "%s:%zu: expected KEY=VALUE", path, lineno);
+			pairs_free(&p);
+			goto fail;
+		}
+		if (k == NULL)
+			continue;
+		if (config_is_secret(k) && *v != '\0' && (st.st_mode & 077) != 0) {
+			snprintf(err, err_len,
+			    "%s: holds %s but is accessible by group or others (chmod 600)", path,
+			    k);
+			pairs_free(&p);
+			goto fail;
+		}
+		size_t before = p.n;
+		pairs_add(k, v, &p);
+		if (p.n == before) {
+			snprintf(err, err_len, "%s: out of memory", path);
+			pairs_free(&p);
+			goto fail;
+		}
+	}
+	for (size_t i = 0; i < p.n; i += 2)
+		fn(p.kv[i], p.kv[i + 1], ctx);
+	count = (int)(p.n / 2);
+	pairs_free(&p);
+fail:
+	if (data != NULL) {
+		memset(data, 0, size);
+		free(data);
+	}
+	close(fd);
+	return count;
+}

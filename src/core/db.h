@@ -1,0 +1,94 @@
+/* MariaDB access through libmysqlclient (MariaDB Connector/C). Every
+ * statement is prepared and parameterised; client input never becomes SQL
+ * text. One struct db per process (worker, jobs, opsctl). */
+#ifndef OPSD_DB_H
+#define OPSD_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct arena;
+struct db;
+
+struct db_uri {
+	char user[128];
+	char pass[256];
+	char host[256];     /* "localhost" with socket set means a unix socket */
+	unsigned port;      /* 0 = default 3306 */
+	char dbname[128];   /* may be empty (OPSD_DEDICATED_DB_URI) */
+	char socket[512];   /* ?socket=/path */
+};
+
+/* mysql://user:pass@host:port/db or mysql://user:pass@localhost/db?socket=/p
+ * (user and pass percent-decoded; IPv6 host in brackets). Returns false with
+ * a reason in err that never contains the password. */
+bool db_uri_parse(const char *uri, struct db_uri *out, char *err, size_t err_len);
+/* The URI with the password replaced by "***", for logs and responses. */
+void db_uri_redacted(const struct db_uri *u, char *out, size_t out_len);
+
+/* Connects (utf8mb4, UTC session time zone, READ COMMITTED, strict mode).
+ * Returns NULL with err set (no password in it). */
+struct db *db_open(const char *uri, char *err, size_t err_len);
+void db_close(struct db *d);
+/* Makes sure the connection is usable: pings, reconnects once if the server
+ * went away (dropping cached statements). 0 when up, -1 when MariaDB is
+ * unreachable. Cheap: pings at most once a second unless the last call
+ * failed. */
+int db_ensure(struct db *d);
+/* True when the last failure was a lost or refused connection (the caller
+ * answers 503 unavailable with Retry-After rather than 500). */
+bool db_is_down(const struct db *d);
+const char *db_error(const struct db *d);
+unsigned db_errno(const struct db *d);
+
+enum db_type { DB_NULL, DB_STR, DB_I64, DB_BLOB };
+struct db_param {
+	enum db_type type;
+	const void *ptr; /* DB_STR: NUL-terminated; DB_BLOB: bytes */
+	size_t len;      /* DB_BLOB */
+	long long i;     /* DB_I64 */
+};
+#define DBP_NULL ((struct db_param){DB_NULL, NULL, 0, 0})
+/* A function, not a conditional in the macro: DBP_STR(char_array) would
+ * trip -Waddress (-Werror), and s is evaluated once. NULL binds SQL NULL. */
+static inline struct db_param db_param_str(const char *s)
+{
+	return (struct db_param){s ? DB_STR : DB_NULL, s, 0, 0};
+}
+#define DBP_STR(s) db_param_str(s)
+#define DBP_I64(v) ((struct db_param){DB_I64, NULL, 0, (long long)(v)})
+#define DBP_BLOB(p, n) ((struct db_param){DB_BLOB, (p), (n), 0})
+
+/* Result set copied into the arena: every value as bytes plus NUL (NULL for
+ * SQL NULL), with its length. */
+struct db_rows {
+	size_t nrows;
+	size_t ncols;
+	const char **names;
+	char ***val;          /* val[row][col] */
+	unsigned long **len;  /* len[row][col] */
+};
+
+/* Runs a statement that returns no rows. Statements are prepared once per
+ * connection and cached by the address of sql (pass string literals).
+ * Returns 0 and *affected (may be NULL), or -1 (see db_error/db_is_down). */
+int db_exec(struct db *d, const char *sql, const struct db_param *p, size_t np,
+    unsigned long long *affected);
+/* Runs a statement that returns rows, copied into the arena. */
+int db_query(struct db *d, struct arena *a, const char *sql,
+    const struct db_param *p, size_t np, struct db_rows *out);
+/* Runs SQL text that comes only from opsd's own files (schema migrations);
+ * multi-statement. Never call with client input. */
+int db_exec_script(struct db *d, const char *sql);
+uint64_t db_last_insert_id(const struct db *d);
+
+int db_begin(struct db *d);
+int db_commit(struct db *d);
+int db_rollback(struct db *d);
+/* The one transaction helper: BEGIN, fn, COMMIT; ROLLBACK when fn returns
+ * non-zero or COMMIT fails; retried up to 3 times on deadlock or lock wait
+ * timeout. Returns fn's result, or -1 on a database error. */
+int db_tx(struct db *d, int (*fn)(struct db *d, void *ctx), void *ctx);
+
+#endif

@@ -1,0 +1,147 @@
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "arena.h"
+#include "buf.h"
+#include "db.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "router.h"
+#include "util.h"
+
+const char *req_param(const struct req *r, const char *name)
+{
+	if (!r->params)
+		return NULL;
+	for (int i = 0; i < r->params->n; i++)
+		if (strcmp(r->params->name[i], name) == 0)
+			return r->params->value[i];
+	return NULL;
+}
+
+const char *req_query(struct req *r, const char *name)
+{
+	return query_get(r->arena, r->query, name);
+}
+
+bool req_query_has(const struct req *r, const char *name)
+{
+	return query_has(r->query, name);
+}
+
+const char *req_env(const struct req *r, const char *name)
+{
+	for (size_t i = 0; i < r->nparams; i++)
+		if (strcmp(r->param_name[i], name) == 0)
+			return r->param_value[i];
+	return NULL;
+}
+
+void reply_header(struct req *r, const char *name, const char *value)
+{
+	if (r->nheaders >= REQ_MAX_HEADERS) {
+		log_msg(LL_ERROR, "reply_header_overflow", "dropped header %s", name);
+		return;
+	}
+	r->headers[r->nheaders].name = name;
+	r->headers[r->nheaders].value = arena_strdup(r->arena, value);
+	r->nheaders++;
+}
+
+void reply_raw(struct req *r, int status, const char *content_type, const char *body, size_t len)
+{
+	if (r->replied) {
+		log_msg(LL_ERROR, "reply_twice", "handler replied twice (status %d)", status);
+		return;
+	}
+	r->replied = true;
+	r->status = status;
+	r->content_type_out = content_type;
+	buf_reset(r->out);
+	if (body && len)
+		buf_append(r->out, body, len);
+}
+
+void reply_empty(struct req *r, int status)
+{
+	reply_raw(r, status, NULL, NULL, 0);
+}
+
+void reply_json(struct req *r, int status, struct json_object *obj)
+{
+	size_t len = 0;
+	const char *s = json_object_to_json_string_length(obj,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+
+	reply_raw(r, status, "application/json", s, len);
+	buf_putc(r->out, '\n');
+	json_object_put(obj);
+}
+
+void reply_error(struct req *r, int status, const char *code, const char *message,
+    struct json_object *details)
+{
+	struct json_object *err = json_object_new_object();
+	struct json_object *env = json_object_new_object();
+
+	json_object_object_add(err, "code", json_object_new_string(code));
+	json_object_object_add(err, "message", json_object_new_string(message));
+	json_object_object_add(err, "details", details ? details : json_object_new_object());
+	json_object_object_add(env, "error", err);
+	json_object_object_add(env, "requestId",
+	    r->request_id ? json_object_new_string(r->request_id) : NULL);
+	r->error_code = code;
+	reply_json(r, status, env);
+}
+
+void reply_db_error(struct req *r)
+{
+	if (!r->db || db_is_down(r->db)) {
+		reply_header(r, "Retry-After", "5");
+		reply_error(r, 503, "unavailable", "the database is unavailable; retry shortly",
+		    NULL);
+		return;
+	}
+	log_msg(LL_ERROR, "db_error", "%s", db_error(r->db));
+	reply_error(r, 500, "internal_error", "internal error; see the log for this request id",
+	    NULL);
+}
+
+void reply_invalid(struct req *r, struct json_object *details)
+{
+	reply_error(r, 400, "validation_failed", "the request body has invalid fields", details);
+}
+
+bool req_validate_or_reply(struct req *r, const struct field_spec *spec)
+{
+	struct json_object *details = NULL;
+
+	if (json_validate(r->json, spec, &details) == 0)
+		return true;
+	reply_invalid(r, details);
+	return false;
+}
+
+const char *http_status_text(int status)
+{
+	static const struct {
+		int code;
+		const char *text;
+	} texts[] = {
+		{200, "OK"}, {201, "Created"}, {202, "Accepted"}, {204, "No Content"},
+		{301, "Moved Permanently"}, {302, "Found"}, {304, "Not Modified"},
+		{400, "Bad Request"}, {401, "Unauthorized"}, {403, "Forbidden"},
+		{404, "Not Found"}, {405, "Method Not Allowed"}, {409, "Conflict"},
+		{411, "Length Required"}, {413, "Content Too Large"}, {414, "URI Too Long"},
+		{415, "Unsupported Media Type"}, {422, "Unprocessable Content"},
+		{429, "Too Many Requests"}, {500, "Internal Server Error"},
+		{502, "Bad Gateway"}, {503, "Service Unavailable"}, {504, "Gateway Timeout"},
+	};
+
+	for (size_t i = 0; i < countof(texts); i++)
+		if (texts[i].code == status)
+			return texts[i].text;
+	return "Unknown";
+}

@@ -1,0 +1,99 @@
+/* A request as handlers see it, and the one way to answer it. Nothing here
+ * knows about FastCGI: src/server/ fills struct req from the FastCGI params
+ * and flushes the reply. */
+#ifndef OPSD_HTTP_H
+#define OPSD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+struct arena;
+struct json_object;
+struct route;
+struct route_params;
+struct db;
+struct opsd_config;
+
+#define REQ_MAX_HEADERS 16
+
+struct req_header {
+	const char *name;
+	const char *value;
+};
+
+struct req {
+	struct arena *arena;
+	const struct opsd_config *cfg;
+	struct db *db;                 /* this worker's connection (may be down) */
+
+	/* Request, copied into the arena from the FastCGI params. */
+	const char *method;
+	const char *path;              /* without the query string, not decoded */
+	const char *query;             /* "" when absent */
+	const char *request_id;        /* nginx's $request_id, or generated */
+	const char *remote_addr;
+	const char *content_type;
+	const char *user_agent;
+	const char *cookie;
+	const char *authorization;
+	const char *if_none_match;
+	const char *csrf_token;        /* X-CSRF-Token */
+	size_t nparams;
+	const char **param_name;       /* every FastCGI param */
+	const char **param_value;
+	char *body;                    /* NUL-terminated, may be NULL */
+	size_t body_len;
+	struct json_object *json;      /* parsed body for RF_JSON_BODY routes */
+
+	const struct route *route;
+	int route_index;
+	struct route_params *params;
+	int64_t start_us;              /* monotonic */
+
+	/* Reply. */
+	int status;
+	bool replied;
+	const char *content_type_out;
+	struct req_header headers[REQ_MAX_HEADERS];
+	int nheaders;
+	struct buf *out;
+	const char *error_code;        /* for the access log line */
+};
+
+/* Path parameter (":id") of the matched route, decoded; NULL if absent. */
+const char *req_param(const struct req *r, const char *name);
+/* Query parameter, decoded into the arena; NULL if absent or malformed. */
+const char *req_query(struct req *r, const char *name);
+bool req_query_has(const struct req *r, const char *name);
+/* A FastCGI param (HTTP_X_FOO, SERVER_NAME, ...), NULL if absent. */
+const char *req_env(const struct req *r, const char *name);
+
+void reply_header(struct req *r, const char *name, const char *value);
+/* Serialises obj as the body and releases it (json_object_put). */
+void reply_json(struct req *r, int status, struct json_object *obj);
+void reply_raw(struct req *r, int status, const char *content_type,
+    const char *body, size_t len);
+void reply_empty(struct req *r, int status);
+/* The SPEC §5 envelope:
+ * {"error":{"code":…,"message":…,"details":{…}},"requestId":…}.
+ * details may be NULL; it is released. */
+void reply_error(struct req *r, int status, const char *code,
+    const char *message, struct json_object *details);
+/* 503 unavailable with Retry-After when MariaDB is down, else 500
+ * internal_error (the log line with the request id has db_error()). */
+void reply_db_error(struct req *r);
+/* 400 validation_failed naming the fields (details from json_validate). */
+void reply_invalid(struct req *r, struct json_object *details);
+
+/* Validates r->json against spec, replying 400 itself on failure.
+ * Returns true when the handler may go on. */
+struct field_spec;
+bool req_validate_or_reply(struct req *r, const struct field_spec *spec);
+
+/* Default reason phrase ("Not Found") for a status. */
+const char *http_status_text(int status);
+
+#endif

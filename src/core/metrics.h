@@ -1,0 +1,24 @@
+/* Prometheus metrics (SPEC §13), counted in shared memory so every worker
+ * adds to the same series; rendered by GET /metrics in text format 0.0.4.
+ * Labels are bounded: route names come from the route table, statuses
+ * from a fixed list. */
+#ifndef OPSD_METRICS_H
+#define OPSD_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf;
+struct scoreboard;
+
+#define METRICS_MAX_ROUTES 160
+
+/* Maps the shared counters; call once in the master before forking. */
+int metrics_init(void);
+/* route: index in the route table, or -1 for a request no route matched. */
+void metrics_request(int route, int status, int64_t duration_us);
+/* Renders every series. route_names has nroutes entries. */
+void metrics_render(struct buf *out, const char *const *route_names, size_t nroutes,
+    const struct scoreboard *sb);
+
+#endif

@@ -1,0 +1,89 @@
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+
+#include "config.h"
+#include "db.h"
+#include "jobs.h"
+#include "log.h"
+#include "scoreboard.h"
+#include "util.h"
+
+/* One entry per kind of background work; later issues add the outbox,
+ * migrations, retention and blocklist expiry here. Each runs at most every
+ * interval_ms and must return promptly (work in bounded batches). */
+struct job {
+	const char *name;
+	int interval_ms;
+	int (*run)(const struct opsd_config *cfg, struct db *db);
+};
+
+static const struct job jobs[] = {
+	{NULL, 0, NULL},
+};
+
+static volatile sig_atomic_t stopping;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_stop;
+	sigaction(SIGQUIT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigemptyset(&sa.sa_mask);
+	sigprocmask(SIG_SETMASK, &sa.sa_mask, NULL);
+}
+
+int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
+{
+	int64_t last_run[countof(jobs)];
+	struct db *db = NULL;
+	char err[256];
+
+	install_signals();
+	log_set_role("jobs");
+	memset(last_run, 0, sizeof(last_run));
+	scoreboard_set_state(sb, slot, SB_IDLE);
+	log_msg(LL_INFO, "jobs_started", "jobs process ready");
+	while (!stopping) {
+		int64_t now = mono_ms();
+
+		for (size_t i = 0; i < countof(jobs) && !stopping; i++) {
+			const struct job *j = &jobs[i];
+
+			if (!j->run || now - last_run[i] < j->interval_ms)
+				continue;
+			last_run[i] = now;
+			if (!db && !(db = db_open(cfg->db_uri, err, sizeof(err)))) {
+				log_msg(LL_WARN, "db_connect_failed", "%s", err);
+				break;
+			}
+			if (db_ensure(db) != 0)
+				break;
+			scoreboard_set_state(sb, slot, SB_BUSY);
+			if (j->run(cfg, db) != 0)
+				log_msg(LL_ERROR, "job_failed", "%s", j->name);
+			scoreboard_set_state(sb, slot, SB_IDLE);
+		}
+		/* Sleeps are interrupted by the stop signals (no SA_RESTART). */
+		poll(NULL, 0, 500);
+	}
+	db_close(db);
+	return 0;
+}

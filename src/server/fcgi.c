@@ -1,0 +1,483 @@
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "buf.h"
+#include "fcgi.h"
+#include "http.h"
+#include "log.h"
+#include "util.h"
+#include "uuid.h"
+
+/* Bodies beyond this are not even drained: the connection is dropped. nginx
+ * caps bodies well below it (client_max_body_size). */
+#define DRAIN_MAX (64u * 1024 * 1024)
+
+/* FastCGI 1.0 record types and roles (fastcgi spec §8). */
+enum { FCGI_BEGIN = 1, FCGI_ABORT = 2, FCGI_END = 3, FCGI_PARAMS_T = 4, FCGI_STDIN_T = 5,
+	FCGI_STDOUT_T = 6 };
+#define FCGI_HEADER 8
+/* nginx sends headers (at most 4 x 8 KiB by default) plus ~30 fixed params:
+ * anything beyond this is not a request we want to parse. */
+#define PARAMS_MAX (128u * 1024)
+#define PARAMS_COUNT_MAX 2000
+#define PEEK_MAX (PARAMS_MAX + 64 * FCGI_HEADER + 8 * 1024)
+#define PEEK_TIMEOUT_MS 3000
+
+struct frame_check {
+	unsigned request_id;
+	const char *why;
+};
+
+static unsigned be16(const unsigned char *p)
+{
+	return (unsigned)p[0] << 8 | p[1];
+}
+
+/* Reads a name or value length (1 byte, or 4 with the top bit set). */
+static bool nv_len(const unsigned char *p, size_t n, size_t *pos, size_t *out)
+{
+	if (*pos >= n)
+		return false;
+	if (!(p[*pos] & 0x80)) {
+		*out = p[(*pos)++];
+		return true;
+	}
+	if (n - *pos < 4)
+		return false;
+	*out = ((size_t)(p[*pos] & 0x7f) << 24) | ((size_t)p[*pos + 1] << 16) |
+	    ((size_t)p[*pos + 2] << 8) | p[*pos + 3];
+	*pos += 4;
+	return true;
+}
+
+static const char *check_pairs(const unsigned char *p, size_t n)
+{
+	size_t pos = 0;
+	int count = 0;
+
+	while (pos < n) {
+		size_t nl, vl;
+
+		if (!nv_len(p, n, &pos, &nl) || !nv_len(p, n, &pos, &vl))
+			return "truncated name/value length";
+		if (nl > n - pos || vl > n - pos - nl)
+			return "name/value length past the end of PARAMS";
+		if (nl == 0)
+			return "empty param name";
+		pos += nl + vl;
+		if (++count > PARAMS_COUNT_MAX)
+			return "too many params";
+	}
+	return NULL;
+}
+
+/* Peeks until at least need bytes are queued. MSG_WAITALL waits for TCP, but
+ * a peek on a unix socket returns what is queued, so this waits in short
+ * naps (nginx writes all params at once: the nap is the rare case). Returns
+ * the byte count, 0 when the peer closed first, -1 on error or time-out. */
+static ssize_t peek_at_least(int fd, void *buf, size_t need, int64_t deadline)
+{
+	useconds_t nap = 200;
+
+	for (;;) {
+		ssize_t got = recv(fd, buf, need, MSG_PEEK | MSG_WAITALL);
+		struct pollfd pf = {fd, POLLRDHUP, 0};
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0 || (size_t)got >= need)
+			return got;
+		if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+			return 0;
+		if (mono_ms() >= deadline)
+			return -1;
+		usleep(nap);
+		if (nap < 20000)
+			nap *= 2;
+	}
+}
+
+/* Peeks until the record framing of BEGIN_REQUEST + PARAMS is complete.
+ * Returns 1 when the framing is sound, 0 when it is not (fc->why), -1 on a
+ * read error or time-out. */
+static int check_framing(int fd, struct frame_check *fc)
+{
+	static unsigned char buf[PEEK_MAX];
+	static unsigned char params[PARAMS_MAX];
+	size_t have = 0, need = FCGI_HEADER, pos = 0, plen = 0;
+	bool begun = false;
+	int64_t deadline = mono_ms() + PEEK_TIMEOUT_MS;
+
+	fc->request_id = 0;
+	for (;;) {
+		const unsigned char *h;
+		unsigned type, id, clen, padlen;
+
+		if (need > sizeof(buf)) {
+			fc->why = "PARAMS larger than allowed";
+			return 0;
+		}
+		if (have < need) {
+			ssize_t got = peek_at_least(fd, buf, need, deadline);
+
+			if (got == 0) {
+				fc->why = "connection closed before the end of PARAMS";
+				return 0;
+			}
+			if (got < (ssize_t)need)
+				return -1;
+			have = (size_t)got;
+		}
+		if (pos + FCGI_HEADER > have) {
+			need = pos + FCGI_HEADER;
+			continue;
+		}
+		h = buf + pos;
+		type = h[1];
+		id = be16(h + 2);
+		clen = be16(h + 4);
+		padlen = h[6];
+		if (h[0] != 1) {
+			fc->why = "not FastCGI version 1";
+			return 0;
+		}
+		if (pos + FCGI_HEADER + clen + padlen > have) {
+			need = pos + FCGI_HEADER + clen + padlen;
+			continue;
+		}
+		pos += FCGI_HEADER;
+		if (!begun) {
+			/* Management records (id 0) may come first; libfcgi answers them. */
+			if (id == 0 && type != FCGI_BEGIN) {
+				pos += clen + padlen;
+				need = pos + FCGI_HEADER;
+				continue;
+			}
+			if (type != FCGI_BEGIN || clen != 8 || id == 0) {
+				fc->why = "expected BEGIN_REQUEST";
+				return 0;
+			}
+			if (be16(buf + pos) != 1) {
+				fc->why = "only the RESPONDER role is served";
+				return 0;
+			}
+			begun = true;
+			fc->request_id = id;
+		} else if (type != FCGI_PARAMS_T || id != fc->request_id) {
+			fc->why = "expected PARAMS for the request";
+			return 0;
+		} else if (clen == 0) {
+			fc->why = check_pairs(params, plen);
+			return fc->why == NULL;
+		} else {
+			if (plen + clen > sizeof(params)) {
+				fc->why = "PARAMS larger than allowed";
+				return 0;
+			}
+			memcpy(params + plen, buf + pos, clen);
+			plen += clen;
+		}
+		pos += clen + padlen;
+		need = pos + FCGI_HEADER;
+	}
+}
+
+static void put_record(struct buf *b, unsigned type, unsigned id, const void *p, size_t n)
+{
+	unsigned char h[FCGI_HEADER] = {1, (unsigned char)type, (unsigned char)(id >> 8),
+	    (unsigned char)id, (unsigned char)(n >> 8), (unsigned char)n, 0, 0};
+
+	buf_append(b, h, sizeof(h));
+	buf_append(b, p, n);
+}
+
+/* A JSON 400 written as raw records: libfcgi never sees this connection. */
+static void reply_bad_framing(int fd, unsigned id, const char *why)
+{
+	struct opsd_uuid u;
+	char rid[UUID_STR_LEN + 1];
+	static const unsigned char end[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+	struct buf body, out;
+
+	uuid7_new(&u);
+	uuid_format(&u, rid);
+	buf_init(&body);
+	buf_init(&out);
+	buf_printf(&body, "Status: 400 Bad Request\r\nContent-Type: application/json\r\n"
+			  "X-Request-Id: %s\r\nCache-Control: no-store\r\n\r\n"
+			  "{\"error\":{\"code\":\"bad_request\",\"message\":",
+	    rid);
+	buf_json_str(&body, why);
+	buf_printf(&body, ",\"details\":{}},\"requestId\":\"%s\"}\n", rid);
+	if (!buf_failed(&body) && body.len < 65535) {
+		put_record(&out, FCGI_STDOUT_T, id, body.data, body.len);
+		put_record(&out, FCGI_STDOUT_T, id, NULL, 0);
+		put_record(&out, FCGI_END, id, end, sizeof(end));
+		if (!buf_failed(&out) && write(fd, out.data, out.len) < 0)
+			log_msg(LL_DEBUG, "fcgi_reply_failed", "%s", strerror(errno));
+	}
+	buf_free(&body);
+	buf_free(&out);
+}
+
+static bool peer_allowed(const struct sockaddr_storage *ss, const char *allowed)
+{
+	char addr[INET6_ADDRSTRLEN];
+	const char *a;
+	size_t n;
+
+	if (ss->ss_family == AF_UNIX)
+		return true;
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, addr, sizeof(addr));
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, addr, sizeof(addr));
+	else
+		return false;
+	a = str_has_prefix(addr, "::ffff:") ? addr + 7 : addr;
+	n = strlen(a);
+	if (!allowed || !*allowed)
+		return true;
+	for (const char *p = allowed; *p;) {
+		size_t len = strcspn(p, ",");
+		const char *s = p;
+
+		while (len > 0 && *s == ' ')
+			s++, len--;
+		while (len > 0 && s[len - 1] == ' ')
+			len--;
+		if (len == n && strncmp(s, a, n) == 0)
+			return true;
+		p += strcspn(p, ",");
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
+static void set_timeout(int fd, int secs)
+{
+	struct timeval tv = {secs, 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+int fcgi_accept_checked(int listen_fd, const char *allowed_clients, int io_timeout_s)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct frame_check fc;
+	int fd, ok;
+
+	fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno == EINTR)
+			return -1;
+		if (errno != ECONNABORTED) {
+			/* EMFILE and friends: back off instead of spinning. */
+			log_msg(LL_ERROR, "accept_failed", "%s", strerror(errno));
+			usleep(100 * 1000);
+		}
+		errno = EAGAIN;
+		return -1;
+	}
+	if (!peer_allowed(&ss, allowed_clients)) {
+		log_msg(LL_WARN, "fcgi_peer_refused", "FastCGI peer not in OPSD_ALLOWED_CLIENTS");
+		close(fd);
+		errno = EAGAIN;
+		return -1;
+	}
+	/* A peer that stalls in the middle of its params cannot hold the worker. */
+	set_timeout(fd, 3);
+	ok = check_framing(fd, &fc);
+	if (ok != 1) {
+		log_msg(LL_WARN, "fcgi_rejected", "malformed FastCGI request: %s",
+		    ok < 0 ? "read failed or timed out" : fc.why);
+		if (ok == 0 && fc.request_id)
+			reply_bad_framing(fd, fc.request_id, "malformed FastCGI parameters");
+		close(fd);
+		errno = EAGAIN;
+		return -1;
+	}
+	set_timeout(fd, io_timeout_s > 0 ? io_timeout_s : 3600);
+	return fd;
+}
+
+static const char *param(const struct req *r, const char *name)
+{
+	const char *v = req_env(r, name);
+
+	return v ? v : NULL;
+}
+
+static void copy_params(FCGX_Request *fr, struct req *r)
+{
+	size_t n = 0;
+
+	for (char **e = fr->envp; e && *e; e++)
+		n++;
+	r->param_name = arena_calloc(r->arena, n + 1, sizeof(char *));
+	r->param_value = arena_calloc(r->arena, n + 1, sizeof(char *));
+	if (!r->param_name || !r->param_value)
+		return;
+	for (char **e = fr->envp; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+
+		if (!eq)
+			continue;
+		r->param_name[r->nparams] = arena_strndup(r->arena, *e, (size_t)(eq - *e));
+		r->param_value[r->nparams] = arena_strdup(r->arena, eq + 1);
+		if (r->param_name[r->nparams] && r->param_value[r->nparams])
+			r->nparams++;
+	}
+}
+
+static void split_uri(struct req *r)
+{
+	const char *uri = param(r, "DOCUMENT_URI");
+	const char *q = param(r, "QUERY_STRING");
+	const char *full = param(r, "REQUEST_URI");
+
+	/* Prefer the raw REQUEST_URI: DOCUMENT_URI is already decoded and
+	 * normalised by nginx, and routing decodes parameters itself. */
+	if (full && *full == '/') {
+		const char *qm = strchr(full, '?');
+
+		r->path = qm ? arena_strndup(r->arena, full, (size_t)(qm - full)) : full;
+		r->query = qm ? qm + 1 : (q ? q : "");
+	} else {
+		r->path = uri && *uri ? uri : "/";
+		r->query = q ? q : "";
+	}
+	if (!r->path)
+		r->path = "/";
+}
+
+/* Reads exactly len bytes; returns how many arrived before EOF. */
+static size_t read_exact(FCGX_Request *fr, char *dst, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		int chunk = len - got > 65536 ? 65536 : (int)(len - got);
+		int n = FCGX_GetStr(dst + got, chunk, fr->in);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	return got;
+}
+
+static void drain(FCGX_Request *fr, size_t len)
+{
+	char sink[8192];
+
+	while (len > 0) {
+		int n = FCGX_GetStr(sink, len > sizeof(sink) ? (int)sizeof(sink) : (int)len, fr->in);
+
+		if (n <= 0)
+			return;
+		len -= (size_t)n;
+	}
+}
+
+static bool parse_length(const char *s, size_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s) {
+		*out = 0;
+		return true;
+	}
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v > (unsigned long long)SIZE_MAX / 2)
+		return false;
+	*out = (size_t)v;
+	return true;
+}
+
+enum body_state fcgi_read_request(FCGX_Request *fr, struct req *r, size_t max_body)
+{
+	size_t len;
+
+	copy_params(fr, r);
+	r->method = param(r, "REQUEST_METHOD");
+	if (!r->method || !*r->method)
+		r->method = "GET";
+	split_uri(r);
+	r->remote_addr = param(r, "REMOTE_ADDR");
+	r->content_type = param(r, "CONTENT_TYPE");
+	r->user_agent = param(r, "HTTP_USER_AGENT");
+	r->cookie = param(r, "HTTP_COOKIE");
+	r->authorization = param(r, "HTTP_AUTHORIZATION");
+	r->if_none_match = param(r, "HTTP_IF_NONE_MATCH");
+	r->csrf_token = param(r, "HTTP_X_CSRF_TOKEN");
+	r->request_id = param(r, "REQUEST_ID");
+
+	if (!parse_length(param(r, "CONTENT_LENGTH"), &len))
+		return BODY_BAD_LENGTH;
+	if (len == 0)
+		return BODY_OK;
+	if (len > max_body) {
+		if (len <= DRAIN_MAX)
+			drain(fr, len);
+		return BODY_TOO_BIG;
+	}
+	r->body = arena_alloc(r->arena, len + 1);
+	if (!r->body)
+		return BODY_TOO_BIG;
+	r->body_len = read_exact(fr, r->body, len);
+	r->body[r->body_len] = '\0';
+	return r->body_len == len ? BODY_OK : BODY_SHORT;
+}
+
+/* Header values come from opsd itself, never from the client; anything with
+ * a line break would split the response, so it is dropped. */
+static void put_header(struct buf *h, const char *name, const char *value)
+{
+	if (strpbrk(value, "\r\n"))
+		return;
+	buf_printf(h, "%s: %s\r\n", name, value);
+}
+
+void fcgi_write_reply(FCGX_Request *fr, const struct req *r, bool head_only)
+{
+	/* Kept across requests: the head is built without a malloc. fcgi2's
+	 * own printf knows no %zu, so it is formatted here and written once. */
+	static struct buf h;
+	bool cache_set = false;
+
+	buf_reset(&h);
+	buf_printf(&h, "Status: %d %s\r\n", r->status, http_status_text(r->status));
+	if (r->content_type_out)
+		put_header(&h, "Content-Type", r->content_type_out);
+	if (r->request_id)
+		put_header(&h, "X-Request-Id", r->request_id);
+	for (int i = 0; i < r->nheaders; i++) {
+		put_header(&h, r->headers[i].name, r->headers[i].value);
+		cache_set |= strcasecmp(r->headers[i].name, "Cache-Control") == 0;
+	}
+	/* API answers are per-user and live: never cached unless a handler says so. */
+	if (!cache_set)
+		put_header(&h, "Cache-Control", "no-store");
+	buf_printf(&h, "Content-Length: %zu\r\n\r\n", r->out->len);
+	FCGX_PutStr(h.data, (int)h.len, fr->out);
+	if (!head_only && r->out->len)
+		FCGX_PutStr(r->out->data, (int)r->out->len, fr->out);
+}

@@ -1,0 +1,58 @@
+/* Declarative routing (kcgi style): the route table is data; matching is
+ * pure so it is unit-tested on its own. */
+#ifndef OPSD_ROUTER_H
+#define OPSD_ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct arena;
+struct req;
+
+typedef void (*route_handler)(struct req *r);
+
+/* Route flags. */
+#define RF_PUBLIC       0x01u /* no authentication needed */
+#define RF_LOOPBACK     0x02u /* loopback clients only (until admin auth exists) */
+#define RF_LEGAL_EXEMPT 0x04u /* not blocked by the legal-acceptance gate */
+#define RF_CSRF         0x08u /* cookie-authenticated calls need X-CSRF-Token */
+#define RF_JSON_BODY    0x10u /* body must be a JSON object */
+#define RF_TEST_ONLY    0x20u /* exists only when OPSD_ENV=test */
+#define RF_NO_DB        0x40u /* never touches MariaDB (served while it is down) */
+
+#define ROUTE_MAX_PARAMS 8
+
+struct route {
+	const char *method;   /* "GET", "POST", "PATCH", "DELETE", "PUT" */
+	const char *pattern;  /* "/legal/:type/versions/:version" */
+	route_handler handler;
+	const char *perm;     /* permission "area.action", NULL when public */
+	unsigned flags;
+	const char *name;     /* metric label, e.g. "legal_get" */
+};
+
+struct route_params {
+	int n;
+	const char *name[ROUTE_MAX_PARAMS];
+	char *value[ROUTE_MAX_PARAMS]; /* percent-decoded, in the arena */
+};
+
+enum route_result { ROUTE_FOUND, ROUTE_NOT_FOUND, ROUTE_BAD_METHOD, ROUTE_BAD_PATH };
+
+/* Finds the route for method+path (path without the query string). HEAD
+ * matches GET routes. Literal segments beat ":param" segments. On
+ * ROUTE_BAD_METHOD, allow gets the comma-separated methods the path accepts
+ * ("GET, HEAD, POST"). ROUTE_BAD_PATH: a parameter failed to decode. A route
+ * with RF_TEST_ONLY is skipped unless test_routes is true. */
+enum route_result router_match(const struct route *table, size_t n,
+    const char *method, const char *path, bool test_routes,
+    struct arena *a, const struct route **found, struct route_params *params,
+    char *allow, size_t allow_len);
+
+/* Checks a table at start-up: patterns well formed, no duplicate
+ * method+pattern, at most ROUTE_MAX_PARAMS params. Returns the number of
+ * problems and reports each through fn. */
+int router_check_table(const struct route *table, size_t n,
+    void (*fn)(const char *problem, void *ctx), void *ctx);
+
+#endif

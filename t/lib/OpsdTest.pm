@@ -1,0 +1,770 @@
+package OpsdTest;
+
+# Integration-test harness (SPEC §18): starts the real stack (MariaDB, nginx,
+# opsd) with `script/server start` in a temporary OPSD_VAR, talks HTTPS to
+# nginx, and stops everything again, even when a test dies. Core Perl plus
+# IO::Socket::SSL (Debian libio-socket-ssl-perl, installed by script/test).
+#
+#   use lib 't/lib';
+#   use OpsdTest;
+#   start_stack(env => { OPSD_WORKERS => 2 });
+#   my $r = http(GET => '/healthz');
+#   is $r->{status}, 200;
+#   finish();   # stops the stack, checks ASan reports and JSON logs, done_testing
+#
+# Environment read here: OPSD_BUILD (build/<name>, default "default"),
+# OPSD_SKIP_BUILD=1 (passed on: script/test builds once, then runs prove),
+# OPSD_ASAN_DIR / ASAN_OPTIONS / UBSAN_OPTIONS (sanitizer reports),
+# OPSD_TEST_START_TIMEOUT (seconds for `script/server start`, default 600),
+# OPSD_TEST_KEEP=1 (keep the temp dir even when everything passed).
+
+use v5.36;
+use Carp qw(croak);
+use Cwd qw(abs_path);
+use Errno qw(EINTR EAGAIN);
+use Exporter qw(import);
+use File::Basename qw(dirname basename);
+use File::Path qw(remove_tree);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Select;
+use IO::Socket::INET;
+use IO::Socket::UNIX;
+use JSON::PP ();
+use POSIX qw(WNOHANG setsid _exit);
+use Socket qw(SOCK_STREAM SHUT_WR);
+use Test::More ();
+use Time::HiRes qw(time sleep);
+
+BEGIN {
+	# Loaded on demand so that `perl -c` works where it is missing; every
+	# HTTPS helper needs it.
+	eval { require IO::Socket::SSL; IO::Socket::SSL->import(); 1 }
+	    or warn "OpsdTest: IO::Socket::SSL missing (apt-get install libio-socket-ssl-perl)\n";
+}
+
+our @EXPORT = qw(
+	start_stack finish stack var_dir repo_root https_port base_url build_dir opsd_bin opsctl_bin
+	http raw_request check_error request_id_logged
+	master_pid nginx_pid mysqld_pid worker_pids jobs_pid children_of proc_title proc_uids
+	pid_alive wait_until logs log_records diag_logs
+	mysql stop_mysql start_mysql
+	fcgi_record fcgi_nv fcgi_begin fcgi_params fcgi_exchange
+	run_cmd parse_env_file json_decode json_encode
+);
+
+my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
+my $OWNER = $$;          # END blocks also run in forked children: only the owner cleans up
+my $STACK;               # the one stack of this test file
+my @SERVER_CMD = ('script/server');
+
+$SIG{PIPE} = 'IGNORE';   # a peer closing early must show as an error, not kill the test
+
+sub json_decode($s) { my $v = eval { $JSON->decode($s) }; return $v }
+sub json_encode($v) { return $JSON->encode($v) }
+
+sub repo_root() {
+	state $root = abs_path(dirname(__FILE__) . '/../..');
+	return $root;
+}
+
+sub build_dir() { return repo_root() . '/build/' . ($ENV{OPSD_BUILD} || 'default') }
+sub opsd_bin()  { return build_dir() . '/opsd' }
+sub opsctl_bin() { return build_dir() . '/opsctl' }
+
+sub stack() { croak 'no stack: call start_stack first' unless $STACK; return $STACK }
+sub var_dir() { return stack()->{var} }
+sub https_port() { return stack()->{port} }
+sub base_url() { return 'https://127.0.0.1:' . https_port() }
+
+sub _free_port() {
+	for (1 .. 20) {
+		my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0,
+		    Proto => 'tcp', ReuseAddr => 0) or next;
+		my $port = $s->sockport;
+		close $s;
+		# 8443 is the default a developer's own stack may be using
+		return $port if $port != 8443;
+	}
+	croak "no free TCP port: $!";
+}
+
+sub _slurp($path) {
+	open my $fh, '<:raw', $path or return undef;
+	local $/;
+	my $s = <$fh>;
+	return $s // '';
+}
+
+sub _spit($path, $data, $mode = undef) {
+	open my $fh, '>:raw', $path or croak "write $path: $!";
+	print {$fh} $data;
+	close $fh or croak "close $path: $!";
+	chmod $mode, $path if defined $mode;
+}
+
+sub _tail($text, $n) {
+	my @l = split /\n/, $text // '';
+	@l = @l[-$n .. -1] if @l > $n;
+	return join("\n", @l);
+}
+
+# The variables that must not leak from the developer's shell into the stack
+# (an inherited OPSD_DB_URI would point the tests at a real database).
+sub _scrub_env(%env) {
+	my %keep = map { $_ => 1 } qw(OPSD_BUILD OPSD_ASAN_DIR OPSD_SKIP_INSTALL OPSD_SKIP_BUILD OPSD_READY_TIMEOUT);
+	for my $k (keys %env) {
+		next if $keep{$k};
+		delete $env{$k} if $k =~ /^(?:OPSD_|SMTP_|SESSION_|LEGAL_ENFORCE$|TEST_EMAIL_ALLOWLIST$)/;
+	}
+	return %env;
+}
+
+# Runs a command with a given environment; returns {rc, out, err, timed_out,
+# elapsed}. Output goes through files, never pipes: daemons started by the
+# command inherit its descriptors and would keep a pipe open forever.
+sub run_cmd(%o) {
+	my $cmd = $o{cmd} or croak 'run_cmd: cmd';
+	my $timeout = $o{timeout} // 120;
+	state $n = 0;
+	my $dir = $o{dir} // ($STACK ? $STACK->{tmp} : tempdir('opsd-cmd-XXXXXX', TMPDIR => 1, CLEANUP => 1));
+	my $tag = $o{tag} // ('cmd' . ++$n);
+	my ($outf, $errf) = ("$dir/$tag.out", "$dir/$tag.err");
+	my %env = $o{env} ? %{ $o{env} } : %ENV;
+	my $t0 = time;
+	my $pid = fork // croak "fork: $!";
+	if ($pid == 0) {
+		setsid();
+		%ENV = %env;
+		chdir($o{cwd} // repo_root()) or _exit(127);
+		open STDIN, '<', (defined $o{stdin_file} ? $o{stdin_file} : '/dev/null') or _exit(127);
+		open STDOUT, '>', $outf or _exit(127);
+		open STDERR, '>', $errf or _exit(127);
+		exec { $cmd->[0] } @$cmd or do { print STDERR "exec $cmd->[0]: $!\n"; _exit(127) };
+	}
+	my $rc;
+	my $timed_out = 0;
+	while (1) {
+		my $w = waitpid($pid, WNOHANG);
+		if ($w == $pid) { $rc = $?; last }
+		if (time - $t0 > $timeout) {
+			$timed_out = 1;
+			kill 'TERM', -$pid;
+			sleep 2;
+			kill 'KILL', -$pid;
+			waitpid($pid, 0);
+			$rc = $?;
+			last;
+		}
+		sleep 0.05;
+	}
+	return {
+		rc => ($rc >> 8) | ($rc & 127 ? 128 + ($rc & 127) : 0),
+		signal => $rc & 127,
+		out => _slurp($outf) // '',
+		err => _slurp($errf) // '',
+		timed_out => $timed_out,
+		elapsed => time - $t0,
+		out_file => $outf,
+		err_file => $errf,
+	};
+}
+
+sub _sanitizer_spots() {
+	my @spots;
+	push @spots, [$ENV{OPSD_ASAN_DIR}, ''] if $ENV{OPSD_ASAN_DIR};
+	for my $opt ($ENV{ASAN_OPTIONS}, $ENV{UBSAN_OPTIONS}, $ENV{LSAN_OPTIONS}) {
+		next unless $opt && $opt =~ /(?:^|[:,])log_path=([^:,]+)/;
+		my $p = $1;
+		next if $p eq 'stderr' || $p eq 'stdout';
+		push @spots, [dirname($p), basename($p)];
+	}
+	return @spots;
+}
+
+sub _sanitizer_files() {
+	my %f;
+	for my $spot (_sanitizer_spots()) {
+		my ($dir, $prefix) = @$spot;
+		opendir(my $dh, $dir) or next;
+		for my $e (readdir $dh) {
+			next if $e =~ /^\./;
+			next if length $prefix && index($e, $prefix) != 0;
+			$f{"$dir/$e"} = 1 if -f "$dir/$e";
+		}
+	}
+	return \%f;
+}
+
+# Starts the whole stack. Options: env => {VAR => value} overrides.
+sub start_stack(%o) {
+	croak 'start_stack called twice in one test file' if $STACK;
+	my $tmp = tempdir('opsd-t-XXXXXX', TMPDIR => 1, CLEANUP => 0);
+	# www-data (opsd workers, nginx workers) must reach the sockets and logs inside
+	chmod 0755, $tmp;
+	my $var = "$tmp/var";
+	mkdir $var or croak "mkdir $var: $!";
+	chmod 0755, $var;
+	my $port = _free_port();
+	my %env = _scrub_env(%ENV);
+	%env = (%env,
+		OPSD_VAR => $var,
+		OPSD_HTTPS_PORT => $port,
+		OPSD_ENV => 'test',
+		OPSD_SKIP_INSTALL => 1,
+		OPSD_BUILD => $ENV{OPSD_BUILD} || 'default',
+		OPSD_NGINX_API_RATE => '10000r/s',
+		OPSD_NGINX_API_BURST => 10000,
+		OPSD_NGINX_CONN_LIMIT => 1000,
+		OPSD_NGINX_LOGIN_RATE => '1000r/s',
+		OPSD_NGINX_LOGIN_BURST => 1000,
+		%{ $o{env} // {} },
+	);
+	$STACK = {
+		tmp => $tmp, var => $var, port => $port, env => \%env, started => 0, finished => 0,
+		sanitizer_before => _sanitizer_files(), t0 => time,
+	};
+	Test::More::note("opsd test stack: OPSD_VAR=$var port=$port");
+
+	my $r = run_cmd(cmd => [@SERVER_CMD, 'start'], env => \%env, tag => 'server-start',
+	    timeout => $ENV{OPSD_TEST_START_TIMEOUT} || 600);
+	$STACK->{start_out} = $r->{out};
+	my @ready = grep { m{^opsd ready: https://127\.0\.0\.1:\d+/$} } split /\n/, $r->{out};
+	my $ok = Test::More::ok($r->{rc} == 0 && !$r->{timed_out},
+	    "script/server start exits 0 (rc=$r->{rc}" . ($r->{timed_out} ? ', timed out' : '') .
+	    sprintf(', %.1fs)', $r->{elapsed}));
+	$ok &= Test::More::is(scalar(@ready), 1, 'script/server start prints exactly one ready line');
+	$ok &= Test::More::is($ready[0] // '', "opsd ready: https://127.0.0.1:$port/",
+	    'the ready line names our port');
+	$STACK->{started} = 1;  # stop even when start half-worked
+	unless ($ok) {
+		Test::More::diag("script/server start stdout:\n" . _tail($r->{out}, 40));
+		Test::More::diag("script/server start stderr:\n" . _tail($r->{err}, 40));
+		diag_logs();
+		die "the stack did not start; see the diagnostics above\n";
+	}
+	$STACK->{master_at_start} = master_pid();
+	return $STACK;
+}
+
+sub _pidfile($name) {
+	my $s = _slurp(var_dir() . "/run/$name") // return undef;
+	return $s =~ /^\s*(\d+)/ ? $1 + 0 : undef;
+}
+sub master_pid() { return _pidfile('opsd.pid') }
+sub nginx_pid()  { return _pidfile('nginx.pid') }
+sub mysqld_pid() { return _pidfile('mysqld.pid') }
+
+sub pid_alive($pid) {
+	return 0 unless $pid;
+	return 0 unless kill 0, $pid;
+	# a zombie is dead for our purposes
+	my $st = _slurp("/proc/$pid/stat") // return 0;
+	return $st =~ /\)\s+Z\s/ ? 0 : 1;
+}
+
+# "opsd: worker" etc.: argv rewritten by setproctitle, NULs and padding removed.
+sub proc_title($pid) {
+	my $c = _slurp("/proc/$pid/cmdline") // return undef;
+	$c =~ s/\0/ /g;
+	$c =~ s/\s+$//;
+	return $c;
+}
+
+# (real, effective, saved, fs) uid and gid lists, and supplementary groups.
+sub proc_uids($pid) {
+	my $s = _slurp("/proc/$pid/status") // return undef;
+	my %r;
+	$r{uid} = [split ' ', $1] if $s =~ /^Uid:\s*(.*)$/m;
+	$r{gid} = [split ' ', $1] if $s =~ /^Gid:\s*(.*)$/m;
+	$r{groups} = [split ' ', $1 // ''] if $s =~ /^Groups:[ \t]*(.*)$/m;
+	return \%r;
+}
+
+sub children_of($ppid) {
+	return () unless $ppid;
+	my @kids;
+	opendir(my $dh, '/proc') or return ();
+	for my $pid (grep { /^\d+$/ } readdir $dh) {
+		my $st = _slurp("/proc/$pid/stat") // next;
+		next unless $st =~ /\)\s+(\S)\s+(\d+)/;
+		next if $1 eq 'Z';
+		push @kids, $pid + 0 if $2 == $ppid;
+	}
+	return sort { $a <=> $b } @kids;
+}
+
+sub _children_titled($re) {
+	return grep { (proc_title($_) // '') =~ $re } children_of(master_pid());
+}
+sub worker_pids() { return _children_titled(qr/^opsd: worker/) }
+sub jobs_pid() { my @j = _children_titled(qr/^opsd: jobs/); return $j[0] }
+
+sub wait_until($timeout, $code, $interval = 0.05) {
+	my $end = time + $timeout;
+	while (1) {
+		my $v = $code->();
+		return $v if $v;
+		return $v if time >= $end;
+		sleep $interval;
+	}
+}
+
+sub logs($name) { return _slurp(var_dir() . "/log/$name") // '' }
+
+# Decoded JSON lines of a log (lines that do not parse are skipped here; the
+# end-of-test check reports them).
+sub log_records($name) {
+	return grep { ref eq 'HASH' } map { json_decode($_) } grep { length } split /\n/, logs($name);
+}
+
+# True when opsd's log has a line with this request id (any field).
+sub request_id_logged($rid, $timeout = 3) {
+	return 0 unless $rid;
+	return wait_until($timeout, sub { index(logs('opsd.log'), $rid) >= 0 });
+}
+
+sub diag_logs(@names) {
+	return unless $STACK;
+	my $var = $STACK->{var};
+	# lines of each log worth showing: opsd's own first, MariaDB's barely
+	my %lines = ('opsd.log' => 40, 'nginx-error.log' => 15, 'nginx-access.log' => 8, 'mysqld.log' => 8);
+	@names = ('opsd.log', 'nginx-error.log', 'nginx-access.log', 'mysqld.log') unless @names;
+	Test::More::diag("OPSD_VAR=$var");
+	for my $n (@names) {
+		my $s = _slurp("$var/log/$n");
+		next unless defined $s && length $s;
+		Test::More::diag("---- tail of log/$n ----\n" . _tail($s, $lines{$n} // 30));
+	}
+	for my $n ('server-start.err', 'server-stop.out', 'server-stop.err') {
+		my $s = _slurp("$STACK->{tmp}/$n");
+		next unless defined $s && length $s;
+		Test::More::diag("---- tail of $n ----\n" . _tail($s, 20));
+	}
+}
+
+# ---------------------------------------------------------------- HTTP
+
+sub _agent(%o) {
+	my %args = (
+		verify_SSL => 0,
+		SSL_options => { SSL_verify_mode => 0 },
+		timeout => $o{timeout} // 30,
+		max_redirect => 0,
+		keep_alive => 1,
+		agent => 'opsd-test/1',
+	);
+	return HTTP::Tiny->new(%args);
+}
+
+sub _result($status, $reason, $headers, $body) {
+	my %h;
+	for my $k (keys %{ $headers // {} }) {
+		my $v = $headers->{$k};
+		$h{lc $k} = ref $v eq 'ARRAY' ? join(', ', @$v) : $v;
+	}
+	my $res = { status => $status, reason => $reason, headers => \%h, body => $body // '' };
+	$res->{json} = json_decode($res->{body})
+	    if ($h{'content-type'} // '') =~ m{^application/(?:[\w.+-]+\+)?json\b}i && length $res->{body};
+	return $res;
+}
+
+# http(METHOD => '/path', json => {...} | body => $bytes, headers => {...},
+#      timeout => s, agent => HTTP::Tiny object (own connection)).
+# Returns {status, reason, headers (lc names), body, json, elapsed}; status
+# 599 means no HTTP answer (connection error: see body).
+sub http($method, $path, %o) {
+	state $shared;
+	my $ua = $o{agent} // ($o{fresh} ? _agent(%o) : ($shared //= _agent()));
+	my %headers = %{ $o{headers} // {} };
+	my %args;
+	if (exists $o{json}) {
+		$args{content} = ref $o{json} ? json_encode($o{json}) : $o{json};
+		$headers{'Content-Type'} //= 'application/json';
+	} elsif (exists $o{body}) {
+		$args{content} = $o{body};
+	}
+	$args{headers} = \%headers;
+	my $t0 = time;
+	my $r = $ua->request($method, base_url() . $path, \%args);
+	my $res = _result($r->{status}, $r->{reason}, $r->{headers}, $r->{content});
+	$res->{elapsed} = time - $t0;
+	return $res;
+}
+
+sub _parse_raw($raw) {
+	my ($head, $body) = split /\r\n\r\n/, $raw, 2;
+	return { status => 0, headers => {}, body => '', raw => $raw } unless defined $head && $head =~ m{^HTTP/\d\.\d (\d{3})\s*(.*)};
+	my ($status, $reason) = ($1, $2);
+	my %h;
+	for my $line (split /\r\n/, $head) {
+		next unless $line =~ /^([^:\s]+):\s*(.*)$/;
+		my $k = lc $1;
+		$h{$k} = exists $h{$k} ? "$h{$k}, $2" : $2;
+	}
+	$body //= '';
+	if (($h{'transfer-encoding'} // '') =~ /chunked/i) {
+		my $out = '';
+		while ($body =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
+			my $n = hex $1;
+			last if $n == 0;
+			$out .= substr($body, 0, $n, '');
+			$body =~ s/^\r\n//;
+		}
+		$body = $out;
+	}
+	my $res = _result($status, $reason, \%h, $body);
+	$res->{raw} = $raw;
+	return $res;
+}
+
+# Sends bytes as they are over TLS and reads until the server closes (or the
+# timeout). Returns the parsed first response plus raw, closed, timed_out.
+sub raw_request($bytes, %o) {
+	my $timeout = $o{timeout} // 10;
+	my $t0 = time;
+	my $s = IO::Socket::SSL->new(PeerHost => '127.0.0.1', PeerPort => https_port(),
+	    SSL_verify_mode => 0, Timeout => $timeout)
+	    or return { status => 0, error => "connect: $! " . ($IO::Socket::SSL::SSL_ERROR // ''),
+	    headers => {}, body => '' };
+	my $off = 0;
+	while ($off < length $bytes) {
+		my $w = syswrite($s, $bytes, 65536, $off);
+		last unless defined $w && $w > 0;   # the server may answer and close early
+		$off += $w;
+	}
+	my ($raw, $closed, $timed_out) = ('', 0, 0);
+	my $sel = IO::Select->new($s);
+	while (1) {
+		my $left = $t0 + $timeout - time;
+		if ($left <= 0) { $timed_out = 1; last }
+		# SSL may hold decrypted bytes the kernel no longer reports
+		next unless $s->pending || $sel->can_read($left);
+		my $n = sysread($s, my $chunk, 65536);
+		if (!defined $n) {
+			next if $! == EAGAIN || $! == EINTR;
+			$closed = 1;
+			last;
+		}
+		if ($n == 0) { $closed = 1; last }
+		$raw .= $chunk;
+	}
+	close $s;
+	my $res = _parse_raw($raw);
+	@$res{qw(closed timed_out elapsed written)} = ($closed, $timed_out, time - $t0, $off);
+	return $res;
+}
+
+sub _short($s) {
+	$s //= '';
+	return length $s > 600 ? substr($s, 0, 600) . '...' : $s;
+}
+
+# Checks the SPEC §5 error envelope. $code: a string, an arrayref of
+# acceptable codes, or undef for any snake_case code; $status: a number or an
+# arrayref. Returns true when every part holds.
+sub check_error($res, $status, $code, $name) {
+	my @st = ref $status ? @$status : ($status);
+	my @codes = ref $code ? @$code : defined $code ? ($code) : ();
+	my $ok = 1;
+	my $j = $res->{json};
+	my $rid = $res->{headers}{'x-request-id'};
+	$ok &= Test::More::ok((grep { $_ == $res->{status} } @st),
+	    "$name: status $res->{status} is " . join('/', @st));
+	$ok &= Test::More::like($res->{headers}{'content-type'} // '', qr{^application/json}i,
+	    "$name: JSON content type");
+	$ok &= Test::More::ok(ref $j eq 'HASH' && ref $j->{error} eq 'HASH', "$name: has an error object");
+	my $e = ref $j eq 'HASH' && ref $j->{error} eq 'HASH' ? $j->{error} : {};
+	$ok &= Test::More::ok(defined $e->{code} && !ref $e->{code} && $e->{code} =~ /^[a-z][a-z0-9_]*$/
+	    && (!@codes || grep { $_ eq $e->{code} } @codes),
+	    "$name: error.code " . ($e->{code} // 'undef') . ' is ' . (@codes ? join('/', @codes) : 'snake_case'));
+	$ok &= Test::More::ok(defined $e->{message} && !ref $e->{message} && length $e->{message},
+	    "$name: error.message is a non-empty string");
+	$ok &= Test::More::ok(ref $j eq 'HASH' && defined $j->{requestId} && length $j->{requestId},
+	    "$name: requestId present");
+	$ok &= Test::More::is($rid, (ref $j eq 'HASH' ? $j->{requestId} : undef),
+	    "$name: X-Request-Id header equals requestId");
+	unless ($ok) {
+		Test::More::diag("$name: headers: " . join(', ', map { "$_: $res->{headers}{$_}" } sort keys %{ $res->{headers} }));
+		Test::More::diag("$name: body: " . _short($res->{body}));
+	}
+	return $ok;
+}
+
+# ---------------------------------------------------------------- MariaDB
+
+sub mysql(@sql) {
+	my $sock = var_dir() . '/run/mysqld.sock';
+	my $r = run_cmd(cmd => ['mariadb', '--no-defaults', "--socket=$sock", '-uroot', '-N', '-B', 'opsd', '-e', join(";\n", @sql)],
+	    timeout => 60, tag => 'mysql');
+	if ($r->{rc} != 0) {
+		Test::More::diag("mysql(@sql) failed rc=$r->{rc}: $r->{err}");
+		return undef;
+	}
+	return $r->{out};
+}
+
+sub _lib_sh_function(@candidates) {
+	my $lib = _slurp(repo_root() . '/script/lib.sh') // return undef;
+	for my $f (@candidates) {
+		return $f if $lib =~ /^\s*(?:function\s+)?\Q$f\E\s*\(\s*\)/m;
+	}
+	return undef;
+}
+
+# Runs one function of script/lib.sh with $OPSD_VAR as its argument (the
+# lib's convention: mysql_stop VAR, mysql_start VAR).
+sub _lib_sh($fn) {
+	my $script = 'source script/lib.sh && ' . $fn . ' "$OPSD_VAR"';
+	return run_cmd(cmd => ['bash', '-c', $script], env => stack()->{env}, timeout => 120,
+	    tag => "lib-$fn");
+}
+
+# Stops the private MariaDB (not the rest of the stack). Remembers the exact
+# command line of the running mariadbd so start_mysql can bring the same one
+# back when script/lib.sh has no function for it.
+sub stop_mysql() {
+	my $pid = mysqld_pid() or croak 'stop_mysql: no run/mysqld.pid';
+	my $argv = _slurp("/proc/$pid/cmdline");
+	stack()->{mysqld_argv} = [split /\0/, $argv] if $argv;
+	stack()->{mysqld_cwd} = readlink("/proc/$pid/cwd");
+	if (my $f = _lib_sh_function(qw(mysql_stop))) {
+		my $r = _lib_sh($f);
+		Test::More::diag("lib.sh $f failed (rc=$r->{rc}): $r->{err}") if $r->{rc} != 0;
+	} else {
+		kill 'TERM', $pid;
+	}
+	my $gone = wait_until(60, sub { !pid_alive($pid) }, 0.1);
+	Test::More::diag("mariadbd $pid still running after stop_mysql") unless $gone;
+	return $gone;
+}
+
+sub _mysql_pings() {
+	my $sock = var_dir() . '/run/mysqld.sock';
+	return 0 unless -S $sock;
+	my $r = run_cmd(cmd => ['mariadb', '--no-defaults', "--socket=$sock", '-uroot', '-N', '-e', 'SELECT 1'],
+	    timeout => 10, tag => 'mysql-ping');
+	return $r->{rc} == 0;
+}
+
+sub start_mysql() {
+	if (my $f = _lib_sh_function(qw(mysql_start))) {
+		my $r = _lib_sh($f);
+		Test::More::diag("lib.sh $f failed (rc=$r->{rc}): $r->{err}") if $r->{rc} != 0;
+	} else {
+		my $argv = stack()->{mysqld_argv} or croak 'start_mysql: stop_mysql first';
+		my $log = var_dir() . '/log/mysqld.log';
+		my $pid = fork // croak "fork: $!";
+		if ($pid == 0) {
+			# double fork: mariadbd must not stay our child (a zombie after stop)
+			setsid();
+			my $p2 = fork // _exit(1);
+			_exit(0) if $p2;
+			chdir(stack()->{mysqld_cwd} // '/');
+			open STDIN, '<', '/dev/null';
+			open STDOUT, '>>', $log;
+			open STDERR, '>>', $log;
+			exec { $argv->[0] } @$argv or _exit(127);
+		}
+		waitpid($pid, 0);
+	}
+	my $up = wait_until(60, \&_mysql_pings, 0.2);
+	Test::More::diag('MariaDB did not answer after start_mysql') unless $up;
+	return $up;
+}
+
+# ---------------------------------------------------------------- FastCGI
+
+use constant {
+	FCGI_BEGIN_REQUEST => 1, FCGI_ABORT_REQUEST => 2, FCGI_END_REQUEST => 3,
+	FCGI_PARAMS => 4, FCGI_STDIN => 5, FCGI_STDOUT => 6, FCGI_STDERR => 7,
+};
+
+# One record; content longer than 65535 must be split by the caller.
+# %o: version, pad, declared_length (lie about the content length).
+sub fcgi_record($type, $id, $content, %o) {
+	my $len = $o{declared_length} // length $content;
+	my $pad = $o{pad} // 0;
+	return pack('CCnnCx', $o{version} // 1, $type, $id, $len, $pad) . $content . ("\0" x $pad);
+}
+
+sub _nv_len($n, $long = 0) { return $n < 128 && !$long ? pack('C', $n) : pack('N', $n | 0x80000000) }
+
+# One name-value pair (FastCGI 1.0 §3.4). %o: name_len / value_len declare a
+# length other than the real one; long_name / long_value force the 4-byte form.
+sub fcgi_nv($name, $value, %o) {
+	return _nv_len($o{name_len} // length $name, $o{long_name})
+	    . _nv_len($o{value_len} // length $value, $o{long_value}) . $name . $value;
+}
+
+sub fcgi_begin($id = 1, $role = 1, $flags = 0) {
+	return fcgi_record(FCGI_BEGIN_REQUEST, $id, pack('nCx5', $role, $flags));
+}
+
+# A PARAMS stream from pairs (an arrayref keeps the order), terminated.
+sub fcgi_params($id, $pairs) {
+	my @p = ref $pairs eq 'HASH' ? %$pairs : @$pairs;
+	my $body = '';
+	while (@p) { my ($k, $v) = splice @p, 0, 2; $body .= fcgi_nv($k, $v) }
+	my $out = '';
+	while (length $body) { $out .= fcgi_record(FCGI_PARAMS, $id, substr($body, 0, 65535, '')) }
+	return $out . fcgi_record(FCGI_PARAMS, $id, '');
+}
+
+# Sends bytes to opsd's own socket (bypassing nginx), half-closes, and reads
+# records until END_REQUEST, EOF or the timeout. Returns {connected, closed,
+# timed_out, end (app_status, protocol_status), stdout, stderr, elapsed}.
+sub fcgi_exchange($bytes, %o) {
+	my $timeout = $o{timeout} // 5;
+	my $path = $o{socket} // var_dir() . '/run/opsd.sock';
+	my $t0 = time;
+	my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $path)
+	    or return { connected => 0, error => "connect $path: $!" };
+	my $off = 0;
+	while ($off < length $bytes) {
+		my $w = syswrite($s, $bytes, 65536, $off);
+		last unless defined $w && $w > 0;
+		$off += $w;
+	}
+	shutdown($s, SHUT_WR) unless $o{keep_open};
+	my %r = (connected => 1, closed => 0, timed_out => 0, stdout => '', stderr => '', written => $off);
+	my $buf = '';
+	my $sel = IO::Select->new($s);
+	READ: while (1) {
+		my $left = $t0 + $timeout - time;
+		if ($left <= 0) { $r{timed_out} = 1; last }
+		next unless $sel->can_read($left);
+		my $n = sysread($s, my $chunk, 65536);
+		if (!defined $n) { next if $! == EINTR; $r{closed} = 1; $r{error} = "$!"; last }
+		if ($n == 0) { $r{closed} = 1; last }
+		$buf .= $chunk;
+		while (length $buf >= 8) {
+			my ($ver, $type, $id, $len, $pad) = unpack('CCnnC', $buf);
+			last if length $buf < 8 + $len + $pad;
+			my $content = substr($buf, 8, $len);
+			substr($buf, 0, 8 + $len + $pad, '');
+			if ($type == FCGI_STDOUT) { $r{stdout} .= $content }
+			elsif ($type == FCGI_STDERR) { $r{stderr} .= $content }
+			elsif ($type == FCGI_END_REQUEST) {
+				my ($app, $proto) = unpack('NC', $content);
+				$r{end} = { app_status => $app, protocol_status => $proto };
+				last READ;
+			} else { push @{ $r{other} }, $type }
+		}
+	}
+	close $s;
+	$r{elapsed} = time - $t0;
+	if ($r{stdout} =~ /^Status:\s*(\d{3})/mi) { $r{status} = $1 + 0 }
+	elsif (length $r{stdout}) { $r{status} = 200 }
+	return \%r;
+}
+
+# ---------------------------------------------------------------- env files
+
+# KEY=VALUE lines (export prefix, quotes) as opsd reads them.
+sub parse_env_file($path) {
+	my $s = _slurp($path) // return undef;
+	my %e;
+	for my $line (split /\n/, $s) {
+		next if $line =~ /^\s*(?:#|$)/;
+		next unless $line =~ /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/;
+		my ($k, $v) = ($1, $2);
+		$v =~ s/\s+$//;
+		if ($v =~ /^"(.*)"$/) { $v = $1; $v =~ s/\\(.)/$1/g }
+		elsif ($v =~ /^'(.*)'$/) { $v = $1 }
+		$e{$k} = $v;
+	}
+	return \%e;
+}
+
+# ---------------------------------------------------------------- the end
+
+sub _check_json_logs() {
+	my $var = var_dir();
+	opendir(my $dh, "$var/log") or return Test::More::fail("no $var/log directory");
+	my @files = sort grep { /^opsd\.log/ || $_ eq 'nginx-access.log' } readdir $dh;
+	Test::More::ok((grep { $_ eq 'opsd.log' } @files), 'log/opsd.log exists');
+	for my $f (@files) {
+		my ($n, @bad) = (0);
+		for my $line (split /\n/, _slurp("$var/log/$f") // '') {
+			$n++;
+			my $v = json_decode($line);
+			push @bad, "line $n: " . _short($line) unless ref $v eq 'HASH';
+		}
+		Test::More::ok(!@bad, "every line of log/$f is a JSON object ($n lines)")
+		    or Test::More::diag(join("\n", @bad[0 .. ($#bad < 9 ? $#bad : 9)]));
+	}
+}
+
+sub _check_sanitizers() {
+	my $before = $STACK->{sanitizer_before} // {};
+	my $now = _sanitizer_files();
+	my @new = sort grep { !$before->{$_} } keys %$now;
+	# without log_path the report lands on opsd's stderr, i.e. under log/
+	my @in_logs;
+	if (opendir(my $dh, var_dir() . '/log')) {
+		for my $f (sort grep { !/^\./ } readdir $dh) {
+			my $s = _slurp(var_dir() . "/log/$f") // next;
+			push @in_logs, "log/$f" if $s =~ /ERROR: (?:Address|Leak|Undefined)Sanitizer|runtime error: /;
+		}
+	}
+	my $ok = Test::More::ok(!@new && !@in_logs, 'no sanitizer report (ASan/UBSan/LSan)');
+	unless ($ok) {
+		for my $f (@new) { Test::More::diag("---- $f ----\n" . _tail(_slurp($f), 60)) }
+		for my $f (@in_logs) {
+			my $s = _slurp(var_dir() . "/$f");
+			my $i = $s =~ /(ERROR: \w+Sanitizer|runtime error: )/ ? $-[0] : 0;
+			Test::More::diag("---- $f ----\n" . substr($s, $i > 2000 ? $i - 2000 : 0, 8000));
+		}
+	}
+}
+
+sub _stop_stack($quiet) {
+	return unless $STACK && $STACK->{started} && !$STACK->{stopped};
+	$STACK->{stopped} = 1;
+	my @pids = grep { $_ } (master_pid(), nginx_pid(), mysqld_pid(), worker_pids(), jobs_pid());
+	my $r = run_cmd(cmd => [@SERVER_CMD, 'stop'], env => $STACK->{env}, tag => 'server-stop',
+	    timeout => 120);
+	my $gone = wait_until(15, sub { !grep { pid_alive($_) } @pids }, 0.1);
+	my @left = grep { pid_alive($_) } @pids;
+	# never leave daemons behind, whatever stop did
+	kill 'TERM', @left if @left;
+	if (@left && !wait_until(10, sub { !grep { pid_alive($_) } @left }, 0.1)) {
+		kill 'KILL', grep { pid_alive($_) } @left;
+	}
+	return if $quiet;
+	Test::More::is($r->{rc}, 0, 'script/server stop exits 0')
+	    or Test::More::diag("stop stdout:\n$r->{out}\nstop stderr:\n$r->{err}");
+	Test::More::ok($gone, 'script/server stop leaves no opsd/nginx/mariadbd process')
+	    or Test::More::diag('still running: ' . join(' ', map { "$_ (" . (proc_title($_) // '?') . ')' } @left));
+}
+
+# Stops the stack, checks logs and sanitizer reports, ends the plan.
+sub finish() {
+	if ($STACK && $STACK->{started}) {
+		_stop_stack(0);
+		_check_json_logs();
+		_check_sanitizers();
+		$STACK->{finished} = 1;
+	}
+	diag_logs() unless Test::More->builder->is_passing;
+	Test::More::done_testing();
+}
+
+END {
+	if ($$ == $OWNER && $STACK) {
+		my $exit = $?;
+		my $died = !$STACK->{finished};
+		_stop_stack(1) if $STACK->{started};
+		my $passing = Test::More->builder->is_passing && !$died && $exit == 0;
+		if ($passing && !$ENV{OPSD_TEST_KEEP}) {
+			remove_tree($STACK->{tmp}, { safe => 0 });
+		} else {
+			diag_logs() if $died && $STACK->{started};
+			Test::More::diag("test stack kept in $STACK->{tmp} (OPSD_VAR=$STACK->{var})");
+		}
+		$? = $exit;
+	}
+}
+
+1;
