@@ -3,7 +3,10 @@
 #ifndef OPSD_API_H
 #define OPSD_API_H
 
+#include <stdbool.h>
+
 #include "http.h"
+#include "uuid.h"
 
 struct scoreboard;
 
@@ -15,6 +18,61 @@ struct api_env {
 	const char *pm_name;     /* "static" | "dynamic" */
 };
 extern struct api_env api_env;
+
+/* common.c: what every handler needs besides core/http.h. */
+struct audit_actor;
+struct json_object;
+/* The audit actor of this request: the principal (or anonymous), its
+ * address and request id. */
+void req_actor(const struct req *r, struct audit_actor *a);
+
+/* ?limit= (1..500, default 50) and ?cursor= of a list whose cursor kind is
+ * kind. Replies 400 itself on a bad value. */
+struct page {
+	long long limit;
+	bool has_after;
+	char after[64]; /* the decoded cursor value */
+};
+bool page_or_reply(struct req *r, const char *kind, struct page *pg);
+/* {"items": items, "nextCursor": …}: rows were fetched with limit + 1; the
+ * extra one (dropped by the caller) means there is a next page after
+ * last_value. */
+void reply_page(struct req *r, struct json_object *items, bool more, const char *kind,
+    const char *last_value);
+/* A list keyed by a BINARY(16) id in its first column. sql ends with
+ * "(? = 0 OR id > ?) ORDER BY id LIMIT ?" (or < and DESC); extra holds the
+ * parameters before those three. Replies with the page itself. */
+struct db_param;
+struct db_rows;
+void reply_id_list(struct req *r, const char *kind, const char *sql, const struct db_param *extra,
+    size_t nextra, struct json_object *(*row_json)(const struct db_rows *rows, size_t i));
+/* Path parameter that must be a UUID; replies 404 itself otherwise. */
+bool uuid_param_or_reply(struct req *r, const char *name, struct opsd_uuid *out);
+
+/* auth.c */
+void api_auth_login(struct req *r);
+void api_auth_logout(struct req *r);
+void api_auth_me(struct req *r);
+void api_auth_password(struct req *r);
+void api_tokens_create(struct req *r);
+void api_tokens_list(struct req *r);
+void api_tokens_delete(struct req *r);
+
+/* users.c */
+void api_users_create(struct req *r);
+void api_users_list(struct req *r);
+void api_users_get(struct req *r);
+void api_users_patch(struct req *r);
+void api_orgs_create(struct req *r);
+void api_orgs_list(struct req *r);
+void api_orgs_get(struct req *r);
+
+/* security.c */
+void api_sessions_flush(struct req *r);
+
+/* audit.c */
+void api_audit_list(struct req *r);
+void api_audit_verify(struct req *r);
 
 /* system.c */
 void api_healthz(struct req *r);

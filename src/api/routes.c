@@ -3,13 +3,39 @@
 #include "util.h"
 
 #define SYS (RF_PUBLIC | RF_LEGAL_EXEMPT)
+#define AUTH RF_LEGAL_EXEMPT /* signed-in, but reachable while documents are pending */
+#define JSON RF_JSON_BODY
 
-/* method, pattern, handler, permission, flags, metric name */
+/* method, pattern, handler, permission ("area.action"; NULL = any signed-in
+ * caller unless RF_PUBLIC), flags, metric name. Every later endpoint is one
+ * line here; the authorization test walks this table. */
 const struct route routes[] = {
 	{"GET", "/healthz", api_healthz, NULL, SYS | RF_NO_DB, "healthz"},
 	{"GET", "/readyz", api_readyz, NULL, SYS, "readyz"},
-	{"GET", "/status", api_status, NULL, SYS | RF_LOOPBACK | RF_NO_DB, "status"},
-	{"GET", "/metrics", api_metrics, NULL, SYS | RF_LOOPBACK | RF_NO_DB, "metrics"},
+	/* Loopback without credentials, or anyone holding system.status. */
+	{"GET", "/status", api_status, "system.status", RF_LEGAL_EXEMPT | RF_LOOPBACK, "status"},
+	{"GET", "/metrics", api_metrics, "system.status", RF_LEGAL_EXEMPT | RF_LOOPBACK, "metrics"},
+
+	{"POST", "/auth/login", api_auth_login, NULL, SYS | JSON, "auth_login"},
+	{"POST", "/auth/logout", api_auth_logout, NULL, AUTH, "auth_logout"},
+	{"GET", "/auth/me", api_auth_me, NULL, AUTH, "auth_me"},
+	{"POST", "/auth/password", api_auth_password, NULL, AUTH | JSON, "auth_password"},
+	{"POST", "/auth/tokens", api_tokens_create, NULL, AUTH | JSON, "tokens_create"},
+	{"GET", "/auth/tokens", api_tokens_list, NULL, AUTH, "tokens_list"},
+	{"DELETE", "/auth/tokens/:id", api_tokens_delete, NULL, AUTH, "tokens_delete"},
+
+	{"POST", "/users", api_users_create, "users.manage", JSON, "users_create"},
+	{"GET", "/users", api_users_list, "users.read", 0, "users_list"},
+	{"GET", "/users/:id", api_users_get, "users.read", 0, "users_get"},
+	{"PATCH", "/users/:id", api_users_patch, "users.manage", JSON, "users_patch"},
+	{"POST", "/orgs", api_orgs_create, "orgs.manage", JSON, "orgs_create"},
+	{"GET", "/orgs", api_orgs_list, "orgs.read", 0, "orgs_list"},
+	{"GET", "/orgs/:id", api_orgs_get, "orgs.read", 0, "orgs_get"},
+
+	{"POST", "/security/sessions/flush", api_sessions_flush, "security.sessions_flush",
+	    AUTH | JSON, "sessions_flush"},
+	{"GET", "/audit", api_audit_list, "audit.read", 0, "audit_list"},
+	{"GET", "/audit/verify", api_audit_verify, "audit.verify", 0, "audit_verify"},
 
 	/* Test-only routes (OPSD_ENV=test): a stuck request for the master's
 	 * timeout, a validated echo for the body pipeline, a DB round trip. */

@@ -1,12 +1,23 @@
 /* opsctl: the operator's command line over the core library. Human text on
  * stdout, one clear line per error on stderr. Exit codes: 0 ok, 1 the
  * operation failed or the state is not what was asked, 2 usage or config. */
+#include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <json-c/json.h>
+
+#include "api/routes.h"
+#include "core/audit.h"
+#include "core/auth.h"
+#include "core/authz.h"
 #include "core/config.h"
+#include "core/crypto.h"
 #include "core/db.h"
 #include "core/schema.h"
+#include "core/users.h"
 #include "core/util.h"
 
 #ifndef PACKAGE_VERSION
@@ -18,6 +29,10 @@ enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 struct opsctl {
 	struct opsd_config cfg;
 	struct db *db;
+	int argc; /* options after "<command> <subcommand>" */
+	char **argv;
+	struct audit_actor actor; /* "cli:<user>" in audit events */
+	char label[80];
 };
 
 struct command {
@@ -25,7 +40,46 @@ struct command {
 	const char *sub;
 	int (*fn)(struct opsctl *o);
 	const char *usage;
+	bool needs_db;
 };
+
+/* --name value and --flag options; NULL / false when absent. */
+static const char *opt_value(const struct opsctl *o, const char *name)
+{
+	for (int i = 0; i + 1 < o->argc; i++)
+		if (strcmp(o->argv[i], name) == 0)
+			return o->argv[i + 1];
+	return NULL;
+}
+
+static bool opt_flag(const struct opsctl *o, const char *name)
+{
+	for (int i = 0; i < o->argc; i++)
+		if (strcmp(o->argv[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* A password from standard input (one line), never from the command line
+ * where ps would show it. */
+static bool read_password(char *out, size_t out_len)
+{
+	size_t n;
+
+	if (!fgets(out, (int)out_len, stdin))
+		return false;
+	n = strcspn(out, "\r\n");
+	if (out[n] == '\0' && n == out_len - 1)
+		return false; /* longer than the buffer */
+	out[n] = '\0';
+	return true;
+}
+
+static int need_opt(const char *name)
+{
+	fprintf(stderr, "opsctl: %s is required\n", name);
+	return EXIT_USAGE;
+}
 
 /* Schema sets in the order they are applied: control first (SPEC §4). */
 static const char *const schema_sets[] = {"control", "tenant"};
@@ -89,9 +143,197 @@ static int cmd_db_status(struct opsctl *o)
 	return behind ? EXIT_FAILED : EXIT_OK;
 }
 
+static int user_create_with(struct opsctl *o, const char *email, const char *roles_csv,
+    const char *password)
+{
+	struct user_input in = {0};
+	const char *bad;
+	char id[UUID_STR_LEN + 1];
+	enum user_err e;
+
+	if (!roles_parse_csv(roles_csv, &in.roles, &bad)) {
+		fprintf(stderr, "opsctl: unknown role \"%s\"\n", bad);
+		return EXIT_USAGE;
+	}
+	in.email = email;
+	in.name = opt_value(o, "--name");
+	in.org_id = opt_value(o, "--org");
+	in.service = opt_flag(o, "--service");
+	in.password = password;
+	e = user_create(o->db, &o->cfg, &in, &o->actor, id);
+	if (e != USER_OK) {
+		fprintf(stderr, "opsctl: %s\n", user_err_message(e));
+		return e == USER_DB_ERROR ? EXIT_FAILED : EXIT_USAGE;
+	}
+	printf("%s\n", id);
+	return EXIT_OK;
+}
+
+static int cmd_user_create(struct opsctl *o)
+{
+	const char *email = opt_value(o, "--email"), *roles = opt_value(o, "--role");
+	char pw[PASSWORD_MAX_LEN + 2];
+
+	if (!email)
+		return need_opt("--email");
+	if (!roles)
+		return need_opt("--role");
+	if (opt_flag(o, "--password-stdin") && !read_password(pw, sizeof(pw))) {
+		fprintf(stderr, "opsctl: no password on standard input\n");
+		return EXIT_USAGE;
+	}
+	return user_create_with(o, email, roles, opt_flag(o, "--password-stdin") ? pw : NULL);
+}
+
+static int cmd_user_set_password(struct opsctl *o)
+{
+	const char *email = opt_value(o, "--email");
+	char pw[PASSWORD_MAX_LEN + 2], id[UUID_STR_LEN + 1];
+	enum user_err e;
+
+	if (!email)
+		return need_opt("--email");
+	if (!read_password(pw, sizeof(pw))) {
+		fprintf(stderr, "opsctl: no password on standard input\n");
+		return EXIT_USAGE;
+	}
+	e = user_find_by_email(o->db, email, id);
+	if (e == USER_OK)
+		e = user_set_password(o->db, &o->cfg, id, pw, &o->actor);
+	if (e != USER_OK) {
+		fprintf(stderr, "opsctl: %s\n", user_err_message(e));
+		return EXIT_FAILED;
+	}
+	printf("password set for %s\n", id);
+	return EXIT_OK;
+}
+
+/* script/server's first superadmin: created once, left alone afterwards. */
+static int cmd_user_ensure_admin(struct opsctl *o)
+{
+	const char *email = opt_value(o, "--email");
+	char pw[PASSWORD_MAX_LEN + 2], id[UUID_STR_LEN + 1];
+	enum user_err e;
+
+	if (!email)
+		return need_opt("--email");
+	e = user_find_by_email(o->db, email, id);
+	if (e == USER_OK) {
+		printf("exists %s\n", id);
+		return EXIT_OK;
+	}
+	if (e != USER_NOT_FOUND) {
+		fprintf(stderr, "opsctl: %s\n", user_err_message(e));
+		return EXIT_FAILED;
+	}
+	if (!read_password(pw, sizeof(pw))) {
+		fprintf(stderr, "opsctl: no password on standard input\n");
+		return EXIT_USAGE;
+	}
+	printf("created ");
+	return user_create_with(o, email, "superadmin", pw);
+}
+
+static int cmd_sessions_flush(struct opsctl *o)
+{
+	const char *user = opt_value(o, "--user"), *org = opt_value(o, "--org");
+	enum flush_scope scope = user ? FLUSH_USER : org ? FLUSH_ORG : FLUSH_ALL;
+	unsigned long long n = 0;
+
+	if (!opt_flag(o, "--all") && !user && !org) {
+		fprintf(stderr, "opsctl: say what to flush: --all, --user ID or --org ID\n");
+		return EXIT_USAGE;
+	}
+	if (sessions_flush_audited(o->db, &o->actor, scope, user ? user : org, &n) != 0) {
+		fprintf(stderr, "opsctl: flush failed: %s\n",
+		    scope != FLUSH_ALL ? "malformed id or database error" : db_error(o->db));
+		return EXIT_FAILED;
+	}
+	printf("flushed %llu sessions (%s)\n", n, flush_scope_name(scope));
+	return EXIT_OK;
+}
+
+static int cmd_audit_verify(struct opsctl *o)
+{
+	struct audit_verify_result res;
+
+	if (audit_verify(o->db, &res) != 0) {
+		fprintf(stderr, "opsctl: verify failed: %s\n", db_error(o->db));
+		return EXIT_FAILED;
+	}
+	if (!res.ok) {
+		printf("broken: first bad event %s (seq %lld), %llu good events before it\n",
+		    res.first_broken_id, (long long)res.first_broken_seq,
+		    (unsigned long long)res.checked);
+		return EXIT_FAILED;
+	}
+	printf("ok: %llu events checked\n", (unsigned long long)res.checked);
+	return EXIT_OK;
+}
+
+/* The route table as JSON: the authorization test is generated from it. */
+static int cmd_routes(struct opsctl *o)
+{
+	struct json_object *a = json_object_new_array();
+
+	(void)o;
+	for (size_t i = 0; i < nroutes; i++) {
+		struct json_object *r = json_object_new_object();
+
+		json_object_object_add(r, "method", json_object_new_string(routes[i].method));
+		json_object_object_add(r, "pattern", json_object_new_string(routes[i].pattern));
+		json_object_object_add(r, "permission",
+		    routes[i].perm ? json_object_new_string(routes[i].perm) : NULL);
+		json_object_object_add(r, "public",
+		    json_object_new_boolean(!!(routes[i].flags & RF_PUBLIC)));
+		json_object_object_add(r, "testOnly",
+		    json_object_new_boolean(!!(routes[i].flags & RF_TEST_ONLY)));
+		json_object_object_add(r, "loopback",
+		    json_object_new_boolean(!!(routes[i].flags & RF_LOOPBACK)));
+		json_object_object_add(r, "legalExempt",
+		    json_object_new_boolean(!!(routes[i].flags & RF_LEGAL_EXEMPT)));
+		json_object_object_add(r, "csrf", json_object_new_boolean(
+		    !(routes[i].flags & RF_PUBLIC) && strcmp(routes[i].method, "GET") != 0));
+		json_object_array_add(a, r);
+	}
+	printf("%s\n", json_object_to_json_string_ext(a, JSON_C_TO_STRING_PRETTY |
+	    JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(a);
+	return EXIT_OK;
+}
+
+static int cmd_roles(struct opsctl *o)
+{
+	struct json_object *m = json_object_new_object();
+
+	(void)o;
+	for (int r = 0; r < ROLE__MAX; r++) {
+		struct json_object *a = json_object_new_array();
+		permset p = role_perms(1u << r);
+
+		for (int i = 0; i < PERM__MAX; i++)
+			if (perms_have(p, (enum perm)i))
+				json_object_array_add(a, json_object_new_string(perm_name((enum perm)i)));
+		json_object_object_add(m, role_name((enum role)r), a);
+	}
+	printf("%s\n", json_object_to_json_string_ext(m, JSON_C_TO_STRING_PRETTY));
+	json_object_put(m);
+	return EXIT_OK;
+}
+
 static const struct command commands[] = {
-	{"db", "migrate", cmd_db_migrate, "apply pending schema files (control, then tenant)"},
-	{"db", "status", cmd_db_status, "list schema files: applied, pending, MODIFIED, missing"},
+	{"db", "migrate", cmd_db_migrate, "apply pending schema files (control, then tenant)", true},
+	{"db", "status", cmd_db_status, "list schema files: applied, pending, MODIFIED, missing",
+	    true},
+	{"user", "create", cmd_user_create,
+	    "--email E --role R[,R] [--org ID] [--name N] [--service] [--password-stdin]", true},
+	{"user", "set-password", cmd_user_set_password, "--email E (password on stdin)", true},
+	{"user", "ensure-admin", cmd_user_ensure_admin,
+	    "--email E (password on stdin): create the superadmin if absent", true},
+	{"sessions", "flush", cmd_sessions_flush, "--all | --user ID | --org ID", true},
+	{"audit", "verify", cmd_audit_verify, "replay the audit hash chain (exit 1 if broken)", true},
+	{"routes", "", cmd_routes, "print the route table as JSON", false},
+	{"roles", "", cmd_roles, "print the role → permission table as JSON", false},
 };
 
 static void usage(FILE *f)
@@ -100,33 +342,57 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < countof(commands); i++) {
 		char cmd[64];
 		snprintf(cmd, sizeof(cmd), "%s %s", commands[i].name, commands[i].sub);
-		fprintf(f, "  %-16s %s\n", cmd, commands[i].usage);
+		fprintf(f, "  %-22s %s\n", cmd, commands[i].usage);
 	}
-	fprintf(f, "  %-16s %s\n  %-16s %s\n\n", "help", "show this help", "--version",
+	fprintf(f, "  %-22s %s\n  %-22s %s\n\n", "help", "show this help", "--version",
 	    "print the version");
 	fprintf(f, "Configuration comes from the environment and OPSD_ENV_FILE (see opsctl(8)).\n"
 	           "Exit status: 0 ok, 1 failed or not current, 2 usage or configuration error.\n");
 }
 
+/* Warnings are about running opsd (test mode, a missing session secret);
+ * opsctl reports only what stops it. */
 static void report_config(bool is_error, const char *line, void *ctx)
 {
 	(void)ctx;
-	fprintf(stderr, "opsctl: %s%s\n", is_error ? "" : "warning: ", line);
+	if (is_error)
+		fprintf(stderr, "opsctl: %s\n", line);
 }
 
-static const struct command *find_command(int argc, char **argv)
+/* Matches "<name> <sub> [options]" (or "<name> [options]" when sub is "");
+ * *first gets the index of the first option. */
+static const struct command *find_command(int argc, char **argv, int *first)
 {
-	for (size_t i = 0; i < countof(commands); i++)
-		if (argc == 3 && strcmp(argv[1], commands[i].name) == 0 &&
-		    strcmp(argv[2], commands[i].sub) == 0)
-			return &commands[i];
+	for (size_t i = 0; i < countof(commands); i++) {
+		const struct command *c = &commands[i];
+
+		if (argc < 2 || strcmp(argv[1], c->name) != 0)
+			continue;
+		if (!c->sub[0]) {
+			*first = 2;
+			return c;
+		}
+		if (argc >= 3 && strcmp(argv[2], c->sub) == 0) {
+			*first = 3;
+			return c;
+		}
+	}
 	return NULL;
+}
+
+static void set_actor(struct opsctl *o)
+{
+	struct passwd *pw = getpwuid(geteuid());
+
+	snprintf(o->label, sizeof(o->label), "cli:%s", pw ? pw->pw_name : "unknown");
+	o->actor.label = o->label;
 }
 
 int main(int argc, char **argv)
 {
 	struct opsctl o = {0};
 	const struct command *cmd;
+	int first = 0;
 	struct db_uri uri;
 	char err[1024];
 	int rc = EXIT_USAGE;
@@ -140,7 +406,7 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return EXIT_OK;
 	}
-	if (!(cmd = find_command(argc, argv))) {
+	if (!(cmd = find_command(argc, argv, &first))) {
 		if (argc > 1)
 			fprintf(stderr, "opsctl: unknown command \"%s%s%s\"\n", argv[1],
 			    argc > 2 ? " " : "", argc > 2 ? argv[2] : "");
@@ -148,6 +414,11 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 
+	o.argc = argc - first;
+	o.argv = argv + first;
+	set_actor(&o);
+	if (!cmd->needs_db)
+		return cmd->fn(&o);
 	if (config_load(&o.cfg, report_config, NULL) > 0)
 		goto out;
 	if (!o.cfg.db_uri || !o.cfg.db_uri[0]) {

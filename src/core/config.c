@@ -77,6 +77,9 @@ static const struct var vars[] = {
 	STR("SMTP_CA_FILE", smtp_ca_file, NULL),
 	INT("OPSD_AUDIT_RETENTION_DAYS", audit_retention_days, "3650", 1, 36500),
 	STR("OPSD_LOG", log_target, "stderr"),
+	INT("OPSD_SCRYPT_LN", scrypt_ln, "17", 10, 22),
+	INT("OPSD_LOGIN_MAX_FAILURES", login_max_failures, "5", 1, 1000),
+	INT("OPSD_LOGIN_IP_MAX_FAILURES", login_ip_max_failures, "50", 1, 100000),
 };
 
 #define NVARS countof(vars)
@@ -88,7 +91,8 @@ const char *const config_variable_names[] = {
 	"OPSD_REQUEST_TIMEOUT", "OPSD_SLOWLOG_MS", "LEGAL_ENFORCE", "SESSION_SECRET",
 	"SESSION_IDLE_MIN", "SESSION_ABSOLUTE_H", "SMTP_SERVER", "SMTP_PORT", "SMTP_USER",
 	"SMTP_PASS", "SMTP_FROM", "SMTP_SECURE", "SMTP_TEST_MODE", "TEST_EMAIL_ALLOWLIST",
-	"SMTP_CA_FILE", "OPSD_AUDIT_RETENTION_DAYS", "OPSD_LOG", NULL,
+	"SMTP_CA_FILE", "OPSD_AUDIT_RETENTION_DAYS", "OPSD_LOG", "OPSD_SCRYPT_LN",
+	"OPSD_LOGIN_MAX_FAILURES", "OPSD_LOGIN_IP_MAX_FAILURES", NULL,
 };
 
 _Static_assert(countof(config_variable_names) == NVARS + 1, "names follow vars[]");
@@ -346,6 +350,24 @@ static char *join(const char *a, const char *b, const char *c)
 	return s;
 }
 
+/* Outside production a missing secret is replaced by a random one for this
+ * process (the master keeps it across reloads): sessions end at restart. */
+static void generate_session_secret(struct opsd_config *c, struct loader *ld)
+{
+	uint8_t raw[32];
+	char *hex = malloc(sizeof(raw) * 2 + 1);
+
+	if (!hex || !random_bytes(raw, sizeof(raw))) {
+		free(hex);
+		report(ld, true, "SESSION_SECRET: unset and no random secret could be made");
+		return;
+	}
+	hex_encode(raw, sizeof(raw), hex);
+	c->session_secret = hex;
+	c->session_secret_generated = true;
+	report(ld, false, "SESSION_SECRET: unset; using a random secret, sessions end at restart");
+}
+
 /* Cross-variable rules: computed defaults, production, SMTP and the pool. */
 static void finish(struct opsd_config *c, const bool *set, config_lookup_fn lookup, void *lctx,
     struct loader *ld)
@@ -375,6 +397,11 @@ static void finish(struct opsd_config *c, const bool *set, config_lookup_fn look
 		report(ld, true, "SESSION_SECRET: must be at least 32 bytes");
 	else if (c->session_secret == NULL && c->env == ENV_PRODUCTION)
 		report(ld, true, "SESSION_SECRET: required in production (>= 32 bytes)");
+	else if (c->session_secret == NULL)
+		generate_session_secret(c, ld);
+	if (c->env == ENV_PRODUCTION && c->scrypt_ln < 17)
+		report(ld, false, "OPSD_SCRYPT_LN: %d is below the OWASP minimum of 17 in production",
+		    c->scrypt_ln);
 	if (c->listen != NULL && !listen_valid(c->listen))
 		report_bad(ld, var_find("OPSD_LISTEN"), "must be unix:/path or host:port",
 		    c->listen);

@@ -32,6 +32,7 @@ struct opsd_config {
 	int slowlog_ms;         /* OPSD_SLOWLOG_MS, 1000; 0 = off */
 	bool legal_enforce;     /* LEGAL_ENFORCE */
 	char *session_secret;   /* SESSION_SECRET (secret), >= 32 bytes */
+	bool session_secret_generated; /* unset outside production: random per run */
 	int session_idle_min;   /* SESSION_IDLE_MIN, 30 */
 	int session_absolute_h; /* SESSION_ABSOLUTE_H, 8 */
 	char *smtp_server;
@@ -45,6 +46,9 @@ struct opsd_config {
 	char *smtp_ca_file;
 	int audit_retention_days; /* 3650 */
 	char *log_target;       /* OPSD_LOG: stderr | syslog | path */
+	int scrypt_ln;          /* OPSD_SCRYPT_LN: log2 of scrypt's N, 17 */
+	int login_max_failures; /* OPSD_LOGIN_MAX_FAILURES per account / 15 min, 5 */
+	int login_ip_max_failures; /* OPSD_LOGIN_IP_MAX_FAILURES per IP / 15 min, 50 */
 };
 
 /* Called once per problem or warning with one clear line, for example

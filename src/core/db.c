@@ -31,7 +31,8 @@ static const char *const session_sql[] = {
 };
 
 struct stmt_slot {
-	const char *sql; /* cache key: the caller's string literal */
+	char *sql;       /* cache key: a copy of the text (callers may build it) */
+	uint64_t hash;   /* FNV-1a of the text, compared before the text */
 	MYSQL_STMT *stmt;
 	uint64_t used;   /* LRU tick */
 };
@@ -304,6 +305,7 @@ static void cache_clear(struct db *d)
 	for (size_t i = 0; i < STMT_CACHE_SIZE; i++) {
 		if (d->cache[i].stmt)
 			mysql_stmt_close(d->cache[i].stmt);
+		free(d->cache[i].sql);
 		d->cache[i] = (struct stmt_slot){0};
 	}
 }
@@ -430,34 +432,52 @@ static void mark_ok(struct db *d)
 
 /* ---- prepared statements ------------------------------------------------ */
 
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
 static MYSQL_STMT *stmt_get(struct db *d, const char *sql)
 {
 	struct stmt_slot *victim = &d->cache[0];
 	my_bool update_max = 1;
+	uint64_t h = fnv1a(sql);
+	char *copy;
 	MYSQL_STMT *st;
 
 	for (size_t i = 0; i < STMT_CACHE_SIZE; i++) {
 		struct stmt_slot *s = &d->cache[i];
-		if (s->sql == sql) {
+		if (s->stmt && s->hash == h && strcmp(s->sql, sql) == 0) {
 			s->used = ++d->tick;
 			return s->stmt;
 		}
 		if (s->used < victim->used)
 			victim = s;
 	}
+	if (!(copy = strdup(sql))) {
+		set_err(d, CR_OUT_OF_MEMORY, "out of memory");
+		return NULL;
+	}
 	if (!(st = mysql_stmt_init(d->my))) {
 		set_mysql_err(d);
+		free(copy);
 		return NULL;
 	}
 	if (mysql_stmt_prepare(st, sql, strlen(sql)) != 0) {
 		set_stmt_err(d, st);
 		mysql_stmt_close(st);
+		free(copy);
 		return NULL;
 	}
 	mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &update_max);
 	if (victim->stmt)
 		mysql_stmt_close(victim->stmt);
-	*victim = (struct stmt_slot){sql, st, ++d->tick};
+	free(victim->sql);
+	*victim = (struct stmt_slot){copy, h, st, ++d->tick};
 	return st;
 }
 

@@ -71,7 +71,8 @@ struct db_rows {
 };
 
 /* Runs a statement that returns no rows. Statements are prepared once per
- * connection and cached by the address of sql (pass string literals).
+ * connection and cached by their text (64 per connection, least recently
+ * used dropped first).
  * Returns 0 and *affected (may be NULL), or -1 (see db_error/db_is_down). */
 int db_exec(struct db *d, const char *sql, const struct db_param *p, size_t np,
     unsigned long long *affected);

@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -112,6 +113,29 @@ void reply_db_error(struct req *r)
 void reply_invalid(struct req *r, struct json_object *details)
 {
 	reply_error(r, 400, "validation_failed", "the request body has invalid fields", details);
+}
+
+void reply_rate_limited(struct req *r, long retry_after_s, long limit)
+{
+	char v[24];
+
+	snprintf(v, sizeof(v), "%ld", retry_after_s > 0 ? retry_after_s : 1);
+	reply_header(r, "Retry-After", v);
+	reply_header(r, "RateLimit-Reset", v);
+	snprintf(v, sizeof(v), "%ld", limit);
+	reply_header(r, "RateLimit-Limit", v);
+	reply_header(r, "RateLimit-Remaining", "0");
+	reply_error(r, 429, "rate_limited", "too many attempts; retry later", NULL);
+}
+
+void reply_field_error(struct req *r, const char *field, const char *reason)
+{
+	struct json_object *d = json_object_new_object();
+	struct json_object *f = json_object_new_object();
+
+	json_object_object_add(f, field, json_object_new_string(reason));
+	json_object_object_add(d, "fields", f);
+	reply_invalid(r, d);
 }
 
 bool req_validate_or_reply(struct req *r, const struct field_spec *spec)

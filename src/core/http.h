@@ -16,6 +16,7 @@ struct route;
 struct route_params;
 struct db;
 struct opsd_config;
+struct principal;
 
 #define REQ_MAX_HEADERS 16
 
@@ -47,6 +48,8 @@ struct req {
 	char *body;                    /* NUL-terminated, may be NULL */
 	size_t body_len;
 	struct json_object *json;      /* parsed body for RF_JSON_BODY routes */
+
+	struct principal *who;         /* NULL when anonymous */
 
 	const struct route *route;
 	int route_index;
@@ -85,6 +88,10 @@ void reply_error(struct req *r, int status, const char *code,
 /* 503 unavailable with Retry-After when MariaDB is down, else 500
  * internal_error (the log line with the request id has db_error()). */
 void reply_db_error(struct req *r);
+/* 429 rate_limited with Retry-After and the RateLimit-* headers. */
+void reply_rate_limited(struct req *r, long retry_after_s, long limit);
+/* 400 validation_failed for one field: {"fields":{field: reason}}. */
+void reply_field_error(struct req *r, const char *field, const char *reason);
 /* 400 validation_failed naming the fields (details from json_validate). */
 void reply_invalid(struct req *r, struct json_object *details);
 

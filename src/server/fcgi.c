@@ -81,16 +81,17 @@ static const char *check_pairs(const unsigned char *p, size_t n)
 	return NULL;
 }
 
-/* Peeks until at least need bytes are queued. MSG_WAITALL waits for TCP, but
- * a peek on a unix socket returns what is queued, so this waits in short
- * naps (nginx writes all params at once: the nap is the rare case). Returns
- * the byte count, 0 when the peer closed first, -1 on error or time-out. */
-static ssize_t peek_at_least(int fd, void *buf, size_t need, int64_t deadline)
+/* Peeks at whatever is queued (one recv in the usual case, where nginx has
+ * written all params at once) until at least need bytes are there. A peek
+ * never waits for more than the first byte, so a short one is retried in
+ * short naps. Returns the byte count, 0 when the peer closed first, -1 on
+ * error or time-out. */
+static ssize_t peek_at_least(int fd, void *buf, size_t cap, size_t need, int64_t deadline)
 {
 	useconds_t nap = 200;
 
 	for (;;) {
-		ssize_t got = recv(fd, buf, need, MSG_PEEK | MSG_WAITALL);
+		ssize_t got = recv(fd, buf, cap, MSG_PEEK);
 		struct pollfd pf = {fd, POLLRDHUP, 0};
 
 		if (got < 0 && errno == EINTR)
@@ -128,7 +129,7 @@ static int check_framing(int fd, struct frame_check *fc)
 			return 0;
 		}
 		if (have < need) {
-			ssize_t got = peek_at_least(fd, buf, need, deadline);
+			ssize_t got = peek_at_least(fd, buf, sizeof(buf), need, deadline);
 
 			if (got == 0) {
 				fc->why = "connection closed before the end of PARAMS";
@@ -265,15 +266,12 @@ static bool peer_allowed(const struct sockaddr_storage *ss, const char *allowed)
 	return false;
 }
 
-static void set_timeout(int fd, int secs)
-{
-	struct timeval tv = {secs, 0};
+/* nginx sends the whole request at once (it buffers bodies before passing
+ * them on), so a read that waits this long means a stalled peer. Writes are
+ * bounded by the master's request timeout instead. */
+#define READ_TIMEOUT_S 10
 
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-int fcgi_accept_checked(int listen_fd, const char *allowed_clients, int io_timeout_s)
+int fcgi_accept_checked(int listen_fd, const char *allowed_clients)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -298,8 +296,9 @@ int fcgi_accept_checked(int listen_fd, const char *allowed_clients, int io_timeo
 		errno = EAGAIN;
 		return -1;
 	}
-	/* A peer that stalls in the middle of its params cannot hold the worker. */
-	set_timeout(fd, 3);
+	/* A peer that stalls in the middle of its request cannot hold the worker. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){READ_TIMEOUT_S, 0},
+	    sizeof(struct timeval));
 	ok = check_framing(fd, &fc);
 	if (ok != 1) {
 		log_msg(LL_WARN, "fcgi_rejected", "malformed FastCGI request: %s",
@@ -310,7 +309,6 @@ int fcgi_accept_checked(int listen_fd, const char *allowed_clients, int io_timeo
 		errno = EAGAIN;
 		return -1;
 	}
-	set_timeout(fd, io_timeout_s > 0 ? io_timeout_s : 3600);
 	return fd;
 }
 

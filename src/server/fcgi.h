@@ -16,7 +16,7 @@ enum body_state { BODY_OK, BODY_TOO_BIG, BODY_BAD_LENGTH, BODY_SHORT };
  * which the caller hands over in FCGX_Request.ipcFd. Returns the fd, or -1:
  * errno EINTR (a signal), or EAGAIN when the connection was refused (bad
  * framing, a peer not in allowed_clients) and the caller should go on. */
-int fcgi_accept_checked(int listen_fd, const char *allowed_clients, int io_timeout_s);
+int fcgi_accept_checked(int listen_fd, const char *allowed_clients);
 
 /* Copies every param into r->arena (params die at FCGX_Finish_r), fills the
  * named fields, and reads the body up to max_body bytes. A larger body is

@@ -484,6 +484,12 @@ static void reload(struct master *m)
 		    "OPSD_LISTEN changed: a restart is needed to move the socket");
 	free(next->listen);
 	next->listen = strdup(old->listen);
+	/* A random secret (no SESSION_SECRET outside production) must outlive
+	 * reloads, or every reload would log everyone out. */
+	if (next->session_secret_generated && old->session_secret_generated) {
+		free(next->session_secret);
+		next->session_secret = strdup(old->session_secret);
+	}
 	if (strcmp(next->log_target, old->log_target) != 0)
 		log_msg(LL_WARN, "reload_log_ignored", "OPSD_LOG changed: a restart is needed");
 	m->cfg = next;

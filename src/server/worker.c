@@ -11,6 +11,8 @@
 
 #include "api.h"
 #include "arena.h"
+#include "auth.h"
+#include "authz.h"
 #include "buf.h"
 #include "config.h"
 #include "db.h"
@@ -22,6 +24,7 @@
 #include "router.h"
 #include "routes.h"
 #include "scoreboard.h"
+#include "session.h"
 #include "util.h"
 #include "uuid.h"
 #include "worker.h"
@@ -178,11 +181,56 @@ static bool db_ready(struct req *r)
 	return db_ensure(worker_db) == 0;
 }
 
+static bool is_unsafe(const char *method)
+{
+	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+	    strcmp(method, "OPTIONS") != 0;
+}
+
+/* Authentication, permission and CSRF, before any body is parsed: an
+ * anonymous caller learns nothing about a route's input. */
+static bool authorize_or_reply(struct req *r, const struct route *rt)
+{
+	struct principal *p = arena_calloc(r->arena, 1, sizeof(*p));
+	int need = rt->perm ? perm_from_name(rt->perm) : -1;
+
+	if (!p) {
+		reply_error(r, 500, "internal_error", "out of memory", NULL);
+		return false;
+	}
+	switch (auth_authenticate(r, p)) {
+	case AUTH_OK:
+		break;
+	case AUTH_DB_ERROR:
+		reply_db_error(r);
+		return false;
+	default:
+		reply_error(r, 401, "unauthenticated", "sign in or present a valid API token", NULL);
+		return false;
+	}
+	r->who = p;
+	if (need >= 0 && !perms_have(p->perms, (enum perm)need)) {
+		struct json_object *d = json_object_new_object();
+
+		json_object_object_add(d, "permission", json_object_new_string(rt->perm));
+		reply_error(r, 403, "forbidden", "you lack the permission this needs", d);
+		return false;
+	}
+	/* SPEC §6: a cookie rides along on cross-site requests; the token does not. */
+	if (p->method == AUTH_SESSION && is_unsafe(r->method) &&
+	    !session_csrf_ok(r->cfg->session_secret, p->session_id, r->csrf_token)) {
+		reply_error(r, 403, "csrf_failed", "missing or wrong X-CSRF-Token", NULL);
+		return false;
+	}
+	return true;
+}
+
 static void dispatch(struct req *r, enum body_state body, bool test_routes)
 {
 	char allow[128];
 	const struct route *rt = NULL;
 	enum route_result rr;
+	bool local;
 
 	r->params = arena_calloc(r->arena, 1, sizeof(*r->params));
 	if (!r->params) {
@@ -207,17 +255,16 @@ static void dispatch(struct req *r, enum body_state body, bool test_routes)
 		    NULL);
 		return;
 	}
-	if ((rt->flags & RF_LOOPBACK) && !addr_is_loopback(r->remote_addr)) {
-		reply_error(r, 403, "forbidden", "this endpoint is reachable from loopback only",
-		    NULL);
-		return;
-	}
-	if ((rt->flags & RF_JSON_BODY) && !read_json_body(r))
-		return;
-	if (!(rt->flags & RF_NO_DB) && !db_ready(r)) {
+	/* Loopback monitoring (Prometheus on the host) needs no credentials. */
+	local = (rt->flags & RF_LOOPBACK) && addr_is_loopback(r->remote_addr);
+	if (!local && !(rt->flags & RF_NO_DB) && !db_ready(r)) {
 		reply_db_error(r);
 		return;
 	}
+	if (!local && !(rt->flags & RF_PUBLIC) && !authorize_or_reply(r, rt))
+		return;
+	if ((rt->flags & RF_JSON_BODY) && !read_json_body(r))
+		return;
 	rt->handler(r);
 	if (!r->replied) {
 		log_msg(LL_ERROR, "handler_no_reply", "route %s did not reply", rt->name);
@@ -307,8 +354,7 @@ int worker_main(const struct worker_args *wa)
 	scoreboard_set_state(wa->sb, wa->slot, SB_IDLE);
 	while (!stopping) {
 		struct req r;
-		int fd = fcgi_accept_checked(wa->listen_fd, wa->cfg->allowed_clients,
-		    wa->cfg->request_timeout);
+		int fd = fcgi_accept_checked(wa->listen_fd, wa->cfg->allowed_clients);
 
 		if (fd < 0)
 			continue;

@@ -51,12 +51,24 @@ our @EXPORT = qw(
 	mysql stop_mysql start_mysql
 	fcgi_record fcgi_nv fcgi_begin fcgi_params fcgi_exchange
 	run_cmd parse_env_file json_decode json_encode
+	admin_email admin_password session_secret restart_stack
+	login admin_session session_cookie_header set_cookies session_set_cookie
+	make_session_cookie cookie_session_id session_row_hash
+	opsctl create_user create_org contract_roles contract_permissions
+	uuid7_like uri_escape_all db_dump find_in_logs
 );
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 my $OWNER = $$;          # END blocks also run in forked children: only the owner cleans up
 my $STACK;               # the one stack of this test file
 my @SERVER_CMD = ('script/server');
+my $SHARED_UA;           # http()'s keep-alive agent (dropped by restart_stack)
+
+# The superadmin script/server creates in every test stack, and the session
+# secret used unless a test gives another one.
+use constant ADMIN_EMAIL => 'admin@example.test';
+use constant ADMIN_PASSWORD => 'Adm1n-test-P4ssword-0f-the-stack';
+use constant DEFAULT_SESSION_SECRET => 'opsd-test-session-secret-7f3a9c1e5b2d4086af1e';
 
 $SIG{PIPE} = 'IGNORE';   # a peer closing early must show as an error, not kill the test
 
@@ -218,8 +230,16 @@ sub start_stack(%o) {
 		OPSD_NGINX_CONN_LIMIT => 1000,
 		OPSD_NGINX_LOGIN_RATE => '1000r/s',
 		OPSD_NGINX_LOGIN_BURST => 1000,
+		# identity (issue 3): a known superadmin, fast scrypt, a fixed secret
+		OPSD_ADMIN_EMAIL => ADMIN_EMAIL,
+		OPSD_ADMIN_PASSWORD => ADMIN_PASSWORD,
+		OPSD_SCRYPT_LN => 10,
+		SESSION_SECRET => DEFAULT_SESSION_SECRET,
 		%{ $o{env} // {} },
 	);
+	# env => { VAR => undef } removes a variable (e.g. SESSION_SECRET, to let
+	# script/server make $OPSD_VAR/session-secret)
+	delete $env{$_} for grep { !defined $env{$_} } keys %env;
 	$STACK = {
 		tmp => $tmp, var => $var, port => $port, env => \%env, started => 0, finished => 0,
 		sanitizer_before => _sanitizer_files(), t0 => time,
@@ -364,19 +384,37 @@ sub _result($status, $reason, $headers, $body) {
 		$h{lc $k} = ref $v eq 'ARRAY' ? join(', ', @$v) : $v;
 	}
 	my $res = { status => $status, reason => $reason, headers => \%h, body => $body // '' };
+	# Set-Cookie values one by one (joining them with ", " breaks on Expires=)
+	my ($sc) = grep { lc $_ eq 'set-cookie' } keys %{ $headers // {} };
+	$res->{set_cookie} = !defined $sc ? [] : ref $headers->{$sc} eq 'ARRAY' ? [@{ $headers->{$sc} }] : [$headers->{$sc}];
 	$res->{json} = json_decode($res->{body})
 	    if ($h{'content-type'} // '') =~ m{^application/(?:[\w.+-]+\+)?json\b}i && length $res->{body};
 	return $res;
 }
 
 # http(METHOD => '/path', json => {...} | body => $bytes, headers => {...},
-#      timeout => s, agent => HTTP::Tiny object (own connection)).
-# Returns {status, reason, headers (lc names), body, json, elapsed}; status
-# 599 means no HTTP answer (connection error: see body).
+#      timeout => s, agent => HTTP::Tiny object (own connection),
+#      session => $s (from login(): sends its cookie and, for POST/PUT/PATCH/
+#      DELETE, its X-CSRF-Token), csrf => $value (another X-CSRF-Token; undef
+#      or '' sends none), bearer => $token (Authorization: Bearer $token),
+#      cookie => $raw (a Cookie header as given)).
+# Returns {status, reason, headers (lc names), set_cookie [...], body, json,
+# elapsed}; status 599 means no HTTP answer (connection error: see body).
+# Explicit headers win over those made from session/csrf/bearer/cookie.
 sub http($method, $path, %o) {
-	state $shared;
-	my $ua = $o{agent} // ($o{fresh} ? _agent(%o) : ($shared //= _agent()));
-	my %headers = %{ $o{headers} // {} };
+	my $ua = $o{agent} // ($o{fresh} ? _agent(%o) : ($SHARED_UA //= _agent()));
+	my %headers;
+	if (my $s = $o{session}) {
+		$headers{Cookie} = session_cookie_header($s->{cookie}) if defined $s->{cookie};
+		my $csrf = exists $o{csrf} ? $o{csrf} : $s->{csrf};
+		$headers{'X-CSRF-Token'} = $csrf
+		    if defined $csrf && length $csrf && $method =~ /^(?:POST|PUT|PATCH|DELETE)$/;
+	} elsif (defined $o{csrf} && length $o{csrf}) {
+		$headers{'X-CSRF-Token'} = $o{csrf};
+	}
+	$headers{Cookie} = $o{cookie} if defined $o{cookie};
+	$headers{Authorization} = "Bearer $o{bearer}" if defined $o{bearer};
+	%headers = (%headers, %{ $o{headers} // {} });
 	my %args;
 	if (exists $o{json}) {
 		$args{content} = ref $o{json} ? json_encode($o{json}) : $o{json};
@@ -675,6 +713,278 @@ sub parse_env_file($path) {
 		$e{$k} = $v;
 	}
 	return \%e;
+}
+
+# ---------------------------------------------------------------- identity (issue 3)
+
+use Digest::SHA qw(hmac_sha256 sha256_hex);
+use MIME::Base64 qw(encode_base64url decode_base64url);
+
+use constant SESSION_COOKIE => '__Host-opsd_session';
+
+sub admin_email() { return ADMIN_EMAIL }
+sub admin_password() { return ADMIN_PASSWORD }
+# The SESSION_SECRET the running stack was (re)started with (undef when the
+# test removed it and script/server made $OPSD_VAR/session-secret).
+sub session_secret() {
+	my $s = stack()->{env}{SESSION_SECRET};
+	return $s if defined $s;
+	my $f = _slurp(var_dir() . '/session-secret');
+	return defined $f ? (split /\n/, $f)[0] : undef;
+}
+
+# The permissions of each role, as issue 3's contract defines them.
+my @PERMS = qw(legal.publish legal.report compliance.read compliance.strip_pii
+	compliance.legal_hold compliance.archive compliance.export migration.run security.read
+	security.sessions_flush security.blocklist audit.read audit.verify email.send_test email.outbox
+	users.read users.manage orgs.read orgs.manage tenant.read tenant.write system.status);
+sub contract_permissions() { return sort @PERMS }
+sub contract_roles() {
+	my @compliance = qw(compliance.read compliance.strip_pii compliance.legal_hold compliance.archive
+	    compliance.export legal.report audit.read tenant.read);
+	my %r = (
+		superadmin => [@PERMS],
+		platform_admin => [qw(legal.publish legal.report users.read users.manage orgs.read orgs.manage
+		    email.send_test email.outbox system.status tenant.read tenant.write)],
+		compliance => [@compliance],
+		compliance_officer => [@compliance, 'audit.verify'],
+		security_admin => [qw(security.read security.sessions_flush security.blocklist audit.read
+		    audit.verify compliance.read compliance.strip_pii compliance.legal_hold compliance.archive
+		    compliance.export users.read orgs.read tenant.read system.status)],
+		org_admin => [qw(tenant.read tenant.write orgs.read users.read)],
+		member => [qw(tenant.read)],
+	);
+	return { map { $_ => [sort @{ $r{$_} }] } keys %r };
+}
+
+# Stops the stack with `script/server stop` and starts it again on the same
+# OPSD_VAR (same database, same $OPSD_VAR/session-secret, same port).
+# env => {VAR => value} changes variables for this and later starts (undef
+# removes one). Dies when the stack does not come back.
+sub restart_stack(%o) {
+	my $st = stack();
+	croak 'restart_stack: the stack is not running' unless $st->{started} && !$st->{stopped};
+	my @pids = grep { $_ } (master_pid(), nginx_pid(), mysqld_pid(), worker_pids(), jobs_pid());
+	my $stop = run_cmd(cmd => [@SERVER_CMD, 'stop'], env => $st->{env}, tag => 'server-restart-stop',
+	    timeout => 120);
+	Test::More::is($stop->{rc}, 0, 'restart_stack: script/server stop exits 0')
+	    or Test::More::diag("stop stdout:\n$stop->{out}\nstop stderr:\n$stop->{err}");
+	my $gone = wait_until(30, sub { !grep { pid_alive($_) } @pids }, 0.1);
+	Test::More::ok($gone, 'restart_stack: opsd, nginx and MariaDB stopped');
+	unless ($gone) {
+		my @left = grep { pid_alive($_) } @pids;
+		kill 'TERM', @left;
+		wait_until(10, sub { !grep { pid_alive($_) } @left }, 0.1);
+		kill 'KILL', grep { pid_alive($_) } @left;
+	}
+	my %env = (%{ $st->{env} }, %{ $o{env} // {} });
+	delete $env{$_} for grep { !defined $env{$_} } keys %env;
+	$st->{env} = \%env;
+	undef $SHARED_UA;   # its kept-alive connection went with nginx
+	my $r = run_cmd(cmd => [@SERVER_CMD, 'start'], env => \%env, tag => 'server-restart-start',
+	    timeout => $ENV{OPSD_TEST_START_TIMEOUT} || 600);
+	my @ready = grep { m{^opsd ready: https://127\.0\.0\.1:\d+/$} } split /\n/, $r->{out};
+	my $ok = Test::More::ok($r->{rc} == 0 && !$r->{timed_out} && @ready == 1
+	    && $ready[0] eq "opsd ready: https://127.0.0.1:$st->{port}/",
+	    sprintf('restart_stack: script/server start is ready again (rc=%d, %.1fs)', $r->{rc}, $r->{elapsed}));
+	unless ($ok) {
+		Test::More::diag("script/server start stdout:\n" . _tail($r->{out}, 40));
+		Test::More::diag("script/server start stderr:\n" . _tail($r->{err}, 40));
+		diag_logs();
+		die "the stack did not restart; see the diagnostics above\n";
+	}
+	$st->{master_at_start} = master_pid();
+	return $st;
+}
+
+# Set-Cookie header values of a response, one per cookie.
+sub set_cookies($res) { return @{ $res->{set_cookie} // [] } }
+
+# The __Host-opsd_session Set-Cookie of a response, parsed: {raw, value,
+# attrs => {lc name => value (1 for flags)}, names => [attribute names as
+# sent]}; undef when there is none.
+sub session_set_cookie($res) {
+	for my $raw (set_cookies($res)) {
+		my ($pair, @attrs) = split /;\s*/, $raw;
+		next unless defined $pair && $pair =~ /^\s*\Q${\SESSION_COOKIE}\E=(.*)$/;
+		my %c = (raw => $raw, value => $1, attrs => {}, names => []);
+		for my $a (@attrs) {
+			my ($k, $v) = split /=/, $a, 2;
+			$k =~ s/^\s+|\s+$//g;
+			push @{ $c{names} }, $k;
+			$c{attrs}{ lc $k } = $v // 1;
+		}
+		return \%c;
+	}
+	return undef;
+}
+
+sub session_cookie_header($value) { return SESSION_COOKIE . "=$value" }
+
+# A cookie value in the contract's format: b64url(id) "." b64url(HMAC-SHA256(
+# secret, "session" || id)), both unpadded.
+sub make_session_cookie($secret, $id) {
+	return encode_base64url($id) . '.' . encode_base64url(hmac_sha256('session' . $id, $secret));
+}
+
+# The 32 id bytes of a cookie value (undef when it has no id part).
+sub cookie_session_id($cookie) {
+	return undef unless defined $cookie && $cookie =~ /^([A-Za-z0-9_-]+)\./;
+	return decode_base64url($1);
+}
+
+# hex(sha256(id)): the sessions.id_hash of a cookie, for
+# "WHERE id_hash = UNHEX('...')".
+sub session_row_hash($cookie) {
+	my $id = cookie_session_id($cookie) // return undef;
+	return sha256_hex($id);
+}
+
+# POST /auth/login. Returns {status, res, email, password} plus, on success,
+# cookie (the value), csrf, user and expiresAt; cookie is undef otherwise.
+sub login($email, $password, %o) {
+	my $r = http(POST => '/auth/login', json => { email => $email, password => $password }, %o);
+	my %s = (status => $r->{status}, res => $r, email => $email, password => $password);
+	my $c = session_set_cookie($r);
+	if ($r->{status} == 200 && ref $r->{json} eq 'HASH' && $c && length $c->{value}) {
+		$s{cookie} = $c->{value};
+		$s{csrf} = $r->{json}{csrfToken};
+		$s{user} = $r->{json}{user};
+		$s{expiresAt} = $r->{json}{expiresAt};
+	}
+	return \%s;
+}
+
+# The superadmin's session, logged in once and kept; fresh => 1 logs in again.
+sub admin_session(%o) {
+	my $st = stack();
+	if ($o{fresh} || !$st->{admin_session} || !$st->{admin_session}{cookie}) {
+		my $s = login(ADMIN_EMAIL, ADMIN_PASSWORD);
+		Test::More::diag("admin login failed: $s->{status} $s->{res}{body}") unless $s->{cookie};
+		$st->{admin_session} = $s;
+	}
+	return $st->{admin_session};
+}
+
+# Runs build/$OPSD_BUILD/opsctl with OPSD_ENV_FILE=$OPSD_VAR/opsd.env. An
+# optional leading hashref: {stdin => $text, env => {...}, timeout => s}.
+# Returns (exit code, stdout, stderr).
+sub opsctl(@args) {
+	my %o = ref $args[0] eq 'HASH' ? %{ shift @args } : ();
+	my %env = (_scrub_env(%ENV), OPSD_ENV_FILE => var_dir() . '/opsd.env', %{ $o{env} // {} });
+	state $n = 0;
+	$n++;
+	my $in;
+	if (defined $o{stdin}) {
+		$in = stack()->{tmp} . "/opsctl-stdin-$n";
+		_spit($in, $o{stdin}, 0600);
+	}
+	my $r = run_cmd(cmd => [opsctl_bin(), @args], env => \%env, tag => "opsctl$n",
+	    stdin_file => $in, timeout => $o{timeout} // 120);
+	unlink $in if defined $in;
+	return ($r->{rc}, $r->{out}, $r->{err});
+}
+
+sub _random_string($n, $chars = ['A' .. 'Z', 'a' .. 'z', '0' .. '9']) {
+	return join '', map { $chars->[int rand @$chars] } 1 .. $n;
+}
+
+# POST /users as the superadmin (or as => $session). role => R or roles =>
+# [...], org => $id (or an org hash), name, email, password, service.
+# Returns {id (undef on failure), email, password, name, roles, orgId, user,
+# res}. Emails are u-<role>-<n>@example.test, passwords 24 random chars.
+sub create_user(%o) {
+	my $st = stack();
+	my @roles = $o{roles} ? @{ $o{roles} } : ($o{role} // 'member');
+	my $n = ++$st->{user_seq};
+	my $org = ref $o{org} eq 'HASH' ? $o{org}{id} : $o{org};
+	my %u = (
+		email => $o{email} // sprintf('u-%s-%d@example.test', $roles[0] =~ tr/_/-/r, $n),
+		password => $o{password} // ('Pw-' . _random_string(24)),
+		name => $o{name} // "Test Person $n",
+		roles => \@roles,
+		orgId => $org,
+	);
+	my %body = (email => $u{email}, name => $u{name}, password => $u{password}, roles => \@roles);
+	$body{orgId} = $org if defined $org;
+	$body{service} = $o{service} ? JSON::PP::true : JSON::PP::false if exists $o{service};
+	my $r = http(POST => '/users', json => \%body, session => $o{as} // admin_session());
+	if ($r->{status} == 401 && !$o{as}) {
+		$r = http(POST => '/users', json => \%body, session => admin_session(fresh => 1));
+	}
+	$u{res} = $r;
+	if ($r->{status} == 201 && ref $r->{json} eq 'HASH') {
+		$u{user} = $r->{json};
+		$u{id} = $r->{json}{id};
+	} elsif (!$o{quiet}) {
+		Test::More::diag("create_user(@roles) failed: $r->{status} $r->{body}");
+	}
+	return \%u;
+}
+
+# POST /orgs as the superadmin (or as => $session). Returns the org JSON
+# ({id, name, slug, ...}, id undef on failure) with res.
+sub create_org(%o) {
+	my $st = stack();
+	my $n = ++$st->{org_seq};
+	my %body = (name => $o{name} // "Test Org $n", slug => $o{slug} // sprintf('org-%d-%s', $n, lc _random_string(6)));
+	my $r = http(POST => '/orgs', json => \%body, session => $o{as} // admin_session());
+	if ($r->{status} == 401 && !$o{as}) {
+		$r = http(POST => '/orgs', json => \%body, session => admin_session(fresh => 1));
+	}
+	my %org = (%body, res => $r);
+	if ($r->{status} == 201 && ref $r->{json} eq 'HASH') {
+		%org = (%org, %{ $r->{json} });
+	} else {
+		$org{id} = undef;
+		Test::More::diag("create_org failed: $r->{status} $r->{body}") unless $o{quiet};
+	}
+	return \%org;
+}
+
+# A random id shaped like a UUIDv7 (time-ordered prefix, version 7, variant 10).
+sub uuid7_like() {
+	my $ms = sprintf('%012x', int(time * 1000));
+	return sprintf('%s-%s-7%03x-%x%03x-%012x', substr($ms, 0, 8), substr($ms, 8, 4), int rand 0x1000,
+	    8 + int rand 4, int rand 0x1000, int(rand 0x1000000) * 0x1000000 + int rand 0x1000000);
+}
+
+sub uri_escape_all($s) {
+	$s =~ s/([^A-Za-z0-9\-._~])/sprintf('%%%02X', ord $1)/ge;
+	return $s;
+}
+
+# The opsd database as SQL text (one INSERT per row, binary columns in hex),
+# or undef when no dump tool is installed.
+sub db_dump() {
+	my $sock = var_dir() . '/run/mysqld.sock';
+	for my $tool (qw(mariadb-dump mysqldump)) {
+		my ($bin) = grep { -x "$_/$tool" } split /:/, $ENV{PATH};
+		next unless $bin;
+		my $r = run_cmd(cmd => ["$bin/$tool", '--no-defaults', "--socket=$sock", '-uroot',
+		    '--skip-extended-insert', '--hex-blob', '--skip-comments', 'opsd'], timeout => 120, tag => 'db-dump');
+		return $r->{out} if $r->{rc} == 0;
+		Test::More::diag("$tool failed (rc=$r->{rc}): $r->{err}");
+		return undef;
+	}
+	return undef;
+}
+
+# Which log files (every file under log/) contain which of the strings:
+# {label => string, ...} → list of "log/<file>: <label>".
+sub find_in_logs($needles) {
+	my $dir = var_dir() . '/log';
+	my @hits;
+	opendir(my $dh, $dir) or return ("cannot open $dir");
+	for my $f (sort grep { -f "$dir/$_" } readdir $dh) {
+		my $s = _slurp("$dir/$f") // next;
+		for my $label (sort keys %$needles) {
+			my $v = $needles->{$label};
+			next unless defined $v && length $v;
+			push @hits, "log/$f: $label" if index($s, $v) >= 0;
+		}
+	}
+	return @hits;
 }
 
 # ---------------------------------------------------------------- the end

@@ -1,0 +1,109 @@
+/* Small pieces every handler shares: the audit actor, list paging. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "api.h"
+#include "audit.h"
+#include "auth.h"
+#include "db.h"
+#include "dbval.h"
+#include "util.h"
+
+void req_actor(const struct req *r, struct audit_actor *a)
+{
+	a->user_id = r->who ? r->who->user_id : NULL;
+	a->label = r->who ? principal_label(r->who) : "anonymous";
+	a->ip = r->remote_addr;
+	a->request_id = r->request_id;
+}
+
+#define PAGE_DEFAULT 50
+#define PAGE_MAX 500
+
+bool page_or_reply(struct req *r, const char *kind, struct page *pg)
+{
+	const char *limit = req_query(r, "limit");
+	const char *cursor = req_query(r, "cursor");
+	char *end;
+
+	memset(pg, 0, sizeof(*pg));
+	pg->limit = PAGE_DEFAULT;
+	if (limit) {
+		pg->limit = strtoll(limit, &end, 10);
+		if (*limit == '\0' || *end || pg->limit < 1 || pg->limit > PAGE_MAX) {
+			reply_field_error(r, "limit", "must be an integer between 1 and 500");
+			return false;
+		}
+	}
+	if (cursor && *cursor) {
+		if (!cursor_decode(kind, cursor, pg->after, sizeof(pg->after))) {
+			reply_field_error(r, "cursor", "not a cursor of this list");
+			return false;
+		}
+		pg->has_after = true;
+	}
+	return true;
+}
+
+void reply_page(struct req *r, struct json_object *items, bool more, const char *kind,
+    const char *last_value)
+{
+	struct json_object *o = json_object_new_object();
+	char cur[256];
+
+	json_object_object_add(o, "items", items);
+	if (more && last_value) {
+		cursor_encode(kind, last_value, cur, sizeof(cur));
+		json_object_object_add(o, "nextCursor", json_object_new_string(cur));
+	} else {
+		json_object_object_add(o, "nextCursor", NULL);
+	}
+	reply_json(r, 200, o);
+}
+
+bool uuid_param_or_reply(struct req *r, const char *name, struct opsd_uuid *out)
+{
+	const char *v = req_param(r, name);
+
+	if (v && uuid_parse(v, out))
+		return true;
+	reply_error(r, 404, "not_found", "no such resource", NULL);
+	return false;
+}
+
+void reply_id_list(struct req *r, const char *kind, const char *sql, const struct db_param *extra,
+    size_t nextra, struct json_object *(*row_json)(const struct db_rows *rows, size_t i))
+{
+	struct db_param p[8];
+	struct page pg;
+	struct opsd_uuid after;
+	struct db_rows rows;
+	struct json_object *items;
+	char last[UUID_STR_LEN + 1] = "";
+	size_t n;
+
+	if (nextra > countof(p) - 3 || !page_or_reply(r, kind, &pg))
+		return;
+	if (pg.has_after && !uuid_parse(pg.after, &after)) {
+		reply_field_error(r, "cursor", "not a cursor of this list");
+		return;
+	}
+	memcpy(p, extra, nextra * sizeof(*p));
+	p[nextra] = DBP_I64(pg.has_after);
+	p[nextra + 1] = pg.has_after ? DBP_BLOB(after.b, 16) : DBP_NULL;
+	p[nextra + 2] = DBP_I64(pg.limit + 1);
+	if (db_query(r->db, r->arena, sql, p, nextra + 3, &rows) != 0) {
+		reply_db_error(r);
+		return;
+	}
+	items = json_object_new_array();
+	n = rows.nrows > (size_t)pg.limit ? (size_t)pg.limit : rows.nrows;
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(items, row_json(&rows, i));
+	if (n > 0)
+		dbv_uuid(rows.val[n - 1][0], rows.len[n - 1][0], last);
+	reply_page(r, items, rows.nrows > n, kind, last);
+}

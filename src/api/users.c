@@ -1,0 +1,353 @@
+/* Users and orgs for platform admins (issue "Identity"): create, list, read,
+ * and PATCH with the grant rule — you can only give what you hold. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <json-c/json.h>
+
+#include "api.h"
+#include "arena.h"
+#include "audit.h"
+#include "auth.h"
+#include "db.h"
+#include "dbval.h"
+#include "json.h"
+#include "users.h"
+#include "util.h"
+
+#define ER_DUP_ENTRY 1062
+
+/* The roles array as a roleset; replies itself on an unknown role or one
+ * the caller may not grant. */
+static bool roles_or_reply(struct req *r, struct json_object *arr, roleset *out)
+{
+	*out = 0;
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		const char *name = json_object_get_string(json_object_array_get_idx(arr, i));
+		int role = role_from_name(name);
+
+		if (role < 0) {
+			char why[160];
+
+			snprintf(why, sizeof(why), "unknown role: %.60s", name);
+			reply_field_error(r, "roles", why);
+			return false;
+		}
+		*out |= 1u << role;
+	}
+	if (!roles_grantable(r->who->perms, *out)) {
+		reply_error(r, 403, "forbidden", "you can only grant roles whose permissions you hold",
+		    NULL);
+		return false;
+	}
+	return true;
+}
+
+static void reply_user_err(struct req *r, enum user_err e)
+{
+	switch (e) {
+	case USER_DUPLICATE:
+		reply_error(r, 409, "conflict", user_err_message(e), NULL);
+		return;
+	case USER_BAD_EMAIL:
+		reply_field_error(r, "email", user_err_message(e));
+		return;
+	case USER_BAD_PASSWORD:
+		reply_field_error(r, "password", user_err_message(e));
+		return;
+	case USER_ORG_REQUIRED:
+	case USER_NO_SUCH_ORG:
+		reply_field_error(r, "orgId", user_err_message(e));
+		return;
+	case USER_NOT_FOUND:
+		reply_error(r, 404, "not_found", user_err_message(e), NULL);
+		return;
+	default:
+		reply_db_error(r);
+		return;
+	}
+}
+
+static const struct field_spec user_create_spec[] = {
+	{"email", FT_STRING, FIELD_REQUIRED, 3, 254, NULL},
+	{"name", FT_STRING, FIELD_REQUIRED, 1, 200, NULL},
+	{"password", FT_STRING, FIELD_NULLABLE, PASSWORD_MIN_LEN, 1024, NULL},
+	{"roles", FT_STRING_ARRAY, FIELD_REQUIRED, 1, ROLE__MAX, NULL},
+	{"orgId", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
+	{"service", FT_BOOL, 0, 0, 0, NULL},
+	{NULL, 0, 0, 0, 0, NULL},
+};
+
+void api_users_create(struct req *r)
+{
+	struct user_input in = {0};
+	struct audit_actor a;
+	char id[UUID_STR_LEN + 1];
+	struct json_object *user;
+	enum user_err e;
+
+	if (!req_validate_or_reply(r, user_create_spec) ||
+	    !roles_or_reply(r, json_object_object_get(r->json, "roles"), &in.roles))
+		return;
+	in.email = json_get_str(r->json, "email", NULL);
+	in.name = json_get_str(r->json, "name", NULL);
+	in.password = json_get_str(r->json, "password", NULL);
+	in.org_id = json_get_str(r->json, "orgId", NULL);
+	in.service = json_get_bool(r->json, "service", false);
+	req_actor(r, &a);
+	e = user_create(r->db, r->cfg, &in, &a, id);
+	if (e != USER_OK) {
+		reply_user_err(r, e);
+		return;
+	}
+	user = user_get_json(r->db, r->arena, id, &e);
+	if (!user) {
+		reply_user_err(r, e);
+		return;
+	}
+	reply_json(r, 201, user);
+}
+
+void api_users_list(struct req *r)
+{
+	reply_id_list(r, "users",
+	    "SELECT " USER_COLUMNS " FROM users WHERE (? = 0 OR id > ?) ORDER BY id LIMIT ?", NULL, 0,
+	    user_row_json);
+}
+
+void api_users_get(struct req *r)
+{
+	struct opsd_uuid id;
+	enum user_err e;
+	struct json_object *user;
+
+	if (!uuid_param_or_reply(r, "id", &id))
+		return;
+	user = user_get_json(r->db, r->arena, req_param(r, "id"), &e);
+	if (!user) {
+		reply_user_err(r, e);
+		return;
+	}
+	reply_json(r, 200, user);
+}
+
+static const struct field_spec user_patch_spec[] = {
+	{"roles", FT_STRING_ARRAY, 0, 1, ROLE__MAX, NULL},
+	{"disabled", FT_BOOL, 0, 0, 0, NULL},
+	{"name", FT_STRING, 0, 1, 200, NULL},
+	{NULL, 0, 0, 0, 0, NULL},
+};
+
+struct patch_tx {
+	struct req *r;
+	struct opsd_uuid id;
+	const char *id_s;
+	bool set_roles, set_disabled, disabled, set_name;
+	roleset roles;
+};
+
+static int patch_fn(struct db *d, void *arg)
+{
+	struct patch_tx *x = arg;
+	struct req *r = x->r;
+	struct audit_actor a;
+	struct json_object *payload = json_object_new_object();
+	char roles[256];
+	bool revoke = x->set_roles || (x->set_disabled && x->disabled);
+	struct db_param p[] = {
+		DBP_I64(x->set_roles), DBP_STR(roles), DBP_I64(x->set_disabled), DBP_I64(x->disabled),
+		DBP_I64(x->set_name), DBP_STR(json_get_str(r->json, "name", "")), DBP_BLOB(x->id.b, 16),
+	};
+
+	req_actor(r, &a);
+	roles_format_csv(x->roles, roles, sizeof(roles));
+	if (db_exec(d,
+	        "UPDATE users SET roles = IF(?, ?, roles),"
+	        " disabled_at = IF(?, IF(?, COALESCE(disabled_at, NOW(3)), NULL), disabled_at),"
+	        " name = IF(?, ?, name) WHERE id = ?",
+	        p, countof(p), NULL) != 0)
+		goto fail;
+	/* New roles or a disabled account: every credential ends now. */
+	if (revoke && sessions_flush(d, FLUSH_USER, x->id_s, true, NULL) != 0)
+		goto fail;
+	if (x->set_roles)
+		json_object_object_add(payload, "roles", json_object_new_string(roles));
+	if (x->set_disabled)
+		json_object_object_add(payload, "disabled", json_object_new_boolean(x->disabled));
+	if (x->set_name)
+		json_object_object_add(payload, "nameChanged", json_object_new_boolean(1));
+	json_object_object_add(payload, "credentialsRevoked", json_object_new_boolean(revoke));
+	return audit_append(d, &a, x->set_disabled && x->disabled ? "user.disabled" : "user.updated",
+	    NULL, "user", x->id_s, payload);
+fail:
+	json_object_put(payload);
+	return -1;
+}
+
+void api_users_patch(struct req *r)
+{
+	struct patch_tx x = {.r = r};
+	struct json_object *roles, *user;
+	roleset current;
+	enum user_err e;
+
+	if (!uuid_param_or_reply(r, "id", &x.id) || !req_validate_or_reply(r, user_patch_spec))
+		return;
+	x.id_s = req_param(r, "id");
+	roles = json_object_object_get(r->json, "roles");
+	x.set_roles = roles != NULL;
+	x.set_disabled = json_object_object_get(r->json, "disabled") != NULL;
+	x.disabled = json_get_bool(r->json, "disabled", false);
+	x.set_name = json_object_object_get(r->json, "name") != NULL;
+	if (x.set_roles && !roles_or_reply(r, roles, &x.roles))
+		return;
+	e = user_get_roles(r->db, r->arena, x.id_s, &current);
+	if (e != USER_OK) {
+		reply_user_err(r, e);
+		return;
+	}
+	if (!x.set_roles)
+		x.roles = current;
+	if (!roles_grantable(r->who->perms, current)) {
+		reply_error(r, 403, "forbidden", "this user holds roles you cannot grant", NULL);
+		return;
+	}
+	if ((x.set_roles || x.set_disabled) && strcasecmp(r->who->user_id, x.id_s) == 0) {
+		reply_error(r, 403, "forbidden", "you cannot change your own roles or disable yourself",
+		    NULL);
+		return;
+	}
+	if (db_tx(r->db, patch_fn, &x) != 0) {
+		reply_db_error(r);
+		return;
+	}
+	user = user_get_json(r->db, r->arena, x.id_s, &e);
+	if (!user) {
+		reply_user_err(r, e);
+		return;
+	}
+	reply_json(r, 200, user);
+}
+
+/* ---- orgs -------------------------------------------------------------- */
+
+#define ORG_COLUMNS "id, name, slug, db_mode, legal_hold, created_at, updated_at"
+
+static struct json_object *org_row_json(const struct db_rows *rows, size_t i)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "id", dbv_json_uuid(rows, i, 0));
+	json_object_object_add(o, "name", dbv_json_str(rows, i, 1));
+	json_object_object_add(o, "slug", dbv_json_str(rows, i, 2));
+	json_object_object_add(o, "dbMode", dbv_json_str(rows, i, 3));
+	json_object_object_add(o, "legalHold", dbv_json_bool(rows, i, 4));
+	json_object_object_add(o, "createdAt", dbv_json_time(rows, i, 5));
+	json_object_object_add(o, "updatedAt", dbv_json_time(rows, i, 6));
+	return o;
+}
+
+static bool slug_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 2 || n > 63 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+static const struct field_spec org_create_spec[] = {
+	{"name", FT_STRING, FIELD_REQUIRED, 1, 200, NULL},
+	{"slug", FT_STRING, FIELD_REQUIRED, 2, 63, NULL},
+	{NULL, 0, 0, 0, 0, NULL},
+};
+
+struct org_tx {
+	struct req *r;
+	struct opsd_uuid id;
+	char id_s[UUID_STR_LEN + 1];
+	bool duplicate;
+};
+
+static int org_create_fn(struct db *d, void *arg)
+{
+	struct org_tx *x = arg;
+	struct req *r = x->r;
+	struct audit_actor a;
+	struct json_object *payload = json_object_new_object();
+	struct db_param p[] = {DBP_BLOB(x->id.b, 16), DBP_STR(json_get_str(r->json, "name", "")),
+		DBP_STR(json_get_str(r->json, "slug", ""))};
+
+	req_actor(r, &a);
+	if (db_exec(d, "INSERT INTO orgs (id, name, slug) VALUES (?, ?, ?)", p, countof(p), NULL)
+	    != 0) {
+		json_object_put(payload);
+		x->duplicate = db_errno(d) == ER_DUP_ENTRY;
+		return x->duplicate ? 1 : -1;
+	}
+	json_object_object_add(payload, "slug",
+	    json_object_new_string(json_get_str(r->json, "slug", "")));
+	return audit_append(d, &a, "org.created", x->id_s, "org", x->id_s, payload);
+}
+
+static void reply_org(struct req *r, const struct opsd_uuid *id, int status)
+{
+	struct db_rows rows;
+	struct db_param p[] = {DBP_BLOB(id->b, 16)};
+
+	if (db_query(r->db, r->arena, "SELECT " ORG_COLUMNS " FROM orgs WHERE id = ?", p, 1,
+	        &rows) != 0) {
+		reply_db_error(r);
+		return;
+	}
+	if (rows.nrows != 1) {
+		reply_error(r, 404, "not_found", "no such org", NULL);
+		return;
+	}
+	reply_json(r, status, org_row_json(&rows, 0));
+}
+
+void api_orgs_create(struct req *r)
+{
+	struct org_tx x = {.r = r};
+	int rc;
+
+	if (!req_validate_or_reply(r, org_create_spec))
+		return;
+	if (!slug_valid(json_get_str(r->json, "slug", ""))) {
+		reply_field_error(r, "slug", "lower-case letters, digits and '-', 2 to 63 characters");
+		return;
+	}
+	uuid7_new(&x.id);
+	uuid_format(&x.id, x.id_s);
+	rc = db_tx(r->db, org_create_fn, &x);
+	if (x.duplicate) {
+		reply_error(r, 409, "conflict", "an org with this slug already exists", NULL);
+		return;
+	}
+	if (rc != 0) {
+		reply_db_error(r);
+		return;
+	}
+	reply_org(r, &x.id, 201);
+}
+
+void api_orgs_list(struct req *r)
+{
+	reply_id_list(r, "orgs",
+	    "SELECT " ORG_COLUMNS " FROM orgs WHERE (? = 0 OR id > ?) ORDER BY id LIMIT ?", NULL, 0,
+	    org_row_json);
+}
+
+void api_orgs_get(struct req *r)
+{
+	struct opsd_uuid id;
+
+	if (!uuid_param_or_reply(r, "id", &id))
+		return;
+	reply_org(r, &id, 200);
+}

@@ -1,0 +1,218 @@
+/* Appending to and verifying the audit chain (the pure hashing lives in
+ * audit_hash.c). */
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "arena.h"
+#include "audit.h"
+#include "db.h"
+#include "dbval.h"
+#include "log.h"
+#include "util.h"
+#include "uuid.h"
+
+static const uint8_t zero_hash[32];
+
+/* A UUID string parameter as BINARY(16), NULL when absent or malformed. */
+static struct db_param uuid_param(const char *s, struct opsd_uuid *buf)
+{
+	if (!s || !uuid_parse(s, buf))
+		return DBP_NULL;
+	return DBP_BLOB(buf->b, sizeof(buf->b));
+}
+
+int audit_append(struct db *d, const struct audit_actor *actor, const char *action,
+    const char *org_id, const char *target_type, const char *target_id,
+    struct json_object *payload)
+{
+	struct arena *a = arena_new(4096);
+	struct audit_record rec;
+	struct db_rows head;
+	struct opsd_uuid id, actor_u, org_u;
+	char id_s[UUID_STR_LEN + 1], when[DB_TIME_LEN + 1];
+	const char *text;
+	uint8_t hash[32];
+	int rc = -1;
+
+	if (!payload)
+		payload = json_object_new_object();
+	audit_redact_payload(payload);
+	text = json_object_to_json_string_ext(payload, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!a)
+		goto out;
+	if (db_query(d, a, "SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE", NULL,
+	        0, &head) != 0)
+		goto out;
+	if (head.nrows != 1 || head.len[0][1] != 32) {
+		log_msg(LL_ERROR, "audit_head_missing", "audit_chain_head has no valid row");
+		goto out;
+	}
+	uuid7_new(&id);
+	uuid_format(&id, id_s);
+	db_time_from_ms(now_ms(), when);
+	memset(&rec, 0, sizeof(rec));
+	rec.seq = strtoll(head.val[0][0], NULL, 10) + 1;
+	rec.id = id_s;
+	rec.occurred_at = when;
+	rec.actor_id = actor->user_id;
+	rec.actor_label = actor->label ? actor->label : "system";
+	rec.org_id = org_id;
+	rec.action = action;
+	rec.target_type = target_type;
+	rec.target_id = target_id;
+	rec.ip = actor->ip;
+	rec.request_id = actor->request_id;
+	rec.payload = text;
+	memcpy(rec.prev_hash, head.val[0][1], 32);
+	audit_record_hash(&rec, hash);
+	{
+		struct db_param p[] = {
+			DBP_I64(rec.seq), DBP_BLOB(id.b, 16), DBP_STR(when),
+			uuid_param(rec.actor_id, &actor_u), DBP_STR(rec.actor_label),
+			uuid_param(org_id, &org_u), DBP_STR(action), DBP_STR(target_type),
+			DBP_STR(target_id), DBP_STR(rec.ip), DBP_STR(rec.request_id), DBP_STR(text),
+			DBP_BLOB(rec.prev_hash, 32), DBP_BLOB(hash, 32),
+		};
+		struct db_param h[] = {DBP_I64(rec.seq), DBP_BLOB(hash, 32)};
+
+		if (db_exec(d,
+		        "INSERT INTO audit_events (seq, id, occurred_at, actor_id, actor_label, org_id,"
+		        " action, target_type, target_id, ip, request_id, payload, prev_hash, hash)"
+		        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		        p, countof(p), NULL) != 0)
+			goto out;
+		if (db_exec(d, "UPDATE audit_chain_head SET seq = ?, hash = ? WHERE id = 1", h,
+		        countof(h), NULL) != 0)
+			goto out;
+	}
+	{
+		struct logline *l = log_begin(LL_INFO, "audit");
+
+		log_str(l, "action", action);
+		log_str(l, "auditId", id_s);
+		if (target_type)
+			log_str(l, "targetType", target_type);
+		log_end(l);
+	}
+	rc = 0;
+out:
+	json_object_put(payload);
+	arena_free(a);
+	return rc;
+}
+
+struct append_args {
+	const struct audit_actor *actor;
+	const char *action, *org_id, *target_type, *target_id;
+	struct json_object *payload;
+};
+
+static int append_fn(struct db *d, void *ctx)
+{
+	struct append_args *x = ctx;
+	/* db_tx may retry: each attempt consumes its own reference. */
+	struct json_object *p = json_object_get(x->payload);
+
+	return audit_append(d, x->actor, x->action, x->org_id, x->target_type, x->target_id, p);
+}
+
+int audit_append_tx(struct db *d, const struct audit_actor *actor, const char *action,
+    const char *org_id, const char *target_type, const char *target_id,
+    struct json_object *payload)
+{
+	struct append_args x = {actor, action, org_id, target_type, target_id, payload};
+	int rc;
+
+	if (!x.payload)
+		x.payload = json_object_new_object();
+	rc = db_tx(d, append_fn, &x);
+	json_object_put(x.payload);
+	return rc;
+}
+
+#define VERIFY_BATCH 2000
+
+static bool row_hash_ok(const struct db_rows *rows, size_t r, const uint8_t prev[32],
+    char *id_out)
+{
+	char id[UUID_STR_LEN + 1], actor[UUID_STR_LEN + 1], org[UUID_STR_LEN + 1];
+	struct audit_record rec;
+	uint8_t hash[32];
+	char *const *v = rows->val[r];
+	const unsigned long *len = rows->len[r];
+
+	if (!dbv_uuid(v[1], len[1], id))
+		str_copy(id, "(malformed id)", sizeof(id));
+	str_copy(id_out, id, UUID_STR_LEN + 1);
+	if (len[12] != 32 || len[13] != 32 || memcmp(v[12], prev, 32) != 0)
+		return false;
+	memset(&rec, 0, sizeof(rec));
+	rec.seq = strtoll(v[0], NULL, 10);
+	rec.id = id;
+	rec.occurred_at = v[2];
+	rec.actor_id = dbv_uuid(v[3], len[3], actor) ? actor : NULL;
+	rec.actor_label = v[4];
+	rec.org_id = dbv_uuid(v[5], len[5], org) ? org : NULL;
+	rec.action = v[6];
+	rec.target_type = v[7];
+	rec.target_id = v[8];
+	rec.ip = v[9];
+	rec.request_id = v[10];
+	rec.payload = v[11];
+	memcpy(rec.prev_hash, v[12], 32);
+	audit_record_hash(&rec, hash);
+	/* A NULL actor_id/org_id that was a UUID (or the reverse) changes the
+	 * hash too: the stored form is what was hashed. */
+	if ((v[3] && !rec.actor_id) || (v[5] && !rec.org_id))
+		return false;
+	return memcmp(hash, v[13], 32) == 0;
+}
+
+int audit_verify(struct db *d, struct audit_verify_result *res)
+{
+	struct arena *a = arena_new(256 * 1024);
+	uint8_t prev[32];
+	long long after = 0;
+	int rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	res->ok = true;
+	memcpy(prev, zero_hash, 32);
+	if (!a)
+		return -1;
+	for (;;) {
+		struct db_rows rows;
+		struct db_param p[] = {DBP_I64(after), DBP_I64(VERIFY_BATCH)};
+
+		arena_reset(a);
+		if (db_query(d, a,
+		        "SELECT seq, id, occurred_at, actor_id, actor_label, org_id, action,"
+		        " target_type, target_id, ip, request_id, payload, prev_hash, hash"
+		        " FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
+		        p, countof(p), &rows) != 0)
+			goto out;
+		for (size_t r = 0; r < rows.nrows; r++) {
+			char id[UUID_STR_LEN + 1];
+
+			if (!row_hash_ok(&rows, r, prev, id)) {
+				res->ok = false;
+				str_copy(res->first_broken_id, id, sizeof(res->first_broken_id));
+				res->first_broken_seq = strtoll(rows.val[r][0], NULL, 10);
+				rc = 0;
+				goto out;
+			}
+			memcpy(prev, rows.val[r][13], 32);
+			res->checked++;
+			after = strtoll(rows.val[r][0], NULL, 10);
+		}
+		if (rows.nrows < VERIFY_BATCH)
+			break;
+	}
+	rc = 0;
+out:
+	arena_free(a);
+	return rc;
+}

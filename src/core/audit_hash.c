@@ -1,0 +1,171 @@
+/* The pure half of the audit log: the canonical hash of one event and the
+ * redaction of its payload. No database here, so both are unit-tested. */
+#include "audit.h"
+
+#include "crypto.h"
+#include "log.h"
+#include "util.h"
+
+#include <json-c/json.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REDACTED "[redacted]"
+/* Deeper than any payload we build; past it a subtree is redacted whole. */
+#define REDACT_MAX_DEPTH 64
+
+static void put_u64_be(uint8_t b[8], uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		b[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+/* 'N' for NULL, else 'S' + 8-byte big-endian length + the bytes: the length
+ * prefix keeps ("ab","c") and ("a","bc") apart, the tag keeps NULL from "". */
+static bool hash_field(EVP_MD_CTX *ctx, const char *s)
+{
+	uint8_t hdr[9];
+	if (s == NULL)
+		return EVP_DigestUpdate(ctx, "N", 1) == 1;
+	size_t n = strlen(s);
+	hdr[0] = 'S';
+	put_u64_be(hdr + 1, (uint64_t)n);
+	return EVP_DigestUpdate(ctx, hdr, sizeof(hdr)) == 1 && EVP_DigestUpdate(ctx, s, n) == 1;
+}
+
+/* Canonical form, in struct order: seq (8 bytes, big-endian), the string
+ * fields id … payload (hash_field), then the 32-byte prev_hash. */
+void audit_record_hash(const struct audit_record *rec, uint8_t out[32])
+{
+	const char *fields[] = {rec->id, rec->occurred_at, rec->actor_id, rec->actor_label,
+	    rec->org_id, rec->action, rec->target_type, rec->target_id, rec->ip, rec->request_id,
+	    rec->payload};
+	uint8_t seq[8];
+	unsigned int len = 0;
+	bool ok = false;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		goto fail;
+	put_u64_be(seq, (uint64_t)rec->seq);
+	if (EVP_DigestUpdate(ctx, seq, sizeof(seq)) != 1)
+		goto fail;
+	for (size_t i = 0; i < countof(fields); i++)
+		if (!hash_field(ctx, fields[i]))
+			goto fail;
+	if (EVP_DigestUpdate(ctx, rec->prev_hash, sizeof(rec->prev_hash)) != 1 ||
+	    EVP_DigestFinal_ex(ctx, out, &len) != 1 || len != 32)
+		goto fail;
+	ok = true;
+fail:
+	EVP_MD_CTX_free(ctx);
+	if (!ok) {
+		/* never a predictable hash: an unverifiable event must read as broken */
+		log_msg(LL_ERROR, "audit_hash_failed", "SHA-256 of an audit record failed");
+		if (!random_bytes(out, 32))
+			memset(out, 0xff, 32);
+	}
+}
+
+static bool redact_whole(const struct json_object *v)
+{
+	switch (json_object_get_type(v)) {
+	case json_type_string:
+	case json_type_int:
+	case json_type_double:
+	case json_type_boolean:
+	case json_type_object:
+	case json_type_array:
+		return true;
+	default:
+		return false; /* null says nothing */
+	}
+}
+
+/* The replacement for string v under key, or NULL when redact_field left
+ * it as it was. */
+static struct json_object *redacted_string(const char *key, struct json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	size_t n = (size_t)json_object_get_string_len(v);
+	/* masking can lengthen short matches ("a@b.cc" → "a***@b.cc") */
+	size_t cap = n * 3 + 32;
+	char *buf = malloc(cap);
+	struct json_object *r;
+	if (buf == NULL)
+		return json_object_new_string(REDACTED); /* fail closed */
+	const char *out = redact_field(key, s, buf, cap);
+	r = out == s ? NULL : json_object_new_string(out);
+	free(buf);
+	return r;
+}
+
+static void redact_value(struct json_object *v, const char *key, int depth);
+
+/* What replaces child (held under key), or NULL to keep it; containers are
+ * walked in place. */
+static struct json_object *redact_child(const char *key, struct json_object *child, int depth)
+{
+	if (json_object_is_type(child, json_type_string))
+		return redacted_string(key, child);
+	if (!json_object_is_type(child, json_type_object) &&
+	    !json_object_is_type(child, json_type_array))
+		return NULL;
+	if (depth >= REDACT_MAX_DEPTH)
+		return json_object_new_string(REDACTED);
+	redact_value(child, key, depth + 1);
+	return NULL;
+}
+
+static void redact_object(struct json_object *obj, int depth)
+{
+	json_object_object_foreach(obj, k, child)
+	{
+		struct json_object *repl;
+		if (redact_key_is_sensitive(k) && redact_whole(child))
+			repl = json_object_new_string(REDACTED);
+		else
+			repl = redact_child(k, child, depth);
+		/* replacing an existing key swaps the value in place; iteration is safe */
+		if (repl != NULL)
+			json_object_object_add(obj, k, repl);
+	}
+}
+
+static void redact_array(struct json_object *arr, const char *key, int depth)
+{
+	size_t n = json_object_array_length(arr);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *child = json_object_array_get_idx(arr, i);
+		struct json_object *repl = redact_child(key, child, depth);
+		if (repl != NULL)
+			json_object_array_put_idx(arr, i, repl);
+	}
+}
+
+/* Array elements are judged by the key that holds the array. */
+static void redact_value(struct json_object *v, const char *key, int depth)
+{
+	if (json_object_is_type(v, json_type_object))
+		redact_object(v, depth);
+	else if (json_object_is_type(v, json_type_array))
+		redact_array(v, key, depth);
+}
+
+void audit_redact_payload(struct json_object *payload)
+{
+	if (payload == NULL)
+		return;
+	if (json_object_is_type(payload, json_type_string)) {
+		/* a bare string cannot be swapped out by the caller's pointer: rewrite it */
+		struct json_object *repl = redacted_string(NULL, payload);
+		if (repl != NULL) {
+			json_object_set_string(payload, json_object_get_string(repl));
+			json_object_put(repl);
+		}
+		return;
+	}
+	redact_value(payload, NULL, 0);
+}

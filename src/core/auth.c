@@ -1,0 +1,325 @@
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <json-c/json.h>
+
+#include "arena.h"
+#include "audit.h"
+#include "auth.h"
+#include "config.h"
+#include "crypto.h"
+#include "db.h"
+#include "dbval.h"
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+/* Fills the principal from a users row: id, org_id, roles, service. */
+static bool principal_from_row(struct principal *p, const struct db_rows *rows, size_t uc)
+{
+	char *const *v = rows->val[0];
+	const char *bad;
+
+	if (!dbv_uuid(v[uc], rows->len[0][uc], p->user_id))
+		return false;
+	if (!v[uc + 1] || !dbv_uuid(v[uc + 1], rows->len[0][uc + 1], p->org_id))
+		p->org_id[0] = '\0';
+	if (!roles_parse_csv(v[uc + 2], &p->roles, &bad))
+		return false;
+	p->service = v[uc + 3] && strcmp(v[uc + 3], "0") != 0;
+	p->perms = role_perms(p->roles);
+	return true;
+}
+
+static enum auth_result auth_session(struct req *r, struct principal *p)
+{
+	struct db_rows rows;
+	uint8_t hash[32];
+
+	if (!r->cfg->session_secret || !session_cookie_parse(r->cfg->session_secret, r->cookie,
+	                                   p->session_id))
+		return AUTH_REJECTED;
+	sha256_raw(p->session_id, SESSION_ID_LEN, hash);
+	{
+		struct db_param q[] = {DBP_BLOB(hash, 32), DBP_I64(r->cfg->session_idle_min)};
+
+		if (db_query(r->db, r->arena,
+		        "SELECT s.last_seen_at < NOW(3) - INTERVAL 60 SECOND, u.id, u.org_id, u.roles,"
+		        " u.service FROM sessions s JOIN users u ON u.id = s.user_id"
+		        " WHERE s.id_hash = ? AND s.expires_at > NOW(3)"
+		        " AND s.last_seen_at > NOW(3) - INTERVAL ? MINUTE AND u.disabled_at IS NULL",
+		        q, countof(q), &rows) != 0)
+			return AUTH_DB_ERROR;
+	}
+	if (rows.nrows != 1 || !principal_from_row(p, &rows, 1))
+		return AUTH_REJECTED;
+	p->method = AUTH_SESSION;
+	/* The idle clock moves at most once a minute: one write per session
+	 * per minute, not per request. */
+	if (rows.val[0][0] && strcmp(rows.val[0][0], "1") == 0) {
+		struct db_param u[] = {DBP_BLOB(hash, 32)};
+
+		if (db_exec(r->db, "UPDATE sessions SET last_seen_at = NOW(3) WHERE id_hash = ?", u,
+		        countof(u), NULL) != 0)
+			return AUTH_DB_ERROR;
+	}
+	return AUTH_OK;
+}
+
+static enum auth_result auth_token(struct req *r, struct principal *p, const char *token)
+{
+	struct db_rows rows;
+	uint8_t hash[32];
+	permset scopes;
+	const char *bad;
+
+	if (!token_well_formed(token))
+		return AUTH_REJECTED;
+	sha256_raw(token, strlen(token), hash);
+	{
+		struct db_param q[] = {DBP_BLOB(hash, 32)};
+
+		if (db_query(r->db, r->arena,
+		        "SELECT t.last_used_at IS NULL OR t.last_used_at < NOW(3) - INTERVAL 60 SECOND,"
+		        " u.id, u.org_id, u.roles, u.service, t.id, t.scopes"
+		        " FROM api_tokens t JOIN users u ON u.id = t.user_id"
+		        " WHERE t.token_hash = ? AND t.revoked_at IS NULL"
+		        " AND (t.expires_at IS NULL OR t.expires_at > NOW(3)) AND u.disabled_at IS NULL",
+		        q, countof(q), &rows) != 0)
+			return AUTH_DB_ERROR;
+	}
+	if (rows.nrows != 1 || !principal_from_row(p, &rows, 1) ||
+	    !dbv_uuid(rows.val[0][5], rows.len[0][5], p->token_id) ||
+	    !perms_parse_csv(rows.val[0][6], &scopes, &bad))
+		return AUTH_REJECTED;
+	p->method = AUTH_TOKEN;
+	/* Scopes only ever narrow what the owner holds today. */
+	p->perms &= scopes;
+	if (rows.val[0][0] && strcmp(rows.val[0][0], "1") == 0) {
+		struct db_param u[] = {DBP_BLOB(hash, 32)};
+
+		if (db_exec(r->db, "UPDATE api_tokens SET last_used_at = NOW(3) WHERE token_hash = ?",
+		        u, countof(u), NULL) != 0)
+			return AUTH_DB_ERROR;
+	}
+	return AUTH_OK;
+}
+
+enum auth_result auth_authenticate(struct req *r, struct principal *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (r->authorization && *r->authorization) {
+		const char *a = r->authorization;
+
+		/* RFC 6750 §2.1: "Bearer" is case-insensitive, then one space. */
+		if (strncasecmp(a, "Bearer ", 7) != 0)
+			return AUTH_REJECTED;
+		return auth_token(r, p, a + 7);
+	}
+	if (r->cookie && strstr(r->cookie, SESSION_COOKIE_NAME))
+		return auth_session(r, p);
+	return AUTH_ANONYMOUS;
+}
+
+const char *principal_label(const struct principal *p)
+{
+	for (int i = 0; i < ROLE__MAX; i++)
+		if (p->roles & (1u << i))
+			return role_name((enum role)i);
+	return "none";
+}
+
+int session_create(struct db *d, const struct opsd_config *cfg, const char *user_id,
+    const char *ip, const char *user_agent, char cookie[SESSION_COOKIE_VALUE_LEN + 1],
+    char csrf[CSRF_TOKEN_LEN + 1])
+{
+	uint8_t id[SESSION_ID_LEN], hash[32];
+	struct opsd_uuid u;
+	char ua[256];
+
+	if (!uuid_parse(user_id, &u) || !random_bytes(id, sizeof(id)))
+		return -1;
+	sha256_raw(id, sizeof(id), hash);
+	str_copy(ua, user_agent ? user_agent : "", sizeof(ua));
+	{
+		struct db_param p[] = {
+			DBP_BLOB(hash, 32), DBP_BLOB(u.b, 16),
+			DBP_I64((long long)cfg->session_absolute_h * 3600), DBP_STR(ip), DBP_STR(ua),
+		};
+
+		if (db_exec(d,
+		        "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at,"
+		        " ip, user_agent) VALUES (?, ?, NOW(3), NOW(3), NOW(3) + INTERVAL ? SECOND, ?, ?)",
+		        p, countof(p), NULL) != 0)
+			return -1;
+	}
+	session_cookie_value(cfg->session_secret, id, cookie);
+	session_csrf_token(cfg->session_secret, id, csrf);
+	return 0;
+}
+
+int session_delete(struct db *d, const uint8_t id[SESSION_ID_LEN])
+{
+	uint8_t hash[32];
+	struct db_param p[1];
+
+	sha256_raw(id, SESSION_ID_LEN, hash);
+	p[0] = DBP_BLOB(hash, 32);
+	return db_exec(d, "DELETE FROM sessions WHERE id_hash = ?", p, 1, NULL);
+}
+
+/* One statement per scope; the table keeps them next to each other. */
+static const struct flush_sql {
+	const char *sessions;
+	const char *tokens;
+} flush_sql[] = {
+	[FLUSH_ALL] = {"DELETE FROM sessions",
+	    "UPDATE api_tokens SET revoked_at = NOW(3) WHERE revoked_at IS NULL"},
+	[FLUSH_USER] = {"DELETE FROM sessions WHERE user_id = ?",
+	    "UPDATE api_tokens SET revoked_at = NOW(3) WHERE revoked_at IS NULL AND user_id = ?"},
+	[FLUSH_ORG] = {"DELETE s FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.org_id = ?",
+	    "UPDATE api_tokens t JOIN users u ON u.id = t.user_id SET t.revoked_at = NOW(3)"
+	    " WHERE t.revoked_at IS NULL AND u.org_id = ?"},
+};
+
+int sessions_flush(struct db *d, enum flush_scope scope, const char *id, bool revoke_tokens,
+    unsigned long long *count)
+{
+	struct opsd_uuid u;
+	struct db_param p[1];
+	size_t np = 0;
+
+	if (scope != FLUSH_ALL) {
+		if (!id || !uuid_parse(id, &u))
+			return -1;
+		p[0] = DBP_BLOB(u.b, 16);
+		np = 1;
+	}
+	if (db_exec(d, flush_sql[scope].sessions, p, np, count) != 0)
+		return -1;
+	if (revoke_tokens && db_exec(d, flush_sql[scope].tokens, p, np, NULL) != 0)
+		return -1;
+	return 0;
+}
+
+const char *flush_scope_name(enum flush_scope s)
+{
+	static const char *const names[] = {[FLUSH_ALL] = "all", [FLUSH_USER] = "user",
+		[FLUSH_ORG] = "org"};
+
+	return (size_t)s < countof(names) ? names[s] : "?";
+}
+
+struct flush_tx {
+	const struct audit_actor *actor;
+	enum flush_scope scope;
+	const char *id;
+	unsigned long long count;
+};
+
+static int flush_fn(struct db *d, void *arg)
+{
+	struct flush_tx *x = arg;
+	struct json_object *payload;
+
+	if (sessions_flush(d, x->scope, x->id, false, &x->count) != 0)
+		return -1;
+	payload = json_object_new_object();
+	json_object_object_add(payload, "scope", json_object_new_string(flush_scope_name(x->scope)));
+	json_object_object_add(payload, "flushed", json_object_new_int64((int64_t)x->count));
+	return audit_append(d, x->actor, "security.sessions_flushed",
+	    x->scope == FLUSH_ORG ? x->id : NULL,
+	    x->scope == FLUSH_ALL ? NULL : flush_scope_name(x->scope), x->id, payload);
+}
+
+int sessions_flush_audited(struct db *d, const struct audit_actor *actor, enum flush_scope scope,
+    const char *id, unsigned long long *count)
+{
+	struct flush_tx x = {actor, scope, scope == FLUSH_ALL ? NULL : id, 0};
+	int rc = db_tx(d, flush_fn, &x);
+
+	if (count)
+		*count = x.count;
+	return rc;
+}
+
+/* Throttle keys are hashes, so the table holds no email or address. */
+static void throttle_key(const char *kind, const char *value, uint8_t out[32])
+{
+	char buf[320];
+	size_t n = (size_t)snprintf(buf, sizeof(buf), "%s:", kind);
+
+	for (const char *s = value ? value : ""; *s && n < sizeof(buf) - 1; s++)
+		buf[n++] = (char)tolower((unsigned char)*s);
+	sha256_raw(buf, n, out);
+}
+
+long login_throttled(struct db *d, const struct opsd_config *cfg, const char *email,
+    const char *ip)
+{
+	struct arena *a = arena_new(1024);
+	uint8_t ka[32], ki[32];
+	struct db_rows rows;
+	long wait = -1;
+
+	(void)cfg;
+	if (!a)
+		return -1;
+	throttle_key("account", email, ka);
+	throttle_key("ip", ip, ki);
+	{
+		struct db_param p[] = {DBP_BLOB(ka, 32), DBP_BLOB(ki, 32)};
+
+		if (db_query(d, a,
+		        "SELECT COALESCE(MAX(CEIL(TIMESTAMPDIFF(MICROSECOND, NOW(3), locked_until)"
+		        " / 1000000)), 0) FROM login_throttle WHERE locked_until > NOW(3)"
+		        " AND ((scope = 'account' AND key_hash = ?) OR (scope = 'ip' AND key_hash = ?))",
+		        p, countof(p), &rows) == 0)
+			wait = rows.nrows == 1 && rows.val[0][0] ? strtol(rows.val[0][0], NULL, 10) : 0;
+	}
+	arena_free(a);
+	return wait;
+}
+
+static int throttle_fail(struct db *d, const char *scope, const uint8_t key[32], int max)
+{
+	/* Assignments run left to right and see earlier results, so the lock is
+	 * computed from the old counters before they change. */
+	struct db_param p[] = {DBP_STR(scope), DBP_BLOB(key, 32), DBP_I64(max), DBP_I64(max)};
+
+	return db_exec(d,
+	    "INSERT INTO login_throttle (scope, key_hash, failures, window_start, locked_until)"
+	    " VALUES (?, ?, 1, NOW(3), IF(1 >= ?, NOW(3) + INTERVAL 15 MINUTE, NULL))"
+	    " ON DUPLICATE KEY UPDATE"
+	    " locked_until = IF(IF(window_start < NOW(3) - INTERVAL 15 MINUTE, 0, failures) + 1 >= ?,"
+	    "   NOW(3) + INTERVAL 15 MINUTE, locked_until),"
+	    " failures = IF(window_start < NOW(3) - INTERVAL 15 MINUTE, 1, failures + 1),"
+	    " window_start = IF(window_start < NOW(3) - INTERVAL 15 MINUTE, NOW(3), window_start)",
+	    p, countof(p), NULL);
+}
+
+int login_failed(struct db *d, const struct opsd_config *cfg, const char *email, const char *ip)
+{
+	uint8_t ka[32], ki[32];
+
+	throttle_key("account", email, ka);
+	throttle_key("ip", ip, ki);
+	if (throttle_fail(d, "account", ka, cfg->login_max_failures) != 0 ||
+	    throttle_fail(d, "ip", ki, cfg->login_ip_max_failures) != 0)
+		return -1;
+	return 0;
+}
+
+int login_succeeded(struct db *d, const char *email)
+{
+	uint8_t ka[32];
+	struct db_param p[1];
+
+	throttle_key("account", email, ka);
+	p[0] = DBP_BLOB(ka, 32);
+	return db_exec(d, "DELETE FROM login_throttle WHERE scope = 'account' AND key_hash = ?", p,
+	    1, NULL);
+}

@@ -1,0 +1,72 @@
+/* Who is calling (SPEC §6): a session cookie or a bearer token resolved to a
+ * principal with its effective permissions, and the session/token stores. */
+#ifndef OPSD_AUTH_H
+#define OPSD_AUTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "authz.h"
+#include "session.h"
+#include "uuid.h"
+
+struct arena;
+struct db;
+struct opsd_config;
+struct req;
+
+enum auth_method { AUTH_NONE, AUTH_SESSION, AUTH_TOKEN };
+
+struct principal {
+	enum auth_method method;
+	char user_id[UUID_STR_LEN + 1];
+	char org_id[UUID_STR_LEN + 1]; /* "" for platform staff */
+	roleset roles;
+	permset perms;                 /* effective: roles, narrowed by token scopes */
+	bool service;
+	uint8_t session_id[SESSION_ID_LEN]; /* AUTH_SESSION */
+	char token_id[UUID_STR_LEN + 1];    /* AUTH_TOKEN */
+};
+
+enum auth_result {
+	AUTH_ANONYMOUS, /* no credentials presented */
+	AUTH_OK,
+	AUTH_REJECTED,  /* credentials presented but invalid, expired or revoked */
+	AUTH_DB_ERROR,
+};
+
+/* Resolves the request's Authorization: Bearer header, else its session
+ * cookie. Touches last_seen/last_used at most once a minute. */
+enum auth_result auth_authenticate(struct req *r, struct principal *p);
+
+/* The label stored as actor in audit events: the principal's highest role. */
+const char *principal_label(const struct principal *p);
+
+/* Creates a session for user_id; writes the cookie value and CSRF token. */
+int session_create(struct db *d, const struct opsd_config *cfg, const char *user_id,
+    const char *ip, const char *user_agent, char cookie[SESSION_COOKIE_VALUE_LEN + 1],
+    char csrf[CSRF_TOKEN_LEN + 1]);
+int session_delete(struct db *d, const uint8_t id[SESSION_ID_LEN]);
+
+enum flush_scope { FLUSH_ALL, FLUSH_USER, FLUSH_ORG };
+/* Deletes sessions (and, with revoke_tokens, revokes API tokens) of
+ * everyone, one user or one org's users. *count gets the sessions removed. */
+int sessions_flush(struct db *d, enum flush_scope scope, const char *id, bool revoke_tokens,
+    unsigned long long *count);
+
+/* sessions_flush of sessions only, with its security.sessions_flushed audit
+ * event, in one transaction: what the API and opsctl both run. */
+struct audit_actor;
+int sessions_flush_audited(struct db *d, const struct audit_actor *actor, enum flush_scope scope,
+    const char *id, unsigned long long *count);
+const char *flush_scope_name(enum flush_scope s);
+
+/* Login throttling (SPEC §6): per account and per IP, failures within 15
+ * minutes lock the key for 15 minutes. */
+/* Seconds the login must wait (0 = allowed), -1 on a database error. */
+long login_throttled(struct db *d, const struct opsd_config *cfg, const char *email,
+    const char *ip);
+int login_failed(struct db *d, const struct opsd_config *cfg, const char *email, const char *ip);
+int login_succeeded(struct db *d, const char *email);
+
+#endif

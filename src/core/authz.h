@@ -1,0 +1,70 @@
+/* Roles and permissions (SPEC §6): seven roles grant permissions named
+ * "area.action". Both are tables; routes name the permission they need. */
+#ifndef OPSD_AUTHZ_H
+#define OPSD_AUTHZ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum role {
+	ROLE_SUPERADMIN,
+	ROLE_PLATFORM_ADMIN,
+	ROLE_COMPLIANCE,
+	ROLE_COMPLIANCE_OFFICER,
+	ROLE_SECURITY_ADMIN,
+	ROLE_ORG_ADMIN,
+	ROLE_MEMBER,
+	ROLE__MAX
+};
+
+enum perm {
+	P_LEGAL_PUBLISH,
+	P_LEGAL_REPORT,
+	P_COMPLIANCE_READ,
+	P_COMPLIANCE_STRIP_PII,
+	P_COMPLIANCE_LEGAL_HOLD,
+	P_COMPLIANCE_ARCHIVE,
+	P_COMPLIANCE_EXPORT,
+	P_MIGRATION_RUN,
+	P_SECURITY_READ,
+	P_SECURITY_SESSIONS_FLUSH,
+	P_SECURITY_BLOCKLIST,
+	P_AUDIT_READ,
+	P_AUDIT_VERIFY,
+	P_EMAIL_SEND_TEST,
+	P_EMAIL_OUTBOX,
+	P_USERS_READ,
+	P_USERS_MANAGE,
+	P_ORGS_READ,
+	P_ORGS_MANAGE,
+	P_TENANT_READ,
+	P_TENANT_WRITE,
+	P_SYSTEM_STATUS,
+	PERM__MAX
+};
+
+typedef uint32_t roleset; /* bit (1 << enum role) */
+typedef uint64_t permset; /* bit (1 << enum perm) */
+
+const char *role_name(enum role r);
+int role_from_name(const char *name); /* -1 if unknown */
+const char *perm_name(enum perm p);   /* "legal.publish" */
+int perm_from_name(const char *name); /* -1 if unknown */
+
+permset role_perms(roleset roles);
+bool perms_have(permset have, enum perm p);
+/* A granter may give a role only if that role's permissions are a subset of
+ * its own ("you can only grant what you hold"). */
+bool roles_grantable(permset granter, roleset wanted);
+
+/* "a,b" (or the same with spaces) → roleset. False on an unknown or empty
+ * name; *bad gets the first unknown name (pointer into a static buffer). */
+bool roles_parse_csv(const char *csv, roleset *out, const char **bad);
+/* "superadmin,platform_admin" in role order into out. */
+void roles_format_csv(roleset roles, char *out, size_t out_len);
+/* Same for permissions (token scopes). */
+bool perms_parse_csv(const char *csv, permset *out, const char **bad);
+void perms_format_csv(permset perms, char *out, size_t out_len);
+
+#endif

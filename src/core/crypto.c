@@ -1,0 +1,334 @@
+/* Passwords (scrypt, PHC strings), HMAC-SHA256, SHA-256, base64 and API
+ * tokens, all through OpenSSL 3. */
+#include "crypto.h"
+
+#include "log.h"
+#include "util.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SALT_LEN 16
+#define KEY_LEN 32
+
+/* Accepted cost bounds: below them a hash is worthless, above them one
+ * stored string could make a login allocate gigabytes. */
+#define LN_MIN 1
+#define LN_MAX 22
+#define R_MIN 1
+#define R_MAX 32
+#define P_MIN 1
+#define P_MAX 16
+
+static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Unpadded base64 in the given alphabet; 0 (and "" when possible) if out is too small. */
+static size_t b64_encode(const char *alpha, const void *p, size_t n, char *out, size_t out_len)
+{
+	const uint8_t *b = p;
+	size_t need = n / 3 * 4 + (n % 3 == 0 ? 0 : n % 3 + 1);
+	size_t o = 0;
+	if (out_len < need + 1) {
+		if (out_len > 0)
+			out[0] = '\0';
+		return 0;
+	}
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)b[i] << 16;
+		size_t left = n - i;
+		if (left > 1)
+			v |= (uint32_t)b[i + 1] << 8;
+		if (left > 2)
+			v |= b[i + 2];
+		out[o++] = alpha[v >> 18 & 63];
+		out[o++] = alpha[v >> 12 & 63];
+		if (left > 1)
+			out[o++] = alpha[v >> 6 & 63];
+		if (left > 2)
+			out[o++] = alpha[v & 63];
+	}
+	out[o] = '\0';
+	return o;
+}
+
+static int b64_value(const char *alpha, char c)
+{
+	if (c == '\0')
+		return -1;
+	const char *hit = memchr(alpha, c, 64);
+	return hit == NULL ? -1 : (int)(hit - alpha);
+}
+
+/* Strict unpadded base64: only alphabet characters, no impossible length
+ * (n % 4 == 1), and the unused low bits of the last character must be zero
+ * so that every byte string has exactly one encoding (RFC 4648 §3.5). */
+static bool b64_decode(const char *alpha, const char *s, size_t slen, uint8_t *out, size_t out_cap,
+    size_t *out_len)
+{
+	size_t need = slen / 4 * 3 + (slen % 4 == 0 ? 0 : slen % 4 - 1);
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t o = 0;
+	if (s == NULL || slen % 4 == 1 || need > out_cap)
+		return false;
+	for (size_t i = 0; i < slen; i++) {
+		int v = b64_value(alpha, s[i]);
+		if (v < 0)
+			return false;
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (uint8_t)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	if (acc != 0)
+		return false;
+	if (out_len != NULL)
+		*out_len = o;
+	return true;
+}
+
+size_t b64url_encode(const void *p, size_t n, char *out, size_t out_len)
+{
+	return b64_encode(b64_url, p, n, out, out_len);
+}
+
+bool b64url_decode(const char *s, size_t slen, uint8_t *out, size_t out_cap, size_t *out_len)
+{
+	return b64_decode(b64_url, s, slen, out, out_cap, out_len);
+}
+
+/* HMAC/SHA-256 cannot fail with the default provider; if they ever do,
+ * unpredictable output makes every comparison against it fail closed. */
+static void fail_closed(uint8_t out[32], const char *what)
+{
+	log_msg(LL_ERROR, "crypto_failed", "%s failed", what);
+	if (!random_bytes(out, 32))
+		abort(); /* neither digest nor RNG works: nothing can be trusted */
+}
+
+void hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len, uint8_t out[32])
+{
+	unsigned int len = 0;
+	/* HMAC() refuses a NULL key even when its length is 0 */
+	if (key == NULL)
+		key = "";
+	if (msg == NULL)
+		msg = "";
+	if (HMAC(EVP_sha256(), key, (int)key_len, msg, msg_len, out, &len) == NULL || len != 32)
+		fail_closed(out, "HMAC-SHA256");
+}
+
+void sha256_raw(const void *p, size_t n, uint8_t out[32])
+{
+	unsigned int len = 0;
+	if (p == NULL)
+		p = "";
+	if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1 || len != 32)
+		fail_closed(out, "SHA-256");
+}
+
+static bool params_in_bounds(const struct scrypt_params *sp)
+{
+	return sp != NULL && sp->ln >= LN_MIN && sp->ln <= LN_MAX && sp->r >= R_MIN &&
+	    sp->r <= R_MAX && sp->p >= P_MIN && sp->p <= P_MAX;
+}
+
+/* scrypt through the provider KDF (RFC 7914). 0 or -1. */
+static int scrypt_derive(const char *pw, size_t pw_len, const uint8_t *salt, size_t salt_len,
+    const struct scrypt_params *sp, uint8_t key[KEY_LEN])
+{
+	uint64_t n = (uint64_t)1 << sp->ln, r = (uint64_t)sp->r, p = (uint64_t)sp->p;
+	/* OpenSSL's default cap is 32 MiB; N=2^17, r=8 needs 128 MiB (128 * N * r) */
+	uint64_t maxmem = 2 * 128 * n * r + ((uint64_t)64 << 20);
+	int rc = -1;
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
+	EVP_KDF_CTX *ctx = NULL;
+	if (kdf == NULL)
+		goto fail;
+	ctx = EVP_KDF_CTX_new(kdf);
+	if (ctx == NULL)
+		goto fail;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, (void *)pw, pw_len),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len),
+		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
+		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_R, &r),
+		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_P, &p),
+		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
+		OSSL_PARAM_construct_end(),
+	};
+	if (EVP_KDF_derive(ctx, key, KEY_LEN, params) != 1)
+		goto fail;
+	rc = 0;
+fail:
+	if (rc != 0)
+		log_msg(LL_ERROR, "scrypt_failed", "scrypt ln=%d r=%d p=%d failed", sp->ln, sp->r,
+		    sp->p);
+	EVP_KDF_CTX_free(ctx);
+	EVP_KDF_free(kdf);
+	return rc;
+}
+
+int password_hash(const char *password, const struct scrypt_params *p, char *out, size_t out_len)
+{
+	uint8_t salt[SALT_LEN], key[KEY_LEN];
+	char salt_b64[32], key_b64[48];
+	int rc = -1;
+	if (out != NULL && out_len > 0)
+		out[0] = '\0';
+	if (password == NULL || out == NULL || !params_in_bounds(p))
+		return -1;
+	size_t pw_len = strnlen(password, PASSWORD_MAX_LEN + 1);
+	if (pw_len > PASSWORD_MAX_LEN)
+		return -1;
+	if (!random_bytes(salt, sizeof(salt)))
+		goto fail;
+	if (scrypt_derive(password, pw_len, salt, sizeof(salt), p, key) != 0)
+		goto fail;
+	b64_encode(b64_std, salt, sizeof(salt), salt_b64, sizeof(salt_b64));
+	b64_encode(b64_std, key, sizeof(key), key_b64, sizeof(key_b64));
+	int n = snprintf(out, out_len, "$scrypt$ln=%d,r=%d,p=%d$%s$%s", p->ln, p->r, p->p, salt_b64,
+	    key_b64);
+	if (n < 0 || (size_t)n >= out_len) {
+		out[0] = '\0';
+		goto fail;
+	}
+	rc = 0;
+fail:
+	OPENSSL_cleanse(key, sizeof(key));
+	return rc;
+}
+
+/* Decimal without sign or leading zero, at most two digits; advances *s. */
+static bool parse_small_uint(const char **s, int *out)
+{
+	const char *p = *s;
+	int v = 0, digits = 0;
+	if (*p == '0')
+		return false;
+	while (*p >= '0' && *p <= '9' && digits < 3) {
+		v = v * 10 + (*p - '0');
+		p++;
+		digits++;
+	}
+	if (digits == 0 || digits > 2)
+		return false;
+	*out = v;
+	*s = p;
+	return true;
+}
+
+static bool expect(const char **s, const char *lit)
+{
+	size_t n = strlen(lit);
+	if (strncmp(*s, lit, n) != 0)
+		return false;
+	*s += n;
+	return true;
+}
+
+/* $scrypt$ln=L,r=R,p=P$<salt>$<key>, exactly as password_hash writes it. */
+static bool phc_parse(const char *phc, struct scrypt_params *sp, uint8_t salt[SALT_LEN],
+    uint8_t key[KEY_LEN])
+{
+	const char *s = phc;
+	size_t got = 0;
+	if (s == NULL || strnlen(s, PASSWORD_HASH_MAX) >= PASSWORD_HASH_MAX)
+		return false;
+	if (!expect(&s, "$scrypt$ln=") || !parse_small_uint(&s, &sp->ln) || !expect(&s, ",r=") ||
+	    !parse_small_uint(&s, &sp->r) || !expect(&s, ",p=") || !parse_small_uint(&s, &sp->p) ||
+	    !expect(&s, "$"))
+		return false;
+	if (!params_in_bounds(sp))
+		return false;
+	const char *dollar = strchr(s, '$');
+	if (dollar == NULL)
+		return false;
+	if (!b64_decode(b64_std, s, (size_t)(dollar - s), salt, SALT_LEN, &got) || got != SALT_LEN)
+		return false;
+	s = dollar + 1;
+	if (!b64_decode(b64_std, s, strlen(s), key, KEY_LEN, &got) || got != KEY_LEN)
+		return false;
+	return true;
+}
+
+enum pw_result password_verify(
+    const char *password, const char *phc, const struct scrypt_params *current)
+{
+	struct scrypt_params sp;
+	uint8_t salt[SALT_LEN], stored[KEY_LEN], key[KEY_LEN];
+	enum pw_result res = PW_MISMATCH;
+	if (!phc_parse(phc, &sp, salt, stored))
+		return PW_BAD_HASH;
+	size_t pw_len =
+	    password == NULL ? PASSWORD_MAX_LEN + 1 : strnlen(password, PASSWORD_MAX_LEN + 1);
+	if (pw_len > PASSWORD_MAX_LEN) {
+		/* same work as a real verify, so length does not show in the timing */
+		password_burn(password, &sp);
+		return PW_MISMATCH;
+	}
+	if (scrypt_derive(password, pw_len, salt, sizeof(salt), &sp, key) != 0)
+		goto done;
+	if (CRYPTO_memcmp(key, stored, KEY_LEN) != 0)
+		goto done;
+	res = PW_OK;
+	if (current != NULL && (sp.ln != current->ln || sp.r != current->r || sp.p != current->p))
+		res = PW_OK_REHASH;
+done:
+	OPENSSL_cleanse(key, sizeof(key));
+	return res;
+}
+
+void password_burn(const char *password, const struct scrypt_params *p)
+{
+	static const uint8_t salt[SALT_LEN] = "opsd-burn-salt!";
+	uint8_t key[KEY_LEN];
+	if (password == NULL)
+		password = "";
+	if (!params_in_bounds(p))
+		return;
+	(void)scrypt_derive(
+	    password, strnlen(password, PASSWORD_MAX_LEN), salt, sizeof(salt), p, key);
+	OPENSSL_cleanse(key, sizeof(key));
+}
+
+bool token_new(char out[TOKEN_LEN + 1])
+{
+	uint8_t raw[32];
+	const size_t prefix_len = sizeof(TOKEN_PREFIX) - 1;
+	out[0] = '\0';
+	if (!random_bytes(raw, sizeof(raw)))
+		return false;
+	memcpy(out, TOKEN_PREFIX, prefix_len);
+	size_t n = b64url_encode(raw, sizeof(raw), out + prefix_len, TOKEN_LEN + 1 - prefix_len);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	if (prefix_len + n != TOKEN_LEN) {
+		out[0] = '\0';
+		return false;
+	}
+	return true;
+}
+
+bool token_well_formed(const char *s)
+{
+	uint8_t raw[32];
+	size_t got = 0;
+	const size_t prefix_len = sizeof(TOKEN_PREFIX) - 1;
+	if (s == NULL || strnlen(s, TOKEN_LEN + 1) != TOKEN_LEN ||
+	    strncmp(s, TOKEN_PREFIX, prefix_len) != 0)
+		return false;
+	/* decoding also rejects non-canonical last characters */
+	return b64url_decode(s + prefix_len, TOKEN_LEN - prefix_len, raw, sizeof(raw), &got) &&
+	    got == sizeof(raw);
+}

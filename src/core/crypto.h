@@ -1,0 +1,52 @@
+/* Passwords, MACs and opaque tokens, all through OpenSSL. */
+#ifndef OPSD_CRYPTO_H
+#define OPSD_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* scrypt cost (SPEC §6: N=2^17, r=8, p=1 per OWASP; tests tune ln down). */
+struct scrypt_params {
+	int ln; /* log2(N) */
+	int r;
+	int p;
+};
+#define SCRYPT_DEFAULT ((struct scrypt_params){17, 8, 1})
+#define PASSWORD_HASH_MAX 160
+#define PASSWORD_MAX_LEN 1024 /* bytes; longer input is refused before hashing */
+
+/* PHC string: $scrypt$ln=17,r=8,p=1$<salt b64>$<hash b64> (16-byte salt,
+ * 32-byte key, standard base64 without padding). 0 or -1. */
+int password_hash(const char *password, const struct scrypt_params *p, char *out, size_t out_len);
+
+enum pw_result {
+	PW_MISMATCH,  /* wrong password */
+	PW_OK,        /* matches, parameters current */
+	PW_OK_REHASH, /* matches, but stored with other parameters: rehash now */
+	PW_BAD_HASH,  /* the stored string is not a hash we understand */
+};
+/* Constant-time comparison of the derived key. */
+enum pw_result password_verify(const char *password, const char *phc, const struct scrypt_params *current);
+/* Spends the same work as a verify, for logins of unknown accounts, so that
+ * timing does not tell which emails exist. */
+void password_burn(const char *password, const struct scrypt_params *p);
+
+void hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len, uint8_t out[32]);
+void sha256_raw(const void *p, size_t n, uint8_t out[32]);
+
+/* base64url without padding (RFC 4648 §5). encode returns the length
+ * written (out needs 4 * ceil(n / 3) + 1). decode is strict: rejects
+ * padding, whitespace and characters outside the alphabet. */
+size_t b64url_encode(const void *p, size_t n, char *out, size_t out_len);
+bool b64url_decode(const char *s, size_t slen, uint8_t *out, size_t out_cap, size_t *out_len);
+
+/* API tokens: "opsd_" + base64url(32 random bytes) (48 characters). The
+ * database keeps only sha256 of the whole string. */
+#define TOKEN_PREFIX "opsd_"
+#define TOKEN_LEN 48
+bool token_new(char out[TOKEN_LEN + 1]);
+/* Shape check before any lookup (prefix, length, alphabet). */
+bool token_well_formed(const char *s);
+
+#endif

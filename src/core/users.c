@@ -1,0 +1,270 @@
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "arena.h"
+#include "audit.h"
+#include "config.h"
+#include "crypto.h"
+#include "db.h"
+#include "dbval.h"
+#include "users.h"
+#include "util.h"
+
+/* MariaDB's duplicate-key error. */
+#define ER_DUP_ENTRY 1062
+
+const char *user_err_message(enum user_err e)
+{
+	static const char *const msg[] = {
+		[USER_OK] = "ok",
+		[USER_DUPLICATE] = "a user with this email already exists",
+		[USER_BAD_EMAIL] = "not a valid email address",
+		[USER_BAD_PASSWORD] = "passwords are 12 to 1024 bytes",
+		[USER_ORG_REQUIRED] = "org_admin and member need an orgId",
+		[USER_NO_SUCH_ORG] = "no such org",
+		[USER_NOT_FOUND] = "no such user",
+		[USER_DB_ERROR] = "database error",
+	};
+
+	return (size_t)e < countof(msg) ? msg[e] : "error";
+}
+
+bool email_normalize(const char *in, char *out, size_t out_len)
+{
+	size_t n = in ? strlen(in) : 0, at = 0, ats = 0;
+
+	if (n < 3 || n > 254 || n >= out_len)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		/* No spaces, controls or header-breaking characters. */
+		if (c <= ' ' || c == 0x7f || c == '<' || c == '>' || c == ',' || c == ';' ||
+		    c == '"' || c == '\\')
+			return false;
+		if (c == '@') {
+			at = i;
+			ats++;
+		}
+		out[i] = (char)tolower(c);
+	}
+	out[n] = '\0';
+	return ats == 1 && at > 0 && at < 65 && at < n - 1 && out[n - 1] != '.' && out[at + 1] != '.';
+}
+
+bool password_acceptable(const char *pw)
+{
+	size_t n = pw ? strlen(pw) : 0;
+
+	return n >= PASSWORD_MIN_LEN && n <= PASSWORD_MAX_LEN;
+}
+
+static struct scrypt_params scrypt_of(const struct opsd_config *cfg)
+{
+	return (struct scrypt_params){cfg->scrypt_ln, 8, 1};
+}
+
+struct create_ctx {
+	const struct user_input *in;
+	const struct audit_actor *actor;
+	struct opsd_uuid id, org;
+	const char *email;
+	const char *hash;
+	char *id_s;
+	enum user_err err;
+};
+
+static int create_fn(struct db *d, void *arg)
+{
+	struct create_ctx *c = arg;
+	const struct user_input *in = c->in;
+	char roles[256];
+	struct json_object *payload;
+
+	roles_format_csv(in->roles, roles, sizeof(roles));
+	{
+		struct db_param p[] = {
+			DBP_BLOB(c->id.b, 16), in->org_id ? DBP_BLOB(c->org.b, 16) : DBP_NULL,
+			DBP_STR(c->email), DBP_STR(in->name ? in->name : ""), DBP_STR(c->hash),
+			DBP_STR(roles), DBP_I64(in->service),
+		};
+
+		if (db_exec(d,
+		        "INSERT INTO users (id, org_id, email, name, password_hash, roles, service)"
+		        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+		        p, countof(p), NULL) != 0) {
+			c->err = db_errno(d) == ER_DUP_ENTRY ? USER_DUPLICATE : USER_DB_ERROR;
+			return c->err == USER_DUPLICATE ? 1 : -1;
+		}
+	}
+	payload = json_object_new_object();
+	json_object_object_add(payload, "roles", json_object_new_string(roles));
+	json_object_object_add(payload, "service", json_object_new_boolean(in->service));
+	if (audit_append(d, c->actor, "user.created", in->org_id, "user", c->id_s, payload) != 0) {
+		c->err = USER_DB_ERROR;
+		return -1;
+	}
+	return 0;
+}
+
+enum user_err user_create(struct db *d, const struct opsd_config *cfg,
+    const struct user_input *in, const struct audit_actor *actor, char id_out[UUID_STR_LEN + 1])
+{
+	struct create_ctx c = {.in = in, .actor = actor, .err = USER_OK, .id_s = id_out};
+	char email[256], hash[PASSWORD_HASH_MAX];
+	struct scrypt_params sp = scrypt_of(cfg);
+	const roleset org_roles = (1u << ROLE_ORG_ADMIN) | (1u << ROLE_MEMBER);
+
+	if (!email_normalize(in->email, email, sizeof(email)))
+		return USER_BAD_EMAIL;
+	if (in->password && !password_acceptable(in->password))
+		return USER_BAD_PASSWORD;
+	if ((in->roles & org_roles) && !in->org_id)
+		return USER_ORG_REQUIRED;
+	if (in->org_id && !uuid_parse(in->org_id, &c.org))
+		return USER_NO_SUCH_ORG;
+	if (in->password && password_hash(in->password, &sp, hash, sizeof(hash)) != 0)
+		return USER_DB_ERROR;
+	c.email = email;
+	c.hash = in->password ? hash : NULL;
+	uuid7_new(&c.id);
+	uuid_format(&c.id, id_out);
+	if (in->org_id) {
+		struct arena *a = arena_new(1024);
+		struct db_rows rows;
+		struct db_param p[] = {DBP_BLOB(c.org.b, 16)};
+		int rc = a ? db_query(d, a, "SELECT 1 FROM orgs WHERE id = ?", p, 1, &rows) : -1;
+		bool found = rc == 0 && rows.nrows == 1;
+
+		arena_free(a);
+		if (rc != 0)
+			return USER_DB_ERROR;
+		if (!found)
+			return USER_NO_SUCH_ORG;
+	}
+	if (db_tx(d, create_fn, &c) < 0)
+		return c.err != USER_OK ? c.err : USER_DB_ERROR;
+	return c.err;
+}
+
+struct pw_ctx {
+	struct opsd_uuid id;
+	const char *user_id;
+	const char *hash;
+	const struct audit_actor *actor;
+	unsigned long long affected;
+};
+
+static int set_password_fn(struct db *d, void *arg)
+{
+	struct pw_ctx *c = arg;
+	struct db_param p[] = {DBP_STR(c->hash), DBP_BLOB(c->id.b, 16)};
+
+	if (db_exec(d, "UPDATE users SET password_hash = ? WHERE id = ?", p, countof(p),
+	        &c->affected) != 0)
+		return -1;
+	if (c->affected == 0)
+		return 1;
+	return audit_append(d, c->actor, "auth.password_changed", NULL, "user", c->user_id, NULL);
+}
+
+enum user_err user_set_password(struct db *d, const struct opsd_config *cfg,
+    const char *user_id, const char *password, const struct audit_actor *actor)
+{
+	struct scrypt_params sp = scrypt_of(cfg);
+	char hash[PASSWORD_HASH_MAX];
+	struct pw_ctx c = {.user_id = user_id, .hash = hash, .actor = actor};
+	int rc;
+
+	if (!password_acceptable(password))
+		return USER_BAD_PASSWORD;
+	if (!uuid_parse(user_id, &c.id))
+		return USER_NOT_FOUND;
+	if (password_hash(password, &sp, hash, sizeof(hash)) != 0)
+		return USER_DB_ERROR;
+	rc = db_tx(d, set_password_fn, &c);
+	if (rc < 0)
+		return USER_DB_ERROR;
+	return rc == 1 ? USER_NOT_FOUND : USER_OK;
+}
+
+enum user_err user_find_by_email(struct db *d, const char *email, char id_out[UUID_STR_LEN + 1])
+{
+	struct arena *a = arena_new(1024);
+	char norm[256];
+	struct db_rows rows;
+	enum user_err e = USER_NOT_FOUND;
+
+	if (!email_normalize(email, norm, sizeof(norm)))
+		return USER_NOT_FOUND;
+	if (!a)
+		return USER_DB_ERROR;
+	{
+		struct db_param p[] = {DBP_STR(norm)};
+
+		if (db_query(d, a, "SELECT id FROM users WHERE email = ?", p, 1, &rows) != 0)
+			e = USER_DB_ERROR;
+		else if (rows.nrows == 1 && dbv_uuid(rows.val[0][0], rows.len[0][0], id_out))
+			e = USER_OK;
+	}
+	arena_free(a);
+	return e;
+}
+
+struct json_object *user_row_json(const struct db_rows *rows, size_t r)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "id", dbv_json_uuid(rows, r, 0));
+	json_object_object_add(o, "email", dbv_json_str(rows, r, 1));
+	json_object_object_add(o, "name", dbv_json_str(rows, r, 2));
+	json_object_object_add(o, "roles", dbv_json_csv(rows, r, 3));
+	json_object_object_add(o, "orgId", dbv_json_uuid(rows, r, 4));
+	json_object_object_add(o, "service", dbv_json_bool(rows, r, 5));
+	json_object_object_add(o, "disabled", dbv_json_bool(rows, r, 6));
+	json_object_object_add(o, "createdAt", dbv_json_time(rows, r, 7));
+	json_object_object_add(o, "updatedAt", dbv_json_time(rows, r, 8));
+	return o;
+}
+
+struct json_object *user_get_json(struct db *d, struct arena *a, const char *id, enum user_err *err)
+{
+	struct opsd_uuid u;
+	struct db_rows rows;
+	struct db_param p[1];
+
+	*err = USER_NOT_FOUND;
+	if (!uuid_parse(id, &u))
+		return NULL;
+	p[0] = DBP_BLOB(u.b, 16);
+	if (db_query(d, a, "SELECT " USER_COLUMNS " FROM users WHERE id = ?", p, 1, &rows) != 0) {
+		*err = USER_DB_ERROR;
+		return NULL;
+	}
+	if (rows.nrows != 1)
+		return NULL;
+	*err = USER_OK;
+	return user_row_json(&rows, 0);
+}
+
+enum user_err user_get_roles(struct db *d, struct arena *a, const char *id, roleset *roles)
+{
+	struct opsd_uuid u;
+	struct db_rows rows;
+	struct db_param p[1];
+	const char *bad;
+
+	if (!uuid_parse(id, &u))
+		return USER_NOT_FOUND;
+	p[0] = DBP_BLOB(u.b, 16);
+	if (db_query(d, a, "SELECT roles FROM users WHERE id = ?", p, 1, &rows) != 0)
+		return USER_DB_ERROR;
+	if (rows.nrows != 1)
+		return USER_NOT_FOUND;
+	if (!roles_parse_csv(rows.val[0][0], roles, &bad))
+		*roles = 0;
+	return USER_OK;
+}

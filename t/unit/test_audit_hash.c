@@ -1,0 +1,259 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <json-c/json.h>
+#include <string.h>
+
+#include "audit.h"
+#include "util.h"
+
+static struct audit_record base(void)
+{
+	struct audit_record r = {
+		.seq = 42,
+		.id = "0190f5a2-7b3c-7def-8abc-0123456789ab",
+		.occurred_at = "2026-11-24 10:27:55.123",
+		.actor_id = NULL,
+		.actor_label = "cli:root",
+		.org_id = NULL,
+		.action = "user.create",
+		.target_type = "user",
+		.target_id = "0190f5a2-7b3c-7def-8abc-0123456789ac",
+		.ip = "127.0.0.1",
+		.request_id = "req-1",
+		.payload = "{\"roles\":[\"member\"]}",
+	};
+	memset(r.prev_hash, 0x11, sizeof(r.prev_hash));
+	return r;
+}
+
+static void hash_hex(const struct audit_record *r, char out[65])
+{
+	uint8_t h[32];
+	audit_record_hash(r, h);
+	hex_encode(h, sizeof(h), out);
+}
+
+static void test_known_vector(void **state)
+{
+	(void)state;
+	/* Pinned once, computed independently in Python:
+	 *   f = lambda s: b'N' if s is None else b'S' + struct.pack('>Q', len(s)) + s
+	 *   sha256(struct.pack('>Q', 42) + b''.join(f(x) for x in [id, occurred_at,
+	 *          actor_id, ..., payload]) + b'\x11' * 32)
+	 * with the fields of base(). A change here breaks every stored chain. */
+	char hex[65];
+	struct audit_record r = base();
+	hash_hex(&r, hex);
+	assert_string_equal(
+	    hex, "777f9dbfabdaedd4fe28389b57ffa193a48cf896413239db3c18a2c5ef8e2866");
+	/* deterministic */
+	char again[65];
+	hash_hex(&r, again);
+	assert_string_equal(hex, again);
+}
+
+static void test_every_field_counts(void **state)
+{
+	(void)state;
+	static const size_t offsets[] = {
+		offsetof(struct audit_record, id),
+		offsetof(struct audit_record, occurred_at),
+		offsetof(struct audit_record, actor_id),
+		offsetof(struct audit_record, actor_label),
+		offsetof(struct audit_record, org_id),
+		offsetof(struct audit_record, action),
+		offsetof(struct audit_record, target_type),
+		offsetof(struct audit_record, target_id),
+		offsetof(struct audit_record, ip),
+		offsetof(struct audit_record, request_id),
+		offsetof(struct audit_record, payload),
+	};
+	struct audit_record b = base();
+	char ref[65], hex[65];
+	hash_hex(&b, ref);
+	for (size_t i = 0; i < countof(offsets); i++) {
+		/* three changes per field: a different text, NULL and "" (NULL ≠ "") */
+		static const char *const variants[] = {"x", NULL, ""};
+		for (size_t v = 0; v < countof(variants); v++) {
+			struct audit_record r = base();
+			const char **f = (const char **)((char *)&r + offsets[i]);
+			if (*f == variants[v] || (*f != NULL && variants[v] != NULL &&
+			                             strcmp(*f, variants[v]) == 0))
+				continue;
+			*f = variants[v];
+			hash_hex(&r, hex);
+			if (strcmp(hex, ref) == 0)
+				fail_msg("field %zu variant %zu does not change the hash", i, v);
+		}
+		struct audit_record n = base(), e = base();
+		*(const char **)((char *)&n + offsets[i]) = NULL;
+		*(const char **)((char *)&e + offsets[i]) = "";
+		char hn[65], he[65];
+		hash_hex(&n, hn);
+		hash_hex(&e, he);
+		assert_string_not_equal(hn, he);
+	}
+	struct audit_record r = base();
+	r.seq = 43;
+	hash_hex(&r, hex);
+	assert_string_not_equal(hex, ref);
+	r = base();
+	r.seq = 42 + ((int64_t)1 << 40); /* high bytes count too */
+	hash_hex(&r, hex);
+	assert_string_not_equal(hex, ref);
+	r = base();
+	r.prev_hash[31] ^= 1;
+	hash_hex(&r, hex);
+	assert_string_not_equal(hex, ref);
+	r = base();
+	r.prev_hash[0] ^= 0x80;
+	hash_hex(&r, hex);
+	assert_string_not_equal(hex, ref);
+}
+
+static void test_boundaries(void **state)
+{
+	(void)state;
+	struct audit_record a = base(), b = base();
+	char ha[65], hb[65];
+	/* the same bytes split differently between neighbouring fields */
+	a.target_type = "ab";
+	a.target_id = "c";
+	b.target_type = "a";
+	b.target_id = "bc";
+	hash_hex(&a, ha);
+	hash_hex(&b, hb);
+	assert_string_not_equal(ha, hb);
+	/* a NULL moved from one field to the next */
+	a = base();
+	b = base();
+	a.actor_id = NULL;
+	a.actor_label = "x";
+	b.actor_id = "x";
+	b.actor_label = NULL;
+	hash_hex(&a, ha);
+	hash_hex(&b, hb);
+	assert_string_not_equal(ha, hb);
+	/* a field that spells out another field's encoding */
+	a = base();
+	b = base();
+	a.ip = "";
+	a.request_id = "S";
+	b.ip = "N";
+	b.request_id = NULL;
+	hash_hex(&a, ha);
+	hash_hex(&b, hb);
+	assert_string_not_equal(ha, hb);
+}
+
+/* Redacts the JSON in, written with ' for " to stay readable, and compares
+ * the compact result with want (written the same way). */
+static void check_redacted(const char *in, const char *want)
+{
+	char text[1024], expect[1024];
+	str_copy(text, in, sizeof(text));
+	str_copy(expect, want, sizeof(expect));
+	for (char *p = text; *p != '\0'; p++)
+		*p = *p == '\'' ? '"' : *p;
+	for (char *p = expect; *p != '\0'; p++)
+		*p = *p == '\'' ? '"' : *p;
+	struct json_object *o = json_tokener_parse(text);
+	assert_non_null(o);
+	audit_redact_payload(o);
+	assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), expect);
+	json_object_put(o);
+}
+
+static void test_redact_sensitive_keys(void **state)
+{
+	(void)state;
+	check_redacted("{'email':'a@example.com','newPassword':'hunter2','token':'opsd_abc',"
+		       "'roles':['member']}",
+	    "{'email':'[redacted]','newPassword':'[redacted]','token':'[redacted]',"
+	    "'roles':['member']}");
+	/* any value type under a sensitive key goes whole; null says nothing */
+	check_redacted("{'password':null,'secret':{'a':1},'apiToken':12345,'name':['Ann','Bob'],"
+		       "'phone':true,'zip':1.5}",
+	    "{'password':null,'secret':'[redacted]','apiToken':'[redacted]','name':'[redacted]',"
+	    "'phone':'[redacted]','zip':'[redacted]'}");
+	/* keys are normalised like the log's: case, '_' and '-' */
+	check_redacted("{'E-Mail':'x','new_password':'y','csrfToken':'z'}",
+	    "{'E-Mail':'[redacted]','new_password':'[redacted]','csrfToken':'[redacted]'}");
+	/* harmless keys and values are left alone */
+	check_redacted("{'count':3,'ok':true,'scope':'all','n':null}",
+	    "{'count':3,'ok':true,'scope':'all','n':null}");
+}
+
+static void test_redact_depth(void **state)
+{
+	(void)state;
+	check_redacted("{'user':{'profile':{'email':'a@b.com','id':'u1',"
+		       "'deep':[{'token':'t','note':'mail bob@example.com'}]}}}",
+	    "{'user':{'profile':{'email':'[redacted]','id':'u1',"
+	    "'deep':[{'token':'[redacted]','note':'mail b***@example.com'}]}}}");
+	/* arrays of arrays */
+	check_redacted(
+	    "[[{'password':'p'}],['x@y.org']]", "[[{'password':'[redacted]'}],['x***@y.org']]");
+}
+
+static void test_redact_arrays_of_emails(void **state)
+{
+	(void)state;
+	check_redacted("{'recipients':['alice@example.com','bob@example.org','not an address',7]}",
+	    "{'recipients':['a***@example.com','b***@example.org','not an address',7]}");
+	/* the same array under a sensitive key is dropped whole */
+	check_redacted("{'email':['alice@example.com']}", "{'email':'[redacted]'}");
+}
+
+static void test_redact_free_text(void **state)
+{
+	(void)state;
+	/* e-mails and bearer tokens inside ordinary strings */
+	check_redacted("{'reason':'requested by a@example.com','header':'Bearer opsd_abcdef'}",
+	    "{'reason':'requested by a***@example.com','header':'Bearer [redacted]'}");
+	/* a short value that grows when masked is not cut */
+	check_redacted("{'to':'a@b.cc'}", "{'to':'a***@b.cc'}");
+	/* a bare string payload */
+	struct json_object *s = json_object_new_string("from a@example.com");
+	audit_redact_payload(s);
+	assert_string_equal(json_object_get_string(s), "from a***@example.com");
+	json_object_put(s);
+	audit_redact_payload(NULL);
+}
+
+static void test_redact_very_deep(void **state)
+{
+	(void)state;
+	/* past the depth cap a subtree is replaced, never left unredacted */
+	struct json_object *root = json_object_new_object(), *cur = root;
+	for (int i = 0; i < 100; i++) {
+		struct json_object *next = json_object_new_object();
+		json_object_object_add(cur, "k", next);
+		cur = next;
+	}
+	json_object_object_add(cur, "note", json_object_new_string("x@example.com"));
+	audit_redact_payload(root);
+	const char *text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+	assert_null(strstr(text, "x@example.com"));
+	assert_non_null(strstr(text, "[redacted]"));
+	json_object_put(root);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_known_vector),
+		cmocka_unit_test(test_every_field_counts),
+		cmocka_unit_test(test_boundaries),
+		cmocka_unit_test(test_redact_sensitive_keys),
+		cmocka_unit_test(test_redact_depth),
+		cmocka_unit_test(test_redact_arrays_of_emails),
+		cmocka_unit_test(test_redact_free_text),
+		cmocka_unit_test(test_redact_very_deep),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
