@@ -91,7 +91,8 @@ void reply_id_list(struct req *r, const char *kind, const char *sql, const struc
 		reply_field_error(r, "cursor", "not a cursor of this list");
 		return;
 	}
-	memcpy(p, extra, nextra * sizeof(*p));
+	if (nextra)
+		memcpy(p, extra, nextra * sizeof(*p));
 	p[nextra] = DBP_I64(pg.has_after);
 	p[nextra + 1] = pg.has_after ? DBP_BLOB(after.b, 16) : DBP_NULL;
 	p[nextra + 2] = DBP_I64(pg.limit + 1);

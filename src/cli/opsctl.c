@@ -262,9 +262,9 @@ static int cmd_audit_verify(struct opsctl *o)
 		return EXIT_FAILED;
 	}
 	if (!res.ok) {
-		printf("broken: first bad event %s (seq %lld), %llu good events before it\n",
-		    res.first_broken_id, (long long)res.first_broken_seq,
-		    (unsigned long long)res.checked);
+		printf("broken: first bad event %s (seq %lld)\n", res.first_broken_id,
+		    (long long)res.first_broken_seq);
+		printf("%llu events before it verified\n", (unsigned long long)res.checked);
 		return EXIT_FAILED;
 	}
 	printf("ok: %llu events checked\n", (unsigned long long)res.checked);

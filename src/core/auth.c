@@ -323,3 +323,15 @@ int login_succeeded(struct db *d, const char *email)
 	return db_exec(d, "DELETE FROM login_throttle WHERE scope = 'account' AND key_hash = ?", p,
 	    1, NULL);
 }
+
+int sessions_expire(struct db *d, const struct opsd_config *cfg)
+{
+	struct db_param p[] = {DBP_I64(cfg->session_idle_min)};
+
+	if (db_exec(d, "DELETE FROM sessions WHERE expires_at < NOW(3)"
+	               " OR last_seen_at < NOW(3) - INTERVAL ? MINUTE LIMIT 5000", p, 1, NULL) != 0)
+		return -1;
+	return db_exec(d, "DELETE FROM login_throttle WHERE window_start < NOW(3) - INTERVAL 15 MINUTE"
+	                  " AND (locked_until IS NULL OR locked_until < NOW(3)) LIMIT 5000", NULL, 0,
+	    NULL);
+}

@@ -61,6 +61,10 @@ int sessions_flush_audited(struct db *d, const struct audit_actor *actor, enum f
     const char *id, unsigned long long *count);
 const char *flush_scope_name(enum flush_scope s);
 
+/* Housekeeping for the jobs process: removes expired sessions and stale
+ * throttle rows in bounded batches. */
+int sessions_expire(struct db *d, const struct opsd_config *cfg);
+
 /* Login throttling (SPEC §6): per account and per IP, failures within 15
  * minutes lock the key for 15 minutes. */
 /* Seconds the login must wait (0 = allowed), -1 on a database error. */

@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "auth.h"
 #include "config.h"
 #include "db.h"
 #include "jobs.h"
@@ -15,11 +16,11 @@
 struct job {
 	const char *name;
 	int interval_ms;
-	int (*run)(const struct opsd_config *cfg, struct db *db);
+	int (*run)(struct db *db, const struct opsd_config *cfg);
 };
 
 static const struct job jobs[] = {
-	{NULL, 0, NULL},
+	{"sessions_expire", 60 * 1000, sessions_expire},
 };
 
 static volatile sig_atomic_t stopping;
@@ -77,7 +78,7 @@ int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 			if (db_ensure(db) != 0)
 				break;
 			scoreboard_set_state(sb, slot, SB_BUSY);
-			if (j->run(cfg, db) != 0)
+			if (j->run(db, cfg) != 0)
 				log_msg(LL_ERROR, "job_failed", "%s", j->name);
 			scoreboard_set_state(sb, slot, SB_IDLE);
 		}

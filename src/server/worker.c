@@ -275,7 +275,12 @@ static void dispatch(struct req *r, enum body_state body, bool test_routes)
 static void log_request(const struct req *r, int64_t dur_us, int slowlog_ms)
 {
 	bool slow = slowlog_ms > 0 && dur_us >= (int64_t)slowlog_ms * 1000;
-	struct logline *l = log_begin(slow ? LL_WARN : LL_INFO, slow ? "slow_request" : "request");
+	/* nginx's access log has every request; opsd's has the ones an operator
+	 * looks for: failed (>= 400) and slow. Successful ones are debug. */
+	enum log_level lvl = slow ? LL_WARN : r->status >= 500 ? LL_ERROR
+	    : r->status >= 400				    ? LL_INFO
+							    : LL_DEBUG;
+	struct logline *l = log_begin(lvl, slow ? "slow_request" : "request");
 
 	log_str(l, "method", r->method);
 	log_str(l, "path", r->path);
