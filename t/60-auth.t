@@ -335,8 +335,9 @@ my ($tok, $tok_id);
 	ok(($viatok->{status} == 401 || $viatok->{status} == 403), 'POST /auth/tokens with a bearer token is refused (session only)')
 	    or diag "$viatok->{status} $viatok->{body}";
 
-	# a bearer needs no CSRF token, even for unsafe methods
-	my $mt = http(POST => '/auth/tokens', session => $pa_s, json => { name => 'manager', scopes => ['users.manage', 'users.read'] });
+	# a bearer needs no CSRF token, even for unsafe methods (tenant.read too:
+	# granting member needs every permission of member)
+	my $mt = http(POST => '/auth/tokens', session => $pa_s, json => { name => 'manager', scopes => ['users.manage', 'users.read', 'tenant.read'] });
 	my $mtok = secret('manage token', ($mt->{json} // {})->{token});
 	my $nu_email = 'u-viatoken@example.test';
 	$EMAILS{'token-made user'} = $nu_email;
@@ -344,6 +345,11 @@ my ($tok, $tok_id);
 	    password => secret('via token pw', 'Pw-via-token-0123456789'), roles => ['member'], orgId => $org->{id} });
 	$NAMES{'Via Token'} = 'Via Token';
 	status_is $via, 201, 'POST /users with a bearer token and no X-CSRF-Token 201';
+	my $nt = http(POST => '/auth/tokens', session => $pa_s, json => { name => 'narrow manager', scopes => ['users.manage', 'users.read'] });
+	my $ntok = secret('narrow manage token', ($nt->{json} // {})->{token});
+	check_error(http(POST => '/users', bearer => $ntok, json => { email => 'u-narrow@example.test', name => 'Narrow',
+	    password => 'Pw-narrow-token-0123456', roles => ['member'], orgId => $org->{id} }), 403, 'forbidden',
+	    'a token without tenant.read cannot grant member (scopes narrow what may be granted)');
 
 	# someone else's token cannot be revoked; unknown ids are 404
 	check_error(http(DELETE => "/auth/tokens/$tok_id", session => $mem_s), 404, 'not_found', "DELETE someone else's token");

@@ -128,9 +128,12 @@ sub call($r, %auth) {
 	return http($r->{method}, path_of($r), %o);
 }
 
-# expected: 'allowed' | 401 | 403
+# expected: 'allowed' | 401 | 403. Routes marked "loopback" (/status,
+# /metrics) need no credentials from the host itself, and every request of
+# this test comes from 127.0.0.1 through nginx: they are checked off-loopback
+# further down, straight through opsd's FastCGI socket.
 sub expect_for($r, $perms) {
-	return 'allowed' if $r->{public};
+	return 'allowed' if $r->{public} || $r->{loopback};
 	return 401 unless $perms;
 	return 'allowed' unless defined $r->{permission};
 	return $perms->{ $r->{permission} } ? 'allowed' : 403;
@@ -179,8 +182,31 @@ for my $role (@ROLES) {
 	my $who = "$role token[$scope]";
 	for my $r (@calls) {
 		next if !$r->{public} && !defined $r->{permission};
-		my $want = $r->{public} ? 'allowed' : $r->{permission} eq $scope ? 'allowed' : 403;
+		my $want = $r->{public} || $r->{loopback} ? 'allowed' : $r->{permission} eq $scope ? 'allowed' : 403;
 		cell($r, $who, $want, call($r, bearer => $tok));
+	}
+}
+
+# ---- loopback routes from elsewhere: FastCGI straight to opsd with another
+# REMOTE_ADDR (nginx would pass the client's), as nobody and as each role
+{
+	my @lb = grep { $_->{loopback} && !$_->{public} } @calls;
+	for my $r (@lb) {
+		my $fcgi = sub ($cookie) {
+			my %p = (REQUEST_METHOD => $r->{method}, REQUEST_URI => path_of($r), DOCUMENT_URI => path_of($r),
+			    QUERY_STRING => '', REMOTE_ADDR => '203.0.113.7', SERVER_PROTOCOL => 'HTTP/1.1',
+			    REQUEST_ID => sprintf('%032x', int rand 2**31), HTTPS => 'on',
+			    (defined $cookie ? (HTTP_COOKIE => session_cookie_header($cookie)) : ()));
+			my $x = fcgi_exchange(fcgi_begin() . fcgi_params(1, [map { ($_ => $p{$_}) } sort keys %p]) . fcgi_record(5, 1, ''));
+			my ($body) = ($x->{stdout} // '') =~ /\r?\n\r?\n(.*)\z/s;
+			return { status => $x->{status} // 0, body => $body // $x->{stdout} // '', json => json_decode($body // '') };
+		};
+		my $want_perm = defined $r->{permission} ? $r->{permission} : undef;
+		cell($r, 'nobody@203.0.113.7', $want_perm ? 401 : 'allowed', $fcgi->(undef));
+		for my $role (@ROLES) {
+			my $want = !$want_perm || $have{$role}{$want_perm} ? 'allowed' : 403;
+			cell($r, "$role\@203.0.113.7", $want, $fcgi->($sess{$role}{cookie}));
+		}
 	}
 }
 
