@@ -74,6 +74,11 @@ void api_sessions_flush(struct req *r);
 void api_audit_list(struct req *r);
 void api_audit_verify(struct req *r);
 
+/* email.c */
+void api_email_test(struct req *r);
+void api_email_outbox(struct req *r);
+void api_email_retry(struct req *r);
+
 /* system.c */
 void api_healthz(struct req *r);
 void api_readyz(struct req *r);

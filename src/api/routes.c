@@ -34,6 +34,9 @@ const struct route routes[] = {
 
 	{"POST", "/security/sessions/flush", api_sessions_flush, "security.sessions_flush",
 	    AUTH | JSON, "sessions_flush"},
+	{"POST", "/email/test", api_email_test, "email.send_test", JSON, "email_test"},
+	{"GET", "/email/outbox", api_email_outbox, "email.outbox", 0, "email_outbox"},
+	{"POST", "/email/outbox/:id/retry", api_email_retry, "email.outbox", 0, "email_retry"},
 	{"GET", "/audit", api_audit_list, "audit.read", 0, "audit_list"},
 	{"GET", "/audit/verify", api_audit_verify, "audit.verify", 0, "audit_verify"},
 

@@ -80,6 +80,8 @@ static const struct var vars[] = {
 	INT("OPSD_SCRYPT_LN", scrypt_ln, "17", 10, 22),
 	INT("OPSD_LOGIN_MAX_FAILURES", login_max_failures, "5", 1, 1000),
 	INT("OPSD_LOGIN_IP_MAX_FAILURES", login_ip_max_failures, "50", 1, 100000),
+	INT("OPSD_SMTP_RETRY_BASE_S", smtp_retry_base_s, "30", 1, 3600),
+	INT("OPSD_SMTP_MAX_ATTEMPTS", smtp_max_attempts, "8", 1, 100),
 };
 
 #define NVARS countof(vars)
@@ -92,7 +94,8 @@ const char *const config_variable_names[] = {
 	"SESSION_IDLE_MIN", "SESSION_ABSOLUTE_H", "SMTP_SERVER", "SMTP_PORT", "SMTP_USER",
 	"SMTP_PASS", "SMTP_FROM", "SMTP_SECURE", "SMTP_TEST_MODE", "TEST_EMAIL_ALLOWLIST",
 	"SMTP_CA_FILE", "OPSD_AUDIT_RETENTION_DAYS", "OPSD_LOG", "OPSD_SCRYPT_LN",
-	"OPSD_LOGIN_MAX_FAILURES", "OPSD_LOGIN_IP_MAX_FAILURES", NULL,
+	"OPSD_LOGIN_MAX_FAILURES", "OPSD_LOGIN_IP_MAX_FAILURES", "OPSD_SMTP_RETRY_BASE_S",
+	"OPSD_SMTP_MAX_ATTEMPTS", NULL,
 };
 
 _Static_assert(countof(config_variable_names) == NVARS + 1, "names follow vars[]");
@@ -418,6 +421,10 @@ static void finish(struct opsd_config *c, const bool *set, config_lookup_fn look
 	    strcmp(c->smtp_server, "localhost") != 0 && !addr_is_loopback(c->smtp_server))
 		report_bad(ld, var_find("SMTP_SERVER"),
 		    "SMTP_SECURE=none is only allowed with a loopback SMTP_SERVER", c->smtp_server);
+	if (c->smtp_server != NULL && c->smtp_from == NULL)
+		report(ld, true, "SMTP_FROM: required when SMTP_SERVER is set");
+	if ((c->smtp_user != NULL) != (c->smtp_pass != NULL))
+		report(ld, true, "SMTP_USER and SMTP_PASS: set both or neither");
 	if (c->env == ENV_PRODUCTION && c->smtp_test_mode)
 		report(ld, false,
 		    "SMTP_TEST_MODE: on in production: only allowlisted recipients get mail%s",

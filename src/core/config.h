@@ -49,6 +49,8 @@ struct opsd_config {
 	int scrypt_ln;          /* OPSD_SCRYPT_LN: log2 of scrypt's N, 17 */
 	int login_max_failures; /* OPSD_LOGIN_MAX_FAILURES per account / 15 min, 5 */
 	int login_ip_max_failures; /* OPSD_LOGIN_IP_MAX_FAILURES per IP / 15 min, 50 */
+	int smtp_retry_base_s;  /* OPSD_SMTP_RETRY_BASE_S: first retry delay, doubling, 30 */
+	int smtp_max_attempts;  /* OPSD_SMTP_MAX_ATTEMPTS before a retryable failure is final, 8 */
 };
 
 /* Called once per problem or warning with one clear line, for example

@@ -24,7 +24,15 @@ static const double buckets[] = {
 /* Row METRICS_MAX_ROUTES collects requests that matched no route. */
 #define NROWS (METRICS_MAX_ROUTES + 1)
 
+static const char *const email_outcomes[EMAIL__MAX] = {
+	[EMAIL_SENT] = "sent",
+	[EMAIL_FAILED] = "failed",
+	[EMAIL_RETRY] = "retry",
+	[EMAIL_SUPPRESSED] = "suppressed",
+};
+
 struct metrics_shm {
+	uint64_t emails[EMAIL__MAX];
 	uint64_t requests[NROWS][NSTATUS];
 	uint64_t hist[NROWS][NBUCKETS];
 	uint64_t sum_us[NROWS];
@@ -87,6 +95,21 @@ void metrics_request(int route, int status, int64_t duration_us)
 	__atomic_add_fetch(&shm->hist[row][b], 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&shm->sum_us[row], (uint64_t)(duration_us > 0 ? duration_us : 0),
 	    __ATOMIC_RELAXED);
+}
+
+void metrics_email(enum email_outcome o)
+{
+	if (shm && (unsigned)o < EMAIL__MAX)
+		__atomic_add_fetch(&shm->emails[o], 1, __ATOMIC_RELAXED);
+}
+
+static void render_emails(struct buf *out)
+{
+	buf_puts(out, "# HELP opsd_emails_total Email delivery attempts by outcome.\n"
+		      "# TYPE opsd_emails_total counter\n");
+	for (int i = 0; i < EMAIL__MAX; i++)
+		buf_printf(out, "opsd_emails_total{outcome=\"%s\"} %llu\n", email_outcomes[i],
+		    (unsigned long long)__atomic_load_n(&shm->emails[i], __ATOMIC_RELAXED));
 }
 
 static const char *row_name(const char *const *names, size_t nroutes, size_t row)
@@ -184,6 +207,7 @@ void metrics_render(struct buf *out, const char *const *route_names, size_t nrou
 	if (shm) {
 		render_requests(out, route_names, nroutes);
 		render_latency(out, route_names, nroutes);
+		render_emails(out);
 	}
 	if (sb)
 		render_pool(out, sb);

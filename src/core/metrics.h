@@ -17,6 +17,10 @@ struct scoreboard;
 int metrics_init(void);
 /* route: index in the route table, or -1 for a request no route matched. */
 void metrics_request(int route, int status, int64_t duration_us);
+/* Email delivery outcomes: opsd_emails_total{outcome}. */
+enum email_outcome { EMAIL_SENT, EMAIL_FAILED, EMAIL_RETRY, EMAIL_SUPPRESSED, EMAIL__MAX };
+void metrics_email(enum email_outcome o);
+
 /* Renders every series. route_names has nroutes entries. */
 void metrics_render(struct buf *out, const char *const *route_names, size_t nroutes,
     const struct scoreboard *sb);

@@ -7,6 +7,7 @@
 #include "db.h"
 #include "jobs.h"
 #include "log.h"
+#include "mail.h"
 #include "scoreboard.h"
 #include "util.h"
 
@@ -20,6 +21,7 @@ struct job {
 };
 
 static const struct job jobs[] = {
+	{"email_outbox", 1000, mail_deliver_due},
 	{"sessions_expire", 60 * 1000, sessions_expire},
 };
 

@@ -1,0 +1,167 @@
+/* Email for operators (runbook 5): a test message through the outbox, the
+ * outbox itself, and retrying a failed message. */
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "api.h"
+#include "audit.h"
+#include "db.h"
+#include "dbval.h"
+#include "json.h"
+#include "mail.h"
+#include "util.h"
+
+static const struct field_spec test_spec[] = {
+	{"to", FT_STRING, FIELD_REQUIRED, 3, 254, NULL},
+	{NULL, 0, 0, 0, 0, NULL},
+};
+
+struct test_tx {
+	struct req *r;
+	char id[UUID_STR_LEN + 1];
+	enum mail_status status;
+	enum mail_err err;
+};
+
+static int test_fn(struct db *d, void *arg)
+{
+	struct test_tx *x = arg;
+	struct req *r = x->r;
+	struct audit_actor a;
+	char body[512];
+
+	req_actor(r, &a);
+	snprintf(body, sizeof(body),
+	    "This is a test message from opsd.\n\nRequest id: %s\nIf you did not expect it, "
+	    "you can ignore it.\n",
+	    r->request_id);
+	x->err = mail_enqueue(d, r->cfg, &a, "test", json_get_str(r->json, "to", ""),
+	    "opsd test message", body, x->id, &x->status);
+	return x->err == MAIL_OK ? 0 : x->err == MAIL_DB_ERROR ? -1 : 1;
+}
+
+void api_email_test(struct req *r)
+{
+	struct test_tx x = {.r = r};
+	struct json_object *o;
+	int rc;
+
+	if (!req_validate_or_reply(r, test_spec))
+		return;
+	rc = db_tx(r->db, test_fn, &x);
+	if (x.err == MAIL_BAD_ADDRESS || x.err == MAIL_BAD_CONTENT) {
+		reply_field_error(r, "to", "not a valid email address");
+		return;
+	}
+	if (rc != 0) {
+		reply_db_error(r);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "id", json_object_new_string(x.id));
+	json_object_object_add(o, "status", json_object_new_string(mail_status_name(x.status)));
+	json_object_object_add(o, "to", json_object_new_string(json_get_str(r->json, "to", "")));
+	reply_json(r, 202, o);
+}
+
+#define OUTBOX_COLUMNS "id, kind, to_addr, subject, status, attempts, next_attempt_at," \
+	" last_smtp_status, last_error, created_at, sent_at"
+
+static struct json_object *outbox_row_json(const struct db_rows *rows, size_t i)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "id", dbv_json_uuid(rows, i, 0));
+	json_object_object_add(o, "kind", dbv_json_str(rows, i, 1));
+	json_object_object_add(o, "to", dbv_json_str(rows, i, 2));
+	json_object_object_add(o, "subject", dbv_json_str(rows, i, 3));
+	json_object_object_add(o, "status", dbv_json_str(rows, i, 4));
+	json_object_object_add(o, "attempts", dbv_json_int(rows, i, 5));
+	json_object_object_add(o, "nextAttemptAt", dbv_json_time(rows, i, 6));
+	json_object_object_add(o, "lastSmtpStatus", dbv_json_int(rows, i, 7));
+	json_object_object_add(o, "lastError", dbv_json_str(rows, i, 8));
+	json_object_object_add(o, "createdAt", dbv_json_time(rows, i, 9));
+	json_object_object_add(o, "sentAt", dbv_json_time(rows, i, 10));
+	return o;
+}
+
+void api_email_outbox(struct req *r)
+{
+	const char *status = req_query(r, "status");
+	struct db_param p[2];
+
+	if (status && mail_status_from_name(status) < 0) {
+		reply_field_error(r, "status",
+		    "must be one of: queued, sending, sent, failed, suppressed");
+		return;
+	}
+	p[0] = DBP_I64(status != NULL);
+	p[1] = DBP_STR(status ? status : "");
+	reply_id_list(r, "outbox",
+	    "SELECT " OUTBOX_COLUMNS " FROM email_outbox WHERE (? = 0 OR status = ?)"
+	    " AND (? = 0 OR id < ?) ORDER BY id DESC LIMIT ?",
+	    p, 2, outbox_row_json);
+}
+
+struct retry_tx {
+	struct req *r;
+	struct opsd_uuid id;
+	int state; /* 0 retried, 1 not found, 2 not failed */
+};
+
+static int retry_fn(struct db *d, void *arg)
+{
+	struct retry_tx *x = arg;
+	struct audit_actor a;
+	struct db_rows rows;
+	struct db_param p[] = {DBP_BLOB(x->id.b, 16)};
+
+	req_actor(x->r, &a);
+	if (db_query(d, x->r->arena, "SELECT status FROM email_outbox WHERE id = ? FOR UPDATE", p, 1,
+	        &rows) != 0)
+		return -1;
+	if (rows.nrows != 1) {
+		x->state = 1;
+		return 1;
+	}
+	if (strcmp(rows.val[0][0], "failed") != 0) {
+		x->state = 2;
+		return 1;
+	}
+	if (db_exec(d, "UPDATE email_outbox SET status = 'queued', attempts = 0,"
+	               " next_attempt_at = NOW(3) WHERE id = ?", p, 1, NULL) != 0)
+		return -1;
+	return audit_append(d, &a, "email.retry_requested", NULL, "email", req_param(x->r, "id"),
+	    NULL);
+}
+
+void api_email_retry(struct req *r)
+{
+	struct retry_tx x = {.r = r};
+	struct db_rows rows;
+	struct db_param p[1];
+
+	if (!uuid_param_or_reply(r, "id", &x.id))
+		return;
+	if (db_tx(r->db, retry_fn, &x) < 0) {
+		reply_db_error(r);
+		return;
+	}
+	if (x.state == 1) {
+		reply_error(r, 404, "not_found", "no such message", NULL);
+		return;
+	}
+	if (x.state == 2) {
+		reply_error(r, 409, "conflict", "only a failed message can be retried", NULL);
+		return;
+	}
+	p[0] = DBP_BLOB(x.id.b, 16);
+	if (db_query(r->db, r->arena, "SELECT " OUTBOX_COLUMNS " FROM email_outbox WHERE id = ?", p,
+	        1, &rows) != 0 || rows.nrows != 1) {
+		reply_db_error(r);
+		return;
+	}
+	reply_json(r, 200, outbox_row_json(&rows, 0));
+}

@@ -1,0 +1,316 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "arena.h"
+#include "audit.h"
+#include "config.h"
+#include "db.h"
+#include "dbval.h"
+#include "json.h"
+#include "log.h"
+#include "mail.h"
+#include "metrics.h"
+#include "smtp.h"
+#include "users.h"
+#include "util.h"
+
+static const char *const status_names[] = {
+	[MAIL_QUEUED] = "queued",
+	[MAIL_SENDING] = "sending",
+	[MAIL_SENT] = "sent",
+	[MAIL_FAILED] = "failed",
+	[MAIL_SUPPRESSED] = "suppressed",
+};
+
+const char *mail_status_name(enum mail_status s)
+{
+	return (size_t)s < countof(status_names) ? status_names[s] : "unknown";
+}
+
+int mail_status_from_name(const char *name)
+{
+	for (size_t i = 0; name && i < countof(status_names); i++)
+		if (strcmp(name, status_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+bool mail_may_send_to(const struct opsd_config *cfg, const char *addr)
+{
+	const char *list = cfg->test_email_allowlist;
+	const char *at = strrchr(addr, '@');
+
+	if (!cfg->smtp_test_mode)
+		return true;
+	for (const char *p = list; p && *p;) {
+		size_t n = strcspn(p, ",");
+		const char *s = p;
+
+		while (n > 0 && (*s == ' ' || *s == '\t'))
+			s++, n--;
+		while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+			n--;
+		/* "@domain" matches that domain exactly; anything else one address. */
+		if (n > 0 && ((s[0] == '@' && at && strlen(at) == n && strncasecmp(at, s, n) == 0) ||
+		                 (strlen(addr) == n && strncasecmp(addr, s, n) == 0)))
+			return true;
+		p += strcspn(p, ",");
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
+void mail_mask(const char *addr, char *out, size_t out_len)
+{
+	const char *at = addr ? strrchr(addr, '@') : NULL;
+
+	if (!at || at == addr)
+		snprintf(out, out_len, "***");
+	else
+		snprintf(out, out_len, "%c***%s", addr[0], at);
+}
+
+static bool text_ok(const char *s, bool one_line)
+{
+	if (!s || !utf8_valid(s, strlen(s)))
+		return false;
+	return !one_line || strpbrk(s, "\r\n") == NULL;
+}
+
+/* A per-event counter and its log line; the address is masked. */
+static void note(const char *event, const char *id, const char *to, const char *detail)
+{
+	char masked[300];
+	struct logline *l = log_begin(strcmp(event, "email.sent") == 0 ? LL_INFO : LL_WARN, event);
+
+	mail_mask(to, masked, sizeof(masked));
+	log_str(l, "outboxId", id);
+	log_str(l, "to", masked);
+	if (detail)
+		log_str(l, "detail", detail);
+	log_end(l);
+}
+
+enum mail_err mail_enqueue(struct db *d, const struct opsd_config *cfg,
+    const struct audit_actor *actor, const char *kind, const char *to, const char *subject,
+    const char *body, char id_out[UUID_STR_LEN + 1], enum mail_status *status)
+{
+	char addr[256];
+	struct opsd_uuid id;
+	bool allowed;
+
+	if (!email_normalize(to, addr, sizeof(addr)))
+		return MAIL_BAD_ADDRESS;
+	if (!text_ok(subject, true) || !text_ok(body, false) || strlen(subject) > 998)
+		return MAIL_BAD_CONTENT;
+	allowed = mail_may_send_to(cfg, addr);
+	*status = allowed ? MAIL_QUEUED : MAIL_SUPPRESSED;
+	uuid7_new(&id);
+	uuid_format(&id, id_out);
+	{
+		struct db_param p[] = {
+			DBP_BLOB(id.b, 16), DBP_STR(kind), DBP_STR(addr), DBP_STR(subject),
+			DBP_STR(body), DBP_STR(mail_status_name(*status)), DBP_STR(actor->request_id),
+		};
+
+		if (db_exec(d,
+		        "INSERT INTO email_outbox (id, kind, to_addr, subject, body, status,"
+		        " next_attempt_at, request_id) VALUES (?, ?, ?, ?, ?, ?, NOW(3), ?)",
+		        p, countof(p), NULL) != 0)
+			return MAIL_DB_ERROR;
+	}
+	if (!allowed) {
+		struct json_object *payload = json_object_new_object();
+
+		json_object_object_add(payload, "kind", json_object_new_string(kind));
+		json_object_object_add(payload, "reason", json_object_new_string("test mode"));
+		if (audit_append(d, actor, "email.suppressed", NULL, "email", id_out, payload) != 0)
+			return MAIL_DB_ERROR;
+		metrics_email(EMAIL_SUPPRESSED);
+		note("email.suppressed", id_out, addr, "not in TEST_EMAIL_ALLOWLIST (test mode)");
+	}
+	return MAIL_OK;
+}
+
+void mail_smtp_settings(const struct opsd_config *cfg, struct smtp_settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->server = cfg->smtp_server;
+	s->port = cfg->smtp_port;
+	s->user = cfg->smtp_user;
+	s->pass = cfg->smtp_pass;
+	s->from = cfg->smtp_from;
+	s->starttls = cfg->smtp_secure == SMTP_STARTTLS;
+	s->ca_file = cfg->smtp_ca_file;
+	s->timeout_s = 30;
+}
+
+/* ---- delivery ---------------------------------------------------------- */
+
+#define CLAIM_BATCH 20
+
+struct claim_tx {
+	struct arena *a;
+	const char *holder;
+	struct db_rows rows;
+};
+
+/* Due rows, and rows a crashed sender left in 'sending', are claimed in one
+ * short transaction; SKIP LOCKED lets other hosts take the rest. */
+static int claim_fn(struct db *d, void *arg)
+{
+	struct claim_tx *x = arg;
+	struct db_param lim[] = {DBP_I64(CLAIM_BATCH)};
+
+	if (db_exec(d, "UPDATE email_outbox SET status = 'queued', claimed_by = NULL"
+	               " WHERE status = 'sending' AND claimed_until < NOW(3)", NULL, 0, NULL) != 0)
+		return -1;
+	if (db_query(d, x->a,
+	        "SELECT id, to_addr, subject, body, attempts, request_id FROM email_outbox"
+	        " WHERE status = 'queued' AND next_attempt_at <= NOW(3)"
+	        " ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED",
+	        lim, 1, &x->rows) != 0)
+		return -1;
+	for (size_t i = 0; i < x->rows.nrows; i++) {
+		struct db_param p[] = {DBP_STR(x->holder),
+			DBP_BLOB(x->rows.val[i][0], x->rows.len[i][0])};
+
+		if (db_exec(d, "UPDATE email_outbox SET status = 'sending', claimed_by = ?,"
+		               " claimed_until = NOW(3) + INTERVAL 5 MINUTE WHERE id = ?",
+		        p, countof(p), NULL) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+struct outcome_tx {
+	const struct opsd_config *cfg;
+	const uint8_t *id;
+	const char *id_s;
+	long long attempts; /* after this one */
+	const struct smtp_result *res;
+	enum mail_status final;
+	const char *request_id;
+};
+
+static int outcome_fn(struct db *d, void *arg)
+{
+	struct outcome_tx *x = arg;
+	const struct smtp_result *res = x->res;
+	struct audit_actor a = {NULL, "system", NULL, x->request_id};
+	struct json_object *payload = json_object_new_object();
+	bool retry = x->final == MAIL_QUEUED;
+	long long delay = (long long)x->cfg->smtp_retry_base_s << (x->attempts > 12 ? 12 : x->attempts - 1);
+	struct db_param p[] = {
+		DBP_STR(mail_status_name(x->final)), DBP_I64(x->attempts),
+		res->status ? DBP_I64(res->status) : DBP_NULL,
+		x->final == MAIL_SENT ? DBP_NULL : DBP_STR(res->error),
+		DBP_I64(x->final == MAIL_SENT), DBP_I64(delay > 3600 ? 3600 : delay),
+		DBP_BLOB(x->id, 16),
+	};
+
+	if (db_exec(d,
+	        "UPDATE email_outbox SET status = ?, attempts = ?, last_smtp_status = ?,"
+	        " last_error = ?, sent_at = IF(?, NOW(3), sent_at), claimed_by = NULL,"
+	        " claimed_until = NULL, next_attempt_at = NOW(3) + INTERVAL ? SECOND WHERE id = ?",
+	        p, countof(p), NULL) != 0) {
+		json_object_put(payload);
+		return -1;
+	}
+	json_object_object_add(payload, "attempt", json_object_new_int64(x->attempts));
+	json_object_object_add(payload, "smtpStatus",
+	    res->status ? json_object_new_int(res->status) : NULL);
+	if (x->final != MAIL_SENT) {
+		json_object_object_add(payload, "step", json_object_new_string(res->step));
+		json_object_object_add(payload, "willRetry", json_object_new_boolean(retry));
+	}
+	return audit_append(d, &a, x->final == MAIL_SENT ? "email.sent" : "email.failed", NULL,
+	    "email", x->id_s, payload);
+}
+
+/* Test mode is checked again at delivery: a message queued before the
+ * allowlist changed still never leaves the host. */
+static int suppress_fn(struct db *d, void *arg)
+{
+	struct outcome_tx *x = arg;
+	struct audit_actor a = {NULL, "system", NULL, x->request_id};
+	struct db_param p[] = {DBP_BLOB(x->id, 16)};
+
+	if (db_exec(d, "UPDATE email_outbox SET status = 'suppressed', claimed_by = NULL,"
+	               " claimed_until = NULL WHERE id = ?", p, 1, NULL) != 0)
+		return -1;
+	return audit_append(d, &a, "email.suppressed", NULL, "email", x->id_s, NULL);
+}
+
+static void deliver_one(struct db *d, const struct opsd_config *cfg, const struct db_rows *rows,
+    size_t i)
+{
+	struct outcome_tx x = {.cfg = cfg, .id = (const uint8_t *)rows->val[i][0]};
+	struct smtp_settings s;
+	struct smtp_message m;
+	struct smtp_result res;
+	char id_s[UUID_STR_LEN + 1], msgid[UUID_STR_LEN + 300];
+	const char *to = rows->val[i][1], *from_at;
+
+	dbv_uuid(rows->val[i][0], rows->len[i][0], id_s);
+	x.id_s = id_s;
+	x.request_id = rows->val[i][5];
+	if (!mail_may_send_to(cfg, to)) {
+		if (db_tx(d, suppress_fn, &x) != 0)
+			log_msg(LL_ERROR, "email_record_failed", "%s", db_error(d));
+		metrics_email(EMAIL_SUPPRESSED);
+		note("email.suppressed", id_s, to, "not in TEST_EMAIL_ALLOWLIST (test mode)");
+		return;
+	}
+	mail_smtp_settings(cfg, &s);
+	from_at = s.from ? strrchr(s.from, '@') : NULL;
+	snprintf(msgid, sizeof(msgid), "%s%s", id_s, from_at ? from_at : "@opsd.invalid");
+	m = (struct smtp_message){msgid, to, rows->val[i][2], rows->val[i][3], now_ms()};
+	if (!s.server) {
+		memset(&res, 0, sizeof(res));
+		res.outcome = SMTP_RETRY;
+		str_copy(res.step, "connect", sizeof(res.step));
+		str_copy(res.error, "connect: SMTP_SERVER is not set", sizeof(res.error));
+	} else {
+		smtp_send(&s, &m, &res);
+	}
+	x.res = &res;
+	x.attempts = strtoll(rows->val[i][4], NULL, 10) + 1;
+	x.final = res.outcome == SMTP_SENT ? MAIL_SENT
+	    : res.outcome == SMTP_FAILED || x.attempts >= cfg->smtp_max_attempts ? MAIL_FAILED
+									     : MAIL_QUEUED;
+	metrics_email(x.final == MAIL_SENT ? EMAIL_SENT
+	    : x.final == MAIL_FAILED	   ? EMAIL_FAILED
+					   : EMAIL_RETRY);
+	note(x.final == MAIL_SENT ? "email.sent" : "email.failed", id_s, to,
+	    x.final == MAIL_SENT ? NULL : res.error);
+	if (db_tx(d, outcome_fn, &x) != 0)
+		log_msg(LL_ERROR, "email_record_failed", "%s", db_error(d));
+}
+
+int mail_deliver_due(struct db *d, const struct opsd_config *cfg)
+{
+	struct claim_tx x = {.a = arena_new(64 * 1024)};
+	char holder[128], host[64] = "";
+	int rc = -1;
+
+	if (!x.a)
+		return -1;
+	gethostname(host, sizeof(host) - 1);
+	snprintf(holder, sizeof(holder), "%s:%d", host, (int)getpid());
+	x.holder = holder;
+	if (db_tx(d, claim_fn, &x) != 0)
+		goto out;
+	for (size_t i = 0; i < x.rows.nrows; i++)
+		deliver_one(d, cfg, &x.rows, i);
+	rc = 0;
+out:
+	arena_free(x.a);
+	return rc;
+}

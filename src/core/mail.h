@@ -1,0 +1,43 @@
+/* The email outbox (SPEC §12, runbook 5). mail_enqueue is the only way any
+ * feature sends mail; the jobs process delivers what is due. */
+#ifndef OPSD_MAIL_H
+#define OPSD_MAIL_H
+
+#include <stdbool.h>
+
+#include "uuid.h"
+
+struct audit_actor;
+struct db;
+struct opsd_config;
+struct smtp_settings;
+
+enum mail_status { MAIL_QUEUED, MAIL_SENDING, MAIL_SENT, MAIL_FAILED, MAIL_SUPPRESSED };
+const char *mail_status_name(enum mail_status s);
+int mail_status_from_name(const char *name); /* -1 if unknown */
+
+/* Test mode (SMTP_TEST_MODE, forced by CI): only allowlisted recipients
+ * (exact addresses or "@domain" entries of TEST_EMAIL_ALLOWLIST) get mail. */
+bool mail_may_send_to(const struct opsd_config *cfg, const char *addr);
+/* Masks an address for logs: "a***@example.test". */
+void mail_mask(const char *addr, char *out, size_t out_len);
+
+enum mail_err { MAIL_OK, MAIL_BAD_ADDRESS, MAIL_BAD_CONTENT, MAIL_DB_ERROR };
+
+/* Queues one message (or records it as suppressed, audited) inside the
+ * caller's transaction, so it commits with the change that caused it.
+ * to must be a valid address; subject and body UTF-8 without NUL (subject
+ * without CR/LF). *status gets MAIL_QUEUED or MAIL_SUPPRESSED. */
+enum mail_err mail_enqueue(struct db *d, const struct opsd_config *cfg,
+    const struct audit_actor *actor, const char *kind, const char *to, const char *subject,
+    const char *body, char id_out[UUID_STR_LEN + 1], enum mail_status *status);
+
+/* The SMTP settings of the configuration. */
+void mail_smtp_settings(const struct opsd_config *cfg, struct smtp_settings *s);
+
+/* The jobs process's outbox job: claims due messages (FOR UPDATE SKIP
+ * LOCKED, so several hosts never send one twice), sends them, records each
+ * outcome with its audit event. 0 or -1. */
+int mail_deliver_due(struct db *d, const struct opsd_config *cfg);
+
+#endif
