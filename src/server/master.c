@@ -47,6 +47,7 @@ struct master {
 	bool drop_privileges;
 	uid_t uid;
 	gid_t gid;
+	char *home;               /* the user's home, for HOME after the drop */
 	unsigned generation;
 	int64_t quit_sent[SB_MAX_SLOTS];   /* ms when we asked the slot to leave */
 	bool expected_exit[SB_MAX_SLOTS];  /* we asked it to go (or killed it) */
@@ -180,6 +181,7 @@ static int resolve_user(struct master *m)
 	m->drop_privileges = true;
 	m->uid = pw->pw_uid;
 	m->gid = pw->pw_gid;
+	m->home = strdup(pw->pw_dir ? pw->pw_dir : "/");
 	return 0;
 }
 
@@ -200,6 +202,11 @@ static void drop_privileges(const struct master *m)
 	/* setuid clears the dumpable flag; keep core dumps and /proc readable
 	 * by the same user for debugging. */
 	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	/* Libraries look under $HOME (libESMTP probes ~/.authenticate during
+	 * STARTTLS and gives up on EACCES): point it at the new user's home. */
+	setenv("HOME", m->home ? m->home : "/", 1);
+	setenv("USER", m->cfg->user, 1);
+	setenv("LOGNAME", m->cfg->user, 1);
 }
 
 static void child_run(struct master *m, enum sb_kind kind, int slot)

@@ -1384,7 +1384,8 @@ sub start($self) {
 		croak "smtp peer did not start (@argv): $e";
 	}
 	$self->{port} = $port + 0;
-	Test::More::note("smtp peer pid $self->{pid} on 127.0.0.1:$port (" . join(' ', @argv[2 .. $#argv]) . ')');
+	my @shown = map { s/^([^:\s]+):.+$/$1:***/r } @argv[2 .. $#argv];   # no password in the TAP output
+	Test::More::note("smtp peer pid $self->{pid} on 127.0.0.1:$port (@shown)");
 	return $self;
 }
 
