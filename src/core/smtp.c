@@ -344,9 +344,9 @@ static bool cert_matches(X509 *cert, const char *host)
 static void record_verify_error(struct send_state *st, long err)
 {
 	if (err == X509_V_ERR_HOSTNAME_MISMATCH || err == X509_V_ERR_IP_ADDRESS_MISMATCH)
-		tls_fail(st, "TLS: server certificate does not match %s", st->s->server);
+		tls_fail(st, "tls: server certificate does not match %s", st->s->server);
 	else
-		tls_fail(st, "TLS: server certificate not trusted: %s",
+		tls_fail(st, "tls: server certificate not trusted: %s",
 		    X509_verify_cert_error_string(err));
 }
 
@@ -434,7 +434,7 @@ static void on_event(smtp_session_t session, int event, void *arg, ...)
 	case SMTP_EV_NO_PEER_CERTIFICATE:
 		ok = va_arg(ap, int *);
 		*ok = 0;
-		tls_fail(st, "TLS: server presented no certificate");
+		tls_fail(st, "tls: server presented no certificate");
 		break;
 	case SMTP_EV_WRONG_PEER_CERTIFICATE: {
 		/* libESMTP's own name check knows no IP SANs: decide with OpenSSL's */
@@ -445,14 +445,14 @@ static void on_event(smtp_session_t session, int event, void *arg, ...)
 		*ok = cert_matches(cert, st->s->server);
 		X509_free(cert);
 		if (!*ok)
-			tls_fail(st, "TLS: server certificate does not match %s", st->s->server);
+			tls_fail(st, "tls: server certificate does not match %s", st->s->server);
 		break;
 	}
 	case SMTP_EV_WEAK_CIPHER:
 		(void)va_arg(ap, int);
 		ok = va_arg(ap, int *);
 		*ok = 0;
-		tls_fail(st, "TLS: weak cipher offered by the server");
+		tls_fail(st, "tls: weak cipher offered by the server");
 		break;
 	case SMTP_EV_STARTTLS_OK:
 		st->tls_ok = true;

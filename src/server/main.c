@@ -19,10 +19,17 @@ static void usage(FILE *f)
 		   "Configuration comes from the environment and OPSD_ENV_FILE; see opsd(8).\n");
 }
 
+/* Warnings go to stderr now and, once the log is open, into it as well:
+ * SMTP_TEST_MODE on in production must be seen where operators look. */
+static char warnings[8][256];
+static int nwarnings;
+
 static void print_line(bool is_error, const char *line, void *ctx)
 {
 	(void)ctx;
 	fprintf(stderr, "opsd: %s%s\n", is_error ? "" : "warning: ", line);
+	if (!is_error && nwarnings < (int)(sizeof(warnings) / sizeof(warnings[0])))
+		snprintf(warnings[nwarnings++], sizeof(warnings[0]), "%s", line);
 }
 
 static void print_problem(const char *problem, void *ctx)
@@ -94,5 +101,7 @@ int main(int argc, char **argv)
 		free(cfg);
 		return 1;
 	}
+	for (int i = 0; i < nwarnings; i++)
+		log_msg(LL_WARN, "config_warning", "%s", warnings[i]);
 	return master_run(cfg);
 }

@@ -1487,4 +1487,66 @@ END {
 
 package OpsdTest;
 
+# ---------------------------------------------------------------- legal documents (issue 5)
+#
+#   my $r = legal_publish($admin, type => 'privacy', version => 'v1', content => $text);
+#   my $s = legal_status($member);                  # GET /legal/acceptance/status
+#   my $a = legal_accept($member, 'privacy', 'v1');  # POST /legal/acceptance
+
+push @EXPORT, qw(rfc3339_at rfc3339_epoch legal_publish legal_accept legal_status legal_get
+	legal_versions sha256_utf8);
+
+use POSIX ();
+use Time::Local ();
+
+# RFC 3339 in UTC with whole seconds ("2030-01-02T03:04:05Z") of an epoch.
+sub rfc3339_at($epoch) { return POSIX::strftime('%Y-%m-%dT%H:%M:%SZ', gmtime(int $epoch)) }
+
+# The epoch (fractional) of an RFC 3339 date-time, or undef when it is not one.
+sub rfc3339_epoch($s) {
+	return undef unless defined $s && !ref $s
+	    && $s =~ /^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(\.\d+)?(?:([Zz])|([+-])(\d\d):(\d\d))$/;
+	my $t = eval { Time::Local::timegm($6, $5, $4, $3, $2 - 1, $1) } // return undef;
+	$t += $7 if defined $7;
+	$t -= ($9 eq '-' ? -1 : 1) * ($10 * 3600 + $11 * 60) unless defined $8;
+	return $t;
+}
+
+# Lower-case hex SHA-256 of a Perl string's UTF-8 bytes.
+sub sha256_utf8($s) {
+	require Encode;
+	return sha256_hex(Encode::encode_utf8($s));
+}
+
+# POST /legal as $session with the given fields (booleans as JSON::PP true/
+# false; notify => 1 is turned into true). bearer => T instead of a session.
+sub legal_publish($session, %body) {
+	my %o;
+	$o{bearer} = delete $body{bearer} if exists $body{bearer};
+	$body{notify} = $body{notify} ? JSON::PP::true : JSON::PP::false
+	    if exists $body{notify} && !ref $body{notify} && $body{notify} =~ /^[01]?$/;
+	return http(POST => '/legal', json => \%body, ($session ? (session => $session) : ()), %o);
+}
+
+# POST /legal/acceptance {type, version}.
+sub legal_accept($session, $type, $version, %o) {
+	return http(POST => '/legal/acceptance', json => { type => $type, version => $version },
+	    session => $session, %o);
+}
+
+# GET /legal/acceptance/status.
+sub legal_status($session, %o) {
+	return http(GET => '/legal/acceptance/status', ($session ? (session => $session) : ()), %o);
+}
+
+# GET /legal/:type (anonymous unless session => ...).
+sub legal_get($type, %o) { return http(GET => "/legal/$type", %o) }
+
+# The items of GET /legal/:type/versions ([] when it is not 200).
+sub legal_versions($type) {
+	my $r = http(GET => "/legal/$type/versions");
+	return [] unless $r->{status} == 200 && ref $r->{json} eq 'HASH' && ref $r->{json}{items} eq 'ARRAY';
+	return $r->{json}{items};
+}
+
 1;
