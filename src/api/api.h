@@ -74,6 +74,16 @@ void api_sessions_flush(struct req *r);
 void api_audit_list(struct req *r);
 void api_audit_verify(struct req *r);
 
+/* legal.c */
+void api_legal_publish(struct req *r);
+void api_legal_get(struct req *r);
+void api_legal_versions(struct req *r);
+void api_legal_version(struct req *r);
+void api_legal_diff(struct req *r);
+void api_legal_status(struct req *r);
+void api_legal_accept(struct req *r);
+void api_legal_report(struct req *r);
+
 /* email.c */
 void api_email_test(struct req *r);
 void api_email_outbox(struct req *r);

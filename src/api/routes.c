@@ -24,6 +24,16 @@ const struct route routes[] = {
 	{"GET", "/auth/tokens", api_tokens_list, NULL, AUTH, "tokens_list"},
 	{"DELETE", "/auth/tokens/:id", api_tokens_delete, NULL, AUTH, "tokens_delete"},
 
+	/* Runbook 1: the legal routes stay reachable while documents are pending. */
+	{"POST", "/legal", api_legal_publish, "legal.publish", AUTH | JSON, "legal_publish"},
+	{"GET", "/legal/:type", api_legal_get, NULL, SYS, "legal_get"},
+	{"GET", "/legal/:type/versions", api_legal_versions, NULL, SYS, "legal_versions"},
+	{"GET", "/legal/:type/versions/:version", api_legal_version, NULL, SYS, "legal_version"},
+	{"GET", "/legal/:type/diff", api_legal_diff, NULL, SYS, "legal_diff"},
+	{"GET", "/legal/acceptance/status", api_legal_status, NULL, AUTH, "legal_status"},
+	{"POST", "/legal/acceptance", api_legal_accept, NULL, AUTH | JSON, "legal_accept"},
+	{"GET", "/legal/acceptance/report", api_legal_report, "legal.report", AUTH, "legal_report"},
+
 	{"POST", "/users", api_users_create, "users.manage", JSON, "users_create"},
 	{"GET", "/users", api_users_list, "users.read", 0, "users_list"},
 	{"GET", "/users/:id", api_users_get, "users.read", 0, "users_get"},

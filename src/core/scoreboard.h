@@ -39,6 +39,7 @@ struct scoreboard {
 	uint64_t timeouts;            /* requests killed at OPSD_REQUEST_TIMEOUT */
 	uint64_t max_children_reached;
 	uint64_t worker_restarts;     /* abnormal worker exits */
+	uint64_t legal_generation;    /* bumped by every publish: workers drop their cache */
 	int max_active;
 	int pm;                       /* enum opsd_pm of the running config */
 	int workers_max;

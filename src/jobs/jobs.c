@@ -6,6 +6,7 @@
 #include "config.h"
 #include "db.h"
 #include "jobs.h"
+#include "legal.h"
 #include "log.h"
 #include "mail.h"
 #include "scoreboard.h"
@@ -22,6 +23,7 @@ struct job {
 
 static const struct job jobs[] = {
 	{"email_outbox", 1000, mail_deliver_due},
+	{"legal_notify", 1000, legal_notify_batch},
 	{"sessions_expire", 60 * 1000, sessions_expire},
 };
 

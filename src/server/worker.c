@@ -19,6 +19,7 @@
 #include "fcgi.h"
 #include "http.h"
 #include "json.h"
+#include "legal.h"
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
@@ -225,6 +226,45 @@ static bool authorize_or_reply(struct req *r, const struct route *rt)
 	return true;
 }
 
+/* SPEC §7: with LEGAL_ENFORCE=1 a person who has not accepted every current
+ * document can use only the exempt routes. One indexed query on the
+ * cached current documents. */
+static bool legal_gate_ok(struct req *r)
+{
+	const struct legal_doc *docs;
+	bool pending[64];
+	size_t n;
+	struct json_object *list, *d;
+
+	if (r->who->service)
+		return true;
+	if (legal_current(r->db, &docs, &n) != 0 || n > 64 ||
+	    legal_pending(r->db, r->arena, r->who->user_id, docs, n, pending, NULL) != 0) {
+		reply_db_error(r);
+		return false;
+	}
+	list = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *p;
+
+		if (!pending[i])
+			continue;
+		p = json_object_new_object();
+		json_object_object_add(p, "type", json_object_new_string(docs[i].type));
+		json_object_object_add(p, "version", json_object_new_string(docs[i].version));
+		json_object_array_add(list, p);
+	}
+	if (json_object_array_length(list) == 0) {
+		json_object_put(list);
+		return true;
+	}
+	d = json_object_new_object();
+	json_object_object_add(d, "pending", list);
+	reply_error(r, 403, "legal_acceptance_required",
+	    "accept the current legal documents first (POST /legal/acceptance)", d);
+	return false;
+}
+
 static void dispatch(struct req *r, enum body_state body, bool test_routes)
 {
 	char allow[128];
@@ -264,6 +304,8 @@ static void dispatch(struct req *r, enum body_state body, bool test_routes)
 	if (!local && !(rt->flags & RF_PUBLIC) && !authorize_or_reply(r, rt))
 		return;
 	if ((rt->flags & RF_JSON_BODY) && !read_json_body(r))
+		return;
+	if (r->who && r->cfg->legal_enforce && !(rt->flags & RF_LEGAL_EXEMPT) && !legal_gate_ok(r))
 		return;
 	rt->handler(r);
 	if (!r->replied) {
@@ -352,6 +394,7 @@ int worker_main(const struct worker_args *wa)
 	 * that only set shutdownPending, which would leave a worker spinning
 	 * instead of stopping. Ours replace them. */
 	install_signals();
+	legal_attach_generation(&wa->sb->legal_generation);
 	worker_db = db_open(wa->cfg->db_uri, err, sizeof(err));
 	if (!worker_db)
 		log_msg(LL_WARN, "db_connect_failed", "%s", err);

@@ -1,0 +1,513 @@
+/* Runbook 1: publish legal documents, serve them, record and report
+ * acceptance. The public read is served from the per-worker cache. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "api.h"
+#include "arena.h"
+#include "audit.h"
+#include "auth.h"
+#include "config.h"
+#include "db.h"
+#include "dbval.h"
+#include "diff.h"
+#include "json.h"
+#include "legal.h"
+#include "util.h"
+
+/* Clock skew allowed for an effectiveAt "now" sent by a client. */
+#define PAST_SKEW_MS 60000
+
+static const struct field_spec publish_spec[] = {
+	{"type", FT_STRING, FIELD_REQUIRED, 1, LEGAL_TYPE_MAX, NULL},
+	{"version", FT_STRING, FIELD_REQUIRED, 1, LEGAL_VERSION_MAX, NULL},
+	{"content", FT_STRING, FIELD_REQUIRED, 1, LEGAL_CONTENT_MAX, NULL},
+	{"effectiveAt", FT_TIME, FIELD_NULLABLE, 0, 0, NULL},
+	{"notify", FT_BOOL, 0, 0, 0, NULL},
+	{NULL, 0, 0, 0, 0, NULL},
+};
+
+/* The cache, or a 503/500 reply. */
+static bool current_or_reply(struct req *r, const struct legal_doc **docs, size_t *n)
+{
+	if (legal_current(r->db, docs, n) == 0)
+		return true;
+	reply_db_error(r);
+	return false;
+}
+
+void api_legal_publish(struct req *r)
+{
+	const char *type, *version, *when;
+	int64_t ms = 0;
+	char id[UUID_STR_LEN + 1], t[32];
+	struct audit_actor a;
+	struct json_object *o;
+	enum legal_err e;
+	bool notify;
+
+	if (!req_validate_or_reply(r, publish_spec))
+		return;
+	type = json_get_str(r->json, "type", "");
+	version = json_get_str(r->json, "version", "");
+	when = json_get_str(r->json, "effectiveAt", NULL);
+	notify = json_get_bool(r->json, "notify", false);
+	if (!legal_type_valid(type)) {
+		reply_field_error(r, "type", "lower-case letter, then up to 31 of a-z 0-9 _ -");
+		return;
+	}
+	if (!legal_version_valid(version)) {
+		reply_field_error(r, "version", "letters, digits and . _ - (1 to 64), not starting with . _ -");
+		return;
+	}
+	if (when && (!parse_rfc3339(when, &ms) || ms < now_ms() - PAST_SKEW_MS)) {
+		reply_field_error(r, "effectiveAt", "must be an RFC 3339 time, now or in the future");
+		return;
+	}
+	/* One clock reading: the stored time and the answer must agree. */
+	if (ms == 0 || ms < now_ms())
+		ms = now_ms();
+	req_actor(r, &a);
+	e = legal_publish(r->db, &a, type, version, json_get_str(r->json, "content", ""), ms, notify,
+	    id);
+	if (e == LEGAL_DUPLICATE) {
+		reply_error(r, 409, "duplicate_version", "this version of this type already exists",
+		    NULL);
+		return;
+	}
+	if (e != LEGAL_OK) {
+		reply_db_error(r);
+		return;
+	}
+	format_rfc3339(ms, t);
+	o = json_object_new_object();
+	json_object_object_add(o, "id", json_object_new_string(id));
+	json_object_object_add(o, "type", json_object_new_string(type));
+	json_object_object_add(o, "version", json_object_new_string(version));
+	json_object_object_add(o, "effectiveAt", json_object_new_string(t));
+	{
+		char sha[65];
+		const char *content = json_get_str(r->json, "content", "");
+
+		sha256_hex(content, strlen(content), sha);
+		json_object_object_add(o, "contentSha256", json_object_new_string(sha));
+	}
+	format_rfc3339(now_ms(), t);
+	json_object_object_add(o, "publishedAt", json_object_new_string(t));
+	json_object_object_add(o, "current", json_object_new_boolean(ms <= now_ms()));
+	json_object_object_add(o, "notify", json_object_new_boolean(notify));
+	reply_json(r, 201, o);
+}
+
+/* An If-None-Match that names the current ETag (or "*"). */
+static bool etag_matches(const char *inm, const char *etag)
+{
+	size_t n = strlen(etag);
+
+	for (const char *p = inm; p && *p;) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (strncmp(p, "W/", 2) == 0)
+			p += 2;
+		if (*p == '*' || (strncmp(p, etag, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ')))
+			return true;
+		p += strcspn(p, ",");
+	}
+	return false;
+}
+
+void api_legal_get(struct req *r)
+{
+	const struct legal_doc *docs, *doc;
+	size_t n;
+
+	if (!current_or_reply(r, &docs, &n))
+		return;
+	doc = legal_current_of(docs, n, req_param(r, "type"));
+	if (!doc) {
+		reply_error(r, 404, "not_found", "no current document of this type", NULL);
+		return;
+	}
+	reply_header(r, "ETag", doc->etag);
+	/* Public and cacheable, but always revalidated: a publish is immediate. */
+	reply_header(r, "Cache-Control", "no-cache");
+	if (r->if_none_match && etag_matches(r->if_none_match, doc->etag)) {
+		reply_empty(r, 304);
+		return;
+	}
+	reply_raw(r, 200, "application/json", doc->json, doc->json_len);
+}
+
+#define DOC_COLUMNS "id, type, version, content, content_sha256, effective_at, created_at"
+
+static struct json_object *doc_row_json(const struct db_rows *rows, size_t i, bool content)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "type", dbv_json_str(rows, i, 1));
+	json_object_object_add(o, "version", dbv_json_str(rows, i, 2));
+	if (content)
+		json_object_object_add(o, "content", dbv_json_str(rows, i, 3));
+	json_object_object_add(o, "effectiveAt", dbv_json_time(rows, i, 5));
+	json_object_object_add(o, "contentSha256", dbv_json_str(rows, i, 4));
+	json_object_object_add(o, "publishedAt", dbv_json_time(rows, i, 6));
+	return o;
+}
+
+void api_legal_versions(struct req *r)
+{
+	const struct legal_doc *docs, *cur;
+	struct db_rows rows;
+	struct db_param p[1];
+	struct json_object *items, *o;
+	size_t n;
+
+	if (!current_or_reply(r, &docs, &n))
+		return;
+	cur = legal_current_of(docs, n, req_param(r, "type"));
+	p[0] = DBP_STR(req_param(r, "type"));
+	if (db_query(r->db, r->arena,
+	        "SELECT id, type, version, '' AS content, content_sha256, effective_at, created_at"
+	        " FROM legal_documents WHERE type = ? ORDER BY effective_at DESC, id DESC LIMIT 500",
+	        p, 1, &rows) != 0) {
+		reply_db_error(r);
+		return;
+	}
+	if (rows.nrows == 0) {
+		reply_error(r, 404, "not_found", "no document of this type", NULL);
+		return;
+	}
+	items = json_object_new_array();
+	for (size_t i = 0; i < rows.nrows; i++) {
+		struct json_object *d = doc_row_json(&rows, i, false);
+
+		json_object_object_add(d, "current", json_object_new_boolean(
+		    cur && rows.len[i][0] == 16 && memcmp(rows.val[i][0], cur->id, 16) == 0));
+		json_object_array_add(items, d);
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "items", items);
+	json_object_object_add(o, "nextCursor", NULL);
+	reply_json(r, 200, o);
+}
+
+/* One version of a type, or a 404 reply. */
+static bool version_or_reply(struct req *r, const char *type, const char *version,
+    struct db_rows *rows)
+{
+	struct db_param p[] = {DBP_STR(type), DBP_STR(version)};
+
+	if (!version || !legal_version_valid(version)) {
+		reply_error(r, 404, "not_found", "no such version", NULL);
+		return false;
+	}
+	if (db_query(r->db, r->arena,
+	        "SELECT " DOC_COLUMNS " FROM legal_documents WHERE type = ? AND version = ?", p, 2,
+	        rows) != 0) {
+		reply_db_error(r);
+		return false;
+	}
+	if (rows->nrows != 1) {
+		reply_error(r, 404, "not_found", "no such version", NULL);
+		return false;
+	}
+	return true;
+}
+
+void api_legal_version(struct req *r)
+{
+	struct db_rows rows;
+
+	if (!version_or_reply(r, req_param(r, "type"), req_param(r, "version"), &rows))
+		return;
+	reply_json(r, 200, doc_row_json(&rows, 0, true));
+}
+
+void api_legal_diff(struct req *r)
+{
+	const char *from = req_query(r, "from"), *to = req_query(r, "to");
+	struct db_rows a, b;
+	struct diff_line *lines;
+	struct json_object *o, *arr;
+	struct buf unified;
+	long n;
+
+	if (!from || !to) {
+		reply_field_error(r, from ? "to" : "from", "required");
+		return;
+	}
+	if (!version_or_reply(r, req_param(r, "type"), from, &a) ||
+	    !version_or_reply(r, req_param(r, "type"), to, &b))
+		return;
+	n = diff_lines(r->arena, a.val[0][3], b.val[0][3], &lines);
+	if (n < 0) {
+		reply_error(r, 500, "internal_error", "out of memory", NULL);
+		return;
+	}
+	arr = json_object_new_array();
+	buf_init(&unified);
+	buf_printf(&unified, "--- %s\n+++ %s\n@@ -1 +1 @@\n", from, to);
+	for (long i = 0; i < n; i++) {
+		struct json_object *l = json_object_new_object();
+		char op[2] = {lines[i].op, '\0'};
+
+		json_object_object_add(l, "op", json_object_new_string(op));
+		json_object_object_add(l, "line",
+		    json_object_new_string_len(lines[i].s, (int)lines[i].len));
+		json_object_array_add(arr, l);
+		buf_putc(&unified, lines[i].op == '=' ? ' ' : lines[i].op);
+		buf_append(&unified, lines[i].s, lines[i].len);
+		buf_putc(&unified, '\n');
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "type", json_object_new_string(req_param(r, "type")));
+	json_object_object_add(o, "from", json_object_new_string(from));
+	json_object_object_add(o, "to", json_object_new_string(to));
+	json_object_object_add(o, "diff", arr);
+	json_object_object_add(o, "unified", json_object_new_string_len(unified.data ? unified.data : "",
+	    (int)unified.len));
+	buf_free(&unified);
+	reply_json(r, 200, o);
+}
+
+/* ---- acceptance -------------------------------------------------------- */
+
+void api_legal_status(struct req *r)
+{
+	const struct legal_doc *docs;
+	size_t n;
+	bool pending[64];
+	char accepted_at[64][32];
+	struct json_object *o, *pend, *acc;
+
+	if (!current_or_reply(r, &docs, &n))
+		return;
+	if (n > 64 || legal_pending(r->db, r->arena, r->who->user_id, docs, n, pending,
+	                  accepted_at) != 0) {
+		reply_db_error(r);
+		return;
+	}
+	pend = json_object_new_array();
+	acc = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *d = json_object_new_object();
+
+		json_object_object_add(d, "type", json_object_new_string(docs[i].type));
+		json_object_object_add(d, "version", json_object_new_string(docs[i].version));
+		if (pending[i] && !r->who->service) {
+			json_object_object_add(d, "effectiveAt",
+			    json_object_new_string(docs[i].effective_at));
+			json_object_array_add(pend, d);
+		} else if (!pending[i]) {
+			json_object_object_add(d, "acceptedAt", json_object_new_string(accepted_at[i]));
+			json_object_array_add(acc, d);
+		} else {
+			json_object_put(d);
+		}
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "enforced", json_object_new_boolean(r->cfg->legal_enforce));
+	json_object_object_add(o, "pending", pend);
+	json_object_object_add(o, "accepted", acc);
+	reply_json(r, 200, o);
+}
+
+static const struct field_spec accept_spec[] = {
+	{"type", FT_STRING, FIELD_REQUIRED, 1, LEGAL_TYPE_MAX, NULL},
+	{"version", FT_STRING, FIELD_REQUIRED, 1, LEGAL_VERSION_MAX, NULL},
+	{NULL, 0, 0, 0, 0, NULL},
+};
+
+struct accept_tx {
+	struct req *r;
+	const struct legal_doc *doc;
+	char accepted_at[32];
+};
+
+static int accept_fn(struct db *d, void *arg)
+{
+	struct accept_tx *x = arg;
+	struct req *r = x->r;
+	struct audit_actor a;
+	struct opsd_uuid u;
+	char ua[256];
+	unsigned long long inserted = 0;
+	struct db_rows rows;
+	struct json_object *payload;
+
+	req_actor(r, &a);
+	uuid_parse(r->who->user_id, &u);
+	str_copy(ua, r->user_agent ? r->user_agent : "", sizeof(ua));
+	{
+		struct db_param p[] = {DBP_BLOB(u.b, 16), DBP_BLOB(x->doc->id, 16),
+			DBP_STR(r->remote_addr), DBP_STR(ua)};
+
+		/* Accepting twice keeps the first record. */
+		if (db_exec(d, "INSERT IGNORE INTO legal_acceptances (user_id, document_id,"
+		               " accepted_at, ip, user_agent) VALUES (?, ?, NOW(3), ?, ?)",
+		        p, countof(p), &inserted) != 0)
+			return -1;
+	}
+	{
+		struct db_param p[] = {DBP_BLOB(u.b, 16), DBP_BLOB(x->doc->id, 16)};
+
+		if (db_query(d, r->arena, "SELECT accepted_at FROM legal_acceptances"
+		                          " WHERE user_id = ? AND document_id = ?",
+		        p, 2, &rows) != 0 || rows.nrows != 1)
+			return -1;
+		payload = dbv_json_time(&rows, 0, 0);
+		str_copy(x->accepted_at, payload ? json_object_get_string(payload) : "",
+		    sizeof(x->accepted_at));
+		json_object_put(payload);
+	}
+	if (inserted == 0)
+		return 0;
+	payload = json_object_new_object();
+	json_object_object_add(payload, "type", json_object_new_string(x->doc->type));
+	json_object_object_add(payload, "version", json_object_new_string(x->doc->version));
+	return audit_append(d, &a, "legal.accepted", r->who->org_id[0] ? r->who->org_id : NULL,
+	    "legal_document", x->doc->id_s, payload);
+}
+
+void api_legal_accept(struct req *r)
+{
+	struct accept_tx x = {.r = r};
+	const struct legal_doc *docs;
+	const char *type, *version;
+	struct db_rows rows;
+	struct json_object *o;
+	size_t n;
+
+	if (!req_validate_or_reply(r, accept_spec) || !current_or_reply(r, &docs, &n))
+		return;
+	type = json_get_str(r->json, "type", "");
+	version = json_get_str(r->json, "version", "");
+	x.doc = legal_type_valid(type) ? legal_current_of(docs, n, type) : NULL;
+	if (!x.doc || strcmp(x.doc->version, version) != 0) {
+		/* A version that exists but is not current is a conflict, not a 404. */
+		if (legal_type_valid(type) && legal_version_valid(version)) {
+			struct db_param p[] = {DBP_STR(type), DBP_STR(version)};
+
+			if (db_query(r->db, r->arena, "SELECT 1 FROM legal_documents"
+			                              " WHERE type = ? AND version = ?",
+			        p, 2, &rows) != 0) {
+				reply_db_error(r);
+				return;
+			}
+			if (rows.nrows == 1) {
+				reply_error(r, 409, "conflict", "only the current version can be accepted",
+				    NULL);
+				return;
+			}
+		}
+		reply_error(r, 404, "not_found", "no such document version", NULL);
+		return;
+	}
+	if (db_tx(r->db, accept_fn, &x) != 0) {
+		reply_db_error(r);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "type", json_object_new_string(x.doc->type));
+	json_object_object_add(o, "version", json_object_new_string(x.doc->version));
+	json_object_object_add(o, "acceptedAt", json_object_new_string(x.accepted_at));
+	reply_json(r, 200, o);
+}
+
+/* Active users: enabled people (service principals accept nothing). */
+#define ACTIVE "u.disabled_at IS NULL AND u.service = 0"
+
+static struct json_object *pending_user_json(const struct db_rows *rows, size_t i)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "id", dbv_json_uuid(rows, i, 0));
+	json_object_object_add(o, "email", dbv_json_str(rows, i, 1));
+	json_object_object_add(o, "name", dbv_json_str(rows, i, 2));
+	json_object_object_add(o, "orgId", dbv_json_uuid(rows, i, 3));
+	return o;
+}
+
+void api_legal_report(struct req *r)
+{
+	const char *type = req_query(r, "type"), *version = req_query(r, "version");
+	const struct legal_doc *docs, *cur;
+	struct db_rows doc, counts;
+	struct page pg;
+	struct opsd_uuid after;
+	struct db_rows rows;
+	struct json_object *o, *users, *items;
+	size_t n, shown;
+
+	if (!type || !legal_type_valid(type)) {
+		reply_field_error(r, "type", "required: a document type");
+		return;
+	}
+	if (!page_or_reply(r, "legal_report", &pg) || !current_or_reply(r, &docs, &n))
+		return;
+	cur = legal_current_of(docs, n, type);
+	if (!version && !cur) {
+		reply_error(r, 404, "not_found", "no current document of this type", NULL);
+		return;
+	}
+	if (!version_or_reply(r, type, version ? version : cur->version, &doc))
+		return;
+	if (pg.has_after && !uuid_parse(pg.after, &after)) {
+		reply_field_error(r, "cursor", "not a cursor of this list");
+		return;
+	}
+	{
+		struct db_param p[] = {DBP_BLOB(doc.val[0][0], 16)};
+
+		if (db_query(r->db, r->arena,
+		        "SELECT COUNT(*), COUNT(a.user_id) FROM users u LEFT JOIN legal_acceptances a"
+		        " ON a.user_id = u.id AND a.document_id = ? WHERE " ACTIVE,
+		        p, 1, &counts) != 0) {
+			reply_db_error(r);
+			return;
+		}
+	}
+	{
+		struct db_param p[] = {DBP_BLOB(doc.val[0][0], 16), DBP_I64(pg.has_after),
+			pg.has_after ? DBP_BLOB(after.b, 16) : DBP_NULL, DBP_I64(pg.limit + 1)};
+
+		if (db_query(r->db, r->arena,
+		        "SELECT u.id, u.email, u.name, u.org_id FROM users u WHERE " ACTIVE
+		        " AND NOT EXISTS (SELECT 1 FROM legal_acceptances a WHERE a.user_id = u.id"
+		        " AND a.document_id = ?) AND (? = 0 OR u.id > ?) ORDER BY u.id LIMIT ?",
+		        p, countof(p), &rows) != 0) {
+			reply_db_error(r);
+			return;
+		}
+	}
+	items = json_object_new_array();
+	shown = rows.nrows > (size_t)pg.limit ? (size_t)pg.limit : rows.nrows;
+	for (size_t i = 0; i < shown; i++)
+		json_object_array_add(items, pending_user_json(&rows, i));
+	users = json_object_new_object();
+	json_object_object_add(users, "items", items);
+	if (rows.nrows > shown) {
+		char last[UUID_STR_LEN + 1], cur_s[128];
+
+		dbv_uuid(rows.val[shown - 1][0], rows.len[shown - 1][0], last);
+		cursor_encode("legal_report", last, cur_s, sizeof(cur_s));
+		json_object_object_add(users, "nextCursor", json_object_new_string(cur_s));
+	} else {
+		json_object_object_add(users, "nextCursor", NULL);
+	}
+	{
+		long long total = strtoll(counts.val[0][0], NULL, 10);
+		long long accepted = strtoll(counts.val[0][1], NULL, 10);
+
+		o = json_object_new_object();
+		json_object_object_add(o, "type", json_object_new_string(type));
+		json_object_object_add(o, "version", dbv_json_str(&doc, 0, 2));
+		json_object_object_add(o, "accepted", json_object_new_int64(accepted));
+		json_object_object_add(o, "pending", json_object_new_int64(total - accepted));
+		json_object_object_add(o, "pendingUsers", users);
+	}
+	reply_json(r, 200, o);
+}
