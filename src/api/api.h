@@ -84,6 +84,18 @@ void api_legal_status(struct req *r);
 void api_legal_accept(struct req *r);
 void api_legal_report(struct req *r);
 
+/* tenant.c */
+void api_tenant_list(struct req *r);
+void api_tenant_create(struct req *r);
+void api_tenant_get(struct req *r);
+void api_tenant_patch(struct req *r);
+void api_tenant_delete(struct req *r);
+
+/* compliance.c */
+void api_compliance_hold(struct req *r);
+void api_compliance_strip(struct req *r);
+void api_compliance_record(struct req *r);
+
 /* email.c */
 void api_email_test(struct req *r);
 void api_email_outbox(struct req *r);

@@ -123,7 +123,11 @@ void api_audit_verify(struct req *r)
 	o = json_object_new_object();
 	json_object_object_add(o, "ok", json_object_new_boolean(res.ok));
 	json_object_object_add(o, "checked", json_object_new_int64((int64_t)res.checked));
-	if (!res.ok)
-		json_object_object_add(o, "firstBrokenId", json_object_new_string(res.first_broken_id));
+	if (!res.ok) {
+		json_object_object_add(o, "firstBrokenId", res.first_broken_id[0]
+		    ? json_object_new_string(res.first_broken_id) : NULL);
+		json_object_object_add(o, "firstBrokenSeq", json_object_new_int64(res.first_broken_seq));
+		json_object_object_add(o, "reason", json_object_new_string(res.reason));
+	}
 	reply_json(r, 200, o);
 }

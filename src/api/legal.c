@@ -340,7 +340,7 @@ static int accept_fn(struct db *d, void *arg)
 
 	req_actor(r, &a);
 	uuid_parse(r->who->user_id, &u);
-	str_copy(ua, r->user_agent ? r->user_agent : "", sizeof(ua));
+	str_copy_utf8(ua, r->user_agent, sizeof(ua));
 	{
 		struct db_param p[] = {DBP_BLOB(u.b, 16), DBP_BLOB(x->doc->id, 16),
 			DBP_STR(r->remote_addr), DBP_STR(ua)};

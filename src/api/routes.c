@@ -42,6 +42,25 @@ const struct route routes[] = {
 	{"GET", "/orgs", api_orgs_list, "orgs.read", 0, "orgs_list"},
 	{"GET", "/orgs/:id", api_orgs_get, "orgs.read", 0, "orgs_get"},
 
+	/* Tenant records: one block per entity of the entity table. */
+#define TENANT(e)                                                                          \
+	{"GET", "/orgs/:orgId/" e, api_tenant_list, "tenant.read", 0, e "_list"},              \
+	{"POST", "/orgs/:orgId/" e, api_tenant_create, "tenant.write", JSON, e "_create"},     \
+	{"GET", "/orgs/:orgId/" e "/:id", api_tenant_get, "tenant.read", 0, e "_get"},         \
+	{"PATCH", "/orgs/:orgId/" e "/:id", api_tenant_patch, "tenant.write", JSON, e "_patch"}, \
+	{"DELETE", "/orgs/:orgId/" e "/:id", api_tenant_delete, "tenant.write", 0, e "_delete"}
+	TENANT("contacts"),
+	TENANT("projects"),
+	TENANT("offices"),
+
+	/* Runbook 2. */
+	{"POST", "/compliance/legal-hold", api_compliance_hold, "compliance.legal_hold", JSON,
+	    "compliance_hold"},
+	{"POST", "/compliance/strip-pii", api_compliance_strip, "compliance.strip_pii", JSON,
+	    "compliance_strip"},
+	{"GET", "/compliance/records/:entity/:id", api_compliance_record, "compliance.read", 0,
+	    "compliance_record"},
+
 	{"POST", "/security/sessions/flush", api_sessions_flush, "security.sessions_flush",
 	    AUTH | JSON, "sessions_flush"},
 	{"POST", "/email/test", api_email_test, "email.send_test", JSON, "email_test"},

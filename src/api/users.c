@@ -109,11 +109,23 @@ void api_users_create(struct req *r)
 	reply_json(r, 201, user);
 }
 
+/* A caller bound to an org (org_admin, member) sees that org only;
+ * platform staff see every org. */
+static bool org_bound(const struct req *r, struct opsd_uuid *org)
+{
+	return r->who->org_id[0] && uuid_parse(r->who->org_id, org);
+}
+
 void api_users_list(struct req *r)
 {
+	struct opsd_uuid org;
+	bool bound = org_bound(r, &org);
+	struct db_param p[] = {DBP_I64(bound), bound ? DBP_BLOB(org.b, 16) : DBP_NULL};
+
 	reply_id_list(r, "users",
-	    "SELECT " USER_COLUMNS " FROM users WHERE (? = 0 OR id > ?) ORDER BY id LIMIT ?", NULL, 0,
-	    user_row_json);
+	    "SELECT " USER_COLUMNS " FROM users WHERE (? = 0 OR org_id = ?)"
+	    " AND (? = 0 OR id > ?) ORDER BY id LIMIT ?",
+	    p, 2, user_row_json);
 }
 
 void api_users_get(struct req *r)
@@ -128,6 +140,15 @@ void api_users_get(struct req *r)
 	if (!user) {
 		reply_user_err(r, e);
 		return;
+	}
+	if (r->who->org_id[0]) {
+		const char *org = json_object_get_string(json_object_object_get(user, "orgId"));
+
+		if (!org || strcasecmp(org, r->who->org_id) != 0) {
+			json_object_put(user);
+			reply_user_err(r, USER_NOT_FOUND);
+			return;
+		}
 	}
 	reply_json(r, 200, user);
 }
@@ -338,9 +359,14 @@ void api_orgs_create(struct req *r)
 
 void api_orgs_list(struct req *r)
 {
+	struct opsd_uuid org;
+	bool bound = org_bound(r, &org);
+	struct db_param p[] = {DBP_I64(bound), bound ? DBP_BLOB(org.b, 16) : DBP_NULL};
+
 	reply_id_list(r, "orgs",
-	    "SELECT " ORG_COLUMNS " FROM orgs WHERE (? = 0 OR id > ?) ORDER BY id LIMIT ?", NULL, 0,
-	    org_row_json);
+	    "SELECT " ORG_COLUMNS " FROM orgs WHERE (? = 0 OR id = ?)"
+	    " AND (? = 0 OR id > ?) ORDER BY id LIMIT ?",
+	    p, 2, org_row_json);
 }
 
 void api_orgs_get(struct req *r)
@@ -349,5 +375,9 @@ void api_orgs_get(struct req *r)
 
 	if (!uuid_param_or_reply(r, "id", &id))
 		return;
+	if (r->who->org_id[0] && strcasecmp(r->who->org_id, req_param(r, "id")) != 0) {
+		reply_error(r, 404, "not_found", "no such org", NULL);
+		return;
+	}
 	reply_org(r, &id, 200);
 }

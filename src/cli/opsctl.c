@@ -265,6 +265,11 @@ static int cmd_audit_verify(struct opsctl *o)
 		fprintf(stderr, "opsctl: verify failed: %s\n", db_error(o->db));
 		return EXIT_FAILED;
 	}
+	if (!res.ok && !res.first_broken_id[0]) {
+		printf("broken: %s (from seq %lld)\n", res.reason, (long long)res.first_broken_seq);
+		printf("%llu events before it verified\n", (unsigned long long)res.checked);
+		return EXIT_FAILED;
+	}
 	if (!res.ok) {
 		printf("broken: first bad event %s (seq %lld)\n", res.first_broken_id,
 		    (long long)res.first_broken_seq);

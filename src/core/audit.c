@@ -199,6 +199,7 @@ int audit_verify(struct db *d, struct audit_verify_result *res)
 
 			if (!row_hash_ok(&rows, r, prev, id)) {
 				res->ok = false;
+				res->reason = "hash mismatch";
 				str_copy(res->first_broken_id, id, sizeof(res->first_broken_id));
 				res->first_broken_seq = strtoll(rows.val[r][0], NULL, 10);
 				rc = 0;
@@ -210,6 +211,23 @@ int audit_verify(struct db *d, struct audit_verify_result *res)
 		}
 		if (rows.nrows < VERIFY_BATCH)
 			break;
+	}
+	/* The head names the last event appended: rows deleted at the end of
+	 * the chain leave every remaining link intact but not the head. */
+	{
+		struct db_rows head;
+
+		arena_reset(a);
+		if (db_query(d, a, "SELECT seq, hash FROM audit_chain_head WHERE id = 1", NULL, 0,
+		        &head) != 0)
+			goto out;
+		if (head.nrows == 1 && (strtoll(head.val[0][0], NULL, 10) != after ||
+		                           head.len[0][1] != 32 || memcmp(head.val[0][1], prev, 32) != 0)) {
+			res->ok = false;
+			res->reason = "events missing at the end";
+			res->first_broken_id[0] = '\0';
+			res->first_broken_seq = after + 1;
+		}
 	}
 	rc = 0;
 out:

@@ -63,8 +63,9 @@ int audit_append_tx(struct db *d, const struct audit_actor *actor, const char *a
 struct audit_verify_result {
 	bool ok;
 	uint64_t checked;
-	char first_broken_id[40]; /* when !ok */
+	char first_broken_id[40]; /* when !ok; "" when the chain was cut at its end */
 	int64_t first_broken_seq;
+	const char *reason;       /* when !ok: "hash mismatch" or "events missing at the end" */
 };
 /* Replays the whole chain in batches. 0 (result filled) or -1 (db error). */
 int audit_verify(struct db *d, struct audit_verify_result *res);

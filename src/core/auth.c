@@ -143,7 +143,7 @@ int session_create(struct db *d, const struct opsd_config *cfg, const char *user
 	if (!uuid_parse(user_id, &u) || !random_bytes(id, sizeof(id)))
 		return -1;
 	sha256_raw(id, sizeof(id), hash);
-	str_copy(ua, user_agent ? user_agent : "", sizeof(ua));
+	str_copy_utf8(ua, user_agent, sizeof(ua));
 	{
 		struct db_param p[] = {
 			DBP_BLOB(hash, 32), DBP_BLOB(u.b, 16),

@@ -231,6 +231,20 @@ static bool check_value(struct json_object *v, const struct field_spec *f, char 
 		}
 		return !out_of_range(n, f, "", reason, len);
 	}
+	case FT_NUMBER: {
+		double d;
+
+		if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) {
+			snprintf(reason, len, "must be a number");
+			return false;
+		}
+		d = json_object_get_double(v);
+		if (!(d == d) || ((f->min || f->max) && (d < (double)f->min || d > (double)f->max))) {
+			snprintf(reason, len, "must be between %lld and %lld", f->min, f->max);
+			return false;
+		}
+		return true;
+	}
 	case FT_BOOL:
 		if (json_object_is_type(v, json_type_boolean))
 			return true;

@@ -38,6 +38,7 @@ enum field_type {
 	FT_UUID,         /* a UUID string */
 	FT_TIME,         /* an RFC 3339 string */
 	FT_ENUM,         /* a string among choices */
+	FT_NUMBER,       /* an integer or a decimal; min/max: value */
 };
 
 #define FIELD_REQUIRED 0x1u

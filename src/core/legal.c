@@ -321,7 +321,8 @@ static int notify_fn(struct db *d, void *arg)
 	x->worked = false;
 	if (db_query(d, x->a,
 	        "SELECT id, type, version, notify_after FROM legal_documents"
-	        " WHERE notify = 1 AND notified_at IS NULL ORDER BY created_at LIMIT 1"
+	        " WHERE notify = 1 AND notified_at IS NULL AND effective_at <= NOW(3)"
+	        " ORDER BY created_at LIMIT 1"
 	        " FOR UPDATE SKIP LOCKED",
 	        NULL, 0, &doc) != 0)
 		return -1;

@@ -153,7 +153,11 @@ void mail_smtp_settings(const struct opsd_config *cfg, struct smtp_settings *s)
 
 /* ---- delivery ---------------------------------------------------------- */
 
-#define CLAIM_BATCH 20
+/* A batch is claimed for CLAIM_LEASE; at worst each message takes a few
+ * 30-second SMTP steps, so 5 messages finish well inside 30 minutes and no
+ * other host re-queues a message still being sent. */
+#define CLAIM_BATCH 5
+#define CLAIM_LEASE "30 MINUTE"
 
 struct claim_tx {
 	struct arena *a;
@@ -182,7 +186,7 @@ static int claim_fn(struct db *d, void *arg)
 			DBP_BLOB(x->rows.val[i][0], x->rows.len[i][0])};
 
 		if (db_exec(d, "UPDATE email_outbox SET status = 'sending', claimed_by = ?,"
-		               " claimed_until = NOW(3) + INTERVAL 5 MINUTE WHERE id = ?",
+		               " claimed_until = NOW(3) + INTERVAL " CLAIM_LEASE " WHERE id = ?",
 		        p, countof(p), NULL) != 0)
 			return -1;
 	}
@@ -191,6 +195,7 @@ static int claim_fn(struct db *d, void *arg)
 
 struct outcome_tx {
 	const struct opsd_config *cfg;
+	const char *holder;
 	const uint8_t *id;
 	const char *id_s;
 	long long attempts; /* after this one */
@@ -212,16 +217,25 @@ static int outcome_fn(struct db *d, void *arg)
 		res->status ? DBP_I64(res->status) : DBP_NULL,
 		x->final == MAIL_SENT ? DBP_NULL : DBP_STR(res->error),
 		DBP_I64(x->final == MAIL_SENT), DBP_I64(delay > 3600 ? 3600 : delay),
-		DBP_BLOB(x->id, 16),
+		DBP_BLOB(x->id, 16), DBP_STR(x->holder),
 	};
+	unsigned long long mine = 0;
 
+	/* Only while the claim is still ours: never overwrite another
+	 * sender's outcome. */
 	if (db_exec(d,
 	        "UPDATE email_outbox SET status = ?, attempts = ?, last_smtp_status = ?,"
 	        " last_error = ?, sent_at = IF(?, NOW(3), sent_at), claimed_by = NULL,"
-	        " claimed_until = NULL, next_attempt_at = NOW(3) + INTERVAL ? SECOND WHERE id = ?",
-	        p, countof(p), NULL) != 0) {
+	        " claimed_until = NULL, next_attempt_at = NOW(3) + INTERVAL ? SECOND"
+	        " WHERE id = ? AND status = 'sending' AND claimed_by = ?",
+	        p, countof(p), &mine) != 0) {
 		json_object_put(payload);
 		return -1;
+	}
+	if (mine == 0) {
+		log_msg(LL_WARN, "email_claim_lost", "outbox %s was claimed by another sender", x->id_s);
+		json_object_put(payload);
+		return 0;
 	}
 	json_object_object_add(payload, "attempt", json_object_new_int64(x->attempts));
 	json_object_object_add(payload, "smtpStatus",
@@ -248,10 +262,10 @@ static int suppress_fn(struct db *d, void *arg)
 	return audit_append(d, &a, "email.suppressed", NULL, "email", x->id_s, NULL);
 }
 
-static void deliver_one(struct db *d, const struct opsd_config *cfg, const struct db_rows *rows,
-    size_t i)
+static void deliver_one(struct db *d, const struct opsd_config *cfg, const char *holder,
+    const struct db_rows *rows, size_t i)
 {
-	struct outcome_tx x = {.cfg = cfg, .id = (const uint8_t *)rows->val[i][0]};
+	struct outcome_tx x = {.cfg = cfg, .holder = holder, .id = (const uint8_t *)rows->val[i][0]};
 	struct smtp_settings s;
 	struct smtp_message m;
 	struct smtp_result res;
@@ -308,7 +322,7 @@ int mail_deliver_due(struct db *d, const struct opsd_config *cfg)
 	if (db_tx(d, claim_fn, &x) != 0)
 		goto out;
 	for (size_t i = 0; i < x.rows.nrows; i++)
-		deliver_one(d, cfg, &x.rows, i);
+		deliver_one(d, cfg, holder, &x.rows, i);
 	rc = 0;
 out:
 	arena_free(x.a);

@@ -6,6 +6,7 @@
 
 #include "arena.h"
 #include "audit.h"
+#include "auth.h"
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
@@ -41,8 +42,10 @@ bool email_normalize(const char *in, char *out, size_t out_len)
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)in[i];
 
-		/* No spaces, controls or header-breaking characters. */
-		if (c <= ' ' || c == 0x7f || c == '<' || c == '>' || c == ',' || c == ';' ||
+		/* No spaces, controls or header-breaking characters, and ASCII only:
+		 * the database collation folds accents and widths, so a non-ASCII
+		 * spelling would reach the same account under another throttle key. */
+		if (c <= ' ' || c >= 0x7f || c == '<' || c == '>' || c == ',' || c == ';' ||
 		    c == '"' || c == '\\')
 			return false;
 		if (c == '@') {
@@ -82,6 +85,8 @@ static int create_fn(struct db *d, void *arg)
 	struct create_ctx *c = arg;
 	const struct user_input *in = c->in;
 	char roles[256];
+
+	c->err = USER_OK; /* db_tx may run this again after a deadlock */
 	struct json_object *payload;
 
 	roles_format_csv(in->roles, roles, sizeof(roles));
@@ -168,6 +173,9 @@ static int set_password_fn(struct db *d, void *arg)
 		return -1;
 	if (c->affected == 0)
 		return 1;
+	/* A reset (opsctl) ends every session and token of the account. */
+	if (sessions_flush(d, FLUSH_USER, c->user_id, true, NULL) != 0)
+		return -1;
 	return audit_append(d, c->actor, "auth.password_changed", NULL, "user", c->user_id, NULL);
 }
 

@@ -40,5 +40,8 @@ bool ct_equal(const void *a, const void *b, size_t n);
 /* strlcpy semantics: always NUL-terminates, returns strlen(src). */
 size_t str_copy(char *dst, const char *src, size_t size);
 bool str_has_prefix(const char *s, const char *prefix);
+/* Copies src for a utf8mb4 column: invalid bytes become '?', and the copy is
+ * cut at a character boundary so it always fits in size (with its NUL). */
+void str_copy_utf8(char *dst, const char *src, size_t size);
 
 #endif

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,17 +272,26 @@ static bool peer_allowed(const struct sockaddr_storage *ss, const char *allowed)
  * bounded by the master's request timeout instead. */
 #define READ_TIMEOUT_S 10
 
-int fcgi_accept_checked(int listen_fd, const char *allowed_clients)
+int fcgi_accept_checked(int listen_fd, const char *allowed_clients, const sigset_t *wait_mask)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	struct frame_check fc;
+	struct pollfd lp = {listen_fd, POLLIN, 0};
 	int fd, ok;
 
+	/* The only place stop signals get through: ppoll swaps the mask
+	 * atomically, so a signal either interrupts this wait or stays pending
+	 * until the request in hand is finished. */
+	if (ppoll(&lp, 1, NULL, wait_mask) < 0)
+		return -1;
 	fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
 	if (fd < 0) {
-		if (errno == EINTR)
+		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) {
+			/* Another worker took it (the socket is non-blocking). */
+			errno = EAGAIN;
 			return -1;
+		}
 		if (errno != ECONNABORTED) {
 			/* EMFILE and friends: back off instead of spinning. */
 			log_msg(LL_ERROR, "accept_failed", "%s", strerror(errno));

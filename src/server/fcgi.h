@@ -3,6 +3,7 @@
 #define OPSD_FCGI_H
 
 #include <fcgiapp.h>
+#include <signal.h>
 #include <stdbool.h>
 
 struct req;
@@ -13,10 +14,12 @@ enum body_state { BODY_OK, BODY_TOO_BIG, BODY_BAD_LENGTH, BODY_SHORT };
  * parses it: libfcgi trusts the peer's name/value lengths and aborts the
  * process when one asks for gigabytes. The stream up to the end of PARAMS is
  * peeked (not consumed), so libfcgi then reads it as usual from the fd,
- * which the caller hands over in FCGX_Request.ipcFd. Returns the fd, or -1:
+ * which the caller hands over in FCGX_Request.ipcFd. The worker keeps its
+ * stop signal blocked; wait_mask (the mask without it) applies only while
+ * waiting for a connection. Returns the fd, or -1:
  * errno EINTR (a signal), or EAGAIN when the connection was refused (bad
  * framing, a peer not in allowed_clients) and the caller should go on. */
-int fcgi_accept_checked(int listen_fd, const char *allowed_clients);
+int fcgi_accept_checked(int listen_fd, const char *allowed_clients, const sigset_t *wait_mask);
 
 /* Copies every param into r->arena (params die at FCGX_Finish_r), fills the
  * named fields, and reads the body up to max_body bytes. A larger body is

@@ -105,6 +105,9 @@ static int open_listener(struct master *m)
 		return -1;
 	}
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	/* Workers wait in ppoll and accept without blocking: the one that loses
+	 * the race gets EAGAIN and waits again. */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	if (m->unix_path) {
 		/* nginx (same user or group after the drop) and nobody else. */
 		if (m->drop_privileges && chown(m->unix_path, m->uid, m->gid) != 0)

@@ -41,10 +41,15 @@ static void on_quit(int sig)
 	FCGX_ShutdownPending();
 }
 
+/* The mask while waiting for a connection: everything open. Outside that
+ * wait SIGQUIT stays blocked, so a graceful stop or reload never interrupts
+ * a read or write of the request in hand (libfcgi does not retry EINTR). */
+static sigset_t wait_mask;
+
 static void install_signals(void)
 {
 	struct sigaction sa;
-	sigset_t none;
+	sigset_t quit;
 
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
@@ -59,8 +64,10 @@ static void install_signals(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGCHLD, &sa, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	sigemptyset(&wait_mask);
+	sigemptyset(&quit);
+	sigaddset(&quit, SIGQUIT);
+	sigprocmask(SIG_SETMASK, &quit, NULL);
 }
 
 /* nginx's $request_id is 32 hex digits; anything odd that arrives over a
@@ -402,7 +409,7 @@ int worker_main(const struct worker_args *wa)
 	scoreboard_set_state(wa->sb, wa->slot, SB_IDLE);
 	while (!stopping) {
 		struct req r;
-		int fd = fcgi_accept_checked(wa->listen_fd, wa->cfg->allowed_clients);
+		int fd = fcgi_accept_checked(wa->listen_fd, wa->cfg->allowed_clients, &wait_mask);
 
 		if (fd < 0)
 			continue;

@@ -1549,4 +1549,140 @@ sub legal_versions($type) {
 	return $r->{json}{items};
 }
 
+# ---------------------------------------------------------------- tenant records and compliance (issue 6)
+#
+#   my $r = tenant_create($s, $org_id, 'contacts', { name => 'N', email => 'e@x.test' });
+#   my @items = tenant_list_all($s, $org_id, 'contacts', limit => 1);   # every page
+#   my $h = legal_hold($s, entity => 'contacts', ids => [$id], hold => 1, reason => 'case');
+#   my $x = strip_pii($s, entity => 'contacts', ids => [$id], reason => 'DSR');
+#   my $row = db_row('contacts', $id);   # the MariaDB row, for "unchanged" checks
+
+push @EXPORT, qw(tenant_create tenant_get tenant_patch tenant_delete tenant_list tenant_list_all
+	legal_hold strip_pii compliance_record uuid_hex db_rows db_row table_snapshot audit_text
+	json_strings);
+
+sub _tenant_path($org, $entity, $id = undef) {
+	$org = $org->{id} if ref $org eq 'HASH';
+	return "/orgs/$org/$entity" . (defined $id ? "/$id" : '');
+}
+sub tenant_create($s, $org, $entity, $fields, %o) {
+	return http(POST => _tenant_path($org, $entity), json => $fields, session => $s, %o);
+}
+sub tenant_get($s, $org, $entity, $id, %o) { return http(GET => _tenant_path($org, $entity, $id), session => $s, %o) }
+sub tenant_patch($s, $org, $entity, $id, $fields, %o) {
+	return http(PATCH => _tenant_path($org, $entity, $id), json => $fields, session => $s, %o);
+}
+sub tenant_delete($s, $org, $entity, $id, %o) { return http(DELETE => _tenant_path($org, $entity, $id), session => $s, %o) }
+# GET /orgs/:orgId/<entity>?limit=&cursor= (query => {limit, cursor}).
+sub tenant_list($s, $org, $entity, %q) {
+	my $qs = join '&', map { "$_=" . uri_escape_all($q{$_}) } grep { defined $q{$_} } sort keys %q;
+	return http(GET => _tenant_path($org, $entity) . ($qs ? "?$qs" : ''), session => $s);
+}
+# Follows nextCursor from the first page to the end (at most max_pages).
+# Returns {items => [...], pages => n, errors => [...], max_page_items => n}.
+sub tenant_list_all($s, $org, $entity, %o) {
+	my %r = (items => [], pages => 0, errors => [], max_page_items => 0);
+	my ($cursor, %seen);
+	while ($r{pages} < ($o{max_pages} // 100)) {
+		my $p = tenant_list($s, $org, $entity, limit => $o{limit}, cursor => $cursor);
+		$r{pages}++;
+		my $j = ref $p->{json} eq 'HASH' ? $p->{json} : {};
+		if ($p->{status} != 200 || ref $j->{items} ne 'ARRAY') {
+			push @{ $r{errors} }, "page $r{pages}: $p->{status} " . _short($p->{body});
+			last;
+		}
+		my $n = @{ $j->{items} };
+		$r{max_page_items} = $n if $n > $r{max_page_items};
+		push @{ $r{items} }, @{ $j->{items} };
+		$cursor = $j->{nextCursor};
+		last if !defined $cursor;
+		if ($seen{$cursor}++) { push @{ $r{errors} }, "page $r{pages}: nextCursor repeats"; last }
+	}
+	return \%r;
+}
+
+sub _bool_fields(%b) {
+	for my $k (qw(hold dryRun)) {
+		$b{$k} = $b{$k} ? JSON::PP::true : JSON::PP::false
+		    if exists $b{$k} && defined $b{$k} && !ref $b{$k} && $b{$k} =~ /^[01]?$/;
+	}
+	return \%b;
+}
+# POST /compliance/legal-hold with the given fields (hold => 1/0 becomes a
+# JSON boolean). POST /compliance/strip-pii likewise.
+sub legal_hold($s, %body) { return http(POST => '/compliance/legal-hold', json => _bool_fields(%body), session => $s) }
+sub strip_pii($s, %body) { return http(POST => '/compliance/strip-pii', json => _bool_fields(%body), session => $s) }
+sub compliance_record($s, $entity, $id) { return http(GET => "/compliance/records/$entity/$id", session => $s) }
+
+# A UUID string as 32 upper-case hex digits (for UNHEX('...')), undef if it is not one.
+sub uuid_hex($id) {
+	return undef unless defined $id && !ref $id;
+	(my $h = $id) =~ s/-//g;
+	return $h =~ /^[0-9a-fA-F]{32}$/ ? uc $h : undef;
+}
+
+# mariadb -B output unescaped (\\, \t, \n, \0).
+sub _unbatch($v) {
+	return undef if $v eq 'NULL';
+	$v =~ s/\\(.)/$1 eq 'n' ? "\n" : $1 eq 't' ? "\t" : $1 eq '0' ? "\0" : $1/ge;
+	return $v;
+}
+
+# Rows of a query as hashes by column name (NULL as undef).
+sub db_rows($sql) {
+	my $sock = var_dir() . '/run/mysqld.sock';
+	my $r = run_cmd(cmd => ['mariadb', '--no-defaults', "--socket=$sock", '-uroot', '-B', 'opsd', '-e', $sql],
+	    timeout => 60, tag => 'mysql-rows');
+	if ($r->{rc} != 0) {
+		Test::More::diag("db_rows($sql) failed: $r->{err}");
+		return ();
+	}
+	my ($head, @lines) = split /\n/, $r->{out};
+	return () unless defined $head;
+	my @names = split /\t/, $head;
+	return map { my @v = split /\t/, $_, -1; my %h; @h{@names} = map { _unbatch($_) } @v; \%h } @lines;
+}
+
+# The select list of a table with binary columns as lower-case hex (so rows
+# compare and print cleanly).
+sub _select_list($table) {
+	state %cache;
+	return $cache{$table} //= do {
+		my $out = mysql("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = DATABASE()"
+		    . " AND table_name = " . _sql_str($table) . ' ORDER BY ordinal_position') // '';
+		my @cols = map { [split /\t/] } grep { length } split /\n/, $out;
+		@cols ? join(', ', map { $_->[1] =~ /binary|blob/i ? "LOWER(HEX(`$_->[0]`)) AS `$_->[0]`" : "`$_->[0]`" } @cols) : '*';
+	};
+}
+
+# One row of a table by its UUID (every column; binary ones as hex), or undef.
+sub db_row($table, $id) {
+	my $hex = uuid_hex($id) // return undef;
+	my @r = db_rows('SELECT ' . _select_list($table) . " FROM `$table` WHERE id = UNHEX('$hex')");
+	return $r[0];
+}
+
+# Every row of the given tables (binary columns as hex), ordered by id:
+# {table => [rows]}; for "nothing was written" comparisons.
+sub table_snapshot(@tables) {
+	return { map { $_ => [db_rows('SELECT ' . _select_list($_) . " FROM `$_` ORDER BY 1")] } @tables };
+}
+
+# Every audit event as one text (actor_label, action, target_type,
+# target_id, org id in hex, ip, request_id, payload), to search for strings
+# that must not be there.
+sub audit_text() {
+	return mysql("SELECT CONCAT_WS('|', IFNULL(actor_label,''), action, IFNULL(target_type,''), IFNULL(target_id,''),"
+	    . " IFNULL(LOWER(HEX(org_id)),''), IFNULL(ip,''), IFNULL(request_id,''), IFNULL(payload,'')) FROM audit_events ORDER BY seq");
+}
+
+# Every key and string/number value inside a decoded JSON structure.
+sub json_strings($v) {
+	return () unless defined $v;
+	return (map { ($_, json_strings($v->{$_})) } keys %$v) if ref $v eq 'HASH';
+	return (map { json_strings($_) } @$v) if ref $v eq 'ARRAY';
+	return () if ref $v;   # JSON booleans
+	return ("$v");
+}
+
 1;

@@ -1,0 +1,324 @@
+/* Runbook 2: legal holds, PII stripping and the compliance state of a
+ * record, for every entity of the entity table. */
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "api.h"
+#include "arena.h"
+#include "audit.h"
+#include "auth.h"
+#include "db.h"
+#include "dbval.h"
+#include "entity.h"
+#include "json.h"
+#include "util.h"
+
+#define MAX_IDS 1000
+
+static const char *const entity_names[] = {"users", "contacts", "projects", "offices", "orgs", NULL};
+
+/* entity and ids[] of a compliance body, or a 400 reply. */
+static bool target_or_reply(struct req *r, const struct entity **e, struct opsd_uuid **ids,
+    size_t *n)
+{
+	struct json_object *arr = json_object_object_get(r->json, "ids");
+
+	*e = entity_find(json_get_str(r->json, "entity", ""));
+	*n = json_object_array_length(arr);
+	*ids = arena_calloc(r->arena, *n ? *n : 1, sizeof(**ids));
+	if (!*ids) {
+		reply_error(r, 500, "internal_error", "out of memory", NULL);
+		return false;
+	}
+	for (size_t i = 0; i < *n; i++)
+		if (!uuid_parse(json_object_get_string(json_object_array_get_idx(arr, i)), &(*ids)[i])) {
+			reply_field_error(r, "ids", "every id must be a UUID");
+			return false;
+		}
+	return true;
+}
+
+static struct json_object *result(const struct opsd_uuid *id, const char *what)
+{
+	struct json_object *o = json_object_new_object();
+	char s[UUID_STR_LEN + 1];
+
+	uuid_format(id, s);
+	json_object_object_add(o, "id", json_object_new_string(s));
+	json_object_object_add(o, "result", json_object_new_string(what));
+	return o;
+}
+
+static void count(struct json_object *counts, const char *what)
+{
+	struct json_object *c;
+
+	if (json_object_object_get_ex(counts, what, &c))
+		json_object_set_int(c, json_object_get_int(c) + 1);
+	else
+		json_object_object_add(counts, what, json_object_new_int(1));
+}
+
+static struct json_object *ids_json(const struct opsd_uuid *ids, size_t n)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < n; i++) {
+		char s[UUID_STR_LEN + 1];
+
+		uuid_format(&ids[i], s);
+		json_object_array_add(a, json_object_new_string(s));
+	}
+	return a;
+}
+
+struct batch_tx {
+	struct req *r;
+	const struct entity *e;
+	const struct opsd_uuid *ids;
+	size_t n;
+	struct json_object *results; /* rebuilt on each attempt */
+	struct json_object *counts;
+};
+
+static void batch_reset(struct batch_tx *x)
+{
+	json_object_put(x->results);
+	json_object_put(x->counts);
+	x->results = json_object_new_array();
+	x->counts = json_object_new_object();
+}
+
+static void reply_batch(struct req *r, struct batch_tx *x)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "results", x->results);
+	json_object_object_add(o, "counts", x->counts);
+	x->results = x->counts = NULL;
+	reply_json(r, 200, o);
+}
+
+static int audit_batch(struct db *d, struct batch_tx *x, const char *action)
+{
+	struct audit_actor a;
+	struct json_object *payload = json_object_new_object();
+
+	req_actor(x->r, &a);
+	json_object_object_add(payload, "entity", json_object_new_string(x->e->name));
+	json_object_object_add(payload, "ids", ids_json(x->ids, x->n));
+	json_object_object_add(payload, "counts", json_object_get(x->counts));
+	json_object_object_add(payload, "reason", json_object_new_string(
+	    json_get_str(x->r->json, "reason", "")));
+	return audit_append(d, &a, action, NULL, x->e->name, NULL, payload);
+}
+
+/* ---- legal hold -------------------------------------------------------- */
+
+static const struct field_spec hold_spec[] = {
+	{"entity", FT_ENUM, FIELD_REQUIRED, 0, 0, entity_names},
+	{"ids", FT_STRING_ARRAY, FIELD_REQUIRED, 1, MAX_IDS, NULL},
+	{"hold", FT_BOOL, FIELD_REQUIRED, 0, 0, NULL},
+	{"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
+	{"caseRef", FT_STRING, FIELD_NULLABLE, 1, 100, NULL},
+	{NULL, 0, 0, 0, 0, NULL},
+};
+
+static int hold_fn(struct db *d, void *arg)
+{
+	struct batch_tx *x = arg;
+	bool hold = json_get_bool(x->r->json, "hold", false);
+	char sql[256];
+
+	batch_reset(x);
+	snprintf(sql, sizeof(sql),
+	    "UPDATE %s SET legal_hold = ?, legal_hold_reason = ?, legal_hold_case_ref = ?,"
+	    " legal_hold_at = IF(?, NOW(3), NULL) WHERE id = ? AND legal_hold <> ?",
+	    x->e->table);
+	for (size_t i = 0; i < x->n; i++) {
+		unsigned long long changed = 0;
+		struct db_rows rows;
+		char check[128];
+		struct db_param q[] = {DBP_BLOB(x->ids[i].b, 16)};
+		struct db_param p[] = {
+			DBP_I64(hold), DBP_STR(hold ? json_get_str(x->r->json, "reason", "") : NULL),
+			DBP_STR(hold ? json_get_str(x->r->json, "caseRef", NULL) : NULL), DBP_I64(hold),
+			DBP_BLOB(x->ids[i].b, 16), DBP_I64(hold),
+		};
+
+		snprintf(check, sizeof(check), "SELECT 1 FROM %s WHERE id = ? FOR UPDATE", x->e->table);
+		if (db_query(d, x->r->arena, check, q, 1, &rows) != 0)
+			return -1;
+		if (rows.nrows != 1) {
+			json_object_array_add(x->results, result(&x->ids[i], "not_found"));
+			count(x->counts, "not_found");
+			continue;
+		}
+		if (db_exec(d, sql, p, countof(p), &changed) != 0)
+			return -1;
+		{
+			const char *what = changed ? (hold ? "held" : "released") : "already";
+
+			json_object_array_add(x->results, result(&x->ids[i], what));
+			count(x->counts, what);
+		}
+	}
+	return audit_batch(d, x, hold ? "compliance.legal_hold_set" : "compliance.legal_hold_released");
+}
+
+void api_compliance_hold(struct req *r)
+{
+	struct batch_tx x = {.r = r};
+
+	if (!req_validate_or_reply(r, hold_spec) || !target_or_reply(r, &x.e, (struct opsd_uuid **)&x.ids, &x.n))
+		return;
+	if (db_tx(r->db, hold_fn, &x) != 0) {
+		json_object_put(x.results);
+		json_object_put(x.counts);
+		reply_db_error(r);
+		return;
+	}
+	reply_batch(r, &x);
+}
+
+/* ---- strip PII --------------------------------------------------------- */
+
+static const struct field_spec strip_spec[] = {
+	{"entity", FT_ENUM, FIELD_REQUIRED, 0, 0, entity_names},
+	{"ids", FT_STRING_ARRAY, FIELD_REQUIRED, 1, MAX_IDS, NULL},
+	{"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
+	{NULL, 0, 0, 0, 0, NULL},
+};
+
+/* Redacts one record's PII columns as the entity table says. */
+static int strip_one(struct db *d, struct batch_tx *x, const struct opsd_uuid *id)
+{
+	const struct entity *e = x->e;
+	char sql[512], vals[8][80];
+	struct db_param p[10];
+	size_t n, np = 0;
+
+	n = (size_t)snprintf(sql, sizeof(sql),
+	    "UPDATE %s SET pii_stripped_at = NOW(3), pii_stripped_reason = ?", e->table);
+	p[np++] = DBP_STR(json_get_str(x->r->json, "reason", ""));
+	for (size_t i = 0; i < e->ncols && i < 8; i++) {
+		const struct entity_column *c = &e->cols[i];
+
+		if (c->redact == RED_KEEP)
+			continue;
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", %s = ?", c->column);
+		p[np++] = DBP_STR(entity_redacted_value(c, id->b, vals[i], sizeof(vals[i])));
+	}
+	/* A stripped user cannot sign in again. */
+	if (strcmp(e->name, "users") == 0)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
+		    ", disabled_at = COALESCE(disabled_at, NOW(3))");
+	snprintf(sql + n, sizeof(sql) - n, " WHERE id = ?");
+	p[np++] = DBP_BLOB(id->b, 16);
+	if (db_exec(d, sql, p, np, NULL) != 0)
+		return -1;
+	if (strcmp(e->name, "users") == 0) {
+		char s[UUID_STR_LEN + 1];
+
+		uuid_format(id, s);
+		return sessions_flush(d, FLUSH_USER, s, true, NULL);
+	}
+	return 0;
+}
+
+static int strip_fn(struct db *d, void *arg)
+{
+	struct batch_tx *x = arg;
+	char sql[160];
+
+	batch_reset(x);
+	snprintf(sql, sizeof(sql), "SELECT pii_stripped_at IS NOT NULL FROM %s WHERE id = ?",
+	    x->e->table);
+	for (size_t i = 0; i < x->n; i++) {
+		struct db_rows rows;
+		struct db_param p[] = {DBP_BLOB(x->ids[i].b, 16)};
+		const char *what;
+		bool held;
+		int rc = legal_hold_guard(d, x->r->arena, x->e, x->ids[i].b, &held);
+
+		if (rc < 0 || db_query(d, x->r->arena, sql, p, 1, &rows) != 0)
+			return -1;
+		if (rc > 0)
+			what = "not_found";
+		else if (held)
+			what = "legal_hold";
+		else if (rows.nrows == 1 && strcmp(rows.val[0][0], "1") == 0)
+			what = "already_stripped";
+		else if (strip_one(d, x, &x->ids[i]) != 0)
+			return -1;
+		else
+			what = "stripped";
+		json_object_array_add(x->results, result(&x->ids[i], what));
+		count(x->counts, what);
+	}
+	return audit_batch(d, x, "compliance.pii_stripped");
+}
+
+void api_compliance_strip(struct req *r)
+{
+	struct batch_tx x = {.r = r};
+
+	if (!req_validate_or_reply(r, strip_spec) || !target_or_reply(r, &x.e, (struct opsd_uuid **)&x.ids, &x.n))
+		return;
+	if (db_tx(r->db, strip_fn, &x) != 0) {
+		json_object_put(x.results);
+		json_object_put(x.counts);
+		reply_db_error(r);
+		return;
+	}
+	reply_batch(r, &x);
+}
+
+/* ---- records ----------------------------------------------------------- */
+
+void api_compliance_record(struct req *r)
+{
+	const struct entity *e = entity_find(req_param(r, "entity"));
+	struct opsd_uuid id;
+	char sql[512];
+	struct db_rows rows;
+	struct db_param p[1];
+	struct json_object *o;
+
+	if (!e) {
+		reply_field_error(r, "entity", "must be one of: users, contacts, projects, offices, orgs");
+		return;
+	}
+	if (!uuid_param_or_reply(r, "id", &id))
+		return;
+	snprintf(sql, sizeof(sql),
+	    "SELECT %s, pii_stripped_at, pii_stripped_reason, legal_hold, legal_hold_at,"
+	    " legal_hold_reason, legal_hold_case_ref, archived_at, archived_reason FROM %s WHERE id = ?",
+	    e->org_column, e->table);
+	p[0] = DBP_BLOB(id.b, 16);
+	if (db_query(r->db, r->arena, sql, p, 1, &rows) != 0) {
+		reply_db_error(r);
+		return;
+	}
+	if (rows.nrows != 1) {
+		reply_error(r, 404, "not_found", "no such record", NULL);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "entity", json_object_new_string(e->name));
+	json_object_object_add(o, "id", json_object_new_string(req_param(r, "id")));
+	json_object_object_add(o, "orgId", dbv_json_uuid(&rows, 0, 0));
+	json_object_object_add(o, "piiStripped", json_object_new_boolean(rows.val[0][1] != NULL));
+	json_object_object_add(o, "piiStrippedAt", dbv_json_time(&rows, 0, 1));
+	json_object_object_add(o, "piiStrippedReason", dbv_json_str(&rows, 0, 2));
+	json_object_object_add(o, "legalHold", dbv_json_bool(&rows, 0, 3));
+	json_object_object_add(o, "legalHoldAt", dbv_json_time(&rows, 0, 4));
+	json_object_object_add(o, "legalHoldReason", dbv_json_str(&rows, 0, 5));
+	json_object_object_add(o, "legalHoldCaseRef", dbv_json_str(&rows, 0, 6));
+	json_object_object_add(o, "archived", json_object_new_boolean(rows.val[0][7] != NULL));
+	json_object_object_add(o, "archivedAt", dbv_json_time(&rows, 0, 7));
+	json_object_object_add(o, "archivedReason", dbv_json_str(&rows, 0, 8));
+	reply_json(r, 200, o);
+}
