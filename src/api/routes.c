@@ -60,6 +60,11 @@ const struct route routes[] = {
 	    "compliance_strip"},
 	{"GET", "/compliance/records/:entity/:id", api_compliance_record, "compliance.read", 0,
 	    "compliance_record"},
+	{"POST", "/compliance/batch-archive", api_compliance_archive, "compliance.archive", JSON,
+	    "compliance_archive"},
+	{"GET", "/compliance/export", api_compliance_export, "compliance.export", 0,
+	    "compliance_export"},
+	{"GET", "/export/:entity", api_export, "compliance.export", 0, "export"},
 
 	{"POST", "/security/sessions/flush", api_sessions_flush, "security.sessions_flush",
 	    AUTH | JSON, "sessions_flush"},

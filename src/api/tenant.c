@@ -37,7 +37,7 @@ static const struct entity *route_entity(const struct req *r)
 
 /* SELECT of an entity: id, org_id, its columns, the state columns, then
  * the caller's WHERE/ORDER text (fixed strings only). */
-static const char *select_sql(const struct entity *e, const char *tail, char *buf, size_t len)
+const char *tenant_select_sql(const struct entity *e, const char *tail, char *buf, size_t len)
 {
 	size_t n = (size_t)snprintf(buf, len, "SELECT id, org_id");
 
@@ -47,7 +47,7 @@ static const char *select_sql(const struct entity *e, const char *tail, char *bu
 	return buf;
 }
 
-static struct json_object *record_json(const struct entity *e, const struct db_rows *rows, size_t i)
+struct json_object *tenant_record_json(const struct entity *e, const struct db_rows *rows, size_t i)
 {
 	struct json_object *o = json_object_new_object();
 	size_t c = 2;
@@ -72,9 +72,8 @@ static struct json_object *record_json(const struct entity *e, const struct db_r
 
 /* The org of the path: platform staff see every org, org members only
  * their own; anything else is "not found". */
-static bool org_or_reply(struct req *r, struct opsd_uuid *org, struct tenant_org *t)
+bool tenant_org_or_reply(struct req *r, const char *id, struct opsd_uuid *org, struct tenant_org *t)
 {
-	const char *id = req_param(r, "orgId");
 	int rc;
 
 	if (!id || !uuid_parse(id, org) ||
@@ -148,7 +147,7 @@ static void reply_record(struct req *r, const struct entity *e, struct db *d,
 	struct db_rows rows;
 	struct db_param p[] = {DBP_BLOB(id->b, 16)};
 
-	if (db_query(d, r->arena, select_sql(e, "WHERE id = ?", sql, sizeof(sql)), p, 1, &rows) != 0) {
+	if (db_query(d, r->arena, tenant_select_sql(e, "WHERE id = ?", sql, sizeof(sql)), p, 1, &rows) != 0) {
 		reply_db_error(r);
 		return;
 	}
@@ -156,7 +155,7 @@ static void reply_record(struct req *r, const struct entity *e, struct db *d,
 		reply_error(r, 404, "not_found", "no such record", NULL);
 		return;
 	}
-	reply_json(r, status, record_json(e, &rows, 0));
+	reply_json(r, status, tenant_record_json(e, &rows, 0));
 }
 
 static struct json_object *fields_given(struct req *r, const struct entity *e)
@@ -190,7 +189,7 @@ static const struct entity *row_entity;
 
 static struct json_object *entity_row(const struct db_rows *rows, size_t i)
 {
-	return record_json(row_entity, rows, i);
+	return tenant_record_json(row_entity, rows, i);
 }
 
 void api_tenant_list(struct req *r)
@@ -201,12 +200,12 @@ void api_tenant_list(struct req *r)
 	char sql[512];
 	struct db_param p[1];
 
-	if (!org_or_reply(r, &org, &t))
+	if (!tenant_org_or_reply(r, req_param(r, "orgId"), &org, &t))
 		return;
 	p[0] = DBP_BLOB(org.b, 16);
 	row_entity = e;
 	reply_id_list(r, e->name,
-	    select_sql(e, "WHERE org_id = ? AND (? = 0 OR id > ?) ORDER BY id LIMIT ?", sql,
+	    tenant_select_sql(e, "WHERE org_id = ? AND (? = 0 OR id > ?) ORDER BY id LIMIT ?", sql,
 	        sizeof(sql)),
 	    p, 1, entity_row);
 }
@@ -220,11 +219,11 @@ void api_tenant_get(struct req *r)
 	struct db_rows rows;
 	struct db_param p[2];
 
-	if (!org_or_reply(r, &org, &t) || !uuid_param_or_reply(r, "id", &id))
+	if (!tenant_org_or_reply(r, req_param(r, "orgId"), &org, &t) || !uuid_param_or_reply(r, "id", &id))
 		return;
 	p[0] = DBP_BLOB(id.b, 16);
 	p[1] = DBP_BLOB(org.b, 16);
-	if (db_query(t.db, r->arena, select_sql(e, "WHERE id = ? AND org_id = ?", sql, sizeof(sql)),
+	if (db_query(t.db, r->arena, tenant_select_sql(e, "WHERE id = ? AND org_id = ?", sql, sizeof(sql)),
 	        p, 2, &rows) != 0) {
 		reply_db_error(r);
 		return;
@@ -233,7 +232,7 @@ void api_tenant_get(struct req *r)
 		reply_error(r, 404, "not_found", "no such record", NULL);
 		return;
 	}
-	reply_json(r, 200, record_json(e, &rows, 0));
+	reply_json(r, 200, tenant_record_json(e, &rows, 0));
 }
 
 /* ---- create ------------------------------------------------------------ */
@@ -278,7 +277,7 @@ void api_tenant_create(struct req *r)
 	struct write_tx x = {.r = r, .e = route_entity(r)};
 	struct tenant_org t;
 
-	if (!org_or_reply(r, &x.org, &t) || !req_validate_or_reply(r, spec_of(x.e, true)) ||
+	if (!tenant_org_or_reply(r, req_param(r, "orgId"), &x.org, &t) || !req_validate_or_reply(r, spec_of(x.e, true)) ||
 	    !emails_or_reply(r, x.e, x.emails))
 		return;
 	if (strcmp(x.e->name, "contacts") == 0 && !json_get_str(r->json, "name", NULL) &&
@@ -394,7 +393,7 @@ void api_tenant_patch(struct req *r)
 	struct write_tx x = {.r = r, .e = route_entity(r)};
 	struct tenant_org t;
 
-	if (!org_or_reply(r, &x.org, &t) || !uuid_param_or_reply(r, "id", &x.id) ||
+	if (!tenant_org_or_reply(r, req_param(r, "orgId"), &x.org, &t) || !uuid_param_or_reply(r, "id", &x.id) ||
 	    !req_validate_or_reply(r, spec_of(x.e, false)) || !emails_or_reply(r, x.e, x.emails))
 		return;
 	if (!write_or_reply(r, &x, &t, patch_fn))
@@ -408,7 +407,7 @@ void api_tenant_delete(struct req *r)
 	struct tenant_org t;
 	struct json_object *o;
 
-	if (!org_or_reply(r, &x.org, &t) || !uuid_param_or_reply(r, "id", &x.id))
+	if (!tenant_org_or_reply(r, req_param(r, "orgId"), &x.org, &t) || !uuid_param_or_reply(r, "id", &x.id))
 		return;
 	if (!write_or_reply(r, &x, &t, delete_fn))
 		return;

@@ -55,7 +55,7 @@ int audit_append(struct db *d, const struct audit_actor *actor, const char *acti
     const char *org_id, const char *target_type, const char *target_id,
     struct json_object *payload);
 /* The same in its own transaction (for events with no other change, such
- * as a failed login). */
+ * as a failed login). payload is released here too. */
 int audit_append_tx(struct db *d, const struct audit_actor *actor, const char *action,
     const char *org_id, const char *target_type, const char *target_id,
     struct json_object *payload);

@@ -65,6 +65,20 @@ void reply_raw(struct req *r, int status, const char *content_type, const char *
 		buf_append(r->out, body, len);
 }
 
+void reply_stream_begin(struct req *r, int status, const char *content_type)
+{
+	reply_raw(r, status, content_type, NULL, 0);
+	r->streaming = true;
+	if (r->stream_head)
+		r->stream_head(r);
+}
+
+void reply_stream_write(struct req *r, const void *p, size_t n)
+{
+	if (r->streaming && r->stream_body && n)
+		r->stream_body(r, p, n);
+}
+
 void reply_empty(struct req *r, int status)
 {
 	reply_raw(r, status, NULL, NULL, 0);

@@ -64,6 +64,13 @@ struct req {
 	int nheaders;
 	struct buf *out;
 	const char *error_code;        /* for the access log line */
+
+	/* Streamed replies (exports): set by src/server/, used by
+	 * reply_stream_*; the body goes out in pieces, in constant memory. */
+	bool streaming;
+	void (*stream_head)(struct req *r);
+	void (*stream_body)(struct req *r, const void *p, size_t n);
+	void *stream_ctx;
 };
 
 /* Path parameter (":id") of the matched route, decoded; NULL if absent. */
@@ -99,6 +106,11 @@ void reply_invalid(struct req *r, struct json_object *details);
  * Returns true when the handler may go on. */
 struct field_spec;
 bool req_validate_or_reply(struct req *r, const struct field_spec *spec);
+
+/* Starts a streamed reply: the status and headers go out now, without a
+ * Content-Length; the body follows through reply_stream_write. */
+void reply_stream_begin(struct req *r, int status, const char *content_type);
+void reply_stream_write(struct req *r, const void *p, size_t n);
 
 /* Default reason phrase ("Not Found") for a status. */
 const char *http_status_text(int status);

@@ -464,7 +464,8 @@ static void put_header(struct buf *h, const char *name, const char *value)
 	buf_printf(h, "%s: %s\r\n", name, value);
 }
 
-void fcgi_write_reply(FCGX_Request *fr, const struct req *r, bool head_only)
+/* Status line and headers; Content-Length only for a buffered reply. */
+void fcgi_write_head(FCGX_Request *fr, const struct req *r, bool with_length)
 {
 	/* Kept across requests: the head is built without a malloc. fcgi2's
 	 * own printf knows no %zu, so it is formatted here and written once. */
@@ -484,8 +485,17 @@ void fcgi_write_reply(FCGX_Request *fr, const struct req *r, bool head_only)
 	/* API answers are per-user and live: never cached unless a handler says so. */
 	if (!cache_set)
 		put_header(&h, "Cache-Control", "no-store");
-	buf_printf(&h, "Content-Length: %zu\r\n\r\n", r->out->len);
+	if (with_length)
+		buf_printf(&h, "Content-Length: %zu\r\n", r->out->len);
+	buf_puts(&h, "\r\n");
 	FCGX_PutStr(h.data, (int)h.len, fr->out);
+}
+
+void fcgi_write_reply(FCGX_Request *fr, const struct req *r, bool head_only)
+{
+	if (r->streaming)
+		return; /* head and body already went out */
+	fcgi_write_head(fr, r, true);
 	if (!head_only && r->out->len)
 		FCGX_PutStr(r->out->data, (int)r->out->len, fr->out);
 }

@@ -25,7 +25,11 @@ int fcgi_accept_checked(int listen_fd, const char *allowed_clients, const sigset
  * named fields, and reads the body up to max_body bytes. A larger body is
  * drained (so nginx can read our answer) and reported as BODY_TOO_BIG. */
 enum body_state fcgi_read_request(FCGX_Request *fr, struct req *r, size_t max_body);
-/* Writes status line, headers and body of r's reply. */
+/* Writes the status line and headers (for streamed replies, without a
+ * Content-Length). */
+void fcgi_write_head(FCGX_Request *fr, const struct req *r, bool with_length);
+/* Writes status line, headers and body of r's reply (nothing when it was
+ * streamed). */
 void fcgi_write_reply(FCGX_Request *fr, const struct req *r, bool head_only);
 
 #endif

@@ -321,6 +321,16 @@ static void dispatch(struct req *r, enum body_state body, bool test_routes)
 	}
 }
 
+static void stream_head(struct req *r)
+{
+	fcgi_write_head(r->stream_ctx, r, false);
+}
+
+static void stream_body(struct req *r, const void *p, size_t n)
+{
+	FCGX_PutStr(p, (int)n, ((FCGX_Request *)r->stream_ctx)->out);
+}
+
 static void log_request(const struct req *r, int64_t dur_us, int slowlog_ms)
 {
 	bool slow = slowlog_ms > 0 && dur_us >= (int64_t)slowlog_ms * 1000;
@@ -351,6 +361,9 @@ static void handle(FCGX_Request *fr, struct req *r, const struct worker_args *wa
 
 	r->cfg = cfg;
 	r->db = worker_db;
+	r->stream_ctx = fr;
+	r->stream_head = stream_head;
+	r->stream_body = stream_body;
 	r->start_us = mono_us();
 	r->route_index = -1;
 	body = fcgi_read_request(fr, r, JSON_MAX_BODY);

@@ -1,0 +1,435 @@
+/* Runbook 2: exports (a subject's record; an org's records streamed as JSON
+ * or CSV in constant memory) and batch archiving in chunked transactions. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "api.h"
+#include "arena.h"
+#include "audit.h"
+#include "auth.h"
+#include "buf.h"
+#include "db.h"
+#include "dbval.h"
+#include "entity.h"
+#include "json.h"
+#include "log.h"
+#include "util.h"
+
+#define EXPORT_CHUNK 1000
+#define ARCHIVE_CHUNK 500
+#define MAX_IDS 1000
+
+static void audit_export(struct req *r, const struct entity *e, const char *org, long long n,
+    const char *format)
+{
+	struct audit_actor a;
+	struct json_object *payload = json_object_new_object();
+
+	req_actor(r, &a);
+	json_object_object_add(payload, "entity", json_object_new_string(e->name));
+	json_object_object_add(payload, "count", json_object_new_int64(n));
+	json_object_object_add(payload, "format", json_object_new_string(format));
+	/* audit_append_tx consumes the payload. */
+	if (audit_append_tx(r->db, &a, "compliance.exported", org, e->name, NULL, payload) != 0)
+		log_msg(LL_ERROR, "audit_failed", "compliance.exported: %s", db_error(r->db));
+}
+
+/* ---- a subject's record (DSR access) ----------------------------------- */
+
+void api_compliance_export(struct req *r)
+{
+	const struct entity *e = entity_find(req_query(r, "entity"));
+	const char *id = req_query(r, "id");
+	struct opsd_uuid u;
+	char sql[512], now[32];
+	struct db_rows rows;
+	struct db_param p[1];
+	struct json_object *o, *rec;
+
+	if (!e || !e->crud) {
+		reply_field_error(r, "entity", "must be one of: contacts, projects, offices");
+		return;
+	}
+	if (!id || !uuid_parse(id, &u)) {
+		reply_error(r, 404, "not_found", "no such record", NULL);
+		return;
+	}
+	p[0] = DBP_BLOB(u.b, 16);
+	if (db_query(r->db, r->arena, tenant_select_sql(e, "WHERE id = ?", sql, sizeof(sql)), p, 1,
+	        &rows) != 0) {
+		reply_db_error(r);
+		return;
+	}
+	if (rows.nrows != 1) {
+		reply_error(r, 404, "not_found", "no such record", NULL);
+		return;
+	}
+	rec = tenant_record_json(e, &rows, 0);
+	{
+		char org[UUID_STR_LEN + 1];
+
+		audit_export(r, e, dbv_uuid(rows.val[0][1], rows.len[0][1], org) ? org : NULL, 1, "json");
+	}
+	format_rfc3339(now_ms(), now);
+	o = json_object_new_object();
+	json_object_object_add(o, "entity", json_object_new_string(e->name));
+	json_object_object_add(o, "id", json_object_new_string(id));
+	json_object_object_add(o, "exportedAt", json_object_new_string(now));
+	json_object_object_add(o, "record", rec);
+	reply_json(r, 200, o);
+}
+
+/* ---- an org's records, streamed ---------------------------------------- */
+
+/* RFC 4180: quoted when it holds a comma, a quote, CR or LF; quotes doubled. */
+static void csv_field(struct buf *b, const char *s)
+{
+	if (!strpbrk(s, ",\"\r\n")) {
+		buf_puts(b, s);
+		return;
+	}
+	buf_putc(b, '"');
+	for (; *s; s++) {
+		if (*s == '"')
+			buf_putc(b, '"');
+		buf_putc(b, *s);
+	}
+	buf_putc(b, '"');
+}
+
+static void csv_row(struct buf *b, struct json_object *rec)
+{
+	bool first = true;
+
+	json_object_object_foreach(rec, key, val)
+	{
+		(void)key;
+		if (!first)
+			buf_putc(b, ',');
+		first = false;
+		if (val)
+			csv_field(b, json_object_get_string(val));
+	}
+	buf_puts(b, "\r\n");
+}
+
+static void csv_header(struct buf *b, struct json_object *rec)
+{
+	bool first = true;
+
+	json_object_object_foreach(rec, key, val)
+	{
+		(void)val;
+		if (!first)
+			buf_putc(b, ',');
+		first = false;
+		csv_field(b, key);
+	}
+	buf_puts(b, "\r\n");
+}
+
+void api_export(struct req *r)
+{
+	const struct entity *e = entity_find(req_param(r, "entity"));
+	const char *format = req_query(r, "format");
+	struct opsd_uuid org, after;
+	struct tenant_org t;
+	struct arena *chunk;
+	struct buf out;
+	char sql[512], disp[160];
+	bool csv, more = true, have_after = false, header = false;
+	long long n = 0;
+
+	if (!e || !e->crud) {
+		reply_field_error(r, "entity", "must be one of: contacts, projects, offices");
+		return;
+	}
+	if (format && strcmp(format, "json") != 0 && strcmp(format, "csv") != 0) {
+		reply_field_error(r, "format", "must be json or csv");
+		return;
+	}
+	csv = format && strcmp(format, "csv") == 0;
+	if (!req_query(r, "orgId")) {
+		reply_field_error(r, "orgId", "required");
+		return;
+	}
+	if (!tenant_org_or_reply(r, req_query(r, "orgId"), &org, &t))
+		return;
+	if (!(chunk = arena_new(256 * 1024))) {
+		reply_error(r, 500, "internal_error", "out of memory", NULL);
+		return;
+	}
+	snprintf(disp, sizeof(disp), "attachment; filename=\"%s-%s.%s\"", e->name,
+	    req_query(r, "orgId"), csv ? "csv" : "json");
+	reply_header(r, "Content-Disposition", disp);
+	reply_stream_begin(r, 200, csv ? "text/csv; charset=utf-8" : "application/json");
+	buf_init(&out);
+	if (!csv)
+		reply_stream_write(r, "{\"items\":[", 10);
+	tenant_select_sql(e, "WHERE org_id = ? AND (? = 0 OR id > ?) ORDER BY id LIMIT ?", sql,
+	    sizeof(sql));
+	/* Keyset pages of EXPORT_CHUNK rows, each in a fresh arena: memory does
+	 * not grow with the size of the org. */
+	while (more) {
+		struct db_rows rows;
+		struct db_param p[] = {DBP_BLOB(org.b, 16), DBP_I64(have_after),
+			have_after ? DBP_BLOB(after.b, 16) : DBP_NULL, DBP_I64(EXPORT_CHUNK)};
+
+		arena_reset(chunk);
+		if (db_query(t.db, chunk, sql, p, countof(p), &rows) != 0) {
+			/* The status is gone already: end the body unfinished so the
+			 * client sees a broken document, and log why. */
+			log_msg(LL_ERROR, "export_failed", "%s", db_error(t.db));
+			break;
+		}
+		for (size_t i = 0; i < rows.nrows; i++) {
+			struct json_object *rec = tenant_record_json(e, &rows, i);
+
+			buf_reset(&out);
+			if (csv) {
+				if (!header)
+					csv_header(&out, rec);
+				header = true;
+				csv_row(&out, rec);
+			} else {
+				if (n > 0)
+					buf_putc(&out, ',');
+				buf_puts(&out, json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN |
+				    JSON_C_TO_STRING_NOSLASHESCAPE));
+			}
+			json_object_put(rec);
+			reply_stream_write(r, out.data, out.len);
+			n++;
+		}
+		more = rows.nrows == EXPORT_CHUNK;
+		if (rows.nrows > 0) {
+			memcpy(after.b, rows.val[rows.nrows - 1][0], 16);
+			have_after = true;
+		}
+	}
+	if (!csv && !more)
+		reply_stream_write(r, "]}\n", 3);
+	buf_free(&out);
+	arena_free(chunk);
+	{
+		char org_s[UUID_STR_LEN + 1];
+
+		uuid_format(&org, org_s);
+		audit_export(r, e, org_s, n, csv ? "csv" : "json");
+	}
+}
+
+/* ---- batch archive ----------------------------------------------------- */
+
+static const char *const archive_entities[] = {"users", "contacts", "projects", "offices", "orgs",
+	NULL};
+
+static const struct field_spec archive_spec[] = {
+	{"entity", FT_ENUM, FIELD_REQUIRED, 0, 0, archive_entities},
+	{"ids", FT_STRING_ARRAY, 0, 1, MAX_IDS, NULL},
+	{"olderThan", FT_TIME, 0, 0, 0, NULL},
+	{"orgId", FT_UUID, 0, 0, 0, NULL},
+	{"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
+	{"dryRun", FT_BOOL, 0, 0, 0, NULL},
+	{NULL, 0, 0, 0, 0, NULL},
+};
+
+struct archive_tx {
+	struct req *r;
+	struct arena *a;   /* per-chunk scratch: the request's arena holds its params */
+	const struct entity *e;
+	bool dry;
+	const char *reason;
+	/* ids mode */
+	struct opsd_uuid *ids;
+	size_t nids;
+	struct json_object *results;
+	/* olderThan mode */
+	char before[DB_TIME_LEN + 1];
+	bool by_org, have_after, more;
+	struct opsd_uuid org, after;
+	long long counts[4]; /* archived, already_archived, legal_hold, not_found */
+};
+
+enum { A_ARCHIVED, A_ALREADY, A_HELD, A_NOT_FOUND };
+static const char *const archive_results[] = {"archived", "already_archived", "legal_hold",
+	"not_found"};
+
+/* Archives one row through the legal-hold guard; the outcome index. */
+static int archive_one(struct db *d, struct archive_tx *x, const uint8_t id[16])
+{
+	char sql[200];
+	struct db_rows rows;
+	struct db_param p[] = {DBP_BLOB(id, 16)};
+	bool held;
+	int rc = legal_hold_guard(d, x->a, x->e, id, &held);
+
+	if (rc < 0)
+		return -1;
+	if (rc > 0)
+		return A_NOT_FOUND;
+	if (held)
+		return A_HELD;
+	snprintf(sql, sizeof(sql), "SELECT archived_at IS NOT NULL FROM %s WHERE id = ?", x->e->table);
+	if (db_query(d, x->a, sql, p, 1, &rows) != 0)
+		return -1;
+	if (rows.nrows == 1 && strcmp(rows.val[0][0], "1") == 0)
+		return A_ALREADY;
+	if (!x->dry) {
+		struct db_param u[] = {DBP_STR(x->reason), DBP_BLOB(id, 16)};
+
+		snprintf(sql, sizeof(sql),
+		    "UPDATE %s SET archived_at = NOW(3), archived_reason = ? WHERE id = ?", x->e->table);
+		if (db_exec(d, sql, u, 2, NULL) != 0)
+			return -1;
+	}
+	return A_ARCHIVED;
+}
+
+static int archive_ids_fn(struct db *d, void *arg)
+{
+	struct archive_tx *x = arg;
+
+	memset(x->counts, 0, sizeof(x->counts));
+	arena_reset(x->a);
+	json_object_put(x->results);
+	x->results = json_object_new_array();
+	for (size_t i = 0; i < x->nids; i++) {
+		int what = archive_one(d, x, x->ids[i].b);
+		struct json_object *o;
+		char s[UUID_STR_LEN + 1];
+
+		if (what < 0)
+			return -1;
+		x->counts[what]++;
+		o = json_object_new_object();
+		uuid_format(&x->ids[i], s);
+		json_object_object_add(o, "id", json_object_new_string(s));
+		json_object_object_add(o, "result", json_object_new_string(archive_results[what]));
+		json_object_array_add(x->results, o);
+	}
+	return 0;
+}
+
+/* One chunk of the olderThan selection per transaction. */
+static int archive_chunk_fn(struct db *d, void *arg)
+{
+	struct archive_tx *x = arg;
+	long long counts[4] = {0};
+	char sql[320];
+	struct db_rows rows;
+	struct db_param p[] = {DBP_STR(x->before), DBP_I64(x->by_org),
+		x->by_org ? DBP_BLOB(x->org.b, 16) : DBP_NULL, DBP_I64(x->have_after),
+		x->have_after ? DBP_BLOB(x->after.b, 16) : DBP_NULL, DBP_I64(ARCHIVE_CHUNK)};
+
+	snprintf(sql, sizeof(sql),
+	    "SELECT id FROM %s WHERE created_at < ? AND archived_at IS NULL"
+	    " AND (? = 0 OR %s = ?) AND (? = 0 OR id > ?) ORDER BY id LIMIT ?",
+	    x->e->table, x->e->org_column);
+	arena_reset(x->a);
+	if (db_query(d, x->a, sql, p, countof(p), &rows) != 0)
+		return -1;
+	for (size_t i = 0; i < rows.nrows; i++) {
+		int what = archive_one(d, x, (const uint8_t *)rows.val[i][0]);
+
+		if (what < 0)
+			return -1;
+		counts[what]++;
+	}
+	for (int i = 0; i < 4; i++)
+		x->counts[i] += counts[i];
+	x->more = rows.nrows == ARCHIVE_CHUNK;
+	if (rows.nrows > 0) {
+		memcpy(x->after.b, rows.val[rows.nrows - 1][0], 16);
+		x->have_after = true;
+	}
+	return 0;
+}
+
+static void archive_run(struct req *r, struct archive_tx *xp);
+
+void api_compliance_archive(struct req *r)
+{
+	struct archive_tx x = {.r = r, .more = true};
+
+	if (!req_validate_or_reply(r, archive_spec))
+		return;
+	if (!(x.a = arena_new(64 * 1024))) {
+		reply_error(r, 500, "internal_error", "out of memory", NULL);
+		return;
+	}
+	archive_run(r, &x);
+	arena_free(x.a);
+}
+
+static void archive_run(struct req *r, struct archive_tx *xp)
+{
+	struct archive_tx x = *xp;
+	struct json_object *ids, *o, *counts, *payload;
+	const char *older, *org;
+	struct audit_actor a;
+	int64_t ms;
+
+	x.e = entity_find(json_get_str(r->json, "entity", ""));
+	x.dry = json_get_bool(r->json, "dryRun", false);
+	x.reason = json_get_str(r->json, "reason", "");
+	ids = json_object_object_get(r->json, "ids");
+	older = json_get_str(r->json, "olderThan", NULL);
+	org = json_get_str(r->json, "orgId", NULL);
+	if (!ids == !older) {
+		reply_field_error(r, ids ? "olderThan" : "ids", "give exactly one of ids and olderThan");
+		return;
+	}
+	if (org && (ids || strcmp(x.e->org_column, "org_id") != 0)) {
+		reply_field_error(r, "orgId", "only with olderThan, for records that belong to an org");
+		return;
+	}
+	if (ids) {
+		x.nids = json_object_array_length(ids);
+		x.ids = arena_calloc(r->arena, x.nids, sizeof(*x.ids));
+		for (size_t i = 0; x.ids && i < x.nids; i++)
+			if (!uuid_parse(json_object_get_string(json_object_array_get_idx(ids, i)), &x.ids[i])) {
+				reply_field_error(r, "ids", "every id must be a UUID");
+				return;
+			}
+		if (!x.ids || db_tx(r->db, archive_ids_fn, &x) != 0) {
+			json_object_put(x.results);
+			reply_db_error(r);
+			return;
+		}
+	} else {
+		parse_rfc3339(older, &ms);
+		db_time_from_ms(ms, x.before);
+		x.by_org = org && uuid_parse(org, &x.org);
+		/* Chunked transactions (SPEC §8): each commits what it archived. */
+		while (x.more)
+			if (db_tx(r->db, archive_chunk_fn, &x) != 0) {
+				reply_db_error(r);
+				return;
+			}
+	}
+	counts = json_object_new_object();
+	for (int i = 0; i < 4; i++)
+		json_object_object_add(counts, archive_results[i], json_object_new_int64(x.counts[i]));
+	payload = json_object_new_object();
+	json_object_object_add(payload, "entity", json_object_new_string(x.e->name));
+	json_object_object_add(payload, "counts", json_object_get(counts));
+	json_object_object_add(payload, "dryRun", json_object_new_boolean(x.dry));
+	req_actor(r, &a);
+	/* audit_append_tx consumes the payload. */
+	if (audit_append_tx(r->db, &a, "compliance.archived", org, x.e->name, NULL, payload) != 0) {
+		json_object_put(counts);
+		json_object_put(x.results);
+		reply_db_error(r);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "dryRun", json_object_new_boolean(x.dry));
+	json_object_object_add(o, "counts", counts);
+	if (x.results)
+		json_object_object_add(o, "results", x.results);
+	reply_json(r, 200, o);
+}
