@@ -351,6 +351,25 @@ static int archive_chunk_fn(struct db *d, void *arg)
 
 static void archive_run(struct req *r, struct archive_tx *xp);
 
+/* compliance.archived with the counts so far; complete is false when a
+ * later chunk failed after earlier ones had committed. */
+static int audit_archive(struct req *r, const struct archive_tx *x, const char *org, bool complete)
+{
+	struct json_object *payload = json_object_new_object(), *counts = json_object_new_object();
+	struct audit_actor a;
+
+	for (int i = 0; i < 4; i++)
+		json_object_object_add(counts, archive_results[i], json_object_new_int64(x->counts[i]));
+	json_object_object_add(payload, "entity", json_object_new_string(x->e->name));
+	json_object_object_add(payload, "counts", counts);
+	json_object_object_add(payload, "dryRun", json_object_new_boolean(x->dry));
+	if (!complete)
+		json_object_object_add(payload, "complete", json_object_new_boolean(0));
+	req_actor(r, &a);
+	/* audit_append_tx consumes the payload. */
+	return audit_append_tx(r->db, &a, "compliance.archived", org, x->e->name, NULL, payload);
+}
+
 void api_compliance_archive(struct req *r)
 {
 	struct archive_tx x = {.r = r, .more = true};
@@ -368,9 +387,8 @@ void api_compliance_archive(struct req *r)
 static void archive_run(struct req *r, struct archive_tx *xp)
 {
 	struct archive_tx x = *xp;
-	struct json_object *ids, *o, *counts, *payload;
+	struct json_object *ids, *o, *counts;
 	const char *older, *org;
-	struct audit_actor a;
 	int64_t ms;
 
 	x.e = entity_find(json_get_str(r->json, "entity", ""));
@@ -407,25 +425,22 @@ static void archive_run(struct req *r, struct archive_tx *xp)
 		/* Chunked transactions (SPEC §8): each commits what it archived. */
 		while (x.more)
 			if (db_tx(r->db, archive_chunk_fn, &x) != 0) {
+				/* Earlier chunks are committed: they must not go unaudited. */
+				if (x.counts[A_ARCHIVED] > 0 && !x.dry &&
+				    audit_archive(r, &x, org, false) != 0)
+					log_msg(LL_ERROR, "audit_failed", "compliance.archived (partial)");
 				reply_db_error(r);
 				return;
 			}
 	}
-	counts = json_object_new_object();
-	for (int i = 0; i < 4; i++)
-		json_object_object_add(counts, archive_results[i], json_object_new_int64(x.counts[i]));
-	payload = json_object_new_object();
-	json_object_object_add(payload, "entity", json_object_new_string(x.e->name));
-	json_object_object_add(payload, "counts", json_object_get(counts));
-	json_object_object_add(payload, "dryRun", json_object_new_boolean(x.dry));
-	req_actor(r, &a);
-	/* audit_append_tx consumes the payload. */
-	if (audit_append_tx(r->db, &a, "compliance.archived", org, x.e->name, NULL, payload) != 0) {
-		json_object_put(counts);
+	if (audit_archive(r, &x, org, true) != 0) {
 		json_object_put(x.results);
 		reply_db_error(r);
 		return;
 	}
+	counts = json_object_new_object();
+	for (int i = 0; i < 4; i++)
+		json_object_object_add(counts, archive_results[i], json_object_new_int64(x.counts[i]));
 	o = json_object_new_object();
 	json_object_object_add(o, "dryRun", json_object_new_boolean(x.dry));
 	json_object_object_add(o, "counts", counts);
