@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "http.h"
+#include "users.h"
 #include "uuid.h"
 
 struct scoreboard;
@@ -66,6 +67,22 @@ void api_users_patch(struct req *r);
 void api_orgs_create(struct req *r);
 void api_orgs_list(struct req *r);
 void api_orgs_get(struct req *r);
+/* Shared with org_users.c; org is NULL for /users, else the org of
+ * /orgs/:orgId/users, whose users get org roles only (any other role is a
+ * 400 on "roles"; one the caller does not hold, a 403). */
+void reply_user_err(struct req *r, enum user_err e);
+/* POST: validates the body, creates the user, replies 201 with it. */
+void user_create_reply(struct req *r, const struct opsd_uuid *org);
+/* PATCH of the user :id {roles?, disabled?, name?}; within org, only its
+ * live users exist. Replies 200 with the user. */
+void user_patch_reply(struct req *r, const struct opsd_uuid *org);
+
+/* org_users.c: /orgs/:orgId/users */
+void api_org_users_list(struct req *r);
+void api_org_users_create(struct req *r);
+void api_org_users_get(struct req *r);
+void api_org_users_patch(struct req *r);
+void api_org_users_delete(struct req *r);
 
 /* security.c */
 void api_sessions_flush(struct req *r);

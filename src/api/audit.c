@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <json-c/json.h>
+#include <openssl/crypto.h>
 
 #include "api.h"
 #include "audit.h"
@@ -115,8 +116,13 @@ void api_audit_verify(struct req *r)
 {
 	struct audit_verify_result res;
 	struct json_object *o;
+	uint8_t key[32];
+	char key_id[AUDIT_KEY_ID_LEN + 1];
+	bool have_key = audit_anchor_key(r->cfg, key, key_id);
+	int rc = audit_verify(r->db, have_key ? key : NULL, &res);
 
-	if (audit_verify(r->db, &res) != 0) {
+	OPENSSL_cleanse(key, sizeof(key));
+	if (rc != 0) {
 		reply_db_error(r);
 		return;
 	}

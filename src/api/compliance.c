@@ -13,6 +13,7 @@
 #include "dbval.h"
 #include "entity.h"
 #include "json.h"
+#include "users.h"
 #include "util.h"
 
 #define MAX_IDS 1000
@@ -211,21 +212,12 @@ static int strip_one(struct db *d, struct batch_tx *x, const struct opsd_uuid *i
 		n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", %s = ?", c->column);
 		p[np++] = DBP_STR(entity_redacted_value(c, id->b, vals[i], sizeof(vals[i])));
 	}
-	/* A stripped user cannot sign in again. */
-	if (strcmp(e->name, "users") == 0)
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
-		    ", disabled_at = COALESCE(disabled_at, NOW(3))");
 	snprintf(sql + n, sizeof(sql) - n, " WHERE id = ?");
 	p[np++] = DBP_BLOB(id->b, 16);
 	if (db_exec(d, sql, p, np, NULL) != 0)
 		return -1;
-	if (strcmp(e->name, "users") == 0) {
-		char s[UUID_STR_LEN + 1];
-
-		uuid_format(id, s);
-		return sessions_flush(d, FLUSH_USER, s, true, NULL);
-	}
-	return 0;
+	/* A stripped user cannot sign in again. */
+	return strcmp(e->name, "users") == 0 ? user_lock_out(d, id->b) : 0;
 }
 
 static int strip_fn(struct db *d, void *arg)

@@ -16,6 +16,7 @@
 #include "entity.h"
 #include "json.h"
 #include "log.h"
+#include "users.h"
 #include "util.h"
 
 #define EXPORT_CHUNK 1000
@@ -37,8 +38,28 @@ static void audit_export(struct req *r, const struct entity *e, const char *org,
 		log_msg(LL_ERROR, "audit_failed", "compliance.exported: %s", db_error(r->db));
 }
 
+/* 400 on "entity", naming the entities of the table (those served under
+ * /orgs/:orgId/ only, with crud_only). */
+static void reply_entity_error(struct req *r, bool crud_only)
+{
+	char why[200] = "must be one of: ";
+	const char *sep = "";
+	size_t n = strlen(why);
+
+	for (size_t i = 0; i < nentities && n < sizeof(why); i++) {
+		if (crud_only && !entities[i].crud)
+			continue;
+		n += (size_t)snprintf(why + n, sizeof(why) - n, "%s%s", sep, entities[i].name);
+		sep = ", ";
+	}
+	reply_field_error(r, "entity", why);
+}
+
 /* ---- a subject's record (DSR access) ----------------------------------- */
 
+/* Any entity of the entity table: its declared columns (stripped ones as
+ * stored, i.e. redacted) and its state; never a column the table does not
+ * declare, such as a user's password hash. */
 void api_compliance_export(struct req *r)
 {
 	const struct entity *e = entity_find(req_query(r, "entity"));
@@ -49,8 +70,8 @@ void api_compliance_export(struct req *r)
 	struct db_param p[1];
 	struct json_object *o, *rec;
 
-	if (!e || !e->crud) {
-		reply_field_error(r, "entity", "must be one of: contacts, projects, offices");
+	if (!e) {
+		reply_entity_error(r, false);
 		return;
 	}
 	if (!id || !uuid_parse(id, &u)) {
@@ -144,7 +165,7 @@ void api_export(struct req *r)
 	long long n = 0;
 
 	if (!e || !e->crud) {
-		reply_field_error(r, "entity", "must be one of: contacts, projects, offices");
+		reply_entity_error(r, true);
 		return;
 	}
 	if (format && strcmp(format, "json") != 0 && strcmp(format, "csv") != 0) {
@@ -284,6 +305,10 @@ static int archive_one(struct db *d, struct archive_tx *x, const uint8_t id[16])
 		snprintf(sql, sizeof(sql),
 		    "UPDATE %s SET archived_at = NOW(3), archived_reason = ? WHERE id = ?", x->e->table);
 		if (db_exec(d, sql, u, 2, NULL) != 0)
+			return -1;
+		/* An archived account is over: disabled, every session and token
+		 * revoked, as when it is stripped or deleted. */
+		if (strcmp(x->e->name, "users") == 0 && user_lock_out(d, id) != 0)
 			return -1;
 	}
 	return A_ARCHIVED;

@@ -52,6 +52,15 @@ const struct route routes[] = {
 	TENANT("contacts"),
 	TENANT("projects"),
 	TENANT("offices"),
+	/* An org's people: read with users.read, managed with org_users.manage. */
+	{"GET", "/orgs/:orgId/users", api_org_users_list, "users.read", 0, "org_users_list"},
+	{"POST", "/orgs/:orgId/users", api_org_users_create, "org_users.manage", JSON,
+	    "org_users_create"},
+	{"GET", "/orgs/:orgId/users/:id", api_org_users_get, "users.read", 0, "org_users_get"},
+	{"PATCH", "/orgs/:orgId/users/:id", api_org_users_patch, "org_users.manage", JSON,
+	    "org_users_patch"},
+	{"DELETE", "/orgs/:orgId/users/:id", api_org_users_delete, "org_users.manage", 0,
+	    "org_users_delete"},
 
 	/* Runbook 2. */
 	{"POST", "/compliance/legal-hold", api_compliance_hold, "compliance.legal_hold", JSON,

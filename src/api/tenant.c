@@ -35,11 +35,11 @@ static const struct entity *route_entity(const struct req *r)
 	return entity_find(name);
 }
 
-/* SELECT of an entity: id, org_id, its columns, the state columns, then
- * the caller's WHERE/ORDER text (fixed strings only). */
+/* SELECT of an entity: id, its org (org_id; an org's own id), its columns,
+ * the state columns, then the caller's WHERE/ORDER text (fixed strings only). */
 const char *tenant_select_sql(const struct entity *e, const char *tail, char *buf, size_t len)
 {
-	size_t n = (size_t)snprintf(buf, len, "SELECT id, org_id");
+	size_t n = (size_t)snprintf(buf, len, "SELECT id, %s", e->org_column);
 
 	for (size_t i = 0; i < e->ncols && n < len; i++)
 		n += (size_t)snprintf(buf + n, len - n, ", %s", e->cols[i].column);

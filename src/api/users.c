@@ -1,5 +1,6 @@
 /* Users and orgs for platform admins (issue "Identity"): create, list, read,
- * and PATCH with the grant rule — you can only give what you hold. */
+ * and PATCH with the grant rule — you can only give what you hold. The
+ * create and PATCH paragraphs are shared with /orgs/:orgId/users. */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -18,23 +19,24 @@
 
 #define ER_DUP_ENTRY 1062
 
-/* The roles array as a roleset; replies itself on an unknown role or one
- * the caller may not grant. */
-static bool roles_or_reply(struct req *r, struct json_object *arr, roleset *out)
+/* The roles array as a roleset; replies itself on an unknown role, one
+ * outside allowed, or one the caller may not grant. */
+static bool roles_or_reply(struct req *r, struct json_object *arr, roleset allowed, roleset *out)
 {
 	*out = 0;
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
 		const char *name = json_object_get_string(json_object_array_get_idx(arr, i));
 		int role = role_from_name(name);
 
-		if (role < 0) {
+		if (role < 0 || !(allowed & (roleset)1 << role)) {
 			char why[160];
 
-			snprintf(why, sizeof(why), "unknown role: %.60s", name);
+			snprintf(why, sizeof(why), "%s: %.60s",
+			    role < 0 ? "unknown role" : "not an org role", name);
 			reply_field_error(r, "roles", why);
 			return false;
 		}
-		*out |= 1u << role;
+		*out |= (roleset)1 << role;
 	}
 	if (!roles_grantable(r->who->perms, *out)) {
 		reply_error(r, 403, "forbidden", "you can only grant roles whose permissions you hold",
@@ -44,10 +46,11 @@ static bool roles_or_reply(struct req *r, struct json_object *arr, roleset *out)
 	return true;
 }
 
-static void reply_user_err(struct req *r, enum user_err e)
+void reply_user_err(struct req *r, enum user_err e)
 {
 	switch (e) {
 	case USER_DUPLICATE:
+	case USER_ARCHIVED:
 		reply_error(r, 409, "conflict", user_err_message(e), NULL);
 		return;
 	case USER_BAD_EMAIL:
@@ -63,38 +66,60 @@ static void reply_user_err(struct req *r, enum user_err e)
 	case USER_NOT_FOUND:
 		reply_error(r, 404, "not_found", user_err_message(e), NULL);
 		return;
+	case USER_LEGAL_HOLD:
+		reply_error(r, 409, "legal_hold", user_err_message(e), NULL);
+		return;
+	case USER_NOT_GRANTABLE:
+	case USER_SELF:
+		reply_error(r, 403, "forbidden", user_err_message(e), NULL);
+		return;
 	default:
 		reply_db_error(r);
 		return;
 	}
 }
 
+/* The body of a new user; /users also takes orgId and service, an org's
+ * path gives the org itself. */
+#define USER_FIELDS                                                            \
+	{"email", FT_STRING, FIELD_REQUIRED, 3, 254, NULL},                    \
+	{"name", FT_STRING, FIELD_REQUIRED, 1, 200, NULL},                     \
+	{"password", FT_STRING, FIELD_NULLABLE, PASSWORD_MIN_LEN, 1024, NULL}, \
+	{"roles", FT_STRING_ARRAY, FIELD_REQUIRED, 1, ROLE__MAX, NULL}
+
 static const struct field_spec user_create_spec[] = {
-	{"email", FT_STRING, FIELD_REQUIRED, 3, 254, NULL},
-	{"name", FT_STRING, FIELD_REQUIRED, 1, 200, NULL},
-	{"password", FT_STRING, FIELD_NULLABLE, PASSWORD_MIN_LEN, 1024, NULL},
-	{"roles", FT_STRING_ARRAY, FIELD_REQUIRED, 1, ROLE__MAX, NULL},
+	USER_FIELDS,
 	{"orgId", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
 	{"service", FT_BOOL, 0, 0, 0, NULL},
 	{NULL, 0, 0, 0, 0, NULL},
 };
+static const struct field_spec org_user_create_spec[] = {
+	USER_FIELDS,
+	{NULL, 0, 0, 0, 0, NULL},
+};
 
-void api_users_create(struct req *r)
+void user_create_reply(struct req *r, const struct opsd_uuid *org)
 {
 	struct user_input in = {0};
 	struct audit_actor a;
-	char id[UUID_STR_LEN + 1];
+	char id[UUID_STR_LEN + 1], org_s[UUID_STR_LEN + 1];
 	struct json_object *user;
 	enum user_err e;
 
-	if (!req_validate_or_reply(r, user_create_spec) ||
-	    !roles_or_reply(r, json_object_object_get(r->json, "roles"), &in.roles))
+	if (!req_validate_or_reply(r, org ? org_user_create_spec : user_create_spec) ||
+	    !roles_or_reply(r, json_object_object_get(r->json, "roles"), org ? ROLES_ORG : ROLES_ALL,
+	        &in.roles))
 		return;
+	if (org) {
+		uuid_format(org, org_s);
+		in.org_id = org_s;
+	} else {
+		in.org_id = json_get_str(r->json, "orgId", NULL);
+	}
+	in.service = json_get_bool(r->json, "service", false);
 	in.email = json_get_str(r->json, "email", NULL);
 	in.name = json_get_str(r->json, "name", NULL);
 	in.password = json_get_str(r->json, "password", NULL);
-	in.org_id = json_get_str(r->json, "orgId", NULL);
-	in.service = json_get_bool(r->json, "service", false);
 	req_actor(r, &a);
 	e = user_create(r->db, r->cfg, &in, &a, id);
 	if (e != USER_OK) {
@@ -107,6 +132,11 @@ void api_users_create(struct req *r)
 		return;
 	}
 	reply_json(r, 201, user);
+}
+
+void api_users_create(struct req *r)
+{
+	user_create_reply(r, NULL);
 }
 
 /* A caller bound to an org (org_admin, member) sees that org only;
@@ -160,95 +190,38 @@ static const struct field_spec user_patch_spec[] = {
 	{NULL, 0, 0, 0, 0, NULL},
 };
 
-struct patch_tx {
-	struct req *r;
+void user_patch_reply(struct req *r, const struct opsd_uuid *org)
+{
+	struct user_scope scope = {.org = org, .granter = r->who->perms};
+	struct user_change c = {0};
 	struct opsd_uuid id;
-	const char *id_s;
-	bool set_roles, set_disabled, disabled, set_name;
-	roleset roles;
-};
-
-static int patch_fn(struct db *d, void *arg)
-{
-	struct patch_tx *x = arg;
-	struct req *r = x->r;
 	struct audit_actor a;
-	struct json_object *payload = json_object_new_object();
-	char roles[256];
-	bool revoke = x->set_roles || (x->set_disabled && x->disabled);
-	struct db_param p[] = {
-		DBP_I64(x->set_roles), DBP_STR(roles), DBP_I64(x->set_disabled), DBP_I64(x->disabled),
-		DBP_I64(x->set_name), DBP_STR(json_get_str(r->json, "name", "")), DBP_BLOB(x->id.b, 16),
-	};
-
-	req_actor(r, &a);
-	roles_format_csv(x->roles, roles, sizeof(roles));
-	if (db_exec(d,
-	        "UPDATE users SET roles = IF(?, ?, roles),"
-	        " disabled_at = IF(?, IF(?, COALESCE(disabled_at, NOW(3)), NULL), disabled_at),"
-	        " name = IF(?, ?, name) WHERE id = ?",
-	        p, countof(p), NULL) != 0)
-		goto fail;
-	/* New roles or a disabled account: every credential ends now. */
-	if (revoke && sessions_flush(d, FLUSH_USER, x->id_s, true, NULL) != 0)
-		goto fail;
-	if (x->set_roles)
-		json_object_object_add(payload, "roles", json_object_new_string(roles));
-	if (x->set_disabled)
-		json_object_object_add(payload, "disabled", json_object_new_boolean(x->disabled));
-	if (x->set_name)
-		json_object_object_add(payload, "nameChanged", json_object_new_boolean(1));
-	json_object_object_add(payload, "credentialsRevoked", json_object_new_boolean(revoke));
-	return audit_append(d, &a, x->set_disabled && x->disabled ? "user.disabled" : "user.updated",
-	    NULL, "user", x->id_s, payload);
-fail:
-	json_object_put(payload);
-	return -1;
-}
-
-void api_users_patch(struct req *r)
-{
-	struct patch_tx x = {.r = r};
-	struct json_object *roles, *user;
-	roleset current;
+	struct json_object *roles, *user = NULL;
 	enum user_err e;
 
-	if (!uuid_param_or_reply(r, "id", &x.id) || !req_validate_or_reply(r, user_patch_spec))
+	if (!uuid_param_or_reply(r, "id", &id) || !req_validate_or_reply(r, user_patch_spec))
 		return;
-	x.id_s = req_param(r, "id");
 	roles = json_object_object_get(r->json, "roles");
-	x.set_roles = roles != NULL;
-	x.set_disabled = json_object_object_get(r->json, "disabled") != NULL;
-	x.disabled = json_get_bool(r->json, "disabled", false);
-	x.set_name = json_object_object_get(r->json, "name") != NULL;
-	if (x.set_roles && !roles_or_reply(r, roles, &x.roles))
+	c.set_roles = roles != NULL;
+	c.set_disabled = json_object_object_get(r->json, "disabled") != NULL;
+	c.disabled = json_get_bool(r->json, "disabled", false);
+	c.name = json_get_str(r->json, "name", NULL);
+	if (c.set_roles && !roles_or_reply(r, roles, org ? ROLES_ORG : ROLES_ALL, &c.roles))
 		return;
-	e = user_get_roles(r->db, r->arena, x.id_s, &current);
+	req_actor(r, &a);
+	e = user_update(r->db, r->arena, req_param(r, "id"), &scope, &c, &a);
+	if (e == USER_OK)
+		user = user_get_json(r->db, r->arena, req_param(r, "id"), &e);
 	if (e != USER_OK) {
 		reply_user_err(r, e);
 		return;
 	}
-	if (!x.set_roles)
-		x.roles = current;
-	if (!roles_grantable(r->who->perms, current)) {
-		reply_error(r, 403, "forbidden", "this user holds roles you cannot grant", NULL);
-		return;
-	}
-	if ((x.set_roles || x.set_disabled) && strcasecmp(r->who->user_id, x.id_s) == 0) {
-		reply_error(r, 403, "forbidden", "you cannot change your own roles or disable yourself",
-		    NULL);
-		return;
-	}
-	if (db_tx(r->db, patch_fn, &x) != 0) {
-		reply_db_error(r);
-		return;
-	}
-	user = user_get_json(r->db, r->arena, x.id_s, &e);
-	if (!user) {
-		reply_user_err(r, e);
-		return;
-	}
 	reply_json(r, 200, user);
+}
+
+void api_users_patch(struct req *r)
+{
+	user_patch_reply(r, NULL);
 }
 
 /* ---- orgs -------------------------------------------------------------- */

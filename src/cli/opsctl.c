@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <openssl/crypto.h>
 
 #include "api/routes.h"
 #include "core/audit.h"
@@ -45,6 +46,8 @@ struct command {
 	int (*fn)(struct opsctl *o);
 	const char *usage;
 	bool needs_db;
+	/* the options it takes, space-separated; "--name=" takes a value */
+	const char *opts;
 };
 
 /* --name value and --flag options; NULL / false when absent. */
@@ -76,6 +79,37 @@ static bool read_password(char *out, size_t out_len)
 	if (out[n] == '\0' && n == out_len - 1)
 		return false; /* longer than the buffer */
 	out[n] = '\0';
+	return true;
+}
+
+/* Every argument is one of the command's options, and each option that
+ * takes a value has one: a typo such as --dryrun must not run the real
+ * thing. */
+static bool options_valid(const struct command *cmd, int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++) {
+		size_t n = strlen(argv[i]);
+		const char *hit = NULL;
+
+		for (const char *p = cmd->opts; n > 2 && (p = strstr(p, argv[i])) != NULL; p += n)
+			if ((p == cmd->opts || p[-1] == ' ') &&
+			    (p[n] == ' ' || p[n] == '=' || p[n] == '\0')) {
+				hit = p;
+				break;
+			}
+		if (!hit || strncmp(argv[i], "--", 2) != 0) {
+			fprintf(stderr, "opsctl: unexpected argument \"%s\" (%s %s: %s)\n", argv[i],
+			    cmd->name, cmd->sub, cmd->usage);
+			return false;
+		}
+		if (hit[n] == '=') {
+			if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0) {
+				fprintf(stderr, "opsctl: %s needs a value\n", argv[i]);
+				return false;
+			}
+			i++;
+		}
+	}
 	return true;
 }
 
@@ -260,8 +294,13 @@ static int cmd_sessions_flush(struct opsctl *o)
 static int cmd_audit_verify(struct opsctl *o)
 {
 	struct audit_verify_result res;
+	uint8_t key[32];
+	char key_id[AUDIT_KEY_ID_LEN + 1];
+	bool have_key = audit_anchor_key(&o->cfg, key, key_id);
+	int rc = audit_verify(o->db, have_key ? key : NULL, &res);
 
-	if (audit_verify(o->db, &res) != 0) {
+	OPENSSL_cleanse(key, sizeof(key));
+	if (rc != 0) {
 		fprintf(stderr, "opsctl: verify failed: %s\n", db_error(o->db));
 		return EXIT_FAILED;
 	}
@@ -273,10 +312,56 @@ static int cmd_audit_verify(struct opsctl *o)
 	if (!res.ok) {
 		printf("broken: first bad event %s (seq %lld)\n", res.first_broken_id,
 		    (long long)res.first_broken_seq);
+		printf("reason: %s\n", res.reason);
 		printf("%llu events before it verified\n", (unsigned long long)res.checked);
 		return EXIT_FAILED;
 	}
 	printf("ok: %llu events checked\n", (unsigned long long)res.checked);
+	return EXIT_OK;
+}
+
+/* Retention by hand: what the job does, to the end of the backlog, or
+ * only a report with --dry-run. --days overrides OPSD_AUDIT_RETENTION_DAYS
+ * for this run (0: everything before now), e.g. after a shorter retention
+ * was agreed; held subjects are kept whatever it says. */
+static int cmd_audit_purge(struct opsctl *o)
+{
+	struct audit_purge_result res;
+	const char *days_s = opt_value(o, "--days");
+	bool dry = opt_flag(o, "--dry-run");
+	long long days = o->cfg.audit_retention_days;
+	uint8_t key[32];
+	char key_id[AUDIT_KEY_ID_LEN + 1];
+	bool have_key = audit_anchor_key(&o->cfg, key, key_id);
+	int rc;
+
+	if (days_s && !parse_ll_range(days_s, 0, 36500, &days)) {
+		fprintf(stderr, "opsctl: --days must be a whole number of days (0..36500)\n");
+		return EXIT_USAGE;
+	}
+	if (!dry && !have_key) {
+		fprintf(stderr, "opsctl: OPSD_DATA_KEY is unset: anchors cannot be signed, nothing "
+				"deleted\n");
+		return EXIT_FAILED;
+	}
+	rc = audit_purge(o->db, &o->actor, have_key ? key : NULL, now_ms() - days * 86400000LL, dry,
+	    0, &res);
+	OPENSSL_cleanse(key, sizeof(key));
+	if (rc != 0) {
+		fprintf(stderr, "opsctl: purge failed: %s\n", db_error(o->db));
+		return EXIT_FAILED;
+	}
+	printf("%s %llu events older than %s (%lld days); %llu kept under legal hold; %llu anchors"
+	       "%s\n",
+	    dry ? "would delete" : "deleted", (unsigned long long)res.deleted, res.cutoff, days,
+	    (unsigned long long)res.kept_held, (unsigned long long)res.anchors,
+	    dry ? " (dry run: nothing changed)" : "");
+	if (res.refused_at) {
+		printf("stopped: audit event seq %lld does not verify; retention never deletes it "
+		       "(see opsctl audit verify)\n",
+		    (long long)res.refused_at);
+		return EXIT_FAILED;
+	}
 	return EXIT_OK;
 }
 
@@ -436,22 +521,31 @@ static int cmd_roles(struct opsctl *o)
 }
 
 static const struct command commands[] = {
-	{"db", "migrate", cmd_db_migrate, "apply pending schema files (control, then tenant)", true},
+	{"db", "migrate", cmd_db_migrate, "apply pending schema files (control, then tenant)", true,
+	    ""},
 	{"db", "status", cmd_db_status, "list schema files: applied, pending, MODIFIED, missing",
-	    true},
+	    true, ""},
 	{"user", "create", cmd_user_create,
-	    "--email E --role R[,R] [--org ID] [--name N] [--service] [--password-stdin]", true},
-	{"user", "set-password", cmd_user_set_password, "--email E (password on stdin)", true},
+	    "--email E --role R[,R] [--org ID] [--name N] [--service] [--password-stdin]", true,
+	    "--email= --role= --org= --name= --service --password-stdin"},
+	{"user", "set-password", cmd_user_set_password, "--email E (password on stdin)", true,
+	    "--email="},
 	{"user", "ensure-admin", cmd_user_ensure_admin,
-	    "--email E (password on stdin): create the superadmin if absent", true},
-	{"sessions", "flush", cmd_sessions_flush, "--all | --user ID | --org ID", true},
+	    "--email E (password on stdin): create the superadmin if absent", true, "--email="},
+	{"sessions", "flush", cmd_sessions_flush, "--all | --user ID | --org ID", true,
+	    "--all --user= --org="},
 	{"legal", "publish", cmd_legal_publish,
-	    "--type T --version V --file PATH [--effective-at RFC3339] [--notify]", true},
+	    "--type T --version V --file PATH [--effective-at RFC3339] [--notify]", true,
+	    "--type= --version= --file= --effective-at= --notify"},
 	{"email", "test", cmd_email_test, "--to ADDR: send one message now and say which step failed",
-	    true},
-	{"audit", "verify", cmd_audit_verify, "replay the audit hash chain (exit 1 if broken)", true},
-	{"routes", "", cmd_routes, "print the route table as JSON", false},
-	{"roles", "", cmd_roles, "print the role → permission table as JSON", false},
+	    true, "--to="},
+	{"audit", "verify", cmd_audit_verify, "replay the audit hash chain (exit 1 if broken)", true,
+	    ""},
+	{"audit", "purge", cmd_audit_purge,
+	    "[--dry-run] [--days N]  delete expired audit events (held subjects kept)", true,
+	    "--dry-run --days="},
+	{"routes", "", cmd_routes, "print the route table as JSON", false, ""},
+	{"roles", "", cmd_roles, "print the role → permission table as JSON", false, ""},
 };
 
 static void usage(FILE *f)
@@ -534,6 +628,8 @@ int main(int argc, char **argv)
 
 	o.argc = argc - first;
 	o.argv = argv + first;
+	if (!options_valid(cmd, o.argc, o.argv))
+		return EXIT_USAGE;
 	set_actor(&o);
 	if (!cmd->needs_db)
 		return cmd->fn(&o);

@@ -1,5 +1,6 @@
 /* Appending to and verifying the audit chain (the pure hashing lives in
  * audit_hash.c). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,13 +8,13 @@
 
 #include "arena.h"
 #include "audit.h"
+#include "audit_internal.h"
 #include "db.h"
 #include "dbval.h"
 #include "log.h"
 #include "util.h"
 #include "uuid.h"
 
-static const uint8_t zero_hash[32];
 
 /* A UUID string parameter as BINARY(16), NULL when absent or malformed. */
 static struct db_param uuid_param(const char *s, struct opsd_uuid *buf)
@@ -135,7 +136,7 @@ int audit_append_tx(struct db *d, const struct audit_actor *actor, const char *a
 
 #define VERIFY_BATCH 2000
 
-static bool row_hash_ok(const struct db_rows *rows, size_t r, const uint8_t prev[32],
+bool audit_row_hash_ok(const struct db_rows *rows, size_t r, const uint8_t prev[32],
     char *id_out)
 {
 	char id[UUID_STR_LEN + 1], actor[UUID_STR_LEN + 1], org[UUID_STR_LEN + 1];
@@ -171,49 +172,140 @@ static bool row_hash_ok(const struct db_rows *rows, size_t r, const uint8_t prev
 	return memcmp(hash, v[13], 32) == 0;
 }
 
-int audit_verify(struct db *d, struct audit_verify_result *res)
+/* The replay's position: the seq it expects next and the hash that event
+ * must link back to. */
+struct chain_pos {
+	int64_t next_seq;
+	uint8_t prev[32];
+	const uint8_t *key;
+	char key_id[AUDIT_KEY_ID_LEN + 1];
+};
+
+static void broken(struct audit_verify_result *res, const char *reason, int64_t seq,
+    const char *id)
+{
+	res->ok = false;
+	res->reason = reason;
+	res->first_broken_seq = seq;
+	str_copy(res->first_broken_id, id ? id : "", sizeof(res->first_broken_id));
+}
+
+/* Steps over the anchors that cover the seqs before `until` (exclusive;
+ * INT64_MAX for "as far as they go"). false with res filled when an anchor
+ * is missing, forged or does not link; `at_id` names the event that could
+ * not be reached. -1 on a database error. */
+static int step_anchors(struct db *d, struct arena *a, struct chain_pos *pos, int64_t until,
+    const char *at_id, struct audit_verify_result *res)
+{
+	while (pos->next_seq < until) {
+		/* the event the break is reported at: the one the anchors lead to,
+		 * or the first anchored seq past the last event */
+		int64_t at_seq = until == INT64_MAX ? pos->next_seq : until;
+		struct db_rows rows;
+		struct db_param p[] = {DBP_I64(pos->next_seq)};
+		struct audit_anchor an;
+
+		if (db_query(d, a,
+		        "SELECT last_seq, prev_hash, last_hash, key_id, signature FROM audit_anchors"
+		        " WHERE first_seq = ?",
+		        p, 1, &rows) != 0)
+			return -1;
+		if (rows.nrows != 1) {
+			if (until == INT64_MAX)
+				return 1; /* no more anchors: the caller checks the head */
+			broken(res, "events missing", until, at_id);
+			return 0;
+		}
+		an.first_seq = pos->next_seq;
+		an.last_seq = strtoll(rows.val[0][0], NULL, 10);
+		if (rows.len[0][1] != 32 || rows.len[0][2] != 32 || rows.len[0][4] != 32 ||
+		    an.last_seq < an.first_seq || an.last_seq >= until) {
+			broken(res, "hash mismatch", at_seq, at_id);
+			return 0;
+		}
+		memcpy(an.prev_hash, rows.val[0][1], 32);
+		memcpy(an.last_hash, rows.val[0][2], 32);
+		if (!pos->key) {
+			broken(res, "anchor cannot be checked: OPSD_DATA_KEY is unset", at_seq, at_id);
+			return 0;
+		}
+		if (!audit_anchor_valid(&an, pos->key, (const uint8_t *)rows.val[0][4])) {
+			broken(res,
+			    strcmp(rows.val[0][3], pos->key_id) != 0 ? "anchor signed with another key"
+			                                             : "anchor signature mismatch",
+			    at_seq, at_id);
+			return 0;
+		}
+		if (memcmp(an.prev_hash, pos->prev, 32) != 0) {
+			broken(res, "hash mismatch", at_seq, at_id);
+			return 0;
+		}
+		memcpy(pos->prev, an.last_hash, 32);
+		pos->next_seq = an.last_seq + 1;
+	}
+	return 1;
+}
+
+int audit_verify(struct db *d, const uint8_t *anchor_key, struct audit_verify_result *res)
 {
 	struct arena *a = arena_new(256 * 1024);
-	uint8_t prev[32];
-	long long after = 0;
-	int rc = -1;
+	struct arena *aa = arena_new(4096);
+	struct chain_pos pos = {.next_seq = 1, .key = anchor_key};
+	int rc = -1, st;
 
 	memset(res, 0, sizeof(*res));
 	res->ok = true;
-	memcpy(prev, zero_hash, 32);
-	if (!a)
-		return -1;
+	if (anchor_key)
+		audit_key_id(anchor_key, pos.key_id);
+	if (!a || !aa)
+		goto out;
 	for (;;) {
 		struct db_rows rows;
-		struct db_param p[] = {DBP_I64(after), DBP_I64(VERIFY_BATCH)};
+		struct db_param p[] = {DBP_I64(pos.next_seq - 1), DBP_I64(VERIFY_BATCH)};
 
 		arena_reset(a);
 		if (db_query(d, a,
-		        "SELECT seq, id, occurred_at, actor_id, actor_label, org_id, action,"
-		        " target_type, target_id, ip, request_id, payload, prev_hash, hash"
-		        " FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
+		        "SELECT " AUDIT_ROW_COLUMNS " FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
 		        p, countof(p), &rows) != 0)
 			goto out;
 		for (size_t r = 0; r < rows.nrows; r++) {
 			char id[UUID_STR_LEN + 1];
+			int64_t seq = strtoll(rows.val[r][0], NULL, 10);
+			bool linked = audit_row_hash_ok(&rows, r, pos.prev, id);
 
-			if (!row_hash_ok(&rows, r, prev, id)) {
-				res->ok = false;
-				res->reason = "hash mismatch";
-				str_copy(res->first_broken_id, id, sizeof(res->first_broken_id));
-				res->first_broken_seq = strtoll(rows.val[r][0], NULL, 10);
+			/* Retention leaves anchors where it removed events. */
+			if (seq != pos.next_seq) {
+				arena_reset(aa);
+				if ((st = step_anchors(d, aa, &pos, seq, id, res)) < 0)
+					goto out;
+				if (!res->ok) {
+					rc = 0;
+					goto out;
+				}
+				linked = audit_row_hash_ok(&rows, r, pos.prev, id);
+			}
+			if (!linked) {
+				broken(res, "hash mismatch", seq, id);
 				rc = 0;
 				goto out;
 			}
-			memcpy(prev, rows.val[r][13], 32);
+			memcpy(pos.prev, rows.val[r][13], 32);
+			pos.next_seq = seq + 1;
 			res->checked++;
-			after = strtoll(rows.val[r][0], NULL, 10);
 		}
 		if (rows.nrows < VERIFY_BATCH)
 			break;
 	}
-	/* The head names the last event appended: rows deleted at the end of
-	 * the chain leave every remaining link intact but not the head. */
+	/* Trailing anchors, then the head, which names the last event appended:
+	 * rows deleted at the end of the chain leave every remaining link
+	 * intact but not the head. */
+	arena_reset(aa);
+	if ((st = step_anchors(d, aa, &pos, INT64_MAX, NULL, res)) < 0)
+		goto out;
+	if (!res->ok) {
+		rc = 0;
+		goto out;
+	}
 	{
 		struct db_rows head;
 
@@ -221,16 +313,13 @@ int audit_verify(struct db *d, struct audit_verify_result *res)
 		if (db_query(d, a, "SELECT seq, hash FROM audit_chain_head WHERE id = 1", NULL, 0,
 		        &head) != 0)
 			goto out;
-		if (head.nrows == 1 && (strtoll(head.val[0][0], NULL, 10) != after ||
-		                           head.len[0][1] != 32 || memcmp(head.val[0][1], prev, 32) != 0)) {
-			res->ok = false;
-			res->reason = "events missing at the end";
-			res->first_broken_id[0] = '\0';
-			res->first_broken_seq = after + 1;
-		}
+		if (head.nrows == 1 && (strtoll(head.val[0][0], NULL, 10) != pos.next_seq - 1 ||
+		                           head.len[0][1] != 32 || memcmp(head.val[0][1], pos.prev, 32) != 0))
+			broken(res, "events missing at the end", pos.next_seq, NULL);
 	}
 	rc = 0;
 out:
+	arena_free(aa);
 	arena_free(a);
 	return rc;
 }

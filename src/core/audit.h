@@ -38,6 +38,27 @@ void audit_record_hash(const struct audit_record *rec, uint8_t out[32]);
  * addresses or bearer tokens inside other strings are masked, at any depth. */
 void audit_redact_payload(struct json_object *payload);
 
+/* Retention anchors: a run of purged events [first_seq, last_seq], the
+ * prev_hash of its first event and the hash of its last, so verification
+ * steps over the run; signed with a key derived from OPSD_DATA_KEY. */
+struct audit_anchor {
+	int64_t first_seq;
+	int64_t last_seq;
+	uint8_t prev_hash[32];
+	uint8_t last_hash[32];
+};
+#define AUDIT_KEY_ID_LEN 16
+struct opsd_config;
+/* The signing key and its public name (hex of sha256(key), 16 characters).
+ * false when OPSD_DATA_KEY is unset. */
+bool audit_anchor_key(const struct opsd_config *cfg, uint8_t key[32],
+    char key_id[AUDIT_KEY_ID_LEN + 1]);
+void audit_key_id(const uint8_t key[32], char key_id[AUDIT_KEY_ID_LEN + 1]);
+void audit_anchor_sign(const struct audit_anchor *an, const uint8_t key[32], uint8_t sig[32]);
+/* Constant-time check of a stored signature. */
+bool audit_anchor_valid(const struct audit_anchor *an, const uint8_t key[32],
+    const uint8_t sig[32]);
+
 /* ---- database part (audit.c) ------------------------------------------- */
 
 struct audit_actor {
@@ -65,9 +86,38 @@ struct audit_verify_result {
 	uint64_t checked;
 	char first_broken_id[40]; /* when !ok; "" when the chain was cut at its end */
 	int64_t first_broken_seq;
-	const char *reason;       /* when !ok: "hash mismatch" or "events missing at the end" */
+	const char *reason;       /* when !ok: "hash mismatch", "events missing",
+	                           * "anchor signature mismatch", "anchor signed with another key",
+	                           * "anchor cannot be checked: OPSD_DATA_KEY is unset" or
+	                           * "events missing at the end" */
 };
-/* Replays the whole chain in batches. 0 (result filled) or -1 (db error). */
-int audit_verify(struct db *d, struct audit_verify_result *res);
+/* Replays the whole chain in batches, stepping over retention anchors
+ * (whose signatures need anchor_key; NULL makes any anchor a break).
+ * 0 (result filled) or -1 (db error). */
+int audit_verify(struct db *d, const uint8_t *anchor_key, struct audit_verify_result *res);
+
+/* ---- retention (audit_purge.c) ----------------------------------------- */
+
+struct audit_purge_result {
+	char cutoff[40];        /* RFC 3339 */
+	uint64_t expired;       /* events older than the cutoff that were looked at */
+	uint64_t deleted;       /* deleted (dry run: would be) */
+	uint64_t kept_held;     /* expired but about a subject under legal hold */
+	uint64_t anchors;       /* anchors written (merged runs count once) */
+	bool more;              /* stopped at max_events with expired events left */
+	int64_t refused_at;     /* >0: stopped because the event with this seq does
+	                         * not verify; retention never deletes evidence */
+};
+/* Deletes events older than cutoff_ms in batches of one transaction each,
+ * keeping every event about a held subject (actor, org, target or any id
+ * in the payload: legal_hold_collect) and leaving a signed anchor over each
+ * run it removes. Stops after max_events expired events (0: no limit). A
+ * dry run changes nothing and needs no key. Appends `audit.purged` when it
+ * deleted anything. 0 or -1. */
+int audit_purge(struct db *d, const struct audit_actor *actor, const uint8_t *anchor_key,
+    int64_t cutoff_ms, bool dry_run, uint64_t max_events, struct audit_purge_result *res);
+/* The jobs-process entry: OPSD_AUDIT_RETENTION_DAYS, a bounded amount of
+ * work per call. */
+int audit_retention_job(struct db *d, const struct opsd_config *cfg);
 
 #endif

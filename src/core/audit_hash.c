@@ -2,11 +2,13 @@
  * redaction of its payload. No database here, so both are unit-tested. */
 #include "audit.h"
 
+#include "config.h"
 #include "crypto.h"
 #include "log.h"
 #include "util.h"
 
 #include <json-c/json.h>
+#include <openssl/crypto.h> /* OPENSSL_cleanse */
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,4 +170,57 @@ void audit_redact_payload(struct json_object *payload)
 		return;
 	}
 	redact_value(payload, NULL, 0);
+}
+
+/* ---- retention anchors ------------------------------------------------- */
+
+#define ANCHOR_KEY_LABEL "opsd audit anchor key v1"
+#define ANCHOR_SIG_LABEL "opsd-audit-anchor-v1"
+
+bool audit_anchor_key(const struct opsd_config *cfg, uint8_t key[32],
+    char key_id[AUDIT_KEY_ID_LEN + 1])
+{
+	uint8_t data_key[32];
+	bool ok = config_data_key(cfg, data_key);
+
+	/* A derived key: the anchors never share a MAC key with anything else
+	 * OPSD_DATA_KEY protects. */
+	if (ok)
+		hmac_sha256(data_key, sizeof(data_key), ANCHOR_KEY_LABEL, strlen(ANCHOR_KEY_LABEL), key);
+	else
+		memset(key, 0, 32);
+	OPENSSL_cleanse(data_key, sizeof(data_key));
+	audit_key_id(key, key_id);
+	return ok;
+}
+
+void audit_key_id(const uint8_t key[32], char key_id[AUDIT_KEY_ID_LEN + 1])
+{
+	uint8_t h[32];
+
+	sha256_raw(key, 32, h);
+	hex_encode(h, AUDIT_KEY_ID_LEN / 2, key_id);
+}
+
+/* The label, both seqs (8 bytes big-endian each) and both hashes. */
+void audit_anchor_sign(const struct audit_anchor *an, const uint8_t key[32], uint8_t sig[32])
+{
+	uint8_t msg[sizeof(ANCHOR_SIG_LABEL) - 1 + 8 + 8 + 32 + 32];
+	size_t n = sizeof(ANCHOR_SIG_LABEL) - 1;
+
+	memcpy(msg, ANCHOR_SIG_LABEL, n);
+	put_u64_be(msg + n, (uint64_t)an->first_seq);
+	put_u64_be(msg + n + 8, (uint64_t)an->last_seq);
+	memcpy(msg + n + 16, an->prev_hash, 32);
+	memcpy(msg + n + 48, an->last_hash, 32);
+	hmac_sha256(key, 32, msg, sizeof(msg), sig);
+}
+
+bool audit_anchor_valid(const struct audit_anchor *an, const uint8_t key[32],
+    const uint8_t sig[32])
+{
+	uint8_t want[32];
+
+	audit_anchor_sign(an, key, want);
+	return ct_equal(want, sig, 32);
 }

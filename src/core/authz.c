@@ -42,6 +42,7 @@ static const char *const perm_names[] = {
 	[P_TENANT_READ] = "tenant.read",
 	[P_TENANT_WRITE] = "tenant.write",
 	[P_SYSTEM_STATUS] = "system.status",
+	[P_ORG_USERS_MANAGE] = "org_users.manage",
 };
 
 _Static_assert(countof(role_names) == ROLE__MAX, "role_names out of step with enum role");
@@ -62,7 +63,8 @@ static const permset role_table[] = {
 	[ROLE_SUPERADMIN] = ALL_PERMS,
 	[ROLE_PLATFORM_ADMIN] = PS(P_LEGAL_PUBLISH) | PS(P_LEGAL_REPORT) | PS(P_USERS_READ) |
 	    PS(P_USERS_MANAGE) | PS(P_ORGS_READ) | PS(P_ORGS_MANAGE) | PS(P_EMAIL_SEND_TEST) |
-	    PS(P_EMAIL_OUTBOX) | PS(P_SYSTEM_STATUS) | PS(P_TENANT_READ) | PS(P_TENANT_WRITE),
+	    PS(P_EMAIL_OUTBOX) | PS(P_SYSTEM_STATUS) | PS(P_TENANT_READ) | PS(P_TENANT_WRITE) |
+	    PS(P_ORG_USERS_MANAGE),
 	[ROLE_COMPLIANCE] = COMPLIANCE_PERMS,
 	[ROLE_COMPLIANCE_OFFICER] = COMPLIANCE_PERMS | PS(P_AUDIT_VERIFY),
 	[ROLE_SECURITY_ADMIN] = PS(P_SECURITY_READ) | PS(P_SECURITY_SESSIONS_FLUSH) |
@@ -70,8 +72,10 @@ static const permset role_table[] = {
 	    PS(P_COMPLIANCE_READ) | PS(P_COMPLIANCE_STRIP_PII) | PS(P_COMPLIANCE_LEGAL_HOLD) |
 	    PS(P_COMPLIANCE_ARCHIVE) | PS(P_COMPLIANCE_EXPORT) | PS(P_USERS_READ) |
 	    PS(P_ORGS_READ) | PS(P_TENANT_READ) | PS(P_SYSTEM_STATUS),
-	[ROLE_ORG_ADMIN] =
-	    PS(P_TENANT_READ) | PS(P_TENANT_WRITE) | PS(P_ORGS_READ) | PS(P_USERS_READ),
+	/* org_users.manage: an org_admin manages the users of its own org
+	 * (/orgs/:orgId/users), never /users, which reaches every org. */
+	[ROLE_ORG_ADMIN] = PS(P_TENANT_READ) | PS(P_TENANT_WRITE) | PS(P_ORGS_READ) |
+	    PS(P_USERS_READ) | PS(P_ORG_USERS_MANAGE),
 	[ROLE_MEMBER] = PS(P_TENANT_READ),
 };
 _Static_assert(countof(role_table) == ROLE__MAX, "role_table out of step with enum role");

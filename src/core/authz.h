@@ -41,11 +41,16 @@ enum perm {
 	P_TENANT_READ,
 	P_TENANT_WRITE,
 	P_SYSTEM_STATUS,
+	P_ORG_USERS_MANAGE,
 	PERM__MAX
 };
 
 typedef uint32_t roleset; /* bit (1 << enum role) */
 typedef uint64_t permset; /* bit (1 << enum perm) */
+
+#define ROLES_ALL (((roleset)1 << ROLE__MAX) - 1)
+/* The roles of users that belong to an org; the others are platform staff. */
+#define ROLES_ORG ((roleset)1 << ROLE_ORG_ADMIN | (roleset)1 << ROLE_MEMBER)
 
 const char *role_name(enum role r);
 int role_from_name(const char *name); /* -1 if unknown */

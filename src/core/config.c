@@ -318,13 +318,25 @@ static bool b64_decode_exact(const char *s, unsigned char *out, size_t n)
 	return got == n && bits < 6;
 }
 
+static bool data_key_decode(const char *s, unsigned char key[32])
+{
+	return strlen(s) == 64 ? hex_decode(s, key, 32) : b64_decode_exact(s, key, 32);
+}
+
 static bool data_key_valid(const char *s)
 {
 	unsigned char key[32];
-	bool ok = strlen(s) == 64 ? hex_decode(s, key, sizeof(key))
-				  : b64_decode_exact(s, key, sizeof(key));
+	bool ok = data_key_decode(s, key);
 	memset(key, 0, sizeof(key));
 	return ok;
+}
+
+bool config_data_key(const struct opsd_config *c, uint8_t out[32])
+{
+	if (c->data_key != NULL && data_key_decode(c->data_key, out))
+		return true;
+	memset(out, 0, 32);
+	return false;
 }
 
 static bool listen_valid(const char *s)

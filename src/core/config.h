@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum opsd_env { ENV_DEVELOPMENT, ENV_TEST, ENV_PRODUCTION };
 enum opsd_pm { PM_STATIC, PM_DYNAMIC };
@@ -79,6 +80,8 @@ int config_read_env_file(const char *path, env_pair_fn fn, void *ctx,
 
 /* True for the variables whose values must never be logged or echoed. */
 bool config_is_secret(const char *name);
+/* OPSD_DATA_KEY as its 32 bytes; false (out zeroed) when unset. */
+bool config_data_key(const struct opsd_config *c, uint8_t out[32]);
 /* Names of every variable of SPEC §3 (NULL-terminated), for opsctl and
  * script/server's env file. */
 extern const char *const config_variable_names[];

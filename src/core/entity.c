@@ -1,3 +1,4 @@
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -118,4 +119,95 @@ int legal_hold_guard(struct db *d, struct arena *a, const struct entity *e, cons
 	*held = strcmp(rows.val[0][0] ? rows.val[0][0] : "0", "0") != 0 ||
 	    strcmp(rows.val[0][1] ? rows.val[0][1] : "0", "0") != 0;
 	return 0;
+}
+
+/* ---- the held set ------------------------------------------------------ */
+
+#define HELD_PAGE 10000
+
+static int held_add(struct held_set *s, const char *v, unsigned long len)
+{
+	if (len != 16)
+		return 0;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 256;
+		struct opsd_uuid *ids = realloc(s->ids, cap * sizeof(*ids));
+
+		if (!ids)
+			return -1;
+		s->ids = ids;
+		s->cap = cap;
+	}
+	memcpy(s->ids[s->n++].b, v, 16);
+	return 0;
+}
+
+static int uuid_cmp(const void *x, const void *y)
+{
+	return memcmp(x, y, 16);
+}
+
+/* One entity's held ids, in keyset pages so a held org with a million
+ * records does not need a million-row result in memory at once. */
+static int held_collect_entity(struct db *d, struct arena *a, const struct entity *e,
+    struct held_set *out)
+{
+	char sql[512];
+	uint8_t after[16] = {0};
+
+	if (strcmp(e->org_column, "id") == 0)
+		snprintf(sql, sizeof(sql),
+		    "SELECT id FROM %s WHERE legal_hold = 1 AND id > ? ORDER BY id LIMIT ?", e->table);
+	else
+		snprintf(sql, sizeof(sql),
+		    "SELECT t.id FROM %s t LEFT JOIN orgs o ON o.id = t.%s"
+		    " WHERE (t.legal_hold = 1 OR o.legal_hold = 1) AND t.id > ? ORDER BY t.id LIMIT ?",
+		    e->table, e->org_column);
+	for (;;) {
+		struct db_rows rows;
+		struct db_param p[] = {DBP_BLOB(after, 16), DBP_I64(HELD_PAGE)};
+
+		arena_reset(a);
+		if (db_query(d, a, sql, p, countof(p), &rows) != 0)
+			return -1;
+		for (size_t i = 0; i < rows.nrows; i++)
+			if (held_add(out, rows.val[i][0], rows.len[i][0]) != 0)
+				return -1;
+		if (rows.nrows < HELD_PAGE)
+			return 0;
+		memcpy(after, rows.val[rows.nrows - 1][0], 16);
+	}
+}
+
+int legal_hold_collect(struct db *control, struct held_set *out)
+{
+	struct arena *a = arena_new(64 * 1024);
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!a)
+		return -1;
+	/* Dedicated tenant databases arrive with tenant migration; until then
+	 * every entity table is in the control database. */
+	for (size_t i = 0; i < nentities && rc == 0; i++)
+		rc = held_collect_entity(control, a, &entities[i], out);
+	arena_free(a);
+	if (rc != 0) {
+		held_set_free(out);
+		return -1;
+	}
+	if (out->n)
+		qsort(out->ids, out->n, sizeof(*out->ids), uuid_cmp);
+	return 0;
+}
+
+bool held_set_has(const struct held_set *s, const uint8_t id[16])
+{
+	return s->n && bsearch(id, s->ids, s->n, sizeof(*s->ids), uuid_cmp) != NULL;
+}
+
+void held_set_free(struct held_set *s)
+{
+	free(s->ids);
+	memset(s, 0, sizeof(*s));
 }

@@ -68,4 +68,15 @@ int tenant_org_db(struct db *control, struct arena *a, const uint8_t org[16], st
 int legal_hold_guard(struct db *d, struct arena *a, const struct entity *e, const uint8_t id[16],
     bool *held);
 
+/* The same rule as a set, for paths that judge many records at once
+ * (audit retention): every held record of every entity, every held org and
+ * every record of a held org. Sorted; free with held_set_free. */
+struct held_set {
+	struct opsd_uuid *ids;
+	size_t n, cap;
+};
+int legal_hold_collect(struct db *control, struct held_set *out);
+bool held_set_has(const struct held_set *s, const uint8_t id[16]);
+void held_set_free(struct held_set *s);
+
 #endif

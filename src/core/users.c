@@ -11,6 +11,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "dbval.h"
+#include "entity.h"
 #include "users.h"
 #include "util.h"
 
@@ -27,6 +28,10 @@ const char *user_err_message(enum user_err e)
 		[USER_ORG_REQUIRED] = "org_admin and member need an orgId",
 		[USER_NO_SUCH_ORG] = "no such org",
 		[USER_NOT_FOUND] = "no such user",
+		[USER_LEGAL_HOLD] = "the user or its org is on legal hold",
+		[USER_NOT_GRANTABLE] = "this user holds roles you cannot grant",
+		[USER_SELF] = "you cannot change your own roles, disable or delete yourself",
+		[USER_ARCHIVED] = "a deleted or archived user cannot be enabled again",
 		[USER_DB_ERROR] = "database error",
 	};
 
@@ -121,13 +126,12 @@ enum user_err user_create(struct db *d, const struct opsd_config *cfg,
 	struct create_ctx c = {.in = in, .actor = actor, .err = USER_OK, .id_s = id_out};
 	char email[256], hash[PASSWORD_HASH_MAX];
 	struct scrypt_params sp = scrypt_of(cfg);
-	const roleset org_roles = (1u << ROLE_ORG_ADMIN) | (1u << ROLE_MEMBER);
 
 	if (!email_normalize(in->email, email, sizeof(email)))
 		return USER_BAD_EMAIL;
 	if (in->password && !password_acceptable(in->password))
 		return USER_BAD_PASSWORD;
-	if ((in->roles & org_roles) && !in->org_id)
+	if ((in->roles & ROLES_ORG) && !in->org_id)
 		return USER_ORG_REQUIRED;
 	if (in->org_id && !uuid_parse(in->org_id, &c.org))
 		return USER_NO_SUCH_ORG;
@@ -258,21 +262,201 @@ struct json_object *user_get_json(struct db *d, struct arena *a, const char *id,
 	return user_row_json(&rows, 0);
 }
 
-enum user_err user_get_roles(struct db *d, struct arena *a, const char *id, roleset *roles)
-{
-	struct opsd_uuid u;
-	struct db_rows rows;
-	struct db_param p[1];
-	const char *bad;
+/* ---- update, delete ---------------------------------------------------- */
 
-	if (!uuid_parse(id, &u))
+struct change_ctx {
+	struct arena *a;
+	struct opsd_uuid id;
+	char id_s[UUID_STR_LEN + 1]; /* canonical, whatever case the caller wrote */
+	const struct user_scope *scope;
+	const struct user_change *c;
+	const struct audit_actor *actor;
+	char org[UUID_STR_LEN + 1]; /* the user's org, "" for platform staff */
+	bool held, archived;
+	enum user_err err;
+};
+
+static bool is_self(const struct audit_actor *actor, const struct opsd_uuid *id)
+{
+	struct opsd_uuid me;
+
+	return actor->user_id && uuid_parse(actor->user_id, &me) && memcmp(me.b, id->b, 16) == 0;
+}
+
+/* The user's row, locked by the legal-hold guard, within the caller's
+ * reach: 0, or 1/-1 with x->err saying why. */
+static int lock_in_scope(struct db *d, struct change_ctx *x)
+{
+	struct db_rows rows;
+	struct db_param p[] = {DBP_BLOB(x->id.b, 16)};
+	roleset current;
+	const char *bad;
+	int rc;
+
+	x->err = USER_OK; /* db_tx may run the transaction again after a deadlock */
+	rc = legal_hold_guard(d, x->a, entity_find("users"), x->id.b, &x->held);
+	if (rc != 0) {
+		x->err = rc > 0 ? USER_NOT_FOUND : USER_DB_ERROR;
+		return rc;
+	}
+	if (db_query(d, x->a,
+	        "SELECT roles, org_id, archived_at IS NOT NULL FROM users WHERE id = ?", p, 1,
+	        &rows) != 0 ||
+	    rows.nrows != 1) {
+		x->err = USER_DB_ERROR;
+		return -1;
+	}
+	x->org[0] = '\0';
+	if (rows.val[0][1])
+		dbv_uuid(rows.val[0][1], rows.len[0][1], x->org);
+	x->archived = strcmp(rows.val[0][2], "1") == 0;
+	/* Another org's user, or a deleted one, does not exist for an org's path. */
+	if (x->scope->org && (x->archived || !rows.val[0][1] || rows.len[0][1] != 16 ||
+	                         memcmp(rows.val[0][1], x->scope->org->b, 16) != 0)) {
+		x->err = USER_NOT_FOUND;
+		return 1;
+	}
+	if (!roles_parse_csv(rows.val[0][0], &current, &bad))
+		current = 0;
+	if (!roles_grantable(x->scope->granter, current)) {
+		x->err = USER_NOT_GRANTABLE;
+		return 1;
+	}
+	return 0;
+}
+
+static int update_fn(struct db *d, void *arg)
+{
+	struct change_ctx *x = arg;
+	const struct user_change *c = x->c;
+	struct json_object *payload;
+	char roles[256];
+	bool revoke = c->set_roles || (c->set_disabled && c->disabled);
+	int rc = lock_in_scope(d, x);
+
+	if (rc != 0)
+		return rc;
+	/* A hold freezes what the record says (its name), not who may act: new
+	 * roles and disabling stay possible on a held account, so a compromised
+	 * or departing user under investigation can still be contained. */
+	if (x->held && c->name) {
+		x->err = USER_LEGAL_HOLD;
+		return 1;
+	}
+	/* Deleting or archiving ended the account for good: its email stays
+	 * taken and its history kept, but it never signs in again. */
+	if (x->archived && c->set_disabled && !c->disabled) {
+		x->err = USER_ARCHIVED;
+		return 1;
+	}
+	roles_format_csv(c->roles, roles, sizeof(roles));
+	{
+		struct db_param p[] = {
+			DBP_I64(c->set_roles), DBP_STR(roles), DBP_I64(c->set_disabled),
+			DBP_I64(c->disabled), DBP_I64(c->name != NULL), DBP_STR(c->name ? c->name : ""),
+			DBP_BLOB(x->id.b, 16),
+		};
+
+		if (db_exec(d,
+		        "UPDATE users SET roles = IF(?, ?, roles),"
+		        " disabled_at = IF(?, IF(?, COALESCE(disabled_at, NOW(3)), NULL), disabled_at),"
+		        " name = IF(?, ?, name) WHERE id = ?",
+		        p, countof(p), NULL) != 0)
+			goto fail;
+	}
+	/* New roles or a disabled account: every credential ends now. */
+	if (revoke && sessions_flush(d, FLUSH_USER, x->id_s, true, NULL) != 0)
+		goto fail;
+	payload = json_object_new_object();
+	if (c->set_roles)
+		json_object_object_add(payload, "roles", json_object_new_string(roles));
+	if (c->set_disabled)
+		json_object_object_add(payload, "disabled", json_object_new_boolean(c->disabled));
+	if (c->name)
+		json_object_object_add(payload, "nameChanged", json_object_new_boolean(1));
+	json_object_object_add(payload, "credentialsRevoked", json_object_new_boolean(revoke));
+	if (audit_append(d, x->actor, c->set_disabled && c->disabled ? "user.disabled" : "user.updated",
+	        x->org[0] ? x->org : NULL, "user", x->id_s, payload) != 0)
+		goto fail;
+	return 0;
+fail:
+	x->err = USER_DB_ERROR;
+	return -1;
+}
+
+enum user_err user_update(struct db *d, struct arena *a, const char *id, const struct user_scope *s,
+    const struct user_change *c, const struct audit_actor *actor)
+{
+	struct change_ctx x = {.a = a, .scope = s, .c = c, .actor = actor};
+
+	if (!uuid_parse(id, &x.id))
 		return USER_NOT_FOUND;
-	p[0] = DBP_BLOB(u.b, 16);
-	if (db_query(d, a, "SELECT roles FROM users WHERE id = ?", p, 1, &rows) != 0)
+	uuid_format(&x.id, x.id_s);
+	if ((c->set_roles || c->set_disabled) && is_self(actor, &x.id))
+		return USER_SELF;
+	if (db_tx(d, update_fn, &x) < 0)
 		return USER_DB_ERROR;
-	if (rows.nrows != 1)
+	return x.err;
+}
+
+static int delete_fn(struct db *d, void *arg)
+{
+	struct change_ctx *x = arg;
+	struct json_object *payload;
+	struct db_param p[] = {DBP_BLOB(x->id.b, 16)};
+	int rc = lock_in_scope(d, x);
+
+	if (rc != 0)
+		return rc;
+	if (x->archived) {
+		x->err = USER_NOT_FOUND;
+		return 1;
+	}
+	if (x->held) {
+		x->err = USER_LEGAL_HOLD;
+		return 1;
+	}
+	if (db_exec(d, "UPDATE users SET archived_at = NOW(3), archived_reason = 'deleted' WHERE id = ?",
+	        p, 1, NULL) != 0 ||
+	    user_lock_out(d, x->id.b) != 0) {
+		x->err = USER_DB_ERROR;
+		return -1;
+	}
+	payload = json_object_new_object();
+	json_object_object_add(payload, "credentialsRevoked", json_object_new_boolean(1));
+	if (audit_append(d, x->actor, "user.deleted", x->org[0] ? x->org : NULL, "user", x->id_s,
+	        payload) != 0) {
+		x->err = USER_DB_ERROR;
+		return -1;
+	}
+	return 0;
+}
+
+enum user_err user_delete(struct db *d, struct arena *a, const char *id, const struct user_scope *s,
+    const struct audit_actor *actor)
+{
+	struct change_ctx x = {.a = a, .scope = s, .actor = actor};
+
+	if (!uuid_parse(id, &x.id))
 		return USER_NOT_FOUND;
-	if (!roles_parse_csv(rows.val[0][0], roles, &bad))
-		*roles = 0;
-	return USER_OK;
+	uuid_format(&x.id, x.id_s);
+	if (is_self(actor, &x.id))
+		return USER_SELF;
+	if (db_tx(d, delete_fn, &x) < 0)
+		return USER_DB_ERROR;
+	return x.err;
+}
+
+int user_lock_out(struct db *d, const uint8_t id[16])
+{
+	struct db_param p[] = {DBP_BLOB(id, 16)};
+	struct opsd_uuid u;
+	char s[UUID_STR_LEN + 1];
+
+	memcpy(u.b, id, 16);
+	uuid_format(&u, s);
+	if (db_exec(d, "UPDATE users SET disabled_at = COALESCE(disabled_at, NOW(3)) WHERE id = ?", p,
+	        1, NULL) != 0)
+		return -1;
+	return sessions_flush(d, FLUSH_USER, s, true, NULL);
 }

@@ -32,6 +32,10 @@ enum user_err {
 	USER_ORG_REQUIRED, /* org_admin/member without an org */
 	USER_NO_SUCH_ORG,
 	USER_NOT_FOUND,
+	USER_LEGAL_HOLD,    /* the user or its org is on legal hold */
+	USER_NOT_GRANTABLE, /* the user holds roles the caller could not grant */
+	USER_SELF,          /* a caller changing its own roles, disabling or deleting itself */
+	USER_ARCHIVED,      /* re-enabling a deleted or archived account */
 	USER_DB_ERROR,
 };
 const char *user_err_message(enum user_err e);
@@ -60,7 +64,39 @@ struct json_object *user_get_json(struct db *d, struct arena *a, const char *id,
 struct db_rows;
 struct json_object *user_row_json(const struct db_rows *rows, size_t r);
 
-/* Roles of a user (for the grant checks of PATCH). */
-enum user_err user_get_roles(struct db *d, struct arena *a, const char *id, roleset *roles);
+/* The reach of a caller that changes a user: only users whose current roles
+ * granter could grant and, when org is set, only the live (not archived)
+ * users of that org; the others are USER_NOT_FOUND or USER_NOT_GRANTABLE. */
+struct user_scope {
+	const struct opsd_uuid *org; /* NULL: every user, archived ones included */
+	permset granter;
+};
+
+/* What a PATCH sets; everything else stays. */
+struct user_change {
+	bool set_roles, set_disabled;
+	roleset roles;
+	bool disabled;
+	const char *name; /* NULL: unchanged */
+};
+
+/* Applies c and audits user.updated (user.disabled when it disables), in one
+ * transaction that holds the user's row; new roles or a disabled account end
+ * every session and token. A new name for a held user is USER_LEGAL_HOLD and
+ * changes nothing; changing one's own roles or disabling oneself is USER_SELF. */
+enum user_err user_update(struct db *d, struct arena *a, const char *id, const struct user_scope *s,
+    const struct user_change *c, const struct audit_actor *actor);
+/* The soft delete (acceptances, sessions and audit events keep referring to
+ * the row): disabled, archived with reason "deleted", every session and token
+ * revoked, user.deleted audited, in one transaction. USER_LEGAL_HOLD when the
+ * user or its org is held, USER_NOT_FOUND when already deleted, USER_SELF for
+ * the caller's own account. */
+enum user_err user_delete(struct db *d, struct arena *a, const char *id, const struct user_scope *s,
+    const struct audit_actor *actor);
+
+/* Ends an account inside the caller's transaction: disabled (if it was
+ * not), every session and API token revoked. Strip-PII, archive and delete
+ * all end with it. 0 or -1. */
+int user_lock_out(struct db *d, const uint8_t id[16]);
 
 #endif

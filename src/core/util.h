@@ -17,6 +17,9 @@ int64_t mono_us(void);
 void format_rfc3339(int64_t ms, char *out);
 /* Parses RFC 3339 (Z or ±hh:mm offset, optional fraction); false if malformed. */
 bool parse_rfc3339(const char *s, int64_t *ms_out);
+/* A whole decimal number in [min, max], nothing else (no sign games, no
+ * trailing text). */
+bool parse_ll_range(const char *s, long long min, long long max, long long *out);
 
 void hex_encode(const void *p, size_t n, char *out); /* out[2n + 1] */
 /* Decodes exactly 2n hex chars into n bytes; false on a bad digit or length. */

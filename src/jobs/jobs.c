@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "audit.h"
 #include "auth.h"
 #include "config.h"
 #include "db.h"
@@ -25,6 +26,7 @@ static const struct job jobs[] = {
 	{"email_outbox", 1000, mail_deliver_due},
 	{"legal_notify", 1000, legal_notify_batch},
 	{"sessions_expire", 60 * 1000, sessions_expire},
+	{"audit_retention", 60 * 1000, audit_retention_job},
 };
 
 static volatile sig_atomic_t stopping;

@@ -733,11 +733,13 @@ sub session_secret() {
 	return defined $f ? (split /\n/, $f)[0] : undef;
 }
 
-# The permissions of each role, as issue 3's contract defines them.
+# The permissions of each role, as issue 3's contract defines them (org_users.manage:
+# issue 6, /orgs/:orgId/users).
 my @PERMS = qw(legal.publish legal.report compliance.read compliance.strip_pii
 	compliance.legal_hold compliance.archive compliance.export migration.run security.read
 	security.sessions_flush security.blocklist audit.read audit.verify email.send_test email.outbox
-	users.read users.manage orgs.read orgs.manage tenant.read tenant.write system.status);
+	users.read users.manage orgs.read orgs.manage tenant.read tenant.write system.status
+	org_users.manage);
 sub contract_permissions() { return sort @PERMS }
 sub contract_roles() {
 	my @compliance = qw(compliance.read compliance.strip_pii compliance.legal_hold compliance.archive
@@ -745,13 +747,13 @@ sub contract_roles() {
 	my %r = (
 		superadmin => [@PERMS],
 		platform_admin => [qw(legal.publish legal.report users.read users.manage orgs.read orgs.manage
-		    email.send_test email.outbox system.status tenant.read tenant.write)],
+		    email.send_test email.outbox system.status tenant.read tenant.write org_users.manage)],
 		compliance => [@compliance],
 		compliance_officer => [@compliance, 'audit.verify'],
 		security_admin => [qw(security.read security.sessions_flush security.blocklist audit.read
 		    audit.verify compliance.read compliance.strip_pii compliance.legal_hold compliance.archive
 		    compliance.export users.read orgs.read tenant.read system.status)],
-		org_admin => [qw(tenant.read tenant.write orgs.read users.read)],
+		org_admin => [qw(tenant.read tenant.write orgs.read users.read org_users.manage)],
 		member => [qw(tenant.read)],
 	);
 	return { map { $_ => [sort @{ $r{$_} }] } keys %r };

@@ -7,7 +7,11 @@
 #include <json-c/json.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "audit.h"
+#include "config.h"
 #include "util.h"
 
 static struct audit_record base(void)
@@ -243,6 +247,91 @@ static void test_redact_very_deep(void **state)
 	json_object_put(root);
 }
 
+/* ---- retention anchors ---------------------------------------------------- */
+
+static struct audit_anchor anchor(void)
+{
+	struct audit_anchor an = {.first_seq = 10, .last_seq = 2000};
+
+	memset(an.prev_hash, 0x22, 32);
+	memset(an.last_hash, 0x33, 32);
+	return an;
+}
+
+/* The signed message pinned byte for byte: a change of format would make
+ * every stored anchor fail verification. */
+static void test_anchor_known_message(void **state)
+{
+	(void)state;
+	struct audit_anchor an = anchor();
+	uint8_t key[32], sig[32], want[32], msg[20 + 8 + 8 + 64];
+	unsigned int len = 0;
+
+	memset(key, 0x44, sizeof(key));
+	memcpy(msg, "opsd-audit-anchor-v1", 20);
+	memset(msg + 20, 0, 16);
+	msg[27] = 10;
+	msg[34] = 2000 >> 8;
+	msg[35] = 2000 & 0xff;
+	memset(msg + 36, 0x22, 32);
+	memset(msg + 68, 0x33, 32);
+	HMAC(EVP_sha256(), key, 32, msg, sizeof(msg), want, &len);
+	audit_anchor_sign(&an, key, sig);
+	assert_int_equal(len, 32);
+	assert_memory_equal(sig, want, 32);
+	assert_true(audit_anchor_valid(&an, key, sig));
+}
+
+static void test_anchor_every_field_counts(void **state)
+{
+	(void)state;
+	uint8_t key[32], sig[32];
+	struct audit_anchor an = anchor(), m;
+
+	memset(key, 0x44, sizeof(key));
+	audit_anchor_sign(&an, key, sig);
+	m = an;
+	m.first_seq++;
+	assert_false(audit_anchor_valid(&m, key, sig));
+	m = an;
+	m.last_seq--;
+	assert_false(audit_anchor_valid(&m, key, sig));
+	m = an;
+	m.prev_hash[31] ^= 1;
+	assert_false(audit_anchor_valid(&m, key, sig));
+	m = an;
+	m.last_hash[0] ^= 0x80;
+	assert_false(audit_anchor_valid(&m, key, sig));
+	key[5] ^= 1;
+	assert_false(audit_anchor_valid(&an, key, sig));
+}
+
+static void test_anchor_key_from_config(void **state)
+{
+	(void)state;
+	struct opsd_config c;
+	uint8_t k1[32], k2[32], zero[32] = {0};
+	char id1[AUDIT_KEY_ID_LEN + 1], id2[AUDIT_KEY_ID_LEN + 1];
+
+	memset(&c, 0, sizeof(c));
+	assert_false(audit_anchor_key(&c, k1, id1));
+	assert_memory_equal(k1, zero, 32);
+	c.data_key = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+	assert_true(audit_anchor_key(&c, k1, id1));
+	assert_int_equal(strlen(id1), AUDIT_KEY_ID_LEN);
+	/* derived, not the data key itself */
+	assert_memory_not_equal(k1, "\x00\x01\x02\x03", 4);
+	/* the same key as base64 gives the same anchor key */
+	c.data_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+	assert_true(audit_anchor_key(&c, k2, id2));
+	assert_memory_equal(k1, k2, 32);
+	assert_string_equal(id1, id2);
+	c.data_key = "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+	assert_true(audit_anchor_key(&c, k2, id2));
+	assert_memory_not_equal(k1, k2, 32);
+	assert_string_not_equal(id1, id2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -254,6 +343,9 @@ int main(void)
 		cmocka_unit_test(test_redact_arrays_of_emails),
 		cmocka_unit_test(test_redact_free_text),
 		cmocka_unit_test(test_redact_very_deep),
+		cmocka_unit_test(test_anchor_known_message),
+		cmocka_unit_test(test_anchor_every_field_counts),
+		cmocka_unit_test(test_anchor_key_from_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,10 +23,10 @@ static const struct {
 	    "compliance.legal_hold,compliance.archive,compliance.export,migration.run,"
 	    "security.read,security.sessions_flush,security.blocklist,audit.read,audit.verify,"
 	    "email.send_test,email.outbox,users.read,users.manage,orgs.read,orgs.manage,"
-	    "tenant.read,tenant.write,system.status"},
+	    "tenant.read,tenant.write,system.status,org_users.manage"},
 	{ROLE_PLATFORM_ADMIN,
 	    "legal.publish,legal.report,users.read,users.manage,orgs.read,orgs.manage,"
-	    "email.send_test,email.outbox,system.status,tenant.read,tenant.write"},
+	    "email.send_test,email.outbox,system.status,tenant.read,tenant.write,org_users.manage"},
 	{ROLE_COMPLIANCE,
 	    "compliance.read,compliance.strip_pii,compliance.legal_hold,compliance.archive,"
 	    "compliance.export,legal.report,audit.read,tenant.read"},
@@ -37,7 +37,7 @@ static const struct {
 	    "security.read,security.sessions_flush,security.blocklist,audit.read,audit.verify,"
 	    "compliance.read,compliance.strip_pii,compliance.legal_hold,compliance.archive,"
 	    "compliance.export,users.read,orgs.read,tenant.read,system.status"},
-	{ROLE_ORG_ADMIN, "tenant.read,tenant.write,orgs.read,users.read"},
+	{ROLE_ORG_ADMIN, "tenant.read,tenant.write,orgs.read,users.read,org_users.manage"},
 	{ROLE_MEMBER, "tenant.read"},
 };
 
@@ -137,6 +137,10 @@ static void test_grantable(void **state)
 
 	for (int r = 0; r < ROLE__MAX; r++)
 		assert_int_equal(roles_grantable(member, RS(r)), r == ROLE_MEMBER);
+	/* an org_admin grants the org roles and nothing of platform staff */
+	permset oa = role_perms(RS(ROLE_ORG_ADMIN));
+	for (int r = 0; r < ROLE__MAX; r++)
+		assert_int_equal(roles_grantable(oa, RS(r)), (ROLES_ORG & RS(r)) != 0);
 	/* compliance_officer holds compliance's set, not the other way round */
 	assert_true(roles_grantable(role_perms(RS(ROLE_COMPLIANCE_OFFICER)), RS(ROLE_COMPLIANCE)));
 	assert_false(roles_grantable(role_perms(RS(ROLE_COMPLIANCE)), RS(ROLE_COMPLIANCE_OFFICER)));

@@ -240,6 +240,29 @@ static void test_strings(void **state)
 	assert_true(ct_equal("a", "b", 0));
 }
 
+static void test_parse_ll_range(void **state)
+{
+	(void)state;
+	long long v = 7;
+	assert_true(parse_ll_range("0", 0, 10, &v));
+	assert_int_equal(v, 0);
+	assert_true(parse_ll_range("36500", 0, 36500, &v));
+	assert_int_equal(v, 36500);
+	assert_true(parse_ll_range("-3", -5, 5, &v));
+	assert_int_equal(v, -3);
+	v = 7;
+	assert_false(parse_ll_range("36501", 0, 36500, &v));
+	assert_false(parse_ll_range("-1", 0, 10, &v));
+	assert_false(parse_ll_range("", 0, 10, &v));
+	assert_false(parse_ll_range(NULL, 0, 10, &v));
+	assert_false(parse_ll_range("abc", 0, 10, &v));
+	assert_false(parse_ll_range("5x", 0, 10, &v));
+	assert_false(parse_ll_range(" 5", 0, 10, &v));
+	assert_false(parse_ll_range("+5", 0, 10, &v));
+	assert_false(parse_ll_range("99999999999999999999", 0, 10, &v));
+	assert_int_equal(v, 7); /* untouched on failure */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -252,6 +275,7 @@ int main(void)
 		cmocka_unit_test(test_sha256),
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_url_decode),
+		cmocka_unit_test(test_parse_ll_range),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_loopback),
 		cmocka_unit_test(test_strings),
