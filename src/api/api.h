@@ -126,6 +126,13 @@ void api_compliance_export(struct req *r);
 void api_export(struct req *r);
 void api_compliance_archive(struct req *r);
 
+/* migration.c */
+void api_migration_start(struct req *r);
+void api_migration_status(struct req *r);
+void api_migration_finalize(struct req *r);
+void api_migration_abort(struct req *r);
+void api_migration_history(struct req *r);
+
 /* email.c */
 void api_email_test(struct req *r);
 void api_email_outbox(struct req *r);

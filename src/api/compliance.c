@@ -12,6 +12,7 @@
 #include "db.h"
 #include "dbval.h"
 #include "entity.h"
+#include "tenant_db.h"
 #include "json.h"
 #include "users.h"
 #include "util.h"
@@ -233,7 +234,7 @@ static int strip_fn(struct db *d, void *arg)
 		struct db_param p[] = {DBP_BLOB(x->ids[i].b, 16)};
 		const char *what;
 		bool held;
-		int rc = legal_hold_guard(d, x->r->arena, x->e, x->ids[i].b, &held);
+		int rc = legal_hold_guard(d, d, x->r->arena, x->e, x->ids[i].b, &held);
 
 		if (rc < 0 || db_query(d, x->r->arena, sql, p, 1, &rows) != 0)
 			return -1;

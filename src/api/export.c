@@ -14,6 +14,7 @@
 #include "db.h"
 #include "dbval.h"
 #include "entity.h"
+#include "tenant_db.h"
 #include "json.h"
 #include "log.h"
 #include "users.h"
@@ -286,7 +287,7 @@ static int archive_one(struct db *d, struct archive_tx *x, const uint8_t id[16])
 	struct db_rows rows;
 	struct db_param p[] = {DBP_BLOB(id, 16)};
 	bool held;
-	int rc = legal_hold_guard(d, x->a, x->e, id, &held);
+	int rc = legal_hold_guard(d, d, x->a, x->e, id, &held);
 
 	if (rc < 0)
 		return -1;

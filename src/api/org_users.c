@@ -11,6 +11,7 @@
 #include "auth.h"
 #include "db.h"
 #include "entity.h"
+#include "tenant_db.h"
 #include "users.h"
 #include "util.h"
 

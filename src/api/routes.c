@@ -75,6 +75,16 @@ const struct route routes[] = {
 	    "compliance_export"},
 	{"GET", "/export/:entity", api_export, "compliance.export", 0, "export"},
 
+	/* Runbook 3: only superadmin holds migration.run. */
+	{"POST", "/migration/start", api_migration_start, "migration.run", JSON, "migration_start"},
+	{"GET", "/migration/status/:orgId", api_migration_status, "migration.run", 0,
+	    "migration_status"},
+	{"POST", "/migration/finalize", api_migration_finalize, "migration.run", JSON,
+	    "migration_finalize"},
+	{"POST", "/migration/abort", api_migration_abort, "migration.run", JSON, "migration_abort"},
+	{"GET", "/migration/history", api_migration_history, "migration.run", 0,
+	    "migration_history"},
+
 	{"POST", "/security/sessions/flush", api_sessions_flush, "security.sessions_flush",
 	    AUTH | JSON, "sessions_flush"},
 	{"POST", "/email/test", api_email_test, "email.send_test", JSON, "email_test"},

@@ -15,6 +15,7 @@
 #include "db.h"
 #include "dbval.h"
 #include "entity.h"
+#include "tenant_db.h"
 #include "json.h"
 #include "router.h"
 #include "users.h"
@@ -81,11 +82,13 @@ bool tenant_org_or_reply(struct req *r, const char *id, struct opsd_uuid *org, s
 		reply_error(r, 404, "not_found", "no such org", NULL);
 		return false;
 	}
-	rc = tenant_org_db(r->db, r->arena, org->b, t);
+	rc = tenant_org_db(r->db, r->cfg, r->arena, org->b, t);
 	if (rc < 0)
 		reply_db_error(r);
-	else if (rc > 0)
+	else if (rc == 1)
 		reply_error(r, 404, "not_found", "no such org", NULL);
+	else if (rc == 2)
+		reply_unavailable(r, "the org's database is unreachable");
 	return rc == 0;
 }
 
@@ -246,7 +249,7 @@ struct write_tx {
 	int outcome; /* 0 done, 1 not found, 2 held */
 };
 
-static int create_fn(struct db *d, void *arg)
+static int create_fn(struct tenant_tx *tx, void *arg)
 {
 	struct write_tx *x = arg;
 	const struct entity *e = x->e;
@@ -267,10 +270,14 @@ static int create_fn(struct db *d, void *arg)
 	for (size_t i = 2; i < np; i++)
 		n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", ?");
 	snprintf(sql + n, sizeof(sql) - n, ")");
-	if (db_exec(d, sql, p, np, NULL) != 0)
+	if (db_exec(tx->tdb, sql, p, np, NULL) != 0 ||
+	    tenant_changelog_add(tx, e, x->id.b, "insert") != 0)
 		return -1;
-	return audit_tenant(d, x->r, "tenant.created", e, x->org_s, x->id_s, fields_given(x->r, e));
+	return audit_tenant(tx->control, x->r, "tenant.created", e, x->org_s, x->id_s,
+	    fields_given(x->r, e));
 }
+
+static bool write_or_reply(struct req *r, struct write_tx *x, int (*fn)(struct tenant_tx *, void *));
 
 void api_tenant_create(struct req *r)
 {
@@ -285,20 +292,16 @@ void api_tenant_create(struct req *r)
 		reply_field_error(r, "name", "a contact needs a name or an email");
 		return;
 	}
-	uuid_format(&x.org, x.org_s);
 	uuid7_new(&x.id);
-	uuid_format(&x.id, x.id_s);
-	if (db_tx(t.db, create_fn, &x) != 0) {
-		reply_db_error(r);
+	if (!write_or_reply(r, &x, create_fn))
 		return;
-	}
 	reply_record(r, x.e, t.db, &x.id, 201);
 }
 
 /* ---- update, delete ---------------------------------------------------- */
 
 /* The record must exist in this org and pass the legal-hold guard. */
-static int guarded(struct db *d, struct write_tx *x)
+static int guarded(struct tenant_tx *tx, struct write_tx *x)
 {
 	struct db_rows rows;
 	char sql[160];
@@ -307,13 +310,13 @@ static int guarded(struct db *d, struct write_tx *x)
 	int rc;
 
 	snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = ? AND org_id = ?", x->e->table);
-	if (db_query(d, x->r->arena, sql, p, 2, &rows) != 0)
+	if (db_query(tx->tdb, x->r->arena, sql, p, 2, &rows) != 0)
 		return -1;
 	if (rows.nrows != 1) {
 		x->outcome = 1;
 		return 1;
 	}
-	rc = legal_hold_guard(d, x->r->arena, x->e, x->id.b, &held);
+	rc = legal_hold_guard(tx->tdb, tx->control, x->r->arena, x->e, x->id.b, &held);
 	if (rc != 0) {
 		x->outcome = rc > 0 ? 1 : 0;
 		return rc;
@@ -325,14 +328,14 @@ static int guarded(struct db *d, struct write_tx *x)
 	return 0;
 }
 
-static int patch_fn(struct db *d, void *arg)
+static int patch_fn(struct tenant_tx *tx, void *arg)
 {
 	struct write_tx *x = arg;
 	const struct entity *e = x->e;
 	char sql[512], nums[MAX_COLS][40];
 	struct db_param p[MAX_COLS + 2];
 	size_t n, np = 0;
-	int rc = guarded(d, x);
+	int rc = guarded(tx, x);
 
 	if (rc != 0)
 		return rc;
@@ -345,47 +348,59 @@ static int patch_fn(struct db *d, void *arg)
 	}
 	snprintf(sql + n, sizeof(sql) - n, " WHERE id = ?");
 	p[np++] = DBP_BLOB(x->id.b, 16);
-	if (db_exec(d, sql, p, np, NULL) != 0)
+	if (db_exec(tx->tdb, sql, p, np, NULL) != 0 ||
+	    tenant_changelog_add(tx, e, x->id.b, "update") != 0)
 		return -1;
-	return audit_tenant(d, x->r, "tenant.updated", e, x->org_s, x->id_s, fields_given(x->r, e));
+	return audit_tenant(tx->control, x->r, "tenant.updated", e, x->org_s, x->id_s,
+	    fields_given(x->r, e));
 }
 
-static int delete_fn(struct db *d, void *arg)
+static int delete_fn(struct tenant_tx *tx, void *arg)
 {
 	struct write_tx *x = arg;
 	char sql[128];
 	struct db_param p[] = {DBP_BLOB(x->id.b, 16)};
-	int rc = guarded(d, x);
+	int rc = guarded(tx, x);
 
 	if (rc != 0)
 		return rc;
 	snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", x->e->table);
-	if (db_exec(d, sql, p, 1, NULL) != 0)
+	if (db_exec(tx->tdb, sql, p, 1, NULL) != 0 ||
+	    tenant_changelog_add(tx, x->e, x->id.b, "delete") != 0)
 		return -1;
-	return audit_tenant(d, x->r, "tenant.deleted", x->e, x->org_s, x->id_s, NULL);
+	return audit_tenant(tx->control, x->r, "tenant.deleted", x->e, x->org_s, x->id_s, NULL);
 }
 
-static bool write_or_reply(struct req *r, struct write_tx *x, struct tenant_org *t,
-    int (*fn)(struct db *, void *))
+static bool write_or_reply(struct req *r, struct write_tx *x, int (*fn)(struct tenant_tx *, void *))
 {
 	int rc;
 
 	uuid_format(&x->org, x->org_s);
 	uuid_format(&x->id, x->id_s);
-	rc = db_tx(t->db, fn, x);
-	if (rc < 0) {
+	x->outcome = 0;
+	rc = tenant_write(r->db, r->cfg, r->arena, x->org.b, fn, x);
+	switch (rc) {
+	case TW_OK:
+		return true;
+	case TW_NO_ORG:
+		reply_error(r, 404, "not_found", "no such org", NULL);
+		return false;
+	case TW_FROZEN:
+		reply_org_migrating(r);
+		return false;
+	case TW_UNREACHABLE:
+		reply_unavailable(r, "the org's database is unreachable");
+		return false;
+	case TW_REFUSED:
+		if (x->outcome == 2)
+			reply_error(r, 409, "legal_hold", "the record or its org is on legal hold", NULL);
+		else
+			reply_error(r, 404, "not_found", "no such record", NULL);
+		return false;
+	default:
 		reply_db_error(r);
 		return false;
 	}
-	if (x->outcome == 1) {
-		reply_error(r, 404, "not_found", "no such record", NULL);
-		return false;
-	}
-	if (x->outcome == 2) {
-		reply_error(r, 409, "legal_hold", "the record or its org is on legal hold", NULL);
-		return false;
-	}
-	return true;
 }
 
 void api_tenant_patch(struct req *r)
@@ -396,7 +411,7 @@ void api_tenant_patch(struct req *r)
 	if (!tenant_org_or_reply(r, req_param(r, "orgId"), &x.org, &t) || !uuid_param_or_reply(r, "id", &x.id) ||
 	    !req_validate_or_reply(r, spec_of(x.e, false)) || !emails_or_reply(r, x.e, x.emails))
 		return;
-	if (!write_or_reply(r, &x, &t, patch_fn))
+	if (!write_or_reply(r, &x, patch_fn))
 		return;
 	reply_record(r, x.e, t.db, &x.id, 200);
 }
@@ -409,7 +424,7 @@ void api_tenant_delete(struct req *r)
 
 	if (!tenant_org_or_reply(r, req_param(r, "orgId"), &x.org, &t) || !uuid_param_or_reply(r, "id", &x.id))
 		return;
-	if (!write_or_reply(r, &x, &t, delete_fn))
+	if (!write_or_reply(r, &x, delete_fn))
 		return;
 	o = json_object_new_object();
 	json_object_object_add(o, "deleted", json_object_new_boolean(1));

@@ -82,6 +82,7 @@ static const struct var vars[] = {
 	INT("OPSD_LOGIN_IP_MAX_FAILURES", login_ip_max_failures, "50", 1, 100000),
 	INT("OPSD_SMTP_RETRY_BASE_S", smtp_retry_base_s, "30", 1, 3600),
 	INT("OPSD_SMTP_MAX_ATTEMPTS", smtp_max_attempts, "8", 1, 100),
+	INT("OPSD_MIGRATION_MAX_THREADS_RUNNING", migration_max_threads_running, "32", 0, 100000),
 };
 
 #define NVARS countof(vars)
@@ -95,7 +96,7 @@ const char *const config_variable_names[] = {
 	"SMTP_PASS", "SMTP_FROM", "SMTP_SECURE", "SMTP_TEST_MODE", "TEST_EMAIL_ALLOWLIST",
 	"SMTP_CA_FILE", "OPSD_AUDIT_RETENTION_DAYS", "OPSD_LOG", "OPSD_SCRYPT_LN",
 	"OPSD_LOGIN_MAX_FAILURES", "OPSD_LOGIN_IP_MAX_FAILURES", "OPSD_SMTP_RETRY_BASE_S",
-	"OPSD_SMTP_MAX_ATTEMPTS", NULL,
+	"OPSD_SMTP_MAX_ATTEMPTS", "OPSD_MIGRATION_MAX_THREADS_RUNNING", NULL,
 };
 
 _Static_assert(countof(config_variable_names) == NVARS + 1, "names follow vars[]");

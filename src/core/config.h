@@ -46,6 +46,7 @@ struct opsd_config {
 	char *test_email_allowlist;
 	char *smtp_ca_file;
 	int audit_retention_days; /* 3650 */
+	int migration_max_threads_running; /* the copy waits while the source has more (32) */
 	char *log_target;       /* OPSD_LOG: stderr | syslog | path */
 	int scrypt_ln;          /* OPSD_SCRYPT_LN: log2 of scrypt's N, 17 */
 	int login_max_failures; /* OPSD_LOGIN_MAX_FAILURES per account / 15 min, 5 */

@@ -332,3 +332,70 @@ bool token_well_formed(const char *s)
 	return b64url_decode(s + prefix_len, TOKEN_LEN - prefix_len, raw, sizeof(raw), &got) &&
 	    got == sizeof(raw);
 }
+
+/* ---- secrets at rest --------------------------------------------------- */
+
+#define SEAL_LABEL "opsd secret seal v1"
+#define SEAL_NONCE 12
+#define SEAL_TAG 16
+
+static void seal_key(const uint8_t data_key[32], uint8_t key[32])
+{
+	hmac_sha256(data_key, 32, SEAL_LABEL, strlen(SEAL_LABEL), key);
+}
+
+bool secret_seal(const uint8_t data_key[32], const char *plain, char *out, size_t out_len)
+{
+	size_t n = strlen(plain);
+	uint8_t key[32], *buf = malloc(SEAL_NONCE + n + SEAL_TAG);
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	int len = 0, fin = 0;
+	bool ok = false;
+
+	if (!buf || !ctx || n > 4096 || out_len < SEALED_LEN(n) || !random_bytes(buf, SEAL_NONCE))
+		goto out;
+	seal_key(data_key, key);
+	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, buf) != 1 ||
+	    EVP_EncryptUpdate(ctx, buf + SEAL_NONCE, &len, (const uint8_t *)plain, (int)n) != 1 ||
+	    EVP_EncryptFinal_ex(ctx, buf + SEAL_NONCE + len, &fin) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG, buf + SEAL_NONCE + n) != 1)
+		goto out;
+	ok = b64url_encode(buf, SEAL_NONCE + n + SEAL_TAG, out, out_len) > 0;
+out:
+	OPENSSL_cleanse(key, sizeof(key));
+	if (buf) {
+		OPENSSL_cleanse(buf, SEAL_NONCE + n + SEAL_TAG);
+		free(buf);
+	}
+	EVP_CIPHER_CTX_free(ctx);
+	return ok;
+}
+
+bool secret_open(const uint8_t data_key[32], const char *sealed, char *out, size_t out_len)
+{
+	size_t slen = strlen(sealed), n = 0;
+	uint8_t key[32], *buf = malloc(slen + 1);
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	int len = 0, fin = 0;
+	bool ok = false;
+
+	if (!buf || !ctx || !b64url_decode(sealed, slen, buf, slen + 1, &n) ||
+	    n < SEAL_NONCE + SEAL_TAG || n - SEAL_NONCE - SEAL_TAG >= out_len)
+		goto out;
+	n -= SEAL_NONCE + SEAL_TAG;
+	seal_key(data_key, key);
+	if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, buf) != 1 ||
+	    EVP_DecryptUpdate(ctx, (uint8_t *)out, &len, buf + SEAL_NONCE, (int)n) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG, buf + SEAL_NONCE + n) != 1 ||
+	    EVP_DecryptFinal_ex(ctx, (uint8_t *)out + len, &fin) != 1)
+		goto out;
+	out[n] = '\0';
+	ok = true;
+out:
+	if (!ok && out_len)
+		OPENSSL_cleanse(out, out_len);
+	OPENSSL_cleanse(key, sizeof(key));
+	free(buf);
+	EVP_CIPHER_CTX_free(ctx);
+	return ok;
+}

@@ -49,4 +49,12 @@ bool token_new(char out[TOKEN_LEN + 1]);
 /* Shape check before any lookup (prefix, length, alphabet). */
 bool token_well_formed(const char *s);
 
+/* Secrets at rest (migration targets, SPEC §10): AES-256-GCM under a key
+ * derived from OPSD_DATA_KEY, as base64url(nonce(12) | ciphertext | tag(16)).
+ * seal returns false on failure; open returns false when the text was not
+ * sealed under this key or was altered. SEALED_LEN(n) sizes seal's out. */
+#define SEALED_LEN(n) (((12 + (n) + 16) * 4 + 2) / 3 + 1)
+bool secret_seal(const uint8_t data_key[32], const char *plain, char *out, size_t out_len);
+bool secret_open(const uint8_t data_key[32], const char *sealed, char *out, size_t out_len);
+
 #endif

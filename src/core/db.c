@@ -506,7 +506,7 @@ static int bind_params(struct db *d, MYSQL_STMT *st, const struct db_param *p, s
 		case DB_STR:
 			b[i].buffer_type = MYSQL_TYPE_STRING;
 			b[i].buffer = (void *)p[i].ptr;
-			b[i].buffer_length = strlen(p[i].ptr);
+			b[i].buffer_length = p[i].len ? p[i].len : strlen(p[i].ptr);
 			break;
 		case DB_BLOB:
 			b[i].buffer_type = MYSQL_TYPE_BLOB;
@@ -824,4 +824,9 @@ int db_tx(struct db *d, int (*fn)(struct db *d, void *ctx), void *ctx)
 			return rc;
 		backoff(attempt + 1);
 	}
+}
+
+bool db_retryable(const struct db *d)
+{
+	return d && (d->err_no == ER_LOCK_DEADLOCK || d->err_no == ER_LOCK_WAIT_TIMEOUT);
 }

@@ -59,6 +59,8 @@ static inline struct db_param db_param_str(const char *s)
 #define DBP_STR(s) db_param_str(s)
 #define DBP_I64(v) ((struct db_param){DB_I64, NULL, 0, (long long)(v)})
 #define DBP_BLOB(p, n) ((struct db_param){DB_BLOB, (p), (n), 0})
+/* Text of a known length (a value copied from another result set). */
+#define DBP_STRN(p, n) ((struct db_param){DB_STR, (p), (n), 0})
 
 /* Result set copied into the arena: every value as bytes plus NUL (NULL for
  * SQL NULL), with its length. */
@@ -91,5 +93,8 @@ int db_rollback(struct db *d);
  * non-zero or COMMIT fails; retried up to 3 times on deadlock or lock wait
  * timeout. Returns fn's result, or -1 on a database error. */
 int db_tx(struct db *d, int (*fn)(struct db *d, void *ctx), void *ctx);
+/* The last error was a deadlock or lock wait timeout: the transaction may
+ * be run again. */
+bool db_retryable(const struct db *d);
 
 #endif

@@ -59,6 +59,11 @@ const struct entity *entity_find(const char *name)
 	return NULL;
 }
 
+static bool flag_set(const char *v)
+{
+	return v && strcmp(v, "0") != 0;
+}
+
 const char *entity_redacted_value(const struct entity_column *c, const uint8_t id[16], char *buf,
     size_t len)
 {
@@ -79,45 +84,63 @@ const char *entity_redacted_value(const struct entity_column *c, const uint8_t i
 	}
 }
 
-int tenant_org_db(struct db *control, struct arena *a, const uint8_t org[16], struct tenant_org *out)
-{
-	struct db_rows rows;
-	struct db_param p[] = {DBP_BLOB(org, 16)};
-
-	memset(out, 0, sizeof(*out));
-	if (db_query(control, a, "SELECT db_mode, legal_hold FROM orgs WHERE id = ?", p, 1, &rows) != 0)
-		return -1;
-	if (rows.nrows != 1)
-		return 1;
-	out->legal_hold = rows.val[0][1] && strcmp(rows.val[0][1], "0") != 0;
-	/* Dedicated databases arrive with tenant migration; until then every
-	 * org's records live in the shared database. */
-	out->db = control;
-	return 0;
-}
-
-int legal_hold_guard(struct db *d, struct arena *a, const struct entity *e, const uint8_t id[16],
-    bool *held)
+int legal_hold_guard(struct db *d, struct db *control, struct arena *a, const struct entity *e,
+    const uint8_t id[16], bool *held)
 {
 	char sql[256];
 	struct db_rows rows;
 	struct db_param p[] = {DBP_BLOB(id, 16)};
+	bool is_org = strcmp(e->org_column, "id") == 0;
 
 	*held = false;
-	if (strcmp(e->org_column, "id") == 0)
-		snprintf(sql, sizeof(sql), "SELECT legal_hold, legal_hold FROM %s WHERE id = ? FOR UPDATE",
-		    e->table);
-	else
-		snprintf(sql, sizeof(sql),
-		    "SELECT t.legal_hold, COALESCE(o.legal_hold, 0) FROM %s t"
-		    " LEFT JOIN orgs o ON o.id = t.%s WHERE t.id = ? FOR UPDATE",
-		    e->table, e->org_column);
+	snprintf(sql, sizeof(sql), "SELECT legal_hold, %s FROM %s WHERE id = ? FOR UPDATE",
+	    e->org_column, e->table);
 	if (db_query(d, a, sql, p, 1, &rows) != 0)
 		return -1;
 	if (rows.nrows != 1)
 		return 1;
-	*held = strcmp(rows.val[0][0] ? rows.val[0][0] : "0", "0") != 0 ||
-	    strcmp(rows.val[0][1] ? rows.val[0][1] : "0", "0") != 0;
+	*held = flag_set(rows.val[0][0]);
+	if (*held || is_org || !rows.val[0][1] || rows.len[0][1] != 16)
+		return 0;
+	{
+		struct db_rows org;
+		struct db_param q[] = {DBP_BLOB(rows.val[0][1], 16)};
+
+		if (db_query(control, a, "SELECT legal_hold FROM orgs WHERE id = ? LOCK IN SHARE MODE", q,
+		        1, &org) != 0)
+			return -1;
+		*held = org.nrows == 1 && flag_set(org.val[0][0]);
+	}
+	return 0;
+}
+
+int legal_hold_org_any(struct db *tdb, struct db *control, struct arena *a, const uint8_t org[16],
+    bool *held)
+{
+	struct db_rows rows;
+	struct db_param p[] = {DBP_BLOB(org, 16)};
+
+	*held = false;
+	if (db_query(control, a, "SELECT legal_hold FROM orgs WHERE id = ?", p, 1, &rows) != 0)
+		return -1;
+	if (rows.nrows == 1 && flag_set(rows.val[0][0])) {
+		*held = true;
+		return 0;
+	}
+	for (size_t i = 0; i < nentities; i++) {
+		char sql[160];
+
+		if (!entities[i].tenant)
+			continue;
+		snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE org_id = ? AND legal_hold = 1 LIMIT 1",
+		    entities[i].table);
+		if (db_query(tdb, a, sql, p, 1, &rows) != 0)
+			return -1;
+		if (rows.nrows) {
+			*held = true;
+			return 0;
+		}
+	}
 	return 0;
 }
 

@@ -51,21 +51,18 @@ const struct entity *entity_find(const char *name);
 const char *entity_redacted_value(const struct entity_column *c, const uint8_t id[16],
     char *buf, size_t len);
 
-/* The one routing function: the database holding an org's tenant records
- * (the shared one now; a dedicated one after a migration) and whether the
- * org exists and is on legal hold. 0, 1 when the org does not exist, -1 on
- * a database error. */
-struct tenant_org {
-	struct db *db;
-	bool legal_hold;
-};
-int tenant_org_db(struct db *control, struct arena *a, const uint8_t org[16], struct tenant_org *out);
-
 /* The one legal-hold guard of every destructive path (update, delete,
  * strip, archive, retention purge, migration): true when the record or its
- * org is held. Locks the row (FOR UPDATE) inside the caller's transaction.
- * -1 on a database error, 1 when the record does not exist, 0 otherwise. */
-int legal_hold_guard(struct db *d, struct arena *a, const struct entity *e, const uint8_t id[16],
+ * org is held. Locks the record (FOR UPDATE) in d, where the entity lives
+ * (the org's tenant database for tenant entities), and reads its org's hold
+ * from control in share mode, so concurrent writes of one org never wait
+ * on each other for it. Both inside the caller's transactions. -1 on a
+ * database error, 1 when the record does not exist, 0 otherwise. */
+int legal_hold_guard(struct db *d, struct db *control, struct arena *a, const struct entity *e,
+    const uint8_t id[16], bool *held);
+/* The guard's rule over a whole org (migration): the org or any of its
+ * tenant records in tdb is held. -1, or 0 with *held set. */
+int legal_hold_org_any(struct db *tdb, struct db *control, struct arena *a, const uint8_t org[16],
     bool *held);
 
 /* The same rule as a set, for paths that judge many records at once

@@ -124,6 +124,19 @@ void reply_db_error(struct req *r)
 	    NULL);
 }
 
+void reply_unavailable(struct req *r, const char *message)
+{
+	reply_header(r, "Retry-After", "5");
+	reply_error(r, 503, "unavailable", message, NULL);
+}
+
+void reply_org_migrating(struct req *r)
+{
+	reply_header(r, "Retry-After", "2");
+	reply_error(r, 503, "org_migrating",
+	    "this org is moving to another database; writes resume within seconds", NULL);
+}
+
 void reply_invalid(struct req *r, struct json_object *details)
 {
 	reply_error(r, 400, "validation_failed", "the request body has invalid fields", details);

@@ -95,6 +95,12 @@ void reply_error(struct req *r, int status, const char *code,
 /* 503 unavailable with Retry-After when MariaDB is down, else 500
  * internal_error (the log line with the request id has db_error()). */
 void reply_db_error(struct req *r);
+/* 503 unavailable with Retry-After 5 and the message (a dependency other
+ * than the control database is down). */
+void reply_unavailable(struct req *r, const char *message);
+/* 503 org_migrating with Retry-After 2: the org's writes are frozen for a
+ * tenant migration's cut-over (seconds). */
+void reply_org_migrating(struct req *r);
 /* 429 rate_limited with Retry-After and the RateLimit-* headers. */
 void reply_rate_limited(struct req *r, long retry_after_s, long limit);
 /* 400 validation_failed for one field: {"fields":{field: reason}}. */

@@ -5,6 +5,7 @@
 
 #include "buf.h"
 #include "metrics.h"
+#include "migration.h"
 #include "scoreboard.h"
 #include "util.h"
 
@@ -33,6 +34,8 @@ static const char *const email_outcomes[EMAIL__MAX] = {
 
 struct metrics_shm {
 	uint64_t emails[EMAIL__MAX];
+	uint64_t migrations[MIG__MAX];
+	uint64_t migration_rows;
 	uint64_t requests[NROWS][NSTATUS];
 	uint64_t hist[NROWS][NBUCKETS];
 	uint64_t sum_us[NROWS];
@@ -101,6 +104,34 @@ void metrics_email(enum email_outcome o)
 {
 	if (shm && (unsigned)o < EMAIL__MAX)
 		__atomic_add_fetch(&shm->emails[o], 1, __ATOMIC_RELAXED);
+}
+
+void metrics_migration(const char *status)
+{
+	int i = mig_status_from_name(status);
+
+	if (shm && i >= 0)
+		__atomic_add_fetch(&shm->migrations[i], 1, __ATOMIC_RELAXED);
+}
+
+void metrics_migration_rows(uint64_t n)
+{
+	if (shm)
+		__atomic_add_fetch(&shm->migration_rows, n, __ATOMIC_RELAXED);
+}
+
+static void render_migrations(struct buf *out)
+{
+	buf_puts(out, "# HELP opsd_migrations_total Tenant migrations entering each status.\n"
+		      "# TYPE opsd_migrations_total counter\n");
+	for (int i = 0; i < MIG__MAX; i++)
+		buf_printf(out, "opsd_migrations_total{status=\"%s\"} %llu\n", mig_status_name(i),
+		    (unsigned long long)__atomic_load_n(&shm->migrations[i], __ATOMIC_RELAXED));
+	buf_printf(out,
+	    "# HELP opsd_migration_rows_copied_total Rows copied by tenant migrations (copy and"
+	    " catch-up).\n# TYPE opsd_migration_rows_copied_total counter\n"
+	    "opsd_migration_rows_copied_total %llu\n",
+	    (unsigned long long)__atomic_load_n(&shm->migration_rows, __ATOMIC_RELAXED));
 }
 
 static void render_emails(struct buf *out)
@@ -208,6 +239,7 @@ void metrics_render(struct buf *out, const char *const *route_names, size_t nrou
 		render_requests(out, route_names, nroutes);
 		render_latency(out, route_names, nroutes);
 		render_emails(out);
+		render_migrations(out);
 	}
 	if (sb)
 		render_pool(out, sb);

@@ -20,6 +20,10 @@ void metrics_request(int route, int status, int64_t duration_us);
 /* Email delivery outcomes: opsd_emails_total{outcome}. */
 enum email_outcome { EMAIL_SENT, EMAIL_FAILED, EMAIL_RETRY, EMAIL_SUPPRESSED, EMAIL__MAX };
 void metrics_email(enum email_outcome o);
+/* opsd_migrations_total{status} (a status name of migration.h) and
+ * opsd_migration_rows_copied_total. */
+void metrics_migration(const char *status);
+void metrics_migration_rows(uint64_t n);
 
 /* Renders every series. route_names has nroutes entries. */
 void metrics_render(struct buf *out, const char *const *route_names, size_t nroutes,

@@ -10,12 +10,13 @@
 #include "legal.h"
 #include "log.h"
 #include "mail.h"
+#include "migration.h"
 #include "scoreboard.h"
 #include "util.h"
 
-/* One entry per kind of background work; later issues add the outbox,
- * migrations, retention and blocklist expiry here. Each runs at most every
- * interval_ms and must return promptly (work in bounded batches). */
+/* One entry per kind of background work. Each runs at most every
+ * interval_ms and must return promptly (work in bounded batches): -1 on
+ * failure, 0 done for now, 1 more to do at once. */
 struct job {
 	const char *name;
 	int interval_ms;
@@ -27,6 +28,8 @@ static const struct job jobs[] = {
 	{"legal_notify", 1000, legal_notify_batch},
 	{"sessions_expire", 60 * 1000, sessions_expire},
 	{"audit_retention", 60 * 1000, audit_retention_job},
+	/* Tenant migrations: returns 1 while it has more to do at once. */
+	{"migrations", 0, mig_job},
 };
 
 static volatile sig_atomic_t stopping;
@@ -70,6 +73,8 @@ int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 	log_msg(LL_INFO, "jobs_started", "jobs process ready");
 	while (!stopping) {
 		int64_t now = mono_ms();
+		bool busy = false;
+		int rc;
 
 		for (size_t i = 0; i < countof(jobs) && !stopping; i++) {
 			const struct job *j = &jobs[i];
@@ -84,12 +89,15 @@ int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 			if (db_ensure(db) != 0)
 				break;
 			scoreboard_set_state(sb, slot, SB_BUSY);
-			if (j->run(db, cfg) != 0)
+			rc = j->run(db, cfg);
+			if (rc < 0)
 				log_msg(LL_ERROR, "job_failed", "%s", j->name);
+			busy |= rc > 0;
 			scoreboard_set_state(sb, slot, SB_IDLE);
 		}
-		/* Sleeps are interrupted by the stop signals (no SA_RESTART). */
-		poll(NULL, 0, 500);
+		/* Sleeps are interrupted by the stop signals (no SA_RESTART); a job
+		 * with more work to do now skips the sleep. */
+		poll(NULL, 0, busy ? 0 : 500);
 	}
 	db_close(db);
 	return 0;

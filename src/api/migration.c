@@ -1,0 +1,223 @@
+/* Runbook 3 (SPEC §10): moving one org's tenant rows between the shared
+ * database and a dedicated one. The engine is core/migration.c; these
+ * handlers validate, call it and answer with its status document. Only
+ * superadmin holds migration.run (the route table says so). */
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "api.h"
+#include "audit.h"
+#include "config.h"
+#include "db.h"
+#include "json.h"
+#include "migration.h"
+
+static const char *const directions[] = {"shared_to_dedicated", "dedicated_to_shared", NULL};
+
+static const struct field_spec start_spec[] = {
+	{"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
+	{"direction", FT_ENUM, FIELD_REQUIRED, 0, 0, directions},
+	{"chunkSize", FT_INT, 0, 1, MIG_CHUNK_MAX, NULL},
+	{"targetUri", FT_STRING, 0, 1, 1000, NULL},
+	{"dbName", FT_STRING, 0, 1, 64, NULL},
+	{"dryRun", FT_BOOL, 0, 0, 0, NULL},
+	{"overrideLegalHold", FT_BOOL, 0, 0, 0, NULL},
+	{"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
+	{NULL, 0, 0, 0, 0, NULL},
+};
+
+static const struct field_spec finalize_spec[] = {
+	{"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
+	{NULL, 0, 0, 0, 0, NULL},
+};
+
+static const struct field_spec abort_spec[] = {
+	{"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
+	{"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
+	{NULL, 0, 0, 0, 0, NULL},
+};
+
+/* A short password matches too much text to be worth withholding for. */
+#define PASS_MIN_CHECKED 4
+
+/* true when text holds the URI or its (decoded) password. */
+static bool holds_credentials(const char *text, const char *uri)
+{
+	struct db_uri u;
+	char err[256];
+	bool hit;
+
+	if (!uri || !*uri)
+		return false;
+	hit = strstr(text, uri) != NULL;
+	if (!hit && db_uri_parse(uri, &u, err, sizeof(err)) && strlen(u.pass) >= PASS_MIN_CHECKED)
+		hit = strstr(text, u.pass) != NULL;
+	explicit_bzero(&u, sizeof(u));
+	return hit;
+}
+
+/* The core promises a reason without the password; should one slip
+ * through anyway, the client never sees it. */
+static const char *detail_safe(const struct req *r, const char *detail, const char *target_uri)
+{
+	if (!detail || !*detail)
+		return NULL;
+	if (holds_credentials(detail, target_uri) ||
+	    holds_credentials(detail, r->cfg->dedicated_db_uri))
+		return "(withheld: it named the target's credentials)";
+	return detail;
+}
+
+/* A refusal of the core in the SPEC §5 envelope: a bad field of the body is
+ * a 400 validation_failed naming it; any other keeps the core's status and
+ * code with the field it concerns. detail (may be NULL) becomes
+ * details.reason. */
+static void reply_mig_err(struct req *r, enum mig_err e, const char *detail)
+{
+	const struct mig_err_info *info = mig_err_describe(e);
+	struct json_object *d;
+
+	if (e == MIG_E_DB) {
+		reply_db_error(r);
+		return;
+	}
+	d = json_object_new_object();
+	if (detail)
+		json_object_object_add(d, "reason", json_object_new_string(detail));
+	if (info->field && strcmp(info->code, "validation_failed") == 0) {
+		struct json_object *f = json_object_new_object();
+
+		json_object_object_add(f, info->field, json_object_new_string(info->message));
+		json_object_object_add(d, "fields", f);
+		reply_invalid(r, d);
+		return;
+	}
+	if (info->field)
+		json_object_object_add(d, "field", json_object_new_string(info->field));
+	reply_error(r, info->http, info->code, info->message, d);
+}
+
+/* The org's status document, or the refusal. */
+static void reply_status_doc(struct req *r, int status, const char *org)
+{
+	enum mig_err e = MIG_E_DB;
+	struct json_object *doc = mig_status_json(r->db, r->arena, org, &e);
+
+	if (!doc) {
+		reply_mig_err(r, e, NULL);
+		return;
+	}
+	reply_json(r, status, doc);
+}
+
+/* The lower-case form of an orgId the field table already checked. */
+static void org_canonical(const char *in, char out[UUID_STR_LEN + 1])
+{
+	struct opsd_uuid u;
+
+	if (uuid_parse(in, &u))
+		uuid_format(&u, out);
+	else
+		out[0] = '\0';
+}
+
+void api_migration_start(struct req *r)
+{
+	struct audit_actor a;
+	struct mig_request m;
+	char org[UUID_STR_LEN + 1], id[UUID_STR_LEN + 1] = "", detail[512] = "";
+	enum mig_err e;
+
+	if (!req_validate_or_reply(r, start_spec))
+		return;
+	org_canonical(json_get_str(r->json, "orgId", ""), org);
+	m = (struct mig_request){
+		.org_id = org,
+		.direction = json_get_str(r->json, "direction", NULL),
+		.chunk_size = json_get_int(r->json, "chunkSize", 0),
+		.target_uri = json_get_str(r->json, "targetUri", NULL),
+		.db_name = json_get_str(r->json, "dbName", NULL),
+		.dry_run = json_get_bool(r->json, "dryRun", false),
+		.override_legal_hold = json_get_bool(r->json, "overrideLegalHold", false),
+		.reason = json_get_str(r->json, "reason", NULL),
+	};
+	req_actor(r, &a);
+	e = mig_start(r->db, r->cfg, &a, &m, id, detail, sizeof(detail));
+	if (e != MIG_OK) {
+		reply_mig_err(r, e, detail_safe(r, detail, m.target_uri));
+		return;
+	}
+	reply_status_doc(r, 202, org);
+}
+
+void api_migration_status(struct req *r)
+{
+	struct opsd_uuid u;
+	char org[UUID_STR_LEN + 1];
+
+	if (!uuid_param_or_reply(r, "orgId", &u))
+		return;
+	uuid_format(&u, org);
+	reply_status_doc(r, 200, org);
+}
+
+void api_migration_finalize(struct req *r)
+{
+	struct audit_actor a;
+	char org[UUID_STR_LEN + 1], detail[512] = "";
+	enum mig_err e;
+
+	if (!req_validate_or_reply(r, finalize_spec))
+		return;
+	org_canonical(json_get_str(r->json, "orgId", ""), org);
+	req_actor(r, &a);
+	e = mig_finalize(r->db, r->cfg, &a, org, detail, sizeof(detail));
+	if (e != MIG_OK) {
+		reply_mig_err(r, e, detail_safe(r, detail, NULL));
+		return;
+	}
+	reply_status_doc(r, 202, org);
+}
+
+void api_migration_abort(struct req *r)
+{
+	struct audit_actor a;
+	char org[UUID_STR_LEN + 1];
+	enum mig_err e;
+
+	if (!req_validate_or_reply(r, abort_spec))
+		return;
+	org_canonical(json_get_str(r->json, "orgId", ""), org);
+	req_actor(r, &a);
+	e = mig_abort(r->db, r->cfg, &a, org, json_get_str(r->json, "reason", NULL));
+	if (e != MIG_OK) {
+		reply_mig_err(r, e, NULL);
+		return;
+	}
+	reply_status_doc(r, 202, org);
+}
+
+void api_migration_history(struct req *r)
+{
+	const char *q = req_query(r, "orgId");
+	struct opsd_uuid u;
+	char org[UUID_STR_LEN + 1];
+	enum mig_err e = MIG_E_DB;
+	struct json_object *doc;
+
+	if (!q || !*q) {
+		reply_field_error(r, "orgId", "required");
+		return;
+	}
+	if (!uuid_parse(q, &u)) {
+		reply_field_error(r, "orgId", "must be a UUID");
+		return;
+	}
+	uuid_format(&u, org);
+	if (!(doc = mig_history_json(r->db, r->arena, org, &e))) {
+		reply_mig_err(r, e, NULL);
+		return;
+	}
+	reply_json(r, 200, doc);
+}

@@ -1,0 +1,1991 @@
+/* Tenant migration (see migration.h): the control plane the API and opsctl
+ * call, and the engine the jobs process runs. Every step is written to the
+ * migrations / migration_tables rows before or with its effect, so the
+ * engine can be killed anywhere and resumes from the rows. */
+#include <ctype.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <openssl/crypto.h>
+
+#include "arena.h"
+#include "audit.h"
+#include "config.h"
+#include "crypto.h"
+#include "db.h"
+#include "dbval.h"
+#include "entity.h"
+#include "log.h"
+#include "metrics.h"
+#include "migration.h"
+#include "schema.h"
+#include "tenant_db.h"
+#include "util.h"
+
+static const char *const status_names[] = {
+	[MIG_PENDING] = "pending",
+	[MIG_COPYING] = "copying",
+	[MIG_CATCHING_UP] = "catching_up",
+	[MIG_VERIFYING] = "verifying",
+	[MIG_READY] = "ready_for_cutover",
+	[MIG_CUTTING_OVER] = "cutting_over",
+	[MIG_COMPLETED] = "completed",
+	[MIG_ABORTING] = "aborting",
+	[MIG_ABORTED] = "aborted",
+	[MIG_FAILED] = "failed",
+};
+
+const char *mig_status_name(enum mig_status s)
+{
+	return (unsigned)s < MIG__MAX ? status_names[s] : NULL;
+}
+
+int mig_status_from_name(const char *name)
+{
+	for (int i = 0; name && i < MIG__MAX; i++)
+		if (strcmp(status_names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+static const struct mig_err_info err_table[] = {
+	[MIG_OK] = {200, "ok", NULL, "ok"},
+	[MIG_E_DB] = {503, "unavailable", NULL, "the database is unavailable"},
+	[MIG_E_NO_ORG] = {404, "not_found", NULL, "no such org"},
+	[MIG_E_NO_MIGRATION] = {404, "not_found", NULL, "this org has no migration"},
+	[MIG_E_DIRECTION] = {409, "conflict", "direction", "the org's database mode does not allow this direction"},
+	[MIG_E_CHUNK] = {400, "validation_failed", "chunkSize", "must be an integer between 1 and 100000"},
+	[MIG_E_URI] = {400, "validation_failed", "targetUri", "must look like mysql://user:pass@host[:port]/db"},
+	[MIG_E_DBNAME] = {400, "validation_failed", "dbName", "must be 1 to 64 of [a-z0-9_], starting with a letter"},
+	[MIG_E_NO_TARGET] = {400, "validation_failed", "targetUri", "required: OPSD_DEDICATED_DB_URI is not set"},
+	[MIG_E_NO_KEY] = {409, "data_key_required", NULL, "OPSD_DATA_KEY must be set to store target credentials"},
+	[MIG_E_UNREACHABLE] = {400, "target_unreachable", "targetUri", "the target database cannot be reached"},
+	[MIG_E_TARGET_NOT_EMPTY] = {409, "conflict", "dbName", "the target already holds rows of this org"},
+	[MIG_E_IN_PROGRESS] = {409, "migration_in_progress", NULL, "a migration of this org is already running"},
+	[MIG_E_LEGAL_HOLD] = {409, "legal_hold", NULL, "the org or one of its records is on legal hold"},
+	[MIG_E_REASON] = {400, "validation_failed", "reason", "required"},
+	[MIG_E_NOT_READY] = {409, "conflict", NULL, "only a migration in ready_for_cutover can be finalized"},
+	[MIG_E_FINISHED] = {409, "conflict", NULL, "the migration has finished or already switched"},
+};
+
+const struct mig_err_info *mig_err_describe(enum mig_err e)
+{
+	return &err_table[(unsigned)e < MIG_E__MAX ? e : MIG_E_DB];
+}
+
+/* ---- common ------------------------------------------------------------ */
+
+#define MIG_COLUMNS                                                                           \
+	"id, org_id, direction, status, phase, dry_run, chunk_size, target_sealed,"           \
+	" target_redacted, db_name, target_db_created, override_legal_hold, reason,"          \
+	" abort_reason, snapshot_changelog_id, applied_changelog_id, verify_round,"           \
+	" verification, report, freeze_ms, throttle_reason, error, progress_pct_audited,"      \
+	" TIMESTAMPDIFF(SECOND, IFNULL(progress_audited_at, created_at), NOW(3)), lease_holder," \
+	" TIMESTAMPDIFF(MICROSECOND, copy_started_at, IFNULL(copy_finished_at, NOW(3))),"      \
+	" created_at, updated_at, finished_at, created_by, source_sealed"
+enum {
+	M_ID, M_ORG, M_DIRECTION, M_STATUS, M_PHASE, M_DRY, M_CHUNK, M_SEALED, M_REDACTED, M_DBNAME,
+	M_CREATED_DB, M_OVERRIDE, M_REASON, M_ABORT_REASON, M_SNAPSHOT, M_APPLIED, M_ROUND,
+	M_VERIFICATION, M_REPORT, M_FREEZE_MS, M_THROTTLE, M_ERROR, M_PCT_AUDITED,
+	M_SINCE_AUDIT, M_LEASE, M_COPY_US, M_CREATED_AT, M_UPDATED_AT, M_FINISHED_AT, M_CREATED_BY,
+	M_SOURCE_SEALED,
+};
+
+/* One migration row, as the engine and the control plane read it. */
+struct mig {
+	uint8_t id[16], org[16];
+	char id_s[UUID_STR_LEN + 1], org_s[UUID_STR_LEN + 1];
+	enum mig_status status;
+	const char *phase;
+	bool to_dedicated, dry_run, created_db, override;
+	int chunk;
+	const char *sealed, *redacted, *db_name, *lease, *source_sealed;
+	int64_t snapshot, applied;
+	int pct_audited;
+	long long since_audit;
+};
+
+static bool flag(const char *v)
+{
+	return v && strcmp(v, "0") != 0;
+}
+
+static long long num(const char *v)
+{
+	return v ? strtoll(v, NULL, 10) : 0;
+}
+
+static void mig_from_row(const struct db_rows *rows, size_t r, struct mig *m)
+{
+	char *const *v = rows->val[r];
+
+	memset(m, 0, sizeof(*m));
+	memcpy(m->id, v[M_ID], 16);
+	memcpy(m->org, v[M_ORG], 16);
+	dbv_uuid(v[M_ID], rows->len[r][M_ID], m->id_s);
+	dbv_uuid(v[M_ORG], rows->len[r][M_ORG], m->org_s);
+	m->to_dedicated = strcmp(v[M_DIRECTION], "shared_to_dedicated") == 0;
+	m->status = (enum mig_status)mig_status_from_name(v[M_STATUS]);
+	m->phase = v[M_PHASE] ? v[M_PHASE] : "";
+	m->dry_run = flag(v[M_DRY]);
+	m->chunk = (int)num(v[M_CHUNK]);
+	m->sealed = v[M_SEALED];
+	m->redacted = v[M_REDACTED];
+	m->db_name = v[M_DBNAME];
+	m->created_db = flag(v[M_CREATED_DB]);
+	m->override = flag(v[M_OVERRIDE]);
+	m->snapshot = num(v[M_SNAPSHOT]);
+	m->applied = num(v[M_APPLIED]);
+	m->pct_audited = (int)num(v[M_PCT_AUDITED]);
+	m->since_audit = num(v[M_SINCE_AUDIT]);
+	m->lease = v[M_LEASE];
+	m->source_sealed = v[M_SOURCE_SEALED];
+}
+
+/* The latest migration of an org (active ones first). 1 found, 0 none, -1. */
+static int mig_latest(struct db *control, struct arena *a, const uint8_t org[16],
+    struct db_rows *rows)
+{
+	struct db_param p[] = {DBP_BLOB(org, 16)};
+
+	if (db_query(control, a,
+	        "SELECT " MIG_COLUMNS " FROM migrations WHERE org_id = ?"
+	        " ORDER BY active_org IS NULL, created_at DESC, id DESC LIMIT 1",
+	        p, 1, rows) != 0)
+		return -1;
+	return rows->nrows == 1;
+}
+
+/* The tenant tables a migration moves: the tenant entities of the one
+ * entity table. */
+#define MAX_TABLES 8
+static size_t tenant_tables(const char *out[MAX_TABLES])
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < nentities && n < MAX_TABLES; i++)
+		if (entities[i].tenant)
+			out[n++] = entities[i].table;
+	return n;
+}
+
+static bool known_table(const char *name)
+{
+	const char *t[MAX_TABLES];
+	size_t n = tenant_tables(t);
+
+	for (size_t i = 0; name && i < n; i++)
+		if (strcmp(t[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* ^[a-z][a-z0-9_]{0,63}$: safe to quote into DDL. */
+static bool db_name_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n < 1 || n > 64 || !(s[0] >= 'a' && s[0] <= 'z'))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	return true;
+}
+
+/* uri with its database name replaced by db ("" for the server only). The
+ * path starts at the first '/' after the last '@' (the password is
+ * percent-encoded, so it holds neither '@' nor '/'). */
+static bool uri_with_db(const char *uri, const char *db, char *out, size_t len)
+{
+	const char *scheme = strstr(uri, "://"), *at, *path, *query;
+
+	if (!scheme)
+		return false;
+	at = strrchr(scheme + 3, '@');
+	path = strchr(at ? at : scheme + 3, '/');
+	query = strchr(at ? at : scheme + 3, '?');
+	if (!path || (query && query < path))
+		path = query ? query : uri + strlen(uri);
+	query = strchr(path, '?');
+	return (size_t)snprintf(out, len, "%.*s/%s%s", (int)(path - uri), uri, db,
+	           query ? query : "") < len;
+}
+
+/* The engine's name for itself in leases: host:pid. */
+static const char *holder_name(void)
+{
+	static char name[128];
+
+	if (!name[0]) {
+		char host[64] = "host";
+
+		gethostname(host, sizeof(host) - 1);
+		snprintf(name, sizeof(name), "%s:%ld", host, (long)getpid());
+	}
+	return name;
+}
+
+static int set_error(struct db *control, const struct mig *m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int set_error(struct db *control, const struct mig *m, const char *fmt, ...)
+{
+	char msg[1000];
+	va_list ap;
+	struct db_param p[2];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	p[0] = DBP_STR(msg);
+	p[1] = DBP_BLOB(m->id, 16);
+	log_msg(LL_WARN, "migration_error", "%s: %s", m->id_s, msg);
+	return db_exec(control, "UPDATE migrations SET error = ? WHERE id = ?", p, 2, NULL);
+}
+
+static const struct audit_actor system_actor = {NULL, "system", NULL, NULL};
+
+/* An engine event and its state change in one control transaction. */
+struct transition {
+	const struct mig *m;
+	const char *status;      /* NULL: unchanged */
+	const char *phase;       /* NULL: unchanged */
+	const char *action;      /* audit action, NULL for none */
+	struct json_object *payload;
+	const char *extra_sql;   /* an UPDATE of migrations for the same id, or NULL */
+	bool finished;
+};
+
+static int transition_fn(struct db *d, void *arg)
+{
+	struct transition *t = arg;
+	struct db_param p[] = {DBP_STR(t->status), DBP_STR(t->phase), DBP_I64(t->finished),
+		DBP_BLOB(t->m->id, 16)};
+	struct db_param q[] = {DBP_BLOB(t->m->id, 16)};
+
+	if (db_exec(d,
+	        "UPDATE migrations SET status = IFNULL(?, status), phase = IFNULL(?, phase),"
+	        " finished_at = IF(?, NOW(3), finished_at), error = NULL WHERE id = ?",
+	        p, countof(p), NULL) != 0)
+		return -1;
+	if (t->extra_sql && db_exec(d, t->extra_sql, q, 1, NULL) != 0)
+		return -1;
+	if (!t->action)
+		return 0;
+	return audit_append(d, &system_actor, t->action, t->m->org_s, "migration", t->m->id_s,
+	    json_object_get(t->payload));
+}
+
+static int transition(struct db *control, struct transition *t)
+{
+	int rc;
+
+	if (t->action && !t->payload)
+		t->payload = json_object_new_object();
+	rc = db_tx(control, transition_fn, t);
+	json_object_put(t->payload);
+	if (rc == 0 && t->status) {
+		log_msg(LL_INFO, "migration_state", "%s → %s%s%s", t->m->id_s, t->status,
+		    t->phase && t->phase[0] ? " / " : "", t->phase ? t->phase : "");
+		metrics_migration(t->status);
+	}
+	return rc;
+}
+
+/* ---- the control plane ------------------------------------------------- */
+
+/* Opens uri (the target with its database, or the server with "") and
+ * asks it something. NULL with err set. */
+static struct db *connect_checked(const char *uri, char *err, size_t len)
+{
+	struct db *d = db_open(uri, err, len);
+	struct arena *a;
+	struct db_rows rows;
+
+	if (!d)
+		return NULL;
+	a = arena_new(1024);
+	if (!a || db_query(d, a, "SELECT 1", NULL, 0, &rows) != 0) {
+		snprintf(err, len, "%s", a ? db_error(d) : "out of memory");
+		db_close(d);
+		d = NULL;
+	}
+	arena_free(a);
+	return d;
+}
+
+/* Whether a database already holds rows of the org in a tenant table.
+ * schema may be NULL (the connection's own database). -1 on error. */
+static int holds_org_rows(struct db *d, struct arena *a, const char *schema, const uint8_t org[16])
+{
+	const char *t[MAX_TABLES];
+	size_t n = tenant_tables(t);
+	struct db_param p[] = {DBP_BLOB(org, 16)};
+
+	for (size_t i = 0; i < n; i++) {
+		char sql[256];
+		struct db_rows rows;
+		struct db_param s[] = {DBP_STR(schema), DBP_STR(t[i])};
+
+		if (schema) {
+			if (db_query(d, a,
+			        "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND"
+			        " TABLE_NAME = ?",
+			        s, 2, &rows) != 0)
+				return -1;
+			if (rows.nrows == 0)
+				continue;
+		}
+		snprintf(sql, sizeof(sql), "SELECT 1 FROM %s%s%s%s WHERE org_id = ? LIMIT 1",
+		    schema ? "`" : "", schema ? schema : "", schema ? "`." : "", t[i]);
+		if (db_query(d, a, sql, p, 1, &rows) != 0)
+			return -1;
+		if (rows.nrows)
+			return 1;
+	}
+	return 0;
+}
+
+struct start_tx {
+	const struct mig_request *req;
+	const struct audit_actor *actor;
+	struct opsd_uuid id, org;
+	const char *sealed, *redacted, *db_name, *source_sealed;
+	long long chunk;
+	bool held;
+};
+
+static int start_fn(struct db *d, void *arg)
+{
+	struct start_tx *x = arg;
+	const struct mig_request *q = x->req;
+	struct opsd_uuid actor;
+	char id_s[UUID_STR_LEN + 1];
+	struct json_object *payload;
+	struct db_param p[] = {
+		DBP_BLOB(x->id.b, 16), DBP_BLOB(x->org.b, 16), DBP_STR(q->direction),
+		DBP_I64(q->dry_run), DBP_I64(x->chunk), DBP_STR(x->sealed), DBP_STR(x->redacted),
+		DBP_STR(x->db_name), DBP_I64(q->override_legal_hold), DBP_STR(q->reason),
+		x->actor->user_id && uuid_parse(x->actor->user_id, &actor) ? DBP_BLOB(actor.b, 16)
+		                                                          : DBP_NULL,
+		DBP_STR(x->source_sealed),
+	};
+
+	if (db_exec(d,
+	        "INSERT INTO migrations (id, org_id, direction, dry_run, chunk_size, target_sealed,"
+	        " target_redacted, db_name, override_legal_hold, reason, created_by, source_sealed)"
+	        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	        p, countof(p), NULL) != 0)
+		return -1;
+	uuid_format(&x->id, id_s);
+	payload = json_object_new_object();
+	json_object_object_add(payload, "direction", json_object_new_string(q->direction));
+	json_object_object_add(payload, "dryRun", json_object_new_boolean(q->dry_run));
+	json_object_object_add(payload, "chunkSize", json_object_new_int64(x->chunk));
+	json_object_object_add(payload, "dbName", json_object_new_string(x->db_name));
+	json_object_object_add(payload, "overrideLegalHold",
+	    json_object_new_boolean(q->override_legal_hold));
+	if (audit_append(d, x->actor, "migration.started", q->org_id, "migration", id_s, payload) != 0)
+		return -1;
+	if (!x->held)
+		return 0;
+	/* The override is its own event: a reviewer searching for it finds it. */
+	payload = json_object_new_object();
+	json_object_object_add(payload, "migrationId", json_object_new_string(id_s));
+	json_object_object_add(payload, "reason", json_object_new_string(q->reason));
+	return audit_append(d, x->actor, "migration.legal_hold_override", q->org_id, "org", q->org_id,
+	    payload);
+}
+
+enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
+    const struct audit_actor *actor, const struct mig_request *req, char *id_out,
+    char *detail, size_t detail_len)
+{
+	struct start_tx x = {.req = req, .actor = actor};
+	struct arena *a = arena_new(16 * 1024);
+	struct db_rows rows;
+	struct db_uri u;
+	uint8_t key[32];
+	char base[1200], target[1200], server[1200], redacted[1100], dbname[65], err[512];
+	char *sealed = NULL;
+	struct db *tgt = NULL, *src = control;
+	bool to_dedicated;
+	enum mig_err e = MIG_E_DB;
+	int rc;
+
+	if (detail && detail_len)
+		detail[0] = '\0';
+	memset(key, 0, sizeof(key));
+	if (!a)
+		return MIG_E_DB;
+	if (!req->org_id || !uuid_parse(req->org_id, &x.org)) {
+		e = MIG_E_NO_ORG;
+		goto out;
+	}
+	x.chunk = req->chunk_size ? req->chunk_size : MIG_CHUNK_DEFAULT;
+	if (x.chunk < 1 || x.chunk > MIG_CHUNK_MAX) {
+		e = MIG_E_CHUNK;
+		goto out;
+	}
+	if (!req->reason || !req->reason[0] || strlen(req->reason) > 500) {
+		e = MIG_E_REASON;
+		goto out;
+	}
+	if (req->db_name && !db_name_valid(req->db_name)) {
+		e = MIG_E_DBNAME;
+		goto out;
+	}
+	to_dedicated = req->direction && strcmp(req->direction, "shared_to_dedicated") == 0;
+	if (!to_dedicated && (!req->direction || strcmp(req->direction, "dedicated_to_shared") != 0)) {
+		e = MIG_E_DIRECTION;
+		goto out;
+	}
+	{
+		struct db_param p[] = {DBP_BLOB(x.org.b, 16)};
+
+		if (db_query(control, a,
+		        "SELECT slug, db_mode, JSON_VALUE(dedicated_target, '$.sealed') FROM orgs"
+		        " WHERE id = ?",
+		        p, 1, &rows) != 0)
+			goto out;
+		if (rows.nrows != 1) {
+			e = MIG_E_NO_ORG;
+			goto out;
+		}
+		if (strcmp(rows.val[0][1], to_dedicated ? "shared" : "dedicated") != 0) {
+			e = MIG_E_DIRECTION;
+			goto out;
+		}
+	}
+	if (!config_data_key(cfg, key)) {
+		e = MIG_E_NO_KEY;
+		goto out;
+	}
+	if (to_dedicated) {
+		const char *slug = rows.val[0][0];
+
+		if (!req->target_uri && (!cfg->dedicated_db_uri || !cfg->dedicated_db_uri[0])) {
+			e = MIG_E_NO_TARGET;
+			goto out;
+		}
+		str_copy(base, req->target_uri ? req->target_uri : cfg->dedicated_db_uri, sizeof(base));
+		if (!db_uri_parse(base, &u, err, sizeof(err))) {
+			e = MIG_E_URI;
+			goto out;
+		}
+		if (req->db_name)
+			str_copy(dbname, req->db_name, sizeof(dbname));
+		else if (u.dbname[0] && db_name_valid(u.dbname))
+			str_copy(dbname, u.dbname, sizeof(dbname));
+		else {
+			/* org_<slug>, the slug's '-' as '_' */
+			size_t n = (size_t)snprintf(dbname, sizeof(dbname), "org_%s", slug);
+
+			for (size_t i = 0; i < n; i++)
+				if (!isalnum((unsigned char)dbname[i]))
+					dbname[i] = '_';
+		}
+		if (!db_name_valid(dbname)) {
+			e = MIG_E_DBNAME;
+			goto out;
+		}
+		if (!uri_with_db(base, dbname, target, sizeof(target)) ||
+		    !uri_with_db(base, "", server, sizeof(server)) ||
+		    !db_uri_parse(target, &u, err, sizeof(err))) {
+			e = MIG_E_URI;
+			goto out;
+		}
+		explicit_bzero(u.pass, sizeof(u.pass));
+		db_uri_redacted(&u, redacted, sizeof(redacted));
+		if (!(tgt = connect_checked(server, err, sizeof(err)))) {
+			if (detail)
+				snprintf(detail, detail_len, "%s", err);
+			e = MIG_E_UNREACHABLE;
+			goto out;
+		}
+		if ((rc = holds_org_rows(tgt, a, dbname, x.org.b)) != 0) {
+			if (rc < 0 && detail)
+				snprintf(detail, detail_len, "%s", db_error(tgt));
+			e = rc < 0 ? MIG_E_UNREACHABLE : MIG_E_TARGET_NOT_EMPTY;
+			goto out;
+		}
+	} else {
+		/* Back into the shared database: the control connection's own. */
+		if (req->target_uri || req->db_name) {
+			e = req->target_uri ? MIG_E_URI : MIG_E_DBNAME;
+			if (detail)
+				snprintf(detail, detail_len,
+				    "dedicated_to_shared moves into the shared database: no %s",
+				    req->target_uri ? "targetUri" : "dbName");
+			goto out;
+		}
+		str_copy(target, cfg->db_uri, sizeof(target));
+		if (!db_uri_parse(target, &u, err, sizeof(err))) {
+			e = MIG_E_URI;
+			goto out;
+		}
+		explicit_bzero(u.pass, sizeof(u.pass));
+		db_uri_redacted(&u, redacted, sizeof(redacted));
+		str_copy(dbname, u.dbname, sizeof(dbname));
+		if (!rows.val[0][2] || !(src = tenant_db_sealed(cfg, rows.val[0][2], err, sizeof(err)))) {
+			if (detail)
+				snprintf(detail, detail_len, "the org's dedicated database: %s",
+				    rows.val[0][2] ? err : "no target recorded");
+			e = MIG_E_UNREACHABLE;
+			goto out;
+		}
+		if ((rc = holds_org_rows(control, a, NULL, x.org.b)) != 0) {
+			e = rc < 0 ? MIG_E_DB : MIG_E_TARGET_NOT_EMPTY;
+			goto out;
+		}
+		x.source_sealed = rows.val[0][2];
+	}
+	/* The one guard's rule over the whole org, in the source. */
+	if (legal_hold_org_any(src, control, a, x.org.b, &x.held) != 0)
+		goto out;
+	if (x.held && !req->override_legal_hold) {
+		e = MIG_E_LEGAL_HOLD;
+		goto out;
+	}
+	{
+		struct db_param p[] = {DBP_BLOB(x.org.b, 16)};
+
+		if (db_query(control, a, "SELECT 1 FROM migrations WHERE active_org = ?", p, 1, &rows) != 0)
+			goto out;
+		if (rows.nrows) {
+			e = MIG_E_IN_PROGRESS;
+			goto out;
+		}
+	}
+	sealed = malloc(SEALED_LEN(strlen(target)));
+	if (!sealed || !secret_seal(key, target, sealed, SEALED_LEN(strlen(target))))
+		goto out;
+	x.sealed = sealed;
+	x.redacted = redacted;
+	x.db_name = dbname;
+	uuid7_new(&x.id);
+	if (db_tx(control, start_fn, &x) != 0) {
+		e = db_errno(control) == 1062 ? MIG_E_IN_PROGRESS : MIG_E_DB;
+		goto out;
+	}
+	uuid_format(&x.id, id_out);
+	metrics_migration("pending");
+	e = MIG_OK;
+out:
+	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(target, sizeof(target));
+	OPENSSL_cleanse(server, sizeof(server));
+	OPENSSL_cleanse(base, sizeof(base));
+	free(sealed);
+	db_close(tgt);
+	arena_free(a);
+	return e;
+}
+
+/* The org's active migration, loaded; MIG_E_NO_MIGRATION when the org has
+ * none at all, MIG_E_FINISHED when its latest has ended. */
+static enum mig_err active_or_err(struct db *control, struct arena *a, const char *org_id,
+    struct mig *m)
+{
+	struct opsd_uuid org;
+	struct db_rows rows;
+	int rc;
+
+	if (!org_id || !uuid_parse(org_id, &org))
+		return MIG_E_NO_MIGRATION;
+	if ((rc = mig_latest(control, a, org.b, &rows)) < 0)
+		return MIG_E_DB;
+	if (rc == 0)
+		return MIG_E_NO_MIGRATION;
+	mig_from_row(&rows, 0, m);
+	return MIG_OK;
+}
+
+static int request_audit(struct db *control, const struct audit_actor *actor,
+    const struct mig *m, const char *action, const char *reason)
+{
+	struct json_object *p = json_object_new_object();
+
+	json_object_object_add(p, "status", json_object_new_string(mig_status_name(m->status)));
+	if (reason)
+		json_object_object_add(p, "reason", json_object_new_string(reason));
+	return audit_append(control, actor, action, m->org_s, "migration", m->id_s, p);
+}
+
+struct request_tx {
+	const struct mig *m;
+	const struct audit_actor *actor;
+	const char *sql, *action, *reason, *from;
+	unsigned long long changed;
+};
+
+static int request_fn(struct db *d, void *arg)
+{
+	struct request_tx *x = arg;
+	struct db_param p[] = {DBP_STR(x->reason), DBP_BLOB(x->m->id, 16), DBP_STR(x->from)};
+
+	if (db_exec(d, x->sql, p, countof(p), &x->changed) != 0)
+		return -1;
+	if (x->changed == 0)
+		return 1;
+	return request_audit(d, x->actor, x->m, x->action, x->reason);
+}
+
+enum mig_err mig_finalize(struct db *control, const struct opsd_config *cfg,
+    const struct audit_actor *actor, const char *org_id, char *detail, size_t detail_len)
+{
+	struct arena *a = arena_new(8192);
+	struct mig m;
+	uint8_t key[32];
+	char uri[1200], server[1200], err[512];
+	struct db *t = NULL;
+	enum mig_err e;
+
+	if (detail && detail_len)
+		detail[0] = '\0';
+	if (!a)
+		return MIG_E_DB;
+	if ((e = active_or_err(control, a, org_id, &m)) != MIG_OK)
+		goto out;
+	if (m.status != MIG_READY || m.dry_run) {
+		e = MIG_E_NOT_READY;
+		goto out;
+	}
+	/* Re-validate the target now: a lost target refuses the cut-over
+	 * before anything is frozen or switched. */
+	e = MIG_E_UNREACHABLE;
+	if (!config_data_key(cfg, key) || !secret_open(key, m.sealed, uri, sizeof(uri))) {
+		if (detail)
+			snprintf(detail, detail_len, "the stored target cannot be opened with OPSD_DATA_KEY");
+		goto out;
+	}
+	if (!uri_with_db(uri, m.to_dedicated ? m.db_name : "", server, sizeof(server)) ||
+	    !(t = connect_checked(m.to_dedicated ? server : uri, err, sizeof(err)))) {
+		if (detail)
+			snprintf(detail, detail_len, "%s", t ? "bad target" : err);
+		goto out;
+	}
+	{
+		struct request_tx x = {&m, actor,
+			"UPDATE migrations SET status = 'cutting_over', phase = 'freeze', error = NULL,"
+			" abort_reason = IFNULL(?, abort_reason) WHERE id = ? AND status = ?",
+			"migration.finalize_requested", NULL, "ready_for_cutover", 0};
+		int rc = db_tx(control, request_fn, &x);
+
+		e = rc < 0 ? MIG_E_DB : rc > 0 ? MIG_E_NOT_READY : MIG_OK;
+	}
+	if (e == MIG_OK)
+		metrics_migration("cutting_over");
+out:
+	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(uri, sizeof(uri));
+	OPENSSL_cleanse(server, sizeof(server));
+	db_close(t);
+	arena_free(a);
+	return e;
+}
+
+enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
+    const struct audit_actor *actor, const char *org_id, const char *reason)
+{
+	struct arena *a = arena_new(8192);
+	struct mig m;
+	enum mig_err e;
+
+	(void)cfg;
+	if (!a)
+		return MIG_E_DB;
+	if (!reason || !reason[0] || strlen(reason) > 500) {
+		e = MIG_E_REASON;
+		goto out;
+	}
+	if ((e = active_or_err(control, a, org_id, &m)) != MIG_OK)
+		goto out;
+	/* After the routing switch the org lives in the target: too late. */
+	if (m.status == MIG_COMPLETED || m.status == MIG_ABORTED ||
+	    (m.status == MIG_CUTTING_OVER && strcmp(m.phase, "source_cleanup") == 0)) {
+		e = MIG_E_FINISHED;
+		goto out;
+	}
+	if (m.status == MIG_ABORTING)
+		goto out; /* already on its way: the same answer again */
+	{
+		struct request_tx x = {&m, actor,
+			"UPDATE migrations SET status = 'aborting', phase = '', abort_reason = ?"
+			" WHERE id = ? AND status = ? AND phase <> 'source_cleanup'",
+			"migration.abort_requested", reason, mig_status_name(m.status), 0};
+		int rc = db_tx(control, request_fn, &x);
+
+		e = rc < 0 ? (db_errno(control) == 1062 ? MIG_E_FINISHED : MIG_E_DB)
+		           : rc > 0 ? MIG_E_FINISHED : MIG_OK;
+	}
+	if (e == MIG_OK)
+		metrics_migration("aborting");
+out:
+	arena_free(a);
+	return e;
+}
+
+/* ---- status documents --------------------------------------------------- */
+
+static struct json_object *json_text(const char *v)
+{
+	struct json_object *o;
+
+	if (!v)
+		return NULL;
+	o = json_tokener_parse(v);
+	return o ? o : json_object_new_string(v);
+}
+
+static struct json_object *status_doc(struct db *control, struct arena *a,
+    const struct db_rows *rows, size_t r)
+{
+	char *const *v = rows->val[r];
+	struct json_object *o = json_object_new_object(), *tables = json_object_new_array();
+	struct db_rows t;
+	struct db_param p[] = {DBP_BLOB(v[M_ID], 16)};
+	long long copied = 0, total = 0;
+	double secs = (double)num(v[M_COPY_US]) / 1e6, rate;
+	struct mig m;
+
+	mig_from_row(rows, r, &m);
+	json_object_object_add(o, "id", json_object_new_string(m.id_s));
+	json_object_object_add(o, "orgId", json_object_new_string(m.org_s));
+	json_object_object_add(o, "direction", dbv_json_str(rows, r, M_DIRECTION));
+	json_object_object_add(o, "status", dbv_json_str(rows, r, M_STATUS));
+	json_object_object_add(o, "phase", v[M_PHASE] && v[M_PHASE][0] ? dbv_json_str(rows, r, M_PHASE)
+	                                                              : NULL);
+	json_object_object_add(o, "dryRun", json_object_new_boolean(m.dry_run));
+	json_object_object_add(o, "chunkSize", json_object_new_int(m.chunk));
+	json_object_object_add(o, "target", dbv_json_str(rows, r, M_REDACTED));
+	json_object_object_add(o, "dbName", dbv_json_str(rows, r, M_DBNAME));
+	json_object_object_add(o, "reason", dbv_json_str(rows, r, M_REASON));
+	json_object_object_add(o, "abortReason", dbv_json_str(rows, r, M_ABORT_REASON));
+	json_object_object_add(o, "overrideLegalHold", json_object_new_boolean(m.override));
+	if (db_query(control, a,
+	        "SELECT table_name, rows_copied, rows_total, copy_done, verify_done, source_rows,"
+	        " target_rows, chunks_verified, chunks_mismatched, chunks_repaired"
+	        " FROM migration_tables WHERE migration_id = ? ORDER BY table_name",
+	        p, 1, &t) == 0)
+		for (size_t i = 0; i < t.nrows; i++) {
+			struct json_object *e = json_object_new_object();
+
+			copied += num(t.val[i][1]);
+			total += num(t.val[i][2]);
+			json_object_object_add(e, "table", dbv_json_str(&t, i, 0));
+			json_object_object_add(e, "rowsCopied", json_object_new_int64(num(t.val[i][1])));
+			json_object_object_add(e, "rowsTotal", json_object_new_int64(num(t.val[i][2])));
+			json_object_object_add(e, "done", json_object_new_boolean(flag(t.val[i][3])));
+			json_object_object_add(e, "verified", json_object_new_boolean(flag(t.val[i][4])));
+			json_object_array_add(tables, e);
+		}
+	json_object_object_add(o, "tables", tables);
+	json_object_object_add(o, "rowsCopied", json_object_new_int64(copied));
+	json_object_object_add(o, "rowsTotal", json_object_new_int64(total));
+	json_object_object_add(o, "percent",
+	    json_object_new_double(total > 0 ? (double)(copied > total ? total : copied) * 100.0 /
+	                                           (double)total
+	                                     : (m.status >= MIG_CATCHING_UP ? 100.0 : 0.0)));
+	rate = secs > 0.001 ? (double)copied / secs : 0;
+	json_object_object_add(o, "rowsPerSecond", json_object_new_double((double)(long long)rate));
+	json_object_object_add(o, "etaSeconds",
+	    m.status == MIG_COPYING && rate > 0 && total > copied
+	        ? json_object_new_int64((int64_t)((double)(total - copied) / rate))
+	        : NULL);
+	json_object_object_add(o, "throttled", json_object_new_boolean(v[M_THROTTLE] != NULL));
+	json_object_object_add(o, "throttleReason", dbv_json_str(rows, r, M_THROTTLE));
+	{
+		struct json_object *c = json_object_new_object();
+
+		json_object_object_add(c, "snapshot", v[M_SNAPSHOT] ? json_object_new_int64(m.snapshot) : NULL);
+		json_object_object_add(c, "applied", v[M_APPLIED] ? json_object_new_int64(m.applied) : NULL);
+		json_object_object_add(o, "changelog", c);
+	}
+	json_object_object_add(o, "verification", json_text(v[M_VERIFICATION]));
+	json_object_object_add(o, "report", json_text(v[M_REPORT]));
+	json_object_object_add(o, "freezeMs", v[M_FREEZE_MS] ? json_object_new_int64(num(v[M_FREEZE_MS])) : NULL);
+	json_object_object_add(o, "error", dbv_json_str(rows, r, M_ERROR));
+	json_object_object_add(o, "createdBy", dbv_json_uuid(rows, r, M_CREATED_BY));
+	json_object_object_add(o, "createdAt", dbv_json_time(rows, r, M_CREATED_AT));
+	json_object_object_add(o, "updatedAt", dbv_json_time(rows, r, M_UPDATED_AT));
+	json_object_object_add(o, "finishedAt", dbv_json_time(rows, r, M_FINISHED_AT));
+	return o;
+}
+
+struct json_object *mig_status_json(struct db *control, struct arena *a, const char *org_id,
+    enum mig_err *err)
+{
+	struct opsd_uuid org;
+	struct db_rows rows;
+	int rc;
+
+	*err = MIG_E_NO_MIGRATION;
+	if (!org_id || !uuid_parse(org_id, &org))
+		return NULL;
+	if ((rc = mig_latest(control, a, org.b, &rows)) <= 0) {
+		*err = rc < 0 ? MIG_E_DB : MIG_E_NO_MIGRATION;
+		return NULL;
+	}
+	*err = MIG_OK;
+	return status_doc(control, a, &rows, 0);
+}
+
+struct json_object *mig_history_json(struct db *control, struct arena *a, const char *org_id,
+    enum mig_err *err)
+{
+	struct opsd_uuid org;
+	struct db_rows rows, o;
+	struct json_object *doc, *items;
+	struct db_param p[1];
+
+	*err = MIG_E_NO_ORG;
+	if (!org_id || !uuid_parse(org_id, &org))
+		return NULL;
+	p[0] = DBP_BLOB(org.b, 16);
+	if (db_query(control, a, "SELECT 1 FROM orgs WHERE id = ?", p, 1, &o) != 0 ||
+	    db_query(control, a,
+	        "SELECT " MIG_COLUMNS " FROM migrations WHERE org_id = ?"
+	        " ORDER BY created_at DESC, id DESC LIMIT 100",
+	        p, 1, &rows) != 0) {
+		*err = MIG_E_DB;
+		return NULL;
+	}
+	if (o.nrows != 1)
+		return NULL;
+	*err = MIG_OK;
+	doc = json_object_new_object();
+	items = json_object_new_array();
+	for (size_t i = 0; i < rows.nrows; i++)
+		json_object_array_add(items, status_doc(control, a, &rows, i));
+	json_object_object_add(doc, "items", items);
+	return doc;
+}
+
+/* ---- the engine: connections and columns -------------------------------- */
+
+#define STEP_BUDGET_MS 1500
+#define UPSERT_ROWS 200
+#define CATCHUP_BATCH 1000
+#define FINAL_VERIFY_CHUNK 10000
+#define CLEANUP_CHUNK 5000
+#define FREEZE_S 30
+#define LEASE_S 10
+#define MAX_COLS 40
+
+/* The connections of the migration in hand (one process works one
+ * migration at a time; another id closes them). */
+static struct {
+	uint8_t id[16];
+	struct db *target;
+} ends;
+
+struct run {
+	struct db *control;
+	const struct opsd_config *cfg;
+	struct arena *a;
+	struct mig m;
+	struct db *src, *dst;
+};
+
+static void ends_close(void)
+{
+	db_close(ends.target);
+	ends.target = NULL;
+	memset(ends.id, 0, 16);
+}
+
+/* The target URI in the clear, for as long as a connect needs it. */
+static bool target_uri(const struct run *x, const char *db, char *out, size_t len)
+{
+	uint8_t key[32];
+	char uri[1200];
+	bool ok = config_data_key(x->cfg, key) && secret_open(key, x->m.sealed, uri, sizeof(uri)) &&
+	    (db ? uri_with_db(uri, db, out, len) : (size_t)snprintf(out, len, "%s", uri) < len);
+
+	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(uri, sizeof(uri));
+	return ok;
+}
+
+/* Source and target of the migration: the control (shared) database on
+ * one side, the dedicated one on the other. 0, or -1 with the error
+ * recorded on the migration. */
+static int connect_ends(struct run *x)
+{
+	char uri[1200], err[512];
+
+	if (x->m.to_dedicated) {
+		x->src = x->control;
+		if (ends.target && memcmp(ends.id, x->m.id, 16) == 0 && db_ensure(ends.target) == 0) {
+			x->dst = ends.target;
+			return 0;
+		}
+		ends_close();
+		if (!target_uri(x, NULL, uri, sizeof(uri))) {
+			set_error(x->control, &x->m, "the stored target cannot be opened with OPSD_DATA_KEY");
+			return -1;
+		}
+		ends.target = connect_checked(uri, err, sizeof(err));
+		OPENSSL_cleanse(uri, sizeof(uri));
+		if (!ends.target) {
+			set_error(x->control, &x->m, "target: %s", err);
+			return -1;
+		}
+		memcpy(ends.id, x->m.id, 16);
+		x->dst = ends.target;
+		return 0;
+	}
+	/* dedicated_to_shared: the org's dedicated database as recorded at the
+	 * start (the org row forgets it at the switch) */
+	x->dst = x->control;
+	if (!x->m.source_sealed || !(x->src = tenant_db_sealed(x->cfg, x->m.source_sealed, err,
+	                                  sizeof(err))) ||
+	    db_ensure(x->src) != 0) {
+		set_error(x->control, &x->m, "source: %s",
+		    !x->m.source_sealed ? "no dedicated source recorded" : x->src ? db_error(x->src) : err);
+		return -1;
+	}
+	return 0;
+}
+
+/* A table's columns from information_schema (the tenant schema files made
+ * both sides), as the pieces of the copy, upsert and checksum statements. */
+struct cols {
+	size_t n;
+	bool binary[MAX_COLS];
+	char list[1024];     /* `a`, `b`, … */
+	char update[2048];   /* `a` = VALUES(`a`), … */
+	char checksum[3072]; /* COUNT(*), BIT_XOR of the first 64 bits of MD5 over the row */
+};
+
+static int table_cols(struct db *d, struct arena *a, const char *table, struct cols *c)
+{
+	struct db_rows rows;
+	struct db_param p[] = {DBP_STR(table)};
+	size_t l = 0, u = 0, k, nulls;
+	char nullmap[512] = "";
+
+	memset(c, 0, sizeof(*c));
+	if (db_query(d, a,
+	        "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS"
+	        " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+	        p, 1, &rows) != 0)
+		return -1;
+	if (rows.nrows == 0 || rows.nrows > MAX_COLS)
+		return -1;
+	k = (size_t)snprintf(c->checksum, sizeof(c->checksum),
+	    "COUNT(*), COALESCE(BIT_XOR(CAST(CONV(LEFT(MD5(CONCAT_WS('#'");
+	nulls = 0;
+	for (size_t i = 0; i < rows.nrows; i++) {
+		const char *name = rows.val[i][0], *type = rows.val[i][1];
+
+		for (const char *s = name; *s; s++)
+			if (!(isalnum((unsigned char)*s) || *s == '_'))
+				return -1;
+		c->binary[i] = strstr(type, "binary") || strstr(type, "blob");
+		l += (size_t)snprintf(c->list + l, sizeof(c->list) - l, "%s`%s`", i ? ", " : "", name);
+		u += (size_t)snprintf(c->update + u, sizeof(c->update) - u, "%s`%s` = VALUES(`%s`)",
+		    i ? ", " : "", name, name);
+		k += (size_t)snprintf(c->checksum + k, sizeof(c->checksum) - k, ", `%s`", name);
+		nulls += (size_t)snprintf(nullmap + nulls, sizeof(nullmap) - nulls, "%sISNULL(`%s`)",
+		    i ? ", " : "", name);
+	}
+	k += (size_t)snprintf(c->checksum + k, sizeof(c->checksum) - k,
+	    ", CONCAT(%s))), 16), 16, 10) AS UNSIGNED)), 0)", nullmap);
+	c->n = rows.nrows;
+	return l < sizeof(c->list) && u < sizeof(c->update) && k < sizeof(c->checksum) &&
+	        nulls < sizeof(nullmap)
+	    ? 0
+	    : -1;
+}
+
+/* Upserts rows [from, to) of a SELECT <c->list> result into dst. */
+static int upsert(struct db *dst, struct arena *a, const char *table, const struct cols *c,
+    const struct db_rows *rows, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i += UPSERT_ROWS) {
+		size_t n = to - i < UPSERT_ROWS ? to - i : UPSERT_ROWS, np = 0, k;
+		size_t cap = 256 + strlen(c->list) + strlen(c->update) + n * (c->n * 3 + 4);
+		char *sql = arena_alloc(a, cap);
+		struct db_param *p = arena_alloc(a, n * c->n * sizeof(*p));
+
+		if (!sql || !p)
+			return -1;
+		k = (size_t)snprintf(sql, cap, "INSERT INTO `%s` (%s) VALUES ", table, c->list);
+		for (size_t r = i; r < i + n; r++) {
+			k += (size_t)snprintf(sql + k, cap - k, "%s(", r > i ? ", " : "");
+			for (size_t col = 0; col < c->n; col++) {
+				const char *v = rows->val[r][col];
+				unsigned long len = rows->len[r][col];
+
+				k += (size_t)snprintf(sql + k, cap - k, "%s?", col ? ", " : "");
+				p[np++] = !v ? DBP_NULL : c->binary[col] ? DBP_BLOB(v, len) : DBP_STRN(v, len);
+			}
+			k += (size_t)snprintf(sql + k, cap - k, ")");
+		}
+		snprintf(sql + k, cap - k, " ON DUPLICATE KEY UPDATE %s", c->update);
+		if (db_exec(dst, sql, p, np, NULL) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* SELECT <list> FROM table WHERE org_id = ? AND id > lo [AND id <= hi]
+ * ORDER BY id [LIMIT limit]. */
+static int select_range(struct db *d, struct arena *a, const char *table, const struct cols *c,
+    const uint8_t org[16], const uint8_t lo[16], const uint8_t *hi, long long limit,
+    struct db_rows *rows)
+{
+	char sql[1400];
+	struct db_param p[4];
+	size_t np = 0;
+
+	snprintf(sql, sizeof(sql), "SELECT %s FROM `%s` WHERE org_id = ? AND id > ?%s ORDER BY id%s",
+	    c->list, table, hi ? " AND id <= ?" : "", limit ? " LIMIT ?" : "");
+	p[np++] = DBP_BLOB(org, 16);
+	p[np++] = DBP_BLOB(lo, 16);
+	if (hi)
+		p[np++] = DBP_BLOB(hi, 16);
+	if (limit)
+		p[np++] = DBP_I64(limit);
+	return db_query(d, a, sql, p, np, rows);
+}
+
+static const uint8_t id_zero[16];
+
+/* ---- the engine: state changes ------------------------------------------ */
+
+/* Capture off and writes unfrozen: every way out of a migration before
+ * the switch (abort, failure, dry-run end) passes here. */
+static int release_org(struct run *x)
+{
+	struct db_param p[] = {DBP_BLOB(x->m.org, 16)};
+
+	return db_exec(x->control,
+	    "UPDATE orgs SET capture_changes = 0, write_frozen_until = NULL WHERE id = ?", p, 1, NULL);
+}
+
+static int fail(struct run *x, const char *why)
+{
+	struct json_object *p = json_object_new_object();
+	struct transition t = {&x->m, "failed", "", "migration.failed", p, NULL, true};
+	struct db_param e[] = {DBP_STR(why), DBP_BLOB(x->m.id, 16)};
+
+	json_object_object_add(p, "error", json_object_new_string(why));
+	if (release_org(x) != 0 || transition(x->control, &t) != 0)
+		return -1;
+	return db_exec(x->control, "UPDATE migrations SET error = ? WHERE id = ?", e, 2, NULL);
+}
+
+static int progress_audit(struct run *x)
+{
+	struct db_rows rows;
+	struct db_param p[] = {DBP_BLOB(x->m.id, 16)};
+	long long copied, total;
+	int pct;
+
+	if (db_query(x->control, x->a,
+	        "SELECT IFNULL(SUM(rows_copied), 0), IFNULL(SUM(rows_total), 0) FROM migration_tables"
+	        " WHERE migration_id = ?",
+	        p, 1, &rows) != 0)
+		return -1;
+	copied = num(rows.val[0][0]);
+	total = num(rows.val[0][1]);
+	pct = total > 0 ? (int)(copied * 100 / total) : 100;
+	if (pct > 100)
+		pct = 100;
+	/* bounded: every 10 % or 30 s */
+	if (pct < x->m.pct_audited + 10 && x->m.since_audit < 30)
+		return 0;
+	{
+		struct json_object *o = json_object_new_object();
+		char sql[160];
+		struct transition t = {&x->m, NULL, NULL, "migration.progress", o, sql, false};
+
+		json_object_object_add(o, "status", json_object_new_string(mig_status_name(x->m.status)));
+		json_object_object_add(o, "percent", json_object_new_int(pct));
+		json_object_object_add(o, "rowsCopied", json_object_new_int64(copied));
+		json_object_object_add(o, "rowsTotal", json_object_new_int64(total));
+		snprintf(sql, sizeof(sql),
+		    "UPDATE migrations SET progress_pct_audited = %d - %d %% 10,"
+		    " progress_audited_at = NOW(3) WHERE id = ?",
+		    pct, pct);
+		return transition(x->control, &t);
+	}
+}
+
+/* ---- the engine: steps (1: more to do now, 0: nothing now, -1: error) --- */
+
+/* Threads_running on the source above the limit: the copy waits. */
+static bool throttled(struct run *x)
+{
+	struct db_rows rows;
+	char why[200] = "";
+	long long running;
+
+	if (db_query(x->src, x->a, "SHOW GLOBAL STATUS LIKE 'Threads_running'", NULL, 0, &rows) == 0 &&
+	    rows.nrows == 1 && rows.ncols == 2) {
+		running = num(rows.val[0][1]);
+		if (running > x->cfg->migration_max_threads_running)
+			snprintf(why, sizeof(why), "source busy: Threads_running %lld > %d", running,
+			    x->cfg->migration_max_threads_running);
+	}
+	{
+		struct db_param p[] = {DBP_STR(why[0] ? why : NULL), DBP_BLOB(x->m.id, 16)};
+
+		db_exec(x->control, "UPDATE migrations SET throttle_reason = ? WHERE id = ?", p, 2, NULL);
+	}
+	return why[0] != '\0';
+}
+
+static int step_prepare(struct run *x)
+{
+	char uri[1200], err[512];
+	struct db *server = NULL;
+	struct db_param id[] = {DBP_BLOB(x->m.id, 16)};
+	const char *t[MAX_TABLES];
+	size_t n = tenant_tables(t);
+	int64_t snapshot;
+	int rc = -1;
+
+	if (x->m.to_dedicated) {
+		/* The database: recorded before it is created, so an abort after a
+		 * crash still drops it; an existing one is never dropped. */
+		struct db_rows rows;
+		struct db_param s[] = {DBP_STR(x->m.db_name)};
+
+		if (!target_uri(x, "", uri, sizeof(uri)) ||
+		    !(server = connect_checked(uri, err, sizeof(err)))) {
+			OPENSSL_cleanse(uri, sizeof(uri));
+			set_error(x->control, &x->m, "target server: %s", server ? "" : err);
+			return -1;
+		}
+		OPENSSL_cleanse(uri, sizeof(uri));
+		if (db_query(server, x->a,
+		        "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", s, 1, &rows) != 0)
+			goto out;
+		if (rows.nrows == 0 && !x->m.created_db) {
+			if (db_exec(x->control, "UPDATE migrations SET target_db_created = 1 WHERE id = ?", id,
+			        1, NULL) != 0)
+				goto out;
+			x->m.created_db = true;
+		}
+		{
+			char ddl[200];
+
+			snprintf(ddl, sizeof(ddl),
+			    "CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+			    x->m.db_name);
+			if (db_exec_script(server, ddl) != 0) {
+				set_error(x->control, &x->m, "CREATE DATABASE: %s", db_error(server));
+				goto out;
+			}
+		}
+		if (connect_ends(x) != 0)
+			goto out;
+		if (schema_migrate(x->dst, x->cfg->sql_dir, "tenant", NULL, NULL, err, sizeof(err)) < 0) {
+			set_error(x->control, &x->m, "tenant schema on the target: %s", err);
+			goto out;
+		}
+	} else if (connect_ends(x) != 0) {
+		goto out;
+	}
+	/* Totals, then the capture switch: the UPDATE of the org row waits for
+	 * the writes in flight; every later write logs its change. The
+	 * snapshot is the changelog position before the switch. */
+	for (size_t i = 0; i < n; i++) {
+		char sql[200];
+		struct db_rows rows;
+		struct db_param p[] = {DBP_BLOB(x->m.org, 16)};
+
+		snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM `%s` WHERE org_id = ?", t[i]);
+		if (db_query(x->src, x->a, sql, p, 1, &rows) != 0)
+			goto out;
+		{
+			struct db_param q[] = {DBP_BLOB(x->m.id, 16), DBP_STR(t[i]), DBP_I64(num(rows.val[0][0]))};
+
+			if (db_exec(x->control,
+			        "INSERT INTO migration_tables (migration_id, table_name, rows_total)"
+			        " VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE rows_total = VALUES(rows_total)",
+			        q, 3, NULL) != 0)
+				goto out;
+		}
+	}
+	{
+		struct db_rows rows;
+		struct db_param p[] = {DBP_BLOB(x->m.org, 16)};
+
+		if (db_query(x->src, x->a, "SELECT IFNULL(MAX(id), 0) FROM tenant_changelog", NULL, 0,
+		        &rows) != 0)
+			goto out;
+		snapshot = num(rows.val[0][0]);
+		if (db_exec(x->control, "UPDATE orgs SET capture_changes = 1 WHERE id = ?", p, 1, NULL) != 0)
+			goto out;
+	}
+	{
+		char sql[200];
+		struct transition tr = {&x->m, "copying", "", NULL, NULL, sql, false};
+
+		snprintf(sql, sizeof(sql),
+		    "UPDATE migrations SET snapshot_changelog_id = %" PRId64 ", applied_changelog_id = %" PRId64
+		    ", copy_started_at = NOW(3) WHERE id = ?",
+		    snapshot, snapshot);
+		rc = transition(x->control, &tr) == 0 ? 1 : -1;
+	}
+out:
+	db_close(server);
+	return rc;
+}
+
+static int step_copy(struct run *x)
+{
+	struct db_rows t, rows;
+	struct db_param p[] = {DBP_BLOB(x->m.id, 16)};
+	struct cols c;
+	uint8_t lo[16];
+	const char *table;
+	bool done;
+
+	if (connect_ends(x) != 0)
+		return -1;
+	if (throttled(x))
+		return 0;
+	if (db_query(x->control, x->a,
+	        "SELECT table_name, last_id FROM migration_tables WHERE migration_id = ? AND copy_done = 0"
+	        " ORDER BY table_name LIMIT 1",
+	        p, 1, &t) != 0)
+		return -1;
+	if (t.nrows == 0) {
+		struct transition tr = {&x->m, "catching_up", "", NULL, NULL,
+			"UPDATE migrations SET copy_finished_at = NOW(3) WHERE id = ?", false};
+
+		return transition(x->control, &tr) == 0 ? 1 : -1;
+	}
+	table = t.val[0][0];
+	if (!known_table(table))
+		return fail(x, "unknown table in migration_tables") == 0 ? 0 : -1;
+	memcpy(lo, t.val[0][1] && t.len[0][1] == 16 ? (const uint8_t *)t.val[0][1] : id_zero, 16);
+	if (table_cols(x->src, x->a, table, &c) != 0 ||
+	    select_range(x->src, x->a, table, &c, x->m.org, lo, NULL, x->m.chunk, &rows) != 0)
+		return -1;
+	done = rows.nrows < (size_t)x->m.chunk;
+	if (rows.nrows) {
+		if (db_begin(x->dst) != 0)
+			return -1;
+		if (upsert(x->dst, x->a, table, &c, &rows, 0, rows.nrows) != 0 || db_commit(x->dst) != 0) {
+			set_error(x->control, &x->m, "copy into the target: %s", db_error(x->dst));
+			db_rollback(x->dst);
+			return -1;
+		}
+	}
+	{
+		/* id is the first column of every tenant table */
+		const char *last = rows.nrows ? rows.val[rows.nrows - 1][0] : (const char *)lo;
+		struct db_param q[] = {DBP_BLOB(last, 16), DBP_I64((long long)rows.nrows), DBP_I64(done),
+			DBP_BLOB(x->m.id, 16), DBP_STR(table)};
+
+		if (db_exec(x->control,
+		        "UPDATE migration_tables SET last_id = ?, rows_copied = rows_copied + ?,"
+		        " copy_done = ? WHERE migration_id = ? AND table_name = ?",
+		        q, countof(q), NULL) != 0)
+			return -1;
+	}
+	metrics_migration_rows(rows.nrows);
+	if (progress_audit(x) != 0)
+		return -1;
+	return 1;
+}
+
+/* One batch of the changelog after applied: each changed row is read from
+ * the source as it is now and written to the target (or deleted there).
+ * *n gets the number of entries applied. */
+static int catch_up(struct run *x, long long *n)
+{
+	struct db_rows log;
+	struct db_param p[] = {DBP_BLOB(x->m.org, 16), DBP_I64(x->m.applied), DBP_I64(CATCHUP_BATCH)};
+	int64_t last = x->m.applied;
+
+	*n = 0;
+	if (db_query(x->src, x->a,
+	        "SELECT id, table_name, row_id FROM tenant_changelog WHERE org_id = ? AND id > ?"
+	        " ORDER BY id LIMIT ?",
+	        p, countof(p), &log) != 0)
+		return -1;
+	if (log.nrows == 0)
+		return 0;
+	if (db_begin(x->dst) != 0)
+		return -1;
+	for (size_t i = 0; i < log.nrows; i++) {
+		const char *table = log.val[i][1];
+		struct cols c;
+		struct db_rows row;
+		char sql[1400];
+		struct db_param q[] = {DBP_BLOB(log.val[i][2], 16), DBP_BLOB(x->m.org, 16)};
+
+		last = num(log.val[i][0]);
+		if (!known_table(table) || log.len[i][2] != 16)
+			continue;
+		if (table_cols(x->src, x->a, table, &c) != 0)
+			goto fail;
+		snprintf(sql, sizeof(sql), "SELECT %s FROM `%s` WHERE id = ? AND org_id = ?", c.list, table);
+		if (db_query(x->src, x->a, sql, q, 2, &row) != 0)
+			goto fail;
+		if (row.nrows == 1) {
+			if (upsert(x->dst, x->a, table, &c, &row, 0, 1) != 0)
+				goto fail;
+		} else {
+			snprintf(sql, sizeof(sql), "DELETE FROM `%s` WHERE id = ? AND org_id = ?", table);
+			if (db_exec(x->dst, sql, q, 2, NULL) != 0)
+				goto fail;
+		}
+	}
+	if (db_commit(x->dst) != 0)
+		goto fail;
+	{
+		struct db_param u[] = {DBP_I64(last), DBP_BLOB(x->m.id, 16)};
+
+		if (db_exec(x->control, "UPDATE migrations SET applied_changelog_id = ? WHERE id = ?", u, 2,
+		        NULL) != 0)
+			return -1;
+	}
+	x->m.applied = last;
+	metrics_migration_rows(log.nrows);
+	*n = (long long)log.nrows;
+	return 0;
+fail:
+	set_error(x->control, &x->m, "catch-up: %s", db_error(x->dst));
+	db_rollback(x->dst);
+	return -1;
+}
+
+static const char *const reset_verify_sql =
+    "UPDATE migration_tables SET verify_done = 0, verify_last_id = NULL, source_rows = 0,"
+    " target_rows = 0, source_checksum = 0, target_checksum = 0, chunks_verified = 0,"
+    " chunks_mismatched = 0, chunks_repaired = 0 WHERE migration_id = ?";
+
+static int step_catching_up(struct run *x)
+{
+	long long n;
+
+	if (connect_ends(x) != 0 || catch_up(x, &n) != 0)
+		return -1;
+	if (n == CATCHUP_BATCH)
+		return 1;
+	{
+		struct transition tr = {&x->m, "verifying", "", NULL, NULL, reset_verify_sql, false};
+
+		return transition(x->control, &tr) == 0 ? 1 : -1;
+	}
+}
+
+/* ---- the engine: verification (pt-table-checksum style) ----------------- */
+
+struct sums {
+	long long rows;
+	uint64_t checksum;
+};
+
+static int range_sum(struct db *d, struct arena *a, const char *table, const struct cols *c,
+    const uint8_t org[16], const uint8_t lo[16], const uint8_t *hi, struct sums *out)
+{
+	char sql[3400];
+	struct db_rows rows;
+	struct db_param p[3] = {DBP_BLOB(org, 16), DBP_BLOB(lo, 16)};
+
+	snprintf(sql, sizeof(sql), "SELECT %s FROM `%s` WHERE org_id = ? AND id > ?%s", c->checksum,
+	    table, hi ? " AND id <= ?" : "");
+	if (hi)
+		p[2] = DBP_BLOB(hi, 16);
+	if (db_query(d, a, sql, p, hi ? 3 : 2, &rows) != 0 || rows.nrows != 1)
+		return -1;
+	out->rows = num(rows.val[0][0]);
+	out->checksum = strtoull(rows.val[0][1] ? rows.val[0][1] : "0", NULL, 10);
+	return 0;
+}
+
+/* The upper bound of the chunk after lo on the source: the id `size` rows
+ * on, or NULL (the chunk runs to the end). */
+static int chunk_hi(struct run *x, const char *table, const uint8_t lo[16], long long size,
+    uint8_t hi[16], bool *open)
+{
+	char sql[200];
+	struct db_rows rows;
+	struct db_param p[] = {DBP_BLOB(x->m.org, 16), DBP_BLOB(lo, 16), DBP_I64(size - 1)};
+
+	snprintf(sql, sizeof(sql),
+	    "SELECT id FROM `%s` WHERE org_id = ? AND id > ? ORDER BY id LIMIT 1 OFFSET ?", table);
+	if (db_query(x->src, x->a, sql, p, 3, &rows) != 0)
+		return -1;
+	*open = rows.nrows == 0;
+	if (!*open)
+		memcpy(hi, rows.val[0][0], 16);
+	return 0;
+}
+
+/* The chunk again from the source: delete the target's rows of the range,
+ * copy the source's (pt-table-sync for one chunk). */
+static int repair_chunk(struct run *x, const char *table, const struct cols *c,
+    const uint8_t lo[16], const uint8_t *hi)
+{
+	char sql[200];
+	struct db_rows rows;
+	struct db_param p[3] = {DBP_BLOB(x->m.org, 16), DBP_BLOB(lo, 16)};
+
+	if (select_range(x->src, x->a, table, c, x->m.org, lo, hi, 0, &rows) != 0)
+		return -1;
+	snprintf(sql, sizeof(sql), "DELETE FROM `%s` WHERE org_id = ? AND id > ?%s", table,
+	    hi ? " AND id <= ?" : "");
+	if (hi)
+		p[2] = DBP_BLOB(hi, 16);
+	if (db_begin(x->dst) != 0)
+		return -1;
+	if (db_exec(x->dst, sql, p, hi ? 3 : 2, NULL) != 0 ||
+	    upsert(x->dst, x->a, table, c, &rows, 0, rows.nrows) != 0 || db_commit(x->dst) != 0) {
+		db_rollback(x->dst);
+		return -1;
+	}
+	return 0;
+}
+
+/* Compares one chunk. Outside the freeze a mismatch may be a write still
+ * in the changelog: catch up, compare again, then repair the chunk from
+ * the source (capture stays on, so later writes still reach the target).
+ * Under the freeze (final) nothing is repaired: a mismatch is the answer.
+ * *state: 0 matched, 1 matched after catch-up or repair, 2 mismatch. */
+static int verify_range(struct run *x, const char *table, const struct cols *c,
+    const uint8_t lo[16], const uint8_t *hi, bool final, struct sums *s, struct sums *t, int *state)
+{
+	*state = 0;
+	for (int attempt = 0;; attempt++) {
+		long long n = 0;
+
+		if (range_sum(x->src, x->a, table, c, x->m.org, lo, hi, s) != 0 ||
+		    range_sum(x->dst, x->a, table, c, x->m.org, lo, hi, t) != 0)
+			return -1;
+		if (s->rows == t->rows && s->checksum == t->checksum)
+			return 0;
+		if (final || attempt == 2) {
+			*state = 2;
+			return 0;
+		}
+		*state = 1;
+		if (attempt == 0) {
+			if (catch_up(x, &n) != 0)
+				return -1;
+		} else if (repair_chunk(x, table, c, lo, hi) != 0) {
+			return -1;
+		}
+	}
+}
+
+static struct json_object *verification_json(struct run *x, bool final)
+{
+	struct db_rows t;
+	struct db_param p[] = {DBP_BLOB(x->m.id, 16)};
+	struct json_object *o = json_object_new_object(), *tables = json_object_new_array();
+	bool ok = true;
+
+	if (db_query(x->control, x->a,
+	        "SELECT table_name, source_rows, target_rows, source_checksum, target_checksum,"
+	        " chunks_verified, chunks_mismatched, chunks_repaired FROM migration_tables"
+	        " WHERE migration_id = ? ORDER BY table_name",
+	        p, 1, &t) == 0)
+		for (size_t i = 0; i < t.nrows; i++) {
+			struct json_object *e = json_object_new_object();
+			bool same = strcmp(t.val[i][1], t.val[i][2]) == 0 && strcmp(t.val[i][3], t.val[i][4]) == 0;
+			char hex[20];
+
+			ok = ok && same;
+			json_object_object_add(e, "table", dbv_json_str(&t, i, 0));
+			json_object_object_add(e, "sourceRows", json_object_new_int64(num(t.val[i][1])));
+			json_object_object_add(e, "targetRows", json_object_new_int64(num(t.val[i][2])));
+			snprintf(hex, sizeof(hex), "%016llx", strtoull(t.val[i][3], NULL, 10));
+			json_object_object_add(e, "sourceChecksum", json_object_new_string(hex));
+			snprintf(hex, sizeof(hex), "%016llx", strtoull(t.val[i][4], NULL, 10));
+			json_object_object_add(e, "targetChecksum", json_object_new_string(hex));
+			json_object_object_add(e, "chunks", json_object_new_int64(num(t.val[i][5])));
+			json_object_object_add(e, "chunksMismatched", json_object_new_int64(num(t.val[i][6])));
+			json_object_object_add(e, "chunksRepaired", json_object_new_int64(num(t.val[i][7])));
+			json_object_object_add(e, "match", json_object_new_boolean(same));
+			json_object_array_add(tables, e);
+		}
+	json_object_object_add(o, "ok", json_object_new_boolean(ok));
+	json_object_object_add(o, "final", json_object_new_boolean(final));
+	json_object_object_add(o, "tables", tables);
+	return o;
+}
+
+/* One chunk of one table (final: every chunk of every table, under the
+ * freeze). 1 more, 0 all verified (verification stored), -1, or 2 when a
+ * chunk does not match. */
+static int verify_some(struct run *x, bool final)
+{
+	struct db_rows t;
+	struct db_param p[] = {DBP_BLOB(x->m.id, 16)};
+	struct cols c;
+	uint8_t lo[16], hi[16];
+	bool open;
+	struct sums s, d;
+	int state;
+	const char *table;
+
+	for (;;) {
+		if (db_query(x->control, x->a,
+		        "SELECT table_name, verify_last_id FROM migration_tables WHERE migration_id = ?"
+		        " AND verify_done = 0 ORDER BY table_name LIMIT 1",
+		        p, 1, &t) != 0)
+			return -1;
+		if (t.nrows == 0)
+			break;
+		table = t.val[0][0];
+		if (!known_table(table))
+			return -1;
+		memcpy(lo, t.val[0][1] && t.len[0][1] == 16 ? (const uint8_t *)t.val[0][1] : id_zero, 16);
+		if (table_cols(x->src, x->a, table, &c) != 0 ||
+		    chunk_hi(x, table, lo, final ? FINAL_VERIFY_CHUNK : x->m.chunk, hi, &open) != 0 ||
+		    verify_range(x, table, &c, lo, open ? NULL : hi, final, &s, &d, &state) != 0)
+			return -1;
+		{
+			struct db_param q[] = {DBP_BLOB(open ? lo : hi, 16), DBP_I64(open), DBP_I64(s.rows),
+				DBP_I64(d.rows), DBP_I64((long long)s.checksum), DBP_I64((long long)d.checksum),
+				DBP_I64(state != 0), DBP_I64(state == 1), DBP_BLOB(x->m.id, 16), DBP_STR(table)};
+
+			if (db_exec(x->control,
+			        "UPDATE migration_tables SET verify_last_id = ?, verify_done = ?,"
+			        " source_rows = source_rows + ?, target_rows = target_rows + ?,"
+			        " source_checksum = source_checksum ^ CAST(? AS UNSIGNED),"
+			        " target_checksum = target_checksum ^ CAST(? AS UNSIGNED),"
+			        " chunks_verified = chunks_verified + 1,"
+			        " chunks_mismatched = chunks_mismatched + ?, chunks_repaired = chunks_repaired + ?"
+			        " WHERE migration_id = ? AND table_name = ?",
+			        q, countof(q), NULL) != 0)
+				return -1;
+		}
+		if (state == 2)
+			return 2;
+		if (!final)
+			return 1;
+	}
+	{
+		struct json_object *v = verification_json(x, final);
+		const char *text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+		struct db_param q[] = {DBP_STR(text), DBP_BLOB(x->m.id, 16)};
+		int rc = db_exec(x->control, "UPDATE migrations SET verification = ? WHERE id = ?", q, 2,
+		    NULL);
+
+		rc = rc == 0 && json_object_get_boolean(json_object_object_get(v, "ok")) ? 0 : rc == 0 ? 2 : -1;
+		json_object_put(v);
+		return rc;
+	}
+}
+
+static int step_verifying(struct run *x)
+{
+	int rc;
+
+	if (connect_ends(x) != 0)
+		return -1;
+	if (strcmp(x->m.phase, "cleanup") == 0)
+		return -2; /* a dry run's end: the caller cleans up */
+	rc = verify_some(x, false);
+	if (rc == 1 || rc < 0)
+		return rc;
+	if (rc == 2)
+		return fail(x, "verification: a chunk still differs after catch-up and repair") == 0 ? 0 : -1;
+	if (x->m.dry_run) {
+		struct transition tr = {&x->m, NULL, "cleanup", NULL, NULL, NULL, false};
+
+		return transition(x->control, &tr) == 0 ? 1 : -1;
+	}
+	{
+		struct transition tr = {&x->m, "ready_for_cutover", "", "migration.ready_for_cutover",
+			NULL, NULL, false};
+
+		return transition(x->control, &tr) == 0 ? 1 : -1;
+	}
+}
+
+/* ---- the engine: cleanup, abort, cut-over -------------------------------- */
+
+/* Deletes the org's rows from d's tenant tables (and its changelog rows)
+ * a chunk at a time: 1 while rows remain, 0 when none do. */
+static int delete_org_rows(struct run *x, struct db *d, bool changelog)
+{
+	const char *t[MAX_TABLES + 1];
+	size_t n = tenant_tables(t);
+	struct db_param p[] = {DBP_BLOB(x->m.org, 16), DBP_I64(CLEANUP_CHUNK)};
+
+	if (changelog)
+		t[n++] = "tenant_changelog";
+	for (size_t i = 0; i < n; i++) {
+		char sql[160];
+		unsigned long long gone = 0;
+
+		snprintf(sql, sizeof(sql), "DELETE FROM `%s` WHERE org_id = ? ORDER BY id LIMIT ?", t[i]);
+		if (db_exec(d, sql, p, 2, &gone) != 0)
+			return -1;
+		if (gone)
+			return 1;
+	}
+	return 0;
+}
+
+/* Removes what the migration made on the target: the database when it
+ * created it (recorded before creating), else the rows it copied. The
+ * source is never touched. 1 more, 0 done. */
+static int clean_target(struct run *x)
+{
+	if (x->m.to_dedicated && x->m.created_db) {
+		char uri[1200], err[512], ddl[160];
+		struct db *server;
+		int rc;
+
+		ends_close();
+		if (!target_uri(x, "", uri, sizeof(uri)) ||
+		    !(server = connect_checked(uri, err, sizeof(err)))) {
+			OPENSSL_cleanse(uri, sizeof(uri));
+			set_error(x->control, &x->m, "target server (cleanup): %s", err);
+			return -1;
+		}
+		OPENSSL_cleanse(uri, sizeof(uri));
+		snprintf(ddl, sizeof(ddl), "DROP DATABASE IF EXISTS `%s`", x->m.db_name);
+		rc = db_exec_script(server, ddl);
+		if (rc != 0)
+			set_error(x->control, &x->m, "DROP DATABASE: %s", db_error(server));
+		db_close(server);
+		return rc;
+	}
+	if (x->m.to_dedicated) {
+		if (connect_ends(x) != 0) {
+			/* a target database that is gone has nothing left to clean */
+			return -1;
+		}
+		return delete_org_rows(x, x->dst, true);
+	}
+	return delete_org_rows(x, x->control, false);
+}
+
+static int step_aborting(struct run *x)
+{
+	int rc;
+
+	if (release_org(x) != 0)
+		return -1;
+	if ((rc = clean_target(x)) != 0)
+		return rc;
+	{
+		struct json_object *p = json_object_new_object();
+		struct db_rows rows;
+		struct db_param q[] = {DBP_BLOB(x->m.id, 16)};
+		struct transition tr = {&x->m, "aborted", "", "migration.aborted", p, NULL, true};
+
+		if (db_query(x->control, x->a, "SELECT abort_reason FROM migrations WHERE id = ?", q, 1,
+		        &rows) == 0 && rows.nrows == 1 && rows.val[0][0])
+			json_object_object_add(p, "reason", json_object_new_string(rows.val[0][0]));
+		json_object_object_add(p, "targetDropped", json_object_new_boolean(x->m.created_db));
+		return transition(x->control, &tr) == 0 ? 1 : -1;
+	}
+}
+
+/* A dry run after verifying: the target goes, the report stays. */
+static int step_dry_cleanup(struct run *x)
+{
+	int rc;
+	struct json_object *report, *v;
+	struct db_rows rows;
+	struct db_param p[] = {DBP_BLOB(x->m.id, 16)};
+
+	if (release_org(x) != 0)
+		return -1;
+	if ((rc = clean_target(x)) != 0)
+		return rc;
+	if (db_query(x->control, x->a,
+	        "SELECT verification, TIMESTAMPDIFF(MICROSECOND, created_at, NOW(3)),"
+	        " TIMESTAMPDIFF(MICROSECOND, copy_started_at, copy_finished_at),"
+	        " (SELECT SUM(rows_copied) FROM migration_tables WHERE migration_id = m.id)"
+	        " FROM migrations m WHERE id = ?",
+	        p, 1, &rows) != 0 || rows.nrows != 1)
+		return -1;
+	report = json_object_new_object();
+	v = json_text(rows.val[0][0]);
+	json_object_object_add(report, "dryRun", json_object_new_boolean(1));
+	json_object_object_add(report, "tables", json_object_get(json_object_object_get(v, "tables")));
+	json_object_object_add(report, "durationMs", json_object_new_int64(num(rows.val[0][1]) / 1000));
+	json_object_object_add(report, "copyMs", json_object_new_int64(num(rows.val[0][2]) / 1000));
+	json_object_object_add(report, "rowsCopied", json_object_new_int64(num(rows.val[0][3])));
+	json_object_object_add(report, "rowsPerSecond",
+	    json_object_new_int64(num(rows.val[0][2]) > 0
+	            ? (int64_t)((double)num(rows.val[0][3]) * 1e6 / (double)num(rows.val[0][2]))
+	            : 0));
+	json_object_object_add(report, "targetCleaned", json_object_new_boolean(1));
+	json_object_put(v);
+	{
+		const char *text = json_object_to_json_string_ext(report, JSON_C_TO_STRING_PLAIN);
+		struct db_param q[] = {DBP_STR(text), DBP_BLOB(x->m.id, 16)};
+
+		rc = db_exec(x->control, "UPDATE migrations SET report = ? WHERE id = ?", q, 2, NULL);
+	}
+	if (rc == 0) {
+		struct transition tr = {&x->m, "completed", "", "migration.dry_run_completed",
+			json_object_get(report), NULL, true};
+
+		rc = transition(x->control, &tr);
+	}
+	json_object_put(report);
+	return rc == 0 ? 1 : -1;
+}
+
+/* The write freeze, set or extended: the UPDATE waits for writes in
+ * flight (they hold the org row in share mode). */
+static int freeze(struct run *x)
+{
+	struct db_param p[] = {DBP_I64(FREEZE_S), DBP_BLOB(x->m.org, 16)};
+
+	return db_exec(x->control,
+	    "UPDATE orgs SET write_frozen_until = NOW(3) + INTERVAL ? SECOND WHERE id = ?", p, 2, NULL);
+}
+
+/* Back to ready_for_cutover, unfrozen, nothing switched. */
+static int cutover_refused(struct run *x, const char *why)
+{
+	struct json_object *p = json_object_new_object();
+	struct transition tr = {&x->m, "ready_for_cutover", "", "migration.cutover_refused", p,
+		"UPDATE migrations SET freeze_started_at = NULL WHERE id = ?", false};
+	struct db_param e[] = {DBP_STR(why), DBP_BLOB(x->m.id, 16)};
+	struct db_param o[] = {DBP_BLOB(x->m.org, 16)};
+
+	json_object_object_add(p, "reason", json_object_new_string(why));
+	if (db_exec(x->control, "UPDATE orgs SET write_frozen_until = NULL WHERE id = ?", o, 1, NULL) !=
+	        0 ||
+	    transition(x->control, &tr) != 0)
+		return -1;
+	return db_exec(x->control, "UPDATE migrations SET error = ? WHERE id = ?", e, 2, NULL) == 0 ? 0
+	                                                                                         : -1;
+}
+
+static int switch_fn(struct db *d, void *arg)
+{
+	struct run *x = arg;
+	struct db_rows rows;
+	struct db_param id[] = {DBP_BLOB(x->m.id, 16)};
+	struct db_param org[] = {DBP_STR(x->m.sealed), DBP_STR(x->m.redacted), DBP_BLOB(x->m.org, 16)};
+	struct json_object *p;
+
+	if (x->m.to_dedicated
+	        ? db_exec(d,
+	              "UPDATE orgs SET db_mode = 'dedicated',"
+	              " dedicated_target = JSON_OBJECT('sealed', ?, 'redacted', ?),"
+	              " capture_changes = 0, write_frozen_until = NULL WHERE id = ?",
+	              org, 3, NULL)
+	        : db_exec(d,
+	              "UPDATE orgs SET db_mode = 'shared', dedicated_target = NULL,"
+	              " capture_changes = 0, write_frozen_until = NULL WHERE id = ?",
+	              org + 2, 1, NULL))
+		return -1;
+	if (db_exec(d,
+	        "UPDATE migrations SET status = 'cutting_over', phase = 'source_cleanup',"
+	        " freeze_ms = TIMESTAMPDIFF(MICROSECOND, freeze_started_at, NOW(3)) DIV 1000"
+	        " WHERE id = ?",
+	        id, 1, NULL) != 0 ||
+	    db_query(d, x->a, "SELECT freeze_ms FROM migrations WHERE id = ?", id, 1, &rows) != 0)
+		return -1;
+	p = json_object_new_object();
+	json_object_object_add(p, "direction",
+	    json_object_new_string(x->m.to_dedicated ? "shared_to_dedicated" : "dedicated_to_shared"));
+	json_object_object_add(p, "freezeMs", json_object_new_int64(rows.nrows ? num(rows.val[0][0]) : 0));
+	return audit_append(d, &system_actor, "migration.finalized", x->m.org_s, "migration",
+	    x->m.id_s, p);
+}
+
+static int step_cutting_over(struct run *x)
+{
+	const char *phase = x->m.phase;
+	struct db_param id[] = {DBP_BLOB(x->m.id, 16)};
+	int rc;
+
+	if (strcmp(phase, "source_cleanup") == 0) {
+		/* the org lives in the target now; the source copy goes */
+		if (connect_ends(x) != 0)
+			return -1;
+		if ((rc = delete_org_rows(x, x->src, true)) != 0)
+			return rc;
+		{
+			struct transition tr = {&x->m, "completed", "", NULL, NULL, NULL, true};
+
+			return transition(x->control, &tr) == 0 ? 1 : -1;
+		}
+	}
+	/* Before the switch: the target must answer now, or nothing happens. */
+	if (connect_ends(x) != 0)
+		return cutover_refused(x, "the target is unreachable; nothing was switched") == 0 ? 0 : -1;
+	if (strcmp(phase, "freeze") == 0) {
+		if (freeze(x) != 0 ||
+		    db_exec(x->control,
+		        "UPDATE migrations SET phase = 'final_catchup', freeze_started_at = NOW(3),"
+		        " applied_changelog_id = snapshot_changelog_id WHERE id = ?",
+		        id, 1, NULL) != 0)
+			return -1;
+		return 1;
+	}
+	if (strcmp(phase, "final_catchup") == 0) {
+		/* every change since the snapshot again: exact, as writes are held */
+		long long n;
+
+		if (freeze(x) != 0)
+			return -1;
+		do {
+			if (catch_up(x, &n) != 0)
+				return -1;
+		} while (n == CATCHUP_BATCH);
+		{
+			char sql[400];
+
+			snprintf(sql, sizeof(sql), "%s", reset_verify_sql);
+			if (db_exec(x->control, sql, id, 1, NULL) != 0 ||
+			    db_exec(x->control, "UPDATE migrations SET phase = 'final_verify' WHERE id = ?", id,
+			        1, NULL) != 0)
+				return -1;
+		}
+		return 1;
+	}
+	if (strcmp(phase, "final_verify") == 0) {
+		if (freeze(x) != 0)
+			return -1;
+		rc = verify_some(x, true);
+		if (rc < 0)
+			return -1;
+		if (rc == 2)
+			return cutover_refused(x,
+			           "final verification found a difference; the cut-over was aborted and"
+			           " nothing was switched")
+			        == 0
+			    ? 0
+			    : -1;
+		if (db_exec(x->control, "UPDATE migrations SET phase = 'switch' WHERE id = ?", id, 1,
+		        NULL) != 0)
+			return -1;
+		return 1;
+	}
+	if (strcmp(phase, "switch") == 0) {
+		if (db_tx(x->control, switch_fn, x) != 0)
+			return -1;
+		metrics_migration("completed");
+		return 1;
+	}
+	return fail(x, "unknown cut-over phase") == 0 ? 0 : -1;
+}
+
+/* ---- the engine: the job ------------------------------------------------- */
+
+static int step(struct run *x)
+{
+	int rc;
+
+	switch (x->m.status) {
+	case MIG_PENDING:
+		return step_prepare(x);
+	case MIG_COPYING:
+		return step_copy(x);
+	case MIG_CATCHING_UP:
+		return step_catching_up(x);
+	case MIG_VERIFYING:
+		rc = step_verifying(x);
+		return rc == -2 ? step_dry_cleanup(x) : rc;
+	case MIG_READY: {
+		long long n;
+
+		/* keep the lag short until the cut-over */
+		if (connect_ends(x) != 0 || catch_up(x, &n) != 0)
+			return -1;
+		return 0;
+	}
+	case MIG_CUTTING_OVER:
+		return step_cutting_over(x);
+	case MIG_ABORTING:
+		return step_aborting(x);
+	default:
+		return 0;
+	}
+}
+
+/* Takes (or keeps) the migration's lease. 1 held, 0 someone else's. A
+ * cut-over this process did not start begins again from the freeze: a
+ * freeze that lapsed while nobody held the lease may have let writes in. */
+static int claim(struct db *control, struct mig *m)
+{
+	const char *me = holder_name();
+	struct db_param p[] = {DBP_STR(me), DBP_I64(LEASE_S), DBP_BLOB(m->id, 16), DBP_STR(me)};
+	unsigned long long got = 0;
+	bool takeover = !m->lease || strcmp(m->lease, me) != 0;
+
+	if (db_exec(control,
+	        "UPDATE migrations SET lease_holder = ?, lease_until = NOW(3) + INTERVAL ? SECOND"
+	        " WHERE id = ? AND (lease_holder IS NULL OR lease_holder = ? OR lease_until < NOW(3))",
+	        p, countof(p), &got) != 0)
+		return -1;
+	if (!got)
+		return 0;
+	if (takeover && m->status == MIG_CUTTING_OVER &&
+	    (strcmp(m->phase, "final_catchup") == 0 || strcmp(m->phase, "final_verify") == 0)) {
+		struct db_param q[] = {DBP_BLOB(m->id, 16)};
+
+		if (db_exec(control, "UPDATE migrations SET phase = 'freeze' WHERE id = ?", q, 1, NULL) != 0)
+			return -1;
+	}
+	return 1;
+}
+
+int mig_job(struct db *control, const struct opsd_config *cfg)
+{
+	struct arena *list = arena_new(16 * 1024), *a = arena_new(256 * 1024);
+	struct db_rows rows;
+	int64_t start = mono_ms();
+	int busy = 0;
+
+	if (!list || !a)
+		goto out;
+	if (db_query(control, list,
+	        "SELECT id FROM migrations WHERE status IN ('pending', 'copying', 'catching_up',"
+	        " 'verifying', 'ready_for_cutover', 'cutting_over', 'aborting') ORDER BY created_at LIMIT 16",
+	        NULL, 0, &rows) != 0) {
+		busy = -1;
+		goto out;
+	}
+	for (size_t i = 0; i < rows.nrows; i++) {
+		struct run x = {.control = control, .cfg = cfg, .a = a};
+		struct db_param p[] = {DBP_BLOB(rows.val[i][0], 16)};
+		int rc = 1;
+
+		for (bool first = true; rc == 1 && mono_ms() - start < STEP_BUDGET_MS; first = false) {
+			struct db_rows one;
+
+			arena_reset(a);
+			if (db_query(control, a, "SELECT " MIG_COLUMNS " FROM migrations WHERE id = ?", p, 1,
+			        &one) != 0 || one.nrows != 1)
+				break;
+			mig_from_row(&one, 0, &x.m);
+			if (first && claim(control, &x.m) != 1)
+				break;
+			if (first && (db_query(control, a, "SELECT " MIG_COLUMNS " FROM migrations WHERE id = ?",
+			                  p, 1, &one) != 0 || one.nrows != 1))
+				break;
+			mig_from_row(&one, 0, &x.m);
+			rc = step(&x);
+			if (rc < 0)
+				log_msg(LL_WARN, "migration_step_failed", "%s (%s): will retry", x.m.id_s,
+				    mig_status_name(x.m.status));
+		}
+		if (rc == 1)
+			busy = 1;
+	}
+out:
+	arena_free(list);
+	arena_free(a);
+	return busy;
+}

@@ -1,0 +1,124 @@
+/* Tenant migration (SPEC §10, runbook 3): one org's tenant rows move
+ * between the shared database and a dedicated one, in either direction,
+ * losing nothing. The API and opsctl call the functions here; the engine
+ * (mig_job) runs in the jobs process and advances every active migration
+ * one bounded step per call, recording each step in MariaDB before it acts,
+ * so a crash or a restart resumes where it stopped.
+ *
+ * States: pending → copying → catching_up → verifying → ready_for_cutover
+ * → (finalize) cutting_over → completed; a dry run ends completed after
+ * verifying and cleaning the target; abort from any unfinished state →
+ * aborting → aborted; an error the engine cannot retry → failed. */
+#ifndef OPSD_MIGRATION_H
+#define OPSD_MIGRATION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uuid.h"
+
+struct arena;
+struct audit_actor;
+struct db;
+struct json_object;
+struct opsd_config;
+
+enum mig_status {
+	MIG_PENDING,
+	MIG_COPYING,
+	MIG_CATCHING_UP,
+	MIG_VERIFYING,
+	MIG_READY,        /* "ready_for_cutover" */
+	MIG_CUTTING_OVER,
+	MIG_COMPLETED,
+	MIG_ABORTING,
+	MIG_ABORTED,
+	MIG_FAILED,
+	MIG__MAX,
+};
+const char *mig_status_name(enum mig_status s);
+int mig_status_from_name(const char *name); /* -1 when unknown */
+
+#define MIG_CHUNK_DEFAULT 1000
+#define MIG_CHUNK_MAX 100000
+
+struct mig_request {
+	const char *org_id;    /* UUID text */
+	const char *direction; /* "shared_to_dedicated" or "dedicated_to_shared" */
+	long long chunk_size;  /* 0: MIG_CHUNK_DEFAULT; else 1..MIG_CHUNK_MAX */
+	const char *target_uri; /* shared_to_dedicated: NULL → OPSD_DEDICATED_DB_URI */
+	const char *db_name;   /* NULL → org_<slug> ([a-z0-9_], at most 64) */
+	bool dry_run;
+	bool override_legal_hold;
+	const char *reason;    /* required, 1..500 */
+};
+
+/* Every refusal, with its HTTP status, error code and field (SPEC §5). */
+enum mig_err {
+	MIG_OK,
+	MIG_E_DB,               /* 503 unavailable / 500 */
+	MIG_E_NO_ORG,           /* 404 not_found */
+	MIG_E_NO_MIGRATION,     /* 404 not_found: the org has none */
+	MIG_E_DIRECTION,        /* 409 conflict: wrong direction for the org's current mode */
+	MIG_E_CHUNK,            /* 400 field chunkSize */
+	MIG_E_URI,              /* 400 field targetUri: malformed */
+	MIG_E_DBNAME,           /* 400 field dbName: not a valid identifier */
+	MIG_E_NO_TARGET,        /* 400 field targetUri: none given and OPSD_DEDICATED_DB_URI unset */
+	MIG_E_NO_KEY,           /* 409 data_key_required: OPSD_DATA_KEY unset */
+	MIG_E_UNREACHABLE,      /* 400 target_unreachable (detail says why, no password) */
+	MIG_E_TARGET_NOT_EMPTY, /* 409 conflict: the target already holds rows of this org */
+	MIG_E_IN_PROGRESS,      /* 409 migration_in_progress */
+	MIG_E_LEGAL_HOLD,       /* 409 legal_hold */
+	MIG_E_REASON,           /* 400 field reason */
+	MIG_E_NOT_READY,        /* 409 conflict: finalize outside ready_for_cutover */
+	MIG_E_FINISHED,         /* 409 conflict: abort of a finished (or switched) migration */
+	MIG_E__MAX,
+};
+struct mig_err_info {
+	int http;
+	const char *code;
+	const char *field;   /* NULL unless a field error */
+	const char *message;
+};
+const struct mig_err_info *mig_err_describe(enum mig_err e);
+
+/* Validates, checks the legal hold (the one guard's rule, over the org and
+ * every record of it), connects to the target (a refused connection is
+ * MIG_E_UNREACHABLE with the reason in detail), stores the target
+ * encrypted with OPSD_DATA_KEY, records the migration `pending` and audits
+ * migration.started (and migration.legal_hold_override). The engine takes
+ * it from there. id_out[37]; detail (may be NULL) gets a human reason. */
+enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
+    const struct audit_actor *actor, const struct mig_request *req, char *id_out,
+    char *detail, size_t detail_len);
+/* ready_for_cutover only: re-validates the target connection now (a lost
+ * target is MIG_E_UNREACHABLE and nothing changes), then marks the
+ * migration cutting_over for the engine: freeze, final catch-up, final
+ * verification, switch, unfreeze, source cleanup. */
+enum mig_err mig_finalize(struct db *control, const struct opsd_config *cfg,
+    const struct audit_actor *actor, const char *org_id, char *detail, size_t detail_len);
+/* Any unfinished state (not after the routing switch): marks it aborting;
+ * the engine stops, drops what it created on the target and ends aborted.
+ * The source is never touched. */
+enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
+    const struct audit_actor *actor, const char *org_id, const char *reason);
+
+/* The org's latest migration as the status document (SPEC §10):
+ * {id, orgId, direction, status, dryRun, chunkSize, target (password
+ * redacted), dbName, reason, overrideLegalHold, tables: [{table, rowsCopied,
+ * rowsTotal, done}], rowsCopied, rowsTotal, percent, rowsPerSecond,
+ * etaSeconds, throttled, throttleReason, changelog: {applied, pending},
+ * verification, report, freezeMs, error, createdAt, updatedAt, finishedAt}.
+ * NULL with *err set. */
+struct json_object *mig_status_json(struct db *control, struct arena *a, const char *org_id,
+    enum mig_err *err);
+/* Every migration of the org, newest first: {"items": [status documents]}. */
+struct json_object *mig_history_json(struct db *control, struct arena *a, const char *org_id,
+    enum mig_err *err);
+
+/* The engine: one bounded step (a chunk, a catch-up batch, a verification
+ * chunk, …) of every active migration. 0 or -1. */
+int mig_job(struct db *control, const struct opsd_config *cfg);
+
+#endif

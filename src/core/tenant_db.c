@@ -1,0 +1,223 @@
+/* Routing of tenant records and their write path (see tenant_db.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "arena.h"
+#include "config.h"
+#include "crypto.h"
+#include "db.h"
+#include "entity.h"
+#include "log.h"
+#include "tenant_db.h"
+#include "util.h"
+
+/* ---- connections to dedicated databases ------------------------------- */
+
+/* A worker talks to a handful of dedicated databases at most; the slots
+ * are reused least recently used first. Keyed by sha256 of the sealed
+ * target, so no secret is kept in the clear beyond the connection. */
+#define POOL_SLOTS 8
+
+static struct pool_slot {
+	uint8_t key[32];
+	struct db *db;
+	int64_t used;
+} pool[POOL_SLOTS];
+
+struct db *tenant_db_sealed(const struct opsd_config *cfg, const char *sealed, char *err,
+    size_t err_len)
+{
+	uint8_t key[32], data_key[32];
+	char uri[1200];
+	struct pool_slot *victim = &pool[0];
+	struct db *d;
+
+	sha256_raw(sealed, strlen(sealed), key);
+	for (size_t i = 0; i < POOL_SLOTS; i++) {
+		if (pool[i].db && memcmp(pool[i].key, key, 32) == 0) {
+			pool[i].used = mono_ms();
+			return pool[i].db;
+		}
+		if (!pool[i].db || pool[i].used < victim->used)
+			victim = &pool[i];
+	}
+	if (!config_data_key(cfg, data_key)) {
+		snprintf(err, err_len, "OPSD_DATA_KEY is not set: the dedicated target cannot be opened");
+		return NULL;
+	}
+	if (!secret_open(data_key, sealed, uri, sizeof(uri))) {
+		OPENSSL_cleanse(data_key, sizeof(data_key));
+		snprintf(err, err_len, "the dedicated target was not sealed with this OPSD_DATA_KEY");
+		return NULL;
+	}
+	OPENSSL_cleanse(data_key, sizeof(data_key));
+	d = db_open(uri, err, err_len);
+	OPENSSL_cleanse(uri, sizeof(uri));
+	if (!d)
+		return NULL;
+	db_close(victim->db);
+	memcpy(victim->key, key, 32);
+	victim->db = d;
+	victim->used = mono_ms();
+	return d;
+}
+
+void tenant_db_close_all(void)
+{
+	for (size_t i = 0; i < POOL_SLOTS; i++) {
+		db_close(pool[i].db);
+		pool[i].db = NULL;
+	}
+}
+
+/* ---- routing ----------------------------------------------------------- */
+
+/* The org row as routing and writes read it; lock is "" or a locking
+ * clause. */
+static int org_row(struct db *control, struct arena *a, const uint8_t org[16], bool lock,
+    struct db_rows *rows)
+{
+	struct db_param p[] = {DBP_BLOB(org, 16)};
+
+	return db_query(control, a,
+	    lock ? "SELECT db_mode, JSON_VALUE(dedicated_target, '$.sealed'), legal_hold,"
+	           " capture_changes, IFNULL(write_frozen_until > NOW(3), 0) FROM orgs WHERE id = ?"
+	           " LOCK IN SHARE MODE"
+	         : "SELECT db_mode, JSON_VALUE(dedicated_target, '$.sealed'), legal_hold,"
+	           " capture_changes, IFNULL(write_frozen_until > NOW(3), 0) FROM orgs WHERE id = ?",
+	    p, 1, rows);
+}
+
+static bool flag(const char *v)
+{
+	return v && strcmp(v, "0") != 0;
+}
+
+/* Fills out from an org_row result. 0, or 2 when the dedicated database
+ * cannot be opened. */
+static int route(const struct opsd_config *cfg, struct db *control, const struct db_rows *rows,
+    struct tenant_org *out)
+{
+	char *const *v = rows->val[0];
+	char err[256];
+
+	out->dedicated = v[0] && strcmp(v[0], "dedicated") == 0;
+	out->legal_hold = flag(v[2]);
+	out->frozen = flag(v[4]);
+	out->db = control;
+	if (!out->dedicated)
+		return 0;
+	if (!v[1] || !(out->db = tenant_db_sealed(cfg, v[1], err, sizeof(err)))) {
+		log_msg(LL_ERROR, "tenant_db_unreachable", "%s", v[1] ? err : "no dedicated target");
+		return 2;
+	}
+	if (db_ensure(out->db) != 0)
+		return 2;
+	return 0;
+}
+
+int tenant_org_db(struct db *control, const struct opsd_config *cfg, struct arena *a,
+    const uint8_t org[16], struct tenant_org *out)
+{
+	struct db_rows rows;
+
+	memset(out, 0, sizeof(*out));
+	if (org_row(control, a, org, false, &rows) != 0)
+		return -1;
+	if (rows.nrows != 1)
+		return 1;
+	return route(cfg, control, &rows, out);
+}
+
+/* ---- writes ------------------------------------------------------------- */
+
+#define WRITE_ATTEMPTS 3
+
+static int write_once(struct db *control, const struct opsd_config *cfg, struct arena *a,
+    const uint8_t org[16], int (*fn)(struct tenant_tx *, void *), void *ctx)
+{
+	struct tenant_tx tx = {.control = control, .a = a};
+	struct tenant_org t;
+	struct db_rows rows;
+	int rc;
+
+	if (db_begin(control) != 0)
+		return -1;
+	if (org_row(control, a, org, true, &rows) != 0)
+		goto fail;
+	if (rows.nrows != 1) {
+		db_rollback(control);
+		return TW_NO_ORG;
+	}
+	if ((rc = route(cfg, control, &rows, &t)) != 0) {
+		db_rollback(control);
+		return TW_UNREACHABLE;
+	}
+	if (t.frozen) {
+		db_rollback(control);
+		return TW_FROZEN;
+	}
+	memcpy(tx.org, org, 16);
+	tx.tdb = t.db;
+	tx.capture = flag(rows.val[0][3]);
+	tx.org_held = t.legal_hold;
+	if (tx.tdb != control && db_begin(tx.tdb) != 0)
+		goto fail;
+	rc = fn(&tx, ctx);
+	if (rc > 0) {
+		if (tx.tdb != control)
+			db_rollback(tx.tdb);
+		db_rollback(control);
+		return TW_REFUSED;
+	}
+	if (rc < 0)
+		goto fail;
+	/* The tenant change commits first: a failure between the two commits
+	 * leaves a change whose audit event is missing (logged below), never
+	 * an audit event for a change that did not happen. */
+	if (tx.tdb != control && db_commit(tx.tdb) != 0)
+		goto fail;
+	if (db_commit(control) != 0) {
+		if (tx.tdb == control)
+			goto fail;
+		log_msg(LL_ERROR, "tenant_audit_lost",
+		    "a dedicated-database change committed but its control transaction failed: %s",
+		    db_error(control));
+		db_rollback(control);
+		return -1;
+	}
+	return TW_OK;
+fail:
+	rc = db_retryable(control) || (tx.tdb && db_retryable(tx.tdb)) ? -2 : -1;
+	if (tx.tdb && tx.tdb != control)
+		db_rollback(tx.tdb);
+	db_rollback(control);
+	return rc;
+}
+
+int tenant_write(struct db *control, const struct opsd_config *cfg, struct arena *a,
+    const uint8_t org[16], int (*fn)(struct tenant_tx *tx, void *ctx), void *ctx)
+{
+	int rc = -1;
+
+	/* -2: a deadlock or lock wait timeout, worth another attempt */
+	for (int i = 0; i < WRITE_ATTEMPTS; i++)
+		if ((rc = write_once(control, cfg, a, org, fn, ctx)) != -2)
+			return rc;
+	return -1;
+}
+
+int tenant_changelog_add(struct tenant_tx *tx, const struct entity *e, const uint8_t row_id[16],
+    const char *op)
+{
+	struct db_param p[] = {DBP_BLOB(tx->org, 16), DBP_STR(e->table), DBP_BLOB(row_id, 16),
+		DBP_STR(op)};
+
+	if (!tx->capture)
+		return 0;
+	return db_exec(tx->tdb,
+	    "INSERT INTO tenant_changelog (org_id, table_name, row_id, op) VALUES (?, ?, ?, ?)", p,
+	    countof(p), NULL);
+}

@@ -1,0 +1,537 @@
+#!/usr/bin/perl
+# Tenant migration, the API and opsctl around the engine (issue 7, SPEC §10,
+# runbook 3): the routes are in the table with migration.run; bad input on
+# POST /migration/start — unknown org (404), malformed or missing orgId,
+# direction missing, unknown or wrong for the org's mode (409 conflict both
+# ways), chunkSize 0 / 100001 / "x" / 1.5, malformed and over-long targetUri
+# (the URI's password is never in the answer), dbName "1bad" / "a-b" / 65
+# characters, reason missing / empty / 501 characters, unknown fields, a
+# target that refuses connections (400 target_unreachable, details.reason)
+# — each is answered in the SPEC §5 envelope and records nothing (no
+# migrations row, no migration.* audit event, status still 404). Status,
+# history, finalize and abort: malformed and unknown ids, missing fields.
+# Legal hold on the org and on one of its records: 409 legal_hold with
+# nothing recorded; overrideLegalHold: 202 and audited. A started migration
+# (explicit targetUri, the stack's own MariaDB): the status document's
+# shape, the target redacted, a second start 409 migration_in_progress,
+# finalize before ready 409, abort 202 → aborted within 20 s, abort again
+# 409, the target database gone, a new start allowed, history newest first.
+# Every other role gets 403 on every migration route, nobody 401. opsctl
+# migration start/status/watch/finalize/abort/history: output and exit
+# codes (0; 2 for a refusal or bad usage), --target-uri-env, and watch
+# riding out a MariaDB restart. No password of a target anywhere in log/
+# or audit_events.
+use v5.36;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use POSIX qw(WNOHANG _exit setsid);
+use Test::More;
+use Time::HiRes qw(time sleep);
+use OpsdTest;
+
+my $R = join '', map { ('a' .. 'z')[rand 26] } 1 .. 8;
+start_stack(env => { OPSD_WORKERS => 2 });
+my $admin = admin_session();
+ok $admin->{cookie}, 'the superadmin logs in' or BAIL_OUT('no superadmin session');
+
+my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+my @STATUS_KEYS = qw(id orgId direction status dryRun chunkSize target dbName reason overrideLegalHold
+	tables rowsCopied rowsTotal percent rowsPerSecond etaSeconds throttled throttleReason changelog
+	verification report freezeMs error createdAt updatedAt finishedAt);
+my %UNFINISHED = map { $_ => 1 } qw(pending copying catching_up verifying ready_for_cutover aborting);
+
+# The password of the stack's own dedicated URI (script/server's opsd user),
+# and the ones this test puts into target URIs: none may ever come back.
+my $DB_PW = do { open my $fh, '<', var_dir() . '/db-password' or die "db-password: $!"; my $l = <$fh>; chomp $l; $l };
+my $DEDICATED_URI = parse_env_file(var_dir() . '/opsd.env')->{OPSD_DEDICATED_DB_URI};
+ok length($DB_PW) >= 8, 'the stack has a database password';
+ok $DEDICATED_URI && index($DEDICATED_URI, $DB_PW) >= 0, 'opsd.env has OPSD_DEDICATED_DB_URI with it'
+    or diag "OPSD_DEDICATED_DB_URI: " . ($DEDICATED_URI // 'unset');
+my %SECRET = (db_password => $DB_PW);
+sub secret($label) { return $SECRET{$label} //= "Pw$label" . uc($R) . 'x9' }
+
+sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
+sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag('body: ' . substr($r->{body} // '', 0, 800)) }
+sub fields_named($r, @names) {
+	my $e = j($r)->{error};
+	my $f = ref $e eq 'HASH' && ref $e->{details} eq 'HASH' ? $e->{details}{fields} : undef;
+	my $ok = ref $f eq 'HASH' && !grep { !exists $f->{$_} } @names;
+	ok $ok, "  details.fields names @names" or diag "body: $r->{body}";
+	return $ok;
+}
+sub no_secret_in($text, $name) {
+	my @hits = grep { index($text // '', $SECRET{$_}) >= 0 } sort keys %SECRET;
+	ok !@hits, "$name: no password in it" or diag "found: @hits";
+}
+sub count_sql($sql) { my $n = mysql($sql) // return -1; chomp $n; return $n + 0 }
+sub hex_of($org) { return uuid_hex(ref $org ? $org->{id} : $org) // '00' }
+sub mig_rows($org) { return count_sql("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . hex_of($org) . "')") }
+sub mig_audits($org, $action = 'migration.%') {
+	my $id = ref $org ? $org->{id} : $org;
+	return count_sql("SELECT COUNT(*) FROM audit_events WHERE action LIKE '$action' AND (org_id = UNHEX('"
+	    . hex_of($org) . "') OR payload LIKE '%$id%')");
+}
+
+sub start_body(%b) {
+	for my $k (qw(dryRun overrideLegalHold)) {
+		$b{$k} = $b{$k} ? JSON::PP::true : JSON::PP::false if exists $b{$k} && !ref $b{$k} && $b{$k} =~ /^[01]$/;
+	}
+	return \%b;
+}
+sub m_start($s, %b) { return http(POST => '/migration/start', json => start_body(%b), session => $s) }
+sub m_status($s, $org) { return http(GET => "/migration/status/$org", session => $s) }
+sub m_history($s, $q) {
+	return http(GET => '/migration/history' . (defined $q ? '?orgId=' . uri_escape_all($q) : ''), session => $s);
+}
+sub m_finalize($s, %b) { return http(POST => '/migration/finalize', json => \%b, session => $s) }
+sub m_abort($s, %b) { return http(POST => '/migration/abort', json => \%b, session => $s) }
+sub wait_status($org, $want, $secs = 20) {
+	my $last = '';
+	my $ok = wait_until($secs, sub {
+		my $r = m_status($admin, $org);
+		$last = j($r)->{status} // "HTTP $r->{status}";
+		return $last eq $want;
+	}, 0.25);
+	ok $ok, "  the migration reaches $want within $secs s" or diag "last status: $last";
+	return $ok;
+}
+sub check_doc($doc, $name, %want) {
+	my @miss = grep { !exists $doc->{$_} } @STATUS_KEYS;
+	ok !@miss, "$name: the status document has every SPEC §10 member" or diag "missing: @miss";
+	like $doc->{id} // '', $UUID, "$name: id is a UUID";
+	for my $k (sort keys %want) {
+		is_deeply $doc->{$k}, $want{$k}, "$name: $k";
+	}
+	ok JSON::PP::is_bool($doc->{dryRun}) && JSON::PP::is_bool($doc->{throttled})
+	    && JSON::PP::is_bool($doc->{overrideLegalHold}), "$name: dryRun, throttled, overrideLegalHold are booleans";
+	ok ref $doc->{tables} eq 'ARRAY', "$name: tables is an array";
+	my @bad = grep { ref ne 'HASH' || !exists $_->{table} || !exists $_->{rowsCopied} || !exists $_->{rowsTotal}
+	    || !exists $_->{done} } @{ ref $doc->{tables} eq 'ARRAY' ? $doc->{tables} : [] };
+	ok !@bad, "$name: each table has table, rowsCopied, rowsTotal, done";
+	ok defined $doc->{percent} && $doc->{percent} =~ /^[0-9.]+$/ && $doc->{percent} <= 100,
+	    "$name: percent is 0..100" or diag "percent: " . ($doc->{percent} // 'null');
+	ok ref $doc->{changelog} eq 'HASH' && exists $doc->{changelog}{applied} && exists $doc->{changelog}{pending},
+	    "$name: changelog {applied, pending}";
+	like $doc->{target} // '', qr/\*\*\*/, "$name: the target is shown redacted";
+	no_secret_in(json_encode($doc), $name);
+}
+
+# ============================================================ the route table
+{
+	my ($rc, $out, $err) = opsctl('routes');
+	my %by = map { ("$_->{method} $_->{pattern}" => $_) } @{ json_decode($out) // [] };
+	for my $k ('POST /migration/start', 'GET /migration/status/:orgId', 'POST /migration/finalize',
+	    'POST /migration/abort', 'GET /migration/history') {
+		is +($by{$k} // {})->{permission}, 'migration.run', "$k needs migration.run";
+	}
+	my $roles = json_decode((opsctl('roles'))[1]) // {};
+	is_deeply [sort grep { grep { $_ eq 'migration.run' } @{ $roles->{$_} } } keys %$roles], ['superadmin'],
+	    'only superadmin holds migration.run';
+}
+
+# ============================================================ orgs
+sub new_org($tag) { return create_org(name => "Migration $tag $R", slug => "m95$tag$R") }
+my %O = map { ($_ => new_org($_)) } qw(bad held rec over run cli watch dedi);
+ok !grep({ !$O{$_}{id} } keys %O), 'orgs for each part' or BAIL_OUT('cannot create orgs');
+my $A = $O{bad}{id};
+
+# ============================================================ bad input, nothing recorded
+my @BAD = (
+	# [name, body changes (undef deletes), status, code, fields]
+	['unknown org', { orgId => uuid7_like() }, 404, 'not_found'],
+	['malformed orgId', { orgId => 'not-a-uuid' }, 400, 'validation_failed', 'orgId'],
+	['missing orgId', { orgId => undef }, 400, 'validation_failed', 'orgId'],
+	['numeric orgId', { orgId => 7 }, 400, 'validation_failed', 'orgId'],
+	['missing direction', { direction => undef }, 400, 'validation_failed', 'direction'],
+	['unknown direction', { direction => 'sideways' }, 400, 'validation_failed', 'direction'],
+	['dedicated_to_shared for a shared org', { direction => 'dedicated_to_shared' }, 409, 'conflict'],
+	['chunkSize 0', { chunkSize => 0 }, 400, 'validation_failed', 'chunkSize'],
+	['chunkSize 100001', { chunkSize => 100001 }, 400, 'validation_failed', 'chunkSize'],
+	['chunkSize -1', { chunkSize => -1 }, 400, 'validation_failed', 'chunkSize'],
+	['chunkSize "x"', { chunkSize => 'x' }, 400, 'validation_failed', 'chunkSize'],
+	['chunkSize 1.5', { chunkSize => 1.5 }, 400, 'validation_failed', 'chunkSize'],
+	['targetUri without a host', { targetUri => 'mysql://u:' . secret('nohost') . '@/x' }, 400,
+	    'validation_failed', 'targetUri'],
+	['targetUri of another scheme', { targetUri => 'postgres://u:' . secret('scheme') . '@127.0.0.1/x' }, 400,
+	    'validation_failed', 'targetUri'],
+	['targetUri that is no URI', { targetUri => 'just words ' . secret('words') }, 400, 'validation_failed',
+	    'targetUri'],
+	['targetUri with a bad port', { targetUri => 'mysql://u:' . secret('port') . '@127.0.0.1:99999/x' }, 400,
+	    'validation_failed', 'targetUri'],
+	['targetUri empty', { targetUri => '' }, 400, 'validation_failed', 'targetUri'],
+	['targetUri of 1001 characters', { targetUri => 'mysql://u:' . secret('long') . '@h/' . ('x' x 1000) }, 400,
+	    'validation_failed', 'targetUri'],
+	['targetUri a number', { targetUri => 42 }, 400, 'validation_failed', 'targetUri'],
+	['dbName "1bad"', { dbName => '1bad' }, 400, 'validation_failed', 'dbName'],
+	['dbName "a-b"', { dbName => 'a-b' }, 400, 'validation_failed', 'dbName'],
+	['dbName of 65 characters', { dbName => 'x' x 65 }, 400, 'validation_failed', 'dbName'],
+	['dbName with a backtick', { dbName => 'org_a`; DROP DATABASE opsd; --' }, 400, 'validation_failed', 'dbName'],
+	['dbName empty', { dbName => '' }, 400, 'validation_failed', 'dbName'],
+	['missing reason', { reason => undef }, 400, 'validation_failed', 'reason'],
+	['empty reason', { reason => '' }, 400, 'validation_failed', 'reason'],
+	['reason of 501 characters', { reason => 'r' x 501 }, 400, 'validation_failed', 'reason'],
+	['dryRun "yes"', { dryRun => 'yes' }, 400, 'validation_failed', 'dryRun'],
+	['overrideLegalHold 1 (a number)', { overrideLegalHold => 7 }, 400, 'validation_failed', 'overrideLegalHold'],
+	['an unknown field', { speed => 'ludicrous' }, 400, 'validation_failed', 'speed'],
+);
+for my $c (@BAD) {
+	my ($name, $change, $st, $code, @fields) = @$c;
+	my %b = (orgId => $A, direction => 'shared_to_dedicated', reason => "bad input $R", dbName => "org_bad_$R");
+	for my $k (keys %$change) {
+		if (defined $change->{$k}) { $b{$k} = $change->{$k} } else { delete $b{$k} }
+	}
+	my $r = m_start($admin, %b);
+	check_error($r, $st, $code, "start, $name");
+	fields_named($r, @fields) if @fields;
+	no_secret_in($r->{body}, "start, $name");
+}
+{
+	my $r = http(POST => '/migration/start', body => '{"orgId":', headers => { 'Content-Type' => 'application/json' },
+	    session => $admin);
+	check_error($r, 400, 'invalid_json', 'start, a truncated body');
+	$r = http(POST => '/migration/start', body => '[]', headers => { 'Content-Type' => 'application/json' },
+	    session => $admin);
+	check_error($r, 400, undef, 'start, an array body');
+}
+# A shared_to_dedicated start for an org already dedicated.
+{
+	ok defined mysql("UPDATE orgs SET db_mode = 'dedicated' WHERE id = UNHEX('" . hex_of($O{dedi}) . "')"),
+	    'an org marked dedicated';
+	my $r = m_start($admin, orgId => $O{dedi}{id}, direction => 'shared_to_dedicated', reason => 'wrong way');
+	check_error($r, 409, 'conflict', 'start, shared_to_dedicated for a dedicated org');
+	is mig_rows($O{dedi}), 0, '  no migrations row';
+	mysql("UPDATE orgs SET db_mode = 'shared' WHERE id = UNHEX('" . hex_of($O{dedi}) . "')");
+}
+# A target that refuses connections.
+{
+	my $uri = 'mysql://u:' . secret('refused') . '@127.0.0.1:1/x';
+	my $t0 = time;
+	my $r = m_start($admin, orgId => $A, direction => 'shared_to_dedicated', reason => 'unreachable',
+	    targetUri => $uri, dbName => "org_unreach_$R");
+	check_error($r, 400, 'target_unreachable', 'start, a target that refuses connections');
+	my $d = ref j($r)->{error} eq 'HASH' ? j($r)->{error}{details} : undef;
+	ok ref $d eq 'HASH' && defined $d->{reason} && length $d->{reason}, '  details.reason says why'
+	    or diag $r->{body};
+	no_secret_in($r->{body}, 'the unreachable answer');
+	unlike $r->{body}, qr/127\.0\.0\.1:1\/x|u:Pw/, '  the URI is not echoed';
+	ok time - $t0 < 15, sprintf('  answered in %.1f s', time - $t0);
+}
+is mig_rows($A), 0, 'after every bad start: no migrations row for the org';
+is mig_audits($A), 0, '  and no migration.* audit event';
+check_error(m_status($admin, $A), 404, 'not_found', 'status of an org that never migrated');
+{
+	my $r = m_history($admin, $A);
+	status_is $r, 200, 'history of an org that never migrated: 200';
+	is_deeply j($r)->{items}, [], '  items is empty';
+}
+
+# ============================================================ status, history, finalize, abort: bad input
+check_error(m_status($admin, 'not-a-uuid'), 404, 'not_found', 'status, malformed orgId');
+check_error(m_status($admin, uuid7_like()), 404, 'not_found', 'status, unknown org');
+check_error(http(GET => '/migration/status/', session => $admin), 404, undef, 'status without an orgId');
+for my $c (['missing orgId', undef], ['empty orgId', ''], ['malformed orgId', 'zzz'], ['half a UUID', substr($A, 0, 18)]) {
+	my $r = m_history($admin, $c->[1]);
+	check_error($r, 400, 'validation_failed', "history, $c->[0]");
+	fields_named($r, 'orgId');
+}
+check_error(m_history($admin, uuid7_like()), 404, 'not_found', 'history, unknown org');
+for my $c (
+	['finalize, missing orgId', \&m_finalize, {}, 400, 'orgId'],
+	['finalize, malformed orgId', \&m_finalize, { orgId => 'x' }, 400, 'orgId'],
+	['finalize, an unknown field', \&m_finalize, { orgId => $A, now => JSON::PP::true }, 400, 'now'],
+	['finalize, unknown org', \&m_finalize, { orgId => uuid7_like() }, 404],
+	['finalize, an org without a migration', \&m_finalize, { orgId => $A }, 404],
+	['abort, missing orgId', \&m_abort, { reason => 'r' }, 400, 'orgId'],
+	['abort, missing reason', \&m_abort, { orgId => $A }, 400, 'reason'],
+	['abort, empty reason', \&m_abort, { orgId => $A, reason => '' }, 400, 'reason'],
+	['abort, reason of 501 characters', \&m_abort, { orgId => $A, reason => 'r' x 501 }, 400, 'reason'],
+	['abort, unknown org', \&m_abort, { orgId => uuid7_like(), reason => 'r' }, 404],
+	['abort, an org without a migration', \&m_abort, { orgId => $A, reason => 'r' }, 404],
+) {
+	my ($name, $fn, $body, $st, @fields) = @$c;
+	my $r = $fn->($admin, %$body);
+	check_error($r, $st, $st == 400 ? 'validation_failed' : 'not_found', $name);
+	fields_named($r, @fields) if @fields;
+}
+is mig_rows($A), 0, 'still no migrations row for the org';
+
+# ============================================================ legal hold
+{
+	my $held = $O{held}{id};
+	my $r = legal_hold($admin, entity => 'orgs', ids => [$held], hold => 1, reason => "hold $R");
+	status_is $r, 200, 'the org is put on legal hold';
+	$r = m_start($admin, orgId => $held, direction => 'shared_to_dedicated', reason => 'held', dbName => "org_held_$R");
+	check_error($r, 409, 'legal_hold', 'start of a held org');
+	is mig_rows($held), 0, '  no migrations row';
+
+	# a held record of an otherwise free org
+	my $rec = $O{rec}{id};
+	my $c = tenant_create($admin, $O{rec}, 'contacts', { name => "Held Contact $R", email => "held.$R\@example.test" });
+	status_is $c, 201, 'a contact in another org';
+	$r = legal_hold($admin, entity => 'contacts', ids => [j($c)->{id} // uuid7_like()], hold => 1, reason => "hold $R");
+	status_is $r, 200, '  put on legal hold';
+	$r = m_start($admin, orgId => $rec, direction => 'shared_to_dedicated', reason => 'held record', dbName => "org_rec_$R");
+	check_error($r, 409, 'legal_hold', 'start of an org with a held record');
+	is mig_rows($rec), 0, '  no migrations row';
+	is mig_audits($rec), 0, '  no migration.* audit event';
+
+	# the override
+	my $over = $O{over}{id};
+	$r = legal_hold($admin, entity => 'orgs', ids => [$over], hold => 1, reason => "hold $R");
+	status_is $r, 200, 'a third org on legal hold';
+	$r = m_start($admin, orgId => $over, direction => 'shared_to_dedicated', reason => "override $R",
+	    overrideLegalHold => 1, chunkSize => 1, dbName => "org_over_$R");
+	status_is $r, 202, 'start with overrideLegalHold: 202';
+	check_doc(j($r), 'the overriding start', orgId => $over, overrideLegalHold => JSON::PP::true,
+	    direction => 'shared_to_dedicated', chunkSize => 1, dbName => "org_over_$R", reason => "override $R");
+	is mig_rows($over), 1, '  one migrations row';
+	ok mig_audits($over, 'migration.legal_hold_override') >= 1, '  audited as migration.legal_hold_override';
+	ok mig_audits($over, 'migration.started') >= 1, '  and migration.started';
+	$r = m_abort($admin, orgId => $over, reason => 'test over');
+	status_is $r, 202, '  abort: 202';
+	like j($r)->{status} // '', qr/^(?:aborting|aborted)$/, '  aborting or aborted';
+	wait_status($over, 'aborted');
+}
+
+# ============================================================ a running migration
+my $RUN = $O{run}{id};
+{
+	my $n = bulk_insert_contacts($RUN, 20000, tag => "run$R");
+	is $n, 20000, '20,000 contacts in the org to migrate (a copy in chunks of 1 takes a while)';
+	my $body = { orgId => $RUN, direction => 'shared_to_dedicated', chunkSize => 1, targetUri => $DEDICATED_URI,
+	    dbName => "org_run1_$R", reason => "first $R" };
+	my $r = m_start($admin, %$body);
+	status_is $r, 202, 'start with an explicit targetUri (the stack\'s MariaDB): 202';
+	my $doc = j($r);
+	check_doc($doc, 'the started migration', orgId => $RUN, direction => 'shared_to_dedicated', chunkSize => 1,
+	    dryRun => JSON::PP::false, overrideLegalHold => JSON::PP::false, dbName => "org_run1_$R",
+	    reason => "first $R");
+	ok $UNFINISHED{ $doc->{status} // '' }, "  status $doc->{status} is an unfinished one";
+	my $id = $doc->{id};
+	no_secret_in($r->{body}, 'the 202 answer');
+	is mig_rows($RUN), 1, '  one migrations row';
+	is count_sql("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . hex_of($RUN) . "') AND (target_sealed LIKE "
+	    . "'%$DB_PW%' OR target_redacted LIKE '%$DB_PW%')"), 0, '  the stored target holds no clear password';
+	ok mig_audits($RUN, 'migration.started') >= 1, '  audited as migration.started';
+
+	$r = m_start($admin, %$body);
+	check_error($r, 409, 'migration_in_progress', 'the same start again while it runs');
+	$r = m_start($admin, %$body, dbName => "org_run2_$R", reason => 'second');
+	check_error($r, 409, 'migration_in_progress', 'a second start (another dbName) while one runs');
+	$r = m_start($admin, orgId => $RUN, direction => 'dedicated_to_shared', reason => 'other way');
+	check_error($r, [409], ['migration_in_progress', 'conflict'], 'a start the other way while one runs');
+	is mig_rows($RUN), 1, '  still one migrations row';
+
+	my $st = j(m_status($admin, $RUN))->{status} // '';
+	if ($st ne 'ready_for_cutover') {
+		$r = m_finalize($admin, orgId => $RUN);
+		check_error($r, 409, 'conflict', "finalize before ready ($st)");
+		isnt j(m_status($admin, $RUN))->{status} // '', 'cutting_over', '  not cutting_over';
+	} else {
+		fail 'the copy of 20,000 rows in chunks of 1 was ready at once: finalize-before-ready not testable';
+	}
+
+	$r = m_status($admin, uc $RUN);
+	status_is $r, 200, 'GET /migration/status/:orgId (upper-case id) 200';
+	check_doc(j($r), 'the status', id => $id, orgId => $RUN);
+
+	$r = m_history($admin, $RUN);
+	status_is $r, 200, 'GET /migration/history 200';
+	my $items = j($r)->{items};
+	is ref $items eq 'ARRAY' ? scalar @$items : -1, 1, '  one item';
+	check_doc($items->[0] // {}, 'the history item', id => $id);
+
+	$r = m_abort($admin, orgId => $RUN, reason => "stop $R");
+	status_is $r, 202, 'abort: 202';
+	like j($r)->{status} // '', qr/^(?:aborting|aborted)$/, '  aborting or aborted';
+	wait_status($RUN, 'aborted');
+	ok mig_audits($RUN, 'migration.aborted') >= 1, '  audited as migration.aborted';
+	is count_sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'org_run1_$R'"), 0,
+	    '  the target database is gone';
+	is count_sql("SELECT COUNT(*) FROM contacts WHERE org_id = UNHEX('" . hex_of($RUN) . "')"), 20000,
+	    '  the source rows are all there';
+	check_error(m_abort($admin, orgId => $RUN, reason => 'again'), 409, 'conflict', 'abort of an aborted migration');
+	check_error(m_finalize($admin, orgId => $RUN), 409, 'conflict', 'finalize of an aborted migration');
+
+	$r = m_start($admin, orgId => $RUN, direction => 'shared_to_dedicated', chunkSize => 1, dbName => "org_run3_$R",
+	    reason => "third $R");
+	status_is $r, 202, 'a new start after the abort (default target: OPSD_DEDICATED_DB_URI): 202';
+	my $id2 = j($r)->{id} // '';
+	isnt $id2, $id, '  a new migration id';
+	$r = m_history($admin, $RUN);
+	is_deeply [map { $_->{id} } @{ j($r)->{items} // [] }], [$id2, $id], '  history: newest first';
+	is j($r)->{items}[1]{status}, 'aborted', '  the first one aborted';
+	status_is m_abort($admin, orgId => $RUN, reason => 'done'), 202, '  aborted again';
+	wait_status($RUN, 'aborted');
+}
+
+# ============================================================ authorization
+{
+	my (%sess, @bad);
+	for my $role (grep { $_ ne 'superadmin' } sort keys %{ contract_roles() }) {
+		my $u = create_user(role => $role, ($role =~ /^(?:org_admin|member)$/ ? (org => $O{run}) : ()));
+		my $s = login($u->{email}, $u->{password});
+		ok $s->{cookie}, "a $role signs in" or next;
+		$sess{$role} = $s;
+	}
+	my @calls = (
+		['POST /migration/start', sub ($s) { m_start($s, orgId => $RUN, direction => 'shared_to_dedicated', reason => 'x') }],
+		['GET /migration/status/:orgId', sub ($s) { m_status($s, $RUN) }],
+		['POST /migration/finalize', sub ($s) { m_finalize($s, orgId => $RUN) }],
+		['POST /migration/abort', sub ($s) { m_abort($s, orgId => $RUN, reason => 'x') }],
+		['GET /migration/history', sub ($s) { m_history($s, $RUN) }],
+	);
+	for my $role (sort keys %sess) {
+		for my $c (@calls) {
+			my $r = $c->[1]->($sess{$role});
+			my $code = j($r)->{error} && j($r)->{error}{code};
+			push @bad, "$role $c->[0]: $r->{status} " . ($code // '') unless $r->{status} == 403 && ($code // '') eq 'forbidden';
+		}
+	}
+	ok !@bad, 'every non-superadmin role: 403 forbidden on every migration route (' . scalar(keys %sess) . ' roles)'
+	    or diag join "\n", @bad;
+	my @anon = grep { $_->[1]->({})->{status} != 401 } @calls;
+	ok !@anon, 'nobody: 401 on every migration route' or diag join ', ', map { $_->[0] } @anon;
+	is mig_rows($RUN), 2, 'the refused calls recorded nothing';
+}
+
+# ============================================================ opsctl
+my $CLI = $O{cli}{id};
+{
+	my ($rc, $out, $err) = opsctl('migration', 'status', '--org', $A);
+	is $rc, 2, 'opsctl migration status of an org without a migration exits 2';
+	like $err, qr/not_found/, '  and says not_found' or diag $err;
+	($rc, $out, $err) = opsctl('migration', 'status', '--org', 'nope');
+	is $rc, 2, 'opsctl migration status --org nope exits 2';
+	($rc, $out, $err) = opsctl('migration', 'status');
+	is $rc, 2, 'opsctl migration status without --org exits 2';
+	like $err, qr/--org/, '  and names --org';
+	($rc, $out, $err) = opsctl('migration', 'start', '--org', $CLI, '--direction', 'shared_to_dedicated', '--reason', 'r',
+	    '--dryrun');
+	is $rc, 2, 'a misspelt option (--dryrun) exits 2';
+	for my $c (
+		['--chunk-size 0', ['--chunk-size', '0'], qr/--chunk-size/],
+		['--chunk-size 100001', ['--chunk-size', '100001'], qr/--chunk-size/],
+		['--chunk-size x', ['--chunk-size', 'x'], qr/--chunk-size/],
+		['--direction sideways', ['--direction', 'sideways'], qr/--direction/],
+		['--db-name 1bad', ['--db-name', '1bad'], qr/--db-name/],
+		['--target-uri-env of an unset variable', ['--target-uri-env', "OPSD95_UNSET_$R"], qr/OPSD95_UNSET/],
+	) {
+		my ($name, $extra, $re) = @$c;
+		my %o = (qw(--org), $CLI, qw(--direction shared_to_dedicated --reason), "cli $R", @$extra);
+		($rc, $out, $err) = opsctl('migration', 'start', %o);
+		is $rc, 2, "opsctl migration start $name exits 2";
+		like $err, $re, '  and names the option' or diag $err;
+	}
+	($rc, $out, $err) = opsctl('migration', 'start', '--org', $A, '--direction', 'dedicated_to_shared', '--reason', 'r');
+	is $rc, 2, 'opsctl migration start in the wrong direction exits 2';
+	like $err, qr/conflict/, '  conflict' or diag $err;
+	my $uri = 'mysql://u:' . secret('cli') . '@127.0.0.1:1/x';
+	($rc, $out, $err) = opsctl({ env => { "OPSD95_TARGET_$R" => $uri } }, 'migration', 'start', '--org', $CLI,
+	    '--direction', 'shared_to_dedicated', '--reason', 'r', '--target-uri-env', "OPSD95_TARGET_$R");
+	is $rc, 2, 'opsctl migration start --target-uri-env to a refusing target exits 2';
+	like $err, qr/target_unreachable/, '  target_unreachable' or diag $err;
+	no_secret_in("$out$err", 'its output');
+	is mig_rows($CLI), 0, 'the refused CLI starts recorded nothing';
+
+	($rc, $out, $err) = opsctl('migration', 'start', '--org', $CLI, '--direction', 'shared_to_dedicated', '--reason',
+	    "cli $R", '--chunk-size', '1', '--db-name', "org_cli_$R");
+	is $rc, 0, 'opsctl migration start exits 0' or diag $err;
+	my ($id) = $out =~ /^id: (\S+)$/m;
+	like $id // '', $UUID, '  prints the migration id';
+	like $out, qr/^status: (?:pending|copying|catching_up|verifying|ready_for_cutover)$/m, '  and its status';
+	ok mig_audits($CLI, 'migration.started') >= 1, '  audited';
+	is count_sql("SELECT COUNT(*) FROM audit_events WHERE action = 'migration.started' AND actor_label LIKE 'cli:%'"
+	    . " AND (org_id = UNHEX('" . hex_of($CLI) . "') OR payload LIKE '%$CLI%')"), 1, '  by cli:<user>';
+
+	($rc, $out, $err) = opsctl('migration', 'status', '--org', $CLI);
+	is $rc, 0, 'opsctl migration status exits 0' or diag $err;
+	like $out, qr/^status: \w+$/m, '  status line';
+	like $out, qr/^percent: [0-9.]+$/m, '  percent line';
+	like $out, qr/^rows\/s: /m, '  rows/s line';
+	like $out, qr/^eta: /m, '  eta line';
+	like $out, qr/^throttled: (?:yes|no)/m, '  throttled line';
+	like $out, qr/^verification: /m, '  verification line';
+	like $out, qr/^id: \Q$id\E$/m, '  the id' if $id;
+	no_secret_in($out, 'the status output');
+
+	($rc, $out, $err) = opsctl('migration', 'status', '--org', uc $CLI, '--json');
+	is $rc, 0, 'opsctl migration status --json exits 0' or diag $err;
+	my $doc = json_decode($out);
+	is ref $doc eq 'HASH' ? $doc->{id} : undef, $id, '  the status document of the migration';
+
+	($rc, $out, $err) = opsctl('migration', 'start', '--org', $CLI, '--direction', 'shared_to_dedicated', '--reason', 'again');
+	is $rc, 2, 'a second opsctl migration start exits 2';
+	like $err, qr/migration_in_progress/, '  migration_in_progress' or diag $err;
+	($rc, $out, $err) = opsctl('migration', 'finalize', '--org', $CLI);
+	is $rc, 2, 'opsctl migration finalize before ready exits 2';
+	like $err, qr/conflict/, '  conflict' or diag $err;
+	($rc, $out, $err) = opsctl('migration', 'history', '--org', $CLI);
+	is $rc, 0, 'opsctl migration history exits 0';
+	is_deeply [map { $_->{id} } @{ (json_decode($out) // {})->{items} // [] }], [$id], '  one item, the migration';
+	($rc, $out, $err) = opsctl('migration', 'abort', '--org', $CLI);
+	is $rc, 2, 'opsctl migration abort without --reason exits 2';
+	($rc, $out, $err) = opsctl('migration', 'abort', '--org', $CLI, '--reason', "cli stop $R");
+	is $rc, 0, 'opsctl migration abort exits 0' or diag $err;
+	like $out, qr/^status: (?:aborting|aborted)$/m, '  aborting or aborted';
+
+	($rc, $out, $err) = opsctl({ timeout => 40 }, 'migration', 'watch', '--org', $CLI, '--interval-ms', '200');
+	is $rc, 0, 'opsctl migration watch exits 0 once aborted' or diag $err;
+	my @lines = grep { length } split /\n/, $out;
+	ok @lines >= 1, '  prints lines';
+	ok !grep({ /[\r\e]/ } @lines), '  plain lines (stdout is not a terminal)';
+	like $lines[-1] // '', qr/^\[[#.]+\]\s+[0-9.]+%  \S+ rows\/s  ETA \S+  aborted/, '  the last one is the bar, aborted'
+	    or diag $out;
+	($rc, $out, $err) = opsctl('migration', 'abort', '--org', $CLI, '--reason', 'again');
+	is $rc, 2, 'opsctl migration abort of an aborted migration exits 2';
+}
+
+# ============================================================ watch across a MariaDB restart
+{
+	my $W = $O{watch}{id};
+	is bulk_insert_contacts($W, 20000, tag => "watch$R"), 20000, 'an org with 20,000 contacts to watch';
+	my $r = m_start($admin, orgId => $W, direction => 'shared_to_dedicated', chunkSize => 1, dbName => "org_watch_$R",
+	    reason => "watch $R");
+	status_is $r, 202, 'a migration to watch';
+	my $tmp = stack()->{tmp};
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0) {
+		setsid();
+		%ENV = (%ENV, OPSD_ENV_FILE => var_dir() . '/opsd.env');
+		delete $ENV{$_} for grep { /^(?:OPSD_(?!ENV_FILE)|SMTP_|SESSION_)/ } keys %ENV;
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>', "$tmp/watch.out";
+		open STDERR, '>', "$tmp/watch.err";
+		my @cmd = (opsctl_bin(), 'migration', 'watch', '--org', $W, '--interval-ms', '200');
+		exec { $cmd[0] } @cmd or _exit(127);
+	}
+	sleep 1.5;
+	stop_mysql();
+	sleep 3;
+	ok pid_alive($pid), 'watch keeps going while MariaDB is down';
+	start_mysql();
+	ok wait_until(60, sub { http(GET => '/readyz')->{status} == 200 }, 0.5), 'MariaDB is back, opsd ready';
+	my $a;
+	wait_until(30, sub { $a = m_abort($admin, orgId => $W, reason => 'watched'); $a->{status} != 503 }, 0.5);
+	status_is $a, 202, 'abort of the watched migration';
+	my $rc;
+	wait_until(40, sub { my $w = waitpid($pid, WNOHANG); $rc = $? >> 8 if $w == $pid; $w == $pid }, 0.2);
+	unless (defined $rc) { kill 'KILL', -$pid; waitpid($pid, 0) }
+	is $rc, 0, 'watch exits 0 once the migration is aborted';
+	my $out = do { local (@ARGV, $/) = ("$tmp/watch.out"); <> } // '';
+	like $out, qr/reconnecting/, '  it said it was reconnecting';
+	like $out, qr/aborted\s*\z/, '  and ended on aborted' or diag $out;
+}
+
+# ============================================================ no password anywhere
+{
+	my @hits = find_in_logs(\%SECRET);
+	ok !@hits, 'no target password in any file under log/' or diag join "\n", @hits;
+	my $a = mysql('SELECT payload FROM audit_events WHERE action LIKE \'migration.%\'') // '';
+	ok length $a, 'migration audit payloads exist';
+	no_secret_in($a, 'the migration.* audit payloads');
+	my $m = mysql('SELECT target_redacted, IFNULL(error, \'\') FROM migrations') // '';
+	no_secret_in($m, 'migrations.target_redacted and error');
+}
+
+finish();
