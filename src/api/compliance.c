@@ -42,79 +42,26 @@ static bool target_or_reply(struct req *r, const struct entity **e, struct opsd_
 	return true;
 }
 
-static struct json_object *result(const struct opsd_uuid *id, const char *what)
-{
-	struct json_object *o = json_object_new_object();
-	char s[UUID_STR_LEN + 1];
-
-	uuid_format(id, s);
-	json_object_object_add(o, "id", json_object_new_string(s));
-	json_object_object_add(o, "result", json_object_new_string(what));
-	return o;
-}
-
-static void count(struct json_object *counts, const char *what)
-{
-	struct json_object *c;
-
-	if (json_object_object_get_ex(counts, what, &c))
-		json_object_set_int(c, json_object_get_int(c) + 1);
-	else
-		json_object_object_add(counts, what, json_object_new_int(1));
-}
-
-static struct json_object *ids_json(const struct opsd_uuid *ids, size_t n)
-{
-	struct json_object *a = json_object_new_array();
-
-	for (size_t i = 0; i < n; i++) {
-		char s[UUID_STR_LEN + 1];
-
-		uuid_format(&ids[i], s);
-		json_object_array_add(a, json_object_new_string(s));
-	}
-	return a;
-}
-
-struct batch_tx {
-	struct req *r;
-	const struct entity *e;
-	const struct opsd_uuid *ids;
-	size_t n;
-	struct json_object *results; /* rebuilt on each attempt */
-	struct json_object *counts;
-};
-
-static void batch_reset(struct batch_tx *x)
-{
-	json_object_put(x->results);
-	json_object_put(x->counts);
-	x->results = json_object_new_array();
-	x->counts = json_object_new_object();
-}
-
-static void reply_batch(struct req *r, struct batch_tx *x)
-{
-	struct json_object *o = json_object_new_object();
-
-	json_object_object_add(o, "results", x->results);
-	json_object_object_add(o, "counts", x->counts);
-	x->results = x->counts = NULL;
-	reply_json(r, 200, o);
-}
-
-static int audit_batch(struct db *d, struct batch_tx *x, const char *action)
+/* The group's compliance.* event: entity, ids, outcome counts and reason,
+ * never a value of the records. */
+static int audit_batch(struct db *control, struct id_batch *b, const char *action)
 {
 	struct audit_actor a;
 	struct json_object *payload = json_object_new_object();
 
-	req_actor(x->r, &a);
-	json_object_object_add(payload, "entity", json_object_new_string(x->e->name));
-	json_object_object_add(payload, "ids", ids_json(x->ids, x->n));
-	json_object_object_add(payload, "counts", json_object_get(x->counts));
-	json_object_object_add(payload, "reason", json_object_new_string(
-	    json_get_str(x->r->json, "reason", "")));
-	return audit_append(d, &a, action, NULL, x->e->name, NULL, payload);
+	req_actor(b->r, &a);
+	json_object_object_add(payload, "entity", json_object_new_string(b->e->name));
+	json_object_object_add(payload, "ids", id_batch_group_ids(b));
+	json_object_object_add(payload, "counts", id_batch_group_counts(b));
+	json_object_object_add(payload, "reason",
+	    json_object_new_string(json_get_str(b->r->json, "reason", "")));
+	return audit_append(control, &a, action, b->org, b->e->name, NULL, payload);
+}
+
+/* Records a changed tenant row for a migration's catch-up. */
+static int changed(struct id_batch *b, const struct opsd_uuid *id)
+{
+	return b->tx ? tenant_changelog_add(b->tx, b->e, id->b, "update") : 0;
 }
 
 /* ---- legal hold -------------------------------------------------------- */
@@ -128,61 +75,58 @@ static const struct field_spec hold_spec[] = {
 	{NULL, 0, 0, 0, 0, NULL},
 };
 
-static int hold_fn(struct db *d, void *arg)
+static int hold_ids(struct db *d, struct db *control, struct id_batch *b)
 {
-	struct batch_tx *x = arg;
-	bool hold = json_get_bool(x->r->json, "hold", false);
-	char sql[256];
+	bool hold = json_get_bool(b->r->json, "hold", false);
+	char sql[256], check[128];
 
-	batch_reset(x);
 	snprintf(sql, sizeof(sql),
 	    "UPDATE %s SET legal_hold = ?, legal_hold_reason = ?, legal_hold_case_ref = ?,"
 	    " legal_hold_at = IF(?, NOW(3), NULL) WHERE id = ? AND legal_hold <> ?",
-	    x->e->table);
-	for (size_t i = 0; i < x->n; i++) {
-		unsigned long long changed = 0;
+	    b->e->table);
+	snprintf(check, sizeof(check), "SELECT 1 FROM %s WHERE id = ? FOR UPDATE", b->e->table);
+	for (size_t k = 0; k < b->nidx; k++) {
+		const struct opsd_uuid *id = &b->ids[b->idx[k]];
+		unsigned long long n = 0;
 		struct db_rows rows;
-		char check[128];
-		struct db_param q[] = {DBP_BLOB(x->ids[i].b, 16)};
+		struct db_param q[] = {DBP_BLOB(id->b, 16)};
 		struct db_param p[] = {
-			DBP_I64(hold), DBP_STR(hold ? json_get_str(x->r->json, "reason", "") : NULL),
-			DBP_STR(hold ? json_get_str(x->r->json, "caseRef", NULL) : NULL), DBP_I64(hold),
-			DBP_BLOB(x->ids[i].b, 16), DBP_I64(hold),
+			DBP_I64(hold), DBP_STR(hold ? json_get_str(b->r->json, "reason", "") : NULL),
+			DBP_STR(hold ? json_get_str(b->r->json, "caseRef", NULL) : NULL), DBP_I64(hold),
+			DBP_BLOB(id->b, 16), DBP_I64(hold),
 		};
 
-		snprintf(check, sizeof(check), "SELECT 1 FROM %s WHERE id = ? FOR UPDATE", x->e->table);
-		if (db_query(d, x->r->arena, check, q, 1, &rows) != 0)
+		if (db_query(d, b->r->arena, check, q, 1, &rows) != 0)
 			return -1;
 		if (rows.nrows != 1) {
-			json_object_array_add(x->results, result(&x->ids[i], "not_found"));
-			count(x->counts, "not_found");
+			b->what[b->idx[k]] = "not_found";
 			continue;
 		}
-		if (db_exec(d, sql, p, countof(p), &changed) != 0)
+		if (db_exec(d, sql, p, countof(p), &n) != 0 || (n && changed(b, id) != 0))
 			return -1;
-		{
-			const char *what = changed ? (hold ? "held" : "released") : "already";
-
-			json_object_array_add(x->results, result(&x->ids[i], what));
-			count(x->counts, what);
-		}
+		b->what[b->idx[k]] = n ? (hold ? "held" : "released") : "already";
 	}
-	return audit_batch(d, x, hold ? "compliance.legal_hold_set" : "compliance.legal_hold_released");
+	return audit_batch(control, b, hold ? "compliance.legal_hold_set" : "compliance.legal_hold_released");
+}
+
+/* entity and ids[] of a compliance body, or a 400 reply. */
+static bool batch_or_reply(struct req *r, const struct field_spec *spec, struct id_batch *b)
+{
+	struct opsd_uuid *ids;
+
+	if (!req_validate_or_reply(r, spec) || !target_or_reply(r, &b->e, &ids, &b->n))
+		return false;
+	b->r = r;
+	b->ids = ids;
+	return true;
 }
 
 void api_compliance_hold(struct req *r)
 {
-	struct batch_tx x = {.r = r};
+	struct id_batch b = {0};
 
-	if (!req_validate_or_reply(r, hold_spec) || !target_or_reply(r, &x.e, (struct opsd_uuid **)&x.ids, &x.n))
-		return;
-	if (db_tx(r->db, hold_fn, &x) != 0) {
-		json_object_put(x.results);
-		json_object_put(x.counts);
-		reply_db_error(r);
-		return;
-	}
-	reply_batch(r, &x);
+	if (batch_or_reply(r, hold_spec, &b) && id_batch_run(&b, hold_ids))
+		id_batch_reply(&b, NULL);
 }
 
 /* ---- strip PII --------------------------------------------------------- */
@@ -195,16 +139,16 @@ static const struct field_spec strip_spec[] = {
 };
 
 /* Redacts one record's PII columns as the entity table says. */
-static int strip_one(struct db *d, struct batch_tx *x, const struct opsd_uuid *id)
+static int strip_one(struct db *d, struct id_batch *b, const struct opsd_uuid *id)
 {
-	const struct entity *e = x->e;
+	const struct entity *e = b->e;
 	char sql[512], vals[8][80];
 	struct db_param p[10];
 	size_t n, np = 0;
 
 	n = (size_t)snprintf(sql, sizeof(sql),
 	    "UPDATE %s SET pii_stripped_at = NOW(3), pii_stripped_reason = ?", e->table);
-	p[np++] = DBP_STR(json_get_str(x->r->json, "reason", ""));
+	p[np++] = DBP_STR(json_get_str(b->r->json, "reason", ""));
 	for (size_t i = 0; i < e->ncols && i < 8; i++) {
 		const struct entity_column *c = &e->cols[i];
 
@@ -215,28 +159,27 @@ static int strip_one(struct db *d, struct batch_tx *x, const struct opsd_uuid *i
 	}
 	snprintf(sql + n, sizeof(sql) - n, " WHERE id = ?");
 	p[np++] = DBP_BLOB(id->b, 16);
-	if (db_exec(d, sql, p, np, NULL) != 0)
+	if (db_exec(d, sql, p, np, NULL) != 0 || changed(b, id) != 0)
 		return -1;
 	/* A stripped user cannot sign in again. */
 	return strcmp(e->name, "users") == 0 ? user_lock_out(d, id->b) : 0;
 }
 
-static int strip_fn(struct db *d, void *arg)
+static int strip_ids(struct db *d, struct db *control, struct id_batch *b)
 {
-	struct batch_tx *x = arg;
 	char sql[160];
 
-	batch_reset(x);
 	snprintf(sql, sizeof(sql), "SELECT pii_stripped_at IS NOT NULL FROM %s WHERE id = ?",
-	    x->e->table);
-	for (size_t i = 0; i < x->n; i++) {
+	    b->e->table);
+	for (size_t k = 0; k < b->nidx; k++) {
+		const struct opsd_uuid *id = &b->ids[b->idx[k]];
 		struct db_rows rows;
-		struct db_param p[] = {DBP_BLOB(x->ids[i].b, 16)};
+		struct db_param p[] = {DBP_BLOB(id->b, 16)};
 		const char *what;
 		bool held;
-		int rc = legal_hold_guard(d, d, x->r->arena, x->e, x->ids[i].b, &held);
+		int rc = legal_hold_guard(d, control, b->r->arena, b->e, id->b, &held);
 
-		if (rc < 0 || db_query(d, x->r->arena, sql, p, 1, &rows) != 0)
+		if (rc < 0 || db_query(d, b->r->arena, sql, p, 1, &rows) != 0)
 			return -1;
 		if (rc > 0)
 			what = "not_found";
@@ -244,29 +187,21 @@ static int strip_fn(struct db *d, void *arg)
 			what = "legal_hold";
 		else if (rows.nrows == 1 && strcmp(rows.val[0][0], "1") == 0)
 			what = "already_stripped";
-		else if (strip_one(d, x, &x->ids[i]) != 0)
+		else if (strip_one(d, b, id) != 0)
 			return -1;
 		else
 			what = "stripped";
-		json_object_array_add(x->results, result(&x->ids[i], what));
-		count(x->counts, what);
+		b->what[b->idx[k]] = what;
 	}
-	return audit_batch(d, x, "compliance.pii_stripped");
+	return audit_batch(control, b, "compliance.pii_stripped");
 }
 
 void api_compliance_strip(struct req *r)
 {
-	struct batch_tx x = {.r = r};
+	struct id_batch b = {0};
 
-	if (!req_validate_or_reply(r, strip_spec) || !target_or_reply(r, &x.e, (struct opsd_uuid **)&x.ids, &x.n))
-		return;
-	if (db_tx(r->db, strip_fn, &x) != 0) {
-		json_object_put(x.results);
-		json_object_put(x.counts);
-		reply_db_error(r);
-		return;
-	}
-	reply_batch(r, &x);
+	if (batch_or_reply(r, strip_spec, &b) && id_batch_run(&b, strip_ids))
+		id_batch_reply(&b, NULL);
 }
 
 /* ---- records ----------------------------------------------------------- */
@@ -279,19 +214,20 @@ void api_compliance_record(struct req *r)
 	struct db_rows rows;
 	struct db_param p[1];
 	struct json_object *o;
+	struct db *d;
 
 	if (!e) {
 		reply_field_error(r, "entity", "must be one of: users, contacts, projects, offices, orgs");
 		return;
 	}
-	if (!uuid_param_or_reply(r, "id", &id))
+	if (!uuid_param_or_reply(r, "id", &id) || !(d = record_db_or_reply(r, e, &id)))
 		return;
 	snprintf(sql, sizeof(sql),
 	    "SELECT %s, pii_stripped_at, pii_stripped_reason, legal_hold, legal_hold_at,"
 	    " legal_hold_reason, legal_hold_case_ref, archived_at, archived_reason FROM %s WHERE id = ?",
 	    e->org_column, e->table);
 	p[0] = DBP_BLOB(id.b, 16);
-	if (db_query(r->db, r->arena, sql, p, 1, &rows) != 0) {
+	if (db_query(d, r->arena, sql, p, 1, &rows) != 0) {
 		reply_db_error(r);
 		return;
 	}

@@ -70,6 +70,7 @@ void api_compliance_export(struct req *r)
 	struct db_rows rows;
 	struct db_param p[1];
 	struct json_object *o, *rec;
+	struct db *d;
 
 	if (!e) {
 		reply_entity_error(r, false);
@@ -79,8 +80,10 @@ void api_compliance_export(struct req *r)
 		reply_error(r, 404, "not_found", "no such record", NULL);
 		return;
 	}
+	if (!(d = record_db_or_reply(r, e, &u)))
+		return;
 	p[0] = DBP_BLOB(u.b, 16);
-	if (db_query(r->db, r->arena, tenant_select_sql(e, "WHERE id = ?", sql, sizeof(sql)), p, 1,
+	if (db_query(d, r->arena, tenant_select_sql(e, "WHERE id = ?", sql, sizeof(sql)), p, 1,
 	        &rows) != 0) {
 		reply_db_error(r);
 		return;
@@ -265,29 +268,27 @@ struct archive_tx {
 	const struct entity *e;
 	bool dry;
 	const char *reason;
-	/* ids mode */
-	struct opsd_uuid *ids;
-	size_t nids;
-	struct json_object *results;
+	struct tenant_tx *tx; /* the tenant write in hand (tenant entities), else NULL */
 	/* olderThan mode */
 	char before[DB_TIME_LEN + 1];
 	bool by_org, have_after, more;
 	struct opsd_uuid org, after;
-	long long counts[4]; /* archived, already_archived, legal_hold, not_found */
+	long long counts[5]; /* archived, already_archived, legal_hold, not_found, org_migrating */
 };
 
-enum { A_ARCHIVED, A_ALREADY, A_HELD, A_NOT_FOUND };
+enum { A_ARCHIVED, A_ALREADY, A_HELD, A_NOT_FOUND, A_MIGRATING };
 static const char *const archive_results[] = {"archived", "already_archived", "legal_hold",
-	"not_found"};
+	"not_found", "org_migrating"};
 
-/* Archives one row through the legal-hold guard; the outcome index. */
-static int archive_one(struct db *d, struct archive_tx *x, const uint8_t id[16])
+/* Archives one row through the legal-hold guard; the outcome index. d is
+ * where the row lives, control where its org is. */
+static int archive_one(struct db *d, struct db *control, struct archive_tx *x, const uint8_t id[16])
 {
 	char sql[200];
 	struct db_rows rows;
 	struct db_param p[] = {DBP_BLOB(id, 16)};
 	bool held;
-	int rc = legal_hold_guard(d, d, x->a, x->e, id, &held);
+	int rc = legal_hold_guard(d, control, x->a, x->e, id, &held);
 
 	if (rc < 0)
 		return -1;
@@ -307,6 +308,8 @@ static int archive_one(struct db *d, struct archive_tx *x, const uint8_t id[16])
 		    "UPDATE %s SET archived_at = NOW(3), archived_reason = ? WHERE id = ?", x->e->table);
 		if (db_exec(d, sql, u, 2, NULL) != 0)
 			return -1;
+		if (x->tx && tenant_changelog_add(x->tx, x->e, id, "update") != 0)
+			return -1;
 		/* An archived account is over: disabled, every session and token
 		 * revoked, as when it is stripped or deleted. */
 		if (strcmp(x->e->name, "users") == 0 && user_lock_out(d, id) != 0)
@@ -315,36 +318,55 @@ static int archive_one(struct db *d, struct archive_tx *x, const uint8_t id[16])
 	return A_ARCHIVED;
 }
 
-static int archive_ids_fn(struct db *d, void *arg)
+/* compliance.archived: entity, counts, dry run (ids when given), never
+ * values. complete is false when a later chunk failed after earlier ones
+ * had committed. */
+static struct json_object *archive_payload(const struct archive_tx *x, const long long *counts,
+    struct json_object *ids, bool complete)
 {
-	struct archive_tx *x = arg;
+	struct json_object *payload = json_object_new_object(), *c = json_object_new_object();
 
-	memset(x->counts, 0, sizeof(x->counts));
-	arena_reset(x->a);
-	json_object_put(x->results);
-	x->results = json_object_new_array();
-	for (size_t i = 0; i < x->nids; i++) {
-		int what = archive_one(d, x, x->ids[i].b);
-		struct json_object *o;
-		char s[UUID_STR_LEN + 1];
+	for (int i = 0; i < 5; i++)
+		if (i < 4 || counts[i])
+			json_object_object_add(c, archive_results[i], json_object_new_int64(counts[i]));
+	json_object_object_add(payload, "entity", json_object_new_string(x->e->name));
+	if (ids)
+		json_object_object_add(payload, "ids", ids);
+	json_object_object_add(payload, "counts", c);
+	json_object_object_add(payload, "dryRun", json_object_new_boolean(x->dry));
+	if (!complete)
+		json_object_object_add(payload, "complete", json_object_new_boolean(0));
+	return payload;
+}
+
+/* ---- by ids: one group per org (id_batch) ------------------------------- */
+
+static int archive_ids(struct db *d, struct db *control, struct id_batch *b)
+{
+	struct archive_tx *x = b->ctx;
+	long long counts[5] = {0};
+	struct audit_actor a;
+
+	x->tx = b->tx;
+	for (size_t k = 0; k < b->nidx; k++) {
+		int what = archive_one(d, control, x, b->ids[b->idx[k]].b);
 
 		if (what < 0)
 			return -1;
-		x->counts[what]++;
-		o = json_object_new_object();
-		uuid_format(&x->ids[i], s);
-		json_object_object_add(o, "id", json_object_new_string(s));
-		json_object_object_add(o, "result", json_object_new_string(archive_results[what]));
-		json_object_array_add(x->results, o);
+		counts[what]++;
+		b->what[b->idx[k]] = archive_results[what];
 	}
-	return 0;
+	req_actor(b->r, &a);
+	return audit_append(control, &a, "compliance.archived", b->org, x->e->name, NULL,
+	    archive_payload(x, counts, id_batch_group_ids(b), true));
 }
 
-/* One chunk of the olderThan selection per transaction. */
-static int archive_chunk_fn(struct db *d, void *arg)
+/* ---- by age: chunked transactions --------------------------------------- */
+
+/* One chunk of the olderThan selection: rows of x->org when by_org. */
+static int archive_chunk(struct db *d, struct db *control, struct archive_tx *x)
 {
-	struct archive_tx *x = arg;
-	long long counts[4] = {0};
+	long long counts[5] = {0};
 	char sql[320];
 	struct db_rows rows;
 	struct db_param p[] = {DBP_STR(x->before), DBP_I64(x->by_org),
@@ -359,13 +381,13 @@ static int archive_chunk_fn(struct db *d, void *arg)
 	if (db_query(d, x->a, sql, p, countof(p), &rows) != 0)
 		return -1;
 	for (size_t i = 0; i < rows.nrows; i++) {
-		int what = archive_one(d, x, (const uint8_t *)rows.val[i][0]);
+		int what = archive_one(d, control, x, (const uint8_t *)rows.val[i][0]);
 
 		if (what < 0)
 			return -1;
 		counts[what]++;
 	}
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		x->counts[i] += counts[i];
 	x->more = rows.nrows == ARCHIVE_CHUNK;
 	if (rows.nrows > 0) {
@@ -375,26 +397,90 @@ static int archive_chunk_fn(struct db *d, void *arg)
 	return 0;
 }
 
-static void archive_run(struct req *r, struct archive_tx *xp);
+/* db_tx and tenant_write may run a transaction again: the chunk's cursor
+ * and counts are taken back first. */
+struct chunk_try {
+	struct archive_tx *x;
+	struct archive_tx saved;
+};
 
-/* compliance.archived with the counts so far; complete is false when a
- * later chunk failed after earlier ones had committed. */
-static int audit_archive(struct req *r, const struct archive_tx *x, const char *org, bool complete)
+static int control_chunk_fn(struct db *d, void *arg)
 {
-	struct json_object *payload = json_object_new_object(), *counts = json_object_new_object();
-	struct audit_actor a;
+	struct chunk_try *t = arg;
 
-	for (int i = 0; i < 4; i++)
-		json_object_object_add(counts, archive_results[i], json_object_new_int64(x->counts[i]));
-	json_object_object_add(payload, "entity", json_object_new_string(x->e->name));
-	json_object_object_add(payload, "counts", counts);
-	json_object_object_add(payload, "dryRun", json_object_new_boolean(x->dry));
-	if (!complete)
-		json_object_object_add(payload, "complete", json_object_new_boolean(0));
-	req_actor(r, &a);
-	/* audit_append_tx consumes the payload. */
-	return audit_append_tx(r->db, &a, "compliance.archived", org, x->e->name, NULL, payload);
+	*t->x = t->saved;
+	t->x->tx = NULL;
+	return archive_chunk(d, d, t->x);
 }
+
+static int tenant_chunk_fn(struct tenant_tx *tx, void *arg)
+{
+	struct chunk_try *t = arg;
+
+	*t->x = t->saved;
+	t->x->tx = tx;
+	return archive_chunk(tx->tdb, tx->control, t->x);
+}
+
+/* Every chunk of one org (tenant entities, through its tenant writes) or
+ * of the control table. 0, 1 when the org's writes are frozen, -1. */
+static int archive_all_chunks(struct req *r, struct archive_tx *x)
+{
+	x->more = true;
+	x->have_after = false;
+	while (x->more) {
+		struct chunk_try t = {x, *x};
+		int rc = x->e->tenant ? tenant_write(r->db, r->cfg, r->arena, x->org.b, tenant_chunk_fn, &t)
+		                      : db_tx(r->db, control_chunk_fn, &t);
+
+		if (rc == TW_FROZEN && x->e->tenant)
+			return 1;
+		if (rc == TW_NO_ORG && x->e->tenant)
+			return 0; /* the org went away meanwhile */
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Tenant entities by age: org by org (only orgId when given), each in its
+ * own database. A frozen org's rows are counted org_migrating, untouched. */
+static int archive_by_age(struct req *r, struct archive_tx *x)
+{
+	struct db_rows orgs;
+	struct opsd_uuid after = {0};
+
+	if (!x->e->tenant || x->by_org) {
+		int rc = archive_all_chunks(r, x);
+
+		if (rc == 1)
+			x->counts[A_MIGRATING]++;
+		return rc < 0 ? -1 : 0;
+	}
+	x->by_org = true;
+	do {
+		struct db_param p[] = {DBP_BLOB(after.b, 16)};
+
+		arena_reset(x->a);
+		if (db_query(r->db, r->arena, "SELECT id FROM orgs WHERE id > ? ORDER BY id LIMIT 500", p, 1,
+		        &orgs) != 0)
+			return -1;
+		for (size_t i = 0; i < orgs.nrows; i++) {
+			int rc;
+
+			memcpy(x->org.b, orgs.val[i][0], 16);
+			if ((rc = archive_all_chunks(r, x)) < 0)
+				return -1;
+			if (rc == 1)
+				x->counts[A_MIGRATING]++;
+		}
+		if (orgs.nrows)
+			memcpy(after.b, orgs.val[orgs.nrows - 1][0], 16);
+	} while (orgs.nrows == 500);
+	return 0;
+}
+
+static void archive_run(struct req *r, struct archive_tx *xp);
 
 void api_compliance_archive(struct req *r)
 {
@@ -410,11 +496,22 @@ void api_compliance_archive(struct req *r)
 	arena_free(x.a);
 }
 
+static struct json_object *counts_json(const long long *counts)
+{
+	struct json_object *c = json_object_new_object();
+
+	for (int i = 0; i < 5; i++)
+		if (i < 4 || counts[i])
+			json_object_object_add(c, archive_results[i], json_object_new_int64(counts[i]));
+	return c;
+}
+
 static void archive_run(struct req *r, struct archive_tx *xp)
 {
 	struct archive_tx x = *xp;
-	struct json_object *ids, *o, *counts;
+	struct json_object *ids, *o;
 	const char *older, *org;
+	struct audit_actor a;
 	int64_t ms;
 
 	x.e = entity_find(json_get_str(r->json, "entity", ""));
@@ -431,46 +528,52 @@ static void archive_run(struct req *r, struct archive_tx *xp)
 		reply_field_error(r, "orgId", "only with olderThan, for records that belong to an org");
 		return;
 	}
+	o = json_object_new_object();
+	json_object_object_add(o, "dryRun", json_object_new_boolean(x.dry));
 	if (ids) {
-		x.nids = json_object_array_length(ids);
-		x.ids = arena_calloc(r->arena, x.nids, sizeof(*x.ids));
-		for (size_t i = 0; x.ids && i < x.nids; i++)
-			if (!uuid_parse(json_object_get_string(json_object_array_get_idx(ids, i)), &x.ids[i])) {
+		struct id_batch b = {.r = r, .e = x.e, .ctx = &x};
+		struct opsd_uuid *u;
+
+		b.n = json_object_array_length(ids);
+		u = arena_calloc(r->arena, b.n ? b.n : 1, sizeof(*u));
+		for (size_t i = 0; u && i < b.n; i++)
+			if (!uuid_parse(json_object_get_string(json_object_array_get_idx(ids, i)), &u[i])) {
+				json_object_put(o);
 				reply_field_error(r, "ids", "every id must be a UUID");
 				return;
 			}
-		if (!x.ids || db_tx(r->db, archive_ids_fn, &x) != 0) {
-			json_object_put(x.results);
-			reply_db_error(r);
+		b.ids = u;
+		if (!u || !id_batch_run(&b, archive_ids)) {
+			json_object_put(o);
+			if (!u)
+				reply_error(r, 500, "internal_error", "out of memory", NULL);
 			return;
 		}
-	} else {
-		parse_rfc3339(older, &ms);
-		db_time_from_ms(ms, x.before);
-		x.by_org = org && uuid_parse(org, &x.org);
-		/* Chunked transactions (SPEC §8): each commits what it archived. */
-		while (x.more)
-			if (db_tx(r->db, archive_chunk_fn, &x) != 0) {
-				/* Earlier chunks are committed: they must not go unaudited. */
-				if (x.counts[A_ARCHIVED] > 0 && !x.dry &&
-				    audit_archive(r, &x, org, false) != 0)
-					log_msg(LL_ERROR, "audit_failed", "compliance.archived (partial)");
-				reply_db_error(r);
-				return;
-			}
+		json_object_object_add(o, "counts", counts_json(x.counts));
+		id_batch_reply(&b, o);
+		return;
 	}
-	if (audit_archive(r, &x, org, true) != 0) {
-		json_object_put(x.results);
+	parse_rfc3339(older, &ms);
+	db_time_from_ms(ms, x.before);
+	x.by_org = org && uuid_parse(org, &x.org);
+	req_actor(r, &a);
+	/* Chunked transactions (SPEC §8): each commits what it archived. */
+	if (archive_by_age(r, &x) != 0) {
+		/* Earlier chunks are committed: they must not go unaudited. */
+		if (x.counts[A_ARCHIVED] > 0 && !x.dry &&
+		    audit_append_tx(r->db, &a, "compliance.archived", org, x.e->name, NULL,
+		        archive_payload(&x, x.counts, NULL, false)) != 0)
+			log_msg(LL_ERROR, "audit_failed", "compliance.archived (partial)");
+		json_object_put(o);
 		reply_db_error(r);
 		return;
 	}
-	counts = json_object_new_object();
-	for (int i = 0; i < 4; i++)
-		json_object_object_add(counts, archive_results[i], json_object_new_int64(x.counts[i]));
-	o = json_object_new_object();
-	json_object_object_add(o, "dryRun", json_object_new_boolean(x.dry));
-	json_object_object_add(o, "counts", counts);
-	if (x.results)
-		json_object_object_add(o, "results", x.results);
+	if (audit_append_tx(r->db, &a, "compliance.archived", org, x.e->name, NULL,
+	        archive_payload(&x, x.counts, NULL, true)) != 0) {
+		json_object_put(o);
+		reply_db_error(r);
+		return;
+	}
+	json_object_object_add(o, "counts", counts_json(x.counts));
 	reply_json(r, 200, o);
 }

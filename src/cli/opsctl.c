@@ -348,7 +348,7 @@ static int cmd_audit_purge(struct opsctl *o)
 				"deleted\n");
 		return EXIT_FAILED;
 	}
-	rc = audit_purge(o->db, &o->actor, have_key ? key : NULL, now_ms() - days * 86400000LL, dry,
+	rc = audit_purge(o->db, &o->cfg, &o->actor, have_key ? key : NULL, now_ms() - days * 86400000LL, dry,
 	    0, &res);
 	OPENSSL_cleanse(key, sizeof(key));
 	if (rc != 0) {
@@ -587,30 +587,30 @@ static void progress_of(struct json_object *doc, struct progress *p)
 	p->throttled = doc_bool(doc, "throttled");
 }
 
-/* "ok", "3 mismatches (contacts, offices)" or "not yet". */
+/* "ok", "mismatches in contacts, offices" or "not yet" from the
+ * verification report {ok, final, tables: [{table, match}]}. */
 static void print_verification(struct json_object *v)
 {
-	struct json_object *mm = json_object_object_get(v, "mismatches");
-	size_t n = json_object_is_type(mm, json_type_array) ? json_object_array_length(mm) :
-	    (size_t)doc_num(v, "mismatches", 0);
+	struct json_object *tables = json_object_object_get(v, "tables");
+	size_t n = json_object_is_type(tables, json_type_array) ? json_object_array_length(tables) : 0;
+	int bad = 0;
 
 	if (!json_object_is_type(v, json_type_object)) {
 		printf("verification: not yet\n");
 		return;
 	}
-	if (doc_bool(v, "ok") || (!json_object_object_get(v, "ok") && n == 0)) {
-		printf("verification: ok\n");
+	if (doc_bool(v, "ok")) {
+		printf("verification: ok%s\n", doc_bool(v, "final") ? " (final)" : "");
 		return;
 	}
-	printf("verification: %zu mismatch%s", n, n == 1 ? "" : "es");
-	for (size_t i = 0; json_object_is_type(mm, json_type_array) && i < n; i++) {
-		const char *t = doc_str(json_object_array_get_idx(mm, i), "table");
+	printf("verification: mismatches in");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *t = json_object_array_get_idx(tables, i);
 
-		printf("%s%s", i ? ", " : " (", t ? t : "?");
-		if (i + 1 == n)
-			printf(")");
+		if (!doc_bool(t, "match"))
+			printf("%s %s", bad++ ? "," : "", doc_str(t, "table") ? doc_str(t, "table") : "?");
 	}
-	printf("\n");
+	printf("%s\n", bad ? "" : " (none named)");
 }
 
 static void print_mig_summary(struct json_object *doc)

@@ -114,8 +114,9 @@ struct audit_purge_result {
  * run it removes. Stops after max_events expired events (0: no limit). A
  * dry run changes nothing and needs no key. Appends `audit.purged` when it
  * deleted anything. 0 or -1. */
-int audit_purge(struct db *d, const struct audit_actor *actor, const uint8_t *anchor_key,
-    int64_t cutoff_ms, bool dry_run, uint64_t max_events, struct audit_purge_result *res);
+int audit_purge(struct db *d, const struct opsd_config *cfg, const struct audit_actor *actor,
+    const uint8_t *anchor_key, int64_t cutoff_ms, bool dry_run, uint64_t max_events,
+    struct audit_purge_result *res);
 /* The jobs-process entry: OPSD_AUDIT_RETENTION_DAYS, a bounded amount of
  * work per call. */
 int audit_retention_job(struct db *d, const struct opsd_config *cfg);

@@ -295,8 +295,9 @@ static struct json_object *purged_payload(const struct audit_purge_result *res)
 	return o;
 }
 
-int audit_purge(struct db *d, const struct audit_actor *actor, const uint8_t *anchor_key,
-    int64_t cutoff_ms, bool dry_run, uint64_t max_events, struct audit_purge_result *res)
+int audit_purge(struct db *d, const struct opsd_config *cfg, const struct audit_actor *actor,
+    const uint8_t *anchor_key, int64_t cutoff_ms, bool dry_run, uint64_t max_events,
+    struct audit_purge_result *res)
 {
 	struct purge x = {.key = anchor_key, .dry_run = dry_run};
 	struct held_set held = {0};
@@ -326,7 +327,7 @@ int audit_purge(struct db *d, const struct audit_actor *actor, const uint8_t *an
 		}
 		x.max_seq = strtoll(rows.val[0][0], NULL, 10);
 	}
-	if (legal_hold_collect(d, &held) != 0)
+	if (legal_hold_collect(d, cfg, &held) != 0)
 		goto out;
 	x.held = &held;
 	while (!max_events || res->expired < max_events) {
@@ -375,7 +376,7 @@ int audit_retention_job(struct db *d, const struct opsd_config *cfg)
 		warned = true;
 		return 0;
 	}
-	rc = audit_purge(d, &system_actor, key,
+	rc = audit_purge(d, cfg, &system_actor, key,
 	    now_ms() - (int64_t)cfg->audit_retention_days * 86400000LL, false, JOB_MAX_EVENTS, &res);
 	OPENSSL_cleanse(key, sizeof(key));
 	if (rc == 0 && res.deleted) {

@@ -6,6 +6,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "entity.h"
+#include "tenant_db.h"
 #include "util.h"
 
 static const char *const project_status[] = {"planned", "active", "on_hold", "completed",
@@ -172,20 +173,21 @@ static int uuid_cmp(const void *x, const void *y)
 
 /* One entity's held ids, in keyset pages so a held org with a million
  * records does not need a million-row result in memory at once. */
-static int held_collect_entity(struct db *d, struct arena *a, const struct entity *e,
-    struct held_set *out)
+/* Held orgs, from the control database: records of these are held too. */
+static int held_orgs(struct db *control, struct arena *a, struct db_rows *rows)
+{
+	return db_query(control, a, "SELECT id FROM orgs WHERE legal_hold = 1", NULL, 0, rows);
+}
+
+static int held_collect_entity(struct db *d, struct db *control, struct arena *a,
+    const struct entity *e, struct held_set *out)
 {
 	char sql[512];
 	uint8_t after[16] = {0};
+	bool is_org = strcmp(e->org_column, "id") == 0;
 
-	if (strcmp(e->org_column, "id") == 0)
-		snprintf(sql, sizeof(sql),
-		    "SELECT id FROM %s WHERE legal_hold = 1 AND id > ? ORDER BY id LIMIT ?", e->table);
-	else
-		snprintf(sql, sizeof(sql),
-		    "SELECT t.id FROM %s t LEFT JOIN orgs o ON o.id = t.%s"
-		    " WHERE (t.legal_hold = 1 OR o.legal_hold = 1) AND t.id > ? ORDER BY t.id LIMIT ?",
-		    e->table, e->org_column);
+	snprintf(sql, sizeof(sql),
+	    "SELECT id FROM %s WHERE legal_hold = 1 AND id > ? ORDER BY id LIMIT ?", e->table);
 	for (;;) {
 		struct db_rows rows;
 		struct db_param p[] = {DBP_BLOB(after, 16), DBP_I64(HELD_PAGE)};
@@ -197,23 +199,94 @@ static int held_collect_entity(struct db *d, struct arena *a, const struct entit
 			if (held_add(out, rows.val[i][0], rows.len[i][0]) != 0)
 				return -1;
 		if (rows.nrows < HELD_PAGE)
-			return 0;
+			break;
 		memcpy(after, rows.val[rows.nrows - 1][0], 16);
 	}
+	if (is_org)
+		return 0;
+	/* Every record of a held org, org by org (the org row and the records
+	 * may be in different databases). */
+	{
+		struct db_rows orgs;
+		struct opsd_uuid *list;
+		size_t n;
+
+		arena_reset(a);
+		if (held_orgs(control, a, &orgs) != 0)
+			return -1;
+		n = orgs.nrows;
+		list = malloc((n ? n : 1) * sizeof(*list));
+		if (!list)
+			return -1;
+		for (size_t i = 0; i < n; i++)
+			memcpy(list[i].b, orgs.val[i][0], 16);
+		snprintf(sql, sizeof(sql), "SELECT id FROM %s WHERE %s = ? AND id > ? ORDER BY id LIMIT ?",
+		    e->table, e->org_column);
+		for (size_t o = 0; o < n; o++) {
+			memset(after, 0, sizeof(after));
+			for (;;) {
+				struct db_rows rows;
+				struct db_param p[] = {DBP_BLOB(list[o].b, 16), DBP_BLOB(after, 16),
+					DBP_I64(HELD_PAGE)};
+
+				arena_reset(a);
+				if (db_query(d, a, sql, p, countof(p), &rows) != 0) {
+					free(list);
+					return -1;
+				}
+				for (size_t i = 0; i < rows.nrows; i++)
+					if (held_add(out, rows.val[i][0], rows.len[i][0]) != 0) {
+						free(list);
+						return -1;
+					}
+				if (rows.nrows < HELD_PAGE)
+					break;
+				memcpy(after, rows.val[rows.nrows - 1][0], 16);
+			}
+		}
+		free(list);
+	}
+	return 0;
 }
 
-int legal_hold_collect(struct db *control, struct held_set *out)
+int legal_hold_collect(struct db *control, const struct opsd_config *cfg, struct held_set *out)
 {
 	struct arena *a = arena_new(64 * 1024);
+	struct db_rows ded;
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
 	if (!a)
 		return -1;
-	/* Dedicated tenant databases arrive with tenant migration; until then
-	 * every entity table is in the control database. */
 	for (size_t i = 0; i < nentities && rc == 0; i++)
-		rc = held_collect_entity(control, a, &entities[i], out);
+		rc = held_collect_entity(control, control, a, &entities[i], out);
+	/* Tenant records of dedicated orgs live in their own databases. */
+	if (rc == 0 &&
+	    (rc = db_query(control, a,
+	         "SELECT JSON_VALUE(dedicated_target, '$.sealed') FROM orgs WHERE db_mode = 'dedicated'",
+	         NULL, 0, &ded)) == 0) {
+		char **sealed = calloc(ded.nrows ? ded.nrows : 1, sizeof(*sealed));
+
+		for (size_t o = 0; sealed && o < ded.nrows; o++)
+			sealed[o] = ded.val[o][0] ? strdup(ded.val[o][0]) : NULL;
+		for (size_t o = 0; sealed && o < ded.nrows && rc == 0; o++) {
+			char err[256];
+			struct db *d = sealed[o] ? tenant_db_sealed(cfg, sealed[o], err, sizeof(err)) : NULL;
+
+			if (!d || db_ensure(d) != 0) {
+				rc = -1;
+				break;
+			}
+			for (size_t i = 0; i < nentities && rc == 0; i++)
+				if (entities[i].tenant)
+					rc = held_collect_entity(d, control, a, &entities[i], out);
+		}
+		for (size_t o = 0; sealed && o < ded.nrows; o++)
+			free(sealed[o]);
+		if (!sealed)
+			rc = -1;
+		free(sealed);
+	}
 	arena_free(a);
 	if (rc != 0) {
 		held_set_free(out);

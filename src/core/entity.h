@@ -72,7 +72,8 @@ struct held_set {
 	struct opsd_uuid *ids;
 	size_t n, cap;
 };
-int legal_hold_collect(struct db *control, struct held_set *out);
+struct opsd_config;
+int legal_hold_collect(struct db *control, const struct opsd_config *cfg, struct held_set *out);
 bool held_set_has(const struct held_set *s, const uint8_t id[16]);
 void held_set_free(struct held_set *s);
 

@@ -221,3 +221,62 @@ int tenant_changelog_add(struct tenant_tx *tx, const struct entity *e, const uin
 	    "INSERT INTO tenant_changelog (org_id, table_name, row_id, op) VALUES (?, ?, ?, ?)", p,
 	    countof(p), NULL);
 }
+
+/* ---- locating records ---------------------------------------------------- */
+
+static int locate_in(struct db *d, struct arena *a, const struct entity *e, const uint8_t *org,
+    const uint8_t (*ids)[16], size_t n, uint8_t (*orgs)[16], bool *found)
+{
+	char sql[160];
+
+	snprintf(sql, sizeof(sql), "SELECT org_id FROM %s WHERE id = ?%s", e->table,
+	    org ? " AND org_id = ?" : "");
+	for (size_t i = 0; i < n; i++) {
+		struct db_rows rows;
+		struct db_param p[] = {DBP_BLOB(ids[i], 16), org ? DBP_BLOB(org, 16) : DBP_NULL};
+
+		if (found[i])
+			continue;
+		if (db_query(d, a, sql, p, org ? 2 : 1, &rows) != 0)
+			return -1;
+		if (rows.nrows == 1 && rows.len[0][0] == 16) {
+			memcpy(orgs[i], rows.val[0][0], 16);
+			found[i] = true;
+		}
+	}
+	return 0;
+}
+
+int tenant_locate(struct db *control, const struct opsd_config *cfg, struct arena *a,
+    const struct entity *e, const uint8_t (*ids)[16], size_t n, uint8_t (*orgs)[16], bool *found)
+{
+	struct db_rows ded;
+	size_t missing = 0;
+
+	memset(found, 0, n * sizeof(*found));
+	if (locate_in(control, a, e, NULL, ids, n, orgs, found) != 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		missing += !found[i];
+	if (!missing)
+		return 0;
+	/* What a lookup yields is the org: writes then go through tenant_write
+	 * to the org's current database, even for a row still in the shared
+	 * database while a migration cleans its source up. */
+	if (db_query(control, a,
+	        "SELECT id, JSON_VALUE(dedicated_target, '$.sealed') FROM orgs WHERE db_mode = 'dedicated'",
+	        NULL, 0, &ded) != 0)
+		return -1;
+	for (size_t o = 0; o < ded.nrows && missing; o++) {
+		char err[256];
+		struct db *d = ded.val[o][1] ? tenant_db_sealed(cfg, ded.val[o][1], err, sizeof(err)) : NULL;
+
+		if (!d || db_ensure(d) != 0 ||
+		    locate_in(d, a, e, (const uint8_t *)ded.val[o][0], ids, n, orgs, found) != 0)
+			return -1;
+		missing = 0;
+		for (size_t i = 0; i < n; i++)
+			missing += !found[i];
+	}
+	return 0;
+}

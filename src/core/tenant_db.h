@@ -62,4 +62,10 @@ int tenant_write(struct db *control, const struct opsd_config *cfg, struct arena
 int tenant_changelog_add(struct tenant_tx *tx, const struct entity *e, const uint8_t row_id[16],
     const char *op);
 
+/* Which org (and so which database) holds each id of a tenant entity:
+ * the shared database first, then every dedicated one. orgs[i] is set and
+ * found[i] true for the ids found. 0 or -1 (a database cannot be asked). */
+int tenant_locate(struct db *control, const struct opsd_config *cfg, struct arena *a,
+    const struct entity *e, const uint8_t (*ids)[16], size_t n, uint8_t (*orgs)[16], bool *found);
+
 #endif
