@@ -112,7 +112,8 @@ sub check_doc($doc, $name, %want) {
 	    "$name: percent is 0..100" or diag "percent: " . ($doc->{percent} // 'null');
 	ok ref $doc->{changelog} eq 'HASH' && exists $doc->{changelog}{applied} && exists $doc->{changelog}{pending},
 	    "$name: changelog {applied, pending}";
-	like $doc->{target} // '', qr/\*\*\*/, "$name: the target is shown redacted";
+	like $doc->{target} // '', qr{^mysql://}, "$name: the target is shown";
+	unlike $doc->{target} // '', qr{//[^/@]*:(?!\*\*\*@)[^/@]*@}, "$name: with no password (at most ***)";
 	no_secret_in(json_encode($doc), $name);
 }
 
@@ -341,6 +342,13 @@ my $RUN = $O{run}{id};
 	is ref $items eq 'ARRAY' ? scalar @$items : -1, 1, '  one item';
 	check_doc($items->[0] // {}, 'the history item', id => $id);
 
+	# An operator retrying the very same start once rows are in the target:
+	# still "one is running", not a complaint about the target.
+	my $copied = wait_until(15, sub { (j(m_status($admin, $RUN))->{rowsCopied} // 0) > 0 }, 0.25);
+	ok $copied, 'the copy has begun';
+	$r = m_start($admin, %$body);
+	check_error($r, 409, 'migration_in_progress', 'the same start again once rows were copied');
+
 	$r = m_abort($admin, orgId => $RUN, reason => "stop $R");
 	status_is $r, 202, 'abort: 202';
 	like j($r)->{status} // '', qr/^(?:aborting|aborted)$/, '  aborting or aborted';
@@ -398,6 +406,7 @@ my $RUN = $O{run}{id};
 # ============================================================ opsctl
 my $CLI = $O{cli}{id};
 {
+	is bulk_insert_contacts($CLI, 20000, tag => "cli$R"), 20000, 'an org with 20,000 contacts for opsctl';
 	my ($rc, $out, $err) = opsctl('migration', 'status', '--org', $A);
 	is $rc, 2, 'opsctl migration status of an org without a migration exits 2';
 	like $err, qr/not_found/, '  and says not_found' or diag $err;

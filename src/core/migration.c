@@ -259,20 +259,28 @@ struct transition {
 	struct json_object *payload;
 	const char *extra_sql;   /* an UPDATE of migrations for the same id, or NULL */
 	bool finished;
+	bool lost;               /* the status had changed: nothing was applied */
 };
 
 static int transition_fn(struct db *d, void *arg)
 {
 	struct transition *t = arg;
 	struct db_param p[] = {DBP_STR(t->status), DBP_STR(t->phase), DBP_I64(t->finished),
-		DBP_BLOB(t->m->id, 16)};
+		DBP_BLOB(t->m->id, 16), DBP_STR(mig_status_name(t->m->status))};
 	struct db_param q[] = {DBP_BLOB(t->m->id, 16)};
+	unsigned long long n = 0;
 
+	/* Only from the status this step read: an abort (or a finalize) that
+	 * came in meanwhile wins, and the step is simply not applied. */
 	if (db_exec(d,
 	        "UPDATE migrations SET status = IFNULL(?, status), phase = IFNULL(?, phase),"
-	        " finished_at = IF(?, NOW(3), finished_at), error = NULL WHERE id = ?",
-	        p, countof(p), NULL) != 0)
+	        " finished_at = IF(?, NOW(3), finished_at), error = NULL WHERE id = ? AND status = ?",
+	        p, countof(p), &n) != 0)
 		return -1;
+	if (n == 0) {
+		t->lost = true;
+		return 1;
+	}
 	if (t->extra_sql && db_exec(d, t->extra_sql, q, 1, NULL) != 0)
 		return -1;
 	if (!t->action)
@@ -289,6 +297,8 @@ static int transition(struct db *control, struct transition *t)
 		t->payload = json_object_new_object();
 	rc = db_tx(control, transition_fn, t);
 	json_object_put(t->payload);
+	if (rc > 0 && t->lost)
+		return 0; /* the caller's next step reloads the new status */
 	if (rc == 0 && t->status) {
 		log_msg(LL_INFO, "migration_state", "%s → %s%s%s", t->m->id_s, t->status,
 		    t->phase && t->phase[0] ? " / " : "", t->phase ? t->phase : "");
@@ -462,6 +472,17 @@ enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
 			goto out;
 		}
 	}
+	{
+		struct db_rows active;
+		struct db_param p[] = {DBP_BLOB(x.org.b, 16)};
+
+		if (db_query(control, a, "SELECT 1 FROM migrations WHERE active_org = ?", p, 1, &active) != 0)
+			goto out;
+		if (active.nrows) {
+			e = MIG_E_IN_PROGRESS;
+			goto out;
+		}
+	}
 	if (!config_data_key(cfg, key)) {
 		e = MIG_E_NO_KEY;
 		goto out;
@@ -551,16 +572,6 @@ enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
 	if (x.held && !req->override_legal_hold) {
 		e = MIG_E_LEGAL_HOLD;
 		goto out;
-	}
-	{
-		struct db_param p[] = {DBP_BLOB(x.org.b, 16)};
-
-		if (db_query(control, a, "SELECT 1 FROM migrations WHERE active_org = ?", p, 1, &rows) != 0)
-			goto out;
-		if (rows.nrows) {
-			e = MIG_E_IN_PROGRESS;
-			goto out;
-		}
 	}
 	sealed = malloc(SEALED_LEN(strlen(target)));
 	if (!sealed || !secret_seal(key, target, sealed, SEALED_LEN(strlen(target))))
@@ -803,8 +814,22 @@ static struct json_object *status_doc(struct db *control, struct arena *a,
 	{
 		struct json_object *c = json_object_new_object();
 
+		struct json_object *pending = NULL;
+
+		/* changes captured and not replayed yet (known when the source is
+		 * the shared database; the dedicated one is not asked here) */
+		if (v[M_APPLIED] && m.to_dedicated && m.status < MIG_COMPLETED) {
+			struct db_rows n;
+			struct db_param q[] = {DBP_BLOB(m.org, 16), DBP_I64(m.applied)};
+
+			if (db_query(control, a,
+			        "SELECT COUNT(*) FROM tenant_changelog WHERE org_id = ? AND id > ?", q, 2,
+			        &n) == 0)
+				pending = json_object_new_int64(num(n.val[0][0]));
+		}
 		json_object_object_add(c, "snapshot", v[M_SNAPSHOT] ? json_object_new_int64(m.snapshot) : NULL);
 		json_object_object_add(c, "applied", v[M_APPLIED] ? json_object_new_int64(m.applied) : NULL);
+		json_object_object_add(c, "pending", pending);
 		json_object_object_add(o, "changelog", c);
 	}
 	json_object_object_add(o, "verification", json_text(v[M_VERIFICATION]));
@@ -870,7 +895,7 @@ struct json_object *mig_history_json(struct db *control, struct arena *a, const 
 /* ---- the engine: connections and columns -------------------------------- */
 
 #define STEP_BUDGET_MS 1500
-#define UPSERT_ROWS 200
+#define UPSERT_ROWS 1000 /* 40 columns × 1000 < 65,535 placeholders */
 #define CATCHUP_BATCH 1000
 #define FINAL_VERIFY_CHUNK 10000
 #define CLEANUP_CHUNK 5000
@@ -961,7 +986,7 @@ struct cols {
 	bool binary[MAX_COLS];
 	char list[1024];     /* `a`, `b`, … */
 	char update[2048];   /* `a` = VALUES(`a`), … */
-	char checksum[3072]; /* COUNT(*), BIT_XOR of the first 64 bits of MD5 over the row */
+	char checksum[3072]; /* COUNT(*), BIT_XOR of CRC32 over the row */
 };
 
 static int table_cols(struct db *d, struct arena *a, const char *table, struct cols *c)
@@ -979,8 +1004,10 @@ static int table_cols(struct db *d, struct arena *a, const char *table, struct c
 		return -1;
 	if (rows.nrows == 0 || rows.nrows > MAX_COLS)
 		return -1;
+	/* pt-table-checksum's default: BIT_XOR of CRC32 over the row's
+	 * columns and its NULL map, with the row count. */
 	k = (size_t)snprintf(c->checksum, sizeof(c->checksum),
-	    "COUNT(*), COALESCE(BIT_XOR(CAST(CONV(LEFT(MD5(CONCAT_WS('#'");
+	    "COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS('#'");
 	nulls = 0;
 	for (size_t i = 0; i < rows.nrows; i++) {
 		const char *name = rows.val[i][0], *type = rows.val[i][1];
@@ -996,8 +1023,8 @@ static int table_cols(struct db *d, struct arena *a, const char *table, struct c
 		nulls += (size_t)snprintf(nullmap + nulls, sizeof(nullmap) - nulls, "%sISNULL(`%s`)",
 		    i ? ", " : "", name);
 	}
-	k += (size_t)snprintf(c->checksum + k, sizeof(c->checksum) - k,
-	    ", CONCAT(%s))), 16), 16, 10) AS UNSIGNED)), 0)", nullmap);
+	k += (size_t)snprintf(c->checksum + k, sizeof(c->checksum) - k, ", CONCAT(%s)))), 0)",
+	    nullmap);
 	c->n = rows.nrows;
 	return l < sizeof(c->list) && u < sizeof(c->update) && k < sizeof(c->checksum) &&
 	        nulls < sizeof(nullmap)
@@ -1074,7 +1101,7 @@ static int release_org(struct run *x)
 static int fail(struct run *x, const char *why)
 {
 	struct json_object *p = json_object_new_object();
-	struct transition t = {&x->m, "failed", "", "migration.failed", p, NULL, true};
+	struct transition t = {&x->m, "failed", "", "migration.failed", p, NULL, true, false};
 	struct db_param e[] = {DBP_STR(why), DBP_BLOB(x->m.id, 16)};
 
 	json_object_object_add(p, "error", json_object_new_string(why));
@@ -1106,7 +1133,7 @@ static int progress_audit(struct run *x)
 	{
 		struct json_object *o = json_object_new_object();
 		char sql[160];
-		struct transition t = {&x->m, NULL, NULL, "migration.progress", o, sql, false};
+		struct transition t = {&x->m, NULL, NULL, "migration.progress", o, sql, false, false};
 
 		json_object_object_add(o, "status", json_object_new_string(mig_status_name(x->m.status)));
 		json_object_object_add(o, "percent", json_object_new_int(pct));
@@ -1230,7 +1257,7 @@ static int step_prepare(struct run *x)
 	}
 	{
 		char sql[200];
-		struct transition tr = {&x->m, "copying", "", NULL, NULL, sql, false};
+		struct transition tr = {&x->m, "copying", "", NULL, NULL, sql, false, false};
 
 		snprintf(sql, sizeof(sql),
 		    "UPDATE migrations SET snapshot_changelog_id = %" PRId64 ", applied_changelog_id = %" PRId64
@@ -1263,7 +1290,7 @@ static int step_copy(struct run *x)
 		return -1;
 	if (t.nrows == 0) {
 		struct transition tr = {&x->m, "catching_up", "", NULL, NULL,
-			"UPDATE migrations SET copy_finished_at = NOW(3) WHERE id = ?", false};
+			"UPDATE migrations SET copy_finished_at = NOW(3) WHERE id = ?", false, false};
 
 		return transition(x->control, &tr) == 0 ? 1 : -1;
 	}
@@ -1378,7 +1405,7 @@ static int step_catching_up(struct run *x)
 	if (n == CATCHUP_BATCH)
 		return 1;
 	{
-		struct transition tr = {&x->m, "verifying", "", NULL, NULL, reset_verify_sql, false};
+		struct transition tr = {&x->m, "verifying", "", NULL, NULL, reset_verify_sql, false, false};
 
 		return transition(x->control, &tr) == 0 ? 1 : -1;
 	}
@@ -1599,13 +1626,13 @@ static int step_verifying(struct run *x)
 	if (rc == 2)
 		return fail(x, "verification: a chunk still differs after catch-up and repair") == 0 ? 0 : -1;
 	if (x->m.dry_run) {
-		struct transition tr = {&x->m, NULL, "cleanup", NULL, NULL, NULL, false};
+		struct transition tr = {&x->m, NULL, "cleanup", NULL, NULL, NULL, false, false};
 
 		return transition(x->control, &tr) == 0 ? 1 : -1;
 	}
 	{
 		struct transition tr = {&x->m, "ready_for_cutover", "", "migration.ready_for_cutover",
-			NULL, NULL, false};
+			NULL, NULL, false, false};
 
 		return transition(x->control, &tr) == 0 ? 1 : -1;
 	}
@@ -1662,10 +1689,30 @@ static int clean_target(struct run *x)
 		return rc;
 	}
 	if (x->m.to_dedicated) {
-		if (connect_ends(x) != 0) {
-			/* a target database that is gone has nothing left to clean */
+		/* a database this migration did not create: only its rows go, and
+		 * one that does not exist (never reached) has nothing to clean */
+		char uri[1200], err[512];
+		struct db *server;
+		struct db_rows rows;
+		struct db_param s[] = {DBP_STR(x->m.db_name)};
+		int rc;
+
+		if (!target_uri(x, "", uri, sizeof(uri)) ||
+		    !(server = connect_checked(uri, err, sizeof(err)))) {
+			OPENSSL_cleanse(uri, sizeof(uri));
+			set_error(x->control, &x->m, "target server (cleanup): %s", err);
 			return -1;
 		}
+		OPENSSL_cleanse(uri, sizeof(uri));
+		rc = db_query(server, x->a, "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+		    s, 1, &rows);
+		db_close(server);
+		if (rc != 0)
+			return -1;
+		if (rows.nrows == 0)
+			return 0;
+		if (connect_ends(x) != 0)
+			return -1;
 		return delete_org_rows(x, x->dst, true);
 	}
 	return delete_org_rows(x, x->control, false);
@@ -1683,7 +1730,7 @@ static int step_aborting(struct run *x)
 		struct json_object *p = json_object_new_object();
 		struct db_rows rows;
 		struct db_param q[] = {DBP_BLOB(x->m.id, 16)};
-		struct transition tr = {&x->m, "aborted", "", "migration.aborted", p, NULL, true};
+		struct transition tr = {&x->m, "aborted", "", "migration.aborted", p, NULL, true, false};
 
 		if (db_query(x->control, x->a, "SELECT abort_reason FROM migrations WHERE id = ?", q, 1,
 		        &rows) == 0 && rows.nrows == 1 && rows.val[0][0])
@@ -1733,7 +1780,7 @@ static int step_dry_cleanup(struct run *x)
 	}
 	if (rc == 0) {
 		struct transition tr = {&x->m, "completed", "", "migration.dry_run_completed",
-			json_object_get(report), NULL, true};
+			json_object_get(report), NULL, true, false};
 
 		rc = transition(x->control, &tr);
 	}
@@ -1756,7 +1803,7 @@ static int cutover_refused(struct run *x, const char *why)
 {
 	struct json_object *p = json_object_new_object();
 	struct transition tr = {&x->m, "ready_for_cutover", "", "migration.cutover_refused", p,
-		"UPDATE migrations SET freeze_started_at = NULL WHERE id = ?", false};
+		"UPDATE migrations SET freeze_started_at = NULL WHERE id = ?", false, false};
 	struct db_param e[] = {DBP_STR(why), DBP_BLOB(x->m.id, 16)};
 	struct db_param o[] = {DBP_BLOB(x->m.org, 16)};
 
@@ -1788,12 +1835,20 @@ static int switch_fn(struct db *d, void *arg)
 	              " capture_changes = 0, write_frozen_until = NULL WHERE id = ?",
 	              org + 2, 1, NULL))
 		return -1;
-	if (db_exec(d,
-	        "UPDATE migrations SET status = 'cutting_over', phase = 'source_cleanup',"
-	        " freeze_ms = TIMESTAMPDIFF(MICROSECOND, freeze_started_at, NOW(3)) DIV 1000"
-	        " WHERE id = ?",
-	        id, 1, NULL) != 0 ||
-	    db_query(d, x->a, "SELECT freeze_ms FROM migrations WHERE id = ?", id, 1, &rows) != 0)
+	{
+		unsigned long long n = 0;
+
+		/* an abort that came in during the freeze wins: nothing switches */
+		if (db_exec(d,
+		        "UPDATE migrations SET phase = 'source_cleanup',"
+		        " freeze_ms = TIMESTAMPDIFF(MICROSECOND, freeze_started_at, NOW(3)) DIV 1000"
+		        " WHERE id = ? AND status = 'cutting_over'",
+		        id, 1, &n) != 0)
+			return -1;
+		if (n == 0)
+			return 1;
+	}
+	if (db_query(d, x->a, "SELECT freeze_ms FROM migrations WHERE id = ?", id, 1, &rows) != 0)
 		return -1;
 	p = json_object_new_object();
 	json_object_object_add(p, "direction",
@@ -1816,7 +1871,7 @@ static int step_cutting_over(struct run *x)
 		if ((rc = delete_org_rows(x, x->src, true)) != 0)
 			return rc;
 		{
-			struct transition tr = {&x->m, "completed", "", NULL, NULL, NULL, true};
+			struct transition tr = {&x->m, "completed", "", NULL, NULL, NULL, true, false};
 
 			return transition(x->control, &tr) == 0 ? 1 : -1;
 		}
@@ -1873,10 +1928,10 @@ static int step_cutting_over(struct run *x)
 		return 1;
 	}
 	if (strcmp(phase, "switch") == 0) {
-		if (db_tx(x->control, switch_fn, x) != 0)
+		rc = db_tx(x->control, switch_fn, x);
+		if (rc < 0)
 			return -1;
-		metrics_migration("completed");
-		return 1;
+		return 1; /* switched, or an abort came first: the next step reloads */
 	}
 	return fail(x, "unknown cut-over phase") == 0 ? 0 : -1;
 }

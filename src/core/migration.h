@@ -98,9 +98,9 @@ enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
  * verification, switch, unfreeze, source cleanup. */
 enum mig_err mig_finalize(struct db *control, const struct opsd_config *cfg,
     const struct audit_actor *actor, const char *org_id, char *detail, size_t detail_len);
-/* Any unfinished state (not after the routing switch): marks it aborting;
- * the engine stops, drops what it created on the target and ends aborted.
- * The source is never touched. */
+/* Any unfinished state (not after the routing switch), or failed (to clean
+ * up its target): marks it aborting; the engine stops, drops what it
+ * created on the target and ends aborted. The source is never touched. */
 enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
     const struct audit_actor *actor, const char *org_id, const char *reason);
 
@@ -108,7 +108,8 @@ enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
  * {id, orgId, direction, status, dryRun, chunkSize, target (password
  * redacted), dbName, reason, overrideLegalHold, tables: [{table, rowsCopied,
  * rowsTotal, done}], rowsCopied, rowsTotal, percent, rowsPerSecond,
- * etaSeconds, throttled, throttleReason, changelog: {applied, pending},
+ * etaSeconds, throttled, throttleReason, changelog: {snapshot, applied,
+ * pending (null when the source is a dedicated database)},
  * verification, report, freezeMs, error, createdAt, updatedAt, finishedAt}.
  * NULL with *err set. */
 struct json_object *mig_status_json(struct db *control, struct arena *a, const char *org_id,
