@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1270,63 +1271,187 @@ out:
 	return rc;
 }
 
+/* ---- overlap: the side of a migration that is not the control database
+ * works on a second thread while the control side works on this one (two
+ * connections, two arenas, never shared between the threads). ---------- */
+
+struct bg {
+	pthread_t t;
+	int (*fn)(void *arg);
+	void *arg;
+	int rc;
+	bool started;
+};
+
+static void *bg_main(void *p)
+{
+	struct bg *b = p;
+
+	b->rc = b->fn(b->arg);
+	return NULL;
+}
+
+/* Starts fn on a thread, or runs it here when no thread can be made. */
+static void bg_start(struct bg *b, int (*fn)(void *), void *arg)
+{
+	b->fn = fn;
+	b->arg = arg;
+	b->rc = -1;
+	b->started = pthread_create(&b->t, NULL, bg_main, b) == 0;
+	if (!b->started)
+		b->rc = fn(arg);
+}
+
+static int bg_join(struct bg *b)
+{
+	if (b->started)
+		pthread_join(b->t, NULL);
+	b->started = false;
+	return b->rc;
+}
+
+/* One chunk of one table, read from the source or written to the target. */
+struct chunk_io {
+	struct db *d;
+	struct arena *a;
+	const char *table;
+	const struct cols *c;
+	const uint8_t *org;
+	uint8_t lo[16];
+	long long limit;
+	struct db_rows *rows;
+};
+
+static int read_chunk(void *p)
+{
+	struct chunk_io *io = p;
+
+	arena_reset(io->a);
+	return select_range(io->d, io->a, io->table, io->c, io->org, io->lo, NULL, io->limit, io->rows);
+}
+
+static int write_chunk(void *p)
+{
+	struct chunk_io *io = p;
+
+	if (!io->rows->nrows)
+		return 0;
+	arena_reset(io->a);
+	if (db_begin(io->d) != 0)
+		return -1;
+	if (upsert(io->d, io->a, io->table, io->c, io->rows, 0, io->rows->nrows) != 0 ||
+	    db_commit(io->d) != 0) {
+		db_rollback(io->d);
+		return -1;
+	}
+	return 0;
+}
+
+#define COPY_BUDGET_MS 1000
+
+/* Copies chunks of one table until it is done or the step's time is up:
+ * chunk n is written to the target while chunk n + 1 is read from the
+ * source (the non-control side on a second thread), and each chunk's
+ * position is checkpointed once the target has committed it. */
 static int step_copy(struct run *x)
 {
-	struct db_rows t, rows;
+	struct db_rows t, bufs[2];
 	struct db_param p[] = {DBP_BLOB(x->m.id, 16)};
 	struct cols c;
-	uint8_t lo[16];
+	struct arena *ra[2] = {arena_new(1 << 20), arena_new(1 << 20)}, *wa = arena_new(1 << 20);
+	struct chunk_io rd, wr;
+	int64_t start = mono_ms();
+	bool read_on_thread = x->src != x->control;
+	int cur = 0, rc = -1;
 	const char *table;
-	bool done;
 
+	if (!ra[0] || !ra[1] || !wa)
+		goto out;
 	if (connect_ends(x) != 0)
-		return -1;
-	if (throttled(x))
-		return 0;
+		goto out;
+	if (throttled(x)) {
+		rc = 0;
+		goto out;
+	}
 	if (db_query(x->control, x->a,
 	        "SELECT table_name, last_id FROM migration_tables WHERE migration_id = ? AND copy_done = 0"
 	        " ORDER BY table_name LIMIT 1",
 	        p, 1, &t) != 0)
-		return -1;
+		goto out;
 	if (t.nrows == 0) {
 		struct transition tr = {&x->m, "catching_up", "", NULL, NULL,
 			"UPDATE migrations SET copy_finished_at = NOW(3) WHERE id = ?", false, false};
 
-		return transition(x->control, &tr) == 0 ? 1 : -1;
+		rc = transition(x->control, &tr) == 0 ? 1 : -1;
+		goto out;
 	}
 	table = t.val[0][0];
-	if (!known_table(table))
-		return fail(x, "unknown table in migration_tables") == 0 ? 0 : -1;
-	memcpy(lo, t.val[0][1] && t.len[0][1] == 16 ? (const uint8_t *)t.val[0][1] : id_zero, 16);
-	if (table_cols(x->src, x->a, table, &c) != 0 ||
-	    select_range(x->src, x->a, table, &c, x->m.org, lo, NULL, x->m.chunk, &rows) != 0)
-		return -1;
-	done = rows.nrows < (size_t)x->m.chunk;
-	if (rows.nrows) {
-		if (db_begin(x->dst) != 0)
-			return -1;
-		if (upsert(x->dst, x->a, table, &c, &rows, 0, rows.nrows) != 0 || db_commit(x->dst) != 0) {
-			set_error(x->control, &x->m, "copy into the target: %s", db_error(x->dst));
-			db_rollback(x->dst);
-			return -1;
-		}
+	if (!known_table(table)) {
+		rc = fail(x, "unknown table in migration_tables") == 0 ? 0 : -1;
+		goto out;
 	}
-	{
-		/* id is the first column of every tenant table */
-		const char *last = rows.nrows ? rows.val[rows.nrows - 1][0] : (const char *)lo;
-		struct db_param q[] = {DBP_BLOB(last, 16), DBP_I64((long long)rows.nrows), DBP_I64(done),
-			DBP_BLOB(x->m.id, 16), DBP_STR(table)};
+	if (table_cols(x->src, x->a, table, &c) != 0)
+		goto out;
+	rd = (struct chunk_io){x->src, ra[0], table, &c, x->m.org, {0}, x->m.chunk, &bufs[0]};
+	memcpy(rd.lo, t.val[0][1] && t.len[0][1] == 16 ? (const uint8_t *)t.val[0][1] : id_zero, 16);
+	if (read_chunk(&rd) != 0)
+		goto out;
+	for (;;) {
+		struct db_rows *rows = &bufs[cur];
+		bool done = rows->nrows < (size_t)x->m.chunk;
+		bool more = !done && mono_ms() - start < COPY_BUDGET_MS;
+		struct bg th;
+		int wrc, rrc = 0;
 
-		if (db_exec(x->control,
-		        "UPDATE migration_tables SET last_id = ?, rows_copied = rows_copied + ?,"
-		        " copy_done = ? WHERE migration_id = ? AND table_name = ?",
-		        q, countof(q), NULL) != 0)
-			return -1;
+		wr = (struct chunk_io){x->dst, wa, table, &c, x->m.org, {0}, 0, rows};
+		if (more) {
+			rd = (struct chunk_io){x->src, ra[!cur], table, &c, x->m.org, {0}, x->m.chunk,
+				&bufs[!cur]};
+			memcpy(rd.lo, rows->val[rows->nrows - 1][0], 16);
+		}
+		if (read_on_thread) {
+			if (more)
+				bg_start(&th, read_chunk, &rd);
+			wrc = write_chunk(&wr);
+			if (more)
+				rrc = bg_join(&th);
+		} else {
+			bg_start(&th, write_chunk, &wr);
+			if (more)
+				rrc = read_chunk(&rd);
+			wrc = bg_join(&th);
+		}
+		if (wrc != 0) {
+			set_error(x->control, &x->m, "copy into the target: %s", db_error(x->dst));
+			goto out;
+		}
+		{
+			/* id is the first column of every tenant table */
+			const char *last = rows->nrows ? rows->val[rows->nrows - 1][0] : (const char *)rd.lo;
+			struct db_param q[] = {DBP_BLOB(last, 16), DBP_I64((long long)rows->nrows),
+				DBP_I64(done), DBP_BLOB(x->m.id, 16), DBP_STR(table)};
+
+			if (!rows->nrows)
+				q[0] = t.val[0][1] && t.len[0][1] == 16 ? DBP_BLOB(t.val[0][1], 16) : DBP_NULL;
+			if (db_exec(x->control,
+			        "UPDATE migration_tables SET last_id = ?, rows_copied = rows_copied + ?,"
+			        " copy_done = ? WHERE migration_id = ? AND table_name = ?",
+			        q, countof(q), NULL) != 0)
+				goto out;
+		}
+		metrics_migration_rows(rows->nrows);
+		if (rrc != 0)
+			goto out;
+		if (!more)
+			break;
+		cur = !cur;
 	}
-	metrics_migration_rows(rows.nrows);
-	if (progress_audit(x) != 0)
-		return -1;
-	return 1;
+	rc = progress_audit(x) == 0 ? 1 : -1;
+out:
+	arena_free(ra[0]);
+	arena_free(ra[1]);
+	arena_free(wa);
+	return rc;
 }
 
 /* One batch of the changelog after applied: each changed row is read from
@@ -1436,6 +1561,46 @@ static int range_sum(struct db *d, struct arena *a, const char *table, const str
 	return 0;
 }
 
+struct sum_io {
+	struct db *d;
+	struct arena *a;
+	const char *table;
+	const struct cols *c;
+	const uint8_t *org, *lo, *hi;
+	struct sums *out;
+};
+
+static int sum_io_run(void *p)
+{
+	struct sum_io *io = p;
+
+	arena_reset(io->a);
+	return range_sum(io->d, io->a, io->table, io->c, io->org, io->lo, io->hi, io->out);
+}
+
+/* Both sides' sums of one range at once: the non-control side on a
+ * second thread with its own arena. */
+static int sum_both(struct run *x, const char *table, const struct cols *c, const uint8_t lo[16],
+    const uint8_t *hi, struct sums *s, struct sums *t)
+{
+	struct arena *a2 = arena_new(16 * 1024);
+	bool src_on_thread = x->src != x->control;
+	struct sum_io mine = {src_on_thread ? x->dst : x->src, x->a, table, c, x->m.org, lo, hi,
+		src_on_thread ? t : s};
+	struct sum_io other = {src_on_thread ? x->src : x->dst, a2, table, c, x->m.org, lo, hi,
+		src_on_thread ? s : t};
+	struct bg th;
+	int r1, r2;
+
+	if (!a2)
+		return -1;
+	bg_start(&th, sum_io_run, &other);
+	r1 = range_sum(mine.d, mine.a, table, c, x->m.org, lo, hi, mine.out);
+	r2 = bg_join(&th);
+	arena_free(a2);
+	return r1 == 0 && r2 == 0 ? 0 : -1;
+}
+
 /* The upper bound of the chunk after lo on the source: the id `size` rows
  * on, or NULL (the chunk runs to the end). */
 static int chunk_hi(struct run *x, const char *table, const uint8_t lo[16], long long size,
@@ -1492,8 +1657,7 @@ static int verify_range(struct run *x, const char *table, const struct cols *c,
 	for (int attempt = 0;; attempt++) {
 		long long n = 0;
 
-		if (range_sum(x->src, x->a, table, c, x->m.org, lo, hi, s) != 0 ||
-		    range_sum(x->dst, x->a, table, c, x->m.org, lo, hi, t) != 0)
+		if (sum_both(x, table, c, lo, hi, s, t) != 0)
 			return -1;
 		if (s->rows == t->rows && s->checksum == t->checksum)
 			return 0;
