@@ -204,6 +204,17 @@ sub release($h) {
 }
 
 my $MAIN_PID = $$;
+# Runs $code with the jobs process stopped (SIGSTOP … SIGCONT, also when
+# $code dies): the engine stays where it is while a test sets a trap.
+sub with_jobs_stopped($code) {
+	my $j = jobs_pid() or return fail('no jobs process to stop');
+	kill 'STOP', $j;
+	my @r = eval { $code->() };
+	my $err = $@;
+	kill 'CONT', $j;
+	die $err if $err;
+	return @r;
+}
 sub kid(@pids) { push @KIDS, @pids }
 # forked helpers must not outlive a test that dies (this END runs before the
 # harness stops the stack)
@@ -315,7 +326,7 @@ sub reader_main($org, $s, $expect, $out, $stop) {
 			push @fails, [time, $what, $r->{status}, substr($r->{body}, 0, 200)]
 			    unless $r->{status} == 200 && (j($r)->{name} // '') eq $expect->{$id};
 		}
-		push @reads, [time, $r->{status}];
+		push @reads, [time, $r->{status}, $what =~ /^get/ ? 'get' : $what];
 	}
 	open my $fh, '>', $out or _exit(3);
 	print {$fh} json_encode({ fails => \@fails, reads => \@reads });
@@ -332,6 +343,11 @@ sub fork_child($code) {
 	kid($pid);
 	return $pid;
 }
+
+# What the list failures above have shown so far (diagnostics only).
+my $LIST_BUG = 'GET /orgs/:orgId/<entity> of an org whose rows are in a dedicated database answers 200'
+    . ' {"items":[]}: api_tenant_list (src/api/tenant.c) routes the org (tenant_org_or_reply fills t.db) but'
+    . ' reply_id_list (src/api/common.c) runs the query on r->db, the shared database; GET by id uses t.db and works.';
 
 my $W = make_org('w', 1470, api => 30);
 my $w_writer = create_user(role => 'org_admin', org => $W);
@@ -449,7 +465,14 @@ sub writer_phase($dir, $src_db) {
 	my @cut_reads = grep { $_->[0] > $t{finalize} && $_->[0] <= $t{done} } @rd;
 	cmp_ok scalar(@rd), '>', 50, "$label: the reader read all along (" . scalar(@rd) . ' reads, ' . scalar(@cut_reads)
 	    . ' during the cut-over)';
-	ok !@rf, "$label: no read failed or returned other data, the cut-over included" or diag 'BUG: ' . json_encode([@rf[0 .. ($#rf < 9 ? $#rf : 9)]]);
+	my @rf_get = grep { $_->[1] !~ /^(?:list|projects)$/ } @rf;
+	my @rf_list = grep { $_->[1] =~ /^(?:list|projects)$/ } @rf;
+	ok !@rf_get, "$label: no GET of a record failed or returned other data, the cut-over included"
+	    or diag 'BUG: ' . json_encode([@rf_get[0 .. ($#rf_get < 9 ? $#rf_get : 9)]]);
+	ok !@rf_list, "$label: no list page failed or came back short, the cut-over included"
+	    or diag sprintf("BUG: %d of %d list reads failed, from %.2fs to %.2fs after the start (switch at %.2fs); first: %s. %s",
+	    scalar @rf_list, scalar(grep { $_->[2] ne 'get' } @rd), min(map { $_->[0] } @rf_list) - $t{start}, max(map { $_->[0] } @rf_list) - $t{start},
+	    ($t{done} - $t{start}), json_encode($rf_list[0]), $LIST_BUG);
 
 	# ---- the databases
 	my $dst_db = $dir eq 'shared_to_dedicated' ? $d->{dbName} : 'opsd';
@@ -485,7 +508,8 @@ sub writer_phase($dir, $src_db) {
 	is $o->{capture_changes}, 0, '  capture_changes 0';
 	is $o->{write_frozen_until}, undef, '  write_frozen_until NULL';
 	my $api = tenant_list_all($admin, $W, 'contacts', limit => 500);
-	is scalar(@{ $api->{items} }), scalar(keys %$got), "$label: GET /orgs/:id/contacts lists them all" or diag json_encode($api->{errors});
+	is scalar(@{ $api->{items} }), scalar(keys %$got), "$label: GET /orgs/:id/contacts lists them all"
+	    or diag 'BUG: ' . json_encode($api->{errors}) . " $LIST_BUG";
 	my $w = tenant_create($w_ws, $W, 'contacts', { name => "After $dir $R" });
 	status_is $w, 201, "$label: a write after the migration works";
 	is org_count($dst_db, 'contacts', $W), scalar(keys %$got) + 1, '  and lands in the target';
@@ -535,7 +559,12 @@ note '---- 2. dry run (' . elapsed() . ')';
 	my $acts = audit_actions($D);
 	is count_of($acts, 'migration.started'), 1, 'dry run: audit migration.started';
 	my $np = count_of($acts, 'migration.progress');
-	ok $np >= 1 && $np <= 12, "dry run: audit migration.progress, bounded ($np events for 13 chunks)" or diag "@$acts";
+	ok $np >= 1 && $np <= 12, "dry run: audit migration.progress, bounded ($np events for 13 chunks)"
+	    or diag "audit: @$acts" . ($np ? '' : '. BUG: progress_audit (src/core/migration.c) writes the event through'
+	    . ' transition() with status and phase NULL; transition_fn\'s "UPDATE migrations SET status = IFNULL(?, status),'
+	    . ' phase = IFNULL(?, phase), ... WHERE id = ? AND status = ?" then changes nothing, MariaDB reports 0 affected'
+	    . ' rows (no CLIENT_FOUND_ROWS), the step counts as "lost" and neither migration.progress nor'
+	    . ' progress_pct_audited is written: no progress event is ever audited.');
 	is count_of($acts, 'migration.dry_run_completed'), 1, 'dry run: audit migration.dry_run_completed';
 	is count_of($acts, 'migration.finalized'), 0, '  and no migration.finalized';
 	status_is tenant_create($admin, $D, 'contacts', { name => "After dry run $R" }), 201, 'dry run: the org is writable';
@@ -552,8 +581,9 @@ note '---- 3. kill -9 of the jobs process mid-copy (' . elapsed() . ')';
 	my $total = 6009;
 	my $mid = wait_until(30, sub { my $n = rows_copied($K); $n >= 800 ? $n : 0 }, 0.02);
 	my $jobs = jobs_pid();
+	my $title = proc_title($jobs // 0) // '?';
 	ok $mid && $mid < $total - 500, "kill: the copy is under way ($mid rows copied)";
-	ok $jobs && kill('KILL', $jobs), "kill -9 the jobs process ($jobs: " . (proc_title($jobs // 0) // '?') . ')';
+	ok $jobs && kill('KILL', $jobs), "kill -9 the jobs process ($jobs, \"$title\")";
 	sleep 0.3;
 	my $at_kill = rows_copied($K);
 	my $st = mig_status($K);
@@ -595,8 +625,8 @@ note '---- 3. kill -9 of the jobs process mid-copy (' . elapsed() . ')';
 	is org_count('opsd', 'contacts', $K), 0, '  and the source none';
 	my $m2 = metrics();
 	is $m2->{completed} - $m1->{completed}, 1, 'metrics: one finalize adds exactly 1 to opsd_migrations_total{status="completed"}'
-	    or diag "BUG: +" . ($m2->{completed} - $m1->{completed}) . ': step_cutting_over counts "completed" at the switch and'
-	    . ' again at the end of source_cleanup (src/core/migration.c, phase "switch": metrics_migration("completed"))';
+	    or diag "BUG: +" . ($m2->{completed} - $m1->{completed}) . ': before 95d6061 step_cutting_over counted "completed" at'
+	    . ' the switch (metrics_migration) and again in the transition to completed (src/core/migration.c)';
 }
 
 # ============================================================ 4. abort at each state
@@ -651,13 +681,21 @@ note '---- 4b. abort at catching_up (the catch-up waits on a target row lock) ('
 	my $s = mig_start(orgId => $C->{id}, direction => 'shared_to_dedicated', chunkSize => 10);
 	status_is $s, 202, 'abort at catching_up: start 202 (3,002 contacts, chunkSize 10)';
 	my $db = j($s)->{dbName};
-	ok wait_until(30, sub { rows_copied($C) >= 300 }, 0.02), '  the copy is under way';
-	my ($first) = sort @{ org_row_ids('contacts', $C) };
-	is num_sql("SELECT COUNT(*) FROM `$db`.contacts WHERE id = UNHEX('$first')"), 1, '  its first contact is already in the target';
-	my $p = tenant_patch($admin, $C, 'contacts', uuid_of($first), { notes => "changed during the copy $R" });
-	status_is $p, 200, '  a PATCH of that contact during the copy (captured for the catch-up) 200';
-	my $lock = hold_session("BEGIN; SELECT id FROM `$db`.contacts WHERE id = UNHEX('$first') FOR UPDATE");
-	ok $lock->{ok}, '  a root session holds that row locked in the target';
+	ok wait_until(30, sub { rows_copied($C) >= 300 }, 0.01), '  the copy is under way';
+	my $lock;
+	with_jobs_stopped(sub {
+		my ($first) = sort @{ org_row_ids('contacts', $C) };
+		is num_sql("SELECT COUNT(*) FROM `$db`.contacts WHERE id = UNHEX('$first')"), 1,
+		    '  (jobs process stopped) its first contact is already in the target';
+		my $p = tenant_patch($admin, $C, 'contacts', uuid_of($first), { notes => "changed during the copy $R" });
+		status_is $p, 200, '  a PATCH of that contact during the copy (captured for the catch-up) 200';
+		$lock = hold_session("BEGIN; SELECT id FROM `$db`.contacts WHERE id = UNHEX('$first') FOR UPDATE");
+		ok $lock->{ok}, '  a root session holds that row locked in the target';
+		my $now = mig_status($C);
+		is $now->{status}, 'copying', '  the migration is still copying' or diag brief($now);
+		unlike sql1("SELECT IFNULL(notes, '') FROM `$db`.contacts WHERE id = UNHEX('$first')") // '', qr/changed during the copy/,
+		    '  the change is not in the target yet: the catch-up will wait on the lock';
+	});
 	my $d = wait_mig($C, qr/^catching_up$/, 30);
 	is $d->{status}, 'catching_up', 'abort at catching_up: the migration waits in catching_up' or diag brief($d);
 	sleep 0.5;
@@ -668,10 +706,9 @@ note '---- 4b. abort at catching_up (the catch-up waits on a target row lock) ('
 	is j($a)->{status}, 'aborting', '  status aborting';
 	release($lock);
 	$d = abort_checks($C, 'abort at catching_up', $before, $sums, $db, wait => 8,
-	    bug => sub { 'BUG (lost abort): POST /migration/abort answered 202 aborting, then the engine step that was in'
-	    . ' flight ended with an unconditional transition (src/core/migration.c transition_fn: "UPDATE migrations SET'
-	    . ' status = IFNULL(?, status) ... WHERE id = ?", no check of the status it started from): step_catching_up'
-	    . ' moved it to verifying, overwriting "aborting", and it went on to ready_for_cutover.' });
+	    bug => sub { 'BUG (lost abort): POST /migration/abort answered 202 aborting, then the transition of the engine'
+	    . ' step that was in flight (step_catching_up → verifying) overwrote "aborting"; a transition must apply only'
+	    . ' from the status its step read (src/core/migration.c transition_fn). Seen before 95d6061.' });
 	if (!$TERMINAL{ $d->{status} // '' }) {
 		my $w = wait_mig($C, qr/^ready_for_cutover$/, 30);
 		($before, $sums) = (snapshot('opsd', $C), checksums('opsd', $C));
@@ -687,9 +724,14 @@ note '---- 4c. abort at verifying (the target\'s offices locked) (' . elapsed() 
 	my $s = mig_start(orgId => $V->{id}, direction => 'shared_to_dedicated', chunkSize => 10);
 	status_is $s, 202, 'abort at verifying: start 202';
 	my $db = j($s)->{dbName};
-	ok wait_until(30, sub { my $o = mig_tables($V)->{offices}; $o && $o->{copy_done} }, 0.01), '  the offices are copied';
-	my $lock = hold_session("LOCK TABLES `$db`.offices WRITE");
-	ok $lock->{ok}, '  a root session holds the target\'s offices table locked';
+	ok wait_until(30, sub { my $o = mig_tables($V)->{offices}; $o && $o->{copy_done} }, 0.005), '  the offices are copied';
+	my $lock;
+	with_jobs_stopped(sub {
+		my $t = mig_tables($V);
+		is $t->{offices}{verify_done} // 0, 0, '  (jobs process stopped) the offices are not verified yet';
+		$lock = hold_session("LOCK TABLES `$db`.offices WRITE");
+		ok $lock->{ok}, '  a root session holds the target\'s offices table locked';
+	});
 	ok wait_until(30, sub { my $t = mig_tables($V); ($t->{contacts}{verify_done} // 0) == 1 }, 0.05),
 	    '  the verification reached the offices';
 	sleep 0.5;
@@ -726,10 +768,9 @@ note '---- 4d. abort at pending (the jobs process stopped) (' . elapsed() . ')';
 	status_is $a, 202, 'abort at pending: POST /migration/abort 202';
 	is j($a)->{status}, 'aborting', '  status aborting';
 	abort_checks($P, 'abort at pending', $before, $sums, j($s)->{dbName} // 'none', wait => 10, always => 1,
-	    bug => sub { 'BUG (stuck in aborting): the target database was never created (target_db_created = 0), so'
-	    . ' clean_target (src/core/migration.c) takes the "delete the rows it copied" branch, connect_ends cannot open'
-	    . ' the missing database and step_aborting returns -1 on every pass, for ever; the org keeps an active'
-	    . ' migration (a new start is refused 409).' });
+	    bug => sub { 'BUG (stuck in aborting): the target database was never created, and cleaning it up must then'
+	    . ' be a no-op (src/core/migration.c clean_target); before 95d6061 connect_ends failed on the missing database'
+	    . ' and step_aborting returned -1 on every pass, for ever.' });
 }
 
 # ============================================================ 5. legal hold

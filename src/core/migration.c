@@ -2176,6 +2176,8 @@ int mig_job(struct db *control, const struct opsd_config *cfg)
 		busy = -1;
 		goto out;
 	}
+	if (rows.nrows == 0)
+		ends_close(); /* nothing to migrate: no connection kept to a target */
 	for (size_t i = 0; i < rows.nrows; i++) {
 		struct run x = {.control = control, .cfg = cfg, .a = a};
 		struct db_param p[] = {DBP_BLOB(rows.val[i][0], 16)};

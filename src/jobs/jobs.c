@@ -12,6 +12,7 @@
 #include "mail.h"
 #include "migration.h"
 #include "scoreboard.h"
+#include "tenant_db.h"
 #include "util.h"
 
 /* One entry per kind of background work. Each runs at most every
@@ -100,5 +101,6 @@ int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 		poll(NULL, 0, busy ? 0 : 500);
 	}
 	db_close(db);
+	tenant_db_close_all();
 	return 0;
 }
