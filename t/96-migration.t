@@ -791,7 +791,6 @@ note '---- 5. legal hold (' . elapsed() . ')';
 	    reason => "court-approved move $R");
 	status_is $s, 202, 'legal hold: start with overrideLegalHold 202';
 	is j($s)->{overrideLegalHold}, JSON::PP::true, '  overrideLegalHold true in the status';
-	my $acts = audit_actions($H);
 	my @ov = db_rows("SELECT action, payload FROM audit_events WHERE org_id = UNHEX('" . ohex($H) . "') AND action = 'migration.legal_hold_override'");
 	is scalar(@ov), 1, '  audit migration.legal_hold_override';
 	like $ov[0]{payload} // '', qr/court-approved move/, '  with the reason';

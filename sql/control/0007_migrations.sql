@@ -31,6 +31,7 @@ CREATE TABLE migrations (
 	override_legal_hold TINYINT(1) NOT NULL DEFAULT 0,
 	reason VARCHAR(500) NOT NULL,
 	abort_reason VARCHAR(500) NULL,
+	abort_requested_at DATETIME(3) NULL,
 	-- change capture: the source changelog id before capture began, and
 	-- how far the catch-up has replayed
 	snapshot_changelog_id BIGINT NULL,

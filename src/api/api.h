@@ -47,6 +47,12 @@ struct db_param;
 struct db_rows;
 void reply_id_list(struct req *r, const char *kind, const char *sql, const struct db_param *extra,
     size_t nextra, struct json_object *(*row_json)(const struct db_rows *rows, size_t i));
+/* The same on database d, with a context for the row renderer (tenant
+ * records: the entity). */
+void reply_id_list_in(struct req *r, struct db *d, const char *kind, const char *sql,
+    const struct db_param *extra, size_t nextra,
+    struct json_object *(*row_json)(const struct db_rows *rows, size_t i, const void *ctx),
+    const void *ctx);
 /* Path parameter that must be a UUID; replies 404 itself otherwise. */
 bool uuid_param_or_reply(struct req *r, const char *name, struct opsd_uuid *out);
 

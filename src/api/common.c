@@ -74,8 +74,27 @@ bool uuid_param_or_reply(struct req *r, const char *name, struct opsd_uuid *out)
 	return false;
 }
 
+struct plain_row {
+	struct json_object *(*fn)(const struct db_rows *rows, size_t i);
+};
+
+static struct json_object *plain_row(const struct db_rows *rows, size_t i, const void *ctx)
+{
+	return ((const struct plain_row *)ctx)->fn(rows, i);
+}
+
 void reply_id_list(struct req *r, const char *kind, const char *sql, const struct db_param *extra,
     size_t nextra, struct json_object *(*row_json)(const struct db_rows *rows, size_t i))
+{
+	struct plain_row pr = {row_json};
+
+	reply_id_list_in(r, r->db, kind, sql, extra, nextra, plain_row, &pr);
+}
+
+void reply_id_list_in(struct req *r, struct db *d, const char *kind, const char *sql,
+    const struct db_param *extra, size_t nextra,
+    struct json_object *(*row_json)(const struct db_rows *rows, size_t i, const void *ctx),
+    const void *ctx)
 {
 	struct db_param p[8];
 	struct page pg;
@@ -96,14 +115,17 @@ void reply_id_list(struct req *r, const char *kind, const char *sql, const struc
 	p[nextra] = DBP_I64(pg.has_after);
 	p[nextra + 1] = pg.has_after ? DBP_BLOB(after.b, 16) : DBP_NULL;
 	p[nextra + 2] = DBP_I64(pg.limit + 1);
-	if (db_query(r->db, r->arena, sql, p, nextra + 3, &rows) != 0) {
-		reply_db_error(r);
+	if (db_query(d, r->arena, sql, p, nextra + 3, &rows) != 0) {
+		if (d == r->db)
+			reply_db_error(r);
+		else
+			reply_unavailable(r, "the org's database is unavailable");
 		return;
 	}
 	items = json_object_new_array();
 	n = rows.nrows > (size_t)pg.limit ? (size_t)pg.limit : rows.nrows;
 	for (size_t i = 0; i < n; i++)
-		json_object_array_add(items, row_json(&rows, i));
+		json_object_array_add(items, row_json(&rows, i, ctx));
 	if (n > 0)
 		dbv_uuid(rows.val[n - 1][0], rows.len[n - 1][0], last);
 	reply_page(r, items, rows.nrows > n, kind, last);

@@ -186,13 +186,9 @@ static int audit_tenant(struct db *d, struct req *r, const char *action, const s
 
 /* ---- list, get --------------------------------------------------------- */
 
-/* reply_id_list renders rows with a plain function: the entity of the
- * request in flight (a worker serves one at a time). */
-static const struct entity *row_entity;
-
-static struct json_object *entity_row(const struct db_rows *rows, size_t i)
+static struct json_object *entity_row(const struct db_rows *rows, size_t i, const void *ctx)
 {
-	return tenant_record_json(row_entity, rows, i);
+	return tenant_record_json(ctx, rows, i);
 }
 
 void api_tenant_list(struct req *r)
@@ -206,11 +202,10 @@ void api_tenant_list(struct req *r)
 	if (!tenant_org_or_reply(r, req_param(r, "orgId"), &org, &t))
 		return;
 	p[0] = DBP_BLOB(org.b, 16);
-	row_entity = e;
-	reply_id_list(r, e->name,
+	reply_id_list_in(r, t.db, e->name,
 	    tenant_select_sql(e, "WHERE org_id = ? AND (? = 0 OR id > ?) ORDER BY id LIMIT ?", sql,
 	        sizeof(sql)),
-	    p, 1, entity_row);
+	    p, 1, entity_row, e);
 }
 
 void api_tenant_get(struct req *r)

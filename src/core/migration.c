@@ -267,21 +267,29 @@ static int transition_fn(struct db *d, void *arg)
 {
 	struct transition *t = arg;
 	struct db_param p[] = {DBP_STR(t->status), DBP_STR(t->phase), DBP_I64(t->finished),
-		DBP_BLOB(t->m->id, 16), DBP_STR(mig_status_name(t->m->status))};
+		DBP_BLOB(t->m->id, 16)};
 	struct db_param q[] = {DBP_BLOB(t->m->id, 16)};
-	unsigned long long n = 0;
+	struct db_rows now;
+	struct arena *a = arena_new(1024);
+	bool same;
 
 	/* Only from the status this step read: an abort (or a finalize) that
 	 * came in meanwhile wins, and the step is simply not applied. */
-	if (db_exec(d,
-	        "UPDATE migrations SET status = IFNULL(?, status), phase = IFNULL(?, phase),"
-	        " finished_at = IF(?, NOW(3), finished_at), error = NULL WHERE id = ? AND status = ?",
-	        p, countof(p), &n) != 0)
+	if (!a || db_query(d, a, "SELECT status FROM migrations WHERE id = ? FOR UPDATE", q, 1, &now) != 0) {
+		arena_free(a);
 		return -1;
-	if (n == 0) {
+	}
+	same = now.nrows == 1 && strcmp(now.val[0][0], mig_status_name(t->m->status)) == 0;
+	arena_free(a);
+	if (!same) {
 		t->lost = true;
 		return 1;
 	}
+	if (db_exec(d,
+	        "UPDATE migrations SET status = IFNULL(?, status), phase = IFNULL(?, phase),"
+	        " finished_at = IF(?, NOW(3), finished_at), error = NULL WHERE id = ?",
+	        p, countof(p), NULL) != 0)
+		return -1;
 	if (t->extra_sql && db_exec(d, t->extra_sql, q, 1, NULL) != 0)
 		return -1;
 	if (!t->action)
@@ -728,8 +736,8 @@ enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
 		goto out; /* already on its way: the same answer again */
 	{
 		struct request_tx x = {&m, actor,
-			"UPDATE migrations SET status = 'aborting', phase = '', abort_reason = ?"
-			" WHERE id = ? AND status = ? AND phase <> 'source_cleanup'",
+			"UPDATE migrations SET status = 'aborting', phase = '', abort_reason = ?,"
+			" abort_requested_at = NOW(3) WHERE id = ? AND status = ? AND phase <> 'source_cleanup'",
 			"migration.abort_requested", reason, mig_status_name(m.status), 0};
 		int rc = db_tx(control, request_fn, &x);
 
@@ -1882,14 +1890,29 @@ static int clean_target(struct run *x)
 	return delete_org_rows(x, x->control, false);
 }
 
+/* An abort whose target stays unreachable this long ends anyway, saying
+ * what it could not drop (an operator removes it by hand). */
+#define ABORT_GIVE_UP_S 900
+
 static int step_aborting(struct run *x)
 {
 	int rc;
+	bool cleaned = true;
 
 	if (release_org(x) != 0)
 		return -1;
-	if ((rc = clean_target(x)) != 0)
-		return rc;
+	if ((rc = clean_target(x)) != 0) {
+		struct db_rows rows;
+		struct db_param q[] = {DBP_BLOB(x->m.id, 16)};
+
+		if (rc > 0 || db_query(x->control, x->a,
+		                  "SELECT TIMESTAMPDIFF(SECOND, abort_requested_at, NOW(3)) FROM migrations"
+		                  " WHERE id = ?",
+		                  q, 1, &rows) != 0 ||
+		    rows.nrows != 1 || num(rows.val[0][0]) < ABORT_GIVE_UP_S)
+			return rc;
+		cleaned = false;
+	}
 	{
 		struct json_object *p = json_object_new_object();
 		struct db_rows rows;
@@ -1899,7 +1922,22 @@ static int step_aborting(struct run *x)
 		if (db_query(x->control, x->a, "SELECT abort_reason FROM migrations WHERE id = ?", q, 1,
 		        &rows) == 0 && rows.nrows == 1 && rows.val[0][0])
 			json_object_object_add(p, "reason", json_object_new_string(rows.val[0][0]));
-		json_object_object_add(p, "targetDropped", json_object_new_boolean(x->m.created_db));
+		json_object_object_add(p, "targetDropped", json_object_new_boolean(cleaned && x->m.created_db));
+		json_object_object_add(p, "targetCleaned", json_object_new_boolean(cleaned));
+		if (!cleaned) {
+			char msg[300];
+			struct db_param e[] = {DBP_STR(msg), DBP_BLOB(x->m.id, 16)};
+
+			snprintf(msg, sizeof(msg),
+			    "aborted without cleaning the target (unreachable for %d s): remove %s%s by hand",
+			    ABORT_GIVE_UP_S, x->m.created_db ? "database " : "this org's rows from ",
+			    x->m.db_name ? x->m.db_name : "the target");
+			if (transition(x->control, &tr) != 0)
+				return -1;
+			return db_exec(x->control, "UPDATE migrations SET error = ? WHERE id = ?", e, 2, NULL) == 0
+			    ? 1
+			    : -1;
+		}
 		return transition(x->control, &tr) == 0 ? 1 : -1;
 	}
 }

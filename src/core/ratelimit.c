@@ -1,0 +1,144 @@
+/* Token buckets shared by the workers of a host (see ratelimit.h). */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "crypto.h"
+#include "ratelimit.h"
+#include "util.h"
+
+void rl_take(struct rl_bucket *b, const struct rl_limit *l, int64_t now_ms, struct rl_verdict *v)
+{
+	double rate = (double)l->per_min / 60000.0; /* tokens per ms */
+	double cap = l->burst > 0 ? l->burst : 1;
+
+	memset(v, 0, sizeof(*v));
+	v->limit = (long)cap;
+	if (l->per_min <= 0) {
+		v->allowed = true;
+		v->remaining = v->limit;
+		return;
+	}
+	if (b->updated_ms == 0)
+		b->tokens = cap;
+	else if (now_ms > b->updated_ms)
+		b->tokens = fmin(cap, b->tokens + (double)(now_ms - b->updated_ms) * rate);
+	b->updated_ms = now_ms;
+	v->allowed = b->tokens >= 1.0;
+	if (v->allowed)
+		b->tokens -= 1.0;
+	v->remaining = (long)floor(b->tokens);
+	v->reset_s = (long)ceil((cap - b->tokens) / rate / 1000.0);
+	v->retry_after = v->allowed ? 0 : (long)ceil((1.0 - b->tokens) / rate / 1000.0);
+	if (!v->allowed && v->retry_after < 1)
+		v->retry_after = 1;
+}
+
+/* ---- the shared table ---------------------------------------------------- */
+
+#define RL_SLOTS 16384
+#define RL_PROBE 16
+#define RL_KEY 80
+
+struct rl_slot {
+	uint8_t hash[16];
+	struct rl_bucket b;
+	int64_t last_audit_ms;
+	uint64_t refused;
+};
+
+struct rl_table {
+	pthread_mutex_t lock;
+	struct rl_slot slots[RL_SLOTS];
+};
+
+static struct rl_table *table;
+
+int ratelimit_init(void)
+{
+	pthread_mutexattr_t at;
+	void *p;
+
+	if (table)
+		return 0;
+	p = mmap(NULL, sizeof(*table), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	table = p;
+	/* Robust: a worker the master kills in the middle of a check leaves
+	 * the lock to the next one instead of to nobody. */
+	if (pthread_mutexattr_init(&at) != 0 ||
+	    pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED) != 0 ||
+	    pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST) != 0 ||
+	    pthread_mutex_init(&table->lock, &at) != 0) {
+		munmap(p, sizeof(*table));
+		table = NULL;
+		return -1;
+	}
+	pthread_mutexattr_destroy(&at);
+	return 0;
+}
+
+static void lock(void)
+{
+	if (pthread_mutex_lock(&table->lock) == EOWNERDEAD)
+		pthread_mutex_consistent(&table->lock);
+}
+
+/* The key's slot: its own, an empty one, or (the probe window full) the one
+ * idle longest, whose bucket has most likely refilled anyway. */
+static struct rl_slot *slot_for(const uint8_t h[16])
+{
+	size_t start = ((size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16) % RL_SLOTS;
+	struct rl_slot *oldest = NULL;
+
+	for (size_t i = 0; i < RL_PROBE; i++) {
+		struct rl_slot *s = &table->slots[(start + i) % RL_SLOTS];
+
+		if (memcmp(s->hash, h, 16) == 0)
+			return s;
+		if (s->b.updated_ms == 0) {
+			memset(s, 0, sizeof(*s));
+			memcpy(s->hash, h, 16);
+			return s;
+		}
+		if (!oldest || s->b.updated_ms < oldest->b.updated_ms)
+			oldest = s;
+	}
+	memset(oldest, 0, sizeof(*oldest));
+	memcpy(oldest->hash, h, 16);
+	return oldest;
+}
+
+void ratelimit_check(const char *key, const struct rl_limit *l, struct rl_verdict *v, bool *audit,
+    uint64_t *refused_since)
+{
+	uint8_t h[32];
+	int64_t now = now_ms();
+	struct rl_slot *s;
+
+	*audit = false;
+	*refused_since = 0;
+	if (!table || l->per_min <= 0) {
+		struct rl_bucket none = {0};
+
+		rl_take(&none, l, now, v);
+		return;
+	}
+	sha256_raw(key, strlen(key), h);
+	lock();
+	s = slot_for(h);
+	rl_take(&s->b, l, now, v);
+	if (!v->allowed) {
+		s->refused++;
+		if (now - s->last_audit_ms >= 60000) {
+			*audit = true;
+			*refused_since = s->refused;
+			s->refused = 0;
+			s->last_audit_ms = now;
+		}
+	}
+	pthread_mutex_unlock(&table->lock);
+}
