@@ -18,10 +18,11 @@ start_stack(env => { OPSD_WORKERS => 2 });
 
 my $ROLES = contract_roles();
 my (%SECRETS, %EMAILS, %NAMES);   # everything that must not leak, by label
-sub secret($label, $v) { $SECRETS{$label} = $v if defined $v && length $v; return $v }
+sub secret($label, $v) { $SECRETS{$label} = $v if defined $v && length $v; return sensitive($label, $v) }
 sub remember_user($u) {
 	$EMAILS{"email $u->{email}"} = $u->{email};
 	$NAMES{"name $u->{name}"} = $u->{name};
+	sensitive("$_ of a user", $u->{$_}) for qw(email name);
 	secret("password of $u->{email}", $u->{password});
 	return $u;
 }

@@ -64,7 +64,7 @@ sub near_now($t, $name) {
 sub me($s, %o) { return http(GET => '/auth/me', session => $s, %o) }
 
 my %PII;      # label => a PII string this test wrote (none may reach audit_events or log/)
-sub pii($label, $v) { $PII{$label} = $v; return $v }
+sub pii($label, $v) { $PII{$label} = $v; return sensitive($label, $v) }
 
 # ============================================================ 1. records of each entity
 my $A = create_org(name => pii('org A name', "Northwind Lumber $R Holdings"));

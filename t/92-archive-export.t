@@ -91,7 +91,7 @@ sub sans_archive($row) {
 my %PII;   # label => a PII string this test wrote (none may reach audit_events or log/)
 # (strings under 6 characters, such as an address that is one quote, are too
 # common to search for)
-sub pii($label, $v) { $PII{$label} = $v if length $v >= 6; return $v }
+sub pii($label, $v) { $PII{$label} = $v if length $v >= 6; return sensitive($label, $v) }
 
 # ============================================================ people and orgs
 my %U;

@@ -47,7 +47,7 @@ sub first_lines(@l) { return join "\n", @l[0 .. ($#l < 14 ? $#l : 14)] }
 sub slurp($path) { open my $fh, '<:raw', $path or return undef; local $/; return <$fh> }
 
 my %PII;      # label => a PII string this test wrote (none may reach an audit.purged payload)
-sub pii($label, $v) { $PII{$label} = $v; return $v }
+sub pii($label, $v) { $PII{$label} = $v; return sensitive($label, $v) }
 
 # ---------------------------------------------------------------- the chain as MariaDB holds it
 

@@ -59,7 +59,7 @@ sub list_ids($s, $org) {
 }
 
 my %PII;   # label => a value no audit row or log line may carry
-sub pii($label, $v) { $PII{$label} = $v; return $v }
+sub pii($label, $v) { $PII{$label} = $v; return sensitive($label, $v) }
 my $seq = 0;
 # A body for POST /orgs/:orgId/users with distinctive values.
 sub new_body(%o) {

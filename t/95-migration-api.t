@@ -48,7 +48,7 @@ ok length($DB_PW) >= 8, 'the stack has a database password';
 ok $DEDICATED_URI && index($DEDICATED_URI, $DB_PW) >= 0, 'opsd.env has OPSD_DEDICATED_DB_URI with it'
     or diag "OPSD_DEDICATED_DB_URI: " . ($DEDICATED_URI // 'unset');
 my %SECRET = (db_password => $DB_PW);
-sub secret($label) { return $SECRET{$label} //= "Pw$label" . uc($R) . 'x9' }
+sub secret($label) { return sensitive("secret $label", $SECRET{$label} //= "Pw$label" . uc($R) . 'x9') }
 
 sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
 sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag('body: ' . substr($r->{body} // '', 0, 800)) }

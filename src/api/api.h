@@ -92,6 +92,9 @@ void api_org_users_delete(struct req *r);
 
 /* security.c */
 void api_sessions_flush(struct req *r);
+void api_blocklist_add(struct req *r);
+void api_blocklist_list(struct req *r);
+void api_blocklist_delete(struct req *r);
 
 /* audit.c */
 void api_audit_list(struct req *r);

@@ -10,11 +10,13 @@
  * caller unless RF_PUBLIC), flags, metric name. Every later endpoint is one
  * line here; the authorization test walks this table. */
 const struct route routes[] = {
-	{"GET", "/healthz", api_healthz, NULL, SYS | RF_NO_DB, "healthz"},
-	{"GET", "/readyz", api_readyz, NULL, SYS, "readyz"},
+	{"GET", "/healthz", api_healthz, NULL, SYS | RF_NO_DB | RF_NO_LIMIT, "healthz"},
+	{"GET", "/readyz", api_readyz, NULL, SYS | RF_NO_LIMIT, "readyz"},
 	/* Loopback without credentials, or anyone holding system.status. */
-	{"GET", "/status", api_status, "system.status", RF_LEGAL_EXEMPT | RF_LOOPBACK, "status"},
-	{"GET", "/metrics", api_metrics, "system.status", RF_LEGAL_EXEMPT | RF_LOOPBACK, "metrics"},
+	{"GET", "/status", api_status, "system.status", RF_LEGAL_EXEMPT | RF_LOOPBACK | RF_NO_LIMIT,
+	    "status"},
+	{"GET", "/metrics", api_metrics, "system.status", RF_LEGAL_EXEMPT | RF_LOOPBACK | RF_NO_LIMIT,
+	    "metrics"},
 
 	{"POST", "/auth/login", api_auth_login, NULL, SYS | JSON, "auth_login"},
 	{"POST", "/auth/logout", api_auth_logout, NULL, AUTH, "auth_logout"},
@@ -87,6 +89,13 @@ const struct route routes[] = {
 
 	{"POST", "/security/sessions/flush", api_sessions_flush, "security.sessions_flush",
 	    AUTH | JSON, "sessions_flush"},
+	/* Containment stays reachable while legal documents are pending. */
+	{"POST", "/security/blocklist", api_blocklist_add, "security.blocklist", AUTH | JSON,
+	    "blocklist_add"},
+	{"GET", "/security/blocklist", api_blocklist_list, "security.blocklist", AUTH,
+	    "blocklist_list"},
+	{"DELETE", "/security/blocklist/:id", api_blocklist_delete, "security.blocklist", AUTH,
+	    "blocklist_delete"},
 	{"POST", "/email/test", api_email_test, "email.send_test", JSON, "email_test"},
 	{"GET", "/email/outbox", api_email_outbox, "email.outbox", 0, "email_outbox"},
 	{"POST", "/email/outbox/:id/retry", api_email_retry, "email.outbox", 0, "email_retry"},

@@ -1,5 +1,7 @@
-/* Containment (runbook 4 step 3) and rotation (runbook 7): flushing the
- * MariaDB session store, which every worker on every host sees at once. */
+/* Containment (runbook 4) and rotation (runbook 7): flushing the MariaDB
+ * session store, which every worker on every host sees at once, and the IP
+ * blocklist, which every worker enforces before anything else. */
+#include <stdio.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -7,8 +9,11 @@
 #include "api.h"
 #include "audit.h"
 #include "auth.h"
+#include "blocklist.h"
 #include "db.h"
+#include "dbval.h"
 #include "json.h"
+#include "util.h"
 
 static const char *const flush_scopes[] = {"all", "user", "org", NULL};
 
@@ -45,5 +50,159 @@ void api_sessions_flush(struct req *r)
 	o = json_object_new_object();
 	json_object_object_add(o, "scope", json_object_new_string(scope_name));
 	json_object_object_add(o, "flushed", json_object_new_int64((int64_t)n));
+	reply_json(r, 200, o);
+}
+
+/* ---- blocklist (runbook 4 step 2) -------------------------------------- */
+
+static const struct field_spec blocklist_spec[] = {
+	{"cidr", FT_STRING, FIELD_REQUIRED, 1, 100, NULL},
+	{"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
+	{"expiresAt", FT_TIME, FIELD_NULLABLE, 0, 0, NULL},
+	{"force", FT_BOOL, FIELD_NULLABLE, 0, 0, NULL},
+	{NULL, 0, 0, 0, 0, NULL},
+};
+
+/* The body's cidr, parsed, or a 400 naming it (with the network to use when
+ * host bits are set). */
+static bool cidr_or_reply(struct req *r, struct cidr *c)
+{
+	enum cidr_err e = cidr_parse(json_get_str(r->json, "cidr", ""), c);
+	char why[200], net[CIDR_STR_LEN];
+
+	if (e == CIDR_OK)
+		return true;
+	if (e == CIDR_HOST_BITS) {
+		cidr_format(c, net);
+		snprintf(why, sizeof(why), "%s: the network is %s (a single host has no prefix)",
+		    cidr_err_text(e), net);
+	} else {
+		snprintf(why, sizeof(why), "%s", cidr_err_text(e));
+	}
+	reply_field_error(r, "cidr", why);
+	return false;
+}
+
+/* expiresAt in the future (0 when absent), or a 400. */
+static bool expiry_or_reply(struct req *r, int64_t *ms)
+{
+	const char *s = json_get_str(r->json, "expiresAt", NULL);
+
+	*ms = 0;
+	if (!s)
+		return true;
+	if (!parse_rfc3339(s, ms) || *ms <= now_ms()) {
+		reply_field_error(r, "expiresAt", "must be a time in the future");
+		return false;
+	}
+	return true;
+}
+
+/* An operator who blocks the range they are calling from locks themselves
+ * out of the API (opsctl blocklist remove still works): only on purpose. */
+static bool not_self_or_reply(struct req *r, const struct cidr *c)
+{
+	uint8_t addr[16];
+	char why[200];
+
+	if (json_get_bool(r->json, "force", false) || !addr_parse16(r->remote_addr, addr) ||
+	    !cidr_contains(c, addr))
+		return true;
+	snprintf(why, sizeof(why),
+	    "contains your own address %s; send \"force\": true to block it anyway", r->remote_addr);
+	reply_field_error(r, "cidr", why);
+	return false;
+}
+
+static void reply_blocklist_conflict(struct req *r, const struct cidr *c)
+{
+	char cidr_s[CIDR_STR_LEN];
+	struct db_rows rows;
+	struct db_param p[1];
+	struct json_object *d = json_object_new_object();
+
+	cidr_format(c, cidr_s);
+	p[0] = DBP_STR(cidr_s);
+	json_object_object_add(d, "cidr", json_object_new_string(cidr_s));
+	if (db_query(r->db, r->arena, "SELECT id FROM ip_blocklist WHERE cidr = ?", p, 1, &rows) ==
+	        0 &&
+	    rows.nrows == 1)
+		json_object_object_add(d, "id", dbv_json_uuid(&rows, 0, 0));
+	reply_error(r, 409, "conflict", "this range is already blocked", d);
+}
+
+void api_blocklist_add(struct req *r)
+{
+	struct cidr c;
+	int64_t expires_ms;
+	const char *reason;
+	struct audit_actor a;
+	char id[UUID_STR_LEN + 1];
+	struct opsd_uuid u;
+	struct db_rows rows;
+
+	if (!req_validate_or_reply(r, blocklist_spec) || !cidr_or_reply(r, &c) ||
+	    !expiry_or_reply(r, &expires_ms))
+		return;
+	reason = json_get_str(r->json, "reason", "");
+	if (reason[strspn(reason, " \t\r\n")] == '\0') {
+		reply_field_error(r, "reason", "must not be blank");
+		return;
+	}
+	if (!not_self_or_reply(r, &c))
+		return;
+	req_actor(r, &a);
+	switch (blocklist_add(r->db, &a, &c, reason, expires_ms, id)) {
+	case BL_OK:
+		break;
+	case BL_DUPLICATE:
+		reply_blocklist_conflict(r, &c);
+		return;
+	default:
+		reply_db_error(r);
+		return;
+	}
+	if (!uuid_parse(id, &u) || blocklist_fetch(r->db, r->arena, &u, &rows) != 0 ||
+	    rows.nrows != 1) {
+		reply_db_error(r);
+		return;
+	}
+	reply_json(r, 201, blocklist_row_json(&rows, 0));
+}
+
+void api_blocklist_list(struct req *r)
+{
+	reply_id_list(r, "blocklist",
+	    "SELECT " BLOCKLIST_COLUMNS " FROM ip_blocklist WHERE " BLOCKLIST_ACTIVE
+	    " AND (? = 0 OR id < ?) ORDER BY id DESC LIMIT ?",
+	    NULL, 0, blocklist_row_json);
+}
+
+void api_blocklist_delete(struct req *r)
+{
+	struct opsd_uuid id;
+	struct audit_actor a;
+	struct db_rows rows;
+	struct json_object *o;
+
+	if (!uuid_param_or_reply(r, "id", &id))
+		return;
+	if (blocklist_fetch(r->db, r->arena, &id, &rows) != 0) {
+		reply_db_error(r);
+		return;
+	}
+	req_actor(r, &a);
+	switch (rows.nrows == 1 ? blocklist_remove(r->db, &a, &id) : BL_NOT_FOUND) {
+	case BL_OK:
+		break;
+	case BL_NOT_FOUND:
+		reply_error(r, 404, "not_found", "no such blocklist entry", NULL);
+		return;
+	default:
+		reply_db_error(r);
+		return;
+	}
+	o = blocklist_row_json(&rows, 0);
+	json_object_object_add(o, "removed", json_object_new_boolean(1));
 	reply_json(r, 200, o);
 }

@@ -18,6 +18,7 @@
 #include <json-c/json.h>
 
 #include "api.h"
+#include "buf.h"
 #include "arena.h"
 #include "config.h"
 #include "db.h"
@@ -42,17 +43,26 @@ void api_healthz(struct req *r)
  * for a few seconds per worker; a bad one is re-checked every time. */
 #define SCHEMA_CACHE_MS 5000
 
-void api_readyz(struct req *r)
+/* 1 when the schema is current, 0 when behind, -1 when MariaDB cannot be
+ * asked. A current schema is remembered for SCHEMA_CACHE_MS. */
+static int schema_state(struct req *r)
 {
 	static int64_t current_until;
-	struct json_object *o = json_object_new_object();
 	int current = 1;
 
 	if (mono_ms() >= current_until) {
-		current = schema_is_current(r->db, r->cfg->sql_dir);
+		current = db_ensure(r->db) == 0 ? schema_is_current(r->db, r->cfg->sql_dir) : -1;
 		if (current == 1)
 			current_until = mono_ms() + SCHEMA_CACHE_MS;
 	}
+	return current;
+}
+
+void api_readyz(struct req *r)
+{
+	struct json_object *o = json_object_new_object();
+	int current = schema_state(r);
+
 	if (current < 0) {
 		json_object_put(o);
 		reply_db_error(r);
@@ -227,6 +237,12 @@ void api_status(struct req *r)
 void api_metrics(struct req *r)
 {
 	metrics_render(r->out, routes_names(), nroutes, api_env.sb);
+	/* What /readyz would say, for alerting without a separate probe: a
+	 * loopback scrape works while MariaDB is down. */
+	buf_printf(r->out,
+	    "# HELP opsd_ready 1 when MariaDB answers and the schema is current (as /readyz), else 0.\n"
+	    "# TYPE opsd_ready gauge\nopsd_ready %d\n",
+	    schema_state(r) == 1);
 	/* metrics_render wrote straight into the reply buffer. */
 	r->replied = true;
 	r->status = 200;

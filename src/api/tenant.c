@@ -242,6 +242,10 @@ struct write_tx {
 	char org_s[UUID_STR_LEN + 1], id_s[UUID_STR_LEN + 1];
 	char emails[MAX_COLS][256];
 	int outcome; /* 0 done, 1 not found, 2 held */
+	/* The database the write went to: the answer reads the record back
+	 * from there, even when a migration switched the org's database
+	 * between routing the request and writing. */
+	struct db *tdb;
 };
 
 static int create_fn(struct tenant_tx *tx, void *arg)
@@ -252,6 +256,7 @@ static int create_fn(struct tenant_tx *tx, void *arg)
 	struct db_param p[MAX_COLS + 2];
 	size_t n, np = 0;
 
+	x->tdb = tx->tdb;
 	n = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO %s (id, org_id", e->table);
 	p[np++] = DBP_BLOB(x->id.b, 16);
 	p[np++] = DBP_BLOB(x->org.b, 16);
@@ -290,7 +295,7 @@ void api_tenant_create(struct req *r)
 	uuid7_new(&x.id);
 	if (!write_or_reply(r, &x, create_fn))
 		return;
-	reply_record(r, x.e, t.db, &x.id, 201);
+	reply_record(r, x.e, x.tdb, &x.id, 201);
 }
 
 /* ---- update, delete ---------------------------------------------------- */
@@ -298,6 +303,7 @@ void api_tenant_create(struct req *r)
 /* The record must exist in this org and pass the legal-hold guard. */
 static int guarded(struct tenant_tx *tx, struct write_tx *x)
 {
+	x->tdb = tx->tdb;
 	struct db_rows rows;
 	char sql[160];
 	bool held;
@@ -408,7 +414,7 @@ void api_tenant_patch(struct req *r)
 		return;
 	if (!write_or_reply(r, &x, patch_fn))
 		return;
-	reply_record(r, x.e, t.db, &x.id, 200);
+	reply_record(r, x.e, x.tdb, &x.id, 200);
 }
 
 void api_tenant_delete(struct req *r)

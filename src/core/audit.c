@@ -12,6 +12,7 @@
 #include "db.h"
 #include "dbval.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 #include "uuid.h"
 
@@ -98,6 +99,7 @@ int audit_append(struct db *d, const struct audit_actor *actor, const char *acti
 			log_str(l, "targetType", target_type);
 		log_end(l);
 	}
+	metrics_audit_event(action);
 	rc = 0;
 out:
 	json_object_put(payload);

@@ -83,6 +83,11 @@ static const struct var vars[] = {
 	INT("OPSD_SMTP_RETRY_BASE_S", smtp_retry_base_s, "30", 1, 3600),
 	INT("OPSD_SMTP_MAX_ATTEMPTS", smtp_max_attempts, "8", 1, 100),
 	INT("OPSD_MIGRATION_MAX_THREADS_RUNNING", migration_max_threads_running, "32", 0, 100000),
+	INT("OPSD_RATELIMIT_USER_PER_MIN", ratelimit_user_per_min, "1200", 0, 10000000),
+	INT("OPSD_RATELIMIT_TOKEN_PER_MIN", ratelimit_token_per_min, "1200", 0, 10000000),
+	INT("OPSD_RATELIMIT_IP_PER_MIN", ratelimit_ip_per_min, "600", 0, 10000000),
+	INT("OPSD_RATELIMIT_BURST", ratelimit_burst, "100", 1, 1000000),
+	STR("OPSD_NGINX_ACCESS_LOG", nginx_access_log, NULL),
 };
 
 #define NVARS countof(vars)
@@ -96,7 +101,9 @@ const char *const config_variable_names[] = {
 	"SMTP_PASS", "SMTP_FROM", "SMTP_SECURE", "SMTP_TEST_MODE", "TEST_EMAIL_ALLOWLIST",
 	"SMTP_CA_FILE", "OPSD_AUDIT_RETENTION_DAYS", "OPSD_LOG", "OPSD_SCRYPT_LN",
 	"OPSD_LOGIN_MAX_FAILURES", "OPSD_LOGIN_IP_MAX_FAILURES", "OPSD_SMTP_RETRY_BASE_S",
-	"OPSD_SMTP_MAX_ATTEMPTS", "OPSD_MIGRATION_MAX_THREADS_RUNNING", NULL,
+	"OPSD_SMTP_MAX_ATTEMPTS", "OPSD_MIGRATION_MAX_THREADS_RUNNING",
+	"OPSD_RATELIMIT_USER_PER_MIN", "OPSD_RATELIMIT_TOKEN_PER_MIN", "OPSD_RATELIMIT_IP_PER_MIN",
+	"OPSD_RATELIMIT_BURST", "OPSD_NGINX_ACCESS_LOG", NULL,
 };
 
 _Static_assert(countof(config_variable_names) == NVARS + 1, "names follow vars[]");

@@ -47,6 +47,13 @@ struct opsd_config {
 	char *smtp_ca_file;
 	int audit_retention_days; /* 3650 */
 	int migration_max_threads_running; /* the copy waits while the source has more (32) */
+	/* opsd's token buckets (SPEC §11): requests a minute per signed-in user,
+	 * per API token and per anonymous client IP (0: off), and the burst */
+	int ratelimit_user_per_min;
+	int ratelimit_token_per_min;
+	int ratelimit_ip_per_min;
+	int ratelimit_burst;
+	char *nginx_access_log; /* nginx's JSON access log (429s it answered); $OPSD_VAR/log/nginx-access.log */
 	char *log_target;       /* OPSD_LOG: stderr | syslog | path */
 	int scrypt_ln;          /* OPSD_SCRYPT_LN: log2 of scrypt's N, 17 */
 	int login_max_failures; /* OPSD_LOGIN_MAX_FAILURES per account / 15 min, 5 */

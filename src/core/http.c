@@ -152,7 +152,12 @@ void reply_rate_limited(struct req *r, long retry_after_s, long limit)
 	snprintf(v, sizeof(v), "%ld", limit);
 	reply_header(r, "RateLimit-Limit", v);
 	reply_header(r, "RateLimit-Remaining", "0");
-	reply_error(r, 429, "rate_limited", "too many attempts; retry later", NULL);
+	{
+		struct json_object *d = json_object_new_object();
+
+		json_object_object_add(d, "layer", json_object_new_string("opsd"));
+		reply_error(r, 429, "rate_limited", "too many requests; retry later", d);
+	}
 }
 
 void reply_field_error(struct req *r, const char *field, const char *reason)

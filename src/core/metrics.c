@@ -32,10 +32,44 @@ static const char *const email_outcomes[EMAIL__MAX] = {
 	[EMAIL_SUPPRESSED] = "suppressed",
 };
 
+static const char *const rl_layers[RL_LAYER__MAX] = {
+	[RL_LAYER_NGINX] = "nginx",
+	[RL_LAYER_OPSD] = "opsd",
+};
+
+/* The audit actions counted in opsd_audit_events_total{action} (runbook 6:
+ * legal, compliance, security and migration events). A fixed list keeps the
+ * label set bounded; any other action is not counted. */
+static const char *const audit_actions[] = {
+	"legal.updated",
+	"legal.accepted",
+	"compliance.pii_stripped",
+	"compliance.legal_hold_set",
+	"compliance.legal_hold_released",
+	"compliance.archived",
+	"compliance.exported",
+	"security.sessions_flushed",
+	"security.rate_limited",
+	"security.blocklist_added",
+	"security.blocklist_removed",
+	"auth.login_failed",
+	"auth.login_throttled",
+	"migration.started",
+	"migration.legal_hold_override",
+	"migration.cutover_refused",
+	"migration.finalized",
+	"migration.aborted",
+	"migration.failed",
+	"audit.purged",
+};
+#define NAUDIT countof(audit_actions)
+
 struct metrics_shm {
 	uint64_t emails[EMAIL__MAX];
 	uint64_t migrations[MIG__MAX];
 	uint64_t migration_rows;
+	uint64_t audit_events[NAUDIT];
+	uint64_t rate_limited[RL_LAYER__MAX][NROWS];
 	uint64_t requests[NROWS][NSTATUS];
 	uint64_t hist[NROWS][NBUCKETS];
 	uint64_t sum_us[NROWS];
@@ -84,9 +118,24 @@ static size_t status_index(int status)
 	return NSTATUS - 1;
 }
 
+static size_t route_row(int route)
+{
+	return (route < 0 || route >= METRICS_MAX_ROUTES) ? METRICS_MAX_ROUTES : (size_t)route;
+}
+
+static void count(uint64_t *c, uint64_t n)
+{
+	__atomic_add_fetch(c, n, __ATOMIC_RELAXED);
+}
+
+static unsigned long long load(const uint64_t *c)
+{
+	return (unsigned long long)__atomic_load_n(c, __ATOMIC_RELAXED);
+}
+
 void metrics_request(int route, int status, int64_t duration_us)
 {
-	size_t row = (route < 0 || route >= METRICS_MAX_ROUTES) ? METRICS_MAX_ROUTES : (size_t)route;
+	size_t row = route_row(route);
 	double secs = (double)duration_us / 1e6;
 	size_t b = 0;
 
@@ -94,16 +143,21 @@ void metrics_request(int route, int status, int64_t duration_us)
 		return;
 	while (b < countof(buckets) && secs > buckets[b])
 		b++;
-	__atomic_add_fetch(&shm->requests[row][status_index(status)], 1, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&shm->hist[row][b], 1, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&shm->sum_us[row], (uint64_t)(duration_us > 0 ? duration_us : 0),
-	    __ATOMIC_RELAXED);
+	count(&shm->requests[row][status_index(status)], 1);
+	count(&shm->hist[row][b], 1);
+	count(&shm->sum_us[row], (uint64_t)(duration_us > 0 ? duration_us : 0));
 }
 
 void metrics_email(enum email_outcome o)
 {
 	if (shm && (unsigned)o < EMAIL__MAX)
-		__atomic_add_fetch(&shm->emails[o], 1, __ATOMIC_RELAXED);
+		count(&shm->emails[o], 1);
+}
+
+void metrics_rate_limited(enum rl_layer layer, int route)
+{
+	if (shm && (unsigned)layer < RL_LAYER__MAX)
+		count(&shm->rate_limited[layer][route_row(route)], 1);
 }
 
 void metrics_migration(const char *status)
@@ -111,36 +165,66 @@ void metrics_migration(const char *status)
 	int i = mig_status_from_name(status);
 
 	if (shm && i >= 0)
-		__atomic_add_fetch(&shm->migrations[i], 1, __ATOMIC_RELAXED);
+		count(&shm->migrations[i], 1);
 }
 
 void metrics_migration_rows(uint64_t n)
 {
 	if (shm)
-		__atomic_add_fetch(&shm->migration_rows, n, __ATOMIC_RELAXED);
+		count(&shm->migration_rows, n);
 }
 
-static void render_migrations(struct buf *out)
+void metrics_audit_event(const char *action)
 {
-	buf_puts(out, "# HELP opsd_migrations_total Tenant migrations entering each status.\n"
-		      "# TYPE opsd_migrations_total counter\n");
-	for (int i = 0; i < MIG__MAX; i++)
-		buf_printf(out, "opsd_migrations_total{status=\"%s\"} %llu\n", mig_status_name(i),
-		    (unsigned long long)__atomic_load_n(&shm->migrations[i], __ATOMIC_RELAXED));
-	buf_printf(out,
-	    "# HELP opsd_migration_rows_copied_total Rows copied by tenant migrations (copy and"
-	    " catch-up).\n# TYPE opsd_migration_rows_copied_total counter\n"
-	    "opsd_migration_rows_copied_total %llu\n",
-	    (unsigned long long)__atomic_load_n(&shm->migration_rows, __ATOMIC_RELAXED));
+	if (!shm || !action)
+		return;
+	for (size_t i = 0; i < NAUDIT; i++)
+		if (strcmp(audit_actions[i], action) == 0) {
+			count(&shm->audit_events[i], 1);
+			return;
+		}
 }
 
-static void render_emails(struct buf *out)
+/* ---- text format 0.0.4 ------------------------------------------------- */
+
+struct label {
+	const char *name;
+	const char *value;
+};
+
+/* "# HELP" and "# TYPE" once per family, before its first sample. */
+static void family(struct buf *out, const char *name, const char *type, const char *help)
 {
-	buf_puts(out, "# HELP opsd_emails_total Email delivery attempts by outcome.\n"
-		      "# TYPE opsd_emails_total counter\n");
-	for (int i = 0; i < EMAIL__MAX; i++)
-		buf_printf(out, "opsd_emails_total{outcome=\"%s\"} %llu\n", email_outcomes[i],
-		    (unsigned long long)__atomic_load_n(&shm->emails[i], __ATOMIC_RELAXED));
+	buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{l1="v1",...} and the separating space; label values escaped as the
+ * text format requires (\\, \" and \n). */
+static void series(struct buf *out, const char *name, const struct label *l, size_t nl)
+{
+	buf_puts(out, name);
+	for (size_t i = 0; i < nl; i++) {
+		buf_printf(out, "%c%s=\"", i == 0 ? '{' : ',', l[i].name);
+		for (const char *p = l[i].value; *p; p++) {
+			if (*p == '\\' || *p == '"')
+				buf_putc(out, '\\');
+			if (*p == '\n')
+				buf_puts(out, "\\n");
+			else
+				buf_putc(out, *p);
+		}
+		buf_putc(out, '"');
+		if (i + 1 == nl)
+			buf_putc(out, '}');
+	}
+	buf_putc(out, ' ');
+}
+
+static void sample(struct buf *out, const char *name, const struct label *l, size_t nl,
+    unsigned long long v)
+{
+	series(out, name, l, nl);
+	buf_printf(out, "%llu\n", v);
 }
 
 static const char *row_name(const char *const *names, size_t nroutes, size_t row)
@@ -148,15 +232,22 @@ static const char *row_name(const char *const *names, size_t nroutes, size_t row
 	return row < nroutes ? names[row] : "unmatched";
 }
 
+/* The rows to render are 0..nroutes: the route table's, then row
+ * METRICS_MAX_ROUTES ("unmatched") as the last. */
+static size_t row_at(size_t i, size_t nroutes)
+{
+	return i < nroutes ? i : METRICS_MAX_ROUTES;
+}
+
 static void render_requests(struct buf *out, const char *const *names, size_t nroutes)
 {
-	buf_puts(out, "# HELP opsd_http_requests_total HTTP requests answered, by route and status.\n"
-		      "# TYPE opsd_http_requests_total counter\n");
-	for (size_t row = 0; row < NROWS; row++) {
-		if (row >= nroutes && row != METRICS_MAX_ROUTES)
-			continue;
+	family(out, "opsd_http_requests_total", "counter",
+	    "HTTP requests answered, by route and status.");
+	for (size_t i = 0; i <= nroutes; i++) {
+		size_t row = row_at(i, nroutes);
+
 		for (size_t s = 0; s < NSTATUS; s++) {
-			uint64_t v = __atomic_load_n(&shm->requests[row][s], __ATOMIC_RELAXED);
+			unsigned long long v = load(&shm->requests[row][s]);
 			char code[8];
 
 			if (v == 0)
@@ -165,69 +256,117 @@ static void render_requests(struct buf *out, const char *const *names, size_t nr
 				snprintf(code, sizeof(code), "%d", status_codes[s]);
 			else
 				str_copy(code, "other", sizeof(code));
-			buf_printf(out, "opsd_http_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
-			    row_name(names, nroutes, row), code, (unsigned long long)v);
+			sample(out, "opsd_http_requests_total",
+			    (struct label[]){{"route", row_name(names, nroutes, row)}, {"status", code}},
+			    2, v);
 		}
 	}
 }
 
 static void render_latency(struct buf *out, const char *const *names, size_t nroutes)
 {
-	buf_puts(out, "# HELP opsd_http_request_duration_seconds Time from request accepted to reply "
-		      "written, by route.\n"
-		      "# TYPE opsd_http_request_duration_seconds histogram\n");
-	for (size_t row = 0; row < NROWS; row++) {
-		uint64_t cum = 0;
-		const char *name = row_name(names, nroutes, row);
+	family(out, "opsd_http_request_duration_seconds", "histogram",
+	    "Time from request accepted to reply written, by route.");
+	for (size_t i = 0; i <= nroutes; i++) {
+		size_t row = row_at(i, nroutes);
+		struct label l[2] = {{"route", row_name(names, nroutes, row)}, {"le", NULL}};
+		unsigned long long cum = 0;
+		char le[32];
 
-		if (row >= nroutes && row != METRICS_MAX_ROUTES)
-			continue;
 		for (size_t b = 0; b < NBUCKETS; b++)
-			cum += __atomic_load_n(&shm->hist[row][b], __ATOMIC_RELAXED);
+			cum += load(&shm->hist[row][b]);
 		if (cum == 0)
 			continue;
 		cum = 0;
 		for (size_t b = 0; b < NBUCKETS; b++) {
-			cum += __atomic_load_n(&shm->hist[row][b], __ATOMIC_RELAXED);
+			cum += load(&shm->hist[row][b]);
 			if (b < countof(buckets))
-				buf_printf(out,
-				    "opsd_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
-				    name, buckets[b], (unsigned long long)cum);
+				snprintf(le, sizeof(le), "%g", buckets[b]);
 			else
-				buf_printf(out,
-				    "opsd_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
-				    name, (unsigned long long)cum);
+				str_copy(le, "+Inf", sizeof(le));
+			l[1].value = le;
+			sample(out, "opsd_http_request_duration_seconds_bucket", l, 2, cum);
 		}
-		buf_printf(out, "opsd_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", name,
-		    (double)__atomic_load_n(&shm->sum_us[row], __ATOMIC_RELAXED) / 1e6);
-		buf_printf(out, "opsd_http_request_duration_seconds_count{route=\"%s\"} %llu\n", name,
-		    (unsigned long long)cum);
+		series(out, "opsd_http_request_duration_seconds_sum", l, 1);
+		buf_printf(out, "%.6f\n", (double)load(&shm->sum_us[row]) / 1e6);
+		sample(out, "opsd_http_request_duration_seconds_count", l, 1, cum);
 	}
+}
+
+static void render_emails(struct buf *out)
+{
+	family(out, "opsd_emails_total", "counter", "Email delivery attempts by outcome.");
+	for (int i = 0; i < EMAIL__MAX; i++)
+		sample(out, "opsd_emails_total", &(struct label){"outcome", email_outcomes[i]}, 1,
+		    load(&shm->emails[i]));
+}
+
+static void render_migrations(struct buf *out)
+{
+	family(out, "opsd_migrations_total", "counter", "Tenant migrations entering each status.");
+	for (int i = 0; i < MIG__MAX; i++)
+		sample(out, "opsd_migrations_total", &(struct label){"status", mig_status_name(i)}, 1,
+		    load(&shm->migrations[i]));
+	family(out, "opsd_migration_rows_copied_total", "counter",
+	    "Rows copied by tenant migrations (copy and catch-up).");
+	sample(out, "opsd_migration_rows_copied_total", NULL, 0, load(&shm->migration_rows));
+}
+
+/* Every route's line for both layers, zeros included: a 429 spike alert
+ * needs the series to exist before the first 429. */
+static void render_rate_limited(struct buf *out, const char *const *names, size_t nroutes)
+{
+	family(out, "opsd_rate_limited_total", "counter",
+	    "Requests refused with 429, by the layer that refused them and the route.");
+	for (int l = 0; l < RL_LAYER__MAX; l++)
+		for (size_t i = 0; i <= nroutes; i++) {
+			size_t row = row_at(i, nroutes);
+
+			sample(out, "opsd_rate_limited_total",
+			    (struct label[]){{"layer", rl_layers[l]},
+			        {"route", row_name(names, nroutes, row)}},
+			    2, load(&shm->rate_limited[l][row]));
+		}
+}
+
+/* Zeros included, like the 429s: increase() over a series that appears
+ * with its first event would miss that event. */
+static void render_audit_events(struct buf *out)
+{
+	family(out, "opsd_audit_events_total", "counter",
+	    "Audit events written, by action (legal, compliance, security, migration and"
+	    " retention actions).");
+	for (size_t i = 0; i < NAUDIT; i++)
+		sample(out, "opsd_audit_events_total", &(struct label){"action", audit_actions[i]}, 1,
+		    load(&shm->audit_events[i]));
 }
 
 static void render_pool(struct buf *out, const struct scoreboard *sb)
 {
+	static const char *const states[] = {"idle", "busy", "starting"};
 	struct sb_counts c;
 
 	scoreboard_count(sb, sb->generation, &c);
-	buf_puts(out, "# HELP opsd_workers Worker processes of the pool, by state.\n"
-		      "# TYPE opsd_workers gauge\n");
-	buf_printf(out, "opsd_workers{state=\"idle\"} %d\n", c.idle);
-	buf_printf(out, "opsd_workers{state=\"busy\"} %d\n", c.busy);
-	buf_printf(out, "opsd_workers{state=\"starting\"} %d\n", c.starting);
-	buf_puts(out, "# HELP opsd_workers_max Configured maximum of worker processes.\n"
-		      "# TYPE opsd_workers_max gauge\n");
-	buf_printf(out, "opsd_workers_max %d\n", sb->workers_max);
+	family(out, "opsd_workers", "gauge", "Worker processes of the pool, by state.");
+	for (size_t i = 0; i < countof(states); i++) {
+		int n = i == 0 ? c.idle : i == 1 ? c.busy : c.starting;
+
+		sample(out, "opsd_workers", &(struct label){"state", states[i]}, 1,
+		    (unsigned long long)(n > 0 ? n : 0));
+	}
+	family(out, "opsd_workers_max", "gauge", "Configured maximum of worker processes.");
+	sample(out, "opsd_workers_max", NULL, 0,
+	    (unsigned long long)(sb->workers_max > 0 ? sb->workers_max : 0));
 	for (size_t i = 0; i < countof(pool_metrics); i++) {
 		const struct pool_metric *m = &pool_metrics[i];
-		const uint64_t *v = (const uint64_t *)((const char *)sb + m->offset);
 
-		buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", m->name, m->help, m->name,
-		    m->type, m->name, (unsigned long long)__atomic_load_n(v, __ATOMIC_RELAXED));
+		family(out, m->name, m->type, m->help);
+		sample(out, m->name, NULL, 0, load((const uint64_t *)((const char *)sb + m->offset)));
 	}
-	buf_puts(out, "# HELP opsd_start_time_seconds Start time of the opsd master, Unix seconds.\n"
-		      "# TYPE opsd_start_time_seconds gauge\n");
-	buf_printf(out, "opsd_start_time_seconds %.3f\n", (double)sb->start_ms / 1000.0);
+	family(out, "opsd_start_time_seconds", "gauge",
+	    "Start time of the opsd master, Unix seconds.");
+	series(out, "opsd_start_time_seconds", NULL, 0);
+	buf_printf(out, "%.3f\n", (double)sb->start_ms / 1000.0);
 }
 
 void metrics_render(struct buf *out, const char *const *route_names, size_t nroutes,
@@ -240,6 +379,8 @@ void metrics_render(struct buf *out, const char *const *route_names, size_t nrou
 		render_latency(out, route_names, nroutes);
 		render_emails(out);
 		render_migrations(out);
+		render_rate_limited(out, route_names, nroutes);
+		render_audit_events(out);
 	}
 	if (sb)
 		render_pool(out, sb);

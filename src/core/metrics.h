@@ -24,6 +24,13 @@ void metrics_email(enum email_outcome o);
  * opsd_migration_rows_copied_total. */
 void metrics_migration(const char *status);
 void metrics_migration_rows(uint64_t n);
+/* opsd_rate_limited_total{layer, route}: route is a route index (-1 or
+ * out of range: "unmatched"). */
+enum rl_layer { RL_LAYER_NGINX, RL_LAYER_OPSD, RL_LAYER__MAX };
+void metrics_rate_limited(enum rl_layer layer, int route);
+/* opsd_audit_events_total{action}: called by audit_append once the event is
+ * written; actions outside the fixed list of metrics.c are not counted. */
+void metrics_audit_event(const char *action);
 
 /* Renders every series. route_names has nroutes entries. */
 void metrics_render(struct buf *out, const char *const *route_names, size_t nroutes,

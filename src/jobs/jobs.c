@@ -4,6 +4,7 @@
 
 #include "audit.h"
 #include "auth.h"
+#include "blocklist.h"
 #include "config.h"
 #include "db.h"
 #include "jobs.h"
@@ -29,6 +30,9 @@ static const struct job jobs[] = {
 	{"legal_notify", 1000, legal_notify_batch},
 	{"sessions_expire", 60 * 1000, sessions_expire},
 	{"audit_retention", 60 * 1000, audit_retention_job},
+	/* Expired entries already stop blocking in the workers; this deletes them. */
+	{"blocklist_expiry", 10 * 1000, blocklist_expire_job},
+	{"nginx_limits", 1000, nginx_limits_job},
 	/* Tenant migrations: returns 1 while it has more to do at once. */
 	{"migrations", 0, mig_job},
 };
@@ -69,6 +73,7 @@ int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 
 	install_signals();
 	log_set_role("jobs");
+	blocklist_attach(&sb->blocklist_generation, NULL);
 	memset(last_run, 0, sizeof(last_run));
 	scoreboard_set_state(sb, slot, SB_IDLE);
 	log_msg(LL_INFO, "jobs_started", "jobs process ready");

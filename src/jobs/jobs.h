@@ -7,6 +7,10 @@
 struct opsd_config;
 struct scoreboard;
 
+struct db;
+
 int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot);
+/* nginx_limits.c: counts and audits the 429s nginx answered itself. */
+int nginx_limits_job(struct db *d, const struct opsd_config *cfg);
 
 #endif

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "master.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "proctitle.h"
 #include "scoreboard.h"
 #include "util.h"
@@ -615,7 +616,7 @@ int master_run(struct opsd_config *cfg)
 	sigaction(SIGPIPE, &ign, NULL);
 
 	m->sb = scoreboard_create();
-	if (!m->sb || metrics_init() != 0) {
+	if (!m->sb || metrics_init() != 0 || ratelimit_init() != 0) {
 		log_msg(LL_ERROR, "start_failed", "cannot map shared memory: %s", strerror(errno));
 		return 1;
 	}

@@ -15,7 +15,7 @@ typedef void (*route_handler)(struct req *r);
 #define RF_PUBLIC       0x01u /* no authentication needed */
 #define RF_LOOPBACK     0x02u /* loopback needs no credentials; others need perm */
 #define RF_LEGAL_EXEMPT 0x04u /* not blocked by the legal-acceptance gate */
-/* 0x08u is free: every unsafe cookie-authenticated call needs X-CSRF-Token. */
+#define RF_NO_LIMIT     0x08u /* outside opsd's rate limiter (health and monitoring) */
 #define RF_JSON_BODY    0x10u /* body must be a JSON object */
 #define RF_TEST_ONLY    0x20u /* exists only when OPSD_ENV=test */
 #define RF_NO_DB        0x40u /* never touches MariaDB (served while it is down) */

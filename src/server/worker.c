@@ -11,8 +11,10 @@
 
 #include "api.h"
 #include "arena.h"
+#include "audit.h"
 #include "auth.h"
 #include "authz.h"
+#include "blocklist.h"
 #include "buf.h"
 #include "config.h"
 #include "db.h"
@@ -22,6 +24,7 @@
 #include "legal.h"
 #include "log.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "router.h"
 #include "routes.h"
 #include "scoreboard.h"
@@ -272,6 +275,77 @@ static bool legal_gate_ok(struct req *r)
 	return false;
 }
 
+/* opsd's second line (SPEC §11): one bucket per signed-in user or API
+ * token, or per client IP for anonymous calls, shared by the workers of the
+ * host. Every answer that went through it carries RateLimit-*; a refusal is
+ * logged, counted and, once a minute per source, audited. */
+static bool rate_ok(struct req *r, const struct route *rt)
+{
+	const struct opsd_config *c = r->cfg;
+	struct rl_limit l = {0, c->ratelimit_burst};
+	struct rl_verdict v;
+	char key[96], n[24];
+	const char *kind, *id;
+	uint64_t since;
+	bool audit;
+
+	if (rt->flags & RF_NO_LIMIT)
+		return true;
+	if (r->who && r->who->method == AUTH_TOKEN) {
+		kind = "token";
+		id = r->who->token_id;
+		l.per_min = c->ratelimit_token_per_min;
+	} else if (r->who) {
+		kind = "user";
+		id = r->who->user_id;
+		l.per_min = c->ratelimit_user_per_min;
+	} else {
+		kind = "ip";
+		id = r->remote_addr ? r->remote_addr : "";
+		l.per_min = c->ratelimit_ip_per_min;
+	}
+	if (l.per_min <= 0)
+		return true;
+	snprintf(key, sizeof(key), "%s:%s", kind, id);
+	ratelimit_check(key, &l, &v, &audit, &since);
+	if (v.allowed) {
+		snprintf(n, sizeof(n), "%ld", v.limit);
+		reply_header(r, "RateLimit-Limit", n);
+		snprintf(n, sizeof(n), "%ld", v.remaining);
+		reply_header(r, "RateLimit-Remaining", n);
+		snprintf(n, sizeof(n), "%ld", v.reset_s);
+		reply_header(r, "RateLimit-Reset", n);
+		return true;
+	}
+	metrics_rate_limited(RL_LAYER_OPSD, r->route_index);
+	{
+		struct logline *ll = log_begin(LL_WARN, "rate_limited");
+
+		log_str(ll, "layer", "opsd");
+		log_str(ll, "route", rt->name);
+		log_str(ll, "source", kind);
+		log_str(ll, "sourceId", id);
+		log_int(ll, "retryAfter", v.retry_after);
+		log_end(ll);
+	}
+	if (audit) {
+		struct audit_actor a;
+		struct json_object *p = json_object_new_object();
+
+		req_actor(r, &a);
+		json_object_object_add(p, "layer", json_object_new_string("opsd"));
+		json_object_object_add(p, "route", json_object_new_string(rt->name));
+		json_object_object_add(p, "source", json_object_new_string(kind));
+		json_object_object_add(p, "refusedSinceLastEvent", json_object_new_int64((int64_t)since));
+		json_object_object_add(p, "limitPerMin", json_object_new_int(l.per_min));
+		if (audit_append_tx(r->db, &a, "security.rate_limited",
+		        r->who && r->who->org_id[0] ? r->who->org_id : NULL, kind, id, p) != 0)
+			log_msg(LL_ERROR, "audit_failed", "security.rate_limited: %s", db_error(r->db));
+	}
+	reply_rate_limited(r, v.retry_after, v.limit);
+	return false;
+}
+
 static void dispatch(struct req *r, enum body_state body, bool test_routes)
 {
 	char allow[128];
@@ -279,6 +353,8 @@ static void dispatch(struct req *r, enum body_state body, bool test_routes)
 	enum route_result rr;
 	bool local;
 
+	if (blocklist_blocked(r))
+		return;
 	r->params = arena_calloc(r->arena, 1, sizeof(*r->params));
 	if (!r->params) {
 		reply_error(r, 500, "internal_error", "out of memory", NULL);
@@ -309,6 +385,8 @@ static void dispatch(struct req *r, enum body_state body, bool test_routes)
 		return;
 	}
 	if (!local && !(rt->flags & RF_PUBLIC) && !authorize_or_reply(r, rt))
+		return;
+	if (!local && !rate_ok(r, rt))
 		return;
 	if ((rt->flags & RF_JSON_BODY) && !read_json_body(r))
 		return;
@@ -418,6 +496,7 @@ int worker_main(const struct worker_args *wa)
 	worker_db = db_open(wa->cfg->db_uri, err, sizeof(err));
 	if (!worker_db)
 		log_msg(LL_WARN, "db_connect_failed", "%s", err);
+	blocklist_attach(&wa->sb->blocklist_generation, worker_db);
 
 	scoreboard_set_state(wa->sb, wa->slot, SB_IDLE);
 	while (!stopping) {

@@ -16,7 +16,9 @@ package OpsdTest;
 # OPSD_SKIP_BUILD=1 (passed on: script/test builds once, then runs prove),
 # OPSD_ASAN_DIR / ASAN_OPTIONS / UBSAN_OPTIONS (sanitizer reports),
 # OPSD_TEST_START_TIMEOUT (seconds for `script/server start`, default 600),
-# OPSD_TEST_KEEP=1 (keep the temp dir even when everything passed).
+# OPSD_TEST_KEEP=1 (keep the temp dir even when everything passed),
+# OPSD_TEST_ARCHIVE (a directory: logs of every stack and the sensitive
+# values of every test are collected there for t/99-logs.t; see the end).
 
 use v5.36;
 use Carp qw(croak);
@@ -249,6 +251,7 @@ sub start_stack(%o) {
 	my $r = run_cmd(cmd => [@SERVER_CMD, 'start'], env => \%env, tag => 'server-start',
 	    timeout => $ENV{OPSD_TEST_START_TIMEOUT} || 600);
 	$STACK->{start_out} = $r->{out};
+	_sensitive_stack();
 	my @ready = grep { m{^opsd ready: https://127\.0\.0\.1:\d+/$} } split /\n/, $r->{out};
 	my $ok = Test::More::ok($r->{rc} == 0 && !$r->{timed_out},
 	    "script/server start exits 0 (rc=$r->{rc}" . ($r->{timed_out} ? ', timed out' : '') .
@@ -427,6 +430,7 @@ sub http($method, $path, %o) {
 	my $r = $ua->request($method, base_url() . $path, \%args);
 	my $res = _result($r->{status}, $r->{reason}, $r->{headers}, $r->{content});
 	$res->{elapsed} = time - $t0;
+	_sensitive_http($method, $path, $o{json}, $res) if test_archive();
 	return $res;
 }
 
@@ -779,12 +783,14 @@ sub restart_stack(%o) {
 		wait_until(10, sub { !grep { pid_alive($_) } @left }, 0.1);
 		kill 'KILL', grep { pid_alive($_) } @left;
 	}
+	eval { _archive_logs('restart_stack'); 1 } or Test::More::diag("archiving the logs failed: $@");
 	my %env = (%{ $st->{env} }, %{ $o{env} // {} });
 	delete $env{$_} for grep { !defined $env{$_} } keys %env;
 	$st->{env} = \%env;
 	undef $SHARED_UA;   # its kept-alive connection went with nginx
 	my $r = run_cmd(cmd => [@SERVER_CMD, 'start'], env => \%env, tag => 'server-restart-start',
 	    timeout => $ENV{OPSD_TEST_START_TIMEOUT} || 600);
+	_sensitive_stack();
 	my @ready = grep { m{^opsd ready: https://127\.0\.0\.1:\d+/$} } split /\n/, $r->{out};
 	my $ok = Test::More::ok($r->{rc} == 0 && !$r->{timed_out} && @ready == 1
 	    && $ready[0] eq "opsd ready: https://127.0.0.1:$st->{port}/",
@@ -845,6 +851,7 @@ sub session_row_hash($cookie) {
 # POST /auth/login. Returns {status, res, email, password} plus, on success,
 # cookie (the value), csrf, user and expiresAt; cookie is undef otherwise.
 sub login($email, $password, %o) {
+	sensitive("password given to login($email)", $password);
 	my $r = http(POST => '/auth/login', json => { email => $email, password => $password }, %o);
 	my %s = (status => $r->{status}, res => $r, email => $email, password => $password);
 	my $c = session_set_cookie($r);
@@ -907,6 +914,7 @@ sub create_user(%o) {
 		roles => \@roles,
 		orgId => $org,
 	);
+	sensitive("password of create_user $u{email}", $u{password});
 	my %body = (email => $u{email}, name => $u{name}, password => $u{password}, roles => \@roles);
 	$body{orgId} = $org if defined $org;
 	$body{service} = $o{service} ? JSON::PP::true : JSON::PP::false if exists $o{service};
@@ -1044,6 +1052,7 @@ sub _stop_stack($quiet) {
 	if (@left && !wait_until(10, sub { !grep { pid_alive($_) } @left }, 0.1)) {
 		kill 'KILL', grep { pid_alive($_) } @left;
 	}
+	eval { _archive_logs($quiet ? 'cleanup' : 'stop'); 1 } or Test::More::diag("archiving the logs failed: $@");
 	return if $quiet;
 	Test::More::is($r->{rc}, 0, 'script/server stop exits 0')
 	    or Test::More::diag("stop stdout:\n$r->{out}\nstop stderr:\n$r->{err}");
@@ -1154,6 +1163,7 @@ sub make_test_ca($dir = undef, %o) {
 # port => N (0: a free one), dir => DIR. Returns an OpsdTest::SmtpPeer;
 # dies when the peer does not come up.
 sub start_smtp_peer(%o) {
+	sensitive('SMTP peer password', (split /:/, $o{auth}, 2)[1]) if defined $o{auth};
 	my $peer = OpsdTest::SmtpPeer->_new(%o);
 	$peer->start;
 	return $peer;
@@ -1844,6 +1854,155 @@ sub org_row_ids($table, $org) {
 	my $org_hex = uuid_hex(ref $org eq 'HASH' ? $org->{id} : $org) // return [];
 	my $out = mysql("SELECT LOWER(HEX(id)) FROM `$table` WHERE org_id = UNHEX('$org_hex') ORDER BY id") // return [];
 	return [grep { length } split /\n/, $out];
+}
+
+# ---------------------------------------------------------------- log archive and sensitive values (issue 8)
+#
+# With OPSD_TEST_ARCHIVE=DIR (script/test sets it for the prove run) every
+# stack copies the files of its log/ (mysqld.log aside) into DIR/<test>-<n>/
+# (<test>: the file name without .t) each time it stops: finish(),
+# restart_stack and the END cleanup after a die. Each byte is copied once: a
+# later copy on the same OPSD_VAR takes only what was appended since, and a
+# rotated file (opsd.log renamed to opsd.log.1) is followed by its inode.
+#
+# sensitive($label, $value) appends {"label", "value"} as one JSON line to
+# DIR/<test>.sensitive: a string no log line of the run may contain
+# (t/99-logs.t checks every archived file against every value). The harness
+# registers what it knows itself: the admin password, the session secret,
+# OPSD_DATA_KEY, the MariaDB password, SMTP passwords, every password or
+# secret a test sends in a JSON body (create_user, login, ...), API tokens
+# from POST .../tokens, session cookies and CSRF tokens handed out. Without
+# OPSD_TEST_ARCHIVE both are no-ops; sensitive returns its value either way,
+# so it can wrap one: name => sensitive('name', 'Ada Lovelace').
+
+push @EXPORT, qw(sensitive test_archive test_name);
+
+use Fcntl qw(O_WRONLY O_APPEND O_CREAT);
+
+my %SENSITIVE_SEEN;   # values this process already appended
+
+sub test_archive() {
+	my $d = $ENV{OPSD_TEST_ARCHIVE};
+	return defined $d && length $d ? $d : undef;
+}
+
+# The test file's name without directory and .t ("91-compliance").
+sub test_name() {
+	state $name = do {
+		my $b = basename($0);
+		$b =~ s/\.t\z//;
+		$b =~ s/[^A-Za-z0-9._-]/_/g;
+		length $b ? $b : 'unknown';
+	};
+	return $name;
+}
+
+sub sensitive($label, $value) {
+	my $root = test_archive();
+	return $value unless defined $root && defined $value && !ref $value && length $value;
+	my $v = "$value";
+	# UTF-8 bytes (a test without `use utf8`) are stored as the characters they encode
+	if (!utf8::is_utf8($v) && $v =~ /[\x80-\xff]/) {
+		require Encode;
+		my $copy = $v;
+		my $d = eval { Encode::decode('UTF-8', $copy, Encode::FB_CROAK()) };
+		$v = $d if defined $d;
+	}
+	return $value if $SENSITIVE_SEEN{$v}++;
+	my $path = "$root/" . test_name() . '.sensitive';
+	my $line = $JSON->encode({ label => "$label", value => $v }) . "\n";
+	if (sysopen(my $fh, $path, O_WRONLY | O_APPEND | O_CREAT, 0600)) {
+		syswrite($fh, $line);   # one write: lines of forked children stay whole
+		close $fh;
+	} else {
+		Test::More::diag("sensitive: cannot append to $path: $!");
+	}
+	return $value;
+}
+
+# The running stack's secrets: the harness's own, its environment (names
+# ending in PASS, PASSWORD, SECRET, TOKEN or DATA_KEY; the password inside a
+# *_URI) and what script/server writes under OPSD_VAR.
+sub _sensitive_stack() {
+	return unless test_archive() && $STACK;
+	sensitive('admin password', ADMIN_PASSWORD);
+	sensitive('DEFAULT_SESSION_SECRET', DEFAULT_SESSION_SECRET);
+	my $env = $STACK->{env} // {};
+	for my $k (sort keys %$env) {
+		my $v = $env->{$k};
+		next unless defined $v && length $v;
+		sensitive("stack env $k", $v) if $k =~ /(?:PASS|PASSWORD|SECRET|TOKEN|DATA_KEY)\z/;
+		sensitive("password in stack env $k", $1) if $k =~ /_URI\z/ && $v =~ m{://[^/?#\@:]*:([^/?#\@]+)\@};
+	}
+	for my $f (qw(data-key session-secret db-password)) {
+		my $s = _slurp("$STACK->{var}/$f") // next;
+		my ($first) = split /\n/, $s;
+		sensitive("\$OPSD_VAR/$f", $first) if defined $first;
+	}
+}
+
+# Strings of a request's JSON body under a key ending in password, secret or
+# passphrase or named token (any depth).
+sub _sensitive_json($where, $v) {
+	if (ref $v eq 'HASH') {
+		for my $k (sort keys %$v) {
+			my $x = $v->{$k};
+			if (ref $x) { _sensitive_json($where, $x) }
+			elsif (defined $x && $k =~ /(?:password|secret|passphrase)\z|\Atoken\z/i) { sensitive("$k sent to $where", $x) }
+		}
+	} elsif (ref $v eq 'ARRAY') {
+		_sensitive_json($where, $_) for @$v;
+	}
+}
+
+# What one http() exchange carries that no log may show.
+sub _sensitive_http($method, $path, $sent, $res) {
+	_sensitive_json("$method $path", $sent) if ref $sent;
+	my $j = $res->{json};
+	if (ref $j eq 'HASH') {
+		sensitive("API token from $method $path", $j->{token})
+		    if $method eq 'POST' && $path =~ m{/tokens(?:[/?]|\z)} && $res->{status} =~ /^2/ && !ref $j->{token};
+		sensitive("csrfToken from $method $path", $j->{csrfToken}) if !ref $j->{csrfToken};
+	}
+	my $c = session_set_cookie($res);
+	sensitive("session cookie from $method $path", $c->{value}) if $c && length $c->{value};
+}
+
+# Copies what log/ gained since the last copy into OPSD_TEST_ARCHIVE/<test>-<n>/.
+sub _archive_logs($why) {
+	my $root = test_archive();
+	return unless defined $root && $STACK && $$ == $OWNER;
+	unless (-d $root) {
+		Test::More::diag("OPSD_TEST_ARCHIVE=$root is not a directory: logs not archived");
+		return;
+	}
+	my $src = "$STACK->{var}/log";
+	opendir(my $dh, $src) or return;
+	my @files = sort grep { !/^\./ && !/^mysqld/ && -f "$src/$_" } readdir $dh;
+	closedir $dh;
+	my ($n, $dst) = ($STACK->{archive_seq} // 0);
+	do { $n++; $dst = "$root/" . test_name() . "-$n" } while -e $dst;
+	$STACK->{archive_seq} = $n;
+	unless (mkdir $dst) {
+		Test::More::diag("cannot make $dst: $!");
+		return;
+	}
+	chmod 0755, $dst;
+	my $done = $STACK->{archived} //= {};   # "dev:inode" => bytes copied before
+	my ($copied, $bytes) = (0, 0);
+	for my $f (@files) {
+		my @st = stat "$src/$f" or next;
+		my $data = _slurp("$src/$f") // next;
+		my $key = "$st[0]:$st[1]";
+		my $from = $done->{$key} // 0;
+		$from = 0 if $from > length $data;   # truncated: all of it is new
+		$done->{$key} = length $data;
+		next if $from > 0 && $from == length $data;
+		_spit("$dst/$f", substr($data, $from), 0644);
+		$copied++;
+		$bytes += length($data) - $from;
+	}
+	Test::More::note("logs archived ($why): $copied file(s), $bytes bytes in $dst");
 }
 
 1;
