@@ -499,6 +499,36 @@ patch($org1, $H, 'hanna', 3);
 	verify_ok('after the row was put back and purged');
 }
 
+# ============================================================ 7c. an event altered with its hash recomputed
+# The altered event verifies on its own; the one after it no longer links to
+# it. Retention must keep both (the altered one is the evidence).
+my $K = contact($org1, 'kira');
+patch($org1, $K, 'kira', 2);
+{
+	my @k = grep { about($_, $K) } events();
+	is scalar(@k), 3, 'three events about a new contact K';
+	my ($alt, $after) = @k[1, 2];
+	$alt //= { seq => -1 };
+	$after //= { seq => -1, id => '' };
+	my ($orig) = db_rows("SELECT HEX(payload) AS p, LOWER(HEX(hash)) AS h FROM audit_events WHERE seq = $alt->{seq}");
+	my $forged = { %$alt, payload => '{"entity":"contacts","fields":["forged"]}' };
+	my $h = unpack 'H*', canon_hash($forged, pack('H*', $alt->{prev_hash} // ''));
+	ok defined mysql(qq{UPDATE audit_events SET payload = '$forged->{payload}', hash = UNHEX('$h') WHERE seq = $alt->{seq}}),
+	    "event seq $alt->{seq} altered and its hash recomputed in MariaDB";
+	verify_broken('a recomputed hash', seq => $after->{seq}, id => $after->{id}, reason => 'hash mismatch');
+	my $p = purge('--days', '0');
+	is $p->{rc}, 1, 'the purge stops (exit 1)' or diag "$p->{out}$p->{err}";
+	is count_of("SELECT COUNT(*) FROM audit_events WHERE seq IN ($alt->{seq}, $after->{seq})"), 2,
+	    "  the altered event ($alt->{seq}) and the one after it are both still there";
+	mysql("UPDATE audit_events SET payload = UNHEX('$orig->{p}'), hash = UNHEX('$orig->{h}') WHERE seq = $alt->{seq}");
+	verify_ok('the altered event restored');
+	my $p2 = purge('--days', '0');
+	is $p2->{rc}, 0, 'the next purge goes past them' or diag "$p2->{out}$p2->{err}";
+	is scalar(grep { about($_, $K) } events()), 0, '  no event about K left';
+	check_cover('after the recomputed-hash case');
+	verify_ok('after the recomputed-hash case');
+}
+
 # ============================================================ new activity for the last steps
 my $F = contact($org1, 'frida');
 patch($org1, $F, 'frida', 1);

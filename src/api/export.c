@@ -24,8 +24,8 @@
 #define ARCHIVE_CHUNK 500
 #define MAX_IDS 1000
 
-static void audit_export(struct req *r, const struct entity *e, const char *org, long long n,
-    const char *format)
+static void audit_export(struct req *r, const struct entity *e, const char *org, const char *id,
+    long long n, const char *format)
 {
 	struct audit_actor a;
 	struct json_object *payload = json_object_new_object();
@@ -35,7 +35,7 @@ static void audit_export(struct req *r, const struct entity *e, const char *org,
 	json_object_object_add(payload, "count", json_object_new_int64(n));
 	json_object_object_add(payload, "format", json_object_new_string(format));
 	/* audit_append_tx consumes the payload. */
-	if (audit_append_tx(r->db, &a, "compliance.exported", org, e->name, NULL, payload) != 0)
+	if (audit_append_tx(r->db, &a, "compliance.exported", org, e->name, id, payload) != 0)
 		log_msg(LL_ERROR, "audit_failed", "compliance.exported: %s", db_error(r->db));
 }
 
@@ -94,9 +94,11 @@ void api_compliance_export(struct req *r)
 	}
 	rec = tenant_record_json(e, &rows, 0);
 	{
-		char org[UUID_STR_LEN + 1];
+		char org[UUID_STR_LEN + 1], subject[UUID_STR_LEN + 1];
 
-		audit_export(r, e, dbv_uuid(rows.val[0][1], rows.len[0][1], org) ? org : NULL, 1, "json");
+		uuid_format(&u, subject);
+		audit_export(r, e, dbv_uuid(rows.val[0][1], rows.len[0][1], org) ? org : NULL, subject, 1,
+		    "json");
 	}
 	format_rfc3339(now_ms(), now);
 	o = json_object_new_object();
@@ -243,7 +245,7 @@ void api_export(struct req *r)
 		char org_s[UUID_STR_LEN + 1];
 
 		uuid_format(&org, org_s);
-		audit_export(r, e, org_s, n, csv ? "csv" : "json");
+		audit_export(r, e, org_s, NULL, n, csv ? "csv" : "json");
 	}
 }
 

@@ -254,6 +254,7 @@ int audit_verify(struct db *d, const uint8_t *anchor_key, struct audit_verify_re
 	struct arena *aa = arena_new(4096);
 	struct chain_pos pos = {.next_seq = 1, .key = anchor_key};
 	int rc = -1, st;
+	bool in_tx = false;
 
 	memset(res, 0, sizeof(*res));
 	res->ok = true;
@@ -261,6 +262,12 @@ int audit_verify(struct db *d, const uint8_t *anchor_key, struct audit_verify_re
 		audit_key_id(anchor_key, pos.key_id);
 	if (!a || !aa)
 		goto out;
+	/* One snapshot for the whole replay: retention merging anchors or
+	 * appends moving the head mid-way must not read as a break. */
+	if (db_exec_script(d, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ") != 0 ||
+	    db_begin(d) != 0)
+		goto out;
+	in_tx = true;
 	for (;;) {
 		struct db_rows rows;
 		struct db_param p[] = {DBP_I64(pos.next_seq - 1), DBP_I64(VERIFY_BATCH)};
@@ -321,6 +328,8 @@ int audit_verify(struct db *d, const uint8_t *anchor_key, struct audit_verify_re
 	}
 	rc = 0;
 out:
+	if (in_tx)
+		db_rollback(d); /* read only */
 	arena_free(aa);
 	arena_free(a);
 	return rc;

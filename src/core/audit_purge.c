@@ -218,10 +218,11 @@ static int chain_link(struct db *d, struct purge *x, int64_t seq, uint8_t out[32
 static int purge_batch(struct db *d, void *ctx)
 {
 	struct purge *x = ctx;
-	struct db_rows rows;
-	struct db_param p[] = {DBP_I64(x->after), DBP_I64(x->max_seq), DBP_I64(PURGE_BATCH)};
+	struct db_rows rows, head;
+	struct db_param p[] = {DBP_I64(x->after), DBP_I64(PURGE_BATCH + 1)};
 	const uint8_t *prev_row_hash = NULL;
 	int64_t prev_seq = -1;
+	size_t ahead = (size_t)-1;
 
 	x->run_open = false;
 	x->expired = x->deleted = x->kept = x->anchors = 0;
@@ -231,17 +232,25 @@ static int purge_batch(struct db *d, void *ctx)
 	arena_reset(x->a);
 	/* The chain head lock orders this batch with every append and with a
 	 * purge on another host. */
-	if (!x->dry_run && db_query(d, x->a, "SELECT seq FROM audit_chain_head WHERE id = 1 FOR UPDATE",
-	                       NULL, 0, &rows) != 0)
-		return -1;
 	if (db_query(d, x->a,
-	        "SELECT " AUDIT_ROW_COLUMNS " FROM audit_events WHERE seq > ? AND seq <= ?"
-	        " ORDER BY seq LIMIT ?",
-	        p, countof(p), &rows) != 0)
+	        x->dry_run ? "SELECT seq, hash FROM audit_chain_head WHERE id = 1"
+	                   : "SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE",
+	        NULL, 0, &head) != 0)
+		return -1;
+	/* One row more than the batch: the event after the last one looked at
+	 * must link to it before that one may go. */
+	if (db_query(d, x->a,
+	        "SELECT " AUDIT_ROW_COLUMNS " FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?", p,
+	        countof(p), &rows) != 0)
 		return -1;
 	for (size_t r = 0; r < rows.nrows; r++) {
 		char *const *v = rows.val[r];
 		int64_t seq = strtoll(v[AR_SEQ], NULL, 10);
+
+		if (r == PURGE_BATCH || seq > x->max_seq) {
+			ahead = r;
+			break;
+		}
 		bool next = seq == prev_seq + 1;
 		/* expired: stored times compare as text ("YYYY-MM-DD HH:MM:SS.mmm") */
 		bool expired = v[AR_OCCURRED_AT] && strcmp(v[AR_OCCURRED_AT], x->cutoff) < 0;
@@ -258,7 +267,13 @@ static int purge_batch(struct db *d, void *ctx)
 		else if ((lk = chain_link(d, x, seq, link)) < 0)
 			return -1;
 		if (lk == 0 || !audit_row_hash_ok(&rows, r, link, id)) {
+			/* A broken link may mean the event before it was altered (its
+			 * hash recomputed): that one stays too. A broken hash of its
+			 * own marks only this event. */
 			x->refused_at = seq;
+			if (next && (lk == 0 || rows.len[r][AR_PREV_HASH] != 32 ||
+			                memcmp(v[AR_PREV_HASH], link, 32) != 0))
+				x->run_open = false;
 			break;
 		}
 		if (x->run_open && (!del || !next))
@@ -279,6 +294,22 @@ static int purge_batch(struct db *d, void *ctx)
 		prev_row_hash = (const uint8_t *)v[AR_HASH];
 		x->last_seq = seq;
 		x->nrows++;
+	}
+	/* The last event looked at links forward: to the event after it, or
+	 * it is the chain head. Otherwise it stays (it may be the altered one). */
+	if (!x->refused_at && x->run_open && prev_row_hash) {
+		bool linked = true;
+
+		if (ahead != (size_t)-1 && strtoll(rows.val[ahead][AR_SEQ], NULL, 10) == prev_seq + 1)
+			linked = rows.len[ahead][AR_PREV_HASH] == 32 &&
+			    memcmp(rows.val[ahead][AR_PREV_HASH], prev_row_hash, 32) == 0;
+		else if (ahead == (size_t)-1 && head.nrows == 1 && strtoll(head.val[0][0], NULL, 10) == prev_seq)
+			linked = head.len[0][1] == 32 && memcmp(head.val[0][1], prev_row_hash, 32) == 0;
+		if (!linked) {
+			x->refused_at = ahead != (size_t)-1 ? strtoll(rows.val[ahead][AR_SEQ], NULL, 10)
+			                                    : prev_seq;
+			x->run_open = false;
+		}
 	}
 	return close_run(d, x);
 }

@@ -275,11 +275,15 @@ static int transition_fn(struct db *d, void *arg)
 
 	/* Only from the status this step read: an abort (or a finalize) that
 	 * came in meanwhile wins, and the step is simply not applied. */
-	if (!a || db_query(d, a, "SELECT status FROM migrations WHERE id = ? FOR UPDATE", q, 1, &now) != 0) {
+	if (!a || db_query(d, a, "SELECT status, lease_holder FROM migrations WHERE id = ? FOR UPDATE", q,
+	              1, &now) != 0) {
 		arena_free(a);
 		return -1;
 	}
-	same = now.nrows == 1 && strcmp(now.val[0][0], mig_status_name(t->m->status)) == 0;
+	/* ... and only while this process holds the lease: another engine that
+	 * took over meanwhile (a reload, another host) owns the next step. */
+	same = now.nrows == 1 && strcmp(now.val[0][0], mig_status_name(t->m->status)) == 0 &&
+	    (!now.val[0][1] || strcmp(now.val[0][1], holder_name()) == 0);
 	arena_free(a);
 	if (!same) {
 		t->lost = true;
@@ -340,7 +344,23 @@ static struct db *connect_checked(const char *uri, char *err, size_t len)
 
 /* Whether a database already holds rows of the org in a tenant table.
  * schema may be NULL (the connection's own database). -1 on error. */
+static int holds_rows(struct db *d, struct arena *a, const char *schema, const uint8_t org[16],
+    bool others);
+
 static int holds_org_rows(struct db *d, struct arena *a, const char *schema, const uint8_t org[16])
+{
+	return holds_rows(d, a, schema, org, false);
+}
+
+/* Rows of any other org: a database another org lives in is never
+ * dropped or taken as a new target. */
+static int holds_other_rows(struct db *d, struct arena *a, const char *schema, const uint8_t org[16])
+{
+	return holds_rows(d, a, schema, org, true);
+}
+
+static int holds_rows(struct db *d, struct arena *a, const char *schema, const uint8_t org[16],
+    bool others)
 {
 	const char *t[MAX_TABLES];
 	size_t n = tenant_tables(t);
@@ -360,8 +380,8 @@ static int holds_org_rows(struct db *d, struct arena *a, const char *schema, con
 			if (rows.nrows == 0)
 				continue;
 		}
-		snprintf(sql, sizeof(sql), "SELECT 1 FROM %s%s%s%s WHERE org_id = ? LIMIT 1",
-		    schema ? "`" : "", schema ? schema : "", schema ? "`." : "", t[i]);
+		snprintf(sql, sizeof(sql), "SELECT 1 FROM %s%s%s%s WHERE org_id %s ? LIMIT 1",
+		    schema ? "`" : "", schema ? schema : "", schema ? "`." : "", t[i], others ? "<>" : "=");
 		if (db_query(d, a, sql, p, 1, &rows) != 0)
 			return -1;
 		if (rows.nrows)
@@ -513,10 +533,9 @@ enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
 		else if (u.dbname[0] && db_name_valid(u.dbname))
 			str_copy(dbname, u.dbname, sizeof(dbname));
 		else {
-			/* org_<slug>, the slug's '-' as '_' */
-			size_t n = (size_t)snprintf(dbname, sizeof(dbname), "org_%s", slug);
-
-			for (size_t i = 0; i < n; i++)
+			/* org_<slug>, the slug's '-' as '_', cut to 64 characters */
+			snprintf(dbname, sizeof(dbname), "org_%.60s", slug);
+			for (size_t i = 0; dbname[i]; i++)
 				if (!isalnum((unsigned char)dbname[i]))
 					dbname[i] = '_';
 		}
@@ -543,6 +562,37 @@ enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
 				snprintf(detail, detail_len, "%s", db_error(tgt));
 			e = rc < 0 ? MIG_E_UNREACHABLE : MIG_E_TARGET_NOT_EMPTY;
 			goto out;
+		}
+		/* Never a database someone else lives in: the shared one, another
+		 * org's, or one another migration is filling. */
+		{
+			struct db_uri shared = {0};
+			struct db_rows used;
+			struct db_param q[] = {DBP_STR(dbname), DBP_BLOB(x.org.b, 16)};
+
+			if (db_uri_parse(cfg->db_uri, &shared, err, sizeof(err)))
+				explicit_bzero(shared.pass, sizeof(shared.pass));
+			if ((rc = holds_other_rows(tgt, a, dbname, x.org.b)) != 0 ||
+			    strcmp(shared.dbname, dbname) == 0) {
+				if (detail)
+					snprintf(detail, detail_len, "database %s is in use by other orgs", dbname);
+				e = rc < 0 ? MIG_E_UNREACHABLE : MIG_E_TARGET_NOT_EMPTY;
+				goto out;
+			}
+			if (db_query(control, a,
+			        "SELECT 1 FROM migrations m JOIN orgs o ON o.id = m.org_id"
+			        " WHERE m.db_name = ? AND m.org_id <> ? AND m.direction = 'shared_to_dedicated'"
+			        " AND (m.active_org IS NOT NULL OR (m.status = 'completed' AND m.dry_run = 0"
+			        " AND o.db_mode = 'dedicated')) LIMIT 1",
+			        q, 2, &used) != 0)
+				goto out;
+			if (used.nrows) {
+				if (detail)
+					snprintf(detail, detail_len, "database %s belongs to another org's migration",
+					    dbname);
+				e = MIG_E_TARGET_NOT_EMPTY;
+				goto out;
+			}
 		}
 	} else {
 		/* Back into the shared database: the control connection's own. */
@@ -909,6 +959,7 @@ struct json_object *mig_history_json(struct db *control, struct arena *a, const 
 #define FINAL_VERIFY_CHUNK 10000
 #define CLEANUP_CHUNK 5000
 #define FREEZE_S 30
+#define CUTOVER_MAX_S 120 /* longest a cut-over may hold the org's writes */
 #define LEASE_S 10
 #define MAX_COLS 40
 
@@ -925,6 +976,7 @@ struct run {
 	struct arena *a;
 	struct mig m;
 	struct db *src, *dst;
+	bool restart_cutover; /* the switch found the freeze lapsed or changes left */
 };
 
 static void ends_close(void)
@@ -1766,7 +1818,7 @@ static int verify_some(struct run *x, bool final)
 			        q, countof(q), NULL) != 0)
 				return -1;
 		}
-		if (state == 2)
+		if (state == 2 && final)
 			return 2;
 		if (!final)
 			return 1;
@@ -1778,7 +1830,8 @@ static int verify_some(struct run *x, bool final)
 		int rc = db_exec(x->control, "UPDATE migrations SET verification = ? WHERE id = ?", q, 2,
 		    NULL);
 
-		rc = rc == 0 && json_object_get_boolean(json_object_object_get(v, "ok")) ? 0 : rc == 0 ? 2 : -1;
+		if (rc == 0 && final && !json_object_get_boolean(json_object_object_get(v, "ok")))
+			rc = 2;
 		json_object_put(v);
 		return rc;
 	}
@@ -1792,11 +1845,13 @@ static int step_verifying(struct run *x)
 		return -1;
 	if (strcmp(x->m.phase, "cleanup") == 0)
 		return -2; /* a dry run's end: the caller cleans up */
+	/* Outside the freeze a chunk may still differ after catch-up and
+	 * repair while writes keep landing in it: that is reported
+	 * (chunksMismatched, "ok": false) but does not end the migration — the
+	 * final verification under the freeze decides the cut-over. */
 	rc = verify_some(x, false);
 	if (rc == 1 || rc < 0)
 		return rc;
-	if (rc == 2)
-		return fail(x, "verification: a chunk still differs after catch-up and repair") == 0 ? 0 : -1;
 	if (x->m.dry_run) {
 		struct transition tr = {&x->m, NULL, "cleanup", NULL, NULL, NULL, false, false};
 
@@ -1853,6 +1908,15 @@ static int clean_target(struct run *x)
 			return -1;
 		}
 		OPENSSL_cleanse(uri, sizeof(uri));
+		/* created by this migration, but dropped only while no other org
+		 * has rows in it; else only this org's rows go */
+		if ((rc = holds_other_rows(server, x->a, x->m.db_name, x->m.org)) != 0) {
+			db_close(server);
+			if (rc < 0)
+				return -1;
+			x->m.created_db = false;
+			return clean_target(x);
+		}
 		snprintf(ddl, sizeof(ddl), "DROP DATABASE IF EXISTS `%s`", x->m.db_name);
 		rc = db_exec_script(server, ddl);
 		if (rc != 0)
@@ -2026,6 +2090,25 @@ static int switch_fn(struct db *d, void *arg)
 	struct db_param org[] = {DBP_STR(x->m.sealed), DBP_STR(x->m.redacted), DBP_BLOB(x->m.org, 16)};
 	struct json_object *p;
 
+	/* The freeze must still hold (the org row locked: no write can start
+	 * now) and every captured change must be replayed; otherwise the
+	 * cut-over starts again from the freeze and nothing switches. */
+	{
+		struct db_rows fz, log;
+		struct db_param o[] = {DBP_BLOB(x->m.org, 16)};
+		struct db_param q[] = {DBP_BLOB(x->m.org, 16), DBP_I64(x->m.applied)};
+
+		if (db_query(d, x->a,
+		        "SELECT IFNULL(write_frozen_until > NOW(3), 0) FROM orgs WHERE id = ? FOR UPDATE", o, 1,
+		        &fz) != 0 ||
+		    db_query(x->src, x->a, "SELECT 1 FROM tenant_changelog WHERE org_id = ? AND id > ? LIMIT 1",
+		        q, 2, &log) != 0)
+			return -1;
+		if (fz.nrows != 1 || strcmp(fz.val[0][0], "1") != 0 || log.nrows) {
+			x->restart_cutover = true;
+			return 1;
+		}
+	}
 	if (x->m.to_dedicated
 	        ? db_exec(d,
 	              "UPDATE orgs SET db_mode = 'dedicated',"
@@ -2081,6 +2164,20 @@ static int step_cutting_over(struct run *x)
 	/* Before the switch: the target must answer now, or nothing happens. */
 	if (connect_ends(x) != 0)
 		return cutover_refused(x, "the target is unreachable; nothing was switched") == 0 ? 0 : -1;
+	/* A freeze is seconds: a cut-over that cannot finish (a target that
+	 * refuses writes, a stuck lock) gives the org its writes back. */
+	if (strcmp(phase, "freeze") != 0) {
+		struct db_rows t;
+
+		if (db_query(x->control, x->a,
+		        "SELECT TIMESTAMPDIFF(SECOND, freeze_started_at, NOW(3)) FROM migrations WHERE id = ?",
+		        id, 1, &t) != 0)
+			return -1;
+		if (t.nrows == 1 && num(t.val[0][0]) > CUTOVER_MAX_S)
+			return cutover_refused(x, "the cut-over did not finish in time; nothing was switched") == 0
+			    ? 0
+			    : -1;
+	}
 	if (strcmp(phase, "freeze") == 0) {
 		if (freeze(x) != 0 ||
 		    db_exec(x->control,
@@ -2094,10 +2191,8 @@ static int step_cutting_over(struct run *x)
 		/* every change since the snapshot again: exact, as writes are held */
 		long long n;
 
-		if (freeze(x) != 0)
-			return -1;
 		do {
-			if (catch_up(x, &n) != 0)
+			if (freeze(x) != 0 || catch_up(x, &n) != 0)
 				return -1;
 		} while (n == CATCHUP_BATCH);
 		{
@@ -2130,10 +2225,16 @@ static int step_cutting_over(struct run *x)
 		return 1;
 	}
 	if (strcmp(phase, "switch") == 0) {
+		x->restart_cutover = false;
 		rc = db_tx(x->control, switch_fn, x);
 		if (rc < 0)
 			return -1;
-		return 1; /* switched, or an abort came first: the next step reloads */
+		if (x->restart_cutover &&
+		    db_exec(x->control,
+		        "UPDATE migrations SET phase = 'freeze' WHERE id = ? AND status = 'cutting_over'", id,
+		        1, NULL) != 0)
+			return -1;
+		return 1; /* switched, restarted, or an abort came first: the next step reloads */
 	}
 	return fail(x, "unknown cut-over phase") == 0 ? 0 : -1;
 }
@@ -2189,7 +2290,8 @@ static int claim(struct db *control, struct mig *m)
 	if (!got)
 		return 0;
 	if (takeover && m->status == MIG_CUTTING_OVER &&
-	    (strcmp(m->phase, "final_catchup") == 0 || strcmp(m->phase, "final_verify") == 0)) {
+	    (strcmp(m->phase, "final_catchup") == 0 || strcmp(m->phase, "final_verify") == 0 ||
+	        strcmp(m->phase, "switch") == 0)) {
 		struct db_param q[] = {DBP_BLOB(m->id, 16)};
 
 		if (db_exec(control, "UPDATE migrations SET phase = 'freeze' WHERE id = ?", q, 1, NULL) != 0)

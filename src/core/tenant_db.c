@@ -267,16 +267,23 @@ int tenant_locate(struct db *control, const struct opsd_config *cfg, struct aren
 	        "SELECT id, JSON_VALUE(dedicated_target, '$.sealed') FROM orgs WHERE db_mode = 'dedicated'",
 	        NULL, 0, &ded) != 0)
 		return -1;
+	/* A dedicated database that cannot be asked does not stop the others:
+	 * only when ids stay unresolved with one of them down is the answer
+	 * "cannot tell" (-1) rather than "not found". */
+	bool down = false;
+
 	for (size_t o = 0; o < ded.nrows && missing; o++) {
 		char err[256];
 		struct db *d = ded.val[o][1] ? tenant_db_sealed(cfg, ded.val[o][1], err, sizeof(err)) : NULL;
 
 		if (!d || db_ensure(d) != 0 ||
-		    locate_in(d, a, e, (const uint8_t *)ded.val[o][0], ids, n, orgs, found) != 0)
-			return -1;
+		    locate_in(d, a, e, (const uint8_t *)ded.val[o][0], ids, n, orgs, found) != 0) {
+			down = true;
+			continue;
+		}
 		missing = 0;
 		for (size_t i = 0; i < n; i++)
 			missing += !found[i];
 	}
-	return 0;
+	return missing && down ? -1 : 0;
 }

@@ -6,6 +6,7 @@
  * that opsd itself answered has an upstream status and is not counted
  * twice. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -148,7 +149,9 @@ static void refused(struct db *d, struct arena *a, struct json_object *line)
 
 int nginx_limits_job(struct db *d, const struct opsd_config *cfg)
 {
-	char pathbuf[1024], line[8192];
+	char pathbuf[1024], *line = NULL;
+	size_t cap = 0;
+	ssize_t got;
 	const char *path = access_log_path(cfg, pathbuf, sizeof(pathbuf));
 	struct arena *a;
 	long read = 0;
@@ -157,12 +160,13 @@ int nginx_limits_job(struct db *d, const struct opsd_config *cfg)
 		return 0;
 	if (!(a = arena_new(4096)))
 		return -1;
-	while (read < READ_MAX && fgets(line, sizeof(line), tail.f)) {
-		size_t n = strlen(line);
+	/* getline: a line of any length (an 8 KB user agent) is read whole */
+	while (read < READ_MAX && (got = getline(&line, &cap, tail.f)) > 0) {
+		size_t n = (size_t)got;
 		struct json_object *o;
 		const char *up;
 
-		if (n == 0 || line[n - 1] != '\n')
+		if (line[n - 1] != '\n')
 			break; /* a line nginx is still writing: next pass */
 		read += (long)n;
 		tail.offset += (long)n;
@@ -179,6 +183,7 @@ int nginx_limits_job(struct db *d, const struct opsd_config *cfg)
 		json_object_put(o);
 	}
 	clearerr(tail.f);
+	free(line);
 	arena_free(a);
 	return read >= READ_MAX ? 1 : 0;
 }
