@@ -103,6 +103,20 @@ ok $sa->{cookie} && $sb->{cookie}, 'two users signed in' or BAIL_OUT('cannot sig
 	status_is http(GET => '/metrics'), 200, '/metrics is outside the limiter';
 }
 
+# ---------------------------------------------------------------- opsd: failed authentications, per address
+{
+	my $bogus = 'opsd_' . ('A' x 43);
+	my @r = map { http(GET => '/auth/me', bearer => $bogus) } 1 .. $BURST + 3;
+	my @unauth = grep { $_->{status} == 401 } @r;
+	my @lim = grep { $_->{status} == 429 } @r;
+	is scalar(@unauth), $BURST, "failed authentications: the first $BURST get 401";
+	ok @lim >= 2, '  the next ones get 429 instead (' . scalar(@lim) . ')';
+	check_error($lim[0] // {}, 429, 'rate_limited', 'failed authentications over the limit');
+	status_is http(GET => '/auth/me', session => $sb), 200, '  a signed-in user from the same address still passes';
+	ok wait_until(3, sub { logs('opsd.log') =~ /"event":"rate_limited"[^\n]*"source":"ip-authfail"/ }),
+	    '  logged with source ip-authfail';
+}
+
 # ---------------------------------------------------------------- nginx: login burst
 {
 	sleep 1.5;  # let the anonymous bucket refill: nginx must be the one refusing

@@ -200,6 +200,33 @@ static bool is_unsafe(const char *method)
 
 /* Authentication, permission and CSRF, before any body is parsed: an
  * anonymous caller learns nothing about a route's input. */
+static void refused(struct req *r, const struct route *rt, const struct rl_limit *l,
+    const struct rl_verdict *v, const char *kind, const char *id, bool audit, uint64_t since);
+
+/* Failed authentications are limited per address too (the per-user and
+ * per-token buckets cannot see them): past the burst, a failure is
+ * answered 429 instead of 401. Valid credentials are never held back, so
+ * a stranger's failures behind the same address lock nobody out. true
+ * when it replied 429. */
+static bool auth_failure_limited(struct req *r, const struct route *rt)
+{
+	struct rl_limit l = {r->cfg->ratelimit_ip_per_min, r->cfg->ratelimit_burst};
+	struct rl_verdict v;
+	const char *addr = r->remote_addr ? r->remote_addr : "";
+	char key[96];
+	bool audit;
+	uint64_t since;
+
+	if (l.per_min <= 0)
+		return false;
+	snprintf(key, sizeof(key), "authfail:%s", addr);
+	ratelimit_check(key, &l, &v, &audit, &since);
+	if (v.allowed)
+		return false;
+	refused(r, rt, &l, &v, "ip-authfail", addr, audit, since);
+	return true;
+}
+
 static bool authorize_or_reply(struct req *r, const struct route *rt)
 {
 	struct principal *p = arena_calloc(r->arena, 1, sizeof(*p));
@@ -216,7 +243,9 @@ static bool authorize_or_reply(struct req *r, const struct route *rt)
 		reply_db_error(r);
 		return false;
 	default:
-		reply_error(r, 401, "unauthenticated", "sign in or present a valid API token", NULL);
+		if (!auth_failure_limited(r, rt))
+			reply_error(r, 401, "unauthenticated", "sign in or present a valid API token",
+			    NULL);
 		return false;
 	}
 	r->who = p;
@@ -275,6 +304,39 @@ static bool legal_gate_ok(struct req *r)
 	return false;
 }
 
+/* A 429 of opsd's limiter: logged, counted, audited at most once a minute
+ * per source (audit says so), answered with Retry-After and RateLimit-*. */
+static void refused(struct req *r, const struct route *rt, const struct rl_limit *l,
+    const struct rl_verdict *v, const char *kind, const char *id, bool audit, uint64_t since)
+{
+	metrics_rate_limited(RL_LAYER_OPSD, r->route_index);
+	{
+		struct logline *ll = log_begin(LL_WARN, "rate_limited");
+
+		log_str(ll, "layer", "opsd");
+		log_str(ll, "route", rt->name);
+		log_str(ll, "source", kind);
+		log_str(ll, "sourceId", id);
+		log_int(ll, "retryAfter", v->retry_after);
+		log_end(ll);
+	}
+	if (audit) {
+		struct audit_actor a;
+		struct json_object *p = json_object_new_object();
+
+		req_actor(r, &a);
+		json_object_object_add(p, "layer", json_object_new_string("opsd"));
+		json_object_object_add(p, "route", json_object_new_string(rt->name));
+		json_object_object_add(p, "source", json_object_new_string(kind));
+		json_object_object_add(p, "refusedSinceLastEvent", json_object_new_int64((int64_t)since));
+		json_object_object_add(p, "limitPerMin", json_object_new_int(l->per_min));
+		if (audit_append_tx(r->db, &a, "security.rate_limited",
+		        r->who && r->who->org_id[0] ? r->who->org_id : NULL, kind, id, p) != 0)
+			log_msg(LL_ERROR, "audit_failed", "security.rate_limited: %s", db_error(r->db));
+	}
+	reply_rate_limited(r, v->retry_after, v->limit);
+}
+
 /* opsd's second line (SPEC §11): one bucket per signed-in user or API
  * token, or per client IP for anonymous calls, shared by the workers of the
  * host. Every answer that went through it carries RateLimit-*; a refusal is
@@ -317,32 +379,7 @@ static bool rate_ok(struct req *r, const struct route *rt)
 		reply_header(r, "RateLimit-Reset", n);
 		return true;
 	}
-	metrics_rate_limited(RL_LAYER_OPSD, r->route_index);
-	{
-		struct logline *ll = log_begin(LL_WARN, "rate_limited");
-
-		log_str(ll, "layer", "opsd");
-		log_str(ll, "route", rt->name);
-		log_str(ll, "source", kind);
-		log_str(ll, "sourceId", id);
-		log_int(ll, "retryAfter", v.retry_after);
-		log_end(ll);
-	}
-	if (audit) {
-		struct audit_actor a;
-		struct json_object *p = json_object_new_object();
-
-		req_actor(r, &a);
-		json_object_object_add(p, "layer", json_object_new_string("opsd"));
-		json_object_object_add(p, "route", json_object_new_string(rt->name));
-		json_object_object_add(p, "source", json_object_new_string(kind));
-		json_object_object_add(p, "refusedSinceLastEvent", json_object_new_int64((int64_t)since));
-		json_object_object_add(p, "limitPerMin", json_object_new_int(l.per_min));
-		if (audit_append_tx(r->db, &a, "security.rate_limited",
-		        r->who && r->who->org_id[0] ? r->who->org_id : NULL, kind, id, p) != 0)
-			log_msg(LL_ERROR, "audit_failed", "security.rate_limited: %s", db_error(r->db));
-	}
-	reply_rate_limited(r, v.retry_after, v.limit);
+	refused(r, rt, &l, &v, kind, id, audit, since);
 	return false;
 }
 
