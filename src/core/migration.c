@@ -1571,8 +1571,15 @@ static int catch_up(struct run *x, long long *n)
 	*n = (long long)log.nrows;
 	return 0;
 fail:
-	set_error(x->control, &x->m, "catch-up: %s", db_error(x->dst));
-	db_rollback(x->dst);
+	{
+		char why[300];
+
+		/* the rollback first: for dedicated_to_shared the target is the
+		 * control database, and the error must not go down with it */
+		snprintf(why, sizeof(why), "%s", db_error(x->dst));
+		db_rollback(x->dst);
+		set_error(x->control, &x->m, "catch-up: %s", why);
+	}
 	return -1;
 }
 
@@ -2143,6 +2150,21 @@ static int switch_fn(struct db *d, void *arg)
 	    x->m.id_s, p);
 }
 
+/* The cut-over's next phase, only from the phase this step read, while
+ * the migration is still cutting over and this process holds its lease. */
+static int set_phase(struct run *x, const char *to, const char *extra_set)
+{
+	char sql[400];
+	struct db_param p[] = {DBP_STR(to), DBP_BLOB(x->m.id, 16), DBP_STR(x->m.phase),
+		DBP_STR(holder_name())};
+
+	snprintf(sql, sizeof(sql),
+	    "UPDATE migrations SET phase = ?%s%s WHERE id = ? AND status = 'cutting_over' AND phase = ?"
+	    " AND lease_holder = ?",
+	    extra_set ? ", " : "", extra_set ? extra_set : "");
+	return db_exec(x->control, sql, p, countof(p), NULL);
+}
+
 static int step_cutting_over(struct run *x)
 {
 	const char *phase = x->m.phase;
@@ -2180,10 +2202,8 @@ static int step_cutting_over(struct run *x)
 	}
 	if (strcmp(phase, "freeze") == 0) {
 		if (freeze(x) != 0 ||
-		    db_exec(x->control,
-		        "UPDATE migrations SET phase = 'final_catchup', freeze_started_at = NOW(3),"
-		        " applied_changelog_id = snapshot_changelog_id WHERE id = ?",
-		        id, 1, NULL) != 0)
+		    set_phase(x, "final_catchup",
+		        "freeze_started_at = NOW(3), applied_changelog_id = snapshot_changelog_id") != 0)
 			return -1;
 		return 1;
 	}
@@ -2195,15 +2215,9 @@ static int step_cutting_over(struct run *x)
 			if (freeze(x) != 0 || catch_up(x, &n) != 0)
 				return -1;
 		} while (n == CATCHUP_BATCH);
-		{
-			char sql[400];
-
-			snprintf(sql, sizeof(sql), "%s", reset_verify_sql);
-			if (db_exec(x->control, sql, id, 1, NULL) != 0 ||
-			    db_exec(x->control, "UPDATE migrations SET phase = 'final_verify' WHERE id = ?", id,
-			        1, NULL) != 0)
-				return -1;
-		}
+		if (db_exec(x->control, reset_verify_sql, id, 1, NULL) != 0 ||
+		    set_phase(x, "final_verify", NULL) != 0)
+			return -1;
 		return 1;
 	}
 	if (strcmp(phase, "final_verify") == 0) {
@@ -2219,8 +2233,7 @@ static int step_cutting_over(struct run *x)
 			        == 0
 			    ? 0
 			    : -1;
-		if (db_exec(x->control, "UPDATE migrations SET phase = 'switch' WHERE id = ?", id, 1,
-		        NULL) != 0)
+		if (set_phase(x, "switch", NULL) != 0)
 			return -1;
 		return 1;
 	}
@@ -2229,10 +2242,7 @@ static int step_cutting_over(struct run *x)
 		rc = db_tx(x->control, switch_fn, x);
 		if (rc < 0)
 			return -1;
-		if (x->restart_cutover &&
-		    db_exec(x->control,
-		        "UPDATE migrations SET phase = 'freeze' WHERE id = ? AND status = 'cutting_over'", id,
-		        1, NULL) != 0)
+		if (x->restart_cutover && set_phase(x, "freeze", NULL) != 0)
 			return -1;
 		return 1; /* switched, restarted, or an abort came first: the next step reloads */
 	}

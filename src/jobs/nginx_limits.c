@@ -24,6 +24,10 @@
 
 #define READ_MAX (4 << 20) /* per pass: a flood is counted over several seconds */
 #define SOURCES 256
+#define AUDITS_PER_MIN 60
+
+static int64_t minute_start;
+static int minute_audits;
 
 static struct {
 	FILE *f;
@@ -131,6 +135,15 @@ static void refused(struct db *d, struct arena *a, struct json_object *line)
 	s->refused++;
 	if (now - s->audited_ms < 60000)
 		return;
+	/* A flood from more addresses than the ring holds must not turn into
+	 * one audit event per 429: at most AUDITS_PER_MIN a minute in all. */
+	if (now - minute_start >= 60000) {
+		minute_start = now;
+		minute_audits = 0;
+	}
+	if (minute_audits >= AUDITS_PER_MIN)
+		return;
+	minute_audits++;
 	{
 		struct audit_actor actor = {NULL, "anonymous", addr, rid};
 		struct json_object *p = json_object_new_object();
