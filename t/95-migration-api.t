@@ -369,7 +369,13 @@ my $RUN = $O{run}{id};
 	$r = m_history($admin, $RUN);
 	is_deeply [map { $_->{id} } @{ j($r)->{items} // [] }], [$id2, $id], '  history: newest first';
 	is j($r)->{items}[1]{status}, 'aborted', '  the first one aborted';
-	status_is m_abort($admin, orgId => $RUN, reason => 'done'), 202, '  aborted again';
+	check_error(m_abort($admin, orgId => $RUN, reason => 'by id', migrationId => $id), 409, 'conflict',
+	    'abort by migrationId of the older, aborted migration: 409');
+	check_error(m_abort($admin, orgId => $RUN, reason => 'by id', migrationId => '01a22d9b-0000-7000-8000-000000000000'),
+	    404, 'not_found', 'abort by an unknown migrationId: 404');
+	check_error(m_abort($admin, orgId => $RUN, reason => 'by id', migrationId => 'nope'), 400, 'validation_failed',
+	    'abort with a malformed migrationId: 400');
+	status_is m_abort($admin, orgId => $RUN, reason => 'done', migrationId => $id2), 202, '  the new one aborted by its id';
 	wait_status($RUN, 'aborted');
 }
 

@@ -35,6 +35,7 @@ static const struct field_spec finalize_spec[] = {
 static const struct field_spec abort_spec[] = {
 	{"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
 	{"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
+	{"migrationId", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
 	{NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -190,7 +191,8 @@ void api_migration_abort(struct req *r)
 		return;
 	org_canonical(json_get_str(r->json, "orgId", ""), org);
 	req_actor(r, &a);
-	e = mig_abort(r->db, r->cfg, &a, org, json_get_str(r->json, "reason", NULL));
+	e = mig_abort(r->db, r->cfg, &a, org, json_get_str(r->json, "migrationId", NULL),
+	    json_get_str(r->json, "reason", NULL));
 	if (e != MIG_OK) {
 		reply_mig_err(r, e, NULL);
 		return;

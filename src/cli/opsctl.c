@@ -862,7 +862,7 @@ static int cmd_migration_abort(struct opsctl *o)
 		return EXIT_USAGE;
 	if (!opt_value(o, "--reason"))
 		return need_opt("--reason");
-	e = mig_abort(o->db, &o->cfg, &o->actor, org, opt_value(o, "--reason"));
+	e = mig_abort(o->db, &o->cfg, &o->actor, org, opt_value(o, "--id"), opt_value(o, "--reason"));
 	if (e != MIG_OK)
 		return mig_fail(o, e, NULL);
 	if ((doc = mig_doc(o, org, &a, &e)) != NULL) {
@@ -1308,7 +1308,8 @@ static const struct command commands[] = {
 	    true, "--org= --interval-ms="},
 	{"migration", "finalize", cmd_migration_finalize, "--org ID: cut over (ready_for_cutover)",
 	    true, "--org="},
-	{"migration", "abort", cmd_migration_abort, "--org ID --reason R", true, "--org= --reason="},
+	{"migration", "abort", cmd_migration_abort, "--org ID --reason R [--id MIGRATION]", true,
+	    "--org= --reason= --id="},
 	{"migration", "history", cmd_migration_history, "--org ID: every migration, as JSON", true,
 	    "--org="},
 	{"blocklist", "add", cmd_blocklist_add,

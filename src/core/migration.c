@@ -760,8 +760,31 @@ out:
 	return e;
 }
 
+/* One migration of the org by id. MIG_E_NO_MIGRATION when it is not the
+ * org's. */
+static enum mig_err by_id_or_err(struct db *control, struct arena *a, const char *org_id,
+    const char *migration_id, struct mig *m)
+{
+	struct opsd_uuid org, id;
+	struct db_rows rows;
+	struct db_param p[2];
+
+	if (!org_id || !uuid_parse(org_id, &org) || !uuid_parse(migration_id, &id))
+		return MIG_E_NO_MIGRATION;
+	p[0] = DBP_BLOB(id.b, 16);
+	p[1] = DBP_BLOB(org.b, 16);
+	if (db_query(control, a, "SELECT " MIG_COLUMNS " FROM migrations WHERE id = ? AND org_id = ?", p,
+	        2, &rows) != 0)
+		return MIG_E_DB;
+	if (rows.nrows != 1)
+		return MIG_E_NO_MIGRATION;
+	mig_from_row(&rows, 0, m);
+	return MIG_OK;
+}
+
 enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
-    const struct audit_actor *actor, const char *org_id, const char *reason)
+    const struct audit_actor *actor, const char *org_id, const char *migration_id,
+    const char *reason)
 {
 	struct arena *a = arena_new(8192);
 	struct mig m;
@@ -774,7 +797,8 @@ enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
 		e = MIG_E_REASON;
 		goto out;
 	}
-	if ((e = active_or_err(control, a, org_id, &m)) != MIG_OK)
+	if ((e = migration_id ? by_id_or_err(control, a, org_id, migration_id, &m)
+	                      : active_or_err(control, a, org_id, &m)) != MIG_OK)
 		goto out;
 	/* After the routing switch the org lives in the target: too late. */
 	if (m.status == MIG_COMPLETED || m.status == MIG_ABORTED ||

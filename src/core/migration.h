@@ -100,9 +100,12 @@ enum mig_err mig_finalize(struct db *control, const struct opsd_config *cfg,
     const struct audit_actor *actor, const char *org_id, char *detail, size_t detail_len);
 /* Any unfinished state (not after the routing switch), or failed (to clean
  * up its target): marks it aborting; the engine stops, drops what it
- * created on the target and ends aborted. The source is never touched. */
+ * created on the target and ends aborted. The source is never touched.
+ * migration_id (may be NULL: the org's latest) names an older one, e.g. a
+ * failed migration whose target still holds a copy. */
 enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
-    const struct audit_actor *actor, const char *org_id, const char *reason);
+    const struct audit_actor *actor, const char *org_id, const char *migration_id,
+    const char *reason);
 
 /* The org's latest migration as the status document (SPEC §10):
  * {id, orgId, direction, status, dryRun, chunkSize, target (password
