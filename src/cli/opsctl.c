@@ -666,14 +666,25 @@ static void print_mig_summary(struct json_object *doc)
 		printf("error: %s\n", doc_str(doc, "error"));
 }
 
+/* "status: <status>" of the org's latest migration, after a change. */
+static void print_status_line(struct opsctl *o, const char *org)
+{
+	struct json_object *doc;
+	struct arena *a;
+	enum mig_err e;
+
+	if ((doc = mig_doc(o, org, &a, &e)) != NULL) {
+		printf("status: %s\n", doc_str(doc, "status") ? doc_str(doc, "status") : "?");
+		doc_free(doc, a);
+	}
+}
+
 static int cmd_migration_start(struct opsctl *o)
 {
 	const char *dir = opt_value(o, "--direction"), *chunk = opt_value(o, "--chunk-size");
 	const char *var = opt_value(o, "--target-uri-env");
 	struct mig_request m = {0};
 	char org[UUID_STR_LEN + 1], id[UUID_STR_LEN + 1] = "", detail[512] = "";
-	struct json_object *doc;
-	struct arena *a;
 	enum mig_err e;
 	bool known = false;
 
@@ -709,10 +720,7 @@ static int cmd_migration_start(struct opsctl *o)
 	if (e != MIG_OK)
 		return mig_fail(o, e, detail);
 	printf("id: %s\n", id);
-	if ((doc = mig_doc(o, org, &a, &e)) != NULL) {
-		printf("status: %s\n", doc_str(doc, "status") ? doc_str(doc, "status") : "?");
-		doc_free(doc, a);
-	}
+	print_status_line(o, org);
 	return EXIT_OK;
 }
 
@@ -835,8 +843,6 @@ static int cmd_migration_watch(struct opsctl *o)
 static int cmd_migration_finalize(struct opsctl *o)
 {
 	char org[UUID_STR_LEN + 1], detail[512] = "";
-	struct json_object *doc;
-	struct arena *a;
 	enum mig_err e;
 
 	if (!mig_org(o, org))
@@ -844,18 +850,13 @@ static int cmd_migration_finalize(struct opsctl *o)
 	e = mig_finalize(o->db, &o->cfg, &o->actor, org, detail, sizeof(detail));
 	if (e != MIG_OK)
 		return mig_fail(o, e, detail);
-	if ((doc = mig_doc(o, org, &a, &e)) != NULL) {
-		printf("status: %s\n", doc_str(doc, "status") ? doc_str(doc, "status") : "?");
-		doc_free(doc, a);
-	}
+	print_status_line(o, org);
 	return EXIT_OK;
 }
 
 static int cmd_migration_abort(struct opsctl *o)
 {
 	char org[UUID_STR_LEN + 1];
-	struct json_object *doc;
-	struct arena *a;
 	enum mig_err e;
 
 	if (!mig_org(o, org))
@@ -865,10 +866,7 @@ static int cmd_migration_abort(struct opsctl *o)
 	e = mig_abort(o->db, &o->cfg, &o->actor, org, opt_value(o, "--id"), opt_value(o, "--reason"));
 	if (e != MIG_OK)
 		return mig_fail(o, e, NULL);
-	if ((doc = mig_doc(o, org, &a, &e)) != NULL) {
-		printf("status: %s\n", doc_str(doc, "status") ? doc_str(doc, "status") : "?");
-		doc_free(doc, a);
-	}
+	print_status_line(o, org);
 	return EXIT_OK;
 }
 

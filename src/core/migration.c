@@ -657,23 +657,31 @@ out:
 	return e;
 }
 
-/* The org's active migration, loaded; MIG_E_NO_MIGRATION when the org has
- * none at all, MIG_E_FINISHED when its latest has ended. */
-static enum mig_err active_or_err(struct db *control, struct arena *a, const char *org_id,
-    struct mig *m)
+/* The org's latest migration row (active ones first): MIG_OK,
+ * MIG_E_NO_MIGRATION (none, or a malformed org id) or MIG_E_DB. */
+static enum mig_err latest_row(struct db *control, struct arena *a, const char *org_id,
+    struct db_rows *rows)
 {
 	struct opsd_uuid org;
-	struct db_rows rows;
 	int rc;
 
 	if (!org_id || !uuid_parse(org_id, &org))
 		return MIG_E_NO_MIGRATION;
-	if ((rc = mig_latest(control, a, org.b, &rows)) < 0)
+	if ((rc = mig_latest(control, a, org.b, rows)) < 0)
 		return MIG_E_DB;
-	if (rc == 0)
-		return MIG_E_NO_MIGRATION;
-	mig_from_row(&rows, 0, m);
-	return MIG_OK;
+	return rc == 0 ? MIG_E_NO_MIGRATION : MIG_OK;
+}
+
+/* The org's latest migration, loaded. */
+static enum mig_err active_or_err(struct db *control, struct arena *a, const char *org_id,
+    struct mig *m)
+{
+	struct db_rows rows;
+	enum mig_err e = latest_row(control, a, org_id, &rows);
+
+	if (e == MIG_OK)
+		mig_from_row(&rows, 0, m);
+	return e;
 }
 
 static int request_audit(struct db *control, const struct audit_actor *actor,
@@ -929,18 +937,10 @@ static struct json_object *status_doc(struct db *control, struct arena *a,
 struct json_object *mig_status_json(struct db *control, struct arena *a, const char *org_id,
     enum mig_err *err)
 {
-	struct opsd_uuid org;
 	struct db_rows rows;
-	int rc;
 
-	*err = MIG_E_NO_MIGRATION;
-	if (!org_id || !uuid_parse(org_id, &org))
+	if ((*err = latest_row(control, a, org_id, &rows)) != MIG_OK)
 		return NULL;
-	if ((rc = mig_latest(control, a, org.b, &rows)) <= 0) {
-		*err = rc < 0 ? MIG_E_DB : MIG_E_NO_MIGRATION;
-		return NULL;
-	}
-	*err = MIG_OK;
 	return status_doc(control, a, &rows, 0);
 }
 
