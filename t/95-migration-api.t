@@ -549,4 +549,35 @@ my $CLI = $O{cli}{id};
 	no_secret_in($m, 'migrations.target_redacted and error');
 }
 
+# ============================================================ target names: long slugs, databases of others
+{
+	my $slug = substr("l$R" . ('x' x 80), 0, 63);
+	my $L = create_org(name => "Long slug $R", slug => $slug);
+	ok $L->{id}, 'an org with a 63-character slug' or diag $L->{res}{body};
+	my $r = m_start($admin, orgId => $L->{id}, direction => 'shared_to_dedicated', dryRun => 1, reason => "long $R");
+	status_is $r, 202, '  a dry run with the default database name: 202';
+	my $db = j($r)->{dbName} // '';
+	ok length($db) <= 64 && $db =~ /^org_[a-z0-9_]+$/, "  dbName org_… of at most 64 characters ($db)";
+	wait_status($L->{id}, 'completed', 60);
+
+	my $P = new_org('own');
+	for my $n (1 .. 3) {
+		status_is http(POST => "/orgs/$P->{id}/contacts", session => $admin, json => { name => "P$n $R" }), 201, "  org P contact $n";
+	}
+	my $pdb = "org_p_$R";
+	$r = m_start($admin, orgId => $P->{id}, direction => 'shared_to_dedicated', dbName => $pdb, reason => "own $R");
+	status_is $r, 202, "org P moves into its own database $pdb";
+	wait_status($P->{id}, 'ready_for_cutover', 60);
+	status_is m_finalize($admin, orgId => $P->{id}), 202, '  finalize';
+	wait_status($P->{id}, 'completed', 60);
+
+	my $Q = new_org('other');
+	my $e = m_start($admin, orgId => $Q->{id}, direction => 'shared_to_dedicated', dbName => $pdb, reason => "squat $R");
+	check_error($e, 409, 'conflict', "another org into P's database: 409");
+	like(($e->{json}{error}{details}{reason} // ''), qr/in use by other orgs|another org/, '  the reason says whose database it is');
+	$e = m_start($admin, orgId => $Q->{id}, direction => 'shared_to_dedicated', dbName => 'opsd', reason => "shared $R");
+	check_error($e, 409, 'conflict', 'the shared database as a dedicated target: 409');
+	check_error(m_status($admin, $Q->{id}), 404, 'not_found', '  nothing recorded for Q');
+}
+
 finish();
