@@ -70,6 +70,11 @@ struct json_object *dbv_json_time(const struct db_rows *rows, size_t r, size_t c
 	return json_object_new_string(out);
 }
 
+bool dbv_true(const char *val)
+{
+	return val && strcmp(val, "0") != 0;
+}
+
 struct json_object *dbv_json_bool(const struct db_rows *rows, size_t r, size_t c)
 {
 	const char *v = cell(rows, r, c);

@@ -18,6 +18,8 @@ struct db_rows;
 void db_time_from_ms(int64_t ms, char *out);
 /* A 16-byte column value as a UUID string; false if it is not 16 bytes. */
 bool dbv_uuid(const char *val, unsigned long len, char out[UUID_STR_LEN + 1]);
+/* A TINYINT(1) or boolean expression as returned: true unless NULL or "0". */
+bool dbv_true(const char *val);
 
 /* JSON values of row r, column c (NULL column → JSON null). */
 struct json_object *dbv_json_str(const struct db_rows *rows, size_t r, size_t c);

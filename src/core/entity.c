@@ -5,6 +5,7 @@
 #include "arena.h"
 #include "crypto.h"
 #include "db.h"
+#include "dbval.h"
 #include "entity.h"
 #include "tenant_db.h"
 #include "util.h"
@@ -60,11 +61,6 @@ const struct entity *entity_find(const char *name)
 	return NULL;
 }
 
-static bool flag_set(const char *v)
-{
-	return v && strcmp(v, "0") != 0;
-}
-
 const char *entity_redacted_value(const struct entity_column *c, const uint8_t id[16], char *buf,
     size_t len)
 {
@@ -100,7 +96,7 @@ int legal_hold_guard(struct db *d, struct db *control, struct arena *a, const st
 		return -1;
 	if (rows.nrows != 1)
 		return 1;
-	*held = flag_set(rows.val[0][0]);
+	*held = dbv_true(rows.val[0][0]);
 	if (*held || is_org || !rows.val[0][1] || rows.len[0][1] != 16)
 		return 0;
 	{
@@ -110,7 +106,7 @@ int legal_hold_guard(struct db *d, struct db *control, struct arena *a, const st
 		if (db_query(control, a, "SELECT legal_hold FROM orgs WHERE id = ? LOCK IN SHARE MODE", q,
 		        1, &org) != 0)
 			return -1;
-		*held = org.nrows == 1 && flag_set(org.val[0][0]);
+		*held = org.nrows == 1 && dbv_true(org.val[0][0]);
 	}
 	return 0;
 }
@@ -124,7 +120,7 @@ int legal_hold_org_any(struct db *tdb, struct db *control, struct arena *a, cons
 	*held = false;
 	if (db_query(control, a, "SELECT legal_hold FROM orgs WHERE id = ?", p, 1, &rows) != 0)
 		return -1;
-	if (rows.nrows == 1 && flag_set(rows.val[0][0])) {
+	if (rows.nrows == 1 && dbv_true(rows.val[0][0])) {
 		*held = true;
 		return 0;
 	}

@@ -111,11 +111,6 @@ struct mig {
 	long long since_audit;
 };
 
-static bool flag(const char *v)
-{
-	return v && strcmp(v, "0") != 0;
-}
-
 static long long num(const char *v)
 {
 	return v ? strtoll(v, NULL, 10) : 0;
@@ -133,13 +128,13 @@ static void mig_from_row(const struct db_rows *rows, size_t r, struct mig *m)
 	m->to_dedicated = strcmp(v[M_DIRECTION], "shared_to_dedicated") == 0;
 	m->status = (enum mig_status)mig_status_from_name(v[M_STATUS]);
 	m->phase = v[M_PHASE] ? v[M_PHASE] : "";
-	m->dry_run = flag(v[M_DRY]);
+	m->dry_run = dbv_true(v[M_DRY]);
 	m->chunk = (int)num(v[M_CHUNK]);
 	m->sealed = v[M_SEALED];
 	m->redacted = v[M_REDACTED];
 	m->db_name = v[M_DBNAME];
-	m->created_db = flag(v[M_CREATED_DB]);
-	m->override = flag(v[M_OVERRIDE]);
+	m->created_db = dbv_true(v[M_CREATED_DB]);
+	m->override = dbv_true(v[M_OVERRIDE]);
 	m->snapshot = num(v[M_SNAPSHOT]);
 	m->applied = num(v[M_APPLIED]);
 	m->pct_audited = (int)num(v[M_PCT_AUDITED]);
@@ -883,8 +878,8 @@ static struct json_object *status_doc(struct db *control, struct arena *a,
 			json_object_object_add(e, "table", dbv_json_str(&t, i, 0));
 			json_object_object_add(e, "rowsCopied", json_object_new_int64(num(t.val[i][1])));
 			json_object_object_add(e, "rowsTotal", json_object_new_int64(num(t.val[i][2])));
-			json_object_object_add(e, "done", json_object_new_boolean(flag(t.val[i][3])));
-			json_object_object_add(e, "verified", json_object_new_boolean(flag(t.val[i][4])));
+			json_object_object_add(e, "done", json_object_new_boolean(dbv_true(t.val[i][3])));
+			json_object_object_add(e, "verified", json_object_new_boolean(dbv_true(t.val[i][4])));
 			json_object_array_add(tables, e);
 		}
 	json_object_object_add(o, "tables", tables);
@@ -1256,9 +1251,36 @@ static bool throttled(struct run *x)
 	return why[0] != '\0';
 }
 
+/* The target's server without a database (DDL, existence checks). NULL
+ * with the error recorded on the migration. */
+static struct db *target_server(struct run *x, const char *what)
+{
+	char uri[1200], err[512] = "the stored target cannot be opened with OPSD_DATA_KEY";
+	struct db *server = NULL;
+
+	if (target_uri(x, "", uri, sizeof(uri)))
+		server = connect_checked(uri, err, sizeof(err));
+	OPENSSL_cleanse(uri, sizeof(uri));
+	if (!server)
+		set_error(x->control, &x->m, "%s: %s", what, err);
+	return server;
+}
+
+/* 1 when the migration's database exists on server, 0 when not, -1. */
+static int target_db_exists(struct run *x, struct db *server)
+{
+	struct db_rows rows;
+	struct db_param s[] = {DBP_STR(x->m.db_name)};
+
+	if (db_query(server, x->a, "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", s,
+	        1, &rows) != 0)
+		return -1;
+	return rows.nrows > 0;
+}
+
 static int step_prepare(struct run *x)
 {
-	char uri[1200], err[512];
+	char err[512];
 	struct db *server = NULL;
 	struct db_param id[] = {DBP_BLOB(x->m.id, 16)};
 	const char *t[MAX_TABLES];
@@ -1269,20 +1291,13 @@ static int step_prepare(struct run *x)
 	if (x->m.to_dedicated) {
 		/* The database: recorded before it is created, so an abort after a
 		 * crash still drops it; an existing one is never dropped. */
-		struct db_rows rows;
-		struct db_param s[] = {DBP_STR(x->m.db_name)};
+		int exists;
 
-		if (!target_uri(x, "", uri, sizeof(uri)) ||
-		    !(server = connect_checked(uri, err, sizeof(err)))) {
-			OPENSSL_cleanse(uri, sizeof(uri));
-			set_error(x->control, &x->m, "target server: %s", server ? "" : err);
+		if (!(server = target_server(x, "target server")))
 			return -1;
-		}
-		OPENSSL_cleanse(uri, sizeof(uri));
-		if (db_query(server, x->a,
-		        "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", s, 1, &rows) != 0)
+		if ((exists = target_db_exists(x, server)) < 0)
 			goto out;
-		if (rows.nrows == 0 && !x->m.created_db) {
+		if (!exists && !x->m.created_db) {
 			if (db_exec(x->control, "UPDATE migrations SET target_db_created = 1 WHERE id = ?", id,
 			        1, NULL) != 0)
 				goto out;
@@ -1927,18 +1942,13 @@ static int delete_org_rows(struct run *x, struct db *d, bool changelog)
 static int clean_target(struct run *x)
 {
 	if (x->m.to_dedicated && x->m.created_db) {
-		char uri[1200], err[512], ddl[160];
+		char ddl[160];
 		struct db *server;
 		int rc;
 
 		ends_close();
-		if (!target_uri(x, "", uri, sizeof(uri)) ||
-		    !(server = connect_checked(uri, err, sizeof(err)))) {
-			OPENSSL_cleanse(uri, sizeof(uri));
-			set_error(x->control, &x->m, "target server (cleanup): %s", err);
+		if (!(server = target_server(x, "target server (cleanup)")))
 			return -1;
-		}
-		OPENSSL_cleanse(uri, sizeof(uri));
 		/* created by this migration, but dropped only while no other org
 		 * has rows in it; else only this org's rows go */
 		if ((rc = holds_other_rows(server, x->a, x->m.db_name, x->m.org)) != 0) {
@@ -1958,26 +1968,15 @@ static int clean_target(struct run *x)
 	if (x->m.to_dedicated) {
 		/* a database this migration did not create: only its rows go, and
 		 * one that does not exist (never reached) has nothing to clean */
-		char uri[1200], err[512];
-		struct db *server;
-		struct db_rows rows;
-		struct db_param s[] = {DBP_STR(x->m.db_name)};
+		struct db *server = target_server(x, "target server (cleanup)");
 		int rc;
 
-		if (!target_uri(x, "", uri, sizeof(uri)) ||
-		    !(server = connect_checked(uri, err, sizeof(err)))) {
-			OPENSSL_cleanse(uri, sizeof(uri));
-			set_error(x->control, &x->m, "target server (cleanup): %s", err);
+		if (!server)
 			return -1;
-		}
-		OPENSSL_cleanse(uri, sizeof(uri));
-		rc = db_query(server, x->a, "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-		    s, 1, &rows);
+		rc = target_db_exists(x, server);
 		db_close(server);
-		if (rc != 0)
-			return -1;
-		if (rows.nrows == 0)
-			return 0;
+		if (rc <= 0)
+			return rc;
 		if (connect_ends(x) != 0)
 			return -1;
 		return delete_org_rows(x, x->dst, true);

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
+#include "dbval.h"
 #include "entity.h"
 #include "log.h"
 #include "tenant_db.h"
@@ -90,11 +91,6 @@ static int org_row(struct db *control, struct arena *a, const uint8_t org[16], b
 	    p, 1, rows);
 }
 
-static bool flag(const char *v)
-{
-	return v && strcmp(v, "0") != 0;
-}
-
 /* Fills out from an org_row result. 0, or 2 when the dedicated database
  * cannot be opened. */
 static int route(const struct opsd_config *cfg, struct db *control, const struct db_rows *rows,
@@ -104,8 +100,8 @@ static int route(const struct opsd_config *cfg, struct db *control, const struct
 	char err[256];
 
 	out->dedicated = v[0] && strcmp(v[0], "dedicated") == 0;
-	out->legal_hold = flag(v[2]);
-	out->frozen = flag(v[4]);
+	out->legal_hold = dbv_true(v[2]);
+	out->frozen = dbv_true(v[4]);
 	out->db = control;
 	if (!out->dedicated)
 		return 0;
@@ -161,7 +157,7 @@ static int write_once(struct db *control, const struct opsd_config *cfg, struct 
 	}
 	memcpy(tx.org, org, 16);
 	tx.tdb = t.db;
-	tx.capture = flag(rows.val[0][3]);
+	tx.capture = dbv_true(rows.val[0][3]);
 	tx.org_held = t.legal_hold;
 	if (tx.tdb != control && db_begin(tx.tdb) != 0)
 		goto fail;
