@@ -134,10 +134,10 @@ static int need_opt(const char *name)
 static const char *const schema_sets[] = {"control", "tenant"};
 
 static const char *const state_names[] = {
-	[SCHEMA_APPLIED] = "applied",
-	[SCHEMA_PENDING] = "pending",
-	[SCHEMA_MODIFIED] = "MODIFIED",
-	[SCHEMA_MISSING] = "missing",
+    [SCHEMA_APPLIED] = "applied",
+    [SCHEMA_PENDING] = "pending",
+    [SCHEMA_MODIFIED] = "MODIFIED",
+    [SCHEMA_MISSING] = "missing",
 };
 
 static void print_applied(const struct schema_entry *e, void *ctx)
@@ -155,8 +155,8 @@ static int cmd_db_migrate(struct opsctl *o)
 	int n = 0;
 
 	for (size_t i = 0; i < countof(schema_sets); i++) {
-		if (schema_migrate(o->db, o->cfg.sql_dir, schema_sets[i], print_applied, &n,
-		        err, sizeof(err)) < 0) {
+		if (schema_migrate(o->db, o->cfg.sql_dir, schema_sets[i], print_applied, &n, err,
+		        sizeof(err)) < 0) {
 			fprintf(stderr, "opsctl: migrate failed: %s\n", err);
 			return EXIT_FAILED;
 		}
@@ -181,8 +181,8 @@ static int cmd_db_status(struct opsctl *o)
 	int behind = 0;
 
 	for (size_t i = 0; i < countof(schema_sets); i++) {
-		int n = schema_status(o->db, o->cfg.sql_dir, schema_sets[i], print_state, NULL,
-		    err, sizeof(err));
+		int n = schema_status(o->db, o->cfg.sql_dir, schema_sets[i], print_state, NULL, err,
+		    sizeof(err));
 		if (n < 0) {
 			fprintf(stderr, "opsctl: status failed: %s\n", err);
 			return EXIT_FAILED;
@@ -352,11 +352,11 @@ static int cmd_audit_purge(struct opsctl *o)
 	}
 	if (!dry && !have_key) {
 		fprintf(stderr, "opsctl: OPSD_DATA_KEY is unset: anchors cannot be signed, nothing "
-				"deleted\n");
+		                "deleted\n");
 		return EXIT_FAILED;
 	}
-	rc = audit_purge(o->db, &o->cfg, &o->actor, have_key ? key : NULL, now_ms() - days * 86400000LL, dry,
-	    0, &res);
+	rc = audit_purge(o->db, &o->cfg, &o->actor, have_key ? key : NULL,
+	    now_ms() - days * 86400000LL, dry, 0, &res);
 	OPENSSL_cleanse(key, sizeof(key));
 	if (rc != 0) {
 		fprintf(stderr, "opsctl: purge failed: %s\n", db_error(o->db));
@@ -435,7 +435,8 @@ static int cmd_legal_publish(struct opsctl *o)
 	if (!type || !version || !file)
 		return need_opt(!type ? "--type" : !version ? "--version" : "--file");
 	if (!legal_type_valid(type) || !legal_version_valid(version)) {
-		fprintf(stderr, "opsctl: malformed %s\n", legal_type_valid(type) ? "--version" : "--type");
+		fprintf(stderr, "opsctl: malformed %s\n",
+		    legal_type_valid(type) ? "--version" : "--type");
 		return EXIT_USAGE;
 	}
 	if (at && (!parse_rfc3339(at, &ms) || ms < now_ms() - 60000)) {
@@ -459,7 +460,8 @@ static int cmd_legal_publish(struct opsctl *o)
 		fprintf(stderr, "opsctl: %s: not UTF-8\n", file);
 		goto out;
 	}
-	e = legal_publish(o->db, &o->actor, type, version, content, ms, opt_flag(o, "--notify"), id);
+	e = legal_publish(o->db, &o->actor, type, version, content, ms, opt_flag(o, "--notify"),
+	    id);
 	if (e == LEGAL_DUPLICATE) {
 		fprintf(stderr, "opsctl: duplicate version: %s %s already exists\n", type, version);
 		rc = EXIT_FAILED;
@@ -488,11 +490,11 @@ static const struct {
 	const char *field;
 	const char *option;
 } mig_options[] = {
-	{"direction", "--direction"},
-	{"chunkSize", "--chunk-size"},
-	{"targetUri", "--target-uri-env"},
-	{"dbName", "--db-name"},
-	{"reason", "--reason"},
+    {"direction", "--direction"},
+    {"chunkSize", "--chunk-size"},
+    {"targetUri", "--target-uri-env"},
+    {"dbName", "--db-name"},
+    {"reason", "--reason"},
 };
 
 static const char *const mig_directions[] = {"shared_to_dedicated", "dedicated_to_shared"};
@@ -581,8 +583,8 @@ static void doc_free(struct json_object *doc, struct arena *a)
 
 static void print_json(struct json_object *doc)
 {
-	printf("%s\n", json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
-	    JSON_C_TO_STRING_NOSLASHESCAPE));
+	printf("%s\n", json_object_to_json_string_ext(doc,
+	                   JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 static void progress_of(struct json_object *doc, struct progress *p)
@@ -599,7 +601,8 @@ static void progress_of(struct json_object *doc, struct progress *p)
 static void print_verification(struct json_object *v)
 {
 	struct json_object *tables = json_object_object_get(v, "tables");
-	size_t n = json_object_is_type(tables, json_type_array) ? json_object_array_length(tables) : 0;
+	size_t n =
+	    json_object_is_type(tables, json_type_array) ? json_object_array_length(tables) : 0;
 	int bad = 0;
 
 	if (!json_object_is_type(v, json_type_object)) {
@@ -615,7 +618,8 @@ static void print_verification(struct json_object *v)
 		struct json_object *t = json_object_array_get_idx(tables, i);
 
 		if (!doc_bool(t, "match"))
-			printf("%s %s", bad++ ? "," : "", doc_str(t, "table") ? doc_str(t, "table") : "?");
+			printf("%s %s", bad++ ? "," : "",
+			    doc_str(t, "table") ? doc_str(t, "table") : "?");
 	}
 	printf("%s\n", bad ? "" : " (none named)");
 }
@@ -623,9 +627,8 @@ static void print_verification(struct json_object *v)
 static void print_mig_summary(struct json_object *doc)
 {
 	struct json_object *tables = json_object_object_get(doc, "tables");
-	size_t ntables = json_object_is_type(tables, json_type_array) ?
-	    json_object_array_length(tables) :
-	    0;
+	size_t ntables =
+	    json_object_is_type(tables, json_type_array) ? json_object_array_length(tables) : 0;
 	struct json_object *v;
 	struct progress p;
 	char rate[48] = "-", eta[32], copied[48], total[48];
@@ -647,8 +650,9 @@ static void print_mig_summary(struct json_object *doc)
 
 		progress_thousands(copied, sizeof(copied), (long long)doc_num(t, "rowsCopied", 0));
 		progress_thousands(total, sizeof(total), (long long)doc_num(t, "rowsTotal", 0));
-		printf("table %s: %s / %s rows%s\n", doc_str(t, "table") ? doc_str(t, "table") : "?",
-		    copied, total, doc_bool(t, "done") ? " (done)" : "");
+		printf("table %s: %s / %s rows%s\n",
+		    doc_str(t, "table") ? doc_str(t, "table") : "?", copied, total,
+		    doc_bool(t, "done") ? " (done)" : "");
 	}
 	progress_thousands(copied, sizeof(copied), (long long)doc_num(doc, "rowsCopied", 0));
 	progress_thousands(total, sizeof(total), (long long)doc_num(doc, "rowsTotal", 0));
@@ -698,11 +702,12 @@ static int cmd_migration_start(struct opsctl *o)
 		known |= strcmp(dir, mig_directions[i]) == 0;
 	if (!known) {
 		fprintf(stderr, "opsctl: --direction must be shared_to_dedicated or "
-				"dedicated_to_shared\n");
+		                "dedicated_to_shared\n");
 		return EXIT_USAGE;
 	}
 	if (chunk && !parse_ll_range(chunk, 1, MIG_CHUNK_MAX, &m.chunk_size)) {
-		fprintf(stderr, "opsctl: --chunk-size: %s\n", mig_err_describe(MIG_E_CHUNK)->message);
+		fprintf(stderr, "opsctl: --chunk-size: %s\n",
+		    mig_err_describe(MIG_E_CHUNK)->message);
 		return EXIT_USAGE;
 	}
 	/* The URI holds a password: it comes from the environment, never argv. */
@@ -745,16 +750,16 @@ static int cmd_migration_status(struct opsctl *o)
 
 /* What watch does in each state: go on (-1) or exit with this status. */
 static const int watch_exit[MIG__MAX] = {
-	[MIG_PENDING] = -1,
-	[MIG_COPYING] = -1,
-	[MIG_CATCHING_UP] = -1,
-	[MIG_VERIFYING] = -1,
-	[MIG_READY] = EXIT_OK,
-	[MIG_CUTTING_OVER] = -1,
-	[MIG_COMPLETED] = EXIT_OK,
-	[MIG_ABORTING] = -1,
-	[MIG_ABORTED] = EXIT_OK,
-	[MIG_FAILED] = EXIT_FAILED,
+    [MIG_PENDING] = -1,
+    [MIG_COPYING] = -1,
+    [MIG_CATCHING_UP] = -1,
+    [MIG_VERIFYING] = -1,
+    [MIG_READY] = EXIT_OK,
+    [MIG_CUTTING_OVER] = -1,
+    [MIG_COMPLETED] = EXIT_OK,
+    [MIG_ABORTING] = -1,
+    [MIG_ABORTED] = EXIT_OK,
+    [MIG_FAILED] = EXIT_FAILED,
 };
 
 /* How long watch waits for MariaDB to come back before it gives up. */
@@ -792,7 +797,8 @@ static int cmd_migration_watch(struct opsctl *o)
 	if (!mig_org(o, org))
 		return EXIT_USAGE;
 	if (iv && !parse_ll_range(iv, 50, 600000, &interval)) {
-		fprintf(stderr, "opsctl: --interval-ms must be a whole number of ms (50..600000)\n");
+		fprintf(stderr,
+		    "opsctl: --interval-ms must be a whole number of ms (50..600000)\n");
 		return EXIT_USAGE;
 	}
 	for (;;) {
@@ -863,7 +869,8 @@ static int cmd_migration_abort(struct opsctl *o)
 		return EXIT_USAGE;
 	if (!opt_value(o, "--reason"))
 		return need_opt("--reason");
-	e = mig_abort(o->db, &o->cfg, &o->actor, org, opt_value(o, "--id"), opt_value(o, "--reason"));
+	e = mig_abort(o->db, &o->cfg, &o->actor, org, opt_value(o, "--id"),
+	    opt_value(o, "--reason"));
 	if (e != MIG_OK)
 		return mig_fail(o, e, NULL);
 	print_status_line(o, org);
@@ -928,7 +935,8 @@ static int cmd_blocklist_add(struct opsctl *o)
 	if ((e = cidr_parse(cidr_s, &c)) != CIDR_OK) {
 		cidr_format(&c, norm);
 		fprintf(stderr, "opsctl: --cidr \"%s\": %s%s%s\n", cidr_s, cidr_err_text(e),
-		    e == CIDR_HOST_BITS ? "; the network is " : "", e == CIDR_HOST_BITS ? norm : "");
+		    e == CIDR_HOST_BITS ? "; the network is " : "",
+		    e == CIDR_HOST_BITS ? norm : "");
 		return EXIT_USAGE;
 	}
 	if (reason[strspn(reason, " \t\r\n")] == '\0' || strlen(reason) > 500) {
@@ -941,8 +949,10 @@ static int cmd_blocklist_add(struct opsctl *o)
 	}
 	if (!opt_flag(o, "--force") && ssh_client_addr(self, sizeof(self)) &&
 	    addr_parse16(self, addr) && cidr_contains(&c, addr)) {
-		fprintf(stderr, "opsctl: %s contains your own address %s (SSH_CONNECTION); add --force "
-		                "to block it anyway\n", cidr_s, self);
+		fprintf(stderr,
+		    "opsctl: %s contains your own address %s (SSH_CONNECTION); add --force "
+		    "to block it anyway\n",
+		    cidr_s, self);
 		return EXIT_USAGE;
 	}
 	cidr_format(&c, norm);
@@ -975,7 +985,8 @@ static int cmd_blocklist_remove(struct opsctl *o)
 	switch (blocklist_remove(o->db, &o->actor, &id)) {
 	case BL_OK:
 		printf("removed %s\n", id_s);
-		printf("opsd stops enforcing it within a second; run `opsctl blocklist sync-nginx` for "
+		printf("opsd stops enforcing it within a second; run `opsctl blocklist sync-nginx` "
+		       "for "
 		       "nginx\n");
 		return EXIT_OK;
 	case BL_NOT_FOUND:
@@ -1146,8 +1157,9 @@ static int cmd_blocklist_sync_nginx(struct opsctl *o)
 	snprintf(prefix, sizeof(prefix), "%s/nginx/", var);
 	snprintf(pidfile, sizeof(pidfile), "%s/run/nginx.pid", var);
 	if (access(conf, R_OK) != 0) {
-		fprintf(stderr, "opsctl: %s: %s (render it with script/render-nginx or script/server)\n",
-		    conf, strerror(errno));
+		fprintf(stderr,
+		    "opsctl: %s: %s (render it with script/render-nginx or script/server)\n", conf,
+		    strerror(errno));
 		return EXIT_FAILED;
 	}
 	if (!(a = blocklist_rows(o, &rows)))
@@ -1172,7 +1184,8 @@ static int cmd_blocklist_sync_nginx(struct opsctl *o)
 		        doc_str(e, "expiresAt")))
 			lines++;
 		else
-			fprintf(stderr, "opsctl: skipped entry %s: not a valid CIDR\n", doc_str(e, "id"));
+			fprintf(stderr, "opsctl: skipped entry %s: not a valid CIDR\n",
+			    doc_str(e, "id"));
 		json_object_put(e);
 	}
 	buf_printf(&b, "# %zu entr%s\n", lines, lines == 1 ? "y" : "ies");
@@ -1194,7 +1207,8 @@ static int cmd_blocklist_sync_nginx(struct opsctl *o)
 	if (t != 0) {
 		/* Put back what nginx was running with. */
 		if (missing ? unlink(path) : write_atomically(path, old, old_len))
-			fprintf(stderr, "opsctl: could not restore %s: %s\n", path, strerror(errno));
+			fprintf(stderr, "opsctl: could not restore %s: %s\n", path,
+			    strerror(errno));
 		fprintf(stderr, "opsctl: nginx -t failed (%s %d); the previous %s is back\n",
 		    t < 0 ? "could not run," : "exit", t, path);
 		goto out;
@@ -1209,7 +1223,8 @@ static int cmd_blocklist_sync_nginx(struct opsctl *o)
 		goto out;
 	}
 	if (kill((pid_t)pid, SIGHUP) != 0) {
-		fprintf(stderr, "opsctl: cannot reload nginx (pid %ld): %s\n", pid, strerror(errno));
+		fprintf(stderr, "opsctl: cannot reload nginx (pid %ld): %s\n", pid,
+		    strerror(errno));
 		goto out;
 	}
 	printf("reloaded nginx (SIGHUP to pid %ld)\n", pid);
@@ -1241,12 +1256,13 @@ static int cmd_routes(struct opsctl *o)
 		    json_object_new_boolean(!!(routes[i].flags & RF_LOOPBACK)));
 		json_object_object_add(r, "legalExempt",
 		    json_object_new_boolean(!!(routes[i].flags & RF_LEGAL_EXEMPT)));
-		json_object_object_add(r, "csrf", json_object_new_boolean(
-		    !(routes[i].flags & RF_PUBLIC) && strcmp(routes[i].method, "GET") != 0));
+		json_object_object_add(r, "csrf",
+		    json_object_new_boolean(
+		        !(routes[i].flags & RF_PUBLIC) && strcmp(routes[i].method, "GET") != 0));
 		json_object_array_add(a, r);
 	}
-	printf("%s\n", json_object_to_json_string_ext(a, JSON_C_TO_STRING_PRETTY |
-	    JSON_C_TO_STRING_NOSLASHESCAPE));
+	printf("%s\n", json_object_to_json_string_ext(a,
+	                   JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(a);
 	return EXIT_OK;
 }
@@ -1262,7 +1278,8 @@ static int cmd_roles(struct opsctl *o)
 
 		for (int i = 0; i < PERM__MAX; i++)
 			if (perms_have(p, (enum perm)i))
-				json_object_array_add(a, json_object_new_string(perm_name((enum perm)i)));
+				json_object_array_add(a,
+				    json_object_new_string(perm_name((enum perm)i)));
 		json_object_object_add(m, role_name((enum role)r), a);
 	}
 	printf("%s\n", json_object_to_json_string_ext(m, JSON_C_TO_STRING_PRETTY));
@@ -1271,54 +1288,54 @@ static int cmd_roles(struct opsctl *o)
 }
 
 static const struct command commands[] = {
-	{"db", "migrate", cmd_db_migrate, "apply pending schema files (control, then tenant)", true,
-	    ""},
-	{"db", "status", cmd_db_status, "list schema files: applied, pending, MODIFIED, missing",
-	    true, ""},
-	{"user", "create", cmd_user_create,
-	    "--email E --role R[,R] [--org ID] [--name N] [--service] [--password-stdin]", true,
-	    "--email= --role= --org= --name= --service --password-stdin"},
-	{"user", "set-password", cmd_user_set_password, "--email E (password on stdin)", true,
-	    "--email="},
-	{"user", "ensure-admin", cmd_user_ensure_admin,
-	    "--email E (password on stdin): create the superadmin if absent", true, "--email="},
-	{"sessions", "flush", cmd_sessions_flush, "--all | --user ID | --org ID", true,
-	    "--all --user= --org="},
-	{"legal", "publish", cmd_legal_publish,
-	    "--type T --version V --file PATH [--effective-at RFC3339] [--notify]", true,
-	    "--type= --version= --file= --effective-at= --notify"},
-	{"email", "test", cmd_email_test, "--to ADDR: send one message now and say which step failed",
-	    true, "--to="},
-	{"audit", "verify", cmd_audit_verify, "replay the audit hash chain (exit 1 if broken)", true,
-	    ""},
-	{"audit", "purge", cmd_audit_purge,
-	    "[--dry-run] [--days N]  delete expired audit events (held subjects kept)", true,
-	    "--dry-run --days="},
-	{"migration", "start", cmd_migration_start,
-	    "--org ID --direction D --reason R [--chunk-size N] [--target-uri-env VAR] "
-	    "[--db-name N] [--dry-run] [--override-legal-hold]",
-	    true,
-	    "--org= --direction= --reason= --chunk-size= --target-uri-env= --db-name= --dry-run "
-	    "--override-legal-hold"},
-	{"migration", "status", cmd_migration_status, "--org ID [--json]", true, "--org= --json"},
-	{"migration", "watch", cmd_migration_watch,
-	    "--org ID [--interval-ms N]: a progress bar until ready, completed, aborted or failed",
-	    true, "--org= --interval-ms="},
-	{"migration", "finalize", cmd_migration_finalize, "--org ID: cut over (ready_for_cutover)",
-	    true, "--org="},
-	{"migration", "abort", cmd_migration_abort, "--org ID --reason R [--id MIGRATION]", true,
-	    "--org= --reason= --id="},
-	{"migration", "history", cmd_migration_history, "--org ID: every migration, as JSON", true,
-	    "--org="},
-	{"blocklist", "add", cmd_blocklist_add,
-	    "--cidr C --reason R [--expires-at RFC3339] [--force]: block an address or range",
-	    true, "--cidr= --reason= --expires-at= --force"},
-	{"blocklist", "remove", cmd_blocklist_remove, "--id ID", true, "--id="},
-	{"blocklist", "list", cmd_blocklist_list, "[--json]: the active entries", true, "--json"},
-	{"blocklist", "sync-nginx", cmd_blocklist_sync_nginx,
-	    "write $OPSD_VAR/nginx/opsd-blocklist.conf, nginx -t, reload nginx", true, ""},
-	{"routes", "", cmd_routes, "print the route table as JSON", false, ""},
-	{"roles", "", cmd_roles, "print the role → permission table as JSON", false, ""},
+    {"db", "migrate", cmd_db_migrate, "apply pending schema files (control, then tenant)", true,
+        ""},
+    {"db", "status", cmd_db_status, "list schema files: applied, pending, MODIFIED, missing", true,
+        ""},
+    {"user", "create", cmd_user_create,
+        "--email E --role R[,R] [--org ID] [--name N] [--service] [--password-stdin]", true,
+        "--email= --role= --org= --name= --service --password-stdin"},
+    {"user", "set-password", cmd_user_set_password, "--email E (password on stdin)", true,
+        "--email="},
+    {"user", "ensure-admin", cmd_user_ensure_admin,
+        "--email E (password on stdin): create the superadmin if absent", true, "--email="},
+    {"sessions", "flush", cmd_sessions_flush, "--all | --user ID | --org ID", true,
+        "--all --user= --org="},
+    {"legal", "publish", cmd_legal_publish,
+        "--type T --version V --file PATH [--effective-at RFC3339] [--notify]", true,
+        "--type= --version= --file= --effective-at= --notify"},
+    {"email", "test", cmd_email_test, "--to ADDR: send one message now and say which step failed",
+        true, "--to="},
+    {"audit", "verify", cmd_audit_verify, "replay the audit hash chain (exit 1 if broken)", true,
+        ""},
+    {"audit", "purge", cmd_audit_purge,
+        "[--dry-run] [--days N]  delete expired audit events (held subjects kept)", true,
+        "--dry-run --days="},
+    {"migration", "start", cmd_migration_start,
+        "--org ID --direction D --reason R [--chunk-size N] [--target-uri-env VAR] "
+        "[--db-name N] [--dry-run] [--override-legal-hold]",
+        true,
+        "--org= --direction= --reason= --chunk-size= --target-uri-env= --db-name= --dry-run "
+        "--override-legal-hold"},
+    {"migration", "status", cmd_migration_status, "--org ID [--json]", true, "--org= --json"},
+    {"migration", "watch", cmd_migration_watch,
+        "--org ID [--interval-ms N]: a progress bar until ready, completed, aborted or failed",
+        true, "--org= --interval-ms="},
+    {"migration", "finalize", cmd_migration_finalize, "--org ID: cut over (ready_for_cutover)",
+        true, "--org="},
+    {"migration", "abort", cmd_migration_abort, "--org ID --reason R [--id MIGRATION]", true,
+        "--org= --reason= --id="},
+    {"migration", "history", cmd_migration_history, "--org ID: every migration, as JSON", true,
+        "--org="},
+    {"blocklist", "add", cmd_blocklist_add,
+        "--cidr C --reason R [--expires-at RFC3339] [--force]: block an address or range", true,
+        "--cidr= --reason= --expires-at= --force"},
+    {"blocklist", "remove", cmd_blocklist_remove, "--id ID", true, "--id="},
+    {"blocklist", "list", cmd_blocklist_list, "[--json]: the active entries", true, "--json"},
+    {"blocklist", "sync-nginx", cmd_blocklist_sync_nginx,
+        "write $OPSD_VAR/nginx/opsd-blocklist.conf, nginx -t, reload nginx", true, ""},
+    {"routes", "", cmd_routes, "print the route table as JSON", false, ""},
+    {"roles", "", cmd_roles, "print the role → permission table as JSON", false, ""},
 };
 
 static void usage(FILE *f)
@@ -1387,7 +1404,7 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (argc == 2 && (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
-	        strcmp(argv[1], "-h") == 0)) {
+	                     strcmp(argv[1], "-h") == 0)) {
 		usage(stdout);
 		return EXIT_OK;
 	}

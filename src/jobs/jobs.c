@@ -26,15 +26,15 @@ struct job {
 };
 
 static const struct job jobs[] = {
-	{"email_outbox", 1000, mail_deliver_due},
-	{"legal_notify", 1000, legal_notify_batch},
-	{"sessions_expire", 60 * 1000, sessions_expire},
-	{"audit_retention", 60 * 1000, audit_retention_job},
-	/* Expired entries already stop blocking in the workers; this deletes them. */
-	{"blocklist_expiry", 10 * 1000, blocklist_expire_job},
-	{"nginx_limits", 1000, nginx_limits_job},
-	/* Tenant migrations: returns 1 while it has more to do at once. */
-	{"migrations", 0, mig_job},
+    {"email_outbox", 1000, mail_deliver_due},
+    {"legal_notify", 1000, legal_notify_batch},
+    {"sessions_expire", 60 * 1000, sessions_expire},
+    {"audit_retention", 60 * 1000, audit_retention_job},
+    /* Expired entries already stop blocking in the workers; this deletes them. */
+    {"blocklist_expiry", 10 * 1000, blocklist_expire_job},
+    {"nginx_limits", 1000, nginx_limits_job},
+    /* Tenant migrations: returns 1 while it has more to do at once. */
+    {"migrations", 0, mig_job},
 };
 
 static volatile sig_atomic_t stopping;

@@ -105,7 +105,8 @@ static int route_of(struct arena *a, const char *method, const char *uri)
 
 	str_copy(path, uri, sizeof(path));
 	path[strcspn(path, "?")] = '\0';
-	rr = router_match(routes, nroutes, method, path, true, a, &rt, &params, allow, sizeof(allow));
+	rr = router_match(routes, nroutes, method, path, true, a, &rt, &params, allow,
+	    sizeof(allow));
 	/* nginx logs the error page's method (GET) for a request it refused:
 	 * a path that takes another method is counted under the first one. */
 	if (rr == ROUTE_BAD_METHOD) {
@@ -113,7 +114,8 @@ static int route_of(struct arena *a, const char *method, const char *uri)
 
 		str_copy(m, allow, sizeof(m));
 		m[strcspn(m, ", ")] = '\0';
-		rr = router_match(routes, nroutes, m, path, true, a, &rt, &params, allow, sizeof(allow));
+		rr = router_match(routes, nroutes, m, path, true, a, &rt, &params, allow,
+		    sizeof(allow));
 	}
 	return rr == ROUTE_FOUND && rt ? (int)(rt - routes) : -1;
 }
@@ -152,7 +154,8 @@ static void refused(struct db *d, struct arena *a, struct json_object *line)
 		json_object_object_add(p, "route",
 		    json_object_new_string(route >= 0 ? routes[route].name : "unmatched"));
 		json_object_object_add(p, "source", json_object_new_string("ip"));
-		json_object_object_add(p, "refusedSinceLastEvent", json_object_new_int64((int64_t)s->refused));
+		json_object_object_add(p, "refusedSinceLastEvent",
+		    json_object_new_int64((int64_t)s->refused));
 		if (audit_append_tx(d, &actor, "security.rate_limited", NULL, "ip", addr, p) != 0)
 			log_msg(LL_ERROR, "audit_failed", "security.rate_limited (nginx)");
 	}

@@ -24,8 +24,14 @@
 #define DRAIN_MAX (64u * 1024 * 1024)
 
 /* FastCGI 1.0 record types and roles (fastcgi spec §8). */
-enum { FCGI_BEGIN = 1, FCGI_ABORT = 2, FCGI_END = 3, FCGI_PARAMS_T = 4, FCGI_STDIN_T = 5,
-	FCGI_STDOUT_T = 6 };
+enum {
+	FCGI_BEGIN = 1,
+	FCGI_ABORT = 2,
+	FCGI_END = 3,
+	FCGI_PARAMS_T = 4,
+	FCGI_STDIN_T = 5,
+	FCGI_STDOUT_T = 6
+};
 #define FCGI_HEADER 8
 /* nginx sends headers (at most 4 x 8 KiB by default) plus ~30 fixed params:
  * anything beyond this is not a request we want to parse. */
@@ -56,7 +62,7 @@ static bool nv_len(const unsigned char *p, size_t n, size_t *pos, size_t *out)
 	if (n - *pos < 4)
 		return false;
 	*out = ((size_t)(p[*pos] & 0x7f) << 24) | ((size_t)p[*pos + 1] << 16) |
-	    ((size_t)p[*pos + 2] << 8) | p[*pos + 3];
+	       ((size_t)p[*pos + 2] << 8) | p[*pos + 3];
 	*pos += 4;
 	return true;
 }
@@ -215,9 +221,10 @@ static void reply_bad_framing(int fd, unsigned id, const char *why)
 	uuid_format(&u, rid);
 	buf_init(&body);
 	buf_init(&out);
-	buf_printf(&body, "Status: 400 Bad Request\r\nContent-Type: application/json\r\n"
-			  "X-Request-Id: %s\r\nCache-Control: no-store\r\n\r\n"
-			  "{\"error\":{\"code\":\"bad_request\",\"message\":",
+	buf_printf(&body,
+	    "Status: 400 Bad Request\r\nContent-Type: application/json\r\n"
+	    "X-Request-Id: %s\r\nCache-Control: no-store\r\n\r\n"
+	    "{\"error\":{\"code\":\"bad_request\",\"message\":",
 	    rid);
 	buf_json_str(&body, why);
 	buf_printf(&body, ",\"details\":{}},\"requestId\":\"%s\"}\n", rid);
@@ -243,7 +250,8 @@ static bool peer_allowed(const struct sockaddr_storage *ss, const char *allowed)
 	if (ss->ss_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, addr, sizeof(addr));
 	else if (ss->ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, addr, sizeof(addr));
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, addr,
+		    sizeof(addr));
 	else
 		return false;
 	a = str_has_prefix(addr, "::ffff:") ? addr + 7 : addr;
@@ -393,7 +401,8 @@ static void drain(FCGX_Request *fr, size_t len)
 	char sink[8192];
 
 	while (len > 0) {
-		int n = FCGX_GetStr(sink, len > sizeof(sink) ? (int)sizeof(sink) : (int)len, fr->in);
+		int n =
+		    FCGX_GetStr(sink, len > sizeof(sink) ? (int)sizeof(sink) : (int)len, fr->in);
 
 		if (n <= 0)
 			return;

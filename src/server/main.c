@@ -16,7 +16,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: opsd [--check-config | --version | --help]\n"
-		   "Configuration comes from the environment and OPSD_ENV_FILE; see opsd(8).\n");
+	           "Configuration comes from the environment and OPSD_ENV_FILE; see opsd(8).\n");
 }
 
 /* Warnings go to stderr now and, once the log is open, into it as well:

@@ -43,15 +43,15 @@ struct master {
 	struct opsd_config *cfg;
 	struct scoreboard *sb;
 	int listen_fd;
-	char *unix_path;          /* set when listening on a unix socket */
+	char *unix_path; /* set when listening on a unix socket */
 	pid_t pid;
 	bool drop_privileges;
 	uid_t uid;
 	gid_t gid;
-	char *home;               /* the user's home, for HOME after the drop */
+	char *home; /* the user's home, for HOME after the drop */
 	unsigned generation;
-	int64_t quit_sent[SB_MAX_SLOTS];   /* ms when we asked the slot to leave */
-	bool expected_exit[SB_MAX_SLOTS];  /* we asked it to go (or killed it) */
+	int64_t quit_sent[SB_MAX_SLOTS];  /* ms when we asked the slot to leave */
+	bool expected_exit[SB_MAX_SLOTS]; /* we asked it to go (or killed it) */
 	int64_t crash_times[CRASH_LIMIT];
 	int crash_next;
 	int64_t spawn_paused_until;
@@ -95,7 +95,8 @@ static int open_listener(struct master *m)
 			return -1;
 		}
 		if (unix_socket_in_use(target)) {
-			log_msg(LL_ERROR, "listen_failed", "%s is in use by another process", target);
+			log_msg(LL_ERROR, "listen_failed", "%s is in use by another process",
+			    target);
 			return -1;
 		}
 		m->unix_path = strdup(target);
@@ -147,8 +148,8 @@ static int write_pidfile(const char *path)
 
 		if (fscanf(f, "%ld", &old) == 1 && old != getpid() && pid_is_opsd((pid_t)old)) {
 			fclose(f);
-			log_msg(LL_ERROR, "already_running", "opsd is already running with pid %ld (%s)",
-			    old, path);
+			log_msg(LL_ERROR, "already_running",
+			    "opsd is already running with pid %ld (%s)", old, path);
 			return -1;
 		}
 		fclose(f);
@@ -179,7 +180,8 @@ static int resolve_user(struct master *m)
 		return -1;
 	}
 	if (pw->pw_uid == 0) {
-		log_msg(LL_WARN, "running_as_root", "OPSD_USER is root: workers keep root privileges");
+		log_msg(LL_WARN, "running_as_root",
+		    "OPSD_USER is root: workers keep root privileges");
 		return 0;
 	}
 	m->drop_privileges = true;
@@ -330,7 +332,8 @@ static void reap(struct master *m)
 		int slot = scoreboard_find(m->sb, pid);
 		bool expected = slot >= 0 && m->expected_exit[slot];
 		bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-		const char *kind = slot >= 0 && m->sb->slots[slot].kind == SB_JOBS ? "jobs" : "worker";
+		const char *kind =
+		    slot >= 0 && m->sb->slots[slot].kind == SB_JOBS ? "jobs" : "worker";
 
 		if (slot >= 0)
 			scoreboard_release(m->sb, slot);
@@ -485,7 +488,8 @@ static void reload(struct master *m)
 	if (!next)
 		return;
 	if (config_load(next, report_line, NULL) != 0) {
-		log_msg(LL_ERROR, "reload_refused", "configuration has errors; keeping the old one");
+		log_msg(LL_ERROR, "reload_refused",
+		    "configuration has errors; keeping the old one");
 		config_free(next);
 		free(next);
 		return;
@@ -577,7 +581,8 @@ static void wait_children(struct master *m, int64_t deadline_ms)
 		}
 	}
 	if (count_alive(m) > 0) {
-		log_msg(LL_WARN, "stop_kill", "%d children did not stop in time: killing", count_alive(m));
+		log_msg(LL_WARN, "stop_kill", "%d children did not stop in time: killing",
+		    count_alive(m));
 		signal_all(m, SIGKILL);
 		for (int i = 0; i < 200 && count_alive(m) > 0; i++) {
 			usleep(10 * 1000);
@@ -644,9 +649,13 @@ int master_run(struct opsd_config *cfg)
 		retire_old(m);
 	}
 
-	wait_children(m, mono_ms() + (m->stop == STOP_GRACEFUL
-	    ? (int64_t)(m->cfg->request_timeout > 0 ? m->cfg->request_timeout : 30) * 1000 + 5000
-	    : 3000));
+	wait_children(m,
+	    mono_ms() +
+	        (m->stop == STOP_GRACEFUL
+	                ? (int64_t)(m->cfg->request_timeout > 0 ? m->cfg->request_timeout : 30) *
+	                          1000 +
+	                      5000
+	                : 3000));
 	close(m->listen_fd);
 	if (m->unix_path)
 		unlink(m->unix_path);

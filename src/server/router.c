@@ -26,7 +26,7 @@ static bool split(const char *path, struct seg *segs, int *count)
 		return false;
 	if (path[1] == '\0')
 		return true;
-	for (const char *p = path + 1;; ) {
+	for (const char *p = path + 1;;) {
 		size_t len = strcspn(p, "/");
 		if (len == 0 || *count == MAX_SEGMENTS)
 			return false;
@@ -57,7 +57,7 @@ static long long fit(const struct seg *pat, int np, const struct seg *path, int 
 static bool method_matches(const char *route, const char *method)
 {
 	return strcmp(route, method) == 0 ||
-	    (strcmp(method, "HEAD") == 0 && strcmp(route, "GET") == 0);
+	       (strcmp(method, "HEAD") == 0 && strcmp(route, "GET") == 0);
 }
 
 /* Appends m to the ", "-separated Allow list unless it is already there. */
@@ -204,8 +204,8 @@ int router_check_table(const struct route *table, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		const struct route *r = &table[i];
 		const char *why = !method_valid(r->method) ? "method must be upper-case letters"
-		    : r->handler == NULL                   ? "no handler"
-							   : pattern_problem(r->pattern);
+		                  : r->handler == NULL     ? "no handler"
+		                                           : pattern_problem(r->pattern);
 		for (size_t j = 0; why == NULL && j < i; j++)
 			if (same_route(&table[j], r))
 				why = "duplicate of an earlier route";

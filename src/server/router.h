@@ -12,23 +12,23 @@ struct req;
 typedef void (*route_handler)(struct req *r);
 
 /* Route flags. */
-#define RF_PUBLIC       0x01u /* no authentication needed */
-#define RF_LOOPBACK     0x02u /* loopback needs no credentials; others need perm */
+#define RF_PUBLIC 0x01u       /* no authentication needed */
+#define RF_LOOPBACK 0x02u     /* loopback needs no credentials; others need perm */
 #define RF_LEGAL_EXEMPT 0x04u /* not blocked by the legal-acceptance gate */
-#define RF_NO_LIMIT     0x08u /* outside opsd's rate limiter (health and monitoring) */
-#define RF_JSON_BODY    0x10u /* body must be a JSON object */
-#define RF_TEST_ONLY    0x20u /* exists only when OPSD_ENV=test */
-#define RF_NO_DB        0x40u /* never touches MariaDB (served while it is down) */
+#define RF_NO_LIMIT 0x08u     /* outside opsd's rate limiter (health and monitoring) */
+#define RF_JSON_BODY 0x10u    /* body must be a JSON object */
+#define RF_TEST_ONLY 0x20u    /* exists only when OPSD_ENV=test */
+#define RF_NO_DB 0x40u        /* never touches MariaDB (served while it is down) */
 
 #define ROUTE_MAX_PARAMS 8
 
 struct route {
-	const char *method;   /* "GET", "POST", "PATCH", "DELETE", "PUT" */
-	const char *pattern;  /* "/legal/:type/versions/:version" */
+	const char *method;  /* "GET", "POST", "PATCH", "DELETE", "PUT" */
+	const char *pattern; /* "/legal/:type/versions/:version" */
 	route_handler handler;
-	const char *perm;     /* permission "area.action", NULL when public */
+	const char *perm; /* permission "area.action", NULL when public */
 	unsigned flags;
-	const char *name;     /* metric label, e.g. "legal_get" */
+	const char *name; /* metric label, e.g. "legal_get" */
 };
 
 struct route_params {
@@ -44,10 +44,9 @@ enum route_result { ROUTE_FOUND, ROUTE_NOT_FOUND, ROUTE_BAD_METHOD, ROUTE_BAD_PA
  * ROUTE_BAD_METHOD, allow gets the comma-separated methods the path accepts
  * ("GET, HEAD, POST"). ROUTE_BAD_PATH: a parameter failed to decode. A route
  * with RF_TEST_ONLY is skipped unless test_routes is true. */
-enum route_result router_match(const struct route *table, size_t n,
-    const char *method, const char *path, bool test_routes,
-    struct arena *a, const struct route **found, struct route_params *params,
-    char *allow, size_t allow_len);
+enum route_result router_match(const struct route *table, size_t n, const char *method,
+    const char *path, bool test_routes, struct arena *a, const struct route **found,
+    struct route_params *params, char *allow, size_t allow_len);
 
 /* Checks a table at start-up: patterns well formed, no duplicate
  * method+pattern, at most ROUTE_MAX_PARAMS params. Returns the number of

@@ -160,8 +160,8 @@ static void reply_route_miss(struct req *r, enum route_result rr, const char *al
 
 		json_object_object_add(d, "allow", json_object_new_string(allow));
 		reply_header(r, "Allow", allow);
-		reply_error(r, 405, "method_not_allowed",
-		    "this method is not allowed on this path", d);
+		reply_error(r, 405, "method_not_allowed", "this method is not allowed on this path",
+		    d);
 		return;
 	}
 	case ROUTE_BAD_PATH:
@@ -195,7 +195,7 @@ static bool db_ready(struct req *r)
 static bool is_unsafe(const char *method)
 {
 	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
-	    strcmp(method, "OPTIONS") != 0;
+	       strcmp(method, "OPTIONS") != 0;
 }
 
 /* Authentication, permission and CSRF, before any body is parsed: an
@@ -244,8 +244,8 @@ static bool authorize_or_reply(struct req *r, const struct route *rt)
 		return false;
 	default:
 		if (!auth_failure_limited(r, rt))
-			reply_error(r, 401, "unauthenticated", "sign in or present a valid API token",
-			    NULL);
+			reply_error(r, 401, "unauthenticated",
+			    "sign in or present a valid API token", NULL);
 		return false;
 	}
 	r->who = p;
@@ -328,11 +328,13 @@ static void refused(struct req *r, const struct route *rt, const struct rl_limit
 		json_object_object_add(p, "layer", json_object_new_string("opsd"));
 		json_object_object_add(p, "route", json_object_new_string(rt->name));
 		json_object_object_add(p, "source", json_object_new_string(kind));
-		json_object_object_add(p, "refusedSinceLastEvent", json_object_new_int64((int64_t)since));
+		json_object_object_add(p, "refusedSinceLastEvent",
+		    json_object_new_int64((int64_t)since));
 		json_object_object_add(p, "limitPerMin", json_object_new_int(l->per_min));
 		if (audit_append_tx(r->db, &a, "security.rate_limited",
 		        r->who && r->who->org_id[0] ? r->who->org_id : NULL, kind, id, p) != 0)
-			log_msg(LL_ERROR, "audit_failed", "security.rate_limited: %s", db_error(r->db));
+			log_msg(LL_ERROR, "audit_failed", "security.rate_limited: %s",
+			    db_error(r->db));
 	}
 	reply_rate_limited(r, v->retry_after, v->limit);
 }
@@ -451,9 +453,10 @@ static void log_request(const struct req *r, int64_t dur_us, int slowlog_ms)
 	bool slow = slowlog_ms > 0 && dur_us >= (int64_t)slowlog_ms * 1000;
 	/* nginx's access log has every request; opsd's has the ones an operator
 	 * looks for: failed (>= 400) and slow. Successful ones are debug. */
-	enum log_level lvl = slow ? LL_WARN : r->status >= 500 ? LL_ERROR
-	    : r->status >= 400				    ? LL_INFO
-							    : LL_DEBUG;
+	enum log_level lvl = slow               ? LL_WARN
+	                     : r->status >= 500 ? LL_ERROR
+	                     : r->status >= 400 ? LL_INFO
+	                                        : LL_DEBUG;
 	struct logline *l = log_begin(lvl, slow ? "slow_request" : "request");
 
 	log_str(l, "method", r->method);
