@@ -15,8 +15,8 @@ struct scoreboard;
 struct api_env {
 	struct scoreboard *sb;
 	int listen_fd;
-	const char *listen;      /* OPSD_LISTEN as configured */
-	const char *pm_name;     /* "static" | "dynamic" */
+	const char *listen;  /* OPSD_LISTEN as configured */
+	const char *pm_name; /* "static" | "dynamic" */
 };
 extern struct api_env api_env;
 
@@ -116,9 +116,11 @@ struct tenant_org;
 /* SELECT of an entity's record columns followed by tail (fixed text). */
 const char *tenant_select_sql(const struct entity *e, const char *tail, char *buf, size_t len);
 /* A record row selected with tenant_select_sql, as the API shows it. */
-struct json_object *tenant_record_json(const struct entity *e, const struct db_rows *rows, size_t i);
+struct json_object *tenant_record_json(const struct entity *e, const struct db_rows *rows,
+    size_t i);
 /* The org id given (path or query), visible to the caller; 404 otherwise. */
-bool tenant_org_or_reply(struct req *r, const char *id, struct opsd_uuid *org, struct tenant_org *t);
+bool tenant_org_or_reply(struct req *r, const char *id, struct opsd_uuid *org,
+    struct tenant_org *t);
 
 /* A compliance batch over ids of one entity (batch.c). Control entities
  * (users, orgs) run in one transaction; tenant entities are grouped by the
@@ -134,13 +136,13 @@ struct id_batch {
 	const struct entity *e;
 	const struct opsd_uuid *ids;
 	size_t n;
-	const char **what;      /* per id outcome */
+	const char **what; /* per id outcome */
 	void *ctx;
 	/* the group in hand */
 	const size_t *idx;
 	size_t nidx;
-	const char *org;        /* its org (NULL for control entities) */
-	struct tenant_tx *tx;   /* NULL for control entities */
+	const char *org;      /* its org (NULL for control entities) */
+	struct tenant_tx *tx; /* NULL for control entities */
 };
 /* fn handles ids[idx[0..nidx)] on tdb (where the records live) and control
  * (audit), sets what[] for each and appends its audit event. 0 or -1. */

@@ -12,7 +12,8 @@
 #include "dbval.h"
 #include "util.h"
 
-#define AUDIT_COLUMNS "seq, id, occurred_at, actor_id, actor_label, org_id, action," \
+#define AUDIT_COLUMNS                                                                              \
+	"seq, id, occurred_at, actor_id, actor_label, org_id, action,"                             \
 	" target_type, target_id, ip, request_id, payload"
 
 static struct json_object *event_json(const struct db_rows *rows, size_t i)
@@ -41,11 +42,11 @@ static const struct audit_filter {
 	enum filter_kind kind;
 	const char *sql;
 } filters[] = {
-	{"action", F_TEXT, " AND action = ?"},
-	{"actorId", F_UUID, " AND actor_id = ?"},
-	{"orgId", F_UUID, " AND org_id = ?"},
-	{"since", F_TIME, " AND occurred_at >= ?"},
-	{"until", F_TIME, " AND occurred_at < ?"},
+    {"action", F_TEXT, " AND action = ?"},
+    {"actorId", F_UUID, " AND actor_id = ?"},
+    {"orgId", F_UUID, " AND org_id = ?"},
+    {"since", F_TIME, " AND occurred_at >= ?"},
+    {"until", F_TIME, " AND occurred_at < ?"},
 };
 
 void api_audit_list(struct req *r)
@@ -83,9 +84,9 @@ void api_audit_list(struct req *r)
 		}
 		if (f->kind == F_TIME)
 			db_time_from_ms(ms, times[i]);
-		p[np++] = f->kind == F_UUID ? DBP_BLOB(uuids[i].b, 16)
-		    : f->kind == F_TIME	     ? DBP_STR(times[i])
-					     : DBP_STR(v);
+		p[np++] = f->kind == F_UUID   ? DBP_BLOB(uuids[i].b, 16)
+		          : f->kind == F_TIME ? DBP_STR(times[i])
+		                              : DBP_STR(v);
 		strncat(sql, f->sql, sizeof(sql) - strlen(sql) - 1);
 	}
 	if (pg.has_after) {
@@ -130,9 +131,10 @@ void api_audit_verify(struct req *r)
 	json_object_object_add(o, "ok", json_object_new_boolean(res.ok));
 	json_object_object_add(o, "checked", json_object_new_int64((int64_t)res.checked));
 	if (!res.ok) {
-		json_object_object_add(o, "firstBrokenId", res.first_broken_id[0]
-		    ? json_object_new_string(res.first_broken_id) : NULL);
-		json_object_object_add(o, "firstBrokenSeq", json_object_new_int64(res.first_broken_seq));
+		json_object_object_add(o, "firstBrokenId",
+		    res.first_broken_id[0] ? json_object_new_string(res.first_broken_id) : NULL);
+		json_object_object_add(o, "firstBrokenSeq",
+		    json_object_new_int64(res.first_broken_seq));
 		json_object_object_add(o, "reason", json_object_new_string(res.reason));
 	}
 	reply_json(r, 200, o);

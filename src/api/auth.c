@@ -34,9 +34,9 @@ static void set_session_cookie(struct req *r, const char *value, long max_age)
 /* ---- login ------------------------------------------------------------- */
 
 static const struct field_spec login_spec[] = {
-	{"email", FT_STRING, FIELD_REQUIRED, 1, 254, NULL},
-	{"password", FT_STRING, FIELD_REQUIRED, 1, PASSWORD_MAX_LEN, NULL},
-	{NULL, 0, 0, 0, 0, NULL},
+    {"email", FT_STRING, FIELD_REQUIRED, 1, 254, NULL},
+    {"password", FT_STRING, FIELD_REQUIRED, 1, PASSWORD_MAX_LEN, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 struct login_user {
@@ -253,9 +253,9 @@ void api_auth_me(struct req *r)
 /* ---- password ---------------------------------------------------------- */
 
 static const struct field_spec password_spec[] = {
-	{"currentPassword", FT_STRING, FIELD_REQUIRED, 1, PASSWORD_MAX_LEN, NULL},
-	{"newPassword", FT_STRING, FIELD_REQUIRED, PASSWORD_MIN_LEN, PASSWORD_MAX_LEN, NULL},
-	{NULL, 0, 0, 0, 0, NULL},
+    {"currentPassword", FT_STRING, FIELD_REQUIRED, 1, PASSWORD_MAX_LEN, NULL},
+    {"newPassword", FT_STRING, FIELD_REQUIRED, PASSWORD_MIN_LEN, PASSWORD_MAX_LEN, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 struct password_tx {
@@ -335,10 +335,10 @@ void api_auth_password(struct req *r)
 /* ---- API tokens -------------------------------------------------------- */
 
 static const struct field_spec token_spec[] = {
-	{"name", FT_STRING, FIELD_REQUIRED, 1, 100, NULL},
-	{"scopes", FT_STRING_ARRAY, FIELD_REQUIRED, 1, PERM__MAX, NULL},
-	{"expiresAt", FT_TIME, FIELD_NULLABLE, 0, 0, NULL},
-	{NULL, 0, 0, 0, 0, NULL},
+    {"name", FT_STRING, FIELD_REQUIRED, 1, 100, NULL},
+    {"scopes", FT_STRING_ARRAY, FIELD_REQUIRED, 1, PERM__MAX, NULL},
+    {"expiresAt", FT_TIME, FIELD_NULLABLE, 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 /* The scopes array as a permission set; replies itself on unknown names or
@@ -369,7 +369,8 @@ static bool scopes_or_reply(struct req *r, permset *out)
 		struct json_object *d = json_object_new_object();
 
 		json_object_object_add(d, "scopes", missing);
-		reply_error(r, 403, "forbidden", "a token cannot hold permissions its owner lacks", d);
+		reply_error(r, 403, "forbidden", "a token cannot hold permissions its owner lacks",
+		    d);
 		return false;
 	}
 	json_object_put(missing);
@@ -400,9 +401,12 @@ static int token_create_fn(struct db *d, void *arg)
 	sha256_raw(x->token, strlen(x->token), hash);
 	{
 		struct db_param p[] = {
-			DBP_BLOB(x->id.b, 16), DBP_BLOB(owner.b, 16),
-			DBP_STR(json_get_str(r->json, "name", "")), DBP_BLOB(hash, 32),
-			DBP_STR(x->scopes), x->has_expiry ? DBP_STR(x->expires) : DBP_NULL,
+		    DBP_BLOB(x->id.b, 16),
+		    DBP_BLOB(owner.b, 16),
+		    DBP_STR(json_get_str(r->json, "name", "")),
+		    DBP_BLOB(hash, 32),
+		    DBP_STR(x->scopes),
+		    x->has_expiry ? DBP_STR(x->expires) : DBP_NULL,
 		};
 
 		if (db_exec(d,
@@ -469,8 +473,9 @@ void api_tokens_create(struct req *r)
 		return;
 	}
 	p[0] = DBP_BLOB(x.id.b, 16);
-	if (db_query(r->db, r->arena, "SELECT " TOKEN_COLUMNS " FROM api_tokens WHERE id = ?", p,
-	        1, &rows) != 0 || rows.nrows != 1) {
+	if (db_query(r->db, r->arena, "SELECT " TOKEN_COLUMNS " FROM api_tokens WHERE id = ?", p, 1,
+	        &rows) != 0 ||
+	    rows.nrows != 1) {
 		reply_db_error(r);
 		return;
 	}
@@ -512,8 +517,10 @@ static int token_revoke_fn(struct db *d, void *arg)
 	uuid_parse(r->who->user_id, &owner);
 	p[0] = DBP_BLOB(x->id.b, 16);
 	p[1] = DBP_BLOB(owner.b, 16);
-	if (db_exec(d, "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, NOW(3))"
-	               " WHERE id = ? AND user_id = ?", p, 2, &n) != 0)
+	if (db_exec(d,
+	        "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, NOW(3))"
+	        " WHERE id = ? AND user_id = ?",
+	        p, 2, &n) != 0)
 		return -1;
 	/* Matched rows count even when already revoked (CLIENT_FOUND_ROWS is
 	 * off, so check existence separately when nothing changed). */
@@ -521,14 +528,14 @@ static int token_revoke_fn(struct db *d, void *arg)
 	if (!x->found) {
 		struct db_rows rows;
 
-		if (db_query(d, r->arena, "SELECT 1 FROM api_tokens WHERE id = ? AND user_id = ?", p,
-		        2, &rows) != 0)
+		if (db_query(d, r->arena, "SELECT 1 FROM api_tokens WHERE id = ? AND user_id = ?",
+		        p, 2, &rows) != 0)
 			return -1;
 		x->found = rows.nrows == 1;
 		return 0;
 	}
-	return audit_append(d, &a, "auth.token_revoked", NULL, "api_token",
-	    req_param(r, "id"), NULL);
+	return audit_append(d, &a, "auth.token_revoked", NULL, "api_token", req_param(r, "id"),
+	    NULL);
 }
 
 void api_tokens_delete(struct req *r)

@@ -126,7 +126,8 @@ bool id_batch_run(struct id_batch *b, id_batch_fn fn)
 		else if (rc == TW_NO_ORG)
 			set_group(b, "not_found");
 		else {
-			log_msg(LL_ERROR, "batch_group_failed", "org %s: %s", org_s, db_error(r->db));
+			log_msg(LL_ERROR, "batch_group_failed", "org %s: %s", org_s,
+			    db_error(r->db));
 			set_group(b, "unavailable");
 			failed++;
 		}
@@ -207,7 +208,8 @@ struct db *record_db_or_reply(struct req *r, const struct entity *e, const struc
 
 	if (!e->tenant)
 		return r->db;
-	if (tenant_locate(r->db, r->cfg, r->arena, e, (const uint8_t(*)[16])id->b, 1, org, &found) != 0) {
+	if (tenant_locate(r->db, r->cfg, r->arena, e, (const uint8_t(*)[16])id->b, 1, org,
+	        &found) != 0) {
 		reply_db_error(r);
 		return NULL;
 	}

@@ -19,7 +19,8 @@
 
 #define MAX_IDS 1000
 
-static const char *const entity_names[] = {"users", "contacts", "projects", "offices", "orgs", NULL};
+static const char *const entity_names[] = {"users", "contacts", "projects", "offices", "orgs",
+    NULL};
 
 /* entity and ids[] of a compliance body, or a 400 reply. */
 static bool target_or_reply(struct req *r, const struct entity **e, struct opsd_uuid **ids,
@@ -35,7 +36,8 @@ static bool target_or_reply(struct req *r, const struct entity **e, struct opsd_
 		return false;
 	}
 	for (size_t i = 0; i < *n; i++)
-		if (!uuid_parse(json_object_get_string(json_object_array_get_idx(arr, i)), &(*ids)[i])) {
+		if (!uuid_parse(json_object_get_string(json_object_array_get_idx(arr, i)),
+		        &(*ids)[i])) {
 			reply_field_error(r, "ids", "every id must be a UUID");
 			return false;
 		}
@@ -67,12 +69,12 @@ static int changed(struct id_batch *b, const struct opsd_uuid *id)
 /* ---- legal hold -------------------------------------------------------- */
 
 static const struct field_spec hold_spec[] = {
-	{"entity", FT_ENUM, FIELD_REQUIRED, 0, 0, entity_names},
-	{"ids", FT_STRING_ARRAY, FIELD_REQUIRED, 1, MAX_IDS, NULL},
-	{"hold", FT_BOOL, FIELD_REQUIRED, 0, 0, NULL},
-	{"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
-	{"caseRef", FT_STRING, FIELD_NULLABLE, 1, 100, NULL},
-	{NULL, 0, 0, 0, 0, NULL},
+    {"entity", FT_ENUM, FIELD_REQUIRED, 0, 0, entity_names},
+    {"ids", FT_STRING_ARRAY, FIELD_REQUIRED, 1, MAX_IDS, NULL},
+    {"hold", FT_BOOL, FIELD_REQUIRED, 0, 0, NULL},
+    {"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
+    {"caseRef", FT_STRING, FIELD_NULLABLE, 1, 100, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 static int hold_ids(struct db *d, struct db *control, struct id_batch *b)
@@ -91,9 +93,12 @@ static int hold_ids(struct db *d, struct db *control, struct id_batch *b)
 		struct db_rows rows;
 		struct db_param q[] = {DBP_BLOB(id->b, 16)};
 		struct db_param p[] = {
-			DBP_I64(hold), DBP_STR(hold ? json_get_str(b->r->json, "reason", "") : NULL),
-			DBP_STR(hold ? json_get_str(b->r->json, "caseRef", NULL) : NULL), DBP_I64(hold),
-			DBP_BLOB(id->b, 16), DBP_I64(hold),
+		    DBP_I64(hold),
+		    DBP_STR(hold ? json_get_str(b->r->json, "reason", "") : NULL),
+		    DBP_STR(hold ? json_get_str(b->r->json, "caseRef", NULL) : NULL),
+		    DBP_I64(hold),
+		    DBP_BLOB(id->b, 16),
+		    DBP_I64(hold),
 		};
 
 		if (db_query(d, b->r->arena, check, q, 1, &rows) != 0)
@@ -106,7 +111,8 @@ static int hold_ids(struct db *d, struct db *control, struct id_batch *b)
 			return -1;
 		b->what[b->idx[k]] = n ? (hold ? "held" : "released") : "already";
 	}
-	return audit_batch(control, b, hold ? "compliance.legal_hold_set" : "compliance.legal_hold_released");
+	return audit_batch(control, b,
+	    hold ? "compliance.legal_hold_set" : "compliance.legal_hold_released");
 }
 
 /* entity and ids[] of a compliance body, or a 400 reply. */
@@ -132,10 +138,10 @@ void api_compliance_hold(struct req *r)
 /* ---- strip PII --------------------------------------------------------- */
 
 static const struct field_spec strip_spec[] = {
-	{"entity", FT_ENUM, FIELD_REQUIRED, 0, 0, entity_names},
-	{"ids", FT_STRING_ARRAY, FIELD_REQUIRED, 1, MAX_IDS, NULL},
-	{"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
-	{NULL, 0, 0, 0, 0, NULL},
+    {"entity", FT_ENUM, FIELD_REQUIRED, 0, 0, entity_names},
+    {"ids", FT_STRING_ARRAY, FIELD_REQUIRED, 1, MAX_IDS, NULL},
+    {"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 /* Redacts one record's PII columns as the entity table says. */
@@ -217,14 +223,16 @@ void api_compliance_record(struct req *r)
 	struct db *d;
 
 	if (!e) {
-		reply_field_error(r, "entity", "must be one of: users, contacts, projects, offices, orgs");
+		reply_field_error(r, "entity",
+		    "must be one of: users, contacts, projects, offices, orgs");
 		return;
 	}
 	if (!uuid_param_or_reply(r, "id", &id) || !(d = record_db_or_reply(r, e, &id)))
 		return;
 	snprintf(sql, sizeof(sql),
 	    "SELECT %s, pii_stripped_at, pii_stripped_reason, legal_hold, legal_hold_at,"
-	    " legal_hold_reason, legal_hold_case_ref, archived_at, archived_reason FROM %s WHERE id = ?",
+	    " legal_hold_reason, legal_hold_case_ref, archived_at, archived_reason FROM %s WHERE "
+	    "id = ?",
 	    e->org_column, e->table);
 	p[0] = DBP_BLOB(id.b, 16);
 	if (db_query(d, r->arena, sql, p, 1, &rows) != 0) {

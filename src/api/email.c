@@ -14,8 +14,8 @@
 #include "util.h"
 
 static const struct field_spec test_spec[] = {
-	{"to", FT_STRING, FIELD_REQUIRED, 3, 254, NULL},
-	{NULL, 0, 0, 0, 0, NULL},
+    {"to", FT_STRING, FIELD_REQUIRED, 3, 254, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 struct test_tx {
@@ -66,7 +66,8 @@ void api_email_test(struct req *r)
 	reply_json(r, 202, o);
 }
 
-#define OUTBOX_COLUMNS "id, kind, to_addr, subject, status, attempts, next_attempt_at," \
+#define OUTBOX_COLUMNS                                                                             \
+	"id, kind, to_addr, subject, status, attempts, next_attempt_at,"                           \
 	" last_smtp_status, last_error, created_at, sent_at"
 
 static struct json_object *outbox_row_json(const struct db_rows *rows, size_t i)
@@ -119,8 +120,8 @@ static int retry_fn(struct db *d, void *arg)
 	struct db_param p[] = {DBP_BLOB(x->id.b, 16)};
 
 	req_actor(x->r, &a);
-	if (db_query(d, x->r->arena, "SELECT status FROM email_outbox WHERE id = ? FOR UPDATE", p, 1,
-	        &rows) != 0)
+	if (db_query(d, x->r->arena, "SELECT status FROM email_outbox WHERE id = ? FOR UPDATE", p,
+	        1, &rows) != 0)
 		return -1;
 	if (rows.nrows != 1) {
 		x->state = 1;
@@ -130,8 +131,10 @@ static int retry_fn(struct db *d, void *arg)
 		x->state = 2;
 		return 1;
 	}
-	if (db_exec(d, "UPDATE email_outbox SET status = 'queued', attempts = 0,"
-	               " next_attempt_at = NOW(3) WHERE id = ?", p, 1, NULL) != 0)
+	if (db_exec(d,
+	        "UPDATE email_outbox SET status = 'queued', attempts = 0,"
+	        " next_attempt_at = NOW(3) WHERE id = ?",
+	        p, 1, NULL) != 0)
 		return -1;
 	return audit_append(d, &a, "email.retry_requested", NULL, "email", req_param(x->r, "id"),
 	    NULL);
@@ -159,7 +162,8 @@ void api_email_retry(struct req *r)
 	}
 	p[0] = DBP_BLOB(x.id.b, 16);
 	if (db_query(r->db, r->arena, "SELECT " OUTBOX_COLUMNS " FROM email_outbox WHERE id = ?", p,
-	        1, &rows) != 0 || rows.nrows != 1) {
+	        1, &rows) != 0 ||
+	    rows.nrows != 1) {
 		reply_db_error(r);
 		return;
 	}

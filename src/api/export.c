@@ -97,8 +97,8 @@ void api_compliance_export(struct req *r)
 		char org[UUID_STR_LEN + 1], subject[UUID_STR_LEN + 1];
 
 		uuid_format(&u, subject);
-		audit_export(r, e, dbv_uuid(rows.val[0][1], rows.len[0][1], org) ? org : NULL, subject, 1,
-		    "json");
+		audit_export(r, e, dbv_uuid(rows.val[0][1], rows.len[0][1], org) ? org : NULL,
+		    subject, 1, "json");
 	}
 	format_rfc3339(now_ms(), now);
 	o = json_object_new_object();
@@ -131,8 +131,7 @@ static void csv_row(struct buf *b, struct json_object *rec)
 {
 	bool first = true;
 
-	json_object_object_foreach(rec, key, val)
-	{
+	json_object_object_foreach (rec, key, val) {
 		(void)key;
 		if (!first)
 			buf_putc(b, ',');
@@ -147,8 +146,7 @@ static void csv_header(struct buf *b, struct json_object *rec)
 {
 	bool first = true;
 
-	json_object_object_foreach(rec, key, val)
-	{
+	json_object_object_foreach (rec, key, val) {
 		(void)val;
 		if (!first)
 			buf_putc(b, ',');
@@ -203,7 +201,7 @@ void api_export(struct req *r)
 	while (more) {
 		struct db_rows rows;
 		struct db_param p[] = {DBP_BLOB(org.b, 16), DBP_I64(have_after),
-			have_after ? DBP_BLOB(after.b, 16) : DBP_NULL, DBP_I64(EXPORT_CHUNK)};
+		    have_after ? DBP_BLOB(after.b, 16) : DBP_NULL, DBP_I64(EXPORT_CHUNK)};
 
 		arena_reset(chunk);
 		if (db_query(t.db, chunk, sql, p, countof(p), &rows) != 0) {
@@ -224,8 +222,9 @@ void api_export(struct req *r)
 			} else {
 				if (n > 0)
 					buf_putc(&out, ',');
-				buf_puts(&out, json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN |
-				    JSON_C_TO_STRING_NOSLASHESCAPE));
+				buf_puts(&out,
+				    json_object_to_json_string_ext(rec,
+				        JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 			}
 			json_object_put(rec);
 			reply_stream_write(r, out.data, out.len);
@@ -252,21 +251,21 @@ void api_export(struct req *r)
 /* ---- batch archive ----------------------------------------------------- */
 
 static const char *const archive_entities[] = {"users", "contacts", "projects", "offices", "orgs",
-	NULL};
+    NULL};
 
 static const struct field_spec archive_spec[] = {
-	{"entity", FT_ENUM, FIELD_REQUIRED, 0, 0, archive_entities},
-	{"ids", FT_STRING_ARRAY, 0, 1, MAX_IDS, NULL},
-	{"olderThan", FT_TIME, 0, 0, 0, NULL},
-	{"orgId", FT_UUID, 0, 0, 0, NULL},
-	{"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
-	{"dryRun", FT_BOOL, 0, 0, 0, NULL},
-	{NULL, 0, 0, 0, 0, NULL},
+    {"entity", FT_ENUM, FIELD_REQUIRED, 0, 0, archive_entities},
+    {"ids", FT_STRING_ARRAY, 0, 1, MAX_IDS, NULL},
+    {"olderThan", FT_TIME, 0, 0, 0, NULL},
+    {"orgId", FT_UUID, 0, 0, 0, NULL},
+    {"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
+    {"dryRun", FT_BOOL, 0, 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 struct archive_tx {
 	struct req *r;
-	struct arena *a;   /* per-chunk scratch: the request's arena holds its params */
+	struct arena *a; /* per-chunk scratch: the request's arena holds its params */
 	const struct entity *e;
 	bool dry;
 	const char *reason;
@@ -280,7 +279,7 @@ struct archive_tx {
 
 enum { A_ARCHIVED, A_ALREADY, A_HELD, A_NOT_FOUND, A_MIGRATING };
 static const char *const archive_results[] = {"archived", "already_archived", "legal_hold",
-	"not_found", "org_migrating"};
+    "not_found", "org_migrating"};
 
 /* Archives one row through the legal-hold guard; the outcome index. d is
  * where the row lives, control where its org is. */
@@ -298,7 +297,8 @@ static int archive_one(struct db *d, struct db *control, struct archive_tx *x, c
 		return A_NOT_FOUND;
 	if (held)
 		return A_HELD;
-	snprintf(sql, sizeof(sql), "SELECT archived_at IS NOT NULL FROM %s WHERE id = ?", x->e->table);
+	snprintf(sql, sizeof(sql), "SELECT archived_at IS NOT NULL FROM %s WHERE id = ?",
+	    x->e->table);
 	if (db_query(d, x->a, sql, p, 1, &rows) != 0)
 		return -1;
 	if (rows.nrows == 1 && strcmp(rows.val[0][0], "1") == 0)
@@ -307,7 +307,8 @@ static int archive_one(struct db *d, struct db *control, struct archive_tx *x, c
 		struct db_param u[] = {DBP_STR(x->reason), DBP_BLOB(id, 16)};
 
 		snprintf(sql, sizeof(sql),
-		    "UPDATE %s SET archived_at = NOW(3), archived_reason = ? WHERE id = ?", x->e->table);
+		    "UPDATE %s SET archived_at = NOW(3), archived_reason = ? WHERE id = ?",
+		    x->e->table);
 		if (db_exec(d, sql, u, 2, NULL) != 0)
 			return -1;
 		if (x->tx && tenant_changelog_add(x->tx, x->e, id, "update") != 0)
@@ -330,7 +331,8 @@ static struct json_object *archive_payload(const struct archive_tx *x, const lon
 
 	for (int i = 0; i < 5; i++)
 		if (i < 4 || counts[i])
-			json_object_object_add(c, archive_results[i], json_object_new_int64(counts[i]));
+			json_object_object_add(c, archive_results[i],
+			    json_object_new_int64(counts[i]));
 	json_object_object_add(payload, "entity", json_object_new_string(x->e->name));
 	if (ids)
 		json_object_object_add(payload, "ids", ids);
@@ -372,8 +374,8 @@ static int archive_chunk(struct db *d, struct db *control, struct archive_tx *x)
 	char sql[320];
 	struct db_rows rows;
 	struct db_param p[] = {DBP_STR(x->before), DBP_I64(x->by_org),
-		x->by_org ? DBP_BLOB(x->org.b, 16) : DBP_NULL, DBP_I64(x->have_after),
-		x->have_after ? DBP_BLOB(x->after.b, 16) : DBP_NULL, DBP_I64(ARCHIVE_CHUNK)};
+	    x->by_org ? DBP_BLOB(x->org.b, 16) : DBP_NULL, DBP_I64(x->have_after),
+	    x->have_after ? DBP_BLOB(x->after.b, 16) : DBP_NULL, DBP_I64(ARCHIVE_CHUNK)};
 
 	snprintf(sql, sizeof(sql),
 	    "SELECT id FROM %s WHERE created_at < ? AND archived_at IS NULL"
@@ -432,8 +434,9 @@ static int archive_all_chunks(struct req *r, struct archive_tx *x)
 	x->have_after = false;
 	while (x->more) {
 		struct chunk_try t = {x, *x};
-		int rc = x->e->tenant ? tenant_write(r->db, r->cfg, r->arena, x->org.b, tenant_chunk_fn, &t)
-		                      : db_tx(r->db, control_chunk_fn, &t);
+		int rc = x->e->tenant
+		             ? tenant_write(r->db, r->cfg, r->arena, x->org.b, tenant_chunk_fn, &t)
+		             : db_tx(r->db, control_chunk_fn, &t);
 
 		if (rc == TW_FROZEN && x->e->tenant)
 			return 1;
@@ -464,8 +467,8 @@ static int archive_by_age(struct req *r, struct archive_tx *x)
 		struct db_param p[] = {DBP_BLOB(after.b, 16)};
 
 		arena_reset(x->a);
-		if (db_query(r->db, r->arena, "SELECT id FROM orgs WHERE id > ? ORDER BY id LIMIT 500", p, 1,
-		        &orgs) != 0)
+		if (db_query(r->db, r->arena,
+		        "SELECT id FROM orgs WHERE id > ? ORDER BY id LIMIT 500", p, 1, &orgs) != 0)
 			return -1;
 		for (size_t i = 0; i < orgs.nrows; i++) {
 			int rc;
@@ -504,7 +507,8 @@ static struct json_object *counts_json(const long long *counts)
 
 	for (int i = 0; i < 5; i++)
 		if (i < 4 || counts[i])
-			json_object_object_add(c, archive_results[i], json_object_new_int64(counts[i]));
+			json_object_object_add(c, archive_results[i],
+			    json_object_new_int64(counts[i]));
 	return c;
 }
 
@@ -523,11 +527,13 @@ static void archive_run(struct req *r, struct archive_tx *xp)
 	older = json_get_str(r->json, "olderThan", NULL);
 	org = json_get_str(r->json, "orgId", NULL);
 	if (!ids == !older) {
-		reply_field_error(r, ids ? "olderThan" : "ids", "give exactly one of ids and olderThan");
+		reply_field_error(r, ids ? "olderThan" : "ids",
+		    "give exactly one of ids and olderThan");
 		return;
 	}
 	if (org && (ids || strcmp(x.e->org_column, "org_id") != 0)) {
-		reply_field_error(r, "orgId", "only with olderThan, for records that belong to an org");
+		reply_field_error(r, "orgId",
+		    "only with olderThan, for records that belong to an org");
 		return;
 	}
 	o = json_object_new_object();
@@ -539,7 +545,8 @@ static void archive_run(struct req *r, struct archive_tx *xp)
 		b.n = json_object_array_length(ids);
 		u = arena_calloc(r->arena, b.n ? b.n : 1, sizeof(*u));
 		for (size_t i = 0; u && i < b.n; i++)
-			if (!uuid_parse(json_object_get_string(json_object_array_get_idx(ids, i)), &u[i])) {
+			if (!uuid_parse(json_object_get_string(json_object_array_get_idx(ids, i)),
+			        &u[i])) {
 				json_object_put(o);
 				reply_field_error(r, "ids", "every id must be a UUID");
 				return;

@@ -22,12 +22,12 @@
 #define PAST_SKEW_MS 60000
 
 static const struct field_spec publish_spec[] = {
-	{"type", FT_STRING, FIELD_REQUIRED, 1, LEGAL_TYPE_MAX, NULL},
-	{"version", FT_STRING, FIELD_REQUIRED, 1, LEGAL_VERSION_MAX, NULL},
-	{"content", FT_STRING, FIELD_REQUIRED, 1, LEGAL_CONTENT_MAX, NULL},
-	{"effectiveAt", FT_TIME, FIELD_NULLABLE, 0, 0, NULL},
-	{"notify", FT_BOOL, 0, 0, 0, NULL},
-	{NULL, 0, 0, 0, 0, NULL},
+    {"type", FT_STRING, FIELD_REQUIRED, 1, LEGAL_TYPE_MAX, NULL},
+    {"version", FT_STRING, FIELD_REQUIRED, 1, LEGAL_VERSION_MAX, NULL},
+    {"content", FT_STRING, FIELD_REQUIRED, 1, LEGAL_CONTENT_MAX, NULL},
+    {"effectiveAt", FT_TIME, FIELD_NULLABLE, 0, 0, NULL},
+    {"notify", FT_BOOL, 0, 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 /* The cache, or a 503/500 reply. */
@@ -60,19 +60,21 @@ void api_legal_publish(struct req *r)
 		return;
 	}
 	if (!legal_version_valid(version)) {
-		reply_field_error(r, "version", "letters, digits and . _ - (1 to 64), not starting with . _ -");
+		reply_field_error(r, "version",
+		    "letters, digits and . _ - (1 to 64), not starting with . _ -");
 		return;
 	}
 	if (when && (!parse_rfc3339(when, &ms) || ms < now_ms() - PAST_SKEW_MS)) {
-		reply_field_error(r, "effectiveAt", "must be an RFC 3339 time, now or in the future");
+		reply_field_error(r, "effectiveAt",
+		    "must be an RFC 3339 time, now or in the future");
 		return;
 	}
 	/* One clock reading: the stored time and the answer must agree. */
 	if (ms == 0 || ms < now_ms())
 		ms = now_ms();
 	req_actor(r, &a);
-	e = legal_publish(r->db, &a, type, version, json_get_str(r->json, "content", ""), ms, notify,
-	    id);
+	e = legal_publish(r->db, &a, type, version, json_get_str(r->json, "content", ""), ms,
+	    notify, id);
 	if (e == LEGAL_DUPLICATE) {
 		reply_error(r, 409, "duplicate_version", "this version of this type already exists",
 		    NULL);
@@ -112,7 +114,8 @@ static bool etag_matches(const char *inm, const char *etag)
 			p++;
 		if (strncmp(p, "W/", 2) == 0)
 			p += 2;
-		if (*p == '*' || (strncmp(p, etag, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ')))
+		if (*p == '*' ||
+		    (strncmp(p, etag, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ')))
 			return true;
 		p += strcspn(p, ",");
 	}
@@ -171,7 +174,8 @@ void api_legal_versions(struct req *r)
 	p[0] = DBP_STR(req_param(r, "type"));
 	if (db_query(r->db, r->arena,
 	        "SELECT id, type, version, '' AS content, content_sha256, effective_at, created_at"
-	        " FROM legal_documents WHERE type = ? ORDER BY effective_at DESC, id DESC LIMIT 500",
+	        " FROM legal_documents WHERE type = ? ORDER BY effective_at DESC, id DESC LIMIT "
+	        "500",
 	        p, 1, &rows) != 0) {
 		reply_db_error(r);
 		return;
@@ -184,8 +188,9 @@ void api_legal_versions(struct req *r)
 	for (size_t i = 0; i < rows.nrows; i++) {
 		struct json_object *d = doc_row_json(&rows, i, false);
 
-		json_object_object_add(d, "current", json_object_new_boolean(
-		    cur && rows.len[i][0] == 16 && memcmp(rows.val[i][0], cur->id, 16) == 0));
+		json_object_object_add(d, "current",
+		    json_object_new_boolean(
+		        cur && rows.len[i][0] == 16 && memcmp(rows.val[i][0], cur->id, 16) == 0));
 		json_object_array_add(items, d);
 	}
 	o = json_object_new_object();
@@ -267,8 +272,8 @@ void api_legal_diff(struct req *r)
 	json_object_object_add(o, "from", json_object_new_string(from));
 	json_object_object_add(o, "to", json_object_new_string(to));
 	json_object_object_add(o, "diff", arr);
-	json_object_object_add(o, "unified", json_object_new_string_len(unified.data ? unified.data : "",
-	    (int)unified.len));
+	json_object_object_add(o, "unified",
+	    json_object_new_string_len(unified.data ? unified.data : "", (int)unified.len));
 	buf_free(&unified);
 	reply_json(r, 200, o);
 }
@@ -285,8 +290,8 @@ void api_legal_status(struct req *r)
 
 	if (!current_or_reply(r, &docs, &n))
 		return;
-	if (n > 64 || legal_pending(r->db, r->arena, r->who->user_id, docs, n, pending,
-	                  accepted_at) != 0) {
+	if (n > 64 ||
+	    legal_pending(r->db, r->arena, r->who->user_id, docs, n, pending, accepted_at) != 0) {
 		reply_db_error(r);
 		return;
 	}
@@ -302,7 +307,8 @@ void api_legal_status(struct req *r)
 			    json_object_new_string(docs[i].effective_at));
 			json_object_array_add(pend, d);
 		} else if (!pending[i]) {
-			json_object_object_add(d, "acceptedAt", json_object_new_string(accepted_at[i]));
+			json_object_object_add(d, "acceptedAt",
+			    json_object_new_string(accepted_at[i]));
 			json_object_array_add(acc, d);
 		} else {
 			json_object_put(d);
@@ -316,9 +322,9 @@ void api_legal_status(struct req *r)
 }
 
 static const struct field_spec accept_spec[] = {
-	{"type", FT_STRING, FIELD_REQUIRED, 1, LEGAL_TYPE_MAX, NULL},
-	{"version", FT_STRING, FIELD_REQUIRED, 1, LEGAL_VERSION_MAX, NULL},
-	{NULL, 0, 0, 0, 0, NULL},
+    {"type", FT_STRING, FIELD_REQUIRED, 1, LEGAL_TYPE_MAX, NULL},
+    {"version", FT_STRING, FIELD_REQUIRED, 1, LEGAL_VERSION_MAX, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 struct accept_tx {
@@ -343,20 +349,23 @@ static int accept_fn(struct db *d, void *arg)
 	str_copy_utf8(ua, r->user_agent, sizeof(ua));
 	{
 		struct db_param p[] = {DBP_BLOB(u.b, 16), DBP_BLOB(x->doc->id, 16),
-			DBP_STR(r->remote_addr), DBP_STR(ua)};
+		    DBP_STR(r->remote_addr), DBP_STR(ua)};
 
 		/* Accepting twice keeps the first record. */
-		if (db_exec(d, "INSERT IGNORE INTO legal_acceptances (user_id, document_id,"
-		               " accepted_at, ip, user_agent) VALUES (?, ?, NOW(3), ?, ?)",
+		if (db_exec(d,
+		        "INSERT IGNORE INTO legal_acceptances (user_id, document_id,"
+		        " accepted_at, ip, user_agent) VALUES (?, ?, NOW(3), ?, ?)",
 		        p, countof(p), &inserted) != 0)
 			return -1;
 	}
 	{
 		struct db_param p[] = {DBP_BLOB(u.b, 16), DBP_BLOB(x->doc->id, 16)};
 
-		if (db_query(d, r->arena, "SELECT accepted_at FROM legal_acceptances"
-		                          " WHERE user_id = ? AND document_id = ?",
-		        p, 2, &rows) != 0 || rows.nrows != 1)
+		if (db_query(d, r->arena,
+		        "SELECT accepted_at FROM legal_acceptances"
+		        " WHERE user_id = ? AND document_id = ?",
+		        p, 2, &rows) != 0 ||
+		    rows.nrows != 1)
 			return -1;
 		payload = dbv_json_time(&rows, 0, 0);
 		str_copy(x->accepted_at, payload ? json_object_get_string(payload) : "",
@@ -391,15 +400,16 @@ void api_legal_accept(struct req *r)
 		if (legal_type_valid(type) && legal_version_valid(version)) {
 			struct db_param p[] = {DBP_STR(type), DBP_STR(version)};
 
-			if (db_query(r->db, r->arena, "SELECT 1 FROM legal_documents"
-			                              " WHERE type = ? AND version = ?",
+			if (db_query(r->db, r->arena,
+			        "SELECT 1 FROM legal_documents"
+			        " WHERE type = ? AND version = ?",
 			        p, 2, &rows) != 0) {
 				reply_db_error(r);
 				return;
 			}
 			if (rows.nrows == 1) {
-				reply_error(r, 409, "conflict", "only the current version can be accepted",
-				    NULL);
+				reply_error(r, 409, "conflict",
+				    "only the current version can be accepted", NULL);
 				return;
 			}
 		}
@@ -463,7 +473,8 @@ void api_legal_report(struct req *r)
 		struct db_param p[] = {DBP_BLOB(doc.val[0][0], 16)};
 
 		if (db_query(r->db, r->arena,
-		        "SELECT COUNT(*), COUNT(a.user_id) FROM users u LEFT JOIN legal_acceptances a"
+		        "SELECT COUNT(*), COUNT(a.user_id) FROM users u LEFT JOIN "
+		        "legal_acceptances a"
 		        " ON a.user_id = u.id AND a.document_id = ? WHERE " ACTIVE,
 		        p, 1, &counts) != 0) {
 			reply_db_error(r);
@@ -472,7 +483,7 @@ void api_legal_report(struct req *r)
 	}
 	{
 		struct db_param p[] = {DBP_BLOB(doc.val[0][0], 16), DBP_I64(pg.has_after),
-			pg.has_after ? DBP_BLOB(after.b, 16) : DBP_NULL, DBP_I64(pg.limit + 1)};
+		    pg.has_after ? DBP_BLOB(after.b, 16) : DBP_NULL, DBP_I64(pg.limit + 1)};
 
 		if (db_query(r->db, r->arena,
 		        "SELECT u.id, u.email, u.name, u.org_id FROM users u WHERE " ACTIVE

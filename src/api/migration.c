@@ -16,27 +16,27 @@
 static const char *const directions[] = {"shared_to_dedicated", "dedicated_to_shared", NULL};
 
 static const struct field_spec start_spec[] = {
-	{"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
-	{"direction", FT_ENUM, FIELD_REQUIRED, 0, 0, directions},
-	{"chunkSize", FT_INT, 0, 1, MIG_CHUNK_MAX, NULL},
-	{"targetUri", FT_STRING, 0, 1, 1000, NULL},
-	{"dbName", FT_STRING, 0, 1, 64, NULL},
-	{"dryRun", FT_BOOL, 0, 0, 0, NULL},
-	{"overrideLegalHold", FT_BOOL, 0, 0, 0, NULL},
-	{"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
-	{NULL, 0, 0, 0, 0, NULL},
+    {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
+    {"direction", FT_ENUM, FIELD_REQUIRED, 0, 0, directions},
+    {"chunkSize", FT_INT, 0, 1, MIG_CHUNK_MAX, NULL},
+    {"targetUri", FT_STRING, 0, 1, 1000, NULL},
+    {"dbName", FT_STRING, 0, 1, 64, NULL},
+    {"dryRun", FT_BOOL, 0, 0, 0, NULL},
+    {"overrideLegalHold", FT_BOOL, 0, 0, 0, NULL},
+    {"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 static const struct field_spec finalize_spec[] = {
-	{"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
-	{NULL, 0, 0, 0, 0, NULL},
+    {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 static const struct field_spec abort_spec[] = {
-	{"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
-	{"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
-	{"migrationId", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
-	{NULL, 0, 0, 0, 0, NULL},
+    {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
+    {"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
+    {"migrationId", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 /* A short password matches too much text to be worth withholding for. */
@@ -134,14 +134,14 @@ void api_migration_start(struct req *r)
 		return;
 	org_canonical(json_get_str(r->json, "orgId", ""), org);
 	m = (struct mig_request){
-		.org_id = org,
-		.direction = json_get_str(r->json, "direction", NULL),
-		.chunk_size = json_get_int(r->json, "chunkSize", 0),
-		.target_uri = json_get_str(r->json, "targetUri", NULL),
-		.db_name = json_get_str(r->json, "dbName", NULL),
-		.dry_run = json_get_bool(r->json, "dryRun", false),
-		.override_legal_hold = json_get_bool(r->json, "overrideLegalHold", false),
-		.reason = json_get_str(r->json, "reason", NULL),
+	    .org_id = org,
+	    .direction = json_get_str(r->json, "direction", NULL),
+	    .chunk_size = json_get_int(r->json, "chunkSize", 0),
+	    .target_uri = json_get_str(r->json, "targetUri", NULL),
+	    .db_name = json_get_str(r->json, "dbName", NULL),
+	    .dry_run = json_get_bool(r->json, "dryRun", false),
+	    .override_legal_hold = json_get_bool(r->json, "overrideLegalHold", false),
+	    .reason = json_get_str(r->json, "reason", NULL),
 	};
 	req_actor(r, &a);
 	e = mig_start(r->db, r->cfg, &a, &m, id, detail, sizeof(detail));

@@ -16,7 +16,7 @@
 #include "util.h"
 
 /* A deleted (archived) user no longer exists for its org's path. */
-#define ORG_USERS_SELECT \
+#define ORG_USERS_SELECT                                                                           \
 	"SELECT " USER_COLUMNS " FROM users WHERE org_id = ? AND archived_at IS NULL"
 
 void api_org_users_list(struct req *r)

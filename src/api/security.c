@@ -18,9 +18,9 @@
 static const char *const flush_scopes[] = {"all", "user", "org", NULL};
 
 static const struct field_spec flush_spec[] = {
-	{"scope", FT_ENUM, FIELD_REQUIRED, 0, 0, flush_scopes},
-	{"id", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
-	{NULL, 0, 0, 0, 0, NULL},
+    {"scope", FT_ENUM, FIELD_REQUIRED, 0, 0, flush_scopes},
+    {"id", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 void api_sessions_flush(struct req *r)
@@ -56,11 +56,11 @@ void api_sessions_flush(struct req *r)
 /* ---- blocklist (runbook 4 step 2) -------------------------------------- */
 
 static const struct field_spec blocklist_spec[] = {
-	{"cidr", FT_STRING, FIELD_REQUIRED, 1, 100, NULL},
-	{"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
-	{"expiresAt", FT_TIME, FIELD_NULLABLE, 0, 0, NULL},
-	{"force", FT_BOOL, FIELD_NULLABLE, 0, 0, NULL},
-	{NULL, 0, 0, 0, 0, NULL},
+    {"cidr", FT_STRING, FIELD_REQUIRED, 1, 100, NULL},
+    {"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
+    {"expiresAt", FT_TIME, FIELD_NULLABLE, 0, 0, NULL},
+    {"force", FT_BOOL, FIELD_NULLABLE, 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 /* The body's cidr, parsed, or a 400 naming it (with the network to use when
@@ -109,7 +109,8 @@ static bool not_self_or_reply(struct req *r, const struct cidr *c)
 	    !cidr_contains(c, addr))
 		return true;
 	snprintf(why, sizeof(why),
-	    "contains your own address %s; send \"force\": true to block it anyway", r->remote_addr);
+	    "contains your own address %s; send \"force\": true to block it anyway",
+	    r->remote_addr);
 	reply_field_error(r, "cidr", why);
 	return false;
 }

@@ -68,7 +68,8 @@ void api_readyz(struct req *r)
 		reply_db_error(r);
 		return;
 	}
-	json_object_object_add(o, "status", json_object_new_string(current ? "ready" : "not_ready"));
+	json_object_object_add(o, "status",
+	    json_object_new_string(current ? "ready" : "not_ready"));
 	json_object_object_add(o, "db", json_object_new_string("ok"));
 	json_object_object_add(o, "schema", json_object_new_string(current ? "current" : "behind"));
 	if (!current) {
@@ -203,10 +204,13 @@ void api_status(struct req *r)
 	json_object_object_add(o, "pool", json_object_new_string("opsd"));
 	json_object_object_add(o, "processManager", json_object_new_string(api_env.pm_name));
 	json_object_object_add(o, "startTime", time_json(sb->start_ms));
-	json_object_object_add(o, "startSince", json_object_new_int64((now_ms() - sb->start_ms) / 1000));
-	json_object_object_add(o, "acceptedConn", json_object_new_int64((int64_t)sb->accepted_conn));
+	json_object_object_add(o, "startSince",
+	    json_object_new_int64((now_ms() - sb->start_ms) / 1000));
+	json_object_object_add(o, "acceptedConn",
+	    json_object_new_int64((int64_t)sb->accepted_conn));
 	json_object_object_add(o, "listenQueue", have_queue ? json_object_new_int64(qcur) : NULL);
-	json_object_object_add(o, "listenQueueLen", have_queue ? json_object_new_int64(qmax) : NULL);
+	json_object_object_add(o, "listenQueueLen",
+	    have_queue ? json_object_new_int64(qmax) : NULL);
 	json_object_object_add(o, "idleProcesses", json_object_new_int(c.idle));
 	json_object_object_add(o, "activeProcesses", json_object_new_int(c.busy));
 	json_object_object_add(o, "totalProcesses", json_object_new_int(c.total));
@@ -214,7 +218,8 @@ void api_status(struct req *r)
 	json_object_object_add(o, "maxChildren", json_object_new_int(sb->workers_max));
 	json_object_object_add(o, "maxChildrenReached",
 	    json_object_new_int64((int64_t)sb->max_children_reached));
-	json_object_object_add(o, "slowRequests", json_object_new_int64((int64_t)sb->slow_requests));
+	json_object_object_add(o, "slowRequests",
+	    json_object_new_int64((int64_t)sb->slow_requests));
 	json_object_object_add(o, "requestTimeouts", json_object_new_int64((int64_t)sb->timeouts));
 	json_object_object_add(o, "workerRestarts",
 	    json_object_new_int64((int64_t)sb->worker_restarts));
@@ -240,7 +245,8 @@ void api_metrics(struct req *r)
 	/* What /readyz would say, for alerting without a separate probe: a
 	 * loopback scrape works while MariaDB is down. */
 	buf_printf(r->out,
-	    "# HELP opsd_ready 1 when MariaDB answers and the schema is current (as /readyz), else 0.\n"
+	    "# HELP opsd_ready 1 when MariaDB answers and the schema is current (as /readyz), else "
+	    "0.\n"
 	    "# TYPE opsd_ready gauge\nopsd_ready %d\n",
 	    schema_state(r) == 1);
 	/* metrics_render wrote straight into the reply buffer. */
@@ -273,9 +279,9 @@ void api_test_sleep(struct req *r)
 }
 
 static const struct field_spec echo_spec[] = {
-	{"message", FT_STRING, FIELD_REQUIRED, 1, 200, NULL},
-	{"count", FT_INT, 0, 0, 100, NULL},
-	{NULL, 0, 0, 0, 0, NULL},
+    {"message", FT_STRING, FIELD_REQUIRED, 1, 200, NULL},
+    {"count", FT_INT, 0, 0, 100, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 void api_test_echo(struct req *r)

@@ -22,7 +22,8 @@
 #include "util.h"
 
 #define MAX_COLS 8
-#define STATE_COLUMNS "legal_hold, pii_stripped_at IS NOT NULL, archived_at IS NOT NULL," \
+#define STATE_COLUMNS                                                                              \
+	"legal_hold, pii_stripped_at IS NOT NULL, archived_at IS NOT NULL,"                        \
 	" created_at, updated_at"
 
 /* The entity a route serves: the segment after /orgs/:orgId/. */
@@ -59,7 +60,8 @@ struct json_object *tenant_record_json(const struct entity *e, const struct db_r
 		const char *v = rows->val[i][c];
 
 		if (e->cols[k].type == FT_NUMBER && v)
-			json_object_object_add(o, e->cols[k].field, json_object_new_double_s(strtod(v, NULL), v));
+			json_object_object_add(o, e->cols[k].field,
+			    json_object_new_double_s(strtod(v, NULL), v));
 		else
 			json_object_object_add(o, e->cols[k].field, dbv_json_str(rows, i, c));
 	}
@@ -105,9 +107,9 @@ static const struct field_spec *spec_of(const struct entity *e, bool create)
 			const struct entity_column *c = &e->cols[i];
 
 			s[i] = (struct field_spec){c->field, c->type,
-				(create && c->required ? FIELD_REQUIRED : 0) |
-				    (c->required ? 0 : FIELD_NULLABLE),
-				c->type == FT_STRING ? 1 : 0, c->max, c->choices};
+			    (create && c->required ? FIELD_REQUIRED : 0) |
+			        (c->required ? 0 : FIELD_NULLABLE),
+			    c->type == FT_STRING ? 1 : 0, c->max, c->choices};
 		}
 	return s;
 }
@@ -150,7 +152,8 @@ static void reply_record(struct req *r, const struct entity *e, struct db *d,
 	struct db_rows rows;
 	struct db_param p[] = {DBP_BLOB(id->b, 16)};
 
-	if (db_query(d, r->arena, tenant_select_sql(e, "WHERE id = ?", sql, sizeof(sql)), p, 1, &rows) != 0) {
+	if (db_query(d, r->arena, tenant_select_sql(e, "WHERE id = ?", sql, sizeof(sql)), p, 1,
+	        &rows) != 0) {
 		reply_db_error(r);
 		return;
 	}
@@ -217,12 +220,14 @@ void api_tenant_get(struct req *r)
 	struct db_rows rows;
 	struct db_param p[2];
 
-	if (!tenant_org_or_reply(r, req_param(r, "orgId"), &org, &t) || !uuid_param_or_reply(r, "id", &id))
+	if (!tenant_org_or_reply(r, req_param(r, "orgId"), &org, &t) ||
+	    !uuid_param_or_reply(r, "id", &id))
 		return;
 	p[0] = DBP_BLOB(id.b, 16);
 	p[1] = DBP_BLOB(org.b, 16);
-	if (db_query(t.db, r->arena, tenant_select_sql(e, "WHERE id = ? AND org_id = ?", sql, sizeof(sql)),
-	        p, 2, &rows) != 0) {
+	if (db_query(t.db, r->arena,
+	        tenant_select_sql(e, "WHERE id = ? AND org_id = ?", sql, sizeof(sql)), p, 2,
+	        &rows) != 0) {
 		reply_db_error(r);
 		return;
 	}
@@ -277,15 +282,16 @@ static int create_fn(struct tenant_tx *tx, void *arg)
 	    fields_given(x->r, e));
 }
 
-static bool write_or_reply(struct req *r, struct write_tx *x, int (*fn)(struct tenant_tx *, void *));
+static bool write_or_reply(struct req *r, struct write_tx *x,
+    int (*fn)(struct tenant_tx *, void *));
 
 void api_tenant_create(struct req *r)
 {
 	struct write_tx x = {.r = r, .e = route_entity(r)};
 	struct tenant_org t;
 
-	if (!tenant_org_or_reply(r, req_param(r, "orgId"), &x.org, &t) || !req_validate_or_reply(r, spec_of(x.e, true)) ||
-	    !emails_or_reply(r, x.e, x.emails))
+	if (!tenant_org_or_reply(r, req_param(r, "orgId"), &x.org, &t) ||
+	    !req_validate_or_reply(r, spec_of(x.e, true)) || !emails_or_reply(r, x.e, x.emails))
 		return;
 	if (strcmp(x.e->name, "contacts") == 0 && !json_get_str(r->json, "name", NULL) &&
 	    !json_get_str(r->json, "email", NULL)) {
@@ -394,7 +400,8 @@ static bool write_or_reply(struct req *r, struct write_tx *x, int (*fn)(struct t
 		return false;
 	case TW_REFUSED:
 		if (x->outcome == 2)
-			reply_error(r, 409, "legal_hold", "the record or its org is on legal hold", NULL);
+			reply_error(r, 409, "legal_hold", "the record or its org is on legal hold",
+			    NULL);
 		else
 			reply_error(r, 404, "not_found", "no such record", NULL);
 		return false;
@@ -409,7 +416,8 @@ void api_tenant_patch(struct req *r)
 	struct write_tx x = {.r = r, .e = route_entity(r)};
 	struct tenant_org t;
 
-	if (!tenant_org_or_reply(r, req_param(r, "orgId"), &x.org, &t) || !uuid_param_or_reply(r, "id", &x.id) ||
+	if (!tenant_org_or_reply(r, req_param(r, "orgId"), &x.org, &t) ||
+	    !uuid_param_or_reply(r, "id", &x.id) ||
 	    !req_validate_or_reply(r, spec_of(x.e, false)) || !emails_or_reply(r, x.e, x.emails))
 		return;
 	if (!write_or_reply(r, &x, patch_fn))
@@ -423,7 +431,8 @@ void api_tenant_delete(struct req *r)
 	struct tenant_org t;
 	struct json_object *o;
 
-	if (!tenant_org_or_reply(r, req_param(r, "orgId"), &x.org, &t) || !uuid_param_or_reply(r, "id", &x.id))
+	if (!tenant_org_or_reply(r, req_param(r, "orgId"), &x.org, &t) ||
+	    !uuid_param_or_reply(r, "id", &x.id))
 		return;
 	if (!write_or_reply(r, &x, delete_fn))
 		return;

@@ -39,8 +39,8 @@ static bool roles_or_reply(struct req *r, struct json_object *arr, roleset allow
 		*out |= (roleset)1 << role;
 	}
 	if (!roles_grantable(r->who->perms, *out)) {
-		reply_error(r, 403, "forbidden", "you can only grant roles whose permissions you hold",
-		    NULL);
+		reply_error(r, 403, "forbidden",
+		    "you can only grant roles whose permissions you hold", NULL);
 		return false;
 	}
 	return true;
@@ -81,21 +81,23 @@ void reply_user_err(struct req *r, enum user_err e)
 
 /* The body of a new user; /users also takes orgId and service, an org's
  * path gives the org itself. */
-#define USER_FIELDS                                                            \
-	{"email", FT_STRING, FIELD_REQUIRED, 3, 254, NULL},                    \
-	{"name", FT_STRING, FIELD_REQUIRED, 1, 200, NULL},                     \
-	{"password", FT_STRING, FIELD_NULLABLE, PASSWORD_MIN_LEN, 1024, NULL}, \
-	{"roles", FT_STRING_ARRAY, FIELD_REQUIRED, 1, ROLE__MAX, NULL}
+#define USER_FIELDS                                                                                \
+	{"email", FT_STRING, FIELD_REQUIRED, 3, 254, NULL},                                        \
+	    {"name", FT_STRING, FIELD_REQUIRED, 1, 200, NULL},                                     \
+	    {"password", FT_STRING, FIELD_NULLABLE, PASSWORD_MIN_LEN, 1024, NULL},                 \
+	{                                                                                          \
+		"roles", FT_STRING_ARRAY, FIELD_REQUIRED, 1, ROLE__MAX, NULL                       \
+	}
 
 static const struct field_spec user_create_spec[] = {
-	USER_FIELDS,
-	{"orgId", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
-	{"service", FT_BOOL, 0, 0, 0, NULL},
-	{NULL, 0, 0, 0, 0, NULL},
+    USER_FIELDS,
+    {"orgId", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
+    {"service", FT_BOOL, 0, 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 static const struct field_spec org_user_create_spec[] = {
-	USER_FIELDS,
-	{NULL, 0, 0, 0, 0, NULL},
+    USER_FIELDS,
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 void user_create_reply(struct req *r, const struct opsd_uuid *org)
@@ -107,8 +109,8 @@ void user_create_reply(struct req *r, const struct opsd_uuid *org)
 	enum user_err e;
 
 	if (!req_validate_or_reply(r, org ? org_user_create_spec : user_create_spec) ||
-	    !roles_or_reply(r, json_object_object_get(r->json, "roles"), org ? ROLES_ORG : ROLES_ALL,
-	        &in.roles))
+	    !roles_or_reply(r, json_object_object_get(r->json, "roles"),
+	        org ? ROLES_ORG : ROLES_ALL, &in.roles))
 		return;
 	if (org) {
 		uuid_format(org, org_s);
@@ -184,10 +186,10 @@ void api_users_get(struct req *r)
 }
 
 static const struct field_spec user_patch_spec[] = {
-	{"roles", FT_STRING_ARRAY, 0, 1, ROLE__MAX, NULL},
-	{"disabled", FT_BOOL, 0, 0, 0, NULL},
-	{"name", FT_STRING, 0, 1, 200, NULL},
-	{NULL, 0, 0, 0, 0, NULL},
+    {"roles", FT_STRING_ARRAY, 0, 1, ROLE__MAX, NULL},
+    {"disabled", FT_BOOL, 0, 0, 0, NULL},
+    {"name", FT_STRING, 0, 1, 200, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 void user_patch_reply(struct req *r, const struct opsd_uuid *org)
@@ -255,9 +257,9 @@ static bool slug_valid(const char *s)
 }
 
 static const struct field_spec org_create_spec[] = {
-	{"name", FT_STRING, FIELD_REQUIRED, 1, 200, NULL},
-	{"slug", FT_STRING, FIELD_REQUIRED, 2, 63, NULL},
-	{NULL, 0, 0, 0, 0, NULL},
+    {"name", FT_STRING, FIELD_REQUIRED, 1, 200, NULL},
+    {"slug", FT_STRING, FIELD_REQUIRED, 2, 63, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 struct org_tx {
@@ -274,11 +276,11 @@ static int org_create_fn(struct db *d, void *arg)
 	struct audit_actor a;
 	struct json_object *payload = json_object_new_object();
 	struct db_param p[] = {DBP_BLOB(x->id.b, 16), DBP_STR(json_get_str(r->json, "name", "")),
-		DBP_STR(json_get_str(r->json, "slug", ""))};
+	    DBP_STR(json_get_str(r->json, "slug", ""))};
 
 	req_actor(r, &a);
-	if (db_exec(d, "INSERT INTO orgs (id, name, slug) VALUES (?, ?, ?)", p, countof(p), NULL)
-	    != 0) {
+	if (db_exec(d, "INSERT INTO orgs (id, name, slug) VALUES (?, ?, ?)", p, countof(p), NULL) !=
+	    0) {
 		json_object_put(payload);
 		x->duplicate = db_errno(d) == ER_DUP_ENTRY;
 		return x->duplicate ? 1 : -1;
@@ -313,7 +315,8 @@ void api_orgs_create(struct req *r)
 	if (!req_validate_or_reply(r, org_create_spec))
 		return;
 	if (!slug_valid(json_get_str(r->json, "slug", ""))) {
-		reply_field_error(r, "slug", "lower-case letters, digits and '-', 2 to 63 characters");
+		reply_field_error(r, "slug",
+		    "lower-case letters, digits and '-', 2 to 63 characters");
 		return;
 	}
 	uuid7_new(&x.id);
