@@ -29,16 +29,16 @@
 #include "util.h"
 
 static const char *const status_names[] = {
-	[MIG_PENDING] = "pending",
-	[MIG_COPYING] = "copying",
-	[MIG_CATCHING_UP] = "catching_up",
-	[MIG_VERIFYING] = "verifying",
-	[MIG_READY] = "ready_for_cutover",
-	[MIG_CUTTING_OVER] = "cutting_over",
-	[MIG_COMPLETED] = "completed",
-	[MIG_ABORTING] = "aborting",
-	[MIG_ABORTED] = "aborted",
-	[MIG_FAILED] = "failed",
+    [MIG_PENDING] = "pending",
+    [MIG_COPYING] = "copying",
+    [MIG_CATCHING_UP] = "catching_up",
+    [MIG_VERIFYING] = "verifying",
+    [MIG_READY] = "ready_for_cutover",
+    [MIG_CUTTING_OVER] = "cutting_over",
+    [MIG_COMPLETED] = "completed",
+    [MIG_ABORTING] = "aborting",
+    [MIG_ABORTED] = "aborted",
+    [MIG_FAILED] = "failed",
 };
 
 const char *mig_status_name(enum mig_status s)
@@ -55,23 +55,34 @@ int mig_status_from_name(const char *name)
 }
 
 static const struct mig_err_info err_table[] = {
-	[MIG_OK] = {200, "ok", NULL, "ok"},
-	[MIG_E_DB] = {503, "unavailable", NULL, "the database is unavailable"},
-	[MIG_E_NO_ORG] = {404, "not_found", NULL, "no such org"},
-	[MIG_E_NO_MIGRATION] = {404, "not_found", NULL, "this org has no migration"},
-	[MIG_E_DIRECTION] = {409, "conflict", "direction", "the org's database mode does not allow this direction"},
-	[MIG_E_CHUNK] = {400, "validation_failed", "chunkSize", "must be an integer between 1 and 100000"},
-	[MIG_E_URI] = {400, "validation_failed", "targetUri", "must look like mysql://user:pass@host[:port]/db"},
-	[MIG_E_DBNAME] = {400, "validation_failed", "dbName", "must be 1 to 64 of [a-z0-9_], starting with a letter"},
-	[MIG_E_NO_TARGET] = {400, "validation_failed", "targetUri", "required: OPSD_DEDICATED_DB_URI is not set"},
-	[MIG_E_NO_KEY] = {409, "data_key_required", NULL, "OPSD_DATA_KEY must be set to store target credentials"},
-	[MIG_E_UNREACHABLE] = {400, "target_unreachable", "targetUri", "the target database cannot be reached"},
-	[MIG_E_TARGET_NOT_EMPTY] = {409, "conflict", "dbName", "the target already holds rows of this org"},
-	[MIG_E_IN_PROGRESS] = {409, "migration_in_progress", NULL, "a migration of this org is already running"},
-	[MIG_E_LEGAL_HOLD] = {409, "legal_hold", NULL, "the org or one of its records is on legal hold"},
-	[MIG_E_REASON] = {400, "validation_failed", "reason", "required"},
-	[MIG_E_NOT_READY] = {409, "conflict", NULL, "only a migration in ready_for_cutover can be finalized"},
-	[MIG_E_FINISHED] = {409, "conflict", NULL, "the migration has finished or already switched"},
+    [MIG_OK] = {200, "ok", NULL, "ok"},
+    [MIG_E_DB] = {503, "unavailable", NULL, "the database is unavailable"},
+    [MIG_E_NO_ORG] = {404, "not_found", NULL, "no such org"},
+    [MIG_E_NO_MIGRATION] = {404, "not_found", NULL, "this org has no migration"},
+    [MIG_E_DIRECTION] = {409, "conflict", "direction",
+        "the org's database mode does not allow this direction"},
+    [MIG_E_CHUNK] = {400, "validation_failed", "chunkSize",
+        "must be an integer between 1 and 100000"},
+    [MIG_E_URI] = {400, "validation_failed", "targetUri",
+        "must look like mysql://user:pass@host[:port]/db"},
+    [MIG_E_DBNAME] = {400, "validation_failed", "dbName",
+        "must be 1 to 64 of [a-z0-9_], starting with a letter"},
+    [MIG_E_NO_TARGET] = {400, "validation_failed", "targetUri",
+        "required: OPSD_DEDICATED_DB_URI is not set"},
+    [MIG_E_NO_KEY] = {409, "data_key_required", NULL,
+        "OPSD_DATA_KEY must be set to store target credentials"},
+    [MIG_E_UNREACHABLE] = {400, "target_unreachable", "targetUri",
+        "the target database cannot be reached"},
+    [MIG_E_TARGET_NOT_EMPTY] = {409, "conflict", "dbName",
+        "the target already holds rows of this org"},
+    [MIG_E_IN_PROGRESS] = {409, "migration_in_progress", NULL,
+        "a migration of this org is already running"},
+    [MIG_E_LEGAL_HOLD] = {409, "legal_hold", NULL,
+        "the org or one of its records is on legal hold"},
+    [MIG_E_REASON] = {400, "validation_failed", "reason", "required"},
+    [MIG_E_NOT_READY] = {409, "conflict", NULL,
+        "only a migration in ready_for_cutover can be finalized"},
+    [MIG_E_FINISHED] = {409, "conflict", NULL, "the migration has finished or already switched"},
 };
 
 const struct mig_err_info *mig_err_describe(enum mig_err e)
@@ -81,19 +92,45 @@ const struct mig_err_info *mig_err_describe(enum mig_err e)
 
 /* ---- common ------------------------------------------------------------ */
 
-#define MIG_COLUMNS                                                                           \
-	"id, org_id, direction, status, phase, dry_run, chunk_size, target_sealed,"           \
-	" target_redacted, db_name, target_db_created, override_legal_hold, reason,"          \
-	" abort_reason, snapshot_changelog_id, applied_changelog_id, verify_round,"           \
-	" verification, report, freeze_ms, throttle_reason, error, progress_pct_audited,"      \
-	" TIMESTAMPDIFF(SECOND, IFNULL(progress_audited_at, created_at), NOW(3)), lease_holder," \
-	" TIMESTAMPDIFF(MICROSECOND, copy_started_at, IFNULL(copy_finished_at, NOW(3))),"      \
+#define MIG_COLUMNS                                                                                \
+	"id, org_id, direction, status, phase, dry_run, chunk_size, target_sealed,"                \
+	" target_redacted, db_name, target_db_created, override_legal_hold, reason,"               \
+	" abort_reason, snapshot_changelog_id, applied_changelog_id, verify_round,"                \
+	" verification, report, freeze_ms, throttle_reason, error, progress_pct_audited,"          \
+	" TIMESTAMPDIFF(SECOND, IFNULL(progress_audited_at, created_at), NOW(3)), lease_holder,"   \
+	" TIMESTAMPDIFF(MICROSECOND, copy_started_at, IFNULL(copy_finished_at, NOW(3))),"          \
 	" created_at, updated_at, finished_at, created_by, source_sealed"
 enum {
-	M_ID, M_ORG, M_DIRECTION, M_STATUS, M_PHASE, M_DRY, M_CHUNK, M_SEALED, M_REDACTED, M_DBNAME,
-	M_CREATED_DB, M_OVERRIDE, M_REASON, M_ABORT_REASON, M_SNAPSHOT, M_APPLIED, M_ROUND,
-	M_VERIFICATION, M_REPORT, M_FREEZE_MS, M_THROTTLE, M_ERROR, M_PCT_AUDITED,
-	M_SINCE_AUDIT, M_LEASE, M_COPY_US, M_CREATED_AT, M_UPDATED_AT, M_FINISHED_AT, M_CREATED_BY,
+	M_ID,
+	M_ORG,
+	M_DIRECTION,
+	M_STATUS,
+	M_PHASE,
+	M_DRY,
+	M_CHUNK,
+	M_SEALED,
+	M_REDACTED,
+	M_DBNAME,
+	M_CREATED_DB,
+	M_OVERRIDE,
+	M_REASON,
+	M_ABORT_REASON,
+	M_SNAPSHOT,
+	M_APPLIED,
+	M_ROUND,
+	M_VERIFICATION,
+	M_REPORT,
+	M_FREEZE_MS,
+	M_THROTTLE,
+	M_ERROR,
+	M_PCT_AUDITED,
+	M_SINCE_AUDIT,
+	M_LEASE,
+	M_COPY_US,
+	M_CREATED_AT,
+	M_UPDATED_AT,
+	M_FINISHED_AT,
+	M_CREATED_BY,
 	M_SOURCE_SEALED,
 };
 
@@ -249,20 +286,20 @@ static const struct audit_actor system_actor = {NULL, "system", NULL, NULL};
 /* An engine event and its state change in one control transaction. */
 struct transition {
 	const struct mig *m;
-	const char *status;      /* NULL: unchanged */
-	const char *phase;       /* NULL: unchanged */
-	const char *action;      /* audit action, NULL for none */
+	const char *status; /* NULL: unchanged */
+	const char *phase;  /* NULL: unchanged */
+	const char *action; /* audit action, NULL for none */
 	struct json_object *payload;
-	const char *extra_sql;   /* an UPDATE of migrations for the same id, or NULL */
+	const char *extra_sql; /* an UPDATE of migrations for the same id, or NULL */
 	bool finished;
-	bool lost;               /* the status had changed: nothing was applied */
+	bool lost; /* the status had changed: nothing was applied */
 };
 
 static int transition_fn(struct db *d, void *arg)
 {
 	struct transition *t = arg;
 	struct db_param p[] = {DBP_STR(t->status), DBP_STR(t->phase), DBP_I64(t->finished),
-		DBP_BLOB(t->m->id, 16)};
+	    DBP_BLOB(t->m->id, 16)};
 	struct db_param q[] = {DBP_BLOB(t->m->id, 16)};
 	struct db_rows now;
 	struct arena *a = arena_new(1024);
@@ -270,15 +307,16 @@ static int transition_fn(struct db *d, void *arg)
 
 	/* Only from the status this step read: an abort (or a finalize) that
 	 * came in meanwhile wins, and the step is simply not applied. */
-	if (!a || db_query(d, a, "SELECT status, lease_holder FROM migrations WHERE id = ? FOR UPDATE", q,
-	              1, &now) != 0) {
+	if (!a ||
+	    db_query(d, a, "SELECT status, lease_holder FROM migrations WHERE id = ? FOR UPDATE", q,
+	        1, &now) != 0) {
 		arena_free(a);
 		return -1;
 	}
 	/* ... and only while this process holds the lease: another engine that
 	 * took over meanwhile (a reload, another host) owns the next step. */
 	same = now.nrows == 1 && strcmp(now.val[0][0], mig_status_name(t->m->status)) == 0 &&
-	    (!now.val[0][1] || strcmp(now.val[0][1], holder_name()) == 0);
+	       (!now.val[0][1] || strcmp(now.val[0][1], holder_name()) == 0);
 	arena_free(a);
 	if (!same) {
 		t->lost = true;
@@ -349,7 +387,8 @@ static int holds_org_rows(struct db *d, struct arena *a, const char *schema, con
 
 /* Rows of any other org: a database another org lives in is never
  * dropped or taken as a new target. */
-static int holds_other_rows(struct db *d, struct arena *a, const char *schema, const uint8_t org[16])
+static int holds_other_rows(struct db *d, struct arena *a, const char *schema,
+    const uint8_t org[16])
 {
 	return holds_rows(d, a, schema, org, true);
 }
@@ -376,7 +415,8 @@ static int holds_rows(struct db *d, struct arena *a, const char *schema, const u
 				continue;
 		}
 		snprintf(sql, sizeof(sql), "SELECT 1 FROM %s%s%s%s WHERE org_id %s ? LIMIT 1",
-		    schema ? "`" : "", schema ? schema : "", schema ? "`." : "", t[i], others ? "<>" : "=");
+		    schema ? "`" : "", schema ? schema : "", schema ? "`." : "", t[i],
+		    others ? "<>" : "=");
 		if (db_query(d, a, sql, p, 1, &rows) != 0)
 			return -1;
 		if (rows.nrows)
@@ -402,12 +442,19 @@ static int start_fn(struct db *d, void *arg)
 	char id_s[UUID_STR_LEN + 1];
 	struct json_object *payload;
 	struct db_param p[] = {
-		DBP_BLOB(x->id.b, 16), DBP_BLOB(x->org.b, 16), DBP_STR(q->direction),
-		DBP_I64(q->dry_run), DBP_I64(x->chunk), DBP_STR(x->sealed), DBP_STR(x->redacted),
-		DBP_STR(x->db_name), DBP_I64(q->override_legal_hold), DBP_STR(q->reason),
-		x->actor->user_id && uuid_parse(x->actor->user_id, &actor) ? DBP_BLOB(actor.b, 16)
-		                                                          : DBP_NULL,
-		DBP_STR(x->source_sealed),
+	    DBP_BLOB(x->id.b, 16),
+	    DBP_BLOB(x->org.b, 16),
+	    DBP_STR(q->direction),
+	    DBP_I64(q->dry_run),
+	    DBP_I64(x->chunk),
+	    DBP_STR(x->sealed),
+	    DBP_STR(x->redacted),
+	    DBP_STR(x->db_name),
+	    DBP_I64(q->override_legal_hold),
+	    DBP_STR(q->reason),
+	    x->actor->user_id && uuid_parse(x->actor->user_id, &actor) ? DBP_BLOB(actor.b, 16)
+	                                                               : DBP_NULL,
+	    DBP_STR(x->source_sealed),
 	};
 
 	if (db_exec(d,
@@ -424,7 +471,8 @@ static int start_fn(struct db *d, void *arg)
 	json_object_object_add(payload, "dbName", json_object_new_string(x->db_name));
 	json_object_object_add(payload, "overrideLegalHold",
 	    json_object_new_boolean(q->override_legal_hold));
-	if (audit_append(d, x->actor, "migration.started", q->org_id, "migration", id_s, payload) != 0)
+	if (audit_append(d, x->actor, "migration.started", q->org_id, "migration", id_s, payload) !=
+	    0)
 		return -1;
 	if (!x->held)
 		return 0;
@@ -432,13 +480,13 @@ static int start_fn(struct db *d, void *arg)
 	payload = json_object_new_object();
 	json_object_object_add(payload, "migrationId", json_object_new_string(id_s));
 	json_object_object_add(payload, "reason", json_object_new_string(q->reason));
-	return audit_append(d, x->actor, "migration.legal_hold_override", q->org_id, "org", q->org_id,
-	    payload);
+	return audit_append(d, x->actor, "migration.legal_hold_override", q->org_id, "org",
+	    q->org_id, payload);
 }
 
 enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
-    const struct audit_actor *actor, const struct mig_request *req, char *id_out,
-    char *detail, size_t detail_len)
+    const struct audit_actor *actor, const struct mig_request *req, char *id_out, char *detail,
+    size_t detail_len)
 {
 	struct start_tx x = {.req = req, .actor = actor};
 	struct arena *a = arena_new(16 * 1024);
@@ -475,7 +523,8 @@ enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
 		goto out;
 	}
 	to_dedicated = req->direction && strcmp(req->direction, "shared_to_dedicated") == 0;
-	if (!to_dedicated && (!req->direction || strcmp(req->direction, "dedicated_to_shared") != 0)) {
+	if (!to_dedicated &&
+	    (!req->direction || strcmp(req->direction, "dedicated_to_shared") != 0)) {
 		e = MIG_E_DIRECTION;
 		goto out;
 	}
@@ -500,7 +549,8 @@ enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
 		struct db_rows active;
 		struct db_param p[] = {DBP_BLOB(x.org.b, 16)};
 
-		if (db_query(control, a, "SELECT 1 FROM migrations WHERE active_org = ?", p, 1, &active) != 0)
+		if (db_query(control, a, "SELECT 1 FROM migrations WHERE active_org = ?", p, 1,
+		        &active) != 0)
 			goto out;
 		if (active.nrows) {
 			e = MIG_E_IN_PROGRESS;
@@ -518,7 +568,8 @@ enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
 			e = MIG_E_NO_TARGET;
 			goto out;
 		}
-		str_copy(base, req->target_uri ? req->target_uri : cfg->dedicated_db_uri, sizeof(base));
+		str_copy(base, req->target_uri ? req->target_uri : cfg->dedicated_db_uri,
+		    sizeof(base));
 		if (!db_uri_parse(base, &u, err, sizeof(err))) {
 			e = MIG_E_URI;
 			goto out;
@@ -570,20 +621,24 @@ enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
 			if ((rc = holds_other_rows(tgt, a, dbname, x.org.b)) != 0 ||
 			    strcmp(shared.dbname, dbname) == 0) {
 				if (detail)
-					snprintf(detail, detail_len, "database %s is in use by other orgs", dbname);
+					snprintf(detail, detail_len,
+					    "database %s is in use by other orgs", dbname);
 				e = rc < 0 ? MIG_E_UNREACHABLE : MIG_E_TARGET_NOT_EMPTY;
 				goto out;
 			}
 			if (db_query(control, a,
 			        "SELECT 1 FROM migrations m JOIN orgs o ON o.id = m.org_id"
-			        " WHERE m.db_name = ? AND m.org_id <> ? AND m.direction = 'shared_to_dedicated'"
-			        " AND (m.active_org IS NOT NULL OR (m.status = 'completed' AND m.dry_run = 0"
+			        " WHERE m.db_name = ? AND m.org_id <> ? AND m.direction = "
+			        "'shared_to_dedicated'"
+			        " AND (m.active_org IS NOT NULL OR (m.status = 'completed' AND "
+			        "m.dry_run = 0"
 			        " AND o.db_mode = 'dedicated')) LIMIT 1",
 			        q, 2, &used) != 0)
 				goto out;
 			if (used.nrows) {
 				if (detail)
-					snprintf(detail, detail_len, "database %s belongs to another org's migration",
+					snprintf(detail, detail_len,
+					    "database %s belongs to another org's migration",
 					    dbname);
 				e = MIG_E_TARGET_NOT_EMPTY;
 				goto out;
@@ -607,7 +662,8 @@ enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
 		explicit_bzero(u.pass, sizeof(u.pass));
 		db_uri_redacted(&u, redacted, sizeof(redacted));
 		str_copy(dbname, u.dbname, sizeof(dbname));
-		if (!rows.val[0][2] || !(src = tenant_db_sealed(cfg, rows.val[0][2], err, sizeof(err)))) {
+		if (!rows.val[0][2] ||
+		    !(src = tenant_db_sealed(cfg, rows.val[0][2], err, sizeof(err)))) {
 			if (detail)
 				snprintf(detail, detail_len, "the org's dedicated database: %s",
 				    rows.val[0][2] ? err : "no target recorded");
@@ -679,8 +735,8 @@ static enum mig_err active_or_err(struct db *control, struct arena *a, const cha
 	return e;
 }
 
-static int request_audit(struct db *control, const struct audit_actor *actor,
-    const struct mig *m, const char *action, const char *reason)
+static int request_audit(struct db *control, const struct audit_actor *actor, const struct mig *m,
+    const char *action, const char *reason)
 {
 	struct json_object *p = json_object_new_object();
 
@@ -734,7 +790,8 @@ enum mig_err mig_finalize(struct db *control, const struct opsd_config *cfg,
 	e = MIG_E_UNREACHABLE;
 	if (!config_data_key(cfg, key) || !secret_open(key, m.sealed, uri, sizeof(uri))) {
 		if (detail)
-			snprintf(detail, detail_len, "the stored target cannot be opened with OPSD_DATA_KEY");
+			snprintf(detail, detail_len,
+			    "the stored target cannot be opened with OPSD_DATA_KEY");
 		goto out;
 	}
 	if (!uri_with_db(uri, m.to_dedicated ? m.db_name : "", server, sizeof(server)) ||
@@ -745,9 +802,9 @@ enum mig_err mig_finalize(struct db *control, const struct opsd_config *cfg,
 	}
 	{
 		struct request_tx x = {&m, actor,
-			"UPDATE migrations SET status = 'cutting_over', phase = 'freeze', error = NULL,"
-			" abort_reason = IFNULL(?, abort_reason) WHERE id = ? AND status = ?",
-			"migration.finalize_requested", NULL, "ready_for_cutover", 0};
+		    "UPDATE migrations SET status = 'cutting_over', phase = 'freeze', error = NULL,"
+		    " abort_reason = IFNULL(?, abort_reason) WHERE id = ? AND status = ?",
+		    "migration.finalize_requested", NULL, "ready_for_cutover", 0};
 		int rc = db_tx(control, request_fn, &x);
 
 		e = rc < 0 ? MIG_E_DB : rc > 0 ? MIG_E_NOT_READY : MIG_OK;
@@ -776,8 +833,9 @@ static enum mig_err by_id_or_err(struct db *control, struct arena *a, const char
 		return MIG_E_NO_MIGRATION;
 	p[0] = DBP_BLOB(id.b, 16);
 	p[1] = DBP_BLOB(org.b, 16);
-	if (db_query(control, a, "SELECT " MIG_COLUMNS " FROM migrations WHERE id = ? AND org_id = ?", p,
-	        2, &rows) != 0)
+	if (db_query(control, a,
+	        "SELECT " MIG_COLUMNS " FROM migrations WHERE id = ? AND org_id = ?", p, 2,
+	        &rows) != 0)
 		return MIG_E_DB;
 	if (rows.nrows != 1)
 		return MIG_E_NO_MIGRATION;
@@ -813,13 +871,15 @@ enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
 		goto out; /* already on its way: the same answer again */
 	{
 		struct request_tx x = {&m, actor,
-			"UPDATE migrations SET status = 'aborting', phase = '', abort_reason = ?,"
-			" abort_requested_at = NOW(3) WHERE id = ? AND status = ? AND phase <> 'source_cleanup'",
-			"migration.abort_requested", reason, mig_status_name(m.status), 0};
+		    "UPDATE migrations SET status = 'aborting', phase = '', abort_reason = ?,"
+		    " abort_requested_at = NOW(3) WHERE id = ? AND status = ? AND phase <> "
+		    "'source_cleanup'",
+		    "migration.abort_requested", reason, mig_status_name(m.status), 0};
 		int rc = db_tx(control, request_fn, &x);
 
-		e = rc < 0 ? (db_errno(control) == 1062 ? MIG_E_FINISHED : MIG_E_DB)
-		           : rc > 0 ? MIG_E_FINISHED : MIG_OK;
+		e = rc < 0   ? (db_errno(control) == 1062 ? MIG_E_FINISHED : MIG_E_DB)
+		    : rc > 0 ? MIG_E_FINISHED
+		             : MIG_OK;
 	}
 	if (e == MIG_OK)
 		metrics_migration("aborting");
@@ -856,8 +916,8 @@ static struct json_object *status_doc(struct db *control, struct arena *a,
 	json_object_object_add(o, "orgId", json_object_new_string(m.org_s));
 	json_object_object_add(o, "direction", dbv_json_str(rows, r, M_DIRECTION));
 	json_object_object_add(o, "status", dbv_json_str(rows, r, M_STATUS));
-	json_object_object_add(o, "phase", v[M_PHASE] && v[M_PHASE][0] ? dbv_json_str(rows, r, M_PHASE)
-	                                                              : NULL);
+	json_object_object_add(o, "phase",
+	    v[M_PHASE] && v[M_PHASE][0] ? dbv_json_str(rows, r, M_PHASE) : NULL);
 	json_object_object_add(o, "dryRun", json_object_new_boolean(m.dry_run));
 	json_object_object_add(o, "chunkSize", json_object_new_int(m.chunk));
 	json_object_object_add(o, "target", dbv_json_str(rows, r, M_REDACTED));
@@ -876,19 +936,23 @@ static struct json_object *status_doc(struct db *control, struct arena *a,
 			copied += num(t.val[i][1]);
 			total += num(t.val[i][2]);
 			json_object_object_add(e, "table", dbv_json_str(&t, i, 0));
-			json_object_object_add(e, "rowsCopied", json_object_new_int64(num(t.val[i][1])));
-			json_object_object_add(e, "rowsTotal", json_object_new_int64(num(t.val[i][2])));
-			json_object_object_add(e, "done", json_object_new_boolean(dbv_true(t.val[i][3])));
-			json_object_object_add(e, "verified", json_object_new_boolean(dbv_true(t.val[i][4])));
+			json_object_object_add(e, "rowsCopied",
+			    json_object_new_int64(num(t.val[i][1])));
+			json_object_object_add(e, "rowsTotal",
+			    json_object_new_int64(num(t.val[i][2])));
+			json_object_object_add(e, "done",
+			    json_object_new_boolean(dbv_true(t.val[i][3])));
+			json_object_object_add(e, "verified",
+			    json_object_new_boolean(dbv_true(t.val[i][4])));
 			json_object_array_add(tables, e);
 		}
 	json_object_object_add(o, "tables", tables);
 	json_object_object_add(o, "rowsCopied", json_object_new_int64(copied));
 	json_object_object_add(o, "rowsTotal", json_object_new_int64(total));
 	json_object_object_add(o, "percent",
-	    json_object_new_double(total > 0 ? (double)(copied > total ? total : copied) * 100.0 /
-	                                           (double)total
-	                                     : (m.status >= MIG_CATCHING_UP ? 100.0 : 0.0)));
+	    json_object_new_double(
+	        total > 0 ? (double)(copied > total ? total : copied) * 100.0 / (double)total
+	                  : (m.status >= MIG_CATCHING_UP ? 100.0 : 0.0)));
 	rate = secs > 0.001 ? (double)copied / secs : 0;
 	json_object_object_add(o, "rowsPerSecond", json_object_new_double((double)(long long)rate));
 	json_object_object_add(o, "etaSeconds",
@@ -909,18 +973,21 @@ static struct json_object *status_doc(struct db *control, struct arena *a,
 			struct db_param q[] = {DBP_BLOB(m.org, 16), DBP_I64(m.applied)};
 
 			if (db_query(control, a,
-			        "SELECT COUNT(*) FROM tenant_changelog WHERE org_id = ? AND id > ?", q, 2,
-			        &n) == 0)
+			        "SELECT COUNT(*) FROM tenant_changelog WHERE org_id = ? AND id > ?",
+			        q, 2, &n) == 0)
 				pending = json_object_new_int64(num(n.val[0][0]));
 		}
-		json_object_object_add(c, "snapshot", v[M_SNAPSHOT] ? json_object_new_int64(m.snapshot) : NULL);
-		json_object_object_add(c, "applied", v[M_APPLIED] ? json_object_new_int64(m.applied) : NULL);
+		json_object_object_add(c, "snapshot",
+		    v[M_SNAPSHOT] ? json_object_new_int64(m.snapshot) : NULL);
+		json_object_object_add(c, "applied",
+		    v[M_APPLIED] ? json_object_new_int64(m.applied) : NULL);
 		json_object_object_add(c, "pending", pending);
 		json_object_object_add(o, "changelog", c);
 	}
 	json_object_object_add(o, "verification", json_text(v[M_VERIFICATION]));
 	json_object_object_add(o, "report", json_text(v[M_REPORT]));
-	json_object_object_add(o, "freezeMs", v[M_FREEZE_MS] ? json_object_new_int64(num(v[M_FREEZE_MS])) : NULL);
+	json_object_object_add(o, "freezeMs",
+	    v[M_FREEZE_MS] ? json_object_new_int64(num(v[M_FREEZE_MS])) : NULL);
 	json_object_object_add(o, "error", dbv_json_str(rows, r, M_ERROR));
 	json_object_object_add(o, "createdBy", dbv_json_uuid(rows, r, M_CREATED_BY));
 	json_object_object_add(o, "createdAt", dbv_json_time(rows, r, M_CREATED_AT));
@@ -1010,7 +1077,8 @@ static bool target_uri(const struct run *x, const char *db, char *out, size_t le
 {
 	uint8_t key[32];
 	char uri[1200];
-	bool ok = config_data_key(x->cfg, key) && secret_open(key, x->m.sealed, uri, sizeof(uri)) &&
+	bool ok =
+	    config_data_key(x->cfg, key) && secret_open(key, x->m.sealed, uri, sizeof(uri)) &&
 	    (db ? uri_with_db(uri, db, out, len) : (size_t)snprintf(out, len, "%s", uri) < len);
 
 	OPENSSL_cleanse(key, sizeof(key));
@@ -1027,13 +1095,15 @@ static int connect_ends(struct run *x)
 
 	if (x->m.to_dedicated) {
 		x->src = x->control;
-		if (ends.target && memcmp(ends.id, x->m.id, 16) == 0 && db_ensure(ends.target) == 0) {
+		if (ends.target && memcmp(ends.id, x->m.id, 16) == 0 &&
+		    db_ensure(ends.target) == 0) {
 			x->dst = ends.target;
 			return 0;
 		}
 		ends_close();
 		if (!target_uri(x, NULL, uri, sizeof(uri))) {
-			set_error(x->control, &x->m, "the stored target cannot be opened with OPSD_DATA_KEY");
+			set_error(x->control, &x->m,
+			    "the stored target cannot be opened with OPSD_DATA_KEY");
 			return -1;
 		}
 		ends.target = connect_checked(uri, err, sizeof(err));
@@ -1049,11 +1119,13 @@ static int connect_ends(struct run *x)
 	/* dedicated_to_shared: the org's dedicated database as recorded at the
 	 * start (the org row forgets it at the switch) */
 	x->dst = x->control;
-	if (!x->m.source_sealed || !(x->src = tenant_db_sealed(x->cfg, x->m.source_sealed, err,
-	                                  sizeof(err))) ||
+	if (!x->m.source_sealed ||
+	    !(x->src = tenant_db_sealed(x->cfg, x->m.source_sealed, err, sizeof(err))) ||
 	    db_ensure(x->src) != 0) {
 		set_error(x->control, &x->m, "source: %s",
-		    !x->m.source_sealed ? "no dedicated source recorded" : x->src ? db_error(x->src) : err);
+		    !x->m.source_sealed ? "no dedicated source recorded"
+		    : x->src            ? db_error(x->src)
+		                        : err);
 		return -1;
 	}
 	return 0;
@@ -1096,20 +1168,21 @@ static int table_cols(struct db *d, struct arena *a, const char *table, struct c
 			if (!(isalnum((unsigned char)*s) || *s == '_'))
 				return -1;
 		c->binary[i] = strstr(type, "binary") || strstr(type, "blob");
-		l += (size_t)snprintf(c->list + l, sizeof(c->list) - l, "%s`%s`", i ? ", " : "", name);
+		l += (size_t)snprintf(c->list + l, sizeof(c->list) - l, "%s`%s`", i ? ", " : "",
+		    name);
 		u += (size_t)snprintf(c->update + u, sizeof(c->update) - u, "%s`%s` = VALUES(`%s`)",
 		    i ? ", " : "", name, name);
 		k += (size_t)snprintf(c->checksum + k, sizeof(c->checksum) - k, ", `%s`", name);
-		nulls += (size_t)snprintf(nullmap + nulls, sizeof(nullmap) - nulls, "%sISNULL(`%s`)",
-		    i ? ", " : "", name);
+		nulls += (size_t)snprintf(nullmap + nulls, sizeof(nullmap) - nulls,
+		    "%sISNULL(`%s`)", i ? ", " : "", name);
 	}
 	k += (size_t)snprintf(c->checksum + k, sizeof(c->checksum) - k, ", CONCAT(%s)))), 0)",
 	    nullmap);
 	c->n = rows.nrows;
 	return l < sizeof(c->list) && u < sizeof(c->update) && k < sizeof(c->checksum) &&
-	        nulls < sizeof(nullmap)
-	    ? 0
-	    : -1;
+	               nulls < sizeof(nullmap)
+	           ? 0
+	           : -1;
 }
 
 /* Upserts rows [from, to) of a SELECT <c->list> result into dst. */
@@ -1132,7 +1205,9 @@ static int upsert(struct db *dst, struct arena *a, const char *table, const stru
 				unsigned long len = rows->len[r][col];
 
 				k += (size_t)snprintf(sql + k, cap - k, "%s?", col ? ", " : "");
-				p[np++] = !v ? DBP_NULL : c->binary[col] ? DBP_BLOB(v, len) : DBP_STRN(v, len);
+				p[np++] = !v               ? DBP_NULL
+				          : c->binary[col] ? DBP_BLOB(v, len)
+				                           : DBP_STRN(v, len);
 			}
 			k += (size_t)snprintf(sql + k, cap - k, ")");
 		}
@@ -1153,8 +1228,9 @@ static int select_range(struct db *d, struct arena *a, const char *table, const 
 	struct db_param p[4];
 	size_t np = 0;
 
-	snprintf(sql, sizeof(sql), "SELECT %s FROM `%s` WHERE org_id = ? AND id > ?%s ORDER BY id%s",
-	    c->list, table, hi ? " AND id <= ?" : "", limit ? " LIMIT ?" : "");
+	snprintf(sql, sizeof(sql),
+	    "SELECT %s FROM `%s` WHERE org_id = ? AND id > ?%s ORDER BY id%s", c->list, table,
+	    hi ? " AND id <= ?" : "", limit ? " LIMIT ?" : "");
 	p[np++] = DBP_BLOB(org, 16);
 	p[np++] = DBP_BLOB(lo, 16);
 	if (hi)
@@ -1175,7 +1251,8 @@ static int release_org(struct run *x)
 	struct db_param p[] = {DBP_BLOB(x->m.org, 16)};
 
 	return db_exec(x->control,
-	    "UPDATE orgs SET capture_changes = 0, write_frozen_until = NULL WHERE id = ?", p, 1, NULL);
+	    "UPDATE orgs SET capture_changes = 0, write_frozen_until = NULL WHERE id = ?", p, 1,
+	    NULL);
 }
 
 static int fail(struct run *x, const char *why)
@@ -1198,7 +1275,8 @@ static int progress_audit(struct run *x)
 	int pct;
 
 	if (db_query(x->control, x->a,
-	        "SELECT IFNULL(SUM(rows_copied), 0), IFNULL(SUM(rows_total), 0) FROM migration_tables"
+	        "SELECT IFNULL(SUM(rows_copied), 0), IFNULL(SUM(rows_total), 0) FROM "
+	        "migration_tables"
 	        " WHERE migration_id = ?",
 	        p, 1, &rows) != 0)
 		return -1;
@@ -1213,9 +1291,11 @@ static int progress_audit(struct run *x)
 	{
 		struct json_object *o = json_object_new_object();
 		char sql[160];
-		struct transition t = {&x->m, NULL, NULL, "migration.progress", o, sql, false, false};
+		struct transition t = {&x->m, NULL, NULL, "migration.progress", o, sql, false,
+		    false};
 
-		json_object_object_add(o, "status", json_object_new_string(mig_status_name(x->m.status)));
+		json_object_object_add(o, "status",
+		    json_object_new_string(mig_status_name(x->m.status)));
 		json_object_object_add(o, "percent", json_object_new_int(pct));
 		json_object_object_add(o, "rowsCopied", json_object_new_int64(copied));
 		json_object_object_add(o, "rowsTotal", json_object_new_int64(total));
@@ -1236,17 +1316,19 @@ static bool throttled(struct run *x)
 	char why[200] = "";
 	long long running;
 
-	if (db_query(x->src, x->a, "SHOW GLOBAL STATUS LIKE 'Threads_running'", NULL, 0, &rows) == 0 &&
+	if (db_query(x->src, x->a, "SHOW GLOBAL STATUS LIKE 'Threads_running'", NULL, 0, &rows) ==
+	        0 &&
 	    rows.nrows == 1 && rows.ncols == 2) {
 		running = num(rows.val[0][1]);
 		if (running > x->cfg->migration_max_threads_running)
-			snprintf(why, sizeof(why), "source busy: Threads_running %lld > %d", running,
-			    x->cfg->migration_max_threads_running);
+			snprintf(why, sizeof(why), "source busy: Threads_running %lld > %d",
+			    running, x->cfg->migration_max_threads_running);
 	}
 	{
 		struct db_param p[] = {DBP_STR(why[0] ? why : NULL), DBP_BLOB(x->m.id, 16)};
 
-		db_exec(x->control, "UPDATE migrations SET throttle_reason = ? WHERE id = ?", p, 2, NULL);
+		db_exec(x->control, "UPDATE migrations SET throttle_reason = ? WHERE id = ?", p, 2,
+		    NULL);
 	}
 	return why[0] != '\0';
 }
@@ -1272,8 +1354,9 @@ static int target_db_exists(struct run *x, struct db *server)
 	struct db_rows rows;
 	struct db_param s[] = {DBP_STR(x->m.db_name)};
 
-	if (db_query(server, x->a, "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", s,
-	        1, &rows) != 0)
+	if (db_query(server, x->a,
+	        "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", s, 1,
+	        &rows) != 0)
 		return -1;
 	return rows.nrows > 0;
 }
@@ -1298,8 +1381,9 @@ static int step_prepare(struct run *x)
 		if ((exists = target_db_exists(x, server)) < 0)
 			goto out;
 		if (!exists && !x->m.created_db) {
-			if (db_exec(x->control, "UPDATE migrations SET target_db_created = 1 WHERE id = ?", id,
-			        1, NULL) != 0)
+			if (db_exec(x->control,
+			        "UPDATE migrations SET target_db_created = 1 WHERE id = ?", id, 1,
+			        NULL) != 0)
 				goto out;
 			x->m.created_db = true;
 		}
@@ -1307,16 +1391,19 @@ static int step_prepare(struct run *x)
 			char ddl[200];
 
 			snprintf(ddl, sizeof(ddl),
-			    "CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+			    "CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE "
+			    "utf8mb4_unicode_ci",
 			    x->m.db_name);
 			if (db_exec_script(server, ddl) != 0) {
-				set_error(x->control, &x->m, "CREATE DATABASE: %s", db_error(server));
+				set_error(x->control, &x->m, "CREATE DATABASE: %s",
+				    db_error(server));
 				goto out;
 			}
 		}
 		if (connect_ends(x) != 0)
 			goto out;
-		if (schema_migrate(x->dst, x->cfg->sql_dir, "tenant", NULL, NULL, err, sizeof(err)) < 0) {
+		if (schema_migrate(x->dst, x->cfg->sql_dir, "tenant", NULL, NULL, err,
+		        sizeof(err)) < 0) {
 			set_error(x->control, &x->m, "tenant schema on the target: %s", err);
 			goto out;
 		}
@@ -1335,11 +1422,14 @@ static int step_prepare(struct run *x)
 		if (db_query(x->src, x->a, sql, p, 1, &rows) != 0)
 			goto out;
 		{
-			struct db_param q[] = {DBP_BLOB(x->m.id, 16), DBP_STR(t[i]), DBP_I64(num(rows.val[0][0]))};
+			struct db_param q[] = {DBP_BLOB(x->m.id, 16), DBP_STR(t[i]),
+			    DBP_I64(num(rows.val[0][0]))};
 
 			if (db_exec(x->control,
-			        "INSERT INTO migration_tables (migration_id, table_name, rows_total)"
-			        " VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE rows_total = VALUES(rows_total)",
+			        "INSERT INTO migration_tables (migration_id, table_name, "
+			        "rows_total)"
+			        " VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE rows_total = "
+			        "VALUES(rows_total)",
 			        q, 3, NULL) != 0)
 				goto out;
 		}
@@ -1348,11 +1438,12 @@ static int step_prepare(struct run *x)
 		struct db_rows rows;
 		struct db_param p[] = {DBP_BLOB(x->m.org, 16)};
 
-		if (db_query(x->src, x->a, "SELECT IFNULL(MAX(id), 0) FROM tenant_changelog", NULL, 0,
-		        &rows) != 0)
+		if (db_query(x->src, x->a, "SELECT IFNULL(MAX(id), 0) FROM tenant_changelog", NULL,
+		        0, &rows) != 0)
 			goto out;
 		snapshot = num(rows.val[0][0]);
-		if (db_exec(x->control, "UPDATE orgs SET capture_changes = 1 WHERE id = ?", p, 1, NULL) != 0)
+		if (db_exec(x->control, "UPDATE orgs SET capture_changes = 1 WHERE id = ?", p, 1,
+		        NULL) != 0)
 			goto out;
 	}
 	{
@@ -1360,8 +1451,8 @@ static int step_prepare(struct run *x)
 		struct transition tr = {&x->m, "copying", "", NULL, NULL, sql, false, false};
 
 		snprintf(sql, sizeof(sql),
-		    "UPDATE migrations SET snapshot_changelog_id = %" PRId64 ", applied_changelog_id = %" PRId64
-		    ", copy_started_at = NOW(3) WHERE id = ?",
+		    "UPDATE migrations SET snapshot_changelog_id = %" PRId64
+		    ", applied_changelog_id = %" PRId64 ", copy_started_at = NOW(3) WHERE id = ?",
 		    snapshot, snapshot);
 		rc = transition(x->control, &tr) == 0 ? 1 : -1;
 	}
@@ -1426,7 +1517,8 @@ static int read_chunk(void *p)
 	struct chunk_io *io = p;
 
 	arena_reset(io->a);
-	return select_range(io->d, io->a, io->table, io->c, io->org, io->lo, NULL, io->limit, io->rows);
+	return select_range(io->d, io->a, io->table, io->c, io->org, io->lo, NULL, io->limit,
+	    io->rows);
 }
 
 static int write_chunk(void *p)
@@ -1473,13 +1565,14 @@ static int step_copy(struct run *x)
 		goto out;
 	}
 	if (db_query(x->control, x->a,
-	        "SELECT table_name, last_id FROM migration_tables WHERE migration_id = ? AND copy_done = 0"
+	        "SELECT table_name, last_id FROM migration_tables WHERE migration_id = ? AND "
+	        "copy_done = 0"
 	        " ORDER BY table_name LIMIT 1",
 	        p, 1, &t) != 0)
 		goto out;
 	if (t.nrows == 0) {
 		struct transition tr = {&x->m, "catching_up", "", NULL, NULL,
-			"UPDATE migrations SET copy_finished_at = NOW(3) WHERE id = ?", false, false};
+		    "UPDATE migrations SET copy_finished_at = NOW(3) WHERE id = ?", false, false};
 
 		rc = transition(x->control, &tr) == 0 ? 1 : -1;
 		goto out;
@@ -1492,7 +1585,8 @@ static int step_copy(struct run *x)
 	if (table_cols(x->src, x->a, table, &c) != 0)
 		goto out;
 	rd = (struct chunk_io){x->src, ra[0], table, &c, x->m.org, {0}, x->m.chunk, &bufs[0]};
-	memcpy(rd.lo, t.val[0][1] && t.len[0][1] == 16 ? (const uint8_t *)t.val[0][1] : id_zero, 16);
+	memcpy(rd.lo, t.val[0][1] && t.len[0][1] == 16 ? (const uint8_t *)t.val[0][1] : id_zero,
+	    16);
 	if (read_chunk(&rd) != 0)
 		goto out;
 	for (;;) {
@@ -1504,8 +1598,8 @@ static int step_copy(struct run *x)
 
 		wr = (struct chunk_io){x->dst, wa, table, &c, x->m.org, {0}, 0, rows};
 		if (more) {
-			rd = (struct chunk_io){x->src, ra[!cur], table, &c, x->m.org, {0}, x->m.chunk,
-				&bufs[!cur]};
+			rd = (struct chunk_io){x->src, ra[!cur], table, &c, x->m.org, {0},
+			    x->m.chunk, &bufs[!cur]};
 			memcpy(rd.lo, rows->val[rows->nrows - 1][0], 16);
 		}
 		if (read_on_thread) {
@@ -1526,14 +1620,17 @@ static int step_copy(struct run *x)
 		}
 		{
 			/* id is the first column of every tenant table */
-			const char *last = rows->nrows ? rows->val[rows->nrows - 1][0] : (const char *)rd.lo;
+			const char *last =
+			    rows->nrows ? rows->val[rows->nrows - 1][0] : (const char *)rd.lo;
 			struct db_param q[] = {DBP_BLOB(last, 16), DBP_I64((long long)rows->nrows),
-				DBP_I64(done), DBP_BLOB(x->m.id, 16), DBP_STR(table)};
+			    DBP_I64(done), DBP_BLOB(x->m.id, 16), DBP_STR(table)};
 
 			if (!rows->nrows)
-				q[0] = t.val[0][1] && t.len[0][1] == 16 ? DBP_BLOB(t.val[0][1], 16) : DBP_NULL;
+				q[0] = t.val[0][1] && t.len[0][1] == 16 ? DBP_BLOB(t.val[0][1], 16)
+				                                        : DBP_NULL;
 			if (db_exec(x->control,
-			        "UPDATE migration_tables SET last_id = ?, rows_copied = rows_copied + ?,"
+			        "UPDATE migration_tables SET last_id = ?, rows_copied = "
+			        "rows_copied + ?,"
 			        " copy_done = ? WHERE migration_id = ? AND table_name = ?",
 			        q, countof(q), NULL) != 0)
 				goto out;
@@ -1559,7 +1656,8 @@ out:
 static int catch_up(struct run *x, long long *n)
 {
 	struct db_rows log;
-	struct db_param p[] = {DBP_BLOB(x->m.org, 16), DBP_I64(x->m.applied), DBP_I64(CATCHUP_BATCH)};
+	struct db_param p[] = {DBP_BLOB(x->m.org, 16), DBP_I64(x->m.applied),
+	    DBP_I64(CATCHUP_BATCH)};
 	int64_t last = x->m.applied;
 
 	*n = 0;
@@ -1584,14 +1682,16 @@ static int catch_up(struct run *x, long long *n)
 			continue;
 		if (table_cols(x->src, x->a, table, &c) != 0)
 			goto fail;
-		snprintf(sql, sizeof(sql), "SELECT %s FROM `%s` WHERE id = ? AND org_id = ?", c.list, table);
+		snprintf(sql, sizeof(sql), "SELECT %s FROM `%s` WHERE id = ? AND org_id = ?",
+		    c.list, table);
 		if (db_query(x->src, x->a, sql, q, 2, &row) != 0)
 			goto fail;
 		if (row.nrows == 1) {
 			if (upsert(x->dst, x->a, table, &c, &row, 0, 1) != 0)
 				goto fail;
 		} else {
-			snprintf(sql, sizeof(sql), "DELETE FROM `%s` WHERE id = ? AND org_id = ?", table);
+			snprintf(sql, sizeof(sql), "DELETE FROM `%s` WHERE id = ? AND org_id = ?",
+			    table);
 			if (db_exec(x->dst, sql, q, 2, NULL) != 0)
 				goto fail;
 		}
@@ -1601,7 +1701,8 @@ static int catch_up(struct run *x, long long *n)
 	{
 		struct db_param u[] = {DBP_I64(last), DBP_BLOB(x->m.id, 16)};
 
-		if (db_exec(x->control, "UPDATE migrations SET applied_changelog_id = ? WHERE id = ?", u, 2,
+		if (db_exec(x->control,
+		        "UPDATE migrations SET applied_changelog_id = ? WHERE id = ?", u, 2,
 		        NULL) != 0)
 			return -1;
 	}
@@ -1609,16 +1710,15 @@ static int catch_up(struct run *x, long long *n)
 	metrics_migration_rows(log.nrows);
 	*n = (long long)log.nrows;
 	return 0;
-fail:
-	{
-		char why[300];
+fail : {
+	char why[300];
 
-		/* the rollback first: for dedicated_to_shared the target is the
-		 * control database, and the error must not go down with it */
-		snprintf(why, sizeof(why), "%s", db_error(x->dst));
-		db_rollback(x->dst);
-		set_error(x->control, &x->m, "catch-up: %s", why);
-	}
+	/* the rollback first: for dedicated_to_shared the target is the
+	 * control database, and the error must not go down with it */
+	snprintf(why, sizeof(why), "%s", db_error(x->dst));
+	db_rollback(x->dst);
+	set_error(x->control, &x->m, "catch-up: %s", why);
+}
 	return -1;
 }
 
@@ -1636,7 +1736,8 @@ static int step_catching_up(struct run *x)
 	if (n == CATCHUP_BATCH)
 		return 1;
 	{
-		struct transition tr = {&x->m, "verifying", "", NULL, NULL, reset_verify_sql, false, false};
+		struct transition tr = {&x->m, "verifying", "", NULL, NULL, reset_verify_sql, false,
+		    false};
 
 		return transition(x->control, &tr) == 0 ? 1 : -1;
 	}
@@ -1692,9 +1793,9 @@ static int sum_both(struct run *x, const char *table, const struct cols *c, cons
 	struct arena *a2 = arena_new(16 * 1024);
 	bool src_on_thread = x->src != x->control;
 	struct sum_io mine = {src_on_thread ? x->dst : x->src, x->a, table, c, x->m.org, lo, hi,
-		src_on_thread ? t : s};
+	    src_on_thread ? t : s};
 	struct sum_io other = {src_on_thread ? x->src : x->dst, a2, table, c, x->m.org, lo, hi,
-		src_on_thread ? s : t};
+	    src_on_thread ? s : t};
 	struct bg th;
 	int r1, r2;
 
@@ -1795,20 +1896,26 @@ static struct json_object *verification_json(struct run *x, bool final)
 	        p, 1, &t) == 0)
 		for (size_t i = 0; i < t.nrows; i++) {
 			struct json_object *e = json_object_new_object();
-			bool same = strcmp(t.val[i][1], t.val[i][2]) == 0 && strcmp(t.val[i][3], t.val[i][4]) == 0;
+			bool same = strcmp(t.val[i][1], t.val[i][2]) == 0 &&
+			            strcmp(t.val[i][3], t.val[i][4]) == 0;
 			char hex[20];
 
 			ok = ok && same;
 			json_object_object_add(e, "table", dbv_json_str(&t, i, 0));
-			json_object_object_add(e, "sourceRows", json_object_new_int64(num(t.val[i][1])));
-			json_object_object_add(e, "targetRows", json_object_new_int64(num(t.val[i][2])));
+			json_object_object_add(e, "sourceRows",
+			    json_object_new_int64(num(t.val[i][1])));
+			json_object_object_add(e, "targetRows",
+			    json_object_new_int64(num(t.val[i][2])));
 			snprintf(hex, sizeof(hex), "%016llx", strtoull(t.val[i][3], NULL, 10));
 			json_object_object_add(e, "sourceChecksum", json_object_new_string(hex));
 			snprintf(hex, sizeof(hex), "%016llx", strtoull(t.val[i][4], NULL, 10));
 			json_object_object_add(e, "targetChecksum", json_object_new_string(hex));
-			json_object_object_add(e, "chunks", json_object_new_int64(num(t.val[i][5])));
-			json_object_object_add(e, "chunksMismatched", json_object_new_int64(num(t.val[i][6])));
-			json_object_object_add(e, "chunksRepaired", json_object_new_int64(num(t.val[i][7])));
+			json_object_object_add(e, "chunks",
+			    json_object_new_int64(num(t.val[i][5])));
+			json_object_object_add(e, "chunksMismatched",
+			    json_object_new_int64(num(t.val[i][6])));
+			json_object_object_add(e, "chunksRepaired",
+			    json_object_new_int64(num(t.val[i][7])));
 			json_object_object_add(e, "match", json_object_new_boolean(same));
 			json_object_array_add(tables, e);
 		}
@@ -1834,7 +1941,8 @@ static int verify_some(struct run *x, bool final)
 
 	for (;;) {
 		if (db_query(x->control, x->a,
-		        "SELECT table_name, verify_last_id FROM migration_tables WHERE migration_id = ?"
+		        "SELECT table_name, verify_last_id FROM migration_tables WHERE "
+		        "migration_id = ?"
 		        " AND verify_done = 0 ORDER BY table_name LIMIT 1",
 		        p, 1, &t) != 0)
 			return -1;
@@ -1843,15 +1951,18 @@ static int verify_some(struct run *x, bool final)
 		table = t.val[0][0];
 		if (!known_table(table))
 			return -1;
-		memcpy(lo, t.val[0][1] && t.len[0][1] == 16 ? (const uint8_t *)t.val[0][1] : id_zero, 16);
+		memcpy(lo,
+		    t.val[0][1] && t.len[0][1] == 16 ? (const uint8_t *)t.val[0][1] : id_zero, 16);
 		if (table_cols(x->src, x->a, table, &c) != 0 ||
-		    chunk_hi(x, table, lo, final ? FINAL_VERIFY_CHUNK : x->m.chunk, hi, &open) != 0 ||
+		    chunk_hi(x, table, lo, final ? FINAL_VERIFY_CHUNK : x->m.chunk, hi, &open) !=
+		        0 ||
 		    verify_range(x, table, &c, lo, open ? NULL : hi, final, &s, &d, &state) != 0)
 			return -1;
 		{
-			struct db_param q[] = {DBP_BLOB(open ? lo : hi, 16), DBP_I64(open), DBP_I64(s.rows),
-				DBP_I64(d.rows), DBP_I64((long long)s.checksum), DBP_I64((long long)d.checksum),
-				DBP_I64(state != 0), DBP_I64(state == 1), DBP_BLOB(x->m.id, 16), DBP_STR(table)};
+			struct db_param q[] = {DBP_BLOB(open ? lo : hi, 16), DBP_I64(open),
+			    DBP_I64(s.rows), DBP_I64(d.rows), DBP_I64((long long)s.checksum),
+			    DBP_I64((long long)d.checksum), DBP_I64(state != 0),
+			    DBP_I64(state == 1), DBP_BLOB(x->m.id, 16), DBP_STR(table)};
 
 			if (db_exec(x->control,
 			        "UPDATE migration_tables SET verify_last_id = ?, verify_done = ?,"
@@ -1859,7 +1970,8 @@ static int verify_some(struct run *x, bool final)
 			        " source_checksum = source_checksum ^ CAST(? AS UNSIGNED),"
 			        " target_checksum = target_checksum ^ CAST(? AS UNSIGNED),"
 			        " chunks_verified = chunks_verified + 1,"
-			        " chunks_mismatched = chunks_mismatched + ?, chunks_repaired = chunks_repaired + ?"
+			        " chunks_mismatched = chunks_mismatched + ?, chunks_repaired = "
+			        "chunks_repaired + ?"
 			        " WHERE migration_id = ? AND table_name = ?",
 			        q, countof(q), NULL) != 0)
 				return -1;
@@ -1873,8 +1985,8 @@ static int verify_some(struct run *x, bool final)
 		struct json_object *v = verification_json(x, final);
 		const char *text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
 		struct db_param q[] = {DBP_STR(text), DBP_BLOB(x->m.id, 16)};
-		int rc = db_exec(x->control, "UPDATE migrations SET verification = ? WHERE id = ?", q, 2,
-		    NULL);
+		int rc = db_exec(x->control, "UPDATE migrations SET verification = ? WHERE id = ?",
+		    q, 2, NULL);
 
 		if (rc == 0 && final && !json_object_get_boolean(json_object_object_get(v, "ok")))
 			rc = 2;
@@ -1904,8 +2016,8 @@ static int step_verifying(struct run *x)
 		return transition(x->control, &tr) == 0 ? 1 : -1;
 	}
 	{
-		struct transition tr = {&x->m, "ready_for_cutover", "", "migration.ready_for_cutover",
-			NULL, NULL, false, false};
+		struct transition tr = {&x->m, "ready_for_cutover", "",
+		    "migration.ready_for_cutover", NULL, NULL, false, false};
 
 		return transition(x->control, &tr) == 0 ? 1 : -1;
 	}
@@ -1927,7 +2039,8 @@ static int delete_org_rows(struct run *x, struct db *d, bool changelog)
 		char sql[160];
 		unsigned long long gone = 0;
 
-		snprintf(sql, sizeof(sql), "DELETE FROM `%s` WHERE org_id = ? ORDER BY id LIMIT ?", t[i]);
+		snprintf(sql, sizeof(sql), "DELETE FROM `%s` WHERE org_id = ? ORDER BY id LIMIT ?",
+		    t[i]);
 		if (db_exec(d, sql, p, 2, &gone) != 0)
 			return -1;
 		if (gone)
@@ -1999,10 +2112,11 @@ static int step_aborting(struct run *x)
 		struct db_rows rows;
 		struct db_param q[] = {DBP_BLOB(x->m.id, 16)};
 
-		if (rc > 0 || db_query(x->control, x->a,
-		                  "SELECT TIMESTAMPDIFF(SECOND, abort_requested_at, NOW(3)) FROM migrations"
-		                  " WHERE id = ?",
-		                  q, 1, &rows) != 0 ||
+		if (rc > 0 ||
+		    db_query(x->control, x->a,
+		        "SELECT TIMESTAMPDIFF(SECOND, abort_requested_at, NOW(3)) FROM migrations"
+		        " WHERE id = ?",
+		        q, 1, &rows) != 0 ||
 		    rows.nrows != 1 || num(rows.val[0][0]) < ABORT_GIVE_UP_S)
 			return rc;
 		cleaned = false;
@@ -2011,26 +2125,32 @@ static int step_aborting(struct run *x)
 		struct json_object *p = json_object_new_object();
 		struct db_rows rows;
 		struct db_param q[] = {DBP_BLOB(x->m.id, 16)};
-		struct transition tr = {&x->m, "aborted", "", "migration.aborted", p, NULL, true, false};
+		struct transition tr = {&x->m, "aborted", "", "migration.aborted", p, NULL, true,
+		    false};
 
-		if (db_query(x->control, x->a, "SELECT abort_reason FROM migrations WHERE id = ?", q, 1,
-		        &rows) == 0 && rows.nrows == 1 && rows.val[0][0])
+		if (db_query(x->control, x->a, "SELECT abort_reason FROM migrations WHERE id = ?",
+		        q, 1, &rows) == 0 &&
+		    rows.nrows == 1 && rows.val[0][0])
 			json_object_object_add(p, "reason", json_object_new_string(rows.val[0][0]));
-		json_object_object_add(p, "targetDropped", json_object_new_boolean(cleaned && x->m.created_db));
+		json_object_object_add(p, "targetDropped",
+		    json_object_new_boolean(cleaned && x->m.created_db));
 		json_object_object_add(p, "targetCleaned", json_object_new_boolean(cleaned));
 		if (!cleaned) {
 			char msg[300];
 			struct db_param e[] = {DBP_STR(msg), DBP_BLOB(x->m.id, 16)};
 
 			snprintf(msg, sizeof(msg),
-			    "aborted without cleaning the target (unreachable for %d s): remove %s%s by hand",
-			    ABORT_GIVE_UP_S, x->m.created_db ? "database " : "this org's rows from ",
+			    "aborted without cleaning the target (unreachable for %d s): remove "
+			    "%s%s by hand",
+			    ABORT_GIVE_UP_S,
+			    x->m.created_db ? "database " : "this org's rows from ",
 			    x->m.db_name ? x->m.db_name : "the target");
 			if (transition(x->control, &tr) != 0)
 				return -1;
-			return db_exec(x->control, "UPDATE migrations SET error = ? WHERE id = ?", e, 2, NULL) == 0
-			    ? 1
-			    : -1;
+			return db_exec(x->control, "UPDATE migrations SET error = ? WHERE id = ?",
+			           e, 2, NULL) == 0
+			           ? 1
+			           : -1;
 		}
 		return transition(x->control, &tr) == 0 ? 1 : -1;
 	}
@@ -2053,17 +2173,21 @@ static int step_dry_cleanup(struct run *x)
 	        " TIMESTAMPDIFF(MICROSECOND, copy_started_at, copy_finished_at),"
 	        " (SELECT SUM(rows_copied) FROM migration_tables WHERE migration_id = m.id)"
 	        " FROM migrations m WHERE id = ?",
-	        p, 1, &rows) != 0 || rows.nrows != 1)
+	        p, 1, &rows) != 0 ||
+	    rows.nrows != 1)
 		return -1;
 	report = json_object_new_object();
 	v = json_text(rows.val[0][0]);
 	json_object_object_add(report, "dryRun", json_object_new_boolean(1));
-	json_object_object_add(report, "tables", json_object_get(json_object_object_get(v, "tables")));
-	json_object_object_add(report, "durationMs", json_object_new_int64(num(rows.val[0][1]) / 1000));
+	json_object_object_add(report, "tables",
+	    json_object_get(json_object_object_get(v, "tables")));
+	json_object_object_add(report, "durationMs",
+	    json_object_new_int64(num(rows.val[0][1]) / 1000));
 	json_object_object_add(report, "copyMs", json_object_new_int64(num(rows.val[0][2]) / 1000));
 	json_object_object_add(report, "rowsCopied", json_object_new_int64(num(rows.val[0][3])));
 	json_object_object_add(report, "rowsPerSecond",
-	    json_object_new_int64(num(rows.val[0][2]) > 0
+	    json_object_new_int64(
+	        num(rows.val[0][2]) > 0
 	            ? (int64_t)((double)num(rows.val[0][3]) * 1e6 / (double)num(rows.val[0][2]))
 	            : 0));
 	json_object_object_add(report, "targetCleaned", json_object_new_boolean(1));
@@ -2072,11 +2196,12 @@ static int step_dry_cleanup(struct run *x)
 		const char *text = json_object_to_json_string_ext(report, JSON_C_TO_STRING_PLAIN);
 		struct db_param q[] = {DBP_STR(text), DBP_BLOB(x->m.id, 16)};
 
-		rc = db_exec(x->control, "UPDATE migrations SET report = ? WHERE id = ?", q, 2, NULL);
+		rc = db_exec(x->control, "UPDATE migrations SET report = ? WHERE id = ?", q, 2,
+		    NULL);
 	}
 	if (rc == 0) {
 		struct transition tr = {&x->m, "completed", "", "migration.dry_run_completed",
-			json_object_get(report), NULL, true, false};
+		    json_object_get(report), NULL, true, false};
 
 		rc = transition(x->control, &tr);
 	}
@@ -2091,7 +2216,8 @@ static int freeze(struct run *x)
 	struct db_param p[] = {DBP_I64(FREEZE_S), DBP_BLOB(x->m.org, 16)};
 
 	return db_exec(x->control,
-	    "UPDATE orgs SET write_frozen_until = NOW(3) + INTERVAL ? SECOND WHERE id = ?", p, 2, NULL);
+	    "UPDATE orgs SET write_frozen_until = NOW(3) + INTERVAL ? SECOND WHERE id = ?", p, 2,
+	    NULL);
 }
 
 /* Back to ready_for_cutover, unfrozen, nothing switched. */
@@ -2099,17 +2225,18 @@ static int cutover_refused(struct run *x, const char *why)
 {
 	struct json_object *p = json_object_new_object();
 	struct transition tr = {&x->m, "ready_for_cutover", "", "migration.cutover_refused", p,
-		"UPDATE migrations SET freeze_started_at = NULL WHERE id = ?", false, false};
+	    "UPDATE migrations SET freeze_started_at = NULL WHERE id = ?", false, false};
 	struct db_param e[] = {DBP_STR(why), DBP_BLOB(x->m.id, 16)};
 	struct db_param o[] = {DBP_BLOB(x->m.org, 16)};
 
 	json_object_object_add(p, "reason", json_object_new_string(why));
-	if (db_exec(x->control, "UPDATE orgs SET write_frozen_until = NULL WHERE id = ?", o, 1, NULL) !=
-	        0 ||
+	if (db_exec(x->control, "UPDATE orgs SET write_frozen_until = NULL WHERE id = ?", o, 1,
+	        NULL) != 0 ||
 	    transition(x->control, &tr) != 0)
 		return -1;
-	return db_exec(x->control, "UPDATE migrations SET error = ? WHERE id = ?", e, 2, NULL) == 0 ? 0
-	                                                                                         : -1;
+	return db_exec(x->control, "UPDATE migrations SET error = ? WHERE id = ?", e, 2, NULL) == 0
+	           ? 0
+	           : -1;
 }
 
 static int switch_fn(struct db *d, void *arg)
@@ -2117,7 +2244,8 @@ static int switch_fn(struct db *d, void *arg)
 	struct run *x = arg;
 	struct db_rows rows;
 	struct db_param id[] = {DBP_BLOB(x->m.id, 16)};
-	struct db_param org[] = {DBP_STR(x->m.sealed), DBP_STR(x->m.redacted), DBP_BLOB(x->m.org, 16)};
+	struct db_param org[] = {DBP_STR(x->m.sealed), DBP_STR(x->m.redacted),
+	    DBP_BLOB(x->m.org, 16)};
 	struct json_object *p;
 
 	/* The freeze must still hold (the org row locked: no write can start
@@ -2129,26 +2257,27 @@ static int switch_fn(struct db *d, void *arg)
 		struct db_param q[] = {DBP_BLOB(x->m.org, 16), DBP_I64(x->m.applied)};
 
 		if (db_query(d, x->a,
-		        "SELECT IFNULL(write_frozen_until > NOW(3), 0) FROM orgs WHERE id = ? FOR UPDATE", o, 1,
-		        &fz) != 0 ||
-		    db_query(x->src, x->a, "SELECT 1 FROM tenant_changelog WHERE org_id = ? AND id > ? LIMIT 1",
-		        q, 2, &log) != 0)
+		        "SELECT IFNULL(write_frozen_until > NOW(3), 0) FROM orgs WHERE id = ? FOR "
+		        "UPDATE",
+		        o, 1, &fz) != 0 ||
+		    db_query(x->src, x->a,
+		        "SELECT 1 FROM tenant_changelog WHERE org_id = ? AND id > ? LIMIT 1", q, 2,
+		        &log) != 0)
 			return -1;
 		if (fz.nrows != 1 || strcmp(fz.val[0][0], "1") != 0 || log.nrows) {
 			x->restart_cutover = true;
 			return 1;
 		}
 	}
-	if (x->m.to_dedicated
-	        ? db_exec(d,
-	              "UPDATE orgs SET db_mode = 'dedicated',"
-	              " dedicated_target = JSON_OBJECT('sealed', ?, 'redacted', ?),"
-	              " capture_changes = 0, write_frozen_until = NULL WHERE id = ?",
-	              org, 3, NULL)
-	        : db_exec(d,
-	              "UPDATE orgs SET db_mode = 'shared', dedicated_target = NULL,"
-	              " capture_changes = 0, write_frozen_until = NULL WHERE id = ?",
-	              org + 2, 1, NULL))
+	if (x->m.to_dedicated ? db_exec(d,
+	                            "UPDATE orgs SET db_mode = 'dedicated',"
+	                            " dedicated_target = JSON_OBJECT('sealed', ?, 'redacted', ?),"
+	                            " capture_changes = 0, write_frozen_until = NULL WHERE id = ?",
+	                            org, 3, NULL)
+	                      : db_exec(d,
+	                            "UPDATE orgs SET db_mode = 'shared', dedicated_target = NULL,"
+	                            " capture_changes = 0, write_frozen_until = NULL WHERE id = ?",
+	                            org + 2, 1, NULL))
 		return -1;
 	{
 		unsigned long long n = 0;
@@ -2156,7 +2285,8 @@ static int switch_fn(struct db *d, void *arg)
 		/* an abort that came in during the freeze wins: nothing switches */
 		if (db_exec(d,
 		        "UPDATE migrations SET phase = 'source_cleanup',"
-		        " freeze_ms = TIMESTAMPDIFF(MICROSECOND, freeze_started_at, NOW(3)) DIV 1000"
+		        " freeze_ms = TIMESTAMPDIFF(MICROSECOND, freeze_started_at, NOW(3)) DIV "
+		        "1000"
 		        " WHERE id = ? AND status = 'cutting_over'",
 		        id, 1, &n) != 0)
 			return -1;
@@ -2167,8 +2297,10 @@ static int switch_fn(struct db *d, void *arg)
 		return -1;
 	p = json_object_new_object();
 	json_object_object_add(p, "direction",
-	    json_object_new_string(x->m.to_dedicated ? "shared_to_dedicated" : "dedicated_to_shared"));
-	json_object_object_add(p, "freezeMs", json_object_new_int64(rows.nrows ? num(rows.val[0][0]) : 0));
+	    json_object_new_string(
+	        x->m.to_dedicated ? "shared_to_dedicated" : "dedicated_to_shared"));
+	json_object_object_add(p, "freezeMs",
+	    json_object_new_int64(rows.nrows ? num(rows.val[0][0]) : 0));
 	return audit_append(d, &system_actor, "migration.finalized", x->m.org_s, "migration",
 	    x->m.id_s, p);
 }
@@ -2179,10 +2311,11 @@ static int set_phase(struct run *x, const char *to, const char *extra_set)
 {
 	char sql[400];
 	struct db_param p[] = {DBP_STR(to), DBP_BLOB(x->m.id, 16), DBP_STR(x->m.phase),
-		DBP_STR(holder_name())};
+	    DBP_STR(holder_name())};
 
 	snprintf(sql, sizeof(sql),
-	    "UPDATE migrations SET phase = ?%s%s WHERE id = ? AND status = 'cutting_over' AND phase = ?"
+	    "UPDATE migrations SET phase = ?%s%s WHERE id = ? AND status = 'cutting_over' AND "
+	    "phase = ?"
 	    " AND lease_holder = ?",
 	    extra_set ? ", " : "", extra_set ? extra_set : "");
 	return db_exec(x->control, sql, p, countof(p), NULL);
@@ -2201,32 +2334,37 @@ static int step_cutting_over(struct run *x)
 		if ((rc = delete_org_rows(x, x->src, true)) != 0)
 			return rc;
 		{
-			struct transition tr = {&x->m, "completed", "", NULL, NULL, NULL, true, false};
+			struct transition tr = {&x->m, "completed", "", NULL, NULL, NULL, true,
+			    false};
 
 			return transition(x->control, &tr) == 0 ? 1 : -1;
 		}
 	}
 	/* Before the switch: the target must answer now, or nothing happens. */
 	if (connect_ends(x) != 0)
-		return cutover_refused(x, "the target is unreachable; nothing was switched") == 0 ? 0 : -1;
+		return cutover_refused(x, "the target is unreachable; nothing was switched") == 0
+		           ? 0
+		           : -1;
 	/* A freeze is seconds: a cut-over that cannot finish (a target that
 	 * refuses writes, a stuck lock) gives the org its writes back. */
 	if (strcmp(phase, "freeze") != 0) {
 		struct db_rows t;
 
 		if (db_query(x->control, x->a,
-		        "SELECT TIMESTAMPDIFF(SECOND, freeze_started_at, NOW(3)) FROM migrations WHERE id = ?",
+		        "SELECT TIMESTAMPDIFF(SECOND, freeze_started_at, NOW(3)) FROM migrations "
+		        "WHERE id = ?",
 		        id, 1, &t) != 0)
 			return -1;
 		if (t.nrows == 1 && num(t.val[0][0]) > CUTOVER_MAX_S)
-			return cutover_refused(x, "the cut-over did not finish in time; nothing was switched") == 0
-			    ? 0
-			    : -1;
+			return cutover_refused(x,
+			           "the cut-over did not finish in time; nothing was switched") == 0
+			           ? 0
+			           : -1;
 	}
 	if (strcmp(phase, "freeze") == 0) {
-		if (freeze(x) != 0 ||
-		    set_phase(x, "final_catchup",
-		        "freeze_started_at = NOW(3), applied_changelog_id = snapshot_changelog_id") != 0)
+		if (freeze(x) != 0 || set_phase(x, "final_catchup",
+		                          "freeze_started_at = NOW(3), applied_changelog_id = "
+		                          "snapshot_changelog_id") != 0)
 			return -1;
 		return 1;
 	}
@@ -2250,12 +2388,11 @@ static int step_cutting_over(struct run *x)
 		if (rc < 0)
 			return -1;
 		if (rc == 2)
-			return cutover_refused(x,
-			           "final verification found a difference; the cut-over was aborted and"
-			           " nothing was switched")
-			        == 0
-			    ? 0
-			    : -1;
+			return cutover_refused(x, "final verification found a difference; the "
+			                          "cut-over was aborted and"
+			                          " nothing was switched") == 0
+			           ? 0
+			           : -1;
 		if (set_phase(x, "switch", NULL) != 0)
 			return -1;
 		return 1;
@@ -2317,7 +2454,8 @@ static int claim(struct db *control, struct mig *m)
 
 	if (db_exec(control,
 	        "UPDATE migrations SET lease_holder = ?, lease_until = NOW(3) + INTERVAL ? SECOND"
-	        " WHERE id = ? AND (lease_holder IS NULL OR lease_holder = ? OR lease_until < NOW(3))",
+	        " WHERE id = ? AND (lease_holder IS NULL OR lease_holder = ? OR lease_until < "
+	        "NOW(3))",
 	        p, countof(p), &got) != 0)
 		return -1;
 	if (!got)
@@ -2327,7 +2465,8 @@ static int claim(struct db *control, struct mig *m)
 	        strcmp(m->phase, "switch") == 0)) {
 		struct db_param q[] = {DBP_BLOB(m->id, 16)};
 
-		if (db_exec(control, "UPDATE migrations SET phase = 'freeze' WHERE id = ?", q, 1, NULL) != 0)
+		if (db_exec(control, "UPDATE migrations SET phase = 'freeze' WHERE id = ?", q, 1,
+		        NULL) != 0)
 			return -1;
 	}
 	return 1;
@@ -2344,7 +2483,8 @@ int mig_job(struct db *control, const struct opsd_config *cfg)
 		goto out;
 	if (db_query(control, list,
 	        "SELECT id FROM migrations WHERE status IN ('pending', 'copying', 'catching_up',"
-	        " 'verifying', 'ready_for_cutover', 'cutting_over', 'aborting') ORDER BY created_at LIMIT 16",
+	        " 'verifying', 'ready_for_cutover', 'cutting_over', 'aborting') ORDER BY "
+	        "created_at LIMIT 16",
 	        NULL, 0, &rows) != 0) {
 		busy = -1;
 		goto out;
@@ -2356,24 +2496,29 @@ int mig_job(struct db *control, const struct opsd_config *cfg)
 		struct db_param p[] = {DBP_BLOB(rows.val[i][0], 16)};
 		int rc = 1;
 
-		for (bool first = true; rc == 1 && mono_ms() - start < STEP_BUDGET_MS; first = false) {
+		for (bool first = true; rc == 1 && mono_ms() - start < STEP_BUDGET_MS;
+		     first = false) {
 			struct db_rows one;
 
 			arena_reset(a);
-			if (db_query(control, a, "SELECT " MIG_COLUMNS " FROM migrations WHERE id = ?", p, 1,
-			        &one) != 0 || one.nrows != 1)
+			if (db_query(control, a,
+			        "SELECT " MIG_COLUMNS " FROM migrations WHERE id = ?", p, 1,
+			        &one) != 0 ||
+			    one.nrows != 1)
 				break;
 			mig_from_row(&one, 0, &x.m);
 			if (first && claim(control, &x.m) != 1)
 				break;
-			if (first && (db_query(control, a, "SELECT " MIG_COLUMNS " FROM migrations WHERE id = ?",
-			                  p, 1, &one) != 0 || one.nrows != 1))
+			if (first && (db_query(control, a,
+			                  "SELECT " MIG_COLUMNS " FROM migrations WHERE id = ?", p,
+			                  1, &one) != 0 ||
+			                 one.nrows != 1))
 				break;
 			mig_from_row(&one, 0, &x.m);
 			rc = step(&x);
 			if (rc < 0)
-				log_msg(LL_WARN, "migration_step_failed", "%s (%s): will retry", x.m.id_s,
-				    mig_status_name(x.m.status));
+				log_msg(LL_WARN, "migration_step_failed", "%s (%s): will retry",
+				    x.m.id_s, mig_status_name(x.m.status));
 		}
 		if (rc == 1)
 			busy = 1;

@@ -29,7 +29,7 @@ enum mig_status {
 	MIG_COPYING,
 	MIG_CATCHING_UP,
 	MIG_VERIFYING,
-	MIG_READY,        /* "ready_for_cutover" */
+	MIG_READY, /* "ready_for_cutover" */
 	MIG_CUTTING_OVER,
 	MIG_COMPLETED,
 	MIG_ABORTING,
@@ -44,29 +44,29 @@ int mig_status_from_name(const char *name); /* -1 when unknown */
 #define MIG_CHUNK_MAX 100000
 
 struct mig_request {
-	const char *org_id;    /* UUID text */
-	const char *direction; /* "shared_to_dedicated" or "dedicated_to_shared" */
-	long long chunk_size;  /* 0: MIG_CHUNK_DEFAULT; else 1..MIG_CHUNK_MAX */
+	const char *org_id;     /* UUID text */
+	const char *direction;  /* "shared_to_dedicated" or "dedicated_to_shared" */
+	long long chunk_size;   /* 0: MIG_CHUNK_DEFAULT; else 1..MIG_CHUNK_MAX */
 	const char *target_uri; /* shared_to_dedicated: NULL → OPSD_DEDICATED_DB_URI */
-	const char *db_name;   /* NULL → org_<slug> ([a-z0-9_], at most 64) */
+	const char *db_name;    /* NULL → org_<slug> ([a-z0-9_], at most 64) */
 	bool dry_run;
 	bool override_legal_hold;
-	const char *reason;    /* required, 1..500 */
+	const char *reason; /* required, 1..500 */
 };
 
 /* Every refusal, with its HTTP status, error code and field (SPEC §5). */
 enum mig_err {
 	MIG_OK,
-	MIG_E_DB,               /* 503 unavailable / 500 */
-	MIG_E_NO_ORG,           /* 404 not_found */
-	MIG_E_NO_MIGRATION,     /* 404 not_found: the org has none */
-	MIG_E_DIRECTION,        /* 409 conflict: wrong direction for the org's current mode */
-	MIG_E_CHUNK,            /* 400 field chunkSize */
-	MIG_E_URI,              /* 400 field targetUri: malformed */
-	MIG_E_DBNAME,           /* 400 field dbName: not a valid identifier */
-	MIG_E_NO_TARGET,        /* 400 field targetUri: none given and OPSD_DEDICATED_DB_URI unset */
-	MIG_E_NO_KEY,           /* 409 data_key_required: OPSD_DATA_KEY unset */
-	MIG_E_UNREACHABLE,      /* 400 target_unreachable (detail says why, no password) */
+	MIG_E_DB,           /* 503 unavailable / 500 */
+	MIG_E_NO_ORG,       /* 404 not_found */
+	MIG_E_NO_MIGRATION, /* 404 not_found: the org has none */
+	MIG_E_DIRECTION,    /* 409 conflict: wrong direction for the org's current mode */
+	MIG_E_CHUNK,        /* 400 field chunkSize */
+	MIG_E_URI,          /* 400 field targetUri: malformed */
+	MIG_E_DBNAME,       /* 400 field dbName: not a valid identifier */
+	MIG_E_NO_TARGET,    /* 400 field targetUri: none given and OPSD_DEDICATED_DB_URI unset */
+	MIG_E_NO_KEY,       /* 409 data_key_required: OPSD_DATA_KEY unset */
+	MIG_E_UNREACHABLE,  /* 400 target_unreachable (detail says why, no password) */
 	MIG_E_TARGET_NOT_EMPTY, /* 409 conflict: the target already holds rows of this org */
 	MIG_E_IN_PROGRESS,      /* 409 migration_in_progress */
 	MIG_E_LEGAL_HOLD,       /* 409 legal_hold */
@@ -78,7 +78,7 @@ enum mig_err {
 struct mig_err_info {
 	int http;
 	const char *code;
-	const char *field;   /* NULL unless a field error */
+	const char *field; /* NULL unless a field error */
 	const char *message;
 };
 const struct mig_err_info *mig_err_describe(enum mig_err e);
@@ -90,8 +90,8 @@ const struct mig_err_info *mig_err_describe(enum mig_err e);
  * migration.started (and migration.legal_hold_override). The engine takes
  * it from there. id_out[37]; detail (may be NULL) gets a human reason. */
 enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
-    const struct audit_actor *actor, const struct mig_request *req, char *id_out,
-    char *detail, size_t detail_len);
+    const struct audit_actor *actor, const struct mig_request *req, char *id_out, char *detail,
+    size_t detail_len);
 /* ready_for_cutover only: re-validates the target connection now (a lost
  * target is MIG_E_UNREACHABLE and nothing changes), then marks the
  * migration cutting_over for the engine: freeze, final catch-up, final
