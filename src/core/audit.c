@@ -16,7 +16,6 @@
 #include "util.h"
 #include "uuid.h"
 
-
 /* A UUID string parameter as BINARY(16), NULL when absent or malformed. */
 static struct db_param uuid_param(const char *s, struct opsd_uuid *buf)
 {
@@ -26,8 +25,7 @@ static struct db_param uuid_param(const char *s, struct opsd_uuid *buf)
 }
 
 int audit_append(struct db *d, const struct audit_actor *actor, const char *action,
-    const char *org_id, const char *target_type, const char *target_id,
-    struct json_object *payload)
+    const char *org_id, const char *target_type, const char *target_id, struct json_object *payload)
 {
 	struct arena *a = arena_new(4096);
 	struct audit_record rec;
@@ -41,8 +39,8 @@ int audit_append(struct db *d, const struct audit_actor *actor, const char *acti
 	if (!payload)
 		payload = json_object_new_object();
 	audit_redact_payload(payload);
-	text = json_object_to_json_string_ext(payload, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE);
+	text = json_object_to_json_string_ext(payload,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (!a)
 		goto out;
 	if (db_query(d, a, "SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE", NULL,
@@ -72,16 +70,26 @@ int audit_append(struct db *d, const struct audit_actor *actor, const char *acti
 	audit_record_hash(&rec, hash);
 	{
 		struct db_param p[] = {
-			DBP_I64(rec.seq), DBP_BLOB(id.b, 16), DBP_STR(when),
-			uuid_param(rec.actor_id, &actor_u), DBP_STR(rec.actor_label),
-			uuid_param(org_id, &org_u), DBP_STR(action), DBP_STR(target_type),
-			DBP_STR(target_id), DBP_STR(rec.ip), DBP_STR(rec.request_id), DBP_STR(text),
-			DBP_BLOB(rec.prev_hash, 32), DBP_BLOB(hash, 32),
+		    DBP_I64(rec.seq),
+		    DBP_BLOB(id.b, 16),
+		    DBP_STR(when),
+		    uuid_param(rec.actor_id, &actor_u),
+		    DBP_STR(rec.actor_label),
+		    uuid_param(org_id, &org_u),
+		    DBP_STR(action),
+		    DBP_STR(target_type),
+		    DBP_STR(target_id),
+		    DBP_STR(rec.ip),
+		    DBP_STR(rec.request_id),
+		    DBP_STR(text),
+		    DBP_BLOB(rec.prev_hash, 32),
+		    DBP_BLOB(hash, 32),
 		};
 		struct db_param h[] = {DBP_I64(rec.seq), DBP_BLOB(hash, 32)};
 
 		if (db_exec(d,
-		        "INSERT INTO audit_events (seq, id, occurred_at, actor_id, actor_label, org_id,"
+		        "INSERT INTO audit_events (seq, id, occurred_at, actor_id, actor_label, "
+		        "org_id,"
 		        " action, target_type, target_id, ip, request_id, payload, prev_hash, hash)"
 		        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		        p, countof(p), NULL) != 0)
@@ -123,8 +131,7 @@ static int append_fn(struct db *d, void *ctx)
 }
 
 int audit_append_tx(struct db *d, const struct audit_actor *actor, const char *action,
-    const char *org_id, const char *target_type, const char *target_id,
-    struct json_object *payload)
+    const char *org_id, const char *target_type, const char *target_id, struct json_object *payload)
 {
 	struct append_args x = {actor, action, org_id, target_type, target_id, payload};
 	int rc;
@@ -138,8 +145,7 @@ int audit_append_tx(struct db *d, const struct audit_actor *actor, const char *a
 
 #define VERIFY_BATCH 2000
 
-bool audit_row_hash_ok(const struct db_rows *rows, size_t r, const uint8_t prev[32],
-    char *id_out)
+bool audit_row_hash_ok(const struct db_rows *rows, size_t r, const uint8_t prev[32], char *id_out)
 {
 	char id[UUID_STR_LEN + 1], actor[UUID_STR_LEN + 1], org[UUID_STR_LEN + 1];
 	struct audit_record rec;
@@ -183,8 +189,7 @@ struct chain_pos {
 	char key_id[AUDIT_KEY_ID_LEN + 1];
 };
 
-static void broken(struct audit_verify_result *res, const char *reason, int64_t seq,
-    const char *id)
+static void broken(struct audit_verify_result *res, const char *reason, int64_t seq, const char *id)
 {
 	res->ok = false;
 	res->reason = reason;
@@ -208,7 +213,8 @@ static int step_anchors(struct db *d, struct arena *a, struct chain_pos *pos, in
 		struct audit_anchor an;
 
 		if (db_query(d, a,
-		        "SELECT last_seq, prev_hash, last_hash, key_id, signature FROM audit_anchors"
+		        "SELECT last_seq, prev_hash, last_hash, key_id, signature FROM "
+		        "audit_anchors"
 		        " WHERE first_seq = ?",
 		        p, 1, &rows) != 0)
 			return -1;
@@ -228,13 +234,15 @@ static int step_anchors(struct db *d, struct arena *a, struct chain_pos *pos, in
 		memcpy(an.prev_hash, rows.val[0][1], 32);
 		memcpy(an.last_hash, rows.val[0][2], 32);
 		if (!pos->key) {
-			broken(res, "anchor cannot be checked: OPSD_DATA_KEY is unset", at_seq, at_id);
+			broken(res, "anchor cannot be checked: OPSD_DATA_KEY is unset", at_seq,
+			    at_id);
 			return 0;
 		}
 		if (!audit_anchor_valid(&an, pos->key, (const uint8_t *)rows.val[0][4])) {
 			broken(res,
-			    strcmp(rows.val[0][3], pos->key_id) != 0 ? "anchor signed with another key"
-			                                             : "anchor signature mismatch",
+			    strcmp(rows.val[0][3], pos->key_id) != 0
+			        ? "anchor signed with another key"
+			        : "anchor signature mismatch",
 			    at_seq, at_id);
 			return 0;
 		}
@@ -274,7 +282,8 @@ int audit_verify(struct db *d, const uint8_t *anchor_key, struct audit_verify_re
 
 		arena_reset(a);
 		if (db_query(d, a,
-		        "SELECT " AUDIT_ROW_COLUMNS " FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
+		        "SELECT " AUDIT_ROW_COLUMNS
+		        " FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
 		        p, countof(p), &rows) != 0)
 			goto out;
 		for (size_t r = 0; r < rows.nrows; r++) {
@@ -322,8 +331,9 @@ int audit_verify(struct db *d, const uint8_t *anchor_key, struct audit_verify_re
 		if (db_query(d, a, "SELECT seq, hash FROM audit_chain_head WHERE id = 1", NULL, 0,
 		        &head) != 0)
 			goto out;
-		if (head.nrows == 1 && (strtoll(head.val[0][0], NULL, 10) != pos.next_seq - 1 ||
-		                           head.len[0][1] != 32 || memcmp(head.val[0][1], pos.prev, 32) != 0))
+		if (head.nrows == 1 &&
+		    (strtoll(head.val[0][0], NULL, 10) != pos.next_seq - 1 ||
+		        head.len[0][1] != 32 || memcmp(head.val[0][1], pos.prev, 32) != 0))
 			broken(res, "events missing at the end", pos.next_seq, NULL);
 	}
 	rc = 0;

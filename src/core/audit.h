@@ -26,8 +26,8 @@ struct audit_record {
 	const char *target_id;
 	const char *ip;
 	const char *request_id;
-	const char *payload;     /* the stored JSON text */
-	uint8_t prev_hash[32];   /* zeros for the first event */
+	const char *payload;   /* the stored JSON text */
+	uint8_t prev_hash[32]; /* zeros for the first event */
 };
 
 /* sha256 over a length-prefixed encoding of every field in order, so no
@@ -62,7 +62,7 @@ bool audit_anchor_valid(const struct audit_anchor *an, const uint8_t key[32],
 /* ---- database part (audit.c) ------------------------------------------- */
 
 struct audit_actor {
-	const char *user_id;    /* NULL for the CLI, the system or anonymous */
+	const char *user_id; /* NULL for the CLI, the system or anonymous */
 	const char *label;
 	const char *ip;
 	const char *request_id;
@@ -86,10 +86,10 @@ struct audit_verify_result {
 	uint64_t checked;
 	char first_broken_id[40]; /* when !ok; "" when the chain was cut at its end */
 	int64_t first_broken_seq;
-	const char *reason;       /* when !ok: "hash mismatch", "events missing",
-	                           * "anchor signature mismatch", "anchor signed with another key",
-	                           * "anchor cannot be checked: OPSD_DATA_KEY is unset" or
-	                           * "events missing at the end" */
+	const char *reason; /* when !ok: "hash mismatch", "events missing",
+	                     * "anchor signature mismatch", "anchor signed with another key",
+	                     * "anchor cannot be checked: OPSD_DATA_KEY is unset" or
+	                     * "events missing at the end" */
 };
 /* Replays the whole chain in batches, stepping over retention anchors
  * (whose signatures need anchor_key; NULL makes any anchor a break).
@@ -99,14 +99,14 @@ int audit_verify(struct db *d, const uint8_t *anchor_key, struct audit_verify_re
 /* ---- retention (audit_purge.c) ----------------------------------------- */
 
 struct audit_purge_result {
-	char cutoff[40];        /* RFC 3339 */
-	uint64_t expired;       /* events older than the cutoff that were looked at */
-	uint64_t deleted;       /* deleted (dry run: would be) */
-	uint64_t kept_held;     /* expired but about a subject under legal hold */
-	uint64_t anchors;       /* anchors written (merged runs count once) */
-	bool more;              /* stopped at max_events with expired events left */
-	int64_t refused_at;     /* >0: stopped because the event with this seq does
-	                         * not verify; retention never deletes evidence */
+	char cutoff[40];    /* RFC 3339 */
+	uint64_t expired;   /* events older than the cutoff that were looked at */
+	uint64_t deleted;   /* deleted (dry run: would be) */
+	uint64_t kept_held; /* expired but about a subject under legal hold */
+	uint64_t anchors;   /* anchors written (merged runs count once) */
+	bool more;          /* stopped at max_events with expired events left */
+	int64_t refused_at; /* >0: stopped because the event with this seq does
+	                     * not verify; retention never deletes evidence */
 };
 /* Deletes events older than cutoff_ms in batches of one transaction each,
  * keeping every event about a held subject (actor, org, target or any id

@@ -123,8 +123,7 @@ static struct json_object *redact_child(const char *key, struct json_object *chi
 
 static void redact_object(struct json_object *obj, int depth)
 {
-	json_object_object_foreach(obj, k, child)
-	{
+	json_object_object_foreach (obj, k, child) {
 		struct json_object *repl;
 		if (redact_key_is_sensitive(k) && redact_whole(child))
 			repl = json_object_new_string(REDACTED);
@@ -186,7 +185,8 @@ bool audit_anchor_key(const struct opsd_config *cfg, uint8_t key[32],
 	/* A derived key: the anchors never share a MAC key with anything else
 	 * OPSD_DATA_KEY protects. */
 	if (ok)
-		hmac_sha256(data_key, sizeof(data_key), ANCHOR_KEY_LABEL, strlen(ANCHOR_KEY_LABEL), key);
+		hmac_sha256(data_key, sizeof(data_key), ANCHOR_KEY_LABEL, strlen(ANCHOR_KEY_LABEL),
+		    key);
 	else
 		memset(key, 0, 32);
 	OPENSSL_cleanse(data_key, sizeof(data_key));
@@ -216,8 +216,7 @@ void audit_anchor_sign(const struct audit_anchor *an, const uint8_t key[32], uin
 	hmac_sha256(key, 32, msg, sizeof(msg), sig);
 }
 
-bool audit_anchor_valid(const struct audit_anchor *an, const uint8_t key[32],
-    const uint8_t sig[32])
+bool audit_anchor_valid(const struct audit_anchor *an, const uint8_t key[32], const uint8_t sig[32])
 {
 	uint8_t want[32];
 

@@ -83,9 +83,9 @@ static bool event_held(const struct held_set *h, const struct db_rows *rows, siz
 	if (!h->n)
 		return false;
 	return uuid_col_held(h, v[AR_ACTOR_ID], len[AR_ACTOR_ID]) ||
-	    uuid_col_held(h, v[AR_ORG_ID], len[AR_ORG_ID]) ||
-	    (v[AR_TARGET_ID] && uuid_text_held(h, v[AR_TARGET_ID], len[AR_TARGET_ID])) ||
-	    payload_held(h, v[AR_PAYLOAD]);
+	       uuid_col_held(h, v[AR_ORG_ID], len[AR_ORG_ID]) ||
+	       (v[AR_TARGET_ID] && uuid_text_held(h, v[AR_TARGET_ID], len[AR_TARGET_ID])) ||
+	       payload_held(h, v[AR_PAYLOAD]);
 }
 
 /* ---- anchors -------------------------------------------------------------- */
@@ -100,9 +100,11 @@ static int take_neighbour(struct db *d, struct purge *x, bool before, struct aud
 	struct audit_anchor an;
 
 	if (db_query(d, x->a,
-	        before ? "SELECT first_seq, last_seq, prev_hash, last_hash, signature FROM audit_anchors"
+	        before ? "SELECT first_seq, last_seq, prev_hash, last_hash, signature FROM "
+	                 "audit_anchors"
 	                 " WHERE last_seq = ? FOR UPDATE"
-	               : "SELECT first_seq, last_seq, prev_hash, last_hash, signature FROM audit_anchors"
+	               : "SELECT first_seq, last_seq, prev_hash, last_hash, signature FROM "
+	                 "audit_anchors"
 	                 " WHERE first_seq = ? FOR UPDATE",
 	        p, 1, &rows) != 0)
 		return -1;
@@ -145,7 +147,8 @@ static int close_run(struct db *d, struct purge *x)
 	{
 		struct db_param p[] = {DBP_I64(an.first_seq), DBP_I64(an.last_seq)};
 
-		if (db_exec(d, "DELETE FROM audit_events WHERE seq BETWEEN ? AND ?", p, 2, NULL) != 0)
+		if (db_exec(d, "DELETE FROM audit_events WHERE seq BETWEEN ? AND ?", p, 2, NULL) !=
+		    0)
 			return -1;
 	}
 	if ((rc = take_neighbour(d, x, true, &nb)) < 0)
@@ -163,8 +166,12 @@ static int close_run(struct db *d, struct purge *x)
 	audit_anchor_sign(&an, x->key, sig);
 	{
 		struct db_param p[] = {
-			DBP_I64(an.first_seq), DBP_I64(an.last_seq), DBP_BLOB(an.prev_hash, 32),
-			DBP_BLOB(an.last_hash, 32), DBP_STR(x->key_id), DBP_BLOB(sig, 32),
+		    DBP_I64(an.first_seq),
+		    DBP_I64(an.last_seq),
+		    DBP_BLOB(an.prev_hash, 32),
+		    DBP_BLOB(an.last_hash, 32),
+		    DBP_STR(x->key_id),
+		    DBP_BLOB(sig, 32),
 		};
 
 		return db_exec(d,
@@ -197,12 +204,14 @@ static int chain_link(struct db *d, struct purge *x, int64_t seq, uint8_t out[32
 		return 1;
 	}
 	if (db_query(d, x->a,
-	        "SELECT first_seq, prev_hash, last_hash, signature FROM audit_anchors WHERE last_seq = ?",
+	        "SELECT first_seq, prev_hash, last_hash, signature FROM audit_anchors WHERE "
+	        "last_seq = ?",
 	        p, 1, &rows) != 0)
 		return -1;
-	if (rows.nrows == 1 && rows.len[0][1] == 32 && rows.len[0][2] == 32 && rows.len[0][3] == 32) {
+	if (rows.nrows == 1 && rows.len[0][1] == 32 && rows.len[0][2] == 32 &&
+	    rows.len[0][3] == 32) {
 		struct audit_anchor an = {.first_seq = strtoll(rows.val[0][0], NULL, 10),
-			.last_seq = seq - 1};
+		    .last_seq = seq - 1};
 
 		memcpy(an.prev_hash, rows.val[0][1], 32);
 		memcpy(an.last_hash, rows.val[0][2], 32);
@@ -240,8 +249,8 @@ static int purge_batch(struct db *d, void *ctx)
 	/* One row more than the batch: the event after the last one looked at
 	 * must link to it before that one may go. */
 	if (db_query(d, x->a,
-	        "SELECT " AUDIT_ROW_COLUMNS " FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?", p,
-	        countof(p), &rows) != 0)
+	        "SELECT " AUDIT_ROW_COLUMNS " FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
+	        p, countof(p), &rows) != 0)
 		return -1;
 	for (size_t r = 0; r < rows.nrows; r++) {
 		char *const *v = rows.val[r];
@@ -300,14 +309,18 @@ static int purge_batch(struct db *d, void *ctx)
 	if (!x->refused_at && x->run_open && prev_row_hash) {
 		bool linked = true;
 
-		if (ahead != (size_t)-1 && strtoll(rows.val[ahead][AR_SEQ], NULL, 10) == prev_seq + 1)
+		if (ahead != (size_t)-1 &&
+		    strtoll(rows.val[ahead][AR_SEQ], NULL, 10) == prev_seq + 1)
 			linked = rows.len[ahead][AR_PREV_HASH] == 32 &&
-			    memcmp(rows.val[ahead][AR_PREV_HASH], prev_row_hash, 32) == 0;
-		else if (ahead == (size_t)-1 && head.nrows == 1 && strtoll(head.val[0][0], NULL, 10) == prev_seq)
-			linked = head.len[0][1] == 32 && memcmp(head.val[0][1], prev_row_hash, 32) == 0;
+			         memcmp(rows.val[ahead][AR_PREV_HASH], prev_row_hash, 32) == 0;
+		else if (ahead == (size_t)-1 && head.nrows == 1 &&
+		         strtoll(head.val[0][0], NULL, 10) == prev_seq)
+			linked =
+			    head.len[0][1] == 32 && memcmp(head.val[0][1], prev_row_hash, 32) == 0;
 		if (!linked) {
-			x->refused_at = ahead != (size_t)-1 ? strtoll(rows.val[ahead][AR_SEQ], NULL, 10)
-			                                    : prev_seq;
+			x->refused_at = ahead != (size_t)-1
+			                    ? strtoll(rows.val[ahead][AR_SEQ], NULL, 10)
+			                    : prev_seq;
 			x->run_open = false;
 		}
 	}
@@ -322,7 +335,8 @@ static struct json_object *purged_payload(const struct audit_purge_result *res)
 	json_object_object_add(o, "deleted", json_object_new_int64((int64_t)res->deleted));
 	json_object_object_add(o, "keptLegalHold", json_object_new_int64((int64_t)res->kept_held));
 	json_object_object_add(o, "anchors", json_object_new_int64((int64_t)res->anchors));
-	json_object_object_add(o, "complete", json_object_new_boolean(!res->more && !res->refused_at));
+	json_object_object_add(o, "complete",
+	    json_object_new_boolean(!res->more && !res->refused_at));
 	return o;
 }
 
@@ -349,8 +363,8 @@ int audit_purge(struct db *d, const struct opsd_config *cfg, const struct audit_
 	{
 		struct db_param p[] = {DBP_STR(x.cutoff)};
 
-		if (db_query(d, x.a, "SELECT MAX(seq) FROM audit_events WHERE occurred_at < ?", p, 1,
-		        &rows) != 0)
+		if (db_query(d, x.a, "SELECT MAX(seq) FROM audit_events WHERE occurred_at < ?", p,
+		        1, &rows) != 0)
 			goto out;
 		if (rows.nrows != 1 || !rows.val[0][0]) {
 			rc = 0;
@@ -382,7 +396,8 @@ int audit_purge(struct db *d, const struct opsd_config *cfg, const struct audit_
 	}
 	res->more = !res->refused_at && x.after < x.max_seq;
 	if (!dry_run && res->deleted &&
-	    audit_append_tx(d, actor, "audit.purged", NULL, "audit", NULL, purged_payload(res)) != 0)
+	    audit_append_tx(d, actor, "audit.purged", NULL, "audit", NULL, purged_payload(res)) !=
+	        0)
 		goto out;
 	rc = 0;
 out:
@@ -403,12 +418,14 @@ int audit_retention_job(struct db *d, const struct opsd_config *cfg)
 	if (!audit_anchor_key(cfg, key, key_id)) {
 		if (!warned)
 			log_msg(LL_WARN, "audit_retention_off",
-			    "OPSD_DATA_KEY is unset: audit retention cannot sign anchors and deletes nothing");
+			    "OPSD_DATA_KEY is unset: audit retention cannot sign anchors and "
+			    "deletes nothing");
 		warned = true;
 		return 0;
 	}
 	rc = audit_purge(d, cfg, &system_actor, key,
-	    now_ms() - (int64_t)cfg->audit_retention_days * 86400000LL, false, JOB_MAX_EVENTS, &res);
+	    now_ms() - (int64_t)cfg->audit_retention_days * 86400000LL, false, JOB_MAX_EVENTS,
+	    &res);
 	OPENSSL_cleanse(key, sizeof(key));
 	if (rc == 0 && res.deleted) {
 		struct logline *l = log_begin(LL_INFO, "audit_purged");

@@ -39,18 +39,20 @@ static enum auth_result auth_session(struct req *r, struct principal *p)
 	struct db_rows rows;
 	uint8_t hash[32];
 
-	if (!r->cfg->session_secret || !session_cookie_parse(r->cfg->session_secret, r->cookie,
-	                                   p->session_id))
+	if (!r->cfg->session_secret ||
+	    !session_cookie_parse(r->cfg->session_secret, r->cookie, p->session_id))
 		return AUTH_REJECTED;
 	sha256_raw(p->session_id, SESSION_ID_LEN, hash);
 	{
 		struct db_param q[] = {DBP_BLOB(hash, 32), DBP_I64(r->cfg->session_idle_min)};
 
 		if (db_query(r->db, r->arena,
-		        "SELECT s.last_seen_at < NOW(3) - INTERVAL 60 SECOND, u.id, u.org_id, u.roles,"
+		        "SELECT s.last_seen_at < NOW(3) - INTERVAL 60 SECOND, u.id, u.org_id, "
+		        "u.roles,"
 		        " u.service FROM sessions s JOIN users u ON u.id = s.user_id"
 		        " WHERE s.id_hash = ? AND s.expires_at > NOW(3)"
-		        " AND s.last_seen_at > NOW(3) - INTERVAL ? MINUTE AND u.disabled_at IS NULL",
+		        " AND s.last_seen_at > NOW(3) - INTERVAL ? MINUTE AND u.disabled_at IS "
+		        "NULL",
 		        q, countof(q), &rows) != 0)
 			return AUTH_DB_ERROR;
 	}
@@ -83,11 +85,13 @@ static enum auth_result auth_token(struct req *r, struct principal *p, const cha
 		struct db_param q[] = {DBP_BLOB(hash, 32)};
 
 		if (db_query(r->db, r->arena,
-		        "SELECT t.last_used_at IS NULL OR t.last_used_at < NOW(3) - INTERVAL 60 SECOND,"
+		        "SELECT t.last_used_at IS NULL OR t.last_used_at < NOW(3) - INTERVAL 60 "
+		        "SECOND,"
 		        " u.id, u.org_id, u.roles, u.service, t.id, t.scopes"
 		        " FROM api_tokens t JOIN users u ON u.id = t.user_id"
 		        " WHERE t.token_hash = ? AND t.revoked_at IS NULL"
-		        " AND (t.expires_at IS NULL OR t.expires_at > NOW(3)) AND u.disabled_at IS NULL",
+		        " AND (t.expires_at IS NULL OR t.expires_at > NOW(3)) AND u.disabled_at IS "
+		        "NULL",
 		        q, countof(q), &rows) != 0)
 			return AUTH_DB_ERROR;
 	}
@@ -101,8 +105,9 @@ static enum auth_result auth_token(struct req *r, struct principal *p, const cha
 	if (rows.val[0][0] && strcmp(rows.val[0][0], "1") == 0) {
 		struct db_param u[] = {DBP_BLOB(hash, 32)};
 
-		if (db_exec(r->db, "UPDATE api_tokens SET last_used_at = NOW(3) WHERE token_hash = ?",
-		        u, countof(u), NULL) != 0)
+		if (db_exec(r->db,
+		        "UPDATE api_tokens SET last_used_at = NOW(3) WHERE token_hash = ?", u,
+		        countof(u), NULL) != 0)
 			return AUTH_DB_ERROR;
 	}
 	return AUTH_OK;
@@ -132,8 +137,8 @@ const char *principal_label(const struct principal *p)
 	return "none";
 }
 
-int session_create(struct db *d, const struct opsd_config *cfg, const char *user_id,
-    const char *ip, const char *user_agent, char cookie[SESSION_COOKIE_VALUE_LEN + 1],
+int session_create(struct db *d, const struct opsd_config *cfg, const char *user_id, const char *ip,
+    const char *user_agent, char cookie[SESSION_COOKIE_VALUE_LEN + 1],
     char csrf[CSRF_TOKEN_LEN + 1])
 {
 	uint8_t id[SESSION_ID_LEN], hash[32];
@@ -146,13 +151,18 @@ int session_create(struct db *d, const struct opsd_config *cfg, const char *user
 	str_copy_utf8(ua, user_agent, sizeof(ua));
 	{
 		struct db_param p[] = {
-			DBP_BLOB(hash, 32), DBP_BLOB(u.b, 16),
-			DBP_I64((long long)cfg->session_absolute_h * 3600), DBP_STR(ip), DBP_STR(ua),
+		    DBP_BLOB(hash, 32),
+		    DBP_BLOB(u.b, 16),
+		    DBP_I64((long long)cfg->session_absolute_h * 3600),
+		    DBP_STR(ip),
+		    DBP_STR(ua),
 		};
 
 		if (db_exec(d,
-		        "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at,"
-		        " ip, user_agent) VALUES (?, ?, NOW(3), NOW(3), NOW(3) + INTERVAL ? SECOND, ?, ?)",
+		        "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, "
+		        "expires_at,"
+		        " ip, user_agent) VALUES (?, ?, NOW(3), NOW(3), NOW(3) + INTERVAL ? "
+		        "SECOND, ?, ?)",
 		        p, countof(p), NULL) != 0)
 			return -1;
 	}
@@ -176,13 +186,13 @@ static const struct flush_sql {
 	const char *sessions;
 	const char *tokens;
 } flush_sql[] = {
-	[FLUSH_ALL] = {"DELETE FROM sessions",
-	    "UPDATE api_tokens SET revoked_at = NOW(3) WHERE revoked_at IS NULL"},
-	[FLUSH_USER] = {"DELETE FROM sessions WHERE user_id = ?",
-	    "UPDATE api_tokens SET revoked_at = NOW(3) WHERE revoked_at IS NULL AND user_id = ?"},
-	[FLUSH_ORG] = {"DELETE s FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.org_id = ?",
-	    "UPDATE api_tokens t JOIN users u ON u.id = t.user_id SET t.revoked_at = NOW(3)"
-	    " WHERE t.revoked_at IS NULL AND u.org_id = ?"},
+    [FLUSH_ALL] = {"DELETE FROM sessions",
+        "UPDATE api_tokens SET revoked_at = NOW(3) WHERE revoked_at IS NULL"},
+    [FLUSH_USER] = {"DELETE FROM sessions WHERE user_id = ?",
+        "UPDATE api_tokens SET revoked_at = NOW(3) WHERE revoked_at IS NULL AND user_id = ?"},
+    [FLUSH_ORG] = {"DELETE s FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.org_id = ?",
+        "UPDATE api_tokens t JOIN users u ON u.id = t.user_id SET t.revoked_at = NOW(3)"
+        " WHERE t.revoked_at IS NULL AND u.org_id = ?"},
 };
 
 int sessions_flush(struct db *d, enum flush_scope scope, const char *id, bool revoke_tokens,
@@ -207,8 +217,8 @@ int sessions_flush(struct db *d, enum flush_scope scope, const char *id, bool re
 
 const char *flush_scope_name(enum flush_scope s)
 {
-	static const char *const names[] = {[FLUSH_ALL] = "all", [FLUSH_USER] = "user",
-		[FLUSH_ORG] = "org"};
+	static const char *const names[] =
+	    {[FLUSH_ALL] = "all", [FLUSH_USER] = "user", [FLUSH_ORG] = "org"};
 
 	return (size_t)s < countof(names) ? names[s] : "?";
 }
@@ -228,7 +238,8 @@ static int flush_fn(struct db *d, void *arg)
 	if (sessions_flush(d, x->scope, x->id, false, &x->count) != 0)
 		return -1;
 	payload = json_object_new_object();
-	json_object_object_add(payload, "scope", json_object_new_string(flush_scope_name(x->scope)));
+	json_object_object_add(payload, "scope",
+	    json_object_new_string(flush_scope_name(x->scope)));
 	json_object_object_add(payload, "flushed", json_object_new_int64((int64_t)x->count));
 	return audit_append(d, x->actor, "security.sessions_flushed",
 	    x->scope == FLUSH_ORG ? x->id : NULL,
@@ -257,8 +268,7 @@ static void throttle_key(const char *kind, const char *value, uint8_t out[32])
 	sha256_raw(buf, n, out);
 }
 
-long login_throttled(struct db *d, const struct opsd_config *cfg, const char *email,
-    const char *ip)
+long login_throttled(struct db *d, const struct opsd_config *cfg, const char *email, const char *ip)
 {
 	struct arena *a = arena_new(1024);
 	uint8_t ka[32], ki[32];
@@ -276,9 +286,11 @@ long login_throttled(struct db *d, const struct opsd_config *cfg, const char *em
 		if (db_query(d, a,
 		        "SELECT COALESCE(MAX(CEIL(TIMESTAMPDIFF(MICROSECOND, NOW(3), locked_until)"
 		        " / 1000000)), 0) FROM login_throttle WHERE locked_until > NOW(3)"
-		        " AND ((scope = 'account' AND key_hash = ?) OR (scope = 'ip' AND key_hash = ?))",
+		        " AND ((scope = 'account' AND key_hash = ?) OR (scope = 'ip' AND key_hash "
+		        "= ?))",
 		        p, countof(p), &rows) == 0)
-			wait = rows.nrows == 1 && rows.val[0][0] ? strtol(rows.val[0][0], NULL, 10) : 0;
+			wait = rows.nrows == 1 && rows.val[0][0] ? strtol(rows.val[0][0], NULL, 10)
+			                                         : 0;
 	}
 	arena_free(a);
 	return wait;
@@ -294,7 +306,8 @@ static int throttle_fail(struct db *d, const char *scope, const uint8_t key[32],
 	    "INSERT INTO login_throttle (scope, key_hash, failures, window_start, locked_until)"
 	    " VALUES (?, ?, 1, NOW(3), IF(1 >= ?, NOW(3) + INTERVAL 15 MINUTE, NULL))"
 	    " ON DUPLICATE KEY UPDATE"
-	    " locked_until = IF(IF(window_start < NOW(3) - INTERVAL 15 MINUTE, 0, failures) + 1 >= ?,"
+	    " locked_until = IF(IF(window_start < NOW(3) - INTERVAL 15 MINUTE, 0, failures) + 1 >= "
+	    "?,"
 	    "   NOW(3) + INTERVAL 15 MINUTE, locked_until),"
 	    " failures = IF(window_start < NOW(3) - INTERVAL 15 MINUTE, 1, failures + 1),"
 	    " window_start = IF(window_start < NOW(3) - INTERVAL 15 MINUTE, NOW(3), window_start)",
@@ -328,10 +341,13 @@ int sessions_expire(struct db *d, const struct opsd_config *cfg)
 {
 	struct db_param p[] = {DBP_I64(cfg->session_idle_min)};
 
-	if (db_exec(d, "DELETE FROM sessions WHERE expires_at < NOW(3)"
-	               " OR last_seen_at < NOW(3) - INTERVAL ? MINUTE LIMIT 5000", p, 1, NULL) != 0)
+	if (db_exec(d,
+	        "DELETE FROM sessions WHERE expires_at < NOW(3)"
+	        " OR last_seen_at < NOW(3) - INTERVAL ? MINUTE LIMIT 5000",
+	        p, 1, NULL) != 0)
 		return -1;
-	return db_exec(d, "DELETE FROM login_throttle WHERE window_start < NOW(3) - INTERVAL 15 MINUTE"
-	                  " AND (locked_until IS NULL OR locked_until < NOW(3)) LIMIT 5000", NULL, 0,
-	    NULL);
+	return db_exec(d,
+	    "DELETE FROM login_throttle WHERE window_start < NOW(3) - INTERVAL 15 MINUTE"
+	    " AND (locked_until IS NULL OR locked_until < NOW(3)) LIMIT 5000",
+	    NULL, 0, NULL);
 }

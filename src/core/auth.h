@@ -22,7 +22,7 @@ struct principal {
 	char user_id[UUID_STR_LEN + 1];
 	char org_id[UUID_STR_LEN + 1]; /* "" for platform staff */
 	roleset roles;
-	permset perms;                 /* effective: roles, narrowed by token scopes */
+	permset perms; /* effective: roles, narrowed by token scopes */
 	bool service;
 	uint8_t session_id[SESSION_ID_LEN]; /* AUTH_SESSION */
 	char token_id[UUID_STR_LEN + 1];    /* AUTH_TOKEN */
@@ -31,7 +31,7 @@ struct principal {
 enum auth_result {
 	AUTH_ANONYMOUS, /* no credentials presented */
 	AUTH_OK,
-	AUTH_REJECTED,  /* credentials presented but invalid, expired or revoked */
+	AUTH_REJECTED, /* credentials presented but invalid, expired or revoked */
 	AUTH_DB_ERROR,
 };
 
@@ -43,8 +43,8 @@ enum auth_result auth_authenticate(struct req *r, struct principal *p);
 const char *principal_label(const struct principal *p);
 
 /* Creates a session for user_id; writes the cookie value and CSRF token. */
-int session_create(struct db *d, const struct opsd_config *cfg, const char *user_id,
-    const char *ip, const char *user_agent, char cookie[SESSION_COOKIE_VALUE_LEN + 1],
+int session_create(struct db *d, const struct opsd_config *cfg, const char *user_id, const char *ip,
+    const char *user_agent, char cookie[SESSION_COOKIE_VALUE_LEN + 1],
     char csrf[CSRF_TOKEN_LEN + 1]);
 int session_delete(struct db *d, const uint8_t id[SESSION_ID_LEN]);
 

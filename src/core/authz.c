@@ -10,39 +10,39 @@
 #define PS(p) ((permset)1 << (p))
 
 static const char *const role_names[] = {
-	[ROLE_SUPERADMIN] = "superadmin",
-	[ROLE_PLATFORM_ADMIN] = "platform_admin",
-	[ROLE_COMPLIANCE] = "compliance",
-	[ROLE_COMPLIANCE_OFFICER] = "compliance_officer",
-	[ROLE_SECURITY_ADMIN] = "security_admin",
-	[ROLE_ORG_ADMIN] = "org_admin",
-	[ROLE_MEMBER] = "member",
+    [ROLE_SUPERADMIN] = "superadmin",
+    [ROLE_PLATFORM_ADMIN] = "platform_admin",
+    [ROLE_COMPLIANCE] = "compliance",
+    [ROLE_COMPLIANCE_OFFICER] = "compliance_officer",
+    [ROLE_SECURITY_ADMIN] = "security_admin",
+    [ROLE_ORG_ADMIN] = "org_admin",
+    [ROLE_MEMBER] = "member",
 };
 
 static const char *const perm_names[] = {
-	[P_LEGAL_PUBLISH] = "legal.publish",
-	[P_LEGAL_REPORT] = "legal.report",
-	[P_COMPLIANCE_READ] = "compliance.read",
-	[P_COMPLIANCE_STRIP_PII] = "compliance.strip_pii",
-	[P_COMPLIANCE_LEGAL_HOLD] = "compliance.legal_hold",
-	[P_COMPLIANCE_ARCHIVE] = "compliance.archive",
-	[P_COMPLIANCE_EXPORT] = "compliance.export",
-	[P_MIGRATION_RUN] = "migration.run",
-	[P_SECURITY_READ] = "security.read",
-	[P_SECURITY_SESSIONS_FLUSH] = "security.sessions_flush",
-	[P_SECURITY_BLOCKLIST] = "security.blocklist",
-	[P_AUDIT_READ] = "audit.read",
-	[P_AUDIT_VERIFY] = "audit.verify",
-	[P_EMAIL_SEND_TEST] = "email.send_test",
-	[P_EMAIL_OUTBOX] = "email.outbox",
-	[P_USERS_READ] = "users.read",
-	[P_USERS_MANAGE] = "users.manage",
-	[P_ORGS_READ] = "orgs.read",
-	[P_ORGS_MANAGE] = "orgs.manage",
-	[P_TENANT_READ] = "tenant.read",
-	[P_TENANT_WRITE] = "tenant.write",
-	[P_SYSTEM_STATUS] = "system.status",
-	[P_ORG_USERS_MANAGE] = "org_users.manage",
+    [P_LEGAL_PUBLISH] = "legal.publish",
+    [P_LEGAL_REPORT] = "legal.report",
+    [P_COMPLIANCE_READ] = "compliance.read",
+    [P_COMPLIANCE_STRIP_PII] = "compliance.strip_pii",
+    [P_COMPLIANCE_LEGAL_HOLD] = "compliance.legal_hold",
+    [P_COMPLIANCE_ARCHIVE] = "compliance.archive",
+    [P_COMPLIANCE_EXPORT] = "compliance.export",
+    [P_MIGRATION_RUN] = "migration.run",
+    [P_SECURITY_READ] = "security.read",
+    [P_SECURITY_SESSIONS_FLUSH] = "security.sessions_flush",
+    [P_SECURITY_BLOCKLIST] = "security.blocklist",
+    [P_AUDIT_READ] = "audit.read",
+    [P_AUDIT_VERIFY] = "audit.verify",
+    [P_EMAIL_SEND_TEST] = "email.send_test",
+    [P_EMAIL_OUTBOX] = "email.outbox",
+    [P_USERS_READ] = "users.read",
+    [P_USERS_MANAGE] = "users.manage",
+    [P_ORGS_READ] = "orgs.read",
+    [P_ORGS_MANAGE] = "orgs.manage",
+    [P_TENANT_READ] = "tenant.read",
+    [P_TENANT_WRITE] = "tenant.write",
+    [P_SYSTEM_STATUS] = "system.status",
+    [P_ORG_USERS_MANAGE] = "org_users.manage",
 };
 
 _Static_assert(countof(role_names) == ROLE__MAX, "role_names out of step with enum role");
@@ -53,30 +53,30 @@ _Static_assert(PERM__MAX <= 64, "permset is 64 bits");
 #define ALL_PERMS (PERM__MAX == 64 ? ~(permset)0 : PS(PERM__MAX) - 1)
 
 /* compliance_officer is compliance plus verifying the audit chain */
-#define COMPLIANCE_PERMS                                                                          \
-	(PS(P_COMPLIANCE_READ) | PS(P_COMPLIANCE_STRIP_PII) | PS(P_COMPLIANCE_LEGAL_HOLD) |       \
-	    PS(P_COMPLIANCE_ARCHIVE) | PS(P_COMPLIANCE_EXPORT) | PS(P_LEGAL_REPORT) |             \
+#define COMPLIANCE_PERMS                                                                           \
+	(PS(P_COMPLIANCE_READ) | PS(P_COMPLIANCE_STRIP_PII) | PS(P_COMPLIANCE_LEGAL_HOLD) |        \
+	    PS(P_COMPLIANCE_ARCHIVE) | PS(P_COMPLIANCE_EXPORT) | PS(P_LEGAL_REPORT) |              \
 	    PS(P_AUDIT_READ) | PS(P_TENANT_READ))
 
 /* SPEC §6. Only superadmin holds migration.run. */
 static const permset role_table[] = {
-	[ROLE_SUPERADMIN] = ALL_PERMS,
-	[ROLE_PLATFORM_ADMIN] = PS(P_LEGAL_PUBLISH) | PS(P_LEGAL_REPORT) | PS(P_USERS_READ) |
-	    PS(P_USERS_MANAGE) | PS(P_ORGS_READ) | PS(P_ORGS_MANAGE) | PS(P_EMAIL_SEND_TEST) |
-	    PS(P_EMAIL_OUTBOX) | PS(P_SYSTEM_STATUS) | PS(P_TENANT_READ) | PS(P_TENANT_WRITE) |
-	    PS(P_ORG_USERS_MANAGE),
-	[ROLE_COMPLIANCE] = COMPLIANCE_PERMS,
-	[ROLE_COMPLIANCE_OFFICER] = COMPLIANCE_PERMS | PS(P_AUDIT_VERIFY),
-	[ROLE_SECURITY_ADMIN] = PS(P_SECURITY_READ) | PS(P_SECURITY_SESSIONS_FLUSH) |
-	    PS(P_SECURITY_BLOCKLIST) | PS(P_AUDIT_READ) | PS(P_AUDIT_VERIFY) |
-	    PS(P_COMPLIANCE_READ) | PS(P_COMPLIANCE_STRIP_PII) | PS(P_COMPLIANCE_LEGAL_HOLD) |
-	    PS(P_COMPLIANCE_ARCHIVE) | PS(P_COMPLIANCE_EXPORT) | PS(P_USERS_READ) |
-	    PS(P_ORGS_READ) | PS(P_TENANT_READ) | PS(P_SYSTEM_STATUS),
-	/* org_users.manage: an org_admin manages the users of its own org
-	 * (/orgs/:orgId/users), never /users, which reaches every org. */
-	[ROLE_ORG_ADMIN] = PS(P_TENANT_READ) | PS(P_TENANT_WRITE) | PS(P_ORGS_READ) |
-	    PS(P_USERS_READ) | PS(P_ORG_USERS_MANAGE),
-	[ROLE_MEMBER] = PS(P_TENANT_READ),
+    [ROLE_SUPERADMIN] = ALL_PERMS,
+    [ROLE_PLATFORM_ADMIN] = PS(P_LEGAL_PUBLISH) | PS(P_LEGAL_REPORT) | PS(P_USERS_READ) |
+                            PS(P_USERS_MANAGE) | PS(P_ORGS_READ) | PS(P_ORGS_MANAGE) |
+                            PS(P_EMAIL_SEND_TEST) | PS(P_EMAIL_OUTBOX) | PS(P_SYSTEM_STATUS) |
+                            PS(P_TENANT_READ) | PS(P_TENANT_WRITE) | PS(P_ORG_USERS_MANAGE),
+    [ROLE_COMPLIANCE] = COMPLIANCE_PERMS,
+    [ROLE_COMPLIANCE_OFFICER] = COMPLIANCE_PERMS | PS(P_AUDIT_VERIFY),
+    [ROLE_SECURITY_ADMIN] =
+        PS(P_SECURITY_READ) | PS(P_SECURITY_SESSIONS_FLUSH) | PS(P_SECURITY_BLOCKLIST) |
+        PS(P_AUDIT_READ) | PS(P_AUDIT_VERIFY) | PS(P_COMPLIANCE_READ) | PS(P_COMPLIANCE_STRIP_PII) |
+        PS(P_COMPLIANCE_LEGAL_HOLD) | PS(P_COMPLIANCE_ARCHIVE) | PS(P_COMPLIANCE_EXPORT) |
+        PS(P_USERS_READ) | PS(P_ORGS_READ) | PS(P_TENANT_READ) | PS(P_SYSTEM_STATUS),
+    /* org_users.manage: an org_admin manages the users of its own org
+     * (/orgs/:orgId/users), never /users, which reaches every org. */
+    [ROLE_ORG_ADMIN] = PS(P_TENANT_READ) | PS(P_TENANT_WRITE) | PS(P_ORGS_READ) | PS(P_USERS_READ) |
+                       PS(P_ORG_USERS_MANAGE),
+    [ROLE_MEMBER] = PS(P_TENANT_READ),
 };
 _Static_assert(countof(role_table) == ROLE__MAX, "role_table out of step with enum role");
 

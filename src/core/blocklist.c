@@ -200,8 +200,8 @@ struct json_object *blocklist_row_json(const struct db_rows *rows, size_t i)
 
 	json_object_object_add(o, "id", dbv_json_uuid(rows, i, 0));
 	json_object_object_add(o, "cidr", dbv_json_str(rows, i, 1));
-	json_object_object_add(
-	    o, "family", json_object_new_string(fam && strcmp(fam, "4") == 0 ? "ipv4" : "ipv6"));
+	json_object_object_add(o, "family",
+	    json_object_new_string(fam && strcmp(fam, "4") == 0 ? "ipv4" : "ipv6"));
 	json_object_object_add(o, "prefix", dbv_json_int(rows, i, 3));
 	json_object_object_add(o, "reason", dbv_json_str(rows, i, 4));
 	json_object_object_add(o, "createdBy", dbv_json_uuid(rows, i, 5));
@@ -214,8 +214,8 @@ struct json_object *blocklist_row_json(const struct db_rows *rows, size_t i)
 /* What security.blocklist_* events carry: the range, why, and until when.
  * Addresses are not personal data here; the reason is free text, which
  * audit_append's redaction masks (e-mail addresses, tokens). */
-static struct json_object *entry_payload(
-    const char *cidr, const char *reason, struct json_object *expires_at)
+static struct json_object *entry_payload(const char *cidr, const char *reason,
+    struct json_object *expires_at)
 {
 	struct json_object *p = json_object_new_object();
 
@@ -247,8 +247,8 @@ static int remove_row(struct db *d, const struct audit_actor *actor, const struc
 	if (expired)
 		json_object_object_add(payload, "expired", json_object_new_boolean(1));
 	(*removed)++;
-	return audit_append(
-	    d, actor, "security.blocklist_removed", NULL, "ip_blocklist", id, payload);
+	return audit_append(d, actor, "security.blocklist_removed", NULL, "ip_blocklist", id,
+	    payload);
 }
 
 struct add_tx {
@@ -319,8 +319,8 @@ static int add_fn(struct db *d, void *arg)
 		}
 	}
 	return audit_append(d, x->actor, "security.blocklist_added", NULL, "ip_blocklist", x->id_s,
-	    entry_payload(
-	        x->cidr_s, x->reason, x->expires_ms ? json_object_new_string(expires_rfc) : NULL));
+	    entry_payload(x->cidr_s, x->reason,
+	        x->expires_ms ? json_object_new_string(expires_rfc) : NULL));
 }
 
 enum blocklist_err blocklist_add(struct db *d, const struct audit_actor *actor,
@@ -366,8 +366,8 @@ static int remove_fn(struct db *d, void *arg)
 	return rows.nrows == 1 ? remove_row(d, x->actor, &rows, 0, false, &x->removed) : 0;
 }
 
-enum blocklist_err blocklist_remove(
-    struct db *d, const struct audit_actor *actor, const struct opsd_uuid *id)
+enum blocklist_err blocklist_remove(struct db *d, const struct audit_actor *actor,
+    const struct opsd_uuid *id)
 {
 	struct remove_tx x = {.actor = actor, .id = id};
 	int rc;
@@ -388,8 +388,8 @@ int blocklist_fetch(struct db *d, struct arena *a, const struct opsd_uuid *id, s
 {
 	struct db_param p[] = {DBP_BLOB(id->b, 16)};
 
-	return db_query(
-	    d, a, "SELECT " BLOCKLIST_COLUMNS " FROM ip_blocklist WHERE id = ?", p, 1, out);
+	return db_query(d, a, "SELECT " BLOCKLIST_COLUMNS " FROM ip_blocklist WHERE id = ?", p, 1,
+	    out);
 }
 
 int blocklist_list_active(struct db *d, struct arena *a, struct db_rows *out)

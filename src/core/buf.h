@@ -21,10 +21,8 @@ void buf_reset(struct buf *b); /* len = 0, keeps the allocation */
 void buf_append(struct buf *b, const void *p, size_t n);
 void buf_puts(struct buf *b, const char *s);
 void buf_putc(struct buf *b, char c);
-void buf_printf(struct buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
-    __attribute__((format(printf, 2, 0)));
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Appends s as a quoted JSON string (RFC 8259 §7): escapes ", \ and control
  * characters; invalid UTF-8 bytes become U+FFFD so output is always valid. */
 void buf_json_str(struct buf *b, const char *s);

@@ -38,72 +38,120 @@ static const char *const pm_choices[] = {"static", "dynamic", NULL};
 static const char *const secure_choices[] = {"starttls", "none", NULL};
 
 #define OFF(field) offsetof(struct opsd_config, field)
-#define STR(n, f, d) {n, K_STRING, OFF(f), d, 0, 0, NULL, false}
-#define SECRET(n, f) {n, K_STRING, OFF(f), NULL, 0, 0, NULL, true}
-#define INT(n, f, d, lo, hi) {n, K_INT, OFF(f), d, lo, hi, NULL, false}
-#define BOOL(n, f, d) {n, K_BOOL, OFF(f), d, 0, 0, NULL, false}
-#define ENUM(n, f, d, c) {n, K_ENUM, OFF(f), d, 0, 0, c, false}
+#define STR(n, f, d)                                                                               \
+	{                                                                                          \
+		n, K_STRING, OFF(f), d, 0, 0, NULL, false                                          \
+	}
+#define SECRET(n, f)                                                                               \
+	{                                                                                          \
+		n, K_STRING, OFF(f), NULL, 0, 0, NULL, true                                        \
+	}
+#define INT(n, f, d, lo, hi)                                                                       \
+	{                                                                                          \
+		n, K_INT, OFF(f), d, lo, hi, NULL, false                                           \
+	}
+#define BOOL(n, f, d)                                                                              \
+	{                                                                                          \
+		n, K_BOOL, OFF(f), d, 0, 0, NULL, false                                            \
+	}
+#define ENUM(n, f, d, c)                                                                           \
+	{                                                                                          \
+		n, K_ENUM, OFF(f), d, 0, 0, c, false                                               \
+	}
 
 static const struct var vars[] = {
-	ENUM("OPSD_ENV", env, "development", env_choices),
-	STR("OPSD_VAR", var_dir, "./var"),
-	STR("OPSD_SQL_DIR", sql_dir, OPSD_DATADIR "/sql"),
-	SECRET("OPSD_DB_URI", db_uri),
-	SECRET("OPSD_DEDICATED_DB_URI", dedicated_db_uri),
-	SECRET("OPSD_DATA_KEY", data_key),
-	STR("OPSD_LISTEN", listen, NULL),
-	STR("OPSD_ALLOWED_CLIENTS", allowed_clients, "127.0.0.1"),
-	STR("OPSD_PID_FILE", pid_file, NULL),
-	STR("OPSD_USER", user, "www-data"),
-	ENUM("OPSD_PM", pm, "static", pm_choices),
-	INT("OPSD_WORKERS", workers, NULL, 1, 1024),
-	INT("OPSD_MIN_SPARE", min_spare, "1", 0, 1024),
-	INT("OPSD_MAX_SPARE", max_spare, "3", 1, 1024),
-	INT("OPSD_MAX_REQUESTS", max_requests, "10000", 0, 1000000000),
-	INT("OPSD_REQUEST_TIMEOUT", request_timeout, "30", 0, 3600),
-	INT("OPSD_SLOWLOG_MS", slowlog_ms, "1000", 0, 3600000),
-	BOOL("LEGAL_ENFORCE", legal_enforce, "0"),
-	SECRET("SESSION_SECRET", session_secret),
-	INT("SESSION_IDLE_MIN", session_idle_min, "30", 1, 1440),
-	INT("SESSION_ABSOLUTE_H", session_absolute_h, "8", 1, 720),
-	STR("SMTP_SERVER", smtp_server, NULL),
-	INT("SMTP_PORT", smtp_port, "587", 1, 65535),
-	STR("SMTP_USER", smtp_user, NULL),
-	SECRET("SMTP_PASS", smtp_pass),
-	STR("SMTP_FROM", smtp_from, NULL),
-	ENUM("SMTP_SECURE", smtp_secure, "starttls", secure_choices),
-	BOOL("SMTP_TEST_MODE", smtp_test_mode, NULL),
-	STR("TEST_EMAIL_ALLOWLIST", test_email_allowlist, NULL),
-	STR("SMTP_CA_FILE", smtp_ca_file, NULL),
-	INT("OPSD_AUDIT_RETENTION_DAYS", audit_retention_days, "3650", 1, 36500),
-	STR("OPSD_LOG", log_target, "stderr"),
-	INT("OPSD_SCRYPT_LN", scrypt_ln, "17", 10, 22),
-	INT("OPSD_LOGIN_MAX_FAILURES", login_max_failures, "5", 1, 1000),
-	INT("OPSD_LOGIN_IP_MAX_FAILURES", login_ip_max_failures, "50", 1, 100000),
-	INT("OPSD_SMTP_RETRY_BASE_S", smtp_retry_base_s, "30", 1, 3600),
-	INT("OPSD_SMTP_MAX_ATTEMPTS", smtp_max_attempts, "8", 1, 100),
-	INT("OPSD_MIGRATION_MAX_THREADS_RUNNING", migration_max_threads_running, "32", 0, 100000),
-	INT("OPSD_RATELIMIT_USER_PER_MIN", ratelimit_user_per_min, "1200", 0, 10000000),
-	INT("OPSD_RATELIMIT_TOKEN_PER_MIN", ratelimit_token_per_min, "1200", 0, 10000000),
-	INT("OPSD_RATELIMIT_IP_PER_MIN", ratelimit_ip_per_min, "600", 0, 10000000),
-	INT("OPSD_RATELIMIT_BURST", ratelimit_burst, "100", 1, 1000000),
-	STR("OPSD_NGINX_ACCESS_LOG", nginx_access_log, NULL),
+    ENUM("OPSD_ENV", env, "development", env_choices),
+    STR("OPSD_VAR", var_dir, "./var"),
+    STR("OPSD_SQL_DIR", sql_dir, OPSD_DATADIR "/sql"),
+    SECRET("OPSD_DB_URI", db_uri),
+    SECRET("OPSD_DEDICATED_DB_URI", dedicated_db_uri),
+    SECRET("OPSD_DATA_KEY", data_key),
+    STR("OPSD_LISTEN", listen, NULL),
+    STR("OPSD_ALLOWED_CLIENTS", allowed_clients, "127.0.0.1"),
+    STR("OPSD_PID_FILE", pid_file, NULL),
+    STR("OPSD_USER", user, "www-data"),
+    ENUM("OPSD_PM", pm, "static", pm_choices),
+    INT("OPSD_WORKERS", workers, NULL, 1, 1024),
+    INT("OPSD_MIN_SPARE", min_spare, "1", 0, 1024),
+    INT("OPSD_MAX_SPARE", max_spare, "3", 1, 1024),
+    INT("OPSD_MAX_REQUESTS", max_requests, "10000", 0, 1000000000),
+    INT("OPSD_REQUEST_TIMEOUT", request_timeout, "30", 0, 3600),
+    INT("OPSD_SLOWLOG_MS", slowlog_ms, "1000", 0, 3600000),
+    BOOL("LEGAL_ENFORCE", legal_enforce, "0"),
+    SECRET("SESSION_SECRET", session_secret),
+    INT("SESSION_IDLE_MIN", session_idle_min, "30", 1, 1440),
+    INT("SESSION_ABSOLUTE_H", session_absolute_h, "8", 1, 720),
+    STR("SMTP_SERVER", smtp_server, NULL),
+    INT("SMTP_PORT", smtp_port, "587", 1, 65535),
+    STR("SMTP_USER", smtp_user, NULL),
+    SECRET("SMTP_PASS", smtp_pass),
+    STR("SMTP_FROM", smtp_from, NULL),
+    ENUM("SMTP_SECURE", smtp_secure, "starttls", secure_choices),
+    BOOL("SMTP_TEST_MODE", smtp_test_mode, NULL),
+    STR("TEST_EMAIL_ALLOWLIST", test_email_allowlist, NULL),
+    STR("SMTP_CA_FILE", smtp_ca_file, NULL),
+    INT("OPSD_AUDIT_RETENTION_DAYS", audit_retention_days, "3650", 1, 36500),
+    STR("OPSD_LOG", log_target, "stderr"),
+    INT("OPSD_SCRYPT_LN", scrypt_ln, "17", 10, 22),
+    INT("OPSD_LOGIN_MAX_FAILURES", login_max_failures, "5", 1, 1000),
+    INT("OPSD_LOGIN_IP_MAX_FAILURES", login_ip_max_failures, "50", 1, 100000),
+    INT("OPSD_SMTP_RETRY_BASE_S", smtp_retry_base_s, "30", 1, 3600),
+    INT("OPSD_SMTP_MAX_ATTEMPTS", smtp_max_attempts, "8", 1, 100),
+    INT("OPSD_MIGRATION_MAX_THREADS_RUNNING", migration_max_threads_running, "32", 0, 100000),
+    INT("OPSD_RATELIMIT_USER_PER_MIN", ratelimit_user_per_min, "1200", 0, 10000000),
+    INT("OPSD_RATELIMIT_TOKEN_PER_MIN", ratelimit_token_per_min, "1200", 0, 10000000),
+    INT("OPSD_RATELIMIT_IP_PER_MIN", ratelimit_ip_per_min, "600", 0, 10000000),
+    INT("OPSD_RATELIMIT_BURST", ratelimit_burst, "100", 1, 1000000),
+    STR("OPSD_NGINX_ACCESS_LOG", nginx_access_log, NULL),
 };
 
 #define NVARS countof(vars)
 
 const char *const config_variable_names[] = {
-	"OPSD_ENV", "OPSD_VAR", "OPSD_SQL_DIR", "OPSD_DB_URI", "OPSD_DEDICATED_DB_URI",
-	"OPSD_DATA_KEY", "OPSD_LISTEN", "OPSD_ALLOWED_CLIENTS", "OPSD_PID_FILE", "OPSD_USER",
-	"OPSD_PM", "OPSD_WORKERS", "OPSD_MIN_SPARE", "OPSD_MAX_SPARE", "OPSD_MAX_REQUESTS",
-	"OPSD_REQUEST_TIMEOUT", "OPSD_SLOWLOG_MS", "LEGAL_ENFORCE", "SESSION_SECRET",
-	"SESSION_IDLE_MIN", "SESSION_ABSOLUTE_H", "SMTP_SERVER", "SMTP_PORT", "SMTP_USER",
-	"SMTP_PASS", "SMTP_FROM", "SMTP_SECURE", "SMTP_TEST_MODE", "TEST_EMAIL_ALLOWLIST",
-	"SMTP_CA_FILE", "OPSD_AUDIT_RETENTION_DAYS", "OPSD_LOG", "OPSD_SCRYPT_LN",
-	"OPSD_LOGIN_MAX_FAILURES", "OPSD_LOGIN_IP_MAX_FAILURES", "OPSD_SMTP_RETRY_BASE_S",
-	"OPSD_SMTP_MAX_ATTEMPTS", "OPSD_MIGRATION_MAX_THREADS_RUNNING",
-	"OPSD_RATELIMIT_USER_PER_MIN", "OPSD_RATELIMIT_TOKEN_PER_MIN", "OPSD_RATELIMIT_IP_PER_MIN",
-	"OPSD_RATELIMIT_BURST", "OPSD_NGINX_ACCESS_LOG", NULL,
+    "OPSD_ENV",
+    "OPSD_VAR",
+    "OPSD_SQL_DIR",
+    "OPSD_DB_URI",
+    "OPSD_DEDICATED_DB_URI",
+    "OPSD_DATA_KEY",
+    "OPSD_LISTEN",
+    "OPSD_ALLOWED_CLIENTS",
+    "OPSD_PID_FILE",
+    "OPSD_USER",
+    "OPSD_PM",
+    "OPSD_WORKERS",
+    "OPSD_MIN_SPARE",
+    "OPSD_MAX_SPARE",
+    "OPSD_MAX_REQUESTS",
+    "OPSD_REQUEST_TIMEOUT",
+    "OPSD_SLOWLOG_MS",
+    "LEGAL_ENFORCE",
+    "SESSION_SECRET",
+    "SESSION_IDLE_MIN",
+    "SESSION_ABSOLUTE_H",
+    "SMTP_SERVER",
+    "SMTP_PORT",
+    "SMTP_USER",
+    "SMTP_PASS",
+    "SMTP_FROM",
+    "SMTP_SECURE",
+    "SMTP_TEST_MODE",
+    "TEST_EMAIL_ALLOWLIST",
+    "SMTP_CA_FILE",
+    "OPSD_AUDIT_RETENTION_DAYS",
+    "OPSD_LOG",
+    "OPSD_SCRYPT_LN",
+    "OPSD_LOGIN_MAX_FAILURES",
+    "OPSD_LOGIN_IP_MAX_FAILURES",
+    "OPSD_SMTP_RETRY_BASE_S",
+    "OPSD_SMTP_MAX_ATTEMPTS",
+    "OPSD_MIGRATION_MAX_THREADS_RUNNING",
+    "OPSD_RATELIMIT_USER_PER_MIN",
+    "OPSD_RATELIMIT_TOKEN_PER_MIN",
+    "OPSD_RATELIMIT_IP_PER_MIN",
+    "OPSD_RATELIMIT_BURST",
+    "OPSD_NGINX_ACCESS_LOG",
+    NULL,
 };
 
 _Static_assert(countof(config_variable_names) == NVARS + 1, "names follow vars[]");
@@ -149,8 +197,7 @@ static void report(struct loader *ld, bool is_error, const char *fmt, ...)
 		ld->report(is_error, line, ld->ctx);
 }
 
-static void report_bad(struct loader *ld, const struct var *v, const char *reason,
-    const char *raw)
+static void report_bad(struct loader *ld, const struct var *v, const char *reason, const char *raw)
 {
 	char shown[80];
 	size_t n = 0;
@@ -423,7 +470,8 @@ static void finish(struct opsd_config *c, const bool *set, config_lookup_fn look
 	else if (c->session_secret == NULL)
 		generate_session_secret(c, ld);
 	if (c->env == ENV_PRODUCTION && c->scrypt_ln < 17)
-		report(ld, false, "OPSD_SCRYPT_LN: %d is below the OWASP minimum of 17 in production",
+		report(ld, false,
+		    "OPSD_SCRYPT_LN: %d is below the OWASP minimum of 17 in production",
 		    c->scrypt_ln);
 	if (c->listen != NULL && !listen_valid(c->listen))
 		report_bad(ld, var_find("OPSD_LISTEN"), "must be unix:/path or host:port",
@@ -434,8 +482,9 @@ static void finish(struct opsd_config *c, const bool *set, config_lookup_fn look
 		    "(%d) <= OPSD_WORKERS (%d)",
 		    c->min_spare, c->max_spare, c->workers);
 	if (c->smtp_port == 465)
-		report(ld, true, "SMTP_PORT: 465 (implicit TLS) is not supported by libESMTP; use "
-				 "587 with SMTP_SECURE=starttls");
+		report(ld, true,
+		    "SMTP_PORT: 465 (implicit TLS) is not supported by libESMTP; use "
+		    "587 with SMTP_SECURE=starttls");
 	/* SPEC §3: plain SMTP only to a relay on this host */
 	if (c->smtp_secure == SMTP_NONE && c->smtp_server != NULL &&
 	    strcmp(c->smtp_server, "localhost") != 0 && !addr_is_loopback(c->smtp_server))
@@ -602,8 +651,7 @@ static bool parse_line(char *line, char **key, char **value)
 	return true;
 }
 
-int config_read_env_file(const char *path, env_pair_fn fn, void *ctx, char *err,
-    size_t err_len)
+int config_read_env_file(const char *path, env_pair_fn fn, void *ctx, char *err, size_t err_len)
 {
 	struct stat st;
 	char *data = NULL;

@@ -15,37 +15,37 @@ enum smtp_secure { SMTP_STARTTLS, SMTP_NONE };
 
 struct opsd_config {
 	enum opsd_env env;
-	char *var_dir;          /* OPSD_VAR, default ./var */
-	char *sql_dir;          /* OPSD_SQL_DIR, default the installed/source sql/ */
-	char *db_uri;           /* OPSD_DB_URI (secret: holds a password) */
-	char *dedicated_db_uri; /* OPSD_DEDICATED_DB_URI (secret) */
-	char *data_key;         /* OPSD_DATA_KEY (secret), 32 bytes hex/base64 */
-	char *listen;           /* OPSD_LISTEN, default unix:$OPSD_VAR/run/opsd.sock */
-	char *allowed_clients;  /* OPSD_ALLOWED_CLIENTS, default 127.0.0.1 */
-	char *pid_file;         /* OPSD_PID_FILE, default $OPSD_VAR/run/opsd.pid */
-	char *user;             /* OPSD_USER: drop to it when root, default www-data */
-	enum opsd_pm pm;        /* OPSD_PM */
-	int workers;            /* OPSD_WORKERS: static size / dynamic maximum; 2 x cores */
-	int min_spare;          /* OPSD_MIN_SPARE */
-	int max_spare;          /* OPSD_MAX_SPARE */
-	int max_requests;       /* OPSD_MAX_REQUESTS, 10000; 0 = never recycle */
-	int request_timeout;    /* OPSD_REQUEST_TIMEOUT seconds, 30; 0 = off */
-	int slowlog_ms;         /* OPSD_SLOWLOG_MS, 1000; 0 = off */
-	bool legal_enforce;     /* LEGAL_ENFORCE */
-	char *session_secret;   /* SESSION_SECRET (secret), >= 32 bytes */
+	char *var_dir;                 /* OPSD_VAR, default ./var */
+	char *sql_dir;                 /* OPSD_SQL_DIR, default the installed/source sql/ */
+	char *db_uri;                  /* OPSD_DB_URI (secret: holds a password) */
+	char *dedicated_db_uri;        /* OPSD_DEDICATED_DB_URI (secret) */
+	char *data_key;                /* OPSD_DATA_KEY (secret), 32 bytes hex/base64 */
+	char *listen;                  /* OPSD_LISTEN, default unix:$OPSD_VAR/run/opsd.sock */
+	char *allowed_clients;         /* OPSD_ALLOWED_CLIENTS, default 127.0.0.1 */
+	char *pid_file;                /* OPSD_PID_FILE, default $OPSD_VAR/run/opsd.pid */
+	char *user;                    /* OPSD_USER: drop to it when root, default www-data */
+	enum opsd_pm pm;               /* OPSD_PM */
+	int workers;                   /* OPSD_WORKERS: static size / dynamic maximum; 2 x cores */
+	int min_spare;                 /* OPSD_MIN_SPARE */
+	int max_spare;                 /* OPSD_MAX_SPARE */
+	int max_requests;              /* OPSD_MAX_REQUESTS, 10000; 0 = never recycle */
+	int request_timeout;           /* OPSD_REQUEST_TIMEOUT seconds, 30; 0 = off */
+	int slowlog_ms;                /* OPSD_SLOWLOG_MS, 1000; 0 = off */
+	bool legal_enforce;            /* LEGAL_ENFORCE */
+	char *session_secret;          /* SESSION_SECRET (secret), >= 32 bytes */
 	bool session_secret_generated; /* unset outside production: random per run */
-	int session_idle_min;   /* SESSION_IDLE_MIN, 30 */
-	int session_absolute_h; /* SESSION_ABSOLUTE_H, 8 */
+	int session_idle_min;          /* SESSION_IDLE_MIN, 30 */
+	int session_absolute_h;        /* SESSION_ABSOLUTE_H, 8 */
 	char *smtp_server;
-	int smtp_port;          /* 587 */
+	int smtp_port; /* 587 */
 	char *smtp_user;
-	char *smtp_pass;        /* secret */
+	char *smtp_pass; /* secret */
 	char *smtp_from;
 	enum smtp_secure smtp_secure;
-	bool smtp_test_mode;    /* on unless production; forced on by CI */
+	bool smtp_test_mode; /* on unless production; forced on by CI */
 	char *test_email_allowlist;
 	char *smtp_ca_file;
-	int audit_retention_days; /* 3650 */
+	int audit_retention_days;          /* 3650 */
 	int migration_max_threads_running; /* the copy waits while the source has more (32) */
 	/* opsd's token buckets (SPEC §11): requests a minute per signed-in user,
 	 * per API token and per anonymous client IP (0: off), and the burst */
@@ -53,13 +53,14 @@ struct opsd_config {
 	int ratelimit_token_per_min;
 	int ratelimit_ip_per_min;
 	int ratelimit_burst;
-	char *nginx_access_log; /* nginx's JSON access log (429s it answered); $OPSD_VAR/log/nginx-access.log */
-	char *log_target;       /* OPSD_LOG: stderr | syslog | path */
-	int scrypt_ln;          /* OPSD_SCRYPT_LN: log2 of scrypt's N, 17 */
-	int login_max_failures; /* OPSD_LOGIN_MAX_FAILURES per account / 15 min, 5 */
+	char *nginx_access_log;    /* nginx's JSON access log (429s it answered);
+	                              $OPSD_VAR/log/nginx-access.log */
+	char *log_target;          /* OPSD_LOG: stderr | syslog | path */
+	int scrypt_ln;             /* OPSD_SCRYPT_LN: log2 of scrypt's N, 17 */
+	int login_max_failures;    /* OPSD_LOGIN_MAX_FAILURES per account / 15 min, 5 */
 	int login_ip_max_failures; /* OPSD_LOGIN_IP_MAX_FAILURES per IP / 15 min, 50 */
-	int smtp_retry_base_s;  /* OPSD_SMTP_RETRY_BASE_S: first retry delay, doubling, 30 */
-	int smtp_max_attempts;  /* OPSD_SMTP_MAX_ATTEMPTS before a retryable failure is final, 8 */
+	int smtp_retry_base_s;     /* OPSD_SMTP_RETRY_BASE_S: first retry delay, doubling, 30 */
+	int smtp_max_attempts; /* OPSD_SMTP_MAX_ATTEMPTS before a retryable failure is final, 8 */
 };
 
 /* Called once per problem or warning with one clear line, for example
@@ -75,16 +76,15 @@ void config_free(struct opsd_config *c);
 /* The same, with an explicit lookup instead of getenv (used by the unit
  * tests and by config_load itself). */
 typedef const char *(*config_lookup_fn)(const char *name, void *ctx);
-int config_load_from(struct opsd_config *c, config_lookup_fn lookup,
-    void *lookup_ctx, config_report_fn report, void *ctx);
+int config_load_from(struct opsd_config *c, config_lookup_fn lookup, void *lookup_ctx,
+    config_report_fn report, void *ctx);
 
 /* Reads KEY=VALUE lines (blank lines and # comments ignored, optional
  * "double" or 'single' quotes, `export ` prefix allowed). Calls fn for each
  * pair. Refuses (returns -1 with err) a file readable by group or others
  * when it holds a secret variable. Returns the number of pairs. */
 typedef void (*env_pair_fn)(const char *key, const char *value, void *ctx);
-int config_read_env_file(const char *path, env_pair_fn fn, void *ctx,
-    char *err, size_t err_len);
+int config_read_env_file(const char *path, env_pair_fn fn, void *ctx, char *err, size_t err_len);
 
 /* True for the variables whose values must never be logged or echoed. */
 bool config_is_secret(const char *name);

@@ -141,7 +141,7 @@ void sha256_raw(const void *p, size_t n, uint8_t out[32])
 static bool params_in_bounds(const struct scrypt_params *sp)
 {
 	return sp != NULL && sp->ln >= LN_MIN && sp->ln <= LN_MAX && sp->r >= R_MIN &&
-	    sp->r <= R_MAX && sp->p >= P_MIN && sp->p <= P_MAX;
+	       sp->r <= R_MAX && sp->p >= P_MIN && sp->p <= P_MAX;
 }
 
 /* scrypt through the provider KDF (RFC 7914). 0 or -1. */
@@ -160,13 +160,13 @@ static int scrypt_derive(const char *pw, size_t pw_len, const uint8_t *salt, siz
 	if (ctx == NULL)
 		goto fail;
 	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, (void *)pw, pw_len),
-		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len),
-		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
-		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_R, &r),
-		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_P, &p),
-		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
-		OSSL_PARAM_construct_end(),
+	    OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, (void *)pw, pw_len),
+	    OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len),
+	    OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
+	    OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_R, &r),
+	    OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_P, &p),
+	    OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
+	    OSSL_PARAM_construct_end(),
 	};
 	if (EVP_KDF_derive(ctx, key, KEY_LEN, params) != 1)
 		goto fail;
@@ -263,8 +263,8 @@ static bool phc_parse(const char *phc, struct scrypt_params *sp, uint8_t salt[SA
 	return true;
 }
 
-enum pw_result password_verify(
-    const char *password, const char *phc, const struct scrypt_params *current)
+enum pw_result password_verify(const char *password, const char *phc,
+    const struct scrypt_params *current)
 {
 	struct scrypt_params sp;
 	uint8_t salt[SALT_LEN], stored[KEY_LEN], key[KEY_LEN];
@@ -298,8 +298,8 @@ void password_burn(const char *password, const struct scrypt_params *p)
 		password = "";
 	if (!params_in_bounds(p))
 		return;
-	(void)scrypt_derive(
-	    password, strnlen(password, PASSWORD_MAX_LEN), salt, sizeof(salt), p, key);
+	(void)scrypt_derive(password, strnlen(password, PASSWORD_MAX_LEN), salt, sizeof(salt), p,
+	    key);
 	OPENSSL_cleanse(key, sizeof(key));
 }
 
@@ -330,7 +330,7 @@ bool token_well_formed(const char *s)
 		return false;
 	/* decoding also rejects non-canonical last characters */
 	return b64url_decode(s + prefix_len, TOKEN_LEN - prefix_len, raw, sizeof(raw), &got) &&
-	    got == sizeof(raw);
+	       got == sizeof(raw);
 }
 
 /* ---- secrets at rest --------------------------------------------------- */

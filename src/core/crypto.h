@@ -27,7 +27,8 @@ enum pw_result {
 	PW_BAD_HASH,  /* the stored string is not a hash we understand */
 };
 /* Constant-time comparison of the derived key. */
-enum pw_result password_verify(const char *password, const char *phc, const struct scrypt_params *current);
+enum pw_result password_verify(const char *password, const char *phc,
+    const struct scrypt_params *current);
 /* Spends the same work as a verify, for logins of unknown accounts, so that
  * timing does not tell which emails exist. */
 void password_burn(const char *password, const struct scrypt_params *p);

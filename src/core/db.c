@@ -25,16 +25,16 @@
 
 /* SET TRANSACTION cannot share a SET statement with variables. */
 static const char *const session_sql[] = {
-	"SET time_zone='+00:00', SESSION sql_mode='STRICT_ALL_TABLES,NO_ZERO_DATE,"
-	"NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO'",
-	"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+    "SET time_zone='+00:00', SESSION sql_mode='STRICT_ALL_TABLES,NO_ZERO_DATE,"
+    "NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO'",
+    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
 };
 
 struct stmt_slot {
-	char *sql;       /* cache key: a copy of the text (callers may build it) */
-	uint64_t hash;   /* FNV-1a of the text, compared before the text */
+	char *sql;     /* cache key: a copy of the text (callers may build it) */
+	uint64_t hash; /* FNV-1a of the text, compared before the text */
 	MYSQL_STMT *stmt;
-	uint64_t used;   /* LRU tick */
+	uint64_t used; /* LRU tick */
 };
 
 struct db {
@@ -52,11 +52,19 @@ struct db {
 
 /* Lost, refused or killed connections: the caller answers 503. */
 static const unsigned down_errors[] = {
-	CR_SOCKET_CREATE_ERROR, CR_CONNECTION_ERROR, CR_CONN_HOST_ERROR,
-	CR_IPSOCK_ERROR, CR_SERVER_GONE_ERROR, CR_SERVER_HANDSHAKE_ERR,
-	CR_SERVER_LOST, CR_SERVER_LOST_EXTENDED, CR_ERR_NET_READ,
-	CR_ERR_NET_WRITE, ER_CON_COUNT_ERROR, ER_SERVER_SHUTDOWN,
-	ER_CONNECTION_KILLED,
+    CR_SOCKET_CREATE_ERROR,
+    CR_CONNECTION_ERROR,
+    CR_CONN_HOST_ERROR,
+    CR_IPSOCK_ERROR,
+    CR_SERVER_GONE_ERROR,
+    CR_SERVER_HANDSHAKE_ERR,
+    CR_SERVER_LOST,
+    CR_SERVER_LOST_EXTENDED,
+    CR_ERR_NET_READ,
+    CR_ERR_NET_WRITE,
+    ER_CON_COUNT_ERROR,
+    ER_SERVER_SHUTDOWN,
+    ER_CONNECTION_KILLED,
 };
 
 static bool is_down_errno(unsigned e)
@@ -139,8 +147,10 @@ static bool parse_query(const char *q, struct db_uri *out, char *err, size_t err
 			continue;
 		}
 		if (!eq || (size_t)(eq - q) != 6 || memcmp(q, "socket", 6) != 0)
-			return uri_fail(err, err_len, "unknown query parameter (only ?socket=/path is supported)");
-		if (!pct_decode(eq + 1, n - 7, out->socket, sizeof(out->socket)) || out->socket[0] != '/')
+			return uri_fail(err, err_len,
+			    "unknown query parameter (only ?socket=/path is supported)");
+		if (!pct_decode(eq + 1, n - 7, out->socket, sizeof(out->socket)) ||
+		    out->socket[0] != '/')
 			return uri_fail(err, err_len, "socket must be an absolute path");
 		q += n;
 	}
@@ -160,7 +170,8 @@ static bool parse_uri(const char *uri, struct db_uri *out, char *err, size_t err
 	p = uri + sizeof(scheme) - 1;
 	auth_end = p + strcspn(p, "/?#");
 	if (*auth_end == '#')
-		return uri_fail(err, err_len, "fragments are not allowed (percent-encode '#' in the password)");
+		return uri_fail(err, err_len,
+		    "fragments are not allowed (percent-encode '#' in the password)");
 
 	/* The last '@' so that an unencoded '@' in the password still parses;
 	 * reasons never quote the authority, which may hold the password. */
@@ -173,8 +184,10 @@ static bool parse_uri(const char *uri, struct db_uri *out, char *err, size_t err
 		size_t ulen = colon ? (size_t)(colon - p) : (size_t)(at - p);
 		if (!pct_decode(p, ulen, out->user, sizeof(out->user)))
 			return uri_fail(err, err_len, "malformed or too long user name");
-		if (colon && !pct_decode(colon + 1, (size_t)(at - colon - 1), out->pass, sizeof(out->pass)))
-			return uri_fail(err, err_len, "malformed or too long password (percent-encode special characters)");
+		if (colon &&
+		    !pct_decode(colon + 1, (size_t)(at - colon - 1), out->pass, sizeof(out->pass)))
+			return uri_fail(err, err_len,
+			    "malformed or too long password (percent-encode special characters)");
 		host = at + 1;
 	} else {
 		host = p;
@@ -203,13 +216,15 @@ static bool parse_uri(const char *uri, struct db_uri *out, char *err, size_t err
 	if (host_end < auth_end) { /* ":port" */
 		if (!parse_port(host_end + 1, (size_t)(auth_end - host_end - 1), &out->port))
 			return uri_fail(err, err_len,
-			    "invalid port (1-65535; IPv6 hosts go in brackets; percent-encode special characters in the password)");
+			    "invalid port (1-65535; IPv6 hosts go in brackets; percent-encode "
+			    "special characters in the password)");
 	}
 
 	p = auth_end;
 	if (*p == '/') {
 		size_t n = strcspn(p + 1, "?#");
-		if (!pct_decode(p + 1, n, out->dbname, sizeof(out->dbname)) || strchr(out->dbname, '/'))
+		if (!pct_decode(p + 1, n, out->dbname, sizeof(out->dbname)) ||
+		    strchr(out->dbname, '/'))
 			return uri_fail(err, err_len, "malformed or too long database name");
 		p += 1 + n;
 	}
@@ -240,10 +255,9 @@ void db_uri_redacted(const struct db_uri *u, char *out, size_t out_len)
 
 	if (u->port)
 		snprintf(port, sizeof(port), ":%u", u->port);
-	snprintf(out, out_len, "mysql://%s%s%s%s%s%s%s/%s%s%s", u->user,
-	    u->pass[0] ? ":***" : "", u->user[0] || u->pass[0] ? "@" : "",
-	    v6 ? "[" : "", u->host, v6 ? "]" : "", port, u->dbname,
-	    u->socket[0] ? "?socket=" : "", u->socket);
+	snprintf(out, out_len, "mysql://%s%s%s%s%s%s%s/%s%s%s", u->user, u->pass[0] ? ":***" : "",
+	    u->user[0] || u->pass[0] ? "@" : "", v6 ? "[" : "", u->host, v6 ? "]" : "", port,
+	    u->dbname, u->socket[0] ? "?socket=" : "", u->socket);
 }
 
 /* ---- errors ------------------------------------------------------------- */
@@ -344,8 +358,7 @@ static int connect_now(struct db *d)
 	}
 	if (!mysql_real_connect(my, u->socket[0] ? "localhost" : u->host,
 	        u->user[0] ? u->user : NULL, u->pass[0] ? u->pass : NULL,
-	        u->dbname[0] ? u->dbname : NULL, u->port,
-	        u->socket[0] ? u->socket : NULL, 0)) {
+	        u->dbname[0] ? u->dbname : NULL, u->port, u->socket[0] ? u->socket : NULL, 0)) {
 		db_uri_redacted(u, where, sizeof(where));
 		set_err(d, mysql_errno(my), "cannot connect to %s: %s", where, mysql_error(my));
 		mysql_close(my);
@@ -587,9 +600,9 @@ int db_exec(struct db *d, const char *sql, const struct db_param *p, size_t np,
 static bool is_binary(const MYSQL_FIELD *f)
 {
 	return f->charsetnr == 63 && f->type != MYSQL_TYPE_NEWDECIMAL &&
-	    (f->type == MYSQL_TYPE_STRING || f->type == MYSQL_TYPE_VAR_STRING ||
-	        f->type == MYSQL_TYPE_BLOB || f->type == MYSQL_TYPE_TINY_BLOB ||
-	        f->type == MYSQL_TYPE_MEDIUM_BLOB || f->type == MYSQL_TYPE_LONG_BLOB);
+	       (f->type == MYSQL_TYPE_STRING || f->type == MYSQL_TYPE_VAR_STRING ||
+	           f->type == MYSQL_TYPE_BLOB || f->type == MYSQL_TYPE_TINY_BLOB ||
+	           f->type == MYSQL_TYPE_MEDIUM_BLOB || f->type == MYSQL_TYPE_LONG_BLOB);
 }
 
 /* Copies the stored result of st into the arena. */
@@ -687,8 +700,8 @@ out:
 	return rc;
 }
 
-int db_query(struct db *d, struct arena *a, const char *sql,
-    const struct db_param *p, size_t np, struct db_rows *out)
+int db_query(struct db *d, struct arena *a, const char *sql, const struct db_param *p, size_t np,
+    struct db_rows *out)
 {
 	MYSQL_STMT *st;
 	MYSQL_RES *meta;
@@ -741,7 +754,8 @@ int db_exec_script(struct db *d, const char *sql)
 		rc = 0;
 	}
 	/* The next statements must not be able to smuggle a second one. */
-	if (d->my && mysql_set_server_option(d->my, MYSQL_OPTION_MULTI_STATEMENTS_OFF) != 0 && rc == 0) {
+	if (d->my && mysql_set_server_option(d->my, MYSQL_OPTION_MULTI_STATEMENTS_OFF) != 0 &&
+	    rc == 0) {
 		set_mysql_err(d);
 		rc = -1;
 	}
@@ -759,7 +773,8 @@ static int simple_query(struct db *d, const char *sql, bool may_reconnect)
 			return 0;
 		}
 		set_mysql_err(d);
-		if (attempt > 0 || !may_reconnect || !is_down_errno(d->err_no) || connect_now(d) != 0)
+		if (attempt > 0 || !may_reconnect || !is_down_errno(d->err_no) ||
+		    connect_now(d) != 0)
 			return -1;
 	}
 }

@@ -14,10 +14,10 @@ struct db;
 struct db_uri {
 	char user[128];
 	char pass[256];
-	char host[256];     /* "localhost" with socket set means a unix socket */
-	unsigned port;      /* 0 = default 3306 */
-	char dbname[128];   /* may be empty (OPSD_DEDICATED_DB_URI) */
-	char socket[512];   /* ?socket=/path */
+	char host[256];   /* "localhost" with socket set means a unix socket */
+	unsigned port;    /* 0 = default 3306 */
+	char dbname[128]; /* may be empty (OPSD_DEDICATED_DB_URI) */
+	char socket[512]; /* ?socket=/path */
 };
 
 /* mysql://user:pass@host:port/db or mysql://user:pass@localhost/db?socket=/p
@@ -68,8 +68,8 @@ struct db_rows {
 	size_t nrows;
 	size_t ncols;
 	const char **names;
-	char ***val;          /* val[row][col] */
-	unsigned long **len;  /* len[row][col] */
+	char ***val;         /* val[row][col] */
+	unsigned long **len; /* len[row][col] */
 };
 
 /* Runs a statement that returns no rows. Statements are prepared once per
@@ -79,8 +79,8 @@ struct db_rows {
 int db_exec(struct db *d, const char *sql, const struct db_param *p, size_t np,
     unsigned long long *affected);
 /* Runs a statement that returns rows, copied into the arena. */
-int db_query(struct db *d, struct arena *a, const char *sql,
-    const struct db_param *p, size_t np, struct db_rows *out);
+int db_query(struct db *d, struct arena *a, const char *sql, const struct db_param *p, size_t np,
+    struct db_rows *out);
 /* Runs SQL text that comes only from opsd's own files (schema migrations);
  * multi-statement. Never call with client input. */
 int db_exec_script(struct db *d, const char *sql);

@@ -65,8 +65,7 @@ struct json_object *dbv_json_time(const struct db_rows *rows, size_t r, size_t c
 
 	if (!v || (n = strlen(v)) < 19)
 		return NULL;
-	snprintf(out, sizeof(out), "%.10sT%.8s%s%.3sZ", v, v + 11, ".",
-	    n >= 23 ? v + 20 : "000");
+	snprintf(out, sizeof(out), "%.10sT%.8s%s%.3sZ", v, v + 11, ".", n >= 23 ? v + 20 : "000");
 	return json_object_new_string(out);
 }
 

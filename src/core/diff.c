@@ -45,8 +45,7 @@ static void put(struct diff_line *out, long *k, char op, const struct lines *l, 
 
 /* Myers 1986: for each edit count d, v[k] is the furthest x on diagonal k.
  * Only the band [-d, d] of each round is kept, for the backtrack. */
-long diff_lines(struct arena *a, const char *old_text, const char *new_text,
-    struct diff_line **out)
+long diff_lines(struct arena *a, const char *old_text, const char *new_text, struct diff_line **out)
 {
 	struct lines x, y;
 	long n, m, max, dfound = -1, k_out;
@@ -119,9 +118,11 @@ long diff_lines(struct arena *a, const char *old_text, const char *new_text,
 				xx--, yy--;
 			}
 			if (pk == k + 1)
-				tmp[--w] = (struct diff_line){'+', y.s[yy - 1], y.len[yy - 1]}, yy--;
+				tmp[--w] = (struct diff_line){'+', y.s[yy - 1], y.len[yy - 1]},
+				yy--;
 			else
-				tmp[--w] = (struct diff_line){'-', x.s[xx - 1], x.len[xx - 1]}, xx--;
+				tmp[--w] = (struct diff_line){'-', x.s[xx - 1], x.len[xx - 1]},
+				xx--;
 		}
 		while (xx > 0 && yy > 0) {
 			tmp[--w] = (struct diff_line){'=', x.s[xx - 1], x.len[xx - 1]};

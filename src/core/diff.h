@@ -7,9 +7,9 @@
 struct arena;
 
 struct diff_line {
-	char op;         /* '=' kept, '-' only in the old text, '+' only in the new */
-	const char *s;   /* points into the input text */
-	size_t len;      /* without the line break */
+	char op;       /* '=' kept, '-' only in the old text, '+' only in the new */
+	const char *s; /* points into the input text */
+	size_t len;    /* without the line break */
 };
 
 /* Beyond this many differing lines the answer is "all old lines removed,

@@ -11,45 +11,45 @@
 #include "util.h"
 
 static const char *const project_status[] = {"planned", "active", "on_hold", "completed",
-	"cancelled", NULL};
+    "cancelled", NULL};
 
 /* column, field, type, max, required, email, redaction, choices */
 static const struct entity_column contact_cols[] = {
-	{"name", "name", FT_STRING, 200, false, false, RED_TOMBSTONE, NULL},
-	{"email", "email", FT_STRING, 254, false, true, RED_UNIQUE, NULL},
-	{"phone", "phone", FT_STRING, 64, false, false, RED_NULL, NULL},
-	{"address", "address", FT_STRING, 500, false, false, RED_NULL, NULL},
-	{"notes", "notes", FT_STRING, 10000, false, false, RED_NULL, NULL},
+    {"name", "name", FT_STRING, 200, false, false, RED_TOMBSTONE, NULL},
+    {"email", "email", FT_STRING, 254, false, true, RED_UNIQUE, NULL},
+    {"phone", "phone", FT_STRING, 64, false, false, RED_NULL, NULL},
+    {"address", "address", FT_STRING, 500, false, false, RED_NULL, NULL},
+    {"notes", "notes", FT_STRING, 10000, false, false, RED_NULL, NULL},
 };
 static const struct entity_column project_cols[] = {
-	{"name", "name", FT_STRING, 200, true, false, RED_KEEP, NULL},
-	{"client_name", "clientName", FT_STRING, 200, false, false, RED_TOMBSTONE, NULL},
-	{"description", "description", FT_STRING, 10000, false, false, RED_NULL, NULL},
-	{"budget", "budget", FT_NUMBER, 1000000000000LL, false, false, RED_KEEP, NULL},
-	{"status", "status", FT_ENUM, 0, false, false, RED_KEEP, project_status},
+    {"name", "name", FT_STRING, 200, true, false, RED_KEEP, NULL},
+    {"client_name", "clientName", FT_STRING, 200, false, false, RED_TOMBSTONE, NULL},
+    {"description", "description", FT_STRING, 10000, false, false, RED_NULL, NULL},
+    {"budget", "budget", FT_NUMBER, 1000000000000LL, false, false, RED_KEEP, NULL},
+    {"status", "status", FT_ENUM, 0, false, false, RED_KEEP, project_status},
 };
 static const struct entity_column office_cols[] = {
-	{"name", "name", FT_STRING, 200, true, false, RED_KEEP, NULL},
-	{"address", "address", FT_STRING, 500, false, false, RED_NULL, NULL},
-	{"phone", "phone", FT_STRING, 64, false, false, RED_NULL, NULL},
-	{"manager_name", "managerName", FT_STRING, 200, false, false, RED_TOMBSTONE, NULL},
+    {"name", "name", FT_STRING, 200, true, false, RED_KEEP, NULL},
+    {"address", "address", FT_STRING, 500, false, false, RED_NULL, NULL},
+    {"phone", "phone", FT_STRING, 64, false, false, RED_NULL, NULL},
+    {"manager_name", "managerName", FT_STRING, 200, false, false, RED_TOMBSTONE, NULL},
 };
 static const struct entity_column user_cols[] = {
-	{"email", "email", FT_STRING, 254, true, true, RED_UNIQUE, NULL},
-	{"name", "name", FT_STRING, 200, true, false, RED_TOMBSTONE, NULL},
+    {"email", "email", FT_STRING, 254, true, true, RED_UNIQUE, NULL},
+    {"name", "name", FT_STRING, 200, true, false, RED_TOMBSTONE, NULL},
 };
 static const struct entity_column org_cols[] = {
-	{"name", "name", FT_STRING, 200, true, false, RED_TOMBSTONE, NULL},
+    {"name", "name", FT_STRING, 200, true, false, RED_TOMBSTONE, NULL},
 };
 
 #define COLS(a) a, countof(a)
 
 const struct entity entities[] = {
-	{"contacts", "contacts", true, true, COLS(contact_cols), "org_id"},
-	{"projects", "projects", true, true, COLS(project_cols), "org_id"},
-	{"offices", "offices", true, true, COLS(office_cols), "org_id"},
-	{"users", "users", false, false, COLS(user_cols), "org_id"},
-	{"orgs", "orgs", false, false, COLS(org_cols), "id"},
+    {"contacts", "contacts", true, true, COLS(contact_cols), "org_id"},
+    {"projects", "projects", true, true, COLS(project_cols), "org_id"},
+    {"offices", "offices", true, true, COLS(office_cols), "org_id"},
+    {"users", "users", false, false, COLS(user_cols), "org_id"},
+    {"orgs", "orgs", false, false, COLS(org_cols), "id"},
 };
 const size_t nentities = countof(entities);
 
@@ -103,8 +103,9 @@ int legal_hold_guard(struct db *d, struct db *control, struct arena *a, const st
 		struct db_rows org;
 		struct db_param q[] = {DBP_BLOB(rows.val[0][1], 16)};
 
-		if (db_query(control, a, "SELECT legal_hold FROM orgs WHERE id = ? LOCK IN SHARE MODE", q,
-		        1, &org) != 0)
+		if (db_query(control, a,
+		        "SELECT legal_hold FROM orgs WHERE id = ? LOCK IN SHARE MODE", q, 1,
+		        &org) != 0)
 			return -1;
 		*held = org.nrows == 1 && dbv_true(org.val[0][0]);
 	}
@@ -129,7 +130,8 @@ int legal_hold_org_any(struct db *tdb, struct db *control, struct arena *a, cons
 
 		if (!entities[i].tenant)
 			continue;
-		snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE org_id = ? AND legal_hold = 1 LIMIT 1",
+		snprintf(sql, sizeof(sql),
+		    "SELECT 1 FROM %s WHERE org_id = ? AND legal_hold = 1 LIMIT 1",
 		    entities[i].table);
 		if (db_query(tdb, a, sql, p, 1, &rows) != 0)
 			return -1;
@@ -216,14 +218,15 @@ static int held_collect_entity(struct db *d, struct db *control, struct arena *a
 			return -1;
 		for (size_t i = 0; i < n; i++)
 			memcpy(list[i].b, orgs.val[i][0], 16);
-		snprintf(sql, sizeof(sql), "SELECT id FROM %s WHERE %s = ? AND id > ? ORDER BY id LIMIT ?",
-		    e->table, e->org_column);
+		snprintf(sql, sizeof(sql),
+		    "SELECT id FROM %s WHERE %s = ? AND id > ? ORDER BY id LIMIT ?", e->table,
+		    e->org_column);
 		for (size_t o = 0; o < n; o++) {
 			memset(after, 0, sizeof(after));
 			for (;;) {
 				struct db_rows rows;
 				struct db_param p[] = {DBP_BLOB(list[o].b, 16), DBP_BLOB(after, 16),
-					DBP_I64(HELD_PAGE)};
+				    DBP_I64(HELD_PAGE)};
 
 				arena_reset(a);
 				if (db_query(d, a, sql, p, countof(p), &rows) != 0) {
@@ -257,17 +260,18 @@ int legal_hold_collect(struct db *control, const struct opsd_config *cfg, struct
 	for (size_t i = 0; i < nentities && rc == 0; i++)
 		rc = held_collect_entity(control, control, a, &entities[i], out);
 	/* Tenant records of dedicated orgs live in their own databases. */
-	if (rc == 0 &&
-	    (rc = db_query(control, a,
-	         "SELECT JSON_VALUE(dedicated_target, '$.sealed') FROM orgs WHERE db_mode = 'dedicated'",
-	         NULL, 0, &ded)) == 0) {
+	if (rc == 0 && (rc = db_query(control, a,
+	                    "SELECT JSON_VALUE(dedicated_target, '$.sealed') FROM orgs WHERE "
+	                    "db_mode = 'dedicated'",
+	                    NULL, 0, &ded)) == 0) {
 		char **sealed = calloc(ded.nrows ? ded.nrows : 1, sizeof(*sealed));
 
 		for (size_t o = 0; sealed && o < ded.nrows; o++)
 			sealed[o] = ded.val[o][0] ? strdup(ded.val[o][0]) : NULL;
 		for (size_t o = 0; sealed && o < ded.nrows && rc == 0; o++) {
 			char err[256];
-			struct db *d = sealed[o] ? tenant_db_sealed(cfg, sealed[o], err, sizeof(err)) : NULL;
+			struct db *d =
+			    sealed[o] ? tenant_db_sealed(cfg, sealed[o], err, sizeof(err)) : NULL;
 
 			if (!d || db_ensure(d) != 0) {
 				rc = -1;

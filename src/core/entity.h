@@ -24,32 +24,32 @@ enum redaction {
 };
 
 struct entity_column {
-	const char *column;       /* SQL column */
-	const char *field;        /* JSON field (camelCase) */
-	enum field_type type;     /* FT_STRING, FT_NUMBER or FT_ENUM */
-	long long max;            /* length (strings) or value (numbers) */
-	bool required;            /* on create */
-	bool email;               /* must be an email address */
+	const char *column;   /* SQL column */
+	const char *field;    /* JSON field (camelCase) */
+	enum field_type type; /* FT_STRING, FT_NUMBER or FT_ENUM */
+	long long max;        /* length (strings) or value (numbers) */
+	bool required;        /* on create */
+	bool email;           /* must be an email address */
 	enum redaction redact;
 	const char *const *choices;
 };
 
 struct entity {
-	const char *name;         /* "contacts": the API and audit name */
+	const char *name; /* "contacts": the API and audit name */
 	const char *table;
-	bool tenant;              /* in the org's tenant database (else control) */
-	bool crud;                /* served under /orgs/:orgId/<name> */
+	bool tenant; /* in the org's tenant database (else control) */
+	bool crud;   /* served under /orgs/:orgId/<name> */
 	const struct entity_column *cols;
 	size_t ncols;
-	const char *org_column;   /* "org_id", or "id" for orgs, NULL for platform users */
+	const char *org_column; /* "org_id", or "id" for orgs, NULL for platform users */
 };
 
 extern const struct entity entities[];
 extern const size_t nentities;
 const struct entity *entity_find(const char *name);
 /* The redacted value of a column for record id (NULL for RED_NULL). */
-const char *entity_redacted_value(const struct entity_column *c, const uint8_t id[16],
-    char *buf, size_t len);
+const char *entity_redacted_value(const struct entity_column *c, const uint8_t id[16], char *buf,
+    size_t len);
 
 /* The one legal-hold guard of every destructive path (update, delete,
  * strip, archive, retention purge, migration): true when the record or its
