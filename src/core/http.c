@@ -186,14 +186,29 @@ const char *http_status_text(int status)
 		int code;
 		const char *text;
 	} texts[] = {
-		{200, "OK"}, {201, "Created"}, {202, "Accepted"}, {204, "No Content"},
-		{301, "Moved Permanently"}, {302, "Found"}, {304, "Not Modified"},
-		{400, "Bad Request"}, {401, "Unauthorized"}, {403, "Forbidden"},
-		{404, "Not Found"}, {405, "Method Not Allowed"}, {409, "Conflict"},
-		{411, "Length Required"}, {413, "Content Too Large"}, {414, "URI Too Long"},
-		{415, "Unsupported Media Type"}, {422, "Unprocessable Content"},
-		{429, "Too Many Requests"}, {500, "Internal Server Error"},
-		{502, "Bad Gateway"}, {503, "Service Unavailable"}, {504, "Gateway Timeout"},
+	    {200, "OK"},
+	    {201, "Created"},
+	    {202, "Accepted"},
+	    {204, "No Content"},
+	    {301, "Moved Permanently"},
+	    {302, "Found"},
+	    {304, "Not Modified"},
+	    {400, "Bad Request"},
+	    {401, "Unauthorized"},
+	    {403, "Forbidden"},
+	    {404, "Not Found"},
+	    {405, "Method Not Allowed"},
+	    {409, "Conflict"},
+	    {411, "Length Required"},
+	    {413, "Content Too Large"},
+	    {414, "URI Too Long"},
+	    {415, "Unsupported Media Type"},
+	    {422, "Unprocessable Content"},
+	    {429, "Too Many Requests"},
+	    {500, "Internal Server Error"},
+	    {502, "Bad Gateway"},
+	    {503, "Service Unavailable"},
+	    {504, "Gateway Timeout"},
 	};
 
 	for (size_t i = 0; i < countof(texts); i++)

@@ -28,33 +28,33 @@ struct req_header {
 struct req {
 	struct arena *arena;
 	const struct opsd_config *cfg;
-	struct db *db;                 /* this worker's connection (may be down) */
+	struct db *db; /* this worker's connection (may be down) */
 
 	/* Request, copied into the arena from the FastCGI params. */
 	const char *method;
-	const char *path;              /* without the query string, not decoded */
-	const char *query;             /* "" when absent */
-	const char *request_id;        /* nginx's $request_id, or generated */
+	const char *path;       /* without the query string, not decoded */
+	const char *query;      /* "" when absent */
+	const char *request_id; /* nginx's $request_id, or generated */
 	const char *remote_addr;
 	const char *content_type;
 	const char *user_agent;
 	const char *cookie;
 	const char *authorization;
 	const char *if_none_match;
-	const char *csrf_token;        /* X-CSRF-Token */
+	const char *csrf_token; /* X-CSRF-Token */
 	size_t nparams;
-	const char **param_name;       /* every FastCGI param */
+	const char **param_name; /* every FastCGI param */
 	const char **param_value;
-	char *body;                    /* NUL-terminated, may be NULL */
+	char *body; /* NUL-terminated, may be NULL */
 	size_t body_len;
-	struct json_object *json;      /* parsed body for RF_JSON_BODY routes */
+	struct json_object *json; /* parsed body for RF_JSON_BODY routes */
 
-	struct principal *who;         /* NULL when anonymous */
+	struct principal *who; /* NULL when anonymous */
 
 	const struct route *route;
 	int route_index;
 	struct route_params *params;
-	int64_t start_us;              /* monotonic */
+	int64_t start_us; /* monotonic */
 
 	/* Reply. */
 	int status;
@@ -63,7 +63,7 @@ struct req {
 	struct req_header headers[REQ_MAX_HEADERS];
 	int nheaders;
 	struct buf *out;
-	const char *error_code;        /* for the access log line */
+	const char *error_code; /* for the access log line */
 
 	/* Streamed replies (exports): set by src/server/, used by
 	 * reply_stream_*; the body goes out in pieces, in constant memory. */
@@ -84,14 +84,13 @@ const char *req_env(const struct req *r, const char *name);
 void reply_header(struct req *r, const char *name, const char *value);
 /* Serialises obj as the body and releases it (json_object_put). */
 void reply_json(struct req *r, int status, struct json_object *obj);
-void reply_raw(struct req *r, int status, const char *content_type,
-    const char *body, size_t len);
+void reply_raw(struct req *r, int status, const char *content_type, const char *body, size_t len);
 void reply_empty(struct req *r, int status);
 /* The SPEC §5 envelope:
  * {"error":{"code":…,"message":…,"details":{…}},"requestId":…}.
  * details may be NULL; it is released. */
-void reply_error(struct req *r, int status, const char *code,
-    const char *message, struct json_object *details);
+void reply_error(struct req *r, int status, const char *code, const char *message,
+    struct json_object *details);
 /* 503 unavailable with Retry-After when MariaDB is down, else 500
  * internal_error (the log line with the request id has db_error()). */
 void reply_db_error(struct req *r);

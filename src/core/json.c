@@ -85,8 +85,8 @@ static bool lexically_strict(const char *s, size_t n)
 	return true;
 }
 
-enum json_parse_err json_parse_body(const char *body, size_t n, struct json_object **out,
-    char *why, size_t why_len)
+enum json_parse_err json_parse_body(const char *body, size_t n, struct json_object **out, char *why,
+    size_t why_len)
 {
 	*out = NULL;
 	if (body == NULL || n == 0 || only_space(body, n))
@@ -201,12 +201,11 @@ static void choices_reason(const char *const *choices, char *buf, size_t len)
 static bool plain_string(struct json_object *v)
 {
 	return json_object_is_type(v, json_type_string) &&
-	    strlen(json_object_get_string(v)) == (size_t)json_object_get_string_len(v);
+	       strlen(json_object_get_string(v)) == (size_t)json_object_get_string_len(v);
 }
 
 /* Checks one present, non-null value; fills reason and returns false on a problem. */
-static bool check_value(struct json_object *v, const struct field_spec *f, char *reason,
-    size_t len)
+static bool check_value(struct json_object *v, const struct field_spec *f, char *reason, size_t len)
 {
 	struct opsd_uuid u;
 	int64_t ms;
@@ -234,12 +233,14 @@ static bool check_value(struct json_object *v, const struct field_spec *f, char 
 	case FT_NUMBER: {
 		double d;
 
-		if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) {
+		if (!json_object_is_type(v, json_type_int) &&
+		    !json_object_is_type(v, json_type_double)) {
 			snprintf(reason, len, "must be a number");
 			return false;
 		}
 		d = json_object_get_double(v);
-		if (!(d == d) || ((f->min || f->max) && (d < (double)f->min || d > (double)f->max))) {
+		if (!(d == d) ||
+		    ((f->min || f->max) && (d < (double)f->min || d > (double)f->max))) {
 			snprintf(reason, len, "must be between %lld and %lld", f->min, f->max);
 			return false;
 		}
@@ -336,8 +337,7 @@ int json_validate(struct json_object *obj, const struct field_spec *spec,
 			problems++;
 		}
 	}
-	json_object_object_foreach(obj, key, val)
-	{
+	json_object_object_foreach (obj, key, val) {
 		(void)val;
 		if (!spec_has(spec, key)) {
 			add_problem(fields, key, "unknown field");

@@ -26,12 +26,12 @@ bool utf8_valid(const char *s, size_t n);
 /* Parses a request body. On success *out owns a new object (json_object_put
  * it). On failure *out is NULL and why (if not NULL) gets a short reason
  * suitable for the error envelope's message. */
-enum json_parse_err json_parse_body(const char *body, size_t n,
-    struct json_object **out, char *why, size_t why_len);
+enum json_parse_err json_parse_body(const char *body, size_t n, struct json_object **out, char *why,
+    size_t why_len);
 
 enum field_type {
-	FT_STRING,       /* min/max: length in characters (UTF-8 code points) */
-	FT_INT,          /* min/max: value */
+	FT_STRING, /* min/max: length in characters (UTF-8 code points) */
+	FT_INT,    /* min/max: value */
 	FT_BOOL,
 	FT_OBJECT,
 	FT_STRING_ARRAY, /* min/max: element count; elements non-empty strings */

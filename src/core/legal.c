@@ -35,7 +35,8 @@ bool legal_version_valid(const char *s)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
-		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		bool alnum =
+		    (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 
 		if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
 			return false;
@@ -49,10 +50,10 @@ bool legal_version_valid(const char *s)
 #define CACHE_TTL_MS 1000
 
 static struct {
-	uint64_t *shared;     /* publish counter in shared memory */
-	uint64_t generation;  /* the counter when the cache was filled */
+	uint64_t *shared;    /* publish counter in shared memory */
+	uint64_t generation; /* the counter when the cache was filled */
 	int64_t fetched_mono;
-	int64_t next_change;  /* realtime ms of the next scheduled version */
+	int64_t next_change; /* realtime ms of the next scheduled version */
 	bool valid;
 	struct legal_doc *docs;
 	size_t n;
@@ -101,8 +102,8 @@ static char *doc_json(const struct db_rows *rows, size_t i, size_t *len)
 	json_object_object_add(o, "effectiveAt", dbv_json_time(rows, i, 5));
 	json_object_object_add(o, "contentSha256", dbv_json_str(rows, i, 4));
 	json_object_object_add(o, "publishedAt", dbv_json_time(rows, i, 6));
-	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE, len);
+	s = json_object_to_json_string_length(o,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
 	copy = malloc(*len + 2);
 	if (copy) {
 		memcpy(copy, s, *len);
@@ -148,7 +149,8 @@ static int cache_fill(struct db *d)
 		dbv_uuid(rows.val[i][0], 16, doc->id_s);
 		str_copy(doc->type, rows.val[i][1], sizeof(doc->type));
 		str_copy(doc->version, rows.val[i][2], sizeof(doc->version));
-		str_copy(doc->effective_at, t ? json_object_get_string(t) : "", sizeof(doc->effective_at));
+		str_copy(doc->effective_at, t ? json_object_get_string(t) : "",
+		    sizeof(doc->effective_at));
 		json_object_put(t);
 		snprintf(doc->etag, sizeof(doc->etag), "\"%s\"", doc->id_s);
 		doc->json = doc_json(&rows, i, &doc->json_len);
@@ -156,7 +158,8 @@ static int cache_fill(struct db *d)
 			goto out;
 		cache.n++;
 	}
-	cache.next_change = next.nrows == 1 && next.val[0][0] ? strtoll(next.val[0][0], NULL, 10) : 0;
+	cache.next_change =
+	    next.nrows == 1 && next.val[0][0] ? strtoll(next.val[0][0], NULL, 10) : 0;
 	cache.generation = cache.shared ? __atomic_load_n(cache.shared, __ATOMIC_ACQUIRE) : 0;
 	cache.fetched_mono = mono_ms();
 	cache.valid = true;
@@ -208,14 +211,19 @@ static int publish_fn(struct db *d, void *arg)
 	struct opsd_uuid by;
 	struct json_object *payload;
 	struct db_param p[] = {
-		DBP_BLOB(x->id.b, 16), DBP_STR(x->type), DBP_STR(x->version), DBP_STR(x->content),
-		DBP_STR(x->sha), DBP_STR(x->when),
-		x->actor->user_id && uuid_parse(x->actor->user_id, &by) ? DBP_BLOB(by.b, 16) : DBP_NULL,
-		DBP_I64(x->notify),
+	    DBP_BLOB(x->id.b, 16),
+	    DBP_STR(x->type),
+	    DBP_STR(x->version),
+	    DBP_STR(x->content),
+	    DBP_STR(x->sha),
+	    DBP_STR(x->when),
+	    x->actor->user_id && uuid_parse(x->actor->user_id, &by) ? DBP_BLOB(by.b, 16) : DBP_NULL,
+	    DBP_I64(x->notify),
 	};
 
 	if (db_exec(d,
-	        "INSERT INTO legal_documents (id, type, version, content, content_sha256, effective_at,"
+	        "INSERT INTO legal_documents (id, type, version, content, content_sha256, "
+	        "effective_at,"
 	        " created_by, notify) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 	        p, countof(p), NULL) != 0) {
 		x->duplicate = db_errno(d) == ER_DUP_ENTRY;
@@ -234,7 +242,8 @@ enum legal_err legal_publish(struct db *d, const struct audit_actor *actor, cons
     const char *version, const char *content, int64_t effective_ms, bool notify,
     char id_out[UUID_STR_LEN + 1])
 {
-	struct publish_tx x = {actor, type, version, content, "", "", "", notify, {{0}}, id_out, false};
+	struct publish_tx x = {actor, type, version, content, "", "", "", notify, {{0}}, id_out,
+	    false};
 	int64_t when = effective_ms ? effective_ms : now_ms();
 	int rc;
 
@@ -274,8 +283,10 @@ int legal_pending(struct db *d, struct arena *a, const char *user_id, const stru
 		return -1;
 	/* One indexed lookup: the user's acceptances of the current ids. */
 	p[np++] = DBP_BLOB(u.b, 16);
-	str_copy(sql, "SELECT document_id, accepted_at FROM legal_acceptances WHERE user_id = ?"
-		      " AND document_id IN (?", sizeof(sql));
+	str_copy(sql,
+	    "SELECT document_id, accepted_at FROM legal_acceptances WHERE user_id = ?"
+	    " AND document_id IN (?",
+	    sizeof(sql));
 	p[np++] = DBP_BLOB(docs[0].id, 16);
 	for (size_t i = 1; i < n; i++) {
 		strncat(sql, ", ?", sizeof(sql) - strlen(sql) - 1);
@@ -291,7 +302,8 @@ int legal_pending(struct db *d, struct arena *a, const char *user_id, const stru
 				if (accepted_at) {
 					struct json_object *t = dbv_json_time(&rows, r, 1);
 
-					str_copy(accepted_at[i], t ? json_object_get_string(t) : "", 32);
+					str_copy(accepted_at[i], t ? json_object_get_string(t) : "",
+					    32);
 					json_object_put(t);
 				}
 			}
@@ -331,7 +343,7 @@ static int notify_fn(struct db *d, void *arg)
 	x->worked = true;
 	{
 		struct db_param p[] = {DBP_I64(doc.val[0][3] != NULL),
-			doc.val[0][3] ? DBP_BLOB(doc.val[0][3], doc.len[0][3]) : DBP_NULL, lim[0]};
+		    doc.val[0][3] ? DBP_BLOB(doc.val[0][3], doc.len[0][3]) : DBP_NULL, lim[0]};
 
 		if (db_query(d, x->a,
 		        "SELECT id, email FROM users WHERE disabled_at IS NULL AND service = 0"
@@ -348,17 +360,18 @@ static int notify_fn(struct db *d, void *arg)
 		char id[UUID_STR_LEN + 1];
 		enum mail_status st;
 
-		if (mail_enqueue(d, x->cfg, &actor, "legal_notice", users.val[i][1], subject, body, id,
-		        &st) == MAIL_DB_ERROR)
+		if (mail_enqueue(d, x->cfg, &actor, "legal_notice", users.val[i][1], subject, body,
+		        id, &st) == MAIL_DB_ERROR)
 			return -1;
 	}
 	{
 		bool done = users.nrows < NOTIFY_BATCH;
 		size_t last = users.nrows ? users.nrows - 1 : 0;
 		struct db_param p[] = {
-			DBP_I64(users.nrows > 0),
-			users.nrows ? DBP_BLOB(users.val[last][0], users.len[last][0]) : DBP_NULL,
-			DBP_I64(done), DBP_BLOB(doc.val[0][0], doc.len[0][0]),
+		    DBP_I64(users.nrows > 0),
+		    users.nrows ? DBP_BLOB(users.val[last][0], users.len[last][0]) : DBP_NULL,
+		    DBP_I64(done),
+		    DBP_BLOB(doc.val[0][0], doc.len[0][0]),
 		};
 
 		return db_exec(d,

@@ -26,7 +26,7 @@ struct legal_doc {
 	char version[LEGAL_VERSION_MAX + 1];
 	char effective_at[32]; /* RFC 3339 */
 	char etag[UUID_STR_LEN + 3];
-	char *json;            /* the GET /legal/:type body, built once */
+	char *json; /* the GET /legal/:type body, built once */
 	size_t json_len;
 };
 

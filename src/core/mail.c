@@ -20,11 +20,11 @@
 #include "util.h"
 
 static const char *const status_names[] = {
-	[MAIL_QUEUED] = "queued",
-	[MAIL_SENDING] = "sending",
-	[MAIL_SENT] = "sent",
-	[MAIL_FAILED] = "failed",
-	[MAIL_SUPPRESSED] = "suppressed",
+    [MAIL_QUEUED] = "queued",
+    [MAIL_SENDING] = "sending",
+    [MAIL_SENT] = "sent",
+    [MAIL_FAILED] = "failed",
+    [MAIL_SUPPRESSED] = "suppressed",
 };
 
 const char *mail_status_name(enum mail_status s)
@@ -56,8 +56,9 @@ bool mail_may_send_to(const struct opsd_config *cfg, const char *addr)
 		while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
 			n--;
 		/* "@domain" matches that domain exactly; anything else one address. */
-		if (n > 0 && ((s[0] == '@' && at && strlen(at) == n && strncasecmp(at, s, n) == 0) ||
-		                 (strlen(addr) == n && strncasecmp(addr, s, n) == 0)))
+		if (n > 0 &&
+		    ((s[0] == '@' && at && strlen(at) == n && strncasecmp(at, s, n) == 0) ||
+		        (strlen(addr) == n && strncasecmp(addr, s, n) == 0)))
 			return true;
 		p += strcspn(p, ",");
 		if (*p == ',')
@@ -115,8 +116,13 @@ enum mail_err mail_enqueue(struct db *d, const struct opsd_config *cfg,
 	uuid_format(&id, id_out);
 	{
 		struct db_param p[] = {
-			DBP_BLOB(id.b, 16), DBP_STR(kind), DBP_STR(addr), DBP_STR(subject),
-			DBP_STR(body), DBP_STR(mail_status_name(*status)), DBP_STR(actor->request_id),
+		    DBP_BLOB(id.b, 16),
+		    DBP_STR(kind),
+		    DBP_STR(addr),
+		    DBP_STR(subject),
+		    DBP_STR(body),
+		    DBP_STR(mail_status_name(*status)),
+		    DBP_STR(actor->request_id),
 		};
 
 		if (db_exec(d,
@@ -172,8 +178,10 @@ static int claim_fn(struct db *d, void *arg)
 	struct claim_tx *x = arg;
 	struct db_param lim[] = {DBP_I64(CLAIM_BATCH)};
 
-	if (db_exec(d, "UPDATE email_outbox SET status = 'queued', claimed_by = NULL"
-	               " WHERE status = 'sending' AND claimed_until < NOW(3)", NULL, 0, NULL) != 0)
+	if (db_exec(d,
+	        "UPDATE email_outbox SET status = 'queued', claimed_by = NULL"
+	        " WHERE status = 'sending' AND claimed_until < NOW(3)",
+	        NULL, 0, NULL) != 0)
 		return -1;
 	if (db_query(d, x->a,
 	        "SELECT id, to_addr, subject, body, attempts, request_id FROM email_outbox"
@@ -183,10 +191,11 @@ static int claim_fn(struct db *d, void *arg)
 		return -1;
 	for (size_t i = 0; i < x->rows.nrows; i++) {
 		struct db_param p[] = {DBP_STR(x->holder),
-			DBP_BLOB(x->rows.val[i][0], x->rows.len[i][0])};
+		    DBP_BLOB(x->rows.val[i][0], x->rows.len[i][0])};
 
-		if (db_exec(d, "UPDATE email_outbox SET status = 'sending', claimed_by = ?,"
-		               " claimed_until = NOW(3) + INTERVAL " CLAIM_LEASE " WHERE id = ?",
+		if (db_exec(d,
+		        "UPDATE email_outbox SET status = 'sending', claimed_by = ?,"
+		        " claimed_until = NOW(3) + INTERVAL " CLAIM_LEASE " WHERE id = ?",
 		        p, countof(p), NULL) != 0)
 			return -1;
 	}
@@ -211,13 +220,17 @@ static int outcome_fn(struct db *d, void *arg)
 	struct audit_actor a = {NULL, "system", NULL, x->request_id};
 	struct json_object *payload = json_object_new_object();
 	bool retry = x->final == MAIL_QUEUED;
-	long long delay = (long long)x->cfg->smtp_retry_base_s << (x->attempts > 12 ? 12 : x->attempts - 1);
+	long long delay = (long long)x->cfg->smtp_retry_base_s
+	                  << (x->attempts > 12 ? 12 : x->attempts - 1);
 	struct db_param p[] = {
-		DBP_STR(mail_status_name(x->final)), DBP_I64(x->attempts),
-		res->status ? DBP_I64(res->status) : DBP_NULL,
-		x->final == MAIL_SENT ? DBP_NULL : DBP_STR(res->error),
-		DBP_I64(x->final == MAIL_SENT), DBP_I64(delay > 3600 ? 3600 : delay),
-		DBP_BLOB(x->id, 16), DBP_STR(x->holder),
+	    DBP_STR(mail_status_name(x->final)),
+	    DBP_I64(x->attempts),
+	    res->status ? DBP_I64(res->status) : DBP_NULL,
+	    x->final == MAIL_SENT ? DBP_NULL : DBP_STR(res->error),
+	    DBP_I64(x->final == MAIL_SENT),
+	    DBP_I64(delay > 3600 ? 3600 : delay),
+	    DBP_BLOB(x->id, 16),
+	    DBP_STR(x->holder),
 	};
 	unsigned long long mine = 0;
 
@@ -233,7 +246,8 @@ static int outcome_fn(struct db *d, void *arg)
 		return -1;
 	}
 	if (mine == 0) {
-		log_msg(LL_WARN, "email_claim_lost", "outbox %s was claimed by another sender", x->id_s);
+		log_msg(LL_WARN, "email_claim_lost", "outbox %s was claimed by another sender",
+		    x->id_s);
 		json_object_put(payload);
 		return 0;
 	}
@@ -256,8 +270,10 @@ static int suppress_fn(struct db *d, void *arg)
 	struct audit_actor a = {NULL, "system", NULL, x->request_id};
 	struct db_param p[] = {DBP_BLOB(x->id, 16)};
 
-	if (db_exec(d, "UPDATE email_outbox SET status = 'suppressed', claimed_by = NULL,"
-	               " claimed_until = NULL WHERE id = ?", p, 1, NULL) != 0)
+	if (db_exec(d,
+	        "UPDATE email_outbox SET status = 'suppressed', claimed_by = NULL,"
+	        " claimed_until = NULL WHERE id = ?",
+	        p, 1, NULL) != 0)
 		return -1;
 	return audit_append(d, &a, "email.suppressed", NULL, "email", x->id_s, NULL);
 }
@@ -265,7 +281,9 @@ static int suppress_fn(struct db *d, void *arg)
 static void deliver_one(struct db *d, const struct opsd_config *cfg, const char *holder,
     const struct db_rows *rows, size_t i)
 {
-	struct outcome_tx x = {.cfg = cfg, .holder = holder, .id = (const uint8_t *)rows->val[i][0]};
+	struct outcome_tx x = {.cfg = cfg,
+	    .holder = holder,
+	    .id = (const uint8_t *)rows->val[i][0]};
 	struct smtp_settings s;
 	struct smtp_message m;
 	struct smtp_result res;
@@ -297,11 +315,12 @@ static void deliver_one(struct db *d, const struct opsd_config *cfg, const char 
 	x.res = &res;
 	x.attempts = strtoll(rows->val[i][4], NULL, 10) + 1;
 	x.final = res.outcome == SMTP_SENT ? MAIL_SENT
-	    : res.outcome == SMTP_FAILED || x.attempts >= cfg->smtp_max_attempts ? MAIL_FAILED
-									     : MAIL_QUEUED;
-	metrics_email(x.final == MAIL_SENT ? EMAIL_SENT
-	    : x.final == MAIL_FAILED	   ? EMAIL_FAILED
-					   : EMAIL_RETRY);
+	          : res.outcome == SMTP_FAILED || x.attempts >= cfg->smtp_max_attempts
+	              ? MAIL_FAILED
+	              : MAIL_QUEUED;
+	metrics_email(x.final == MAIL_SENT     ? EMAIL_SENT
+	              : x.final == MAIL_FAILED ? EMAIL_FAILED
+	                                       : EMAIL_RETRY);
 	note(x.final == MAIL_SENT ? "email.sent" : "email.failed", id_s, to,
 	    x.final == MAIL_SENT ? NULL : res.error);
 	if (db_tx(d, outcome_fn, &x) != 0)

@@ -11,14 +11,47 @@
 
 /* Exact statuses are kept for these; anything else counts as "other". */
 static const int status_codes[] = {
-	200, 201, 202, 204, 301, 302, 304, 400, 401, 403, 404, 405, 409, 413, 414,
-	415, 422, 429, 500, 502, 503, 504,
+    200,
+    201,
+    202,
+    204,
+    301,
+    302,
+    304,
+    400,
+    401,
+    403,
+    404,
+    405,
+    409,
+    413,
+    414,
+    415,
+    422,
+    429,
+    500,
+    502,
+    503,
+    504,
 };
 #define NSTATUS (countof(status_codes) + 1)
 
 /* Latency buckets in seconds (upper bounds; +Inf is implicit). */
 static const double buckets[] = {
-	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
 };
 #define NBUCKETS (countof(buckets) + 1)
 
@@ -26,41 +59,41 @@ static const double buckets[] = {
 #define NROWS (METRICS_MAX_ROUTES + 1)
 
 static const char *const email_outcomes[EMAIL__MAX] = {
-	[EMAIL_SENT] = "sent",
-	[EMAIL_FAILED] = "failed",
-	[EMAIL_RETRY] = "retry",
-	[EMAIL_SUPPRESSED] = "suppressed",
+    [EMAIL_SENT] = "sent",
+    [EMAIL_FAILED] = "failed",
+    [EMAIL_RETRY] = "retry",
+    [EMAIL_SUPPRESSED] = "suppressed",
 };
 
 static const char *const rl_layers[RL_LAYER__MAX] = {
-	[RL_LAYER_NGINX] = "nginx",
-	[RL_LAYER_OPSD] = "opsd",
+    [RL_LAYER_NGINX] = "nginx",
+    [RL_LAYER_OPSD] = "opsd",
 };
 
 /* The audit actions counted in opsd_audit_events_total{action} (runbook 6:
  * legal, compliance, security and migration events). A fixed list keeps the
  * label set bounded; any other action is not counted. */
 static const char *const audit_actions[] = {
-	"legal.updated",
-	"legal.accepted",
-	"compliance.pii_stripped",
-	"compliance.legal_hold_set",
-	"compliance.legal_hold_released",
-	"compliance.archived",
-	"compliance.exported",
-	"security.sessions_flushed",
-	"security.rate_limited",
-	"security.blocklist_added",
-	"security.blocklist_removed",
-	"auth.login_failed",
-	"auth.login_throttled",
-	"migration.started",
-	"migration.legal_hold_override",
-	"migration.cutover_refused",
-	"migration.finalized",
-	"migration.aborted",
-	"migration.failed",
-	"audit.purged",
+    "legal.updated",
+    "legal.accepted",
+    "compliance.pii_stripped",
+    "compliance.legal_hold_set",
+    "compliance.legal_hold_released",
+    "compliance.archived",
+    "compliance.exported",
+    "security.sessions_flushed",
+    "security.rate_limited",
+    "security.blocklist_added",
+    "security.blocklist_removed",
+    "auth.login_failed",
+    "auth.login_throttled",
+    "migration.started",
+    "migration.legal_hold_override",
+    "migration.cutover_refused",
+    "migration.finalized",
+    "migration.aborted",
+    "migration.failed",
+    "audit.purged",
 };
 #define NAUDIT countof(audit_actions)
 
@@ -84,24 +117,24 @@ static const struct pool_metric {
 	const char *help;
 	size_t offset;
 } pool_metrics[] = {
-	{"opsd_accepted_requests_total", "counter", "Requests accepted by the pool since start.",
-	    offsetof(struct scoreboard, accepted_conn)},
-	{"opsd_slow_requests_total", "counter", "Requests slower than OPSD_SLOWLOG_MS.",
-	    offsetof(struct scoreboard, slow_requests)},
-	{"opsd_request_timeouts_total", "counter",
-	    "Requests whose worker the master killed at OPSD_REQUEST_TIMEOUT.",
-	    offsetof(struct scoreboard, timeouts)},
-	{"opsd_max_children_reached_total", "counter",
-	    "Times the pool had no idle worker and could not grow.",
-	    offsetof(struct scoreboard, max_children_reached)},
-	{"opsd_worker_restarts_total", "counter", "Workers that exited abnormally and were replaced.",
-	    offsetof(struct scoreboard, worker_restarts)},
+    {"opsd_accepted_requests_total", "counter", "Requests accepted by the pool since start.",
+        offsetof(struct scoreboard, accepted_conn)},
+    {"opsd_slow_requests_total", "counter", "Requests slower than OPSD_SLOWLOG_MS.",
+        offsetof(struct scoreboard, slow_requests)},
+    {"opsd_request_timeouts_total", "counter",
+        "Requests whose worker the master killed at OPSD_REQUEST_TIMEOUT.",
+        offsetof(struct scoreboard, timeouts)},
+    {"opsd_max_children_reached_total", "counter",
+        "Times the pool had no idle worker and could not grow.",
+        offsetof(struct scoreboard, max_children_reached)},
+    {"opsd_worker_restarts_total", "counter", "Workers that exited abnormally and were replaced.",
+        offsetof(struct scoreboard, worker_restarts)},
 };
 
 int metrics_init(void)
 {
-	void *p = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-	    -1, 0);
+	void *p =
+	    mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
 		return -1;
@@ -257,7 +290,8 @@ static void render_requests(struct buf *out, const char *const *names, size_t nr
 			else
 				str_copy(code, "other", sizeof(code));
 			sample(out, "opsd_http_requests_total",
-			    (struct label[]){{"route", row_name(names, nroutes, row)}, {"status", code}},
+			    (struct label[]){{"route", row_name(names, nroutes, row)},
+			        {"status", code}},
 			    2, v);
 		}
 	}
@@ -305,8 +339,8 @@ static void render_migrations(struct buf *out)
 {
 	family(out, "opsd_migrations_total", "counter", "Tenant migrations entering each status.");
 	for (int i = 0; i < MIG__MAX; i++)
-		sample(out, "opsd_migrations_total", &(struct label){"status", mig_status_name(i)}, 1,
-		    load(&shm->migrations[i]));
+		sample(out, "opsd_migrations_total", &(struct label){"status", mig_status_name(i)},
+		    1, load(&shm->migrations[i]));
 	family(out, "opsd_migration_rows_copied_total", "counter",
 	    "Rows copied by tenant migrations (copy and catch-up).");
 	sample(out, "opsd_migration_rows_copied_total", NULL, 0, load(&shm->migration_rows));
@@ -337,8 +371,8 @@ static void render_audit_events(struct buf *out)
 	    "Audit events written, by action (legal, compliance, security, migration and"
 	    " retention actions).");
 	for (size_t i = 0; i < NAUDIT; i++)
-		sample(out, "opsd_audit_events_total", &(struct label){"action", audit_actions[i]}, 1,
-		    load(&shm->audit_events[i]));
+		sample(out, "opsd_audit_events_total", &(struct label){"action", audit_actions[i]},
+		    1, load(&shm->audit_events[i]));
 }
 
 static void render_pool(struct buf *out, const struct scoreboard *sb)
@@ -361,7 +395,8 @@ static void render_pool(struct buf *out, const struct scoreboard *sb)
 		const struct pool_metric *m = &pool_metrics[i];
 
 		family(out, m->name, m->type, m->help);
-		sample(out, m->name, NULL, 0, load((const uint64_t *)((const char *)sb + m->offset)));
+		sample(out, m->name, NULL, 0,
+		    load((const uint64_t *)((const char *)sb + m->offset)));
 	}
 	family(out, "opsd_start_time_seconds", "gauge",
 	    "Start time of the opsd master, Unix seconds.");

@@ -19,16 +19,14 @@
 
 #define MAX_SCRIPT_BYTES (16u << 20)
 
-static const char SQL_CREATE[] =
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    " set_name VARCHAR(16) NOT NULL,"
-    " name VARCHAR(128) NOT NULL,"
-    " checksum CHAR(64) NOT NULL,"
-    " applied_at DATETIME(3) NOT NULL,"
-    " PRIMARY KEY (set_name, name)"
-    ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
-static const char SQL_APPLIED[] =
-    "SELECT name, checksum FROM schema_migrations WHERE set_name = ?";
+static const char SQL_CREATE[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                 " set_name VARCHAR(16) NOT NULL,"
+                                 " name VARCHAR(128) NOT NULL,"
+                                 " checksum CHAR(64) NOT NULL,"
+                                 " applied_at DATETIME(3) NOT NULL,"
+                                 " PRIMARY KEY (set_name, name)"
+                                 ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+static const char SQL_APPLIED[] = "SELECT name, checksum FROM schema_migrations WHERE set_name = ?";
 static const char SQL_RECORD[] =
     "INSERT INTO schema_migrations (set_name, name, checksum, applied_at)"
     " VALUES (?, ?, ?, UTC_TIMESTAMP(3))";
@@ -90,7 +88,8 @@ static int read_script(const char *path, char **out, size_t *len, char *err, siz
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			snprintf(err, err_len, "%s: %s", path, r < 0 ? strerror(errno) : "file shrank while reading");
+			snprintf(err, err_len, "%s: %s", path,
+			    r < 0 ? strerror(errno) : "file shrank while reading");
 			goto fail;
 		}
 		got += (size_t)r;
@@ -113,8 +112,8 @@ fail:
 
 /* Lists the files of one set with their checksums, merges in the rows of
  * schema_migrations and sorts by name. Files are PENDING until matched. */
-static int plan_build(struct db *d, const char *sql_dir, const char *set,
-    struct plan *pl, char *err, size_t err_len)
+static int plan_build(struct db *d, const char *sql_dir, const char *set, struct plan *pl,
+    char *err, size_t err_len)
 {
 	struct dirent **list = NULL;
 	struct arena *a = NULL;
@@ -200,8 +199,8 @@ out:
 	return rc;
 }
 
-int schema_status(struct db *d, const char *sql_dir, const char *set,
-    schema_report_fn fn, void *ctx, char *err, size_t err_len)
+int schema_status(struct db *d, const char *sql_dir, const char *set, schema_report_fn fn,
+    void *ctx, char *err, size_t err_len)
 {
 	struct plan pl;
 	int behind = 0;
@@ -233,8 +232,8 @@ static int lock_query(struct db *d, const char *sql)
 	return rc;
 }
 
-static int apply_one(struct db *d, const char *sql_dir, struct schema_entry *e,
-    char *err, size_t err_len)
+static int apply_one(struct db *d, const char *sql_dir, struct schema_entry *e, char *err,
+    size_t err_len)
 {
 	char path[4096 + 256], sum[65];
 	char *text = NULL;
@@ -255,9 +254,11 @@ static int apply_one(struct db *d, const char *sql_dir, struct schema_entry *e,
 		snprintf(err, err_len, "%s/%s: %s", e->set, e->name, db_error(d));
 		goto out;
 	}
-	if (db_exec(d, SQL_RECORD, (struct db_param[]){DBP_STR(e->set), DBP_STR(e->name),
-	        DBP_STR(e->sha256)}, 3, NULL) != 0) {
-		snprintf(err, err_len, "%s/%s applied but not recorded: %s", e->set, e->name, db_error(d));
+	if (db_exec(d, SQL_RECORD,
+	        (struct db_param[]){DBP_STR(e->set), DBP_STR(e->name), DBP_STR(e->sha256)}, 3,
+	        NULL) != 0) {
+		snprintf(err, err_len, "%s/%s applied but not recorded: %s", e->set, e->name,
+		    db_error(d));
 		goto out;
 	}
 	e->state = SCHEMA_APPLIED;
@@ -267,8 +268,8 @@ out:
 	return rc;
 }
 
-int schema_migrate(struct db *d, const char *sql_dir, const char *set,
-    schema_report_fn fn, void *ctx, char *err, size_t err_len)
+int schema_migrate(struct db *d, const char *sql_dir, const char *set, schema_report_fn fn,
+    void *ctx, char *err, size_t err_len)
 {
 	struct plan pl = {0};
 	int applied = -1, locked;
@@ -280,7 +281,8 @@ int schema_migrate(struct db *d, const char *sql_dir, const char *set,
 	/* Two opsctl runs (or a deploy racing an operator) never interleave. */
 	if ((locked = lock_query(d, SQL_LOCK)) != 1) {
 		if (locked == 0)
-			snprintf(err, err_len, "another schema migration holds the lock (waited 25 s)");
+			snprintf(err, err_len,
+			    "another schema migration holds the lock (waited 25 s)");
 		else
 			snprintf(err, err_len, "cannot take the migration lock: %s", db_error(d));
 		return -1;
@@ -294,14 +296,16 @@ int schema_migrate(struct db *d, const char *sql_dir, const char *set,
 	for (size_t i = 0; i < pl.n; i++) {
 		const struct schema_entry *e = &pl.e[i];
 		if (e->state == SCHEMA_MODIFIED) {
-			snprintf(err, err_len, "%s/%s was modified after it was applied "
+			snprintf(err, err_len,
+			    "%s/%s was modified after it was applied "
 			    "(checksum differs); restore it and add a new migration instead",
 			    e->set, e->name);
 			goto out;
 		}
 		if (e->state == SCHEMA_MISSING) {
-			snprintf(err, err_len, "%s/%s is recorded as applied but missing from %s/%s",
-			    e->set, e->name, sql_dir, e->set);
+			snprintf(err, err_len,
+			    "%s/%s is recorded as applied but missing from %s/%s", e->set, e->name,
+			    sql_dir, e->set);
 			goto out;
 		}
 	}

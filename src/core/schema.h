@@ -12,8 +12,8 @@ struct db;
 enum schema_state { SCHEMA_APPLIED, SCHEMA_PENDING, SCHEMA_MODIFIED, SCHEMA_MISSING };
 
 struct schema_entry {
-	char set[16];       /* "control" or "tenant" */
-	char name[128];     /* file name, e.g. "0001_init.sql" */
+	char set[16];   /* "control" or "tenant" */
+	char name[128]; /* file name, e.g. "0001_init.sql" */
 	char sha256[65];
 	enum schema_state state;
 };
@@ -24,12 +24,12 @@ typedef void (*schema_report_fn)(const struct schema_entry *e, void *ctx);
  * Calls fn for each file (and each applied row whose file is gone:
  * SCHEMA_MISSING). Returns the number of files not in SCHEMA_APPLIED state,
  * or -1 on error (err set). */
-int schema_status(struct db *d, const char *sql_dir, const char *set,
-    schema_report_fn fn, void *ctx, char *err, size_t err_len);
+int schema_status(struct db *d, const char *sql_dir, const char *set, schema_report_fn fn,
+    void *ctx, char *err, size_t err_len);
 /* Applies the pending files of a set in order. Refuses to run at all if any
  * applied file was modified. Returns the number applied, or -1 (err set). */
-int schema_migrate(struct db *d, const char *sql_dir, const char *set,
-    schema_report_fn fn, void *ctx, char *err, size_t err_len);
+int schema_migrate(struct db *d, const char *sql_dir, const char *set, schema_report_fn fn,
+    void *ctx, char *err, size_t err_len);
 /* For /readyz: 1 when both sets are fully applied to d, 0 when behind or
  * modified, -1 when the database cannot be asked. */
 int schema_is_current(struct db *d, const char *sql_dir);

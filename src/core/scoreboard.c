@@ -51,8 +51,8 @@ int scoreboard_find(const struct scoreboard *sb, pid_t pid)
 	return -1;
 }
 
-void scoreboard_request_start(struct scoreboard *sb, int slot, const char *method,
-    const char *uri, const char *request_id)
+void scoreboard_request_start(struct scoreboard *sb, int slot, const char *method, const char *uri,
+    const char *request_id)
 {
 	struct sb_slot *s = &sb->slots[slot];
 
@@ -115,11 +115,11 @@ void scoreboard_count(const struct scoreboard *sb, unsigned generation, struct s
 const char *scoreboard_state_name(int st)
 {
 	static const char *const names[] = {
-		[SB_FREE] = "free",
-		[SB_STARTING] = "starting",
-		[SB_IDLE] = "idle",
-		[SB_BUSY] = "running",
-		[SB_EXITING] = "finishing",
+	    [SB_FREE] = "free",
+	    [SB_STARTING] = "starting",
+	    [SB_IDLE] = "idle",
+	    [SB_BUSY] = "running",
+	    [SB_EXITING] = "finishing",
 	};
 
 	if (st < 0 || st >= (int)countof(names))

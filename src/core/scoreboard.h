@@ -26,23 +26,23 @@ struct sb_slot {
 	int64_t req_start_ms;   /* realtime ms of the current request */
 	int64_t last_duration_us;
 	int last_status;
-	bool slow_logged;       /* the master already reported this one as slow */
+	bool slow_logged; /* the master already reported this one as slow */
 	char method[8];
 	char uri[SB_URI_LEN];
 	char request_id[SB_RID_LEN];
 };
 
 struct scoreboard {
-	int64_t start_ms;             /* master start, realtime */
-	uint64_t accepted_conn;       /* every accepted request since start */
+	int64_t start_ms;       /* master start, realtime */
+	uint64_t accepted_conn; /* every accepted request since start */
 	uint64_t slow_requests;
-	uint64_t timeouts;            /* requests killed at OPSD_REQUEST_TIMEOUT */
+	uint64_t timeouts; /* requests killed at OPSD_REQUEST_TIMEOUT */
 	uint64_t max_children_reached;
-	uint64_t worker_restarts;     /* abnormal worker exits */
-	uint64_t legal_generation;    /* bumped by every publish: workers drop their cache */
+	uint64_t worker_restarts;      /* abnormal worker exits */
+	uint64_t legal_generation;     /* bumped by every publish: workers drop their cache */
 	uint64_t blocklist_generation; /* bumped by every blocklist change: workers reload it */
 	int max_active;
-	int pm;                       /* enum opsd_pm of the running config */
+	int pm; /* enum opsd_pm of the running config */
 	int workers_max;
 	unsigned generation;
 	struct sb_slot slots[SB_MAX_SLOTS];
@@ -56,8 +56,8 @@ void scoreboard_release(struct scoreboard *sb, int slot);
 int scoreboard_find(const struct scoreboard *sb, pid_t pid);
 
 /* Worker side: mark the start and end of a request. */
-void scoreboard_request_start(struct scoreboard *sb, int slot, const char *method,
-    const char *uri, const char *request_id);
+void scoreboard_request_start(struct scoreboard *sb, int slot, const char *method, const char *uri,
+    const char *request_id);
 void scoreboard_request_end(struct scoreboard *sb, int slot, int status, int64_t duration_us);
 void scoreboard_set_state(struct scoreboard *sb, int slot, enum sb_state st);
 int scoreboard_state(const struct scoreboard *sb, int slot);

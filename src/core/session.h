@@ -19,7 +19,8 @@ void session_cookie_value(const char *secret, const uint8_t id[SESSION_ID_LEN], 
 /* Finds SESSION_COOKIE_NAME in a Cookie header (RFC 6265 §5.4 syntax,
  * several cookies, any order), checks its shape and HMAC in constant time.
  * True and the id when valid. A duplicate session cookie is refused. */
-bool session_cookie_parse(const char *secret, const char *cookie_header, uint8_t id[SESSION_ID_LEN]);
+bool session_cookie_parse(const char *secret, const char *cookie_header,
+    uint8_t id[SESSION_ID_LEN]);
 /* The CSRF token bound to a session: b64url(HMAC(secret, "csrf" || id)).
  * out[CSRF_TOKEN_LEN + 1]. */
 void session_csrf_token(const char *secret, const uint8_t id[SESSION_ID_LEN], char *out);

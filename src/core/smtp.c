@@ -100,8 +100,8 @@ static bool msgid_ok(const char *s)
 static bool put_date(struct buf *out, int64_t ms)
 {
 	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-	static const char *const months[] = {
-	    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
+	    "Sep", "Oct", "Nov", "Dec"};
 	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
 	if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 < 1900 || tm.tm_year + 1900 > 9999)
@@ -604,8 +604,8 @@ static bool probe_connect(const struct smtp_settings *s, int timeout_ms, struct 
 		return false;
 	}
 	for (struct addrinfo *a = ai; a != NULL; a = a->ai_next) {
-		int fd = socket(
-		    a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+		int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    a->ai_protocol);
 		if (fd < 0) {
 			err = errno;
 			continue;
@@ -768,11 +768,11 @@ int smtp_send(const struct smtp_settings *s, const struct smtp_message *m, struc
 		goto internal;
 	smtp_size_set_estimate(message, msg.len);
 	/* milliseconds; without the flag libESMTP raises them to RFC 5321's minutes */
-	static const int which[] = {
-	    Timeout_GREETING, Timeout_ENVELOPE, Timeout_DATA, Timeout_TRANSFER, Timeout_DATA2};
+	static const int which[] = {Timeout_GREETING, Timeout_ENVELOPE, Timeout_DATA,
+	    Timeout_TRANSFER, Timeout_DATA2};
 	for (size_t i = 0; i < countof(which); i++)
-		if (smtp_set_timeout(
-		        session, which[i] | Timeout_OVERRIDE_RFC2822_MINIMUM, timeout_ms) <= 0)
+		if (smtp_set_timeout(session, which[i] | Timeout_OVERRIDE_RFC2822_MINIMUM,
+		        timeout_ms) <= 0)
 			goto internal;
 	if (s->starttls) {
 		if ((ctx = tls_context(&st, res)) == NULL)

@@ -11,14 +11,14 @@
 struct buf;
 
 struct smtp_settings {
-	const char *server;   /* host name or address */
-	int port;             /* 587 */
-	const char *user;     /* NULL: no AUTH */
+	const char *server; /* host name or address */
+	int port;           /* 587 */
+	const char *user;   /* NULL: no AUTH */
 	const char *pass;
-	const char *from;     /* envelope and header From: addr-spec */
-	bool starttls;        /* true: STARTTLS required; false: plain (loopback only) */
-	const char *ca_file;  /* NULL: system CAs */
-	int timeout_s;        /* per network step; 0 = 30 */
+	const char *from;    /* envelope and header From: addr-spec */
+	bool starttls;       /* true: STARTTLS required; false: plain (loopback only) */
+	const char *ca_file; /* NULL: system CAs */
+	int timeout_s;       /* per network step; 0 = 30 */
 };
 
 struct smtp_message {
@@ -37,9 +37,9 @@ enum smtp_outcome {
 
 struct smtp_result {
 	enum smtp_outcome outcome;
-	int status;        /* last SMTP reply code seen (0 when none) */
-	char step[16];     /* where it stopped: connect, starttls, auth, mail, rcpt, data, done */
-	char error[400];   /* one clear line, no password, no message body */
+	int status;      /* last SMTP reply code seen (0 when none) */
+	char step[16];   /* where it stopped: connect, starttls, auth, mail, rcpt, data, done */
+	char error[400]; /* one clear line, no password, no message body */
 };
 
 /* Formats the message as RFC 5322 with CRLF line endings: Date, Message-ID,

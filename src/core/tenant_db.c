@@ -45,12 +45,14 @@ struct db *tenant_db_sealed(const struct opsd_config *cfg, const char *sealed, c
 			victim = &pool[i];
 	}
 	if (!config_data_key(cfg, data_key)) {
-		snprintf(err, err_len, "OPSD_DATA_KEY is not set: the dedicated target cannot be opened");
+		snprintf(err, err_len,
+		    "OPSD_DATA_KEY is not set: the dedicated target cannot be opened");
 		return NULL;
 	}
 	if (!secret_open(data_key, sealed, uri, sizeof(uri))) {
 		OPENSSL_cleanse(data_key, sizeof(data_key));
-		snprintf(err, err_len, "the dedicated target was not sealed with this OPSD_DATA_KEY");
+		snprintf(err, err_len,
+		    "the dedicated target was not sealed with this OPSD_DATA_KEY");
 		return NULL;
 	}
 	OPENSSL_cleanse(data_key, sizeof(data_key));
@@ -83,11 +85,12 @@ static int org_row(struct db *control, struct arena *a, const uint8_t org[16], b
 	struct db_param p[] = {DBP_BLOB(org, 16)};
 
 	return db_query(control, a,
-	    lock ? "SELECT db_mode, JSON_VALUE(dedicated_target, '$.sealed'), legal_hold,"
-	           " capture_changes, IFNULL(write_frozen_until > NOW(3), 0) FROM orgs WHERE id = ?"
-	           " LOCK IN SHARE MODE"
-	         : "SELECT db_mode, JSON_VALUE(dedicated_target, '$.sealed'), legal_hold,"
-	           " capture_changes, IFNULL(write_frozen_until > NOW(3), 0) FROM orgs WHERE id = ?",
+	    lock
+	        ? "SELECT db_mode, JSON_VALUE(dedicated_target, '$.sealed'), legal_hold,"
+	          " capture_changes, IFNULL(write_frozen_until > NOW(3), 0) FROM orgs WHERE id = ?"
+	          " LOCK IN SHARE MODE"
+	        : "SELECT db_mode, JSON_VALUE(dedicated_target, '$.sealed'), legal_hold,"
+	          " capture_changes, IFNULL(write_frozen_until > NOW(3), 0) FROM orgs WHERE id = ?",
 	    p, 1, rows);
 }
 
@@ -106,7 +109,8 @@ static int route(const struct opsd_config *cfg, struct db *control, const struct
 	if (!out->dedicated)
 		return 0;
 	if (!v[1] || !(out->db = tenant_db_sealed(cfg, v[1], err, sizeof(err)))) {
-		log_msg(LL_ERROR, "tenant_db_unreachable", "%s", v[1] ? err : "no dedicated target");
+		log_msg(LL_ERROR, "tenant_db_unreachable", "%s",
+		    v[1] ? err : "no dedicated target");
 		return 2;
 	}
 	if (db_ensure(out->db) != 0)
@@ -209,7 +213,7 @@ int tenant_changelog_add(struct tenant_tx *tx, const struct entity *e, const uin
     const char *op)
 {
 	struct db_param p[] = {DBP_BLOB(tx->org, 16), DBP_STR(e->table), DBP_BLOB(row_id, 16),
-		DBP_STR(op)};
+	    DBP_STR(op)};
 
 	if (!tx->capture)
 		return 0;
@@ -260,7 +264,8 @@ int tenant_locate(struct db *control, const struct opsd_config *cfg, struct aren
 	 * to the org's current database, even for a row still in the shared
 	 * database while a migration cleans its source up. */
 	if (db_query(control, a,
-	        "SELECT id, JSON_VALUE(dedicated_target, '$.sealed') FROM orgs WHERE db_mode = 'dedicated'",
+	        "SELECT id, JSON_VALUE(dedicated_target, '$.sealed') FROM orgs WHERE db_mode = "
+	        "'dedicated'",
 	        NULL, 0, &ded) != 0)
 		return -1;
 	/* A dedicated database that cannot be asked does not stop the others:
@@ -270,7 +275,8 @@ int tenant_locate(struct db *control, const struct opsd_config *cfg, struct aren
 
 	for (size_t o = 0; o < ded.nrows && missing; o++) {
 		char err[256];
-		struct db *d = ded.val[o][1] ? tenant_db_sealed(cfg, ded.val[o][1], err, sizeof(err)) : NULL;
+		struct db *d =
+		    ded.val[o][1] ? tenant_db_sealed(cfg, ded.val[o][1], err, sizeof(err)) : NULL;
 
 		if (!d || db_ensure(d) != 0 ||
 		    locate_in(d, a, e, (const uint8_t *)ded.val[o][0], ids, n, orgs, found) != 0) {

@@ -15,10 +15,10 @@ struct entity;
 struct opsd_config;
 
 struct tenant_org {
-	struct db *db;   /* the org's tenant database: the control one when shared */
+	struct db *db; /* the org's tenant database: the control one when shared */
 	bool dedicated;
 	bool legal_hold;
-	bool frozen;     /* a cut-over is in progress: writes answer 503 org_migrating */
+	bool frozen; /* a cut-over is in progress: writes answer 503 org_migrating */
 };
 /* The one routing function. 0; 1 when the org does not exist; 2 when its
  * dedicated database cannot be reached or its target cannot be opened
@@ -41,10 +41,10 @@ void tenant_db_close_all(void);
  * after them sees the new state. Audit events go to tx->control. */
 struct tenant_tx {
 	struct db *control;
-	struct db *tdb;   /* == control for a shared org */
+	struct db *tdb; /* == control for a shared org */
 	struct arena *a;
 	uint8_t org[16];
-	bool capture;     /* a migration is copying: record every change */
+	bool capture; /* a migration is copying: record every change */
 	bool org_held;
 };
 enum tenant_write_rc {

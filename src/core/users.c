@@ -21,18 +21,18 @@
 const char *user_err_message(enum user_err e)
 {
 	static const char *const msg[] = {
-		[USER_OK] = "ok",
-		[USER_DUPLICATE] = "a user with this email already exists",
-		[USER_BAD_EMAIL] = "not a valid email address",
-		[USER_BAD_PASSWORD] = "passwords are 12 to 1024 bytes",
-		[USER_ORG_REQUIRED] = "org_admin and member need an orgId",
-		[USER_NO_SUCH_ORG] = "no such org",
-		[USER_NOT_FOUND] = "no such user",
-		[USER_LEGAL_HOLD] = "the user or its org is on legal hold",
-		[USER_NOT_GRANTABLE] = "this user holds roles you cannot grant",
-		[USER_SELF] = "you cannot change your own roles, disable or delete yourself",
-		[USER_ARCHIVED] = "a deleted or archived user cannot be enabled again",
-		[USER_DB_ERROR] = "database error",
+	    [USER_OK] = "ok",
+	    [USER_DUPLICATE] = "a user with this email already exists",
+	    [USER_BAD_EMAIL] = "not a valid email address",
+	    [USER_BAD_PASSWORD] = "passwords are 12 to 1024 bytes",
+	    [USER_ORG_REQUIRED] = "org_admin and member need an orgId",
+	    [USER_NO_SUCH_ORG] = "no such org",
+	    [USER_NOT_FOUND] = "no such user",
+	    [USER_LEGAL_HOLD] = "the user or its org is on legal hold",
+	    [USER_NOT_GRANTABLE] = "this user holds roles you cannot grant",
+	    [USER_SELF] = "you cannot change your own roles, disable or delete yourself",
+	    [USER_ARCHIVED] = "a deleted or archived user cannot be enabled again",
+	    [USER_DB_ERROR] = "database error",
 	};
 
 	return (size_t)e < countof(msg) ? msg[e] : "error";
@@ -60,7 +60,8 @@ bool email_normalize(const char *in, char *out, size_t out_len)
 		out[i] = (char)tolower(c);
 	}
 	out[n] = '\0';
-	return ats == 1 && at > 0 && at < 65 && at < n - 1 && out[n - 1] != '.' && out[at + 1] != '.';
+	return ats == 1 && at > 0 && at < 65 && at < n - 1 && out[n - 1] != '.' &&
+	       out[at + 1] != '.';
 }
 
 bool password_acceptable(const char *pw)
@@ -97,9 +98,13 @@ static int create_fn(struct db *d, void *arg)
 	roles_format_csv(in->roles, roles, sizeof(roles));
 	{
 		struct db_param p[] = {
-			DBP_BLOB(c->id.b, 16), in->org_id ? DBP_BLOB(c->org.b, 16) : DBP_NULL,
-			DBP_STR(c->email), DBP_STR(in->name ? in->name : ""), DBP_STR(c->hash),
-			DBP_STR(roles), DBP_I64(in->service),
+		    DBP_BLOB(c->id.b, 16),
+		    in->org_id ? DBP_BLOB(c->org.b, 16) : DBP_NULL,
+		    DBP_STR(c->email),
+		    DBP_STR(in->name ? in->name : ""),
+		    DBP_STR(c->hash),
+		    DBP_STR(roles),
+		    DBP_I64(in->service),
 		};
 
 		if (db_exec(d,
@@ -120,8 +125,8 @@ static int create_fn(struct db *d, void *arg)
 	return 0;
 }
 
-enum user_err user_create(struct db *d, const struct opsd_config *cfg,
-    const struct user_input *in, const struct audit_actor *actor, char id_out[UUID_STR_LEN + 1])
+enum user_err user_create(struct db *d, const struct opsd_config *cfg, const struct user_input *in,
+    const struct audit_actor *actor, char id_out[UUID_STR_LEN + 1])
 {
 	struct create_ctx c = {.in = in, .actor = actor, .err = USER_OK, .id_s = id_out};
 	char email[256], hash[PASSWORD_HASH_MAX];
@@ -183,8 +188,8 @@ static int set_password_fn(struct db *d, void *arg)
 	return audit_append(d, c->actor, "auth.password_changed", NULL, "user", c->user_id, NULL);
 }
 
-enum user_err user_set_password(struct db *d, const struct opsd_config *cfg,
-    const char *user_id, const char *password, const struct audit_actor *actor)
+enum user_err user_set_password(struct db *d, const struct opsd_config *cfg, const char *user_id,
+    const char *password, const struct audit_actor *actor)
 {
 	struct scrypt_params sp = scrypt_of(cfg);
 	char hash[PASSWORD_HASH_MAX];
@@ -352,14 +357,19 @@ static int update_fn(struct db *d, void *arg)
 	roles_format_csv(c->roles, roles, sizeof(roles));
 	{
 		struct db_param p[] = {
-			DBP_I64(c->set_roles), DBP_STR(roles), DBP_I64(c->set_disabled),
-			DBP_I64(c->disabled), DBP_I64(c->name != NULL), DBP_STR(c->name ? c->name : ""),
-			DBP_BLOB(x->id.b, 16),
+		    DBP_I64(c->set_roles),
+		    DBP_STR(roles),
+		    DBP_I64(c->set_disabled),
+		    DBP_I64(c->disabled),
+		    DBP_I64(c->name != NULL),
+		    DBP_STR(c->name ? c->name : ""),
+		    DBP_BLOB(x->id.b, 16),
 		};
 
 		if (db_exec(d,
 		        "UPDATE users SET roles = IF(?, ?, roles),"
-		        " disabled_at = IF(?, IF(?, COALESCE(disabled_at, NOW(3)), NULL), disabled_at),"
+		        " disabled_at = IF(?, IF(?, COALESCE(disabled_at, NOW(3)), NULL), "
+		        "disabled_at),"
 		        " name = IF(?, ?, name) WHERE id = ?",
 		        p, countof(p), NULL) != 0)
 			goto fail;
@@ -375,7 +385,8 @@ static int update_fn(struct db *d, void *arg)
 	if (c->name)
 		json_object_object_add(payload, "nameChanged", json_object_new_boolean(1));
 	json_object_object_add(payload, "credentialsRevoked", json_object_new_boolean(revoke));
-	if (audit_append(d, x->actor, c->set_disabled && c->disabled ? "user.disabled" : "user.updated",
+	if (audit_append(d, x->actor,
+	        c->set_disabled && c->disabled ? "user.disabled" : "user.updated",
 	        x->org[0] ? x->org : NULL, "user", x->id_s, payload) != 0)
 		goto fail;
 	return 0;
@@ -416,7 +427,8 @@ static int delete_fn(struct db *d, void *arg)
 		x->err = USER_LEGAL_HOLD;
 		return 1;
 	}
-	if (db_exec(d, "UPDATE users SET archived_at = NOW(3), archived_reason = 'deleted' WHERE id = ?",
+	if (db_exec(d,
+	        "UPDATE users SET archived_at = NOW(3), archived_reason = 'deleted' WHERE id = ?",
 	        p, 1, NULL) != 0 ||
 	    user_lock_out(d, x->id.b) != 0) {
 		x->err = USER_DB_ERROR;
@@ -455,8 +467,8 @@ int user_lock_out(struct db *d, const uint8_t id[16])
 
 	memcpy(u.b, id, 16);
 	uuid_format(&u, s);
-	if (db_exec(d, "UPDATE users SET disabled_at = COALESCE(disabled_at, NOW(3)) WHERE id = ?", p,
-	        1, NULL) != 0)
+	if (db_exec(d, "UPDATE users SET disabled_at = COALESCE(disabled_at, NOW(3)) WHERE id = ?",
+	        p, 1, NULL) != 0)
 		return -1;
 	return sessions_flush(d, FLUSH_USER, s, true, NULL);
 }

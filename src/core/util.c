@@ -259,7 +259,7 @@ static bool query_find(const char *query, const char *name, const char **val, si
 		const char *want = name;
 		int c = 0;
 		while (i < klen && *want != '\0' &&
-		    (c = url_next(p, klen, &i, true)) == (unsigned char)*want)
+		       (c = url_next(p, klen, &i, true)) == (unsigned char)*want)
 			want++;
 		if (i == klen && *want == '\0' && c >= 0) {
 			*val = klen < len ? p + klen + 1 : NULL;
@@ -390,7 +390,8 @@ bool parse_ll_range(const char *s, long long min, long long max, long long *out)
 	char *end;
 	long long v;
 
-	if (!s || !*s || !(isdigit((unsigned char)*s) || (*s == '-' && isdigit((unsigned char)s[1]))))
+	if (!s || !*s ||
+	    !(isdigit((unsigned char)*s) || (*s == '-' && isdigit((unsigned char)s[1]))))
 		return false;
 	errno = 0;
 	v = strtoll(s, &end, 10);

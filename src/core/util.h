@@ -10,8 +10,8 @@ struct arena;
 
 #define countof(a) (sizeof(a) / sizeof((a)[0]))
 
-int64_t now_ms(void);      /* CLOCK_REALTIME, ms since the epoch */
-int64_t mono_ms(void);     /* CLOCK_MONOTONIC */
+int64_t now_ms(void);  /* CLOCK_REALTIME, ms since the epoch */
+int64_t mono_ms(void); /* CLOCK_MONOTONIC */
 int64_t mono_us(void);
 /* RFC 3339 UTC with milliseconds: 2026-11-24T10:27:55.123Z; out[32]. */
 void format_rfc3339(int64_t ms, char *out);
