@@ -136,14 +136,14 @@ static void test_zero_size_distinct(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_alignment_and_used),
-		cmocka_unit_test(test_distinct_memory),
-		cmocka_unit_test(test_many_large_and_reset),
-		cmocka_unit_test(test_reset_reuses_first_chunk),
-		cmocka_unit_test(test_overflow),
-		cmocka_unit_test(test_calloc_zeroes),
-		cmocka_unit_test(test_strings),
-		cmocka_unit_test(test_zero_size_distinct),
+	    cmocka_unit_test(test_alignment_and_used),
+	    cmocka_unit_test(test_distinct_memory),
+	    cmocka_unit_test(test_many_large_and_reset),
+	    cmocka_unit_test(test_reset_reuses_first_chunk),
+	    cmocka_unit_test(test_overflow),
+	    cmocka_unit_test(test_calloc_zeroes),
+	    cmocka_unit_test(test_strings),
+	    cmocka_unit_test(test_zero_size_distinct),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

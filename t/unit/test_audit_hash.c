@@ -17,18 +17,18 @@
 static struct audit_record base(void)
 {
 	struct audit_record r = {
-		.seq = 42,
-		.id = "0190f5a2-7b3c-7def-8abc-0123456789ab",
-		.occurred_at = "2026-11-24 10:27:55.123",
-		.actor_id = NULL,
-		.actor_label = "cli:root",
-		.org_id = NULL,
-		.action = "user.create",
-		.target_type = "user",
-		.target_id = "0190f5a2-7b3c-7def-8abc-0123456789ac",
-		.ip = "127.0.0.1",
-		.request_id = "req-1",
-		.payload = "{\"roles\":[\"member\"]}",
+	    .seq = 42,
+	    .id = "0190f5a2-7b3c-7def-8abc-0123456789ab",
+	    .occurred_at = "2026-11-24 10:27:55.123",
+	    .actor_id = NULL,
+	    .actor_label = "cli:root",
+	    .org_id = NULL,
+	    .action = "user.create",
+	    .target_type = "user",
+	    .target_id = "0190f5a2-7b3c-7def-8abc-0123456789ac",
+	    .ip = "127.0.0.1",
+	    .request_id = "req-1",
+	    .payload = "{\"roles\":[\"member\"]}",
 	};
 	memset(r.prev_hash, 0x11, sizeof(r.prev_hash));
 	return r;
@@ -52,8 +52,8 @@ static void test_known_vector(void **state)
 	char hex[65];
 	struct audit_record r = base();
 	hash_hex(&r, hex);
-	assert_string_equal(
-	    hex, "777f9dbfabdaedd4fe28389b57ffa193a48cf896413239db3c18a2c5ef8e2866");
+	assert_string_equal(hex,
+	    "777f9dbfabdaedd4fe28389b57ffa193a48cf896413239db3c18a2c5ef8e2866");
 	/* deterministic */
 	char again[65];
 	hash_hex(&r, again);
@@ -64,17 +64,17 @@ static void test_every_field_counts(void **state)
 {
 	(void)state;
 	static const size_t offsets[] = {
-		offsetof(struct audit_record, id),
-		offsetof(struct audit_record, occurred_at),
-		offsetof(struct audit_record, actor_id),
-		offsetof(struct audit_record, actor_label),
-		offsetof(struct audit_record, org_id),
-		offsetof(struct audit_record, action),
-		offsetof(struct audit_record, target_type),
-		offsetof(struct audit_record, target_id),
-		offsetof(struct audit_record, ip),
-		offsetof(struct audit_record, request_id),
-		offsetof(struct audit_record, payload),
+	    offsetof(struct audit_record, id),
+	    offsetof(struct audit_record, occurred_at),
+	    offsetof(struct audit_record, actor_id),
+	    offsetof(struct audit_record, actor_label),
+	    offsetof(struct audit_record, org_id),
+	    offsetof(struct audit_record, action),
+	    offsetof(struct audit_record, target_type),
+	    offsetof(struct audit_record, target_id),
+	    offsetof(struct audit_record, ip),
+	    offsetof(struct audit_record, request_id),
+	    offsetof(struct audit_record, payload),
 	};
 	struct audit_record b = base();
 	char ref[65], hex[65];
@@ -85,8 +85,8 @@ static void test_every_field_counts(void **state)
 		for (size_t v = 0; v < countof(variants); v++) {
 			struct audit_record r = base();
 			const char **f = (const char **)((char *)&r + offsets[i]);
-			if (*f == variants[v] || (*f != NULL && variants[v] != NULL &&
-			                             strcmp(*f, variants[v]) == 0))
+			if (*f == variants[v] ||
+			    (*f != NULL && variants[v] != NULL && strcmp(*f, variants[v]) == 0))
 				continue;
 			*f = variants[v];
 			hash_hex(&r, hex);
@@ -176,12 +176,12 @@ static void test_redact_sensitive_keys(void **state)
 {
 	(void)state;
 	check_redacted("{'email':'a@example.com','newPassword':'hunter2','token':'opsd_abc',"
-		       "'roles':['member']}",
+	               "'roles':['member']}",
 	    "{'email':'[redacted]','newPassword':'[redacted]','token':'[redacted]',"
 	    "'roles':['member']}");
 	/* any value type under a sensitive key goes whole; null says nothing */
 	check_redacted("{'password':null,'secret':{'a':1},'apiToken':12345,'name':['Ann','Bob'],"
-		       "'phone':true,'zip':1.5}",
+	               "'phone':true,'zip':1.5}",
 	    "{'password':null,'secret':'[redacted]','apiToken':'[redacted]','name':'[redacted]',"
 	    "'phone':'[redacted]','zip':'[redacted]'}");
 	/* keys are normalised like the log's: case, '_' and '-' */
@@ -196,12 +196,12 @@ static void test_redact_depth(void **state)
 {
 	(void)state;
 	check_redacted("{'user':{'profile':{'email':'a@b.com','id':'u1',"
-		       "'deep':[{'token':'t','note':'mail bob@example.com'}]}}}",
+	               "'deep':[{'token':'t','note':'mail bob@example.com'}]}}}",
 	    "{'user':{'profile':{'email':'[redacted]','id':'u1',"
 	    "'deep':[{'token':'[redacted]','note':'mail b***@example.com'}]}}}");
 	/* arrays of arrays */
-	check_redacted(
-	    "[[{'password':'p'}],['x@y.org']]", "[[{'password':'[redacted]'}],['x***@y.org']]");
+	check_redacted("[[{'password':'p'}],['x@y.org']]",
+	    "[[{'password':'[redacted]'}],['x***@y.org']]");
 }
 
 static void test_redact_arrays_of_emails(void **state)
@@ -335,17 +335,17 @@ static void test_anchor_key_from_config(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_known_vector),
-		cmocka_unit_test(test_every_field_counts),
-		cmocka_unit_test(test_boundaries),
-		cmocka_unit_test(test_redact_sensitive_keys),
-		cmocka_unit_test(test_redact_depth),
-		cmocka_unit_test(test_redact_arrays_of_emails),
-		cmocka_unit_test(test_redact_free_text),
-		cmocka_unit_test(test_redact_very_deep),
-		cmocka_unit_test(test_anchor_known_message),
-		cmocka_unit_test(test_anchor_every_field_counts),
-		cmocka_unit_test(test_anchor_key_from_config),
+	    cmocka_unit_test(test_known_vector),
+	    cmocka_unit_test(test_every_field_counts),
+	    cmocka_unit_test(test_boundaries),
+	    cmocka_unit_test(test_redact_sensitive_keys),
+	    cmocka_unit_test(test_redact_depth),
+	    cmocka_unit_test(test_redact_arrays_of_emails),
+	    cmocka_unit_test(test_redact_free_text),
+	    cmocka_unit_test(test_redact_very_deep),
+	    cmocka_unit_test(test_anchor_known_message),
+	    cmocka_unit_test(test_anchor_every_field_counts),
+	    cmocka_unit_test(test_anchor_key_from_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,27 +18,27 @@ static const struct {
 	enum role role;
 	const char *perms;
 } expected[] = {
-	{ROLE_SUPERADMIN,
-	    "legal.publish,legal.report,compliance.read,compliance.strip_pii,"
-	    "compliance.legal_hold,compliance.archive,compliance.export,migration.run,"
-	    "security.read,security.sessions_flush,security.blocklist,audit.read,audit.verify,"
-	    "email.send_test,email.outbox,users.read,users.manage,orgs.read,orgs.manage,"
-	    "tenant.read,tenant.write,system.status,org_users.manage"},
-	{ROLE_PLATFORM_ADMIN,
-	    "legal.publish,legal.report,users.read,users.manage,orgs.read,orgs.manage,"
-	    "email.send_test,email.outbox,system.status,tenant.read,tenant.write,org_users.manage"},
-	{ROLE_COMPLIANCE,
-	    "compliance.read,compliance.strip_pii,compliance.legal_hold,compliance.archive,"
-	    "compliance.export,legal.report,audit.read,tenant.read"},
-	{ROLE_COMPLIANCE_OFFICER,
-	    "compliance.read,compliance.strip_pii,compliance.legal_hold,compliance.archive,"
-	    "compliance.export,legal.report,audit.read,tenant.read,audit.verify"},
-	{ROLE_SECURITY_ADMIN,
-	    "security.read,security.sessions_flush,security.blocklist,audit.read,audit.verify,"
-	    "compliance.read,compliance.strip_pii,compliance.legal_hold,compliance.archive,"
-	    "compliance.export,users.read,orgs.read,tenant.read,system.status"},
-	{ROLE_ORG_ADMIN, "tenant.read,tenant.write,orgs.read,users.read,org_users.manage"},
-	{ROLE_MEMBER, "tenant.read"},
+    {ROLE_SUPERADMIN,
+        "legal.publish,legal.report,compliance.read,compliance.strip_pii,"
+        "compliance.legal_hold,compliance.archive,compliance.export,migration.run,"
+        "security.read,security.sessions_flush,security.blocklist,audit.read,audit.verify,"
+        "email.send_test,email.outbox,users.read,users.manage,orgs.read,orgs.manage,"
+        "tenant.read,tenant.write,system.status,org_users.manage"},
+    {ROLE_PLATFORM_ADMIN,
+        "legal.publish,legal.report,users.read,users.manage,orgs.read,orgs.manage,"
+        "email.send_test,email.outbox,system.status,tenant.read,tenant.write,org_users.manage"},
+    {ROLE_COMPLIANCE,
+        "compliance.read,compliance.strip_pii,compliance.legal_hold,compliance.archive,"
+        "compliance.export,legal.report,audit.read,tenant.read"},
+    {ROLE_COMPLIANCE_OFFICER,
+        "compliance.read,compliance.strip_pii,compliance.legal_hold,compliance.archive,"
+        "compliance.export,legal.report,audit.read,tenant.read,audit.verify"},
+    {ROLE_SECURITY_ADMIN,
+        "security.read,security.sessions_flush,security.blocklist,audit.read,audit.verify,"
+        "compliance.read,compliance.strip_pii,compliance.legal_hold,compliance.archive,"
+        "compliance.export,users.read,orgs.read,tenant.read,system.status"},
+    {ROLE_ORG_ADMIN, "tenant.read,tenant.write,orgs.read,users.read,org_users.manage"},
+    {ROLE_MEMBER, "tenant.read"},
 };
 
 static void test_names(void **state)
@@ -94,8 +94,8 @@ static void test_migration_superadmin_only(void **state)
 {
 	(void)state;
 	for (int r = 0; r < ROLE__MAX; r++)
-		assert_int_equal(
-		    perms_have(role_perms(RS(r)), P_MIGRATION_RUN), r == ROLE_SUPERADMIN);
+		assert_int_equal(perms_have(role_perms(RS(r)), P_MIGRATION_RUN),
+		    r == ROLE_SUPERADMIN);
 	/* every other permission is held by some role besides superadmin */
 	permset others = role_perms((RS(ROLE__MAX) - 1) & ~RS(ROLE_SUPERADMIN));
 	for (int p = 0; p < PERM__MAX; p++)
@@ -109,7 +109,7 @@ static void test_perms_have(void **state)
 	assert_true(perms_have(m, P_TENANT_READ));
 	assert_false(perms_have(m, P_TENANT_WRITE));
 	assert_false(perms_have(~(permset)0, PERM__MAX));
-	assert_false(perms_have(~(permset)0, (enum perm)-1));
+	assert_false(perms_have(~(permset)0, (enum perm) - 1));
 	assert_true(perms_have(role_perms(RS(ROLE_COMPLIANCE_OFFICER)), P_AUDIT_VERIFY));
 	assert_false(perms_have(role_perms(RS(ROLE_COMPLIANCE)), P_AUDIT_VERIFY));
 }
@@ -173,7 +173,7 @@ static void test_roles_csv(void **state)
 	assert_string_equal(out, "superadmin,security_admin,member");
 	roles_format_csv(RS(ROLE__MAX) - 1, out, sizeof(out));
 	assert_string_equal(out, "superadmin,platform_admin,compliance,compliance_officer,"
-				 "security_admin,org_admin,member");
+	                         "security_admin,org_admin,member");
 	assert_true(roles_parse_csv(out, &rs, NULL));
 	assert_int_equal(rs, RS(ROLE__MAX) - 1);
 	roles_format_csv(0, out, sizeof(out));
@@ -189,18 +189,18 @@ static void test_roles_csv_errors(void **state)
 	static const struct {
 		const char *csv, *bad;
 	} errs[] = {
-		{"", ""},
-		{" ", ""},
-		{",", ""},
-		{"member,", ""},
-		{",member", ""},
-		{"member,,org_admin", ""},
-		{"member, ,org_admin", ""},
-		{"bogus", "bogus"},
-		{"member,bogus,other", "bogus"},
-		{"Member", "Member"},
-		{"member;org_admin", "member;org_admin"},
-		{"member org_admin", "member org_admin"},
+	    {"", ""},
+	    {" ", ""},
+	    {",", ""},
+	    {"member,", ""},
+	    {",member", ""},
+	    {"member,,org_admin", ""},
+	    {"member, ,org_admin", ""},
+	    {"bogus", "bogus"},
+	    {"member,bogus,other", "bogus"},
+	    {"Member", "Member"},
+	    {"member;org_admin", "member;org_admin"},
+	    {"member org_admin", "member org_admin"},
 	};
 	for (size_t i = 0; i < countof(errs); i++) {
 		roleset rs = 12345;
@@ -244,14 +244,14 @@ static void test_perms_csv(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_role_sets),
-		cmocka_unit_test(test_migration_superadmin_only),
-		cmocka_unit_test(test_perms_have),
-		cmocka_unit_test(test_grantable),
-		cmocka_unit_test(test_roles_csv),
-		cmocka_unit_test(test_roles_csv_errors),
-		cmocka_unit_test(test_perms_csv),
+	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_role_sets),
+	    cmocka_unit_test(test_migration_superadmin_only),
+	    cmocka_unit_test(test_perms_have),
+	    cmocka_unit_test(test_grantable),
+	    cmocka_unit_test(test_roles_csv),
+	    cmocka_unit_test(test_roles_csv_errors),
+	    cmocka_unit_test(test_perms_csv),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -123,8 +123,8 @@ static void test_json_invalid_utf8(void **state)
 	} cases[] = {
 	    {"a\xC0\xAF"
 	     "b",
-		"a\xEF\xBF\xBD\xEF\xBF\xBD"
-		"b"},                                                 /* overlong '/' */
+	        "a\xEF\xBF\xBD\xEF\xBF\xBD"
+	        "b"},                                                 /* overlong '/' */
 	    {"\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* surrogate */
 	    {"x\xE2\x82", "x\xEF\xBF\xBD\xEF\xBF\xBD"},               /* truncated */
 	    {"\xF4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* >10FFFF */
@@ -153,14 +153,14 @@ static void test_json_str_null(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_empty),
-		cmocka_unit_test(test_append_and_reset),
-		cmocka_unit_test(test_growth),
-		cmocka_unit_test(test_oom_sticky),
-		cmocka_unit_test(test_json_escapes),
-		cmocka_unit_test(test_json_utf8_kept),
-		cmocka_unit_test(test_json_invalid_utf8),
-		cmocka_unit_test(test_json_str_null),
+	    cmocka_unit_test(test_empty),
+	    cmocka_unit_test(test_append_and_reset),
+	    cmocka_unit_test(test_growth),
+	    cmocka_unit_test(test_oom_sticky),
+	    cmocka_unit_test(test_json_escapes),
+	    cmocka_unit_test(test_json_utf8_kept),
+	    cmocka_unit_test(test_json_invalid_utf8),
+	    cmocka_unit_test(test_json_str_null),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	json_of(NULL, 0);

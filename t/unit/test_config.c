@@ -212,7 +212,7 @@ static void test_bad_values(void **state)
 	}
 	{
 		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_MAX_REQUESTS",
-			"99999999999999999999999", NULL};
+		    "99999999999999999999999", NULL};
 		expect_error(v, "OPSD_MAX_REQUESTS: must be an integer between 0 and 1000000000");
 	}
 	{
@@ -272,7 +272,7 @@ static void test_cross_rules(void **state)
 	}
 	{
 		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_DEDICATED_DB_URI",
-			"mysql://pw-SECRETVALUE", NULL};
+		    "mysql://pw-SECRETVALUE", NULL};
 		struct opsd_config c;
 		struct reports r;
 		assert_int_equal(load(&c, &r, v), 0); /* a host alone is enough */
@@ -284,7 +284,7 @@ static void test_cross_rules(void **state)
 	}
 	{
 		const char *const v[] = {"OPSD_DB_URI", DB, "SESSION_SECRET", "short-SESSIONSECRET",
-			NULL};
+		    NULL};
 		expect_error(v, "SESSION_SECRET: must be at least 32 bytes");
 	}
 	{
@@ -295,14 +295,14 @@ static void test_cross_rules(void **state)
 	}
 	{
 		const char *const v[] = {"OPSD_DB_URI", DB, "SMTP_SECURE", "none", "SMTP_SERVER",
-			"smtp.example.com", NULL};
+		    "smtp.example.com", NULL};
 		expect_error(v, "SMTP_SECURE=none is only allowed with a loopback SMTP_SERVER");
 	}
 	{
 		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_PM", "dynamic", "OPSD_WORKERS",
 		    "2", NULL};
 		expect_error(v, "OPSD_MAX_SPARE: dynamic pool needs OPSD_MIN_SPARE (1) <= "
-				"OPSD_MAX_SPARE (3) <= OPSD_WORKERS (2)");
+		                "OPSD_MAX_SPARE (3) <= OPSD_WORKERS (2)");
 	}
 	{
 		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_PM", "dynamic", "OPSD_WORKERS",
@@ -323,16 +323,17 @@ static void test_data_key(void **state)
 {
 	(void)state;
 	static const char *const good[] = {
-		"00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff",
-		"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", /* bytes 0..31 */
-		"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+	    "00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff",
+	    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", /* bytes 0..31 */
+	    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
 	};
 	static const char *const bad[] = {
-		"KEYKEY", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeKEYKEY",
-		"0011223344556677889900112233445566778899aabbccddeeff00112233445g",
-		"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==", /* 31 bytes */
-		"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gIQ==", /* 34 bytes */
-		"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd*h8=KEYKEY",
+	    "KEYKEY",
+	    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeKEYKEY",
+	    "0011223344556677889900112233445566778899aabbccddeeff00112233445g",
+	    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==",     /* 31 bytes */
+	    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gIQ==", /* 34 bytes */
+	    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd*h8=KEYKEY",
 	};
 	struct opsd_config c;
 	struct reports r;
@@ -390,7 +391,7 @@ static void test_secret_names(void **state)
 {
 	(void)state;
 	static const char *const secrets[] = {"OPSD_DB_URI", "OPSD_DEDICATED_DB_URI",
-		"OPSD_DATA_KEY", "SESSION_SECRET", "SMTP_PASS"};
+	    "OPSD_DATA_KEY", "SESSION_SECRET", "SMTP_PASS"};
 	for (size_t i = 0; i < countof(secrets); i++)
 		assert_true(config_is_secret(secrets[i]));
 	assert_false(config_is_secret("OPSD_WORKERS"));
@@ -400,7 +401,8 @@ static void test_secret_names(void **state)
 	size_t n = 0;
 	for (; config_variable_names[n] != NULL; n++)
 		assert_true(strlen(config_variable_names[n]) > 2);
-	assert_int_equal(n, 43); /* SPEC §3, scrypt cost, login throttling, SMTP retries, migration throttle, rate limits */
+	assert_int_equal(n, 43); /* SPEC §3, scrypt cost, login throttling, SMTP retries, migration
+	                            throttle, rate limits */
 	assert_string_equal(config_env_name(ENV_PRODUCTION), "production");
 	assert_string_equal(config_env_name(ENV_DEVELOPMENT), "development");
 }
@@ -467,16 +469,21 @@ static void test_env_file_syntax(void **state)
 	    0644);
 	assert_int_equal(config_read_env_file(p, pair, &kv, err, sizeof(err)), 10);
 	assert_string_equal(kv.text, "A=[1]\nB=[two words]\nC=[quoted # not a comment]\n"
-				     "D=[single $HOME \\n]\nE=[esc \" \\ \n end]\nF=[crlf]\nG=[]\n"
-				     "H=[a#b]\nI=[indented]\nJ=[x=y]\n");
+	                             "D=[single $HOME \\n]\nE=[esc \" \\ \n end]\nF=[crlf]\nG=[]\n"
+	                             "H=[a#b]\nI=[indented]\nJ=[x=y]\n");
 }
 
 static void test_env_file_errors(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-		"A=1\nnot a pair\n", "A=\"unterminated\n", "A='x' trailing\n", "1A=x\n", "A =x\n",
-		"export\n", "A-B=1\n",
+	    "A=1\nnot a pair\n",
+	    "A=\"unterminated\n",
+	    "A='x' trailing\n",
+	    "1A=x\n",
+	    "A =x\n",
+	    "export\n",
+	    "A-B=1\n",
 	};
 	for (size_t i = 0; i < countof(bad); i++) {
 		struct kv kv = {""};
@@ -563,18 +570,18 @@ static void test_config_load_file_wins(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_values),
-		cmocka_unit_test(test_bools),
-		cmocka_unit_test(test_bad_values),
-		cmocka_unit_test(test_cross_rules),
-		cmocka_unit_test(test_data_key),
-		cmocka_unit_test(test_smtp_test_mode),
-		cmocka_unit_test(test_secret_names),
-		cmocka_unit_test(test_env_file_syntax),
-		cmocka_unit_test(test_env_file_errors),
-		cmocka_unit_test(test_env_file_permissions),
-		cmocka_unit_test(test_config_load_file_wins),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_values),
+	    cmocka_unit_test(test_bools),
+	    cmocka_unit_test(test_bad_values),
+	    cmocka_unit_test(test_cross_rules),
+	    cmocka_unit_test(test_data_key),
+	    cmocka_unit_test(test_smtp_test_mode),
+	    cmocka_unit_test(test_secret_names),
+	    cmocka_unit_test(test_env_file_syntax),
+	    cmocka_unit_test(test_env_file_errors),
+	    cmocka_unit_test(test_env_file_permissions),
+	    cmocka_unit_test(test_config_load_file_wins),
 	};
 	/* config_load reads the real environment: start from a clean one */
 	unsetenv("CI");

@@ -24,8 +24,13 @@ static void test_b64url_vectors(void **state)
 	static const struct {
 		const char *in, *out;
 	} v[] = {
-		{"", ""}, {"f", "Zg"}, {"fo", "Zm8"}, {"foo", "Zm9v"}, {"foob", "Zm9vYg"},
-		{"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"},
+	    {"", ""},
+	    {"f", "Zg"},
+	    {"fo", "Zm8"},
+	    {"foo", "Zm9v"},
+	    {"foob", "Zm9vYg"},
+	    {"fooba", "Zm9vYmE"},
+	    {"foobar", "Zm9vYmFy"},
 	};
 	char out[16];
 	uint8_t dec[16];
@@ -69,16 +74,17 @@ static void test_b64url_strict(void **state)
 	uint8_t dec[16];
 	size_t n;
 	static const char *const bad[] = {
-		"Zg==",  /* padding */
-		"Zm9v ", /* whitespace */
-		"Zm 9v", "Zm9v\n",
-		"Zm+v",  /* standard alphabet */
-		"Zm/v",
-		"Z",     /* impossible length */
-		"Zm9vY",
-		"Zh",    /* non-canonical: unused bits set */
-		"Zm9",
-		"Zm\x80v",
+	    "Zg==",  /* padding */
+	    "Zm9v ", /* whitespace */
+	    "Zm 9v",
+	    "Zm9v\n",
+	    "Zm+v", /* standard alphabet */
+	    "Zm/v",
+	    "Z", /* impossible length */
+	    "Zm9vY",
+	    "Zh", /* non-canonical: unused bits set */
+	    "Zm9",
+	    "Zm\x80v",
 	};
 	for (size_t i = 0; i < countof(bad); i++)
 		assert_false(b64url_decode(bad[i], strlen(bad[i]), dec, sizeof(dec), &n));
@@ -98,13 +104,13 @@ static void test_hmac_sha256(void **state)
 	/* RFC 4231 §4.3, test case 2 */
 	hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, out);
 	hex_encode(out, 32, hex);
-	assert_string_equal(
-	    hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	assert_string_equal(hex,
+	    "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 	/* empty key: RFC 2104 pads it to the block size with zeros */
 	hmac_sha256(NULL, 0, "", 0, out);
 	hex_encode(out, 32, hex);
-	assert_string_equal(
-	    hex, "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+	assert_string_equal(hex,
+	    "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
 }
 
 static void test_sha256_raw(void **state)
@@ -115,12 +121,12 @@ static void test_sha256_raw(void **state)
 	/* FIPS 180-2 appendix B.1 */
 	sha256_raw("abc", 3, out);
 	hex_encode(out, 32, hex);
-	assert_string_equal(
-	    hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_string_equal(hex,
+	    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	sha256_raw("", 0, out);
 	hex_encode(out, 32, hex);
-	assert_string_equal(
-	    hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	assert_string_equal(hex,
+	    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
 static void test_token_new(void **state)
@@ -240,11 +246,23 @@ static void test_password_bad_hash(void **state)
 {
 	(void)state;
 	static const char *const params[] = {
-		"ln=0,r=8,p=1", "ln=23,r=8,p=1", "ln=010,r=8,p=1", "ln=+9,r=8,p=1",
-		"ln=-1,r=8,p=1", "ln=100,r=8,p=1", "ln=10,r=0,p=1", "ln=10,r=33,p=1",
-		"ln=10,r=8,p=0", "ln=10,r=8,p=17", "ln=10,p=1,r=8", "LN=10,r=8,p=1",
-		"ln=10,r=8", "ln=10,r=8,p=1,x=1", "ln=10, r=8,p=1", "ln=,r=8,p=1",
-		"ln=10,r=8,p=1 ",
+	    "ln=0,r=8,p=1",
+	    "ln=23,r=8,p=1",
+	    "ln=010,r=8,p=1",
+	    "ln=+9,r=8,p=1",
+	    "ln=-1,r=8,p=1",
+	    "ln=100,r=8,p=1",
+	    "ln=10,r=0,p=1",
+	    "ln=10,r=33,p=1",
+	    "ln=10,r=8,p=0",
+	    "ln=10,r=8,p=17",
+	    "ln=10,p=1,r=8",
+	    "LN=10,r=8,p=1",
+	    "ln=10,r=8",
+	    "ln=10,r=8,p=1,x=1",
+	    "ln=10, r=8,p=1",
+	    "ln=,r=8,p=1",
+	    "ln=10,r=8,p=1 ",
 	};
 	char phc[PASSWORD_HASH_MAX + 64];
 	for (size_t i = 0; i < countof(params); i++) {
@@ -252,22 +270,22 @@ static void test_password_bad_hash(void **state)
 		assert_int_equal(password_verify("x", phc, &FAST), PW_BAD_HASH);
 	}
 	static const char *const whole[] = {
-		"",
-		"$scrypt$",
-		HEAD,
-		HEAD SALT,
-		HEAD SALT "$",
-		HEAD SALT "==$" KEY,                                   /* padding */
-		HEAD SALT "$mp90zEQd5XGhjEv4WArVH4Z0XRSzkGWtJK2S_AXJlRU", /* URL alphabet */
-		HEAD "AAECAwQFBgcICQoLDA0O$" KEY,                      /* 15-byte salt */
-		HEAD SALT "$mp90zEQd5XGhjEv4WArVH4Z0XRSzkGWtJK2S/AXJlQ",  /* 31-byte key */
-		HEAD SALT "$" KEY "$",                                 /* trailing junk */
-		HEAD SALT "$" KEY " ",
-		HEAD SALT "$" KEY "A",
-		"$SCRYPT$ln=10,r=8,p=1$" SALT "$" KEY,
-		"scrypt$ln=10,r=8,p=1$" SALT "$" KEY,
-		"$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG",
-		"plaintext",
+	    "",
+	    "$scrypt$",
+	    HEAD,
+	    HEAD SALT,
+	    HEAD SALT "$",
+	    HEAD SALT "==$" KEY,                                      /* padding */
+	    HEAD SALT "$mp90zEQd5XGhjEv4WArVH4Z0XRSzkGWtJK2S_AXJlRU", /* URL alphabet */
+	    HEAD "AAECAwQFBgcICQoLDA0O$" KEY,                         /* 15-byte salt */
+	    HEAD SALT "$mp90zEQd5XGhjEv4WArVH4Z0XRSzkGWtJK2S/AXJlQ",  /* 31-byte key */
+	    HEAD SALT "$" KEY "$",                                    /* trailing junk */
+	    HEAD SALT "$" KEY " ",
+	    HEAD SALT "$" KEY "A",
+	    "$SCRYPT$ln=10,r=8,p=1$" SALT "$" KEY,
+	    "scrypt$ln=10,r=8,p=1$" SALT "$" KEY,
+	    "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG",
+	    "plaintext",
 	};
 	for (size_t i = 0; i < countof(whole); i++)
 		assert_int_equal(password_verify("x", whole[i], &FAST), PW_BAD_HASH);
@@ -316,20 +334,20 @@ static void test_password_burn(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_b64url_vectors),
-		cmocka_unit_test(test_b64url_roundtrip),
-		cmocka_unit_test(test_b64url_strict),
-		cmocka_unit_test(test_hmac_sha256),
-		cmocka_unit_test(test_sha256_raw),
-		cmocka_unit_test(test_token_new),
-		cmocka_unit_test(test_token_well_formed),
-		cmocka_unit_test(test_password_roundtrip),
-		cmocka_unit_test(test_password_known_vector),
-		cmocka_unit_test(test_password_rehash),
-		cmocka_unit_test(test_password_default_params),
-		cmocka_unit_test(test_password_bad_hash),
-		cmocka_unit_test(test_password_max_len),
-		cmocka_unit_test(test_password_burn),
+	    cmocka_unit_test(test_b64url_vectors),
+	    cmocka_unit_test(test_b64url_roundtrip),
+	    cmocka_unit_test(test_b64url_strict),
+	    cmocka_unit_test(test_hmac_sha256),
+	    cmocka_unit_test(test_sha256_raw),
+	    cmocka_unit_test(test_token_new),
+	    cmocka_unit_test(test_token_well_formed),
+	    cmocka_unit_test(test_password_roundtrip),
+	    cmocka_unit_test(test_password_known_vector),
+	    cmocka_unit_test(test_password_rehash),
+	    cmocka_unit_test(test_password_default_params),
+	    cmocka_unit_test(test_password_bad_hash),
+	    cmocka_unit_test(test_password_max_len),
+	    cmocka_unit_test(test_password_burn),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

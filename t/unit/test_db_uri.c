@@ -19,7 +19,8 @@ static void test_tcp(void **state)
 	char err[256];
 
 	(void)state;
-	assert_true(db_uri_parse("mysql://opsd:" SECRET "@db.example.com:3307/opsd", &u, err, sizeof(err)));
+	assert_true(
+	    db_uri_parse("mysql://opsd:" SECRET "@db.example.com:3307/opsd", &u, err, sizeof(err)));
 	assert_string_equal(u.user, "opsd");
 	assert_string_equal(u.pass, SECRET);
 	assert_string_equal(u.host, "db.example.com");
@@ -52,7 +53,8 @@ static void test_percent_decoding(void **state)
 	char err[256];
 
 	(void)state;
-	assert_true(db_uri_parse("mysql://us%65r%2Bx:p%40ss%3Aw%2Frd%25@h/my%5Fdb", &u, err, sizeof(err)));
+	assert_true(
+	    db_uri_parse("mysql://us%65r%2Bx:p%40ss%3Aw%2Frd%25@h/my%5Fdb", &u, err, sizeof(err)));
 	assert_string_equal(u.user, "user+x");
 	assert_string_equal(u.pass, "p@ss:w/rd%");
 	assert_string_equal(u.dbname, "my_db");
@@ -89,14 +91,17 @@ static void test_socket(void **state)
 	char err[256], red[1024];
 
 	(void)state;
-	assert_true(db_uri_parse("mysql://opsd:" SECRET "@localhost/opsd?socket=/srv/var/run/mysqld%20x.sock",
+	assert_true(db_uri_parse("mysql://opsd:" SECRET
+	                         "@localhost/opsd?socket=/srv/var/run/mysqld%20x.sock",
 	    &u, err, sizeof(err)));
 	assert_string_equal(u.host, "localhost");
 	assert_string_equal(u.dbname, "opsd");
 	assert_string_equal(u.socket, "/srv/var/run/mysqld x.sock");
 	db_uri_redacted(&u, red, sizeof(red));
-	assert_string_equal(red, "mysql://opsd:***@localhost/opsd?socket=/srv/var/run/mysqld x.sock");
-	assert_true(db_uri_parse("mysql://localhost/opsd?socket=/run/m.sock", &u, err, sizeof(err)));
+	assert_string_equal(red,
+	    "mysql://opsd:***@localhost/opsd?socket=/srv/var/run/mysqld x.sock");
+	assert_true(
+	    db_uri_parse("mysql://localhost/opsd?socket=/run/m.sock", &u, err, sizeof(err)));
 	assert_string_equal(u.user, "");
 	assert_string_equal(u.socket, "/run/m.sock");
 }
@@ -108,33 +113,33 @@ static void test_refused(void **state)
 		const char *uri;
 		const char *reason; /* a word the error must contain */
 	} bad[] = {
-		{"opsd:" SECRET "@localhost/opsd", "mysql://"},
-		{"postgres://opsd:" SECRET "@localhost/opsd", "mysql://"},
-		{"mysql:/opsd:" SECRET "@localhost/opsd", "mysql://"},
-		{"", "mysql://"},
-		{"mysql://opsd:" SECRET "@/opsd", "empty host"},
-		{"mysql://opsd:" SECRET "@:3306/opsd", "empty host"},
-		{"mysql://", "empty host"},
-		{"mysql://opsd:" SECRET "@h:0/opsd", "port"},
-		{"mysql://opsd:" SECRET "@h:65536/opsd", "port"},
-		{"mysql://opsd:" SECRET "@h:33a/opsd", "port"},
-		{"mysql://opsd:" SECRET "@h:/opsd", "port"},
-		{"mysql://opsd:" SECRET "@h:-1/opsd", "port"},
-		{"mysql://opsd:" SECRET "@::1/opsd", "brackets"},
-		/* An unencoded '/' cuts the password in two: the rest looks like a port. */
-		{"mysql://opsd:" SECRET "/x@h/opsd", "port"},
-		{"mysql://opsd:" SECRET "#x@h/opsd", "fragment"},
-		{"mysql://opsd:" SECRET "%zz@h/opsd", "password"},
-		{"mysql://opsd:" SECRET "%4@h/opsd", "password"},
-		{"mysql://opsd:" SECRET "%00@h/opsd", "password"},
-		{"mysql://op%0sd:" SECRET "@h/opsd", "user"},
-		{"mysql://opsd:" SECRET "@[::1/opsd", "IPv6"},
-		{"mysql://opsd:" SECRET "@[]:3306/opsd", "IPv6"},
-		{"mysql://opsd:" SECRET "@[::1]x/opsd", "IPv6"},
-		{"mysql://opsd:" SECRET "@h/opsd?sock=/x", "parameter"},
-		{"mysql://opsd:" SECRET "@h/opsd?socket=relative.sock", "socket"},
-		{"mysql://opsd:" SECRET "@h/opsd?socket=", "socket"},
-		{"mysql://opsd:" SECRET "@h/a/b", "database"},
+	    {"opsd:" SECRET "@localhost/opsd", "mysql://"},
+	    {"postgres://opsd:" SECRET "@localhost/opsd", "mysql://"},
+	    {"mysql:/opsd:" SECRET "@localhost/opsd", "mysql://"},
+	    {"", "mysql://"},
+	    {"mysql://opsd:" SECRET "@/opsd", "empty host"},
+	    {"mysql://opsd:" SECRET "@:3306/opsd", "empty host"},
+	    {"mysql://", "empty host"},
+	    {"mysql://opsd:" SECRET "@h:0/opsd", "port"},
+	    {"mysql://opsd:" SECRET "@h:65536/opsd", "port"},
+	    {"mysql://opsd:" SECRET "@h:33a/opsd", "port"},
+	    {"mysql://opsd:" SECRET "@h:/opsd", "port"},
+	    {"mysql://opsd:" SECRET "@h:-1/opsd", "port"},
+	    {"mysql://opsd:" SECRET "@::1/opsd", "brackets"},
+	    /* An unencoded '/' cuts the password in two: the rest looks like a port. */
+	    {"mysql://opsd:" SECRET "/x@h/opsd", "port"},
+	    {"mysql://opsd:" SECRET "#x@h/opsd", "fragment"},
+	    {"mysql://opsd:" SECRET "%zz@h/opsd", "password"},
+	    {"mysql://opsd:" SECRET "%4@h/opsd", "password"},
+	    {"mysql://opsd:" SECRET "%00@h/opsd", "password"},
+	    {"mysql://op%0sd:" SECRET "@h/opsd", "user"},
+	    {"mysql://opsd:" SECRET "@[::1/opsd", "IPv6"},
+	    {"mysql://opsd:" SECRET "@[]:3306/opsd", "IPv6"},
+	    {"mysql://opsd:" SECRET "@[::1]x/opsd", "IPv6"},
+	    {"mysql://opsd:" SECRET "@h/opsd?sock=/x", "parameter"},
+	    {"mysql://opsd:" SECRET "@h/opsd?socket=relative.sock", "socket"},
+	    {"mysql://opsd:" SECRET "@h/opsd?socket=", "socket"},
+	    {"mysql://opsd:" SECRET "@h/a/b", "database"},
 	};
 	struct db_uri u;
 	char err[256];
@@ -192,14 +197,14 @@ static void test_redacted(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_tcp),
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_percent_decoding),
-		cmocka_unit_test(test_ipv6),
-		cmocka_unit_test(test_socket),
-		cmocka_unit_test(test_refused),
-		cmocka_unit_test(test_too_long),
-		cmocka_unit_test(test_redacted),
+	    cmocka_unit_test(test_tcp),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_percent_decoding),
+	    cmocka_unit_test(test_ipv6),
+	    cmocka_unit_test(test_socket),
+	    cmocka_unit_test(test_refused),
+	    cmocka_unit_test(test_too_long),
+	    cmocka_unit_test(test_redacted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

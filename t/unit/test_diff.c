@@ -39,9 +39,11 @@ static void check_roundtrip(const char *old_text, const char *new_text)
 	assert_true(n >= 0);
 	for (long i = 0; i < n; i++) {
 		if (d[i].op != '+')
-			snprintf(o + strlen(o), sizeof(o) - strlen(o), "%.*s\n", (int)d[i].len, d[i].s);
+			snprintf(o + strlen(o), sizeof(o) - strlen(o), "%.*s\n", (int)d[i].len,
+			    d[i].s);
 		if (d[i].op != '-')
-			snprintf(nw + strlen(nw), sizeof(nw) - strlen(nw), "%.*s\n", (int)d[i].len, d[i].s);
+			snprintf(nw + strlen(nw), sizeof(nw) - strlen(nw), "%.*s\n", (int)d[i].len,
+			    d[i].s);
 	}
 	arena_free(a);
 	{
@@ -117,11 +119,11 @@ static void test_large_fallback(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_identical),
-		cmocka_unit_test(test_change_one_line),
-		cmocka_unit_test(test_crlf_and_no_final_newline),
-		cmocka_unit_test(test_roundtrips),
-		cmocka_unit_test(test_large_fallback),
+	    cmocka_unit_test(test_identical),
+	    cmocka_unit_test(test_change_one_line),
+	    cmocka_unit_test(test_crlf_and_no_final_newline),
+	    cmocka_unit_test(test_roundtrips),
+	    cmocka_unit_test(test_large_fallback),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

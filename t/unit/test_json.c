@@ -35,17 +35,39 @@ static void test_utf8_valid(void **state)
 {
 	(void)state;
 	static const char *const good[] = {
-		"", "ascii", "\xC2\x80", "\xDF\xBF", "\xE0\xA0\x80", "\xED\x9F\xBF", "\xEE\x80\x80",
-		"\xEF\xBF\xBF", "\xF0\x90\x80\x80", "\xF4\x8F\xBF\xBF", "caf\xC3\xA9",
+	    "",
+	    "ascii",
+	    "\xC2\x80",
+	    "\xDF\xBF",
+	    "\xE0\xA0\x80",
+	    "\xED\x9F\xBF",
+	    "\xEE\x80\x80",
+	    "\xEF\xBF\xBF",
+	    "\xF0\x90\x80\x80",
+	    "\xF4\x8F\xBF\xBF",
+	    "caf\xC3\xA9",
 	};
 	static const char *const bad[] = {
-		"\x80", "\xBF", "\xC0\x80", "\xC1\xBF", /* overlong 2-byte */
-		"\xE0\x80\x80", "\xE0\x9F\xBF",        /* overlong 3-byte */
-		"\xF0\x80\x80\x80", "\xF0\x8F\xBF\xBF", /* overlong 4-byte */
-		"\xED\xA0\x80", "\xED\xBF\xBF",        /* surrogates */
-		"\xF4\x90\x80\x80", "\xF5\x80\x80\x80", "\xFF", "\xFE",
-		"\xC2", "\xE2\x82", "\xF0\x9F\x98",     /* truncated */
-		"\xC2\x41", "\xE2\x28\xA1", "a\xF0\x9F\x98\x28",
+	    "\x80",
+	    "\xBF",
+	    "\xC0\x80",
+	    "\xC1\xBF", /* overlong 2-byte */
+	    "\xE0\x80\x80",
+	    "\xE0\x9F\xBF", /* overlong 3-byte */
+	    "\xF0\x80\x80\x80",
+	    "\xF0\x8F\xBF\xBF", /* overlong 4-byte */
+	    "\xED\xA0\x80",
+	    "\xED\xBF\xBF", /* surrogates */
+	    "\xF4\x90\x80\x80",
+	    "\xF5\x80\x80\x80",
+	    "\xFF",
+	    "\xFE",
+	    "\xC2",
+	    "\xE2\x82",
+	    "\xF0\x9F\x98", /* truncated */
+	    "\xC2\x41",
+	    "\xE2\x28\xA1",
+	    "a\xF0\x9F\x98\x28",
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		if (!utf8_valid(good[i], strlen(good[i])))
@@ -105,7 +127,7 @@ static void test_parse_errors(void **state)
 	assert_int_equal(parse_str("{\"a\":\"\\x41\"}"), JSON_PARSE_SYNTAX);
 	/* ... while escapes, exponents and keywords inside strings are fine */
 	assert_int_equal(parse_str("{\"NaN 'x'\":\"\\\"\\t\\ud83d\\ude00\","
-				   "\"e\":-1.5E+3,\"t\":[true,false,null]}"),
+	                           "\"e\":-1.5E+3,\"t\":[true,false,null]}"),
 	    JSON_PARSE_OK);
 	assert_int_equal(parse_str("[1,2]"), JSON_PARSE_NOT_OBJECT);
 	assert_int_equal(parse_str("\"s\""), JSON_PARSE_NOT_OBJECT);
@@ -179,16 +201,16 @@ static void test_size_limit(void **state)
 static const char *const colours[] = {"red", "green", NULL};
 
 static const struct field_spec spec[] = {
-	{"message", FT_STRING, FIELD_REQUIRED, 1, 200, NULL},
-	{"count", FT_INT, 0, 0, 100, NULL},
-	{"flag", FT_BOOL, 0, 0, 0, NULL},
-	{"meta", FT_OBJECT, FIELD_NULLABLE, 0, 0, NULL},
-	{"tags", FT_STRING_ARRAY, 0, 0, 3, NULL},
-	{"id", FT_UUID, 0, 0, 0, NULL},
-	{"at", FT_TIME, 0, 0, 0, NULL},
-	{"colour", FT_ENUM, 0, 0, 0, colours},
-	{"big", FT_INT, 0, 0, 0, NULL},
-	{NULL, FT_STRING, 0, 0, 0, NULL},
+    {"message", FT_STRING, FIELD_REQUIRED, 1, 200, NULL},
+    {"count", FT_INT, 0, 0, 100, NULL},
+    {"flag", FT_BOOL, 0, 0, 0, NULL},
+    {"meta", FT_OBJECT, FIELD_NULLABLE, 0, 0, NULL},
+    {"tags", FT_STRING_ARRAY, 0, 0, 3, NULL},
+    {"id", FT_UUID, 0, 0, 0, NULL},
+    {"at", FT_TIME, 0, 0, 0, NULL},
+    {"colour", FT_ENUM, 0, 0, 0, colours},
+    {"big", FT_INT, 0, 0, 0, NULL},
+    {NULL, FT_STRING, 0, 0, 0, NULL},
 };
 
 /* Validates body and returns the reason given for field (NULL if none). */
@@ -231,10 +253,10 @@ static void test_validate_ok(void **state)
 	assert_null(d);
 	assert_int_equal(
 	    validate("{\"message\":\"hi\",\"count\":100,\"flag\":false,\"meta\":null,"
-		     "\"tags\":[\"a\",\"b\",\"c\"],\"id\":\"017f22e2-79b0-7cc3-98c4-"
-		     "dc0c0c07398f\",\"at\":\"2026-01-01T00:00:00Z\",\"colour\":\"green\","
-		     "\"big\":-5}",
-		&d),
+	             "\"tags\":[\"a\",\"b\",\"c\"],\"id\":\"017f22e2-79b0-7cc3-98c4-"
+	             "dc0c0c07398f\",\"at\":\"2026-01-01T00:00:00Z\",\"colour\":\"green\","
+	             "\"big\":-5}",
+	        &d),
 	    0);
 	assert_int_equal(validate("{\"message\":\"hi\",\"count\":0}", NULL), 0);
 }
@@ -337,16 +359,16 @@ static void test_getters(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_utf8_valid),
-		cmocka_unit_test(test_parse_ok),
-		cmocka_unit_test(test_parse_errors),
-		cmocka_unit_test(test_depth),
-		cmocka_unit_test(test_size_limit),
-		cmocka_unit_test(test_validate_ok),
-		cmocka_unit_test(test_validate_problems),
-		cmocka_unit_test(test_validate_lengths),
-		cmocka_unit_test(test_validate_many),
-		cmocka_unit_test(test_getters),
+	    cmocka_unit_test(test_utf8_valid),
+	    cmocka_unit_test(test_parse_ok),
+	    cmocka_unit_test(test_parse_errors),
+	    cmocka_unit_test(test_depth),
+	    cmocka_unit_test(test_size_limit),
+	    cmocka_unit_test(test_validate_ok),
+	    cmocka_unit_test(test_validate_problems),
+	    cmocka_unit_test(test_validate_lengths),
+	    cmocka_unit_test(test_validate_many),
+	    cmocka_unit_test(test_getters),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -113,8 +113,7 @@ static void test_line_shape(void **state)
 	struct json_object *nan;
 	assert_true(json_object_object_get_ex(o, "nan", &nan));
 	assert_null(nan); /* JSON null */
-	assert_string_equal(field(o, "path"),
-	    "/healthz \"quoted\"\n\x01 \xEF\xBF\xBD\xEF\xBF\xBD");
+	assert_string_equal(field(o, "path"), "/healthz \"quoted\"\n\x01 \xEF\xBF\xBD\xEF\xBF\xBD");
 	int64_t t;
 	const char *ts = field(o, "time");
 	assert_int_equal(strlen(ts), 24);
@@ -287,8 +286,16 @@ static void test_no_secret_reaches_file(void **state)
 	    "cannot connect to mysql://root:pw-EEEE@127.0.0.1/x as erin@example.com");
 	char *text = slurp(path);
 	static const char *const leaks[] = {
-		"hunter2", "tok-AAAA", "carol", "tok-BBBB", "dave", "pw-CCCC", "5551234",
-		"sess-DDDD", "pw-EEEE", "erin",
+	    "hunter2",
+	    "tok-AAAA",
+	    "carol",
+	    "tok-BBBB",
+	    "dave",
+	    "pw-CCCC",
+	    "5551234",
+	    "sess-DDDD",
+	    "pw-EEEE",
+	    "erin",
 	};
 	for (size_t i = 0; i < countof(leaks); i++)
 		if (strstr(text, leaks[i]) != NULL)
@@ -367,14 +374,14 @@ static void test_open_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_line_shape),
-		cmocka_unit_test(test_levels),
-		cmocka_unit_test(test_sensitive_keys),
-		cmocka_unit_test(test_redact_values),
-		cmocka_unit_test(test_no_secret_reaches_file),
-		cmocka_unit_test(test_reopen),
-		cmocka_unit_test(test_concurrent_writers),
-		cmocka_unit_test(test_open_errors),
+	    cmocka_unit_test(test_line_shape),
+	    cmocka_unit_test(test_levels),
+	    cmocka_unit_test(test_sensitive_keys),
+	    cmocka_unit_test(test_redact_values),
+	    cmocka_unit_test(test_no_secret_reaches_file),
+	    cmocka_unit_test(test_reopen),
+	    cmocka_unit_test(test_concurrent_writers),
+	    cmocka_unit_test(test_open_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

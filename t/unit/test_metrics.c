@@ -48,11 +48,14 @@ static void test_label_escaping(void **state)
 	metrics_request(2, 404, 10);
 	metrics_request(3, 500, 10);
 	out = render(&b, names, 4);
-	assert_non_null(strstr(out, "opsd_http_requests_total{route=\"quo\\\"te\",status=\"200\"} 1\n"));
-	assert_non_null(strstr(out, "opsd_http_requests_total{route=\"back\\\\slash\",status=\"404\"} 1\n"));
-	assert_non_null(strstr(out, "opsd_http_requests_total{route=\"new\\nline\",status=\"500\"} 1\n"));
-	assert_non_null(strstr(out,
-	    "opsd_http_request_duration_seconds_count{route=\"new\\nline\"} 1\n"));
+	assert_non_null(
+	    strstr(out, "opsd_http_requests_total{route=\"quo\\\"te\",status=\"200\"} 1\n"));
+	assert_non_null(
+	    strstr(out, "opsd_http_requests_total{route=\"back\\\\slash\",status=\"404\"} 1\n"));
+	assert_non_null(
+	    strstr(out, "opsd_http_requests_total{route=\"new\\nline\",status=\"500\"} 1\n"));
+	assert_non_null(
+	    strstr(out, "opsd_http_request_duration_seconds_count{route=\"new\\nline\"} 1\n"));
 	/* no raw newline inside a sample: every line starts with a name or # */
 	for (const char *p = out; *p; p = strchr(p, '\n') + 1)
 		assert_true(*p == '#' || strncmp(p, "opsd_", 5) == 0);
@@ -90,9 +93,13 @@ static void test_families_once(void **state)
 {
 	static const char *const names[] = {"a", "b"};
 	static const char *const families[] = {
-		"opsd_http_requests_total", "opsd_http_request_duration_seconds",
-		"opsd_emails_total", "opsd_migrations_total", "opsd_migration_rows_copied_total",
-		"opsd_rate_limited_total", "opsd_audit_events_total",
+	    "opsd_http_requests_total",
+	    "opsd_http_request_duration_seconds",
+	    "opsd_emails_total",
+	    "opsd_migrations_total",
+	    "opsd_migration_rows_copied_total",
+	    "opsd_rate_limited_total",
+	    "opsd_audit_events_total",
 	};
 	struct buf b;
 	const char *out;
@@ -111,7 +118,8 @@ static void test_families_once(void **state)
 		assert_int_equal(occurrences(out, line), 1);
 	}
 	assert_non_null(strstr(out, "opsd_rate_limited_total{layer=\"nginx\",route=\"b\"} 1\n"));
-	assert_non_null(strstr(out, "opsd_rate_limited_total{layer=\"opsd\",route=\"unmatched\"} 1\n"));
+	assert_non_null(
+	    strstr(out, "opsd_rate_limited_total{layer=\"opsd\",route=\"unmatched\"} 1\n"));
 	assert_non_null(strstr(out, "opsd_rate_limited_total{layer=\"opsd\",route=\"a\"} 0\n"));
 	assert_non_null(strstr(out, "opsd_emails_total{outcome=\"failed\"} 1\n"));
 	assert_non_null(strstr(out, "opsd_emails_total{outcome=\"sent\"} 0\n"));
@@ -121,9 +129,9 @@ static void test_families_once(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_label_escaping),
-		cmocka_unit_test(test_audit_events),
-		cmocka_unit_test(test_families_once),
+	    cmocka_unit_test(test_label_escaping),
+	    cmocka_unit_test(test_audit_events),
+	    cmocka_unit_test(test_families_once),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -111,11 +111,11 @@ static void test_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bar),
-		cmocka_unit_test(test_bar_bounds),
-		cmocka_unit_test(test_eta),
-		cmocka_unit_test(test_thousands),
-		cmocka_unit_test(test_line),
+	    cmocka_unit_test(test_bar),
+	    cmocka_unit_test(test_bar_bounds),
+	    cmocka_unit_test(test_eta),
+	    cmocka_unit_test(test_thousands),
+	    cmocka_unit_test(test_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -120,12 +120,12 @@ static void test_table_keys(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_burst_then_refused),
-		cmocka_unit_test(test_refill),
-		cmocka_unit_test(test_clock_backwards),
-		cmocka_unit_test(test_unlimited),
-		cmocka_unit_test(test_retry_after_slow_rate),
-		cmocka_unit_test(test_table_keys),
+	    cmocka_unit_test(test_burst_then_refused),
+	    cmocka_unit_test(test_refill),
+	    cmocka_unit_test(test_clock_backwards),
+	    cmocka_unit_test(test_unlimited),
+	    cmocka_unit_test(test_retry_after_slow_rate),
+	    cmocka_unit_test(test_table_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,22 +11,25 @@
 #include "router.h"
 #include "util.h"
 
-static void h_a(struct req *r) { (void)r; }
+static void h_a(struct req *r)
+{
+	(void)r;
+}
 
 static const struct route table[] = {
-	{"GET", "/", h_a, NULL, RF_PUBLIC, "root"},
-	{"GET", "/healthz", h_a, NULL, RF_PUBLIC, "healthz"},
-	{"GET", "/users/:id", h_a, NULL, 0, "user_get"},
-	{"GET", "/users/me", h_a, NULL, 0, "user_me"},
-	{"DELETE", "/users/:id", h_a, NULL, 0, "user_delete"},
-	{"PATCH", "/users/:id", h_a, NULL, 0, "user_patch"},
-	{"POST", "/users", h_a, NULL, 0, "user_create"},
-	{"GET", "/legal/:type/versions/:version", h_a, NULL, 0, "legal_version"},
-	{"GET", "/legal/:type/versions/latest", h_a, NULL, 0, "legal_latest"},
-	{"GET", "/a/:x/c", h_a, NULL, 0, "a_x_c"},
-	{"GET", "/:y/b/c", h_a, NULL, 0, "y_b_c"},
-	{"POST", "/__test/echo", h_a, NULL, RF_TEST_ONLY, "test_echo"},
-	{"GET", "/__test/echo", h_a, NULL, 0, "echo_get"},
+    {"GET", "/", h_a, NULL, RF_PUBLIC, "root"},
+    {"GET", "/healthz", h_a, NULL, RF_PUBLIC, "healthz"},
+    {"GET", "/users/:id", h_a, NULL, 0, "user_get"},
+    {"GET", "/users/me", h_a, NULL, 0, "user_me"},
+    {"DELETE", "/users/:id", h_a, NULL, 0, "user_delete"},
+    {"PATCH", "/users/:id", h_a, NULL, 0, "user_patch"},
+    {"POST", "/users", h_a, NULL, 0, "user_create"},
+    {"GET", "/legal/:type/versions/:version", h_a, NULL, 0, "legal_version"},
+    {"GET", "/legal/:type/versions/latest", h_a, NULL, 0, "legal_latest"},
+    {"GET", "/a/:x/c", h_a, NULL, 0, "a_x_c"},
+    {"GET", "/:y/b/c", h_a, NULL, 0, "y_b_c"},
+    {"POST", "/__test/echo", h_a, NULL, RF_TEST_ONLY, "test_echo"},
+    {"GET", "/__test/echo", h_a, NULL, 0, "echo_get"},
 };
 
 static struct arena *A;
@@ -86,8 +89,18 @@ static void test_not_found(void **state)
 {
 	(void)state;
 	static const char *const paths[] = {
-		"/healthz/", "/healthzz", "/health", "//healthz", "/users//x", "/users/x/",
-		"/nope", "", "healthz", "/users/1/2", "/legal/tos/versions", "/a/b/c/d",
+	    "/healthz/",
+	    "/healthzz",
+	    "/health",
+	    "//healthz",
+	    "/users//x",
+	    "/users/x/",
+	    "/nope",
+	    "",
+	    "healthz",
+	    "/users/1/2",
+	    "/legal/tos/versions",
+	    "/a/b/c/d",
 	};
 	for (size_t i = 0; i < countof(paths); i++) {
 		struct result res = match("GET", paths[i], false);
@@ -135,7 +148,12 @@ static void test_bad_path(void **state)
 {
 	(void)state;
 	static const char *const paths[] = {
-		"/users/a%2Fb", "/users/a%2fb", "/users/%00", "/users/%", "/users/%zz", "/users/%4",
+	    "/users/a%2Fb",
+	    "/users/a%2fb",
+	    "/users/%00",
+	    "/users/%",
+	    "/users/%zz",
+	    "/users/%4",
 	};
 	for (size_t i = 0; i < countof(paths); i++) {
 		struct result res = match("GET", paths[i], false);
@@ -170,7 +188,7 @@ static void test_method_not_allowed(void **state)
 	const struct route *r;
 	struct route_params p;
 	assert_int_equal(router_match(table, countof(table), "PUT", "/users/1", false, A, &r, &p,
-			     allow, sizeof(allow)),
+	                     allow, sizeof(allow)),
 	    ROUTE_BAD_METHOD);
 	assert_true(strlen(allow) < sizeof(allow));
 }
@@ -215,33 +233,33 @@ static void test_check_table(void **state)
 		struct route r;
 		const char *why;
 	} bad[] = {
-		{{"GET", "users", h_a, NULL, 0, "x"}, "must start with '/'"},
-		{{"GET", "/users/", h_a, NULL, 0, "x"}, "empty segment"},
-		{{"GET", "/a//b", h_a, NULL, 0, "x"}, "empty segment"},
-		{{"GET", "/a/:", h_a, NULL, 0, "x"}, "empty parameter name"},
-		{{"GET", "/a/:x/:x", h_a, NULL, 0, "x"}, "duplicate parameter name"},
-		{{"GET", "/a/b:c", h_a, NULL, 0, "x"}, "':' may only start a segment"},
-		{{"GET", "/a/:x-y", h_a, NULL, 0, "x"}, "parameter names"},
-		{{"GET", "/:a/:b/:c/:d/:e/:f/:g/:h/:i", h_a, NULL, 0, "x"}, "too many parameters"},
-		{{"get", "/x", h_a, NULL, 0, "x"}, "method must be"},
-		{{NULL, "/x", h_a, NULL, 0, "x"}, "method must be"},
-		{{"GET", "/x", NULL, NULL, 0, "x"}, "no handler"},
-		{{"GET", NULL, h_a, NULL, 0, "x"}, "must start with '/'"},
+	    {{"GET", "users", h_a, NULL, 0, "x"}, "must start with '/'"},
+	    {{"GET", "/users/", h_a, NULL, 0, "x"}, "empty segment"},
+	    {{"GET", "/a//b", h_a, NULL, 0, "x"}, "empty segment"},
+	    {{"GET", "/a/:", h_a, NULL, 0, "x"}, "empty parameter name"},
+	    {{"GET", "/a/:x/:x", h_a, NULL, 0, "x"}, "duplicate parameter name"},
+	    {{"GET", "/a/b:c", h_a, NULL, 0, "x"}, "':' may only start a segment"},
+	    {{"GET", "/a/:x-y", h_a, NULL, 0, "x"}, "parameter names"},
+	    {{"GET", "/:a/:b/:c/:d/:e/:f/:g/:h/:i", h_a, NULL, 0, "x"}, "too many parameters"},
+	    {{"get", "/x", h_a, NULL, 0, "x"}, "method must be"},
+	    {{NULL, "/x", h_a, NULL, 0, "x"}, "method must be"},
+	    {{"GET", "/x", NULL, NULL, 0, "x"}, "no handler"},
+	    {{"GET", NULL, h_a, NULL, 0, "x"}, "must start with '/'"},
 	};
 	for (size_t i = 0; i < countof(bad); i++) {
 		if (check(&bad[i].r, 1) != 1 || strstr(problems, bad[i].why) == NULL)
 			fail_msg("pattern #%zu: %s", i, problems);
 	}
 	const struct route eight[] = {
-		{"GET", "/:a/:b/:c/:d/:e/:f/:g/:h", h_a, NULL, 0, "x"},
+	    {"GET", "/:a/:b/:c/:d/:e/:f/:g/:h", h_a, NULL, 0, "x"},
 	};
 	assert_int_equal(check(eight, 1), 0);
 	const struct route dups[] = {
-		{"GET", "/users/:id", h_a, NULL, 0, "a"},
-		{"POST", "/users/:id", h_a, NULL, 0, "b"},
-		{"GET", "/users/:uid", h_a, NULL, 0, "c"},
-		{"GET", "/users/:id", h_a, NULL, 0, "d"},
-		{"GET", "/users/me", h_a, NULL, 0, "e"},
+	    {"GET", "/users/:id", h_a, NULL, 0, "a"},
+	    {"POST", "/users/:id", h_a, NULL, 0, "b"},
+	    {"GET", "/users/:uid", h_a, NULL, 0, "c"},
+	    {"GET", "/users/:id", h_a, NULL, 0, "d"},
+	    {"GET", "/users/me", h_a, NULL, 0, "e"},
 	};
 	assert_int_equal(check(dups, countof(dups)), 2);
 	assert_non_null(strstr(problems, "route 2 (GET /users/:uid): duplicate"));
@@ -252,14 +270,14 @@ static void test_check_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_literal_routes),
-		cmocka_unit_test(test_not_found),
-		cmocka_unit_test(test_params),
-		cmocka_unit_test(test_literal_beats_param),
-		cmocka_unit_test(test_bad_path),
-		cmocka_unit_test(test_method_not_allowed),
-		cmocka_unit_test(test_test_only),
-		cmocka_unit_test(test_check_table),
+	    cmocka_unit_test(test_literal_routes),
+	    cmocka_unit_test(test_not_found),
+	    cmocka_unit_test(test_params),
+	    cmocka_unit_test(test_literal_beats_param),
+	    cmocka_unit_test(test_bad_path),
+	    cmocka_unit_test(test_method_not_allowed),
+	    cmocka_unit_test(test_test_only),
+	    cmocka_unit_test(test_check_table),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -72,20 +72,20 @@ static void test_parse_ok(void **state)
 {
 	(void)state;
 	static const char *const ok[] = {
-		NAME "=%s",
-		"a=1; " NAME "=%s",
-		NAME "=%s; b=2",
-		"a=1; " NAME "=%s; b=2",
-		"a=1;" NAME "=%s;b=2",
-		"  " NAME "=%s  ",
-		"\t" NAME "=%s\t;x=y",
-		"a=1 ;  " NAME "=%s ; b",
-		"a=1; ; " NAME "=%s;;",
-		"nameless; " NAME "=%s",
-		/* other cookies whose names only resemble ours */
-		"__host-opsd_session=junk; " NAME "=%s; " NAME "x=junk; x" NAME "=junk",
-		"__Secure-opsd_session=junk; " NAME "=%s",
-		"a=" NAME "=junk; " NAME "=%s",
+	    NAME "=%s",
+	    "a=1; " NAME "=%s",
+	    NAME "=%s; b=2",
+	    "a=1; " NAME "=%s; b=2",
+	    "a=1;" NAME "=%s;b=2",
+	    "  " NAME "=%s  ",
+	    "\t" NAME "=%s\t;x=y",
+	    "a=1 ;  " NAME "=%s ; b",
+	    "a=1; ; " NAME "=%s;;",
+	    "nameless; " NAME "=%s",
+	    /* other cookies whose names only resemble ours */
+	    "__host-opsd_session=junk; " NAME "=%s; " NAME "x=junk; x" NAME "=junk",
+	    "__Secure-opsd_session=junk; " NAME "=%s",
+	    "a=" NAME "=junk; " NAME "=%s",
 	};
 	for (size_t i = 0; i < countof(ok); i++) {
 		if (!parse_fmt(ok[i], VALUE))
@@ -261,15 +261,15 @@ static void test_set_cookie(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_value_shape),
-		cmocka_unit_test(test_parse_ok),
-		cmocka_unit_test(test_parse_absent),
-		cmocka_unit_test(test_parse_duplicate),
-		cmocka_unit_test(test_parse_forged),
-		cmocka_unit_test(test_parse_shape),
-		cmocka_unit_test(test_parse_wrong_secret),
-		cmocka_unit_test(test_csrf),
-		cmocka_unit_test(test_set_cookie),
+	    cmocka_unit_test(test_value_shape),
+	    cmocka_unit_test(test_parse_ok),
+	    cmocka_unit_test(test_parse_absent),
+	    cmocka_unit_test(test_parse_duplicate),
+	    cmocka_unit_test(test_parse_forged),
+	    cmocka_unit_test(test_parse_shape),
+	    cmocka_unit_test(test_parse_wrong_secret),
+	    cmocka_unit_test(test_csrf),
+	    cmocka_unit_test(test_set_cookie),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -58,17 +58,17 @@ static void test_parse_rfc3339_valid(void **state)
 		const char *s;
 		int64_t ms;
 	} ok[] = {
-		{"1970-01-01T00:00:00Z", 0},
-		{"1970-01-01T00:00:00.000Z", 0},
-		{"2026-11-24T10:27:55.123Z", 1795516075123LL},
-		{"2026-11-24t10:27:55.123z", 1795516075123LL},
-		{"2026-11-24T11:27:55.123+01:00", 1795516075123LL},
-		{"2026-11-24T05:57:55.123-04:30", 1795516075123LL},
-		{"2026-11-24T10:27:55.1234567Z", 1795516075123LL}, /* extra digits truncated */
-		{"2026-11-24T10:27:55.1Z", 1795516075100LL},
-		{"2000-02-29T00:00:00Z", 951782400000LL},
-		{"2024-02-29T23:59:59.999Z", 1709251199999LL},
-		{"1970-01-01T00:00:00+23:59", -86340000LL},
+	    {"1970-01-01T00:00:00Z", 0},
+	    {"1970-01-01T00:00:00.000Z", 0},
+	    {"2026-11-24T10:27:55.123Z", 1795516075123LL},
+	    {"2026-11-24t10:27:55.123z", 1795516075123LL},
+	    {"2026-11-24T11:27:55.123+01:00", 1795516075123LL},
+	    {"2026-11-24T05:57:55.123-04:30", 1795516075123LL},
+	    {"2026-11-24T10:27:55.1234567Z", 1795516075123LL}, /* extra digits truncated */
+	    {"2026-11-24T10:27:55.1Z", 1795516075100LL},
+	    {"2000-02-29T00:00:00Z", 951782400000LL},
+	    {"2024-02-29T23:59:59.999Z", 1709251199999LL},
+	    {"1970-01-01T00:00:00+23:59", -86340000LL},
 	};
 	for (size_t i = 0; i < countof(ok); i++) {
 		int64_t ms = -42;
@@ -81,14 +81,29 @@ static void test_parse_rfc3339_invalid(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-		"", "2026-11-23", "2026-11-24T10:27:55", /* no offset */
-		"2026-13-01T00:00:00Z", "2026-00-01T00:00:00Z", "2026-11-31T00:00:00Z",
-		"2026-02-29T00:00:00Z", "1900-02-29T00:00:00Z", /* not leap years */
-		"2026-11-00T00:00:00Z", "2026-11-23T24:00:00Z", "2026-11-23T23:60:00Z",
-		"2026-11-23T23:59:61Z", "2026-11-24T10:27:55.Z", "2026-11-24T10:27:55+0100",
-		"2026-11-24T10:27:55+24:00", "2026-11-24T10:27:55+01:60", "2026-11-24T10:27:55Zx",
-		"2026-11-23 09:07:55Z", "26-11-23T09:07:55Z", "2026-1-23T09:07:55Z",
-		"2026-11-24T10:27:55ZZ", "+2026-11-24T10:27:55Z", "2026-11-23T09:07:5aZ",
+	    "",
+	    "2026-11-23",
+	    "2026-11-24T10:27:55", /* no offset */
+	    "2026-13-01T00:00:00Z",
+	    "2026-00-01T00:00:00Z",
+	    "2026-11-31T00:00:00Z",
+	    "2026-02-29T00:00:00Z",
+	    "1900-02-29T00:00:00Z", /* not leap years */
+	    "2026-11-00T00:00:00Z",
+	    "2026-11-23T24:00:00Z",
+	    "2026-11-23T23:60:00Z",
+	    "2026-11-23T23:59:61Z",
+	    "2026-11-24T10:27:55.Z",
+	    "2026-11-24T10:27:55+0100",
+	    "2026-11-24T10:27:55+24:00",
+	    "2026-11-24T10:27:55+01:60",
+	    "2026-11-24T10:27:55Zx",
+	    "2026-11-23 09:07:55Z",
+	    "26-11-23T09:07:55Z",
+	    "2026-1-23T09:07:55Z",
+	    "2026-11-24T10:27:55ZZ",
+	    "+2026-11-24T10:27:55Z",
+	    "2026-11-23T09:07:5aZ",
 	};
 	for (size_t i = 0; i < countof(bad); i++) {
 		int64_t ms = 0;
@@ -204,13 +219,31 @@ static void test_loopback(void **state)
 {
 	(void)state;
 	static const char *const yes[] = {
-		"127.0.0.1", "127.255.255.254", "127.1.2.3", "::1", "0:0:0:0:0:0:0:1",
-		"::ffff:127.0.0.1", "::FFFF:127.9.9.9",
+	    "127.0.0.1",
+	    "127.255.255.254",
+	    "127.1.2.3",
+	    "::1",
+	    "0:0:0:0:0:0:0:1",
+	    "::ffff:127.0.0.1",
+	    "::FFFF:127.9.9.9",
 	};
 	static const char *const no[] = {
-		"128.0.0.1", "10.0.0.1", "0.0.0.0", "::", "::2", "::ffff:10.0.0.1",
-		"::ffff:128.0.0.1", "localhost", "", "127.0.0.1 ", " 127.0.0.1", "127.0.0",
-		"[::1]", "fe80::1", "127.0.0.256", "::127.0.0.1",
+	    "128.0.0.1",
+	    "10.0.0.1",
+	    "0.0.0.0",
+	    "::",
+	    "::2",
+	    "::ffff:10.0.0.1",
+	    "::ffff:128.0.0.1",
+	    "localhost",
+	    "",
+	    "127.0.0.1 ",
+	    " 127.0.0.1",
+	    "127.0.0",
+	    "[::1]",
+	    "fe80::1",
+	    "127.0.0.256",
+	    "::127.0.0.1",
 	};
 	for (size_t i = 0; i < countof(yes); i++)
 		if (!addr_is_loopback(yes[i]))
@@ -266,19 +299,19 @@ static void test_parse_ll_range(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_clocks),
-		cmocka_unit_test(test_format_rfc3339),
-		cmocka_unit_test(test_parse_rfc3339_valid),
-		cmocka_unit_test(test_parse_rfc3339_invalid),
-		cmocka_unit_test(test_rfc3339_roundtrip),
-		cmocka_unit_test(test_hex),
-		cmocka_unit_test(test_sha256),
-		cmocka_unit_test(test_random),
-		cmocka_unit_test(test_url_decode),
-		cmocka_unit_test(test_parse_ll_range),
-		cmocka_unit_test(test_query),
-		cmocka_unit_test(test_loopback),
-		cmocka_unit_test(test_strings),
+	    cmocka_unit_test(test_clocks),
+	    cmocka_unit_test(test_format_rfc3339),
+	    cmocka_unit_test(test_parse_rfc3339_valid),
+	    cmocka_unit_test(test_parse_rfc3339_invalid),
+	    cmocka_unit_test(test_rfc3339_roundtrip),
+	    cmocka_unit_test(test_hex),
+	    cmocka_unit_test(test_sha256),
+	    cmocka_unit_test(test_random),
+	    cmocka_unit_test(test_url_decode),
+	    cmocka_unit_test(test_parse_ll_range),
+	    cmocka_unit_test(test_query),
+	    cmocka_unit_test(test_loopback),
+	    cmocka_unit_test(test_strings),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -97,18 +97,18 @@ static void test_parse_malformed(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-		"",
-		"017f22e2-79b0-7cc3-98c4-dc0c0c07398",   /* short */
-		"017f22e2-79b0-7cc3-98c4-dc0c0c07398f0", /* long */
-		"017f22e279b07cc398c4dc0c0c07398f",      /* no hyphens */
-		"017f22e2-79b0-7cc3-98c4dc0c0c07398f0",  /* misplaced hyphen */
-		"017f22e2-79b0-7cc3-98c4-dc0c0c07398g",  /* bad digit */
-		"{017f22e2-79b0-7cc3-98c4-dc0c0c0739}",
-		"017f22e2_79b0_7cc3_98c4_dc0c0c07398f",
-		" 17f22e2-79b0-7cc3-98c4-dc0c0c07398f",
-		"017f22e2-79b0-7cc3-98c4-dc0c0c07398 ",
-		"017f22e2--9b0-7cc3-98c4-dc0c0c07398f",
-		"urn:uuid:017f22e2-79b0-7cc3-98c4-dc0c",
+	    "",
+	    "017f22e2-79b0-7cc3-98c4-dc0c0c07398",   /* short */
+	    "017f22e2-79b0-7cc3-98c4-dc0c0c07398f0", /* long */
+	    "017f22e279b07cc398c4dc0c0c07398f",      /* no hyphens */
+	    "017f22e2-79b0-7cc3-98c4dc0c0c07398f0",  /* misplaced hyphen */
+	    "017f22e2-79b0-7cc3-98c4-dc0c0c07398g",  /* bad digit */
+	    "{017f22e2-79b0-7cc3-98c4-dc0c0c0739}",
+	    "017f22e2_79b0_7cc3_98c4_dc0c0c07398f",
+	    " 17f22e2-79b0-7cc3-98c4-dc0c0c07398f",
+	    "017f22e2-79b0-7cc3-98c4-dc0c0c07398 ",
+	    "017f22e2--9b0-7cc3-98c4-dc0c0c07398f",
+	    "urn:uuid:017f22e2-79b0-7cc3-98c4-dc0c",
 	};
 	struct opsd_uuid u;
 	memset(&u, 0x5A, sizeof(u));
@@ -123,12 +123,12 @@ static void test_parse_malformed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_version_and_variant),
-		cmocka_unit_test(test_timestamp),
-		cmocka_unit_test(test_monotonic_burst),
-		cmocka_unit_test(test_format_parse_roundtrip),
-		cmocka_unit_test(test_parse_known),
-		cmocka_unit_test(test_parse_malformed),
+	    cmocka_unit_test(test_version_and_variant),
+	    cmocka_unit_test(test_timestamp),
+	    cmocka_unit_test(test_monotonic_burst),
+	    cmocka_unit_test(test_format_parse_roundtrip),
+	    cmocka_unit_test(test_parse_known),
+	    cmocka_unit_test(test_parse_malformed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
