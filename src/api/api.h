@@ -7,7 +7,7 @@
 
 #include "http.h"
 #include "users.h"
-#include "uuid.h"
+#include "lib/uuid.h"
 
 struct scoreboard;
 

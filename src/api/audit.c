@@ -10,7 +10,7 @@
 #include "audit.h"
 #include "db.h"
 #include "dbval.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define AUDIT_COLUMNS                                                                              \
 	"seq, id, occurred_at, actor_id, actor_label, org_id, action,"                             \

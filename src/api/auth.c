@@ -6,17 +6,17 @@
 #include <json-c/json.h>
 
 #include "api.h"
-#include "arena.h"
+#include "lib/arena.h"
 #include "audit.h"
 #include "auth.h"
 #include "config.h"
-#include "crypto.h"
+#include "lib/crypto.h"
 #include "db.h"
 #include "dbval.h"
-#include "json.h"
-#include "log.h"
+#include "lib/json.h"
+#include "lib/log.h"
 #include "users.h"
-#include "util.h"
+#include "lib/util.h"
 
 static struct scrypt_params scrypt_of(const struct req *r)
 {

@@ -4,12 +4,12 @@
 #include <json-c/json.h>
 
 #include "api.h"
-#include "arena.h"
+#include "lib/arena.h"
 #include "db.h"
 #include "entity.h"
-#include "log.h"
+#include "lib/log.h"
 #include "tenant_db.h"
-#include "util.h"
+#include "lib/util.h"
 
 struct group {
 	struct id_batch *b;

@@ -10,7 +10,7 @@
 #include "auth.h"
 #include "db.h"
 #include "dbval.h"
-#include "util.h"
+#include "lib/util.h"
 
 void req_actor(const struct req *r, struct audit_actor *a)
 {

@@ -6,16 +6,16 @@
 #include <json-c/json.h>
 
 #include "api.h"
-#include "arena.h"
+#include "lib/arena.h"
 #include "audit.h"
 #include "auth.h"
 #include "db.h"
 #include "dbval.h"
 #include "entity.h"
 #include "tenant_db.h"
-#include "json.h"
+#include "lib/json.h"
 #include "users.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define MAX_IDS 1000
 

@@ -9,9 +9,9 @@
 #include "audit.h"
 #include "db.h"
 #include "dbval.h"
-#include "json.h"
+#include "lib/json.h"
 #include "mail.h"
-#include "util.h"
+#include "lib/util.h"
 
 static const struct field_spec test_spec[] = {
     {"to", FT_STRING, FIELD_REQUIRED, 3, 254, NULL},

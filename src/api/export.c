@@ -7,18 +7,18 @@
 #include <json-c/json.h>
 
 #include "api.h"
-#include "arena.h"
+#include "lib/arena.h"
 #include "audit.h"
 #include "auth.h"
-#include "buf.h"
+#include "lib/buf.h"
 #include "db.h"
 #include "dbval.h"
 #include "entity.h"
 #include "tenant_db.h"
-#include "json.h"
-#include "log.h"
+#include "lib/json.h"
+#include "lib/log.h"
 #include "users.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define EXPORT_CHUNK 1000
 #define ARCHIVE_CHUNK 500

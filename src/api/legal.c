@@ -7,16 +7,16 @@
 #include <json-c/json.h>
 
 #include "api.h"
-#include "arena.h"
+#include "lib/arena.h"
 #include "audit.h"
 #include "auth.h"
 #include "config.h"
 #include "db.h"
 #include "dbval.h"
-#include "diff.h"
-#include "json.h"
+#include "lib/diff.h"
+#include "lib/json.h"
 #include "legal.h"
-#include "util.h"
+#include "lib/util.h"
 
 /* Clock skew allowed for an effectiveAt "now" sent by a client. */
 #define PAST_SKEW_MS 60000

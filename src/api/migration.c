@@ -10,7 +10,7 @@
 #include "audit.h"
 #include "config.h"
 #include "db.h"
-#include "json.h"
+#include "lib/json.h"
 #include "migration.h"
 
 static const char *const directions[] = {"shared_to_dedicated", "dedicated_to_shared", NULL};

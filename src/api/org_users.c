@@ -13,7 +13,7 @@
 #include "entity.h"
 #include "tenant_db.h"
 #include "users.h"
-#include "util.h"
+#include "lib/util.h"
 
 /* A deleted (archived) user no longer exists for its org's path. */
 #define ORG_USERS_SELECT                                                                           \

@@ -1,6 +1,6 @@
 #include "api.h"
 #include "routes.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define SYS (RF_PUBLIC | RF_LEGAL_EXEMPT)
 #define AUTH RF_LEGAL_EXEMPT /* signed-in, but reachable while documents are pending */

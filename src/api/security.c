@@ -12,8 +12,8 @@
 #include "blocklist.h"
 #include "db.h"
 #include "dbval.h"
-#include "json.h"
-#include "util.h"
+#include "lib/json.h"
+#include "lib/util.h"
 
 static const char *const flush_scopes[] = {"all", "user", "org", NULL};
 

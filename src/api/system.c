@@ -18,16 +18,16 @@
 #include <json-c/json.h>
 
 #include "api.h"
-#include "buf.h"
-#include "arena.h"
+#include "lib/buf.h"
+#include "lib/arena.h"
 #include "config.h"
 #include "db.h"
-#include "json.h"
+#include "lib/json.h"
 #include "metrics.h"
 #include "routes.h"
 #include "schema.h"
 #include "scoreboard.h"
-#include "util.h"
+#include "lib/util.h"
 
 struct api_env api_env = {NULL, -1, NULL, NULL};
 

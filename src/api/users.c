@@ -8,14 +8,14 @@
 #include <json-c/json.h>
 
 #include "api.h"
-#include "arena.h"
+#include "lib/arena.h"
 #include "audit.h"
 #include "auth.h"
 #include "db.h"
 #include "dbval.h"
-#include "json.h"
+#include "lib/json.h"
 #include "users.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define ER_DUP_ENTRY 1062
 

@@ -17,16 +17,16 @@
 #include <openssl/crypto.h>
 
 #include "api/routes.h"
-#include "core/arena.h"
+#include "lib/arena.h"
 #include "core/audit.h"
 #include "core/auth.h"
 #include "core/authz.h"
 #include "core/blocklist.h"
-#include "core/buf.h"
+#include "lib/buf.h"
 #include "core/config.h"
-#include "core/crypto.h"
+#include "lib/crypto.h"
 #include "core/db.h"
-#include "core/json.h"
+#include "lib/json.h"
 #include "core/legal.h"
 #include "core/mail.h"
 #include "core/migration.h"
@@ -34,7 +34,7 @@
 #include "core/schema.h"
 #include "core/smtp.h"
 #include "core/users.h"
-#include "core/util.h"
+#include "lib/util.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "unknown"

@@ -6,15 +6,15 @@
 
 #include <json-c/json.h>
 
-#include "arena.h"
+#include "lib/arena.h"
 #include "audit.h"
 #include "audit_internal.h"
 #include "db.h"
 #include "dbval.h"
-#include "log.h"
+#include "lib/log.h"
 #include "metrics.h"
-#include "util.h"
-#include "uuid.h"
+#include "lib/util.h"
+#include "lib/uuid.h"
 
 /* A UUID string parameter as BINARY(16), NULL when absent or malformed. */
 static struct db_param uuid_param(const char *s, struct opsd_uuid *buf)

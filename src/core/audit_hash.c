@@ -3,9 +3,9 @@
 #include "audit.h"
 
 #include "config.h"
-#include "crypto.h"
-#include "log.h"
-#include "util.h"
+#include "lib/crypto.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 #include <json-c/json.h>
 #include <openssl/crypto.h> /* OPENSSL_cleanse */

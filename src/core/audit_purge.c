@@ -11,16 +11,16 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 
-#include "arena.h"
+#include "lib/arena.h"
 #include "audit.h"
 #include "audit_internal.h"
 #include "config.h"
 #include "db.h"
 #include "dbval.h"
 #include "entity.h"
-#include "log.h"
-#include "util.h"
-#include "uuid.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "lib/uuid.h"
 
 #define PURGE_BATCH 1000
 #define JOB_MAX_EVENTS 20000

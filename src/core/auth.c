@@ -6,16 +6,16 @@
 
 #include <json-c/json.h>
 
-#include "arena.h"
+#include "lib/arena.h"
 #include "audit.h"
 #include "auth.h"
 #include "config.h"
-#include "crypto.h"
+#include "lib/crypto.h"
 #include "db.h"
 #include "dbval.h"
 #include "http.h"
-#include "log.h"
-#include "util.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 /* Fills the principal from a users row: id, org_id, roles, service. */
 static bool principal_from_row(struct principal *p, const struct db_rows *rows, size_t uc)

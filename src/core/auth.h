@@ -8,7 +8,7 @@
 
 #include "authz.h"
 #include "session.h"
-#include "uuid.h"
+#include "lib/uuid.h"
 
 struct arena;
 struct db;

@@ -2,7 +2,7 @@
  * permissions); everything else reads them. */
 #include "authz.h"
 
-#include "util.h"
+#include "lib/util.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -6,15 +6,15 @@
 #include <json-c/json.h>
 #include <mysqld_error.h>
 
-#include "arena.h"
+#include "lib/arena.h"
 #include "audit.h"
 #include "blocklist.h"
-#include "buf.h"
+#include "lib/buf.h"
 #include "db.h"
 #include "dbval.h"
 #include "http.h"
-#include "log.h"
-#include "util.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 /* ---- CIDR -------------------------------------------------------------- */
 

@@ -2,7 +2,7 @@
  * checks, secrecy and the list of names all read that table. */
 #include "config.h"
 
-#include "util.h"
+#include "lib/util.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -14,8 +14,8 @@
 #include <mysql.h>
 #include <mysqld_error.h>
 
-#include "arena.h"
-#include "util.h"
+#include "lib/arena.h"
+#include "lib/util.h"
 
 #define STMT_CACHE_SIZE 64
 #define TX_RETRIES 3

@@ -5,10 +5,10 @@
 
 #include <json-c/json.h>
 
-#include "crypto.h"
+#include "lib/crypto.h"
 #include "db.h"
 #include "dbval.h"
-#include "util.h"
+#include "lib/util.h"
 
 void db_time_from_ms(int64_t ms, char *out)
 {

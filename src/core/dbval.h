@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "uuid.h"
+#include "lib/uuid.h"
 
 struct json_object;
 struct db_rows;

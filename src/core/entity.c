@@ -2,13 +2,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "arena.h"
-#include "crypto.h"
+#include "lib/arena.h"
+#include "lib/crypto.h"
 #include "db.h"
 #include "dbval.h"
 #include "entity.h"
 #include "tenant_db.h"
-#include "util.h"
+#include "lib/util.h"
 
 static const char *const project_status[] = {"planned", "active", "on_hold", "completed",
     "cancelled", NULL};

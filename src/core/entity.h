@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "json.h"
-#include "uuid.h"
+#include "lib/json.h"
+#include "lib/uuid.h"
 
 struct arena;
 struct audit_actor;

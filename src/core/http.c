@@ -3,14 +3,14 @@
 
 #include <json-c/json.h>
 
-#include "arena.h"
-#include "buf.h"
+#include "lib/arena.h"
+#include "lib/buf.h"
 #include "db.h"
 #include "http.h"
-#include "json.h"
-#include "log.h"
+#include "lib/json.h"
+#include "lib/log.h"
 #include "router.h"
-#include "util.h"
+#include "lib/util.h"
 
 const char *req_param(const struct req *r, const char *name)
 {

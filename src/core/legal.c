@@ -4,15 +4,15 @@
 
 #include <json-c/json.h>
 
-#include "arena.h"
+#include "lib/arena.h"
 #include "audit.h"
 #include "config.h"
 #include "db.h"
 #include "dbval.h"
 #include "legal.h"
-#include "log.h"
+#include "lib/log.h"
 #include "mail.h"
-#include "util.h"
+#include "lib/util.h"
 
 bool legal_type_valid(const char *s)
 {

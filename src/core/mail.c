@@ -6,18 +6,18 @@
 
 #include <json-c/json.h>
 
-#include "arena.h"
+#include "lib/arena.h"
 #include "audit.h"
 #include "config.h"
 #include "db.h"
 #include "dbval.h"
-#include "json.h"
-#include "log.h"
+#include "lib/json.h"
+#include "lib/log.h"
 #include "mail.h"
 #include "metrics.h"
 #include "smtp.h"
 #include "users.h"
-#include "util.h"
+#include "lib/util.h"
 
 static const char *const status_names[] = {
     [MAIL_QUEUED] = "queued",

@@ -5,7 +5,7 @@
 
 #include <stdbool.h>
 
-#include "uuid.h"
+#include "lib/uuid.h"
 
 struct audit_actor;
 struct db;

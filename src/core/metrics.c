@@ -3,11 +3,11 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "buf.h"
+#include "lib/buf.h"
 #include "metrics.h"
 #include "migration.h"
 #include "scoreboard.h"
-#include "util.h"
+#include "lib/util.h"
 
 /* Exact statuses are kept for these; anything else counts as "other". */
 static const int status_codes[] = {

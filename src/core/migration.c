@@ -14,19 +14,19 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 
-#include "arena.h"
+#include "lib/arena.h"
 #include "audit.h"
 #include "config.h"
-#include "crypto.h"
+#include "lib/crypto.h"
 #include "db.h"
 #include "dbval.h"
 #include "entity.h"
-#include "log.h"
+#include "lib/log.h"
 #include "metrics.h"
 #include "migration.h"
 #include "schema.h"
 #include "tenant_db.h"
-#include "util.h"
+#include "lib/util.h"
 
 static const char *const status_names[] = {
     [MIG_PENDING] = "pending",

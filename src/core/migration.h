@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "uuid.h"
+#include "lib/uuid.h"
 
 struct arena;
 struct audit_actor;

@@ -5,9 +5,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "crypto.h"
+#include "lib/crypto.h"
 #include "ratelimit.h"
-#include "util.h"
+#include "lib/util.h"
 
 void rl_take(struct rl_bucket *b, const struct rl_limit *l, int64_t now_ms, struct rl_verdict *v)
 {

@@ -13,9 +13,9 @@
 
 #include <mysqld_error.h>
 
-#include "arena.h"
+#include "lib/arena.h"
 #include "db.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define MAX_SCRIPT_BYTES (16u << 20)
 

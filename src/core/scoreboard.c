@@ -3,7 +3,7 @@
 #include <sys/mman.h>
 
 #include "scoreboard.h"
-#include "util.h"
+#include "lib/util.h"
 
 struct scoreboard *scoreboard_create(void)
 {

@@ -2,7 +2,7 @@
  * session id (the store lives with the users code). */
 #include "session.h"
 
-#include "crypto.h"
+#include "lib/crypto.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>

@@ -3,8 +3,8 @@
  * global state and is not thread-aware; one process sends at a time. */
 #include "smtp.h"
 
-#include "buf.h"
-#include "util.h"
+#include "lib/buf.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

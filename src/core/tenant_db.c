@@ -4,15 +4,15 @@
 
 #include <openssl/crypto.h>
 
-#include "arena.h"
+#include "lib/arena.h"
 #include "config.h"
-#include "crypto.h"
+#include "lib/crypto.h"
 #include "db.h"
 #include "dbval.h"
 #include "entity.h"
-#include "log.h"
+#include "lib/log.h"
 #include "tenant_db.h"
-#include "util.h"
+#include "lib/util.h"
 
 /* ---- connections to dedicated databases ------------------------------- */
 

@@ -4,16 +4,16 @@
 
 #include <json-c/json.h>
 
-#include "arena.h"
+#include "lib/arena.h"
 #include "audit.h"
 #include "auth.h"
 #include "config.h"
-#include "crypto.h"
+#include "lib/crypto.h"
 #include "db.h"
 #include "dbval.h"
 #include "entity.h"
 #include "users.h"
-#include "util.h"
+#include "lib/util.h"
 
 /* MariaDB's duplicate-key error. */
 #define ER_DUP_ENTRY 1062

@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #include "authz.h"
-#include "uuid.h"
+#include "lib/uuid.h"
 
 struct arena;
 struct audit_actor;

@@ -9,12 +9,12 @@
 #include "db.h"
 #include "jobs.h"
 #include "legal.h"
-#include "log.h"
+#include "lib/log.h"
 #include "mail.h"
 #include "migration.h"
 #include "scoreboard.h"
 #include "tenant_db.h"
-#include "util.h"
+#include "lib/util.h"
 
 /* One entry per kind of background work. Each runs at most every
  * interval_ms and must return promptly (work in bounded batches): -1 on

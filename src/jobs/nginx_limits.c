@@ -12,15 +12,15 @@
 
 #include <json-c/json.h>
 
-#include "arena.h"
+#include "lib/arena.h"
 #include "audit.h"
 #include "config.h"
 #include "jobs.h"
-#include "log.h"
+#include "lib/log.h"
 #include "metrics.h"
 #include "router.h"
 #include "routes.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define READ_MAX (4 << 20) /* per pass: a flood is counted over several seconds */
 #define SOURCES 256

@@ -7,7 +7,7 @@
 
 #include "authz.h"
 #include "config.h"
-#include "log.h"
+#include "lib/log.h"
 #include "master.h"
 #include "proctitle.h"
 #include "router.h"

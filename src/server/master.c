@@ -19,13 +19,13 @@
 #include "api.h"
 #include "config.h"
 #include "jobs.h"
-#include "log.h"
+#include "lib/log.h"
 #include "master.h"
 #include "metrics.h"
 #include "ratelimit.h"
 #include "proctitle.h"
 #include "scoreboard.h"
-#include "util.h"
+#include "lib/util.h"
 #include "worker.h"
 
 #define TICK_MS 100

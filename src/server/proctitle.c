@@ -3,7 +3,7 @@
 #include <sys/prctl.h>
 
 #include "proctitle.h"
-#include "util.h"
+#include "lib/util.h"
 
 extern char **environ;
 

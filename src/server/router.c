@@ -3,8 +3,8 @@
  * wins ("/users/me" before "/users/:id"); table order breaks exact ties. */
 #include "router.h"
 
-#include "arena.h"
-#include "util.h"
+#include "lib/arena.h"
+#include "lib/util.h"
 
 #include <ctype.h>
 #include <stdio.h>

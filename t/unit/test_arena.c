@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "arena.h"
+#include "lib/arena.h"
 
 static void test_alignment_and_used(void **state)
 {

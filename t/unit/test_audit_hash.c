@@ -12,7 +12,7 @@
 
 #include "audit.h"
 #include "config.h"
-#include "util.h"
+#include "lib/util.h"
 
 static struct audit_record base(void)
 {

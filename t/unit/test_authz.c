@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "authz.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define RS(r) ((roleset)1 << (r))
 

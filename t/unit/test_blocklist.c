@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "blocklist.h"
-#include "buf.h"
+#include "lib/buf.h"
 
 /* Parses s and checks the error and, when it parsed, the normalised text. */
 static void check(const char *s, enum cidr_err want, const char *norm)

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "buf.h"
+#include "lib/buf.h"
 
 static char *json_of(const char *s, size_t n)
 {

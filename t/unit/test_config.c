@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define DB "mysql://opsd:pw-SECRETVALUE@localhost/opsd?socket=/tmp/x.sock"
 #define SECRET32 "0123456789abcdef0123456789abcdef-SESSIONSECRET"

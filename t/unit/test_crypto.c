@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "crypto.h"
-#include "util.h"
+#include "lib/crypto.h"
+#include "lib/util.h"
 
 /* Cheap parameters for tests; SCRYPT_DEFAULT is exercised once. */
 static const struct scrypt_params FAST = {10, 8, 1};

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "arena.h"
-#include "diff.h"
+#include "lib/arena.h"
+#include "lib/diff.h"
 
 /* Renders a script as "=a -b +c" for compact comparisons. */
 static const char *render(const char *old_text, const char *new_text)

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "lib/json.h"
 
 static enum json_parse_err parse(const char *s, size_t n, struct json_object **out)
 {

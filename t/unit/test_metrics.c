@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "buf.h"
+#include "lib/buf.h"
 #include "metrics.h"
 
 static const char *render(struct buf *b, const char *const *names, size_t n)

@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "arena.h"
+#include "lib/arena.h"
 #include "router.h"
-#include "util.h"
+#include "lib/util.h"
 
 static void h_a(struct req *r)
 {

@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "crypto.h"
+#include "lib/crypto.h"
 #include "session.h"
-#include "util.h"
+#include "lib/util.h"
 
 #define NAME SESSION_COOKIE_NAME
 static const char SECRET[] = "0123456789abcdef0123456789abcdef-test-secret";

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
+#include "lib/buf.h"
 #include "smtp.h"
 
 /* 2026-11-24T10:27:55.123Z */

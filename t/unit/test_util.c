@@ -6,8 +6,8 @@
 
 #include <string.h>
 
-#include "arena.h"
-#include "util.h"
+#include "lib/arena.h"
+#include "lib/util.h"
 
 static struct arena *A;
 

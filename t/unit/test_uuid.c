@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
-#include "uuid.h"
+#include "lib/util.h"
+#include "lib/uuid.h"
 
 #define BURST 10000
 

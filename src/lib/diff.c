@@ -1,7 +1,7 @@
 #include <string.h>
 
-#include "arena.h"
-#include "diff.h"
+#include "lib/arena.h"
+#include "lib/diff.h"
 
 struct lines {
 	size_t n;

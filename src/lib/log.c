@@ -1,9 +1,9 @@
 /* JSON-lines log. A line is built in one buffer and written with a single
  * write(2): O_APPEND keeps lines of several processes whole. */
-#include "log.h"
+#include "lib/log.h"
 
-#include "buf.h"
-#include "util.h"
+#include "lib/buf.h"
+#include "lib/util.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,9 +1,9 @@
 /* Request bodies: size, UTF-8 and depth limits of SPEC §5, then a strict
  * json-c parse, then validation against a field table. */
-#include "json.h"
+#include "lib/json.h"
 
-#include "util.h"
-#include "uuid.h"
+#include "lib/util.h"
+#include "lib/uuid.h"
 
 #include <stdint.h>
 #include <stdio.h>

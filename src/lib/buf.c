@@ -1,5 +1,5 @@
 /* Growable buffer; data is always NUL-terminated once anything is appended. */
-#include "buf.h"
+#include "lib/buf.h"
 
 #include <stdint.h>
 #include <stdio.h>

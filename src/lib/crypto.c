@@ -1,9 +1,9 @@
 /* Passwords (scrypt, PHC strings), HMAC-SHA256, SHA-256, base64 and API
  * tokens, all through OpenSSL 3. */
-#include "crypto.h"
+#include "lib/crypto.h"
 
-#include "log.h"
-#include "util.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>

@@ -1,7 +1,7 @@
 /* UUIDv7, RFC 9562 §5.7 with the §6.2 method 1 counter in rand_a. */
-#include "uuid.h"
+#include "lib/uuid.h"
 
-#include "util.h"
+#include "lib/util.h"
 
 #include <string.h>
 #include <sys/random.h>

@@ -1,7 +1,7 @@
 /* Small shared helpers: clocks, RFC 3339, hex, SHA-256, URL decoding. */
-#include "util.h"
+#include "lib/util.h"
 
-#include "arena.h"
+#include "lib/arena.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,6 +1,6 @@
 /* Bump allocator: a list of chunks, newest first; oversized requests get a
  * chunk of their own so a large body never wastes a standard chunk. */
-#include "arena.h"
+#include "lib/arena.h"
 
 #include <stdint.h>
 #include <stdio.h>
