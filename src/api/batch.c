@@ -5,7 +5,7 @@
 
 #include "api.h"
 #include "lib/arena.h"
-#include "db.h"
+#include "infra/db.h"
 #include "entity.h"
 #include "lib/log.h"
 #include "tenant_db.h"

@@ -8,8 +8,8 @@
 #include "api.h"
 #include "audit.h"
 #include "auth.h"
-#include "db.h"
-#include "dbval.h"
+#include "infra/db.h"
+#include "infra/dbval.h"
 #include "lib/util.h"
 
 void req_actor(const struct req *r, struct audit_actor *a)

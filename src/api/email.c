@@ -7,8 +7,8 @@
 
 #include "api.h"
 #include "audit.h"
-#include "db.h"
-#include "dbval.h"
+#include "infra/db.h"
+#include "infra/dbval.h"
 #include "lib/json.h"
 #include "mail.h"
 #include "lib/util.h"

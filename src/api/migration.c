@@ -8,8 +8,8 @@
 
 #include "api.h"
 #include "audit.h"
-#include "config.h"
-#include "db.h"
+#include "infra/config.h"
+#include "infra/db.h"
 #include "lib/json.h"
 #include "migration.h"
 

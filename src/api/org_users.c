@@ -9,7 +9,7 @@
 #include "api.h"
 #include "audit.h"
 #include "auth.h"
-#include "db.h"
+#include "infra/db.h"
 #include "entity.h"
 #include "tenant_db.h"
 #include "users.h"

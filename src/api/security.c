@@ -10,8 +10,8 @@
 #include "audit.h"
 #include "auth.h"
 #include "blocklist.h"
-#include "db.h"
-#include "dbval.h"
+#include "infra/db.h"
+#include "infra/dbval.h"
 #include "lib/json.h"
 #include "lib/util.h"
 

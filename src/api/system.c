@@ -20,13 +20,13 @@
 #include "api.h"
 #include "lib/buf.h"
 #include "lib/arena.h"
-#include "config.h"
-#include "db.h"
+#include "infra/config.h"
+#include "infra/db.h"
 #include "lib/json.h"
-#include "metrics.h"
+#include "infra/metrics.h"
 #include "routes.h"
-#include "schema.h"
-#include "scoreboard.h"
+#include "infra/schema.h"
+#include "infra/scoreboard.h"
 #include "lib/util.h"
 
 struct api_env api_env = {NULL, -1, NULL, NULL};

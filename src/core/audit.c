@@ -9,10 +9,10 @@
 #include "lib/arena.h"
 #include "audit.h"
 #include "audit_internal.h"
-#include "db.h"
-#include "dbval.h"
+#include "infra/db.h"
+#include "infra/dbval.h"
 #include "lib/log.h"
-#include "metrics.h"
+#include "infra/metrics.h"
 #include "lib/util.h"
 #include "lib/uuid.h"
 

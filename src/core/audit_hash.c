@@ -2,7 +2,7 @@
  * redaction of its payload. No database here, so both are unit-tested. */
 #include "audit.h"
 
-#include "config.h"
+#include "infra/config.h"
 #include "lib/crypto.h"
 #include "lib/log.h"
 #include "lib/util.h"

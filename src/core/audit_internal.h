@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "db.h"
+#include "infra/db.h"
 
 #define AUDIT_ROW_COLUMNS                                                                          \
 	"seq, id, occurred_at, actor_id, actor_label, org_id, action, target_type,"                \

@@ -4,8 +4,8 @@
 
 #include "lib/arena.h"
 #include "lib/crypto.h"
-#include "db.h"
-#include "dbval.h"
+#include "infra/db.h"
+#include "infra/dbval.h"
 #include "entity.h"
 #include "tenant_db.h"
 #include "lib/util.h"

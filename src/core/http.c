@@ -5,7 +5,7 @@
 
 #include "lib/arena.h"
 #include "lib/buf.h"
-#include "db.h"
+#include "infra/db.h"
 #include "http.h"
 #include "lib/json.h"
 #include "lib/log.h"

@@ -6,9 +6,9 @@
 
 #include "lib/arena.h"
 #include "audit.h"
-#include "config.h"
-#include "db.h"
-#include "dbval.h"
+#include "infra/config.h"
+#include "infra/db.h"
+#include "infra/dbval.h"
 #include "legal.h"
 #include "lib/log.h"
 #include "mail.h"

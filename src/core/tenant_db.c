@@ -5,10 +5,10 @@
 #include <openssl/crypto.h>
 
 #include "lib/arena.h"
-#include "config.h"
+#include "infra/config.h"
 #include "lib/crypto.h"
-#include "db.h"
-#include "dbval.h"
+#include "infra/db.h"
+#include "infra/dbval.h"
 #include "entity.h"
 #include "lib/log.h"
 #include "tenant_db.h"

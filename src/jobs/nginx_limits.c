@@ -14,10 +14,10 @@
 
 #include "lib/arena.h"
 #include "audit.h"
-#include "config.h"
+#include "infra/config.h"
 #include "jobs.h"
 #include "lib/log.h"
-#include "metrics.h"
+#include "infra/metrics.h"
 #include "router.h"
 #include "routes.h"
 #include "lib/util.h"

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "authz.h"
-#include "config.h"
+#include "infra/config.h"
 #include "lib/log.h"
 #include "master.h"
 #include "proctitle.h"

@@ -17,14 +17,14 @@
 #include <fcgiapp.h>
 
 #include "api.h"
-#include "config.h"
+#include "infra/config.h"
 #include "jobs.h"
 #include "lib/log.h"
 #include "master.h"
-#include "metrics.h"
-#include "ratelimit.h"
+#include "infra/metrics.h"
+#include "infra/ratelimit.h"
 #include "proctitle.h"
-#include "scoreboard.h"
+#include "infra/scoreboard.h"
 #include "lib/util.h"
 #include "worker.h"
 

@@ -11,7 +11,7 @@
 #include <openssl/hmac.h>
 
 #include "audit.h"
-#include "config.h"
+#include "infra/config.h"
 #include "lib/util.h"
 
 static struct audit_record base(void)

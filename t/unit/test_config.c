@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "infra/config.h"
 #include "lib/util.h"
 
 #define DB "mysql://opsd:pw-SECRETVALUE@localhost/opsd?socket=/tmp/x.sock"

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "db.h"
+#include "infra/db.h"
 
 #define SECRET "hunter2Secret"
 

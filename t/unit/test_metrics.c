@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "lib/buf.h"
-#include "metrics.h"
+#include "infra/metrics.h"
 
 static const char *render(struct buf *b, const char *const *names, size_t n)
 {

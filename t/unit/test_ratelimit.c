@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "ratelimit.h"
+#include "infra/ratelimit.h"
 
 static const struct rl_limit per_sec = {60, 5}; /* one a second, burst 5 */
 

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "lib/buf.h"
-#include "smtp.h"
+#include "infra/smtp.h"
 
 /* 2026-11-24T10:27:55.123Z */
 #define DATE_MS 1795516075123LL

@@ -6,7 +6,7 @@
 #include <sys/mman.h>
 
 #include "lib/crypto.h"
-#include "ratelimit.h"
+#include "infra/ratelimit.h"
 #include "lib/util.h"
 
 void rl_take(struct rl_bucket *b, const struct rl_limit *l, int64_t now_ms, struct rl_verdict *v)

@@ -1,7 +1,7 @@
 /* One message through libESMTP (SPEC §12, §19): the RFC 5322 text it sends
  * and the session around it, read back into one outcome. libESMTP keeps
  * global state and is not thread-aware; one process sends at a time. */
-#include "smtp.h"
+#include "infra/smtp.h"
 
 #include "lib/buf.h"
 #include "lib/util.h"

@@ -1,7 +1,7 @@
 /* MariaDB access (SPEC §4, §5): one connection per process, prepared
  * statements cached per connection, transparent reconnect outside
  * transactions, and one transaction helper. */
-#include "db.h"
+#include "infra/db.h"
 
 #include <errno.h>
 #include <stdarg.h>

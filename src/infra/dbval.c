@@ -6,8 +6,8 @@
 #include <json-c/json.h>
 
 #include "lib/crypto.h"
-#include "db.h"
-#include "dbval.h"
+#include "infra/db.h"
+#include "infra/dbval.h"
 #include "lib/util.h"
 
 void db_time_from_ms(int64_t ms, char *out)

@@ -1,6 +1,6 @@
 /* SPEC §3: every variable is one row of vars[]; parsing, defaults, range
  * checks, secrecy and the list of names all read that table. */
-#include "config.h"
+#include "infra/config.h"
 
 #include "lib/util.h"
 

@@ -2,7 +2,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "scoreboard.h"
+#include "infra/scoreboard.h"
 #include "lib/util.h"
 
 struct scoreboard *scoreboard_create(void)

@@ -4,9 +4,9 @@
 #include <sys/mman.h>
 
 #include "lib/buf.h"
-#include "metrics.h"
+#include "infra/metrics.h"
 #include "migration.h"
-#include "scoreboard.h"
+#include "infra/scoreboard.h"
 #include "lib/util.h"
 
 /* Exact statuses are kept for these; anything else counts as "other". */

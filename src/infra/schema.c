@@ -1,6 +1,6 @@
 /* Schema migrations (SPEC §4): files of sql_dir/<set>/ applied in byte
  * order of their names, each recorded with its SHA-256. */
-#include "schema.h"
+#include "infra/schema.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -14,7 +14,7 @@
 #include <mysqld_error.h>
 
 #include "lib/arena.h"
-#include "db.h"
+#include "infra/db.h"
 #include "lib/util.h"
 
 #define MAX_SCRIPT_BYTES (16u << 20)
