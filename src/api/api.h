@@ -5,7 +5,7 @@
 
 #include <stdbool.h>
 
-#include "http.h"
+#include "http/http.h"
 #include "users.h"
 #include "lib/uuid.h"
 

@@ -17,7 +17,7 @@
 #include "entity.h"
 #include "tenant_db.h"
 #include "lib/json.h"
-#include "router.h"
+#include "http/router.h"
 #include "users.h"
 #include "lib/util.h"
 

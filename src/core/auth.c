@@ -13,7 +13,7 @@
 #include "lib/crypto.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "http.h"
+#include "http/http.h"
 #include "lib/log.h"
 #include "lib/util.h"
 

@@ -18,7 +18,7 @@
 #include "jobs.h"
 #include "lib/log.h"
 #include "infra/metrics.h"
-#include "router.h"
+#include "http/router.h"
 #include "routes.h"
 #include "lib/util.h"
 

@@ -14,7 +14,7 @@
 #include "lib/arena.h"
 #include "lib/buf.h"
 #include "fcgi.h"
-#include "http.h"
+#include "http/http.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/uuid.h"

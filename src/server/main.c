@@ -10,7 +10,7 @@
 #include "lib/log.h"
 #include "master.h"
 #include "proctitle.h"
-#include "router.h"
+#include "http/router.h"
 #include "routes.h"
 
 static void usage(FILE *f)

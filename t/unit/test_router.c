@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "lib/arena.h"
-#include "router.h"
+#include "http/router.h"
 #include "lib/util.h"
 
 static void h_a(struct req *r)

@@ -1,7 +1,7 @@
 /* Route matching on path segments. Among the routes whose pattern fits the
  * path, the one with a literal at the leftmost position where they differ
  * wins ("/users/me" before "/users/:id"); table order breaks exact ties. */
-#include "router.h"
+#include "http/router.h"
 
 #include "lib/arena.h"
 #include "lib/util.h"

@@ -6,10 +6,10 @@
 #include "lib/arena.h"
 #include "lib/buf.h"
 #include "infra/db.h"
-#include "http.h"
+#include "http/http.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "router.h"
+#include "http/router.h"
 #include "lib/util.h"
 
 const char *req_param(const struct req *r, const char *name)
