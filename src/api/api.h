@@ -6,7 +6,7 @@
 #include <stdbool.h>
 
 #include "http/http.h"
-#include "users.h"
+#include "core/users.h"
 #include "lib/uuid.h"
 
 struct scoreboard;

@@ -6,8 +6,8 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 
-#include "api.h"
-#include "audit.h"
+#include "api/api.h"
+#include "core/audit.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/util.h"

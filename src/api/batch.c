@@ -3,12 +3,12 @@
 
 #include <json-c/json.h>
 
-#include "api.h"
+#include "api/api.h"
 #include "lib/arena.h"
 #include "infra/db.h"
-#include "entity.h"
+#include "core/entity.h"
 #include "lib/log.h"
-#include "tenant_db.h"
+#include "core/tenant_db.h"
 #include "lib/util.h"
 
 struct group {

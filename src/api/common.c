@@ -5,9 +5,9 @@
 
 #include <json-c/json.h>
 
-#include "api.h"
-#include "audit.h"
-#include "auth.h"
+#include "api/api.h"
+#include "core/audit.h"
+#include "core/auth.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/util.h"

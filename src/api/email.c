@@ -5,12 +5,12 @@
 
 #include <json-c/json.h>
 
-#include "api.h"
-#include "audit.h"
+#include "api/api.h"
+#include "core/audit.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/json.h"
-#include "mail.h"
+#include "core/mail.h"
 #include "lib/util.h"
 
 static const struct field_spec test_spec[] = {

@@ -6,18 +6,18 @@
 
 #include <json-c/json.h>
 
-#include "api.h"
+#include "api/api.h"
 #include "lib/arena.h"
-#include "audit.h"
-#include "auth.h"
+#include "core/audit.h"
+#include "core/auth.h"
 #include "lib/buf.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "entity.h"
-#include "tenant_db.h"
+#include "core/entity.h"
+#include "core/tenant_db.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "users.h"
+#include "core/users.h"
 #include "lib/util.h"
 
 #define EXPORT_CHUNK 1000

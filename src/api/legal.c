@@ -6,16 +6,16 @@
 
 #include <json-c/json.h>
 
-#include "api.h"
+#include "api/api.h"
 #include "lib/arena.h"
-#include "audit.h"
-#include "auth.h"
+#include "core/audit.h"
+#include "core/auth.h"
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/diff.h"
 #include "lib/json.h"
-#include "legal.h"
+#include "core/legal.h"
 #include "lib/util.h"
 
 /* Clock skew allowed for an effectiveAt "now" sent by a client. */

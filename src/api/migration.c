@@ -6,12 +6,12 @@
 
 #include <json-c/json.h>
 
-#include "api.h"
-#include "audit.h"
+#include "api/api.h"
+#include "core/audit.h"
 #include "infra/config.h"
 #include "infra/db.h"
 #include "lib/json.h"
-#include "migration.h"
+#include "migration/migration.h"
 
 static const char *const directions[] = {"shared_to_dedicated", "dedicated_to_shared", NULL};
 

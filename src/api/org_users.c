@@ -6,13 +6,13 @@
  * tenant database is. */
 #include <json-c/json.h>
 
-#include "api.h"
-#include "audit.h"
-#include "auth.h"
+#include "api/api.h"
+#include "core/audit.h"
+#include "core/auth.h"
 #include "infra/db.h"
-#include "entity.h"
-#include "tenant_db.h"
-#include "users.h"
+#include "core/entity.h"
+#include "core/tenant_db.h"
+#include "core/users.h"
 #include "lib/util.h"
 
 /* A deleted (archived) user no longer exists for its org's path. */

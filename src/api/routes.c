@@ -1,5 +1,5 @@
-#include "api.h"
-#include "routes.h"
+#include "api/api.h"
+#include "api/routes.h"
 #include "lib/util.h"
 
 #define SYS (RF_PUBLIC | RF_LEGAL_EXEMPT)

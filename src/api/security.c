@@ -6,10 +6,10 @@
 
 #include <json-c/json.h>
 
-#include "api.h"
-#include "audit.h"
-#include "auth.h"
-#include "blocklist.h"
+#include "api/api.h"
+#include "core/audit.h"
+#include "core/auth.h"
+#include "core/blocklist.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/json.h"

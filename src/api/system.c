@@ -17,14 +17,14 @@
 
 #include <json-c/json.h>
 
-#include "api.h"
+#include "api/api.h"
 #include "lib/buf.h"
 #include "lib/arena.h"
 #include "infra/config.h"
 #include "infra/db.h"
 #include "lib/json.h"
 #include "infra/metrics.h"
-#include "routes.h"
+#include "api/routes.h"
 #include "infra/schema.h"
 #include "infra/scoreboard.h"
 #include "lib/util.h"

@@ -7,14 +7,14 @@
 
 #include <json-c/json.h>
 
-#include "api.h"
+#include "api/api.h"
 #include "lib/arena.h"
-#include "audit.h"
-#include "auth.h"
+#include "core/audit.h"
+#include "core/auth.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/json.h"
-#include "users.h"
+#include "core/users.h"
 #include "lib/util.h"
 
 #define ER_DUP_ENTRY 1062

@@ -7,8 +7,8 @@
 #include <json-c/json.h>
 
 #include "lib/arena.h"
-#include "audit.h"
-#include "audit_internal.h"
+#include "core/audit.h"
+#include "core/audit_internal.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/log.h"

@@ -1,6 +1,6 @@
 /* The pure half of the audit log: the canonical hash of one event and the
  * redaction of its payload. No database here, so both are unit-tested. */
-#include "audit.h"
+#include "core/audit.h"
 
 #include "infra/config.h"
 #include "lib/crypto.h"

@@ -12,12 +12,12 @@
 #include <openssl/crypto.h>
 
 #include "lib/arena.h"
-#include "audit.h"
-#include "audit_internal.h"
+#include "core/audit.h"
+#include "core/audit_internal.h"
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "entity.h"
+#include "core/entity.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/uuid.h"

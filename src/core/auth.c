@@ -7,8 +7,8 @@
 #include <json-c/json.h>
 
 #include "lib/arena.h"
-#include "audit.h"
-#include "auth.h"
+#include "core/audit.h"
+#include "core/auth.h"
 #include "infra/config.h"
 #include "lib/crypto.h"
 #include "infra/db.h"

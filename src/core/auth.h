@@ -6,8 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "authz.h"
-#include "session.h"
+#include "core/authz.h"
+#include "core/session.h"
 #include "lib/uuid.h"
 
 struct arena;

@@ -1,6 +1,6 @@
 /* Roles and permissions: three tables (role names, permission names, role →
  * permissions); everything else reads them. */
-#include "authz.h"
+#include "core/authz.h"
 
 #include "lib/util.h"
 

@@ -7,8 +7,8 @@
 #include <mysqld_error.h>
 
 #include "lib/arena.h"
-#include "audit.h"
-#include "blocklist.h"
+#include "core/audit.h"
+#include "core/blocklist.h"
 #include "lib/buf.h"
 #include "infra/db.h"
 #include "infra/dbval.h"

@@ -6,8 +6,8 @@
 #include "lib/crypto.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "entity.h"
-#include "tenant_db.h"
+#include "core/entity.h"
+#include "core/tenant_db.h"
 #include "lib/util.h"
 
 static const char *const project_status[] = {"planned", "active", "on_hold", "completed",

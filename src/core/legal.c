@@ -5,13 +5,13 @@
 #include <json-c/json.h>
 
 #include "lib/arena.h"
-#include "audit.h"
+#include "core/audit.h"
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "legal.h"
+#include "core/legal.h"
 #include "lib/log.h"
-#include "mail.h"
+#include "core/mail.h"
 #include "lib/util.h"
 
 bool legal_type_valid(const char *s)

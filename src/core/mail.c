@@ -7,16 +7,16 @@
 #include <json-c/json.h>
 
 #include "lib/arena.h"
-#include "audit.h"
+#include "core/audit.h"
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "mail.h"
+#include "core/mail.h"
 #include "infra/metrics.h"
 #include "infra/smtp.h"
-#include "users.h"
+#include "core/users.h"
 #include "lib/util.h"
 
 static const char *const status_names[] = {

@@ -1,6 +1,6 @@
 /* Session cookies and CSRF tokens: pure functions of SESSION_SECRET and the
  * session id (the store lives with the users code). */
-#include "session.h"
+#include "core/session.h"
 
 #include "lib/crypto.h"
 

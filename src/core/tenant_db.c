@@ -9,9 +9,9 @@
 #include "lib/crypto.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "entity.h"
+#include "core/entity.h"
 #include "lib/log.h"
-#include "tenant_db.h"
+#include "core/tenant_db.h"
 #include "lib/util.h"
 
 /* ---- connections to dedicated databases ------------------------------- */

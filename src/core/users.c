@@ -5,14 +5,14 @@
 #include <json-c/json.h>
 
 #include "lib/arena.h"
-#include "audit.h"
-#include "auth.h"
+#include "core/audit.h"
+#include "core/auth.h"
 #include "infra/config.h"
 #include "lib/crypto.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "entity.h"
-#include "users.h"
+#include "core/entity.h"
+#include "core/users.h"
 #include "lib/util.h"
 
 /* MariaDB's duplicate-key error. */

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "authz.h"
+#include "core/authz.h"
 #include "lib/uuid.h"
 
 struct arena;

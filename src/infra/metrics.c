@@ -5,7 +5,7 @@
 
 #include "lib/buf.h"
 #include "infra/metrics.h"
-#include "migration.h"
+#include "migration/migration.h"
 #include "infra/scoreboard.h"
 #include "lib/util.h"
 

@@ -2,18 +2,18 @@
 #include <signal.h>
 #include <string.h>
 
-#include "audit.h"
-#include "auth.h"
-#include "blocklist.h"
+#include "core/audit.h"
+#include "core/auth.h"
+#include "core/blocklist.h"
 #include "infra/config.h"
 #include "infra/db.h"
-#include "jobs.h"
-#include "legal.h"
+#include "jobs/jobs.h"
+#include "core/legal.h"
 #include "lib/log.h"
-#include "mail.h"
-#include "migration.h"
+#include "core/mail.h"
+#include "migration/migration.h"
 #include "infra/scoreboard.h"
-#include "tenant_db.h"
+#include "core/tenant_db.h"
 #include "lib/util.h"
 
 /* One entry per kind of background work. Each runs at most every

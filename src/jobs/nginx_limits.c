@@ -13,13 +13,13 @@
 #include <json-c/json.h>
 
 #include "lib/arena.h"
-#include "audit.h"
+#include "core/audit.h"
 #include "infra/config.h"
-#include "jobs.h"
+#include "jobs/jobs.h"
 #include "lib/log.h"
 #include "infra/metrics.h"
 #include "http/router.h"
-#include "routes.h"
+#include "api/routes.h"
 #include "lib/util.h"
 
 #define READ_MAX (4 << 20) /* per pass: a flood is counted over several seconds */

@@ -13,7 +13,7 @@
 
 #include "lib/arena.h"
 #include "lib/buf.h"
-#include "fcgi.h"
+#include "server/fcgi.h"
 #include "http/http.h"
 #include "lib/log.h"
 #include "lib/util.h"

@@ -5,13 +5,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "authz.h"
+#include "core/authz.h"
 #include "infra/config.h"
 #include "lib/log.h"
-#include "master.h"
-#include "proctitle.h"
+#include "server/master.h"
+#include "server/proctitle.h"
 #include "http/router.h"
-#include "routes.h"
+#include "api/routes.h"
 
 static void usage(FILE *f)
 {

@@ -16,17 +16,17 @@
 
 #include <fcgiapp.h>
 
-#include "api.h"
+#include "api/api.h"
 #include "infra/config.h"
-#include "jobs.h"
+#include "jobs/jobs.h"
 #include "lib/log.h"
-#include "master.h"
+#include "server/master.h"
 #include "infra/metrics.h"
 #include "infra/ratelimit.h"
-#include "proctitle.h"
+#include "server/proctitle.h"
 #include "infra/scoreboard.h"
 #include "lib/util.h"
-#include "worker.h"
+#include "server/worker.h"
 
 #define TICK_MS 100
 #define LISTEN_BACKLOG 1024

@@ -2,7 +2,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 
-#include "proctitle.h"
+#include "server/proctitle.h"
 #include "lib/util.h"
 
 extern char **environ;

@@ -10,7 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "audit.h"
+#include "core/audit.h"
 #include "infra/config.h"
 #include "lib/util.h"
 

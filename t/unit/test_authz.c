@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "authz.h"
+#include "core/authz.h"
 #include "lib/util.h"
 
 #define RS(r) ((roleset)1 << (r))

@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "blocklist.h"
+#include "core/blocklist.h"
 #include "lib/buf.h"
 
 /* Parses s and checks the error and, when it parsed, the normalised text. */

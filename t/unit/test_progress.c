@@ -7,7 +7,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "progress.h"
+#include "cli/progress.h"
 
 static void test_bar(void **state)
 {

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "lib/crypto.h"
-#include "session.h"
+#include "core/session.h"
 #include "lib/util.h"
 
 #define NAME SESSION_COOKIE_NAME

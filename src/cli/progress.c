@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "progress.h"
+#include "cli/progress.h"
 
 #define BAR_MAX 200
 

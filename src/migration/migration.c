@@ -15,17 +15,17 @@
 #include <openssl/crypto.h>
 
 #include "lib/arena.h"
-#include "audit.h"
+#include "core/audit.h"
 #include "infra/config.h"
 #include "lib/crypto.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "entity.h"
+#include "core/entity.h"
 #include "lib/log.h"
 #include "infra/metrics.h"
-#include "migration.h"
+#include "migration/migration.h"
 #include "infra/schema.h"
-#include "tenant_db.h"
+#include "core/tenant_db.h"
 #include "lib/util.h"
 
 static const char *const status_names[] = {
