@@ -231,8 +231,7 @@ void api_compliance_record(struct req *r)
 		return;
 	snprintf(sql, sizeof(sql),
 	    "SELECT %s, pii_stripped_at, pii_stripped_reason, legal_hold, legal_hold_at,"
-	    " legal_hold_reason, legal_hold_case_ref, archived_at, archived_reason FROM %s WHERE "
-	    "id = ?",
+	    " legal_hold_reason, legal_hold_case_ref, archived_at, archived_reason FROM %s WHERE id = ?",
 	    e->org_column, e->table);
 	p[0] = DBP_BLOB(id.b, 16);
 	if (db_query(d, r->arena, sql, p, 1, &rows) != 0) {

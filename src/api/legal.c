@@ -174,8 +174,7 @@ void api_legal_versions(struct req *r)
 	p[0] = DBP_STR(req_param(r, "type"));
 	if (db_query(r->db, r->arena,
 	        "SELECT id, type, version, '' AS content, content_sha256, effective_at, created_at"
-	        " FROM legal_documents WHERE type = ? ORDER BY effective_at DESC, id DESC LIMIT "
-	        "500",
+	        " FROM legal_documents WHERE type = ? ORDER BY effective_at DESC, id DESC LIMIT 500",
 	        p, 1, &rows) != 0) {
 		reply_db_error(r);
 		return;
@@ -473,8 +472,7 @@ void api_legal_report(struct req *r)
 		struct db_param p[] = {DBP_BLOB(doc.val[0][0], 16)};
 
 		if (db_query(r->db, r->arena,
-		        "SELECT COUNT(*), COUNT(a.user_id) FROM users u LEFT JOIN "
-		        "legal_acceptances a"
+		        "SELECT COUNT(*), COUNT(a.user_id) FROM users u LEFT JOIN legal_acceptances a"
 		        " ON a.user_id = u.id AND a.document_id = ? WHERE " ACTIVE,
 		        p, 1, &counts) != 0) {
 			reply_db_error(r);

@@ -245,8 +245,7 @@ void api_metrics(struct req *r)
 	/* What /readyz would say, for alerting without a separate probe: a
 	 * loopback scrape works while MariaDB is down. */
 	buf_printf(r->out,
-	    "# HELP opsd_ready 1 when MariaDB answers and the schema is current (as /readyz), else "
-	    "0.\n"
+	    "# HELP opsd_ready 1 when MariaDB answers and the schema is current (as /readyz), else 0.\n"
 	    "# TYPE opsd_ready gauge\nopsd_ready %d\n",
 	    schema_state(r) == 1);
 	/* metrics_render wrote straight into the reply buffer. */

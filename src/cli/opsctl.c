@@ -985,9 +985,9 @@ static int cmd_blocklist_remove(struct opsctl *o)
 	switch (blocklist_remove(o->db, &o->actor, &id)) {
 	case BL_OK:
 		printf("removed %s\n", id_s);
-		printf("opsd stops enforcing it within a second; run `opsctl blocklist sync-nginx` "
-		       "for "
-		       "nginx\n");
+		printf(
+		    "opsd stops enforcing it within a second; run `opsctl blocklist sync-nginx` for "
+		    "nginx\n");
 		return EXIT_OK;
 	case BL_NOT_FOUND:
 		fprintf(stderr, "opsctl: no blocklist entry %s\n", id_s);

@@ -88,8 +88,7 @@ int audit_append(struct db *d, const struct audit_actor *actor, const char *acti
 		struct db_param h[] = {DBP_I64(rec.seq), DBP_BLOB(hash, 32)};
 
 		if (db_exec(d,
-		        "INSERT INTO audit_events (seq, id, occurred_at, actor_id, actor_label, "
-		        "org_id,"
+		        "INSERT INTO audit_events (seq, id, occurred_at, actor_id, actor_label, org_id,"
 		        " action, target_type, target_id, ip, request_id, payload, prev_hash, hash)"
 		        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		        p, countof(p), NULL) != 0)
@@ -213,8 +212,7 @@ static int step_anchors(struct db *d, struct arena *a, struct chain_pos *pos, in
 		struct audit_anchor an;
 
 		if (db_query(d, a,
-		        "SELECT last_seq, prev_hash, last_hash, key_id, signature FROM "
-		        "audit_anchors"
+		        "SELECT last_seq, prev_hash, last_hash, key_id, signature FROM audit_anchors"
 		        " WHERE first_seq = ?",
 		        p, 1, &rows) != 0)
 			return -1;

@@ -100,12 +100,11 @@ static int take_neighbour(struct db *d, struct purge *x, bool before, struct aud
 	struct audit_anchor an;
 
 	if (db_query(d, x->a,
-	        before ? "SELECT first_seq, last_seq, prev_hash, last_hash, signature FROM "
-	                 "audit_anchors"
-	                 " WHERE last_seq = ? FOR UPDATE"
-	               : "SELECT first_seq, last_seq, prev_hash, last_hash, signature FROM "
-	                 "audit_anchors"
-	                 " WHERE first_seq = ? FOR UPDATE",
+	        before
+	            ? "SELECT first_seq, last_seq, prev_hash, last_hash, signature FROM audit_anchors"
+	              " WHERE last_seq = ? FOR UPDATE"
+	            : "SELECT first_seq, last_seq, prev_hash, last_hash, signature FROM audit_anchors"
+	              " WHERE first_seq = ? FOR UPDATE",
 	        p, 1, &rows) != 0)
 		return -1;
 	if (rows.nrows != 1 || rows.len[0][2] != 32 || rows.len[0][3] != 32 || rows.len[0][4] != 32)
@@ -204,8 +203,7 @@ static int chain_link(struct db *d, struct purge *x, int64_t seq, uint8_t out[32
 		return 1;
 	}
 	if (db_query(d, x->a,
-	        "SELECT first_seq, prev_hash, last_hash, signature FROM audit_anchors WHERE "
-	        "last_seq = ?",
+	        "SELECT first_seq, prev_hash, last_hash, signature FROM audit_anchors WHERE last_seq = ?",
 	        p, 1, &rows) != 0)
 		return -1;
 	if (rows.nrows == 1 && rows.len[0][1] == 32 && rows.len[0][2] == 32 &&
@@ -418,8 +416,7 @@ int audit_retention_job(struct db *d, const struct opsd_config *cfg)
 	if (!audit_anchor_key(cfg, key, key_id)) {
 		if (!warned)
 			log_msg(LL_WARN, "audit_retention_off",
-			    "OPSD_DATA_KEY is unset: audit retention cannot sign anchors and "
-			    "deletes nothing");
+			    "OPSD_DATA_KEY is unset: audit retention cannot sign anchors and deletes nothing");
 		warned = true;
 		return 0;
 	}

@@ -47,12 +47,10 @@ static enum auth_result auth_session(struct req *r, struct principal *p)
 		struct db_param q[] = {DBP_BLOB(hash, 32), DBP_I64(r->cfg->session_idle_min)};
 
 		if (db_query(r->db, r->arena,
-		        "SELECT s.last_seen_at < NOW(3) - INTERVAL 60 SECOND, u.id, u.org_id, "
-		        "u.roles,"
+		        "SELECT s.last_seen_at < NOW(3) - INTERVAL 60 SECOND, u.id, u.org_id, u.roles,"
 		        " u.service FROM sessions s JOIN users u ON u.id = s.user_id"
 		        " WHERE s.id_hash = ? AND s.expires_at > NOW(3)"
-		        " AND s.last_seen_at > NOW(3) - INTERVAL ? MINUTE AND u.disabled_at IS "
-		        "NULL",
+		        " AND s.last_seen_at > NOW(3) - INTERVAL ? MINUTE AND u.disabled_at IS NULL",
 		        q, countof(q), &rows) != 0)
 			return AUTH_DB_ERROR;
 	}
@@ -85,13 +83,11 @@ static enum auth_result auth_token(struct req *r, struct principal *p, const cha
 		struct db_param q[] = {DBP_BLOB(hash, 32)};
 
 		if (db_query(r->db, r->arena,
-		        "SELECT t.last_used_at IS NULL OR t.last_used_at < NOW(3) - INTERVAL 60 "
-		        "SECOND,"
+		        "SELECT t.last_used_at IS NULL OR t.last_used_at < NOW(3) - INTERVAL 60 SECOND,"
 		        " u.id, u.org_id, u.roles, u.service, t.id, t.scopes"
 		        " FROM api_tokens t JOIN users u ON u.id = t.user_id"
 		        " WHERE t.token_hash = ? AND t.revoked_at IS NULL"
-		        " AND (t.expires_at IS NULL OR t.expires_at > NOW(3)) AND u.disabled_at IS "
-		        "NULL",
+		        " AND (t.expires_at IS NULL OR t.expires_at > NOW(3)) AND u.disabled_at IS NULL",
 		        q, countof(q), &rows) != 0)
 			return AUTH_DB_ERROR;
 	}
@@ -159,10 +155,8 @@ int session_create(struct db *d, const struct opsd_config *cfg, const char *user
 		};
 
 		if (db_exec(d,
-		        "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, "
-		        "expires_at,"
-		        " ip, user_agent) VALUES (?, ?, NOW(3), NOW(3), NOW(3) + INTERVAL ? "
-		        "SECOND, ?, ?)",
+		        "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at,"
+		        " ip, user_agent) VALUES (?, ?, NOW(3), NOW(3), NOW(3) + INTERVAL ? SECOND, ?, ?)",
 		        p, countof(p), NULL) != 0)
 			return -1;
 	}
@@ -286,8 +280,7 @@ long login_throttled(struct db *d, const struct opsd_config *cfg, const char *em
 		if (db_query(d, a,
 		        "SELECT COALESCE(MAX(CEIL(TIMESTAMPDIFF(MICROSECOND, NOW(3), locked_until)"
 		        " / 1000000)), 0) FROM login_throttle WHERE locked_until > NOW(3)"
-		        " AND ((scope = 'account' AND key_hash = ?) OR (scope = 'ip' AND key_hash "
-		        "= ?))",
+		        " AND ((scope = 'account' AND key_hash = ?) OR (scope = 'ip' AND key_hash = ?))",
 		        p, countof(p), &rows) == 0)
 			wait = rows.nrows == 1 && rows.val[0][0] ? strtol(rows.val[0][0], NULL, 10)
 			                                         : 0;
@@ -306,8 +299,7 @@ static int throttle_fail(struct db *d, const char *scope, const uint8_t key[32],
 	    "INSERT INTO login_throttle (scope, key_hash, failures, window_start, locked_until)"
 	    " VALUES (?, ?, 1, NOW(3), IF(1 >= ?, NOW(3) + INTERVAL 15 MINUTE, NULL))"
 	    " ON DUPLICATE KEY UPDATE"
-	    " locked_until = IF(IF(window_start < NOW(3) - INTERVAL 15 MINUTE, 0, failures) + 1 >= "
-	    "?,"
+	    " locked_until = IF(IF(window_start < NOW(3) - INTERVAL 15 MINUTE, 0, failures) + 1 >= ?,"
 	    "   NOW(3) + INTERVAL 15 MINUTE, locked_until),"
 	    " failures = IF(window_start < NOW(3) - INTERVAL 15 MINUTE, 1, failures + 1),"
 	    " window_start = IF(window_start < NOW(3) - INTERVAL 15 MINUTE, NOW(3), window_start)",

@@ -260,10 +260,10 @@ int legal_hold_collect(struct db *control, const struct opsd_config *cfg, struct
 	for (size_t i = 0; i < nentities && rc == 0; i++)
 		rc = held_collect_entity(control, control, a, &entities[i], out);
 	/* Tenant records of dedicated orgs live in their own databases. */
-	if (rc == 0 && (rc = db_query(control, a,
-	                    "SELECT JSON_VALUE(dedicated_target, '$.sealed') FROM orgs WHERE "
-	                    "db_mode = 'dedicated'",
-	                    NULL, 0, &ded)) == 0) {
+	if (rc == 0 &&
+	    (rc = db_query(control, a,
+	         "SELECT JSON_VALUE(dedicated_target, '$.sealed') FROM orgs WHERE db_mode = 'dedicated'",
+	         NULL, 0, &ded)) == 0) {
 		char **sealed = calloc(ded.nrows ? ded.nrows : 1, sizeof(*sealed));
 
 		for (size_t o = 0; sealed && o < ded.nrows; o++)

@@ -222,8 +222,7 @@ static int publish_fn(struct db *d, void *arg)
 	};
 
 	if (db_exec(d,
-	        "INSERT INTO legal_documents (id, type, version, content, content_sha256, "
-	        "effective_at,"
+	        "INSERT INTO legal_documents (id, type, version, content, content_sha256, effective_at,"
 	        " created_by, notify) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 	        p, countof(p), NULL) != 0) {
 		x->duplicate = db_errno(d) == ER_DUP_ENTRY;

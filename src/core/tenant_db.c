@@ -264,8 +264,7 @@ int tenant_locate(struct db *control, const struct opsd_config *cfg, struct aren
 	 * to the org's current database, even for a row still in the shared
 	 * database while a migration cleans its source up. */
 	if (db_query(control, a,
-	        "SELECT id, JSON_VALUE(dedicated_target, '$.sealed') FROM orgs WHERE db_mode = "
-	        "'dedicated'",
+	        "SELECT id, JSON_VALUE(dedicated_target, '$.sealed') FROM orgs WHERE db_mode = 'dedicated'",
 	        NULL, 0, &ded) != 0)
 		return -1;
 	/* A dedicated database that cannot be asked does not stop the others:

@@ -368,8 +368,7 @@ static int update_fn(struct db *d, void *arg)
 
 		if (db_exec(d,
 		        "UPDATE users SET roles = IF(?, ?, roles),"
-		        " disabled_at = IF(?, IF(?, COALESCE(disabled_at, NOW(3)), NULL), "
-		        "disabled_at),"
+		        " disabled_at = IF(?, IF(?, COALESCE(disabled_at, NOW(3)), NULL), disabled_at),"
 		        " name = IF(?, ?, name) WHERE id = ?",
 		        p, countof(p), NULL) != 0)
 			goto fail;

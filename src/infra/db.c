@@ -216,8 +216,7 @@ static bool parse_uri(const char *uri, struct db_uri *out, char *err, size_t err
 	if (host_end < auth_end) { /* ":port" */
 		if (!parse_port(host_end + 1, (size_t)(auth_end - host_end - 1), &out->port))
 			return uri_fail(err, err_len,
-			    "invalid port (1-65535; IPv6 hosts go in brackets; percent-encode "
-			    "special characters in the password)");
+			    "invalid port (1-65535; IPv6 hosts go in brackets; percent-encode special characters in the password)");
 	}
 
 	p = auth_end;

@@ -628,10 +628,8 @@ enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
 			}
 			if (db_query(control, a,
 			        "SELECT 1 FROM migrations m JOIN orgs o ON o.id = m.org_id"
-			        " WHERE m.db_name = ? AND m.org_id <> ? AND m.direction = "
-			        "'shared_to_dedicated'"
-			        " AND (m.active_org IS NOT NULL OR (m.status = 'completed' AND "
-			        "m.dry_run = 0"
+			        " WHERE m.db_name = ? AND m.org_id <> ? AND m.direction = 'shared_to_dedicated'"
+			        " AND (m.active_org IS NOT NULL OR (m.status = 'completed' AND m.dry_run = 0"
 			        " AND o.db_mode = 'dedicated')) LIMIT 1",
 			        q, 2, &used) != 0)
 				goto out;
@@ -872,8 +870,7 @@ enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
 	{
 		struct request_tx x = {&m, actor,
 		    "UPDATE migrations SET status = 'aborting', phase = '', abort_reason = ?,"
-		    " abort_requested_at = NOW(3) WHERE id = ? AND status = ? AND phase <> "
-		    "'source_cleanup'",
+		    " abort_requested_at = NOW(3) WHERE id = ? AND status = ? AND phase <> 'source_cleanup'",
 		    "migration.abort_requested", reason, mig_status_name(m.status), 0};
 		int rc = db_tx(control, request_fn, &x);
 
@@ -1275,8 +1272,7 @@ static int progress_audit(struct run *x)
 	int pct;
 
 	if (db_query(x->control, x->a,
-	        "SELECT IFNULL(SUM(rows_copied), 0), IFNULL(SUM(rows_total), 0) FROM "
-	        "migration_tables"
+	        "SELECT IFNULL(SUM(rows_copied), 0), IFNULL(SUM(rows_total), 0) FROM migration_tables"
 	        " WHERE migration_id = ?",
 	        p, 1, &rows) != 0)
 		return -1;
@@ -1391,8 +1387,7 @@ static int step_prepare(struct run *x)
 			char ddl[200];
 
 			snprintf(ddl, sizeof(ddl),
-			    "CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE "
-			    "utf8mb4_unicode_ci",
+			    "CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
 			    x->m.db_name);
 			if (db_exec_script(server, ddl) != 0) {
 				set_error(x->control, &x->m, "CREATE DATABASE: %s",
@@ -1426,10 +1421,8 @@ static int step_prepare(struct run *x)
 			    DBP_I64(num(rows.val[0][0]))};
 
 			if (db_exec(x->control,
-			        "INSERT INTO migration_tables (migration_id, table_name, "
-			        "rows_total)"
-			        " VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE rows_total = "
-			        "VALUES(rows_total)",
+			        "INSERT INTO migration_tables (migration_id, table_name, rows_total)"
+			        " VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE rows_total = VALUES(rows_total)",
 			        q, 3, NULL) != 0)
 				goto out;
 		}
@@ -1565,8 +1558,7 @@ static int step_copy(struct run *x)
 		goto out;
 	}
 	if (db_query(x->control, x->a,
-	        "SELECT table_name, last_id FROM migration_tables WHERE migration_id = ? AND "
-	        "copy_done = 0"
+	        "SELECT table_name, last_id FROM migration_tables WHERE migration_id = ? AND copy_done = 0"
 	        " ORDER BY table_name LIMIT 1",
 	        p, 1, &t) != 0)
 		goto out;
@@ -1629,8 +1621,7 @@ static int step_copy(struct run *x)
 				q[0] = t.val[0][1] && t.len[0][1] == 16 ? DBP_BLOB(t.val[0][1], 16)
 				                                        : DBP_NULL;
 			if (db_exec(x->control,
-			        "UPDATE migration_tables SET last_id = ?, rows_copied = "
-			        "rows_copied + ?,"
+			        "UPDATE migration_tables SET last_id = ?, rows_copied = rows_copied + ?,"
 			        " copy_done = ? WHERE migration_id = ? AND table_name = ?",
 			        q, countof(q), NULL) != 0)
 				goto out;
@@ -1941,8 +1932,7 @@ static int verify_some(struct run *x, bool final)
 
 	for (;;) {
 		if (db_query(x->control, x->a,
-		        "SELECT table_name, verify_last_id FROM migration_tables WHERE "
-		        "migration_id = ?"
+		        "SELECT table_name, verify_last_id FROM migration_tables WHERE migration_id = ?"
 		        " AND verify_done = 0 ORDER BY table_name LIMIT 1",
 		        p, 1, &t) != 0)
 			return -1;
@@ -1970,8 +1960,7 @@ static int verify_some(struct run *x, bool final)
 			        " source_checksum = source_checksum ^ CAST(? AS UNSIGNED),"
 			        " target_checksum = target_checksum ^ CAST(? AS UNSIGNED),"
 			        " chunks_verified = chunks_verified + 1,"
-			        " chunks_mismatched = chunks_mismatched + ?, chunks_repaired = "
-			        "chunks_repaired + ?"
+			        " chunks_mismatched = chunks_mismatched + ?, chunks_repaired = chunks_repaired + ?"
 			        " WHERE migration_id = ? AND table_name = ?",
 			        q, countof(q), NULL) != 0)
 				return -1;
@@ -2140,8 +2129,7 @@ static int step_aborting(struct run *x)
 			struct db_param e[] = {DBP_STR(msg), DBP_BLOB(x->m.id, 16)};
 
 			snprintf(msg, sizeof(msg),
-			    "aborted without cleaning the target (unreachable for %d s): remove "
-			    "%s%s by hand",
+			    "aborted without cleaning the target (unreachable for %d s): remove %s%s by hand",
 			    ABORT_GIVE_UP_S,
 			    x->m.created_db ? "database " : "this org's rows from ",
 			    x->m.db_name ? x->m.db_name : "the target");
@@ -2257,8 +2245,7 @@ static int switch_fn(struct db *d, void *arg)
 		struct db_param q[] = {DBP_BLOB(x->m.org, 16), DBP_I64(x->m.applied)};
 
 		if (db_query(d, x->a,
-		        "SELECT IFNULL(write_frozen_until > NOW(3), 0) FROM orgs WHERE id = ? FOR "
-		        "UPDATE",
+		        "SELECT IFNULL(write_frozen_until > NOW(3), 0) FROM orgs WHERE id = ? FOR UPDATE",
 		        o, 1, &fz) != 0 ||
 		    db_query(x->src, x->a,
 		        "SELECT 1 FROM tenant_changelog WHERE org_id = ? AND id > ? LIMIT 1", q, 2,
@@ -2285,8 +2272,7 @@ static int switch_fn(struct db *d, void *arg)
 		/* an abort that came in during the freeze wins: nothing switches */
 		if (db_exec(d,
 		        "UPDATE migrations SET phase = 'source_cleanup',"
-		        " freeze_ms = TIMESTAMPDIFF(MICROSECOND, freeze_started_at, NOW(3)) DIV "
-		        "1000"
+		        " freeze_ms = TIMESTAMPDIFF(MICROSECOND, freeze_started_at, NOW(3)) DIV 1000"
 		        " WHERE id = ? AND status = 'cutting_over'",
 		        id, 1, &n) != 0)
 			return -1;
@@ -2314,8 +2300,7 @@ static int set_phase(struct run *x, const char *to, const char *extra_set)
 	    DBP_STR(holder_name())};
 
 	snprintf(sql, sizeof(sql),
-	    "UPDATE migrations SET phase = ?%s%s WHERE id = ? AND status = 'cutting_over' AND "
-	    "phase = ?"
+	    "UPDATE migrations SET phase = ?%s%s WHERE id = ? AND status = 'cutting_over' AND phase = ?"
 	    " AND lease_holder = ?",
 	    extra_set ? ", " : "", extra_set ? extra_set : "");
 	return db_exec(x->control, sql, p, countof(p), NULL);
@@ -2351,8 +2336,7 @@ static int step_cutting_over(struct run *x)
 		struct db_rows t;
 
 		if (db_query(x->control, x->a,
-		        "SELECT TIMESTAMPDIFF(SECOND, freeze_started_at, NOW(3)) FROM migrations "
-		        "WHERE id = ?",
+		        "SELECT TIMESTAMPDIFF(SECOND, freeze_started_at, NOW(3)) FROM migrations WHERE id = ?",
 		        id, 1, &t) != 0)
 			return -1;
 		if (t.nrows == 1 && num(t.val[0][0]) > CUTOVER_MAX_S)
@@ -2362,9 +2346,10 @@ static int step_cutting_over(struct run *x)
 			           : -1;
 	}
 	if (strcmp(phase, "freeze") == 0) {
-		if (freeze(x) != 0 || set_phase(x, "final_catchup",
-		                          "freeze_started_at = NOW(3), applied_changelog_id = "
-		                          "snapshot_changelog_id") != 0)
+		if (freeze(x) != 0 ||
+		    set_phase(x, "final_catchup",
+		        "freeze_started_at = NOW(3), applied_changelog_id = snapshot_changelog_id") !=
+		        0)
 			return -1;
 		return 1;
 	}
@@ -2388,9 +2373,9 @@ static int step_cutting_over(struct run *x)
 		if (rc < 0)
 			return -1;
 		if (rc == 2)
-			return cutover_refused(x, "final verification found a difference; the "
-			                          "cut-over was aborted and"
-			                          " nothing was switched") == 0
+			return cutover_refused(x,
+			           "final verification found a difference; the cut-over was aborted and"
+			           " nothing was switched") == 0
 			           ? 0
 			           : -1;
 		if (set_phase(x, "switch", NULL) != 0)
@@ -2454,8 +2439,7 @@ static int claim(struct db *control, struct mig *m)
 
 	if (db_exec(control,
 	        "UPDATE migrations SET lease_holder = ?, lease_until = NOW(3) + INTERVAL ? SECOND"
-	        " WHERE id = ? AND (lease_holder IS NULL OR lease_holder = ? OR lease_until < "
-	        "NOW(3))",
+	        " WHERE id = ? AND (lease_holder IS NULL OR lease_holder = ? OR lease_until < NOW(3))",
 	        p, countof(p), &got) != 0)
 		return -1;
 	if (!got)
@@ -2483,8 +2467,7 @@ int mig_job(struct db *control, const struct opsd_config *cfg)
 		goto out;
 	if (db_query(control, list,
 	        "SELECT id FROM migrations WHERE status IN ('pending', 'copying', 'catching_up',"
-	        " 'verifying', 'ready_for_cutover', 'cutting_over', 'aborting') ORDER BY "
-	        "created_at LIMIT 16",
+	        " 'verifying', 'ready_for_cutover', 'cutting_over', 'aborting') ORDER BY created_at LIMIT 16",
 	        NULL, 0, &rows) != 0) {
 		busy = -1;
 		goto out;
