@@ -14,6 +14,7 @@
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "core/entity.h"
+#include "core/legal_hold.h"
 #include "core/tenant_db.h"
 #include "lib/json.h"
 #include "lib/log.h"

@@ -18,6 +18,7 @@
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "core/entity.h"
+#include "core/legal_hold.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/uuid.h"

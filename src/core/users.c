@@ -12,6 +12,7 @@
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "core/entity.h"
+#include "core/legal_hold.h"
 #include "core/users.h"
 #include "lib/util.h"
 

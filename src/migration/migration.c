@@ -21,6 +21,7 @@
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "core/entity.h"
+#include "core/legal_hold.h"
 #include "lib/log.h"
 #include "infra/metrics.h"
 #include "migration/migration.h"

@@ -1,0 +1,44 @@
+/* The one legal-hold guard (README, runbook 2): a held record, or any
+ * record of a held org, cannot be updated, deleted, stripped, archived,
+ * purged by audit retention or moved by a migration without an explicit
+ * override. Every destructive path asks here. */
+#ifndef OPSD_LEGAL_HOLD_H
+#define OPSD_LEGAL_HOLD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/uuid.h"
+
+struct arena;
+struct db;
+struct entity;
+struct opsd_config;
+
+/* The one legal-hold guard of every destructive path (update, delete,
+ * strip, archive, retention purge, migration): true when the record or its
+ * org is held. Locks the record (FOR UPDATE) in d, where the entity lives
+ * (the org's tenant database for tenant entities), and reads its org's hold
+ * from control in share mode, so concurrent writes of one org never wait
+ * on each other for it. Both inside the caller's transactions. -1 on a
+ * database error, 1 when the record does not exist, 0 otherwise. */
+int legal_hold_guard(struct db *d, struct db *control, struct arena *a, const struct entity *e,
+    const uint8_t id[16], bool *held);
+/* The guard's rule over a whole org (migration): the org or any of its
+ * tenant records in tdb is held. -1, or 0 with *held set. */
+int legal_hold_org_any(struct db *tdb, struct db *control, struct arena *a, const uint8_t org[16],
+    bool *held);
+
+/* The same rule as a set, for paths that judge many records at once
+ * (audit retention): every held record of every entity, every held org and
+ * every record of a held org. Sorted; free with held_set_free. */
+struct held_set {
+	struct opsd_uuid *ids;
+	size_t n, cap;
+};
+int legal_hold_collect(struct db *control, const struct opsd_config *cfg, struct held_set *out);
+bool held_set_has(const struct held_set *s, const uint8_t id[16]);
+void held_set_free(struct held_set *s);
+
+#endif
