@@ -17,7 +17,6 @@
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "core/entity.h"
 #include "core/legal_hold.h"
 #include "lib/log.h"
 #include "lib/util.h"
