@@ -102,20 +102,21 @@ static int login_fn(struct db *d, void *arg)
 	if (session_create(d, r->cfg, x->u->id, r->remote_addr, r->user_agent, x->cookie,
 	        x->csrf) != 0)
 		goto fail;
-	return audit_append(d, &a, "auth.login_succeeded", NULL, "user", x->u->id, payload);
+	return audit_append(d, &a, AA_AUTH_LOGIN_SUCCEEDED, NULL, "user", x->u->id, payload);
 fail:
 	json_object_put(payload);
 	return -1;
 }
 
-static void audit_login(struct req *r, const char *action, const struct login_user *u)
+static void audit_login(struct req *r, enum audit_action action, const struct login_user *u)
 {
 	struct audit_actor a;
 
 	req_actor(r, &a);
 	if (audit_append_tx(r->db, &a, action, NULL, u && u->found ? "user" : NULL,
 	        u && u->found ? u->id : NULL, NULL) != 0)
-		log_msg(LL_ERROR, "audit_failed", "%s: %s", action, db_error(r->db));
+		log_msg(LL_ERROR, "audit_failed", "%s: %s", audit_actions[action].name,
+		    db_error(r->db));
 }
 
 void api_auth_login(struct req *r)
@@ -141,7 +142,7 @@ void api_auth_login(struct req *r)
 		return;
 	}
 	if (wait > 0) {
-		audit_login(r, "auth.login_throttled", &u);
+		audit_login(r, AA_AUTH_LOGIN_THROTTLED, &u);
 		reply_rate_limited(r, wait, r->cfg->login_max_failures);
 		return;
 	}
@@ -155,7 +156,7 @@ void api_auth_login(struct req *r)
 			reply_db_error(r);
 			return;
 		}
-		audit_login(r, "auth.login_failed", &u);
+		audit_login(r, AA_AUTH_LOGIN_FAILED, &u);
 		reply_login_failed(r);
 		return;
 	}
@@ -193,7 +194,7 @@ static int logout_fn(struct db *d, void *arg)
 	req_actor(r, &a);
 	if (session_delete(d, r->who->session_id) != 0)
 		return -1;
-	return audit_append(d, &a, "auth.logout", NULL, "user", r->who->user_id, NULL);
+	return audit_append(d, &a, AA_AUTH_LOGOUT, NULL, "user", r->who->user_id, NULL);
 }
 
 void api_auth_logout(struct req *r)
@@ -283,7 +284,7 @@ static int password_fn(struct db *d, void *arg)
 	    session_create(d, r->cfg, r->who->user_id, r->remote_addr, r->user_agent, x->cookie,
 	        x->csrf) != 0)
 		return -1;
-	return audit_append(d, &a, "auth.password_changed", NULL, "user", r->who->user_id, NULL);
+	return audit_append(d, &a, AA_AUTH_PASSWORD_CHANGED, NULL, "user", r->who->user_id, NULL);
 }
 
 void api_auth_password(struct req *r)
@@ -418,7 +419,7 @@ static int token_create_fn(struct db *d, void *arg)
 		}
 	}
 	json_object_object_add(payload, "scopes", json_object_new_string(x->scopes));
-	return audit_append(d, &a, "auth.token_created", NULL, "api_token", x->id_s, payload);
+	return audit_append(d, &a, AA_AUTH_TOKEN_CREATED, NULL, "api_token", x->id_s, payload);
 }
 
 #define TOKEN_COLUMNS "id, name, scopes, expires_at, created_at, last_used_at, revoked_at"
@@ -534,7 +535,7 @@ static int token_revoke_fn(struct db *d, void *arg)
 		x->found = rows.nrows == 1;
 		return 0;
 	}
-	return audit_append(d, &a, "auth.token_revoked", NULL, "api_token", req_param(r, "id"),
+	return audit_append(d, &a, AA_AUTH_TOKEN_REVOKED, NULL, "api_token", req_param(r, "id"),
 	    NULL);
 }
 

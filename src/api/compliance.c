@@ -47,7 +47,7 @@ static bool target_or_reply(struct req *r, const struct entity **e, struct opsd_
 
 /* The group's compliance.* event: entity, ids, outcome counts and reason,
  * never a value of the records. */
-static int audit_batch(struct db *control, struct id_batch *b, const char *action)
+static int audit_batch(struct db *control, struct id_batch *b, enum audit_action action)
 {
 	struct audit_actor a;
 	struct json_object *payload = json_object_new_object();
@@ -113,7 +113,7 @@ static int hold_ids(struct db *d, struct db *control, struct id_batch *b)
 		b->what[b->idx[k]] = n ? (hold ? "held" : "released") : "already";
 	}
 	return audit_batch(control, b,
-	    hold ? "compliance.legal_hold_set" : "compliance.legal_hold_released");
+	    hold ? AA_COMPLIANCE_LEGAL_HOLD_SET : AA_COMPLIANCE_LEGAL_HOLD_RELEASED);
 }
 
 /* entity and ids[] of a compliance body, or a 400 reply. */
@@ -200,7 +200,7 @@ static int strip_ids(struct db *d, struct db *control, struct id_batch *b)
 			what = "stripped";
 		b->what[b->idx[k]] = what;
 	}
-	return audit_batch(control, b, "compliance.pii_stripped");
+	return audit_batch(control, b, AA_COMPLIANCE_PII_STRIPPED);
 }
 
 void api_compliance_strip(struct req *r)

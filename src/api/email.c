@@ -136,7 +136,7 @@ static int retry_fn(struct db *d, void *arg)
 	        " next_attempt_at = NOW(3) WHERE id = ?",
 	        p, 1, NULL) != 0)
 		return -1;
-	return audit_append(d, &a, "email.retry_requested", NULL, "email", req_param(x->r, "id"),
+	return audit_append(d, &a, AA_EMAIL_RETRY_REQUESTED, NULL, "email", req_param(x->r, "id"),
 	    NULL);
 }
 

@@ -36,7 +36,7 @@ static void audit_export(struct req *r, const struct entity *e, const char *org,
 	json_object_object_add(payload, "count", json_object_new_int64(n));
 	json_object_object_add(payload, "format", json_object_new_string(format));
 	/* audit_append_tx consumes the payload. */
-	if (audit_append_tx(r->db, &a, "compliance.exported", org, e->name, id, payload) != 0)
+	if (audit_append_tx(r->db, &a, AA_COMPLIANCE_EXPORTED, org, e->name, id, payload) != 0)
 		log_msg(LL_ERROR, "audit_failed", "compliance.exported: %s", db_error(r->db));
 }
 
@@ -362,7 +362,7 @@ static int archive_ids(struct db *d, struct db *control, struct id_batch *b)
 		b->what[b->idx[k]] = archive_results[what];
 	}
 	req_actor(b->r, &a);
-	return audit_append(control, &a, "compliance.archived", b->org, x->e->name, NULL,
+	return audit_append(control, &a, AA_COMPLIANCE_ARCHIVED, b->org, x->e->name, NULL,
 	    archive_payload(x, counts, id_batch_group_ids(b), true));
 }
 
@@ -571,14 +571,14 @@ static void archive_run(struct req *r, struct archive_tx *xp)
 	if (archive_by_age(r, &x) != 0) {
 		/* Earlier chunks are committed: they must not go unaudited. */
 		if (x.counts[A_ARCHIVED] > 0 && !x.dry &&
-		    audit_append_tx(r->db, &a, "compliance.archived", org, x.e->name, NULL,
+		    audit_append_tx(r->db, &a, AA_COMPLIANCE_ARCHIVED, org, x.e->name, NULL,
 		        archive_payload(&x, x.counts, NULL, false)) != 0)
 			log_msg(LL_ERROR, "audit_failed", "compliance.archived (partial)");
 		json_object_put(o);
 		reply_db_error(r);
 		return;
 	}
-	if (audit_append_tx(r->db, &a, "compliance.archived", org, x.e->name, NULL,
+	if (audit_append_tx(r->db, &a, AA_COMPLIANCE_ARCHIVED, org, x.e->name, NULL,
 	        archive_payload(&x, x.counts, NULL, true)) != 0) {
 		json_object_put(o);
 		reply_db_error(r);

@@ -376,7 +376,7 @@ static int accept_fn(struct db *d, void *arg)
 	payload = json_object_new_object();
 	json_object_object_add(payload, "type", json_object_new_string(x->doc->type));
 	json_object_object_add(payload, "version", json_object_new_string(x->doc->version));
-	return audit_append(d, &a, "legal.accepted", r->who->org_id[0] ? r->who->org_id : NULL,
+	return audit_append(d, &a, AA_LEGAL_ACCEPTED, r->who->org_id[0] ? r->who->org_id : NULL,
 	    "legal_document", x->doc->id_s, payload);
 }
 

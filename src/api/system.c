@@ -23,7 +23,9 @@
 #include "infra/config.h"
 #include "infra/db.h"
 #include "lib/json.h"
+#include "core/audit.h"
 #include "infra/metrics.h"
+#include "migration/migration.h"
 #include "api/routes.h"
 #include "infra/schema.h"
 #include "infra/scoreboard.h"
@@ -239,9 +241,26 @@ void api_status(struct req *r)
 	reply_json(r, 200, o);
 }
 
+/* The label vocabularies /metrics prints: the route table's names, the
+ * audit actions it counts, the migration statuses. Built once per worker. */
+static const struct metrics_labels *metric_labels(void)
+{
+	static const char *audit[AA__MAX], *mig[MIG__MAX];
+	static struct metrics_labels l;
+
+	if (!l.routes) {
+		for (size_t i = 0; i < AA__MAX; i++)
+			audit[i] = audit_actions[i].counted ? audit_actions[i].name : NULL;
+		for (int i = 0; i < MIG__MAX; i++)
+			mig[i] = mig_status_name((enum mig_status)i);
+		l = (struct metrics_labels){routes_names(), nroutes, audit, AA__MAX, mig, MIG__MAX};
+	}
+	return &l;
+}
+
 void api_metrics(struct req *r)
 {
-	metrics_render(r->out, routes_names(), nroutes, api_env.sb);
+	metrics_render(r->out, metric_labels(), api_env.sb);
 	/* What /readyz would say, for alerting without a separate probe: a
 	 * loopback scrape works while MariaDB is down. */
 	buf_printf(r->out,

@@ -175,8 +175,8 @@ static struct json_object *fields_given(struct req *r, const struct entity *e)
 	return a;
 }
 
-static int audit_tenant(struct db *d, struct req *r, const char *action, const struct entity *e,
-    const char *org, const char *id, struct json_object *fields)
+static int audit_tenant(struct db *d, struct req *r, enum audit_action action,
+    const struct entity *e, const char *org, const char *id, struct json_object *fields)
 {
 	struct audit_actor a;
 	struct json_object *payload = json_object_new_object();
@@ -279,7 +279,7 @@ static int create_fn(struct tenant_tx *tx, void *arg)
 	if (db_exec(tx->tdb, sql, p, np, NULL) != 0 ||
 	    tenant_changelog_add(tx, e, x->id.b, "insert") != 0)
 		return -1;
-	return audit_tenant(tx->control, x->r, "tenant.created", e, x->org_s, x->id_s,
+	return audit_tenant(tx->control, x->r, AA_TENANT_CREATED, e, x->org_s, x->id_s,
 	    fields_given(x->r, e));
 }
 
@@ -359,7 +359,7 @@ static int patch_fn(struct tenant_tx *tx, void *arg)
 	if (db_exec(tx->tdb, sql, p, np, NULL) != 0 ||
 	    tenant_changelog_add(tx, e, x->id.b, "update") != 0)
 		return -1;
-	return audit_tenant(tx->control, x->r, "tenant.updated", e, x->org_s, x->id_s,
+	return audit_tenant(tx->control, x->r, AA_TENANT_UPDATED, e, x->org_s, x->id_s,
 	    fields_given(x->r, e));
 }
 
@@ -376,7 +376,7 @@ static int delete_fn(struct tenant_tx *tx, void *arg)
 	if (db_exec(tx->tdb, sql, p, 1, NULL) != 0 ||
 	    tenant_changelog_add(tx, x->e, x->id.b, "delete") != 0)
 		return -1;
-	return audit_tenant(tx->control, x->r, "tenant.deleted", x->e, x->org_s, x->id_s, NULL);
+	return audit_tenant(tx->control, x->r, AA_TENANT_DELETED, x->e, x->org_s, x->id_s, NULL);
 }
 
 static bool write_or_reply(struct req *r, struct write_tx *x, int (*fn)(struct tenant_tx *, void *))

@@ -287,7 +287,7 @@ static int org_create_fn(struct db *d, void *arg)
 	}
 	json_object_object_add(payload, "slug",
 	    json_object_new_string(json_get_str(r->json, "slug", "")));
-	return audit_append(d, &a, "org.created", x->id_s, "org", x->id_s, payload);
+	return audit_append(d, &a, AA_ORG_CREATED, x->id_s, "org", x->id_s, payload);
 }
 
 static void reply_org(struct req *r, const struct opsd_uuid *id, int status)

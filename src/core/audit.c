@@ -16,6 +16,51 @@
 #include "lib/util.h"
 #include "lib/uuid.h"
 
+const struct audit_action_info audit_actions[AA__MAX] = {
+    [AA_LEGAL_UPDATED] = {"legal.updated", true},
+    [AA_LEGAL_ACCEPTED] = {"legal.accepted", true},
+    [AA_COMPLIANCE_PII_STRIPPED] = {"compliance.pii_stripped", true},
+    [AA_COMPLIANCE_LEGAL_HOLD_SET] = {"compliance.legal_hold_set", true},
+    [AA_COMPLIANCE_LEGAL_HOLD_RELEASED] = {"compliance.legal_hold_released", true},
+    [AA_COMPLIANCE_ARCHIVED] = {"compliance.archived", true},
+    [AA_COMPLIANCE_EXPORTED] = {"compliance.exported", true},
+    [AA_SECURITY_SESSIONS_FLUSHED] = {"security.sessions_flushed", true},
+    [AA_SECURITY_RATE_LIMITED] = {"security.rate_limited", true},
+    [AA_SECURITY_BLOCKLIST_ADDED] = {"security.blocklist_added", true},
+    [AA_SECURITY_BLOCKLIST_REMOVED] = {"security.blocklist_removed", true},
+    [AA_AUTH_LOGIN_SUCCEEDED] = {"auth.login_succeeded", false},
+    [AA_AUTH_LOGIN_FAILED] = {"auth.login_failed", true},
+    [AA_AUTH_LOGIN_THROTTLED] = {"auth.login_throttled", true},
+    [AA_AUTH_LOGOUT] = {"auth.logout", false},
+    [AA_AUTH_PASSWORD_CHANGED] = {"auth.password_changed", false},
+    [AA_AUTH_TOKEN_CREATED] = {"auth.token_created", false},
+    [AA_AUTH_TOKEN_REVOKED] = {"auth.token_revoked", false},
+    [AA_MIGRATION_STARTED] = {"migration.started", true},
+    [AA_MIGRATION_LEGAL_HOLD_OVERRIDE] = {"migration.legal_hold_override", true},
+    [AA_MIGRATION_PROGRESS] = {"migration.progress", false},
+    [AA_MIGRATION_READY_FOR_CUTOVER] = {"migration.ready_for_cutover", false},
+    [AA_MIGRATION_DRY_RUN_COMPLETED] = {"migration.dry_run_completed", false},
+    [AA_MIGRATION_FINALIZE_REQUESTED] = {"migration.finalize_requested", false},
+    [AA_MIGRATION_CUTOVER_REFUSED] = {"migration.cutover_refused", true},
+    [AA_MIGRATION_FINALIZED] = {"migration.finalized", true},
+    [AA_MIGRATION_ABORT_REQUESTED] = {"migration.abort_requested", false},
+    [AA_MIGRATION_ABORTED] = {"migration.aborted", true},
+    [AA_MIGRATION_FAILED] = {"migration.failed", true},
+    [AA_AUDIT_PURGED] = {"audit.purged", true},
+    [AA_USER_CREATED] = {"user.created", false},
+    [AA_USER_UPDATED] = {"user.updated", false},
+    [AA_USER_DISABLED] = {"user.disabled", false},
+    [AA_USER_DELETED] = {"user.deleted", false},
+    [AA_ORG_CREATED] = {"org.created", false},
+    [AA_TENANT_CREATED] = {"tenant.created", false},
+    [AA_TENANT_UPDATED] = {"tenant.updated", false},
+    [AA_TENANT_DELETED] = {"tenant.deleted", false},
+    [AA_EMAIL_SENT] = {"email.sent", false},
+    [AA_EMAIL_FAILED] = {"email.failed", false},
+    [AA_EMAIL_SUPPRESSED] = {"email.suppressed", false},
+    [AA_EMAIL_RETRY_REQUESTED] = {"email.retry_requested", false},
+};
+
 /* A UUID string parameter as BINARY(16), NULL when absent or malformed. */
 static struct db_param uuid_param(const char *s, struct opsd_uuid *buf)
 {
@@ -24,7 +69,7 @@ static struct db_param uuid_param(const char *s, struct opsd_uuid *buf)
 	return DBP_BLOB(buf->b, sizeof(buf->b));
 }
 
-int audit_append(struct db *d, const struct audit_actor *actor, const char *action,
+int audit_append(struct db *d, const struct audit_actor *actor, enum audit_action action,
     const char *org_id, const char *target_type, const char *target_id, struct json_object *payload)
 {
 	struct arena *a = arena_new(4096);
@@ -60,7 +105,7 @@ int audit_append(struct db *d, const struct audit_actor *actor, const char *acti
 	rec.actor_id = actor->user_id;
 	rec.actor_label = actor->label ? actor->label : "system";
 	rec.org_id = org_id;
-	rec.action = action;
+	rec.action = audit_actions[action].name;
 	rec.target_type = target_type;
 	rec.target_id = target_id;
 	rec.ip = actor->ip;
@@ -76,7 +121,7 @@ int audit_append(struct db *d, const struct audit_actor *actor, const char *acti
 		    uuid_param(rec.actor_id, &actor_u),
 		    DBP_STR(rec.actor_label),
 		    uuid_param(org_id, &org_u),
-		    DBP_STR(action),
+		    DBP_STR(rec.action),
 		    DBP_STR(target_type),
 		    DBP_STR(target_id),
 		    DBP_STR(rec.ip),
@@ -100,13 +145,13 @@ int audit_append(struct db *d, const struct audit_actor *actor, const char *acti
 	{
 		struct logline *l = log_begin(LL_INFO, "audit");
 
-		log_str(l, "action", action);
+		log_str(l, "action", rec.action);
 		log_str(l, "auditId", id_s);
 		if (target_type)
 			log_str(l, "targetType", target_type);
 		log_end(l);
 	}
-	metrics_audit_event(action);
+	metrics_audit_event((int)action);
 	rc = 0;
 out:
 	json_object_put(payload);
@@ -116,7 +161,8 @@ out:
 
 struct append_args {
 	const struct audit_actor *actor;
-	const char *action, *org_id, *target_type, *target_id;
+	enum audit_action action;
+	const char *org_id, *target_type, *target_id;
 	struct json_object *payload;
 };
 
@@ -129,7 +175,7 @@ static int append_fn(struct db *d, void *ctx)
 	return audit_append(d, x->actor, x->action, x->org_id, x->target_type, x->target_id, p);
 }
 
-int audit_append_tx(struct db *d, const struct audit_actor *actor, const char *action,
+int audit_append_tx(struct db *d, const struct audit_actor *actor, enum audit_action action,
     const char *org_id, const char *target_type, const char *target_id, struct json_object *payload)
 {
 	struct append_args x = {actor, action, org_id, target_type, target_id, payload};

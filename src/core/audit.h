@@ -59,6 +59,65 @@ void audit_anchor_sign(const struct audit_anchor *an, const uint8_t key[32], uin
 bool audit_anchor_valid(const struct audit_anchor *an, const uint8_t key[32],
     const uint8_t sig[32]);
 
+/* ---- the actions ------------------------------------------------------- */
+
+/* Every action opsd writes, declared once: the name stored and shown, and
+ * whether opsd_audit_events_total{action} counts it (runbook 6 alerts on
+ * legal, compliance, security, migration and retention events; the label
+ * set stays bounded and fixed). A new action is one line here and one in
+ * audit_actions[]. */
+enum audit_action {
+	AA_NONE = -1, /* "no event" where a step may or may not write one */
+	AA_LEGAL_UPDATED,
+	AA_LEGAL_ACCEPTED,
+	AA_COMPLIANCE_PII_STRIPPED,
+	AA_COMPLIANCE_LEGAL_HOLD_SET,
+	AA_COMPLIANCE_LEGAL_HOLD_RELEASED,
+	AA_COMPLIANCE_ARCHIVED,
+	AA_COMPLIANCE_EXPORTED,
+	AA_SECURITY_SESSIONS_FLUSHED,
+	AA_SECURITY_RATE_LIMITED,
+	AA_SECURITY_BLOCKLIST_ADDED,
+	AA_SECURITY_BLOCKLIST_REMOVED,
+	AA_AUTH_LOGIN_SUCCEEDED,
+	AA_AUTH_LOGIN_FAILED,
+	AA_AUTH_LOGIN_THROTTLED,
+	AA_AUTH_LOGOUT,
+	AA_AUTH_PASSWORD_CHANGED,
+	AA_AUTH_TOKEN_CREATED,
+	AA_AUTH_TOKEN_REVOKED,
+	AA_MIGRATION_STARTED,
+	AA_MIGRATION_LEGAL_HOLD_OVERRIDE,
+	AA_MIGRATION_PROGRESS,
+	AA_MIGRATION_READY_FOR_CUTOVER,
+	AA_MIGRATION_DRY_RUN_COMPLETED,
+	AA_MIGRATION_FINALIZE_REQUESTED,
+	AA_MIGRATION_CUTOVER_REFUSED,
+	AA_MIGRATION_FINALIZED,
+	AA_MIGRATION_ABORT_REQUESTED,
+	AA_MIGRATION_ABORTED,
+	AA_MIGRATION_FAILED,
+	AA_AUDIT_PURGED,
+	AA_USER_CREATED,
+	AA_USER_UPDATED,
+	AA_USER_DISABLED,
+	AA_USER_DELETED,
+	AA_ORG_CREATED,
+	AA_TENANT_CREATED,
+	AA_TENANT_UPDATED,
+	AA_TENANT_DELETED,
+	AA_EMAIL_SENT,
+	AA_EMAIL_FAILED,
+	AA_EMAIL_SUPPRESSED,
+	AA_EMAIL_RETRY_REQUESTED,
+	AA__MAX
+};
+struct audit_action_info {
+	const char *name; /* "legal.updated" */
+	bool counted;     /* a label of opsd_audit_events_total */
+};
+extern const struct audit_action_info audit_actions[AA__MAX];
+
 /* ---- database part (audit.c) ------------------------------------------- */
 
 struct audit_actor {
@@ -72,12 +131,12 @@ struct audit_actor {
  * chain head, so events of one transaction commit with the change they
  * describe, and the chain stays linear across workers and hosts. payload
  * is redacted and released. 0 or -1. */
-int audit_append(struct db *d, const struct audit_actor *actor, const char *action,
+int audit_append(struct db *d, const struct audit_actor *actor, enum audit_action action,
     const char *org_id, const char *target_type, const char *target_id,
     struct json_object *payload);
 /* The same in its own transaction (for events with no other change, such
  * as a failed login). payload is released here too. */
-int audit_append_tx(struct db *d, const struct audit_actor *actor, const char *action,
+int audit_append_tx(struct db *d, const struct audit_actor *actor, enum audit_action action,
     const char *org_id, const char *target_type, const char *target_id,
     struct json_object *payload);
 

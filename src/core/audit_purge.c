@@ -394,7 +394,7 @@ int audit_purge(struct db *d, const struct opsd_config *cfg, const struct audit_
 	}
 	res->more = !res->refused_at && x.after < x.max_seq;
 	if (!dry_run && res->deleted &&
-	    audit_append_tx(d, actor, "audit.purged", NULL, "audit", NULL, purged_payload(res)) !=
+	    audit_append_tx(d, actor, AA_AUDIT_PURGED, NULL, "audit", NULL, purged_payload(res)) !=
 	        0)
 		goto out;
 	rc = 0;

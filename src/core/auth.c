@@ -235,7 +235,7 @@ static int flush_fn(struct db *d, void *arg)
 	json_object_object_add(payload, "scope",
 	    json_object_new_string(flush_scope_name(x->scope)));
 	json_object_object_add(payload, "flushed", json_object_new_int64((int64_t)x->count));
-	return audit_append(d, x->actor, "security.sessions_flushed",
+	return audit_append(d, x->actor, AA_SECURITY_SESSIONS_FLUSHED,
 	    x->scope == FLUSH_ORG ? x->id : NULL,
 	    x->scope == FLUSH_ALL ? NULL : flush_scope_name(x->scope), x->id, payload);
 }

@@ -247,7 +247,7 @@ static int remove_row(struct db *d, const struct audit_actor *actor, const struc
 	if (expired)
 		json_object_object_add(payload, "expired", json_object_new_boolean(1));
 	(*removed)++;
-	return audit_append(d, actor, "security.blocklist_removed", NULL, "ip_blocklist", id,
+	return audit_append(d, actor, AA_SECURITY_BLOCKLIST_REMOVED, NULL, "ip_blocklist", id,
 	    payload);
 }
 
@@ -318,7 +318,7 @@ static int add_fn(struct db *d, void *arg)
 			return -1;
 		}
 	}
-	return audit_append(d, x->actor, "security.blocklist_added", NULL, "ip_blocklist", x->id_s,
+	return audit_append(d, x->actor, AA_SECURITY_BLOCKLIST_ADDED, NULL, "ip_blocklist", x->id_s,
 	    entry_payload(x->cidr_s, x->reason,
 	        x->expires_ms ? json_object_new_string(expires_rfc) : NULL));
 }

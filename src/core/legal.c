@@ -234,7 +234,8 @@ static int publish_fn(struct db *d, void *arg)
 	json_object_object_add(payload, "effectiveAt", json_object_new_string(x->when_rfc));
 	json_object_object_add(payload, "contentSha256", json_object_new_string(x->sha));
 	json_object_object_add(payload, "notify", json_object_new_boolean(x->notify));
-	return audit_append(d, x->actor, "legal.updated", NULL, "legal_document", x->id_s, payload);
+	return audit_append(d, x->actor, AA_LEGAL_UPDATED, NULL, "legal_document", x->id_s,
+	    payload);
 }
 
 enum legal_err legal_publish(struct db *d, const struct audit_actor *actor, const char *type,

@@ -136,7 +136,8 @@ enum mail_err mail_enqueue(struct db *d, const struct opsd_config *cfg,
 
 		json_object_object_add(payload, "kind", json_object_new_string(kind));
 		json_object_object_add(payload, "reason", json_object_new_string("test mode"));
-		if (audit_append(d, actor, "email.suppressed", NULL, "email", id_out, payload) != 0)
+		if (audit_append(d, actor, AA_EMAIL_SUPPRESSED, NULL, "email", id_out, payload) !=
+		    0)
 			return MAIL_DB_ERROR;
 		metrics_email(EMAIL_SUPPRESSED);
 		note("email.suppressed", id_out, addr, "not in TEST_EMAIL_ALLOWLIST (test mode)");
@@ -258,7 +259,7 @@ static int outcome_fn(struct db *d, void *arg)
 		json_object_object_add(payload, "step", json_object_new_string(res->step));
 		json_object_object_add(payload, "willRetry", json_object_new_boolean(retry));
 	}
-	return audit_append(d, &a, x->final == MAIL_SENT ? "email.sent" : "email.failed", NULL,
+	return audit_append(d, &a, x->final == MAIL_SENT ? AA_EMAIL_SENT : AA_EMAIL_FAILED, NULL,
 	    "email", x->id_s, payload);
 }
 
@@ -275,7 +276,7 @@ static int suppress_fn(struct db *d, void *arg)
 	        " claimed_until = NULL WHERE id = ?",
 	        p, 1, NULL) != 0)
 		return -1;
-	return audit_append(d, &a, "email.suppressed", NULL, "email", x->id_s, NULL);
+	return audit_append(d, &a, AA_EMAIL_SUPPRESSED, NULL, "email", x->id_s, NULL);
 }
 
 static void deliver_one(struct db *d, const struct opsd_config *cfg, const char *holder,

@@ -119,7 +119,7 @@ static int create_fn(struct db *d, void *arg)
 	payload = json_object_new_object();
 	json_object_object_add(payload, "roles", json_object_new_string(roles));
 	json_object_object_add(payload, "service", json_object_new_boolean(in->service));
-	if (audit_append(d, c->actor, "user.created", in->org_id, "user", c->id_s, payload) != 0) {
+	if (audit_append(d, c->actor, AA_USER_CREATED, in->org_id, "user", c->id_s, payload) != 0) {
 		c->err = USER_DB_ERROR;
 		return -1;
 	}
@@ -186,7 +186,7 @@ static int set_password_fn(struct db *d, void *arg)
 	/* A reset (opsctl) ends every session and token of the account. */
 	if (sessions_flush(d, FLUSH_USER, c->user_id, true, NULL) != 0)
 		return -1;
-	return audit_append(d, c->actor, "auth.password_changed", NULL, "user", c->user_id, NULL);
+	return audit_append(d, c->actor, AA_AUTH_PASSWORD_CHANGED, NULL, "user", c->user_id, NULL);
 }
 
 enum user_err user_set_password(struct db *d, const struct opsd_config *cfg, const char *user_id,
@@ -386,7 +386,7 @@ static int update_fn(struct db *d, void *arg)
 		json_object_object_add(payload, "nameChanged", json_object_new_boolean(1));
 	json_object_object_add(payload, "credentialsRevoked", json_object_new_boolean(revoke));
 	if (audit_append(d, x->actor,
-	        c->set_disabled && c->disabled ? "user.disabled" : "user.updated",
+	        c->set_disabled && c->disabled ? AA_USER_DISABLED : AA_USER_UPDATED,
 	        x->org[0] ? x->org : NULL, "user", x->id_s, payload) != 0)
 		goto fail;
 	return 0;
@@ -436,7 +436,7 @@ static int delete_fn(struct db *d, void *arg)
 	}
 	payload = json_object_new_object();
 	json_object_object_add(payload, "credentialsRevoked", json_object_new_boolean(1));
-	if (audit_append(d, x->actor, "user.deleted", x->org[0] ? x->org : NULL, "user", x->id_s,
+	if (audit_append(d, x->actor, AA_USER_DELETED, x->org[0] ? x->org : NULL, "user", x->id_s,
 	        payload) != 0) {
 		x->err = USER_DB_ERROR;
 		return -1;

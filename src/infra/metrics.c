@@ -5,7 +5,6 @@
 
 #include "lib/buf.h"
 #include "infra/metrics.h"
-#include "migration/migration.h"
 #include "infra/scoreboard.h"
 #include "lib/util.h"
 
@@ -70,38 +69,11 @@ static const char *const rl_layers[RL_LAYER__MAX] = {
     [RL_LAYER_OPSD] = "opsd",
 };
 
-/* The audit actions counted in opsd_audit_events_total{action} (runbook 6:
- * legal, compliance, security and migration events). A fixed list keeps the
- * label set bounded; any other action is not counted. */
-static const char *const audit_actions[] = {
-    "legal.updated",
-    "legal.accepted",
-    "compliance.pii_stripped",
-    "compliance.legal_hold_set",
-    "compliance.legal_hold_released",
-    "compliance.archived",
-    "compliance.exported",
-    "security.sessions_flushed",
-    "security.rate_limited",
-    "security.blocklist_added",
-    "security.blocklist_removed",
-    "auth.login_failed",
-    "auth.login_throttled",
-    "migration.started",
-    "migration.legal_hold_override",
-    "migration.cutover_refused",
-    "migration.finalized",
-    "migration.aborted",
-    "migration.failed",
-    "audit.purged",
-};
-#define NAUDIT countof(audit_actions)
-
 struct metrics_shm {
 	uint64_t emails[EMAIL__MAX];
-	uint64_t migrations[MIG__MAX];
+	uint64_t migrations[METRICS_MAX_LABELS];
 	uint64_t migration_rows;
-	uint64_t audit_events[NAUDIT];
+	uint64_t audit_events[METRICS_MAX_LABELS];
 	uint64_t rate_limited[RL_LAYER__MAX][NROWS];
 	uint64_t requests[NROWS][NSTATUS];
 	uint64_t hist[NROWS][NBUCKETS];
@@ -193,12 +165,17 @@ void metrics_rate_limited(enum rl_layer layer, int route)
 		count(&shm->rate_limited[layer][route_row(route)], 1);
 }
 
-void metrics_migration(const char *status)
+/* One counter per label index, for the vocabularies of other modules. */
+static void count_label(uint64_t *counters, int i)
 {
-	int i = mig_status_from_name(status);
+	if (shm && i >= 0 && i < METRICS_MAX_LABELS)
+		count(&counters[i], 1);
+}
 
-	if (shm && i >= 0)
-		count(&shm->migrations[i], 1);
+void metrics_migration(int status)
+{
+	if (shm)
+		count_label(shm->migrations, status);
 }
 
 void metrics_migration_rows(uint64_t n)
@@ -207,15 +184,10 @@ void metrics_migration_rows(uint64_t n)
 		count(&shm->migration_rows, n);
 }
 
-void metrics_audit_event(const char *action)
+void metrics_audit_event(int action)
 {
-	if (!shm || !action)
-		return;
-	for (size_t i = 0; i < NAUDIT; i++)
-		if (strcmp(audit_actions[i], action) == 0) {
-			count(&shm->audit_events[i], 1);
-			return;
-		}
+	if (shm)
+		count_label(shm->audit_events, action);
 }
 
 /* ---- text format 0.0.4 ------------------------------------------------- */
@@ -335,12 +307,21 @@ static void render_emails(struct buf *out)
 		    load(&shm->emails[i]));
 }
 
-static void render_migrations(struct buf *out)
+/* One sample per name of a vocabulary, zeros included: increase() over a
+ * series that appears with its first event would miss that event. */
+static void render_labelled(struct buf *out, const char *name, const char *label,
+    const char *const *names, size_t n, const uint64_t *counters)
+{
+	for (size_t i = 0; i < n && i < METRICS_MAX_LABELS; i++)
+		if (names[i])
+			sample(out, name, &(struct label){label, names[i]}, 1, load(&counters[i]));
+}
+
+static void render_migrations(struct buf *out, const struct metrics_labels *l)
 {
 	family(out, "opsd_migrations_total", "counter", "Tenant migrations entering each status.");
-	for (int i = 0; i < MIG__MAX; i++)
-		sample(out, "opsd_migrations_total", &(struct label){"status", mig_status_name(i)},
-		    1, load(&shm->migrations[i]));
+	render_labelled(out, "opsd_migrations_total", "status", l->migration_statuses,
+	    l->nmigration_statuses, shm->migrations);
 	family(out, "opsd_migration_rows_copied_total", "counter",
 	    "Rows copied by tenant migrations (copy and catch-up).");
 	sample(out, "opsd_migration_rows_copied_total", NULL, 0, load(&shm->migration_rows));
@@ -363,16 +344,13 @@ static void render_rate_limited(struct buf *out, const char *const *names, size_
 		}
 }
 
-/* Zeros included, like the 429s: increase() over a series that appears
- * with its first event would miss that event. */
-static void render_audit_events(struct buf *out)
+static void render_audit_events(struct buf *out, const struct metrics_labels *l)
 {
 	family(out, "opsd_audit_events_total", "counter",
 	    "Audit events written, by action (legal, compliance, security, migration and"
 	    " retention actions).");
-	for (size_t i = 0; i < NAUDIT; i++)
-		sample(out, "opsd_audit_events_total", &(struct label){"action", audit_actions[i]},
-		    1, load(&shm->audit_events[i]));
+	render_labelled(out, "opsd_audit_events_total", "action", l->audit_actions,
+	    l->naudit_actions, shm->audit_events);
 }
 
 static void render_pool(struct buf *out, const struct scoreboard *sb)
@@ -404,18 +382,20 @@ static void render_pool(struct buf *out, const struct scoreboard *sb)
 	buf_printf(out, "%.3f\n", (double)sb->start_ms / 1000.0);
 }
 
-void metrics_render(struct buf *out, const char *const *route_names, size_t nroutes,
+void metrics_render(struct buf *out, const struct metrics_labels *labels,
     const struct scoreboard *sb)
 {
+	size_t nroutes = labels->nroutes;
+
 	if (nroutes > METRICS_MAX_ROUTES)
 		nroutes = METRICS_MAX_ROUTES;
 	if (shm) {
-		render_requests(out, route_names, nroutes);
-		render_latency(out, route_names, nroutes);
+		render_requests(out, labels->routes, nroutes);
+		render_latency(out, labels->routes, nroutes);
 		render_emails(out);
-		render_migrations(out);
-		render_rate_limited(out, route_names, nroutes);
-		render_audit_events(out);
+		render_migrations(out, labels);
+		render_rate_limited(out, labels->routes, nroutes);
+		render_audit_events(out, labels);
 	}
 	if (sb)
 		render_pool(out, sb);

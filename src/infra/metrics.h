@@ -20,20 +20,34 @@ void metrics_request(int route, int status, int64_t duration_us);
 /* Email delivery outcomes: opsd_emails_total{outcome}. */
 enum email_outcome { EMAIL_SENT, EMAIL_FAILED, EMAIL_RETRY, EMAIL_SUPPRESSED, EMAIL__MAX };
 void metrics_email(enum email_outcome o);
-/* opsd_migrations_total{status} (a status name of migration.h) and
+/* opsd_migrations_total{status}: status is an index of the migration
+ * engine's status table (its names reach metrics_render as labels), and
  * opsd_migration_rows_copied_total. */
-void metrics_migration(const char *status);
+void metrics_migration(int status);
 void metrics_migration_rows(uint64_t n);
 /* opsd_rate_limited_total{layer, route}: route is a route index (-1 or
  * out of range: "unmatched"). */
 enum rl_layer { RL_LAYER_NGINX, RL_LAYER_OPSD, RL_LAYER__MAX };
 void metrics_rate_limited(enum rl_layer layer, int route);
-/* opsd_audit_events_total{action}: called by audit_append once the event is
- * written; actions outside the fixed list of metrics.c are not counted. */
-void metrics_audit_event(const char *action);
+/* opsd_audit_events_total{action}: action is an index of the audit action
+ * table, counted by audit_append once the event is written. */
+void metrics_audit_event(int action);
 
-/* Renders every series. route_names has nroutes entries. */
-void metrics_render(struct buf *out, const char *const *route_names, size_t nroutes,
+#define METRICS_MAX_LABELS 64
+
+/* The label vocabularies other modules own: metrics counts by index and
+ * prints these names. A NULL name is counted but not rendered. */
+struct metrics_labels {
+	const char *const *routes; /* route table order */
+	size_t nroutes;
+	const char *const *audit_actions; /* audit action order; NULL: not exported */
+	size_t naudit_actions;
+	const char *const *migration_statuses;
+	size_t nmigration_statuses;
+};
+
+/* Renders every series. */
+void metrics_render(struct buf *out, const struct metrics_labels *labels,
     const struct scoreboard *sb);
 
 #endif

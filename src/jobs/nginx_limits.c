@@ -156,7 +156,7 @@ static void refused(struct db *d, struct arena *a, struct json_object *line)
 		json_object_object_add(p, "source", json_object_new_string("ip"));
 		json_object_object_add(p, "refusedSinceLastEvent",
 		    json_object_new_int64((int64_t)s->refused));
-		if (audit_append_tx(d, &actor, "security.rate_limited", NULL, "ip", addr, p) != 0)
+		if (audit_append_tx(d, &actor, AA_SECURITY_RATE_LIMITED, NULL, "ip", addr, p) != 0)
 			log_msg(LL_ERROR, "audit_failed", "security.rate_limited (nginx)");
 	}
 	s->audited_ms = now;

@@ -287,9 +287,9 @@ static const struct audit_actor system_actor = {NULL, "system", NULL, NULL};
 /* An engine event and its state change in one control transaction. */
 struct transition {
 	const struct mig *m;
-	const char *status; /* NULL: unchanged */
-	const char *phase;  /* NULL: unchanged */
-	const char *action; /* audit action, NULL for none */
+	const char *status;       /* NULL: unchanged */
+	const char *phase;        /* NULL: unchanged */
+	enum audit_action action; /* AA_NONE: no event */
 	struct json_object *payload;
 	const char *extra_sql; /* an UPDATE of migrations for the same id, or NULL */
 	bool finished;
@@ -330,7 +330,7 @@ static int transition_fn(struct db *d, void *arg)
 		return -1;
 	if (t->extra_sql && db_exec(d, t->extra_sql, q, 1, NULL) != 0)
 		return -1;
-	if (!t->action)
+	if (t->action == AA_NONE)
 		return 0;
 	return audit_append(d, &system_actor, t->action, t->m->org_s, "migration", t->m->id_s,
 	    json_object_get(t->payload));
@@ -340,7 +340,7 @@ static int transition(struct db *control, struct transition *t)
 {
 	int rc;
 
-	if (t->action && !t->payload)
+	if (t->action != AA_NONE && !t->payload)
 		t->payload = json_object_new_object();
 	rc = db_tx(control, transition_fn, t);
 	json_object_put(t->payload);
@@ -349,7 +349,7 @@ static int transition(struct db *control, struct transition *t)
 	if (rc == 0 && t->status) {
 		log_msg(LL_INFO, "migration_state", "%s → %s%s%s", t->m->id_s, t->status,
 		    t->phase && t->phase[0] ? " / " : "", t->phase ? t->phase : "");
-		metrics_migration(t->status);
+		metrics_migration(mig_status_from_name(t->status));
 	}
 	return rc;
 }
@@ -472,8 +472,8 @@ static int start_fn(struct db *d, void *arg)
 	json_object_object_add(payload, "dbName", json_object_new_string(x->db_name));
 	json_object_object_add(payload, "overrideLegalHold",
 	    json_object_new_boolean(q->override_legal_hold));
-	if (audit_append(d, x->actor, "migration.started", q->org_id, "migration", id_s, payload) !=
-	    0)
+	if (audit_append(d, x->actor, AA_MIGRATION_STARTED, q->org_id, "migration", id_s,
+	        payload) != 0)
 		return -1;
 	if (!x->held)
 		return 0;
@@ -481,7 +481,7 @@ static int start_fn(struct db *d, void *arg)
 	payload = json_object_new_object();
 	json_object_object_add(payload, "migrationId", json_object_new_string(id_s));
 	json_object_object_add(payload, "reason", json_object_new_string(q->reason));
-	return audit_append(d, x->actor, "migration.legal_hold_override", q->org_id, "org",
+	return audit_append(d, x->actor, AA_MIGRATION_LEGAL_HOLD_OVERRIDE, q->org_id, "org",
 	    q->org_id, payload);
 }
 
@@ -694,7 +694,7 @@ enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
 		goto out;
 	}
 	uuid_format(&x.id, id_out);
-	metrics_migration("pending");
+	metrics_migration(mig_status_from_name("pending"));
 	e = MIG_OK;
 out:
 	OPENSSL_cleanse(key, sizeof(key));
@@ -735,7 +735,7 @@ static enum mig_err active_or_err(struct db *control, struct arena *a, const cha
 }
 
 static int request_audit(struct db *control, const struct audit_actor *actor, const struct mig *m,
-    const char *action, const char *reason)
+    enum audit_action action, const char *reason)
 {
 	struct json_object *p = json_object_new_object();
 
@@ -748,7 +748,9 @@ static int request_audit(struct db *control, const struct audit_actor *actor, co
 struct request_tx {
 	const struct mig *m;
 	const struct audit_actor *actor;
-	const char *sql, *action, *reason, *from;
+	const char *sql;
+	enum audit_action action;
+	const char *reason, *from;
 	unsigned long long changed;
 };
 
@@ -803,13 +805,13 @@ enum mig_err mig_finalize(struct db *control, const struct opsd_config *cfg,
 		struct request_tx x = {&m, actor,
 		    "UPDATE migrations SET status = 'cutting_over', phase = 'freeze', error = NULL,"
 		    " abort_reason = IFNULL(?, abort_reason) WHERE id = ? AND status = ?",
-		    "migration.finalize_requested", NULL, "ready_for_cutover", 0};
+		    AA_MIGRATION_FINALIZE_REQUESTED, NULL, "ready_for_cutover", 0};
 		int rc = db_tx(control, request_fn, &x);
 
 		e = rc < 0 ? MIG_E_DB : rc > 0 ? MIG_E_NOT_READY : MIG_OK;
 	}
 	if (e == MIG_OK)
-		metrics_migration("cutting_over");
+		metrics_migration(mig_status_from_name("cutting_over"));
 out:
 	OPENSSL_cleanse(key, sizeof(key));
 	OPENSSL_cleanse(uri, sizeof(uri));
@@ -872,7 +874,7 @@ enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
 		struct request_tx x = {&m, actor,
 		    "UPDATE migrations SET status = 'aborting', phase = '', abort_reason = ?,"
 		    " abort_requested_at = NOW(3) WHERE id = ? AND status = ? AND phase <> 'source_cleanup'",
-		    "migration.abort_requested", reason, mig_status_name(m.status), 0};
+		    AA_MIGRATION_ABORT_REQUESTED, reason, mig_status_name(m.status), 0};
 		int rc = db_tx(control, request_fn, &x);
 
 		e = rc < 0   ? (db_errno(control) == 1062 ? MIG_E_FINISHED : MIG_E_DB)
@@ -880,7 +882,7 @@ enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
 		             : MIG_OK;
 	}
 	if (e == MIG_OK)
-		metrics_migration("aborting");
+		metrics_migration(mig_status_from_name("aborting"));
 out:
 	arena_free(a);
 	return e;
@@ -1256,7 +1258,7 @@ static int release_org(struct run *x)
 static int fail(struct run *x, const char *why)
 {
 	struct json_object *p = json_object_new_object();
-	struct transition t = {&x->m, "failed", "", "migration.failed", p, NULL, true, false};
+	struct transition t = {&x->m, "failed", "", AA_MIGRATION_FAILED, p, NULL, true, false};
 	struct db_param e[] = {DBP_STR(why), DBP_BLOB(x->m.id, 16)};
 
 	json_object_object_add(p, "error", json_object_new_string(why));
@@ -1288,7 +1290,7 @@ static int progress_audit(struct run *x)
 	{
 		struct json_object *o = json_object_new_object();
 		char sql[160];
-		struct transition t = {&x->m, NULL, NULL, "migration.progress", o, sql, false,
+		struct transition t = {&x->m, NULL, NULL, AA_MIGRATION_PROGRESS, o, sql, false,
 		    false};
 
 		json_object_object_add(o, "status",
@@ -1442,7 +1444,7 @@ static int step_prepare(struct run *x)
 	}
 	{
 		char sql[200];
-		struct transition tr = {&x->m, "copying", "", NULL, NULL, sql, false, false};
+		struct transition tr = {&x->m, "copying", "", AA_NONE, NULL, sql, false, false};
 
 		snprintf(sql, sizeof(sql),
 		    "UPDATE migrations SET snapshot_changelog_id = %" PRId64
@@ -1564,7 +1566,7 @@ static int step_copy(struct run *x)
 	        p, 1, &t) != 0)
 		goto out;
 	if (t.nrows == 0) {
-		struct transition tr = {&x->m, "catching_up", "", NULL, NULL,
+		struct transition tr = {&x->m, "catching_up", "", AA_NONE, NULL,
 		    "UPDATE migrations SET copy_finished_at = NOW(3) WHERE id = ?", false, false};
 
 		rc = transition(x->control, &tr) == 0 ? 1 : -1;
@@ -1728,8 +1730,8 @@ static int step_catching_up(struct run *x)
 	if (n == CATCHUP_BATCH)
 		return 1;
 	{
-		struct transition tr = {&x->m, "verifying", "", NULL, NULL, reset_verify_sql, false,
-		    false};
+		struct transition tr = {&x->m, "verifying", "", AA_NONE, NULL, reset_verify_sql,
+		    false, false};
 
 		return transition(x->control, &tr) == 0 ? 1 : -1;
 	}
@@ -2001,13 +2003,13 @@ static int step_verifying(struct run *x)
 	if (rc == 1 || rc < 0)
 		return rc;
 	if (x->m.dry_run) {
-		struct transition tr = {&x->m, NULL, "cleanup", NULL, NULL, NULL, false, false};
+		struct transition tr = {&x->m, NULL, "cleanup", AA_NONE, NULL, NULL, false, false};
 
 		return transition(x->control, &tr) == 0 ? 1 : -1;
 	}
 	{
 		struct transition tr = {&x->m, "ready_for_cutover", "",
-		    "migration.ready_for_cutover", NULL, NULL, false, false};
+		    AA_MIGRATION_READY_FOR_CUTOVER, NULL, NULL, false, false};
 
 		return transition(x->control, &tr) == 0 ? 1 : -1;
 	}
@@ -2115,7 +2117,7 @@ static int step_aborting(struct run *x)
 		struct json_object *p = json_object_new_object();
 		struct db_rows rows;
 		struct db_param q[] = {DBP_BLOB(x->m.id, 16)};
-		struct transition tr = {&x->m, "aborted", "", "migration.aborted", p, NULL, true,
+		struct transition tr = {&x->m, "aborted", "", AA_MIGRATION_ABORTED, p, NULL, true,
 		    false};
 
 		if (db_query(x->control, x->a, "SELECT abort_reason FROM migrations WHERE id = ?",
@@ -2189,7 +2191,7 @@ static int step_dry_cleanup(struct run *x)
 		    NULL);
 	}
 	if (rc == 0) {
-		struct transition tr = {&x->m, "completed", "", "migration.dry_run_completed",
+		struct transition tr = {&x->m, "completed", "", AA_MIGRATION_DRY_RUN_COMPLETED,
 		    json_object_get(report), NULL, true, false};
 
 		rc = transition(x->control, &tr);
@@ -2213,7 +2215,7 @@ static int freeze(struct run *x)
 static int cutover_refused(struct run *x, const char *why)
 {
 	struct json_object *p = json_object_new_object();
-	struct transition tr = {&x->m, "ready_for_cutover", "", "migration.cutover_refused", p,
+	struct transition tr = {&x->m, "ready_for_cutover", "", AA_MIGRATION_CUTOVER_REFUSED, p,
 	    "UPDATE migrations SET freeze_started_at = NULL WHERE id = ?", false, false};
 	struct db_param e[] = {DBP_STR(why), DBP_BLOB(x->m.id, 16)};
 	struct db_param o[] = {DBP_BLOB(x->m.org, 16)};
@@ -2288,7 +2290,7 @@ static int switch_fn(struct db *d, void *arg)
 	        x->m.to_dedicated ? "shared_to_dedicated" : "dedicated_to_shared"));
 	json_object_object_add(p, "freezeMs",
 	    json_object_new_int64(rows.nrows ? num(rows.val[0][0]) : 0));
-	return audit_append(d, &system_actor, "migration.finalized", x->m.org_s, "migration",
+	return audit_append(d, &system_actor, AA_MIGRATION_FINALIZED, x->m.org_s, "migration",
 	    x->m.id_s, p);
 }
 
@@ -2320,7 +2322,7 @@ static int step_cutting_over(struct run *x)
 		if ((rc = delete_org_rows(x, x->src, true)) != 0)
 			return rc;
 		{
-			struct transition tr = {&x->m, "completed", "", NULL, NULL, NULL, true,
+			struct transition tr = {&x->m, "completed", "", AA_NONE, NULL, NULL, true,
 			    false};
 
 			return transition(x->control, &tr) == 0 ? 1 : -1;

@@ -331,7 +331,7 @@ static void refused(struct req *r, const struct route *rt, const struct rl_limit
 		json_object_object_add(p, "refusedSinceLastEvent",
 		    json_object_new_int64((int64_t)since));
 		json_object_object_add(p, "limitPerMin", json_object_new_int(l->per_min));
-		if (audit_append_tx(r->db, &a, "security.rate_limited",
+		if (audit_append_tx(r->db, &a, AA_SECURITY_RATE_LIMITED,
 		        r->who && r->who->org_id[0] ? r->who->org_id : NULL, kind, id, p) != 0)
 			log_msg(LL_ERROR, "audit_failed", "security.rate_limited: %s",
 			    db_error(r->db));
