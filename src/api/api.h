@@ -53,6 +53,16 @@ void reply_id_list_in(struct req *r, struct db *d, const char *kind, const char 
     const struct db_param *extra, size_t nextra,
     struct json_object *(*row_json)(const struct db_rows *rows, size_t i, const void *ctx),
     const void *ctx);
+/* 400 validation_failed on field: "must be one of: a, b, c". */
+void reply_choice_error(struct req *r, const char *field, const char *const *choices);
+/* The "entity" field of a body (first in its spec): one of the entity
+ * table's names, filled in by entity_spec, which returns the spec. */
+#define ENTITY_FIELD                                                                               \
+	{                                                                                          \
+		"entity", FT_ENUM, FIELD_REQUIRED, 0, 0, NULL                                      \
+	}
+struct field_spec;
+const struct field_spec *entity_spec(struct field_spec *spec);
 /* Path parameter that must be a UUID; replies 404 itself otherwise. */
 bool uuid_param_or_reply(struct req *r, const char *name, struct opsd_uuid *out);
 

@@ -6,6 +6,8 @@
 #include <json-c/json.h>
 
 #include "api/api.h"
+#include "core/entity.h"
+#include "lib/json.h"
 #include "core/audit.h"
 #include "core/auth.h"
 #include "infra/db.h"
@@ -129,4 +131,18 @@ void reply_id_list_in(struct req *r, struct db *d, const char *kind, const char 
 	if (n > 0)
 		dbv_uuid(rows.val[n - 1][0], rows.len[n - 1][0], last);
 	reply_page(r, items, rows.nrows > n, kind, last);
+}
+
+void reply_choice_error(struct req *r, const char *field, const char *const *choices)
+{
+	char why[200];
+
+	json_choices_reason(choices, why, sizeof(why));
+	reply_field_error(r, field, why);
+}
+
+const struct field_spec *entity_spec(struct field_spec *spec)
+{
+	spec[0].choices = entity_choices(false);
+	return spec;
 }

@@ -20,9 +20,6 @@
 
 #define MAX_IDS 1000
 
-static const char *const entity_names[] = {"users", "contacts", "projects", "offices", "orgs",
-    NULL};
-
 /* entity and ids[] of a compliance body, or a 400 reply. */
 static bool target_or_reply(struct req *r, const struct entity **e, struct opsd_uuid **ids,
     size_t *n)
@@ -69,8 +66,8 @@ static int changed(struct id_batch *b, const struct opsd_uuid *id)
 
 /* ---- legal hold -------------------------------------------------------- */
 
-static const struct field_spec hold_spec[] = {
-    {"entity", FT_ENUM, FIELD_REQUIRED, 0, 0, entity_names},
+static struct field_spec hold_spec[] = {
+    ENTITY_FIELD,
     {"ids", FT_STRING_ARRAY, FIELD_REQUIRED, 1, MAX_IDS, NULL},
     {"hold", FT_BOOL, FIELD_REQUIRED, 0, 0, NULL},
     {"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
@@ -132,14 +129,14 @@ void api_compliance_hold(struct req *r)
 {
 	struct id_batch b = {0};
 
-	if (batch_or_reply(r, hold_spec, &b) && id_batch_run(&b, hold_ids))
+	if (batch_or_reply(r, entity_spec(hold_spec), &b) && id_batch_run(&b, hold_ids))
 		id_batch_reply(&b, NULL);
 }
 
 /* ---- strip PII --------------------------------------------------------- */
 
-static const struct field_spec strip_spec[] = {
-    {"entity", FT_ENUM, FIELD_REQUIRED, 0, 0, entity_names},
+static struct field_spec strip_spec[] = {
+    ENTITY_FIELD,
     {"ids", FT_STRING_ARRAY, FIELD_REQUIRED, 1, MAX_IDS, NULL},
     {"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
     {NULL, 0, 0, 0, 0, NULL},
@@ -207,7 +204,7 @@ void api_compliance_strip(struct req *r)
 {
 	struct id_batch b = {0};
 
-	if (batch_or_reply(r, strip_spec, &b) && id_batch_run(&b, strip_ids))
+	if (batch_or_reply(r, entity_spec(strip_spec), &b) && id_batch_run(&b, strip_ids))
 		id_batch_reply(&b, NULL);
 }
 
@@ -224,8 +221,7 @@ void api_compliance_record(struct req *r)
 	struct db *d;
 
 	if (!e) {
-		reply_field_error(r, "entity",
-		    "must be one of: users, contacts, projects, offices, orgs");
+		reply_choice_error(r, "entity", entity_choices(false));
 		return;
 	}
 	if (!uuid_param_or_reply(r, "id", &id) || !(d = record_db_or_reply(r, e, &id)))

@@ -40,23 +40,6 @@ static void audit_export(struct req *r, const struct entity *e, const char *org,
 		log_msg(LL_ERROR, "audit_failed", "compliance.exported: %s", db_error(r->db));
 }
 
-/* 400 on "entity", naming the entities of the table (those served under
- * /orgs/:orgId/ only, with crud_only). */
-static void reply_entity_error(struct req *r, bool crud_only)
-{
-	char why[200] = "must be one of: ";
-	const char *sep = "";
-	size_t n = strlen(why);
-
-	for (size_t i = 0; i < nentities && n < sizeof(why); i++) {
-		if (crud_only && !entities[i].crud)
-			continue;
-		n += (size_t)snprintf(why + n, sizeof(why) - n, "%s%s", sep, entities[i].name);
-		sep = ", ";
-	}
-	reply_field_error(r, "entity", why);
-}
-
 /* ---- a subject's record (DSR access) ----------------------------------- */
 
 /* Any entity of the entity table: its declared columns (stripped ones as
@@ -74,7 +57,7 @@ void api_compliance_export(struct req *r)
 	struct db *d;
 
 	if (!e) {
-		reply_entity_error(r, false);
+		reply_choice_error(r, "entity", entity_choices(false));
 		return;
 	}
 	if (!id || !uuid_parse(id, &u)) {
@@ -170,7 +153,7 @@ void api_export(struct req *r)
 	long long n = 0;
 
 	if (!e || !e->crud) {
-		reply_entity_error(r, true);
+		reply_choice_error(r, "entity", entity_choices(true));
 		return;
 	}
 	if (format && strcmp(format, "json") != 0 && strcmp(format, "csv") != 0) {
@@ -251,11 +234,8 @@ void api_export(struct req *r)
 
 /* ---- batch archive ----------------------------------------------------- */
 
-static const char *const archive_entities[] = {"users", "contacts", "projects", "offices", "orgs",
-    NULL};
-
-static const struct field_spec archive_spec[] = {
-    {"entity", FT_ENUM, FIELD_REQUIRED, 0, 0, archive_entities},
+static struct field_spec archive_spec[] = {
+    ENTITY_FIELD,
     {"ids", FT_STRING_ARRAY, 0, 1, MAX_IDS, NULL},
     {"olderThan", FT_TIME, 0, 0, 0, NULL},
     {"orgId", FT_UUID, 0, 0, 0, NULL},
@@ -492,7 +472,7 @@ void api_compliance_archive(struct req *r)
 {
 	struct archive_tx x = {.r = r, .more = true};
 
-	if (!req_validate_or_reply(r, archive_spec))
+	if (!req_validate_or_reply(r, entity_spec(archive_spec)))
 		return;
 	if (!(x.a = arena_new(64 * 1024))) {
 		reply_error(r, 500, "internal_error", "out of memory", NULL);

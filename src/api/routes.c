@@ -1,117 +1,111 @@
-#include "api/api.h"
+/* The route table: every endpoint of opsd, one line each (README, "API").
+ * The request pipeline (api/pipeline.c), /metrics, `opsctl routes` and the
+ * route x role test (t/61-authz-matrix.t) all read it. */
 #include "api/routes.h"
+
+#include "api/api.h"
+#include "core/entity.h"
 #include "lib/util.h"
 
 #define SYS (RF_PUBLIC | RF_LEGAL_EXEMPT)
 #define AUTH RF_LEGAL_EXEMPT /* signed-in, but reachable while documents are pending */
 #define JSON RF_JSON_BODY
+#define MONITOR (RF_MONITOR | RF_LEGAL_EXEMPT)
+#define TEST (SYS | RF_TEST_ONLY)
 
-/* method, pattern, handler, permission ("area.action"; NULL = any signed-in
- * caller unless RF_PUBLIC), flags, metric name. Every later endpoint is one
- * line here; the authorization test walks this table. */
+/* clang-format off */
+#define ROUTE(method, pattern, handler, perm, flags, name) \
+	{method, pattern, handler, perm, flags, name, NULL}
+/* Tenant records: one block per entity served under /orgs/:orgId/. */
+#define TENANT(e, kind) \
+	{"GET",    "/orgs/:orgId/" e,          api_tenant_list,   P_TENANT_READ,  0,    e "_list",   &entities[kind]}, \
+	{"POST",   "/orgs/:orgId/" e,          api_tenant_create, P_TENANT_WRITE, JSON, e "_create", &entities[kind]}, \
+	{"GET",    "/orgs/:orgId/" e "/:id",   api_tenant_get,    P_TENANT_READ,  0,    e "_get",    &entities[kind]}, \
+	{"PATCH",  "/orgs/:orgId/" e "/:id",   api_tenant_patch,  P_TENANT_WRITE, JSON, e "_patch",  &entities[kind]}, \
+	{"DELETE", "/orgs/:orgId/" e "/:id",   api_tenant_delete, P_TENANT_WRITE, 0,    e "_delete", &entities[kind]}
+
+/* method, pattern, handler, permission (P_NONE: any signed-in caller, or
+ * anyone with RF_PUBLIC), flags, metric name; tenant record routes also
+ * carry their entity. */
 const struct route routes[] = {
-    {"GET", "/healthz", api_healthz, NULL, SYS | RF_NO_DB | RF_NO_LIMIT, "healthz"},
-    {"GET", "/readyz", api_readyz, NULL, SYS | RF_NO_LIMIT, "readyz"},
-    /* Loopback without credentials, or anyone holding system.status. */
-    {"GET", "/status", api_status, "system.status", RF_LEGAL_EXEMPT | RF_LOOPBACK | RF_NO_LIMIT,
-        "status"},
-    {"GET", "/metrics", api_metrics, "system.status", RF_LEGAL_EXEMPT | RF_LOOPBACK | RF_NO_LIMIT,
-        "metrics"},
+	ROUTE("GET",    "/healthz",                        api_healthz,            P_NONE,                    SYS | RF_NO_DB | RF_MONITOR, "healthz"),
+	ROUTE("GET",    "/readyz",                         api_readyz,             P_NONE,                    SYS | RF_MONITOR,            "readyz"),
+	/* Loopback without credentials, or anyone holding system.status. */
+	ROUTE("GET",    "/status",                         api_status,             P_SYSTEM_STATUS,           MONITOR | RF_LOOPBACK,       "status"),
+	ROUTE("GET",    "/metrics",                        api_metrics,            P_SYSTEM_STATUS,           MONITOR | RF_LOOPBACK,       "metrics"),
 
-    {"POST", "/auth/login", api_auth_login, NULL, SYS | JSON, "auth_login"},
-    {"POST", "/auth/logout", api_auth_logout, NULL, AUTH, "auth_logout"},
-    {"GET", "/auth/me", api_auth_me, NULL, AUTH, "auth_me"},
-    {"POST", "/auth/password", api_auth_password, NULL, AUTH | JSON, "auth_password"},
-    {"POST", "/auth/tokens", api_tokens_create, NULL, AUTH | JSON, "tokens_create"},
-    {"GET", "/auth/tokens", api_tokens_list, NULL, AUTH, "tokens_list"},
-    {"DELETE", "/auth/tokens/:id", api_tokens_delete, NULL, AUTH, "tokens_delete"},
+	ROUTE("POST",   "/auth/login",                     api_auth_login,         P_NONE,                    SYS | JSON,                  "auth_login"),
+	ROUTE("POST",   "/auth/logout",                    api_auth_logout,        P_NONE,                    AUTH,                        "auth_logout"),
+	ROUTE("GET",    "/auth/me",                        api_auth_me,            P_NONE,                    AUTH,                        "auth_me"),
+	ROUTE("POST",   "/auth/password",                  api_auth_password,      P_NONE,                    AUTH | JSON,                 "auth_password"),
+	ROUTE("POST",   "/auth/tokens",                    api_tokens_create,      P_NONE,                    AUTH | JSON,                 "tokens_create"),
+	ROUTE("GET",    "/auth/tokens",                    api_tokens_list,        P_NONE,                    AUTH,                        "tokens_list"),
+	ROUTE("DELETE", "/auth/tokens/:id",                api_tokens_delete,      P_NONE,                    AUTH,                        "tokens_delete"),
 
-    /* Runbook 1: the legal routes stay reachable while documents are pending. */
-    {"POST", "/legal", api_legal_publish, "legal.publish", AUTH | JSON, "legal_publish"},
-    {"GET", "/legal/:type", api_legal_get, NULL, SYS, "legal_get"},
-    {"GET", "/legal/:type/versions", api_legal_versions, NULL, SYS, "legal_versions"},
-    {"GET", "/legal/:type/versions/:version", api_legal_version, NULL, SYS, "legal_version"},
-    {"GET", "/legal/:type/diff", api_legal_diff, NULL, SYS, "legal_diff"},
-    {"GET", "/legal/acceptance/status", api_legal_status, NULL, AUTH, "legal_status"},
-    {"POST", "/legal/acceptance", api_legal_accept, NULL, AUTH | JSON, "legal_accept"},
-    {"GET", "/legal/acceptance/report", api_legal_report, "legal.report", AUTH, "legal_report"},
+	/* Runbook 1: the legal routes stay reachable while documents are pending. */
+	ROUTE("POST",   "/legal",                          api_legal_publish,      P_LEGAL_PUBLISH,           AUTH | JSON,                 "legal_publish"),
+	ROUTE("GET",    "/legal/:type",                    api_legal_get,          P_NONE,                    SYS,                         "legal_get"),
+	ROUTE("GET",    "/legal/:type/versions",           api_legal_versions,     P_NONE,                    SYS,                         "legal_versions"),
+	ROUTE("GET",    "/legal/:type/versions/:version",  api_legal_version,      P_NONE,                    SYS,                         "legal_version"),
+	ROUTE("GET",    "/legal/:type/diff",               api_legal_diff,         P_NONE,                    SYS,                         "legal_diff"),
+	ROUTE("GET",    "/legal/acceptance/status",        api_legal_status,       P_NONE,                    AUTH,                        "legal_status"),
+	ROUTE("POST",   "/legal/acceptance",               api_legal_accept,       P_NONE,                    AUTH | JSON,                 "legal_accept"),
+	ROUTE("GET",    "/legal/acceptance/report",        api_legal_report,       P_LEGAL_REPORT,            AUTH,                        "legal_report"),
 
-    {"POST", "/users", api_users_create, "users.manage", JSON, "users_create"},
-    {"GET", "/users", api_users_list, "users.read", 0, "users_list"},
-    {"GET", "/users/:id", api_users_get, "users.read", 0, "users_get"},
-    {"PATCH", "/users/:id", api_users_patch, "users.manage", JSON, "users_patch"},
-    {"POST", "/orgs", api_orgs_create, "orgs.manage", JSON, "orgs_create"},
-    {"GET", "/orgs", api_orgs_list, "orgs.read", 0, "orgs_list"},
-    {"GET", "/orgs/:id", api_orgs_get, "orgs.read", 0, "orgs_get"},
+	ROUTE("POST",   "/users",                          api_users_create,       P_USERS_MANAGE,            JSON,                        "users_create"),
+	ROUTE("GET",    "/users",                          api_users_list,         P_USERS_READ,              0,                           "users_list"),
+	ROUTE("GET",    "/users/:id",                      api_users_get,          P_USERS_READ,              0,                           "users_get"),
+	ROUTE("PATCH",  "/users/:id",                      api_users_patch,        P_USERS_MANAGE,            JSON,                        "users_patch"),
+	ROUTE("POST",   "/orgs",                           api_orgs_create,        P_ORGS_MANAGE,             JSON,                        "orgs_create"),
+	ROUTE("GET",    "/orgs",                           api_orgs_list,          P_ORGS_READ,               0,                           "orgs_list"),
+	ROUTE("GET",    "/orgs/:id",                       api_orgs_get,           P_ORGS_READ,               0,                           "orgs_get"),
 
-/* Tenant records: one block per entity of the entity table. */
-#define TENANT(e)                                                                                  \
-	{"GET", "/orgs/:orgId/" e, api_tenant_list, "tenant.read", 0, e "_list"},                  \
-	    {"POST", "/orgs/:orgId/" e, api_tenant_create, "tenant.write", JSON, e "_create"},     \
-	    {"GET", "/orgs/:orgId/" e "/:id", api_tenant_get, "tenant.read", 0, e "_get"},         \
-	    {"PATCH", "/orgs/:orgId/" e "/:id", api_tenant_patch, "tenant.write", JSON,            \
-	        e "_patch"},                                                                       \
-	{                                                                                          \
-		"DELETE", "/orgs/:orgId/" e "/:id", api_tenant_delete, "tenant.write", 0,          \
-		    e "_delete"                                                                    \
-	}
-    TENANT("contacts"),
-    TENANT("projects"),
-    TENANT("offices"),
-    /* An org's people: read with users.read, managed with org_users.manage. */
-    {"GET", "/orgs/:orgId/users", api_org_users_list, "users.read", 0, "org_users_list"},
-    {"POST", "/orgs/:orgId/users", api_org_users_create, "org_users.manage", JSON,
-        "org_users_create"},
-    {"GET", "/orgs/:orgId/users/:id", api_org_users_get, "users.read", 0, "org_users_get"},
-    {"PATCH", "/orgs/:orgId/users/:id", api_org_users_patch, "org_users.manage", JSON,
-        "org_users_patch"},
-    {"DELETE", "/orgs/:orgId/users/:id", api_org_users_delete, "org_users.manage", 0,
-        "org_users_delete"},
+	TENANT("contacts", ENTITY_CONTACTS),
+	TENANT("projects", ENTITY_PROJECTS),
+	TENANT("offices", ENTITY_OFFICES),
+	/* An org's people: read with users.read, managed with org_users.manage. */
+	ROUTE("GET",    "/orgs/:orgId/users",              api_org_users_list,     P_USERS_READ,              0,                           "org_users_list"),
+	ROUTE("POST",   "/orgs/:orgId/users",              api_org_users_create,   P_ORG_USERS_MANAGE,        JSON,                        "org_users_create"),
+	ROUTE("GET",    "/orgs/:orgId/users/:id",          api_org_users_get,      P_USERS_READ,              0,                           "org_users_get"),
+	ROUTE("PATCH",  "/orgs/:orgId/users/:id",          api_org_users_patch,    P_ORG_USERS_MANAGE,        JSON,                        "org_users_patch"),
+	ROUTE("DELETE", "/orgs/:orgId/users/:id",          api_org_users_delete,   P_ORG_USERS_MANAGE,        0,                           "org_users_delete"),
 
-    /* Runbook 2. */
-    {"POST", "/compliance/legal-hold", api_compliance_hold, "compliance.legal_hold", JSON,
-        "compliance_hold"},
-    {"POST", "/compliance/strip-pii", api_compliance_strip, "compliance.strip_pii", JSON,
-        "compliance_strip"},
-    {"GET", "/compliance/records/:entity/:id", api_compliance_record, "compliance.read", 0,
-        "compliance_record"},
-    {"POST", "/compliance/batch-archive", api_compliance_archive, "compliance.archive", JSON,
-        "compliance_archive"},
-    {"GET", "/compliance/export", api_compliance_export, "compliance.export", 0,
-        "compliance_export"},
-    {"GET", "/export/:entity", api_export, "compliance.export", 0, "export"},
+	/* Runbook 2. */
+	ROUTE("POST",   "/compliance/legal-hold",          api_compliance_hold,    P_COMPLIANCE_LEGAL_HOLD,   JSON,                        "compliance_hold"),
+	ROUTE("POST",   "/compliance/strip-pii",           api_compliance_strip,   P_COMPLIANCE_STRIP_PII,    JSON,                        "compliance_strip"),
+	ROUTE("GET",    "/compliance/records/:entity/:id", api_compliance_record,  P_COMPLIANCE_READ,         0,                           "compliance_record"),
+	ROUTE("POST",   "/compliance/batch-archive",       api_compliance_archive, P_COMPLIANCE_ARCHIVE,      JSON,                        "compliance_archive"),
+	ROUTE("GET",    "/compliance/export",              api_compliance_export,  P_COMPLIANCE_EXPORT,       0,                           "compliance_export"),
+	ROUTE("GET",    "/export/:entity",                 api_export,             P_COMPLIANCE_EXPORT,       0,                           "export"),
 
-    /* Runbook 3: only superadmin holds migration.run. */
-    {"POST", "/migration/start", api_migration_start, "migration.run", JSON, "migration_start"},
-    {"GET", "/migration/status/:orgId", api_migration_status, "migration.run", 0,
-        "migration_status"},
-    {"POST", "/migration/finalize", api_migration_finalize, "migration.run", JSON,
-        "migration_finalize"},
-    {"POST", "/migration/abort", api_migration_abort, "migration.run", JSON, "migration_abort"},
-    {"GET", "/migration/history", api_migration_history, "migration.run", 0, "migration_history"},
+	/* Runbook 3: only superadmin holds migration.run. */
+	ROUTE("POST",   "/migration/start",                api_migration_start,    P_MIGRATION_RUN,           JSON,                        "migration_start"),
+	ROUTE("GET",    "/migration/status/:orgId",        api_migration_status,   P_MIGRATION_RUN,           0,                           "migration_status"),
+	ROUTE("POST",   "/migration/finalize",             api_migration_finalize, P_MIGRATION_RUN,           JSON,                        "migration_finalize"),
+	ROUTE("POST",   "/migration/abort",                api_migration_abort,    P_MIGRATION_RUN,           JSON,                        "migration_abort"),
+	ROUTE("GET",    "/migration/history",              api_migration_history,  P_MIGRATION_RUN,           0,                           "migration_history"),
 
-    {"POST", "/security/sessions/flush", api_sessions_flush, "security.sessions_flush", AUTH | JSON,
-        "sessions_flush"},
-    /* Containment stays reachable while legal documents are pending. */
-    {"POST", "/security/blocklist", api_blocklist_add, "security.blocklist", AUTH | JSON,
-        "blocklist_add"},
-    {"GET", "/security/blocklist", api_blocklist_list, "security.blocklist", AUTH,
-        "blocklist_list"},
-    {"DELETE", "/security/blocklist/:id", api_blocklist_delete, "security.blocklist", AUTH,
-        "blocklist_delete"},
-    {"POST", "/email/test", api_email_test, "email.send_test", JSON, "email_test"},
-    {"GET", "/email/outbox", api_email_outbox, "email.outbox", 0, "email_outbox"},
-    {"POST", "/email/outbox/:id/retry", api_email_retry, "email.outbox", 0, "email_retry"},
-    {"GET", "/audit", api_audit_list, "audit.read", 0, "audit_list"},
-    {"GET", "/audit/verify", api_audit_verify, "audit.verify", 0, "audit_verify"},
+	/* Runbook 4: containment stays reachable while legal documents are pending. */
+	ROUTE("POST",   "/security/sessions/flush",        api_sessions_flush,     P_SECURITY_SESSIONS_FLUSH, AUTH | JSON,                 "sessions_flush"),
+	ROUTE("POST",   "/security/blocklist",             api_blocklist_add,      P_SECURITY_BLOCKLIST,      AUTH | JSON,                 "blocklist_add"),
+	ROUTE("GET",    "/security/blocklist",             api_blocklist_list,     P_SECURITY_BLOCKLIST,      AUTH,                        "blocklist_list"),
+	ROUTE("DELETE", "/security/blocklist/:id",         api_blocklist_delete,   P_SECURITY_BLOCKLIST,      AUTH,                        "blocklist_delete"),
 
-    /* Test-only routes (OPSD_ENV=test): a stuck request for the master's
-     * timeout, a validated echo for the body pipeline, a DB round trip. */
-    {"GET", "/__test/sleep", api_test_sleep, NULL, SYS | RF_TEST_ONLY | RF_NO_DB, "test_sleep"},
-    {"POST", "/__test/echo", api_test_echo, NULL, SYS | RF_TEST_ONLY | RF_NO_DB | RF_JSON_BODY,
-        "test_echo"},
-    {"GET", "/__test/db", api_test_db, NULL, SYS | RF_TEST_ONLY, "test_db"},
+	/* Runbook 5. */
+	ROUTE("POST",   "/email/test",                     api_email_test,         P_EMAIL_SEND_TEST,         JSON,                        "email_test"),
+	ROUTE("GET",    "/email/outbox",                   api_email_outbox,       P_EMAIL_OUTBOX,            0,                           "email_outbox"),
+	ROUTE("POST",   "/email/outbox/:id/retry",         api_email_retry,        P_EMAIL_OUTBOX,            0,                           "email_retry"),
+
+	ROUTE("GET",    "/audit",                          api_audit_list,         P_AUDIT_READ,              0,                           "audit_list"),
+	ROUTE("GET",    "/audit/verify",                   api_audit_verify,       P_AUDIT_VERIFY,            0,                           "audit_verify"),
+
+	/* Test-only routes (OPSD_ENV=test): a stuck request for the master's
+	 * timeout, a validated echo for the body pipeline, a DB round trip. */
+	ROUTE("GET",    "/__test/sleep",                   api_test_sleep,         P_NONE,                    TEST | RF_NO_DB,             "test_sleep"),
+	ROUTE("POST",   "/__test/echo",                    api_test_echo,          P_NONE,                    TEST | RF_NO_DB | JSON,      "test_echo"),
+	ROUTE("GET",    "/__test/db",                      api_test_db,            P_NONE,                    TEST,                        "test_db"),
 };
+/* clang-format on */
 
 const size_t nroutes = countof(routes);
 

@@ -27,17 +27,6 @@
 	"legal_hold, pii_stripped_at IS NOT NULL, archived_at IS NOT NULL,"                        \
 	" created_at, updated_at"
 
-/* The entity a route serves: the segment after /orgs/:orgId/. */
-static const struct entity *route_entity(const struct req *r)
-{
-	const char *p = r->route->pattern + strlen("/orgs/:orgId/");
-	char name[32];
-
-	str_copy(name, p, sizeof(name));
-	name[strcspn(name, "/")] = '\0';
-	return entity_find(name);
-}
-
 /* SELECT of an entity: id, its org (org_id; an org's own id), its columns,
  * the state columns, then the caller's WHERE/ORDER text (fixed strings only). */
 const char *tenant_select_sql(const struct entity *e, const char *tail, char *buf, size_t len)
@@ -197,7 +186,7 @@ static struct json_object *entity_row(const struct db_rows *rows, size_t i, cons
 
 void api_tenant_list(struct req *r)
 {
-	const struct entity *e = route_entity(r);
+	const struct entity *e = r->route->entity;
 	struct opsd_uuid org;
 	struct tenant_org t;
 	char sql[512];
@@ -214,7 +203,7 @@ void api_tenant_list(struct req *r)
 
 void api_tenant_get(struct req *r)
 {
-	const struct entity *e = route_entity(r);
+	const struct entity *e = r->route->entity;
 	struct opsd_uuid org, id;
 	struct tenant_org t;
 	char sql[512];
@@ -288,7 +277,7 @@ static bool write_or_reply(struct req *r, struct write_tx *x,
 
 void api_tenant_create(struct req *r)
 {
-	struct write_tx x = {.r = r, .e = route_entity(r)};
+	struct write_tx x = {.r = r, .e = r->route->entity};
 	struct tenant_org t;
 
 	if (!tenant_org_or_reply(r, req_param(r, "orgId"), &x.org, &t) ||
@@ -414,7 +403,7 @@ static bool write_or_reply(struct req *r, struct write_tx *x, int (*fn)(struct t
 
 void api_tenant_patch(struct req *r)
 {
-	struct write_tx x = {.r = r, .e = route_entity(r)};
+	struct write_tx x = {.r = r, .e = r->route->entity};
 	struct tenant_org t;
 
 	if (!tenant_org_or_reply(r, req_param(r, "orgId"), &x.org, &t) ||
@@ -428,7 +417,7 @@ void api_tenant_patch(struct req *r)
 
 void api_tenant_delete(struct req *r)
 {
-	struct write_tx x = {.r = r, .e = route_entity(r)};
+	struct write_tx x = {.r = r, .e = r->route->entity};
 	struct tenant_org t;
 	struct json_object *o;
 

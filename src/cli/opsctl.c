@@ -1247,7 +1247,8 @@ static int cmd_routes(struct opsctl *o)
 		json_object_object_add(r, "method", json_object_new_string(routes[i].method));
 		json_object_object_add(r, "pattern", json_object_new_string(routes[i].pattern));
 		json_object_object_add(r, "permission",
-		    routes[i].perm ? json_object_new_string(routes[i].perm) : NULL);
+		    routes[i].perm != P_NONE ? json_object_new_string(perm_name(routes[i].perm))
+		                             : NULL);
 		json_object_object_add(r, "public",
 		    json_object_new_boolean(!!(routes[i].flags & RF_PUBLIC)));
 		json_object_object_add(r, "testOnly",

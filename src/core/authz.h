@@ -19,6 +19,7 @@ enum role {
 };
 
 enum perm {
+	P_NONE = -1, /* a route any signed-in caller may use (or anyone, with RF_PUBLIC) */
 	P_LEGAL_PUBLISH,
 	P_LEGAL_REPORT,
 	P_COMPLIANCE_READ,
@@ -54,7 +55,7 @@ typedef uint64_t permset; /* bit (1 << enum perm) */
 
 const char *role_name(enum role r);
 int role_from_name(const char *name); /* -1 if unknown */
-const char *perm_name(enum perm p);   /* "legal.publish" */
+const char *perm_name(enum perm p);   /* "legal.publish"; NULL for P_NONE */
 int perm_from_name(const char *name); /* -1 if unknown */
 
 permset role_perms(roleset roles);

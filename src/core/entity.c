@@ -40,21 +40,32 @@ static const struct entity_column org_cols[] = {
 
 #define COLS(a) a, countof(a)
 
-const struct entity entities[] = {
-    {"contacts", "contacts", true, true, COLS(contact_cols), "org_id"},
-    {"projects", "projects", true, true, COLS(project_cols), "org_id"},
-    {"offices", "offices", true, true, COLS(office_cols), "org_id"},
-    {"users", "users", false, false, COLS(user_cols), "org_id"},
-    {"orgs", "orgs", false, false, COLS(org_cols), "id"},
+const struct entity entities[ENTITY__MAX] = {
+    [ENTITY_USERS] = {"users", "users", false, false, COLS(user_cols), "org_id"},
+    [ENTITY_CONTACTS] = {"contacts", "contacts", true, true, COLS(contact_cols), "org_id"},
+    [ENTITY_PROJECTS] = {"projects", "projects", true, true, COLS(project_cols), "org_id"},
+    [ENTITY_OFFICES] = {"offices", "offices", true, true, COLS(office_cols), "org_id"},
+    [ENTITY_ORGS] = {"orgs", "orgs", false, false, COLS(org_cols), "id"},
 };
-const size_t nentities = countof(entities);
 
 const struct entity *entity_find(const char *name)
 {
-	for (size_t i = 0; name && i < nentities; i++)
+	for (size_t i = 0; name && i < ENTITY__MAX; i++)
 		if (strcmp(entities[i].name, name) == 0)
 			return &entities[i];
 	return NULL;
+}
+
+const char *const *entity_choices(bool crud_only)
+{
+	static const char *all[ENTITY__MAX + 1], *crud[ENTITY__MAX + 1];
+	const char **out = crud_only ? crud : all;
+
+	if (!out[0])
+		for (size_t i = 0, n = 0; i < ENTITY__MAX; i++)
+			if (!crud_only || entities[i].crud)
+				out[n++] = entities[i].name;
+	return out;
 }
 
 const char *entity_redacted_value(const struct entity_column *c, const uint8_t id[16], char *buf,

@@ -40,9 +40,20 @@ struct entity {
 	const char *org_column; /* "org_id", or "id" for orgs, NULL for platform users */
 };
 
-extern const struct entity entities[];
-extern const size_t nentities;
+/* The entities, in the order error messages list them. */
+enum entity_kind {
+	ENTITY_USERS,
+	ENTITY_CONTACTS,
+	ENTITY_PROJECTS,
+	ENTITY_OFFICES,
+	ENTITY_ORGS,
+	ENTITY__MAX
+};
+extern const struct entity entities[ENTITY__MAX];
 const struct entity *entity_find(const char *name);
+/* The names of the entities (only those served under /orgs/:orgId/ with
+ * crud_only), NULL-terminated: the choices of an "entity" field. */
+const char *const *entity_choices(bool crud_only);
 /* The redacted value of a column for record id (NULL for RED_NULL). */
 const char *entity_redacted_value(const struct entity_column *c, const uint8_t id[16], char *buf,
     size_t len);

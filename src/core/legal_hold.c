@@ -55,7 +55,7 @@ int legal_hold_org_any(struct db *tdb, struct db *control, struct arena *a, cons
 		*held = true;
 		return 0;
 	}
-	for (size_t i = 0; i < nentities; i++) {
+	for (size_t i = 0; i < ENTITY__MAX; i++) {
 		char sql[160];
 
 		if (!entities[i].tenant)
@@ -187,7 +187,7 @@ int legal_hold_collect(struct db *control, const struct opsd_config *cfg, struct
 	memset(out, 0, sizeof(*out));
 	if (!a)
 		return -1;
-	for (size_t i = 0; i < nentities && rc == 0; i++)
+	for (size_t i = 0; i < ENTITY__MAX && rc == 0; i++)
 		rc = held_collect_entity(control, control, a, &entities[i], out);
 	/* Tenant records of dedicated orgs live in their own databases. */
 	if (rc == 0 &&
@@ -207,7 +207,7 @@ int legal_hold_collect(struct db *control, const struct opsd_config *cfg, struct
 				rc = -1;
 				break;
 			}
-			for (size_t i = 0; i < nentities && rc == 0; i++)
+			for (size_t i = 0; i < ENTITY__MAX && rc == 0; i++)
 				if (entities[i].tenant)
 					rc = held_collect_entity(d, control, a, &entities[i], out);
 		}

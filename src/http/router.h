@@ -6,7 +6,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/authz.h"
+
 struct arena;
+struct entity;
 struct req;
 
 typedef void (*route_handler)(struct req *r);
@@ -15,10 +18,12 @@ typedef void (*route_handler)(struct req *r);
 #define RF_PUBLIC 0x01u       /* no authentication needed */
 #define RF_LOOPBACK 0x02u     /* loopback needs no credentials; others need perm */
 #define RF_LEGAL_EXEMPT 0x04u /* not blocked by the legal-acceptance gate */
-#define RF_NO_LIMIT 0x08u     /* outside opsd's rate limiter (health and monitoring) */
-#define RF_JSON_BODY 0x10u    /* body must be a JSON object */
-#define RF_TEST_ONLY 0x20u    /* exists only when OPSD_ENV=test */
-#define RF_NO_DB 0x40u        /* never touches MariaDB (served while it is down) */
+/* health and monitoring: outside opsd's rate limiter, and reachable from
+ * loopback even when an operator blocks that address */
+#define RF_MONITOR 0x08u
+#define RF_JSON_BODY 0x10u /* body must be a JSON object */
+#define RF_TEST_ONLY 0x20u /* exists only when OPSD_ENV=test */
+#define RF_NO_DB 0x40u     /* never touches MariaDB (served while it is down) */
 
 #define ROUTE_MAX_PARAMS 8
 
@@ -26,9 +31,10 @@ struct route {
 	const char *method;  /* "GET", "POST", "PATCH", "DELETE", "PUT" */
 	const char *pattern; /* "/legal/:type/versions/:version" */
 	route_handler handler;
-	const char *perm; /* permission "area.action", NULL when public */
+	enum perm perm; /* the permission it needs; P_NONE: any signed-in caller */
 	unsigned flags;
-	const char *name; /* metric label, e.g. "legal_get" */
+	const char *name;            /* metric label, e.g. "legal_get" */
+	const struct entity *entity; /* the entity a tenant record route serves */
 };
 
 struct route_params {

@@ -190,7 +190,7 @@ static bool is_choice(const char *s, const char *const *choices)
 	return false;
 }
 
-static void choices_reason(const char *const *choices, char *buf, size_t len)
+void json_choices_reason(const char *const *choices, char *buf, size_t len)
 {
 	size_t off = (size_t)snprintf(buf, len, "must be one of: ");
 	for (const char *const *c = choices; c != NULL && *c != NULL && off < len; c++)
@@ -284,7 +284,7 @@ static bool check_value(struct json_object *v, const struct field_spec *f, char 
 	case FT_ENUM:
 		if (s != NULL && is_choice(s, f->choices))
 			return true;
-		choices_reason(f->choices, reason, len);
+		json_choices_reason(f->choices, reason, len);
 		return false;
 	}
 	snprintf(reason, len, "has an unknown type");

@@ -60,6 +60,9 @@ struct field_spec {
 int json_validate(struct json_object *obj, const struct field_spec *spec,
     struct json_object **details);
 
+/* "must be one of: a, b, c" (the reason json_validate gives for FT_ENUM). */
+void json_choices_reason(const char *const *choices, char *buf, size_t len);
+
 /* Typed getters that return dflt when the field is absent or null. */
 const char *json_get_str(struct json_object *obj, const char *name, const char *dflt);
 long long json_get_int(struct json_object *obj, const char *name, long long dflt);

@@ -202,7 +202,7 @@ static size_t tenant_tables(const char *out[MAX_TABLES])
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < nentities && n < MAX_TABLES; i++)
+	for (size_t i = 0; i < ENTITY__MAX && n < MAX_TABLES; i++)
 		if (entities[i].tenant)
 			out[n++] = entities[i].table;
 	return n;

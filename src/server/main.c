@@ -76,12 +76,6 @@ int main(int argc, char **argv)
 		return 1;
 	errors = config_load(cfg, print_line, NULL);
 	errors += router_check_table(routes, nroutes, print_problem, NULL);
-	for (size_t i = 0; i < nroutes; i++)
-		if (routes[i].perm && perm_from_name(routes[i].perm) < 0) {
-			fprintf(stderr, "opsd: route table: %s %s needs unknown permission %s\n",
-			    routes[i].method, routes[i].pattern, routes[i].perm);
-			errors++;
-		}
 	if (errors > 0) {
 		fprintf(stderr, "opsd: %d configuration problem%s; not starting\n", errors,
 		    errors == 1 ? "" : "s");

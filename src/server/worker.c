@@ -230,7 +230,6 @@ static bool auth_failure_limited(struct req *r, const struct route *rt)
 static bool authorize_or_reply(struct req *r, const struct route *rt)
 {
 	struct principal *p = arena_calloc(r->arena, 1, sizeof(*p));
-	int need = rt->perm ? perm_from_name(rt->perm) : -1;
 
 	if (!p) {
 		reply_error(r, 500, "internal_error", "out of memory", NULL);
@@ -249,10 +248,11 @@ static bool authorize_or_reply(struct req *r, const struct route *rt)
 		return false;
 	}
 	r->who = p;
-	if (need >= 0 && !perms_have(p->perms, (enum perm)need)) {
+	if (rt->perm != P_NONE && !perms_have(p->perms, rt->perm)) {
 		struct json_object *d = json_object_new_object();
 
-		json_object_object_add(d, "permission", json_object_new_string(rt->perm));
+		json_object_object_add(d, "permission",
+		    json_object_new_string(perm_name(rt->perm)));
 		reply_error(r, 403, "forbidden", "you lack the permission this needs", d);
 		return false;
 	}
@@ -353,7 +353,7 @@ static bool rate_ok(struct req *r, const struct route *rt)
 	uint64_t since;
 	bool audit;
 
-	if (rt->flags & RF_NO_LIMIT)
+	if (rt->flags & RF_MONITOR)
 		return true;
 	if (r->who && r->who->method == AUTH_TOKEN) {
 		kind = "token";

@@ -17,19 +17,19 @@ static void h_a(struct req *r)
 }
 
 static const struct route table[] = {
-    {"GET", "/", h_a, NULL, RF_PUBLIC, "root"},
-    {"GET", "/healthz", h_a, NULL, RF_PUBLIC, "healthz"},
-    {"GET", "/users/:id", h_a, NULL, 0, "user_get"},
-    {"GET", "/users/me", h_a, NULL, 0, "user_me"},
-    {"DELETE", "/users/:id", h_a, NULL, 0, "user_delete"},
-    {"PATCH", "/users/:id", h_a, NULL, 0, "user_patch"},
-    {"POST", "/users", h_a, NULL, 0, "user_create"},
-    {"GET", "/legal/:type/versions/:version", h_a, NULL, 0, "legal_version"},
-    {"GET", "/legal/:type/versions/latest", h_a, NULL, 0, "legal_latest"},
-    {"GET", "/a/:x/c", h_a, NULL, 0, "a_x_c"},
-    {"GET", "/:y/b/c", h_a, NULL, 0, "y_b_c"},
-    {"POST", "/__test/echo", h_a, NULL, RF_TEST_ONLY, "test_echo"},
-    {"GET", "/__test/echo", h_a, NULL, 0, "echo_get"},
+    {"GET", "/", h_a, P_NONE, RF_PUBLIC, "root", NULL},
+    {"GET", "/healthz", h_a, P_NONE, RF_PUBLIC, "healthz", NULL},
+    {"GET", "/users/:id", h_a, P_NONE, 0, "user_get", NULL},
+    {"GET", "/users/me", h_a, P_NONE, 0, "user_me", NULL},
+    {"DELETE", "/users/:id", h_a, P_NONE, 0, "user_delete", NULL},
+    {"PATCH", "/users/:id", h_a, P_NONE, 0, "user_patch", NULL},
+    {"POST", "/users", h_a, P_NONE, 0, "user_create", NULL},
+    {"GET", "/legal/:type/versions/:version", h_a, P_NONE, 0, "legal_version", NULL},
+    {"GET", "/legal/:type/versions/latest", h_a, P_NONE, 0, "legal_latest", NULL},
+    {"GET", "/a/:x/c", h_a, P_NONE, 0, "a_x_c", NULL},
+    {"GET", "/:y/b/c", h_a, P_NONE, 0, "y_b_c", NULL},
+    {"POST", "/__test/echo", h_a, P_NONE, RF_TEST_ONLY, "test_echo", NULL},
+    {"GET", "/__test/echo", h_a, P_NONE, 0, "echo_get", NULL},
 };
 
 static struct arena *A;
@@ -233,33 +233,34 @@ static void test_check_table(void **state)
 		struct route r;
 		const char *why;
 	} bad[] = {
-	    {{"GET", "users", h_a, NULL, 0, "x"}, "must start with '/'"},
-	    {{"GET", "/users/", h_a, NULL, 0, "x"}, "empty segment"},
-	    {{"GET", "/a//b", h_a, NULL, 0, "x"}, "empty segment"},
-	    {{"GET", "/a/:", h_a, NULL, 0, "x"}, "empty parameter name"},
-	    {{"GET", "/a/:x/:x", h_a, NULL, 0, "x"}, "duplicate parameter name"},
-	    {{"GET", "/a/b:c", h_a, NULL, 0, "x"}, "':' may only start a segment"},
-	    {{"GET", "/a/:x-y", h_a, NULL, 0, "x"}, "parameter names"},
-	    {{"GET", "/:a/:b/:c/:d/:e/:f/:g/:h/:i", h_a, NULL, 0, "x"}, "too many parameters"},
-	    {{"get", "/x", h_a, NULL, 0, "x"}, "method must be"},
-	    {{NULL, "/x", h_a, NULL, 0, "x"}, "method must be"},
-	    {{"GET", "/x", NULL, NULL, 0, "x"}, "no handler"},
-	    {{"GET", NULL, h_a, NULL, 0, "x"}, "must start with '/'"},
+	    {{"GET", "users", h_a, P_NONE, 0, "x", NULL}, "must start with '/'"},
+	    {{"GET", "/users/", h_a, P_NONE, 0, "x", NULL}, "empty segment"},
+	    {{"GET", "/a//b", h_a, P_NONE, 0, "x", NULL}, "empty segment"},
+	    {{"GET", "/a/:", h_a, P_NONE, 0, "x", NULL}, "empty parameter name"},
+	    {{"GET", "/a/:x/:x", h_a, P_NONE, 0, "x", NULL}, "duplicate parameter name"},
+	    {{"GET", "/a/b:c", h_a, P_NONE, 0, "x", NULL}, "':' may only start a segment"},
+	    {{"GET", "/a/:x-y", h_a, P_NONE, 0, "x", NULL}, "parameter names"},
+	    {{"GET", "/:a/:b/:c/:d/:e/:f/:g/:h/:i", h_a, P_NONE, 0, "x", NULL},
+	        "too many parameters"},
+	    {{"get", "/x", h_a, P_NONE, 0, "x", NULL}, "method must be"},
+	    {{NULL, "/x", h_a, P_NONE, 0, "x", NULL}, "method must be"},
+	    {{"GET", "/x", NULL, P_NONE, 0, "x", NULL}, "no handler"},
+	    {{"GET", NULL, h_a, P_NONE, 0, "x", NULL}, "must start with '/'"},
 	};
 	for (size_t i = 0; i < countof(bad); i++) {
 		if (check(&bad[i].r, 1) != 1 || strstr(problems, bad[i].why) == NULL)
 			fail_msg("pattern #%zu: %s", i, problems);
 	}
 	const struct route eight[] = {
-	    {"GET", "/:a/:b/:c/:d/:e/:f/:g/:h", h_a, NULL, 0, "x"},
+	    {"GET", "/:a/:b/:c/:d/:e/:f/:g/:h", h_a, P_NONE, 0, "x", NULL},
 	};
 	assert_int_equal(check(eight, 1), 0);
 	const struct route dups[] = {
-	    {"GET", "/users/:id", h_a, NULL, 0, "a"},
-	    {"POST", "/users/:id", h_a, NULL, 0, "b"},
-	    {"GET", "/users/:uid", h_a, NULL, 0, "c"},
-	    {"GET", "/users/:id", h_a, NULL, 0, "d"},
-	    {"GET", "/users/me", h_a, NULL, 0, "e"},
+	    {"GET", "/users/:id", h_a, P_NONE, 0, "a", NULL},
+	    {"POST", "/users/:id", h_a, P_NONE, 0, "b", NULL},
+	    {"GET", "/users/:uid", h_a, P_NONE, 0, "c", NULL},
+	    {"GET", "/users/:id", h_a, P_NONE, 0, "d", NULL},
+	    {"GET", "/users/me", h_a, P_NONE, 0, "e", NULL},
 	};
 	assert_int_equal(check(dups, countof(dups)), 2);
 	assert_non_null(strstr(problems, "route 2 (GET /users/:uid): duplicate"));
