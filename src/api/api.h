@@ -1,5 +1,5 @@
 /* Handlers, one file per runbook area. They see a validated struct req and
- * answer through the reply_* helpers of core/http.h. */
+ * answer through the reply_* helpers of http/http.h. */
 #ifndef OPSD_API_H
 #define OPSD_API_H
 
@@ -9,18 +9,7 @@
 #include "core/users.h"
 #include "lib/uuid.h"
 
-struct scoreboard;
-
-/* What a worker knows about its pool; set once per worker before serving. */
-struct api_env {
-	struct scoreboard *sb;
-	int listen_fd;
-	const char *listen;  /* OPSD_LISTEN as configured */
-	const char *pm_name; /* "static" | "dynamic" */
-};
-extern struct api_env api_env;
-
-/* common.c: what every handler needs besides core/http.h. */
+/* common.c: what every handler needs besides http/http.h. */
 struct audit_actor;
 struct json_object;
 /* The audit actor of this request: the principal (or anonymous), its

@@ -31,8 +31,6 @@
 #include "infra/scoreboard.h"
 #include "lib/util.h"
 
-struct api_env api_env = {NULL, -1, NULL, NULL};
-
 void api_healthz(struct req *r)
 {
 	struct json_object *o = json_object_new_object();
@@ -136,16 +134,16 @@ done:
 	return rc;
 }
 
-static int listen_queue(long *cur, long *max)
+static int listen_queue(const struct server_info *s, long *cur, long *max)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
 
-	if (api_env.listen_fd < 0)
+	if (s->listen_fd < 0)
 		return -1;
-	if (api_env.listen && str_has_prefix(api_env.listen, "unix:"))
-		return unix_listen_queue(api_env.listen_fd, cur, max);
-	if (getsockopt(api_env.listen_fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+	if (s->listen && str_has_prefix(s->listen, "unix:"))
+		return unix_listen_queue(s->listen_fd, cur, max);
+	if (getsockopt(s->listen_fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
 		return -1;
 	/* For a listening socket the kernel reports the accept queue here. */
 	*cur = ti.tcpi_unacked;
@@ -196,15 +194,15 @@ static struct json_object *worker_json(const struct sb_slot *s, int state)
 
 void api_status(struct req *r)
 {
-	const struct scoreboard *sb = api_env.sb;
+	const struct scoreboard *sb = r->server->sb;
 	struct json_object *o = json_object_new_object();
 	struct sb_counts c;
 	long qcur = 0, qmax = 0;
-	bool have_queue = listen_queue(&qcur, &qmax) == 0;
+	bool have_queue = listen_queue(r->server, &qcur, &qmax) == 0;
 
 	scoreboard_count(sb, sb->generation, &c);
 	json_object_object_add(o, "pool", json_object_new_string("opsd"));
-	json_object_object_add(o, "processManager", json_object_new_string(api_env.pm_name));
+	json_object_object_add(o, "processManager", json_object_new_string(r->server->pm_name));
 	json_object_object_add(o, "startTime", time_json(sb->start_ms));
 	json_object_object_add(o, "startSince",
 	    json_object_new_int64((now_ms() - sb->start_ms) / 1000));
@@ -260,7 +258,7 @@ static const struct metrics_labels *metric_labels(void)
 
 void api_metrics(struct req *r)
 {
-	metrics_render(r->out, metric_labels(), api_env.sb);
+	metrics_render(r->out, metric_labels(), r->server->sb);
 	/* What /readyz would say, for alerting without a separate probe: a
 	 * loopback scrape works while MariaDB is down. */
 	buf_printf(r->out,

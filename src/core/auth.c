@@ -13,7 +13,6 @@
 #include "lib/crypto.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "http/http.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -34,19 +33,19 @@ static bool principal_from_row(struct principal *p, const struct db_rows *rows, 
 	return true;
 }
 
-static enum auth_result auth_session(struct req *r, struct principal *p)
+static enum auth_result auth_session(const struct auth_input *in, struct principal *p)
 {
 	struct db_rows rows;
 	uint8_t hash[32];
 
-	if (!r->cfg->session_secret ||
-	    !session_cookie_parse(r->cfg->session_secret, r->cookie, p->session_id))
+	if (!in->cfg->session_secret ||
+	    !session_cookie_parse(in->cfg->session_secret, in->cookie, p->session_id))
 		return AUTH_REJECTED;
 	sha256_raw(p->session_id, SESSION_ID_LEN, hash);
 	{
-		struct db_param q[] = {DBP_BLOB(hash, 32), DBP_I64(r->cfg->session_idle_min)};
+		struct db_param q[] = {DBP_BLOB(hash, 32), DBP_I64(in->cfg->session_idle_min)};
 
-		if (db_query(r->db, r->arena,
+		if (db_query(in->db, in->arena,
 		        "SELECT s.last_seen_at < NOW(3) - INTERVAL 60 SECOND, u.id, u.org_id, u.roles,"
 		        " u.service FROM sessions s JOIN users u ON u.id = s.user_id"
 		        " WHERE s.id_hash = ? AND s.expires_at > NOW(3)"
@@ -62,14 +61,15 @@ static enum auth_result auth_session(struct req *r, struct principal *p)
 	if (rows.val[0][0] && strcmp(rows.val[0][0], "1") == 0) {
 		struct db_param u[] = {DBP_BLOB(hash, 32)};
 
-		if (db_exec(r->db, "UPDATE sessions SET last_seen_at = NOW(3) WHERE id_hash = ?", u,
-		        countof(u), NULL) != 0)
+		if (db_exec(in->db, "UPDATE sessions SET last_seen_at = NOW(3) WHERE id_hash = ?",
+		        u, countof(u), NULL) != 0)
 			return AUTH_DB_ERROR;
 	}
 	return AUTH_OK;
 }
 
-static enum auth_result auth_token(struct req *r, struct principal *p, const char *token)
+static enum auth_result auth_token(const struct auth_input *in, struct principal *p,
+    const char *token)
 {
 	struct db_rows rows;
 	uint8_t hash[32];
@@ -82,7 +82,7 @@ static enum auth_result auth_token(struct req *r, struct principal *p, const cha
 	{
 		struct db_param q[] = {DBP_BLOB(hash, 32)};
 
-		if (db_query(r->db, r->arena,
+		if (db_query(in->db, in->arena,
 		        "SELECT t.last_used_at IS NULL OR t.last_used_at < NOW(3) - INTERVAL 60 SECOND,"
 		        " u.id, u.org_id, u.roles, u.service, t.id, t.scopes"
 		        " FROM api_tokens t JOIN users u ON u.id = t.user_id"
@@ -101,7 +101,7 @@ static enum auth_result auth_token(struct req *r, struct principal *p, const cha
 	if (rows.val[0][0] && strcmp(rows.val[0][0], "1") == 0) {
 		struct db_param u[] = {DBP_BLOB(hash, 32)};
 
-		if (db_exec(r->db,
+		if (db_exec(in->db,
 		        "UPDATE api_tokens SET last_used_at = NOW(3) WHERE token_hash = ?", u,
 		        countof(u), NULL) != 0)
 			return AUTH_DB_ERROR;
@@ -109,19 +109,19 @@ static enum auth_result auth_token(struct req *r, struct principal *p, const cha
 	return AUTH_OK;
 }
 
-enum auth_result auth_authenticate(struct req *r, struct principal *p)
+enum auth_result auth_authenticate(const struct auth_input *in, struct principal *p)
 {
 	memset(p, 0, sizeof(*p));
-	if (r->authorization && *r->authorization) {
-		const char *a = r->authorization;
+	if (in->authorization && *in->authorization) {
+		const char *a = in->authorization;
 
 		/* RFC 6750 §2.1: "Bearer" is case-insensitive, then one space. */
 		if (strncasecmp(a, "Bearer ", 7) != 0)
 			return AUTH_REJECTED;
-		return auth_token(r, p, a + 7);
+		return auth_token(in, p, a + 7);
 	}
-	if (r->cookie && strstr(r->cookie, SESSION_COOKIE_NAME))
-		return auth_session(r, p);
+	if (in->cookie && strstr(in->cookie, SESSION_COOKIE_NAME))
+		return auth_session(in, p);
 	return AUTH_ANONYMOUS;
 }
 

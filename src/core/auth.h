@@ -13,7 +13,6 @@
 struct arena;
 struct db;
 struct opsd_config;
-struct req;
 
 enum auth_method { AUTH_NONE, AUTH_SESSION, AUTH_TOKEN };
 
@@ -35,9 +34,17 @@ enum auth_result {
 	AUTH_DB_ERROR,
 };
 
-/* Resolves the request's Authorization: Bearer header, else its session
- * cookie. Touches last_seen/last_used at most once a minute. */
-enum auth_result auth_authenticate(struct req *r, struct principal *p);
+/* The credentials a request presents, and where to check them. */
+struct auth_input {
+	struct db *db;
+	struct arena *arena;
+	const struct opsd_config *cfg;
+	const char *authorization; /* the Authorization header, or NULL */
+	const char *cookie;        /* the Cookie header, or NULL */
+};
+/* Resolves the Authorization: Bearer header, else the session cookie.
+ * Touches last_seen/last_used at most once a minute. */
+enum auth_result auth_authenticate(const struct auth_input *in, struct principal *p);
 
 /* The label stored as actor in audit events: the principal's highest role. */
 const char *principal_label(const struct principal *p);

@@ -12,7 +12,6 @@
 #include "lib/buf.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "http/http.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -551,35 +550,18 @@ void blocklist_attach(uint64_t *shared, struct db *d)
 		cache_refresh(d);
 }
 
-/* Monitoring on the host reaches these whatever the list says. */
-static const char *const monitoring_paths[] = {"/healthz", "/readyz", "/status", "/metrics"};
-
-static bool monitoring_exempt(const struct req *r)
-{
-	if (!addr_is_loopback(r->remote_addr) || !r->method || !r->path ||
-	    (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0))
-		return false;
-	for (size_t i = 0; i < countof(monitoring_paths); i++)
-		if (strcmp(r->path, monitoring_paths[i]) == 0)
-			return true;
-	return false;
-}
-
-bool blocklist_blocked(struct req *r)
+bool blocklist_match(struct db *d, const char *addr_s)
 {
 	uint8_t addr[16];
 	int64_t now;
-	bool hit = false;
 
-	cache_refresh(r->db);
-	if (cache.n == 0 || !addr_parse16(r->remote_addr, addr))
+	cache_refresh(d);
+	if (cache.n == 0 || !addr_s || !addr_parse16(addr_s, addr))
 		return false;
 	now = now_ms();
-	for (size_t i = 0; i < cache.n && !hit; i++)
-		hit = (!cache.nets[i].expires_ms || cache.nets[i].expires_ms > now) &&
-		      cidr_contains(&cache.nets[i].c, addr);
-	if (!hit || monitoring_exempt(r))
-		return false;
-	reply_error(r, 403, "blocked", "requests from this address are blocked", NULL);
-	return true;
+	for (size_t i = 0; i < cache.n; i++)
+		if ((!cache.nets[i].expires_ms || cache.nets[i].expires_ms > now) &&
+		    cidr_contains(&cache.nets[i].c, addr))
+			return true;
+	return false;
 }

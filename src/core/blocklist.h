@@ -1,6 +1,6 @@
 /* The IP blocklist (SPEC §11, runbook 4): CIDR parsing and matching (pure),
  * the ip_blocklist table, and each worker's cache of the active entries that
- * blocklist_blocked() checks before anything else of a request. */
+ * blocklist_match() checks before anything else of a request. */
 #ifndef OPSD_BLOCKLIST_H
 #define OPSD_BLOCKLIST_H
 
@@ -16,7 +16,6 @@ struct db;
 struct db_rows;
 struct json_object;
 struct opsd_config;
-struct req;
 
 /* ---- pure part --------------------------------------------------------- */
 
@@ -106,14 +105,11 @@ int blocklist_expire_job(struct db *d, const struct opsd_config *cfg);
 void blocklist_attach(uint64_t *shared, struct db *d);
 void blocklist_changed(void);
 
-/* True after replying 403 "blocked" (SPEC §5 envelope) when the client's
- * address (REMOTE_ADDR) is in an active entry: for every path, known or not,
- * before routing, authentication or the body. One exception: GET /healthz,
- * /readyz, /status and /metrics from a loopback address, so that monitoring
- * on the host (Prometheus, script/server's readiness probe) keeps working
- * even when an operator blocks 127.0.0.1 or ::/0. When MariaDB is down the
- * last list loaded stays in force (a worker started while MariaDB was
- * down blocks nothing until it can load one). */
-bool blocklist_blocked(struct req *r);
+/* True when addr (a client's REMOTE_ADDR) is in an active entry of this
+ * worker's copy of the list, refreshed first as blocklist_attach says (d
+ * may be NULL: the last list loaded stays in force). The request pipeline
+ * answers 403 "blocked" before routing, authentication or the body, except
+ * to monitoring on the host (api/pipeline.c). */
+bool blocklist_match(struct db *d, const char *addr);
 
 #endif

@@ -20,6 +20,24 @@ struct principal;
 
 #define REQ_MAX_HEADERS 16
 
+/* The body as the server read it (all of it, up to the 1 MiB limit). */
+enum body_state {
+	BODY_OK,
+	BODY_TOO_BIG,    /* over the limit: drained, answered 413 */
+	BODY_BAD_LENGTH, /* CONTENT_LENGTH is not a length */
+	BODY_SHORT,      /* the connection ended before CONTENT_LENGTH bytes */
+};
+
+/* What the server process tells handlers about itself (GET /status and
+ * /metrics read the pool's scoreboard and listen socket). */
+struct scoreboard;
+struct server_info {
+	struct scoreboard *sb;
+	int listen_fd;
+	const char *listen;  /* OPSD_LISTEN as configured */
+	const char *pm_name; /* "static" | "dynamic" */
+};
+
 struct req_header {
 	const char *name;
 	const char *value;
@@ -28,7 +46,8 @@ struct req_header {
 struct req {
 	struct arena *arena;
 	const struct opsd_config *cfg;
-	struct db *db; /* this worker's connection (may be down) */
+	struct db *db;                    /* this worker's connection (may be down) */
+	const struct server_info *server; /* the pool serving it */
 
 	/* Request, copied into the arena from the FastCGI params. */
 	const char *method;
@@ -46,6 +65,7 @@ struct req {
 	const char **param_name; /* every FastCGI param */
 	const char **param_value;
 	char *body; /* NUL-terminated, may be NULL */
+	enum body_state body_state;
 	size_t body_len;
 	struct json_object *json; /* parsed body for RF_JSON_BODY routes */
 

@@ -6,9 +6,9 @@
 #include <signal.h>
 #include <stdbool.h>
 
-struct req;
+#include "http/http.h"
 
-enum body_state { BODY_OK, BODY_TOO_BIG, BODY_BAD_LENGTH, BODY_SHORT };
+struct req;
 
 /* Accepts the next connection and checks its FastCGI framing before libfcgi
  * parses it: libfcgi trusts the peer's name/value lengths and aborts the

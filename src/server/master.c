@@ -227,13 +227,11 @@ static void child_run(struct master *m, enum sb_kind kind, int slot)
 		_exit(0);
 	drop_privileges(m);
 	if (kind == SB_WORKER) {
-		struct worker_args wa = {m->cfg, m->listen_fd, m->sb, slot};
+		struct worker_args wa = {m->cfg, m->listen_fd, m->sb, slot,
+		    {m->sb, m->listen_fd, m->cfg->listen,
+		        m->cfg->pm == PM_DYNAMIC ? "dynamic" : "static"}};
 
 		proctitle_set("opsd: worker");
-		api_env.sb = m->sb;
-		api_env.listen_fd = m->listen_fd;
-		api_env.listen = m->cfg->listen;
-		api_env.pm_name = m->cfg->pm == PM_DYNAMIC ? "dynamic" : "static";
 		rc = worker_main(&wa);
 	} else {
 		close(m->listen_fd);

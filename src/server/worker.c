@@ -3,34 +3,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
 #include <json-c/json.h>
 
-#include "api/api.h"
-#include "lib/arena.h"
-#include "core/audit.h"
-#include "core/auth.h"
-#include "core/authz.h"
-#include "core/blocklist.h"
-#include "lib/buf.h"
-#include "infra/config.h"
-#include "infra/db.h"
-#include "server/fcgi.h"
+#include "api/pipeline.h"
 #include "http/http.h"
-#include "lib/json.h"
-#include "core/legal.h"
-#include "lib/log.h"
-#include "infra/metrics.h"
-#include "infra/ratelimit.h"
 #include "http/router.h"
-#include "api/routes.h"
+#include "infra/config.h"
+#include "infra/metrics.h"
 #include "infra/scoreboard.h"
-#include "core/session.h"
+#include "lib/arena.h"
+#include "lib/buf.h"
+#include "lib/json.h"
+#include "lib/log.h"
 #include "lib/util.h"
 #include "lib/uuid.h"
+#include "server/fcgi.h"
 #include "server/worker.h"
 
 static volatile sig_atomic_t stopping;
@@ -97,347 +87,6 @@ static const char *sane_request_id(struct arena *a, const char *rid)
 	return arena_strdup(a, buf);
 }
 
-static bool is_json_type(const char *ct)
-{
-	size_t n = strlen("application/json");
-
-	if (!ct || strncasecmp(ct, "application/json", n) != 0)
-		return false;
-	ct += n;
-	while (*ct == ' ')
-		ct++;
-	/* RFC 8259 §8.1: UTF-8 only; a charset parameter may say so. */
-	if (*ct == '\0')
-		return true;
-	if (*ct != ';')
-		return false;
-	ct++;
-	while (*ct == ' ')
-		ct++;
-	return strcasecmp(ct, "charset=utf-8") == 0;
-}
-
-static void reply_parse_error(struct req *r, enum json_parse_err e, const char *why)
-{
-	switch (e) {
-	case JSON_PARSE_TOO_BIG:
-		reply_error(r, 413, "payload_too_large", "the request body exceeds 1 MiB", NULL);
-		return;
-	case JSON_PARSE_EMPTY:
-		reply_error(r, 400, "invalid_json", "a JSON object body is required", NULL);
-		return;
-	default:
-		reply_error(r, 400, "invalid_json", why[0] ? why : "the body is not valid JSON",
-		    NULL);
-		return;
-	}
-}
-
-/* Body checks that sit before every handler taking JSON. */
-static bool read_json_body(struct req *r)
-{
-	enum json_parse_err e;
-	char why[160] = "";
-
-	if (!is_json_type(r->content_type)) {
-		reply_error(r, 415, "unsupported_media_type",
-		    "Content-Type must be application/json", NULL);
-		return false;
-	}
-	e = json_parse_body(r->body, r->body_len, &r->json, why, sizeof(why));
-	if (e != JSON_PARSE_OK) {
-		reply_parse_error(r, e, why);
-		return false;
-	}
-	return true;
-}
-
-static void reply_route_miss(struct req *r, enum route_result rr, const char *allow)
-{
-	switch (rr) {
-	case ROUTE_BAD_METHOD: {
-		struct json_object *d = json_object_new_object();
-
-		json_object_object_add(d, "allow", json_object_new_string(allow));
-		reply_header(r, "Allow", allow);
-		reply_error(r, 405, "method_not_allowed", "this method is not allowed on this path",
-		    d);
-		return;
-	}
-	case ROUTE_BAD_PATH:
-		reply_error(r, 400, "bad_path", "the path has a malformed escape", NULL);
-		return;
-	default:
-		reply_error(r, 404, "not_found", "no such endpoint", NULL);
-		return;
-	}
-}
-
-/* The worker's one connection, opened lazily and reconnected by db_ensure:
- * a MariaDB that is down gives 503s, never a dead worker. */
-static struct db *worker_db;
-
-static bool db_ready(struct req *r)
-{
-	char err[256];
-
-	if (!worker_db) {
-		worker_db = db_open(r->cfg->db_uri, err, sizeof(err));
-		if (!worker_db) {
-			log_msg(LL_WARN, "db_connect_failed", "%s", err);
-			return false;
-		}
-	}
-	r->db = worker_db;
-	return db_ensure(worker_db) == 0;
-}
-
-static bool is_unsafe(const char *method)
-{
-	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
-	       strcmp(method, "OPTIONS") != 0;
-}
-
-/* Authentication, permission and CSRF, before any body is parsed: an
- * anonymous caller learns nothing about a route's input. */
-static void refused(struct req *r, const struct route *rt, const struct rl_limit *l,
-    const struct rl_verdict *v, const char *kind, const char *id, bool audit, uint64_t since);
-
-/* Failed authentications are limited per address too (the per-user and
- * per-token buckets cannot see them): past the burst, a failure is
- * answered 429 instead of 401. Valid credentials are never held back, so
- * a stranger's failures behind the same address lock nobody out. true
- * when it replied 429. */
-static bool auth_failure_limited(struct req *r, const struct route *rt)
-{
-	struct rl_limit l = {r->cfg->ratelimit_ip_per_min, r->cfg->ratelimit_burst};
-	struct rl_verdict v;
-	const char *addr = r->remote_addr ? r->remote_addr : "";
-	char key[96];
-	bool audit;
-	uint64_t since;
-
-	if (l.per_min <= 0)
-		return false;
-	snprintf(key, sizeof(key), "authfail:%s", addr);
-	ratelimit_check(key, &l, &v, &audit, &since);
-	if (v.allowed)
-		return false;
-	refused(r, rt, &l, &v, "ip-authfail", addr, audit, since);
-	return true;
-}
-
-static bool authorize_or_reply(struct req *r, const struct route *rt)
-{
-	struct principal *p = arena_calloc(r->arena, 1, sizeof(*p));
-
-	if (!p) {
-		reply_error(r, 500, "internal_error", "out of memory", NULL);
-		return false;
-	}
-	switch (auth_authenticate(r, p)) {
-	case AUTH_OK:
-		break;
-	case AUTH_DB_ERROR:
-		reply_db_error(r);
-		return false;
-	default:
-		if (!auth_failure_limited(r, rt))
-			reply_error(r, 401, "unauthenticated",
-			    "sign in or present a valid API token", NULL);
-		return false;
-	}
-	r->who = p;
-	if (rt->perm != P_NONE && !perms_have(p->perms, rt->perm)) {
-		struct json_object *d = json_object_new_object();
-
-		json_object_object_add(d, "permission",
-		    json_object_new_string(perm_name(rt->perm)));
-		reply_error(r, 403, "forbidden", "you lack the permission this needs", d);
-		return false;
-	}
-	/* SPEC §6: a cookie rides along on cross-site requests; the token does not. */
-	if (p->method == AUTH_SESSION && is_unsafe(r->method) &&
-	    !session_csrf_ok(r->cfg->session_secret, p->session_id, r->csrf_token)) {
-		reply_error(r, 403, "csrf_failed", "missing or wrong X-CSRF-Token", NULL);
-		return false;
-	}
-	return true;
-}
-
-/* SPEC §7: with LEGAL_ENFORCE=1 a person who has not accepted every current
- * document can use only the exempt routes. One indexed query on the
- * cached current documents. */
-static bool legal_gate_ok(struct req *r)
-{
-	const struct legal_doc *docs;
-	bool pending[64];
-	size_t n;
-	struct json_object *list, *d;
-
-	if (r->who->service)
-		return true;
-	if (legal_current(r->db, &docs, &n) != 0 || n > 64 ||
-	    legal_pending(r->db, r->arena, r->who->user_id, docs, n, pending, NULL) != 0) {
-		reply_db_error(r);
-		return false;
-	}
-	list = json_object_new_array();
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *p;
-
-		if (!pending[i])
-			continue;
-		p = json_object_new_object();
-		json_object_object_add(p, "type", json_object_new_string(docs[i].type));
-		json_object_object_add(p, "version", json_object_new_string(docs[i].version));
-		json_object_array_add(list, p);
-	}
-	if (json_object_array_length(list) == 0) {
-		json_object_put(list);
-		return true;
-	}
-	d = json_object_new_object();
-	json_object_object_add(d, "pending", list);
-	reply_error(r, 403, "legal_acceptance_required",
-	    "accept the current legal documents first (POST /legal/acceptance)", d);
-	return false;
-}
-
-/* A 429 of opsd's limiter: logged, counted, audited at most once a minute
- * per source (audit says so), answered with Retry-After and RateLimit-*. */
-static void refused(struct req *r, const struct route *rt, const struct rl_limit *l,
-    const struct rl_verdict *v, const char *kind, const char *id, bool audit, uint64_t since)
-{
-	metrics_rate_limited(RL_LAYER_OPSD, r->route_index);
-	{
-		struct logline *ll = log_begin(LL_WARN, "rate_limited");
-
-		log_str(ll, "layer", "opsd");
-		log_str(ll, "route", rt->name);
-		log_str(ll, "source", kind);
-		log_str(ll, "sourceId", id);
-		log_int(ll, "retryAfter", v->retry_after);
-		log_end(ll);
-	}
-	if (audit) {
-		struct audit_actor a;
-		struct json_object *p = json_object_new_object();
-
-		req_actor(r, &a);
-		json_object_object_add(p, "layer", json_object_new_string("opsd"));
-		json_object_object_add(p, "route", json_object_new_string(rt->name));
-		json_object_object_add(p, "source", json_object_new_string(kind));
-		json_object_object_add(p, "refusedSinceLastEvent",
-		    json_object_new_int64((int64_t)since));
-		json_object_object_add(p, "limitPerMin", json_object_new_int(l->per_min));
-		if (audit_append_tx(r->db, &a, AA_SECURITY_RATE_LIMITED,
-		        r->who && r->who->org_id[0] ? r->who->org_id : NULL, kind, id, p) != 0)
-			log_msg(LL_ERROR, "audit_failed", "security.rate_limited: %s",
-			    db_error(r->db));
-	}
-	reply_rate_limited(r, v->retry_after, v->limit);
-}
-
-/* opsd's second line (SPEC §11): one bucket per signed-in user or API
- * token, or per client IP for anonymous calls, shared by the workers of the
- * host. Every answer that went through it carries RateLimit-*; a refusal is
- * logged, counted and, once a minute per source, audited. */
-static bool rate_ok(struct req *r, const struct route *rt)
-{
-	const struct opsd_config *c = r->cfg;
-	struct rl_limit l = {0, c->ratelimit_burst};
-	struct rl_verdict v;
-	char key[96], n[24];
-	const char *kind, *id;
-	uint64_t since;
-	bool audit;
-
-	if (rt->flags & RF_MONITOR)
-		return true;
-	if (r->who && r->who->method == AUTH_TOKEN) {
-		kind = "token";
-		id = r->who->token_id;
-		l.per_min = c->ratelimit_token_per_min;
-	} else if (r->who) {
-		kind = "user";
-		id = r->who->user_id;
-		l.per_min = c->ratelimit_user_per_min;
-	} else {
-		kind = "ip";
-		id = r->remote_addr ? r->remote_addr : "";
-		l.per_min = c->ratelimit_ip_per_min;
-	}
-	if (l.per_min <= 0)
-		return true;
-	snprintf(key, sizeof(key), "%s:%s", kind, id);
-	ratelimit_check(key, &l, &v, &audit, &since);
-	if (v.allowed) {
-		snprintf(n, sizeof(n), "%ld", v.limit);
-		reply_header(r, "RateLimit-Limit", n);
-		snprintf(n, sizeof(n), "%ld", v.remaining);
-		reply_header(r, "RateLimit-Remaining", n);
-		snprintf(n, sizeof(n), "%ld", v.reset_s);
-		reply_header(r, "RateLimit-Reset", n);
-		return true;
-	}
-	refused(r, rt, &l, &v, kind, id, audit, since);
-	return false;
-}
-
-static void dispatch(struct req *r, enum body_state body, bool test_routes)
-{
-	char allow[128];
-	const struct route *rt = NULL;
-	enum route_result rr;
-	bool local;
-
-	if (blocklist_blocked(r))
-		return;
-	r->params = arena_calloc(r->arena, 1, sizeof(*r->params));
-	if (!r->params) {
-		reply_error(r, 500, "internal_error", "out of memory", NULL);
-		return;
-	}
-	rr = router_match(routes, nroutes, r->method, r->path, test_routes, r->arena, &rt,
-	    r->params, allow, sizeof(allow));
-	if (rr != ROUTE_FOUND) {
-		reply_route_miss(r, rr, allow);
-		return;
-	}
-	r->route = rt;
-	r->route_index = (int)(rt - routes);
-
-	if (body == BODY_TOO_BIG) {
-		reply_error(r, 413, "payload_too_large", "the request body exceeds 1 MiB", NULL);
-		return;
-	}
-	if (body != BODY_OK) {
-		reply_error(r, 400, "bad_request", "the request body is shorter than its length",
-		    NULL);
-		return;
-	}
-	/* Loopback monitoring (Prometheus on the host) needs no credentials. */
-	local = (rt->flags & RF_LOOPBACK) && addr_is_loopback(r->remote_addr);
-	if (!local && !(rt->flags & RF_NO_DB) && !db_ready(r)) {
-		reply_db_error(r);
-		return;
-	}
-	if (!local && !(rt->flags & RF_PUBLIC) && !authorize_or_reply(r, rt))
-		return;
-	if (!local && !rate_ok(r, rt))
-		return;
-	if ((rt->flags & RF_JSON_BODY) && !read_json_body(r))
-		return;
-	if (r->who && r->cfg->legal_enforce && !(rt->flags & RF_LEGAL_EXEMPT) && !legal_gate_ok(r))
-		return;
-	rt->handler(r);
-	if (!r->replied) {
-		log_msg(LL_ERROR, "handler_no_reply", "route %s did not reply", rt->name);
-		reply_error(r, 500, "internal_error", "internal error", NULL);
-	}
-}
-
 static void stream_head(struct req *r)
 {
 	fcgi_write_head(r->stream_ctx, r, false);
@@ -473,26 +122,22 @@ static void log_request(const struct req *r, int64_t dur_us, int slowlog_ms)
 static void handle(FCGX_Request *fr, struct req *r, const struct worker_args *wa)
 {
 	const struct opsd_config *cfg = wa->cfg;
-	enum body_state body;
 	bool head;
 	int64_t dur;
 
 	r->cfg = cfg;
-	r->db = worker_db;
+	r->server = &wa->server;
 	r->stream_ctx = fr;
 	r->stream_head = stream_head;
 	r->stream_body = stream_body;
 	r->start_us = mono_us();
 	r->route_index = -1;
-	body = fcgi_read_request(fr, r, JSON_MAX_BODY);
+	r->body_state = fcgi_read_request(fr, r, JSON_MAX_BODY);
 	r->request_id = sane_request_id(r->arena, r->request_id);
 	log_set_request_id(r->request_id);
 	scoreboard_request_start(wa->sb, wa->slot, r->method, r->path, r->request_id);
 
-	if (body == BODY_BAD_LENGTH)
-		reply_error(r, 400, "bad_request", "CONTENT_LENGTH is not a valid length", NULL);
-	else
-		dispatch(r, body, cfg->env == ENV_TEST);
+	pipeline_run(r, cfg->env == ENV_TEST);
 
 	head = strcmp(r->method, "HEAD") == 0;
 	fcgi_write_reply(fr, r, head);
@@ -512,7 +157,6 @@ int worker_main(const struct worker_args *wa)
 	FCGX_Request fr;
 	struct arena *arena = arena_new(64 * 1024);
 	struct buf out;
-	char err[256];
 	uint64_t served = 0;
 	int rc = 0;
 
@@ -532,11 +176,7 @@ int worker_main(const struct worker_args *wa)
 	 * that only set shutdownPending, which would leave a worker spinning
 	 * instead of stopping. Ours replace them. */
 	install_signals();
-	legal_attach_generation(&wa->sb->legal_generation);
-	worker_db = db_open(wa->cfg->db_uri, err, sizeof(err));
-	if (!worker_db)
-		log_msg(LL_WARN, "db_connect_failed", "%s", err);
-	blocklist_attach(&wa->sb->blocklist_generation, worker_db);
+	pipeline_start(wa->cfg, wa->sb);
 
 	scoreboard_set_state(wa->sb, wa->slot, SB_IDLE);
 	while (!stopping) {
@@ -582,8 +222,7 @@ int worker_main(const struct worker_args *wa)
 	}
 	scoreboard_set_state(wa->sb, wa->slot, SB_EXITING);
 	FCGX_Free(&fr, 1);
-	db_close(worker_db);
-	worker_db = NULL;
+	pipeline_stop();
 	buf_free(&out);
 	arena_free(arena);
 	return rc;

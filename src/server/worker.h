@@ -1,7 +1,9 @@
 /* A worker: accepts one FastCGI request at a time and dispatches it through
- * the route table (parse → route → body → database → handler → reply). */
+ * through the request pipeline (api/pipeline.h), then writes the reply. */
 #ifndef OPSD_WORKER_H
 #define OPSD_WORKER_H
+
+#include "http/http.h"
 
 struct opsd_config;
 struct scoreboard;
@@ -11,6 +13,7 @@ struct worker_args {
 	int listen_fd;
 	struct scoreboard *sb;
 	int slot;
+	struct server_info server; /* what GET /status shows of the pool */
 };
 
 /* Runs until SIGQUIT (after the current request), SIGTERM, or
