@@ -1,3 +1,5 @@
+/* The one way to answer: status, headers, a JSON body or the error
+ * envelope (README "Errors"), streamed bodies. */
 #include <stdio.h>
 #include <string.h>
 
@@ -9,36 +11,7 @@
 #include "http/http.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "http/router.h"
 #include "lib/util.h"
-
-const char *req_param(const struct req *r, const char *name)
-{
-	if (!r->params)
-		return NULL;
-	for (int i = 0; i < r->params->n; i++)
-		if (strcmp(r->params->name[i], name) == 0)
-			return r->params->value[i];
-	return NULL;
-}
-
-const char *req_query(struct req *r, const char *name)
-{
-	return query_get(r->arena, r->query, name);
-}
-
-bool req_query_has(const struct req *r, const char *name)
-{
-	return query_has(r->query, name);
-}
-
-const char *req_env(const struct req *r, const char *name)
-{
-	for (size_t i = 0; i < r->nparams; i++)
-		if (strcmp(r->param_name[i], name) == 0)
-			return r->param_value[i];
-	return NULL;
-}
 
 void reply_header(struct req *r, const char *name, const char *value)
 {
@@ -168,16 +141,6 @@ void reply_field_error(struct req *r, const char *field, const char *reason)
 	json_object_object_add(f, field, json_object_new_string(reason));
 	json_object_object_add(d, "fields", f);
 	reply_invalid(r, d);
-}
-
-bool req_validate_or_reply(struct req *r, const struct field_spec *spec)
-{
-	struct json_object *details = NULL;
-
-	if (json_validate(r->json, spec, &details) == 0)
-		return true;
-	reply_invalid(r, details);
-	return false;
 }
 
 const char *http_status_text(int status)

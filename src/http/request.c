@@ -1,0 +1,46 @@
+/* The request as handlers read it: path and query parameters, FastCGI
+ * params, the validated body. */
+#include <string.h>
+
+#include "http/http.h"
+#include "http/router.h"
+#include "lib/json.h"
+#include "lib/util.h"
+
+const char *req_param(const struct req *r, const char *name)
+{
+	if (!r->params)
+		return NULL;
+	for (int i = 0; i < r->params->n; i++)
+		if (strcmp(r->params->name[i], name) == 0)
+			return r->params->value[i];
+	return NULL;
+}
+
+const char *req_query(struct req *r, const char *name)
+{
+	return query_get(r->arena, r->query, name);
+}
+
+bool req_query_has(const struct req *r, const char *name)
+{
+	return query_has(r->query, name);
+}
+
+const char *req_env(const struct req *r, const char *name)
+{
+	for (size_t i = 0; i < r->nparams; i++)
+		if (strcmp(r->param_name[i], name) == 0)
+			return r->param_value[i];
+	return NULL;
+}
+
+bool req_validate_or_reply(struct req *r, const struct field_spec *spec)
+{
+	struct json_object *details = NULL;
+
+	if (json_validate(r->json, spec, &details) == 0)
+		return true;
+	reply_invalid(r, details);
+	return false;
+}
