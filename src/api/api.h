@@ -75,7 +75,6 @@ void api_orgs_get(struct req *r);
 /* Shared with org_users.c; org is NULL for /users, else the org of
  * /orgs/:orgId/users, whose users get org roles only (any other role is a
  * 400 on "roles"; one the caller does not hold, a 403). */
-void reply_user_err(struct req *r, enum user_err e);
 /* POST: validates the body, creates the user, replies 201 with it. */
 void user_create_reply(struct req *r, const struct opsd_uuid *org);
 /* PATCH of the user :id {roles?, disabled?, name?}; within org, only its

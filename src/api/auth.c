@@ -70,7 +70,7 @@ static int login_lookup(struct req *r, const char *email, struct login_user *u)
 
 static void reply_login_failed(struct req *r)
 {
-	reply_error(r, 401, "unauthenticated", "invalid email or password", NULL);
+	reply_error(r, E_UNAUTHENTICATED, "invalid email or password", NULL);
 }
 
 struct login_tx {
@@ -203,7 +203,7 @@ void api_auth_logout(struct req *r)
 	struct json_object *o;
 
 	if (r->who->method != AUTH_SESSION) {
-		reply_error(r, 400, "bad_request",
+		reply_error(r, E_BAD_REQUEST,
 		    "logout ends a session; revoke tokens with DELETE /auth/tokens/:id", NULL);
 		return;
 	}
@@ -301,7 +301,7 @@ void api_auth_password(struct req *r)
 	if (!req_validate_or_reply(r, password_spec))
 		return;
 	if (r->who->method != AUTH_SESSION) {
-		reply_error(r, 403, "forbidden", "passwords are changed from a session", NULL);
+		reply_error(r, E_FORBIDDEN, "passwords are changed from a session", NULL);
 		return;
 	}
 	uuid_parse(r->who->user_id, &id);
@@ -315,11 +315,11 @@ void api_auth_password(struct req *r)
 		pw = password_verify(json_get_str(r->json, "currentPassword", ""), rows.val[0][0],
 		    &sp);
 	if (pw != PW_OK && pw != PW_OK_REHASH) {
-		reply_error(r, 403, "forbidden", "the current password is wrong", NULL);
+		reply_error(r, E_FORBIDDEN, "the current password is wrong", NULL);
 		return;
 	}
 	if (password_hash(json_get_str(r->json, "newPassword", ""), &sp, hash, sizeof(hash)) != 0) {
-		reply_error(r, 500, "internal_error", "internal error", NULL);
+		reply_error(r, E_INTERNAL, "internal error", NULL);
 		return;
 	}
 	x.hash = hash;
@@ -370,8 +370,7 @@ static bool scopes_or_reply(struct req *r, permset *out)
 		struct json_object *d = json_object_new_object();
 
 		json_object_object_add(d, "scopes", missing);
-		reply_error(r, 403, "forbidden", "a token cannot hold permissions its owner lacks",
-		    d);
+		reply_error(r, E_FORBIDDEN, "a token cannot hold permissions its owner lacks", d);
 		return false;
 	}
 	json_object_put(missing);
@@ -450,7 +449,7 @@ void api_tokens_create(struct req *r)
 	if (!req_validate_or_reply(r, token_spec))
 		return;
 	if (r->who->method != AUTH_SESSION) {
-		reply_error(r, 403, "forbidden", "tokens are created from a session", NULL);
+		reply_error(r, E_FORBIDDEN, "tokens are created from a session", NULL);
 		return;
 	}
 	if (!scopes_or_reply(r, &scopes))
@@ -551,7 +550,7 @@ void api_tokens_delete(struct req *r)
 		return;
 	}
 	if (!x.found) {
-		reply_error(r, 404, "not_found", "no such token", NULL);
+		reply_error(r, E_NOT_FOUND, "no such token", NULL);
 		return;
 	}
 	o = json_object_new_object();

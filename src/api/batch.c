@@ -48,7 +48,7 @@ bool id_batch_run(struct id_batch *b, id_batch_fn fn)
 	b->what = arena_calloc(r->arena, b->n ? b->n : 1, sizeof(*b->what));
 	idx = arena_calloc(r->arena, b->n ? b->n : 1, sizeof(*idx));
 	if (!b->what || !idx) {
-		reply_error(r, 500, "internal_error", "out of memory", NULL);
+		reply_error(r, E_INTERNAL, "out of memory", NULL);
 		return false;
 	}
 	if (!b->e->tenant) {
@@ -69,7 +69,7 @@ bool id_batch_run(struct id_batch *b, id_batch_fn fn)
 	found = arena_calloc(r->arena, b->n, sizeof(*found));
 	done = arena_calloc(r->arena, b->n, sizeof(*done));
 	if (!ids || !orgs || !found || !done) {
-		reply_error(r, 500, "internal_error", "out of memory", NULL);
+		reply_error(r, E_INTERNAL, "out of memory", NULL);
 		return false;
 	}
 	for (size_t i = 0; i < b->n; i++)
@@ -214,7 +214,7 @@ struct db *record_db_or_reply(struct req *r, const struct entity *e, const struc
 		return NULL;
 	}
 	if (!found) {
-		reply_error(r, 404, "not_found", "no such record", NULL);
+		reply_error(r, E_NOT_FOUND, "no such record", NULL);
 		return NULL;
 	}
 	rc = tenant_org_db(r->db, r->cfg, r->arena, org[0], &t);
@@ -223,7 +223,7 @@ struct db *record_db_or_reply(struct req *r, const struct entity *e, const struc
 	if (rc == 2)
 		reply_unavailable(r, "the org's database is unreachable");
 	else if (rc == 1)
-		reply_error(r, 404, "not_found", "no such record", NULL);
+		reply_error(r, E_NOT_FOUND, "no such record", NULL);
 	else
 		reply_db_error(r);
 	return NULL;

@@ -72,7 +72,7 @@ bool uuid_param_or_reply(struct req *r, const char *name, struct opsd_uuid *out)
 
 	if (v && uuid_parse(v, out))
 		return true;
-	reply_error(r, 404, "not_found", "no such resource", NULL);
+	reply_error(r, E_NOT_FOUND, "no such resource", NULL);
 	return false;
 }
 

@@ -30,7 +30,7 @@ static bool target_or_reply(struct req *r, const struct entity **e, struct opsd_
 	*n = json_object_array_length(arr);
 	*ids = arena_calloc(r->arena, *n ? *n : 1, sizeof(**ids));
 	if (!*ids) {
-		reply_error(r, 500, "internal_error", "out of memory", NULL);
+		reply_error(r, E_INTERNAL, "out of memory", NULL);
 		return false;
 	}
 	for (size_t i = 0; i < *n; i++)
@@ -236,7 +236,7 @@ void api_compliance_record(struct req *r)
 		return;
 	}
 	if (rows.nrows != 1) {
-		reply_error(r, 404, "not_found", "no such record", NULL);
+		reply_error(r, E_NOT_FOUND, "no such record", NULL);
 		return;
 	}
 	o = json_object_new_object();

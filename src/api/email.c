@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 
 #include "api/api.h"
+#include "api/errors.h"
 #include "core/audit.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
@@ -51,12 +52,8 @@ void api_email_test(struct req *r)
 	if (!req_validate_or_reply(r, test_spec))
 		return;
 	rc = db_tx(r->db, test_fn, &x);
-	if (x.err == MAIL_BAD_ADDRESS || x.err == MAIL_BAD_CONTENT) {
-		reply_field_error(r, "to", "not a valid email address");
-		return;
-	}
-	if (rc != 0) {
-		reply_db_error(r);
+	if (x.err != MAIL_OK || rc != 0) {
+		reply_err(r, &mail_errors[x.err != MAIL_OK ? x.err : MAIL_DB_ERROR], NULL);
 		return;
 	}
 	o = json_object_new_object();
@@ -153,11 +150,11 @@ void api_email_retry(struct req *r)
 		return;
 	}
 	if (x.state == 1) {
-		reply_error(r, 404, "not_found", "no such message", NULL);
+		reply_error(r, E_NOT_FOUND, "no such message", NULL);
 		return;
 	}
 	if (x.state == 2) {
-		reply_error(r, 409, "conflict", "only a failed message can be retried", NULL);
+		reply_error(r, E_CONFLICT, "only a failed message can be retried", NULL);
 		return;
 	}
 	p[0] = DBP_BLOB(x.id.b, 16);

@@ -61,7 +61,7 @@ void api_compliance_export(struct req *r)
 		return;
 	}
 	if (!id || !uuid_parse(id, &u)) {
-		reply_error(r, 404, "not_found", "no such record", NULL);
+		reply_error(r, E_NOT_FOUND, "no such record", NULL);
 		return;
 	}
 	if (!(d = record_db_or_reply(r, e, &u)))
@@ -73,7 +73,7 @@ void api_compliance_export(struct req *r)
 		return;
 	}
 	if (rows.nrows != 1) {
-		reply_error(r, 404, "not_found", "no such record", NULL);
+		reply_error(r, E_NOT_FOUND, "no such record", NULL);
 		return;
 	}
 	rec = tenant_record_json(e, &rows, 0);
@@ -168,7 +168,7 @@ void api_export(struct req *r)
 	if (!tenant_org_or_reply(r, req_query(r, "orgId"), &org, &t))
 		return;
 	if (!(chunk = arena_new(256 * 1024))) {
-		reply_error(r, 500, "internal_error", "out of memory", NULL);
+		reply_error(r, E_INTERNAL, "out of memory", NULL);
 		return;
 	}
 	snprintf(disp, sizeof(disp), "attachment; filename=\"%s-%s.%s\"", e->name,
@@ -475,7 +475,7 @@ void api_compliance_archive(struct req *r)
 	if (!req_validate_or_reply(r, entity_spec(archive_spec)))
 		return;
 	if (!(x.a = arena_new(64 * 1024))) {
-		reply_error(r, 500, "internal_error", "out of memory", NULL);
+		reply_error(r, E_INTERNAL, "out of memory", NULL);
 		return;
 	}
 	archive_run(r, &x);
@@ -536,7 +536,7 @@ static void archive_run(struct req *r, struct archive_tx *xp)
 		if (!u || !id_batch_run(&b, archive_ids)) {
 			json_object_put(o);
 			if (!u)
-				reply_error(r, 500, "internal_error", "out of memory", NULL);
+				reply_error(r, E_INTERNAL, "out of memory", NULL);
 			return;
 		}
 		json_object_object_add(o, "counts", counts_json(x.counts));

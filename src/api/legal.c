@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 
 #include "api/api.h"
+#include "api/errors.h"
 #include "lib/arena.h"
 #include "core/audit.h"
 #include "core/auth.h"
@@ -75,13 +76,8 @@ void api_legal_publish(struct req *r)
 	req_actor(r, &a);
 	e = legal_publish(r->db, &a, type, version, json_get_str(r->json, "content", ""), ms,
 	    notify, id);
-	if (e == LEGAL_DUPLICATE) {
-		reply_error(r, 409, "duplicate_version", "this version of this type already exists",
-		    NULL);
-		return;
-	}
 	if (e != LEGAL_OK) {
-		reply_db_error(r);
+		reply_err(r, &legal_errors[e], NULL);
 		return;
 	}
 	format_rfc3339(ms, t);
@@ -131,7 +127,7 @@ void api_legal_get(struct req *r)
 		return;
 	doc = legal_current_of(docs, n, req_param(r, "type"));
 	if (!doc) {
-		reply_error(r, 404, "not_found", "no current document of this type", NULL);
+		reply_error(r, E_NOT_FOUND, "no current document of this type", NULL);
 		return;
 	}
 	reply_header(r, "ETag", doc->etag);
@@ -180,7 +176,7 @@ void api_legal_versions(struct req *r)
 		return;
 	}
 	if (rows.nrows == 0) {
-		reply_error(r, 404, "not_found", "no document of this type", NULL);
+		reply_error(r, E_NOT_FOUND, "no document of this type", NULL);
 		return;
 	}
 	items = json_object_new_array();
@@ -205,7 +201,7 @@ static bool version_or_reply(struct req *r, const char *type, const char *versio
 	struct db_param p[] = {DBP_STR(type), DBP_STR(version)};
 
 	if (!version || !legal_version_valid(version)) {
-		reply_error(r, 404, "not_found", "no such version", NULL);
+		reply_error(r, E_NOT_FOUND, "no such version", NULL);
 		return false;
 	}
 	if (db_query(r->db, r->arena,
@@ -215,7 +211,7 @@ static bool version_or_reply(struct req *r, const char *type, const char *versio
 		return false;
 	}
 	if (rows->nrows != 1) {
-		reply_error(r, 404, "not_found", "no such version", NULL);
+		reply_error(r, E_NOT_FOUND, "no such version", NULL);
 		return false;
 	}
 	return true;
@@ -248,7 +244,7 @@ void api_legal_diff(struct req *r)
 		return;
 	n = diff_lines(r->arena, a.val[0][3], b.val[0][3], &lines);
 	if (n < 0) {
-		reply_error(r, 500, "internal_error", "out of memory", NULL);
+		reply_error(r, E_INTERNAL, "out of memory", NULL);
 		return;
 	}
 	arr = json_object_new_array();
@@ -407,12 +403,12 @@ void api_legal_accept(struct req *r)
 				return;
 			}
 			if (rows.nrows == 1) {
-				reply_error(r, 409, "conflict",
+				reply_error(r, E_CONFLICT,
 				    "only the current version can be accepted", NULL);
 				return;
 			}
 		}
-		reply_error(r, 404, "not_found", "no such document version", NULL);
+		reply_error(r, E_NOT_FOUND, "no such document version", NULL);
 		return;
 	}
 	if (db_tx(r->db, accept_fn, &x) != 0) {
@@ -459,7 +455,7 @@ void api_legal_report(struct req *r)
 		return;
 	cur = legal_current_of(docs, n, type);
 	if (!version && !cur) {
-		reply_error(r, 404, "not_found", "no current document of this type", NULL);
+		reply_error(r, E_NOT_FOUND, "no current document of this type", NULL);
 		return;
 	}
 	if (!version_or_reply(r, type, version ? version : cur->version, &doc))

@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 
 #include "api/api.h"
+#include "api/errors.h"
 #include "core/audit.h"
 #include "infra/config.h"
 #include "infra/db.h"
@@ -70,35 +71,6 @@ static const char *detail_safe(const struct req *r, const char *detail, const ch
 	return detail;
 }
 
-/* A refusal of the core in the SPEC §5 envelope: a bad field of the body is
- * a 400 validation_failed naming it; any other keeps the core's status and
- * code with the field it concerns. detail (may be NULL) becomes
- * details.reason. */
-static void reply_mig_err(struct req *r, enum mig_err e, const char *detail)
-{
-	const struct mig_err_info *info = mig_err_describe(e);
-	struct json_object *d;
-
-	if (e == MIG_E_DB) {
-		reply_db_error(r);
-		return;
-	}
-	d = json_object_new_object();
-	if (detail)
-		json_object_object_add(d, "reason", json_object_new_string(detail));
-	if (info->field && strcmp(info->code, "validation_failed") == 0) {
-		struct json_object *f = json_object_new_object();
-
-		json_object_object_add(f, info->field, json_object_new_string(info->message));
-		json_object_object_add(d, "fields", f);
-		reply_invalid(r, d);
-		return;
-	}
-	if (info->field)
-		json_object_object_add(d, "field", json_object_new_string(info->field));
-	reply_error(r, info->http, info->code, info->message, d);
-}
-
 /* The org's status document, or the refusal. */
 static void reply_status_doc(struct req *r, int status, const char *org)
 {
@@ -106,7 +78,7 @@ static void reply_status_doc(struct req *r, int status, const char *org)
 	struct json_object *doc = mig_status_json(r->db, r->arena, org, &e);
 
 	if (!doc) {
-		reply_mig_err(r, e, NULL);
+		reply_err(r, &mig_errors[e], NULL);
 		return;
 	}
 	reply_json(r, status, doc);
@@ -146,7 +118,7 @@ void api_migration_start(struct req *r)
 	req_actor(r, &a);
 	e = mig_start(r->db, r->cfg, &a, &m, id, detail, sizeof(detail));
 	if (e != MIG_OK) {
-		reply_mig_err(r, e, detail_safe(r, detail, m.target_uri));
+		reply_err(r, &mig_errors[e], detail_safe(r, detail, m.target_uri));
 		return;
 	}
 	reply_status_doc(r, 202, org);
@@ -175,7 +147,7 @@ void api_migration_finalize(struct req *r)
 	req_actor(r, &a);
 	e = mig_finalize(r->db, r->cfg, &a, org, detail, sizeof(detail));
 	if (e != MIG_OK) {
-		reply_mig_err(r, e, detail_safe(r, detail, NULL));
+		reply_err(r, &mig_errors[e], detail_safe(r, detail, NULL));
 		return;
 	}
 	reply_status_doc(r, 202, org);
@@ -194,7 +166,7 @@ void api_migration_abort(struct req *r)
 	e = mig_abort(r->db, r->cfg, &a, org, json_get_str(r->json, "migrationId", NULL),
 	    json_get_str(r->json, "reason", NULL));
 	if (e != MIG_OK) {
-		reply_mig_err(r, e, NULL);
+		reply_err(r, &mig_errors[e], NULL);
 		return;
 	}
 	reply_status_doc(r, 202, org);
@@ -218,7 +190,7 @@ void api_migration_history(struct req *r)
 	}
 	uuid_format(&u, org);
 	if (!(doc = mig_history_json(r->db, r->arena, org, &e))) {
-		reply_mig_err(r, e, NULL);
+		reply_err(r, &mig_errors[e], NULL);
 		return;
 	}
 	reply_json(r, 200, doc);

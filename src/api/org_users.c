@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 
 #include "api/api.h"
+#include "api/errors.h"
 #include "core/audit.h"
 #include "core/auth.h"
 #include "infra/db.h"
@@ -49,7 +50,7 @@ void api_org_users_get(struct req *r)
 		return;
 	}
 	if (rows.nrows != 1) {
-		reply_user_err(r, USER_NOT_FOUND);
+		reply_err(r, &user_errors[USER_NOT_FOUND], NULL);
 		return;
 	}
 	reply_json(r, 200, user_row_json(&rows, 0));
@@ -89,7 +90,7 @@ void api_org_users_delete(struct req *r)
 	req_actor(r, &a);
 	e = user_delete(r->db, r->arena, req_param(r, "id"), &scope, &a);
 	if (e != USER_OK) {
-		reply_user_err(r, e);
+		reply_err(r, &user_errors[e], NULL);
 		return;
 	}
 	reply_empty(r, 204);

@@ -52,14 +52,13 @@ static void reply_parse_error(struct req *r, enum json_parse_err e, const char *
 {
 	switch (e) {
 	case JSON_PARSE_TOO_BIG:
-		reply_error(r, 413, "payload_too_large", "the request body exceeds 1 MiB", NULL);
+		reply_error(r, E_PAYLOAD_TOO_LARGE, "the request body exceeds 1 MiB", NULL);
 		return;
 	case JSON_PARSE_EMPTY:
-		reply_error(r, 400, "invalid_json", "a JSON object body is required", NULL);
+		reply_error(r, E_INVALID_JSON, "a JSON object body is required", NULL);
 		return;
 	default:
-		reply_error(r, 400, "invalid_json", why[0] ? why : "the body is not valid JSON",
-		    NULL);
+		reply_error(r, E_INVALID_JSON, why[0] ? why : "the body is not valid JSON", NULL);
 		return;
 	}
 }
@@ -71,8 +70,8 @@ static bool read_json_body(struct req *r)
 	char why[160] = "";
 
 	if (!is_json_type(r->content_type)) {
-		reply_error(r, 415, "unsupported_media_type",
-		    "Content-Type must be application/json", NULL);
+		reply_error(r, E_UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json",
+		    NULL);
 		return false;
 	}
 	e = json_parse_body(r->body, r->body_len, &r->json, why, sizeof(why));
@@ -91,15 +90,14 @@ static void reply_route_miss(struct req *r, enum route_result rr, const char *al
 
 		json_object_object_add(d, "allow", json_object_new_string(allow));
 		reply_header(r, "Allow", allow);
-		reply_error(r, 405, "method_not_allowed", "this method is not allowed on this path",
-		    d);
+		reply_error(r, E_METHOD_NOT_ALLOWED, "this method is not allowed on this path", d);
 		return;
 	}
 	case ROUTE_BAD_PATH:
-		reply_error(r, 400, "bad_path", "the path has a malformed escape", NULL);
+		reply_error(r, E_BAD_PATH, "the path has a malformed escape", NULL);
 		return;
 	default:
-		reply_error(r, 404, "not_found", "no such endpoint", NULL);
+		reply_error(r, E_NOT_FOUND, "no such endpoint", NULL);
 		return;
 	}
 }
@@ -180,7 +178,7 @@ static bool authorize_or_reply(struct req *r, const struct route *rt)
 	struct principal *p = arena_calloc(r->arena, 1, sizeof(*p));
 
 	if (!p) {
-		reply_error(r, 500, "internal_error", "out of memory", NULL);
+		reply_error(r, E_INTERNAL, "out of memory", NULL);
 		return false;
 	}
 	struct auth_input in = {r->db, r->arena, r->cfg, r->authorization, r->cookie};
@@ -193,8 +191,8 @@ static bool authorize_or_reply(struct req *r, const struct route *rt)
 		return false;
 	default:
 		if (!auth_failure_limited(r, rt))
-			reply_error(r, 401, "unauthenticated",
-			    "sign in or present a valid API token", NULL);
+			reply_error(r, E_UNAUTHENTICATED, "sign in or present a valid API token",
+			    NULL);
 		return false;
 	}
 	r->who = p;
@@ -203,13 +201,13 @@ static bool authorize_or_reply(struct req *r, const struct route *rt)
 
 		json_object_object_add(d, "permission",
 		    json_object_new_string(perm_name(rt->perm)));
-		reply_error(r, 403, "forbidden", "you lack the permission this needs", d);
+		reply_error(r, E_FORBIDDEN, "you lack the permission this needs", d);
 		return false;
 	}
 	/* SPEC §6: a cookie rides along on cross-site requests; the token does not. */
 	if (p->method == AUTH_SESSION && is_unsafe(r->method) &&
 	    !session_csrf_ok(r->cfg->session_secret, p->session_id, r->csrf_token)) {
-		reply_error(r, 403, "csrf_failed", "missing or wrong X-CSRF-Token", NULL);
+		reply_error(r, E_CSRF_FAILED, "missing or wrong X-CSRF-Token", NULL);
 		return false;
 	}
 	return true;
@@ -249,7 +247,7 @@ static bool legal_gate_ok(struct req *r)
 	}
 	d = json_object_new_object();
 	json_object_object_add(d, "pending", list);
-	reply_error(r, 403, "legal_acceptance_required",
+	reply_error(r, E_LEGAL_ACCEPTANCE_REQUIRED,
 	    "accept the current legal documents first (POST /legal/acceptance)", d);
 	return false;
 }
@@ -344,7 +342,7 @@ static bool blocked(struct req *r, const struct route *rt)
 		return false;
 	if (rt && (rt->flags & RF_MONITOR) && addr_is_loopback(r->remote_addr))
 		return false;
-	reply_error(r, 403, "blocked", "requests from this address are blocked", NULL);
+	reply_error(r, E_BLOCKED, "requests from this address are blocked", NULL);
 	return true;
 }
 
@@ -357,12 +355,12 @@ void pipeline_run(struct req *r, bool test_routes)
 
 	r->db = worker_db;
 	if (r->body_state == BODY_BAD_LENGTH) {
-		reply_error(r, 400, "bad_request", "CONTENT_LENGTH is not a valid length", NULL);
+		reply_error(r, E_BAD_REQUEST, "CONTENT_LENGTH is not a valid length", NULL);
 		return;
 	}
 	r->params = arena_calloc(r->arena, 1, sizeof(*r->params));
 	if (!r->params) {
-		reply_error(r, 500, "internal_error", "out of memory", NULL);
+		reply_error(r, E_INTERNAL, "out of memory", NULL);
 		return;
 	}
 	/* Matching is pure: the blocklist, which answers first, needs to know
@@ -379,12 +377,11 @@ void pipeline_run(struct req *r, bool test_routes)
 	r->route_index = (int)(rt - routes);
 
 	if (r->body_state == BODY_TOO_BIG) {
-		reply_error(r, 413, "payload_too_large", "the request body exceeds 1 MiB", NULL);
+		reply_error(r, E_PAYLOAD_TOO_LARGE, "the request body exceeds 1 MiB", NULL);
 		return;
 	}
 	if (r->body_state != BODY_OK) {
-		reply_error(r, 400, "bad_request", "the request body is shorter than its length",
-		    NULL);
+		reply_error(r, E_BAD_REQUEST, "the request body is shorter than its length", NULL);
 		return;
 	}
 	/* Loopback monitoring (Prometheus on the host) needs no credentials. */
@@ -404,6 +401,6 @@ void pipeline_run(struct req *r, bool test_routes)
 	rt->handler(r);
 	if (!r->replied) {
 		log_msg(LL_ERROR, "handler_no_reply", "route %s did not reply", rt->name);
-		reply_error(r, 500, "internal_error", "internal error", NULL);
+		reply_error(r, E_INTERNAL, "internal error", NULL);
 	}
 }

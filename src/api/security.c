@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 
 #include "api/api.h"
+#include "api/errors.h"
 #include "core/audit.h"
 #include "core/auth.h"
 #include "core/blocklist.h"
@@ -129,7 +130,7 @@ static void reply_blocklist_conflict(struct req *r, const struct cidr *c)
 	        0 &&
 	    rows.nrows == 1)
 		json_object_object_add(d, "id", dbv_json_uuid(&rows, 0, 0));
-	reply_error(r, 409, "conflict", "this range is already blocked", d);
+	reply_error(r, E_CONFLICT, blocklist_errors[BL_DUPLICATE].message, d);
 }
 
 void api_blocklist_add(struct req *r)
@@ -141,6 +142,7 @@ void api_blocklist_add(struct req *r)
 	char id[UUID_STR_LEN + 1];
 	struct opsd_uuid u;
 	struct db_rows rows;
+	enum blocklist_err e;
 
 	if (!req_validate_or_reply(r, blocklist_spec) || !cidr_or_reply(r, &c) ||
 	    !expiry_or_reply(r, &expires_ms))
@@ -153,14 +155,13 @@ void api_blocklist_add(struct req *r)
 	if (!not_self_or_reply(r, &c))
 		return;
 	req_actor(r, &a);
-	switch (blocklist_add(r->db, &a, &c, reason, expires_ms, id)) {
-	case BL_OK:
-		break;
-	case BL_DUPLICATE:
+	e = blocklist_add(r->db, &a, &c, reason, expires_ms, id);
+	if (e == BL_DUPLICATE) {
 		reply_blocklist_conflict(r, &c);
 		return;
-	default:
-		reply_db_error(r);
+	}
+	if (e != BL_OK) {
+		reply_err(r, &blocklist_errors[e], NULL);
 		return;
 	}
 	if (!uuid_parse(id, &u) || blocklist_fetch(r->db, r->arena, &u, &rows) != 0 ||
@@ -184,6 +185,7 @@ void api_blocklist_delete(struct req *r)
 	struct opsd_uuid id;
 	struct audit_actor a;
 	struct db_rows rows;
+	enum blocklist_err e;
 	struct json_object *o;
 
 	if (!uuid_param_or_reply(r, "id", &id))
@@ -193,14 +195,9 @@ void api_blocklist_delete(struct req *r)
 		return;
 	}
 	req_actor(r, &a);
-	switch (rows.nrows == 1 ? blocklist_remove(r->db, &a, &id) : BL_NOT_FOUND) {
-	case BL_OK:
-		break;
-	case BL_NOT_FOUND:
-		reply_error(r, 404, "not_found", "no such blocklist entry", NULL);
-		return;
-	default:
-		reply_db_error(r);
+	e = rows.nrows == 1 ? blocklist_remove(r->db, &a, &id) : BL_NOT_FOUND;
+	if (e != BL_OK) {
+		reply_err(r, &blocklist_errors[e], NULL);
 		return;
 	}
 	o = blocklist_row_json(&rows, 0);

@@ -74,7 +74,7 @@ void api_readyz(struct req *r)
 	json_object_object_add(o, "schema", json_object_new_string(current ? "current" : "behind"));
 	if (!current) {
 		reply_header(r, "Retry-After", "10");
-		reply_error(r, 503, "unavailable",
+		reply_error(r, E_UNAVAILABLE,
 		    "the database schema is behind: run opsctl db migrate", o);
 		return;
 	}
@@ -279,7 +279,7 @@ void api_test_sleep(struct req *r)
 	struct json_object *o;
 
 	if (ms < 0 || ms > 600000) {
-		reply_error(r, 400, "validation_failed", "ms must be between 0 and 600000", NULL);
+		reply_error(r, E_VALIDATION_FAILED, "ms must be between 0 and 600000", NULL);
 		return;
 	}
 	until = mono_ms() + ms;

@@ -71,14 +71,14 @@ bool tenant_org_or_reply(struct req *r, const char *id, struct opsd_uuid *org, s
 
 	if (!id || !uuid_parse(id, org) ||
 	    (r->who->org_id[0] && strcasecmp(r->who->org_id, id) != 0)) {
-		reply_error(r, 404, "not_found", "no such org", NULL);
+		reply_error(r, E_NOT_FOUND, "no such org", NULL);
 		return false;
 	}
 	rc = tenant_org_db(r->db, r->cfg, r->arena, org->b, t);
 	if (rc < 0)
 		reply_db_error(r);
 	else if (rc == 1)
-		reply_error(r, 404, "not_found", "no such org", NULL);
+		reply_error(r, E_NOT_FOUND, "no such org", NULL);
 	else if (rc == 2)
 		reply_unavailable(r, "the org's database is unreachable");
 	return rc == 0;
@@ -148,7 +148,7 @@ static void reply_record(struct req *r, const struct entity *e, struct db *d,
 		return;
 	}
 	if (rows.nrows != 1) {
-		reply_error(r, 404, "not_found", "no such record", NULL);
+		reply_error(r, E_NOT_FOUND, "no such record", NULL);
 		return;
 	}
 	reply_json(r, status, tenant_record_json(e, &rows, 0));
@@ -222,7 +222,7 @@ void api_tenant_get(struct req *r)
 		return;
 	}
 	if (rows.nrows != 1) {
-		reply_error(r, 404, "not_found", "no such record", NULL);
+		reply_error(r, E_NOT_FOUND, "no such record", NULL);
 		return;
 	}
 	reply_json(r, 200, tenant_record_json(e, &rows, 0));
@@ -380,7 +380,7 @@ static bool write_or_reply(struct req *r, struct write_tx *x, int (*fn)(struct t
 	case TW_OK:
 		return true;
 	case TW_NO_ORG:
-		reply_error(r, 404, "not_found", "no such org", NULL);
+		reply_error(r, E_NOT_FOUND, "no such org", NULL);
 		return false;
 	case TW_FROZEN:
 		reply_org_migrating(r);
@@ -390,10 +390,10 @@ static bool write_or_reply(struct req *r, struct write_tx *x, int (*fn)(struct t
 		return false;
 	case TW_REFUSED:
 		if (x->outcome == 2)
-			reply_error(r, 409, "legal_hold", "the record or its org is on legal hold",
+			reply_error(r, E_LEGAL_HOLD, "the record or its org is on legal hold",
 			    NULL);
 		else
-			reply_error(r, 404, "not_found", "no such record", NULL);
+			reply_error(r, E_NOT_FOUND, "no such record", NULL);
 		return false;
 	default:
 		reply_db_error(r);

@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 
 #include "api/api.h"
+#include "api/errors.h"
 #include "lib/arena.h"
 #include "core/audit.h"
 #include "core/auth.h"
@@ -39,44 +40,11 @@ static bool roles_or_reply(struct req *r, struct json_object *arr, roleset allow
 		*out |= (roleset)1 << role;
 	}
 	if (!roles_grantable(r->who->perms, *out)) {
-		reply_error(r, 403, "forbidden",
-		    "you can only grant roles whose permissions you hold", NULL);
+		reply_error(r, E_FORBIDDEN, "you can only grant roles whose permissions you hold",
+		    NULL);
 		return false;
 	}
 	return true;
-}
-
-void reply_user_err(struct req *r, enum user_err e)
-{
-	switch (e) {
-	case USER_DUPLICATE:
-	case USER_ARCHIVED:
-		reply_error(r, 409, "conflict", user_err_message(e), NULL);
-		return;
-	case USER_BAD_EMAIL:
-		reply_field_error(r, "email", user_err_message(e));
-		return;
-	case USER_BAD_PASSWORD:
-		reply_field_error(r, "password", user_err_message(e));
-		return;
-	case USER_ORG_REQUIRED:
-	case USER_NO_SUCH_ORG:
-		reply_field_error(r, "orgId", user_err_message(e));
-		return;
-	case USER_NOT_FOUND:
-		reply_error(r, 404, "not_found", user_err_message(e), NULL);
-		return;
-	case USER_LEGAL_HOLD:
-		reply_error(r, 409, "legal_hold", user_err_message(e), NULL);
-		return;
-	case USER_NOT_GRANTABLE:
-	case USER_SELF:
-		reply_error(r, 403, "forbidden", user_err_message(e), NULL);
-		return;
-	default:
-		reply_db_error(r);
-		return;
-	}
 }
 
 /* The body of a new user; /users also takes orgId and service, an org's
@@ -125,12 +93,12 @@ void user_create_reply(struct req *r, const struct opsd_uuid *org)
 	req_actor(r, &a);
 	e = user_create(r->db, r->cfg, &in, &a, id);
 	if (e != USER_OK) {
-		reply_user_err(r, e);
+		reply_err(r, &user_errors[e], NULL);
 		return;
 	}
 	user = user_get_json(r->db, r->arena, id, &e);
 	if (!user) {
-		reply_user_err(r, e);
+		reply_err(r, &user_errors[e], NULL);
 		return;
 	}
 	reply_json(r, 201, user);
@@ -170,7 +138,7 @@ void api_users_get(struct req *r)
 		return;
 	user = user_get_json(r->db, r->arena, req_param(r, "id"), &e);
 	if (!user) {
-		reply_user_err(r, e);
+		reply_err(r, &user_errors[e], NULL);
 		return;
 	}
 	if (r->who->org_id[0]) {
@@ -178,7 +146,7 @@ void api_users_get(struct req *r)
 
 		if (!org || strcasecmp(org, r->who->org_id) != 0) {
 			json_object_put(user);
-			reply_user_err(r, USER_NOT_FOUND);
+			reply_err(r, &user_errors[USER_NOT_FOUND], NULL);
 			return;
 		}
 	}
@@ -215,7 +183,7 @@ void user_patch_reply(struct req *r, const struct opsd_uuid *org)
 	if (e == USER_OK)
 		user = user_get_json(r->db, r->arena, req_param(r, "id"), &e);
 	if (e != USER_OK) {
-		reply_user_err(r, e);
+		reply_err(r, &user_errors[e], NULL);
 		return;
 	}
 	reply_json(r, 200, user);
@@ -301,7 +269,7 @@ static void reply_org(struct req *r, const struct opsd_uuid *id, int status)
 		return;
 	}
 	if (rows.nrows != 1) {
-		reply_error(r, 404, "not_found", "no such org", NULL);
+		reply_error(r, E_NOT_FOUND, "no such org", NULL);
 		return;
 	}
 	reply_json(r, status, org_row_json(&rows, 0));
@@ -323,7 +291,7 @@ void api_orgs_create(struct req *r)
 	uuid_format(&x.id, x.id_s);
 	rc = db_tx(r->db, org_create_fn, &x);
 	if (x.duplicate) {
-		reply_error(r, 409, "conflict", "an org with this slug already exists", NULL);
+		reply_error(r, E_CONFLICT, "an org with this slug already exists", NULL);
 		return;
 	}
 	if (rc != 0) {
@@ -352,7 +320,7 @@ void api_orgs_get(struct req *r)
 	if (!uuid_param_or_reply(r, "id", &id))
 		return;
 	if (r->who->org_id[0] && strcasecmp(r->who->org_id, req_param(r, "id")) != 0) {
-		reply_error(r, 404, "not_found", "no such org", NULL);
+		reply_error(r, E_NOT_FOUND, "no such org", NULL);
 		return;
 	}
 	reply_org(r, &id, 200);

@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 
+#include "api/errors.h"
 #include "api/routes.h"
 #include "lib/arena.h"
 #include "core/audit.h"
@@ -211,7 +212,7 @@ static int user_create_with(struct opsctl *o, const char *email, const char *rol
 	in.password = password;
 	e = user_create(o->db, &o->cfg, &in, &o->actor, id);
 	if (e != USER_OK) {
-		fprintf(stderr, "opsctl: %s\n", user_err_message(e));
+		fprintf(stderr, "opsctl: %s\n", user_errors[e].message);
 		return e == USER_DB_ERROR ? EXIT_FAILED : EXIT_USAGE;
 	}
 	printf("%s\n", id);
@@ -250,7 +251,7 @@ static int cmd_user_set_password(struct opsctl *o)
 	if (e == USER_OK)
 		e = user_set_password(o->db, &o->cfg, id, pw, &o->actor);
 	if (e != USER_OK) {
-		fprintf(stderr, "opsctl: %s\n", user_err_message(e));
+		fprintf(stderr, "opsctl: %s\n", user_errors[e].message);
 		return EXIT_FAILED;
 	}
 	printf("password set for %s\n", id);
@@ -272,7 +273,7 @@ static int cmd_user_ensure_admin(struct opsctl *o)
 		return EXIT_OK;
 	}
 	if (e != USER_NOT_FOUND) {
-		fprintf(stderr, "opsctl: %s\n", user_err_message(e));
+		fprintf(stderr, "opsctl: %s\n", user_errors[e].message);
 		return EXIT_FAILED;
 	}
 	if (!read_password(pw, sizeof(pw))) {
@@ -504,11 +505,11 @@ static const char *const mig_directions[] = {"shared_to_dedicated", "dedicated_t
  * database trouble exits 1. */
 static int mig_fail(struct opsctl *o, enum mig_err e, const char *detail)
 {
-	const struct mig_err_info *info = mig_err_describe(e);
-	const char *what = info->code;
+	const struct err_info *info = &mig_errors[e];
+	const char *what = api_errors[info->error].code;
 	bool has_detail = detail && *detail;
 
-	if (info->field && strcmp(info->code, "validation_failed") == 0)
+	if (info->field && info->error == E_VALIDATION_FAILED)
 		for (size_t i = 0; i < countof(mig_options); i++)
 			if (strcmp(info->field, mig_options[i].field) == 0)
 				what = mig_options[i].option;
@@ -516,7 +517,7 @@ static int mig_fail(struct opsctl *o, enum mig_err e, const char *detail)
 	    has_detail ? detail : "", has_detail ? ")" : "");
 	if (e == MIG_E_DB)
 		fprintf(stderr, "opsctl: %s\n", db_error(o->db));
-	return info->http >= 500 ? EXIT_FAILED : EXIT_USAGE;
+	return api_errors[info->error].status >= 500 ? EXIT_FAILED : EXIT_USAGE;
 }
 
 /* --org as a lower-case UUID, or a usage error. */
@@ -706,8 +707,7 @@ static int cmd_migration_start(struct opsctl *o)
 		return EXIT_USAGE;
 	}
 	if (chunk && !parse_ll_range(chunk, 1, MIG_CHUNK_MAX, &m.chunk_size)) {
-		fprintf(stderr, "opsctl: --chunk-size: %s\n",
-		    mig_err_describe(MIG_E_CHUNK)->message);
+		fprintf(stderr, "opsctl: --chunk-size: %s\n", mig_errors[MIG_E_CHUNK].message);
 		return EXIT_USAGE;
 	}
 	/* The URI holds a password: it comes from the environment, never argv. */

@@ -74,7 +74,7 @@ bool blocklist_nginx_line(struct buf *b, const char *cidr, const char *reason, c
  * createdByLabel, createdAt, expiresAt} of a row of BLOCKLIST_COLUMNS. */
 struct json_object *blocklist_row_json(const struct db_rows *rows, size_t i);
 
-enum blocklist_err { BL_OK, BL_DUPLICATE, BL_NOT_FOUND, BL_DB_ERROR };
+enum blocklist_err { BL_OK, BL_DUPLICATE, BL_NOT_FOUND, BL_DB_ERROR, BL__MAX };
 
 /* Inserts an entry and audits security.blocklist_added {cidr, reason,
  * expiresAt} in one transaction (an expired entry of the same CIDR is

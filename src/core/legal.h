@@ -45,13 +45,7 @@ void legal_published(void);
 int legal_current(struct db *d, const struct legal_doc **docs, size_t *n);
 const struct legal_doc *legal_current_of(const struct legal_doc *docs, size_t n, const char *type);
 
-enum legal_err {
-	LEGAL_OK,
-	LEGAL_DUPLICATE,
-	LEGAL_NOT_FOUND,
-	LEGAL_NOT_CURRENT,
-	LEGAL_DB_ERROR,
-};
+enum legal_err { LEGAL_OK, LEGAL_DUPLICATE, LEGAL_DB_ERROR, LEGAL__MAX };
 
 /* Inserts the version and audits legal.updated in one transaction. The
  * caller has validated type, version, content and time. effective_ms 0 =

@@ -22,7 +22,7 @@ bool mail_may_send_to(const struct opsd_config *cfg, const char *addr);
 /* Masks an address for logs: "a***@example.test". */
 void mail_mask(const char *addr, char *out, size_t out_len);
 
-enum mail_err { MAIL_OK, MAIL_BAD_ADDRESS, MAIL_BAD_CONTENT, MAIL_DB_ERROR };
+enum mail_err { MAIL_OK, MAIL_BAD_ADDRESS, MAIL_BAD_CONTENT, MAIL_DB_ERROR, MAIL__MAX };
 
 /* Queues one message (or records it as suppressed, audited) inside the
  * caller's transaction, so it commits with the change that caused it.

@@ -19,26 +19,6 @@
 /* MariaDB's duplicate-key error. */
 #define ER_DUP_ENTRY 1062
 
-const char *user_err_message(enum user_err e)
-{
-	static const char *const msg[] = {
-	    [USER_OK] = "ok",
-	    [USER_DUPLICATE] = "a user with this email already exists",
-	    [USER_BAD_EMAIL] = "not a valid email address",
-	    [USER_BAD_PASSWORD] = "passwords are 12 to 1024 bytes",
-	    [USER_ORG_REQUIRED] = "org_admin and member need an orgId",
-	    [USER_NO_SUCH_ORG] = "no such org",
-	    [USER_NOT_FOUND] = "no such user",
-	    [USER_LEGAL_HOLD] = "the user or its org is on legal hold",
-	    [USER_NOT_GRANTABLE] = "this user holds roles you cannot grant",
-	    [USER_SELF] = "you cannot change your own roles, disable or delete yourself",
-	    [USER_ARCHIVED] = "a deleted or archived user cannot be enabled again",
-	    [USER_DB_ERROR] = "database error",
-	};
-
-	return (size_t)e < countof(msg) ? msg[e] : "error";
-}
-
 bool email_normalize(const char *in, char *out, size_t out_len)
 {
 	size_t n = in ? strlen(in) : 0, at = 0, ats = 0;

@@ -37,8 +37,8 @@ enum user_err {
 	USER_SELF,          /* a caller changing its own roles, disabling or deleting itself */
 	USER_ARCHIVED,      /* re-enabling a deleted or archived account */
 	USER_DB_ERROR,
+	USER__MAX
 };
-const char *user_err_message(enum user_err e);
 
 #define PASSWORD_MIN_LEN 12
 

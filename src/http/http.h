@@ -106,11 +106,58 @@ void reply_header(struct req *r, const char *name, const char *value);
 void reply_json(struct req *r, int status, struct json_object *obj);
 void reply_raw(struct req *r, int status, const char *content_type, const char *body, size_t len);
 void reply_empty(struct req *r, int status);
-/* The SPEC §5 envelope:
+/* The error codes of the API (README "Errors"), each with its status. */
+enum api_error {
+	E_BAD_REQUEST,               /* 400 */
+	E_BAD_PATH,                  /* 400: a malformed escape in the path */
+	E_INVALID_JSON,              /* 400 */
+	E_VALIDATION_FAILED,         /* 400: details.fields names them */
+	E_TARGET_UNREACHABLE,        /* 400: a migration target refused us */
+	E_UNAUTHENTICATED,           /* 401 */
+	E_FORBIDDEN,                 /* 403 */
+	E_CSRF_FAILED,               /* 403 */
+	E_LEGAL_ACCEPTANCE_REQUIRED, /* 403 */
+	E_BLOCKED,                   /* 403: the client's address is on the blocklist */
+	E_NOT_FOUND,                 /* 404 */
+	E_METHOD_NOT_ALLOWED,        /* 405 */
+	E_CONFLICT,                  /* 409 */
+	E_DUPLICATE_VERSION,         /* 409 */
+	E_LEGAL_HOLD,                /* 409 */
+	E_MIGRATION_IN_PROGRESS,     /* 409 */
+	E_DATA_KEY_REQUIRED,         /* 409: OPSD_DATA_KEY is unset */
+	E_PAYLOAD_TOO_LARGE,         /* 413 */
+	E_UNSUPPORTED_MEDIA_TYPE,    /* 415 */
+	E_RATE_LIMITED,              /* 429 */
+	E_INTERNAL,                  /* 500 internal_error */
+	E_UNAVAILABLE,               /* 503 */
+	E_ORG_MIGRATING,             /* 503 */
+	/* Not a code of its own: a failed database call, answered by
+	 * reply_db_error (503 unavailable while MariaDB is down, else 500). */
+	E_DB_ERROR,
+	E__MAX
+};
+struct api_error_info {
+	int status;
+	const char *code; /* "not_found" */
+};
+extern const struct api_error_info api_errors[E__MAX];
+
+/* The envelope:
  * {"error":{"code":…,"message":…,"details":{…}},"requestId":…}.
  * details may be NULL; it is released. */
-void reply_error(struct req *r, int status, const char *code, const char *message,
-    struct json_object *details);
+void reply_error(struct req *r, enum api_error e, const char *message, struct json_object *details);
+
+/* A domain outcome as the API answers it. Each domain error enum has one
+ * table of these (api/errors.c); reply_err is the one way to answer them. */
+struct err_info {
+	enum api_error error;
+	/* E_VALIDATION_FAILED: the body field at fault (details.fields);
+	 * otherwise the field the conflict concerns (details.field), or NULL */
+	const char *field;
+	const char *message;
+};
+/* Answers e; detail (may be NULL) becomes details.reason. */
+void reply_err(struct req *r, const struct err_info *e, const char *detail);
 /* 503 unavailable with Retry-After when MariaDB is down, else 500
  * internal_error (the log line with the request id has db_error()). */
 void reply_db_error(struct req *r);

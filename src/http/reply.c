@@ -68,51 +68,105 @@ void reply_json(struct req *r, int status, struct json_object *obj)
 	json_object_put(obj);
 }
 
-void reply_error(struct req *r, int status, const char *code, const char *message,
-    struct json_object *details)
-{
-	struct json_object *err = json_object_new_object();
-	struct json_object *env = json_object_new_object();
+const struct api_error_info api_errors[E__MAX] = {
+    [E_BAD_REQUEST] = {400, "bad_request"},
+    [E_BAD_PATH] = {400, "bad_path"},
+    [E_INVALID_JSON] = {400, "invalid_json"},
+    [E_VALIDATION_FAILED] = {400, "validation_failed"},
+    [E_TARGET_UNREACHABLE] = {400, "target_unreachable"},
+    [E_UNAUTHENTICATED] = {401, "unauthenticated"},
+    [E_FORBIDDEN] = {403, "forbidden"},
+    [E_CSRF_FAILED] = {403, "csrf_failed"},
+    [E_LEGAL_ACCEPTANCE_REQUIRED] = {403, "legal_acceptance_required"},
+    [E_BLOCKED] = {403, "blocked"},
+    [E_NOT_FOUND] = {404, "not_found"},
+    [E_METHOD_NOT_ALLOWED] = {405, "method_not_allowed"},
+    [E_CONFLICT] = {409, "conflict"},
+    [E_DUPLICATE_VERSION] = {409, "duplicate_version"},
+    [E_LEGAL_HOLD] = {409, "legal_hold"},
+    [E_MIGRATION_IN_PROGRESS] = {409, "migration_in_progress"},
+    [E_DATA_KEY_REQUIRED] = {409, "data_key_required"},
+    [E_PAYLOAD_TOO_LARGE] = {413, "payload_too_large"},
+    [E_UNSUPPORTED_MEDIA_TYPE] = {415, "unsupported_media_type"},
+    [E_RATE_LIMITED] = {429, "rate_limited"},
+    [E_INTERNAL] = {500, "internal_error"},
+    [E_UNAVAILABLE] = {503, "unavailable"},
+    [E_ORG_MIGRATING] = {503, "org_migrating"},
+    [E_DB_ERROR] = {500, "internal_error"},
+};
 
-	json_object_object_add(err, "code", json_object_new_string(code));
+void reply_error(struct req *r, enum api_error e, const char *message, struct json_object *details)
+{
+	struct json_object *err, *env;
+
+	if (e == E_DB_ERROR || (unsigned)e >= E__MAX) {
+		json_object_put(details);
+		reply_db_error(r);
+		return;
+	}
+	err = json_object_new_object();
+	env = json_object_new_object();
+	json_object_object_add(err, "code", json_object_new_string(api_errors[e].code));
 	json_object_object_add(err, "message", json_object_new_string(message));
 	json_object_object_add(err, "details", details ? details : json_object_new_object());
 	json_object_object_add(env, "error", err);
 	json_object_object_add(env, "requestId",
 	    r->request_id ? json_object_new_string(r->request_id) : NULL);
-	r->error_code = code;
-	reply_json(r, status, env);
+	r->error_code = api_errors[e].code;
+	reply_json(r, api_errors[e].status, env);
+}
+
+void reply_err(struct req *r, const struct err_info *e, const char *detail)
+{
+	struct json_object *d;
+
+	if (e->error == E_DB_ERROR) {
+		reply_db_error(r);
+		return;
+	}
+	d = json_object_new_object();
+	if (detail && *detail)
+		json_object_object_add(d, "reason", json_object_new_string(detail));
+	if (e->field && e->error == E_VALIDATION_FAILED) {
+		struct json_object *f = json_object_new_object();
+
+		json_object_object_add(f, e->field, json_object_new_string(e->message));
+		json_object_object_add(d, "fields", f);
+		reply_invalid(r, d);
+		return;
+	}
+	if (e->field)
+		json_object_object_add(d, "field", json_object_new_string(e->field));
+	reply_error(r, e->error, e->message, d);
 }
 
 void reply_db_error(struct req *r)
 {
 	if (!r->db || db_is_down(r->db)) {
 		reply_header(r, "Retry-After", "5");
-		reply_error(r, 503, "unavailable", "the database is unavailable; retry shortly",
-		    NULL);
+		reply_error(r, E_UNAVAILABLE, "the database is unavailable; retry shortly", NULL);
 		return;
 	}
 	log_msg(LL_ERROR, "db_error", "%s", db_error(r->db));
-	reply_error(r, 500, "internal_error", "internal error; see the log for this request id",
-	    NULL);
+	reply_error(r, E_INTERNAL, "internal error; see the log for this request id", NULL);
 }
 
 void reply_unavailable(struct req *r, const char *message)
 {
 	reply_header(r, "Retry-After", "5");
-	reply_error(r, 503, "unavailable", message, NULL);
+	reply_error(r, E_UNAVAILABLE, message, NULL);
 }
 
 void reply_org_migrating(struct req *r)
 {
 	reply_header(r, "Retry-After", "2");
-	reply_error(r, 503, "org_migrating",
+	reply_error(r, E_ORG_MIGRATING,
 	    "this org is moving to another database; writes resume within seconds", NULL);
 }
 
 void reply_invalid(struct req *r, struct json_object *details)
 {
-	reply_error(r, 400, "validation_failed", "the request body has invalid fields", details);
+	reply_error(r, E_VALIDATION_FAILED, "the request body has invalid fields", details);
 }
 
 void reply_rate_limited(struct req *r, long retry_after_s, long limit)
@@ -129,7 +183,7 @@ void reply_rate_limited(struct req *r, long retry_after_s, long limit)
 		struct json_object *d = json_object_new_object();
 
 		json_object_object_add(d, "layer", json_object_new_string("opsd"));
-		reply_error(r, 429, "rate_limited", "too many requests; retry later", d);
+		reply_error(r, E_RATE_LIMITED, "too many requests; retry later", d);
 	}
 }
 

@@ -55,42 +55,6 @@ int mig_status_from_name(const char *name)
 	return -1;
 }
 
-static const struct mig_err_info err_table[] = {
-    [MIG_OK] = {200, "ok", NULL, "ok"},
-    [MIG_E_DB] = {503, "unavailable", NULL, "the database is unavailable"},
-    [MIG_E_NO_ORG] = {404, "not_found", NULL, "no such org"},
-    [MIG_E_NO_MIGRATION] = {404, "not_found", NULL, "this org has no migration"},
-    [MIG_E_DIRECTION] = {409, "conflict", "direction",
-        "the org's database mode does not allow this direction"},
-    [MIG_E_CHUNK] = {400, "validation_failed", "chunkSize",
-        "must be an integer between 1 and 100000"},
-    [MIG_E_URI] = {400, "validation_failed", "targetUri",
-        "must look like mysql://user:pass@host[:port]/db"},
-    [MIG_E_DBNAME] = {400, "validation_failed", "dbName",
-        "must be 1 to 64 of [a-z0-9_], starting with a letter"},
-    [MIG_E_NO_TARGET] = {400, "validation_failed", "targetUri",
-        "required: OPSD_DEDICATED_DB_URI is not set"},
-    [MIG_E_NO_KEY] = {409, "data_key_required", NULL,
-        "OPSD_DATA_KEY must be set to store target credentials"},
-    [MIG_E_UNREACHABLE] = {400, "target_unreachable", "targetUri",
-        "the target database cannot be reached"},
-    [MIG_E_TARGET_NOT_EMPTY] = {409, "conflict", "dbName",
-        "the target already holds rows of this org"},
-    [MIG_E_IN_PROGRESS] = {409, "migration_in_progress", NULL,
-        "a migration of this org is already running"},
-    [MIG_E_LEGAL_HOLD] = {409, "legal_hold", NULL,
-        "the org or one of its records is on legal hold"},
-    [MIG_E_REASON] = {400, "validation_failed", "reason", "required"},
-    [MIG_E_NOT_READY] = {409, "conflict", NULL,
-        "only a migration in ready_for_cutover can be finalized"},
-    [MIG_E_FINISHED] = {409, "conflict", NULL, "the migration has finished or already switched"},
-};
-
-const struct mig_err_info *mig_err_describe(enum mig_err e)
-{
-	return &err_table[(unsigned)e < MIG_E__MAX ? e : MIG_E_DB];
-}
-
 /* ---- common ------------------------------------------------------------ */
 
 #define MIG_COLUMNS                                                                                \

@@ -54,7 +54,7 @@ struct mig_request {
 	const char *reason; /* required, 1..500 */
 };
 
-/* Every refusal, with its HTTP status, error code and field (SPEC §5). */
+/* Every refusal; api/errors.c says how the API and opsctl answer each. */
 enum mig_err {
 	MIG_OK,
 	MIG_E_DB,           /* 503 unavailable / 500 */
@@ -75,13 +75,6 @@ enum mig_err {
 	MIG_E_FINISHED,         /* 409 conflict: abort of a finished (or switched) migration */
 	MIG_E__MAX,
 };
-struct mig_err_info {
-	int http;
-	const char *code;
-	const char *field; /* NULL unless a field error */
-	const char *message;
-};
-const struct mig_err_info *mig_err_describe(enum mig_err e);
 
 /* Validates, checks the legal hold (the one guard's rule, over the org and
  * every record of it), connects to the target (a refused connection is

@@ -1,0 +1,20 @@
+/* How the API (and opsctl) answer each refusal of the core: one table per
+ * domain error enum, read by reply_err (http/http.h). A new refusal is one
+ * line in its table. */
+#ifndef OPSD_ERRORS_H
+#define OPSD_ERRORS_H
+
+#include "core/blocklist.h"
+#include "core/legal.h"
+#include "core/mail.h"
+#include "core/users.h"
+#include "http/http.h"
+#include "migration/migration.h"
+
+extern const struct err_info user_errors[USER__MAX];
+extern const struct err_info blocklist_errors[BL__MAX];
+extern const struct err_info legal_errors[LEGAL__MAX];
+extern const struct err_info mail_errors[MAIL__MAX];
+extern const struct err_info mig_errors[MIG_E__MAX];
+
+#endif
