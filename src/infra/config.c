@@ -107,54 +107,10 @@ static const struct var vars[] = {
 
 #define NVARS countof(vars)
 
-const char *const config_variable_names[] = {
-    "OPSD_ENV",
-    "OPSD_VAR",
-    "OPSD_SQL_DIR",
-    "OPSD_DB_URI",
-    "OPSD_DEDICATED_DB_URI",
-    "OPSD_DATA_KEY",
-    "OPSD_LISTEN",
-    "OPSD_ALLOWED_CLIENTS",
-    "OPSD_PID_FILE",
-    "OPSD_USER",
-    "OPSD_PM",
-    "OPSD_WORKERS",
-    "OPSD_MIN_SPARE",
-    "OPSD_MAX_SPARE",
-    "OPSD_MAX_REQUESTS",
-    "OPSD_REQUEST_TIMEOUT",
-    "OPSD_SLOWLOG_MS",
-    "LEGAL_ENFORCE",
-    "SESSION_SECRET",
-    "SESSION_IDLE_MIN",
-    "SESSION_ABSOLUTE_H",
-    "SMTP_SERVER",
-    "SMTP_PORT",
-    "SMTP_USER",
-    "SMTP_PASS",
-    "SMTP_FROM",
-    "SMTP_SECURE",
-    "SMTP_TEST_MODE",
-    "TEST_EMAIL_ALLOWLIST",
-    "SMTP_CA_FILE",
-    "OPSD_AUDIT_RETENTION_DAYS",
-    "OPSD_LOG",
-    "OPSD_SCRYPT_LN",
-    "OPSD_LOGIN_MAX_FAILURES",
-    "OPSD_LOGIN_IP_MAX_FAILURES",
-    "OPSD_SMTP_RETRY_BASE_S",
-    "OPSD_SMTP_MAX_ATTEMPTS",
-    "OPSD_MIGRATION_MAX_THREADS_RUNNING",
-    "OPSD_RATELIMIT_USER_PER_MIN",
-    "OPSD_RATELIMIT_TOKEN_PER_MIN",
-    "OPSD_RATELIMIT_IP_PER_MIN",
-    "OPSD_RATELIMIT_BURST",
-    "OPSD_NGINX_ACCESS_LOG",
-    NULL,
-};
-
-_Static_assert(countof(config_variable_names) == NVARS + 1, "names follow vars[]");
+const char *config_variable_name(size_t i)
+{
+	return i < NVARS ? vars[i].name : NULL;
+}
 
 static const struct var *var_find(const char *name)
 {

@@ -90,9 +90,9 @@ int config_read_env_file(const char *path, env_pair_fn fn, void *ctx, char *err,
 bool config_is_secret(const char *name);
 /* OPSD_DATA_KEY as its 32 bytes; false (out zeroed) when unset. */
 bool config_data_key(const struct opsd_config *c, uint8_t out[32]);
-/* Names of every variable of SPEC §3 (NULL-terminated), for opsctl and
- * script/server's env file. */
-extern const char *const config_variable_names[];
+/* The name of the i-th variable of the configuration table (README
+ * "Configuration"), NULL past the last one. */
+const char *config_variable_name(size_t i);
 const char *config_env_name(enum opsd_env e);
 
 #endif
