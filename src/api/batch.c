@@ -4,6 +4,7 @@
 #include <json-c/json.h>
 
 #include "api/api.h"
+#include "api/errors.h"
 #include "lib/arena.h"
 #include "infra/db.h"
 #include "core/entity.h"
@@ -103,7 +104,7 @@ bool id_batch_run(struct id_batch *b, id_batch_fn fn)
 		struct group g = {b, fn};
 		struct opsd_uuid org;
 		char org_s[UUID_STR_LEN + 1];
-		int rc;
+		enum tenant_rc rc;
 
 		if (done[i])
 			continue;
@@ -119,11 +120,11 @@ bool id_batch_run(struct id_batch *b, id_batch_fn fn)
 		b->org = org_s;
 		b->tx = NULL;
 		rc = tenant_write(r->db, r->cfg, r->arena, orgs[i], group_fn, &g);
-		if (rc == TW_OK)
+		if (rc == TENANT_OK)
 			applied++;
-		else if (rc == TW_FROZEN)
+		else if (rc == TENANT_FROZEN)
 			set_group(b, "org_migrating");
-		else if (rc == TW_NO_ORG)
+		else if (rc == TENANT_NO_ORG)
 			set_group(b, "not_found");
 		else {
 			log_msg(LL_ERROR, "batch_group_failed", "org %s: %s", org_s,
@@ -204,7 +205,7 @@ struct db *record_db_or_reply(struct req *r, const struct entity *e, const struc
 	uint8_t org[1][16];
 	bool found = false;
 	struct tenant_org t;
-	int rc;
+	enum tenant_rc rc;
 
 	if (!e->tenant)
 		return r->db;
@@ -218,13 +219,11 @@ struct db *record_db_or_reply(struct req *r, const struct entity *e, const struc
 		return NULL;
 	}
 	rc = tenant_org_db(r->db, r->cfg, r->arena, org[0], &t);
-	if (rc == 0)
+	if (rc == TENANT_OK)
 		return t.db;
-	if (rc == 2)
-		reply_unavailable(r, "the org's database is unreachable");
-	else if (rc == 1)
+	if (rc == TENANT_NO_ORG)
 		reply_error(r, E_NOT_FOUND, "no such record", NULL);
 	else
-		reply_db_error(r);
+		reply_err(r, &tenant_errors[rc], NULL);
 	return NULL;
 }

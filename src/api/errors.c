@@ -63,3 +63,13 @@ const struct err_info mig_errors[MIG_E__MAX] = {
         "only a migration in ready_for_cutover can be finalized"},
     [MIG_E_FINISHED] = {E_CONFLICT, NULL, "the migration has finished or already switched"},
 };
+
+const struct err_info tenant_errors[TENANT__MAX] = {
+    [TENANT_OK] = {E_INTERNAL, NULL, "ok"},
+    [TENANT_NO_ORG] = {E_NOT_FOUND, NULL, "no such org"},
+    [TENANT_FROZEN] = {E_ORG_MIGRATING, NULL,
+        "this org is moving to another database; writes resume within seconds"},
+    [TENANT_UNREACHABLE] = {E_UNAVAILABLE, NULL, "the org's database is unreachable"},
+    [TENANT_REFUSED] = {E_CONFLICT, NULL, "the change was refused"},
+    [TENANT_DB_ERROR] = {E_DB_ERROR, NULL, "database error"},
+};

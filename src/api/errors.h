@@ -7,6 +7,7 @@
 #include "core/blocklist.h"
 #include "core/legal.h"
 #include "core/mail.h"
+#include "core/tenant_db.h"
 #include "core/users.h"
 #include "http/http.h"
 #include "migration/migration.h"
@@ -16,5 +17,8 @@ extern const struct err_info blocklist_errors[BL__MAX];
 extern const struct err_info legal_errors[LEGAL__MAX];
 extern const struct err_info mail_errors[MAIL__MAX];
 extern const struct err_info mig_errors[MIG_E__MAX];
+/* Routing and writes of tenant records; TENANT_REFUSED depends on the
+ * write (its handler answers it). */
+extern const struct err_info tenant_errors[TENANT__MAX];
 
 #endif

@@ -415,15 +415,19 @@ static int archive_all_chunks(struct req *r, struct archive_tx *x)
 	x->have_after = false;
 	while (x->more) {
 		struct chunk_try t = {x, *x};
-		int rc = x->e->tenant
-		             ? tenant_write(r->db, r->cfg, r->arena, x->org.b, tenant_chunk_fn, &t)
-		             : db_tx(r->db, control_chunk_fn, &t);
+		enum tenant_rc rc;
 
-		if (rc == TW_FROZEN && x->e->tenant)
+		if (!x->e->tenant) {
+			if (db_tx(r->db, control_chunk_fn, &t) != 0)
+				return -1;
+			continue;
+		}
+		rc = tenant_write(r->db, r->cfg, r->arena, x->org.b, tenant_chunk_fn, &t);
+		if (rc == TENANT_FROZEN)
 			return 1;
-		if (rc == TW_NO_ORG && x->e->tenant)
+		if (rc == TENANT_NO_ORG)
 			return 0; /* the org went away meanwhile */
-		if (rc != 0)
+		if (rc != TENANT_OK)
 			return -1;
 	}
 	return 0;

@@ -9,6 +9,7 @@
 #include <json-c/json.h>
 
 #include "api/api.h"
+#include "api/errors.h"
 #include "lib/arena.h"
 #include "core/audit.h"
 #include "core/auth.h"
@@ -67,7 +68,7 @@ struct json_object *tenant_record_json(const struct entity *e, const struct db_r
  * their own; anything else is "not found". */
 bool tenant_org_or_reply(struct req *r, const char *id, struct opsd_uuid *org, struct tenant_org *t)
 {
-	int rc;
+	enum tenant_rc rc;
 
 	if (!id || !uuid_parse(id, org) ||
 	    (r->who->org_id[0] && strcasecmp(r->who->org_id, id) != 0)) {
@@ -75,13 +76,9 @@ bool tenant_org_or_reply(struct req *r, const char *id, struct opsd_uuid *org, s
 		return false;
 	}
 	rc = tenant_org_db(r->db, r->cfg, r->arena, org->b, t);
-	if (rc < 0)
-		reply_db_error(r);
-	else if (rc == 1)
-		reply_error(r, E_NOT_FOUND, "no such org", NULL);
-	else if (rc == 2)
-		reply_unavailable(r, "the org's database is unreachable");
-	return rc == 0;
+	if (rc != TENANT_OK)
+		reply_err(r, &tenant_errors[rc], NULL);
+	return rc == TENANT_OK;
 }
 
 /* Field specs from the entity table: create (required columns required) or
@@ -370,35 +367,21 @@ static int delete_fn(struct tenant_tx *tx, void *arg)
 
 static bool write_or_reply(struct req *r, struct write_tx *x, int (*fn)(struct tenant_tx *, void *))
 {
-	int rc;
+	enum tenant_rc rc;
 
 	uuid_format(&x->org, x->org_s);
 	uuid_format(&x->id, x->id_s);
 	x->outcome = 0;
 	rc = tenant_write(r->db, r->cfg, r->arena, x->org.b, fn, x);
-	switch (rc) {
-	case TW_OK:
+	if (rc == TENANT_OK)
 		return true;
-	case TW_NO_ORG:
-		reply_error(r, E_NOT_FOUND, "no such org", NULL);
-		return false;
-	case TW_FROZEN:
-		reply_org_migrating(r);
-		return false;
-	case TW_UNREACHABLE:
-		reply_unavailable(r, "the org's database is unreachable");
-		return false;
-	case TW_REFUSED:
-		if (x->outcome == 2)
-			reply_error(r, E_LEGAL_HOLD, "the record or its org is on legal hold",
-			    NULL);
-		else
-			reply_error(r, E_NOT_FOUND, "no such record", NULL);
-		return false;
-	default:
-		reply_db_error(r);
-		return false;
-	}
+	if (rc != TENANT_REFUSED)
+		reply_err(r, &tenant_errors[rc], NULL);
+	else if (x->outcome == 2)
+		reply_error(r, E_LEGAL_HOLD, "the record or its org is on legal hold", NULL);
+	else
+		reply_error(r, E_NOT_FOUND, "no such record", NULL);
+	return false;
 }
 
 void api_tenant_patch(struct req *r)

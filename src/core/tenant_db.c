@@ -94,10 +94,9 @@ static int org_row(struct db *control, struct arena *a, const uint8_t org[16], b
 	    p, 1, rows);
 }
 
-/* Fills out from an org_row result. 0, or 2 when the dedicated database
- * cannot be opened. */
-static int route(const struct opsd_config *cfg, struct db *control, const struct db_rows *rows,
-    struct tenant_org *out)
+/* Fills out from an org_row result: TENANT_OK or TENANT_UNREACHABLE. */
+static enum tenant_rc route(const struct opsd_config *cfg, struct db *control,
+    const struct db_rows *rows, struct tenant_org *out)
 {
 	char *const *v = rows->val[0];
 	char err[256];
@@ -111,23 +110,23 @@ static int route(const struct opsd_config *cfg, struct db *control, const struct
 	if (!v[1] || !(out->db = tenant_db_sealed(cfg, v[1], err, sizeof(err)))) {
 		log_msg(LL_ERROR, "tenant_db_unreachable", "%s",
 		    v[1] ? err : "no dedicated target");
-		return 2;
+		return TENANT_UNREACHABLE;
 	}
 	if (db_ensure(out->db) != 0)
-		return 2;
-	return 0;
+		return TENANT_UNREACHABLE;
+	return TENANT_OK;
 }
 
-int tenant_org_db(struct db *control, const struct opsd_config *cfg, struct arena *a,
+enum tenant_rc tenant_org_db(struct db *control, const struct opsd_config *cfg, struct arena *a,
     const uint8_t org[16], struct tenant_org *out)
 {
 	struct db_rows rows;
 
 	memset(out, 0, sizeof(*out));
 	if (org_row(control, a, org, false, &rows) != 0)
-		return -1;
+		return TENANT_DB_ERROR;
 	if (rows.nrows != 1)
-		return 1;
+		return TENANT_NO_ORG;
 	return route(cfg, control, &rows, out);
 }
 
@@ -135,29 +134,31 @@ int tenant_org_db(struct db *control, const struct opsd_config *cfg, struct aren
 
 #define WRITE_ATTEMPTS 3
 
-static int write_once(struct db *control, const struct opsd_config *cfg, struct arena *a,
-    const uint8_t org[16], int (*fn)(struct tenant_tx *, void *), void *ctx)
+/* One attempt; *retry when it failed on a deadlock or lock wait timeout. */
+static enum tenant_rc write_once(struct db *control, const struct opsd_config *cfg, struct arena *a,
+    const uint8_t org[16], int (*fn)(struct tenant_tx *, void *), void *ctx, bool *retry)
 {
 	struct tenant_tx tx = {.control = control, .a = a};
 	struct tenant_org t;
 	struct db_rows rows;
 	int rc;
 
+	*retry = false;
 	if (db_begin(control) != 0)
-		return -1;
+		return TENANT_DB_ERROR;
 	if (org_row(control, a, org, true, &rows) != 0)
 		goto fail;
 	if (rows.nrows != 1) {
 		db_rollback(control);
-		return TW_NO_ORG;
+		return TENANT_NO_ORG;
 	}
-	if ((rc = route(cfg, control, &rows, &t)) != 0) {
+	if (route(cfg, control, &rows, &t) != TENANT_OK) {
 		db_rollback(control);
-		return TW_UNREACHABLE;
+		return TENANT_UNREACHABLE;
 	}
 	if (t.frozen) {
 		db_rollback(control);
-		return TW_FROZEN;
+		return TENANT_FROZEN;
 	}
 	memcpy(tx.org, org, 16);
 	tx.tdb = t.db;
@@ -170,7 +171,7 @@ static int write_once(struct db *control, const struct opsd_config *cfg, struct 
 		if (tx.tdb != control)
 			db_rollback(tx.tdb);
 		db_rollback(control);
-		return TW_REFUSED;
+		return TENANT_REFUSED;
 	}
 	if (rc < 0)
 		goto fail;
@@ -186,27 +187,26 @@ static int write_once(struct db *control, const struct opsd_config *cfg, struct 
 		    "a dedicated-database change committed but its control transaction failed: %s",
 		    db_error(control));
 		db_rollback(control);
-		return -1;
+		return TENANT_DB_ERROR;
 	}
-	return TW_OK;
+	return TENANT_OK;
 fail:
-	rc = db_retryable(control) || (tx.tdb && db_retryable(tx.tdb)) ? -2 : -1;
+	*retry = db_retryable(control) || (tx.tdb && db_retryable(tx.tdb));
 	if (tx.tdb && tx.tdb != control)
 		db_rollback(tx.tdb);
 	db_rollback(control);
-	return rc;
+	return TENANT_DB_ERROR;
 }
 
-int tenant_write(struct db *control, const struct opsd_config *cfg, struct arena *a,
+enum tenant_rc tenant_write(struct db *control, const struct opsd_config *cfg, struct arena *a,
     const uint8_t org[16], int (*fn)(struct tenant_tx *tx, void *ctx), void *ctx)
 {
-	int rc = -1;
+	enum tenant_rc rc = TENANT_DB_ERROR;
+	bool retry = true;
 
-	/* -2: a deadlock or lock wait timeout, worth another attempt */
-	for (int i = 0; i < WRITE_ATTEMPTS; i++)
-		if ((rc = write_once(control, cfg, a, org, fn, ctx)) != -2)
-			return rc;
-	return -1;
+	for (int i = 0; i < WRITE_ATTEMPTS && retry; i++)
+		rc = write_once(control, cfg, a, org, fn, ctx, &retry);
+	return rc;
 }
 
 int tenant_changelog_add(struct tenant_tx *tx, const struct entity *e, const uint8_t row_id[16],

@@ -20,10 +20,19 @@ struct tenant_org {
 	bool legal_hold;
 	bool frozen; /* a cut-over is in progress: writes answer 503 org_migrating */
 };
-/* The one routing function. 0; 1 when the org does not exist; 2 when its
- * dedicated database cannot be reached or its target cannot be opened
- * (callers answer 503); -1 on a control database error. */
-int tenant_org_db(struct db *control, const struct opsd_config *cfg, struct arena *a,
+/* What routing and writes report (api/errors.c: tenant_errors). */
+enum tenant_rc {
+	TENANT_OK,
+	TENANT_NO_ORG,
+	TENANT_FROZEN,      /* a cut-over froze the org's writes: 503 org_migrating */
+	TENANT_UNREACHABLE, /* the dedicated database or its target cannot be opened: 503 */
+	TENANT_REFUSED,     /* the write's fn returned > 0 (its reason is in its context) */
+	TENANT_DB_ERROR,
+	TENANT__MAX
+};
+/* The one routing function: TENANT_OK, TENANT_NO_ORG, TENANT_UNREACHABLE or
+ * TENANT_DB_ERROR (the control database failed). */
+enum tenant_rc tenant_org_db(struct db *control, const struct opsd_config *cfg, struct arena *a,
     const uint8_t org[16], struct tenant_org *out);
 
 /* A dedicated database by its sealed target (orgs.dedicated_target,
@@ -47,15 +56,8 @@ struct tenant_tx {
 	bool capture; /* a migration is copying: record every change */
 	bool org_held;
 };
-enum tenant_write_rc {
-	TW_OK = 0,
-	TW_NO_ORG = 1,
-	TW_FROZEN = 2,      /* 503 org_migrating with Retry-After */
-	TW_UNREACHABLE = 3, /* the dedicated database is down: 503 */
-	TW_REFUSED = 4,     /* fn returned > 0 (its reason is in its context) */
-};
-/* -1 on a database error, else a tenant_write_rc. */
-int tenant_write(struct db *control, const struct opsd_config *cfg, struct arena *a,
+/* Any enum tenant_rc; deadlocks are retried before TENANT_DB_ERROR. */
+enum tenant_rc tenant_write(struct db *control, const struct opsd_config *cfg, struct arena *a,
     const uint8_t org[16], int (*fn)(struct tenant_tx *tx, void *ctx), void *ctx);
 /* Records a change of one row for the catch-up of a migration (a no-op
  * unless tx->capture). op: "insert", "update" or "delete". 0 or -1. */

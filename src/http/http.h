@@ -138,7 +138,8 @@ enum api_error {
 };
 struct api_error_info {
 	int status;
-	const char *code; /* "not_found" */
+	const char *code;        /* "not_found" */
+	const char *retry_after; /* Retry-After, unless the handler set one */
 };
 extern const struct api_error_info api_errors[E__MAX];
 
@@ -164,9 +165,6 @@ void reply_db_error(struct req *r);
 /* 503 unavailable with Retry-After 5 and the message (a dependency other
  * than the control database is down). */
 void reply_unavailable(struct req *r, const char *message);
-/* 503 org_migrating with Retry-After 2: the org's writes are frozen for a
- * tenant migration's cut-over (seconds). */
-void reply_org_migrating(struct req *r);
 /* 429 rate_limited with Retry-After and the RateLimit-* headers. */
 void reply_rate_limited(struct req *r, long retry_after_s, long limit);
 /* 400 validation_failed for one field: {"fields":{field: reason}}. */

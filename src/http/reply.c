@@ -2,6 +2,7 @@
  * envelope (README "Errors"), streamed bodies. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <json-c/json.h>
 
@@ -22,6 +23,14 @@ void reply_header(struct req *r, const char *name, const char *value)
 	r->headers[r->nheaders].name = name;
 	r->headers[r->nheaders].value = arena_strdup(r->arena, value);
 	r->nheaders++;
+}
+
+static bool reply_has_header(const struct req *r, const char *name)
+{
+	for (int i = 0; i < r->nheaders; i++)
+		if (strcasecmp(r->headers[i].name, name) == 0)
+			return true;
+	return false;
 }
 
 void reply_raw(struct req *r, int status, const char *content_type, const char *body, size_t len)
@@ -90,8 +99,9 @@ const struct api_error_info api_errors[E__MAX] = {
     [E_UNSUPPORTED_MEDIA_TYPE] = {415, "unsupported_media_type"},
     [E_RATE_LIMITED] = {429, "rate_limited"},
     [E_INTERNAL] = {500, "internal_error"},
-    [E_UNAVAILABLE] = {503, "unavailable"},
-    [E_ORG_MIGRATING] = {503, "org_migrating"},
+    /* seconds, not minutes: a reconnect, a cut-over's freeze */
+    [E_UNAVAILABLE] = {503, "unavailable", "5"},
+    [E_ORG_MIGRATING] = {503, "org_migrating", "2"},
     [E_DB_ERROR] = {500, "internal_error"},
 };
 
@@ -104,6 +114,8 @@ void reply_error(struct req *r, enum api_error e, const char *message, struct js
 		reply_db_error(r);
 		return;
 	}
+	if (api_errors[e].retry_after && !reply_has_header(r, "Retry-After"))
+		reply_header(r, "Retry-After", api_errors[e].retry_after);
 	err = json_object_new_object();
 	env = json_object_new_object();
 	json_object_object_add(err, "code", json_object_new_string(api_errors[e].code));
@@ -143,7 +155,6 @@ void reply_err(struct req *r, const struct err_info *e, const char *detail)
 void reply_db_error(struct req *r)
 {
 	if (!r->db || db_is_down(r->db)) {
-		reply_header(r, "Retry-After", "5");
 		reply_error(r, E_UNAVAILABLE, "the database is unavailable; retry shortly", NULL);
 		return;
 	}
@@ -153,15 +164,7 @@ void reply_db_error(struct req *r)
 
 void reply_unavailable(struct req *r, const char *message)
 {
-	reply_header(r, "Retry-After", "5");
 	reply_error(r, E_UNAVAILABLE, message, NULL);
-}
-
-void reply_org_migrating(struct req *r)
-{
-	reply_header(r, "Retry-After", "2");
-	reply_error(r, E_ORG_MIGRATING,
-	    "this org is moving to another database; writes resume within seconds", NULL);
 }
 
 void reply_invalid(struct req *r, struct json_object *details)
