@@ -64,9 +64,27 @@ bool blocklist_nginx_line(struct buf *b, const char *cidr, const char *reason, c
 
 /* ---- the table --------------------------------------------------------- */
 
+/* The nginx include of the active entries (conf/nginx/opsd-blocklist.conf):
+ * a header saying it is generated at now_rfc3339, one deny line per entry
+ * and a count. *lines gets the entries written; an entry whose CIDR does not
+ * parse is skipped and its id given to skipped (may be NULL). 0 or -1. */
+int blocklist_render_nginx(struct db *d, const char *now_rfc3339, struct buf *out, size_t *lines,
+    void (*skipped)(const char *id, void *ctx), void *ctx);
+
 /* Columns read by blocklist_row_json, in its order. */
 #define BLOCKLIST_COLUMNS                                                                          \
 	"id, cidr, family, prefix, reason, created_by, created_by_label, created_at, expires_at"
+enum {
+	BC_ID,
+	BC_CIDR,
+	BC_FAMILY,
+	BC_PREFIX,
+	BC_REASON,
+	BC_CREATED_BY,
+	BC_CREATED_BY_LABEL,
+	BC_CREATED_AT,
+	BC_EXPIRES_AT,
+};
 /* Entries not expired (expires_at NULL or in the future). */
 #define BLOCKLIST_ACTIVE "(expires_at IS NULL OR expires_at > NOW(3))"
 

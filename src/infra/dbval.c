@@ -57,16 +57,22 @@ struct json_object *dbv_json_uuid(const struct db_rows *rows, size_t r, size_t c
 }
 
 /* "2026-11-24 10:27:55.123" (the session time zone is UTC) → RFC 3339. */
-struct json_object *dbv_json_time(const struct db_rows *rows, size_t r, size_t c)
+bool dbv_rfc3339(const char *v, char out[DBV_RFC3339_LEN + 1])
 {
-	const char *v = cell(rows, r, c);
-	char out[40];
 	size_t n;
 
 	if (!v || (n = strlen(v)) < 19)
-		return NULL;
-	snprintf(out, sizeof(out), "%.10sT%.8s%s%.3sZ", v, v + 11, ".", n >= 23 ? v + 20 : "000");
-	return json_object_new_string(out);
+		return false;
+	snprintf(out, DBV_RFC3339_LEN + 1, "%.10sT%.8s%s%.3sZ", v, v + 11, ".",
+	    n >= 23 ? v + 20 : "000");
+	return true;
+}
+
+struct json_object *dbv_json_time(const struct db_rows *rows, size_t r, size_t c)
+{
+	char out[DBV_RFC3339_LEN + 1];
+
+	return dbv_rfc3339(cell(rows, r, c), out) ? json_object_new_string(out) : NULL;
 }
 
 bool dbv_true(const char *val)

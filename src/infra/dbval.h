@@ -18,6 +18,10 @@ struct db_rows;
 void db_time_from_ms(int64_t ms, char *out);
 /* A 16-byte column value as a UUID string; false if it is not 16 bytes. */
 bool dbv_uuid(const char *val, unsigned long len, char out[UUID_STR_LEN + 1]);
+/* A DATETIME(3) value as RFC 3339 ("2026-11-24T10:27:55.123Z"); false
+ * for NULL or a value too short to be a time. */
+#define DBV_RFC3339_LEN 24
+bool dbv_rfc3339(const char *val, char out[DBV_RFC3339_LEN + 1]);
 /* A TINYINT(1) or boolean expression as returned: true unless NULL or "0". */
 bool dbv_true(const char *val);
 
