@@ -120,43 +120,9 @@ struct json_object *tenant_record_json(const struct entity *e, const struct db_r
 bool tenant_org_or_reply(struct req *r, const char *id, struct opsd_uuid *org,
     struct tenant_org *t);
 
-/* A compliance batch over ids of one entity (batch.c). Control entities
- * (users, orgs) run in one transaction; tenant entities are grouped by the
- * org each id belongs to (tenant_locate) and each group runs in one tenant
- * write on that org's database, so a migration's capture and freeze apply.
- * Outcomes the runner sets itself: "not_found" (found nowhere),
- * "org_migrating" (the org's writes are frozen for a cut-over, retry in
- * seconds), "unavailable" (that org's database failed; nothing applied
- * for those ids). */
-struct tenant_tx;
-struct id_batch {
-	struct req *r;
-	const struct entity *e;
-	const struct opsd_uuid *ids;
-	size_t n;
-	const char **what; /* per id outcome */
-	void *ctx;
-	/* the group in hand */
-	const size_t *idx;
-	size_t nidx;
-	const char *org;      /* its org (NULL for control entities) */
-	struct tenant_tx *tx; /* NULL for control entities */
-};
-/* fn handles ids[idx[0..nidx)] on tdb (where the records live) and control
- * (audit), sets what[] for each and appends its audit event. 0 or -1. */
-typedef int (*id_batch_fn)(struct db *tdb, struct db *control, struct id_batch *b);
-/* false after replying an error (nothing applied anywhere). */
-bool id_batch_run(struct id_batch *b, id_batch_fn fn);
-/* 200 {"results":[{id, result}], "counts":{result: n}} added to o (may be
- * NULL; a "counts" object already in o is the base the counts add to). */
-void id_batch_reply(struct id_batch *b, struct json_object *o);
-/* The database holding one record of e (the control one for users and
- * orgs, the org's tenant database otherwise), or NULL after replying 404
- * or 503. */
+/* The database holding one record of e (core/batch.h: record_db), or NULL
+ * after replying 404 or 503. */
 struct db *record_db_or_reply(struct req *r, const struct entity *e, const struct opsd_uuid *id);
-/* The group's ids and outcome counts, for its audit payload. */
-struct json_object *id_batch_group_ids(const struct id_batch *b);
-struct json_object *id_batch_group_counts(const struct id_batch *b);
 void api_tenant_list(struct req *r);
 void api_tenant_create(struct req *r);
 void api_tenant_get(struct req *r);
@@ -167,11 +133,11 @@ void api_tenant_delete(struct req *r);
 void api_compliance_hold(struct req *r);
 void api_compliance_strip(struct req *r);
 void api_compliance_record(struct req *r);
+void api_compliance_archive(struct req *r);
 
 /* export.c */
 void api_compliance_export(struct req *r);
 void api_export(struct req *r);
-void api_compliance_archive(struct req *r);
 
 /* migration.c */
 void api_migration_start(struct req *r);

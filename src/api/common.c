@@ -6,6 +6,8 @@
 #include <json-c/json.h>
 
 #include "api/api.h"
+#include "api/errors.h"
+#include "core/batch.h"
 #include "core/entity.h"
 #include "lib/json.h"
 #include "core/audit.h"
@@ -145,4 +147,18 @@ const struct field_spec *entity_spec(struct field_spec *spec)
 {
 	spec[0].choices = entity_choices(false);
 	return spec;
+}
+
+struct db *record_db_or_reply(struct req *r, const struct entity *e, const struct opsd_uuid *id)
+{
+	struct db *d;
+	enum tenant_rc rc = record_db(r->db, r->cfg, r->arena, e, id, &d);
+
+	if (rc == TENANT_OK)
+		return d;
+	if (rc == TENANT_NO_ORG)
+		reply_error(r, E_NOT_FOUND, "no such record", NULL);
+	else
+		reply_err(r, &tenant_errors[rc], NULL);
+	return NULL;
 }

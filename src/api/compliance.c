@@ -1,70 +1,92 @@
-/* Runbook 2: legal holds, PII stripping and the compliance state of a
- * record, for every entity of the entity table. */
+/* Runbook 2 (README): legal holds, PII stripping and archiving of any
+ * entity of the entity table, and the compliance state of a record. The
+ * operations are core/compliance.c; these handlers validate and answer. */
 #include <stdio.h>
 #include <string.h>
 
 #include <json-c/json.h>
 
 #include "api/api.h"
-#include "lib/arena.h"
+#include "api/errors.h"
 #include "core/audit.h"
-#include "core/auth.h"
+#include "core/compliance.h"
+#include "core/entity.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "core/entity.h"
-#include "core/legal_hold.h"
-#include "core/tenant_db.h"
+#include "lib/arena.h"
 #include "lib/json.h"
-#include "core/users.h"
 #include "lib/util.h"
 
 #define MAX_IDS 1000
 
-/* entity and ids[] of a compliance body, or a 400 reply. */
-static bool target_or_reply(struct req *r, const struct entity **e, struct opsd_uuid **ids,
-    size_t *n)
+/* The ids[] of a compliance body as a batch of the request's actor on its
+ * databases. Replies 400 (or 500) itself. */
+static bool batch_or_reply(struct req *r, struct id_batch *b, struct audit_actor *a)
 {
 	struct json_object *arr = json_object_object_get(r->json, "ids");
+	size_t n = json_object_array_length(arr);
+	struct opsd_uuid *ids = arena_calloc(r->arena, n ? n : 1, sizeof(*ids));
 
-	*e = entity_find(json_get_str(r->json, "entity", ""));
-	*n = json_object_array_length(arr);
-	*ids = arena_calloc(r->arena, *n ? *n : 1, sizeof(**ids));
-	if (!*ids) {
+	if (!ids) {
 		reply_error(r, E_INTERNAL, "out of memory", NULL);
 		return false;
 	}
-	for (size_t i = 0; i < *n; i++)
+	for (size_t i = 0; i < n; i++)
 		if (!uuid_parse(json_object_get_string(json_object_array_get_idx(arr, i)),
-		        &(*ids)[i])) {
+		        &ids[i])) {
 			reply_field_error(r, "ids", "every id must be a UUID");
 			return false;
 		}
+	req_actor(r, a);
+	*b = (struct id_batch){.control = r->db,
+	    .cfg = r->cfg,
+	    .arena = r->arena,
+	    .actor = a,
+	    .e = entity_find(json_get_str(r->json, "entity", "")),
+	    .ids = ids,
+	    .n = n};
 	return true;
 }
 
-/* The group's compliance.* event: entity, ids, outcome counts and reason,
- * never a value of the records. */
-static int audit_batch(struct db *control, struct id_batch *b, enum audit_action action)
+/* 200 {"results": [{id, result}], "counts": {result: n}} added to o (may be
+ * NULL; a "counts" object already in o is the base the counts add to), or
+ * the batch's error. */
+static void reply_batch(struct req *r, enum batch_rc rc, const struct id_batch *b,
+    struct json_object *o)
 {
-	struct audit_actor a;
-	struct json_object *payload = json_object_new_object();
+	struct json_object *results, *counts = NULL;
 
-	req_actor(b->r, &a);
-	json_object_object_add(payload, "entity", json_object_new_string(b->e->name));
-	json_object_object_add(payload, "ids", id_batch_group_ids(b));
-	json_object_object_add(payload, "counts", id_batch_group_counts(b));
-	json_object_object_add(payload, "reason",
-	    json_object_new_string(json_get_str(b->r->json, "reason", "")));
-	return audit_append(control, &a, action, b->org, b->e->name, NULL, payload);
+	if (rc != BATCH_OK) {
+		json_object_put(o);
+		reply_err(r, &batch_errors[rc], NULL);
+		return;
+	}
+	results = json_object_new_array();
+	if (!o)
+		o = json_object_new_object();
+	if (!json_object_object_get_ex(o, "counts", &counts)) {
+		counts = json_object_new_object();
+		json_object_object_add(o, "counts", counts);
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		struct json_object *e = json_object_new_object(), *c;
+		char s[UUID_STR_LEN + 1];
+		const char *what = b->what[i] ? b->what[i] : "unavailable";
+
+		uuid_format(&b->ids[i], s);
+		json_object_object_add(e, "id", json_object_new_string(s));
+		json_object_object_add(e, "result", json_object_new_string(what));
+		json_object_array_add(results, e);
+		if (json_object_object_get_ex(counts, what, &c))
+			json_object_set_int(c, json_object_get_int(c) + 1);
+		else
+			json_object_object_add(counts, what, json_object_new_int(1));
+	}
+	json_object_object_add(o, "results", results);
+	reply_json(r, 200, o);
 }
 
-/* Records a changed tenant row for a migration's catch-up. */
-static int changed(struct id_batch *b, const struct opsd_uuid *id)
-{
-	return b->tx ? tenant_changelog_add(b->tx, b->e, id->b, "update") : 0;
-}
-
-/* ---- legal hold -------------------------------------------------------- */
+/* ---- legal hold, strip PII --------------------------------------------- */
 
 static struct field_spec hold_spec[] = {
     ENTITY_FIELD,
@@ -75,65 +97,18 @@ static struct field_spec hold_spec[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 
-static int hold_ids(struct db *d, struct db *control, struct id_batch *b)
-{
-	bool hold = json_get_bool(b->r->json, "hold", false);
-	char sql[256], check[128];
-
-	snprintf(sql, sizeof(sql),
-	    "UPDATE %s SET legal_hold = ?, legal_hold_reason = ?, legal_hold_case_ref = ?,"
-	    " legal_hold_at = IF(?, NOW(3), NULL) WHERE id = ? AND legal_hold <> ?",
-	    b->e->table);
-	snprintf(check, sizeof(check), "SELECT 1 FROM %s WHERE id = ? FOR UPDATE", b->e->table);
-	for (size_t k = 0; k < b->nidx; k++) {
-		const struct opsd_uuid *id = &b->ids[b->idx[k]];
-		unsigned long long n = 0;
-		struct db_rows rows;
-		struct db_param q[] = {DBP_BLOB(id->b, 16)};
-		struct db_param p[] = {
-		    DBP_I64(hold),
-		    DBP_STR(hold ? json_get_str(b->r->json, "reason", "") : NULL),
-		    DBP_STR(hold ? json_get_str(b->r->json, "caseRef", NULL) : NULL),
-		    DBP_I64(hold),
-		    DBP_BLOB(id->b, 16),
-		    DBP_I64(hold),
-		};
-
-		if (db_query(d, b->r->arena, check, q, 1, &rows) != 0)
-			return -1;
-		if (rows.nrows != 1) {
-			b->what[b->idx[k]] = "not_found";
-			continue;
-		}
-		if (db_exec(d, sql, p, countof(p), &n) != 0 || (n && changed(b, id) != 0))
-			return -1;
-		b->what[b->idx[k]] = n ? (hold ? "held" : "released") : "already";
-	}
-	return audit_batch(control, b,
-	    hold ? AA_COMPLIANCE_LEGAL_HOLD_SET : AA_COMPLIANCE_LEGAL_HOLD_RELEASED);
-}
-
-/* entity and ids[] of a compliance body, or a 400 reply. */
-static bool batch_or_reply(struct req *r, const struct field_spec *spec, struct id_batch *b)
-{
-	struct opsd_uuid *ids;
-
-	if (!req_validate_or_reply(r, spec) || !target_or_reply(r, &b->e, &ids, &b->n))
-		return false;
-	b->r = r;
-	b->ids = ids;
-	return true;
-}
-
 void api_compliance_hold(struct req *r)
 {
-	struct id_batch b = {0};
+	struct id_batch b;
+	struct audit_actor a;
 
-	if (batch_or_reply(r, entity_spec(hold_spec), &b) && id_batch_run(&b, hold_ids))
-		id_batch_reply(&b, NULL);
+	if (!req_validate_or_reply(r, entity_spec(hold_spec)) || !batch_or_reply(r, &b, &a))
+		return;
+	reply_batch(r,
+	    compliance_hold(&b, json_get_bool(r->json, "hold", false),
+	        json_get_str(r->json, "reason", ""), json_get_str(r->json, "caseRef", NULL)),
+	    &b, NULL);
 }
-
-/* ---- strip PII --------------------------------------------------------- */
 
 static struct field_spec strip_spec[] = {
     ENTITY_FIELD,
@@ -142,70 +117,81 @@ static struct field_spec strip_spec[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 
-/* Redacts one record's PII columns as the entity table says. */
-static int strip_one(struct db *d, struct id_batch *b, const struct opsd_uuid *id)
-{
-	const struct entity *e = b->e;
-	char sql[512], vals[8][80];
-	struct db_param p[10];
-	size_t n, np = 0;
-
-	n = (size_t)snprintf(sql, sizeof(sql),
-	    "UPDATE %s SET pii_stripped_at = NOW(3), pii_stripped_reason = ?", e->table);
-	p[np++] = DBP_STR(json_get_str(b->r->json, "reason", ""));
-	for (size_t i = 0; i < e->ncols && i < 8; i++) {
-		const struct entity_column *c = &e->cols[i];
-
-		if (c->redact == RED_KEEP)
-			continue;
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", %s = ?", c->column);
-		p[np++] = DBP_STR(entity_redacted_value(c, id->b, vals[i], sizeof(vals[i])));
-	}
-	snprintf(sql + n, sizeof(sql) - n, " WHERE id = ?");
-	p[np++] = DBP_BLOB(id->b, 16);
-	if (db_exec(d, sql, p, np, NULL) != 0 || changed(b, id) != 0)
-		return -1;
-	/* A stripped user cannot sign in again. */
-	return strcmp(e->name, "users") == 0 ? user_lock_out(d, id->b) : 0;
-}
-
-static int strip_ids(struct db *d, struct db *control, struct id_batch *b)
-{
-	char sql[160];
-
-	snprintf(sql, sizeof(sql), "SELECT pii_stripped_at IS NOT NULL FROM %s WHERE id = ?",
-	    b->e->table);
-	for (size_t k = 0; k < b->nidx; k++) {
-		const struct opsd_uuid *id = &b->ids[b->idx[k]];
-		struct db_rows rows;
-		struct db_param p[] = {DBP_BLOB(id->b, 16)};
-		const char *what;
-		bool held;
-		int rc = legal_hold_guard(d, control, b->r->arena, b->e, id->b, &held);
-
-		if (rc < 0 || db_query(d, b->r->arena, sql, p, 1, &rows) != 0)
-			return -1;
-		if (rc > 0)
-			what = "not_found";
-		else if (held)
-			what = "legal_hold";
-		else if (rows.nrows == 1 && strcmp(rows.val[0][0], "1") == 0)
-			what = "already_stripped";
-		else if (strip_one(d, b, id) != 0)
-			return -1;
-		else
-			what = "stripped";
-		b->what[b->idx[k]] = what;
-	}
-	return audit_batch(control, b, AA_COMPLIANCE_PII_STRIPPED);
-}
-
 void api_compliance_strip(struct req *r)
 {
-	struct id_batch b = {0};
+	struct id_batch b;
+	struct audit_actor a;
 
-	if (batch_or_reply(r, entity_spec(strip_spec), &b) && id_batch_run(&b, strip_ids))
-		id_batch_reply(&b, NULL);
+	if (!req_validate_or_reply(r, entity_spec(strip_spec)) || !batch_or_reply(r, &b, &a))
+		return;
+	reply_batch(r, compliance_strip(&b, json_get_str(r->json, "reason", "")), &b, NULL);
+}
+
+/* ---- batch archive ----------------------------------------------------- */
+
+static struct field_spec archive_spec[] = {
+    ENTITY_FIELD,
+    {"ids", FT_STRING_ARRAY, 0, 1, MAX_IDS, NULL},
+    {"olderThan", FT_TIME, 0, 0, 0, NULL},
+    {"orgId", FT_UUID, 0, 0, 0, NULL},
+    {"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
+    {"dryRun", FT_BOOL, 0, 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+void api_compliance_archive(struct req *r)
+{
+	const struct entity *e;
+	struct json_object *o;
+	const char *older, *org, *reason;
+	long long counts[ARCHIVE__MAX] = {0};
+	bool ids, dry;
+	struct audit_actor a;
+
+	if (!req_validate_or_reply(r, entity_spec(archive_spec)))
+		return;
+	e = entity_find(json_get_str(r->json, "entity", ""));
+	dry = json_get_bool(r->json, "dryRun", false);
+	reason = json_get_str(r->json, "reason", "");
+	ids = json_object_object_get(r->json, "ids") != NULL;
+	older = json_get_str(r->json, "olderThan", NULL);
+	org = json_get_str(r->json, "orgId", NULL);
+	if (!ids == !older) {
+		reply_field_error(r, ids ? "olderThan" : "ids",
+		    "give exactly one of ids and olderThan");
+		return;
+	}
+	if (org && (ids || strcmp(e->org_column, "org_id") != 0)) {
+		reply_field_error(r, "orgId",
+		    "only with olderThan, for records that belong to an org");
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "dryRun", json_object_new_boolean(dry));
+	if (ids) {
+		struct id_batch b;
+
+		if (!batch_or_reply(r, &b, &a)) {
+			json_object_put(o);
+			return;
+		}
+		json_object_object_add(o, "counts", archive_counts_json(counts));
+		reply_batch(r, compliance_archive_ids(&b, reason, dry), &b, o);
+		return;
+	}
+	{
+		struct archive_query q = {r->db, r->cfg, r->arena, &a, e, reason, dry, 0, org};
+
+		parse_rfc3339(older, &q.before_ms);
+		req_actor(r, &a);
+		if (compliance_archive_older(&q, counts) != 0) {
+			json_object_put(o);
+			reply_db_error(r);
+			return;
+		}
+	}
+	json_object_object_add(o, "counts", archive_counts_json(counts));
+	reply_json(r, 200, o);
 }
 
 /* ---- records ----------------------------------------------------------- */

@@ -73,3 +73,11 @@ const struct err_info tenant_errors[TENANT__MAX] = {
     [TENANT_REFUSED] = {E_CONFLICT, NULL, "the change was refused"},
     [TENANT_DB_ERROR] = {E_DB_ERROR, NULL, "database error"},
 };
+
+const struct err_info batch_errors[BATCH__MAX] = {
+    [BATCH_OK] = {E_INTERNAL, NULL, "ok"},
+    [BATCH_NO_MEMORY] = {E_INTERNAL, NULL, "out of memory"},
+    [BATCH_DB_ERROR] = {E_DB_ERROR, NULL, "database error"},
+    [BATCH_UNAVAILABLE] = {E_UNAVAILABLE, NULL,
+        "the records' databases are unavailable; nothing was changed"},
+};

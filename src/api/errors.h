@@ -4,6 +4,7 @@
 #ifndef OPSD_ERRORS_H
 #define OPSD_ERRORS_H
 
+#include "core/batch.h"
 #include "core/blocklist.h"
 #include "core/legal.h"
 #include "core/mail.h"
@@ -17,6 +18,7 @@ extern const struct err_info blocklist_errors[BL__MAX];
 extern const struct err_info legal_errors[LEGAL__MAX];
 extern const struct err_info mail_errors[MAIL__MAX];
 extern const struct err_info mig_errors[MIG_E__MAX];
+extern const struct err_info batch_errors[BATCH__MAX];
 /* Routing and writes of tenant records; TENANT_REFUSED depends on the
  * write (its handler answers it). */
 extern const struct err_info tenant_errors[TENANT__MAX];

@@ -1,15 +1,14 @@
-/* The runner of compliance batches (see id_batch in api.h). */
+/* The runner of compliance batches (see batch.h). */
 #include <string.h>
 
 #include <json-c/json.h>
 
-#include "api/api.h"
-#include "api/errors.h"
-#include "lib/arena.h"
-#include "infra/db.h"
+#include "core/batch.h"
 #include "core/entity.h"
-#include "lib/log.h"
 #include "core/tenant_db.h"
+#include "infra/db.h"
+#include "lib/arena.h"
+#include "lib/log.h"
 #include "lib/util.h"
 
 struct group {
@@ -39,19 +38,16 @@ static void set_group(struct id_batch *b, const char *what)
 		b->what[b->idx[i]] = what;
 }
 
-bool id_batch_run(struct id_batch *b, id_batch_fn fn)
+enum batch_rc id_batch_run(struct id_batch *b, id_batch_fn fn)
 {
-	struct req *r = b->r;
 	uint8_t(*ids)[16], (*orgs)[16];
 	bool *found, *done;
 	size_t *idx, applied = 0, failed = 0;
 
-	b->what = arena_calloc(r->arena, b->n ? b->n : 1, sizeof(*b->what));
-	idx = arena_calloc(r->arena, b->n ? b->n : 1, sizeof(*idx));
-	if (!b->what || !idx) {
-		reply_error(r, E_INTERNAL, "out of memory", NULL);
-		return false;
-	}
+	b->what = arena_calloc(b->arena, b->n ? b->n : 1, sizeof(*b->what));
+	idx = arena_calloc(b->arena, b->n ? b->n : 1, sizeof(*idx));
+	if (!b->what || !idx)
+		return BATCH_NO_MEMORY;
 	if (!b->e->tenant) {
 		struct group g = {b, fn};
 
@@ -59,27 +55,19 @@ bool id_batch_run(struct id_batch *b, id_batch_fn fn)
 			idx[i] = i;
 		b->idx = idx;
 		b->nidx = b->n;
-		if (db_tx(r->db, control_fn, &g) != 0) {
-			reply_db_error(r);
-			return false;
-		}
-		return true;
+		return db_tx(b->control, control_fn, &g) == 0 ? BATCH_OK : BATCH_DB_ERROR;
 	}
-	ids = arena_calloc(r->arena, b->n, 16);
-	orgs = arena_calloc(r->arena, b->n, 16);
-	found = arena_calloc(r->arena, b->n, sizeof(*found));
-	done = arena_calloc(r->arena, b->n, sizeof(*done));
-	if (!ids || !orgs || !found || !done) {
-		reply_error(r, E_INTERNAL, "out of memory", NULL);
-		return false;
-	}
+	ids = arena_calloc(b->arena, b->n, 16);
+	orgs = arena_calloc(b->arena, b->n, 16);
+	found = arena_calloc(b->arena, b->n, sizeof(*found));
+	done = arena_calloc(b->arena, b->n, sizeof(*done));
+	if (!ids || !orgs || !found || !done)
+		return BATCH_NO_MEMORY;
 	for (size_t i = 0; i < b->n; i++)
 		memcpy(ids[i], b->ids[i].b, 16);
-	if (tenant_locate(r->db, r->cfg, r->arena, b->e, (const uint8_t(*)[16])ids, b->n, orgs,
-	        found) != 0) {
-		reply_db_error(r);
-		return false;
-	}
+	if (tenant_locate(b->control, b->cfg, b->arena, b->e, (const uint8_t(*)[16])ids, b->n, orgs,
+	        found) != 0)
+		return BATCH_DB_ERROR;
 	/* Ids found nowhere: still one audited attempt (fn finds nothing in
 	 * the shared database and says not_found). */
 	b->nidx = 0;
@@ -94,10 +82,8 @@ bool id_batch_run(struct id_batch *b, id_batch_fn fn)
 
 		b->idx = idx;
 		b->org = NULL;
-		if (db_tx(r->db, control_fn, &g) != 0) {
-			reply_db_error(r);
-			return false;
-		}
+		if (db_tx(b->control, control_fn, &g) != 0)
+			return BATCH_DB_ERROR;
 	}
 	/* One group per org, in the order the ids came. */
 	for (size_t i = 0; i < b->n; i++) {
@@ -119,7 +105,7 @@ bool id_batch_run(struct id_batch *b, id_batch_fn fn)
 		uuid_format(&org, org_s);
 		b->org = org_s;
 		b->tx = NULL;
-		rc = tenant_write(r->db, r->cfg, r->arena, orgs[i], group_fn, &g);
+		rc = tenant_write(b->control, b->cfg, b->arena, orgs[i], group_fn, &g);
 		if (rc == TENANT_OK)
 			applied++;
 		else if (rc == TENANT_FROZEN)
@@ -128,7 +114,7 @@ bool id_batch_run(struct id_batch *b, id_batch_fn fn)
 			set_group(b, "not_found");
 		else {
 			log_msg(LL_ERROR, "batch_group_failed", "org %s: %s", org_s,
-			    db_error(r->db));
+			    db_error(b->control));
 			set_group(b, "unavailable");
 			failed++;
 		}
@@ -136,40 +122,7 @@ bool id_batch_run(struct id_batch *b, id_batch_fn fn)
 		b->tx = NULL;
 	}
 	/* Nothing applied anywhere: an error, not a list of failures. */
-	if (failed && !applied) {
-		reply_unavailable(r, "the records' databases are unavailable; nothing was changed");
-		return false;
-	}
-	return true;
-}
-
-void id_batch_reply(struct id_batch *b, struct json_object *o)
-{
-	struct json_object *results = json_object_new_array(), *counts = NULL;
-
-	if (!o)
-		o = json_object_new_object();
-	if (!json_object_object_get_ex(o, "counts", &counts)) {
-		counts = json_object_new_object();
-		json_object_object_add(o, "counts", counts);
-	}
-
-	for (size_t i = 0; i < b->n; i++) {
-		struct json_object *e = json_object_new_object(), *c;
-		char s[UUID_STR_LEN + 1];
-		const char *what = b->what[i] ? b->what[i] : "unavailable";
-
-		uuid_format(&b->ids[i], s);
-		json_object_object_add(e, "id", json_object_new_string(s));
-		json_object_object_add(e, "result", json_object_new_string(what));
-		json_object_array_add(results, e);
-		if (json_object_object_get_ex(counts, what, &c))
-			json_object_set_int(c, json_object_get_int(c) + 1);
-		else
-			json_object_object_add(counts, what, json_object_new_int(1));
-	}
-	json_object_object_add(o, "results", results);
-	reply_json(b->r, 200, o);
+	return failed && !applied ? BATCH_UNAVAILABLE : BATCH_OK;
 }
 
 struct json_object *id_batch_group_ids(const struct id_batch *b)
@@ -200,30 +153,25 @@ struct json_object *id_batch_group_counts(const struct id_batch *b)
 	return counts;
 }
 
-struct db *record_db_or_reply(struct req *r, const struct entity *e, const struct opsd_uuid *id)
+enum tenant_rc record_db(struct db *control, const struct opsd_config *cfg, struct arena *a,
+    const struct entity *e, const struct opsd_uuid *id, struct db **out)
 {
 	uint8_t org[1][16];
 	bool found = false;
 	struct tenant_org t;
 	enum tenant_rc rc;
 
-	if (!e->tenant)
-		return r->db;
-	if (tenant_locate(r->db, r->cfg, r->arena, e, (const uint8_t(*)[16])id->b, 1, org,
-	        &found) != 0) {
-		reply_db_error(r);
-		return NULL;
+	*out = NULL;
+	if (!e->tenant) {
+		*out = control;
+		return TENANT_OK;
 	}
-	if (!found) {
-		reply_error(r, E_NOT_FOUND, "no such record", NULL);
-		return NULL;
-	}
-	rc = tenant_org_db(r->db, r->cfg, r->arena, org[0], &t);
+	if (tenant_locate(control, cfg, a, e, (const uint8_t(*)[16])id->b, 1, org, &found) != 0)
+		return TENANT_DB_ERROR;
+	if (!found)
+		return TENANT_NO_ORG;
+	rc = tenant_org_db(control, cfg, a, org[0], &t);
 	if (rc == TENANT_OK)
-		return t.db;
-	if (rc == TENANT_NO_ORG)
-		reply_error(r, E_NOT_FOUND, "no such record", NULL);
-	else
-		reply_err(r, &tenant_errors[rc], NULL);
-	return NULL;
+		*out = t.db;
+	return rc;
 }
