@@ -111,11 +111,6 @@ void api_legal_report(struct req *r);
 /* tenant.c */
 struct entity;
 struct tenant_org;
-/* SELECT of an entity's record columns followed by tail (fixed text). */
-const char *tenant_select_sql(const struct entity *e, const char *tail, char *buf, size_t len);
-/* A record row selected with tenant_select_sql, as the API shows it. */
-struct json_object *tenant_record_json(const struct entity *e, const struct db_rows *rows,
-    size_t i);
 /* The org id given (path or query), visible to the caller; 404 otherwise. */
 bool tenant_org_or_reply(struct req *r, const char *id, struct opsd_uuid *org,
     struct tenant_org *t);

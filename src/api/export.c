@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 
 #include "api/api.h"
+#include "core/records.h"
 #include "lib/arena.h"
 #include "core/audit.h"
 #include "core/auth.h"
@@ -65,7 +66,7 @@ void api_compliance_export(struct req *r)
 	if (!(d = record_db_or_reply(r, e, &u)))
 		return;
 	p[0] = DBP_BLOB(u.b, 16);
-	if (db_query(d, r->arena, tenant_select_sql(e, "WHERE id = ?", sql, sizeof(sql)), p, 1,
+	if (db_query(d, r->arena, record_select_sql(e, "WHERE id = ?", sql, sizeof(sql)), p, 1,
 	        &rows) != 0) {
 		reply_db_error(r);
 		return;
@@ -74,7 +75,7 @@ void api_compliance_export(struct req *r)
 		reply_error(r, E_NOT_FOUND, "no such record", NULL);
 		return;
 	}
-	rec = tenant_record_json(e, &rows, 0);
+	rec = record_json(e, &rows, 0);
 	{
 		char org[UUID_STR_LEN + 1], subject[UUID_STR_LEN + 1];
 
@@ -176,7 +177,7 @@ void api_export(struct req *r)
 	buf_init(&out);
 	if (!csv)
 		reply_stream_write(r, "{\"items\":[", 10);
-	tenant_select_sql(e, "WHERE org_id = ? AND (? = 0 OR id > ?) ORDER BY id LIMIT ?", sql,
+	record_select_sql(e, "WHERE org_id = ? AND (? = 0 OR id > ?) ORDER BY id LIMIT ?", sql,
 	    sizeof(sql));
 	/* Keyset pages of EXPORT_CHUNK rows, each in a fresh arena: memory does
 	 * not grow with the size of the org. */
@@ -193,7 +194,7 @@ void api_export(struct req *r)
 			break;
 		}
 		for (size_t i = 0; i < rows.nrows; i++) {
-			struct json_object *rec = tenant_record_json(e, &rows, i);
+			struct json_object *rec = record_json(e, &rows, i);
 
 			buf_reset(&out);
 			if (csv) {
