@@ -35,6 +35,7 @@
 #include "infra/schema.h"
 #include "infra/smtp.h"
 #include "core/users.h"
+#include "lib/utf8.h"
 #include "lib/util.h"
 
 #ifndef PACKAGE_VERSION

@@ -17,6 +17,7 @@
 #include "infra/metrics.h"
 #include "infra/smtp.h"
 #include "core/users.h"
+#include "lib/utf8.h"
 #include "lib/util.h"
 
 static const char *const status_names[] = {

@@ -4,6 +4,7 @@
 #include "infra/smtp.h"
 
 #include "lib/buf.h"
+#include "lib/utf8.h"
 #include "lib/util.h"
 
 #include <arpa/inet.h>
@@ -37,41 +38,6 @@
 #define QP_LINE_MAX 76  /* RFC 2045 §6.7 rule 5 */
 
 /* ---- mail_format ---- */
-
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		unsigned char c = s[i];
-		size_t len;
-		unsigned min;
-		unsigned cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			len = 2, min = 0x80, cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			len = 3, min = 0x800, cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4, min = 0x10000, cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (n - i < len)
-			return false;
-		for (size_t k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		/* overlong forms, UTF-16 surrogates and beyond U+10FFFF */
-		if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-			return false;
-		i += len;
-	}
-	return true;
-}
 
 /* An addr-spec as we send it: printable ASCII, no space, nothing that
  * would end "<...>" in MAIL FROM/RCPT TO or add a second address. */
@@ -131,11 +97,6 @@ static void put_base64(struct buf *out, const unsigned char *p, size_t n)
 	}
 }
 
-static size_t utf8_seq_len(unsigned char c)
-{
-	return c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-}
-
 /* Plain when it is printable ASCII that fits one line and cannot be read as
  * an encoded-word; otherwise RFC 2047 B encoded-words of whole characters
  * (§5), folded with CRLF SP. */
@@ -154,8 +115,13 @@ static void put_subject(struct buf *out, const char *s)
 	for (size_t i = 0; i < n;) {
 		size_t max = i == 0 ? EW_FIRST_BYTES : EW_NEXT_BYTES;
 		size_t j = i;
-		while (j < n && j + utf8_seq_len(u[j]) - i <= max)
-			j += utf8_seq_len(u[j]);
+		size_t len;
+
+		/* whole characters only (the subject was checked to be UTF-8) */
+		while (j < n && (len = utf8_seq_len(s + j, n - j)) > 0 && j + len - i <= max)
+			j += len;
+		if (j == i)
+			j = i + 1;
 		if (i > 0)
 			buf_puts(out, "\r\n");
 		buf_puts(out, " =?UTF-8?B?");
@@ -220,9 +186,8 @@ bool mail_format(const struct smtp_message *m, const char *from, struct buf *out
 		return false;
 	if (!addr_ok(from) || !addr_ok(m->to) || !msgid_ok(m->message_id))
 		return false;
-	if (strpbrk(m->subject, "\r\n") != NULL ||
-	    !utf8_valid((const unsigned char *)m->subject, strlen(m->subject)) ||
-	    !utf8_valid((const unsigned char *)m->body, strlen(m->body)))
+	if (strpbrk(m->subject, "\r\n") != NULL || !utf8_valid(m->subject, strlen(m->subject)) ||
+	    !utf8_valid(m->body, strlen(m->body)))
 		return false;
 	if (!put_date(out, m->date_ms))
 		goto fail;

@@ -1,5 +1,6 @@
 /* Growable buffer; data is always NUL-terminated once anything is appended. */
 #include "lib/buf.h"
+#include "lib/utf8.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -97,39 +98,6 @@ void buf_printf(struct buf *b, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629 §4), 0 if none. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len;
-	unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the 2nd byte */
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF) {
-		len = 2;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		len = 3;
-		if (c == 0xE0)
-			lo = 0xA0; /* overlong */
-		else if (c == 0xED)
-			hi = 0x9F; /* surrogates */
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		len = 4;
-		if (c == 0xF0)
-			lo = 0x90; /* overlong */
-		else if (c == 0xF4)
-			hi = 0x8F; /* > U+10FFFF */
-	} else {
-		return 0;
-	}
-	if (n < len || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-	return len;
-}
-
 void buf_json_strn(struct buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -139,7 +107,7 @@ void buf_json_strn(struct buf *b, const char *s, size_t n)
 	size_t i = 0;
 	while (i < n) {
 		unsigned char c = p[i];
-		size_t len = utf8_seq_len(p + i, n - i);
+		size_t len = utf8_seq_len((const char *)p + i, n - i);
 		if (len == 1 && c >= 0x20 && c != '"' && c != '\\') {
 			i++;
 			continue;

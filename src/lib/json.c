@@ -2,46 +2,13 @@
  * json-c parse, then validation against a field table. */
 #include "lib/json.h"
 
+#include "lib/utf8.h"
 #include "lib/util.h"
 #include "lib/uuid.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-
-bool utf8_valid(const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-	while (i < n) {
-		unsigned char c = p[i];
-		size_t len;
-		unsigned char lo = 0x80, hi = 0xBF; /* range of the 2nd byte, RFC 3629 §4 */
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if (c >= 0xC2 && c <= 0xDF) {
-			len = 2;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			len = 3;
-			lo = c == 0xE0 ? 0xA0 : lo; /* overlong */
-			hi = c == 0xED ? 0x9F : hi; /* surrogates */
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			len = 4;
-			lo = c == 0xF0 ? 0x90 : lo; /* overlong */
-			hi = c == 0xF4 ? 0x8F : hi; /* > U+10FFFF */
-		} else {
-			return false;
-		}
-		if (n - i < len || p[i + 1] < lo || p[i + 1] > hi)
-			return false;
-		for (size_t k = 2; k < len; k++)
-			if ((p[i + k] & 0xC0) != 0x80)
-				return false;
-		i += len;
-	}
-	return true;
-}
 
 static enum json_parse_err parse_fail(enum json_parse_err e, char *why, size_t why_len,
     const char *reason)
@@ -154,15 +121,6 @@ enum json_parse_err json_parse_body(const char *body, size_t n, struct json_obje
 	return JSON_PARSE_OK;
 }
 
-/* Number of code points in valid UTF-8: bytes that are not continuations. */
-static long long utf8_chars(const char *s, size_t n)
-{
-	long long count = 0;
-	for (size_t i = 0; i < n; i++)
-		count += ((unsigned char)s[i] & 0xC0) != 0x80;
-	return count;
-}
-
 /* Writes the bound violation of v against [min, max] into buf, or returns false. */
 static bool out_of_range(long long v, const struct field_spec *f, const char *unit, char *buf,
     size_t len)
@@ -216,7 +174,8 @@ static bool check_value(struct json_object *v, const struct field_spec *f, char 
 			snprintf(reason, len, "must be a string");
 			return false;
 		}
-		return !out_of_range(utf8_chars(s, strlen(s)), f, "characters", reason, len);
+		return !out_of_range((long long)utf8_chars(s, strlen(s)), f, "characters", reason,
+		    len);
 	case FT_INT: {
 		if (!json_object_is_type(v, json_type_int)) {
 			snprintf(reason, len, "must be an integer");

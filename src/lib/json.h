@@ -20,9 +20,6 @@ enum json_parse_err {
 	JSON_PARSE_NOT_OBJECT, /* top level is not an object */
 };
 
-/* Strict UTF-8 (RFC 3629): no overlongs, surrogates or code points > U+10FFFF. */
-bool utf8_valid(const char *s, size_t n);
-
 /* Parses a request body. On success *out owns a new object (json_object_put
  * it). On failure *out is NULL and why (if not NULL) gets a short reason
  * suitable for the error envelope's message. */

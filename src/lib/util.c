@@ -2,6 +2,7 @@
 #include "lib/util.h"
 
 #include "lib/arena.h"
+#include "lib/utf8.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -331,34 +332,6 @@ bool str_has_prefix(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s)
-{
-	unsigned c = s[0];
-	size_t n;
-	unsigned cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2, cp = c & 0x1f;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3, cp = c & 0x0f;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4, cp = c & 0x07;
-	else
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
-}
-
 void str_copy_utf8(char *dst, const char *src, size_t size)
 {
 	const unsigned char *s = (const unsigned char *)(src ? src : "");
@@ -367,7 +340,7 @@ void str_copy_utf8(char *dst, const char *src, size_t size)
 	if (size == 0)
 		return;
 	while (*s) {
-		size_t n = utf8_seq(s);
+		size_t n = utf8_seq_len((const char *)s, strnlen((const char *)s, 4));
 
 		if (n == 0) {
 			if (w + 1 >= size)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lib/json.h"
+#include "lib/utf8.h"
 
 static enum json_parse_err parse(const char *s, size_t n, struct json_object **out)
 {
