@@ -3,6 +3,7 @@
 #include "core/audit.h"
 
 #include "infra/config.h"
+#include "lib/encoding.h"
 #include "lib/crypto.h"
 #include "lib/log.h"
 #include "lib/util.h"

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/encoding.h"
 #include "lib/crypto.h"
 #include "core/entity.h"
 #include "lib/util.h"

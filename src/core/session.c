@@ -2,6 +2,7 @@
  * session id (the store lives with the users code). */
 #include "core/session.h"
 
+#include "lib/encoding.h"
 #include "lib/crypto.h"
 
 #include <openssl/crypto.h>

@@ -1,7 +1,10 @@
 /* SPEC §3: every variable is one row of vars[]; parsing, defaults, range
  * checks, secrecy and the list of names all read that table. */
+#include <openssl/crypto.h>
+
 #include "infra/config.h"
 
+#include "lib/encoding.h"
 #include "lib/util.h"
 
 #include <ctype.h>
@@ -168,19 +171,6 @@ static void report_bad(struct loader *ld, const struct var *v, const char *reaso
 	report(ld, true, "%s: %s (got \"%s\")", v->name, reason, shown);
 }
 
-static bool parse_int(const char *s, long long min, long long max, long long *out)
-{
-	char *end;
-	errno = 0;
-	if (!(isdigit((unsigned char)*s) || (*s == '-' && isdigit((unsigned char)s[1]))))
-		return false;
-	long long v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
 static bool parse_bool(const char *s, bool *out)
 {
 	static const char *const truths[] = {"1", "true", "yes", "on"};
@@ -222,7 +212,7 @@ static bool store(struct opsd_config *c, const struct var *v, const char *raw, c
 		return true;
 	}
 	case K_INT:
-		if (!parse_int(raw, v->min, v->max, &n)) {
+		if (!parse_ll_range(raw, v->min, v->max, &n)) {
 			snprintf(reason, len, "must be an integer between %lld and %lld", v->min,
 			    v->max);
 			return false;
@@ -288,50 +278,21 @@ static bool db_uri_plausible(const char *uri)
 		return false;
 	memcpy(port, host + 1, hlen - 1);
 	port[hlen - 1] = '\0';
-	return parse_int(port, 1, 65535, &n);
-}
-
-static int b64_val(char ch)
-{
-	static const char alphabet[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const char *p = ch != '\0' ? strchr(alphabet, ch) : NULL;
-	if (ch == '-')
-		return 62; /* RFC 4648 §5 URL-safe alphabet too */
-	if (ch == '_')
-		return 63;
-	return p != NULL ? (int)(p - alphabet) : -1;
-}
-
-/* RFC 4648 base64, padding optional; true when it decodes to exactly n bytes. */
-static bool b64_decode_exact(const char *s, unsigned char *out, size_t n)
-{
-	size_t len = strlen(s), got = 0;
-	unsigned acc = 0;
-	int bits = 0;
-	while (len > 0 && s[len - 1] == '=')
-		len--;
-	if (strlen(s) - len > 2)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		int v = b64_val(s[i]);
-		if (v < 0)
-			return false;
-		acc = (acc << 6 | (unsigned)v) & 0xFFFFFF;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (got == n)
-				return false;
-			out[got++] = (unsigned char)(acc >> bits);
-		}
-	}
-	return got == n && bits < 6;
+	return parse_ll_range(port, 1, 65535, &n);
 }
 
 static bool data_key_decode(const char *s, unsigned char key[32])
 {
-	return strlen(s) == 64 ? hex_decode(s, key, 32) : b64_decode_exact(s, key, 32);
+	uint8_t raw[33];
+	size_t n = 0;
+
+	if (strlen(s) == 64)
+		return hex_decode(s, key, 32);
+	if (!b64_decode(B64_LENIENT, s, strlen(s), raw, sizeof(raw), &n) || n != 32)
+		return false;
+	memcpy(key, raw, 32);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	return true;
 }
 
 static bool data_key_valid(const char *s)
@@ -356,7 +317,7 @@ static bool listen_valid(const char *s)
 	if (str_has_prefix(s, "unix:"))
 		return s[5] == '/' || s[5] == '.' || (s[5] != '\0' && s[5] != ':');
 	const char *colon = strrchr(s, ':');
-	return colon != NULL && colon != s && parse_int(colon + 1, 1, 65535, &port);
+	return colon != NULL && colon != s && parse_ll_range(colon + 1, 1, 65535, &port);
 }
 
 static int cpu_workers(void)

@@ -15,6 +15,7 @@
 #include <mysqld_error.h>
 
 #include "lib/arena.h"
+#include "lib/encoding.h"
 #include "lib/util.h"
 
 #define STMT_CACHE_SIZE 64
@@ -77,43 +78,6 @@ static bool is_down_errno(unsigned e)
 
 /* ---- URI ---------------------------------------------------------------- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decodes s[0..n) into out; false when malformed, NUL or too long. */
-static bool pct_decode(const char *s, size_t n, char *out, size_t out_len)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		int c = (unsigned char)s[i];
-		if (c == '%') {
-			int hi, lo;
-			if (i + 2 >= n)
-				return false;
-			hi = hexval(s[i + 1]);
-			lo = hexval(s[i + 2]);
-			if (hi < 0 || lo < 0 || (hi | lo) == 0)
-				return false;
-			c = hi << 4 | lo;
-			i += 2;
-		}
-		if (o + 1 >= out_len)
-			return false;
-		out[o++] = (char)c;
-	}
-	out[o] = '\0';
-	return true;
-}
-
 static bool uri_fail(char *err, size_t err_len, const char *reason)
 {
 	snprintf(err, err_len, "%s", reason);
@@ -149,7 +113,7 @@ static bool parse_query(const char *q, struct db_uri *out, char *err, size_t err
 		if (!eq || (size_t)(eq - q) != 6 || memcmp(q, "socket", 6) != 0)
 			return uri_fail(err, err_len,
 			    "unknown query parameter (only ?socket=/path is supported)");
-		if (!pct_decode(eq + 1, n - 7, out->socket, sizeof(out->socket)) ||
+		if (!pct_decode(eq + 1, n - 7, false, out->socket, sizeof(out->socket)) ||
 		    out->socket[0] != '/')
 			return uri_fail(err, err_len, "socket must be an absolute path");
 		q += n;
@@ -182,10 +146,10 @@ static bool parse_uri(const char *uri, struct db_uri *out, char *err, size_t err
 	if (at) {
 		const char *colon = memchr(p, ':', (size_t)(at - p));
 		size_t ulen = colon ? (size_t)(colon - p) : (size_t)(at - p);
-		if (!pct_decode(p, ulen, out->user, sizeof(out->user)))
+		if (!pct_decode(p, ulen, false, out->user, sizeof(out->user)))
 			return uri_fail(err, err_len, "malformed or too long user name");
-		if (colon &&
-		    !pct_decode(colon + 1, (size_t)(at - colon - 1), out->pass, sizeof(out->pass)))
+		if (colon && !pct_decode(colon + 1, (size_t)(at - colon - 1), false, out->pass,
+		                 sizeof(out->pass)))
 			return uri_fail(err, err_len,
 			    "malformed or too long password (percent-encode special characters)");
 		host = at + 1;
@@ -200,7 +164,8 @@ static bool parse_uri(const char *uri, struct db_uri *out, char *err, size_t err
 		host_end = rb + 1;
 		if (host_end < auth_end && *host_end != ':')
 			return uri_fail(err, err_len, "malformed IPv6 host (use [addr]:port)");
-		if (!pct_decode(host + 1, (size_t)(rb - host - 1), out->host, sizeof(out->host)))
+		if (!pct_decode(host + 1, (size_t)(rb - host - 1), false, out->host,
+		        sizeof(out->host)))
 			return uri_fail(err, err_len, "malformed or too long IPv6 host");
 	} else {
 		host_end = memchr(host, ':', (size_t)(auth_end - host));
@@ -208,7 +173,8 @@ static bool parse_uri(const char *uri, struct db_uri *out, char *err, size_t err
 			host_end = auth_end;
 		else if (memchr(host_end + 1, ':', (size_t)(auth_end - host_end - 1)))
 			return uri_fail(err, err_len, "IPv6 hosts go in brackets: [addr]:port");
-		if (!pct_decode(host, (size_t)(host_end - host), out->host, sizeof(out->host)))
+		if (!pct_decode(host, (size_t)(host_end - host), false, out->host,
+		        sizeof(out->host)))
 			return uri_fail(err, err_len, "malformed or too long host");
 	}
 	if (out->host[0] == '\0')
@@ -222,7 +188,7 @@ static bool parse_uri(const char *uri, struct db_uri *out, char *err, size_t err
 	p = auth_end;
 	if (*p == '/') {
 		size_t n = strcspn(p + 1, "?#");
-		if (!pct_decode(p + 1, n, out->dbname, sizeof(out->dbname)) ||
+		if (!pct_decode(p + 1, n, false, out->dbname, sizeof(out->dbname)) ||
 		    strchr(out->dbname, '/'))
 			return uri_fail(err, err_len, "malformed or too long database name");
 		p += 1 + n;

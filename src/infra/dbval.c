@@ -5,6 +5,7 @@
 
 #include <json-c/json.h>
 
+#include "lib/encoding.h"
 #include "lib/crypto.h"
 #include "infra/db.h"
 #include "infra/dbval.h"

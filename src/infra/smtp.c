@@ -4,6 +4,7 @@
 #include "infra/smtp.h"
 
 #include "lib/buf.h"
+#include "lib/encoding.h"
 #include "lib/utf8.h"
 #include "lib/util.h"
 
@@ -78,25 +79,6 @@ static bool put_date(struct buf *out, int64_t ms)
 	return true;
 }
 
-static void put_base64(struct buf *out, const unsigned char *p, size_t n)
-{
-	static const char b64[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char q[4];
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		if (i + 1 < n)
-			v |= (unsigned)p[i + 1] << 8;
-		if (i + 2 < n)
-			v |= p[i + 2];
-		q[0] = b64[(v >> 18) & 63];
-		q[1] = b64[(v >> 12) & 63];
-		q[2] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
-		q[3] = i + 2 < n ? b64[v & 63] : '=';
-		buf_append(out, q, 4);
-	}
-}
-
 /* Plain when it is printable ASCII that fits one line and cannot be read as
  * an encoded-word; otherwise RFC 2047 B encoded-words of whole characters
  * (§5), folded with CRLF SP. */
@@ -113,6 +95,7 @@ static void put_subject(struct buf *out, const char *s)
 	}
 	buf_puts(out, "Subject:");
 	for (size_t i = 0; i < n;) {
+		char word[4 * (EW_NEXT_BYTES + 2) / 3 + 1];
 		size_t max = i == 0 ? EW_FIRST_BYTES : EW_NEXT_BYTES;
 		size_t j = i;
 		size_t len;
@@ -125,7 +108,8 @@ static void put_subject(struct buf *out, const char *s)
 		if (i > 0)
 			buf_puts(out, "\r\n");
 		buf_puts(out, " =?UTF-8?B?");
-		put_base64(out, u + i, j - i);
+		b64_encode(false, true, u + i, j - i, word, sizeof(word));
+		buf_puts(out, word);
 		buf_puts(out, "?=");
 		i = j;
 	}

@@ -1,5 +1,6 @@
 /* Passwords (scrypt, PHC strings), HMAC-SHA256, SHA-256, base64 and API
  * tokens, all through OpenSSL 3. */
+#include "lib/encoding.h"
 #include "lib/crypto.h"
 
 #include "lib/log.h"
@@ -26,87 +27,6 @@
 #define R_MAX 32
 #define P_MIN 1
 #define P_MAX 16
-
-static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-static const char b64_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* Unpadded base64 in the given alphabet; 0 (and "" when possible) if out is too small. */
-static size_t b64_encode(const char *alpha, const void *p, size_t n, char *out, size_t out_len)
-{
-	const uint8_t *b = p;
-	size_t need = n / 3 * 4 + (n % 3 == 0 ? 0 : n % 3 + 1);
-	size_t o = 0;
-	if (out_len < need + 1) {
-		if (out_len > 0)
-			out[0] = '\0';
-		return 0;
-	}
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)b[i] << 16;
-		size_t left = n - i;
-		if (left > 1)
-			v |= (uint32_t)b[i + 1] << 8;
-		if (left > 2)
-			v |= b[i + 2];
-		out[o++] = alpha[v >> 18 & 63];
-		out[o++] = alpha[v >> 12 & 63];
-		if (left > 1)
-			out[o++] = alpha[v >> 6 & 63];
-		if (left > 2)
-			out[o++] = alpha[v & 63];
-	}
-	out[o] = '\0';
-	return o;
-}
-
-static int b64_value(const char *alpha, char c)
-{
-	if (c == '\0')
-		return -1;
-	const char *hit = memchr(alpha, c, 64);
-	return hit == NULL ? -1 : (int)(hit - alpha);
-}
-
-/* Strict unpadded base64: only alphabet characters, no impossible length
- * (n % 4 == 1), and the unused low bits of the last character must be zero
- * so that every byte string has exactly one encoding (RFC 4648 §3.5). */
-static bool b64_decode(const char *alpha, const char *s, size_t slen, uint8_t *out, size_t out_cap,
-    size_t *out_len)
-{
-	size_t need = slen / 4 * 3 + (slen % 4 == 0 ? 0 : slen % 4 - 1);
-	uint32_t acc = 0;
-	int bits = 0;
-	size_t o = 0;
-	if (s == NULL || slen % 4 == 1 || need > out_cap)
-		return false;
-	for (size_t i = 0; i < slen; i++) {
-		int v = b64_value(alpha, s[i]);
-		if (v < 0)
-			return false;
-		acc = acc << 6 | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (uint8_t)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	if (acc != 0)
-		return false;
-	if (out_len != NULL)
-		*out_len = o;
-	return true;
-}
-
-size_t b64url_encode(const void *p, size_t n, char *out, size_t out_len)
-{
-	return b64_encode(b64_url, p, n, out, out_len);
-}
-
-bool b64url_decode(const char *s, size_t slen, uint8_t *out, size_t out_cap, size_t *out_len)
-{
-	return b64_decode(b64_url, s, slen, out, out_cap, out_len);
-}
 
 /* HMAC/SHA-256 cannot fail with the default provider; if they ever do,
  * unpredictable output makes every comparison against it fail closed. */
@@ -196,8 +116,8 @@ int password_hash(const char *password, const struct scrypt_params *p, char *out
 		goto fail;
 	if (scrypt_derive(password, pw_len, salt, sizeof(salt), p, key) != 0)
 		goto fail;
-	b64_encode(b64_std, salt, sizeof(salt), salt_b64, sizeof(salt_b64));
-	b64_encode(b64_std, key, sizeof(key), key_b64, sizeof(key_b64));
+	b64_encode(false, false, salt, sizeof(salt), salt_b64, sizeof(salt_b64));
+	b64_encode(false, false, key, sizeof(key), key_b64, sizeof(key_b64));
 	int n = snprintf(out, out_len, "$scrypt$ln=%d,r=%d,p=%d$%s$%s", p->ln, p->r, p->p, salt_b64,
 	    key_b64);
 	if (n < 0 || (size_t)n >= out_len) {
@@ -255,10 +175,11 @@ static bool phc_parse(const char *phc, struct scrypt_params *sp, uint8_t salt[SA
 	const char *dollar = strchr(s, '$');
 	if (dollar == NULL)
 		return false;
-	if (!b64_decode(b64_std, s, (size_t)(dollar - s), salt, SALT_LEN, &got) || got != SALT_LEN)
+	if (!b64_decode(B64_STRICT_STD, s, (size_t)(dollar - s), salt, SALT_LEN, &got) ||
+	    got != SALT_LEN)
 		return false;
 	s = dollar + 1;
-	if (!b64_decode(b64_std, s, strlen(s), key, KEY_LEN, &got) || got != KEY_LEN)
+	if (!b64_decode(B64_STRICT_STD, s, strlen(s), key, KEY_LEN, &got) || got != KEY_LEN)
 		return false;
 	return true;
 }

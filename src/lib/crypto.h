@@ -36,12 +36,6 @@ void password_burn(const char *password, const struct scrypt_params *p);
 void hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len, uint8_t out[32]);
 void sha256_raw(const void *p, size_t n, uint8_t out[32]);
 
-/* base64url without padding (RFC 4648 §5). encode returns the length
- * written (out needs 4 * ceil(n / 3) + 1). decode is strict: rejects
- * padding, whitespace and characters outside the alphabet. */
-size_t b64url_encode(const void *p, size_t n, char *out, size_t out_len);
-bool b64url_decode(const char *s, size_t slen, uint8_t *out, size_t out_cap, size_t *out_len);
-
 /* API tokens: "opsd_" + base64url(32 random bytes) (48 characters). The
  * database keeps only sha256 of the whole string. */
 #define TOKEN_PREFIX "opsd_"

@@ -2,6 +2,7 @@
 #include "lib/util.h"
 
 #include "lib/arena.h"
+#include "lib/encoding.h"
 #include "lib/utf8.h"
 
 #include <arpa/inet.h>
@@ -150,42 +151,6 @@ bool parse_rfc3339(const char *s, int64_t *ms_out)
 	return true;
 }
 
-void hex_encode(const void *p, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[b[i] >> 4];
-		out[2 * i + 1] = hex[b[i] & 0xF];
-	}
-	out[2 * n] = '\0';
-}
-
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-bool hex_decode(const char *s, void *out, size_t n)
-{
-	unsigned char *b = out;
-	if (strnlen(s, 2 * n + 1) != 2 * n)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		int hi = hex_val(s[2 * i]), lo = hex_val(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return false;
-		b[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return true;
-}
-
 void sha256_hex(const void *p, size_t n, char *out)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -211,58 +176,20 @@ bool random_bytes(void *p, size_t n)
 	return true;
 }
 
-/* Decodes one character of a form-encoded string at s[*i] (i < n); -1 when
- * malformed or an encoded NUL (RFC 3986 §2.1). */
-static int url_next(const char *s, size_t n, size_t *i, bool form)
-{
-	char c = s[*i];
-	if (c == '%') {
-		if (n - *i < 3)
-			return -1;
-		int hi = hex_val(s[*i + 1]), lo = hex_val(s[*i + 2]);
-		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-			return -1;
-		*i += 3;
-		return hi << 4 | lo;
-	}
-	(*i)++;
-	if (c == '\0')
-		return -1;
-	return form && c == '+' ? ' ' : (unsigned char)c;
-}
-
-char *url_decode(struct arena *a, const char *s, size_t n, bool form)
-{
-	char *out = arena_alloc(a, n + 1);
-	if (out == NULL)
-		return NULL;
-	size_t o = 0;
-	for (size_t i = 0; i < n;) {
-		int c = url_next(s, n, &i, form);
-		if (c < 0)
-			return NULL;
-		out[o++] = (char)c;
-	}
-	out[o] = '\0';
-	return out;
-}
-
-/* Finds the first pair of query whose decoded key is name; val and vlen get its
- * raw value (NULL when the pair has no '='). */
+/* Finds the first pair of query whose decoded key is name (names are
+ * opsd's own, shorter than the key buffer); val and vlen get its raw value
+ * (NULL when the pair has no '='). */
 static bool query_find(const char *query, const char *name, const char **val, size_t *vlen)
 {
+	char key[64];
+
 	if (query == NULL || name == NULL || *name == '\0')
 		return false;
 	for (const char *p = query; *p != '\0';) {
 		size_t len = strcspn(p, "&");
 		size_t klen = strcspn(p, "=&");
-		size_t i = 0;
-		const char *want = name;
-		int c = 0;
-		while (i < klen && *want != '\0' &&
-		       (c = url_next(p, klen, &i, true)) == (unsigned char)*want)
-			want++;
-		if (i == klen && *want == '\0' && c >= 0) {
+
+		if (pct_decode(p, klen, true, key, sizeof(key)) && strcmp(key, name) == 0) {
 			*val = klen < len ? p + klen + 1 : NULL;
 			*vlen = klen < len ? len - klen - 1 : 0;
 			return true;

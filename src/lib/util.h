@@ -21,16 +21,10 @@ bool parse_rfc3339(const char *s, int64_t *ms_out);
  * trailing text). */
 bool parse_ll_range(const char *s, long long min, long long max, long long *out);
 
-void hex_encode(const void *p, size_t n, char *out); /* out[2n + 1] */
-/* Decodes exactly 2n hex chars into n bytes; false on a bad digit or length. */
-bool hex_decode(const char *s, void *out, size_t n);
 void sha256_hex(const void *p, size_t n, char *out); /* out[65] */
 /* Cryptographically secure (OpenSSL RAND_bytes); false on failure. */
 bool random_bytes(void *p, size_t n);
 
-/* Percent-decodes (and '+' → ' ' when form is true) into the arena. Returns
- * NULL on a malformed escape or an encoded NUL. */
-char *url_decode(struct arena *a, const char *s, size_t n, bool form);
 /* Value of name in an application/x-www-form-urlencoded query string,
  * decoded into the arena; NULL if absent or malformed. "" for `?full`. */
 char *query_get(struct arena *a, const char *query, const char *name);

@@ -12,6 +12,7 @@
 
 #include "core/audit.h"
 #include "infra/config.h"
+#include "lib/encoding.h"
 #include "lib/util.h"
 
 static struct audit_record base(void)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/encoding.h"
 #include "lib/crypto.h"
 #include "lib/util.h"
 

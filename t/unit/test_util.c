@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "lib/encoding.h"
 #include "lib/arena.h"
 #include "lib/util.h"
 
