@@ -384,7 +384,7 @@ static int cmd_email_test(struct opsctl *o)
 {
 	const char *to = opt_value(o, "--to");
 	struct smtp_settings s;
-	struct smtp_message m;
+	struct mail_message m;
 	struct smtp_result res;
 	char addr[256], msgid[128], body[256];
 	struct opsd_uuid id;
@@ -410,7 +410,7 @@ static int cmd_email_test(struct opsctl *o)
 	    s.from && strrchr(s.from, '@') ? strrchr(s.from, '@') : "@opsd.invalid");
 	snprintf(body, sizeof(body), "This is a test message sent by %s with opsctl email test.\n",
 	    o->label);
-	m = (struct smtp_message){msgid, addr, "opsd test message (opsctl)", body, now_ms()};
+	m = (struct mail_message){msgid, addr, "opsd test message (opsctl)", body, now_ms()};
 	smtp_send(&s, &m, &res);
 	if (res.outcome != SMTP_SENT) {
 		printf("failed at %s: %s\n", res.step, res.error);

@@ -287,7 +287,7 @@ static void deliver_one(struct db *d, const struct opsd_config *cfg, const char 
 	    .holder = holder,
 	    .id = (const uint8_t *)rows->val[i][0]};
 	struct smtp_settings s;
-	struct smtp_message m;
+	struct mail_message m;
 	struct smtp_result res;
 	char id_s[UUID_STR_LEN + 1], msgid[UUID_STR_LEN + 300];
 	const char *to = rows->val[i][1], *from_at;
@@ -305,7 +305,7 @@ static void deliver_one(struct db *d, const struct opsd_config *cfg, const char 
 	mail_smtp_settings(cfg, &s);
 	from_at = s.from ? strrchr(s.from, '@') : NULL;
 	snprintf(msgid, sizeof(msgid), "%s%s", id_s, from_at ? from_at : "@opsd.invalid");
-	m = (struct smtp_message){msgid, to, rows->val[i][2], rows->val[i][3], now_ms()};
+	m = (struct mail_message){msgid, to, rows->val[i][2], rows->val[i][3], now_ms()};
 	if (!s.server) {
 		memset(&res, 0, sizeof(res));
 		res.outcome = SMTP_RETRY;

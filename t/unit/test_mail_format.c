@@ -9,14 +9,14 @@
 #include <string.h>
 
 #include "lib/buf.h"
-#include "infra/smtp.h"
+#include "lib/mail_format.h"
 
 /* 2026-11-24T10:27:55.123Z */
 #define DATE_MS 1795516075123LL
 
-static struct smtp_message msg(const char *subject, const char *body)
+static struct mail_message msg(const char *subject, const char *body)
 {
-	struct smtp_message m = {
+	struct mail_message m = {
 	    .message_id = "0190f5a2-7b3c-7def-8abc-0123456789ab@example.test",
 	    .to = "alice@example.test",
 	    .subject = subject,
@@ -26,7 +26,7 @@ static struct smtp_message msg(const char *subject, const char *body)
 	return m;
 }
 
-static char *format(const struct smtp_message *m)
+static char *format(const struct mail_message *m)
 {
 	struct buf b;
 	buf_init(&b);
@@ -131,7 +131,7 @@ static char *subject_decode(const char *msgtext)
 static void test_ascii_headers_exact(void **state)
 {
 	(void)state;
-	struct smtp_message m = msg("Your export is ready", "Hello,\nit is ready.\n");
+	struct mail_message m = msg("Your export is ready", "Hello,\nit is ready.\n");
 	char *s = format(&m);
 	assert_string_equal(s, "Date: Tue, 24 Nov 2026 10:27:55 +0000\r\n"
 	                       "Message-ID: <0190f5a2-7b3c-7def-8abc-0123456789ab@example.test>\r\n"
@@ -150,7 +150,7 @@ static void test_ascii_headers_exact(void **state)
 static void test_date_single_digit_day(void **state)
 {
 	(void)state;
-	struct smtp_message m = msg("x", "");
+	struct mail_message m = msg("x", "");
 	m.date_ms = 0; /* Thu, 01 Jan 1970 */
 	char *s = format(&m);
 	assert_true(strncmp(s, "Date: Thu, 01 Jan 1970 00:00:00 +0000\r\n", 39) == 0);
@@ -172,7 +172,7 @@ static void test_subject_encoded_roundtrip(void **state)
 	    "tab\there",
 	};
 	for (size_t i = 0; i < sizeof(subjects) / sizeof(subjects[0]); i++) {
-		struct smtp_message m = msg(subjects[i], "x");
+		struct mail_message m = msg(subjects[i], "x");
 		char *s = format(&m);
 		assert_lines(s, 76);
 		char *dec = subject_decode(s);
@@ -189,7 +189,7 @@ static void test_subject_words_hold_whole_characters(void **state)
 	char subj[400] = "";
 	for (int i = 0; i < 40; i++)
 		strcat(subj, "€");
-	struct smtp_message m = msg(subj, "x");
+	struct mail_message m = msg(subj, "x");
 	char *s = format(&m);
 	const char *p = strstr(s, "Subject:");
 	while ((p = strstr(p, "=?UTF-8?B?")) != NULL) {
@@ -223,7 +223,7 @@ static void test_long_lines_soft_breaks(void **state)
 	n += 76;
 	body[n++] = '\n';
 	body[n] = '\0';
-	struct smtp_message m = msg("long", body);
+	struct mail_message m = msg("long", body);
 	char *s = format(&m);
 	const char *b = body_of(s);
 	assert_lines(b, 76);
@@ -241,7 +241,7 @@ static void test_long_lines_soft_breaks(void **state)
 static void test_qp_specials(void **state)
 {
 	(void)state;
-	struct smtp_message m = msg("x", "a=b\ntrailing space \ntab\t\ncafé\nFrom me\n.\n..\n");
+	struct mail_message m = msg("x", "a=b\ntrailing space \ntab\t\ncafé\nFrom me\n.\n..\n");
 	char *s = format(&m);
 	assert_string_equal(body_of(s), "a=3Db\r\n"
 	                                "trailing space=20\r\n"
@@ -256,14 +256,14 @@ static void test_qp_specials(void **state)
 static void test_crlf_everywhere(void **state)
 {
 	(void)state;
-	struct smtp_message m = msg("mixed", "unix\nmac\rdos\r\n\n\r\r\nlast");
+	struct mail_message m = msg("mixed", "unix\nmac\rdos\r\n\n\r\r\nlast");
 	char *s = format(&m);
 	assert_lines(s, 78);
 	assert_string_equal(body_of(s), "unix\r\nmac\r\ndos\r\n\r\n\r\n\r\nlast\r\n");
 	free(s);
 }
 
-static void assert_refused(const struct smtp_message *m, const char *from)
+static void assert_refused(const struct mail_message *m, const char *from)
 {
 	struct buf b;
 	buf_init(&b);
@@ -276,7 +276,7 @@ static void assert_refused(const struct smtp_message *m, const char *from)
 static void test_injection_refused(void **state)
 {
 	(void)state;
-	struct smtp_message m;
+	struct mail_message m;
 	m = msg("hi\r\nBcc: victim@example.test", "x");
 	assert_refused(&m, "ops@example.test");
 	m = msg("hi\nX: y", "x");
@@ -316,12 +316,12 @@ static void test_invalid_utf8_refused(void **state)
 	    "\xe2\x82",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct smtp_message m = msg(bad[i], "x");
+		struct mail_message m = msg(bad[i], "x");
 		assert_refused(&m, "ops@example.test");
 		m = msg("x", bad[i]);
 		assert_refused(&m, "ops@example.test");
 	}
-	struct smtp_message ok = msg("\xf0\x9f\x99\x82", "\xe2\x82\xac");
+	struct mail_message ok = msg("\xf0\x9f\x99\x82", "\xe2\x82\xac");
 	char *s = format(&ok);
 	free(s);
 }
