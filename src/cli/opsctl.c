@@ -31,6 +31,7 @@
 #include "core/legal.h"
 #include "core/mail.h"
 #include "migration/migration.h"
+#include "cli/cli.h"
 #include "cli/progress.h"
 #include "infra/schema.h"
 #include "infra/smtp.h"
@@ -40,17 +41,6 @@
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "unknown"
 #endif
-
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
-
-struct opsctl {
-	struct opsd_config cfg;
-	struct db *db;
-	int argc; /* options after "<command> <subcommand>" */
-	char **argv;
-	struct audit_actor actor; /* "cli:<user>" in audit events */
-	char label[80];
-};
 
 struct command {
 	const char *name;
@@ -62,8 +52,7 @@ struct command {
 	const char *opts;
 };
 
-/* --name value and --flag options; NULL / false when absent. */
-static const char *opt_value(const struct opsctl *o, const char *name)
+const char *opt_value(const struct opsctl *o, const char *name)
 {
 	for (int i = 0; i + 1 < o->argc; i++)
 		if (strcmp(o->argv[i], name) == 0)
@@ -71,7 +60,7 @@ static const char *opt_value(const struct opsctl *o, const char *name)
 	return NULL;
 }
 
-static bool opt_flag(const struct opsctl *o, const char *name)
+bool opt_flag(const struct opsctl *o, const char *name)
 {
 	for (int i = 0; i < o->argc; i++)
 		if (strcmp(o->argv[i], name) == 0)
@@ -125,7 +114,7 @@ static bool options_valid(const struct command *cmd, int argc, char **argv)
 	return true;
 }
 
-static int need_opt(const char *name)
+int need_opt(const char *name)
 {
 	fprintf(stderr, "opsctl: %s is required\n", name);
 	return EXIT_USAGE;
@@ -538,14 +527,8 @@ static bool mig_org(const struct opsctl *o, char out[UUID_STR_LEN + 1])
 	return true;
 }
 
-/* Getters of the status document that tolerate absent or null members. */
-static const char *doc_str(struct json_object *o, const char *k)
-{
-	struct json_object *v = json_object_object_get(o, k);
-
-	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-}
-
+/* Getters of the status document that tolerate absent or null members
+ * (doc_str is in util.c). */
 static double doc_num(struct json_object *o, const char *k, double dflt)
 {
 	struct json_object *v = json_object_object_get(o, k);
@@ -580,12 +563,6 @@ static void doc_free(struct json_object *doc, struct arena *a)
 {
 	json_object_put(doc);
 	arena_free(a);
-}
-
-static void print_json(struct json_object *doc)
-{
-	printf("%s\n", json_object_to_json_string_ext(doc,
-	                   JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 static void progress_of(struct json_object *doc, struct progress *p)

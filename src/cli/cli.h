@@ -1,0 +1,39 @@
+/* What opsctl's command files share: the invocation (struct opsctl), the
+ * exit codes and option helpers of opsctl.c, the JSON output of util.c, and
+ * the commands of each group, which the table in opsctl.c lists. */
+#ifndef OPSD_CLI_H
+#define OPSD_CLI_H
+
+#include <stdbool.h>
+
+#include "core/audit.h"
+#include "infra/config.h"
+
+struct db;
+struct json_object;
+
+/* 0 ok, 1 the operation failed or the state is not what was asked, 2 usage
+ * or config. */
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+struct opsctl {
+	struct opsd_config cfg;
+	struct db *db;
+	int argc; /* options after "<command> <subcommand>" */
+	char **argv;
+	struct audit_actor actor; /* "cli:<user>" in audit events */
+	char label[80];
+};
+
+/* --name value and --flag options; NULL / false when absent. */
+const char *opt_value(const struct opsctl *o, const char *name);
+bool opt_flag(const struct opsctl *o, const char *name);
+/* "opsctl: --name is required" on stderr; EXIT_USAGE. */
+int need_opt(const char *name);
+
+/* doc as pretty JSON and a newline on stdout. */
+void print_json(struct json_object *doc);
+/* o's member k when it is a string, else NULL. */
+const char *doc_str(struct json_object *o, const char *k);
+
+#endif
