@@ -36,4 +36,15 @@ void print_json(struct json_object *doc);
 /* o's member k when it is a string, else NULL. */
 const char *doc_str(struct json_object *o, const char *k);
 
+/* The commands, one file per group. */
+/* db.c */
+int cmd_db_migrate(struct opsctl *o);
+int cmd_db_status(struct opsctl *o);
+/* users.c */
+int cmd_user_create(struct opsctl *o);
+int cmd_user_set_password(struct opsctl *o);
+int cmd_user_ensure_admin(struct opsctl *o);
+/* sessions.c */
+int cmd_sessions_flush(struct opsctl *o);
+
 #endif
