@@ -46,5 +46,12 @@ int cmd_user_set_password(struct opsctl *o);
 int cmd_user_ensure_admin(struct opsctl *o);
 /* sessions.c */
 int cmd_sessions_flush(struct opsctl *o);
+/* audit.c */
+int cmd_audit_verify(struct opsctl *o);
+int cmd_audit_purge(struct opsctl *o);
+/* email.c */
+int cmd_email_test(struct opsctl *o);
+/* legal.c */
+int cmd_legal_publish(struct opsctl *o);
 
 #endif
