@@ -53,5 +53,12 @@ int cmd_audit_purge(struct opsctl *o);
 int cmd_email_test(struct opsctl *o);
 /* legal.c */
 int cmd_legal_publish(struct opsctl *o);
+/* migration.c */
+int cmd_migration_start(struct opsctl *o);
+int cmd_migration_status(struct opsctl *o);
+int cmd_migration_watch(struct opsctl *o);
+int cmd_migration_finalize(struct opsctl *o);
+int cmd_migration_abort(struct opsctl *o);
+int cmd_migration_history(struct opsctl *o);
 
 #endif
