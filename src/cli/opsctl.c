@@ -1,41 +1,18 @@
-/* opsctl: the operator's command line over the core library. Human text on
- * stdout, one clear line per error on stderr. Exit codes: 0 ok, 1 the
- * operation failed or the state is not what was asked, 2 usage or config. */
-#include <errno.h>
-#include <limits.h>
+/* opsctl: the operator's command line over the core library. This file
+ * holds main, the table of commands (the one list of their names, options
+ * and help) and the option plumbing they share; each group of commands has
+ * its own file, declared in cli.h. Human text on stdout, one clear line per
+ * error on stderr. Exit codes: 0 ok, 1 the operation failed or the state is
+ * not what was asked, 2 usage or config. */
 #include <pwd.h>
-#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
-#include <openssl/crypto.h>
-
-#include "api/errors.h"
-#include "api/routes.h"
-#include "lib/arena.h"
-#include "core/audit.h"
-#include "core/auth.h"
-#include "core/authz.h"
-#include "core/blocklist.h"
-#include "lib/buf.h"
-#include "infra/config.h"
-#include "lib/crypto.h"
-#include "infra/db.h"
-#include "lib/json.h"
-#include "core/legal.h"
-#include "core/mail.h"
-#include "migration/migration.h"
 #include "cli/cli.h"
-#include "cli/progress.h"
-#include "infra/schema.h"
-#include "infra/smtp.h"
-#include "core/users.h"
+#include "infra/config.h"
+#include "infra/db.h"
 #include "lib/util.h"
 
 #ifndef PACKAGE_VERSION
