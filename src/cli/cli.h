@@ -1,0 +1,72 @@
+/* What opsctl's command files share: the invocation (struct opsctl), the
+ * exit codes and option helpers of opsctl.c, the JSON output of util.c, and
+ * the commands of each group, which the table in opsctl.c lists. */
+#ifndef OPSD_CLI_H
+#define OPSD_CLI_H
+
+#include <stdbool.h>
+
+#include "core/audit.h"
+#include "infra/config.h"
+
+struct db;
+struct json_object;
+
+/* 0 ok, 1 the operation failed or the state is not what was asked, 2 usage
+ * or config. */
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+struct opsctl {
+	struct opsd_config cfg;
+	struct db *db;
+	int argc; /* options after "<command> <subcommand>" */
+	char **argv;
+	struct audit_actor actor; /* "cli:<user>" in audit events */
+	char label[80];
+};
+
+/* --name value and --flag options; NULL / false when absent. */
+const char *opt_value(const struct opsctl *o, const char *name);
+bool opt_flag(const struct opsctl *o, const char *name);
+/* "opsctl: --name is required" on stderr; EXIT_USAGE. */
+int need_opt(const char *name);
+
+/* doc as pretty JSON and a newline on stdout. */
+void print_json(struct json_object *doc);
+/* o's member k when it is a string, else NULL. */
+const char *doc_str(struct json_object *o, const char *k);
+
+/* The commands, one file per group. */
+/* db.c */
+int cmd_db_migrate(struct opsctl *o);
+int cmd_db_status(struct opsctl *o);
+/* users.c */
+int cmd_user_create(struct opsctl *o);
+int cmd_user_set_password(struct opsctl *o);
+int cmd_user_ensure_admin(struct opsctl *o);
+/* sessions.c */
+int cmd_sessions_flush(struct opsctl *o);
+/* audit.c */
+int cmd_audit_verify(struct opsctl *o);
+int cmd_audit_purge(struct opsctl *o);
+/* email.c */
+int cmd_email_test(struct opsctl *o);
+/* legal.c */
+int cmd_legal_publish(struct opsctl *o);
+/* migration.c */
+int cmd_migration_start(struct opsctl *o);
+int cmd_migration_status(struct opsctl *o);
+int cmd_migration_watch(struct opsctl *o);
+int cmd_migration_finalize(struct opsctl *o);
+int cmd_migration_abort(struct opsctl *o);
+int cmd_migration_history(struct opsctl *o);
+/* blocklist.c */
+int cmd_blocklist_add(struct opsctl *o);
+int cmd_blocklist_remove(struct opsctl *o);
+int cmd_blocklist_list(struct opsctl *o);
+int cmd_blocklist_sync_nginx(struct opsctl *o);
+/* routes.c */
+int cmd_routes(struct opsctl *o);
+int cmd_roles(struct opsctl *o);
+
+#endif

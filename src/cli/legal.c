@@ -1,0 +1,77 @@
+/* opsctl legal publish. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "infra/db.h"
+#include "lib/json.h"
+#include "lib/utf8.h"
+#include "core/legal.h"
+#include "lib/util.h"
+#include "lib/uuid.h"
+
+/* Runbook 1 step 1 from the command line, through legal_publish. */
+int cmd_legal_publish(struct opsctl *o)
+{
+	const char *type = opt_value(o, "--type"), *version = opt_value(o, "--version");
+	const char *file = opt_value(o, "--file"), *at = opt_value(o, "--effective-at");
+	char id[UUID_STR_LEN + 1], when[32];
+	int64_t ms = 0;
+	enum legal_err e;
+	char *content = NULL;
+	size_t len = 0;
+	FILE *f;
+	int rc = EXIT_USAGE;
+
+	if (!type || !version || !file)
+		return need_opt(!type ? "--type" : !version ? "--version" : "--file");
+	if (!legal_type_valid(type) || !legal_version_valid(version)) {
+		fprintf(stderr, "opsctl: malformed %s\n",
+		    legal_type_valid(type) ? "--version" : "--type");
+		return EXIT_USAGE;
+	}
+	if (at && (!parse_rfc3339(at, &ms) || ms < now_ms() - 60000)) {
+		fprintf(stderr, "opsctl: --effective-at must be an RFC 3339 time, now or later\n");
+		return EXIT_USAGE;
+	}
+	if (!(f = fopen(file, "rb"))) {
+		fprintf(stderr, "opsctl: %s: cannot read\n", file);
+		return EXIT_USAGE;
+	}
+	content = malloc(LEGAL_CONTENT_MAX + 2);
+	if (content)
+		len = fread(content, 1, LEGAL_CONTENT_MAX + 1, f);
+	fclose(f);
+	if (!content || len == 0 || len > LEGAL_CONTENT_MAX || memchr(content, '\0', len)) {
+		fprintf(stderr, "opsctl: %s: must hold 1 byte to 1 MiB of text\n", file);
+		goto out;
+	}
+	content[len] = '\0';
+	if (!utf8_valid(content, len)) {
+		fprintf(stderr, "opsctl: %s: not UTF-8\n", file);
+		goto out;
+	}
+	e = legal_publish(o->db, &o->actor, type, version, content, ms, opt_flag(o, "--notify"),
+	    id);
+	if (e == LEGAL_DUPLICATE) {
+		fprintf(stderr, "opsctl: duplicate version: %s %s already exists\n", type, version);
+		rc = EXIT_FAILED;
+		goto out;
+	}
+	if (e != LEGAL_OK) {
+		fprintf(stderr, "opsctl: publish failed: %s\n", db_error(o->db));
+		rc = EXIT_FAILED;
+		goto out;
+	}
+	format_rfc3339(ms ? ms : now_ms(), when);
+	if (ms > now_ms())
+		printf("published %s %s (scheduled for %s)\n", type, version, when);
+	else
+		printf("published %s %s (current)\n", type, version);
+	rc = EXIT_OK;
+out:
+	free(content);
+	return rc;
+}

@@ -1,0 +1,62 @@
+/* opsctl routes and opsctl roles: the route table and the role →
+ * permission table as JSON, without a database. */
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "core/authz.h"
+#include "cli/cli.h"
+#include "api/routes.h"
+
+/* The route table as JSON: the authorization test is generated from it. */
+int cmd_routes(struct opsctl *o)
+{
+	struct json_object *a = json_object_new_array();
+
+	(void)o;
+	for (size_t i = 0; i < nroutes; i++) {
+		struct json_object *r = json_object_new_object();
+
+		json_object_object_add(r, "method", json_object_new_string(routes[i].method));
+		json_object_object_add(r, "pattern", json_object_new_string(routes[i].pattern));
+		json_object_object_add(r, "permission",
+		    routes[i].perm != P_NONE ? json_object_new_string(perm_name(routes[i].perm))
+		                             : NULL);
+		json_object_object_add(r, "public",
+		    json_object_new_boolean(!!(routes[i].flags & RF_PUBLIC)));
+		json_object_object_add(r, "testOnly",
+		    json_object_new_boolean(!!(routes[i].flags & RF_TEST_ONLY)));
+		json_object_object_add(r, "loopback",
+		    json_object_new_boolean(!!(routes[i].flags & RF_LOOPBACK)));
+		json_object_object_add(r, "legalExempt",
+		    json_object_new_boolean(!!(routes[i].flags & RF_LEGAL_EXEMPT)));
+		json_object_object_add(r, "csrf",
+		    json_object_new_boolean(
+		        !(routes[i].flags & RF_PUBLIC) && strcmp(routes[i].method, "GET") != 0));
+		json_object_array_add(a, r);
+	}
+	print_json(a);
+	json_object_put(a);
+	return EXIT_OK;
+}
+
+int cmd_roles(struct opsctl *o)
+{
+	struct json_object *m = json_object_new_object();
+
+	(void)o;
+	for (int r = 0; r < ROLE__MAX; r++) {
+		struct json_object *a = json_object_new_array();
+		permset p = role_perms(1u << r);
+
+		for (int i = 0; i < PERM__MAX; i++)
+			if (perms_have(p, (enum perm)i))
+				json_object_array_add(a,
+				    json_object_new_string(perm_name((enum perm)i)));
+		json_object_object_add(m, role_name((enum role)r), a);
+	}
+	printf("%s\n", json_object_to_json_string_ext(m, JSON_C_TO_STRING_PRETTY));
+	json_object_put(m);
+	return EXIT_OK;
+}

@@ -1,0 +1,20 @@
+/* The JSON output the command groups share. */
+#include <stdio.h>
+
+#include <json-c/json.h>
+
+#include "cli/cli.h"
+
+void print_json(struct json_object *doc)
+{
+	printf("%s\n", json_object_to_json_string_ext(doc,
+	                   JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+/* Tolerates an absent or null member, and o itself NULL. */
+const char *doc_str(struct json_object *o, const char *k)
+{
+	struct json_object *v = json_object_object_get(o, k);
+
+	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
