@@ -41,7 +41,8 @@ static void on_child(int sig)
 	(void)sig; /* only wakes sigsuspend */
 }
 
-/* No SA_RESTART: a signal must interrupt accept() (SPEC §19). */
+/* No SA_RESTART: a signal must interrupt accept() (doc/architecture.md "Pitfalls of the platform").
+ */
 static int install(int sig, void (*fn)(int))
 {
 	struct sigaction sa;

@@ -7,7 +7,7 @@
 OPSD_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OPSD_PROG=${OPSD_PROG:-$(basename "$0")}
 
-# Debian packages, by purpose (SPEC §1 design card, §18 test tools).
+# Debian packages, by purpose: build (the libraries of doc/architecture.md), run, test (t/README), bench.
 OPSD_PKGS_BUILD=(build-essential autoconf automake libtool pkg-config
 	libfcgi-dev libjson-c-dev libmariadb-dev libmariadb-dev-compat
 	libesmtp-dev libcmocka-dev libssl-dev)
@@ -200,7 +200,7 @@ ensure_tls_cert() {
 
 # ------------------------------------------------------------------ MariaDB
 
-# The private MariaDB under $VAR (SPEC §2): own datadir, unix socket only,
+# The private MariaDB under $VAR (README "The two commands"): own datadir, unix socket only,
 # no system service, no /etc/mysql configuration (--no-defaults).
 mysql_sock() { printf '%s/run/mysqld.sock\n' "$1"; }
 

@@ -1,4 +1,4 @@
-/* Reading and verifying the audit log (SPEC §9). */
+/* Reading and verifying the audit log (doc/architecture.md "The audit log"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* Login, logout, the caller's identity, password change and API tokens
- * (SPEC §6, runbook 7). */
+ * (README "Identity, sessions and roles", runbook 7). */
 #include <stdio.h>
 #include <string.h>
 

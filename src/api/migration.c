@@ -1,4 +1,4 @@
-/* Runbook 3 (SPEC §10): moving one org's tenant rows between the shared
+/* Runbook 3 (README): moving one org's tenant rows between the shared
  * database and a dedicated one. The engine is core/migration.c; these
  * handlers validate, call it and answer with its status document. Only
  * superadmin holds migration.run (the route table says so). */

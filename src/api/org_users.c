@@ -1,4 +1,4 @@
-/* The users of one org (SPEC §8, /orgs/:orgId/users): an org_admin manages
+/* The users of one org (README "Runbook 2", /orgs/:orgId/users): an org_admin manages
  * the people of its own org, platform staff those of every org. The org of
  * the path is checked as for tenant records; create and PATCH are the /users
  * paragraphs limited to org roles; DELETE is a soft delete through the

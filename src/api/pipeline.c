@@ -204,7 +204,8 @@ static bool authorize_or_reply(struct req *r, const struct route *rt)
 		reply_error(r, E_FORBIDDEN, "you lack the permission this needs", d);
 		return false;
 	}
-	/* SPEC §6: a cookie rides along on cross-site requests; the token does not. */
+	/* README "Identity, sessions and roles": a cookie rides along on cross-site requests; the
+	 * token does not. */
 	if (p->method == AUTH_SESSION && is_unsafe(r->method) &&
 	    !session_csrf_ok(r->cfg->session_secret, p->session_id, r->csrf_token)) {
 		reply_error(r, E_CSRF_FAILED, "missing or wrong X-CSRF-Token", NULL);
@@ -213,7 +214,7 @@ static bool authorize_or_reply(struct req *r, const struct route *rt)
 	return true;
 }
 
-/* SPEC §7: with LEGAL_ENFORCE=1 a person who has not accepted every current
+/* README "Runbook 1": with LEGAL_ENFORCE=1 a person who has not accepted every current
  * document can use only the exempt routes. One indexed query on the
  * cached current documents. */
 static bool legal_gate_ok(struct req *r)
@@ -287,7 +288,7 @@ static void refused(struct req *r, const struct route *rt, const struct rl_limit
 	reply_rate_limited(r, v->retry_after, v->limit);
 }
 
-/* opsd's second line (SPEC §11): one bucket per signed-in user or API
+/* opsd's second line (README "Runbook 4"): one bucket per signed-in user or API
  * token, or per client IP for anonymous calls, shared by the workers of the
  * host. Every answer that went through it carries RateLimit-*; a refusal is
  * logged, counted and, once a minute per source, audited. */

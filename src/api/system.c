@@ -1,4 +1,4 @@
-/* Health, readiness, pool status and metrics (SPEC §13), and the routes that
+/* Health, readiness, pool status and metrics (README "Runbook 6"), and the routes that
  * exist only under OPSD_ENV=test. */
 #include <errno.h>
 #include <linux/netlink.h>

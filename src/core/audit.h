@@ -1,4 +1,4 @@
-/* The append-only, hash-chained audit log (SPEC §9). Each event stores
+/* The append-only, hash-chained audit log (doc/architecture.md "The audit log"). Each event stores
  * sha256 of its canonical form, which includes the previous event's hash;
  * verification replays the chain and names the first event that breaks it. */
 #ifndef OPSD_AUDIT_H

@@ -1,5 +1,5 @@
-/* Audit retention (SPEC §9): events older than OPSD_AUDIT_RETENTION_DAYS
- * are deleted in runs of consecutive seqs, one transaction per batch, and
+/* Audit retention (doc/architecture.md "The audit log"): events older than
+ * OPSD_AUDIT_RETENTION_DAYS are deleted in runs of consecutive seqs, one transaction per batch, and
  * each run is replaced by a signed anchor so /audit/verify still walks the
  * whole chain. Events about a subject under legal hold are kept; so is
  * anything that does not verify (retention never deletes evidence). */

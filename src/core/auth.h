@@ -1,5 +1,5 @@
-/* Who is calling (SPEC §6): a session cookie or a bearer token resolved to a
- * principal with its effective permissions, and the session/token stores. */
+/* Who is calling (README "Identity, sessions and roles"): a session cookie or a bearer token
+ * resolved to a principal with its effective permissions, and the session/token stores. */
 #ifndef OPSD_AUTH_H
 #define OPSD_AUTH_H
 
@@ -72,8 +72,8 @@ const char *flush_scope_name(enum flush_scope s);
  * throttle rows in bounded batches. */
 int sessions_expire(struct db *d, const struct opsd_config *cfg);
 
-/* Login throttling (SPEC §6): per account and per IP, failures within 15
- * minutes lock the key for 15 minutes. */
+/* Login throttling (README "Identity, sessions and roles"): per account and per IP, failures within
+ * 15 minutes lock the key for 15 minutes. */
 /* Seconds the login must wait (0 = allowed), -1 on a database error. */
 long login_throttled(struct db *d, const struct opsd_config *cfg, const char *email,
     const char *ip);

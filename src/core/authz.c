@@ -58,7 +58,7 @@ _Static_assert(PERM__MAX <= 64, "permset is 64 bits");
 	    PS(P_COMPLIANCE_ARCHIVE) | PS(P_COMPLIANCE_EXPORT) | PS(P_LEGAL_REPORT) |              \
 	    PS(P_AUDIT_READ) | PS(P_TENANT_READ))
 
-/* SPEC §6. Only superadmin holds migration.run. */
+/* README "Identity, sessions and roles". Only superadmin holds migration.run. */
 static const permset role_table[] = {
     [ROLE_SUPERADMIN] = ALL_PERMS,
     [ROLE_PLATFORM_ADMIN] = PS(P_LEGAL_PUBLISH) | PS(P_LEGAL_REPORT) | PS(P_USERS_READ) |

@@ -1,5 +1,5 @@
-/* Roles and permissions (SPEC §6): seven roles grant permissions named
- * "area.action". Both are tables; routes name the permission they need. */
+/* Roles and permissions (README "Identity, sessions and roles"): seven roles grant permissions
+ * named "area.action". Both are tables; routes name the permission they need. */
 #ifndef OPSD_AUTHZ_H
 #define OPSD_AUTHZ_H
 

@@ -1,4 +1,4 @@
-/* The IP blocklist (SPEC §11, runbook 4): CIDR parsing and matching (pure),
+/* The IP blocklist (README "Runbook 4"): CIDR parsing and matching (pure),
  * the ip_blocklist table, and each worker's cache of the active entries that
  * blocklist_match() checks before anything else of a request. */
 #ifndef OPSD_BLOCKLIST_H

@@ -1,7 +1,6 @@
-/* The one entity table (SPEC §4, §8): for every entity that can hold
- * personal data, its table, where it lives, its fields and how each PII
- * column is redacted. Tenant CRUD, strip-PII, exports, audit and log
- * redaction all read it. */
+/* The one entity table (doc/architecture.md "Data"; README "Runbook 2"): for every entity that can
+ * hold personal data, its table, where it lives, its fields and how each PII column is redacted.
+ * Tenant CRUD, strip-PII, exports, audit and log redaction all read it. */
 #ifndef OPSD_ENTITY_H
 #define OPSD_ENTITY_H
 

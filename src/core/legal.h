@@ -1,4 +1,4 @@
-/* Legal documents (SPEC §7, runbook 1): publishing, the current version of
+/* Legal documents (README "Runbook 1"): publishing, the current version of
  * each type (cached per worker, invalidated on publish), acceptance and the
  * enforcement gate. */
 #ifndef OPSD_LEGAL_H

@@ -1,4 +1,4 @@
-/* The email outbox (SPEC §12, runbook 5). mail_enqueue is the only way any
+/* The email outbox (README "Runbook 5"). mail_enqueue is the only way any
  * feature sends mail; the jobs process delivers what is due. */
 #ifndef OPSD_MAIL_H
 #define OPSD_MAIL_H

@@ -1,6 +1,6 @@
-/* Session cookies (SPEC §6): 256 random bits of id; the database keeps only
- * sha256(id); the cookie carries the id and an HMAC under SESSION_SECRET, so
- * a new secret invalidates every cookie at once (runbook 7). */
+/* Session cookies (README "Identity, sessions and roles"): 256 random bits of id; the database
+ * keeps only sha256(id); the cookie carries the id and an HMAC under SESSION_SECRET, so a new
+ * secret invalidates every cookie at once (runbook 7). */
 #ifndef OPSD_SESSION_H
 #define OPSD_SESSION_H
 

@@ -1,7 +1,7 @@
-/* Where an org's tenant records live and how they are written (SPEC §4,
- * §8, §10): the one routing function, the per-process connections to
- * dedicated databases, and the write path every tenant change takes, which
- * honours a migration's change capture and write freeze. */
+/* Where an org's tenant records live and how they are written
+ * (doc/architecture.md, "Data" and "The tenant write path"): the one routing function, the
+ * per-process connections to dedicated databases, and the write path every tenant change takes,
+ * which honours a migration's change capture and write freeze. */
 #ifndef OPSD_TENANT_DB_H
 #define OPSD_TENANT_DB_H
 

@@ -1,4 +1,4 @@
-/* SPEC §3: every variable is one row of vars[]; parsing, defaults, range
+/* README "Configuration": every variable is one row of vars[]; parsing, defaults, range
  * checks, secrecy and the list of names all read that table. */
 #include <openssl/crypto.h>
 
@@ -402,7 +402,7 @@ static void finish(struct opsd_config *c, const bool *set, config_lookup_fn look
 		report(ld, true,
 		    "SMTP_PORT: 465 (implicit TLS) is not supported by libESMTP; use "
 		    "587 with SMTP_SECURE=starttls");
-	/* SPEC §3: plain SMTP only to a relay on this host */
+	/* README "Configuration": plain SMTP only to a relay on this host */
 	if (c->smtp_secure == SMTP_NONE && c->smtp_server != NULL &&
 	    strcmp(c->smtp_server, "localhost") != 0 && !addr_is_loopback(c->smtp_server))
 		report_bad(ld, var_find("SMTP_SERVER"),

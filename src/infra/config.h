@@ -1,4 +1,4 @@
-/* Configuration (SPEC §3): one table of variables, read from the
+/* Configuration (README "Configuration"): one table of variables, read from the
  * environment and, when OPSD_ENV_FILE is set, from that KEY=VALUE file.
  * Values in the env file win over the inherited environment, so that editing
  * the file and sending SIGHUP changes a running opsd. */
@@ -47,7 +47,7 @@ struct opsd_config {
 	char *smtp_ca_file;
 	int audit_retention_days;          /* 3650 */
 	int migration_max_threads_running; /* the copy waits while the source has more (32) */
-	/* opsd's token buckets (SPEC §11): requests a minute per signed-in user,
+	/* opsd's token buckets (README "Runbook 4"): requests a minute per signed-in user,
 	 * per API token and per anonymous client IP (0: off), and the burst */
 	int ratelimit_user_per_min;
 	int ratelimit_token_per_min;

@@ -1,4 +1,4 @@
-/* MariaDB access (SPEC §4, §5): one connection per process, prepared
+/* MariaDB access (doc/architecture.md "Data"; README "API"): one connection per process, prepared
  * statements cached per connection, transparent reconnect outside
  * transactions, and one transaction helper. */
 #include "infra/db.h"

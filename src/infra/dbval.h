@@ -36,7 +36,7 @@ struct json_object *dbv_json_csv(const struct db_rows *rows, size_t r, size_t c)
 /* Parses a JSON text column; a column that is not JSON becomes null. */
 struct json_object *dbv_json_parse(const struct db_rows *rows, size_t r, size_t c);
 
-/* Opaque list cursors (SPEC §5): base64url of "<kind>:<value>". The kind
+/* Opaque list cursors (README "API"): base64url of "<kind>:<value>". The kind
  * keeps a cursor of one list from being replayed on another. */
 void cursor_encode(const char *kind, const char *value, char *out, size_t out_len);
 /* Writes the value into out; false when malformed or of another kind. */

@@ -1,4 +1,4 @@
-/* Prometheus metrics (SPEC §13), counted in shared memory so every worker
+/* Prometheus metrics (README "Runbook 6"), counted in shared memory so every worker
  * adds to the same series; rendered by GET /metrics in text format 0.0.4.
  * Labels are bounded: route names come from the route table, statuses
  * from a fixed list. */

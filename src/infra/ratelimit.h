@@ -1,4 +1,4 @@
-/* opsd's second line of rate limiting (SPEC §11): token buckets in shared
+/* opsd's second line of rate limiting (README "Runbook 4"): token buckets in shared
  * memory, one per source (a user, an API token, an anonymous client IP),
  * shared by every worker of a host. nginx limits per IP in front of it. */
 #ifndef OPSD_RATELIMIT_H

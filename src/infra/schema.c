@@ -1,4 +1,4 @@
-/* Schema migrations (SPEC §4): files of sql_dir/<set>/ applied in byte
+/* Schema migrations (doc/architecture.md "Data"): files of sql_dir/<set>/ applied in byte
  * order of their names, each recorded with its SHA-256. */
 #include "infra/schema.h"
 

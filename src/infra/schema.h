@@ -1,4 +1,4 @@
-/* Schema migrations (SPEC §4): sql/control/ and sql/tenant/ files applied in
+/* Schema migrations (doc/architecture.md "Data"): sql/control/ and sql/tenant/ files applied in
  * name order and recorded with their SHA-256 in schema_migrations. An edited,
  * already-applied file is an error. */
 #ifndef OPSD_SCHEMA_H

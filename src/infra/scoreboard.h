@@ -1,6 +1,6 @@
-/* The pool's shared memory (SPEC §14): one slot per worker, written by the
- * worker, read by the master (request timeouts, spare counting) and by
- * /status. Mapped MAP_SHARED before the first fork and kept across reloads. */
+/* The pool's shared memory (README "The process model and signals"): one slot per worker, written
+ * by the worker, read by the master (request timeouts, spare counting) and by /status. Mapped
+ * MAP_SHARED before the first fork and kept across reloads. */
 #ifndef OPSD_SCOREBOARD_H
 #define OPSD_SCOREBOARD_H
 

@@ -196,8 +196,8 @@ fail:
 	return NULL;
 }
 
-/* SPEC §19: the certificate events pass int *ok at different positions, and
- * leaving it 0 ends the session; every other event is informational. */
+/* doc/architecture.md "Pitfalls of the platform": the certificate events pass int *ok at different
+ * positions, and leaving it 0 ends the session; every other event is informational. */
 static void on_event(smtp_session_t session, int event, void *arg, ...)
 {
 	struct send_state *st = arg;
@@ -438,8 +438,9 @@ static void status_line(const smtp_status_t *st, char *out, size_t size)
 		snprintf(out, size, "%d %s", st->code, text);
 }
 
-/* SPEC §12: delivered only when the recipient and the message both got a
- * 2xx; the session's own return says little (§19). */
+/* README "Runbook 5": delivered only when the recipient and the message both got a
+ * 2xx; the session's own return says little (doc/architecture.md "Pitfalls of
+ * the platform"). */
 static void classify(const struct send_state *st, int started, smtp_message_t msg,
     smtp_recipient_t rcpt, struct smtp_result *res)
 {

@@ -1,4 +1,4 @@
-/* nginx's first-line 429s, seen from opsd (SPEC §11, §13): nginx refuses
+/* nginx's first-line 429s, seen from opsd (README "Runbook 4", "Runbook 6"): nginx refuses
  * them before they reach the pool, so the jobs process reads nginx's JSON
  * access log as it grows, counts each nginx 429 in
  * opsd_rate_limited_total{layer="nginx",route} and writes one

@@ -6,7 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* scrypt cost (SPEC §6: N=2^17, r=8, p=1 per OWASP; tests tune ln down). */
+/* scrypt cost (README "Identity, sessions and roles": N=2^17, r=8, p=1 per OWASP; tests tune ln
+ * down). */
 struct scrypt_params {
 	int ln; /* log2(N) */
 	int r;
@@ -44,7 +45,7 @@ bool token_new(char out[TOKEN_LEN + 1]);
 /* Shape check before any lookup (prefix, length, alphabet). */
 bool token_well_formed(const char *s);
 
-/* Secrets at rest (migration targets, SPEC §10): AES-256-GCM under a key
+/* Secrets at rest (migration targets, README "Runbook 3"): AES-256-GCM under a key
  * derived from OPSD_DATA_KEY, as base64url(nonce(12) | ciphertext | tag(16)).
  * seal returns false on failure; open returns false when the text was not
  * sealed under this key or was altered. SEALED_LEN(n) sizes seal's out. */

@@ -1,4 +1,4 @@
-/* Request bodies: size, UTF-8 and depth limits of SPEC §5, then a strict
+/* Request bodies: size, UTF-8 and depth limits of README "API", then a strict
  * json-c parse, then validation against a field table. */
 #include "lib/json.h"
 
@@ -36,7 +36,7 @@ static bool lexically_strict(const char *s, size_t n)
 		char c = s[i];
 		if (in_string) {
 			if ((unsigned char)c < 0x20)
-				return false; /* §7: control characters must be escaped */
+				return false; /* RFC 8259 §7: control characters must be escaped */
 			if (c == '\\')
 				i++;
 			else if (c == '"')
@@ -46,7 +46,7 @@ static bool lexically_strict(const char *s, size_t n)
 		} else if (c == '\0' || strchr(outside, c) == NULL) {
 			return false;
 		} else if (c == '.' && (i + 1 == n || s[i + 1] < '0' || s[i + 1] > '9')) {
-			return false; /* §6: a fraction needs a digit */
+			return false; /* RFC 8259 §6: a fraction needs a digit */
 		}
 	}
 	return true;

@@ -1,4 +1,4 @@
-/* Request bodies: parsed with json-c under SPEC §5 limits, then validated
+/* Request bodies: parsed with json-c under README "API" limits, then validated
  * against a declarative field table so handlers only see checked input. */
 #ifndef OPSD_JSON_H
 #define OPSD_JSON_H

@@ -58,7 +58,7 @@ static bool put_date(struct buf *out, int64_t ms)
 
 /* Plain when it is printable ASCII that fits one line and cannot be read as
  * an encoded-word; otherwise RFC 2047 B encoded-words of whole characters
- * (§5), folded with CRLF SP. */
+ * (RFC 2047 §5), folded with CRLF SP. */
 static void put_subject(struct buf *out, const char *s)
 {
 	const unsigned char *u = (const unsigned char *)s;

@@ -1,4 +1,5 @@
-/* opsd: the master of a prefork FastCGI pool (SPEC §1, §14). */
+/* opsd: the master of a prefork FastCGI pool (doc/architecture.md "Processes"; README "The process
+ * model and signals"). */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>

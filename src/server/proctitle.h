@@ -1,5 +1,5 @@
 /* Process titles as ps shows them: "opsd: master", "opsd: worker",
- * "opsd: jobs" (SPEC §14). */
+ * "opsd: jobs" (README "The process model and signals"). */
 #ifndef OPSD_PROCTITLE_H
 #define OPSD_PROCTITLE_H
 

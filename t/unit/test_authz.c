@@ -12,7 +12,7 @@
 
 #define RS(r) ((roleset)1 << (r))
 
-/* The expected sets, written as SPEC §6 / issue 3 lists them (names, not
+/* The expected sets, written as README "Identity, sessions and roles" lists them (names, not
  * bits, so the test does not restate the table it checks). */
 static const struct {
 	enum role role;

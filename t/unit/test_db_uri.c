@@ -1,4 +1,4 @@
-/* db_uri_parse and db_uri_redacted: SPEC §3 OPSD_DB_URI forms, and the
+/* db_uri_parse and db_uri_redacted: README "Configuration" OPSD_DB_URI forms, and the
  * password never leaking into an error or a redacted URI. */
 #include <setjmp.h>
 #include <stdarg.h>
