@@ -5,8 +5,8 @@
 
 #include <stdbool.h>
 
-#include "http/http.h"
 #include "core/users.h"
+#include "http/http.h"
 #include "lib/uuid.h"
 
 /* common.c: what every handler needs besides http/http.h. */

@@ -6,16 +6,16 @@
 #include <json-c/json.h>
 
 #include "api/api.h"
-#include "lib/arena.h"
 #include "core/audit.h"
 #include "core/auth.h"
+#include "core/users.h"
 #include "infra/config.h"
-#include "lib/crypto.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
+#include "lib/arena.h"
+#include "lib/crypto.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "core/users.h"
 #include "lib/util.h"
 
 static struct scrypt_params scrypt_of(const struct req *r)

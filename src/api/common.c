@@ -7,13 +7,13 @@
 
 #include "api/api.h"
 #include "api/errors.h"
-#include "core/batch.h"
-#include "core/entity.h"
-#include "lib/json.h"
 #include "core/audit.h"
 #include "core/auth.h"
+#include "core/batch.h"
+#include "core/entity.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
+#include "lib/json.h"
 #include "lib/util.h"
 
 void req_actor(const struct req *r, struct audit_actor *a)

@@ -8,10 +8,10 @@
 #include "api/api.h"
 #include "api/errors.h"
 #include "core/audit.h"
+#include "core/mail.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/json.h"
-#include "core/mail.h"
 #include "lib/util.h"
 
 static const struct field_spec test_spec[] = {

@@ -7,19 +7,19 @@
 #include <json-c/json.h>
 
 #include "api/api.h"
-#include "core/records.h"
-#include "lib/arena.h"
 #include "core/audit.h"
 #include "core/auth.h"
-#include "lib/buf.h"
-#include "infra/db.h"
-#include "infra/dbval.h"
 #include "core/entity.h"
 #include "core/legal_hold.h"
+#include "core/records.h"
 #include "core/tenant_db.h"
+#include "core/users.h"
+#include "infra/db.h"
+#include "infra/dbval.h"
+#include "lib/arena.h"
+#include "lib/buf.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "core/users.h"
 #include "lib/util.h"
 
 #define EXPORT_CHUNK 1000

@@ -8,15 +8,15 @@
 
 #include "api/api.h"
 #include "api/errors.h"
-#include "lib/arena.h"
 #include "core/audit.h"
 #include "core/auth.h"
+#include "core/legal.h"
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
+#include "lib/arena.h"
 #include "lib/diff.h"
 #include "lib/json.h"
-#include "core/legal.h"
 #include "lib/util.h"
 
 /* Clock skew allowed for an effectiveAt "now" sent by a client. */

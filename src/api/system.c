@@ -18,18 +18,18 @@
 #include <json-c/json.h>
 
 #include "api/api.h"
-#include "lib/buf.h"
-#include "lib/arena.h"
+#include "api/routes.h"
+#include "core/audit.h"
 #include "infra/config.h"
 #include "infra/db.h"
-#include "lib/json.h"
-#include "core/audit.h"
 #include "infra/metrics.h"
-#include "migration/migration.h"
-#include "api/routes.h"
 #include "infra/schema.h"
 #include "infra/scoreboard.h"
+#include "lib/arena.h"
+#include "lib/buf.h"
+#include "lib/json.h"
 #include "lib/util.h"
+#include "migration/migration.h"
 
 void api_healthz(struct req *r)
 {

@@ -9,13 +9,13 @@
 
 #include "api/api.h"
 #include "api/errors.h"
-#include "lib/arena.h"
 #include "core/audit.h"
 #include "core/auth.h"
+#include "core/users.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
+#include "lib/arena.h"
 #include "lib/json.h"
-#include "core/users.h"
 #include "lib/util.h"
 
 #define ER_DUP_ENTRY 1062

@@ -5,8 +5,8 @@
 
 #include <openssl/crypto.h>
 
-#include "core/audit.h"
 #include "cli/cli.h"
+#include "core/audit.h"
 #include "infra/db.h"
 #include "lib/util.h"
 

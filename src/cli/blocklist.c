@@ -15,11 +15,11 @@
 
 #include <json-c/json.h>
 
-#include "lib/arena.h"
-#include "core/blocklist.h"
-#include "lib/buf.h"
 #include "cli/cli.h"
+#include "core/blocklist.h"
 #include "infra/db.h"
+#include "lib/arena.h"
+#include "lib/buf.h"
 #include "lib/util.h"
 #include "lib/uuid.h"
 

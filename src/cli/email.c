@@ -4,8 +4,8 @@
 
 #include "cli/cli.h"
 #include "core/mail.h"
-#include "infra/smtp.h"
 #include "core/users.h"
+#include "infra/smtp.h"
 #include "lib/util.h"
 #include "lib/uuid.h"
 

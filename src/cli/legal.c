@@ -5,10 +5,10 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/legal.h"
 #include "infra/db.h"
 #include "lib/json.h"
 #include "lib/utf8.h"
-#include "core/legal.h"
 #include "lib/util.h"
 #include "lib/uuid.h"
 

@@ -11,14 +11,14 @@
 
 #include <json-c/json.h>
 
-#include "lib/arena.h"
-#include "cli/cli.h"
-#include "infra/db.h"
 #include "api/errors.h"
-#include "migration/migration.h"
+#include "cli/cli.h"
 #include "cli/progress.h"
+#include "infra/db.h"
+#include "lib/arena.h"
 #include "lib/util.h"
 #include "lib/uuid.h"
+#include "migration/migration.h"
 
 /* The option of each body field the core may name in a refusal. */
 static const struct {

@@ -5,9 +5,9 @@
 
 #include <json-c/json.h>
 
-#include "core/authz.h"
-#include "cli/cli.h"
 #include "api/routes.h"
+#include "cli/cli.h"
+#include "core/authz.h"
 
 /* The route table as JSON: the authorization test is generated from it. */
 int cmd_routes(struct opsctl *o)

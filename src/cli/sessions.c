@@ -2,8 +2,8 @@
  * runbook 7). */
 #include <stdio.h>
 
-#include "core/auth.h"
 #include "cli/cli.h"
+#include "core/auth.h"
 #include "infra/db.h"
 
 int cmd_sessions_flush(struct opsctl *o)

@@ -2,11 +2,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/authz.h"
-#include "cli/cli.h"
-#include "lib/crypto.h"
 #include "api/errors.h"
+#include "cli/cli.h"
+#include "core/authz.h"
 #include "core/users.h"
+#include "lib/crypto.h"
 #include "lib/uuid.h"
 
 /* A password from standard input (one line), never from the command line

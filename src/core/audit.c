@@ -6,13 +6,13 @@
 
 #include <json-c/json.h>
 
-#include "lib/arena.h"
 #include "core/audit.h"
 #include "core/audit_internal.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "lib/log.h"
 #include "infra/metrics.h"
+#include "lib/arena.h"
+#include "lib/log.h"
 #include "lib/util.h"
 #include "lib/uuid.h"
 

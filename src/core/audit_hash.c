@@ -3,8 +3,8 @@
 #include "core/audit.h"
 
 #include "infra/config.h"
-#include "lib/encoding.h"
 #include "lib/crypto.h"
+#include "lib/encoding.h"
 #include "lib/log.h"
 #include "lib/util.h"
 

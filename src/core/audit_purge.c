@@ -11,13 +11,13 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 
-#include "lib/arena.h"
 #include "core/audit.h"
 #include "core/audit_internal.h"
+#include "core/legal_hold.h"
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "core/legal_hold.h"
+#include "lib/arena.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/uuid.h"

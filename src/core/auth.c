@@ -6,13 +6,13 @@
 
 #include <json-c/json.h>
 
-#include "lib/arena.h"
 #include "core/audit.h"
 #include "core/auth.h"
 #include "infra/config.h"
-#include "lib/crypto.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
+#include "lib/arena.h"
+#include "lib/crypto.h"
 #include "lib/log.h"
 #include "lib/util.h"
 

@@ -6,12 +6,12 @@
 #include <json-c/json.h>
 #include <mysqld_error.h>
 
-#include "lib/arena.h"
 #include "core/audit.h"
 #include "core/blocklist.h"
-#include "lib/buf.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
+#include "lib/arena.h"
+#include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/util.h"
 

@@ -1,10 +1,10 @@
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "lib/encoding.h"
-#include "lib/crypto.h"
 #include "core/entity.h"
+#include "lib/crypto.h"
+#include "lib/encoding.h"
 #include "lib/util.h"
 
 static const char *const project_status[] = {"planned", "active", "on_hold", "completed",

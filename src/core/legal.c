@@ -4,14 +4,14 @@
 
 #include <json-c/json.h>
 
-#include "lib/arena.h"
 #include "core/audit.h"
+#include "core/legal.h"
+#include "core/mail.h"
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "core/legal.h"
+#include "lib/arena.h"
 #include "lib/log.h"
-#include "core/mail.h"
 #include "lib/util.h"
 
 bool legal_type_valid(const char *s)

@@ -6,17 +6,17 @@
 
 #include <json-c/json.h>
 
-#include "lib/arena.h"
 #include "core/audit.h"
+#include "core/mail.h"
+#include "core/users.h"
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "lib/json.h"
-#include "lib/log.h"
-#include "core/mail.h"
 #include "infra/metrics.h"
 #include "infra/smtp.h"
-#include "core/users.h"
+#include "lib/arena.h"
+#include "lib/json.h"
+#include "lib/log.h"
 #include "lib/utf8.h"
 #include "lib/util.h"
 

@@ -2,8 +2,8 @@
  * session id (the store lives with the users code). */
 #include "core/session.h"
 
-#include "lib/encoding.h"
 #include "lib/crypto.h"
+#include "lib/encoding.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>

@@ -4,14 +4,14 @@
 
 #include <openssl/crypto.h>
 
-#include "lib/arena.h"
+#include "core/entity.h"
+#include "core/tenant_db.h"
 #include "infra/config.h"
-#include "lib/crypto.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "core/entity.h"
+#include "lib/arena.h"
+#include "lib/crypto.h"
 #include "lib/log.h"
-#include "core/tenant_db.h"
 #include "lib/util.h"
 
 /* ---- connections to dedicated databases ------------------------------- */

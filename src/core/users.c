@@ -4,16 +4,16 @@
 
 #include <json-c/json.h>
 
-#include "lib/arena.h"
 #include "core/audit.h"
 #include "core/auth.h"
-#include "infra/config.h"
-#include "lib/crypto.h"
-#include "infra/db.h"
-#include "infra/dbval.h"
 #include "core/entity.h"
 #include "core/legal_hold.h"
 #include "core/users.h"
+#include "infra/config.h"
+#include "infra/db.h"
+#include "infra/dbval.h"
+#include "lib/arena.h"
+#include "lib/crypto.h"
 #include "lib/util.h"
 
 /* MariaDB's duplicate-key error. */

@@ -6,10 +6,10 @@
 
 #include <json-c/json.h>
 
+#include "http/http.h"
+#include "infra/db.h"
 #include "lib/arena.h"
 #include "lib/buf.h"
-#include "infra/db.h"
-#include "http/http.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"

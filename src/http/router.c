@@ -3,8 +3,8 @@
  * wins ("/users/me" before "/users/:id"); table order breaks exact ties. */
 #include "http/router.h"
 
-#include "lib/encoding.h"
 #include "lib/arena.h"
+#include "lib/encoding.h"
 #include "lib/util.h"
 
 #include <ctype.h>

@@ -5,10 +5,10 @@
 
 #include <json-c/json.h>
 
-#include "lib/encoding.h"
-#include "lib/crypto.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
+#include "lib/crypto.h"
+#include "lib/encoding.h"
 #include "lib/util.h"
 
 void db_time_from_ms(int64_t ms, char *out)

@@ -3,9 +3,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "lib/buf.h"
 #include "infra/metrics.h"
 #include "infra/scoreboard.h"
+#include "lib/buf.h"
 #include "lib/util.h"
 
 /* Exact statuses are kept for these; anything else counts as "other". */

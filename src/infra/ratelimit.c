@@ -5,8 +5,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "lib/crypto.h"
 #include "infra/ratelimit.h"
+#include "lib/crypto.h"
 #include "lib/util.h"
 
 void rl_take(struct rl_bucket *b, const struct rl_limit *l, int64_t now_ms, struct rl_verdict *v)

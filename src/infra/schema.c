@@ -13,8 +13,8 @@
 
 #include <mysqld_error.h>
 
-#include "lib/arena.h"
 #include "infra/db.h"
+#include "lib/arena.h"
 #include "lib/util.h"
 
 #define MAX_SCRIPT_BYTES (16u << 20)

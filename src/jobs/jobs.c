@@ -5,16 +5,16 @@
 #include "core/audit.h"
 #include "core/auth.h"
 #include "core/blocklist.h"
+#include "core/legal.h"
+#include "core/mail.h"
+#include "core/tenant_db.h"
 #include "infra/config.h"
 #include "infra/db.h"
-#include "jobs/jobs.h"
-#include "core/legal.h"
-#include "lib/log.h"
-#include "core/mail.h"
-#include "migration/migration.h"
 #include "infra/scoreboard.h"
-#include "core/tenant_db.h"
+#include "jobs/jobs.h"
+#include "lib/log.h"
 #include "lib/util.h"
+#include "migration/migration.h"
 
 /* One entry per kind of background work. Each runs at most every
  * interval_ms and must return promptly (work in bounded batches): -1 on

@@ -12,14 +12,14 @@
 
 #include <json-c/json.h>
 
-#include "lib/arena.h"
-#include "core/audit.h"
-#include "infra/config.h"
-#include "jobs/jobs.h"
-#include "lib/log.h"
-#include "infra/metrics.h"
-#include "http/router.h"
 #include "api/routes.h"
+#include "core/audit.h"
+#include "http/router.h"
+#include "infra/config.h"
+#include "infra/metrics.h"
+#include "jobs/jobs.h"
+#include "lib/arena.h"
+#include "lib/log.h"
 #include "lib/util.h"
 
 #define READ_MAX (4 << 20) /* per pass: a flood is counted over several seconds */

@@ -1,7 +1,7 @@
 /* Passwords (scrypt, PHC strings), HMAC-SHA256, SHA-256, base64 and API
  * tokens, all through OpenSSL 3. */
-#include "lib/encoding.h"
 #include "lib/crypto.h"
+#include "lib/encoding.h"
 
 #include "lib/log.h"
 #include "lib/util.h"

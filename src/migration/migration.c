@@ -3,9 +3,9 @@
  * migrations / migration_tables rows before or with its effect, so the
  * engine can be killed anywhere and resumes from the rows. */
 #include <ctype.h>
-#include <stdarg.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,20 +14,20 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 
-#include "lib/arena.h"
 #include "core/audit.h"
-#include "infra/config.h"
-#include "lib/crypto.h"
-#include "infra/db.h"
-#include "infra/dbval.h"
 #include "core/entity.h"
 #include "core/legal_hold.h"
-#include "lib/log.h"
-#include "infra/metrics.h"
-#include "migration/migration.h"
-#include "infra/schema.h"
 #include "core/tenant_db.h"
+#include "infra/config.h"
+#include "infra/db.h"
+#include "infra/dbval.h"
+#include "infra/metrics.h"
+#include "infra/schema.h"
+#include "lib/arena.h"
+#include "lib/crypto.h"
+#include "lib/log.h"
 #include "lib/util.h"
+#include "migration/migration.h"
 
 static const char *const status_names[] = {
     [MIG_PENDING] = "pending",

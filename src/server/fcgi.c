@@ -11,13 +11,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http/http.h"
 #include "lib/arena.h"
 #include "lib/buf.h"
-#include "server/fcgi.h"
-#include "http/http.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/uuid.h"
+#include "server/fcgi.h"
 
 /* Bodies beyond this are not even drained: the connection is dropped. nginx
  * caps bodies well below it (client_max_body_size). */

@@ -6,13 +6,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/routes.h"
 #include "core/authz.h"
+#include "http/router.h"
 #include "infra/config.h"
 #include "lib/log.h"
 #include "server/master.h"
 #include "server/proctitle.h"
-#include "http/router.h"
-#include "api/routes.h"
 
 static void usage(FILE *f)
 {

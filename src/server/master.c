@@ -18,14 +18,14 @@
 
 #include "api/api.h"
 #include "infra/config.h"
-#include "jobs/jobs.h"
-#include "lib/log.h"
-#include "server/master.h"
 #include "infra/metrics.h"
 #include "infra/ratelimit.h"
-#include "server/proctitle.h"
 #include "infra/scoreboard.h"
+#include "jobs/jobs.h"
+#include "lib/log.h"
 #include "lib/util.h"
+#include "server/master.h"
+#include "server/proctitle.h"
 #include "server/worker.h"
 
 #define TICK_MS 100

@@ -2,8 +2,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 
-#include "server/proctitle.h"
 #include "lib/util.h"
+#include "server/proctitle.h"
 
 extern char **environ;
 

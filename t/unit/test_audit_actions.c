@@ -2,10 +2,10 @@
  * and opsd_audit_events_total exports exactly the legal, compliance,
  * security, migration and retention actions that conf/prometheus/alerts.yml
  * and the README (runbook 6) name. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 #include <cmocka.h>
 
 #include <stdbool.h>

@@ -1,14 +1,14 @@
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 #include <cmocka.h>
 
 #include <stdio.h>
 #include <string.h>
 
-#include "lib/encoding.h"
 #include "lib/crypto.h"
+#include "lib/encoding.h"
 #include "lib/util.h"
 
 /* Cheap parameters for tests; SCRYPT_DEFAULT is exercised once. */

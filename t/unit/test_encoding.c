@@ -1,9 +1,9 @@
 /* lib/encoding.c: base64 in its three decodings and both encodings, and
  * percent-decoding (hex has its cases in test_util.c). */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 #include <cmocka.h>
 
 #include <string.h>

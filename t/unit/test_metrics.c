@@ -1,16 +1,16 @@
 /* metrics.c's text format: label values escaped, label vocabularies given by the caller,
  * one HELP/TYPE pair per family, zeros rendered for fixed label sets. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 #include <cmocka.h>
 
 #include <stdio.h>
 #include <string.h>
 
-#include "lib/buf.h"
 #include "infra/metrics.h"
+#include "lib/buf.h"
 
 /* An audit vocabulary of three actions, the second counted but not exported. */
 static const char *const actions[] = {"legal.updated", NULL, "compliance.legal_hold_released"};

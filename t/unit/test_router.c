@@ -1,14 +1,14 @@
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 #include <cmocka.h>
 
 #include <stdio.h>
 #include <string.h>
 
-#include "lib/arena.h"
 #include "http/router.h"
+#include "lib/arena.h"
 #include "lib/util.h"
 
 static void h_a(struct req *r)

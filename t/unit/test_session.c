@@ -1,15 +1,15 @@
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 #include <cmocka.h>
 
 #include <stdio.h>
 #include <string.h>
 
-#include "lib/encoding.h"
-#include "lib/crypto.h"
 #include "core/session.h"
+#include "lib/crypto.h"
+#include "lib/encoding.h"
 #include "lib/util.h"
 
 #define NAME SESSION_COOKIE_NAME

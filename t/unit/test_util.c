@@ -1,13 +1,13 @@
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 #include <cmocka.h>
 
 #include <string.h>
 
-#include "lib/encoding.h"
 #include "lib/arena.h"
+#include "lib/encoding.h"
 #include "lib/util.h"
 
 static struct arena *A;
