@@ -12,7 +12,6 @@
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "lib/arena.h"
 #include "lib/crypto.h"
 #include "lib/json.h"
 #include "lib/log.h"

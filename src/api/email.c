@@ -12,7 +12,6 @@
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/json.h"
-#include "lib/util.h"
 
 static const struct field_spec test_spec[] = {
     {"to", FT_STRING, FIELD_REQUIRED, 3, 254, NULL},

@@ -8,17 +8,13 @@
 
 #include "api/api.h"
 #include "core/audit.h"
-#include "core/auth.h"
 #include "core/entity.h"
-#include "core/legal_hold.h"
 #include "core/records.h"
 #include "core/tenant_db.h"
-#include "core/users.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/arena.h"
 #include "lib/buf.h"
-#include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
 

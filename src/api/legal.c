@@ -14,7 +14,6 @@
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "lib/arena.h"
 #include "lib/diff.h"
 #include "lib/json.h"
 #include "lib/util.h"

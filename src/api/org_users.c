@@ -10,11 +10,9 @@
 #include "api/errors.h"
 #include "core/audit.h"
 #include "core/auth.h"
-#include "core/entity.h"
 #include "core/tenant_db.h"
 #include "core/users.h"
 #include "infra/db.h"
-#include "lib/util.h"
 
 /* A deleted (archived) user no longer exists for its org's path. */
 #define ORG_USERS_SELECT                                                                           \

@@ -25,7 +25,6 @@
 #include "infra/metrics.h"
 #include "infra/schema.h"
 #include "infra/scoreboard.h"
-#include "lib/arena.h"
 #include "lib/buf.h"
 #include "lib/json.h"
 #include "lib/util.h"

@@ -18,7 +18,6 @@
 #include "http/router.h"
 #include "infra/db.h"
 #include "lib/json.h"
-#include "lib/util.h"
 
 #define MAX_COLS 8
 

@@ -14,7 +14,6 @@
 #include "core/users.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "lib/arena.h"
 #include "lib/json.h"
 #include "lib/util.h"
 

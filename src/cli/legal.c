@@ -7,7 +7,6 @@
 #include "cli/cli.h"
 #include "core/legal.h"
 #include "infra/db.h"
-#include "lib/json.h"
 #include "lib/utf8.h"
 #include "lib/util.h"
 #include "lib/uuid.h"

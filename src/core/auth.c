@@ -13,7 +13,6 @@
 #include "infra/dbval.h"
 #include "lib/arena.h"
 #include "lib/crypto.h"
-#include "lib/log.h"
 #include "lib/util.h"
 
 /* Fills the principal from a users row: id, org_id, roles, service. */

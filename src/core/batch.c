@@ -9,7 +9,6 @@
 #include "infra/db.h"
 #include "lib/arena.h"
 #include "lib/log.h"
-#include "lib/util.h"
 
 struct group {
 	struct id_batch *b;

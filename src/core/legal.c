@@ -11,7 +11,6 @@
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/arena.h"
-#include "lib/log.h"
 #include "lib/util.h"
 
 bool legal_type_valid(const char *s)

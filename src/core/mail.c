@@ -15,7 +15,6 @@
 #include "infra/metrics.h"
 #include "infra/smtp.h"
 #include "lib/arena.h"
-#include "lib/json.h"
 #include "lib/log.h"
 #include "lib/utf8.h"
 #include "lib/util.h"

@@ -14,7 +14,6 @@
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/json.h"
-#include "lib/util.h"
 
 #define MAX_COLS 8
 #define STATE_COLUMNS                                                                              \

@@ -9,7 +9,6 @@
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "lib/arena.h"
 #include "lib/crypto.h"
 #include "lib/log.h"
 #include "lib/util.h"

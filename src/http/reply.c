@@ -10,7 +10,6 @@
 #include "infra/db.h"
 #include "lib/arena.h"
 #include "lib/buf.h"
-#include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
 

@@ -5,7 +5,6 @@
 
 #include "lib/arena.h"
 #include "lib/encoding.h"
-#include "lib/util.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -7,7 +7,6 @@
 
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "lib/crypto.h"
 #include "lib/encoding.h"
 #include "lib/util.h"
 

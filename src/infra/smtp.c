@@ -4,8 +4,6 @@
 #include "infra/smtp.h"
 
 #include "lib/buf.h"
-#include "lib/encoding.h"
-#include "lib/utf8.h"
 #include "lib/util.h"
 
 #include <arpa/inet.h>

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "api/routes.h"
-#include "core/authz.h"
 #include "http/router.h"
 #include "infra/config.h"
 #include "lib/log.h"

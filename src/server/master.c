@@ -16,7 +16,6 @@
 
 #include <fcgiapp.h>
 
-#include "api/api.h"
 #include "infra/config.h"
 #include "infra/metrics.h"
 #include "infra/ratelimit.h"
