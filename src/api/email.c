@@ -102,61 +102,31 @@ void api_email_outbox(struct req *r)
 	    p, 2, outbox_row_json);
 }
 
-struct retry_tx {
-	struct req *r;
-	struct opsd_uuid id;
-	int state; /* 0 retried, 1 not found, 2 not failed */
-};
-
-static int retry_fn(struct db *d, void *arg)
-{
-	struct retry_tx *x = arg;
-	struct audit_actor a;
-	struct db_rows rows;
-	struct db_param p[] = {DBP_BLOB(x->id.b, 16)};
-
-	req_actor(x->r, &a);
-	if (db_query(d, x->r->arena, "SELECT status FROM email_outbox WHERE id = ? FOR UPDATE", p,
-	        1, &rows) != 0)
-		return -1;
-	if (rows.nrows != 1) {
-		x->state = 1;
-		return 1;
-	}
-	if (strcmp(rows.val[0][0], "failed") != 0) {
-		x->state = 2;
-		return 1;
-	}
-	if (db_exec(d,
-	        "UPDATE email_outbox SET status = 'queued', attempts = 0,"
-	        " next_attempt_at = NOW(3) WHERE id = ?",
-	        p, 1, NULL) != 0)
-		return -1;
-	return audit_append(d, &a, AA_EMAIL_RETRY_REQUESTED, NULL, "email", req_param(x->r, "id"),
-	    NULL);
-}
-
 void api_email_retry(struct req *r)
 {
-	struct retry_tx x = {.r = r};
+	struct audit_actor a;
+	struct opsd_uuid id;
 	struct db_rows rows;
 	struct db_param p[1];
+	enum mail_retry_rc rc;
 
-	if (!uuid_param_or_reply(r, "id", &x.id))
+	if (!uuid_param_or_reply(r, "id", &id))
 		return;
-	if (db_tx(r->db, retry_fn, &x) < 0) {
+	req_actor(r, &a);
+	rc = mail_retry(r->db, r->arena, &a, &id, req_param(r, "id"));
+	if (rc == MAIL_RETRY_DB_ERROR) {
 		reply_db_error(r);
 		return;
 	}
-	if (x.state == 1) {
+	if (rc == MAIL_RETRY_NOT_FOUND) {
 		reply_error(r, E_NOT_FOUND, "no such message", NULL);
 		return;
 	}
-	if (x.state == 2) {
+	if (rc == MAIL_RETRY_NOT_FAILED) {
 		reply_error(r, E_CONFLICT, "only a failed message can be retried", NULL);
 		return;
 	}
-	p[0] = DBP_BLOB(x.id.b, 16);
+	p[0] = DBP_BLOB(id.b, 16);
 	if (db_query(r->db, r->arena, "SELECT " OUTBOX_COLUMNS " FROM email_outbox WHERE id = ?", p,
 	        1, &rows) != 0 ||
 	    rows.nrows != 1) {

@@ -321,64 +321,11 @@ static const struct field_spec accept_spec[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 
-struct accept_tx {
-	struct req *r;
-	const struct legal_doc *doc;
-	char accepted_at[32];
-};
-
-static int accept_fn(struct db *d, void *arg)
-{
-	struct accept_tx *x = arg;
-	struct req *r = x->r;
-	struct audit_actor a;
-	struct opsd_uuid u;
-	char ua[256];
-	unsigned long long inserted = 0;
-	struct db_rows rows;
-	struct json_object *payload;
-
-	req_actor(r, &a);
-	uuid_parse(r->who->user_id, &u);
-	str_copy_utf8(ua, r->user_agent, sizeof(ua));
-	{
-		struct db_param p[] = {DBP_BLOB(u.b, 16), DBP_BLOB(x->doc->id, 16),
-		    DBP_STR(r->remote_addr), DBP_STR(ua)};
-
-		/* Accepting twice keeps the first record. */
-		if (db_exec(d,
-		        "INSERT IGNORE INTO legal_acceptances (user_id, document_id,"
-		        " accepted_at, ip, user_agent) VALUES (?, ?, NOW(3), ?, ?)",
-		        p, countof(p), &inserted) != 0)
-			return -1;
-	}
-	{
-		struct db_param p[] = {DBP_BLOB(u.b, 16), DBP_BLOB(x->doc->id, 16)};
-
-		if (db_query(d, r->arena,
-		        "SELECT accepted_at FROM legal_acceptances"
-		        " WHERE user_id = ? AND document_id = ?",
-		        p, 2, &rows) != 0 ||
-		    rows.nrows != 1)
-			return -1;
-		payload = dbv_json_time(&rows, 0, 0);
-		str_copy(x->accepted_at, payload ? json_object_get_string(payload) : "",
-		    sizeof(x->accepted_at));
-		json_object_put(payload);
-	}
-	if (inserted == 0)
-		return 0;
-	payload = json_object_new_object();
-	json_object_object_add(payload, "type", json_object_new_string(x->doc->type));
-	json_object_object_add(payload, "version", json_object_new_string(x->doc->version));
-	return audit_append(d, &a, AA_LEGAL_ACCEPTED, r->who->org_id[0] ? r->who->org_id : NULL,
-	    "legal_document", x->doc->id_s, payload);
-}
-
 void api_legal_accept(struct req *r)
 {
-	struct accept_tx x = {.r = r};
-	const struct legal_doc *docs;
+	const struct legal_doc *docs, *doc;
+	struct audit_actor a;
+	char accepted_at[32];
 	const char *type, *version;
 	struct db_rows rows;
 	struct json_object *o;
@@ -388,8 +335,8 @@ void api_legal_accept(struct req *r)
 		return;
 	type = json_get_str(r->json, "type", "");
 	version = json_get_str(r->json, "version", "");
-	x.doc = legal_type_valid(type) ? legal_current_of(docs, n, type) : NULL;
-	if (!x.doc || strcmp(x.doc->version, version) != 0) {
+	doc = legal_type_valid(type) ? legal_current_of(docs, n, type) : NULL;
+	if (!doc || strcmp(doc->version, version) != 0) {
 		/* A version that exists but is not current is a conflict, not a 404. */
 		if (legal_type_valid(type) && legal_version_valid(version)) {
 			struct db_param p[] = {DBP_STR(type), DBP_STR(version)};
@@ -410,14 +357,16 @@ void api_legal_accept(struct req *r)
 		reply_error(r, E_NOT_FOUND, "no such document version", NULL);
 		return;
 	}
-	if (db_tx(r->db, accept_fn, &x) != 0) {
+	req_actor(r, &a);
+	if (legal_accept(r->db, r->arena, &a, r->user_agent, r->who->org_id, doc, accepted_at) !=
+	    0) {
 		reply_db_error(r);
 		return;
 	}
 	o = json_object_new_object();
-	json_object_object_add(o, "type", json_object_new_string(x.doc->type));
-	json_object_object_add(o, "version", json_object_new_string(x.doc->version));
-	json_object_object_add(o, "acceptedAt", json_object_new_string(x.accepted_at));
+	json_object_object_add(o, "type", json_object_new_string(doc->type));
+	json_object_object_add(o, "version", json_object_new_string(doc->version));
+	json_object_object_add(o, "acceptedAt", json_object_new_string(accepted_at));
 	reply_json(r, 200, o);
 }
 

@@ -17,8 +17,6 @@
 #include "lib/json.h"
 #include "lib/util.h"
 
-#define ER_DUP_ENTRY 1062
-
 /* The roles array as a roleset; replies itself on an unknown role, one
  * outside allowed, or one the caller may not grant. */
 static bool roles_or_reply(struct req *r, struct json_object *arr, roleset allowed, roleset *out)
@@ -229,34 +227,6 @@ static const struct field_spec org_create_spec[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 
-struct org_tx {
-	struct req *r;
-	struct opsd_uuid id;
-	char id_s[UUID_STR_LEN + 1];
-	bool duplicate;
-};
-
-static int org_create_fn(struct db *d, void *arg)
-{
-	struct org_tx *x = arg;
-	struct req *r = x->r;
-	struct audit_actor a;
-	struct json_object *payload = json_object_new_object();
-	struct db_param p[] = {DBP_BLOB(x->id.b, 16), DBP_STR(json_get_str(r->json, "name", "")),
-	    DBP_STR(json_get_str(r->json, "slug", ""))};
-
-	req_actor(r, &a);
-	if (db_exec(d, "INSERT INTO orgs (id, name, slug) VALUES (?, ?, ?)", p, countof(p), NULL) !=
-	    0) {
-		json_object_put(payload);
-		x->duplicate = db_errno(d) == ER_DUP_ENTRY;
-		return x->duplicate ? 1 : -1;
-	}
-	json_object_object_add(payload, "slug",
-	    json_object_new_string(json_get_str(r->json, "slug", "")));
-	return audit_append(d, &a, AA_ORG_CREATED, x->id_s, "org", x->id_s, payload);
-}
-
 static void reply_org(struct req *r, const struct opsd_uuid *id, int status)
 {
 	struct db_rows rows;
@@ -276,7 +246,8 @@ static void reply_org(struct req *r, const struct opsd_uuid *id, int status)
 
 void api_orgs_create(struct req *r)
 {
-	struct org_tx x = {.r = r};
+	struct audit_actor a;
+	struct opsd_uuid id;
 	int rc;
 
 	if (!req_validate_or_reply(r, org_create_spec))
@@ -286,18 +257,18 @@ void api_orgs_create(struct req *r)
 		    "lower-case letters, digits and '-', 2 to 63 characters");
 		return;
 	}
-	uuid7_new(&x.id);
-	uuid_format(&x.id, x.id_s);
-	rc = db_tx(r->db, org_create_fn, &x);
-	if (x.duplicate) {
+	req_actor(r, &a);
+	rc = org_create(r->db, &a, json_get_str(r->json, "name", ""),
+	    json_get_str(r->json, "slug", ""), &id);
+	if (rc > 0) {
 		reply_error(r, E_CONFLICT, "an org with this slug already exists", NULL);
 		return;
 	}
-	if (rc != 0) {
+	if (rc < 0) {
 		reply_db_error(r);
 		return;
 	}
-	reply_org(r, &x.id, 201);
+	reply_org(r, &id, 201);
 }
 
 void api_orgs_list(struct req *r)

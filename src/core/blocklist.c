@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include <json-c/json.h>
-#include <mysqld_error.h>
 
 #include "core/audit.h"
 #include "core/blocklist.h"
@@ -310,7 +309,7 @@ static int add_fn(struct db *d, void *arg)
 		        " NOW(3), ?)",
 		        p, countof(p), NULL) != 0) {
 			/* Another request inserted the same range since our SELECT. */
-			if (db_errno(d) == ER_DUP_ENTRY) {
+			if (db_duplicate(d)) {
 				x->duplicate = true;
 				return 1;
 			}

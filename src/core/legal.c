@@ -202,8 +202,6 @@ struct publish_tx {
 	bool duplicate;
 };
 
-#define ER_DUP_ENTRY 1062
-
 static int publish_fn(struct db *d, void *arg)
 {
 	struct publish_tx *x = arg;
@@ -224,7 +222,7 @@ static int publish_fn(struct db *d, void *arg)
 	        "INSERT INTO legal_documents (id, type, version, content, content_sha256, effective_at,"
 	        " created_by, notify) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 	        p, countof(p), NULL) != 0) {
-		x->duplicate = db_errno(d) == ER_DUP_ENTRY;
+		x->duplicate = db_duplicate(d);
 		return x->duplicate ? 1 : -1;
 	}
 	payload = json_object_new_object();
@@ -396,4 +394,66 @@ int legal_notify_batch(struct db *d, const struct opsd_config *cfg)
 	}
 	arena_free(x.a);
 	return rc;
+}
+
+/* ---- acceptance ---------------------------------------------------------- */
+
+struct accept_tx {
+	struct arena *a;
+	const struct audit_actor *actor;
+	const char *user_agent, *org_id;
+	const struct legal_doc *doc;
+	char *accepted_at;
+};
+
+static int accept_fn(struct db *d, void *arg)
+{
+	struct accept_tx *x = arg;
+	struct opsd_uuid u;
+	char ua[256];
+	unsigned long long inserted = 0;
+	struct db_rows rows;
+	struct json_object *payload;
+
+	uuid_parse(x->actor->user_id, &u);
+	str_copy_utf8(ua, x->user_agent, sizeof(ua));
+	{
+		struct db_param p[] = {DBP_BLOB(u.b, 16), DBP_BLOB(x->doc->id, 16),
+		    DBP_STR(x->actor->ip), DBP_STR(ua)};
+
+		/* Accepting twice keeps the first record. */
+		if (db_exec(d,
+		        "INSERT IGNORE INTO legal_acceptances (user_id, document_id,"
+		        " accepted_at, ip, user_agent) VALUES (?, ?, NOW(3), ?, ?)",
+		        p, countof(p), &inserted) != 0)
+			return -1;
+	}
+	{
+		struct db_param p[] = {DBP_BLOB(u.b, 16), DBP_BLOB(x->doc->id, 16)};
+
+		if (db_query(d, x->a,
+		        "SELECT accepted_at FROM legal_acceptances"
+		        " WHERE user_id = ? AND document_id = ?",
+		        p, 2, &rows) != 0 ||
+		    rows.nrows != 1)
+			return -1;
+		payload = dbv_json_time(&rows, 0, 0);
+		str_copy(x->accepted_at, payload ? json_object_get_string(payload) : "", 32);
+		json_object_put(payload);
+	}
+	if (inserted == 0)
+		return 0;
+	payload = json_object_new_object();
+	json_object_object_add(payload, "type", json_object_new_string(x->doc->type));
+	json_object_object_add(payload, "version", json_object_new_string(x->doc->version));
+	return audit_append(d, x->actor, AA_LEGAL_ACCEPTED, x->org_id[0] ? x->org_id : NULL,
+	    "legal_document", x->doc->id_s, payload);
+}
+
+int legal_accept(struct db *d, struct arena *a, const struct audit_actor *actor,
+    const char *user_agent, const char *org_id, const struct legal_doc *doc, char accepted_at[32])
+{
+	struct accept_tx x = {a, actor, user_agent, org_id, doc, accepted_at};
+
+	return db_tx(d, accept_fn, &x);
 }

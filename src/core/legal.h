@@ -54,6 +54,13 @@ enum legal_err legal_publish(struct db *d, const struct audit_actor *actor, cons
     const char *version, const char *content, int64_t effective_ms, bool notify,
     char id_out[UUID_STR_LEN + 1]);
 
+/* Records that actor (a signed-in user; org_id "" for platform staff)
+ * accepted doc, a current version, from its address and user agent, and
+ * audits legal.accepted; accepting again keeps the first record and writes
+ * no event. accepted_at gets the recorded time (RFC 3339). 0 or -1. */
+int legal_accept(struct db *d, struct arena *a, const struct audit_actor *actor,
+    const char *user_agent, const char *org_id, const struct legal_doc *doc, char accepted_at[32]);
+
 /* Which current documents user_id has not accepted: pending[i] is true for
  * docs[i]. -1 on a database error. */
 int legal_pending(struct db *d, struct arena *a, const char *user_id, const struct legal_doc *docs,

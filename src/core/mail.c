@@ -348,3 +348,44 @@ out:
 	arena_free(x.a);
 	return rc;
 }
+
+struct retry_tx {
+	struct arena *a;
+	const struct audit_actor *actor;
+	const struct opsd_uuid *id;
+	const char *id_text;
+	enum mail_retry_rc rc;
+};
+
+static int retry_fn(struct db *d, void *arg)
+{
+	struct retry_tx *x = arg;
+	struct db_rows rows;
+	struct db_param p[] = {DBP_BLOB(x->id->b, 16)};
+
+	if (db_query(d, x->a, "SELECT status FROM email_outbox WHERE id = ? FOR UPDATE", p, 1,
+	        &rows) != 0)
+		return -1;
+	if (rows.nrows != 1) {
+		x->rc = MAIL_RETRY_NOT_FOUND;
+		return 1;
+	}
+	if (strcmp(rows.val[0][0], "failed") != 0) {
+		x->rc = MAIL_RETRY_NOT_FAILED;
+		return 1;
+	}
+	if (db_exec(d,
+	        "UPDATE email_outbox SET status = 'queued', attempts = 0,"
+	        " next_attempt_at = NOW(3) WHERE id = ?",
+	        p, 1, NULL) != 0)
+		return -1;
+	return audit_append(d, x->actor, AA_EMAIL_RETRY_REQUESTED, NULL, "email", x->id_text, NULL);
+}
+
+enum mail_retry_rc mail_retry(struct db *d, struct arena *a, const struct audit_actor *actor,
+    const struct opsd_uuid *id, const char *id_text)
+{
+	struct retry_tx x = {a, actor, id, id_text, MAIL_RETRY_OK};
+
+	return db_tx(d, retry_fn, &x) < 0 ? MAIL_RETRY_DB_ERROR : x.rc;
+}

@@ -32,6 +32,18 @@ enum mail_err mail_enqueue(struct db *d, const struct opsd_config *cfg,
     const struct audit_actor *actor, const char *kind, const char *to, const char *subject,
     const char *body, char id_out[UUID_STR_LEN + 1], enum mail_status *status);
 
+/* Sends a failed message again: queued, attempts reset, audited
+ * email.retry_requested with id_text as the target. */
+enum mail_retry_rc {
+	MAIL_RETRY_OK,
+	MAIL_RETRY_NOT_FOUND,
+	MAIL_RETRY_NOT_FAILED,
+	MAIL_RETRY_DB_ERROR
+};
+struct arena;
+enum mail_retry_rc mail_retry(struct db *d, struct arena *a, const struct audit_actor *actor,
+    const struct opsd_uuid *id, const char *id_text);
+
 /* The SMTP settings of the configuration. */
 void mail_smtp_settings(const struct opsd_config *cfg, struct smtp_settings *s);
 

@@ -16,9 +16,6 @@
 #include "lib/crypto.h"
 #include "lib/util.h"
 
-/* MariaDB's duplicate-key error. */
-#define ER_DUP_ENTRY 1062
-
 bool email_normalize(const char *in, char *out, size_t out_len)
 {
 	size_t n = in ? strlen(in) : 0, at = 0, ats = 0;
@@ -92,7 +89,7 @@ static int create_fn(struct db *d, void *arg)
 		        "INSERT INTO users (id, org_id, email, name, password_hash, roles, service)"
 		        " VALUES (?, ?, ?, ?, ?, ?, ?)",
 		        p, countof(p), NULL) != 0) {
-			c->err = db_errno(d) == ER_DUP_ENTRY ? USER_DUPLICATE : USER_DB_ERROR;
+			c->err = db_duplicate(d) ? USER_DUPLICATE : USER_DB_ERROR;
 			return c->err == USER_DUPLICATE ? 1 : -1;
 		}
 	}
@@ -451,4 +448,43 @@ int user_lock_out(struct db *d, const uint8_t id[16])
 	        p, 1, NULL) != 0)
 		return -1;
 	return sessions_flush(d, FLUSH_USER, s, true, NULL);
+}
+
+/* ---- orgs ---------------------------------------------------------------- */
+
+struct org_tx {
+	const struct audit_actor *actor;
+	const char *name, *slug;
+	struct opsd_uuid id;
+	char id_s[UUID_STR_LEN + 1];
+	bool duplicate;
+};
+
+static int org_create_fn(struct db *d, void *arg)
+{
+	struct org_tx *x = arg;
+	struct json_object *payload = json_object_new_object();
+	struct db_param p[] = {DBP_BLOB(x->id.b, 16), DBP_STR(x->name), DBP_STR(x->slug)};
+
+	if (db_exec(d, "INSERT INTO orgs (id, name, slug) VALUES (?, ?, ?)", p, countof(p), NULL) !=
+	    0) {
+		json_object_put(payload);
+		x->duplicate = db_duplicate(d);
+		return x->duplicate ? 1 : -1;
+	}
+	json_object_object_add(payload, "slug", json_object_new_string(x->slug));
+	return audit_append(d, x->actor, AA_ORG_CREATED, x->id_s, "org", x->id_s, payload);
+}
+
+int org_create(struct db *d, const struct audit_actor *actor, const char *name, const char *slug,
+    struct opsd_uuid *id)
+{
+	struct org_tx x = {.actor = actor, .name = name, .slug = slug};
+	int rc;
+
+	uuid7_new(&x.id);
+	uuid_format(&x.id, x.id_s);
+	rc = db_tx(d, org_create_fn, &x);
+	*id = x.id;
+	return x.duplicate ? 1 : rc != 0 ? -1 : 0;
 }

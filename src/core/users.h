@@ -96,6 +96,11 @@ enum user_err user_update(struct db *d, struct arena *a, const char *id, const s
 enum user_err user_delete(struct db *d, struct arena *a, const char *id, const struct user_scope *s,
     const struct audit_actor *actor);
 
+/* A new org (shared database mode), audited org.created with its slug. 0,
+ * 1 when the slug is taken, -1 on a database error. */
+int org_create(struct db *d, const struct audit_actor *actor, const char *name, const char *slug,
+    struct opsd_uuid *id);
+
 /* Ends an account inside the caller's transaction: disabled (if it was
  * not), every session and API token revoked. Strip-PII, archive and delete
  * all end with it. 0 or -1. */

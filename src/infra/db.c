@@ -810,3 +810,8 @@ bool db_retryable(const struct db *d)
 {
 	return d && (d->err_no == ER_LOCK_DEADLOCK || d->err_no == ER_LOCK_WAIT_TIMEOUT);
 }
+
+bool db_duplicate(const struct db *d)
+{
+	return d->err_no == ER_DUP_ENTRY;
+}

@@ -96,5 +96,8 @@ int db_tx(struct db *d, int (*fn)(struct db *d, void *ctx), void *ctx);
 /* The last error was a deadlock or lock wait timeout: the transaction may
  * be run again. */
 bool db_retryable(const struct db *d);
+/* The last error was a duplicate key (a unique column already holds the
+ * value). */
+bool db_duplicate(const struct db *d);
 
 #endif
