@@ -248,10 +248,14 @@ static int set_error(struct db *control, const struct mig *m, const char *fmt, .
 
 static const struct audit_actor system_actor = {NULL, "system", NULL, NULL};
 
+/* A transition's status when it keeps the one it has (mig_status_name
+ * gives NULL for it). */
+#define MIG_KEEP MIG__MAX
+
 /* An engine event and its state change in one control transaction. */
 struct transition {
 	const struct mig *m;
-	const char *status;       /* NULL: unchanged */
+	enum mig_status to;       /* MIG_KEEP: unchanged */
 	const char *phase;        /* NULL: unchanged */
 	enum audit_action action; /* AA_NONE: no event */
 	struct json_object *payload;
@@ -263,8 +267,8 @@ struct transition {
 static int transition_fn(struct db *d, void *arg)
 {
 	struct transition *t = arg;
-	struct db_param p[] = {DBP_STR(t->status), DBP_STR(t->phase), DBP_I64(t->finished),
-	    DBP_BLOB(t->m->id, 16)};
+	struct db_param p[] = {DBP_STR(mig_status_name(t->to)), DBP_STR(t->phase),
+	    DBP_I64(t->finished), DBP_BLOB(t->m->id, 16)};
 	struct db_param q[] = {DBP_BLOB(t->m->id, 16)};
 	struct db_rows now;
 	struct arena *a = arena_new(1024);
@@ -310,10 +314,11 @@ static int transition(struct db *control, struct transition *t)
 	json_object_put(t->payload);
 	if (rc > 0 && t->lost)
 		return 0; /* the caller's next step reloads the new status */
-	if (rc == 0 && t->status) {
-		log_msg(LL_INFO, "migration_state", "%s → %s%s%s", t->m->id_s, t->status,
-		    t->phase && t->phase[0] ? " / " : "", t->phase ? t->phase : "");
-		metrics_migration(mig_status_from_name(t->status));
+	if (rc == 0 && t->to != MIG_KEEP) {
+		log_msg(LL_INFO, "migration_state", "%s → %s%s%s", t->m->id_s,
+		    mig_status_name(t->to), t->phase && t->phase[0] ? " / " : "",
+		    t->phase ? t->phase : "");
+		metrics_migration(t->to);
 	}
 	return rc;
 }
@@ -658,7 +663,7 @@ enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
 		goto out;
 	}
 	uuid_format(&x.id, id_out);
-	metrics_migration(mig_status_from_name("pending"));
+	metrics_migration(MIG_PENDING);
 	e = MIG_OK;
 out:
 	OPENSSL_cleanse(key, sizeof(key));
@@ -709,21 +714,24 @@ static int request_audit(struct db *control, const struct audit_actor *actor, co
 	return audit_append(control, actor, action, m->org_s, "migration", m->id_s, p);
 }
 
+/* An operator's request: one UPDATE of the migration, guarded by the
+ * status it was read in, and its event when the UPDATE changed the row. */
 struct request_tx {
 	const struct mig *m;
 	const struct audit_actor *actor;
 	const char *sql;
+	const struct db_param *p;
+	size_t np;
 	enum audit_action action;
-	const char *reason, *from;
+	const char *reason;
 	unsigned long long changed;
 };
 
 static int request_fn(struct db *d, void *arg)
 {
 	struct request_tx *x = arg;
-	struct db_param p[] = {DBP_STR(x->reason), DBP_BLOB(x->m->id, 16), DBP_STR(x->from)};
 
-	if (db_exec(d, x->sql, p, countof(p), &x->changed) != 0)
+	if (db_exec(d, x->sql, x->p, x->np, &x->changed) != 0)
 		return -1;
 	if (x->changed == 0)
 		return 1;
@@ -766,16 +774,21 @@ enum mig_err mig_finalize(struct db *control, const struct opsd_config *cfg,
 		goto out;
 	}
 	{
-		struct request_tx x = {&m, actor,
-		    "UPDATE migrations SET status = 'cutting_over', phase = 'freeze', error = NULL,"
-		    " abort_reason = IFNULL(?, abort_reason) WHERE id = ? AND status = ?",
-		    AA_MIGRATION_FINALIZE_REQUESTED, NULL, "ready_for_cutover", 0};
+		struct db_param p[] = {DBP_STR(mig_status_name(MIG_CUTTING_OVER)),
+		    DBP_BLOB(m.id, 16), DBP_STR(mig_status_name(MIG_READY))};
+		struct request_tx x = {.m = &m,
+		    .actor = actor,
+		    .sql = "UPDATE migrations SET status = ?, phase = 'freeze', error = NULL"
+		           " WHERE id = ? AND status = ?",
+		    .p = p,
+		    .np = countof(p),
+		    .action = AA_MIGRATION_FINALIZE_REQUESTED};
 		int rc = db_tx(control, request_fn, &x);
 
 		e = rc < 0 ? MIG_E_DB : rc > 0 ? MIG_E_NOT_READY : MIG_OK;
 	}
 	if (e == MIG_OK)
-		metrics_migration(mig_status_from_name("cutting_over"));
+		metrics_migration(MIG_CUTTING_OVER);
 out:
 	OPENSSL_cleanse(key, sizeof(key));
 	OPENSSL_cleanse(uri, sizeof(uri));
@@ -835,10 +848,17 @@ enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
 	if (m.status == MIG_ABORTING)
 		goto out; /* already on its way: the same answer again */
 	{
-		struct request_tx x = {&m, actor,
-		    "UPDATE migrations SET status = 'aborting', phase = '', abort_reason = ?,"
-		    " abort_requested_at = NOW(3) WHERE id = ? AND status = ? AND phase <> 'source_cleanup'",
-		    AA_MIGRATION_ABORT_REQUESTED, reason, mig_status_name(m.status), 0};
+		struct db_param p[] = {DBP_STR(mig_status_name(MIG_ABORTING)), DBP_STR(reason),
+		    DBP_BLOB(m.id, 16), DBP_STR(mig_status_name(m.status))};
+		struct request_tx x = {.m = &m,
+		    .actor = actor,
+		    .sql = "UPDATE migrations SET status = ?, phase = '', abort_reason = ?,"
+		           " abort_requested_at = NOW(3) WHERE id = ? AND status = ?"
+		           " AND phase <> 'source_cleanup'",
+		    .p = p,
+		    .np = countof(p),
+		    .action = AA_MIGRATION_ABORT_REQUESTED,
+		    .reason = reason};
 		int rc = db_tx(control, request_fn, &x);
 
 		e = rc < 0   ? (db_errno(control) == 1062 ? MIG_E_FINISHED : MIG_E_DB)
@@ -846,7 +866,7 @@ enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
 		             : MIG_OK;
 	}
 	if (e == MIG_OK)
-		metrics_migration(mig_status_from_name("aborting"));
+		metrics_migration(MIG_ABORTING);
 out:
 	arena_free(a);
 	return e;
@@ -1222,7 +1242,12 @@ static int release_org(struct run *x)
 static int fail(struct run *x, const char *why)
 {
 	struct json_object *p = json_object_new_object();
-	struct transition t = {&x->m, "failed", "", AA_MIGRATION_FAILED, p, NULL, true, false};
+	struct transition t = {.m = &x->m,
+	    .to = MIG_FAILED,
+	    .phase = "",
+	    .action = AA_MIGRATION_FAILED,
+	    .payload = p,
+	    .finished = true};
 	struct db_param e[] = {DBP_STR(why), DBP_BLOB(x->m.id, 16)};
 
 	json_object_object_add(p, "error", json_object_new_string(why));
@@ -1254,8 +1279,12 @@ static int progress_audit(struct run *x)
 	{
 		struct json_object *o = json_object_new_object();
 		char sql[160];
-		struct transition t = {&x->m, NULL, NULL, AA_MIGRATION_PROGRESS, o, sql, false,
-		    false};
+		struct transition t = {.m = &x->m,
+		    .to = MIG_KEEP,
+		    .phase = NULL,
+		    .action = AA_MIGRATION_PROGRESS,
+		    .payload = o,
+		    .extra_sql = sql};
 
 		json_object_object_add(o, "status",
 		    json_object_new_string(mig_status_name(x->m.status)));
@@ -1408,7 +1437,11 @@ static int step_prepare(struct run *x)
 	}
 	{
 		char sql[200];
-		struct transition tr = {&x->m, "copying", "", AA_NONE, NULL, sql, false, false};
+		struct transition tr = {.m = &x->m,
+		    .to = MIG_COPYING,
+		    .phase = "",
+		    .action = AA_NONE,
+		    .extra_sql = sql};
 
 		snprintf(sql, sizeof(sql),
 		    "UPDATE migrations SET snapshot_changelog_id = %" PRId64
@@ -1530,8 +1563,11 @@ static int step_copy(struct run *x)
 	        p, 1, &t) != 0)
 		goto out;
 	if (t.nrows == 0) {
-		struct transition tr = {&x->m, "catching_up", "", AA_NONE, NULL,
-		    "UPDATE migrations SET copy_finished_at = NOW(3) WHERE id = ?", false, false};
+		struct transition tr = {.m = &x->m,
+		    .to = MIG_CATCHING_UP,
+		    .phase = "",
+		    .action = AA_NONE,
+		    .extra_sql = "UPDATE migrations SET copy_finished_at = NOW(3) WHERE id = ?"};
 
 		rc = transition(x->control, &tr) == 0 ? 1 : -1;
 		goto out;
@@ -1694,8 +1730,11 @@ static int step_catching_up(struct run *x)
 	if (n == CATCHUP_BATCH)
 		return 1;
 	{
-		struct transition tr = {&x->m, "verifying", "", AA_NONE, NULL, reset_verify_sql,
-		    false, false};
+		struct transition tr = {.m = &x->m,
+		    .to = MIG_VERIFYING,
+		    .phase = "",
+		    .action = AA_NONE,
+		    .extra_sql = reset_verify_sql};
 
 		return transition(x->control, &tr) == 0 ? 1 : -1;
 	}
@@ -1967,13 +2006,18 @@ static int step_verifying(struct run *x)
 	if (rc == 1 || rc < 0)
 		return rc;
 	if (x->m.dry_run) {
-		struct transition tr = {&x->m, NULL, "cleanup", AA_NONE, NULL, NULL, false, false};
+		struct transition tr = {.m = &x->m,
+		    .to = MIG_KEEP,
+		    .phase = "cleanup",
+		    .action = AA_NONE};
 
 		return transition(x->control, &tr) == 0 ? 1 : -1;
 	}
 	{
-		struct transition tr = {&x->m, "ready_for_cutover", "",
-		    AA_MIGRATION_READY_FOR_CUTOVER, NULL, NULL, false, false};
+		struct transition tr = {.m = &x->m,
+		    .to = MIG_READY,
+		    .phase = "",
+		    .action = AA_MIGRATION_READY_FOR_CUTOVER};
 
 		return transition(x->control, &tr) == 0 ? 1 : -1;
 	}
@@ -2081,8 +2125,12 @@ static int step_aborting(struct run *x)
 		struct json_object *p = json_object_new_object();
 		struct db_rows rows;
 		struct db_param q[] = {DBP_BLOB(x->m.id, 16)};
-		struct transition tr = {&x->m, "aborted", "", AA_MIGRATION_ABORTED, p, NULL, true,
-		    false};
+		struct transition tr = {.m = &x->m,
+		    .to = MIG_ABORTED,
+		    .phase = "",
+		    .action = AA_MIGRATION_ABORTED,
+		    .payload = p,
+		    .finished = true};
 
 		if (db_query(x->control, x->a, "SELECT abort_reason FROM migrations WHERE id = ?",
 		        q, 1, &rows) == 0 &&
@@ -2155,8 +2203,12 @@ static int step_dry_cleanup(struct run *x)
 		    NULL);
 	}
 	if (rc == 0) {
-		struct transition tr = {&x->m, "completed", "", AA_MIGRATION_DRY_RUN_COMPLETED,
-		    json_object_get(report), NULL, true, false};
+		struct transition tr = {.m = &x->m,
+		    .to = MIG_COMPLETED,
+		    .phase = "",
+		    .action = AA_MIGRATION_DRY_RUN_COMPLETED,
+		    .payload = json_object_get(report),
+		    .finished = true};
 
 		rc = transition(x->control, &tr);
 	}
@@ -2179,8 +2231,12 @@ static int freeze(struct run *x)
 static int cutover_refused(struct run *x, const char *why)
 {
 	struct json_object *p = json_object_new_object();
-	struct transition tr = {&x->m, "ready_for_cutover", "", AA_MIGRATION_CUTOVER_REFUSED, p,
-	    "UPDATE migrations SET freeze_started_at = NULL WHERE id = ?", false, false};
+	struct transition tr = {.m = &x->m,
+	    .to = MIG_READY,
+	    .phase = "",
+	    .action = AA_MIGRATION_CUTOVER_REFUSED,
+	    .payload = p,
+	    .extra_sql = "UPDATE migrations SET freeze_started_at = NULL WHERE id = ?"};
 	struct db_param e[] = {DBP_STR(why), DBP_BLOB(x->m.id, 16)};
 	struct db_param o[] = {DBP_BLOB(x->m.org, 16)};
 
@@ -2286,8 +2342,11 @@ static int step_cutting_over(struct run *x)
 		if ((rc = delete_org_rows(x, x->src, true)) != 0)
 			return rc;
 		{
-			struct transition tr = {&x->m, "completed", "", AA_NONE, NULL, NULL, true,
-			    false};
+			struct transition tr = {.m = &x->m,
+			    .to = MIG_COMPLETED,
+			    .phase = "",
+			    .action = AA_NONE,
+			    .finished = true};
 
 			return transition(x->control, &tr) == 0 ? 1 : -1;
 		}
