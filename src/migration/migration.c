@@ -55,6 +55,46 @@ int mig_status_from_name(const char *name)
 	return -1;
 }
 
+/* The phase column: the step inside a status. A cut-over goes freeze →
+ * final_catchup → final_verify → switch → source_cleanup; a dry run that
+ * verified stays verifying, in cleanup, while its target is cleaned. */
+enum mig_phase {
+	PHASE_NONE,
+	PHASE_DRY_CLEANUP,
+	PHASE_FREEZE,
+	PHASE_FINAL_CATCHUP,
+	PHASE_FINAL_VERIFY,
+	PHASE_SWITCH,
+	PHASE_SOURCE_CLEANUP,
+	PHASE__MAX,
+	PHASE_UNKNOWN = PHASE__MAX, /* a stored phase this table does not name */
+	PHASE_KEEP,                 /* a transition's phase when it stays as it is */
+};
+
+static const char *const phase_names[PHASE__MAX] = {
+    [PHASE_NONE] = "",
+    [PHASE_DRY_CLEANUP] = "cleanup",
+    [PHASE_FREEZE] = "freeze",
+    [PHASE_FINAL_CATCHUP] = "final_catchup",
+    [PHASE_FINAL_VERIFY] = "final_verify",
+    [PHASE_SWITCH] = "switch",
+    [PHASE_SOURCE_CLEANUP] = "source_cleanup",
+};
+
+/* NULL for PHASE_UNKNOWN and PHASE_KEEP. */
+static const char *mig_phase_name(enum mig_phase ph)
+{
+	return (unsigned)ph < PHASE__MAX ? phase_names[ph] : NULL;
+}
+
+static enum mig_phase mig_phase_from_name(const char *name)
+{
+	for (int i = 0; i < PHASE__MAX; i++)
+		if (strcmp(phase_names[i], name) == 0)
+			return (enum mig_phase)i;
+	return PHASE_UNKNOWN;
+}
+
 /* ---- common ------------------------------------------------------------ */
 
 #define MIG_COLUMNS                                                                                \
@@ -104,7 +144,7 @@ struct mig {
 	uint8_t id[16], org[16];
 	char id_s[UUID_STR_LEN + 1], org_s[UUID_STR_LEN + 1];
 	enum mig_status status;
-	const char *phase;
+	enum mig_phase phase;
 	bool to_dedicated, dry_run, created_db, override;
 	int chunk;
 	const char *sealed, *redacted, *db_name, *lease, *source_sealed;
@@ -129,7 +169,7 @@ static void mig_from_row(const struct db_rows *rows, size_t r, struct mig *m)
 	dbv_uuid(v[M_ORG], rows->len[r][M_ORG], m->org_s);
 	m->to_dedicated = strcmp(v[M_DIRECTION], "shared_to_dedicated") == 0;
 	m->status = (enum mig_status)mig_status_from_name(v[M_STATUS]);
-	m->phase = v[M_PHASE] ? v[M_PHASE] : "";
+	m->phase = mig_phase_from_name(v[M_PHASE] ? v[M_PHASE] : "");
 	m->dry_run = dbv_true(v[M_DRY]);
 	m->chunk = (int)num(v[M_CHUNK]);
 	m->sealed = v[M_SEALED];
@@ -256,7 +296,7 @@ static const struct audit_actor system_actor = {NULL, "system", NULL, NULL};
 struct transition {
 	const struct mig *m;
 	enum mig_status to;       /* MIG_KEEP: unchanged */
-	const char *phase;        /* NULL: unchanged */
+	enum mig_phase phase;     /* PHASE_KEEP: unchanged */
 	enum audit_action action; /* AA_NONE: no event */
 	struct json_object *payload;
 	const char *extra_sql; /* an UPDATE of migrations for the same id, or NULL */
@@ -267,7 +307,7 @@ struct transition {
 static int transition_fn(struct db *d, void *arg)
 {
 	struct transition *t = arg;
-	struct db_param p[] = {DBP_STR(mig_status_name(t->to)), DBP_STR(t->phase),
+	struct db_param p[] = {DBP_STR(mig_status_name(t->to)), DBP_STR(mig_phase_name(t->phase)),
 	    DBP_I64(t->finished), DBP_BLOB(t->m->id, 16)};
 	struct db_param q[] = {DBP_BLOB(t->m->id, 16)};
 	struct db_rows now;
@@ -315,9 +355,10 @@ static int transition(struct db *control, struct transition *t)
 	if (rc > 0 && t->lost)
 		return 0; /* the caller's next step reloads the new status */
 	if (rc == 0 && t->to != MIG_KEEP) {
+		const char *phase = mig_phase_name(t->phase);
+
 		log_msg(LL_INFO, "migration_state", "%s → %s%s%s", t->m->id_s,
-		    mig_status_name(t->to), t->phase && t->phase[0] ? " / " : "",
-		    t->phase ? t->phase : "");
+		    mig_status_name(t->to), phase && phase[0] ? " / " : "", phase ? phase : "");
 		metrics_migration(t->to);
 	}
 	return rc;
@@ -775,10 +816,11 @@ enum mig_err mig_finalize(struct db *control, const struct opsd_config *cfg,
 	}
 	{
 		struct db_param p[] = {DBP_STR(mig_status_name(MIG_CUTTING_OVER)),
-		    DBP_BLOB(m.id, 16), DBP_STR(mig_status_name(MIG_READY))};
+		    DBP_STR(mig_phase_name(PHASE_FREEZE)), DBP_BLOB(m.id, 16),
+		    DBP_STR(mig_status_name(MIG_READY))};
 		struct request_tx x = {.m = &m,
 		    .actor = actor,
-		    .sql = "UPDATE migrations SET status = ?, phase = 'freeze', error = NULL"
+		    .sql = "UPDATE migrations SET status = ?, phase = ?, error = NULL"
 		           " WHERE id = ? AND status = ?",
 		    .p = p,
 		    .np = countof(p),
@@ -841,20 +883,22 @@ enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
 		goto out;
 	/* After the routing switch the org lives in the target: too late. */
 	if (m.status == MIG_COMPLETED || m.status == MIG_ABORTED ||
-	    (m.status == MIG_CUTTING_OVER && strcmp(m.phase, "source_cleanup") == 0)) {
+	    (m.status == MIG_CUTTING_OVER && m.phase == PHASE_SOURCE_CLEANUP)) {
 		e = MIG_E_FINISHED;
 		goto out;
 	}
 	if (m.status == MIG_ABORTING)
 		goto out; /* already on its way: the same answer again */
 	{
-		struct db_param p[] = {DBP_STR(mig_status_name(MIG_ABORTING)), DBP_STR(reason),
-		    DBP_BLOB(m.id, 16), DBP_STR(mig_status_name(m.status))};
+		struct db_param p[] = {DBP_STR(mig_status_name(MIG_ABORTING)),
+		    DBP_STR(mig_phase_name(PHASE_NONE)), DBP_STR(reason), DBP_BLOB(m.id, 16),
+		    DBP_STR(mig_status_name(m.status)),
+		    DBP_STR(mig_phase_name(PHASE_SOURCE_CLEANUP))};
 		struct request_tx x = {.m = &m,
 		    .actor = actor,
-		    .sql = "UPDATE migrations SET status = ?, phase = '', abort_reason = ?,"
+		    .sql = "UPDATE migrations SET status = ?, phase = ?, abort_reason = ?,"
 		           " abort_requested_at = NOW(3) WHERE id = ? AND status = ?"
-		           " AND phase <> 'source_cleanup'",
+		           " AND phase <> ?",
 		    .p = p,
 		    .np = countof(p),
 		    .action = AA_MIGRATION_ABORT_REQUESTED,
@@ -1244,7 +1288,7 @@ static int fail(struct run *x, const char *why)
 	struct json_object *p = json_object_new_object();
 	struct transition t = {.m = &x->m,
 	    .to = MIG_FAILED,
-	    .phase = "",
+	    .phase = PHASE_NONE,
 	    .action = AA_MIGRATION_FAILED,
 	    .payload = p,
 	    .finished = true};
@@ -1281,7 +1325,7 @@ static int progress_audit(struct run *x)
 		char sql[160];
 		struct transition t = {.m = &x->m,
 		    .to = MIG_KEEP,
-		    .phase = NULL,
+		    .phase = PHASE_KEEP,
 		    .action = AA_MIGRATION_PROGRESS,
 		    .payload = o,
 		    .extra_sql = sql};
@@ -1439,7 +1483,7 @@ static int step_prepare(struct run *x)
 		char sql[200];
 		struct transition tr = {.m = &x->m,
 		    .to = MIG_COPYING,
-		    .phase = "",
+		    .phase = PHASE_NONE,
 		    .action = AA_NONE,
 		    .extra_sql = sql};
 
@@ -1565,7 +1609,7 @@ static int step_copy(struct run *x)
 	if (t.nrows == 0) {
 		struct transition tr = {.m = &x->m,
 		    .to = MIG_CATCHING_UP,
-		    .phase = "",
+		    .phase = PHASE_NONE,
 		    .action = AA_NONE,
 		    .extra_sql = "UPDATE migrations SET copy_finished_at = NOW(3) WHERE id = ?"};
 
@@ -1732,7 +1776,7 @@ static int step_catching_up(struct run *x)
 	{
 		struct transition tr = {.m = &x->m,
 		    .to = MIG_VERIFYING,
-		    .phase = "",
+		    .phase = PHASE_NONE,
 		    .action = AA_NONE,
 		    .extra_sql = reset_verify_sql};
 
@@ -1996,7 +2040,7 @@ static int step_verifying(struct run *x)
 
 	if (connect_ends(x) != 0)
 		return -1;
-	if (strcmp(x->m.phase, "cleanup") == 0)
+	if (x->m.phase == PHASE_DRY_CLEANUP)
 		return -2; /* a dry run's end: the caller cleans up */
 	/* Outside the freeze a chunk may still differ after catch-up and
 	 * repair while writes keep landing in it: that is reported
@@ -2008,7 +2052,7 @@ static int step_verifying(struct run *x)
 	if (x->m.dry_run) {
 		struct transition tr = {.m = &x->m,
 		    .to = MIG_KEEP,
-		    .phase = "cleanup",
+		    .phase = PHASE_DRY_CLEANUP,
 		    .action = AA_NONE};
 
 		return transition(x->control, &tr) == 0 ? 1 : -1;
@@ -2016,7 +2060,7 @@ static int step_verifying(struct run *x)
 	{
 		struct transition tr = {.m = &x->m,
 		    .to = MIG_READY,
-		    .phase = "",
+		    .phase = PHASE_NONE,
 		    .action = AA_MIGRATION_READY_FOR_CUTOVER};
 
 		return transition(x->control, &tr) == 0 ? 1 : -1;
@@ -2127,7 +2171,7 @@ static int step_aborting(struct run *x)
 		struct db_param q[] = {DBP_BLOB(x->m.id, 16)};
 		struct transition tr = {.m = &x->m,
 		    .to = MIG_ABORTED,
-		    .phase = "",
+		    .phase = PHASE_NONE,
 		    .action = AA_MIGRATION_ABORTED,
 		    .payload = p,
 		    .finished = true};
@@ -2205,7 +2249,7 @@ static int step_dry_cleanup(struct run *x)
 	if (rc == 0) {
 		struct transition tr = {.m = &x->m,
 		    .to = MIG_COMPLETED,
-		    .phase = "",
+		    .phase = PHASE_NONE,
 		    .action = AA_MIGRATION_DRY_RUN_COMPLETED,
 		    .payload = json_object_get(report),
 		    .finished = true};
@@ -2233,7 +2277,7 @@ static int cutover_refused(struct run *x, const char *why)
 	struct json_object *p = json_object_new_object();
 	struct transition tr = {.m = &x->m,
 	    .to = MIG_READY,
-	    .phase = "",
+	    .phase = PHASE_NONE,
 	    .action = AA_MIGRATION_CUTOVER_REFUSED,
 	    .payload = p,
 	    .extra_sql = "UPDATE migrations SET freeze_started_at = NULL WHERE id = ?"};
@@ -2255,6 +2299,8 @@ static int switch_fn(struct db *d, void *arg)
 	struct run *x = arg;
 	struct db_rows rows;
 	struct db_param id[] = {DBP_BLOB(x->m.id, 16)};
+	struct db_param done[] = {DBP_STR(mig_phase_name(PHASE_SOURCE_CLEANUP)),
+	    DBP_BLOB(x->m.id, 16), DBP_STR(mig_status_name(MIG_CUTTING_OVER))};
 	struct db_param org[] = {DBP_STR(x->m.sealed), DBP_STR(x->m.redacted),
 	    DBP_BLOB(x->m.org, 16)};
 	struct json_object *p;
@@ -2294,10 +2340,10 @@ static int switch_fn(struct db *d, void *arg)
 
 		/* an abort that came in during the freeze wins: nothing switches */
 		if (db_exec(d,
-		        "UPDATE migrations SET phase = 'source_cleanup',"
+		        "UPDATE migrations SET phase = ?,"
 		        " freeze_ms = TIMESTAMPDIFF(MICROSECOND, freeze_started_at, NOW(3)) DIV 1000"
-		        " WHERE id = ? AND status = 'cutting_over'",
-		        id, 1, &n) != 0)
+		        " WHERE id = ? AND status = ?",
+		        done, countof(done), &n) != 0)
 			return -1;
 		if (n == 0)
 			return 1;
@@ -2316,41 +2362,104 @@ static int switch_fn(struct db *d, void *arg)
 
 /* The cut-over's next phase, only from the phase this step read, while
  * the migration is still cutting over and this process holds its lease. */
-static int set_phase(struct run *x, const char *to, const char *extra_set)
+static int set_phase(struct run *x, enum mig_phase to, const char *extra_set)
 {
 	char sql[400];
-	struct db_param p[] = {DBP_STR(to), DBP_BLOB(x->m.id, 16), DBP_STR(x->m.phase),
+	struct db_param p[] = {DBP_STR(mig_phase_name(to)), DBP_BLOB(x->m.id, 16),
+	    DBP_STR(mig_status_name(MIG_CUTTING_OVER)), DBP_STR(mig_phase_name(x->m.phase)),
 	    DBP_STR(holder_name())};
 
 	snprintf(sql, sizeof(sql),
-	    "UPDATE migrations SET phase = ?%s%s WHERE id = ? AND status = 'cutting_over' AND phase = ?"
+	    "UPDATE migrations SET phase = ?%s%s WHERE id = ? AND status = ? AND phase = ?"
 	    " AND lease_holder = ?",
 	    extra_set ? ", " : "", extra_set ? extra_set : "");
 	return db_exec(x->control, sql, p, countof(p), NULL);
 }
 
-static int step_cutting_over(struct run *x)
+/* After the switch: the org lives in the target now; the source copy goes. */
+static int cutover_source_cleanup(struct run *x)
 {
-	const char *phase = x->m.phase;
-	struct db_param id[] = {DBP_BLOB(x->m.id, 16)};
 	int rc;
 
-	if (strcmp(phase, "source_cleanup") == 0) {
-		/* the org lives in the target now; the source copy goes */
-		if (connect_ends(x) != 0)
-			return -1;
-		if ((rc = delete_org_rows(x, x->src, true)) != 0)
-			return rc;
-		{
-			struct transition tr = {.m = &x->m,
-			    .to = MIG_COMPLETED,
-			    .phase = "",
-			    .action = AA_NONE,
-			    .finished = true};
+	if (connect_ends(x) != 0)
+		return -1;
+	if ((rc = delete_org_rows(x, x->src, true)) != 0)
+		return rc;
+	{
+		struct transition tr = {.m = &x->m,
+		    .to = MIG_COMPLETED,
+		    .phase = PHASE_NONE,
+		    .action = AA_NONE,
+		    .finished = true};
 
-			return transition(x->control, &tr) == 0 ? 1 : -1;
-		}
+		return transition(x->control, &tr) == 0 ? 1 : -1;
 	}
+}
+
+/* The org's writes stop; the final catch-up starts again from the
+ * snapshot. */
+static int cutover_freeze(struct run *x)
+{
+	if (freeze(x) != 0 ||
+	    set_phase(x, PHASE_FINAL_CATCHUP,
+	        "freeze_started_at = NOW(3), applied_changelog_id = snapshot_changelog_id") != 0)
+		return -1;
+	return 1;
+}
+
+/* Every change since the snapshot again: exact, as writes are held. */
+static int cutover_final_catchup(struct run *x)
+{
+	struct db_param id[] = {DBP_BLOB(x->m.id, 16)};
+	long long n;
+
+	do {
+		if (freeze(x) != 0 || catch_up(x, &n) != 0)
+			return -1;
+	} while (n == CATCHUP_BATCH);
+	if (db_exec(x->control, reset_verify_sql, id, 1, NULL) != 0 ||
+	    set_phase(x, PHASE_FINAL_VERIFY, NULL) != 0)
+		return -1;
+	return 1;
+}
+
+/* Every chunk of every table compared again under the freeze: any
+ * difference refuses the cut-over. */
+static int cutover_final_verify(struct run *x)
+{
+	int rc;
+
+	if (freeze(x) != 0)
+		return -1;
+	rc = verify_some(x, true);
+	if (rc < 0)
+		return -1;
+	if (rc == 2)
+		return cutover_refused(x,
+		           "final verification found a difference; the cut-over was aborted and"
+		           " nothing was switched") == 0
+		           ? 0
+		           : -1;
+	if (set_phase(x, PHASE_SWITCH, NULL) != 0)
+		return -1;
+	return 1;
+}
+
+/* The routing switch, in one control transaction (switch_fn). */
+static int cutover_switch(struct run *x)
+{
+	x->restart_cutover = false;
+	if (db_tx(x->control, switch_fn, x) < 0)
+		return -1;
+	if (x->restart_cutover && set_phase(x, PHASE_FREEZE, NULL) != 0)
+		return -1;
+	return 1; /* switched, restarted, or an abort came first: the next step reloads */
+}
+
+static int step_cutting_over(struct run *x)
+{
+	if (x->m.phase == PHASE_SOURCE_CLEANUP)
+		return cutover_source_cleanup(x);
 	/* Before the switch: the target must answer now, or nothing happens. */
 	if (connect_ends(x) != 0)
 		return cutover_refused(x, "the target is unreachable; nothing was switched") == 0
@@ -2358,7 +2467,8 @@ static int step_cutting_over(struct run *x)
 		           : -1;
 	/* A freeze is seconds: a cut-over that cannot finish (a target that
 	 * refuses writes, a stuck lock) gives the org its writes back. */
-	if (strcmp(phase, "freeze") != 0) {
+	if (x->m.phase != PHASE_FREEZE) {
+		struct db_param id[] = {DBP_BLOB(x->m.id, 16)};
 		struct db_rows t;
 
 		if (db_query(x->control, x->a,
@@ -2371,53 +2481,18 @@ static int step_cutting_over(struct run *x)
 			           ? 0
 			           : -1;
 	}
-	if (strcmp(phase, "freeze") == 0) {
-		if (freeze(x) != 0 ||
-		    set_phase(x, "final_catchup",
-		        "freeze_started_at = NOW(3), applied_changelog_id = snapshot_changelog_id") !=
-		        0)
-			return -1;
-		return 1;
+	switch (x->m.phase) {
+	case PHASE_FREEZE:
+		return cutover_freeze(x);
+	case PHASE_FINAL_CATCHUP:
+		return cutover_final_catchup(x);
+	case PHASE_FINAL_VERIFY:
+		return cutover_final_verify(x);
+	case PHASE_SWITCH:
+		return cutover_switch(x);
+	default:
+		return fail(x, "unknown cut-over phase") == 0 ? 0 : -1;
 	}
-	if (strcmp(phase, "final_catchup") == 0) {
-		/* every change since the snapshot again: exact, as writes are held */
-		long long n;
-
-		do {
-			if (freeze(x) != 0 || catch_up(x, &n) != 0)
-				return -1;
-		} while (n == CATCHUP_BATCH);
-		if (db_exec(x->control, reset_verify_sql, id, 1, NULL) != 0 ||
-		    set_phase(x, "final_verify", NULL) != 0)
-			return -1;
-		return 1;
-	}
-	if (strcmp(phase, "final_verify") == 0) {
-		if (freeze(x) != 0)
-			return -1;
-		rc = verify_some(x, true);
-		if (rc < 0)
-			return -1;
-		if (rc == 2)
-			return cutover_refused(x,
-			           "final verification found a difference; the cut-over was aborted and"
-			           " nothing was switched") == 0
-			           ? 0
-			           : -1;
-		if (set_phase(x, "switch", NULL) != 0)
-			return -1;
-		return 1;
-	}
-	if (strcmp(phase, "switch") == 0) {
-		x->restart_cutover = false;
-		rc = db_tx(x->control, switch_fn, x);
-		if (rc < 0)
-			return -1;
-		if (x->restart_cutover && set_phase(x, "freeze", NULL) != 0)
-			return -1;
-		return 1; /* switched, restarted, or an abort came first: the next step reloads */
-	}
-	return fail(x, "unknown cut-over phase") == 0 ? 0 : -1;
 }
 
 /* ---- the engine: the job ------------------------------------------------- */
@@ -2471,12 +2546,12 @@ static int claim(struct db *control, struct mig *m)
 	if (!got)
 		return 0;
 	if (takeover && m->status == MIG_CUTTING_OVER &&
-	    (strcmp(m->phase, "final_catchup") == 0 || strcmp(m->phase, "final_verify") == 0 ||
-	        strcmp(m->phase, "switch") == 0)) {
-		struct db_param q[] = {DBP_BLOB(m->id, 16)};
+	    (m->phase == PHASE_FINAL_CATCHUP || m->phase == PHASE_FINAL_VERIFY ||
+	        m->phase == PHASE_SWITCH)) {
+		struct db_param q[] = {DBP_STR(mig_phase_name(PHASE_FREEZE)), DBP_BLOB(m->id, 16)};
 
-		if (db_exec(control, "UPDATE migrations SET phase = 'freeze' WHERE id = ?", q, 1,
-		        NULL) != 0)
+		if (db_exec(control, "UPDATE migrations SET phase = ? WHERE id = ?", q, 2, NULL) !=
+		    0)
 			return -1;
 	}
 	return 1;
