@@ -1093,6 +1093,14 @@ struct run {
 	bool restart_cutover; /* the switch found the freeze lapsed or changes left */
 };
 
+/* What one step of the engine did. mig_job steps a migration again at
+ * once only after STEP_MORE, while its time budget lasts. */
+enum step_result {
+	STEP_ERROR = -1, /* not done: logged, and tried again on a later call */
+	STEP_IDLE = 0,   /* nothing more to do now (throttled, waiting, or settled) */
+	STEP_MORE = 1,   /* progress made, and more to do now */
+};
+
 static void ends_close(void)
 {
 	db_close(ends.target);
@@ -1283,7 +1291,9 @@ static int release_org(struct run *x)
 	    NULL);
 }
 
-static int fail(struct run *x, const char *why)
+/* The migration ends failed with why as its error: STEP_IDLE, or
+ * STEP_ERROR when that could not be written. */
+static enum step_result fail_migration(struct run *x, const char *why)
 {
 	struct json_object *p = json_object_new_object();
 	struct transition t = {.m = &x->m,
@@ -1296,8 +1306,17 @@ static int fail(struct run *x, const char *why)
 
 	json_object_object_add(p, "error", json_object_new_string(why));
 	if (release_org(x) != 0 || transition(x->control, &t) != 0)
-		return -1;
-	return db_exec(x->control, "UPDATE migrations SET error = ? WHERE id = ?", e, 2, NULL);
+		return STEP_ERROR;
+	return db_exec(x->control, "UPDATE migrations SET error = ? WHERE id = ?", e, 2, NULL) == 0
+	           ? STEP_IDLE
+	           : STEP_ERROR;
+}
+
+/* A step that ends in a transition: STEP_MORE once it is written (or found
+ * overtaken by an abort or another engine: the next step reloads). */
+static enum step_result step_transition(struct run *x, struct transition *t)
+{
+	return transition(x->control, t) == 0 ? STEP_MORE : STEP_ERROR;
 }
 
 static int progress_audit(struct run *x)
@@ -1343,7 +1362,7 @@ static int progress_audit(struct run *x)
 	}
 }
 
-/* ---- the engine: steps (1: more to do now, 0: nothing now, -1: error) --- */
+/* ---- the engine: steps ------------------------------------------------- */
 
 /* Threads_running on the source above the limit: the copy waits. */
 static bool throttled(struct run *x)
@@ -1397,7 +1416,7 @@ static int target_db_exists(struct run *x, struct db *server)
 	return rows.nrows > 0;
 }
 
-static int step_prepare(struct run *x)
+static enum step_result step_prepare(struct run *x)
 {
 	char err[512];
 	struct db *server = NULL;
@@ -1405,7 +1424,7 @@ static int step_prepare(struct run *x)
 	const char *t[MAX_TABLES];
 	size_t n = tenant_tables(t);
 	int64_t snapshot;
-	int rc = -1;
+	enum step_result rc = STEP_ERROR;
 
 	if (x->m.to_dedicated) {
 		/* The database: recorded before it is created, so an abort after a
@@ -1413,7 +1432,7 @@ static int step_prepare(struct run *x)
 		int exists;
 
 		if (!(server = target_server(x, "target server")))
-			return -1;
+			return STEP_ERROR;
 		if ((exists = target_db_exists(x, server)) < 0)
 			goto out;
 		if (!exists && !x->m.created_db) {
@@ -1491,7 +1510,7 @@ static int step_prepare(struct run *x)
 		    "UPDATE migrations SET snapshot_changelog_id = %" PRId64
 		    ", applied_changelog_id = %" PRId64 ", copy_started_at = NOW(3) WHERE id = ?",
 		    snapshot, snapshot);
-		rc = transition(x->control, &tr) == 0 ? 1 : -1;
+		rc = step_transition(x, &tr);
 	}
 out:
 	db_close(server);
@@ -1581,7 +1600,7 @@ static int write_chunk(void *p)
  * chunk n is written to the target while chunk n + 1 is read from the
  * source (the non-control side on a second thread), and each chunk's
  * position is checkpointed once the target has committed it. */
-static int step_copy(struct run *x)
+static enum step_result step_copy(struct run *x)
 {
 	struct db_rows t, bufs[2];
 	struct db_param p[] = {DBP_BLOB(x->m.id, 16)};
@@ -1590,7 +1609,8 @@ static int step_copy(struct run *x)
 	struct chunk_io rd, wr;
 	int64_t start = mono_ms();
 	bool read_on_thread = x->src != x->control;
-	int cur = 0, rc = -1;
+	int cur = 0;
+	enum step_result rc = STEP_ERROR;
 	const char *table;
 
 	if (!ra[0] || !ra[1] || !wa)
@@ -1598,7 +1618,7 @@ static int step_copy(struct run *x)
 	if (connect_ends(x) != 0)
 		goto out;
 	if (throttled(x)) {
-		rc = 0;
+		rc = STEP_IDLE;
 		goto out;
 	}
 	if (db_query(x->control, x->a,
@@ -1613,12 +1633,12 @@ static int step_copy(struct run *x)
 		    .action = AA_NONE,
 		    .extra_sql = "UPDATE migrations SET copy_finished_at = NOW(3) WHERE id = ?"};
 
-		rc = transition(x->control, &tr) == 0 ? 1 : -1;
+		rc = step_transition(x, &tr);
 		goto out;
 	}
 	table = t.val[0][0];
 	if (!known_table(table)) {
-		rc = fail(x, "unknown table in migration_tables") == 0 ? 0 : -1;
+		rc = fail_migration(x, "unknown table in migration_tables");
 		goto out;
 	}
 	if (table_cols(x->src, x->a, table, &c) != 0)
@@ -1680,7 +1700,7 @@ static int step_copy(struct run *x)
 			break;
 		cur = !cur;
 	}
-	rc = progress_audit(x) == 0 ? 1 : -1;
+	rc = progress_audit(x) == 0 ? STEP_MORE : STEP_ERROR;
 out:
 	arena_free(ra[0]);
 	arena_free(ra[1]);
@@ -1765,14 +1785,14 @@ static const char *const reset_verify_sql =
     " target_rows = 0, source_checksum = 0, target_checksum = 0, chunks_verified = 0,"
     " chunks_mismatched = 0, chunks_repaired = 0 WHERE migration_id = ?";
 
-static int step_catching_up(struct run *x)
+static enum step_result step_catching_up(struct run *x)
 {
 	long long n;
 
 	if (connect_ends(x) != 0 || catch_up(x, &n) != 0)
-		return -1;
+		return STEP_ERROR;
 	if (n == CATCHUP_BATCH)
-		return 1;
+		return STEP_MORE;
 	{
 		struct transition tr = {.m = &x->m,
 		    .to = MIG_VERIFYING,
@@ -1780,8 +1800,18 @@ static int step_catching_up(struct run *x)
 		    .action = AA_NONE,
 		    .extra_sql = reset_verify_sql};
 
-		return transition(x->control, &tr) == 0 ? 1 : -1;
+		return step_transition(x, &tr);
 	}
+}
+
+/* ready_for_cutover: catch up, to keep the lag short until the cut-over. */
+static enum step_result step_ready(struct run *x)
+{
+	long long n;
+
+	if (connect_ends(x) != 0 || catch_up(x, &n) != 0)
+		return STEP_ERROR;
+	return STEP_IDLE;
 }
 
 /* ---- the engine: verification (pt-table-checksum style) ----------------- */
@@ -1893,15 +1923,22 @@ static int repair_chunk(struct run *x, const char *table, const struct cols *c,
 	return 0;
 }
 
+/* How one chunk compared. */
+enum chunk_state {
+	CHUNK_MATCHED,    /* at the first comparison */
+	CHUNK_REPAIRED,   /* after a catch-up or a repair */
+	CHUNK_MISMATCHED, /* still different (under the freeze: at once) */
+};
+
 /* Compares one chunk. Outside the freeze a mismatch may be a write still
  * in the changelog: catch up, compare again, then repair the chunk from
  * the source (capture stays on, so later writes still reach the target).
- * Under the freeze (final) nothing is repaired: a mismatch is the answer.
- * *state: 0 matched, 1 matched after catch-up or repair, 2 mismatch. */
+ * Under the freeze (final) nothing is repaired: a mismatch is the answer. */
 static int verify_range(struct run *x, const char *table, const struct cols *c,
-    const uint8_t lo[16], const uint8_t *hi, bool final, struct sums *s, struct sums *t, int *state)
+    const uint8_t lo[16], const uint8_t *hi, bool final, struct sums *s, struct sums *t,
+    enum chunk_state *state)
 {
-	*state = 0;
+	*state = CHUNK_MATCHED;
 	for (int attempt = 0;; attempt++) {
 		long long n = 0;
 
@@ -1910,10 +1947,10 @@ static int verify_range(struct run *x, const char *table, const struct cols *c,
 		if (s->rows == t->rows && s->checksum == t->checksum)
 			return 0;
 		if (final || attempt == 2) {
-			*state = 2;
+			*state = CHUNK_MISMATCHED;
 			return 0;
 		}
-		*state = 1;
+		*state = CHUNK_REPAIRED;
 		if (attempt == 0) {
 			if (catch_up(x, &n) != 0)
 				return -1;
@@ -1966,10 +2003,17 @@ static struct json_object *verification_json(struct run *x, bool final)
 	return o;
 }
 
+/* What verify_some found. */
+enum verify_result {
+	VERIFY_ERROR = -1,
+	VERIFY_DONE = 0,     /* every chunk compared; the verification is stored */
+	VERIFY_MORE = 1,     /* chunks left (never when final) */
+	VERIFY_MISMATCH = 2, /* final only: a chunk, or the stored verification, differs */
+};
+
 /* One chunk of one table (final: every chunk of every table, under the
- * freeze). 1 more, 0 all verified (verification stored), -1, or 2 when a
- * chunk does not match. */
-static int verify_some(struct run *x, bool final)
+ * freeze). */
+static enum verify_result verify_some(struct run *x, bool final)
 {
 	struct db_rows t;
 	struct db_param p[] = {DBP_BLOB(x->m.id, 16)};
@@ -1977,7 +2021,7 @@ static int verify_some(struct run *x, bool final)
 	uint8_t lo[16], hi[16];
 	bool open;
 	struct sums s, d;
-	int state;
+	enum chunk_state state;
 	const char *table;
 
 	for (;;) {
@@ -1985,24 +2029,25 @@ static int verify_some(struct run *x, bool final)
 		        "SELECT table_name, verify_last_id FROM migration_tables WHERE migration_id = ?"
 		        " AND verify_done = 0 ORDER BY table_name LIMIT 1",
 		        p, 1, &t) != 0)
-			return -1;
+			return VERIFY_ERROR;
 		if (t.nrows == 0)
 			break;
 		table = t.val[0][0];
 		if (!known_table(table))
-			return -1;
+			return VERIFY_ERROR;
 		memcpy(lo,
 		    t.val[0][1] && t.len[0][1] == 16 ? (const uint8_t *)t.val[0][1] : id_zero, 16);
 		if (table_cols(x->src, x->a, table, &c) != 0 ||
 		    chunk_hi(x, table, lo, final ? FINAL_VERIFY_CHUNK : x->m.chunk, hi, &open) !=
 		        0 ||
 		    verify_range(x, table, &c, lo, open ? NULL : hi, final, &s, &d, &state) != 0)
-			return -1;
+			return VERIFY_ERROR;
 		{
 			struct db_param q[] = {DBP_BLOB(open ? lo : hi, 16), DBP_I64(open),
 			    DBP_I64(s.rows), DBP_I64(d.rows), DBP_I64((long long)s.checksum),
-			    DBP_I64((long long)d.checksum), DBP_I64(state != 0),
-			    DBP_I64(state == 1), DBP_BLOB(x->m.id, 16), DBP_STR(table)};
+			    DBP_I64((long long)d.checksum), DBP_I64(state != CHUNK_MATCHED),
+			    DBP_I64(state == CHUNK_REPAIRED), DBP_BLOB(x->m.id, 16),
+			    DBP_STR(table)};
 
 			if (db_exec(x->control,
 			        "UPDATE migration_tables SET verify_last_id = ?, verify_done = ?,"
@@ -2013,49 +2058,54 @@ static int verify_some(struct run *x, bool final)
 			        " chunks_mismatched = chunks_mismatched + ?, chunks_repaired = chunks_repaired + ?"
 			        " WHERE migration_id = ? AND table_name = ?",
 			        q, countof(q), NULL) != 0)
-				return -1;
+				return VERIFY_ERROR;
 		}
-		if (state == 2 && final)
-			return 2;
+		if (state == CHUNK_MISMATCHED && final)
+			return VERIFY_MISMATCH;
 		if (!final)
-			return 1;
+			return VERIFY_MORE;
 	}
 	{
 		struct json_object *v = verification_json(x, final);
 		const char *text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
 		struct db_param q[] = {DBP_STR(text), DBP_BLOB(x->m.id, 16)};
-		int rc = db_exec(x->control, "UPDATE migrations SET verification = ? WHERE id = ?",
-		    q, 2, NULL);
+		enum verify_result rc =
+		    db_exec(x->control, "UPDATE migrations SET verification = ? WHERE id = ?", q, 2,
+		        NULL) == 0
+		        ? VERIFY_DONE
+		        : VERIFY_ERROR;
 
-		if (rc == 0 && final && !json_object_get_boolean(json_object_object_get(v, "ok")))
-			rc = 2;
+		if (rc == VERIFY_DONE && final &&
+		    !json_object_get_boolean(json_object_object_get(v, "ok")))
+			rc = VERIFY_MISMATCH;
 		json_object_put(v);
 		return rc;
 	}
 }
 
-static int step_verifying(struct run *x)
+static enum step_result step_verifying(struct run *x)
 {
-	int rc;
-
 	if (connect_ends(x) != 0)
-		return -1;
-	if (x->m.phase == PHASE_DRY_CLEANUP)
-		return -2; /* a dry run's end: the caller cleans up */
+		return STEP_ERROR;
 	/* Outside the freeze a chunk may still differ after catch-up and
 	 * repair while writes keep landing in it: that is reported
 	 * (chunksMismatched, "ok": false) but does not end the migration — the
 	 * final verification under the freeze decides the cut-over. */
-	rc = verify_some(x, false);
-	if (rc == 1 || rc < 0)
-		return rc;
+	switch (verify_some(x, false)) {
+	case VERIFY_MORE:
+		return STEP_MORE;
+	case VERIFY_ERROR:
+		return STEP_ERROR;
+	default:
+		break;
+	}
 	if (x->m.dry_run) {
 		struct transition tr = {.m = &x->m,
 		    .to = MIG_KEEP,
 		    .phase = PHASE_DRY_CLEANUP,
 		    .action = AA_NONE};
 
-		return transition(x->control, &tr) == 0 ? 1 : -1;
+		return step_transition(x, &tr);
 	}
 	{
 		struct transition tr = {.m = &x->m,
@@ -2063,15 +2113,15 @@ static int step_verifying(struct run *x)
 		    .phase = PHASE_NONE,
 		    .action = AA_MIGRATION_READY_FOR_CUTOVER};
 
-		return transition(x->control, &tr) == 0 ? 1 : -1;
+		return step_transition(x, &tr);
 	}
 }
 
 /* ---- the engine: cleanup, abort, cut-over -------------------------------- */
 
 /* Deletes the org's rows from d's tenant tables (and its changelog rows)
- * a chunk at a time: 1 while rows remain, 0 when none do. */
-static int delete_org_rows(struct run *x, struct db *d, bool changelog)
+ * a chunk at a time: STEP_MORE while rows remain, STEP_IDLE when none do. */
+static enum step_result delete_org_rows(struct run *x, struct db *d, bool changelog)
 {
 	const char *t[MAX_TABLES + 1];
 	size_t n = tenant_tables(t);
@@ -2086,17 +2136,18 @@ static int delete_org_rows(struct run *x, struct db *d, bool changelog)
 		snprintf(sql, sizeof(sql), "DELETE FROM `%s` WHERE org_id = ? ORDER BY id LIMIT ?",
 		    t[i]);
 		if (db_exec(d, sql, p, 2, &gone) != 0)
-			return -1;
+			return STEP_ERROR;
 		if (gone)
-			return 1;
+			return STEP_MORE;
 	}
-	return 0;
+	return STEP_IDLE;
 }
 
 /* Removes what the migration made on the target: the database when it
  * created it (recorded before creating), else the rows it copied. The
- * source is never touched. 1 more, 0 done. */
-static int clean_target(struct run *x)
+ * source is never touched. STEP_MORE while rows remain, STEP_IDLE when
+ * done. */
+static enum step_result clean_target(struct run *x)
 {
 	if (x->m.to_dedicated && x->m.created_db) {
 		char ddl[160];
@@ -2105,13 +2156,13 @@ static int clean_target(struct run *x)
 
 		ends_close();
 		if (!(server = target_server(x, "target server (cleanup)")))
-			return -1;
+			return STEP_ERROR;
 		/* created by this migration, but dropped only while no other org
 		 * has rows in it; else only this org's rows go */
 		if ((rc = holds_other_rows(server, x->a, x->m.db_name, x->m.org)) != 0) {
 			db_close(server);
 			if (rc < 0)
-				return -1;
+				return STEP_ERROR;
 			x->m.created_db = false;
 			return clean_target(x);
 		}
@@ -2120,7 +2171,7 @@ static int clean_target(struct run *x)
 		if (rc != 0)
 			set_error(x->control, &x->m, "DROP DATABASE: %s", db_error(server));
 		db_close(server);
-		return rc;
+		return rc == 0 ? STEP_IDLE : STEP_ERROR;
 	}
 	if (x->m.to_dedicated) {
 		/* a database this migration did not create: only its rows go, and
@@ -2129,13 +2180,13 @@ static int clean_target(struct run *x)
 		int rc;
 
 		if (!server)
-			return -1;
+			return STEP_ERROR;
 		rc = target_db_exists(x, server);
 		db_close(server);
 		if (rc <= 0)
-			return rc;
+			return rc == 0 ? STEP_IDLE : STEP_ERROR;
 		if (connect_ends(x) != 0)
-			return -1;
+			return STEP_ERROR;
 		return delete_org_rows(x, x->dst, true);
 	}
 	return delete_org_rows(x, x->control, false);
@@ -2145,18 +2196,18 @@ static int clean_target(struct run *x)
  * what it could not drop (an operator removes it by hand). */
 #define ABORT_GIVE_UP_S 900
 
-static int step_aborting(struct run *x)
+static enum step_result step_aborting(struct run *x)
 {
-	int rc;
+	enum step_result rc;
 	bool cleaned = true;
 
 	if (release_org(x) != 0)
-		return -1;
-	if ((rc = clean_target(x)) != 0) {
+		return STEP_ERROR;
+	if ((rc = clean_target(x)) != STEP_IDLE) {
 		struct db_rows rows;
 		struct db_param q[] = {DBP_BLOB(x->m.id, 16)};
 
-		if (rc > 0 ||
+		if (rc == STEP_MORE ||
 		    db_query(x->control, x->a,
 		        "SELECT TIMESTAMPDIFF(SECOND, abort_requested_at, NOW(3)) FROM migrations"
 		        " WHERE id = ?",
@@ -2193,28 +2244,31 @@ static int step_aborting(struct run *x)
 			    x->m.created_db ? "database " : "this org's rows from ",
 			    x->m.db_name ? x->m.db_name : "the target");
 			if (transition(x->control, &tr) != 0)
-				return -1;
+				return STEP_ERROR;
 			return db_exec(x->control, "UPDATE migrations SET error = ? WHERE id = ?",
 			           e, 2, NULL) == 0
-			           ? 1
-			           : -1;
+			           ? STEP_MORE
+			           : STEP_ERROR;
 		}
-		return transition(x->control, &tr) == 0 ? 1 : -1;
+		return step_transition(x, &tr);
 	}
 }
 
-/* A dry run after verifying: the target goes, the report stays. */
-static int step_dry_cleanup(struct run *x)
+/* A dry run after verifying: the target goes, the report stays. Both
+ * ends are connected first, as for every verifying step (an unreachable
+ * end is recorded and retried). */
+static enum step_result step_dry_cleanup(struct run *x)
 {
+	enum step_result cleaned;
 	int rc;
 	struct json_object *report, *v;
 	struct db_rows rows;
 	struct db_param p[] = {DBP_BLOB(x->m.id, 16)};
 
-	if (release_org(x) != 0)
-		return -1;
-	if ((rc = clean_target(x)) != 0)
-		return rc;
+	if (connect_ends(x) != 0 || release_org(x) != 0)
+		return STEP_ERROR;
+	if ((cleaned = clean_target(x)) != STEP_IDLE)
+		return cleaned;
 	if (db_query(x->control, x->a,
 	        "SELECT verification, TIMESTAMPDIFF(MICROSECOND, created_at, NOW(3)),"
 	        " TIMESTAMPDIFF(MICROSECOND, copy_started_at, copy_finished_at),"
@@ -2222,7 +2276,7 @@ static int step_dry_cleanup(struct run *x)
 	        " FROM migrations m WHERE id = ?",
 	        p, 1, &rows) != 0 ||
 	    rows.nrows != 1)
-		return -1;
+		return STEP_ERROR;
 	report = json_object_new_object();
 	v = json_text(rows.val[0][0]);
 	json_object_object_add(report, "dryRun", json_object_new_boolean(1));
@@ -2257,7 +2311,7 @@ static int step_dry_cleanup(struct run *x)
 		rc = transition(x->control, &tr);
 	}
 	json_object_put(report);
-	return rc == 0 ? 1 : -1;
+	return rc == 0 ? STEP_MORE : STEP_ERROR;
 }
 
 /* The write freeze, set or extended: the UPDATE waits for writes in
@@ -2271,8 +2325,9 @@ static int freeze(struct run *x)
 	    NULL);
 }
 
-/* Back to ready_for_cutover, unfrozen, nothing switched. */
-static int cutover_refused(struct run *x, const char *why)
+/* Back to ready_for_cutover, unfrozen, nothing switched: STEP_IDLE, or
+ * STEP_ERROR when that could not be written. */
+static enum step_result cutover_refused(struct run *x, const char *why)
 {
 	struct json_object *p = json_object_new_object();
 	struct transition tr = {.m = &x->m,
@@ -2288,10 +2343,10 @@ static int cutover_refused(struct run *x, const char *why)
 	if (db_exec(x->control, "UPDATE orgs SET write_frozen_until = NULL WHERE id = ?", o, 1,
 	        NULL) != 0 ||
 	    transition(x->control, &tr) != 0)
-		return -1;
+		return STEP_ERROR;
 	return db_exec(x->control, "UPDATE migrations SET error = ? WHERE id = ?", e, 2, NULL) == 0
-	           ? 0
-	           : -1;
+	           ? STEP_IDLE
+	           : STEP_ERROR;
 }
 
 static int switch_fn(struct db *d, void *arg)
@@ -2377,13 +2432,13 @@ static int set_phase(struct run *x, enum mig_phase to, const char *extra_set)
 }
 
 /* After the switch: the org lives in the target now; the source copy goes. */
-static int cutover_source_cleanup(struct run *x)
+static enum step_result cutover_source_cleanup(struct run *x)
 {
-	int rc;
+	enum step_result rc;
 
 	if (connect_ends(x) != 0)
-		return -1;
-	if ((rc = delete_org_rows(x, x->src, true)) != 0)
+		return STEP_ERROR;
+	if ((rc = delete_org_rows(x, x->src, true)) != STEP_IDLE)
 		return rc;
 	{
 		struct transition tr = {.m = &x->m,
@@ -2392,79 +2447,75 @@ static int cutover_source_cleanup(struct run *x)
 		    .action = AA_NONE,
 		    .finished = true};
 
-		return transition(x->control, &tr) == 0 ? 1 : -1;
+		return step_transition(x, &tr);
 	}
 }
 
 /* The org's writes stop; the final catch-up starts again from the
  * snapshot. */
-static int cutover_freeze(struct run *x)
+static enum step_result cutover_freeze(struct run *x)
 {
 	if (freeze(x) != 0 ||
 	    set_phase(x, PHASE_FINAL_CATCHUP,
 	        "freeze_started_at = NOW(3), applied_changelog_id = snapshot_changelog_id") != 0)
-		return -1;
-	return 1;
+		return STEP_ERROR;
+	return STEP_MORE;
 }
 
 /* Every change since the snapshot again: exact, as writes are held. */
-static int cutover_final_catchup(struct run *x)
+static enum step_result cutover_final_catchup(struct run *x)
 {
 	struct db_param id[] = {DBP_BLOB(x->m.id, 16)};
 	long long n;
 
 	do {
 		if (freeze(x) != 0 || catch_up(x, &n) != 0)
-			return -1;
+			return STEP_ERROR;
 	} while (n == CATCHUP_BATCH);
 	if (db_exec(x->control, reset_verify_sql, id, 1, NULL) != 0 ||
 	    set_phase(x, PHASE_FINAL_VERIFY, NULL) != 0)
-		return -1;
-	return 1;
+		return STEP_ERROR;
+	return STEP_MORE;
 }
 
 /* Every chunk of every table compared again under the freeze: any
  * difference refuses the cut-over. */
-static int cutover_final_verify(struct run *x)
+static enum step_result cutover_final_verify(struct run *x)
 {
-	int rc;
+	enum verify_result rc;
 
 	if (freeze(x) != 0)
-		return -1;
+		return STEP_ERROR;
 	rc = verify_some(x, true);
-	if (rc < 0)
-		return -1;
-	if (rc == 2)
+	if (rc == VERIFY_ERROR)
+		return STEP_ERROR;
+	if (rc == VERIFY_MISMATCH)
 		return cutover_refused(x,
-		           "final verification found a difference; the cut-over was aborted and"
-		           " nothing was switched") == 0
-		           ? 0
-		           : -1;
+		    "final verification found a difference; the cut-over was aborted and"
+		    " nothing was switched");
 	if (set_phase(x, PHASE_SWITCH, NULL) != 0)
-		return -1;
-	return 1;
+		return STEP_ERROR;
+	return STEP_MORE;
 }
 
 /* The routing switch, in one control transaction (switch_fn). */
-static int cutover_switch(struct run *x)
+static enum step_result cutover_switch(struct run *x)
 {
 	x->restart_cutover = false;
 	if (db_tx(x->control, switch_fn, x) < 0)
-		return -1;
+		return STEP_ERROR;
 	if (x->restart_cutover && set_phase(x, PHASE_FREEZE, NULL) != 0)
-		return -1;
-	return 1; /* switched, restarted, or an abort came first: the next step reloads */
+		return STEP_ERROR;
+	return STEP_MORE; /* switched, restarted, or an abort came first: the next step reloads */
 }
 
-static int step_cutting_over(struct run *x)
+static enum step_result step_cutting_over(struct run *x)
 {
 	if (x->m.phase == PHASE_SOURCE_CLEANUP)
 		return cutover_source_cleanup(x);
 	/* Before the switch: the target must answer now, or nothing happens. */
 	if (connect_ends(x) != 0)
-		return cutover_refused(x, "the target is unreachable; nothing was switched") == 0
-		           ? 0
-		           : -1;
+		return cutover_refused(x, "the target is unreachable; nothing was switched");
 	/* A freeze is seconds: a cut-over that cannot finish (a target that
 	 * refuses writes, a stuck lock) gives the org its writes back. */
 	if (x->m.phase != PHASE_FREEZE) {
@@ -2474,12 +2525,10 @@ static int step_cutting_over(struct run *x)
 		if (db_query(x->control, x->a,
 		        "SELECT TIMESTAMPDIFF(SECOND, freeze_started_at, NOW(3)) FROM migrations WHERE id = ?",
 		        id, 1, &t) != 0)
-			return -1;
+			return STEP_ERROR;
 		if (t.nrows == 1 && num(t.val[0][0]) > CUTOVER_MAX_S)
 			return cutover_refused(x,
-			           "the cut-over did not finish in time; nothing was switched") == 0
-			           ? 0
-			           : -1;
+			    "the cut-over did not finish in time; nothing was switched");
 	}
 	switch (x->m.phase) {
 	case PHASE_FREEZE:
@@ -2491,16 +2540,14 @@ static int step_cutting_over(struct run *x)
 	case PHASE_SWITCH:
 		return cutover_switch(x);
 	default:
-		return fail(x, "unknown cut-over phase") == 0 ? 0 : -1;
+		return fail_migration(x, "unknown cut-over phase");
 	}
 }
 
 /* ---- the engine: the job ------------------------------------------------- */
 
-static int step(struct run *x)
+static enum step_result step(struct run *x)
 {
-	int rc;
-
 	switch (x->m.status) {
 	case MIG_PENDING:
 		return step_prepare(x);
@@ -2509,29 +2556,23 @@ static int step(struct run *x)
 	case MIG_CATCHING_UP:
 		return step_catching_up(x);
 	case MIG_VERIFYING:
-		rc = step_verifying(x);
-		return rc == -2 ? step_dry_cleanup(x) : rc;
-	case MIG_READY: {
-		long long n;
-
-		/* keep the lag short until the cut-over */
-		if (connect_ends(x) != 0 || catch_up(x, &n) != 0)
-			return -1;
-		return 0;
-	}
+		return x->m.phase == PHASE_DRY_CLEANUP ? step_dry_cleanup(x) : step_verifying(x);
+	case MIG_READY:
+		return step_ready(x);
 	case MIG_CUTTING_OVER:
 		return step_cutting_over(x);
 	case MIG_ABORTING:
 		return step_aborting(x);
 	default:
-		return 0;
+		return STEP_IDLE;
 	}
 }
 
-/* Takes (or keeps) the migration's lease. 1 held, 0 someone else's. A
- * cut-over this process did not start begins again from the freeze: a
- * freeze that lapsed while nobody held the lease may have let writes in. */
-static int claim(struct db *control, struct mig *m)
+/* Takes (or keeps) the migration's lease: false when it is someone
+ * else's (or on a database error). A cut-over this process did not start
+ * begins again from the freeze: a freeze that lapsed while nobody held the
+ * lease may have let writes in. */
+static bool claim(struct db *control, struct mig *m)
 {
 	const char *me = holder_name();
 	struct db_param p[] = {DBP_STR(me), DBP_I64(LEASE_S), DBP_BLOB(m->id, 16), DBP_STR(me)};
@@ -2542,9 +2583,9 @@ static int claim(struct db *control, struct mig *m)
 	        "UPDATE migrations SET lease_holder = ?, lease_until = NOW(3) + INTERVAL ? SECOND"
 	        " WHERE id = ? AND (lease_holder IS NULL OR lease_holder = ? OR lease_until < NOW(3))",
 	        p, countof(p), &got) != 0)
-		return -1;
+		return false;
 	if (!got)
-		return 0;
+		return false;
 	if (takeover && m->status == MIG_CUTTING_OVER &&
 	    (m->phase == PHASE_FINAL_CATCHUP || m->phase == PHASE_FINAL_VERIFY ||
 	        m->phase == PHASE_SWITCH)) {
@@ -2552,9 +2593,9 @@ static int claim(struct db *control, struct mig *m)
 
 		if (db_exec(control, "UPDATE migrations SET phase = ? WHERE id = ?", q, 2, NULL) !=
 		    0)
-			return -1;
+			return false;
 	}
-	return 1;
+	return true;
 }
 
 int mig_job(struct db *control, const struct opsd_config *cfg)
@@ -2578,9 +2619,9 @@ int mig_job(struct db *control, const struct opsd_config *cfg)
 	for (size_t i = 0; i < rows.nrows; i++) {
 		struct run x = {.control = control, .cfg = cfg, .a = a};
 		struct db_param p[] = {DBP_BLOB(rows.val[i][0], 16)};
-		int rc = 1;
+		enum step_result rc = STEP_MORE;
 
-		for (bool first = true; rc == 1 && mono_ms() - start < STEP_BUDGET_MS;
+		for (bool first = true; rc == STEP_MORE && mono_ms() - start < STEP_BUDGET_MS;
 		     first = false) {
 			struct db_rows one;
 
@@ -2591,7 +2632,7 @@ int mig_job(struct db *control, const struct opsd_config *cfg)
 			    one.nrows != 1)
 				break;
 			mig_from_row(&one, 0, &x.m);
-			if (first && claim(control, &x.m) != 1)
+			if (first && !claim(control, &x.m))
 				break;
 			if (first && (db_query(control, a,
 			                  "SELECT " MIG_COLUMNS " FROM migrations WHERE id = ?", p,
@@ -2600,11 +2641,11 @@ int mig_job(struct db *control, const struct opsd_config *cfg)
 				break;
 			mig_from_row(&one, 0, &x.m);
 			rc = step(&x);
-			if (rc < 0)
+			if (rc == STEP_ERROR)
 				log_msg(LL_WARN, "migration_step_failed", "%s (%s): will retry",
 				    x.m.id_s, mig_status_name(x.m.status));
 		}
-		if (rc == 1)
+		if (rc == STEP_MORE)
 			busy = 1;
 	}
 out:
