@@ -3,13 +3,11 @@
  * migrations / migration_tables rows before or with its effect, so the
  * engine can be killed anywhere and resumes from the rows. */
 #include <ctype.h>
-#include <stdarg.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <json-c/json.h>
 #include <openssl/crypto.h>
@@ -21,6 +19,7 @@
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "core/entity.h"
+#include "migration/internal.h"
 #include "core/legal_hold.h"
 #include "lib/log.h"
 #include "infra/metrics.h"
@@ -28,181 +27,9 @@
 #include "infra/schema.h"
 #include "core/tenant_db.h"
 #include "lib/util.h"
+#include "lib/uuid.h"
 
-static const char *const status_names[] = {
-    [MIG_PENDING] = "pending",
-    [MIG_COPYING] = "copying",
-    [MIG_CATCHING_UP] = "catching_up",
-    [MIG_VERIFYING] = "verifying",
-    [MIG_READY] = "ready_for_cutover",
-    [MIG_CUTTING_OVER] = "cutting_over",
-    [MIG_COMPLETED] = "completed",
-    [MIG_ABORTING] = "aborting",
-    [MIG_ABORTED] = "aborted",
-    [MIG_FAILED] = "failed",
-};
-
-const char *mig_status_name(enum mig_status s)
-{
-	return (unsigned)s < MIG__MAX ? status_names[s] : NULL;
-}
-
-int mig_status_from_name(const char *name)
-{
-	for (int i = 0; name && i < MIG__MAX; i++)
-		if (strcmp(status_names[i], name) == 0)
-			return i;
-	return -1;
-}
-
-/* The phase column: the step inside a status. A cut-over goes freeze →
- * final_catchup → final_verify → switch → source_cleanup; a dry run that
- * verified stays verifying, in cleanup, while its target is cleaned. */
-enum mig_phase {
-	PHASE_NONE,
-	PHASE_DRY_CLEANUP,
-	PHASE_FREEZE,
-	PHASE_FINAL_CATCHUP,
-	PHASE_FINAL_VERIFY,
-	PHASE_SWITCH,
-	PHASE_SOURCE_CLEANUP,
-	PHASE__MAX,
-	PHASE_UNKNOWN = PHASE__MAX, /* a stored phase this table does not name */
-	PHASE_KEEP,                 /* a transition's phase when it stays as it is */
-};
-
-static const char *const phase_names[PHASE__MAX] = {
-    [PHASE_NONE] = "",
-    [PHASE_DRY_CLEANUP] = "cleanup",
-    [PHASE_FREEZE] = "freeze",
-    [PHASE_FINAL_CATCHUP] = "final_catchup",
-    [PHASE_FINAL_VERIFY] = "final_verify",
-    [PHASE_SWITCH] = "switch",
-    [PHASE_SOURCE_CLEANUP] = "source_cleanup",
-};
-
-/* NULL for PHASE_UNKNOWN and PHASE_KEEP. */
-static const char *mig_phase_name(enum mig_phase ph)
-{
-	return (unsigned)ph < PHASE__MAX ? phase_names[ph] : NULL;
-}
-
-static enum mig_phase mig_phase_from_name(const char *name)
-{
-	for (int i = 0; i < PHASE__MAX; i++)
-		if (strcmp(phase_names[i], name) == 0)
-			return (enum mig_phase)i;
-	return PHASE_UNKNOWN;
-}
-
-/* ---- common ------------------------------------------------------------ */
-
-#define MIG_COLUMNS                                                                                \
-	"id, org_id, direction, status, phase, dry_run, chunk_size, target_sealed,"                \
-	" target_redacted, db_name, target_db_created, override_legal_hold, reason,"               \
-	" abort_reason, snapshot_changelog_id, applied_changelog_id, verify_round,"                \
-	" verification, report, freeze_ms, throttle_reason, error, progress_pct_audited,"          \
-	" TIMESTAMPDIFF(SECOND, IFNULL(progress_audited_at, created_at), NOW(3)), lease_holder,"   \
-	" TIMESTAMPDIFF(MICROSECOND, copy_started_at, IFNULL(copy_finished_at, NOW(3))),"          \
-	" created_at, updated_at, finished_at, created_by, source_sealed"
-enum {
-	M_ID,
-	M_ORG,
-	M_DIRECTION,
-	M_STATUS,
-	M_PHASE,
-	M_DRY,
-	M_CHUNK,
-	M_SEALED,
-	M_REDACTED,
-	M_DBNAME,
-	M_CREATED_DB,
-	M_OVERRIDE,
-	M_REASON,
-	M_ABORT_REASON,
-	M_SNAPSHOT,
-	M_APPLIED,
-	M_ROUND,
-	M_VERIFICATION,
-	M_REPORT,
-	M_FREEZE_MS,
-	M_THROTTLE,
-	M_ERROR,
-	M_PCT_AUDITED,
-	M_SINCE_AUDIT,
-	M_LEASE,
-	M_COPY_US,
-	M_CREATED_AT,
-	M_UPDATED_AT,
-	M_FINISHED_AT,
-	M_CREATED_BY,
-	M_SOURCE_SEALED,
-};
-
-/* One migration row, as the engine and the control plane read it. */
-struct mig {
-	uint8_t id[16], org[16];
-	char id_s[UUID_STR_LEN + 1], org_s[UUID_STR_LEN + 1];
-	enum mig_status status;
-	enum mig_phase phase;
-	bool to_dedicated, dry_run, created_db, override;
-	int chunk;
-	const char *sealed, *redacted, *db_name, *lease, *source_sealed;
-	int64_t snapshot, applied;
-	int pct_audited;
-	long long since_audit;
-};
-
-static long long num(const char *v)
-{
-	return v ? strtoll(v, NULL, 10) : 0;
-}
-
-static void mig_from_row(const struct db_rows *rows, size_t r, struct mig *m)
-{
-	char *const *v = rows->val[r];
-
-	memset(m, 0, sizeof(*m));
-	memcpy(m->id, v[M_ID], 16);
-	memcpy(m->org, v[M_ORG], 16);
-	dbv_uuid(v[M_ID], rows->len[r][M_ID], m->id_s);
-	dbv_uuid(v[M_ORG], rows->len[r][M_ORG], m->org_s);
-	m->to_dedicated = strcmp(v[M_DIRECTION], "shared_to_dedicated") == 0;
-	m->status = (enum mig_status)mig_status_from_name(v[M_STATUS]);
-	m->phase = mig_phase_from_name(v[M_PHASE] ? v[M_PHASE] : "");
-	m->dry_run = dbv_true(v[M_DRY]);
-	m->chunk = (int)num(v[M_CHUNK]);
-	m->sealed = v[M_SEALED];
-	m->redacted = v[M_REDACTED];
-	m->db_name = v[M_DBNAME];
-	m->created_db = dbv_true(v[M_CREATED_DB]);
-	m->override = dbv_true(v[M_OVERRIDE]);
-	m->snapshot = num(v[M_SNAPSHOT]);
-	m->applied = num(v[M_APPLIED]);
-	m->pct_audited = (int)num(v[M_PCT_AUDITED]);
-	m->since_audit = num(v[M_SINCE_AUDIT]);
-	m->lease = v[M_LEASE];
-	m->source_sealed = v[M_SOURCE_SEALED];
-}
-
-/* The latest migration of an org (active ones first). 1 found, 0 none, -1. */
-static int mig_latest(struct db *control, struct arena *a, const uint8_t org[16],
-    struct db_rows *rows)
-{
-	struct db_param p[] = {DBP_BLOB(org, 16)};
-
-	if (db_query(control, a,
-	        "SELECT " MIG_COLUMNS " FROM migrations WHERE org_id = ?"
-	        " ORDER BY active_org IS NULL, created_at DESC, id DESC LIMIT 1",
-	        p, 1, rows) != 0)
-		return -1;
-	return rows->nrows == 1;
-}
-
-/* The tenant tables a migration moves: the tenant entities of the one
- * entity table. */
-#define MAX_TABLES 8
-static size_t tenant_tables(const char *out[MAX_TABLES])
+size_t tenant_tables(const char *out[MAX_TABLES])
 {
 	size_t n = 0;
 
@@ -212,7 +39,7 @@ static size_t tenant_tables(const char *out[MAX_TABLES])
 	return n;
 }
 
-static bool known_table(const char *name)
+bool known_table(const char *name)
 {
 	const char *t[MAX_TABLES];
 	size_t n = tenant_tables(t);
@@ -236,10 +63,7 @@ static bool db_name_valid(const char *s)
 	return true;
 }
 
-/* uri with its database name replaced by db ("" for the server only). The
- * path starts at the first '/' after the last '@' (the password is
- * percent-encoded, so it holds neither '@' nor '/'). */
-static bool uri_with_db(const char *uri, const char *db, char *out, size_t len)
+bool uri_with_db(const char *uri, const char *db, char *out, size_t len)
 {
 	const char *scheme = strstr(uri, "://"), *at, *path, *query;
 
@@ -255,120 +79,7 @@ static bool uri_with_db(const char *uri, const char *db, char *out, size_t len)
 	           query ? query : "") < len;
 }
 
-/* The engine's name for itself in leases: host:pid. */
-static const char *holder_name(void)
-{
-	static char name[128];
-
-	if (!name[0]) {
-		char host[64] = "host";
-
-		gethostname(host, sizeof(host) - 1);
-		snprintf(name, sizeof(name), "%s:%ld", host, (long)getpid());
-	}
-	return name;
-}
-
-static int set_error(struct db *control, const struct mig *m, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int set_error(struct db *control, const struct mig *m, const char *fmt, ...)
-{
-	char msg[1000];
-	va_list ap;
-	struct db_param p[2];
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	p[0] = DBP_STR(msg);
-	p[1] = DBP_BLOB(m->id, 16);
-	log_msg(LL_WARN, "migration_error", "%s: %s", m->id_s, msg);
-	return db_exec(control, "UPDATE migrations SET error = ? WHERE id = ?", p, 2, NULL);
-}
-
-static const struct audit_actor system_actor = {NULL, "system", NULL, NULL};
-
-/* A transition's status when it keeps the one it has (mig_status_name
- * gives NULL for it). */
-#define MIG_KEEP MIG__MAX
-
-/* An engine event and its state change in one control transaction. */
-struct transition {
-	const struct mig *m;
-	enum mig_status to;       /* MIG_KEEP: unchanged */
-	enum mig_phase phase;     /* PHASE_KEEP: unchanged */
-	enum audit_action action; /* AA_NONE: no event */
-	struct json_object *payload;
-	const char *extra_sql; /* an UPDATE of migrations for the same id, or NULL */
-	bool finished;
-	bool lost; /* the status had changed: nothing was applied */
-};
-
-static int transition_fn(struct db *d, void *arg)
-{
-	struct transition *t = arg;
-	struct db_param p[] = {DBP_STR(mig_status_name(t->to)), DBP_STR(mig_phase_name(t->phase)),
-	    DBP_I64(t->finished), DBP_BLOB(t->m->id, 16)};
-	struct db_param q[] = {DBP_BLOB(t->m->id, 16)};
-	struct db_rows now;
-	struct arena *a = arena_new(1024);
-	bool same;
-
-	/* Only from the status this step read: an abort (or a finalize) that
-	 * came in meanwhile wins, and the step is simply not applied. */
-	if (!a ||
-	    db_query(d, a, "SELECT status, lease_holder FROM migrations WHERE id = ? FOR UPDATE", q,
-	        1, &now) != 0) {
-		arena_free(a);
-		return -1;
-	}
-	/* ... and only while this process holds the lease: another engine that
-	 * took over meanwhile (a reload, another host) owns the next step. */
-	same = now.nrows == 1 && strcmp(now.val[0][0], mig_status_name(t->m->status)) == 0 &&
-	       (!now.val[0][1] || strcmp(now.val[0][1], holder_name()) == 0);
-	arena_free(a);
-	if (!same) {
-		t->lost = true;
-		return 1;
-	}
-	if (db_exec(d,
-	        "UPDATE migrations SET status = IFNULL(?, status), phase = IFNULL(?, phase),"
-	        " finished_at = IF(?, NOW(3), finished_at), error = NULL WHERE id = ?",
-	        p, countof(p), NULL) != 0)
-		return -1;
-	if (t->extra_sql && db_exec(d, t->extra_sql, q, 1, NULL) != 0)
-		return -1;
-	if (t->action == AA_NONE)
-		return 0;
-	return audit_append(d, &system_actor, t->action, t->m->org_s, "migration", t->m->id_s,
-	    json_object_get(t->payload));
-}
-
-static int transition(struct db *control, struct transition *t)
-{
-	int rc;
-
-	if (t->action != AA_NONE && !t->payload)
-		t->payload = json_object_new_object();
-	rc = db_tx(control, transition_fn, t);
-	json_object_put(t->payload);
-	if (rc > 0 && t->lost)
-		return 0; /* the caller's next step reloads the new status */
-	if (rc == 0 && t->to != MIG_KEEP) {
-		const char *phase = mig_phase_name(t->phase);
-
-		log_msg(LL_INFO, "migration_state", "%s → %s%s%s", t->m->id_s,
-		    mig_status_name(t->to), phase && phase[0] ? " / " : "", phase ? phase : "");
-		metrics_migration(t->to);
-	}
-	return rc;
-}
-
-/* ---- the control plane ------------------------------------------------- */
-
-/* Opens uri (the target with its database, or the server with "") and
- * asks it something. NULL with err set. */
-static struct db *connect_checked(const char *uri, char *err, size_t len)
+struct db *connect_checked(const char *uri, char *err, size_t len)
 {
 	struct db *d = db_open(uri, err, len);
 	struct arena *a;
@@ -386,24 +97,8 @@ static struct db *connect_checked(const char *uri, char *err, size_t len)
 	return d;
 }
 
-/* Whether a database already holds rows of the org in a tenant table.
- * schema may be NULL (the connection's own database). -1 on error. */
-static int holds_rows(struct db *d, struct arena *a, const char *schema, const uint8_t org[16],
-    bool others);
-
-static int holds_org_rows(struct db *d, struct arena *a, const char *schema, const uint8_t org[16])
-{
-	return holds_rows(d, a, schema, org, false);
-}
-
-/* Rows of any other org: a database another org lives in is never
- * dropped or taken as a new target. */
-static int holds_other_rows(struct db *d, struct arena *a, const char *schema,
-    const uint8_t org[16])
-{
-	return holds_rows(d, a, schema, org, true);
-}
-
+/* Whether d holds rows of the org (others: of any other org) in a tenant
+ * table. schema may be NULL (the connection's own database). -1 on error. */
 static int holds_rows(struct db *d, struct arena *a, const char *schema, const uint8_t org[16],
     bool others)
 {
@@ -434,6 +129,16 @@ static int holds_rows(struct db *d, struct arena *a, const char *schema, const u
 			return 1;
 	}
 	return 0;
+}
+
+int holds_org_rows(struct db *d, struct arena *a, const char *schema, const uint8_t org[16])
+{
+	return holds_rows(d, a, schema, org, false);
+}
+
+int holds_other_rows(struct db *d, struct arena *a, const char *schema, const uint8_t org[16])
+{
+	return holds_rows(d, a, schema, org, true);
 }
 
 struct start_tx {
@@ -717,21 +422,6 @@ out:
 	return e;
 }
 
-/* The org's latest migration row (active ones first): MIG_OK,
- * MIG_E_NO_MIGRATION (none, or a malformed org id) or MIG_E_DB. */
-static enum mig_err latest_row(struct db *control, struct arena *a, const char *org_id,
-    struct db_rows *rows)
-{
-	struct opsd_uuid org;
-	int rc;
-
-	if (!org_id || !uuid_parse(org_id, &org))
-		return MIG_E_NO_MIGRATION;
-	if ((rc = mig_latest(control, a, org.b, rows)) < 0)
-		return MIG_E_DB;
-	return rc == 0 ? MIG_E_NO_MIGRATION : MIG_OK;
-}
-
 /* The org's latest migration, loaded. */
 static enum mig_err active_or_err(struct db *control, struct arena *a, const char *org_id,
     struct mig *m)
@@ -916,9 +606,7 @@ out:
 	return e;
 }
 
-/* ---- status documents --------------------------------------------------- */
-
-static struct json_object *json_text(const char *v)
+struct json_object *json_text(const char *v)
 {
 	struct json_object *o;
 
@@ -1065,17 +753,13 @@ struct json_object *mig_history_json(struct db *control, struct arena *a, const 
 	return doc;
 }
 
-/* ---- the engine: connections and columns -------------------------------- */
-
 #define STEP_BUDGET_MS 1500
 #define UPSERT_ROWS 1000 /* 40 columns × 1000 < 65,535 placeholders */
-#define CATCHUP_BATCH 1000
 #define FINAL_VERIFY_CHUNK 10000
 #define CLEANUP_CHUNK 5000
 #define FREEZE_S 30
 #define CUTOVER_MAX_S 120 /* longest a cut-over may hold the org's writes */
 #define LEASE_S 10
-#define MAX_COLS 40
 
 /* The connections of the migration in hand (one process works one
  * migration at a time; another id closes them). */
@@ -1084,24 +768,7 @@ static struct {
 	struct db *target;
 } ends;
 
-struct run {
-	struct db *control;
-	const struct opsd_config *cfg;
-	struct arena *a;
-	struct mig m;
-	struct db *src, *dst;
-	bool restart_cutover; /* the switch found the freeze lapsed or changes left */
-};
-
-/* What one step of the engine did. mig_job steps a migration again at
- * once only after STEP_MORE, while its time budget lasts. */
-enum step_result {
-	STEP_ERROR = -1, /* not done: logged, and tried again on a later call */
-	STEP_IDLE = 0,   /* nothing more to do now (throttled, waiting, or settled) */
-	STEP_MORE = 1,   /* progress made, and more to do now */
-};
-
-static void ends_close(void)
+void ends_close(void)
 {
 	db_close(ends.target);
 	ends.target = NULL;
@@ -1122,10 +789,7 @@ static bool target_uri(const struct run *x, const char *db, char *out, size_t le
 	return ok;
 }
 
-/* Source and target of the migration: the control (shared) database on
- * one side, the dedicated one on the other. 0, or -1 with the error
- * recorded on the migration. */
-static int connect_ends(struct run *x)
+int connect_ends(struct run *x)
 {
 	char uri[1200], err[512];
 
@@ -1167,17 +831,7 @@ static int connect_ends(struct run *x)
 	return 0;
 }
 
-/* A table's columns from information_schema (the tenant schema files made
- * both sides), as the pieces of the copy, upsert and checksum statements. */
-struct cols {
-	size_t n;
-	bool binary[MAX_COLS];
-	char list[1024];     /* `a`, `b`, … */
-	char update[2048];   /* `a` = VALUES(`a`), … */
-	char checksum[3072]; /* COUNT(*), BIT_XOR of CRC32 over the row */
-};
-
-static int table_cols(struct db *d, struct arena *a, const char *table, struct cols *c)
+int table_cols(struct db *d, struct arena *a, const char *table, struct cols *c)
 {
 	struct db_rows rows;
 	struct db_param p[] = {DBP_STR(table)};
@@ -1221,8 +875,7 @@ static int table_cols(struct db *d, struct arena *a, const char *table, struct c
 	           : -1;
 }
 
-/* Upserts rows [from, to) of a SELECT <c->list> result into dst. */
-static int upsert(struct db *dst, struct arena *a, const char *table, const struct cols *c,
+int upsert(struct db *dst, struct arena *a, const char *table, const struct cols *c,
     const struct db_rows *rows, size_t from, size_t to)
 {
 	for (size_t i = from; i < to; i += UPSERT_ROWS) {
@@ -1254,9 +907,7 @@ static int upsert(struct db *dst, struct arena *a, const char *table, const stru
 	return 0;
 }
 
-/* SELECT <list> FROM table WHERE org_id = ? AND id > lo [AND id <= hi]
- * ORDER BY id [LIMIT limit]. */
-static int select_range(struct db *d, struct arena *a, const char *table, const struct cols *c,
+int select_range(struct db *d, struct arena *a, const char *table, const struct cols *c,
     const uint8_t org[16], const uint8_t lo[16], const uint8_t *hi, long long limit,
     struct db_rows *rows)
 {
@@ -1276,48 +927,7 @@ static int select_range(struct db *d, struct arena *a, const char *table, const 
 	return db_query(d, a, sql, p, np, rows);
 }
 
-static const uint8_t id_zero[16];
-
-/* ---- the engine: state changes ------------------------------------------ */
-
-/* Capture off and writes unfrozen: every way out of a migration before
- * the switch (abort, failure, dry-run end) passes here. */
-static int release_org(struct run *x)
-{
-	struct db_param p[] = {DBP_BLOB(x->m.org, 16)};
-
-	return db_exec(x->control,
-	    "UPDATE orgs SET capture_changes = 0, write_frozen_until = NULL WHERE id = ?", p, 1,
-	    NULL);
-}
-
-/* The migration ends failed with why as its error: STEP_IDLE, or
- * STEP_ERROR when that could not be written. */
-static enum step_result fail_migration(struct run *x, const char *why)
-{
-	struct json_object *p = json_object_new_object();
-	struct transition t = {.m = &x->m,
-	    .to = MIG_FAILED,
-	    .phase = PHASE_NONE,
-	    .action = AA_MIGRATION_FAILED,
-	    .payload = p,
-	    .finished = true};
-	struct db_param e[] = {DBP_STR(why), DBP_BLOB(x->m.id, 16)};
-
-	json_object_object_add(p, "error", json_object_new_string(why));
-	if (release_org(x) != 0 || transition(x->control, &t) != 0)
-		return STEP_ERROR;
-	return db_exec(x->control, "UPDATE migrations SET error = ? WHERE id = ?", e, 2, NULL) == 0
-	           ? STEP_IDLE
-	           : STEP_ERROR;
-}
-
-/* A step that ends in a transition: STEP_MORE once it is written (or found
- * overtaken by an abort or another engine: the next step reloads). */
-static enum step_result step_transition(struct run *x, struct transition *t)
-{
-	return transition(x->control, t) == 0 ? STEP_MORE : STEP_ERROR;
-}
+const uint8_t id_zero[16] = {0};
 
 static int progress_audit(struct run *x)
 {
@@ -1362,8 +972,6 @@ static int progress_audit(struct run *x)
 	}
 }
 
-/* ---- the engine: steps ------------------------------------------------- */
-
 /* Threads_running on the source above the limit: the copy waits. */
 static bool throttled(struct run *x)
 {
@@ -1388,9 +996,7 @@ static bool throttled(struct run *x)
 	return why[0] != '\0';
 }
 
-/* The target's server without a database (DDL, existence checks). NULL
- * with the error recorded on the migration. */
-static struct db *target_server(struct run *x, const char *what)
+struct db *target_server(struct run *x, const char *what)
 {
 	char uri[1200], err[512] = "the stored target cannot be opened with OPSD_DATA_KEY";
 	struct db *server = NULL;
@@ -1403,8 +1009,7 @@ static struct db *target_server(struct run *x, const char *what)
 	return server;
 }
 
-/* 1 when the migration's database exists on server, 0 when not, -1. */
-static int target_db_exists(struct run *x, struct db *server)
+int target_db_exists(struct run *x, struct db *server)
 {
 	struct db_rows rows;
 	struct db_param s[] = {DBP_STR(x->m.db_name)};
@@ -1416,7 +1021,7 @@ static int target_db_exists(struct run *x, struct db *server)
 	return rows.nrows > 0;
 }
 
-static enum step_result step_prepare(struct run *x)
+enum step_result step_prepare(struct run *x)
 {
 	char err[512];
 	struct db *server = NULL;
@@ -1517,18 +1122,6 @@ out:
 	return rc;
 }
 
-/* ---- overlap: the side of a migration that is not the control database
- * works on a second thread while the control side works on this one (two
- * connections, two arenas, never shared between the threads). ---------- */
-
-struct bg {
-	pthread_t t;
-	int (*fn)(void *arg);
-	void *arg;
-	int rc;
-	bool started;
-};
-
 static void *bg_main(void *p)
 {
 	struct bg *b = p;
@@ -1537,8 +1130,7 @@ static void *bg_main(void *p)
 	return NULL;
 }
 
-/* Starts fn on a thread, or runs it here when no thread can be made. */
-static void bg_start(struct bg *b, int (*fn)(void *), void *arg)
+void bg_start(struct bg *b, int (*fn)(void *), void *arg)
 {
 	b->fn = fn;
 	b->arg = arg;
@@ -1548,7 +1140,7 @@ static void bg_start(struct bg *b, int (*fn)(void *), void *arg)
 		b->rc = fn(arg);
 }
 
-static int bg_join(struct bg *b)
+int bg_join(struct bg *b)
 {
 	if (b->started)
 		pthread_join(b->t, NULL);
@@ -1600,7 +1192,7 @@ static int write_chunk(void *p)
  * chunk n is written to the target while chunk n + 1 is read from the
  * source (the non-control side on a second thread), and each chunk's
  * position is checkpointed once the target has committed it. */
-static enum step_result step_copy(struct run *x)
+enum step_result step_copy(struct run *x)
 {
 	struct db_rows t, bufs[2];
 	struct db_param p[] = {DBP_BLOB(x->m.id, 16)};
@@ -1708,10 +1300,7 @@ out:
 	return rc;
 }
 
-/* One batch of the changelog after applied: each changed row is read from
- * the source as it is now and written to the target (or deleted there).
- * *n gets the number of entries applied. */
-static int catch_up(struct run *x, long long *n)
+int catch_up(struct run *x, long long *n)
 {
 	struct db_rows log;
 	struct db_param p[] = {DBP_BLOB(x->m.org, 16), DBP_I64(x->m.applied),
@@ -1780,12 +1369,12 @@ fail : {
 	return -1;
 }
 
-static const char *const reset_verify_sql =
+const char *const reset_verify_sql =
     "UPDATE migration_tables SET verify_done = 0, verify_last_id = NULL, source_rows = 0,"
     " target_rows = 0, source_checksum = 0, target_checksum = 0, chunks_verified = 0,"
     " chunks_mismatched = 0, chunks_repaired = 0 WHERE migration_id = ?";
 
-static enum step_result step_catching_up(struct run *x)
+enum step_result step_catching_up(struct run *x)
 {
 	long long n;
 
@@ -1805,7 +1394,7 @@ static enum step_result step_catching_up(struct run *x)
 }
 
 /* ready_for_cutover: catch up, to keep the lag short until the cut-over. */
-static enum step_result step_ready(struct run *x)
+enum step_result step_ready(struct run *x)
 {
 	long long n;
 
@@ -1813,8 +1402,6 @@ static enum step_result step_ready(struct run *x)
 		return STEP_ERROR;
 	return STEP_IDLE;
 }
-
-/* ---- the engine: verification (pt-table-checksum style) ----------------- */
 
 struct sums {
 	long long rows;
@@ -2003,17 +1590,7 @@ static struct json_object *verification_json(struct run *x, bool final)
 	return o;
 }
 
-/* What verify_some found. */
-enum verify_result {
-	VERIFY_ERROR = -1,
-	VERIFY_DONE = 0,     /* every chunk compared; the verification is stored */
-	VERIFY_MORE = 1,     /* chunks left (never when final) */
-	VERIFY_MISMATCH = 2, /* final only: a chunk, or the stored verification, differs */
-};
-
-/* One chunk of one table (final: every chunk of every table, under the
- * freeze). */
-static enum verify_result verify_some(struct run *x, bool final)
+enum verify_result verify_some(struct run *x, bool final)
 {
 	struct db_rows t;
 	struct db_param p[] = {DBP_BLOB(x->m.id, 16)};
@@ -2083,7 +1660,7 @@ static enum verify_result verify_some(struct run *x, bool final)
 	}
 }
 
-static enum step_result step_verifying(struct run *x)
+enum step_result step_verifying(struct run *x)
 {
 	if (connect_ends(x) != 0)
 		return STEP_ERROR;
@@ -2117,11 +1694,7 @@ static enum step_result step_verifying(struct run *x)
 	}
 }
 
-/* ---- the engine: cleanup, abort, cut-over -------------------------------- */
-
-/* Deletes the org's rows from d's tenant tables (and its changelog rows)
- * a chunk at a time: STEP_MORE while rows remain, STEP_IDLE when none do. */
-static enum step_result delete_org_rows(struct run *x, struct db *d, bool changelog)
+enum step_result delete_org_rows(struct run *x, struct db *d, bool changelog)
 {
 	const char *t[MAX_TABLES + 1];
 	size_t n = tenant_tables(t);
@@ -2196,7 +1769,7 @@ static enum step_result clean_target(struct run *x)
  * what it could not drop (an operator removes it by hand). */
 #define ABORT_GIVE_UP_S 900
 
-static enum step_result step_aborting(struct run *x)
+enum step_result step_aborting(struct run *x)
 {
 	enum step_result rc;
 	bool cleaned = true;
@@ -2257,7 +1830,7 @@ static enum step_result step_aborting(struct run *x)
 /* A dry run after verifying: the target goes, the report stays. Both
  * ends are connected first, as for every verifying step (an unreachable
  * end is recorded and retried). */
-static enum step_result step_dry_cleanup(struct run *x)
+enum step_result step_dry_cleanup(struct run *x)
 {
 	enum step_result cleaned;
 	int rc;
@@ -2509,7 +2082,7 @@ static enum step_result cutover_switch(struct run *x)
 	return STEP_MORE; /* switched, restarted, or an abort came first: the next step reloads */
 }
 
-static enum step_result step_cutting_over(struct run *x)
+enum step_result step_cutting_over(struct run *x)
 {
 	if (x->m.phase == PHASE_SOURCE_CLEANUP)
 		return cutover_source_cleanup(x);
@@ -2543,8 +2116,6 @@ static enum step_result step_cutting_over(struct run *x)
 		return fail_migration(x, "unknown cut-over phase");
 	}
 }
-
-/* ---- the engine: the job ------------------------------------------------- */
 
 static enum step_result step(struct run *x)
 {
