@@ -1,7 +1,7 @@
-/* Tenant migration (see migration.h): the control plane the API and opsctl
- * call, and the engine the jobs process runs. Every step is written to the
- * migrations / migration_tables rows before or with its effect, so the
- * engine can be killed anywhere and resumes from the rows. */
+/* The engine the jobs process runs (mig_job): each active migration's
+ * lease, then its steps while the call's time budget lasts. Every step is
+ * written to the migrations / migration_tables rows before or with its
+ * effect, so the engine can be killed anywhere and resumes from the rows. */
 #include <string.h>
 
 #include "lib/arena.h"
