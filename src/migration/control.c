@@ -2,6 +2,7 @@
  * each check the request, then record it with its audit event in one
  * transaction; the engine does the work. */
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,43 @@
 #include "lib/util.h"
 #include "lib/uuid.h"
 
+/* What mig_start works out, step by step, before it records the
+ * migration (start_fn writes it). */
+struct start {
+	struct db *control;
+	const struct opsd_config *cfg;
+	const struct audit_actor *actor;
+	const struct mig_request *req;
+	struct arena *a;
+	char *detail; /* may be NULL */
+	size_t detail_len;
+	struct opsd_uuid id, org;
+	long long chunk;
+	bool to_dedicated;
+	bool held;              /* the org or a record of it is under legal hold */
+	struct db_rows org_row; /* slug, db_mode, the sealed dedicated target */
+	uint8_t key[32];        /* OPSD_DATA_KEY's, to seal the target */
+	char base[1200], target[1200], server[1200], redacted[1100], dbname[65], err[512];
+	struct db *tgt; /* shared_to_dedicated: the target's server */
+	struct db *src; /* where the org's rows are now */
+	char *sealed;
+	const char *source_sealed; /* dedicated_to_shared: the org's dedicated database */
+};
+
+/* A human reason for the refusal, when the caller asked for one. */
+static void start_detail(struct start *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void start_detail(struct start *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!s->detail)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(s->detail, s->detail_len, fmt, ap);
+	va_end(ap);
+}
+
 /* ^[a-z][a-z0-9_]{0,63}$: safe to quote into DDL. */
 static bool db_name_valid(const char *s)
 {
@@ -35,36 +73,206 @@ static bool db_name_valid(const char *s)
 	return true;
 }
 
-struct start_tx {
-	const struct mig_request *req;
-	const struct audit_actor *actor;
-	struct opsd_uuid id, org;
-	const char *sealed, *redacted, *db_name, *source_sealed;
-	long long chunk;
-	bool held;
-};
+/* The request's own fields. */
+static enum mig_err check_request(struct start *s)
+{
+	const struct mig_request *q = s->req;
 
+	if (!q->org_id || !uuid_parse(q->org_id, &s->org))
+		return MIG_E_NO_ORG;
+	s->chunk = q->chunk_size ? q->chunk_size : MIG_CHUNK_DEFAULT;
+	if (s->chunk < 1 || s->chunk > MIG_CHUNK_MAX)
+		return MIG_E_CHUNK;
+	if (!q->reason || !q->reason[0] || strlen(q->reason) > 500)
+		return MIG_E_REASON;
+	if (q->db_name && !db_name_valid(q->db_name))
+		return MIG_E_DBNAME;
+	s->to_dedicated = q->direction && strcmp(q->direction, "shared_to_dedicated") == 0;
+	if (!s->to_dedicated && (!q->direction || strcmp(q->direction, "dedicated_to_shared") != 0))
+		return MIG_E_DIRECTION;
+	return MIG_OK;
+}
+
+/* The org exists and lives where the direction moves it from. */
+static enum mig_err check_org(struct start *s)
+{
+	struct db_param p[] = {DBP_BLOB(s->org.b, 16)};
+
+	if (db_query(s->control, s->a,
+	        "SELECT slug, db_mode, JSON_VALUE(dedicated_target, '$.sealed') FROM orgs"
+	        " WHERE id = ?",
+	        p, 1, &s->org_row) != 0)
+		return MIG_E_DB;
+	if (s->org_row.nrows != 1)
+		return MIG_E_NO_ORG;
+	if (strcmp(s->org_row.val[0][1], s->to_dedicated ? "shared" : "dedicated") != 0)
+		return MIG_E_DIRECTION;
+	return MIG_OK;
+}
+
+/* No other migration of the org is under way. */
+static enum mig_err check_none_active(struct start *s)
+{
+	struct db_rows active;
+	struct db_param p[] = {DBP_BLOB(s->org.b, 16)};
+
+	if (db_query(s->control, s->a, "SELECT 1 FROM migrations WHERE active_org = ?", p, 1,
+	        &active) != 0)
+		return MIG_E_DB;
+	return active.nrows ? MIG_E_IN_PROGRESS : MIG_OK;
+}
+
+/* The key the target's credentials are sealed with. */
+static enum mig_err read_data_key(struct start *s)
+{
+	return config_data_key(s->cfg, s->key) ? MIG_OK : MIG_E_NO_KEY;
+}
+
+/* The database to fill: dbName, else the URI's own, else org_<slug>. */
+static void name_target_db(struct start *s, const struct db_uri *u)
+{
+	if (s->req->db_name)
+		str_copy(s->dbname, s->req->db_name, sizeof(s->dbname));
+	else if (u->dbname[0] && db_name_valid(u->dbname))
+		str_copy(s->dbname, u->dbname, sizeof(s->dbname));
+	else {
+		/* org_<slug>, the slug's '-' as '_', cut to 64 characters */
+		snprintf(s->dbname, sizeof(s->dbname), "org_%.60s", s->org_row.val[0][0]);
+		for (size_t i = 0; s->dbname[i]; i++)
+			if (!isalnum((unsigned char)s->dbname[i]))
+				s->dbname[i] = '_';
+	}
+}
+
+/* The target database holds no rows of this org, and never is a database
+ * someone else lives in: the shared one, another org's, or one another
+ * migration is filling. */
+static enum mig_err check_target_free(struct start *s)
+{
+	struct db_uri shared = {0};
+	struct db_rows used;
+	struct db_param q[] = {DBP_STR(s->dbname), DBP_BLOB(s->org.b, 16)};
+	int rc;
+
+	if ((rc = holds_org_rows(s->tgt, s->a, s->dbname, s->org.b)) != 0) {
+		if (rc < 0)
+			start_detail(s, "%s", db_error(s->tgt));
+		return rc < 0 ? MIG_E_UNREACHABLE : MIG_E_TARGET_NOT_EMPTY;
+	}
+	if (db_uri_parse(s->cfg->db_uri, &shared, s->err, sizeof(s->err)))
+		explicit_bzero(shared.pass, sizeof(shared.pass));
+	if ((rc = holds_other_rows(s->tgt, s->a, s->dbname, s->org.b)) != 0 ||
+	    strcmp(shared.dbname, s->dbname) == 0) {
+		start_detail(s, "database %s is in use by other orgs", s->dbname);
+		return rc < 0 ? MIG_E_UNREACHABLE : MIG_E_TARGET_NOT_EMPTY;
+	}
+	if (db_query(s->control, s->a,
+	        "SELECT 1 FROM migrations m JOIN orgs o ON o.id = m.org_id"
+	        " WHERE m.db_name = ? AND m.org_id <> ? AND m.direction = 'shared_to_dedicated'"
+	        " AND (m.active_org IS NOT NULL OR (m.status = 'completed' AND m.dry_run = 0"
+	        " AND o.db_mode = 'dedicated')) LIMIT 1",
+	        q, 2, &used) != 0)
+		return MIG_E_DB;
+	if (used.nrows) {
+		start_detail(s, "database %s belongs to another org's migration", s->dbname);
+		return MIG_E_TARGET_NOT_EMPTY;
+	}
+	return MIG_OK;
+}
+
+/* shared_to_dedicated: the target is the request's URI (or
+ * OPSD_DEDICATED_DB_URI) with the database to fill; its server must answer
+ * and the database be free for this org. */
+static enum mig_err dedicated_target(struct start *s)
+{
+	const struct mig_request *q = s->req;
+	const char *dedicated = s->cfg->dedicated_db_uri;
+	struct db_uri u;
+
+	if (!q->target_uri && (!dedicated || !dedicated[0]))
+		return MIG_E_NO_TARGET;
+	str_copy(s->base, q->target_uri ? q->target_uri : dedicated, sizeof(s->base));
+	if (!db_uri_parse(s->base, &u, s->err, sizeof(s->err)))
+		return MIG_E_URI;
+	name_target_db(s, &u);
+	if (!db_name_valid(s->dbname))
+		return MIG_E_DBNAME;
+	if (!uri_with_db(s->base, s->dbname, s->target, sizeof(s->target)) ||
+	    !uri_with_db(s->base, "", s->server, sizeof(s->server)) ||
+	    !db_uri_parse(s->target, &u, s->err, sizeof(s->err)))
+		return MIG_E_URI;
+	explicit_bzero(u.pass, sizeof(u.pass));
+	db_uri_redacted(&u, s->redacted, sizeof(s->redacted));
+	if (!(s->tgt = connect_checked(s->server, s->err, sizeof(s->err)))) {
+		start_detail(s, "%s", s->err);
+		return MIG_E_UNREACHABLE;
+	}
+	return check_target_free(s);
+}
+
+/* dedicated_to_shared: back into the shared database (the control
+ * connection's own), which must hold no rows of the org, from the org's
+ * dedicated database, which must answer. */
+static enum mig_err shared_target(struct start *s)
+{
+	const struct mig_request *q = s->req;
+	const char *sealed = s->org_row.val[0][2];
+	struct db_uri u;
+	int rc;
+
+	if (q->target_uri || q->db_name) {
+		start_detail(s, "dedicated_to_shared moves into the shared database: no %s",
+		    q->target_uri ? "targetUri" : "dbName");
+		return q->target_uri ? MIG_E_URI : MIG_E_DBNAME;
+	}
+	str_copy(s->target, s->cfg->db_uri, sizeof(s->target));
+	if (!db_uri_parse(s->target, &u, s->err, sizeof(s->err)))
+		return MIG_E_URI;
+	explicit_bzero(u.pass, sizeof(u.pass));
+	db_uri_redacted(&u, s->redacted, sizeof(s->redacted));
+	str_copy(s->dbname, u.dbname, sizeof(s->dbname));
+	if (!sealed || !(s->src = tenant_db_sealed(s->cfg, sealed, s->err, sizeof(s->err)))) {
+		start_detail(s, "the org's dedicated database: %s",
+		    sealed ? s->err : "no target recorded");
+		return MIG_E_UNREACHABLE;
+	}
+	if ((rc = holds_org_rows(s->control, s->a, NULL, s->org.b)) != 0)
+		return rc < 0 ? MIG_E_DB : MIG_E_TARGET_NOT_EMPTY;
+	s->source_sealed = sealed;
+	return MIG_OK;
+}
+
+/* The one guard's rule over the whole org, in the source: a hold refuses
+ * the migration unless the request overrides it. */
+static enum mig_err check_legal_hold(struct start *s)
+{
+	if (legal_hold_org_any(s->src, s->control, s->a, s->org.b, &s->held) != 0)
+		return MIG_E_DB;
+	return s->held && !s->req->override_legal_hold ? MIG_E_LEGAL_HOLD : MIG_OK;
+}
+
+/* The migration's row and its events, in the caller's transaction. */
 static int start_fn(struct db *d, void *arg)
 {
-	struct start_tx *x = arg;
-	const struct mig_request *q = x->req;
+	struct start *s = arg;
+	const struct mig_request *q = s->req;
 	struct opsd_uuid actor;
 	char id_s[UUID_STR_LEN + 1];
 	struct json_object *payload;
 	struct db_param p[] = {
-	    DBP_BLOB(x->id.b, 16),
-	    DBP_BLOB(x->org.b, 16),
+	    DBP_BLOB(s->id.b, 16),
+	    DBP_BLOB(s->org.b, 16),
 	    DBP_STR(q->direction),
 	    DBP_I64(q->dry_run),
-	    DBP_I64(x->chunk),
-	    DBP_STR(x->sealed),
-	    DBP_STR(x->redacted),
-	    DBP_STR(x->db_name),
+	    DBP_I64(s->chunk),
+	    DBP_STR(s->sealed),
+	    DBP_STR(s->redacted),
+	    DBP_STR(s->dbname),
 	    DBP_I64(q->override_legal_hold),
 	    DBP_STR(q->reason),
-	    x->actor->user_id && uuid_parse(x->actor->user_id, &actor) ? DBP_BLOB(actor.b, 16)
+	    s->actor->user_id && uuid_parse(s->actor->user_id, &actor) ? DBP_BLOB(actor.b, 16)
 	                                                               : DBP_NULL,
-	    DBP_STR(x->source_sealed),
+	    DBP_STR(s->source_sealed),
 	};
 
 	if (db_exec(d,
@@ -73,246 +281,76 @@ static int start_fn(struct db *d, void *arg)
 	        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	        p, countof(p), NULL) != 0)
 		return -1;
-	uuid_format(&x->id, id_s);
+	uuid_format(&s->id, id_s);
 	payload = json_object_new_object();
 	json_object_object_add(payload, "direction", json_object_new_string(q->direction));
 	json_object_object_add(payload, "dryRun", json_object_new_boolean(q->dry_run));
-	json_object_object_add(payload, "chunkSize", json_object_new_int64(x->chunk));
-	json_object_object_add(payload, "dbName", json_object_new_string(x->db_name));
+	json_object_object_add(payload, "chunkSize", json_object_new_int64(s->chunk));
+	json_object_object_add(payload, "dbName", json_object_new_string(s->dbname));
 	json_object_object_add(payload, "overrideLegalHold",
 	    json_object_new_boolean(q->override_legal_hold));
-	if (audit_append(d, x->actor, AA_MIGRATION_STARTED, q->org_id, "migration", id_s,
+	if (audit_append(d, s->actor, AA_MIGRATION_STARTED, q->org_id, "migration", id_s,
 	        payload) != 0)
 		return -1;
-	if (!x->held)
+	if (!s->held)
 		return 0;
 	/* The override is its own event: a reviewer searching for it finds it. */
 	payload = json_object_new_object();
 	json_object_object_add(payload, "migrationId", json_object_new_string(id_s));
 	json_object_object_add(payload, "reason", json_object_new_string(q->reason));
-	return audit_append(d, x->actor, AA_MIGRATION_LEGAL_HOLD_OVERRIDE, q->org_id, "org",
+	return audit_append(d, s->actor, AA_MIGRATION_LEGAL_HOLD_OVERRIDE, q->org_id, "org",
 	    q->org_id, payload);
+}
+
+/* The target sealed with OPSD_DATA_KEY, then the migration `pending` with
+ * its events in one transaction (a second start of the org that got here
+ * meanwhile is a duplicate active_org). */
+static enum mig_err record_start(struct start *s)
+{
+	size_t len = SEALED_LEN(strlen(s->target));
+
+	s->sealed = malloc(len);
+	if (!s->sealed || !secret_seal(s->key, s->target, s->sealed, len))
+		return MIG_E_DB;
+	uuid7_new(&s->id);
+	if (db_tx(s->control, start_fn, s) != 0)
+		return db_errno(s->control) == 1062 ? MIG_E_IN_PROGRESS : MIG_E_DB;
+	return MIG_OK;
 }
 
 enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
     const struct audit_actor *actor, const struct mig_request *req, char *id_out, char *detail,
     size_t detail_len)
 {
-	struct start_tx x = {.req = req, .actor = actor};
-	struct arena *a = arena_new(16 * 1024);
-	struct db_rows rows;
-	struct db_uri u;
-	uint8_t key[32];
-	char base[1200], target[1200], server[1200], redacted[1100], dbname[65], err[512];
-	char *sealed = NULL;
-	struct db *tgt = NULL, *src = control;
-	bool to_dedicated;
-	enum mig_err e = MIG_E_DB;
-	int rc;
+	struct start s = {.control = control,
+	    .cfg = cfg,
+	    .actor = actor,
+	    .req = req,
+	    .a = arena_new(16 * 1024),
+	    .detail = detail,
+	    .detail_len = detail_len,
+	    .src = control};
+	enum mig_err e;
 
 	if (detail && detail_len)
 		detail[0] = '\0';
-	memset(key, 0, sizeof(key));
-	if (!a)
+	if (!s.a)
 		return MIG_E_DB;
-	if (!req->org_id || !uuid_parse(req->org_id, &x.org)) {
-		e = MIG_E_NO_ORG;
-		goto out;
+	/* Each step answers MIG_OK or the refusal; the first refusal stands. */
+	if ((e = check_request(&s)) == MIG_OK && (e = check_org(&s)) == MIG_OK &&
+	    (e = check_none_active(&s)) == MIG_OK && (e = read_data_key(&s)) == MIG_OK &&
+	    (e = s.to_dedicated ? dedicated_target(&s) : shared_target(&s)) == MIG_OK &&
+	    (e = check_legal_hold(&s)) == MIG_OK && (e = record_start(&s)) == MIG_OK) {
+		uuid_format(&s.id, id_out);
+		metrics_migration(MIG_PENDING);
 	}
-	x.chunk = req->chunk_size ? req->chunk_size : MIG_CHUNK_DEFAULT;
-	if (x.chunk < 1 || x.chunk > MIG_CHUNK_MAX) {
-		e = MIG_E_CHUNK;
-		goto out;
-	}
-	if (!req->reason || !req->reason[0] || strlen(req->reason) > 500) {
-		e = MIG_E_REASON;
-		goto out;
-	}
-	if (req->db_name && !db_name_valid(req->db_name)) {
-		e = MIG_E_DBNAME;
-		goto out;
-	}
-	to_dedicated = req->direction && strcmp(req->direction, "shared_to_dedicated") == 0;
-	if (!to_dedicated &&
-	    (!req->direction || strcmp(req->direction, "dedicated_to_shared") != 0)) {
-		e = MIG_E_DIRECTION;
-		goto out;
-	}
-	{
-		struct db_param p[] = {DBP_BLOB(x.org.b, 16)};
-
-		if (db_query(control, a,
-		        "SELECT slug, db_mode, JSON_VALUE(dedicated_target, '$.sealed') FROM orgs"
-		        " WHERE id = ?",
-		        p, 1, &rows) != 0)
-			goto out;
-		if (rows.nrows != 1) {
-			e = MIG_E_NO_ORG;
-			goto out;
-		}
-		if (strcmp(rows.val[0][1], to_dedicated ? "shared" : "dedicated") != 0) {
-			e = MIG_E_DIRECTION;
-			goto out;
-		}
-	}
-	{
-		struct db_rows active;
-		struct db_param p[] = {DBP_BLOB(x.org.b, 16)};
-
-		if (db_query(control, a, "SELECT 1 FROM migrations WHERE active_org = ?", p, 1,
-		        &active) != 0)
-			goto out;
-		if (active.nrows) {
-			e = MIG_E_IN_PROGRESS;
-			goto out;
-		}
-	}
-	if (!config_data_key(cfg, key)) {
-		e = MIG_E_NO_KEY;
-		goto out;
-	}
-	if (to_dedicated) {
-		const char *slug = rows.val[0][0];
-
-		if (!req->target_uri && (!cfg->dedicated_db_uri || !cfg->dedicated_db_uri[0])) {
-			e = MIG_E_NO_TARGET;
-			goto out;
-		}
-		str_copy(base, req->target_uri ? req->target_uri : cfg->dedicated_db_uri,
-		    sizeof(base));
-		if (!db_uri_parse(base, &u, err, sizeof(err))) {
-			e = MIG_E_URI;
-			goto out;
-		}
-		if (req->db_name)
-			str_copy(dbname, req->db_name, sizeof(dbname));
-		else if (u.dbname[0] && db_name_valid(u.dbname))
-			str_copy(dbname, u.dbname, sizeof(dbname));
-		else {
-			/* org_<slug>, the slug's '-' as '_', cut to 64 characters */
-			snprintf(dbname, sizeof(dbname), "org_%.60s", slug);
-			for (size_t i = 0; dbname[i]; i++)
-				if (!isalnum((unsigned char)dbname[i]))
-					dbname[i] = '_';
-		}
-		if (!db_name_valid(dbname)) {
-			e = MIG_E_DBNAME;
-			goto out;
-		}
-		if (!uri_with_db(base, dbname, target, sizeof(target)) ||
-		    !uri_with_db(base, "", server, sizeof(server)) ||
-		    !db_uri_parse(target, &u, err, sizeof(err))) {
-			e = MIG_E_URI;
-			goto out;
-		}
-		explicit_bzero(u.pass, sizeof(u.pass));
-		db_uri_redacted(&u, redacted, sizeof(redacted));
-		if (!(tgt = connect_checked(server, err, sizeof(err)))) {
-			if (detail)
-				snprintf(detail, detail_len, "%s", err);
-			e = MIG_E_UNREACHABLE;
-			goto out;
-		}
-		if ((rc = holds_org_rows(tgt, a, dbname, x.org.b)) != 0) {
-			if (rc < 0 && detail)
-				snprintf(detail, detail_len, "%s", db_error(tgt));
-			e = rc < 0 ? MIG_E_UNREACHABLE : MIG_E_TARGET_NOT_EMPTY;
-			goto out;
-		}
-		/* Never a database someone else lives in: the shared one, another
-		 * org's, or one another migration is filling. */
-		{
-			struct db_uri shared = {0};
-			struct db_rows used;
-			struct db_param q[] = {DBP_STR(dbname), DBP_BLOB(x.org.b, 16)};
-
-			if (db_uri_parse(cfg->db_uri, &shared, err, sizeof(err)))
-				explicit_bzero(shared.pass, sizeof(shared.pass));
-			if ((rc = holds_other_rows(tgt, a, dbname, x.org.b)) != 0 ||
-			    strcmp(shared.dbname, dbname) == 0) {
-				if (detail)
-					snprintf(detail, detail_len,
-					    "database %s is in use by other orgs", dbname);
-				e = rc < 0 ? MIG_E_UNREACHABLE : MIG_E_TARGET_NOT_EMPTY;
-				goto out;
-			}
-			if (db_query(control, a,
-			        "SELECT 1 FROM migrations m JOIN orgs o ON o.id = m.org_id"
-			        " WHERE m.db_name = ? AND m.org_id <> ? AND m.direction = 'shared_to_dedicated'"
-			        " AND (m.active_org IS NOT NULL OR (m.status = 'completed' AND m.dry_run = 0"
-			        " AND o.db_mode = 'dedicated')) LIMIT 1",
-			        q, 2, &used) != 0)
-				goto out;
-			if (used.nrows) {
-				if (detail)
-					snprintf(detail, detail_len,
-					    "database %s belongs to another org's migration",
-					    dbname);
-				e = MIG_E_TARGET_NOT_EMPTY;
-				goto out;
-			}
-		}
-	} else {
-		/* Back into the shared database: the control connection's own. */
-		if (req->target_uri || req->db_name) {
-			e = req->target_uri ? MIG_E_URI : MIG_E_DBNAME;
-			if (detail)
-				snprintf(detail, detail_len,
-				    "dedicated_to_shared moves into the shared database: no %s",
-				    req->target_uri ? "targetUri" : "dbName");
-			goto out;
-		}
-		str_copy(target, cfg->db_uri, sizeof(target));
-		if (!db_uri_parse(target, &u, err, sizeof(err))) {
-			e = MIG_E_URI;
-			goto out;
-		}
-		explicit_bzero(u.pass, sizeof(u.pass));
-		db_uri_redacted(&u, redacted, sizeof(redacted));
-		str_copy(dbname, u.dbname, sizeof(dbname));
-		if (!rows.val[0][2] ||
-		    !(src = tenant_db_sealed(cfg, rows.val[0][2], err, sizeof(err)))) {
-			if (detail)
-				snprintf(detail, detail_len, "the org's dedicated database: %s",
-				    rows.val[0][2] ? err : "no target recorded");
-			e = MIG_E_UNREACHABLE;
-			goto out;
-		}
-		if ((rc = holds_org_rows(control, a, NULL, x.org.b)) != 0) {
-			e = rc < 0 ? MIG_E_DB : MIG_E_TARGET_NOT_EMPTY;
-			goto out;
-		}
-		x.source_sealed = rows.val[0][2];
-	}
-	/* The one guard's rule over the whole org, in the source. */
-	if (legal_hold_org_any(src, control, a, x.org.b, &x.held) != 0)
-		goto out;
-	if (x.held && !req->override_legal_hold) {
-		e = MIG_E_LEGAL_HOLD;
-		goto out;
-	}
-	sealed = malloc(SEALED_LEN(strlen(target)));
-	if (!sealed || !secret_seal(key, target, sealed, SEALED_LEN(strlen(target))))
-		goto out;
-	x.sealed = sealed;
-	x.redacted = redacted;
-	x.db_name = dbname;
-	uuid7_new(&x.id);
-	if (db_tx(control, start_fn, &x) != 0) {
-		e = db_errno(control) == 1062 ? MIG_E_IN_PROGRESS : MIG_E_DB;
-		goto out;
-	}
-	uuid_format(&x.id, id_out);
-	metrics_migration(MIG_PENDING);
-	e = MIG_OK;
-out:
-	OPENSSL_cleanse(key, sizeof(key));
-	OPENSSL_cleanse(target, sizeof(target));
-	OPENSSL_cleanse(server, sizeof(server));
-	OPENSSL_cleanse(base, sizeof(base));
-	free(sealed);
-	db_close(tgt);
-	arena_free(a);
+	OPENSSL_cleanse(s.key, sizeof(s.key));
+	OPENSSL_cleanse(s.target, sizeof(s.target));
+	OPENSSL_cleanse(s.server, sizeof(s.server));
+	OPENSSL_cleanse(s.base, sizeof(s.base));
+	free(s.sealed);
+	db_close(s.tgt);
+	arena_free(s.a);
 	return e;
 }
 
