@@ -225,8 +225,9 @@ int table_cols(struct db *d, struct arena *a, const char *table, struct cols *c)
 		return -1;
 	if (rows.nrows == 0 || rows.nrows > MAX_COLS)
 		return -1;
-	/* pt-table-checksum's default: BIT_XOR of CRC32 over the row's
-	 * columns and its NULL map, with the row count. */
+	/* The row count, and BIT_XOR of CRC32 over each row's columns and its
+	 * NULL map: a sum that does not depend on the order rows are read in,
+	 * so both sides of a range compare whatever their physical order. */
 	k = (size_t)snprintf(c->checksum, sizeof(c->checksum),
 	    "COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS('#'");
 	nulls = 0;

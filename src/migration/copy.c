@@ -18,6 +18,8 @@
 #include "infra/schema.h"
 #include "lib/util.h"
 
+/* migration.progress with the share of rows copied, at most every 10 %
+ * or 30 s. 0 or -1. */
 static int progress_audit(struct run *x)
 {
 	struct db_rows rows;

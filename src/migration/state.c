@@ -19,6 +19,8 @@
 #include "lib/util.h"
 #include "lib/uuid.h"
 
+/* The only place the statuses are spelled: migrations.status stores these
+ * names, the documents show them, opsd_migrations_total labels by them. */
 static const char *const status_names[] = {
     [MIG_PENDING] = "pending",
     [MIG_COPYING] = "copying",
@@ -45,6 +47,7 @@ int mig_status_from_name(const char *name)
 	return -1;
 }
 
+/* The phase column's values, spelled once. */
 static const char *const phase_names[PHASE__MAX] = {
     [PHASE_NONE] = "",
     [PHASE_DRY_CLEANUP] = "cleanup",

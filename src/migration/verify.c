@@ -105,7 +105,7 @@ static int chunk_hi(struct run *x, const char *table, const uint8_t lo[16], long
 }
 
 /* The chunk again from the source: delete the target's rows of the range,
- * copy the source's (pt-table-sync for one chunk). */
+ * then copy the source's, in one transaction on the target. */
 static int repair_chunk(struct run *x, const char *table, const struct cols *c,
     const uint8_t lo[16], const uint8_t *hi)
 {
