@@ -87,6 +87,8 @@ static enum step_result clean_target(struct run *x)
  * what it could not drop (an operator removes it by hand). */
 #define ABORT_GIVE_UP_S 900
 
+/* aborting: capture off and writes unfrozen, the target cleaned a chunk at
+ * a time, then aborted (also when the target stays unreachable too long). */
 enum step_result step_aborting(struct run *x)
 {
 	enum step_result rc;

@@ -87,6 +87,8 @@ static bool throttled(struct run *x)
 	return why[0] != '\0';
 }
 
+/* pending: the target database and its tenant schema, each table's total,
+ * then change capture on and copying. */
 enum step_result step_prepare(struct run *x)
 {
 	char err[512];
@@ -435,6 +437,7 @@ fail : {
 	return -1;
 }
 
+/* catching_up: a batch of the changelog, verifying once it is drained. */
 enum step_result step_catching_up(struct run *x)
 {
 	long long n;

@@ -14,6 +14,7 @@
 #define STEP_BUDGET_MS 1500
 #define LEASE_S 10
 
+/* One step of the migration, by its status (and, verifying, its phase). */
 static enum step_result step(struct run *x)
 {
 	switch (x->m.status) {

@@ -279,6 +279,7 @@ enum verify_result verify_some(struct run *x, bool final)
 	}
 }
 
+/* verifying: one chunk, then ready_for_cutover (a dry run: its cleanup). */
 enum step_result step_verifying(struct run *x)
 {
 	if (connect_ends(x) != 0)
