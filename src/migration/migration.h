@@ -1,4 +1,4 @@
-/* Tenant migration (SPEC §10, runbook 3): one org's tenant rows move
+/* Tenant migration (README, Runbook 3): one org's tenant rows move
  * between the shared database and a dedicated one, in either direction,
  * losing nothing. The API and opsctl call the functions here; the engine
  * (mig_job) runs in the jobs process and advances every active migration
@@ -100,14 +100,14 @@ enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
     const struct audit_actor *actor, const char *org_id, const char *migration_id,
     const char *reason);
 
-/* The org's latest migration as the status document (SPEC §10):
- * {id, orgId, direction, status, dryRun, chunkSize, target (password
- * redacted), dbName, reason, overrideLegalHold, tables: [{table, rowsCopied,
- * rowsTotal, done}], rowsCopied, rowsTotal, percent, rowsPerSecond,
- * etaSeconds, throttled, throttleReason, changelog: {snapshot, applied,
- * pending (null when the source is a dedicated database)},
- * verification, report, freezeMs, error, createdAt, updatedAt, finishedAt}.
- * NULL with *err set. */
+/* The org's latest migration as the status document, its keys in this
+ * order: {id, orgId, direction, status, phase, dryRun, chunkSize, target
+ * (password redacted), dbName, reason, abortReason, overrideLegalHold,
+ * tables: [{table, rowsCopied, rowsTotal, done, verified}], rowsCopied,
+ * rowsTotal, percent, rowsPerSecond, etaSeconds, throttled, throttleReason,
+ * changelog: {snapshot, applied, pending (null when the source is a
+ * dedicated database)}, verification, report, freezeMs, error, createdBy,
+ * createdAt, updatedAt, finishedAt}. NULL with *err set. */
 struct json_object *mig_status_json(struct db *control, struct arena *a, const char *org_id,
     enum mig_err *err);
 /* Every migration of the org, newest first: {"items": [status documents]}. */
@@ -115,7 +115,8 @@ struct json_object *mig_history_json(struct db *control, struct arena *a, const 
     enum mig_err *err);
 
 /* The engine: one bounded step (a chunk, a catch-up batch, a verification
- * chunk, …) of every active migration. 0 or -1. */
+ * chunk, …) of every active migration. 1 while one has more to do at once,
+ * 0 when none has, -1 when the migrations could not be listed. */
 int mig_job(struct db *control, const struct opsd_config *cfg);
 
 #endif

@@ -1,0 +1,315 @@
+/* verifying: both sides compared chunk by chunk, each chunk's row count
+ * and checksum; a chunk that differs is caught up and compared again, then
+ * copied again from the source. Under the cut-over's freeze (final)
+ * nothing is repaired: a difference refuses the cut-over. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "infra/db.h"
+#include "infra/dbval.h"
+#include "lib/arena.h"
+#include "lib/util.h"
+#include "migration/internal.h"
+#include "migration/migration.h"
+
+const char *const reset_verify_sql =
+    "UPDATE migration_tables SET verify_done = 0, verify_last_id = NULL, source_rows = 0,"
+    " target_rows = 0, source_checksum = 0, target_checksum = 0, chunks_verified = 0,"
+    " chunks_mismatched = 0, chunks_repaired = 0 WHERE migration_id = ?";
+
+#define FINAL_VERIFY_CHUNK 10000
+
+struct sums {
+	long long rows;
+	uint64_t checksum;
+};
+
+static int range_sum(struct db *d, struct arena *a, const char *table, const struct cols *c,
+    const uint8_t org[16], const uint8_t lo[16], const uint8_t *hi, struct sums *out)
+{
+	char sql[3400];
+	struct db_rows rows;
+	struct db_param p[3] = {DBP_BLOB(org, 16), DBP_BLOB(lo, 16)};
+
+	snprintf(sql, sizeof(sql), "SELECT %s FROM `%s` WHERE org_id = ? AND id > ?%s", c->checksum,
+	    table, hi ? " AND id <= ?" : "");
+	if (hi)
+		p[2] = DBP_BLOB(hi, 16);
+	if (db_query(d, a, sql, p, hi ? 3 : 2, &rows) != 0 || rows.nrows != 1)
+		return -1;
+	out->rows = num(rows.val[0][0]);
+	out->checksum = strtoull(rows.val[0][1] ? rows.val[0][1] : "0", NULL, 10);
+	return 0;
+}
+
+struct sum_io {
+	struct db *d;
+	struct arena *a;
+	const char *table;
+	const struct cols *c;
+	const uint8_t *org, *lo, *hi;
+	struct sums *out;
+};
+
+static int sum_io_run(void *p)
+{
+	struct sum_io *io = p;
+
+	arena_reset(io->a);
+	return range_sum(io->d, io->a, io->table, io->c, io->org, io->lo, io->hi, io->out);
+}
+
+/* Both sides' sums of one range at once: the non-control side on a
+ * second thread with its own arena. */
+static int sum_both(struct run *x, const char *table, const struct cols *c, const uint8_t lo[16],
+    const uint8_t *hi, struct sums *s, struct sums *t)
+{
+	struct arena *a2 = arena_new(16 * 1024);
+	bool src_on_thread = x->src != x->control;
+	struct sum_io mine = {src_on_thread ? x->dst : x->src, x->a, table, c, x->m.org, lo, hi,
+	    src_on_thread ? t : s};
+	struct sum_io other = {src_on_thread ? x->src : x->dst, a2, table, c, x->m.org, lo, hi,
+	    src_on_thread ? s : t};
+	struct bg th;
+	int r1, r2;
+
+	if (!a2)
+		return -1;
+	bg_start(&th, sum_io_run, &other);
+	r1 = range_sum(mine.d, mine.a, table, c, x->m.org, lo, hi, mine.out);
+	r2 = bg_join(&th);
+	arena_free(a2);
+	return r1 == 0 && r2 == 0 ? 0 : -1;
+}
+
+/* The upper bound of the chunk after lo on the source: the id `size` rows
+ * on, or NULL (the chunk runs to the end). */
+static int chunk_hi(struct run *x, const char *table, const uint8_t lo[16], long long size,
+    uint8_t hi[16], bool *open)
+{
+	char sql[200];
+	struct db_rows rows;
+	struct db_param p[] = {DBP_BLOB(x->m.org, 16), DBP_BLOB(lo, 16), DBP_I64(size - 1)};
+
+	snprintf(sql, sizeof(sql),
+	    "SELECT id FROM `%s` WHERE org_id = ? AND id > ? ORDER BY id LIMIT 1 OFFSET ?", table);
+	if (db_query(x->src, x->a, sql, p, 3, &rows) != 0)
+		return -1;
+	*open = rows.nrows == 0;
+	if (!*open)
+		memcpy(hi, rows.val[0][0], 16);
+	return 0;
+}
+
+/* The chunk again from the source: delete the target's rows of the range,
+ * then copy the source's, in one transaction on the target. */
+static int repair_chunk(struct run *x, const char *table, const struct cols *c,
+    const uint8_t lo[16], const uint8_t *hi)
+{
+	char sql[200];
+	struct db_rows rows;
+	struct db_param p[3] = {DBP_BLOB(x->m.org, 16), DBP_BLOB(lo, 16)};
+
+	if (select_range(x->src, x->a, table, c, x->m.org, lo, hi, 0, &rows) != 0)
+		return -1;
+	snprintf(sql, sizeof(sql), "DELETE FROM `%s` WHERE org_id = ? AND id > ?%s", table,
+	    hi ? " AND id <= ?" : "");
+	if (hi)
+		p[2] = DBP_BLOB(hi, 16);
+	if (db_begin(x->dst) != 0)
+		return -1;
+	if (db_exec(x->dst, sql, p, hi ? 3 : 2, NULL) != 0 ||
+	    upsert(x->dst, x->a, table, c, &rows, 0, rows.nrows) != 0 || db_commit(x->dst) != 0) {
+		db_rollback(x->dst);
+		return -1;
+	}
+	return 0;
+}
+
+/* How one chunk compared. */
+enum chunk_state {
+	CHUNK_MATCHED,    /* at the first comparison */
+	CHUNK_REPAIRED,   /* after a catch-up or a repair */
+	CHUNK_MISMATCHED, /* still different (under the freeze: at once) */
+};
+
+/* Compares one chunk. Outside the freeze a mismatch may be a write still
+ * in the changelog: catch up, compare again, then repair the chunk from
+ * the source (capture stays on, so later writes still reach the target).
+ * Under the freeze (final) nothing is repaired: a mismatch is the answer. */
+static int verify_range(struct run *x, const char *table, const struct cols *c,
+    const uint8_t lo[16], const uint8_t *hi, bool final, struct sums *s, struct sums *t,
+    enum chunk_state *state)
+{
+	*state = CHUNK_MATCHED;
+	for (int attempt = 0;; attempt++) {
+		long long n = 0;
+
+		if (sum_both(x, table, c, lo, hi, s, t) != 0)
+			return -1;
+		if (s->rows == t->rows && s->checksum == t->checksum)
+			return 0;
+		if (final || attempt == 2) {
+			*state = CHUNK_MISMATCHED;
+			return 0;
+		}
+		*state = CHUNK_REPAIRED;
+		if (attempt == 0) {
+			if (catch_up(x, &n) != 0)
+				return -1;
+		} else if (repair_chunk(x, table, c, lo, hi) != 0) {
+			return -1;
+		}
+	}
+}
+
+static struct json_object *verification_json(struct run *x, bool final)
+{
+	struct db_rows t;
+	struct db_param p[] = {DBP_BLOB(x->m.id, 16)};
+	struct json_object *o = json_object_new_object(), *tables = json_object_new_array();
+	bool ok = true;
+
+	if (db_query(x->control, x->a,
+	        "SELECT table_name, source_rows, target_rows, source_checksum, target_checksum,"
+	        " chunks_verified, chunks_mismatched, chunks_repaired FROM migration_tables"
+	        " WHERE migration_id = ? ORDER BY table_name",
+	        p, 1, &t) == 0)
+		for (size_t i = 0; i < t.nrows; i++) {
+			struct json_object *e = json_object_new_object();
+			bool same = strcmp(t.val[i][1], t.val[i][2]) == 0 &&
+			            strcmp(t.val[i][3], t.val[i][4]) == 0;
+			char hex[20];
+
+			ok = ok && same;
+			json_object_object_add(e, "table", dbv_json_str(&t, i, 0));
+			json_object_object_add(e, "sourceRows",
+			    json_object_new_int64(num(t.val[i][1])));
+			json_object_object_add(e, "targetRows",
+			    json_object_new_int64(num(t.val[i][2])));
+			snprintf(hex, sizeof(hex), "%016llx", strtoull(t.val[i][3], NULL, 10));
+			json_object_object_add(e, "sourceChecksum", json_object_new_string(hex));
+			snprintf(hex, sizeof(hex), "%016llx", strtoull(t.val[i][4], NULL, 10));
+			json_object_object_add(e, "targetChecksum", json_object_new_string(hex));
+			json_object_object_add(e, "chunks",
+			    json_object_new_int64(num(t.val[i][5])));
+			json_object_object_add(e, "chunksMismatched",
+			    json_object_new_int64(num(t.val[i][6])));
+			json_object_object_add(e, "chunksRepaired",
+			    json_object_new_int64(num(t.val[i][7])));
+			json_object_object_add(e, "match", json_object_new_boolean(same));
+			json_object_array_add(tables, e);
+		}
+	json_object_object_add(o, "ok", json_object_new_boolean(ok));
+	json_object_object_add(o, "final", json_object_new_boolean(final));
+	json_object_object_add(o, "tables", tables);
+	return o;
+}
+
+enum verify_result verify_some(struct run *x, bool final)
+{
+	struct db_rows t;
+	struct db_param p[] = {DBP_BLOB(x->m.id, 16)};
+	struct cols c;
+	uint8_t lo[16], hi[16];
+	bool open;
+	struct sums s, d;
+	enum chunk_state state;
+	const char *table;
+
+	for (;;) {
+		if (db_query(x->control, x->a,
+		        "SELECT table_name, verify_last_id FROM migration_tables WHERE migration_id = ?"
+		        " AND verify_done = 0 ORDER BY table_name LIMIT 1",
+		        p, 1, &t) != 0)
+			return VERIFY_ERROR;
+		if (t.nrows == 0)
+			break;
+		table = t.val[0][0];
+		if (!known_table(table))
+			return VERIFY_ERROR;
+		memcpy(lo,
+		    t.val[0][1] && t.len[0][1] == 16 ? (const uint8_t *)t.val[0][1] : id_zero, 16);
+		if (table_cols(x->src, x->a, table, &c) != 0 ||
+		    chunk_hi(x, table, lo, final ? FINAL_VERIFY_CHUNK : x->m.chunk, hi, &open) !=
+		        0 ||
+		    verify_range(x, table, &c, lo, open ? NULL : hi, final, &s, &d, &state) != 0)
+			return VERIFY_ERROR;
+		{
+			struct db_param q[] = {DBP_BLOB(open ? lo : hi, 16), DBP_I64(open),
+			    DBP_I64(s.rows), DBP_I64(d.rows), DBP_I64((long long)s.checksum),
+			    DBP_I64((long long)d.checksum), DBP_I64(state != CHUNK_MATCHED),
+			    DBP_I64(state == CHUNK_REPAIRED), DBP_BLOB(x->m.id, 16),
+			    DBP_STR(table)};
+
+			if (db_exec(x->control,
+			        "UPDATE migration_tables SET verify_last_id = ?, verify_done = ?,"
+			        " source_rows = source_rows + ?, target_rows = target_rows + ?,"
+			        " source_checksum = source_checksum ^ CAST(? AS UNSIGNED),"
+			        " target_checksum = target_checksum ^ CAST(? AS UNSIGNED),"
+			        " chunks_verified = chunks_verified + 1,"
+			        " chunks_mismatched = chunks_mismatched + ?, chunks_repaired = chunks_repaired + ?"
+			        " WHERE migration_id = ? AND table_name = ?",
+			        q, countof(q), NULL) != 0)
+				return VERIFY_ERROR;
+		}
+		if (state == CHUNK_MISMATCHED && final)
+			return VERIFY_MISMATCH;
+		if (!final)
+			return VERIFY_MORE;
+	}
+	{
+		struct json_object *v = verification_json(x, final);
+		const char *text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+		struct db_param q[] = {DBP_STR(text), DBP_BLOB(x->m.id, 16)};
+		enum verify_result rc =
+		    db_exec(x->control, "UPDATE migrations SET verification = ? WHERE id = ?", q, 2,
+		        NULL) == 0
+		        ? VERIFY_DONE
+		        : VERIFY_ERROR;
+
+		if (rc == VERIFY_DONE && final &&
+		    !json_object_get_boolean(json_object_object_get(v, "ok")))
+			rc = VERIFY_MISMATCH;
+		json_object_put(v);
+		return rc;
+	}
+}
+
+/* verifying: one chunk, then ready_for_cutover (a dry run: its cleanup). */
+enum step_result step_verifying(struct run *x)
+{
+	if (connect_ends(x) != 0)
+		return STEP_ERROR;
+	/* Outside the freeze a chunk may still differ after catch-up and
+	 * repair while writes keep landing in it: that is reported
+	 * (chunksMismatched, "ok": false) but does not end the migration — the
+	 * final verification under the freeze decides the cut-over. */
+	switch (verify_some(x, false)) {
+	case VERIFY_MORE:
+		return STEP_MORE;
+	case VERIFY_ERROR:
+		return STEP_ERROR;
+	default:
+		break;
+	}
+	if (x->m.dry_run) {
+		struct transition tr = {.m = &x->m,
+		    .to = MIG_KEEP,
+		    .phase = PHASE_DRY_CLEANUP,
+		    .action = AA_NONE};
+
+		return step_transition(x, &tr);
+	}
+	{
+		struct transition tr = {.m = &x->m,
+		    .to = MIG_READY,
+		    .phase = PHASE_NONE,
+		    .action = AA_MIGRATION_READY_FOR_CUTOVER};
+
+		return step_transition(x, &tr);
+	}
+}
