@@ -14,11 +14,9 @@
 #include "lib/json.h"
 #include "migration/migration.h"
 
-static const char *const directions[] = {"shared_to_dedicated", "dedicated_to_shared", NULL};
-
 static const struct field_spec start_spec[] = {
     {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
-    {"direction", FT_ENUM, FIELD_REQUIRED, 0, 0, directions},
+    {"direction", FT_ENUM, FIELD_REQUIRED, 0, 0, mig_directions},
     {"chunkSize", FT_INT, 0, 1, MIG_CHUNK_MAX, NULL},
     {"targetUri", FT_STRING, 0, 1, 1000, NULL},
     {"dbName", FT_STRING, 0, 1, 64, NULL},

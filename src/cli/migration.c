@@ -32,8 +32,6 @@ static const struct {
     {"reason", "--reason"},
 };
 
-static const char *const mig_directions[] = {"shared_to_dedicated", "dedicated_to_shared"};
-
 /* The core's refusal on one line. A refusal the API answers with a 4xx
  * (bad input, a conflict, nothing to act on) exits 2 like a usage error;
  * database trouble exits 1. */
@@ -221,7 +219,7 @@ int cmd_migration_start(struct opsctl *o)
 		return need_opt("--direction");
 	if (!opt_value(o, "--reason"))
 		return need_opt("--reason");
-	for (size_t i = 0; i < countof(mig_directions); i++)
+	for (size_t i = 0; mig_directions[i]; i++)
 		known |= strcmp(dir, mig_directions[i]) == 0;
 	if (!known) {
 		fprintf(stderr, "opsctl: --direction must be shared_to_dedicated or "

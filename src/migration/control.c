@@ -87,8 +87,10 @@ static enum mig_err check_request(struct start *s)
 		return MIG_E_REASON;
 	if (q->db_name && !db_name_valid(q->db_name))
 		return MIG_E_DBNAME;
-	s->to_dedicated = q->direction && strcmp(q->direction, "shared_to_dedicated") == 0;
-	if (!s->to_dedicated && (!q->direction || strcmp(q->direction, "dedicated_to_shared") != 0))
+	s->to_dedicated =
+	    q->direction && strcmp(q->direction, mig_directions[MIG_TO_DEDICATED]) == 0;
+	if (!s->to_dedicated &&
+	    (!q->direction || strcmp(q->direction, mig_directions[MIG_TO_SHARED]) != 0))
 		return MIG_E_DIRECTION;
 	return MIG_OK;
 }

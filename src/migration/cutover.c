@@ -110,7 +110,7 @@ static int switch_fn(struct db *d, void *arg)
 	p = json_object_new_object();
 	json_object_object_add(p, "direction",
 	    json_object_new_string(
-	        x->m.to_dedicated ? "shared_to_dedicated" : "dedicated_to_shared"));
+	        mig_directions[x->m.to_dedicated ? MIG_TO_DEDICATED : MIG_TO_SHARED]));
 	json_object_object_add(p, "freezeMs",
 	    json_object_new_int64(rows.nrows ? num(rows.val[0][0]) : 0));
 	return audit_append(d, &system_actor, AA_MIGRATION_FINALIZED, x->m.org_s, "migration",

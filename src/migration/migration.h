@@ -40,12 +40,18 @@ enum mig_status {
 const char *mig_status_name(enum mig_status s);
 int mig_status_from_name(const char *name); /* -1 when unknown */
 
+/* The two directions as the API, opsctl, the migrations table and audit
+ * payloads spell them; NULL-terminated, so it is also the choices of a
+ * "direction" field. */
+enum mig_direction { MIG_TO_DEDICATED, MIG_TO_SHARED, MIG_DIRECTION__MAX };
+extern const char *const mig_directions[MIG_DIRECTION__MAX + 1];
+
 #define MIG_CHUNK_DEFAULT 1000
 #define MIG_CHUNK_MAX 100000
 
 struct mig_request {
 	const char *org_id;     /* UUID text */
-	const char *direction;  /* "shared_to_dedicated" or "dedicated_to_shared" */
+	const char *direction;  /* a name of mig_directions */
 	long long chunk_size;   /* 0: MIG_CHUNK_DEFAULT; else 1..MIG_CHUNK_MAX */
 	const char *target_uri; /* shared_to_dedicated: NULL → OPSD_DEDICATED_DB_URI */
 	const char *db_name;    /* NULL → org_<slug> ([a-z0-9_], at most 64) */

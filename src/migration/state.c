@@ -21,6 +21,12 @@
 
 /* The only place the statuses are spelled: migrations.status stores these
  * names, the documents show them, opsd_migrations_total labels by them. */
+const char *const mig_directions[MIG_DIRECTION__MAX + 1] = {
+    [MIG_TO_DEDICATED] = "shared_to_dedicated",
+    [MIG_TO_SHARED] = "dedicated_to_shared",
+    [MIG_DIRECTION__MAX] = NULL,
+};
+
 static const char *const status_names[] = {
     [MIG_PENDING] = "pending",
     [MIG_COPYING] = "copying",
@@ -80,7 +86,7 @@ void mig_from_row(const struct db_rows *rows, size_t r, struct mig *m)
 	memcpy(m->org, v[M_ORG], 16);
 	dbv_uuid(v[M_ID], rows->len[r][M_ID], m->id_s);
 	dbv_uuid(v[M_ORG], rows->len[r][M_ORG], m->org_s);
-	m->to_dedicated = strcmp(v[M_DIRECTION], "shared_to_dedicated") == 0;
+	m->to_dedicated = strcmp(v[M_DIRECTION], mig_directions[MIG_TO_DEDICATED]) == 0;
 	m->status = (enum mig_status)mig_status_from_name(v[M_STATUS]);
 	m->phase = mig_phase_from_name(v[M_PHASE] ? v[M_PHASE] : "");
 	m->dry_run = dbv_true(v[M_DRY]);
