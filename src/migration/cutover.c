@@ -43,8 +43,11 @@ static enum step_result cutover_refused(struct run *x, const char *why)
 
 	json_object_object_add(p, "reason", json_object_new_string(why));
 	if (db_exec(x->control, "UPDATE orgs SET write_frozen_until = NULL WHERE id = ?", o, 1,
-	        NULL) != 0 ||
-	    transition(x->control, &tr) != 0)
+	        NULL) != 0) {
+		json_object_put(p); /* transition() releases it on its own paths */
+		return STEP_ERROR;
+	}
+	if (transition(x->control, &tr) != 0)
 		return STEP_ERROR;
 	return db_exec(x->control, "UPDATE migrations SET error = ? WHERE id = ?", e, 2, NULL) == 0
 	           ? STEP_IDLE

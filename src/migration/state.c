@@ -242,7 +242,11 @@ enum step_result fail_migration(struct run *x, const char *why)
 	struct db_param e[] = {DBP_STR(why), DBP_BLOB(x->m.id, 16)};
 
 	json_object_object_add(p, "error", json_object_new_string(why));
-	if (release_org(x) != 0 || transition(x->control, &t) != 0)
+	if (release_org(x) != 0) {
+		json_object_put(p); /* transition() releases it on its own paths */
+		return STEP_ERROR;
+	}
+	if (transition(x->control, &t) != 0)
 		return STEP_ERROR;
 	return db_exec(x->control, "UPDATE migrations SET error = ? WHERE id = ?", e, 2, NULL) == 0
 	           ? STEP_IDLE
