@@ -145,7 +145,7 @@ void reply_choice_error(struct req *r, const char *field, const char *const *cho
 
 const struct field_spec *entity_spec(struct field_spec *spec)
 {
-	spec[0].choices = entity_choices(false);
+	spec[0].choices = entity_choices(ENTITIES_ALL);
 	return spec;
 }
 

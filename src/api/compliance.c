@@ -69,18 +69,14 @@ static void reply_batch(struct req *r, enum batch_rc rc, const struct id_batch *
 		json_object_object_add(o, "counts", counts);
 	}
 	for (size_t i = 0; i < b->n; i++) {
-		struct json_object *e = json_object_new_object(), *c;
+		struct json_object *e = json_object_new_object();
 		char s[UUID_STR_LEN + 1];
-		const char *what = b->what[i] ? b->what[i] : "unavailable";
 
 		uuid_format(&b->ids[i], s);
 		json_object_object_add(e, "id", json_object_new_string(s));
-		json_object_object_add(e, "result", json_object_new_string(what));
+		json_object_object_add(e, "result", json_object_new_string(id_batch_outcome(b, i)));
 		json_object_array_add(results, e);
-		if (json_object_object_get_ex(counts, what, &c))
-			json_object_set_int(c, json_object_get_int(c) + 1);
-		else
-			json_object_object_add(counts, what, json_object_new_int(1));
+		id_batch_count(counts, id_batch_outcome(b, i));
 	}
 	json_object_object_add(o, "results", results);
 	reply_json(r, 200, o);
@@ -207,7 +203,7 @@ void api_compliance_record(struct req *r)
 	struct db *d;
 
 	if (!e) {
-		reply_choice_error(r, "entity", entity_choices(false));
+		reply_choice_error(r, "entity", entity_choices(ENTITIES_ALL));
 		return;
 	}
 	if (!uuid_param_or_reply(r, "id", &id) || !(d = record_db_or_reply(r, e, &id)))

@@ -52,7 +52,7 @@ void api_compliance_export(struct req *r)
 	struct db *d;
 
 	if (!e) {
-		reply_choice_error(r, "entity", entity_choices(false));
+		reply_choice_error(r, "entity", entity_choices(ENTITIES_TENANT_FIRST));
 		return;
 	}
 	if (!id || !uuid_parse(id, &u)) {
@@ -148,7 +148,7 @@ void api_export(struct req *r)
 	long long n = 0;
 
 	if (!e || !e->crud) {
-		reply_choice_error(r, "entity", entity_choices(true));
+		reply_choice_error(r, "entity", entity_choices(ENTITIES_CRUD));
 		return;
 	}
 	if (format && strcmp(format, "json") != 0 && strcmp(format, "csv") != 0) {

@@ -40,6 +40,11 @@ static const struct entity_column org_cols[] = {
 };
 
 #define COLS(a) a, countof(a)
+_Static_assert(countof(contact_cols) <= ENTITY_MAX_COLS &&
+                   countof(project_cols) <= ENTITY_MAX_COLS &&
+                   countof(office_cols) <= ENTITY_MAX_COLS &&
+                   countof(user_cols) <= ENTITY_MAX_COLS && countof(org_cols) <= ENTITY_MAX_COLS,
+    "ENTITY_MAX_COLS bounds every entity's columns");
 
 const struct entity entities[ENTITY__MAX] = {
     [ENTITY_USERS] = {"users", "users", false, false, COLS(user_cols), "org_id"},
@@ -57,15 +62,28 @@ const struct entity *entity_find(const char *name)
 	return NULL;
 }
 
-const char *const *entity_choices(bool crud_only)
+static bool listed(enum entity_list which, int pass, const struct entity *e)
 {
-	static const char *all[ENTITY__MAX + 1], *crud[ENTITY__MAX + 1];
-	const char **out = crud_only ? crud : all;
+	switch (which) {
+	case ENTITIES_TENANT_FIRST:
+		return pass == 0 ? e->tenant : !e->tenant;
+	case ENTITIES_CRUD:
+		return pass == 0 && e->crud;
+	default:
+		return pass == 0;
+	}
+}
+
+const char *const *entity_choices(enum entity_list which)
+{
+	static const char *lists[ENTITIES__MAX][ENTITY__MAX + 1];
+	const char **out = lists[(unsigned)which < ENTITIES__MAX ? which : ENTITIES_ALL];
 
 	if (!out[0])
-		for (size_t i = 0, n = 0; i < ENTITY__MAX; i++)
-			if (!crud_only || entities[i].crud)
-				out[n++] = entities[i].name;
+		for (int pass = 0, n = 0; pass < 2; pass++)
+			for (size_t i = 0; i < ENTITY__MAX; i++)
+				if (listed(which, pass, &entities[i]))
+					out[n++] = entities[i].name;
 	return out;
 }
 

@@ -29,6 +29,9 @@ struct entity_column {
 	const char *const *choices;
 };
 
+/* The most columns an entity declares (arrays of a record's values). */
+#define ENTITY_MAX_COLS 8
+
 struct entity {
 	const char *name; /* "contacts": the API and audit name */
 	const char *table;
@@ -50,9 +53,15 @@ enum entity_kind {
 };
 extern const struct entity entities[ENTITY__MAX];
 const struct entity *entity_find(const char *name);
-/* The names of the entities (only those served under /orgs/:orgId/ with
- * crud_only), NULL-terminated: the choices of an "entity" field. */
-const char *const *entity_choices(bool crud_only);
+/* The names of the entities, NULL-terminated: the choices of an "entity"
+ * field and of the messages that list them. */
+enum entity_list {
+	ENTITIES_ALL,          /* table order */
+	ENTITIES_TENANT_FIRST, /* tenant records first, then users and orgs */
+	ENTITIES_CRUD,         /* only those served under /orgs/:orgId/ */
+	ENTITIES__MAX
+};
+const char *const *entity_choices(enum entity_list which);
 /* The redacted value of a column for record id (NULL for RED_NULL). */
 const char *entity_redacted_value(const struct entity_column *c, const uint8_t id[16], char *buf,
     size_t len);

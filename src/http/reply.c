@@ -101,7 +101,8 @@ const struct api_error_info api_errors[E__MAX] = {
     /* seconds, not minutes: a reconnect, a cut-over's freeze */
     [E_UNAVAILABLE] = {503, "unavailable", "5"},
     [E_ORG_MIGRATING] = {503, "org_migrating", "2"},
-    [E_DB_ERROR] = {500, "internal_error"},
+    /* what opsctl prints; the API answers it with reply_db_error */
+    [E_DB_ERROR] = {503, "unavailable"},
 };
 
 void reply_error(struct req *r, enum api_error e, const char *message, struct json_object *details)
