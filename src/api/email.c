@@ -90,8 +90,7 @@ void api_email_outbox(struct req *r)
 	struct db_param p[2];
 
 	if (status && mail_status_from_name(status) < 0) {
-		reply_field_error(r, "status",
-		    "must be one of: queued, sending, sent, failed, suppressed");
+		reply_choice_error(r, "status", mail_status_names);
 		return;
 	}
 	p[0] = DBP_I64(status != NULL);

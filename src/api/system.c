@@ -238,6 +238,9 @@ void api_status(struct req *r)
 	reply_json(r, 200, o);
 }
 
+_Static_assert(AA__MAX <= METRICS_MAX_LABELS && MIG__MAX <= METRICS_MAX_LABELS,
+    "metrics keeps a counter per audit action and per migration status");
+
 /* The label vocabularies /metrics prints: the route table's names, the
  * audit actions it counts, the migration statuses. Built once per worker. */
 static const struct metrics_labels *metric_labels(void)

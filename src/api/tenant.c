@@ -19,8 +19,6 @@
 #include "infra/db.h"
 #include "lib/json.h"
 
-#define MAX_COLS 8
-
 /* The org of the path: platform staff see every org, org members only
  * their own; anything else is "not found". */
 bool tenant_org_or_reply(struct req *r, const char *id, struct opsd_uuid *org, struct tenant_org *t)
@@ -42,12 +40,12 @@ bool tenant_org_or_reply(struct req *r, const char *id, struct opsd_uuid *org, s
  * patch (everything optional, null clears an optional column). */
 static const struct field_spec *spec_of(const struct entity *e, bool create)
 {
-	static struct field_spec specs[16][2][MAX_COLS + 1];
+	static struct field_spec specs[ENTITY__MAX][2][ENTITY_MAX_COLS + 1];
 	size_t ei = (size_t)(e - entities);
 	struct field_spec *s = specs[ei][create];
 
 	if (s[0].name == NULL)
-		for (size_t i = 0; i < e->ncols && i < MAX_COLS; i++) {
+		for (size_t i = 0; i < e->ncols && i < ENTITY_MAX_COLS; i++) {
 			const struct entity_column *c = &e->cols[i];
 
 			s[i] = (struct field_spec){c->field, c->type,

@@ -137,18 +137,27 @@ struct json_object *id_batch_group_ids(const struct id_batch *b)
 	return a;
 }
 
+const char *id_batch_outcome(const struct id_batch *b, size_t i)
+{
+	return b->what[i] ? b->what[i] : "unavailable";
+}
+
+void id_batch_count(struct json_object *counts, const char *what)
+{
+	struct json_object *c;
+
+	if (json_object_object_get_ex(counts, what, &c))
+		json_object_set_int(c, json_object_get_int(c) + 1);
+	else
+		json_object_object_add(counts, what, json_object_new_int(1));
+}
+
 struct json_object *id_batch_group_counts(const struct id_batch *b)
 {
-	struct json_object *counts = json_object_new_object(), *c;
+	struct json_object *counts = json_object_new_object();
 
-	for (size_t i = 0; i < b->nidx; i++) {
-		const char *what = b->what[b->idx[i]] ? b->what[b->idx[i]] : "unavailable";
-
-		if (json_object_object_get_ex(counts, what, &c))
-			json_object_set_int(c, json_object_get_int(c) + 1);
-		else
-			json_object_object_add(counts, what, json_object_new_int(1));
-	}
+	for (size_t i = 0; i < b->nidx; i++)
+		id_batch_count(counts, id_batch_outcome(b, b->idx[i]));
 	return counts;
 }
 

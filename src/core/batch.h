@@ -55,6 +55,10 @@ enum batch_rc {
 };
 enum batch_rc id_batch_run(struct id_batch *b, id_batch_fn fn);
 
+/* The outcome of ids[i] ("unavailable" when no group reached it), and one
+ * more of what in counts ({outcome: n}). */
+const char *id_batch_outcome(const struct id_batch *b, size_t i);
+void id_batch_count(struct json_object *counts, const char *what);
 /* The group's ids and outcome counts, for its audit payload. */
 struct json_object *id_batch_group_ids(const struct id_batch *b);
 struct json_object *id_batch_group_counts(const struct id_batch *b);

@@ -103,14 +103,14 @@ struct strip {
 static int strip_one(struct db *d, struct id_batch *b, const struct opsd_uuid *id)
 {
 	const struct entity *e = b->e;
-	char sql[512], vals[8][80];
-	struct db_param p[10];
+	char sql[512], vals[ENTITY_MAX_COLS][80];
+	struct db_param p[ENTITY_MAX_COLS + 2];
 	size_t n, np = 0;
 
 	n = (size_t)snprintf(sql, sizeof(sql),
 	    "UPDATE %s SET pii_stripped_at = NOW(3), pii_stripped_reason = ?", e->table);
 	p[np++] = DBP_STR(((const struct strip *)b->ctx)->reason);
-	for (size_t i = 0; i < e->ncols && i < 8; i++) {
+	for (size_t i = 0; i < e->ncols && i < ENTITY_MAX_COLS; i++) {
 		const struct entity_column *c = &e->cols[i];
 
 		if (c->redact == RED_KEEP)

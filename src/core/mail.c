@@ -19,23 +19,24 @@
 #include "lib/utf8.h"
 #include "lib/util.h"
 
-static const char *const status_names[] = {
+const char *const mail_status_names[MAIL__STATUS_MAX + 1] = {
     [MAIL_QUEUED] = "queued",
     [MAIL_SENDING] = "sending",
     [MAIL_SENT] = "sent",
     [MAIL_FAILED] = "failed",
     [MAIL_SUPPRESSED] = "suppressed",
+    [MAIL__STATUS_MAX] = NULL,
 };
 
 const char *mail_status_name(enum mail_status s)
 {
-	return (size_t)s < countof(status_names) ? status_names[s] : "unknown";
+	return (unsigned)s < MAIL__STATUS_MAX ? mail_status_names[s] : "unknown";
 }
 
 int mail_status_from_name(const char *name)
 {
-	for (size_t i = 0; name && i < countof(status_names); i++)
-		if (strcmp(name, status_names[i]) == 0)
+	for (size_t i = 0; name && i < MAIL__STATUS_MAX; i++)
+		if (strcmp(name, mail_status_names[i]) == 0)
 			return (int)i;
 	return -1;
 }

@@ -12,7 +12,16 @@ struct db;
 struct opsd_config;
 struct smtp_settings;
 
-enum mail_status { MAIL_QUEUED, MAIL_SENDING, MAIL_SENT, MAIL_FAILED, MAIL_SUPPRESSED };
+enum mail_status {
+	MAIL_QUEUED,
+	MAIL_SENDING,
+	MAIL_SENT,
+	MAIL_FAILED,
+	MAIL_SUPPRESSED,
+	MAIL__STATUS_MAX
+};
+/* The names, NULL-terminated (the choices of ?status=). */
+extern const char *const mail_status_names[MAIL__STATUS_MAX + 1];
 const char *mail_status_name(enum mail_status s);
 int mail_status_from_name(const char *name); /* -1 if unknown */
 

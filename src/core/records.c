@@ -15,7 +15,6 @@
 #include "infra/dbval.h"
 #include "lib/json.h"
 
-#define MAX_COLS 8
 #define STATE_COLUMNS                                                                              \
 	"legal_hold, pii_stripped_at IS NOT NULL, archived_at IS NOT NULL,"                        \
 	" created_at, updated_at"
@@ -70,14 +69,14 @@ const char *record_bad_email(const struct entity *e, struct json_object *body)
 /* The values of a write: one parameter per column the body gives, email
  * columns lower-cased, numbers with two decimals. */
 struct values {
-	struct db_param p[MAX_COLS];
-	bool given[MAX_COLS];
-	char text[MAX_COLS][256];
+	struct db_param p[ENTITY_MAX_COLS];
+	bool given[ENTITY_MAX_COLS];
+	char text[ENTITY_MAX_COLS][256];
 };
 
 static void values_of(const struct entity *e, struct json_object *body, struct values *v)
 {
-	for (size_t i = 0; i < e->ncols && i < MAX_COLS; i++) {
+	for (size_t i = 0; i < e->ncols && i < ENTITY_MAX_COLS; i++) {
 		const struct entity_column *c = &e->cols[i];
 		struct json_object *j = json_object_object_get(body, c->field);
 
@@ -124,7 +123,7 @@ static int create_fn(struct tenant_tx *tx, void *arg)
 	const struct entity *e = w->e;
 	struct values v;
 	char sql[512];
-	struct db_param p[MAX_COLS + 2];
+	struct db_param p[ENTITY_MAX_COLS + 2];
 	size_t n, np = 0;
 
 	w->tdb = tx->tdb;
@@ -132,7 +131,7 @@ static int create_fn(struct tenant_tx *tx, void *arg)
 	n = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO %s (id, org_id", e->table);
 	p[np++] = DBP_BLOB(w->id.b, 16);
 	p[np++] = DBP_BLOB(w->org.b, 16);
-	for (size_t i = 0; i < e->ncols && i < MAX_COLS; i++) {
+	for (size_t i = 0; i < e->ncols && i < ENTITY_MAX_COLS; i++) {
 		if (!v.given[i])
 			continue;
 		n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", %s", e->cols[i].column);
@@ -178,7 +177,7 @@ static int update_fn(struct tenant_tx *tx, void *arg)
 	const struct entity *e = w->e;
 	struct values v;
 	char sql[512];
-	struct db_param p[MAX_COLS + 1];
+	struct db_param p[ENTITY_MAX_COLS + 1];
 	size_t n, np = 0;
 	int rc = guarded(tx, w);
 
@@ -186,7 +185,7 @@ static int update_fn(struct tenant_tx *tx, void *arg)
 		return rc;
 	values_of(e, w->body, &v);
 	n = (size_t)snprintf(sql, sizeof(sql), "UPDATE %s SET updated_at = NOW(3)", e->table);
-	for (size_t i = 0; i < e->ncols && i < MAX_COLS; i++) {
+	for (size_t i = 0; i < e->ncols && i < ENTITY_MAX_COLS; i++) {
 		if (!v.given[i])
 			continue;
 		n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", %s = ?", e->cols[i].column);

@@ -29,8 +29,8 @@ struct json_object *record_json(const struct entity *e, const struct db_rows *ro
 /* The first email column of body that does not hold an address, or NULL. */
 const char *record_bad_email(const struct entity *e, struct json_object *body);
 
-/* One write of a record of an org. body holds the fields (validated
- * against the entity table); create needs id set. */
+/* One write of a record of an org. body holds the fields, validated
+ * against the entity table and by record_bad_email; create needs id set. */
 struct record_write {
 	const struct entity *e;
 	struct opsd_uuid org, id;

@@ -277,7 +277,7 @@ static int lock_in_scope(struct db *d, struct change_ctx *x)
 	int rc;
 
 	x->err = USER_OK; /* db_tx may run the transaction again after a deadlock */
-	rc = legal_hold_guard(d, d, x->a, entity_find("users"), x->id.b, &x->held);
+	rc = legal_hold_guard(d, d, x->a, &entities[ENTITY_USERS], x->id.b, &x->held);
 	if (rc != 0) {
 		x->err = rc > 0 ? USER_NOT_FOUND : USER_DB_ERROR;
 		return rc;

@@ -316,7 +316,7 @@ static enum mig_err record_start(struct start *s)
 		return MIG_E_DB;
 	uuid7_new(&s->id);
 	if (db_tx(s->control, start_fn, s) != 0)
-		return db_errno(s->control) == 1062 ? MIG_E_IN_PROGRESS : MIG_E_DB;
+		return db_duplicate(s->control) ? MIG_E_IN_PROGRESS : MIG_E_DB;
 	return MIG_OK;
 }
 
@@ -529,7 +529,7 @@ enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
 		    .reason = reason};
 		int rc = db_tx(control, request_fn, &x);
 
-		e = rc < 0   ? (db_errno(control) == 1062 ? MIG_E_FINISHED : MIG_E_DB)
+		e = rc < 0   ? (db_duplicate(control) ? MIG_E_FINISHED : MIG_E_DB)
 		    : rc > 0 ? MIG_E_FINISHED
 		             : MIG_OK;
 	}

@@ -19,14 +19,15 @@
 #include "migration/internal.h"
 #include "migration/migration.h"
 
-/* The only place the statuses are spelled: migrations.status stores these
- * names, the documents show them, opsd_migrations_total labels by them. */
 const char *const mig_directions[MIG_DIRECTION__MAX + 1] = {
     [MIG_TO_DEDICATED] = "shared_to_dedicated",
     [MIG_TO_SHARED] = "dedicated_to_shared",
     [MIG_DIRECTION__MAX] = NULL,
 };
 
+/* The only place C code spells the statuses (SQL filters list some in
+ * their text): migrations.status stores these names, the documents show
+ * them, opsd_migrations_total labels by them. */
 static const char *const status_names[] = {
     [MIG_PENDING] = "pending",
     [MIG_COPYING] = "copying",
