@@ -48,7 +48,6 @@ sub audit($s, %q) {
 	my $qs = join '&', map { "$_=" . uri_escape_all($q{$_}) } sort keys %q;
 	return http(GET => '/audit' . ($qs ? "?$qs" : ''), session => $s);
 }
-sub items($r) { return @{ (ref $r->{json} eq 'HASH' ? $r->{json}{items} : undef) // [] } }
 
 # ---- actions
 my $admin = session_needles(admin_session(), 'admin');

@@ -62,7 +62,6 @@ sub outbox(%q) {
 	return http(GET => '/email/outbox' . ($qs ? "?$qs" : ''), session => $admin);
 }
 sub explain_lines($raw) { return join "\n", map { s/\r/\\r/gr } grep { defined } (split /\n/, $raw // '')[0 .. 15] }
-sub items($r) { return @{ (ref $r->{json} eq 'HASH' ? $r->{json}{items} : undef) // [] } }
 my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 # ============================================================ queue several at once

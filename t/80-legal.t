@@ -32,15 +32,6 @@ my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 my $ETAG = qr/^(?:W\/)?"[^"]+"$/;
 my $SHA = qr/^[0-9a-f]{64}$/;
 
-sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
-sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag("body: " . substr($r->{body} // '', 0, 600)) }
-sub fields_named($r, @names) {
-	my $e = j($r)->{error};
-	my $f = ref $e eq 'HASH' && ref $e->{details} eq 'HASH' ? $e->{details}{fields} : undef;
-	my $ok = ref $f eq 'HASH' && !grep { !exists $f->{$_} } @names;
-	diag "details.fields should name @names: $r->{body}" unless $ok;
-	return $ok;
-}
 # $h has every key of @$want and none of @$not (other extra keys are tolerated)
 # (with $name: as a test)
 sub has_keys($h, $want, $not = [], $name = undef) {

@@ -24,7 +24,6 @@ start_stack(env => {
 	OPSD_RATELIMIT_BURST => $BURST,
 });
 
-sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag(substr($r->{body} // '', 0, 400)) }
 sub audit_count($where) { my $n = mysql("SELECT COUNT(*) FROM audit_events WHERE action = 'security.rate_limited' AND $where") // -1; chomp $n; return $n + 0 }
 sub metric($name, %labels) {
 	my $m = http(GET => '/metrics');

@@ -30,16 +30,6 @@ ok $admin->{cookie}, 'the superadmin logs in' or diag $admin->{res}{body};
 my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 my @FLAGS = qw(legalHold piiStripped archived);
 
-sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
-sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag("body: " . substr($r->{body} // '', 0, 600)) }
-# details.fields names every one of @names ([a, b] = either a or b)
-sub fields_named($r, @names) {
-	my $e = j($r)->{error};
-	my $f = ref $e eq 'HASH' && ref $e->{details} eq 'HASH' ? $e->{details}{fields} : undef;
-	my $ok = ref $f eq 'HASH' && !grep { my $n = $_; !grep { exists $f->{$_} } (ref $n ? @$n : $n) } @names;
-	ok $ok, '  details.fields names ' . join(' ', map { ref $_ ? join('|', @$_) : $_ } @names) or diag "body: $r->{body}";
-	return $ok;
-}
 sub norm_id($s) { return lc(($s // '') =~ s/-//gr) }
 sub org_hex($org) { return lc(uuid_hex($org->{id}) // 'none') }
 sub count_rows($table, $org) {

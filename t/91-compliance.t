@@ -33,15 +33,6 @@ my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 my $TOMB = qr/^redacted\+[0-9a-f]{16}\@redacted\.invalid$/;
 my $RED = '[redacted]';
 
-sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
-sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag("body: " . substr($r->{body} // '', 0, 600)) }
-sub fields_named($r, @names) {
-	my $e = j($r)->{error};
-	my $f = ref $e eq 'HASH' && ref $e->{details} eq 'HASH' ? $e->{details}{fields} : undef;
-	my $ok = ref $f eq 'HASH' && !grep { !exists $f->{$_} } @names;
-	ok $ok, "  details.fields names @names" or diag "body: $r->{body}";
-	return $ok;
-}
 sub norm_id($s) { return lc(($s // '') =~ s/-//gr) }
 # {id => result} of a legal-hold or strip-pii answer
 sub results($r) { return { map { (norm_id($_->{id}) => $_->{result}) } grep { ref eq 'HASH' } @{ j($r)->{results} // [] } } }

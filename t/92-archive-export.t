@@ -39,16 +39,6 @@ my $RED = '[redacted]';
 my @COUNT_KEYS = qw(archived already_archived legal_hold not_found);
 my @CONTACT_FIELDS = qw(name email phone address notes);
 
-sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
-sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag("body: " . substr($r->{body} // '', 0, 600)) }
-# details.fields names every one of @names ([a, b] = either a or b)
-sub fields_named($r, @names) {
-	my $e = j($r)->{error};
-	my $f = ref $e eq 'HASH' && ref $e->{details} eq 'HASH' ? $e->{details}{fields} : undef;
-	my $ok = ref $f eq 'HASH' && !grep { my $n = $_; !grep { exists $f->{$_} } (ref $n ? @$n : $n) } @names;
-	ok $ok, '  details.fields names ' . join(' ', map { ref $_ ? join('|', @$_) : $_ } @names) or diag "body: $r->{body}";
-	return $ok;
-}
 sub norm_id($s) { return lc(($s // '') =~ s/-//gr) }
 sub results($r) { return { map { (norm_id($_->{id}) => $_->{result}) } grep { ref eq 'HASH' } @{ j($r)->{results} // [] } } }
 sub want_results(%w) { return { map { (norm_id($_) => $w{$_}) } keys %w } }

@@ -41,8 +41,6 @@ ok $admin->{cookie}, 'the superadmin logs in' or diag $admin->{res}{body};
 
 my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
-sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag("body: " . substr($r->{body} // '', 0, 600)) }
 sub first_lines(@l) { return join "\n", @l[0 .. ($#l < 14 ? $#l : 14)] }
 sub slurp($path) { open my $fh, '<:raw', $path or return undef; local $/; return <$fh> }
 

@@ -38,15 +38,6 @@ my $TOMB = qr/^redacted\+[0-9a-f]{16}\@redacted\.invalid$/;
 my $RED = '[redacted]';
 my @USER_KEYS = qw(id email name roles orgId service disabled createdAt updatedAt);
 
-sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
-sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag("body: " . substr($r->{body} // '', 0, 600)) }
-sub fields_named($r, @names) {
-	my $e = j($r)->{error};
-	my $f = ref $e eq 'HASH' && ref $e->{details} eq 'HASH' ? $e->{details}{fields} : undef;
-	my $ok = ref $f eq 'HASH' && !grep { !exists $f->{$_} } @names;
-	ok $ok, "  details.fields names @names" or diag "body: $r->{body}";
-	return $ok;
-}
 sub norm_id($s) { return lc(($s // '') =~ s/-//gr) }
 sub me($s) { return http(GET => '/auth/me', session => $s) }
 sub count_sql($sql) { my $n = mysql($sql) // return -1; chomp $n; return $n + 0 }

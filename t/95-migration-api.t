@@ -50,15 +50,6 @@ ok $DEDICATED_URI && index($DEDICATED_URI, $DB_PW) >= 0, 'opsd.env has OPSD_DEDI
 my %SECRET = (db_password => $DB_PW);
 sub secret($label) { return sensitive("secret $label", $SECRET{$label} //= "Pw$label" . uc($R) . 'x9') }
 
-sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
-sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag('body: ' . substr($r->{body} // '', 0, 800)) }
-sub fields_named($r, @names) {
-	my $e = j($r)->{error};
-	my $f = ref $e eq 'HASH' && ref $e->{details} eq 'HASH' ? $e->{details}{fields} : undef;
-	my $ok = ref $f eq 'HASH' && !grep { !exists $f->{$_} } @names;
-	ok $ok, "  details.fields names @names" or diag "body: $r->{body}";
-	return $ok;
-}
 sub no_secret_in($text, $name) {
 	my @hits = grep { index($text // '', $SECRET{$_}) >= 0 } sort keys %SECRET;
 	ok !@hits, "$name: no password in it" or diag "found: @hits";

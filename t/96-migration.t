@@ -52,8 +52,6 @@ my @TABLES = qw(contacts projects offices);
 my @KIDS;   # forked helpers still running (killed if the test dies)
 
 # ============================================================ helpers
-sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
-sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag('body: ' . substr($r->{body} // '', 0, 800)) }
 sub sql1($sql) { my $v = mysql($sql) // return undef; chomp $v; return $v }
 sub num_sql($sql) { my $v = sql1($sql); return defined $v && $v =~ /^-?\d+$/ ? $v + 0 : -1 }
 sub hexid($id) { return lc(($id // '') =~ s/-//gr) }

@@ -539,6 +539,42 @@ sub check_error($res, $status, $code, $name) {
 	return $ok;
 }
 
+# Small assertions on answers, shared by the tests: j($r) is the answer's
+# JSON object ({} when the body is not one); status_is($r, $want, $name) is
+# is() on the status with the start of the body as a diagnostic;
+# fields_named($r, @names) tests that the error's details.fields names each
+# of @names (an arrayref [a, b]: either a or b), has_details_fields is the
+# same without the test; items($r) lists an answer's items.
+
+push @EXPORT, qw(j status_is has_details_fields fields_named items);
+
+sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
+
+sub status_is($r, $want, $name) {
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	return Test::More::is($r->{status}, $want, $name) || Test::More::diag('body: ' . substr($r->{body} // '', 0, 800));
+}
+
+sub has_details_fields($r, @names) {
+	my $e = j($r)->{error};
+	my $f = ref $e eq 'HASH' && ref $e->{details} eq 'HASH' ? $e->{details}{fields} : undef;
+	return 0 unless ref $f eq 'HASH';
+	for my $n (@names) {
+		return 0 unless grep { exists $f->{$_} } (ref $n ? @$n : $n);
+	}
+	return 1;
+}
+
+sub fields_named($r, @names) {
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $ok = has_details_fields($r, @names);
+	Test::More::ok($ok, '  details.fields names ' . join(' ', map { ref $_ ? join('|', @$_) : $_ } @names))
+	    or Test::More::diag("body: $r->{body}");
+	return $ok;
+}
+
+sub items($r) { return @{ (ref $r->{json} eq 'HASH' ? $r->{json}{items} : undef) // [] } }
+
 # ---------------------------------------------------------------- MariaDB
 
 sub mysql(@sql) {
