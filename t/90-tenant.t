@@ -30,19 +30,8 @@ ok $admin->{cookie}, 'the superadmin logs in' or diag $admin->{res}{body};
 my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 my @FLAGS = qw(legalHold piiStripped archived);
 
-sub norm_id($s) { return lc(($s // '') =~ s/-//gr) }
-sub org_hex($org) { return lc(uuid_hex($org->{id}) // 'none') }
-sub count_rows($table, $org) {
-	my $n = mysql("SELECT COUNT(*) FROM `$table` WHERE org_id = UNHEX('" . org_hex($org) . "')") // return -1;
-	chomp $n;
-	return $n + 0;
-}
+sub count_rows($table, $org) { return db_count("SELECT COUNT(*) FROM `$table` WHERE org_id = UNHEX('" . org_hex($org) . "')") }
 sub tenant_audit_count() { my $n = mysql("SELECT COUNT(*) FROM audit_events WHERE action LIKE 'tenant.%'") // return -1; chomp $n; return $n + 0 }
-sub login_ok($u, $label) {
-	my $s = login($u->{email}, $u->{password});
-	ok $s->{cookie}, "$label logs in" or diag "create: $u->{res}{body}\nlogin: $s->{res}{body}";
-	return $s;
-}
 
 # ============================================================ orgs and people
 my $A = create_org(name => "Tenant Org A $R");

@@ -33,7 +33,6 @@ my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 my $TOMB = qr/^redacted\+[0-9a-f]{16}\@redacted\.invalid$/;
 my $RED = '[redacted]';
 
-sub norm_id($s) { return lc(($s // '') =~ s/-//gr) }
 # {id => result} of a legal-hold or strip-pii answer
 sub results($r) { return { map { (norm_id($_->{id}) => $_->{result}) } grep { ref eq 'HASH' } @{ j($r)->{results} // [] } } }
 sub want_results(%w) { return { map { (norm_id($_) => $w{$_}) } keys %w } }
@@ -48,11 +47,6 @@ sub compliance_audit_count() {
 	chomp $n;
 	return $n + 0;
 }
-sub near_now($t, $name) {
-	my $e = rfc3339_epoch($t);
-	ok defined $e && abs($e - time) < 120, "$name is an RFC 3339 time of now" or diag 'got ' . ($t // 'undef');
-}
-sub me($s, %o) { return http(GET => '/auth/me', session => $s, %o) }
 
 my %PII;      # label => a PII string this test wrote (none may reach audit_events or log/)
 sub pii($label, $v) { $PII{$label} = $v; return sensitive($label, $v) }

@@ -39,7 +39,6 @@ my $RED = '[redacted]';
 my @COUNT_KEYS = qw(archived already_archived legal_hold not_found);
 my @CONTACT_FIELDS = qw(name email phone address notes);
 
-sub norm_id($s) { return lc(($s // '') =~ s/-//gr) }
 sub results($r) { return { map { (norm_id($_->{id}) => $_->{result}) } grep { ref eq 'HASH' } @{ j($r)->{results} // [] } } }
 sub want_results(%w) { return { map { (norm_id($_) => $w{$_}) } keys %w } }
 # counts has the four keys of the contract and exactly these values (others 0)
@@ -64,12 +63,6 @@ sub audit_payloads($action) {
 }
 # the org export's orgId: in the payload, or the event's own org column
 sub event_org($e) { return defined $e->{p}{orgId} ? norm_id($e->{p}{orgId}) : norm_id($e->{org}) }
-sub near_now($t, $name) {
-	my $e = rfc3339_epoch($t);
-	ok defined $e && abs($e - time) < 120, "$name is an RFC 3339 time of now" or diag 'got ' . ($t // 'undef');
-}
-sub db_count($sql) { my $n = mysql($sql) // return -1; chomp $n; return $n + 0 }
-sub org_hex($org) { return lc(uuid_hex($org->{id}) // 'none') }
 # a row without the columns an archive may change
 sub sans_archive($row) {
 	return undef unless $row;

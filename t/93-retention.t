@@ -42,7 +42,6 @@ ok $admin->{cookie}, 'the superadmin logs in' or diag $admin->{res}{body};
 my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 sub first_lines(@l) { return join "\n", @l[0 .. ($#l < 14 ? $#l : 14)] }
-sub slurp($path) { open my $fh, '<:raw', $path or return undef; local $/; return <$fh> }
 
 my %PII;      # label => a PII string this test wrote (none may reach an audit.purged payload)
 sub pii($label, $v) { $PII{$label} = $v; return sensitive($label, $v) }
@@ -61,9 +60,8 @@ sub events() {
 	$SEEN{ $_->{seq} } = $_ for @e;
 	return @e;
 }
-sub count_of($sql) { my $n = mysql($sql) // return -1; chomp $n; return $n + 0 }
-sub count_events() { return count_of('SELECT COUNT(*) FROM audit_events') }
-sub count_anchors() { return count_of('SELECT COUNT(*) FROM audit_anchors') }
+sub count_events() { return db_count('SELECT COUNT(*) FROM audit_events') }
+sub count_anchors() { return db_count('SELECT COUNT(*) FROM audit_anchors') }
 sub anchors() {
 	return db_rows('SELECT first_seq, last_seq, LOWER(HEX(prev_hash)) AS prev_hash, LOWER(HEX(last_hash)) AS last_hash,'
 	    . ' key_id, LOWER(HEX(signature)) AS signature, created_at FROM audit_anchors ORDER BY first_seq');
@@ -340,7 +338,7 @@ my $p1;
 	my @an = anchors();
 	my $an = $an[int(@an / 2)];
 	my $next = $SEEN{ $an->{last_seq} + 1 };
-	ok $next && count_of("SELECT COUNT(*) FROM audit_events WHERE seq = $next->{seq}") == 1,
+	ok $next && db_count("SELECT COUNT(*) FROM audit_events WHERE seq = $next->{seq}") == 1,
 	    "anchor $an->{first_seq}..$an->{last_seq} is followed by event seq " . ($next // {})->{seq};
 	$next //= { seq => -1, id => '' };
 	my $where = "WHERE first_seq = $an->{first_seq}";
@@ -439,7 +437,7 @@ patch($org1, $D, 'dora second', 1);
 	purge_matches($p, 0, 0, 'purge with a tampered event', refused => $t->{seq});
 	purge_counts_are($p, $x, "  it stopped before seq $t->{seq}");
 	like "$p->{out}$p->{err}", qr/\bseq $t->{seq}\b/, "  and says so, naming seq $t->{seq}" or diag "stdout: $p->{out}\nstderr: $p->{err}";
-	is count_of("SELECT COUNT(*) FROM audit_events WHERE seq = $t->{seq}"), 1, "seq $t->{seq} is still there";
+	is db_count("SELECT COUNT(*) FROM audit_events WHERE seq = $t->{seq}"), 1, "seq $t->{seq} is still there";
 	my %now = %{ hashes(events()) };
 	my @gone = grep { !$now{ $_->{seq} } } @after;
 	ok !@gone, 'every event after it is still there (' . scalar(@after) . ')' or diag 'gone: ' . join ' ', map { $_->{seq} } @gone;
@@ -457,7 +455,7 @@ patch($org1, $D, 'dora second', 1);
 	my $p2 = purge('--days', '0');
 	purge_matches($p2, 0, 0, 'purge after the repair');
 	purge_counts_are($p2, $x2, '  purge after the repair');
-	is count_of("SELECT COUNT(*) FROM audit_events WHERE seq >= $t->{seq} AND seq <= " . ($after[-1] // $t)->{seq}), 0,
+	is db_count("SELECT COUNT(*) FROM audit_events WHERE seq >= $t->{seq} AND seq <= " . ($after[-1] // $t)->{seq}), 0,
 	    "  it went past seq $t->{seq} this time";
 	check_cover('after the repair and purge');
 	verify_ok('after the repair and purge');
@@ -480,7 +478,7 @@ patch($org1, $H, 'hanna', 3);
 	my $x = expect_purge(\@HELD, upto => $after->{seq});
 	my $p = purge('--days', '0');
 	purge_matches($p, 0, 0, 'purge with a row missing', refused => $after->{seq});
-	my $kept = count_of("SELECT COUNT(*) FROM audit_events WHERE seq = $after->{seq}") == 1;
+	my $kept = db_count("SELECT COUNT(*) FROM audit_events WHERE seq = $after->{seq}") == 1;
 	ok $kept, "  seq $after->{seq}, the event verify names after the missing row, is still there"
 	    or diag "purge said: $p->{out}$p->{err}";
 	purge_counts_are($p, $x, "  it stopped before seq $after->{seq}") if $kept;
@@ -516,7 +514,7 @@ patch($org1, $K, 'kira', 2);
 	verify_broken('a recomputed hash', seq => $after->{seq}, id => $after->{id}, reason => 'hash mismatch');
 	my $p = purge('--days', '0');
 	is $p->{rc}, 1, 'the purge stops (exit 1)' or diag "$p->{out}$p->{err}";
-	is count_of("SELECT COUNT(*) FROM audit_events WHERE seq IN ($alt->{seq}, $after->{seq})"), 2,
+	is db_count("SELECT COUNT(*) FROM audit_events WHERE seq IN ($alt->{seq}, $after->{seq})"), 2,
 	    "  the altered event ($alt->{seq}) and the one after it are both still there";
 	mysql("UPDATE audit_events SET payload = UNHEX('$orig->{p}'), hash = UNHEX('$orig->{h}') WHERE seq = $alt->{seq}");
 	verify_ok('the altered event restored');
@@ -600,7 +598,7 @@ push @HELD, $G if $G;
 # left as they are, so the rewritten part links to them unchanged). Returns
 # the rewritten rows.
 sub time_travel($days) {
-	my $from = count_of('SELECT IFNULL(MAX(last_seq), 0) FROM audit_anchors') + 1;
+	my $from = db_count('SELECT IFNULL(MAX(last_seq), 0) FROM audit_anchors') + 1;
 	my @ev = db_rows("SELECT $EVENT_COLS, occurred_at - INTERVAL $days DAY AS new_at FROM audit_events WHERE seq >= $from ORDER BY seq");
 	return () unless @ev;
 	my @gap = grep { $ev[$_]{seq} != $ev[0]{seq} + $_ } 0 .. $#ev;
@@ -624,7 +622,7 @@ sub time_travel($days) {
 	my $n_before = count_events();
 	my @moved = time_travel(3);
 	cmp_ok scalar(@moved), '>=', 5, 'the newest events moved 3 days back (' . scalar(@moved) . ')';
-	is count_of('SELECT COUNT(*) FROM audit_events WHERE occurred_at < UTC_TIMESTAMP(3) - INTERVAL 2 DAY'), scalar(@moved),
+	is db_count('SELECT COUNT(*) FROM audit_events WHERE occurred_at < UTC_TIMESTAMP(3) - INTERVAL 2 DAY'), scalar(@moved),
 	    '  exactly those are now older than 2 days';
 	verify_ok('after the time travel (the helper recomputed the chain right)');
 	my @aged = grep { my $s = $_->{seq}; grep { $_->{seq} == $s } @moved } events();

@@ -54,13 +54,11 @@ sub no_secret_in($text, $name) {
 	my @hits = grep { index($text // '', $SECRET{$_}) >= 0 } sort keys %SECRET;
 	ok !@hits, "$name: no password in it" or diag "found: @hits";
 }
-sub count_sql($sql) { my $n = mysql($sql) // return -1; chomp $n; return $n + 0 }
-sub hex_of($org) { return uuid_hex(ref $org ? $org->{id} : $org) // '00' }
-sub mig_rows($org) { return count_sql("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . hex_of($org) . "')") }
+sub mig_rows($org) { return db_count("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . org_hex($org) . "')") }
 sub mig_audits($org, $action = 'migration.%') {
 	my $id = ref $org ? $org->{id} : $org;
-	return count_sql("SELECT COUNT(*) FROM audit_events WHERE action LIKE '$action' AND (org_id = UNHEX('"
-	    . hex_of($org) . "') OR payload LIKE '%$id%')");
+	return db_count("SELECT COUNT(*) FROM audit_events WHERE action LIKE '$action' AND (org_id = UNHEX('"
+	    . org_hex($org) . "') OR payload LIKE '%$id%')");
 }
 
 sub start_body(%b) {
@@ -187,12 +185,12 @@ for my $c (@BAD) {
 }
 # A shared_to_dedicated start for an org already dedicated.
 {
-	ok defined mysql("UPDATE orgs SET db_mode = 'dedicated' WHERE id = UNHEX('" . hex_of($O{dedi}) . "')"),
+	ok defined mysql("UPDATE orgs SET db_mode = 'dedicated' WHERE id = UNHEX('" . org_hex($O{dedi}) . "')"),
 	    'an org marked dedicated';
 	my $r = m_start($admin, orgId => $O{dedi}{id}, direction => 'shared_to_dedicated', reason => 'wrong way');
 	check_error($r, 409, 'conflict', 'start, shared_to_dedicated for a dedicated org');
 	is mig_rows($O{dedi}), 0, '  no migrations row';
-	mysql("UPDATE orgs SET db_mode = 'shared' WHERE id = UNHEX('" . hex_of($O{dedi}) . "')");
+	mysql("UPDATE orgs SET db_mode = 'shared' WHERE id = UNHEX('" . org_hex($O{dedi}) . "')");
 }
 # A target that refuses connections.
 {
@@ -302,7 +300,7 @@ my $RUN = $O{run}{id};
 	my $id = $doc->{id};
 	no_secret_in($r->{body}, 'the 202 answer');
 	is mig_rows($RUN), 1, '  one migrations row';
-	is count_sql("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . hex_of($RUN) . "') AND (target_sealed LIKE "
+	is db_count("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . org_hex($RUN) . "') AND (target_sealed LIKE "
 	    . "'%$DB_PW%' OR target_redacted LIKE '%$DB_PW%')"), 0, '  the stored target holds no clear password';
 	ok mig_audits($RUN, 'migration.started') >= 1, '  audited as migration.started';
 
@@ -345,9 +343,9 @@ my $RUN = $O{run}{id};
 	like j($r)->{status} // '', qr/^(?:aborting|aborted)$/, '  aborting or aborted';
 	wait_status($RUN, 'aborted');
 	ok mig_audits($RUN, 'migration.aborted') >= 1, '  audited as migration.aborted';
-	is count_sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'org_run1_$R'"), 0,
+	is db_count("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'org_run1_$R'"), 0,
 	    '  the target database is gone';
-	is count_sql("SELECT COUNT(*) FROM contacts WHERE org_id = UNHEX('" . hex_of($RUN) . "')"), 20000,
+	is db_count("SELECT COUNT(*) FROM contacts WHERE org_id = UNHEX('" . org_hex($RUN) . "')"), 20000,
 	    '  the source rows are all there';
 	check_error(m_abort($admin, orgId => $RUN, reason => 'again'), 409, 'conflict', 'abort of an aborted migration');
 	check_error(m_finalize($admin, orgId => $RUN), 409, 'conflict', 'finalize of an aborted migration');
@@ -447,8 +445,8 @@ my $CLI = $O{cli}{id};
 	like $id // '', $UUID, '  prints the migration id';
 	like $out, qr/^status: (?:pending|copying|catching_up|verifying|ready_for_cutover)$/m, '  and its status';
 	ok mig_audits($CLI, 'migration.started') >= 1, '  audited';
-	is count_sql("SELECT COUNT(*) FROM audit_events WHERE action = 'migration.started' AND actor_label LIKE 'cli:%'"
-	    . " AND (org_id = UNHEX('" . hex_of($CLI) . "') OR payload LIKE '%$CLI%')"), 1, '  by cli:<user>';
+	is db_count("SELECT COUNT(*) FROM audit_events WHERE action = 'migration.started' AND actor_label LIKE 'cli:%'"
+	    . " AND (org_id = UNHEX('" . org_hex($CLI) . "') OR payload LIKE '%$CLI%')"), 1, '  by cli:<user>';
 
 	($rc, $out, $err) = opsctl('migration', 'status', '--org', $CLI);
 	is $rc, 0, 'opsctl migration status exits 0' or diag $err;

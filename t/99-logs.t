@@ -39,7 +39,7 @@ use Encode qw(encode_utf8);
 use JSON::PP ();
 use Test::More;
 use Time::HiRes qw(time);
-use OpsdTest qw(json_decode json_encode rfc3339_epoch uri_escape_all);
+use OpsdTest qw(json_decode json_encode rfc3339_epoch uri_escape_all slurp);
 
 my $T0 = time;
 my $ROOT = $ENV{OPSD_TEST_ARCHIVE};
@@ -63,7 +63,6 @@ my %WORKER_LIFECYCLE = map { $_ => 1 } qw(worker_start_failed worker_recycle fcg
 	fcgi_peer_refused accept_failed db_connect_failed stopping stopped log_reopened log_reopen_failed);
 my $RFC3339 = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)$/;
 
-sub slurp($path) { open my $fh, '<:raw', $path or return undef; local $/; return <$fh> // '' }
 sub short($s) { return length $s > 300 ? substr($s, 0, 300) . '...' : $s }
 sub first(@l) { return @l > 10 ? (@l[0 .. 9], '... and ' . (@l - 10) . ' more') : @l }
 

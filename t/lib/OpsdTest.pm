@@ -61,7 +61,7 @@ our @EXPORT = qw(
 	run_cmd parse_env_file json_decode json_encode
 	admin_email admin_password session_secret restart_stack
 	login admin_session session_cookie_header set_cookies session_set_cookie
-	make_session_cookie cookie_session_id session_row_hash
+	make_session_cookie cookie_session_id session_row_hash me login_ok
 	opsctl create_user create_org contract_roles contract_permissions
 	uuid7_like uri_escape_all db_dump find_in_logs
 );
@@ -721,6 +721,25 @@ sub table_snapshot(@tables) {
 	return { map { $_ => [db_rows('SELECT ' . _select_list($_) . " FROM `$_` ORDER BY 1")] } @tables };
 }
 
+# db_count($sql): the one integer a query answers (SELECT COUNT(*) ...); -1
+# when the query fails or its answer is not a single integer.
+# norm_id($id): an id as lower-case hex without dashes (as LOWER(HEX(id))
+# prints it). org_hex($org): an org's id (the org hash or the id) as
+# lower-case hex for UNHEX('...'); "none" (UNHEX gives NULL: no org) when it
+# is not a UUID.
+
+push @EXPORT, qw(db_count norm_id org_hex);
+
+sub db_count($sql) {
+	my $v = mysql($sql) // return -1;
+	chomp $v;
+	return $v =~ /\A-?\d+\z/ ? $v + 0 : -1;
+}
+
+sub norm_id($id) { return lc(($id // '') =~ s/-//gr) }
+
+sub org_hex($org) { return lc(uuid_hex(ref $org eq 'HASH' ? $org->{id} : $org) // 'none') }
+
 # ---------------------------------------------------------------- FastCGI
 
 use constant {
@@ -827,7 +846,7 @@ sub parse_env_file($path) {
 
 # ---------------------------------------------------------------- time, text and JSON
 
-push @EXPORT, qw(rfc3339_at rfc3339_epoch sha256_utf8 json_strings);
+push @EXPORT, qw(rfc3339_at rfc3339_epoch sha256_utf8 json_strings near_now run_tag run_num slurp);
 
 use POSIX ();
 use Time::Local ();
@@ -859,6 +878,23 @@ sub json_strings($v) {
 	return () if ref $v;   # JSON booleans
 	return ("$v");
 }
+
+# A test: $t is an RFC 3339 time within 120 s of now.
+sub near_now($t, $name) {
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $e = rfc3339_epoch($t);
+	return Test::More::ok(defined $e && abs($e - time) < 120, "$name is an RFC 3339 time of now")
+	    || Test::More::diag('got ' . ($t // 'undef'));
+}
+
+# run_tag(): 8 random lower-case letters, run_num(): 4 random digits, each
+# drawn once per test file: the tests put them into the values they write so
+# that those are distinctive (searchable in logs and tables).
+sub run_tag() { state $t = join '', map { ('a' .. 'z')[rand 26] } 1 .. 8; return $t }
+sub run_num() { state $n = sprintf '%04d', int rand 10000; return $n }
+
+# A file's bytes (undef when it cannot be read).
+sub slurp($path) { return _slurp($path) }
 
 # ---------------------------------------------------------------- identity (issue 3)
 
@@ -1014,6 +1050,19 @@ sub admin_session(%o) {
 		$st->{admin_session} = $s;
 	}
 	return $st->{admin_session};
+}
+
+# GET /auth/me as $session (undef: with none); %o as for http().
+sub me($session, %o) { return http(GET => '/auth/me', %o, ($session ? (session => $session) : ())) }
+
+# login() as $u (a hash with email and password: create_user's, or a body
+# sent to create one) with a test "$label logs in". Returns the session.
+sub login_ok($u, $label) {
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $s = login($u->{email}, $u->{password});
+	Test::More::ok($s->{cookie}, "$label logs in")
+	    or Test::More::diag(($u->{res} ? "create: $u->{res}{body}\n" : '') . "login: $s->{res}{body}");
+	return $s;
 }
 
 # Runs build/$OPSD_BUILD/opsctl with OPSD_ENV_FILE=$OPSD_VAR/opsd.env. An
