@@ -33,8 +33,8 @@ use Time::HiRes qw(time sleep);
 use OpsdTest;
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)' for qw(output failure_output todo_output);
-my $R = join '', map { ('a' .. 'z')[rand 26] } 1 .. 8;
-my $N = sprintf '%04d', int rand 10000;
+my $R = run_tag();
+my $N = run_num();
 start_stack(env => { OPSD_WORKERS => 2 });
 my $admin = admin_session();
 ok $admin->{cookie}, 'the superadmin logs in' or diag $admin->{res}{body};
@@ -42,9 +42,6 @@ ok $admin->{cookie}, 'the superadmin logs in' or diag $admin->{res}{body};
 my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 sub first_lines(@l) { return join "\n", @l[0 .. ($#l < 14 ? $#l : 14)] }
-
-my %PII;      # label => a PII string this test wrote (none may reach an audit.purged payload)
-sub pii($label, $v) { $PII{$label} = $v; return sensitive($label, $v) }
 
 # ---------------------------------------------------------------- the chain as MariaDB holds it
 
@@ -217,12 +214,8 @@ sub check_cover($what) {
 my $org1 = create_org(name => pii('org1 name', "Retention Ltd $R"));
 my $O2 = create_org(name => pii('O2 name', "Held Holdings $R"));
 ok $org1->{id} && $O2->{id}, 'org1 and O2 created' or BAIL_OUT('cannot create orgs');
-sub contact($org, $tag) {
-	my $r = tenant_create($admin, $org, 'contacts', { name => pii("$tag name", "Contact \u$tag $R"),
-	    email => pii("$tag email", "$tag.$R\@retention.example"), phone => pii("$tag phone", "+44 20 7946 $N") });
-	status_is $r, 201, "contact $tag created";
-	return j($r)->{id};
-}
+# a contact with a name, an email and a phone (PII): its id
+sub contact_id($org, $tag) { return contact($admin, $org, $tag, address => undef, notes => undef)->{id} }
 sub patch($org, $id, $tag, $n) {
 	for my $i (1 .. $n) {
 		status_is tenant_patch($admin, $org, 'contacts', $id,
@@ -230,9 +223,9 @@ sub patch($org, $id, $tag, $n) {
 		    200, "  PATCH $tag ($i)";
 	}
 }
-my $A = contact($org1, 'alice');
-my $B = contact($org1, 'bruno');
-my $C = contact($O2, 'carla');
+my $A = contact_id($org1, 'alice');
+my $B = contact_id($org1, 'bruno');
+my $C = contact_id($O2, 'carla');
 ok $A && $B && $C, 'contacts A, B (org1) and C (O2)' or BAIL_OUT('cannot create contacts');
 # A's updates sit between B's, so that releasing A later lets the runs on
 # both sides of them become one anchor
@@ -325,7 +318,7 @@ my $p1;
 	is rfc3339_epoch($pp->{cutoff}), rfc3339_epoch($p1->{cutoff}), '  payload cutoff = the cutoff printed';
 	like $pe->{actor_label} // '', qr/^cli:/, "  actor_label $pe->{actor_label}";
 	ok !defined $pe->{org_id} && !defined $pe->{target_id}, '  no org, no target';
-	my @hits = grep { index($pe->{payload} // '', encode_utf8($PII{$_})) >= 0 } sort keys %PII;
+	my @hits = pii_hits($pe->{payload});
 	ok !@hits && ($pe->{payload} // '') !~ /\@|[0-9a-f]{8}-[0-9a-f]{4}-/i, '  no PII (no name, email, phone, note) and no id in the payload'
 	    or diag "$pe->{payload}\n@hits";
 	is count_events(), $x1->{kept} + 1, 'the events left: the kept ones and audit.purged';
@@ -372,7 +365,7 @@ my $p1;
 }
 
 # ============================================================ 5. more activity, a second purge merges runs
-my $D = contact($org1, 'dora');
+my $D = contact_id($org1, 'dora');
 patch($org1, $D, 'dora', 2);
 patch($org1, $B, 'bruno second', 1);
 {
@@ -418,7 +411,7 @@ patch($org1, $B, 'bruno second', 1);
 }
 
 # ============================================================ 7. a tampered event stops the purge before it
-my $E = contact($org1, 'emil');
+my $E = contact_id($org1, 'emil');
 patch($org1, $E, 'emil', 2);
 patch($org1, $D, 'dora second', 1);
 {
@@ -464,7 +457,7 @@ patch($org1, $D, 'dora second', 1);
 # ============================================================ 7b. a deleted row: the event after it is evidence too
 # /audit/verify names the event after a missing row (t/62-audit.t); "anything
 # that does not verify" must survive retention like a tampered one.
-my $H = contact($org1, 'hanna');
+my $H = contact_id($org1, 'hanna');
 patch($org1, $H, 'hanna', 3);
 {
 	my @h = grep { about($_, $H) } events();
@@ -498,7 +491,7 @@ patch($org1, $H, 'hanna', 3);
 # ============================================================ 7c. an event altered with its hash recomputed
 # The altered event verifies on its own; the one after it no longer links to
 # it. Retention must keep both (the altered one is the evidence).
-my $K = contact($org1, 'kira');
+my $K = contact_id($org1, 'kira');
 patch($org1, $K, 'kira', 2);
 {
 	my @k = grep { about($_, $K) } events();
@@ -526,9 +519,9 @@ patch($org1, $K, 'kira', 2);
 }
 
 # ============================================================ new activity for the last steps
-my $F = contact($org1, 'frida');
+my $F = contact_id($org1, 'frida');
 patch($org1, $F, 'frida', 1);
-my $G = contact($O2, 'gus');            # a new record of the held org: held too
+my $G = contact_id($O2, 'gus');            # a new record of the held org: held too
 patch($org1, $B, 'bruno third', 1);
 push @HELD, $G if $G;
 

@@ -28,7 +28,7 @@ use Time::HiRes qw(time sleep);
 use OpsdTest;
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)' for qw(output failure_output todo_output);
-my $R = join '', map { ('a' .. 'z')[rand 26] } 1 .. 8;
+my $R = run_tag();
 start_stack(env => { OPSD_WORKERS => 2 });
 my $admin = admin_session();
 ok $admin->{cookie}, 'the superadmin logs in' or diag $admin->{res}{body};
@@ -46,8 +46,6 @@ sub list_ids($s, $org) {
 	return { map { ($_->{id} => $_) } @{ $all->{items} } };
 }
 
-my %PII;   # label => a value no audit row or log line may carry
-sub pii($label, $v) { $PII{$label} = $v; return sensitive($label, $v) }
 my $seq = 0;
 # A body for POST /orgs/:orgId/users with distinctive values.
 sub new_body(%o) {
@@ -499,10 +497,11 @@ my $H = $NEW{adminA2};
 {
 	my $text = audit_text() // '';
 	ok index($text, 'user.deleted') >= 0, '(control: the audit text has user.deleted)';
-	my @hits = grep { index($text, encode_utf8($PII{$_})) >= 0 } sort keys %PII;
-	ok !@hits, 'no email, name or password written here appears in audit_events (' . scalar(keys %PII) . ' strings)'
+	my @hits = pii_hits($text);
+	ok !@hits, 'no email, name or password written here appears in audit_events (' . scalar(keys %{ pii_values() })
+	    . ' strings)'
 	    or diag join "\n", @hits;
-	my @log = find_in_logs({ map { ($_ => $PII{$_}) } grep { /password/ } keys %PII });
+	my @log = pii_in_logs(labels => qr/password/);
 	ok !@log, 'no password in log/' or diag join "\n", @log;
 }
 

@@ -11,17 +11,22 @@ package OpsdTest::Records;
 # Everything exported here is exported by OpsdTest too (`use OpsdTest;`).
 
 use v5.36;
+use utf8;
 use Carp qw(croak);
+use Encode qw(encode_utf8);
 use Exporter qw(import);
 use JSON::PP ();
+use Test::More ();
 
 our @EXPORT;
 BEGIN {
 	@EXPORT = qw(tenant_create tenant_get tenant_patch tenant_delete tenant_list tenant_list_all
 	    legal_hold strip_pii compliance_record
-	    batch_archive compliance_export org_export parse_csv bulk_insert_contacts set_created_at org_row_ids);
+	    batch_archive compliance_export org_export parse_csv bulk_insert_contacts set_created_at org_row_ids
+	    results want_results counts_are pii pii_values pii_hits pii_in_logs contact);
 }
-use OpsdTest qw(http mysql uuid_hex uri_escape_all json_encode);
+use OpsdTest qw(http mysql uuid_hex uri_escape_all json_encode j status_is norm_id sensitive find_in_logs
+	run_tag run_num);
 
 sub _tenant_path($org, $entity, $id = undef) {
 	$org = $org->{id} if ref $org eq 'HASH';
@@ -75,6 +80,100 @@ sub _bool_fields(%b) {
 sub legal_hold($s, %body) { return http(POST => '/compliance/legal-hold', json => _bool_fields(%body), session => $s) }
 sub strip_pii($s, %body) { return http(POST => '/compliance/strip-pii', json => _bool_fields(%body), session => $s) }
 sub compliance_record($s, $entity, $id) { return http(GET => "/compliance/records/$entity/$id", session => $s) }
+
+# ---------------------------------------------------------------- answers of the compliance batch routes
+#
+#   is_deeply results($r), want_results($c1->{id} => 'held'), 'result held';
+#   counts_are($r, { stripped => 1, legal_hold => 1 }, 'counts');
+#   counts_are($r, { archived => 2 }, 'counts', keys => [qw(archived already_archived legal_hold not_found)]);
+
+# {id => result} of a legal-hold, strip-pii or batch-archive answer (ids as
+# norm_id()), and the same shape from id => result pairs.
+sub results($r) { return { map { (norm_id($_->{id}) => $_->{result}) } grep { ref eq 'HASH' } @{ j($r)->{results} // [] } } }
+sub want_results(%w) { return { map { (norm_id($_) => $w{$_}) } keys %w } }
+
+# A test: the answer's counts are $want, a key it leaves out counting 0.
+# Without keys (legal-hold, strip-pii: counts has the results that occurred)
+# every other key of counts must be 0; keys => [...] (batch-archive: always
+# these keys) counts must have exactly these keys, each present.
+sub counts_are($r, $want, $name, %o) {
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $c = j($r)->{counts};
+	my %got = ref $c eq 'HASH' ? %$c : ();
+	my @bad;
+	if (my $keys = $o{keys}) {
+		my %known = map { $_ => 1 } @$keys;
+		@bad = ((grep { ($got{$_} // -1) != ($want->{$_} // 0) } @$keys), grep { !$known{$_} } keys %got, keys %$want);
+	} else {
+		@bad = grep { ($got{$_} // 0) != ($want->{$_} // 0) } keys %got, keys %$want;
+	}
+	return Test::More::ok(ref $c eq 'HASH' && !@bad, $name)
+	    || Test::More::diag('counts: ' . json_encode($c) . ' want ' . json_encode($want) . ' (bad: '
+	    . join(' ', sort keys %{ { map { $_ => 1 } @bad } }) . ')');
+}
+
+# ---------------------------------------------------------------- PII the test writes
+#
+#   my $org = create_org(name => pii('org name', "Northwind $R"));
+#   my @hits = pii_hits(audit_text());   # labels of the values found in it
+#   my @log = pii_in_logs();             # "log/<file>: <label>" (find_in_logs)
+#
+# pii($label, $value) registers $value with sensitive() (so t/99-logs.t
+# looks for it in the whole run's logs) and keeps it in this test's table,
+# whatever its length; returns $value. pii_values(%o) is that table {label =>
+# value}; min_length => N leaves out values shorter than N characters (one
+# too common to search for, such as an address that is a lone quote; t/99
+# leaves out values under 6 too), labels => qr/.../ keeps the matching
+# labels. pii_hits($text, %o) and pii_in_logs(%o) search the values (as
+# UTF-8) in a text of bytes and in log/, with the same options.
+
+my %PII;
+
+sub pii($label, $value) {
+	$PII{$label} = $value;
+	return sensitive($label, $value);
+}
+
+sub pii_values(%o) {
+	my $min = $o{min_length} // 1;
+	return { map { ($_ => $PII{$_}) } grep { defined $PII{$_} && length $PII{$_} >= $min
+	    && (!$o{labels} || $_ =~ $o{labels}) } keys %PII };
+}
+
+sub pii_hits($text, %o) {
+	my $v = pii_values(%o);
+	return grep { index($text // '', encode_utf8($v->{$_})) >= 0 } sort keys %$v;
+}
+
+sub pii_in_logs(%o) {
+	my $v = pii_values(%o);
+	return find_in_logs({ map { ($_ => encode_utf8($v->{$_})) } keys %$v });
+}
+
+# contact($session, $org, $tag, %fields): POST /orgs/:orgId/contacts with a
+# distinctive value in every field, each registered with pii() as "<tag>
+# <field>": name "Contact <Tag> <R>", email "<tag>.<R>@contacts.example",
+# phone "+44 20 7946 <N> ext <tag>", address "<N> <Tag> Street <R>, Leith",
+# notes "Notes on <Tag>, Grüße <R>" (R and N: run_tag() and run_num()).
+# %fields replace or add fields (undef leaves one out). Tests "contact <tag>
+# created" (201); returns the answer's JSON with given => {the fields sent}.
+sub contact($s, $org, $tag, %fields) {
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my ($R, $N) = (run_tag(), run_num());
+	my %f = (
+		name => "Contact \u$tag $R",
+		email => "$tag.$R\@contacts.example",
+		phone => "+44 20 7946 $N ext $tag",
+		address => "$N \u$tag Street $R, Leith",
+		notes => "Notes on \u$tag, Grüße $R",
+		%fields,
+	);
+	delete $f{$_} for grep { !defined $f{$_} } keys %f;
+	pii("$tag $_", $f{$_}) for sort keys %f;
+	my $r = tenant_create($s, $org, 'contacts', \%f);
+	status_is($r, 201, "contact $tag created");
+	return { %{ j($r) }, given => \%f };
+}
 
 # ---------------------------------------------------------------- archive and exports (issue 6, second slice)
 #
