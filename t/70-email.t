@@ -56,7 +56,6 @@ sub wait_row($id, $timeout, $cond) {
 	return $row // {};
 }
 sub rcpt_events($addr) { return grep { lc($_->{rcpt} // '') eq lc $addr } $peer->events(event => 'rcpt') }
-sub payload($a) { return json_decode($a->{payload} // '') // {} }
 sub outbox(%q) {
 	my $qs = join '&', map { "$_=" . uri_escape_all($q{$_}) } sort keys %q;
 	return http(GET => '/email/outbox' . ($qs ? "?$qs" : ''), session => $admin);
@@ -169,10 +168,10 @@ for my $k (qw(domain exact_uc)) {
 	} else {
 		diag "could not read the backoff of the 451 item: $b";
 	}
-	my @a = grep { payload($_)->{willRetry} } audit_rows('email.failed', target_id => $ID{later});
+	my @a = grep { audit_payload($_)->{willRetry} } audit_rows('email.failed', target_id => $ID{later});
 	ok scalar(@a), 'audit: email.failed with willRetry true for the 451 item' or show_state($ID{later});
 	if (@a) {
-		my $p = payload($a[0]);
+		my $p = audit_payload($a[0]);
 		is $p->{smtpStatus}, 451, 'email.failed payload smtpStatus 451';
 		is $p->{step}, 'rcpt', 'email.failed payload step rcpt';
 		ok defined $p->{attempt}, 'email.failed payload has attempt';
@@ -200,7 +199,7 @@ for my $k (qw(domain exact_uc)) {
 	my @a = audit_rows('email.failed', target_id => $ID{rejected});
 	is scalar(@a), 1, 'audit: one email.failed for the 550 item' or show_state($ID{rejected});
 	if (@a) {
-		my $p = payload($a[0]);
+		my $p = audit_payload($a[0]);
 		is $a[0]{target_type}, 'email', "email.failed target_type 'email'";
 		ok JSON::PP::is_bool($p->{willRetry}) && !$p->{willRetry}, 'payload willRetry false';
 		is $p->{smtpStatus}, 550, 'payload smtpStatus 550';
@@ -271,9 +270,9 @@ for my $k (qw(domain exact_uc)) {
 	is scalar($peer->messages_to($ADDR{down})), 1, 'exactly one copy three seconds later';
 	my @a = audit_rows('email.sent', target_id => $id);
 	is scalar(@a), 1, 'one email.sent for it';
-	my @f = grep { payload($_)->{willRetry} } audit_rows('email.failed', target_id => $id);
+	my @f = grep { audit_payload($_)->{willRetry} } audit_rows('email.failed', target_id => $id);
 	cmp_ok scalar(@f), '>=', 1, 'email.failed (willRetry true) recorded for the failed connects';
-	is payload($f[0])->{step}, 'connect', 'their step is connect' if @f;
+	is audit_payload($f[0])->{step}, 'connect', 'their step is connect' if @f;
 }
 
 # ============================================================ bad input: 400, nothing queued
@@ -417,7 +416,7 @@ my $pa_s = login($pa->{email}, $pa->{password});
 	is $row->{attempts}, 5, 'after exactly 5 attempts';
 	sleep 3;
 	is +(outbox_row($ID{later}) // {})->{attempts}, 5, 'and is not tried again';
-	my @last = grep { JSON::PP::is_bool(payload($_)->{willRetry}) && !payload($_)->{willRetry} }
+	my @last = grep { JSON::PP::is_bool(audit_payload($_)->{willRetry}) && !audit_payload($_)->{willRetry} }
 	    audit_rows('email.failed', target_id => $ID{later});
 	is scalar(@last), 1, 'one email.failed with willRetry false for it';
 	ok !$peer->messages_to($ADDR{later}), 'the 451 recipient never got a message';

@@ -33,12 +33,6 @@ my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 my $TOMB = qr/^redacted\+[0-9a-f]{16}\@redacted\.invalid$/;
 my $RED = '[redacted]';
 
-sub compliance_audit_count() {
-	my $n = mysql("SELECT COUNT(*) FROM audit_events WHERE action LIKE 'compliance.%'") // return -1;
-	chomp $n;
-	return $n + 0;
-}
-
 # pii() registers every PII string this test writes: none may reach
 # audit_events or log/ (checked at the end)
 
@@ -281,7 +275,7 @@ my %TOMBSTONE;
 	my $snap = table_snapshot(@TABLES);
 	ok @{ $snap->{contacts} } >= 9 && @{ $snap->{users} } >= 8 && @{ $snap->{orgs} } >= 2, '(the snapshot has the rows)';
 	my $sessions = mysql('SELECT COUNT(*) FROM sessions');
-	my $audits = compliance_audit_count();
+	my $audits = audit_count('compliance.%');
 	my $ok = $c4->{id};
 	my @many = ($ok, map { uuid7_like() } 1 .. 1000);
 	my %seen;
@@ -348,7 +342,7 @@ my %TOMBSTONE;
 
 	is_deeply table_snapshot(@TABLES), $snap, 'after every bad request: contacts, projects, offices, users, orgs, api_tokens unchanged';
 	is mysql('SELECT COUNT(*) FROM sessions'), $sessions, '  the sessions table has as many rows';
-	is compliance_audit_count(), $audits, '  no compliance.* audit event';
+	is audit_count('compliance.%'), $audits, '  no compliance.* audit event';
 	my $d = j(compliance_record($comp, 'contacts', $ok));
 	is $d->{piiStripped}, JSON::PP::false, '  delta (the valid id in the bad batches) is not stripped' or diag json_encode($d);
 	is $d->{legalHold}, JSON::PP::false, '  nor held';
@@ -358,7 +352,7 @@ my %TOMBSTONE;
 {
 	my $ok = $c4->{id};
 	my $snap = table_snapshot(qw(contacts users orgs));
-	my $audits = compliance_audit_count();
+	my $audits = audit_count('compliance.%');
 	for my $l (qw(pa member orgadmin)) {
 		my $role = $U{$l}{roles}[0];
 		check_error(strip_pii($S{$l}, entity => 'contacts', ids => [$ok], reason => $REASON), 403, 'forbidden', "strip-pii as $role");
@@ -367,7 +361,7 @@ my %TOMBSTONE;
 		check_error(compliance_record($S{$l}, 'contacts', $ok), 403, 'forbidden', "GET /compliance/records as $role");
 	}
 	is_deeply table_snapshot(qw(contacts users orgs)), $snap, 'nothing changed by the refused calls';
-	is compliance_audit_count(), $audits, '  and no compliance.* audit event';
+	is audit_count('compliance.%'), $audits, '  and no compliance.* audit event';
 
 	my %victim = (comp => $C{echo}, coff => $C{foxtrot}, sec => $C{golf}, admin => $C{hotel});
 	my %sess = (%S, admin => $admin);
@@ -390,8 +384,7 @@ my %TOMBSTONE;
 
 # ============================================================ 13. audit: compliance events with ids and counts
 {
-	my @rows = db_rows("SELECT action, target_type, target_id, payload FROM audit_events WHERE action LIKE 'compliance.%' ORDER BY seq");
-	my @p = map { { %$_, p => json_decode($_->{payload} // '') // {} } } @rows;
+	my @p = audit_payloads('compliance.%');
 	my $has_id = sub ($e, $id) { grep { norm_id($_) eq norm_id($id) } @{ $e->{p}{ids} // [] } };
 	my ($set) = grep { $_->{action} eq 'compliance.legal_hold_set' && ($_->{p}{entity} // '') eq 'contacts' && $has_id->($_, $c2->{id}) } @p;
 	ok $set, 'compliance.legal_hold_set {entity: contacts, ids: [bravo, …]}' or diag json_encode([map { $_->{payload} } @p]);

@@ -44,18 +44,6 @@ my @CONTACT_FIELDS = qw(name email phone address notes);
 # characters (too common: an address that is one quote)
 my %SEARCHABLE = (min_length => 6);
 
-sub audit_count($action) {
-	my $n = mysql("SELECT COUNT(*) FROM audit_events WHERE action = '$action'") // return -1;
-	chomp $n;
-	return $n + 0;
-}
-# the events of one action with their payload decoded (p) and the org of the
-# event (org: lower-case hex of audit_events.org_id)
-sub audit_payloads($action) {
-	return map { { %$_, p => json_decode($_->{payload} // '') // {} } }
-	    db_rows("SELECT seq, action, target_type, target_id, LOWER(HEX(org_id)) AS org, request_id, payload FROM audit_events"
-	    . " WHERE action = '$action' ORDER BY seq");
-}
 # the org export's orgId: in the payload, or the event's own org column
 sub event_org($e) { return defined $e->{p}{orgId} ? norm_id($e->{p}{orgId}) : norm_id($e->{org}) }
 # a row without the columns an archive may change

@@ -45,7 +45,6 @@ sub first_lines(@l) { return join "\n", @l[0 .. ($#l < 14 ? $#l : 14)] }
 
 # ---------------------------------------------------------------- the chain as MariaDB holds it
 
-sub uuid_sql($col) { return "INSERT(INSERT(INSERT(INSERT(LOWER(HEX($col)),9,0,'-'),14,0,'-'),19,0,'-'),24,0,'-')" }
 # The columns of the canonical form as audit.c reads them: ids as lower-case
 # hyphenated UUID text, occurred_at as MariaDB prints DATETIME(3).
 my $EVENT_COLS = join ', ', 'seq', uuid_sql('id') . ' AS id', 'occurred_at', uuid_sql('actor_id') . ' AS actor_id',
@@ -57,7 +56,7 @@ sub events() {
 	$SEEN{ $_->{seq} } = $_ for @e;
 	return @e;
 }
-sub count_events() { return db_count('SELECT COUNT(*) FROM audit_events') }
+sub count_events() { return audit_count() }
 sub count_anchors() { return db_count('SELECT COUNT(*) FROM audit_anchors') }
 sub anchors() {
 	return db_rows('SELECT first_seq, last_seq, LOWER(HEX(prev_hash)) AS prev_hash, LOWER(HEX(last_hash)) AS last_hash,'
@@ -145,9 +144,8 @@ sub purge_counts_are($r, $x, $what) {
 	    "$what: deleted $x->{deleted}, kept $x->{kept}, $x->{anchors} anchors, as counted here" or diag "stdout: $r->{out}";
 }
 
-sub verify_api() { my $r = http(GET => '/audit/verify', session => $admin); return ($r, j($r)) }
 sub verify_ok($what) {
-	my ($r, $v) = verify_api();
+	my ($r, $v) = audit_verify();
 	my $n = count_events();
 	is $r->{status}, 200, "$what: GET /audit/verify 200";
 	ok JSON::PP::is_bool($v->{ok}) && $v->{ok} && ($v->{checked} // -1) == $n,
@@ -158,7 +156,7 @@ sub verify_ok($what) {
 }
 # want: seq, id, reason (a string or a regex)
 sub verify_broken($what, %w) {
-	my ($r, $v) = verify_api();
+	my ($r, $v) = audit_verify();
 	is $r->{status}, 200, "$what: GET /audit/verify 200";
 	my $rs = ref $w{reason} ? $w{reason} : qr/^\Q$w{reason}\E$/;
 	my $ok = ok JSON::PP::is_bool($v->{ok}) && !$v->{ok}, "$what: ok false";
@@ -475,7 +473,7 @@ patch($org1, $H, 'hanna', 3);
 	ok $kept, "  seq $after->{seq}, the event verify names after the missing row, is still there"
 	    or diag "purge said: $p->{out}$p->{err}";
 	purge_counts_are($p, $x, "  it stopped before seq $after->{seq}") if $kept;
-	my ($r, $v) = verify_api();
+	my ($r, $v) = audit_verify();
 	ok JSON::PP::is_bool($v->{ok}) && !$v->{ok}, '  verify still reports the chain broken' or diag $r->{body};
 	ok defined mysql('INSERT INTO audit_events SELECT * FROM t93_saved', 'DROP TABLE t93_saved'), "seq $gone->{seq} put back";
 	verify_ok('the deleted row put back');

@@ -39,7 +39,6 @@ my $RED = '[redacted]';
 my @USER_KEYS = qw(id email name roles orgId service disabled createdAt updatedAt);
 
 sub email_count($email) { return db_count("SELECT COUNT(*) FROM users WHERE email = '" . lc($email) . "'") }
-sub user_audit_count() { return db_count("SELECT COUNT(*) FROM audit_events WHERE action LIKE 'user.%'") }
 sub list_ids($s, $org) {
 	my $all = tenant_list_all($s, $org, 'users', limit => 2);
 	ok !@{ $all->{errors} }, "  GET /orgs/:orgId/users pages all answer 200 ($all->{pages} pages)" or diag join "\n", @{ $all->{errors} };
@@ -214,7 +213,7 @@ my %NEW;   # label => {body, json}
 
 	# org roles only
 	my $users = db_count('SELECT COUNT(*) FROM users');
-	my $audits = user_audit_count();
+	my $audits = audit_count('user.%');
 	for my $role (qw(superadmin platform_admin compliance compliance_officer security_admin)) {
 		my $r = tenant_create($admin, $A, 'users', new_body(roles => ['member', $role]));
 		check_error($r, 400, 'validation_failed', "POST /orgs/A/users with roles [member, $role] as superadmin");
@@ -227,7 +226,7 @@ my %NEW;   # label => {body, json}
 	check_error($r, 400, 'validation_failed', 'POST with an unknown role');
 	fields_named($r, 'roles');
 	is db_count('SELECT COUNT(*) FROM users'), $users, 'no user written by the refused role requests';
-	is user_audit_count(), $audits, 'no user.* audit event either';
+	is audit_count('user.%'), $audits, 'no user.* audit event either';
 
 	# a user of A holding a platform role is out of the org_admin's reach
 	my $mixed = create_user(roles => ['member', 'security_admin'], org => $A);
@@ -251,7 +250,7 @@ my %NEW;   # label => {body, json}
 	check_error(tenant_create($adminB, $B, 'users', new_body(email => uc $U{memA}{email})), 409, 'conflict',
 	    'POST with the upper-cased email of a user of another org');
 	my $users = db_count('SELECT COUNT(*) FROM users');
-	my $audits = user_audit_count();
+	my $audits = audit_count('user.%');
 	my $ok = new_body();
 	my @bad = (
 		[{ %$ok, email => undef }, ['email'], 'no email', 1],
@@ -304,7 +303,7 @@ my %NEW;   # label => {body, json}
 		fields_named($r, @$fields);
 	}
 	is_deeply db_row('users', $t->{id}), $row, 'the user is unchanged after the bad patches';
-	is user_audit_count(), $audits, 'no user.* audit event for any refused request';
+	is audit_count('user.%'), $audits, 'no user.* audit event for any refused request';
 
 	my $X = uuid7_like();
 	for my $id ('not-a-uuid', '12345', uc(norm_id($t->{id})) . 'zz') {
@@ -318,7 +317,7 @@ my %NEW;   # label => {body, json}
 	check_error(tenant_list($admin, { id => uuid7_like() }, 'users'), 404, 'not_found', 'GET /orgs/<unknown org>/users');
 	check_error(tenant_create($admin, { id => uuid7_like() }, 'users', new_body()), 404, 'not_found', 'POST /orgs/<unknown org>/users');
 	check_error(tenant_list($admin, { id => 'not-an-org' }, 'users'), 404, 'not_found', 'GET /orgs/not-an-org/users');
-	is user_audit_count(), $audits, 'still no user.* audit event';
+	is audit_count('user.%'), $audits, 'still no user.* audit event';
 }
 
 # ============================================================ legal hold on a user
@@ -331,7 +330,7 @@ my $H = $NEW{adminA2};
 	is_deeply [map { $_->{result} } @{ j($r)->{results} // [] }], ['held'], '  held' or diag $r->{body};
 	my $row = db_row('users', $id);
 	is $row->{legal_hold}, 1, '(legal_hold = 1 in MariaDB)';
-	my $audits = user_audit_count();
+	my $audits = audit_count('user.%');
 	check_error(tenant_patch($adminA, $A, 'users', $id, { name => "Held Rename $R" }), 409, 'legal_hold',
 	    'PATCH /orgs/A/users/:id {name} of the held user');
 	check_error(http(PATCH => "/users/$id", session => $admin, json => { name => "Held Rename $R" }), 409, 'legal_hold',
@@ -343,7 +342,7 @@ my $H = $NEW{adminA2};
 	check_error(tenant_delete($adminA, $A, 'users', $id), 409, 'legal_hold', 'DELETE of the held user as the org_admin');
 	check_error(tenant_delete($admin, $A, 'users', $id), 409, 'legal_hold', 'DELETE of the held user as superadmin');
 	is_deeply db_row('users', $id), $row, '  still unchanged';
-	is user_audit_count(), $audits, '  no user.* audit event for the refused requests';
+	is audit_count('user.%'), $audits, '  no user.* audit event for the refused requests';
 	status_is me($hs), 200, "  the held user's session still works";
 	ok list_ids($adminA, $A)->{$id}, '  and the user is still listed';
 
@@ -445,7 +444,7 @@ my $H = $NEW{adminA2};
 {
 	my $X = $NEW{nopw};
 	my $id = $X->{json}{id};
-	my $n = db_count("SELECT COUNT(*) FROM audit_events WHERE action = 'compliance.exported'");
+	my $n = audit_count('compliance.exported');
 	my $r = compliance_export($comp, 'users', $id);
 	status_is $r, 200, 'GET /compliance/export?entity=users&id= 200';
 	my $rec = j($r)->{record} // {};
@@ -470,7 +469,7 @@ my $H = $NEW{adminA2};
 	ok $o->{body} !~ /dedicated_target|dedicatedTarget/, '  no connection target';
 	my @ex = db_rows("SELECT target_type, payload FROM audit_events WHERE action = 'compliance.exported' ORDER BY seq DESC LIMIT 2");
 	is_deeply [sort map { $_->{target_type} } @ex], [qw(orgs users)], 'compliance.exported for both';
-	is db_count("SELECT COUNT(*) FROM audit_events WHERE action = 'compliance.exported'"), $n + 2, '  two events';
+	is audit_count('compliance.exported'), $n + 2, '  two events';
 
 	# after strip-PII: redacted, the originals nowhere
 	my $s = strip_pii($comp, entity => 'users', ids => [$id], reason => "DSR $R");

@@ -728,7 +728,7 @@ sub table_snapshot(@tables) {
 # lower-case hex for UNHEX('...'); "none" (UNHEX gives NULL: no org) when it
 # is not a UUID.
 
-push @EXPORT, qw(db_count norm_id org_hex);
+push @EXPORT, qw(db_count norm_id org_hex uuid_sql);
 
 sub db_count($sql) {
 	my $v = mysql($sql) // return -1;
@@ -739,6 +739,9 @@ sub db_count($sql) {
 sub norm_id($id) { return lc(($id // '') =~ s/-//gr) }
 
 sub org_hex($org) { return lc(uuid_hex(ref $org eq 'HASH' ? $org->{id} : $org) // 'none') }
+
+# SQL that prints the binary id in $col as a lower-case hyphenated UUID.
+sub uuid_sql($col) { return "INSERT(INSERT(INSERT(INSERT(LOWER(HEX($col)),9,0,'-'),14,0,'-'),19,0,'-'),24,0,'-')" }
 
 # ---------------------------------------------------------------- FastCGI
 
