@@ -25,9 +25,9 @@ use Test::More ();
 our @EXPORT;
 BEGIN {
 	@EXPORT = qw(make_test_ca start_smtp_peer smtp_env smtp_python email_tmp_dir
-	    outbox_row outbox_rows outbox_count parse_mail);
+	    outbox_row outbox_rows outbox_count parse_mail email_test_post wait_outbox_row outbox_diag);
 }
-use OpsdTest qw(run_cmd mysql sensitive);
+use OpsdTest qw(run_cmd mysql sensitive http admin_session wait_until json_encode);
 
 my $EMAIL_TMP;
 
@@ -151,6 +151,36 @@ sub outbox_count() {
 	my $n = mysql('SELECT COUNT(*) FROM email_outbox') // return -1;
 	chomp $n;
 	return $n + 0;
+}
+
+# POST /email/test to $to (an address, or the whole body as a hash) as the
+# superadmin or as => $session; relogin => 1 logs the superadmin in again
+# and retries once after a 401 (its session went with a restart); other
+# options go to http() (csrf => undef, ...).
+sub email_test_post($to, %o) {
+	my $as = delete $o{as};
+	my $relogin = delete $o{relogin};
+	my $body = ref $to eq 'HASH' ? $to : { to => $to };
+	my $r = http(POST => '/email/test', json => $body, session => $as // admin_session(), %o);
+	if ($r->{status} == 401 && $relogin && !$as) {
+		$r = http(POST => '/email/test', json => $body, session => admin_session(fresh => 1), %o);
+	}
+	return $r;
+}
+
+# Waits (up to $timeout s) until the outbox row $id satisfies $cond; returns
+# the last row seen ({} when there was none).
+sub wait_outbox_row($id, $timeout, $cond) {
+	my $row;
+	wait_until($timeout, sub { $row = outbox_row($id); $row && $cond->($row) }, 0.2);
+	return $row // {};
+}
+
+# diag() of an outbox row and of the state of each peer, for a failed test.
+sub outbox_diag($id, @peers) {
+	my $row = outbox_row($id);
+	Test::More::diag('outbox row ' . ($id // 'undef') . ': ' . ($row ? json_encode($row) : 'none'));
+	Test::More::diag($_->state_text) for @peers;
 }
 
 # parse_mail($raw): a message as the peer received it, parsed:
