@@ -57,19 +57,13 @@ sub uuid_of($h) { $h = lc $h; return join '-', substr($h, 0, 8), substr($h, 8, 4
 sub schema_exists($db) { return db_count("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '$db'") == 1 }
 sub elapsed() { return sprintf '%.0fs', time - $T0 }
 
-sub bool_body(%b) {
-	for my $k (qw(dryRun overrideLegalHold hold)) {
-		$b{$k} = $b{$k} ? JSON::PP::true : JSON::PP::false if exists $b{$k} && !ref $b{$k};
-	}
-	return \%b;
-}
-sub mig_start(%b) { return http(POST => '/migration/start', json => bool_body(reason => "test $R", %b), session => $admin, timeout => 60) }
-sub mig_finalize($org) { return http(POST => '/migration/finalize', json => { orgId => $org->{id} }, session => $admin, timeout => 60) }
+sub mig_start(%b) { return migration_start($admin, reason => "test $R", %b, timeout => 60) }
+sub mig_finalize($org) { return migration_finalize($admin, orgId => $org->{id}, timeout => 60) }
 sub mig_abort($org, $why = "abort $R") {
-	return http(POST => '/migration/abort', json => { orgId => $org->{id}, reason => $why }, session => $admin, timeout => 60);
+	return migration_abort($admin, orgId => $org->{id}, reason => $why, timeout => 60);
 }
 sub mig_status($org) {
-	my $r = http(GET => "/migration/status/$org->{id}", session => $admin, timeout => 20);
+	my $r = migration_status($admin, $org->{id}, timeout => 20);
 	return $r->{status} == 200 ? j($r) : { httpStatus => $r->{status}, body => $r->{body} };
 }
 my %TERMINAL = map { $_ => 1 } qw(completed aborted failed);

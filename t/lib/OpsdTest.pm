@@ -23,8 +23,9 @@ package OpsdTest;
 # This file holds the core (the stack, processes and logs, HTTP, MariaDB,
 # FastCGI, env files, identity, the log archive); the helpers of each area
 # are in t/lib/OpsdTest/: Email.pm (SMTP peer, outbox), Legal.pm, Records.pm
-# (tenant records, compliance, exports), Audit.pm (audit_events). OpsdTest
-# exports what they export: `use OpsdTest;` is all a test needs.
+# (tenant records, compliance, exports), Audit.pm (audit_events),
+# Migration.pm (the /migration routes). OpsdTest exports what they export:
+# `use OpsdTest;` is all a test needs.
 
 use v5.36;
 use Carp qw(croak);
@@ -1435,7 +1436,7 @@ sub _archive_logs($why) {
 # The helpers of each area live in t/lib/OpsdTest/<Area>.pm; OpsdTest exports
 # everything they export, so `use OpsdTest;` is all a test needs.
 
-for my $area (qw(Email Legal Records Audit)) {
+for my $area (qw(Email Legal Records Audit Migration)) {
 	my $pkg = "OpsdTest::$area";
 	no strict 'refs';
 	# an area module sets its @EXPORT in a BEGIN block before it loads
