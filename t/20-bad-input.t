@@ -20,13 +20,6 @@ sub echo_post($body, %o) {
 	return http(POST => '/__test/echo', body => $body, headers => \%h);
 }
 
-sub fields_named($r, @names) {
-	my $f = ref $r->{json} eq 'HASH' && ref $r->{json}{error} eq 'HASH' && ref $r->{json}{error}{details} eq 'HASH'
-	    ? $r->{json}{error}{details}{fields} : undef;
-	my $ok = ref $f eq 'HASH' && !grep { !exists $f->{$_} } @names;
-	return $ok;
-}
-
 # ---- the echo route accepts what it should
 {
 	my $r = echo_post('{"message":"hello","count":3}');
@@ -83,7 +76,7 @@ sub fields_named($r, @names) {
 	my $r = echo_post($nest->(32));
 	# depth 32 passes the parser, then "d" is an unknown field
 	check_error($r, 400, 'validation_failed', 'depth 32 is parsed (then d is unknown)');
-	ok fields_named($r, 'd'), 'depth 32: details.fields names d';
+	ok has_details_fields($r, 'd'), 'depth 32: details.fields names d';
 	$r = echo_post($nest->(33));
 	check_error($r, 400, 'invalid_json', 'depth 33 is refused');
 	$r = echo_post($nest->(5000));
@@ -94,7 +87,7 @@ sub fields_named($r, @names) {
 	is length($wrap->($mib)), $mib, 'the 1 MiB body is exactly 1 MiB';
 	$r = echo_post($wrap->($mib));
 	check_error($r, 400, 'validation_failed', 'a body of exactly 1 MiB passes the size limit (message too long)');
-	ok fields_named($r, 'message'), '1 MiB body: details.fields names message';
+	ok has_details_fields($r, 'message'), '1 MiB body: details.fields names message';
 	$r = echo_post($wrap->($mib + 1));
 	check_error($r, 413, 'payload_too_large', 'a body of 1 MiB + 1 → 413');
 	$r = echo_post($wrap->(5 * $mib));
@@ -154,7 +147,7 @@ sub fields_named($r, @names) {
 		my ($body, $fields, $name) = @$case;
 		my $r = echo_post($body);
 		check_error($r, 400, 'validation_failed', $name);
-		ok fields_named($r, @$fields), "$name: details.fields names @$fields"
+		ok has_details_fields($r, @$fields), "$name: details.fields names @$fields"
 		    or diag $r->{body};
 	}
 }

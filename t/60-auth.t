@@ -37,10 +37,6 @@ secret('admin password', admin_password());
 secret('SESSION_SECRET', session_secret());
 $EMAILS{'admin email'} = admin_email();
 
-sub me($who, %o) { return http(GET => '/auth/me', %o, ($who ? (session => $who) : ())) }
-sub status_is($r, $want, $name) {
-	return is($r->{status}, $want, $name) || diag("body: $r->{body}");
-}
 sub without_rid($r) {
 	my $j = ref $r->{json} eq 'HASH' ? { %{ $r->{json} } } : { body => $r->{body} };
 	delete $j->{requestId};

@@ -14,7 +14,6 @@ use OpsdTest;
 
 start_stack(env => { OPSD_WORKERS => 2 });
 
-my $UUID_SQL = "INSERT(INSERT(INSERT(INSERT(LOWER(HEX(id)),9,0,'-'),14,0,'-'),19,0,'-'),24,0,'-')";
 my %NEEDLES;   # label => string that no payload may contain
 sub needle($l, $v) { $NEEDLES{$l} = $v if defined $v && length $v; return $v }
 sub user_needles($u) {
@@ -33,10 +32,9 @@ needle('admin password', admin_password());
 
 # seq and id of every row, in chain order
 sub chain_rows() {
-	my $out = mysql("SELECT seq, $UUID_SQL, action FROM audit_events ORDER BY seq") // '';
+	my $out = mysql('SELECT seq, ' . uuid_sql('id') . ', action FROM audit_events ORDER BY seq') // '';
 	return map { my @f = split /\t/; { seq => $f[0], id => $f[1], action => $f[2] } } grep { length } split /\n/, $out;
 }
-sub count_rows() { my $n = mysql('SELECT COUNT(*) FROM audit_events') // ''; chomp $n; return $n }
 sub ms_of($t) {
 	my ($y, $mo, $d, $h, $mi, $sec, $frac, $tz) = ($t // '') =~
 	    /^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?(Z|z|[+-]\d\d:\d\d)?$/ or return undef;
@@ -48,7 +46,6 @@ sub audit($s, %q) {
 	my $qs = join '&', map { "$_=" . uri_escape_all($q{$_}) } sort keys %q;
 	return http(GET => '/audit' . ($qs ? "?$qs" : ''), session => $s);
 }
-sub items($r) { return @{ (ref $r->{json} eq 'HASH' ? $r->{json}{items} : undef) // [] } }
 
 # ---- actions
 my $admin = session_needles(admin_session(), 'admin');
@@ -131,7 +128,7 @@ for my $a (qw(auth.login_succeeded auth.login_failed auth.login_throttled auth.l
 	my @ms = map { ms_of($_->{occurredAt}) // -1 } @all;
 	ok !(grep { $_ < 0 } @ms), 'occurredAt is RFC 3339';
 	ok !(grep { $ms[$_] < $ms[$_ + 1] } 0 .. $#ms - 1), 'occurredAt never increases down the list';
-	is scalar(@all), count_rows(), 'limit=500 returns every event';
+	is scalar(@all), audit_count(), 'limit=500 returns every event';
 }
 {
 	my ($oc) = grep { ($_->{targetId} // '') eq ($org->{id} // '-') } @{ $by_action{'org.created'} // [] };
@@ -231,13 +228,12 @@ check_error(http(GET => '/audit/verify', session => $comp_s), 403, 'forbidden', 
 check_error(http(GET => '/audit/verify', session => $org2_s), 403, 'forbidden', 'GET /audit/verify as a member');
 
 # ---- the chain
-sub verify_api($who = $admin) { my $r = http(GET => '/audit/verify', session => $who); return ($r, $r->{json} // {}) }
 {
-	my $before = count_rows();
-	my ($r, $j) = verify_api($coff_s);
+	my $before = audit_count();
+	my ($r, $j) = audit_verify($coff_s);
 	is $r->{status}, 200, 'GET /audit/verify as compliance_officer 200' or diag $r->{body};
 	is $j->{ok}, JSON::PP::true, 'a clean chain: ok true' or diag $r->{body};
-	my $after = count_rows();
+	my $after = audit_count();
 	ok defined $j->{checked} && $j->{checked} >= $before && $j->{checked} <= $after, "checked = the row count ($before)"
 	    or diag $r->{body};
 	my ($rc, $out, $err) = opsctl('audit', 'verify');
@@ -248,7 +244,7 @@ sub verify_api($who = $admin) { my $r = http(GET => '/audit/verify', session => 
 }
 
 sub expect_broken($row, $what) {
-	my ($r, $j) = verify_api();
+	my ($r, $j) = audit_verify();
 	is $r->{status}, 200, "$what: /audit/verify 200";
 	is $j->{ok}, JSON::PP::false, "$what: ok false" or diag $r->{body};
 	is $j->{firstBrokenId}, $row->{id}, "$what: firstBrokenId is event seq $row->{seq}" or diag $r->{body};
@@ -258,7 +254,7 @@ sub expect_broken($row, $what) {
 	    or diag "$out$err";
 }
 sub expect_clean($what) {
-	my ($r, $j) = verify_api();
+	my ($r, $j) = audit_verify();
 	is $j->{ok}, JSON::PP::true, "$what: ok true again" or diag $r->{body};
 	my ($rc, $out, $err) = opsctl('audit', 'verify');
 	is $rc, 0, "$what: opsctl audit verify exits 0" or diag "$out$err";
@@ -291,7 +287,7 @@ sub expect_clean($what) {
 	# new events still append (the chain continues from the stored head)
 	my $c = create_org();
 	ok $c->{id}, 'the API still works with a broken chain (org created)';
-	my ($r, $j) = verify_api();
+	my ($r, $j) = audit_verify();
 	is $j->{firstBrokenId}, $next->{id}, 'the first break is still reported after new events';
 }
 

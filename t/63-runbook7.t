@@ -20,7 +20,6 @@ my $var = var_dir();
 my @SEEN;   # every response and opsctl output of this test, searched for secrets at the end
 sub rec($r) { push @SEEN, join("\n", map { "$_: $r->{headers}{$_}" } sort keys %{ $r->{headers} // {} }) . "\n\n" . ($r->{body} // ''); return $r }
 sub req(@a) { return rec(http(@a)) }
-sub me($s) { return req(GET => '/auth/me', session => $s) }
 sub relogin($u) { my $s = login($u->{email}, $u->{password}); rec($s->{res}); return $s }
 sub run_opsctl(@a) { my @r = opsctl(@a); push @SEEN, "$r[1]\n$r[2]"; return @r }
 sub flushed_count($e) {
@@ -70,9 +69,9 @@ restart_stack(env => { SESSION_SECRET => $new_secret });
 	is((stat "$var/opsd.env")[2] & 07777, 0600, 'opsd.env is mode 0600');
 	unlike join('', map { "$_=$e->{$_}\n" } sort keys %$e), qr/\Q$old_secret\E/, 'the old secret is gone from opsd.env';
 }
-check_error(me($sa), 401, 'unauthenticated', "user A's cookie after the rotation");
-check_error(me($sb), 401, 'unauthenticated', "user B's cookie after the rotation");
-check_error(me($admin_before), 401, 'unauthenticated', "the admin's cookie after the rotation");
+check_error(rec(me($sa)), 401, 'unauthenticated', "user A's cookie after the rotation");
+check_error(rec(me($sb)), 401, 'unauthenticated', "user B's cookie after the rotation");
+check_error(rec(me($admin_before)), 401, 'unauthenticated', "the admin's cookie after the rotation");
 note 'the API token after the rotation: ' . req(GET => '/auth/me', bearer => $token)->{status};
 
 # ---- step 2: flush the store
@@ -103,8 +102,8 @@ my $ss = relogin($sec);
 ok $sa2->{cookie} && $sb2->{cookie} && $sc->{cookie} && $ss->{cookie}, 'everyone logs in again';
 is make_session_cookie($new_secret, cookie_session_id($sa2->{cookie} // '') // ''), $sa2->{cookie} // '-',
     'the new cookies are signed with the new secret';
-is me($sa2)->{status}, 200, 'A works again';
-is me($sb2)->{status}, 200, 'B works again';
+is rec(me($sa2))->{status}, 200, 'A works again';
+is rec(me($sb2))->{status}, 200, 'B works again';
 
 # ---- containment: flush one user, one org
 {
@@ -121,26 +120,26 @@ is me($sb2)->{status}, 200, 'B works again';
 		check_error(req(POST => '/security/sessions/flush', session => $ss, json => $bad->[0]), 400, 'validation_failed',
 		    "flush with $bad->[1]");
 	}
-	is me($ss)->{status}, 200, 'none of those flushed anything (security_admin still in)';
+	is rec(me($ss))->{status}, 200, 'none of those flushed anything (security_admin still in)';
 
 	my $u = req(POST => '/security/sessions/flush', session => $ss, json => { scope => 'user', id => $ua->{id} });
 	is $u->{status}, 200, 'flush scope user as security_admin 200' or diag $u->{body};
 	is(($u->{json} // {})->{scope}, 'user', 'the answer names the scope');
 	ok((($u->{json} // {})->{flushed} // 0) >= 1, 'and flushed >= 1') or diag $u->{body};
-	check_error(me($sa2), 401, 'unauthenticated', "the flushed user's cookie");
-	is me($sb2)->{status}, 200, 'another user is untouched';
-	is me($sc)->{status}, 200, 'a user of the same org is untouched';
-	is me($ss)->{status}, 200, 'the caller is untouched';
+	check_error(rec(me($sa2)), 401, 'unauthenticated', "the flushed user's cookie");
+	is rec(me($sb2))->{status}, 200, 'another user is untouched';
+	is rec(me($sc))->{status}, 200, 'a user of the same org is untouched';
+	is rec(me($ss))->{status}, 200, 'the caller is untouched';
 
 	my $sa3 = relogin($ua);
 	ok $sa3->{cookie}, 'the flushed user can log in again';
 	my $o = req(POST => '/security/sessions/flush', session => $ss, json => { scope => 'org', id => $org1->{id} });
 	is $o->{status}, 200, 'flush scope org 200' or diag $o->{body};
 	ok((($o->{json} // {})->{flushed} // 0) >= 2, 'flushed counts both users of the org') or diag $o->{body};
-	check_error(me($sa3), 401, 'unauthenticated', 'org member A after the org flush');
-	check_error(me($sc), 401, 'unauthenticated', 'org admin C after the org flush');
-	is me($sb2)->{status}, 200, 'a user of another org is untouched';
-	is me($ss)->{status}, 200, 'the security_admin (no org) is untouched';
+	check_error(rec(me($sa3)), 401, 'unauthenticated', 'org member A after the org flush');
+	check_error(rec(me($sc)), 401, 'unauthenticated', 'org admin C after the org flush');
+	is rec(me($sb2))->{status}, 200, 'a user of another org is untouched';
+	is rec(me($ss))->{status}, 200, 'the security_admin (no org) is untouched';
 
 	# audit: the flushes with scope and count, and nobody's email
 	my $l = req(GET => '/audit?action=security.sessions_flushed&limit=100', session => $ss);
@@ -166,9 +165,9 @@ is me($sb2)->{status}, 200, 'B works again';
 	my $r = req(POST => '/security/sessions/flush', session => $adm, json => { scope => 'all' });
 	is $r->{status}, 200, 'flush scope all 200' or diag $r->{body};
 	is(($r->{json} // {})->{scope}, 'all', 'scope all');
-	check_error(me($adm), 401, 'unauthenticated', "the caller's own cookie after flush all");
-	check_error(me($sb2), 401, 'unauthenticated', 'B after flush all');
-	check_error(me($ss), 401, 'unauthenticated', 'the security_admin after flush all');
+	check_error(rec(me($adm)), 401, 'unauthenticated', "the caller's own cookie after flush all");
+	check_error(rec(me($sb2)), 401, 'unauthenticated', 'B after flush all');
+	check_error(rec(me($ss)), 401, 'unauthenticated', 'the security_admin after flush all');
 	is mysql('SELECT COUNT(*) FROM sessions'), "0\n", 'no session row is left';
 	my $again = relogin($ub);
 	is $again->{status}, 200, 'and logging in works afterwards';

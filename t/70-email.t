@@ -39,37 +39,19 @@ start_stack(env => { OPSD_WORKERS => 2, %{ smtp_env($peer, $ca) } });
 my $admin = admin_session();
 ok $admin->{cookie}, 'the superadmin logs in';
 
-sub post_test($to, %o) {
-	my $r = http(POST => '/email/test', json => (ref $to eq 'HASH' ? $to : { to => $to }),
-	    session => $o{as} // $admin, %o);
-	return $r;
-}
-sub row_text($id) {
-	my $row = outbox_row($id);
-	return 'outbox row ' . ($id // 'undef') . ': ' . ($row ? json_encode($row) : 'none');
-}
-sub show_state(@ids) { diag(row_text($_)) for @ids; diag($peer->state_text) }
-# Waits until the row satisfies $cond; returns the last row seen.
-sub wait_row($id, $timeout, $cond) {
-	my $row;
-	wait_until($timeout, sub { $row = outbox_row($id); $row && $cond->($row) }, 0.2);
-	return $row // {};
-}
 sub rcpt_events($addr) { return grep { lc($_->{rcpt} // '') eq lc $addr } $peer->events(event => 'rcpt') }
-sub payload($a) { return json_decode($a->{payload} // '') // {} }
 sub outbox(%q) {
 	my $qs = join '&', map { "$_=" . uri_escape_all($q{$_}) } sort keys %q;
 	return http(GET => '/email/outbox' . ($qs ? "?$qs" : ''), session => $admin);
 }
 sub explain_lines($raw) { return join "\n", map { s/\r/\\r/gr } grep { defined } (split /\n/, $raw // '')[0 .. 15] }
-sub items($r) { return @{ (ref $r->{json} eq 'HASH' ? $r->{json}{items} : undef) // [] } }
 my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 # ============================================================ queue several at once
 my %POST;   # label => response
 my $t_post = time;
 for my $k (qw(exact domain exact_uc suppressed lookalike suffix rejected later)) {
-	$POST{$k} = post_test($ADDR{$k});
+	$POST{$k} = email_test_post($ADDR{$k});
 }
 my %ID = map { $_ => (ref $POST{$_}{json} eq 'HASH' ? $POST{$_}{json}{id} : undef) } keys %POST;
 for my $k (qw(exact domain exact_uc rejected later)) {
@@ -91,9 +73,9 @@ for my $k (qw(suppressed lookalike suffix)) {
 	my @m = $peer->wait_messages(1, 15, to => $ADDR{exact});
 	my $t = time - $t_post;
 	is scalar(@m), 1, sprintf('the allowlisted message reached the peer (%.1f s after the POST, limit 15 s)', $t)
-	    or show_state($ID{exact});
-	my $row = wait_row($ID{exact}, 10, sub ($r) { $r->{status} eq 'sent' });
-	is $row->{status}, 'sent', 'its outbox row becomes sent' or show_state($ID{exact});
+	    or outbox_diag($ID{exact}, $peer);
+	my $row = wait_outbox_row($ID{exact}, 10, sub ($r) { $r->{status} eq 'sent' });
+	is $row->{status}, 'sent', 'its outbox row becomes sent' or outbox_diag($ID{exact}, $peer);
 	is $row->{attempts}, 1, 'attempts 1';
 	is $row->{last_smtp_status}, 250, 'last_smtp_status 250';
 	ok defined $row->{sent_at}, 'sent_at set';
@@ -138,42 +120,42 @@ for my $k (qw(suppressed lookalike suffix)) {
 	    or diag "request id $rid; body:\n" . ($m->{body} // '');
 
 	my @a = audit_rows('email.sent', target_id => $ID{exact});
-	is scalar(@a), 1, 'audit: one email.sent with target_id = the outbox id' or show_state($ID{exact});
+	is scalar(@a), 1, 'audit: one email.sent with target_id = the outbox id' or outbox_diag($ID{exact}, $peer);
 	is $a[0]{target_type}, 'email', "audit email.sent target_type 'email'" if @a;
 }
 
 # ============================================================ @domain and case-insensitive allowlist
 for my $k (qw(domain exact_uc)) {
 	my @m = $peer->wait_messages(1, 15, to => $ADDR{$k});
-	is scalar(@m), 1, "the $k address ($ADDR{$k}) reaches the peer" or show_state($ID{$k});
-	my $row = wait_row($ID{$k}, 10, sub ($r) { $r->{status} eq 'sent' });
+	is scalar(@m), 1, "the $k address ($ADDR{$k}) reaches the peer" or outbox_diag($ID{$k}, $peer);
+	my $row = wait_outbox_row($ID{$k}, 10, sub ($r) { $r->{status} eq 'sent' });
 	is $row->{status}, 'sent', "$k: outbox row sent";
 	is $row->{attempts}, 1, "$k: attempts 1";
 }
 
 # ============================================================ 451: retried with backoff
 {
-	my $row = wait_row($ID{later}, 20, sub ($r) { $r->{attempts} >= 2 });
-	cmp_ok $row->{attempts} // 0, '>=', 2, '451 on RCPT: attempts grow (≥ 2)' or show_state($ID{later});
-	like $row->{status} // '', qr/^(?:queued|sending)$/, '451: still queued' or show_state($ID{later});
+	my $row = wait_outbox_row($ID{later}, 20, sub ($r) { $r->{attempts} >= 2 });
+	cmp_ok $row->{attempts} // 0, '>=', 2, '451 on RCPT: attempts grow (≥ 2)' or outbox_diag($ID{later}, $peer);
+	like $row->{status} // '', qr/^(?:queued|sending)$/, '451: still queued' or outbox_diag($ID{later}, $peer);
 	like $row->{last_error} // '', qr/^rcpt: 451\b/, '451: last_error starts "rcpt: 451"';
 	is $row->{last_smtp_status}, 451, '451: last_smtp_status 451';
 	# backoff: next_attempt_at = the attempt's time + base·2^(attempts-1), base 1 s
-	my $q = wait_row($ID{later}, 5, sub ($r) { $r->{status} eq 'queued' });
+	my $q = wait_outbox_row($ID{later}, 5, sub ($r) { $r->{status} eq 'queued' });
 	my $b = mysql("SELECT attempts, TIMESTAMPDIFF(MICROSECOND, updated_at, next_attempt_at) / 1e6 FROM email_outbox"
 	    . " WHERE id = UNHEX('" . ($ID{later} =~ s/-//gr) . "') AND status = 'queued'") // '';
 	if ($b =~ /^(\d+)\t([\d.-]+)/) {
 		my ($n, $d) = ($1, $2);
 		my $want = 2**($n - 1);
 		ok $d > $want - 0.6 && $d < $want + 1.5, sprintf('451: next attempt %.2f s after attempt %d (base 1 s · 2^%d = %d s)',
-		    $d, $n, $n - 1, $want) or show_state($ID{later});
+		    $d, $n, $n - 1, $want) or outbox_diag($ID{later}, $peer);
 	} else {
 		diag "could not read the backoff of the 451 item: $b";
 	}
-	my @a = grep { payload($_)->{willRetry} } audit_rows('email.failed', target_id => $ID{later});
-	ok scalar(@a), 'audit: email.failed with willRetry true for the 451 item' or show_state($ID{later});
+	my @a = grep { audit_payload($_)->{willRetry} } audit_rows('email.failed', target_id => $ID{later});
+	ok scalar(@a), 'audit: email.failed with willRetry true for the 451 item' or outbox_diag($ID{later}, $peer);
 	if (@a) {
-		my $p = payload($a[0]);
+		my $p = audit_payload($a[0]);
 		is $p->{smtpStatus}, 451, 'email.failed payload smtpStatus 451';
 		is $p->{step}, 'rcpt', 'email.failed payload step rcpt';
 		ok defined $p->{attempt}, 'email.failed payload has attempt';
@@ -185,8 +167,8 @@ for my $k (qw(domain exact_uc)) {
 
 # ============================================================ 550: failed at once, no retries
 {
-	my $row = wait_row($ID{rejected}, 15, sub ($r) { $r->{status} =~ /^(?:failed|sent)$/ });
-	is $row->{status}, 'failed', '550 on RCPT: status failed' or show_state($ID{rejected});
+	my $row = wait_outbox_row($ID{rejected}, 15, sub ($r) { $r->{status} =~ /^(?:failed|sent)$/ });
+	is $row->{status}, 'failed', '550 on RCPT: status failed' or outbox_diag($ID{rejected}, $peer);
 	is $row->{attempts}, 1, '550: attempts 1';
 	like $row->{last_error} // '', qr/^rcpt: 550\b/, '550: last_error starts "rcpt: 550"';
 	is $row->{last_smtp_status}, 550, '550: last_smtp_status 550';
@@ -196,12 +178,12 @@ for my $k (qw(domain exact_uc)) {
 	is $row->{attempts}, 1, '550: still attempts 1 four seconds later (no retry)';
 	is $row->{status}, 'failed', '550: still failed';
 	is scalar(rcpt_events($ADDR{rejected})), 1, 'the peer saw RCPT TO the refused address exactly once'
-	    or show_state($ID{rejected});
+	    or outbox_diag($ID{rejected}, $peer);
 	ok !$peer->messages_to($ADDR{rejected}), 'and no message for it';
 	my @a = audit_rows('email.failed', target_id => $ID{rejected});
-	is scalar(@a), 1, 'audit: one email.failed for the 550 item' or show_state($ID{rejected});
+	is scalar(@a), 1, 'audit: one email.failed for the 550 item' or outbox_diag($ID{rejected}, $peer);
 	if (@a) {
-		my $p = payload($a[0]);
+		my $p = audit_payload($a[0]);
 		is $a[0]{target_type}, 'email', "email.failed target_type 'email'";
 		ok JSON::PP::is_bool($p->{willRetry}) && !$p->{willRetry}, 'payload willRetry false';
 		is $p->{smtpStatus}, 550, 'payload smtpStatus 550';
@@ -216,8 +198,8 @@ for my $k (qw(domain exact_uc)) {
 	is $j->{id}, $ID{rejected}, 'retry returns the item';
 	is $j->{status}, 'queued', 'retry: status queued';
 	is $j->{attempts}, 0, 'retry: attempts 0';
-	$row = wait_row($ID{rejected}, 15, sub ($r) { $r->{status} eq 'failed' && $r->{attempts} >= 1 });
-	is $row->{status}, 'failed', 'after the retry it is tried again and fails again' or show_state($ID{rejected});
+	$row = wait_outbox_row($ID{rejected}, 15, sub ($r) { $r->{status} eq 'failed' && $r->{attempts} >= 1 });
+	is $row->{status}, 'failed', 'after the retry it is tried again and fails again' or outbox_diag($ID{rejected}, $peer);
 	is $row->{attempts}, 1, 'attempts 1 again';
 	is scalar(rcpt_events($ADDR{rejected})), 2, 'the peer saw the refused RCPT a second time';
 	check_error(http(POST => "/email/outbox/$ID{exact}/retry", session => $admin), 409, 'conflict', 'retry of a sent item');
@@ -235,7 +217,7 @@ for my $k (qw(domain exact_uc)) {
 {
 	for my $k (qw(suppressed lookalike suffix)) {
 		my $row = outbox_row($ID{$k}) // {};
-		is $row->{status}, 'suppressed', "$k: outbox row suppressed" or show_state($ID{$k});
+		is $row->{status}, 'suppressed', "$k: outbox row suppressed" or outbox_diag($ID{$k}, $peer);
 		my @a = audit_rows('email.suppressed', target_id => $ID{$k});
 		is scalar(@a), 1, "$k: audit email.suppressed with target_id = the outbox id";
 		is $a[0]{target_type}, 'email', "$k: target_type email" if @a;
@@ -252,29 +234,29 @@ for my $k (qw(domain exact_uc)) {
 {
 	$peer->stop;
 	ok !$peer->running, 'the SMTP peer is stopped';
-	my $r = post_test($ADDR{down});
+	my $r = email_test_post($ADDR{down});
 	is $r->{status}, 202, 'POST /email/test while the peer is down 202' or diag $r->{body};
 	is $r->{json}{status}, 'queued', 'queued';
 	my $id = $ID{down} = $r->{json}{id};
-	my $row = wait_row($id, 20, sub ($r) { $r->{attempts} >= 2 });
-	cmp_ok $row->{attempts} // 0, '>=', 2, 'attempts grow while the peer is down' or show_state($id);
-	like $row->{status} // '', qr/^(?:queued|sending)$/, 'still queued' or show_state($id);
-	like $row->{last_error} // '', qr/^connect:/, 'last_error starts "connect:"' or show_state($id);
+	my $row = wait_outbox_row($id, 20, sub ($r) { $r->{attempts} >= 2 });
+	cmp_ok $row->{attempts} // 0, '>=', 2, 'attempts grow while the peer is down' or outbox_diag($id, $peer);
+	like $row->{status} // '', qr/^(?:queued|sending)$/, 'still queued' or outbox_diag($id, $peer);
+	like $row->{last_error} // '', qr/^connect:/, 'last_error starts "connect:"' or outbox_diag($id, $peer);
 	my $before = $row->{attempts};
 	$peer->start;
 	ok $peer->running, 'the SMTP peer is back on the same port';
 	my @m = $peer->wait_messages(1, 20, to => $ADDR{down});
-	is scalar(@m), 1, 'the queued message is delivered once the peer is back' or show_state($id);
-	$row = wait_row($id, 10, sub ($r) { $r->{status} eq 'sent' });
-	is $row->{status}, 'sent', 'status sent' or show_state($id);
+	is scalar(@m), 1, 'the queued message is delivered once the peer is back' or outbox_diag($id, $peer);
+	$row = wait_outbox_row($id, 10, sub ($r) { $r->{status} eq 'sent' });
+	is $row->{status}, 'sent', 'status sent' or outbox_diag($id, $peer);
 	cmp_ok $row->{attempts}, '>', $before, "attempts counts the successful attempt too ($row->{attempts})";
 	sleep 3;
 	is scalar($peer->messages_to($ADDR{down})), 1, 'exactly one copy three seconds later';
 	my @a = audit_rows('email.sent', target_id => $id);
 	is scalar(@a), 1, 'one email.sent for it';
-	my @f = grep { payload($_)->{willRetry} } audit_rows('email.failed', target_id => $id);
+	my @f = grep { audit_payload($_)->{willRetry} } audit_rows('email.failed', target_id => $id);
 	cmp_ok scalar(@f), '>=', 1, 'email.failed (willRetry true) recorded for the failed connects';
-	is payload($f[0])->{step}, 'connect', 'their step is connect' if @f;
+	is audit_payload($f[0])->{step}, 'connect', 'their step is connect' if @f;
 }
 
 # ============================================================ bad input: 400, nothing queued
@@ -302,7 +284,7 @@ for my $k (qw(domain exact_uc)) {
 	);
 	for my $c (@bad) {
 		my ($body, $name, $field) = @$c;
-		my $r = post_test($body);
+		my $r = email_test_post($body);
 		check_error($r, 400, 'validation_failed', "POST /email/test with $name");
 		my $f = ref $r->{json} eq 'HASH' && ref $r->{json}{error} eq 'HASH' && ref $r->{json}{error}{details} eq 'HASH'
 		    ? $r->{json}{error}{details}{fields} : undef;
@@ -312,7 +294,7 @@ for my $k (qw(domain exact_uc)) {
 	    headers => { 'Content-Type' => 'application/json' });
 	check_error($raw, 400, 'invalid_json', 'POST /email/test with broken JSON');
 	is outbox_count(), $n0, 'no bad input added an outbox row';
-	my $ok = post_test($long);
+	my $ok = email_test_post($long);
 	is $ok->{status}, 202, 'a well-formed 254-character address is accepted' or diag $ok->{body};
 	is $ok->{json}{status}, 'suppressed', '(and suppressed: not allowlisted)';
 	is outbox_count(), $n0 + 1, 'it added one row';
@@ -326,16 +308,16 @@ my $pa = create_user(role => 'platform_admin');
 my $pa_s = login($pa->{email}, $pa->{password});
 {
 	my $n0 = outbox_count();
-	check_error(post_test('allowed@example.test', as => $mem_s), 403, 'forbidden', 'POST /email/test as a member');
+	check_error(email_test_post('allowed@example.test', as => $mem_s), 403, 'forbidden', 'POST /email/test as a member');
 	check_error(http(GET => '/email/outbox', session => $mem_s), 403, 'forbidden', 'GET /email/outbox as a member');
 	check_error(http(POST => "/email/outbox/$ID{rejected}/retry", session => $mem_s), 403, 'forbidden',
 	    'retry as a member');
 	check_error(http(POST => '/email/test', json => { to => 'allowed@example.test' }), 401, 'unauthenticated',
 	    'POST /email/test without credentials');
 	check_error(http(GET => '/email/outbox'), 401, 'unauthenticated', 'GET /email/outbox without credentials');
-	check_error(post_test('allowed@example.test', csrf => undef), 403, 'csrf_failed', 'POST /email/test without CSRF');
+	check_error(email_test_post('allowed@example.test', csrf => undef), 403, 'csrf_failed', 'POST /email/test without CSRF');
 	is outbox_count(), $n0, 'refused requests queued nothing';
-	my $r = post_test($ADDR{suppressed}, as => $pa_s);
+	my $r = email_test_post($ADDR{suppressed}, as => $pa_s);
 	is $r->{status}, 202, 'platform_admin may POST /email/test' or diag $r->{body};
 	is http(GET => '/email/outbox', session => $pa_s)->{status}, 200, 'platform_admin may GET /email/outbox';
 }
@@ -413,12 +395,12 @@ my $pa_s = login($pa->{email}, $pa->{password});
 
 # ============================================================ 451 until OPSD_SMTP_MAX_ATTEMPTS
 {
-	my $row = wait_row($ID{later}, 40, sub ($r) { $r->{status} eq 'failed' });
-	is $row->{status}, 'failed', 'the 451 item ends failed after OPSD_SMTP_MAX_ATTEMPTS' or show_state($ID{later});
+	my $row = wait_outbox_row($ID{later}, 40, sub ($r) { $r->{status} eq 'failed' });
+	is $row->{status}, 'failed', 'the 451 item ends failed after OPSD_SMTP_MAX_ATTEMPTS' or outbox_diag($ID{later}, $peer);
 	is $row->{attempts}, 5, 'after exactly 5 attempts';
 	sleep 3;
 	is +(outbox_row($ID{later}) // {})->{attempts}, 5, 'and is not tried again';
-	my @last = grep { JSON::PP::is_bool(payload($_)->{willRetry}) && !payload($_)->{willRetry} }
+	my @last = grep { JSON::PP::is_bool(audit_payload($_)->{willRetry}) && !audit_payload($_)->{willRetry} }
 	    audit_rows('email.failed', target_id => $ID{later});
 	is scalar(@last), 1, 'one email.failed with willRetry false for it';
 	ok !$peer->messages_to($ADDR{later}), 'the 451 recipient never got a message';

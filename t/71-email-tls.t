@@ -32,24 +32,6 @@ start_stack(env => { OPSD_WORKERS => 2, %{ smtp_env($plain_auth, $ca) } });
 my $admin = admin_session();
 ok $admin->{cookie}, 'the superadmin logs in';
 
-sub post_test($to) {
-	my $r = http(POST => '/email/test', json => { to => $to }, session => $admin);
-	if ($r->{status} == 401) {   # the session went with a restart? log in again
-		$admin = admin_session(fresh => 1);
-		$r = http(POST => '/email/test', json => { to => $to }, session => $admin);
-	}
-	return $r;
-}
-sub show_state($id, @peers) {
-	my $row = outbox_row($id);
-	diag('outbox row ' . ($id // 'undef') . ': ' . ($row ? json_encode($row) : 'none'));
-	diag($_->state_text) for @peers;
-}
-sub wait_row($id, $timeout, $cond) {
-	my $row;
-	wait_until($timeout, sub { $row = outbox_row($id); $row && $cond->($row) }, 0.2);
-	return $row // {};
-}
 sub nevents($peer, $ev, %o) {
 	my @e = $peer->events(event => $ev);
 	@e = grep { $_->{t} ge $o{since} } @e if $o{since};
@@ -87,17 +69,17 @@ sub email_test_cli($to, %over) {
 {
 	my $since = now_stamp();
 	my $to = "tls-required-$RAND\@allowed.test";
-	my $r = post_test($to);
+	my $r = email_test_post($to, relogin => 1);
 	is $r->{status}, 202, 'POST /email/test (the relay offers no STARTTLS) 202' or diag $r->{body};
 	my $id = $r->{json}{id};
-	my $row = wait_row($id, 20, sub ($r) { $r->{attempts} >= 2 || $r->{status} =~ /^(?:sent|failed)$/ });
-	like $row->{status} // '', qr/^(?:queued|sending|failed)$/, 'not sent (queued, retried)' or show_state($id, $plain_auth);
+	my $row = wait_outbox_row($id, 20, sub ($r) { $r->{attempts} >= 2 || $r->{status} =~ /^(?:sent|failed)$/ });
+	like $row->{status} // '', qr/^(?:queued|sending|failed)$/, 'not sent (queued, retried)' or outbox_diag($id, $plain_auth);
 	cmp_ok $row->{attempts} // 0, '>=', 1, 'at least one attempt made';
-	like $row->{last_error} // '', qr/starttls/i, 'last_error mentions STARTTLS' or show_state($id, $plain_auth);
+	like $row->{last_error} // '', qr/starttls/i, 'last_error mentions STARTTLS' or outbox_diag($id, $plain_auth);
 	like $row->{last_error} // '', qr/^starttls:/, 'last_error starts "starttls:"';
 	ok nevents($plain_auth, 'ehlo', since => $since), 'opsd did reach the peer (EHLO seen): STARTTLS, not connect, failed';
 	is nevents($plain_auth, 'auth', since => $since), 0, 'the credentials were never sent in the clear (no AUTH)'
-	    or show_state($id, $plain_auth);
+	    or outbox_diag($id, $plain_auth);
 	is nevents($plain_auth, 'mail', since => $since), 0, 'no MAIL FROM in the clear';
 	is scalar($plain_auth->messages), 0, 'the peer received nothing';
 }
@@ -167,11 +149,11 @@ restart_stack(env => { SMTP_PORT => $tls->port, SMTP_PASS => $WRONG });
 {
 	my $since = now_stamp();
 	my $to = "wrong-pass-$RAND\@allowed.test";
-	my $r = post_test($to);
+	my $r = email_test_post($to, relogin => 1);
 	is $r->{status}, 202, 'POST /email/test with a wrong SMTP_PASS 202' or diag $r->{body};
 	my $id = $r->{json}{id};
-	my $row = wait_row($id, 20, sub ($r) { $r->{status} =~ /^(?:sent|failed)$/ });
-	is $row->{status}, 'failed', 'AUTH refused (535): failed' or show_state($id, $tls);
+	my $row = wait_outbox_row($id, 20, sub ($r) { $r->{status} =~ /^(?:sent|failed)$/ });
+	is $row->{status}, 'failed', 'AUTH refused (535): failed' or outbox_diag($id, $tls);
 	is $row->{attempts}, 1, 'after one attempt';
 	like $row->{last_error} // '', qr/^auth:/, 'last_error starts "auth:"';
 	like $row->{last_error} // '', qr/^auth: 535\b/, 'last_error "auth: 535 …"';
@@ -189,12 +171,12 @@ restart_stack(env => { SMTP_PASS => $PASS, SMTP_CA_FILE => undef });
 {
 	my $since = now_stamp();
 	my $to = "no-ca-$RAND\@allowed.test";
-	my $r = post_test($to);
+	my $r = email_test_post($to, relogin => 1);
 	is $r->{status}, 202, 'POST /email/test without SMTP_CA_FILE 202' or diag $r->{body};
 	my $id = $r->{json}{id};
-	my $row = wait_row($id, 20, sub ($r) { $r->{attempts} >= 1 && defined $r->{last_error} });
-	isnt $row->{status} // '', 'sent', 'not sent' or show_state($id, $tls);
-	like $row->{last_error} // '', qr/^(?:tls|starttls):/, 'last_error starts "tls:" or "starttls:"' or show_state($id, $tls);
+	my $row = wait_outbox_row($id, 20, sub ($r) { $r->{attempts} >= 1 && defined $r->{last_error} });
+	isnt $row->{status} // '', 'sent', 'not sent' or outbox_diag($id, $tls);
+	like $row->{last_error} // '', qr/^(?:tls|starttls):/, 'last_error starts "tls:" or "starttls:"' or outbox_diag($id, $tls);
 	like $row->{last_error} // '', qr/certific/i, 'last_error mentions the certificate';
 	sleep 2;
 	ok !$tls->messages_to($to), 'the peer got nothing';
@@ -208,13 +190,13 @@ restart_stack(env => { SMTP_CA_FILE => $ca->{ca}, SMTP_SECURE => 'none', SMTP_PO
     SMTP_USER => undef, SMTP_PASS => undef });
 {
 	my $to = "plain-$RAND\@allowed.test";
-	my $r = post_test($to);
+	my $r = email_test_post($to, relogin => 1);
 	is $r->{status}, 202, 'POST /email/test with SMTP_SECURE=none 202' or diag $r->{body};
 	my $id = $r->{json}{id};
 	my @m = $plain->wait_messages(1, 15, to => $to);
-	is scalar(@m), 1, 'SMTP_SECURE=none: delivered to the plain loopback relay' or show_state($id, $plain);
+	is scalar(@m), 1, 'SMTP_SECURE=none: delivered to the plain loopback relay' or outbox_diag($id, $plain);
 	ok @m && !$m[0]{tls}, 'without TLS';
-	my $row = wait_row($id, 10, sub ($r) { $r->{status} eq 'sent' });
+	my $row = wait_outbox_row($id, 10, sub ($r) { $r->{status} eq 'sent' });
 	is $row->{status}, 'sent', 'status sent';
 	is $row->{attempts}, 1, 'attempts 1';
 	sleep 2;

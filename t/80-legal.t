@@ -32,15 +32,6 @@ my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 my $ETAG = qr/^(?:W\/)?"[^"]+"$/;
 my $SHA = qr/^[0-9a-f]{64}$/;
 
-sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
-sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag("body: " . substr($r->{body} // '', 0, 600)) }
-sub fields_named($r, @names) {
-	my $e = j($r)->{error};
-	my $f = ref $e eq 'HASH' && ref $e->{details} eq 'HASH' ? $e->{details}{fields} : undef;
-	my $ok = ref $f eq 'HASH' && !grep { !exists $f->{$_} } @names;
-	diag "details.fields should name @names: $r->{body}" unless $ok;
-	return $ok;
-}
 # $h has every key of @$want and none of @$not (other extra keys are tolerated)
 # (with $name: as a test)
 sub has_keys($h, $want, $not = [], $name = undef) {
@@ -51,7 +42,6 @@ sub has_keys($h, $want, $not = [], $name = undef) {
 	diag 'missing: ' . join(' ', @miss) . '; must not have: ' . join(' ', @bad) unless $ok;
 	return $ok;
 }
-sub payload($a) { return json_decode($a->{payload} // '') // {} }
 sub doc_count() { my $n = mysql('SELECT COUNT(*) FROM legal_documents') // return -1; chomp $n; return $n + 0 }
 # version => {sha, effectiveAt} of a type, without the current flags (they move with time)
 sub version_set($type) { return { map { $_->{version} => [$_->{contentSha256}, $_->{effectiveAt}] } @{ legal_versions($type) } } }
@@ -397,7 +387,7 @@ my $accepted_at;
 
 	my @au = grep { $_->{request_id} && $rid && $_->{request_id} eq $rid } audit_rows('legal.accepted');
 	is scalar(@au), 1, 'audit legal.accepted with the request id of the acceptance';
-	is_deeply { map { $_ => payload($au[0] // {})->{$_} } qw(type version) }, { type => 'privacy', version => $CUR },
+	is_deeply { map { $_ => audit_payload($au[0] // {})->{$_} } qw(type version) }, { type => 'privacy', version => $CUR },
 	    'legal.accepted payload {type, version}';
 }
 
@@ -467,18 +457,18 @@ my $accepted_at;
 # ============================================================ audit: legal.updated, never the content
 {
 	my @u = audit_rows('legal.updated');
-	my %by = map { (payload($_)->{type} // '') . ' ' . (payload($_)->{version} // '') => $_ } @u;
+	my %by = map { (audit_payload($_)->{type} // '') . ' ' . (audit_payload($_)->{version} // '') => $_ } @u;
 	for my $v (qw(v1 v2 v3)) {
 		my $a = $by{"privacy $v"};
 		ok $a, "audit legal.updated for privacy $v" or next;
-		my $p = payload($a);
+		my $p = audit_payload($a);
 		ok has_keys($p, [qw(type version effectiveAt contentSha256)], ['content']),
 		    "privacy $v payload: type, version, effectiveAt, contentSha256 (no content)" or diag $a->{payload};
 		is rfc3339_epoch($p->{effectiveAt}), rfc3339_epoch($DOC{$v}{effectiveAt}), "privacy $v payload effectiveAt";
 		is lc($p->{contentSha256} // ''), sha256_utf8($TEXT{$v}), "privacy $v payload contentSha256";
 	}
 	ok $by{'bigdoc 1.0'}, 'audit legal.updated for bigdoc 1.0';
-	is scalar(grep { (payload($_)->{type} // '') eq 'privacy' } @u), 3, 'exactly 3 legal.updated for privacy (no refused publish audited)';
+	is scalar(grep { (audit_payload($_)->{type} // '') eq 'privacy' } @u), 3, 'exactly 3 legal.updated for privacy (no refused publish audited)';
 	my @leak = grep { index($_->{payload} // '', $MARK) >= 0 || index($_->{payload} // '', 'clause 0000') >= 0 } @u;
 	ok !@leak, 'no legal.updated payload contains document text';
 	my $all = mysql("SELECT COUNT(*) FROM audit_events WHERE payload LIKE '%$MARK%'") // '';

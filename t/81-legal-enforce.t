@@ -19,8 +19,6 @@ start_stack(env => { OPSD_WORKERS => 2, LEGAL_ENFORCE => 1 });
 my $admin = admin_session();
 ok $admin->{cookie}, 'the superadmin logs in' or diag $admin->{res}{body};
 
-sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
-sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag("body: " . substr($r->{body} // '', 0, 600)) }
 sub pending_of($r) {
 	my $e = j($r)->{error};
 	my $p = ref $e eq 'HASH' && ref $e->{details} eq 'HASH' ? $e->{details}{pending} : undef;

@@ -24,8 +24,6 @@ start_stack(env => {
 	OPSD_RATELIMIT_BURST => $BURST,
 });
 
-sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag(substr($r->{body} // '', 0, 400)) }
-sub audit_count($where) { my $n = mysql("SELECT COUNT(*) FROM audit_events WHERE action = 'security.rate_limited' AND $where") // -1; chomp $n; return $n + 0 }
 sub metric($name, %labels) {
 	my $m = http(GET => '/metrics');
 	my $sel = join ',', map { qq{$_="$labels{$_}"} } sort keys %labels;
@@ -70,9 +68,9 @@ ok $sa->{cookie} && $sb->{cookie}, 'two users signed in' or BAIL_OUT('cannot sig
 	    'opsd.log has a rate_limited line with layer opsd';
 	unlike logs('opsd.log'), qr/\Q$sa->{cookie}\E/, '  and no session cookie';
 	my $uid = lc $A->{id};
-	is audit_count("target_id = '$uid'"), 1, 'one security.rate_limited event for user A (not one per 429)';
+	is audit_count('security.rate_limited', "target_id = '$uid'"), 1, 'one security.rate_limited event for user A (not one per 429)';
 	for (1 .. 4) { http(GET => '/auth/me', session => $sa) }
-	is audit_count("target_id = '$uid'"), 1, '  still one after more refusals in the same minute';
+	is audit_count('security.rate_limited', "target_id = '$uid'"), 1, '  still one after more refusals in the same minute';
 	my $row = mysql("SELECT payload FROM audit_events WHERE action = 'security.rate_limited' AND target_id = '$uid'") // '';
 	my $p = json_decode($row) // {};
 	is $p->{layer}, 'opsd', '  payload layer opsd';
@@ -135,7 +133,7 @@ ok $sa->{cookie} && $sb->{cookie}, 'two users signed in' or BAIL_OUT('cannot sig
 	like $acc[0] // '', qr/"limit_req_status":"REJECTED"/, '  with limit_req_status REJECTED';
 	ok wait_until(8, sub { (metric('opsd_rate_limited_total', layer => 'nginx', route => 'auth_login') // 0) >= 2 }),
 	    '/metrics counts them: opsd_rate_limited_total{layer="nginx",route="auth_login"}';
-	ok wait_until(5, sub { audit_count("target_type = 'ip' AND payload LIKE '%\"layer\":\"nginx\"%'") == 1 }),
+	ok wait_until(5, sub { audit_count('security.rate_limited', "target_type = 'ip' AND payload LIKE '%\"layer\":\"nginx\"%'") == 1 }),
 	    'one security.rate_limited event for the address (layer nginx)';
 }
 

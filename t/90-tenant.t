@@ -30,29 +30,7 @@ ok $admin->{cookie}, 'the superadmin logs in' or diag $admin->{res}{body};
 my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 my @FLAGS = qw(legalHold piiStripped archived);
 
-sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
-sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag("body: " . substr($r->{body} // '', 0, 600)) }
-# details.fields names every one of @names ([a, b] = either a or b)
-sub fields_named($r, @names) {
-	my $e = j($r)->{error};
-	my $f = ref $e eq 'HASH' && ref $e->{details} eq 'HASH' ? $e->{details}{fields} : undef;
-	my $ok = ref $f eq 'HASH' && !grep { my $n = $_; !grep { exists $f->{$_} } (ref $n ? @$n : $n) } @names;
-	ok $ok, '  details.fields names ' . join(' ', map { ref $_ ? join('|', @$_) : $_ } @names) or diag "body: $r->{body}";
-	return $ok;
-}
-sub norm_id($s) { return lc(($s // '') =~ s/-//gr) }
-sub org_hex($org) { return lc(uuid_hex($org->{id}) // 'none') }
-sub count_rows($table, $org) {
-	my $n = mysql("SELECT COUNT(*) FROM `$table` WHERE org_id = UNHEX('" . org_hex($org) . "')") // return -1;
-	chomp $n;
-	return $n + 0;
-}
-sub tenant_audit_count() { my $n = mysql("SELECT COUNT(*) FROM audit_events WHERE action LIKE 'tenant.%'") // return -1; chomp $n; return $n + 0 }
-sub login_ok($u, $label) {
-	my $s = login($u->{email}, $u->{password});
-	ok $s->{cookie}, "$label logs in" or diag "create: $u->{res}{body}\nlogin: $s->{res}{body}";
-	return $s;
-}
+sub count_rows($table, $org) { return db_count("SELECT COUNT(*) FROM `$table` WHERE org_id = UNHEX('" . org_hex($org) . "')") }
 
 # ============================================================ orgs and people
 my $A = create_org(name => "Tenant Org A $R");
@@ -340,7 +318,7 @@ for my $e (qw(contacts projects offices)) {
 		    [{ budget => 'lots' }, ['budget'], 'a budget that is a string'], [{ name => '' }, ['name'], 'an empty name']],
 		offices => [[{ name => 'n' x 201 }, ['name'], 'a name of 201'], [{ wing => 'E' }, ['wing'], 'an unknown field']],
 	);
-	my $audits = tenant_audit_count();
+	my $audits = audit_count('tenant.%');
 	for my $e (qw(contacts projects offices)) {
 		my $n = count_rows($e, $A);
 		for my $c (@{ $bad{$e} }) {
@@ -378,7 +356,7 @@ for my $e (qw(contacts projects offices)) {
 		my $mal = tenant_list($pa_s, { id => 'not-an-org' }, $e);
 		check_error($mal, [400, 404], undef, "platform_admin: GET /orgs/not-an-org/$e");
 	}
-	is tenant_audit_count(), $audits, 'no tenant.* audit event for any refused request';
+	is audit_count('tenant.%'), $audits, 'no tenant.* audit event for any refused request';
 }
 
 # ============================================================ audit: tenant.created/updated/deleted, names only

@@ -23,8 +23,8 @@ use Time::HiRes qw(time sleep);
 use OpsdTest;
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)' for qw(output failure_output todo_output);
-my $R = join '', map { ('a' .. 'z')[rand 26] } 1 .. 8;
-my $N = sprintf '%04d', int rand 10000;
+my $R = run_tag();
+my $N = run_num();
 start_stack(env => { OPSD_WORKERS => 2 });
 my $admin = admin_session();
 ok $admin->{cookie}, 'the superadmin logs in' or diag $admin->{res}{body};
@@ -33,38 +33,8 @@ my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 my $TOMB = qr/^redacted\+[0-9a-f]{16}\@redacted\.invalid$/;
 my $RED = '[redacted]';
 
-sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
-sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag("body: " . substr($r->{body} // '', 0, 600)) }
-sub fields_named($r, @names) {
-	my $e = j($r)->{error};
-	my $f = ref $e eq 'HASH' && ref $e->{details} eq 'HASH' ? $e->{details}{fields} : undef;
-	my $ok = ref $f eq 'HASH' && !grep { !exists $f->{$_} } @names;
-	ok $ok, "  details.fields names @names" or diag "body: $r->{body}";
-	return $ok;
-}
-sub norm_id($s) { return lc(($s // '') =~ s/-//gr) }
-# {id => result} of a legal-hold or strip-pii answer
-sub results($r) { return { map { (norm_id($_->{id}) => $_->{result}) } grep { ref eq 'HASH' } @{ j($r)->{results} // [] } } }
-sub want_results(%w) { return { map { (norm_id($_) => $w{$_}) } keys %w } }
-sub counts_are($r, $want, $name) {
-	my $c = j($r)->{counts};
-	my %got = ref $c eq 'HASH' ? %$c : ();
-	my @bad = grep { ($got{$_} // 0) != ($want->{$_} // 0) } (keys %got, keys %$want);
-	ok ref $c eq 'HASH' && !@bad, $name or diag "counts: " . json_encode($c) . ' want ' . json_encode($want);
-}
-sub compliance_audit_count() {
-	my $n = mysql("SELECT COUNT(*) FROM audit_events WHERE action LIKE 'compliance.%'") // return -1;
-	chomp $n;
-	return $n + 0;
-}
-sub near_now($t, $name) {
-	my $e = rfc3339_epoch($t);
-	ok defined $e && abs($e - time) < 120, "$name is an RFC 3339 time of now" or diag 'got ' . ($t // 'undef');
-}
-sub me($s, %o) { return http(GET => '/auth/me', session => $s, %o) }
-
-my %PII;      # label => a PII string this test wrote (none may reach audit_events or log/)
-sub pii($label, $v) { $PII{$label} = $v; return sensitive($label, $v) }
+# pii() registers every PII string this test writes: none may reach
+# audit_events or log/ (checked at the end)
 
 # ============================================================ 1. records of each entity
 my $A = create_org(name => pii('org A name', "Northwind Lumber $R Holdings"));
@@ -96,20 +66,7 @@ status_is http(GET => "/orgs/$A->{id}/contacts", bearer => $subj_token), 200, 'a
 
 my $comp = $S{comp};
 my $oa = $S{orgadmin};
-sub contact($tag, %extra) {
-	my %f = (
-		name => pii("$tag name", "Contact \u$tag $R"),
-		email => pii("$tag email", "$tag.$R\@contacts.example"),
-		phone => pii("$tag phone", "+44 20 7946 $N ext $tag"),
-		address => pii("$tag address", "$N \u$tag Street $R, Edinburgh"),
-		notes => pii("$tag notes", "Notes on \u$tag: allergic to Ölgemälde $R"),
-		%extra,
-	);
-	my $r = tenant_create($oa, $A, 'contacts', \%f);
-	status_is $r, 201, "contact $tag created in A";
-	return { %{ j($r) }, given => \%f };
-}
-my %C = map { $_ => contact($_) } qw(alpha bravo charlie delta echo foxtrot golf hotel);
+my %C = map { $_ => contact($oa, $A, $_) } qw(alpha bravo charlie delta echo foxtrot golf hotel);
 my ($c1, $c2, $c3, $c4) = @C{qw(alpha bravo charlie delta)};   # strip, hold, strip (2nd tombstone), bad-input target
 my $p1r = tenant_create($oa, $A, 'projects', { name => "Orion Build $R", clientName => pii('client', "Xenia Client $R"),
     description => pii('description', "Refit for the Xenia boathouse, ü $R"), budget => 4200.75, status => 'active' });
@@ -318,7 +275,7 @@ my %TOMBSTONE;
 	my $snap = table_snapshot(@TABLES);
 	ok @{ $snap->{contacts} } >= 9 && @{ $snap->{users} } >= 8 && @{ $snap->{orgs} } >= 2, '(the snapshot has the rows)';
 	my $sessions = mysql('SELECT COUNT(*) FROM sessions');
-	my $audits = compliance_audit_count();
+	my $audits = audit_count('compliance.%');
 	my $ok = $c4->{id};
 	my @many = ($ok, map { uuid7_like() } 1 .. 1000);
 	my %seen;
@@ -385,7 +342,7 @@ my %TOMBSTONE;
 
 	is_deeply table_snapshot(@TABLES), $snap, 'after every bad request: contacts, projects, offices, users, orgs, api_tokens unchanged';
 	is mysql('SELECT COUNT(*) FROM sessions'), $sessions, '  the sessions table has as many rows';
-	is compliance_audit_count(), $audits, '  no compliance.* audit event';
+	is audit_count('compliance.%'), $audits, '  no compliance.* audit event';
 	my $d = j(compliance_record($comp, 'contacts', $ok));
 	is $d->{piiStripped}, JSON::PP::false, '  delta (the valid id in the bad batches) is not stripped' or diag json_encode($d);
 	is $d->{legalHold}, JSON::PP::false, '  nor held';
@@ -395,7 +352,7 @@ my %TOMBSTONE;
 {
 	my $ok = $c4->{id};
 	my $snap = table_snapshot(qw(contacts users orgs));
-	my $audits = compliance_audit_count();
+	my $audits = audit_count('compliance.%');
 	for my $l (qw(pa member orgadmin)) {
 		my $role = $U{$l}{roles}[0];
 		check_error(strip_pii($S{$l}, entity => 'contacts', ids => [$ok], reason => $REASON), 403, 'forbidden', "strip-pii as $role");
@@ -404,7 +361,7 @@ my %TOMBSTONE;
 		check_error(compliance_record($S{$l}, 'contacts', $ok), 403, 'forbidden', "GET /compliance/records as $role");
 	}
 	is_deeply table_snapshot(qw(contacts users orgs)), $snap, 'nothing changed by the refused calls';
-	is compliance_audit_count(), $audits, '  and no compliance.* audit event';
+	is audit_count('compliance.%'), $audits, '  and no compliance.* audit event';
 
 	my %victim = (comp => $C{echo}, coff => $C{foxtrot}, sec => $C{golf}, admin => $C{hotel});
 	my %sess = (%S, admin => $admin);
@@ -427,8 +384,7 @@ my %TOMBSTONE;
 
 # ============================================================ 13. audit: compliance events with ids and counts
 {
-	my @rows = db_rows("SELECT action, target_type, target_id, payload FROM audit_events WHERE action LIKE 'compliance.%' ORDER BY seq");
-	my @p = map { { %$_, p => json_decode($_->{payload} // '') // {} } } @rows;
+	my @p = audit_payloads('compliance.%');
 	my $has_id = sub ($e, $id) { grep { norm_id($_) eq norm_id($id) } @{ $e->{p}{ids} // [] } };
 	my ($set) = grep { $_->{action} eq 'compliance.legal_hold_set' && ($_->{p}{entity} // '') eq 'contacts' && $has_id->($_, $c2->{id}) } @p;
 	ok $set, 'compliance.legal_hold_set {entity: contacts, ids: [bravo, …]}' or diag json_encode([map { $_->{payload} } @p]);
@@ -455,10 +411,11 @@ my %TOMBSTONE;
 
 	my $audit = audit_text() // '';
 	ok length $audit, 'audit_events has rows';
-	my @hits = grep { index($audit, encode_utf8($PII{$_})) >= 0 } sort keys %PII;
-	ok !@hits, 'no PII string this test wrote appears anywhere in audit_events (' . scalar(keys %PII) . ' strings:'
+	my $PII = pii_values();
+	my @hits = pii_hits($audit);
+	ok !@hits, 'no PII string this test wrote appears anywhere in audit_events (' . scalar(keys %$PII) . ' strings:'
 	    . ' names, emails, phones, addresses, notes, client names, descriptions, manager names, org names)' or diag join "\n", @hits;
-	my @log_hits = find_in_logs({ map { $_ => encode_utf8($PII{$_}) } keys %PII });
+	my @log_hits = pii_in_logs();
 	ok !@log_hits, 'nor anywhere in log/' or diag join "\n", @log_hits;
 	# positive controls: the searches do find what is there
 	ok index($audit, 'compliance.pii_stripped') >= 0, '(control: the audit text has the compliance events)';
@@ -468,13 +425,13 @@ my %TOMBSTONE;
 		my $dump = db_dump();
 		skip 'no mariadb-dump', 1 unless defined $dump;
 		my @stripped_tags = qw(alpha charlie echo foxtrot golf hotel);
-		my %gone = map { $_ => $PII{$_} } (grep({ my $k = $_; grep { $k =~ /^\Q$_\E / } @stripped_tags } keys %PII),
+		my %gone = map { $_ => $PII->{$_} } (grep({ my $k = $_; grep { $k =~ /^\Q$_\E / } @stripped_tags } keys %$PII),
 		    'subject name', 'subject email', 'client', 'description', 'office address', 'office phone', 'manager', 'org A name',
 		    'cb name', 'cb email');
 		my @left = grep { index($dump, encode_utf8($gone{$_})) >= 0 } sort keys %gone;
 		ok !@left, 'the stripped values are nowhere in the database any more (' . scalar(keys %gone) . ' strings)'
 		    or diag join "\n", @left;
-		ok index($dump, encode_utf8($PII{'bravo email'})) >= 0 && index($dump, encode_utf8($PII{'bravo notes'})) >= 0,
+		ok index($dump, encode_utf8($PII->{'bravo email'})) >= 0 && index($dump, encode_utf8($PII->{'bravo notes'})) >= 0,
 		    '(control: the held contact\'s values, UTF-8 notes included, are still there)';
 	}
 }

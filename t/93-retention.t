@@ -33,25 +33,18 @@ use Time::HiRes qw(time sleep);
 use OpsdTest;
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)' for qw(output failure_output todo_output);
-my $R = join '', map { ('a' .. 'z')[rand 26] } 1 .. 8;
-my $N = sprintf '%04d', int rand 10000;
+my $R = run_tag();
+my $N = run_num();
 start_stack(env => { OPSD_WORKERS => 2 });
 my $admin = admin_session();
 ok $admin->{cookie}, 'the superadmin logs in' or diag $admin->{res}{body};
 
 my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
-sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag("body: " . substr($r->{body} // '', 0, 600)) }
 sub first_lines(@l) { return join "\n", @l[0 .. ($#l < 14 ? $#l : 14)] }
-sub slurp($path) { open my $fh, '<:raw', $path or return undef; local $/; return <$fh> }
-
-my %PII;      # label => a PII string this test wrote (none may reach an audit.purged payload)
-sub pii($label, $v) { $PII{$label} = $v; return sensitive($label, $v) }
 
 # ---------------------------------------------------------------- the chain as MariaDB holds it
 
-sub uuid_sql($col) { return "INSERT(INSERT(INSERT(INSERT(LOWER(HEX($col)),9,0,'-'),14,0,'-'),19,0,'-'),24,0,'-')" }
 # The columns of the canonical form as audit.c reads them: ids as lower-case
 # hyphenated UUID text, occurred_at as MariaDB prints DATETIME(3).
 my $EVENT_COLS = join ', ', 'seq', uuid_sql('id') . ' AS id', 'occurred_at', uuid_sql('actor_id') . ' AS actor_id',
@@ -63,9 +56,8 @@ sub events() {
 	$SEEN{ $_->{seq} } = $_ for @e;
 	return @e;
 }
-sub count_of($sql) { my $n = mysql($sql) // return -1; chomp $n; return $n + 0 }
-sub count_events() { return count_of('SELECT COUNT(*) FROM audit_events') }
-sub count_anchors() { return count_of('SELECT COUNT(*) FROM audit_anchors') }
+sub count_events() { return audit_count() }
+sub count_anchors() { return db_count('SELECT COUNT(*) FROM audit_anchors') }
 sub anchors() {
 	return db_rows('SELECT first_seq, last_seq, LOWER(HEX(prev_hash)) AS prev_hash, LOWER(HEX(last_hash)) AS last_hash,'
 	    . ' key_id, LOWER(HEX(signature)) AS signature, created_at FROM audit_anchors ORDER BY first_seq');
@@ -152,9 +144,8 @@ sub purge_counts_are($r, $x, $what) {
 	    "$what: deleted $x->{deleted}, kept $x->{kept}, $x->{anchors} anchors, as counted here" or diag "stdout: $r->{out}";
 }
 
-sub verify_api() { my $r = http(GET => '/audit/verify', session => $admin); return ($r, j($r)) }
 sub verify_ok($what) {
-	my ($r, $v) = verify_api();
+	my ($r, $v) = audit_verify();
 	my $n = count_events();
 	is $r->{status}, 200, "$what: GET /audit/verify 200";
 	ok JSON::PP::is_bool($v->{ok}) && $v->{ok} && ($v->{checked} // -1) == $n,
@@ -165,7 +156,7 @@ sub verify_ok($what) {
 }
 # want: seq, id, reason (a string or a regex)
 sub verify_broken($what, %w) {
-	my ($r, $v) = verify_api();
+	my ($r, $v) = audit_verify();
 	is $r->{status}, 200, "$what: GET /audit/verify 200";
 	my $rs = ref $w{reason} ? $w{reason} : qr/^\Q$w{reason}\E$/;
 	my $ok = ok JSON::PP::is_bool($v->{ok}) && !$v->{ok}, "$what: ok false";
@@ -221,12 +212,8 @@ sub check_cover($what) {
 my $org1 = create_org(name => pii('org1 name', "Retention Ltd $R"));
 my $O2 = create_org(name => pii('O2 name', "Held Holdings $R"));
 ok $org1->{id} && $O2->{id}, 'org1 and O2 created' or BAIL_OUT('cannot create orgs');
-sub contact($org, $tag) {
-	my $r = tenant_create($admin, $org, 'contacts', { name => pii("$tag name", "Contact \u$tag $R"),
-	    email => pii("$tag email", "$tag.$R\@retention.example"), phone => pii("$tag phone", "+44 20 7946 $N") });
-	status_is $r, 201, "contact $tag created";
-	return j($r)->{id};
-}
+# a contact with a name, an email and a phone (PII): its id
+sub contact_id($org, $tag) { return contact($admin, $org, $tag, address => undef, notes => undef)->{id} }
 sub patch($org, $id, $tag, $n) {
 	for my $i (1 .. $n) {
 		status_is tenant_patch($admin, $org, 'contacts', $id,
@@ -234,9 +221,9 @@ sub patch($org, $id, $tag, $n) {
 		    200, "  PATCH $tag ($i)";
 	}
 }
-my $A = contact($org1, 'alice');
-my $B = contact($org1, 'bruno');
-my $C = contact($O2, 'carla');
+my $A = contact_id($org1, 'alice');
+my $B = contact_id($org1, 'bruno');
+my $C = contact_id($O2, 'carla');
 ok $A && $B && $C, 'contacts A, B (org1) and C (O2)' or BAIL_OUT('cannot create contacts');
 # A's updates sit between B's, so that releasing A later lets the runs on
 # both sides of them become one anchor
@@ -329,7 +316,7 @@ my $p1;
 	is rfc3339_epoch($pp->{cutoff}), rfc3339_epoch($p1->{cutoff}), '  payload cutoff = the cutoff printed';
 	like $pe->{actor_label} // '', qr/^cli:/, "  actor_label $pe->{actor_label}";
 	ok !defined $pe->{org_id} && !defined $pe->{target_id}, '  no org, no target';
-	my @hits = grep { index($pe->{payload} // '', encode_utf8($PII{$_})) >= 0 } sort keys %PII;
+	my @hits = pii_hits($pe->{payload});
 	ok !@hits && ($pe->{payload} // '') !~ /\@|[0-9a-f]{8}-[0-9a-f]{4}-/i, '  no PII (no name, email, phone, note) and no id in the payload'
 	    or diag "$pe->{payload}\n@hits";
 	is count_events(), $x1->{kept} + 1, 'the events left: the kept ones and audit.purged';
@@ -342,7 +329,7 @@ my $p1;
 	my @an = anchors();
 	my $an = $an[int(@an / 2)];
 	my $next = $SEEN{ $an->{last_seq} + 1 };
-	ok $next && count_of("SELECT COUNT(*) FROM audit_events WHERE seq = $next->{seq}") == 1,
+	ok $next && db_count("SELECT COUNT(*) FROM audit_events WHERE seq = $next->{seq}") == 1,
 	    "anchor $an->{first_seq}..$an->{last_seq} is followed by event seq " . ($next // {})->{seq};
 	$next //= { seq => -1, id => '' };
 	my $where = "WHERE first_seq = $an->{first_seq}";
@@ -376,7 +363,7 @@ my $p1;
 }
 
 # ============================================================ 5. more activity, a second purge merges runs
-my $D = contact($org1, 'dora');
+my $D = contact_id($org1, 'dora');
 patch($org1, $D, 'dora', 2);
 patch($org1, $B, 'bruno second', 1);
 {
@@ -422,7 +409,7 @@ patch($org1, $B, 'bruno second', 1);
 }
 
 # ============================================================ 7. a tampered event stops the purge before it
-my $E = contact($org1, 'emil');
+my $E = contact_id($org1, 'emil');
 patch($org1, $E, 'emil', 2);
 patch($org1, $D, 'dora second', 1);
 {
@@ -441,7 +428,7 @@ patch($org1, $D, 'dora second', 1);
 	purge_matches($p, 0, 0, 'purge with a tampered event', refused => $t->{seq});
 	purge_counts_are($p, $x, "  it stopped before seq $t->{seq}");
 	like "$p->{out}$p->{err}", qr/\bseq $t->{seq}\b/, "  and says so, naming seq $t->{seq}" or diag "stdout: $p->{out}\nstderr: $p->{err}";
-	is count_of("SELECT COUNT(*) FROM audit_events WHERE seq = $t->{seq}"), 1, "seq $t->{seq} is still there";
+	is db_count("SELECT COUNT(*) FROM audit_events WHERE seq = $t->{seq}"), 1, "seq $t->{seq} is still there";
 	my %now = %{ hashes(events()) };
 	my @gone = grep { !$now{ $_->{seq} } } @after;
 	ok !@gone, 'every event after it is still there (' . scalar(@after) . ')' or diag 'gone: ' . join ' ', map { $_->{seq} } @gone;
@@ -459,7 +446,7 @@ patch($org1, $D, 'dora second', 1);
 	my $p2 = purge('--days', '0');
 	purge_matches($p2, 0, 0, 'purge after the repair');
 	purge_counts_are($p2, $x2, '  purge after the repair');
-	is count_of("SELECT COUNT(*) FROM audit_events WHERE seq >= $t->{seq} AND seq <= " . ($after[-1] // $t)->{seq}), 0,
+	is db_count("SELECT COUNT(*) FROM audit_events WHERE seq >= $t->{seq} AND seq <= " . ($after[-1] // $t)->{seq}), 0,
 	    "  it went past seq $t->{seq} this time";
 	check_cover('after the repair and purge');
 	verify_ok('after the repair and purge');
@@ -468,7 +455,7 @@ patch($org1, $D, 'dora second', 1);
 # ============================================================ 7b. a deleted row: the event after it is evidence too
 # /audit/verify names the event after a missing row (t/62-audit.t); "anything
 # that does not verify" must survive retention like a tampered one.
-my $H = contact($org1, 'hanna');
+my $H = contact_id($org1, 'hanna');
 patch($org1, $H, 'hanna', 3);
 {
 	my @h = grep { about($_, $H) } events();
@@ -482,11 +469,11 @@ patch($org1, $H, 'hanna', 3);
 	my $x = expect_purge(\@HELD, upto => $after->{seq});
 	my $p = purge('--days', '0');
 	purge_matches($p, 0, 0, 'purge with a row missing', refused => $after->{seq});
-	my $kept = count_of("SELECT COUNT(*) FROM audit_events WHERE seq = $after->{seq}") == 1;
+	my $kept = db_count("SELECT COUNT(*) FROM audit_events WHERE seq = $after->{seq}") == 1;
 	ok $kept, "  seq $after->{seq}, the event verify names after the missing row, is still there"
 	    or diag "purge said: $p->{out}$p->{err}";
 	purge_counts_are($p, $x, "  it stopped before seq $after->{seq}") if $kept;
-	my ($r, $v) = verify_api();
+	my ($r, $v) = audit_verify();
 	ok JSON::PP::is_bool($v->{ok}) && !$v->{ok}, '  verify still reports the chain broken' or diag $r->{body};
 	ok defined mysql('INSERT INTO audit_events SELECT * FROM t93_saved', 'DROP TABLE t93_saved'), "seq $gone->{seq} put back";
 	verify_ok('the deleted row put back');
@@ -502,7 +489,7 @@ patch($org1, $H, 'hanna', 3);
 # ============================================================ 7c. an event altered with its hash recomputed
 # The altered event verifies on its own; the one after it no longer links to
 # it. Retention must keep both (the altered one is the evidence).
-my $K = contact($org1, 'kira');
+my $K = contact_id($org1, 'kira');
 patch($org1, $K, 'kira', 2);
 {
 	my @k = grep { about($_, $K) } events();
@@ -518,7 +505,7 @@ patch($org1, $K, 'kira', 2);
 	verify_broken('a recomputed hash', seq => $after->{seq}, id => $after->{id}, reason => 'hash mismatch');
 	my $p = purge('--days', '0');
 	is $p->{rc}, 1, 'the purge stops (exit 1)' or diag "$p->{out}$p->{err}";
-	is count_of("SELECT COUNT(*) FROM audit_events WHERE seq IN ($alt->{seq}, $after->{seq})"), 2,
+	is db_count("SELECT COUNT(*) FROM audit_events WHERE seq IN ($alt->{seq}, $after->{seq})"), 2,
 	    "  the altered event ($alt->{seq}) and the one after it are both still there";
 	mysql("UPDATE audit_events SET payload = UNHEX('$orig->{p}'), hash = UNHEX('$orig->{h}') WHERE seq = $alt->{seq}");
 	verify_ok('the altered event restored');
@@ -530,9 +517,9 @@ patch($org1, $K, 'kira', 2);
 }
 
 # ============================================================ new activity for the last steps
-my $F = contact($org1, 'frida');
+my $F = contact_id($org1, 'frida');
 patch($org1, $F, 'frida', 1);
-my $G = contact($O2, 'gus');            # a new record of the held org: held too
+my $G = contact_id($O2, 'gus');            # a new record of the held org: held too
 patch($org1, $B, 'bruno third', 1);
 push @HELD, $G if $G;
 
@@ -602,7 +589,7 @@ push @HELD, $G if $G;
 # left as they are, so the rewritten part links to them unchanged). Returns
 # the rewritten rows.
 sub time_travel($days) {
-	my $from = count_of('SELECT IFNULL(MAX(last_seq), 0) FROM audit_anchors') + 1;
+	my $from = db_count('SELECT IFNULL(MAX(last_seq), 0) FROM audit_anchors') + 1;
 	my @ev = db_rows("SELECT $EVENT_COLS, occurred_at - INTERVAL $days DAY AS new_at FROM audit_events WHERE seq >= $from ORDER BY seq");
 	return () unless @ev;
 	my @gap = grep { $ev[$_]{seq} != $ev[0]{seq} + $_ } 0 .. $#ev;
@@ -626,7 +613,7 @@ sub time_travel($days) {
 	my $n_before = count_events();
 	my @moved = time_travel(3);
 	cmp_ok scalar(@moved), '>=', 5, 'the newest events moved 3 days back (' . scalar(@moved) . ')';
-	is count_of('SELECT COUNT(*) FROM audit_events WHERE occurred_at < UTC_TIMESTAMP(3) - INTERVAL 2 DAY'), scalar(@moved),
+	is db_count('SELECT COUNT(*) FROM audit_events WHERE occurred_at < UTC_TIMESTAMP(3) - INTERVAL 2 DAY'), scalar(@moved),
 	    '  exactly those are now older than 2 days';
 	verify_ok('after the time travel (the helper recomputed the chain right)');
 	my @aged = grep { my $s = $_->{seq}; grep { $_->{seq} == $s } @moved } events();

@@ -50,45 +50,21 @@ ok $DEDICATED_URI && index($DEDICATED_URI, $DB_PW) >= 0, 'opsd.env has OPSD_DEDI
 my %SECRET = (db_password => $DB_PW);
 sub secret($label) { return sensitive("secret $label", $SECRET{$label} //= "Pw$label" . uc($R) . 'x9') }
 
-sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
-sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag('body: ' . substr($r->{body} // '', 0, 800)) }
-sub fields_named($r, @names) {
-	my $e = j($r)->{error};
-	my $f = ref $e eq 'HASH' && ref $e->{details} eq 'HASH' ? $e->{details}{fields} : undef;
-	my $ok = ref $f eq 'HASH' && !grep { !exists $f->{$_} } @names;
-	ok $ok, "  details.fields names @names" or diag "body: $r->{body}";
-	return $ok;
-}
 sub no_secret_in($text, $name) {
 	my @hits = grep { index($text // '', $SECRET{$_}) >= 0 } sort keys %SECRET;
 	ok !@hits, "$name: no password in it" or diag "found: @hits";
 }
-sub count_sql($sql) { my $n = mysql($sql) // return -1; chomp $n; return $n + 0 }
-sub hex_of($org) { return uuid_hex(ref $org ? $org->{id} : $org) // '00' }
-sub mig_rows($org) { return count_sql("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . hex_of($org) . "')") }
+sub mig_rows($org) { return db_count("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . org_hex($org) . "')") }
 sub mig_audits($org, $action = 'migration.%') {
 	my $id = ref $org ? $org->{id} : $org;
-	return count_sql("SELECT COUNT(*) FROM audit_events WHERE action LIKE '$action' AND (org_id = UNHEX('"
-	    . hex_of($org) . "') OR payload LIKE '%$id%')");
+	return db_count("SELECT COUNT(*) FROM audit_events WHERE action LIKE '$action' AND (org_id = UNHEX('"
+	    . org_hex($org) . "') OR payload LIKE '%$id%')");
 }
 
-sub start_body(%b) {
-	for my $k (qw(dryRun overrideLegalHold)) {
-		$b{$k} = $b{$k} ? JSON::PP::true : JSON::PP::false if exists $b{$k} && !ref $b{$k} && $b{$k} =~ /^[01]$/;
-	}
-	return \%b;
-}
-sub m_start($s, %b) { return http(POST => '/migration/start', json => start_body(%b), session => $s) }
-sub m_status($s, $org) { return http(GET => "/migration/status/$org", session => $s) }
-sub m_history($s, $q) {
-	return http(GET => '/migration/history' . (defined $q ? '?orgId=' . uri_escape_all($q) : ''), session => $s);
-}
-sub m_finalize($s, %b) { return http(POST => '/migration/finalize', json => \%b, session => $s) }
-sub m_abort($s, %b) { return http(POST => '/migration/abort', json => \%b, session => $s) }
 sub wait_status($org, $want, $secs = 20) {
 	my $last = '';
 	my $ok = wait_until($secs, sub {
-		my $r = m_status($admin, $org);
+		my $r = migration_status($admin, $org);
 		$last = j($r)->{status} // "HTTP $r->{status}";
 		return $last eq $want;
 	}, 0.25);
@@ -181,7 +157,7 @@ for my $c (@BAD) {
 	for my $k (keys %$change) {
 		if (defined $change->{$k}) { $b{$k} = $change->{$k} } else { delete $b{$k} }
 	}
-	my $r = m_start($admin, %b);
+	my $r = migration_start($admin, %b);
 	check_error($r, $st, $code, "start, $name");
 	fields_named($r, @fields) if @fields;
 	no_secret_in($r->{body}, "start, $name");
@@ -196,18 +172,18 @@ for my $c (@BAD) {
 }
 # A shared_to_dedicated start for an org already dedicated.
 {
-	ok defined mysql("UPDATE orgs SET db_mode = 'dedicated' WHERE id = UNHEX('" . hex_of($O{dedi}) . "')"),
+	ok defined mysql("UPDATE orgs SET db_mode = 'dedicated' WHERE id = UNHEX('" . org_hex($O{dedi}) . "')"),
 	    'an org marked dedicated';
-	my $r = m_start($admin, orgId => $O{dedi}{id}, direction => 'shared_to_dedicated', reason => 'wrong way');
+	my $r = migration_start($admin, orgId => $O{dedi}{id}, direction => 'shared_to_dedicated', reason => 'wrong way');
 	check_error($r, 409, 'conflict', 'start, shared_to_dedicated for a dedicated org');
 	is mig_rows($O{dedi}), 0, '  no migrations row';
-	mysql("UPDATE orgs SET db_mode = 'shared' WHERE id = UNHEX('" . hex_of($O{dedi}) . "')");
+	mysql("UPDATE orgs SET db_mode = 'shared' WHERE id = UNHEX('" . org_hex($O{dedi}) . "')");
 }
 # A target that refuses connections.
 {
 	my $uri = 'mysql://u:' . secret('refused') . '@127.0.0.1:1/x';
 	my $t0 = time;
-	my $r = m_start($admin, orgId => $A, direction => 'shared_to_dedicated', reason => 'unreachable',
+	my $r = migration_start($admin, orgId => $A, direction => 'shared_to_dedicated', reason => 'unreachable',
 	    targetUri => $uri, dbName => "org_unreach_$R");
 	check_error($r, 400, 'target_unreachable', 'start, a target that refuses connections');
 	my $d = ref j($r)->{error} eq 'HASH' ? j($r)->{error}{details} : undef;
@@ -219,35 +195,35 @@ for my $c (@BAD) {
 }
 is mig_rows($A), 0, 'after every bad start: no migrations row for the org';
 is mig_audits($A), 0, '  and no migration.* audit event';
-check_error(m_status($admin, $A), 404, 'not_found', 'status of an org that never migrated');
+check_error(migration_status($admin, $A), 404, 'not_found', 'status of an org that never migrated');
 {
-	my $r = m_history($admin, $A);
+	my $r = migration_history($admin, $A);
 	status_is $r, 200, 'history of an org that never migrated: 200';
 	is_deeply j($r)->{items}, [], '  items is empty';
 }
 
 # ============================================================ status, history, finalize, abort: bad input
-check_error(m_status($admin, 'not-a-uuid'), 404, 'not_found', 'status, malformed orgId');
-check_error(m_status($admin, uuid7_like()), 404, 'not_found', 'status, unknown org');
+check_error(migration_status($admin, 'not-a-uuid'), 404, 'not_found', 'status, malformed orgId');
+check_error(migration_status($admin, uuid7_like()), 404, 'not_found', 'status, unknown org');
 check_error(http(GET => '/migration/status/', session => $admin), 404, undef, 'status without an orgId');
 for my $c (['missing orgId', undef], ['empty orgId', ''], ['malformed orgId', 'zzz'], ['half a UUID', substr($A, 0, 18)]) {
-	my $r = m_history($admin, $c->[1]);
+	my $r = migration_history($admin, $c->[1]);
 	check_error($r, 400, 'validation_failed', "history, $c->[0]");
 	fields_named($r, 'orgId');
 }
-check_error(m_history($admin, uuid7_like()), 404, 'not_found', 'history, unknown org');
+check_error(migration_history($admin, uuid7_like()), 404, 'not_found', 'history, unknown org');
 for my $c (
-	['finalize, missing orgId', \&m_finalize, {}, 400, 'orgId'],
-	['finalize, malformed orgId', \&m_finalize, { orgId => 'x' }, 400, 'orgId'],
-	['finalize, an unknown field', \&m_finalize, { orgId => $A, now => JSON::PP::true }, 400, 'now'],
-	['finalize, unknown org', \&m_finalize, { orgId => uuid7_like() }, 404],
-	['finalize, an org without a migration', \&m_finalize, { orgId => $A }, 404],
-	['abort, missing orgId', \&m_abort, { reason => 'r' }, 400, 'orgId'],
-	['abort, missing reason', \&m_abort, { orgId => $A }, 400, 'reason'],
-	['abort, empty reason', \&m_abort, { orgId => $A, reason => '' }, 400, 'reason'],
-	['abort, reason of 501 characters', \&m_abort, { orgId => $A, reason => 'r' x 501 }, 400, 'reason'],
-	['abort, unknown org', \&m_abort, { orgId => uuid7_like(), reason => 'r' }, 404],
-	['abort, an org without a migration', \&m_abort, { orgId => $A, reason => 'r' }, 404],
+	['finalize, missing orgId', \&migration_finalize, {}, 400, 'orgId'],
+	['finalize, malformed orgId', \&migration_finalize, { orgId => 'x' }, 400, 'orgId'],
+	['finalize, an unknown field', \&migration_finalize, { orgId => $A, now => JSON::PP::true }, 400, 'now'],
+	['finalize, unknown org', \&migration_finalize, { orgId => uuid7_like() }, 404],
+	['finalize, an org without a migration', \&migration_finalize, { orgId => $A }, 404],
+	['abort, missing orgId', \&migration_abort, { reason => 'r' }, 400, 'orgId'],
+	['abort, missing reason', \&migration_abort, { orgId => $A }, 400, 'reason'],
+	['abort, empty reason', \&migration_abort, { orgId => $A, reason => '' }, 400, 'reason'],
+	['abort, reason of 501 characters', \&migration_abort, { orgId => $A, reason => 'r' x 501 }, 400, 'reason'],
+	['abort, unknown org', \&migration_abort, { orgId => uuid7_like(), reason => 'r' }, 404],
+	['abort, an org without a migration', \&migration_abort, { orgId => $A, reason => 'r' }, 404],
 ) {
 	my ($name, $fn, $body, $st, @fields) = @$c;
 	my $r = $fn->($admin, %$body);
@@ -261,7 +237,7 @@ is mig_rows($A), 0, 'still no migrations row for the org';
 	my $held = $O{held}{id};
 	my $r = legal_hold($admin, entity => 'orgs', ids => [$held], hold => 1, reason => "hold $R");
 	status_is $r, 200, 'the org is put on legal hold';
-	$r = m_start($admin, orgId => $held, direction => 'shared_to_dedicated', reason => 'held', dbName => "org_held_$R");
+	$r = migration_start($admin, orgId => $held, direction => 'shared_to_dedicated', reason => 'held', dbName => "org_held_$R");
 	check_error($r, 409, 'legal_hold', 'start of a held org');
 	is mig_rows($held), 0, '  no migrations row';
 
@@ -271,7 +247,7 @@ is mig_rows($A), 0, 'still no migrations row for the org';
 	status_is $c, 201, 'a contact in another org';
 	$r = legal_hold($admin, entity => 'contacts', ids => [j($c)->{id} // uuid7_like()], hold => 1, reason => "hold $R");
 	status_is $r, 200, '  put on legal hold';
-	$r = m_start($admin, orgId => $rec, direction => 'shared_to_dedicated', reason => 'held record', dbName => "org_rec_$R");
+	$r = migration_start($admin, orgId => $rec, direction => 'shared_to_dedicated', reason => 'held record', dbName => "org_rec_$R");
 	check_error($r, 409, 'legal_hold', 'start of an org with a held record');
 	is mig_rows($rec), 0, '  no migrations row';
 	is mig_audits($rec), 0, '  no migration.* audit event';
@@ -280,7 +256,7 @@ is mig_rows($A), 0, 'still no migrations row for the org';
 	my $over = $O{over}{id};
 	$r = legal_hold($admin, entity => 'orgs', ids => [$over], hold => 1, reason => "hold $R");
 	status_is $r, 200, 'a third org on legal hold';
-	$r = m_start($admin, orgId => $over, direction => 'shared_to_dedicated', reason => "override $R",
+	$r = migration_start($admin, orgId => $over, direction => 'shared_to_dedicated', reason => "override $R",
 	    overrideLegalHold => 1, chunkSize => 1, dbName => "org_over_$R");
 	status_is $r, 202, 'start with overrideLegalHold: 202';
 	check_doc(j($r), 'the overriding start', orgId => $over, overrideLegalHold => JSON::PP::true,
@@ -288,7 +264,7 @@ is mig_rows($A), 0, 'still no migrations row for the org';
 	is mig_rows($over), 1, '  one migrations row';
 	ok mig_audits($over, 'migration.legal_hold_override') >= 1, '  audited as migration.legal_hold_override';
 	ok mig_audits($over, 'migration.started') >= 1, '  and migration.started';
-	$r = m_abort($admin, orgId => $over, reason => 'test over');
+	$r = migration_abort($admin, orgId => $over, reason => 'test over');
 	status_is $r, 202, '  abort: 202';
 	like j($r)->{status} // '', qr/^(?:aborting|aborted)$/, '  aborting or aborted';
 	wait_status($over, 'aborted');
@@ -301,7 +277,7 @@ my $RUN = $O{run}{id};
 	is $n, 20000, '20,000 contacts in the org to migrate (a copy in chunks of 1 takes a while)';
 	my $body = { orgId => $RUN, direction => 'shared_to_dedicated', chunkSize => 1, targetUri => $DEDICATED_URI,
 	    dbName => "org_run1_$R", reason => "first $R" };
-	my $r = m_start($admin, %$body);
+	my $r = migration_start($admin, %$body);
 	status_is $r, 202, 'start with an explicit targetUri (the stack\'s MariaDB): 202';
 	my $doc = j($r);
 	check_doc($doc, 'the started migration', orgId => $RUN, direction => 'shared_to_dedicated', chunkSize => 1,
@@ -311,32 +287,32 @@ my $RUN = $O{run}{id};
 	my $id = $doc->{id};
 	no_secret_in($r->{body}, 'the 202 answer');
 	is mig_rows($RUN), 1, '  one migrations row';
-	is count_sql("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . hex_of($RUN) . "') AND (target_sealed LIKE "
+	is db_count("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . org_hex($RUN) . "') AND (target_sealed LIKE "
 	    . "'%$DB_PW%' OR target_redacted LIKE '%$DB_PW%')"), 0, '  the stored target holds no clear password';
 	ok mig_audits($RUN, 'migration.started') >= 1, '  audited as migration.started';
 
-	$r = m_start($admin, %$body);
+	$r = migration_start($admin, %$body);
 	check_error($r, 409, 'migration_in_progress', 'the same start again while it runs');
-	$r = m_start($admin, %$body, dbName => "org_run2_$R", reason => 'second');
+	$r = migration_start($admin, %$body, dbName => "org_run2_$R", reason => 'second');
 	check_error($r, 409, 'migration_in_progress', 'a second start (another dbName) while one runs');
-	$r = m_start($admin, orgId => $RUN, direction => 'dedicated_to_shared', reason => 'other way');
+	$r = migration_start($admin, orgId => $RUN, direction => 'dedicated_to_shared', reason => 'other way');
 	check_error($r, [409], ['migration_in_progress', 'conflict'], 'a start the other way while one runs');
 	is mig_rows($RUN), 1, '  still one migrations row';
 
-	my $st = j(m_status($admin, $RUN))->{status} // '';
+	my $st = j(migration_status($admin, $RUN))->{status} // '';
 	if ($st ne 'ready_for_cutover') {
-		$r = m_finalize($admin, orgId => $RUN);
+		$r = migration_finalize($admin, orgId => $RUN);
 		check_error($r, 409, 'conflict', "finalize before ready ($st)");
-		isnt j(m_status($admin, $RUN))->{status} // '', 'cutting_over', '  not cutting_over';
+		isnt j(migration_status($admin, $RUN))->{status} // '', 'cutting_over', '  not cutting_over';
 	} else {
 		fail 'the copy of 20,000 rows in chunks of 1 was ready at once: finalize-before-ready not testable';
 	}
 
-	$r = m_status($admin, uc $RUN);
+	$r = migration_status($admin, uc $RUN);
 	status_is $r, 200, 'GET /migration/status/:orgId (upper-case id) 200';
 	check_doc(j($r), 'the status', id => $id, orgId => $RUN);
 
-	$r = m_history($admin, $RUN);
+	$r = migration_history($admin, $RUN);
 	status_is $r, 200, 'GET /migration/history 200';
 	my $items = j($r)->{items};
 	is ref $items eq 'ARRAY' ? scalar @$items : -1, 1, '  one item';
@@ -344,38 +320,38 @@ my $RUN = $O{run}{id};
 
 	# An operator retrying the very same start once rows are in the target:
 	# still "one is running", not a complaint about the target.
-	my $copied = wait_until(15, sub { (j(m_status($admin, $RUN))->{rowsCopied} // 0) > 0 }, 0.25);
+	my $copied = wait_until(15, sub { (j(migration_status($admin, $RUN))->{rowsCopied} // 0) > 0 }, 0.25);
 	ok $copied, 'the copy has begun';
-	$r = m_start($admin, %$body);
+	$r = migration_start($admin, %$body);
 	check_error($r, 409, 'migration_in_progress', 'the same start again once rows were copied');
 
-	$r = m_abort($admin, orgId => $RUN, reason => "stop $R");
+	$r = migration_abort($admin, orgId => $RUN, reason => "stop $R");
 	status_is $r, 202, 'abort: 202';
 	like j($r)->{status} // '', qr/^(?:aborting|aborted)$/, '  aborting or aborted';
 	wait_status($RUN, 'aborted');
 	ok mig_audits($RUN, 'migration.aborted') >= 1, '  audited as migration.aborted';
-	is count_sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'org_run1_$R'"), 0,
+	is db_count("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'org_run1_$R'"), 0,
 	    '  the target database is gone';
-	is count_sql("SELECT COUNT(*) FROM contacts WHERE org_id = UNHEX('" . hex_of($RUN) . "')"), 20000,
+	is db_count("SELECT COUNT(*) FROM contacts WHERE org_id = UNHEX('" . org_hex($RUN) . "')"), 20000,
 	    '  the source rows are all there';
-	check_error(m_abort($admin, orgId => $RUN, reason => 'again'), 409, 'conflict', 'abort of an aborted migration');
-	check_error(m_finalize($admin, orgId => $RUN), 409, 'conflict', 'finalize of an aborted migration');
+	check_error(migration_abort($admin, orgId => $RUN, reason => 'again'), 409, 'conflict', 'abort of an aborted migration');
+	check_error(migration_finalize($admin, orgId => $RUN), 409, 'conflict', 'finalize of an aborted migration');
 
-	$r = m_start($admin, orgId => $RUN, direction => 'shared_to_dedicated', chunkSize => 1, dbName => "org_run3_$R",
+	$r = migration_start($admin, orgId => $RUN, direction => 'shared_to_dedicated', chunkSize => 1, dbName => "org_run3_$R",
 	    reason => "third $R");
 	status_is $r, 202, 'a new start after the abort (default target: OPSD_DEDICATED_DB_URI): 202';
 	my $id2 = j($r)->{id} // '';
 	isnt $id2, $id, '  a new migration id';
-	$r = m_history($admin, $RUN);
+	$r = migration_history($admin, $RUN);
 	is_deeply [map { $_->{id} } @{ j($r)->{items} // [] }], [$id2, $id], '  history: newest first';
 	is j($r)->{items}[1]{status}, 'aborted', '  the first one aborted';
-	check_error(m_abort($admin, orgId => $RUN, reason => 'by id', migrationId => $id), 409, 'conflict',
+	check_error(migration_abort($admin, orgId => $RUN, reason => 'by id', migrationId => $id), 409, 'conflict',
 	    'abort by migrationId of the older, aborted migration: 409');
-	check_error(m_abort($admin, orgId => $RUN, reason => 'by id', migrationId => '01a22d9b-0000-7000-8000-000000000000'),
+	check_error(migration_abort($admin, orgId => $RUN, reason => 'by id', migrationId => '01a22d9b-0000-7000-8000-000000000000'),
 	    404, 'not_found', 'abort by an unknown migrationId: 404');
-	check_error(m_abort($admin, orgId => $RUN, reason => 'by id', migrationId => 'nope'), 400, 'validation_failed',
+	check_error(migration_abort($admin, orgId => $RUN, reason => 'by id', migrationId => 'nope'), 400, 'validation_failed',
 	    'abort with a malformed migrationId: 400');
-	status_is m_abort($admin, orgId => $RUN, reason => 'done', migrationId => $id2), 202, '  the new one aborted by its id';
+	status_is migration_abort($admin, orgId => $RUN, reason => 'done', migrationId => $id2), 202, '  the new one aborted by its id';
 	wait_status($RUN, 'aborted');
 }
 
@@ -389,11 +365,11 @@ my $RUN = $O{run}{id};
 		$sess{$role} = $s;
 	}
 	my @calls = (
-		['POST /migration/start', sub ($s) { m_start($s, orgId => $RUN, direction => 'shared_to_dedicated', reason => 'x') }],
-		['GET /migration/status/:orgId', sub ($s) { m_status($s, $RUN) }],
-		['POST /migration/finalize', sub ($s) { m_finalize($s, orgId => $RUN) }],
-		['POST /migration/abort', sub ($s) { m_abort($s, orgId => $RUN, reason => 'x') }],
-		['GET /migration/history', sub ($s) { m_history($s, $RUN) }],
+		['POST /migration/start', sub ($s) { migration_start($s, orgId => $RUN, direction => 'shared_to_dedicated', reason => 'x') }],
+		['GET /migration/status/:orgId', sub ($s) { migration_status($s, $RUN) }],
+		['POST /migration/finalize', sub ($s) { migration_finalize($s, orgId => $RUN) }],
+		['POST /migration/abort', sub ($s) { migration_abort($s, orgId => $RUN, reason => 'x') }],
+		['GET /migration/history', sub ($s) { migration_history($s, $RUN) }],
 	);
 	for my $role (sort keys %sess) {
 		for my $c (@calls) {
@@ -456,8 +432,8 @@ my $CLI = $O{cli}{id};
 	like $id // '', $UUID, '  prints the migration id';
 	like $out, qr/^status: (?:pending|copying|catching_up|verifying|ready_for_cutover)$/m, '  and its status';
 	ok mig_audits($CLI, 'migration.started') >= 1, '  audited';
-	is count_sql("SELECT COUNT(*) FROM audit_events WHERE action = 'migration.started' AND actor_label LIKE 'cli:%'"
-	    . " AND (org_id = UNHEX('" . hex_of($CLI) . "') OR payload LIKE '%$CLI%')"), 1, '  by cli:<user>';
+	is db_count("SELECT COUNT(*) FROM audit_events WHERE action = 'migration.started' AND actor_label LIKE 'cli:%'"
+	    . " AND (org_id = UNHEX('" . org_hex($CLI) . "') OR payload LIKE '%$CLI%')"), 1, '  by cli:<user>';
 
 	($rc, $out, $err) = opsctl('migration', 'status', '--org', $CLI);
 	is $rc, 0, 'opsctl migration status exits 0' or diag $err;
@@ -505,7 +481,7 @@ my $CLI = $O{cli}{id};
 {
 	my $W = $O{watch}{id};
 	is bulk_insert_contacts($W, 20000, tag => "watch$R"), 20000, 'an org with 20,000 contacts to watch';
-	my $r = m_start($admin, orgId => $W, direction => 'shared_to_dedicated', chunkSize => 1, dbName => "org_watch_$R",
+	my $r = migration_start($admin, orgId => $W, direction => 'shared_to_dedicated', chunkSize => 1, dbName => "org_watch_$R",
 	    reason => "watch $R");
 	status_is $r, 202, 'a migration to watch';
 	my $tmp = stack()->{tmp};
@@ -527,7 +503,7 @@ my $CLI = $O{cli}{id};
 	start_mysql();
 	ok wait_until(60, sub { http(GET => '/readyz')->{status} == 200 }, 0.5), 'MariaDB is back, opsd ready';
 	my $a;
-	wait_until(30, sub { $a = m_abort($admin, orgId => $W, reason => 'watched'); $a->{status} != 503 }, 0.5);
+	wait_until(30, sub { $a = migration_abort($admin, orgId => $W, reason => 'watched'); $a->{status} != 503 }, 0.5);
 	status_is $a, 202, 'abort of the watched migration';
 	my $rc;
 	wait_until(40, sub { my $w = waitpid($pid, WNOHANG); $rc = $? >> 8 if $w == $pid; $w == $pid }, 0.2);
@@ -554,7 +530,7 @@ my $CLI = $O{cli}{id};
 	my $slug = substr("l$R" . ('x' x 80), 0, 63);
 	my $L = create_org(name => "Long slug $R", slug => $slug);
 	ok $L->{id}, 'an org with a 63-character slug' or diag $L->{res}{body};
-	my $r = m_start($admin, orgId => $L->{id}, direction => 'shared_to_dedicated', dryRun => 1, reason => "long $R");
+	my $r = migration_start($admin, orgId => $L->{id}, direction => 'shared_to_dedicated', dryRun => 1, reason => "long $R");
 	status_is $r, 202, '  a dry run with the default database name: 202';
 	my $db = j($r)->{dbName} // '';
 	ok length($db) <= 64 && $db =~ /^org_[a-z0-9_]+$/, "  dbName org_… of at most 64 characters ($db)";
@@ -565,19 +541,19 @@ my $CLI = $O{cli}{id};
 		status_is http(POST => "/orgs/$P->{id}/contacts", session => $admin, json => { name => "P$n $R" }), 201, "  org P contact $n";
 	}
 	my $pdb = "org_p_$R";
-	$r = m_start($admin, orgId => $P->{id}, direction => 'shared_to_dedicated', dbName => $pdb, reason => "own $R");
+	$r = migration_start($admin, orgId => $P->{id}, direction => 'shared_to_dedicated', dbName => $pdb, reason => "own $R");
 	status_is $r, 202, "org P moves into its own database $pdb";
 	wait_status($P->{id}, 'ready_for_cutover', 60);
-	status_is m_finalize($admin, orgId => $P->{id}), 202, '  finalize';
+	status_is migration_finalize($admin, orgId => $P->{id}), 202, '  finalize';
 	wait_status($P->{id}, 'completed', 60);
 
 	my $Q = new_org('other');
-	my $e = m_start($admin, orgId => $Q->{id}, direction => 'shared_to_dedicated', dbName => $pdb, reason => "squat $R");
+	my $e = migration_start($admin, orgId => $Q->{id}, direction => 'shared_to_dedicated', dbName => $pdb, reason => "squat $R");
 	check_error($e, 409, 'conflict', "another org into P's database: 409");
 	like(($e->{json}{error}{details}{reason} // ''), qr/in use by other orgs|another org/, '  the reason says whose database it is');
-	$e = m_start($admin, orgId => $Q->{id}, direction => 'shared_to_dedicated', dbName => 'opsd', reason => "shared $R");
+	$e = migration_start($admin, orgId => $Q->{id}, direction => 'shared_to_dedicated', dbName => 'opsd', reason => "shared $R");
 	check_error($e, 409, 'conflict', 'the shared database as a dedicated target: 409');
-	check_error(m_status($admin, $Q->{id}), 404, 'not_found', '  nothing recorded for Q');
+	check_error(migration_status($admin, $Q->{id}), 404, 'not_found', '  nothing recorded for Q');
 }
 
 finish();

@@ -52,29 +52,18 @@ my @TABLES = qw(contacts projects offices);
 my @KIDS;   # forked helpers still running (killed if the test dies)
 
 # ============================================================ helpers
-sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
-sub status_is($r, $want, $name) { return is($r->{status}, $want, $name) || diag('body: ' . substr($r->{body} // '', 0, 800)) }
 sub sql1($sql) { my $v = mysql($sql) // return undef; chomp $v; return $v }
-sub num_sql($sql) { my $v = sql1($sql); return defined $v && $v =~ /^-?\d+$/ ? $v + 0 : -1 }
-sub hexid($id) { return lc(($id // '') =~ s/-//gr) }
 sub uuid_of($h) { $h = lc $h; return join '-', substr($h, 0, 8), substr($h, 8, 4), substr($h, 12, 4), substr($h, 16, 4), substr($h, 20) }
-sub ohex($org) { return hexid(ref $org ? $org->{id} : $org) }
-sub schema_exists($db) { return num_sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '$db'") == 1 }
+sub schema_exists($db) { return db_count("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '$db'") == 1 }
 sub elapsed() { return sprintf '%.0fs', time - $T0 }
 
-sub bool_body(%b) {
-	for my $k (qw(dryRun overrideLegalHold hold)) {
-		$b{$k} = $b{$k} ? JSON::PP::true : JSON::PP::false if exists $b{$k} && !ref $b{$k};
-	}
-	return \%b;
-}
-sub mig_start(%b) { return http(POST => '/migration/start', json => bool_body(reason => "test $R", %b), session => $admin, timeout => 60) }
-sub mig_finalize($org) { return http(POST => '/migration/finalize', json => { orgId => $org->{id} }, session => $admin, timeout => 60) }
+sub mig_start(%b) { return migration_start($admin, reason => "test $R", %b, timeout => 60) }
+sub mig_finalize($org) { return migration_finalize($admin, orgId => $org->{id}, timeout => 60) }
 sub mig_abort($org, $why = "abort $R") {
-	return http(POST => '/migration/abort', json => { orgId => $org->{id}, reason => $why }, session => $admin, timeout => 60);
+	return migration_abort($admin, orgId => $org->{id}, reason => $why, timeout => 60);
 }
 sub mig_status($org) {
-	my $r = http(GET => "/migration/status/$org->{id}", session => $admin, timeout => 20);
+	my $r = migration_status($admin, $org->{id}, timeout => 20);
 	return $r->{status} == 200 ? j($r) : { httpStatus => $r->{status}, body => $r->{body} };
 }
 my %TERMINAL = map { $_ => 1 } qw(completed aborted failed);
@@ -108,7 +97,7 @@ sub cols($table) {
 # {id hex => the row's text}; undef when the query fails.
 sub org_rows($db, $table, $org) {
 	my $list = join ', ', map { $_->[1] =~ /binary|blob/ ? "LOWER(HEX(`$_->[0]`))" : "`$_->[0]`" } cols($table);
-	my $out = mysql("SELECT LOWER(HEX(id)), $list FROM `$db`.`$table` WHERE org_id = UNHEX('" . ohex($org) . "') ORDER BY id")
+	my $out = mysql("SELECT LOWER(HEX(id)), $list FROM `$db`.`$table` WHERE org_id = UNHEX('" . org_hex($org) . "') ORDER BY id")
 	    // return undef;
 	return { map { my ($id, $rest) = split /\t/, $_, 2; ($id => $rest) } grep { length } split /\n/, $out };
 }
@@ -117,34 +106,34 @@ sub snapshot($db, $org) { return { map { $_ => org_rows($db, $_, $org) } @TABLES
 sub checksum($db, $table, $org) {
 	my $cat = join ', ', map { $_->[1] =~ /binary|blob/ ? "IFNULL(HEX(`$_->[0]`), '~')" : "IFNULL(`$_->[0]`, '~')" } cols($table);
 	return sql1("SELECT CONCAT(COUNT(*), ':', BIT_XOR(CRC32(CONCAT_WS('|', $cat)))) FROM `$db`.`$table`"
-	    . " WHERE org_id = UNHEX('" . ohex($org) . "')") // 'error';
+	    . " WHERE org_id = UNHEX('" . org_hex($org) . "')") // 'error';
 }
 sub checksums($db, $org) { return { map { $_ => checksum($db, $_, $org) } @TABLES } }
-sub org_count($db, $table, $org) { return num_sql("SELECT COUNT(*) FROM `$db`.`$table` WHERE org_id = UNHEX('" . ohex($org) . "')") }
+sub org_count($db, $table, $org) { return db_count("SELECT COUNT(*) FROM `$db`.`$table` WHERE org_id = UNHEX('" . org_hex($org) . "')") }
 # id hex => [name, email] of the org's contacts in db
 sub names_emails($db, $org) {
 	my $out = mysql("SELECT LOWER(HEX(id)), IFNULL(name, ''), IFNULL(email, '') FROM `$db`.contacts WHERE org_id = UNHEX('"
-	    . ohex($org) . "')") // return undef;
+	    . org_hex($org) . "')") // return undef;
 	return { map { my ($id, $n, $e) = split /\t/, $_, -1; ($id => [$n, $e]) } grep { length } split /\n/, $out };
 }
 sub org_row($org) {
 	my ($r) = db_rows("SELECT db_mode, capture_changes, write_frozen_until, legal_hold, dedicated_target IS NOT NULL AS has_target"
-	    . " FROM orgs WHERE id = UNHEX('" . ohex($org) . "')");
+	    . " FROM orgs WHERE id = UNHEX('" . org_hex($org) . "')");
 	return $r // {};
 }
 sub audit_actions($org) {
-	my $out = mysql("SELECT action FROM audit_events WHERE org_id = UNHEX('" . ohex($org) . "') AND action LIKE 'migration.%' ORDER BY seq") // '';
+	my $out = mysql("SELECT action FROM audit_events WHERE org_id = UNHEX('" . org_hex($org) . "') AND action LIKE 'migration.%' ORDER BY seq") // '';
 	return [grep { length } split /\n/, $out];
 }
 sub count_of($list, $action) { return scalar grep { $_ eq $action } @$list }
 sub mig_tables($org) {
 	return { map { $_->{table_name} => $_ } db_rows("SELECT t.table_name, t.rows_total, t.rows_copied, t.copy_done, t.verify_done"
-	    . " FROM migration_tables t JOIN migrations m ON m.id = t.migration_id WHERE m.org_id = UNHEX('" . ohex($org) . "')"
+	    . " FROM migration_tables t JOIN migrations m ON m.id = t.migration_id WHERE m.org_id = UNHEX('" . org_hex($org) . "')"
 	    . " AND m.active_org IS NOT NULL") };
 }
 sub rows_copied($org) {
-	return num_sql("SELECT IFNULL(SUM(t.rows_copied), 0) FROM migration_tables t JOIN migrations m ON m.id = t.migration_id"
-	    . " WHERE m.org_id = UNHEX('" . ohex($org) . "') AND m.active_org IS NOT NULL");
+	return db_count("SELECT IFNULL(SUM(t.rows_copied), 0) FROM migration_tables t JOIN migrations m ON m.id = t.migration_id"
+	    . " WHERE m.org_id = UNHEX('" . org_hex($org) . "') AND m.active_org IS NOT NULL");
 }
 sub metrics() {
 	my $r = http(GET => '/metrics');
@@ -192,8 +181,8 @@ sub hold_session($sql) {
 	close $rd;
 	$wr->autoflush(1);
 	print {$wr} "$sql;\nSELECT 'held';\n";
-	my $ok = wait_until(10, sub { (OpsdTest::_slurp($out) // '') =~ /held/ }, 0.02);
-	diag 'hold_session: ' . (OpsdTest::_slurp("$out.err") // '') unless $ok;
+	my $ok = wait_until(10, sub { (slurp($out) // '') =~ /held/ }, 0.02);
+	diag 'hold_session: ' . (slurp("$out.err") // '') unless $ok;
 	return { fh => $wr, pid => $pid, ok => $ok, out => $out };
 }
 sub release($h) {
@@ -260,7 +249,7 @@ sub writer_main($wid, $org, $s, $pool, $out, $stop) {
 			my $r = $send->(POST => $path, { name => $name, email => $email });
 			push @ops, [time, 'create', $r->{status}];
 			if ($r->{status} == 201 && ref $r->{json} eq 'HASH' && $r->{json}{id}) {
-				my $id = hexid($r->{json}{id});
+				my $id = norm_id($r->{json}{id});
 				$belief{$id} = [$name, $email];
 				push @alive, $id;
 				push @anomalies, "create $id answered 201 with name " . ($r->{json}{name} // 'null') . " (sent $name)"
@@ -428,7 +417,7 @@ sub writer_phase($dir, $src_db) {
 	# ---- what the helpers saw
 	my (%belief, %uncertain, @maybe, @anom, @ops, @r503);
 	for my $i (1, 2) {
-		my $res = json_decode(OpsdTest::_slurp("$dir_tmp/writer$i-$dir.json") // '');
+		my $res = json_decode(slurp("$dir_tmp/writer$i-$dir.json") // '');
 		ok ref $res eq 'HASH', "$label: writer $i reported" or next;
 		%belief = (%belief, %{ $res->{belief} });
 		%uncertain = (%uncertain, %{ $res->{uncertain} });
@@ -437,7 +426,7 @@ sub writer_phase($dir, $src_db) {
 		push @ops, @{ $res->{ops} };
 		push @r503, @{ $res->{r503} };
 	}
-	my $rres = json_decode(OpsdTest::_slurp("$dir_tmp/reader-$dir.json") // '') // {};
+	my $rres = json_decode(slurp("$dir_tmp/reader-$dir.json") // '') // {};
 	my $in = sub ($from, $to) { grep { $_->[0] > $from && $_->[0] <= $to && $_->[2] =~ /^2/ } @ops };
 	my @copy_w = $in->($t{start}, $t{ready});
 	my @ready_w = $in->($t{ready}, $t{finalize});
@@ -608,7 +597,7 @@ note '---- 3. kill -9 of the jobs process mid-copy (' . elapsed() . ')';
 	$d = wait_mig($K, qr/^ready_for_cutover$/, 60);
 	is $d->{status}, 'ready_for_cutover', sprintf('kill: the new jobs process resumed and reached ready_for_cutover (%.1fs after the kill)', time - $t0)
 	    or diag brief($d);
-	my $lease = sql1("SELECT lease_holder FROM migrations WHERE org_id = UNHEX('" . ohex($K) . "') AND active_org IS NOT NULL") // '';
+	my $lease = sql1("SELECT lease_holder FROM migrations WHERE org_id = UNHEX('" . org_hex($K) . "') AND active_org IS NOT NULL") // '';
 	like $lease, qr/:$new$/, "  the new jobs process holds the lease ($lease)" if $new;
 	my %tb = map { $_->{table} => $_ } @{ $d->{tables} // [] };
 	cmp_ok $tb{contacts}{rowsCopied} // 0, '<=', 6003 + 10, "  contacts rowsCopied $tb{contacts}{rowsCopied} of 6003: resumed"
@@ -685,7 +674,7 @@ note '---- 4b. abort at catching_up (the catch-up waits on a target row lock) ('
 	my $lock;
 	with_jobs_stopped(sub {
 		my ($first) = sort @{ org_row_ids('contacts', $C) };
-		is num_sql("SELECT COUNT(*) FROM `$db`.contacts WHERE id = UNHEX('$first')"), 1,
+		is db_count("SELECT COUNT(*) FROM `$db`.contacts WHERE id = UNHEX('$first')"), 1,
 		    '  (jobs process stopped) its first contact is already in the target';
 		my $p = tenant_patch($admin, $C, 'contacts', uuid_of($first), { notes => "changed during the copy $R" });
 		status_is $p, 200, '  a PATCH of that contact during the copy (captured for the catch-up) 200';
@@ -783,15 +772,15 @@ note '---- 5. legal hold (' . elapsed() . ')';
 	status_is $r, 200, 'legal hold: a contact of the org held';
 	$r = legal_hold($comp, entity => 'orgs', ids => [$H->{id}], hold => 1, reason => "Regulator $R");
 	status_is $r, 200, 'legal hold: the org held';
-	my $n = num_sql("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . ohex($H) . "')");
+	my $n = db_count("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . org_hex($H) . "')");
 	check_error(mig_start(orgId => $H->{id}, direction => 'shared_to_dedicated', chunkSize => 50), 409, 'legal_hold',
 	    'legal hold: start without override');
-	is num_sql("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . ohex($H) . "')"), $n, '  nothing recorded';
+	is db_count("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . org_hex($H) . "')"), $n, '  nothing recorded';
 	my $s = mig_start(orgId => $H->{id}, direction => 'shared_to_dedicated', chunkSize => 50, overrideLegalHold => 1,
 	    reason => "court-approved move $R");
 	status_is $s, 202, 'legal hold: start with overrideLegalHold 202';
 	is j($s)->{overrideLegalHold}, JSON::PP::true, '  overrideLegalHold true in the status';
-	my @ov = db_rows("SELECT action, payload FROM audit_events WHERE org_id = UNHEX('" . ohex($H) . "') AND action = 'migration.legal_hold_override'");
+	my @ov = db_rows("SELECT action, payload FROM audit_events WHERE org_id = UNHEX('" . org_hex($H) . "') AND action = 'migration.legal_hold_override'");
 	is scalar(@ov), 1, '  audit migration.legal_hold_override';
 	like $ov[0]{payload} // '', qr/court-approved move/, '  with the reason';
 	my $d = wait_mig($H, qr/^ready_for_cutover$/, 60);
@@ -826,7 +815,7 @@ note '---- 6. a target refusing connections, a target lost before finalize (' . 
 	my $r = mig_start(orgId => $U->{id}, direction => 'shared_to_dedicated', targetUri => 'mysql://x:y@127.0.0.1:1/db');
 	check_error($r, 400, 'target_unreachable', 'unreachable target: start');
 	ok length(j($r)->{error}{details}{reason} // ''), '  details.reason says why: ' . (j($r)->{error}{details}{reason} // 'none');
-	is num_sql("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . ohex($U) . "')"), 0, '  no migrations row';
+	is db_count("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . org_hex($U) . "')"), 0, '  no migrations row';
 	is_deeply audit_actions($U), [], '  no migration.* audit event';
 	is mig_status($U)->{httpStatus}, 404, '  GET /migration/status 404';
 	ok !schema_exists('db'), '  no database created';

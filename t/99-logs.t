@@ -31,30 +31,53 @@
 # request it killed in timedOutRequestId) and of the jobs process are not.
 #
 # Values shorter than 6 characters are not searched for (too common; the
-# count is reported). Without OPSD_TEST_ARCHIVE (a test run by hand) or with
-# nothing archived in it, the file is skipped.
+# count is reported).
+#
+# Run by hand without OPSD_TEST_ARCHIVE, or with a missing or empty archive,
+# the file is skipped (saying why). Under script/test, which sets
+# OPSD_TEST_ARCHIVE_REQUIRED=1 next to OPSD_TEST_ARCHIVE, the check must not
+# switch itself off: a missing archive, one that is not a directory or holds
+# no stack's logs, or no registered value fails instead. And when
+# script/test runs the whole suite (PROVE_ARGS unset, or nothing in it but t/
+# and options that change the output only), every other t/*.t that starts a
+# stack must have left its logs (<test>-<n>/ with files in it) and its
+# <test>.sensitive file in the archive.
 use v5.36;
 use lib 't/lib';
 use Encode qw(encode_utf8);
+use FindBin;
+use File::Basename qw(basename);
 use JSON::PP ();
 use Test::More;
 use Time::HiRes qw(time);
-use OpsdTest qw(json_decode json_encode rfc3339_epoch uri_escape_all);
+use OpsdTest qw(json_decode json_encode rfc3339_epoch uri_escape_all slurp);
 
 my $T0 = time;
 my $ROOT = $ENV{OPSD_TEST_ARCHIVE};
-plan skip_all => 'OPSD_TEST_ARCHIVE is not set: no archive of the run\'s logs to check'
-    . ' (script/test sets it; a test run by hand has nothing to look at)'
+my $REQUIRED = ($ENV{OPSD_TEST_ARCHIVE_REQUIRED} // '') !~ /^0?\z/;
+
+# Nothing to check: skipped when run by hand, a failure under script/test.
+sub no_archive($why) {
+	plan skip_all => $why unless $REQUIRED;
+	fail "the run's log archive can be checked (OPSD_TEST_ARCHIVE_REQUIRED=1): $why";
+	diag 'script/test archives the logs of every stack of the run in OPSD_TEST_ARCHIVE for this check;'
+	    . ' without them no log of the run is checked for secrets and PII';
+	done_testing();
+	exit;
+}
+
+no_archive('OPSD_TEST_ARCHIVE is not set: no archive of the run\'s logs to check'
+    . ' (script/test sets it; a test run by hand has nothing to look at)')
     unless defined $ROOT && length $ROOT;
-plan skip_all => "OPSD_TEST_ARCHIVE=$ROOT is not a directory" unless -d $ROOT;
+no_archive("OPSD_TEST_ARCHIVE=$ROOT does not exist") unless -e $ROOT;
+no_archive("OPSD_TEST_ARCHIVE=$ROOT is not a directory") unless -d $ROOT;
 
 opendir(my $dh, $ROOT) or BAIL_OUT("cannot read $ROOT: $!");
 my @entries = sort grep { !/^\./ } readdir $dh;
 closedir $dh;
 my @dirs = grep { -d "$ROOT/$_" } @entries;
 my @sens = grep { /\.sensitive\z/ && -f "$ROOT/$_" } @entries;
-plan skip_all => "OPSD_TEST_ARCHIVE=$ROOT is empty: no test of this run archived its logs"
-    unless @dirs;
+no_archive("OPSD_TEST_ARCHIVE=$ROOT is empty: no test of this run archived its logs") unless @dirs;
 
 use constant MIN_LEN => 6;
 my @LEVELS = qw(debug info warn error);
@@ -63,7 +86,6 @@ my %WORKER_LIFECYCLE = map { $_ => 1 } qw(worker_start_failed worker_recycle fcg
 	fcgi_peer_refused accept_failed db_connect_failed stopping stopped log_reopened log_reopen_failed);
 my $RFC3339 = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)$/;
 
-sub slurp($path) { open my $fh, '<:raw', $path or return undef; local $/; return <$fh> // '' }
 sub short($s) { return length $s > 300 ? substr($s, 0, 300) . '...' : $s }
 sub first(@l) { return @l > 10 ? (@l[0 .. 9], '... and ' . (@l - 10) . ' more') : @l }
 
@@ -89,6 +111,45 @@ my @short = grep { length $_ < MIN_LEN } keys %VALUE;
 delete @VALUE{@short};
 cmp_ok scalar(keys %VALUE), '>', 0, sprintf('%d values registered by %d test file(s) (%d shorter than %d characters left out)',
     scalar(keys %VALUE), scalar(@sens), scalar(@short), MIN_LEN);
+
+# ---------------------------------------------------------------- every test file of a whole run
+# script/test runs prove with PROVE_ARGS (default t/): only t/ and options
+# that do not choose, order or parallelise the files leave the run whole.
+sub whole_run() {
+	for my $w (split ' ', $ENV{PROVE_ARGS} // '') {
+		next if $w =~ m{\A(?:\./)?t/?\z};
+		next if $w =~ /\A(?:-v|--verbose|--timer|-c|--color|--nocolor|-f|--failures|-o|--comments|-m|--merge|-q|--quiet|-Q|--QUIET)\z/;
+		return 0;
+	}
+	return 1;
+}
+SKIP: {
+	skip 'not under script/test (OPSD_TEST_ARCHIVE_REQUIRED unset): which files ran is not known', 2 unless $REQUIRED;
+	skip "PROVE_ARGS=$ENV{PROVE_ARGS} narrows the run: not every t/*.t ran", 2 unless whole_run();
+	my $me = basename($0);
+	my @expected;   # the archive names (as test_name() makes them) of the files that start a stack
+	for my $t (sort glob("$FindBin::Bin/*.t")) {
+		next if basename($t) eq $me;
+		next unless (slurp($t) // '') =~ /^\s*start_stack\s*\(/m;
+		(my $name = basename($t)) =~ s/\.t\z//;
+		$name =~ s/[^A-Za-z0-9._-]/_/g;
+		push @expected, $name;
+	}
+	my %logs;   # test name => files archived
+	for my $d (@dirs) {
+		next unless $d =~ /\A(.+)-\d+\z/;
+		opendir(my $fh, "$ROOT/$d") or next;
+		$logs{$1} += grep { !/^\./ && -f "$ROOT/$d/$_" } readdir $fh;
+		closedir $fh;
+	}
+	my %sens = map { s/\.sensitive\z//r => 1 } @sens;
+	my @no_logs = grep { !$logs{$_} } @expected;
+	my @no_sens = grep { !$sens{$_} } @expected;
+	ok @expected && !@no_logs, sprintf('every other t/*.t that starts a stack archived its logs (%d files)', scalar @expected)
+	    or diag 'no <test>-<n>/ with files in it for: ' . join(' ', @no_logs);
+	ok @expected && !@no_sens, 'and registered its secrets (<test>.sensitive)'
+	    or diag 'no <test>.sensitive for: ' . join(' ', @no_sens);
+}
 
 # The byte strings to look for, each naming its value's label.
 my %NEEDLE;

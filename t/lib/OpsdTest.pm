@@ -19,6 +19,13 @@ package OpsdTest;
 # OPSD_TEST_KEEP=1 (keep the temp dir even when everything passed),
 # OPSD_TEST_ARCHIVE (a directory: logs of every stack and the sensitive
 # values of every test are collected there for t/99-logs.t; see the end).
+#
+# This file holds the core (the stack, processes and logs, HTTP, MariaDB,
+# FastCGI, env files, identity, the log archive); the helpers of each area
+# are in t/lib/OpsdTest/: Email.pm (SMTP peer, outbox), Legal.pm, Records.pm
+# (tenant records, compliance, exports), Audit.pm (audit_events),
+# Migration.pm (the /migration routes). OpsdTest exports what they export:
+# `use OpsdTest;` is all a test needs.
 
 use v5.36;
 use Carp qw(croak);
@@ -55,7 +62,7 @@ our @EXPORT = qw(
 	run_cmd parse_env_file json_decode json_encode
 	admin_email admin_password session_secret restart_stack
 	login admin_session session_cookie_header set_cookies session_set_cookie
-	make_session_cookie cookie_session_id session_row_hash
+	make_session_cookie cookie_session_id session_row_hash me login_ok
 	opsctl create_user create_org contract_roles contract_permissions
 	uuid7_like uri_escape_all db_dump find_in_logs
 );
@@ -533,6 +540,42 @@ sub check_error($res, $status, $code, $name) {
 	return $ok;
 }
 
+# Small assertions on answers, shared by the tests: j($r) is the answer's
+# JSON object ({} when the body is not one); status_is($r, $want, $name) is
+# is() on the status with the start of the body as a diagnostic;
+# fields_named($r, @names) tests that the error's details.fields names each
+# of @names (an arrayref [a, b]: either a or b), has_details_fields is the
+# same without the test; items($r) lists an answer's items.
+
+push @EXPORT, qw(j status_is has_details_fields fields_named items);
+
+sub j($r) { return ref $r->{json} eq 'HASH' ? $r->{json} : {} }
+
+sub status_is($r, $want, $name) {
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	return Test::More::is($r->{status}, $want, $name) || Test::More::diag('body: ' . substr($r->{body} // '', 0, 800));
+}
+
+sub has_details_fields($r, @names) {
+	my $e = j($r)->{error};
+	my $f = ref $e eq 'HASH' && ref $e->{details} eq 'HASH' ? $e->{details}{fields} : undef;
+	return 0 unless ref $f eq 'HASH';
+	for my $n (@names) {
+		return 0 unless grep { exists $f->{$_} } (ref $n ? @$n : $n);
+	}
+	return 1;
+}
+
+sub fields_named($r, @names) {
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $ok = has_details_fields($r, @names);
+	Test::More::ok($ok, '  details.fields names ' . join(' ', map { ref $_ ? join('|', @$_) : $_ } @names))
+	    or Test::More::diag("body: $r->{body}");
+	return $ok;
+}
+
+sub items($r) { return @{ (ref $r->{json} eq 'HASH' ? $r->{json}{items} : undef) // [] } }
+
 # ---------------------------------------------------------------- MariaDB
 
 sub mysql(@sql) {
@@ -614,6 +657,92 @@ sub start_mysql() {
 	Test::More::diag('MariaDB did not answer after start_mysql') unless $up;
 	return $up;
 }
+
+# Rows of a query, single rows by id and whole tables (issue 6).
+
+push @EXPORT, qw(uuid_hex db_rows db_row table_snapshot);
+
+sub _sql_str($s) {
+	$s =~ s/\\/\\\\/g;
+	$s =~ s/'/\\'/g;
+	return "'$s'";
+}
+
+# A UUID string as 32 upper-case hex digits (for UNHEX('...')), undef if it is not one.
+sub uuid_hex($id) {
+	return undef unless defined $id && !ref $id;
+	(my $h = $id) =~ s/-//g;
+	return $h =~ /^[0-9a-fA-F]{32}$/ ? uc $h : undef;
+}
+
+# mariadb -B output unescaped (\\, \t, \n, \0).
+sub _unbatch($v) {
+	return undef if $v eq 'NULL';
+	$v =~ s/\\(.)/$1 eq 'n' ? "\n" : $1 eq 't' ? "\t" : $1 eq '0' ? "\0" : $1/ge;
+	return $v;
+}
+
+# Rows of a query as hashes by column name (NULL as undef).
+sub db_rows($sql) {
+	my $sock = var_dir() . '/run/mysqld.sock';
+	my $r = run_cmd(cmd => ['mariadb', '--no-defaults', "--socket=$sock", '-uroot', '-B', 'opsd', '-e', $sql],
+	    timeout => 60, tag => 'mysql-rows');
+	if ($r->{rc} != 0) {
+		Test::More::diag("db_rows($sql) failed: $r->{err}");
+		return ();
+	}
+	my ($head, @lines) = split /\n/, $r->{out};
+	return () unless defined $head;
+	my @names = split /\t/, $head;
+	return map { my @v = split /\t/, $_, -1; my %h; @h{@names} = map { _unbatch($_) } @v; \%h } @lines;
+}
+
+# The select list of a table with binary columns as lower-case hex (so rows
+# compare and print cleanly).
+sub _select_list($table) {
+	state %cache;
+	return $cache{$table} //= do {
+		my $out = mysql("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = DATABASE()"
+		    . " AND table_name = " . _sql_str($table) . ' ORDER BY ordinal_position') // '';
+		my @cols = map { [split /\t/] } grep { length } split /\n/, $out;
+		@cols ? join(', ', map { $_->[1] =~ /binary|blob/i ? "LOWER(HEX(`$_->[0]`)) AS `$_->[0]`" : "`$_->[0]`" } @cols) : '*';
+	};
+}
+
+# One row of a table by its UUID (every column; binary ones as hex), or undef.
+sub db_row($table, $id) {
+	my $hex = uuid_hex($id) // return undef;
+	my @r = db_rows('SELECT ' . _select_list($table) . " FROM `$table` WHERE id = UNHEX('$hex')");
+	return $r[0];
+}
+
+# Every row of the given tables (binary columns as hex), ordered by id:
+# {table => [rows]}; for "nothing was written" comparisons.
+sub table_snapshot(@tables) {
+	return { map { $_ => [db_rows('SELECT ' . _select_list($_) . " FROM `$_` ORDER BY 1")] } @tables };
+}
+
+# db_count($sql): the one integer a query answers (SELECT COUNT(*) ...); -1
+# when the query fails or its answer is not a single integer.
+# norm_id($id): an id as lower-case hex without dashes (as LOWER(HEX(id))
+# prints it). org_hex($org): an org's id (the org hash or the id) as
+# lower-case hex for UNHEX('...'); "none" (UNHEX gives NULL: no org) when it
+# is not a UUID.
+
+push @EXPORT, qw(db_count norm_id org_hex uuid_sql);
+
+sub db_count($sql) {
+	my $v = mysql($sql) // return -1;
+	chomp $v;
+	return $v =~ /\A-?\d+\z/ ? $v + 0 : -1;
+}
+
+sub norm_id($id) { return lc(($id // '') =~ s/-//gr) }
+
+sub org_hex($org) { return lc(uuid_hex(ref $org eq 'HASH' ? $org->{id} : $org) // 'none') }
+
+# SQL that prints the binary id in $col as a lower-case hyphenated UUID.
+sub uuid_sql($col) { return "INSERT(INSERT(INSERT(INSERT(LOWER(HEX($col)),9,0,'-'),14,0,'-'),19,0,'-'),24,0,'-')" }
 
 # ---------------------------------------------------------------- FastCGI
 
@@ -718,6 +847,58 @@ sub parse_env_file($path) {
 	}
 	return \%e;
 }
+
+# ---------------------------------------------------------------- time, text and JSON
+
+push @EXPORT, qw(rfc3339_at rfc3339_epoch sha256_utf8 json_strings near_now run_tag run_num slurp);
+
+use POSIX ();
+use Time::Local ();
+
+# RFC 3339 in UTC with whole seconds ("2030-01-02T03:04:05Z") of an epoch.
+sub rfc3339_at($epoch) { return POSIX::strftime('%Y-%m-%dT%H:%M:%SZ', gmtime(int $epoch)) }
+
+# The epoch (fractional) of an RFC 3339 date-time, or undef when it is not one.
+sub rfc3339_epoch($s) {
+	return undef unless defined $s && !ref $s
+	    && $s =~ /^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(\.\d+)?(?:([Zz])|([+-])(\d\d):(\d\d))$/;
+	my $t = eval { Time::Local::timegm($6, $5, $4, $3, $2 - 1, $1) } // return undef;
+	$t += $7 if defined $7;
+	$t -= ($9 eq '-' ? -1 : 1) * ($10 * 3600 + $11 * 60) unless defined $8;
+	return $t;
+}
+
+# Lower-case hex SHA-256 of a Perl string's UTF-8 bytes.
+sub sha256_utf8($s) {
+	require Encode;
+	return sha256_hex(Encode::encode_utf8($s));
+}
+
+# Every key and string/number value inside a decoded JSON structure.
+sub json_strings($v) {
+	return () unless defined $v;
+	return (map { ($_, json_strings($v->{$_})) } keys %$v) if ref $v eq 'HASH';
+	return (map { json_strings($_) } @$v) if ref $v eq 'ARRAY';
+	return () if ref $v;   # JSON booleans
+	return ("$v");
+}
+
+# A test: $t is an RFC 3339 time within 120 s of now.
+sub near_now($t, $name) {
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $e = rfc3339_epoch($t);
+	return Test::More::ok(defined $e && abs($e - time) < 120, "$name is an RFC 3339 time of now")
+	    || Test::More::diag('got ' . ($t // 'undef'));
+}
+
+# run_tag(): 8 random lower-case letters, run_num(): 4 random digits, each
+# drawn once per test file: the tests put them into the values they write so
+# that those are distinctive (searchable in logs and tables).
+sub run_tag() { state $t = join '', map { ('a' .. 'z')[rand 26] } 1 .. 8; return $t }
+sub run_num() { state $n = sprintf '%04d', int rand 10000; return $n }
+
+# A file's bytes (undef when it cannot be read).
+sub slurp($path) { return _slurp($path) }
 
 # ---------------------------------------------------------------- identity (issue 3)
 
@@ -873,6 +1054,19 @@ sub admin_session(%o) {
 		$st->{admin_session} = $s;
 	}
 	return $st->{admin_session};
+}
+
+# GET /auth/me as $session (undef: with none); %o as for http().
+sub me($session, %o) { return http(GET => '/auth/me', %o, ($session ? (session => $session) : ())) }
+
+# login() as $u (a hash with email and password: create_user's, or a body
+# sent to create one) with a test "$label logs in". Returns the session.
+sub login_ok($u, $label) {
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $s = login($u->{email}, $u->{password});
+	Test::More::ok($s->{cookie}, "$label logs in")
+	    or Test::More::diag(($u->{res} ? "create: $u->{res}{body}\n" : '') . "login: $s->{res}{body}");
+	return $s;
 }
 
 # Runs build/$OPSD_BUILD/opsctl with OPSD_ENV_FILE=$OPSD_VAR/opsd.env. An
@@ -1088,774 +1282,6 @@ END {
 	}
 }
 
-# ---------------------------------------------------------------- email (issue 4)
-#
-# A real SMTP peer (t/lib/smtp_peer.py on Debian's python3-aiosmtpd) and a
-# throwaway CA for its certificate. The peer is started before the stack (the
-# stack needs its port):
-#
-#   my $ca = make_test_ca();
-#   my $peer = start_smtp_peer(tls => $ca, auth => 'mailer:pw');
-#   start_stack(env => smtp_env($peer, $ca, SMTP_USER => 'mailer', SMTP_PASS => 'pw'));
-#   ... $peer->wait_messages(1, 15); my @m = $peer->messages; ...
-#
-# Peers are stopped at the end of the test file; their files (and the CA) are
-# removed when every test passed, kept otherwise (the path is printed).
-
-push @EXPORT, qw(make_test_ca start_smtp_peer smtp_env smtp_python email_tmp_dir
-	outbox_row outbox_rows outbox_count audit_rows parse_mail);
-
-my $EMAIL_TMP;
-
-# A directory for CA files and peer spools: 0755, so www-data (opsd's jobs
-# process) can read the CA certificate in it.
-sub email_tmp_dir() {
-	return $EMAIL_TMP if $EMAIL_TMP;
-	$EMAIL_TMP = tempdir('opsd-smtp-XXXXXX', TMPDIR => 1, CLEANUP => 0);
-	chmod 0755, $EMAIL_TMP;
-	return $EMAIL_TMP;
-}
-
-# Debian's interpreter (python3-aiosmtpd lives in its dist-packages; a pyenv
-# or venv python3 first on PATH does not see it). OPSD_TEST_PYTHON overrides.
-sub smtp_python() {
-	return $ENV{OPSD_TEST_PYTHON} if $ENV{OPSD_TEST_PYTHON};
-	return -x '/usr/bin/python3' ? '/usr/bin/python3' : 'python3';
-}
-
-# make_test_ca($dir): a throwaway CA (ca.crt, ca.key) and a server key and
-# certificate it signs for CN=localhost with SAN DNS:localhost, IP:127.0.0.1
-# (server.crt, server.key). names => [...] replaces the SAN entries (e.g. a
-# certificate for another host). Returns {dir, ca, ca_key, cert, key}; dies
-# when openssl fails.
-sub make_test_ca($dir = undef, %o) {
-	state $seq = 0;
-	$dir //= email_tmp_dir() . '/ca' . ++$seq;
-	unless (-d $dir) { mkdir $dir or croak "mkdir $dir: $!" }
-	chmod 0755, $dir;
-	my @san = $o{names} ? @{ $o{names} } : ('DNS:localhost', 'IP:127.0.0.1');
-	my $cn = $o{cn} // 'localhost';
-	_spit("$dir/server.ext", join("\n", 'subjectAltName=' . join(',', @san), 'basicConstraints=critical,CA:FALSE',
-	    'keyUsage=critical,digitalSignature,keyEncipherment', 'extendedKeyUsage=serverAuth', ''));
-	my @ec = ('-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes');
-	my @steps = (
-		['openssl', 'req', '-x509', @ec, '-keyout', "$dir/ca.key", '-out', "$dir/ca.crt", '-days', '2',
-		    '-subj', '/CN=opsd throwaway test CA ' . int(rand 1e9),
-		    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
-		['openssl', 'req', @ec, '-keyout', "$dir/server.key", '-out', "$dir/server.csr", '-subj', "/CN=$cn"],
-		['openssl', 'x509', '-req', '-in', "$dir/server.csr", '-CA', "$dir/ca.crt", '-CAkey', "$dir/ca.key",
-		    '-CAcreateserial', '-out', "$dir/server.crt", '-days', '2', '-extfile', "$dir/server.ext"],
-		['openssl', 'verify', '-CAfile', "$dir/ca.crt", "$dir/server.crt"],
-	);
-	for my $cmd (@steps) {
-		my $r = run_cmd(cmd => $cmd, dir => $dir, tag => 'openssl', timeout => 60);
-		croak "make_test_ca: @$cmd failed (rc=$r->{rc}): $r->{err}" if $r->{rc} != 0;
-	}
-	chmod 0600, "$dir/ca.key", "$dir/server.key";
-	chmod 0644, "$dir/ca.crt", "$dir/server.crt";
-	return { dir => $dir, ca => "$dir/ca.crt", ca_key => "$dir/ca.key", cert => "$dir/server.crt",
-	    key => "$dir/server.key" };
-}
-
-# start_smtp_peer(%o): tls => $ca (from make_test_ca; or cert => F, key => F)
-# for STARTTLS required, no_starttls => 1 (a plain peer), auth => 'USER:PASS',
-# refuse_rcpt => ADDR or [...] (550), tempfail_rcpt => ADDR or [...] (451),
-# port => N (0: a free one), dir => DIR. Returns an OpsdTest::SmtpPeer;
-# dies when the peer does not come up.
-sub start_smtp_peer(%o) {
-	sensitive('SMTP peer password', (split /:/, $o{auth}, 2)[1]) if defined $o{auth};
-	my $peer = OpsdTest::SmtpPeer->_new(%o);
-	$peer->start;
-	return $peer;
-}
-
-# The stack's environment for a peer (SPEC §3 plus issue 4's contract):
-# STARTTLS with the throwaway CA, test mode and the allowlist, 1 s backoff,
-# 5 attempts. Later pairs override (undef removes a variable).
-sub smtp_env($peer, $ca, %over) {
-	my %e = (
-		SMTP_SERVER => 'localhost',
-		SMTP_PORT => $peer->port,
-		SMTP_FROM => 'opsd@example.test',
-		SMTP_SECURE => 'starttls',
-		SMTP_TEST_MODE => 1,
-		TEST_EMAIL_ALLOWLIST => 'allowed@example.test,@allowed.test',
-		OPSD_SMTP_RETRY_BASE_S => 1,
-		OPSD_SMTP_MAX_ATTEMPTS => 5,
-	);
-	$e{SMTP_CA_FILE} = $ca->{ca} if $ca;
-	if (defined(my $a = $peer->{auth})) {
-		my ($u, $p) = split /:/, $a, 2;
-		@e{qw(SMTP_USER SMTP_PASS)} = ($u, $p);
-	}
-	%e = (%e, %over);
-	return \%e;
-}
-
-sub _sql_str($s) {
-	$s =~ s/\\/\\\\/g;
-	$s =~ s/'/\\'/g;
-	return "'$s'";
-}
-
-my @OUTBOX_COLS = qw(id kind to_addr subject status attempts next_attempt_at last_smtp_status last_error
-	created_at sent_at updated_at due);
-
-# email_outbox rows as hashes (id as the API's UUID string, NULL as undef,
-# due = 1 when next_attempt_at <= now). $where is SQL after WHERE.
-sub outbox_rows($where = '1') {
-	my $sql = 'SELECT LOWER(INSERT(INSERT(INSERT(INSERT(HEX(id),21,0,\'-\'),17,0,\'-\'),13,0,\'-\'),9,0,\'-\')),'
-	    . ' kind, to_addr, subject, status, attempts, next_attempt_at, last_smtp_status,'
-	    . ' REPLACE(REPLACE(last_error, CHAR(9), \' \'), CHAR(10), \' \'), created_at, sent_at, updated_at,'
-	    . ' next_attempt_at <= NOW(3)'
-	    . " FROM email_outbox WHERE $where ORDER BY created_at, id";
-	my $out = mysql($sql) // return ();
-	my @rows;
-	for my $line (split /\n/, $out) {
-		my @v = split /\t/, $line, -1;
-		my %r;
-		@r{@OUTBOX_COLS} = map { $_ eq 'NULL' ? undef : $_ } @v;
-		push @rows, \%r;
-	}
-	return @rows;
-}
-
-# One outbox row by its id (the UUID string the API returns), or undef.
-sub outbox_row($id) {
-	return undef unless defined $id && $id =~ /^[0-9a-fA-F-]{32,36}$/;
-	(my $hex = $id) =~ s/-//g;
-	my @r = outbox_rows("id = UNHEX('$hex')");
-	return $r[0];
-}
-
-sub outbox_count() {
-	my $n = mysql('SELECT COUNT(*) FROM email_outbox') // return -1;
-	chomp $n;
-	return $n + 0;
-}
-
-# audit_events rows of one action (all columns the table has, by name; NULL
-# as undef); target_id => ID keeps those about one target.
-sub audit_rows($action, %o) {
-	my $sock = var_dir() . '/run/mysqld.sock';
-	my $where = 'action = ' . _sql_str($action);
-	if (defined $o{target_id}) {
-		my $t = $o{target_id};
-		$where .= ' AND (target_id = ' . _sql_str($t) . (($t =~ s/-//gr) =~ /^[0-9a-fA-F]{32}$/
-		    ? " OR HEX(target_id) = '" . uc($t =~ s/-//gr) . "'" : '') . ')';
-	}
-	my $r = run_cmd(cmd => ['mariadb', '--no-defaults', "--socket=$sock", '-uroot', '-B', 'opsd', '-e',
-	    "SELECT * FROM audit_events WHERE $where ORDER BY 1"], timeout => 60, tag => 'mysql-audit');
-	if ($r->{rc} != 0) {
-		Test::More::diag("audit_rows($action) failed: $r->{err}");
-		return ();
-	}
-	my ($head, @lines) = split /\n/, $r->{out};
-	return () unless defined $head;
-	my @names = split /\t/, $head;
-	my @rows;
-	for my $line (@lines) {
-		my @v = split /\t/, $line, -1;
-		my %row;
-		@row{@names} = map { $_ eq 'NULL' ? undef : $_ } @v;
-		push @rows, \%row;
-	}
-	return @rows;
-}
-
-# parse_mail($raw): a message as the peer received it, parsed:
-# {raw, header_block, header_list => [[name, raw value]], headers => {lc name
-# => value of its first occurrence, unfolded, RFC 2047 decoded}, header_count
-# => {lc name => n}, body_raw, body (Content-Transfer-Encoding undone, charset
-# decoded: a Perl string with \n line ends), crlf_only (every line ends in
-# CRLF), max_line (longest line in octets without CRLF)}.
-sub parse_mail($raw) {
-	require Encode;
-	require MIME::QuotedPrint;
-	require MIME::Base64;
-	my %m = (raw => $raw);
-	my @lines = split /(?<=\n)/, $raw;
-	$m{crlf_only} = (length $raw && !grep { !/\r\n\z/ } @lines) ? 1 : 0;
-	$m{bare_lf} = ($raw =~ /(?<!\r)\n/) ? 1 : 0;
-	$m{bare_cr} = ($raw =~ /\r(?!\n)/) ? 1 : 0;
-	my $max = 0;
-	for (@lines) { my $l = length(s/\r?\n\z//r); $max = $l if $l > $max }
-	$m{max_line} = $max;
-	my ($head, $body) = split /\r?\n\r?\n/, $raw, 2;
-	$head //= '';
-	$body //= '';
-	$m{header_block} = $head;
-	$m{body_raw} = $body;
-	my @fields;
-	for my $l (split /\r?\n/, $head) {
-		if ($l =~ /^[ \t]/ && @fields) { $fields[-1][1] .= $l; next }   # unfold: drop the CRLF only
-		if ($l =~ /^([!-9;-~]+):[ \t]*(.*)$/) { push @fields, [$1, $2] }
-		else { push @{ $m{bad_header_lines} }, $l }
-	}
-	$m{header_list} = \@fields;
-	for my $f (@fields) {
-		my $k = lc $f->[0];
-		$m{header_count}{$k}++;
-		next if exists $m{headers}{$k};
-		my $v = $f->[1];
-		$v =~ s/\s+$//;
-		my $d = eval { Encode::decode('MIME-Header', $v) } // $v;
-		$m{headers}{$k} = $d;
-		$m{headers_raw}{$k} = $v;
-	}
-	my $cte = lc($m{headers}{'content-transfer-encoding'} // '7bit');
-	(my $b = $body) =~ s/\r\n/\n/g;
-	if ($cte eq 'quoted-printable') { $b = MIME::QuotedPrint::decode_qp($b) }
-	elsif ($cte eq 'base64') { $b = MIME::Base64::decode_base64($b) }
-	my ($charset) = ($m{headers}{'content-type'} // '') =~ /charset="?([\w.-]+)"?/i;
-	$m{body_octets} = $b;
-	$m{body} = eval { Encode::decode($charset // 'UTF-8', $b, Encode::FB_CROAK()) };
-	$m{body_decode_error} = $@ if !defined $m{body};
-	return \%m;
-}
-
-package OpsdTest::SmtpPeer;
-
-use v5.36;
-use Carp qw(croak);
-use POSIX qw(WNOHANG setsid _exit);
-use Time::HiRes qw(time sleep);
-
-my @PEERS;
-my $PEER_OWNER = $$;
-
-sub _new($class, %o) {
-	my $dir = $o{dir};
-	unless ($dir) {
-		state $n = 0;
-		$n++;
-		$dir = OpsdTest::email_tmp_dir() . "/peer$n";
-	}
-	unless (-d $dir) { mkdir $dir or croak "mkdir $dir: $!" }
-	my $self = bless { %o, dir => $dir, port => $o{port} // 0, pid => undef, starts => 0 }, $class;
-	push @PEERS, $self;
-	return $self;
-}
-
-sub port($self) { return $self->{port} }
-sub dir($self) { return $self->{dir} }
-sub pid($self) { return $self->{pid} }
-sub running($self) { return $self->{pid} && OpsdTest::pid_alive($self->{pid}) ? 1 : 0 }
-
-sub _as_list($v) { return !defined $v ? () : ref $v eq 'ARRAY' ? @$v : ($v) }
-
-sub _argv($self) {
-	my @a = (OpsdTest::smtp_python(), OpsdTest::repo_root() . '/t/lib/smtp_peer.py',
-	    '--port', $self->{port}, '--dir', $self->{dir});
-	if ($self->{no_starttls}) {
-		push @a, '--no-starttls';
-	} elsif (my $ca = $self->{tls}) {
-		push @a, '--tls-cert', $ca->{cert}, '--tls-key', $ca->{key};
-	} elsif ($self->{cert}) {
-		push @a, '--tls-cert', $self->{cert}, '--tls-key', $self->{key};
-	}
-	push @a, '--auth', $self->{auth} if defined $self->{auth};
-	push @a, '--refuse-rcpt', $_ for _as_list($self->{refuse_rcpt});
-	push @a, '--tempfail-rcpt', $_ for _as_list($self->{tempfail_rcpt});
-	return @a;
-}
-
-# Starts the peer (again: on the same port and directory, so earlier messages
-# stay and numbering goes on). Dies when it is not ready within 20 s.
-sub start($self) {
-	croak 'smtp peer already running' if $self->running;
-	my $n = ++$self->{starts};
-	my ($out, $err) = ("$self->{dir}/peer-$n.out", "$self->{dir}/peer-$n.err");
-	my @argv = $self->_argv;
-	my ($port, $ready);
-	for my $try (1 .. 5) {   # the old port may linger a moment after a stop
-		unlink $out;
-		my $pid = fork // croak "fork: $!";
-		if ($pid == 0) {
-			setsid();
-			open STDIN, '<', '/dev/null';
-			open STDOUT, '>', $out or _exit(127);
-			open STDERR, '>', $err or _exit(127);
-			exec { $argv[0] } @argv or do { print STDERR "exec $argv[0]: $!\n"; _exit(127) };
-		}
-		$self->{pid} = $pid;
-		$ready = OpsdTest::wait_until(20, sub {
-			my $s = OpsdTest::_slurp($out) // '';
-			($port) = $s =~ /^port (\d+)$/m;
-			return 1 if $s =~ /^ready$/m;
-			return 1 unless waitpid($pid, WNOHANG) == 0;  # it died
-			return 0;
-		}, 0.05);
-		last if $ready && $self->running;
-		$self->_reap;
-		last unless $self->{port};    # port 0 failing is not a lingering port
-		sleep 0.5;
-	}
-	unless ($ready && $self->{pid} && $port) {
-		my $e = OpsdTest::_slurp($err) // '';
-		croak "smtp peer did not start (@argv): $e";
-	}
-	$self->{port} = $port + 0;
-	my @shown = map { s/^([^:\s]+):.+$/$1:***/r } @argv[2 .. $#argv];   # no password in the TAP output
-	Test::More::note("smtp peer pid $self->{pid} on 127.0.0.1:$port (@shown)");
-	return $self;
-}
-
-sub _reap($self) {
-	my $pid = $self->{pid} or return;
-	if (waitpid($pid, WNOHANG) == 0) {
-		kill 'TERM', $pid;
-		my $end = time + 10;
-		while (waitpid($pid, WNOHANG) == 0) {
-			if (time > $end) { kill 'KILL', $pid; waitpid($pid, 0); last }
-			sleep 0.02;
-		}
-	}
-	$self->{pid} = undef;
-}
-
-# Stops the peer with SIGTERM (SIGKILL after 10 s); the port is free after.
-sub stop($self) {
-	$self->_reap;
-	return $self;
-}
-
-# Messages received so far (in order): parse_mail() of each n.eml plus the
-# peer's record: n, mail_from, rcpt_tos, auth_user, authenticated, tls,
-# tls_version, helo.
-sub messages($self) {
-	opendir(my $dh, $self->{dir}) or return ();
-	my @n = sort { $a <=> $b } map { /^(\d+)\.json$/ ? $1 : () } readdir $dh;
-	my @m;
-	for my $n (@n) {
-		my $meta = OpsdTest::json_decode(OpsdTest::_slurp("$self->{dir}/$n.json") // '') // next;
-		my $raw = OpsdTest::_slurp("$self->{dir}/$n.eml") // next;
-		my $p = OpsdTest::parse_mail($raw);
-		$p->{$_} = $meta->{$_} for keys %$meta;
-		push @m, $p;
-	}
-	return @m;
-}
-
-sub count($self) {
-	opendir(my $dh, $self->{dir}) or return 0;
-	return scalar grep { /^\d+\.json$/ } readdir $dh;
-}
-
-# Messages with this envelope recipient (case-insensitive).
-sub messages_to($self, $addr) {
-	return grep { my $m = $_; grep { lc $_ eq lc $addr } @{ $m->{rcpt_tos} // [] } } $self->messages;
-}
-
-# Waits until at least $n messages (to => ADDR: to that recipient) arrived.
-# Returns the messages (so far) in list context, true/false in scalar.
-sub wait_messages($self, $n, $timeout = 15, %o) {
-	my $get = sub { defined $o{to} ? $self->messages_to($o{to}) : $self->messages };
-	OpsdTest::wait_until($timeout, sub { my @m = $get->(); @m >= $n }, 0.1);
-	my @m = $get->();
-	return wantarray ? @m : @m >= $n;
-}
-
-# The session events (events.jsonl): ehlo, starttls, auth (user, ok), mail,
-# rcpt (code), data, listening, stopped; event => NAME keeps one kind.
-sub events($self, %o) {
-	my $s = OpsdTest::_slurp("$self->{dir}/events.jsonl") // '';
-	my @e = grep { ref eq 'HASH' } map { OpsdTest::json_decode($_) } grep { length } split /\n/, $s;
-	@e = grep { $_->{event} eq $o{event} } @e if $o{event};
-	return @e;
-}
-
-# A few lines on the peer's state, for diag().
-sub state_text($self) {
-	my @m = $self->messages;
-	my @e = $self->events;
-	@e = @e[-15 .. -1] if @e > 15;
-	my $err = OpsdTest::_slurp("$self->{dir}/peer-$self->{starts}.err") // '';
-	my @l = split /\n/, $err;
-	@l = @l[-10 .. -1] if @l > 10;
-	return join("\n",
-		sprintf('smtp peer port %d pid %s %s, dir %s, %d message(s)', $self->{port}, $self->{pid} // '-',
-		    $self->running ? 'running' : 'stopped', $self->{dir}, scalar @m),
-		(map { sprintf('  message %d: from %s to %s tls %s auth %s', $_->{n}, $_->{mail_from} // '?',
-		    join(',', @{ $_->{rcpt_tos} // [] }), $_->{tls} ? 1 : 0, $_->{auth_user} // '-') } @m),
-		'  last events:', (map { '    ' . OpsdTest::json_encode($_) } @e),
-		(@l ? ('  stderr:', map { "    $_" } @l) : ()));
-}
-
-END {
-	if ($$ == $PEER_OWNER) {
-		my $exit = $?;
-		$_->stop for grep { $_->{pid} } @PEERS;
-		if ($EMAIL_TMP && -d $EMAIL_TMP) {
-			if (Test::More->builder->is_passing && $exit == 0 && !$ENV{OPSD_TEST_KEEP}) {
-				File::Path::remove_tree($EMAIL_TMP, { safe => 0 });
-			} else {
-				Test::More::diag("smtp peer files and test CA kept in $EMAIL_TMP");
-			}
-		}
-		$? = $exit;
-	}
-}
-
-package OpsdTest;
-
-# ---------------------------------------------------------------- legal documents (issue 5)
-#
-#   my $r = legal_publish($admin, type => 'privacy', version => 'v1', content => $text);
-#   my $s = legal_status($member);                  # GET /legal/acceptance/status
-#   my $a = legal_accept($member, 'privacy', 'v1');  # POST /legal/acceptance
-
-push @EXPORT, qw(rfc3339_at rfc3339_epoch legal_publish legal_accept legal_status legal_get
-	legal_versions sha256_utf8);
-
-use POSIX ();
-use Time::Local ();
-
-# RFC 3339 in UTC with whole seconds ("2030-01-02T03:04:05Z") of an epoch.
-sub rfc3339_at($epoch) { return POSIX::strftime('%Y-%m-%dT%H:%M:%SZ', gmtime(int $epoch)) }
-
-# The epoch (fractional) of an RFC 3339 date-time, or undef when it is not one.
-sub rfc3339_epoch($s) {
-	return undef unless defined $s && !ref $s
-	    && $s =~ /^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(\.\d+)?(?:([Zz])|([+-])(\d\d):(\d\d))$/;
-	my $t = eval { Time::Local::timegm($6, $5, $4, $3, $2 - 1, $1) } // return undef;
-	$t += $7 if defined $7;
-	$t -= ($9 eq '-' ? -1 : 1) * ($10 * 3600 + $11 * 60) unless defined $8;
-	return $t;
-}
-
-# Lower-case hex SHA-256 of a Perl string's UTF-8 bytes.
-sub sha256_utf8($s) {
-	require Encode;
-	return sha256_hex(Encode::encode_utf8($s));
-}
-
-# POST /legal as $session with the given fields (booleans as JSON::PP true/
-# false; notify => 1 is turned into true). bearer => T instead of a session.
-sub legal_publish($session, %body) {
-	my %o;
-	$o{bearer} = delete $body{bearer} if exists $body{bearer};
-	$body{notify} = $body{notify} ? JSON::PP::true : JSON::PP::false
-	    if exists $body{notify} && !ref $body{notify} && $body{notify} =~ /^[01]?$/;
-	return http(POST => '/legal', json => \%body, ($session ? (session => $session) : ()), %o);
-}
-
-# POST /legal/acceptance {type, version}.
-sub legal_accept($session, $type, $version, %o) {
-	return http(POST => '/legal/acceptance', json => { type => $type, version => $version },
-	    session => $session, %o);
-}
-
-# GET /legal/acceptance/status.
-sub legal_status($session, %o) {
-	return http(GET => '/legal/acceptance/status', ($session ? (session => $session) : ()), %o);
-}
-
-# GET /legal/:type (anonymous unless session => ...).
-sub legal_get($type, %o) { return http(GET => "/legal/$type", %o) }
-
-# The items of GET /legal/:type/versions ([] when it is not 200).
-sub legal_versions($type) {
-	my $r = http(GET => "/legal/$type/versions");
-	return [] unless $r->{status} == 200 && ref $r->{json} eq 'HASH' && ref $r->{json}{items} eq 'ARRAY';
-	return $r->{json}{items};
-}
-
-# ---------------------------------------------------------------- tenant records and compliance (issue 6)
-#
-#   my $r = tenant_create($s, $org_id, 'contacts', { name => 'N', email => 'e@x.test' });
-#   my @items = tenant_list_all($s, $org_id, 'contacts', limit => 1);   # every page
-#   my $h = legal_hold($s, entity => 'contacts', ids => [$id], hold => 1, reason => 'case');
-#   my $x = strip_pii($s, entity => 'contacts', ids => [$id], reason => 'DSR');
-#   my $row = db_row('contacts', $id);   # the MariaDB row, for "unchanged" checks
-
-push @EXPORT, qw(tenant_create tenant_get tenant_patch tenant_delete tenant_list tenant_list_all
-	legal_hold strip_pii compliance_record uuid_hex db_rows db_row table_snapshot audit_text
-	json_strings);
-
-sub _tenant_path($org, $entity, $id = undef) {
-	$org = $org->{id} if ref $org eq 'HASH';
-	return "/orgs/$org/$entity" . (defined $id ? "/$id" : '');
-}
-sub tenant_create($s, $org, $entity, $fields, %o) {
-	return http(POST => _tenant_path($org, $entity), json => $fields, session => $s, %o);
-}
-sub tenant_get($s, $org, $entity, $id, %o) { return http(GET => _tenant_path($org, $entity, $id), session => $s, %o) }
-sub tenant_patch($s, $org, $entity, $id, $fields, %o) {
-	return http(PATCH => _tenant_path($org, $entity, $id), json => $fields, session => $s, %o);
-}
-sub tenant_delete($s, $org, $entity, $id, %o) { return http(DELETE => _tenant_path($org, $entity, $id), session => $s, %o) }
-# GET /orgs/:orgId/<entity>?limit=&cursor= (query => {limit, cursor}).
-sub tenant_list($s, $org, $entity, %q) {
-	my $qs = join '&', map { "$_=" . uri_escape_all($q{$_}) } grep { defined $q{$_} } sort keys %q;
-	return http(GET => _tenant_path($org, $entity) . ($qs ? "?$qs" : ''), session => $s);
-}
-# Follows nextCursor from the first page to the end (at most max_pages).
-# Returns {items => [...], pages => n, errors => [...], max_page_items => n}.
-sub tenant_list_all($s, $org, $entity, %o) {
-	my %r = (items => [], pages => 0, errors => [], max_page_items => 0);
-	my ($cursor, %seen);
-	while ($r{pages} < ($o{max_pages} // 100)) {
-		my $p = tenant_list($s, $org, $entity, limit => $o{limit}, cursor => $cursor);
-		$r{pages}++;
-		my $j = ref $p->{json} eq 'HASH' ? $p->{json} : {};
-		if ($p->{status} != 200 || ref $j->{items} ne 'ARRAY') {
-			push @{ $r{errors} }, "page $r{pages}: $p->{status} " . _short($p->{body});
-			last;
-		}
-		my $n = @{ $j->{items} };
-		$r{max_page_items} = $n if $n > $r{max_page_items};
-		push @{ $r{items} }, @{ $j->{items} };
-		$cursor = $j->{nextCursor};
-		last if !defined $cursor;
-		if ($seen{$cursor}++) { push @{ $r{errors} }, "page $r{pages}: nextCursor repeats"; last }
-	}
-	return \%r;
-}
-
-sub _bool_fields(%b) {
-	for my $k (qw(hold dryRun)) {
-		$b{$k} = $b{$k} ? JSON::PP::true : JSON::PP::false
-		    if exists $b{$k} && defined $b{$k} && !ref $b{$k} && $b{$k} =~ /^[01]?$/;
-	}
-	return \%b;
-}
-# POST /compliance/legal-hold with the given fields (hold => 1/0 becomes a
-# JSON boolean). POST /compliance/strip-pii likewise.
-sub legal_hold($s, %body) { return http(POST => '/compliance/legal-hold', json => _bool_fields(%body), session => $s) }
-sub strip_pii($s, %body) { return http(POST => '/compliance/strip-pii', json => _bool_fields(%body), session => $s) }
-sub compliance_record($s, $entity, $id) { return http(GET => "/compliance/records/$entity/$id", session => $s) }
-
-# A UUID string as 32 upper-case hex digits (for UNHEX('...')), undef if it is not one.
-sub uuid_hex($id) {
-	return undef unless defined $id && !ref $id;
-	(my $h = $id) =~ s/-//g;
-	return $h =~ /^[0-9a-fA-F]{32}$/ ? uc $h : undef;
-}
-
-# mariadb -B output unescaped (\\, \t, \n, \0).
-sub _unbatch($v) {
-	return undef if $v eq 'NULL';
-	$v =~ s/\\(.)/$1 eq 'n' ? "\n" : $1 eq 't' ? "\t" : $1 eq '0' ? "\0" : $1/ge;
-	return $v;
-}
-
-# Rows of a query as hashes by column name (NULL as undef).
-sub db_rows($sql) {
-	my $sock = var_dir() . '/run/mysqld.sock';
-	my $r = run_cmd(cmd => ['mariadb', '--no-defaults', "--socket=$sock", '-uroot', '-B', 'opsd', '-e', $sql],
-	    timeout => 60, tag => 'mysql-rows');
-	if ($r->{rc} != 0) {
-		Test::More::diag("db_rows($sql) failed: $r->{err}");
-		return ();
-	}
-	my ($head, @lines) = split /\n/, $r->{out};
-	return () unless defined $head;
-	my @names = split /\t/, $head;
-	return map { my @v = split /\t/, $_, -1; my %h; @h{@names} = map { _unbatch($_) } @v; \%h } @lines;
-}
-
-# The select list of a table with binary columns as lower-case hex (so rows
-# compare and print cleanly).
-sub _select_list($table) {
-	state %cache;
-	return $cache{$table} //= do {
-		my $out = mysql("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = DATABASE()"
-		    . " AND table_name = " . _sql_str($table) . ' ORDER BY ordinal_position') // '';
-		my @cols = map { [split /\t/] } grep { length } split /\n/, $out;
-		@cols ? join(', ', map { $_->[1] =~ /binary|blob/i ? "LOWER(HEX(`$_->[0]`)) AS `$_->[0]`" : "`$_->[0]`" } @cols) : '*';
-	};
-}
-
-# One row of a table by its UUID (every column; binary ones as hex), or undef.
-sub db_row($table, $id) {
-	my $hex = uuid_hex($id) // return undef;
-	my @r = db_rows('SELECT ' . _select_list($table) . " FROM `$table` WHERE id = UNHEX('$hex')");
-	return $r[0];
-}
-
-# Every row of the given tables (binary columns as hex), ordered by id:
-# {table => [rows]}; for "nothing was written" comparisons.
-sub table_snapshot(@tables) {
-	return { map { $_ => [db_rows('SELECT ' . _select_list($_) . " FROM `$_` ORDER BY 1")] } @tables };
-}
-
-# Every audit event as one text (actor_label, action, target_type,
-# target_id, org id in hex, ip, request_id, payload), to search for strings
-# that must not be there.
-sub audit_text() {
-	return mysql("SELECT CONCAT_WS('|', IFNULL(actor_label,''), action, IFNULL(target_type,''), IFNULL(target_id,''),"
-	    . " IFNULL(LOWER(HEX(org_id)),''), IFNULL(ip,''), IFNULL(request_id,''), IFNULL(payload,'')) FROM audit_events ORDER BY seq");
-}
-
-# Every key and string/number value inside a decoded JSON structure.
-sub json_strings($v) {
-	return () unless defined $v;
-	return (map { ($_, json_strings($v->{$_})) } keys %$v) if ref $v eq 'HASH';
-	return (map { json_strings($_) } @$v) if ref $v eq 'ARRAY';
-	return () if ref $v;   # JSON booleans
-	return ("$v");
-}
-
-# ---------------------------------------------------------------- archive and exports (issue 6, second slice)
-#
-#   my $r = batch_archive($s, entity => 'contacts', ids => [$id], reason => 'r', dryRun => 1);
-#   my $x = compliance_export($s, 'contacts', $id);           # GET /compliance/export?entity=&id=
-#   my $e = org_export($s, 'contacts', orgId => $org_id, format => 'csv');
-#   my $csv = parse_csv($e->{body});   # {header, rows, records, quoted, errors, ...}
-#   my $n = bulk_insert_contacts($org, 1200, tag => 'x', days_ago => 0);
-#   set_created_at('contacts', $id, 400);   # created_at (and updated_at) 400 days back, UTC
-
-push @EXPORT, qw(batch_archive compliance_export org_export parse_csv bulk_insert_contacts set_created_at
-	org_row_ids);
-
-# POST /compliance/batch-archive (dryRun => 1/0 becomes a JSON boolean).
-sub batch_archive($s, %body) {
-	return http(POST => '/compliance/batch-archive', json => _bool_fields(%body), session => $s);
-}
-
-# GET /compliance/export?entity=&id= (undef leaves a parameter out).
-sub compliance_export($s, $entity, $id, %o) {
-	my %q = (entity => $entity, id => $id);
-	my $qs = join '&', map { "$_=" . uri_escape_all($q{$_}) } grep { defined $q{$_} } qw(entity id);
-	return http(GET => '/compliance/export' . ($qs ? "?$qs" : ''), session => $s, %o);
-}
-
-# GET /export/:entity?orgId=&format= (undef leaves a parameter out) on its own
-# connection with a long timeout (the body is streamed, possibly large).
-sub org_export($s, $entity, %q) {
-	my $timeout = delete $q{timeout} // 180;
-	my $qs = join '&', map { "$_=" . uri_escape_all($q{$_}) } grep { defined $q{$_} } sort keys %q;
-	return http(GET => "/export/$entity" . ($qs ? "?$qs" : ''), ($s ? (session => $s) : ()), fresh => 1,
-	    timeout => $timeout);
-}
-
-# A strict RFC 4180 parser of a CSV body (bytes). The body must be UTF-8;
-# records end in CRLF (a lone CR or LF outside quotes is an error); a field
-# is either unquoted (no comma, quote, CR or LF in it) or quoted with inner
-# quotes doubled, and a quoted field must be followed by a comma, a CRLF or
-# the end. Returns {header => [...], rows => [[...], ...] (data rows, Perl
-# character strings), quoted => [[0/1 per field], ...] (header row first),
-# records => [{header name => value}, ...], errors => [...], bom => 0/1,
-# trailing_crlf => 0/1, record_count => n (header included)}. Parsing stops
-# at the first error.
-sub parse_csv($bytes) {
-	require Encode;
-	my %r = (header => [], rows => [], quoted => [], records => [], errors => [], bom => 0, trailing_crlf => 0);
-	my $s = eval { Encode::decode('UTF-8', $bytes // '', Encode::FB_CROAK() | Encode::LEAVE_SRC()) };
-	unless (defined $s) {
-		push @{ $r{errors} }, 'the body is not valid UTF-8';
-		return \%r;
-	}
-	$r{bom} = $s =~ /^\x{FEFF}/ ? 1 : 0;
-	$r{trailing_crlf} = $s =~ /\r\n\z/ ? 1 : 0;
-	my @all;
-	my $len = length $s;
-	pos($s) = 0;
-	RECORD: while (pos($s) < $len) {
-		my (@f, @q);
-		my $rec = @all + 1;
-		while (1) {
-			if ($s =~ /\G"/gc) {
-				my $v = '';
-				while (1) {
-					if ($s =~ /\G([^"]+)/gc) { $v .= $1 }
-					if ($s =~ /\G""/gc) { $v .= '"'; next }
-					if ($s =~ /\G"/gc) { last }
-					push @{ $r{errors} }, "record $rec field " . (@f + 1) . ': unterminated quoted field';
-					last RECORD;
-				}
-				push @f, $v;
-				push @q, 1;
-			} else {
-				$s =~ /\G([^,"\r\n]*)/gc;
-				push @f, $1;
-				push @q, 0;
-			}
-			if ($s =~ /\G,/gc) { next }
-			if ($s =~ /\G\r\n/gc || pos($s) >= $len) { last }
-			my $at = pos($s);
-			my $c = substr($s, $at, 1);
-			push @{ $r{errors} }, sprintf('record %d field %d: unexpected %s at character %d (near %s)', $rec, scalar @f,
-			    $c eq "\r" ? 'CR without LF' : $c eq "\n" ? 'LF without CR' : $c eq '"' ? 'quote in an unquoted field'
-			    : "character U+" . sprintf('%04X', ord $c), $at, json_encode(substr($s, $at > 20 ? $at - 20 : 0, 40)));
-			last RECORD;
-		}
-		push @all, [\@f, \@q];
-	}
-	$r{record_count} = @all;
-	return \%r unless @all;
-	$r{header} = $all[0][0];
-	$r{quoted} = [map { $_->[1] } @all];
-	$r{rows} = [map { $_->[0] } @all[1 .. $#all]];
-	my @h = @{ $r{header} };
-	for my $i (0 .. $#{ $r{rows} }) {
-		my $row = $r{rows}[$i];
-		if (@$row != @h) {
-			push @{ $r{errors} }, sprintf('data row %d has %d fields, the header %d', $i + 1, scalar @$row, scalar @h);
-			next;
-		}
-		my %rec;
-		@rec{@h} = @$row;
-		push @{ $r{records} }, \%rec;
-	}
-	return \%r;
-}
-
-# Sets created_at (and updated_at, so both stay in UTC) of one row to
-# UTC_TIMESTAMP(3) - INTERVAL $days DAY. Returns true when one row changed.
-sub set_created_at($table, $id, $days) {
-	my $hex = uuid_hex($id) // return 0;
-	my $out = mysql("UPDATE `$table` SET created_at = UTC_TIMESTAMP(3) - INTERVAL " . ($days + 0) . ' DAY,'
-	    . ' updated_at = UTC_TIMESTAMP(3) - INTERVAL ' . ($days + 0) . " DAY WHERE id = UNHEX('$hex')",
-	    'SELECT ROW_COUNT()') // return 0;
-	return $out =~ /^1$/m ? 1 : 0;
-}
-
-# Inserts $n contacts into an org straight through MariaDB (INSERT ... SELECT
-# over seq_1_to_N of the Sequence engine, or a recursive CTE without it), ids
-# from UNHEX(REPLACE(UUID(),'-','')). Values: name "Bulk Contact <i>, \"Jr.\"
-# <tag>", email bulk<i>.<tag>@bulk.example, phone "+1 555 <i>", every third
-# an address with a CRLF inside, every fifth a UTF-8 note ("Ünicode note
-# <i>"); created_at = updated_at = now - days_ago days (+ i ms). Returns the
-# number of rows of the org afterwards (undef when the insert failed).
-sub bulk_insert_contacts($org, $n, %o) {
-	my $org_hex = uuid_hex(ref $org eq 'HASH' ? $org->{id} : $org) // croak 'bulk_insert_contacts: org id';
-	my $tag = $o{tag} // 'bulk';
-	croak 'bulk_insert_contacts: tag must be [A-Za-z0-9]' unless $tag =~ /^[A-Za-z0-9]+$/;
-	$n = int $n;
-	my $days = int($o{days_ago} // 0);
-	my $at = "UTC_TIMESTAMP(3) - INTERVAL $days DAY + INTERVAL seq * 1000 MICROSECOND";
-	my $cols = 'id, org_id, name, email, phone, address, notes, created_at, updated_at';
-	my $select = "SELECT UNHEX(REPLACE(UUID(), '-', '')), UNHEX('$org_hex'),"
-	    . " CONCAT('Bulk Contact ', seq, ', \"Jr.\" $tag'), CONCAT('bulk', seq, '.$tag\@bulk.example'),"
-	    . " CONCAT('+1 555 ', LPAD(seq, 4, '0')),"
-	    . " IF(seq % 3 = 0, CONCAT(seq, ' Long Road', CHAR(13), CHAR(10), 'Townsville'), NULL),"
-	    . " IF(seq % 5 = 0, CONCAT(CONVERT(UNHEX('C39C') USING utf8mb4), 'nicode note ', seq), NULL),"
-	    . " $at, $at";
-	my $has_seq = mysql("SELECT COUNT(*) FROM information_schema.ENGINES WHERE ENGINE = 'SEQUENCE'"
-	    . " AND SUPPORT IN ('YES', 'DEFAULT')") // '';
-	my $ok;
-	if ($has_seq =~ /^1$/m) {
-		$ok = mysql("INSERT INTO contacts ($cols) $select FROM seq_1_to_$n");
-	} else {
-		$ok = mysql("SET SESSION max_recursive_iterations = " . ($n + 10),
-		    "INSERT INTO contacts ($cols) $select FROM (WITH RECURSIVE s (seq) AS (SELECT 1 UNION ALL"
-		    . " SELECT seq + 1 FROM s WHERE seq < $n) SELECT seq FROM s) AS q");
-	}
-	return undef unless defined $ok;
-	my $c = mysql("SELECT COUNT(*) FROM contacts WHERE org_id = UNHEX('$org_hex')") // return undef;
-	chomp $c;
-	return $c + 0;
-}
-
-# The ids (lower-case hex, no dashes) of an org's rows of a tenant table.
-sub org_row_ids($table, $org) {
-	my $org_hex = uuid_hex(ref $org eq 'HASH' ? $org->{id} : $org) // return [];
-	my $out = mysql("SELECT LOWER(HEX(id)) FROM `$table` WHERE org_id = UNHEX('$org_hex') ORDER BY id") // return [];
-	return [grep { length } split /\n/, $out];
-}
-
 # ---------------------------------------------------------------- log archive and sensitive values (issue 8)
 #
 # With OPSD_TEST_ARCHIVE=DIR (script/test sets it for the prove run) every
@@ -2003,6 +1429,22 @@ sub _archive_logs($why) {
 		$bytes += length($data) - $from;
 	}
 	Test::More::note("logs archived ($why): $copied file(s), $bytes bytes in $dst");
+}
+
+# ---------------------------------------------------------------- area modules
+#
+# The helpers of each area live in t/lib/OpsdTest/<Area>.pm; OpsdTest exports
+# everything they export, so `use OpsdTest;` is all a test needs.
+
+for my $area (qw(Email Legal Records Audit Migration)) {
+	my $pkg = "OpsdTest::$area";
+	no strict 'refs';
+	# an area module sets its @EXPORT in a BEGIN block before it loads
+	# OpsdTest: when it is set, the module is being compiled already (it was
+	# loaded first, or it is `perl -c`'s script) and must not be loaded twice
+	require "OpsdTest/$area.pm" unless @{"${pkg}::EXPORT"};
+	push @EXPORT, @{"${pkg}::EXPORT"};
+	$pkg->import;   # into OpsdTest, which hands them on
 }
 
 1;
