@@ -137,4 +137,4 @@ ok $sa->{cookie} && $sb->{cookie}, 'two users signed in' or BAIL_OUT('cannot sig
 	    'one security.rate_limited event for the address (layer nginx)';
 }
 
-done_testing();
+finish();
