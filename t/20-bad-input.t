@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# Bad input (issue 2): bodies over the limit, invalid JSON and UTF-8, deep or
+# Bad input : bodies over the limit, invalid JSON and UTF-8, deep or
 # huge JSON, wrong types and fields, unknown methods, malformed HTTP, and
 # malformed FastCGI records sent straight to opsd's socket. Each gets its
 # JSON error (or, for broken FastCGI, a closed connection), is logged, and

@@ -1,6 +1,6 @@
 #!/usr/bin/perl
-# The worker pool (SPEC §14): process titles and privilege drop, kill -9 of a
-# worker and of the jobs process, recycling after OPSD_MAX_REQUESTS, the
+# The worker pool (README "The process model and signals"): process titles
+# and privilege drop, kill -9 of a worker and of the jobs process, recycling after OPSD_MAX_REQUESTS, the
 # master's request timeout, the slow log, SIGUSR1 log reopening, SIGHUP
 # reload (quiet and under 2,000 requests), SIGQUIT graceful stop.
 use v5.36;

@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# MariaDB stopped and started again under a running opsd (SPEC §13, issue 2):
+# MariaDB stopped and started again under a running opsd (README "Runbook 6"):
 # 503 unavailable with Retry-After while it is down, /healthz unaffected, and
 # recovery without restarting opsd.
 use v5.36;

@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# Configuration checks (SPEC §3): opsd --check-config names every bad
+# Configuration checks (README "Configuration"): opsd --check-config names every bad
 # variable on its own line and never prints a secret; env-file permissions;
 # the rendered nginx conf passes nginx -t; opsctl db status/migrate against
 # the running stack, and an edited migration is MODIFIED.

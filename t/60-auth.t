@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# Identity (issue 3, SPEC §6): login and the session cookie, /auth/me, CSRF,
+# Identity (README "Identity, sessions and roles"): login and the session cookie, /auth/me, CSRF,
 # forged/truncated/replayed cookies, logout, password change, idle and
 # absolute timeouts, API tokens (scopes, revoke, expiry, malformed bearer
 # strings), users (duplicates, oversized fields, grant escalation, role change

@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# The route × role matrix (issue 3 item 4, SPEC §6), generated from
+# The route × role matrix (README "Identity, sessions and roles"), generated from
 # `opsctl routes` and `opsctl roles`: every route is called as nobody, as one
 # user of each role (session cookie + CSRF) and with a one-scope API token of
 # each role, and the answer is 401 / 403 / "allowed" (anything but 401 and

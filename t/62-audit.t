@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# The audit log (issue 3 item 7, SPEC §9): the events of identity actions,
+# The audit log (doc/architecture.md "The audit log"): the events of identity actions,
 # GET /audit (newest first, filters, cursor pagination, permissions),
 # redacted payloads, and the hash chain: GET /audit/verify and
 # `opsctl audit verify` on a clean chain, after a row is altered in MariaDB

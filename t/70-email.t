@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# Email (issue 4, SPEC §12, runbook 5) against a real SMTP peer on loopback
+# Email (README "Runbook 5") against a real SMTP peer on loopback
 # (t/lib/smtp_peer.py, Debian's python3-aiosmtpd) that requires STARTTLS with
 # a throwaway CA and AUTH: an allowlisted POST /email/test arrives once with
 # well-formed RFC 5322 headers and a decodable body (checked on the peer's

@@ -1,6 +1,6 @@
 #!/usr/bin/perl
-# Email transport security (issue 4, SPEC §3, §12, §19) against real SMTP
-# peers on loopback (t/lib/smtp_peer.py): STARTTLS required but not offered,
+# Email transport security (README "Configuration", "Runbook 5";
+# doc/architecture.md "Pitfalls of the platform") against real SMTP peers on loopback (t/lib/smtp_peer.py): STARTTLS required but not offered,
 # wrong SMTP_PASS, an untrusted certificate (no SMTP_CA_FILE) and a
 # certificate for another host name all fail with a clear last_error and
 # deliver nothing (and never send the credentials); SMTP_SECURE=none with a

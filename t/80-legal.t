@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# Legal documents (issue 5, SPEC §7, runbook 1) with LEGAL_ENFORCE unset:
+# Legal documents (README "Runbook 1") with LEGAL_ENFORCE unset:
 # POST /legal (fields, 409 duplicate_version, permissions, bad input that
 # leaves nothing behind, 413), the public GET /legal/:type with ETag and 304
 # and the new version on every worker right after a publish, versions, one

@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# Legal enforcement (issue 5, SPEC §7, runbook 1) with LEGAL_ENFORCE=1:
+# Legal enforcement (README "Runbook 1") with LEGAL_ENFORCE=1:
 # after privacy and terms are published, a user's next non-legal request
 # (cookie or bearer token, safe or unsafe) gets 403 legal_acceptance_required
 # listing exactly what is pending, while /auth/*, /legal/*, /healthz, /readyz

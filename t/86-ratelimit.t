@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# Rate limits in both layers (issue 8, SPEC §11, runbook 4): a burst at
+# Rate limits in both layers (README "Runbook 4"): a burst at
 # /auth/login from one address gets 429 from nginx with the JSON body; a
 # burst by one signed-in user gets 429 from opsd with Retry-After and the
 # RateLimit-* headers while another user is not affected; an API token has

@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# Tenant records (issue 6, first slice; SPEC §4, §8): CRUD of contacts,
+# Tenant records (doc/architecture.md "Data"; README "Runbook 2"): CRUD of contacts,
 # projects and offices under /orgs/:orgId/<entity> in two orgs — create
 # (201, fields echoed in camelCase, flags false), get, list with limit=1
 # cursor paging (every record once, in id order), patch (only the given

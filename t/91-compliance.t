@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# Runbook 2 (issue 6, first slice; SPEC §8, §9): records of each entity are
+# Runbook 2 (README "Runbook 2"; doc/architecture.md "The audit log"): records of each entity are
 # created (contacts, projects, offices, a user of the org, the org itself);
 # one contact is put on legal hold; strip-PII over both contacts reports
 # stripped and legal_hold; /compliance/records shows piiStripped (time,

@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# Issue 6, second slice (SPEC §8, §9): batch-archive and exports.
+# Batch-archive and exports (README "Runbook 2"; doc/architecture.md "The audit log").
 # Batch-archive by ids (archived, already_archived on a repeat, legal_hold
 # for a held contact and for a contact of a held org, not_found; dryRun
 # counts with every table unchanged); by olderThan + orgId (created_at set

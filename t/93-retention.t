@@ -1,6 +1,6 @@
 #!/usr/bin/perl
-# Audit retention (SPEC §9): contacts A and B of an org and contact C of a
-# second org O2 get several events each; A and O2 go on legal hold. `opsctl
+# Audit retention (doc/architecture.md "The audit log"): contacts A and B of
+# an org and contact C of a second org O2 get several events each; A and O2 go on legal hold. `opsctl
 # audit purge --dry-run --days 0` reports what it would delete (counted here
 # independently) and changes nothing; the real purge deletes every event
 # that is not about a held subject, keeps those about A and O2/C with their

@@ -1,6 +1,6 @@
 #!/usr/bin/perl
-# An org's users (issue 6; SPEC §6, §8): /orgs/:orgId/users CRUD as the
-# superadmin, a platform_admin and an org_admin of the org — create (201,
+# An org's users (README "Identity, sessions and roles", "Runbook 2"):
+# /orgs/:orgId/users CRUD as the superadmin, a platform_admin and an org_admin of the org — create (201,
 # the /users/:id shape, no secret), list with cursor paging (only the org's
 # live users), get, PATCH of name, roles and disabled (sessions revoked on
 # a role change or a disable; not one's own roles), DELETE as a soft delete
@@ -9,7 +9,7 @@
 # PII). Scoping: another org's admin gets 404 for the org and its users, a
 # member 403 on every write, org roles only (platform roles are a 400 on
 # "roles"), a user holding roles the caller cannot grant is 403, deleting
-# oneself is 403; duplicate emails 409; bad input in the SPEC §5 envelope
+# oneself is 403; duplicate emails 409; bad input in the README "API" envelope
 # with nothing written; malformed and unknown ids 404. Legal hold (set
 # through POST /compliance/legal-hold): a new name is 409 legal_hold on both
 # /orgs/:orgId/users/:id and /users/:id and nothing changes, while roles and

@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# Tenant migration, the API and opsctl around the engine (issue 7, SPEC §10,
+# Tenant migration, the API and opsctl around the engine (README "Runbook 3",
 # runbook 3): the routes are in the table with migration.run; bad input on
 # POST /migration/start — unknown org (404), malformed or missing orgId,
 # direction missing, unknown or wrong for the org's mode (409 conflict both
@@ -7,7 +7,7 @@
 # (the URI's password is never in the answer), dbName "1bad" / "a-b" / 65
 # characters, reason missing / empty / 501 characters, unknown fields, a
 # target that refuses connections (400 target_unreachable, details.reason)
-# — each is answered in the SPEC §5 envelope and records nothing (no
+# — each is answered in the README "API" envelope and records nothing (no
 # migrations row, no migration.* audit event, status still 404). Status,
 # history, finalize and abort: malformed and unknown ids, missing fields.
 # Legal hold on the org and on one of its records: 409 legal_hold with
@@ -73,7 +73,7 @@ sub wait_status($org, $want, $secs = 20) {
 }
 sub check_doc($doc, $name, %want) {
 	my @miss = grep { !exists $doc->{$_} } @STATUS_KEYS;
-	ok !@miss, "$name: the status document has every SPEC §10 member" or diag "missing: @miss";
+	ok !@miss, "$name: the status document has every member" or diag "missing: @miss";
 	like $doc->{id} // '', $UUID, "$name: id is a UUID";
 	for my $k (sort keys %want) {
 		is_deeply $doc->{$k}, $want{$k}, "$name: $k";

@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# Tenant migration end to end (issue 7 "Tests", SPEC §10, runbook 3), real
+# Tenant migration end to end (README "Runbook 3"), real
 # MariaDB, both directions:
 #  - writers: an org with 1,500 contacts (bulk INSERT plus API), projects and
 #    offices; two forked writer processes insert, update and delete the
@@ -549,7 +549,7 @@ note '---- 2. dry run (' . elapsed() . ')';
 	is count_of($acts, 'migration.started'), 1, 'dry run: audit migration.started';
 	my $np = count_of($acts, 'migration.progress');
 	ok $np >= 1 && $np <= 12, "dry run: audit migration.progress, bounded ($np events for 13 chunks)"
-	    or diag "audit: @$acts" . ($np ? '' : '. BUG: progress_audit (src/core/migration.c) writes the event through'
+	    or diag "audit: @$acts" . ($np ? '' : '. BUG: progress_audit (src/migration/copy.c) writes the event through'
 	    . ' transition() with status and phase NULL; transition_fn\'s "UPDATE migrations SET status = IFNULL(?, status),'
 	    . ' phase = IFNULL(?, phase), ... WHERE id = ? AND status = ?" then changes nothing, MariaDB reports 0 affected'
 	    . ' rows (no CLIENT_FOUND_ROWS), the step counts as "lost" and neither migration.progress nor'
@@ -615,7 +615,7 @@ note '---- 3. kill -9 of the jobs process mid-copy (' . elapsed() . ')';
 	my $m2 = metrics();
 	is $m2->{completed} - $m1->{completed}, 1, 'metrics: one finalize adds exactly 1 to opsd_migrations_total{status="completed"}'
 	    or diag "BUG: +" . ($m2->{completed} - $m1->{completed}) . ': before 95d6061 step_cutting_over counted "completed" at'
-	    . ' the switch (metrics_migration) and again in the transition to completed (src/core/migration.c)';
+	    . ' the switch (metrics_migration) and again in the transition to completed (src/migration/state.c)';
 }
 
 # ============================================================ 4. abort at each state
@@ -697,7 +697,7 @@ note '---- 4b. abort at catching_up (the catch-up waits on a target row lock) ('
 	$d = abort_checks($C, 'abort at catching_up', $before, $sums, $db, wait => 8,
 	    bug => sub { 'BUG (lost abort): POST /migration/abort answered 202 aborting, then the transition of the engine'
 	    . ' step that was in flight (step_catching_up → verifying) overwrote "aborting"; a transition must apply only'
-	    . ' from the status its step read (src/core/migration.c transition_fn). Seen before 95d6061.' });
+	    . ' from the status its step read (src/migration/state.c transition_fn). Seen before 95d6061.' });
 	if (!$TERMINAL{ $d->{status} // '' }) {
 		my $w = wait_mig($C, qr/^ready_for_cutover$/, 30);
 		($before, $sums) = (snapshot('opsd', $C), checksums('opsd', $C));
@@ -758,7 +758,7 @@ note '---- 4d. abort at pending (the jobs process stopped) (' . elapsed() . ')';
 	is j($a)->{status}, 'aborting', '  status aborting';
 	abort_checks($P, 'abort at pending', $before, $sums, j($s)->{dbName} // 'none', wait => 10, always => 1,
 	    bug => sub { 'BUG (stuck in aborting): the target database was never created, and cleaning it up must then'
-	    . ' be a no-op (src/core/migration.c clean_target); before 95d6061 connect_ends failed on the missing database'
+	    . ' be a no-op (src/migration/cleanup.c clean_target); before 95d6061 connect_ends failed on the missing database'
 	    . ' and step_aborting returned -1 on every pass, for ever.' });
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# /metrics (SPEC §13, runbook 6). Traffic of every kind (successes, 404s, a
+# /metrics (README "Runbook 6", runbook 6). Traffic of every kind (successes, 404s, a
 # 401, a 400, a failed login, a legal publish and acceptance, a legal hold set
 # and released, a PII strip), then a scrape over HTTPS from loopback whose
 # every line must parse as the Prometheus text format 0.0.4: HELP and TYPE
@@ -220,7 +220,7 @@ my $m0 = scrape('first scrape');
 	for my $f (qw(opsd_http_requests_total opsd_http_request_duration_seconds opsd_rate_limited_total
 	    opsd_workers opsd_workers_max opsd_max_children_reached_total opsd_accepted_requests_total
 	    opsd_migrations_total opsd_migration_rows_copied_total opsd_emails_total opsd_audit_events_total)) {
-		ok $fam->{$f} && @{ $fam->{$f}{samples} }, "SPEC §13 family $f is there";
+		ok $fam->{$f} && @{ $fam->{$f}{samples} }, "family $f (README runbook 6) is there";
 	}
 	# Fixed label sets are rendered in full, zeros included: increase() in
 	# the alert rules needs the series before its first event.

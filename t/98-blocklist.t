@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# The IP blocklist (issue 8 item 3, SPEC §11, runbook 4): POST/GET/DELETE
+# The IP blocklist (README "Runbook 4"): POST/GET/DELETE
 # /security/blocklist, enforced by every opsd worker at once (and after a
 # reload, and while MariaDB is down), by other hosts' changes within a
 # second, expiry and the job that sweeps it, IPv6 and IPv4-mapped clients,

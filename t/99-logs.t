@@ -1,5 +1,5 @@
 #!/usr/bin/env perl
-# The logs of the whole integration run (issue 8, item 5). Runs last (prove
+# The logs of the whole integration run (item 5). Runs last (prove
 # takes t/ in order) over what the other tests left in OPSD_TEST_ARCHIVE
 # (script/test sets it; t/lib/OpsdTest.pm fills it):
 #   <test>-<n>/        the log/ files of a stack, copied when it stopped

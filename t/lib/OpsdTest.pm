@@ -1,6 +1,6 @@
 package OpsdTest;
 
-# Integration-test harness (SPEC §18): starts the real stack (MariaDB, nginx,
+# Integration-test harness (t/README): starts the real stack (MariaDB, nginx,
 # opsd) with `script/server start` in a temporary OPSD_VAR, talks HTTPS to
 # nginx, and stops everything again, even when a test dies. Core Perl plus
 # IO::Socket::SSL (Debian libio-socket-ssl-perl, installed by script/test).
@@ -239,7 +239,7 @@ sub start_stack(%o) {
 		OPSD_NGINX_CONN_LIMIT => 1000,
 		OPSD_NGINX_LOGIN_RATE => '1000r/s',
 		OPSD_NGINX_LOGIN_BURST => 1000,
-		# identity (issue 3): a known superadmin, fast scrypt, a fixed secret
+		# identity : a known superadmin, fast scrypt, a fixed secret
 		OPSD_ADMIN_EMAIL => ADMIN_EMAIL,
 		OPSD_ADMIN_PASSWORD => ADMIN_PASSWORD,
 		OPSD_SCRYPT_LN => 10,
@@ -509,7 +509,7 @@ sub _short($s) {
 	return length $s > 600 ? substr($s, 0, 600) . '...' : $s;
 }
 
-# Checks the SPEC §5 error envelope. $code: a string, an arrayref of
+# Checks the README "API" error envelope. $code: a string, an arrayref of
 # acceptable codes, or undef for any snake_case code; $status: a number or an
 # arrayref. Returns true when every part holds.
 sub check_error($res, $status, $code, $name) {
@@ -658,7 +658,7 @@ sub start_mysql() {
 	return $up;
 }
 
-# Rows of a query, single rows by id and whole tables (issue 6).
+# Rows of a query, single rows by id and whole tables .
 
 push @EXPORT, qw(uuid_hex db_rows db_row table_snapshot);
 
@@ -900,7 +900,7 @@ sub run_num() { state $n = sprintf '%04d', int rand 10000; return $n }
 # A file's bytes (undef when it cannot be read).
 sub slurp($path) { return _slurp($path) }
 
-# ---------------------------------------------------------------- identity (issue 3)
+# ---------------------------------------------------------------- identity 
 
 use Digest::SHA qw(hmac_sha256 sha256_hex);
 use MIME::Base64 qw(encode_base64url decode_base64url);
@@ -918,8 +918,8 @@ sub session_secret() {
 	return defined $f ? (split /\n/, $f)[0] : undef;
 }
 
-# The permissions of each role, as issue 3's contract defines them (org_users.manage:
-# issue 6, /orgs/:orgId/users).
+# The permissions of each role, as the README defines them (org_users.manage:
+# /orgs/:orgId/users).
 my @PERMS = qw(legal.publish legal.report compliance.read compliance.strip_pii
 	compliance.legal_hold compliance.archive compliance.export migration.run security.read
 	security.sessions_flush security.blocklist audit.read audit.verify email.send_test email.outbox
@@ -1282,7 +1282,7 @@ END {
 	}
 }
 
-# ---------------------------------------------------------------- log archive and sensitive values (issue 8)
+# ---------------------------------------------------------------- log archive and sensitive values 
 #
 # With OPSD_TEST_ARCHIVE=DIR (script/test sets it for the prove run) every
 # stack copies the files of its log/ (mysqld.log aside) into DIR/<test>-<n>/

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A real SMTP peer on loopback for opsd's integration tests (SPEC §18).
+"""A real SMTP peer on loopback for opsd's integration tests (t/README).
 
 Built on Debian's python3-aiosmtpd (1.4.x: Controller, SMTP(tls_context=,
 require_starttls=, auth_required=, auth_require_tls=, authenticator=)). Run

@@ -1,6 +1,6 @@
 package OpsdTest::Email;
 
-# ---------------------------------------------------------------- email (issue 4)
+# ---------------------------------------------------------------- email 
 #
 # A real SMTP peer (t/lib/smtp_peer.py on Debian's python3-aiosmtpd) and a
 # throwaway CA for its certificate. The peer is started before the stack (the
@@ -93,7 +93,7 @@ sub start_smtp_peer(%o) {
 	return $peer;
 }
 
-# The stack's environment for a peer (SPEC §3 plus issue 4's contract):
+# The stack's environment for a peer (README "Configuration"):
 # STARTTLS with the throwaway CA, test mode and the allowlist, 1 s backoff,
 # 5 attempts. Later pairs override (undef removes a variable).
 sub smtp_env($peer, $ca, %over) {

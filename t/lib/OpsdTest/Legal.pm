@@ -1,6 +1,6 @@
 package OpsdTest::Legal;
 
-# ---------------------------------------------------------------- legal documents (issue 5)
+# ---------------------------------------------------------------- legal documents 
 #
 #   my $r = legal_publish($admin, type => 'privacy', version => 'v1', content => $text);
 #   my $s = legal_status($member);                  # GET /legal/acceptance/status

@@ -1,6 +1,6 @@
 package OpsdTest::Migration;
 
-# ---------------------------------------------------------------- tenant migration (issue 7)
+# ---------------------------------------------------------------- tenant migration 
 #
 #   my $r = migration_start($admin, orgId => $org->{id}, direction => 'shared_to_dedicated',
 #       reason => 'r', dryRun => 1);

@@ -1,6 +1,6 @@
 package OpsdTest::Records;
 
-# ---------------------------------------------------------------- tenant records and compliance (issue 6)
+# ---------------------------------------------------------------- tenant records and compliance 
 #
 #   my $r = tenant_create($s, $org_id, 'contacts', { name => 'N', email => 'e@x.test' });
 #   my @items = tenant_list_all($s, $org_id, 'contacts', limit => 1);   # every page
@@ -175,7 +175,7 @@ sub contact($s, $org, $tag, %fields) {
 	return { %{ j($r) }, given => \%f };
 }
 
-# ---------------------------------------------------------------- archive and exports (issue 6, second slice)
+# ---------------------------------------------------------------- archive and exports
 #
 #   my $r = batch_archive($s, entity => 'contacts', ids => [$id], reason => 'r', dryRun => 1);
 #   my $x = compliance_export($s, 'contacts', $id);           # GET /compliance/export?entity=&id=
