@@ -95,6 +95,20 @@ static void values_of(const struct entity *e, struct json_object *body, struct v
 	}
 }
 
+/* Appends fmt (", %s" or ", %s = ?") to sql for every column the body
+ * gives, and that column's value to p[*np]. The length of sql now. */
+static size_t given_columns(const struct entity *e, const struct values *v, const char *fmt,
+    char *sql, size_t len, size_t n, struct db_param *p, size_t *np)
+{
+	for (size_t i = 0; i < e->ncols && i < ENTITY_MAX_COLS; i++) {
+		if (!v->given[i])
+			continue;
+		n += (size_t)snprintf(sql + n, n < len ? len - n : 0, fmt, e->cols[i].column);
+		p[(*np)++] = v->p[i];
+	}
+	return n;
+}
+
 /* tenant.created/updated/deleted: the entity and, for a create or update,
  * the names of the fields given. */
 static int audit_write(struct tenant_tx *tx, const struct record_write *w, enum audit_action action)
@@ -131,12 +145,7 @@ static int create_fn(struct tenant_tx *tx, void *arg)
 	n = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO %s (id, org_id", e->table);
 	p[np++] = DBP_BLOB(w->id.b, 16);
 	p[np++] = DBP_BLOB(w->org.b, 16);
-	for (size_t i = 0; i < e->ncols && i < ENTITY_MAX_COLS; i++) {
-		if (!v.given[i])
-			continue;
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", %s", e->cols[i].column);
-		p[np++] = v.p[i];
-	}
+	n = given_columns(e, &v, ", %s", sql, sizeof(sql), n, p, &np);
 	n += (size_t)snprintf(sql + n, sizeof(sql) - n, ") VALUES (?, ?");
 	for (size_t i = 2; i < np; i++)
 		n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", ?");
@@ -185,12 +194,7 @@ static int update_fn(struct tenant_tx *tx, void *arg)
 		return rc;
 	values_of(e, w->body, &v);
 	n = (size_t)snprintf(sql, sizeof(sql), "UPDATE %s SET updated_at = NOW(3)", e->table);
-	for (size_t i = 0; i < e->ncols && i < ENTITY_MAX_COLS; i++) {
-		if (!v.given[i])
-			continue;
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", %s = ?", e->cols[i].column);
-		p[np++] = v.p[i];
-	}
+	n = given_columns(e, &v, ", %s = ?", sql, sizeof(sql), n, p, &np);
 	snprintf(sql + n, sizeof(sql) - n, " WHERE id = ?");
 	p[np++] = DBP_BLOB(w->id.b, 16);
 	if (db_exec(tx->tdb, sql, p, np, NULL) != 0 ||
