@@ -205,6 +205,15 @@ static void test_query(void **state)
 	assert_null(query_get(A, "x=%zz", "x")); /* malformed value */
 	assert_null(query_get(A, "x=%00", "x"));
 	assert_string_equal(query_get(A, "x%zz=1&x=2", "x"), "2");
+	/* keys longer than any name: skipped, the real one still found */
+	assert_string_equal(
+	    query_get(A,
+	        "limitlimitlimitlimitlimitlimitlimitlimitlimitlimitlimitlimitlimit=1"
+	        "&limit=5",
+	        "limit"),
+	    "5");
+	assert_string_equal(query_get(A, "%6c%69%6d%69%74=7", "limit"), "7"); /* all encoded */
+	assert_string_equal(query_get(A, "li+mit=1", "li mit"), "1"); /* "+" in a key is a space */
 	assert_null(query_get(A, NULL, "a"));
 	assert_null(query_get(A, "", "a"));
 	assert_true(query_has(q, "full"));
