@@ -23,20 +23,24 @@ static const struct {
         "compliance.legal_hold,compliance.archive,compliance.export,migration.run,"
         "security.read,security.sessions_flush,security.blocklist,audit.read,audit.verify,"
         "email.send_test,email.outbox,users.read,users.manage,orgs.read,orgs.manage,"
-        "tenant.read,tenant.write,system.status,org_users.manage"},
+        "tenant.read,tenant.write,system.status,org_users.manage,security.users_disable,"
+        "security.tokens_revoke"},
     {ROLE_PLATFORM_ADMIN,
         "legal.publish,legal.report,users.read,users.manage,orgs.read,orgs.manage,"
-        "email.send_test,email.outbox,system.status,tenant.read,tenant.write,org_users.manage"},
+        "email.send_test,email.outbox,system.status,tenant.read,tenant.write,org_users.manage,"
+        "audit.read"},
     {ROLE_COMPLIANCE,
         "compliance.read,compliance.strip_pii,compliance.legal_hold,compliance.archive,"
-        "compliance.export,legal.report,audit.read,tenant.read"},
+        "compliance.export,legal.report,audit.read,tenant.read,orgs.read,users.read"},
     {ROLE_COMPLIANCE_OFFICER,
         "compliance.read,compliance.strip_pii,compliance.legal_hold,compliance.archive,"
-        "compliance.export,legal.report,audit.read,tenant.read,audit.verify"},
+        "compliance.export,legal.report,audit.read,tenant.read,orgs.read,users.read,"
+        "audit.verify"},
     {ROLE_SECURITY_ADMIN,
         "security.read,security.sessions_flush,security.blocklist,audit.read,audit.verify,"
         "compliance.read,compliance.strip_pii,compliance.legal_hold,compliance.archive,"
-        "compliance.export,users.read,orgs.read,tenant.read,system.status"},
+        "compliance.export,users.read,orgs.read,tenant.read,system.status,"
+        "security.users_disable,security.tokens_revoke"},
     {ROLE_ORG_ADMIN, "tenant.read,tenant.write,orgs.read,users.read,org_users.manage"},
     {ROLE_MEMBER, "tenant.read"},
 };
