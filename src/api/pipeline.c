@@ -196,14 +196,8 @@ static bool authorize_or_reply(struct req *r, const struct route *rt)
 		return false;
 	}
 	r->who = p;
-	if (rt->perm != P_NONE && !perms_have(p->perms, rt->perm)) {
-		struct json_object *d = json_object_new_object();
-
-		json_object_object_add(d, "permission",
-		    json_object_new_string(perm_name(rt->perm)));
-		reply_error(r, E_FORBIDDEN, "you lack the permission this needs", d);
+	if (rt->perm != P_NONE && !perm_or_reply(r, rt->perm))
 		return false;
-	}
 	/* README "Identity, sessions and roles": a cookie rides along on cross-site requests; the
 	 * token does not. */
 	if (p->method == AUTH_SESSION && is_unsafe(r->method) &&

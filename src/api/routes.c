@@ -90,6 +90,9 @@ const struct route routes[] = {
 	ROUTE("POST",   "/security/blocklist",             api_blocklist_add,      P_SECURITY_BLOCKLIST,      AUTH | JSON,                 "blocklist_add"),
 	ROUTE("GET",    "/security/blocklist",             api_blocklist_list,     P_SECURITY_BLOCKLIST,      AUTH,                        "blocklist_list"),
 	ROUTE("DELETE", "/security/blocklist/:id",         api_blocklist_delete,   P_SECURITY_BLOCKLIST,      AUTH,                        "blocklist_delete"),
+	ROUTE("POST",   "/security/users/:id/disable",     api_security_user_disable, P_SECURITY_USERS_DISABLE, AUTH | JSON,               "security_user_disable"),
+	ROUTE("POST",   "/security/users/:id/enable",      api_security_user_enable, P_SECURITY_USERS_DISABLE, AUTH | JSON,                "security_user_enable"),
+	ROUTE("POST",   "/security/tokens/revoke",         api_security_tokens_revoke, P_SECURITY_TOKENS_REVOKE, AUTH | JSON,              "security_tokens_revoke"),
 
 	/* Runbook 5. */
 	ROUTE("POST",   "/email/test",                     api_email_test,         P_EMAIL_SEND_TEST,         JSON,                        "email_test"),
