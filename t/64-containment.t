@@ -15,7 +15,9 @@
 #     reasons, the caller's own account) writes nothing; 403 for every role
 #     without the permission;
 #   - compliance roles list orgs and an org's users; platform_admin reads
-#     /audit; the new events are counted in /metrics.
+#     /audit; the new events are counted in /metrics;
+#   - opsctl user disable|enable, token revoke, sessions flush --tokens:
+#     output, exit codes, the same events with actor cli:root.
 use v5.36;
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -280,6 +282,85 @@ push @TOKENS, $vtok->{token};
 		my ($n) = $m =~ /^opsd_audit_events_total\{action="\Q$a\E"\} (\d+)/m;
 		ok(($n // 0) >= 1, "opsd_audit_events_total{action=\"$a\"} counts the events (" . ($n // 'none') . ')');
 	}
+}
+
+# ============================================================ opsctl
+{
+	my $u = $U{cli};
+	my $s = login_ok($u, 'the opsctl member');
+	my $t = token_of($s);
+	push @TOKENS, $t->{token};
+	my ($rc, $out, $err) = opsctl(qw(user disable --id), $u->{id}, '--reason', 'phished');
+	is $rc, 0, 'opsctl user disable exits 0' or diag $err;
+	like $out, qr/^disabled \Q$u->{id}\E\b/m, '  it says so';
+	check_error(me($s), 401, 'unauthenticated', '  the session ends');
+	is bearer_status($t), 401, '  and the token';
+	ok !login($u->{email}, $u->{password})->{cookie}, '  login fails';
+	my $e = last_event('user.disabled');
+	is norm_id($e->{target_id}), norm_id($u->{id}), '  user.disabled';
+	is actor_of($e), 'cli:root', '  with actor cli:root';
+	is $e->{p}{reason}, 'phished', '  and the reason';
+	($rc, $out) = opsctl(qw(user disable --id), $u->{id});
+	is $rc, 0, 'opsctl user disable again exits 0';
+	like $out, qr/already disabled/, '  "already disabled"';
+	($rc, $out, $err) = opsctl(qw(user enable --id), $u->{id});
+	is $rc, 0, 'opsctl user enable exits 0' or diag $err;
+	like $out, qr/^enabled \Q$u->{id}\E/m, '  it says so';
+	is actor_of(last_event('user.enabled')), 'cli:root', '  user.enabled by cli:root';
+	$s = login_ok($u, 'the member enabled by opsctl');
+
+	my $audits = audit_count();
+	for my $bad ([[qw(user disable)], 2, 'without --id'], [[qw(user disable --id not-a-uuid)], 2, 'with a malformed id'],
+	    [[qw(user disable --id), $u->{id}, '--reason', '  '], 2, 'with a blank reason'],
+	    [[qw(user disable --id), uuid7_like()], 1, 'of an unknown user'], [[qw(user enable --id), uuid7_like()], 1, 'enable of an unknown user'],
+	    [[qw(user disable --id), $u->{id}, '--force'], 2, 'with an unknown option'],
+	    [[qw(token revoke)], 2, 'token revoke without a selector'], [[qw(token revoke --all --user), $u->{id}], 2, 'with two selectors'],
+	    [[qw(token revoke --user nope)], 2, 'with a malformed user'], [[qw(token revoke --id), uuid7_like()], 1, 'of an unknown token'],
+	    [[qw(token revoke --user), uuid7_like()], 1, 'of an unknown user'],
+	    [[qw(token revoke --all --reason), ''], 2, 'with an empty reason']) {
+		my ($brc, $bout, $berr) = opsctl(@{ $bad->[0] });
+		is $brc, $bad->[1], "opsctl @{ $bad->[0] }: exit $bad->[1] ($bad->[2])" or diag "$bout$berr";
+		like $berr, qr/^opsctl: /m, '  one line on stderr' if $brc;
+	}
+	is audit_count(), $audits, 'none of those wrote an audit event';
+
+	my @t = map { token_of($s, "cli$_") } 1 .. 2;
+	push @TOKENS, map { $_->{token} } @t;
+	($rc, $out, $err) = opsctl(qw(token revoke --user), $u->{id}, '--reason', 'leaked');
+	is $rc, 0, 'opsctl token revoke --user exits 0' or diag $err;
+	like $out, qr/^revoked 2 API tokens \(user \Q$u->{id}\E\)/m, '  "revoked 2 API tokens (user …)"';
+	is bearer_status($_), 401, "  token $_->{name}: 401" for @t;
+	$e = last_event('security.tokens_revoked');
+	is actor_of($e), 'cli:root', '  security.tokens_revoked by cli:root';
+	is_deeply $e->{p}, { scope => 'user', revoked => 2, reason => 'leaked' }, '  payload {scope, revoked, reason}';
+	my $one = token_of($s, 'one');
+	push @TOKENS, $one->{token};
+	($rc, $out) = opsctl(qw(token revoke --id), $one->{id});
+	is $rc, 0, 'opsctl token revoke --id exits 0';
+	like $out, qr/^revoked 1 API tokens \(token /m, '  revoked 1';
+	is bearer_status($one), 401, '  that token: 401';
+	my $last = token_of($s, 'last');
+	push @TOKENS, $last->{token};
+	($rc, $out) = opsctl(qw(token revoke --all));
+	is $rc, 0, 'opsctl token revoke --all exits 0';
+	like $out, qr/^revoked [1-9]\d* API tokens \(all\)/m, '  revoked N (all)';
+	is bearer_status($last), 401, '  the last token: 401';
+
+	my $ft = token_of($s, 'flush');
+	push @TOKENS, $ft->{token};
+	($rc, $out, $err) = opsctl(qw(sessions flush --tokens --user), $u->{id});
+	is $rc, 0, 'opsctl sessions flush --user --tokens exits 0' or diag $err;
+	like $out, qr/^flushed 1 sessions \(user\)\nrevoked 1 API tokens$/m, '  flushed 1 sessions, revoked 1 API tokens';
+	check_error(me($s), 401, 'unauthenticated', '  the session ends');
+	is bearer_status($ft), 401, '  and the token';
+	is_deeply last_event('security.sessions_flushed')->{p}, { scope => 'user', flushed => 1, tokens => JSON::PP::true, tokensRevoked => 1 },
+	    '  security.sessions_flushed says tokens and how many';
+
+	($rc, $out) = opsctl('help');
+	like $out, qr/^  user disable\s.*--id ID/m, 'opsctl help lists user disable';
+	like $out, qr/^  user enable\s/m, '  user enable';
+	like $out, qr/^  token revoke\s.*--user ID \| --all \| --id TOKEN_ID/m, '  token revoke';
+	like $out, qr/^  sessions flush\s.*--tokens/m, '  and sessions flush --tokens';
 }
 
 # ============================================================ no token value in the audit log

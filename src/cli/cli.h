@@ -44,6 +44,10 @@ int cmd_db_status(struct opsctl *o);
 int cmd_user_create(struct opsctl *o);
 int cmd_user_set_password(struct opsctl *o);
 int cmd_user_ensure_admin(struct opsctl *o);
+/* containment.c */
+int cmd_user_disable(struct opsctl *o);
+int cmd_user_enable(struct opsctl *o);
+int cmd_token_revoke(struct opsctl *o);
 /* sessions.c */
 int cmd_sessions_flush(struct opsctl *o);
 /* audit.c */
