@@ -11,6 +11,9 @@
 #define AUTH RF_LEGAL_EXEMPT /* signed-in, but reachable while documents are pending */
 #define JSON RF_JSON_BODY
 #define MONITOR (RF_MONITOR | RF_LEGAL_EXEMPT)
+/* containment and the audit log: reachable while documents are pending, for
+ * whoever holds the route's permission (router.h) */
+#define CONTAIN RF_LEGAL_CONTAIN
 #define TEST (SYS | RF_TEST_ONLY)
 
 /* clang-format off */
@@ -71,7 +74,7 @@ const struct route routes[] = {
 	ROUTE("DELETE", "/orgs/:orgId/users/:id",          api_org_users_delete,   P_ORG_USERS_MANAGE,        0,                           "org_users_delete"),
 
 	/* Runbook 2. */
-	ROUTE("POST",   "/compliance/legal-hold",          api_compliance_hold,    P_COMPLIANCE_LEGAL_HOLD,   JSON,                        "compliance_hold"),
+	ROUTE("POST",   "/compliance/legal-hold",          api_compliance_hold,    P_COMPLIANCE_LEGAL_HOLD,   CONTAIN | JSON,              "compliance_hold"),
 	ROUTE("POST",   "/compliance/strip-pii",           api_compliance_strip,   P_COMPLIANCE_STRIP_PII,    JSON,                        "compliance_strip"),
 	ROUTE("GET",    "/compliance/records/:entity/:id", api_compliance_record,  P_COMPLIANCE_READ,         0,                           "compliance_record"),
 	ROUTE("POST",   "/compliance/batch-archive",       api_compliance_archive, P_COMPLIANCE_ARCHIVE,      JSON,                        "compliance_archive"),
@@ -86,21 +89,21 @@ const struct route routes[] = {
 	ROUTE("GET",    "/migration/history",              api_migration_history,  P_MIGRATION_RUN,           0,                           "migration_history"),
 
 	/* Runbook 4: containment stays reachable while legal documents are pending. */
-	ROUTE("POST",   "/security/sessions/flush",        api_sessions_flush,     P_SECURITY_SESSIONS_FLUSH, AUTH | JSON,                 "sessions_flush"),
-	ROUTE("POST",   "/security/blocklist",             api_blocklist_add,      P_SECURITY_BLOCKLIST,      AUTH | JSON,                 "blocklist_add"),
-	ROUTE("GET",    "/security/blocklist",             api_blocklist_list,     P_SECURITY_BLOCKLIST,      AUTH,                        "blocklist_list"),
-	ROUTE("DELETE", "/security/blocklist/:id",         api_blocklist_delete,   P_SECURITY_BLOCKLIST,      AUTH,                        "blocklist_delete"),
-	ROUTE("POST",   "/security/users/:id/disable",     api_security_user_disable, P_SECURITY_USERS_DISABLE, AUTH | JSON,               "security_user_disable"),
-	ROUTE("POST",   "/security/users/:id/enable",      api_security_user_enable, P_SECURITY_USERS_DISABLE, AUTH | JSON,                "security_user_enable"),
-	ROUTE("POST",   "/security/tokens/revoke",         api_security_tokens_revoke, P_SECURITY_TOKENS_REVOKE, AUTH | JSON,              "security_tokens_revoke"),
+	ROUTE("POST",   "/security/sessions/flush",        api_sessions_flush,     P_SECURITY_SESSIONS_FLUSH, CONTAIN | JSON,              "sessions_flush"),
+	ROUTE("POST",   "/security/blocklist",             api_blocklist_add,      P_SECURITY_BLOCKLIST,      CONTAIN | JSON,              "blocklist_add"),
+	ROUTE("GET",    "/security/blocklist",             api_blocklist_list,     P_SECURITY_BLOCKLIST,      CONTAIN,                     "blocklist_list"),
+	ROUTE("DELETE", "/security/blocklist/:id",         api_blocklist_delete,   P_SECURITY_BLOCKLIST,      CONTAIN,                     "blocklist_delete"),
+	ROUTE("POST",   "/security/users/:id/disable",     api_security_user_disable, P_SECURITY_USERS_DISABLE, CONTAIN | JSON,            "security_user_disable"),
+	ROUTE("POST",   "/security/users/:id/enable",      api_security_user_enable, P_SECURITY_USERS_DISABLE, CONTAIN | JSON,             "security_user_enable"),
+	ROUTE("POST",   "/security/tokens/revoke",         api_security_tokens_revoke, P_SECURITY_TOKENS_REVOKE, CONTAIN | JSON,           "security_tokens_revoke"),
 
 	/* Runbook 5. */
 	ROUTE("POST",   "/email/test",                     api_email_test,         P_EMAIL_SEND_TEST,         JSON,                        "email_test"),
 	ROUTE("GET",    "/email/outbox",                   api_email_outbox,       P_EMAIL_OUTBOX,            0,                           "email_outbox"),
 	ROUTE("POST",   "/email/outbox/:id/retry",         api_email_retry,        P_EMAIL_OUTBOX,            0,                           "email_retry"),
 
-	ROUTE("GET",    "/audit",                          api_audit_list,         P_AUDIT_READ,              0,                           "audit_list"),
-	ROUTE("GET",    "/audit/verify",                   api_audit_verify,       P_AUDIT_VERIFY,            0,                           "audit_verify"),
+	ROUTE("GET",    "/audit",                          api_audit_list,         P_AUDIT_READ,              CONTAIN,                     "audit_list"),
+	ROUTE("GET",    "/audit/verify",                   api_audit_verify,       P_AUDIT_VERIFY,            CONTAIN,                     "audit_verify"),
 
 	/* Test-only routes (OPSD_ENV=test): a stuck request for the master's
 	 * timeout, a validated echo for the body pipeline, a DB round trip. */
