@@ -15,6 +15,7 @@
 #include "infra/dbval.h"
 #include "lib/arena.h"
 #include "lib/buf.h"
+#include "lib/csv.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -89,51 +90,6 @@ void api_compliance_export(struct req *r)
 }
 
 /* ---- an org's records, streamed ---------------------------------------- */
-
-/* RFC 4180: quoted when it holds a comma, a quote, CR or LF; quotes doubled. */
-static void csv_field(struct buf *b, const char *s)
-{
-	if (!strpbrk(s, ",\"\r\n")) {
-		buf_puts(b, s);
-		return;
-	}
-	buf_putc(b, '"');
-	for (; *s; s++) {
-		if (*s == '"')
-			buf_putc(b, '"');
-		buf_putc(b, *s);
-	}
-	buf_putc(b, '"');
-}
-
-static void csv_row(struct buf *b, struct json_object *rec)
-{
-	bool first = true;
-
-	json_object_object_foreach (rec, key, val) {
-		(void)key;
-		if (!first)
-			buf_putc(b, ',');
-		first = false;
-		if (val)
-			csv_field(b, json_object_get_string(val));
-	}
-	buf_puts(b, "\r\n");
-}
-
-static void csv_header(struct buf *b, struct json_object *rec)
-{
-	bool first = true;
-
-	json_object_object_foreach (rec, key, val) {
-		(void)val;
-		if (!first)
-			buf_putc(b, ',');
-		first = false;
-		csv_field(b, key);
-	}
-	buf_puts(b, "\r\n");
-}
 
 void api_export(struct req *r)
 {

@@ -53,6 +53,8 @@ int cmd_sessions_flush(struct opsctl *o);
 /* audit.c */
 int cmd_audit_verify(struct opsctl *o);
 int cmd_audit_purge(struct opsctl *o);
+/* audit_search.c */
+int cmd_audit_search(struct opsctl *o);
 /* email.c */
 int cmd_email_test(struct opsctl *o);
 /* legal.c */

@@ -114,6 +114,13 @@ static const struct command commands[] = {
     {"audit", "purge", cmd_audit_purge,
         "[--dry-run] [--days N]  delete expired audit events (held subjects kept)", true,
         "--dry-run --days="},
+    {"audit", "search", cmd_audit_search,
+        "[--action A|PREFIX.*] [--actor ID|LABEL] [--org ID] [--target-type T] [--target-id ID] "
+        "[--ip ADDR|CIDR] [--request-id R] [--since RFC3339] [--until RFC3339] [--limit N] "
+        "[--cursor C] [--format json|csv]: search the audit log",
+        true,
+        "--action= --actor= --org= --target-type= --target-id= --ip= --request-id= --since= "
+        "--until= --limit= --cursor= --format="},
     {"migration", "start", cmd_migration_start,
         "--org ID --direction D --reason R [--chunk-size N] [--target-uri-env VAR] "
         "[--db-name N] [--dry-run] [--override-legal-hold]",

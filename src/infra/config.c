@@ -101,6 +101,7 @@ static const struct var vars[] = {
     INT("OPSD_SMTP_RETRY_BASE_S", smtp_retry_base_s, "30", 1, 3600),
     INT("OPSD_SMTP_MAX_ATTEMPTS", smtp_max_attempts, "8", 1, 100),
     INT("OPSD_MIGRATION_MAX_THREADS_RUNNING", migration_max_threads_running, "32", 0, 100000),
+    INT("OPSD_MIGRATION_FAIL_AFTER_S", migration_fail_after_s, "900", 1, 604800),
     INT("OPSD_RATELIMIT_USER_PER_MIN", ratelimit_user_per_min, "1200", 0, 10000000),
     INT("OPSD_RATELIMIT_TOKEN_PER_MIN", ratelimit_token_per_min, "1200", 0, 10000000),
     INT("OPSD_RATELIMIT_IP_PER_MIN", ratelimit_ip_per_min, "600", 0, 10000000),

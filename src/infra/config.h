@@ -47,6 +47,7 @@ struct opsd_config {
 	char *smtp_ca_file;
 	int audit_retention_days;          /* 3650 */
 	int migration_max_threads_running; /* the copy waits while the source has more (32) */
+	int migration_fail_after_s; /* steps failing this long end a migration failed (900) */
 	/* opsd's token buckets (README "Runbook 4"): requests a minute per signed-in user,
 	 * per API token and per anonymous client IP (0: off), and the burst */
 	int ratelimit_user_per_min;

@@ -203,8 +203,8 @@ static enum mig_err dedicated_target(struct start *s)
 	    !uri_with_db(s->base, "", s->server, sizeof(s->server)) ||
 	    !db_uri_parse(s->target, &u, s->err, sizeof(s->err)))
 		return MIG_E_URI;
+	db_uri_redacted(&u, s->redacted, sizeof(s->redacted)); /* user:*** while pass is set */
 	explicit_bzero(u.pass, sizeof(u.pass));
-	db_uri_redacted(&u, s->redacted, sizeof(s->redacted));
 	if (!(s->tgt = connect_checked(s->server, s->err, sizeof(s->err)))) {
 		start_detail(s, "%s", s->err);
 		return MIG_E_UNREACHABLE;
@@ -230,8 +230,8 @@ static enum mig_err shared_target(struct start *s)
 	str_copy(s->target, s->cfg->db_uri, sizeof(s->target));
 	if (!db_uri_parse(s->target, &u, s->err, sizeof(s->err)))
 		return MIG_E_URI;
+	db_uri_redacted(&u, s->redacted, sizeof(s->redacted)); /* user:*** while pass is set */
 	explicit_bzero(u.pass, sizeof(u.pass));
-	db_uri_redacted(&u, s->redacted, sizeof(s->redacted));
 	str_copy(s->dbname, u.dbname, sizeof(s->dbname));
 	if (!sealed || !(s->src = tenant_db_sealed(s->cfg, sealed, s->err, sizeof(s->err)))) {
 		start_detail(s, "the org's dedicated database: %s",

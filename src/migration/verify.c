@@ -209,6 +209,18 @@ static struct json_object *verification_json(struct run *x, bool final)
 	return o;
 }
 
+/* Why comparing a table failed, for the status: the end that answered
+ * with an error (the target's first). */
+static void verify_error(struct run *x, const char *table)
+{
+	const char *dst = db_error(x->dst), *src = db_error(x->src);
+
+	set_error(x->control, &x->m, "verification of %s: %s", table,
+	    dst[0]   ? dst
+	    : src[0] ? src
+	             : "failed");
+}
+
 enum verify_result verify_some(struct run *x, bool final)
 {
 	struct db_rows t;
@@ -236,8 +248,10 @@ enum verify_result verify_some(struct run *x, bool final)
 		if (table_cols(x->src, x->a, table, &c) != 0 ||
 		    chunk_hi(x, table, lo, final ? FINAL_VERIFY_CHUNK : x->m.chunk, hi, &open) !=
 		        0 ||
-		    verify_range(x, table, &c, lo, open ? NULL : hi, final, &s, &d, &state) != 0)
+		    verify_range(x, table, &c, lo, open ? NULL : hi, final, &s, &d, &state) != 0) {
+			verify_error(x, table);
 			return VERIFY_ERROR;
+		}
 		{
 			struct db_param q[] = {DBP_BLOB(open ? lo : hi, 16), DBP_I64(open),
 			    DBP_I64(s.rows), DBP_I64(d.rows), DBP_I64((long long)s.checksum),

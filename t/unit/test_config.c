@@ -401,8 +401,8 @@ static void test_secret_names(void **state)
 	size_t n = 0;
 	for (; config_variable_name(n) != NULL; n++)
 		assert_true(strlen(config_variable_name(n)) > 2);
-	assert_int_equal(n, 43); /* README "Configuration", scrypt cost, login throttling, SMTP
-	                            retries, migration throttle, rate limits */
+	assert_int_equal(n, 44); /* README "Configuration", scrypt cost, login throttling, SMTP
+	                            retries, migration throttle and give-up, rate limits */
 	assert_string_equal(config_env_name(ENV_PRODUCTION), "production");
 	assert_string_equal(config_env_name(ENV_DEVELOPMENT), "development");
 }
