@@ -58,6 +58,7 @@ const struct audit_action_info audit_actions[AA__MAX] = {
     [AA_EMAIL_FAILED] = {"email.failed", false},
     [AA_EMAIL_SUPPRESSED] = {"email.suppressed", false},
     [AA_EMAIL_RETRY_REQUESTED] = {"email.retry_requested", false},
+    [AA_EMAIL_TEST_REQUESTED] = {"email.test_requested", false},
 };
 
 /* A UUID string parameter as BINARY(16), NULL when absent or malformed. */

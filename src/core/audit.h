@@ -110,6 +110,7 @@ enum audit_action {
 	AA_EMAIL_FAILED,
 	AA_EMAIL_SUPPRESSED,
 	AA_EMAIL_RETRY_REQUESTED,
+	AA_EMAIL_TEST_REQUESTED,
 	AA__MAX
 };
 struct audit_action_info {
