@@ -57,6 +57,12 @@ int cmd_audit_purge(struct opsctl *o);
 int cmd_email_test(struct opsctl *o);
 /* legal.c */
 int cmd_legal_publish(struct opsctl *o);
+int cmd_legal_report(struct opsctl *o);
+/* compliance.c */
+int cmd_compliance_hold(struct opsctl *o);
+int cmd_compliance_strip(struct opsctl *o);
+int cmd_compliance_archive(struct opsctl *o);
+int cmd_compliance_export(struct opsctl *o);
 /* migration.c */
 int cmd_migration_start(struct opsctl *o);
 int cmd_migration_status(struct opsctl *o);
