@@ -55,6 +55,9 @@ int cmd_audit_verify(struct opsctl *o);
 int cmd_audit_purge(struct opsctl *o);
 /* email.c */
 int cmd_email_test(struct opsctl *o);
+int cmd_email_outbox_list(struct opsctl *o);
+int cmd_email_outbox_retry(struct opsctl *o);
+int cmd_email_settings(struct opsctl *o);
 /* legal.c */
 int cmd_legal_publish(struct opsctl *o);
 int cmd_legal_report(struct opsctl *o);
