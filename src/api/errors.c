@@ -29,6 +29,13 @@ const struct err_info legal_errors[LEGAL__MAX] = {
     [LEGAL_DB_ERROR] = {E_DB_ERROR, NULL, "database error"},
 };
 
+const struct err_info legal_report_errors[LEGAL_REPORT__MAX] = {
+    [LEGAL_REPORT_OK] = {E_INTERNAL, NULL, "ok"},
+    [LEGAL_REPORT_NO_CURRENT] = {E_NOT_FOUND, NULL, "no current document of this type"},
+    [LEGAL_REPORT_NO_VERSION] = {E_NOT_FOUND, NULL, "no such version"},
+    [LEGAL_REPORT_DB_ERROR] = {E_DB_ERROR, NULL, "database error"},
+};
+
 const struct err_info mail_errors[MAIL__MAX] = {
     [MAIL_OK] = {E_INTERNAL, NULL, "ok"},
     [MAIL_BAD_ADDRESS] = {E_VALIDATION_FAILED, "to", "not a valid email address"},

@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 
 #include "api/api.h"
+#include "api/errors.h"
 #include "core/audit.h"
 #include "core/entity.h"
 #include "core/records.h"
@@ -25,15 +26,9 @@ static void audit_export(struct req *r, const struct entity *e, const char *org,
     long long n, const char *format)
 {
 	struct audit_actor a;
-	struct json_object *payload = json_object_new_object();
 
 	req_actor(r, &a);
-	json_object_object_add(payload, "entity", json_object_new_string(e->name));
-	json_object_object_add(payload, "count", json_object_new_int64(n));
-	json_object_object_add(payload, "format", json_object_new_string(format));
-	/* audit_append_tx consumes the payload. */
-	if (audit_append_tx(r->db, &a, AA_COMPLIANCE_EXPORTED, org, e->name, id, payload) != 0)
-		log_msg(LL_ERROR, "audit_failed", "compliance.exported: %s", db_error(r->db));
+	record_audit_export(r->db, &a, e, org, id, n, format);
 }
 
 /* ---- a subject's record (DSR access) ----------------------------------- */
@@ -46,11 +41,9 @@ void api_compliance_export(struct req *r)
 	const struct entity *e = entity_find(req_query(r, "entity"));
 	const char *id = req_query(r, "id");
 	struct opsd_uuid u;
-	char sql[512], now[32];
-	struct db_rows rows;
-	struct db_param p[1];
-	struct json_object *o, *rec;
-	struct db *d;
+	struct audit_actor a;
+	struct json_object *o;
+	enum tenant_rc rc;
 
 	if (!e) {
 		reply_choice_error(r, "entity", entity_choices(ENTITIES_TENANT_FIRST));
@@ -60,33 +53,14 @@ void api_compliance_export(struct req *r)
 		reply_error(r, E_NOT_FOUND, "no such record", NULL);
 		return;
 	}
-	if (!(d = record_db_or_reply(r, e, &u)))
-		return;
-	p[0] = DBP_BLOB(u.b, 16);
-	if (db_query(d, r->arena, record_select_sql(e, "WHERE id = ?", sql, sizeof(sql)), p, 1,
-	        &rows) != 0) {
-		reply_db_error(r);
-		return;
-	}
-	if (rows.nrows != 1) {
+	req_actor(r, &a);
+	rc = record_export_subject(r->db, r->cfg, r->arena, &a, e, &u, &o);
+	if (rc == TENANT_NO_ORG)
 		reply_error(r, E_NOT_FOUND, "no such record", NULL);
-		return;
-	}
-	rec = record_json(e, &rows, 0);
-	{
-		char org[UUID_STR_LEN + 1], subject[UUID_STR_LEN + 1];
-
-		uuid_format(&u, subject);
-		audit_export(r, e, dbv_uuid(rows.val[0][1], rows.len[0][1], org) ? org : NULL,
-		    subject, 1, "json");
-	}
-	format_rfc3339(now_ms(), now);
-	o = json_object_new_object();
-	json_object_object_add(o, "entity", json_object_new_string(e->name));
-	json_object_object_add(o, "id", json_object_new_string(id));
-	json_object_object_add(o, "exportedAt", json_object_new_string(now));
-	json_object_object_add(o, "record", rec);
-	reply_json(r, 200, o);
+	else if (rc != TENANT_OK)
+		reply_err(r, &tenant_errors[rc], NULL);
+	else
+		reply_json(r, 200, o);
 }
 
 /* ---- an org's records, streamed ---------------------------------------- */

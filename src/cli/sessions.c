@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "core/auth.h"
+#include "core/authz.h"
 #include "infra/db.h"
 
 int cmd_sessions_flush(struct opsctl *o)
@@ -15,6 +16,12 @@ int cmd_sessions_flush(struct opsctl *o)
 	if (!opt_flag(o, "--all") && !user && !org) {
 		fprintf(stderr, "opsctl: say what to flush: --all, --user ID or --org ID\n");
 		return EXIT_USAGE;
+	}
+	/* As the API: revoking tokens with the flush needs that permission too. */
+	if (res.with_tokens && !perms_have(o->perms, P_SECURITY_TOKENS_REVOKE)) {
+		fprintf(stderr, "opsctl: %s lacks %s\n", o->label,
+		    perm_name(P_SECURITY_TOKENS_REVOKE));
+		return EXIT_DENIED;
 	}
 	if (sessions_flush_audited(o->db, &o->actor, scope, user ? user : org, &res) != 0) {
 		fprintf(stderr, "opsctl: flush failed: %s\n",

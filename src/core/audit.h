@@ -112,6 +112,7 @@ enum audit_action {
 	AA_EMAIL_FAILED,
 	AA_EMAIL_SUPPRESSED,
 	AA_EMAIL_RETRY_REQUESTED,
+	AA_EMAIL_TEST_REQUESTED,
 	AA__MAX
 };
 struct audit_action_info {
@@ -131,8 +132,10 @@ struct audit_actor {
 
 /* Appends one event. Must run inside a transaction (db_tx): it locks the
  * chain head, so events of one transaction commit with the change they
- * describe, and the chain stays linear across workers and hosts. payload
- * is redacted and released. 0 or -1. */
+ * describe, and the chain stays linear across workers and hosts. It also
+ * adds one to the action's row of audit_action_counts (what
+ * opsd_audit_events_total shows). payload is redacted and released. 0 or
+ * -1. */
 int audit_append(struct db *d, const struct audit_actor *actor, enum audit_action action,
     const char *org_id, const char *target_type, const char *target_id,
     struct json_object *payload);
@@ -141,6 +144,11 @@ int audit_append(struct db *d, const struct audit_actor *actor, enum audit_actio
 int audit_append_tx(struct db *d, const struct audit_actor *actor, enum audit_action action,
     const char *org_id, const char *target_type, const char *target_id,
     struct json_object *payload);
+
+/* Events written so far by action (audit_action_counts: every writer, every
+ * host), indexed like audit_actions[]; 0 for an action never written. 0 or
+ * -1 when the database cannot be read. */
+int audit_action_counts(struct db *d, uint64_t counts[AA__MAX]);
 
 struct audit_verify_result {
 	bool ok;

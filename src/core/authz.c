@@ -223,3 +223,73 @@ void perms_format_csv(permset perms, char *out, size_t out_len)
 {
 	format_csv(perm_names, PERM__MAX, perms, out, out_len);
 }
+
+/* One "user:role[+role]" entry of OPSD_CLI_ROLES at s: its user's name
+ * length, its roles, and where the next entry starts (NULL after the last).
+ * False on an unknown role (*bad names it). */
+static bool cli_entry(const char **s, size_t *user_len, const char **user, roleset *roles,
+    const char **bad)
+{
+	static char bad_name[64];
+	const char *p = *s + strspn(*s, " \t"), *end;
+
+	*user = p;
+	*user_len = strcspn(p, ":,");
+	*roles = 0;
+	p += *user_len + (p[*user_len] == ':');
+	end = p + strcspn(p, ",");
+	while (p < end) {
+		size_t n = strcspn(p, "+, \t");
+		int r = name_index(role_names, ROLE__MAX, p, n);
+
+		if (r < 0) {
+			snprintf(bad_name, sizeof(bad_name), "%.*s", (int)n, p);
+			*bad = bad_name;
+			return false;
+		}
+		*roles |= (roleset)1 << r;
+		p += n;
+		p += strspn(p, "+ \t");
+	}
+	*s = *end ? end + 1 : NULL;
+	return true;
+}
+
+bool cli_roles_of(const char *spec, const char *user, roleset *out, const char **bad)
+{
+	*out = 0;
+	*bad = NULL;
+	if (!spec) {
+		if (user && strcmp(user, "root") == 0)
+			*out = (roleset)1 << ROLE_SUPERADMIN;
+		return true;
+	}
+	for (const char *s = spec; s;) {
+		const char *name;
+		size_t len;
+		roleset roles;
+
+		if (!cli_entry(&s, &len, &name, &roles, bad)) {
+			*out = 0;
+			return false;
+		}
+		if (user && strlen(user) == len && memcmp(user, name, len) == 0)
+			*out = roles;
+	}
+	return true;
+}
+
+int cli_roles_check(const struct opsd_config *c, config_report_fn report, void *ctx)
+{
+	roleset roles;
+	const char *bad;
+	char line[160];
+
+	if (cli_roles_of(c->cli_roles, NULL, &roles, &bad))
+		return 0;
+	snprintf(line, sizeof(line),
+	    "OPSD_CLI_ROLES: unknown role \"%s\" (opsctl roles lists them)", bad);
+	if (report)
+		report(true, line, ctx);
+	return 1;
+}

@@ -62,6 +62,10 @@ struct opsd_config {
 	int login_ip_max_failures; /* OPSD_LOGIN_IP_MAX_FAILURES per IP / 15 min, 50 */
 	int smtp_retry_base_s;     /* OPSD_SMTP_RETRY_BASE_S: first retry delay, doubling, 30 */
 	int smtp_max_attempts; /* OPSD_SMTP_MAX_ATTEMPTS before a retryable failure is final, 8 */
+	/* OPSD_CLI_ROLES: opsctl's principals, "user:role[+role],..." (the OS
+	 * user running opsctl); NULL: root is superadmin, nobody else has a role.
+	 * config.c checks the shape, core/authz.c the role names. */
+	char *cli_roles;
 };
 
 /* Called once per problem or warning with one clear line, for example

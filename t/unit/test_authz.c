@@ -226,6 +226,43 @@ static void test_roles_csv_errors(void **state)
 	assert_true(strlen(bad) < 64);
 }
 
+/* OPSD_CLI_ROLES: opsctl's principals by OS user name. */
+static void test_cli_roles(void **state)
+{
+	const char *spec = "root:superadmin, alice:security_admin+compliance ,bob:member";
+	roleset rs = 99;
+	const char *bad = "x";
+
+	(void)state;
+	/* unset: root only */
+	assert_true(cli_roles_of(NULL, "root", &rs, &bad));
+	assert_int_equal(rs, RS(ROLE_SUPERADMIN));
+	assert_null(bad);
+	assert_true(cli_roles_of(NULL, "alice", &rs, &bad));
+	assert_int_equal(rs, 0);
+	assert_true(cli_roles_of(NULL, NULL, &rs, &bad));
+	assert_int_equal(rs, 0);
+	/* set: exactly what it says */
+	assert_true(cli_roles_of(spec, "root", &rs, &bad));
+	assert_int_equal(rs, RS(ROLE_SUPERADMIN));
+	assert_true(cli_roles_of(spec, "alice", &rs, &bad));
+	assert_int_equal(rs, RS(ROLE_SECURITY_ADMIN) | RS(ROLE_COMPLIANCE));
+	assert_true(cli_roles_of(spec, "bob", &rs, &bad));
+	assert_int_equal(rs, RS(ROLE_MEMBER));
+	assert_true(cli_roles_of(spec, "ali", &rs, &bad));
+	assert_int_equal(rs, 0);
+	assert_true(cli_roles_of(spec, "alicex", &rs, &bad));
+	assert_int_equal(rs, 0);
+	assert_true(cli_roles_of("alice:member", "root", &rs, &bad));
+	assert_int_equal(rs, 0);
+	/* an unknown role is an error whoever runs opsctl */
+	assert_false(cli_roles_of("root:superadmin,alice:nosuch+member", "root", &rs, &bad));
+	assert_string_equal(bad, "nosuch");
+	assert_int_equal(rs, 0);
+	assert_false(cli_roles_of("root:superadmin+admin", "alice", &rs, &bad));
+	assert_string_equal(bad, "admin");
+}
+
 static void test_perms_csv(void **state)
 {
 	(void)state;
@@ -255,6 +292,7 @@ int main(void)
 	    cmocka_unit_test(test_grantable),
 	    cmocka_unit_test(test_roles_csv),
 	    cmocka_unit_test(test_roles_csv_errors),
+	    cmocka_unit_test(test_cli_roles),
 	    cmocka_unit_test(test_perms_csv),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
