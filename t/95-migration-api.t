@@ -5,7 +5,7 @@
 # direction missing, unknown or wrong for the org's mode (409 conflict both
 # ways), chunkSize 0 / 100001 / "x" / 1.5, malformed and over-long targetUri
 # (the URI's password is never in the answer), dbName "1bad" / "a-b" / 65
-# characters, reason missing / empty / 501 characters, unknown fields, a
+# characters, reason empty / 501 characters, unknown fields, a
 # target that refuses connections (400 target_unreachable, details.reason)
 # — each is answered in the README "API" envelope and records nothing (no
 # migrations row, no migration.* audit event, status still 404). Status,
@@ -16,7 +16,10 @@
 # shape, the target redacted, a second start 409 migration_in_progress,
 # finalize before ready 409, abort 202 → aborted within 20 s, abort again
 # 409, the target database gone, a new start allowed, history newest first.
-# Every other role gets 403 on every migration route, nobody 401. opsctl
+# The seed's literal requests: start with exactly orgId, direction,
+# chunkSize and targetUri (or dbName), no reason: 202, reason null in the
+# status and NULL in the row (not ""), no reason in the audit payloads,
+# ready_for_cutover; abort with only orgId: abortReason null. Every other role gets 403 on every migration route, nobody 401. opsctl
 # migration start/status/watch/finalize/abort/history: output and exit
 # codes (0; 2 for a refusal or bad usage), --target-uri-env, and watch
 # riding out a MariaDB restart. No password of a target anywhere in log/
@@ -108,7 +111,7 @@ sub check_doc($doc, $name, %want) {
 
 # ============================================================ orgs
 sub new_org($tag) { return create_org(name => "Migration $tag $R", slug => "m95$tag$R") }
-my %O = map { ($_ => new_org($_)) } qw(bad held rec over run cli watch dedi);
+my %O = map { ($_ => new_org($_)) } qw(bad held rec over run cli watch dedi lit);
 ok !grep({ !$O{$_}{id} } keys %O), 'orgs for each part' or BAIL_OUT('cannot create orgs');
 my $A = $O{bad}{id};
 
@@ -144,7 +147,6 @@ my @BAD = (
 	['dbName of 65 characters', { dbName => 'x' x 65 }, 400, 'validation_failed', 'dbName'],
 	['dbName with a backtick', { dbName => 'org_a`; DROP DATABASE opsd; --' }, 400, 'validation_failed', 'dbName'],
 	['dbName empty', { dbName => '' }, 400, 'validation_failed', 'dbName'],
-	['missing reason', { reason => undef }, 400, 'validation_failed', 'reason'],
 	['empty reason', { reason => '' }, 400, 'validation_failed', 'reason'],
 	['reason of 501 characters', { reason => 'r' x 501 }, 400, 'validation_failed', 'reason'],
 	['dryRun "yes"', { dryRun => 'yes' }, 400, 'validation_failed', 'dryRun'],
@@ -219,7 +221,7 @@ for my $c (
 	['finalize, unknown org', \&migration_finalize, { orgId => uuid7_like() }, 404],
 	['finalize, an org without a migration', \&migration_finalize, { orgId => $A }, 404],
 	['abort, missing orgId', \&migration_abort, { reason => 'r' }, 400, 'orgId'],
-	['abort, missing reason', \&migration_abort, { orgId => $A }, 400, 'reason'],
+	['abort without a reason, an org without a migration', \&migration_abort, { orgId => $A }, 404],
 	['abort, empty reason', \&migration_abort, { orgId => $A, reason => '' }, 400, 'reason'],
 	['abort, reason of 501 characters', \&migration_abort, { orgId => $A, reason => 'r' x 501 }, 400, 'reason'],
 	['abort, unknown org', \&migration_abort, { orgId => uuid7_like(), reason => 'r' }, 404],
@@ -355,6 +357,53 @@ my $RUN = $O{run}{id};
 	wait_status($RUN, 'aborted');
 }
 
+# ============================================================ the seed's literal requests: no reason
+{
+	my $L = $O{lit}{id};
+	my $hex = org_hex($L);
+	is bulk_insert_contacts($L, 300, tag => "lit$R"), 300, 'an org with 300 contacts for the literal requests';
+	my $r = migration_start($admin, orgId => $L, direction => 'shared_to_dedicated', chunkSize => 100,
+	    targetUri => $DEDICATED_URI);
+	status_is $r, 202, 'start with exactly orgId, direction, chunkSize and targetUri (no reason): 202';
+	check_doc(j($r), 'the literal start', orgId => $L, direction => 'shared_to_dedicated', chunkSize => 100,
+	    reason => undef, dryRun => JSON::PP::false);
+	is db_count("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('$hex') AND reason IS NULL"), 1,
+	    '  the reason is stored as NULL, not as an empty string';
+	my @ev = grep { $_->{org} eq norm_id($L) } audit_payloads('migration.started');
+	is scalar(@ev), 1, '  audited as migration.started';
+	ok !exists(($ev[0] // {})->{p}{reason}), '  with no reason in its payload' or diag $ev[0]{payload};
+	wait_status($L, 'ready_for_cutover', 60);
+	$r = migration_status($admin, $L);
+	is j($r)->{reason}, undef, '  the status shows reason null';
+	ok exists j($r)->{reason}, '  (the member is there)';
+
+	$r = migration_abort($admin, orgId => $L);
+	status_is $r, 202, 'abort with exactly orgId (no reason): 202';
+	wait_status($L, 'aborted');
+	$r = migration_status($admin, $L);
+	is j($r)->{abortReason}, undef, '  abortReason null';
+	is db_count("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('$hex') AND abort_reason IS NULL"), 1,
+	    '  abort_reason NULL in the row';
+	for my $action ('migration.abort_requested', 'migration.aborted') {
+		my @a = grep { $_->{org} eq norm_id($L) } audit_payloads($action);
+		is scalar(@a), 1, "  audited as $action";
+		ok !exists(($a[0] // {})->{p}{reason}), '  with no reason in its payload' or diag $a[0]{payload};
+	}
+
+	$r = migration_start($admin, orgId => $L, direction => 'shared_to_dedicated', chunkSize => 100, dbName => "org_lit_$R");
+	status_is $r, 202, 'start with exactly orgId, direction, chunkSize and dbName (no reason): 202';
+	is j($r)->{dbName}, "org_lit_$R", '  into that database';
+	$r = migration_abort($admin, orgId => $L, reason => undef);
+	status_is $r, 202, 'abort with "reason": null: 202 (null is no reason)';
+	wait_status($L, 'aborted');
+	$r = migration_history($admin, $L);
+	is_deeply [map { [$_->{reason}, $_->{abortReason}] } @{ j($r)->{items} // [] }], [[undef, undef], [undef, undef]],
+	    '  history: both migrations without a reason';
+	check_error(migration_start($admin, orgId => $L, direction => 'shared_to_dedicated', reason => ''), 400,
+	    'validation_failed', 'an empty reason is still refused');
+	is mig_rows($L), 2, '  nothing recorded';
+}
+
 # ============================================================ authorization
 {
 	my (%sess, @bad);
@@ -460,11 +509,14 @@ my $CLI = $O{cli}{id};
 	($rc, $out, $err) = opsctl('migration', 'history', '--org', $CLI);
 	is $rc, 0, 'opsctl migration history exits 0';
 	is_deeply [map { $_->{id} } @{ (json_decode($out) // {})->{items} // [] }], [$id], '  one item, the migration';
+	($rc, $out, $err) = opsctl('migration', 'abort', '--org', $CLI, '--reason', '');
+	is $rc, 2, 'opsctl migration abort --reason "" exits 2';
+	like $err, qr/--reason/, '  and names --reason' or diag $err;
 	($rc, $out, $err) = opsctl('migration', 'abort', '--org', $CLI);
-	is $rc, 2, 'opsctl migration abort without --reason exits 2';
-	($rc, $out, $err) = opsctl('migration', 'abort', '--org', $CLI, '--reason', "cli stop $R");
-	is $rc, 0, 'opsctl migration abort exits 0' or diag $err;
+	is $rc, 0, 'opsctl migration abort without --reason exits 0' or diag $err;
 	like $out, qr/^status: (?:aborting|aborted)$/m, '  aborting or aborted';
+	is db_count("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . org_hex($CLI) . "') AND abort_reason IS NULL"),
+	    1, '  no reason recorded';
 
 	($rc, $out, $err) = opsctl({ timeout => 40 }, 'migration', 'watch', '--org', $CLI, '--interval-ms', '200');
 	is $rc, 0, 'opsctl migration watch exits 0 once aborted' or diag $err;

@@ -22,7 +22,7 @@ static const struct field_spec start_spec[] = {
     {"dbName", FT_STRING, 0, 1, 64, NULL},
     {"dryRun", FT_BOOL, 0, 0, 0, NULL},
     {"overrideLegalHold", FT_BOOL, 0, 0, 0, NULL},
-    {"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
+    {"reason", FT_STRING, FIELD_NULLABLE, 1, 500, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -33,7 +33,7 @@ static const struct field_spec finalize_spec[] = {
 
 static const struct field_spec abort_spec[] = {
     {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
-    {"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
+    {"reason", FT_STRING, FIELD_NULLABLE, 1, 500, NULL},
     {"migrationId", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };

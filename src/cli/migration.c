@@ -217,8 +217,6 @@ int cmd_migration_start(struct opsctl *o)
 		return EXIT_USAGE;
 	if (!dir)
 		return need_opt("--direction");
-	if (!opt_value(o, "--reason"))
-		return need_opt("--reason");
 	for (size_t i = 0; mig_directions[i]; i++)
 		known |= strcmp(dir, mig_directions[i]) == 0;
 	if (!known) {
@@ -387,8 +385,6 @@ int cmd_migration_abort(struct opsctl *o)
 
 	if (!mig_org(o, org))
 		return EXIT_USAGE;
-	if (!opt_value(o, "--reason"))
-		return need_opt("--reason");
 	e = mig_abort(o->db, &o->cfg, &o->actor, org, opt_value(o, "--id"),
 	    opt_value(o, "--reason"));
 	if (e != MIG_OK)

@@ -122,7 +122,7 @@ static const struct command commands[] = {
         "--action= --actor= --org= --target-type= --target-id= --ip= --request-id= --since= "
         "--until= --limit= --cursor= --format="},
     {"migration", "start", cmd_migration_start,
-        "--org ID --direction D --reason R [--chunk-size N] [--target-uri-env VAR] "
+        "--org ID --direction D [--reason R] [--chunk-size N] [--target-uri-env VAR] "
         "[--db-name N] [--dry-run] [--override-legal-hold]",
         true,
         "--org= --direction= --reason= --chunk-size= --target-uri-env= --db-name= --dry-run "
@@ -133,7 +133,7 @@ static const struct command commands[] = {
         true, "--org= --interval-ms="},
     {"migration", "finalize", cmd_migration_finalize, "--org ID: cut over (ready_for_cutover)",
         true, "--org="},
-    {"migration", "abort", cmd_migration_abort, "--org ID --reason R [--id MIGRATION]", true,
+    {"migration", "abort", cmd_migration_abort, "--org ID [--reason R] [--id MIGRATION]", true,
         "--org= --reason= --id="},
     {"migration", "history", cmd_migration_history, "--org ID: every migration, as JSON", true,
         "--org="},

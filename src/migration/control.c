@@ -73,6 +73,12 @@ static bool db_name_valid(const char *s)
 	return true;
 }
 
+/* A reason is optional; one that is given says something, briefly. */
+static bool reason_valid(const char *reason)
+{
+	return !reason || (reason[0] && strlen(reason) <= 500);
+}
+
 /* The request's own fields. */
 static enum mig_err check_request(struct start *s)
 {
@@ -83,7 +89,7 @@ static enum mig_err check_request(struct start *s)
 	s->chunk = q->chunk_size ? q->chunk_size : MIG_CHUNK_DEFAULT;
 	if (s->chunk < 1 || s->chunk > MIG_CHUNK_MAX)
 		return MIG_E_CHUNK;
-	if (!q->reason || !q->reason[0] || strlen(q->reason) > 500)
+	if (!reason_valid(q->reason))
 		return MIG_E_REASON;
 	if (q->db_name && !db_name_valid(q->db_name))
 		return MIG_E_DBNAME;
@@ -299,7 +305,8 @@ static int start_fn(struct db *d, void *arg)
 	/* The override is its own event: a reviewer searching for it finds it. */
 	payload = json_object_new_object();
 	json_object_object_add(payload, "migrationId", json_object_new_string(id_s));
-	json_object_object_add(payload, "reason", json_object_new_string(q->reason));
+	if (q->reason)
+		json_object_object_add(payload, "reason", json_object_new_string(q->reason));
 	return audit_append(d, s->actor, AA_MIGRATION_LEGAL_HOLD_OVERRIDE, q->org_id, "org",
 	    q->org_id, payload);
 }
@@ -498,7 +505,7 @@ enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
 	(void)cfg;
 	if (!a)
 		return MIG_E_DB;
-	if (!reason || !reason[0] || strlen(reason) > 500) {
+	if (!reason_valid(reason)) {
 		e = MIG_E_REASON;
 		goto out;
 	}

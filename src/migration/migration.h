@@ -57,7 +57,7 @@ struct mig_request {
 	const char *db_name;    /* NULL → org_<slug> ([a-z0-9_], at most 64) */
 	bool dry_run;
 	bool override_legal_hold;
-	const char *reason; /* required, 1..500 */
+	const char *reason; /* optional (NULL: none recorded); 1..500 when given */
 };
 
 /* Every refusal; api/errors.c says how the API and opsctl answer each. */
@@ -76,7 +76,7 @@ enum mig_err {
 	MIG_E_TARGET_NOT_EMPTY, /* 409 conflict: the target already holds rows of this org */
 	MIG_E_IN_PROGRESS,      /* 409 migration_in_progress */
 	MIG_E_LEGAL_HOLD,       /* 409 legal_hold */
-	MIG_E_REASON,           /* 400 field reason */
+	MIG_E_REASON,           /* 400 field reason: empty or over 500 characters */
 	MIG_E_NOT_READY,        /* 409 conflict: finalize outside ready_for_cutover */
 	MIG_E_FINISHED,         /* 409 conflict: abort of a finished (or switched) migration */
 	MIG_E__MAX,
@@ -101,7 +101,8 @@ enum mig_err mig_finalize(struct db *control, const struct opsd_config *cfg,
  * up its target): marks it aborting; the engine stops, drops what it
  * created on the target and ends aborted. The source is never touched.
  * migration_id (may be NULL: the org's latest) names an older one, e.g. a
- * failed migration whose target still holds a copy. */
+ * failed migration whose target still holds a copy. reason may be NULL
+ * (none recorded). */
 enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
     const struct audit_actor *actor, const char *org_id, const char *migration_id,
     const char *reason);
