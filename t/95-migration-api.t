@@ -19,7 +19,15 @@
 # The seed's literal requests: start with exactly orgId, direction,
 # chunkSize and targetUri (or dbName), no reason: 202, reason null in the
 # status and NULL in the row (not ""), no reason in the audit payloads,
-# ready_for_cutover; abort with only orgId: abortReason null. Every other role gets 403 on every migration route, nobody 401. opsctl
+# ready_for_cutover; finalize with dryRun there: 200 and the report (its
+# members, steps connect/catch_up/verify, expectedFreezeMs their sum, the
+# verification), still ready_for_cutover and shared, the report in the
+# status, migration.finalize_requested {dryRun} and
+# migration.finalize_rehearsed audited, opsctl migration finalize
+# --dry-run (text and --json); with the jobs process stopped: 202 and the
+# status in phase rehearsal, a second one 409, an abort wins; dryRun "yes"
+# 400, and the 404/409s of finalize for dryRun too. Abort with only orgId:
+# abortReason null. Every other role gets 403 on every migration route, nobody 401. opsctl
 # migration start/status/watch/finalize/abort/history: output and exit
 # codes (0; 2 for a refusal or bad usage), --target-uri-env, and watch
 # riding out a MariaDB restart. No password of a target anywhere in log/
@@ -220,6 +228,10 @@ for my $c (
 	['finalize, an unknown field', \&migration_finalize, { orgId => $A, now => JSON::PP::true }, 400, 'now'],
 	['finalize, unknown org', \&migration_finalize, { orgId => uuid7_like() }, 404],
 	['finalize, an org without a migration', \&migration_finalize, { orgId => $A }, 404],
+	['finalize, dryRun "yes"', \&migration_finalize, { orgId => $A, dryRun => 'yes' }, 400, 'dryRun'],
+	['finalize, dryRun null', \&migration_finalize, { orgId => $A, dryRun => undef }, 400, 'dryRun'],
+	['finalize dryRun, unknown org', \&migration_finalize, { orgId => uuid7_like(), dryRun => 1 }, 404],
+	['finalize dryRun, an org without a migration', \&migration_finalize, { orgId => $A, dryRun => 1 }, 404],
 	['abort, missing orgId', \&migration_abort, { reason => 'r' }, 400, 'orgId'],
 	['abort without a reason, an org without a migration', \&migration_abort, { orgId => $A }, 404],
 	['abort, empty reason', \&migration_abort, { orgId => $A, reason => '' }, 400, 'reason'],
@@ -306,6 +318,9 @@ my $RUN = $O{run}{id};
 		$r = migration_finalize($admin, orgId => $RUN);
 		check_error($r, 409, 'conflict', "finalize before ready ($st)");
 		isnt j(migration_status($admin, $RUN))->{status} // '', 'cutting_over', '  not cutting_over';
+		$r = migration_finalize($admin, orgId => $RUN, dryRun => 1);
+		check_error($r, 409, 'conflict', "finalize with dryRun before ready ($st)");
+		is mig_audits($RUN, 'migration.finalize_%'), 0, '  nothing audited';
 	} else {
 		fail 'the copy of 20,000 rows in chunks of 1 was ready at once: finalize-before-ready not testable';
 	}
@@ -338,6 +353,8 @@ my $RUN = $O{run}{id};
 	    '  the source rows are all there';
 	check_error(migration_abort($admin, orgId => $RUN, reason => 'again'), 409, 'conflict', 'abort of an aborted migration');
 	check_error(migration_finalize($admin, orgId => $RUN), 409, 'conflict', 'finalize of an aborted migration');
+	check_error(migration_finalize($admin, orgId => $RUN, dryRun => 1), 409, 'conflict',
+	    'finalize with dryRun of an aborted migration');
 
 	$r = migration_start($admin, orgId => $RUN, direction => 'shared_to_dedicated', chunkSize => 1, dbName => "org_run3_$R",
 	    reason => "third $R");
@@ -376,10 +393,82 @@ my $RUN = $O{run}{id};
 	$r = migration_status($admin, $L);
 	is j($r)->{reason}, undef, '  the status shows reason null';
 	ok exists j($r)->{reason}, '  (the member is there)';
+	my $id = j($r)->{id};
 
-	$r = migration_abort($admin, orgId => $L);
-	status_is $r, 202, 'abort with exactly orgId (no reason): 202';
+	# the cut-over rehearsed
+	my $f = migration_finalize($admin, orgId => $L, dryRun => 1, timeout => 40);
+	status_is $f, 200, 'finalize {"orgId", "dryRun": true} at ready_for_cutover: 200 with the report';
+	my $rep = j($f);
+	is_deeply [sort keys %$rep], [sort qw(migrationId orgId direction dryRun rehearsal switched ok startedAt finishedAt
+	    durationMs steps changesReplayed verification expectedFreezeMs error status)], '  the report has its members';
+	is_deeply [@$rep{qw(migrationId orgId direction status)}], [$id, $L, 'shared_to_dedicated', 'ready_for_cutover'],
+	    '  of this migration, still ready_for_cutover';
+	ok $rep->{dryRun} && $rep->{rehearsal} && JSON::PP::is_bool($rep->{switched}) && !$rep->{switched},
+	    '  dryRun, rehearsal, switched false';
+	ok $rep->{ok} && !defined $rep->{error}, '  ok, no error' or diag $f->{body};
+	is_deeply [map { $_->{step} } @{ $rep->{steps} // [] }], [qw(connect catch_up verify)], '  steps connect, catch_up, verify';
+	ok !grep({ !$_->{ok} || ($_->{ms} // '') !~ /^\d+$/ } @{ $rep->{steps} // [] }), '  each ok, with its ms';
+	my %st = map { $_->{step} => $_ } @{ $rep->{steps} // [] };
+	like $rep->{expectedFreezeMs} // '', qr/^\d+$/, "  expectedFreezeMs ($rep->{expectedFreezeMs})";
+	is $rep->{expectedFreezeMs}, ($st{catch_up}{ms} // 0) + ($st{verify}{ms} // 0), '  the catch-up and verification times';
+	like $st{catch_up}{changesReplayed} // '', qr/^\d+$/, '  changesReplayed in the catch-up step';
+	cmp_ok $st{verify}{chunks} // 0, '>=', 3, "  every chunk verified ($st{verify}{chunks})";
+	is $st{verify}{chunksMismatched}, 0, '  none mismatched';
+	my $v = $rep->{verification} // {};
+	ok $v->{ok} && $v->{rehearsal} && JSON::PP::is_bool($v->{final}) && !$v->{final}, '  verification ok, a rehearsal, not final';
+	is_deeply { map { $_->{table} => $_->{sourceRows} } @{ $v->{tables} // [] } }, { contacts => 300, offices => 0, projects => 0 },
+	    '  rows per table';
+	near_now($rep->{finishedAt}, '  finishedAt');
+	$r = migration_status($admin, $L);
+	is_deeply [j($r)->{status}, j($r)->{phase}], ['ready_for_cutover', undef], '  the status: still ready_for_cutover, no phase';
+	is_deeply j($r)->{report}, { map { $_ eq 'status' ? () : ($_ => $rep->{$_}) } keys %$rep }, '  and the report as answered';
+	my ($orow) = db_rows("SELECT db_mode, dedicated_target IS NULL AS no_target, write_frozen_until FROM orgs WHERE id = UNHEX('$hex')");
+	is_deeply $orow, { db_mode => 'shared', no_target => 1, write_frozen_until => undef }, '  the org stays shared, not frozen';
+	my @req = grep { $_->{org} eq norm_id($L) } audit_payloads('migration.finalize_requested');
+	is scalar(@req), 1, '  audited as migration.finalize_requested';
+	is_deeply(($req[0] // {})->{p}, { status => 'ready_for_cutover', dryRun => JSON::PP::true }, '  with dryRun true');
+	my @reh = grep { $_->{org} eq norm_id($L) } audit_payloads('migration.finalize_rehearsed');
+	is scalar(@reh), 1, '  and migration.finalize_rehearsed';
+	is_deeply [@{ ($reh[0] // {})->{p} // {} }{qw(ok expectedFreezeMs)}], [JSON::PP::true, $rep->{expectedFreezeMs}],
+	    '  with ok and expectedFreezeMs';
+	is mig_audits($L, 'migration.finalized'), 0, '  and no migration.finalized';
+
+	my ($rc, $out, $err) = opsctl({ timeout => 60 }, 'migration', 'finalize', '--org', $L, '--dry-run');
+	is $rc, 0, 'opsctl migration finalize --dry-run exits 0' or diag $err;
+	like $out, qr/^rehearsal: ok$/m, '  rehearsal: ok';
+	like $out, qr/^status: ready_for_cutover \(nothing switched\)$/m, '  nothing switched';
+	like $out, qr/^step connect: ok, \d+ ms\n^step catch_up: ok, \d+ ms, \d+ changes replayed\n^step verify: ok, \d+ ms, \d+ chunks, 0 mismatched$/m,
+	    '  the steps' or diag $out;
+	like $out, qr/^expectedFreezeMs: \d+$/m, '  expectedFreezeMs';
+	($rc, $out, $err) = opsctl({ timeout => 60 }, 'migration', 'finalize', '--org', $L, '--dry-run', '--json');
+	is $rc, 0, 'opsctl migration finalize --dry-run --json exits 0' or diag $err;
+	my $jrep = json_decode($out) // {};
+	ok $jrep->{rehearsal} && !$jrep->{switched} && $jrep->{migrationId} eq $id, '  the report as JSON';
+	is j(migration_status($admin, $L))->{status}, 'ready_for_cutover', '  still ready_for_cutover';
+	is scalar(grep { $_->{org} eq norm_id($L) } audit_payloads('migration.finalize_rehearsed')), 3, '  three rehearsals audited';
+
+	# a rehearsal the engine has not done yet (the jobs process stopped):
+	# 202 once the request's wait is over, a second one 409, an abort wins
+	my $jobs = jobs_pid();
+	ok $jobs && kill('STOP', $jobs), 'the jobs process is stopped';
+	my ($f1, $f2, $a1);
+	eval {
+		my $t0 = time;
+		$f1 = migration_finalize($admin, orgId => $L, dryRun => 1, timeout => 40);
+		note sprintf 'the rehearsal request waited %.1f s', time - $t0;
+		$f2 = migration_finalize($admin, orgId => $L, dryRun => 1);
+		$a1 = migration_abort($admin, orgId => $L);
+		1;
+	} or diag "while the jobs process was stopped: $@";
+	kill 'CONT', $jobs if $jobs;
+	status_is $f1, 202, 'finalize dryRun while the engine is stopped: 202 when the wait is over';
+	is_deeply [j($f1)->{status}, j($f1)->{phase}, j($f1)->{report}], ['ready_for_cutover', 'rehearsal', undef],
+	    '  the status document: ready_for_cutover, phase rehearsal, no report yet';
+	check_error($f2, 409, 'conflict', 'a second rehearsal while one is pending');
+	status_is $a1, 202, 'abort with exactly orgId (no reason) during the rehearsal: 202';
 	wait_status($L, 'aborted');
+	is scalar(grep { $_->{org} eq norm_id($L) } audit_payloads('migration.finalize_rehearsed')), 3,
+	    '  the abort won: no fourth rehearsal audited';
 	$r = migration_status($admin, $L);
 	is j($r)->{abortReason}, undef, '  abortReason null';
 	is db_count("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('$hex') AND abort_reason IS NULL"), 1,
@@ -506,6 +595,9 @@ my $CLI = $O{cli}{id};
 	($rc, $out, $err) = opsctl('migration', 'finalize', '--org', $CLI);
 	is $rc, 2, 'opsctl migration finalize before ready exits 2';
 	like $err, qr/conflict/, '  conflict' or diag $err;
+	($rc, $out, $err) = opsctl('migration', 'finalize', '--org', $CLI, '--dry-run');
+	is $rc, 2, 'opsctl migration finalize --dry-run before ready exits 2';
+	like $err, qr/conflict/, '  conflict' or diag $err;
 	($rc, $out, $err) = opsctl('migration', 'history', '--org', $CLI);
 	is $rc, 0, 'opsctl migration history exits 0';
 	is_deeply [map { $_->{id} } @{ (json_decode($out) // {})->{items} // [] }], [$id], '  one item, the migration';
@@ -587,6 +679,8 @@ my $CLI = $O{cli}{id};
 	my $db = j($r)->{dbName} // '';
 	ok length($db) <= 64 && $db =~ /^org_[a-z0-9_]+$/, "  dbName org_… of at most 64 characters ($db)";
 	wait_status($L->{id}, 'completed', 60);
+	check_error(migration_finalize($admin, orgId => $L->{id}, dryRun => 1), 409, 'conflict',
+	    '  finalize with dryRun of a completed dry run: 409');
 
 	my $P = new_org('own');
 	for my $n (1 .. 3) {

@@ -62,6 +62,8 @@ const struct err_info mig_errors[MIG_E__MAX] = {
     [MIG_E_NOT_READY] = {E_CONFLICT, NULL,
         "only a migration in ready_for_cutover can be finalized"},
     [MIG_E_FINISHED] = {E_CONFLICT, NULL, "the migration has finished or already switched"},
+    [MIG_E_REHEARSING] = {E_CONFLICT, NULL,
+        "a rehearsal of the cut-over is running; its report comes within seconds"},
 };
 
 const struct err_info tenant_errors[TENANT__MAX] = {

@@ -1,7 +1,8 @@
 /* Runbook 3 (README): moving one org's tenant rows between the shared
- * database and a dedicated one. The engine is core/migration.c; these
- * handlers validate, call it and answer with its status document. Only
- * superadmin holds migration.run (the route table says so). */
+ * database and a dedicated one. The engine is src/migration/; these
+ * handlers validate, call it and answer with its status document (a
+ * rehearsal of the cut-over: with its report). Only superadmin holds
+ * migration.run (the route table says so). */
 #include <string.h>
 
 #include <json-c/json.h>
@@ -28,8 +29,13 @@ static const struct field_spec start_spec[] = {
 
 static const struct field_spec finalize_spec[] = {
     {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
+    {"dryRun", FT_BOOL, 0, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
+
+/* How long a rehearsal's request waits for the engine's report: at most
+ * 20 s, and half of OPSD_REQUEST_TIMEOUT, which would kill the worker. */
+#define REHEARSAL_WAIT_MS 20000
 
 static const struct field_spec abort_spec[] = {
     {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
@@ -133,6 +139,33 @@ void api_migration_status(struct req *r)
 	reply_status_doc(r, 200, org);
 }
 
+/* finalize with dryRun: the engine rehearses the cut-over while the
+ * request waits for its report (200); a rehearsal still running when the
+ * wait ends answers 202 with the status document, whose report appears
+ * once it is done. */
+static void rehearse_reply(struct req *r, const struct audit_actor *a, const char *org)
+{
+	char id[UUID_STR_LEN + 1] = "", detail[512] = "";
+	int wait = REHEARSAL_WAIT_MS;
+	struct json_object *report;
+	enum mig_err e = mig_rehearse(r->db, r->cfg, a, org, id, detail, sizeof(detail));
+
+	if (e == MIG_OK) {
+		if (r->cfg->request_timeout > 0 && r->cfg->request_timeout * 500 < wait)
+			wait = r->cfg->request_timeout * 500;
+		if ((report = mig_rehearsal_wait(r->db, r->arena, id, wait, &e, detail,
+		         sizeof(detail))) != NULL) {
+			reply_json(r, 200, report);
+			return;
+		}
+	}
+	if (e != MIG_OK) {
+		reply_err(r, &mig_errors[e], detail_safe(r, detail, NULL));
+		return;
+	}
+	reply_status_doc(r, 202, org);
+}
+
 void api_migration_finalize(struct req *r)
 {
 	struct audit_actor a;
@@ -143,6 +176,10 @@ void api_migration_finalize(struct req *r)
 		return;
 	org_canonical(json_get_str(r->json, "orgId", ""), org);
 	req_actor(r, &a);
+	if (json_get_bool(r->json, "dryRun", false)) {
+		rehearse_reply(r, &a, org);
+		return;
+	}
 	e = mig_finalize(r->db, r->cfg, &a, org, detail, sizeof(detail));
 	if (e != MIG_OK) {
 		reply_err(r, &mig_errors[e], detail_safe(r, detail, NULL));

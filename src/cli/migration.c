@@ -364,6 +364,73 @@ int cmd_migration_watch(struct opsctl *o)
 	}
 }
 
+/* How long finalize --dry-run waits for the engine's report. */
+#define REHEARSAL_WAIT_MS 120000
+
+/* The rehearsal's report: each step with its time, the verification, the
+ * expected freeze; nothing was switched. */
+static void print_rehearsal(struct json_object *rep)
+{
+	struct json_object *steps = json_object_object_get(rep, "steps");
+	size_t n =
+	    json_object_is_type(steps, json_type_array) ? json_object_array_length(steps) : 0;
+
+	printf("rehearsal: %s\n", doc_bool(rep, "ok") ? "ok" : "not ok");
+	printf("status: %s (nothing switched)\n",
+	    doc_str(rep, "status") ? doc_str(rep, "status") : "?");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *s = json_object_array_get_idx(steps, i);
+
+		printf("step %s: %s, %.0f ms", doc_str(s, "step") ? doc_str(s, "step") : "?",
+		    doc_bool(s, "ok") ? "ok" : "failed", doc_num(s, "ms", 0));
+		if (json_object_object_get(s, "changesReplayed"))
+			printf(", %.0f changes replayed", doc_num(s, "changesReplayed", 0));
+		if (json_object_object_get(s, "chunks"))
+			printf(", %.0f chunks, %.0f mismatched", doc_num(s, "chunks", 0),
+			    doc_num(s, "chunksMismatched", 0));
+		printf("\n");
+	}
+	print_verification(json_object_object_get(rep, "verification"));
+	if (doc_num(rep, "expectedFreezeMs", -1) >= 0)
+		printf("expectedFreezeMs: %.0f\n", doc_num(rep, "expectedFreezeMs", 0));
+	if (doc_str(rep, "error"))
+		printf("error: %s\n", doc_str(rep, "error"));
+}
+
+/* finalize --dry-run: the rehearsal requested, then its report (exit 1
+ * when it is not ok). */
+static int migration_rehearse(struct opsctl *o, const char *org)
+{
+	char id[UUID_STR_LEN + 1] = "", detail[512] = "";
+	struct arena *a;
+	struct json_object *rep;
+	enum mig_err e = mig_rehearse(o->db, &o->cfg, &o->actor, org, id, detail, sizeof(detail));
+	int rc;
+
+	if (e != MIG_OK)
+		return mig_fail(o, e, detail);
+	if (!(a = arena_new(64 * 1024)))
+		return mig_fail(o, MIG_E_DB, "out of memory");
+	rep = mig_rehearsal_wait(o->db, a, id, REHEARSAL_WAIT_MS, &e, detail, sizeof(detail));
+	if (!rep) {
+		arena_free(a);
+		if (e != MIG_OK)
+			return mig_fail(o, e, detail);
+		printf(
+		    "rehearsal: still running (is opsd's jobs process up?); opsctl migration status"
+		    " --org %s shows its report when it ends\n",
+		    org);
+		return EXIT_FAILED;
+	}
+	if (opt_flag(o, "--json"))
+		print_json(rep);
+	else
+		print_rehearsal(rep);
+	rc = doc_bool(rep, "ok") ? EXIT_OK : EXIT_FAILED;
+	doc_free(rep, a);
+	return rc;
+}
+
 int cmd_migration_finalize(struct opsctl *o)
 {
 	char org[UUID_STR_LEN + 1], detail[512] = "";
@@ -371,6 +438,8 @@ int cmd_migration_finalize(struct opsctl *o)
 
 	if (!mig_org(o, org))
 		return EXIT_USAGE;
+	if (opt_flag(o, "--dry-run"))
+		return migration_rehearse(o, org);
 	e = mig_finalize(o->db, &o->cfg, &o->actor, org, detail, sizeof(detail));
 	if (e != MIG_OK)
 		return mig_fail(o, e, detail);

@@ -63,6 +63,7 @@ static const char *const phase_names[PHASE__MAX] = {
     [PHASE_FINAL_VERIFY] = "final_verify",
     [PHASE_SWITCH] = "switch",
     [PHASE_SOURCE_CLEANUP] = "source_cleanup",
+    [PHASE_REHEARSAL] = "rehearsal",
 };
 
 const char *mig_phase_name(enum mig_phase ph)
@@ -196,6 +197,12 @@ static int transition_fn(struct db *d, void *arg)
 		return -1;
 	if (t->extra_sql && db_exec(d, t->extra_sql, q, 1, NULL) != 0)
 		return -1;
+	if (t->report) {
+		struct db_param r[] = {DBP_STR(t->report), DBP_BLOB(t->m->id, 16)};
+
+		if (db_exec(d, "UPDATE migrations SET report = ? WHERE id = ?", r, 2, NULL) != 0)
+			return -1;
+	}
 	if (t->action == AA_NONE)
 		return 0;
 	return audit_append(d, &system_actor, t->action, t->m->org_s, "migration", t->m->id_s,

@@ -7,10 +7,10 @@ package OpsdTest::Migration;
 #   my $s = migration_status($admin, $org->{id});     # GET /migration/status/:orgId
 #   migration_abort($admin, orgId => $org->{id}, reason => 'r', timeout => 60);
 #
-# Each returns http()'s result. In migration_start's body dryRun and
-# overrideLegalHold given as 1 or 0 become JSON booleans (any other value is
-# sent as it is, so that bad input can be tried); in every body timeout => s
-# is taken out and given to http(). Everything exported here is exported by
+# Each returns http()'s result. In the bodies of migration_start and
+# migration_finalize dryRun and overrideLegalHold given as 1 or 0 become JSON
+# booleans (any other value is sent as it is, so that bad input can be
+# tried); in every body timeout => s is taken out and given to http(). Everything exported here is exported by
 # OpsdTest too (`use OpsdTest;`).
 
 use v5.36;
@@ -35,7 +35,7 @@ sub _body($bools, %b) {
 
 # POST /migration/start, /migration/finalize, /migration/abort with %body.
 sub migration_start($s, %b) { my ($b, %o) = _body(1, %b); return http(POST => '/migration/start', json => $b, session => $s, %o) }
-sub migration_finalize($s, %b) { my ($b, %o) = _body(0, %b); return http(POST => '/migration/finalize', json => $b, session => $s, %o) }
+sub migration_finalize($s, %b) { my ($b, %o) = _body(1, %b); return http(POST => '/migration/finalize', json => $b, session => $s, %o) }
 sub migration_abort($s, %b) { my ($b, %o) = _body(0, %b); return http(POST => '/migration/abort', json => $b, session => $s, %o) }
 
 # GET /migration/status/:orgId; GET /migration/history[?orgId=] ($org_id
