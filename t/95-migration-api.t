@@ -27,7 +27,10 @@
 # --dry-run (text and --json); with the jobs process stopped: 202 and the
 # status in phase rehearsal, a second one 409, an abort wins; dryRun "yes"
 # 400, and the 404/409s of finalize for dryRun too. Abort with only orgId:
-# abortReason null. Every other role gets 403 on every migration route, nobody 401. opsctl
+# abortReason null. GET /migration across the orgs of this file: newest
+# first, as in the table, status filters, paging by limit 2 over several
+# orgs, bad status/limit/cursor 400; opsctl migration list (text, --json,
+# --status, a bad --status). Every other role gets 403 on every migration route, nobody 401. opsctl
 # migration start/status/watch/finalize/abort/history: output and exit
 # codes (0; 2 for a refusal or bad usage), --target-uri-env, and watch
 # riding out a MariaDB restart. No password of a target anywhere in log/
@@ -109,7 +112,7 @@ sub check_doc($doc, $name, %want) {
 	my ($rc, $out, $err) = opsctl('routes');
 	my %by = map { ("$_->{method} $_->{pattern}" => $_) } @{ json_decode($out) // [] };
 	for my $k ('POST /migration/start', 'GET /migration/status/:orgId', 'POST /migration/finalize',
-	    'POST /migration/abort', 'GET /migration/history') {
+	    'POST /migration/abort', 'GET /migration/history', 'GET /migration') {
 		is +($by{$k} // {})->{permission}, 'migration.run', "$k needs migration.run";
 	}
 	my $roles = json_decode((opsctl('roles'))[1]) // {};
@@ -508,6 +511,7 @@ my $RUN = $O{run}{id};
 		['POST /migration/finalize', sub ($s) { migration_finalize($s, orgId => $RUN) }],
 		['POST /migration/abort', sub ($s) { migration_abort($s, orgId => $RUN, reason => 'x') }],
 		['GET /migration/history', sub ($s) { migration_history($s, $RUN) }],
+		['GET /migration', sub ($s) { migration_list($s) }],
 	);
 	for my $role (sort keys %sess) {
 		for my $c (@calls) {
@@ -700,6 +704,87 @@ my $CLI = $O{cli}{id};
 	$e = migration_start($admin, orgId => $Q->{id}, direction => 'shared_to_dedicated', dbName => 'opsd', reason => "shared $R");
 	check_error($e, 409, 'conflict', 'the shared database as a dedicated target: 409');
 	check_error(migration_status($admin, $Q->{id}), 404, 'not_found', '  nothing recorded for Q');
+}
+
+# ============================================================ GET /migration: every org's migrations
+{
+	my $hexes = mysql('SELECT LOWER(HEX(id)) FROM migrations ORDER BY id DESC') // '';
+	my @all = grep { length } split /\n/, $hexes;
+	cmp_ok scalar(@all), '>=', 8, 'migrations of several orgs in the table (' . scalar(@all) . ')';
+	my $by_status = sub ($st) {
+		return [grep { length } split /\n/, mysql("SELECT LOWER(HEX(id)) FROM migrations WHERE status = '$st' ORDER BY id DESC") // ''];
+	};
+	my $r = migration_list($admin);
+	status_is $r, 200, 'GET /migration: 200';
+	is_deeply [map { norm_id($_->{id}) } @{ j($r)->{items} // [] }], \@all, '  every migration, newest first';
+	ok exists j($r)->{nextCursor} && !defined j($r)->{nextCursor}, '  one page: nextCursor null';
+	check_doc(j($r)->{items}[0] // {}, 'GET /migration, the first item');
+	my %orgs = map { $_->{orgId} => 1 } @{ j($r)->{items} // [] };
+	cmp_ok scalar(keys %orgs), '>=', 5, '  of ' . scalar(keys %orgs) . ' orgs';
+	$r = migration_list($admin, status => '');
+	is_deeply [map { norm_id($_->{id}) } @{ j($r)->{items} // [] }], \@all, '?status= (empty): no filter';
+
+	for my $st ('completed', 'aborted', 'ready_for_cutover') {
+		$r = migration_list($admin, status => $st);
+		status_is $r, 200, "?status=$st: 200";
+		is_deeply [map { norm_id($_->{id}) } @{ j($r)->{items} // [] }], $by_status->($st), "  the $st ones";
+	}
+	my $completed = j(migration_list($admin, status => 'completed'))->{items} // [];
+	cmp_ok scalar(keys %{ { map { $_->{orgId} => 1 } @$completed } }), '>=', 2, '  completed ones of two orgs';
+
+	my (@ids, %org, $cursor, $pages, $big);
+	do {
+		$r = migration_list($admin, status => 'aborted', limit => 2, (defined $cursor ? (cursor => $cursor) : ()));
+		status_is $r, 200, '  ?status=aborted&limit=2' . (defined $cursor ? '&cursor=…' : '') unless $r->{status} == 200;
+		my $items = j($r)->{items} // [];
+		$big++ if @$items > 2;
+		push @ids, map { norm_id($_->{id}) } @$items;
+		$org{$_->{orgId}}++ for @$items;
+		$cursor = j($r)->{nextCursor};
+		$pages++;
+	} while (defined $cursor && $pages < 50 && $r->{status} == 200);
+	is_deeply \@ids, $by_status->('aborted'), "?status=aborted&limit=2, page by page ($pages pages): every aborted one once, in order";
+	ok !$big, '  no page over 2';
+	cmp_ok scalar(keys %org), '>=', 3, '  across ' . scalar(keys %org) . ' orgs';
+	{
+		my $first = migration_list($admin, limit => 1);
+		my $next = migration_list($admin, limit => 1, cursor => j($first)->{nextCursor} // '');
+		is norm_id(j($next)->{items}[0]{id} // ''), $all[1], 'limit=1 then its cursor: the second newest';
+	}
+
+	for my $c (
+		['status=bogus', { status => 'bogus' }, 'status'],
+		['status=READY_FOR_CUTOVER', { status => 'READY_FOR_CUTOVER' }, 'status'],
+		['status=ready', { status => 'ready' }, 'status'],
+		['limit=0', { limit => 0 }, 'limit'],
+		['limit=501', { limit => 501 }, 'limit'],
+		['limit=x', { limit => 'x' }, 'limit'],
+		['a forged cursor', { cursor => 'not-a-cursor!' }, 'cursor'],
+	) {
+		my $b = migration_list($admin, %{ $c->[1] });
+		check_error($b, 400, 'validation_failed', "GET /migration?$c->[0]");
+		fields_named($b, $c->[2]);
+	}
+	my $a = http(GET => '/audit?limit=1', session => $admin);
+	my $other = j($a)->{nextCursor};
+	ok defined $other, 'a cursor of GET /audit';
+	check_error(migration_list($admin, cursor => $other // 'x'), 400, 'validation_failed', '  refused by GET /migration');
+	like j(migration_list($admin, status => 'bogus'))->{error}{details}{fields}{status} // '', qr/ready_for_cutover/,
+	    '  a bad status names the statuses' or diag migration_list($admin, status => 'bogus')->{body};
+
+	my ($rc, $out, $err) = opsctl('migration', 'list');
+	is $rc, 0, 'opsctl migration list exits 0' or diag $err;
+	my @lines = grep { /^[0-9a-f]{8}-/ } split /\n/, $out;
+	is_deeply [map { norm_id((split ' ', $_)[0]) } @lines], \@all, '  one line per migration, newest first';
+	like $out, qr/^ID\s+ORG\s+DIRECTION\s+STATUS\s+CREATED$/m, '  under a header';
+	like $out, qr/^${\ scalar @all} migrations$/m, '  and a count';
+	($rc, $out, $err) = opsctl('migration', 'list', '--status', 'completed', '--json');
+	is $rc, 0, 'opsctl migration list --status completed --json exits 0' or diag $err;
+	is_deeply [map { norm_id($_->{id}) } @{ (json_decode($out) // {})->{items} // [] }], $by_status->('completed'),
+	    '  the completed ones, as status documents';
+	($rc, $out, $err) = opsctl('migration', 'list', '--status', 'bogus');
+	is $rc, 2, 'opsctl migration list --status bogus exits 2';
+	like $err, qr/--status must be one of: pending, copying/, '  and names the statuses' or diag $err;
 }
 
 finish();

@@ -151,6 +151,7 @@ void api_migration_status(struct req *r);
 void api_migration_finalize(struct req *r);
 void api_migration_abort(struct req *r);
 void api_migration_history(struct req *r);
+void api_migration_list(struct req *r);
 
 /* email.c */
 void api_email_test(struct req *r);

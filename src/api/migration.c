@@ -13,6 +13,7 @@
 #include "infra/config.h"
 #include "infra/db.h"
 #include "lib/json.h"
+#include "lib/util.h"
 #include "migration/migration.h"
 
 static const struct field_spec start_spec[] = {
@@ -229,4 +230,42 @@ void api_migration_history(struct req *r)
 		return;
 	}
 	reply_json(r, 200, doc);
+}
+
+/* GET /migration?status=&cursor=&limit=: the migrations of every org,
+ * newest first, a page at a time. */
+void api_migration_list(struct req *r)
+{
+	const char *st = req_query(r, "status");
+	int status = -1;
+	struct page pg;
+	struct opsd_uuid before;
+	struct json_object *items;
+	enum mig_err e = MIG_E_DB;
+	bool more = false;
+	char last[UUID_STR_LEN + 1] = "";
+	size_t n;
+
+	if (st && *st && (status = mig_status_from_name(st)) < 0) {
+		reply_choice_error(r, "status", mig_statuses);
+		return;
+	}
+	if (!page_or_reply(r, "migrations", &pg))
+		return;
+	if (pg.has_after && !uuid_parse(pg.after, &before)) {
+		reply_field_error(r, "cursor", "not a cursor of this list");
+		return;
+	}
+	items = mig_list_json(r->db, r->arena, status, pg.has_after ? before.b : NULL, pg.limit,
+	    &more, &e);
+	if (!items) {
+		reply_err(r, &mig_errors[e], NULL);
+		return;
+	}
+	if ((n = json_object_array_length(items)) > 0)
+		str_copy(last,
+		    json_object_get_string(
+		        json_object_object_get(json_object_array_get_idx(items, n - 1), "id")),
+		    sizeof(last));
+	reply_page(r, items, more, "migrations", last);
 }

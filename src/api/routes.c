@@ -87,6 +87,7 @@ const struct route routes[] = {
 	ROUTE("POST",   "/migration/finalize",             api_migration_finalize, P_MIGRATION_RUN,           JSON,                        "migration_finalize"),
 	ROUTE("POST",   "/migration/abort",                api_migration_abort,    P_MIGRATION_RUN,           JSON,                        "migration_abort"),
 	ROUTE("GET",    "/migration/history",              api_migration_history,  P_MIGRATION_RUN,           0,                           "migration_history"),
+	ROUTE("GET",    "/migration",                      api_migration_list,     P_MIGRATION_RUN,           0,                           "migration_list"),
 
 	/* Runbook 4: containment stays reachable while legal documents are pending. */
 	ROUTE("POST",   "/security/sessions/flush",        api_sessions_flush,     P_SECURITY_SESSIONS_FLUSH, CONTAIN | JSON,              "sessions_flush"),

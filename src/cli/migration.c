@@ -1,6 +1,6 @@
-/* opsctl migration start, status, watch, finalize, abort and history: a
- * tenant's move between the shared and a dedicated database (README,
- * runbook 3), through the same core as the /migration endpoints. */
+/* opsctl migration start, status, watch, finalize, abort, history and
+ * list: a tenant's move between the shared and a dedicated database
+ * (README, runbook 3), through the same core as the /migration endpoints. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -479,5 +479,78 @@ int cmd_migration_history(struct opsctl *o)
 	}
 	print_json(doc);
 	doc_free(doc, a);
+	return EXIT_OK;
+}
+
+#define LIST_PAGE 100
+
+/* Every org's migrations, newest first, a page at a time: --json gives
+ * {"items": [status documents]}, else one line each. */
+int cmd_migration_list(struct opsctl *o)
+{
+	const char *st = opt_value(o, "--status");
+	int status = -1;
+	bool json = opt_flag(o, "--json"), more = true;
+	struct json_object *all = json_object_new_array();
+	uint8_t before[16];
+	bool has_before = false;
+	size_t total = 0;
+
+	if (st && (status = mig_status_from_name(st)) < 0) {
+		fprintf(stderr, "opsctl: --status must be one of:");
+		for (size_t i = 0; mig_statuses[i]; i++)
+			fprintf(stderr, "%s %s", i ? "," : "", mig_statuses[i]);
+		fprintf(stderr, "\n");
+		json_object_put(all);
+		return EXIT_USAGE;
+	}
+	if (!json)
+		printf("%-36s  %-36s  %-19s  %-17s  %s\n", "ID", "ORG", "DIRECTION", "STATUS",
+		    "CREATED");
+	while (more) {
+		struct arena *a = arena_new(256 * 1024);
+		enum mig_err e = MIG_E_DB;
+		struct json_object *page = a ? mig_list_json(o->db, a, status,
+		                                   has_before ? before : NULL, LIST_PAGE, &more, &e)
+		                             : NULL;
+		size_t n = page ? json_object_array_length(page) : 0;
+
+		if (!page) {
+			arena_free(a);
+			json_object_put(all);
+			return mig_fail(o, e, NULL);
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct json_object *d = json_object_array_get_idx(page, i);
+			struct opsd_uuid u;
+
+			if (json)
+				json_object_array_add(all, json_object_get(d));
+			else
+				printf("%-36s  %-36s  %-19s  %-17s  %s%s\n", doc_str(d, "id"),
+				    doc_str(d, "orgId"), doc_str(d, "direction"),
+				    doc_str(d, "status"),
+				    doc_str(d, "createdAt") ? doc_str(d, "createdAt") : "",
+				    doc_bool(d, "dryRun") ? "  (dry run)" : "");
+			if (i == n - 1 && uuid_parse(doc_str(d, "id"), &u)) {
+				memcpy(before, u.b, 16);
+				has_before = true;
+			}
+		}
+		total += n;
+		more = more && n > 0;
+		json_object_put(page);
+		arena_free(a);
+	}
+	if (json) {
+		struct json_object *doc = json_object_new_object();
+
+		json_object_object_add(doc, "items", all);
+		print_json(doc);
+		json_object_put(doc);
+	} else {
+		printf("%zu migration%s\n", total, total == 1 ? "" : "s");
+		json_object_put(all);
+	}
 	return EXIT_OK;
 }

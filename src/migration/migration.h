@@ -41,6 +41,8 @@ enum mig_status {
 };
 const char *mig_status_name(enum mig_status s);
 int mig_status_from_name(const char *name); /* -1 when unknown */
+/* The status names, NULL-terminated: the choices of a "status" filter. */
+extern const char *const mig_statuses[MIG__MAX + 1];
 
 /* The two directions as the API, opsctl, the migrations table and audit
  * payloads spell them; NULL-terminated, so it is also the choices of a
@@ -144,6 +146,12 @@ struct json_object *mig_status_json(struct db *control, struct arena *a, const c
 /* Every migration of the org, newest first: {"items": [status documents]}. */
 struct json_object *mig_history_json(struct db *control, struct arena *a, const char *org_id,
     enum mig_err *err);
+/* The migrations of every org, newest first (by id: ids are UUIDv7), as
+ * an array of status documents: of one status (-1: any), below the id
+ * before (NULL: from the newest), at most limit; *more says whether more
+ * follow. NULL with *err on a database error. */
+struct json_object *mig_list_json(struct db *control, struct arena *a, int status,
+    const uint8_t *before, long long limit, bool *more, enum mig_err *err);
 
 /* The engine: one bounded step (a chunk, a catch-up batch, a verification
  * chunk, …) of every active migration. 1 while one has more to do at once,

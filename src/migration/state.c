@@ -27,8 +27,9 @@ const char *const mig_directions[MIG_DIRECTION__MAX + 1] = {
 
 /* The only place C code spells the statuses (SQL filters list some in
  * their text): migrations.status stores these names, the documents show
- * them, opsd_migrations_total labels by them. */
-static const char *const status_names[] = {
+ * them, opsd_migrations_total labels by them, GET /migration filters by
+ * them. */
+const char *const mig_statuses[MIG__MAX + 1] = {
     [MIG_PENDING] = "pending",
     [MIG_COPYING] = "copying",
     [MIG_CATCHING_UP] = "catching_up",
@@ -39,17 +40,18 @@ static const char *const status_names[] = {
     [MIG_ABORTING] = "aborting",
     [MIG_ABORTED] = "aborted",
     [MIG_FAILED] = "failed",
+    [MIG__MAX] = NULL,
 };
 
 const char *mig_status_name(enum mig_status s)
 {
-	return (unsigned)s < MIG__MAX ? status_names[s] : NULL;
+	return (unsigned)s < MIG__MAX ? mig_statuses[s] : NULL;
 }
 
 int mig_status_from_name(const char *name)
 {
 	for (int i = 0; name && i < MIG__MAX; i++)
-		if (strcmp(status_names[i], name) == 0)
+		if (strcmp(mig_statuses[i], name) == 0)
 			return i;
 	return -1;
 }

@@ -6,6 +6,7 @@ package OpsdTest::Migration;
 #       reason => 'r', dryRun => 1);
 #   my $s = migration_status($admin, $org->{id});     # GET /migration/status/:orgId
 #   migration_abort($admin, orgId => $org->{id}, reason => 'r', timeout => 60);
+#   my $l = migration_list($admin, status => 'aborted', limit => 2);   # GET /migration?…
 #
 # Each returns http()'s result. In the bodies of migration_start and
 # migration_finalize dryRun and overrideLegalHold given as 1 or 0 become JSON
@@ -18,7 +19,7 @@ use Exporter qw(import);
 use JSON::PP ();
 
 our @EXPORT;
-BEGIN { @EXPORT = qw(migration_start migration_status migration_history migration_finalize migration_abort) }
+BEGIN { @EXPORT = qw(migration_start migration_status migration_history migration_finalize migration_abort migration_list) }
 BEGIN { push @EXPORT, qw(migration_wait migration_counts db_exists org_rows_in org_snapshot_in org_count_in) }
 use OpsdTest qw(http uri_escape_all);
 use OpsdTest qw(mysql db_count org_hex);
@@ -101,6 +102,13 @@ sub org_snapshot_in($db, $org) { return { map { $_ => org_rows_in($db, $_, $org)
 # How many rows of the org db.table holds (-1 when the query fails).
 sub org_count_in($db, $table, $org) {
 	return db_count("SELECT COUNT(*) FROM `$db`.`$table` WHERE org_id = UNHEX('" . org_hex($org) . "')");
+}
+
+# GET /migration with %q as the query (status, cursor, limit; each value
+# percent-encoded, in key order).
+sub migration_list($s, %q) {
+	my $qs = join '&', map { "$_=" . uri_escape_all($q{$_} // '') } sort keys %q;
+	return http(GET => '/migration' . ($qs eq '' ? '' : "?$qs"), session => $s);
 }
 
 1;
