@@ -111,6 +111,7 @@ void api_audit_verify(struct req *r);
 
 /* legal.c */
 void api_legal_publish(struct req *r);
+void api_legal_list(struct req *r);
 void api_legal_get(struct req *r);
 void api_legal_versions(struct req *r);
 void api_legal_version(struct req *r);

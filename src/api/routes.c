@@ -47,6 +47,7 @@ const struct route routes[] = {
 
 	/* Runbook 1: the legal routes stay reachable while documents are pending. */
 	ROUTE("POST",   "/legal",                          api_legal_publish,      P_LEGAL_PUBLISH,           AUTH | JSON,                 "legal_publish"),
+	ROUTE("GET",    "/legal",                          api_legal_list,         P_NONE,                    SYS,                         "legal_list"),
 	ROUTE("GET",    "/legal/:type",                    api_legal_get,          P_NONE,                    SYS,                         "legal_get"),
 	ROUTE("GET",    "/legal/:type/versions",           api_legal_versions,     P_NONE,                    SYS,                         "legal_versions"),
 	ROUTE("GET",    "/legal/:type/versions/:version",  api_legal_version,      P_NONE,                    SYS,                         "legal_version"),
