@@ -11,8 +11,8 @@ package OpsdTest::Migration;
 # Each returns http()'s result. In the bodies of migration_start and
 # migration_finalize dryRun and overrideLegalHold given as 1 or 0 become JSON
 # booleans (any other value is sent as it is, so that bad input can be
-# tried); in every body timeout => s is taken out and given to http(). Everything exported here is exported by
-# OpsdTest too (`use OpsdTest;`).
+# tried); in every body timeout => s is taken out and given to http().
+# Everything exported here is exported by OpsdTest too (`use OpsdTest;`).
 
 use v5.36;
 use Exporter qw(import);
