@@ -111,6 +111,7 @@ void api_audit_verify(struct req *r);
 
 /* legal.c */
 void api_legal_publish(struct req *r);
+void api_legal_list(struct req *r);
 void api_legal_get(struct req *r);
 void api_legal_versions(struct req *r);
 void api_legal_version(struct req *r);
@@ -151,6 +152,7 @@ void api_migration_status(struct req *r);
 void api_migration_finalize(struct req *r);
 void api_migration_abort(struct req *r);
 void api_migration_history(struct req *r);
+void api_migration_list(struct req *r);
 
 /* email.c */
 void api_email_test(struct req *r);

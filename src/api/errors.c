@@ -65,10 +65,12 @@ const struct err_info mig_errors[MIG_E__MAX] = {
     [MIG_E_IN_PROGRESS] = {E_MIGRATION_IN_PROGRESS, NULL,
         "a migration of this org is already running"},
     [MIG_E_LEGAL_HOLD] = {E_LEGAL_HOLD, NULL, "the org or one of its records is on legal hold"},
-    [MIG_E_REASON] = {E_VALIDATION_FAILED, "reason", "required"},
+    [MIG_E_REASON] = {E_VALIDATION_FAILED, "reason", "must be 1 to 500 characters"},
     [MIG_E_NOT_READY] = {E_CONFLICT, NULL,
         "only a migration in ready_for_cutover can be finalized"},
     [MIG_E_FINISHED] = {E_CONFLICT, NULL, "the migration has finished or already switched"},
+    [MIG_E_REHEARSING] = {E_CONFLICT, NULL,
+        "a rehearsal of the cut-over is running; its report comes within seconds"},
 };
 
 const struct err_info tenant_errors[TENANT__MAX] = {

@@ -155,6 +155,47 @@ static struct json_object *doc_row_json(const struct db_rows *rows, size_t i, bo
 	return o;
 }
 
+/* GET /legal: every document type with its current version (null while
+ * its first version is still scheduled) and its scheduled ones, soonest
+ * first. One statement, so "now" is one instant for every type. */
+void api_legal_list(struct req *r)
+{
+	struct db_rows rows;
+	struct json_object *items = json_object_new_array(), *type = NULL, *o;
+
+	if (db_query(r->db, r->arena,
+	        "SELECT id, type, version, '' AS content, content_sha256, effective_at, created_at,"
+	        " scheduled FROM (SELECT l.*, effective_at > NOW(3) AS scheduled, ROW_NUMBER() OVER"
+	        " (PARTITION BY type, effective_at > NOW(3) ORDER BY effective_at DESC, id DESC) AS rn"
+	        " FROM legal_documents l) t WHERE scheduled = 1 OR rn = 1"
+	        " ORDER BY type, scheduled, effective_at, id LIMIT 1000",
+	        NULL, 0, &rows) != 0) {
+		json_object_put(items);
+		reply_db_error(r);
+		return;
+	}
+	for (size_t i = 0; i < rows.nrows; i++) {
+		bool scheduled = strcmp(rows.val[i][7], "1") == 0;
+
+		if (i == 0 || strcmp(rows.val[i][1], rows.val[i - 1][1]) != 0) {
+			type = json_object_new_object();
+			json_object_object_add(type, "type", dbv_json_str(&rows, i, 1));
+			json_object_object_add(type, "current",
+			    scheduled ? NULL : doc_row_json(&rows, i, false));
+			json_object_object_add(type, "scheduled", json_object_new_array());
+			json_object_array_add(items, type);
+			if (!scheduled)
+				continue;
+		}
+		json_object_array_add(json_object_object_get(type, "scheduled"),
+		    doc_row_json(&rows, i, false));
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "items", items);
+	json_object_object_add(o, "nextCursor", NULL);
+	reply_json(r, 200, o);
+}
+
 void api_legal_versions(struct req *r)
 {
 	const struct legal_doc *docs, *cur;

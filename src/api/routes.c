@@ -47,6 +47,7 @@ const struct route routes[] = {
 
 	/* Runbook 1: the legal routes stay reachable while documents are pending. */
 	ROUTE("POST",   "/legal",                          api_legal_publish,      P_LEGAL_PUBLISH,           AUTH | JSON,                 "legal_publish"),
+	ROUTE("GET",    "/legal",                          api_legal_list,         P_NONE,                    SYS,                         "legal_list"),
 	ROUTE("GET",    "/legal/:type",                    api_legal_get,          P_NONE,                    SYS,                         "legal_get"),
 	ROUTE("GET",    "/legal/:type/versions",           api_legal_versions,     P_NONE,                    SYS,                         "legal_versions"),
 	ROUTE("GET",    "/legal/:type/versions/:version",  api_legal_version,      P_NONE,                    SYS,                         "legal_version"),
@@ -87,6 +88,7 @@ const struct route routes[] = {
 	ROUTE("POST",   "/migration/finalize",             api_migration_finalize, P_MIGRATION_RUN,           JSON,                        "migration_finalize"),
 	ROUTE("POST",   "/migration/abort",                api_migration_abort,    P_MIGRATION_RUN,           JSON,                        "migration_abort"),
 	ROUTE("GET",    "/migration/history",              api_migration_history,  P_MIGRATION_RUN,           0,                           "migration_history"),
+	ROUTE("GET",    "/migration",                      api_migration_list,     P_MIGRATION_RUN,           0,                           "migration_list"),
 
 	/* Runbook 4: containment stays reachable while legal documents are pending. */
 	ROUTE("POST",   "/security/sessions/flush",        api_sessions_flush,     P_SECURITY_SESSIONS_FLUSH, CONTAIN | JSON,              "sessions_flush"),

@@ -79,6 +79,7 @@ int cmd_migration_watch(struct opsctl *o);
 int cmd_migration_finalize(struct opsctl *o);
 int cmd_migration_abort(struct opsctl *o);
 int cmd_migration_history(struct opsctl *o);
+int cmd_migration_list(struct opsctl *o);
 /* blocklist.c */
 int cmd_blocklist_add(struct opsctl *o);
 int cmd_blocklist_remove(struct opsctl *o);

@@ -154,7 +154,7 @@ static const struct command commands[] = {
         "--action= --actor= --org= --target-type= --target-id= --ip= --request-id= --since= "
         "--until= --limit= --cursor= --format="},
     {"migration", "start", P_MIGRATION_RUN, cmd_migration_start,
-        "--org ID --direction D --reason R [--chunk-size N] [--target-uri-env VAR] "
+        "--org ID --direction D [--reason R] [--chunk-size N] [--target-uri-env VAR] "
         "[--db-name N] [--dry-run] [--override-legal-hold]",
         NEEDS_DB,
         "--org= --direction= --reason= --chunk-size= --target-uri-env= --db-name= --dry-run "
@@ -165,11 +165,15 @@ static const struct command commands[] = {
         "--org ID [--interval-ms N]: a progress bar until ready, completed, aborted or failed",
         NEEDS_DB, "--org= --interval-ms="},
     {"migration", "finalize", P_MIGRATION_RUN, cmd_migration_finalize,
-        "--org ID: cut over (ready_for_cutover)", NEEDS_DB, "--org="},
+        "--org ID [--dry-run [--json]]: cut over (ready_for_cutover), or rehearse it", NEEDS_DB,
+        "--org= --dry-run --json"},
     {"migration", "abort", P_MIGRATION_RUN, cmd_migration_abort,
-        "--org ID --reason R [--id MIGRATION]", NEEDS_DB, "--org= --reason= --id="},
+        "--org ID [--reason R] [--id MIGRATION]", NEEDS_DB, "--org= --reason= --id="},
     {"migration", "history", P_MIGRATION_RUN, cmd_migration_history,
         "--org ID: every migration, as JSON", NEEDS_DB, "--org="},
+    {"migration", "list", P_MIGRATION_RUN, cmd_migration_list,
+        "[--status S] [--json]: the migrations of every org, newest first", NEEDS_DB,
+        "--status= --json"},
     {"blocklist", "add", P_SECURITY_BLOCKLIST, cmd_blocklist_add,
         "--cidr C --reason R [--expires-at RFC3339] [--force]: block an address or range", NEEDS_DB,
         "--cidr= --reason= --expires-at= --force"},

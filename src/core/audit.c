@@ -41,6 +41,7 @@ const struct audit_action_info audit_actions[AA__MAX] = {
     [AA_MIGRATION_READY_FOR_CUTOVER] = {"migration.ready_for_cutover", false},
     [AA_MIGRATION_DRY_RUN_COMPLETED] = {"migration.dry_run_completed", false},
     [AA_MIGRATION_FINALIZE_REQUESTED] = {"migration.finalize_requested", false},
+    [AA_MIGRATION_FINALIZE_REHEARSED] = {"migration.finalize_rehearsed", false},
     [AA_MIGRATION_CUTOVER_REFUSED] = {"migration.cutover_refused", true},
     [AA_MIGRATION_FINALIZED] = {"migration.finalized", true},
     [AA_MIGRATION_ABORT_REQUESTED] = {"migration.abort_requested", false},

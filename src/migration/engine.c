@@ -31,7 +31,7 @@ static enum step_result step(struct run *x)
 	case MIG_VERIFYING:
 		return x->m.phase == PHASE_DRY_CLEANUP ? step_dry_cleanup(x) : step_verifying(x);
 	case MIG_READY:
-		return step_ready(x);
+		return x->m.phase == PHASE_REHEARSAL ? step_rehearsal(x) : step_ready(x);
 	case MIG_CUTTING_OVER:
 		return step_cutting_over(x);
 	case MIG_ABORTING:

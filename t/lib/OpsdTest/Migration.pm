@@ -6,19 +6,20 @@ package OpsdTest::Migration;
 #       reason => 'r', dryRun => 1);
 #   my $s = migration_status($admin, $org->{id});     # GET /migration/status/:orgId
 #   migration_abort($admin, orgId => $org->{id}, reason => 'r', timeout => 60);
+#   my $l = migration_list($admin, status => 'aborted', limit => 2);   # GET /migration?…
 #
-# Each returns http()'s result. In migration_start's body dryRun and
-# overrideLegalHold given as 1 or 0 become JSON booleans (any other value is
-# sent as it is, so that bad input can be tried); in every body timeout => s
-# is taken out and given to http(). Everything exported here is exported by
-# OpsdTest too (`use OpsdTest;`).
+# Each returns http()'s result. In the bodies of migration_start and
+# migration_finalize dryRun and overrideLegalHold given as 1 or 0 become JSON
+# booleans (any other value is sent as it is, so that bad input can be
+# tried); in every body timeout => s is taken out and given to http().
+# Everything exported here is exported by OpsdTest too (`use OpsdTest;`).
 
 use v5.36;
 use Exporter qw(import);
 use JSON::PP ();
 
 our @EXPORT;
-BEGIN { @EXPORT = qw(migration_start migration_status migration_history migration_finalize migration_abort) }
+BEGIN { @EXPORT = qw(migration_start migration_status migration_history migration_finalize migration_abort migration_list) }
 BEGIN { push @EXPORT, qw(migration_wait migration_counts db_exists org_rows_in org_snapshot_in org_count_in) }
 use OpsdTest qw(http uri_escape_all);
 use OpsdTest qw(mysql db_count org_hex);
@@ -35,7 +36,7 @@ sub _body($bools, %b) {
 
 # POST /migration/start, /migration/finalize, /migration/abort with %body.
 sub migration_start($s, %b) { my ($b, %o) = _body(1, %b); return http(POST => '/migration/start', json => $b, session => $s, %o) }
-sub migration_finalize($s, %b) { my ($b, %o) = _body(0, %b); return http(POST => '/migration/finalize', json => $b, session => $s, %o) }
+sub migration_finalize($s, %b) { my ($b, %o) = _body(1, %b); return http(POST => '/migration/finalize', json => $b, session => $s, %o) }
 sub migration_abort($s, %b) { my ($b, %o) = _body(0, %b); return http(POST => '/migration/abort', json => $b, session => $s, %o) }
 
 # GET /migration/status/:orgId; GET /migration/history[?orgId=] ($org_id
@@ -101,6 +102,13 @@ sub org_snapshot_in($db, $org) { return { map { $_ => org_rows_in($db, $_, $org)
 # How many rows of the org db.table holds (-1 when the query fails).
 sub org_count_in($db, $table, $org) {
 	return db_count("SELECT COUNT(*) FROM `$db`.`$table` WHERE org_id = UNHEX('" . org_hex($org) . "')");
+}
+
+# GET /migration with %q as the query (status, cursor, limit; each value
+# percent-encoded, in key order).
+sub migration_list($s, %q) {
+	my $qs = join '&', map { "$_=" . uri_escape_all($q{$_} // '') } sort keys %q;
+	return http(GET => '/migration' . ($qs eq '' ? '' : "?$qs"), session => $s);
 }
 
 1;
