@@ -142,6 +142,9 @@ void api_compliance_strip(struct req *r);
 void api_compliance_record(struct req *r);
 void api_compliance_archive(struct req *r);
 
+/* subjects.c */
+void api_subjects_search(struct req *r);
+
 /* export.c */
 void api_compliance_export(struct req *r);
 void api_export(struct req *r);

@@ -81,6 +81,7 @@ const struct route routes[] = {
 	ROUTE("POST",   "/compliance/batch-archive",       api_compliance_archive, P_COMPLIANCE_ARCHIVE,      JSON,                        "compliance_archive"),
 	ROUTE("GET",    "/compliance/export",              api_compliance_export,  P_COMPLIANCE_EXPORT,       0,                           "compliance_export"),
 	ROUTE("GET",    "/export/:entity",                 api_export,             P_COMPLIANCE_EXPORT,       0,                           "export"),
+	ROUTE("POST",   "/compliance/subjects/search",     api_subjects_search,    P_COMPLIANCE_READ,         JSON,                        "compliance_subjects_search"),
 
 	/* Runbook 3: only superadmin holds migration.run. */
 	ROUTE("POST",   "/migration/start",                api_migration_start,    P_MIGRATION_RUN,           JSON,                        "migration_start"),
