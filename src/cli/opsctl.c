@@ -131,6 +131,10 @@ static const struct command commands[] = {
         NEEDS_DB, "--entity= --ids= --older-than= --org= --reason= --dry-run"},
     {"compliance", "export", P_COMPLIANCE_EXPORT, cmd_compliance_export,
         "--entity E --id ID: one subject's record (audited), as JSON", NEEDS_DB, "--entity= --id="},
+    {"compliance", "search", P_COMPLIANCE_READ, cmd_compliance_search,
+        "--email E | --name N | --phone P [--limit N] [--cursor C] [--json]: a data subject's "
+        "records in every database (a term given as - is read from stdin)",
+        NEEDS_DB, "--email= --name= --phone= --limit= --cursor= --json"},
     {"email", "test", P_EMAIL_SEND_TEST, cmd_email_test,
         "--to ADDR [--wait [--timeout S]]: queue a test message; --wait for its outcome", NEEDS_DB,
         "--to= --wait --timeout="},
