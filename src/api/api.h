@@ -161,6 +161,7 @@ void api_migration_list(struct req *r);
 void api_email_test(struct req *r);
 void api_email_outbox(struct req *r);
 void api_email_retry(struct req *r);
+void api_email_settings(struct req *r);
 
 /* system.c */
 void api_healthz(struct req *r);

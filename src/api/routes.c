@@ -104,6 +104,7 @@ const struct route routes[] = {
 	ROUTE("POST",   "/email/test",                     api_email_test,         P_EMAIL_SEND_TEST,         JSON,                        "email_test"),
 	ROUTE("GET",    "/email/outbox",                   api_email_outbox,       P_EMAIL_OUTBOX,            0,                           "email_outbox"),
 	ROUTE("POST",   "/email/outbox/:id/retry",         api_email_retry,        P_EMAIL_OUTBOX,            0,                           "email_retry"),
+	ROUTE("GET",    "/email/settings",                 api_email_settings,     P_EMAIL_OUTBOX,            0,                           "email_settings"),
 
 	ROUTE("GET",    "/audit",                          api_audit_list,         P_AUDIT_READ,              CONTAIN,                     "audit_list"),
 	ROUTE("GET",    "/audit/verify",                   api_audit_verify,       P_AUDIT_VERIFY,            CONTAIN,                     "audit_verify"),
