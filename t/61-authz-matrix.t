@@ -192,15 +192,7 @@ for my $role (@ROLES) {
 {
 	my @lb = grep { $_->{loopback} && !$_->{public} } @calls;
 	for my $r (@lb) {
-		my $fcgi = sub ($cookie) {
-			my %p = (REQUEST_METHOD => $r->{method}, REQUEST_URI => path_of($r), DOCUMENT_URI => path_of($r),
-			    QUERY_STRING => '', REMOTE_ADDR => '203.0.113.7', SERVER_PROTOCOL => 'HTTP/1.1',
-			    REQUEST_ID => sprintf('%032x', int rand 2**31), HTTPS => 'on',
-			    (defined $cookie ? (HTTP_COOKIE => session_cookie_header($cookie)) : ()));
-			my $x = fcgi_exchange(fcgi_begin() . fcgi_params(1, [map { ($_ => $p{$_}) } sort keys %p]) . fcgi_record(5, 1, ''));
-			my ($body) = ($x->{stdout} // '') =~ /\r?\n\r?\n(.*)\z/s;
-			return { status => $x->{status} // 0, body => $body // $x->{stdout} // '', json => json_decode($body // '') };
-		};
+		my $fcgi = sub ($cookie) { return fcgi_http($r->{method}, path_of($r), remote_addr => '203.0.113.7', cookie => $cookie) };
 		my $want_perm = defined $r->{permission} ? $r->{permission} : undef;
 		cell($r, 'nobody@203.0.113.7', $want_perm ? 401 : 'allowed', $fcgi->(undef));
 		for my $role (@ROLES) {

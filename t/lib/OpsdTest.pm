@@ -830,6 +830,32 @@ sub fcgi_exchange($bytes, %o) {
 	return \%r;
 }
 
+# fcgi_http(METHOD => $path, remote_addr => ADDR, cookie => VALUE (a session
+# cookie's value), bearer => TOKEN, timeout => s): one request straight to
+# opsd's socket as nginx would pass it from REMOTE_ADDR (203.0.113.7 unless
+# given; the tests' own clients reach nginx from loopback only, where the
+# monitoring routes need no credentials). Returns {status, headers (lc
+# names), body, json} as http() does; status 0 when opsd did not answer.
+
+push @EXPORT, qw(fcgi_http);
+
+sub fcgi_http($method, $path, %o) {
+	my ($doc, $qs) = split /\?/, $path, 2;
+	my %p = (REQUEST_METHOD => $method, REQUEST_URI => $path, DOCUMENT_URI => $doc, QUERY_STRING => $qs // '',
+	    REMOTE_ADDR => $o{remote_addr} // '203.0.113.7', SERVER_PROTOCOL => 'HTTP/1.1', HTTPS => 'on',
+	    REQUEST_ID => sprintf('%08x%08x%08x%08x', map { int rand 2**32 } 1 .. 4));
+	$p{HTTP_COOKIE} = session_cookie_header($o{cookie}) if defined $o{cookie};
+	$p{HTTP_AUTHORIZATION} = "Bearer $o{bearer}" if defined $o{bearer};
+	my $x = fcgi_exchange(fcgi_begin() . fcgi_params(1, [map { ($_ => $p{$_}) } sort keys %p]) . fcgi_record(FCGI_STDIN, 1, ''),
+	    timeout => $o{timeout} // 10);
+	my ($head, $body) = split /\r?\n\r?\n/, $x->{stdout} // '', 2;
+	my %h;
+	for my $line (split /\r?\n/, $head // '') {
+		$h{ lc $1 } = $2 if $line =~ /^([^:\s]+):\s*(.*)$/;
+	}
+	return _result($x->{status} // 0, '', \%h, $body);
+}
+
 # ---------------------------------------------------------------- env files
 
 # KEY=VALUE lines (export prefix, quotes) as opsd reads them.
