@@ -65,6 +65,14 @@ sub actor_of($action, $target = undef) {
 }
 my $TMP = stack()->{tmp};
 
+# opsd_audit_events_total by action, as /metrics shows it now.
+sub audit_counters() {
+	my $m = http(GET => '/metrics');
+	return { map { /^opsd_audit_events_total\{action="([^"]+)"\} (\d+)$/ ? ($1 => $2) : () } split /\n/, $m->{body} // '' };
+}
+my $counters0 = audit_counters();
+ok exists $counters0->{'legal.updated'}, '/metrics has opsd_audit_events_total{action="legal.updated"} before opsctl acts';
+
 # ================================================================ runbook 1
 {
 	my $file = "$TMP/terms-t66.md";
@@ -231,6 +239,28 @@ my @ids = map { $_->{id} } @c;
 	($rc, $out) = opsctl('blocklist', 'remove', '--id', $bid);
 	is $rc, 0, 'opsctl blocklist remove exits 0';
 	is actor_of('security.blocklist_removed'), 'cli:root', 'security.blocklist_removed, actor cli:root';
+}
+
+# ================================================================ runbook 6 sees opsctl
+# The events opsctl wrote above move opsd_audit_events_total on /metrics
+# (it is counted in the database, whoever writes), and the alert rules fire
+# on the values /metrics showed.
+{
+	my $c1 = audit_counters();
+	for my $action (qw(legal.updated compliance.legal_hold_set security.sessions_flushed security.blocklist_added)) {
+		cmp_ok $c1->{$action} // 0, '>', $counters0->{$action} // 0, "/metrics: opsd_audit_events_total{action=\"$action\"} moved";
+	}
+	my %series = map { ("opsd_audit_events_total{action=\"$_\"}" => [$counters0->{$_} // 0, $c1->{$_}]) } keys %$c1;
+	my @moved = grep { $c1->{$_} > ($counters0->{$_} // 0) } sort keys %$c1;
+	my %fires = (
+		OpsdLegalDocumentPublished => qr/^legal\.updated$/,
+		OpsdLegalHoldChanged => qr/^compliance\.legal_hold_(?:set|released)$/,
+		OpsdSecurityAction => qr/^security\.(?:sessions_flushed|blocklist_added|blocklist_removed)$/,
+	);
+	for my $alert (sort keys %fires) {
+		promtool_fires($alert, by => ['action'], series => \%series,
+		    fire => [map { { action => $_ } } grep { $_ =~ $fires{$alert} } @moved]);
+	}
 }
 
 # ================================================================ permissions

@@ -81,52 +81,14 @@ sub served_ok($org, $db, $label) {
 	status_is $g, 200, "$label: GET of a contact by id";
 }
 
-# The OpsdMigrationFailed rule of conf/prometheus/alerts.yml: its expr (one
-# line) and its for.
-sub alert_rule($name) {
-	my ($expr, $for, $in);
-	for (split /\n/, slurp(repo_root() . '/conf/prometheus/alerts.yml') // '') {
-		if (/^\s*-\s*alert:\s*(\S+)/) { last if $in; $in = $1 eq $name; next }
-		next unless $in;
-		$expr = $1 if /^\s*expr:\s*(\S.*?)\s*$/;
-		$for = $1 if /^\s*for:\s*(\S+)/;
-	}
-	return ($expr, $for);
-}
-
-# Runs `promtool test rules` on a test file written from the
-# opsd_migrations_total lines /metrics showed before and after the
-# failure: every status as a series, with the job and instance Prometheus
-# adds (conf/prometheus/prometheus.yml), the change at minute 5. The
-# alert's expression (its `for` is 0m: a result is a firing alert) must
-# give nothing before, exactly the failed series after, and nothing once
-# the 10-minute window has passed.
+# OpsdMigrationFailed (conf/prometheus/alerts.yml) on the
+# opsd_migrations_total lines /metrics showed before and after the failure,
+# every status a series (t/lib/OpsdTest/Prom.pm): nothing before, exactly
+# the failed series after, nothing once the 10-minute window has passed.
 sub promtool_migration_failed($before, $after) {
-	my $promtool = (grep { -x "$_/promtool" } split /:/, $ENV{PATH} // '')[0];
-	SKIP: {
-		skip 'promtool is not installed (Debian package prometheus; script/test installs it)', 3 unless $promtool;
-		my ($expr, $for) = alert_rule('OpsdMigrationFailed');
-		ok $expr && $expr !~ /^[|>]/, "alerts.yml: OpsdMigrationFailed has a one-line expr ($expr)" or return;
-		is $for, '0m', '  and fires without waiting (for: 0m)';
-		my $inst = '127.0.0.1:' . https_port();
-		my $series = join '', map {
-			"      - series: 'opsd_migrations_total{job=\"opsd\",instance=\"$inst\",status=\"$_\"}'\n"
-			    . "        values: \"" . ($before->{$_} // 0) . 'x4 ' . $after->{$_} . "x10\"\n"
-		} sort keys %$after;
-		(my $q = "count by (job, instance, status) ($expr)") =~ s/'/''/g;
-		my $yml = "evaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n$series    promql_expr_test:\n"
-		    . "      - expr: '$q'\n        eval_time: 4m\n        exp_samples: []\n"
-		    . "      - expr: '$q'\n        eval_time: 6m\n        exp_samples:\n"
-		    . "          - labels: '{instance=\"$inst\", job=\"opsd\", status=\"failed\"}'\n            value: 1\n"
-		    . "      - expr: '$q'\n        eval_time: 16m\n        exp_samples: []\n";
-		my $file = stack()->{tmp} . '/migration-failed-test.yml';
-		open my $fh, '>', $file or die "$file: $!";
-		print {$fh} $yml;
-		close $fh;
-		my $r = run_cmd(cmd => ["$promtool/promtool", 'test', 'rules', $file], tag => 'promtool-migration-failed');
-		is $r->{rc}, 0, 'promtool: OpsdMigrationFailed fires on the failed series /metrics showed, only then and only for it'
-		    or diag "$r->{out}$r->{err}\n$yml";
-	}
+	promtool_fires('OpsdMigrationFailed', by => [qw(job instance status)],
+	    series => { map { ("opsd_migrations_total{status=\"$_\"}" => [$before->{$_} // 0, $after->{$_}]) } keys %$after },
+	    fire => [{ job => 'opsd', instance => '127.0.0.1:' . https_port(), status => 'failed' }]);
 }
 
 # ============================================================ 1. failed at ready_for_cutover

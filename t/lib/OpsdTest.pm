@@ -1464,7 +1464,7 @@ sub _archive_logs($why) {
 # The helpers of each area live in t/lib/OpsdTest/<Area>.pm; OpsdTest exports
 # everything they export, so `use OpsdTest;` is all a test needs.
 
-for my $area (qw(Email Legal Records Audit Migration)) {
+for my $area (qw(Email Legal Records Audit Migration Prom)) {
 	my $pkg = "OpsdTest::$area";
 	no strict 'refs';
 	# an area module sets its @EXPORT in a BEGIN block before it loads
