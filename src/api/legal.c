@@ -99,24 +99,6 @@ void api_legal_publish(struct req *r)
 	reply_json(r, 201, o);
 }
 
-/* An If-None-Match that names the current ETag (or "*"). */
-static bool etag_matches(const char *inm, const char *etag)
-{
-	size_t n = strlen(etag);
-
-	for (const char *p = inm; p && *p;) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		if (strncmp(p, "W/", 2) == 0)
-			p += 2;
-		if (*p == '*' ||
-		    (strncmp(p, etag, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ')))
-			return true;
-		p += strcspn(p, ",");
-	}
-	return false;
-}
-
 void api_legal_get(struct req *r)
 {
 	const struct legal_doc *docs, *doc;
@@ -132,7 +114,7 @@ void api_legal_get(struct req *r)
 	reply_header(r, "ETag", doc->etag);
 	/* Public and cacheable, but always revalidated: a publish is immediate. */
 	reply_header(r, "Cache-Control", "no-cache");
-	if (r->if_none_match && etag_matches(r->if_none_match, doc->etag)) {
+	if (req_etag_matches(r, doc->etag)) {
 		reply_empty(r, 304);
 		return;
 	}
