@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 
 #include "api/api.h"
+#include "api/specs.h"
 #include "core/audit.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
@@ -47,6 +48,16 @@ static const struct audit_filter {
     {"orgId", F_UUID, " AND org_id = ?"},
     {"since", F_TIME, " AND occurred_at >= ?"},
     {"until", F_TIME, " AND occurred_at < ?"},
+};
+
+const struct field_spec audit_query[] = {
+    {"action", FT_STRING, 0, 1, 64, NULL},
+    {"actorId", FT_UUID, 0, 0, 0, NULL},
+    {"orgId", FT_UUID, 0, 0, 0, NULL},
+    {"since", FT_TIME, 0, 0, 0, NULL},
+    {"until", FT_TIME, 0, 0, 0, NULL},
+    PAGE_QUERY,
+    {NULL, 0, 0, 0, 0, NULL},
 };
 
 void api_audit_list(struct req *r)

@@ -7,13 +7,14 @@
 
 #include "api/api.h"
 #include "api/errors.h"
+#include "api/specs.h"
 #include "core/audit.h"
 #include "core/mail.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/json.h"
 
-static const struct field_spec test_spec[] = {
+const struct field_spec email_test_spec[] = {
     {"to", FT_STRING, FIELD_REQUIRED, 3, 254, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
@@ -48,7 +49,7 @@ void api_email_test(struct req *r)
 	struct json_object *o;
 	int rc;
 
-	if (!req_validate_or_reply(r, test_spec))
+	if (!req_validate_or_reply(r, email_test_spec))
 		return;
 	rc = db_tx(r->db, test_fn, &x);
 	if (x.err != MAIL_OK || rc != 0) {
@@ -83,6 +84,12 @@ static struct json_object *outbox_row_json(const struct db_rows *rows, size_t i)
 	json_object_object_add(o, "sentAt", dbv_json_time(rows, i, 10));
 	return o;
 }
+
+const struct field_spec email_outbox_query[] = {
+    {"status", FT_ENUM, 0, 0, 0, mail_status_names},
+    PAGE_QUERY,
+    {NULL, 0, 0, 0, 0, NULL},
+};
 
 void api_email_outbox(struct req *r)
 {

@@ -8,6 +8,7 @@
 
 #include "api/api.h"
 #include "api/errors.h"
+#include "api/specs.h"
 #include "core/audit.h"
 #include "core/auth.h"
 #include "core/legal.h"
@@ -21,7 +22,7 @@
 /* Clock skew allowed for an effectiveAt "now" sent by a client. */
 #define PAST_SKEW_MS 60000
 
-static const struct field_spec publish_spec[] = {
+const struct field_spec legal_publish_spec[] = {
     {"type", FT_STRING, FIELD_REQUIRED, 1, LEGAL_TYPE_MAX, NULL},
     {"version", FT_STRING, FIELD_REQUIRED, 1, LEGAL_VERSION_MAX, NULL},
     {"content", FT_STRING, FIELD_REQUIRED, 1, LEGAL_CONTENT_MAX, NULL},
@@ -49,7 +50,7 @@ void api_legal_publish(struct req *r)
 	enum legal_err e;
 	bool notify;
 
-	if (!req_validate_or_reply(r, publish_spec))
+	if (!req_validate_or_reply(r, legal_publish_spec))
 		return;
 	type = json_get_str(r->json, "type", "");
 	version = json_get_str(r->json, "version", "");
@@ -207,6 +208,12 @@ void api_legal_version(struct req *r)
 	reply_json(r, 200, doc_row_json(&rows, 0, true));
 }
 
+const struct field_spec legal_diff_query[] = {
+    {"from", FT_STRING, FIELD_REQUIRED, 1, LEGAL_VERSION_MAX, NULL},
+    {"to", FT_STRING, FIELD_REQUIRED, 1, LEGAL_VERSION_MAX, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
 void api_legal_diff(struct req *r)
 {
 	const char *from = req_query(r, "from"), *to = req_query(r, "to");
@@ -297,7 +304,7 @@ void api_legal_status(struct req *r)
 	reply_json(r, 200, o);
 }
 
-static const struct field_spec accept_spec[] = {
+const struct field_spec legal_accept_spec[] = {
     {"type", FT_STRING, FIELD_REQUIRED, 1, LEGAL_TYPE_MAX, NULL},
     {"version", FT_STRING, FIELD_REQUIRED, 1, LEGAL_VERSION_MAX, NULL},
     {NULL, 0, 0, 0, 0, NULL},
@@ -313,7 +320,7 @@ void api_legal_accept(struct req *r)
 	struct json_object *o;
 	size_t n;
 
-	if (!req_validate_or_reply(r, accept_spec) || !current_or_reply(r, &docs, &n))
+	if (!req_validate_or_reply(r, legal_accept_spec) || !current_or_reply(r, &docs, &n))
 		return;
 	type = json_get_str(r->json, "type", "");
 	version = json_get_str(r->json, "version", "");
@@ -365,6 +372,13 @@ static struct json_object *pending_user_json(const struct db_rows *rows, size_t 
 	json_object_object_add(o, "orgId", dbv_json_uuid(rows, i, 3));
 	return o;
 }
+
+const struct field_spec legal_report_query[] = {
+    {"type", FT_STRING, FIELD_REQUIRED, 1, LEGAL_TYPE_MAX, NULL},
+    {"version", FT_STRING, 0, 1, LEGAL_VERSION_MAX, NULL},
+    PAGE_QUERY,
+    {NULL, 0, 0, 0, 0, NULL},
+};
 
 void api_legal_report(struct req *r)
 {

@@ -8,13 +8,14 @@
 
 #include "api/api.h"
 #include "api/errors.h"
+#include "api/specs.h"
 #include "core/audit.h"
 #include "infra/config.h"
 #include "infra/db.h"
 #include "lib/json.h"
 #include "migration/migration.h"
 
-static const struct field_spec start_spec[] = {
+const struct field_spec migration_start_spec[] = {
     {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
     {"direction", FT_ENUM, FIELD_REQUIRED, 0, 0, mig_directions},
     {"chunkSize", FT_INT, 0, 1, MIG_CHUNK_MAX, NULL},
@@ -26,12 +27,12 @@ static const struct field_spec start_spec[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 
-static const struct field_spec finalize_spec[] = {
+const struct field_spec migration_finalize_spec[] = {
     {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
-static const struct field_spec abort_spec[] = {
+const struct field_spec migration_abort_spec[] = {
     {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
     {"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
     {"migrationId", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
@@ -100,7 +101,7 @@ void api_migration_start(struct req *r)
 	char org[UUID_STR_LEN + 1], id[UUID_STR_LEN + 1] = "", detail[512] = "";
 	enum mig_err e;
 
-	if (!req_validate_or_reply(r, start_spec))
+	if (!req_validate_or_reply(r, migration_start_spec))
 		return;
 	org_canonical(json_get_str(r->json, "orgId", ""), org);
 	m = (struct mig_request){
@@ -139,7 +140,7 @@ void api_migration_finalize(struct req *r)
 	char org[UUID_STR_LEN + 1], detail[512] = "";
 	enum mig_err e;
 
-	if (!req_validate_or_reply(r, finalize_spec))
+	if (!req_validate_or_reply(r, migration_finalize_spec))
 		return;
 	org_canonical(json_get_str(r->json, "orgId", ""), org);
 	req_actor(r, &a);
@@ -157,7 +158,7 @@ void api_migration_abort(struct req *r)
 	char org[UUID_STR_LEN + 1];
 	enum mig_err e;
 
-	if (!req_validate_or_reply(r, abort_spec))
+	if (!req_validate_or_reply(r, migration_abort_spec))
 		return;
 	org_canonical(json_get_str(r->json, "orgId", ""), org);
 	req_actor(r, &a);
@@ -169,6 +170,11 @@ void api_migration_abort(struct req *r)
 	}
 	reply_status_doc(r, 202, org);
 }
+
+const struct field_spec migration_history_query[] = {
+    {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
 
 void api_migration_history(struct req *r)
 {
