@@ -158,4 +158,7 @@ void api_test_sleep(struct req *r);
 void api_test_echo(struct req *r);
 void api_test_db(struct req *r);
 
+/* openapi.c: GET /openapi.json */
+void api_openapi(struct req *r);
+
 #endif

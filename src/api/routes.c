@@ -50,6 +50,7 @@ const struct route routes[] = {
 	/* Loopback without credentials, or anyone holding system.status. */
 	ROUTE("GET",    "/status",                         api_status,             P_SYSTEM_STATUS,           MONITOR | RF_LOOPBACK,       "status", QUERY(status_query), RESP(200, "PoolStatus")),
 	ROUTE("GET",    "/metrics",                        api_metrics,            P_SYSTEM_STATUS,           MONITOR | RF_LOOPBACK,       "metrics", RESP(200, "MetricsText")),
+	ROUTE("GET",    "/openapi.json",                   api_openapi,            P_NONE,                    SYS | RF_NO_DB,              "openapi", RESP(200, "OpenApiDocument"), ETAG),
 
 	ROUTE("POST",   "/auth/login",                     api_auth_login,         P_NONE,                    SYS | JSON,                  "auth_login", BODY(auth_login_spec), RESP(200, "Login"), ERRORS("401")),
 	ROUTE("POST",   "/auth/logout",                    api_auth_logout,        P_NONE,                    AUTH,                        "auth_logout", RESP(200, "LoggedOut")),

@@ -68,5 +68,6 @@ int cmd_blocklist_sync_nginx(struct opsctl *o);
 /* routes.c */
 int cmd_routes(struct opsctl *o);
 int cmd_roles(struct opsctl *o);
+int cmd_openapi(struct opsctl *o);
 
 #endif

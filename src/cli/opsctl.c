@@ -131,6 +131,7 @@ static const struct command commands[] = {
         "write $OPSD_VAR/nginx/opsd-blocklist.conf, nginx -t, reload nginx", true, ""},
     {"routes", "", cmd_routes, "print the route table as JSON", false, ""},
     {"roles", "", cmd_roles, "print the role → permission table as JSON", false, ""},
+    {"openapi", "", cmd_openapi, "print the API document (OpenAPI 3.1) as JSON", false, ""},
 };
 
 static void usage(FILE *f)
