@@ -313,9 +313,9 @@ my ($tok, $tok_id);
 	ok !defined $item->{revokedAt}, 'revokedAt null';
 	ok exists(($l->{json} // {})->{nextCursor}), 'list has nextCursor';
 
-	my $lacks = http(POST => '/auth/tokens', session => $pa_s, json => { name => 'too much', scopes => ['audit.read'] });
+	my $lacks = http(POST => '/auth/tokens', session => $pa_s, json => { name => 'too much', scopes => ['audit.verify'] });
 	check_error($lacks, 403, 'forbidden', 'a scope the owner lacks');
-	like json_encode(($lacks->{json} // {})->{error}{details} // {}), qr/audit\.read/, 'details name the scope';
+	like json_encode(($lacks->{json} // {})->{error}{details} // {}), qr/audit\.verify/, 'details name the scope';
 	check_error(http(POST => '/auth/tokens', session => $pa_s, json => { name => 'x', scopes => ['nope.nope'] }), 400,
 	    'validation_failed', 'an unknown scope');
 	check_error(http(POST => '/auth/tokens', session => $pa_s, json => { name => 'x', scopes => [] }), 400,

@@ -8,7 +8,10 @@
 # backoff up to OPSD_SMTP_MAX_ATTEMPTS, POST /email/outbox/:id/retry, bad
 # input (nothing queued), GET /email/outbox (status filter, paging,
 # permissions), audit events, metrics, and no recipient, body or SMTP
-# password unmasked in log/ or audit payloads.
+# password unmasked in log/ or audit payloads. From the host: opsctl email
+# outbox list (the API's JSON, paging) and retry (audited as cli:root),
+# email settings (never the password) and email test --wait through the
+# outbox, delivered to the peer and audited.
 use v5.36;
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -391,6 +394,84 @@ my $pa_s = login($pa->{email}, $pa->{password});
 		last unless defined $cursor;
 	}
 	is_deeply \@sp, [map { $_->{id} } @s], 'paging with ?status=sent&limit=1 gives the sent list';
+}
+
+# ============================================================ opsctl: the outbox, settings, a test message
+{
+	my $api = outbox(status => 'failed', limit => 500);
+	my ($rc, $out, $err) = opsctl('email', 'outbox', 'list', '--status', 'failed', '--limit', '500');
+	is $rc, 0, 'opsctl email outbox list --status failed exits 0' or diag $err;
+	is_deeply json_decode($out), $api->{json}, 'it prints what GET /email/outbox?status=failed answers';
+	($rc, $out) = opsctl('email', 'outbox', 'list', '--limit', '1');
+	my $p1 = json_decode($out) // {};
+	is scalar(@{ $p1->{items} // [] }), 1, 'outbox list --limit 1: one item';
+	ok defined $p1->{nextCursor}, 'and a nextCursor';
+	($rc, $out) = opsctl('email', 'outbox', 'list', '--limit', '1', '--cursor', $p1->{nextCursor} // '');
+	is_deeply json_decode($out), outbox(limit => 1, cursor => $p1->{nextCursor} // '')->{json},
+	    'the next page with --cursor, as the API gives it';
+	for my $bad (['--status', 'bogus'], ['--limit', '0'], ['--limit', '501'], ['--cursor', 'not-a-cursor!']) {
+		($rc, $out, $err) = opsctl('email', 'outbox', 'list', @$bad);
+		is $rc, 2, "outbox list @$bad: exit 2";
+	}
+
+	# retry of the 550 item: queued again, audited as cli:root, fails again
+	my $n_retry = audit_count('email.retry_requested');
+	($rc, $out, $err) = opsctl('email', 'outbox', 'retry', '--id', $ID{rejected});
+	is $rc, 0, 'opsctl email outbox retry of the failed item exits 0' or diag $err;
+	my $j = json_decode($out) // {};
+	is $j->{id}, $ID{rejected}, 'it prints the item';
+	is $j->{status}, 'queued', 'status queued';
+	is $j->{attempts}, 0, 'attempts 0';
+	is audit_count('email.retry_requested'), $n_retry + 1, 'email.retry_requested audited';
+	my @rr = audit_rows('email.retry_requested', target_id => $ID{rejected});
+	is $rr[-1]{actor_label}, 'cli:root', 'with actor cli:root' if @rr;
+	my $row = wait_outbox_row($ID{rejected}, 15, sub ($r) { $r->{status} eq 'failed' && $r->{attempts} >= 1 });
+	is $row->{status}, 'failed', 'it is tried again and fails again';
+	is scalar(rcpt_events($ADDR{rejected})), 3, 'the peer saw the refused RCPT a third time';
+	($rc, $out, $err) = opsctl('email', 'outbox', 'retry', '--id', $ID{exact});
+	is $rc, 1, 'retry of a sent item exits 1';
+	like $err, qr/only a failed message can be retried/, '"only a failed message can be retried"';
+	($rc, $out, $err) = opsctl('email', 'outbox', 'retry', '--id', uuid7_like());
+	is $rc, 1, 'retry of an unknown id exits 1';
+	like $err, qr/no such message/, '"no such message"';
+	($rc) = opsctl('email', 'outbox', 'retry', '--id', 'not-an-id');
+	is $rc, 2, 'retry of a malformed id exits 2';
+	is audit_count('email.retry_requested'), $n_retry + 1, 'the refused retries wrote nothing';
+
+	# the settings: what the outbox uses, never the password
+	($rc, $out, $err) = opsctl('email', 'settings');
+	is $rc, 0, 'opsctl email settings exits 0' or diag $err;
+	like $out, qr/^server: +localhost$/m, 'server';
+	like $out, qr/^port: +${\ $peer->port }$/m, 'port';
+	like $out, qr/^secure: +starttls$/m, 'secure';
+	like $out, qr/^user: +\Q$SMTP_USER\E$/m, 'user';
+	like $out, qr/^password: +set$/m, 'password: set';
+	like $out, qr/^test mode: +on\b/m, 'test mode on';
+	like $out, qr/^allowlist: +allowed\@example\.test,\@allowed\.test$/m, 'the allowlist';
+	unlike "$out$err", qr/\Q$SMTP_PASS\E/, 'never the password';
+
+	# a test message through the outbox, delivered by the jobs process
+	my $to = "cli-$RAND\@allowed.test";
+	my $n_req = audit_count('email.test_requested');
+	($rc, $out, $err) = opsctl('email', 'test', '--to', $to, '--wait');
+	is $rc, 0, 'opsctl email test --wait exits 0' or diag "$out$err";
+	my ($id) = $out =~ /^queued: \S+ \(outbox ([0-9a-f-]{36})\)$/m;
+	ok $id, 'it says the message is queued, with its outbox id';
+	like $out, qr/^sent: \Q$to\E via localhost:${\ $peer->port } \(starttls, auth\)$/m, 'then that it was sent';
+	my @m = $peer->wait_messages(1, 10, to => $to);
+	is scalar(@m), 1, 'the peer received it' or diag $peer->state_text;
+	is +(outbox_row($id // 'none') // {})->{kind}, 'test', 'an outbox row of kind test';
+	is audit_count('email.test_requested'), $n_req + 1, 'email.test_requested audited';
+	my @tr = audit_rows('email.test_requested', target_id => $id // 'none');
+	is $tr[0]{actor_label}, 'cli:root', 'with actor cli:root' if @tr;
+	is audit_payload($tr[0] // {})->{status}, 'queued', 'payload status queued';
+	unlike $tr[0]{payload} // '', qr/\Q$to\E/i, 'and no address in it';
+	is scalar(audit_rows('email.sent', target_id => $id // 'none')), 1, 'email.sent audited';
+	my $p = email_test_post("api-$RAND\@allowed.test");
+	my @ar = audit_rows('email.test_requested', target_id => ($p->{json} // {})->{id} // 'none');
+	is $ar[0]{actor_label}, 'superadmin', 'POST /email/test writes email.test_requested too' if @ar;
+	ok @ar, 'POST /email/test is audited as email.test_requested';
+	$peer->wait_messages(1, 10, to => "api-$RAND\@allowed.test");
 }
 
 # ============================================================ 451 until OPSD_SMTP_MAX_ATTEMPTS

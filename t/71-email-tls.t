@@ -4,8 +4,10 @@
 # wrong SMTP_PASS, an untrusted certificate (no SMTP_CA_FILE) and a
 # certificate for another host name all fail with a clear last_error and
 # deliver nothing (and never send the credentials); SMTP_SECURE=none with a
-# plain loopback peer delivers; `opsctl email test` (sent / suppressed /
-# failed at STEP) through the same settings; --check-config refuses
+# plain loopback peer delivers; `opsctl email test --wait` queues through
+# the outbox like POST /email/test (audited email.test_requested, actor
+# cli:root) and reports what the jobs process met: sent, suppressed, failed
+# at auth, and "not sent yet" at starttls, tls or connect; --check-config refuses
 # SMTP_SECURE=none with a remote server; SMTP_PASS never appears in a log.
 # One stack, restarted with other SMTP settings (restart_stack).
 use v5.36;
@@ -43,27 +45,16 @@ sub now_stamp() {
 	return sprintf('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', $g[5] + 1900, $g[4] + 1, @g[3, 2, 1, 0], ($t * 1000) % 1000);
 }
 
-# An env file for opsctl: the running stack's opsd.env with changes (undef
-# removes a variable); 0600 because it holds SMTP_PASS.
-my $ENVN = 0;
-sub env_file(%over) {
-	my %e = %{ parse_env_file(var_dir() . '/opsd.env') // {} };
-	%e = (%e, %over);
-	delete $e{$_} for grep { !defined $e{$_} } keys %e;
-	my $path = stack()->{tmp} . '/opsctl-' . ++$ENVN . '.env';
-	open my $fh, '>', $path or die "$path: $!";
-	chmod 0600, $path;
-	print {$fh} map { "$_=$e{$_}\n" } sort keys %e;
-	close $fh;
-	return $path;
-}
 my @OPSCTL_OUT;   # every opsctl output, checked for the password at the end
-sub email_test_cli($to, %over) {
-	my ($rc, $out, $err) = opsctl({ env => { OPSD_ENV_FILE => env_file(%over) }, timeout => 120 },
-	    'email', 'test', (defined $to ? ('--to', $to) : ()));
+# `opsctl email test --to TO --wait` against the running stack (its
+# opsd.env): the message goes through the outbox and the jobs process.
+sub email_test_cli($to, @more) {
+	my ($rc, $out, $err) = opsctl({ timeout => 120 }, 'email', 'test', (defined $to ? ('--to', $to) : ()),
+	    @more);
 	push @OPSCTL_OUT, "$out\n$err";
 	return ($rc, "$out$err");
 }
+sub queued_id($out) { return $out =~ /^queued: \S+ \(outbox ([0-9a-f-]{36})\)$/m ? $1 : undef }
 
 # ============================================================ STARTTLS required, peer without STARTTLS
 {
@@ -82,66 +73,69 @@ sub email_test_cli($to, %over) {
 	    or outbox_diag($id, $plain_auth);
 	is nevents($plain_auth, 'mail', since => $since), 0, 'no MAIL FROM in the clear';
 	is scalar($plain_auth->messages), 0, 'the peer received nothing';
+
+	my ($rc, $out) = email_test_cli("cli-$to", '--wait', '--timeout', 30);
+	is $rc, 1, 'opsctl email test --wait (no STARTTLS offered) exits 1' or diag $out;
+	like $out, qr/^queued: cli-\Q$to\E \(outbox [0-9a-f-]{36}\)$/m, 'it first says the message is queued';
+	like $out, qr/^not sent yet: attempt failed at starttls: .*; next attempt at /m,
+	    'then "not sent yet: attempt failed at starttls: …; next attempt at …"';
+	my $id2 = queued_id($out);
+	my @req = audit_rows('email.test_requested', target_id => $id2 // 'none');
+	is scalar(@req), 1, 'email.test_requested is audited for it';
+	is $req[0]{actor_label}, 'cli:root', 'with actor cli:root' if @req;
+	is scalar($plain_auth->messages), 0, 'the peer still received nothing';
 }
 
-# ============================================================ opsctl email test
+# ============================================================ opsctl email test, the right relay
+restart_stack(env => { SMTP_PORT => $tls->port });
 {
-	my %base = (SMTP_PORT => $tls->port, SMTP_SERVER => 'localhost', SMTP_USER => $USER, SMTP_PASS => $PASS,
-	    SMTP_CA_FILE => $ca->{ca}, SMTP_SECURE => 'starttls');
-	my ($rc, $out) = email_test_cli('allowed@example.test', %base);
-	is $rc, 0, 'opsctl email test --to allowed@example.test exits 0' or diag $out;
-	like $out, qr/^sent: .* via localhost:${\ $tls->port } \(starttls, auth\)$/m,
+	my ($rc, $out) = email_test_cli('allowed@example.test', '--wait');
+	is $rc, 0, 'opsctl email test --to allowed@example.test --wait exits 0' or diag $out;
+	like $out, qr/^sent: allowed\@example\.test via localhost:${\ $tls->port } \(starttls, auth\)$/m,
 	    'it prints "sent: … via HOST:PORT (starttls, auth)"';
+	my $id = queued_id($out);
+	is +(outbox_row($id // 'none') // {})->{status}, 'sent', 'the outbox row is sent';
 	my @m = $tls->wait_messages(1, 10, to => 'allowed@example.test');
-	is scalar(@m), 1, 'the peer received it (straight through libESMTP, not the outbox)' or diag $tls->state_text;
+	is scalar(@m), 1, 'the peer received it (through the outbox and the jobs process)' or diag $tls->state_text;
 	ok $m[0]{tls} && ($m[0]{auth_user} // '') eq $USER, 'over TLS with AUTH' if @m;
 	is $m[0]{mail_from}, 'opsd@example.test', 'from SMTP_FROM' if @m;
 	ok $m[0]{crlf_only} && ($m[0]{headers}{'message-id'} // '') =~ /^<[^@<>\s]+@[^@<>\s]+>$/ && $m[0]{headers}{date},
 	    'a well-formed message (CRLF, Message-ID, Date)' if @m;
+	ok @m && ($m[0]{body} // '') =~ /opsctl email test by\s+cli:root/, 'its body says who queued it' if @m;
+	my @sent = audit_rows('email.sent', target_id => $id // 'none');
+	is scalar(@sent), 1, 'the attempt is audited (email.sent)';
 
 	my $nobody = "nobody-$RAND\@example.test";
-	($rc, $out) = email_test_cli($nobody, %base);
+	($rc, $out) = email_test_cli($nobody, '--wait');
 	is $rc, 1, 'opsctl email test to a non-allowlisted address exits 1' or diag $out;
 	like $out, qr/^suppressed: \Q$nobody\E is not in TEST_EMAIL_ALLOWLIST \(test mode\)$/m,
 	    'it prints "suppressed: ADDR is not in TEST_EMAIL_ALLOWLIST (test mode)"';
+	my ($sup) = grep { ($_->{actor_label} // '') eq 'cli:root' } audit_rows('email.suppressed');
+	ok $sup, 'email.suppressed is audited with actor cli:root';
 	ok !$tls->messages_to($nobody), 'and nothing reached the peer';
 
 	my $n0 = $tls->count;
-	($rc, $out) = email_test_cli('allowed@example.test', %base, SMTP_PASS => $WRONG);
-	is $rc, 1, 'opsctl with a wrong SMTP_PASS exits 1' or diag $out;
-	like $out, qr/^failed at auth: /m, 'it prints "failed at auth: …"';
-	is $tls->count, $n0, 'nothing delivered';
-
-	($rc, $out) = email_test_cli('allowed@example.test', %base, SMTP_CA_FILE => undef);
-	is $rc, 1, 'opsctl without SMTP_CA_FILE (system CAs do not know the test CA) exits 1' or diag $out;
-	like $out, qr/^failed at (?:starttls|tls): .*certific/mi, 'it prints "failed at starttls|tls: …certificate…"';
-	is $tls->count, $n0, 'nothing delivered';
-
-	my $n1 = $named->count;
-	($rc, $out) = email_test_cli('allowed@example.test', %base, SMTP_PORT => $named->port, SMTP_CA_FILE => $other->{ca});
-	is $rc, 1, 'opsctl against a trusted certificate for another host name (other.test) exits 1' or diag $out;
-	like $out, qr/^failed at (?:starttls|tls): /m, 'it prints "failed at starttls|tls: …"';
-	is $named->count, $n1, 'nothing delivered';
-	is nevents($named, 'auth'), 0, 'and the credentials were not sent to it';
-
-	my $n2 = $plain_auth->count;
-	($rc, $out) = email_test_cli('allowed@example.test', %base, SMTP_PORT => $plain_auth->port);
-	is $rc, 1, 'opsctl against a relay without STARTTLS exits 1' or diag $out;
-	like $out, qr/^failed at starttls: /m, 'it prints "failed at starttls: …"';
-	is $plain_auth->count, $n2, 'nothing delivered';
-
 	$tls->stop;
-	($rc, $out) = email_test_cli('allowed@example.test', %base);
-	is $rc, 1, 'opsctl with the relay down exits 1' or diag $out;
-	like $out, qr/^failed at connect: /m, 'it prints "failed at connect: …"';
+	($rc, $out) = email_test_cli('allowed@example.test', '--wait', '--timeout', 30);
+	is $rc, 1, 'opsctl email test --wait with the relay down exits 1' or diag $out;
+	like $out, qr/^not sent yet: attempt failed at connect: /m, 'it prints "not sent yet: attempt failed at connect: …"';
+	my $later = queued_id($out);
 	$tls->start;
 	ok $tls->running, 'the relay is back';
+	my $row = wait_outbox_row($later // 'none', 30, sub ($r) { $r->{status} eq 'sent' });
+	is $row->{status}, 'sent', 'and the queued message is sent on a later attempt' or outbox_diag($later, $tls);
 
-	($rc, $out) = email_test_cli(undef, %base);
-	isnt $rc, 0, 'opsctl email test without --to exits non-zero';
-	($rc, $out) = email_test_cli('no-at-sign', %base);
-	isnt $rc, 0, 'opsctl email test --to no-at-sign exits non-zero';
-	is $tls->count, $n0 + 0, 'nothing more delivered';
+	my $q0 = outbox_count();
+	($rc, $out) = email_test_cli(undef);
+	is $rc, 2, 'opsctl email test without --to exits 2';
+	($rc, $out) = email_test_cli('no-at-sign');
+	is $rc, 2, 'opsctl email test --to no-at-sign exits 2';
+	($rc, $out) = email_test_cli('allowed@example.test', '--timeout', 5);
+	is $rc, 2, '--timeout without --wait exits 2';
+	($rc, $out) = email_test_cli('allowed@example.test', '--wait', '--timeout', 0);
+	is $rc, 2, '--timeout 0 exits 2';
+	is outbox_count(), $q0, 'nothing queued by the bad calls';
+	is $tls->count, $n0 + 1, 'nothing more delivered';
 }
 
 # ============================================================ wrong SMTP_PASS: failed at once
@@ -164,6 +158,11 @@ restart_stack(env => { SMTP_PORT => $tls->port, SMTP_PASS => $WRONG });
 	ok !$tls->messages_to($to), 'the peer got nothing';
 	sleep 3;
 	is +(outbox_row($id) // {})->{attempts}, 1, 'not retried three seconds later';
+
+	my ($rc, $out) = email_test_cli("cli-$to", '--wait');
+	is $rc, 1, 'opsctl email test --wait with a wrong SMTP_PASS exits 1' or diag $out;
+	like $out, qr/^failed at auth: 535\b/m, 'it prints "failed at auth: 535 …"';
+	unlike $out, qr/\Q$WRONG\E/, 'without the password';
 }
 
 # ============================================================ untrusted certificate: nothing sent
@@ -183,6 +182,12 @@ restart_stack(env => { SMTP_PASS => $PASS, SMTP_CA_FILE => undef });
 	is nevents($tls, 'auth', since => $since), 0, 'the credentials were never sent to the unverified server';
 	is nevents($tls, 'mail', since => $since), 0, 'no MAIL FROM reached it';
 	isnt +(outbox_row($id) // {})->{status}, 'sent', 'still not sent';
+
+	my ($rc, $out) = email_test_cli("cli-$to", '--wait', '--timeout', 30);
+	is $rc, 1, 'opsctl email test --wait without SMTP_CA_FILE exits 1' or diag $out;
+	like $out, qr/^not sent yet: attempt failed at (?:starttls|tls): .*certific/mi,
+	    'it prints "not sent yet: attempt failed at starttls|tls: …certificate…"';
+	ok !$tls->messages_to("cli-$to"), 'the peer got nothing';
 }
 
 # ============================================================ SMTP_SECURE=none with a plain loopback relay
@@ -201,6 +206,12 @@ restart_stack(env => { SMTP_CA_FILE => $ca->{ca}, SMTP_SECURE => 'none', SMTP_PO
 	is $row->{attempts}, 1, 'attempts 1';
 	sleep 2;
 	is scalar($plain->messages_to($to)), 1, 'exactly once';
+
+	my ($rc, $out) = email_test_cli("cli-$to", '--wait');
+	is $rc, 0, 'opsctl email test --wait with SMTP_SECURE=none exits 0' or diag $out;
+	like $out, qr/^sent: cli-\Q$to\E via localhost:${\ $plain->port } \(no tls, no auth\)$/m,
+	    'it prints "sent: … (no tls, no auth)"';
+	is scalar($plain->messages_to("cli-$to")), 1, 'the plain peer received it';
 }
 
 # ============================================================ --check-config: SMTP_SECURE=none only on loopback

@@ -8,7 +8,11 @@
 # the report (counts of active users, paging, permissions), audit events
 # (legal.updated without the content, legal.accepted), notify: true through
 # the outbox to a real SMTP peer (test mode and the allowlist), and
-# `opsctl legal publish`. Enforcement itself is t/81-legal-enforce.t.
+# `opsctl legal publish`. GET /legal, public: every type with its current
+# version (null while only scheduled ones exist) and its scheduled ones in
+# order, before and after a scheduled version takes effect, an empty list
+# before any publish, 405 for other methods. Enforcement itself is
+# t/81-legal-enforce.t.
 use v5.36;
 use utf8;
 use FindBin;
@@ -51,6 +55,12 @@ sub active_user_emails() {
 	return grep { length } split /\n/, $out;
 }
 sub active_user_count() { return scalar(active_user_emails()) }
+# GET /legal (no credentials) as {type => [current version or undef, [scheduled versions]]}
+sub legal_index() {
+	my $r = http(GET => '/legal');
+	return { map { $_->{type} => [($_->{current} // {})->{version}, [map { $_->{version} } @{ $_->{scheduled} // [] }]] }
+	    @{ j($r)->{items} // [] } };
+}
 
 # The texts: a marker in each so no log or audit payload may carry them;
 # non-ASCII to check UTF-8 end to end.
@@ -63,6 +73,13 @@ my %TEXT = (
 
 # ============================================================ nothing published yet
 check_error(legal_get('privacy'), 404, undef, 'GET /legal/privacy before any publish');
+{
+	my $r = http(GET => '/legal');
+	status_is $r, 200, 'GET /legal before any publish, without credentials: 200';
+	is_deeply j($r), { items => [], nextCursor => undef }, '  no types';
+	check_error(http(DELETE => '/legal'), 405, 'method_not_allowed', 'DELETE /legal');
+	like http(PUT => '/legal')->{headers}{allow} // '', qr/^(?=.*GET)(?=.*POST)/, '  PUT /legal: Allow names GET and POST';
+}
 check_error(legal_get('Bad_Type'), 404, undef, 'GET /legal/:type with a malformed type');
 check_error(legal_publish(undef, type => 'privacy', version => 'v0', content => 'x'), 401, 'unauthenticated',
     'POST /legal without credentials');
@@ -309,6 +326,13 @@ my $comp_s = login($comp->{email}, $comp->{password});
 	is_deeply [map { $_->{version} } @it], [qw(v3 v2 v1)], 'versions: the scheduled v3 first (newest effectiveAt)';
 	is_deeply [map { $_->{current} } @it], [JSON::PP::false, JSON::PP::true, JSON::PP::false],
 	    'current flags: v3 false, v2 true, v1 false';
+	my $idx = http(GET => '/legal');
+	my ($p) = grep { $_->{type} eq 'privacy' } @{ j($idx)->{items} // [] };
+	is_deeply [($p->{current} // {})->{version}, [map { $_->{version} } @{ $p->{scheduled} // [] }]], ['v2', ['v3']],
+	    'GET /legal: privacy current v2, v3 scheduled' or diag $idx->{body};
+	is(($p->{scheduled}[0] // {})->{effectiveAt}, $DOC{v3}{effectiveAt}, '  with its effectiveAt');
+	ok !grep({ !has_keys($_, [qw(version effectiveAt contentSha256 publishedAt)], ['content']) } $p->{current}, @{ $p->{scheduled} // [] }),
+	    '  each version: version, effectiveAt, contentSha256, publishedAt (no content)';
 	ok(time < $eff, 'still before effectiveAt') or diag 'the checks above took too long to prove anything';
 
 	sleep 0.1 while time < $eff + 0.3;
@@ -321,6 +345,7 @@ my $comp_s = login($comp->{email}, $comp->{password});
 	isnt $n->{headers}{etag}, $etag2, 'a new ETag';
 	@it = @{ legal_versions('privacy') };
 	is_deeply [map { $_->{current} } @it], [JSON::PP::true, JSON::PP::false, JSON::PP::false], 'versions: now v3 current';
+	is_deeply legal_index()->{privacy}, ['v3', []], 'GET /legal: privacy current v3, nothing scheduled';
 }
 my $CUR = 'v3';
 
@@ -552,6 +577,27 @@ my $accepted_at;
 	like $out, qr/^published cookies 2 \(scheduled for [^)]+\)$/m, 'it prints "published cookies 2 (scheduled for …)"' or diag $out;
 	is j(legal_get('cookies'))->{version}, '1', 'GET /legal/cookies still returns 1';
 	ok scalar(audit_rows('legal.updated')) >= 7, 'opsctl publishes are audited too (legal.updated)';
+
+	# GET /legal: the types, their current and scheduled versions
+	my $r = legal_publish($admin, type => 'cookies', version => '3', content => 'c3', effectiveAt => rfc3339_at(time + 7200));
+	status_is $r, 201, 'cookies 3 scheduled in two hours';
+	$r = legal_publish($admin, type => 'dpa', version => 'd1', content => 'd1', effectiveAt => rfc3339_at(time + 7200));
+	status_is $r, 201, 'dpa d1, the first of its type, scheduled in two hours';
+	$r = http(GET => '/legal');
+	status_is $r, 200, 'GET /legal without credentials: 200';
+	my @types = grep { length } split /\n/, mysql('SELECT DISTINCT type FROM legal_documents ORDER BY type') // '';
+	is_deeply [map { $_->{type} } @{ j($r)->{items} // [] }], \@types, '  every type, by name (' . join(' ', @types) . ')';
+	my $idx = legal_index();
+	is_deeply { map { $_ => $idx->{$_} } qw(bigdoc cookies dpa privacy) }, { bigdoc => ['1.0', []], cookies => ['1', ['2', '3']],
+	    dpa => [undef, ['d1']], privacy => ['v3', []] }, '  current and scheduled versions (soonest first); dpa has no current one yet'
+	    or diag $r->{body};
+	my ($c) = grep { $_->{type} eq 'cookies' } @{ j($r)->{items} // [] };
+	is_deeply [map { $_->{effectiveAt} } @{ $c->{scheduled} // [] }], [sort map { $_->{effectiveAt} } @{ $c->{scheduled} // [] }],
+	    '  scheduled in effectiveAt order';
+	ok exists j($r)->{nextCursor} && !defined j($r)->{nextCursor}, '  nextCursor null';
+	unlike $r->{body}, qr/\Q$MARK\E|"content"/, '  no document text';
+	my $m = http(GET => '/legal', session => $member_s);
+	is_deeply j($m), j($r), '  the same for a signed-in member';
 }
 
 finish();

@@ -8,6 +8,13 @@
 # blocks again for that type only; a scheduled version blocks by itself once
 # it takes effect; service principals are never blocked; the superadmin can
 # publish (on /legal) while blocked elsewhere until they accept.
+# Containment and the audit log (routes marked legalContainment) stay
+# reachable for whoever holds their permission: a pending security_admin
+# flushes (with tokens), revokes tokens, disables and enables a user, edits
+# the blocklist, places a hold and reads /audit and /audit/verify, each answer
+# carrying Legal-Pending, while /legal/acceptance/status still shows the
+# documents pending and other routes stay blocked; a pending compliance
+# officer holds and reads the audit log; a pending member is still blocked.
 use v5.36;
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -64,7 +71,29 @@ ok $oa_tok, "the org_admin has a users.read token";
 	    'GET /healthz') {
 		is(($by{$k} // {})->{legalExempt}, JSON::PP::true, "opsctl routes: $k is legalExempt");
 	}
+	for my $k ('POST /security/sessions/flush', 'POST /security/blocklist', 'GET /security/blocklist',
+	    'DELETE /security/blocklist/:id', 'POST /security/users/:id/disable', 'POST /security/users/:id/enable',
+	    'POST /security/tokens/revoke', 'POST /compliance/legal-hold', 'GET /audit', 'GET /audit/verify') {
+		my $r = $by{$k} // {};
+		is $r->{legalContainment}, JSON::PP::true, "opsctl routes: $k is legalContainment";
+		is $r->{legalExempt}, JSON::PP::false, '  not legalExempt';
+		ok defined $r->{permission}, '  and needs a permission';
+	}
+	is(($by{'GET /users'} // {})->{legalContainment}, JSON::PP::false, 'opsctl routes: GET /users is not legalContainment');
 }
+
+# the security and compliance roles, and a member with a session and a token
+my $sec = create_user(role => 'security_admin');
+my $sec_s = login($sec->{email}, $sec->{password});
+ok $sec_s->{cookie}, 'a security_admin logs in' or diag $sec_s->{res}{body};
+my $co = create_user(role => 'compliance_officer');
+my $co_s = login($co->{email}, $co->{password});
+ok $co_s->{cookie}, 'a compliance_officer logs in' or diag $co_s->{res}{body};
+my $mem = create_user(role => 'member', org => $org);
+my $mem_s = login($mem->{email}, $mem->{password});
+ok $mem_s->{cookie}, 'a member logs in' or diag $mem_s->{res}{body};
+my $mem_tok = j(http(POST => '/auth/tokens', session => $mem_s, json => { name => 'mem', scopes => ['tenant.read'] }));
+ok $mem_tok->{token}, 'the member has a token';
 
 # ============================================================ nothing published: nothing blocked
 status_is http(GET => '/users', session => $oa_s), 200, 'nothing published yet: GET /users 200';
@@ -109,6 +138,69 @@ status_is http(GET => '/console/', session => $oa_s), 200, 'blocked user: the co
 	is_deeply status_pending($oa_s), ['privacy p1', 'terms t1'], 'status: privacy p1 and terms t1 pending';
 }
 status_is http(GET => '/users', bearer => $svc_tok), 200, 'the service user (bearer) is not blocked';
+
+# ============================================================ containment while pending
+{
+	my $PENDING = 'privacy=p1, terms=t1';
+	# the answer went through, and still asks for acceptance
+	my $through = sub ($r, $status, $name) {
+		my $ok = status_is($r, $status, "pending security role: $name");
+		$ok &= is $r->{headers}{'legal-pending'}, $PENDING, "  Legal-Pending: $PENDING";
+		diag "body: $r->{body}" unless $ok;
+		return $r;
+	};
+	my $T = JSON::PP::true;
+	$through->(http(POST => '/security/sessions/flush', session => $sec_s,
+	    json => { scope => 'user', id => $mem->{id}, tokens => $T }), 200, 'security_admin flushes a user with tokens');
+	check_error(me($mem_s), 401, 'unauthenticated', "  the member's session is gone");
+	is http(GET => '/auth/me', bearer => $mem_tok->{token})->{status}, 401, "  and their token";
+	$mem_s = login($mem->{email}, $mem->{password});
+	$mem_tok = j(http(POST => '/auth/tokens', session => $mem_s, json => { name => 'mem2', scopes => ['tenant.read'] }));
+	is j($through->(http(POST => '/security/tokens/revoke', session => $sec_s, json => { userId => $mem->{id} }), 200,
+	    'security_admin revokes the member\'s tokens'))->{revoked}, 1, '  revoked 1';
+	$through->(http(POST => "/security/users/$mem->{id}/disable", session => $sec_s, json => { reason => 'incident' }), 200,
+	    'security_admin disables the member');
+	$through->(http(POST => "/security/users/$mem->{id}/enable", session => $sec_s, json => {}), 200,
+	    'security_admin enables the member');
+	my $bl = $through->(http(POST => '/security/blocklist', session => $sec_s,
+	    json => { cidr => '192.0.2.0/24', reason => 'incident' }), 201, 'security_admin blocks a range');
+	$through->(http(GET => '/security/blocklist', session => $sec_s), 200, 'security_admin lists the blocklist');
+	$through->(http(DELETE => '/security/blocklist/' . (j($bl)->{id} // uuid7_like()), session => $sec_s), 200,
+	    'security_admin removes the range');
+	$through->(http(POST => '/compliance/legal-hold', session => $sec_s,
+	    json => { entity => 'users', ids => [$mem->{id}], hold => $T, reason => 'incident' }), 200, 'security_admin places a hold');
+	$through->(http(GET => '/audit?limit=5', session => $sec_s), 200, 'security_admin reads /audit');
+	$through->(http(GET => '/audit/verify', session => $sec_s), 200, 'security_admin verifies the audit chain');
+	$through->(http(GET => '/audit?action=user.disabled', session => $co_s), 200, 'compliance_officer reads /audit');
+	$through->(http(GET => '/audit/verify', session => $co_s), 200, 'compliance_officer verifies the chain');
+	$through->(http(POST => '/compliance/legal-hold', session => $co_s,
+	    json => { entity => 'users', ids => [$mem->{id}], hold => JSON::PP::false, reason => 'done' }), 200,
+	    'compliance_officer releases the hold');
+	$through->(http(GET => '/audit?limit=1', session => $admin), 200, 'the superadmin reads /audit before accepting');
+	# everything else stays blocked, for them and for the member
+	blocked(http(GET => '/users', session => $sec_s), 'pending security_admin GET /users', 'privacy p1', 'terms t1');
+	blocked(http(GET => "/orgs/$org->{id}", session => $co_s), 'pending compliance_officer GET /orgs/:id', 'privacy p1', 'terms t1');
+	blocked(http(GET => "/compliance/records/users/$mem->{id}", session => $sec_s),
+	    'pending security_admin GET /compliance/records (not containment)', 'privacy p1', 'terms t1');
+	$mem_s = login($mem->{email}, $mem->{password});
+	ok $mem_s->{cookie}, 'the enabled member logs in';
+	blocked(http(GET => "/orgs/$org->{id}/contacts", session => $mem_s), 'pending member GET /orgs/:id/contacts', 'privacy p1', 'terms t1');
+	check_error(http(GET => '/audit', session => $mem_s), 403, 'forbidden', 'pending member GET /audit: 403 forbidden (no audit.read)');
+	check_error(http(POST => '/security/sessions/flush', session => $mem_s, json => { scope => 'all' }), 403, 'forbidden',
+	    'pending member flushing: 403 forbidden, nothing flushed');
+	status_is me($sec_s), 200, '  (the security_admin is still signed in)';
+	ok !exists http(GET => '/auth/me', session => $sec_s)->{headers}{'legal-pending'}, 'exempt routes carry no Legal-Pending';
+	is_deeply status_pending($sec_s), ['privacy p1', 'terms t1'], 'acceptance/status still shows both pending for the security_admin';
+	is_deeply status_pending($co_s), ['privacy p1', 'terms t1'], 'and for the compliance_officer';
+	status_is legal_accept($sec_s, 'privacy', 'p1'), 200, 'the security_admin accepts privacy p1';
+	my $r = http(GET => '/audit?limit=1', session => $sec_s);
+	is $r->{headers}{'legal-pending'}, 'terms=t1', '  Legal-Pending now names terms=t1 only';
+	status_is legal_accept($sec_s, 'terms', 't1'), 200, '  and accepts terms t1';
+	$r = http(GET => '/audit?limit=1', session => $sec_s);
+	status_is $r, 200, 'GET /audit after accepting';
+	ok !exists $r->{headers}{'legal-pending'}, '  without Legal-Pending';
+	status_is http(GET => '/users', session => $sec_s), 200, '  and GET /users passes';
+}
 status_is http(GET => "/orgs/$org->{id}", bearer => $svc_tok), 200, 'the service user: GET /orgs/:id 200';
 
 # accept privacy: only terms left
@@ -125,7 +217,7 @@ blocked(http(GET => '/users', session => $pa_s), 'the platform_admin (not accept
 
 # ============================================================ the superadmin is gated too
 blocked(http(GET => '/users', session => $admin), 'superadmin GET /users before accepting', 'privacy p1', 'terms t1');
-blocked(http(GET => '/audit?limit=1', session => $admin), 'superadmin GET /audit before accepting', 'privacy p1', 'terms t1');
+blocked(http(GET => '/orgs', session => $admin), 'superadmin GET /orgs before accepting', 'privacy p1', 'terms t1');
 status_is legal_accept($admin, 'privacy', 'p1'), 200, 'the superadmin accepts privacy p1';
 status_is legal_accept($admin, 'terms', 't1'), 200, 'and terms t1';
 status_is http(GET => '/users', session => $admin), 200, 'superadmin GET /users 200 after accepting';

@@ -475,7 +475,11 @@ patch($org1, $H, 'hanna', 3);
 	purge_counts_are($p, $x, "  it stopped before seq $after->{seq}") if $kept;
 	my ($r, $v) = audit_verify();
 	ok JSON::PP::is_bool($v->{ok}) && !$v->{ok}, '  verify still reports the chain broken' or diag $r->{body};
-	ok defined mysql('INSERT INTO audit_events SELECT * FROM t93_saved', 'DROP TABLE t93_saved'), "seq $gone->{seq} put back";
+	# every stored column by name: ip_bin is computed by MariaDB and takes no value
+	my $cols = 'seq, id, occurred_at, actor_id, actor_label, org_id, action, target_type, target_id, ip, request_id,'
+	    . ' payload, prev_hash, hash';
+	ok defined mysql("INSERT INTO audit_events ($cols) SELECT $cols FROM t93_saved", 'DROP TABLE t93_saved'),
+	    "seq $gone->{seq} put back";
 	verify_ok('the deleted row put back');
 	my $x2 = expect_purge(\@HELD);
 	my $p2 = purge('--days', '0');

@@ -5,7 +5,7 @@
 # direction missing, unknown or wrong for the org's mode (409 conflict both
 # ways), chunkSize 0 / 100001 / "x" / 1.5, malformed and over-long targetUri
 # (the URI's password is never in the answer), dbName "1bad" / "a-b" / 65
-# characters, reason missing / empty / 501 characters, unknown fields, a
+# characters, reason empty / 501 characters, unknown fields, a
 # target that refuses connections (400 target_unreachable, details.reason)
 # — each is answered in the README "API" envelope and records nothing (no
 # migrations row, no migration.* audit event, status still 404). Status,
@@ -16,7 +16,21 @@
 # shape, the target redacted, a second start 409 migration_in_progress,
 # finalize before ready 409, abort 202 → aborted within 20 s, abort again
 # 409, the target database gone, a new start allowed, history newest first.
-# Every other role gets 403 on every migration route, nobody 401. opsctl
+# The seed's literal requests: start with exactly orgId, direction,
+# chunkSize and targetUri (or dbName), no reason: 202, reason null in the
+# status and NULL in the row (not ""), no reason in the audit payloads,
+# ready_for_cutover; finalize with dryRun there: 200 and the report (its
+# members, steps connect/catch_up/verify, expectedFreezeMs their sum, the
+# verification), still ready_for_cutover and shared, the report in the
+# status, migration.finalize_requested {dryRun} and
+# migration.finalize_rehearsed audited, opsctl migration finalize
+# --dry-run (text and --json); with the jobs process stopped: 202 and the
+# status in phase rehearsal, a second one 409, an abort wins; dryRun "yes"
+# 400, and the 404/409s of finalize for dryRun too. Abort with only orgId:
+# abortReason null. GET /migration across the orgs of this file: newest
+# first, as in the table, status filters, paging by limit 2 over several
+# orgs, bad status/limit/cursor 400; opsctl migration list (text, --json,
+# --status, a bad --status). Every other role gets 403 on every migration route, nobody 401. opsctl
 # migration start/status/watch/finalize/abort/history: output and exit
 # codes (0; 2 for a refusal or bad usage), --target-uri-env, and watch
 # riding out a MariaDB restart. No password of a target anywhere in log/
@@ -98,7 +112,7 @@ sub check_doc($doc, $name, %want) {
 	my ($rc, $out, $err) = opsctl('routes');
 	my %by = map { ("$_->{method} $_->{pattern}" => $_) } @{ json_decode($out) // [] };
 	for my $k ('POST /migration/start', 'GET /migration/status/:orgId', 'POST /migration/finalize',
-	    'POST /migration/abort', 'GET /migration/history') {
+	    'POST /migration/abort', 'GET /migration/history', 'GET /migration') {
 		is +($by{$k} // {})->{permission}, 'migration.run', "$k needs migration.run";
 	}
 	my $roles = json_decode((opsctl('roles'))[1]) // {};
@@ -108,7 +122,7 @@ sub check_doc($doc, $name, %want) {
 
 # ============================================================ orgs
 sub new_org($tag) { return create_org(name => "Migration $tag $R", slug => "m95$tag$R") }
-my %O = map { ($_ => new_org($_)) } qw(bad held rec over run cli watch dedi);
+my %O = map { ($_ => new_org($_)) } qw(bad held rec over run cli watch dedi lit);
 ok !grep({ !$O{$_}{id} } keys %O), 'orgs for each part' or BAIL_OUT('cannot create orgs');
 my $A = $O{bad}{id};
 
@@ -144,7 +158,6 @@ my @BAD = (
 	['dbName of 65 characters', { dbName => 'x' x 65 }, 400, 'validation_failed', 'dbName'],
 	['dbName with a backtick', { dbName => 'org_a`; DROP DATABASE opsd; --' }, 400, 'validation_failed', 'dbName'],
 	['dbName empty', { dbName => '' }, 400, 'validation_failed', 'dbName'],
-	['missing reason', { reason => undef }, 400, 'validation_failed', 'reason'],
 	['empty reason', { reason => '' }, 400, 'validation_failed', 'reason'],
 	['reason of 501 characters', { reason => 'r' x 501 }, 400, 'validation_failed', 'reason'],
 	['dryRun "yes"', { dryRun => 'yes' }, 400, 'validation_failed', 'dryRun'],
@@ -218,8 +231,12 @@ for my $c (
 	['finalize, an unknown field', \&migration_finalize, { orgId => $A, now => JSON::PP::true }, 400, 'now'],
 	['finalize, unknown org', \&migration_finalize, { orgId => uuid7_like() }, 404],
 	['finalize, an org without a migration', \&migration_finalize, { orgId => $A }, 404],
+	['finalize, dryRun "yes"', \&migration_finalize, { orgId => $A, dryRun => 'yes' }, 400, 'dryRun'],
+	['finalize, dryRun null', \&migration_finalize, { orgId => $A, dryRun => undef }, 400, 'dryRun'],
+	['finalize dryRun, unknown org', \&migration_finalize, { orgId => uuid7_like(), dryRun => 1 }, 404],
+	['finalize dryRun, an org without a migration', \&migration_finalize, { orgId => $A, dryRun => 1 }, 404],
 	['abort, missing orgId', \&migration_abort, { reason => 'r' }, 400, 'orgId'],
-	['abort, missing reason', \&migration_abort, { orgId => $A }, 400, 'reason'],
+	['abort without a reason, an org without a migration', \&migration_abort, { orgId => $A }, 404],
 	['abort, empty reason', \&migration_abort, { orgId => $A, reason => '' }, 400, 'reason'],
 	['abort, reason of 501 characters', \&migration_abort, { orgId => $A, reason => 'r' x 501 }, 400, 'reason'],
 	['abort, unknown org', \&migration_abort, { orgId => uuid7_like(), reason => 'r' }, 404],
@@ -304,6 +321,9 @@ my $RUN = $O{run}{id};
 		$r = migration_finalize($admin, orgId => $RUN);
 		check_error($r, 409, 'conflict', "finalize before ready ($st)");
 		isnt j(migration_status($admin, $RUN))->{status} // '', 'cutting_over', '  not cutting_over';
+		$r = migration_finalize($admin, orgId => $RUN, dryRun => 1);
+		check_error($r, 409, 'conflict', "finalize with dryRun before ready ($st)");
+		is mig_audits($RUN, 'migration.finalize_%'), 0, '  nothing audited';
 	} else {
 		fail 'the copy of 20,000 rows in chunks of 1 was ready at once: finalize-before-ready not testable';
 	}
@@ -336,6 +356,8 @@ my $RUN = $O{run}{id};
 	    '  the source rows are all there';
 	check_error(migration_abort($admin, orgId => $RUN, reason => 'again'), 409, 'conflict', 'abort of an aborted migration');
 	check_error(migration_finalize($admin, orgId => $RUN), 409, 'conflict', 'finalize of an aborted migration');
+	check_error(migration_finalize($admin, orgId => $RUN, dryRun => 1), 409, 'conflict',
+	    'finalize with dryRun of an aborted migration');
 
 	$r = migration_start($admin, orgId => $RUN, direction => 'shared_to_dedicated', chunkSize => 1, dbName => "org_run3_$R",
 	    reason => "third $R");
@@ -355,6 +377,125 @@ my $RUN = $O{run}{id};
 	wait_status($RUN, 'aborted');
 }
 
+# ============================================================ the seed's literal requests: no reason
+{
+	my $L = $O{lit}{id};
+	my $hex = org_hex($L);
+	is bulk_insert_contacts($L, 300, tag => "lit$R"), 300, 'an org with 300 contacts for the literal requests';
+	my $r = migration_start($admin, orgId => $L, direction => 'shared_to_dedicated', chunkSize => 100,
+	    targetUri => $DEDICATED_URI);
+	status_is $r, 202, 'start with exactly orgId, direction, chunkSize and targetUri (no reason): 202';
+	check_doc(j($r), 'the literal start', orgId => $L, direction => 'shared_to_dedicated', chunkSize => 100,
+	    reason => undef, dryRun => JSON::PP::false);
+	is db_count("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('$hex') AND reason IS NULL"), 1,
+	    '  the reason is stored as NULL, not as an empty string';
+	my @ev = grep { $_->{org} eq norm_id($L) } audit_payloads('migration.started');
+	is scalar(@ev), 1, '  audited as migration.started';
+	ok !exists(($ev[0] // {})->{p}{reason}), '  with no reason in its payload' or diag $ev[0]{payload};
+	wait_status($L, 'ready_for_cutover', 60);
+	$r = migration_status($admin, $L);
+	is j($r)->{reason}, undef, '  the status shows reason null';
+	ok exists j($r)->{reason}, '  (the member is there)';
+	my $id = j($r)->{id};
+
+	# the cut-over rehearsed
+	my $f = migration_finalize($admin, orgId => $L, dryRun => 1, timeout => 40);
+	status_is $f, 200, 'finalize {"orgId", "dryRun": true} at ready_for_cutover: 200 with the report';
+	my $rep = j($f);
+	is_deeply [sort keys %$rep], [sort qw(migrationId orgId direction dryRun rehearsal switched ok startedAt finishedAt
+	    durationMs steps changesReplayed verification expectedFreezeMs error status)], '  the report has its members';
+	is_deeply [@$rep{qw(migrationId orgId direction status)}], [$id, $L, 'shared_to_dedicated', 'ready_for_cutover'],
+	    '  of this migration, still ready_for_cutover';
+	ok $rep->{dryRun} && $rep->{rehearsal} && JSON::PP::is_bool($rep->{switched}) && !$rep->{switched},
+	    '  dryRun, rehearsal, switched false';
+	ok $rep->{ok} && !defined $rep->{error}, '  ok, no error' or diag $f->{body};
+	is_deeply [map { $_->{step} } @{ $rep->{steps} // [] }], [qw(connect catch_up verify)], '  steps connect, catch_up, verify';
+	ok !grep({ !$_->{ok} || ($_->{ms} // '') !~ /^\d+$/ } @{ $rep->{steps} // [] }), '  each ok, with its ms';
+	my %st = map { $_->{step} => $_ } @{ $rep->{steps} // [] };
+	like $rep->{expectedFreezeMs} // '', qr/^\d+$/, "  expectedFreezeMs ($rep->{expectedFreezeMs})";
+	is $rep->{expectedFreezeMs}, ($st{catch_up}{ms} // 0) + ($st{verify}{ms} // 0), '  the catch-up and verification times';
+	like $st{catch_up}{changesReplayed} // '', qr/^\d+$/, '  changesReplayed in the catch-up step';
+	cmp_ok $st{verify}{chunks} // 0, '>=', 3, "  every chunk verified ($st{verify}{chunks})";
+	is $st{verify}{chunksMismatched}, 0, '  none mismatched';
+	my $v = $rep->{verification} // {};
+	ok $v->{ok} && $v->{rehearsal} && JSON::PP::is_bool($v->{final}) && !$v->{final}, '  verification ok, a rehearsal, not final';
+	is_deeply { map { $_->{table} => $_->{sourceRows} } @{ $v->{tables} // [] } }, { contacts => 300, offices => 0, projects => 0 },
+	    '  rows per table';
+	near_now($rep->{finishedAt}, '  finishedAt');
+	$r = migration_status($admin, $L);
+	is_deeply [j($r)->{status}, j($r)->{phase}], ['ready_for_cutover', undef], '  the status: still ready_for_cutover, no phase';
+	is_deeply j($r)->{report}, { map { $_ eq 'status' ? () : ($_ => $rep->{$_}) } keys %$rep }, '  and the report as answered';
+	my ($orow) = db_rows("SELECT db_mode, dedicated_target IS NULL AS no_target, write_frozen_until FROM orgs WHERE id = UNHEX('$hex')");
+	is_deeply $orow, { db_mode => 'shared', no_target => 1, write_frozen_until => undef }, '  the org stays shared, not frozen';
+	my @req = grep { $_->{org} eq norm_id($L) } audit_payloads('migration.finalize_requested');
+	is scalar(@req), 1, '  audited as migration.finalize_requested';
+	is_deeply(($req[0] // {})->{p}, { status => 'ready_for_cutover', dryRun => JSON::PP::true }, '  with dryRun true');
+	my @reh = grep { $_->{org} eq norm_id($L) } audit_payloads('migration.finalize_rehearsed');
+	is scalar(@reh), 1, '  and migration.finalize_rehearsed';
+	is_deeply [@{ ($reh[0] // {})->{p} // {} }{qw(ok expectedFreezeMs)}], [JSON::PP::true, $rep->{expectedFreezeMs}],
+	    '  with ok and expectedFreezeMs';
+	is mig_audits($L, 'migration.finalized'), 0, '  and no migration.finalized';
+
+	my ($rc, $out, $err) = opsctl({ timeout => 60 }, 'migration', 'finalize', '--org', $L, '--dry-run');
+	is $rc, 0, 'opsctl migration finalize --dry-run exits 0' or diag $err;
+	like $out, qr/^rehearsal: ok$/m, '  rehearsal: ok';
+	like $out, qr/^status: ready_for_cutover \(nothing switched\)$/m, '  nothing switched';
+	like $out, qr/^step connect: ok, \d+ ms\n^step catch_up: ok, \d+ ms, \d+ changes replayed\n^step verify: ok, \d+ ms, \d+ chunks, 0 mismatched$/m,
+	    '  the steps' or diag $out;
+	like $out, qr/^expectedFreezeMs: \d+$/m, '  expectedFreezeMs';
+	($rc, $out, $err) = opsctl({ timeout => 60 }, 'migration', 'finalize', '--org', $L, '--dry-run', '--json');
+	is $rc, 0, 'opsctl migration finalize --dry-run --json exits 0' or diag $err;
+	my $jrep = json_decode($out) // {};
+	ok $jrep->{rehearsal} && !$jrep->{switched} && $jrep->{migrationId} eq $id, '  the report as JSON';
+	is j(migration_status($admin, $L))->{status}, 'ready_for_cutover', '  still ready_for_cutover';
+	is scalar(grep { $_->{org} eq norm_id($L) } audit_payloads('migration.finalize_rehearsed')), 3, '  three rehearsals audited';
+
+	# a rehearsal the engine has not done yet (the jobs process stopped):
+	# 202 once the request's wait is over, a second one 409, an abort wins
+	my $jobs = jobs_pid();
+	ok $jobs && kill('STOP', $jobs), 'the jobs process is stopped';
+	my ($f1, $f2, $a1);
+	eval {
+		my $t0 = time;
+		$f1 = migration_finalize($admin, orgId => $L, dryRun => 1, timeout => 40);
+		note sprintf 'the rehearsal request waited %.1f s', time - $t0;
+		$f2 = migration_finalize($admin, orgId => $L, dryRun => 1);
+		$a1 = migration_abort($admin, orgId => $L);
+		1;
+	} or diag "while the jobs process was stopped: $@";
+	kill 'CONT', $jobs if $jobs;
+	status_is $f1, 202, 'finalize dryRun while the engine is stopped: 202 when the wait is over';
+	is_deeply [j($f1)->{status}, j($f1)->{phase}, j($f1)->{report}], ['ready_for_cutover', 'rehearsal', undef],
+	    '  the status document: ready_for_cutover, phase rehearsal, no report yet';
+	check_error($f2, 409, 'conflict', 'a second rehearsal while one is pending');
+	status_is $a1, 202, 'abort with exactly orgId (no reason) during the rehearsal: 202';
+	wait_status($L, 'aborted');
+	is scalar(grep { $_->{org} eq norm_id($L) } audit_payloads('migration.finalize_rehearsed')), 3,
+	    '  the abort won: no fourth rehearsal audited';
+	$r = migration_status($admin, $L);
+	is j($r)->{abortReason}, undef, '  abortReason null';
+	is db_count("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('$hex') AND abort_reason IS NULL"), 1,
+	    '  abort_reason NULL in the row';
+	for my $action ('migration.abort_requested', 'migration.aborted') {
+		my @a = grep { $_->{org} eq norm_id($L) } audit_payloads($action);
+		is scalar(@a), 1, "  audited as $action";
+		ok !exists(($a[0] // {})->{p}{reason}), '  with no reason in its payload' or diag $a[0]{payload};
+	}
+
+	$r = migration_start($admin, orgId => $L, direction => 'shared_to_dedicated', chunkSize => 100, dbName => "org_lit_$R");
+	status_is $r, 202, 'start with exactly orgId, direction, chunkSize and dbName (no reason): 202';
+	is j($r)->{dbName}, "org_lit_$R", '  into that database';
+	$r = migration_abort($admin, orgId => $L, reason => undef);
+	status_is $r, 202, 'abort with "reason": null: 202 (null is no reason)';
+	wait_status($L, 'aborted');
+	$r = migration_history($admin, $L);
+	is_deeply [map { [$_->{reason}, $_->{abortReason}] } @{ j($r)->{items} // [] }], [[undef, undef], [undef, undef]],
+	    '  history: both migrations without a reason';
+	check_error(migration_start($admin, orgId => $L, direction => 'shared_to_dedicated', reason => ''), 400,
+	    'validation_failed', 'an empty reason is still refused');
+	is mig_rows($L), 2, '  nothing recorded';
+}
+
 # ============================================================ authorization
 {
 	my (%sess, @bad);
@@ -370,6 +511,7 @@ my $RUN = $O{run}{id};
 		['POST /migration/finalize', sub ($s) { migration_finalize($s, orgId => $RUN) }],
 		['POST /migration/abort', sub ($s) { migration_abort($s, orgId => $RUN, reason => 'x') }],
 		['GET /migration/history', sub ($s) { migration_history($s, $RUN) }],
+		['GET /migration', sub ($s) { migration_list($s) }],
 	);
 	for my $role (sort keys %sess) {
 		for my $c (@calls) {
@@ -457,14 +599,20 @@ my $CLI = $O{cli}{id};
 	($rc, $out, $err) = opsctl('migration', 'finalize', '--org', $CLI);
 	is $rc, 2, 'opsctl migration finalize before ready exits 2';
 	like $err, qr/conflict/, '  conflict' or diag $err;
+	($rc, $out, $err) = opsctl('migration', 'finalize', '--org', $CLI, '--dry-run');
+	is $rc, 2, 'opsctl migration finalize --dry-run before ready exits 2';
+	like $err, qr/conflict/, '  conflict' or diag $err;
 	($rc, $out, $err) = opsctl('migration', 'history', '--org', $CLI);
 	is $rc, 0, 'opsctl migration history exits 0';
 	is_deeply [map { $_->{id} } @{ (json_decode($out) // {})->{items} // [] }], [$id], '  one item, the migration';
+	($rc, $out, $err) = opsctl('migration', 'abort', '--org', $CLI, '--reason', '');
+	is $rc, 2, 'opsctl migration abort --reason "" exits 2';
+	like $err, qr/--reason/, '  and names --reason' or diag $err;
 	($rc, $out, $err) = opsctl('migration', 'abort', '--org', $CLI);
-	is $rc, 2, 'opsctl migration abort without --reason exits 2';
-	($rc, $out, $err) = opsctl('migration', 'abort', '--org', $CLI, '--reason', "cli stop $R");
-	is $rc, 0, 'opsctl migration abort exits 0' or diag $err;
+	is $rc, 0, 'opsctl migration abort without --reason exits 0' or diag $err;
 	like $out, qr/^status: (?:aborting|aborted)$/m, '  aborting or aborted';
+	is db_count("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . org_hex($CLI) . "') AND abort_reason IS NULL"),
+	    1, '  no reason recorded';
 
 	($rc, $out, $err) = opsctl({ timeout => 40 }, 'migration', 'watch', '--org', $CLI, '--interval-ms', '200');
 	is $rc, 0, 'opsctl migration watch exits 0 once aborted' or diag $err;
@@ -535,6 +683,8 @@ my $CLI = $O{cli}{id};
 	my $db = j($r)->{dbName} // '';
 	ok length($db) <= 64 && $db =~ /^org_[a-z0-9_]+$/, "  dbName org_… of at most 64 characters ($db)";
 	wait_status($L->{id}, 'completed', 60);
+	check_error(migration_finalize($admin, orgId => $L->{id}, dryRun => 1), 409, 'conflict',
+	    '  finalize with dryRun of a completed dry run: 409');
 
 	my $P = new_org('own');
 	for my $n (1 .. 3) {
@@ -554,6 +704,87 @@ my $CLI = $O{cli}{id};
 	$e = migration_start($admin, orgId => $Q->{id}, direction => 'shared_to_dedicated', dbName => 'opsd', reason => "shared $R");
 	check_error($e, 409, 'conflict', 'the shared database as a dedicated target: 409');
 	check_error(migration_status($admin, $Q->{id}), 404, 'not_found', '  nothing recorded for Q');
+}
+
+# ============================================================ GET /migration: every org's migrations
+{
+	my $hexes = mysql('SELECT LOWER(HEX(id)) FROM migrations ORDER BY id DESC') // '';
+	my @all = grep { length } split /\n/, $hexes;
+	cmp_ok scalar(@all), '>=', 8, 'migrations of several orgs in the table (' . scalar(@all) . ')';
+	my $by_status = sub ($st) {
+		return [grep { length } split /\n/, mysql("SELECT LOWER(HEX(id)) FROM migrations WHERE status = '$st' ORDER BY id DESC") // ''];
+	};
+	my $r = migration_list($admin);
+	status_is $r, 200, 'GET /migration: 200';
+	is_deeply [map { norm_id($_->{id}) } @{ j($r)->{items} // [] }], \@all, '  every migration, newest first';
+	ok exists j($r)->{nextCursor} && !defined j($r)->{nextCursor}, '  one page: nextCursor null';
+	check_doc(j($r)->{items}[0] // {}, 'GET /migration, the first item');
+	my %orgs = map { $_->{orgId} => 1 } @{ j($r)->{items} // [] };
+	cmp_ok scalar(keys %orgs), '>=', 5, '  of ' . scalar(keys %orgs) . ' orgs';
+	$r = migration_list($admin, status => '');
+	is_deeply [map { norm_id($_->{id}) } @{ j($r)->{items} // [] }], \@all, '?status= (empty): no filter';
+
+	for my $st ('completed', 'aborted', 'ready_for_cutover') {
+		$r = migration_list($admin, status => $st);
+		status_is $r, 200, "?status=$st: 200";
+		is_deeply [map { norm_id($_->{id}) } @{ j($r)->{items} // [] }], $by_status->($st), "  the $st ones";
+	}
+	my $completed = j(migration_list($admin, status => 'completed'))->{items} // [];
+	cmp_ok scalar(keys %{ { map { $_->{orgId} => 1 } @$completed } }), '>=', 2, '  completed ones of two orgs';
+
+	my (@ids, %org, $cursor, $pages, $big);
+	do {
+		$r = migration_list($admin, status => 'aborted', limit => 2, (defined $cursor ? (cursor => $cursor) : ()));
+		status_is $r, 200, '  ?status=aborted&limit=2' . (defined $cursor ? '&cursor=…' : '') unless $r->{status} == 200;
+		my $items = j($r)->{items} // [];
+		$big++ if @$items > 2;
+		push @ids, map { norm_id($_->{id}) } @$items;
+		$org{$_->{orgId}}++ for @$items;
+		$cursor = j($r)->{nextCursor};
+		$pages++;
+	} while (defined $cursor && $pages < 50 && $r->{status} == 200);
+	is_deeply \@ids, $by_status->('aborted'), "?status=aborted&limit=2, page by page ($pages pages): every aborted one once, in order";
+	ok !$big, '  no page over 2';
+	cmp_ok scalar(keys %org), '>=', 3, '  across ' . scalar(keys %org) . ' orgs';
+	{
+		my $first = migration_list($admin, limit => 1);
+		my $next = migration_list($admin, limit => 1, cursor => j($first)->{nextCursor} // '');
+		is norm_id(j($next)->{items}[0]{id} // ''), $all[1], 'limit=1 then its cursor: the second newest';
+	}
+
+	for my $c (
+		['status=bogus', { status => 'bogus' }, 'status'],
+		['status=READY_FOR_CUTOVER', { status => 'READY_FOR_CUTOVER' }, 'status'],
+		['status=ready', { status => 'ready' }, 'status'],
+		['limit=0', { limit => 0 }, 'limit'],
+		['limit=501', { limit => 501 }, 'limit'],
+		['limit=x', { limit => 'x' }, 'limit'],
+		['a forged cursor', { cursor => 'not-a-cursor!' }, 'cursor'],
+	) {
+		my $b = migration_list($admin, %{ $c->[1] });
+		check_error($b, 400, 'validation_failed', "GET /migration?$c->[0]");
+		fields_named($b, $c->[2]);
+	}
+	my $a = http(GET => '/audit?limit=1', session => $admin);
+	my $other = j($a)->{nextCursor};
+	ok defined $other, 'a cursor of GET /audit';
+	check_error(migration_list($admin, cursor => $other // 'x'), 400, 'validation_failed', '  refused by GET /migration');
+	like j(migration_list($admin, status => 'bogus'))->{error}{details}{fields}{status} // '', qr/ready_for_cutover/,
+	    '  a bad status names the statuses' or diag migration_list($admin, status => 'bogus')->{body};
+
+	my ($rc, $out, $err) = opsctl('migration', 'list');
+	is $rc, 0, 'opsctl migration list exits 0' or diag $err;
+	my @lines = grep { /^[0-9a-f]{8}-/ } split /\n/, $out;
+	is_deeply [map { norm_id((split ' ', $_)[0]) } @lines], \@all, '  one line per migration, newest first';
+	like $out, qr/^ID\s+ORG\s+DIRECTION\s+STATUS\s+CREATED$/m, '  under a header';
+	like $out, qr/^${\ scalar @all} migrations$/m, '  and a count';
+	($rc, $out, $err) = opsctl('migration', 'list', '--status', 'completed', '--json');
+	is $rc, 0, 'opsctl migration list --status completed --json exits 0' or diag $err;
+	is_deeply [map { norm_id($_->{id}) } @{ (json_decode($out) // {})->{items} // [] }], $by_status->('completed'),
+	    '  the completed ones, as status documents';
+	($rc, $out, $err) = opsctl('migration', 'list', '--status', 'bogus');
+	is $rc, 2, 'opsctl migration list --status bogus exits 2';
+	like $err, qr/--status must be one of: pending, copying/, '  and names the statuses' or diag $err;
 }
 
 finish();

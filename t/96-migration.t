@@ -14,6 +14,15 @@
 #  - dry run: completed, dryRun, report (rows per table, checksums,
 #    durationMs, rowsPerSecond), the target database gone, the source
 #    unchanged, migration.started/progress (bounded)/dry_run_completed.
+#  - the cut-over rehearsed (finalize with dryRun), both directions, with
+#    the seed's literal requests (start with orgId, direction, chunkSize and
+#    dbName, no reason): at ready_for_cutover, after writes, the report
+#    (every change since the snapshot replayed, every chunk verified,
+#    expectedFreezeMs); nothing switched: still ready_for_cutover, the org
+#    row as it was, a row changed behind opsd's back in the source is what
+#    the API reads, a write lands in the source and nothing is frozen; then
+#    a real finalize completes and the target holds exactly the source's
+#    rows; the way back the same.
 #  - SIGKILL of the jobs process mid-copy: a new one resumes from the
 #    checkpoint (rows_copied never falls back), verifies, finalizes; the
 #    target equals the source's rows.
@@ -558,6 +567,91 @@ note '---- 2. dry run (' . elapsed() . ')';
 	is count_of($acts, 'migration.finalized'), 0, '  and no migration.finalized';
 	status_is tenant_create($admin, $D, 'contacts', { name => "After dry run $R" }), 201, 'dry run: the org is writable';
 	is org_count('opsd', 'contacts', $D), 605, '  (in the shared database)';
+}
+
+# ============================================================ 2b. the cut-over rehearsed
+# At ready_for_cutover: finalize with dryRun answers the report and
+# switches nothing; a real finalize afterwards works. $src_db holds the
+# org's rows before the cut-over.
+sub rehearsal_checks($org, $label, $src_db, $writes) {
+	my $o_before = org_row($org);
+	my $acts_before = audit_actions($org);
+	my $f = migration_finalize($admin, orgId => $org->{id}, dryRun => 1, timeout => 60);
+	status_is $f, 200, "$label: finalize {orgId, dryRun: true} 200";
+	my $rep = j($f);
+	ok $rep->{ok} && !$rep->{switched} && ($rep->{status} // '') eq 'ready_for_cutover',
+	    "$label: the report: ok, switched false, ready_for_cutover" or diag $f->{body};
+	my %st = map { $_->{step} => $_ } @{ $rep->{steps} // [] };
+	ok $st{connect}{ok} && $st{catch_up}{ok} && $st{verify}{ok}, "$label: connect, catch_up and verify ok";
+	cmp_ok $st{catch_up}{changesReplayed} // 0, '>=', $writes,
+	    "  every change since the snapshot replayed ($st{catch_up}{changesReplayed} for $writes writes)";
+	is $st{verify}{chunksMismatched}, 0, "  every chunk verified ($st{verify}{chunks}), none differs";
+	my %by = map { $_->{table} => $_ } @{ $rep->{verification}{tables} // [] };
+	is_deeply { map { $_ => $by{$_}{targetRows} } @TABLES }, { map { $_ => org_count($src_db, $_, $org) } @TABLES },
+	    "  the target has the source's row counts";
+	ok !grep({ !$by{$_}{match} } @TABLES), '  and checksums';
+	like $rep->{expectedFreezeMs} // '', qr/^\d+$/, "  expectedFreezeMs $rep->{expectedFreezeMs}";
+	my $d = mig_status($org);
+	is_deeply [$d->{status}, $d->{phase}, $d->{freezeMs}], ['ready_for_cutover', undef, undef],
+	    "$label: still ready_for_cutover, no phase, no freeze";
+	is_deeply org_row($org), $o_before, "$label: the org row as it was (mode, capture on, not frozen, target)";
+	is $o_before->{capture_changes}, 1, '  (capture still on)';
+	# reads come from the source: a row changed there behind opsd's back
+	my ($cid) = sort keys %{ names_emails($src_db, $org) // {} };
+	my $old = sql1("SELECT IFNULL(notes, '') FROM `$src_db`.contacts WHERE id = UNHEX('$cid')");
+	ok defined mysql("UPDATE `$src_db`.contacts SET notes = 'only in the source $R' WHERE id = UNHEX('$cid')"),
+	    "$label: a contact changed in the source behind opsd's back";
+	is j(tenant_get($admin, $org, 'contacts', uuid_of($cid)))->{notes}, "only in the source $R",
+	    '  the API reads it from the source';
+	mysql("UPDATE `$src_db`.contacts SET notes = " . ($old eq '' ? 'NULL' : "'$old'") . " WHERE id = UNHEX('$cid')");
+	my $n = org_count($src_db, 'contacts', $org);
+	status_is tenant_create($admin, $org, 'contacts', { name => "After the rehearsal $R" }), 201,
+	    "$label: a write after the rehearsal: 201 (not frozen)";
+	is org_count($src_db, 'contacts', $org), $n + 1, '  it lands in the source';
+	my $acts = audit_actions($org);
+	is_deeply [map { count_of($acts, "migration.$_") - count_of($acts_before, "migration.$_") }
+	    qw(finalize_requested finalize_rehearsed finalized cutover_refused)],
+	    [1, 1, 0, 0], "$label: audit migration.finalize_requested and migration.finalize_rehearsed, nothing finalized"
+	    or diag "@$acts";
+	return $rep;
+}
+
+note '---- 2b. the cut-over rehearsed, both directions, literal requests (' . elapsed() . ')';
+{
+	my $H = make_org('r', 800, api => 3);
+	my $db = "org_reh_$R";
+	for my $dir ('shared_to_dedicated', 'dedicated_to_shared') {
+		my ($src, $dst) = $dir eq 'shared_to_dedicated' ? ('opsd', $db) : ($db, 'opsd');
+		my %body = (orgId => $H->{id}, direction => $dir, chunkSize => 100,
+		    $dir eq 'shared_to_dedicated' ? (dbName => $db) : ());
+		my $s = migration_start($admin, %body, timeout => 60);
+		status_is $s, 202, "rehearsal $dir: start with exactly " . join(', ', sort keys %body) . ' (no reason): 202';
+		is j($s)->{reason}, undef, '  reason null';
+		my $d = wait_mig($H, qr/^ready_for_cutover$/, 60);
+		is $d->{status}, 'ready_for_cutover', "rehearsal $dir: ready_for_cutover" or diag brief($d);
+		# writes after the snapshot: the rehearsal's catch-up replays them
+		my @ids = sort keys %{ names_emails($src, $H) // {} };
+		my $writes = 0;
+		for my $i (0 .. 9) {
+			$writes++ if tenant_patch($admin, $H, 'contacts', uuid_of($ids[$i]), { notes => "rehearsed $i $R" })->{status} == 200;
+			$writes++ if tenant_create($admin, $H, 'contacts', { name => "Rehearsal $i $R" })->{status} == 201;
+		}
+		is $writes, 20, "rehearsal $dir: 20 writes while ready_for_cutover";
+		ok wait_until(10, sub { (mig_status($H)->{changelog}{pending} // 0) == 0 }, 0.1), '  caught up by the engine'
+		    if $dir eq 'shared_to_dedicated';
+		my $rep = rehearsal_checks($H, "rehearsal $dir", $src, $writes);
+		my $before = snapshot($src, $H);
+		my $f = mig_finalize($H);
+		status_is $f, 202, "rehearsal $dir: then the real finalize 202";
+		$d = wait_mig($H, qr/^completed$/, 60);
+		is $d->{status}, 'completed', "rehearsal $dir: completed" or diag brief($d);
+		note "rehearsal $dir: expectedFreezeMs $rep->{expectedFreezeMs}, freezeMs " . ($d->{freezeMs} // 'null');
+		ok defined $d->{freezeMs}, '  freezeMs set';
+		is_deeply snapshot($dst, $H), $before, "rehearsal $dir: the target holds exactly the source's rows, every column";
+		is org_count($src, 'contacts', $H), 0, '  the source none';
+		is org_row($H)->{db_mode}, $dir eq 'shared_to_dedicated' ? 'dedicated' : 'shared', "  orgs.db_mode switched";
+		is $d->{report}{expectedFreezeMs}, $rep->{expectedFreezeMs}, '  the status keeps the rehearsal\'s report';
+	}
 }
 
 # ============================================================ 3. SIGKILL of the jobs process mid-copy

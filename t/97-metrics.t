@@ -7,7 +7,10 @@
 # counters, base units), bounded label sets, no duplicate series, cumulative
 # histograms ending at +Inf = _count. The counters moved exactly as the
 # traffic implies; `promtool check metrics` finds nothing to say; the shipped
-# Prometheus configuration and alert rules pass promtool.
+# Prometheus configuration and alert rules pass promtool. Audit events are
+# counted in the database: `opsctl legal publish`, `opsctl sessions flush`
+# and `opsctl blocklist add` on the host move opsd_audit_events_total too,
+# and while MariaDB is down that family alone is left out of the scrape.
 use v5.36;
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -412,6 +415,56 @@ SKIP: {
 	for my $f (values %{ $m1->{fam} }) { $have{ $_->{name} } = 1 for @{ $f->{samples} } }
 	my @missing = grep { !$have{$_} } sort keys %used;
 	ok %used && !@missing, 'every opsd_* metric of alerts.yml is in the scrape' or diag "missing: @missing";
+}
+
+# ---------------------------------------------------------------- opsctl's events
+
+# Events written by opsctl on the host (not by a worker) are counted as well:
+# the counter is a row per action in audit_action_counts, updated in the
+# transaction of the event, whoever writes it.
+{
+	my $m2 = scrape('before opsctl');
+	my $doc = stack()->{tmp} . '/privacy-opsctl.md';
+	open my $fh, '>', $doc or die "$doc: $!";
+	print {$fh} "Privacy policy published from the host.\n";
+	close $fh;
+	my @runs = (
+	    ['legal.updated', 'legal', 'publish', '--type', 'privacy', '--version', 'v-metrics-cli', '--file', $doc],
+	    ['security.sessions_flushed', 'sessions', 'flush', '--user', uuid7_like()],
+	    ['security.blocklist_added', 'blocklist', 'add', '--cidr', '198.51.100.0/24', '--reason', 'metrics test'],
+	);
+	for my $run (@runs) {
+		my ($action, @args) = @$run;
+		my ($rc, $out, $err) = opsctl(@args);
+		is $rc, 0, "opsctl @args[0, 1] exits 0" or diag "$out$err";
+	}
+	my $m3 = scrape('after opsctl');
+	for my $a (@AUDIT_ACTIONS) {
+		my $want = (grep { $_->[0] eq $a } @runs) ? 1 : 0;
+		is delta($m2, $m3, 'opsd_audit_events_total', action => $a), $want,
+		    "opsctl on the host: opsd_audit_events_total{action=\"$a\"} +$want";
+	}
+	my %db = map { split /\t/ } split /\n/, mysql('SELECT action, n FROM audit_action_counts') // '';
+	my @off = grep { ($db{$_} // 0) != (val($m3, 'opsd_audit_events_total', action => $_) // -1) } @AUDIT_ACTIONS;
+	ok !@off, 'every exported series shows its row of audit_action_counts' or diag "differ: @off";
+	is audit_count('legal.updated', "actor_label = 'cli:root'"), 1, 'the publish is in the audit log as cli:root';
+
+	# MariaDB down: the scrape still answers; the audit family (read from the
+	# database) is left out rather than shown stale, everything else stays.
+	stop_mysql();
+	my $down = http(GET => '/metrics');
+	is $down->{status}, 200, 'MariaDB down: GET /metrics from loopback still 200';
+	my ($fam, $bad) = parse_metrics($down->{body} // '');
+	ok !@$bad, 'MariaDB down: every line parses' or diag join "\n", @$bad;
+	ok !$fam->{opsd_audit_events_total}, 'MariaDB down: opsd_audit_events_total is left out';
+	ok $fam->{opsd_http_requests_total} && $fam->{opsd_emails_total} && $fam->{opsd_workers},
+	    'MariaDB down: the other families are there';
+	start_mysql();
+	my $back;
+	wait_until(60, sub { $back = http(GET => '/metrics'); ($back->{body} // '') =~ /^opsd_audit_events_total\{/m });
+	is val({ v => { map { /^(\S+) (\S+)$/ ? ($1 => $2) : () } split /\n/, $back->{body} // '' } },
+	    'opsd_audit_events_total', action => 'legal.updated'), val($m3, 'opsd_audit_events_total', action => 'legal.updated'),
+	    'MariaDB back: the family returns with the same values';
 }
 
 finish();

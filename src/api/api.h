@@ -15,6 +15,12 @@ struct json_object;
 /* The audit actor of this request: the principal (or anonymous), its
  * address and request id. */
 void req_actor(const struct req *r, struct audit_actor *a);
+/* true when the caller holds p; else 403 forbidden naming p in
+ * details.permission (what the pipeline answers for a route's own). */
+bool perm_or_reply(struct req *r, enum perm p);
+/* The body's "reason" (its length is the field spec's), NULL when absent;
+ * 400 on "reason" when it is blank. */
+bool reason_or_reply(struct req *r, const char **reason);
 
 /* ?limit= (1..500, default 50) and ?cursor= of a list whose cursor kind is
  * kind. Replies 400 itself on a bad value. */
@@ -97,12 +103,18 @@ void api_blocklist_add(struct req *r);
 void api_blocklist_list(struct req *r);
 void api_blocklist_delete(struct req *r);
 
+/* containment.c */
+void api_security_user_disable(struct req *r);
+void api_security_user_enable(struct req *r);
+void api_security_tokens_revoke(struct req *r);
+
 /* audit.c */
 void api_audit_list(struct req *r);
 void api_audit_verify(struct req *r);
 
 /* legal.c */
 void api_legal_publish(struct req *r);
+void api_legal_list(struct req *r);
 void api_legal_get(struct req *r);
 void api_legal_versions(struct req *r);
 void api_legal_version(struct req *r);
@@ -143,6 +155,7 @@ void api_migration_status(struct req *r);
 void api_migration_finalize(struct req *r);
 void api_migration_abort(struct req *r);
 void api_migration_history(struct req *r);
+void api_migration_list(struct req *r);
 
 /* email.c */
 void api_email_test(struct req *r);

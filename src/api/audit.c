@@ -9,119 +9,213 @@
 #include "api/api.h"
 #include "api/specs.h"
 #include "core/audit.h"
+#include "core/audit_query.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
+#include "lib/buf.h"
+#include "lib/csv.h"
+#include "lib/encoding.h"
+#include "lib/log.h"
 #include "lib/util.h"
 
-#define AUDIT_COLUMNS                                                                              \
-	"seq, id, occurred_at, actor_id, actor_label, org_id, action,"                             \
-	" target_type, target_id, ip, request_id, payload"
+/* The parameters GET /audit takes besides the filters of core/audit_query.h. */
+static const char *const paging_params[] = {"limit", "cursor", "format"};
 
-static struct json_object *event_json(const struct db_rows *rows, size_t i)
+static bool known_param(const char *name)
 {
-	struct json_object *o = json_object_new_object();
-
-	json_object_object_add(o, "id", dbv_json_uuid(rows, i, 1));
-	json_object_object_add(o, "occurredAt", dbv_json_time(rows, i, 2));
-	json_object_object_add(o, "actorId", dbv_json_uuid(rows, i, 3));
-	json_object_object_add(o, "actorLabel", dbv_json_str(rows, i, 4));
-	json_object_object_add(o, "orgId", dbv_json_uuid(rows, i, 5));
-	json_object_object_add(o, "action", dbv_json_str(rows, i, 6));
-	json_object_object_add(o, "targetType", dbv_json_str(rows, i, 7));
-	json_object_object_add(o, "targetId", dbv_json_str(rows, i, 8));
-	json_object_object_add(o, "ip", dbv_json_str(rows, i, 9));
-	json_object_object_add(o, "requestId", dbv_json_str(rows, i, 10));
-	json_object_object_add(o, "payload", dbv_json_parse(rows, i, 11));
-	return o;
+	for (size_t i = 0; i < countof(paging_params); i++)
+		if (strcmp(name, paging_params[i]) == 0)
+			return true;
+	return audit_filter_find(name) != AF__MAX;
 }
 
-/* A filter is a UUID, a time or a plain value; each one present adds its
- * fixed SQL fragment and one parameter. */
-enum filter_kind { F_TEXT, F_UUID, F_TIME };
-static const struct audit_filter {
-	const char *param;
-	enum filter_kind kind;
-	const char *sql;
-} filters[] = {
-    {"action", F_TEXT, " AND action = ?"},
-    {"actorId", F_UUID, " AND actor_id = ?"},
-    {"orgId", F_UUID, " AND org_id = ?"},
-    {"since", F_TIME, " AND occurred_at >= ?"},
-    {"until", F_TIME, " AND occurred_at < ?"},
+/* A name that can be echoed in an error as it is. */
+static bool plain_name(const char *s)
+{
+	return *s &&
+	       s[strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")] ==
+	           '\0';
+}
+
+/* A misspelt filter (actorid=, ip_range=) must not widen an investigator's
+ * search to everything silently: every parameter is one GET /audit takes,
+ * given once. */
+static bool params_known_or_reply(struct req *r)
+{
+	char seen[countof(paging_params) + AF__MAX][16];
+	size_t nseen = 0;
+
+	for (const char *p = r->query ? r->query : ""; *p;) {
+		size_t len = strcspn(p, "&"), klen = strcspn(p, "=&");
+		char key[64];
+
+		if (len > 0) {
+			bool decoded = pct_decode(p, klen, true, key, sizeof(key));
+
+			if (!decoded || !known_param(key)) {
+				reply_field_error(r, decoded && plain_name(key) ? key : "query",
+				    "not a parameter of GET /audit");
+				return false;
+			}
+			for (size_t i = 0; i < nseen; i++)
+				if (strcmp(seen[i], key) == 0) {
+					reply_field_error(r, key, "given twice");
+					return false;
+				}
+			if (nseen < countof(seen))
+				str_copy(seen[nseen++], key, sizeof(seen[0]));
+		}
+		p += len;
+		if (*p == '&')
+			p++;
+	}
+	return true;
+}
+
+static bool filters_or_reply(struct req *r, struct audit_query *q)
+{
+	enum audit_filter bad;
+	const char *reason;
+	char why[200];
+
+	for (int f = 0; f < AF__MAX; f++) {
+		const char *name = audit_filter_names[f];
+		const char *v = req_query(r, name);
+
+		if (!v && req_query_has(r, name)) {
+			reply_field_error(r, name, "malformed percent-encoding");
+			return false;
+		}
+		if (v && !audit_query_set(q, (enum audit_filter)f, v, why, sizeof(why))) {
+			reply_field_error(r, name, why);
+			return false;
+		}
+	}
+	if (!audit_query_check(q, &bad, &reason)) {
+		reply_field_error(r, audit_filter_names[bad], reason);
+		return false;
+	}
+	return true;
+}
+
+struct csv_out {
+	struct req *r;
+	struct buf b;
+	bool begun;
 };
 
-const struct field_spec audit_query[] = {
-    {"action", FT_STRING, 0, 1, 64, NULL},
+static void csv_begin(struct csv_out *c)
+{
+	char disp[80], now[32];
+
+	format_rfc3339(now_ms(), now);
+	now[19] = '\0'; /* to the second */
+	for (char *p = now; *p; p++)
+		if (*p == ':')
+			*p = '-';
+	snprintf(disp, sizeof(disp), "attachment; filename=\"audit-%sZ.csv\"", now);
+	reply_header(c->r, "Content-Disposition", disp);
+	reply_stream_begin(c->r, 200, "text/csv; charset=utf-8; header=present");
+	buf_reset(&c->b);
+	csv_names(&c->b, audit_event_fields, AUDIT_EVENT_FIELDS);
+	reply_stream_write(c->r, c->b.data, c->b.len);
+	c->begun = true;
+}
+
+static bool csv_event(const struct db_rows *rows, size_t i, void *ctx)
+{
+	struct csv_out *c = ctx;
+	struct json_object *e = audit_event_json(rows, i);
+
+	if (!c->begun)
+		csv_begin(c);
+	buf_reset(&c->b);
+	csv_row(&c->b, e);
+	json_object_put(e);
+	reply_stream_write(c->r, c->b.data, c->b.len);
+	return true;
+}
+
+/* The matching events as RFC 4180 CSV for an incident report, streamed in
+ * chunks in constant memory; the status is sent with the first row, so a
+ * database error before it is still a 503/500 envelope. */
+static void audit_csv(struct req *r, const struct audit_query *q)
+{
+	struct csv_out c = {.r = r};
+	long long n;
+
+	buf_init(&c.b);
+	n = audit_query_each(r->db, q, q->limit, csv_event, &c);
+	if (n < 0 && !c.begun)
+		reply_db_error(r);
+	else if (n < 0) /* the status is gone: end the body unfinished, log why */
+		log_msg(LL_ERROR, "audit_csv_failed", "%s", db_error(r->db));
+	else if (!c.begun)
+		csv_begin(&c);
+	buf_free(&c.b);
+}
+
+static const char *const audit_formats[] = {"json", "csv", NULL};
+
+/* What GET /audit reads, for the API document: the filters of
+ * core/audit_query.h (audit_query_set checks their values), then paging
+ * (with format=csv, limit caps the rows) and the format. */
+const struct field_spec audit_list_query[] = {
+    {"action", FT_STRING, 0, 1, AUDIT_ACTION_MAX, NULL},
+    {"actor", FT_STRING, 0, 1, AUDIT_TEXT_MAX, NULL},
     {"actorId", FT_UUID, 0, 0, 0, NULL},
     {"orgId", FT_UUID, 0, 0, 0, NULL},
+    {"targetType", FT_STRING, 0, 1, AUDIT_TARGET_TYPE_MAX, NULL},
+    {"targetId", FT_STRING, 0, 1, AUDIT_TEXT_MAX, NULL},
+    {"ip", FT_STRING, 0, 1, 64, NULL},
+    {"requestId", FT_STRING, 0, 1, AUDIT_TEXT_MAX, NULL},
     {"since", FT_TIME, 0, 0, 0, NULL},
     {"until", FT_TIME, 0, 0, 0, NULL},
-    PAGE_QUERY,
+    {"limit", FT_INT, 0, 1, AUDIT_CSV_MAX, NULL},
+    {"cursor", FT_STRING, 0, 0, 0, NULL},
+    {"format", FT_ENUM, 0, 0, 0, audit_formats},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
+/* GET /audit: the filters of core/audit_query.h (all must hold), newest
+ * first, keyset pages; format=csv for an incident report. Reading the log
+ * is not itself audited. */
 void api_audit_list(struct req *r)
 {
-	struct db_param p[countof(filters) + 2];
-	struct opsd_uuid uuids[countof(filters)];
-	char times[countof(filters)][DB_TIME_LEN + 1];
-	char sql[1024] = "SELECT " AUDIT_COLUMNS " FROM audit_events WHERE 1 = 1";
-	size_t np = 0;
-	struct page pg;
+	const char *format = req_query(r, "format");
+	bool csv = format && strcmp(format, "csv") == 0;
+	struct audit_query q;
 	struct db_rows rows;
 	struct json_object *items;
+	const char *bad, *why;
 	size_t n;
 
-	if (!page_or_reply(r, "audit", &pg))
+	audit_query_init(&q);
+	if (!params_known_or_reply(r) || !filters_or_reply(r, &q))
 		return;
-	for (size_t i = 0; i < countof(filters); i++) {
-		const struct audit_filter *f = &filters[i];
-		const char *v = req_query(r, f->param);
-		int64_t ms;
-
-		if (!v)
-			continue;
-		if (f->kind == F_UUID && !uuid_parse(v, &uuids[i])) {
-			reply_field_error(r, f->param, "must be a UUID");
-			return;
-		}
-		if (f->kind == F_TIME && !parse_rfc3339(v, &ms)) {
-			reply_field_error(r, f->param, "must be an RFC 3339 time");
-			return;
-		}
-		if (f->kind == F_TEXT && (strlen(v) == 0 || strlen(v) > 64)) {
-			reply_field_error(r, f->param, "must be 1 to 64 characters");
-			return;
-		}
-		if (f->kind == F_TIME)
-			db_time_from_ms(ms, times[i]);
-		p[np++] = f->kind == F_UUID   ? DBP_BLOB(uuids[i].b, 16)
-		          : f->kind == F_TIME ? DBP_STR(times[i])
-		                              : DBP_STR(v);
-		strncat(sql, f->sql, sizeof(sql) - strlen(sql) - 1);
+	if (format && !csv && strcmp(format, "json") != 0) {
+		reply_field_error(r, "format", "must be json or csv");
+		return;
 	}
-	if (pg.has_after) {
-		char *end;
-		long long seq = strtoll(pg.after, &end, 10);
-
-		if (*end || seq <= 0) {
-			reply_field_error(r, "cursor", "not a cursor of this list");
-			return;
-		}
-		p[np++] = DBP_I64(seq);
-		strncat(sql, " AND seq < ?", sizeof(sql) - strlen(sql) - 1);
+	if (!audit_query_paging(&q, csv, req_query(r, "limit"), req_query(r, "cursor"), &bad,
+	        &why)) {
+		reply_field_error(r, bad, why);
+		return;
 	}
-	p[np++] = DBP_I64(pg.limit + 1);
-	strncat(sql, " ORDER BY seq DESC LIMIT ?", sizeof(sql) - strlen(sql) - 1);
-	if (db_query(r->db, r->arena, sql, p, np, &rows) != 0) {
+	if (csv) {
+		audit_csv(r, &q);
+		return;
+	}
+	q.limit++;
+	if (audit_query_run(r->db, r->arena, &q, &rows) != 0) {
 		reply_db_error(r);
 		return;
 	}
 	items = json_object_new_array();
-	n = rows.nrows > (size_t)pg.limit ? (size_t)pg.limit : rows.nrows;
+	n = rows.nrows >= (size_t)q.limit ? (size_t)q.limit - 1 : rows.nrows;
 	for (size_t i = 0; i < n; i++)
-		json_object_array_add(items, event_json(&rows, i));
-	reply_page(r, items, rows.nrows > n, "audit", n > 0 ? rows.val[n - 1][0] : NULL);
+		json_object_array_add(items, audit_event_json(&rows, i));
+	reply_page(r, items, rows.nrows > n, AUDIT_CURSOR_KIND, n > 0 ? rows.val[n - 1][0] : NULL);
 }
 
 void api_audit_verify(struct req *r)

@@ -25,6 +25,27 @@ void req_actor(const struct req *r, struct audit_actor *a)
 	a->request_id = r->request_id;
 }
 
+bool perm_or_reply(struct req *r, enum perm p)
+{
+	struct json_object *d;
+
+	if (r->who && perms_have(r->who->perms, p))
+		return true;
+	d = json_object_new_object();
+	json_object_object_add(d, "permission", json_object_new_string(perm_name(p)));
+	reply_error(r, E_FORBIDDEN, "you lack the permission this needs", d);
+	return false;
+}
+
+bool reason_or_reply(struct req *r, const char **reason)
+{
+	*reason = json_get_str(r->json, "reason", NULL);
+	if (!*reason || (*reason)[strspn(*reason, " \t\r\n")] != '\0')
+		return true;
+	reply_field_error(r, "reason", "must not be blank");
+	return false;
+}
+
 const struct field_spec page_query[] = {
     PAGE_QUERY,
     {NULL, 0, 0, 0, 0, NULL},

@@ -55,32 +55,12 @@ static bool batch_or_reply(struct req *r, struct id_batch *b, struct audit_actor
 static void reply_batch(struct req *r, enum batch_rc rc, const struct id_batch *b,
     struct json_object *o)
 {
-	struct json_object *results, *counts = NULL;
-
 	if (rc != BATCH_OK) {
 		json_object_put(o);
 		reply_err(r, &batch_errors[rc], NULL);
 		return;
 	}
-	results = json_object_new_array();
-	if (!o)
-		o = json_object_new_object();
-	if (!json_object_object_get_ex(o, "counts", &counts)) {
-		counts = json_object_new_object();
-		json_object_object_add(o, "counts", counts);
-	}
-	for (size_t i = 0; i < b->n; i++) {
-		struct json_object *e = json_object_new_object();
-		char s[UUID_STR_LEN + 1];
-
-		uuid_format(&b->ids[i], s);
-		json_object_object_add(e, "id", json_object_new_string(s));
-		json_object_object_add(e, "result", json_object_new_string(id_batch_outcome(b, i)));
-		json_object_array_add(results, e);
-		id_batch_count(counts, id_batch_outcome(b, i));
-	}
-	json_object_object_add(o, "results", results);
-	reply_json(r, 200, o);
+	reply_json(r, 200, id_batch_results_json(b, o));
 }
 
 /* ---- legal hold, strip PII --------------------------------------------- */

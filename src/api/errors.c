@@ -29,6 +29,13 @@ const struct err_info legal_errors[LEGAL__MAX] = {
     [LEGAL_DB_ERROR] = {E_DB_ERROR, NULL, "database error"},
 };
 
+const struct err_info legal_report_errors[LEGAL_REPORT__MAX] = {
+    [LEGAL_REPORT_OK] = {E_INTERNAL, NULL, "ok"},
+    [LEGAL_REPORT_NO_CURRENT] = {E_NOT_FOUND, NULL, "no current document of this type"},
+    [LEGAL_REPORT_NO_VERSION] = {E_NOT_FOUND, NULL, "no such version"},
+    [LEGAL_REPORT_DB_ERROR] = {E_DB_ERROR, NULL, "database error"},
+};
+
 const struct err_info mail_errors[MAIL__MAX] = {
     [MAIL_OK] = {E_INTERNAL, NULL, "ok"},
     [MAIL_BAD_ADDRESS] = {E_VALIDATION_FAILED, "to", "not a valid email address"},
@@ -58,10 +65,12 @@ const struct err_info mig_errors[MIG_E__MAX] = {
     [MIG_E_IN_PROGRESS] = {E_MIGRATION_IN_PROGRESS, NULL,
         "a migration of this org is already running"},
     [MIG_E_LEGAL_HOLD] = {E_LEGAL_HOLD, NULL, "the org or one of its records is on legal hold"},
-    [MIG_E_REASON] = {E_VALIDATION_FAILED, "reason", "required"},
+    [MIG_E_REASON] = {E_VALIDATION_FAILED, "reason", "must be 1 to 500 characters"},
     [MIG_E_NOT_READY] = {E_CONFLICT, NULL,
         "only a migration in ready_for_cutover can be finalized"},
     [MIG_E_FINISHED] = {E_CONFLICT, NULL, "the migration has finished or already switched"},
+    [MIG_E_REHEARSING] = {E_CONFLICT, NULL,
+        "a rehearsal of the cut-over is running; its report comes within seconds"},
 };
 
 const struct err_info tenant_errors[TENANT__MAX] = {

@@ -16,6 +16,7 @@
 extern const struct err_info user_errors[USER__MAX];
 extern const struct err_info blocklist_errors[BL__MAX];
 extern const struct err_info legal_errors[LEGAL__MAX];
+extern const struct err_info legal_report_errors[LEGAL_REPORT__MAX];
 extern const struct err_info mail_errors[MAIL__MAX];
 extern const struct err_info mig_errors[MIG_E__MAX];
 extern const struct err_info batch_errors[BATCH__MAX];

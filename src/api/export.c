@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 
 #include "api/api.h"
+#include "api/errors.h"
 #include "api/specs.h"
 #include "core/audit.h"
 #include "core/entity.h"
@@ -16,6 +17,7 @@
 #include "infra/dbval.h"
 #include "lib/arena.h"
 #include "lib/buf.h"
+#include "lib/csv.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -25,15 +27,9 @@ static void audit_export(struct req *r, const struct entity *e, const char *org,
     long long n, const char *format)
 {
 	struct audit_actor a;
-	struct json_object *payload = json_object_new_object();
 
 	req_actor(r, &a);
-	json_object_object_add(payload, "entity", json_object_new_string(e->name));
-	json_object_object_add(payload, "count", json_object_new_int64(n));
-	json_object_object_add(payload, "format", json_object_new_string(format));
-	/* audit_append_tx consumes the payload. */
-	if (audit_append_tx(r->db, &a, AA_COMPLIANCE_EXPORTED, org, e->name, id, payload) != 0)
-		log_msg(LL_ERROR, "audit_failed", "compliance.exported: %s", db_error(r->db));
+	record_audit_export(r->db, &a, e, org, id, n, format);
 }
 
 /* ---- a subject's record (DSR access) ----------------------------------- */
@@ -52,11 +48,9 @@ void api_compliance_export(struct req *r)
 	const struct entity *e = entity_find(req_query(r, "entity"));
 	const char *id = req_query(r, "id");
 	struct opsd_uuid u;
-	char sql[512], now[32];
-	struct db_rows rows;
-	struct db_param p[1];
-	struct json_object *o, *rec;
-	struct db *d;
+	struct audit_actor a;
+	struct json_object *o;
+	enum tenant_rc rc;
 
 	if (!e) {
 		reply_choice_error(r, "entity", entity_choices(ENTITIES_TENANT_FIRST));
@@ -66,81 +60,17 @@ void api_compliance_export(struct req *r)
 		reply_error(r, E_NOT_FOUND, "no such record", NULL);
 		return;
 	}
-	if (!(d = record_db_or_reply(r, e, &u)))
-		return;
-	p[0] = DBP_BLOB(u.b, 16);
-	if (db_query(d, r->arena, record_select_sql(e, "WHERE id = ?", sql, sizeof(sql)), p, 1,
-	        &rows) != 0) {
-		reply_db_error(r);
-		return;
-	}
-	if (rows.nrows != 1) {
+	req_actor(r, &a);
+	rc = record_export_subject(r->db, r->cfg, r->arena, &a, e, &u, &o);
+	if (rc == TENANT_NO_ORG)
 		reply_error(r, E_NOT_FOUND, "no such record", NULL);
-		return;
-	}
-	rec = record_json(e, &rows, 0);
-	{
-		char org[UUID_STR_LEN + 1], subject[UUID_STR_LEN + 1];
-
-		uuid_format(&u, subject);
-		audit_export(r, e, dbv_uuid(rows.val[0][1], rows.len[0][1], org) ? org : NULL,
-		    subject, 1, "json");
-	}
-	format_rfc3339(now_ms(), now);
-	o = json_object_new_object();
-	json_object_object_add(o, "entity", json_object_new_string(e->name));
-	json_object_object_add(o, "id", json_object_new_string(id));
-	json_object_object_add(o, "exportedAt", json_object_new_string(now));
-	json_object_object_add(o, "record", rec);
-	reply_json(r, 200, o);
+	else if (rc != TENANT_OK)
+		reply_err(r, &tenant_errors[rc], NULL);
+	else
+		reply_json(r, 200, o);
 }
 
 /* ---- an org's records, streamed ---------------------------------------- */
-
-/* RFC 4180: quoted when it holds a comma, a quote, CR or LF; quotes doubled. */
-static void csv_field(struct buf *b, const char *s)
-{
-	if (!strpbrk(s, ",\"\r\n")) {
-		buf_puts(b, s);
-		return;
-	}
-	buf_putc(b, '"');
-	for (; *s; s++) {
-		if (*s == '"')
-			buf_putc(b, '"');
-		buf_putc(b, *s);
-	}
-	buf_putc(b, '"');
-}
-
-static void csv_row(struct buf *b, struct json_object *rec)
-{
-	bool first = true;
-
-	json_object_object_foreach (rec, key, val) {
-		(void)key;
-		if (!first)
-			buf_putc(b, ',');
-		first = false;
-		if (val)
-			csv_field(b, json_object_get_string(val));
-	}
-	buf_puts(b, "\r\n");
-}
-
-static void csv_header(struct buf *b, struct json_object *rec)
-{
-	bool first = true;
-
-	json_object_object_foreach (rec, key, val) {
-		(void)val;
-		if (!first)
-			buf_putc(b, ',');
-		first = false;
-		csv_field(b, key);
-	}
-	buf_puts(b, "\r\n");
-}
 
 static const char *const export_formats[] = {"json", "csv", NULL};
 

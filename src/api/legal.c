@@ -138,6 +138,47 @@ static struct json_object *doc_row_json(const struct db_rows *rows, size_t i, bo
 	return o;
 }
 
+/* GET /legal: every document type with its current version (null while
+ * its first version is still scheduled) and its scheduled ones, soonest
+ * first. One statement, so "now" is one instant for every type. */
+void api_legal_list(struct req *r)
+{
+	struct db_rows rows;
+	struct json_object *items = json_object_new_array(), *type = NULL, *o;
+
+	if (db_query(r->db, r->arena,
+	        "SELECT id, type, version, '' AS content, content_sha256, effective_at, created_at,"
+	        " scheduled FROM (SELECT l.*, effective_at > NOW(3) AS scheduled, ROW_NUMBER() OVER"
+	        " (PARTITION BY type, effective_at > NOW(3) ORDER BY effective_at DESC, id DESC) AS rn"
+	        " FROM legal_documents l) t WHERE scheduled = 1 OR rn = 1"
+	        " ORDER BY type, scheduled, effective_at, id LIMIT 1000",
+	        NULL, 0, &rows) != 0) {
+		json_object_put(items);
+		reply_db_error(r);
+		return;
+	}
+	for (size_t i = 0; i < rows.nrows; i++) {
+		bool scheduled = strcmp(rows.val[i][7], "1") == 0;
+
+		if (i == 0 || strcmp(rows.val[i][1], rows.val[i - 1][1]) != 0) {
+			type = json_object_new_object();
+			json_object_object_add(type, "type", dbv_json_str(&rows, i, 1));
+			json_object_object_add(type, "current",
+			    scheduled ? NULL : doc_row_json(&rows, i, false));
+			json_object_object_add(type, "scheduled", json_object_new_array());
+			json_object_array_add(items, type);
+			if (!scheduled)
+				continue;
+		}
+		json_object_array_add(json_object_object_get(type, "scheduled"),
+		    doc_row_json(&rows, i, false));
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "items", items);
+	json_object_object_add(o, "nextCursor", NULL);
+	reply_json(r, 200, o);
+}
+
 void api_legal_versions(struct req *r)
 {
 	const struct legal_doc *docs, *cur;
@@ -359,20 +400,6 @@ void api_legal_accept(struct req *r)
 	reply_json(r, 200, o);
 }
 
-/* Active users: enabled people (service principals accept nothing). */
-#define ACTIVE "u.disabled_at IS NULL AND u.service = 0"
-
-static struct json_object *pending_user_json(const struct db_rows *rows, size_t i)
-{
-	struct json_object *o = json_object_new_object();
-
-	json_object_object_add(o, "id", dbv_json_uuid(rows, i, 0));
-	json_object_object_add(o, "email", dbv_json_str(rows, i, 1));
-	json_object_object_add(o, "name", dbv_json_str(rows, i, 2));
-	json_object_object_add(o, "orgId", dbv_json_uuid(rows, i, 3));
-	return o;
-}
-
 const struct field_spec legal_report_query[] = {
     {"type", FT_STRING, FIELD_REQUIRED, 1, LEGAL_TYPE_MAX, NULL},
     {"version", FT_STRING, 0, 1, LEGAL_VERSION_MAX, NULL},
@@ -382,81 +409,27 @@ const struct field_spec legal_report_query[] = {
 
 void api_legal_report(struct req *r)
 {
-	const char *type = req_query(r, "type"), *version = req_query(r, "version");
-	const struct legal_doc *docs, *cur;
-	struct db_rows doc, counts;
+	const char *type = req_query(r, "type");
 	struct page pg;
 	struct opsd_uuid after;
-	struct db_rows rows;
-	struct json_object *o, *users, *items;
-	size_t n, shown;
+	struct json_object *o;
+	enum legal_report_rc rc;
 
 	if (!type || !legal_type_valid(type)) {
 		reply_field_error(r, "type", "required: a document type");
 		return;
 	}
-	if (!page_or_reply(r, "legal_report", &pg) || !current_or_reply(r, &docs, &n))
-		return;
-	cur = legal_current_of(docs, n, type);
-	if (!version && !cur) {
-		reply_error(r, E_NOT_FOUND, "no current document of this type", NULL);
-		return;
-	}
-	if (!version_or_reply(r, type, version ? version : cur->version, &doc))
+	if (!page_or_reply(r, "legal_report", &pg))
 		return;
 	if (pg.has_after && !uuid_parse(pg.after, &after)) {
 		reply_field_error(r, "cursor", "not a cursor of this list");
 		return;
 	}
-	{
-		struct db_param p[] = {DBP_BLOB(doc.val[0][0], 16)};
-
-		if (db_query(r->db, r->arena,
-		        "SELECT COUNT(*), COUNT(a.user_id) FROM users u LEFT JOIN legal_acceptances a"
-		        " ON a.user_id = u.id AND a.document_id = ? WHERE " ACTIVE,
-		        p, 1, &counts) != 0) {
-			reply_db_error(r);
-			return;
-		}
-	}
-	{
-		struct db_param p[] = {DBP_BLOB(doc.val[0][0], 16), DBP_I64(pg.has_after),
-		    pg.has_after ? DBP_BLOB(after.b, 16) : DBP_NULL, DBP_I64(pg.limit + 1)};
-
-		if (db_query(r->db, r->arena,
-		        "SELECT u.id, u.email, u.name, u.org_id FROM users u WHERE " ACTIVE
-		        " AND NOT EXISTS (SELECT 1 FROM legal_acceptances a WHERE a.user_id = u.id"
-		        " AND a.document_id = ?) AND (? = 0 OR u.id > ?) ORDER BY u.id LIMIT ?",
-		        p, countof(p), &rows) != 0) {
-			reply_db_error(r);
-			return;
-		}
-	}
-	items = json_object_new_array();
-	shown = rows.nrows > (size_t)pg.limit ? (size_t)pg.limit : rows.nrows;
-	for (size_t i = 0; i < shown; i++)
-		json_object_array_add(items, pending_user_json(&rows, i));
-	users = json_object_new_object();
-	json_object_object_add(users, "items", items);
-	if (rows.nrows > shown) {
-		char last[UUID_STR_LEN + 1], cur_s[128];
-
-		dbv_uuid(rows.val[shown - 1][0], rows.len[shown - 1][0], last);
-		cursor_encode("legal_report", last, cur_s, sizeof(cur_s));
-		json_object_object_add(users, "nextCursor", json_object_new_string(cur_s));
-	} else {
-		json_object_object_add(users, "nextCursor", NULL);
-	}
-	{
-		long long total = strtoll(counts.val[0][0], NULL, 10);
-		long long accepted = strtoll(counts.val[0][1], NULL, 10);
-
-		o = json_object_new_object();
-		json_object_object_add(o, "type", json_object_new_string(type));
-		json_object_object_add(o, "version", dbv_json_str(&doc, 0, 2));
-		json_object_object_add(o, "accepted", json_object_new_int64(accepted));
-		json_object_object_add(o, "pending", json_object_new_int64(total - accepted));
-		json_object_object_add(o, "pendingUsers", users);
+	rc = legal_report(r->db, r->arena, type, req_query(r, "version"), pg.limit,
+	    pg.has_after ? &after : NULL, &o);
+	if (rc != LEGAL_REPORT_OK) {
+		reply_err(r, &legal_report_errors[rc], NULL);
+		return;
 	}
 	reply_json(r, 200, o);
 }

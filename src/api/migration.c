@@ -1,7 +1,8 @@
 /* Runbook 3 (README): moving one org's tenant rows between the shared
- * database and a dedicated one. The engine is core/migration.c; these
- * handlers validate, call it and answer with its status document. Only
- * superadmin holds migration.run (the route table says so). */
+ * database and a dedicated one. The engine is src/migration/; these
+ * handlers validate, call it and answer with its status document (a
+ * rehearsal of the cut-over: with its report). Only superadmin holds
+ * migration.run (the route table says so). */
 #include <string.h>
 
 #include <json-c/json.h>
@@ -13,6 +14,7 @@
 #include "infra/config.h"
 #include "infra/db.h"
 #include "lib/json.h"
+#include "lib/util.h"
 #include "migration/migration.h"
 
 const struct field_spec migration_start_spec[] = {
@@ -23,18 +25,23 @@ const struct field_spec migration_start_spec[] = {
     {"dbName", FT_STRING, 0, 1, 64, NULL},
     {"dryRun", FT_BOOL, 0, 0, 0, NULL},
     {"overrideLegalHold", FT_BOOL, 0, 0, 0, NULL},
-    {"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
+    {"reason", FT_STRING, FIELD_NULLABLE, 1, 500, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
 const struct field_spec migration_finalize_spec[] = {
     {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
+    {"dryRun", FT_BOOL, 0, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
+/* How long a rehearsal's request waits for the engine's report: at most
+ * 20 s, and half of OPSD_REQUEST_TIMEOUT, which would kill the worker. */
+#define REHEARSAL_WAIT_MS 20000
+
 const struct field_spec migration_abort_spec[] = {
     {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
-    {"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
+    {"reason", FT_STRING, FIELD_NULLABLE, 1, 500, NULL},
     {"migrationId", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
@@ -134,6 +141,33 @@ void api_migration_status(struct req *r)
 	reply_status_doc(r, 200, org);
 }
 
+/* finalize with dryRun: the engine rehearses the cut-over while the
+ * request waits for its report (200); a rehearsal still running when the
+ * wait ends answers 202 with the status document, whose report appears
+ * once it is done. */
+static void rehearse_reply(struct req *r, const struct audit_actor *a, const char *org)
+{
+	char id[UUID_STR_LEN + 1] = "", detail[512] = "";
+	int wait = REHEARSAL_WAIT_MS;
+	struct json_object *report;
+	enum mig_err e = mig_rehearse(r->db, r->cfg, a, org, id, detail, sizeof(detail));
+
+	if (e == MIG_OK) {
+		if (r->cfg->request_timeout > 0 && r->cfg->request_timeout * 500 < wait)
+			wait = r->cfg->request_timeout * 500;
+		if ((report = mig_rehearsal_wait(r->db, r->arena, id, wait, &e, detail,
+		         sizeof(detail))) != NULL) {
+			reply_json(r, 200, report);
+			return;
+		}
+	}
+	if (e != MIG_OK) {
+		reply_err(r, &mig_errors[e], detail_safe(r, detail, NULL));
+		return;
+	}
+	reply_status_doc(r, 202, org);
+}
+
 void api_migration_finalize(struct req *r)
 {
 	struct audit_actor a;
@@ -144,6 +178,10 @@ void api_migration_finalize(struct req *r)
 		return;
 	org_canonical(json_get_str(r->json, "orgId", ""), org);
 	req_actor(r, &a);
+	if (json_get_bool(r->json, "dryRun", false)) {
+		rehearse_reply(r, &a, org);
+		return;
+	}
 	e = mig_finalize(r->db, r->cfg, &a, org, detail, sizeof(detail));
 	if (e != MIG_OK) {
 		reply_err(r, &mig_errors[e], detail_safe(r, detail, NULL));
@@ -198,4 +236,48 @@ void api_migration_history(struct req *r)
 		return;
 	}
 	reply_json(r, 200, doc);
+}
+
+const struct field_spec migration_list_query[] = {
+    {"status", FT_ENUM, 0, 0, 0, mig_statuses},
+    PAGE_QUERY,
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+/* GET /migration?status=&cursor=&limit=: the migrations of every org,
+ * newest first, a page at a time. */
+void api_migration_list(struct req *r)
+{
+	const char *st = req_query(r, "status");
+	int status = -1;
+	struct page pg;
+	struct opsd_uuid before;
+	struct json_object *items;
+	enum mig_err e = MIG_E_DB;
+	bool more = false;
+	char last[UUID_STR_LEN + 1] = "";
+	size_t n;
+
+	if (st && *st && (status = mig_status_from_name(st)) < 0) {
+		reply_choice_error(r, "status", mig_statuses);
+		return;
+	}
+	if (!page_or_reply(r, "migrations", &pg))
+		return;
+	if (pg.has_after && !uuid_parse(pg.after, &before)) {
+		reply_field_error(r, "cursor", "not a cursor of this list");
+		return;
+	}
+	items = mig_list_json(r->db, r->arena, status, pg.has_after ? before.b : NULL, pg.limit,
+	    &more, &e);
+	if (!items) {
+		reply_err(r, &mig_errors[e], NULL);
+		return;
+	}
+	if ((n = json_object_array_length(items)) > 0)
+		str_copy(last,
+		    json_object_get_string(
+		        json_object_object_get(json_object_array_get_idx(items, n - 1), "id")),
+		    sizeof(last));
+	reply_page(r, items, more, "migrations", last);
 }

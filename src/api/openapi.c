@@ -183,13 +183,13 @@ static const char *schema_name(const struct route *rt, char *buf, size_t len)
 	return rt->schema;
 }
 
-static struct json_object *success_response(struct doc *d, const struct route *rt)
+static struct json_object *success_response(struct doc *d, const struct route *rt, int status,
+    const char *schema)
 {
 	struct json_object *r = json_object_new_object(), *content;
-	char buf[96];
-	const char *schema = schema_name(rt, buf, sizeof(buf)), *media;
+	const char *media;
 
-	json_object_object_add(r, "description", str(http_status_text(rt->status)));
+	json_object_object_add(r, "description", str(http_status_text(status)));
 	if (!schema)
 		return r;
 	openapi_schema_add(d->schemas, schema, d->p);
@@ -247,8 +247,16 @@ static struct json_object *responses(struct doc *d, const struct route *rt)
 	size_t n = 0;
 	char key[8];
 
+	char buf[96];
+
 	snprintf(key, sizeof(key), "%d", rt->status);
-	json_object_object_add(o, key, success_response(d, rt));
+	json_object_object_add(o, key,
+	    success_response(d, rt, rt->status, schema_name(rt, buf, sizeof(buf))));
+	if (rt->alt_status) {
+		snprintf(key, sizeof(key), "%d", rt->alt_status);
+		json_object_object_add(o, key,
+		    success_response(d, rt, rt->alt_status, rt->alt_schema));
+	}
 	if (rt->etag) {
 		struct json_object *nm = json_object_new_object();
 
@@ -411,6 +419,10 @@ static const char *who(const struct route *rt, char *buf, size_t len)
 	if ((rt->flags & (RF_LEGAL_EXEMPT | RF_PUBLIC)) == RF_LEGAL_EXEMPT)
 		snprintf(buf + strlen(buf), len - strlen(buf),
 		    " Reachable while legal documents wait for acceptance.");
+	else if (rt->flags & RF_LEGAL_CONTAIN)
+		snprintf(buf + strlen(buf), len - strlen(buf),
+		    " Reachable while legal documents wait for acceptance (Legal-Pending lists "
+		    "them).");
 	return buf;
 }
 

@@ -10,8 +10,9 @@
  * object (any object), intmap (an object of integers), any, @Name (another
  * schema), [type] (an array), each with |null when null is allowed. Without
  * "..." an object has exactly the properties listed. A name ending in
- * "Page" that is not in the table is a list page of the name before it
- * ({"items": [...], "nextCursor": …}, README "API"). The error envelope and
+ * "Page" is a list page of the name before it ({"items": [...],
+ * "nextCursor": …}, README "API"); it is in the table only to give other
+ * media types (CSV). The error envelope and
  * the tenant records are made from the tables of the code. */
 #include <ctype.h>
 #include <stdarg.h>
@@ -65,7 +66,9 @@ static const struct named_schema named[] = {
 	/* legal.c */
 	{"LegalPublished", "id:uuid type:string version:string effectiveAt:time contentSha256:string publishedAt:time current:bool notify:bool", NULL, NULL},
 	{"LegalDocument", "type:string version:string content:string effectiveAt:time contentSha256:string publishedAt:time", NULL, NULL},
-	{"LegalVersion", "type:string version:string effectiveAt:time contentSha256:string publishedAt:time current:bool", NULL, NULL},
+	{"LegalVersionInfo", "type:string version:string effectiveAt:time contentSha256:string publishedAt:time", NULL, NULL},
+	{"LegalVersion", "@LegalVersionInfo current:bool", NULL, NULL},
+	{"LegalType", "type:string current:@LegalVersionInfo|null scheduled:[@LegalVersionInfo]", NULL, NULL},
 	{"LegalDiff", "type:string from:string to:string diff:[@LegalDiffLine] unified:string", NULL, NULL},
 	{"LegalDiffLine", "op:string line:string", NULL, NULL},
 	{"LegalStatus", "enforced:bool pending:[@LegalPending] accepted:[@LegalAcceptance]", NULL, NULL},
@@ -91,9 +94,13 @@ static const struct named_schema named[] = {
 	{"MigrationTable", "table:string rowsCopied:int rowsTotal:int done:bool verified:bool", NULL, NULL},
 	{"MigrationChangelog", "snapshot:int|null applied:int|null pending:int|null", NULL, NULL},
 	{"MigrationHistory", "items:[@Migration]", NULL, NULL},
+	/* finalize with dryRun: the rehearsal's report (migration/rehearsal.c) */
+	{"MigrationRehearsal", "migrationId:uuid orgId:uuid dryRun:bool rehearsal:bool switched:bool ok:bool steps:any verification:any error:string|null ...", NULL, NULL},
 
 	/* security.c */
-	{"SessionsFlushed", "scope:string flushed:int", NULL, NULL},
+	{"SessionsFlushed", "scope:string flushed:int tokensRevoked?:int", NULL, NULL},
+	{"ContainedUser", "@User changed:bool", NULL, NULL},
+	{"TokensRevoked", "scope:string id?:uuid revoked:int", NULL, NULL},
 	{"BlocklistEntry", "id:uuid cidr:string family:string prefix:int reason:string createdBy:uuid|null createdByLabel:string createdAt:time expiresAt:time|null", NULL, NULL},
 	{"BlocklistRemoved", "@BlocklistEntry removed:bool", NULL, NULL},
 
@@ -103,6 +110,7 @@ static const struct named_schema named[] = {
 
 	/* audit.c */
 	{"AuditEvent", "id:uuid occurredAt:time actorId:uuid|null actorLabel:string orgId:uuid|null action:string targetType:string|null targetId:string|null ip:string|null requestId:string|null payload:object|null", NULL, NULL},
+	{"AuditEventPage", NULL, NULL, "application/json text/csv"},
 	{"AuditVerify", "ok:bool checked:int firstBrokenId?:uuid|null firstBrokenSeq?:int reason?:string", NULL, NULL},
 };
 /* clang-format on */
@@ -401,7 +409,7 @@ static struct json_object *build(const char *name, struct json_object *schemas,
 	size_t n = strlen(name);
 	char rec[96];
 
-	if (s)
+	if (s && (s->props || s->build))
 		return s->props ? short_schema(s->props, schemas, p) : s->build(schemas, p);
 	for (size_t i = 0; i < ENTITY__MAX; i++) {
 		openapi_record_name(&entities[i], NULL, rec, sizeof(rec));

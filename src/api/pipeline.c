@@ -24,6 +24,7 @@
 #include "infra/ratelimit.h"
 #include "infra/scoreboard.h"
 #include "lib/arena.h"
+#include "lib/buf.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -196,14 +197,8 @@ static bool authorize_or_reply(struct req *r, const struct route *rt)
 		return false;
 	}
 	r->who = p;
-	if (rt->perm != P_NONE && !perms_have(p->perms, rt->perm)) {
-		struct json_object *d = json_object_new_object();
-
-		json_object_object_add(d, "permission",
-		    json_object_new_string(perm_name(rt->perm)));
-		reply_error(r, E_FORBIDDEN, "you lack the permission this needs", d);
+	if (rt->perm != P_NONE && !perm_or_reply(r, rt->perm))
 		return false;
-	}
 	/* README "Identity, sessions and roles": a cookie rides along on cross-site requests; the
 	 * token does not. */
 	if (p->method == AUTH_SESSION && is_unsafe(r->method) &&
@@ -215,14 +210,17 @@ static bool authorize_or_reply(struct req *r, const struct route *rt)
 }
 
 /* README "Runbook 1": with LEGAL_ENFORCE=1 a person who has not accepted every current
- * document can use only the exempt routes. One indexed query on the
+ * document can use only the exempt routes, and the containment routes
+ * (RF_LEGAL_CONTAIN), whose answer then lists what is pending in
+ * Legal-Pending ("privacy=2026-11, terms=7"). One indexed query on the
  * cached current documents. */
-static bool legal_gate_ok(struct req *r)
+static bool legal_gate_ok(struct req *r, const struct route *rt)
 {
 	const struct legal_doc *docs;
 	bool pending[64];
 	size_t n;
 	struct json_object *list, *d;
+	struct buf header;
 
 	if (r->who->service)
 		return true;
@@ -232,6 +230,7 @@ static bool legal_gate_ok(struct req *r)
 		return false;
 	}
 	list = json_object_new_array();
+	buf_init(&header);
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *p;
 
@@ -241,11 +240,17 @@ static bool legal_gate_ok(struct req *r)
 		json_object_object_add(p, "type", json_object_new_string(docs[i].type));
 		json_object_object_add(p, "version", json_object_new_string(docs[i].version));
 		json_object_array_add(list, p);
+		buf_printf(&header, "%s%s=%s", header.len ? ", " : "", docs[i].type,
+		    docs[i].version);
 	}
-	if (json_object_array_length(list) == 0) {
+	if (json_object_array_length(list) == 0 || (rt->flags & RF_LEGAL_CONTAIN)) {
+		if (header.len && !buf_failed(&header))
+			reply_header(r, "Legal-Pending", buf_cstr(&header));
+		buf_free(&header);
 		json_object_put(list);
 		return true;
 	}
+	buf_free(&header);
 	d = json_object_new_object();
 	json_object_object_add(d, "pending", list);
 	reply_error(r, E_LEGAL_ACCEPTANCE_REQUIRED,
@@ -397,7 +402,8 @@ void pipeline_run(struct req *r, bool test_routes)
 		return;
 	if ((rt->flags & RF_JSON_BODY) && !read_json_body(r))
 		return;
-	if (r->who && r->cfg->legal_enforce && !(rt->flags & RF_LEGAL_EXEMPT) && !legal_gate_ok(r))
+	if (r->who && r->cfg->legal_enforce && !(rt->flags & RF_LEGAL_EXEMPT) &&
+	    !legal_gate_ok(r, rt))
 		return;
 	rt->handler(r);
 	if (!r->replied) {

@@ -13,6 +13,9 @@
 #define AUTH RF_LEGAL_EXEMPT /* signed-in, but reachable while documents are pending */
 #define JSON RF_JSON_BODY
 #define MONITOR (RF_MONITOR | RF_LEGAL_EXEMPT)
+/* containment and the audit log: reachable while documents are pending, for
+ * whoever holds the route's permission (router.h) */
+#define CONTAIN RF_LEGAL_CONTAIN
 #define TEST (SYS | RF_TEST_ONLY)
 
 /* What the API document says of a route, after its metric name:
@@ -22,12 +25,14 @@
  * QUERY(spec)           the query parameters it reads (api/specs.h)
  * ERRORS("404 409")     statuses its handler refuses with beyond those the
  *                       pipeline gives every route of its kind (api/openapi.c)
- * ETAG                  it answers 304 to a matching If-None-Match */
+ * ETAG                  it answers 304 to a matching If-None-Match
+ * ALSO(status, schema)  a second success answer (a dry run's report) */
 #define RESP(st, sch) .status = (st), .schema = (sch)
 #define BODY(spec) .body = (spec)
 #define QUERY(spec) .query = (spec)
 #define ERRORS(list) .errors = (list)
 #define ETAG .etag = true
+#define ALSO(st, sch) .alt_status = (st), .alt_schema = (sch)
 
 /* clang-format off */
 #define ROUTE(method, pattern, handler, perm, flags, name, ...) \
@@ -62,6 +67,7 @@ const struct route routes[] = {
 
 	/* Runbook 1: the legal routes stay reachable while documents are pending. */
 	ROUTE("POST",   "/legal",                          api_legal_publish,      P_LEGAL_PUBLISH,           AUTH | JSON,                 "legal_publish", BODY(legal_publish_spec), RESP(201, "LegalPublished"), ERRORS("409")),
+	ROUTE("GET",    "/legal",                          api_legal_list,         P_NONE,                    SYS,                         "legal_list", RESP(200, "LegalTypePage")),
 	ROUTE("GET",    "/legal/:type",                    api_legal_get,          P_NONE,                    SYS,                         "legal_get", RESP(200, "LegalDocument"), ETAG),
 	ROUTE("GET",    "/legal/:type/versions",           api_legal_versions,     P_NONE,                    SYS,                         "legal_versions", RESP(200, "LegalVersionPage")),
 	ROUTE("GET",    "/legal/:type/versions/:version",  api_legal_version,      P_NONE,                    SYS,                         "legal_version", RESP(200, "LegalDocument")),
@@ -89,7 +95,7 @@ const struct route routes[] = {
 	ROUTE("DELETE", "/orgs/:orgId/users/:id",          api_org_users_delete,   P_ORG_USERS_MANAGE,        0,                           "org_users_delete", RESP(204, NULL), ERRORS("409")),
 
 	/* Runbook 2. */
-	ROUTE("POST",   "/compliance/legal-hold",          api_compliance_hold,    P_COMPLIANCE_LEGAL_HOLD,   JSON,                        "compliance_hold", BODY(compliance_hold_spec), RESP(200, "BatchResult")),
+	ROUTE("POST",   "/compliance/legal-hold",          api_compliance_hold,    P_COMPLIANCE_LEGAL_HOLD,   CONTAIN | JSON,              "compliance_hold", BODY(compliance_hold_spec), RESP(200, "BatchResult")),
 	ROUTE("POST",   "/compliance/strip-pii",           api_compliance_strip,   P_COMPLIANCE_STRIP_PII,    JSON,                        "compliance_strip", BODY(compliance_strip_spec), RESP(200, "BatchResult")),
 	ROUTE("GET",    "/compliance/records/:entity/:id", api_compliance_record,  P_COMPLIANCE_READ,         0,                           "compliance_record", RESP(200, "ComplianceRecord")),
 	ROUTE("POST",   "/compliance/batch-archive",       api_compliance_archive, P_COMPLIANCE_ARCHIVE,      JSON,                        "compliance_archive", BODY(compliance_archive_spec), RESP(200, "ArchiveResult")),
@@ -99,23 +105,27 @@ const struct route routes[] = {
 	/* Runbook 3: only superadmin holds migration.run. */
 	ROUTE("POST",   "/migration/start",                api_migration_start,    P_MIGRATION_RUN,           JSON,                        "migration_start", BODY(migration_start_spec), RESP(202, "Migration"), ERRORS("404 409")),
 	ROUTE("GET",    "/migration/status/:orgId",        api_migration_status,   P_MIGRATION_RUN,           0,                           "migration_status", RESP(200, "Migration")),
-	ROUTE("POST",   "/migration/finalize",             api_migration_finalize, P_MIGRATION_RUN,           JSON,                        "migration_finalize", BODY(migration_finalize_spec), RESP(202, "Migration"), ERRORS("404 409")),
+	ROUTE("POST",   "/migration/finalize",             api_migration_finalize, P_MIGRATION_RUN,           JSON,                        "migration_finalize", BODY(migration_finalize_spec), RESP(202, "Migration"), ERRORS("404 409"), ALSO(200, "MigrationRehearsal")),
 	ROUTE("POST",   "/migration/abort",                api_migration_abort,    P_MIGRATION_RUN,           JSON,                        "migration_abort", BODY(migration_abort_spec), RESP(202, "Migration"), ERRORS("404 409")),
 	ROUTE("GET",    "/migration/history",              api_migration_history,  P_MIGRATION_RUN,           0,                           "migration_history", QUERY(migration_history_query), RESP(200, "MigrationHistory"), ERRORS("404")),
+	ROUTE("GET",    "/migration",                      api_migration_list,     P_MIGRATION_RUN,           0,                           "migration_list", QUERY(migration_list_query), RESP(200, "MigrationPage")),
 
 	/* Runbook 4: containment stays reachable while legal documents are pending. */
-	ROUTE("POST",   "/security/sessions/flush",        api_sessions_flush,     P_SECURITY_SESSIONS_FLUSH, AUTH | JSON,                 "sessions_flush", BODY(sessions_flush_spec), RESP(200, "SessionsFlushed")),
-	ROUTE("POST",   "/security/blocklist",             api_blocklist_add,      P_SECURITY_BLOCKLIST,      AUTH | JSON,                 "blocklist_add", BODY(blocklist_add_spec), RESP(201, "BlocklistEntry"), ERRORS("409")),
-	ROUTE("GET",    "/security/blocklist",             api_blocklist_list,     P_SECURITY_BLOCKLIST,      AUTH,                        "blocklist_list", QUERY(page_query), RESP(200, "BlocklistEntryPage")),
-	ROUTE("DELETE", "/security/blocklist/:id",         api_blocklist_delete,   P_SECURITY_BLOCKLIST,      AUTH,                        "blocklist_delete", RESP(200, "BlocklistRemoved")),
+	ROUTE("POST",   "/security/sessions/flush",        api_sessions_flush,     P_SECURITY_SESSIONS_FLUSH, CONTAIN | JSON,              "sessions_flush", BODY(sessions_flush_spec), RESP(200, "SessionsFlushed")),
+	ROUTE("POST",   "/security/blocklist",             api_blocklist_add,      P_SECURITY_BLOCKLIST,      CONTAIN | JSON,              "blocklist_add", BODY(blocklist_add_spec), RESP(201, "BlocklistEntry"), ERRORS("409")),
+	ROUTE("GET",    "/security/blocklist",             api_blocklist_list,     P_SECURITY_BLOCKLIST,      CONTAIN,                     "blocklist_list", QUERY(page_query), RESP(200, "BlocklistEntryPage")),
+	ROUTE("DELETE", "/security/blocklist/:id",         api_blocklist_delete,   P_SECURITY_BLOCKLIST,      CONTAIN,                     "blocklist_delete", RESP(200, "BlocklistRemoved")),
+	ROUTE("POST",   "/security/users/:id/disable",     api_security_user_disable, P_SECURITY_USERS_DISABLE, CONTAIN | JSON,            "security_user_disable", BODY(security_user_contain_spec), RESP(200, "ContainedUser"), ERRORS("409")),
+	ROUTE("POST",   "/security/users/:id/enable",      api_security_user_enable, P_SECURITY_USERS_DISABLE, CONTAIN | JSON,             "security_user_enable", BODY(security_user_contain_spec), RESP(200, "ContainedUser"), ERRORS("409")),
+	ROUTE("POST",   "/security/tokens/revoke",         api_security_tokens_revoke, P_SECURITY_TOKENS_REVOKE, CONTAIN | JSON,           "security_tokens_revoke", BODY(security_tokens_revoke_spec), RESP(200, "TokensRevoked"), ERRORS("404")),
 
 	/* Runbook 5. */
 	ROUTE("POST",   "/email/test",                     api_email_test,         P_EMAIL_SEND_TEST,         JSON,                        "email_test", BODY(email_test_spec), RESP(202, "EmailQueued")),
 	ROUTE("GET",    "/email/outbox",                   api_email_outbox,       P_EMAIL_OUTBOX,            0,                           "email_outbox", QUERY(email_outbox_query), RESP(200, "OutboxMessagePage")),
 	ROUTE("POST",   "/email/outbox/:id/retry",         api_email_retry,        P_EMAIL_OUTBOX,            0,                           "email_retry", RESP(200, "OutboxMessage"), ERRORS("409")),
 
-	ROUTE("GET",    "/audit",                          api_audit_list,         P_AUDIT_READ,              0,                           "audit_list", QUERY(audit_query), RESP(200, "AuditEventPage")),
-	ROUTE("GET",    "/audit/verify",                   api_audit_verify,       P_AUDIT_VERIFY,            0,                           "audit_verify", RESP(200, "AuditVerify")),
+	ROUTE("GET",    "/audit",                          api_audit_list,         P_AUDIT_READ,              CONTAIN,                     "audit_list", QUERY(audit_list_query), RESP(200, "AuditEventPage")),
+	ROUTE("GET",    "/audit/verify",                   api_audit_verify,       P_AUDIT_VERIFY,            CONTAIN,                     "audit_verify", RESP(200, "AuditVerify")),
 
 	/* Test-only routes (OPSD_ENV=test): a stuck request for the master's
 	 * timeout, a validated echo for the body pipeline, a DB round trip. */

@@ -22,6 +22,8 @@ static const char *const flush_scopes[] = {"all", "user", "org", NULL};
 const struct field_spec sessions_flush_spec[] = {
     {"scope", FT_ENUM, FIELD_REQUIRED, 0, 0, flush_scopes},
     {"id", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
+    /* also revoke the scope's API tokens, which a flush alone leaves valid */
+    {"tokens", FT_BOOL, 0, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -30,13 +32,14 @@ void api_sessions_flush(struct req *r)
 	const char *scope_name, *id;
 	enum flush_scope scope = FLUSH_ALL;
 	struct audit_actor a;
-	unsigned long long n = 0;
+	struct flush_result res = {0};
 	struct json_object *o;
 
 	if (!req_validate_or_reply(r, sessions_flush_spec))
 		return;
 	scope_name = json_get_str(r->json, "scope", "all");
 	id = json_get_str(r->json, "id", NULL);
+	res.with_tokens = json_get_bool(r->json, "tokens", false);
 	for (enum flush_scope s = FLUSH_ALL; s <= FLUSH_ORG; s++)
 		if (strcmp(scope_name, flush_scope_name(s)) == 0)
 			scope = s;
@@ -44,14 +47,21 @@ void api_sessions_flush(struct req *r)
 		reply_field_error(r, "id", "required for scope user or org");
 		return;
 	}
+	/* revoking tokens is its own permission (a token scoped to flushing
+	 * sessions only must not reach the tokens) */
+	if (res.with_tokens && !perm_or_reply(r, P_SECURITY_TOKENS_REVOKE))
+		return;
 	req_actor(r, &a);
-	if (sessions_flush_audited(r->db, &a, scope, id, &n) != 0) {
+	if (sessions_flush_audited(r->db, &a, scope, id, &res) != 0) {
 		reply_db_error(r);
 		return;
 	}
 	o = json_object_new_object();
 	json_object_object_add(o, "scope", json_object_new_string(scope_name));
-	json_object_object_add(o, "flushed", json_object_new_int64((int64_t)n));
+	json_object_object_add(o, "flushed", json_object_new_int64((int64_t)res.sessions));
+	if (res.with_tokens)
+		json_object_object_add(o, "tokensRevoked",
+		    json_object_new_int64((int64_t)res.tokens));
 	reply_json(r, 200, o);
 }
 
@@ -146,14 +156,8 @@ void api_blocklist_add(struct req *r)
 	enum blocklist_err e;
 
 	if (!req_validate_or_reply(r, blocklist_add_spec) || !cidr_or_reply(r, &c) ||
-	    !expiry_or_reply(r, &expires_ms))
-		return;
-	reason = json_get_str(r->json, "reason", "");
-	if (reason[strspn(reason, " \t\r\n")] == '\0') {
-		reply_field_error(r, "reason", "must not be blank");
-		return;
-	}
-	if (!not_self_or_reply(r, &c))
+	    !expiry_or_reply(r, &expires_ms) || !reason_or_reply(r, &reason) ||
+	    !not_self_or_reply(r, &c))
 		return;
 	req_actor(r, &a);
 	e = blocklist_add(r->db, &a, &c, reason, expires_ms, id);

@@ -36,6 +36,9 @@ extern const struct field_spec migration_abort_spec[];
 /* security.c */
 extern const struct field_spec sessions_flush_spec[];
 extern const struct field_spec blocklist_add_spec[];
+/* containment.c */
+extern const struct field_spec security_user_contain_spec[];
+extern const struct field_spec security_tokens_revoke_spec[];
 /* email.c */
 extern const struct field_spec email_test_spec[];
 /* system.c */
@@ -65,7 +68,8 @@ extern const struct field_spec legal_report_query[];
 extern const struct field_spec export_subject_query[]; /* export.c */
 extern const struct field_spec export_org_query[];
 extern const struct field_spec migration_history_query[]; /* migration.c */
-extern const struct field_spec email_outbox_query[];      /* email.c */
-extern const struct field_spec audit_query[];             /* audit.c */
+extern const struct field_spec migration_list_query[];
+extern const struct field_spec email_outbox_query[]; /* email.c */
+extern const struct field_spec audit_list_query[];   /* audit.c */
 
 #endif

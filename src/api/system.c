@@ -259,20 +259,29 @@ static const struct metrics_labels *metric_labels(void)
 			audit[i] = audit_actions[i].counted ? audit_actions[i].name : NULL;
 		for (int i = 0; i < MIG__MAX; i++)
 			mig[i] = mig_status_name((enum mig_status)i);
-		l = (struct metrics_labels){routes_names(), nroutes, audit, AA__MAX, mig, MIG__MAX};
+		l = (struct metrics_labels){routes_names(), nroutes, audit, AA__MAX, mig, MIG__MAX,
+		    NULL};
 	}
 	return &l;
 }
 
 void api_metrics(struct req *r)
 {
-	metrics_render(r->out, metric_labels(), r->server->sb);
+	struct metrics_labels l = *metric_labels();
+	uint64_t counts[AA__MAX];
 	/* What /readyz would say, for alerting without a separate probe: a
 	 * loopback scrape works while MariaDB is down. */
+	int ready = schema_state(r);
+
+	/* The audit counts live in the database (every writer counts there);
+	 * while it cannot be read that one family is left out. */
+	if (ready >= 0 && audit_action_counts(r->db, counts) == 0)
+		l.audit_counts = counts;
+	metrics_render(r->out, &l, r->server->sb);
 	buf_printf(r->out,
 	    "# HELP opsd_ready 1 when MariaDB answers and the schema is current (as /readyz), else 0.\n"
 	    "# TYPE opsd_ready gauge\nopsd_ready %d\n",
-	    schema_state(r) == 1);
+	    ready == 1);
 	/* metrics_render wrote straight into the reply buffer. */
 	r->replied = true;
 	r->status = 200;

@@ -7,14 +7,15 @@
 #include <stdbool.h>
 
 #include "core/audit.h"
+#include "core/authz.h"
 #include "infra/config.h"
 
 struct db;
 struct json_object;
 
 /* 0 ok, 1 the operation failed or the state is not what was asked, 2 usage
- * or config. */
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+ * or config, 3 the principal lacks the command's permission (nothing done). */
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_DENIED = 3 };
 
 struct opsctl {
 	struct opsd_config cfg;
@@ -23,6 +24,9 @@ struct opsctl {
 	char **argv;
 	struct audit_actor actor; /* "cli:<user>" in audit events */
 	char label[80];
+	char user[64]; /* the OS user running opsctl ("" when unknown) */
+	roleset roles; /* its roles (OPSD_CLI_ROLES) */
+	permset perms; /* and their permissions: what it may grant, for one */
 };
 
 /* --name value and --flag options; NULL / false when absent. */
@@ -44,15 +48,30 @@ int cmd_db_status(struct opsctl *o);
 int cmd_user_create(struct opsctl *o);
 int cmd_user_set_password(struct opsctl *o);
 int cmd_user_ensure_admin(struct opsctl *o);
+/* containment.c */
+int cmd_user_disable(struct opsctl *o);
+int cmd_user_enable(struct opsctl *o);
+int cmd_token_revoke(struct opsctl *o);
 /* sessions.c */
 int cmd_sessions_flush(struct opsctl *o);
 /* audit.c */
 int cmd_audit_verify(struct opsctl *o);
 int cmd_audit_purge(struct opsctl *o);
+/* audit_search.c */
+int cmd_audit_search(struct opsctl *o);
 /* email.c */
 int cmd_email_test(struct opsctl *o);
+int cmd_email_outbox_list(struct opsctl *o);
+int cmd_email_outbox_retry(struct opsctl *o);
+int cmd_email_settings(struct opsctl *o);
 /* legal.c */
 int cmd_legal_publish(struct opsctl *o);
+int cmd_legal_report(struct opsctl *o);
+/* compliance.c */
+int cmd_compliance_hold(struct opsctl *o);
+int cmd_compliance_strip(struct opsctl *o);
+int cmd_compliance_archive(struct opsctl *o);
+int cmd_compliance_export(struct opsctl *o);
 /* migration.c */
 int cmd_migration_start(struct opsctl *o);
 int cmd_migration_status(struct opsctl *o);
@@ -60,6 +79,7 @@ int cmd_migration_watch(struct opsctl *o);
 int cmd_migration_finalize(struct opsctl *o);
 int cmd_migration_abort(struct opsctl *o);
 int cmd_migration_history(struct opsctl *o);
+int cmd_migration_list(struct opsctl *o);
 /* blocklist.c */
 int cmd_blocklist_add(struct opsctl *o);
 int cmd_blocklist_remove(struct opsctl *o);

@@ -1,12 +1,17 @@
-/* opsctl legal publish. */
+/* opsctl legal publish and legal report (README, runbook 1). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
+#include "api/errors.h"
 #include "cli/cli.h"
 #include "core/legal.h"
 #include "infra/db.h"
+#include "infra/dbval.h"
+#include "lib/arena.h"
 #include "lib/utf8.h"
 #include "lib/util.h"
 #include "lib/uuid.h"
@@ -73,4 +78,48 @@ int cmd_legal_publish(struct opsctl *o)
 out:
 	free(content);
 	return rc;
+}
+
+/* Runbook 1 step 3: GET /legal/acceptance/report from the host, the same
+ * JSON. --limit and --cursor page through the pending users. */
+int cmd_legal_report(struct opsctl *o)
+{
+	const char *type = opt_value(o, "--type"), *version = opt_value(o, "--version");
+	const char *limit_s = opt_value(o, "--limit"), *cursor = opt_value(o, "--cursor");
+	long long limit = 50;
+	char after_s[64];
+	struct opsd_uuid after;
+	struct json_object *doc;
+	struct arena *a;
+	enum legal_report_rc rc;
+
+	if (!type)
+		return need_opt("--type");
+	if (!legal_type_valid(type)) {
+		fprintf(stderr, "opsctl: malformed --type\n");
+		return EXIT_USAGE;
+	}
+	if (limit_s && !parse_ll_range(limit_s, 1, 500, &limit)) {
+		fprintf(stderr, "opsctl: --limit must be an integer between 1 and 500\n");
+		return EXIT_USAGE;
+	}
+	if (cursor && (!cursor_decode("legal_report", cursor, after_s, sizeof(after_s)) ||
+	                  !uuid_parse(after_s, &after))) {
+		fprintf(stderr, "opsctl: --cursor is not a cursor of this report\n");
+		return EXIT_USAGE;
+	}
+	if (!(a = arena_new(64 * 1024)))
+		return EXIT_FAILED;
+	rc = legal_report(o->db, a, type, version, limit, cursor ? &after : NULL, &doc);
+	arena_free(a);
+	if (rc != LEGAL_REPORT_OK) {
+		fprintf(stderr, "opsctl: %s %s%s: %s\n", type, version ? version : "",
+		    version ? "" : "(current)",
+		    rc == LEGAL_REPORT_DB_ERROR ? db_error(o->db)
+		                                : legal_report_errors[rc].message);
+		return EXIT_FAILED;
+	}
+	print_json(doc);
+	json_object_put(doc);
+	return EXIT_OK;
 }

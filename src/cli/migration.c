@@ -1,6 +1,6 @@
-/* opsctl migration start, status, watch, finalize, abort and history: a
- * tenant's move between the shared and a dedicated database (README,
- * runbook 3), through the same core as the /migration endpoints. */
+/* opsctl migration start, status, watch, finalize, abort, history and
+ * list: a tenant's move between the shared and a dedicated database
+ * (README, runbook 3), through the same core as the /migration endpoints. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -217,8 +217,6 @@ int cmd_migration_start(struct opsctl *o)
 		return EXIT_USAGE;
 	if (!dir)
 		return need_opt("--direction");
-	if (!opt_value(o, "--reason"))
-		return need_opt("--reason");
 	for (size_t i = 0; mig_directions[i]; i++)
 		known |= strcmp(dir, mig_directions[i]) == 0;
 	if (!known) {
@@ -366,6 +364,73 @@ int cmd_migration_watch(struct opsctl *o)
 	}
 }
 
+/* How long finalize --dry-run waits for the engine's report. */
+#define REHEARSAL_WAIT_MS 120000
+
+/* The rehearsal's report: each step with its time, the verification, the
+ * expected freeze; nothing was switched. */
+static void print_rehearsal(struct json_object *rep)
+{
+	struct json_object *steps = json_object_object_get(rep, "steps");
+	size_t n =
+	    json_object_is_type(steps, json_type_array) ? json_object_array_length(steps) : 0;
+
+	printf("rehearsal: %s\n", doc_bool(rep, "ok") ? "ok" : "not ok");
+	printf("status: %s (nothing switched)\n",
+	    doc_str(rep, "status") ? doc_str(rep, "status") : "?");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *s = json_object_array_get_idx(steps, i);
+
+		printf("step %s: %s, %.0f ms", doc_str(s, "step") ? doc_str(s, "step") : "?",
+		    doc_bool(s, "ok") ? "ok" : "failed", doc_num(s, "ms", 0));
+		if (json_object_object_get(s, "changesReplayed"))
+			printf(", %.0f changes replayed", doc_num(s, "changesReplayed", 0));
+		if (json_object_object_get(s, "chunks"))
+			printf(", %.0f chunks, %.0f mismatched", doc_num(s, "chunks", 0),
+			    doc_num(s, "chunksMismatched", 0));
+		printf("\n");
+	}
+	print_verification(json_object_object_get(rep, "verification"));
+	if (doc_num(rep, "expectedFreezeMs", -1) >= 0)
+		printf("expectedFreezeMs: %.0f\n", doc_num(rep, "expectedFreezeMs", 0));
+	if (doc_str(rep, "error"))
+		printf("error: %s\n", doc_str(rep, "error"));
+}
+
+/* finalize --dry-run: the rehearsal requested, then its report (exit 1
+ * when it is not ok). */
+static int migration_rehearse(struct opsctl *o, const char *org)
+{
+	char id[UUID_STR_LEN + 1] = "", detail[512] = "";
+	struct arena *a;
+	struct json_object *rep;
+	enum mig_err e = mig_rehearse(o->db, &o->cfg, &o->actor, org, id, detail, sizeof(detail));
+	int rc;
+
+	if (e != MIG_OK)
+		return mig_fail(o, e, detail);
+	if (!(a = arena_new(64 * 1024)))
+		return mig_fail(o, MIG_E_DB, "out of memory");
+	rep = mig_rehearsal_wait(o->db, a, id, REHEARSAL_WAIT_MS, &e, detail, sizeof(detail));
+	if (!rep) {
+		arena_free(a);
+		if (e != MIG_OK)
+			return mig_fail(o, e, detail);
+		printf(
+		    "rehearsal: still running (is opsd's jobs process up?); opsctl migration status"
+		    " --org %s shows its report when it ends\n",
+		    org);
+		return EXIT_FAILED;
+	}
+	if (opt_flag(o, "--json"))
+		print_json(rep);
+	else
+		print_rehearsal(rep);
+	rc = doc_bool(rep, "ok") ? EXIT_OK : EXIT_FAILED;
+	doc_free(rep, a);
+	return rc;
+}
+
 int cmd_migration_finalize(struct opsctl *o)
 {
 	char org[UUID_STR_LEN + 1], detail[512] = "";
@@ -373,6 +438,8 @@ int cmd_migration_finalize(struct opsctl *o)
 
 	if (!mig_org(o, org))
 		return EXIT_USAGE;
+	if (opt_flag(o, "--dry-run"))
+		return migration_rehearse(o, org);
 	e = mig_finalize(o->db, &o->cfg, &o->actor, org, detail, sizeof(detail));
 	if (e != MIG_OK)
 		return mig_fail(o, e, detail);
@@ -387,8 +454,6 @@ int cmd_migration_abort(struct opsctl *o)
 
 	if (!mig_org(o, org))
 		return EXIT_USAGE;
-	if (!opt_value(o, "--reason"))
-		return need_opt("--reason");
 	e = mig_abort(o->db, &o->cfg, &o->actor, org, opt_value(o, "--id"),
 	    opt_value(o, "--reason"));
 	if (e != MIG_OK)
@@ -414,5 +479,78 @@ int cmd_migration_history(struct opsctl *o)
 	}
 	print_json(doc);
 	doc_free(doc, a);
+	return EXIT_OK;
+}
+
+#define LIST_PAGE 100
+
+/* Every org's migrations, newest first, a page at a time: --json gives
+ * {"items": [status documents]}, else one line each. */
+int cmd_migration_list(struct opsctl *o)
+{
+	const char *st = opt_value(o, "--status");
+	int status = -1;
+	bool json = opt_flag(o, "--json"), more = true;
+	struct json_object *all = json_object_new_array();
+	uint8_t before[16];
+	bool has_before = false;
+	size_t total = 0;
+
+	if (st && (status = mig_status_from_name(st)) < 0) {
+		fprintf(stderr, "opsctl: --status must be one of:");
+		for (size_t i = 0; mig_statuses[i]; i++)
+			fprintf(stderr, "%s %s", i ? "," : "", mig_statuses[i]);
+		fprintf(stderr, "\n");
+		json_object_put(all);
+		return EXIT_USAGE;
+	}
+	if (!json)
+		printf("%-36s  %-36s  %-19s  %-17s  %s\n", "ID", "ORG", "DIRECTION", "STATUS",
+		    "CREATED");
+	while (more) {
+		struct arena *a = arena_new(256 * 1024);
+		enum mig_err e = MIG_E_DB;
+		struct json_object *page = a ? mig_list_json(o->db, a, status,
+		                                   has_before ? before : NULL, LIST_PAGE, &more, &e)
+		                             : NULL;
+		size_t n = page ? json_object_array_length(page) : 0;
+
+		if (!page) {
+			arena_free(a);
+			json_object_put(all);
+			return mig_fail(o, e, NULL);
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct json_object *d = json_object_array_get_idx(page, i);
+			struct opsd_uuid u;
+
+			if (json)
+				json_object_array_add(all, json_object_get(d));
+			else
+				printf("%-36s  %-36s  %-19s  %-17s  %s%s\n", doc_str(d, "id"),
+				    doc_str(d, "orgId"), doc_str(d, "direction"),
+				    doc_str(d, "status"),
+				    doc_str(d, "createdAt") ? doc_str(d, "createdAt") : "",
+				    doc_bool(d, "dryRun") ? "  (dry run)" : "");
+			if (i == n - 1 && uuid_parse(doc_str(d, "id"), &u)) {
+				memcpy(before, u.b, 16);
+				has_before = true;
+			}
+		}
+		total += n;
+		more = more && n > 0;
+		json_object_put(page);
+		arena_free(a);
+	}
+	if (json) {
+		struct json_object *doc = json_object_new_object();
+
+		json_object_object_add(doc, "items", all);
+		print_json(doc);
+		json_object_put(doc);
+	} else {
+		printf("%zu migration%s\n", total, total == 1 ? "" : "s");
+		json_object_put(all);
+	}
 	return EXIT_OK;
 }

@@ -32,6 +32,8 @@ int cmd_routes(struct opsctl *o)
 		    json_object_new_boolean(!!(routes[i].flags & RF_LOOPBACK)));
 		json_object_object_add(r, "legalExempt",
 		    json_object_new_boolean(!!(routes[i].flags & RF_LEGAL_EXEMPT)));
+		json_object_object_add(r, "legalContainment",
+		    json_object_new_boolean(!!(routes[i].flags & RF_LEGAL_CONTAIN)));
 		json_object_object_add(r, "csrf",
 		    json_object_new_boolean(
 		        !(routes[i].flags & RF_PUBLIC) && strcmp(routes[i].method, "GET") != 0));

@@ -36,6 +36,13 @@ static int user_create_with(struct opsctl *o, const char *email, const char *rol
 		fprintf(stderr, "opsctl: unknown role \"%s\"\n", bad);
 		return EXIT_USAGE;
 	}
+	/* the API's rule: only roles whose permissions the granter holds */
+	if (!roles_grantable(o->perms, in.roles)) {
+		fprintf(stderr,
+		    "opsctl: %s cannot grant %s (only roles within its own permissions)\n",
+		    o->label, roles_csv);
+		return EXIT_DENIED;
+	}
 	in.email = email;
 	in.name = opt_value(o, "--name");
 	in.org_id = opt_value(o, "--org");

@@ -10,7 +10,6 @@
 #include "core/audit_internal.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
-#include "infra/metrics.h"
 #include "lib/arena.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -28,6 +27,7 @@ const struct audit_action_info audit_actions[AA__MAX] = {
     [AA_SECURITY_RATE_LIMITED] = {"security.rate_limited", true},
     [AA_SECURITY_BLOCKLIST_ADDED] = {"security.blocklist_added", true},
     [AA_SECURITY_BLOCKLIST_REMOVED] = {"security.blocklist_removed", true},
+    [AA_SECURITY_TOKENS_REVOKED] = {"security.tokens_revoked", true},
     [AA_AUTH_LOGIN_SUCCEEDED] = {"auth.login_succeeded", false},
     [AA_AUTH_LOGIN_FAILED] = {"auth.login_failed", true},
     [AA_AUTH_LOGIN_THROTTLED] = {"auth.login_throttled", true},
@@ -41,6 +41,7 @@ const struct audit_action_info audit_actions[AA__MAX] = {
     [AA_MIGRATION_READY_FOR_CUTOVER] = {"migration.ready_for_cutover", false},
     [AA_MIGRATION_DRY_RUN_COMPLETED] = {"migration.dry_run_completed", false},
     [AA_MIGRATION_FINALIZE_REQUESTED] = {"migration.finalize_requested", false},
+    [AA_MIGRATION_FINALIZE_REHEARSED] = {"migration.finalize_rehearsed", false},
     [AA_MIGRATION_CUTOVER_REFUSED] = {"migration.cutover_refused", true},
     [AA_MIGRATION_FINALIZED] = {"migration.finalized", true},
     [AA_MIGRATION_ABORT_REQUESTED] = {"migration.abort_requested", false},
@@ -49,7 +50,9 @@ const struct audit_action_info audit_actions[AA__MAX] = {
     [AA_AUDIT_PURGED] = {"audit.purged", true},
     [AA_USER_CREATED] = {"user.created", false},
     [AA_USER_UPDATED] = {"user.updated", false},
-    [AA_USER_DISABLED] = {"user.disabled", false},
+    /* counted: disabling and re-enabling accounts is containment (runbook 4) */
+    [AA_USER_DISABLED] = {"user.disabled", true},
+    [AA_USER_ENABLED] = {"user.enabled", true},
     [AA_USER_DELETED] = {"user.deleted", false},
     [AA_ORG_CREATED] = {"org.created", false},
     [AA_TENANT_CREATED] = {"tenant.created", false},
@@ -59,6 +62,7 @@ const struct audit_action_info audit_actions[AA__MAX] = {
     [AA_EMAIL_FAILED] = {"email.failed", false},
     [AA_EMAIL_SUPPRESSED] = {"email.suppressed", false},
     [AA_EMAIL_RETRY_REQUESTED] = {"email.retry_requested", false},
+    [AA_EMAIL_TEST_REQUESTED] = {"email.test_requested", false},
 };
 
 /* A UUID string parameter as BINARY(16), NULL when absent or malformed. */
@@ -141,6 +145,15 @@ int audit_append(struct db *d, const struct audit_actor *actor, enum audit_actio
 		if (db_exec(d, "UPDATE audit_chain_head SET seq = ?, hash = ? WHERE id = 1", h,
 		        countof(h), NULL) != 0)
 			goto out;
+		/* opsd_audit_events_total, counted in the database so that every
+		 * writer counts (opsctl, the jobs process, other hosts) and the
+		 * count commits with the event. The chain head's row lock taken
+		 * above already serialises appends: this row adds no contention. */
+		if (db_exec(d,
+		        "INSERT INTO audit_action_counts (action, n) VALUES (?, 1)"
+		        " ON DUPLICATE KEY UPDATE n = n + 1",
+		        &p[6], 1, NULL) != 0)
+			goto out;
 	}
 	{
 		struct logline *l = log_begin(LL_INFO, "audit");
@@ -151,10 +164,28 @@ int audit_append(struct db *d, const struct audit_actor *actor, enum audit_actio
 			log_str(l, "targetType", target_type);
 		log_end(l);
 	}
-	metrics_audit_event((int)action);
 	rc = 0;
 out:
 	json_object_put(payload);
+	arena_free(a);
+	return rc;
+}
+
+int audit_action_counts(struct db *d, uint64_t counts[AA__MAX])
+{
+	struct arena *a = arena_new(4096);
+	struct db_rows rows;
+	int rc = -1;
+
+	memset(counts, 0, AA__MAX * sizeof(counts[0]));
+	if (!a || db_query(d, a, "SELECT action, n FROM audit_action_counts", NULL, 0, &rows) != 0)
+		goto out;
+	for (size_t i = 0; i < rows.nrows; i++)
+		for (int k = 0; k < AA__MAX; k++)
+			if (rows.val[i][0] && strcmp(rows.val[i][0], audit_actions[k].name) == 0)
+				counts[k] = strtoull(rows.val[i][1], NULL, 10);
+	rc = 0;
+out:
 	arena_free(a);
 	return rc;
 }

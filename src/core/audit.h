@@ -79,6 +79,7 @@ enum audit_action {
 	AA_SECURITY_RATE_LIMITED,
 	AA_SECURITY_BLOCKLIST_ADDED,
 	AA_SECURITY_BLOCKLIST_REMOVED,
+	AA_SECURITY_TOKENS_REVOKED,
 	AA_AUTH_LOGIN_SUCCEEDED,
 	AA_AUTH_LOGIN_FAILED,
 	AA_AUTH_LOGIN_THROTTLED,
@@ -92,6 +93,7 @@ enum audit_action {
 	AA_MIGRATION_READY_FOR_CUTOVER,
 	AA_MIGRATION_DRY_RUN_COMPLETED,
 	AA_MIGRATION_FINALIZE_REQUESTED,
+	AA_MIGRATION_FINALIZE_REHEARSED,
 	AA_MIGRATION_CUTOVER_REFUSED,
 	AA_MIGRATION_FINALIZED,
 	AA_MIGRATION_ABORT_REQUESTED,
@@ -101,6 +103,7 @@ enum audit_action {
 	AA_USER_CREATED,
 	AA_USER_UPDATED,
 	AA_USER_DISABLED,
+	AA_USER_ENABLED,
 	AA_USER_DELETED,
 	AA_ORG_CREATED,
 	AA_TENANT_CREATED,
@@ -110,6 +113,7 @@ enum audit_action {
 	AA_EMAIL_FAILED,
 	AA_EMAIL_SUPPRESSED,
 	AA_EMAIL_RETRY_REQUESTED,
+	AA_EMAIL_TEST_REQUESTED,
 	AA__MAX
 };
 struct audit_action_info {
@@ -129,8 +133,10 @@ struct audit_actor {
 
 /* Appends one event. Must run inside a transaction (db_tx): it locks the
  * chain head, so events of one transaction commit with the change they
- * describe, and the chain stays linear across workers and hosts. payload
- * is redacted and released. 0 or -1. */
+ * describe, and the chain stays linear across workers and hosts. It also
+ * adds one to the action's row of audit_action_counts (what
+ * opsd_audit_events_total shows). payload is redacted and released. 0 or
+ * -1. */
 int audit_append(struct db *d, const struct audit_actor *actor, enum audit_action action,
     const char *org_id, const char *target_type, const char *target_id,
     struct json_object *payload);
@@ -139,6 +145,11 @@ int audit_append(struct db *d, const struct audit_actor *actor, enum audit_actio
 int audit_append_tx(struct db *d, const struct audit_actor *actor, enum audit_action action,
     const char *org_id, const char *target_type, const char *target_id,
     struct json_object *payload);
+
+/* Events written so far by action (audit_action_counts: every writer, every
+ * host), indexed like audit_actions[]; 0 for an action never written. 0 or
+ * -1 when the database cannot be read. */
+int audit_action_counts(struct db *d, uint64_t counts[AA__MAX]);
 
 struct audit_verify_result {
 	bool ok;

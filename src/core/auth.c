@@ -188,7 +188,8 @@ static const struct flush_sql {
         " WHERE t.revoked_at IS NULL AND u.org_id = ?"},
 };
 
-int sessions_flush(struct db *d, enum flush_scope scope, const char *id, bool revoke_tokens,
+/* One statement of flush_sql for scope; -1 on a malformed id. */
+static int flush_exec(struct db *d, enum flush_scope scope, const char *id, bool tokens,
     unsigned long long *count)
 {
 	struct opsd_uuid u;
@@ -201,11 +202,22 @@ int sessions_flush(struct db *d, enum flush_scope scope, const char *id, bool re
 		p[0] = DBP_BLOB(u.b, 16);
 		np = 1;
 	}
-	if (db_exec(d, flush_sql[scope].sessions, p, np, count) != 0)
+	return db_exec(d, tokens ? flush_sql[scope].tokens : flush_sql[scope].sessions, p, np,
+	    count);
+}
+
+int sessions_flush(struct db *d, enum flush_scope scope, const char *id, bool revoke_tokens,
+    unsigned long long *count)
+{
+	if (flush_exec(d, scope, id, false, count) != 0)
 		return -1;
-	if (revoke_tokens && db_exec(d, flush_sql[scope].tokens, p, np, NULL) != 0)
-		return -1;
-	return 0;
+	return revoke_tokens ? flush_exec(d, scope, id, true, NULL) : 0;
+}
+
+int tokens_revoke_scope(struct db *d, enum flush_scope scope, const char *id,
+    unsigned long long *count)
+{
+	return flush_exec(d, scope, id, true, count);
 }
 
 const char *flush_scope_name(enum flush_scope s)
@@ -220,34 +232,38 @@ struct flush_tx {
 	const struct audit_actor *actor;
 	enum flush_scope scope;
 	const char *id;
-	unsigned long long count;
+	struct flush_result *res;
 };
 
 static int flush_fn(struct db *d, void *arg)
 {
 	struct flush_tx *x = arg;
+	struct flush_result *res = x->res;
 	struct json_object *payload;
 
-	if (sessions_flush(d, x->scope, x->id, false, &x->count) != 0)
+	res->sessions = res->tokens = 0; /* db_tx may run this again after a deadlock */
+	if (flush_exec(d, x->scope, x->id, false, &res->sessions) != 0 ||
+	    (res->with_tokens && flush_exec(d, x->scope, x->id, true, &res->tokens) != 0))
 		return -1;
 	payload = json_object_new_object();
 	json_object_object_add(payload, "scope",
 	    json_object_new_string(flush_scope_name(x->scope)));
-	json_object_object_add(payload, "flushed", json_object_new_int64((int64_t)x->count));
+	json_object_object_add(payload, "flushed", json_object_new_int64((int64_t)res->sessions));
+	json_object_object_add(payload, "tokens", json_object_new_boolean(res->with_tokens));
+	if (res->with_tokens)
+		json_object_object_add(payload, "tokensRevoked",
+		    json_object_new_int64((int64_t)res->tokens));
 	return audit_append(d, x->actor, AA_SECURITY_SESSIONS_FLUSHED,
 	    x->scope == FLUSH_ORG ? x->id : NULL,
 	    x->scope == FLUSH_ALL ? NULL : flush_scope_name(x->scope), x->id, payload);
 }
 
 int sessions_flush_audited(struct db *d, const struct audit_actor *actor, enum flush_scope scope,
-    const char *id, unsigned long long *count)
+    const char *id, struct flush_result *res)
 {
-	struct flush_tx x = {actor, scope, scope == FLUSH_ALL ? NULL : id, 0};
-	int rc = db_tx(d, flush_fn, &x);
+	struct flush_tx x = {actor, scope, scope == FLUSH_ALL ? NULL : id, res};
 
-	if (count)
-		*count = x.count;
-	return rc;
+	return db_tx(d, flush_fn, &x);
 }
 
 /* Throttle keys are hashes, so the table holds no email or address. */

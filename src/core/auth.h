@@ -61,11 +61,23 @@ enum flush_scope { FLUSH_ALL, FLUSH_USER, FLUSH_ORG };
 int sessions_flush(struct db *d, enum flush_scope scope, const char *id, bool revoke_tokens,
     unsigned long long *count);
 
-/* sessions_flush of sessions only, with its security.sessions_flushed audit
- * event, in one transaction: what the API and opsctl both run. */
+/* Revokes the live API tokens of the same scopes, inside the caller's
+ * transaction; *count gets how many. -1 on a malformed id or a database error. */
+int tokens_revoke_scope(struct db *d, enum flush_scope scope, const char *id,
+    unsigned long long *count);
+
+/* What sessions_flush_audited is asked (with_tokens) and what it did. */
+struct flush_result {
+	bool with_tokens;            /* revoke the scope's API tokens as well */
+	unsigned long long sessions; /* sessions removed */
+	unsigned long long tokens;   /* tokens revoked (with_tokens) */
+};
+/* The flush of sessions (and, when res->with_tokens, of API tokens) with
+ * its security.sessions_flushed audit event, in one transaction: what the
+ * API and opsctl both run. */
 struct audit_actor;
 int sessions_flush_audited(struct db *d, const struct audit_actor *actor, enum flush_scope scope,
-    const char *id, unsigned long long *count);
+    const char *id, struct flush_result *res);
 const char *flush_scope_name(enum flush_scope s);
 
 /* Housekeeping for the jobs process: removes expired sessions and stale

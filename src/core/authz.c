@@ -43,6 +43,8 @@ static const char *const perm_names[] = {
     [P_TENANT_WRITE] = "tenant.write",
     [P_SYSTEM_STATUS] = "system.status",
     [P_ORG_USERS_MANAGE] = "org_users.manage",
+    [P_SECURITY_USERS_DISABLE] = "security.users_disable",
+    [P_SECURITY_TOKENS_REVOKE] = "security.tokens_revoke",
 };
 
 _Static_assert(countof(role_names) == ROLE__MAX, "role_names out of step with enum role");
@@ -52,26 +54,33 @@ _Static_assert(PERM__MAX <= 64, "permset is 64 bits");
 
 #define ALL_PERMS (PERM__MAX == 64 ? ~(permset)0 : PS(PERM__MAX) - 1)
 
-/* compliance_officer is compliance plus verifying the audit chain */
+/* compliance_officer is compliance plus verifying the audit chain. orgs.read
+ * and users.read: a data-subject request starts by finding the subject's
+ * records (runbook 2 step 1), an org's users among them. */
 #define COMPLIANCE_PERMS                                                                           \
 	(PS(P_COMPLIANCE_READ) | PS(P_COMPLIANCE_STRIP_PII) | PS(P_COMPLIANCE_LEGAL_HOLD) |        \
 	    PS(P_COMPLIANCE_ARCHIVE) | PS(P_COMPLIANCE_EXPORT) | PS(P_LEGAL_REPORT) |              \
-	    PS(P_AUDIT_READ) | PS(P_TENANT_READ))
+	    PS(P_AUDIT_READ) | PS(P_TENANT_READ) | PS(P_ORGS_READ) | PS(P_USERS_READ))
 
-/* README "Identity, sessions and roles". Only superadmin holds migration.run. */
+/* README "Identity, sessions and roles" (which says why each role holds what
+ * it holds). Only superadmin holds migration.run. platform_admin reads the
+ * audit log to check its publishes (runbook 1); security_admin contains
+ * accounts: disables them and revokes their API tokens (runbook 4). */
 static const permset role_table[] = {
     [ROLE_SUPERADMIN] = ALL_PERMS,
     [ROLE_PLATFORM_ADMIN] = PS(P_LEGAL_PUBLISH) | PS(P_LEGAL_REPORT) | PS(P_USERS_READ) |
                             PS(P_USERS_MANAGE) | PS(P_ORGS_READ) | PS(P_ORGS_MANAGE) |
                             PS(P_EMAIL_SEND_TEST) | PS(P_EMAIL_OUTBOX) | PS(P_SYSTEM_STATUS) |
-                            PS(P_TENANT_READ) | PS(P_TENANT_WRITE) | PS(P_ORG_USERS_MANAGE),
+                            PS(P_TENANT_READ) | PS(P_TENANT_WRITE) | PS(P_ORG_USERS_MANAGE) |
+                            PS(P_AUDIT_READ),
     [ROLE_COMPLIANCE] = COMPLIANCE_PERMS,
     [ROLE_COMPLIANCE_OFFICER] = COMPLIANCE_PERMS | PS(P_AUDIT_VERIFY),
     [ROLE_SECURITY_ADMIN] =
         PS(P_SECURITY_READ) | PS(P_SECURITY_SESSIONS_FLUSH) | PS(P_SECURITY_BLOCKLIST) |
         PS(P_AUDIT_READ) | PS(P_AUDIT_VERIFY) | PS(P_COMPLIANCE_READ) | PS(P_COMPLIANCE_STRIP_PII) |
         PS(P_COMPLIANCE_LEGAL_HOLD) | PS(P_COMPLIANCE_ARCHIVE) | PS(P_COMPLIANCE_EXPORT) |
-        PS(P_USERS_READ) | PS(P_ORGS_READ) | PS(P_TENANT_READ) | PS(P_SYSTEM_STATUS),
+        PS(P_USERS_READ) | PS(P_ORGS_READ) | PS(P_TENANT_READ) | PS(P_SYSTEM_STATUS) |
+        PS(P_SECURITY_USERS_DISABLE) | PS(P_SECURITY_TOKENS_REVOKE),
     /* org_users.manage: an org_admin manages the users of its own org
      * (/orgs/:orgId/users), never /users, which reaches every org. */
     [ROLE_ORG_ADMIN] = PS(P_TENANT_READ) | PS(P_TENANT_WRITE) | PS(P_ORGS_READ) | PS(P_USERS_READ) |
@@ -213,4 +222,74 @@ bool perms_parse_csv(const char *csv, permset *out, const char **bad)
 void perms_format_csv(permset perms, char *out, size_t out_len)
 {
 	format_csv(perm_names, PERM__MAX, perms, out, out_len);
+}
+
+/* One "user:role[+role]" entry of OPSD_CLI_ROLES at s: its user's name
+ * length, its roles, and where the next entry starts (NULL after the last).
+ * False on an unknown role (*bad names it). */
+static bool cli_entry(const char **s, size_t *user_len, const char **user, roleset *roles,
+    const char **bad)
+{
+	static char bad_name[64];
+	const char *p = *s + strspn(*s, " \t"), *end;
+
+	*user = p;
+	*user_len = strcspn(p, ":,");
+	*roles = 0;
+	p += *user_len + (p[*user_len] == ':');
+	end = p + strcspn(p, ",");
+	while (p < end) {
+		size_t n = strcspn(p, "+, \t");
+		int r = name_index(role_names, ROLE__MAX, p, n);
+
+		if (r < 0) {
+			snprintf(bad_name, sizeof(bad_name), "%.*s", (int)n, p);
+			*bad = bad_name;
+			return false;
+		}
+		*roles |= (roleset)1 << r;
+		p += n;
+		p += strspn(p, "+ \t");
+	}
+	*s = *end ? end + 1 : NULL;
+	return true;
+}
+
+bool cli_roles_of(const char *spec, const char *user, roleset *out, const char **bad)
+{
+	*out = 0;
+	*bad = NULL;
+	if (!spec) {
+		if (user && strcmp(user, "root") == 0)
+			*out = (roleset)1 << ROLE_SUPERADMIN;
+		return true;
+	}
+	for (const char *s = spec; s;) {
+		const char *name;
+		size_t len;
+		roleset roles;
+
+		if (!cli_entry(&s, &len, &name, &roles, bad)) {
+			*out = 0;
+			return false;
+		}
+		if (user && strlen(user) == len && memcmp(user, name, len) == 0)
+			*out = roles;
+	}
+	return true;
+}
+
+int cli_roles_check(const struct opsd_config *c, config_report_fn report, void *ctx)
+{
+	roleset roles;
+	const char *bad;
+	char line[160];
+
+	if (cli_roles_of(c->cli_roles, NULL, &roles, &bad))
+		return 0;
+	snprintf(line, sizeof(line),
+	    "OPSD_CLI_ROLES: unknown role \"%s\" (opsctl roles lists them)", bad);
+	if (report)
+		report(true, line, ctx);
+	return 1;
 }

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "infra/config.h"
+
 enum role {
 	ROLE_SUPERADMIN,
 	ROLE_PLATFORM_ADMIN,
@@ -43,6 +45,8 @@ enum perm {
 	P_TENANT_WRITE,
 	P_SYSTEM_STATUS,
 	P_ORG_USERS_MANAGE,
+	P_SECURITY_USERS_DISABLE,
+	P_SECURITY_TOKENS_REVOKE,
 	PERM__MAX
 };
 
@@ -72,5 +76,15 @@ void roles_format_csv(roleset roles, char *out, size_t out_len);
 /* Same for permissions (token scopes). */
 bool perms_parse_csv(const char *csv, permset *out, const char **bad);
 void perms_format_csv(permset perms, char *out, size_t out_len);
+
+/* opsctl's principals (OPSD_CLI_ROLES, "user:role[+role],...", its shape
+ * checked by infra/config.c): the roles of the OS user named user. NULL
+ * spec: root is superadmin, any other user has no role; a user the list
+ * does not name has none. False with *bad (a static buffer) when a role
+ * name is unknown, whoever it belongs to. */
+bool cli_roles_of(const char *spec, const char *user, roleset *out, const char **bad);
+/* Reports an unknown role of OPSD_CLI_ROLES as a configuration error (the
+ * names are this layer's, so config_load cannot). Returns the errors. */
+int cli_roles_check(const struct opsd_config *c, config_report_fn report, void *ctx);
 
 #endif

@@ -152,6 +152,30 @@ void id_batch_count(struct json_object *counts, const char *what)
 		json_object_object_add(counts, what, json_object_new_int(1));
 }
 
+struct json_object *id_batch_results_json(const struct id_batch *b, struct json_object *o)
+{
+	struct json_object *results = json_object_new_array(), *counts = NULL;
+
+	if (!o)
+		o = json_object_new_object();
+	if (!json_object_object_get_ex(o, "counts", &counts)) {
+		counts = json_object_new_object();
+		json_object_object_add(o, "counts", counts);
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		struct json_object *e = json_object_new_object();
+		char s[UUID_STR_LEN + 1];
+
+		uuid_format(&b->ids[i], s);
+		json_object_object_add(e, "id", json_object_new_string(s));
+		json_object_object_add(e, "result", json_object_new_string(id_batch_outcome(b, i)));
+		json_object_array_add(results, e);
+		id_batch_count(counts, id_batch_outcome(b, i));
+	}
+	json_object_object_add(o, "results", results);
+	return o;
+}
+
 struct json_object *id_batch_group_counts(const struct id_batch *b)
 {
 	struct json_object *counts = json_object_new_object();

@@ -59,6 +59,11 @@ enum batch_rc id_batch_run(struct id_batch *b, id_batch_fn fn);
  * more of what in counts ({outcome: n}). */
 const char *id_batch_outcome(const struct id_batch *b, size_t i);
 void id_batch_count(struct json_object *counts, const char *what);
+/* The answer of a batch that ran (what the POST /compliance routes and opsctl
+ * compliance print): {"counts": {outcome: n}, "results": [{id, result}]}
+ * added to o (NULL: a new object; a "counts" object already in o is the
+ * base the counts add to). */
+struct json_object *id_batch_results_json(const struct id_batch *b, struct json_object *o);
 /* The group's ids and outcome counts, for its audit payload. */
 struct json_object *id_batch_group_ids(const struct id_batch *b);
 struct json_object *id_batch_group_counts(const struct id_batch *b);

@@ -457,3 +457,102 @@ int legal_accept(struct db *d, struct arena *a, const struct audit_actor *actor,
 
 	return db_tx(d, accept_fn, &x);
 }
+
+/* ---- the acceptance report --------------------------------------------- */
+
+/* Active users: enabled people (service principals accept nothing). */
+#define ACTIVE "u.disabled_at IS NULL AND u.service = 0"
+
+static struct json_object *pending_user_json(const struct db_rows *rows, size_t i)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "id", dbv_json_uuid(rows, i, 0));
+	json_object_object_add(o, "email", dbv_json_str(rows, i, 1));
+	json_object_object_add(o, "name", dbv_json_str(rows, i, 2));
+	json_object_object_add(o, "orgId", dbv_json_uuid(rows, i, 3));
+	return o;
+}
+
+/* {"items": [...], "nextCursor": ...}: rows holds up to limit + 1 users. */
+static struct json_object *pending_page(const struct db_rows *rows, long long limit)
+{
+	struct json_object *page = json_object_new_object(), *items = json_object_new_array();
+	size_t shown = rows->nrows > (size_t)limit ? (size_t)limit : rows->nrows;
+
+	for (size_t i = 0; i < shown; i++)
+		json_object_array_add(items, pending_user_json(rows, i));
+	json_object_object_add(page, "items", items);
+	if (rows->nrows > shown) {
+		char last[UUID_STR_LEN + 1], cur[128];
+
+		dbv_uuid(rows->val[shown - 1][0], rows->len[shown - 1][0], last);
+		cursor_encode("legal_report", last, cur, sizeof(cur));
+		json_object_object_add(page, "nextCursor", json_object_new_string(cur));
+	} else {
+		json_object_object_add(page, "nextCursor", NULL);
+	}
+	return page;
+}
+
+enum legal_report_rc legal_report(struct db *d, struct arena *a, const char *type,
+    const char *version, long long limit, const struct opsd_uuid *after, struct json_object **out)
+{
+	const struct legal_doc *docs, *cur;
+	struct db_rows doc, counts, rows;
+	size_t n;
+
+	*out = NULL;
+	if (legal_current(d, &docs, &n) != 0)
+		return LEGAL_REPORT_DB_ERROR;
+	cur = legal_current_of(docs, n, type);
+	if (!version && !cur)
+		return LEGAL_REPORT_NO_CURRENT;
+	if (!version)
+		version = cur->version;
+	if (!legal_version_valid(version))
+		return LEGAL_REPORT_NO_VERSION;
+	{
+		struct db_param p[] = {DBP_STR(type), DBP_STR(version)};
+
+		if (db_query(d, a,
+		        "SELECT id, type, version FROM legal_documents WHERE type = ? AND"
+		        " version = ?",
+		        p, 2, &doc) != 0)
+			return LEGAL_REPORT_DB_ERROR;
+		if (doc.nrows != 1)
+			return LEGAL_REPORT_NO_VERSION;
+	}
+	{
+		struct db_param p[] = {DBP_BLOB(doc.val[0][0], 16)};
+
+		if (db_query(d, a,
+		        "SELECT COUNT(*), COUNT(a.user_id) FROM users u LEFT JOIN legal_acceptances a"
+		        " ON a.user_id = u.id AND a.document_id = ? WHERE " ACTIVE,
+		        p, 1, &counts) != 0)
+			return LEGAL_REPORT_DB_ERROR;
+	}
+	{
+		struct db_param p[] = {DBP_BLOB(doc.val[0][0], 16), DBP_I64(after != NULL),
+		    after ? DBP_BLOB(after->b, 16) : DBP_NULL, DBP_I64(limit + 1)};
+
+		if (db_query(d, a,
+		        "SELECT u.id, u.email, u.name, u.org_id FROM users u WHERE " ACTIVE
+		        " AND NOT EXISTS (SELECT 1 FROM legal_acceptances a WHERE a.user_id = u.id"
+		        " AND a.document_id = ?) AND (? = 0 OR u.id > ?) ORDER BY u.id LIMIT ?",
+		        p, countof(p), &rows) != 0)
+			return LEGAL_REPORT_DB_ERROR;
+	}
+	{
+		long long total = strtoll(counts.val[0][0], NULL, 10);
+		long long accepted = strtoll(counts.val[0][1], NULL, 10);
+
+		*out = json_object_new_object();
+		json_object_object_add(*out, "type", json_object_new_string(type));
+		json_object_object_add(*out, "version", dbv_json_str(&doc, 0, 2));
+		json_object_object_add(*out, "accepted", json_object_new_int64(accepted));
+		json_object_object_add(*out, "pending", json_object_new_int64(total - accepted));
+		json_object_object_add(*out, "pendingUsers", pending_page(&rows, limit));
+	}
+	return LEGAL_REPORT_OK;
+}

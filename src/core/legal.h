@@ -66,6 +66,23 @@ int legal_accept(struct db *d, struct arena *a, const struct audit_actor *actor,
 int legal_pending(struct db *d, struct arena *a, const char *user_id, const struct legal_doc *docs,
     size_t n, bool *pending, char (*accepted_at)[32]);
 
+/* GET /legal/acceptance/report (and opsctl legal report): how many active
+ * users (enabled people, not service principals) accepted version of type
+ * (NULL: the current one) and how many have not, with one page of the
+ * pending ones: {type, version, accepted, pending, pendingUsers: {items:
+ * [{id, email, name, orgId}], nextCursor}}, limit users after the user id
+ * after (NULL: from the first). */
+enum legal_report_rc {
+	LEGAL_REPORT_OK,
+	LEGAL_REPORT_NO_CURRENT, /* no version given and none is current */
+	LEGAL_REPORT_NO_VERSION,
+	LEGAL_REPORT_DB_ERROR,
+	LEGAL_REPORT__MAX
+};
+struct json_object;
+enum legal_report_rc legal_report(struct db *d, struct arena *a, const char *type,
+    const char *version, long long limit, const struct opsd_uuid *after, struct json_object **out);
+
 /* The jobs process: emails every active user about documents published with
  * notify, in batches, through mail_enqueue. */
 int legal_notify_batch(struct db *d, const struct opsd_config *cfg);

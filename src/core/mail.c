@@ -390,3 +390,70 @@ enum mail_retry_rc mail_retry(struct db *d, struct arena *a, const struct audit_
 
 	return db_tx(d, retry_fn, &x) < 0 ? MAIL_RETRY_DB_ERROR : x.rc;
 }
+
+/* ---- operators: the test message and the outbox ------------------------ */
+
+struct test_tx {
+	const struct opsd_config *cfg;
+	const struct audit_actor *actor;
+	const char *to, *origin;
+	char *id;
+	enum mail_status *status;
+	enum mail_err err;
+};
+
+static int test_fn(struct db *d, void *arg)
+{
+	struct test_tx *x = arg;
+	struct json_object *payload;
+	char body[512];
+
+	snprintf(body, sizeof(body),
+	    "This is a test message from opsd.\n\n%s\nIf you did not expect it, you can ignore "
+	    "it.\n",
+	    x->origin);
+	x->err = mail_enqueue(d, x->cfg, x->actor, "test", x->to, "opsd test message", body, x->id,
+	    x->status);
+	if (x->err != MAIL_OK)
+		return x->err == MAIL_DB_ERROR ? -1 : 1;
+	payload = json_object_new_object();
+	json_object_object_add(payload, "status",
+	    json_object_new_string(mail_status_name(*x->status)));
+	return audit_append(d, x->actor, AA_EMAIL_TEST_REQUESTED, NULL, "email", x->id, payload);
+}
+
+enum mail_err mail_send_test(struct db *d, const struct opsd_config *cfg,
+    const struct audit_actor *actor, const char *to, const char *origin,
+    char id_out[UUID_STR_LEN + 1], enum mail_status *status)
+{
+	struct test_tx x = {cfg, actor, to, origin, id_out, status, MAIL_OK};
+	int rc = db_tx(d, test_fn, &x);
+
+	return x.err != MAIL_OK ? x.err : rc != 0 ? MAIL_DB_ERROR : MAIL_OK;
+}
+
+struct json_object *mail_outbox_json(const struct db_rows *rows, size_t i)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "id", dbv_json_uuid(rows, i, 0));
+	json_object_object_add(o, "kind", dbv_json_str(rows, i, 1));
+	json_object_object_add(o, "to", dbv_json_str(rows, i, 2));
+	json_object_object_add(o, "subject", dbv_json_str(rows, i, 3));
+	json_object_object_add(o, "status", dbv_json_str(rows, i, 4));
+	json_object_object_add(o, "attempts", dbv_json_int(rows, i, 5));
+	json_object_object_add(o, "nextAttemptAt", dbv_json_time(rows, i, 6));
+	json_object_object_add(o, "lastSmtpStatus", dbv_json_int(rows, i, 7));
+	json_object_object_add(o, "lastError", dbv_json_str(rows, i, 8));
+	json_object_object_add(o, "createdAt", dbv_json_time(rows, i, 9));
+	json_object_object_add(o, "sentAt", dbv_json_time(rows, i, 10));
+	return o;
+}
+
+int mail_outbox_get(struct db *d, struct arena *a, const struct opsd_uuid *id, struct db_rows *rows)
+{
+	struct db_param p[] = {DBP_BLOB(id->b, 16)};
+
+	return db_query(d, a, "SELECT " MAIL_OUTBOX_COLUMNS " FROM email_outbox WHERE id = ?", p, 1,
+	    rows);
+}

@@ -7,8 +7,10 @@
 
 #include "lib/uuid.h"
 
+struct arena;
 struct audit_actor;
 struct db;
+struct json_object;
 struct opsd_config;
 struct smtp_settings;
 
@@ -52,6 +54,30 @@ enum mail_retry_rc {
 struct arena;
 enum mail_retry_rc mail_retry(struct db *d, struct arena *a, const struct audit_actor *actor,
     const struct opsd_uuid *id, const char *id_text);
+
+/* A test message (POST /email/test, opsctl email test): mail_enqueue, and
+ * email.test_requested {status} by actor in the same transaction, so the
+ * request is on record whether it is queued or suppressed (the address
+ * stays out of the payload). origin, a line of the body, says who asked. */
+enum mail_err mail_send_test(struct db *d, const struct opsd_config *cfg,
+    const struct audit_actor *actor, const char *to, const char *origin,
+    char id_out[UUID_STR_LEN + 1], enum mail_status *status);
+
+/* The outbox as GET /email/outbox and opsctl email outbox list show it,
+ * newest first. MAIL_OUTBOX_LIST_SQL's parameters: status given (0/1), the
+ * status, a cursor given (0/1), the id to list below, the row limit. */
+#define MAIL_OUTBOX_COLUMNS                                                                        \
+	"id, kind, to_addr, subject, status, attempts, next_attempt_at,"                           \
+	" last_smtp_status, last_error, created_at, sent_at"
+#define MAIL_OUTBOX_LIST_SQL                                                                       \
+	"SELECT " MAIL_OUTBOX_COLUMNS " FROM email_outbox WHERE (? = 0 OR status = ?)"             \
+	" AND (? = 0 OR id < ?) ORDER BY id DESC LIMIT ?"
+struct db_rows;
+/* Row i of MAIL_OUTBOX_COLUMNS as the API shows it. */
+struct json_object *mail_outbox_json(const struct db_rows *rows, size_t i);
+/* One message's MAIL_OUTBOX_COLUMNS (rows gets 0 or 1 row). 0 or -1. */
+int mail_outbox_get(struct db *d, struct arena *a, const struct opsd_uuid *id,
+    struct db_rows *rows);
 
 /* The SMTP settings of the configuration. */
 void mail_smtp_settings(const struct opsd_config *cfg, struct smtp_settings *s);

@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 
 #include "core/audit.h"
+#include "core/batch.h"
 #include "core/entity.h"
 #include "core/legal_hold.h"
 #include "core/records.h"
@@ -14,6 +15,8 @@
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/json.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 #define STATE_COLUMNS                                                                              \
 	"legal_hold, pii_stripped_at IS NOT NULL, archived_at IS NOT NULL,"                        \
@@ -236,4 +239,49 @@ enum tenant_rc record_delete(struct db *control, const struct opsd_config *cfg, 
 {
 	w->body = NULL;
 	return tenant_write(control, cfg, a, w->org.b, delete_fn, w);
+}
+
+/* ---- exports (runbook 2) ----------------------------------------------- */
+
+void record_audit_export(struct db *control, const struct audit_actor *actor,
+    const struct entity *e, const char *org, const char *id, long long n, const char *format)
+{
+	struct json_object *payload = json_object_new_object();
+
+	json_object_object_add(payload, "entity", json_object_new_string(e->name));
+	json_object_object_add(payload, "count", json_object_new_int64(n));
+	json_object_object_add(payload, "format", json_object_new_string(format));
+	/* audit_append_tx consumes the payload. */
+	if (audit_append_tx(control, actor, AA_COMPLIANCE_EXPORTED, org, e->name, id, payload) != 0)
+		log_msg(LL_ERROR, "audit_failed", "compliance.exported: %s", db_error(control));
+}
+
+enum tenant_rc record_export_subject(struct db *control, const struct opsd_config *cfg,
+    struct arena *a, const struct audit_actor *actor, const struct entity *e,
+    const struct opsd_uuid *id, struct json_object **out)
+{
+	char sql[512], now[32], subject[UUID_STR_LEN + 1], org[UUID_STR_LEN + 1];
+	struct db_param p[1] = {DBP_BLOB(id->b, 16)};
+	struct db_rows rows;
+	struct db *d;
+	enum tenant_rc rc;
+
+	*out = NULL;
+	if ((rc = record_db(control, cfg, a, e, id, &d)) != TENANT_OK)
+		return rc;
+	if (db_query(d, a, record_select_sql(e, "WHERE id = ?", sql, sizeof(sql)), p, 1, &rows) !=
+	    0)
+		return TENANT_DB_ERROR;
+	if (rows.nrows != 1)
+		return TENANT_NO_ORG;
+	uuid_format(id, subject);
+	record_audit_export(control, actor, e,
+	    dbv_uuid(rows.val[0][1], rows.len[0][1], org) ? org : NULL, subject, 1, "json");
+	format_rfc3339(now_ms(), now);
+	*out = json_object_new_object();
+	json_object_object_add(*out, "entity", json_object_new_string(e->name));
+	json_object_object_add(*out, "id", json_object_new_string(subject));
+	json_object_object_add(*out, "exportedAt", json_object_new_string(now));
+	json_object_object_add(*out, "record", record_json(e, &rows, 0));
+	return TENANT_OK;
 }

@@ -51,4 +51,17 @@ enum tenant_rc record_update(struct db *control, const struct opsd_config *cfg, 
 enum tenant_rc record_delete(struct db *control, const struct opsd_config *cfg, struct arena *a,
     struct record_write *w);
 
+/* Exports (runbook 2). compliance.exported {entity, count, format} about
+ * id (NULL for an org export) in its own transaction; logged, not fatal,
+ * when it cannot be written. */
+void record_audit_export(struct db *control, const struct audit_actor *actor,
+    const struct entity *e, const char *org, const char *id, long long n, const char *format);
+/* One subject's record (DSR access), as GET /compliance/export and opsctl
+ * compliance export answer it: {entity, id, exportedAt, record} with the
+ * entity table's declared columns only (stripped ones as stored, i.e.
+ * redacted), audited as above. TENANT_NO_ORG: no such record. */
+enum tenant_rc record_export_subject(struct db *control, const struct opsd_config *cfg,
+    struct arena *a, const struct audit_actor *actor, const struct entity *e,
+    const struct opsd_uuid *id, struct json_object **out);
+
 #endif

@@ -205,7 +205,9 @@ int router_check_table(const struct route *table, size_t n,
 		const struct route *r = &table[i];
 		const char *why = !method_valid(r->method) ? "method must be upper-case letters"
 		                  : r->handler == NULL     ? "no handler"
-		                                           : pattern_problem(r->pattern);
+		                  : (r->flags & RF_LEGAL_CONTAIN) && r->perm == P_NONE
+		                      ? "a containment route must name a permission"
+		                      : pattern_problem(r->pattern);
 		for (size_t j = 0; why == NULL && j < i; j++)
 			if (same_route(&table[j], r))
 				why = "duplicate of an earlier route";

@@ -25,6 +25,14 @@ typedef void (*route_handler)(struct req *r);
 #define RF_JSON_BODY 0x10u /* body must be a JSON object */
 #define RF_TEST_ONLY 0x20u /* exists only when OPSD_ENV=test */
 #define RF_NO_DB 0x40u     /* never touches MariaDB (served while it is down) */
+/* Containment and the audit log (README "Runbook 1" and "Runbook 4"): with
+ * LEGAL_ENFORCE=1 the legal gate lets through a caller with pending documents
+ * here, since incident response cannot wait for them to read new terms. The
+ * caller already holds the route's permission (checked before the gate, and
+ * router_check_table refuses this flag without one), so a security or
+ * compliance role gets through while a plain user stays blocked everywhere
+ * else. The answer carries Legal-Pending: they are still asked to accept. */
+#define RF_LEGAL_CONTAIN 0x80u
 
 #define ROUTE_MAX_PARAMS 8
 
@@ -42,8 +50,10 @@ struct route {
 	const struct field_spec *query; /* the query parameters it reads */
 	int status;                     /* its success status */
 	const char *schema;             /* its success body: a schema of api/openapi_schemas.c */
-	const char *errors; /* refusals of its handler beyond the pipeline's: "404 409" */
-	bool etag;          /* answers 304 to a matching If-None-Match */
+	const char *errors;     /* refusals of its handler beyond the pipeline's: "404 409" */
+	bool etag;              /* answers 304 to a matching If-None-Match */
+	int alt_status;         /* a second success answer (0: none) */
+	const char *alt_schema; /* and its body */
 };
 
 struct route_params {

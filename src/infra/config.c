@@ -101,11 +101,13 @@ static const struct var vars[] = {
     INT("OPSD_SMTP_RETRY_BASE_S", smtp_retry_base_s, "30", 1, 3600),
     INT("OPSD_SMTP_MAX_ATTEMPTS", smtp_max_attempts, "8", 1, 100),
     INT("OPSD_MIGRATION_MAX_THREADS_RUNNING", migration_max_threads_running, "32", 0, 100000),
+    INT("OPSD_MIGRATION_FAIL_AFTER_S", migration_fail_after_s, "900", 1, 604800),
     INT("OPSD_RATELIMIT_USER_PER_MIN", ratelimit_user_per_min, "1200", 0, 10000000),
     INT("OPSD_RATELIMIT_TOKEN_PER_MIN", ratelimit_token_per_min, "1200", 0, 10000000),
     INT("OPSD_RATELIMIT_IP_PER_MIN", ratelimit_ip_per_min, "600", 0, 10000000),
     INT("OPSD_RATELIMIT_BURST", ratelimit_burst, "100", 1, 1000000),
     STR("OPSD_NGINX_ACCESS_LOG", nginx_access_log, NULL),
+    STR("OPSD_CLI_ROLES", cli_roles, NULL),
 };
 
 #define NVARS countof(vars)
@@ -320,6 +322,47 @@ static bool listen_valid(const char *s)
 	return colon != NULL && colon != s && parse_ll_range(colon + 1, 1, 65535, &port);
 }
 
+/* OPSD_CLI_ROLES's shape: "user:role[+role]" entries separated by commas
+ * (blanks around an entry allowed), each user once; user names as useradd
+ * takes them, role names lower-case words (core/authz.c knows which exist).
+ * NULL when it is well formed, else what is wrong. */
+static const char *cli_roles_malformed(const char *s)
+{
+	const char *seen[64];
+	size_t nseen = 0;
+
+	for (;;) {
+		size_t user, roles, blank;
+
+		s += strspn(s, " \t");
+		user =
+		    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+		if (user == 0 || user > 32 || s[0] == '-' || s[user] != ':')
+			return "each entry must be user:role (user: letters, digits, . _ -)";
+		for (size_t i = 0; i < nseen; i++)
+			if (strncmp(seen[i], s, user + 1) == 0)
+				return "a user is listed twice (join its roles with +)";
+		if (nseen < countof(seen))
+			seen[nseen++] = s;
+		s += user + 1;
+		for (;;) {
+			roles = strspn(s, "abcdefghijklmnopqrstuvwxyz_");
+			if (roles == 0)
+				return "each entry must be user:role, several roles joined with +";
+			s += roles;
+			if (*s != '+')
+				break;
+			s++;
+		}
+		blank = strspn(s, " \t");
+		if (s[blank] == '\0')
+			return NULL;
+		if (s[blank] != ',')
+			return "entries are separated by commas";
+		s += blank + 1;
+	}
+}
+
 static int cpu_workers(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -411,6 +454,9 @@ static void finish(struct opsd_config *c, const bool *set, config_lookup_fn look
 		report(ld, true, "SMTP_FROM: required when SMTP_SERVER is set");
 	if ((c->smtp_user != NULL) != (c->smtp_pass != NULL))
 		report(ld, true, "SMTP_USER and SMTP_PASS: set both or neither");
+	if (c->cli_roles != NULL && cli_roles_malformed(c->cli_roles) != NULL)
+		report_bad(ld, var_find("OPSD_CLI_ROLES"), cli_roles_malformed(c->cli_roles),
+		    c->cli_roles);
 	if (c->env == ENV_PRODUCTION && c->smtp_test_mode)
 		report(ld, false,
 		    "SMTP_TEST_MODE: on in production: only allowlisted recipients get mail%s",

@@ -47,6 +47,7 @@ struct opsd_config {
 	char *smtp_ca_file;
 	int audit_retention_days;          /* 3650 */
 	int migration_max_threads_running; /* the copy waits while the source has more (32) */
+	int migration_fail_after_s; /* steps failing this long end a migration failed (900) */
 	/* opsd's token buckets (README "Runbook 4"): requests a minute per signed-in user,
 	 * per API token and per anonymous client IP (0: off), and the burst */
 	int ratelimit_user_per_min;
@@ -61,6 +62,10 @@ struct opsd_config {
 	int login_ip_max_failures; /* OPSD_LOGIN_IP_MAX_FAILURES per IP / 15 min, 50 */
 	int smtp_retry_base_s;     /* OPSD_SMTP_RETRY_BASE_S: first retry delay, doubling, 30 */
 	int smtp_max_attempts; /* OPSD_SMTP_MAX_ATTEMPTS before a retryable failure is final, 8 */
+	/* OPSD_CLI_ROLES: opsctl's principals, "user:role[+role],..." (the OS
+	 * user running opsctl); NULL: root is superadmin, nobody else has a role.
+	 * config.c checks the shape, core/authz.c the role names. */
+	char *cli_roles;
 };
 
 /* Called once per problem or warning with one clear line, for example

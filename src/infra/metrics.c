@@ -73,7 +73,6 @@ struct metrics_shm {
 	uint64_t emails[EMAIL__MAX];
 	uint64_t migrations[METRICS_MAX_LABELS];
 	uint64_t migration_rows;
-	uint64_t audit_events[METRICS_MAX_LABELS];
 	uint64_t rate_limited[RL_LAYER__MAX][NROWS];
 	uint64_t requests[NROWS][NSTATUS];
 	uint64_t hist[NROWS][NBUCKETS];
@@ -182,12 +181,6 @@ void metrics_migration_rows(uint64_t n)
 {
 	if (shm)
 		count(&shm->migration_rows, n);
-}
-
-void metrics_audit_event(int action)
-{
-	if (shm)
-		count_label(shm->audit_events, action);
 }
 
 /* ---- text format 0.0.4 ------------------------------------------------- */
@@ -344,13 +337,17 @@ static void render_rate_limited(struct buf *out, const char *const *names, size_
 		}
 }
 
+/* Cluster-wide (the same on every host): left out while the database
+ * cannot be read, rather than shown as a value that could go backwards. */
 static void render_audit_events(struct buf *out, const struct metrics_labels *l)
 {
+	if (!l->audit_counts)
+		return;
 	family(out, "opsd_audit_events_total", "counter",
-	    "Audit events written, by action (legal, compliance, security, migration and"
-	    " retention actions).");
+	    "Audit events written by any opsd process or opsctl on any host, by action (legal,"
+	    " compliance, security, migration and retention actions).");
 	render_labelled(out, "opsd_audit_events_total", "action", l->audit_actions,
-	    l->naudit_actions, shm->audit_events);
+	    l->naudit_actions, l->audit_counts);
 }
 
 static void render_pool(struct buf *out, const struct scoreboard *sb)

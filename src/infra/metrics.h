@@ -29,10 +29,6 @@ void metrics_migration_rows(uint64_t n);
  * out of range: "unmatched"). */
 enum rl_layer { RL_LAYER_NGINX, RL_LAYER_OPSD, RL_LAYER__MAX };
 void metrics_rate_limited(enum rl_layer layer, int route);
-/* opsd_audit_events_total{action}: action is an index of the audit action
- * table, counted by audit_append once the event is written. */
-void metrics_audit_event(int action);
-
 #define METRICS_MAX_LABELS 64
 
 /* The label vocabularies other modules own: metrics counts by index and
@@ -44,6 +40,10 @@ struct metrics_labels {
 	size_t naudit_actions;
 	const char *const *migration_statuses;
 	size_t nmigration_statuses;
+	/* opsd_audit_events_total{action}, by audit action: counted in the
+	 * database by every writer (core/audit.c), read at each scrape. NULL
+	 * when it could not be read: the family is left out, the rest stays. */
+	const uint64_t *audit_counts;
 };
 
 /* Renders every series. */

@@ -73,6 +73,12 @@ static bool db_name_valid(const char *s)
 	return true;
 }
 
+/* A reason is optional; one that is given says something, briefly. */
+static bool reason_valid(const char *reason)
+{
+	return !reason || (reason[0] && strlen(reason) <= 500);
+}
+
 /* The request's own fields. */
 static enum mig_err check_request(struct start *s)
 {
@@ -83,7 +89,7 @@ static enum mig_err check_request(struct start *s)
 	s->chunk = q->chunk_size ? q->chunk_size : MIG_CHUNK_DEFAULT;
 	if (s->chunk < 1 || s->chunk > MIG_CHUNK_MAX)
 		return MIG_E_CHUNK;
-	if (!q->reason || !q->reason[0] || strlen(q->reason) > 500)
+	if (!reason_valid(q->reason))
 		return MIG_E_REASON;
 	if (q->db_name && !db_name_valid(q->db_name))
 		return MIG_E_DBNAME;
@@ -203,8 +209,8 @@ static enum mig_err dedicated_target(struct start *s)
 	    !uri_with_db(s->base, "", s->server, sizeof(s->server)) ||
 	    !db_uri_parse(s->target, &u, s->err, sizeof(s->err)))
 		return MIG_E_URI;
+	db_uri_redacted(&u, s->redacted, sizeof(s->redacted)); /* user:*** while pass is set */
 	explicit_bzero(u.pass, sizeof(u.pass));
-	db_uri_redacted(&u, s->redacted, sizeof(s->redacted));
 	if (!(s->tgt = connect_checked(s->server, s->err, sizeof(s->err)))) {
 		start_detail(s, "%s", s->err);
 		return MIG_E_UNREACHABLE;
@@ -230,8 +236,8 @@ static enum mig_err shared_target(struct start *s)
 	str_copy(s->target, s->cfg->db_uri, sizeof(s->target));
 	if (!db_uri_parse(s->target, &u, s->err, sizeof(s->err)))
 		return MIG_E_URI;
+	db_uri_redacted(&u, s->redacted, sizeof(s->redacted)); /* user:*** while pass is set */
 	explicit_bzero(u.pass, sizeof(u.pass));
-	db_uri_redacted(&u, s->redacted, sizeof(s->redacted));
 	str_copy(s->dbname, u.dbname, sizeof(s->dbname));
 	if (!sealed || !(s->src = tenant_db_sealed(s->cfg, sealed, s->err, sizeof(s->err)))) {
 		start_detail(s, "the org's dedicated database: %s",
@@ -299,7 +305,8 @@ static int start_fn(struct db *d, void *arg)
 	/* The override is its own event: a reviewer searching for it finds it. */
 	payload = json_object_new_object();
 	json_object_object_add(payload, "migrationId", json_object_new_string(id_s));
-	json_object_object_add(payload, "reason", json_object_new_string(q->reason));
+	if (q->reason)
+		json_object_object_add(payload, "reason", json_object_new_string(q->reason));
 	return audit_append(d, s->actor, AA_MIGRATION_LEGAL_HOLD_OVERRIDE, q->org_id, "org",
 	    q->org_id, payload);
 }
@@ -369,11 +376,13 @@ static enum mig_err active_or_err(struct db *control, struct arena *a, const cha
 }
 
 static int request_audit(struct db *control, const struct audit_actor *actor, const struct mig *m,
-    enum audit_action action, const char *reason)
+    enum audit_action action, const char *reason, bool dry_run)
 {
 	struct json_object *p = json_object_new_object();
 
 	json_object_object_add(p, "status", json_object_new_string(mig_status_name(m->status)));
+	if (dry_run)
+		json_object_object_add(p, "dryRun", json_object_new_boolean(1));
 	if (reason)
 		json_object_object_add(p, "reason", json_object_new_string(reason));
 	return audit_append(control, actor, action, m->org_s, "migration", m->id_s, p);
@@ -389,6 +398,7 @@ struct request_tx {
 	size_t np;
 	enum audit_action action;
 	const char *reason;
+	bool dry_run; /* a rehearsal, not the real thing */
 	unsigned long long changed;
 };
 
@@ -400,7 +410,37 @@ static int request_fn(struct db *d, void *arg)
 		return -1;
 	if (x->changed == 0)
 		return 1;
-	return request_audit(d, x->actor, x->m, x->action, x->reason);
+	return request_audit(d, x->actor, x->m, x->action, x->reason, x->dry_run);
+}
+
+/* The org's latest migration, at ready_for_cutover (a real one, not a dry
+ * run), whose target answers now: a lost target refuses the cut-over, or
+ * its rehearsal, before anything is frozen, switched or rehearsed. */
+static enum mig_err ready_with_target(struct db *control, const struct opsd_config *cfg,
+    struct arena *a, const char *org_id, struct mig *m, char *detail, size_t detail_len)
+{
+	uint8_t key[32];
+	char uri[1200], server[1200], err[512] = "the stored target is not a valid URI";
+	struct db *t = NULL;
+	enum mig_err e;
+
+	if ((e = active_or_err(control, a, org_id, m)) != MIG_OK)
+		return e;
+	if (m->status != MIG_READY || m->dry_run)
+		return MIG_E_NOT_READY;
+	e = MIG_E_UNREACHABLE;
+	if (!config_data_key(cfg, key) || !secret_open(key, m->sealed, uri, sizeof(uri)))
+		str_copy(err, "the stored target cannot be opened with OPSD_DATA_KEY", sizeof(err));
+	else if (uri_with_db(uri, m->to_dedicated ? m->db_name : "", server, sizeof(server)) &&
+	         (t = connect_checked(m->to_dedicated ? server : uri, err, sizeof(err))) != NULL)
+		e = MIG_OK;
+	if (e != MIG_OK && detail)
+		snprintf(detail, detail_len, "%s", err);
+	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(uri, sizeof(uri));
+	OPENSSL_cleanse(server, sizeof(server));
+	db_close(t);
+	return e;
 }
 
 enum mig_err mig_finalize(struct db *control, const struct opsd_config *cfg,
@@ -408,37 +448,13 @@ enum mig_err mig_finalize(struct db *control, const struct opsd_config *cfg,
 {
 	struct arena *a = arena_new(8192);
 	struct mig m;
-	uint8_t key[32];
-	char uri[1200], server[1200], err[512];
-	struct db *t = NULL;
 	enum mig_err e;
 
 	if (detail && detail_len)
 		detail[0] = '\0';
 	if (!a)
 		return MIG_E_DB;
-	if ((e = active_or_err(control, a, org_id, &m)) != MIG_OK)
-		goto out;
-	if (m.status != MIG_READY || m.dry_run) {
-		e = MIG_E_NOT_READY;
-		goto out;
-	}
-	/* Re-validate the target now: a lost target refuses the cut-over
-	 * before anything is frozen or switched. */
-	e = MIG_E_UNREACHABLE;
-	if (!config_data_key(cfg, key) || !secret_open(key, m.sealed, uri, sizeof(uri))) {
-		if (detail)
-			snprintf(detail, detail_len,
-			    "the stored target cannot be opened with OPSD_DATA_KEY");
-		goto out;
-	}
-	if (!uri_with_db(uri, m.to_dedicated ? m.db_name : "", server, sizeof(server)) ||
-	    !(t = connect_checked(m.to_dedicated ? server : uri, err, sizeof(err)))) {
-		if (detail)
-			snprintf(detail, detail_len, "%s", t ? "bad target" : err);
-		goto out;
-	}
-	{
+	if ((e = ready_with_target(control, cfg, a, org_id, &m, detail, detail_len)) == MIG_OK) {
 		struct db_param p[] = {DBP_STR(mig_status_name(MIG_CUTTING_OVER)),
 		    DBP_STR(mig_phase_name(PHASE_FREEZE)), DBP_BLOB(m.id, 16),
 		    DBP_STR(mig_status_name(MIG_READY))};
@@ -455,11 +471,43 @@ enum mig_err mig_finalize(struct db *control, const struct opsd_config *cfg,
 	}
 	if (e == MIG_OK)
 		metrics_migration(MIG_CUTTING_OVER);
-out:
-	OPENSSL_cleanse(key, sizeof(key));
-	OPENSSL_cleanse(uri, sizeof(uri));
-	OPENSSL_cleanse(server, sizeof(server));
-	db_close(t);
+	arena_free(a);
+	return e;
+}
+
+enum mig_err mig_rehearse(struct db *control, const struct opsd_config *cfg,
+    const struct audit_actor *actor, const char *org_id, char *id_out, char *detail,
+    size_t detail_len)
+{
+	struct arena *a = arena_new(8192);
+	struct mig m;
+	enum mig_err e;
+
+	if (detail && detail_len)
+		detail[0] = '\0';
+	if (!a)
+		return MIG_E_DB;
+	if ((e = ready_with_target(control, cfg, a, org_id, &m, detail, detail_len)) == MIG_OK &&
+	    m.phase == PHASE_REHEARSAL)
+		e = MIG_E_REHEARSING;
+	if (e == MIG_OK) {
+		/* The engine sees the phase and rehearses; the last report goes. */
+		struct db_param p[] = {DBP_STR(mig_phase_name(PHASE_REHEARSAL)), DBP_BLOB(m.id, 16),
+		    DBP_STR(mig_status_name(MIG_READY)), DBP_STR(mig_phase_name(PHASE_NONE))};
+		struct request_tx x = {.m = &m,
+		    .actor = actor,
+		    .sql = "UPDATE migrations SET phase = ?, report = NULL, error = NULL"
+		           " WHERE id = ? AND status = ? AND phase = ?",
+		    .p = p,
+		    .np = countof(p),
+		    .action = AA_MIGRATION_FINALIZE_REQUESTED,
+		    .dry_run = true};
+		int rc = db_tx(control, request_fn, &x);
+
+		e = rc < 0 ? MIG_E_DB : rc > 0 ? MIG_E_NOT_READY : MIG_OK;
+	}
+	if (e == MIG_OK)
+		str_copy(id_out, m.id_s, UUID_STR_LEN + 1);
 	arena_free(a);
 	return e;
 }
@@ -498,7 +546,7 @@ enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
 	(void)cfg;
 	if (!a)
 		return MIG_E_DB;
-	if (!reason || !reason[0] || strlen(reason) > 500) {
+	if (!reason_valid(reason)) {
 		e = MIG_E_REASON;
 		goto out;
 	}

@@ -226,6 +226,7 @@ struct chunk_io {
 	uint8_t lo[16];
 	long long limit;
 	struct db_rows *rows;
+	char err[300]; /* write_chunk: why it failed (the rollback clears the connection's) */
 };
 
 static int read_chunk(void *p)
@@ -244,10 +245,10 @@ static int write_chunk(void *p)
 	if (!io->rows->nrows)
 		return 0;
 	arena_reset(io->a);
-	if (db_begin(io->d) != 0)
-		return -1;
-	if (upsert(io->d, io->a, io->table, io->c, io->rows, 0, io->rows->nrows) != 0 ||
+	if (db_begin(io->d) != 0 ||
+	    upsert(io->d, io->a, io->table, io->c, io->rows, 0, io->rows->nrows) != 0 ||
 	    db_commit(io->d) != 0) {
+		snprintf(io->err, sizeof(io->err), "%s", db_error(io->d));
 		db_rollback(io->d);
 		return -1;
 	}
@@ -303,7 +304,7 @@ enum step_result step_copy(struct run *x)
 	}
 	if (table_cols(x->src, x->a, table, &c) != 0)
 		goto out;
-	rd = (struct chunk_io){x->src, ra[0], table, &c, x->m.org, {0}, x->m.chunk, &bufs[0]};
+	rd = (struct chunk_io){x->src, ra[0], table, &c, x->m.org, {0}, x->m.chunk, &bufs[0], ""};
 	memcpy(rd.lo, t.val[0][1] && t.len[0][1] == 16 ? (const uint8_t *)t.val[0][1] : id_zero,
 	    16);
 	if (read_chunk(&rd) != 0)
@@ -315,10 +316,10 @@ enum step_result step_copy(struct run *x)
 		struct bg th;
 		int wrc, rrc = 0;
 
-		wr = (struct chunk_io){x->dst, wa, table, &c, x->m.org, {0}, 0, rows};
+		wr = (struct chunk_io){x->dst, wa, table, &c, x->m.org, {0}, 0, rows, ""};
 		if (more) {
 			rd = (struct chunk_io){x->src, ra[!cur], table, &c, x->m.org, {0},
-			    x->m.chunk, &bufs[!cur]};
+			    x->m.chunk, &bufs[!cur], ""};
 			memcpy(rd.lo, rows->val[rows->nrows - 1][0], 16);
 		}
 		if (read_on_thread) {
@@ -334,7 +335,7 @@ enum step_result step_copy(struct run *x)
 			wrc = bg_join(&th);
 		}
 		if (wrc != 0) {
-			set_error(x->control, &x->m, "copy into the target: %s", db_error(x->dst));
+			set_error(x->control, &x->m, "copy into the target: %s", wr.err);
 			goto out;
 		}
 		{

@@ -191,7 +191,7 @@ static enum step_result cutover_final_verify(struct run *x)
 
 	if (freeze(x) != 0)
 		return STEP_ERROR;
-	rc = verify_some(x, true);
+	rc = verify_some(x, VERIFY_FINAL);
 	if (rc == VERIFY_ERROR)
 		return STEP_ERROR;
 	if (rc == VERIFY_MISMATCH)

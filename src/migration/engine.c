@@ -1,9 +1,13 @@
 /* The engine the jobs process runs (mig_job): each active migration's
  * lease, then its steps while the call's time budget lasts. Every step is
  * written to the migrations / migration_tables rows before or with its
- * effect, so the engine can be killed anywhere and resumes from the rows. */
+ * effect, so the engine can be killed anywhere and resumes from the rows.
+ * A failed step is tried again on a later call; one that keeps failing
+ * before the switch ends the migration failed (gives_up below). */
+#include <stdio.h>
 #include <string.h>
 
+#include "infra/config.h"
 #include "infra/db.h"
 #include "lib/arena.h"
 #include "lib/log.h"
@@ -27,7 +31,7 @@ static enum step_result step(struct run *x)
 	case MIG_VERIFYING:
 		return x->m.phase == PHASE_DRY_CLEANUP ? step_dry_cleanup(x) : step_verifying(x);
 	case MIG_READY:
-		return step_ready(x);
+		return x->m.phase == PHASE_REHEARSAL ? step_rehearsal(x) : step_ready(x);
 	case MIG_CUTTING_OVER:
 		return step_cutting_over(x);
 	case MIG_ABORTING:
@@ -65,6 +69,79 @@ static bool claim(struct db *control, struct mig *m)
 			return false;
 	}
 	return true;
+}
+
+/* The statuses in which steps that keep failing end the migration: those
+ * before the switch. A cut-over hands the org back to ready_for_cutover by
+ * itself when it cannot finish (and after the switch it must finish); an
+ * abort gives up by itself (cleanup.c). */
+static const bool may_give_up[MIG__MAX] = {
+    [MIG_PENDING] = true,
+    [MIG_COPYING] = true,
+    [MIG_CATCHING_UP] = true,
+    [MIG_VERIFYING] = true,
+    [MIG_READY] = true,
+};
+
+/* Since when each migration's steps have failed without a step between
+ * that did not, as this process saw it (a new jobs process starts counting
+ * again). As many as mig_job steps; with every slot taken, a migration is
+ * not timed and retries as before. */
+static struct {
+	bool used;
+	uint8_t id[16];
+	int64_t since_ms;
+} failing[16];
+
+static int failing_slot(const uint8_t id[16])
+{
+	for (int i = 0; i < (int)countof(failing); i++)
+		if (failing[i].used && memcmp(failing[i].id, id, 16) == 0)
+			return i;
+	return -1;
+}
+
+/* Steps that keep failing (the target's tenant tables dropped or altered,
+ * its rights revoked, a target gone for good) would otherwise be retried
+ * for ever while nothing tells an operator: after
+ * OPSD_MIGRATION_FAIL_AFTER_S of failed steps the migration ends failed,
+ * with the last error it recorded. The source was never touched and
+ * nothing switched; the target keeps what was copied until an abort naming
+ * the migration cleans it. */
+static enum step_result gives_up(struct run *x, enum step_result rc)
+{
+	int i = failing_slot(x->m.id);
+	struct db_rows rows;
+	struct db_param p[] = {DBP_BLOB(x->m.id, 16)};
+	char why[1000];
+
+	if (rc != STEP_ERROR || (unsigned)x->m.status >= MIG__MAX || !may_give_up[x->m.status]) {
+		if (i >= 0)
+			failing[i].used = false;
+		return rc;
+	}
+	if (i < 0) {
+		for (i = 0; i < (int)countof(failing) && failing[i].used; i++)
+			;
+		if (i < (int)countof(failing)) {
+			failing[i].used = true;
+			memcpy(failing[i].id, x->m.id, 16);
+			failing[i].since_ms = mono_ms();
+		}
+		return rc;
+	}
+	if (mono_ms() - failing[i].since_ms < (int64_t)x->cfg->migration_fail_after_s * 1000)
+		return rc;
+	if (db_query(x->control, x->a, "SELECT error FROM migrations WHERE id = ?", p, 1, &rows) !=
+	    0)
+		return rc;
+	snprintf(why, sizeof(why), "gave up after %d s of failing steps; last error: %s",
+	    x->cfg->migration_fail_after_s,
+	    rows.nrows == 1 && rows.val[0][0] ? rows.val[0][0] : "no error recorded");
+	rc = fail_migration(x, why);
+	if (rc != STEP_ERROR)
+		failing[i].used = false;
+	return rc;
 }
 
 int mig_job(struct db *control, const struct opsd_config *cfg)
@@ -109,7 +186,7 @@ int mig_job(struct db *control, const struct opsd_config *cfg)
 			                 one.nrows != 1))
 				break;
 			mig_from_row(&one, 0, &x.m);
-			rc = step(&x);
+			rc = gives_up(&x, step(&x));
 			if (rc == STEP_ERROR)
 				log_msg(LL_WARN, "migration_step_failed", "%s (%s): will retry",
 				    x.m.id_s, mig_status_name(x.m.status));

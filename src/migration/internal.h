@@ -12,6 +12,8 @@
  *   verify.c   chunk by chunk comparison of both sides
  *   cleanup.c  abort and the dry run's end; deleting an org's rows
  *   cutover.c  freeze, final catch-up and verification, the switch
+ *   rehearsal.c  the cut-over rehearsed: catch-up and verification
+ *              without the freeze, the report, nothing switched
  *   engine.c   mig_job: leases and the step of each status */
 #ifndef OPSD_MIGRATION_INTERNAL_H
 #define OPSD_MIGRATION_INTERNAL_H
@@ -78,7 +80,9 @@ enum {
 
 /* The phase column: the step inside a status. A cut-over goes freeze →
  * final_catchup → final_verify → switch → source_cleanup; a dry run that
- * verified stays verifying, in cleanup, while its target is cleaned. */
+ * verified stays verifying, in cleanup, while its target is cleaned; a
+ * migration at ready_for_cutover is in rehearsal while the engine
+ * rehearses its cut-over. */
 enum mig_phase {
 	PHASE_NONE,
 	PHASE_DRY_CLEANUP,
@@ -87,6 +91,7 @@ enum mig_phase {
 	PHASE_FINAL_VERIFY,
 	PHASE_SWITCH,
 	PHASE_SOURCE_CLEANUP,
+	PHASE_REHEARSAL,
 	PHASE__MAX,
 	PHASE_UNKNOWN = PHASE__MAX, /* a stored phase this table does not name */
 	PHASE_KEEP,                 /* a transition's phase when it stays as it is */
@@ -141,6 +146,7 @@ struct transition {
 	enum audit_action action; /* AA_NONE: no event */
 	struct json_object *payload;
 	const char *extra_sql; /* an UPDATE of migrations for the same id, or NULL */
+	const char *report;    /* JSON text for migrations.report, or NULL: unchanged */
 	bool finished;
 	bool lost; /* the status had changed: nothing was applied */
 };
@@ -276,16 +282,24 @@ enum step_result step_ready(struct run *x);
 /* Resets every table's verification counters (parameter: the migration id). */
 extern const char *const reset_verify_sql;
 
+/* How verify_some compares (verify.c says what each does with a chunk
+ * that differs). */
+enum verify_mode {
+	VERIFY_STEP,      /* verifying: one chunk; caught up, then repaired */
+	VERIFY_FINAL,     /* under the freeze: every chunk; the first difference stops */
+	VERIFY_REHEARSAL, /* every chunk, no freeze; caught up, then reported */
+};
+
 /* What verify_some found. */
 enum verify_result {
 	VERIFY_ERROR = -1,
 	VERIFY_DONE = 0,     /* every chunk compared; the verification is stored */
-	VERIFY_MORE = 1,     /* chunks left (never when final) */
-	VERIFY_MISMATCH = 2, /* final only: a chunk, or the stored verification, differs */
+	VERIFY_MORE = 1,     /* VERIFY_STEP only: chunks left */
+	VERIFY_MISMATCH = 2, /* not VERIFY_STEP: a chunk, or the stored verification, differs */
 };
-/* One chunk of one table (final: every chunk of every table, under the
- * freeze). */
-enum verify_result verify_some(struct run *x, bool final);
+/* One chunk of one table (VERIFY_STEP), or every chunk of every table;
+ * the verification is stored once every chunk was compared. */
+enum verify_result verify_some(struct run *x, enum verify_mode mode);
 enum step_result step_verifying(struct run *x);
 
 /* ---- abort and dry-run cleanup (cleanup.c) ----------------------------- */
@@ -299,5 +313,9 @@ enum step_result step_dry_cleanup(struct run *x);
 /* ---- the cut-over (cutover.c) ------------------------------------------ */
 
 enum step_result step_cutting_over(struct run *x);
+
+/* ---- the rehearsal of the cut-over (rehearsal.c) ----------------------- */
+
+enum step_result step_rehearsal(struct run *x);
 
 #endif

@@ -8,7 +8,9 @@
  * States: pending → copying → catching_up → verifying → ready_for_cutover
  * → (finalize) cutting_over → completed; a dry run ends completed after
  * verifying and cleaning the target; abort from any unfinished state →
- * aborting → aborted; an error the engine cannot retry → failed. */
+ * aborting → aborted; an error the engine cannot retry → failed. A
+ * rehearsal of the cut-over (finalize with dryRun) runs at
+ * ready_for_cutover, in its phase "rehearsal", and leaves it there. */
 #ifndef OPSD_MIGRATION_H
 #define OPSD_MIGRATION_H
 
@@ -39,6 +41,8 @@ enum mig_status {
 };
 const char *mig_status_name(enum mig_status s);
 int mig_status_from_name(const char *name); /* -1 when unknown */
+/* The status names, NULL-terminated: the choices of a "status" filter. */
+extern const char *const mig_statuses[MIG__MAX + 1];
 
 /* The two directions as the API, opsctl, the migrations table and audit
  * payloads spell them; NULL-terminated, so it is also the choices of a
@@ -57,7 +61,7 @@ struct mig_request {
 	const char *db_name;    /* NULL → org_<slug> ([a-z0-9_], at most 64) */
 	bool dry_run;
 	bool override_legal_hold;
-	const char *reason; /* required, 1..500 */
+	const char *reason; /* optional (NULL: none recorded); 1..500 when given */
 };
 
 /* Every refusal; api/errors.c says how the API and opsctl answer each. */
@@ -76,9 +80,10 @@ enum mig_err {
 	MIG_E_TARGET_NOT_EMPTY, /* 409 conflict: the target already holds rows of this org */
 	MIG_E_IN_PROGRESS,      /* 409 migration_in_progress */
 	MIG_E_LEGAL_HOLD,       /* 409 legal_hold */
-	MIG_E_REASON,           /* 400 field reason */
+	MIG_E_REASON,           /* 400 field reason: empty or over 500 characters */
 	MIG_E_NOT_READY,        /* 409 conflict: finalize outside ready_for_cutover */
 	MIG_E_FINISHED,         /* 409 conflict: abort of a finished (or switched) migration */
+	MIG_E_REHEARSING,       /* 409 conflict: a rehearsal of the cut-over is running */
 	MIG_E__MAX,
 };
 
@@ -97,11 +102,32 @@ enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
  * verification, switch, unfreeze, source cleanup. */
 enum mig_err mig_finalize(struct db *control, const struct opsd_config *cfg,
     const struct audit_actor *actor, const char *org_id, char *detail, size_t detail_len);
+/* The cut-over rehearsed (finalize with dryRun): the same refusals as
+ * mig_finalize, and the target validated the same way; then the engine is
+ * asked to rehearse — both ends connected, every change since the snapshot
+ * replayed, every chunk verified, each step timed — without freezing or
+ * switching anything (MIG_E_REHEARSING while one runs). Audits
+ * migration.finalize_requested with dryRun; the engine audits
+ * migration.finalize_rehearsed with the outcome. id_out[37] gets the
+ * migration's id, for mig_rehearsal_wait. */
+enum mig_err mig_rehearse(struct db *control, const struct opsd_config *cfg,
+    const struct audit_actor *actor, const char *org_id, char *id_out, char *detail,
+    size_t detail_len);
+/* Waits up to wait_ms for that rehearsal's report: {migrationId, orgId,
+ * direction, dryRun, rehearsal, switched: false, ok, startedAt,
+ * finishedAt, durationMs, steps: [{step, ok, ms, …}], changesReplayed,
+ * verification, expectedFreezeMs, error, status}. NULL with *err MIG_OK
+ * while it still runs (the status document shows the report once it is
+ * there), MIG_E_NOT_READY when an abort or a real finalize came first
+ * (detail says so), or MIG_E_DB. */
+struct json_object *mig_rehearsal_wait(struct db *control, struct arena *a,
+    const char *migration_id, int wait_ms, enum mig_err *err, char *detail, size_t detail_len);
 /* Any unfinished state (not after the routing switch), or failed (to clean
  * up its target): marks it aborting; the engine stops, drops what it
  * created on the target and ends aborted. The source is never touched.
  * migration_id (may be NULL: the org's latest) names an older one, e.g. a
- * failed migration whose target still holds a copy. */
+ * failed migration whose target still holds a copy. reason may be NULL
+ * (none recorded). */
 enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
     const struct audit_actor *actor, const char *org_id, const char *migration_id,
     const char *reason);
@@ -112,13 +138,20 @@ enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
  * tables: [{table, rowsCopied, rowsTotal, done, verified}], rowsCopied,
  * rowsTotal, percent, rowsPerSecond, etaSeconds, throttled, throttleReason,
  * changelog: {snapshot, applied, pending (null when the source is a
- * dedicated database)}, verification, report, freezeMs, error, createdBy,
- * createdAt, updatedAt, finishedAt}. NULL with *err set. */
+ * dedicated database)}, verification, report (a dry run's, or the last
+ * rehearsal of the cut-over), freezeMs, error, createdBy, createdAt,
+ * updatedAt, finishedAt}. NULL with *err set. */
 struct json_object *mig_status_json(struct db *control, struct arena *a, const char *org_id,
     enum mig_err *err);
 /* Every migration of the org, newest first: {"items": [status documents]}. */
 struct json_object *mig_history_json(struct db *control, struct arena *a, const char *org_id,
     enum mig_err *err);
+/* The migrations of every org, newest first (by id: ids are UUIDv7), as
+ * an array of status documents: of one status (-1: any), below the id
+ * before (NULL: from the newest), at most limit; *more says whether more
+ * follow. NULL with *err on a database error. */
+struct json_object *mig_list_json(struct db *control, struct arena *a, int status,
+    const uint8_t *before, long long limit, bool *more, enum mig_err *err);
 
 /* The engine: one bounded step (a chunk, a catch-up batch, a verification
  * chunk, …) of every active migration. 1 while one has more to do at once,

@@ -27,8 +27,9 @@ const char *const mig_directions[MIG_DIRECTION__MAX + 1] = {
 
 /* The only place C code spells the statuses (SQL filters list some in
  * their text): migrations.status stores these names, the documents show
- * them, opsd_migrations_total labels by them. */
-static const char *const status_names[] = {
+ * them, opsd_migrations_total labels by them, GET /migration filters by
+ * them. */
+const char *const mig_statuses[MIG__MAX + 1] = {
     [MIG_PENDING] = "pending",
     [MIG_COPYING] = "copying",
     [MIG_CATCHING_UP] = "catching_up",
@@ -39,17 +40,18 @@ static const char *const status_names[] = {
     [MIG_ABORTING] = "aborting",
     [MIG_ABORTED] = "aborted",
     [MIG_FAILED] = "failed",
+    [MIG__MAX] = NULL,
 };
 
 const char *mig_status_name(enum mig_status s)
 {
-	return (unsigned)s < MIG__MAX ? status_names[s] : NULL;
+	return (unsigned)s < MIG__MAX ? mig_statuses[s] : NULL;
 }
 
 int mig_status_from_name(const char *name)
 {
 	for (int i = 0; name && i < MIG__MAX; i++)
-		if (strcmp(status_names[i], name) == 0)
+		if (strcmp(mig_statuses[i], name) == 0)
 			return i;
 	return -1;
 }
@@ -63,6 +65,7 @@ static const char *const phase_names[PHASE__MAX] = {
     [PHASE_FINAL_VERIFY] = "final_verify",
     [PHASE_SWITCH] = "switch",
     [PHASE_SOURCE_CLEANUP] = "source_cleanup",
+    [PHASE_REHEARSAL] = "rehearsal",
 };
 
 const char *mig_phase_name(enum mig_phase ph)
@@ -196,6 +199,12 @@ static int transition_fn(struct db *d, void *arg)
 		return -1;
 	if (t->extra_sql && db_exec(d, t->extra_sql, q, 1, NULL) != 0)
 		return -1;
+	if (t->report) {
+		struct db_param r[] = {DBP_STR(t->report), DBP_BLOB(t->m->id, 16)};
+
+		if (db_exec(d, "UPDATE migrations SET report = ? WHERE id = ?", r, 2, NULL) != 0)
+			return -1;
+	}
 	if (t->action == AA_NONE)
 		return 0;
 	return audit_append(d, &system_actor, t->action, t->m->org_s, "migration", t->m->id_s,

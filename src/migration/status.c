@@ -4,6 +4,7 @@
 
 #include "infra/db.h"
 #include "infra/dbval.h"
+#include "lib/util.h"
 #include "lib/uuid.h"
 #include "migration/internal.h"
 #include "migration/migration.h"
@@ -153,4 +154,30 @@ struct json_object *mig_history_json(struct db *control, struct arena *a, const 
 		json_object_array_add(items, status_doc(control, a, &rows, i));
 	json_object_object_add(doc, "items", items);
 	return doc;
+}
+
+struct json_object *mig_list_json(struct db *control, struct arena *a, int status,
+    const uint8_t *before, long long limit, bool *more, enum mig_err *err)
+{
+	const char *name = status >= 0 ? mig_status_name((enum mig_status)status) : NULL;
+	struct db_param p[] = {DBP_STR(name), DBP_STR(name), DBP_I64(before != NULL),
+	    before ? DBP_BLOB(before, 16) : DBP_NULL, DBP_I64(limit + 1)};
+	struct db_rows rows;
+	struct json_object *items;
+	size_t n;
+
+	*err = MIG_E_DB;
+	*more = false;
+	if (db_query(control, a,
+	        "SELECT " MIG_COLUMNS " FROM migrations WHERE (? IS NULL OR status = ?)"
+	        " AND (? = 0 OR id < ?) ORDER BY id DESC LIMIT ?",
+	        p, countof(p), &rows) != 0)
+		return NULL;
+	*err = MIG_OK;
+	n = rows.nrows > (size_t)limit ? (size_t)limit : rows.nrows;
+	*more = rows.nrows > n;
+	items = json_object_new_array();
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(items, status_doc(control, a, &rows, i));
+	return items;
 }

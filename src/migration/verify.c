@@ -1,7 +1,10 @@
 /* verifying: both sides compared chunk by chunk, each chunk's row count
  * and checksum; a chunk that differs is caught up and compared again, then
  * copied again from the source. Under the cut-over's freeze (final)
- * nothing is repaired: a difference refuses the cut-over. */
+ * nothing is repaired: a difference refuses the cut-over. A rehearsal of
+ * the cut-over compares every chunk as the final verification does, but
+ * without the freeze: a difference is caught up and compared again, then
+ * reported, never repaired. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,12 +139,20 @@ enum chunk_state {
 	CHUNK_MISMATCHED, /* still different (under the freeze: at once) */
 };
 
+/* How many comparisons a chunk gets in each mode: a step's catch-up and
+ * repair, a rehearsal's catch-up only, the freeze's none. */
+static const int attempts[] = {
+    [VERIFY_STEP] = 3,
+    [VERIFY_FINAL] = 1,
+    [VERIFY_REHEARSAL] = 2,
+};
+
 /* Compares one chunk. Outside the freeze a mismatch may be a write still
  * in the changelog: catch up, compare again, then repair the chunk from
  * the source (capture stays on, so later writes still reach the target).
  * Under the freeze (final) nothing is repaired: a mismatch is the answer. */
 static int verify_range(struct run *x, const char *table, const struct cols *c,
-    const uint8_t lo[16], const uint8_t *hi, bool final, struct sums *s, struct sums *t,
+    const uint8_t lo[16], const uint8_t *hi, enum verify_mode mode, struct sums *s, struct sums *t,
     enum chunk_state *state)
 {
 	*state = CHUNK_MATCHED;
@@ -152,7 +163,7 @@ static int verify_range(struct run *x, const char *table, const struct cols *c,
 			return -1;
 		if (s->rows == t->rows && s->checksum == t->checksum)
 			return 0;
-		if (final || attempt == 2) {
+		if (attempt + 1 >= attempts[mode]) {
 			*state = CHUNK_MISMATCHED;
 			return 0;
 		}
@@ -166,7 +177,7 @@ static int verify_range(struct run *x, const char *table, const struct cols *c,
 	}
 }
 
-static struct json_object *verification_json(struct run *x, bool final)
+static struct json_object *verification_json(struct run *x, enum verify_mode mode)
 {
 	struct db_rows t;
 	struct db_param p[] = {DBP_BLOB(x->m.id, 16)};
@@ -204,12 +215,26 @@ static struct json_object *verification_json(struct run *x, bool final)
 			json_object_array_add(tables, e);
 		}
 	json_object_object_add(o, "ok", json_object_new_boolean(ok));
-	json_object_object_add(o, "final", json_object_new_boolean(final));
+	json_object_object_add(o, "final", json_object_new_boolean(mode == VERIFY_FINAL));
+	if (mode == VERIFY_REHEARSAL)
+		json_object_object_add(o, "rehearsal", json_object_new_boolean(1));
 	json_object_object_add(o, "tables", tables);
 	return o;
 }
 
-enum verify_result verify_some(struct run *x, bool final)
+/* Why comparing a table failed, for the status: the end that answered
+ * with an error (the target's first). */
+static void verify_error(struct run *x, const char *table)
+{
+	const char *dst = db_error(x->dst), *src = db_error(x->src);
+
+	set_error(x->control, &x->m, "verification of %s: %s", table,
+	    dst[0]   ? dst
+	    : src[0] ? src
+	             : "failed");
+}
+
+enum verify_result verify_some(struct run *x, enum verify_mode mode)
 {
 	struct db_rows t;
 	struct db_param p[] = {DBP_BLOB(x->m.id, 16)};
@@ -234,10 +259,12 @@ enum verify_result verify_some(struct run *x, bool final)
 		memcpy(lo,
 		    t.val[0][1] && t.len[0][1] == 16 ? (const uint8_t *)t.val[0][1] : id_zero, 16);
 		if (table_cols(x->src, x->a, table, &c) != 0 ||
-		    chunk_hi(x, table, lo, final ? FINAL_VERIFY_CHUNK : x->m.chunk, hi, &open) !=
-		        0 ||
-		    verify_range(x, table, &c, lo, open ? NULL : hi, final, &s, &d, &state) != 0)
+		    chunk_hi(x, table, lo, mode == VERIFY_STEP ? x->m.chunk : FINAL_VERIFY_CHUNK,
+		        hi, &open) != 0 ||
+		    verify_range(x, table, &c, lo, open ? NULL : hi, mode, &s, &d, &state) != 0) {
+			verify_error(x, table);
 			return VERIFY_ERROR;
+		}
 		{
 			struct db_param q[] = {DBP_BLOB(open ? lo : hi, 16), DBP_I64(open),
 			    DBP_I64(s.rows), DBP_I64(d.rows), DBP_I64((long long)s.checksum),
@@ -256,13 +283,13 @@ enum verify_result verify_some(struct run *x, bool final)
 			        q, countof(q), NULL) != 0)
 				return VERIFY_ERROR;
 		}
-		if (state == CHUNK_MISMATCHED && final)
+		if (state == CHUNK_MISMATCHED && mode == VERIFY_FINAL)
 			return VERIFY_MISMATCH;
-		if (!final)
+		if (mode == VERIFY_STEP)
 			return VERIFY_MORE;
 	}
 	{
-		struct json_object *v = verification_json(x, final);
+		struct json_object *v = verification_json(x, mode);
 		const char *text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
 		struct db_param q[] = {DBP_STR(text), DBP_BLOB(x->m.id, 16)};
 		enum verify_result rc =
@@ -271,7 +298,7 @@ enum verify_result verify_some(struct run *x, bool final)
 		        ? VERIFY_DONE
 		        : VERIFY_ERROR;
 
-		if (rc == VERIFY_DONE && final &&
+		if (rc == VERIFY_DONE && mode != VERIFY_STEP &&
 		    !json_object_get_boolean(json_object_object_get(v, "ok")))
 			rc = VERIFY_MISMATCH;
 		json_object_put(v);
@@ -288,7 +315,7 @@ enum step_result step_verifying(struct run *x)
 	 * repair while writes keep landing in it: that is reported
 	 * (chunksMismatched, "ok": false) but does not end the migration — the
 	 * final verification under the freeze decides the cut-over. */
-	switch (verify_some(x, false)) {
+	switch (verify_some(x, VERIFY_STEP)) {
 	case VERIFY_MORE:
 		return STEP_MORE;
 	case VERIFY_ERROR:

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "api/routes.h"
+#include "core/authz.h"
 #include "http/router.h"
 #include "infra/config.h"
 #include "lib/log.h"
@@ -75,6 +76,8 @@ int main(int argc, char **argv)
 	if (!cfg)
 		return 1;
 	errors = config_load(cfg, print_line, NULL);
+	if (errors == 0)
+		errors += cli_roles_check(cfg, print_line, NULL);
 	errors += router_check_table(routes, nroutes, print_problem, NULL);
 	if (errors > 0) {
 		fprintf(stderr, "opsd: %d configuration problem%s; not starting\n", errors,

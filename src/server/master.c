@@ -16,6 +16,7 @@
 
 #include <fcgiapp.h>
 
+#include "core/authz.h"
 #include "infra/config.h"
 #include "infra/metrics.h"
 #include "infra/ratelimit.h"
@@ -484,7 +485,7 @@ static void reload(struct master *m)
 
 	if (!next)
 		return;
-	if (config_load(next, report_line, NULL) != 0) {
+	if (config_load(next, report_line, NULL) != 0 || cli_roles_check(next, report_line, NULL)) {
 		log_msg(LL_ERROR, "reload_refused",
 		    "configuration has errors; keeping the old one");
 		config_free(next);

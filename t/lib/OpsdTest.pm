@@ -927,20 +927,22 @@ my @PERMS = qw(legal.publish legal.report compliance.read compliance.strip_pii
 	compliance.legal_hold compliance.archive compliance.export migration.run security.read
 	security.sessions_flush security.blocklist audit.read audit.verify email.send_test email.outbox
 	users.read users.manage orgs.read orgs.manage tenant.read tenant.write system.status
-	org_users.manage);
+	org_users.manage security.users_disable security.tokens_revoke);
 sub contract_permissions() { return sort @PERMS }
 sub contract_roles() {
 	my @compliance = qw(compliance.read compliance.strip_pii compliance.legal_hold compliance.archive
-	    compliance.export legal.report audit.read tenant.read);
+	    compliance.export legal.report audit.read tenant.read orgs.read users.read);
 	my %r = (
 		superadmin => [@PERMS],
 		platform_admin => [qw(legal.publish legal.report users.read users.manage orgs.read orgs.manage
-		    email.send_test email.outbox system.status tenant.read tenant.write org_users.manage)],
+		    email.send_test email.outbox system.status tenant.read tenant.write org_users.manage
+		    audit.read)],
 		compliance => [@compliance],
 		compliance_officer => [@compliance, 'audit.verify'],
 		security_admin => [qw(security.read security.sessions_flush security.blocklist audit.read
 		    audit.verify compliance.read compliance.strip_pii compliance.legal_hold compliance.archive
-		    compliance.export users.read orgs.read tenant.read system.status)],
+		    compliance.export users.read orgs.read tenant.read system.status security.users_disable
+		    security.tokens_revoke)],
 		org_admin => [qw(tenant.read tenant.write orgs.read users.read org_users.manage)],
 		member => [qw(tenant.read)],
 	);

@@ -1,7 +1,7 @@
 /* The audit action table: every action has one well-formed, unique name,
  * and opsd_audit_events_total exports exactly the legal, compliance,
- * security, migration and retention actions that conf/prometheus/alerts.yml
- * and the README (runbook 6) name. */
+ * security, migration, retention and account-containment actions that
+ * conf/prometheus/alerts.yml and the README (runbook 6) name. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -50,6 +50,7 @@ static void test_counted(void **state)
 	    "security.rate_limited",
 	    "security.blocklist_added",
 	    "security.blocklist_removed",
+	    "security.tokens_revoked",
 	    "auth.login_failed",
 	    "auth.login_throttled",
 	    "migration.started",
@@ -59,6 +60,8 @@ static void test_counted(void **state)
 	    "migration.aborted",
 	    "migration.failed",
 	    "audit.purged",
+	    "user.disabled",
+	    "user.enabled",
 	};
 	size_t next = 0;
 

@@ -23,20 +23,24 @@ static const struct {
         "compliance.legal_hold,compliance.archive,compliance.export,migration.run,"
         "security.read,security.sessions_flush,security.blocklist,audit.read,audit.verify,"
         "email.send_test,email.outbox,users.read,users.manage,orgs.read,orgs.manage,"
-        "tenant.read,tenant.write,system.status,org_users.manage"},
+        "tenant.read,tenant.write,system.status,org_users.manage,security.users_disable,"
+        "security.tokens_revoke"},
     {ROLE_PLATFORM_ADMIN,
         "legal.publish,legal.report,users.read,users.manage,orgs.read,orgs.manage,"
-        "email.send_test,email.outbox,system.status,tenant.read,tenant.write,org_users.manage"},
+        "email.send_test,email.outbox,system.status,tenant.read,tenant.write,org_users.manage,"
+        "audit.read"},
     {ROLE_COMPLIANCE,
         "compliance.read,compliance.strip_pii,compliance.legal_hold,compliance.archive,"
-        "compliance.export,legal.report,audit.read,tenant.read"},
+        "compliance.export,legal.report,audit.read,tenant.read,orgs.read,users.read"},
     {ROLE_COMPLIANCE_OFFICER,
         "compliance.read,compliance.strip_pii,compliance.legal_hold,compliance.archive,"
-        "compliance.export,legal.report,audit.read,tenant.read,audit.verify"},
+        "compliance.export,legal.report,audit.read,tenant.read,orgs.read,users.read,"
+        "audit.verify"},
     {ROLE_SECURITY_ADMIN,
         "security.read,security.sessions_flush,security.blocklist,audit.read,audit.verify,"
         "compliance.read,compliance.strip_pii,compliance.legal_hold,compliance.archive,"
-        "compliance.export,users.read,orgs.read,tenant.read,system.status"},
+        "compliance.export,users.read,orgs.read,tenant.read,system.status,"
+        "security.users_disable,security.tokens_revoke"},
     {ROLE_ORG_ADMIN, "tenant.read,tenant.write,orgs.read,users.read,org_users.manage"},
     {ROLE_MEMBER, "tenant.read"},
 };
@@ -222,6 +226,43 @@ static void test_roles_csv_errors(void **state)
 	assert_true(strlen(bad) < 64);
 }
 
+/* OPSD_CLI_ROLES: opsctl's principals by OS user name. */
+static void test_cli_roles(void **state)
+{
+	const char *spec = "root:superadmin, alice:security_admin+compliance ,bob:member";
+	roleset rs = 99;
+	const char *bad = "x";
+
+	(void)state;
+	/* unset: root only */
+	assert_true(cli_roles_of(NULL, "root", &rs, &bad));
+	assert_int_equal(rs, RS(ROLE_SUPERADMIN));
+	assert_null(bad);
+	assert_true(cli_roles_of(NULL, "alice", &rs, &bad));
+	assert_int_equal(rs, 0);
+	assert_true(cli_roles_of(NULL, NULL, &rs, &bad));
+	assert_int_equal(rs, 0);
+	/* set: exactly what it says */
+	assert_true(cli_roles_of(spec, "root", &rs, &bad));
+	assert_int_equal(rs, RS(ROLE_SUPERADMIN));
+	assert_true(cli_roles_of(spec, "alice", &rs, &bad));
+	assert_int_equal(rs, RS(ROLE_SECURITY_ADMIN) | RS(ROLE_COMPLIANCE));
+	assert_true(cli_roles_of(spec, "bob", &rs, &bad));
+	assert_int_equal(rs, RS(ROLE_MEMBER));
+	assert_true(cli_roles_of(spec, "ali", &rs, &bad));
+	assert_int_equal(rs, 0);
+	assert_true(cli_roles_of(spec, "alicex", &rs, &bad));
+	assert_int_equal(rs, 0);
+	assert_true(cli_roles_of("alice:member", "root", &rs, &bad));
+	assert_int_equal(rs, 0);
+	/* an unknown role is an error whoever runs opsctl */
+	assert_false(cli_roles_of("root:superadmin,alice:nosuch+member", "root", &rs, &bad));
+	assert_string_equal(bad, "nosuch");
+	assert_int_equal(rs, 0);
+	assert_false(cli_roles_of("root:superadmin+admin", "alice", &rs, &bad));
+	assert_string_equal(bad, "admin");
+}
+
 static void test_perms_csv(void **state)
 {
 	(void)state;
@@ -251,6 +292,7 @@ int main(void)
 	    cmocka_unit_test(test_grantable),
 	    cmocka_unit_test(test_roles_csv),
 	    cmocka_unit_test(test_roles_csv_errors),
+	    cmocka_unit_test(test_cli_roles),
 	    cmocka_unit_test(test_perms_csv),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

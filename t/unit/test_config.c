@@ -249,6 +249,50 @@ static void test_bad_values(void **state)
 		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_WORKERS", "a\nb\"c", NULL};
 		expect_error(v, "(got \"a?b?c\")"); /* one line, no raw quotes */
 	}
+	/* OPSD_CLI_ROLES's shape (role names are core/authz.c's to check) */
+	static const char *const bad_cli_roles[][2] = {
+	    {"root", "each entry must be user:role"},
+	    {"root:", "several roles joined with +"},
+	    {":superadmin", "each entry must be user:role"},
+	    {"-x:superadmin", "each entry must be user:role"},
+	    {"root:superadmin+", "several roles joined with +"},
+	    {"root:Superadmin", "several roles joined with +"},
+	    {"root:superadmin;alice:member", "entries are separated by commas"},
+	    {"root:superadmin,", "each entry must be user:role"},
+	    {"root:superadmin,root:member", "a user is listed twice"},
+	    {"root superadmin", "each entry must be user:role"},
+	};
+	for (size_t i = 0; i < countof(bad_cli_roles); i++) {
+		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_CLI_ROLES", bad_cli_roles[i][0],
+		    NULL};
+		expect_error(v, bad_cli_roles[i][1]);
+	}
+}
+
+static void test_cli_roles(void **state)
+{
+	static const char *const good[] = {"root:superadmin",
+	    "root:superadmin, alice:security_admin+compliance ,bob.x-1:member",
+	    "www-data:platform_admin", "rootx:member,root:superadmin", "root:nosuchrole"};
+	struct opsd_config c;
+	struct reports r;
+
+	(void)state;
+	for (size_t i = 0; i < countof(good); i++) {
+		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_CLI_ROLES", good[i], NULL};
+
+		if (load(&c, &r, v) != 0)
+			fail_msg("\"%s\" refused:\n%s", good[i], r.text);
+		assert_string_equal(c.cli_roles, good[i]);
+		config_free(&c);
+	}
+	{
+		const char *const v[] = {"OPSD_DB_URI", DB, NULL};
+
+		assert_int_equal(load(&c, &r, v), 0);
+		assert_null(c.cli_roles);
+		config_free(&c);
+	}
 }
 
 static void test_cross_rules(void **state)
@@ -401,8 +445,9 @@ static void test_secret_names(void **state)
 	size_t n = 0;
 	for (; config_variable_name(n) != NULL; n++)
 		assert_true(strlen(config_variable_name(n)) > 2);
-	assert_int_equal(n, 43); /* README "Configuration", scrypt cost, login throttling, SMTP
-	                            retries, migration throttle, rate limits */
+	assert_int_equal(n, 45); /* README "Configuration", scrypt cost, login throttling, SMTP
+	                            retries, migration throttle and give-up, rate limits, opsctl's
+	                            roles */
 	assert_string_equal(config_env_name(ENV_PRODUCTION), "production");
 	assert_string_equal(config_env_name(ENV_DEVELOPMENT), "development");
 }
@@ -574,6 +619,7 @@ int main(void)
 	    cmocka_unit_test(test_values),
 	    cmocka_unit_test(test_bools),
 	    cmocka_unit_test(test_bad_values),
+	    cmocka_unit_test(test_cli_roles),
 	    cmocka_unit_test(test_cross_rules),
 	    cmocka_unit_test(test_data_key),
 	    cmocka_unit_test(test_smtp_test_mode),

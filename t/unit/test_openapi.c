@@ -17,6 +17,7 @@
 #include "api/openapi.h"
 #include "api/routes.h"
 #include "api/specs.h"
+#include "core/audit_query.h"
 #include "http/router.h"
 
 static void print_problem(const char *problem, void *ctx)
@@ -185,6 +186,21 @@ static void test_refusals(void **state)
 	    at(at(op("/orgs/{orgId}/users/{id}", "delete"), "responses"), "204"), "content", NULL));
 }
 
+/* GET /audit documents every filter core/audit_query.h takes. */
+static void test_audit_filters(void **state)
+{
+	(void)state;
+	for (int f = 0; f < AF__MAX; f++) {
+		const struct field_spec *q = audit_list_query;
+
+		while (q->name && strcmp(q->name, audit_filter_names[f]) != 0)
+			q++;
+		if (!q->name)
+			fail_msg("GET /audit's query table lacks the filter %s",
+			    audit_filter_names[f]);
+	}
+}
+
 static void test_unknown_schema_is_a_problem(void **state)
 {
 	struct openapi_problems p = {NULL, NULL, 0};
@@ -207,6 +223,7 @@ int main(void)
 	    cmocka_unit_test(test_refs_resolve),
 	    cmocka_unit_test(test_body_from_field_table),
 	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_audit_filters),
 	    cmocka_unit_test(test_unknown_schema_is_a_problem),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

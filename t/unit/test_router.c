@@ -250,6 +250,9 @@ static void test_check_table(void **state)
 	    {{NULL, "/x", h_a, P_NONE, 0, "x", NULL}, "method must be"},
 	    {{"GET", "/x", NULL, P_NONE, 0, "x", NULL}, "no handler"},
 	    {{"GET", NULL, h_a, P_NONE, 0, "x", NULL}, "must start with '/'"},
+	    /* past the legal gate only for those who hold the route's permission */
+	    {{"POST", "/x", h_a, P_NONE, RF_LEGAL_CONTAIN, "x", NULL},
+	        "a containment route must name a permission"},
 	};
 	for (size_t i = 0; i < countof(bad); i++) {
 		if (check(&bad[i].r, 1) != 1 || strstr(problems, bad[i].why) == NULL)
@@ -259,6 +262,10 @@ static void test_check_table(void **state)
 	    {"GET", "/:a/:b/:c/:d/:e/:f/:g/:h", h_a, P_NONE, 0, "x", NULL},
 	};
 	assert_int_equal(check(eight, 1), 0);
+	const struct route contain[] = {
+	    {"POST", "/x", h_a, P_SECURITY_BLOCKLIST, RF_LEGAL_CONTAIN, "x", NULL},
+	};
+	assert_int_equal(check(contain, 1), 0);
 	const struct route dups[] = {
 	    {"GET", "/users/:id", h_a, P_NONE, 0, "a", NULL},
 	    {"POST", "/users/:id", h_a, P_NONE, 0, "b", NULL},

@@ -1,0 +1,195 @@
+/* Containing accounts: disable, enable, revoke API tokens (see containment.h). */
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "core/audit.h"
+#include "core/auth.h"
+#include "core/containment.h"
+#include "infra/db.h"
+#include "infra/dbval.h"
+#include "lib/util.h"
+#include "lib/uuid.h"
+
+/* Both payloads carry the reason only when one was given. */
+static struct json_object *payload_with_reason(const char *reason)
+{
+	struct json_object *p = json_object_new_object();
+
+	if (reason)
+		json_object_object_add(p, "reason", json_object_new_string(reason));
+	return p;
+}
+
+/* ---- disable, enable ----------------------------------------------------- */
+
+struct contain_tx {
+	struct arena *a;
+	struct opsd_uuid id;
+	char id_s[UUID_STR_LEN + 1];
+	struct user_containment *c;
+	const struct audit_actor *actor;
+	enum user_err err;
+};
+
+static int contain_fn(struct db *d, void *arg)
+{
+	struct contain_tx *x = arg;
+	struct user_containment *c = x->c;
+	struct db_param p[] = {DBP_BLOB(x->id.b, 16)};
+	struct db_rows rows;
+	char org[UUID_STR_LEN + 1] = "";
+	struct json_object *payload;
+	bool disabled, archived;
+
+	x->err = USER_OK; /* db_tx may run this again after a deadlock */
+	c->changed = false;
+	if (db_query(d, x->a,
+	        "SELECT disabled_at IS NOT NULL, archived_at IS NOT NULL, org_id FROM users"
+	        " WHERE id = ? FOR UPDATE",
+	        p, 1, &rows) != 0)
+		goto fail;
+	if (rows.nrows != 1) {
+		x->err = USER_NOT_FOUND;
+		return 1;
+	}
+	disabled = strcmp(rows.val[0][0], "1") == 0;
+	archived = strcmp(rows.val[0][1], "1") == 0;
+	if (rows.val[0][2])
+		dbv_uuid(rows.val[0][2], rows.len[0][2], org);
+	/* Deleting or archiving ended the account for good. */
+	if (!c->disable && archived) {
+		x->err = USER_ARCHIVED;
+		return 1;
+	}
+	if (disabled == c->disable)
+		return 0;
+	if (c->disable
+	        ? user_lock_out(d, x->id.b) != 0
+	        : db_exec(d, "UPDATE users SET disabled_at = NULL WHERE id = ?", p, 1, NULL) != 0)
+		goto fail;
+	payload = payload_with_reason(c->reason);
+	json_object_object_add(payload, "disabled", json_object_new_boolean(c->disable));
+	if (c->disable)
+		json_object_object_add(payload, "credentialsRevoked", json_object_new_boolean(1));
+	if (audit_append(d, x->actor, c->disable ? AA_USER_DISABLED : AA_USER_ENABLED,
+	        org[0] ? org : NULL, "user", x->id_s, payload) != 0)
+		goto fail;
+	c->changed = true;
+	return 0;
+fail:
+	x->err = USER_DB_ERROR;
+	return -1;
+}
+
+enum user_err user_contain(struct db *d, struct arena *a, const char *id,
+    struct user_containment *c, const struct audit_actor *actor)
+{
+	struct contain_tx x = {.a = a, .c = c, .actor = actor};
+	struct opsd_uuid me;
+
+	if (!uuid_parse(id, &x.id))
+		return USER_NOT_FOUND;
+	uuid_format(&x.id, x.id_s);
+	if (actor->user_id && uuid_parse(actor->user_id, &me) && memcmp(me.b, x.id.b, 16) == 0)
+		return USER_SELF;
+	if (db_tx(d, contain_fn, &x) < 0)
+		return USER_DB_ERROR;
+	return x.err;
+}
+
+/* ---- API tokens ------------------------------------------------------------ */
+
+const char *token_selector_name(enum token_selector s)
+{
+	static const char *const names[] =
+	    {[TOKENS_OF_USER] = "user", [TOKENS_ALL] = "all", [TOKENS_ONE] = "token"};
+
+	return (size_t)s < countof(names) ? names[s] : "?";
+}
+
+struct revoke_tx {
+	struct arena *a;
+	const struct audit_actor *actor;
+	struct token_revocation *t;
+	struct opsd_uuid id;
+	char id_s[UUID_STR_LEN + 1];
+	bool found;
+};
+
+/* The owner and org of the selected user or token: the org the event is
+ * about. x->found false when there is none. */
+static int revoke_subject(struct db *d, struct revoke_tx *x, char owner[UUID_STR_LEN + 1],
+    char org[UUID_STR_LEN + 1])
+{
+	static const char *const sql[] = {
+	    [TOKENS_OF_USER] = "SELECT id, org_id FROM users WHERE id = ?",
+	    [TOKENS_ONE] =
+	        "SELECT u.id, u.org_id FROM api_tokens t JOIN users u ON u.id = t.user_id"
+	        " WHERE t.id = ?",
+	};
+	struct db_param p[] = {DBP_BLOB(x->id.b, 16)};
+	struct db_rows rows;
+
+	owner[0] = org[0] = '\0';
+	x->found = x->t->sel == TOKENS_ALL;
+	if (x->found)
+		return 0;
+	if (db_query(d, x->a, sql[x->t->sel], p, 1, &rows) != 0)
+		return -1;
+	x->found = rows.nrows == 1;
+	if (!x->found)
+		return 1;
+	dbv_uuid(rows.val[0][0], rows.len[0][0], owner);
+	if (rows.val[0][1])
+		dbv_uuid(rows.val[0][1], rows.len[0][1], org);
+	return 0;
+}
+
+static int revoke_fn(struct db *d, void *arg)
+{
+	struct revoke_tx *x = arg;
+	struct token_revocation *t = x->t;
+	char owner[UUID_STR_LEN + 1], org[UUID_STR_LEN + 1];
+	struct db_param p[] = {DBP_BLOB(x->id.b, 16)};
+	struct json_object *payload;
+	int rc;
+
+	t->revoked = 0; /* db_tx may run this again after a deadlock */
+	if ((rc = revoke_subject(d, x, owner, org)) != 0)
+		return rc;
+	if (t->sel == TOKENS_ONE
+	        ? db_exec(d,
+	              "UPDATE api_tokens SET revoked_at = NOW(3) WHERE id = ? AND revoked_at IS NULL",
+	              p, 1, &t->revoked) != 0
+	        : tokens_revoke_scope(d, t->sel == TOKENS_ALL ? FLUSH_ALL : FLUSH_USER, x->id_s,
+	              &t->revoked) != 0)
+		return -1;
+	payload = payload_with_reason(t->reason);
+	json_object_object_add(payload, "scope",
+	    json_object_new_string(token_selector_name(t->sel)));
+	json_object_object_add(payload, "revoked", json_object_new_int64((int64_t)t->revoked));
+	if (t->sel == TOKENS_ONE)
+		json_object_object_add(payload, "userId", json_object_new_string(owner));
+	return audit_append(d, x->actor, AA_SECURITY_TOKENS_REVOKED, org[0] ? org : NULL,
+	    t->sel == TOKENS_ALL   ? NULL
+	    : t->sel == TOKENS_ONE ? "api_token"
+	                           : "user",
+	    t->sel == TOKENS_ALL ? NULL : x->id_s, payload);
+}
+
+enum token_rc tokens_revoke_audited(struct db *d, struct arena *a, const struct audit_actor *actor,
+    struct token_revocation *t)
+{
+	struct revoke_tx x = {.a = a, .actor = actor, .t = t};
+
+	t->revoked = 0;
+	if (t->sel != TOKENS_ALL) {
+		if (!t->id || !uuid_parse(t->id, &x.id))
+			return TOKEN_NOT_FOUND;
+		uuid_format(&x.id, x.id_s);
+	}
+	if (db_tx(d, revoke_fn, &x) < 0)
+		return TOKEN_DB_ERROR;
+	return x.found ? TOKEN_REVOKED : TOKEN_NOT_FOUND;
+}
