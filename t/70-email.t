@@ -318,6 +318,24 @@ my $pa_s = login($pa->{email}, $pa->{password});
 	check_error(http(POST => '/email/test', json => { to => 'allowed@example.test' }), 401, 'unauthenticated',
 	    'POST /email/test without credentials');
 	check_error(http(GET => '/email/outbox'), 401, 'unauthenticated', 'GET /email/outbox without credentials');
+
+	# runbook 5 steps 1-3 through the API: the settings, test mode, the allowlist
+	check_error(http(GET => '/email/settings', session => $mem_s), 403, 'forbidden', 'GET /email/settings as a member');
+	check_error(http(GET => '/email/settings'), 401, 'unauthenticated', 'GET /email/settings without credentials');
+	my $st = http(GET => '/email/settings', session => $pa_s);
+	is $st->{status}, 200, 'GET /email/settings as platform_admin' or diag $st->{body};
+	my $j = $st->{json} // {};
+	is $j->{server}, 'localhost', 'server';
+	is $j->{port}, $peer->port, 'port';
+	is $j->{secure}, 'starttls', 'secure';
+	is $j->{user}, $SMTP_USER, 'user';
+	ok $j->{passwordSet}, 'passwordSet true';
+	ok $j->{testMode}, 'testMode true';
+	is_deeply $j->{allowlist}, ['allowed@example.test', '@allowed.test'], 'the allowlist, entry by entry';
+	unlike $st->{body}, qr/\Q$SMTP_PASS\E/, 'never the password';
+	my ($rc, $out) = opsctl('email', 'settings', '--json');
+	is $rc, 0, 'opsctl email settings --json exits 0';
+	is_deeply json_decode($out), $j, 'and prints the same document';
 	check_error(email_test_post('allowed@example.test', csrf => undef), 403, 'csrf_failed', 'POST /email/test without CSRF');
 	is outbox_count(), $n0, 'refused requests queued nothing';
 	my $r = email_test_post($ADDR{suppressed}, as => $pa_s);

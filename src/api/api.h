@@ -145,6 +145,9 @@ void api_compliance_strip(struct req *r);
 void api_compliance_record(struct req *r);
 void api_compliance_archive(struct req *r);
 
+/* subjects.c */
+void api_subjects_search(struct req *r);
+
 /* export.c */
 void api_compliance_export(struct req *r);
 void api_export(struct req *r);
@@ -161,6 +164,7 @@ void api_migration_list(struct req *r);
 void api_email_test(struct req *r);
 void api_email_outbox(struct req *r);
 void api_email_retry(struct req *r);
+void api_email_settings(struct req *r);
 
 /* system.c */
 void api_healthz(struct req *r);

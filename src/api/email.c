@@ -92,3 +92,10 @@ void api_email_retry(struct req *r)
 	}
 	reply_json(r, 200, mail_outbox_json(&rows, 0));
 }
+
+/* Runbook 5 steps 1-3: what the outbox delivers with, test mode and the
+ * allowlist, from this worker's configuration (never the password). */
+void api_email_settings(struct req *r)
+{
+	reply_json(r, 200, mail_settings_json(r->cfg));
+}

@@ -88,6 +88,11 @@ static const struct named_schema named[] = {
 	{"ComplianceRecord", "entity:string id:uuid orgId:uuid|null piiStripped:bool piiStrippedAt:time|null piiStrippedReason:string|null legalHold:bool legalHoldAt:time|null legalHoldReason:string|null legalHoldCaseRef:string|null archived:bool archivedAt:time|null archivedReason:string|null", NULL, NULL},
 	{"SubjectExport", "entity:string id:uuid exportedAt:time record:object", NULL, NULL},
 	{"OrgExport", "items:[object]", NULL, "application/json text/csv"},
+	/* subjects.c: POST /compliance/subjects/search (core/subjects.c) */
+	{"SubjectSearchResult", "items:[@SubjectMatch] nextCursor:string|null unsearched:[@SubjectUnsearched]", NULL, NULL},
+	{"SubjectMatch", "entity:string id:uuid orgId:uuid|null database:string dedicatedDb?:string matched:[@SubjectMatchedField] piiStripped:bool legalHold:bool orgLegalHold:bool archived:bool", NULL, NULL},
+	{"SubjectMatchedField", "term:string field:string", NULL, NULL},
+	{"SubjectUnsearched", "orgId:uuid database:string dedicatedDb:string|null", NULL, NULL},
 
 	/* migration.c: the engine's status document (migration/status.c) */
 	{"Migration", "id:uuid orgId:uuid direction:string status:string phase:string|null dryRun:bool chunkSize:int target:string|null dbName:string|null reason:string|null abortReason:string|null overrideLegalHold:bool tables:[@MigrationTable] rowsCopied:int rowsTotal:int percent:number rowsPerSecond:number etaSeconds:int|null throttled:bool throttleReason:string|null changelog:@MigrationChangelog verification:object|null report:object|null freezeMs:int|null error:string|null createdBy:uuid|null createdAt:time updatedAt:time finishedAt:time|null", NULL, NULL},
@@ -106,6 +111,7 @@ static const struct named_schema named[] = {
 
 	/* email.c */
 	{"EmailQueued", "id:uuid status:string to:string", NULL, NULL},
+	{"EmailSettings", "server:string|null port:int secure:string user:string|null passwordSet:bool from:string|null caFile:string|null testMode:bool allowlist:[string]", NULL, NULL},
 	{"OutboxMessage", "id:uuid kind:string to:string subject:string status:string attempts:int nextAttemptAt:time lastSmtpStatus:int|null lastError:string|null createdAt:time sentAt:time|null", NULL, NULL},
 
 	/* audit.c */

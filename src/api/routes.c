@@ -101,6 +101,7 @@ const struct route routes[] = {
 	ROUTE("POST",   "/compliance/batch-archive",       api_compliance_archive, P_COMPLIANCE_ARCHIVE,      JSON,                        "compliance_archive", BODY(compliance_archive_spec), RESP(200, "ArchiveResult")),
 	ROUTE("GET",    "/compliance/export",              api_compliance_export,  P_COMPLIANCE_EXPORT,       0,                           "compliance_export", QUERY(export_subject_query), RESP(200, "SubjectExport"), ERRORS("404")),
 	ROUTE("GET",    "/export/:entity",                 api_export,             P_COMPLIANCE_EXPORT,       0,                           "export", QUERY(export_org_query), RESP(200, "OrgExport")),
+	ROUTE("POST",   "/compliance/subjects/search",     api_subjects_search,    P_COMPLIANCE_READ,         JSON,                        "compliance_subjects_search", BODY(compliance_subjects_search_spec), RESP(200, "SubjectSearchResult")),
 
 	/* Runbook 3: only superadmin holds migration.run. */
 	ROUTE("POST",   "/migration/start",                api_migration_start,    P_MIGRATION_RUN,           JSON,                        "migration_start", BODY(migration_start_spec), RESP(202, "Migration"), ERRORS("404 409")),
@@ -123,6 +124,7 @@ const struct route routes[] = {
 	ROUTE("POST",   "/email/test",                     api_email_test,         P_EMAIL_SEND_TEST,         JSON,                        "email_test", BODY(email_test_spec), RESP(202, "EmailQueued")),
 	ROUTE("GET",    "/email/outbox",                   api_email_outbox,       P_EMAIL_OUTBOX,            0,                           "email_outbox", QUERY(email_outbox_query), RESP(200, "OutboxMessagePage")),
 	ROUTE("POST",   "/email/outbox/:id/retry",         api_email_retry,        P_EMAIL_OUTBOX,            0,                           "email_retry", RESP(200, "OutboxMessage"), ERRORS("409")),
+	ROUTE("GET",    "/email/settings",                 api_email_settings,     P_EMAIL_OUTBOX,            0,                           "email_settings", RESP(200, "EmailSettings")),
 
 	ROUTE("GET",    "/audit",                          api_audit_list,         P_AUDIT_READ,              CONTAIN,                     "audit_list", QUERY(audit_list_query), RESP(200, "AuditEventPage")),
 	ROUTE("GET",    "/audit/verify",                   api_audit_verify,       P_AUDIT_VERIFY,            CONTAIN,                     "audit_verify", RESP(200, "AuditVerify")),

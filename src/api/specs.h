@@ -29,6 +29,8 @@ extern const struct field_spec legal_accept_spec[];
 extern struct field_spec compliance_hold_spec[];
 extern struct field_spec compliance_strip_spec[];
 extern struct field_spec compliance_archive_spec[];
+/* subjects.c */
+extern const struct field_spec compliance_subjects_search_spec[];
 /* migration.c */
 extern const struct field_spec migration_start_spec[];
 extern const struct field_spec migration_finalize_spec[];

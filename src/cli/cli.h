@@ -85,6 +85,8 @@ int cmd_blocklist_add(struct opsctl *o);
 int cmd_blocklist_remove(struct opsctl *o);
 int cmd_blocklist_list(struct opsctl *o);
 int cmd_blocklist_sync_nginx(struct opsctl *o);
+/* subjects.c */
+int cmd_compliance_search(struct opsctl *o);
 /* routes.c */
 int cmd_routes(struct opsctl *o);
 int cmd_roles(struct opsctl *o);

@@ -241,6 +241,13 @@ int cmd_email_settings(struct opsctl *o)
 {
 	const struct opsd_config *c = &o->cfg;
 
+	if (opt_flag(o, "--json")) {
+		struct json_object *j = mail_settings_json(c);
+
+		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+		json_object_put(j);
+		return EXIT_OK;
+	}
 	printf("server:     %s\n", c->smtp_server ? c->smtp_server : "(unset: nothing is sent)");
 	printf("port:       %d\n", c->smtp_port);
 	printf("secure:     %s\n", c->smtp_secure == SMTP_STARTTLS ? "starttls" : "none");

@@ -23,6 +23,7 @@ const struct audit_action_info audit_actions[AA__MAX] = {
     [AA_COMPLIANCE_LEGAL_HOLD_RELEASED] = {"compliance.legal_hold_released", true},
     [AA_COMPLIANCE_ARCHIVED] = {"compliance.archived", true},
     [AA_COMPLIANCE_EXPORTED] = {"compliance.exported", true},
+    [AA_COMPLIANCE_SUBJECTS_SEARCHED] = {"compliance.subjects_searched", false},
     [AA_SECURITY_SESSIONS_FLUSHED] = {"security.sessions_flushed", true},
     [AA_SECURITY_RATE_LIMITED] = {"security.rate_limited", true},
     [AA_SECURITY_BLOCKLIST_ADDED] = {"security.blocklist_added", true},

@@ -10,33 +10,37 @@
 static const char *const project_status[] = {"planned", "active", "on_hold", "completed",
     "cancelled", NULL};
 
-/* column, field, type, max, required, email, redaction, choices */
+/* column, field, type, max, required, email, redaction, choices, and the
+ * subject-search term with its generated column (or NO_SUBJECT) */
+#define NO_SUBJECT SUBJECT_NONE, NULL
 static const struct entity_column contact_cols[] = {
-    {"name", "name", FT_STRING, 200, false, false, RED_TOMBSTONE, NULL},
-    {"email", "email", FT_STRING, 254, false, true, RED_UNIQUE, NULL},
-    {"phone", "phone", FT_STRING, 64, false, false, RED_NULL, NULL},
-    {"address", "address", FT_STRING, 500, false, false, RED_NULL, NULL},
-    {"notes", "notes", FT_STRING, 10000, false, false, RED_NULL, NULL},
+    {"name", "name", FT_STRING, 200, false, false, RED_TOMBSTONE, NULL, SUBJECT_NAME, "name_key"},
+    {"email", "email", FT_STRING, 254, false, true, RED_UNIQUE, NULL, SUBJECT_EMAIL, "email_hash"},
+    {"phone", "phone", FT_STRING, 64, false, false, RED_NULL, NULL, SUBJECT_PHONE, "phone_hash"},
+    {"address", "address", FT_STRING, 500, false, false, RED_NULL, NULL, NO_SUBJECT},
+    {"notes", "notes", FT_STRING, 10000, false, false, RED_NULL, NULL, NO_SUBJECT},
 };
 static const struct entity_column project_cols[] = {
-    {"name", "name", FT_STRING, 200, true, false, RED_KEEP, NULL},
-    {"client_name", "clientName", FT_STRING, 200, false, false, RED_TOMBSTONE, NULL},
-    {"description", "description", FT_STRING, 10000, false, false, RED_NULL, NULL},
-    {"budget", "budget", FT_NUMBER, 1000000000000LL, false, false, RED_KEEP, NULL},
-    {"status", "status", FT_ENUM, 0, false, false, RED_KEEP, project_status},
+    {"name", "name", FT_STRING, 200, true, false, RED_KEEP, NULL, NO_SUBJECT},
+    {"client_name", "clientName", FT_STRING, 200, false, false, RED_TOMBSTONE, NULL, SUBJECT_NAME,
+        "client_name_key"},
+    {"description", "description", FT_STRING, 10000, false, false, RED_NULL, NULL, NO_SUBJECT},
+    {"budget", "budget", FT_NUMBER, 1000000000000LL, false, false, RED_KEEP, NULL, NO_SUBJECT},
+    {"status", "status", FT_ENUM, 0, false, false, RED_KEEP, project_status, NO_SUBJECT},
 };
 static const struct entity_column office_cols[] = {
-    {"name", "name", FT_STRING, 200, true, false, RED_KEEP, NULL},
-    {"address", "address", FT_STRING, 500, false, false, RED_NULL, NULL},
-    {"phone", "phone", FT_STRING, 64, false, false, RED_NULL, NULL},
-    {"manager_name", "managerName", FT_STRING, 200, false, false, RED_TOMBSTONE, NULL},
+    {"name", "name", FT_STRING, 200, true, false, RED_KEEP, NULL, NO_SUBJECT},
+    {"address", "address", FT_STRING, 500, false, false, RED_NULL, NULL, NO_SUBJECT},
+    {"phone", "phone", FT_STRING, 64, false, false, RED_NULL, NULL, SUBJECT_PHONE, "phone_hash"},
+    {"manager_name", "managerName", FT_STRING, 200, false, false, RED_TOMBSTONE, NULL, SUBJECT_NAME,
+        "manager_name_key"},
 };
 static const struct entity_column user_cols[] = {
-    {"email", "email", FT_STRING, 254, true, true, RED_UNIQUE, NULL},
-    {"name", "name", FT_STRING, 200, true, false, RED_TOMBSTONE, NULL},
+    {"email", "email", FT_STRING, 254, true, true, RED_UNIQUE, NULL, SUBJECT_EMAIL, "email_hash"},
+    {"name", "name", FT_STRING, 200, true, false, RED_TOMBSTONE, NULL, SUBJECT_NAME, "name_key"},
 };
 static const struct entity_column org_cols[] = {
-    {"name", "name", FT_STRING, 200, true, false, RED_TOMBSTONE, NULL},
+    {"name", "name", FT_STRING, 200, true, false, RED_TOMBSTONE, NULL, SUBJECT_NAME, "name_key"},
 };
 
 #define COLS(a) a, countof(a)

@@ -18,6 +18,16 @@ enum redaction {
 	RED_UNIQUE,    /* redacted+<16 hex of sha256(id)>@redacted.invalid (unique columns) */
 };
 
+/* Which term of a subject search (core/subjects.h) finds a person by a
+ * column: exact email, name prefix or exact phone digits. */
+enum subject_term {
+	SUBJECT_NONE,
+	SUBJECT_EMAIL, /* sha256 of the trimmed, lower-cased address */
+	SUBJECT_NAME,  /* whitespace collapsed and trimmed; prefix, case-insensitive */
+	SUBJECT_PHONE, /* sha256 of the digits */
+	SUBJECT__MAX
+};
+
 struct entity_column {
 	const char *column;   /* SQL column */
 	const char *field;    /* JSON field (camelCase) */
@@ -27,6 +37,11 @@ struct entity_column {
 	bool email;           /* must be an email address */
 	enum redaction redact;
 	const char *const *choices;
+	/* A subject search finds the record by this column through the indexed
+	 * generated column search_column (the *_subject_search.sql schema files), which
+	 * follows the column: a stripped value is no longer found. */
+	enum subject_term subject;
+	const char *search_column;
 };
 
 /* The most columns an entity declares (arrays of a record's values). */

@@ -68,6 +68,50 @@ bool mail_may_send_to(const struct opsd_config *cfg, const char *addr)
 	return false;
 }
 
+static struct json_object *string_or_null(const char *s)
+{
+	return s && *s ? json_object_new_string(s) : NULL;
+}
+
+/* The allowlist's entries, trimmed, in their order. */
+static struct json_object *allowlist_json(const char *list)
+{
+	struct json_object *arr = json_object_new_array();
+
+	for (const char *p = list; p && *p;) {
+		size_t n = strcspn(p, ",");
+		const char *s = p;
+
+		while (n > 0 && (*s == ' ' || *s == '\t'))
+			s++, n--;
+		while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+			n--;
+		if (n > 0)
+			json_object_array_add(arr, json_object_new_string_len(s, (int)n));
+		p += strcspn(p, ",");
+		if (*p == ',')
+			p++;
+	}
+	return arr;
+}
+
+struct json_object *mail_settings_json(const struct opsd_config *cfg)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "server", string_or_null(cfg->smtp_server));
+	json_object_object_add(o, "port", json_object_new_int(cfg->smtp_port));
+	json_object_object_add(o, "secure",
+	    json_object_new_string(cfg->smtp_secure == SMTP_STARTTLS ? "starttls" : "none"));
+	json_object_object_add(o, "user", string_or_null(cfg->smtp_user));
+	json_object_object_add(o, "passwordSet", json_object_new_boolean(cfg->smtp_pass != NULL));
+	json_object_object_add(o, "from", string_or_null(cfg->smtp_from));
+	json_object_object_add(o, "caFile", string_or_null(cfg->smtp_ca_file));
+	json_object_object_add(o, "testMode", json_object_new_boolean(cfg->smtp_test_mode));
+	json_object_object_add(o, "allowlist", allowlist_json(cfg->test_email_allowlist));
+	return o;
+}
+
 void mail_mask(const char *addr, char *out, size_t out_len)
 {
 	const char *at = addr ? strrchr(addr, '@') : NULL;

@@ -30,6 +30,11 @@ int mail_status_from_name(const char *name); /* -1 if unknown */
 /* Test mode (SMTP_TEST_MODE, forced by CI): only allowlisted recipients
  * (exact addresses or "@domain" entries of TEST_EMAIL_ALLOWLIST) get mail. */
 bool mail_may_send_to(const struct opsd_config *cfg, const char *addr);
+/* The settings the outbox delivers with (runbook 5 steps 1-3: GET
+ * /email/settings, opsctl email settings): server, port, secure, user,
+ * passwordSet (never the password), from, caFile, testMode and the
+ * allowlist's entries. Unset values are null. */
+struct json_object *mail_settings_json(const struct opsd_config *cfg);
 /* Masks an address for logs: "a***@example.test". */
 void mail_mask(const char *addr, char *out, size_t out_len);
 

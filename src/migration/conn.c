@@ -220,7 +220,8 @@ int table_cols(struct db *d, struct arena *a, const char *table, struct cols *c)
 	memset(c, 0, sizeof(*c));
 	if (db_query(d, a,
 	        "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS"
-	        " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+	        " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND IS_GENERATED = 'NEVER'"
+	        " ORDER BY ORDINAL_POSITION",
 	        p, 1, &rows) != 0)
 		return -1;
 	if (rows.nrows == 0 || rows.nrows > MAX_COLS)

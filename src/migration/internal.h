@@ -223,7 +223,10 @@ struct db *target_server(struct run *x, const char *what);
 int target_db_exists(struct run *x, struct db *server);
 
 /* A table's columns from information_schema (the tenant schema files made
- * both sides), as the pieces of the copy, upsert and checksum statements. */
+ * both sides), as the pieces of the copy, upsert and checksum statements.
+ * Generated columns (the subject-search keys) are left out: each side
+ * computes them from the columns copied, and MariaDB refuses a value for
+ * them. */
 struct cols {
 	size_t n;
 	bool binary[MAX_COLS];
