@@ -13,7 +13,7 @@ OPSD_PKGS_BUILD=(build-essential autoconf automake libtool pkg-config
 	libesmtp-dev libcmocka-dev libssl-dev)
 OPSD_PKGS_RUN=(nginx mariadb-server mariadb-client openssl curl ca-certificates)
 OPSD_PKGS_TEST=(perl libio-socket-ssl-perl libnet-ssleay-perl prometheus
-	python3-aiosmtpd clang-format)
+	python3-aiosmtpd clang-format nodejs npm)
 OPSD_PKGS_BENCH=(wrk)
 
 log() { printf '%s: %s\n' "$OPSD_PROG" "$*" >&2; }
@@ -46,7 +46,16 @@ nproc_or_2() { nproc 2>/dev/null || echo 2; }
 # ---------------------------------------------------------------- packages
 
 pkg_installed() {
-	[[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
+	[[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]] ||
+		pkg_provided "$1"
+}
+
+# pkg_provided NAME: an installed package provides NAME (NodeSource's nodejs
+# provides npm and conflicts with Debian's npm package).
+pkg_provided() {
+	dpkg-query -W -f='${db:Status-Abbrev} ${Provides}\n' 2>/dev/null |
+		awk -v p="$1" '$1 == "ii" { for (i = 2; i <= NF; i++) { sub(/,$/, "", $i); if ($i == p) found = 1 } }
+			END { exit !found }'
 }
 
 _opsd_apt_updated=0

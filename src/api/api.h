@@ -58,6 +58,9 @@ void reply_choice_error(struct req *r, const char *field, const char *const *cho
 	}
 struct field_spec;
 const struct field_spec *entity_spec(struct field_spec *spec);
+/* The choices of an FT_ENUM field: its own, or an ENTITY_FIELD's (also
+ * before entity_spec filled them in) from the entity table. */
+const char *const *spec_choices(const struct field_spec *f);
 /* Path parameter that must be a UUID; replies 404 itself otherwise. */
 bool uuid_param_or_reply(struct req *r, const char *name, struct opsd_uuid *out);
 
@@ -171,5 +174,8 @@ void api_metrics(struct req *r);
 void api_test_sleep(struct req *r);
 void api_test_echo(struct req *r);
 void api_test_db(struct req *r);
+
+/* openapi.c: GET /openapi.json */
+void api_openapi(struct req *r);
 
 #endif

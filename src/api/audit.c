@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 
 #include "api/api.h"
+#include "api/specs.h"
 #include "core/audit.h"
 #include "core/audit_query.h"
 #include "infra/db.h"
@@ -153,6 +154,28 @@ static void audit_csv(struct req *r, const struct audit_query *q)
 		csv_begin(&c);
 	buf_free(&c.b);
 }
+
+static const char *const audit_formats[] = {"json", "csv", NULL};
+
+/* What GET /audit reads, for the API document: the filters of
+ * core/audit_query.h (audit_query_set checks their values), then paging
+ * (with format=csv, limit caps the rows) and the format. */
+const struct field_spec audit_list_query[] = {
+    {"action", FT_STRING, 0, 1, AUDIT_ACTION_MAX, NULL},
+    {"actor", FT_STRING, 0, 1, AUDIT_TEXT_MAX, NULL},
+    {"actorId", FT_UUID, 0, 0, 0, NULL},
+    {"orgId", FT_UUID, 0, 0, 0, NULL},
+    {"targetType", FT_STRING, 0, 1, AUDIT_TARGET_TYPE_MAX, NULL},
+    {"targetId", FT_STRING, 0, 1, AUDIT_TEXT_MAX, NULL},
+    {"ip", FT_STRING, 0, 1, 64, NULL},
+    {"requestId", FT_STRING, 0, 1, AUDIT_TEXT_MAX, NULL},
+    {"since", FT_TIME, 0, 0, 0, NULL},
+    {"until", FT_TIME, 0, 0, 0, NULL},
+    {"limit", FT_INT, 0, 1, AUDIT_CSV_MAX, NULL},
+    {"cursor", FT_STRING, 0, 0, 0, NULL},
+    {"format", FT_ENUM, 0, 0, 0, audit_formats},
+    {NULL, 0, 0, 0, 0, NULL},
+};
 
 /* GET /audit: the filters of core/audit_query.h (all must hold), newest
  * first, keyset pages; format=csv for an incident report. Reading the log

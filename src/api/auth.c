@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 
 #include "api/api.h"
+#include "api/specs.h"
 #include "core/audit.h"
 #include "core/auth.h"
 #include "core/login.h"
@@ -28,7 +29,7 @@ static void set_session_cookie(struct req *r, const char *value, long max_age)
 
 /* ---- login ------------------------------------------------------------- */
 
-static const struct field_spec login_spec[] = {
+const struct field_spec auth_login_spec[] = {
     {"email", FT_STRING, FIELD_REQUIRED, 1, 254, NULL},
     {"password", FT_STRING, FIELD_REQUIRED, 1, PASSWORD_MAX_LEN, NULL},
     {NULL, 0, 0, 0, 0, NULL},
@@ -47,7 +48,7 @@ void api_auth_login(struct req *r)
 	enum user_err ue;
 	char exp[32];
 
-	if (!req_validate_or_reply(r, login_spec))
+	if (!req_validate_or_reply(r, auth_login_spec))
 		return;
 	l.email = json_get_str(r->json, "email", "");
 	l.password = json_get_str(r->json, "password", "");
@@ -138,7 +139,7 @@ void api_auth_me(struct req *r)
 
 /* ---- password ---------------------------------------------------------- */
 
-static const struct field_spec password_spec[] = {
+const struct field_spec auth_password_spec[] = {
     {"currentPassword", FT_STRING, FIELD_REQUIRED, 1, PASSWORD_MAX_LEN, NULL},
     {"newPassword", FT_STRING, FIELD_REQUIRED, PASSWORD_MIN_LEN, PASSWORD_MAX_LEN, NULL},
     {NULL, 0, 0, 0, 0, NULL},
@@ -150,7 +151,7 @@ void api_auth_password(struct req *r)
 	char cookie[SESSION_COOKIE_VALUE_LEN + 1], csrf[CSRF_TOKEN_LEN + 1];
 	struct json_object *o;
 
-	if (!req_validate_or_reply(r, password_spec))
+	if (!req_validate_or_reply(r, auth_password_spec))
 		return;
 	if (r->who->method != AUTH_SESSION) {
 		reply_error(r, E_FORBIDDEN, "passwords are changed from a session", NULL);
@@ -180,7 +181,7 @@ void api_auth_password(struct req *r)
 
 /* ---- API tokens -------------------------------------------------------- */
 
-static const struct field_spec token_spec[] = {
+const struct field_spec token_create_spec[] = {
     {"name", FT_STRING, FIELD_REQUIRED, 1, 100, NULL},
     {"scopes", FT_STRING_ARRAY, FIELD_REQUIRED, 1, PERM__MAX, NULL},
     {"expiresAt", FT_TIME, FIELD_NULLABLE, 0, 0, NULL},
@@ -234,7 +235,7 @@ void api_tokens_create(struct req *r)
 	struct db_param p[1];
 	struct json_object *o;
 
-	if (!req_validate_or_reply(r, token_spec))
+	if (!req_validate_or_reply(r, token_create_spec))
 		return;
 	if (r->who->method != AUTH_SESSION) {
 		reply_error(r, E_FORBIDDEN, "tokens are created from a session", NULL);

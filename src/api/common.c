@@ -7,6 +7,7 @@
 
 #include "api/api.h"
 #include "api/errors.h"
+#include "api/specs.h"
 #include "core/audit.h"
 #include "core/auth.h"
 #include "core/batch.h"
@@ -45,8 +46,10 @@ bool reason_or_reply(struct req *r, const char **reason)
 	return false;
 }
 
-#define PAGE_DEFAULT 50
-#define PAGE_MAX 500
+const struct field_spec page_query[] = {
+    PAGE_QUERY,
+    {NULL, 0, 0, 0, 0, NULL},
+};
 
 bool page_or_reply(struct req *r, const char *kind, struct page *pg)
 {
@@ -168,6 +171,13 @@ const struct field_spec *entity_spec(struct field_spec *spec)
 {
 	spec[0].choices = entity_choices(ENTITIES_ALL);
 	return spec;
+}
+
+const char *const *spec_choices(const struct field_spec *f)
+{
+	if (f->choices || f->type != FT_ENUM || strcmp(f->name, "entity") != 0)
+		return f->choices;
+	return entity_choices(ENTITIES_ALL);
 }
 
 struct db *record_db_or_reply(struct req *r, const struct entity *e, const struct opsd_uuid *id)

@@ -8,6 +8,7 @@
 
 #include "api/api.h"
 #include "api/errors.h"
+#include "api/specs.h"
 #include "core/audit.h"
 #include "core/compliance.h"
 #include "core/entity.h"
@@ -64,7 +65,7 @@ static void reply_batch(struct req *r, enum batch_rc rc, const struct id_batch *
 
 /* ---- legal hold, strip PII --------------------------------------------- */
 
-static struct field_spec hold_spec[] = {
+struct field_spec compliance_hold_spec[] = {
     ENTITY_FIELD,
     {"ids", FT_STRING_ARRAY, FIELD_REQUIRED, 1, MAX_IDS, NULL},
     {"hold", FT_BOOL, FIELD_REQUIRED, 0, 0, NULL},
@@ -78,7 +79,8 @@ void api_compliance_hold(struct req *r)
 	struct id_batch b;
 	struct audit_actor a;
 
-	if (!req_validate_or_reply(r, entity_spec(hold_spec)) || !batch_or_reply(r, &b, &a))
+	if (!req_validate_or_reply(r, entity_spec(compliance_hold_spec)) ||
+	    !batch_or_reply(r, &b, &a))
 		return;
 	reply_batch(r,
 	    compliance_hold(&b, json_get_bool(r->json, "hold", false),
@@ -86,7 +88,7 @@ void api_compliance_hold(struct req *r)
 	    &b, NULL);
 }
 
-static struct field_spec strip_spec[] = {
+struct field_spec compliance_strip_spec[] = {
     ENTITY_FIELD,
     {"ids", FT_STRING_ARRAY, FIELD_REQUIRED, 1, MAX_IDS, NULL},
     {"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
@@ -98,14 +100,15 @@ void api_compliance_strip(struct req *r)
 	struct id_batch b;
 	struct audit_actor a;
 
-	if (!req_validate_or_reply(r, entity_spec(strip_spec)) || !batch_or_reply(r, &b, &a))
+	if (!req_validate_or_reply(r, entity_spec(compliance_strip_spec)) ||
+	    !batch_or_reply(r, &b, &a))
 		return;
 	reply_batch(r, compliance_strip(&b, json_get_str(r->json, "reason", "")), &b, NULL);
 }
 
 /* ---- batch archive ----------------------------------------------------- */
 
-static struct field_spec archive_spec[] = {
+struct field_spec compliance_archive_spec[] = {
     ENTITY_FIELD,
     {"ids", FT_STRING_ARRAY, 0, 1, MAX_IDS, NULL},
     {"olderThan", FT_TIME, 0, 0, 0, NULL},
@@ -124,7 +127,7 @@ void api_compliance_archive(struct req *r)
 	bool ids, dry;
 	struct audit_actor a;
 
-	if (!req_validate_or_reply(r, entity_spec(archive_spec)))
+	if (!req_validate_or_reply(r, entity_spec(compliance_archive_spec)))
 		return;
 	e = entity_find(json_get_str(r->json, "entity", ""));
 	dry = json_get_bool(r->json, "dryRun", false);

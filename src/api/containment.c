@@ -5,12 +5,13 @@
 
 #include "api/api.h"
 #include "api/errors.h"
+#include "api/specs.h"
 #include "core/audit.h"
 #include "core/containment.h"
 #include "lib/json.h"
 #include "lib/util.h"
 
-static const struct field_spec contain_spec[] = {
+const struct field_spec security_user_contain_spec[] = {
     {"reason", FT_STRING, FIELD_NULLABLE, 1, 500, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
@@ -24,8 +25,8 @@ static void user_contain_reply(struct req *r, bool disable)
 	struct json_object *user = NULL;
 	enum user_err e;
 
-	if (!uuid_param_or_reply(r, "id", &id) || !req_validate_or_reply(r, contain_spec) ||
-	    !reason_or_reply(r, &c.reason))
+	if (!uuid_param_or_reply(r, "id", &id) ||
+	    !req_validate_or_reply(r, security_user_contain_spec) || !reason_or_reply(r, &c.reason))
 		return;
 	req_actor(r, &a);
 	e = user_contain(r->db, r->arena, req_param(r, "id"), &c, &a);
@@ -61,7 +62,7 @@ static const struct {
     {"tokenId", TOKENS_ONE, "no such API token"},
 };
 
-static const struct field_spec revoke_spec[] = {
+const struct field_spec security_tokens_revoke_spec[] = {
     {"userId", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
     {"all", FT_BOOL, FIELD_NULLABLE, 0, 0, NULL},
     {"tokenId", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
@@ -108,7 +109,7 @@ void api_security_tokens_revoke(struct req *r)
 	struct json_object *o;
 	size_t i = 0;
 
-	if (!req_validate_or_reply(r, revoke_spec) || !selector_or_reply(r, &i) ||
+	if (!req_validate_or_reply(r, security_tokens_revoke_spec) || !selector_or_reply(r, &i) ||
 	    !reason_or_reply(r, &t.reason))
 		return;
 	t.sel = selectors[i].sel;

@@ -7,13 +7,14 @@
 
 #include "api/api.h"
 #include "api/errors.h"
+#include "api/specs.h"
 #include "core/audit.h"
 #include "core/mail.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/json.h"
 
-static const struct field_spec test_spec[] = {
+const struct field_spec email_test_spec[] = {
     {"to", FT_STRING, FIELD_REQUIRED, 3, 254, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
@@ -26,7 +27,7 @@ void api_email_test(struct req *r)
 	enum mail_status status;
 	enum mail_err e;
 
-	if (!req_validate_or_reply(r, test_spec))
+	if (!req_validate_or_reply(r, email_test_spec))
 		return;
 	req_actor(r, &a);
 	snprintf(origin, sizeof(origin), "Request id: %s", r->request_id ? r->request_id : "");
@@ -41,6 +42,12 @@ void api_email_test(struct req *r)
 	json_object_object_add(o, "to", json_object_new_string(json_get_str(r->json, "to", "")));
 	reply_json(r, 202, o);
 }
+
+const struct field_spec email_outbox_query[] = {
+    {"status", FT_ENUM, 0, 0, 0, mail_status_names},
+    PAGE_QUERY,
+    {NULL, 0, 0, 0, 0, NULL},
+};
 
 void api_email_outbox(struct req *r)
 {

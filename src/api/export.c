@@ -8,6 +8,7 @@
 
 #include "api/api.h"
 #include "api/errors.h"
+#include "api/specs.h"
 #include "core/audit.h"
 #include "core/entity.h"
 #include "core/records.h"
@@ -32,6 +33,12 @@ static void audit_export(struct req *r, const struct entity *e, const char *org,
 }
 
 /* ---- a subject's record (DSR access) ----------------------------------- */
+
+const struct field_spec export_subject_query[] = {
+    ENTITY_FIELD,
+    {"id", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
 
 /* Any entity of the entity table: its declared columns (stripped ones as
  * stored, i.e. redacted) and its state; never a column the table does not
@@ -64,6 +71,14 @@ void api_compliance_export(struct req *r)
 }
 
 /* ---- an org's records, streamed ---------------------------------------- */
+
+static const char *const export_formats[] = {"json", "csv", NULL};
+
+const struct field_spec export_org_query[] = {
+    {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
+    {"format", FT_ENUM, 0, 0, 0, export_formats},
+    {NULL, 0, 0, 0, 0, NULL},
+};
 
 void api_export(struct req *r)
 {

@@ -8,6 +8,7 @@
 
 #include "api/api.h"
 #include "api/errors.h"
+#include "api/specs.h"
 #include "core/audit.h"
 #include "core/auth.h"
 #include "core/legal.h"
@@ -21,7 +22,7 @@
 /* Clock skew allowed for an effectiveAt "now" sent by a client. */
 #define PAST_SKEW_MS 60000
 
-static const struct field_spec publish_spec[] = {
+const struct field_spec legal_publish_spec[] = {
     {"type", FT_STRING, FIELD_REQUIRED, 1, LEGAL_TYPE_MAX, NULL},
     {"version", FT_STRING, FIELD_REQUIRED, 1, LEGAL_VERSION_MAX, NULL},
     {"content", FT_STRING, FIELD_REQUIRED, 1, LEGAL_CONTENT_MAX, NULL},
@@ -49,7 +50,7 @@ void api_legal_publish(struct req *r)
 	enum legal_err e;
 	bool notify;
 
-	if (!req_validate_or_reply(r, publish_spec))
+	if (!req_validate_or_reply(r, legal_publish_spec))
 		return;
 	type = json_get_str(r->json, "type", "");
 	version = json_get_str(r->json, "version", "");
@@ -99,24 +100,6 @@ void api_legal_publish(struct req *r)
 	reply_json(r, 201, o);
 }
 
-/* An If-None-Match that names the current ETag (or "*"). */
-static bool etag_matches(const char *inm, const char *etag)
-{
-	size_t n = strlen(etag);
-
-	for (const char *p = inm; p && *p;) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		if (strncmp(p, "W/", 2) == 0)
-			p += 2;
-		if (*p == '*' ||
-		    (strncmp(p, etag, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ')))
-			return true;
-		p += strcspn(p, ",");
-	}
-	return false;
-}
-
 void api_legal_get(struct req *r)
 {
 	const struct legal_doc *docs, *doc;
@@ -132,7 +115,7 @@ void api_legal_get(struct req *r)
 	reply_header(r, "ETag", doc->etag);
 	/* Public and cacheable, but always revalidated: a publish is immediate. */
 	reply_header(r, "Cache-Control", "no-cache");
-	if (r->if_none_match && etag_matches(r->if_none_match, doc->etag)) {
+	if (req_etag_matches(r, doc->etag)) {
 		reply_empty(r, 304);
 		return;
 	}
@@ -266,6 +249,12 @@ void api_legal_version(struct req *r)
 	reply_json(r, 200, doc_row_json(&rows, 0, true));
 }
 
+const struct field_spec legal_diff_query[] = {
+    {"from", FT_STRING, FIELD_REQUIRED, 1, LEGAL_VERSION_MAX, NULL},
+    {"to", FT_STRING, FIELD_REQUIRED, 1, LEGAL_VERSION_MAX, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
 void api_legal_diff(struct req *r)
 {
 	const char *from = req_query(r, "from"), *to = req_query(r, "to");
@@ -356,7 +345,7 @@ void api_legal_status(struct req *r)
 	reply_json(r, 200, o);
 }
 
-static const struct field_spec accept_spec[] = {
+const struct field_spec legal_accept_spec[] = {
     {"type", FT_STRING, FIELD_REQUIRED, 1, LEGAL_TYPE_MAX, NULL},
     {"version", FT_STRING, FIELD_REQUIRED, 1, LEGAL_VERSION_MAX, NULL},
     {NULL, 0, 0, 0, 0, NULL},
@@ -372,7 +361,7 @@ void api_legal_accept(struct req *r)
 	struct json_object *o;
 	size_t n;
 
-	if (!req_validate_or_reply(r, accept_spec) || !current_or_reply(r, &docs, &n))
+	if (!req_validate_or_reply(r, legal_accept_spec) || !current_or_reply(r, &docs, &n))
 		return;
 	type = json_get_str(r->json, "type", "");
 	version = json_get_str(r->json, "version", "");
@@ -410,6 +399,13 @@ void api_legal_accept(struct req *r)
 	json_object_object_add(o, "acceptedAt", json_object_new_string(accepted_at));
 	reply_json(r, 200, o);
 }
+
+const struct field_spec legal_report_query[] = {
+    {"type", FT_STRING, FIELD_REQUIRED, 1, LEGAL_TYPE_MAX, NULL},
+    {"version", FT_STRING, 0, 1, LEGAL_VERSION_MAX, NULL},
+    PAGE_QUERY,
+    {NULL, 0, 0, 0, 0, NULL},
+};
 
 void api_legal_report(struct req *r)
 {

@@ -9,6 +9,7 @@
 
 #include "api/api.h"
 #include "api/errors.h"
+#include "api/specs.h"
 #include "core/audit.h"
 #include "infra/config.h"
 #include "infra/db.h"
@@ -16,7 +17,7 @@
 #include "lib/util.h"
 #include "migration/migration.h"
 
-static const struct field_spec start_spec[] = {
+const struct field_spec migration_start_spec[] = {
     {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
     {"direction", FT_ENUM, FIELD_REQUIRED, 0, 0, mig_directions},
     {"chunkSize", FT_INT, 0, 1, MIG_CHUNK_MAX, NULL},
@@ -28,7 +29,7 @@ static const struct field_spec start_spec[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 
-static const struct field_spec finalize_spec[] = {
+const struct field_spec migration_finalize_spec[] = {
     {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
     {"dryRun", FT_BOOL, 0, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL},
@@ -38,7 +39,7 @@ static const struct field_spec finalize_spec[] = {
  * 20 s, and half of OPSD_REQUEST_TIMEOUT, which would kill the worker. */
 #define REHEARSAL_WAIT_MS 20000
 
-static const struct field_spec abort_spec[] = {
+const struct field_spec migration_abort_spec[] = {
     {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
     {"reason", FT_STRING, FIELD_NULLABLE, 1, 500, NULL},
     {"migrationId", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
@@ -107,7 +108,7 @@ void api_migration_start(struct req *r)
 	char org[UUID_STR_LEN + 1], id[UUID_STR_LEN + 1] = "", detail[512] = "";
 	enum mig_err e;
 
-	if (!req_validate_or_reply(r, start_spec))
+	if (!req_validate_or_reply(r, migration_start_spec))
 		return;
 	org_canonical(json_get_str(r->json, "orgId", ""), org);
 	m = (struct mig_request){
@@ -173,7 +174,7 @@ void api_migration_finalize(struct req *r)
 	char org[UUID_STR_LEN + 1], detail[512] = "";
 	enum mig_err e;
 
-	if (!req_validate_or_reply(r, finalize_spec))
+	if (!req_validate_or_reply(r, migration_finalize_spec))
 		return;
 	org_canonical(json_get_str(r->json, "orgId", ""), org);
 	req_actor(r, &a);
@@ -195,7 +196,7 @@ void api_migration_abort(struct req *r)
 	char org[UUID_STR_LEN + 1];
 	enum mig_err e;
 
-	if (!req_validate_or_reply(r, abort_spec))
+	if (!req_validate_or_reply(r, migration_abort_spec))
 		return;
 	org_canonical(json_get_str(r->json, "orgId", ""), org);
 	req_actor(r, &a);
@@ -207,6 +208,11 @@ void api_migration_abort(struct req *r)
 	}
 	reply_status_doc(r, 202, org);
 }
+
+const struct field_spec migration_history_query[] = {
+    {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
 
 void api_migration_history(struct req *r)
 {
@@ -231,6 +237,12 @@ void api_migration_history(struct req *r)
 	}
 	reply_json(r, 200, doc);
 }
+
+const struct field_spec migration_list_query[] = {
+    {"status", FT_ENUM, 0, 0, 0, mig_statuses},
+    PAGE_QUERY,
+    {NULL, 0, 0, 0, 0, NULL},
+};
 
 /* GET /migration?status=&cursor=&limit=: the migrations of every org,
  * newest first, a page at a time. */

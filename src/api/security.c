@@ -8,6 +8,7 @@
 
 #include "api/api.h"
 #include "api/errors.h"
+#include "api/specs.h"
 #include "core/audit.h"
 #include "core/auth.h"
 #include "core/blocklist.h"
@@ -18,7 +19,7 @@
 
 static const char *const flush_scopes[] = {"all", "user", "org", NULL};
 
-static const struct field_spec flush_spec[] = {
+const struct field_spec sessions_flush_spec[] = {
     {"scope", FT_ENUM, FIELD_REQUIRED, 0, 0, flush_scopes},
     {"id", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
     /* also revoke the scope's API tokens, which a flush alone leaves valid */
@@ -34,7 +35,7 @@ void api_sessions_flush(struct req *r)
 	struct flush_result res = {0};
 	struct json_object *o;
 
-	if (!req_validate_or_reply(r, flush_spec))
+	if (!req_validate_or_reply(r, sessions_flush_spec))
 		return;
 	scope_name = json_get_str(r->json, "scope", "all");
 	id = json_get_str(r->json, "id", NULL);
@@ -66,7 +67,7 @@ void api_sessions_flush(struct req *r)
 
 /* ---- blocklist (runbook 4 step 2) -------------------------------------- */
 
-static const struct field_spec blocklist_spec[] = {
+const struct field_spec blocklist_add_spec[] = {
     {"cidr", FT_STRING, FIELD_REQUIRED, 1, 100, NULL},
     {"reason", FT_STRING, FIELD_REQUIRED, 1, 500, NULL},
     {"expiresAt", FT_TIME, FIELD_NULLABLE, 0, 0, NULL},
@@ -154,7 +155,7 @@ void api_blocklist_add(struct req *r)
 	struct db_rows rows;
 	enum blocklist_err e;
 
-	if (!req_validate_or_reply(r, blocklist_spec) || !cidr_or_reply(r, &c) ||
+	if (!req_validate_or_reply(r, blocklist_add_spec) || !cidr_or_reply(r, &c) ||
 	    !expiry_or_reply(r, &expires_ms) || !reason_or_reply(r, &reason) ||
 	    !not_self_or_reply(r, &c))
 		return;

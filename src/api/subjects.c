@@ -7,11 +7,12 @@
 #include <json-c/json.h>
 
 #include "api/api.h"
+#include "api/specs.h"
 #include "core/audit.h"
 #include "core/subjects.h"
 #include "lib/json.h"
 
-static const struct field_spec search_spec[] = {
+const struct field_spec compliance_subjects_search_spec[] = {
     {"email", FT_STRING, FIELD_NULLABLE, 1, SUBJECT_EMAIL_MAX, NULL},
     {"name", FT_STRING, FIELD_NULLABLE, 1, SUBJECT_NAME_MAX, NULL},
     {"phone", FT_STRING, FIELD_NULLABLE, 1, SUBJECT_PHONE_MAX, NULL},
@@ -63,7 +64,7 @@ void api_subjects_search(struct req *r)
 	struct subject_page page;
 	struct audit_actor a;
 
-	if (!no_query_or_reply(r) || !req_validate_or_reply(r, search_spec) ||
+	if (!no_query_or_reply(r) || !req_validate_or_reply(r, compliance_subjects_search_spec) ||
 	    !query_or_reply(r, &q))
 		return;
 	req_actor(r, &a);

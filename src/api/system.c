@@ -19,6 +19,7 @@
 
 #include "api/api.h"
 #include "api/routes.h"
+#include "api/specs.h"
 #include "core/audit.h"
 #include "infra/config.h"
 #include "infra/db.h"
@@ -191,6 +192,11 @@ static struct json_object *worker_json(const struct sb_slot *s, int state)
 	return w;
 }
 
+const struct field_spec status_query[] = {
+    {"full", FT_BOOL, 0, 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
 void api_status(struct req *r)
 {
 	const struct scoreboard *sb = r->server->sb;
@@ -305,7 +311,7 @@ void api_test_sleep(struct req *r)
 	reply_json(r, 200, o);
 }
 
-static const struct field_spec echo_spec[] = {
+const struct field_spec test_echo_spec[] = {
     {"message", FT_STRING, FIELD_REQUIRED, 1, 200, NULL},
     {"count", FT_INT, 0, 0, 100, NULL},
     {NULL, 0, 0, 0, 0, NULL},
@@ -313,7 +319,7 @@ static const struct field_spec echo_spec[] = {
 
 void api_test_echo(struct req *r)
 {
-	if (!req_validate_or_reply(r, echo_spec))
+	if (!req_validate_or_reply(r, test_echo_spec))
 		return;
 	reply_json(r, 200, json_object_get(r->json));
 }

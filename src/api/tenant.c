@@ -10,6 +10,7 @@
 
 #include "api/api.h"
 #include "api/errors.h"
+#include "api/specs.h"
 #include "core/audit.h"
 #include "core/auth.h"
 #include "core/entity.h"
@@ -38,7 +39,7 @@ bool tenant_org_or_reply(struct req *r, const char *id, struct opsd_uuid *org, s
 
 /* Field specs from the entity table: create (required columns required) or
  * patch (everything optional, null clears an optional column). */
-static const struct field_spec *spec_of(const struct entity *e, bool create)
+const struct field_spec *tenant_spec(const struct entity *e, bool create)
 {
 	static struct field_spec specs[ENTITY__MAX][2][ENTITY_MAX_COLS + 1];
 	size_t ei = (size_t)(e - entities);
@@ -61,7 +62,7 @@ static bool body_or_reply(struct req *r, const struct entity *e, bool create)
 {
 	const char *bad;
 
-	if (!req_validate_or_reply(r, spec_of(e, create)))
+	if (!req_validate_or_reply(r, tenant_spec(e, create)))
 		return false;
 	if ((bad = record_bad_email(e, r->json)) != NULL) {
 		reply_field_error(r, bad, "not a valid email address");

@@ -9,6 +9,7 @@
 
 #include "api/api.h"
 #include "api/errors.h"
+#include "api/specs.h"
 #include "core/audit.h"
 #include "core/auth.h"
 #include "core/users.h"
@@ -54,13 +55,13 @@ static bool roles_or_reply(struct req *r, struct json_object *arr, roleset allow
 		"roles", FT_STRING_ARRAY, FIELD_REQUIRED, 1, ROLE__MAX, NULL                       \
 	}
 
-static const struct field_spec user_create_spec[] = {
+const struct field_spec user_create_spec[] = {
     USER_FIELDS,
     {"orgId", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
     {"service", FT_BOOL, 0, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
-static const struct field_spec org_user_create_spec[] = {
+const struct field_spec org_user_create_spec[] = {
     USER_FIELDS,
     {NULL, 0, 0, 0, 0, NULL},
 };
@@ -150,7 +151,7 @@ void api_users_get(struct req *r)
 	reply_json(r, 200, user);
 }
 
-static const struct field_spec user_patch_spec[] = {
+const struct field_spec user_patch_spec[] = {
     {"roles", FT_STRING_ARRAY, 0, 1, ROLE__MAX, NULL},
     {"disabled", FT_BOOL, 0, 0, 0, NULL},
     {"name", FT_STRING, 0, 1, 200, NULL},
@@ -221,7 +222,7 @@ static bool slug_valid(const char *s)
 	return true;
 }
 
-static const struct field_spec org_create_spec[] = {
+const struct field_spec org_create_spec[] = {
     {"name", FT_STRING, FIELD_REQUIRED, 1, 200, NULL},
     {"slug", FT_STRING, FIELD_REQUIRED, 2, 63, NULL},
     {NULL, 0, 0, 0, 0, NULL},

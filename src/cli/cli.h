@@ -90,5 +90,6 @@ int cmd_compliance_search(struct opsctl *o);
 /* routes.c */
 int cmd_routes(struct opsctl *o);
 int cmd_roles(struct opsctl *o);
+int cmd_openapi(struct opsctl *o);
 
 #endif

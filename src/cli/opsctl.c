@@ -191,6 +191,8 @@ static const struct command commands[] = {
     {"routes", "", P_NONE, cmd_routes, "print the route table as JSON", NEEDS_NOTHING, ""},
     {"roles", "", P_NONE, cmd_roles, "print the role → permission table as JSON", NEEDS_NOTHING,
         ""},
+    {"openapi", "", P_NONE, cmd_openapi, "print the API document (OpenAPI 3.1) as JSON",
+        NEEDS_NOTHING, ""},
 };
 
 static void usage(FILE *f)

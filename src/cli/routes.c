@@ -1,10 +1,11 @@
-/* opsctl routes and opsctl roles: the route table and the role →
- * permission table as JSON, without a database. */
+/* opsctl routes, opsctl roles and opsctl openapi: the route table, the role
+ * → permission table and the API document as JSON, without a database. */
 #include <stdio.h>
 #include <string.h>
 
 #include <json-c/json.h>
 
+#include "api/openapi.h"
 #include "api/routes.h"
 #include "cli/cli.h"
 #include "core/authz.h"
@@ -61,4 +62,25 @@ int cmd_roles(struct opsctl *o)
 	printf("%s\n", json_object_to_json_string_ext(m, JSON_C_TO_STRING_PRETTY));
 	json_object_put(m);
 	return EXIT_OK;
+}
+
+static void print_problem(const char *problem, void *ctx)
+{
+	(void)ctx;
+	fprintf(stderr, "opsctl: openapi: %s\n", problem);
+}
+
+/* The document GET /openapi.json serves; the build installs its output.
+ * Exit 1 when the route table names something the document cannot say. */
+int cmd_openapi(struct opsctl *o)
+{
+	struct openapi_problems p = {print_problem, NULL, 0};
+	struct json_object *doc = openapi_document(&p);
+
+	(void)o;
+	printf("%s\n",
+	    json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+	                                            JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(doc);
+	return p.n ? EXIT_FAILED : EXIT_OK;
 }

@@ -98,6 +98,8 @@ const char *req_param(const struct req *r, const char *name);
 /* Query parameter, decoded into the arena; NULL if absent or malformed. */
 const char *req_query(struct req *r, const char *name);
 bool req_query_has(const struct req *r, const char *name);
+/* true when If-None-Match names etag (or is "*"): the answer is a 304. */
+bool req_etag_matches(const struct req *r, const char *etag);
 /* A FastCGI param (HTTP_X_FOO, SERVER_NAME, ...), NULL if absent. */
 const char *req_env(const struct req *r, const char *name);
 

@@ -27,6 +27,23 @@ bool req_query_has(const struct req *r, const char *name)
 	return query_has(r->query, name);
 }
 
+bool req_etag_matches(const struct req *r, const char *etag)
+{
+	size_t n = strlen(etag);
+
+	for (const char *p = r->if_none_match; p && *p;) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (strncmp(p, "W/", 2) == 0)
+			p += 2;
+		if (*p == '*' ||
+		    (strncmp(p, etag, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ')))
+			return true;
+		p += strcspn(p, ",");
+	}
+	return false;
+}
+
 const char *req_env(const struct req *r, const char *name)
 {
 	for (size_t i = 0; i < r->nparams; i++)

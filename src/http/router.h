@@ -10,6 +10,7 @@
 
 struct arena;
 struct entity;
+struct field_spec;
 struct req;
 
 typedef void (*route_handler)(struct req *r);
@@ -43,6 +44,16 @@ struct route {
 	unsigned flags;
 	const char *name;            /* metric label, e.g. "legal_get" */
 	const struct entity *entity; /* the entity a tenant record route serves */
+	/* What the API document (api/openapi.c) says of it; the pipeline
+	 * reads none of these. */
+	const struct field_spec *body;  /* its JSON body's fields (tenant routes: the entity's) */
+	const struct field_spec *query; /* the query parameters it reads */
+	int status;                     /* its success status */
+	const char *schema;             /* its success body: a schema of api/openapi_schemas.c */
+	const char *errors;     /* refusals of its handler beyond the pipeline's: "404 409" */
+	bool etag;              /* answers 304 to a matching If-None-Match */
+	int alt_status;         /* a second success answer (0: none) */
+	const char *alt_schema; /* and its body */
 };
 
 struct route_params {

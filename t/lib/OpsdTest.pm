@@ -18,7 +18,9 @@ package OpsdTest;
 # OPSD_TEST_START_TIMEOUT (seconds for `script/server start`, default 600),
 # OPSD_TEST_KEEP=1 (keep the temp dir even when everything passed),
 # OPSD_TEST_ARCHIVE (a directory: logs of every stack and the sensitive
-# values of every test are collected there for t/99-logs.t; see the end).
+# values of every test are collected there for t/99-logs.t; see the end),
+# OPSD_TEST_EXCHANGES (a directory: every http() exchange is recorded there
+# for t/98-openapi.t; see the end).
 #
 # This file holds the core (the stack, processes and logs, HTTP, MariaDB,
 # FastCGI, env files, identity, the log archive); the helpers of each area
@@ -438,6 +440,7 @@ sub http($method, $path, %o) {
 	my $res = _result($r->{status}, $r->{reason}, $r->{headers}, $r->{content});
 	$res->{elapsed} = time - $t0;
 	_sensitive_http($method, $path, $o{json}, $res) if test_archive();
+	_record_exchange($method, $path, \%headers, $args{content}, $res) if exchanges_dir();
 	return $res;
 }
 
@@ -1457,6 +1460,62 @@ sub _archive_logs($why) {
 		$bytes += length($data) - $from;
 	}
 	Test::More::note("logs archived ($why): $copied file(s), $bytes bytes in $dst");
+}
+
+# ---------------------------------------------------------------- recorded exchanges
+#
+# With OPSD_TEST_EXCHANGES=DIR (script/test sets it) http() appends every
+# exchange as one JSON line to DIR/<test>.exchanges: method, path (with the
+# query), the request's Content-Type and body, the status, the answer's
+# Content-Type and body. Bodies are text (UTF-8) or, when they are not
+# UTF-8, "requestBodyBase64"/"responseBodyBase64"; a body over 8 MiB is
+# left out ("responseBodyOmitted"). t/98-openapi.t checks each exchange
+# against the API document. The directory holds secrets (passwords in
+# bodies): it lives in script/test's scratch directory, outside the log
+# archive, and goes with it.
+
+push @EXPORT, qw(exchanges_dir);
+
+use constant EXCHANGE_BODY_MAX => 8 * 1024 * 1024;
+
+sub exchanges_dir() {
+	my $d = $ENV{OPSD_TEST_EXCHANGES};
+	return defined $d && length $d ? $d : undef;
+}
+
+# $rec->{$key} = the body as text, or base64 when it is not UTF-8.
+sub _exchange_body($rec, $key, $bytes) {
+	return unless defined $bytes && length $bytes;
+	if (length $bytes > EXCHANGE_BODY_MAX) {
+		$rec->{"${key}Omitted"} = JSON::PP::true;
+		return;
+	}
+	require Encode;
+	my $copy = $bytes;
+	my $text = utf8::is_utf8($copy) ? $copy : eval { Encode::decode('UTF-8', $copy, Encode::FB_CROAK()) };
+	if (defined $text) {
+		$rec->{$key} = $text;
+	} else {
+		require MIME::Base64;
+		$rec->{"${key}Base64"} = MIME::Base64::encode_base64($bytes, '');
+	}
+}
+
+sub _record_exchange($method, $path, $headers, $content, $res) {
+	my ($ct) = map { $headers->{$_} } grep { lc $_ eq 'content-type' } keys %$headers;
+	my %rec = (test => test_name(), method => $method, path => $path, status => $res->{status} + 0);
+	$rec{requestContentType} = $ct if defined $ct;
+	$rec{responseContentType} = $res->{headers}{'content-type'} if defined $res->{headers}{'content-type'};
+	_exchange_body(\%rec, 'requestBody', $content);
+	_exchange_body(\%rec, 'responseBody', $res->{body});
+	my $line = $JSON->encode(\%rec) . "\n";
+	my $file = exchanges_dir() . '/' . test_name() . '.exchanges';
+	if (sysopen(my $fh, $file, O_WRONLY | O_APPEND | O_CREAT, 0600)) {
+		syswrite($fh, $line);   # one write: lines of forked children stay whole
+		close $fh;
+	} else {
+		Test::More::diag("cannot append to $file: $!");
+	}
 }
 
 # ---------------------------------------------------------------- area modules

@@ -11,6 +11,10 @@
 #include "lib/arena.h"
 #include "lib/util.h"
 
+/* The routes below leave the fields the API document reads (body, status…)
+ * out: matching never reads them. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
 static void h_a(struct req *r)
 {
 	(void)r;
