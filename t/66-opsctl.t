@@ -312,6 +312,30 @@ my $docfile = "$TMP/privacy-denied.md";
 	    'user', 'create', '--email', $email, '--role', 'member', '--org', $org->{id}, '--password-stdin');
 	is $rc, 0, 'platform_admin: user create --role member runs' or diag $err;
 	$n_users++;
+	# setting a password is acting as the account: the grant rule holds too
+	my $n_pw = audit_count('auth.password_changed');
+	($rc, $out, $err) = opsctl({ %e, stdin => "Pw-takeover-0123456789\n" }, 'user', 'set-password', '--email', admin_email());
+	is $rc, 3, 'platform_admin: user set-password of the superadmin exits 3';
+	like $err, qr/holds roles you cannot grant/, '  "this user holds roles you cannot grant"';
+	is audit_count('auth.password_changed'), $n_pw, '  no password changed';
+	is me($admin)->{status}, 200, '  the superadmin\'s session still works';
+	($rc, $out, $err) = opsctl({ %e, stdin => sensitive('t66 member new pw', 'Pw-member-new-0123456789') . "\n" },
+	    'user', 'set-password', '--email', $email);
+	is $rc, 0, 'platform_admin: user set-password of the member it created runs' or diag $err;
+}
+
+# root mapped to security_admin: audit purge only past the configured retention
+{
+	my %e = (env => { OPSD_CLI_ROLES => 'root:security_admin' });
+	my $n_events = audit_count();
+	my ($rc, $out, $err) = opsctl(\%e, 'audit', 'purge', '--days', '0');
+	is $rc, 3, 'security_admin: audit purge --days 0 exits 3';
+	like $err, qr/a shorter --days needs superadmin/, '  a shorter retention needs superadmin';
+	cmp_ok audit_count(), '>=', $n_events, '  nothing deleted';
+	($rc, $out, $err) = opsctl(\%e, 'audit', 'purge', '--days', '0', '--dry-run');
+	is $rc, 0, '  a dry run is allowed' or diag $err;
+	($rc, $out, $err) = opsctl(\%e, 'audit', 'purge');
+	is $rc, 0, '  and the configured retention' or diag $err;
 }
 
 # root not named by the mapping: no role at all; commands without a permission still run

@@ -87,10 +87,10 @@ int cmd_user_set_password(struct opsctl *o)
 	}
 	e = user_find_by_email(o->db, email, id);
 	if (e == USER_OK)
-		e = user_set_password(o->db, &o->cfg, id, pw, &o->actor);
+		e = user_set_password(o->db, &o->cfg, id, pw, o->perms, &o->actor);
 	if (e != USER_OK) {
 		fprintf(stderr, "opsctl: %s\n", user_errors[e].message);
-		return EXIT_FAILED;
+		return e == USER_NOT_GRANTABLE ? EXIT_DENIED : EXIT_FAILED;
 	}
 	printf("password set for %s\n", id);
 	return EXIT_OK;

@@ -146,6 +146,7 @@ struct pw_ctx {
 	struct opsd_uuid id;
 	const char *user_id;
 	const char *hash;
+	permset granter;
 	const struct audit_actor *actor;
 	unsigned long long affected;
 };
@@ -154,7 +155,27 @@ static int set_password_fn(struct db *d, void *arg)
 {
 	struct pw_ctx *c = arg;
 	struct db_param p[] = {DBP_STR(c->hash), DBP_BLOB(c->id.b, 16)};
+	struct arena *a = arena_new(1024);
+	struct db_rows rows;
+	roleset current = 0;
+	const char *bad;
+	int rc;
 
+	/* The grant rule, as PATCH /users/:id: whoever sets the password of an
+	 * account can act as it, so only a principal that could grant all of
+	 * its roles may (a platform_admin cannot take over a superadmin). */
+	if (!a)
+		return -1;
+	rc = db_query(d, a, "SELECT roles FROM users WHERE id = ? FOR UPDATE", p + 1, 1, &rows);
+	if (rc == 0 && rows.nrows == 1 && !roles_parse_csv(rows.val[0][0], &current, &bad))
+		current = ~(roleset)0; /* unreadable roles: only an all-powerful caller */
+	arena_free(a);
+	if (rc != 0)
+		return -1;
+	if (rows.nrows == 0)
+		return 1;
+	if (!roles_grantable(c->granter, current))
+		return 2;
 	if (db_exec(d, "UPDATE users SET password_hash = ? WHERE id = ?", p, countof(p),
 	        &c->affected) != 0)
 		return -1;
@@ -167,11 +188,11 @@ static int set_password_fn(struct db *d, void *arg)
 }
 
 enum user_err user_set_password(struct db *d, const struct opsd_config *cfg, const char *user_id,
-    const char *password, const struct audit_actor *actor)
+    const char *password, permset granter, const struct audit_actor *actor)
 {
 	struct scrypt_params sp = scrypt_of(cfg);
 	char hash[PASSWORD_HASH_MAX];
-	struct pw_ctx c = {.user_id = user_id, .hash = hash, .actor = actor};
+	struct pw_ctx c = {.user_id = user_id, .hash = hash, .granter = granter, .actor = actor};
 	int rc;
 
 	if (!password_acceptable(password))
@@ -183,7 +204,7 @@ enum user_err user_set_password(struct db *d, const struct opsd_config *cfg, con
 	rc = db_tx(d, set_password_fn, &c);
 	if (rc < 0)
 		return USER_DB_ERROR;
-	return rc == 1 ? USER_NOT_FOUND : USER_OK;
+	return rc == 1 ? USER_NOT_FOUND : rc == 2 ? USER_NOT_GRANTABLE : USER_OK;
 }
 
 enum user_err user_find_by_email(struct db *d, const char *email, char id_out[UUID_STR_LEN + 1])

@@ -49,9 +49,11 @@ bool password_acceptable(const char *pw);
 /* Creates the user and audits user.created, in one transaction. */
 enum user_err user_create(struct db *d, const struct opsd_config *cfg, const struct user_input *in,
     const struct audit_actor *actor, char id_out[UUID_STR_LEN + 1]);
-/* Sets a new password hash (and audits auth.password_changed). */
+/* Sets a new password hash (and audits auth.password_changed), ending the
+ * account's sessions and tokens; USER_NOT_GRANTABLE when the account holds a
+ * role granter could not grant. */
 enum user_err user_set_password(struct db *d, const struct opsd_config *cfg, const char *user_id,
-    const char *password, const struct audit_actor *actor);
+    const char *password, permset granter, const struct audit_actor *actor);
 /* Finds a user id by email; USER_NOT_FOUND if none. */
 enum user_err user_find_by_email(struct db *d, const char *email, char id_out[UUID_STR_LEN + 1]);
 
