@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "core/audit.h"
+#include "core/authz.h"
 #include "infra/db.h"
 #include "lib/util.h"
 
@@ -57,6 +58,19 @@ int cmd_audit_purge(struct opsctl *o)
 	if (days_s && !parse_ll_range(days_s, 0, 36500, &days)) {
 		fprintf(stderr, "opsctl: --days must be a whole number of days (0..36500)\n");
 		return EXIT_USAGE;
+	}
+	/* The configured retention is what the jobs process applies anyway; a
+	 * shorter one erases evidence sooner, which only a principal holding every
+	 * permission may decide (not the security admin whose actions the log
+	 * records). A dry run deletes nothing. */
+	if (!dry && days < o->cfg.audit_retention_days &&
+	    o->perms != role_perms(1u << ROLE_SUPERADMIN)) {
+		fprintf(stderr,
+		    "opsctl: %s may purge only past OPSD_AUDIT_RETENTION_DAYS (%d); a shorter "
+		    "--days needs superadmin\n",
+		    o->label, o->cfg.audit_retention_days);
+		OPENSSL_cleanse(key, sizeof(key));
+		return EXIT_DENIED;
 	}
 	if (!dry && !have_key) {
 		fprintf(stderr, "opsctl: OPSD_DATA_KEY is unset: anchors cannot be signed, nothing "
