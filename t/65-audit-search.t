@@ -322,6 +322,8 @@ for my $c (
 	$r = audit(actor => $admin_id, actorId => $admin_id);
 	check_error($r, 400, 'validation_failed', 'actor and actorId both');
 	fields_named($r, [qw(actor actorId)]);
+	$r = audit(actor => 'cli:root', actorId => $admin_id);
+	check_error($r, 400, 'validation_failed', 'an actor label and actorId both (not one silently dropped)');
 	$r = http(GET => '/audit?actorid=' . $admin_id, session => $admin);
 	check_error($r, 400, 'validation_failed', 'a misspelt filter (actorid)');
 	fields_named($r, 'actorid');

@@ -147,7 +147,10 @@ bool audit_query_set(struct audit_query *q, enum audit_filter f, const char *v, 
 		snprintf(why, why_len, "unknown filter");
 		return false;
 	}
-	if (q->set[f] || ((f == AF_ACTOR || f == AF_ACTOR_ID) && q->actor_is_id)) {
+	/* One actor per search: actor (an id or a label) and actorId are two
+	 * spellings of the same filter, so both given is refused too. */
+	if (q->set[f] || (f == AF_ACTOR && q->set[AF_ACTOR_ID]) ||
+	    (f == AF_ACTOR_ID && q->set[AF_ACTOR])) {
 		snprintf(why, why_len, "given twice (an actor id goes in actor or actorId, once)");
 		return false;
 	}

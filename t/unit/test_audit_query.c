@@ -239,6 +239,10 @@ static void test_actor(void **state)
 	/* one actor id only, whichever spelling */
 	assert_false(set(&q, AF_ACTOR, "018f2b3c-4d5e-7f00-8192-a3b4c5d6e7f8"));
 	assert_false(set(&q, AF_ACTOR, "system"));
+	/* and in the other order: a label first, then an id */
+	audit_query_init(&q);
+	assert_true(set(&q, AF_ACTOR, "cli:root"));
+	assert_false(set(&q, AF_ACTOR_ID, "018f2b3c-4d5e-7f00-8192-a3b4c5d6e7f8"));
 
 	refused(AF_ACTOR_ID, "cli:root", "UUID");
 	refused(AF_ACTOR_ID, "018f2b3c-4d5e-7f00-8192-a3b4c5d6e7f", "UUID");
