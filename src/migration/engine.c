@@ -144,6 +144,21 @@ static enum step_result gives_up(struct run *x, enum step_result rc)
 	return rc;
 }
 
+/* A migration no longer active (finished, aborted or failed, here or by
+ * another host) frees its slot, so the slots never fill with the dead. */
+static void forget_inactive(const struct db_rows *active)
+{
+	for (size_t i = 0; i < countof(failing); i++) {
+		bool found = false;
+
+		for (size_t j = 0; failing[i].used && j < active->nrows && !found; j++)
+			found = active->len[j][0] == 16 &&
+			        memcmp(active->val[j][0], failing[i].id, 16) == 0;
+		if (!found)
+			failing[i].used = false;
+	}
+}
+
 int mig_job(struct db *control, const struct opsd_config *cfg)
 {
 	struct arena *list = arena_new(16 * 1024), *a = arena_new(256 * 1024);
@@ -162,6 +177,7 @@ int mig_job(struct db *control, const struct opsd_config *cfg)
 	}
 	if (rows.nrows == 0)
 		ends_close(); /* nothing to migrate: no connection kept to a target */
+	forget_inactive(&rows);
 	for (size_t i = 0; i < rows.nrows; i++) {
 		struct run x = {.control = control, .cfg = cfg, .a = a};
 		struct db_param p[] = {DBP_BLOB(rows.val[i][0], 16)};
