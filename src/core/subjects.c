@@ -229,7 +229,17 @@ struct scan {
 	const struct subject_query *q;
 	struct subject_page *out;
 	size_t need;
+	int64_t deadline; /* mono_ms after which no further dedicated database is begun */
 };
+
+/* A page visits dedicated databases one after another; past this share of
+ * the request timeout (at most 10 s) it stops before the next one and its
+ * cursor resumes there, so a slow or hung database costs one page, not the
+ * worker (the master's OPSD_REQUEST_TIMEOUT). */
+#define SEARCH_BUDGET_MS(cfg)                                                                      \
+	((cfg)->request_timeout > 0 && (cfg)->request_timeout * 1000 / 3 < 10000                   \
+	        ? (int64_t)(cfg)->request_timeout * 1000 / 3                                       \
+	        : 10000)
 
 /* Where the search looks in hand: the control database, or one dedicated
  * org's. */
@@ -400,7 +410,7 @@ static int scan_dedicated(struct scan *s, struct db *control)
 		return -1;
 	if (!(s->out->unsearched = arena_calloc(s->a, orgs.nrows + 1, sizeof(*s->out->unsearched))))
 		return -1;
-	for (size_t o = 0; o < orgs.nrows && s->out->n < s->need; o++) {
+	for (size_t o = 0, visited = 0; o < orgs.nrows && s->out->n < s->need; o++, visited++) {
 		struct place pl = {.dedicated = true,
 		    .org = (const uint8_t *)orgs.val[o][0],
 		    .org_held = dbv_true(orgs.val[o][3]),
@@ -410,6 +420,12 @@ static int scan_dedicated(struct scan *s, struct db *control)
 
 		if (orgs.len[o][0] != 16)
 			continue;
+		if (visited > 0 && mono_ms() > s->deadline) {
+			s->out->cut = s->out->more = true;
+			s->out->resume = (struct subject_pos){.set = true, .dedicated = true};
+			memcpy(s->out->resume.org, pl.org, 16);
+			break;
+		}
 		if (!orgs.val[o][1] ||
 		    !(pl.d = tenant_db_sealed(s->cfg, orgs.val[o][1], err, sizeof(err))) ||
 		    db_ensure(pl.d) != 0) {
@@ -455,16 +471,18 @@ static int audit_search(struct db *control, const struct audit_actor *actor,
 int subject_search_audited(struct db *control, const struct opsd_config *cfg, struct arena *a,
     const struct audit_actor *actor, const struct subject_query *q, struct subject_page *out)
 {
-	struct scan s = {a, cfg, q, out, (size_t)q->limit + 1};
+	struct scan s = {a, cfg, q, out, (size_t)q->limit + 1, mono_ms() + SEARCH_BUDGET_MS(cfg)};
 
 	memset(out, 0, sizeof(*out));
 	if (!(out->items = arena_calloc(a, s.need, sizeof(*out->items))))
 		return -1;
 	if (scan_control(&s, control) != 0 || scan_dedicated(&s, control) != 0)
 		return -1;
-	out->more = out->n > (size_t)q->limit;
-	if (out->more)
+	if (out->n > (size_t)q->limit) {
+		out->more = true;
+		out->cut = false; /* a full page: the next starts after its last item */
 		out->n = (size_t)q->limit;
+	}
 	return audit_search(control, actor, q, out);
 }
 
@@ -522,8 +540,8 @@ struct json_object *subject_page_json(const struct subject_page *p)
 	for (size_t i = 0; i < p->n; i++)
 		json_object_array_add(items, match_json(&p->items[i]));
 	json_object_object_add(o, "items", items);
-	if (p->more && p->n) {
-		subject_pos_format(&p->items[p->n - 1].pos, pos, sizeof(pos));
+	if (p->more && (p->cut || p->n)) {
+		subject_pos_format(p->cut ? &p->resume : &p->items[p->n - 1].pos, pos, sizeof(pos));
 		cursor_encode(CURSOR_KIND, pos, cur, sizeof(cur));
 		json_object_object_add(o, "nextCursor", json_object_new_string(cur));
 	} else {

@@ -103,7 +103,11 @@ struct subject_unsearched {
 struct subject_page {
 	struct subject_match *items;
 	size_t n;
-	bool more; /* next continues after items[n - 1] */
+	bool more; /* next continues after items[n - 1], or at resume */
+	/* The time budget ran out before a dedicated database (more is true):
+	 * the next page starts there. */
+	bool cut;
+	struct subject_pos resume;
 	struct subject_unsearched *unsearched;
 	size_t nunsearched;
 };
