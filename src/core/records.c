@@ -243,8 +243,8 @@ enum tenant_rc record_delete(struct db *control, const struct opsd_config *cfg, 
 
 /* ---- exports (runbook 2) ----------------------------------------------- */
 
-void record_audit_export(struct db *control, const struct audit_actor *actor,
-    const struct entity *e, const char *org, const char *id, long long n, const char *format)
+int record_audit_export(struct db *control, const struct audit_actor *actor, const struct entity *e,
+    const char *org, const char *id, long long n, const char *format)
 {
 	struct json_object *payload = json_object_new_object();
 
@@ -252,8 +252,12 @@ void record_audit_export(struct db *control, const struct audit_actor *actor,
 	json_object_object_add(payload, "count", json_object_new_int64(n));
 	json_object_object_add(payload, "format", json_object_new_string(format));
 	/* audit_append_tx consumes the payload. */
-	if (audit_append_tx(control, actor, AA_COMPLIANCE_EXPORTED, org, e->name, id, payload) != 0)
+	if (audit_append_tx(control, actor, AA_COMPLIANCE_EXPORTED, org, e->name, id, payload) !=
+	    0) {
 		log_msg(LL_ERROR, "audit_failed", "compliance.exported: %s", db_error(control));
+		return -1;
+	}
+	return 0;
 }
 
 enum tenant_rc record_export_subject(struct db *control, const struct opsd_config *cfg,
@@ -275,8 +279,11 @@ enum tenant_rc record_export_subject(struct db *control, const struct opsd_confi
 	if (rows.nrows != 1)
 		return TENANT_NO_ORG;
 	uuid_format(id, subject);
-	record_audit_export(control, actor, e,
-	    dbv_uuid(rows.val[0][1], rows.len[0][1], org) ? org : NULL, subject, 1, "json");
+	/* A subject's personal data leaves only on the record: no event, no export. */
+	if (record_audit_export(control, actor, e,
+	        dbv_uuid(rows.val[0][1], rows.len[0][1], org) ? org : NULL, subject, 1,
+	        "json") != 0)
+		return TENANT_DB_ERROR;
 	format_rfc3339(now_ms(), now);
 	*out = json_object_new_object();
 	json_object_object_add(*out, "entity", json_object_new_string(e->name));
