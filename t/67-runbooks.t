@@ -20,14 +20,17 @@
 #     tokens revoked by user, by id and all, the account disabled and enabled,
 #     the org held; the audit log lists each containment action with the
 #     security admin as actor, and the chain verifies.
-#  5. platform_admin, superadmin, a platform_admin's API token: the SMTP
-#     settings checked with opsctl email test on the host (the README's step
-#     1; its attempt must show in the audit log and the logs too), test mode
-#     on, POST /email/test to an allowlisted address reaches the real SMTP
-#     peer and GET /email/outbox shows it sent, a non-allowlisted one is
-#     suppressed and never reaches the peer, a refused one fails and is
-#     retried; email.sent / email.suppressed / email.failed in the audit log
-#     and a log line per attempt, the address masked.
+#  5. platform_admin, superadmin, a platform_admin's API token: GET
+#     /email/settings (server, port, STARTTLS, user, passwordSet and never the
+#     password, test mode on, the allowlist), then opsctl email test --wait on
+#     the host goes through the outbox to the SMTP peer, audited as
+#     email.test_requested by cli:root and email.sent, and logged; test mode
+#     and the allowlist as GET /email/settings shows them, and opsctl
+#     suppressed outside it; POST /email/test to an allowlisted address
+#     reaches the real SMTP peer and GET /email/outbox shows it sent, a
+#     non-allowlisted one is suppressed and never reaches the peer, a refused
+#     one fails and is retried; email.sent / email.suppressed / email.failed
+#     in the audit log and a log line per attempt, the address masked.
 #  6. superadmin, platform_admin, security_admin (system.status): /metrics and
 #     /status off the host (FastCGI with another REMOTE_ADDR) with their
 #     session; every series conf/prometheus/alerts.yml reads is there; the
@@ -36,7 +39,8 @@
 #     and released, a refused email, a migration that fails); compliance,
 #     compliance_officer, org_admin and member get 403.
 # Runbook 7 is t/63-runbook7.t. @RUNBOOKS below says which roles perform
-# which steps: a runbook is one entry.
+# which steps: a runbook is one entry. OPSD_TEST_RUNBOOKS=4,5 runs only those
+# (by hand, while working on one; t/99 wants the whole file).
 use v5.36;
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -55,7 +59,8 @@ my %ADDR = (   # runbook 5 (TEST_EMAIL_ALLOWLIST is allowed@example.test,@allowe
 );
 
 my $ca = make_test_ca();
-my $peer = start_smtp_peer(tls => $ca, auth => "opsd-mailer:Smtp-$TAG-pw-9Qx", refuse_rcpt => $ADDR{refused});
+my $SMTP_PASS = sensitive('the SMTP password', "Smtp-$TAG-pw-9Qx");
+my $peer = start_smtp_peer(tls => $ca, auth => "opsd-mailer:$SMTP_PASS", refuse_rcpt => $ADDR{refused});
 start_stack(env => {
 	OPSD_WORKERS => 2,
 	%{ smtp_env($peer, $ca) },
@@ -418,33 +423,49 @@ sub rb4_after($op, $ctx) {
 my $MAILS = 0;
 sub mail_to($label, $domain) { return sensitive("runbook 5: $label", sprintf('ops-%s-%d@%s', $TAG, ++$MAILS, $domain)) }
 sub mask($addr) { return substr($addr, 0, 1) . '***' . substr($addr, index($addr, '@')) }
-sub email_sent_events($op, $since) { return [grep { $_->{action} eq 'email.sent' } @{ audit_all($op, action => 'email.*', since => $since) // [] }] }
-
 sub rb5_verify($op, $ctx) {
-	my $to = mail_to('opsctl email test, allowlisted', 'allowed.test');
-	my $since = rfc3339_at(time - 1);
-	my $before = scalar @{ email_sent_events($op, $since) };
-	my @lines0 = log_lines(event => 'email.sent');
-	my ($rc, $out, $err) = opsctl('email', 'test', '--to', $to);
-	is $rc, 0, "opsctl email test --to <allowlisted>: exit 0" or diag "$out$err";
-	like $out, qr/^(?:sent|queued): \Q$to\E/m, '  it says so: ' . ($out =~ s/\n.*//sr);
+	# the settings the outbox uses, as JSON (README "Runbook 5" step 1)
+	my $r = call($op, GET => '/email/settings');
+	status_is $r, 200, 'GET /email/settings';
+	my $st = j($r);
+	is_deeply [@$st{qw(server port secure user from caFile)}], ['localhost', $peer->port, 'starttls', 'opsd-mailer',
+	    'opsd@example.test', $ca->{ca}], '  server, port, secure, user, from and caFile as opsd.env sets them';
+	is $st->{passwordSet}, $T, '  passwordSet true';
+	is $st->{testMode}, $T, '  testMode true';
+	ok((grep { $_ eq '@allowed.test' } @{ $st->{allowlist} // [] }), '  the allowlist holds @allowed.test');
+	ok !exists $st->{password} && index($r->{body}, $SMTP_PASS) < 0, '  never the password';
+	# a test message from the host, through the outbox, followed until sent
+	my $to = mail_to('opsctl email test --wait, allowlisted', 'allowed.test');
+	my ($rc, $out, $err) = opsctl('email', 'test', '--to', $to, '--wait');
+	is $rc, 0, 'opsctl email test --to <allowlisted> --wait: exit 0' or diag "$out$err";
+	my ($id) = $out =~ /^queued: \Q$to\E \(outbox ([0-9a-f-]{36})\)$/m;
+	ok $id, '  queued, with its outbox id' or diag $out;
+	$id //= 'none';
+	like $out, qr/^sent: \Q$to\E via localhost:${\ $peer->port } \(starttls, auth\)$/m, '  then sent, over STARTTLS with AUTH';
 	my @m = $peer->wait_messages(1, 20, to => $to);
 	is scalar(@m), 1, '  the SMTP peer received it';
 	ok $m[0]{tls}, '  over STARTTLS';
 	is $m[0]{auth_user}, 'opsd-mailer', '  signed in as SMTP_USER';
 	is $m[0]{mail_from}, 'opsd@example.test', '  from SMTP_FROM';
 	# acceptance: "audit/logs show send attempts", this one included
-	my $audited = ok wait_until(8, sub { @{ email_sent_events($op, $since) } > $before }, 0.3),
-	    'its attempt is in the audit log (GET /audit?action=email.sent)';
-	my $logged = ok wait_until(3, sub { log_lines(event => 'email.sent') > @lines0 }), '  and in log/opsd.log (an email.sent line)';
-	diag 'opsctl email test sent this message itself, outside the outbox: nothing in the audit log or the logs shows'
-	    . ' the attempt (README "Runbook 5", acceptance: "audit/logs show send attempts")' unless $audited && $logged;
+	my $ev = [];
+	wait_until(8, sub { $ev = audit_all($op, action => 'email.*', targetId => $id) // []; grep { $_->{action} eq 'email.sent' } @$ev }, 0.3);
+	my %by = map { ($_->{action} => $_) } @$ev;
+	is_deeply [sort keys %by], [qw(email.sent email.test_requested)], "GET /audit?action=email.*&targetId=<its id>: the request and the attempt";
+	is $by{'email.test_requested'}{actorLabel}, 'cli:root', '  email.test_requested by cli:root';
+	is_deeply $by{'email.test_requested'}{payload}, { status => 'queued' }, '  {"status":"queued"}, never the address';
+	my ($cli) = grep { ($_->{targetId} // '') eq $id } @{ audit_all($op, actor => 'cli:root', action => 'email.test_requested') // [] };
+	ok $cli, '  GET /audit?actor=cli:root finds it';
+	ok !(grep { index(lc json_encode($_), lc $to) >= 0 } @$ev), '  no event holds the address';
+	my @l;
+	ok wait_until(3, sub { @l = log_lines(event => 'email.sent', outboxId => $id) }, 0.1), 'log/opsd.log: an email.sent line for it';
+	is $l[0]{to}, mask($to), '  the address masked' if @l;
 }
 
 sub rb5_test_mode($op, $ctx) {
-	my $env = parse_env_file(var_dir() . '/opsd.env') // {};
-	is $env->{SMTP_TEST_MODE}, 1, 'opsd.env: SMTP_TEST_MODE=1 (a test stack)';
-	like $env->{TEST_EMAIL_ALLOWLIST} // '', qr/\@allowed\.test/, '  TEST_EMAIL_ALLOWLIST holds @allowed.test';
+	my $st = j(call($op, GET => '/email/settings'));
+	is $st->{testMode}, $T, 'GET /email/settings: testMode true (a test stack)';
+	is_deeply $st->{allowlist}, ['allowed@example.test', '@allowed.test'], '  allowlist: TEST_EMAIL_ALLOWLIST entry by entry';
 	my $to = mail_to('opsctl email test, not allowlisted', 'example.com');
 	my ($rc, $out) = opsctl('email', 'test', '--to', $to);
 	is $rc, 1, 'opsctl email test --to <not allowlisted>: exit 1';
@@ -698,7 +719,7 @@ my @RUNBOOKS = (
 	  ] },
 	{ n => 5, title => 'email delivery', roles => ['platform_admin', 'superadmin', 'platform_admin token'],
 	  steps => [
-		['1. verify the SMTP settings (opsctl email test on the host)' => \&rb5_verify],
+		['1. verify the SMTP settings: GET /email/settings, opsctl email test --wait' => \&rb5_verify],
 		['2. test mode is on outside production' => \&rb5_test_mode],
 		['3. the allowlist and the outbox' => \&rb5_outbox],
 		['acceptance: sent, attempts in audit and logs, nothing real' => \&rb5_acceptance],
@@ -712,7 +733,8 @@ my @RUNBOOKS = (
 	  refused => [qw(compliance compliance_officer org_admin member)], refused_step => \&rb6_refused },
 );
 
-for my $rb (@RUNBOOKS) {
+my %ONLY = map { $_ => 1 } split /,/, $ENV{OPSD_TEST_RUNBOOKS} // '';
+for my $rb (grep { !%ONLY || $ONLY{ $_->{n} } } @RUNBOOKS) {
 	subtest "Runbook $rb->{n}: $rb->{title}" => sub {
 		for my $who (@{ $rb->{roles} }) {
 			subtest "performed by $who" => sub {
