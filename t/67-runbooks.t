@@ -25,6 +25,15 @@
 #     redacted, the old email finding only held records, no PII in any
 #     audit event or log; holds released and the rest stripped. Platform
 #     admins, org admins and members get 403 and change nothing.
+#  3. superadmin only: a dry run {orgId, direction, dryRun, chunkSize,
+#     reason} ends completed with its report and nothing left; the seed's
+#     {orgId, direction, chunkSize} monitored until ready_for_cutover
+#     (rowsCopied seen moving, migration.progress rising); finalize with
+#     dryRun at ready_for_cutover switches nothing; finalize moves every row;
+#     {orgId, direction, dbName} aborted with {orgId}; a held org refused
+#     with 409 legal_hold for {orgId, direction, targetUri} and accepted with
+#     overrideLegalHold (audited); GET /migration?status= and the history;
+#     the migration.* events of each. Every other role gets 403.
 #  4. security_admin, superadmin: a member's stolen password is used from
 #     another address (127.0.0.x) for a burst that gets opsd's 429; the
 #     source is found with the audit search (ip, actor + security.*, failed
@@ -53,7 +62,7 @@
 #     and released, a refused email, a migration that fails); compliance,
 #     compliance_officer, org_admin and member get 403.
 # Runbook 7 is t/63-runbook7.t. @RUNBOOKS below says which roles perform
-# which steps: a runbook is one entry. OPSD_TEST_RUNBOOKS=2,4 runs only those
+# which steps: a runbook is one entry. OPSD_TEST_RUNBOOKS=2,3 runs only those
 # (by hand, while working on one; t/99 wants the whole file).
 use v5.36;
 use FindBin;
@@ -534,6 +543,195 @@ sub rb2_refused($role) {
 	is_deeply db_row('contacts', $c->{id}), $before, '  the record is unchanged';
 }
 
+# ============================================================ runbook 3
+
+# The org moved: a copy of 12,000 contacts in chunks of 10 takes about a
+# second here, long enough for GET /migration/status to show it on the way.
+my $RB3_ROWS = 12000;
+my $RB3_CHUNK = 10;
+sub rb3_status($op, $org) { return j(call($op, GET => "/migration/status/$org->{id}")) }
+# Polls GET /migration/status/:orgId as the operator until the status
+# matches $want or ends: (the last document, every document seen).
+sub rb3_watch($op, $org, $want, $timeout) {
+	my ($d, @seen);
+	my $end = time + $timeout;
+	while (1) {
+		push @seen, $d = rb3_status($op, $org);
+		last if ($d->{status} // '') =~ $want || ($d->{status} // '') =~ /^(?:completed|aborted|failed)$/ || time > $end;
+		sleep 0.05;
+	}
+	return ($d, \@seen);
+}
+sub rb3_db_mode($org) { return mysql("SELECT db_mode FROM orgs WHERE id = UNHEX('" . org_hex($org) . "')") =~ s/\s+//gr }
+
+sub rb3_setup($op, $ctx) {
+	$ctx->{since} = rfc3339_at(time - 1);
+	my %rows = (a => $RB3_ROWS, b => 500);
+	for my $k (qw(a b)) {
+		my $org = $ctx->{$k} = create_org();
+		is bulk_insert_contacts($org, $rows{$k}, tag => "rbthree$k$TAG"), $rows{$k}, "org $k: $rows{$k} contacts";
+	}
+	status_is tenant_create($admin, $ctx->{a}, 'projects', { name => "Runbook three $TAG" }), 201, 'org a: a project';
+	status_is tenant_create($admin, $ctx->{a}, 'offices', { name => "Runbook three $TAG" }), 201, '  and an office';
+	$ctx->{held} = create_org();
+	status_is tenant_create($admin, $ctx->{held}, 'contacts', { name => "Runbook three held $TAG" }), 201, 'org held: a contact';
+	$ctx->{uri} = sensitive('OPSD_DEDICATED_DB_URI (the database password in it)',
+	    parse_env_file(var_dir() . '/opsd.env')->{OPSD_DEDICATED_DB_URI});
+}
+
+sub rb3_dry_run($op, $ctx) {
+	my $org = $ctx->{a};
+	my $r = call($op, POST => '/migration/start', { orgId => $org->{id}, direction => 'shared_to_dedicated', dryRun => $T,
+	    chunkSize => 5000, reason => 'rehearsal' });
+	status_is $r, 202, 'POST /migration/start {orgId, direction, dryRun: true, chunkSize, reason}';
+	is_deeply [@{ j($r) }{qw(status dryRun)}], ['pending', $T], '  status pending, dryRun';
+	$ctx->{dry} = j($r)->{id};
+	my ($d) = rb3_watch($op, $org, qr/^completed$/, 60);
+	is_deeply [@$d{qw(status dryRun)}], ['completed', $T], 'GET /migration/status/:orgId: completed, dryRun true' or diag explain $d;
+	my %rows = map { ($_->{table} => $_->{targetRows}) } @{ $d->{report}{tables} // [] };
+	is_deeply \%rows, { contacts => $RB3_ROWS, projects => 1, offices => 1 }, '  its report: the rows of each table, copied';
+	ok !db_exists(j($r)->{dbName} // 'none'), '  what it created on the target is gone';
+	is rb3_db_mode($org), 'shared', '  the org is still on the shared database';
+}
+
+sub rb3_start($op, $ctx) {
+	my $org = $ctx->{a};
+	my $r = call($op, POST => '/migration/start', { orgId => $org->{id}, direction => 'shared_to_dedicated', chunkSize => $RB3_CHUNK });
+	status_is $r, 202, 'POST /migration/start {orgId, direction, chunkSize} (no reason)';
+	is_deeply [@{ j($r) }{qw(chunkSize dryRun reason)}], [$RB3_CHUNK, JSON::PP::false, undef], "  chunkSize $RB3_CHUNK, no dry run, reason null";
+	@$ctx{qw(mig db)} = @{ j($r) }{qw(id dbName)};
+	my ($d, $seen) = rb3_watch($op, $org, qr/^ready_for_cutover$/, 90);
+	is $d->{status}, 'ready_for_cutover', 'GET /migration/status/:orgId until ready_for_cutover' or diag explain $d;
+	is $d->{verification}{ok}, $T, '  verification ok';
+	my @copied = map { $_->{rowsCopied} // 0 } @$seen;
+	my %between = map { ($_->{rowsCopied} => sprintf('%s %.0f%%', $_->{status}, $_->{percent})) }
+	    grep { $_->{rowsCopied} && $_->{rowsCopied} < $RB3_ROWS } @$seen;
+	my @between = map { $between{$_} } sort { $a <=> $b } keys %between;
+	ok @between >= 2, '  the progress moved: ' . scalar(@between) . ' readings on the way, ' . join(' … ', @between[0, -1]);
+	ok !(grep { $copied[$_] < $copied[$_ - 1] } 1 .. $#copied), '  rowsCopied never went back';
+	is $d->{rowsCopied}, $RB3_ROWS + 2, "  every row copied ($d->{rowsCopied})";
+	my @p = map { $_->{payload}{percent} } reverse @{ audit_all($op, action => 'migration.progress', targetId => $ctx->{mig}) // [] };
+	# audited at the end of a copy step (up to a second each), once per 10 % reached
+	ok @p && $p[-1] == 100 && !(grep { int($p[$_] / 10) <= int($p[$_ - 1] / 10) } 1 .. $#p),
+	    "GET /audit?action=migration.progress&targetId=<it>: the percent rising to 100 (@p)";
+	my $l = call($op, GET => '/migration?status=ready_for_cutover');
+	status_is $l, 200, 'GET /migration?status=ready_for_cutover';
+	ok((grep { $_->{id} eq $ctx->{mig} } items($l)), '  lists it');
+}
+
+sub rb3_rehearse($op, $ctx) {
+	my $org = $ctx->{a};
+	my $r = http(POST => '/migration/finalize', auth_of($op), json => { orgId => $org->{id}, dryRun => $T }, timeout => 40);
+	status_is $r, 200, 'POST /migration/finalize {orgId, dryRun: true} at ready_for_cutover: the report';
+	my $rep = j($r);
+	is_deeply [@$rep{qw(ok switched status)}], [$T, JSON::PP::false, 'ready_for_cutover'], '  ok, switched false, still ready_for_cutover';
+	is_deeply [map { $_->{step} } @{ $rep->{steps} // [] }], [qw(connect catch_up verify)], '  the target connected, caught up, verified';
+	like $rep->{expectedFreezeMs} // '', qr/^\d+$/, "  expectedFreezeMs $rep->{expectedFreezeMs}";
+	is rb3_status($op, $org)->{status}, 'ready_for_cutover', 'GET /migration/status/:orgId: still ready_for_cutover';
+	is rb3_db_mode($org), 'shared', '  nothing switched';
+	status_is tenant_create($admin, $org, 'contacts', { name => "Runbook three late $TAG" }), 201, '  the org writes on';
+	is org_count_in('opsd', 'contacts', $org), $RB3_ROWS + 1, '  to the shared database';
+}
+
+sub rb3_finalize($op, $ctx) {
+	my $org = $ctx->{a};
+	my $r = call($op, POST => '/migration/finalize', { orgId => $org->{id} });
+	status_is $r, 202, 'POST /migration/finalize {orgId}';
+	my ($d) = rb3_watch($op, $org, qr/^completed$/, 60);
+	is $d->{status}, 'completed', 'GET /migration/status/:orgId: completed' or diag explain $d;
+	like $d->{freezeMs} // '', qr/^\d+$/, "  freezeMs $d->{freezeMs}";
+	is rb3_db_mode($org), 'dedicated', '  the org is on its dedicated database';
+	is org_count_in($ctx->{db}, 'contacts', $org), $RB3_ROWS + 1, "  $ctx->{db} holds every contact, the late one too";
+	is org_count_in('opsd', 'contacts', $org), 0, '  the shared database none';
+	is scalar(items(call($op, GET => "/orgs/$org->{id}/contacts?limit=100"))), 100, 'GET /orgs/:orgId/contacts reads them';
+}
+
+sub rb3_abort($op, $ctx) {
+	my $b = $ctx->{b};
+	my $db = 'org_rb3_' . lc $TAG;
+	my $r = call($op, POST => '/migration/start', { orgId => $b->{id}, direction => 'shared_to_dedicated', dbName => $db });
+	status_is $r, 202, 'POST /migration/start {orgId, direction, dbName}: another org';
+	is j($r)->{dbName}, $db, "  into $db";
+	$ctx->{aborted} = [j($r)->{id}];
+	$r = call($op, POST => '/migration/abort', { orgId => $b->{id} });
+	status_is $r, 202, 'POST /migration/abort {orgId}';
+	like j($r)->{status} // '', qr/^(?:aborting|aborted)$/, '  aborting';
+	my ($d) = rb3_watch($op, $b, qr/^aborted$/, 60);
+	is_deeply [@$d{qw(status abortReason)}], ['aborted', undef], 'GET /migration/status/:orgId: aborted, abortReason null';
+	ok !db_exists($db), '  the target cleaned';
+	is org_count_in('opsd', 'contacts', $b), 500, '  the source untouched';
+}
+
+sub rb3_legal_hold($op, $ctx) {
+	my $h = $ctx->{held};
+	status_is call($op, POST => '/compliance/legal-hold', { entity => 'orgs', ids => [$h->{id}], hold => $T, reason => 'regulator request' }),
+	    200, 'an org on legal hold';
+	my $body = { orgId => $h->{id}, direction => 'shared_to_dedicated', targetUri => $ctx->{uri} };
+	check_error(call($op, POST => '/migration/start', $body), 409, 'legal_hold', 'POST /migration/start {orgId, direction, targetUri}');
+	check_error(call($op, GET => "/migration/status/$h->{id}"), 404, 'not_found', '  nothing started');
+	my $r = call($op, POST => '/migration/start', { %$body, overrideLegalHold => $T });
+	status_is $r, 202, '  with "overrideLegalHold": true';
+	is j($r)->{overrideLegalHold}, $T, '  the status says so';
+	push @{ $ctx->{aborted} }, j($r)->{id};
+	my ($ev) = @{ audit_all($op, action => 'migration.legal_hold_override', orgId => $h->{id}) // [] };
+	is $ev->{actorId}, $op->{id}, 'GET /audit?action=migration.legal_hold_override: by the operator';
+	status_is call($op, POST => '/migration/abort', { orgId => $h->{id} }), 202, 'POST /migration/abort {orgId}';
+	is((rb3_watch($op, $h, qr/^aborted$/, 60))[0]{status}, 'aborted', '  aborted');
+}
+
+sub rb3_lists($op, $ctx) {
+	my %of = map { my $r = call($op, GET => "/migration?status=$_&limit=100"); status_is $r, 200, "GET /migration?status=$_";
+	    ($_ => { map { ($_->{id} => 1) } items($r) }) } qw(completed aborted ready_for_cutover);
+	ok $of{completed}{ $ctx->{dry} } && $of{completed}{ $ctx->{mig} }, 'completed: the dry run and the migration';
+	ok !(grep { !$of{aborted}{$_} } @{ $ctx->{aborted} }), 'aborted: the two aborted ones';
+	ok !$of{ready_for_cutover}{ $ctx->{mig} }, 'ready_for_cutover: no longer the finalized one';
+	my $h = call($op, GET => "/migration/history?orgId=$ctx->{a}{id}");
+	is_deeply [map { $_->{id} } items($h)], [$ctx->{mig}, $ctx->{dry}], 'GET /migration/history?orgId=…: both, newest first';
+}
+
+sub rb3_acceptance($op, $ctx) {
+	my $ev = audit_all($op, action => 'migration.*', since => $ctx->{since});
+	my %by;
+	$by{ norm_id($_->{orgId} // '') }{ $_->{action} =~ s/^migration\.//r }++ for @{ $ev // [] };
+	my %want = (
+		a => { started => 2, dry_run_completed => 1, ready_for_cutover => 1, finalize_requested => 2, finalize_rehearsed => 1,
+		    finalized => 1 },
+		b => { started => 1, abort_requested => 1, aborted => 1 },
+		held => { legal_hold_override => 1, started => 1, abort_requested => 1, aborted => 1 },
+	);
+	my %what = (a => 'the moved org (dry run, start, progress, rehearsal, finalize)', b => 'the aborted one',
+	    held => 'the held one (override, start, abort)');
+	for my $k (qw(a b held)) {
+		my $got = $by{ norm_id($ctx->{$k}{id}) } // {};
+		my $progress = delete $got->{progress} // 0;
+		ok $progress >= 2, "GET /audit?action=migration.*&since=…: migration.progress for the moved org ($progress events)" if $k eq 'a';
+		is_deeply $got, $want{$k}, "  and for $what{$k}: " . join(', ', map { "$_ $want{$k}{$_}" } sort keys %{ $want{$k} })
+		    or diag explain $got;
+	}
+	my @mine = grep { $_->{action} =~ /^migration\.(?:started|finalize_requested|abort_requested|legal_hold_override)$/ } @{ $ev // [] };
+	ok @mine == 9 && !(grep { ($_->{actorId} // '') ne $op->{id} } @mine), '  the requests (start, finalize, abort, override) by the operator';
+	is_deeply [grep { index(json_encode($_), $ctx->{uri}) >= 0 } @{ $ev // [] }], [], '  no target password in any';
+}
+
+sub rb3_refused($role) {
+	state $org = create_org();
+	my $s = login_ok(create_user(role => $role, ($role =~ /^(?:org_admin|member)$/ ? (org => $org) : ())), "a fresh $role");
+	for my $x (
+		[POST => '/migration/start', { orgId => $org->{id}, direction => 'shared_to_dedicated', chunkSize => 1000 }],
+		[GET => "/migration/status/$org->{id}"],
+		[GET => '/migration?status=ready_for_cutover'],
+		[GET => "/migration/history?orgId=$org->{id}"],
+		[POST => '/migration/finalize', { orgId => $org->{id}, dryRun => $T }],
+		[POST => '/migration/abort', { orgId => $org->{id} }],
+	) {
+		my ($m, $path, $body) = @$x;
+		my $r = http($m => $path, session => $s, defined $body ? (json => $body) : ());
+		check_error($r, 403, 'forbidden', "$m " . ($path =~ s/\?.*//r) . " as $role");
+		is j($r)->{error}{details}{permission}, 'migration.run', '  details.permission migration.run';
+	}
+	is db_count("SELECT COUNT(*) FROM migrations WHERE org_id = UNHEX('" . org_hex($org) . "')"), 0, '  no migration recorded';
+}
+
 # ============================================================ runbook 4
 
 my $ATTACKER = 1;   # 127.0.0.2, .3, …: one attacking address per pass
@@ -1002,6 +1200,19 @@ my @RUNBOOKS = (
 		['the matter closes: holds released, the rest stripped' => \&rb2_release],
 	  ],
 	  refused => [qw(platform_admin org_admin member)], refused_step => \&rb2_refused },
+	{ n => 3, title => 'tenant migration', roles => ['superadmin'],
+	  setup => \&rb3_setup,
+	  steps => [
+		['1. rehearse: a dry run ends completed' => \&rb3_dry_run],
+		['2. start with the seed\'s fields, monitor until ready_for_cutover' => \&rb3_start],
+		['3. dry-run before cutover: the cut-over rehearsed, nothing switched' => \&rb3_rehearse],
+		['4. finalize' => \&rb3_finalize],
+		['5. abort another migration' => \&rb3_abort],
+		['legal hold respected unless overridden' => \&rb3_legal_hold],
+		['GET /migration?status=… and the history list them' => \&rb3_lists],
+		['acceptance: the audit events of each' => \&rb3_acceptance],
+	  ],
+	  refused => [qw(platform_admin security_admin compliance compliance_officer org_admin member)], refused_step => \&rb3_refused },
 	{ n => 4, title => 'incident response', roles => [qw(security_admin superadmin)],
 	  setup => \&rb4_setup,
 	  steps => [
