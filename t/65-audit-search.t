@@ -324,6 +324,9 @@ for my $c (
 	fields_named($r, [qw(actor actorId)]);
 	$r = audit(actor => 'cli:root', actorId => $admin_id);
 	check_error($r, 400, 'validation_failed', 'an actor label and actorId both (not one silently dropped)');
+	$r = audit(about => 'not-a-uuid');
+	check_error($r, 400, 'validation_failed', 'about=<not a UUID>');
+	fields_named($r, 'about');
 	$r = http(GET => '/audit?actorid=' . $admin_id, session => $admin);
 	check_error($r, 400, 'validation_failed', 'a misspelt filter (actorid)');
 	fields_named($r, 'actorid');

@@ -167,6 +167,7 @@ const struct field_spec audit_list_query[] = {
     {"orgId", FT_UUID, 0, 0, 0, NULL},
     {"targetType", FT_STRING, 0, 1, AUDIT_TARGET_TYPE_MAX, NULL},
     {"targetId", FT_STRING, 0, 1, AUDIT_TEXT_MAX, NULL},
+    {"about", FT_UUID, 0, 0, 0, NULL},
     {"ip", FT_STRING, 0, 1, 64, NULL},
     {"requestId", FT_STRING, 0, 1, AUDIT_TEXT_MAX, NULL},
     {"since", FT_TIME, 0, 0, 0, NULL},

@@ -26,6 +26,7 @@ static const struct {
     {"--org", AF_ORG_ID},
     {"--target-type", AF_TARGET_TYPE},
     {"--target-id", AF_TARGET_ID},
+    {"--about", AF_ABOUT},
     {"--ip", AF_IP},
     {"--request-id", AF_REQUEST_ID},
     {"--since", AF_SINCE},

@@ -153,10 +153,10 @@ static const struct command commands[] = {
         "--dry-run --days="},
     {"audit", "search", P_AUDIT_READ, cmd_audit_search,
         "[--action A|PREFIX.*] [--actor ID|LABEL] [--org ID] [--target-type T] [--target-id ID] "
-        "[--ip ADDR|CIDR] [--request-id R] [--since RFC3339] [--until RFC3339] [--limit N] "
+        "[--about ID] [--ip ADDR|CIDR] [--request-id R] [--since RFC3339] [--until RFC3339] [--limit N] "
         "[--cursor C] [--format json|csv]: search the audit log",
         NEEDS_DB,
-        "--action= --actor= --org= --target-type= --target-id= --ip= --request-id= --since= "
+        "--action= --actor= --org= --target-type= --target-id= --about= --ip= --request-id= --since= "
         "--until= --limit= --cursor= --format="},
     {"migration", "start", P_MIGRATION_RUN, cmd_migration_start,
         "--org ID --direction D [--reason R] [--chunk-size N] [--target-uri-env VAR] "

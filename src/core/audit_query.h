@@ -26,6 +26,7 @@ enum audit_filter {
 	AF_ORG_ID,      /* a UUID */
 	AF_TARGET_TYPE, /* "user", "contacts", … */
 	AF_TARGET_ID,   /* the target's id as recorded */
+	AF_ABOUT,       /* a UUID: the event's target, or named in its payload (batch ids) */
 	AF_IP,          /* an address or a CIDR range, IPv4 or IPv6 */
 	AF_REQUEST_ID,  /* the X-Request-Id of the request that wrote it */
 	AF_SINCE,       /* RFC 3339, inclusive */
@@ -52,6 +53,8 @@ struct audit_query {
 	uint8_t org_id[16];
 	char target_type[AUDIT_TARGET_TYPE_MAX + 1];
 	char target_id[AUDIT_TEXT_MAX + 1];
+	char about[40];      /* the UUID as written, lower case */
+	char about_like[48]; /* "%<uuid>%": a UUID holds no LIKE wildcard */
 	/* ip: the 16-byte range (IPv4 as IPv4-mapped, as ip_bin stores it) */
 	uint8_t ip_lo[16], ip_hi[16];
 	bool ip_not_mapped; /* an IPv6 range that holds ::ffff:0:0/96 leaves IPv4 out */

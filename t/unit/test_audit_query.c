@@ -439,6 +439,31 @@ static void test_sql_exact(void **state)
 	assert_int_equal(p[1].type, DB_BLOB);
 }
 
+/* about: the target, or an id a batch event names in its payload */
+static void test_sql_about(void **state)
+{
+	struct audit_query q;
+	struct db_param p[AUDIT_QUERY_MAX_PARAMS];
+	char sql[AUDIT_QUERY_SQL_MAX], want[AUDIT_QUERY_SQL_MAX];
+
+	(void)state;
+	audit_query_init(&q);
+	refused(AF_ABOUT, "not-a-uuid", "UUID");
+	refused(AF_ABOUT, "%", "UUID");
+	assert_true(set(&q, AF_ACTION, "compliance.*"));
+	assert_true(set(&q, AF_ABOUT, "018F2B3C-4D5E-7F00-8192-A3B4C5D6E7F8"));
+	assert_string_equal(q.about, "018f2b3c-4d5e-7f00-8192-a3b4c5d6e7f8");
+	assert_int_equal(audit_query_sql(&q, sql, sizeof(sql), p), 4);
+	snprintf(want, sizeof(want),
+	    "%s AND action LIKE ? ESCAPE '!' AND (target_id = ? OR payload LIKE ?)"
+	    " ORDER BY seq DESC LIMIT ?",
+	    select_head);
+	assert_string_equal(sql, want);
+	assert_string_equal(p[1].ptr, "018f2b3c-4d5e-7f00-8192-a3b4c5d6e7f8");
+	assert_string_equal(p[2].ptr, "%018f2b3c-4d5e-7f00-8192-a3b4c5d6e7f8%");
+	assert_null(strstr(sql, "018f2b3c"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -455,6 +480,7 @@ int main(void)
 	    cmocka_unit_test(test_sql_none),
 	    cmocka_unit_test(test_sql_all),
 	    cmocka_unit_test(test_sql_exact),
+	    cmocka_unit_test(test_sql_about),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
