@@ -10,15 +10,20 @@
 #include "cli/cli.h"
 #include "core/authz.h"
 
-/* The route table as JSON: the authorization test is generated from it. */
+/* The route table as JSON: the authorization test is generated from it.
+ * The routes of test stacks only (OPSD_ENV=test, not in the API document)
+ * with --all. */
 int cmd_routes(struct opsctl *o)
 {
 	struct json_object *a = json_object_new_array();
+	bool all = opt_flag(o, "--all");
 
-	(void)o;
 	for (size_t i = 0; i < nroutes; i++) {
-		struct json_object *r = json_object_new_object();
+		struct json_object *r;
 
+		if ((routes[i].flags & RF_TEST_ONLY) && !all)
+			continue;
+		r = json_object_new_object();
 		json_object_object_add(r, "method", json_object_new_string(routes[i].method));
 		json_object_object_add(r, "pattern", json_object_new_string(routes[i].pattern));
 		json_object_object_add(r, "permission",
