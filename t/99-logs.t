@@ -113,16 +113,6 @@ cmp_ok scalar(keys %VALUE), '>', 0, sprintf('%d values registered by %d test fil
     scalar(keys %VALUE), scalar(@sens), scalar(@short), MIN_LEN);
 
 # ---------------------------------------------------------------- every test file of a whole run
-# script/test runs prove with PROVE_ARGS (default t/): only t/ and options
-# that do not choose, order or parallelise the files leave the run whole.
-sub whole_run() {
-	for my $w (split ' ', $ENV{PROVE_ARGS} // '') {
-		next if $w =~ m{\A(?:\./)?t/?\z};
-		next if $w =~ /\A(?:-v|--verbose|--timer|-c|--color|--nocolor|-f|--failures|-o|--comments|-m|--merge|-q|--quiet|-Q|--QUIET)\z/;
-		return 0;
-	}
-	return 1;
-}
 SKIP: {
 	skip 'not under script/test (OPSD_TEST_ARCHIVE_REQUIRED unset): which files ran is not known', 2 unless $REQUIRED;
 	skip "PROVE_ARGS=$ENV{PROVE_ARGS} narrows the run: not every t/*.t ran", 2 unless whole_run();

@@ -879,7 +879,19 @@ sub parse_env_file($path) {
 
 # ---------------------------------------------------------------- time, text and JSON
 
-push @EXPORT, qw(rfc3339_at rfc3339_epoch sha256_utf8 json_strings near_now run_tag run_num slurp);
+# script/test runs prove with PROVE_ARGS (default t/): only t/ and options
+# that do not choose, order or parallelise the files leave the run whole
+# (every t/*.t ran: t/98 and t/99 check the whole suite's traces then).
+sub whole_run() {
+	for my $w (split ' ', $ENV{PROVE_ARGS} // '') {
+		next if $w =~ m{\A(?:\./)?t/?\z};
+		next if $w =~ /\A(?:-v|--verbose|--timer|-c|--color|--nocolor|-f|--failures|-o|--comments|-m|--merge|-q|--quiet|-Q|--QUIET)\z/;
+		return 0;
+	}
+	return 1;
+}
+
+push @EXPORT, qw(rfc3339_at rfc3339_epoch sha256_utf8 json_strings near_now run_tag run_num slurp whole_run);
 
 use POSIX ();
 use Time::Local ();

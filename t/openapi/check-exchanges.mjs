@@ -16,6 +16,7 @@
 //   API) and requests that got no HTTP answer (status 599).
 //
 // Prints one JSON object: {files, exchanges, checked, skipped, operations,
+// exercised, unexercised: ["METHOD /path"],
 // failures: [{test, method, path, status, problem}]}; exits 0 when there is
 // no failure, 1 otherwise, 2 on a usage error.
 import { readFileSync, readdirSync } from "node:fs";
@@ -182,6 +183,14 @@ for (const f of files) {
 		check(x);
 	}
 }
-const operations = Object.values(doc.paths).reduce((n, item) => n + Object.keys(item).filter((k) => k !== "parameters").length, 0);
-console.log(JSON.stringify({ files: files.length, exchanges, checked, skipped, operations, exercised: used.size, failures }));
+const all = Object.entries(doc.paths).flatMap(([path, item]) =>
+	Object.keys(item)
+		.filter((k) => k !== "parameters")
+		.map((m) => `${m.toUpperCase()} ${path}`),
+);
+const operations = all.length;
+const unexercised = all.filter((op) => !used.has(op));
+console.log(
+	JSON.stringify({ files: files.length, exchanges, checked, skipped, operations, exercised: operations - unexercised.length, unexercised, failures }),
+);
 process.exit(failures.length ? 1 : 0);
