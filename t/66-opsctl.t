@@ -91,15 +91,20 @@ ok exists $counters0->{'legal.updated'}, '/metrics has opsd_audit_events_total{a
 	($rc, $out, $err) = opsctl('legal', 'report', '--type', 'terms');
 	is $rc, 0, 'opsctl legal report --type terms exits 0' or diag $err;
 	is_deeply out_json($out), j($api), 'it prints what GET /legal/acceptance/report answers';
+	# two more users, so that the pending list has a second page
+	create_user(role => 'platform_admin') for 1 .. 2;
 	($rc, $out) = opsctl('legal', 'report', '--type', 'terms', '--version', '2026-t66', '--limit', '1');
 	is $rc, 0, 'legal report --version --limit 1 exits 0';
 	my $rep = out_json($out);
 	is $rep->{version}, '2026-t66', 'for the version asked';
 	ok @{ $rep->{pendingUsers}{items} // [] } <= 1, 'one pending user a page';
-	if (defined $rep->{pendingUsers}{nextCursor}) {
-		($rc, $out) = opsctl('legal', 'report', '--type', 'terms', '--cursor', $rep->{pendingUsers}{nextCursor});
-		is $rc, 0, 'the next page with --cursor';
-	}
+	ok defined $rep->{pendingUsers}{nextCursor}, 'with a nextCursor (three users pending)';
+	($rc, $out) = opsctl('legal', 'report', '--type', 'terms', '--version', '2026-t66', '--limit', '1',
+	    '--cursor', $rep->{pendingUsers}{nextCursor} // 'none');
+	is $rc, 0, 'the next page with --cursor';
+	my $next = out_json($out)->{pendingUsers}{items} // [];
+	is scalar(@$next), 1, '  holds the next pending user';
+	isnt $next->[0]{id} // '', $rep->{pendingUsers}{items}[0]{id} // '', '  another one';
 	for my $bad (['--type', 'nosuchtype'], ['--type', 'terms', '--version', 'nope'], ['--type', 'Bad Type'],
 	    ['--type', 'terms', '--limit', '0'], ['--type', 'terms', '--cursor', 'xyz'], []) {
 		($rc, $out, $err) = opsctl('legal', 'report', @$bad);

@@ -16,7 +16,7 @@
 # shape, the target redacted, a second start 409 migration_in_progress,
 # finalize before ready 409, abort 202 → aborted within 20 s, abort again
 # 409, the target database gone, a new start allowed, history newest first.
-# The seed's literal requests: start with exactly orgId, direction,
+# The runbook's literal requests (README "Runbook 3"): start with exactly orgId, direction,
 # chunkSize and targetUri (or dbName), no reason: 202, reason null in the
 # status and NULL in the row (not ""), no reason in the audit payloads,
 # ready_for_cutover; finalize with dryRun there: 200 and the report (its
@@ -377,7 +377,7 @@ my $RUN = $O{run}{id};
 	wait_status($RUN, 'aborted');
 }
 
-# ============================================================ the seed's literal requests: no reason
+# ============================================================ the runbook's literal requests: no reason
 {
 	my $L = $O{lit}{id};
 	my $hex = org_hex($L);

@@ -15,7 +15,7 @@
 #    durationMs, rowsPerSecond), the target database gone, the source
 #    unchanged, migration.started/progress (bounded)/dry_run_completed.
 #  - the cut-over rehearsed (finalize with dryRun), both directions, with
-#    the seed's literal requests (start with orgId, direction, chunkSize and
+#    the runbook's literal requests (start with orgId, direction, chunkSize and
 #    dbName, no reason): at ready_for_cutover, after writes, the report
 #    (every change since the snapshot replayed, every chunk verified,
 #    expectedFreezeMs); nothing switched: still ready_for_cutover, the org
