@@ -336,6 +336,16 @@ my $brow = db_row('contacts', $bold->{id});
 	ok !(grep { ($_->{p}{entity} // '') ne 'contacts' || ($_->{p}{count} // -1) != 1 } @mine),
 	    '  both {entity: contacts, count: 1}' or diag json_encode([map { $_->{payload} } @mine]);
 
+	# no event, no export: while the audit log refuses inserts (a trigger,
+	# as root), the subject's record does not leave
+	ok defined mysql("CREATE TRIGGER opsd.t92_refuse_audit BEFORE INSERT ON opsd.audit_events FOR EACH ROW"
+	    . " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 't92: audit refused'"), 'the audit log refuses inserts (a trigger)';
+	my $refused = compliance_export($comp, 'contacts', $x1->{id});
+	check_error($refused, 500, 'internal_error', 'GET /compliance/export while compliance.exported cannot be written (the database answers, the write failed)');
+	unlike $refused->{body}, qr/\Q$x1->{given}{email}\E/, '  and no personal data in the answer';
+	ok defined mysql('DROP TRIGGER opsd.t92_refuse_audit'), 'the trigger dropped';
+	status_is compliance_export($comp, 'contacts', $x1->{id}), 200, '  then the export answers again';
+
 	$audits = audit_count('compliance.exported');
 	check_error(compliance_export($comp, 'contacts', uuid7_like()), 404, 'not_found', 'GET /compliance/export of an unknown id');
 	my $bad = compliance_export($comp, 'widgets', $x1->{id});

@@ -53,8 +53,9 @@ enum tenant_rc record_delete(struct db *control, const struct opsd_config *cfg, 
 
 /* Exports (runbook 2). compliance.exported {entity, count, format} about
  * id (NULL for an org export) in its own transaction; -1 (logged) when it
- * cannot be written. A subject's export is then refused (503); a streamed
- * org export, audited once its count is known, has already been sent. */
+ * cannot be written. A subject's export is then refused (500, or 503 with
+ * the database gone); a streamed org export, audited once its count is
+ * known, has already been sent. */
 int record_audit_export(struct db *control, const struct audit_actor *actor, const struct entity *e,
     const char *org, const char *id, long long n, const char *format);
 /* One subject's record (DSR access), as GET /compliance/export and opsctl
