@@ -227,9 +227,12 @@ mysql_running() {
 
 # mysql_start VAR: initialises $VAR/mysql when empty and starts mariadbd.
 mysql_start() {
-	local var=$1 data=$1/mysql run=$1/run logf=$1/log/mysqld.log
+	local var=$1 data=$1/mysql run=$1/run logf=$1/log/mysqld.log tmp=$1/mysql-tmp
 	local user_args=() init_args=() pid i
-	mkdir -p "$data" "$run" "$var/log"
+	# A private tmpdir: two servers initialised at the same moment (parallel
+	# test stacks) otherwise collide on the names of their temporary tables
+	# in /tmp, and mariadb-install-db fails.
+	mkdir -p "$data" "$run" "$var/log" "$tmp"
 	if mysql_running "$var"; then
 		log "MariaDB already running (pid $(cat "$run/mysqld.pid"))"
 		return 0
@@ -244,14 +247,14 @@ mysql_start() {
 		# packaged mysql user, like the system service does.
 		user_args=(--user=mysql)
 		chown -R mysql:mysql "$data"
-		chown mysql:mysql "$run" "$logf"
+		chown mysql:mysql "$run" "$logf" "$tmp"
 	else
 		# Our own user owns everything; it is also the socket-auth admin.
 		init_args=(--auth-root-socket-user="$(id -un)")
 	fi
 	if [[ -z $(ls -A "$data") ]]; then
 		log "initialising MariaDB in $data"
-		mariadb-install-db --no-defaults --datadir="$data" "${user_args[@]}" \
+		mariadb-install-db --no-defaults --datadir="$data" --tmpdir="$tmp" "${user_args[@]}" \
 			"${init_args[@]}" --auth-root-authentication-method=socket \
 			--skip-test-db --skip-name-resolve >>"$logf" 2>&1 ||
 			die "mariadb-install-db failed; see $logf"
@@ -261,7 +264,7 @@ mysql_start() {
 	# setsid: Ctrl-C in a foreground script/server reaches the script, which
 	# stops the services in order, not every process of the terminal.
 	setsid mariadbd --no-defaults "${user_args[@]}" \
-		--datadir="$data" --socket="$run/mysqld.sock" --pid-file="$run/mysqld.pid" \
+		--datadir="$data" --tmpdir="$tmp" --socket="$run/mysqld.sock" --pid-file="$run/mysqld.pid" \
 		--skip-networking --log-error="$logf" \
 		--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
 		--default-time-zone=+00:00 --skip-name-resolve --performance-schema=OFF \
