@@ -16,7 +16,6 @@
 #include "migration/migration.h"
 
 #define STEP_BUDGET_MS 1500
-#define LEASE_S 10
 
 /* One step of the migration, by its status (and, verifying, its phase). */
 static enum step_result step(struct run *x)
@@ -48,7 +47,7 @@ static enum step_result step(struct run *x)
 static bool claim(struct db *control, struct mig *m)
 {
 	const char *me = holder_name();
-	struct db_param p[] = {DBP_STR(me), DBP_I64(LEASE_S), DBP_BLOB(m->id, 16), DBP_STR(me)};
+	struct db_param p[] = {DBP_STR(me), DBP_I64(MIG_LEASE_S), DBP_BLOB(m->id, 16), DBP_STR(me)};
 	unsigned long long got = 0;
 	bool takeover = !m->lease || strcmp(m->lease, me) != 0;
 

@@ -127,6 +127,8 @@ enum mig_err latest_row(struct db *control, struct arena *a, const char *org_id,
 
 /* The engine's name for itself in leases: host:pid. */
 const char *holder_name(void);
+/* A migration's lease lasts this long from the last claim or renewal. */
+#define MIG_LEASE_S 10
 /* Records why the migration's step failed (migrations.error) and logs it. */
 int set_error(struct db *control, const struct mig *m, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -168,6 +170,13 @@ struct run {
 	struct db *src, *dst;
 	bool restart_cutover; /* the switch found the freeze lapsed or changes left */
 };
+
+/* Extends this process's lease on x's migration, for steps that run
+ * longer than a lease (the final and the rehearsed verification, the
+ * rehearsal's catch-up): 0, or -1 when the lease is no longer this
+ * process's (another engine took the migration over) or on a database
+ * error; the step must then stop writing the migration's rows. */
+int lease_renew(struct run *x);
 
 /* What one step of the engine did. mig_job steps a migration again at
  * once only after STEP_MORE, while its time budget lasts. */

@@ -83,7 +83,7 @@ static bool rehearse_catch_up(struct run *x, struct rehearsal *h)
 
 	x->m.applied = x->m.snapshot;
 	do {
-		if (catch_up(x, &n) != 0) {
+		if (lease_renew(x) != 0 || catch_up(x, &n) != 0) {
 			ok = false;
 			break;
 		}

@@ -135,6 +135,37 @@ enum mig_err latest_row(struct db *control, struct arena *a, const char *org_id,
 	return rc == 0 ? MIG_E_NO_MIGRATION : MIG_OK;
 }
 
+int lease_renew(struct run *x)
+{
+	struct db_param p[] = {DBP_I64(MIG_LEASE_S), DBP_BLOB(x->m.id, 16), DBP_STR(holder_name())};
+	unsigned long long got = 0;
+
+	if (db_exec(x->control,
+	        "UPDATE migrations SET lease_until = NOW(3) + INTERVAL ? SECOND"
+	        " WHERE id = ? AND lease_holder = ?",
+	        p, countof(p), &got) != 0)
+		return -1;
+	/* 0 rows changed is also a renewal within the same millisecond as the
+	 * last one (MariaDB counts changed rows): ask whose lease it is */
+	if (got == 0) {
+		struct db_rows rows;
+
+		if (db_query(x->control, x->a,
+		        "SELECT lease_holder = ? FROM migrations WHERE id = ?",
+		        (struct db_param[]){DBP_STR(holder_name()), DBP_BLOB(x->m.id, 16)}, 2,
+		        &rows) != 0)
+			return -1;
+		got = rows.nrows == 1 && rows.val[0][0] && strcmp(rows.val[0][0], "1") == 0;
+	}
+	if (got == 0) {
+		/* the row is another engine's now: only the log says so */
+		log_msg(LL_WARN, "migration_lease_lost",
+		    "%s: another engine took the migration over mid-step", x->m.id_s);
+		return -1;
+	}
+	return 0;
+}
+
 const char *holder_name(void)
 {
 	static char name[128];

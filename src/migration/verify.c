@@ -246,6 +246,10 @@ enum verify_result verify_some(struct run *x, enum verify_mode mode)
 	const char *table;
 
 	for (;;) {
+		/* the final and the rehearsed verification run chunk after chunk
+		 * in one step: each chunk keeps the lease, or stops there */
+		if (mode != VERIFY_STEP && lease_renew(x) != 0)
+			return VERIFY_ERROR;
 		if (db_query(x->control, x->a,
 		        "SELECT table_name, verify_last_id FROM migration_tables WHERE migration_id = ?"
 		        " AND verify_done = 0 ORDER BY table_name LIMIT 1",
