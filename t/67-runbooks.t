@@ -550,14 +550,16 @@ my $RB3_ROWS = 12000;
 my $RB3_CHUNK = 10;
 sub rb3_status($op, $org) { return j(call($op, GET => "/migration/status/$org->{id}")) }
 # Polls GET /migration/status/:orgId as the operator until the status
-# matches $want or ends: (the last document, every document seen).
+# matches $want or ends: (the last document, every document seen). Every
+# 0.15 s: under the operator's rate limit (10 a second after the burst), as
+# a dashboard would be.
 sub rb3_watch($op, $org, $want, $timeout) {
 	my ($d, @seen);
 	my $end = time + $timeout;
 	while (1) {
 		push @seen, $d = rb3_status($op, $org);
 		last if ($d->{status} // '') =~ $want || ($d->{status} // '') =~ /^(?:completed|aborted|failed)$/ || time > $end;
-		sleep 0.05;
+		sleep 0.15;
 	}
 	return ($d, \@seen);
 }
