@@ -206,7 +206,7 @@ sub label_values($s, $family, $label) {
 
 # ---------------------------------------------------------------- before any traffic
 
-my ($rc, $routes_json) = opsctl('routes');
+my ($rc, $routes_json) = opsctl('routes', '--all');   # a test stack serves the test-only routes too
 is $rc, 0, 'opsctl routes exits 0';
 my $routes = json_decode($routes_json) // [];
 my $nroutes = scalar @$routes;

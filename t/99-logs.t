@@ -50,7 +50,7 @@ use File::Basename qw(basename);
 use JSON::PP ();
 use Test::More;
 use Time::HiRes qw(time);
-use OpsdTest qw(json_decode json_encode rfc3339_epoch uri_escape_all slurp);
+use OpsdTest qw(json_decode json_encode rfc3339_epoch uri_escape_all slurp whole_run);
 
 my $T0 = time;
 my $ROOT = $ENV{OPSD_TEST_ARCHIVE};
