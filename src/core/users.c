@@ -168,7 +168,7 @@ static int set_password_fn(struct db *d, void *arg)
 		return -1;
 	rc = db_query(d, a, "SELECT roles FROM users WHERE id = ? FOR UPDATE", p + 1, 1, &rows);
 	if (rc == 0 && rows.nrows == 1 && !roles_parse_csv(rows.val[0][0], &current, &bad))
-		current = ~(roleset)0; /* unreadable roles: only an all-powerful caller */
+		current = ~(roleset)0; /* unreadable roles: refused, whoever asks */
 	arena_free(a);
 	if (rc != 0)
 		return -1;
