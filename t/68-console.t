@@ -69,4 +69,4 @@ ok scalar(grep { (audit_payload($_)->{version} // '') eq $version } audit_rows('
     'the audit log holds its legal.updated';
 ok -s "$screens/legal-1280x800.png" && -s "$screens/legal-390x844.png", 'screenshots written at both sizes';
 
-done_testing;
+finish();

@@ -58,7 +58,7 @@ function publishForm(ctx, reload) {
 function reportForm(ctx, types) {
 	const out = h('div', { class: 'report' });
 	const form = h('form', { id: 'legal-report', novalidate: true },
-		field({ label: 'Type', name: 'type', required: true, value: types[0], hint: `one of: ${types.join(', ') || 'none yet'}` }),
+		field({ label: 'Type', name: 'type', required: true, value: types[0], hint: 'privacy, terms or another document type' }),
 		field({ label: 'Version (optional)', name: 'version', hint: 'empty: the current version' }),
 		h('button', { type: 'submit' }, 'Show report'),
 		formStatus());
