@@ -7,7 +7,9 @@
 # words), reads the acceptance report, searches the audit log for legal.*
 # (CSV link, a bad filter next to its field), verifies the chain as a
 # compliance officer and checks that a member sees neither the publish
-# form nor the Audit menu. On every screen: no console error, no CSP
+# form nor the Audit menu. With LEGAL_ENFORCE=1, the officer and the
+# member are shown the new terms after sign-in and accept them with the
+# keyboard (two legal.accepted). On every screen: no console error, no CSP
 # violation, no serious or critical axe violation, screenshots at 1280×800
 # and 390×844 under $OPSD_TEST_ARCHIVE/console-screens/ (else a temporary
 # directory). Then, through the API: GET /legal/terms answers the version
@@ -32,7 +34,7 @@ unless (-d "$TOOLS/node_modules/playwright-core" && -d "$TOOLS/node_modules/axe-
 	BAIL_OUT("npm ci in t/browser: rc $r->{rc}\n$r->{err}") if $r->{rc};
 }
 
-start_stack();
+start_stack(env => { LEGAL_ENFORCE => 1 });
 my $admin = create_user(role => 'platform_admin');
 my $officer = create_user(role => 'compliance_officer');
 my $org = create_org();
@@ -67,6 +69,10 @@ is $doc->{status}, 200, 'GET /legal/terms 200';
 is j($doc)->{version}, $version, 'GET /legal/terms answers the version published in the console';
 ok scalar(grep { (audit_payload($_)->{version} // '') eq $version } audit_rows('legal.updated')),
     'the audit log holds its legal.updated';
+my %accepted = map { (audit_payload($_)->{version} // '') eq $version ? ($_->{actor_id} // $_->{actorId} // '' => 1) : () }
+    audit_rows('legal.accepted');
+is scalar(keys %accepted), 2, 'two legal.accepted of that version (officer and member, through the gate)'
+    or diag explain [audit_rows('legal.accepted')];
 ok -s "$screens/legal-1280x800.png" && -s "$screens/legal-390x844.png", 'screenshots written at both sizes';
 
 finish();

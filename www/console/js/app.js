@@ -22,6 +22,8 @@ const session = { me: null };
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
 const who = document.getElementById('who');
+const gateBox = document.getElementById('gate');
+let gateOpen = null; // the legal gate's promise while it is shown
 
 function can(perm) {
 	return !perm || (session.me && session.me.permissions.includes(perm));
@@ -103,6 +105,10 @@ async function loadMe() {
 
 function showSignIn() {
 	session.me = null;
+	gateBox.hidden = true; // a gate left open belongs to the old session
+	gateBox.replaceChildren();
+	gateOpen = null;
+	main.hidden = false;
 	setCsrfToken(null);
 	renderMenu();
 	document.title = 'Sign in — opsd console';
@@ -125,6 +131,7 @@ function showSignIn() {
 			throw err;
 		}
 		route(); // back to the screen the hash names
+		askPending();
 	});
 	show(heading('Sign in'), form);
 }
@@ -138,26 +145,42 @@ async function signOut() {
 	showSignIn();
 }
 
-// The documents waiting for the operator's acceptance; resolves once each
-// is accepted.
+// The documents waiting for the operator's acceptance, over the screen
+// (hidden meanwhile, so that it is intact when the refused request goes
+// on); resolves once each is accepted. One gate at a time.
 function legalGate() {
+	if (!gateOpen) gateOpen = openGate().finally(() => (gateOpen = null));
+	return gateOpen;
+}
+
+function openGate() {
 	return new Promise((resolve) => {
 		const box = h('div');
-		show(heading('Documents to accept'),
+		gateBox.replaceChildren(h('h1', { id: 'gate-h', tabindex: -1 }, 'Documents to accept'),
 			h('p', null, 'The current versions of these documents need your acceptance before you continue.'), box);
+		main.hidden = true;
+		gateBox.hidden = false;
+		gateBox.querySelector('h1').focus();
+		const done = () => {
+			gateBox.hidden = true;
+			gateBox.replaceChildren();
+			main.hidden = false;
+			const h1 = main.querySelector('h1');
+			if (h1) h1.focus();
+			resolve();
+		};
 		const refresh = async () => {
 			const st = await api('GET', '/legal/acceptance/status');
 			const pending = st.pending || [];
-			if (!pending.length) return resolve();
+			if (!pending.length) return done();
 			box.replaceChildren();
 			for (const p of pending) {
 				const doc = await api('GET', `/legal/${encodeURIComponent(p.type)}`);
-				const status = formStatus();
 				const form = h('form', { class: 'gate-doc' },
 					h('h2', null, `${p.type}, version ${p.version}`),
 					h('pre', { class: 'doc-text', tabindex: 0, 'aria-label': `${p.type} text` }, doc.content || ''),
 					h('button', { type: 'submit' }, `Accept ${p.type} ${p.version}`),
-					status);
+					formStatus());
 				form.addEventListener('submit', async (ev) => {
 					ev.preventDefault();
 					try {
@@ -169,13 +192,25 @@ function legalGate() {
 				});
 				box.append(form);
 			}
+			box.querySelector('button').focus();
 		};
 		refresh().catch((err) => box.append(h('p', { class: 'form-status error', role: 'alert' }, err.describe ? err.describe() : String(err))));
 	});
 }
 
+// After sign-in: while the gate is enforced, pending documents are asked
+// for at once (the routes a role may use meanwhile still answer).
+async function askPending() {
+	try {
+		const st = await api('GET', '/legal/acceptance/status');
+		if (st.enforced && (st.pending || []).length) await legalGate();
+	} catch {
+		// the screens' own requests will meet the refusal
+	}
+}
+
 window.addEventListener('hashchange', route);
-loadMe().then(route, (err) => {
+loadMe().then(() => (route(), askPending()), (err) => {
 	if (err instanceof ApiError && err.status === 401) return showSignIn();
 	show(heading('opsd console'), h('p', { class: 'form-status error', role: 'alert' }, err.describe ? err.describe() : String(err)));
 });
