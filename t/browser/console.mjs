@@ -107,7 +107,7 @@ try {
 	await screen('sign-in');
 	await signIn(env.CONSOLE_ADMIN_EMAIL, env.CONSOLE_ADMIN_PASSWORD, 'platform_admin');
 	await page.locator('#legal-publish').waitFor();
-	check('after sign-in the Legal screen the URL named is shown', (await page.locator('h1').innerText()) === 'Legal');
+	check('after sign-in the Legal screen the URL named is shown', (await page.locator('#main h1').innerText()) === 'Legal');
 	const nav = await page.locator('#nav').innerText();
 	check('platform_admin menu has Legal and Audit', /Legal/.test(nav) && /Audit/.test(nav), nav);
 	await screen('legal');
@@ -155,6 +155,16 @@ try {
 	await page.getByRole('link', { name: 'Audit' }).click();
 	await page.locator('#audit-search').waitFor();
 	check('platform_admin sees no Verify (audit.verify is not its)', (await page.locator('#audit-verify').count()) === 0);
+	// the session ends under the operator's feet: sign in again, back on Audit
+	await context.clearCookies();
+	expected.push({ path: '/audit', status: 401 });
+	await page.getByLabel('Action').fill('legal.*');
+	await page.getByLabel('Action').press('Enter');
+	await signIn(env.CONSOLE_ADMIN_EMAIL, env.CONSOLE_ADMIN_PASSWORD, 'platform_admin, after a 401,');
+	await acceptGate('platform_admin'); // the terms it published are pending for it too
+	await page.locator('#audit-search').waitFor().catch(() => {});
+	check('after the 401 and sign-in the Audit screen is back', (await page.locator('#main h1').innerText()) === 'Audit'
+		&& new URL(page.url()).hash === '#/audit', page.url());
 	await page.getByLabel('Action').fill('legal.*');
 	await page.getByLabel('Action').press('Enter');
 	await page.locator('#audit-results table').waitFor().catch(() => {});
@@ -180,6 +190,16 @@ try {
 	await signIn(env.CONSOLE_OFFICER_EMAIL, env.CONSOLE_OFFICER_PASSWORD, 'compliance_officer');
 	await acceptGate('compliance_officer');
 	await page.goto(`${BASE}/console/#/audit`);
+	// a 429 in words with its Retry-After (answered here by the test)
+	await page.route('**/audit/verify', (r) => r.fulfill({ status: 429, contentType: 'application/json',
+		headers: { 'Retry-After': '7' },
+		body: JSON.stringify({ error: { code: 'rate_limited', message: 'too many requests', details: { layer: 'opsd' } }, requestId: 'r429' }) }));
+	expected.push({ path: '/audit/verify', status: 429 });
+	await page.getByRole('button', { name: 'Verify chain' }).click();
+	await page.locator('#audit-verify .form-status.error').waitFor().catch(() => {});
+	check('a 429 shows its Retry-After', /try again in 7 s/.test(await page.locator('#audit-verify .form-status').innerText()),
+		await page.locator('#audit-verify .form-status').innerText());
+	await page.unroute('**/audit/verify');
 	await page.getByRole('button', { name: 'Verify chain' }).click();
 	const vs = page.locator('#audit-verify .form-status');
 	await page.locator('#audit-verify .form-status.ok, #audit-verify .form-status.error').waitFor().catch(() => {});
