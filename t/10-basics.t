@@ -172,7 +172,7 @@ ok scalar(@workers) >= 1, 'the master has worker children: ' . join(' ', @worker
 	my $c = http(GET => '/console/');
 	is $c->{status}, 200, 'GET /console/ 200';
 	like $c->{headers}{'content-type'} // '', qr{^text/html}, '/console/ is HTML';
-	like $c->{body}, qr/<html/i, '/console/ serves the placeholder page';
+	like $c->{body}, qr/<html/i, '/console/ serves the console page';
 	my $csp = $c->{headers}{'content-security-policy'} // '';
 	like $csp, qr/default-src/, '/console/ has a Content-Security-Policy';
 	unlike $csp, qr/'unsafe-inline'/, "the console's CSP does not allow inline script";

@@ -1,0 +1,230 @@
+// The console in a real browser (t/68-console.t runs this; t/README):
+// Debian's chromium driven by playwright-core, axe-core for accessibility.
+// Everything comes from the environment, nothing from the command line:
+//   CONSOLE_URL                    https://127.0.0.1:PORT (self-signed)
+//   CONSOLE_ADMIN_EMAIL/_PASSWORD  a platform_admin
+//   CONSOLE_OFFICER_EMAIL/_PASSWORD a compliance_officer (audit.verify)
+//   CONSOLE_MEMBER_EMAIL/_PASSWORD a member
+//   CONSOLE_TERMS_VERSION          the terms version to publish
+//   CONSOLE_SCREENS                where the screenshots go
+// Prints "ok - name" / "not ok - name" lines (and "# " diagnostics) that
+// the Perl test turns into its own tests.
+import { chromium } from 'playwright-core';
+import { readFileSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+
+const env = process.env;
+const BASE = env.CONSOLE_URL;
+const SCREENS = env.CONSOLE_SCREENS;
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+let failed = 0;
+function check(name, cond, diag) {
+	console.log(`${cond ? 'ok' : 'not ok'} - ${name}`);
+	if (!cond) {
+		failed++;
+		if (diag) console.log(String(diag).split('\n').map((l) => `# ${l}`).join('\n'));
+	}
+	return cond;
+}
+
+mkdirSync(SCREENS, { recursive: true });
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
+const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+const page = await context.newPage();
+page.setDefaultTimeout(10000);
+
+// What the page reports: console errors and CSP violations. A refusal the
+// test provokes on purpose (the first GET /auth/me before sign-in, a
+// duplicate version) is listed in `expected` before it happens.
+const problems = [];
+const expected = [];
+page.on('console', (m) => {
+	if (m.type() !== 'error') return;
+	const url = (m.location() && m.location().url) || '';
+	const i = expected.findIndex((e) => url.includes(e.path) && m.text().includes(`status of ${e.status}`));
+	if (i >= 0) return void expected.splice(i, 1);
+	problems.push(`console error: ${m.text()} (${url})`);
+});
+page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+await page.exposeFunction('__opsdCsp', (v) => problems.push(`CSP violation: ${v}`));
+await page.addInitScript(() => {
+	document.addEventListener('securitypolicyviolation', (e) =>
+		window.__opsdCsp(`${e.violatedDirective} blocked ${e.blockedURI}`));
+});
+
+// At every screen: no console error or CSP violation so far, no serious or
+// critical axe violation, and a screenshot at each size.
+async function screen(name) {
+	await page.waitForTimeout(100);
+	check(`${name}: no console error or CSP violation`, problems.length === 0, problems.join('\n'));
+	problems.length = 0;
+	await page.evaluate(axeSource);
+	const r = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+	const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+	check(`${name}: axe finds no serious or critical violation`, bad.length === 0,
+		bad.map((v) => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`).join('\n'));
+	for (const [w, hgt] of [[1280, 800], [390, 844]]) {
+		await page.setViewportSize({ width: w, height: hgt });
+		await page.screenshot({ path: `${SCREENS}/${name}-${w}x${hgt}.png`, fullPage: true });
+	}
+	await page.setViewportSize({ width: 1280, height: 800 });
+}
+
+async function signIn(email, password, label) {
+	await page.locator('#sign-in').waitFor();
+	await page.getByLabel('Email').fill(email);
+	await page.getByLabel('Password').fill(password);
+	await page.getByLabel('Password').press('Enter'); // the keyboard submits
+	const out = page.getByRole('button', { name: 'Sign out' });
+	await out.waitFor().catch(() => {});
+	return check(`${label} signs in through the form`, await out.isVisible(), await page.locator('main').innerText());
+}
+
+// LEGAL_ENFORCE=1: after sign-in the pending terms are asked for; accept.
+async function acceptGate(label) {
+	const gate = page.locator('#gate');
+	await gate.locator('pre').waitFor().catch(() => {});
+	const text = await gate.innerText().catch(() => '');
+	check(`${label} is shown the pending terms with their text`, text.includes(`terms, version ${env.CONSOLE_TERMS_VERSION}`)
+		&& text.includes('Terms of the console test.'), text);
+	await screen(`gate-${label}`);
+	await page.keyboard.press('Enter'); // the focused Accept button
+	await gate.waitFor({ state: 'hidden' }).catch(() => {});
+	check(`${label} accepts with the keyboard and the gate closes`, await gate.isHidden());
+}
+
+async function signOut() {
+	await page.getByRole('button', { name: 'Sign out' }).click();
+	await page.locator('#sign-in').waitFor();
+}
+
+try {
+	// ---- platform_admin: sign in from a deep link, back to that screen
+	expected.push({ path: '/auth/me', status: 401 });
+	await page.goto(`${BASE}/console/#/legal`);
+	await page.locator('#sign-in').waitFor();
+	await screen('sign-in');
+	await signIn(env.CONSOLE_ADMIN_EMAIL, env.CONSOLE_ADMIN_PASSWORD, 'platform_admin');
+	await page.locator('#legal-publish').waitFor();
+	check('after sign-in the Legal screen the URL named is shown', (await page.locator('#main h1').innerText()) === 'Legal');
+	const nav = await page.locator('#nav').innerText();
+	check('platform_admin menu has Legal and Audit', /Legal/.test(nav) && /Audit/.test(nav), nav);
+	await screen('legal');
+
+	// a field error next to its field: no version
+	const form = page.locator('#legal-publish');
+	await form.getByLabel('Type').fill('terms');
+	await form.getByLabel('Content').fill('Terms of the console test.\nSecond line.');
+	expected.push({ path: '/legal', status: 400 });
+	await form.getByRole('button', { name: 'Publish' }).click();
+	const verr = form.locator('[data-field="version"] .field-error');
+	await verr.filter({ hasText: /./ }).waitFor().catch(() => {});
+	check('a publish without version shows the field error next to Version', (await verr.innerText()).length > 0,
+		await form.innerText());
+	await screen('legal-error');
+
+	// publish
+	const version = env.CONSOLE_TERMS_VERSION;
+	await form.getByLabel('Version').fill(version);
+	await form.getByRole('button', { name: 'Publish' }).click();
+	await form.locator('.form-status.ok').waitFor().catch(() => {});
+	check('publish through the Legal screen says so', /Published terms version/.test(await form.locator('.form-status').innerText()),
+		await form.locator('.form-status').innerText());
+	await page.locator('table', { hasText: version }).waitFor().catch(() => {});
+	check('the documents table shows the new current version', /terms/.test(await page.locator('section table').first().innerText())
+		&& (await page.locator('section table').first().innerText()).includes(version));
+
+	// the same version again: 409 in words
+	expected.push({ path: '/legal', status: 409 });
+	await form.getByRole('button', { name: 'Publish' }).click();
+	await form.locator('.form-status.error').waitFor().catch(() => {});
+	check('publishing it again shows the refusal in words', /already|exists|version/i.test(await form.locator('.form-status').innerText()),
+		await form.locator('.form-status').innerText());
+
+	// the acceptance report
+	const rep = page.locator('#legal-report');
+	await rep.getByLabel('Type').fill('terms');
+	await rep.getByRole('button', { name: 'Show report' }).click();
+	await page.locator('.report .summary').waitFor().catch(() => {});
+	check('the acceptance report shows counts', /accepted, \d+ pending/.test(await page.locator('.report').innerText()),
+		await page.locator('.report').innerText());
+	await screen('legal-report');
+
+	// ---- Audit: legal.* finds legal.updated; no verify for this role
+	await page.getByRole('link', { name: 'Audit' }).click();
+	await page.locator('#audit-search').waitFor();
+	check('platform_admin sees no Verify (audit.verify is not its)', (await page.locator('#audit-verify').count()) === 0);
+	// the session ends under the operator's feet: sign in again, back on Audit
+	await context.clearCookies();
+	expected.push({ path: '/audit', status: 401 });
+	await page.getByLabel('Action').fill('legal.*');
+	await page.getByLabel('Action').press('Enter');
+	await signIn(env.CONSOLE_ADMIN_EMAIL, env.CONSOLE_ADMIN_PASSWORD, 'platform_admin, after a 401,');
+	await acceptGate('platform_admin'); // the terms it published are pending for it too
+	await page.locator('#audit-search').waitFor().catch(() => {});
+	check('after the 401 and sign-in the Audit screen is back', (await page.locator('#main h1').innerText()) === 'Audit'
+		&& new URL(page.url()).hash === '#/audit', page.url());
+	await page.getByLabel('Action').fill('legal.*');
+	await page.getByLabel('Action').press('Enter');
+	await page.locator('#audit-results table').waitFor().catch(() => {});
+	const events = await page.locator('#audit-results').innerText().catch(() => '');
+	check('audit search action=legal.* shows legal.updated', /legal\.updated/.test(events) && events.includes(version), events);
+	const csv = await page.locator('#audit-csv').getAttribute('href');
+	check('the CSV link is the same search with format=csv', csv === '/audit?action=legal.*&format=csv'.replace('*', '%2A')
+		|| csv === '/audit?action=legal.*&format=csv', csv);
+	const csvBody = await page.evaluate(async (u) => (await fetch(u)).text(), csv);
+	check('the CSV link answers the events as CSV', /^id,/.test(csvBody) && /legal\.updated/.test(csvBody), csvBody.slice(0, 200));
+	expected.push({ path: '/audit', status: 400 });
+	await page.getByLabel('Since').fill('yesterday');
+	await page.getByRole('button', { name: 'Search' }).click();
+	const serr = page.locator('[data-field="since"] .field-error');
+	await serr.filter({ hasText: /./ }).waitFor().catch(() => {});
+	check('a bad since shows its error next to Since', (await serr.innerText()).length > 0, await page.locator('#audit-search').innerText());
+	check('the URL holds no filter', new URL(page.url()).hash === '#/audit' && !page.url().includes('legal.'), page.url());
+	await screen('audit');
+	await signOut();
+	await screen('signed-out');
+
+	// ---- compliance_officer: verify the chain
+	await signIn(env.CONSOLE_OFFICER_EMAIL, env.CONSOLE_OFFICER_PASSWORD, 'compliance_officer');
+	await acceptGate('compliance_officer');
+	await page.goto(`${BASE}/console/#/audit`);
+	// a 429 in words with its Retry-After (answered here by the test)
+	await page.route('**/audit/verify', (r) => r.fulfill({ status: 429, contentType: 'application/json',
+		headers: { 'Retry-After': '7' },
+		body: JSON.stringify({ error: { code: 'rate_limited', message: 'too many requests', details: { layer: 'opsd' } }, requestId: 'r429' }) }));
+	expected.push({ path: '/audit/verify', status: 429 });
+	await page.getByRole('button', { name: 'Verify chain' }).click();
+	await page.locator('#audit-verify .form-status.error').waitFor().catch(() => {});
+	check('a 429 shows its Retry-After', /try again in 7 s/.test(await page.locator('#audit-verify .form-status').innerText()),
+		await page.locator('#audit-verify .form-status').innerText());
+	await page.unroute('**/audit/verify');
+	await page.getByRole('button', { name: 'Verify chain' }).click();
+	const vs = page.locator('#audit-verify .form-status');
+	await page.locator('#audit-verify .form-status.ok, #audit-verify .form-status.error').waitFor().catch(() => {});
+	check('verify chain shows ok', /Chain ok: \d+ events checked/.test(await vs.innerText()), await vs.innerText());
+	await screen('audit-verify');
+	await signOut();
+
+	// ---- member: no publish form, no Audit menu
+	await signIn(env.CONSOLE_MEMBER_EMAIL, env.CONSOLE_MEMBER_PASSWORD, 'member');
+	await acceptGate('member');
+	await page.goto(`${BASE}/console/#/legal`);
+	await page.locator('h1', { hasText: 'Legal' }).waitFor();
+	await page.locator('section table').first().waitFor().catch(() => {});
+	check('member sees no publish form', (await page.locator('#legal-publish').count()) === 0);
+	check('member sees no acceptance report', (await page.locator('#legal-report').count()) === 0);
+	check('member menu has no Audit', !/Audit/.test(await page.locator('#nav').innerText()), await page.locator('#nav').innerText());
+	await screen('member-legal');
+	await page.goto(`${BASE}/console/#/audit`);
+	await page.locator('h1', { hasText: 'Audit' }).waitFor();
+	check('member on #/audit gets no search form', (await page.locator('#audit-search').count()) === 0);
+	await screen('member-audit');
+} catch (err) {
+	check('the browser run completes', false, `${err.stack}\n${await page.locator('body').innerText().catch(() => '')}`);
+} finally {
+	check('every refusal the test provoked was seen', expected.length === 0, JSON.stringify(expected));
+	await browser.close();
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,78 @@
+// The console's one way to call the API: same-origin, the session cookie,
+// X-CSRF-Token on unsafe methods, JSON in and out. A refusal becomes an
+// ApiError carrying the error envelope (code, message, details, requestId)
+// and, for a 429, Retry-After. Callers never parse responses themselves.
+
+let csrfToken = null;
+
+export function setCsrfToken(token) {
+	csrfToken = token || null;
+}
+
+export class ApiError extends Error {
+	constructor(status, envelope, retryAfter) {
+		const e = (envelope && envelope.error) || {};
+		super(e.message || `the server answered ${status}`);
+		this.status = status;
+		this.code = e.code || 'http_' + status;
+		this.details = e.details || {};
+		this.requestId = (envelope && envelope.requestId) || null;
+		this.retryAfter = retryAfter;
+	}
+
+	// { field: message } from details.fields (validation_failed)
+	get fields() {
+		const f = this.details && this.details.fields;
+		return f && typeof f === 'object' ? f : {};
+	}
+
+	// The error in words, as the operator reads it.
+	describe() {
+		let s = this.message;
+		if (this.status === 429 && this.retryAfter)
+			s = `Too many requests: try again in ${this.retryAfter} s. (${this.message})`;
+		else if (this.status === 0) s = 'The server could not be reached: ' + this.message;
+		if (this.requestId) s += ` [request ${this.requestId}]`;
+		return s;
+	}
+}
+
+const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+// Builds "path?k=v&…" from an object, leaving out empty values.
+export function withQuery(path, query) {
+	const q = new URLSearchParams();
+	for (const [k, v] of Object.entries(query || {}))
+		if (v !== undefined && v !== null && String(v) !== '') q.append(k, String(v));
+	const s = q.toString();
+	return s ? `${path}?${s}` : path;
+}
+
+export async function api(method, path, { body, query } = {}) {
+	const headers = { Accept: 'application/json' };
+	if (body !== undefined) headers['Content-Type'] = 'application/json';
+	if (UNSAFE.has(method) && csrfToken) headers['X-CSRF-Token'] = csrfToken;
+	let res;
+	try {
+		res = await fetch(withQuery(path, query), {
+			method,
+			headers,
+			credentials: 'same-origin',
+			cache: 'no-store',
+			body: body === undefined ? undefined : JSON.stringify(body),
+		});
+	} catch (err) {
+		throw new ApiError(0, { error: { code: 'network', message: String(err.message || err) } });
+	}
+	let data = null;
+	const type = res.headers.get('Content-Type') || '';
+	if (type.includes('json')) {
+		try {
+			data = await res.json();
+		} catch {
+			data = null;
+		}
+	}
+	if (!res.ok) throw new ApiError(res.status, data, res.headers.get('Retry-After'));
+	return data;
+}
