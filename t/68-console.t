@@ -16,6 +16,13 @@
 # and 390×844 under $OPSD_TEST_ARCHIVE/console-screens/ (else a temporary
 # directory). Then, through the API: GET /legal/terms answers the version
 # published in the browser, and the audit log holds its legal.updated.
+# Email (runbook 5; no SMTP peer: a closed loopback port, one attempt, so
+# an allowlisted message ends failed): the admin sees test mode on and the
+# allowlist, sends a test to an allowlisted address (queued) and to another
+# (suppressed), a missing To is shown next to its field, the failed filter
+# lists a message failed beforehand and Retry queues it again; a member has
+# no Email menu. Through the API and the database: the outbox rows and the
+# email.retry_requested event.
 #
 # Needs node, chromium and t/browser's packages: script/test runs `npm ci`
 # there; run by hand, this file runs it when node_modules is missing.
@@ -26,6 +33,7 @@ use Test::More;
 use File::Temp qw(tempdir);
 use OpsdTest;
 use OpsdTest::Audit;
+use OpsdTest::Email;
 
 my $TOOLS = repo_root() . '/t/browser';
 plan skip_all => 'no /usr/bin/chromium (script/test installs it)' unless -x '/usr/bin/chromium';
@@ -36,7 +44,10 @@ unless (-d "$TOOLS/node_modules/playwright-core" && -d "$TOOLS/node_modules/axe-
 	BAIL_OUT("npm ci in t/browser: rc $r->{rc}\n$r->{err}") if $r->{rc};
 }
 
-start_stack(env => { LEGAL_ENFORCE => 1 });
+start_stack(env => { LEGAL_ENFORCE => 1,
+	SMTP_SERVER => 'localhost', SMTP_PORT => 9, SMTP_SECURE => 'none', SMTP_FROM => 'opsd@example.test',
+	SMTP_TEST_MODE => 1, TEST_EMAIL_ALLOWLIST => 'allowed@example.test,@allowed.test',
+	OPSD_SMTP_RETRY_BASE_S => 1, OPSD_SMTP_MAX_ATTEMPTS => 1 });
 my $admin = create_user(role => 'platform_admin');
 my $officer = create_user(role => 'compliance_officer');
 my $org = create_org();
@@ -44,6 +55,14 @@ my $member = create_user(role => 'member', org => $org);
 ok $_->{id}, "$_->{roles}[0] created" for $admin, $officer, $member;
 
 my $version = 'console-' . time;
+
+# a failed message for the Retry button (nothing listens on port 9)
+my %MAIL = (allowed => 'allowed@example.test', other => 'nobody@elsewhere.test', failing => 'fail@allowed.test');
+my $failing = email_test_post($MAIL{failing});
+is $failing->{status}, 202, 'POST /email/test for the message that will fail: 202';
+my $failing_id = j($failing)->{id};
+is wait_outbox_row($failing_id, 20, sub ($r) { $r->{status} eq 'failed' })->{status}, 'failed',
+    'it ends failed (no SMTP peer)' or outbox_diag($failing_id);
 my $screens = $ENV{OPSD_TEST_ARCHIVE} ? "$ENV{OPSD_TEST_ARCHIVE}/console-screens"
     : tempdir('opsd-console-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 
@@ -55,6 +74,7 @@ my $r = run_cmd(cmd => ['node', "$TOOLS/console.mjs"], timeout => 120, tag => 'c
 	CONSOLE_OFFICER_EMAIL => $officer->{email}, CONSOLE_OFFICER_PASSWORD => $officer->{password},
 	CONSOLE_MEMBER_EMAIL => $member->{email}, CONSOLE_MEMBER_PASSWORD => $member->{password},
 	CONSOLE_TERMS_VERSION => $version,
+	CONSOLE_MAIL_ALLOWED => $MAIL{allowed}, CONSOLE_MAIL_OTHER => $MAIL{other}, CONSOLE_MAIL_FAILING => $MAIL{failing},
 	CONSOLE_SCREENS => $screens,
 });
 my $seen = 0;
@@ -75,6 +95,17 @@ my %accepted = map { (audit_payload($_)->{version} // '') eq $version ? ($_->{ac
     audit_rows('legal.accepted');
 is scalar(keys %accepted), 3, 'three legal.accepted of that version (through the gate)'
     or diag explain [audit_rows('legal.accepted')];
+
+# the Email screen's work, through the API (as the platform_admin, who
+# accepted the terms in the browser) and the database
+my $ob = http(GET => '/email/outbox?limit=100', session => login($admin->{email}, $admin->{password}));
+is $ob->{status}, 200, 'GET /email/outbox 200' or diag $ob->{body};
+my %st = map { ($_->{to} => $_->{status}) } items($ob);
+like $st{$MAIL{allowed}} // '', qr/^(?:queued|sending|failed)$/, 'the allowlisted test message is in the outbox (queued, then tried)';
+is $st{$MAIL{other}}, 'suppressed', 'the other address is suppressed';
+is scalar(audit_rows('email.retry_requested', target_id => $failing_id)), 1, 'Retry in the console: one email.retry_requested for the failed message';
+ok((outbox_row($failing_id) // {})->{attempts} >= 1, 'the retried message is still in the outbox');
+ok -s "$screens/email-1280x800.png" && -s "$screens/email-390x844.png", 'Email screenshots written at both sizes';
 ok -s "$screens/legal-1280x800.png" && -s "$screens/legal-390x844.png", 'screenshots written at both sizes';
 
 finish();

@@ -6,6 +6,8 @@
 //   CONSOLE_OFFICER_EMAIL/_PASSWORD a compliance_officer (audit.verify)
 //   CONSOLE_MEMBER_EMAIL/_PASSWORD a member
 //   CONSOLE_TERMS_VERSION          the terms version to publish
+//   CONSOLE_MAIL_ALLOWED/_OTHER    an allowlisted and a non-allowlisted address
+//   CONSOLE_MAIL_FAILING           the address of a message already failed
 //   CONSOLE_SCREENS                where the screenshots go
 // Prints "ok - name" / "not ok - name" lines (and "# " diagnostics) that
 // the Perl test turns into its own tests.
@@ -183,6 +185,55 @@ try {
 	check('a bad since shows its error next to Since', (await serr.innerText()).length > 0, await page.locator('#audit-search').innerText());
 	check('the URL holds no filter', new URL(page.url()).hash === '#/audit' && !page.url().includes('legal.'), page.url());
 	await screen('audit');
+
+	// ---- Email: test mode and allowlist, test sends, the outbox, Retry
+	await page.getByRole('link', { name: 'Email' }).click();
+	await page.locator('#email-settings').waitFor();
+	await page.locator('#email-outbox table, #email-outbox p').first().waitFor().catch(() => {});
+	const mode = await page.locator('#email-test-mode').innerText();
+	check('the Email screen says test mode is on', /Test mode is ON/.test(mode), mode);
+	const allow = await page.locator('#email-allowlist').innerText();
+	check('the Email screen lists the allowlist', allow.includes('allowed@example.test') && allow.includes('@allowed.test'), allow);
+	check('the Email screen shows no password', /Password\s*not set/.test(await page.locator('#email-settings').innerText()),
+		await page.locator('#email-settings').innerText());
+	await screen('email');
+	const tf = page.locator('#email-test');
+	expected.push({ path: '/email/test', status: 400 });
+	await tf.getByRole('button', { name: 'Send test message' }).click();
+	const terr = tf.locator('[data-field="to"] .field-error');
+	await terr.filter({ hasText: /./ }).waitFor().catch(() => {});
+	check('a test without To shows the field error next to To', (await terr.innerText()).length > 0, await tf.innerText());
+	const outboxHas = async (addr, status) => {
+		const row = page.locator('#email-outbox tr', { hasText: addr }).first();
+		await row.waitFor().catch(() => {});
+		const t = await row.innerText().catch(() => '');
+		return status ? t.includes(status) : t.includes(addr);
+	};
+	await tf.getByLabel('To').fill(env.CONSOLE_MAIL_ALLOWED);
+	await tf.getByLabel('To').press('Enter');
+	await tf.locator('.form-status.ok').waitFor().catch(() => {});
+	check('a test to an allowlisted address says queued', /^Queued/.test(await tf.locator('.form-status').innerText()),
+		await tf.locator('.form-status').innerText());
+	check('the outbox lists it', await outboxHas(env.CONSOLE_MAIL_ALLOWED), await page.locator('#email-outbox').innerText());
+	await tf.getByLabel('To').fill(env.CONSOLE_MAIL_OTHER);
+	await tf.getByRole('button', { name: 'Send test message' }).click();
+	await tf.locator('.form-status.ok', { hasText: 'Suppressed' }).waitFor().catch(() => {});
+	check('a test to another address says suppressed', /^Suppressed/.test(await tf.locator('.form-status').innerText()),
+		await tf.locator('.form-status').innerText());
+	check('the outbox lists it as suppressed', await outboxHas(env.CONSOLE_MAIL_OTHER, 'suppressed'), await page.locator('#email-outbox').innerText());
+	await page.locator('#email-filter').getByLabel('Status').selectOption('failed');
+	await page.locator('#email-filter').getByRole('button', { name: 'Show' }).click();
+	await page.locator('#email-outbox tr', { hasText: env.CONSOLE_MAIL_FAILING }).first().waitFor().catch(() => {});
+	const failedList = await page.locator('#email-outbox').innerText();
+	check('the failed filter lists the failed message and no suppressed one', failedList.includes(env.CONSOLE_MAIL_FAILING)
+		&& !failedList.includes(env.CONSOLE_MAIL_OTHER), failedList);
+	await screen('email-outbox');
+	const frow = page.locator('#email-outbox tr', { hasText: env.CONSOLE_MAIL_FAILING }).first();
+	await frow.getByRole('button', { name: 'Retry' }).click();
+	await frow.getByText(/Retried: /).waitFor().catch(() => {});
+	check('Retry on the failed message queues it again', /Retried: queued/.test(await frow.innerText().catch(() => '')),
+		await page.locator('#email-outbox').innerText());
+	check('the URL holds no address', new URL(page.url()).hash === '#/email' && !page.url().includes('@'), page.url());
 	await signOut();
 	await screen('signed-out');
 
@@ -216,6 +267,7 @@ try {
 	check('member sees no publish form', (await page.locator('#legal-publish').count()) === 0);
 	check('member sees no acceptance report', (await page.locator('#legal-report').count()) === 0);
 	check('member menu has no Audit', !/Audit/.test(await page.locator('#nav').innerText()), await page.locator('#nav').innerText());
+	check('member menu has no Email', !/Email/.test(await page.locator('#nav').innerText()), await page.locator('#nav').innerText());
 	await screen('member-legal');
 	await page.goto(`${BASE}/console/#/audit`);
 	await page.locator('h1', { hasText: 'Audit' }).waitFor();

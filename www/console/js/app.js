@@ -11,11 +11,14 @@ import { api, ApiError, setCsrfToken } from './api.js';
 import { h, field, formValues, formStatus, showError, clearErrors } from './ui.js';
 import * as legal from './legal.js';
 import * as audit from './audit.js';
+import * as email from './email.js';
 
-// The screens: the menu shows one only to a role holding its permission.
+// The screens: the menu shows one only to a role holding its permission
+// (or, for a list, one of them).
 const ROUTES = [
 	{ hash: '#/legal', title: 'Legal', perm: null, screen: legal },
 	{ hash: '#/audit', title: 'Audit', perm: 'audit.read', screen: audit },
+	{ hash: '#/email', title: 'Email', perm: ['email.outbox', 'email.send_test'], screen: email },
 ];
 
 const session = { me: null };
@@ -26,6 +29,7 @@ const gateBox = document.getElementById('gate');
 let gateOpen = null; // the legal gate's promise while it is shown
 
 function can(perm) {
+	if (Array.isArray(perm)) return perm.some(can);
 	return !perm || (session.me && session.me.permissions.includes(perm));
 }
 
