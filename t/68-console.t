@@ -22,7 +22,10 @@
 # (suppressed), a missing To is shown next to its field, the failed filter
 # lists a message failed beforehand and Retry queues it again; a member has
 # no Email menu. Through the API and the database: the outbox rows and the
-# email.retry_requested event.
+# email.retry_requested event. Users and orgs: the admin sees the test
+# org, creates a user (a missing name next to its field); a security_admin
+# disables and enables it with a reason; checked through GET /users and
+# the audit log (user.disabled, user.enabled by the security_admin).
 #
 # Needs node, chromium and t/browser's packages: script/test runs `npm ci`
 # there; run by hand, this file runs it when node_modules is missing.
@@ -52,7 +55,9 @@ my $admin = create_user(role => 'platform_admin');
 my $officer = create_user(role => 'compliance_officer');
 my $org = create_org();
 my $member = create_user(role => 'member', org => $org);
-ok $_->{id}, "$_->{roles}[0] created" for $admin, $officer, $member;
+my $security = create_user(role => 'security_admin');
+ok $_->{id}, "$_->{roles}[0] created" for $admin, $officer, $member, $security;
+my $new_email = 'console-new-' . time . '@example.test';
 
 my $version = 'console-' . time;
 
@@ -74,6 +79,8 @@ my $r = run_cmd(cmd => ['node', "$TOOLS/console.mjs"], timeout => 120, tag => 'c
 	CONSOLE_OFFICER_EMAIL => $officer->{email}, CONSOLE_OFFICER_PASSWORD => $officer->{password},
 	CONSOLE_MEMBER_EMAIL => $member->{email}, CONSOLE_MEMBER_PASSWORD => $member->{password},
 	CONSOLE_TERMS_VERSION => $version,
+	CONSOLE_SECURITY_EMAIL => $security->{email}, CONSOLE_SECURITY_PASSWORD => $security->{password},
+	CONSOLE_ORG_NAME => $org->{name}, CONSOLE_NEW_EMAIL => $new_email,
 	CONSOLE_MAIL_ALLOWED => $MAIL{allowed}, CONSOLE_MAIL_OTHER => $MAIL{other}, CONSOLE_MAIL_FAILING => $MAIL{failing},
 	CONSOLE_SCREENS => $screens,
 });
@@ -93,7 +100,7 @@ ok scalar(grep { (audit_payload($_)->{version} // '') eq $version } audit_rows('
     'the audit log holds its legal.updated';
 my %accepted = map { (audit_payload($_)->{version} // '') eq $version ? ($_->{actor_id} // $_->{actorId} // '' => 1) : () }
     audit_rows('legal.accepted');
-is scalar(keys %accepted), 3, 'three legal.accepted of that version (through the gate)'
+is scalar(keys %accepted), 4, 'four legal.accepted of that version (through the gate)'
     or diag explain [audit_rows('legal.accepted')];
 
 # the Email screen's work, through the API (as the platform_admin, who
@@ -105,6 +112,18 @@ like $st{$MAIL{allowed}} // '', qr/^(?:queued|sending|failed)$/, 'the allowliste
 is $st{$MAIL{other}}, 'suppressed', 'the other address is suppressed';
 is scalar(audit_rows('email.retry_requested', target_id => $failing_id)), 1, 'Retry in the console: one email.retry_requested for the failed message';
 ok((outbox_row($failing_id) // {})->{attempts} >= 1, 'the retried message is still in the outbox');
+
+# the Users and orgs screen's work, through the API and the audit log
+my $users = http(GET => '/users?limit=500', session => login($admin->{email}, $admin->{password}));
+my ($new) = grep { ($_->{email} // '') eq $new_email } items($users);
+ok $new, 'GET /users lists the user created in the console' or diag $users->{body};
+is_deeply $new->{roles}, ['platform_admin'], 'with the role given' if $new;
+ok !$new->{disabled}, 'enabled again after Disable and Enable' if $new;
+for my $act (qw(user.disabled user.enabled)) {
+	my @a = $new ? audit_rows($act, target_id => $new->{id}) : ();
+	is scalar(@a), 1, "one $act for it, by the security_admin" or diag explain \@a;
+	is uc(unpack('H*', $a[0]{actor_id} // '')), uuid_hex($security->{id}), "$act actor is the security_admin" if @a;
+}
 ok -s "$screens/email-1280x800.png" && -s "$screens/email-390x844.png", 'Email screenshots written at both sizes';
 ok -s "$screens/legal-1280x800.png" && -s "$screens/legal-390x844.png", 'screenshots written at both sizes';
 

@@ -8,6 +8,8 @@
 //   CONSOLE_TERMS_VERSION          the terms version to publish
 //   CONSOLE_MAIL_ALLOWED/_OTHER    an allowlisted and a non-allowlisted address
 //   CONSOLE_MAIL_FAILING           the address of a message already failed
+//   CONSOLE_SECURITY_EMAIL/_PASSWORD a security_admin (security.users_disable)
+//   CONSOLE_ORG_NAME               an org's name; CONSOLE_NEW_EMAIL a user to create
 //   CONSOLE_SCREENS                where the screenshots go
 // Prints "ok - name" / "not ok - name" lines (and "# " diagnostics) that
 // the Perl test turns into its own tests.
@@ -234,10 +236,37 @@ try {
 	check('Retry on the failed message queues it again', /Retried: queued/.test(await frow.innerText().catch(() => '')),
 		await page.locator('#email-outbox').innerText());
 	check('the URL holds no address', new URL(page.url()).hash === '#/email' && !page.url().includes('@'), page.url());
+
+	// ---- Users and orgs: the lists, create a user (a missing name first)
+	await page.getByRole('link', { name: 'Users and orgs' }).click();
+	await page.locator('#list-orgs table').waitFor().catch(() => {});
+	check('the orgs list shows the test org', (await page.locator('#list-orgs').innerText()).includes(env.CONSOLE_ORG_NAME),
+		await page.locator('#list-orgs').innerText().catch(() => ''));
+	check('platform_admin sees no containment (security.users_disable is not its)', (await page.locator('#user-contain').count()) === 0);
+	const uf = page.locator('#user-create');
+	await uf.getByLabel('Email').fill(env.CONSOLE_NEW_EMAIL);
+	await uf.getByLabel('Roles').fill('platform_admin');
+	await uf.getByLabel('Password', { exact: true }).fill('console-new-user-pw-1');
+	expected.push({ path: '/users', status: 400 });
+	await uf.getByRole('button', { name: 'Create user' }).click();
+	const nerr = uf.locator('[data-field="name"] .field-error');
+	await nerr.filter({ hasText: /./ }).waitFor().catch(() => {});
+	check('a user without name shows the field error next to Name', (await nerr.innerText()).length > 0, await uf.innerText());
+	await uf.getByLabel('Name').fill('Console New');
+	await uf.getByLabel('Password', { exact: true }).fill('console-new-user-pw-1');
+	await uf.getByRole('button', { name: 'Create user' }).click();
+	await uf.locator('.form-status.ok').waitFor().catch(() => {});
+	check('creating a user says so', /^Created /.test(await uf.locator('.form-status').innerText()), await uf.locator('.form-status').innerText());
+	await page.locator('#list-users tr', { hasText: env.CONSOLE_NEW_EMAIL }).first().waitFor().catch(() => {});
+	check('the users list shows the new user', (await page.locator('#list-users').innerText()).includes(env.CONSOLE_NEW_EMAIL));
+	await screen('users');
 	await signOut();
 	await screen('signed-out');
 
-	// ---- compliance_officer: verify the chain
+	// ---- compliance_officer: verify the chain. It signs in on #/users (the
+	// admin's last screen), whose GET /users the legal gate refuses (403)
+	// until it accepts the terms.
+	expected.push({ path: '/users', status: 403 });
 	await signIn(env.CONSOLE_OFFICER_EMAIL, env.CONSOLE_OFFICER_PASSWORD, 'compliance_officer');
 	await acceptGate('compliance_officer');
 	await page.goto(`${BASE}/console/#/audit`);
@@ -268,11 +297,29 @@ try {
 	check('member sees no acceptance report', (await page.locator('#legal-report').count()) === 0);
 	check('member menu has no Audit', !/Audit/.test(await page.locator('#nav').innerText()), await page.locator('#nav').innerText());
 	check('member menu has no Email', !/Email/.test(await page.locator('#nav').innerText()), await page.locator('#nav').innerText());
+	check('member menu has no Users and orgs', !/Users/.test(await page.locator('#nav').innerText()), await page.locator('#nav').innerText());
 	await screen('member-legal');
 	await page.goto(`${BASE}/console/#/audit`);
 	await page.locator('h1', { hasText: 'Audit' }).waitFor();
 	check('member on #/audit gets no search form', (await page.locator('#audit-search').count()) === 0);
 	await screen('member-audit');
+	await signOut();
+
+	// ---- security_admin: disable and enable the new user with a reason
+	await signIn(env.CONSOLE_SECURITY_EMAIL, env.CONSOLE_SECURITY_PASSWORD, 'security_admin');
+	await acceptGate('security_admin');
+	await page.goto(`${BASE}/console/#/users`);
+	const urow = page.locator('#list-users tr', { hasText: env.CONSOLE_NEW_EMAIL }).first();
+	await urow.waitFor().catch(() => {});
+	check('security_admin sees no create form (users.manage is not its)', (await page.locator('#user-create').count()) === 0);
+	await page.locator('#user-contain').getByLabel('Reason').fill('console test containment');
+	await urow.getByRole('button', { name: 'Disable' }).click();
+	await urow.getByRole('button', { name: 'Enable' }).waitFor().catch(() => {});
+	check('Disable marks the user disabled', /disabled/.test(await urow.innerText()), await urow.innerText());
+	await screen('users-contain');
+	await urow.getByRole('button', { name: 'Enable' }).click();
+	await urow.getByRole('button', { name: 'Disable' }).waitFor().catch(() => {});
+	check('Enable marks the user active again', /active/.test(await urow.innerText()), await urow.innerText());
 } catch (err) {
 	check('the browser run completes', false, `${err.stack}\n${await page.locator('body').innerText().catch(() => '')}`);
 } finally {

@@ -12,12 +12,14 @@ import { h, field, formValues, formStatus, showError, clearErrors } from './ui.j
 import * as legal from './legal.js';
 import * as audit from './audit.js';
 import * as email from './email.js';
+import * as users from './users.js';
 
 // The screens: the menu shows one only to a role holding its permission
 // (or, for a list, one of them).
 const ROUTES = [
 	{ hash: '#/legal', title: 'Legal', perm: null, screen: legal },
 	{ hash: '#/audit', title: 'Audit', perm: 'audit.read', screen: audit },
+	{ hash: '#/users', title: 'Users and orgs', perm: ['users.read', 'orgs.read'], screen: users },
 	{ hash: '#/email', title: 'Email', perm: ['email.outbox', 'email.send_test'], screen: email },
 ];
 
