@@ -58,6 +58,8 @@ my $member = create_user(role => 'member', org => $org);
 my $security = create_user(role => 'security_admin');
 ok $_->{id}, "$_->{roles}[0] created" for $admin, $officer, $member, $security;
 my $new_email = 'console-new-' . time . '@example.test';
+my $new_password = 'console-new-pw-' . time . '-' . int(rand(1e9));
+sensitive('password of the user created in the console', $new_password);
 
 my $version = 'console-' . time;
 
@@ -80,7 +82,7 @@ my $r = run_cmd(cmd => ['node', "$TOOLS/console.mjs"], timeout => 120, tag => 'c
 	CONSOLE_MEMBER_EMAIL => $member->{email}, CONSOLE_MEMBER_PASSWORD => $member->{password},
 	CONSOLE_TERMS_VERSION => $version,
 	CONSOLE_SECURITY_EMAIL => $security->{email}, CONSOLE_SECURITY_PASSWORD => $security->{password},
-	CONSOLE_ORG_NAME => $org->{name}, CONSOLE_NEW_EMAIL => $new_email,
+	CONSOLE_ORG_NAME => $org->{name}, CONSOLE_NEW_EMAIL => $new_email, CONSOLE_NEW_PASSWORD => $new_password,
 	CONSOLE_MAIL_ALLOWED => $MAIL{allowed}, CONSOLE_MAIL_OTHER => $MAIL{other}, CONSOLE_MAIL_FAILING => $MAIL{failing},
 	CONSOLE_SCREENS => $screens,
 });
@@ -117,6 +119,7 @@ ok((outbox_row($failing_id) // {})->{attempts} >= 1, 'the retried message is sti
 my $users = http(GET => '/users?limit=500', session => login($admin->{email}, $admin->{password}));
 my ($new) = grep { ($_->{email} // '') eq $new_email } items($users);
 ok $new, 'GET /users lists the user created in the console' or diag $users->{body};
+is login($new_email, $new_password)->{status}, 200, 'it signs in with the password given in the console';
 is_deeply $new->{roles}, ['platform_admin'], 'with the role given' if $new;
 ok !$new->{disabled}, 'enabled again after Disable and Enable' if $new;
 for my $act (qw(user.disabled user.enabled)) {

@@ -9,7 +9,7 @@
 //   CONSOLE_MAIL_ALLOWED/_OTHER    an allowlisted and a non-allowlisted address
 //   CONSOLE_MAIL_FAILING           the address of a message already failed
 //   CONSOLE_SECURITY_EMAIL/_PASSWORD a security_admin (security.users_disable)
-//   CONSOLE_ORG_NAME               an org's name; CONSOLE_NEW_EMAIL a user to create
+//   CONSOLE_ORG_NAME               an org's name; CONSOLE_NEW_EMAIL/_PASSWORD a user to create
 //   CONSOLE_SCREENS                where the screenshots go
 // Prints "ok - name" / "not ok - name" lines (and "# " diagnostics) that
 // the Perl test turns into its own tests.
@@ -246,14 +246,14 @@ try {
 	const uf = page.locator('#user-create');
 	await uf.getByLabel('Email').fill(env.CONSOLE_NEW_EMAIL);
 	await uf.getByLabel('Roles').fill('platform_admin');
-	await uf.getByLabel('Password', { exact: true }).fill('console-new-user-pw-1');
+	await uf.getByLabel('Password', { exact: true }).fill(env.CONSOLE_NEW_PASSWORD);
 	expected.push({ path: '/users', status: 400 });
 	await uf.getByRole('button', { name: 'Create user' }).click();
 	const nerr = uf.locator('[data-field="name"] .field-error');
 	await nerr.filter({ hasText: /./ }).waitFor().catch(() => {});
 	check('a user without name shows the field error next to Name', (await nerr.innerText()).length > 0, await uf.innerText());
 	await uf.getByLabel('Name').fill('Console New');
-	await uf.getByLabel('Password', { exact: true }).fill('console-new-user-pw-1');
+	await uf.getByLabel('Password', { exact: true }).fill(env.CONSOLE_NEW_PASSWORD);
 	await uf.getByRole('button', { name: 'Create user' }).click();
 	await uf.locator('.form-status.ok').waitFor().catch(() => {});
 	check('creating a user says so', /^Created /.test(await uf.locator('.form-status').innerText()), await uf.locator('.form-status').innerText());
