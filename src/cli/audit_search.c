@@ -80,7 +80,7 @@ static int search_page(struct opsctl *o, struct audit_query *q)
 {
 	struct arena *a = arena_new(256 * 1024);
 	struct db_rows rows;
-	struct json_object *doc, *items;
+	struct json_object *items;
 	size_t n;
 	char cur[128];
 
@@ -96,16 +96,9 @@ static int search_page(struct opsctl *o, struct audit_query *q)
 	items = json_object_new_array();
 	for (size_t i = 0; i < n; i++)
 		json_object_array_add(items, audit_event_json(&rows, i));
-	doc = json_object_new_object();
-	json_object_object_add(doc, "items", items);
-	if (rows.nrows > n && n > 0) {
+	if (rows.nrows > n && n > 0)
 		audit_cursor_make(rows.val[n - 1][0], cur, sizeof(cur));
-		json_object_object_add(doc, "nextCursor", json_object_new_string(cur));
-	} else {
-		json_object_object_add(doc, "nextCursor", NULL);
-	}
-	print_json(doc);
-	json_object_put(doc);
+	print_list_page(items, rows.nrows > n && n > 0 ? cur : NULL);
 	arena_free(a);
 	return EXIT_OK;
 }

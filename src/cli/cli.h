@@ -37,6 +37,9 @@ int need_opt(const char *name);
 
 /* doc as pretty JSON and a newline on stdout. */
 void print_json(struct json_object *doc);
+/* {"items": items, "nextCursor": next or null}, as the API's lists answer;
+ * takes items. */
+void print_list_page(struct json_object *items, const char *next);
 /* o's member k when it is a string, else NULL. */
 const char *doc_str(struct json_object *o, const char *k);
 

@@ -145,7 +145,7 @@ int cmd_email_outbox_list(struct opsctl *o)
 	struct opsd_uuid after;
 	struct arena *a;
 	struct db_rows rows;
-	struct json_object *doc, *items;
+	struct json_object *items;
 	size_t n;
 
 	if (status && mail_status_from_name(status) < 0) {
@@ -181,16 +181,11 @@ int cmd_email_outbox_list(struct opsctl *o)
 	items = json_object_new_array();
 	for (size_t i = 0; i < n; i++)
 		json_object_array_add(items, mail_outbox_json(&rows, i));
-	doc = json_object_new_object();
-	json_object_object_add(doc, "items", items);
-	if (rows.nrows > n && dbv_uuid(rows.val[n - 1][0], rows.len[n - 1][0], last)) {
+	bool more = rows.nrows > n && dbv_uuid(rows.val[n - 1][0], rows.len[n - 1][0], last);
+
+	if (more)
 		cursor_encode("outbox", last, next, sizeof(next));
-		json_object_object_add(doc, "nextCursor", json_object_new_string(next));
-	} else {
-		json_object_object_add(doc, "nextCursor", NULL);
-	}
-	print_json(doc);
-	json_object_put(doc);
+	print_list_page(items, more ? next : NULL);
 	arena_free(a);
 	return EXIT_OK;
 }

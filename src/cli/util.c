@@ -11,6 +11,16 @@ void print_json(struct json_object *doc)
 	                   JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
+void print_list_page(struct json_object *items, const char *next)
+{
+	struct json_object *doc = json_object_new_object();
+
+	json_object_object_add(doc, "items", items);
+	json_object_object_add(doc, "nextCursor", next ? json_object_new_string(next) : NULL);
+	print_json(doc);
+	json_object_put(doc);
+}
+
 /* Tolerates an absent or null member, and o itself NULL. */
 const char *doc_str(struct json_object *o, const char *k)
 {
