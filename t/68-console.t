@@ -100,7 +100,7 @@ is $doc->{status}, 200, 'GET /legal/terms 200';
 is j($doc)->{version}, $version, 'GET /legal/terms answers the version published in the console';
 ok scalar(grep { (audit_payload($_)->{version} // '') eq $version } audit_rows('legal.updated')),
     'the audit log holds its legal.updated';
-my %accepted = map { (audit_payload($_)->{version} // '') eq $version ? ($_->{actor_id} // $_->{actorId} // '' => 1) : () }
+my %accepted = map { (audit_payload($_)->{version} // '') eq $version ? ($_->{actor_hex} // '' => 1) : () }
     audit_rows('legal.accepted');
 is scalar(keys %accepted), 4, 'four legal.accepted of that version (through the gate)'
     or diag explain [audit_rows('legal.accepted')];
@@ -125,7 +125,7 @@ ok !$new->{disabled}, 'enabled again after Disable and Enable' if $new;
 for my $act (qw(user.disabled user.enabled)) {
 	my @a = $new ? audit_rows($act, target_id => $new->{id}) : ();
 	is scalar(@a), 1, "one $act for it, by the security_admin" or diag explain \@a;
-	is uc(unpack('H*', $a[0]{actor_id} // '')), uuid_hex($security->{id}), "$act actor is the security_admin" if @a;
+	is $a[0]{actor_hex} // '', uuid_hex($security->{id}), "$act actor is the security_admin" if @a;
 }
 ok -s "$screens/email-1280x800.png" && -s "$screens/email-390x844.png", 'Email screenshots written at both sizes';
 ok -s "$screens/legal-1280x800.png" && -s "$screens/legal-390x844.png", 'screenshots written at both sizes';

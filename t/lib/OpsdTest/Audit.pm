@@ -19,7 +19,10 @@ BEGIN { @EXPORT = qw(audit_rows audit_text audit_count audit_payloads audit_payl
 use OpsdTest qw(var_dir run_cmd mysql db_rows db_count json_decode http j admin_session);
 
 # audit_events rows of one action (all columns the table has, by name; NULL
-# as undef); target_id => ID keeps those about one target.
+# as undef); target_id => ID keeps those about one target. The binary uuid
+# columns also come as uppercase hex in actor_hex and org_hex: the client's
+# batch output escapes bytes such as tab, newline, NUL and backslash, so the
+# raw column cannot be compared byte for byte.
 sub audit_rows($action, %o) {
 	my $sock = var_dir() . '/run/mysqld.sock';
 	my $where = 'action = ' . OpsdTest::_sql_str($action);
@@ -29,7 +32,7 @@ sub audit_rows($action, %o) {
 		    ? " OR HEX(target_id) = '" . uc($t =~ s/-//gr) . "'" : '') . ')';
 	}
 	my $r = run_cmd(cmd => ['mariadb', '--no-defaults', "--socket=$sock", '-uroot', '-B', 'opsd', '-e',
-	    "SELECT * FROM audit_events WHERE $where ORDER BY 1"], timeout => 60, tag => 'mysql-audit');
+	    "SELECT *, HEX(actor_id) AS actor_hex, HEX(org_id) AS org_hex FROM audit_events WHERE $where ORDER BY 1"], timeout => 60, tag => 'mysql-audit');
 	if ($r->{rc} != 0) {
 		Test::More::diag("audit_rows($action) failed: $r->{err}");
 		return ();
