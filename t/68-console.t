@@ -27,25 +27,16 @@
 # disables and enables it with a reason; checked through GET /users and
 # the audit log (user.disabled, user.enabled by the security_admin).
 #
-# Needs node, chromium and t/browser's packages: script/test runs `npm ci`
-# there; run by hand, this file runs it when node_modules is missing.
+# Needs node, chromium and t/browser's packages (OpsdTest::Browser).
 use v5.36;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use File::Temp qw(tempdir);
 use OpsdTest;
 use OpsdTest::Audit;
 use OpsdTest::Email;
 
-my $TOOLS = repo_root() . '/t/browser';
-plan skip_all => 'no /usr/bin/chromium (script/test installs it)' unless -x '/usr/bin/chromium';
-
-unless (-d "$TOOLS/node_modules/playwright-core" && -d "$TOOLS/node_modules/axe-core") {
-	my $r = run_cmd(cmd => ['npm', 'ci', '--no-audit', '--no-fund', '--prefix', $TOOLS],
-	    env => { %ENV, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD => 1 }, timeout => 600);
-	BAIL_OUT("npm ci in t/browser: rc $r->{rc}\n$r->{err}") if $r->{rc};
-}
+browser_ready();
 
 start_stack(env => { LEGAL_ENFORCE => 1,
 	SMTP_SERVER => 'localhost', SMTP_PORT => 9, SMTP_SECURE => 'none', SMTP_FROM => 'opsd@example.test',
@@ -70,29 +61,15 @@ is $failing->{status}, 202, 'POST /email/test for the message that will fail: 20
 my $failing_id = j($failing)->{id};
 is wait_outbox_row($failing_id, 20, sub ($r) { $r->{status} eq 'failed' })->{status}, 'failed',
     'it ends failed (no SMTP peer)' or outbox_diag($failing_id);
-my $screens = $ENV{OPSD_TEST_ARCHIVE} ? "$ENV{OPSD_TEST_ARCHIVE}/console-screens"
-    : tempdir('opsd-console-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-
 # credentials through the environment only, never on a command line
-my $r = run_cmd(cmd => ['node', "$TOOLS/console.mjs"], timeout => 120, tag => 'console', env => {
-	%ENV,
-	CONSOLE_URL => base_url(),
+my $screens = browser_run('console.mjs',
 	CONSOLE_ADMIN_EMAIL => $admin->{email}, CONSOLE_ADMIN_PASSWORD => $admin->{password},
 	CONSOLE_OFFICER_EMAIL => $officer->{email}, CONSOLE_OFFICER_PASSWORD => $officer->{password},
 	CONSOLE_MEMBER_EMAIL => $member->{email}, CONSOLE_MEMBER_PASSWORD => $member->{password},
 	CONSOLE_TERMS_VERSION => $version,
 	CONSOLE_SECURITY_EMAIL => $security->{email}, CONSOLE_SECURITY_PASSWORD => $security->{password},
 	CONSOLE_ORG_NAME => $org->{name}, CONSOLE_NEW_EMAIL => $new_email, CONSOLE_NEW_PASSWORD => $new_password,
-	CONSOLE_MAIL_ALLOWED => $MAIL{allowed}, CONSOLE_MAIL_OTHER => $MAIL{other}, CONSOLE_MAIL_FAILING => $MAIL{failing},
-	CONSOLE_SCREENS => $screens,
-});
-my $seen = 0;
-for my $line (split /\n/, $r->{out}) {
-	if ($line =~ /^(not )?ok - (.*)$/) { ok !$1, $2; $seen++ }
-	elsif ($line =~ /^# (.*)$/) { diag $1 }
-}
-ok $seen >= 20, "the browser script reported its checks ($seen)";
-is $r->{rc}, 0, 'console.mjs exits 0' or diag $r->{err};
+	CONSOLE_MAIL_ALLOWED => $MAIL{allowed}, CONSOLE_MAIL_OTHER => $MAIL{other}, CONSOLE_MAIL_FAILING => $MAIL{failing});
 
 # what the browser did, seen through the API
 my $doc = http(GET => '/legal/terms');

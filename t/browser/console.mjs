@@ -11,99 +11,10 @@
 //   CONSOLE_SECURITY_EMAIL/_PASSWORD a security_admin (security.users_disable)
 //   CONSOLE_ORG_NAME               an org's name; CONSOLE_NEW_EMAIL/_PASSWORD a user to create
 //   CONSOLE_SCREENS                where the screenshots go
-// Prints "ok - name" / "not ok - name" lines (and "# " diagnostics) that
-// the Perl test turns into its own tests.
-import { chromium } from 'playwright-core';
-import { readFileSync, mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
+// The shared parts (browser, checks, screenshots, sign-in) are in lib.mjs.
+import { env, BASE, check, context, page, expected, screen, signIn, acceptGate, signOut, run } from './lib.mjs';
 
-const env = process.env;
-const BASE = env.CONSOLE_URL;
-const SCREENS = env.CONSOLE_SCREENS;
-const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
-let failed = 0;
-function check(name, cond, diag) {
-	console.log(`${cond ? 'ok' : 'not ok'} - ${name}`);
-	if (!cond) {
-		failed++;
-		if (diag) console.log(String(diag).split('\n').map((l) => `# ${l}`).join('\n'));
-	}
-	return cond;
-}
-
-mkdirSync(SCREENS, { recursive: true });
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
-const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
-const page = await context.newPage();
-page.setDefaultTimeout(10000);
-
-// What the page reports: console errors and CSP violations. A refusal the
-// test provokes on purpose (the first GET /auth/me before sign-in, a
-// duplicate version) is listed in `expected` before it happens.
-const problems = [];
-const expected = [];
-page.on('console', (m) => {
-	if (m.type() !== 'error') return;
-	const url = (m.location() && m.location().url) || '';
-	const i = expected.findIndex((e) => url.includes(e.path) && m.text().includes(`status of ${e.status}`));
-	if (i >= 0) return void expected.splice(i, 1);
-	problems.push(`console error: ${m.text()} (${url})`);
-});
-page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-await page.exposeFunction('__opsdCsp', (v) => problems.push(`CSP violation: ${v}`));
-await page.addInitScript(() => {
-	document.addEventListener('securitypolicyviolation', (e) =>
-		window.__opsdCsp(`${e.violatedDirective} blocked ${e.blockedURI}`));
-});
-
-// At every screen: no console error or CSP violation so far, no serious or
-// critical axe violation, and a screenshot at each size.
-async function screen(name) {
-	await page.waitForTimeout(100);
-	check(`${name}: no console error or CSP violation`, problems.length === 0, problems.join('\n'));
-	problems.length = 0;
-	await page.evaluate(axeSource);
-	const r = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
-	const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-	check(`${name}: axe finds no serious or critical violation`, bad.length === 0,
-		bad.map((v) => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`).join('\n'));
-	for (const [w, hgt] of [[1280, 800], [390, 844]]) {
-		await page.setViewportSize({ width: w, height: hgt });
-		await page.screenshot({ path: `${SCREENS}/${name}-${w}x${hgt}.png`, fullPage: true });
-	}
-	await page.setViewportSize({ width: 1280, height: 800 });
-}
-
-async function signIn(email, password, label) {
-	await page.locator('#sign-in').waitFor();
-	await page.getByLabel('Email').fill(email);
-	await page.getByLabel('Password').fill(password);
-	await page.getByLabel('Password').press('Enter'); // the keyboard submits
-	const out = page.getByRole('button', { name: 'Sign out' });
-	await out.waitFor().catch(() => {});
-	return check(`${label} signs in through the form`, await out.isVisible(), await page.locator('main').innerText());
-}
-
-// LEGAL_ENFORCE=1: after sign-in the pending terms are asked for; accept.
-async function acceptGate(label) {
-	const gate = page.locator('#gate');
-	await gate.locator('pre').waitFor().catch(() => {});
-	const text = await gate.innerText().catch(() => '');
-	check(`${label} is shown the pending terms with their text`, text.includes(`terms, version ${env.CONSOLE_TERMS_VERSION}`)
-		&& text.includes('Terms of the console test.'), text);
-	await screen(`gate-${label}`);
-	await page.keyboard.press('Enter'); // the focused Accept button
-	await gate.waitFor({ state: 'hidden' }).catch(() => {});
-	check(`${label} accepts with the keyboard and the gate closes`, await gate.isHidden());
-}
-
-async function signOut() {
-	await page.getByRole('button', { name: 'Sign out' }).click();
-	await page.locator('#sign-in').waitFor();
-}
-
-try {
+await run(async () => {
 	// ---- platform_admin: sign in from a deep link, back to that screen
 	expected.push({ path: '/auth/me', status: 401 });
 	await page.goto(`${BASE}/console/#/legal`);
@@ -320,10 +231,4 @@ try {
 	await urow.getByRole('button', { name: 'Enable' }).click();
 	await urow.getByRole('button', { name: 'Disable' }).waitFor().catch(() => {});
 	check('Enable marks the user active again', /active/.test(await urow.innerText()), await urow.innerText());
-} catch (err) {
-	check('the browser run completes', false, `${err.stack}\n${await page.locator('body').innerText().catch(() => '')}`);
-} finally {
-	check('every refusal the test provoked was seen', expected.length === 0, JSON.stringify(expected));
-	await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});

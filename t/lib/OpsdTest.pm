@@ -1535,7 +1535,7 @@ sub _record_exchange($method, $path, $headers, $content, $res) {
 # The helpers of each area live in t/lib/OpsdTest/<Area>.pm; OpsdTest exports
 # everything they export, so `use OpsdTest;` is all a test needs.
 
-for my $area (qw(Email Legal Records Audit Migration Prom)) {
+for my $area (qw(Email Legal Records Audit Migration Prom Browser)) {
 	my $pkg = "OpsdTest::$area";
 	no strict 'refs';
 	# an area module sets its @EXPORT in a BEGIN block before it loads

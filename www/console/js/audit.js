@@ -4,7 +4,7 @@
 // filters stay in the form, never in the page's URL.
 
 import { withQuery } from './api.js';
-import { h, field, formValues, formStatus, showError, showOk, clearErrors, table } from './ui.js';
+import { h, field, formValues, formStatus, showError, showOk, clearErrors, table, time } from './ui.js';
 
 const FILTERS = [
 	{ name: 'action', label: 'Action', hint: 'exact, or a prefix ending in * (legal.*)' },
@@ -20,7 +20,7 @@ const FILTERS = [
 ];
 
 const COLUMNS = [
-	{ head: 'Time', cell: (e) => e.occurredAt },
+	{ head: 'Time', cell: (e) => time(e.occurredAt) },
 	{ head: 'Action', cell: (e) => e.action },
 	{ head: 'Actor', cell: (e) => e.actorId || e.actorLabel || '' },
 	{ head: 'Org', cell: (e) => e.orgId || '' },

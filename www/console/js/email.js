@@ -5,7 +5,7 @@
 // a failed message (POST /email/outbox/:id/retry); with email.send_test a
 // test message (POST /email/test) whose answer says queued or suppressed.
 
-import { h, field, formValues, formStatus, showError, showOk, clearErrors, table } from './ui.js';
+import { h, field, formValues, formStatus, showError, showOk, clearErrors, table, time } from './ui.js';
 
 const STATUSES = ['all', 'queued', 'sending', 'sent', 'failed', 'suppressed'];
 
@@ -83,7 +83,7 @@ function outboxPanel(ctx) {
 		}
 	};
 	const columns = [
-		{ head: 'Created', cell: (m) => m.createdAt || '' },
+		{ head: 'Created', cell: (m) => time(m.createdAt) },
 		{ head: 'To', cell: (m) => m.to || '' },
 		{ head: 'Kind', cell: (m) => m.kind || '' },
 		{ head: 'Subject', cell: (m) => m.subject || '' },

@@ -3,9 +3,9 @@
 // form (POST /legal); with legal.report the acceptance report
 // (GET /legal/acceptance/report?type=).
 
-import { h, field, formValues, formStatus, showError, showOk, clearErrors, table } from './ui.js';
+import { h, field, formValues, formStatus, showError, showOk, clearErrors, table, time } from './ui.js';
 
-const when = (v) => (v ? `${v.version} (effective ${v.effectiveAt})` : '—');
+const when = (v) => (v ? h('span', null, `${v.version} (effective `, time(v.effectiveAt), ')') : '—');
 
 export async function render(box, ctx) {
 	const list = h('section', { 'aria-labelledby': 'legal-docs' });
@@ -23,7 +23,7 @@ async function showDocuments(section, ctx) {
 			? table('Legal documents: current and scheduled versions', [
 				{ head: 'Type', cell: (d) => d.type },
 				{ head: 'Current version', cell: (d) => when(d.current) },
-				{ head: 'Scheduled', cell: (d) => (d.scheduled || []).map(when).join('; ') || '—' },
+				{ head: 'Scheduled', cell: (d) => (d.scheduled || []).length ? d.scheduled.map(when) : '—' },
 			], items)
 			: h('p', null, 'No document has been published yet.'));
 	return items.map((d) => d.type);

@@ -102,3 +102,76 @@ export function table(caption, columns, rows) {
 			h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col' }, c.head)))),
 			h('tbody', null, rows.map((r) => h('tr', null, columns.map((c) => h('td', null, c.cell(r))))))));
 }
+
+// A list the API pages with nextCursor, in a section titled o.title:
+// { id, path, title, more, query, empty }. The list lives in #list-<id>;
+// reload() shows its first page again (with o.query, which a caller may
+// change before), and the button named o.more appends the next page.
+export function pagedList(ctx, o, columns) {
+	const results = h('div', { id: `list-${o.id}`, 'aria-live': 'polite' });
+	const status = h('p', { class: 'form-status', role: 'status' });
+	const page = async (cursor) => {
+		const r = await ctx.call('GET', o.path, { query: { ...(o.query || {}), cursor, limit: o.limit || 50 } });
+		const items = r.items || [];
+		if (!cursor) results.replaceChildren();
+		results.querySelector('.more')?.remove();
+		if (!cursor && !items.length) results.append(h('p', null, o.empty || 'None.'));
+		if (items.length) results.append(table(o.title, columns, items));
+		if (r.nextCursor) {
+			results.append(h('button', { type: 'button', class: 'more',
+				onclick: () => page(r.nextCursor).catch((e) => (status.textContent = e.describe ? e.describe() : String(e))) }, o.more || 'Next'));
+		}
+		return r;
+	};
+	const section = h('section', { 'aria-labelledby': `${o.id}-h` }, h('h2', { id: `${o.id}-h` }, o.title), results, status);
+	return { section, results, reload: () => page(null) };
+}
+
+// A time as the operator reads it: in the browser's zone, with the UTC
+// value the API gave on hover (title) and in datetime=. Empty for none.
+const LOCAL = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+export function time(iso) {
+	if (!iso) return '';
+	const d = new Date(iso);
+	if (Number.isNaN(d.getTime())) return String(iso);
+	return h('time', { datetime: iso, title: `${iso} (UTC)` }, LOCAL.format(d));
+}
+
+// Confirms a destructive action by typing its reason: a modal dialog that
+// says what will happen (o.title, o.text), a required Reason and the
+// o.action button. Resolves to the reason typed, or null when cancelled
+// (Cancel or Escape). The reason goes into the request, so the audit log
+// records why.
+export function confirmReason(o) {
+	return new Promise((resolve) => {
+		const reason = field({ label: 'Reason', name: 'reason', type: 'textarea', rows: 3, required: true,
+			hint: o.hint || 'Required: it is recorded in the audit log.' });
+		const form = h('form', { method: 'dialog', novalidate: true },
+			h('h2', { id: 'confirm-h' }, o.title),
+			o.text ? h('p', null, o.text) : null,
+			reason,
+			h('div', { class: 'actions' },
+				h('button', { type: 'submit', class: 'danger' }, o.action || 'Confirm'),
+				h('button', { type: 'button', class: 'secondary', onclick: () => dlg.close('') }, 'Cancel')));
+		const dlg = h('dialog', { class: 'confirm', 'aria-labelledby': 'confirm-h' }, form);
+		const input = reason.querySelector('textarea');
+		form.addEventListener('submit', (ev) => {
+			const v = input.value.trim();
+			if (!v) {
+				ev.preventDefault();
+				reason.querySelector('.field-error').textContent = 'Type the reason to confirm.';
+				input.setAttribute('aria-invalid', 'true');
+				input.focus();
+				return;
+			}
+			dlg.returnValue = v;
+		});
+		dlg.addEventListener('close', () => {
+			dlg.remove();
+			resolve(dlg.returnValue || null);
+		});
+		document.body.append(dlg);
+		dlg.showModal();
+		input.focus();
+	});
+}

@@ -5,10 +5,10 @@
 // (POST /security/users/:id/disable|enable) with the reason from the
 // containment form.
 
-import { h, field, formValues, formStatus, showError, showOk, clearErrors, table } from './ui.js';
+import { h, field, formValues, formStatus, showError, showOk, clearErrors, pagedList } from './ui.js';
 
 export async function render(box, ctx) {
-	const orgs = ctx.can('orgs.read') ? pagedList(ctx, 'orgs', '/orgs', 'Orgs', 'Next orgs', [
+	const orgs = ctx.can('orgs.read') ? pagedList(ctx, { id: 'orgs', path: '/orgs', title: 'Orgs', more: 'Next orgs' }, [
 		{ head: 'Name', cell: (o) => o.name },
 		{ head: 'Slug', cell: (o) => o.slug },
 		{ head: 'Database', cell: (o) => o.dbMode },
@@ -16,7 +16,7 @@ export async function render(box, ctx) {
 		{ head: 'Id', cell: (o) => h('code', null, o.id) },
 	]) : null;
 	const contain = ctx.can('security.users_disable') ? containForm() : null;
-	const users = ctx.can('users.read') ? pagedList(ctx, 'users', '/users', 'Users', 'Next users', [
+	const users = ctx.can('users.read') ? pagedList(ctx, { id: 'users', path: '/users', title: 'Users', more: 'Next users' }, [
 		{ head: 'Email', cell: (u) => u.email },
 		{ head: 'Name', cell: (u) => u.name },
 		{ head: 'Roles', cell: (u) => (u.roles || []).join(', ') },
@@ -28,25 +28,6 @@ export async function render(box, ctx) {
 	if (contain) box.append(contain.section);
 	for (const l of [users, orgs]) if (l) box.append(l.section);
 	for (const l of [users, orgs]) if (l) await l.reload();
-}
-
-function pagedList(ctx, id, path, title, more, columns) {
-	const results = h('div', { id: `list-${id}`, 'aria-live': 'polite' });
-	const status = h('p', { class: 'form-status', role: 'status' });
-	const page = async (cursor) => {
-		const r = await ctx.call('GET', path, { query: { cursor, limit: 50 } });
-		const items = r.items || [];
-		if (!cursor) results.replaceChildren();
-		results.querySelector('.more')?.remove();
-		if (!cursor && !items.length) results.append(h('p', null, 'None.'));
-		if (items.length) results.append(table(title, columns, items));
-		if (r.nextCursor) {
-			results.append(h('button', { type: 'button', class: 'more',
-				onclick: () => page(r.nextCursor).catch((e) => (status.textContent = e.describe ? e.describe() : String(e))) }, more));
-		}
-	};
-	const section = h('section', { 'aria-labelledby': `${id}-h` }, h('h2', { id: `${id}-h` }, title), results, status);
-	return { section, reload: () => page(null) };
 }
 
 function containForm() {
