@@ -68,10 +68,11 @@ export async function screen(name) {
 }
 
 export async function signIn(email, password, label) {
-	await page.locator('#sign-in').waitFor();
-	await page.getByLabel('Email').fill(email);
-	await page.getByLabel('Password').fill(password);
-	await page.getByLabel('Password').press('Enter'); // the keyboard submits
+	const form = page.locator('#sign-in');
+	await form.waitFor();
+	await form.getByLabel('Email').fill(email);
+	await form.getByLabel('Password').fill(password);
+	await form.getByLabel('Password').press('Enter'); // the keyboard submits
 	const out = page.getByRole('button', { name: 'Sign out' });
 	await out.waitFor().catch(() => {});
 	return check(`${label} signs in through the form`, await out.isVisible(), await page.locator('main').innerText());
