@@ -43,6 +43,11 @@ page.on('console', (m) => {
 	problems.push(`console error: ${m.text()} (${url})`);
 });
 page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+// every address the page's history held (hash changes included)
+const visited = [];
+page.on('framenavigated', (f) => {
+	if (f === page.mainFrame()) visited.push(f.url());
+});
 await page.exposeFunction('__opsdCsp', (v) => problems.push(`CSP violation: ${v}`));
 await page.addInitScript(() => {
 	document.addEventListener('securitypolicyviolation', (e) =>
@@ -181,6 +186,10 @@ export async function run(body) {
 		check('the browser run completes', false, `${err.stack}\n${await page.locator('body').innerText().catch(() => '')}`);
 	} finally {
 		check('every refusal the test provoked was seen', expected.length === 0, JSON.stringify(expected));
+		// no PII in the page's URL or history: no address, no query string
+		// (screens keep their filters in forms), the hash names a screen only
+		const bad = visited.filter((u) => /@|%40/.test(u) || new URL(u).search !== '' || !/^(#\/[a-z-]*)?$/.test(new URL(u).hash));
+		check(`the page's addresses hold no PII (${visited.length} visited)`, visited.length > 0 && bad.length === 0, bad.join('\n'));
 		await browser.close();
 	}
 	process.exit(failed ? 1 : 0);
