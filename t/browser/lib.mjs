@@ -71,7 +71,9 @@ async function tabWalk() {
 	return page.evaluate(async () => {
 		const sel = 'a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
 		const shown = (el) => !el.closest('[hidden]') && el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
-		const all = [...document.querySelectorAll(sel)].filter(shown);
+		// a modal dialog makes the rest of the page inert: Tab stays in it
+		const scope = document.querySelector('dialog[open]') || document;
+		const all = [...scope.querySelectorAll(sel)].filter(shown);
 		const name = (el) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}${el.name ? '[name=' + el.name + ']' : ''} "${(el.getAttribute('aria-label') || el.textContent || '').trim().slice(0, 30)}"`;
 		return { all: all.length, names: all.map(name) };
 	});
@@ -86,7 +88,8 @@ export async function keyboardCheck(label) {
 	await page.evaluate(() => {
 		window.__opsdWasFocused = document.activeElement;
 		const sel = 'a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
-		const first = [...document.querySelectorAll(sel)].find((el) => !el.closest('[hidden]') && el.getClientRects().length > 0);
+		const scope = document.querySelector('dialog[open]') || document;
+		const first = [...scope.querySelectorAll(sel)].find((el) => !el.closest('[hidden]') && el.getClientRects().length > 0);
 		first.focus();
 	});
 	await page.keyboard.press('Tab');
