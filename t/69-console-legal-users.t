@@ -94,6 +94,9 @@ is $ev[0]{actor_hex}, uuid_hex($admin->{id}), 'by the platform_admin' if @ev;
 is audit_payload($ev[0])->{roles}, 'org_admin', 'with the new roles' if @ev;
 ok audit_payload($ev[0])->{credentialsRevoked}, 'and its sessions and tokens revoked' if @ev;
 is login($target->{email}, $target->{password})->{status}, 200, 'the user signs in again';
+is_deeply j(http(GET => "/users/$member->{id}", session => $as_admin))->{roles}, ['member'], 'Cancel left the member a member';
+my @mev = audit_rows('user.updated', target_id => $member->{id});
+is scalar(@mev), 0, 'no user.updated for it' or diag explain \@mev;
 is scalar(grep { ($_->{email} // '') eq 'nobody-created@example.test' } items(http(GET => '/users?limit=500', session => $as_admin))), 0,
     'the user with an unknown role was not created';
 my ($norg) = grep { ($_->{slug} // '') eq $new_slug } items(http(GET => '/orgs?limit=500', session => $as_admin));

@@ -191,7 +191,17 @@ await run(async () => {
 	await trow.locator('.user-roles', { hasText: /^org_admin$/ }).waitFor().catch(() => {});
 	check('the users list shows the new roles', (await trow.locator('.user-roles').innerText()) === 'org_admin', await trow.innerText());
 	check('the editor is closed again', await editor.locator('fieldset').evaluate((el) => el.disabled));
+	check('the keyboard stays on the outcome', await editor.locator('.form-status').evaluate((el) => el === document.activeElement));
 	await screen('users-roles');
+	// Cancel (with the keyboard) leaves the roles and goes back to the button that opened the editor
+	const mbtn = page.locator('#list-users tr', { hasText: env.CONSOLE_MEMBER_EMAIL }).getByRole('button', { name: /^Change roles/ });
+	await mbtn.focus();
+	await page.keyboard.press('Enter');
+	await editor.getByLabel('org_admin', { exact: true }).check();
+	await editor.getByRole('button', { name: 'Cancel' }).focus();
+	await page.keyboard.press('Enter');
+	check('Cancel closes the editor and returns to its button', await editor.locator('fieldset').evaluate((el) => el.disabled)
+		&& await mbtn.evaluate((el) => el === document.activeElement));
 
 	// an invalid role in the create form: next to Roles
 	const uf = page.locator('#user-create');

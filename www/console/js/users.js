@@ -22,7 +22,7 @@ export async function render(box, ctx) {
 	const contain = ctx.can('security.users_disable') ? containForm() : null;
 	const roleCell = (u) => h('span', { class: 'user-roles' }, (u.roles || []).join(', '));
 	const editCol = editor ? [{ head: 'Roles change', cell: (u) => h('button', { type: 'button', class: 'secondary',
-		'aria-label': `Change roles of ${u.email}`, onclick: () => editor.edit(u) }, 'Change roles') }] : [];
+		'aria-label': `Change roles of ${u.email}`, onclick: (ev) => editor.edit(u, ev.currentTarget) }, 'Change roles') }] : [];
 	const users = ctx.can('users.read') ? pagedList(ctx, { id: 'users', path: '/users', title: 'Users', more: 'Next users' }, [
 		{ head: 'Email', cell: (u) => u.email },
 		{ head: 'Name', cell: (u) => u.name },
@@ -170,9 +170,15 @@ function rolesEditor(ctx, reload) {
 			+ 'org_admin and member belong to an org; the others are platform staff.'),
 		h('span', { id: errId, class: 'field-error', role: 'alert' }));
 	const save = h('button', { type: 'submit', disabled: true }, 'Save roles');
-	const cancel = h('button', { type: 'button', class: 'secondary', disabled: true, onclick: () => close() }, 'Cancel');
-	const form = h('form', { id: 'user-roles', novalidate: true }, intro, set, h('div', { class: 'actions' }, save, cancel), formStatus());
-	let user = null;
+	const cancel = h('button', { type: 'button', class: 'secondary', disabled: true, onclick: () => {
+		const back = opener;
+		close();
+		if (back && back.isConnected) back.focus(); // back where the keyboard was
+	} }, 'Cancel');
+	const status = formStatus();
+	status.setAttribute('tabindex', '-1');
+	const form = h('form', { id: 'user-roles', novalidate: true }, intro, set, h('div', { class: 'actions' }, save, cancel), status);
+	let user = null, opener = null;
 	const draw = () => {
 		boxes.replaceChildren(...roleTable.map((r) => {
 			const id = `user-role-${r.role}`;
@@ -183,13 +189,15 @@ function rolesEditor(ctx, reload) {
 	};
 	const close = () => {
 		user = null;
+		opener = null;
 		legend.textContent = 'Roles';
 		intro.textContent = 'Choose "Change roles" on a user in a list below.';
 		for (const el of [set, save, cancel]) el.disabled = true;
 		draw();
 	};
-	const edit = (u) => {
+	const edit = (u, from) => {
 		user = u;
+		opener = from || null;
 		clearErrors(form);
 		legend.textContent = `Roles of ${u.email}`;
 		intro.textContent = `Changing the roles of ${u.name || u.email}${u.orgId ? ' (an org\'s user)' : ''}.`;
@@ -208,6 +216,7 @@ function rolesEditor(ctx, reload) {
 			const email = r.email || user.email;
 			close();
 			showOk(form, `Roles of ${email}: ${(r.roles || []).join(', ')}. Their sessions and API tokens have ended.`);
+			status.focus(); // the controls just closed: the keyboard stays on the outcome
 			await reload();
 		} catch (err) {
 			showError(form, err);
