@@ -69,7 +69,7 @@ await page.addInitScript(() => {
 // (up to 120 of them), and each shows a focus ring when it has the focus.
 async function tabWalk() {
 	return page.evaluate(async () => {
-		const sel = 'a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+		const sel = 'a[href], button:not(:disabled), input:not(:disabled):not([type=hidden]), select:not(:disabled), textarea:not(:disabled), [tabindex]:not([tabindex="-1"])';
 		const shown = (el) => !el.closest('[hidden]') && el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
 		// a modal dialog makes the rest of the page inert: Tab stays in it
 		const scope = document.querySelector('dialog[open]') || document;
@@ -87,7 +87,7 @@ export async function keyboardCheck(label) {
 	// back where it was afterwards
 	await page.evaluate(() => {
 		window.__opsdWasFocused = document.activeElement;
-		const sel = 'a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+		const sel = 'a[href], button:not(:disabled), input:not(:disabled):not([type=hidden]), select:not(:disabled), textarea:not(:disabled), [tabindex]:not([tabindex="-1"])';
 		const scope = document.querySelector('dialog[open]') || document;
 		const first = [...scope.querySelectorAll(sel)].find((el) => !el.closest('[hidden]') && el.getClientRects().length > 0);
 		first.focus();
@@ -96,7 +96,8 @@ export async function keyboardCheck(label) {
 	await page.keyboard.press('Shift+Tab');
 	const seen = new Set();
 	const noRing = [];
-	for (let i = 0; i < Math.min(all, 120) + 2; i++) {
+	let first = null;
+	for (let i = 0; i < Math.min(all, 120) + 40; i++) {
 		const f = await page.evaluate(() => {
 			const el = document.activeElement;
 			if (!el || el === document.body) return null;
@@ -105,7 +106,8 @@ export async function keyboardCheck(label) {
 			const n = `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}${el.name ? '[name=' + el.name + ']' : ''} "${(el.getAttribute('aria-label') || el.textContent || '').trim().slice(0, 30)}"`;
 			return { n, ring };
 		});
-		if (!f) break;
+		if (!f || f.n === first) break; // round the page and back
+		first ??= f.n;
 		if (!seen.has(f.n)) {
 			seen.add(f.n);
 			if (!f.ring) noRing.push(f.n);
