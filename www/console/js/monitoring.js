@@ -573,11 +573,22 @@ function poolSection() {
 	];
 	const dd = Object.fromEntries(ITEMS.map(([k]) => [k, h('dd', { id: `pool-${k}` }, '—')]));
 	const nProcs = h('span', null, '');
+	// the workers' table, kept while the page lives (its rows change) and in
+	// the page only while "Each worker" is open: closed, nothing of it can
+	// take the focus
+	const rows = h('tbody');
+	const wrap = h('div', { class: 'table-wrap', tabindex: 0, role: 'region', 'aria-label': 'Workers' },
+		h('table', null,
+			h('caption', null, 'Workers (request paths without their query)'),
+			h('thead', null, h('tr', null, ['Pid', 'State', 'Requests', 'Generation', 'Started', 'Request'].map((x) => h('th', { scope: 'col' }, x)))),
+			rows));
 	const list = h('div', { id: 'pool-processes' });
+	const details = h('details', { class: 'mon-workers' }, h('summary', null, 'Each worker', nProcs), list);
+	details.addEventListener('toggle', () => (details.open ? list.replaceChildren(wrap) : list.replaceChildren()));
 	const section = h('section', { 'aria-labelledby': 'mon-pool-h' },
 		h('h2', { id: 'mon-pool-h' }, 'Worker pool'),
 		h('dl', { class: 'settings', id: 'mon-pool' }, ITEMS.flatMap(([k, label]) => [h('dt', null, label), dd[k]])),
-		h('details', { class: 'mon-workers' }, h('summary', null, 'Each worker', nProcs), list));
+		details);
 	const put = (k, v, value) => {
 		dd[k].replaceChildren(...[v].flat());
 		if (value !== undefined) dd[k].dataset.value = String(value);
@@ -602,13 +613,9 @@ function poolSection() {
 			const cur = (p) => (p.state === 'idle'
 				? (p.lastRequestUri ? `last: ${p.lastRequestMethod} ${pathOf(p.lastRequestUri)} → ${p.lastRequestStatus}, ${num(p.lastRequestDurationMs)} ms` : '')
 				: (p.requestUri ? `${p.requestMethod} ${pathOf(p.requestUri)}, ${p.requestDurationMs} ms so far` : ''));
-			list.replaceChildren(h('div', { class: 'table-wrap', tabindex: 0, role: 'region', 'aria-label': 'Workers' },
-				h('table', null,
-					h('caption', null, 'Workers (request paths without their query)'),
-					h('thead', null, h('tr', null, ['Pid', 'State', 'Requests', 'Generation', 'Started', 'Request'].map((x) => h('th', { scope: 'col' }, x)))),
-					h('tbody', null, procs.map((p) => h('tr', null,
-						h('td', null, String(p.pid)), h('td', null, p.state), h('td', null, String(p.requests)),
-						h('td', null, String(p.generation)), h('td', null, time(p.startTime)), h('td', null, cur(p))))))));
+			rows.replaceChildren(...procs.map((p) => h('tr', null,
+				h('td', null, String(p.pid)), h('td', null, p.state), h('td', null, String(p.requests)),
+				h('td', null, String(p.generation)), h('td', null, time(p.startTime)), h('td', null, cur(p)))));
 		},
 	};
 }
