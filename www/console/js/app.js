@@ -14,6 +14,7 @@ import * as audit from './audit.js';
 import * as email from './email.js';
 import * as users from './users.js';
 import * as compliance from './compliance.js';
+import * as monitoring from './monitoring.js';
 
 // The screens: the menu shows one only to a role holding its permission
 // (or, for a list, one of them).
@@ -23,6 +24,7 @@ const ROUTES = [
 	{ hash: '#/users', title: 'Users and orgs', perm: ['users.read', 'orgs.read'], screen: users },
 	{ hash: '#/email', title: 'Email', perm: ['email.outbox', 'email.send_test'], screen: email },
 	{ hash: '#/compliance', title: 'Compliance', perm: 'compliance.read', screen: compliance },
+	{ hash: '#/monitoring', title: 'Monitoring', perm: 'system.status', screen: monitoring },
 ];
 
 const session = { me: null };
