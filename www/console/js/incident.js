@@ -249,6 +249,8 @@ function blocklistPanel(ctx) {
 			onclick: () => remove(e) }, 'Remove…') },
 	]);
 	list.section.append(listStatus);
+	const listHeading = list.section.querySelector('h2');
+	listHeading.setAttribute('tabindex', '-1');
 	const reload = async () => {
 		try {
 			await list.reload();
@@ -266,6 +268,7 @@ function blocklistPanel(ctx) {
 			await ctx.call('DELETE', `/security/blocklist/${encodeURIComponent(e.id)}`, { body: { reason } });
 			await list.reload();
 			showOk(listStatus, `Lifted the block on ${e.cidr}.`);
+			listHeading.focus(); // the row pressed is gone
 		} catch (err) {
 			showError(listStatus, err);
 		}
@@ -385,6 +388,7 @@ function targetPanel(ctx) {
 			const r = await o.run(reason);
 			await refresh();
 			showOk(status, o.done(r));
+			sec.querySelector('h2').focus(); // the button pressed was redrawn
 		} catch (err) {
 			showError(status, err);
 		}
