@@ -94,6 +94,10 @@ ok $admin->{cookie}, 'the superadmin of script/server logs in' or diag $admin->{
 	    or diag $m->{body};
 	is $mj->{authMethod}, 'session', 'authMethod session';
 	is $mj->{csrfToken}, $admin->{csrf}, '/auth/me csrfToken equals the one of login';
+	is_deeply [map { "$_->{role}:" . ($_->{grantable} ? 'g' : '-') . ($_->{orgRole} ? 'o' : '-') } @{ $mj->{roleTable} // [] }],
+	    [qw(superadmin:g- platform_admin:g- compliance:g- compliance_officer:g- security_admin:g- org_admin:go member:go)],
+	    '/auth/me: roleTable, every role in order, all grantable by the superadmin, org roles marked'
+	    or diag $m->{body};
 	check_error(me(undef), 401, 'unauthenticated', '/auth/me without credentials');
 }
 

@@ -188,6 +188,25 @@ my $comp_s = login($comp->{email}, $comp->{password});
 	    'each item: version, effectiveAt, contentSha256, publishedAt, current (no content)' or diag $r->{body};
 	is $it[1]{contentSha256}, $DOC{v1}{contentSha256}, "v1's item has v1's hash";
 
+	# paged like every list: ?limit=, the next page after the cursor, bad cursors refused
+	my $p1 = http(GET => '/legal/privacy/versions?limit=1');
+	status_is $p1, 200, 'GET /legal/privacy/versions?limit=1 200';
+	is_deeply [map { $_->{version} } items($p1)], ['v2'], '  the first page: v2';
+	ok j($p1)->{nextCursor}, '  with a nextCursor' or diag $p1->{body};
+	my $p2 = http(GET => '/legal/privacy/versions?limit=1&cursor=' . (j($p1)->{nextCursor} // ''));
+	is_deeply [map { $_->{version} } items($p2)], ['v1'], '  the next page: v1' or diag $p2->{body};
+	ok exists j($p2)->{nextCursor} && !defined j($p2)->{nextCursor}, '  the last page: nextCursor null';
+	require MIME::Base64;
+	my %bad = (garbage => 'not-a-cursor!', 'a cursor of another list' => MIME::Base64::encode_base64url('users:' . uuid7_like()),
+	    'a cursor of this list with no time' => MIME::Base64::encode_base64url('legal_versions:' . uuid7_like()),
+	    'a cursor of this list with a bad id' => MIME::Base64::encode_base64url('legal_versions:2026-01-01T00:00:00.000Z|nope'));
+	for my $name (sort keys %bad) {
+		my $b = http(GET => "/legal/privacy/versions?cursor=$bad{$name}");
+		check_error($b, 400, 'validation_failed', "versions: $name refused");
+		fields_named($b, 'cursor');
+	}
+	check_error(http(GET => '/legal/privacy/versions?limit=0'), 400, 'validation_failed', 'versions: limit=0 refused');
+
 	my $one = http(GET => '/legal/privacy/versions/v1');
 	status_is $one, 200, 'GET /legal/privacy/versions/v1 200';
 	is j($one)->{version}, 'v1', 'version v1';

@@ -113,6 +113,27 @@ static struct json_object *perms_json(permset perms)
 	return a;
 }
 
+/* Every role of the role table, in its order, with whether the caller may
+ * grant it (the rule PATCH /users/:id applies) and whether it is an org
+ * role: what a role editor offers. */
+static struct json_object *role_table_json(permset granter)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (int i = 0; i < ROLE__MAX; i++) {
+		struct json_object *o = json_object_new_object();
+		roleset one = (roleset)1 << i;
+
+		json_object_object_add(o, "role", json_object_new_string(role_name((enum role)i)));
+		json_object_object_add(o, "grantable",
+		    json_object_new_boolean(roles_grantable(granter, one)));
+		json_object_object_add(o, "orgRole",
+		    json_object_new_boolean((ROLES_ORG & one) != 0));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
 void api_auth_me(struct req *r)
 {
 	enum user_err ue;
@@ -126,6 +147,7 @@ void api_auth_me(struct req *r)
 	o = json_object_new_object();
 	json_object_object_add(o, "user", user);
 	json_object_object_add(o, "permissions", perms_json(r->who->perms));
+	json_object_object_add(o, "roleTable", role_table_json(r->who->perms));
 	json_object_object_add(o, "authMethod",
 	    json_object_new_string(r->who->method == AUTH_SESSION ? "session" : "token"));
 	if (r->who->method == AUTH_SESSION) {

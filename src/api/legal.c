@@ -179,42 +179,75 @@ void api_legal_list(struct req *r)
 	reply_json(r, 200, o);
 }
 
+/* A page of GET /legal/:type/versions ends at a version: its cursor is
+ * "<effectiveAt>|<id>" (RFC 3339, uuid), the next page starts after it in
+ * the list's order (effective time, then id, both descending). */
+static bool versions_after(struct req *r, struct page *pg, char *when, struct opsd_uuid *id)
+{
+	char *bar = strchr(pg->after, '|');
+	int64_t ms;
+
+	if (bar)
+		*bar = '\0';
+	if (!bar || !parse_rfc3339(pg->after, &ms) || !uuid_parse(bar + 1, id)) {
+		reply_field_error(r, "cursor", "not a cursor of this list");
+		return false;
+	}
+	db_time_from_ms(ms, when);
+	return true;
+}
+
 void api_legal_versions(struct req *r)
 {
 	const struct legal_doc *docs, *cur;
 	struct db_rows rows;
-	struct db_param p[1];
-	struct json_object *items, *o;
+	struct page pg;
+	struct opsd_uuid after = {{0}};
+	char when[DB_TIME_LEN + 1] = "", last[96] = "";
+	struct json_object *items;
 	size_t n;
 
-	if (!current_or_reply(r, &docs, &n))
+	if (!page_or_reply(r, "legal_versions", &pg) ||
+	    (pg.has_after && !versions_after(r, &pg, when, &after)) ||
+	    !current_or_reply(r, &docs, &n))
 		return;
 	cur = legal_current_of(docs, n, req_param(r, "type"));
-	p[0] = DBP_STR(req_param(r, "type"));
-	if (db_query(r->db, r->arena,
-	        "SELECT id, type, version, '' AS content, content_sha256, effective_at, created_at"
-	        " FROM legal_documents WHERE type = ? ORDER BY effective_at DESC, id DESC LIMIT 500",
-	        p, 1, &rows) != 0) {
-		reply_db_error(r);
-		return;
+	{
+		struct db_param p[] = {DBP_STR(req_param(r, "type")), DBP_I64(pg.has_after),
+		    DBP_STR(when), DBP_STR(when), DBP_BLOB(after.b, 16), DBP_I64(pg.limit + 1)};
+
+		if (db_query(r->db, r->arena,
+		        "SELECT id, type, version, '' AS content, content_sha256, effective_at,"
+		        " created_at FROM legal_documents WHERE type = ? AND (? = 0 OR"
+		        " effective_at < ? OR (effective_at = ? AND id < ?))"
+		        " ORDER BY effective_at DESC, id DESC LIMIT ?",
+		        p, countof(p), &rows) != 0) {
+			reply_db_error(r);
+			return;
+		}
 	}
-	if (rows.nrows == 0) {
+	if (rows.nrows == 0 && !pg.has_after) {
 		reply_error(r, E_NOT_FOUND, "no document of this type", NULL);
 		return;
 	}
+	n = rows.nrows > (size_t)pg.limit ? (size_t)pg.limit : rows.nrows;
 	items = json_object_new_array();
-	for (size_t i = 0; i < rows.nrows; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct json_object *d = doc_row_json(&rows, i, false);
 
 		json_object_object_add(d, "current",
 		    json_object_new_boolean(
 		        cur && rows.len[i][0] == 16 && memcmp(rows.val[i][0], cur->id, 16) == 0));
 		json_object_array_add(items, d);
+		if (i == n - 1) {
+			char id[UUID_STR_LEN + 1];
+
+			dbv_uuid(rows.val[i][0], rows.len[i][0], id);
+			snprintf(last, sizeof(last), "%s|%s",
+			    json_object_get_string(json_object_object_get(d, "effectiveAt")), id);
+		}
 	}
-	o = json_object_new_object();
-	json_object_object_add(o, "items", items);
-	json_object_object_add(o, "nextCursor", NULL);
-	reply_json(r, 200, o);
+	reply_page(r, items, rows.nrows > n, "legal_versions", last);
 }
 
 /* One version of a type, or a 404 reply. */

@@ -70,7 +70,7 @@ const struct route routes[] = {
 	ROUTE("POST",   "/legal",                          api_legal_publish,      P_LEGAL_PUBLISH,           AUTH | JSON,                 "legal_publish", BODY(legal_publish_spec), RESP(201, "LegalPublished"), ERRORS("409")),
 	ROUTE("GET",    "/legal",                          api_legal_list,         P_NONE,                    SYS,                         "legal_list", RESP(200, "LegalTypePage")),
 	ROUTE("GET",    "/legal/:type",                    api_legal_get,          P_NONE,                    SYS,                         "legal_get", RESP(200, "LegalDocument"), ETAG),
-	ROUTE("GET",    "/legal/:type/versions",           api_legal_versions,     P_NONE,                    SYS,                         "legal_versions", RESP(200, "LegalVersionPage")),
+	ROUTE("GET",    "/legal/:type/versions",           api_legal_versions,     P_NONE,                    SYS,                         "legal_versions", QUERY(page_query), RESP(200, "LegalVersionPage")),
 	ROUTE("GET",    "/legal/:type/versions/:version",  api_legal_version,      P_NONE,                    SYS,                         "legal_version", RESP(200, "LegalDocument")),
 	ROUTE("GET",    "/legal/:type/diff",               api_legal_diff,         P_NONE,                    SYS,                         "legal_diff", QUERY(legal_diff_query), RESP(200, "LegalDiff")),
 	ROUTE("GET",    "/legal/acceptance/status",        api_legal_status,       P_NONE,                    AUTH,                        "legal_status", RESP(200, "LegalStatus")),

@@ -80,6 +80,11 @@ await run(async () => {
 	await page.locator('#audit-search').waitFor().catch(() => {});
 	check('after the 401 and sign-in the Audit screen is back', (await page.locator('#main h1').innerText()) === 'Audit'
 		&& new URL(page.url()).hash === '#/audit', page.url());
+	await page.locator('#audit-results table').waitFor().catch(() => {});
+	check('the search refused by the 401 went on after sign-in, its filter kept',
+		(await page.getByLabel('Action').inputValue()) === 'legal.*'
+		&& /legal\.updated/.test(await page.locator('#audit-results').innerText().catch(() => '')),
+		await page.locator('#main').innerText());
 	await page.getByLabel('Action').fill('legal.*');
 	await page.getByLabel('Action').press('Enter');
 	await page.locator('#audit-results table').waitFor().catch(() => {});

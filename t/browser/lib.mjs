@@ -43,11 +43,85 @@ page.on('console', (m) => {
 	problems.push(`console error: ${m.text()} (${url})`);
 });
 page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+// every address the page's history held (hash changes included)
+const visited = [];
+page.on('framenavigated', (f) => {
+	if (f === page.mainFrame()) visited.push(f.url());
+});
 await page.exposeFunction('__opsdCsp', (v) => problems.push(`CSP violation: ${v}`));
 await page.addInitScript(() => {
 	document.addEventListener('securitypolicyviolation', (e) =>
 		window.__opsdCsp(`${e.violatedDirective} blocked ${e.blockedURI}`));
+	// layout shifts not caused by the operator's own input, summed as the
+	// cumulative layout shift score (CLS) since the last screen() check
+	window.__opsdShift = { score: 0, nodes: [] };
+	new PerformanceObserver((list) => {
+		for (const e of list.getEntries()) {
+			if (e.hadRecentInput) continue;
+			window.__opsdShift.score += e.value;
+			for (const s of e.sources || [])
+				if (s.node && s.node.nodeType === 1) window.__opsdShift.nodes.push(s.node.id || s.node.tagName);
+		}
+	}).observe({ type: 'layout-shift', buffered: true });
 });
+
+// Keyboard only: Tab from the top of the page visits every visible control
+// (up to 120 of them), and each shows a focus ring when it has the focus.
+async function tabWalk() {
+	return page.evaluate(async () => {
+		const sel = 'a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+		const shown = (el) => !el.closest('[hidden]') && el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+		// a modal dialog makes the rest of the page inert: Tab stays in it
+		const scope = document.querySelector('dialog[open]') || document;
+		const all = [...scope.querySelectorAll(sel)].filter(shown);
+		const name = (el) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}${el.name ? '[name=' + el.name + ']' : ''} "${(el.getAttribute('aria-label') || el.textContent || '').trim().slice(0, 30)}"`;
+		return { all: all.length, names: all.map(name) };
+	});
+}
+
+export async function keyboardCheck(label) {
+	const { all, names } = await tabWalk();
+	if (!all) return;
+	// start at the first control as a keyboard user would reach it (Tab
+	// then Shift+Tab, so that it shows :focus-visible), and put the focus
+	// back where it was afterwards
+	await page.evaluate(() => {
+		window.__opsdWasFocused = document.activeElement;
+		const sel = 'a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+		const scope = document.querySelector('dialog[open]') || document;
+		const first = [...scope.querySelectorAll(sel)].find((el) => !el.closest('[hidden]') && el.getClientRects().length > 0);
+		first.focus();
+	});
+	await page.keyboard.press('Tab');
+	await page.keyboard.press('Shift+Tab');
+	const seen = new Set();
+	const noRing = [];
+	for (let i = 0; i < Math.min(all, 120) + 2; i++) {
+		const f = await page.evaluate(() => {
+			const el = document.activeElement;
+			if (!el || el === document.body) return null;
+			const cs = getComputedStyle(el);
+			const ring = (cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) > 0) || cs.boxShadow !== 'none';
+			const n = `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}${el.name ? '[name=' + el.name + ']' : ''} "${(el.getAttribute('aria-label') || el.textContent || '').trim().slice(0, 30)}"`;
+			return { n, ring };
+		});
+		if (!f) break;
+		if (!seen.has(f.n)) {
+			seen.add(f.n);
+			if (!f.ring) noRing.push(f.n);
+		}
+		await page.keyboard.press('Tab');
+	}
+	await page.evaluate(() => {
+		const el = window.__opsdWasFocused;
+		if (el && el !== document.body && el.isConnected) el.focus();
+		else document.activeElement && document.activeElement.blur();
+	});
+	const missed = all <= 120 ? names.filter((n) => !seen.has(n)) : [];
+	check(`${label}: Tab reaches every control (${seen.size} of ${all}) and each shows its focus`,
+		missed.length === 0 && noRing.length === 0,
+		[missed.length ? `not reached: ${missed.join(', ')}` : '', noRing.length ? `no focus ring: ${noRing.join(', ')}` : ''].join('\n'));
+}
 
 // At every screen: no console error or CSP violation so far, no serious or
 // critical axe violation, and a screenshot at each size.
@@ -55,11 +129,19 @@ export async function screen(name) {
 	await page.waitForTimeout(100);
 	check(`${name}: no console error or CSP violation`, problems.length === 0, problems.join('\n'));
 	problems.length = 0;
+	const shift = await page.evaluate(() => {
+		const s = window.__opsdShift;
+		window.__opsdShift = { score: 0, nodes: [] };
+		return s;
+	});
+	check(`${name}: no layout shift while data loads (CLS ${shift.score.toFixed(3)} ≤ 0.1)`, shift.score <= 0.1,
+		`shifted: ${[...new Set(shift.nodes)].join(', ')}`);
 	await page.evaluate(axeSource);
 	const r = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
 	const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
 	check(`${name}: axe finds no serious or critical violation`, bad.length === 0,
 		bad.map((v) => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`).join('\n'));
+	await keyboardCheck(name);
 	for (const [w, hgt] of [[1280, 800], [390, 844]]) {
 		await page.setViewportSize({ width: w, height: hgt });
 		await page.screenshot({ path: `${SCREENS}/${name}-${w}x${hgt}.png`, fullPage: true });
@@ -68,10 +150,11 @@ export async function screen(name) {
 }
 
 export async function signIn(email, password, label) {
-	await page.locator('#sign-in').waitFor();
-	await page.getByLabel('Email').fill(email);
-	await page.getByLabel('Password').fill(password);
-	await page.getByLabel('Password').press('Enter'); // the keyboard submits
+	const form = page.locator('#sign-in');
+	await form.waitFor();
+	await form.getByLabel('Email').fill(email);
+	await form.getByLabel('Password').fill(password);
+	await form.getByLabel('Password').press('Enter'); // the keyboard submits
 	const out = page.getByRole('button', { name: 'Sign out' });
 	await out.waitFor().catch(() => {});
 	return check(`${label} signs in through the form`, await out.isVisible(), await page.locator('main').innerText());
@@ -106,6 +189,10 @@ export async function run(body) {
 		check('the browser run completes', false, `${err.stack}\n${await page.locator('body').innerText().catch(() => '')}`);
 	} finally {
 		check('every refusal the test provoked was seen', expected.length === 0, JSON.stringify(expected));
+		// no PII in the page's URL or history: no address, no query string
+		// (screens keep their filters in forms), the hash names a screen only
+		const bad = visited.filter((u) => /@|%40/.test(u) || new URL(u).search !== '' || !/^(#\/[a-z-]*)?$/.test(new URL(u).hash));
+		check(`the page's addresses hold no PII (${visited.length} visited)`, visited.length > 0 && bad.length === 0, bad.join('\n'));
 		await browser.close();
 	}
 	process.exit(failed ? 1 : 0);

@@ -3,9 +3,9 @@
 // ids, emails or filters, so no PII reaches the URL, the history or a
 // Referer), the sign-in form and the legal-acceptance gate. Screens get a
 // ctx whose call() recovers from the refusals every screen can meet:
-// 401 → the sign-in form, then back to the same screen; 403
-// legal_acceptance_required → the pending documents with Accept, then the
-// same request again.
+// 401 → the sign-in form over the screen, then the same request again
+// (for another user, the screen afresh); 403 legal_acceptance_required →
+// the pending documents with Accept, then the same request again.
 
 import { api, ApiError, setCsrfToken } from './api.js';
 import { h, field, formValues, formStatus, showError, clearErrors } from './ui.js';
@@ -13,6 +13,7 @@ import * as legal from './legal.js';
 import * as audit from './audit.js';
 import * as email from './email.js';
 import * as users from './users.js';
+import * as compliance from './compliance.js';
 import * as incident from './incident.js';
 
 // The screens: the menu shows one only to a role holding its permission
@@ -22,6 +23,7 @@ const ROUTES = [
 	{ hash: '#/audit', title: 'Audit', perm: 'audit.read', screen: audit },
 	{ hash: '#/users', title: 'Users and orgs', perm: ['users.read', 'orgs.read'], screen: users },
 	{ hash: '#/email', title: 'Email', perm: ['email.outbox', 'email.send_test'], screen: email },
+	{ hash: '#/compliance', title: 'Compliance', perm: 'compliance.read', screen: compliance },
 	{ hash: '#/incident', title: 'Incident', perm: ['security.blocklist', 'security.sessions_flush', 'security.users_disable', 'security.tokens_revoke'], screen: incident },
 ];
 
@@ -31,6 +33,7 @@ const nav = document.getElementById('nav');
 const who = document.getElementById('who');
 const gateBox = document.getElementById('gate');
 let gateOpen = null; // the legal gate's promise while it is shown
+let reauthOpen = null; // the re-sign-in's promise while it is shown
 
 function can(perm) {
 	if (Array.isArray(perm)) return perm.some(can);
@@ -48,8 +51,17 @@ async function call(method, path, opts) {
 		} catch (err) {
 			if (!(err instanceof ApiError)) throw err;
 			if (err.status === 401 && !path.startsWith('/auth/login')) {
-				showSignIn();
-				return never();
+				if (!session.me && !reauthOpen) {
+					showSignIn();
+					return never();
+				}
+				if (!(await reauth())) {
+					route();
+					askPending();
+					return never();
+				}
+				await askPending();
+				continue; // the same user again: the same request again
 			}
 			if (err.status === 403 && err.code === 'legal_acceptance_required') {
 				await legalGate();
@@ -116,16 +128,24 @@ function showSignIn() {
 	gateBox.hidden = true; // a gate left open belongs to the old session
 	gateBox.replaceChildren();
 	gateOpen = null;
+	reauthOpen = null; // a re-sign-in left open too
 	main.hidden = false;
 	setCsrfToken(null);
 	renderMenu();
 	document.title = 'Sign in — opsd console';
-	const status = formStatus();
+	show(heading('Sign in'), signInForm(() => {
+		route(); // back to the screen the hash names
+		askPending();
+	}));
+}
+
+// The sign-in form; then() runs once the new session is loaded.
+function signInForm(then) {
 	const form = h('form', { id: 'sign-in', novalidate: true },
 		field({ label: 'Email', name: 'email', type: 'email', required: true, autocomplete: 'username' }),
 		field({ label: 'Password', name: 'password', type: 'password', required: true, autocomplete: 'current-password' }),
 		h('button', { type: 'submit' }, 'Sign in'),
-		status);
+		formStatus());
 	form.addEventListener('submit', async (ev) => {
 		ev.preventDefault();
 		clearErrors(form);
@@ -138,10 +158,41 @@ function showSignIn() {
 			if (err instanceof ApiError) return showError(form, err);
 			throw err;
 		}
-		route(); // back to the screen the hash names
-		askPending();
+		then();
 	});
-	show(heading('Sign in'), form);
+	return form;
+}
+
+// A session that ends under the operator's feet (idle expiry, a flush):
+// the sign-in form over the screen, which stays as it was (a half-filled
+// form keeps its values). Resolves true when the same user signs in again
+// (the refused request then goes on), false for another user (whose
+// screen is drawn afresh). One at a time: every request refused meanwhile
+// waits for the same sign-in.
+function reauth() {
+	if (!reauthOpen) reauthOpen = openReauth().finally(() => (reauthOpen = null));
+	return reauthOpen;
+}
+
+function openReauth() {
+	const before = session.me && session.me.user ? session.me.user.id : null;
+	session.me = null;
+	setCsrfToken(null);
+	renderMenu();
+	return new Promise((resolve) => {
+		gateBox.replaceChildren(h('h1', { id: 'gate-h', tabindex: -1 }, 'Sign in again'),
+			h('p', null, 'Your session has ended. Sign in to go on where you were: the screen and what you entered are kept.'),
+			signInForm(() => {
+				gateBox.hidden = true;
+				gateBox.replaceChildren();
+				main.hidden = false;
+				renderMenu();
+				resolve(before !== null && session.me.user && session.me.user.id === before);
+			}));
+		main.hidden = true;
+		gateBox.hidden = false;
+		gateBox.querySelector('h1').focus();
+	});
 }
 
 async function signOut() {
