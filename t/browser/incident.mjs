@@ -35,11 +35,11 @@ async function targetSays(re, name) {
 	return check(name, re.test(t) && !/error/.test(await st.getAttribute('class')), t);
 }
 
-// "tomorrow at this minute" as a datetime-local value, in the browser's zone
+// "tomorrow at this minute" as the operator types it, in the browser's zone
 const tomorrowLocal = () => page.evaluate(() => {
 	const d = new Date(Date.now() + 86400e3);
 	const p = (n) => String(n).padStart(2, '0');
-	return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+	return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
 });
 
 await run(async () => {
@@ -110,7 +110,12 @@ await run(async () => {
 	};
 	await bad('203.0.113.300', '', 'cidr', /./, 'a malformed address: the error is next to the CIDR field');
 	await bad('10.0.0.5/8', '', 'cidr', /10\.0\.0\.0\/8/, 'host bits set: the error next to the field names the network');
-	await bad(env.CONSOLE_OTHER_CIDR, '2020-01-01T00:00', 'expiresAt', /future/, 'an expiry in the past: the error is next to Expires');
+	await bad(env.CONSOLE_OTHER_CIDR, '2020-01-01 00:00', 'expiresAt', /future/, 'an expiry in the past: the error is next to Expires');
+	// not a time at all: said next to Expires before anything is sent
+	await bf.getByLabel('Expires').fill('tomorrow');
+	await bf.getByRole('button', { name: 'Block' }).click();
+	const xerr = await bf.locator('[data-field="expiresAt"] .field-error').innerText().catch(() => '');
+	check('an expiry that is not a time: the error is next to Expires, nothing sent', /YYYY-MM-DD HH:MM/.test(xerr), xerr);
 	await screen('incident-block-errors');
 
 	// another range, then lift it with a typed reason (keyboard in the dialog)

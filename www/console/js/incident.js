@@ -45,7 +45,7 @@ function section(id, title, ...children) {
 
 function checkbox(name, label) {
 	const id = `${name}-${Math.random().toString(36).slice(2, 8)}`;
-	return h('div', { class: 'field check', 'data-field': name },
+	return h('div', { class: 'check-row', 'data-field': name },
 		h('input', { id, name, type: 'checkbox' }),
 		h('label', { for: id }, label),
 		h('span', { class: 'field-error', role: 'alert' }));
@@ -59,6 +59,17 @@ function loading() {
 function fieldError(form, name, message) {
 	showError(form, { fields: { [name]: message }, describe: () => 'Check the field marked.' });
 	form.querySelector(`[name="${name}"]`)?.focus();
+}
+
+// "2026-12-01 18:30" (or with a T) in the operator's zone → RFC 3339 UTC;
+// null when it is not such a time (Feb 30 included).
+function localTime(text) {
+	const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})$/.exec(text.trim());
+	if (!m) return null;
+	const [y, mo, d, hh, mi] = m.slice(1).map(Number);
+	const t = new Date(y, mo - 1, d, hh, mi);
+	if (t.getFullYear() !== y || t.getMonth() !== mo - 1 || t.getDate() !== d || t.getHours() !== hh || t.getMinutes() !== mi) return null;
+	return t.toISOString();
 }
 
 function plural(n, one, many) {
@@ -125,7 +136,7 @@ function sourcesPanel(ctx, links) {
 		{ head: 'Layers', cell: (g) => [...g.layers].join(', ') },
 		{ head: 'Routes', cell: (g) => [...g.routes].join(', ') },
 		{ head: 'Last seen', cell: (g) => time(g.last) },
-		...(links.block ? [{ head: 'Action', cell: (g) => (g.ip === 'unknown' ? '' : h('button', { type: 'button', class: 'secondary',
+		...(links.block ? [{ head: 'Action', cell: (g) => (g.ip === 'unknown' ? '' : h('button', { type: 'button', class: 'secondary small',
 			'aria-label': `Block ${g.ip}`, onclick: () => links.block.prefill(g.ip) }, 'Block…')) }] : []),
 	];
 	const draw = () => {
@@ -186,7 +197,7 @@ function sourceItem(s, links, emails) {
 	const who = (s.kind === 'user' && emails.get(s.id)) || s.id;
 	const label = s.kind === 'ip' || !s.id ? s.kind : `${s.kind} ${who}`;
 	const select = s.kind === 'user' && s.id && links.target && links.target.canUsers
-		? h('button', { type: 'button', class: 'secondary', 'aria-label': `Select the account ${who}`, onclick: () => links.target.selectUser(s.id) }, 'Select')
+		? h('button', { type: 'button', class: 'secondary small', 'aria-label': `Select the account ${who}`, onclick: () => links.target.selectUser(s.id) }, 'Select')
 		: null;
 	return h('li', null, h('span', null, label), select);
 }
@@ -233,7 +244,7 @@ function blocklistPanel(ctx) {
 		h('div', { class: 'grid' },
 			field({ label: 'Address or range (CIDR)', name: 'cidr', required: true, hint: '203.0.113.7, 203.0.113.0/24 or 2001:db8::/32' }),
 			field({ label: 'Reason', name: 'reason', required: true, hint: 'recorded with the entry and in the audit log' }),
-			field({ label: 'Expires', name: 'expiresAt', type: 'datetime-local', hint: 'your local time; empty: never' })),
+			field({ label: 'Expires', name: 'expiresAt', placeholder: 'YYYY-MM-DD HH:MM', hint: 'your local time; empty: never' })),
 		checkbox('force', 'Block it even if it contains my own address'),
 		h('button', { type: 'submit' }, 'Block'),
 		formStatus());
@@ -245,7 +256,7 @@ function blocklistPanel(ctx) {
 		{ head: 'Expires', cell: (e) => (e.expiresAt ? time(e.expiresAt) : 'never') },
 		{ head: 'Added', cell: (e) => time(e.createdAt) },
 		{ head: 'By', cell: (e) => e.createdByLabel || '' },
-		{ head: 'Action', cell: (e) => h('button', { type: 'button', class: 'danger', 'aria-label': `Remove the block on ${e.cidr}`,
+		{ head: 'Action', cell: (e) => h('button', { type: 'button', class: 'danger small', 'aria-label': `Remove the block on ${e.cidr}`,
 			onclick: () => remove(e) }, 'Remove…') },
 	]);
 	list.section.append(listStatus);
@@ -279,9 +290,9 @@ function blocklistPanel(ctx) {
 		const v = formValues(form);
 		const body = { cidr: v.cidr, reason: v.reason };
 		if (v.expiresAt) {
-			const d = new Date(v.expiresAt); // datetime-local: the operator's zone
-			if (Number.isNaN(d.getTime())) return fieldError(form, 'expiresAt', 'not a date and time');
-			body.expiresAt = d.toISOString();
+			const at = localTime(v.expiresAt);
+			if (!at) return fieldError(form, 'expiresAt', 'a date and time as YYYY-MM-DD HH:MM, in your local time');
+			body.expiresAt = at;
 		}
 		if (v.force) body.force = true;
 		try {
@@ -333,7 +344,7 @@ function lookupPanel(ctx, target) {
 			const can = m.entity === 'users' ? target.canUsers : target.canOrgs;
 			if (!can) return '';
 			const who = m.user ? m.user.email : m.org ? m.org.name : m.id;
-			return h('button', { type: 'button', class: 'secondary', 'aria-label': `Select ${who}`,
+			return h('button', { type: 'button', class: 'secondary small', 'aria-label': `Select ${who}`,
 				onclick: () => (m.entity === 'users' ? target.selectUser(m.id) : target.selectOrg(m.id)) }, 'Select');
 		} },
 	];
