@@ -136,6 +136,11 @@ push @TOKENS, $vtok->{token};
 	check_error(revoke($S{sec}, { tokenId => uuid7_like() }), 404, 'not_found', 'tokens/revoke of an unknown token: 404');
 	check_error(http(POST => '/security/sessions/flush', session => $S{sec}, json => { scope => 'all', tokens => 'yes' }), 400,
 	    'validation_failed', 'flush with tokens: "yes"');
+	for my $bad ([' ', 'a blank reason'], ['r' x 501, 'a 501-character reason'], [7, 'a numeric reason']) {
+		my $r = http(POST => '/security/sessions/flush', session => $S{sec}, json => { scope => 'all', reason => $bad->[0] });
+		check_error($r, 400, 'validation_failed', "flush with $bad->[1]");
+		fields_named($r, 'reason');
+	}
 	is audit_count(), $audits, 'no bad request wrote an audit event';
 	is_deeply table_snapshot('users'), $users, 'no user changed';
 	is_deeply table_snapshot('api_tokens'), $tokens, 'no token changed';
@@ -262,6 +267,11 @@ push @TOKENS, $vtok->{token};
 	my $e = last_event('security.sessions_flushed');
 	is_deeply $e->{p}, { scope => 'user', flushed => 1, tokens => JSON::PP::true, tokensRevoked => 1 },
 	    '  payload {scope, flushed, tokens, tokensRevoked}';
+	$S{other} = login_ok($U{other}, 'the member once more');
+	$r = http(POST => '/security/sessions/flush', session => $S{sec}, json => { scope => 'user', id => $U{other}{id}, reason => 'INC-7 shared laptop' });
+	is $r->{status}, 200, 'flush one user with a reason: 200' or diag $r->{body};
+	is_deeply last_event('security.sessions_flushed')->{p}, { scope => 'user', flushed => 1, tokens => JSON::PP::false, reason => 'INC-7 shared laptop' },
+	    '  payload {scope, flushed, tokens, reason}';
 
 	# a token that may flush sessions but not revoke tokens
 	my $ft = j(http(POST => '/auth/tokens', session => $S{sec}, json => { name => 'flush-only', scopes => ['security.sessions_flush'] }));
@@ -355,6 +365,12 @@ push @TOKENS, $vtok->{token};
 	is bearer_status($ft), 401, '  and the token';
 	is_deeply last_event('security.sessions_flushed')->{p}, { scope => 'user', flushed => 1, tokens => JSON::PP::true, tokensRevoked => 1 },
 	    '  security.sessions_flushed says tokens and how many';
+	($rc, undef, $err) = opsctl(qw(sessions flush --user), $u->{id}, '--reason', ' ');
+	is $rc, 2, 'opsctl sessions flush with a blank --reason exits 2';
+	like $err, qr/--reason must be/, '  and says why';
+	($rc, $out, $err) = opsctl(qw(sessions flush --user), $u->{id}, '--reason', 'INC-7');
+	is $rc, 0, 'opsctl sessions flush --user --reason exits 0' or diag $err;
+	is last_event('security.sessions_flushed')->{p}{reason}, 'INC-7', '  the event carries the reason';
 
 	($rc, $out) = opsctl('help');
 	like $out, qr/^  user disable\s.*--id ID/m, 'opsctl help lists user disable';

@@ -44,7 +44,10 @@ sub all_blocked($addr, $path, $n, $name) {
 }
 
 sub add(%body) { return http(POST => '/security/blocklist', json => \%body, session => delete $body{as} // $admin) }
-sub del($id, %o) { return http(DELETE => "/security/blocklist/$id", session => $o{as} // $admin) }
+sub del($id, %o) {
+	return http(DELETE => "/security/blocklist/$id", session => $o{as} // $admin,
+	    exists $o{json} ? (json => $o{json}) : (), exists $o{body} ? (body => $o{body}, headers => $o{headers}) : ());
+}
 sub list(%q) {
 	my $qs = join '&', map { "$_=" . uri_escape_all($q{$_}) } grep { $_ ne 'as' } sort keys %q;
 	return http(GET => '/security/blocklist' . ($qs ? "?$qs" : ''), session => $q{as} // $admin);
@@ -362,8 +365,11 @@ my $exp_id;
 	is $brc, 2, 'opsctl refuses to block the SSH client it is typed from';
 	like $berr, qr/your own address 192\.0\.2\.10.*--force/, '… and names --force';
 
-	($rc, $out, $err) = opsctl('blocklist', 'remove', '--id', $id);
-	is $rc, 0, 'opsctl blocklist remove exits 0' or diag $err;
+	($rc, undef, $err) = opsctl('blocklist', 'remove', '--id', $id, '--reason', ' ');
+	is $rc, 2, 'opsctl blocklist remove with a blank --reason exits 2';
+	like $err, qr/--reason must be/, '… and says why';
+	($rc, $out, $err) = opsctl('blocklist', 'remove', '--id', $id, '--reason', 'INC-9 over');
+	is $rc, 0, 'opsctl blocklist remove --reason exits 0' or diag $err;
 	delete $entry{'127.0.0.5/32'};
 	ok wait_until(3, sub { !grep { $_ ne '401 unauthenticated' } answers('127.0.0.5', '/auth/me', $WORKERS) }, 0.05),
 	    '127.0.0.5 passes again within a second';
@@ -374,13 +380,29 @@ my $exp_id;
 	is $rc, 2, 'a malformed --id exits 2';
 	($ev) = audit_rows('security.blocklist_removed', target_id => $id);
 	like $ev->{actor_label} // '', qr/^cli:/, 'the CLI remove is audited';
+	is((json_decode($ev->{payload} // '') // {})->{removalReason}, 'INC-9 over', '… with its --reason as removalReason');
 }
 
-# ---- DELETE: unblocks at once
+# ---- DELETE: unblocks at once; an optional body {reason} is audited
 {
 	my $id = $entry{'127.0.0.2/32'};
-	my $r = del($id);
-	is $r->{status}, 200, "DELETE /security/blocklist/$id → 200" or diag $r->{body};
+	my $audits = scalar audit_rows('security.blocklist_removed');
+	for my $bad ([{ reason => ' ' }, 'a blank reason', 'reason'], [{ reason => 'r' x 501 }, 'a 501-character reason', 'reason'],
+	    [{ reason => 42 }, 'a numeric reason', 'reason'], [{ why => 'x' }, 'an unknown field', 'why']) {
+		my $r = del($id, json => $bad->[0]);
+		check_error($r, 400, 'validation_failed', "DELETE with $bad->[1]");
+		fields_named($r, $bad->[2]);
+	}
+	check_error(del($id, body => '{"reason":', headers => { 'Content-Type' => 'application/json' }), 400, 'invalid_json',
+	    'DELETE with a body that is not JSON');
+	check_error(del($id, body => 'reason=x', headers => { 'Content-Type' => 'application/x-www-form-urlencoded' }), 415,
+	    'unsupported_media_type', 'DELETE with a form body');
+	check_error(del($id, body => '[]', headers => { 'Content-Type' => 'application/json' }), 400, 'invalid_json',
+	    'DELETE with a JSON array');
+	is scalar(audit_rows('security.blocklist_removed')), $audits, 'no refused DELETE removed or audited anything';
+	ok((grep { ($_->{id} // '') eq $id } @{ list_all() // [] }), '  the entry is still listed');
+	my $r = del($id, json => { reason => 'false positive: a partner\'s NAT' });
+	is $r->{status}, 200, "DELETE /security/blocklist/$id {reason} → 200" or diag $r->{body};
 	is_deeply [@{ $r->{json} // {} }{qw(id cidr removed)}], [$id, '127.0.0.2/32', JSON::PP::true],
 	    'the answer is the removed entry';
 	my @a = answers('127.0.0.2', '/auth/me', 3 * $WORKERS);
@@ -475,6 +497,7 @@ my $exp_id;
 	ok $rm, 'security.blocklist_removed for the DELETE of 127.0.0.2';
 	my $rp = json_decode($rm->{payload} // '') // {};
 	ok !exists $rp->{expired}, 'a removal by hand does not say expired';
+	is $rp->{removalReason}, "false positive: a partner's NAT", 'the reason given with the DELETE is removalReason';
 
 	# an e-mail address in a reason never reaches the audit log
 	my $r = add(cidr => '198.51.100.77', reason => 'reported by ' . sensitive('email', 'abuse-desk@example.org'));

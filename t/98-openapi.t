@@ -138,6 +138,10 @@ ok !@missing, 'every route of opsctl routes is in the document' or diag join "\n
 	    [qw(201 400 401 403 404 413 415 429 500 503)],
 	    'POST /orgs/{orgId}/contacts: 201 and the refusals the pipeline can give it';
 	ok $op->{requestBody}{required}, 'its body is required';
+	my $del = $doc->{paths}{'/security/blocklist/{id}'}{delete} // {};
+	is_deeply [$del->{requestBody}{required}, $del->{requestBody}{content}{'application/json'}{schema}{'$ref'}],
+	    [JSON::PP::false, '#/components/schemas/BlocklistDeleteBody'],
+	    'DELETE /security/blocklist/{id}: an optional body ({reason})';
 	is_deeply [sort map { keys %$_ } @{ $op->{security} // [] }], [qw(bearerToken csrfToken sessionCookie)],
 	    'a bearer token, or the session cookie with X-CSRF-Token';
 	is_deeply $doc->{paths}{'/openapi.json'}{get}{security}, [], 'GET /openapi.json needs no credentials';

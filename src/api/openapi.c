@@ -365,7 +365,8 @@ static struct json_object *request_body(struct doc *d, const struct route *rt)
 	o = json_object_new_object();
 	c = json_object_new_object();
 	m = json_object_new_object();
-	json_object_object_add(o, "required", json_object_new_boolean(1));
+	json_object_object_add(o, "required",
+	    json_object_new_boolean(!(rt->flags & RF_JSON_OPTIONAL)));
 	json_object_object_add(m, "schema", openapi_ref(name ? name : "ErrorEnvelope"));
 	json_object_object_add(c, "application/json", m);
 	json_object_object_add(o, "content", c);

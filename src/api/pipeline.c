@@ -400,7 +400,8 @@ void pipeline_run(struct req *r, bool test_routes)
 		return;
 	if (!local && !rate_ok(r, rt))
 		return;
-	if ((rt->flags & RF_JSON_BODY) && !read_json_body(r))
+	if ((rt->flags & RF_JSON_BODY) && !((rt->flags & RF_JSON_OPTIONAL) && r->body_len == 0) &&
+	    !read_json_body(r))
 		return;
 	if (r->who && r->cfg->legal_enforce && !(rt->flags & RF_LEGAL_EXEMPT) &&
 	    !legal_gate_ok(r, rt))

@@ -12,6 +12,7 @@
 #define SYS (RF_PUBLIC | RF_LEGAL_EXEMPT)
 #define AUTH RF_LEGAL_EXEMPT /* signed-in, but reachable while documents are pending */
 #define JSON RF_JSON_BODY
+#define JSON_OPT (RF_JSON_BODY | RF_JSON_OPTIONAL) /* a JSON body, or none at all */
 #define MONITOR (RF_MONITOR | RF_LEGAL_EXEMPT)
 /* containment and the audit log: reachable while documents are pending, for
  * whoever holds the route's permission (router.h) */
@@ -115,7 +116,7 @@ const struct route routes[] = {
 	ROUTE("POST",   "/security/sessions/flush",        api_sessions_flush,     P_SECURITY_SESSIONS_FLUSH, CONTAIN | JSON,              "sessions_flush", BODY(sessions_flush_spec), RESP(200, "SessionsFlushed")),
 	ROUTE("POST",   "/security/blocklist",             api_blocklist_add,      P_SECURITY_BLOCKLIST,      CONTAIN | JSON,              "blocklist_add", BODY(blocklist_add_spec), RESP(201, "BlocklistEntry"), ERRORS("409")),
 	ROUTE("GET",    "/security/blocklist",             api_blocklist_list,     P_SECURITY_BLOCKLIST,      CONTAIN,                     "blocklist_list", QUERY(page_query), RESP(200, "BlocklistEntryPage")),
-	ROUTE("DELETE", "/security/blocklist/:id",         api_blocklist_delete,   P_SECURITY_BLOCKLIST,      CONTAIN,                     "blocklist_delete", RESP(200, "BlocklistRemoved")),
+	ROUTE("DELETE", "/security/blocklist/:id",         api_blocklist_delete,   P_SECURITY_BLOCKLIST,      CONTAIN | JSON_OPT,          "blocklist_delete", BODY(blocklist_remove_spec), RESP(200, "BlocklistRemoved")),
 	ROUTE("POST",   "/security/users/:id/disable",     api_security_user_disable, P_SECURITY_USERS_DISABLE, CONTAIN | JSON,            "security_user_disable", BODY(security_user_contain_spec), RESP(200, "ContainedUser"), ERRORS("409")),
 	ROUTE("POST",   "/security/users/:id/enable",      api_security_user_enable, P_SECURITY_USERS_DISABLE, CONTAIN | JSON,             "security_user_enable", BODY(security_user_contain_spec), RESP(200, "ContainedUser"), ERRORS("409")),
 	ROUTE("POST",   "/security/tokens/revoke",         api_security_tokens_revoke, P_SECURITY_TOKENS_REVOKE, CONTAIN | JSON,           "security_tokens_revoke", BODY(security_tokens_revoke_spec), RESP(200, "TokensRevoked"), ERRORS("404")),

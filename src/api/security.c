@@ -24,6 +24,8 @@ const struct field_spec sessions_flush_spec[] = {
     {"id", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
     /* also revoke the scope's API tokens, which a flush alone leaves valid */
     {"tokens", FT_BOOL, 0, 0, 0, NULL},
+    /* why, for the audit event (the console asks for it) */
+    {"reason", FT_STRING, FIELD_NULLABLE, 1, 500, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -35,7 +37,7 @@ void api_sessions_flush(struct req *r)
 	struct flush_result res = {0};
 	struct json_object *o;
 
-	if (!req_validate_or_reply(r, sessions_flush_spec))
+	if (!req_validate_or_reply(r, sessions_flush_spec) || !reason_or_reply(r, &res.reason))
 		return;
 	scope_name = json_get_str(r->json, "scope", "all");
 	id = json_get_str(r->json, "id", NULL);
@@ -185,6 +187,12 @@ void api_blocklist_list(struct req *r)
 	    NULL, 0, blocklist_row_json);
 }
 
+/* DELETE takes an optional body: {"reason"} for the audit event. */
+const struct field_spec blocklist_remove_spec[] = {
+    {"reason", FT_STRING, FIELD_NULLABLE, 1, 500, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
 void api_blocklist_delete(struct req *r)
 {
 	struct opsd_uuid id;
@@ -192,7 +200,11 @@ void api_blocklist_delete(struct req *r)
 	struct db_rows rows;
 	enum blocklist_err e;
 	struct json_object *o;
+	const char *reason = NULL;
 
+	if (r->json &&
+	    (!req_validate_or_reply(r, blocklist_remove_spec) || !reason_or_reply(r, &reason)))
+		return;
 	if (!uuid_param_or_reply(r, "id", &id))
 		return;
 	if (blocklist_fetch(r->db, r->arena, &id, &rows) != 0) {
@@ -200,7 +212,7 @@ void api_blocklist_delete(struct req *r)
 		return;
 	}
 	req_actor(r, &a);
-	e = rows.nrows == 1 ? blocklist_remove(r->db, &a, &id) : BL_NOT_FOUND;
+	e = rows.nrows == 1 ? blocklist_remove(r->db, &a, &id, reason) : BL_NOT_FOUND;
 	if (e != BL_OK) {
 		reply_err(r, &blocklist_errors[e], NULL);
 		return;

@@ -38,6 +38,7 @@ extern const struct field_spec migration_abort_spec[];
 /* security.c */
 extern const struct field_spec sessions_flush_spec[];
 extern const struct field_spec blocklist_add_spec[];
+extern const struct field_spec blocklist_remove_spec[];
 /* containment.c */
 extern const struct field_spec security_user_contain_spec[];
 extern const struct field_spec security_tokens_revoke_spec[];

@@ -97,16 +97,20 @@ int cmd_blocklist_add(struct opsctl *o)
 
 int cmd_blocklist_remove(struct opsctl *o)
 {
-	const char *id_s = opt_value(o, "--id");
+	const char *id_s = opt_value(o, "--id"), *reason = opt_value(o, "--reason");
 	struct opsd_uuid id;
 
 	if (!id_s)
 		return need_opt("--id");
+	if (reason && (reason[strspn(reason, " \t\r\n")] == '\0' || strlen(reason) > 500)) {
+		fprintf(stderr, "opsctl: --reason must be 1 to 500 characters, not blank\n");
+		return EXIT_USAGE;
+	}
 	if (!uuid_parse(id_s, &id)) {
 		fprintf(stderr, "opsctl: --id \"%s\" is not an id (opsctl blocklist list)\n", id_s);
 		return EXIT_USAGE;
 	}
-	switch (blocklist_remove(o->db, &o->actor, &id)) {
+	switch (blocklist_remove(o->db, &o->actor, &id, reason)) {
 	case BL_OK:
 		printf("removed %s\n", id_s);
 		printf(

@@ -253,6 +253,8 @@ static int flush_fn(struct db *d, void *arg)
 	if (res->with_tokens)
 		json_object_object_add(payload, "tokensRevoked",
 		    json_object_new_int64((int64_t)res->tokens));
+	if (res->reason)
+		json_object_object_add(payload, "reason", json_object_new_string(res->reason));
 	return audit_append(d, x->actor, AA_SECURITY_SESSIONS_FLUSHED,
 	    x->scope == FLUSH_ORG ? x->id : NULL,
 	    x->scope == FLUSH_ALL ? NULL : flush_scope_name(x->scope), x->id, payload);

@@ -69,6 +69,7 @@ int tokens_revoke_scope(struct db *d, enum flush_scope scope, const char *id,
 /* What sessions_flush_audited is asked (with_tokens) and what it did. */
 struct flush_result {
 	bool with_tokens;            /* revoke the scope's API tokens as well */
+	const char *reason;          /* why, for the audit event (NULL: none given) */
 	unsigned long long sessions; /* sessions removed */
 	unsigned long long tokens;   /* tokens revoked (with_tokens) */
 };

@@ -225,10 +225,11 @@ static struct json_object *entry_payload(const char *cidr, const char *reason,
 
 #define REMOVE_COLUMNS "id, cidr, reason, expires_at"
 
-/* Deletes row i of REMOVE_COLUMNS and audits it; a row another process
- * deleted meanwhile is skipped. *removed counts the deleted ones. */
+/* Deletes row i of REMOVE_COLUMNS and audits it (why: the operator's
+ * reason for removing it, or NULL); a row another process deleted
+ * meanwhile is skipped. *removed counts the deleted ones. */
 static int remove_row(struct db *d, const struct audit_actor *actor, const struct db_rows *rows,
-    size_t i, bool expired, unsigned *removed)
+    size_t i, bool expired, const char *why, unsigned *removed)
 {
 	char id[UUID_STR_LEN + 1];
 	unsigned long long n = 0;
@@ -244,6 +245,8 @@ static int remove_row(struct db *d, const struct audit_actor *actor, const struc
 	payload = entry_payload(rows->val[i][1], rows->val[i][2], dbv_json_time(rows, i, 3));
 	if (expired)
 		json_object_object_add(payload, "expired", json_object_new_boolean(1));
+	if (why)
+		json_object_object_add(payload, "removalReason", json_object_new_string(why));
 	(*removed)++;
 	return audit_append(d, actor, AA_SECURITY_BLOCKLIST_REMOVED, NULL, "ip_blocklist", id,
 	    payload);
@@ -283,7 +286,7 @@ static int add_fn(struct db *d, void *arg)
 		return 1;
 	}
 	/* An expired entry the job has not swept yet makes way for the new one. */
-	if (rows.nrows == 1 && remove_row(d, x->actor, &rows, 0, true, &removed) != 0)
+	if (rows.nrows == 1 && remove_row(d, x->actor, &rows, 0, true, NULL, &removed) != 0)
 		return -1;
 	if (x->expires_ms) {
 		db_time_from_ms(x->expires_ms, expires);
@@ -346,6 +349,7 @@ enum blocklist_err blocklist_add(struct db *d, const struct audit_actor *actor,
 struct remove_tx {
 	const struct audit_actor *actor;
 	const struct opsd_uuid *id;
+	const char *reason;
 	struct arena *a;
 	unsigned removed;
 };
@@ -361,13 +365,14 @@ static int remove_fn(struct db *d, void *arg)
 	if (db_query(d, x->a, "SELECT " REMOVE_COLUMNS " FROM ip_blocklist WHERE id = ? FOR UPDATE",
 	        p, 1, &rows) != 0)
 		return -1;
-	return rows.nrows == 1 ? remove_row(d, x->actor, &rows, 0, false, &x->removed) : 0;
+	return rows.nrows == 1 ? remove_row(d, x->actor, &rows, 0, false, x->reason, &x->removed)
+	                       : 0;
 }
 
 enum blocklist_err blocklist_remove(struct db *d, const struct audit_actor *actor,
-    const struct opsd_uuid *id)
+    const struct opsd_uuid *id, const char *reason)
 {
-	struct remove_tx x = {.actor = actor, .id = id};
+	struct remove_tx x = {.actor = actor, .id = id, .reason = reason};
 	int rc;
 
 	if (!(x.a = arena_new(4096)))
@@ -424,7 +429,7 @@ static int expire_fn(struct db *d, void *arg)
 		return -1;
 	x->seen = rows.nrows;
 	for (size_t i = 0; i < rows.nrows; i++)
-		if (remove_row(d, &system_actor, &rows, i, true, &x->removed) != 0)
+		if (remove_row(d, &system_actor, &rows, i, true, NULL, &x->removed) != 0)
 			return -1;
 	return 0;
 }

@@ -101,9 +101,10 @@ enum blocklist_err { BL_OK, BL_DUPLICATE, BL_NOT_FOUND, BL_DB_ERROR, BL__MAX };
 enum blocklist_err blocklist_add(struct db *d, const struct audit_actor *actor,
     const struct cidr *c, const char *reason, int64_t expires_ms, char id_out[UUID_STR_LEN + 1]);
 /* Deletes an entry and audits security.blocklist_removed in one
- * transaction; bumps the generation. */
+ * transaction (with removalReason when reason is not NULL); bumps the
+ * generation. */
 enum blocklist_err blocklist_remove(struct db *d, const struct audit_actor *actor,
-    const struct opsd_uuid *id);
+    const struct opsd_uuid *id, const char *reason);
 /* One entry by id (active or not), or the active entries newest first:
  * rows of BLOCKLIST_COLUMNS. 0 or -1. */
 int blocklist_fetch(struct db *d, struct arena *a, const struct opsd_uuid *id, struct db_rows *out);

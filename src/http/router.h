@@ -33,6 +33,9 @@ typedef void (*route_handler)(struct req *r);
  * compliance role gets through while a plain user stays blocked everywhere
  * else. The answer carries Legal-Pending: they are still asked to accept. */
 #define RF_LEGAL_CONTAIN 0x80u
+/* With RF_JSON_BODY: the body may also be absent (no bytes at all), and the
+ * handler then sees r->json NULL; one that is sent is checked as usual. */
+#define RF_JSON_OPTIONAL 0x100u
 
 #define ROUTE_MAX_PARAMS 8
 

@@ -141,7 +141,9 @@ function check(x) {
 		return;
 	}
 	// The request, when opsd accepted it.
-	if (x.status >= 200 && x.status < 300 && op.requestBody) {
+	// (an optional body, required: false, may be absent altogether)
+	const absent = x.requestBody === undefined || x.requestBody === "";
+	if (x.status >= 200 && x.status < 300 && op.requestBody && !(absent && op.requestBody.required === false)) {
 		const schema = op.requestBody.content?.["application/json"]?.schema;
 		const body = x.requestBody !== undefined ? jsonBody(x.requestBody) : { ok: false, why: "no body" };
 		if (!body.ok) fail(`request accepted with a body that is not JSON: ${body.why}`);

@@ -1,5 +1,5 @@
 // The console's one way to call the API: same-origin, the session cookie,
-// X-CSRF-Token on unsafe methods, JSON in and out. A refusal becomes an
+// X-CSRF-Token on unsafe methods, JSON in and out (or text, on request). A refusal becomes an
 // ApiError carrying the error envelope (code, message, details, requestId)
 // and, for a 429, Retry-After. Callers never parse responses themselves.
 
@@ -48,8 +48,10 @@ export function withQuery(path, query) {
 	return s ? `${path}?${s}` : path;
 }
 
-export async function api(method, path, { body, query } = {}) {
-	const headers = { Accept: 'application/json' };
+// text: true reads a successful answer as text (GET /metrics answers the
+// Prometheus format); a refusal is still the JSON error envelope.
+export async function api(method, path, { body, query, text } = {}) {
+	const headers = { Accept: text ? 'text/plain' : 'application/json' };
 	if (body !== undefined) headers['Content-Type'] = 'application/json';
 	if (UNSAFE.has(method) && csrfToken) headers['X-CSRF-Token'] = csrfToken;
 	let res;
@@ -64,6 +66,7 @@ export async function api(method, path, { body, query } = {}) {
 	} catch (err) {
 		throw new ApiError(0, { error: { code: 'network', message: String(err.message || err) } });
 	}
+	if (text && res.ok) return res.text();
 	let data = null;
 	const type = res.headers.get('Content-Type') || '';
 	if (type.includes('json')) {

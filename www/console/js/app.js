@@ -15,6 +15,7 @@ import * as email from './email.js';
 import * as users from './users.js';
 import * as compliance from './compliance.js';
 import * as monitoring from './monitoring.js';
+import * as incident from './incident.js';
 
 // The screens: the menu shows one only to a role holding its permission
 // (or, for a list, one of them).
@@ -25,6 +26,7 @@ const ROUTES = [
 	{ hash: '#/email', title: 'Email', perm: ['email.outbox', 'email.send_test'], screen: email },
 	{ hash: '#/compliance', title: 'Compliance', perm: 'compliance.read', screen: compliance },
 	{ hash: '#/monitoring', title: 'Monitoring', perm: 'system.status', screen: monitoring },
+	{ hash: '#/incident', title: 'Incident', perm: ['security.blocklist', 'security.sessions_flush', 'security.users_disable', 'security.tokens_revoke'], screen: incident },
 ];
 
 const session = { me: null };

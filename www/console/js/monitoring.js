@@ -16,7 +16,6 @@
 // Only loopback callers read /status and /metrics without system.status;
 // the menu shows this screen to roles holding it.
 
-import { ApiError } from './api.js';
 import { h, field, formValues, formStatus, showError, clearErrors, time } from './ui.js';
 import { parseProm } from './prom.js';
 
@@ -336,32 +335,6 @@ function chartBox(c) {
 
 // ------------------------------------------------------------ the screen
 
-// GET path as text (GET /metrics answers the Prometheus format, which the
-// API helper, JSON only, does not read). A refusal is an ApiError; a 401
-// or the legal gate go through ctx.call, which handles them as for every
-// request (sign-in, the documents to accept), then the text is read again.
-async function readText(ctx, path, again = true) {
-	let res;
-	try {
-		res = await fetch(path, { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'text/plain' } });
-	} catch (err) {
-		throw new ApiError(0, { error: { code: 'network', message: String(err.message || err) } });
-	}
-	if (res.ok) return res.text();
-	let data = null;
-	try {
-		data = await res.json();
-	} catch {
-		data = null;
-	}
-	const err = new ApiError(res.status, data, res.headers.get('Retry-After'));
-	if (again && (res.status === 401 || err.code === 'legal_acceptance_required')) {
-		await ctx.call('GET', path);
-		return readText(ctx, path, false);
-	}
-	throw err;
-}
-
 export async function render(box, ctx) {
 	const st = { every: EVERY_S, samples: [], points: [], totals: {}, since: null, held: {}, timer: null, busy: false, stopped: false };
 	// a new interval starts now (a read under way schedules the next itself)
@@ -390,7 +363,7 @@ export async function render(box, ctx) {
 
 	const readOnce = async () => {
 		const t = Date.now();
-		const [text, status] = await Promise.all([readText(ctx, '/metrics'), ctx.call('GET', '/status', { query: { full: 'true' } })]);
+		const [text, status] = await Promise.all([ctx.call('GET', '/metrics', { text: true }), ctx.call('GET', '/status', { query: { full: 'true' } })]);
 		if (st.stopped) return;
 		const s = sample(text, t);
 		const prev = st.samples[st.samples.length - 1];
