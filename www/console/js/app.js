@@ -13,6 +13,7 @@ import * as legal from './legal.js';
 import * as audit from './audit.js';
 import * as email from './email.js';
 import * as users from './users.js';
+import * as migration from './migration.js';
 
 // The screens: the menu shows one only to a role holding its permission
 // (or, for a list, one of them).
@@ -21,6 +22,7 @@ const ROUTES = [
 	{ hash: '#/audit', title: 'Audit', perm: 'audit.read', screen: audit },
 	{ hash: '#/users', title: 'Users and orgs', perm: ['users.read', 'orgs.read'], screen: users },
 	{ hash: '#/email', title: 'Email', perm: ['email.outbox', 'email.send_test'], screen: email },
+	{ hash: '#/migration', title: 'Migration', perm: 'migration.run', screen: migration },
 ];
 
 const session = { me: null };
