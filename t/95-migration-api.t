@@ -9,7 +9,10 @@
 # target that refuses connections (400 target_unreachable, details.reason)
 # — each is answered in the README "API" envelope and records nothing (no
 # migrations row, no migration.* audit event, status still 404). Status,
-# history, finalize and abort: malformed and unknown ids, missing fields.
+# history, finalize and abort: malformed and unknown ids, missing fields,
+# a finalize reason empty / 501 characters / a number, history's limit and
+# cursor; history paged (limit 1, nextCursor, a cursor of GET /migration
+# refused), a rehearsal's reason in migration.finalize_requested.
 # Legal hold on the org and on one of its records: 409 legal_hold with
 # nothing recorded; overrideLegalHold: 202 and audited. A started migration
 # (explicit targetUri, the stack's own MariaDB): the status document's
@@ -225,6 +228,12 @@ for my $c (['missing orgId', undef], ['empty orgId', ''], ['malformed orgId', 'z
 	fields_named($r, 'orgId');
 }
 check_error(migration_history($admin, uuid7_like()), 404, 'not_found', 'history, unknown org');
+for my $c (['limit 0', 'limit=0', 'limit'], ['limit 501', 'limit=501', 'limit'], ['limit "x"', 'limit=x', 'limit'],
+    ['a cursor that is no cursor', 'cursor=zzz', 'cursor']) {
+	my $r = http(GET => "/migration/history?orgId=$A&$c->[1]", session => $admin);
+	check_error($r, 400, 'validation_failed', "history, $c->[0]");
+	fields_named($r, $c->[2]);
+}
 for my $c (
 	['finalize, missing orgId', \&migration_finalize, {}, 400, 'orgId'],
 	['finalize, malformed orgId', \&migration_finalize, { orgId => 'x' }, 400, 'orgId'],
@@ -235,6 +244,10 @@ for my $c (
 	['finalize, dryRun null', \&migration_finalize, { orgId => $A, dryRun => undef }, 400, 'dryRun'],
 	['finalize dryRun, unknown org', \&migration_finalize, { orgId => uuid7_like(), dryRun => 1 }, 404],
 	['finalize dryRun, an org without a migration', \&migration_finalize, { orgId => $A, dryRun => 1 }, 404],
+	['finalize, empty reason', \&migration_finalize, { orgId => $A, reason => '' }, 400, 'reason'],
+	['finalize, reason of 501 characters', \&migration_finalize, { orgId => $A, reason => 'r' x 501 }, 400, 'reason'],
+	['finalize dryRun, reason a number', \&migration_finalize, { orgId => $A, dryRun => 1, reason => 42 }, 400, 'reason'],
+	['finalize, reason null, an org without a migration', \&migration_finalize, { orgId => $A, reason => undef }, 404],
 	['abort, missing orgId', \&migration_abort, { reason => 'r' }, 400, 'orgId'],
 	['abort without a reason, an org without a migration', \&migration_abort, { orgId => $A }, 404],
 	['abort, empty reason', \&migration_abort, { orgId => $A, reason => '' }, 400, 'reason'],
@@ -367,6 +380,19 @@ my $RUN = $O{run}{id};
 	$r = migration_history($admin, $RUN);
 	is_deeply [map { $_->{id} } @{ j($r)->{items} // [] }], [$id2, $id], '  history: newest first';
 	is j($r)->{items}[1]{status}, 'aborted', '  the first one aborted';
+	is j($r)->{nextCursor}, undef, '  on one page (nextCursor null)';
+	$r = http(GET => "/migration/history?orgId=$RUN&limit=1", session => $admin);
+	status_is $r, 200, 'history with limit=1: 200';
+	is_deeply [map { $_->{id} } items($r)], [$id2], '  the newest';
+	ok my $next = j($r)->{nextCursor}, '  and a nextCursor';
+	$r = http(GET => "/migration/history?orgId=$RUN&limit=1&cursor=" . uri_escape_all($next // ''), session => $admin);
+	status_is $r, 200, '  the next page: 200';
+	is_deeply [map { $_->{id} } items($r)], [$id], '  the older one';
+	is j($r)->{nextCursor}, undef, '  the last page';
+	my $other = j(migration_list($admin, limit => 1))->{nextCursor};
+	$r = http(GET => "/migration/history?orgId=$RUN&cursor=" . uri_escape_all($other // ''), session => $admin);
+	check_error($r, 400, 'validation_failed', 'history with a cursor of GET /migration');
+	fields_named($r, 'cursor');
 	check_error(migration_abort($admin, orgId => $RUN, reason => 'by id', migrationId => $id), 409, 'conflict',
 	    'abort by migrationId of the older, aborted migration: 409');
 	check_error(migration_abort($admin, orgId => $RUN, reason => 'by id', migrationId => '01a22d9b-0000-7000-8000-000000000000'),
@@ -457,7 +483,7 @@ my $RUN = $O{run}{id};
 	my ($f1, $f2, $a1);
 	eval {
 		my $t0 = time;
-		$f1 = migration_finalize($admin, orgId => $L, dryRun => 1, timeout => 40);
+		$f1 = migration_finalize($admin, orgId => $L, dryRun => 1, reason => "rehearse $R", timeout => 40);
 		note sprintf 'the rehearsal request waited %.1f s', time - $t0;
 		$f2 = migration_finalize($admin, orgId => $L, dryRun => 1);
 		$a1 = migration_abort($admin, orgId => $L);
@@ -468,6 +494,9 @@ my $RUN = $O{run}{id};
 	is_deeply [j($f1)->{status}, j($f1)->{phase}, j($f1)->{report}], ['ready_for_cutover', 'rehearsal', undef],
 	    '  the status document: ready_for_cutover, phase rehearsal, no report yet';
 	check_error($f2, 409, 'conflict', 'a second rehearsal while one is pending');
+	my @fr = grep { $_->{org} eq norm_id($L) } audit_payloads('migration.finalize_requested');
+	is_deeply(($fr[-1] // {})->{p}, { status => 'ready_for_cutover', dryRun => JSON::PP::true, reason => "rehearse $R" },
+	    '  the rehearsal asked with a reason: migration.finalize_requested holds it') or diag json_encode(\@fr);
 	status_is $a1, 202, 'abort with exactly orgId (no reason) during the rehearsal: 202';
 	wait_status($L, 'aborted');
 	is scalar(grep { $_->{org} eq norm_id($L) } audit_payloads('migration.finalize_rehearsed')), 3,

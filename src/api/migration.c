@@ -32,6 +32,7 @@ const struct field_spec migration_start_spec[] = {
 const struct field_spec migration_finalize_spec[] = {
     {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
     {"dryRun", FT_BOOL, 0, 0, 0, NULL},
+    {"reason", FT_STRING, FIELD_NULLABLE, 1, 500, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -145,12 +146,13 @@ void api_migration_status(struct req *r)
  * request waits for its report (200); a rehearsal still running when the
  * wait ends answers 202 with the status document, whose report appears
  * once it is done. */
-static void rehearse_reply(struct req *r, const struct audit_actor *a, const char *org)
+static void rehearse_reply(struct req *r, const struct audit_actor *a, const char *org,
+    const char *reason)
 {
 	char id[UUID_STR_LEN + 1] = "", detail[512] = "";
 	int wait = REHEARSAL_WAIT_MS;
 	struct json_object *report;
-	enum mig_err e = mig_rehearse(r->db, r->cfg, a, org, id, detail, sizeof(detail));
+	enum mig_err e = mig_rehearse(r->db, r->cfg, a, org, reason, id, detail, sizeof(detail));
 
 	if (e == MIG_OK) {
 		if (r->cfg->request_timeout > 0 && r->cfg->request_timeout * 500 < wait)
@@ -172,17 +174,19 @@ void api_migration_finalize(struct req *r)
 {
 	struct audit_actor a;
 	char org[UUID_STR_LEN + 1], detail[512] = "";
+	const char *reason;
 	enum mig_err e;
 
 	if (!req_validate_or_reply(r, migration_finalize_spec))
 		return;
 	org_canonical(json_get_str(r->json, "orgId", ""), org);
+	reason = json_get_str(r->json, "reason", NULL);
 	req_actor(r, &a);
 	if (json_get_bool(r->json, "dryRun", false)) {
-		rehearse_reply(r, &a, org);
+		rehearse_reply(r, &a, org, reason);
 		return;
 	}
-	e = mig_finalize(r->db, r->cfg, &a, org, detail, sizeof(detail));
+	e = mig_finalize(r->db, r->cfg, &a, org, reason, detail, sizeof(detail));
 	if (e != MIG_OK) {
 		reply_err(r, &mig_errors[e], detail_safe(r, detail, NULL));
 		return;
@@ -209,18 +213,34 @@ void api_migration_abort(struct req *r)
 	reply_status_doc(r, 202, org);
 }
 
+/* The id of a page's last status document (NULL for an empty page): the
+ * next page's cursor. */
+static const char *last_id(struct json_object *items)
+{
+	size_t n = json_object_array_length(items);
+
+	return n ? json_object_get_string(
+	               json_object_object_get(json_object_array_get_idx(items, n - 1), "id"))
+	         : NULL;
+}
+
 const struct field_spec migration_history_query[] = {
     {"orgId", FT_UUID, FIELD_REQUIRED, 0, 0, NULL},
+    PAGE_QUERY,
     {NULL, 0, 0, 0, 0, NULL},
 };
 
+/* GET /migration/history?orgId=&cursor=&limit=: the org's migrations,
+ * newest first, a page at a time. */
 void api_migration_history(struct req *r)
 {
 	const char *q = req_query(r, "orgId");
-	struct opsd_uuid u;
+	struct opsd_uuid u, before;
 	char org[UUID_STR_LEN + 1];
 	enum mig_err e = MIG_E_DB;
-	struct json_object *doc;
+	struct page pg;
+	struct json_object *items;
+	bool more = false;
 
 	if (!q || !*q) {
 		reply_field_error(r, "orgId", "required");
@@ -231,11 +251,19 @@ void api_migration_history(struct req *r)
 		return;
 	}
 	uuid_format(&u, org);
-	if (!(doc = mig_history_json(r->db, r->arena, org, &e))) {
+	if (!page_or_reply(r, "migration_history", &pg))
+		return;
+	if (pg.has_after && !uuid_parse(pg.after, &before)) {
+		reply_field_error(r, "cursor", "not a cursor of this list");
+		return;
+	}
+	items = mig_history_json(r->db, r->arena, org, pg.has_after ? before.b : NULL, pg.limit,
+	    &more, &e);
+	if (!items) {
 		reply_err(r, &mig_errors[e], NULL);
 		return;
 	}
-	reply_json(r, 200, doc);
+	reply_page(r, items, more, "migration_history", last_id(items));
 }
 
 const struct field_spec migration_list_query[] = {
@@ -255,8 +283,6 @@ void api_migration_list(struct req *r)
 	struct json_object *items;
 	enum mig_err e = MIG_E_DB;
 	bool more = false;
-	char last[UUID_STR_LEN + 1] = "";
-	size_t n;
 
 	if (st && *st && (status = mig_status_from_name(st)) < 0) {
 		reply_choice_error(r, "status", mig_statuses);
@@ -274,10 +300,5 @@ void api_migration_list(struct req *r)
 		reply_err(r, &mig_errors[e], NULL);
 		return;
 	}
-	if ((n = json_object_array_length(items)) > 0)
-		str_copy(last,
-		    json_object_get_string(
-		        json_object_object_get(json_object_array_get_idx(items, n - 1), "id")),
-		    sizeof(last));
-	reply_page(r, items, more, "migrations", last);
+	reply_page(r, items, more, "migrations", last_id(items));
 }

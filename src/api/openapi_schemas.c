@@ -99,7 +99,6 @@ static const struct named_schema named[] = {
 	{"Migration", "id:uuid orgId:uuid direction:string status:string phase:string|null dryRun:bool chunkSize:int target:string|null dbName:string|null reason:string|null abortReason:string|null overrideLegalHold:bool tables:[@MigrationTable] rowsCopied:int rowsTotal:int percent:number rowsPerSecond:number etaSeconds:int|null throttled:bool throttleReason:string|null changelog:@MigrationChangelog verification:object|null report:object|null freezeMs:int|null error:string|null createdBy:uuid|null createdAt:time updatedAt:time finishedAt:time|null", NULL, NULL},
 	{"MigrationTable", "table:string rowsCopied:int rowsTotal:int done:bool verified:bool", NULL, NULL},
 	{"MigrationChangelog", "snapshot:int|null applied:int|null pending:int|null", NULL, NULL},
-	{"MigrationHistory", "items:[@Migration]", NULL, NULL},
 	/* finalize with dryRun: the rehearsal's report (migration/rehearsal.c) */
 	{"MigrationRehearsal", "migrationId:uuid orgId:uuid dryRun:bool rehearsal:bool switched:bool ok:bool steps:any verification:any error:string|null ...", NULL, NULL},
 

@@ -109,7 +109,7 @@ const struct route routes[] = {
 	ROUTE("GET",    "/migration/status/:orgId",        api_migration_status,   P_MIGRATION_RUN,           0,                           "migration_status", RESP(200, "Migration")),
 	ROUTE("POST",   "/migration/finalize",             api_migration_finalize, P_MIGRATION_RUN,           JSON,                        "migration_finalize", BODY(migration_finalize_spec), RESP(202, "Migration"), ERRORS("404 409"), ALSO(200, "MigrationRehearsal")),
 	ROUTE("POST",   "/migration/abort",                api_migration_abort,    P_MIGRATION_RUN,           JSON,                        "migration_abort", BODY(migration_abort_spec), RESP(202, "Migration"), ERRORS("404 409")),
-	ROUTE("GET",    "/migration/history",              api_migration_history,  P_MIGRATION_RUN,           0,                           "migration_history", QUERY(migration_history_query), RESP(200, "MigrationHistory"), ERRORS("404")),
+	ROUTE("GET",    "/migration/history",              api_migration_history,  P_MIGRATION_RUN,           0,                           "migration_history", QUERY(migration_history_query), RESP(200, "MigrationPage"), ERRORS("404")),
 	ROUTE("GET",    "/migration",                      api_migration_list,     P_MIGRATION_RUN,           0,                           "migration_list", QUERY(migration_list_query), RESP(200, "MigrationPage")),
 
 	/* Runbook 4: containment stays reachable while legal documents are pending. */

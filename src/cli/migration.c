@@ -404,7 +404,8 @@ static int migration_rehearse(struct opsctl *o, const char *org)
 	char id[UUID_STR_LEN + 1] = "", detail[512] = "";
 	struct arena *a;
 	struct json_object *rep;
-	enum mig_err e = mig_rehearse(o->db, &o->cfg, &o->actor, org, id, detail, sizeof(detail));
+	enum mig_err e =
+	    mig_rehearse(o->db, &o->cfg, &o->actor, org, NULL, id, detail, sizeof(detail));
 	int rc;
 
 	if (e != MIG_OK)
@@ -440,7 +441,7 @@ int cmd_migration_finalize(struct opsctl *o)
 		return EXIT_USAGE;
 	if (opt_flag(o, "--dry-run"))
 		return migration_rehearse(o, org);
-	e = mig_finalize(o->db, &o->cfg, &o->actor, org, detail, sizeof(detail));
+	e = mig_finalize(o->db, &o->cfg, &o->actor, org, NULL, detail, sizeof(detail));
 	if (e != MIG_OK)
 		return mig_fail(o, e, detail);
 	print_status_line(o, org);
@@ -462,27 +463,55 @@ int cmd_migration_abort(struct opsctl *o)
 	return EXIT_OK;
 }
 
+#define LIST_PAGE 100
+
+/* Every migration of the org, newest first, as JSON: {"items": [status
+ * documents]} (read a page at a time). */
 int cmd_migration_history(struct opsctl *o)
 {
 	char org[UUID_STR_LEN + 1];
-	struct json_object *doc;
-	struct arena *a;
-	enum mig_err e = MIG_E_DB;
+	struct json_object *all, *doc;
+	uint8_t before[16];
+	bool has_before = false, more = true;
 
 	if (!mig_org(o, org))
 		return EXIT_USAGE;
-	if (!(a = arena_new(64 * 1024)))
-		return mig_fail(o, MIG_E_DB, "out of memory");
-	if (!(doc = mig_history_json(o->db, a, org, &e))) {
+	all = json_object_new_array();
+	while (more) {
+		struct arena *a = arena_new(256 * 1024);
+		enum mig_err e = MIG_E_DB;
+		struct json_object *page = a ? mig_history_json(o->db, a, org,
+		                                   has_before ? before : NULL, LIST_PAGE, &more, &e)
+		                             : NULL;
+		size_t n = page ? json_object_array_length(page) : 0;
+
+		if (!page) {
+			const char *why = a ? NULL : "out of memory";
+
+			arena_free(a);
+			json_object_put(all);
+			return mig_fail(o, e, why);
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct json_object *d = json_object_array_get_idx(page, i);
+			struct opsd_uuid u;
+
+			json_object_array_add(all, json_object_get(d));
+			if (i == n - 1 && uuid_parse(doc_str(d, "id"), &u)) {
+				memcpy(before, u.b, 16);
+				has_before = true;
+			}
+		}
+		more = more && n > 0;
+		json_object_put(page);
 		arena_free(a);
-		return mig_fail(o, e, NULL);
 	}
+	doc = json_object_new_object();
+	json_object_object_add(doc, "items", all);
 	print_json(doc);
-	doc_free(doc, a);
+	json_object_put(doc);
 	return EXIT_OK;
 }
-
-#define LIST_PAGE 100
 
 /* Every org's migrations, newest first, a page at a time: --json gives
  * {"items": [status documents]}, else one line each. */

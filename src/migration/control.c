@@ -444,15 +444,18 @@ static enum mig_err ready_with_target(struct db *control, const struct opsd_conf
 }
 
 enum mig_err mig_finalize(struct db *control, const struct opsd_config *cfg,
-    const struct audit_actor *actor, const char *org_id, char *detail, size_t detail_len)
+    const struct audit_actor *actor, const char *org_id, const char *reason, char *detail,
+    size_t detail_len)
 {
-	struct arena *a = arena_new(8192);
+	struct arena *a;
 	struct mig m;
 	enum mig_err e;
 
 	if (detail && detail_len)
 		detail[0] = '\0';
-	if (!a)
+	if (!reason_valid(reason))
+		return MIG_E_REASON;
+	if (!(a = arena_new(8192)))
 		return MIG_E_DB;
 	if ((e = ready_with_target(control, cfg, a, org_id, &m, detail, detail_len)) == MIG_OK) {
 		struct db_param p[] = {DBP_STR(mig_status_name(MIG_CUTTING_OVER)),
@@ -464,7 +467,8 @@ enum mig_err mig_finalize(struct db *control, const struct opsd_config *cfg,
 		           " WHERE id = ? AND status = ?",
 		    .p = p,
 		    .np = countof(p),
-		    .action = AA_MIGRATION_FINALIZE_REQUESTED};
+		    .action = AA_MIGRATION_FINALIZE_REQUESTED,
+		    .reason = reason};
 		int rc = db_tx(control, request_fn, &x);
 
 		e = rc < 0 ? MIG_E_DB : rc > 0 ? MIG_E_NOT_READY : MIG_OK;
@@ -476,16 +480,18 @@ enum mig_err mig_finalize(struct db *control, const struct opsd_config *cfg,
 }
 
 enum mig_err mig_rehearse(struct db *control, const struct opsd_config *cfg,
-    const struct audit_actor *actor, const char *org_id, char *id_out, char *detail,
-    size_t detail_len)
+    const struct audit_actor *actor, const char *org_id, const char *reason, char *id_out,
+    char *detail, size_t detail_len)
 {
-	struct arena *a = arena_new(8192);
+	struct arena *a;
 	struct mig m;
 	enum mig_err e;
 
 	if (detail && detail_len)
 		detail[0] = '\0';
-	if (!a)
+	if (!reason_valid(reason))
+		return MIG_E_REASON;
+	if (!(a = arena_new(8192)))
 		return MIG_E_DB;
 	if ((e = ready_with_target(control, cfg, a, org_id, &m, detail, detail_len)) == MIG_OK &&
 	    m.phase == PHASE_REHEARSAL)
@@ -501,6 +507,7 @@ enum mig_err mig_rehearse(struct db *control, const struct opsd_config *cfg,
 		    .p = p,
 		    .np = countof(p),
 		    .action = AA_MIGRATION_FINALIZE_REQUESTED,
+		    .reason = reason,
 		    .dry_run = true};
 		int rc = db_tx(control, request_fn, &x);
 

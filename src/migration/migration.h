@@ -99,20 +99,24 @@ enum mig_err mig_start(struct db *control, const struct opsd_config *cfg,
 /* ready_for_cutover only: re-validates the target connection now (a lost
  * target is MIG_E_UNREACHABLE and nothing changes), then marks the
  * migration cutting_over for the engine: freeze, final catch-up, final
- * verification, switch, unfreeze, source cleanup. */
+ * verification, switch, unfreeze, source cleanup. reason (may be NULL:
+ * none recorded; else 1 to 500 characters) goes into the
+ * migration.finalize_requested event. */
 enum mig_err mig_finalize(struct db *control, const struct opsd_config *cfg,
-    const struct audit_actor *actor, const char *org_id, char *detail, size_t detail_len);
+    const struct audit_actor *actor, const char *org_id, const char *reason, char *detail,
+    size_t detail_len);
 /* The cut-over rehearsed (finalize with dryRun): the same refusals as
  * mig_finalize, and the target validated the same way; then the engine is
  * asked to rehearse — both ends connected, every change since the snapshot
  * replayed, every chunk verified, each step timed — without freezing or
  * switching anything (MIG_E_REHEARSING while one runs). Audits
  * migration.finalize_requested with dryRun; the engine audits
- * migration.finalize_rehearsed with the outcome. id_out[37] gets the
- * migration's id, for mig_rehearsal_wait. */
+ * migration.finalize_rehearsed with the outcome. reason as for
+ * mig_finalize. id_out[37] gets the migration's id, for
+ * mig_rehearsal_wait. */
 enum mig_err mig_rehearse(struct db *control, const struct opsd_config *cfg,
-    const struct audit_actor *actor, const char *org_id, char *id_out, char *detail,
-    size_t detail_len);
+    const struct audit_actor *actor, const char *org_id, const char *reason, char *id_out,
+    char *detail, size_t detail_len);
 /* Waits up to wait_ms for that rehearsal's report: {migrationId, orgId,
  * direction, dryRun, rehearsal, switched: false, ok, startedAt,
  * finishedAt, durationMs, steps: [{step, ok, ms, …}], changesReplayed,
@@ -143,9 +147,10 @@ enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
  * updatedAt, finishedAt}. NULL with *err set. */
 struct json_object *mig_status_json(struct db *control, struct arena *a, const char *org_id,
     enum mig_err *err);
-/* Every migration of the org, newest first: {"items": [status documents]}. */
+/* The org's migrations, newest first (by id), as mig_list_json pages
+ * them; NULL with *err MIG_E_NO_ORG when there is no such org. */
 struct json_object *mig_history_json(struct db *control, struct arena *a, const char *org_id,
-    enum mig_err *err);
+    const uint8_t *before, long long limit, bool *more, enum mig_err *err);
 /* The migrations of every org, newest first (by id: ids are UUIDv7), as
  * an array of status documents: of one status (-1: any), below the id
  * before (NULL: from the newest), at most limit; *more says whether more

@@ -125,42 +125,14 @@ struct json_object *mig_status_json(struct db *control, struct arena *a, const c
 	return status_doc(control, a, &rows, 0);
 }
 
-struct json_object *mig_history_json(struct db *control, struct arena *a, const char *org_id,
-    enum mig_err *err)
+/* The migrations of one status (NULL: any) and one org (NULL: every
+ * org), newest first, below the id before (NULL: from the newest), at most
+ * limit; *more says whether more follow. */
+static struct json_object *list_docs(struct db *control, struct arena *a, const char *status,
+    const uint8_t *org, const uint8_t *before, long long limit, bool *more, enum mig_err *err)
 {
-	struct opsd_uuid org;
-	struct db_rows rows, o;
-	struct json_object *doc, *items;
-	struct db_param p[1];
-
-	*err = MIG_E_NO_ORG;
-	if (!org_id || !uuid_parse(org_id, &org))
-		return NULL;
-	p[0] = DBP_BLOB(org.b, 16);
-	if (db_query(control, a, "SELECT 1 FROM orgs WHERE id = ?", p, 1, &o) != 0 ||
-	    db_query(control, a,
-	        "SELECT " MIG_COLUMNS " FROM migrations WHERE org_id = ?"
-	        " ORDER BY created_at DESC, id DESC LIMIT 100",
-	        p, 1, &rows) != 0) {
-		*err = MIG_E_DB;
-		return NULL;
-	}
-	if (o.nrows != 1)
-		return NULL;
-	*err = MIG_OK;
-	doc = json_object_new_object();
-	items = json_object_new_array();
-	for (size_t i = 0; i < rows.nrows; i++)
-		json_object_array_add(items, status_doc(control, a, &rows, i));
-	json_object_object_add(doc, "items", items);
-	return doc;
-}
-
-struct json_object *mig_list_json(struct db *control, struct arena *a, int status,
-    const uint8_t *before, long long limit, bool *more, enum mig_err *err)
-{
-	const char *name = status >= 0 ? mig_status_name((enum mig_status)status) : NULL;
-	struct db_param p[] = {DBP_STR(name), DBP_STR(name), DBP_I64(before != NULL),
+	struct db_param p[] = {DBP_STR(status), DBP_STR(status), DBP_I64(org != NULL),
+	    org ? DBP_BLOB(org, 16) : DBP_NULL, DBP_I64(before != NULL),
 	    before ? DBP_BLOB(before, 16) : DBP_NULL, DBP_I64(limit + 1)};
 	struct db_rows rows;
 	struct json_object *items;
@@ -170,7 +142,7 @@ struct json_object *mig_list_json(struct db *control, struct arena *a, int statu
 	*more = false;
 	if (db_query(control, a,
 	        "SELECT " MIG_COLUMNS " FROM migrations WHERE (? IS NULL OR status = ?)"
-	        " AND (? = 0 OR id < ?) ORDER BY id DESC LIMIT ?",
+	        " AND (? = 0 OR org_id = ?) AND (? = 0 OR id < ?) ORDER BY id DESC LIMIT ?",
 	        p, countof(p), &rows) != 0)
 		return NULL;
 	*err = MIG_OK;
@@ -180,4 +152,33 @@ struct json_object *mig_list_json(struct db *control, struct arena *a, int statu
 	for (size_t i = 0; i < n; i++)
 		json_object_array_add(items, status_doc(control, a, &rows, i));
 	return items;
+}
+
+struct json_object *mig_history_json(struct db *control, struct arena *a, const char *org_id,
+    const uint8_t *before, long long limit, bool *more, enum mig_err *err)
+{
+	struct opsd_uuid org;
+	struct db_rows o;
+	struct db_param p[1];
+
+	*more = false;
+	*err = MIG_E_NO_ORG;
+	if (!org_id || !uuid_parse(org_id, &org))
+		return NULL;
+	p[0] = DBP_BLOB(org.b, 16);
+	if (db_query(control, a, "SELECT 1 FROM orgs WHERE id = ?", p, 1, &o) != 0) {
+		*err = MIG_E_DB;
+		return NULL;
+	}
+	if (o.nrows != 1)
+		return NULL;
+	return list_docs(control, a, NULL, org.b, before, limit, more, err);
+}
+
+struct json_object *mig_list_json(struct db *control, struct arena *a, int status,
+    const uint8_t *before, long long limit, bool *more, enum mig_err *err)
+{
+	const char *name = status >= 0 ? mig_status_name((enum mig_status)status) : NULL;
+
+	return list_docs(control, a, name, NULL, before, limit, more, err);
 }

@@ -10,23 +10,25 @@
 import { api, ApiError, setCsrfToken } from './api.js';
 import { h, field, formValues, formStatus, showError, clearErrors } from './ui.js';
 import * as legal from './legal.js';
-import * as audit from './audit.js';
-import * as email from './email.js';
-import * as users from './users.js';
 import * as compliance from './compliance.js';
-import * as monitoring from './monitoring.js';
+import * as migration from './migration.js';
 import * as incident from './incident.js';
+import * as email from './email.js';
+import * as monitoring from './monitoring.js';
+import * as audit from './audit.js';
+import * as users from './users.js';
 
-// The screens: the menu shows one only to a role holding its permission
-// (or, for a list, one of them).
+// The screens, in the runbooks' order: the menu shows one only to a role
+// holding its permission (or, for a list, one of them).
 const ROUTES = [
 	{ hash: '#/legal', title: 'Legal', perm: null, screen: legal },
+	{ hash: '#/compliance', title: 'Compliance', perm: 'compliance.read', screen: compliance },
+	{ hash: '#/migration', title: 'Migration', perm: 'migration.run', screen: migration },
+	{ hash: '#/incident', title: 'Incident', perm: ['security.blocklist', 'security.sessions_flush', 'security.users_disable', 'security.tokens_revoke'], screen: incident },
+	{ hash: '#/email', title: 'Email', perm: ['email.outbox', 'email.send_test'], screen: email },
+	{ hash: '#/monitoring', title: 'Monitoring', perm: 'system.status', screen: monitoring },
 	{ hash: '#/audit', title: 'Audit', perm: 'audit.read', screen: audit },
 	{ hash: '#/users', title: 'Users and orgs', perm: ['users.read', 'orgs.read'], screen: users },
-	{ hash: '#/email', title: 'Email', perm: ['email.outbox', 'email.send_test'], screen: email },
-	{ hash: '#/compliance', title: 'Compliance', perm: 'compliance.read', screen: compliance },
-	{ hash: '#/monitoring', title: 'Monitoring', perm: 'system.status', screen: monitoring },
-	{ hash: '#/incident', title: 'Incident', perm: ['security.blocklist', 'security.sessions_flush', 'security.users_disable', 'security.tokens_revoke'], screen: incident },
 ];
 
 const session = { me: null };
