@@ -151,6 +151,12 @@ export async function screen(name) {
 	await page.setViewportSize({ width: 1280, height: 800 });
 }
 
+// One part of the page (a selector) at 1280x800, for the README's
+// pictures (script/console-screenshots): <name>-part-1280x800.png.
+export async function partShot(name, selector) {
+	await page.locator(selector).screenshot({ path: `${SCREENS}/${name}-part-1280x800.png` });
+}
+
 export async function signIn(email, password, label) {
 	const form = page.locator('#sign-in');
 	await form.waitFor();

@@ -17,7 +17,7 @@
 // history, every org's migrations with a status filter. Polling about once
 // a second, none after the end or after leaving the screen. A
 // platform_admin has no Migration menu and no controls on #/migration.
-import { env, BASE, check, page, expected, screen, signIn, signOut, run } from './lib.mjs';
+import { env, BASE, check, page, expected, screen, signIn, signOut, run, partShot } from './lib.mjs';
 
 const PW = env.CONSOLE_TARGET_PASSWORD;
 const R = env.CONSOLE_REASON;
@@ -186,6 +186,7 @@ await run(async () => {
 	check('  still ready_for_cutover', /ready_for_cutover/.test(await summary()), await summary());
 	await fitsNarrow('the live status with the rehearsal\'s report');
 	await screen('migration-ready');
+	await partShot('migration-ready', '#mig-status');
 	await page.getByRole('button', { name: 'Finalize…' }).click();
 	const dlg = await confirm('Finalize migration', null);
 	check('Finalize asks for confirmation', /Finalize the migration of/.test(await dlg.innerText()));
