@@ -9,7 +9,9 @@
 # compliance officer and checks that a member sees neither the publish
 # form nor the Audit menu. A session ended under the operator's feet (401)
 # brings the sign-in form over the screen, then the refused search goes on
-# with its filter kept; a 429 (answered by the
+# with its filter kept; when the member's session ends mid-screen and the
+# security_admin signs in, the screen is drawn afresh with its menu; a 429
+# (answered by the
 # test) shows its Retry-After. With LEGAL_ENFORCE=1, each of them is shown
 # the new terms after sign-in and accepts with the keyboard (three
 # legal.accepted). On every screen: no console error, no CSP

@@ -219,11 +219,22 @@ await run(async () => {
 	await page.locator('h1', { hasText: 'Audit' }).waitFor();
 	check('member on #/audit gets no search form', (await page.locator('#audit-search').count()) === 0);
 	await screen('member-audit');
-	await signOut();
 
-	// ---- security_admin: disable and enable the new user with a reason
-	await signIn(env.CONSOLE_SECURITY_EMAIL, env.CONSOLE_SECURITY_PASSWORD, 'security_admin');
+	// ---- the member's session ends mid-screen and someone else signs in:
+	// the screen is drawn afresh for the security_admin (its own menu), not
+	// left as the member had it, and the member's request is not sent again
+	await context.clearCookies();
+	expected.push({ path: '/legal/acceptance/status', status: 401 });
+	await page.getByRole('link', { name: 'Legal' }).click(); // the screen reads the member's acceptance state
+	await page.locator('#gate #sign-in').waitFor();
+	check('a 401 mid-screen asks to sign in again over it', /Sign in again/.test(await page.locator('#gate').innerText()));
+	await signIn(env.CONSOLE_SECURITY_EMAIL, env.CONSOLE_SECURITY_PASSWORD, 'security_admin, over the member\'s screen,');
 	await acceptGate('security_admin');
+	await page.locator('#legal-versions').waitFor().catch(() => {});
+	await page.locator('#nav a', { hasText: 'Incident' }).waitFor().catch(() => {});
+	const navNow = await page.locator('#nav').innerText();
+	check('another user signing in gets the screen afresh, with its own menu', /Incident/.test(navNow)
+		&& (await page.locator('#main h1').innerText()) === 'Legal' && await page.locator('#main').isVisible(), navNow);
 	await page.goto(`${BASE}/console/#/users`);
 	const urow = page.locator('#list-users tr', { hasText: env.CONSOLE_NEW_EMAIL }).first();
 	await urow.waitFor().catch(() => {});

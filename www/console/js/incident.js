@@ -105,6 +105,8 @@ function sourcesPanel(ctx, links) {
 	let events = [];
 	let cursor = null;
 	let since = null;
+	let gen = 0; // a reply to an older Show is dropped
+	let busy = false; // one "Next events" at a time: a page counted once
 	const emails = new Map(); // user id → email, for the user sources (users.read)
 	const columns = [
 		{ head: 'Address', cell: (g) => h('code', { class: 'nowrap' }, g.ip) },
@@ -125,7 +127,10 @@ function sourcesPanel(ctx, links) {
 				? `${plural(total, '429', '429s')} logged from ${plural(groups.length, 'address', 'addresses')} in ${plural(events.length, 'event', 'events')} since `
 				: 'No request was refused with 429 since ', time(since), '.'),
 			groups.length ? table('Rate-limited sources by client address, most refused first', columns, groups) : null,
-			cursor ? h('button', { type: 'button', class: 'more', onclick: () => load(true) }, 'Next events (older)') : null,
+			cursor ? h('button', { type: 'button', class: 'more', onclick: (ev) => {
+				ev.currentTarget.disabled = true;
+				load(true);
+			} }, 'Next events (older)') : null,
 		].filter(Boolean));
 	};
 	// the accounts behind user sources, by email (at most 25 looked up a page)
@@ -141,7 +146,10 @@ function sourcesPanel(ctx, links) {
 		}));
 	};
 	const load = async (more) => {
+		if (more && busy) return;
 		clearErrors(form);
+		const mine = more ? gen : ++gen;
+		busy = more;
 		try {
 			if (!more) {
 				since = new Date(Date.now() - 1000 * (WINDOWS[formValues(form).window] || 86400)).toISOString();
@@ -149,13 +157,18 @@ function sourcesPanel(ctx, links) {
 				cursor = null;
 			}
 			const r = await ctx.call('GET', '/audit', { query: { action: 'security.rate_limited', since, limit: 500, cursor: more ? cursor : undefined } });
+			await resolve(r.items || []);
+			if (mine !== gen) return;
 			events.push(...(r.items || []));
 			cursor = r.nextCursor || null;
-			await resolve(r.items || []);
 			draw();
 		} catch (err) {
+			if (mine !== gen) return;
 			if (!more) results.replaceChildren();
+			else draw(); // the Next button again
 			showError(form, err);
+		} finally {
+			if (more) busy = false;
 		}
 	};
 	form.addEventListener('submit', (ev) => {
@@ -277,7 +290,7 @@ function blocklistPanel(ctx) {
 			const r = await ctx.call('POST', '/security/blocklist', { body });
 			form.reset();
 			await reload();
-			showOk(form, `Blocked ${r.cidr}${r.expiresAt ? ` until ${new Date(r.expiresAt).toLocaleString()}` : ', with no expiry'}: opsd refuses it at once; `
+			showOk(form, `Blocked ${r.cidr}${r.expiresAt ? ` until ${new Date(r.expiresAt).toLocaleString()} (${r.expiresAt} UTC)` : ', with no expiry'}: opsd refuses it at once; `
 				+ 'run opsctl blocklist sync-nginx on the host for nginx.');
 		} catch (err) {
 			showError(form, err);

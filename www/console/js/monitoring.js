@@ -267,7 +267,7 @@ function svg(tag, attrs) {
 }
 
 const clock = (t) => new Date(t).toLocaleTimeString();
-const clockEl = (t) => h('time', { datetime: new Date(t).toISOString() }, clock(t));
+const clockEl = (t) => h('time', { datetime: new Date(t).toISOString(), title: `${new Date(t).toISOString()} (UTC)` }, clock(t));
 
 function chartBox(c) {
 	const W = 300;
