@@ -7,7 +7,7 @@
 // zone and sent in UTC, notify); with legal.report the acceptance report
 // (GET /legal/acceptance/report?type=).
 
-import { h, field, formValues, formStatus, showError, showOk, clearErrors, table, time } from './ui.js';
+import { h, field, formValues, formStatus, showError, showOk, clearErrors, table, time, moreButton } from './ui.js';
 
 const when = (v) => (v ? h('span', null, `${v.version} (effective `, time(v.effectiveAt), ')') : '—');
 const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time';
@@ -96,9 +96,11 @@ function versionsPanel(ctx) {
 		h('button', { type: 'submit' }, 'Compare'), formStatus());
 	const diffOut = h('div', { id: 'legal-diff-out', 'aria-live': 'polite' });
 	let type = null;
+	let gen = 0; // a reply for a type no longer shown is dropped
 
-	const page = async (cursor) => {
+	const page = async (cursor, mine) => {
 		const r = await ctx.call('GET', `/legal/${encodeURIComponent(type)}/versions`, { query: { cursor, limit: 50 } });
+		if (mine !== gen) return;
 		const items = r.items || [];
 		if (!cursor) {
 			results.replaceChildren();
@@ -112,10 +114,7 @@ function versionsPanel(ctx) {
 			known.add(v.version);
 			suggestions.append(h('option', { value: v.version }));
 		}
-		if (r.nextCursor) {
-			results.append(h('button', { type: 'button', class: 'more',
-				onclick: () => page(r.nextCursor).catch((e) => showError(pick, e)) }, 'Next versions'));
-		}
+		if (r.nextCursor) results.append(moreButton('Next versions', () => page(r.nextCursor, mine), (e) => showError(pick, e)));
 		if (!cursor) {
 			// offer the current version against the one before it
 			const cur = items.findIndex((v) => v.current);
@@ -129,7 +128,7 @@ function versionsPanel(ctx) {
 		typeSelect.value = t;
 		diffOut.replaceChildren();
 		clearErrors(diffForm);
-		await page(null);
+		await page(null, ++gen);
 	};
 	pick.addEventListener('submit', async (ev) => {
 		ev.preventDefault();
@@ -319,8 +318,10 @@ function reportForm(ctx) {
 		h('button', { type: 'submit' }, 'Show report'),
 		formStatus());
 	let query = {};
-	const page = async (cursor) => {
+	let gen = 0; // a reply to an older Show report is dropped
+	const page = async (cursor, mine) => {
 		const r = await ctx.call('GET', '/legal/acceptance/report', { query: { ...query, cursor } });
+		if (mine !== gen) return;
 		const users = (r.pendingUsers && r.pendingUsers.items) || [];
 		const next = r.pendingUsers && r.pendingUsers.nextCursor;
 		if (!cursor) {
@@ -335,7 +336,7 @@ function reportForm(ctx) {
 				{ head: 'Id', cell: (u) => u.id },
 			], users));
 		}
-		if (next) out.append(h('button', { type: 'button', class: 'more', onclick: () => page(next).catch((e) => showError(form, e)) }, 'More pending users'));
+		if (next) out.append(moreButton('More pending users', () => page(next, mine), (e) => showError(form, e)));
 	};
 	form.addEventListener('submit', async (ev) => {
 		ev.preventDefault();
@@ -343,7 +344,7 @@ function reportForm(ctx) {
 		const v = formValues(form);
 		query = { type: v.type, version: v.version };
 		try {
-			await page(null);
+			await page(null, ++gen);
 		} catch (err) {
 			out.replaceChildren();
 			showError(form, err);

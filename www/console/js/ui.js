@@ -103,6 +103,20 @@ export function table(caption, columns, rows) {
 			h('tbody', null, rows.map((r) => h('tr', null, columns.map((c) => h('td', null, c.cell(r))))))));
 }
 
+// A "Next …" button: disabled while the page it asks for is on the way (a
+// double click loads it once); a failure goes to onError and enables it
+// again.
+export function moreButton(label, load, onError) {
+	const b = h('button', { type: 'button', class: 'more', onclick: () => {
+		b.disabled = true;
+		load().catch((e) => {
+			b.disabled = false;
+			onError(e);
+		});
+	} }, label);
+	return b;
+}
+
 // A list the API pages with nextCursor, in a section titled o.title:
 // { id, path, title, more, query, empty, limit }. The list lives in
 // #list-<id>; reload() shows its first page again (with o.query, which a
@@ -123,15 +137,10 @@ export function pagedList(ctx, o, columns) {
 		if (!cursor && !items.length) results.append(h('p', null, o.empty || 'None.'));
 		if (items.length) results.append(table(o.title, columns, items));
 		if (r.nextCursor) {
-			const more = h('button', { type: 'button', class: 'more', onclick: () => {
-				more.disabled = true;
+			results.append(moreButton(o.more || 'Next', () => {
 				status.textContent = '';
-				page(r.nextCursor, mine).catch((e) => {
-					more.disabled = false;
-					status.textContent = e.describe ? e.describe() : String(e);
-				});
-			} }, o.more || 'Next');
-			results.append(more);
+				return page(r.nextCursor, mine);
+			}, (e) => (status.textContent = e.describe ? e.describe() : String(e))));
 		}
 		return r;
 	};
