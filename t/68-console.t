@@ -5,7 +5,7 @@
 # a deep link, and comes back to it), publishes a terms version on the
 # Legal screen (a missing field shown next to it, a duplicate refused in
 # words), reads the acceptance report, searches the audit log for legal.*
-# (CSV link, a bad filter next to its field), verifies the chain as a
+# (CSV download, also after a 401; a bad filter next to its field), verifies the chain as a
 # compliance officer and checks that a member sees neither the publish
 # form nor the Audit menu. A session ended under the operator's feet (401)
 # brings the sign-in form over the screen, then the refused search goes on

@@ -16,6 +16,12 @@
 # hold and release the office, hold org B, download the subject export
 # (JSON: every record listed, with their values) and org A's contacts (CSV
 # and JSON; an unknown org refused in words), the held contact's events.
+# A next page answered after a new search began is dropped; a double
+# click on "Next records" or "Next events" (the office, exported 30 times
+# through the API beforehand) asks for the next page once. A cut-off typed
+# with an offset is shown as the instant it denotes. A download whose
+# session has ended brings the sign-in form; once signed in, the same file
+# arrives.
 # member and platform_admin see neither the menu entry nor the screen. No
 # request URL holds the subject's email, name or phone.
 # Then through the API, the database and the audit log: the stripped
@@ -98,6 +104,10 @@ my $older = rfc3339_at(time - 200 * 86400);
 my $records = 12;   # the user, 2 contacts, the office, the project, 6 more contacts, org B's contact
 
 my $dry_before = scalar audit_payloads('compliance.archived');
+# more events about the office than a page of the Events panel (25): 30
+# exports of it through the API, so that the browser can page them
+is scalar(grep { http(GET => "/compliance/export?entity=offices&id=$office->{id}", session => $admin)->{status} == 200 } 1 .. 30), 30,
+    'the office exported 30 times through the API';
 browser_run('dsr.mjs', TIMEOUT => 300,
 	CONSOLE_COMP_EMAIL => $U{compliance}{email}, CONSOLE_COMP_PASSWORD => $U{compliance}{password},
 	CONSOLE_OFFICER_EMAIL => $U{compliance_officer}{email}, CONSOLE_OFFICER_PASSWORD => $U{compliance_officer}{password},

@@ -12,7 +12,46 @@
 //   CONSOLE_ORG_NAME               an org's name; CONSOLE_NEW_EMAIL/_PASSWORD a user to create
 //   CONSOLE_SCREENS                where the screenshots go
 // The shared parts (browser, checks, screenshots, sign-in) are in lib.mjs.
+import { readFileSync } from 'node:fs';
 import { env, BASE, check, context, page, expected, screen, signIn, acceptGate, signOut, run } from './lib.mjs';
+
+// A download the page starts in click(): its suggested name and its text
+// (an empty name and text if none arrives within 20 s).
+async function download(click) {
+	const dl = page.waitForEvent('download', { timeout: 20000 }).catch(() => null);
+	await click();
+	const d = await dl;
+	return d ? { name: d.suggestedFilename(), body: readFileSync(await d.path(), 'utf8') } : { name: '', body: '' };
+}
+
+// RFC 4180 text as rows of fields (quoted fields may hold commas, quotes
+// and line breaks).
+function parseCsv(text) {
+	const rows = [];
+	let row = [];
+	let f = '';
+	let quoted = false;
+	for (let i = 0; i < text.length; i++) {
+		const c = text[i];
+		if (quoted) {
+			if (c !== '"') f += c;
+			else if (text[i + 1] === '"') f += text[i++];
+			else quoted = false;
+		} else if (c === '"') quoted = true;
+		else if (c === ',') {
+			row.push(f);
+			f = '';
+		} else if (c === '\r' || c === '\n') {
+			if (c === '\r' && text[i + 1] === '\n') i++;
+			row.push(f);
+			rows.push(row);
+			row = [];
+			f = '';
+		} else f += c;
+	}
+	if (f || row.length) rows.push([...row, f]);
+	return rows;
+}
 
 await run(async () => {
 	// ---- platform_admin: sign in from a deep link, back to that screen
@@ -90,11 +129,31 @@ await run(async () => {
 	await page.locator('#audit-results table').waitFor().catch(() => {});
 	const events = await page.locator('#audit-results').innerText().catch(() => '');
 	check('audit search action=legal.* shows legal.updated', /legal\.updated/.test(events) && events.includes(version), events);
-	const csv = await page.locator('#audit-csv').getAttribute('href');
-	check('the CSV link is the same search with format=csv', csv === '/audit?action=legal.*&format=csv'.replace('*', '%2A')
-		|| csv === '/audit?action=legal.*&format=csv', csv);
-	const csvBody = await page.evaluate(async (u) => (await fetch(u)).text(), csv);
-	check('the CSV link answers the events as CSV', /^id,/.test(csvBody) && /legal\.updated/.test(csvBody), csvBody.slice(0, 200));
+	// the CSV: the same search, fetched by the button and saved from a Blob;
+	// the filters never in the page (no link holds them)
+	check('no link or attribute holds the search as CSV', (await page.locator('[href*="format=csv"]').count()) === 0);
+	const csvFile = await download(() => page.getByRole('button', { name: 'Download these events as CSV' }).click());
+	const csvRows = parseCsv(csvFile.body);
+	const act = (csvRows[0] || []).indexOf('action');
+	check('the CSV download is a CSV file of the same search (legal.* only, legal.updated among them)',
+		/^audit-[0-9T-]+Z\.csv$/.test(csvFile.name) && act >= 0 && csvRows.length > 1
+		&& csvRows.slice(1).every((r) => /^legal\./.test(r[act])) && csvRows.slice(1).some((r) => r[act] === 'legal.updated'),
+		`${csvFile.name}\n${csvFile.body.slice(0, 300)}`);
+	await page.locator('#audit-search .form-status.ok').waitFor().catch(() => {});
+	check('the search form says what was downloaded', (await page.locator('#audit-search .form-status').innerText()).startsWith(`Downloaded ${csvFile.name}`),
+		await page.locator('#audit-search .form-status').innerText());
+	// the session ends before the download: sign in again, then the same CSV
+	// arrives (not the error envelope saved as a file)
+	await context.clearCookies();
+	expected.push({ path: '/audit', status: 401 });
+	const again = await download(async () => {
+		await page.getByRole('button', { name: 'Download these events as CSV' }).click();
+		await signIn(env.CONSOLE_ADMIN_EMAIL, env.CONSOLE_ADMIN_PASSWORD, 'platform_admin, after a 401 on the CSV download,');
+	});
+	check('after the 401 and sign-in the CSV download arrives with the events', /^id,/.test(again.body)
+		&& /legal\.updated/.test(again.body) && !/"error"/.test(again.body.slice(0, 200)), again.body.slice(0, 300));
+	check('and the sign-in over the screen is gone, the Audit screen shown', await page.locator('#gate').isHidden()
+		&& await page.locator('#audit-search').isVisible());
 	expected.push({ path: '/audit', status: 400 });
 	await page.getByLabel('Since').fill('yesterday');
 	await page.getByRole('button', { name: 'Search' }).click();

@@ -58,10 +58,32 @@ async function until(cond) {
 	for (let i = 0; i < 100 && !(await cond()); i++) await page.waitForTimeout(100);
 }
 
+// A download the page starts in click() (which may sign in again on the
+// way): its suggested name and its text, or an empty name and text if none
+// arrives within 20 s.
 async function download(click) {
-	const [dl] = await Promise.all([page.waitForEvent('download'), click()]);
-	return { name: dl.suggestedFilename(), body: readFileSync(await dl.path(), 'utf8') };
+	const dl = page.waitForEvent('download', { timeout: 20000 }).catch(() => null);
+	await click();
+	const d = await dl;
+	return d ? { name: d.suggestedFilename(), body: readFileSync(await d.path(), 'utf8') } : { name: '', body: '' };
 }
+
+// The archive's cut-off as typed with a +02:00 offset: the same instant,
+// which the dry run must show as its UTC value, not as the typed text.
+const CUT = new Date(env.CONSOLE_OLDER_THAN);
+const pad = (x) => String(x).padStart(2, '0');
+const at2 = new Date(CUT.getTime() + 2 * 3600e3);
+const OLDER_PLUS2 = `${at2.getUTCFullYear()}-${pad(at2.getUTCMonth() + 1)}-${pad(at2.getUTCDate())}T${pad(at2.getUTCHours())}:`
+	+ `${pad(at2.getUTCMinutes())}:${pad(at2.getUTCSeconds())}+02:00`;
+
+// The subject searches asking for a next page (a cursor in the body).
+const isNext = (req) => req.url().endsWith('/compliance/subjects/search') && /"cursor"/.test(req.postData() || '');
+const nextAsked = [];
+page.on('request', (r) => isNext(r) && nextAsked.push(r));
+const dupes = async () => {
+	const ids = await results.locator('tbody tr td:first-child code').allInnerTexts();
+	return ids.filter((id, i) => ids.indexOf(id) !== i);
+};
 
 await run(async () => {
 	// ---- compliance: sign in from the screen's own hash
@@ -139,8 +161,8 @@ await run(async () => {
 
 	// the stripped contact's audit events
 	await row(env.CONSOLE_STRIP_ID).getByRole('button', { name: /^Audit events/ }).click();
-	await page.locator('#dsr-events table').waitFor().catch(() => {});
-	const ev = await text(page.locator('#dsr-events'));
+	await page.locator('#list-dsr-events table').waitFor().catch(() => {});
+	const ev = await text(page.locator('#list-dsr-events'));
 	check('Events on the stripped contact shows compliance.pii_stripped with the reason typed',
 		/compliance\.pii_stripped/.test(ev) && ev.includes(env.CONSOLE_STRIP_REASON), ev);
 	check('the events form holds the record id', (await page.locator('#dsr-events-form').getByLabel('Record id').inputValue()) === env.CONSOLE_STRIP_ID);
@@ -159,9 +181,14 @@ await run(async () => {
 	await oerr.filter({ hasText: /./ }).waitFor().catch(() => {});
 	check('a bad Older than is refused next to its field', (await text(oerr)).length > 0, await text(af));
 	check('Archive stays disabled without a dry run', await page.locator('#dsr-archive-run').isDisabled());
-	await af.getByLabel('Older than').fill(env.CONSOLE_OLDER_THAN);
+	await af.getByLabel('Older than').fill(OLDER_PLUS2);
 	await af.getByRole('button', { name: 'Dry run' }).click();
 	await page.locator('#dsr-dry-run').waitFor().catch(() => {});
+	const cutShown = page.locator('#dsr-dry-run time');
+	check('the dry run shows a cut-off typed with +02:00 as the instant it denotes, in UTC on hover',
+		(await cutShown.getAttribute('datetime').catch(() => '')) === CUT.toISOString()
+		&& (await cutShown.getAttribute('title').catch(() => '')) === `${CUT.toISOString()} (UTC)`,
+		`${OLDER_PLUS2}: ${await cutShown.evaluate((e) => e.outerHTML).catch(() => 'no <time>')}`);
 	const count = async (k) => Number(await text(page.locator(`#dsr-archive-outcome [data-count="${k}"]`)));
 	const dryArchived = await count('archived');
 	const dryHeld = await count('legal_hold');
@@ -184,8 +211,39 @@ await run(async () => {
 	await search(SUBJECT, '10');
 	await results.locator('tbody tr').first().waitFor().catch(() => {});
 	check('the first page holds 10 records', (await results.locator('tbody tr').count()) === 10, await text(results));
+	// a next page still on its way when a new search begins: its reply is
+	// dropped (held back here until the new first page is shown)
+	let release;
+	const holdBack = new Promise((r) => (release = r));
+	await page.route('**/compliance/subjects/search', async (route) => {
+		if (isNext(route.request())) await holdBack;
+		await route.continue();
+	});
+	const nextOut = page.waitForRequest(isNext);
 	await results.getByRole('button', { name: 'Next records' }).click();
+	await nextOut;
+	check('Next records is disabled while its page is on the way',
+		await results.getByRole('button', { name: 'Next records' }).isDisabled().catch(() => false));
+	const fresh = page.waitForResponse((r) => r.url().endsWith('/compliance/subjects/search') && !isNext(r.request()));
+	const late = page.waitForResponse((r) => isNext(r.request()));
+	await page.locator('#dsr-search').getByRole('button', { name: 'Search' }).click();
+	await fresh;
+	await page.waitForTimeout(200);
+	release();
+	await late;
+	await page.waitForTimeout(300);
+	check('the next page of the older search, answered late, is dropped: the new search\'s 10 records and its Next',
+		(await results.locator('tbody tr').count()) === 10 && (await results.locator('table').count()) === 1
+		&& (await results.getByRole('button', { name: 'Next records' }).isEnabled().catch(() => false)),
+		await text(results));
+	await page.unroute('**/compliance/subjects/search');
+	// a double click on Next records asks for the next page once
+	nextAsked.length = 0;
+	await results.getByRole('button', { name: 'Next records' }).dblclick();
 	await results.locator('tbody tr').nth(10).waitFor().catch(() => {});
+	await page.waitForTimeout(500);
+	check('a double click on Next records asks once and lists no record twice', nextAsked.length === 1 && (await dupes()).length === 0,
+		`${nextAsked.length} requests; twice: ${(await dupes()).join(', ')}`);
 	const all = await text(results);
 	const total = await results.locator('tbody tr').count();
 	check('Next records lists the rest: every record but the stripped one', total === Number(env.CONSOLE_RECORDS) - 1
@@ -263,8 +321,8 @@ await run(async () => {
 
 	// the held contact's events, paged from the form
 	await row(env.CONSOLE_HOLD_ID).getByRole('button', { name: /^Audit events/ }).click();
-	await page.locator('#dsr-events table').waitFor().catch(() => {});
-	const hev = await text(page.locator('#dsr-events'));
+	await page.locator('#list-dsr-events table').waitFor().catch(() => {});
+	const hev = await text(page.locator('#list-dsr-events'));
 	check('Events on the held contact shows compliance.legal_hold_set with the reason typed',
 		/compliance\.legal_hold_set/.test(hev) && hev.includes(env.CONSOLE_HOLD_REASON), hev);
 	check('the events heading has the focus', await page.evaluate(() => document.activeElement.id === 'dsr-events-h'));
@@ -275,21 +333,49 @@ await run(async () => {
 	await ef.getByLabel('Record id').fill(env.CONSOLE_HOLD_ID);
 	await ef.getByLabel('Action (optional)').fill('compliance.exported');
 	await ef.getByRole('button', { name: 'Show events' }).click();
-	await until(async () => !/legal_hold_set/.test(await text(page.locator('#dsr-events'))));
-	check('an action filter narrows the events to the exports', /compliance\.exported/.test(await text(page.locator('#dsr-events')))
-		&& !/legal_hold_set/.test(await text(page.locator('#dsr-events'))), await text(page.locator('#dsr-events')));
+	await until(async () => !/legal_hold_set/.test(await text(page.locator('#list-dsr-events'))));
+	check('an action filter narrows the events to the exports', /compliance\.exported/.test(await text(page.locator('#list-dsr-events')))
+		&& !/legal_hold_set/.test(await text(page.locator('#list-dsr-events'))), await text(page.locator('#list-dsr-events')));
+	// the office's events (more than a page of 25: the test exported it
+	// through the API beforehand): a double click on Next events appends
+	// the next page once
+	const evList = page.locator('#list-dsr-events');
+	await row(env.CONSOLE_OFFICE_ID).getByRole('button', { name: /^Audit events/ }).click();
+	await evList.getByRole('button', { name: 'Next events' }).waitFor().catch(() => {});
+	const evNext = [];
+	const onEv = (r) => r.url().includes('/audit?') && r.url().includes('cursor=') && evNext.push(r.url());
+	page.on('request', onEv);
+	await evList.getByRole('button', { name: 'Next events' }).dblclick().catch(() => {});
+	await evList.locator('table').nth(1).waitFor().catch(() => {});
+	await page.waitForTimeout(500);
+	page.off('request', onEv);
+	check('a double click on Next events asks once and appends one page', evNext.length === 1 && (await evList.locator('table').count()) === 2,
+		`${evNext.length} requests, ${await evList.locator('table').count()} tables`);
 	await screen('compliance-events');
 	check('no request URL held the subject\'s email, name or phone', leaks().length === 0, leaks().join('\n'));
 	check('the URL is still only the screen', new URL(page.url()).hash === '#/compliance' && !new URL(page.url()).search, page.url());
 
-	// a download whose session has ended brings the sign-in form, then the screen
+	// a download whose session has ended brings the sign-in form over the
+	// screen; once signed in again the same download goes on and arrives
+	await of.getByLabel('Format').selectOption('csv');
 	await context.clearCookies();
-	expected.push({ path: '/export/contacts', status: 401 }, { path: '/orgs', status: 401 });
-	await of.getByRole('button', { name: 'Download' }).click();
-	await signIn(env.CONSOLE_OFFICER_EMAIL, env.CONSOLE_OFFICER_PASSWORD, 'compliance_officer, after a 401 on a download,');
-	await page.locator('#dsr-org-export').waitFor().catch(() => {});
-	check('after the 401 and sign-in the Compliance screen is back', (await text(page.locator('#main h1'))) === 'Compliance'
-		&& new URL(page.url()).hash === '#/compliance', page.url());
+	expected.push({ path: '/export/contacts', status: 401 });
+	const rx = await download(async () => {
+		await of.getByRole('button', { name: 'Download' }).click();
+		await page.locator('#gate #sign-in').waitFor().catch(() => {});
+		check('a download whose session has ended brings the sign-in form over the screen',
+			(await page.locator('#gate').isVisible()) && (await page.locator('#main').isHidden()));
+		await signIn(env.CONSOLE_OFFICER_EMAIL, env.CONSOLE_OFFICER_PASSWORD, 'compliance_officer, after a 401 on a download,');
+	});
+	check('after sign-in the refused download arrives: org A\'s contacts as CSV', rx.name === `contacts-${env.CONSOLE_ORG_A}.csv`
+		&& /^id,/.test(rx.body) && (rx.body.split('\r\n').find((l) => l.startsWith(env.CONSOLE_HOLD_ID)) || '').includes(SUBJECT.email),
+		`${rx.name}\n${rx.body.slice(0, 200)}`);
+	await of.locator('.form-status.ok').waitFor().catch(() => {});
+	check('the sign-in is gone and the Compliance screen is back, its form as it was, saying downloaded',
+		(await page.locator('#gate').isHidden()) && (await page.locator('#dsr-org-export').isVisible())
+		&& (await of.getByLabel('Org id').inputValue()) === env.CONSOLE_ORG_A
+		&& /^Downloaded contacts-/.test(await text(of.locator('.form-status'))) && new URL(page.url()).hash === '#/compliance',
+		`${page.url()}\n${await text(of.locator('.form-status'))}`);
 	await signOut();
 
 	// ---- roles without compliance.*: neither the menu entry nor the screen

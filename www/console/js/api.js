@@ -1,5 +1,5 @@
 // The console's one way to call the API: same-origin, the session cookie,
-// X-CSRF-Token on unsafe methods, JSON in and out (or text, on request). A refusal becomes an
+// X-CSRF-Token on unsafe methods, JSON in and out (or text, or a file, on request). A refusal becomes an
 // ApiError carrying the error envelope (code, message, details, requestId)
 // and, for a 429, Retry-After. Callers never parse responses themselves.
 
@@ -49,9 +49,14 @@ export function withQuery(path, query) {
 }
 
 // text: true reads a successful answer as text (GET /metrics answers the
-// Prometheus format); a refusal is still the JSON error envelope.
-export async function api(method, path, { body, query, text } = {}) {
-	const headers = { Accept: text ? 'text/plain' : 'application/json' };
+// Prometheus format); blob: true reads it as a file (a CSV or a streamed
+// JSON export) and answers { blob, filename, requestId }: filename is the
+// one Content-Disposition names (null if none), requestId the answer's
+// X-Request-Id. Either way a refusal is still the JSON error envelope, an
+// ApiError, so that ctx.call's recoveries (sign-in again, the legal gate)
+// work for downloads too.
+export async function api(method, path, { body, query, text, blob } = {}) {
+	const headers = { Accept: text ? 'text/plain' : blob ? '*/*' : 'application/json' };
 	if (body !== undefined) headers['Content-Type'] = 'application/json';
 	if (UNSAFE.has(method) && csrfToken) headers['X-CSRF-Token'] = csrfToken;
 	let res;
@@ -67,6 +72,16 @@ export async function api(method, path, { body, query, text } = {}) {
 		throw new ApiError(0, { error: { code: 'network', message: String(err.message || err) } });
 	}
 	if (text && res.ok) return res.text();
+	if (blob && res.ok) {
+		let file;
+		try {
+			file = await res.blob();
+		} catch (err) { // the connection broke off while the file streamed
+			throw new ApiError(0, { error: { code: 'network', message: String(err.message || err) } });
+		}
+		return { blob: file, filename: dispositionName(res.headers.get('Content-Disposition')),
+			requestId: res.headers.get('X-Request-Id') };
+	}
 	let data = null;
 	const type = res.headers.get('Content-Type') || '';
 	if (type.includes('json')) {
@@ -78,4 +93,40 @@ export async function api(method, path, { body, query, text } = {}) {
 	}
 	if (!res.ok) throw new ApiError(res.status, data, res.headers.get('Retry-After'));
 	return data;
+}
+
+// The file name a Content-Disposition header gives (filename*=UTF-8''… or
+// filename="…"), without any directory part; null if none.
+export function dispositionName(header) {
+	if (!header) return null;
+	let name = null;
+	const ext = /filename\*\s*=\s*UTF-8''([^;]+)/i.exec(header);
+	if (ext) {
+		try {
+			name = decodeURIComponent(ext[1].trim());
+		} catch {
+			name = null;
+		}
+	}
+	if (!name) {
+		const m = /filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))/i.exec(header);
+		if (m) name = m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2];
+	}
+	name = name ? name.split(/[\\/]/).pop().trim() : '';
+	return name || null;
+}
+
+// Saves a Blob as a file named name: a hidden anchor with download=,
+// clicked, then the object URL let go. The one copy every screen's
+// download uses.
+export function saveBlob(blob, name) {
+	const url = URL.createObjectURL(blob);
+	const a = document.createElement('a');
+	a.href = url;
+	a.download = name;
+	a.className = 'hidden';
+	document.body.append(a);
+	a.click();
+	a.remove();
+	setTimeout(() => URL.revokeObjectURL(url), 30000);
 }

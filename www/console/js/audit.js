@@ -1,10 +1,13 @@
 // The Audit screen (runbook 4, "Audit search"): GET /audit with its
-// filters, paged with nextCursor; a CSV link to the same search
-// (format=csv); with audit.verify, GET /audit/verify and its result. The
-// filters stay in the form, never in the page's URL.
+// filters, paged with nextCursor (ui.js pagedList); "Download these events
+// as CSV" fetches the same search (format=csv) through ctx.call, so an
+// ended session or the legal gate is met as for any request, and saves
+// the file; with audit.verify, GET /audit/verify and its result. The
+// filters stay in the form and in this module, never in the page's URL or
+// in an attribute.
 
-import { withQuery } from './api.js';
-import { h, field, formValues, formStatus, showError, showOk, clearErrors, table, time } from './ui.js';
+import { saveBlob } from './api.js';
+import { h, field, formValues, formStatus, showError, showOk, clearErrors, pagedList, time } from './ui.js';
 
 const FILTERS = [
 	{ name: 'action', label: 'Action', hint: 'exact, or a prefix ending in * (legal.*)' },
@@ -31,41 +34,50 @@ const COLUMNS = [
 ];
 
 export async function render(box, ctx) {
-	const results = h('div', { id: 'audit-results', 'aria-live': 'polite' });
-	const csv = h('a', { id: 'audit-csv', class: 'hidden', download: 'audit.csv' }, 'Download these events as CSV');
+	const csv = h('button', { type: 'button', id: 'audit-csv', class: 'secondary hidden' }, 'Download these events as CSV');
 	const form = h('form', { id: 'audit-search', novalidate: true },
 		h('div', { class: 'grid' }, FILTERS.map((f) => field(f))),
 		h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Search'), csv),
 		formStatus());
-	let filters = {};
-	const page = async (cursor) => {
-		const r = await ctx.call('GET', '/audit', { query: { ...filters, cursor, limit: 50 } });
-		const items = r.items || [];
-		if (!cursor) results.replaceChildren(h('h2', null, 'Events'));
-		results.querySelector('.more')?.remove();
-		if (!cursor && !items.length) results.append(h('p', null, 'No event matches.'));
-		if (items.length) results.append(table('Audit events, newest first', COLUMNS, items));
-		if (r.nextCursor) {
-			results.append(h('button', { type: 'button', class: 'more',
-				onclick: () => page(r.nextCursor).catch((e) => showError(form, e)) }, 'Next events'));
-		}
-	};
+	const opts = { id: 'audit-events', path: '/audit', title: 'Events', more: 'Next events', empty: 'No event matches.' };
+	const list = pagedList(ctx, opts, COLUMNS);
+	list.results.append(h('p', null, 'Search to list the events.'));
+	let filters = null; // those of the search listed, which the CSV repeats
 	form.addEventListener('submit', async (ev) => {
 		ev.preventDefault();
 		clearErrors(form);
 		const v = formValues(form);
-		filters = Object.fromEntries(Object.entries(v).filter(([, x]) => x !== ''));
+		const f = Object.fromEntries(Object.entries(v).filter(([, x]) => x !== ''));
+		opts.query = f;
+		filters = null;
+		csv.classList.add('hidden');
 		try {
-			await page(null);
-			csv.href = withQuery('/audit', { ...filters, format: 'csv' });
+			await list.reload();
+			if (opts.query !== f) return; // another search began meanwhile
+			filters = f;
 			csv.classList.remove('hidden');
 		} catch (err) {
-			results.replaceChildren();
-			csv.classList.add('hidden');
+			if (opts.query !== f) return;
+			list.results.replaceChildren();
 			showError(form, err);
 		}
 	});
-	box.append(h('section', { 'aria-label': 'Search' }, form), results);
+	csv.addEventListener('click', async () => {
+		if (!filters || csv.disabled) return;
+		clearErrors(form);
+		csv.disabled = true;
+		try {
+			const { blob, filename } = await ctx.call('GET', '/audit', { query: { ...filters, format: 'csv' }, blob: true });
+			const name = filename || 'audit.csv';
+			saveBlob(blob, name);
+			showOk(form, `Downloaded ${name} (${blob.size} bytes).`);
+		} catch (err) {
+			showError(form, err);
+		} finally {
+			csv.disabled = false;
+		}
+	});
+	box.append(h('section', { 'aria-label': 'Search' }, form), h('div', { id: 'audit-results' }, list.section));
 	if (ctx.can('audit.verify')) box.append(verifyPanel(ctx));
 }
 

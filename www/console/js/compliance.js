@@ -9,20 +9,21 @@
 //   typing the reason, which goes into the request;
 // - with compliance.export, the subject's records as one JSON download
 //   (GET /compliance/export for each record listed) and an org's records
-//   of one entity (GET /export/:entity, JSON or CSV), both fetched with the
-//   session cookie and saved from a Blob;
+//   of one entity (GET /export/:entity, JSON or CSV), both fetched through
+//   ctx.call (an ended session or the legal gate is met as for any request,
+//   then the download goes on) and saved from a Blob;
 // - with compliance.archive, a batch archive of an org's records older than
 //   a time (POST /compliance/batch-archive): a dry run shows the counts,
 //   then the real run, confirmed with its reason, reports what it did next
 //   to what the dry run counted;
 // - with audit.read, the audit events about one record (GET /audit with
-//   about=<id>, paged).
+//   about=<id>, paged by ui.js pagedList).
 // The requests for exports and events carry record and org ids (opaque
 // UUIDs) in their query strings, as the API takes them; emails, names and
 // phones only ever travel in a POST body.
 
-import { ApiError, withQuery } from './api.js';
-import { h, field, formValues, formStatus, showError, showOk, clearErrors, table, time, confirmReason } from './ui.js';
+import { ApiError, saveBlob } from './api.js';
+import { h, field, formValues, formStatus, showError, showOk, clearErrors, table, time, confirmReason, pagedList } from './ui.js';
 
 const ARCHIVE_ENTITIES = ['contacts', 'projects', 'offices', 'users'];
 const EXPORT_ENTITIES = ['contacts', 'projects', 'offices'];
@@ -61,43 +62,12 @@ function fieldError(form, name, msg) {
 	input.focus();
 }
 
-// Saves a Blob as a file (an anchor with download=, then the object URL
-// is let go).
-function save(blob, name) {
-	const url = URL.createObjectURL(blob);
-	const a = h('a', { href: url, download: name, class: 'hidden' });
-	document.body.append(a);
-	a.click();
-	a.remove();
-	setTimeout(() => URL.revokeObjectURL(url), 30000);
-}
-
-// A download the API answers as a file (CSV or streamed JSON), with the
-// session cookie. A 401 or a legal-gate refusal is handed to ctx.call once
-// (through a cheap read), which brings the sign-in form or the gate; then
-// the download is tried again.
-async function fetchFile(ctx, path, query) {
-	for (let attempt = 0; ; attempt++) {
-		let res;
-		try {
-			res = await fetch(withQuery(path, query), { credentials: 'same-origin', cache: 'no-store' });
-		} catch (err) {
-			throw new ApiError(0, { error: { code: 'network', message: String(err.message || err) } });
-		}
-		if (res.ok) return { res, blob: await res.blob() };
-		let data = null;
-		try {
-			data = await res.json();
-		} catch {
-			data = null;
-		}
-		const err = new ApiError(res.status, data, res.headers.get('Retry-After'));
-		if (attempt === 0 && (res.status === 401 || err.code === 'legal_acceptance_required')) {
-			await ctx.call('GET', '/orgs', { query: { limit: 1 } });
-			continue;
-		}
-		throw err;
-	}
+// A time the operator typed (RFC 3339, any offset) as the instant it
+// denotes: in the local zone, its UTC value on hover; as typed if the
+// browser cannot read it.
+function instant(typed) {
+	const d = new Date(typed);
+	return Number.isNaN(d.getTime()) ? h('code', null, typed) : time(d.toISOString());
 }
 
 // The orgs the search met: their names (GET /orgs/:id, once each) and a
@@ -164,6 +134,7 @@ function searchPanel(ctx, orgs, events) {
 	let limit = 50;
 	let rows = []; // { it, flags, org, actions } per record listed
 	let more = null;
+	let query = 0; // the search listed; a reply to an older one is dropped
 
 	const listed = () => {
 		summary.textContent = rows.length
@@ -292,8 +263,11 @@ function searchPanel(ctx, orgs, events) {
 		{ head: 'Actions', cell: (r) => r.actions },
 	];
 
-	const page = async (cursor) => {
+	// A page of search q (its first when cursor is null). Next is disabled
+	// while its request is out, so a double click asks once.
+	const page = async (cursor, q) => {
 		const a = await ctx.call('POST', '/compliance/subjects/search', { body: { ...terms, limit, cursor: cursor || undefined } });
+		if (q !== query) return; // another search began meanwhile
 		const fresh = (a.items || []).map((it) => ({ it, flags: h('span', { class: 'flags' }), org: h('span', { class: 'org' }),
 			actions: h('span', { class: 'row-actions' }) }));
 		if (!cursor) {
@@ -311,8 +285,20 @@ function searchPanel(ctx, orgs, events) {
 				a.unsearched.map((u) => `org ${u.orgId} (${u.dedicatedDb || u.database})`).join(', '), '. Search again later.'));
 		}
 		if (more) {
-			results.append(h('button', { type: 'button', class: 'more',
-				onclick: () => page(more).catch((e) => showError(act, e)) }, 'Next records'));
+			const next = h('button', { type: 'button', class: 'more' }, 'Next records');
+			const after = more;
+			next.addEventListener('click', async () => {
+				if (next.disabled) return;
+				next.disabled = true;
+				try {
+					await page(after, q);
+				} catch (e) {
+					if (q === query) showError(act, e);
+				} finally {
+					next.disabled = false;
+				}
+			});
+			results.append(next);
 		}
 		redraw();
 		listed();
@@ -327,9 +313,11 @@ function searchPanel(ctx, orgs, events) {
 		for (const k of ['email', 'name', 'phone']) if (v[k]) terms[k] = v[k];
 		limit = Number(v.limit) || 50;
 		summary.textContent = 'Searching…';
+		const q = ++query;
 		try {
-			await page(null);
+			await page(null, q);
 		} catch (err) {
+			if (q !== query) return;
 			rows = [];
 			results.replaceChildren();
 			summary.textContent = 'Search to list the records of a data subject.';
@@ -354,7 +342,7 @@ function searchPanel(ctx, orgs, events) {
 					}
 				}
 				const name = `subject-export-${out.exportedAt.slice(0, 10)}.json`;
-				save(new Blob([JSON.stringify(out, null, 2) + '\n'], { type: 'application/json' }), name);
+				saveBlob(new Blob([JSON.stringify(out, null, 2) + '\n'], { type: 'application/json' }), name);
 				report(`Downloaded ${name}: ${out.records.length} record${out.records.length === 1 ? '' : 's'}`
 					+ (out.failed.length ? `, ${out.failed.length} no longer found` : '')
 					+ (more ? ' (more records are on the next page of the search: list them first to include them)' : '') + '.', true);
@@ -430,7 +418,7 @@ function archivePanel(ctx, orgs) {
 			const o = await orgs.get(p.orgId);
 			outcome.replaceChildren(
 				h('p', { id: 'dsr-dry-run' }, `Dry run: ${p.entity} of ${o ? o.name : 'the org'} `, h('code', null, p.orgId),
-					' created before ', time(p.olderThan), '. Nothing was changed.'),
+					' created before ', instant(p.olderThan), '. Nothing was changed.'),
 				countsList(c, 'Would archive'));
 			if (c.archived > 0) {
 				run.disabled = false;
@@ -495,14 +483,14 @@ function orgExportPanel(ctx) {
 		const v = formValues(form);
 		if (!v.orgId) return fieldError(form, 'orgId', 'Required: the org whose records are exported.');
 		try {
-			const { res, blob } = await fetchFile(ctx, `/export/${encodeURIComponent(v.entity)}`, { orgId: v.orgId, format: v.format });
+			const { blob, filename, requestId } = await ctx.call('GET', `/export/${encodeURIComponent(v.entity)}`,
+				{ query: { orgId: v.orgId, format: v.format }, blob: true });
 			// A streamed JSON export that broke off does not end its array.
 			if (v.format === 'json' && !/\]\}\s*$/.test(await blob.slice(Math.max(0, blob.size - 8)).text())) {
-				throw new ApiError(500, { error: { code: 'export_incomplete', message: 'the export broke off before its end' },
-					requestId: res.headers.get('X-Request-Id') });
+				throw new ApiError(500, { error: { code: 'export_incomplete', message: 'the export broke off before its end' }, requestId });
 			}
-			const name = `${v.entity}-${v.orgId}.${v.format}`;
-			save(blob, name);
+			const name = filename || `${v.entity}-${v.orgId}.${v.format}`;
+			saveBlob(blob, name);
 			showOk(form, `Downloaded ${name} (${blob.size} bytes).`);
 		} catch (err) {
 			showError(form, err);
@@ -515,15 +503,12 @@ function orgExportPanel(ctx) {
 // ---------------------------------------------------------------- audit events about a record
 
 function eventsPanel(ctx) {
-	const results = h('div', { id: 'dsr-events', class: 'reserve-small', 'aria-live': 'polite' },
-		h('p', null, 'Events on a record above fills the id in.'));
 	const form = h('form', { id: 'dsr-events-form', class: 'wide', novalidate: true },
 		h('div', { class: 'grid' },
 			field({ label: 'Record id', name: 'about', required: true, hint: 'events whose target or payload names this id' }),
 			field({ label: 'Action (optional)', name: 'action', hint: 'exact, or a prefix ending in * (compliance.*)' })),
 		h('button', { type: 'submit' }, 'Show events'),
 		formStatus());
-	const heading = h('h2', { id: 'dsr-events-h', tabindex: -1 }, 'Audit events about a record');
 	const columns = [
 		{ head: 'Time', cell: (e) => time(e.occurredAt) },
 		{ head: 'Action', cell: (e) => e.action },
@@ -531,35 +516,32 @@ function eventsPanel(ctx) {
 		{ head: 'Target', cell: (e) => [e.targetType, e.targetId].filter(Boolean).join(' ') },
 		{ head: 'Payload', cell: (e) => (e.payload == null ? '' : h('code', null, JSON.stringify(e.payload))) },
 	];
-	let query = {};
-	const page = async (cursor) => {
-		const r = await ctx.call('GET', '/audit', { query: { ...query, cursor, limit: 25 } });
-		const items = r.items || [];
-		if (!cursor) results.replaceChildren();
-		results.querySelector('.more')?.remove();
-		if (!cursor && !items.length) results.append(h('p', null, 'No event names this record.'));
-		if (items.length) results.append(table('Audit events about the record, newest first', columns, items));
-		if (r.nextCursor) {
-			results.append(h('button', { type: 'button', class: 'more',
-				onclick: () => page(r.nextCursor).catch((e) => showError(form, e)) }, 'Next events'));
-		}
-	};
+	// the list (#list-dsr-events) under its heading (#dsr-events-h), the
+	// form between them
+	const opts = { id: 'dsr-events', path: '/audit', title: 'Audit events about a record',
+		more: 'Next events', empty: 'No event names this record.', limit: 25 };
+	const list = pagedList(ctx, opts, columns);
+	const heading = list.section.querySelector('h2');
+	heading.setAttribute('tabindex', '-1');
+	heading.after(form);
+	list.results.classList.add('reserve-small');
+	list.results.append(h('p', null, 'Events on a record above fills the id in.'));
 	form.addEventListener('submit', async (ev) => {
 		ev.preventDefault();
 		clearErrors(form);
 		const v = formValues(form);
 		if (!v.about) return fieldError(form, 'about', 'Required: the id of a record.');
-		query = { about: v.about };
-		if (v.action) query.action = v.action;
+		opts.query = { about: v.about };
+		if (v.action) opts.query.action = v.action;
 		try {
-			await page(null);
+			await list.reload();
 		} catch (err) {
-			results.replaceChildren();
+			list.results.replaceChildren();
 			showError(form, err);
 		}
 	});
 	return {
-		section: h('section', { 'aria-labelledby': 'dsr-events-h' }, heading, form, results),
+		section: list.section,
 		show(id) {
 			form.querySelector('[name=about]').value = id;
 			form.querySelector('[name=action]').value = '';
