@@ -25,7 +25,8 @@
 # no Email menu. Through the API and the database: the outbox rows and the
 # email.retry_requested event. Users and orgs: the admin sees the test
 # org, creates a user (a missing name next to its field); a security_admin
-# disables and enables it with a reason; checked through GET /users and
+# disables and enables it, each confirmed by typing its reason in a
+# dialog; checked through GET /users and
 # the audit log (user.disabled, user.enabled by the security_admin).
 #
 # Needs node, chromium and t/browser's packages (OpsdTest::Browser).
@@ -100,10 +101,12 @@ ok $new, 'GET /users lists the user created in the console' or diag $users->{bod
 is login($new_email, $new_password)->{status}, 200, 'it signs in with the password given in the console';
 is_deeply $new->{roles}, ['platform_admin'], 'with the role given' if $new;
 ok !$new->{disabled}, 'enabled again after Disable and Enable' if $new;
+my %typed = ('user.disabled' => 'console test containment', 'user.enabled' => 'console test: contained, cleared');
 for my $act (qw(user.disabled user.enabled)) {
 	my @a = $new ? audit_rows($act, target_id => $new->{id}) : ();
 	is scalar(@a), 1, "one $act for it, by the security_admin" or diag explain \@a;
 	is $a[0]{actor_hex} // '', uuid_hex($security->{id}), "$act actor is the security_admin" if @a;
+	is audit_payload($a[0])->{reason}, $typed{$act}, "$act carries the reason typed in the dialog" if @a;
 }
 ok -s "$screens/email-1280x800.png" && -s "$screens/email-390x844.png", 'Email screenshots written at both sizes';
 ok -s "$screens/legal-1280x800.png" && -s "$screens/legal-390x844.png", 'screenshots written at both sizes';

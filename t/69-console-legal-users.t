@@ -9,7 +9,8 @@
 # (removed lines in the old column, added ones in the new, marked by class
 # and text) and a missing version is refused next to its field. Then,
 # after accepting the new terms at the gate, it changes a member's roles
-# (superadmin refused in words, no role refused next to the roles), the
+# (the roles it may not grant cannot be ticked, a compliance_officer's row
+# offers no Change roles, no role refused next to the roles), the
 # list shows the new roles; an unknown role in the create form is refused
 # next to Roles; it lists an org's users and creates an org (a bad slug
 # next to its field). A compliance_officer reads the report and has no

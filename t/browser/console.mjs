@@ -228,12 +228,22 @@ await run(async () => {
 	const urow = page.locator('#list-users tr', { hasText: env.CONSOLE_NEW_EMAIL }).first();
 	await urow.waitFor().catch(() => {});
 	check('security_admin sees no create form (users.manage is not its)', (await page.locator('#user-create').count()) === 0);
-	await page.locator('#user-contain').getByLabel('Reason').fill('console test containment');
+	const confirmWith = async (reason) => {
+		const dlg = page.locator('dialog.confirm');
+		await dlg.waitFor();
+		await dlg.getByLabel('Reason').fill(reason);
+		await dlg.getByLabel('Reason').press('Tab');
+		await page.keyboard.press('Enter'); // the focused confirm button
+	};
 	await urow.getByRole('button', { name: 'Disable' }).click();
+	await page.locator('dialog.confirm').waitFor();
+	await screen('users-contain-confirm');
+	await confirmWith('console test containment');
 	await urow.getByRole('button', { name: 'Enable' }).waitFor().catch(() => {});
-	check('Disable marks the user disabled', /disabled/.test(await urow.innerText()), await urow.innerText());
+	check('Disable, confirmed with a reason, marks the user disabled', /disabled/.test(await urow.innerText()), await urow.innerText());
 	await screen('users-contain');
 	await urow.getByRole('button', { name: 'Enable' }).click();
+	await confirmWith('console test: contained, cleared');
 	await urow.getByRole('button', { name: 'Disable' }).waitFor().catch(() => {});
 	check('Enable marks the user active again', /active/.test(await urow.innerText()), await urow.innerText());
 });

@@ -31,7 +31,7 @@ const ROUTES = [
 	{ hash: '#/users', title: 'Users and orgs', perm: ['users.read', 'orgs.read'], screen: users },
 ];
 
-const session = { me: null };
+const session = { me: null, gen: 0 }; // gen counts sign-ins
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
 const who = document.getElementById('who');
@@ -50,20 +50,19 @@ const never = () => new Promise(() => {});
 
 async function call(method, path, opts) {
 	for (;;) {
+		const gen = session.gen; // the session the request goes out with
 		try {
 			return await api(method, path, opts);
 		} catch (err) {
 			if (!(err instanceof ApiError)) throw err;
 			if (err.status === 401 && !path.startsWith('/auth/login')) {
+				// sent before a sign-in that has completed since: just again
+				if (session.me && session.gen !== gen) continue;
 				if (!session.me && !reauthOpen) {
 					showSignIn();
 					return never();
 				}
-				if (!(await reauth())) {
-					route();
-					askPending();
-					return never();
-				}
+				if (!(await reauth())) return never(); // another user: the screen afresh
 				await askPending();
 				continue; // the same user again: the same request again
 			}
@@ -76,7 +75,10 @@ async function call(method, path, opts) {
 	}
 }
 
-const ctx = { call, can };
+// What a screen gets: call() as above, can(perm), and me(): the
+// signed-in session as GET /auth/me answered it (user, roles,
+// permissions, roleTable).
+const ctx = { call, can, me: () => session.me };
 
 function heading(text) {
 	return h('h1', { tabindex: -1 }, text);
@@ -124,6 +126,7 @@ async function route() {
 async function loadMe() {
 	const me = await api('GET', '/auth/me');
 	session.me = { ...me, permissions: me.permissions || [] };
+	session.gen++;
 	setCsrfToken(me.csrfToken);
 }
 
@@ -191,7 +194,12 @@ function openReauth() {
 				gateBox.replaceChildren();
 				main.hidden = false;
 				renderMenu();
-				resolve(before !== null && session.me.user && session.me.user.id === before);
+				const same = before !== null && session.me.user && session.me.user.id === before;
+				if (!same) {
+					route(); // once, however many requests were waiting
+					askPending();
+				}
+				resolve(same);
 			}));
 		main.hidden = true;
 		gateBox.hidden = false;

@@ -104,27 +104,44 @@ export function table(caption, columns, rows) {
 }
 
 // A list the API pages with nextCursor, in a section titled o.title:
-// { id, path, title, more, query, empty }. The list lives in #list-<id>;
-// reload() shows its first page again (with o.query, which a caller may
-// change before), and the button named o.more appends the next page.
+// { id, path, title, more, query, empty, limit }. The list lives in
+// #list-<id>; reload() shows its first page again (with o.query, which a
+// caller may change before), and the button named o.more appends the next
+// page. The button is disabled while its page is on the way (a double
+// click appends it once), and a reply to an older reload is dropped, so a
+// slow first page never lands under a newer query (answers null then).
 export function pagedList(ctx, o, columns) {
 	const results = h('div', { id: `list-${o.id}`, 'aria-live': 'polite' });
 	const status = h('p', { class: 'form-status', role: 'status' });
-	const page = async (cursor) => {
+	let gen = 0;
+	const page = async (cursor, mine) => {
 		const r = await ctx.call('GET', o.path, { query: { ...(o.query || {}), cursor, limit: o.limit || 50 } });
+		if (mine !== gen) return null;
 		const items = r.items || [];
 		if (!cursor) results.replaceChildren();
 		results.querySelector('.more')?.remove();
 		if (!cursor && !items.length) results.append(h('p', null, o.empty || 'None.'));
 		if (items.length) results.append(table(o.title, columns, items));
 		if (r.nextCursor) {
-			results.append(h('button', { type: 'button', class: 'more',
-				onclick: () => page(r.nextCursor).catch((e) => (status.textContent = e.describe ? e.describe() : String(e))) }, o.more || 'Next'));
+			const more = h('button', { type: 'button', class: 'more', onclick: () => {
+				more.disabled = true;
+				status.textContent = '';
+				page(r.nextCursor, mine).catch((e) => {
+					more.disabled = false;
+					status.textContent = e.describe ? e.describe() : String(e);
+				});
+			} }, o.more || 'Next');
+			results.append(more);
 		}
 		return r;
 	};
 	const section = h('section', { 'aria-labelledby': `${o.id}-h` }, h('h2', { id: `${o.id}-h` }, o.title), results, status);
-	return { section, results, reload: () => page(null) };
+	// fail(err) shows a refusal of reload() in the list's status line
+	const fail = (e) => {
+		results.replaceChildren();
+		status.textContent = e.describe ? e.describe() : String(e);
+	};
+	return { section, results, fail, reload: () => { status.textContent = ''; return page(null, ++gen); } };
 }
 
 // A time as the operator reads it: in the browser's zone, with the UTC

@@ -7,22 +7,26 @@
 // roles offered being the role table GET /auth/me gives (roleTable: every
 // role, whether the caller may grant it); with orgs.manage a form that
 // creates an org (POST /orgs); with security.users_disable, Disable and
-// Enable on each user (POST /security/users/:id/disable|enable) with the
-// reason from the containment form.
+// Enable on each user (POST /security/users/:id/disable|enable), each
+// confirmed by typing its reason. "Change roles" shows only on a user
+// whose roles the caller may all grant (the API refuses the others), and
+// the roles it may not grant cannot be ticked.
 
-import { h, field, formValues, formStatus, showError, showOk, clearErrors, pagedList, table } from './ui.js';
+import { h, field, formValues, formStatus, showError, showOk, clearErrors, pagedList, confirmReason } from './ui.js';
 
 const state = (u) => h('span', { class: 'user-state' }, u.disabled ? 'disabled' : 'active');
 
 export async function render(box, ctx) {
-	const me = ctx.call('GET', '/auth/me'); // the role table and the caller's org, awaited below
-	me.catch(() => {}); // a refusal is met where it is awaited
+	const who = ctx.me(); // the role table and the caller's org
+	const grantable = new Set((who.roleTable || []).filter((r) => r.grantable).map((r) => r.role));
 	const manage = ctx.can('users.manage');
 	const editor = manage ? rolesEditor(ctx, () => reloadUsers()) : null;
-	const contain = ctx.can('security.users_disable') ? containForm() : null;
+	const contain = ctx.can('security.users_disable') ? containPanel() : null;
 	const roleCell = (u) => h('span', { class: 'user-roles' }, (u.roles || []).join(', '));
-	const editCol = editor ? [{ head: 'Roles change', cell: (u) => h('button', { type: 'button', class: 'secondary',
-		'aria-label': `Change roles of ${u.email}`, onclick: (ev) => editor.edit(u, ev.currentTarget) }, 'Change roles') }] : [];
+	const editCol = editor ? [{ head: 'Roles change', cell: (u) => ((u.roles || []).every((r) => grantable.has(r))
+		? h('button', { type: 'button', class: 'secondary', 'aria-label': `Change roles of ${u.email}`,
+			onclick: (ev) => editor.edit(u, ev.currentTarget) }, 'Change roles')
+		: h('span', { class: 'hint' }, 'not yours to change')) }] : [];
 	const users = ctx.can('users.read') ? pagedList(ctx, { id: 'users', path: '/users', title: 'Users', more: 'Next users' }, [
 		{ head: 'Email', cell: (u) => u.email },
 		{ head: 'Name', cell: (u) => u.name },
@@ -56,7 +60,6 @@ export async function render(box, ctx) {
 	if (contain) box.append(contain.section);
 	if (editor) box.append(editor.section);
 	for (const l of [users, orgs, orgUsers]) if (l) box.append(l.section);
-	const who = await me;
 	if (editor) editor.setRoleTable(who.roleTable || []);
 	for (const l of [users, orgs]) if (l) await l.reload();
 	// a caller bound to an org (org_admin) sees its own org's users at once
@@ -67,35 +70,42 @@ export async function render(box, ctx) {
 	}
 }
 
-function containForm() {
-	const form = h('form', { id: 'user-contain', novalidate: true },
-		field({ label: 'Reason', name: 'reason', hint: 'recorded with the disable or enable (optional)' }),
-		formStatus());
+// Disable and Enable act on the row's user after the reason is typed in
+// a dialog; the outcome shows here.
+function containPanel() {
+	const status = formStatus();
+	const form = h('form', { id: 'user-contain', novalidate: true }, status);
 	form.addEventListener('submit', (ev) => ev.preventDefault());
 	const section = h('section', { 'aria-labelledby': 'user-contain-h' },
 		h('h2', { id: 'user-contain-h' }, 'Containment'),
-		h('p', null, 'Disable or Enable in the users table acts at once, with this reason.'), form);
+		h('p', null, 'Disable or Enable in the users table asks for the reason, then acts at once: disabling ends the user\'s sessions and API tokens.'),
+		form);
 	return { section, form };
 }
 
 function containButton(ctx, contain, u) {
 	const cell = h('span');
-	const act = async (disable) => {
-		const reason = formValues(contain.form).reason;
+	const act = async (disable, button) => {
+		const reason = await confirmReason({ title: `${disable ? 'Disable' : 'Enable'} ${u.email}?`,
+			text: disable ? 'The account can no longer sign in; its sessions and API tokens end now.' : 'The account can sign in again.',
+			action: disable ? 'Disable' : 'Enable' });
+		if (button.isConnected) button.focus();
+		if (reason === null) return;
 		try {
 			const r = await ctx.call('POST', `/security/users/${encodeURIComponent(u.id)}/${disable ? 'disable' : 'enable'}`,
-				{ body: { reason: reason || null } });
+				{ body: { reason } });
 			u.disabled = !!r.disabled;
 			showOk(contain.form, `${r.email || u.email}: ${u.disabled ? 'disabled' : 'enabled'}${r.changed === false ? ' (already)' : ''}.`);
 			const st = cell.closest('tr')?.querySelector('.user-state');
 			if (st) st.textContent = u.disabled ? 'disabled' : 'active';
 			draw();
+			cell.querySelector('button').focus();
 		} catch (err) {
 			showError(contain.form, err);
 		}
 	};
 	const draw = () => cell.replaceChildren(h('button', { type: 'button', 'aria-label': `${u.disabled ? 'Enable' : 'Disable'} ${u.email}`,
-		onclick: () => act(!u.disabled) }, u.disabled ? 'Enable' : 'Disable'));
+		onclick: (ev) => act(!u.disabled, ev.currentTarget) }, u.disabled ? 'Enable…' : 'Disable…'));
 	draw();
 	return cell;
 }
@@ -154,8 +164,7 @@ function createOrgForm(ctx, reload) {
 }
 
 // "Change roles" on a user opens this form: one checkbox per role of the
-// role table, those the caller may not grant said so (the API refuses
-// them, in words). Saving changes the roles at once (PATCH /users/:id),
+// role table, those the caller may not grant disabled and said so. Saving changes the roles at once (PATCH /users/:id),
 // which ends the user's sessions and API tokens; then the lists reload.
 function rolesEditor(ctx, reload) {
 	let roleTable = [];
@@ -183,7 +192,8 @@ function rolesEditor(ctx, reload) {
 		boxes.replaceChildren(...roleTable.map((r) => {
 			const id = `user-role-${r.role}`;
 			return h('div', { class: 'check-row' },
-				h('input', { id, type: 'checkbox', name: 'roles', value: r.role, checked: !!user && (user.roles || []).includes(r.role) }),
+				h('input', { id, type: 'checkbox', name: 'roles', value: r.role, disabled: !r.grantable,
+					checked: !!user && (user.roles || []).includes(r.role) }),
 				h('label', { for: id }, r.role, r.grantable ? '' : h('span', { class: 'hint' }, ' (you cannot grant it)')));
 		}));
 	};
@@ -204,7 +214,7 @@ function rolesEditor(ctx, reload) {
 		for (const el of [set, save, cancel]) el.disabled = false;
 		draw();
 		section.scrollIntoView({ block: 'start' });
-		boxes.querySelector('input').focus();
+		boxes.querySelector('input:not(:disabled)')?.focus();
 	};
 	form.addEventListener('submit', async (ev) => {
 		ev.preventDefault();
@@ -235,39 +245,19 @@ function rolesEditor(ctx, reload) {
 // One org's users (GET /orgs/:id/users), paged; the org is chosen on the
 // orgs list (its id stays in this form, never in the URL).
 function orgUsersPanel(ctx, columns) {
-	const heading = h('h2', { id: 'org-users-h' }, 'Users of an org');
-	const results = h('div', { id: 'list-org-users', 'aria-live': 'polite' },
-		h('p', null, 'Choose "Users" on an org in the orgs list.'));
-	const status = formStatus();
+	const o = { id: 'org-users', path: null, title: 'Users of an org', more: 'Next users of this org' };
+	const list = pagedList(ctx, o, columns);
+	list.section.id = 'org-users';
+	list.results.append(h('p', null, 'Choose "Users" on an org in the orgs list.'));
+	const heading = list.section.querySelector('h2');
 	let org = null;
-	const page = async (cursor) => {
-		const r = await ctx.call('GET', `/orgs/${encodeURIComponent(org.id)}/users`, { query: { cursor, limit: 50 } });
-		const items = r.items || [];
-		if (!cursor) results.replaceChildren();
-		results.querySelector('.more')?.remove();
-		if (!cursor && !items.length) results.append(h('p', null, `${org.name} has no user.`));
-		if (items.length) results.append(table(`Users of ${org.name}`, columns, items));
-		if (r.nextCursor) {
-			results.append(h('button', { type: 'button', class: 'more',
-				onclick: () => page(r.nextCursor).catch((e) => showStatus(e)) }, 'Next users of this org'));
-		}
+	const show = async (chosen) => {
+		org = chosen;
+		o.path = `/orgs/${encodeURIComponent(org.id)}/users`;
+		o.title = `Users of ${org.name}`;
+		o.empty = `${org.name} has no user.`;
+		heading.textContent = o.title;
+		await list.reload().catch(list.fail);
 	};
-	const showStatus = (e) => {
-		status.className = 'form-status error';
-		status.textContent = e.describe ? e.describe() : String(e);
-	};
-	const show = async (o) => {
-		org = o;
-		heading.textContent = `Users of ${o.name}`;
-		status.className = 'form-status';
-		status.textContent = '';
-		try {
-			await page(null);
-		} catch (e) {
-			results.replaceChildren();
-			showStatus(e);
-		}
-	};
-	const section = h('section', { id: 'org-users', 'aria-labelledby': 'org-users-h' }, heading, results, status);
-	return { section, show, reload: () => (org ? show(org) : null) };
+	return { section: list.section, show, reload: () => (org ? show(org) : null) };
 }
