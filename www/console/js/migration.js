@@ -227,6 +227,9 @@ function statusPanel(box, ctx, run, onEnd, onChange) {
 			stop();
 			doc = null;
 			body.classList.add('hidden');
+			summary.textContent = ''; // nothing of the org shown before stays, even hidden
+			overall.replaceChildren();
+			details.replaceChildren();
 			clearErrors(actions);
 			report.replaceChildren();
 			if (rehearsing.has(org.id)) status.textContent = REHEARSING;
