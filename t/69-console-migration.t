@@ -91,7 +91,7 @@ if ($kid == 0) {
 }
 END { kill 'KILL', $kid if $$ == $MAIN && $kid && !-e $edits_file }
 
-my $screens = browser_run('migration.mjs', TIMEOUT => 150,
+my $screens = browser_run('migration.mjs', TIMEOUT => 300,
 	CONSOLE_SUPER_EMAIL => admin_email(), CONSOLE_SUPER_PASSWORD => admin_password(),
 	CONSOLE_PLATFORM_EMAIL => $platform->{email}, CONSOLE_PLATFORM_PASSWORD => $platform->{password},
 	CONSOLE_ORG_A => $A->{name}, CONSOLE_ORG_B => $B->{name}, CONSOLE_DB_A => $DB_A,

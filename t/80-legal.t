@@ -2,8 +2,8 @@
 # Legal documents (README "Runbook 1") with LEGAL_ENFORCE unset:
 # POST /legal (fields, 409 duplicate_version, permissions, bad input that
 # leaves nothing behind, 413), the public GET /legal/:type with ETag and 304
-# and the new version on every worker right after a publish, versions, one
-# version, the line diff, a scheduled version that becomes current by itself,
+# and the new version on every worker right after a publish, versions
+# (paged; an unknown type 404, with or without a cursor), one version, the line diff, a scheduled version that becomes current by itself,
 # acceptance (status, 409/404, twice harmless, IP and user agent recorded),
 # the report (counts of active users, paging, permissions), audit events
 # (legal.updated without the content, legal.accepted), notify: true through
@@ -214,9 +214,15 @@ my $comp_s = login($comp->{email}, $comp->{password});
 	is j($one)->{type}, 'privacy', 'type';
 	check_error(http(GET => '/legal/privacy/versions/nope'), 404, undef, 'GET /legal/privacy/versions/unknown');
 	check_error(http(GET => '/legal/nosuchtype/versions/v1'), 404, undef, 'a version of an unknown type');
-	my $nv = http(GET => '/legal/nosuchtype/versions');
-	ok $nv->{status} == 404 || ($nv->{status} == 200 && !@{ j($nv)->{items} // [1] }),
-	    'GET /legal/unknown/versions: 404 or an empty list' or diag "$nv->{status} $nv->{body}";
+	check_error(http(GET => '/legal/nosuchtype/versions'), 404, 'not_found', 'GET /legal/unknown/versions: 404');
+	# a valid cursor (of privacy's list) does not turn an unknown type into an empty page
+	check_error(http(GET => '/legal/nosuchtype/versions?limit=1&cursor=' . (j($p1)->{nextCursor} // '')), 404, 'not_found',
+	    'GET /legal/unknown/versions with a cursor of this list: 404');
+	# a known type past its last version: an empty page
+	my $p3 = http(GET => '/legal/privacy/versions?limit=1&cursor='
+	    . MIME::Base64::encode_base64url('legal_versions:2000-01-01T00:00:00.000Z|' . uuid7_like()));
+	status_is $p3, 200, 'GET /legal/privacy/versions past its oldest version: 200';
+	is_deeply [items($p3)], [], '  an empty page' or diag $p3->{body};
 }
 {
 	my $r = http(GET => '/legal/privacy/diff?' . qs(from => 'v1', to => 'v2'));

@@ -5,12 +5,13 @@
 # direction missing, unknown or wrong for the org's mode (409 conflict both
 # ways), chunkSize 0 / 100001 / "x" / 1.5, malformed and over-long targetUri
 # (the URI's password is never in the answer), dbName "1bad" / "a-b" / 65
-# characters, reason empty / 501 characters, unknown fields, a
+# characters, reason empty / blanks / 501 characters, unknown fields, a
 # target that refuses connections (400 target_unreachable, details.reason)
 # — each is answered in the README "API" envelope and records nothing (no
 # migrations row, no migration.* audit event, status still 404). Status,
 # history, finalize and abort: malformed and unknown ids, missing fields,
-# a finalize reason empty / 501 characters / a number, history's limit and
+# a finalize or abort reason empty / blanks / 501 characters / a number
+# (blanks refused at ready_for_cutover too, nothing audited), history's limit and
 # cursor; history paged (limit 1, nextCursor, a cursor of GET /migration
 # refused), a rehearsal's reason in migration.finalize_requested.
 # Legal hold on the org and on one of its records: 409 legal_hold with
@@ -162,6 +163,7 @@ my @BAD = (
 	['dbName with a backtick', { dbName => 'org_a`; DROP DATABASE opsd; --' }, 400, 'validation_failed', 'dbName'],
 	['dbName empty', { dbName => '' }, 400, 'validation_failed', 'dbName'],
 	['empty reason', { reason => '' }, 400, 'validation_failed', 'reason'],
+	['a reason of blanks only', { reason => " \t " }, 400, 'validation_failed', 'reason'],
 	['reason of 501 characters', { reason => 'r' x 501 }, 400, 'validation_failed', 'reason'],
 	['dryRun "yes"', { dryRun => 'yes' }, 400, 'validation_failed', 'dryRun'],
 	['overrideLegalHold 1 (a number)', { overrideLegalHold => 7 }, 400, 'validation_failed', 'overrideLegalHold'],
@@ -245,12 +247,15 @@ for my $c (
 	['finalize dryRun, unknown org', \&migration_finalize, { orgId => uuid7_like(), dryRun => 1 }, 404],
 	['finalize dryRun, an org without a migration', \&migration_finalize, { orgId => $A, dryRun => 1 }, 404],
 	['finalize, empty reason', \&migration_finalize, { orgId => $A, reason => '' }, 400, 'reason'],
+	['finalize, a reason of blanks only', \&migration_finalize, { orgId => $A, reason => '   ' }, 400, 'reason'],
+	['finalize dryRun, a reason of blanks only', \&migration_finalize, { orgId => $A, dryRun => 1, reason => "\n " }, 400, 'reason'],
 	['finalize, reason of 501 characters', \&migration_finalize, { orgId => $A, reason => 'r' x 501 }, 400, 'reason'],
 	['finalize dryRun, reason a number', \&migration_finalize, { orgId => $A, dryRun => 1, reason => 42 }, 400, 'reason'],
 	['finalize, reason null, an org without a migration', \&migration_finalize, { orgId => $A, reason => undef }, 404],
 	['abort, missing orgId', \&migration_abort, { reason => 'r' }, 400, 'orgId'],
 	['abort without a reason, an org without a migration', \&migration_abort, { orgId => $A }, 404],
 	['abort, empty reason', \&migration_abort, { orgId => $A, reason => '' }, 400, 'reason'],
+	['abort, a reason of blanks only', \&migration_abort, { orgId => $A, reason => '   ' }, 400, 'reason'],
 	['abort, reason of 501 characters', \&migration_abort, { orgId => $A, reason => 'r' x 501 }, 400, 'reason'],
 	['abort, unknown org', \&migration_abort, { orgId => uuid7_like(), reason => 'r' }, 404],
 	['abort, an org without a migration', \&migration_abort, { orgId => $A, reason => 'r' }, 404],
@@ -423,6 +428,17 @@ my $RUN = $O{run}{id};
 	is j($r)->{reason}, undef, '  the status shows reason null';
 	ok exists j($r)->{reason}, '  (the member is there)';
 	my $id = j($r)->{id};
+
+	# a reason of blanks only is refused at ready_for_cutover too, and nothing recorded
+	for my $c (['finalize', \&migration_finalize, {}], ['finalize dryRun', \&migration_finalize, { dryRun => 1 }],
+	    ['abort', \&migration_abort, {}]) {
+		my $b = $c->[1]->($admin, orgId => $L, %{ $c->[2] }, reason => '   ', timeout => 40);
+		check_error($b, 400, 'validation_failed', "$c->[0] with a reason of blanks at ready_for_cutover");
+		fields_named($b, 'reason');
+	}
+	is j(migration_status($admin, $L))->{status}, 'ready_for_cutover', '  still ready_for_cutover';
+	is scalar(grep { $_->{org} eq norm_id($L) } map { audit_payloads($_) } qw(migration.finalize_requested
+	    migration.abort_requested)), 0, '  no finalize_requested or abort_requested audited';
 
 	# the cut-over rehearsed
 	my $f = migration_finalize($admin, orgId => $L, dryRun => 1, timeout => 40);
@@ -636,6 +652,9 @@ my $CLI = $O{cli}{id};
 	is_deeply [map { $_->{id} } @{ (json_decode($out) // {})->{items} // [] }], [$id], '  one item, the migration';
 	($rc, $out, $err) = opsctl('migration', 'abort', '--org', $CLI, '--reason', '');
 	is $rc, 2, 'opsctl migration abort --reason "" exits 2';
+	like $err, qr/--reason/, '  and names --reason' or diag $err;
+	($rc, $out, $err) = opsctl('migration', 'abort', '--org', $CLI, '--reason', '  ');
+	is $rc, 2, 'opsctl migration abort --reason "  " (blanks) exits 2';
 	like $err, qr/--reason/, '  and names --reason' or diag $err;
 	($rc, $out, $err) = opsctl('migration', 'abort', '--org', $CLI);
 	is $rc, 0, 'opsctl migration abort without --reason exits 0' or diag $err;

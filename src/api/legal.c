@@ -197,6 +197,25 @@ static bool versions_after(struct req *r, struct page *pg, char *when, struct op
 	return true;
 }
 
+/* true when some version of the type exists; else (or on a database
+ * error) the reply is sent. */
+static bool type_exists_or_reply(struct req *r, const char *type)
+{
+	struct db_param p[] = {DBP_STR(type)};
+	struct db_rows rows;
+
+	if (db_query(r->db, r->arena, "SELECT 1 FROM legal_documents WHERE type = ? LIMIT 1", p,
+	        countof(p), &rows) != 0) {
+		reply_db_error(r);
+		return false;
+	}
+	if (rows.nrows == 0) {
+		reply_error(r, E_NOT_FOUND, "no document of this type", NULL);
+		return false;
+	}
+	return true;
+}
+
 void api_legal_versions(struct req *r)
 {
 	const struct legal_doc *docs, *cur;
@@ -226,10 +245,9 @@ void api_legal_versions(struct req *r)
 			return;
 		}
 	}
-	if (rows.nrows == 0 && !pg.has_after) {
-		reply_error(r, E_NOT_FOUND, "no document of this type", NULL);
+	/* an empty page past a cursor is still a page of a type that exists */
+	if (rows.nrows == 0 && !type_exists_or_reply(r, req_param(r, "type")))
 		return;
-	}
 	n = rows.nrows > (size_t)pg.limit ? (size_t)pg.limit : rows.nrows;
 	items = json_object_new_array();
 	for (size_t i = 0; i < n; i++) {

@@ -107,9 +107,10 @@ void api_migration_start(struct req *r)
 	struct audit_actor a;
 	struct mig_request m;
 	char org[UUID_STR_LEN + 1], id[UUID_STR_LEN + 1] = "", detail[512] = "";
+	const char *reason;
 	enum mig_err e;
 
-	if (!req_validate_or_reply(r, migration_start_spec))
+	if (!req_validate_or_reply(r, migration_start_spec) || !reason_or_reply(r, &reason))
 		return;
 	org_canonical(json_get_str(r->json, "orgId", ""), org);
 	m = (struct mig_request){
@@ -120,7 +121,7 @@ void api_migration_start(struct req *r)
 	    .db_name = json_get_str(r->json, "dbName", NULL),
 	    .dry_run = json_get_bool(r->json, "dryRun", false),
 	    .override_legal_hold = json_get_bool(r->json, "overrideLegalHold", false),
-	    .reason = json_get_str(r->json, "reason", NULL),
+	    .reason = reason,
 	};
 	req_actor(r, &a);
 	e = mig_start(r->db, r->cfg, &a, &m, id, detail, sizeof(detail));
@@ -177,10 +178,9 @@ void api_migration_finalize(struct req *r)
 	const char *reason;
 	enum mig_err e;
 
-	if (!req_validate_or_reply(r, migration_finalize_spec))
+	if (!req_validate_or_reply(r, migration_finalize_spec) || !reason_or_reply(r, &reason))
 		return;
 	org_canonical(json_get_str(r->json, "orgId", ""), org);
-	reason = json_get_str(r->json, "reason", NULL);
 	req_actor(r, &a);
 	if (json_get_bool(r->json, "dryRun", false)) {
 		rehearse_reply(r, &a, org, reason);
@@ -198,14 +198,14 @@ void api_migration_abort(struct req *r)
 {
 	struct audit_actor a;
 	char org[UUID_STR_LEN + 1];
+	const char *reason;
 	enum mig_err e;
 
-	if (!req_validate_or_reply(r, migration_abort_spec))
+	if (!req_validate_or_reply(r, migration_abort_spec) || !reason_or_reply(r, &reason))
 		return;
 	org_canonical(json_get_str(r->json, "orgId", ""), org);
 	req_actor(r, &a);
-	e = mig_abort(r->db, r->cfg, &a, org, json_get_str(r->json, "migrationId", NULL),
-	    json_get_str(r->json, "reason", NULL));
+	e = mig_abort(r->db, r->cfg, &a, org, json_get_str(r->json, "migrationId", NULL), reason);
 	if (e != MIG_OK) {
 		reply_err(r, &mig_errors[e], NULL);
 		return;

@@ -73,10 +73,11 @@ static bool db_name_valid(const char *s)
 	return true;
 }
 
-/* A reason is optional; one that is given says something, briefly. */
+/* A reason is optional; one that is given says something (not only
+ * blanks), briefly. */
 static bool reason_valid(const char *reason)
 {
-	return !reason || (reason[0] && strlen(reason) <= 500);
+	return !reason || (reason[strspn(reason, " \t\r\n")] && strlen(reason) <= 500);
 }
 
 /* The request's own fields. */

@@ -15,8 +15,14 @@
 // to completed; org B a run aborted while it copies (after leaving the
 // screen and coming back). The lists: orgs paged,
 // history, every org's migrations with a status filter. Polling about once
-// a second, none after the end or after leaving the screen. A
-// platform_admin has no Migration menu and no controls on #/migration.
+// a second, none after the end or after leaving the screen. Late answers
+// (held back with page.route): "Next orgs" clicked twice appends its page
+// once; a rehearsal of A answered after B was selected, a history of A
+// answered after B was selected again, an abort of B answered after A was
+// selected: the panel shows the org selected and nothing of the other; a
+// panel that changes under an open confirmation sends nothing. The
+// confirmations name the org whose id they send. A platform_admin has no
+// Migration menu and no controls on #/migration.
 import { env, BASE, check, page, expected, screen, signIn, signOut, run, partShot } from './lib.mjs';
 
 const PW = env.CONSOLE_TARGET_PASSWORD;
@@ -74,8 +80,36 @@ async function fitsNarrow(label) {
 	check(`${label}: nothing wider than the 390 px screen`, r.sw <= r.w, r.all.join('\n'));
 }
 
+// Holds back the answers to the requests that match (a URL predicate):
+// each is fetched from the server, then given to the page once release()
+// is called; off() removes the hold.
+async function hold(match) {
+	let release;
+	const gate = new Promise((r) => (release = r));
+	const seen = [];
+	const handler = async (route) => {
+		seen.push(route.request().url());
+		const res = await route.fetch({ timeout: 60000 });
+		await gate;
+		await route.fulfill({ response: res });
+	};
+	await page.route(match, handler);
+	return { seen, release, off: () => page.unroute(match, handler) };
+}
+const api = (path) => (url) => url.pathname === path;
+
+// The panel holds no migration (nothing of another org's).
+async function panelEmpty() {
+	return page.evaluate(() => ({
+		hidden: !!document.querySelector('#mig-status .mig-body.hidden'),
+		summary: document.getElementById('mig-summary').textContent,
+		report: document.getElementById('mig-report').textContent,
+		status: document.querySelector('#mig-actions .form-status').textContent,
+	}));
+}
+
 async function selectOrg(name) {
-	const btn = page.getByRole('button', { name: `Select ${name}`, exact: true });
+	const btn = page.getByRole('button', { name: `Select ${name}`, exact: true }).first();
 	for (let i = 0; i < 5 && !(await btn.count()); i++) {
 		const n = await page.locator('#list-mig-orgs tbody tr').count();
 		await page.getByRole('button', { name: 'Next orgs' }).click();
@@ -118,13 +152,35 @@ await run(async () => {
 	check('the orgs list shows the database mode', /shared/.test(await page.locator('#list-mig-orgs').innerText()));
 	await screen('migration');
 
+	// "Next orgs" clicked twice while its page is on its way: the page comes once
+	{
+		const rowsOf = () => page.locator('#list-mig-orgs tbody tr td:first-child').allInnerTexts();
+		const n0 = (await rowsOf()).length;
+		const next = await hold((u) => u.pathname === '/orgs' && u.searchParams.has('cursor'));
+		const more = page.getByRole('button', { name: 'Next orgs' });
+		await more.dblclick();
+		await page.waitForTimeout(300);
+		await more.click({ timeout: 500 }).catch(() => {}); // a third time, if it is still there
+		next.release();
+		await until(async () => (await rowsOf()).length > n0, 5000);
+		await page.waitForTimeout(500);
+		await next.off();
+		const names = await rowsOf();
+		check('"Next orgs" clicked twice: its page is appended once', names.length > n0 && new Set(names).size === names.length,
+			`${next.seen.length} requests for the next page; ${names.length} rows, ${new Set(names).size} different`);
+		// the held page landed long after the click: not a shift a prompt answer makes
+		await page.evaluate(() => (window.__opsdShift = { score: 0, nodes: [] }));
+	}
+
 	// ---- org A: bad input first
 	await selectOrg(env.CONSOLE_ORG_A);
 	const form = page.locator('#migration-start');
 	check('Select fills the org id', /^[0-9a-f-]{36}$/.test(await form.getByLabel('Org id').inputValue()));
 	check('and the direction from the database mode', (await form.getByLabel('Direction').inputValue()) === 'shared_to_dedicated');
-	await page.locator('#mig-actions .form-status', { hasText: 'no migration yet' }).waitFor();
-	check('an org without a migration says so', true);
+	const noneYet = page.locator('#mig-actions .form-status', { hasText: 'no migration yet' });
+	await noneYet.waitFor().catch(() => {});
+	check('an org without a migration says so', await noneYet.isVisible(), await page.locator('#mig-status').innerText());
+	const idA = await form.getByLabel('Org id').inputValue();
 	expected.push({ path: '/migration/start', status: 400 });
 	await startMigration({ chunk: 0, dryRun: true });
 	const chunkErr = form.locator('[data-field="chunkSize"] .field-error');
@@ -177,8 +233,46 @@ await run(async () => {
 	check(`the status is polled about once a second (${gaps.length} polls)`, gaps.length >= 3 && Math.min(...gaps) >= 800,
 		JSON.stringify(gaps));
 
-	// rehearse, then finalize (an empty reason is refused by the dialog)
+	// rehearse, and select org B before its answer comes: the answer is A's
+	// and stays out of B's panel
+	const rehearsal = await hold(api('/migration/finalize'));
+	const rehearsed = page.waitForResponse((r) => r.url().includes('/migration/finalize'), { timeout: 60000 });
 	await page.getByRole('button', { name: 'Rehearse cut-over' }).click();
+	await page.locator('#mig-actions .form-status', { hasText: 'Rehearsing' }).waitFor();
+	await selectOrg(env.CONSOLE_ORG_B);
+	await noneYet.waitFor().catch(() => {});
+	rehearsal.release();
+	await rehearsed;
+	await page.waitForTimeout(500);
+	await rehearsal.off();
+	let p = await panelEmpty();
+	check('a rehearsal of A answered while B is selected: the panel shows B, nothing of A',
+		(await page.locator('#mig-org').innerText()).includes(env.CONSOLE_ORG_B) && p.hidden && !p.report
+		&& !/Rehearsal/.test(p.status) && !/ready_for_cutover/.test(p.summary), JSON.stringify(p));
+	check('  and no action for B', await page.getByRole('button', { name: 'Finalize…' }).isDisabled()
+		&& await page.getByRole('button', { name: 'Abort…' }).isDisabled());
+
+	// a history of A answered after B was selected again: no polling of A
+	{
+		const late = await hold((u) => u.pathname === '/migration/history' && u.searchParams.get('orgId') === idA);
+		const answered = page.waitForResponse((r) => r.url().includes('/migration/history') && r.url().includes(idA));
+		await page.getByRole('button', { name: `Select ${env.CONSOLE_ORG_A}`, exact: true }).click();
+		await until(async () => late.seen.length > 0, 5000);
+		await selectOrg(env.CONSOLE_ORG_B);
+		const polls = statusRequests.length;
+		late.release();
+		await answered;
+		await page.waitForTimeout(2500);
+		await late.off();
+		p = await panelEmpty();
+		const polledA = urls.filter((u) => u.includes(`/migration/status/${idA}`)).length;
+		check('a history of A answered after B was selected: B\'s panel, no polling of A',
+			(await page.locator('#mig-org').innerText()).includes(env.CONSOLE_ORG_B) && p.hidden
+			&& statusRequests.length === polls, `${statusRequests.length - polls} status requests; ${JSON.stringify(p)}; A polled ${polledA} times in all`);
+	}
+
+	// back to A: the rehearsal's report is in its status
+	await selectOrg(env.CONSOLE_ORG_A);
 	await page.locator('#mig-rehearsal').waitFor({ timeout: 30000 });
 	const reh = await page.locator('#mig-rehearsal').innerText();
 	check('the rehearsal\'s report: expected freeze, nothing switched', /expected freeze [\d,]+ ms/.test(reh) && /nothing switched/.test(reh), reh);
@@ -189,7 +283,8 @@ await run(async () => {
 	await partShot('migration-ready', '#mig-status');
 	await page.getByRole('button', { name: 'Finalize…' }).click();
 	const dlg = await confirm('Finalize migration', null);
-	check('Finalize asks for confirmation', /Finalize the migration of/.test(await dlg.innerText()));
+	check('Finalize asks for confirmation, naming org A', (await dlg.locator('h2').innerText()).includes(`Finalize the migration of ${env.CONSOLE_ORG_A}`),
+		await dlg.locator('h2').innerText());
 	await dlg.getByRole('button', { name: 'Finalize migration' }).click();
 	check('  an empty reason is refused', /Type the reason/.test(await dlg.locator('.field-error').innerText()));
 	await screen('migration-confirm');
@@ -197,8 +292,9 @@ await run(async () => {
 	await watch(/completed|failed|aborted/, 60000);
 	check('the run ends completed on the screen', /Migration shared_to_dedicated: completed/.test(await summary()), await summary());
 	check('  with its freeze time', /Freeze\s+[\d,]+ ms/.test(await page.locator('#mig-details').innerText()));
-	await page.locator('#mig-org [data-dbmode]', { hasText: 'dedicated' }).waitFor();
-	check('the org shows database dedicated', true);
+	const dedicated = page.locator('#mig-org [data-dbmode]', { hasText: 'dedicated' });
+	await dedicated.waitFor().catch(() => {});
+	check('the org shows database dedicated', await dedicated.isVisible(), await page.locator('#mig-org').innerText());
 	const after = statusRequests.length;
 	await page.waitForTimeout(2500);
 	check('no polling after the migration ended', statusRequests.length === after, `${statusRequests.length - after} more`);
@@ -229,8 +325,46 @@ await run(async () => {
 	await page.keyboard.press('Escape');
 	await page.locator('dialog.confirm').waitFor({ state: 'detached' });
 	check('Escape cancels the abort', /copying|catching_up|verifying/.test(await summary()), await summary());
+
+	// the panel changes to A under B's open confirmation: nothing is sent
+	const aborts = [];
+	page.on('request', (r) => r.url().includes('/migration/abort') && aborts.push(r.url()));
+	{
+		const orgA = await hold(api(`/orgs/${idA}`));
+		await page.getByRole('button', { name: `Select ${env.CONSOLE_ORG_A}`, exact: true }).click();
+		await page.getByRole('button', { name: 'Abort…' }).click();
+		const d = await confirm('Abort migration', null);
+		check('Abort asks for confirmation, naming org B', (await d.locator('h2').innerText()).includes(`Abort the migration of ${env.CONSOLE_ORG_B}`),
+			await d.locator('h2').innerText());
+		orgA.release();
+		await page.locator('#mig-org', { hasText: env.CONSOLE_ORG_A }).waitFor().catch(() => {});
+		await orgA.off();
+		await confirm('Abort migration', `console moved ${R}`);
+		await page.waitForTimeout(500);
+		const st = await page.locator('#mig-actions .form-status').innerText();
+		check('the panel changed to A under the open confirmation: no abort is sent',
+			aborts.length === 0 && /nothing was sent for .*Console Mig B/.test(st), `${aborts.length} abort requests; ${st}`);
+	}
+
+	// B aborted, its answer held back until A is selected: A's panel stays A's
+	await selectOrg(env.CONSOLE_ORG_B);
+	await watch(/copying|catching_up|verifying/, 5000);
+	const abortHeld = await hold(api('/migration/abort'));
+	const aborted = page.waitForResponse((r) => r.url().includes('/migration/abort'), { timeout: 30000 });
 	await page.getByRole('button', { name: 'Abort…' }).click();
 	await confirm('Abort migration', `console abort ${R}`);
+	await selectOrg(env.CONSOLE_ORG_A);
+	await watch(/completed/, 5000);
+	abortHeld.release();
+	await aborted;
+	await page.waitForTimeout(1500);
+	await abortHeld.off();
+	const mine = await page.locator('#mig-details').innerText();
+	check('an abort of B answered while A is selected: A\'s completed run, nothing of B\'s',
+		/Migration shared_to_dedicated: completed/.test(await summary()) && !mine.includes(`console abort ${R}`)
+		&& !/Abort requested/.test(await page.locator('#mig-actions .form-status').innerText()), `${await summary()}\n${mine}`);
+	check('  and the panel names A', (await page.locator('#mig-org').innerText()).includes(env.CONSOLE_ORG_A));
+	await selectOrg(env.CONSOLE_ORG_B);
 	await watch(/aborted|completed|failed/, 30000);
 	check('org B\'s run ends aborted on the screen', /aborted/.test(await summary()), await summary());
 	check('  with the abort reason', (await page.locator('#mig-details').innerText()).includes(`console abort ${R}`));
@@ -249,9 +383,54 @@ await run(async () => {
 	await filter.getByRole('button', { name: 'Show' }).click();
 	await until(async () => (await allRows.count()) === 3, 5000);
 	check('every org\'s migrations: three', (await allRows.count()) === 3);
+
+	// a next page of the older query that comes after the list was shown
+	// again with another filter is dropped (three migrations fill no page:
+	// the first page is given a cursor, and its next page is made up)
+	{
+		let sample = null;
+		let open;
+		const gate = new Promise((r) => (open = r));
+		const isFirst = (u) => u.pathname === '/migration' && !u.searchParams.has('cursor') && !u.searchParams.has('status');
+		const isNext = (u) => u.pathname === '/migration' && u.searchParams.get('cursor') === 'older-query';
+		const first = async (route) => {
+			const res = await route.fetch();
+			const j = await res.json();
+			sample = (j.items || [])[0];
+			await route.fulfill({ response: res, json: { ...j, nextCursor: 'older-query' } });
+		};
+		const next = async (route) => {
+			await gate;
+			await route.fulfill({ json: { items: [{ ...sample, id: 'stale', reason: 'a page of the older query' }], nextCursor: null } });
+		};
+		await page.route(isFirst, first);
+		await page.route(isNext, next);
+		await filter.getByRole('button', { name: 'Show' }).click();
+		const moreM = page.getByRole('button', { name: 'Next migrations' });
+		await moreM.waitFor().catch(() => {});
+		const nextAsked = page.waitForRequest((r) => r.url().includes('cursor=older-query'));
+		const nextAnswered = page.waitForResponse((r) => r.url().includes('cursor=older-query'));
+		await moreM.click();
+		await nextAsked;
+		await filter.getByLabel('Status').selectOption('aborted');
+		await filter.getByRole('button', { name: 'Show' }).click();
+		await until(async () => (await allRows.count()) === 1, 5000);
+		open();
+		await nextAnswered;
+		await page.waitForTimeout(500);
+		await page.unroute(isFirst, first);
+		await page.unroute(isNext, next);
+		const text = await page.locator('#list-mig-all').innerText();
+		check('a next page of the older query answered after the filter changed: not appended',
+			(await allRows.count()) === 1 && !text.includes('a page of the older query'), text);
+		await filter.getByLabel('Status').selectOption('all');
+		await filter.getByRole('button', { name: 'Show' }).click();
+		await until(async () => (await allRows.count()) === 3, 5000);
+	}
 	await page.locator('#list-mig-all tbody tr', { hasText: 'completed' }).last().getByRole('button', { name: /Show the org/ }).click();
-	await page.locator('#mig-org', { hasText: env.CONSOLE_ORG_A }).waitFor();
-	check('Show selects that migration\'s org', true);
+	const shownA = page.locator('#mig-org', { hasText: env.CONSOLE_ORG_A });
+	await shownA.waitFor().catch(() => {});
+	check('Show selects that migration\'s org', await shownA.isVisible(), await page.locator('#mig-org').innerText());
 	await screen('migration-lists');
 
 	// nothing of the password anywhere, nothing but the screen in the URL

@@ -12,7 +12,11 @@
 // it is typed in a password field, sent in the request body only and
 // cleared once sent; the API shows targets with the password as ***.
 // Polling stops when the migration ends, another org is selected or the
-// screen is left.
+// screen is left. Every answer is for the org it was asked about: one that
+// comes back after another org was selected is dropped (each selection has
+// its number; the panel takes only documents of the org it shows), so the
+// panel never holds one org's migration under another's name, and Finalize
+// and Abort name in their confirmation the org whose id they send.
 
 import { h, field, formValues, formStatus, showError, showOk, clearErrors, pagedList, time, confirmReason } from './ui.js';
 
@@ -21,6 +25,7 @@ const STATUSES = ['all', 'pending', 'copying', 'catching_up', 'verifying', 'read
 	'completed', 'aborting', 'aborted', 'failed'];
 const TERMINAL = new Set(['completed', 'aborted', 'failed']);
 const POLL_MS = 1000;
+const REHEARSING = 'Rehearsing the cut-over: catch-up and verification, nothing frozen or switched…';
 
 const NUM = new Intl.NumberFormat();
 const num = (n) => (n == null ? '—' : NUM.format(n));
@@ -59,7 +64,7 @@ function checkbox(name, label, checked) {
 export async function render(box, ctx) {
 	const run = ctx.can('migration.run');
 	const state = { org: null };
-	const live = statusPanel(box, ctx, state, run, () => refreshAfterEnd(), () => refreshLists());
+	const live = statusPanel(box, ctx, run, () => refreshAfterEnd(), () => refreshLists());
 	const histOpts = { id: 'mig-history', path: '/migration/history', title: 'History of the selected org',
 		more: 'Next migrations of this org', empty: 'This org has no migration yet.', query: null };
 	const history = pagedList(ctx, histOpts, [
@@ -79,27 +84,39 @@ export async function render(box, ctx) {
 	const reloadHistory = serial(history.reload);
 
 	// The org chosen in a list (Select, Show) or by starting a migration.
+	// Each choice has its number: an answer to an older one is dropped.
+	let chosen = 0;
 	const select = async (org) => {
+		const my = ++chosen;
 		state.org = org;
 		live.setOrg(org);
 		if (start) start.setOrg(org);
 		histOpts.query = { orgId: org.id };
 		try {
 			const page = await reloadHistory();
-			if ((page.items || []).length) live.watch(org.id);
-			else live.none();
+			if (my !== chosen) return;
+			if (page && !(page.items || []).length) live.none();
+			else live.watch(org.id);
 		} catch (err) {
-			live.failed(err);
+			if (my === chosen) live.failed(err);
 		}
 	};
 	// by id: the org as it is now (a list row may be older than a cut-over)
 	const selectById = async (id) => {
+		const my = ++chosen;
+		let org;
 		try {
-			await select(await ctx.call('GET', `/orgs/${encodeURIComponent(id)}`));
+			org = await ctx.call('GET', `/orgs/${encodeURIComponent(id)}`);
 		} catch (err) {
+			if (my !== chosen) return;
 			live.failed(err);
+			document.getElementById('mig-status-h').focus();
+			return;
 		}
+		if (my !== chosen) return;
+		const done = select(org);
 		document.getElementById('mig-status-h').focus();
+		await done;
 	};
 
 	const orgs = pagedList(ctx, { id: 'mig-orgs', path: '/orgs', title: 'Orgs', more: 'Next orgs', limit: 25 }, [
@@ -120,11 +137,18 @@ export async function render(box, ctx) {
 	box.append(history.section, all.section);
 
 	async function started(doc) {
-		if (!state.org || state.org.id !== doc.orgId) await select(await ctx.call('GET', `/orgs/${encodeURIComponent(doc.orgId)}`));
-		else await reloadHistory();
+		all.reload().catch(() => {});
+		const my = ++chosen;
+		if (!state.org || state.org.id !== doc.orgId) {
+			const org = await ctx.call('GET', `/orgs/${encodeURIComponent(doc.orgId)}`);
+			if (my !== chosen) return; // another org was selected meanwhile
+			await select(org);
+		} else {
+			await reloadHistory();
+		}
+		if (!state.org || state.org.id !== doc.orgId) return;
 		live.show(doc);
 		live.watch(doc.orgId);
-		all.reload().catch(() => {});
 	}
 
 	// The status changed: the lists show the new one.
@@ -136,8 +160,10 @@ export async function render(box, ctx) {
 	// A migration ended: its org's mode may have changed; the lists show it.
 	async function refreshAfterEnd() {
 		if (!state.org) return;
+		const my = chosen;
 		try {
 			const org = await ctx.call('GET', `/orgs/${encodeURIComponent(state.org.id)}`);
+			if (my !== chosen) return; // another org was selected meanwhile
 			state.org = org;
 			live.setOrg(org);
 			if (start) start.setOrg(org, true);
@@ -153,7 +179,7 @@ export async function render(box, ctx) {
 
 // ---------------------------------------------------------------- the selected org, live
 
-function statusPanel(box, ctx, state, run, onEnd, onChange) {
+function statusPanel(box, ctx, run, onEnd, onChange) {
 	const orgLine = h('p', { id: 'mig-org' }, 'No org selected: choose one with Select in the orgs list, or Show in every org\'s migrations.');
 	const summary = h('p', { id: 'mig-summary', class: 'mig-summary', role: 'status' });
 	const details = h('dl', { class: 'settings mig-details', id: 'mig-details' });
@@ -172,10 +198,13 @@ function statusPanel(box, ctx, state, run, onEnd, onChange) {
 
 	let gen = 0; // one polling chain at a time: a new watch() ends the old one
 	let timer = null;
-	let doc = null;
-	let busy = false; // a finalize or abort request on its way
-	let rehearsing = false; // a rehearsal request waiting for its report (finalize and abort still work)
+	let shown = null; // the org the panel is about (setOrg)
+	let doc = null; // its latest migration (always of that org)
+	const busy = new Set(); // the orgs with a finalize or abort request on its way
+	const rehearsing = new Set(); // the orgs with a rehearsal waiting for its report (finalize and abort still work)
 	let pollFailed = false;
+	// the panel still shows orgId: an answer about it may land
+	const here = (orgId) => !!shown && shown.id === orgId && box.isConnected;
 
 	const stop = () => {
 		gen++;
@@ -191,14 +220,19 @@ function statusPanel(box, ctx, state, run, onEnd, onChange) {
 	window.addEventListener('hashchange', onHash);
 
 	function setOrg(org) {
+		shown = org;
 		orgLine.replaceChildren(h('strong', null, org.name), ` (${org.slug}): database `,
 			h('strong', { 'data-dbmode': org.id }, org.dbMode), org.legalHold ? ', on legal hold' : '');
 		if (!doc || doc.orgId !== org.id) {
 			stop();
 			doc = null;
 			body.classList.add('hidden');
+			summary.textContent = ''; // nothing of the org shown before stays, even hidden
+			overall.replaceChildren();
+			details.replaceChildren();
 			clearErrors(actions);
 			report.replaceChildren();
+			if (rehearsing.has(org.id)) status.textContent = REHEARSING;
 			buttons();
 		}
 	}
@@ -217,6 +251,7 @@ function statusPanel(box, ctx, state, run, onEnd, onChange) {
 	}
 
 	function watch(orgId) {
+		if (!here(orgId)) return;
 		stop();
 		const my = gen;
 		let running = false; // seen unfinished: its end refreshes the lists
@@ -247,6 +282,7 @@ function statusPanel(box, ctx, state, run, onEnd, onChange) {
 	}
 
 	function show(d) {
+		if (!d || !here(d.orgId)) return; // an answer about another org
 		const changed = !!doc && doc.id === d.id && doc.status !== d.status;
 		doc = d;
 		body.classList.remove('hidden');
@@ -281,7 +317,7 @@ function statusPanel(box, ctx, state, run, onEnd, onChange) {
 			item('Migration id', h('code', null, d.id)),
 		].flat());
 		if (d.report) report.replaceChildren(...reportView(d.report));
-		else if (!rehearsing) report.replaceChildren();
+		else if (!rehearsing.has(d.orgId)) report.replaceChildren();
 		if (status.textContent.startsWith('This org has no migration')) clearErrors(actions);
 		buttons();
 		if (changed && !TERMINAL.has(d.status)) onChange(); // the end refreshes them itself
@@ -289,35 +325,45 @@ function statusPanel(box, ctx, state, run, onEnd, onChange) {
 
 	function buttons() {
 		const ready = !!doc && doc.status === 'ready_for_cutover' && !doc.dryRun;
-		rehearse.disabled = busy || rehearsing || !ready || doc.phase === 'rehearsal';
-		finalize.disabled = busy || !ready;
-		abort.disabled = busy || !doc || doc.status === 'aborting' || (TERMINAL.has(doc.status) && doc.status !== 'failed')
+		const sent = !!doc && busy.has(doc.orgId);
+		rehearse.disabled = sent || !ready || rehearsing.has(doc.orgId) || doc.phase === 'rehearsal';
+		finalize.disabled = sent || !ready;
+		abort.disabled = sent || !doc || doc.status === 'aborting' || (TERMINAL.has(doc.status) && doc.status !== 'failed')
 			|| (doc.status === 'cutting_over' && doc.phase === 'source_cleanup');
 	}
 
-	const act = async (fn, rehearsal) => {
-		if (rehearsal) rehearsing = true;
-		else busy = true;
+	// fn() runs with orgId in the set (its buttons disabled); its error shows
+	// only while the panel still shows that org.
+	const act = async (set, orgId, fn) => {
+		set.add(orgId);
 		buttons();
 		try {
 			await fn();
 		} catch (err) {
-			showError(actions, err);
+			if (here(orgId)) showError(actions, err);
 		} finally {
-			if (rehearsal) rehearsing = false;
-			else busy = false;
+			set.delete(orgId);
 			buttons();
 		}
 	};
 
-	const orgName = () => (state.org ? state.org.name : doc.orgId);
+	// The org a request acts on, by name: the panel's org, whose id it sends.
+	const orgName = (orgId) => (shown && shown.id === orgId ? `${shown.name} (${shown.slug})` : orgId);
+	// The panel moved on while a confirmation was open (another org, or
+	// another migration): nothing is sent.
+	const moved = (d, name) => {
+		if (here(d.orgId) && doc && doc.id === d.id) return false;
+		if (box.isConnected) showError(actions, new Error(`The selected org or its migration changed while the confirmation was open: nothing was sent for ${name}.`));
+		return true;
+	};
 
 	function doRehearse() {
 		const d = doc;
-		return act(async () => {
+		return act(rehearsing, d.orgId, async () => {
 			clearErrors(actions);
-			status.textContent = 'Rehearsing the cut-over: catch-up and verification, nothing frozen or switched…';
+			status.textContent = REHEARSING;
 			const r = await ctx.call('POST', '/migration/finalize', { body: { orgId: d.orgId, dryRun: true } });
+			if (!here(d.orgId)) return; // its report is in the org's status when it is selected again
 			if (r.rehearsal) {
 				report.replaceChildren(...reportView(r));
 				showOk(actions, `Rehearsal ${r.ok ? 'ok' : 'NOT ok'}: the cut-over would freeze writes for about ${num(r.expectedFreezeMs)} ms. Nothing was switched.`);
@@ -325,22 +371,24 @@ function statusPanel(box, ctx, state, run, onEnd, onChange) {
 				showOk(actions, 'The rehearsal is still running: its report appears here when it ends.');
 				show(r);
 			}
-		}, true);
+		});
 	}
 
 	async function doFinalize() {
 		const d = doc;
+		const name = orgName(d.orgId);
 		const last = d.report && d.report.rehearsal ? d.report : null;
 		const reason = await confirmReason({
-			title: `Finalize the migration of ${orgName()}`,
+			title: `Finalize the migration of ${name}`,
 			text: `The org's writes pause while the last changes are replayed and every chunk is verified again${last
 				? ` (the last rehearsal expected ${num(last.expectedFreezeMs)} ms)` : ' (no rehearsal yet)'}; then the org is served from ${d.direction === 'shared_to_dedicated' ? d.target || d.dbName : 'the shared database'} and its rows leave the source. Going back takes a new migration.`,
 			action: 'Finalize migration',
 		});
-		if (!reason) return;
-		await act(async () => {
+		if (!reason || moved(d, name)) return;
+		await act(busy, d.orgId, async () => {
 			clearErrors(actions);
 			const r = await ctx.call('POST', '/migration/finalize', { body: { orgId: d.orgId, reason } });
+			if (!here(d.orgId)) return;
 			showOk(actions, `Cut-over requested: ${r.status}${r.phase ? ` (${r.phase})` : ''}.`);
 			show(r);
 			watch(d.orgId);
@@ -349,15 +397,17 @@ function statusPanel(box, ctx, state, run, onEnd, onChange) {
 
 	async function doAbort() {
 		const d = doc;
+		const name = orgName(d.orgId);
 		const reason = await confirmReason({
-			title: `Abort the migration of ${orgName()}`,
+			title: `Abort the migration of ${name}`,
 			text: `The engine stops and removes what this ${d.dryRun ? 'dry run' : 'migration'} created on the target; the source is not touched and the org stays where it is.`,
 			action: 'Abort migration',
 		});
-		if (!reason) return;
-		await act(async () => {
+		if (!reason || moved(d, name)) return;
+		await act(busy, d.orgId, async () => {
 			clearErrors(actions);
 			const r = await ctx.call('POST', '/migration/abort', { body: { orgId: d.orgId, migrationId: d.id, reason } });
+			if (!here(d.orgId)) return;
 			showOk(actions, `Abort requested: ${r.status}.`);
 			show(r);
 			watch(d.orgId);
