@@ -362,10 +362,23 @@ function statusPanel(box, ctx, run, onEnd, onChange) {
 		return act(rehearsing, d.orgId, async () => {
 			clearErrors(actions);
 			status.textContent = REHEARSING;
-			const r = await ctx.call('POST', '/migration/finalize', { body: { orgId: d.orgId, dryRun: true } });
-			if (!here(d.orgId)) return; // its report is in the org's status when it is selected again
+			// the report's room is kept from the click on, so that its arrival
+			// does not push the buttons and the screen below it down
+			if (!report.childElementCount) report.replaceChildren(h('p', { class: 'hint mig-report-wait' }, 'The rehearsal\'s report will appear here.'));
+			report.classList.add('awaiting');
+			const done = () => {
+				report.classList.remove('awaiting');
+				report.querySelector('.mig-report-wait')?.remove();
+			};
+			const r = await ctx.call('POST', '/migration/finalize', { body: { orgId: d.orgId, dryRun: true } })
+				.catch((err) => {
+					done();
+					throw err;
+				});
+			if (!here(d.orgId)) return done(); // its report is in the org's status when it is selected again
+			if (r.rehearsal) report.replaceChildren(...reportView(r));
+			done();
 			if (r.rehearsal) {
-				report.replaceChildren(...reportView(r));
 				showOk(actions, `Rehearsal ${r.ok ? 'ok' : 'NOT ok'}: the cut-over would freeze writes for about ${num(r.expectedFreezeMs)} ms. Nothing was switched.`);
 			} else {
 				showOk(actions, 'The rehearsal is still running: its report appears here when it ends.');
