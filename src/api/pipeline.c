@@ -112,7 +112,8 @@ static bool db_ready(struct req *r)
 	char err[256];
 
 	if (!worker_db) {
-		worker_db = db_open(r->cfg->db_uri, err, sizeof(err));
+		worker_db =
+		    db_open_rotating(r->cfg->db_uri, r->cfg->db_uri_previous, err, sizeof(err));
 		if (!worker_db) {
 			log_msg(LL_WARN, "db_connect_failed", "%s", err);
 			return false;
@@ -127,7 +128,7 @@ void pipeline_start(const struct opsd_config *cfg, struct scoreboard *sb)
 	char err[256];
 
 	legal_attach_generation(&sb->legal_generation);
-	worker_db = db_open(cfg->db_uri, err, sizeof(err));
+	worker_db = db_open_rotating(cfg->db_uri, cfg->db_uri_previous, err, sizeof(err));
 	if (!worker_db)
 		log_msg(LL_WARN, "db_connect_failed", "%s", err);
 	blocklist_attach(&sb->blocklist_generation, worker_db);

@@ -342,7 +342,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	explicit_bzero(uri.pass, sizeof(uri.pass));
-	if (!(o.db = db_open(o.cfg.db_uri, err, sizeof(err)))) {
+	if (!(o.db = db_open_rotating(o.cfg.db_uri, o.cfg.db_uri_previous, err, sizeof(err)))) {
 		fprintf(stderr, "opsctl: %s\n", err);
 		rc = EXIT_FAILED;
 		goto out;

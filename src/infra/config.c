@@ -4,6 +4,7 @@
 
 #include "infra/config.h"
 
+#include "infra/db.h"
 #include "lib/encoding.h"
 #include "lib/util.h"
 
@@ -67,6 +68,7 @@ static const struct var vars[] = {
     STR("OPSD_VAR", var_dir, "./var"),
     STR("OPSD_SQL_DIR", sql_dir, OPSD_DATADIR "/sql"),
     SECRET("OPSD_DB_URI", db_uri),
+    SECRET("OPSD_DB_URI_PREVIOUS", db_uri_previous),
     SECRET("OPSD_DEDICATED_DB_URI", dedicated_db_uri),
     SECRET("OPSD_DATA_KEY", data_key),
     STR("OPSD_LISTEN", listen, NULL),
@@ -283,6 +285,27 @@ static bool db_uri_plausible(const char *uri)
 	return parse_ll_range(port, 1, 65535, &n);
 }
 
+/* OPSD_DB_URI_PREVIOUS holds the credentials being rotated out: the same
+ * server and database as OPSD_DB_URI, or a fallback would silently serve
+ * from another database. */
+static void check_db_uri_previous(const struct opsd_config *c, struct loader *ld)
+{
+	struct db_uri cur, prev;
+	char err[256];
+
+	if (!db_uri_plausible(c->db_uri_previous) ||
+	    !db_uri_parse(c->db_uri_previous, &prev, err, sizeof(err)))
+		report(ld, true,
+		    "OPSD_DB_URI_PREVIOUS: must look like mysql://user:pass@host[:port]/db");
+	else if (c->db_uri != NULL && db_uri_parse(c->db_uri, &cur, err, sizeof(err)) &&
+	         !db_uri_same_database(&cur, &prev))
+		report(ld, true,
+		    "OPSD_DB_URI_PREVIOUS: must name the same server and database as OPSD_DB_URI "
+		    "(only the user and password may differ)");
+	explicit_bzero(&cur, sizeof(cur));
+	explicit_bzero(&prev, sizeof(prev));
+}
+
 static bool data_key_decode(const char *s, unsigned char key[32])
 {
 	uint8_t raw[33];
@@ -418,6 +441,8 @@ static void finish(struct opsd_config *c, const bool *set, config_lookup_fn look
 		report(ld, true, "OPSD_DB_URI: required");
 	else if (!db_uri_plausible(c->db_uri))
 		report(ld, true, "OPSD_DB_URI: must look like mysql://user:pass@host[:port]/db");
+	if (c->db_uri_previous != NULL)
+		check_db_uri_previous(c, ld);
 	if (c->dedicated_db_uri != NULL && !db_uri_plausible(c->dedicated_db_uri))
 		report(ld, true,
 		    "OPSD_DEDICATED_DB_URI: must look like mysql://user:pass@host[:port]");

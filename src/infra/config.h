@@ -18,6 +18,7 @@ struct opsd_config {
 	char *var_dir;                 /* OPSD_VAR, default ./var */
 	char *sql_dir;                 /* OPSD_SQL_DIR, default the installed/source sql/ */
 	char *db_uri;                  /* OPSD_DB_URI (secret: holds a password) */
+	char *db_uri_previous;         /* OPSD_DB_URI_PREVIOUS (secret): tried when refused */
 	char *dedicated_db_uri;        /* OPSD_DEDICATED_DB_URI (secret) */
 	char *data_key;                /* OPSD_DATA_KEY (secret), 32 bytes hex/base64 */
 	char *listen;                  /* OPSD_LISTEN, default unix:$OPSD_VAR/run/opsd.sock */

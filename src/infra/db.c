@@ -16,6 +16,7 @@
 
 #include "lib/arena.h"
 #include "lib/encoding.h"
+#include "lib/log.h"
 #include "lib/util.h"
 
 #define STMT_CACHE_SIZE 64
@@ -41,6 +42,10 @@ struct stmt_slot {
 struct db {
 	MYSQL *my; /* NULL while disconnected */
 	struct db_uri uri;
+	/* Credentials tried when the server refuses uri's (a password rotation
+	 * in progress: README "Runbook 7"); has_previous false when none. */
+	struct db_uri previous;
+	bool has_previous;
 	struct stmt_slot cache[STMT_CACHE_SIZE];
 	uint64_t tick;
 	int64_t last_ok_ms; /* monotonic time the connection last proved alive */
@@ -213,6 +218,12 @@ bool db_uri_parse(const char *uri, struct db_uri *out, char *err, size_t err_len
 	return false;
 }
 
+bool db_uri_same_database(const struct db_uri *a, const struct db_uri *b)
+{
+	return strcmp(a->host, b->host) == 0 && a->port == b->port &&
+	       strcmp(a->dbname, b->dbname) == 0 && strcmp(a->socket, b->socket) == 0;
+}
+
 void db_uri_redacted(const struct db_uri *u, char *out, size_t out_len)
 {
 	char port[16] = "";
@@ -299,18 +310,18 @@ static void disconnect(struct db *d)
 	d->last_ok = false;
 }
 
-static int connect_now(struct db *d)
+/* One connection attempt with u's credentials: the handle, or NULL with
+ * the error in d (no password in it). */
+static MYSQL *connect_as(struct db *d, const struct db_uri *u)
 {
-	const struct db_uri *u = &d->uri;
 	unsigned connect_timeout = 3, io_timeout = 30;
 	my_bool reconnect = 0; /* we reconnect ourselves, dropping statements */
 	char where[1024];
 	MYSQL *my;
 
-	disconnect(d);
 	if (!(my = mysql_init(NULL))) {
 		set_err(d, CR_OUT_OF_MEMORY, "mysql_init failed");
-		return -1;
+		return NULL;
 	}
 	mysql_options(my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
 	mysql_options(my, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);
@@ -327,8 +338,34 @@ static int connect_now(struct db *d)
 		db_uri_redacted(u, where, sizeof(where));
 		set_err(d, mysql_errno(my), "cannot connect to %s: %s", where, mysql_error(my));
 		mysql_close(my);
-		return -1;
+		return NULL;
 	}
+	return my;
+}
+
+/* The configured credentials first; when the server refuses them and
+ * previous ones are configured, those: the new password may be in the
+ * configuration before ALTER USER gives it to the server. */
+static MYSQL *connect_rotating(struct db *d)
+{
+	MYSQL *my = connect_as(d, &d->uri);
+
+	if (my || !d->has_previous || d->err_no != ER_ACCESS_DENIED_ERROR)
+		return my;
+	if ((my = connect_as(d, &d->previous)) != NULL)
+		log_msg(LL_WARN, "db_previous_credentials",
+		    "the server refused OPSD_DB_URI's credentials; connected with "
+		    "OPSD_DB_URI_PREVIOUS (finish the rotation: ALTER USER, then remove it)");
+	return my;
+}
+
+static int connect_now(struct db *d)
+{
+	MYSQL *my;
+
+	disconnect(d);
+	if (!(my = connect_rotating(d)))
+		return -1;
 	for (size_t i = 0; i < countof(session_sql); i++) {
 		if (mysql_real_query(my, session_sql[i], strlen(session_sql[i])) != 0) {
 			set_err(d, mysql_errno(my), "session setup failed: %s", mysql_error(my));
@@ -343,7 +380,7 @@ static int connect_now(struct db *d)
 	return 0;
 }
 
-struct db *db_open(const char *uri, char *err, size_t err_len)
+struct db *db_open_rotating(const char *uri, const char *previous, char *err, size_t err_len)
 {
 	struct db *d = calloc(1, sizeof(*d));
 	char reason[256];
@@ -356,6 +393,13 @@ struct db *db_open(const char *uri, char *err, size_t err_len)
 		snprintf(err, err_len, "database URI: %s", reason);
 		goto fail;
 	}
+	if (previous && previous[0]) {
+		if (!db_uri_parse(previous, &d->previous, reason, sizeof(reason))) {
+			snprintf(err, err_len, "previous database URI: %s", reason);
+			goto fail;
+		}
+		d->has_previous = true;
+	}
 	if (connect_now(d) != 0) {
 		snprintf(err, err_len, "%s", d->err);
 		goto fail;
@@ -363,8 +407,14 @@ struct db *db_open(const char *uri, char *err, size_t err_len)
 	return d;
 fail:
 	explicit_bzero(d->uri.pass, sizeof(d->uri.pass));
+	explicit_bzero(d->previous.pass, sizeof(d->previous.pass));
 	free(d);
 	return NULL;
+}
+
+struct db *db_open(const char *uri, char *err, size_t err_len)
+{
+	return db_open_rotating(uri, NULL, err, err_len);
 }
 
 void db_close(struct db *d)
@@ -373,6 +423,7 @@ void db_close(struct db *d)
 		return;
 	disconnect(d);
 	explicit_bzero(d->uri.pass, sizeof(d->uri.pass));
+	explicit_bzero(d->previous.pass, sizeof(d->previous.pass));
 	free(d);
 }
 

@@ -24,12 +24,21 @@ struct db_uri {
  * (user and pass percent-decoded; IPv6 host in brackets). Returns false with
  * a reason in err that never contains the password. */
 bool db_uri_parse(const char *uri, struct db_uri *out, char *err, size_t err_len);
+/* Whether two URIs name the same server and database (host, port, socket
+ * and database name; the credentials may differ). */
+bool db_uri_same_database(const struct db_uri *a, const struct db_uri *b);
 /* The URI with the password replaced by "***", for logs and responses. */
 void db_uri_redacted(const struct db_uri *u, char *out, size_t out_len);
 
 /* Connects (utf8mb4, UTC session time zone, READ COMMITTED, strict mode).
  * Returns NULL with err set (no password in it). */
 struct db *db_open(const char *uri, char *err, size_t err_len);
+/* The control database's connection (OPSD_DB_URI and OPSD_DB_URI_PREVIOUS):
+ * as db_open, but whenever the server refuses uri's credentials (access
+ * denied) and previous is set (not NULL or empty), it connects with
+ * previous's instead and logs db_previous_credentials. Every reconnect tries
+ * uri first, so the new password is used as soon as the server has it. */
+struct db *db_open_rotating(const char *uri, const char *previous, char *err, size_t err_len);
 void db_close(struct db *d);
 /* Makes sure the connection is usable: pings, reconnects once if the server
  * went away (dropping cached statements). 0 when up, -1 when MariaDB is

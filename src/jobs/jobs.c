@@ -88,7 +88,8 @@ int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 			if (!j->run || now - last_run[i] < j->interval_ms)
 				continue;
 			last_run[i] = now;
-			if (!db && !(db = db_open(cfg->db_uri, err, sizeof(err)))) {
+			if (!db && !(db = db_open_rotating(cfg->db_uri, cfg->db_uri_previous, err,
+			                 sizeof(err)))) {
 				log_msg(LL_WARN, "db_connect_failed", "%s", err);
 				break;
 			}

@@ -26,8 +26,9 @@ package OpsdTest;
 # FastCGI, env files, identity, the log archive); the helpers of each area
 # are in t/lib/OpsdTest/: Email.pm (SMTP peer, outbox), Legal.pm, Records.pm
 # (tenant records, compliance, exports), Audit.pm (audit_events),
-# Migration.pm (the /migration routes). OpsdTest exports what they export:
-# `use OpsdTest;` is all a test needs.
+# Migration.pm (the /migration routes), Live.pm (a request loop that runs
+# while a test changes something, env-file edits and reloads). OpsdTest
+# exports what they export: `use OpsdTest;` is all a test needs.
 
 use v5.36;
 use Carp qw(croak);
@@ -1535,7 +1536,7 @@ sub _record_exchange($method, $path, $headers, $content, $res) {
 # The helpers of each area live in t/lib/OpsdTest/<Area>.pm; OpsdTest exports
 # everything they export, so `use OpsdTest;` is all a test needs.
 
-for my $area (qw(Email Legal Records Audit Migration Prom Browser)) {
+for my $area (qw(Email Legal Records Audit Migration Prom Browser Live)) {
 	my $pkg = "OpsdTest::$area";
 	no strict 'refs';
 	# an area module sets its @EXPORT in a BEGIN block before it loads

@@ -363,6 +363,48 @@ static void test_cross_rules(void **state)
 	}
 }
 
+/* OPSD_DB_URI_PREVIOUS: the credentials being rotated out, for the same
+ * server and database only. */
+static void test_db_uri_previous(void **state)
+{
+	(void)state;
+	static const char *const good[] = {
+	    "mysql://opsd:old-pw-SECRETVALUE@localhost/opsd?socket=/tmp/x.sock",
+	    "mysql://other:old-pw-SECRETVALUE@localhost/opsd?socket=/tmp/x.sock",
+	};
+	static const char *const elsewhere[] = {
+	    "mysql://opsd:old-pw-SECRETVALUE@localhost/other?socket=/tmp/x.sock",
+	    "mysql://opsd:old-pw-SECRETVALUE@localhost/opsd?socket=/tmp/y.sock",
+	    "mysql://opsd:old-pw-SECRETVALUE@db.example.com/opsd",
+	};
+	struct opsd_config c;
+	struct reports r;
+	for (size_t i = 0; i < countof(good); i++) {
+		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_DB_URI_PREVIOUS", good[i], NULL};
+		if (load(&c, &r, v) != 0)
+			fail_msg("rejected previous URI #%zu: %s", i, r.text);
+		assert_string_equal(c.db_uri_previous, good[i]);
+		config_free(&c);
+	}
+	for (size_t i = 0; i < countof(elsewhere); i++) {
+		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_DB_URI_PREVIOUS", elsewhere[i],
+		    NULL};
+		expect_error(v, "OPSD_DB_URI_PREVIOUS: must name the same server and database as "
+		                "OPSD_DB_URI (only the user and password may differ)");
+	}
+	{
+		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_DB_URI_PREVIOUS",
+		    "postgres://u:pw-SECRETVALUE@h/db", NULL};
+		expect_error(v, "OPSD_DB_URI_PREVIOUS: must look like mysql://");
+	}
+	{
+		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_DB_URI_PREVIOUS",
+		    "mysql://u:pw-SECRETVALUE@h/db?sock=/x", NULL};
+		expect_error(v, "OPSD_DB_URI_PREVIOUS: must look like mysql://");
+	}
+	assert_true(config_is_secret("OPSD_DB_URI_PREVIOUS"));
+}
+
 static void test_data_key(void **state)
 {
 	(void)state;
@@ -445,9 +487,9 @@ static void test_secret_names(void **state)
 	size_t n = 0;
 	for (; config_variable_name(n) != NULL; n++)
 		assert_true(strlen(config_variable_name(n)) > 2);
-	assert_int_equal(n, 45); /* README "Configuration", scrypt cost, login throttling, SMTP
+	assert_int_equal(n, 46); /* README "Configuration", scrypt cost, login throttling, SMTP
 	                            retries, migration throttle and give-up, rate limits, opsctl's
-	                            roles */
+	                            roles, the previous database password */
 	assert_string_equal(config_env_name(ENV_PRODUCTION), "production");
 	assert_string_equal(config_env_name(ENV_DEVELOPMENT), "development");
 }
@@ -621,6 +663,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_values),
 	    cmocka_unit_test(test_cli_roles),
 	    cmocka_unit_test(test_cross_rules),
+	    cmocka_unit_test(test_db_uri_previous),
 	    cmocka_unit_test(test_data_key),
 	    cmocka_unit_test(test_smtp_test_mode),
 	    cmocka_unit_test(test_secret_names),

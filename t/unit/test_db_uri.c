@@ -194,6 +194,41 @@ static void test_redacted(void **state)
 	assert_string_equal(red, "mysql://db/");
 }
 
+/* Only the credentials may differ between OPSD_DB_URI and
+ * OPSD_DB_URI_PREVIOUS. */
+static void test_same_database(void **state)
+{
+	static const char *const base = "mysql://opsd:a@db.example.com:3307/opsd";
+	static const struct {
+		const char *uri;
+		bool same;
+	} cases[] = {
+	    {"mysql://opsd:b@db.example.com:3307/opsd", true},
+	    {"mysql://other:b@db.example.com:3307/opsd", true},
+	    {"mysql://opsd:a@db.example.com/opsd", false},
+	    {"mysql://opsd:a@db2.example.com:3307/opsd", false},
+	    {"mysql://opsd:a@db.example.com:3307/other", false},
+	    {"mysql://opsd:a@localhost/opsd?socket=/run/x.sock", false},
+	};
+	struct db_uri a, b;
+	char err[256];
+
+	(void)state;
+	assert_true(db_uri_parse(base, &a, err, sizeof(err)));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_true(db_uri_parse(cases[i].uri, &b, err, sizeof(err)));
+		assert_int_equal(db_uri_same_database(&a, &b), cases[i].same);
+	}
+	assert_true(
+	    db_uri_parse("mysql://u:p@localhost/opsd?socket=/run/x.sock", &a, err, sizeof(err)));
+	assert_true(
+	    db_uri_parse("mysql://v:q@localhost/opsd?socket=/run/x.sock", &b, err, sizeof(err)));
+	assert_true(db_uri_same_database(&a, &b));
+	assert_true(
+	    db_uri_parse("mysql://v:q@localhost/opsd?socket=/run/y.sock", &b, err, sizeof(err)));
+	assert_false(db_uri_same_database(&a, &b));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -205,6 +240,7 @@ int main(void)
 	    cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_too_long),
 	    cmocka_unit_test(test_redacted),
+	    cmocka_unit_test(test_same_database),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

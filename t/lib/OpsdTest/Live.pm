@@ -1,0 +1,167 @@
+package OpsdTest::Live;
+
+# ---------------------------------------------------------------- changes to a live stack
+#
+# env_file_set(KEY => value, ...) edits $OPSD_VAR/opsd.env in place (mode
+# kept; undef removes a line); reload_opsd() sends SIGHUP to the master (or
+# lets by => sub { ... } send it) and waits until every worker and the jobs
+# process are new and the old ones are gone (README "The process model and
+# signals").
+#
+# request_loop: a forked client that sends requests through nginx, round after round, until
+# it is stopped: what an operator's users do while a change is made (a reload,
+# a rotation), so a test can assert that none of their requests failed.
+#
+#   my $loop = request_loop(steps => [
+#       { label => 'me', method => 'GET', path => '/auth/me', session => $s },
+#       { label => 'create', method => 'POST', path => "/orgs/$org/contacts", session => $s,
+#         json => sub ($i) { { name => "c$i" } } },
+#       { label => 'mail', method => 'POST', path => '/email/test', session => $s, every => 4,
+#         json => sub ($i) { { to => "m$i\@allowed.test" } } },
+#   ], pause => 0.01);
+#   ... the change ...
+#   my $sum = $loop->stop;    # {total, by_label => {label => n}, failed => [lines], rows => [...]}
+#   is scalar @{ $sum->{failed} }, 0, 'no request failed';
+#
+# A step's json may be a hash or a sub called with the round number; ok is a
+# regexp of the statuses that count as success (default 2xx); every => n runs
+# the step every n-th round only. Each row is {round, label, status, t (epoch,
+# when the answer arrived), id (the answer's "id", when it has one), body (the
+# start of a failed answer)}. $loop->rows reads what has arrived so far.
+#
+# Everything exported here is exported by OpsdTest too (`use OpsdTest;`).
+
+use v5.36;
+use Exporter qw(import);
+use HTTP::Tiny;
+use POSIX qw(_exit);
+use Time::HiRes qw(time sleep);
+
+our @EXPORT;
+BEGIN { @EXPORT = qw(request_loop env_file_set reload_opsd) }
+use OpsdTest qw(http var_dir master_pid worker_pids jobs_pid pid_alive wait_until log_records);
+
+sub env_file_set(%set) {
+	my $file = var_dir() . '/opsd.env';
+	open my $in, '<', $file or die "$file: $!";
+	my @lines = grep { my $l = $_; !grep { $l =~ /^\Q$_\E=/ } keys %set } <$in>;
+	close $in;
+	for my $k (sort keys %set) {
+		next unless defined $set{$k};
+		die "env_file_set: $k holds a quote" if $set{$k} =~ /'/;
+		push @lines, "$k='$set{$k}'\n";
+	}
+	# truncate and write: the file keeps its mode (0600) and owner
+	open my $out, '>', $file or die "$file: $!";
+	print {$out} @lines;
+	close $out or die "$file: $!";
+}
+
+# The reload lines of log/opsd.log so far.
+sub _reloads() { return scalar grep { ($_->{event} // '') eq 'reload' } log_records('opsd.log') }
+
+# SIGHUP to the master (or by => sub { ... } sends it: the commands an
+# operator runs); true once a new reload line is logged, every process of the
+# pool is new and the old ones have exited (timeout in seconds).
+sub reload_opsd(%o) {
+	my @old = grep { $_ } (worker_pids(), jobs_pid());
+	my %old = map { $_ => 1 } @old;
+	my $before = _reloads();
+	my $n = $o{workers} // scalar(grep { $_ } worker_pids());
+	if ($o{by}) { $o{by}->() }
+	else { kill 'HUP', master_pid() or return 0 }
+	return wait_until($o{timeout} // 15, sub {
+		my @w = worker_pids();
+		my $j = jobs_pid();
+		_reloads() > $before && @w >= $n && $j && !$old{$j} && !grep({ $old{$_} } @w)
+		    && !grep { pid_alive($_) } @old;
+	}, 0.05) ? 1 : 0;
+}
+
+sub request_loop(%o) {
+	state $n = 0;
+	$n++;
+	my $dir = var_dir() . '/..';
+	my $self = bless {
+		file => "$dir/loop-$n.txt", stop_file => "$dir/loop-$n.stop", steps => $o{steps},
+		t0 => time,
+	}, __PACKAGE__;
+	unlink $self->{file}, $self->{stop_file};
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0) {
+		$self->_run($o{pause} // 0.01);
+		_exit(0);
+	}
+	$self->{pid} = $pid;
+	# the loop is under way once its first round has answered
+	OpsdTest::wait_until(20, sub { scalar $self->rows }, 0.05);
+	return $self;
+}
+
+sub _run($self, $pause) {
+	my $ua = HTTP::Tiny->new(verify_SSL => 0, SSL_options => { SSL_verify_mode => 0 },
+	    keep_alive => 1, timeout => 30, max_redirect => 0, agent => 'opsd-test-loop/1');
+	open my $out, '>>', $self->{file} or _exit(2);
+	for (my $i = 1; !-e $self->{stop_file}; $i++) {
+		for my $s (@{ $self->{steps} }) {
+			next if $s->{every} && $i % $s->{every};
+			my %o = (agent => $ua);
+			$o{session} = $s->{session} if $s->{session};
+			$o{bearer} = $s->{bearer} if $s->{bearer};
+			$o{json} = ref $s->{json} eq 'CODE' ? $s->{json}->($i) : $s->{json} if exists $s->{json};
+			my $path = ref $s->{path} eq 'CODE' ? $s->{path}->($i) : $s->{path};
+			my $r = http($s->{method}, $path, %o);
+			my $ok = $r->{status} =~ ($s->{ok} // qr/^2\d\d$/);
+			my $id = ref $r->{json} eq 'HASH' && !ref $r->{json}{id} ? $r->{json}{id} // '' : '';
+			my $body = $ok ? '' : substr($r->{body} // '', 0, 300) =~ s/\s+/ /gr;
+			# one write per line: the parent may read while the loop runs
+			syswrite $out, join("\t", $i, $s->{label}, $r->{status}, sprintf('%.6f', time),
+			    $ok ? 1 : 0, $id, $body) . "\n";
+		}
+		sleep $pause if $pause;
+	}
+	close $out;
+}
+
+sub rows($self) {
+	open my $in, '<', $self->{file} or return ();
+	my @rows;
+	while (my $l = <$in>) {
+		next unless $l =~ /\n\z/;
+		chomp $l;
+		my ($i, $label, $status, $t, $ok, $id, $body) = split /\t/, $l, 7;
+		push @rows, { round => $i, label => $label, status => $status, t => $t, ok => $ok,
+		    id => $id, body => $body };
+	}
+	return @rows;
+}
+
+# Rows answered after the epoch $t.
+sub rows_after($self, $t) { return grep { $_->{t} > $t } $self->rows }
+
+sub stop($self) {
+	if ($self->{pid}) {
+		if (open my $fh, ">", $self->{stop_file}) { close $fh }
+		waitpid $self->{pid}, 0;
+		$self->{pid} = undef;
+	}
+	my @rows = $self->rows;
+	my %by;
+	$by{ $_->{label} }++ for @rows;
+	return {
+		total => scalar @rows,
+		by_label => \%by,
+		rows => \@rows,
+		failed => [map { sprintf '%s round %d: %s at %+.3fs %s', $_->{label}, $_->{round}, $_->{status},
+		    $_->{t} - $self->{t0}, $_->{body} } grep { !$_->{ok} } @rows],
+	};
+}
+
+sub DESTROY($self) {
+	return unless $self->{pid};
+	if (open my $fh, ">", $self->{stop_file}) { close $fh }
+	kill 'TERM', $self->{pid};
+	waitpid $self->{pid}, 0;
+}
+
+1;
