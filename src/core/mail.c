@@ -1,3 +1,4 @@
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,6 +257,7 @@ struct outcome_tx {
 	long long attempts; /* after this one */
 	const struct smtp_result *res;
 	enum mail_status final;
+	bool retry_now; /* handed over to the next jobs process: due at once */
 	const char *request_id;
 };
 
@@ -274,7 +276,9 @@ static int outcome_fn(struct db *d, void *arg)
 	    res->status ? DBP_I64(res->status) : DBP_NULL,
 	    x->final == MAIL_SENT ? DBP_NULL : DBP_STR(res->error),
 	    DBP_I64(x->final == MAIL_SENT),
-	    DBP_I64(delay > 3600 ? 3600 : delay),
+	    DBP_I64(x->retry_now   ? 0
+	            : delay > 3600 ? 3600
+	                           : delay),
 	    DBP_BLOB(x->id, 16),
 	    DBP_STR(x->holder),
 	};
@@ -324,6 +328,52 @@ static int suppress_fn(struct db *d, void *arg)
 	return audit_append(d, &a, AA_EMAIL_SUPPRESSED, NULL, "email", x->id_s, NULL);
 }
 
+/* ---- a jobs process that is leaving ------------------------------------ */
+
+/* The jobs process's stop flag: set when the master asks it to leave, at a
+ * reload (which starts its successor with the new configuration at once) or
+ * a stop. */
+static volatile sig_atomic_t *leaving_flag;
+
+void mail_attach_stop_flag(volatile sig_atomic_t *flag)
+{
+	leaving_flag = flag;
+}
+
+static bool leaving(void)
+{
+	return leaving_flag && *leaving_flag;
+}
+
+/* libESMTP's reads and writes give up when a signal interrupts their wait
+ * for the socket: a stop signal arriving while the server takes the message
+ * would record a message it accepted as a retry, and send it twice. The
+ * stop signals wait until the session is over. */
+static void send_whole_session(const struct smtp_settings *s, const struct mail_message *m,
+    struct smtp_result *res)
+{
+	sigset_t stop, old;
+
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGQUIT);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigprocmask(SIG_BLOCK, &stop, &old);
+	smtp_send(s, m, res);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+bool mail_settings_changed(const struct opsd_config *a, const struct opsd_config *b)
+{
+	const char *const sa[] = {a->smtp_server, a->smtp_user, a->smtp_pass};
+	const char *const sb[] = {b->smtp_server, b->smtp_user, b->smtp_pass};
+
+	for (size_t i = 0; i < countof(sa); i++)
+		if ((sa[i] == NULL) != (sb[i] == NULL) || (sa[i] && strcmp(sa[i], sb[i]) != 0))
+			return true;
+	return a->smtp_port != b->smtp_port;
+}
+
 static void deliver_one(struct db *d, const struct opsd_config *cfg, const char *holder,
     const struct db_rows *rows, size_t i)
 {
@@ -356,7 +406,7 @@ static void deliver_one(struct db *d, const struct opsd_config *cfg, const char 
 		str_copy(res.step, "connect", sizeof(res.step));
 		str_copy(res.error, "connect: SMTP_SERVER is not set", sizeof(res.error));
 	} else {
-		smtp_send(&s, &m, &res);
+		send_whole_session(&s, &m, &res);
 	}
 	x.res = &res;
 	x.attempts = strtoll(rows->val[i][4], NULL, 10) + 1;
@@ -364,6 +414,13 @@ static void deliver_one(struct db *d, const struct opsd_config *cfg, const char 
 	          : res.outcome == SMTP_FAILED || x.attempts >= cfg->smtp_max_attempts
 	              ? MAIL_FAILED
 	              : MAIL_QUEUED;
+	/* An AUTH refusal met while this process is being replaced (a reload,
+	 * perhaps with new credentials: README "Runbook 7") says nothing about
+	 * the message: the successor tries it at once. */
+	if (res.outcome != SMTP_SENT && strcmp(res.step, "auth") == 0 && leaving()) {
+		x.final = MAIL_QUEUED;
+		x.retry_now = true;
+	}
 	metrics_email(x.final == MAIL_SENT     ? EMAIL_SENT
 	              : x.final == MAIL_FAILED ? EMAIL_FAILED
 	                                       : EMAIL_RETRY);
@@ -371,6 +428,95 @@ static void deliver_one(struct db *d, const struct opsd_config *cfg, const char 
 	    x.final == MAIL_SENT ? NULL : res.error);
 	if (db_tx(d, outcome_fn, &x) != 0)
 		log_msg(LL_ERROR, "email_record_failed", "%s", db_error(d));
+}
+
+struct release_tx {
+	const char *holder;
+	const struct db_rows *rows;
+	size_t from;
+};
+
+/* Claims a leaving process has not started on go back to the queue for its
+ * successor, which sends them with the configuration in force. */
+static int release_fn(struct db *d, void *arg)
+{
+	struct release_tx *x = arg;
+
+	for (size_t i = x->from; i < x->rows->nrows; i++) {
+		struct db_param p[] = {DBP_BLOB(x->rows->val[i][0], x->rows->len[i][0]),
+		    DBP_STR(x->holder)};
+
+		if (db_exec(d,
+		        "UPDATE email_outbox SET status = 'queued', claimed_by = NULL,"
+		        " claimed_until = NULL WHERE id = ? AND status = 'sending' AND claimed_by = ?",
+		        p, countof(p), NULL) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+struct requeue_tx {
+	struct arena *a;
+	long long since_ms;
+	size_t n;
+};
+
+/* Messages that failed at AUTH while the replaced SMTP settings were in
+ * force were refused for the credentials, not for themselves: queued again,
+ * each audited as email.retry_requested by the system. */
+static int requeue_fn(struct db *d, void *arg)
+{
+	struct requeue_tx *x = arg;
+	struct db_param since[] = {DBP_I64(x->since_ms)};
+	struct db_rows rows;
+
+	if (db_query(d, x->a,
+	        "SELECT id, request_id FROM email_outbox WHERE status = 'failed'"
+	        " AND last_error LIKE 'auth:%' AND updated_at >= FROM_UNIXTIME(? / 1000)"
+	        " ORDER BY id LIMIT 1000 FOR UPDATE",
+	        since, 1, &rows) != 0)
+		return -1;
+	for (size_t i = 0; i < rows.nrows; i++) {
+		struct db_param p[] = {DBP_BLOB(rows.val[i][0], rows.len[i][0])};
+		struct audit_actor a = {NULL, "system", NULL, rows.val[i][1]};
+		struct json_object *payload = json_object_new_object();
+		char id_s[UUID_STR_LEN + 1];
+
+		if (db_exec(d,
+		        "UPDATE email_outbox SET status = 'queued', next_attempt_at = NOW(3)"
+		        " WHERE id = ?",
+		        p, 1, NULL) != 0) {
+			json_object_put(payload);
+			return -1;
+		}
+		dbv_uuid(rows.val[i][0], rows.len[i][0], id_s);
+		json_object_object_add(payload, "reason",
+		    json_object_new_string("SMTP settings changed since it failed at AUTH"));
+		if (audit_append(d, &a, AA_EMAIL_RETRY_REQUESTED, NULL, "email", id_s, payload) !=
+		    0)
+			return -1;
+	}
+	x->n = rows.nrows;
+	return 0;
+}
+
+/* Once per jobs process, when a reload changed the SMTP settings. */
+static int requeue_auth_failures(struct db *d, const struct opsd_config *cfg, struct arena *a)
+{
+	static bool done;
+	struct requeue_tx x = {a, cfg->smtp_replaced_since_ms, 0};
+
+	if (done || cfg->smtp_replaced_since_ms <= 0)
+		return 0;
+	if (db_tx(d, requeue_fn, &x) != 0)
+		return -1;
+	done = true;
+	if (x.n > 0)
+		log_msg(LL_INFO, "email_requeued",
+		    "%zu message(s) that failed at AUTH under the previous SMTP settings queued "
+		    "again",
+		    x.n);
+	return 0;
 }
 
 int mail_deliver_due(struct db *d, const struct opsd_config *cfg)
@@ -384,10 +530,18 @@ int mail_deliver_due(struct db *d, const struct opsd_config *cfg)
 	gethostname(host, sizeof(host) - 1);
 	snprintf(holder, sizeof(holder), "%s:%d", host, (int)getpid());
 	x.holder = holder;
-	if (db_tx(d, claim_fn, &x) != 0)
+	if (requeue_auth_failures(d, cfg, x.a) != 0 || db_tx(d, claim_fn, &x) != 0)
 		goto out;
-	for (size_t i = 0; i < x.rows.nrows; i++)
+	for (size_t i = 0; i < x.rows.nrows; i++) {
+		if (leaving()) {
+			struct release_tx r = {holder, &x.rows, i};
+
+			if (db_tx(d, release_fn, &r) != 0)
+				log_msg(LL_ERROR, "email_release_failed", "%s", db_error(d));
+			break;
+		}
 		deliver_one(d, cfg, holder, &x.rows, i);
+	}
 	rc = 0;
 out:
 	arena_free(x.a);

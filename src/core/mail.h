@@ -3,6 +3,7 @@
 #ifndef OPSD_MAIL_H
 #define OPSD_MAIL_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 #include "lib/uuid.h"
@@ -91,5 +92,14 @@ void mail_smtp_settings(const struct opsd_config *cfg, struct smtp_settings *s);
  * LOCKED, so several hosts never send one twice), sends them, records each
  * outcome with its audit event. 0 or -1. */
 int mail_deliver_due(struct db *d, const struct opsd_config *cfg);
+
+/* The jobs process's stop flag, read by the delivery job (README "Runbook 7",
+ * step 3): once it is set, messages claimed but not started go back to the
+ * queue, and an AUTH refusal of the message in hand queues it again, due at
+ * once, for the successor (which may hold new credentials). */
+void mail_attach_stop_flag(volatile sig_atomic_t *flag);
+/* Whether a reload from a to b changes the server or the credentials the
+ * outbox sends with (SMTP_SERVER, SMTP_PORT, SMTP_USER, SMTP_PASS). */
+bool mail_settings_changed(const struct opsd_config *a, const struct opsd_config *b);
 
 #endif

@@ -509,6 +509,7 @@ int config_load_from(struct opsd_config *c, config_lookup_fn lookup, void *looku
 			report(&ld, true, "%s: %s", v->name, reason);
 	}
 	finish(c, set, lookup, lookup_ctx, &ld);
+	c->loaded_at_ms = c->smtp_since_ms = now_ms();
 	return ld.errors;
 }
 

@@ -67,6 +67,14 @@ struct opsd_config {
 	 * user running opsctl); NULL: root is superadmin, nobody else has a role.
 	 * config.c checks the shape, core/authz.c the role names. */
 	char *cli_roles;
+	/* Not variables: when config_load read this configuration and since when its SMTP
+	 * server and credentials (SMTP_SERVER, SMTP_PORT, SMTP_USER, SMTP_PASS) have been in force
+	 * (ms since the epoch; the master carries the second across reloads that keep them). A
+	 * reload that changes them sets smtp_replaced_since_ms to when the replaced ones took
+	 * effect, so the new jobs process retries what failed at AUTH under them; 0 otherwise. */
+	int64_t loaded_at_ms;
+	int64_t smtp_since_ms;
+	int64_t smtp_replaced_since_ms;
 };
 
 /* Called once per problem or warning with one clear line, for example

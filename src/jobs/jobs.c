@@ -72,6 +72,7 @@ int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 	char err[256];
 
 	install_signals();
+	mail_attach_stop_flag(&stopping);
 	log_set_role("jobs");
 	blocklist_attach(&sb->blocklist_generation, NULL);
 	memset(last_run, 0, sizeof(last_run));

@@ -17,6 +17,7 @@
 #include <fcgiapp.h>
 
 #include "core/authz.h"
+#include "core/mail.h"
 #include "infra/config.h"
 #include "infra/metrics.h"
 #include "infra/ratelimit.h"
@@ -505,6 +506,12 @@ static void reload(struct master *m)
 	}
 	if (strcmp(next->log_target, old->log_target) != 0)
 		log_msg(LL_WARN, "reload_log_ignored", "OPSD_LOG changed: a restart is needed");
+	/* The new jobs process retries what failed at AUTH under replaced SMTP
+	 * settings (README "Runbook 7" step 3). */
+	if (mail_settings_changed(old, next))
+		next->smtp_replaced_since_ms = old->smtp_since_ms;
+	else
+		next->smtp_since_ms = old->smtp_since_ms;
 	m->cfg = next;
 	start_generation(m);
 	log_msg(LL_INFO, "reload", "generation %u", m->generation);

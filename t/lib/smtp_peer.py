@@ -7,7 +7,15 @@ it with Debian's interpreter, /usr/bin/python3: another python3 on PATH
 (pyenv, a venv) does not see the Debian package.
 
     smtp_peer.py --port 0 --dir DIR [--tls-cert F --tls-key F | --no-starttls]
-                 [--auth USER:PASS] [--refuse-rcpt ADDR]... [--tempfail-rcpt ADDR]...
+                 [--auth USER:PASS | --auth-file FILE]
+                 [--refuse-rcpt ADDR]... [--tempfail-rcpt ADDR]...
+
+--auth-file names a file read again at every AUTH, so a test changes what
+the peer accepts while it runs, as a relay whose credentials are rotated:
+each "USER:PASS" line is accepted (several at once during an overlap), and a
+line "delay MS" makes each AUTH wait that long before it is judged against
+the file as it is then (a test holds a session in AUTH while it changes
+things; the wait is logged as an auth_wait event before it starts).
 
 Prints "port N" on stdout once listening, then "ready". Every accepted
 message is saved as DIR/<n>.eml (the raw DATA bytes, dot-unstuffed, line
@@ -174,12 +182,36 @@ class Handler:
         return "250 2.0.0 OK message %d accepted" % n
 
 
-def make_authenticator(rec, user, password):
+def read_auth_file(path):
+    """(accepted (user, password) pairs, delay in seconds) from an --auth-file."""
+    pairs, delay = set(), 0.0
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.rstrip("\r\n")
+                if line.startswith("delay "):
+                    delay = int(line[6:]) / 1000.0
+                elif ":" in line:
+                    u, _, p = line.partition(":")
+                    pairs.add((u, p))
+    except OSError:
+        pass
+    return pairs, delay
+
+
+def make_authenticator(rec, user, password, auth_file=None):
     def authenticator(server, session, envelope, mechanism, auth_data):
         login = pw = None
         if isinstance(auth_data, LoginPassword):
             login, pw = _b2s(auth_data.login), _b2s(auth_data.password)
-        ok = login == user and pw == password
+        if auth_file:
+            _, delay = read_auth_file(auth_file)
+            if delay > 0:
+                rec.event(event="auth_wait", user=login, ms=int(delay * 1000))
+                time.sleep(delay)   # blocks the peer's loop: every session waits
+            ok = (login, pw) in read_auth_file(auth_file)[0]
+        else:
+            ok = login == user and pw == password
         rec.event(event="auth", mechanism=mechanism, user=login, ok=ok,
                   tls=_tls_info(session)[0])
         if ok:
@@ -212,6 +244,7 @@ def main():
     ap.add_argument("--no-starttls", action="store_true",
                     help="plain server: STARTTLS is not advertised (certificate options ignored)")
     ap.add_argument("--auth", metavar="USER:PASS")
+    ap.add_argument("--auth-file", metavar="FILE")
     ap.add_argument("--refuse-rcpt", action="append", default=[], metavar="ADDR")
     ap.add_argument("--tempfail-rcpt", action="append", default=[], metavar="ADDR")
     ap.add_argument("--hostname", default="localhost", help="name in the banner and EHLO reply")
@@ -231,7 +264,12 @@ def main():
         # (Controller's ssl_context would be implicit TLS, which libESMTP lacks)
         kwargs.update(tls_context=ctx, require_starttls=True)
         tls_on = True
-    if args.auth:
+    if args.auth and args.auth_file:
+        ap.error("--auth and --auth-file exclude each other")
+    if args.auth_file:
+        kwargs.update(authenticator=make_authenticator(rec, None, None, args.auth_file),
+                      auth_required=True, auth_require_tls=tls_on)
+    elif args.auth:
         user, sep, password = args.auth.partition(":")
         if not sep or not user:
             ap.error("--auth wants USER:PASS")
@@ -253,7 +291,8 @@ def main():
     except Exception as e:
         sys.stderr.write("smtp_peer: cannot listen on %s:%d: %s\n" % (args.host, args.port, e))
         return 1
-    rec.event(event="listening", port=controller.port, starttls=tls_on, auth=bool(args.auth),
+    rec.event(event="listening", port=controller.port, starttls=tls_on,
+              auth=bool(args.auth or args.auth_file),
               refuse=args.refuse_rcpt, tempfail=args.tempfail_rcpt)
     sys.stdout.write("port %d\n" % controller.port)
     sys.stdout.write("ready\n")

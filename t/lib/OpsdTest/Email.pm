@@ -82,7 +82,9 @@ sub make_test_ca($dir = undef, %o) {
 }
 
 # start_smtp_peer(%o): tls => $ca (from make_test_ca; or cert => F, key => F)
-# for STARTTLS required, no_starttls => 1 (a plain peer), auth => 'USER:PASS',
+# for STARTTLS required, no_starttls => 1 (a plain peer), auth => 'USER:PASS'
+# or auth_file => FILE (re-read at every AUTH: "USER:PASS" lines accepted,
+# "delay MS" holds each AUTH first; see t/lib/smtp_peer.py),
 # refuse_rcpt => ADDR or [...] (550), tempfail_rcpt => ADDR or [...] (451),
 # port => N (0: a free one), dir => DIR. Returns an OpsdTest::SmtpPeer;
 # dies when the peer does not come up.
@@ -275,6 +277,7 @@ sub _argv($self) {
 		push @a, '--tls-cert', $self->{cert}, '--tls-key', $self->{key};
 	}
 	push @a, '--auth', $self->{auth} if defined $self->{auth};
+	push @a, '--auth-file', $self->{auth_file} if defined $self->{auth_file};
 	push @a, '--refuse-rcpt', $_ for _as_list($self->{refuse_rcpt});
 	push @a, '--tempfail-rcpt', $_ for _as_list($self->{tempfail_rcpt});
 	return @a;
