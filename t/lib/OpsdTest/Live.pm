@@ -70,7 +70,7 @@ sub reload_opsd(%o) {
 	my $n = $o{workers} // scalar(grep { $_ } worker_pids());
 	if ($o{by}) { $o{by}->() }
 	else { kill 'HUP', master_pid() or return 0 }
-	return wait_until($o{timeout} // 15, sub {
+	return wait_until($o{timeout} // 30, sub {
 		my @w = worker_pids();
 		my $j = jobs_pid();
 		_reloads() > $before && @w >= $n && $j && !$old{$j} && !grep({ $old{$_} } @w)
