@@ -988,9 +988,13 @@ sub contract_roles() {
 }
 
 # Stops the stack with `script/server stop` and starts it again on the same
-# OPSD_VAR (same database, same $OPSD_VAR/session-secret, same port).
-# env => {VAR => value} changes variables for this and later starts (undef
-# removes one). Dies when the stack does not come back.
+# OPSD_VAR (same database, same $OPSD_VAR/opsd.env, same port).
+# env => {VAR => value} changes variables for this and later starts: given
+# to script/server, which writes them back to opsd.env; undef removes one
+# from the environment and its lines from opsd.env, as an operator would.
+# from_file => [VAR, ...]: no longer given to script/server, so opsd.env's
+# lines (edited by the test) stand. The start's {out, err, rc} are kept in
+# stack()->{last_start}. Dies when the stack does not come back.
 sub restart_stack(%o) {
 	my $st = stack();
 	croak 'restart_stack: the stack is not running' unless $st->{started} && !$st->{stopped};
@@ -1009,11 +1013,14 @@ sub restart_stack(%o) {
 	}
 	eval { _archive_logs('restart_stack'); 1 } or Test::More::diag("archiving the logs failed: $@");
 	my %env = (%{ $st->{env} }, %{ $o{env} // {} });
-	delete $env{$_} for grep { !defined $env{$_} } keys %env;
+	my @drop = grep { !defined $env{$_} } keys %env;
+	delete @env{ @drop, @{ $o{from_file} // [] } };
+	_env_file_drop("$st->{var}/opsd.env", @drop);
 	$st->{env} = \%env;
 	undef $SHARED_UA;   # its kept-alive connection went with nginx
 	my $r = run_cmd(cmd => [@SERVER_CMD, 'start'], env => \%env, tag => 'server-restart-start',
 	    timeout => $ENV{OPSD_TEST_START_TIMEOUT} || 600);
+	$st->{last_start} = $r;
 	_sensitive_stack();
 	my @ready = grep { m{^opsd ready: https://127\.0\.0\.1:\d+/$} } split /\n/, $r->{out};
 	my $ok = Test::More::ok($r->{rc} == 0 && !$r->{timed_out} && @ready == 1
@@ -1027,6 +1034,15 @@ sub restart_stack(%o) {
 	}
 	$st->{master_at_start} = master_pid();
 	return $st;
+}
+
+# Removes the lines setting these variables from an env file (mode kept).
+sub _env_file_drop($path, @names) {
+	return unless @names && -e $path;
+	my $s = _slurp($path) // croak "read $path: $!";
+	my $re = join '|', map { quotemeta } @names;
+	$s =~ s/^[ \t]*(?:export[ \t]+)?(?:$re)=.*(?:\n|\z)//mg;
+	_spit($path, $s);
 }
 
 # Set-Cookie header values of a response, one per cookie.
