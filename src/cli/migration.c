@@ -404,8 +404,8 @@ static int migration_rehearse(struct opsctl *o, const char *org)
 	char id[UUID_STR_LEN + 1] = "", detail[512] = "";
 	struct arena *a;
 	struct json_object *rep;
-	enum mig_err e =
-	    mig_rehearse(o->db, &o->cfg, &o->actor, org, NULL, id, detail, sizeof(detail));
+	enum mig_err e = mig_rehearse(o->db, &o->cfg, &o->actor, org, opt_value(o, "--reason"), id,
+	    detail, sizeof(detail));
 	int rc;
 
 	if (e != MIG_OK)
@@ -441,7 +441,8 @@ int cmd_migration_finalize(struct opsctl *o)
 		return EXIT_USAGE;
 	if (opt_flag(o, "--dry-run"))
 		return migration_rehearse(o, org);
-	e = mig_finalize(o->db, &o->cfg, &o->actor, org, NULL, detail, sizeof(detail));
+	e = mig_finalize(o->db, &o->cfg, &o->actor, org, opt_value(o, "--reason"), detail,
+	    sizeof(detail));
 	if (e != MIG_OK)
 		return mig_fail(o, e, detail);
 	print_status_line(o, org);
