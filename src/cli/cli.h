@@ -55,6 +55,7 @@ int cmd_user_ensure_admin(struct opsctl *o);
 int cmd_user_disable(struct opsctl *o);
 int cmd_user_enable(struct opsctl *o);
 int cmd_token_revoke(struct opsctl *o);
+int cmd_tokens_list(struct opsctl *o);
 /* sessions.c */
 int cmd_sessions_flush(struct opsctl *o);
 /* audit.c */

@@ -36,6 +36,7 @@ struct opsd_config {
 	bool session_secret_generated; /* unset outside production: random per run */
 	int session_idle_min;          /* SESSION_IDLE_MIN, 30 */
 	int session_absolute_h;        /* SESSION_ABSOLUTE_H, 8 */
+	int token_max_days; /* OPSD_TOKEN_MAX_DAYS: an API token's longest lifetime, 90 */
 	char *smtp_server;
 	int smtp_port; /* 587 */
 	char *smtp_user;

@@ -837,7 +837,8 @@ sub fcgi_exchange($bytes, %o) {
 # cookie's value), bearer => TOKEN, timeout => s): one request straight to
 # opsd's socket as nginx would pass it from REMOTE_ADDR (203.0.113.7 unless
 # given; the tests' own clients reach nginx from loopback only, where the
-# monitoring routes need no credentials). Returns {status, headers (lc
+# monitoring routes need no credentials); socket => PATH for another opsd
+# than the stack's. Returns {status, headers (lc
 # names), body, json} as http() does; status 0 when opsd did not answer.
 
 push @EXPORT, qw(fcgi_http);
@@ -850,7 +851,7 @@ sub fcgi_http($method, $path, %o) {
 	$p{HTTP_COOKIE} = session_cookie_header($o{cookie}) if defined $o{cookie};
 	$p{HTTP_AUTHORIZATION} = "Bearer $o{bearer}" if defined $o{bearer};
 	my $x = fcgi_exchange(fcgi_begin() . fcgi_params(1, [map { ($_ => $p{$_}) } sort keys %p]) . fcgi_record(FCGI_STDIN, 1, ''),
-	    timeout => $o{timeout} // 10);
+	    timeout => $o{timeout} // 10, socket => $o{socket});
 	my ($head, $body) = split /\r?\n\r?\n/, $x->{stdout} // '', 2;
 	my %h;
 	for my $line (split /\r?\n/, $head // '') {
