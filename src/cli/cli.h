@@ -77,6 +77,7 @@ int cmd_compliance_archive(struct opsctl *o);
 int cmd_compliance_export(struct opsctl *o);
 /* migration.c */
 int cmd_migration_start(struct opsctl *o);
+int cmd_tenant_set_target(struct opsctl *o);
 int cmd_migration_status(struct opsctl *o);
 int cmd_migration_watch(struct opsctl *o);
 int cmd_migration_finalize(struct opsctl *o);

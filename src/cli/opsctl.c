@@ -180,6 +180,10 @@ static const struct command commands[] = {
     {"migration", "list", P_MIGRATION_RUN, cmd_migration_list,
         "[--status S] [--json]: the migrations of every org, newest first", NEEDS_DB,
         "--status= --json"},
+    {"tenant", "set-target", P_MIGRATION_RUN, cmd_tenant_set_target,
+        "--org ID [--target-uri-env VAR] [--db-name N] [--reason R]: a dedicated org's new "
+        "database target (credentials), checked before it is stored",
+        NEEDS_DB, "--org= --target-uri-env= --db-name= --reason="},
     {"blocklist", "add", P_SECURITY_BLOCKLIST, cmd_blocklist_add,
         "--cidr C --reason R [--expires-at RFC3339] [--force]: block an address or range", NEEDS_DB,
         "--cidr= --reason= --expires-at= --force"},

@@ -56,6 +56,7 @@ const struct audit_action_info audit_actions[AA__MAX] = {
     [AA_USER_ENABLED] = {"user.enabled", true},
     [AA_USER_DELETED] = {"user.deleted", false},
     [AA_ORG_CREATED] = {"org.created", false},
+    [AA_ORG_DEDICATED_TARGET_CHANGED] = {"org.dedicated_target_changed", false},
     [AA_TENANT_CREATED] = {"tenant.created", false},
     [AA_TENANT_UPDATED] = {"tenant.updated", false},
     [AA_TENANT_DELETED] = {"tenant.deleted", false},
