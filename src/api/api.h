@@ -159,6 +159,7 @@ void api_migration_finalize(struct req *r);
 void api_migration_abort(struct req *r);
 void api_migration_history(struct req *r);
 void api_migration_list(struct req *r);
+void api_org_dedicated_target(struct req *r);
 
 /* email.c */
 void api_email_test(struct req *r);

@@ -81,6 +81,8 @@ static const struct named_schema named[] = {
 	/* users.c, tenant.c */
 	{"Org", "id:uuid name:string slug:string dbMode:string legalHold:bool createdAt:time updatedAt:time", NULL, NULL},
 	{"Deleted", "deleted:bool", NULL, NULL},
+	/* migration.c: PUT /orgs/:id/dedicated-target */
+	{"DedicatedTarget", "orgId:uuid dbMode:string target:string", NULL, NULL},
 
 	/* compliance.c, export.c */
 	{"BatchResult", "counts:intmap results:[@BatchOutcome]", NULL, NULL},

@@ -84,6 +84,8 @@ const struct route routes[] = {
 	ROUTE("POST",   "/orgs",                           api_orgs_create,        P_ORGS_MANAGE,             JSON,                        "orgs_create", BODY(org_create_spec), RESP(201, "Org"), ERRORS("409")),
 	ROUTE("GET",    "/orgs",                           api_orgs_list,          P_ORGS_READ,               0,                           "orgs_list", QUERY(page_query), RESP(200, "OrgPage")),
 	ROUTE("GET",    "/orgs/:id",                       api_orgs_get,           P_ORGS_READ,               0,                           "orgs_get", RESP(200, "Org")),
+	/* A dedicated org's database credentials: superadmin only, as migrations. */
+	ROUTE("PUT",    "/orgs/:id/dedicated-target",      api_org_dedicated_target, P_MIGRATION_RUN,         JSON,                        "org_dedicated_target", BODY(dedicated_target_spec), RESP(200, "DedicatedTarget"), ERRORS("404 409")),
 
 	TENANT("contacts", ENTITY_CONTACTS),
 	TENANT("projects", ENTITY_PROJECTS),

@@ -35,6 +35,7 @@ extern const struct field_spec compliance_subjects_search_spec[];
 extern const struct field_spec migration_start_spec[];
 extern const struct field_spec migration_finalize_spec[];
 extern const struct field_spec migration_abort_spec[];
+extern const struct field_spec dedicated_target_spec[];
 /* security.c */
 extern const struct field_spec sessions_flush_spec[];
 extern const struct field_spec blocklist_add_spec[];

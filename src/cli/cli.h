@@ -78,6 +78,9 @@ int cmd_compliance_archive(struct opsctl *o);
 int cmd_compliance_export(struct opsctl *o);
 /* migration.c */
 int cmd_migration_start(struct opsctl *o);
+int cmd_tenant_set_target(struct opsctl *o);
+/* data_key.c */
+int cmd_data_key_rotate(struct opsctl *o);
 int cmd_migration_status(struct opsctl *o);
 int cmd_migration_watch(struct opsctl *o);
 int cmd_migration_finalize(struct opsctl *o);

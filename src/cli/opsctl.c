@@ -186,6 +186,14 @@ static const struct command commands[] = {
     {"migration", "list", P_MIGRATION_RUN, cmd_migration_list,
         "[--status S] [--json]: the migrations of every org, newest first", NEEDS_DB,
         "--status= --json"},
+    {"tenant", "set-target", P_MIGRATION_RUN, cmd_tenant_set_target,
+        "--org ID [--target-uri-env VAR] [--db-name N] [--reason R]: a dedicated org's new "
+        "database target (credentials), checked before it is stored",
+        NEEDS_DB, "--org= --target-uri-env= --db-name= --reason="},
+    {"data-key", "rotate", P_MIGRATION_RUN, cmd_data_key_rotate,
+        "seal every stored target and sign every audit anchor again under OPSD_DATA_KEY "
+        "(then OPSD_DATA_KEY_PREVIOUS can go)",
+        NEEDS_DB, ""},
     {"blocklist", "add", P_SECURITY_BLOCKLIST, cmd_blocklist_add,
         "--cidr C --reason R [--expires-at RFC3339] [--force]: block an address or range", NEEDS_DB,
         "--cidr= --reason= --expires-at= --force"},

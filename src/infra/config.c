@@ -69,6 +69,7 @@ static const struct var vars[] = {
     SECRET("OPSD_DB_URI", db_uri),
     SECRET("OPSD_DEDICATED_DB_URI", dedicated_db_uri),
     SECRET("OPSD_DATA_KEY", data_key),
+    SECRET("OPSD_DATA_KEY_PREVIOUS", data_key_previous),
     STR("OPSD_LISTEN", listen, NULL),
     STR("OPSD_ALLOWED_CLIENTS", allowed_clients, "127.0.0.1"),
     STR("OPSD_PID_FILE", pid_file, NULL),
@@ -314,6 +315,66 @@ bool config_data_key(const struct opsd_config *c, uint8_t out[32])
 	return false;
 }
 
+/* Each comma-separated entry of OPSD_DATA_KEY_PREVIOUS (blanks around it
+ * ignored) into out[n], up to max; a bad or surplus entry makes it -1. */
+static int data_keys_previous(const char *list, uint8_t (*out)[32], size_t max)
+{
+	size_t n = 0;
+
+	for (const char *s = list; s && *s;) {
+		char one[128];
+		size_t len = strcspn(s, ","), lead = strspn(s, " \t");
+
+		while (len > lead && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+			len--;
+		if (len <= lead || len - lead >= sizeof(one) || n >= max)
+			return -1;
+		memcpy(one, s + lead, len - lead);
+		one[len - lead] = '\0';
+		bool ok = data_key_decode(one, out[n]);
+		OPENSSL_cleanse(one, sizeof(one));
+		if (!ok)
+			return -1;
+		n++;
+		s += strcspn(s, ",");
+		s += *s == ',';
+	}
+	return (int)n;
+}
+
+size_t config_data_keys(const struct opsd_config *c, uint8_t (*out)[32], size_t max)
+{
+	uint8_t prev[DATA_KEYS_PREVIOUS_MAX][32];
+	int n;
+
+	if (max == 0 || !config_data_key(c, out[0]))
+		return 0;
+	n = c->data_key_previous ? data_keys_previous(c->data_key_previous, prev, countof(prev))
+	                         : 0;
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > max - 1)
+		n = (int)(max - 1);
+	memcpy(out + 1, prev, (size_t)n * 32);
+	OPENSSL_cleanse(prev, sizeof(prev));
+	return 1 + (size_t)n;
+}
+
+/* OPSD_DATA_KEY_PREVIOUS is well formed: NULL, else what is wrong. */
+static const char *data_key_previous_bad(const struct opsd_config *c)
+{
+	uint8_t keys[DATA_KEYS_PREVIOUS_MAX + 1][32];
+	int n = data_keys_previous(c->data_key_previous, keys, countof(keys));
+
+	OPENSSL_cleanse(keys, sizeof(keys));
+	if (n < 0 || n > DATA_KEYS_PREVIOUS_MAX)
+		return "must be a comma list of at most 8 keys, each 32 bytes as 64 hex characters or "
+		       "base64";
+	if (!c->data_key)
+		return "set without OPSD_DATA_KEY (the current key)";
+	return NULL;
+}
+
 static bool listen_valid(const char *s)
 {
 	long long port;
@@ -424,6 +485,11 @@ static void finish(struct opsd_config *c, const bool *set, config_lookup_fn look
 		    "OPSD_DEDICATED_DB_URI: must look like mysql://user:pass@host[:port]");
 	if (c->data_key != NULL && !data_key_valid(c->data_key))
 		report(ld, true, "OPSD_DATA_KEY: must be 32 bytes as 64 hex characters or base64");
+	else if (c->data_key == NULL && c->env == ENV_PRODUCTION)
+		report(ld, true,
+		    "OPSD_DATA_KEY: required in production (32 bytes as 64 hex characters or base64)");
+	if (c->data_key_previous != NULL && data_key_previous_bad(c) != NULL)
+		report(ld, true, "OPSD_DATA_KEY_PREVIOUS: %s", data_key_previous_bad(c));
 	if (c->session_secret != NULL && strlen(c->session_secret) < 32)
 		report(ld, true, "SESSION_SECRET: must be at least 32 bytes");
 	else if (c->session_secret == NULL && c->env == ENV_PRODUCTION)

@@ -20,6 +20,7 @@ struct opsd_config {
 	char *db_uri;                  /* OPSD_DB_URI (secret: holds a password) */
 	char *dedicated_db_uri;        /* OPSD_DEDICATED_DB_URI (secret) */
 	char *data_key;                /* OPSD_DATA_KEY (secret), 32 bytes hex/base64 */
+	char *data_key_previous;       /* OPSD_DATA_KEY_PREVIOUS (secret): older keys, comma list */
 	char *listen;                  /* OPSD_LISTEN, default unix:$OPSD_VAR/run/opsd.sock */
 	char *allowed_clients;         /* OPSD_ALLOWED_CLIENTS, default 127.0.0.1 */
 	char *pid_file;                /* OPSD_PID_FILE, default $OPSD_VAR/run/opsd.pid */
@@ -96,6 +97,11 @@ int config_read_env_file(const char *path, env_pair_fn fn, void *ctx, char *err,
 bool config_is_secret(const char *name);
 /* OPSD_DATA_KEY as its 32 bytes; false (out zeroed) when unset. */
 bool config_data_key(const struct opsd_config *c, uint8_t out[32]);
+/* The key ring (README "Runbook 7"): OPSD_DATA_KEY first, then each key of
+ * OPSD_DATA_KEY_PREVIOUS in its order, at most max. The number of keys: 0
+ * when OPSD_DATA_KEY is unset (previous keys alone open nothing). */
+#define DATA_KEYS_PREVIOUS_MAX 8
+size_t config_data_keys(const struct opsd_config *c, uint8_t (*out)[32], size_t max);
 /* The name of the i-th variable of the configuration table (README
  * "Configuration"), NULL past the last one. */
 const char *config_variable_name(size_t i);
