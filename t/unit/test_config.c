@@ -445,9 +445,9 @@ static void test_secret_names(void **state)
 	size_t n = 0;
 	for (; config_variable_name(n) != NULL; n++)
 		assert_true(strlen(config_variable_name(n)) > 2);
-	assert_int_equal(n, 45); /* README "Configuration", scrypt cost, login throttling, SMTP
-	                            retries, migration throttle and give-up, rate limits, opsctl's
-	                            roles */
+	assert_int_equal(n, 50); /* README "Configuration", scrypt cost, login throttling, SMTP
+	                            retries, migration throttle and give-up, rate limits, nginx's
+	                            zones, opsctl's roles */
 	assert_string_equal(config_env_name(ENV_PRODUCTION), "production");
 	assert_string_equal(config_env_name(ENV_DEVELOPMENT), "development");
 }
