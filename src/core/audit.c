@@ -29,6 +29,7 @@ const struct audit_action_info audit_actions[AA__MAX] = {
     [AA_SECURITY_BLOCKLIST_ADDED] = {"security.blocklist_added", true},
     [AA_SECURITY_BLOCKLIST_REMOVED] = {"security.blocklist_removed", true},
     [AA_SECURITY_TOKENS_REVOKED] = {"security.tokens_revoked", true},
+    [AA_SECURITY_RATE_LIMITS_CHANGED] = {"security.rate_limits_changed", true},
     [AA_AUTH_LOGIN_SUCCEEDED] = {"auth.login_succeeded", false},
     [AA_AUTH_LOGIN_FAILED] = {"auth.login_failed", true},
     [AA_AUTH_LOGIN_THROTTLED] = {"auth.login_throttled", true},
