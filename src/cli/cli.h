@@ -94,6 +94,9 @@ int cmd_blocklist_list(struct opsctl *o);
 int cmd_blocklist_sync_nginx(struct opsctl *o);
 /* subjects.c */
 int cmd_compliance_search(struct opsctl *o);
+/* ratelimit.c */
+int cmd_ratelimit_show(struct opsctl *o);
+int cmd_ratelimit_set(struct opsctl *o);
 /* routes.c */
 int cmd_routes(struct opsctl *o);
 int cmd_roles(struct opsctl *o);

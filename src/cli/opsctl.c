@@ -203,6 +203,19 @@ static const struct command commands[] = {
         NEEDS_DB, "--json"},
     {"blocklist", "sync-nginx", P_SECURITY_BLOCKLIST, cmd_blocklist_sync_nginx,
         "write $OPSD_VAR/nginx/opsd-blocklist.conf, nginx -t, reload nginx", NEEDS_DB, ""},
+    {"ratelimit", "show", P_SECURITY_READ, cmd_ratelimit_show,
+        "[--json | --nginx-conf]: the rate limits of opsd and nginx in force, with their source "
+        "(--nginx-conf: nginx's limits include for them)",
+        NEEDS_DB, "--json --nginx-conf"},
+    {"ratelimit", "set", P_SECURITY_RATE_LIMITS, cmd_ratelimit_set,
+        "[--user-per-min N] [--token-per-min N] [--ip-per-min N] [--burst N] [--nginx-api-rate R] "
+        "[--nginx-api-burst N] [--nginx-login-rate R] [--nginx-login-burst N] "
+        "[--nginx-conn-limit N] --reason R [--json]: set limits at run time (env: back to the "
+        "configuration's)",
+        NEEDS_DB,
+        "--user-per-min= --token-per-min= --ip-per-min= --burst= --nginx-api-rate= "
+        "--nginx-api-burst= --nginx-login-rate= --nginx-login-burst= --nginx-conn-limit= "
+        "--reason= --json"},
     {"routes", "", P_NONE, cmd_routes,
         "[--all]: print the route table as JSON (--all: with the test stacks' routes)",
         NEEDS_NOTHING, "--all"},

@@ -31,6 +31,7 @@ const struct audit_action_info audit_actions[AA__MAX] = {
     [AA_SECURITY_TOKENS_REVOKED] = {"security.tokens_revoked", true},
     [AA_SECURITY_SESSION_SECRET_ROTATED] = {"security.session_secret_rotated", false},
     [AA_SECURITY_DATA_KEY_ROTATED] = {"security.data_key_rotated", false},
+    [AA_SECURITY_RATE_LIMITS_CHANGED] = {"security.rate_limits_changed", true},
     [AA_AUTH_LOGIN_SUCCEEDED] = {"auth.login_succeeded", false},
     [AA_AUTH_LOGIN_FAILED] = {"auth.login_failed", true},
     [AA_AUTH_LOGIN_THROTTLED] = {"auth.login_throttled", true},

@@ -108,11 +108,18 @@ static const struct var vars[] = {
     INT("OPSD_RATELIMIT_TOKEN_PER_MIN", ratelimit_token_per_min, "1200", 0, 10000000),
     INT("OPSD_RATELIMIT_IP_PER_MIN", ratelimit_ip_per_min, "600", 0, 10000000),
     INT("OPSD_RATELIMIT_BURST", ratelimit_burst, "100", 1, 1000000),
+    /* defaults by OPSD_ENV in finish(), as script/render-nginx's */
+    STR("OPSD_NGINX_API_RATE", nginx_api_rate, NULL),
+    INT("OPSD_NGINX_API_BURST", nginx_api_burst, NULL, 1, 1000000), /* nginx refuses 0 */
+    STR("OPSD_NGINX_LOGIN_RATE", nginx_login_rate, NULL),
+    INT("OPSD_NGINX_LOGIN_BURST", nginx_login_burst, NULL, 1, 1000000),
+    INT("OPSD_NGINX_CONN_LIMIT", nginx_conn_limit, NULL, 1, 65535),
     STR("OPSD_NGINX_ACCESS_LOG", nginx_access_log, NULL),
     STR("OPSD_CLI_ROLES", cli_roles, NULL),
 };
 
 #define NVARS countof(vars)
+_Static_assert(NVARS <= CONFIG_MAX_VARS, "raise CONFIG_MAX_VARS");
 
 const char *config_variable_name(size_t i)
 {
@@ -136,6 +143,78 @@ bool config_is_secret(const char *name)
 const char *config_env_name(enum opsd_env e)
 {
 	return (unsigned)e < countof(env_choices) - 1 ? env_choices[e] : "unknown";
+}
+
+enum config_source config_source(const struct opsd_config *c, const char *name)
+{
+	const struct var *v = name != NULL ? var_find(name) : NULL;
+	return v != NULL ? (enum config_source)c->source[v - vars] : CONFIG_DEFAULT;
+}
+
+const char *config_source_name(enum config_source s)
+{
+	static const char *const names[] = {"default", "environment", "env_file"};
+	return (unsigned)s < countof(names) ? names[s] : "default";
+}
+
+bool config_value_text(const struct opsd_config *c, const char *name, char *out, size_t len)
+{
+	const struct var *v = name != NULL ? var_find(name) : NULL;
+	const char *field;
+
+	if (v == NULL || v->secret || len == 0)
+		return false;
+	field = (const char *)c + v->off;
+	switch (v->kind) {
+	case K_STRING: {
+		const char *s = *(char *const *)(const void *)field;
+		if (s == NULL)
+			return false;
+		snprintf(out, len, "%s", s);
+		return true;
+	}
+	case K_INT:
+		snprintf(out, len, "%d", *(const int *)(const void *)field);
+		return true;
+	case K_BOOL:
+		snprintf(out, len, "%d", *(const bool *)(const void *)field ? 1 : 0);
+		return true;
+	case K_ENUM:
+		snprintf(out, len, "%s", v->choices[*(const int *)(const void *)field]);
+		return true;
+	}
+	return false;
+}
+
+bool config_int_range(const char *name, long long *min, long long *max)
+{
+	const struct var *v = name != NULL ? var_find(name) : NULL;
+	if (v == NULL || v->kind != K_INT)
+		return false;
+	*min = v->min;
+	*max = v->max;
+	return true;
+}
+
+bool nginx_rate_parse(const char *s, long long *n, char *per)
+{
+	size_t digits = s != NULL ? strspn(s, "0123456789") : 0;
+	char num[8];
+	long long v;
+
+	if (digits == 0 || digits >= sizeof(num) || s[0] == '0' || s[digits] != 'r' ||
+	    s[digits + 1] != '/' || (s[digits + 2] != 's' && s[digits + 2] != 'm') ||
+	    s[digits + 3] != '\0')
+		return false;
+	memcpy(num, s, digits);
+	num[digits] = '\0';
+	if (!parse_ll_range(num, 1, NGINX_RATE_MAX, &v))
+		return false;
+	if (n != NULL)
+		*n = v;
+	if (per != NULL)
+		*per = s[digits + 2];
+	return true;
 }
 
 /* Reporting: errors are counted, lines never carry a secret's value. */
@@ -460,6 +539,40 @@ static void generate_session_secret(struct opsd_config *c, struct loader *ld)
 	report(ld, false, "SESSION_SECRET: unset; using a random secret, sessions end at restart");
 }
 
+/* nginx's zones: script/render-nginx's defaults (production: limits for real
+ * traffic; development and test stacks, where every client shares 127.0.0.1:
+ * limits that load tests never reach) and the rate syntax. */
+static void finish_nginx(struct opsd_config *c, const bool *set, struct loader *ld)
+{
+	static const struct {
+		const char *name, *production, *other;
+	} defaults[] = {
+	    {"OPSD_NGINX_API_RATE", "50r/s", "10000r/s"},
+	    {"OPSD_NGINX_API_BURST", "100", "20000"},
+	    {"OPSD_NGINX_LOGIN_RATE", "5r/m", "100r/s"},
+	    {"OPSD_NGINX_LOGIN_BURST", "10", "200"},
+	    {"OPSD_NGINX_CONN_LIMIT", "100", "10000"},
+	};
+	char reason[256];
+
+	for (size_t i = 0; i < countof(defaults); i++) {
+		const struct var *v = var_find(defaults[i].name);
+		const char *d =
+		    c->env == ENV_PRODUCTION ? defaults[i].production : defaults[i].other;
+
+		if (v == NULL || set[v - vars])
+			continue;
+		if (!store(c, v, d, reason, sizeof(reason)))
+			report(ld, true, "%s: %s", v->name, reason);
+	}
+	if (c->nginx_api_rate != NULL && !nginx_rate_parse(c->nginx_api_rate, NULL, NULL))
+		report_bad(ld, var_find("OPSD_NGINX_API_RATE"),
+		    "must be <n>r/s or <n>r/m (n from 1 to 1000000)", c->nginx_api_rate);
+	if (c->nginx_login_rate != NULL && !nginx_rate_parse(c->nginx_login_rate, NULL, NULL))
+		report_bad(ld, var_find("OPSD_NGINX_LOGIN_RATE"),
+		    "must be <n>r/s or <n>r/m (n from 1 to 1000000)", c->nginx_login_rate);
+}
+
 /* Cross-variable rules: computed defaults, production, SMTP and the pool. */
 static void finish(struct opsd_config *c, const bool *set, config_lookup_fn lookup, void *lctx,
     struct loader *ld)
@@ -524,6 +637,7 @@ static void finish(struct opsd_config *c, const bool *set, config_lookup_fn look
 	if (c->cli_roles != NULL && cli_roles_malformed(c->cli_roles) != NULL)
 		report_bad(ld, var_find("OPSD_CLI_ROLES"), cli_roles_malformed(c->cli_roles),
 		    c->cli_roles);
+	finish_nginx(c, set, ld);
 	if (c->env == ENV_PRODUCTION && c->smtp_test_mode)
 		report(ld, false,
 		    "SMTP_TEST_MODE: on in production: only allowlisted recipients get mail%s",
@@ -543,6 +657,7 @@ int config_load_from(struct opsd_config *c, config_lookup_fn lookup, void *looku
 		/* an empty variable means unset, as in most shells' ${X:-default} */
 		if (raw != NULL && *raw != '\0') {
 			set[i] = store(c, v, raw, reason, sizeof(reason));
+			c->source[i] = set[i] ? CONFIG_ENVIRONMENT : CONFIG_DEFAULT;
 			if (set[i])
 				continue;
 			report_bad(&ld, v, reason, raw);
@@ -627,6 +742,15 @@ int config_load(struct opsd_config *c, config_report_fn report_fn, void *ctx)
 		errors++;
 	}
 	errors += config_load_from(c, file_then_env, &p, report_fn, ctx);
+	/* a value read through file_then_env came from the file when the file has it */
+	for (size_t i = 0; i < NVARS; i++) {
+		for (size_t k = p.n; c->source[i] == CONFIG_ENVIRONMENT && k >= 2; k -= 2)
+			if (strcmp(p.kv[k - 2], vars[i].name) == 0) {
+				if (p.kv[k - 1][0] != '\0')
+					c->source[i] = CONFIG_ENV_FILE;
+				break;
+			}
+	}
 	pairs_free(&p);
 	return errors;
 }

@@ -12,6 +12,10 @@
 enum opsd_env { ENV_DEVELOPMENT, ENV_TEST, ENV_PRODUCTION };
 enum opsd_pm { PM_STATIC, PM_DYNAMIC };
 enum smtp_secure { SMTP_STARTTLS, SMTP_NONE };
+/* Where a variable's value came from: its default, the inherited environment or
+ * OPSD_ENV_FILE (which wins over the environment). */
+enum config_source { CONFIG_DEFAULT, CONFIG_ENVIRONMENT, CONFIG_ENV_FILE };
+#define CONFIG_MAX_VARS 96 /* rows the configuration table may have */
 
 struct opsd_config {
 	enum opsd_env env;
@@ -56,6 +60,14 @@ struct opsd_config {
 	int ratelimit_token_per_min;
 	int ratelimit_ip_per_min;
 	int ratelimit_burst;
+	/* nginx's zones (README "Runbook 4") as script/render-nginx renders them from the same
+	 * variables; opsd reads them only to show them (GET /security/rate-limits) and to
+	 * render the limits include from values set at run time */
+	char *nginx_api_rate; /* "50r/s" (nginx_rate_parse) */
+	int nginx_api_burst;
+	char *nginx_login_rate;
+	int nginx_login_burst;
+	int nginx_conn_limit;
 	char *nginx_access_log;    /* nginx's JSON access log (429s it answered);
 	                              $OPSD_VAR/log/nginx-access.log */
 	char *log_target;          /* OPSD_LOG: stderr | syslog | path */
@@ -68,6 +80,9 @@ struct opsd_config {
 	 * user running opsctl); NULL: root is superadmin, nobody else has a role.
 	 * config.c checks the shape, core/authz.c the role names. */
 	char *cli_roles;
+	/* where each variable's value came from (enum config_source), by its row in
+	 * the configuration table: see config_source */
+	unsigned char source[CONFIG_MAX_VARS];
 };
 
 /* Called once per problem or warning with one clear line, for example
@@ -106,5 +121,18 @@ size_t config_data_keys(const struct opsd_config *c, uint8_t (*out)[32], size_t 
  * "Configuration"), NULL past the last one. */
 const char *config_variable_name(size_t i);
 const char *config_env_name(enum opsd_env e);
+
+/* Where the value of variable name came from (CONFIG_DEFAULT for an unknown name). */
+enum config_source config_source(const struct opsd_config *c, const char *name);
+const char *config_source_name(enum config_source s); /* "default", "environment", "env_file" */
+/* The value of a variable that is not secret, as text ("1200", "50r/s"); false
+ * for a secret, an unknown or an unset variable. */
+bool config_value_text(const struct opsd_config *c, const char *name, char *out, size_t len);
+/* The range of an integer variable; false when name is not one. */
+bool config_int_range(const char *name, long long *min, long long *max);
+/* An nginx rate as limit_req_zone takes it: "<n>r/s" or "<n>r/m", n from 1 to
+ * NGINX_RATE_MAX without leading zeros. *n and *per ('s' or 'm') may be NULL. */
+#define NGINX_RATE_MAX 1000000
+bool nginx_rate_parse(const char *s, long long *n, char *per);
 
 #endif

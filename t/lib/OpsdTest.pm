@@ -966,7 +966,7 @@ my @PERMS = qw(legal.publish legal.report compliance.read compliance.strip_pii
 	compliance.legal_hold compliance.archive compliance.export migration.run security.read
 	security.sessions_flush security.blocklist audit.read audit.verify email.send_test email.outbox
 	users.read users.manage orgs.read orgs.manage tenant.read tenant.write system.status
-	org_users.manage security.users_disable security.tokens_revoke);
+	org_users.manage security.users_disable security.tokens_revoke security.rate_limits);
 sub contract_permissions() { return sort @PERMS }
 sub contract_roles() {
 	my @compliance = qw(compliance.read compliance.strip_pii compliance.legal_hold compliance.archive
@@ -981,7 +981,7 @@ sub contract_roles() {
 		security_admin => [qw(security.read security.sessions_flush security.blocklist audit.read
 		    audit.verify compliance.read compliance.strip_pii compliance.legal_hold compliance.archive
 		    compliance.export users.read orgs.read tenant.read system.status security.users_disable
-		    security.tokens_revoke)],
+		    security.tokens_revoke security.rate_limits)],
 		org_admin => [qw(tenant.read tenant.write orgs.read users.read org_users.manage)],
 		member => [qw(tenant.read)],
 	);

@@ -504,9 +504,9 @@ static void test_secret_names(void **state)
 	size_t n = 0;
 	for (; config_variable_name(n) != NULL; n++)
 		assert_true(strlen(config_variable_name(n)) > 2);
-	assert_int_equal(n, 47); /* README "Configuration", scrypt cost, login throttling, SMTP
-	                            retries, migration throttle and give-up, rate limits, API token
-	                            lifetime, opsctl's roles, previous data keys */
+	assert_int_equal(n, 52); /* README "Configuration", scrypt cost, login throttling, SMTP
+	                            retries, migration throttle and give-up, rate limits, nginx's
+	                            zones, API token lifetime, opsctl's roles, previous data keys */
 	assert_string_equal(config_env_name(ENV_PRODUCTION), "production");
 	assert_string_equal(config_env_name(ENV_DEVELOPMENT), "development");
 }
