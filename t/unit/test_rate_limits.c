@@ -159,7 +159,8 @@ static void test_from_config(void **state)
 	struct rate_limits rl;
 	static const char *const test_env[] = {BASE, "OPSD_ENV", "test",
 	    "OPSD_RATELIMIT_USER_PER_MIN", "60", "OPSD_NGINX_LOGIN_RATE", "30r/m", NULL};
-	static const char *const prod_env[] = {BASE, "OPSD_ENV", "production", NULL};
+	static const char *const prod_env[] = {BASE, "OPSD_ENV", "production", "OPSD_DATA_KEY",
+	    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", NULL};
 
 	load(&c, test_env);
 	rate_limits_from_config(&c, &rl);
@@ -199,7 +200,8 @@ static void test_nginx_conf(void **state)
 	struct opsd_config c;
 	struct rate_limits rl;
 	struct buf b;
-	static const char *const e[] = {BASE, "OPSD_ENV", "production", NULL};
+	static const char *const e[] = {BASE, "OPSD_ENV", "production", "OPSD_DATA_KEY",
+	    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", NULL};
 	const char *t;
 
 	load(&c, e);
