@@ -314,3 +314,103 @@ mysql_stop() {
 	stop_pidfile "$1/run/mysqld.pid" TERM 60 mariadbd
 	rm -f "$1/run/mysqld.sock"
 }
+
+# --------------------------------------------------------------- env files
+
+# The file format opsd reads (README "Configuration"): KEY=VALUE lines, blank
+# lines and '#' comments, an optional "export ", values bare (a '#' after a
+# blank starts a comment), '...' (literal) or "..." (\" \\ \$ \` \n escapes).
+OPSD_ENV_LINE_RE='^[[:blank:]]*(export[[:blank:]]+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$'
+
+# env_unquote RAW: the value of RAW (what follows KEY=) as opsd reads it, in REPLY.
+env_unquote() {
+	local s=$1 i c
+	REPLY=
+	case ${s:0:1} in
+	"'")
+		s=${s:1}
+		REPLY=${s%%"'"*}
+		;;
+	'"')
+		for ((i = 1; i < ${#s}; i++)); do
+			c=${s:i:1}
+			[[ $c == '"' ]] && break
+			if [[ $c == "\\" ]] && ((i + 1 < ${#s})); then
+				i=$((i + 1))
+				c=${s:i:1}
+				[[ $c == n ]] && c=$'\n'
+			fi
+			REPLY+=$c
+		done
+		;;
+	*)
+		for ((i = 1; i < ${#s}; i++)); do
+			if [[ ${s:i:1} == '#' && ${s:i-1:1} == [[:blank:]] ]]; then
+				s=${s:0:i}
+				break
+			fi
+		done
+		REPLY=${s%"${s##*[![:blank:]]}"}
+		;;
+	esac
+}
+
+# env_quote NAME VALUE: the line NAME=VALUE in REPLY, single-quoted unless the
+# value holds a ' (then double-quoted with escapes). Fails on a newline.
+env_quote() {
+	local v=$2
+	[[ $v != *$'\n'* ]] || return 1
+	if [[ $v != *"'"* ]]; then
+		REPLY="$1='$v'"
+	else
+		v=${v//\\/\\\\}
+		v=${v//\"/\\\"}
+		v=${v//\$/\\\$}
+		v=${v//\`/\\\`}
+		REPLY="$1=\"$v\""
+	fi
+}
+
+# env_file_read FILE ARRAY: fills the associative array ARRAY with FILE's
+# pairs (of a repeated key, the last line wins, as in opsd). No file: nothing.
+env_file_read() {
+	local file=$1 line key
+	local -n env_read_into=$2
+	[[ -e $file ]] || return 0
+	[[ -r $file ]] || die "cannot read $file"
+	while IFS= read -r line || [[ -n $line ]]; do
+		line=${line%$'\r'}
+		[[ $line =~ $OPSD_ENV_LINE_RE ]] || continue
+		key=${BASH_REMATCH[2]}
+		env_unquote "${BASH_REMATCH[3]}"
+		env_read_into["$key"]=$REPLY
+	done <"$file"
+}
+
+# env_file_set FILE NAME...: sets each NAME to the value of the variable NAME:
+# the last line assigning it is replaced, or a line is appended. Every other
+# line (comments, variables nobody here knows) stays as it was. FILE is
+# replaced whole, mode 0600. Fails, changing nothing, on a value with a newline.
+env_file_set() {
+	local file=$1 name i tmp lines=()
+	shift
+	[[ -e $file ]] && mapfile -t lines <"$file"
+	for name in "$@"; do
+		if ! env_quote "$name" "${!name-}"; then
+			log "$name: a value cannot span lines"
+			return 1
+		fi
+		for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
+			[[ ${lines[i]} =~ $OPSD_ENV_LINE_RE && ${BASH_REMATCH[2]} == "$name" ]] && break
+		done
+		if ((i >= 0)); then lines[i]=$REPLY; else lines+=("$REPLY"); fi
+	done
+	tmp=$(mktemp "$file.XXXXXX") || return 1
+	chmod 0600 "$tmp"
+	((${#lines[@]} == 0)) || printf '%s\n' "${lines[@]}" >"$tmp"
+	mv -f "$tmp" "$file"
+}
+
+# env_is_secret NAME: its value is never printed (README "Configuration":
+# passwords, secrets, keys and URIs that may hold a password).
+env_is_secret() { [[ $1 =~ PASS|SECRET|KEY|TOKEN|URI ]]; }

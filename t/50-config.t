@@ -79,6 +79,9 @@ my @cases = (
 	[{ OPSD_PM => 'bogus' }, 'OPSD_PM', 'OPSD_PM=bogus'],
 	[{ OPSD_ENV => 'staging' }, 'OPSD_ENV', 'OPSD_ENV=staging'],
 	[{ OPSD_ENV => 'production', SESSION_SECRET => undef }, 'SESSION_SECRET', 'production without SESSION_SECRET'],
+	[{ OPSD_ENV => 'production', OPSD_DATA_KEY => undef }, 'OPSD_DATA_KEY', 'production without OPSD_DATA_KEY'],
+	[{ OPSD_DATA_KEY_PREVIOUS => 'not-a-KEYLEAK-991' }, 'OPSD_DATA_KEY_PREVIOUS', 'OPSD_DATA_KEY_PREVIOUS not a key'],
+	[{ OPSD_DATA_KEY => undef, OPSD_DATA_KEY_PREVIOUS => '00' x 32 }, 'OPSD_DATA_KEY_PREVIOUS', 'OPSD_DATA_KEY_PREVIOUS without OPSD_DATA_KEY'],
 	[{ SESSION_SECRET => 'short-S3CRET-xyz' }, 'SESSION_SECRET', 'SESSION_SECRET shorter than 32 bytes'],
 	[{ SMTP_PORT => '465' }, 'SMTP_PORT', 'SMTP_PORT=465 (implicit TLS)'],
 	[{ SMTP_SECURE => 'tls' }, 'SMTP_SECURE', 'SMTP_SECURE=tls'],
@@ -96,8 +99,8 @@ for my $c (@cases) {
 	isnt $r->{rc}, 0, "$label: --check-config exits non-zero";
 	my @l = lines_naming($r, $name);
 	is scalar(@l), 1, "$label: exactly one line names $name" or diag "$r->{out}$r->{err}";
-	for my $secret (grep { defined } $over->{SESSION_SECRET}, $base{SESSION_SECRET},
-	    ($over->{OPSD_DB_URI} // '') =~ /(dbpass-LEAK-\d+)/) {
+	for my $secret (grep { defined } $over->{SESSION_SECRET}, $base{SESSION_SECRET}, $base{OPSD_DATA_KEY},
+	    ($over->{OPSD_DB_URI} // '') =~ /(dbpass-LEAK-\d+)/, ($over->{OPSD_DATA_KEY_PREVIOUS} // '') =~ /(KEYLEAK-\d+)/) {
 		unlike "$r->{out}$r->{err}", qr/\Q$secret\E/, "$label: the output does not contain a secret value";
 	}
 }

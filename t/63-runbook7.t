@@ -12,6 +12,7 @@ use v5.36;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use Digest::SHA qw(hmac_sha256_hex);
 use OpsdTest;
 
 start_stack(env => { OPSD_WORKERS => 2 });
@@ -68,6 +69,15 @@ restart_stack(env => { SESSION_SECRET => $new_secret });
 	is $e->{SESSION_SECRET}, $new_secret, 'opsd.env has the new SESSION_SECRET';
 	is((stat "$var/opsd.env")[2] & 07777, 0600, 'opsd.env is mode 0600');
 	unlike join('', map { "$_=$e->{$_}\n" } sort keys %$e), qr/\Q$old_secret\E/, 'the old secret is gone from opsd.env';
+}
+# a start with another secret than the last one seen is audited once, by
+# fingerprints (HMAC-SHA256 keyed by the secret, 8 bytes), never the secret
+{
+	my $fp = sub($secret) { substr(hmac_sha256_hex('opsd session secret fingerprint', $secret), 0, 16) };
+	ok wait_until(10, sub { audit_count('security.session_secret_rotated') >= 1 }, 0.2),
+	    'the start with the new secret writes security.session_secret_rotated';
+	is_deeply [map { $_->{p} } audit_payloads('security.session_secret_rotated')],
+	    [{ fingerprint => $fp->($new_secret), previousFingerprint => $fp->($old_secret) }], '  once, with both fingerprints';
 }
 check_error(rec(me($sa)), 401, 'unauthenticated', "user A's cookie after the rotation");
 check_error(rec(me($sb)), 401, 'unauthenticated', "user B's cookie after the rotation");

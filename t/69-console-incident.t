@@ -13,9 +13,13 @@
 # with its API tokens, revokes a leaked token by id (a malformed id refused
 # next to its field), flushes every session (its own too: signed in again,
 # back on the screen). A compliance_officer has no Incident menu and no
-# access. Then the server state: the blocklist rows, each audit event with
-# the reason typed, the tokens that answer 401 and those that still work,
-# the holds.
+# access. The security_admin then reads the rate limits in force (values and
+# sources), gets a value that is not a number and one out of range refused
+# next to the field, and tightens opsd's per-user limit to 6 a minute with a
+# typed reason. Then the server state: the blocklist rows, each audit event
+# with the reason typed, the tokens that answer 401 and those that still
+# work, the holds, the limit set at run time, and a user's burst that gets
+# 429 from opsd at 6 a minute.
 #
 # Needs node, chromium and t/browser's packages (OpsdTest::Browser).
 use v5.36;
@@ -173,7 +177,25 @@ is_deeply [@{ j($rec) }{qw(legalHold legalHoldReason legalHoldCaseRef)}], [$T, '
 is j(http(GET => "/orgs/$ORG{c}{id}", session => $s))->{legalHold}, JSON::PP::false, '  the other org is not';
 is j(http(GET => "/users/$suspect->{id}", session => $s))->{disabled}, $T, 'GET /users/:id: the member is disabled';
 
+# the rate limit tightened in the browser, in force for every user within seconds
+my %lim = map { $_->{name} => $_ } @{ j(http(GET => '/security/rate-limits', session => $s))->{limits} // [] };
+is_deeply [@{ $lim{userPerMin} // {} }{qw(value source setBy setByLabel reason envValue envSource)}],
+    [6, 'runtime', $sec->{id}, 'security_admin', 'INC-42 scraping: 6 a minute per user', 600, 'env_file'],
+    'GET /security/rate-limits: userPerMin 6, set at run time by the security admin with the reason typed';
+my @rlc = by_sec('security.rate_limits_changed');
+is scalar(@rlc), 1, 'one security.rate_limits_changed (the value out of range wrote nothing)';
+is_deeply audit_payload($rlc[0] // {}), { reason => 'INC-42 scraping: 6 a minute per user',
+	changes => { userPerMin => { old => 600, new => 6, oldSource => 'env_file', newSource => 'runtime' } } },
+    '  with the old and new value';
+my $bs2 = login_ok($bystander, 'the bystander, again');
+my @rb = map { http(GET => '/auth/me', session => $bs2) } 1 .. $BURST + 20;
+my @rl429 = grep { $_->{status} == 429 } @rb;
+ok @rl429 >= 15, 'a user\'s burst of ' . scalar(@rb) . ' gets 429 past the bucket (' . scalar(@rl429) . ')';
+ok !(grep { (j($_)->{error}{details}{layer} // '') ne 'opsd' } @rl429), '  from opsd';
+ok !(grep { ($_->{headers}{'retry-after'} // 0) < 5 } @rl429), '  with Retry-After of 5 s and more: one request every 10 s'
+    or diag join ' ', map { $_->{headers}{'retry-after'} // '-' } @rl429;
+
 ok -s "$screens/$_-1280x800.png" && -s "$screens/$_-390x844.png", "screenshots $_ at both sizes"
-    for qw(incident incident-block-errors incident-confirm incident-target incident-all incident-denied);
+    for qw(incident incident-block-errors incident-confirm incident-target incident-all incident-denied incident-limits);
 
 finish();

@@ -485,8 +485,13 @@ my $RUN = $O{run}{id};
 	like $out, qr/^step connect: ok, \d+ ms\n^step catch_up: ok, \d+ ms, \d+ changes replayed\n^step verify: ok, \d+ ms, \d+ chunks, 0 mismatched$/m,
 	    '  the steps' or diag $out;
 	like $out, qr/^expectedFreezeMs: \d+$/m, '  expectedFreezeMs';
-	($rc, $out, $err) = opsctl({ timeout => 60 }, 'migration', 'finalize', '--org', $L, '--dry-run', '--json');
+	($rc, $out, $err) = opsctl('migration', 'finalize', '--org', $L, '--dry-run', '--reason', '   ');
+	is $rc, 2, 'opsctl migration finalize --reason of blanks exits 2' or diag $err;
+	($rc, $out, $err) = opsctl({ timeout => 60 }, 'migration', 'finalize', '--org', $L, '--dry-run', '--json',
+	    '--reason', 'CHG-7 rehearsal from the host');
 	is $rc, 0, 'opsctl migration finalize --dry-run --json exits 0' or diag $err;
+	ok scalar(grep { $_->{org} eq norm_id($L) && ($_->{p}{reason} // '') eq 'CHG-7 rehearsal from the host' }
+	    audit_payloads('migration.finalize_requested')), '  its --reason is in migration.finalize_requested';
 	my $jrep = json_decode($out) // {};
 	ok $jrep->{rehearsal} && !$jrep->{switched} && $jrep->{migrationId} eq $id, '  the report as JSON';
 	is j(migration_status($admin, $L))->{status}, 'ready_for_cutover', '  still ready_for_cutover';

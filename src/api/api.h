@@ -103,6 +103,10 @@ void api_blocklist_add(struct req *r);
 void api_blocklist_list(struct req *r);
 void api_blocklist_delete(struct req *r);
 
+/* rate_limits.c */
+void api_rate_limits_get(struct req *r);
+void api_rate_limits_put(struct req *r);
+
 /* containment.c */
 void api_security_user_disable(struct req *r);
 void api_security_user_enable(struct req *r);
@@ -159,6 +163,7 @@ void api_migration_finalize(struct req *r);
 void api_migration_abort(struct req *r);
 void api_migration_history(struct req *r);
 void api_migration_list(struct req *r);
+void api_org_dedicated_target(struct req *r);
 
 /* email.c */
 void api_email_test(struct req *r);

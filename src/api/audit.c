@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include <json-c/json.h>
-#include <openssl/crypto.h>
 
 #include "api/api.h"
 #include "api/specs.h"
@@ -223,12 +222,12 @@ void api_audit_verify(struct req *r)
 {
 	struct audit_verify_result res;
 	struct json_object *o;
-	uint8_t key[32];
-	char key_id[AUDIT_KEY_ID_LEN + 1];
-	bool have_key = audit_anchor_key(r->cfg, key, key_id);
-	int rc = audit_verify(r->db, have_key ? key : NULL, &res);
+	struct audit_keys keys;
+	int rc;
 
-	OPENSSL_cleanse(key, sizeof(key));
+	audit_anchor_keys(r->cfg, &keys);
+	rc = audit_verify(r->db, &keys, &res);
+	audit_keys_wipe(&keys);
 	if (rc != 0) {
 		reply_db_error(r);
 		return;

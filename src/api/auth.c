@@ -245,11 +245,38 @@ static bool scopes_or_reply(struct req *r, permset *out)
 	return true;
 }
 
+/* expiresAt checked against OPSD_TOKEN_MAX_DAYS (absent or null: the
+ * longest lifetime); replies itself when refused. */
+static bool token_expiry_or_reply(struct req *r, int64_t *expires_ms)
+{
+	const char *exp = json_get_str(r->json, "expiresAt", NULL);
+	int64_t asked = 0;
+	char why[128];
+
+	if (exp && !parse_rfc3339(exp, &asked)) {
+		reply_field_error(r, "expiresAt", "must be a time in the future");
+		return false;
+	}
+	switch (token_expiry(exp ? &asked : NULL, now_ms(), r->cfg->token_max_days, expires_ms)) {
+	case TOKEN_EXPIRY_OK:
+		return true;
+	case TOKEN_EXPIRY_PAST:
+		reply_field_error(r, "expiresAt", "must be a time in the future");
+		return false;
+	case TOKEN_EXPIRY_TOO_LATE:
+	default:
+		snprintf(why, sizeof(why),
+		    "must be at most %d days from now (OPSD_TOKEN_MAX_DAYS), or absent for that",
+		    r->cfg->token_max_days);
+		reply_field_error(r, "expiresAt", why);
+		return false;
+	}
+}
+
 void api_tokens_create(struct req *r)
 {
 	struct audit_actor a;
 	char id[UUID_STR_LEN + 1], token[TOKEN_LEN + 1];
-	const char *exp;
 	int64_t expires_ms = 0;
 	permset scopes;
 	struct opsd_uuid u;
@@ -263,13 +290,8 @@ void api_tokens_create(struct req *r)
 		reply_error(r, E_FORBIDDEN, "tokens are created from a session", NULL);
 		return;
 	}
-	if (!scopes_or_reply(r, &scopes))
+	if (!scopes_or_reply(r, &scopes) || !token_expiry_or_reply(r, &expires_ms))
 		return;
-	exp = json_get_str(r->json, "expiresAt", NULL);
-	if (exp && (!parse_rfc3339(exp, &expires_ms) || expires_ms <= now_ms())) {
-		reply_field_error(r, "expiresAt", "must be a time in the future");
-		return;
-	}
 	req_actor(r, &a);
 	if (token_create(r->db, &a, r->who->user_id, json_get_str(r->json, "name", ""), scopes,
 	        expires_ms, id, token) != 0) {

@@ -60,18 +60,20 @@ static const struct {
     {"userId", TOKENS_OF_USER, "no such user"},
     {"all", TOKENS_ALL, NULL},
     {"tokenId", TOKENS_ONE, "no such API token"},
+    {"orgId", TOKENS_OF_ORG, "no such org"},
 };
 
 const struct field_spec security_tokens_revoke_spec[] = {
     {"userId", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
     {"all", FT_BOOL, FIELD_NULLABLE, 0, 0, NULL},
     {"tokenId", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
+    {"orgId", FT_UUID, FIELD_NULLABLE, 0, 0, NULL},
     {"reason", FT_STRING, FIELD_NULLABLE, 1, 500, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
 /* The one selector of the body, or a 400 naming in details.fields the
- * selectors given (two or more) or all three (none); "all" must be true. */
+ * selectors given (two or more) or all of them (none); "all" must be true. */
 static bool selector_or_reply(struct req *r, size_t *which)
 {
 	struct json_object *fields, *d;
@@ -95,7 +97,8 @@ static bool selector_or_reply(struct req *r, size_t *which)
 	for (size_t i = 0; i < countof(selectors); i++)
 		if (n == 0 || json_object_object_get(r->json, selectors[i].field))
 			json_object_object_add(fields, selectors[i].field,
-			    json_object_new_string("give exactly one of userId, all and tokenId"));
+			    json_object_new_string(
+			        "give exactly one of userId, orgId, all and tokenId"));
 	d = json_object_new_object();
 	json_object_object_add(d, "fields", fields);
 	reply_invalid(r, d);

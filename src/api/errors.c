@@ -71,6 +71,10 @@ const struct err_info mig_errors[MIG_E__MAX] = {
     [MIG_E_FINISHED] = {E_CONFLICT, NULL, "the migration has finished or already switched"},
     [MIG_E_REHEARSING] = {E_CONFLICT, NULL,
         "a rehearsal of the cut-over is running; its report comes within seconds"},
+    [MIG_E_NOT_DEDICATED] = {E_CONFLICT, NULL,
+        "the org's records are in the shared database: a migration moves them"},
+    [MIG_E_TARGET_INVALID] = {E_CONFLICT, "targetUri",
+        "the target does not hold this org's tenant database"},
 };
 
 const struct err_info tenant_errors[TENANT__MAX] = {

@@ -47,6 +47,15 @@ const struct field_spec migration_abort_spec[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 
+/* PUT /orgs/:id/dedicated-target: the URI (or OPSD_DEDICATED_DB_URI) and
+ * database as a migration's start takes them. */
+const struct field_spec dedicated_target_spec[] = {
+    {"targetUri", FT_STRING, 0, 1, 1000, NULL},
+    {"dbName", FT_STRING, 0, 1, 64, NULL},
+    {"reason", FT_STRING, FIELD_NULLABLE, 1, 500, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
 /* A short password matches too much text to be worth withholding for. */
 #define PASS_MIN_CHECKED 4
 
@@ -301,4 +310,38 @@ void api_migration_list(struct req *r)
 		return;
 	}
 	reply_page(r, items, more, "migrations", last_id(items));
+}
+
+void api_org_dedicated_target(struct req *r)
+{
+	struct audit_actor a;
+	struct mig_target_request t;
+	struct opsd_uuid u;
+	struct json_object *o;
+	char org[UUID_STR_LEN + 1], redacted[1100] = "", detail[512] = "";
+	const char *reason;
+	enum mig_err e;
+
+	if (!uuid_param_or_reply(r, "id", &u) || !req_validate_or_reply(r, dedicated_target_spec) ||
+	    !reason_or_reply(r, &reason))
+		return;
+	uuid_format(&u, org);
+	t = (struct mig_target_request){
+	    .org_id = org,
+	    .target_uri = json_get_str(r->json, "targetUri", NULL),
+	    .db_name = json_get_str(r->json, "dbName", NULL),
+	    .reason = reason,
+	};
+	req_actor(r, &a);
+	e = mig_set_target(r->db, r->cfg, &a, &t, redacted, sizeof(redacted), detail,
+	    sizeof(detail));
+	if (e != MIG_OK) {
+		reply_err(r, &mig_errors[e], detail_safe(r, detail, t.target_uri));
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "orgId", json_object_new_string(org));
+	json_object_object_add(o, "dbMode", json_object_new_string("dedicated"));
+	json_object_object_add(o, "target", json_object_new_string(redacted));
+	reply_json(r, 200, o);
 }

@@ -81,6 +81,8 @@ static const struct named_schema named[] = {
 	/* users.c, tenant.c */
 	{"Org", "id:uuid name:string slug:string dbMode:string legalHold:bool createdAt:time updatedAt:time", NULL, NULL},
 	{"Deleted", "deleted:bool", NULL, NULL},
+	/* migration.c: PUT /orgs/:id/dedicated-target */
+	{"DedicatedTarget", "orgId:uuid dbMode:string target:string", NULL, NULL},
 
 	/* compliance.c, export.c */
 	{"BatchResult", "counts:intmap results:[@BatchOutcome]", NULL, NULL},
@@ -108,6 +110,10 @@ static const struct named_schema named[] = {
 	{"TokensRevoked", "scope:string id?:uuid revoked:int", NULL, NULL},
 	{"BlocklistEntry", "id:uuid cidr:string family:string prefix:int reason:string createdBy:uuid|null createdByLabel:string createdAt:time expiresAt:time|null", NULL, NULL},
 	{"BlocklistRemoved", "@BlocklistEntry removed:bool", NULL, NULL},
+	/* rate_limits.c */
+	{"RateLimits", "limits:[@RateLimit] generation:int nginxGeneration:int nginxAppliedGeneration:int nginxAppliedAt:time|null nginxApplied:bool", NULL, NULL},
+	{"RateLimit", "name:string layer:string variable:string description:string value:any source:string envValue:any envSource:string setBy:uuid|null setByLabel:string|null setAt:time|null reason:string|null", NULL, NULL},
+	{"RateLimitsChanged", "@RateLimits changed:int", NULL, NULL},
 
 	/* email.c */
 	{"EmailQueued", "id:uuid status:string to:string", NULL, NULL},

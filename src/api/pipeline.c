@@ -15,6 +15,7 @@
 #include "core/authz.h"
 #include "core/blocklist.h"
 #include "core/legal.h"
+#include "core/rate_limits.h"
 #include "core/session.h"
 #include "http/http.h"
 #include "http/router.h"
@@ -132,6 +133,7 @@ void pipeline_start(const struct opsd_config *cfg, struct scoreboard *sb)
 	if (!worker_db)
 		log_msg(LL_WARN, "db_connect_failed", "%s", err);
 	blocklist_attach(&sb->blocklist_generation, worker_db);
+	rate_limits_attach(&sb->rate_limits_generation, worker_db);
 }
 
 void pipeline_stop(void)
@@ -158,13 +160,16 @@ static void refused(struct req *r, const struct route *rt, const struct rl_limit
  * when it replied 429. */
 static bool auth_failure_limited(struct req *r, const struct route *rt)
 {
-	struct rl_limit l = {r->cfg->ratelimit_ip_per_min, r->cfg->ratelimit_burst};
+	struct bucket_limits b;
+	struct rl_limit l;
 	struct rl_verdict v;
 	const char *addr = r->remote_addr ? r->remote_addr : "";
 	char key[96];
 	bool audit;
 	uint64_t since;
 
+	rate_limits_buckets(r->db, r->cfg, &b);
+	l = (struct rl_limit){b.ip_per_min, b.burst};
 	if (l.per_min <= 0)
 		return false;
 	snprintf(key, sizeof(key), "authfail:%s", addr);
@@ -296,12 +301,13 @@ static void refused(struct req *r, const struct route *rt, const struct rl_limit
 
 /* opsd's second line (README "Runbook 4"): one bucket per signed-in user or API
  * token, or per client IP for anonymous calls, shared by the workers of the
- * host. Every answer that went through it carries RateLimit-*; a refusal is
+ * host, with the limits in force (the configuration's, or those set at run
+ * time). Every answer that went through it carries RateLimit-*; a refusal is
  * logged, counted and, once a minute per source, audited. */
 static bool rate_ok(struct req *r, const struct route *rt)
 {
-	const struct opsd_config *c = r->cfg;
-	struct rl_limit l = {0, c->ratelimit_burst};
+	struct bucket_limits c;
+	struct rl_limit l;
 	struct rl_verdict v;
 	char key[96], n[24];
 	const char *kind, *id;
@@ -310,18 +316,20 @@ static bool rate_ok(struct req *r, const struct route *rt)
 
 	if (rt->flags & RF_MONITOR)
 		return true;
+	rate_limits_buckets(r->db, r->cfg, &c);
+	l = (struct rl_limit){0, c.burst};
 	if (r->who && r->who->method == AUTH_TOKEN) {
 		kind = "token";
 		id = r->who->token_id;
-		l.per_min = c->ratelimit_token_per_min;
+		l.per_min = c.token_per_min;
 	} else if (r->who) {
 		kind = "user";
 		id = r->who->user_id;
-		l.per_min = c->ratelimit_user_per_min;
+		l.per_min = c.user_per_min;
 	} else {
 		kind = "ip";
 		id = r->remote_addr ? r->remote_addr : "";
-		l.per_min = c->ratelimit_ip_per_min;
+		l.per_min = c.ip_per_min;
 	}
 	if (l.per_min <= 0)
 		return true;

@@ -84,6 +84,8 @@ const struct route routes[] = {
 	ROUTE("POST",   "/orgs",                           api_orgs_create,        P_ORGS_MANAGE,             JSON,                        "orgs_create", BODY(org_create_spec), RESP(201, "Org"), ERRORS("409")),
 	ROUTE("GET",    "/orgs",                           api_orgs_list,          P_ORGS_READ,               0,                           "orgs_list", QUERY(page_query), RESP(200, "OrgPage")),
 	ROUTE("GET",    "/orgs/:id",                       api_orgs_get,           P_ORGS_READ,               0,                           "orgs_get", RESP(200, "Org")),
+	/* A dedicated org's database credentials: superadmin only, as migrations. */
+	ROUTE("PUT",    "/orgs/:id/dedicated-target",      api_org_dedicated_target, P_MIGRATION_RUN,         JSON,                        "org_dedicated_target", BODY(dedicated_target_spec), RESP(200, "DedicatedTarget"), ERRORS("404 409")),
 
 	TENANT("contacts", ENTITY_CONTACTS),
 	TENANT("projects", ENTITY_PROJECTS),
@@ -120,6 +122,8 @@ const struct route routes[] = {
 	ROUTE("POST",   "/security/users/:id/disable",     api_security_user_disable, P_SECURITY_USERS_DISABLE, CONTAIN | JSON,            "security_user_disable", BODY(security_user_contain_spec), RESP(200, "ContainedUser"), ERRORS("409")),
 	ROUTE("POST",   "/security/users/:id/enable",      api_security_user_enable, P_SECURITY_USERS_DISABLE, CONTAIN | JSON,             "security_user_enable", BODY(security_user_contain_spec), RESP(200, "ContainedUser"), ERRORS("409")),
 	ROUTE("POST",   "/security/tokens/revoke",         api_security_tokens_revoke, P_SECURITY_TOKENS_REVOKE, CONTAIN | JSON,           "security_tokens_revoke", BODY(security_tokens_revoke_spec), RESP(200, "TokensRevoked"), ERRORS("404")),
+	ROUTE("GET",    "/security/rate-limits",           api_rate_limits_get,    P_SECURITY_READ,           CONTAIN,                     "rate_limits_get", RESP(200, "RateLimits")),
+	ROUTE("PUT",    "/security/rate-limits",           api_rate_limits_put,    P_SECURITY_RATE_LIMITS,    CONTAIN | JSON,              "rate_limits_put", BODY(rate_limits_put_spec), RESP(200, "RateLimitsChanged")),
 
 	/* Runbook 5. */
 	ROUTE("POST",   "/email/test",                     api_email_test,         P_EMAIL_SEND_TEST,         JSON,                        "email_test", BODY(email_test_spec), RESP(202, "EmailQueued")),

@@ -35,10 +35,13 @@ extern const struct field_spec compliance_subjects_search_spec[];
 extern const struct field_spec migration_start_spec[];
 extern const struct field_spec migration_finalize_spec[];
 extern const struct field_spec migration_abort_spec[];
+extern const struct field_spec dedicated_target_spec[];
 /* security.c */
 extern const struct field_spec sessions_flush_spec[];
 extern const struct field_spec blocklist_add_spec[];
 extern const struct field_spec blocklist_remove_spec[];
+/* rate_limits.c */
+extern const struct field_spec rate_limits_put_spec[];
 /* containment.c */
 extern const struct field_spec security_user_contain_spec[];
 extern const struct field_spec security_tokens_revoke_spec[];

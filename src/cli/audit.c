@@ -3,8 +3,6 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include <openssl/crypto.h>
-
 #include "cli/cli.h"
 #include "core/audit.h"
 #include "core/authz.h"
@@ -14,12 +12,12 @@
 int cmd_audit_verify(struct opsctl *o)
 {
 	struct audit_verify_result res;
-	uint8_t key[32];
-	char key_id[AUDIT_KEY_ID_LEN + 1];
-	bool have_key = audit_anchor_key(&o->cfg, key, key_id);
-	int rc = audit_verify(o->db, have_key ? key : NULL, &res);
+	struct audit_keys keys;
+	int rc;
 
-	OPENSSL_cleanse(key, sizeof(key));
+	audit_anchor_keys(&o->cfg, &keys);
+	rc = audit_verify(o->db, &keys, &res);
+	audit_keys_wipe(&keys);
 	if (rc != 0) {
 		fprintf(stderr, "opsctl: verify failed: %s\n", db_error(o->db));
 		return EXIT_FAILED;
@@ -50,9 +48,8 @@ int cmd_audit_purge(struct opsctl *o)
 	const char *days_s = opt_value(o, "--days");
 	bool dry = opt_flag(o, "--dry-run");
 	long long days = o->cfg.audit_retention_days;
-	uint8_t key[32];
-	char key_id[AUDIT_KEY_ID_LEN + 1];
-	bool have_key = audit_anchor_key(&o->cfg, key, key_id);
+	struct audit_keys keys;
+	bool have_key = audit_anchor_keys(&o->cfg, &keys);
 	int rc;
 
 	if (days_s && !parse_ll_range(days_s, 0, 36500, &days)) {
@@ -69,7 +66,7 @@ int cmd_audit_purge(struct opsctl *o)
 		    "opsctl: %s may purge only past OPSD_AUDIT_RETENTION_DAYS (%d); a shorter "
 		    "--days needs superadmin\n",
 		    o->label, o->cfg.audit_retention_days);
-		OPENSSL_cleanse(key, sizeof(key));
+		audit_keys_wipe(&keys);
 		return EXIT_DENIED;
 	}
 	if (!dry && !have_key) {
@@ -77,9 +74,9 @@ int cmd_audit_purge(struct opsctl *o)
 		                "deleted\n");
 		return EXIT_FAILED;
 	}
-	rc = audit_purge(o->db, &o->cfg, &o->actor, have_key ? key : NULL,
-	    now_ms() - days * 86400000LL, dry, 0, &res);
-	OPENSSL_cleanse(key, sizeof(key));
+	rc = audit_purge(o->db, &o->cfg, &o->actor, &keys, now_ms() - days * 86400000LL, dry, 0,
+	    &res);
+	audit_keys_wipe(&keys);
 	if (rc != 0) {
 		fprintf(stderr, "opsctl: purge failed: %s\n", db_error(o->db));
 		return EXIT_FAILED;

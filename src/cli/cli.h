@@ -55,6 +55,7 @@ int cmd_user_ensure_admin(struct opsctl *o);
 int cmd_user_disable(struct opsctl *o);
 int cmd_user_enable(struct opsctl *o);
 int cmd_token_revoke(struct opsctl *o);
+int cmd_tokens_list(struct opsctl *o);
 /* sessions.c */
 int cmd_sessions_flush(struct opsctl *o);
 /* audit.c */
@@ -77,6 +78,9 @@ int cmd_compliance_archive(struct opsctl *o);
 int cmd_compliance_export(struct opsctl *o);
 /* migration.c */
 int cmd_migration_start(struct opsctl *o);
+int cmd_tenant_set_target(struct opsctl *o);
+/* data_key.c */
+int cmd_data_key_rotate(struct opsctl *o);
 int cmd_migration_status(struct opsctl *o);
 int cmd_migration_watch(struct opsctl *o);
 int cmd_migration_finalize(struct opsctl *o);
@@ -90,6 +94,9 @@ int cmd_blocklist_list(struct opsctl *o);
 int cmd_blocklist_sync_nginx(struct opsctl *o);
 /* subjects.c */
 int cmd_compliance_search(struct opsctl *o);
+/* ratelimit.c */
+int cmd_ratelimit_show(struct opsctl *o);
+int cmd_ratelimit_set(struct opsctl *o);
 /* routes.c */
 int cmd_routes(struct opsctl *o);
 int cmd_roles(struct opsctl *o);

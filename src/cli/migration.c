@@ -1,6 +1,7 @@
 /* opsctl migration start, status, watch, finalize, abort, history and
  * list: a tenant's move between the shared and a dedicated database
- * (README, runbook 3), through the same core as the /migration endpoints. */
+ * (README, runbook 3), through the same core as the /migration endpoints;
+ * and tenant set-target, a dedicated org's new database credentials. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -404,8 +405,8 @@ static int migration_rehearse(struct opsctl *o, const char *org)
 	char id[UUID_STR_LEN + 1] = "", detail[512] = "";
 	struct arena *a;
 	struct json_object *rep;
-	enum mig_err e =
-	    mig_rehearse(o->db, &o->cfg, &o->actor, org, NULL, id, detail, sizeof(detail));
+	enum mig_err e = mig_rehearse(o->db, &o->cfg, &o->actor, org, opt_value(o, "--reason"), id,
+	    detail, sizeof(detail));
 	int rc;
 
 	if (e != MIG_OK)
@@ -441,7 +442,8 @@ int cmd_migration_finalize(struct opsctl *o)
 		return EXIT_USAGE;
 	if (opt_flag(o, "--dry-run"))
 		return migration_rehearse(o, org);
-	e = mig_finalize(o->db, &o->cfg, &o->actor, org, NULL, detail, sizeof(detail));
+	e = mig_finalize(o->db, &o->cfg, &o->actor, org, opt_value(o, "--reason"), detail,
+	    sizeof(detail));
 	if (e != MIG_OK)
 		return mig_fail(o, e, detail);
 	print_status_line(o, org);
@@ -581,5 +583,37 @@ int cmd_migration_list(struct opsctl *o)
 		printf("%zu migration%s\n", total, total == 1 ? "" : "s");
 		json_object_put(all);
 	}
+	return EXIT_OK;
+}
+
+/* opsctl tenant set-target: the API's PUT /orgs/:id/dedicated-target, with
+ * the URI read from the environment variable --target-uri-env names. */
+int cmd_tenant_set_target(struct opsctl *o)
+{
+	const char *var = opt_value(o, "--target-uri-env");
+	struct mig_target_request t = {0};
+	struct json_object *doc;
+	char org[UUID_STR_LEN + 1], redacted[1100] = "", detail[512] = "";
+	enum mig_err e;
+
+	if (!mig_org(o, org))
+		return EXIT_USAGE;
+	if (var && !(t.target_uri = getenv(var))) {
+		fprintf(stderr, "opsctl: --target-uri-env: %s is not set\n", var);
+		return EXIT_USAGE;
+	}
+	t.org_id = org;
+	t.db_name = opt_value(o, "--db-name");
+	t.reason = opt_value(o, "--reason");
+	e = mig_set_target(o->db, &o->cfg, &o->actor, &t, redacted, sizeof(redacted), detail,
+	    sizeof(detail));
+	if (e != MIG_OK)
+		return mig_fail(o, e, detail);
+	doc = json_object_new_object();
+	json_object_object_add(doc, "orgId", json_object_new_string(org));
+	json_object_object_add(doc, "dbMode", json_object_new_string("dedicated"));
+	json_object_object_add(doc, "target", json_object_new_string(redacted));
+	print_json(doc);
+	json_object_put(doc);
 	return EXIT_OK;
 }

@@ -110,8 +110,14 @@ static const struct command commands[] = {
     {"user", "enable", P_SECURITY_USERS_DISABLE, cmd_user_enable,
         "--id ID [--reason R]: let a disabled account sign in again", NEEDS_DB, "--id= --reason="},
     {"token", "revoke", P_SECURITY_TOKENS_REVOKE, cmd_token_revoke,
-        "--user ID | --all | --id TOKEN_ID [--reason R]: revoke API tokens", NEEDS_DB,
-        "--user= --all --id= --reason="},
+        "--user ID | --all | --id TOKEN_ID | --org ID [--reason R]: as tokens revoke", NEEDS_DB,
+        "--user= --org= --all --id= --reason="},
+    {"tokens", "revoke", P_SECURITY_TOKENS_REVOKE, cmd_token_revoke,
+        "--user ID | --org ID | --all | --id TOKEN_ID [--reason R]: revoke API tokens", NEEDS_DB,
+        "--user= --org= --all --id= --reason="},
+    {"tokens", "list", P_SECURITY_TOKENS_REVOKE, cmd_tokens_list,
+        "[--user ID] [--org ID] [--no-expiry] [--json]: the live API tokens, newest first",
+        NEEDS_DB, "--user= --org= --no-expiry --json"},
     {"sessions", "flush", P_SECURITY_SESSIONS_FLUSH, cmd_sessions_flush,
         "--all | --user ID | --org ID [--tokens] [--reason R]", NEEDS_DB,
         "--all --user= --org= --tokens --reason="},
@@ -171,8 +177,8 @@ static const struct command commands[] = {
         "--org ID [--interval-ms N]: a progress bar until ready, completed, aborted or failed",
         NEEDS_DB, "--org= --interval-ms="},
     {"migration", "finalize", P_MIGRATION_RUN, cmd_migration_finalize,
-        "--org ID [--dry-run [--json]]: cut over (ready_for_cutover), or rehearse it", NEEDS_DB,
-        "--org= --dry-run --json"},
+        "--org ID [--reason R] [--dry-run [--json]]: cut over (ready_for_cutover), or rehearse it",
+        NEEDS_DB, "--org= --reason= --dry-run --json"},
     {"migration", "abort", P_MIGRATION_RUN, cmd_migration_abort,
         "--org ID [--reason R] [--id MIGRATION]", NEEDS_DB, "--org= --reason= --id="},
     {"migration", "history", P_MIGRATION_RUN, cmd_migration_history,
@@ -180,6 +186,14 @@ static const struct command commands[] = {
     {"migration", "list", P_MIGRATION_RUN, cmd_migration_list,
         "[--status S] [--json]: the migrations of every org, newest first", NEEDS_DB,
         "--status= --json"},
+    {"tenant", "set-target", P_MIGRATION_RUN, cmd_tenant_set_target,
+        "--org ID [--target-uri-env VAR] [--db-name N] [--reason R]: a dedicated org's new "
+        "database target (credentials), checked before it is stored",
+        NEEDS_DB, "--org= --target-uri-env= --db-name= --reason="},
+    {"data-key", "rotate", P_MIGRATION_RUN, cmd_data_key_rotate,
+        "seal every stored target and sign every audit anchor again under OPSD_DATA_KEY "
+        "(then OPSD_DATA_KEY_PREVIOUS can go)",
+        NEEDS_DB, ""},
     {"blocklist", "add", P_SECURITY_BLOCKLIST, cmd_blocklist_add,
         "--cidr C --reason R [--expires-at RFC3339] [--force]: block an address or range", NEEDS_DB,
         "--cidr= --reason= --expires-at= --force"},
@@ -189,6 +203,19 @@ static const struct command commands[] = {
         NEEDS_DB, "--json"},
     {"blocklist", "sync-nginx", P_SECURITY_BLOCKLIST, cmd_blocklist_sync_nginx,
         "write $OPSD_VAR/nginx/opsd-blocklist.conf, nginx -t, reload nginx", NEEDS_DB, ""},
+    {"ratelimit", "show", P_SECURITY_READ, cmd_ratelimit_show,
+        "[--json | --nginx-conf]: the rate limits of opsd and nginx in force, with their source "
+        "(--nginx-conf: nginx's limits include for them)",
+        NEEDS_DB, "--json --nginx-conf"},
+    {"ratelimit", "set", P_SECURITY_RATE_LIMITS, cmd_ratelimit_set,
+        "[--user-per-min N] [--token-per-min N] [--ip-per-min N] [--burst N] [--nginx-api-rate R] "
+        "[--nginx-api-burst N] [--nginx-login-rate R] [--nginx-login-burst N] "
+        "[--nginx-conn-limit N] --reason R [--json]: set limits at run time (env: back to the "
+        "configuration's)",
+        NEEDS_DB,
+        "--user-per-min= --token-per-min= --ip-per-min= --burst= --nginx-api-rate= "
+        "--nginx-api-burst= --nginx-login-rate= --nginx-login-burst= --nginx-conn-limit= "
+        "--reason= --json"},
     {"routes", "", P_NONE, cmd_routes,
         "[--all]: print the route table as JSON (--all: with the test stacks' routes)",
         NEEDS_NOTHING, "--all"},

@@ -29,6 +29,9 @@ const struct audit_action_info audit_actions[AA__MAX] = {
     [AA_SECURITY_BLOCKLIST_ADDED] = {"security.blocklist_added", true},
     [AA_SECURITY_BLOCKLIST_REMOVED] = {"security.blocklist_removed", true},
     [AA_SECURITY_TOKENS_REVOKED] = {"security.tokens_revoked", true},
+    [AA_SECURITY_SESSION_SECRET_ROTATED] = {"security.session_secret_rotated", false},
+    [AA_SECURITY_DATA_KEY_ROTATED] = {"security.data_key_rotated", false},
+    [AA_SECURITY_RATE_LIMITS_CHANGED] = {"security.rate_limits_changed", true},
     [AA_AUTH_LOGIN_SUCCEEDED] = {"auth.login_succeeded", false},
     [AA_AUTH_LOGIN_FAILED] = {"auth.login_failed", true},
     [AA_AUTH_LOGIN_THROTTLED] = {"auth.login_throttled", true},
@@ -56,6 +59,7 @@ const struct audit_action_info audit_actions[AA__MAX] = {
     [AA_USER_ENABLED] = {"user.enabled", true},
     [AA_USER_DELETED] = {"user.deleted", false},
     [AA_ORG_CREATED] = {"org.created", false},
+    [AA_ORG_DEDICATED_TARGET_CHANGED] = {"org.dedicated_target_changed", false},
     [AA_TENANT_CREATED] = {"tenant.created", false},
     [AA_TENANT_UPDATED] = {"tenant.updated", false},
     [AA_TENANT_DELETED] = {"tenant.deleted", false},
@@ -262,8 +266,7 @@ bool audit_row_hash_ok(const struct db_rows *rows, size_t r, const uint8_t prev[
 struct chain_pos {
 	int64_t next_seq;
 	uint8_t prev[32];
-	const uint8_t *key;
-	char key_id[AUDIT_KEY_ID_LEN + 1];
+	const struct audit_keys *keys;
 };
 
 static void broken(struct audit_verify_result *res, const char *reason, int64_t seq, const char *id)
@@ -288,6 +291,7 @@ static int step_anchors(struct db *d, struct arena *a, struct chain_pos *pos, in
 		struct db_rows rows;
 		struct db_param p[] = {DBP_I64(pos->next_seq)};
 		struct audit_anchor an;
+		const uint8_t *key;
 
 		if (db_query(d, a,
 		        "SELECT last_seq, prev_hash, last_hash, key_id, signature FROM audit_anchors"
@@ -309,16 +313,18 @@ static int step_anchors(struct db *d, struct arena *a, struct chain_pos *pos, in
 		}
 		memcpy(an.prev_hash, rows.val[0][1], 32);
 		memcpy(an.last_hash, rows.val[0][2], 32);
-		if (!pos->key) {
+		if (!pos->keys || !pos->keys->n) {
 			broken(res, "anchor cannot be checked: OPSD_DATA_KEY is unset", at_seq,
 			    at_id);
 			return 0;
 		}
-		if (!audit_anchor_valid(&an, pos->key, (const uint8_t *)rows.val[0][4])) {
+		/* An anchor verifies under the key of the ring its key_id names:
+		 * one signed under a previous key still does until it is re-signed
+		 * (opsctl data-key rotate). */
+		key = audit_keys_find(pos->keys, rows.val[0][3]);
+		if (!key || !audit_anchor_valid(&an, key, (const uint8_t *)rows.val[0][4])) {
 			broken(res,
-			    strcmp(rows.val[0][3], pos->key_id) != 0
-			        ? "anchor signed with another key"
-			        : "anchor signature mismatch",
+			    key ? "anchor signature mismatch" : "anchor signed with another key",
 			    at_seq, at_id);
 			return 0;
 		}
@@ -332,18 +338,16 @@ static int step_anchors(struct db *d, struct arena *a, struct chain_pos *pos, in
 	return 1;
 }
 
-int audit_verify(struct db *d, const uint8_t *anchor_key, struct audit_verify_result *res)
+int audit_verify(struct db *d, const struct audit_keys *keys, struct audit_verify_result *res)
 {
 	struct arena *a = arena_new(256 * 1024);
 	struct arena *aa = arena_new(4096);
-	struct chain_pos pos = {.next_seq = 1, .key = anchor_key};
+	struct chain_pos pos = {.next_seq = 1, .keys = keys};
 	int rc = -1, st;
 	bool in_tx = false;
 
 	memset(res, 0, sizeof(*res));
 	res->ok = true;
-	if (anchor_key)
-		audit_key_id(anchor_key, pos.key_id);
 	if (!a || !aa)
 		goto out;
 	/* One snapshot for the whole replay: retention merging anchors or

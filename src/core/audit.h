@@ -54,6 +54,19 @@ struct opsd_config;
 bool audit_anchor_key(const struct opsd_config *cfg, uint8_t key[32],
     char key_id[AUDIT_KEY_ID_LEN + 1]);
 void audit_key_id(const uint8_t key[32], char key_id[AUDIT_KEY_ID_LEN + 1]);
+/* The anchor keys of the whole data key ring (OPSD_DATA_KEY, then
+ * OPSD_DATA_KEY_PREVIOUS): anchors are signed with key[0] and verify under
+ * the key their key_id names. n is 0 when OPSD_DATA_KEY is unset. */
+#define AUDIT_KEYS_MAX 9
+struct audit_keys {
+	size_t n;
+	uint8_t key[AUDIT_KEYS_MAX][32];
+	char id[AUDIT_KEYS_MAX][AUDIT_KEY_ID_LEN + 1];
+};
+bool audit_anchor_keys(const struct opsd_config *cfg, struct audit_keys *out);
+/* The key named by key_id, or NULL (none of the ring's). */
+const uint8_t *audit_keys_find(const struct audit_keys *k, const char *key_id);
+void audit_keys_wipe(struct audit_keys *k);
 void audit_anchor_sign(const struct audit_anchor *an, const uint8_t key[32], uint8_t sig[32]);
 /* Constant-time check of a stored signature. */
 bool audit_anchor_valid(const struct audit_anchor *an, const uint8_t key[32],
@@ -81,6 +94,9 @@ enum audit_action {
 	AA_SECURITY_BLOCKLIST_ADDED,
 	AA_SECURITY_BLOCKLIST_REMOVED,
 	AA_SECURITY_TOKENS_REVOKED,
+	AA_SECURITY_SESSION_SECRET_ROTATED,
+	AA_SECURITY_DATA_KEY_ROTATED,
+	AA_SECURITY_RATE_LIMITS_CHANGED,
 	AA_AUTH_LOGIN_SUCCEEDED,
 	AA_AUTH_LOGIN_FAILED,
 	AA_AUTH_LOGIN_THROTTLED,
@@ -107,6 +123,7 @@ enum audit_action {
 	AA_USER_ENABLED,
 	AA_USER_DELETED,
 	AA_ORG_CREATED,
+	AA_ORG_DEDICATED_TARGET_CHANGED,
 	AA_TENANT_CREATED,
 	AA_TENANT_UPDATED,
 	AA_TENANT_DELETED,
@@ -163,9 +180,9 @@ struct audit_verify_result {
 	                     * "events missing at the end" */
 };
 /* Replays the whole chain in batches, stepping over retention anchors
- * (whose signatures need anchor_key; NULL makes any anchor a break).
- * 0 (result filled) or -1 (db error). */
-int audit_verify(struct db *d, const uint8_t *anchor_key, struct audit_verify_result *res);
+ * (each verified under the key of keys its key_id names; NULL or no keys
+ * makes any anchor a break). 0 (result filled) or -1 (db error). */
+int audit_verify(struct db *d, const struct audit_keys *keys, struct audit_verify_result *res);
 
 /* ---- retention (audit_purge.c) ----------------------------------------- */
 
@@ -181,12 +198,13 @@ struct audit_purge_result {
 };
 /* Deletes events older than cutoff_ms in batches of one transaction each,
  * keeping every event about a held subject (actor, org, target or any id
- * in the payload: legal_hold_collect) and leaving a signed anchor over each
- * run it removes. Stops after max_events expired events (0: no limit). A
+ * in the payload: legal_hold_collect) and leaving an anchor signed under
+ * keys' current key over each run it removes (merged with neighbours that
+ * verify under the key they name). Stops after max_events expired events (0: no limit). A
  * dry run changes nothing and needs no key. Appends `audit.purged` when it
  * deleted anything. 0 or -1. */
 int audit_purge(struct db *d, const struct opsd_config *cfg, const struct audit_actor *actor,
-    const uint8_t *anchor_key, int64_t cutoff_ms, bool dry_run, uint64_t max_events,
+    const struct audit_keys *keys, int64_t cutoff_ms, bool dry_run, uint64_t max_events,
     struct audit_purge_result *res);
 /* The jobs-process entry: OPSD_AUDIT_RETENTION_DAYS, a bounded amount of
  * work per call. */

@@ -195,6 +195,36 @@ bool audit_anchor_key(const struct opsd_config *cfg, uint8_t key[32],
 	return ok;
 }
 
+_Static_assert(AUDIT_KEYS_MAX == 1 + DATA_KEYS_PREVIOUS_MAX, "one anchor key per data key");
+
+bool audit_anchor_keys(const struct opsd_config *cfg, struct audit_keys *out)
+{
+	uint8_t data_keys[AUDIT_KEYS_MAX][32];
+
+	memset(out, 0, sizeof(*out));
+	out->n = config_data_keys(cfg, data_keys, AUDIT_KEYS_MAX);
+	for (size_t i = 0; i < out->n; i++) {
+		hmac_sha256(data_keys[i], 32, ANCHOR_KEY_LABEL, strlen(ANCHOR_KEY_LABEL),
+		    out->key[i]);
+		audit_key_id(out->key[i], out->id[i]);
+	}
+	OPENSSL_cleanse(data_keys, sizeof(data_keys));
+	return out->n > 0;
+}
+
+const uint8_t *audit_keys_find(const struct audit_keys *k, const char *key_id)
+{
+	for (size_t i = 0; k && key_id && i < k->n; i++)
+		if (strcmp(k->id[i], key_id) == 0)
+			return k->key[i];
+	return NULL;
+}
+
+void audit_keys_wipe(struct audit_keys *k)
+{
+	OPENSSL_cleanse(k, sizeof(*k));
+}
+
 void audit_key_id(const uint8_t key[32], char key_id[AUDIT_KEY_ID_LEN + 1])
 {
 	uint8_t h[32];

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include <json-c/json.h>
-#include <openssl/crypto.h>
 
 #include "core/audit.h"
 #include "core/audit_internal.h"
@@ -27,8 +26,7 @@
 
 struct purge {
 	const struct held_set *held;
-	const uint8_t *key;
-	char key_id[AUDIT_KEY_ID_LEN + 1];
+	const struct audit_keys *keys; /* n == 0 only for a dry run */
 	char cutoff[DB_TIME_LEN + 1];
 	bool dry_run;
 	int64_t after, max_seq;
@@ -90,9 +88,20 @@ static bool event_held(const struct held_set *h, const struct db_rows *rows, siz
 
 /* ---- anchors -------------------------------------------------------------- */
 
+/* Whether a stored anchor verifies under the key of the ring its key_id
+ * names (a previous key's still does). */
+static bool anchor_ok(const struct purge *x, const struct audit_anchor *an, const char *key_id,
+    const char *sig)
+{
+	const uint8_t *key = audit_keys_find(x->keys, key_id);
+
+	return key && audit_anchor_valid(an, key, (const uint8_t *)sig);
+}
+
 /* The anchor ending at last_seq (before) or starting at first_seq (after)
- * when it is signed by our key and links to the run: then the run absorbs
- * it. A forged or foreign anchor is left alone for verify to report. */
+ * when it verifies and links to the run: then the run absorbs it, and the
+ * merged anchor is signed under the current key. A forged or foreign
+ * anchor is left alone for verify to report. */
 static int take_neighbour(struct db *d, struct purge *x, bool before, struct audit_anchor *out)
 {
 	struct db_rows rows;
@@ -100,11 +109,10 @@ static int take_neighbour(struct db *d, struct purge *x, bool before, struct aud
 	struct audit_anchor an;
 
 	if (db_query(d, x->a,
-	        before
-	            ? "SELECT first_seq, last_seq, prev_hash, last_hash, signature FROM audit_anchors"
-	              " WHERE last_seq = ? FOR UPDATE"
-	            : "SELECT first_seq, last_seq, prev_hash, last_hash, signature FROM audit_anchors"
-	              " WHERE first_seq = ? FOR UPDATE",
+	        before ? "SELECT first_seq, last_seq, prev_hash, last_hash, signature, key_id"
+	                 " FROM audit_anchors WHERE last_seq = ? FOR UPDATE"
+	               : "SELECT first_seq, last_seq, prev_hash, last_hash, signature, key_id"
+	                 " FROM audit_anchors WHERE first_seq = ? FOR UPDATE",
 	        p, 1, &rows) != 0)
 		return -1;
 	if (rows.nrows != 1 || rows.len[0][2] != 32 || rows.len[0][3] != 32 || rows.len[0][4] != 32)
@@ -113,7 +121,7 @@ static int take_neighbour(struct db *d, struct purge *x, bool before, struct aud
 	an.last_seq = strtoll(rows.val[0][1], NULL, 10);
 	memcpy(an.prev_hash, rows.val[0][2], 32);
 	memcpy(an.last_hash, rows.val[0][3], 32);
-	if (!audit_anchor_valid(&an, x->key, (const uint8_t *)rows.val[0][4]))
+	if (!anchor_ok(x, &an, rows.val[0][5], rows.val[0][4]))
 		return 0;
 	if (before ? memcmp(an.last_hash, x->run.prev_hash, 32) != 0
 	           : memcmp(an.prev_hash, x->run.last_hash, 32) != 0)
@@ -162,14 +170,14 @@ static int close_run(struct db *d, struct purge *x)
 		an.last_seq = nb.last_seq;
 		memcpy(an.last_hash, nb.last_hash, 32);
 	}
-	audit_anchor_sign(&an, x->key, sig);
+	audit_anchor_sign(&an, x->keys->key[0], sig);
 	{
 		struct db_param p[] = {
 		    DBP_I64(an.first_seq),
 		    DBP_I64(an.last_seq),
 		    DBP_BLOB(an.prev_hash, 32),
 		    DBP_BLOB(an.last_hash, 32),
-		    DBP_STR(x->key_id),
+		    DBP_STR(x->keys->id[0]),
 		    DBP_BLOB(sig, 32),
 		};
 
@@ -203,7 +211,8 @@ static int chain_link(struct db *d, struct purge *x, int64_t seq, uint8_t out[32
 		return 1;
 	}
 	if (db_query(d, x->a,
-	        "SELECT first_seq, prev_hash, last_hash, signature FROM audit_anchors WHERE last_seq = ?",
+	        "SELECT first_seq, prev_hash, last_hash, signature, key_id FROM audit_anchors"
+	        " WHERE last_seq = ?",
 	        p, 1, &rows) != 0)
 		return -1;
 	if (rows.nrows == 1 && rows.len[0][1] == 32 && rows.len[0][2] == 32 &&
@@ -214,7 +223,7 @@ static int chain_link(struct db *d, struct purge *x, int64_t seq, uint8_t out[32
 		memcpy(an.prev_hash, rows.val[0][1], 32);
 		memcpy(an.last_hash, rows.val[0][2], 32);
 		/* a dry run without the key can only count */
-		if (!x->key || audit_anchor_valid(&an, x->key, (const uint8_t *)rows.val[0][3])) {
+		if (!x->keys->n || anchor_ok(x, &an, rows.val[0][4], rows.val[0][3])) {
 			memcpy(out, an.last_hash, 32);
 			return 1;
 		}
@@ -339,10 +348,11 @@ static struct json_object *purged_payload(const struct audit_purge_result *res)
 }
 
 int audit_purge(struct db *d, const struct opsd_config *cfg, const struct audit_actor *actor,
-    const uint8_t *anchor_key, int64_t cutoff_ms, bool dry_run, uint64_t max_events,
+    const struct audit_keys *keys, int64_t cutoff_ms, bool dry_run, uint64_t max_events,
     struct audit_purge_result *res)
 {
-	struct purge x = {.key = anchor_key, .dry_run = dry_run};
+	static const struct audit_keys none;
+	struct purge x = {.keys = keys ? keys : &none, .dry_run = dry_run};
 	struct held_set held = {0};
 	struct db_rows rows;
 	int rc = -1;
@@ -350,10 +360,8 @@ int audit_purge(struct db *d, const struct opsd_config *cfg, const struct audit_
 	memset(res, 0, sizeof(*res));
 	format_rfc3339(cutoff_ms, res->cutoff);
 	db_time_from_ms(cutoff_ms, x.cutoff);
-	if (!dry_run && !anchor_key)
+	if (!dry_run && !x.keys->n)
 		return -1;
-	if (anchor_key)
-		audit_key_id(anchor_key, x.key_id);
 	if (!(x.a = arena_new(512 * 1024)))
 		return -1;
 	/* The newest expired event bounds the scan (the time index answers it);
@@ -409,21 +417,20 @@ int audit_retention_job(struct db *d, const struct opsd_config *cfg)
 	static bool warned;
 	static const struct audit_actor system_actor = {NULL, "system", NULL, NULL};
 	struct audit_purge_result res;
-	uint8_t key[32];
-	char key_id[AUDIT_KEY_ID_LEN + 1];
+	struct audit_keys keys;
 	int rc;
 
-	if (!audit_anchor_key(cfg, key, key_id)) {
+	if (!audit_anchor_keys(cfg, &keys)) {
 		if (!warned)
 			log_msg(LL_WARN, "audit_retention_off",
 			    "OPSD_DATA_KEY is unset: audit retention cannot sign anchors and deletes nothing");
 		warned = true;
 		return 0;
 	}
-	rc = audit_purge(d, cfg, &system_actor, key,
+	rc = audit_purge(d, cfg, &system_actor, &keys,
 	    now_ms() - (int64_t)cfg->audit_retention_days * 86400000LL, false, JOB_MAX_EVENTS,
 	    &res);
-	OPENSSL_cleanse(key, sizeof(key));
+	audit_keys_wipe(&keys);
 	if (rc == 0 && res.deleted) {
 		struct logline *l = log_begin(LL_INFO, "audit_purged");
 

@@ -45,6 +45,7 @@ static const char *const perm_names[] = {
     [P_ORG_USERS_MANAGE] = "org_users.manage",
     [P_SECURITY_USERS_DISABLE] = "security.users_disable",
     [P_SECURITY_TOKENS_REVOKE] = "security.tokens_revoke",
+    [P_SECURITY_RATE_LIMITS] = "security.rate_limits",
 };
 
 _Static_assert(countof(role_names) == ROLE__MAX, "role_names out of step with enum role");
@@ -65,7 +66,8 @@ _Static_assert(PERM__MAX <= 64, "permset is 64 bits");
 /* README "Identity, sessions and roles" (which says why each role holds what
  * it holds). Only superadmin holds migration.run. platform_admin reads the
  * audit log to check its publishes (runbook 1); security_admin contains
- * accounts: disables them and revokes their API tokens (runbook 4). */
+ * accounts: disables them and revokes their API tokens, and tightens the rate
+ * limits (runbook 4). */
 static const permset role_table[] = {
     [ROLE_SUPERADMIN] = ALL_PERMS,
     [ROLE_PLATFORM_ADMIN] = PS(P_LEGAL_PUBLISH) | PS(P_LEGAL_REPORT) | PS(P_USERS_READ) |
@@ -80,7 +82,7 @@ static const permset role_table[] = {
         PS(P_AUDIT_READ) | PS(P_AUDIT_VERIFY) | PS(P_COMPLIANCE_READ) | PS(P_COMPLIANCE_STRIP_PII) |
         PS(P_COMPLIANCE_LEGAL_HOLD) | PS(P_COMPLIANCE_ARCHIVE) | PS(P_COMPLIANCE_EXPORT) |
         PS(P_USERS_READ) | PS(P_ORGS_READ) | PS(P_TENANT_READ) | PS(P_SYSTEM_STATUS) |
-        PS(P_SECURITY_USERS_DISABLE) | PS(P_SECURITY_TOKENS_REVOKE),
+        PS(P_SECURITY_USERS_DISABLE) | PS(P_SECURITY_TOKENS_REVOKE) | PS(P_SECURITY_RATE_LIMITS),
     /* org_users.manage: an org_admin manages the users of its own org
      * (/orgs/:orgId/users), never /users, which reaches every org. */
     [ROLE_ORG_ADMIN] = PS(P_TENANT_READ) | PS(P_TENANT_WRITE) | PS(P_ORGS_READ) | PS(P_USERS_READ) |

@@ -100,12 +100,27 @@ enum user_err user_contain(struct db *d, struct arena *a, const char *id,
 
 /* ---- API tokens ------------------------------------------------------------ */
 
+/* Each selector: its name (the answer's and the event's scope), how to find
+ * the owner and org of the id it names (none for all), the event's target
+ * type, and the statement of core/auth.c that revokes a whole scope (one
+ * token has its own). */
+static const struct {
+	const char *name;
+	const char *subject_sql;
+	const char *target_type;
+	enum flush_scope scope;
+} selectors[] = {
+    [TOKENS_OF_USER] = {"user", "SELECT id, org_id FROM users WHERE id = ?", "user", FLUSH_USER},
+    [TOKENS_ALL] = {"all", NULL, NULL, FLUSH_ALL},
+    [TOKENS_ONE] = {"token",
+        "SELECT u.id, u.org_id FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ?",
+        "api_token", FLUSH_USER},
+    [TOKENS_OF_ORG] = {"org", "SELECT NULL, id FROM orgs WHERE id = ?", "org", FLUSH_ORG},
+};
+
 const char *token_selector_name(enum token_selector s)
 {
-	static const char *const names[] =
-	    {[TOKENS_OF_USER] = "user", [TOKENS_ALL] = "all", [TOKENS_ONE] = "token"};
-
-	return (size_t)s < countof(names) ? names[s] : "?";
+	return (size_t)s < countof(selectors) ? selectors[s].name : "?";
 }
 
 struct revoke_tx {
@@ -117,30 +132,26 @@ struct revoke_tx {
 	bool found;
 };
 
-/* The owner and org of the selected user or token: the org the event is
- * about. x->found false when there is none. */
+/* The owner (TOKENS_ONE) and org of the selected user, token or org: the
+ * org the event is about. x->found false when there is none. */
 static int revoke_subject(struct db *d, struct revoke_tx *x, char owner[UUID_STR_LEN + 1],
     char org[UUID_STR_LEN + 1])
 {
-	static const char *const sql[] = {
-	    [TOKENS_OF_USER] = "SELECT id, org_id FROM users WHERE id = ?",
-	    [TOKENS_ONE] =
-	        "SELECT u.id, u.org_id FROM api_tokens t JOIN users u ON u.id = t.user_id"
-	        " WHERE t.id = ?",
-	};
+	const char *sql = selectors[x->t->sel].subject_sql;
 	struct db_param p[] = {DBP_BLOB(x->id.b, 16)};
 	struct db_rows rows;
 
 	owner[0] = org[0] = '\0';
-	x->found = x->t->sel == TOKENS_ALL;
+	x->found = sql == NULL;
 	if (x->found)
 		return 0;
-	if (db_query(d, x->a, sql[x->t->sel], p, 1, &rows) != 0)
+	if (db_query(d, x->a, sql, p, 1, &rows) != 0)
 		return -1;
 	x->found = rows.nrows == 1;
 	if (!x->found)
 		return 1;
-	dbv_uuid(rows.val[0][0], rows.len[0][0], owner);
+	if (rows.val[0][0])
+		dbv_uuid(rows.val[0][0], rows.len[0][0], owner);
 	if (rows.val[0][1])
 		dbv_uuid(rows.val[0][1], rows.len[0][1], org);
 	return 0;
@@ -162,8 +173,7 @@ static int revoke_fn(struct db *d, void *arg)
 	        ? db_exec(d,
 	              "UPDATE api_tokens SET revoked_at = NOW(3) WHERE id = ? AND revoked_at IS NULL",
 	              p, 1, &t->revoked) != 0
-	        : tokens_revoke_scope(d, t->sel == TOKENS_ALL ? FLUSH_ALL : FLUSH_USER, x->id_s,
-	              &t->revoked) != 0)
+	        : tokens_revoke_scope(d, selectors[t->sel].scope, x->id_s, &t->revoked) != 0)
 		return -1;
 	payload = payload_with_reason(t->reason);
 	json_object_object_add(payload, "scope",
@@ -172,10 +182,7 @@ static int revoke_fn(struct db *d, void *arg)
 	if (t->sel == TOKENS_ONE)
 		json_object_object_add(payload, "userId", json_object_new_string(owner));
 	return audit_append(d, x->actor, AA_SECURITY_TOKENS_REVOKED, org[0] ? org : NULL,
-	    t->sel == TOKENS_ALL   ? NULL
-	    : t->sel == TOKENS_ONE ? "api_token"
-	                           : "user",
-	    t->sel == TOKENS_ALL ? NULL : x->id_s, payload);
+	    selectors[t->sel].target_type, t->sel == TOKENS_ALL ? NULL : x->id_s, payload);
 }
 
 enum token_rc tokens_revoke_audited(struct db *d, struct arena *a, const struct audit_actor *actor,
@@ -184,6 +191,8 @@ enum token_rc tokens_revoke_audited(struct db *d, struct arena *a, const struct 
 	struct revoke_tx x = {.a = a, .actor = actor, .t = t};
 
 	t->revoked = 0;
+	if ((size_t)t->sel >= countof(selectors))
+		return TOKEN_NOT_FOUND;
 	if (t->sel != TOKENS_ALL) {
 		if (!t->id || !uuid_parse(t->id, &x.id))
 			return TOKEN_NOT_FOUND;
@@ -192,4 +201,44 @@ enum token_rc tokens_revoke_audited(struct db *d, struct arena *a, const struct 
 	if (db_tx(d, revoke_fn, &x) < 0)
 		return TOKEN_DB_ERROR;
 	return x.found ? TOKEN_REVOKED : TOKEN_NOT_FOUND;
+}
+
+/* ---- the live tokens ------------------------------------------------------- */
+
+/* A uuid filter: its 16 bytes, NULL (any) when absent; false when malformed. */
+static bool uuid_filter(const char *text, struct opsd_uuid *u, struct db_param *p)
+{
+	*p = DBP_NULL;
+	if (!text)
+		return true;
+	if (!uuid_parse(text, u))
+		return false;
+	*p = DBP_BLOB(u->b, 16);
+	return true;
+}
+
+int tokens_live_list(struct db *d, struct arena *a, const struct token_filter *f,
+    struct db_rows *rows)
+{
+	struct opsd_uuid user, org, before;
+	struct db_param pu, po, pb;
+
+	if (!uuid_filter(f->user_id, &user, &pu) || !uuid_filter(f->org_id, &org, &po) ||
+	    !uuid_filter(f->before_id, &before, &pb)) {
+		memset(rows, 0, sizeof(*rows));
+		return 0;
+	}
+	{
+		struct db_param p[] = {pu, pu, po, po, DBP_I64(f->no_expiry), pb, pb,
+		    DBP_I64(f->limit)};
+
+		return db_query(d, a,
+		    "SELECT t.id, t.name, t.scopes, t.expires_at, t.created_at, t.last_used_at,"
+		    " t.revoked_at, t.user_id, u.org_id FROM api_tokens t JOIN users u ON u.id = t.user_id"
+		    " WHERE t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > NOW(3))"
+		    " AND (? IS NULL OR t.user_id = ?) AND (? IS NULL OR u.org_id = ?)"
+		    " AND (? = 0 OR t.expires_at IS NULL) AND (? IS NULL OR t.id < ?)"
+		    " ORDER BY t.id DESC LIMIT ?",
+		    p, countof(p), rows);
+	}
 }

@@ -1,5 +1,6 @@
 /* Containing accounts (README "Runbook 4"): disabling and re-enabling a user,
- * revoking the API tokens of one user, of everyone, or one token. Each is one
+ * revoking the API tokens of one user, of one org, of everyone, or one
+ * token, and listing the live ones (README "Runbook 7"). Each write is one
  * transaction with its audit event; the API and opsctl run the same code. A
  * legal hold never refuses them: a held account under investigation must
  * still be containable. */
@@ -32,20 +33,34 @@ enum user_err user_contain(struct db *d, struct arena *a, const char *id,
     struct user_containment *c, const struct audit_actor *actor);
 
 /* Which API tokens a revocation ends. */
-enum token_selector { TOKENS_OF_USER, TOKENS_ALL, TOKENS_ONE };
+enum token_selector { TOKENS_OF_USER, TOKENS_ALL, TOKENS_ONE, TOKENS_OF_ORG };
 struct token_revocation {
 	enum token_selector sel;
-	const char *id;             /* the user (TOKENS_OF_USER) or the token (TOKENS_ONE) */
+	const char *id;             /* the user, the token (TOKENS_ONE) or the org */
 	const char *reason;         /* NULL: none given */
 	unsigned long long revoked; /* out: tokens that were live and are revoked now */
 };
 /* Revokes the selected tokens and audits security.tokens_revoked (scope,
  * count, reason; never a token value) in one transaction, also when none was
- * live. TOKEN_NOT_FOUND (nothing written) for an unknown or malformed user or
- * token id. */
+ * live. TOKEN_NOT_FOUND (nothing written) for an unknown or malformed user,
+ * token or org id. */
 enum token_rc tokens_revoke_audited(struct db *d, struct arena *a, const struct audit_actor *actor,
     struct token_revocation *t);
-/* "user", "all", "token". */
+/* "user", "all", "token", "org". */
 const char *token_selector_name(enum token_selector s);
+
+/* Which live tokens (neither revoked nor expired) tokens_live_list reads. */
+struct token_filter {
+	const char *user_id, *org_id; /* NULL: any (malformed: none) */
+	bool no_expiry;               /* only tokens stored without an expiry */
+	const char *before_id;        /* keyset: ids below this one; NULL: from the newest */
+	int limit;
+};
+/* Columns of tokens_live_list's rows: TOKEN_COLUMNS, then the owner's id and org. */
+#define TOKEN_LIVE_USER_COL 7
+#define TOKEN_LIVE_ORG_COL 8
+/* The live API tokens matching f, newest first: never their hash. 0 or -1. */
+int tokens_live_list(struct db *d, struct arena *a, const struct token_filter *f,
+    struct db_rows *rows);
 
 #endif

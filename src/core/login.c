@@ -224,6 +224,17 @@ struct json_object *token_row_json(const struct db_rows *rows, size_t i)
 	return o;
 }
 
+enum token_expiry_rc token_expiry(const int64_t *asked_ms, int64_t now_ms, int max_days,
+    int64_t *expires_ms)
+{
+	int64_t latest = now_ms + (int64_t)max_days * 86400 * 1000;
+
+	*expires_ms = asked_ms ? *asked_ms : latest;
+	if (*expires_ms <= now_ms)
+		return TOKEN_EXPIRY_PAST;
+	return *expires_ms > latest ? TOKEN_EXPIRY_TOO_LATE : TOKEN_EXPIRY_OK;
+}
+
 struct token_tx {
 	const struct audit_actor *actor;
 	const char *owner, *name;
@@ -240,6 +251,7 @@ static int token_create_fn(struct db *d, void *arg)
 	struct token_tx *x = arg;
 	struct opsd_uuid owner;
 	uint8_t hash[32];
+	char when[DBV_RFC3339_LEN + 1];
 	struct json_object *payload;
 
 	uuid_parse(x->owner, &owner);
@@ -262,6 +274,8 @@ static int token_create_fn(struct db *d, void *arg)
 	}
 	payload = json_object_new_object();
 	json_object_object_add(payload, "scopes", json_object_new_string(x->scopes));
+	if (x->has_expiry && dbv_rfc3339(x->expires, when))
+		json_object_object_add(payload, "expiresAt", json_object_new_string(when));
 	return audit_append(d, x->actor, AA_AUTH_TOKEN_CREATED, NULL, "api_token", x->id_s,
 	    payload);
 }

@@ -62,10 +62,17 @@ struct json_object;
 struct json_object *token_row_json(const struct db_rows *rows, size_t i);
 
 /* A new token of owner (its text, shown once, in token; only its hash is
- * stored), audited auth.token_created with the scopes. expires_ms 0: no
- * expiry. 0 or -1. */
+ * stored), audited auth.token_created with the scopes and expiry.
+ * expires_ms 0: no expiry (the API always gives one: token_expiry). 0 or
+ * -1. */
 int token_create(struct db *d, const struct audit_actor *actor, const char *owner, const char *name,
     permset scopes, int64_t expires_ms, char id_out[UUID_STR_LEN + 1], char token[TOKEN_LEN + 1]);
+/* The expiry of a new token (README "Runbook 7"): every token ends within
+ * max_days of its creation. asked_ms NULL (none asked) gets now + max_days;
+ * an asked time must lie after now and no later than that. */
+enum token_expiry_rc { TOKEN_EXPIRY_OK, TOKEN_EXPIRY_PAST, TOKEN_EXPIRY_TOO_LATE };
+enum token_expiry_rc token_expiry(const int64_t *asked_ms, int64_t now_ms, int max_days,
+    int64_t *expires_ms);
 enum token_rc { TOKEN_REVOKED, TOKEN_NOT_FOUND, TOKEN_DB_ERROR };
 /* Revokes owner's token id (again: no new event), audited
  * auth.token_revoked with id_text as the target. */

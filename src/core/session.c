@@ -133,3 +133,15 @@ void session_set_cookie(const char *value, long max_age_s, char *out, size_t out
 	if (n < 0 || (size_t)n >= out_len)
 		out[0] = '\0';
 }
+
+void session_secret_fingerprint(const char *secret, char *out)
+{
+	static const char label[] = "opsd session secret fingerprint";
+	uint8_t mac[32];
+
+	out[0] = '\0';
+	if (secret == NULL)
+		return;
+	hmac_sha256(secret, strlen(secret), label, sizeof(label) - 1, mac);
+	hex_encode(mac, SESSION_SECRET_FINGERPRINT_LEN / 2, out);
+}

@@ -29,4 +29,12 @@ bool session_csrf_ok(const char *secret, const uint8_t id[SESSION_ID_LEN], const
  * (and Max-Age=0 with an empty value when value is NULL, to clear it). */
 void session_set_cookie(const char *value, long max_age_s, char *out, size_t out_len);
 
+#define SESSION_SECRET_FINGERPRINT_LEN 16
+/* What names a secret in the audit log without revealing it: the first 8
+ * bytes of HMAC-SHA256 keyed by the secret over a fixed text, in hex. The
+ * same secret gives the same fingerprint on every host; finding the secret
+ * from it costs a guess of the whole secret per try.
+ * out[SESSION_SECRET_FINGERPRINT_LEN + 1]; "" when secret is NULL. */
+void session_secret_fingerprint(const char *secret, char *out);
+
 #endif

@@ -7,6 +7,7 @@
 #include "core/entity.h"
 #include "core/tenant_db.h"
 #include "infra/config.h"
+#include "infra/data_key.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/crypto.h"
@@ -17,8 +18,14 @@
 
 /* A worker talks to a handful of dedicated databases at most; the slots
  * are reused least recently used first. Keyed by sha256 of the sealed
- * target, so no secret is kept in the clear beyond the connection. */
+ * target, so no secret is kept in the clear beyond the connection. Every
+ * request reads the org's sealed target afresh, and new credentials (or a
+ * target re-sealed under another data key) are new sealed text: the next
+ * request on every worker connects with them, and the connection made with
+ * the old ones is never asked for again. It is closed once idle for
+ * POOL_IDLE_MS, so no session of a replaced database user lingers. */
 #define POOL_SLOTS 8
+#define POOL_IDLE_MS 60000
 
 static struct pool_slot {
 	uint8_t key[32];
@@ -29,32 +36,32 @@ static struct pool_slot {
 struct db *tenant_db_sealed(const struct opsd_config *cfg, const char *sealed, char *err,
     size_t err_len)
 {
-	uint8_t key[32], data_key[32];
+	uint8_t key[32];
 	char uri[1200];
-	struct pool_slot *victim = &pool[0];
+	struct pool_slot *victim = &pool[0], *hit = NULL;
+	int64_t now = mono_ms();
+	enum data_key_open_rc rc;
 	struct db *d;
 
 	sha256_raw(sealed, strlen(sealed), key);
 	for (size_t i = 0; i < POOL_SLOTS; i++) {
-		if (pool[i].db && memcmp(pool[i].key, key, 32) == 0) {
-			pool[i].used = mono_ms();
-			return pool[i].db;
+		if (pool[i].db && memcmp(pool[i].key, key, 32) == 0)
+			hit = &pool[i];
+		else if (pool[i].db && now - pool[i].used > POOL_IDLE_MS) {
+			db_close(pool[i].db);
+			pool[i].db = NULL;
 		}
 		if (!pool[i].db || pool[i].used < victim->used)
 			victim = &pool[i];
 	}
-	if (!config_data_key(cfg, data_key)) {
-		snprintf(err, err_len,
-		    "OPSD_DATA_KEY is not set: the dedicated target cannot be opened");
+	if (hit) {
+		hit->used = now;
+		return hit->db;
+	}
+	if ((rc = data_key_open(cfg, sealed, uri, sizeof(uri))) != DK_OPENED) {
+		snprintf(err, err_len, "%s", data_key_open_error(rc));
 		return NULL;
 	}
-	if (!secret_open(data_key, sealed, uri, sizeof(uri))) {
-		OPENSSL_cleanse(data_key, sizeof(data_key));
-		snprintf(err, err_len,
-		    "the dedicated target was not sealed with this OPSD_DATA_KEY");
-		return NULL;
-	}
-	OPENSSL_cleanse(data_key, sizeof(data_key));
 	d = db_open(uri, err, err_len);
 	OPENSSL_cleanse(uri, sizeof(uri));
 	if (!d)
@@ -62,7 +69,7 @@ struct db *tenant_db_sealed(const struct opsd_config *cfg, const char *sealed, c
 	db_close(victim->db);
 	memcpy(victim->key, key, 32);
 	victim->db = d;
-	victim->used = mono_ms();
+	victim->used = now;
 	return d;
 }
 

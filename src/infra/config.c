@@ -71,6 +71,7 @@ static const struct var vars[] = {
     SECRET("OPSD_DB_URI_PREVIOUS", db_uri_previous),
     SECRET("OPSD_DEDICATED_DB_URI", dedicated_db_uri),
     SECRET("OPSD_DATA_KEY", data_key),
+    SECRET("OPSD_DATA_KEY_PREVIOUS", data_key_previous),
     STR("OPSD_LISTEN", listen, NULL),
     STR("OPSD_ALLOWED_CLIENTS", allowed_clients, "127.0.0.1"),
     STR("OPSD_PID_FILE", pid_file, NULL),
@@ -86,6 +87,7 @@ static const struct var vars[] = {
     SECRET("SESSION_SECRET", session_secret),
     INT("SESSION_IDLE_MIN", session_idle_min, "30", 1, 1440),
     INT("SESSION_ABSOLUTE_H", session_absolute_h, "8", 1, 720),
+    INT("OPSD_TOKEN_MAX_DAYS", token_max_days, "90", 1, 3650),
     STR("SMTP_SERVER", smtp_server, NULL),
     INT("SMTP_PORT", smtp_port, "587", 1, 65535),
     STR("SMTP_USER", smtp_user, NULL),
@@ -108,11 +110,18 @@ static const struct var vars[] = {
     INT("OPSD_RATELIMIT_TOKEN_PER_MIN", ratelimit_token_per_min, "1200", 0, 10000000),
     INT("OPSD_RATELIMIT_IP_PER_MIN", ratelimit_ip_per_min, "600", 0, 10000000),
     INT("OPSD_RATELIMIT_BURST", ratelimit_burst, "100", 1, 1000000),
+    /* defaults by OPSD_ENV in finish(), as script/render-nginx's */
+    STR("OPSD_NGINX_API_RATE", nginx_api_rate, NULL),
+    INT("OPSD_NGINX_API_BURST", nginx_api_burst, NULL, 1, 1000000), /* nginx refuses 0 */
+    STR("OPSD_NGINX_LOGIN_RATE", nginx_login_rate, NULL),
+    INT("OPSD_NGINX_LOGIN_BURST", nginx_login_burst, NULL, 1, 1000000),
+    INT("OPSD_NGINX_CONN_LIMIT", nginx_conn_limit, NULL, 1, 65535),
     STR("OPSD_NGINX_ACCESS_LOG", nginx_access_log, NULL),
     STR("OPSD_CLI_ROLES", cli_roles, NULL),
 };
 
 #define NVARS countof(vars)
+_Static_assert(NVARS <= CONFIG_MAX_VARS, "raise CONFIG_MAX_VARS");
 
 const char *config_variable_name(size_t i)
 {
@@ -136,6 +145,78 @@ bool config_is_secret(const char *name)
 const char *config_env_name(enum opsd_env e)
 {
 	return (unsigned)e < countof(env_choices) - 1 ? env_choices[e] : "unknown";
+}
+
+enum config_source config_source(const struct opsd_config *c, const char *name)
+{
+	const struct var *v = name != NULL ? var_find(name) : NULL;
+	return v != NULL ? (enum config_source)c->source[v - vars] : CONFIG_DEFAULT;
+}
+
+const char *config_source_name(enum config_source s)
+{
+	static const char *const names[] = {"default", "environment", "env_file"};
+	return (unsigned)s < countof(names) ? names[s] : "default";
+}
+
+bool config_value_text(const struct opsd_config *c, const char *name, char *out, size_t len)
+{
+	const struct var *v = name != NULL ? var_find(name) : NULL;
+	const char *field;
+
+	if (v == NULL || v->secret || len == 0)
+		return false;
+	field = (const char *)c + v->off;
+	switch (v->kind) {
+	case K_STRING: {
+		const char *s = *(char *const *)(const void *)field;
+		if (s == NULL)
+			return false;
+		snprintf(out, len, "%s", s);
+		return true;
+	}
+	case K_INT:
+		snprintf(out, len, "%d", *(const int *)(const void *)field);
+		return true;
+	case K_BOOL:
+		snprintf(out, len, "%d", *(const bool *)(const void *)field ? 1 : 0);
+		return true;
+	case K_ENUM:
+		snprintf(out, len, "%s", v->choices[*(const int *)(const void *)field]);
+		return true;
+	}
+	return false;
+}
+
+bool config_int_range(const char *name, long long *min, long long *max)
+{
+	const struct var *v = name != NULL ? var_find(name) : NULL;
+	if (v == NULL || v->kind != K_INT)
+		return false;
+	*min = v->min;
+	*max = v->max;
+	return true;
+}
+
+bool nginx_rate_parse(const char *s, long long *n, char *per)
+{
+	size_t digits = s != NULL ? strspn(s, "0123456789") : 0;
+	char num[8];
+	long long v;
+
+	if (digits == 0 || digits >= sizeof(num) || s[0] == '0' || s[digits] != 'r' ||
+	    s[digits + 1] != '/' || (s[digits + 2] != 's' && s[digits + 2] != 'm') ||
+	    s[digits + 3] != '\0')
+		return false;
+	memcpy(num, s, digits);
+	num[digits] = '\0';
+	if (!parse_ll_range(num, 1, NGINX_RATE_MAX, &v))
+		return false;
+	if (n != NULL)
+		*n = v;
+	if (per != NULL)
+		*per = s[digits + 2];
+	return true;
 }
 
 /* Reporting: errors are counted, lines never carry a secret's value. */
@@ -285,27 +366,6 @@ static bool db_uri_plausible(const char *uri)
 	return parse_ll_range(port, 1, 65535, &n);
 }
 
-/* OPSD_DB_URI_PREVIOUS holds the credentials being rotated out: the same
- * server and database as OPSD_DB_URI, or a fallback would silently serve
- * from another database. */
-static void check_db_uri_previous(const struct opsd_config *c, struct loader *ld)
-{
-	struct db_uri cur, prev;
-	char err[256];
-
-	if (!db_uri_plausible(c->db_uri_previous) ||
-	    !db_uri_parse(c->db_uri_previous, &prev, err, sizeof(err)))
-		report(ld, true,
-		    "OPSD_DB_URI_PREVIOUS: must look like mysql://user:pass@host[:port]/db");
-	else if (c->db_uri != NULL && db_uri_parse(c->db_uri, &cur, err, sizeof(err)) &&
-	         !db_uri_same_database(&cur, &prev))
-		report(ld, true,
-		    "OPSD_DB_URI_PREVIOUS: must name the same server and database as OPSD_DB_URI "
-		    "(only the user and password may differ)");
-	explicit_bzero(&cur, sizeof(cur));
-	explicit_bzero(&prev, sizeof(prev));
-}
-
 static bool data_key_decode(const char *s, unsigned char key[32])
 {
 	uint8_t raw[33];
@@ -334,6 +394,66 @@ bool config_data_key(const struct opsd_config *c, uint8_t out[32])
 		return true;
 	memset(out, 0, 32);
 	return false;
+}
+
+/* Each comma-separated entry of OPSD_DATA_KEY_PREVIOUS (blanks around it
+ * ignored) into out[n], up to max; a bad or surplus entry makes it -1. */
+static int data_keys_previous(const char *list, uint8_t (*out)[32], size_t max)
+{
+	size_t n = 0;
+
+	for (const char *s = list; s && *s;) {
+		char one[128];
+		size_t len = strcspn(s, ","), lead = strspn(s, " \t");
+
+		while (len > lead && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+			len--;
+		if (len <= lead || len - lead >= sizeof(one) || n >= max)
+			return -1;
+		memcpy(one, s + lead, len - lead);
+		one[len - lead] = '\0';
+		bool ok = data_key_decode(one, out[n]);
+		OPENSSL_cleanse(one, sizeof(one));
+		if (!ok)
+			return -1;
+		n++;
+		s += strcspn(s, ",");
+		s += *s == ',';
+	}
+	return (int)n;
+}
+
+size_t config_data_keys(const struct opsd_config *c, uint8_t (*out)[32], size_t max)
+{
+	uint8_t prev[DATA_KEYS_PREVIOUS_MAX][32];
+	int n;
+
+	if (max == 0 || !config_data_key(c, out[0]))
+		return 0;
+	n = c->data_key_previous ? data_keys_previous(c->data_key_previous, prev, countof(prev))
+	                         : 0;
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > max - 1)
+		n = (int)(max - 1);
+	memcpy(out + 1, prev, (size_t)n * 32);
+	OPENSSL_cleanse(prev, sizeof(prev));
+	return 1 + (size_t)n;
+}
+
+/* OPSD_DATA_KEY_PREVIOUS is well formed: NULL, else what is wrong. */
+static const char *data_key_previous_bad(const struct opsd_config *c)
+{
+	uint8_t keys[DATA_KEYS_PREVIOUS_MAX + 1][32];
+	int n = data_keys_previous(c->data_key_previous, keys, countof(keys));
+
+	OPENSSL_cleanse(keys, sizeof(keys));
+	if (n < 0 || n > DATA_KEYS_PREVIOUS_MAX)
+		return "must be a comma list of at most 8 keys, each 32 bytes as 64 hex characters or "
+		       "base64";
+	if (!c->data_key)
+		return "set without OPSD_DATA_KEY (the current key)";
+	return NULL;
 }
 
 static bool listen_valid(const char *s)
@@ -421,6 +541,40 @@ static void generate_session_secret(struct opsd_config *c, struct loader *ld)
 	report(ld, false, "SESSION_SECRET: unset; using a random secret, sessions end at restart");
 }
 
+/* nginx's zones: script/render-nginx's defaults (production: limits for real
+ * traffic; development and test stacks, where every client shares 127.0.0.1:
+ * limits that load tests never reach) and the rate syntax. */
+static void finish_nginx(struct opsd_config *c, const bool *set, struct loader *ld)
+{
+	static const struct {
+		const char *name, *production, *other;
+	} defaults[] = {
+	    {"OPSD_NGINX_API_RATE", "50r/s", "10000r/s"},
+	    {"OPSD_NGINX_API_BURST", "100", "20000"},
+	    {"OPSD_NGINX_LOGIN_RATE", "5r/m", "100r/s"},
+	    {"OPSD_NGINX_LOGIN_BURST", "10", "200"},
+	    {"OPSD_NGINX_CONN_LIMIT", "100", "10000"},
+	};
+	char reason[256];
+
+	for (size_t i = 0; i < countof(defaults); i++) {
+		const struct var *v = var_find(defaults[i].name);
+		const char *d =
+		    c->env == ENV_PRODUCTION ? defaults[i].production : defaults[i].other;
+
+		if (v == NULL || set[v - vars])
+			continue;
+		if (!store(c, v, d, reason, sizeof(reason)))
+			report(ld, true, "%s: %s", v->name, reason);
+	}
+	if (c->nginx_api_rate != NULL && !nginx_rate_parse(c->nginx_api_rate, NULL, NULL))
+		report_bad(ld, var_find("OPSD_NGINX_API_RATE"),
+		    "must be <n>r/s or <n>r/m (n from 1 to 1000000)", c->nginx_api_rate);
+	if (c->nginx_login_rate != NULL && !nginx_rate_parse(c->nginx_login_rate, NULL, NULL))
+		report_bad(ld, var_find("OPSD_NGINX_LOGIN_RATE"),
+		    "must be <n>r/s or <n>r/m (n from 1 to 1000000)", c->nginx_login_rate);
+}
+
 /* Cross-variable rules: computed defaults, production, SMTP and the pool. */
 static void finish(struct opsd_config *c, const bool *set, config_lookup_fn lookup, void *lctx,
     struct loader *ld)
@@ -441,13 +595,19 @@ static void finish(struct opsd_config *c, const bool *set, config_lookup_fn look
 		report(ld, true, "OPSD_DB_URI: required");
 	else if (!db_uri_plausible(c->db_uri))
 		report(ld, true, "OPSD_DB_URI: must look like mysql://user:pass@host[:port]/db");
-	if (c->db_uri_previous != NULL)
-		check_db_uri_previous(c, ld);
+	if (c->db_uri_previous != NULL && db_uri_previous_problem(c->db_uri, c->db_uri_previous))
+		report(ld, true, "OPSD_DB_URI_PREVIOUS: %s",
+		    db_uri_previous_problem(c->db_uri, c->db_uri_previous));
 	if (c->dedicated_db_uri != NULL && !db_uri_plausible(c->dedicated_db_uri))
 		report(ld, true,
 		    "OPSD_DEDICATED_DB_URI: must look like mysql://user:pass@host[:port]");
 	if (c->data_key != NULL && !data_key_valid(c->data_key))
 		report(ld, true, "OPSD_DATA_KEY: must be 32 bytes as 64 hex characters or base64");
+	else if (c->data_key == NULL && c->env == ENV_PRODUCTION)
+		report(ld, true,
+		    "OPSD_DATA_KEY: required in production (32 bytes as 64 hex characters or base64)");
+	if (c->data_key_previous != NULL && data_key_previous_bad(c) != NULL)
+		report(ld, true, "OPSD_DATA_KEY_PREVIOUS: %s", data_key_previous_bad(c));
 	if (c->session_secret != NULL && strlen(c->session_secret) < 32)
 		report(ld, true, "SESSION_SECRET: must be at least 32 bytes");
 	else if (c->session_secret == NULL && c->env == ENV_PRODUCTION)
@@ -482,6 +642,7 @@ static void finish(struct opsd_config *c, const bool *set, config_lookup_fn look
 	if (c->cli_roles != NULL && cli_roles_malformed(c->cli_roles) != NULL)
 		report_bad(ld, var_find("OPSD_CLI_ROLES"), cli_roles_malformed(c->cli_roles),
 		    c->cli_roles);
+	finish_nginx(c, set, ld);
 	if (c->env == ENV_PRODUCTION && c->smtp_test_mode)
 		report(ld, false,
 		    "SMTP_TEST_MODE: on in production: only allowlisted recipients get mail%s",
@@ -501,6 +662,7 @@ int config_load_from(struct opsd_config *c, config_lookup_fn lookup, void *looku
 		/* an empty variable means unset, as in most shells' ${X:-default} */
 		if (raw != NULL && *raw != '\0') {
 			set[i] = store(c, v, raw, reason, sizeof(reason));
+			c->source[i] = set[i] ? CONFIG_ENVIRONMENT : CONFIG_DEFAULT;
 			if (set[i])
 				continue;
 			report_bad(&ld, v, reason, raw);
@@ -509,7 +671,7 @@ int config_load_from(struct opsd_config *c, config_lookup_fn lookup, void *looku
 			report(&ld, true, "%s: %s", v->name, reason);
 	}
 	finish(c, set, lookup, lookup_ctx, &ld);
-	c->loaded_at_ms = c->smtp_since_ms = now_ms();
+	c->smtp_since_ms = now_ms();
 	return ld.errors;
 }
 
@@ -586,6 +748,15 @@ int config_load(struct opsd_config *c, config_report_fn report_fn, void *ctx)
 		errors++;
 	}
 	errors += config_load_from(c, file_then_env, &p, report_fn, ctx);
+	/* a value read through file_then_env came from the file when the file has it */
+	for (size_t i = 0; i < NVARS; i++) {
+		for (size_t k = p.n; c->source[i] == CONFIG_ENVIRONMENT && k >= 2; k -= 2)
+			if (strcmp(p.kv[k - 2], vars[i].name) == 0) {
+				if (p.kv[k - 1][0] != '\0')
+					c->source[i] = CONFIG_ENV_FILE;
+				break;
+			}
+	}
 	pairs_free(&p);
 	return errors;
 }

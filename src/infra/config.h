@@ -12,6 +12,10 @@
 enum opsd_env { ENV_DEVELOPMENT, ENV_TEST, ENV_PRODUCTION };
 enum opsd_pm { PM_STATIC, PM_DYNAMIC };
 enum smtp_secure { SMTP_STARTTLS, SMTP_NONE };
+/* Where a variable's value came from: its default, the inherited environment or
+ * OPSD_ENV_FILE (which wins over the environment). */
+enum config_source { CONFIG_DEFAULT, CONFIG_ENVIRONMENT, CONFIG_ENV_FILE };
+#define CONFIG_MAX_VARS 96 /* rows the configuration table may have */
 
 struct opsd_config {
 	enum opsd_env env;
@@ -21,6 +25,7 @@ struct opsd_config {
 	char *db_uri_previous;         /* OPSD_DB_URI_PREVIOUS (secret): tried when refused */
 	char *dedicated_db_uri;        /* OPSD_DEDICATED_DB_URI (secret) */
 	char *data_key;                /* OPSD_DATA_KEY (secret), 32 bytes hex/base64 */
+	char *data_key_previous;       /* OPSD_DATA_KEY_PREVIOUS (secret): older keys, comma list */
 	char *listen;                  /* OPSD_LISTEN, default unix:$OPSD_VAR/run/opsd.sock */
 	char *allowed_clients;         /* OPSD_ALLOWED_CLIENTS, default 127.0.0.1 */
 	char *pid_file;                /* OPSD_PID_FILE, default $OPSD_VAR/run/opsd.pid */
@@ -37,6 +42,7 @@ struct opsd_config {
 	bool session_secret_generated; /* unset outside production: random per run */
 	int session_idle_min;          /* SESSION_IDLE_MIN, 30 */
 	int session_absolute_h;        /* SESSION_ABSOLUTE_H, 8 */
+	int token_max_days; /* OPSD_TOKEN_MAX_DAYS: an API token's longest lifetime, 90 */
 	char *smtp_server;
 	int smtp_port; /* 587 */
 	char *smtp_user;
@@ -55,6 +61,14 @@ struct opsd_config {
 	int ratelimit_token_per_min;
 	int ratelimit_ip_per_min;
 	int ratelimit_burst;
+	/* nginx's zones (README "Runbook 4") as script/render-nginx renders them from the same
+	 * variables; opsd reads them only to show them (GET /security/rate-limits) and to
+	 * render the limits include from values set at run time */
+	char *nginx_api_rate; /* "50r/s" (nginx_rate_parse) */
+	int nginx_api_burst;
+	char *nginx_login_rate;
+	int nginx_login_burst;
+	int nginx_conn_limit;
 	char *nginx_access_log;    /* nginx's JSON access log (429s it answered);
 	                              $OPSD_VAR/log/nginx-access.log */
 	char *log_target;          /* OPSD_LOG: stderr | syslog | path */
@@ -67,12 +81,14 @@ struct opsd_config {
 	 * user running opsctl); NULL: root is superadmin, nobody else has a role.
 	 * config.c checks the shape, core/authz.c the role names. */
 	char *cli_roles;
-	/* Not variables: when config_load read this configuration and since when its SMTP
-	 * server and credentials (SMTP_SERVER, SMTP_PORT, SMTP_USER, SMTP_PASS) have been in force
-	 * (ms since the epoch; the master carries the second across reloads that keep them). A
-	 * reload that changes them sets smtp_replaced_since_ms to when the replaced ones took
-	 * effect, so the new jobs process retries what failed at AUTH under them; 0 otherwise. */
-	int64_t loaded_at_ms;
+	/* where each variable's value came from (enum config_source), by its row in
+	 * the configuration table: see config_source */
+	unsigned char source[CONFIG_MAX_VARS];
+	/* Not variables: since when this configuration's SMTP server and credentials
+	 * (SMTP_SERVER, SMTP_PORT, SMTP_USER, SMTP_PASS) have been in force (ms since the epoch:
+	 * when config_load read them; the master carries it across reloads that keep them). A
+	 * reload that changes them sets smtp_replaced_since_ms to the replaced ones' value, so the
+	 * new jobs process retries what failed at AUTH under them; 0 otherwise. */
 	int64_t smtp_since_ms;
 	int64_t smtp_replaced_since_ms;
 };
@@ -104,9 +120,27 @@ int config_read_env_file(const char *path, env_pair_fn fn, void *ctx, char *err,
 bool config_is_secret(const char *name);
 /* OPSD_DATA_KEY as its 32 bytes; false (out zeroed) when unset. */
 bool config_data_key(const struct opsd_config *c, uint8_t out[32]);
+/* The key ring (README "Runbook 7"): OPSD_DATA_KEY first, then each key of
+ * OPSD_DATA_KEY_PREVIOUS in its order, at most max. The number of keys: 0
+ * when OPSD_DATA_KEY is unset (previous keys alone open nothing). */
+#define DATA_KEYS_PREVIOUS_MAX 8
+size_t config_data_keys(const struct opsd_config *c, uint8_t (*out)[32], size_t max);
 /* The name of the i-th variable of the configuration table (README
  * "Configuration"), NULL past the last one. */
 const char *config_variable_name(size_t i);
 const char *config_env_name(enum opsd_env e);
+
+/* Where the value of variable name came from (CONFIG_DEFAULT for an unknown name). */
+enum config_source config_source(const struct opsd_config *c, const char *name);
+const char *config_source_name(enum config_source s); /* "default", "environment", "env_file" */
+/* The value of a variable that is not secret, as text ("1200", "50r/s"); false
+ * for a secret, an unknown or an unset variable. */
+bool config_value_text(const struct opsd_config *c, const char *name, char *out, size_t len);
+/* The range of an integer variable; false when name is not one. */
+bool config_int_range(const char *name, long long *min, long long *max);
+/* An nginx rate as limit_req_zone takes it: "<n>r/s" or "<n>r/m", n from 1 to
+ * NGINX_RATE_MAX without leading zeros. *n and *per ('s' or 'm') may be NULL. */
+#define NGINX_RATE_MAX 1000000
+bool nginx_rate_parse(const char *s, long long *n, char *per);
 
 #endif

@@ -224,6 +224,25 @@ bool db_uri_same_database(const struct db_uri *a, const struct db_uri *b)
 	       strcmp(a->dbname, b->dbname) == 0 && strcmp(a->socket, b->socket) == 0;
 }
 
+const char *db_uri_previous_problem(const char *uri, const char *previous)
+{
+	struct db_uri cur, prev;
+	char err[256];
+	const char *why = NULL;
+
+	if (!db_uri_parse(previous, &prev, err, sizeof(err)))
+		return "must look like mysql://user:pass@host[:port]/db";
+	if (uri && db_uri_parse(uri, &cur, err, sizeof(err))) {
+		if (!db_uri_same_database(&cur, &prev))
+			why =
+			    "must name the same server and database as OPSD_DB_URI (only the user and "
+			    "password may differ)";
+		explicit_bzero(&cur, sizeof(cur));
+	}
+	explicit_bzero(&prev, sizeof(prev));
+	return why;
+}
+
 void db_uri_redacted(const struct db_uri *u, char *out, size_t out_len)
 {
 	char port[16] = "";

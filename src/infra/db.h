@@ -27,6 +27,10 @@ bool db_uri_parse(const char *uri, struct db_uri *out, char *err, size_t err_len
 /* Whether two URIs name the same server and database (host, port, socket
  * and database name; the credentials may differ). */
 bool db_uri_same_database(const struct db_uri *a, const struct db_uri *b);
+/* Why previous cannot stand in for uri as OPSD_DB_URI_PREVIOUS (it does not
+ * parse, or names another server or database), NULL when it can. Never
+ * quotes either URI. */
+const char *db_uri_previous_problem(const char *uri, const char *previous);
 /* The URI with the password replaced by "***", for logs and responses. */
 void db_uri_redacted(const struct db_uri *u, char *out, size_t out_len);
 

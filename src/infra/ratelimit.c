@@ -13,6 +13,7 @@ void rl_take(struct rl_bucket *b, const struct rl_limit *l, int64_t now_ms, stru
 {
 	double rate = (double)l->per_min / 60000.0; /* tokens per ms */
 	double cap = l->burst > 0 ? l->burst : 1;
+	int64_t elapsed = now_ms > b->updated_ms ? now_ms - b->updated_ms : 0;
 
 	memset(v, 0, sizeof(*v));
 	v->limit = (long)cap;
@@ -21,10 +22,12 @@ void rl_take(struct rl_bucket *b, const struct rl_limit *l, int64_t now_ms, stru
 		v->remaining = v->limit;
 		return;
 	}
+	/* fmin also when no time passed: a burst lowered at run time applies at
+	 * once to a bucket that holds more */
 	if (b->updated_ms == 0)
 		b->tokens = cap;
-	else if (now_ms > b->updated_ms)
-		b->tokens = fmin(cap, b->tokens + (double)(now_ms - b->updated_ms) * rate);
+	else
+		b->tokens = fmin(cap, b->tokens + (double)elapsed * rate);
 	b->updated_ms = now_ms;
 	v->allowed = b->tokens >= 1.0;
 	if (v->allowed)

@@ -41,6 +41,8 @@ struct scoreboard {
 	uint64_t worker_restarts;      /* abnormal worker exits */
 	uint64_t legal_generation;     /* bumped by every publish: workers drop their cache */
 	uint64_t blocklist_generation; /* bumped by every blocklist change: workers reload it */
+	uint64_t
+	    rate_limits_generation; /* bumped by every rate limit change: workers reread them */
 	int max_active;
 	int pm; /* enum opsd_pm of the running config */
 	int workers_max;

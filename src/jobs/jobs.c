@@ -7,6 +7,7 @@
 #include "core/blocklist.h"
 #include "core/legal.h"
 #include "core/mail.h"
+#include "core/session_secret.h"
 #include "core/tenant_db.h"
 #include "infra/config.h"
 #include "infra/db.h"
@@ -29,6 +30,8 @@ static const struct job jobs[] = {
     {"email_outbox", 1000, mail_deliver_due},
     {"legal_notify", 1000, legal_notify_batch},
     {"sessions_expire", 60 * 1000, sessions_expire},
+    /* Audits a SESSION_SECRET other than the last one seen, once per jobs process. */
+    {"session_secret", 1000, session_secret_job},
     {"audit_retention", 60 * 1000, audit_retention_job},
     /* Expired entries already stop blocking in the workers; this deletes them. */
     {"blocklist_expiry", 10 * 1000, blocklist_expire_job},

@@ -10,6 +10,7 @@
 #include "core/entity.h"
 #include "core/tenant_db.h"
 #include "infra/config.h"
+#include "infra/data_key.h"
 #include "infra/db.h"
 #include "lib/arena.h"
 #include "lib/crypto.h"
@@ -132,13 +133,11 @@ void ends_close(void)
 /* The target URI in the clear, for as long as a connect needs it. */
 static bool target_uri(const struct run *x, const char *db, char *out, size_t len)
 {
-	uint8_t key[32];
 	char uri[1200];
 	bool ok =
-	    config_data_key(x->cfg, key) && secret_open(key, x->m.sealed, uri, sizeof(uri)) &&
+	    data_key_open(x->cfg, x->m.sealed, uri, sizeof(uri)) == DK_OPENED &&
 	    (db ? uri_with_db(uri, db, out, len) : (size_t)snprintf(out, len, "%s", uri) < len);
 
-	OPENSSL_cleanse(key, sizeof(key));
 	OPENSSL_cleanse(uri, sizeof(uri));
 	return ok;
 }
@@ -157,7 +156,7 @@ int connect_ends(struct run *x)
 		ends_close();
 		if (!target_uri(x, NULL, uri, sizeof(uri))) {
 			set_error(x->control, &x->m,
-			    "the stored target cannot be opened with OPSD_DATA_KEY");
+			    "the stored target cannot be opened with the data keys");
 			return -1;
 		}
 		ends.target = connect_checked(uri, err, sizeof(err));
@@ -187,7 +186,7 @@ int connect_ends(struct run *x)
 
 struct db *target_server(struct run *x, const char *what)
 {
-	char uri[1200], err[512] = "the stored target cannot be opened with OPSD_DATA_KEY";
+	char uri[1200], err[512] = "the stored target cannot be opened with the data keys";
 	struct db *server = NULL;
 
 	if (target_uri(x, "", uri, sizeof(uri)))

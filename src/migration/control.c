@@ -14,6 +14,7 @@
 #include "core/legal_hold.h"
 #include "core/tenant_db.h"
 #include "infra/config.h"
+#include "infra/data_key.h"
 #include "infra/db.h"
 #include "infra/metrics.h"
 #include "lib/arena.h"
@@ -420,9 +421,9 @@ static int request_fn(struct db *d, void *arg)
 static enum mig_err ready_with_target(struct db *control, const struct opsd_config *cfg,
     struct arena *a, const char *org_id, struct mig *m, char *detail, size_t detail_len)
 {
-	uint8_t key[32];
 	char uri[1200], server[1200], err[512] = "the stored target is not a valid URI";
 	struct db *t = NULL;
+	enum data_key_open_rc open_rc;
 	enum mig_err e;
 
 	if ((e = active_or_err(control, a, org_id, m)) != MIG_OK)
@@ -430,14 +431,13 @@ static enum mig_err ready_with_target(struct db *control, const struct opsd_conf
 	if (m->status != MIG_READY || m->dry_run)
 		return MIG_E_NOT_READY;
 	e = MIG_E_UNREACHABLE;
-	if (!config_data_key(cfg, key) || !secret_open(key, m->sealed, uri, sizeof(uri)))
-		str_copy(err, "the stored target cannot be opened with OPSD_DATA_KEY", sizeof(err));
+	if ((open_rc = data_key_open(cfg, m->sealed, uri, sizeof(uri))) != DK_OPENED)
+		str_copy(err, data_key_open_error(open_rc), sizeof(err));
 	else if (uri_with_db(uri, m->to_dedicated ? m->db_name : "", server, sizeof(server)) &&
 	         (t = connect_checked(m->to_dedicated ? server : uri, err, sizeof(err))) != NULL)
 		e = MIG_OK;
 	if (e != MIG_OK && detail)
 		snprintf(detail, detail_len, "%s", err);
-	OPENSSL_cleanse(key, sizeof(key));
 	OPENSSL_cleanse(uri, sizeof(uri));
 	OPENSSL_cleanse(server, sizeof(server));
 	db_close(t);

@@ -14,6 +14,7 @@
  *   cutover.c  freeze, final catch-up and verification, the switch
  *   rehearsal.c  the cut-over rehearsed: catch-up and verification
  *              without the freeze, the report, nothing switched
+ *   target.c   a dedicated org's target replaced (rotated credentials)
  *   engine.c   mig_job: leases and the step of each status */
 #ifndef OPSD_MIGRATION_INTERNAL_H
 #define OPSD_MIGRATION_INTERNAL_H

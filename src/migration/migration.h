@@ -84,8 +84,32 @@ enum mig_err {
 	MIG_E_NOT_READY,        /* 409 conflict: finalize outside ready_for_cutover */
 	MIG_E_FINISHED,         /* 409 conflict: abort of a finished (or switched) migration */
 	MIG_E_REHEARSING,       /* 409 conflict: a rehearsal of the cut-over is running */
+	MIG_E_NOT_DEDICATED,    /* 409 conflict: the org has no dedicated database */
+	MIG_E_TARGET_INVALID, /* 409 conflict: the target lacks the org's tables, rights or rows */
 	MIG_E__MAX,
 };
+
+/* A dedicated org's database target replaced (new credentials, or the same
+ * database reached another way): PUT /orgs/:id/dedicated-target and
+ * opsctl tenant set-target. */
+struct mig_target_request {
+	const char *org_id;
+	const char *target_uri; /* NULL → OPSD_DEDICATED_DB_URI */
+	const char *db_name;    /* NULL → the URI's database, else the org's current one */
+	const char *reason;     /* optional (NULL); 1..500 when given */
+};
+/* The org must be dedicated with no migration under way. The new target
+ * is connected to (MIG_E_UNREACHABLE with the reason in detail) and must
+ * hold the tenant tables with the rights the tenant write path needs, no
+ * other org's rows, and the org's rows (none only when its current
+ * database, if it answers, has none either): MIG_E_TARGET_INVALID. Then
+ * it is sealed under OPSD_DATA_KEY and stored with
+ * org.dedicated_target_changed (host, port, database and user of the new
+ * and the previous target, never a password) in one transaction.
+ * redacted (may be NULL) gets mysql://user:***@host/db. */
+enum mig_err mig_set_target(struct db *control, const struct opsd_config *cfg,
+    const struct audit_actor *actor, const struct mig_target_request *req, char *redacted,
+    size_t redacted_len, char *detail, size_t detail_len);
 
 /* Validates, checks the legal hold (the one guard's rule, over the org and
  * every record of it), connects to the target (a refused connection is

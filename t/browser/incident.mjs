@@ -10,6 +10,9 @@
 //   CONSOLE_ORGA_NAME, CONSOLE_ORGC_NAME   the suspect's org (held), an org flushed with its tokens
 //   CONSOLE_LEAK_TOKEN_ID                  the id of an API token to revoke by id
 //   CONSOLE_OTHER_CIDR                     a range blocked, then lifted
+// At the end the security_admin reads the rate limits in force and tightens
+// opsd's per-user limit to 6 a minute (t/69-console-incident.t then checks a
+// user's burst through the API).
 import { env, BASE, browser, check, page, expected, screen, signIn, signOut, run } from './lib.mjs';
 
 const text = async (sel) => (await page.locator(sel).innerText().catch(() => '')) || '';
@@ -235,4 +238,43 @@ await run(async () => {
 	await screen('incident-denied');
 	await signOut();
 	await elsewhere.close();
+
+	// ---- step 2: the rate limits in force, and tightening opsd's per user
+	await signIn(env.CONSOLE_SEC_EMAIL, env.CONSOLE_SEC_PASSWORD, 'security_admin, for the rate limits,');
+	await page.locator('#incident-limits table').waitFor().catch(() => {});
+	const limitRow = (name) => page.locator('#incident-limits tbody tr', { has: page.locator('code', { hasText: new RegExp(`^${name}$`) }) })
+		.first().innerText().catch(() => '');
+	let lrow = await limitRow('userPerMin');
+	check('Rate limits in force: userPerMin 600 from the env file', /\b600\b/.test(lrow) && /env file \(OPSD_RATELIMIT_USER_PER_MIN\)/.test(lrow), lrow);
+	lrow = await limitRow('nginxApiRate');
+	check('  nginxApiRate with its value and source', /10000r\/s/.test(lrow) && /nginx/.test(lrow) && /environment|env file/.test(lrow), lrow);
+	check('  and says nginx runs nginx\'s values', /nginx runs the nginx values/.test(await text('#incident-limits-nginx')), await text('#incident-limits-nginx'));
+	const limf = page.locator('#limits-set');
+	const user = limf.getByLabel('userPerMin (opsd)');
+	const lerr = limf.locator('[data-field="userPerMin"] .field-error');
+	await user.fill('six');
+	await limf.getByRole('button', { name: 'Change limits…' }).click();
+	check('a value that is not a number: said next to userPerMin, nothing asked or sent',
+		/whole number/.test(await lerr.innerText().catch(() => '')) && (await page.locator('dialog.confirm').count()) === 0,
+		await limf.innerText());
+	await user.fill('99999999');
+	expected.push({ path: '/security/rate-limits', status: 400 });
+	await limf.getByRole('button', { name: 'Change limits…' }).click();
+	await confirmWith('INC-42 a typo', 'Change limits');
+	await lerr.filter({ hasText: /./ }).waitFor().catch(() => {});
+	check('a value out of range: the server\'s reason next to userPerMin', /between 0 and 10000000/.test(await lerr.innerText().catch(() => '')),
+		await limf.innerText());
+	await user.fill('6');
+	await limf.getByRole('button', { name: 'Change limits…' }).click();
+	await page.locator('dialog.confirm').waitFor();
+	check('the dialog says what changes', /userPerMin 6/.test(await text('dialog.confirm')), await text('dialog.confirm'));
+	await confirmWith('INC-42 scraping: 6 a minute per user', 'Change limits', { keyboard: true });
+	await limf.locator('.form-status.ok').waitFor().catch(() => {});
+	check('tightening says Changed 1 limit', /^Changed 1 limit\./.test(await text('#limits-set .form-status')), await text('#limits-set'));
+	lrow = await limitRow('userPerMin');
+	check('  the table shows 6, set at run time by security_admin with the reason, over the configuration\'s 600',
+		/\b6\b/.test(lrow) && /set at run time by security_admin/.test(lrow) && /INC-42 scraping/.test(lrow) && /600 \(env file\)/.test(lrow), lrow);
+	check('  and the form offers to set it back', (await limf.getByLabel('Back to the configuration\'s 600').count()) === 1, await limf.innerText());
+	await screen('incident-limits');
+	await signOut();
 });

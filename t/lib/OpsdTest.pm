@@ -838,7 +838,8 @@ sub fcgi_exchange($bytes, %o) {
 # cookie's value), bearer => TOKEN, timeout => s): one request straight to
 # opsd's socket as nginx would pass it from REMOTE_ADDR (203.0.113.7 unless
 # given; the tests' own clients reach nginx from loopback only, where the
-# monitoring routes need no credentials). Returns {status, headers (lc
+# monitoring routes need no credentials); socket => PATH for another opsd
+# than the stack's. Returns {status, headers (lc
 # names), body, json} as http() does; status 0 when opsd did not answer.
 
 push @EXPORT, qw(fcgi_http);
@@ -851,7 +852,7 @@ sub fcgi_http($method, $path, %o) {
 	$p{HTTP_COOKIE} = session_cookie_header($o{cookie}) if defined $o{cookie};
 	$p{HTTP_AUTHORIZATION} = "Bearer $o{bearer}" if defined $o{bearer};
 	my $x = fcgi_exchange(fcgi_begin() . fcgi_params(1, [map { ($_ => $p{$_}) } sort keys %p]) . fcgi_record(FCGI_STDIN, 1, ''),
-	    timeout => $o{timeout} // 10);
+	    timeout => $o{timeout} // 10, socket => $o{socket});
 	my ($head, $body) = split /\r?\n\r?\n/, $x->{stdout} // '', 2;
 	my %h;
 	for my $line (split /\r?\n/, $head // '') {
@@ -966,7 +967,7 @@ my @PERMS = qw(legal.publish legal.report compliance.read compliance.strip_pii
 	compliance.legal_hold compliance.archive compliance.export migration.run security.read
 	security.sessions_flush security.blocklist audit.read audit.verify email.send_test email.outbox
 	users.read users.manage orgs.read orgs.manage tenant.read tenant.write system.status
-	org_users.manage security.users_disable security.tokens_revoke);
+	org_users.manage security.users_disable security.tokens_revoke security.rate_limits);
 sub contract_permissions() { return sort @PERMS }
 sub contract_roles() {
 	my @compliance = qw(compliance.read compliance.strip_pii compliance.legal_hold compliance.archive
@@ -981,7 +982,7 @@ sub contract_roles() {
 		security_admin => [qw(security.read security.sessions_flush security.blocklist audit.read
 		    audit.verify compliance.read compliance.strip_pii compliance.legal_hold compliance.archive
 		    compliance.export users.read orgs.read tenant.read system.status security.users_disable
-		    security.tokens_revoke)],
+		    security.tokens_revoke security.rate_limits)],
 		org_admin => [qw(tenant.read tenant.write orgs.read users.read org_users.manage)],
 		member => [qw(tenant.read)],
 	);
@@ -989,9 +990,13 @@ sub contract_roles() {
 }
 
 # Stops the stack with `script/server stop` and starts it again on the same
-# OPSD_VAR (same database, same $OPSD_VAR/session-secret, same port).
-# env => {VAR => value} changes variables for this and later starts (undef
-# removes one). Dies when the stack does not come back.
+# OPSD_VAR (same database, same $OPSD_VAR/opsd.env, same port).
+# env => {VAR => value} changes variables for this and later starts: given
+# to script/server, which writes them back to opsd.env; undef removes one
+# from the environment and its lines from opsd.env, as an operator would.
+# from_file => [VAR, ...]: no longer given to script/server, so opsd.env's
+# lines (edited by the test) stand. The start's {out, err, rc} are kept in
+# stack()->{last_start}. Dies when the stack does not come back.
 sub restart_stack(%o) {
 	my $st = stack();
 	croak 'restart_stack: the stack is not running' unless $st->{started} && !$st->{stopped};
@@ -1010,11 +1015,14 @@ sub restart_stack(%o) {
 	}
 	eval { _archive_logs('restart_stack'); 1 } or Test::More::diag("archiving the logs failed: $@");
 	my %env = (%{ $st->{env} }, %{ $o{env} // {} });
-	delete $env{$_} for grep { !defined $env{$_} } keys %env;
+	my @drop = grep { !defined $env{$_} } keys %env;
+	delete @env{ @drop, @{ $o{from_file} // [] } };
+	_env_file_drop("$st->{var}/opsd.env", @drop);
 	$st->{env} = \%env;
 	undef $SHARED_UA;   # its kept-alive connection went with nginx
 	my $r = run_cmd(cmd => [@SERVER_CMD, 'start'], env => \%env, tag => 'server-restart-start',
 	    timeout => $ENV{OPSD_TEST_START_TIMEOUT} || 600);
+	$st->{last_start} = $r;
 	_sensitive_stack();
 	my @ready = grep { m{^opsd ready: https://127\.0\.0\.1:\d+/$} } split /\n/, $r->{out};
 	my $ok = Test::More::ok($r->{rc} == 0 && !$r->{timed_out} && @ready == 1
@@ -1028,6 +1036,15 @@ sub restart_stack(%o) {
 	}
 	$st->{master_at_start} = master_pid();
 	return $st;
+}
+
+# Removes the lines setting these variables from an env file (mode kept).
+sub _env_file_drop($path, @names) {
+	return unless @names && -e $path;
+	my $s = _slurp($path) // croak "read $path: $!";
+	my $re = join '|', map { quotemeta } @names;
+	$s =~ s/^[ \t]*(?:export[ \t]+)?(?:$re)=.*(?:\n|\z)//mg;
+	_spit($path, $s);
 }
 
 # Set-Cookie header values of a response, one per cookie.

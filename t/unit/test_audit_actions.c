@@ -51,6 +51,7 @@ static void test_counted(void **state)
 	    "security.blocklist_added",
 	    "security.blocklist_removed",
 	    "security.tokens_revoked",
+	    "security.rate_limits_changed",
 	    "auth.login_failed",
 	    "auth.login_throttled",
 	    "migration.started",

@@ -24,7 +24,7 @@ static const struct {
         "security.read,security.sessions_flush,security.blocklist,audit.read,audit.verify,"
         "email.send_test,email.outbox,users.read,users.manage,orgs.read,orgs.manage,"
         "tenant.read,tenant.write,system.status,org_users.manage,security.users_disable,"
-        "security.tokens_revoke"},
+        "security.tokens_revoke,security.rate_limits"},
     {ROLE_PLATFORM_ADMIN,
         "legal.publish,legal.report,users.read,users.manage,orgs.read,orgs.manage,"
         "email.send_test,email.outbox,system.status,tenant.read,tenant.write,org_users.manage,"
@@ -40,7 +40,7 @@ static const struct {
         "security.read,security.sessions_flush,security.blocklist,audit.read,audit.verify,"
         "compliance.read,compliance.strip_pii,compliance.legal_hold,compliance.archive,"
         "compliance.export,users.read,orgs.read,tenant.read,system.status,"
-        "security.users_disable,security.tokens_revoke"},
+        "security.users_disable,security.tokens_revoke,security.rate_limits"},
     {ROLE_ORG_ADMIN, "tenant.read,tenant.write,orgs.read,users.read,org_users.manage"},
     {ROLE_MEMBER, "tenant.read"},
 };

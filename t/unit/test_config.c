@@ -15,6 +15,7 @@
 
 #define DB "mysql://opsd:pw-SECRETVALUE@localhost/opsd?socket=/tmp/x.sock"
 #define SECRET32 "0123456789abcdef0123456789abcdef-SESSIONSECRET"
+#define KEY_A "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 /* A fake environment: NULL-terminated name, value pairs. */
 static const char *const *env;
@@ -435,6 +436,62 @@ static void test_data_key(void **state)
 	}
 }
 
+/* The key ring: OPSD_DATA_KEY first, then OPSD_DATA_KEY_PREVIOUS in order;
+ * production needs the current key. */
+static void test_data_key_ring(void **state)
+{
+	(void)state;
+	struct opsd_config c;
+	struct reports r;
+	uint8_t keys[9][32], want[32];
+	{
+		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_ENV", "production",
+		    "SESSION_SECRET", SECRET32, NULL};
+		expect_error(v, "OPSD_DATA_KEY: required in production (32 bytes as 64 hex "
+		                "characters or base64)");
+		assert_int_equal(load(&c, &r, v), 1); /* the one line names it */
+		config_free(&c);
+	}
+	{
+		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_DATA_KEY", KEY_A,
+		    "OPSD_DATA_KEY_PREVIOUS",
+		    " AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8= ,"
+		    "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100",
+		    NULL};
+		assert_int_equal(load(&c, &r, v), 0);
+		assert_int_equal(config_data_keys(&c, keys, 9), 3);
+		assert_int_equal(keys[0][0], 0x00);
+		assert_int_equal(keys[0][31], 0xff);
+		for (int i = 0; i < 32; i++)
+			want[i] = (uint8_t)i;
+		assert_memory_equal(keys[1], want, 32);
+		assert_int_equal(keys[2][0], 0xff);
+		assert_int_equal(config_data_keys(&c, keys, 2), 2); /* at most max */
+		config_free(&c);
+	}
+	{
+		const char *const v[] = {"OPSD_DB_URI", DB, NULL};
+		assert_int_equal(load(&c, &r, v), 0);
+		assert_int_equal(config_data_keys(&c, keys, 9), 0);
+		config_free(&c);
+	}
+	static const char *const bad[] = {
+	    "KEYKEY",
+	    KEY_A ",KEYKEY",
+	    KEY_A ",," KEY_A,
+	    KEY_A "," KEY_A "," KEY_A "," KEY_A "," KEY_A "," KEY_A "," KEY_A "," KEY_A "," KEY_A,
+	};
+	for (size_t i = 0; i < countof(bad); i++) {
+		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_DATA_KEY", KEY_A,
+		    "OPSD_DATA_KEY_PREVIOUS", bad[i], NULL};
+		expect_error(v, "OPSD_DATA_KEY_PREVIOUS: must be a comma list of at most 8 keys");
+	}
+	{
+		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_DATA_KEY_PREVIOUS", KEY_A, NULL};
+		expect_error(v, "OPSD_DATA_KEY_PREVIOUS: set without OPSD_DATA_KEY");
+	}
+}
+
 static void test_smtp_test_mode(void **state)
 {
 	(void)state;
@@ -442,7 +499,7 @@ static void test_smtp_test_mode(void **state)
 	struct reports r;
 	{
 		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_ENV", "production",
-		    "SESSION_SECRET", SECRET32, NULL};
+		    "SESSION_SECRET", SECRET32, "OPSD_DATA_KEY", KEY_A, NULL};
 		assert_int_equal(load(&c, &r, v), 0);
 		assert_false(c.smtp_test_mode);
 		assert_int_equal(r.warnings, 0);
@@ -450,7 +507,8 @@ static void test_smtp_test_mode(void **state)
 	}
 	{
 		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_ENV", "production",
-		    "SESSION_SECRET", SECRET32, "SMTP_TEST_MODE", "1", NULL};
+		    "SESSION_SECRET", SECRET32, "OPSD_DATA_KEY", KEY_A, "SMTP_TEST_MODE", "1",
+		    NULL};
 		assert_int_equal(load(&c, &r, v), 0);
 		assert_true(c.smtp_test_mode);
 		assert_int_equal(r.warnings, 1);
@@ -459,7 +517,8 @@ static void test_smtp_test_mode(void **state)
 	}
 	{
 		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_ENV", "production",
-		    "SESSION_SECRET", SECRET32, "SMTP_TEST_MODE", "0", "CI", "true", NULL};
+		    "SESSION_SECRET", SECRET32, "OPSD_DATA_KEY", KEY_A, "SMTP_TEST_MODE", "0", "CI",
+		    "true", NULL};
 		assert_int_equal(load(&c, &r, v), 0);
 		assert_true(c.smtp_test_mode); /* forced by CI */
 		assert_int_equal(r.warnings, 1);
@@ -477,7 +536,7 @@ static void test_secret_names(void **state)
 {
 	(void)state;
 	static const char *const secrets[] = {"OPSD_DB_URI", "OPSD_DEDICATED_DB_URI",
-	    "OPSD_DATA_KEY", "SESSION_SECRET", "SMTP_PASS"};
+	    "OPSD_DATA_KEY", "OPSD_DATA_KEY_PREVIOUS", "SESSION_SECRET", "SMTP_PASS"};
 	for (size_t i = 0; i < countof(secrets); i++)
 		assert_true(config_is_secret(secrets[i]));
 	assert_false(config_is_secret("OPSD_WORKERS"));
@@ -487,9 +546,10 @@ static void test_secret_names(void **state)
 	size_t n = 0;
 	for (; config_variable_name(n) != NULL; n++)
 		assert_true(strlen(config_variable_name(n)) > 2);
-	assert_int_equal(n, 46); /* README "Configuration", scrypt cost, login throttling, SMTP
-	                            retries, migration throttle and give-up, rate limits, opsctl's
-	                            roles, the previous database password */
+	assert_int_equal(n, 53); /* README "Configuration", scrypt cost, login throttling, SMTP
+	                            retries, migration throttle and give-up, rate limits, nginx's
+	                            zones, API token lifetime, opsctl's roles, previous data keys,
+	                            the previous database password */
 	assert_string_equal(config_env_name(ENV_PRODUCTION), "production");
 	assert_string_equal(config_env_name(ENV_DEVELOPMENT), "development");
 }
@@ -666,6 +726,7 @@ int main(void)
 	    cmocka_unit_test(test_db_uri_previous),
 	    cmocka_unit_test(test_data_key),
 	    cmocka_unit_test(test_smtp_test_mode),
+	    cmocka_unit_test(test_data_key_ring),
 	    cmocka_unit_test(test_secret_names),
 	    cmocka_unit_test(test_env_file_syntax),
 	    cmocka_unit_test(test_env_file_errors),

@@ -52,6 +52,27 @@ static void test_refill(void **state)
 	assert_int_equal(v.remaining, 4);
 }
 
+/* A burst lowered at run time applies at once, in the same millisecond too. */
+static void test_burst_lowered(void **state)
+{
+	(void)state;
+	struct rl_bucket b = {0};
+	struct rl_verdict v;
+	const struct rl_limit wide = {6000, 100}, narrow = {60, 1};
+	int64_t t = 10000;
+
+	rl_take(&b, &wide, t, &v);
+	assert_true(v.allowed);
+	assert_int_equal(v.remaining, 99);
+	rl_take(&b, &narrow, t, &v); /* 99 tokens held, 1 allowed: takes it */
+	assert_true(v.allowed);
+	assert_int_equal(v.remaining, 0);
+	rl_take(&b, &narrow, t, &v);
+	assert_false(v.allowed);
+	rl_take(&b, &narrow, t + 1000, &v);
+	assert_true(v.allowed);
+}
+
 /* A clock going backwards adds nothing. */
 static void test_clock_backwards(void **state)
 {
@@ -122,6 +143,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_burst_then_refused),
 	    cmocka_unit_test(test_refill),
+	    cmocka_unit_test(test_burst_lowered),
 	    cmocka_unit_test(test_clock_backwards),
 	    cmocka_unit_test(test_unlimited),
 	    cmocka_unit_test(test_retry_after_slow_rate),

@@ -259,6 +259,22 @@ static void test_set_cookie(void **state)
 	assert_string_equal(out, "");
 }
 
+/* HMAC keyed by the secret over a fixed text, 8 bytes in hex (the values
+ * come from Python's hmac module); never a plain hash of the secret. */
+static void test_fingerprint(void **state)
+{
+	char fp[SESSION_SECRET_FINGERPRINT_LEN + 1];
+
+	(void)state;
+	session_secret_fingerprint(SECRET, fp);
+	assert_string_equal(fp, "c5ce8215cbc6feb3");
+	assert_string_not_equal(fp, "dd12717eab056dbc"); /* sha256(secret) */
+	session_secret_fingerprint(OLD_SECRET, fp);
+	assert_string_equal(fp, "a58ae59623640709");
+	session_secret_fingerprint(NULL, fp);
+	assert_string_equal(fp, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -271,6 +287,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_wrong_secret),
 	    cmocka_unit_test(test_csrf),
 	    cmocka_unit_test(test_set_cookie),
+	    cmocka_unit_test(test_fingerprint),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

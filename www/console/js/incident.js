@@ -16,7 +16,11 @@
 //   release a legal hold — each confirmed by typing the reason, which the
 //   request carries into the audit log;
 // - every account: flush every session, revoke every API token or one by
-//   its id.
+//   its id;
+// - security.read: the rate limits in force, opsd's and nginx's, each with
+//   its source (who set one at run time, when and why), and whether nginx
+//   runs nginx's; with security.rate_limits a form that changes them or
+//   sets them back to the configuration's, confirmed by typing the reason.
 
 import { h, field, formValues, formStatus, showError, showOk, clearErrors, table, pagedList, time, confirmReason } from './ui.js';
 import { parseProm } from './prom.js';
@@ -31,9 +35,11 @@ export async function render(box, ctx) {
 	const counters = ctx.can('system.status') ? countersPanel(ctx) : null;
 	const lookup = target && ctx.can('compliance.read') ? lookupPanel(ctx, target) : null;
 	const everyone = ctx.can('security.sessions_flush') || ctx.can('security.tokens_revoke') ? everyonePanel(ctx) : null;
+	// last: its table and form grow when they arrive, and nothing is below them
+	const limits = ctx.can('security.read') ? limitsPanel(ctx) : null;
 	// every section's frame first, so nothing moves when the data arrives
-	for (const p of [sources, counters, block, lookup, target, everyone]) if (p) box.append(...p.sections);
-	await Promise.all([sources, counters, block].filter(Boolean).map((p) => p.load()));
+	for (const p of [sources, counters, block, lookup, target, everyone, limits]) if (p) box.append(...p.sections);
+	await Promise.all([sources, counters, block, limits].filter(Boolean).map((p) => p.load()));
 }
 
 // ---- small parts
@@ -560,4 +566,106 @@ function everyonePanel(ctx) {
 		parts.push(h('h3', null, 'One API token'), form);
 	}
 	return { sections: [section('incident-all', 'Every account', ...parts, status)] };
+}
+
+// ---- the rate limits in force (runbook 4 step 2)
+
+const SOURCES = { default: 'default', environment: 'environment', env_file: 'env file', runtime: 'set at run time' };
+
+function limitsPanel(ctx) {
+	const results = h('div', { id: 'incident-limits', class: 'reserve', 'aria-live': 'polite' }, loading());
+	const status = h('div', { id: 'incident-limits-status' }, formStatus());
+	const form = ctx.can('security.rate_limits') ? h('form', { id: 'limits-set', novalidate: true }, formStatus()) : null;
+	const sec = section('incident-rate-limits', 'Rate limits in force',
+		h('p', { class: 'hint' }, 'opsd\'s buckets per signed-in user, API token or anonymous address, and nginx\'s zones per client address. '
+			+ 'A value set here is stored: it overrides the configuration\'s until set back, also after a restart.'),
+		results, status, form);
+	let limits = [];
+	const source = (l) => (l.source === 'runtime'
+		? [`set at run time by ${l.setByLabel || 'unknown'}, `, time(l.setAt), `: ${l.reason || ''}`]
+		: `${SOURCES[l.source] || l.source} (${l.variable})`);
+	const columns = [
+		{ head: 'Layer', cell: (l) => l.layer },
+		{ head: 'Limit', cell: (l) => h('code', { class: 'nowrap' }, l.name) },
+		{ head: 'In force', cell: (l) => h('code', { class: 'nowrap' }, String(l.value)) },
+		{ head: 'Source', cell: source },
+		{ head: 'Configuration\'s', cell: (l) => (l.source === 'runtime' ? `${l.envValue} (${SOURCES[l.envSource] || l.envSource})` : 'the same') },
+		{ head: 'What', cell: (l) => l.description },
+	];
+	const drawForm = () => {
+		form.replaceChildren(
+			h('h3', null, 'Change the limits'),
+			h('p', { class: 'hint' }, 'Type a new value for each limit to change and leave the others empty. Counts are whole numbers '
+				+ '(0: no limit for opsd\'s per-minute ones); nginx\'s rates read like 10r/s or 300r/m.'),
+			h('div', { class: 'grid' }, limits.map((l) => h('div', null,
+				field({ label: `${l.name} (${l.layer})`, name: l.name, placeholder: String(l.value), hint: l.description }),
+				l.source === 'runtime' ? checkbox(`clear-${l.name}`, `Back to the configuration's ${l.envValue}`) : null))),
+			h('button', { type: 'submit' }, 'Change limits…'),
+			formStatus());
+	};
+	const draw = (doc) => {
+		limits = doc.limits || [];
+		results.replaceChildren(
+			h('p', { id: 'incident-limits-nginx' }, doc.nginxApplied
+				? 'nginx runs the nginx values below.'
+				: `nginx has not applied the nginx values set at run time yet (generation ${doc.nginxGeneration}, applied `
+					+ `${doc.nginxAppliedGeneration}): until then it refuses with the earlier ones.`),
+			table('Rate limits in force, by layer', columns, limits));
+		if (form) drawForm();
+	};
+	const load = async () => {
+		try {
+			draw(await ctx.call('GET', '/security/rate-limits'));
+		} catch (err) {
+			results.replaceChildren();
+			showError(status, err);
+		}
+	};
+	// The body of the PUT: each value typed, checked as its limit takes it,
+	// null for a limit set back; null after showing what is wrong.
+	const changes = () => {
+		const v = formValues(form);
+		const body = {};
+		for (const l of limits) {
+			const t = v[l.name];
+			const count = typeof l.envValue === 'number';
+			if (v[`clear-${l.name}`]) {
+				body[l.name] = null;
+			} else if (t && count && /^\d{1,9}$/.test(t)) {
+				body[l.name] = Number(t);
+			} else if (t && !count && /^[1-9]\d*r\/[sm]$/.test(t)) {
+				body[l.name] = t;
+			} else if (t) {
+				fieldError(form, l.name, count ? 'a whole number' : 'a rate such as 10r/s or 300r/m');
+				return null;
+			}
+		}
+		if (!Object.keys(body).length) {
+			if (limits.length) fieldError(form, limits[0].name, 'type a new value for at least one limit');
+			return null;
+		}
+		return body;
+	};
+	form?.addEventListener('submit', async (ev) => {
+		ev.preventDefault();
+		clearErrors(form);
+		const body = changes();
+		if (!body) return;
+		const what = Object.entries(body).map(([k, x]) => (x === null ? `${k} back to the configuration's` : `${k} ${x}`)).join(', ');
+		const reason = await confirmReason({ title: 'Change the rate limits?',
+			text: `${what}. opsd's workers apply theirs within a second; nginx's apply once nginx has been given them.`,
+			action: 'Change limits' });
+		if (!reason) return;
+		try {
+			const r = await ctx.call('PUT', '/security/rate-limits', { body: { ...body, reason } });
+			draw(r);
+			sec.querySelector('h2').focus(); // the button pressed was redrawn
+			showOk(form, r.changed
+				? `Changed ${plural(r.changed, 'limit', 'limits')}.${r.nginxApplied ? '' : ' nginx runs its earlier values until they are applied to it.'}`
+				: 'Nothing changed: those values were in force already.');
+		} catch (err) {
+			showError(form, err);
+		}
+	});
+	return { sections: [sec], load };
 }
