@@ -10,7 +10,7 @@ package OpsdTest::Rotation;
 #   is scalar @{ $r->{failed} }, 0, 'no request failed';
 #   cmp_ok load_after($r, $t), '>', 20, 'requests went on after $t';
 #   sighup_reload(3);                               # SIGHUP, then every worker is a new one
-#   env_file_set(OPSD_DATA_KEY => $k, OPSD_DATA_KEY_PREVIOUS => undef);   # edit opsd.env
+#   env_file_set(...) is OpsdTest::Live's (exported by OpsdTest)
 #   my ($user, $pass, $uri) = tenant_db_user($d->{db});   # a MariaDB user for it
 
 use v5.36;
@@ -20,7 +20,7 @@ use POSIX ();
 use Time::HiRes ();
 
 our @EXPORT;
-BEGIN { @EXPORT = qw(dedicated_org load_start load_stop load_after sighup_reload env_file_set tenant_db_user) }
+BEGIN { @EXPORT = qw(dedicated_org load_start load_stop load_after sighup_reload tenant_db_user) }
 use OpsdTest qw(http j status_is mysql var_dir master_pid worker_pids pid_alive wait_until sensitive
     run_tag migration_start migration_wait migration_finalize tenant_create);
 
@@ -115,20 +115,6 @@ sub load_stop($load) {
 # How many requests of a load started after epoch $t.
 sub load_after($r, $t) { return scalar grep { $_ > $t } @{ $r->{times} } }
 
-# Sets (undef: removes) variables in $OPSD_VAR/opsd.env, as an operator
-# edits it.
-sub env_file_set(%v) {
-	my $f = var_dir() . '/opsd.env';
-	my $text = do { local (@ARGV, $/) = ($f); <> } // die "$f: $!";
-	for my $k (sort keys %v) {
-		$text =~ s/^\Q$k\E=.*\n//mg;
-		$text .= "$k='$v{$k}'\n" if defined $v{$k};
-	}
-	open my $fh, '>', $f or die "$f: $!";
-	print {$fh} $text;
-	close $fh;
-	chmod 0600, $f;
-}
 
 # SIGHUP to the master; true once $workers workers run and none of those
 # before it is left.
