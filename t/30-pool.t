@@ -33,10 +33,14 @@ sub all_ok($n, $name) {
 	my @kids = children_of($master);
 	my @workers = grep { (proc_title($_) // '') =~ /^opsd: worker\b/ } @kids;
 	my @jobs = grep { (proc_title($_) // '') =~ /^opsd: jobs\b/ } @kids;
+	my @nginx = grep { (proc_title($_) // '') =~ /^opsd: nginx\b/ } @kids;
 	is scalar(@workers), $WORKERS, "$WORKERS children titled \"opsd: worker\"";
 	is scalar(@jobs), 1, 'one child titled "opsd: jobs"';
-	is scalar(@kids), $WORKERS + 1, 'the master has no other children'
+	is scalar(@nginx), 1, 'one child titled "opsd: nginx" (it applies the blocklist to nginx)';
+	is scalar(@kids), $WORKERS + 2, 'the master has no other children'
 	    or diag join "\n", map { "$_: " . (proc_title($_) // '?') } @kids;
+	# the one process that writes nginx's include and signals nginx keeps the master's user
+	is_deeply proc_uids($nginx[0] // 0)->{uid}, [(0) x 4], 'opsd: nginx keeps root, as the master';
 
 	my ($wuid, $wgid) = (getpwnam('www-data'))[2, 3];
 	ok defined $wuid, 'www-data exists';

@@ -120,7 +120,11 @@ is $b->{reason}, 'INC-42 credential stuffing', '  with the reason typed' if $b;
 ok $b && $b->{exp} && abs($b->{exp} - (time + 86400)) < 600, '  expiring about a day from now (the local time typed)' or diag explain $b;
 ok !(grep { $_->{cidr} eq $OTHER_CIDR } @bl), "$OTHER_CIDR is no longer blocked";
 is scalar(@bl), 1, 'no bad input wrote an entry' or diag explain \@bl;
-check_error(http(GET => '/auth/me', agent => agent_from($SUSPECT_ADDR)), 403, 'blocked', "$SUSPECT_ADDR is refused");
+# opsd refused it at once; by now nginx does (opsd's nginx process applied the list)
+check_error(http(GET => '/auth/me', agent => agent_from($SUSPECT_ADDR)), 403, 'forbidden', "$SUSPECT_ADDR is refused by nginx");
+my ($applied) = grep { $_->{cidr} eq "$SUSPECT_ADDR/32" } items(http(GET => '/security/blocklist', session => admin_session(fresh => 1)));
+is_deeply [@{ ($applied // {})->{nginx} // {} }{qw(applied hosts hostsApplied)}], [JSON::PP::true, 1, 1],
+    '  and GET /security/blocklist says nginx has applied it';
 
 # the audit log: each action by the security admin, with the reason typed
 my $sec_hex = uuid_hex($sec->{id});

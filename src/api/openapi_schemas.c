@@ -48,7 +48,8 @@ static const struct named_schema named[] = {
 	/* system.c, openapi.c */
 	{"Health", "status:string", NULL, NULL},
 	{"Ready", "status:string db:string schema:string", NULL, NULL},
-	{"PoolStatus", "pool:string processManager:string startTime:time startSince:int acceptedConn:int listenQueue:int|null listenQueueLen:int|null idleProcesses:int activeProcesses:int totalProcesses:int maxActiveProcesses:int maxChildren:int maxChildrenReached:int slowRequests:int requestTimeouts:int workerRestarts:int processes?:[@PoolProcess]", NULL, NULL},
+	{"PoolStatus", "pool:string processManager:string startTime:time startSince:int acceptedConn:int listenQueue:int|null listenQueueLen:int|null idleProcesses:int activeProcesses:int totalProcesses:int maxActiveProcesses:int maxChildren:int maxChildrenReached:int slowRequests:int requestTimeouts:int workerRestarts:int nginxApply:[@NginxApply] processes?:[@PoolProcess]", NULL, NULL},
+	{"NginxApply", "file:string state:string lastCheckAt:time|null lastSuccessAt:time|null lastReloadAt:time|null failures:int lastError:string|null lastErrorAt:time|null", NULL, NULL},
 	{"PoolProcess", "pid:int state:string startTime:time requests:int generation:int requestMethod?:string requestUri?:string requestId?:string requestDurationMs?:int lastRequestMethod?:string lastRequestUri?:string lastRequestStatus?:int lastRequestDurationMs?:number", NULL, NULL},
 	{"MetricsText", NULL, text_body, "text/plain"},
 	{"OpenApiDocument", "openapi:string info:object paths:object components:object ...", NULL, NULL},
@@ -108,7 +109,8 @@ static const struct named_schema named[] = {
 	{"SessionsFlushed", "scope:string flushed:int tokensRevoked?:int", NULL, NULL},
 	{"ContainedUser", "@User changed:bool", NULL, NULL},
 	{"TokensRevoked", "scope:string id?:uuid revoked:int", NULL, NULL},
-	{"BlocklistEntry", "id:uuid cidr:string family:string prefix:int reason:string createdBy:uuid|null createdByLabel:string createdAt:time expiresAt:time|null", NULL, NULL},
+	{"BlocklistEntry", "id:uuid cidr:string family:string prefix:int reason:string createdBy:uuid|null createdByLabel:string createdAt:time expiresAt:time|null nginx:@BlocklistNginx", NULL, NULL},
+	{"BlocklistNginx", "applied:bool appliedAt:time|null hosts:int hostsApplied:int", NULL, NULL},
 	{"BlocklistRemoved", "@BlocklistEntry removed:bool", NULL, NULL},
 	/* rate_limits.c */
 	{"RateLimits", "limits:[@RateLimit] generation:int nginxGeneration:int nginxAppliedGeneration:int nginxAppliedAt:time|null nginxApplied:bool", NULL, NULL},

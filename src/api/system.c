@@ -192,6 +192,37 @@ static struct json_object *worker_json(const struct sb_slot *s, int state)
 	return w;
 }
 
+/* This host's nginx process (README "Runbook 4"): one entry per include it applies, none
+ * when OPSD_NGINX_APPLY is off. */
+static struct json_object *nginx_apply_json(const struct scoreboard *sb)
+{
+	struct json_object *list = json_object_new_array();
+	struct sb_nginx e;
+
+	for (int i = 0; i < SB_NGINX_FILES; i++) {
+		struct json_object *o;
+
+		if (!scoreboard_nginx_read(sb, i, &e))
+			continue;
+		o = json_object_new_object();
+		json_object_object_add(o, "file", json_object_new_string(e.name));
+		json_object_object_add(o, "state",
+		    json_object_new_string(scoreboard_nginx_state_name(e.state)));
+		json_object_object_add(o, "lastCheckAt",
+		    e.checked_ms ? time_json(e.checked_ms) : NULL);
+		json_object_object_add(o, "lastSuccessAt",
+		    e.success_ms ? time_json(e.success_ms) : NULL);
+		json_object_object_add(o, "lastReloadAt",
+		    e.reload_ms ? time_json(e.reload_ms) : NULL);
+		json_object_object_add(o, "failures", json_object_new_int64((int64_t)e.failures));
+		json_object_object_add(o, "lastError",
+		    e.error[0] ? json_object_new_string(e.error) : NULL);
+		json_object_object_add(o, "lastErrorAt", e.error_ms ? time_json(e.error_ms) : NULL);
+		json_object_array_add(list, o);
+	}
+	return list;
+}
+
 const struct field_spec status_query[] = {
     {"full", FT_BOOL, 0, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL},
@@ -228,6 +259,7 @@ void api_status(struct req *r)
 	json_object_object_add(o, "requestTimeouts", json_object_new_int64((int64_t)sb->timeouts));
 	json_object_object_add(o, "workerRestarts",
 	    json_object_new_int64((int64_t)sb->worker_restarts));
+	json_object_object_add(o, "nginxApply", nginx_apply_json(sb));
 	if (req_query_has(r, "full")) {
 		struct json_object *list = json_object_new_array();
 

@@ -1,23 +1,21 @@
 /* opsctl blocklist add, remove, list and sync-nginx (README, runbook 4
- * step 2): opsd reads the list from the database; sync-nginx writes it
- * for nginx as well. */
+ * step 3): opsd reads the list from the database, and so does its nginx
+ * process for this host's nginx; sync-nginx does the nginx part by hand. */
 #include <errno.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "cli/cli.h"
 #include "core/blocklist.h"
+#include "core/blocklist_nginx.h"
 #include "infra/db.h"
+#include "infra/nginx_apply.h"
 #include "lib/arena.h"
 #include "lib/buf.h"
 #include "lib/util.h"
@@ -40,6 +38,13 @@ static bool ssh_client_addr(char *out, size_t out_len)
 	memcpy(out, s, n);
 	out[n] = '\0';
 	return true;
+}
+
+/* What happens in nginx after a change. */
+static const char *nginx_note(const struct opsctl *o)
+{
+	return o->cfg.nginx_apply ? "this host's nginx within seconds (OPSD_NGINX_APPLY)"
+	                          : "run `opsctl blocklist sync-nginx` for nginx";
 }
 
 int cmd_blocklist_add(struct opsctl *o)
@@ -91,7 +96,7 @@ int cmd_blocklist_add(struct opsctl *o)
 		return EXIT_FAILED;
 	}
 	printf("blocked %s (id %s)%s%s\n", norm, id, at ? " until " : "", at ? at : "");
-	printf("opsd enforces it within a second; run `opsctl blocklist sync-nginx` for nginx\n");
+	printf("opsd enforces it within a second; %s\n", nginx_note(o));
 	return EXIT_OK;
 }
 
@@ -113,9 +118,7 @@ int cmd_blocklist_remove(struct opsctl *o)
 	switch (blocklist_remove(o->db, &o->actor, &id, reason)) {
 	case BL_OK:
 		printf("removed %s\n", id_s);
-		printf(
-		    "opsd stops enforcing it within a second; run `opsctl blocklist sync-nginx` for "
-		    "nginx\n");
+		printf("opsd stops enforcing it within a second; %s\n", nginx_note(o));
 		return EXIT_OK;
 	case BL_NOT_FOUND:
 		fprintf(stderr, "opsctl: no blocklist entry %s\n", id_s);
@@ -170,177 +173,52 @@ int cmd_blocklist_list(struct opsctl *o)
 	return EXIT_OK;
 }
 
-/* path's contents, or NULL when it does not exist (*missing) or on error. */
-static char *slurp(const char *path, size_t *len, bool *missing)
-{
-	FILE *f = fopen(path, "rb");
-	struct buf b;
-	char chunk[4096];
-	size_t n;
-
-	*missing = !f && errno == ENOENT;
-	if (!f)
-		return NULL;
-	buf_init(&b);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		buf_append(&b, chunk, n);
-	if (ferror(f) || buf_failed(&b)) {
-		fclose(f);
-		buf_free(&b);
-		return NULL;
-	}
-	fclose(f);
-	*len = b.len;
-	buf_cstr(&b);
-	return b.data ? b.data : strdup("");
-}
-
-/* Writes path through a temporary file in the same directory and rename(2),
- * so nginx never reads half a file. 0 or -1 (errno set). */
-static int write_atomically(const char *path, const char *data, size_t len)
-{
-	char tmp[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	int fd, saved;
-	size_t off = 0;
-
-	if (snprintf(tmp, sizeof(tmp), "%.*s.%s.XXXXXX", slash ? (int)(slash - path + 1) : 0, path,
-	        slash ? slash + 1 : path) >= (int)sizeof(tmp)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	if ((fd = mkstemp(tmp)) < 0)
-		return -1;
-	while (off < len) {
-		ssize_t w = write(fd, data + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			goto fail;
-		off += (size_t)w;
-	}
-	if (fchmod(fd, 0644) != 0 || fsync(fd) != 0)
-		goto fail;
-	if (close(fd) != 0) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) != 0)
-		goto fail;
-	return 0;
-fail:
-	saved = errno;
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	errno = saved;
-	return -1;
-}
-
-/* Runs nginx with argv (argv[0] "nginx", looked up in PATH, then
- * /usr/sbin); its exit status, or -1 when it could not run. */
-static int run_nginx(char *const argv[])
-{
-	pid_t pid = fork();
-	int st;
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		execvp("nginx", argv);
-		execv("/usr/sbin/nginx", argv);
-		_exit(127);
-	}
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void skipped_entry(const char *id, void *ctx)
 {
 	(void)ctx;
 	fprintf(stderr, "opsctl: skipped entry %s: not a valid CIDR\n", id);
 }
 
-/* Runbook 4: the same list in nginx, so blocked clients stop at the edge.
- * nginx does not know about expiry: an expired entry leaves its file at the
- * next sync (opsd stops enforcing it at once; run this from cron, or after
- * each change). */
+/* Runbook 4: the same list in this host's nginx, by hand (the nginx process of opsd does it
+ * by itself within seconds when OPSD_NGINX_APPLY is on): nginx_apply_file writes it, runs
+ * nginx -t, puts the previous file back if that fails, and reloads nginx. */
 int cmd_blocklist_sync_nginx(struct opsctl *o)
 {
-	const char *var = o->cfg.var_dir;
-	char path[PATH_MAX], conf[PATH_MAX], prefix[PATH_MAX], pidfile[PATH_MAX], now[32];
-	struct buf b;
-	char *old = NULL, *pid_s;
-	size_t old_len = 0, pid_len = 0, lines = 0;
-	bool missing = false, pid_missing = false;
-	long pid;
-	int rc = EXIT_FAILED, t;
+	struct nginx_target t;
+	struct blocklist_render r;
+	char msg[1024], host[256];
+	enum nginx_apply res;
+	int rc = EXIT_FAILED;
 
-	if (!var || !*var) {
-		fprintf(stderr, "opsctl: OPSD_VAR is not set\n");
-		return EXIT_USAGE;
-	}
-	snprintf(path, sizeof(path), "%s/nginx/opsd-blocklist.conf", var);
-	snprintf(conf, sizeof(conf), "%s/nginx/nginx.conf", var);
-	snprintf(prefix, sizeof(prefix), "%s/nginx/", var);
-	snprintf(pidfile, sizeof(pidfile), "%s/run/nginx.pid", var);
-	if (access(conf, R_OK) != 0) {
+	nginx_target_from_config(&o->cfg, &t);
+	if (access(t.conf, R_OK) != 0) {
 		fprintf(stderr,
-		    "opsctl: %s: %s (render it with script/render-nginx or script/server)\n", conf,
-		    strerror(errno));
+		    "opsctl: %s: %s (render it with script/render-nginx or script/server, or set "
+		    "OPSD_NGINX_CONF)\n",
+		    t.conf, strerror(errno));
 		return EXIT_FAILED;
 	}
-	format_rfc3339(now_ms(), now);
-	buf_init(&b);
-	if (blocklist_render_nginx(o->db, now, &b, &lines, skipped_entry, NULL) != 0) {
+	if (blocklist_render_nginx(o->db, &r, skipped_entry, NULL) != 0) {
 		fprintf(stderr, "opsctl: cannot read the blocklist: %s\n", db_error(o->db));
-		goto out;
+		return EXIT_FAILED;
 	}
-	if (buf_failed(&b)) {
-		fprintf(stderr, "opsctl: out of memory\n");
-		goto out;
-	}
-	old = slurp(path, &old_len, &missing);
-	if (!old && !missing) {
-		fprintf(stderr, "opsctl: %s: %s\n", path, strerror(errno));
-		goto out;
-	}
-	if (write_atomically(path, b.data, b.len) != 0) {
-		fprintf(stderr, "opsctl: cannot write %s: %s\n", path, strerror(errno));
-		goto out;
-	}
-	t = run_nginx((char *const[]){"nginx", "-t", "-q", "-c", conf, "-p", prefix, NULL});
-	if (t != 0) {
-		/* Put back what nginx was running with. */
-		if (missing ? unlink(path) : write_atomically(path, old, old_len))
-			fprintf(stderr, "opsctl: could not restore %s: %s\n", path,
-			    strerror(errno));
-		fprintf(stderr, "opsctl: nginx -t failed (%s %d); the previous %s is back\n",
-		    t < 0 ? "could not run," : "exit", t, path);
-		goto out;
-	}
-	printf("wrote %s: %zu entr%s; nginx -t ok\n", path, lines, lines == 1 ? "y" : "ies");
-	pid_s = slurp(pidfile, &pid_len, &pid_missing);
-	pid = pid_s ? strtol(pid_s, NULL, 10) : 0;
-	free(pid_s);
-	if (pid <= 1 || kill((pid_t)pid, 0) != 0) {
-		printf("nginx is not running (%s): it reads the file when it starts\n", pidfile);
+	res = nginx_apply_file(&t, "opsd-blocklist.conf", r.text.data ? r.text.data : "",
+	    r.text.len, NGINX_APPLY_RELOAD, msg, sizeof(msg));
+	switch (res) {
+	case NGINX_APPLY_RELOADED:
+	case NGINX_APPLY_NOT_RUNNING:
+		printf("%zu entr%s: %s\n", r.lines, r.lines == 1 ? "y" : "ies", msg);
+		nginx_host_name(host, sizeof(host));
+		if (res == NGINX_APPLY_RELOADED && blocklist_nginx_applied(o->db, host, &r) != 0)
+			fprintf(stderr,
+			    "opsctl: nginx runs the list, but recording it failed: %s\n",
+			    db_error(o->db));
 		rc = EXIT_OK;
-		goto out;
+		break;
+	default:
+		fprintf(stderr, "opsctl: %s\n", msg);
+		break;
 	}
-	if (kill((pid_t)pid, SIGHUP) != 0) {
-		fprintf(stderr, "opsctl: cannot reload nginx (pid %ld): %s\n", pid,
-		    strerror(errno));
-		goto out;
-	}
-	printf("reloaded nginx (SIGHUP to pid %ld)\n", pid);
-	rc = EXIT_OK;
-out:
-	free(old);
-	buf_free(&b);
+	blocklist_render_free(&r);
 	return rc;
 }

@@ -202,7 +202,7 @@ static const struct command commands[] = {
     {"blocklist", "list", P_SECURITY_BLOCKLIST, cmd_blocklist_list, "[--json]: the active entries",
         NEEDS_DB, "--json"},
     {"blocklist", "sync-nginx", P_SECURITY_BLOCKLIST, cmd_blocklist_sync_nginx,
-        "write $OPSD_VAR/nginx/opsd-blocklist.conf, nginx -t, reload nginx", NEEDS_DB, ""},
+        "write opsd-blocklist.conf beside OPSD_NGINX_CONF, nginx -t, reload nginx", NEEDS_DB, ""},
     {"ratelimit", "show", P_SECURITY_READ, cmd_ratelimit_show,
         "[--json | --nginx-conf]: the rate limits of opsd and nginx in force, with their source "
         "(--nginx-conf: nginx's limits include for them)",

@@ -64,16 +64,21 @@ bool blocklist_nginx_line(struct buf *b, const char *cidr, const char *reason, c
 
 /* ---- the table --------------------------------------------------------- */
 
-/* The nginx include of the active entries (conf/nginx/opsd-blocklist.conf):
- * a header saying it is generated at now_rfc3339, one deny line per entry
- * and a count. *lines gets the entries written; an entry whose CIDR does not
- * parse is skipped and its id given to skipped (may be NULL). 0 or -1. */
-int blocklist_render_nginx(struct db *d, const char *now_rfc3339, struct buf *out, size_t *lines,
-    void (*skipped)(const char *id, void *ctx), void *ctx);
+/* The hosts whose nginx process applies the blocklist (core/blocklist_nginx.h): those that
+ * reported within a minute (they report about every 10 s). */
+#define BLOCKLIST_NGINX_LIVE "h.file = 'blocklist' AND h.checked_at > NOW(3) - INTERVAL 60 SECOND"
+#define BLOCKLIST_NGINX_ACKS                                                                       \
+	" FROM ip_blocklist_nginx a JOIN nginx_apply_hosts h ON h.host = a.host"                   \
+	" WHERE a.entry_id = ip_blocklist.id AND " BLOCKLIST_NGINX_LIVE
 
-/* Columns read by blocklist_row_json, in its order. */
+/* Columns read by blocklist_row_json, in its order (FROM ip_blocklist, not aliased): the
+ * entry, then how many hosts apply the list to their nginx, how many of them have applied
+ * this entry and when the last of those did. */
 #define BLOCKLIST_COLUMNS                                                                          \
-	"id, cidr, family, prefix, reason, created_by, created_by_label, created_at, expires_at"
+	"id, cidr, family, prefix, reason, created_by, created_by_label, created_at, expires_at,"  \
+	" (SELECT COUNT(*) FROM nginx_apply_hosts h WHERE " BLOCKLIST_NGINX_LIVE "),"              \
+	" (SELECT COUNT(*)" BLOCKLIST_NGINX_ACKS "),"                                              \
+	" (SELECT MAX(a.applied_at)" BLOCKLIST_NGINX_ACKS ")"
 enum {
 	BC_ID,
 	BC_CIDR,
@@ -84,12 +89,17 @@ enum {
 	BC_CREATED_BY_LABEL,
 	BC_CREATED_AT,
 	BC_EXPIRES_AT,
+	BC_NGINX_HOSTS,
+	BC_NGINX_APPLIED,
+	BC_NGINX_APPLIED_AT,
 };
 /* Entries not expired (expires_at NULL or in the future). */
 #define BLOCKLIST_ACTIVE "(expires_at IS NULL OR expires_at > NOW(3))"
 
 /* {id, cidr, family ("ipv4"|"ipv6"), prefix, reason, createdBy,
- * createdByLabel, createdAt, expiresAt} of a row of BLOCKLIST_COLUMNS. */
+ * createdByLabel, createdAt, expiresAt, nginx} of a row of BLOCKLIST_COLUMNS; nginx is
+ * {applied, appliedAt, hosts, hostsApplied}: applied once every host that applies the list
+ * to its nginx (hosts, at least one) has reloaded nginx with the entry. */
 struct json_object *blocklist_row_json(const struct db_rows *rows, size_t i);
 
 enum blocklist_err { BL_OK, BL_DUPLICATE, BL_NOT_FOUND, BL_DB_ERROR, BL__MAX };

@@ -117,6 +117,9 @@ static const struct var vars[] = {
     INT("OPSD_NGINX_LOGIN_BURST", nginx_login_burst, NULL, 1, 1000000),
     INT("OPSD_NGINX_CONN_LIMIT", nginx_conn_limit, NULL, 1, 65535),
     STR("OPSD_NGINX_ACCESS_LOG", nginx_access_log, NULL),
+    BOOL("OPSD_NGINX_APPLY", nginx_apply, "1"),
+    STR("OPSD_NGINX_CONF", nginx_conf, NULL),
+    STR("OPSD_NGINX_PID_FILE", nginx_pid_file, NULL),
     STR("OPSD_CLI_ROLES", cli_roles, NULL),
 };
 

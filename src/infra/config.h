@@ -69,8 +69,15 @@ struct opsd_config {
 	char *nginx_login_rate;
 	int nginx_login_burst;
 	int nginx_conn_limit;
-	char *nginx_access_log;    /* nginx's JSON access log (429s it answered);
-	                              $OPSD_VAR/log/nginx-access.log */
+	char *nginx_access_log; /* nginx's JSON access log (429s it answered);
+	                           $OPSD_VAR/log/nginx-access.log */
+	/* This host's nginx (README "Runbook 4"): the nginx process applies the generated
+	 * includes (the blocklist) to it when OPSD_NGINX_APPLY is on (default); nginx.conf (the
+	 * includes are written beside it) and its master's pid file, NULL for the defaults
+	 * under OPSD_VAR (nginx_target_from_config). */
+	bool nginx_apply;
+	char *nginx_conf;
+	char *nginx_pid_file;
 	char *log_target;          /* OPSD_LOG: stderr | syslog | path */
 	int scrypt_ln;             /* OPSD_SCRYPT_LN: log2 of scrypt's N, 17 */
 	int login_max_failures;    /* OPSD_LOGIN_MAX_FAILURES per account / 15 min, 5 */

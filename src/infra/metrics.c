@@ -379,6 +379,36 @@ static void render_pool(struct buf *out, const struct scoreboard *sb)
 	buf_printf(out, "%.3f\n", (double)sb->start_ms / 1000.0);
 }
 
+/* This host's nginx process, one series per include it applies (README "Runbook 4"); absent
+ * when OPSD_NGINX_APPLY is off. */
+static void render_nginx_apply(struct buf *out, const struct scoreboard *sb)
+{
+	struct sb_nginx e[SB_NGINX_FILES];
+	bool used[SB_NGINX_FILES], any = false;
+
+	for (int i = 0; i < SB_NGINX_FILES; i++)
+		any |= used[i] = scoreboard_nginx_read(sb, i, &e[i]);
+	if (!any)
+		return;
+	family(out, "opsd_nginx_apply_failures_total", "counter",
+	    "Failed attempts to apply a generated include to this host's nginx (nginx -t refused"
+	    " it, or it could not be written or nginx reloaded), by include.");
+	for (int i = 0; i < SB_NGINX_FILES; i++)
+		if (used[i])
+			sample(out, "opsd_nginx_apply_failures_total",
+			    &(struct label){"file", e[i].name}, 1, e[i].failures);
+	family(out, "opsd_nginx_apply_last_success_timestamp_seconds", "gauge",
+	    "When this host's nginx was last found running the current render of the include"
+	    " (checked every second), Unix seconds; 0 before the first time.");
+	for (int i = 0; i < SB_NGINX_FILES; i++) {
+		if (!used[i])
+			continue;
+		series(out, "opsd_nginx_apply_last_success_timestamp_seconds",
+		    &(struct label){"file", e[i].name}, 1);
+		buf_printf(out, "%.3f\n", (double)e[i].success_ms / 1000.0);
+	}
+}
+
 void metrics_render(struct buf *out, const struct metrics_labels *labels,
     const struct scoreboard *sb)
 {
@@ -394,6 +424,8 @@ void metrics_render(struct buf *out, const struct metrics_labels *labels,
 		render_rate_limited(out, labels->routes, nroutes);
 		render_audit_events(out, labels);
 	}
-	if (sb)
+	if (sb) {
 		render_pool(out, sb);
+		render_nginx_apply(out, sb);
+	}
 }

@@ -126,3 +126,54 @@ const char *scoreboard_state_name(int st)
 		return "unknown";
 	return names[st];
 }
+
+void scoreboard_nginx_write(struct scoreboard *sb, int i, const struct sb_nginx *v)
+{
+	struct sb_nginx *e = &sb->nginx[i];
+	uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_RELAXED);
+
+	__atomic_store_n(&e->seq, seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	str_copy(e->name, v->name, sizeof(e->name));
+	e->state = v->state;
+	e->failures = v->failures;
+	e->checked_ms = v->checked_ms;
+	e->success_ms = v->success_ms;
+	e->reload_ms = v->reload_ms;
+	e->error_ms = v->error_ms;
+	str_copy(e->error, v->error, sizeof(e->error));
+	__atomic_store_n(&e->seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+bool scoreboard_nginx_read(const struct scoreboard *sb, int i, struct sb_nginx *out)
+{
+	const struct sb_nginx *e = &sb->nginx[i];
+
+	/* A writer holds the entry for microseconds: a few tries always suffice. */
+	for (int tries = 0; tries < 1000; tries++) {
+		uint32_t before = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+
+		if (before & 1)
+			continue;
+		memcpy(out, e, sizeof(*out));
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&e->seq, __ATOMIC_RELAXED) == before) {
+			out->name[sizeof(out->name) - 1] = '\0';
+			out->error[sizeof(out->error) - 1] = '\0';
+			return out->name[0] != '\0';
+		}
+	}
+	return false;
+}
+
+const char *scoreboard_nginx_state_name(int st)
+{
+	static const char *const names[] = {
+	    [SBN_STARTING] = "starting",
+	    [SBN_IN_SYNC] = "in_sync",
+	    [SBN_WAITING] = "waiting_for_nginx",
+	    [SBN_FAILING] = "failing",
+	};
+
+	return st >= 0 && st < SBN__MAX ? names[st] : "unknown";
+}

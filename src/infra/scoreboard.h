@@ -13,7 +13,8 @@
 #define SB_RID_LEN 48
 
 enum sb_state { SB_FREE = 0, SB_STARTING, SB_IDLE, SB_BUSY, SB_EXITING };
-enum sb_kind { SB_WORKER = 1, SB_JOBS };
+/* SB_NGINX: the nginx process (jobs/nginx_sync.c), which keeps the master's user. */
+enum sb_kind { SB_WORKER = 1, SB_JOBS, SB_NGINX };
 
 struct sb_slot {
 	pid_t pid;
@@ -32,6 +33,29 @@ struct sb_slot {
 	char request_id[SB_RID_LEN];
 };
 
+/* The nginx process's report on each include it keeps applied to this host's nginx (README
+ * "Runbook 4"), read by /status and /metrics. One writer; readers copy it under seq. */
+#define SB_NGINX_FILES 4
+#define SB_NGINX_ERROR_LEN 512
+enum sb_nginx_state {
+	SBN_STARTING, /* no pass finished yet */
+	SBN_IN_SYNC,  /* nginx runs the current render */
+	SBN_WAITING,  /* written and tested; nginx is not running (it reads it when it starts) */
+	SBN_FAILING,  /* the last attempt failed: error says why */
+	SBN__MAX,
+};
+struct sb_nginx {
+	uint32_t seq;       /* odd while the nginx process writes */
+	char name[16];      /* "blocklist"; empty: the entry is unused */
+	int state;          /* enum sb_nginx_state */
+	uint64_t failures;  /* failed attempts since the master started */
+	int64_t checked_ms; /* the last pass (realtime ms; 0: never) */
+	int64_t success_ms; /* the last pass that found nginx running the current render */
+	int64_t reload_ms;  /* the last write or reload that brought it there */
+	int64_t error_ms;   /* the last failure */
+	char error[SB_NGINX_ERROR_LEN];
+};
+
 struct scoreboard {
 	int64_t start_ms;       /* master start, realtime */
 	uint64_t accepted_conn; /* every accepted request since start */
@@ -47,6 +71,7 @@ struct scoreboard {
 	int pm; /* enum opsd_pm of the running config */
 	int workers_max;
 	unsigned generation;
+	struct sb_nginx nginx[SB_NGINX_FILES];
 	struct sb_slot slots[SB_MAX_SLOTS];
 };
 
@@ -73,5 +98,11 @@ struct sb_counts {
 void scoreboard_count(const struct scoreboard *sb, unsigned generation, struct sb_counts *out);
 
 const char *scoreboard_state_name(int st);
+
+/* The nginx process publishes entry i; readers get a consistent copy (false: unused). */
+void scoreboard_nginx_write(struct scoreboard *sb, int i, const struct sb_nginx *v);
+bool scoreboard_nginx_read(const struct scoreboard *sb, int i, struct sb_nginx *out);
+/* "starting", "in_sync", "waiting_for_nginx", "failing". */
+const char *scoreboard_nginx_state_name(int st);
 
 #endif

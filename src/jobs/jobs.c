@@ -48,7 +48,12 @@ static void on_stop(int sig)
 	stopping = 1;
 }
 
-static void install_signals(void)
+bool jobs_stopping(void)
+{
+	return stopping;
+}
+
+void jobs_install_signals(void)
 {
 	struct sigaction sa;
 
@@ -74,7 +79,7 @@ int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 	struct db *db = NULL;
 	char err[256];
 
-	install_signals();
+	jobs_install_signals();
 	mail_attach_stop_flag(&stopping);
 	log_set_role("jobs");
 	blocklist_attach(&sb->blocklist_generation, NULL);

@@ -4,12 +4,21 @@
 #ifndef OPSD_JOBS_H
 #define OPSD_JOBS_H
 
+#include <stdbool.h>
+
 struct opsd_config;
 struct scoreboard;
 
 struct db;
 
 int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot);
+/* The nginx process (nginx_sync.c): keeps this host's nginx running the generated includes. */
+int nginx_sync_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot);
+
+/* Both background processes stop on SIGQUIT, SIGTERM or SIGINT (their sleeps are interrupted)
+ * and ignore SIGHUP, SIGUSR1 and SIGPIPE (the master reloads by replacing them). */
+void jobs_install_signals(void);
+bool jobs_stopping(void);
 /* nginx_limits.c: counts and audits the 429s nginx answered itself. */
 int nginx_limits_job(struct db *d, const struct opsd_config *cfg);
 

@@ -226,8 +226,15 @@ static void child_run(struct master *m, enum sb_kind kind, int slot)
 	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
 	if (getppid() != m->pid)
 		_exit(0);
-	drop_privileges(m);
-	if (kind == SB_WORKER) {
+	/* The nginx process keeps the master's user: it writes nginx's includes
+	 * and signals nginx's master, and does nothing else (jobs/nginx_sync.c). */
+	if (kind != SB_NGINX)
+		drop_privileges(m);
+	if (kind == SB_NGINX) {
+		close(m->listen_fd);
+		proctitle_set("opsd: nginx");
+		rc = nginx_sync_main(m->cfg, m->sb, slot);
+	} else if (kind == SB_WORKER) {
 		struct worker_args wa = {m->cfg, m->listen_fd, m->sb, slot,
 		    {m->sb, m->listen_fd, m->cfg->listen,
 		        m->cfg->pm == PM_DYNAMIC ? "dynamic" : "static"}};
@@ -331,8 +338,10 @@ static void reap(struct master *m)
 		int slot = scoreboard_find(m->sb, pid);
 		bool expected = slot >= 0 && m->expected_exit[slot];
 		bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-		const char *kind =
-		    slot >= 0 && m->sb->slots[slot].kind == SB_JOBS ? "jobs" : "worker";
+		const char *kind = slot < 0                              ? "worker"
+		                   : m->sb->slots[slot].kind == SB_JOBS  ? "jobs"
+		                   : m->sb->slots[slot].kind == SB_NGINX ? "nginx"
+		                                                         : "worker";
 
 		if (slot >= 0)
 			scoreboard_release(m->sb, slot);
@@ -402,10 +411,11 @@ static void retire_old(struct master *m)
 	}
 }
 
-static bool jobs_running(const struct master *m)
+/* The jobs process or the nginx process of the current generation is up. */
+static bool kind_running(const struct master *m, enum sb_kind kind)
 {
 	for (int i = 0; i < SB_MAX_SLOTS; i++)
-		if (slot_alive(m, i) && m->sb->slots[i].kind == SB_JOBS &&
+		if (slot_alive(m, i) && m->sb->slots[i].kind == (int)kind &&
 		    m->sb->slots[i].generation == m->generation)
 			return true;
 	return false;
@@ -441,8 +451,10 @@ static void maintain_pool(struct master *m)
 	}
 	if (now < m->spawn_paused_until)
 		return;
-	if (!jobs_running(m))
+	if (!kind_running(m, SB_JOBS))
 		spawn(m, SB_JOBS);
+	if (c->nginx_apply && !kind_running(m, SB_NGINX))
+		spawn(m, SB_NGINX);
 	if (c->pm == PM_STATIC) {
 		want = c->workers - n.total;
 	} else {
@@ -512,6 +524,9 @@ static void reload(struct master *m)
 		next->smtp_replaced_since_ms = old->smtp_since_ms;
 	else
 		next->smtp_since_ms = old->smtp_since_ms;
+	/* Turned off: /status and /metrics stop showing the nginx process's last report. */
+	if (!next->nginx_apply)
+		memset(m->sb->nginx, 0, sizeof(m->sb->nginx));
 	m->cfg = next;
 	start_generation(m);
 	log_msg(LL_INFO, "reload", "generation %u", m->generation);

@@ -546,10 +546,10 @@ static void test_secret_names(void **state)
 	size_t n = 0;
 	for (; config_variable_name(n) != NULL; n++)
 		assert_true(strlen(config_variable_name(n)) > 2);
-	assert_int_equal(n, 53); /* README "Configuration", scrypt cost, login throttling, SMTP
+	assert_int_equal(n, 56); /* README "Configuration", scrypt cost, login throttling, SMTP
 	                            retries, migration throttle and give-up, rate limits, nginx's
 	                            zones, API token lifetime, opsctl's roles, previous data keys,
-	                            the previous database password */
+	                            the previous database password, the nginx process's three */
 	assert_string_equal(config_env_name(ENV_PRODUCTION), "production");
 	assert_string_equal(config_env_name(ENV_DEVELOPMENT), "development");
 }
