@@ -8,7 +8,8 @@
 # in /status, /metrics (opsd_nginx_apply_failures_total) and nginx_apply_hosts until it is fixed.
 # Each entry says whether every applying host's nginx has it (a second host simulated in
 # nginx_apply_hosts). All of it under a steady loop of requests that must all succeed.
-# opsctl blocklist sync-nginx still works.
+# GET /security/blocklist?format=plain|nft|iptables|ip6tables and opsctl blocklist list
+# --format; opsctl blocklist sync-nginx still works.
 #
 # Clients: the harness talks from 127.0.0.1; 127.0.0.5 … are the blocked ones
 # (HTTP::Tiny local_address).
@@ -206,11 +207,47 @@ my %id;
 	is metric('opsd_nginx_apply_failures_total'), $failures, '  the failures counter stops moving';
 }
 
+# ---- upstream firewalls: the active list in their syntax
+{
+	my $r = add(cidr => '2001:db8::/32', reason => 'test: IPv6 range');
+	is $r->{status}, 201, 'POST 2001:db8::/32';
+	$id{v6} = ($r->{json} // {})->{id};
+	my %want = (
+		plain => qr/\A127\.0\.0\.7\/32\n2001:db8::\/32\n\z/,
+		nft => qr/^table inet opsd_blocklist \{\n.*elements = \{ 127\.0\.0\.7\/32 \}.*elements = \{ 2001:db8::\/32 \}.*ip saddr \@v4 drop\n\t\tip6 saddr \@v6 drop\n/ms,
+		iptables => qr/^\*filter\n:OPSD-BLOCKLIST - \[0:0\]\n-A OPSD-BLOCKLIST -s 127\.0\.0\.7\/32 -j DROP\nCOMMIT\n\z/m,
+		ip6tables => qr/^\*filter\n:OPSD-BLOCKLIST - \[0:0\]\n-A OPSD-BLOCKLIST -s 2001:db8::\/32 -j DROP\nCOMMIT\n\z/m,
+	);
+	for my $f (sort keys %want) {
+		my $t = http(GET => "/security/blocklist?format=$f", session => $admin);
+		is $t->{status}, 200, "GET /security/blocklist?format=$f → 200";
+		like $t->{headers}{'content-type'} // '', qr{^text/plain; charset=utf-8$}, '  text/plain';
+		like $t->{body}, $want{$f}, "  the list in $f syntax" or diag $t->{body};
+		my ($rc, $out, $err) = opsctl('blocklist', 'list', '--format', $f);
+		is $rc, 0, "opsctl blocklist list --format $f exits 0" or diag $err;
+		my $strip = sub ($s) { join "\n", sort grep { !/^#/ } split /\n/, $s };
+		is $strip->($out), $strip->($t->{body}), '  the same lines as the API (comments aside)';
+	}
+	check_error(http(GET => '/security/blocklist?format=csv', session => $admin), 400, 'validation_failed', 'format=csv');
+	my $bad = http(GET => '/security/blocklist?format=csv', session => $admin);
+	ok exists(((($bad->{json} // {})->{error} // {})->{details} // {})->{fields}{format}), '  names the field format';
+	check_error(http(GET => '/security/blocklist?format=plain&limit=5', session => $admin), 400, 'validation_failed',
+	    'format=plain with limit (the text formats hold the whole list)');
+	is http(GET => '/security/blocklist?format=json&limit=1', session => $admin)->{status}, 200, 'format=json pages as before';
+	my $officer = create_user(role => 'compliance_officer');
+	my $os = login($officer->{email}, $officer->{password});
+	check_error(http(GET => '/security/blocklist?format=plain', session => $os), 403, 'forbidden',
+	    'a compliance_officer (no security.blocklist) may not read it');
+	my ($rc, undef, $err) = opsctl('blocklist', 'list', '--format', 'pf');
+	is $rc, 2, 'opsctl blocklist list --format pf exits 2';
+	like $err, qr/--format must be/, '  and says why';
+}
+
 # ---- opsctl blocklist sync-nginx still works (hosts that prefer it)
 {
 	my ($rc, $out, $err) = opsctl('blocklist', 'sync-nginx');
 	is $rc, 0, 'opsctl blocklist sync-nginx exits 0' or diag "$out$err";
-	like $out, qr/^1 entry: kept .*opsd-blocklist\.conf; nginx -t ok; reloaded nginx \(SIGHUP to pid $nginx\)$/m,
+	like $out, qr/^2 entries: kept .*opsd-blocklist\.conf; nginx -t ok; reloaded nginx \(SIGHUP to pid $nginx\)$/m,
 	    '  the file was already current: tested and reloaded';
 	is edge('127.0.0.7'), '403 forbidden', '  nginx still refuses 127.0.0.7';
 	is nginx_status()->{state}, 'in_sync', '  the nginx process still finds it in sync';
@@ -234,5 +271,5 @@ my %id;
 	cmp_ok $reloads, '>=', 5, "  nginx was reloaded $reloads times (nginx_applied in opsd.log)";
 }
 
-del($_) for grep { $_ } $id{7};
+del($_) for grep { $_ } @id{7, 'v6'};
 finish();

@@ -111,6 +111,8 @@ static const struct named_schema named[] = {
 	{"TokensRevoked", "scope:string id?:uuid revoked:int", NULL, NULL},
 	{"BlocklistEntry", "id:uuid cidr:string family:string prefix:int reason:string createdBy:uuid|null createdByLabel:string createdAt:time expiresAt:time|null nginx:@BlocklistNginx", NULL, NULL},
 	{"BlocklistNginx", "applied:bool appliedAt:time|null hosts:int hostsApplied:int", NULL, NULL},
+	/* ?format=plain|nft|iptables|ip6tables: the whole active list as text */
+	{"BlocklistEntryPage", NULL, NULL, "application/json text/plain"},
 	{"BlocklistRemoved", "@BlocklistEntry removed:bool", NULL, NULL},
 	/* rate_limits.c */
 	{"RateLimits", "limits:[@RateLimit] generation:int nginxGeneration:int nginxAppliedGeneration:int nginxAppliedAt:time|null nginxApplied:bool", NULL, NULL},

@@ -117,7 +117,7 @@ const struct route routes[] = {
 	/* Runbook 4: containment stays reachable while legal documents are pending. */
 	ROUTE("POST",   "/security/sessions/flush",        api_sessions_flush,     P_SECURITY_SESSIONS_FLUSH, CONTAIN | JSON,              "sessions_flush", BODY(sessions_flush_spec), RESP(200, "SessionsFlushed")),
 	ROUTE("POST",   "/security/blocklist",             api_blocklist_add,      P_SECURITY_BLOCKLIST,      CONTAIN | JSON,              "blocklist_add", BODY(blocklist_add_spec), RESP(201, "BlocklistEntry"), ERRORS("409")),
-	ROUTE("GET",    "/security/blocklist",             api_blocklist_list,     P_SECURITY_BLOCKLIST,      CONTAIN,                     "blocklist_list", QUERY(page_query), RESP(200, "BlocklistEntryPage")),
+	ROUTE("GET",    "/security/blocklist",             api_blocklist_list,     P_SECURITY_BLOCKLIST,      CONTAIN,                     "blocklist_list", QUERY(blocklist_list_query), RESP(200, "BlocklistEntryPage")),
 	ROUTE("DELETE", "/security/blocklist/:id",         api_blocklist_delete,   P_SECURITY_BLOCKLIST,      CONTAIN | JSON_OPT,          "blocklist_delete", BODY(blocklist_remove_spec), RESP(200, "BlocklistRemoved")),
 	ROUTE("POST",   "/security/users/:id/disable",     api_security_user_disable, P_SECURITY_USERS_DISABLE, CONTAIN | JSON,            "security_user_disable", BODY(security_user_contain_spec), RESP(200, "ContainedUser"), ERRORS("409")),
 	ROUTE("POST",   "/security/users/:id/enable",      api_security_user_enable, P_SECURITY_USERS_DISABLE, CONTAIN | JSON,             "security_user_enable", BODY(security_user_contain_spec), RESP(200, "ContainedUser"), ERRORS("409")),

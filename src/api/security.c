@@ -12,8 +12,11 @@
 #include "core/audit.h"
 #include "core/auth.h"
 #include "core/blocklist.h"
+#include "core/blocklist_nginx.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
+#include "lib/arena.h"
+#include "lib/buf.h"
 #include "lib/json.h"
 #include "lib/util.h"
 
@@ -179,8 +182,75 @@ void api_blocklist_add(struct req *r)
 	reply_json(r, 201, blocklist_row_json(&rows, 0));
 }
 
+/* ?format=json (the default) pages the entries; the other formats give the whole active list
+ * in a firewall's syntax (core/blocklist_nginx.h), for sysadmins who block upstream. */
+const struct field_spec blocklist_list_query[] = {
+    PAGE_QUERY,
+    {"format", FT_ENUM, 0, 0, 0, blocklist_format_names},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+/* The format asked for, or a 400 naming the choices (or refusing paging with a text format). */
+static bool blocklist_format_or_reply(struct req *r, enum blocklist_format *f)
+{
+	const char *s = req_query(r, "format");
+
+	*f = BF_JSON;
+	if (!s)
+		return true;
+	for (*f = BF_JSON; *f < BF__MAX && strcmp(s, blocklist_format_names[*f]) != 0; (*f)++)
+		;
+	if (*f == BF__MAX) {
+		reply_choice_error(r, "format", blocklist_format_names);
+		return false;
+	}
+	if (*f != BF_JSON && (req_query(r, "limit") || req_query(r, "cursor"))) {
+		reply_field_error(r, req_query(r, "limit") ? "limit" : "cursor",
+		    "only with format=json: the other formats hold the whole list");
+		return false;
+	}
+	return true;
+}
+
+static void reply_blocklist_text(struct req *r, enum blocklist_format f)
+{
+	struct db_rows rows;
+	const char **cidrs;
+	char now[32];
+	struct buf b;
+
+	if (db_query(r->db, r->arena,
+	        "SELECT cidr FROM ip_blocklist WHERE " BLOCKLIST_ACTIVE " ORDER BY cidr", NULL, 0,
+	        &rows) != 0) {
+		reply_db_error(r);
+		return;
+	}
+	if (!(cidrs = arena_calloc(r->arena, rows.nrows ? rows.nrows : 1, sizeof(*cidrs)))) {
+		reply_error(r, E_INTERNAL, "out of memory", NULL);
+		return;
+	}
+	for (size_t i = 0; i < rows.nrows; i++)
+		cidrs[i] = rows.val[i][0] ? rows.val[i][0] : "";
+	format_rfc3339(now_ms(), now);
+	buf_init(&b);
+	blocklist_firewall_render(f, cidrs, rows.nrows, now, &b);
+	if (buf_failed(&b))
+		reply_error(r, E_INTERNAL, "out of memory", NULL);
+	else
+		reply_raw(r, 200, "text/plain; charset=utf-8", b.data ? b.data : "", b.len);
+	buf_free(&b);
+}
+
 void api_blocklist_list(struct req *r)
 {
+	enum blocklist_format f;
+
+	if (!blocklist_format_or_reply(r, &f))
+		return;
+	if (f != BF_JSON) {
+		reply_blocklist_text(r, f);
+		return;
+	}
 	reply_id_list(r, "blocklist",
 	    "SELECT " BLOCKLIST_COLUMNS " FROM ip_blocklist WHERE " BLOCKLIST_ACTIVE
 	    " AND (? = 0 OR id < ?) ORDER BY id DESC LIMIT ?",

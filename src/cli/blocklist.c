@@ -143,14 +143,51 @@ static struct arena *blocklist_rows(struct opsctl *o, struct db_rows *rows)
 	return a;
 }
 
+/* --format: the list in a firewall's syntax, as GET /security/blocklist?format= gives it. */
+static int list_firewall(const struct db_rows *rows, enum blocklist_format f)
+{
+	const char **cidrs = calloc(rows->nrows ? rows->nrows : 1, sizeof(*cidrs));
+	char now[32];
+	struct buf b;
+
+	if (!cidrs) {
+		fprintf(stderr, "opsctl: out of memory\n");
+		return EXIT_FAILED;
+	}
+	for (size_t i = 0; i < rows->nrows; i++)
+		cidrs[i] = rows->val[i][BC_CIDR] ? rows->val[i][BC_CIDR] : "";
+	format_rfc3339(now_ms(), now);
+	buf_init(&b);
+	blocklist_firewall_render(f, cidrs, rows->nrows, now, &b);
+	fwrite(b.data ? b.data : "", 1, b.len, stdout);
+	buf_free(&b);
+	free(cidrs);
+	return EXIT_OK;
+}
+
 int cmd_blocklist_list(struct opsctl *o)
 {
+	const char *format = opt_value(o, "--format");
+	enum blocklist_format f = BF_JSON;
 	struct db_rows rows;
-	struct arena *a = blocklist_rows(o, &rows);
+	struct arena *a;
+	int rc;
 
-	if (!a)
+	while (format && f < BF__MAX && strcmp(format, blocklist_format_names[f]) != 0)
+		f++;
+	if (format && (f == BF__MAX || opt_flag(o, "--json"))) {
+		fprintf(stderr, "opsctl: --format must be json, plain, nft, iptables or ip6tables, "
+		                "without --json\n");
+		return EXIT_USAGE;
+	}
+	if (!(a = blocklist_rows(o, &rows)))
 		return EXIT_FAILED;
-	if (opt_flag(o, "--json")) {
+	if (format && f != BF_JSON) {
+		rc = list_firewall(&rows, f);
+		arena_free(a);
+		return rc;
+	}
+	if (opt_flag(o, "--json") || format) {
 		struct json_object *arr = json_object_new_array();
 
 		for (size_t i = 0; i < rows.nrows; i++)

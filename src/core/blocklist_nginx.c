@@ -157,3 +157,108 @@ void nginx_host_name(char *out, size_t out_len)
 			*c = '?';
 	str_copy(out, name, out_len);
 }
+
+/* ---- upstream firewalls ------------------------------------------------ */
+
+const char *const blocklist_format_names[] = {"json", "plain", "nft", "iptables", "ip6tables",
+    NULL};
+
+/* The entries of one family, normalised, comma-separated (nft) or one rule a line. */
+static size_t firewall_lines(struct buf *out, const char *const *cidrs, size_t n, int family,
+    const char *before, const char *after, const char *sep)
+{
+	size_t count = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct cidr c;
+		char norm[CIDR_STR_LEN];
+
+		if (cidr_parse(cidrs[i], &c) != CIDR_OK || (family && c.family != family))
+			continue;
+		cidr_format(&c, norm);
+		buf_printf(out, "%s%s%s%s", count && sep ? sep : "", before, norm, after);
+		count++;
+	}
+	return count;
+}
+
+static size_t family_count(const char *const *cidrs, size_t n, int family)
+{
+	size_t count = 0;
+	struct cidr c;
+
+	for (size_t i = 0; i < n; i++)
+		count += cidr_parse(cidrs[i], &c) == CIDR_OK && c.family == family;
+	return count;
+}
+
+/* nft: the whole table is replaced in one transaction ("table; delete table; table {…}" is
+ * nft's idiom for that); auto-merge accepts overlapping ranges (10.0.0.0/8 and 10.1.0.0/16). */
+static void render_nft(const char *const *cidrs, size_t n, const char *now, struct buf *out)
+{
+	static const struct {
+		const char *set, *type, *match;
+		int family;
+	} sets[] = {{"v4", "ipv4_addr", "ip saddr @v4 drop", 4},
+	    {"v6", "ipv6_addr", "ip6 saddr @v6 drop", 6}};
+
+	buf_printf(out,
+	    "# opsd blocklist: %zu IPv4 and %zu IPv6 ranges, generated at %s\n"
+	    "# (GET /security/blocklist?format=nft). Load with: nft -f FILE\n"
+	    "# It replaces the table inet opsd_blocklist, whose input chain drops these sources.\n"
+	    "table inet opsd_blocklist\n"
+	    "delete table inet opsd_blocklist\n"
+	    "table inet opsd_blocklist {\n",
+	    family_count(cidrs, n, 4), family_count(cidrs, n, 6), now);
+	for (size_t s = 0; s < countof(sets); s++) {
+		buf_printf(out, "\tset %s {\n\t\ttype %s\n\t\tflags interval\n\t\tauto-merge\n",
+		    sets[s].set, sets[s].type);
+		/* nft refuses "elements = { }": an empty set has no elements line. */
+		if (family_count(cidrs, n, sets[s].family)) {
+			buf_puts(out, "\t\telements = { ");
+			firewall_lines(out, cidrs, n, sets[s].family, "", "", ", ");
+			buf_puts(out, " }\n");
+		}
+		buf_puts(out, "\t}\n");
+	}
+	buf_printf(out,
+	    "\tchain input {\n\t\ttype filter hook input priority filter - 10; policy "
+	    "accept;\n\t\t%s\n\t\t%s\n\t}\n}\n",
+	    sets[0].match, sets[1].match);
+}
+
+/* iptables-restore --noflush: declaring an existing user chain flushes it, so loading the
+ * file again replaces the rules; the jump from INPUT is added once by hand. */
+static void render_iptables(const char *const *cidrs, size_t n, int family, const char *now,
+    struct buf *out)
+{
+	const char *tool = family == 4 ? "iptables" : "ip6tables";
+
+	buf_printf(out,
+	    "# opsd blocklist: %zu IPv%d ranges, generated at %s\n"
+	    "# (GET /security/blocklist?format=%s). Load with: %s-restore --noflush < FILE\n"
+	    "# It refills the chain OPSD-BLOCKLIST; send traffic through it once with:\n"
+	    "#   %s -I INPUT -j OPSD-BLOCKLIST\n"
+	    "*filter\n"
+	    ":OPSD-BLOCKLIST - [0:0]\n",
+	    family_count(cidrs, n, family), family, now, tool, tool, tool);
+	firewall_lines(out, cidrs, n, family, "-A OPSD-BLOCKLIST -s ", " -j DROP\n", NULL);
+	buf_puts(out, "COMMIT\n");
+}
+
+void blocklist_firewall_render(enum blocklist_format f, const char *const *cidrs, size_t n,
+    const char *now_rfc3339, struct buf *out)
+{
+	switch (f) {
+	case BF_NFT:
+		render_nft(cidrs, n, now_rfc3339, out);
+		break;
+	case BF_IPTABLES:
+	case BF_IP6TABLES:
+		render_iptables(cidrs, n, f == BF_IPTABLES ? 4 : 6, now_rfc3339, out);
+		break;
+	default:
+		firewall_lines(out, cidrs, n, 0, "", "\n", NULL);
+		break;
+	}
+}

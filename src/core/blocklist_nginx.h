@@ -1,6 +1,7 @@
 /* The blocklist outside opsd (README "Runbook 4"): nginx's include of deny lines, which each
  * host's nginx process (or `opsctl blocklist sync-nginx`) applies through nginx_apply_file,
- * the record of which host's nginx denies which entry, and each host's apply state. */
+ * the record of which host's nginx denies which entry, each host's apply state, and the active
+ * list in the syntax of upstream firewalls (GET /security/blocklist?format=…). */
 #ifndef OPSD_BLOCKLIST_NGINX_H
 #define OPSD_BLOCKLIST_NGINX_H
 
@@ -51,5 +52,29 @@ int nginx_host_report(struct db *d, const struct nginx_host_report *r);
 
 /* This host's name as nginx_apply_hosts knows it (gethostname, printable ASCII). */
 void nginx_host_name(char *out, size_t out_len);
+
+/* ---- upstream firewalls ------------------------------------------------ */
+
+enum blocklist_format {
+	BF_JSON, /* the API's pages */
+	BF_PLAIN,
+	BF_NFT,
+	BF_IPTABLES,
+	BF_IP6TABLES,
+	BF__MAX,
+};
+/* "json", "plain", "nft", "iptables", "ip6tables", NULL: the choices of ?format=. */
+extern const char *const blocklist_format_names[];
+
+/* The active list (cidrs: normalised CIDR texts, e.g. rows of the table) in a firewall's
+ * syntax, re-parsed so only valid ranges get out:
+ *   plain      one CIDR a line, nothing else;
+ *   nft        an `nft -f` script replacing table inet opsd_blocklist: sets v4 and v6
+ *              (interval, auto-merge) and an input chain dropping their sources;
+ *   iptables   an `iptables-restore --noflush` file refilling chain OPSD-BLOCKLIST with the
+ *              IPv4 ranges (ip6tables: the IPv6 ones, for ip6tables-restore).
+ * now_rfc3339 goes into the comment at the top (nft, iptables). */
+void blocklist_firewall_render(enum blocklist_format f, const char *const *cidrs, size_t n,
+    const char *now_rfc3339, struct buf *out);
 
 #endif

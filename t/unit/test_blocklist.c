@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/blocklist.h"
+#include "core/blocklist_nginx.h"
 #include "lib/buf.h"
 
 /* Parses s and checks the error and, when it parsed, the normalised text. */
@@ -172,6 +173,65 @@ static void test_nginx_line(void **state)
 	buf_free(&b);
 }
 
+/* The firewall formats of GET /security/blocklist?format=: only valid ranges get out,
+ * normalised, each family where its tool wants it. */
+static const char *const fw_list[] = {"203.0.113.0/24", "2001:db8::/32", "10.0.0.0/8",
+    "1.2.3.4; accept", "::ffff:198.51.100.0/120"};
+#define FW_NOW "2026-12-01T00:00:00.000Z"
+
+static const char *fw(enum blocklist_format f, const char *const *list, size_t n, struct buf *b)
+{
+	buf_reset(b);
+	blocklist_firewall_render(f, list, n, FW_NOW, b);
+	return buf_cstr(b);
+}
+
+static void test_firewall_formats(void **state)
+{
+	struct buf b;
+
+	(void)state;
+	buf_init(&b);
+	assert_string_equal(fw(BF_PLAIN, fw_list, 5, &b),
+	    "203.0.113.0/24\n2001:db8::/32\n10.0.0.0/8\n198.51.100.0/24\n");
+	assert_string_equal(fw(BF_PLAIN, fw_list, 0, &b), "");
+	assert_string_equal(fw(BF_IPTABLES, fw_list, 5, &b),
+	    "# opsd blocklist: 3 IPv4 ranges, generated at " FW_NOW "\n"
+	    "# (GET /security/blocklist?format=iptables). Load with: iptables-restore --noflush < "
+	    "FILE\n"
+	    "# It refills the chain OPSD-BLOCKLIST; send traffic through it once with:\n"
+	    "#   iptables -I INPUT -j OPSD-BLOCKLIST\n"
+	    "*filter\n"
+	    ":OPSD-BLOCKLIST - [0:0]\n"
+	    "-A OPSD-BLOCKLIST -s 203.0.113.0/24 -j DROP\n"
+	    "-A OPSD-BLOCKLIST -s 10.0.0.0/8 -j DROP\n"
+	    "-A OPSD-BLOCKLIST -s 198.51.100.0/24 -j DROP\n"
+	    "COMMIT\n");
+	assert_non_null(strstr(fw(BF_IP6TABLES, fw_list, 5, &b),
+	    ":OPSD-BLOCKLIST - [0:0]\n-A OPSD-BLOCKLIST -s 2001:db8::/32 -j DROP\nCOMMIT\n"));
+	assert_non_null(strstr(buf_cstr(&b), "ip6tables-restore --noflush"));
+	assert_string_equal(fw(BF_NFT, fw_list, 5, &b),
+	    "# opsd blocklist: 3 IPv4 and 1 IPv6 ranges, generated at " FW_NOW "\n"
+	    "# (GET /security/blocklist?format=nft). Load with: nft -f FILE\n"
+	    "# It replaces the table inet opsd_blocklist, whose input chain drops these sources.\n"
+	    "table inet opsd_blocklist\n"
+	    "delete table inet opsd_blocklist\n"
+	    "table inet opsd_blocklist {\n"
+	    "\tset v4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\tauto-merge\n"
+	    "\t\telements = { 203.0.113.0/24, 10.0.0.0/8, 198.51.100.0/24 }\n\t}\n"
+	    "\tset v6 {\n\t\ttype ipv6_addr\n\t\tflags interval\n\t\tauto-merge\n"
+	    "\t\telements = { 2001:db8::/32 }\n\t}\n"
+	    "\tchain input {\n"
+	    "\t\ttype filter hook input priority filter - 10; policy accept;\n"
+	    "\t\tip saddr @v4 drop\n\t\tip6 saddr @v6 drop\n\t}\n"
+	    "}\n");
+	/* an empty set has no elements line: nft refuses "elements = { }" */
+	assert_null(strstr(fw(BF_NFT, fw_list, 1, &b), "elements = { }"));
+	assert_null(strstr(buf_cstr(&b), "2001:db8"));
+	assert_non_null(strstr(buf_cstr(&b), "1 IPv4 and 0 IPv6 ranges"));
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -181,6 +241,7 @@ int main(void)
 	    cmocka_unit_test(test_contains),
 	    cmocka_unit_test(test_comment),
 	    cmocka_unit_test(test_nginx_line),
+	    cmocka_unit_test(test_firewall_formats),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
