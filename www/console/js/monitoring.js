@@ -194,6 +194,15 @@ export const RULES = [
 	{ alert: 'OpsdSecurityAction', severity: 'info', range: 10 * MIN, for: '0m', limits: [0], threshold: '> 0 of an action',
 		what: 'sessions flushed, blocklist changed, tokens revoked, accounts disabled or enabled',
 		eval: (w, [l]) => byLabel(auditIncrease(w, SECURITY_ACTIONS), count, (v) => v > l) },
+	{ alert: 'OpsdNginxApplyFailing', severity: 'warning', range: 0, for: '1m', limits: [60], threshold: '> 60 s',
+		what: 'seconds since this host\'s nginx was last found running the current include (the blocklist), by include',
+		eval: (w, [l]) => {
+			const m = new Map();
+			for (const s of w.b.series) {
+				if (s.name === 'opsd_nginx_apply_last_success_timestamp_seconds') m.set(s.labels.file || '', w.b.t / 1000 - s.value);
+			}
+			return byLabel(m, (v) => `${count(v)} s`, (v) => v > l, false);
+		} },
 	{ alert: 'OpsdMigrationFailed', severity: 'warning', range: 10 * MIN, for: '0m', limits: [0], threshold: '> 0',
 		what: 'tenant migrations that ended failed',
 		eval: (w, [l]) => counted(w.inc('opsd_migrations_total', (x) => x.status === 'failed'), l) },
