@@ -5,7 +5,8 @@
 # per-user bucket, and anonymous calls from 127.0.0.9 run out the per-address
 # one. Then a security_admin, in chromium, does the whole runbook: sees both
 # addresses with their 429s (audit log) and the counters (GET /metrics),
-# blocks 127.0.0.7 with an expiry from its row, gets a malformed address, host
+# blocks 127.0.0.7 with an expiry from its row and sees nginx apply it (the
+# row's nginx column turns to applied by itself), gets a malformed address, host
 # bits and a past expiry refused next to their fields, blocks a range and
 # lifts it with a typed reason, flushes a colleague's sessions (the
 # colleague's session in another browser profile answers 401), revokes the
@@ -124,7 +125,7 @@ is scalar(@bl), 1, 'no bad input wrote an entry' or diag explain \@bl;
 check_error(http(GET => '/auth/me', agent => agent_from($SUSPECT_ADDR)), 403, 'forbidden', "$SUSPECT_ADDR is refused by nginx");
 my ($applied) = grep { $_->{cidr} eq "$SUSPECT_ADDR/32" } items(http(GET => '/security/blocklist', session => admin_session(fresh => 1)));
 is_deeply [@{ ($applied // {})->{nginx} // {} }{qw(applied hosts hostsApplied)}], [JSON::PP::true, 1, 1],
-    '  and GET /security/blocklist says nginx has applied it';
+    '  and GET /security/blocklist says nginx has applied it, as the screen showed';
 
 # the audit log: each action by the security admin, with the reason typed
 my $sec_hex = uuid_hex($sec->{id});

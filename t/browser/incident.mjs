@@ -10,6 +10,7 @@
 //   CONSOLE_ORGA_NAME, CONSOLE_ORGC_NAME   the suspect's org (held), an org flushed with its tokens
 //   CONSOLE_LEAK_TOKEN_ID                  the id of an API token to revoke by id
 //   CONSOLE_OTHER_CIDR                     a range blocked, then lifted
+// The blocked address's row turns to "applied" in the nginx column without a reload.
 // At the end the security_admin reads the rate limits in force and tightens
 // opsd's per-user limit to 6 a minute (t/69-console-incident.t then checks a
 // user's burst through the API).
@@ -98,6 +99,14 @@ await run(async () => {
 	await page.locator('#list-blocklist tr', { hasText: `${addr}/32` }).waitFor().catch(() => {});
 	const brow = await page.locator('#list-blocklist tr', { hasText: `${addr}/32` }).first().innerText().catch(() => '');
 	check('the blocklist shows the entry with its reason and expiry', /INC-42 credential stuffing/.test(brow) && !/never/.test(brow), brow);
+	// nginx's copy: the screen reads the pending entry again by itself until nginx has it
+	const ncell = page.locator('#list-blocklist tr', { hasText: `${addr}/32` }).first().locator('.nginx-state');
+	const t0 = Date.now();
+	await ncell.filter({ hasText: /^applied$/ }).waitFor({ timeout: 15000 }).catch(() => {});
+	const nstate = await ncell.innerText().catch(() => '');
+	const took = (Date.now() - t0) / 1000;
+	check(`its nginx column turns to applied by itself within seconds (${took.toFixed(1)} s)`, nstate === 'applied' && took < 15, nstate);
+	check('  and says since when on hover', /nginx denies it on every host since/.test((await ncell.getAttribute('title').catch(() => '')) || ''));
 
 	// bad input, next to its field
 	const bad = async (cidr, expires, fieldName, re, name) => {

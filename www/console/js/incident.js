@@ -7,7 +7,8 @@
 // - system.status: the 429 counters of GET /metrics
 //   (opsd_rate_limited_total by layer and route, parsed by prom.js);
 // - security.blocklist: block an address or range with a reason and an
-//   expiry, the active entries paged, Remove with a typed reason;
+//   expiry, the active entries paged with whether nginx has applied each
+//   (followed until it has), Remove with a typed reason;
 // - compliance.read: find an account or an org by email or name
 //   (POST /compliance/subjects/search: the terms travel in the body, never
 //   in a URL), or Select an account among the rate-limited sources;
@@ -246,6 +247,47 @@ function blocklistPanel(ctx) {
 		h('button', { type: 'submit' }, 'Block'),
 		formStatus());
 	const listStatus = h('div', { id: 'blocklist-status' }, formStatus());
+	// nginx's copy of each entry: every host's nginx process applies it within seconds; the
+	// cells of pending entries are read again every 2 s and updated in place
+	const nginxCells = new Map();
+	let follow = null;
+	const pending = (e) => !!e.nginx && !e.nginx.applied && e.nginx.hosts > 0;
+	const nginxText = (cell, e) => {
+		const n = e.nginx || { hosts: 0 };
+		const [word, title] = n.applied
+			? ['applied', `nginx denies it on every host since ${new Date(n.appliedAt).toLocaleString()} (${n.appliedAt} UTC)`]
+			: n.hosts > 0
+				? ['pending', `nginx has it on ${n.hostsApplied} of ${n.hosts} host${n.hosts === 1 ? '' : 's'}; opsd refuses it already`]
+				: ['by hand', 'no host applies the list to nginx by itself (OPSD_NGINX_APPLY): opsctl blocklist sync-nginx on the host'];
+		cell.textContent = word;
+		cell.title = title;
+		cell.className = `nginx-state nginx-${word.replace(' ', '-')}`;
+		return cell;
+	};
+	const nginxCell = (e) => {
+		const cell = nginxText(h('span'), e);
+		nginxCells.set(e.id, { cell, e });
+		return cell;
+	};
+	const followNginx = () => {
+		if (follow || ![...nginxCells.values()].some((c) => pending(c.e))) return;
+		const until = Date.now() + 120000;
+		const tick = async () => {
+			follow = null;
+			if (!list.section.isConnected || Date.now() > until) return;
+			try {
+				const r = await ctx.call('GET', '/security/blocklist', { query: { limit: 500 } });
+				for (const e of r.items || []) {
+					const c = nginxCells.get(e.id);
+					if (c) nginxText(c.cell, (c.e = e));
+				}
+			} catch {
+				// the next tick asks again
+			}
+			if (!follow && [...nginxCells.values()].some((c) => pending(c.e))) follow = setTimeout(tick, 2000);
+		};
+		follow = setTimeout(tick, 1000);
+	};
 	const list = pagedList(ctx, { id: 'blocklist', path: '/security/blocklist', title: 'Blocked addresses', more: 'Next entries',
 		empty: 'No address is blocked.' }, [
 		{ head: 'Address or range', cell: (e) => h('code', { class: 'nowrap' }, e.cidr) },
@@ -253,6 +295,7 @@ function blocklistPanel(ctx) {
 		{ head: 'Expires', cell: (e) => (e.expiresAt ? time(e.expiresAt) : 'never') },
 		{ head: 'Added', cell: (e) => time(e.createdAt) },
 		{ head: 'By', cell: (e) => e.createdByLabel || '' },
+		{ head: 'nginx', cell: nginxCell },
 		{ head: 'Action', cell: (e) => h('button', { type: 'button', class: 'danger small', 'aria-label': `Remove the block on ${e.cidr}`,
 			onclick: () => remove(e) }, 'Remove…') },
 	]);
@@ -260,8 +303,10 @@ function blocklistPanel(ctx) {
 	const listHeading = list.section.querySelector('h2');
 	listHeading.setAttribute('tabindex', '-1');
 	const reload = async () => {
+		nginxCells.clear();
 		try {
 			await list.reload();
+			followNginx();
 		} catch (err) {
 			showError(listStatus, err);
 		}
@@ -269,11 +314,12 @@ function blocklistPanel(ctx) {
 	const remove = async (e) => {
 		clearErrors(listStatus);
 		const reason = await confirmReason({ title: `Lift the block on ${e.cidr}?`,
-			text: 'opsd lets the address in again at once; nginx refuses it until opsctl blocklist sync-nginx runs on the host.',
+			text: 'opsd lets the address in again at once, nginx within seconds (on a host that does not apply the list by itself: after opsctl blocklist sync-nginx).',
 			action: 'Remove block' });
 		if (!reason) return;
 		try {
 			await ctx.call('DELETE', `/security/blocklist/${encodeURIComponent(e.id)}`, { body: { reason } });
+			nginxCells.clear();
 			await list.reload();
 			showOk(listStatus, `Lifted the block on ${e.cidr}.`);
 			listHeading.focus(); // the row pressed is gone
@@ -296,8 +342,8 @@ function blocklistPanel(ctx) {
 			const r = await ctx.call('POST', '/security/blocklist', { body });
 			form.reset();
 			await reload();
-			showOk(form, `Blocked ${r.cidr}${r.expiresAt ? ` until ${new Date(r.expiresAt).toLocaleString()} (${r.expiresAt} UTC)` : ', with no expiry'}: opsd refuses it at once; `
-				+ 'run opsctl blocklist sync-nginx on the host for nginx.');
+			showOk(form, `Blocked ${r.cidr}${r.expiresAt ? ` until ${new Date(r.expiresAt).toLocaleString()} (${r.expiresAt} UTC)` : ', with no expiry'}: opsd refuses it at once, `
+				+ 'nginx within seconds (the nginx column says when).');
 		} catch (err) {
 			showError(form, err);
 		}
