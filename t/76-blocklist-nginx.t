@@ -227,6 +227,21 @@ my %id;
 		is $rc, 0, "opsctl blocklist list --format $f exits 0" or diag $err;
 		my $strip = sub ($s) { join "\n", sort grep { !/^#/ } split /\n/, $s };
 		is $strip->($out), $strip->($t->{body}), '  the same lines as the API (comments aside)';
+		# the tools themselves check it where they are installed (a dry run: nothing loaded)
+		my %check = (nft => ['nft', '-c', '-f'], iptables => ['iptables-restore', '--test', '--noflush'],
+		    ip6tables => ['ip6tables-restore', '--test', '--noflush']);
+		my $argv = $check{$f};
+		my ($dir) = grep { $argv && -x "$_/$argv->[0]" } qw(/usr/sbin /sbin /usr/bin);
+		SKIP: {
+			skip "$f: " . ($argv ? "no $argv->[0] here" : 'no tool to check it'), 1 unless $dir;
+			my $file = stack()->{tmp} . "/blocklist.$f";
+			open my $fh, '>', $file or die "$file: $!";
+			print {$fh} $t->{body};
+			close $fh;
+			my $c = run_cmd(cmd => ["$dir/$argv->[0]", @$argv[1 .. $#$argv], $f eq 'nft' ? ($file) : ()],
+			    stdin_file => $file, timeout => 30, tag => "check-$f");
+			is $c->{rc}, 0, "  @{ $check{$f} } accepts it" or diag "$c->{out}$c->{err}";
+		}
 	}
 	check_error(http(GET => '/security/blocklist?format=csv', session => $admin), 400, 'validation_failed', 'format=csv');
 	my $bad = http(GET => '/security/blocklist?format=csv', session => $admin);
