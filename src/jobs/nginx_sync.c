@@ -13,11 +13,13 @@
 #include <string.h>
 
 #include "core/blocklist_nginx.h"
+#include "core/rate_limits.h"
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/nginx_apply.h"
 #include "infra/scoreboard.h"
 #include "jobs/jobs.h"
+#include "lib/arena.h"
 #include "lib/buf.h"
 #include "lib/crypto.h"
 #include "lib/log.h"
@@ -78,12 +80,56 @@ static void blocklist_release(struct rendered *r)
 	blocklist_render_free(r->ctx);
 }
 
-/* One row per file opsd generates for nginx. nginx's limits (opsd-limits.conf, rendered by
- * rate_limits_nginx_conf from the values in force) would be one more row: render from
- * rate_limits_load, applied() recording its generation with rate_limits_nginx_applied. */
+/* ---- nginx's rate limits ------------------------------------------------ */
+
+/* The values in force (configuration, or set at run time: README "Runbook 4", step 2) as
+ * nginx's limits include, the file script/render-nginx renders from the configuration at
+ * start: so a value set at run time is back in nginx within a second of a start too. The
+ * text names the generation of nginx's values, which applied() records. */
+struct limits_render {
+	struct buf text;
+	uint64_t generation;
+};
+
+static const struct opsd_config *limits_cfg; /* the process's configuration */
+static struct limits_render limits_now;
+
+static int limits_render(struct db *d, struct rendered *r)
+{
+	struct arena *a = arena_new(16 * 1024);
+	struct rate_limits rl;
+	int rc = -1;
+
+	buf_init(&limits_now.text);
+	if (a && rate_limits_load(d, limits_cfg, a, &rl) == 0 &&
+	    rate_limits_nginx_conf(&rl, &limits_now.text) && !buf_failed(&limits_now.text)) {
+		limits_now.generation = rl.nginx_generation;
+		*r = (struct rendered){&limits_now.text, NULL, &limits_now};
+		rc = 0;
+	}
+	arena_free(a);
+	if (rc != 0)
+		buf_free(&limits_now.text);
+	return rc;
+}
+
+static int limits_applied(struct db *d, const char *host, void *ctx)
+{
+	(void)host;
+	return rate_limits_nginx_applied(d, ((const struct limits_render *)ctx)->generation);
+}
+
+static void limits_release(struct rendered *r)
+{
+	buf_free(&((struct limits_render *)r->ctx)->text);
+}
+
+/* One row per file opsd generates for nginx. */
 static const struct include includes[] = {
     {"blocklist", "opsd-blocklist.conf", blocklist_render, blocklist_applied, blocklist_release,
         offsetof(struct scoreboard, blocklist_generation)},
+    {"rate_limits", "opsd-limits.conf", limits_render, limits_applied, limits_release,
+        offsetof(struct scoreboard, rate_limits_generation)},
 };
 
 _Static_assert(countof(includes) <= SB_NGINX_FILES, "the scoreboard has room for each include");
@@ -217,6 +263,7 @@ static void sync_init(struct sync *s, const struct opsd_config *cfg, struct scor
 {
 	memset(s, 0, sizeof(*s));
 	s->cfg = cfg;
+	limits_cfg = cfg;
 	s->sb = sb;
 	nginx_target_from_config(cfg, &s->target);
 	nginx_host_name(s->host, sizeof(s->host));
