@@ -691,6 +691,23 @@ void config_free(struct opsd_config *c)
 	}
 }
 
+void config_forget_secrets(struct opsd_config *c, const char *const *keep)
+{
+	for (size_t i = 0; i < NVARS; i++) {
+		if (vars[i].kind != K_STRING || !vars[i].secret)
+			continue;
+		bool kept = false;
+		for (const char *const *k = keep; *k != NULL; k++)
+			kept = kept || strcmp(*k, vars[i].name) == 0;
+		char **field = (char **)(void *)((char *)c + vars[i].off);
+		if (kept || *field == NULL)
+			continue;
+		memset(*field, 0, strlen(*field));
+		free(*field);
+		*field = NULL;
+	}
+}
+
 /* The env file's pairs, looked up before the environment (the file wins). */
 struct pairs {
 	char **kv; /* key, value, key, value, ... */

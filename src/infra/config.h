@@ -109,6 +109,9 @@ typedef void (*config_report_fn)(bool is_error, const char *line, void *ctx);
  * counted. On errors c is still fully initialised and must be freed. */
 int config_load(struct opsd_config *c, config_report_fn report, void *ctx);
 void config_free(struct opsd_config *c);
+/* Wipes and frees every secret of c but those named in keep (variable names,
+ * NULL-terminated): for a process that needs only some of them. */
+void config_forget_secrets(struct opsd_config *c, const char *const *keep);
 
 /* The same, with an explicit lookup instead of getenv (used by the unit
  * tests and by config_load itself). */

@@ -30,6 +30,7 @@ void nginx_target_from_config(const struct opsd_config *cfg, struct nginx_target
 		str_copy(t->pid_file, cfg->nginx_pid_file, sizeof(t->pid_file));
 	else
 		snprintf(t->pid_file, sizeof(t->pid_file), "%s/run/nginx.pid", var);
+	t->bin[0] = '\0'; /* the system's nginx */
 }
 
 const char *nginx_apply_name(enum nginx_apply r)
@@ -152,9 +153,15 @@ static void first_error_line(const char *out, char *line, size_t line_len)
 	snprintf(line, line_len, "%.*s", (int)n, p);
 }
 
+/* Where nginx may be: the system's directories, in PATH's usual order. */
+static const char *const nginx_bins[] = {"/usr/local/sbin/nginx", "/usr/local/bin/nginx",
+    "/usr/sbin/nginx", "/usr/bin/nginx", "/sbin/nginx", "/bin/nginx"};
+
 /* Runs `nginx -t -q -c conf -p prefix` with PATH as its only environment (opsd's holds
- * secrets). 0 when it passes; otherwise -1 with nginx's error line in why. */
-static int nginx_test(const char *conf, const char *prefix, char *why, size_t why_len)
+ * secrets) and no file descriptor of ours but its stderr pipe. 0 when it passes; otherwise
+ * -1 with nginx's error line in why. */
+static int nginx_test(const char *bin, const char *conf, const char *prefix, char *why,
+    size_t why_len)
 {
 	static char path_env[] =
 	    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -182,9 +189,15 @@ static int nginx_test(const char *conf, const char *prefix, char *why, size_t wh
 		dup2(null, 0);
 		dup2(null, 1);
 		dup2(pipefd[1], 2);
-		/* execvpe searches the caller's PATH; nginx gets envp. */
-		execvpe("nginx", argv, envp);
-		execve("/usr/sbin/nginx", argv, envp);
+		/* nothing else of this process (the database connection, …) reaches nginx */
+		close_range(3, ~0U, 0);
+		/* only the system's own directories, never the caller's PATH: this process may be
+		 * root, and a PATH it inherited may hold a directory others can write */
+		if (bin[0] != '\0')
+			execve(bin, argv, envp);
+		else
+			for (size_t i = 0; i < countof(nginx_bins); i++)
+				execve(nginx_bins[i], argv, envp);
 		fprintf(stderr, "nginx: [emerg] cannot execute nginx: %s\n", strerror(errno));
 		_exit(127);
 	}
@@ -286,7 +299,7 @@ enum nginx_apply nginx_apply_file(const struct nginx_target *t, const char *name
 		rc = NGINX_APPLY_FAILED;
 		goto out;
 	}
-	if (nginx_test(conf, prefix, why, sizeof(why)) != 0) {
+	if (nginx_test(t->bin, conf, prefix, why, sizeof(why)) != 0) {
 		/* Put back what nginx is running with. */
 		if (changed && (missing ? unlink(path) : write_atomically(path, old, old_len)) != 0)
 			snprintf(msg, msg_len, "nginx -t failed: %s; could not restore %s: %s", why,

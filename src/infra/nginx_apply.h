@@ -20,6 +20,8 @@ struct opsd_config;
 struct nginx_target {
 	char conf[PATH_MAX];
 	char pid_file[PATH_MAX];
+	char bin[PATH_MAX]; /* nginx's program; "" (the default): the first found in the system's
+	                       directories, never the caller's PATH */
 };
 
 /* OPSD_NGINX_CONF and OPSD_NGINX_PID_FILE, by default $OPSD_VAR/nginx/nginx.conf and

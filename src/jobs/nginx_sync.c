@@ -304,7 +304,8 @@ int nginx_sync_main(const struct opsd_config *cfg, struct scoreboard *sb, int sl
 			if (now < st->next_mono && changes_of(&s, &includes[i]) == st->changes_seen)
 				continue;
 			st->next_mono = now + PASS_MS;
-			if (!db && !(db = db_open(cfg->db_uri, err, sizeof(err)))) {
+			if (!db && !(db = db_open_rotating(cfg->db_uri, cfg->db_uri_previous, err,
+			                 sizeof(err)))) {
 				log_msg(LL_WARN, "db_connect_failed", "%s", err);
 				break;
 			}

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -231,6 +232,15 @@ static void child_run(struct master *m, enum sb_kind kind, int slot)
 	if (kind != SB_NGINX)
 		drop_privileges(m);
 	if (kind == SB_NGINX) {
+		/* It stays root: it keeps only the database's credentials it reads the
+		 * lists with, and leaves no core dump (the others are still in memory
+		 * the kernel would write out). */
+		static const char *const keep[] = {"OPSD_DB_URI", "OPSD_DB_URI_PREVIOUS", NULL};
+		struct rlimit no_core = {0, 0};
+
+		config_forget_secrets(m->cfg, keep);
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+		setrlimit(RLIMIT_CORE, &no_core);
 		close(m->listen_fd);
 		proctitle_set("opsd: nginx");
 		rc = nginx_sync_main(m->cfg, m->sb, slot);

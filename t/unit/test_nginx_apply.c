@@ -17,7 +17,8 @@
 
 #include "infra/nginx_apply.h"
 
-/* nginx_apply_file against a fake nginx: a script first in PATH whose -t fails when the
+/* nginx_apply_file against a fake nginx: a script (named as the target's program; PATH,
+ * which holds an nginx that always fails, is never searched) whose -t fails when the
  * include holds "BAD", and a child process named nginx that reports each SIGHUP. */
 static char dir[64], conf[128], pidfile[128], inc[128];
 static int hup_pipe[2];
@@ -88,7 +89,13 @@ static int setup(void **state)
 	    "fi\n"
 	    "exit 0\n",
 	    0755);
-	snprintf(path, sizeof(path), "%s:%s", bin, getenv("PATH") ? getenv("PATH") : "/usr/bin");
+	/* a decoy first in PATH: found there, every test would fail */
+	snprintf(path, sizeof(path), "%s/decoy", dir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/decoy/nginx", dir);
+	spit(path, "#!/bin/sh\necho 'nginx: [emerg] the decoy in PATH ran' >&2\nexit 1\n", 0755);
+	snprintf(path, sizeof(path), "%s/decoy:%s", dir,
+	    getenv("PATH") ? getenv("PATH") : "/usr/bin");
 	setenv("PATH", path, 1);
 	setenv("OPSD_DB_URI", "mysql://u:secret@h/db", 1);
 	if (pipe(hup_pipe) != 0)
@@ -115,6 +122,7 @@ static struct nginx_target target(const char *c, const char *p)
 
 	snprintf(t.conf, sizeof(t.conf), "%s", c);
 	snprintf(t.pid_file, sizeof(t.pid_file), "%s", p);
+	snprintf(t.bin, sizeof(t.bin), "%s/bin/nginx", dir);
 	return t;
 }
 
