@@ -178,13 +178,20 @@ int cmd_tokens_list(struct opsctl *o)
 		for (size_t i = 0; i < rows.nrows; i++) {
 			struct json_object *t = live_token_json(&rows, i);
 			const char *exp = doc_str(t, "expiresAt"), *used = doc_str(t, "lastUsedAt");
-			const char *org = doc_str(t, "orgId");
+			const char *org = doc_str(t, "orgId"), *name = doc_str(t, "name");
+			char shown[256];
 
 			never += exp == NULL;
+			/* the name is its owner's text: no control character reaches the terminal
+			 */
+			str_copy(shown, name ? name : "", sizeof(shown));
+			for (char *c = shown; *c; c++)
+				if ((unsigned char)*c < 0x20 || *c == 0x7f)
+					*c = '?';
 			if (!json)
 				printf("%-36s  %-36s  %-36s  %-24s  %-24s  %s\n", doc_str(t, "id"),
 				    doc_str(t, "userId"), org ? org : "-", exp ? exp : "never",
-				    used ? used : "never", doc_str(t, "name"));
+				    used ? used : "never", shown);
 			str_copy(before, doc_str(t, "id"), sizeof(before));
 			if (json)
 				json_object_array_add(items, t);
