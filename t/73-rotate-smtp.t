@@ -13,7 +13,11 @@
 #      back to the queue, due at once, and its successor sends it;
 #   D. outside a rotation an AUTH refusal still fails at once (runbook 5), a
 #      reload that leaves the SMTP settings alone does not retry it, one that
-#      changes them does.
+#      changes them does;
+#   E. after that rotation the jobs process crashes (kill -9) and the master
+#      starts another with the same settings: a message refused at AUTH under
+#      the new settings is not queued again (only failures from while the
+#      replaced settings were in force are), until a reload changes them.
 # Every message queued before, during and after is delivered exactly once,
 # none ends failed, no request of the loop failed, no password in log/.
 use v5.36;
@@ -24,7 +28,7 @@ use Time::HiRes qw(time sleep);
 use OpsdTest;
 
 my $TAG = run_tag();
-my @PW = map { sensitive("SMTP password $_", "Smtp-$_-$TAG-" . int(rand 1e9)) } 1 .. 5;
+my @PW = map { sensitive("SMTP password $_", "Smtp-$_-$TAG-" . int(rand 1e9)) } 1 .. 6;
 my $USER = 'opsd-mailer';
 my $ca = make_test_ca();
 my $authf = email_tmp_dir() . "/credentials-$TAG";
@@ -133,6 +137,31 @@ my $d_msg;
 	is outbox_row($d_msg->{id})->{status}, 'failed', 'D: the message stays failed';
 	ok reload_opsd(by => sub { sh($SET_PASS, $PW[4]) }), 'D: SMTP_PASS changed and reloaded';
 	ok wait_until(20, sub { (outbox_row($d_msg->{id}) // {})->{status} eq 'sent' }, 0.2), 'D: now it is sent';
+}
+
+# ---- E. a jobs process started again after the rotation re-queues nothing new
+{
+	my $retries = () = audit_rows('email.retry_requested');
+	my $t = time;
+	peer_accepts($PW[5]);
+	ok wait_until(20, sub { failed_at_auth_since($t) >= 1 }, 0.2), 'E: the relay refuses the password of the last reload: failed at AUTH';
+	my ($e_msg) = failed_at_auth_since($t);
+	my $jobs = jobs_pid();
+	kill 'KILL', $jobs;
+	my $new = wait_until(10, sub { my $j = jobs_pid(); $j && $j != $jobs ? $j : undef });
+	ok $new, 'E: the master starts another jobs process after kill -9';
+	# A crashed sender's claims come back after their 30-minute lease: now.
+	mysql("UPDATE email_outbox SET claimed_until = NOW(3) WHERE status = 'sending' AND claimed_by LIKE '%:$jobs'");
+	# Its outbox job re-queues before it claims: a message it failed is proof it ran.
+	my $since = time;
+	ok wait_until(20, sub { grep { ($_->{last_error} // '') =~ /^auth:/ }
+	    outbox_rows("status = 'failed' AND updated_at > FROM_UNIXTIME($since)") }, 0.2),
+	    'E: the new jobs process has run (it failed a message at AUTH too)';
+	my $row = outbox_row($e_msg->{id});
+	is "$row->{status}/$row->{attempts}", "failed/$e_msg->{attempts}", 'E: the message refused under the new settings stays failed, no attempt since';
+	is scalar(() = audit_rows('email.retry_requested')), $retries, 'E: no email.retry_requested since the rotation';
+	ok reload_opsd(by => sub { sh($SET_PASS, $PW[5]) }), 'E: SMTP_PASS changed and reloaded';
+	ok wait_until(20, sub { (outbox_row($e_msg->{id}) // {})->{status} eq 'sent' }, 0.2), 'E: now it is sent';
 }
 
 sleep 1;

@@ -455,9 +455,13 @@ static int release_fn(struct db *d, void *arg)
 	return 0;
 }
 
+/* At most this many re-queued per transaction (and per run of the outbox
+ * job: the jobs loop runs it again while a batch comes back full). */
+#define REQUEUE_BATCH 1000
+
 struct requeue_tx {
 	struct arena *a;
-	long long since_ms;
+	long long from_ms, until_ms; /* the replaced settings' time in force */
 	size_t n;
 };
 
@@ -467,14 +471,14 @@ struct requeue_tx {
 static int requeue_fn(struct db *d, void *arg)
 {
 	struct requeue_tx *x = arg;
-	struct db_param since[] = {DBP_I64(x->since_ms)};
+	struct db_param q[] = {DBP_I64(x->from_ms), DBP_I64(x->until_ms), DBP_I64(REQUEUE_BATCH)};
 	struct db_rows rows;
 
 	if (db_query(d, x->a,
 	        "SELECT id, request_id FROM email_outbox WHERE status = 'failed'"
 	        " AND last_error LIKE 'auth:%' AND updated_at >= FROM_UNIXTIME(? / 1000)"
-	        " ORDER BY id LIMIT 1000 FOR UPDATE",
-	        since, 1, &rows) != 0)
+	        " AND updated_at < FROM_UNIXTIME(? / 1000) ORDER BY id LIMIT ? FOR UPDATE",
+	        q, countof(q), &rows) != 0)
 		return -1;
 	for (size_t i = 0; i < rows.nrows; i++) {
 		struct db_param p[] = {DBP_BLOB(rows.val[i][0], rows.len[i][0])};
@@ -500,37 +504,48 @@ static int requeue_fn(struct db *d, void *arg)
 	return 0;
 }
 
-/* Once per jobs process, when a reload changed the SMTP settings. */
+/* After a reload that changed the SMTP settings: one batch a run until a
+ * batch comes back short (then nothing more in this jobs process); 1 while
+ * there may be more. Only failures from [smtp_replaced_since_ms,
+ * smtp_since_ms), the replaced settings' time in force: the master keeps
+ * both in its configuration, so every jobs process it starts with these
+ * settings (one that crashed and was started again too) has the same
+ * window, and a message queued again leaves it (its updated_at moves past
+ * the end). A restarted jobs process re-queues nothing twice, and nothing
+ * that failed at AUTH under the new settings. The ends are this host's
+ * clock, updated_at the database's: hosts and database are assumed to
+ * agree to well under a second (NTP). */
 static int requeue_auth_failures(struct db *d, const struct opsd_config *cfg, struct arena *a)
 {
 	static bool done;
-	struct requeue_tx x = {a, cfg->smtp_replaced_since_ms, 0};
+	struct requeue_tx x = {a, cfg->smtp_replaced_since_ms, cfg->smtp_since_ms, 0};
 
-	if (done || cfg->smtp_replaced_since_ms <= 0)
+	if (done || x.from_ms <= 0)
 		return 0;
 	if (db_tx(d, requeue_fn, &x) != 0)
 		return -1;
-	done = true;
+	done = x.n < REQUEUE_BATCH;
 	if (x.n > 0)
 		log_msg(LL_INFO, "email_requeued",
 		    "%zu message(s) that failed at AUTH under the previous SMTP settings queued "
 		    "again",
 		    x.n);
-	return 0;
+	return done ? 0 : 1;
 }
 
 int mail_deliver_due(struct db *d, const struct opsd_config *cfg)
 {
 	struct claim_tx x = {.a = arena_new(64 * 1024)};
 	char holder[128], host[64] = "";
-	int rc = -1;
+	int rc = -1, more;
 
 	if (!x.a)
 		return -1;
 	gethostname(host, sizeof(host) - 1);
 	snprintf(holder, sizeof(holder), "%s:%d", host, (int)getpid());
 	x.holder = holder;
-	if (requeue_auth_failures(d, cfg, x.a) != 0 || db_tx(d, claim_fn, &x) != 0)
+	more = requeue_auth_failures(d, cfg, x.a);
+	if (more < 0 || db_tx(d, claim_fn, &x) != 0)
 		goto out;
 	for (size_t i = 0; i < x.rows.nrows; i++) {
 		if (leaving()) {
@@ -542,7 +557,7 @@ int mail_deliver_due(struct db *d, const struct opsd_config *cfg)
 		}
 		deliver_one(d, cfg, holder, &x.rows, i);
 	}
-	rc = 0;
+	rc = more;
 out:
 	arena_free(x.a);
 	return rc;

@@ -90,7 +90,9 @@ void mail_smtp_settings(const struct opsd_config *cfg, struct smtp_settings *s);
 
 /* The jobs process's outbox job: claims due messages (FOR UPDATE SKIP
  * LOCKED, so several hosts never send one twice), sends them, records each
- * outcome with its audit event. 0 or -1. */
+ * outcome with its audit event. After a reload that changed the SMTP
+ * settings it first queues again, a batch a run, what failed at AUTH under
+ * the replaced ones. 0, 1 while such a batch came back full, or -1. */
 int mail_deliver_due(struct db *d, const struct opsd_config *cfg);
 
 /* The jobs process's stop flag, read by the delivery job (README "Runbook 7",
