@@ -58,11 +58,11 @@ ok length $org_a, 'the org\'s target is sealed (under A)';
 # ============================================================ B current, A previous; rotate; A gone — under load
 {
 	my $load = load_start($admin, $d, clients => 3);
-	sleep 1.5;
+	ok wait_until(60, sub { load_each_after($load, 0) >= 3 }), 'three clients read and write the org\'s contacts';
 	env_file_set(OPSD_DATA_KEY => $B, OPSD_DATA_KEY_PREVIOUS => $A);
-	ok sighup_reload($WORKERS), 'SIGHUP with B current and A previous: every worker is new';
+	# the jobs process too: one left from before would sign anchors under A alone
+	ok reload_opsd(workers => $WORKERS), 'SIGHUP with B current and A previous: every worker and the jobs process are new';
 	my $t1 = time;
-	sleep 1;
 	status_is contact_status(), 200, 'the dedicated org is served (its target opens under A)';
 	verify_ok('B current, A previous');
 
@@ -98,9 +98,10 @@ ok length $org_a, 'the org\'s target is sealed (under A)';
 	    '  and finds nothing left to do' or diag $out;
 
 	env_file_set(OPSD_DATA_KEY_PREVIOUS => undef);
-	ok sighup_reload($WORKERS), 'SIGHUP without A: every worker is new';
+	ok reload_opsd(workers => $WORKERS), 'SIGHUP without A: every worker and the jobs process are new';
 	my $t3 = time;
-	sleep 1.5;
+	# as long as the clients need (the counts are checked below): they still run
+	wait_until(90, sub { load_after($load, $t1) >= 30 && load_after($load, $t2) >= 20 && load_after($load, $t3) >= 10 }, 0.2);
 	my $l = load_stop($load);
 	is scalar(@{ $l->{failed} }), 0, "no failed request among $l->{total}"
 	    or diag join "\n", @{ $l->{failed} }[0 .. ($#{ $l->{failed} } > 9 ? 9 : $#{ $l->{failed} })];
@@ -120,9 +121,9 @@ verify_ok('after retention under B');
 {
 	my ($org_b, $mig_b, @ids_b) = (org_sealed(), migration_sealed(), key_ids());
 	env_file_set(OPSD_DATA_KEY => $C);
-	ok sighup_reload($WORKERS), 'SIGHUP with C alone';
+	ok reload_opsd(workers => $WORKERS), 'SIGHUP with C alone';
 	check_error(contact_status(), 503, 'unavailable', 'the dedicated org: 503 unavailable');
-	ok wait_until(3, sub { logs('opsd.log') =~ /tenant_db_unreachable[^\n]*neither OPSD_DATA_KEY nor/ }),
+	ok wait_until(20, sub { logs('opsd.log') =~ /tenant_db_unreachable[^\n]*neither OPSD_DATA_KEY nor/ }),
 	    '  the log says no key of the ring opens its target';
 	my ($r, $v) = audit_verify($admin);
 	is $v->{ok}, JSON::PP::false, 'GET /audit/verify: not ok';
@@ -136,7 +137,7 @@ verify_ok('after retention under B');
 	is_deeply [org_sealed(), migration_sealed(), key_ids()], [$org_b, $mig_b, @ids_b], '  and changes none of them';
 
 	env_file_set(OPSD_DATA_KEY => $B);
-	ok sighup_reload($WORKERS), 'SIGHUP with B again';
+	ok reload_opsd(workers => $WORKERS), 'SIGHUP with B again';
 	status_is contact_status(), 200, 'the dedicated org is served again';
 	verify_ok('B again');
 }

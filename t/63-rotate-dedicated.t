@@ -126,7 +126,7 @@ my ($u2, $p2, $uri2) = tenant_db_user($DB);
 my $p3 = sensitive('the second user\'s new password', 'Tdb-altered-' . run_tag());
 {
 	my $load = load_start($admin, $d, clients => 3);
-	sleep 1.5;
+	ok wait_until(60, sub { load_each_after($load, 0) >= 3 }), 'three clients read and write the org\'s contacts';
 	my $t1 = time;
 	my ($rc, $out, $err) = opsctl({ env => { NEW_TENANT_URI => $uri2 } }, qw(tenant set-target --org), $ORG,
 	    qw(--target-uri-env NEW_TENANT_URI --reason), 'rotate to a second user');
@@ -134,23 +134,31 @@ my $p3 = sensitive('the second user\'s new password', 'Tdb-altered-' . run_tag()
 	my $doc = json_decode($out) // {};
 	like $doc->{target} // '', qr{^mysql://\Q$u2\E:\*\*\*\@}, '  prints the target, password masked';
 	unlike "$out$err", qr/\Q$p2\E/, '  never the password';
-	sleep 1;
+	# a request sent before the change may still be using a connection as the first
+	# user: each client has had an answer to a later one before the user goes
+	my $stored = time;
+	ok wait_until(60, sub { load_each_after($load, $stored) >= 1 }, 0.1),
+	    '  every client has had an answer to a request sent after it';
 	ok defined mysql("DROP USER '$u1'\@'localhost'"), 'the first user is dropped';
 	mysql("KILL CONNECTION $_") for sessions_of($u1);
 	my $t2 = time;
-	sleep 1.5;
+	# ALTER USER refuses the old password to a worker that has no connection as the
+	# second user yet, until PUT stores the new one: every worker has one first
+	ok wait_until(60, sub { sessions_of($u2) >= $WORKERS && load_after($load, $t2) >= 20 }, 0.2),
+	    "every worker reaches the database as $u2 (" . scalar(sessions_of($u2)) . ' sessions)';
 	ok defined mysql("ALTER USER '$u2'\@'localhost' IDENTIFIED BY '$p3'"), 'ALTER USER gives the second user a new password';
 	my $r = put_target({ targetUri => "mysql://$u2:$p3\@localhost/$DB?socket=$SOCK", reason => 'new password' });
 	my $t3 = time;
 	status_is $r, 200, '  and PUT stores it at once';
-	sleep 1.5;
+	# as long as the clients need (the counts are checked below): they still run
+	wait_until(90, sub { load_after($load, $t1) >= 30 && load_after($load, $t2) >= 20 && load_after($load, $t3) >= 10 }, 0.2);
 	my $l = load_stop($load);
 	is scalar(@{ $l->{failed} }), 0, "no failed request among $l->{total}"
 	    or diag join "\n", @{ $l->{failed} }[0 .. ($#{ $l->{failed} } > 9 ? 9 : $#{ $l->{failed} })];
 	cmp_ok load_after($l, $t1), '>=', 30, 'requests went on while opsctl changed the target';
 	cmp_ok load_after($l, $t2), '>=', 20, '  after the first user was gone';
 	cmp_ok load_after($l, $t3), '>=', 10, '  and after the new password';
-	is scalar(sessions_of($u1)), 0, 'nothing connects as the dropped user';
+	ok wait_until(20, sub { !sessions_of($u1) }, 0.2), 'nothing connects as the dropped user';
 	ok scalar(sessions_of($u2)) >= 1, 'opsd reaches the database as the second user';
 	contact_ok('the org answers afterwards');
 

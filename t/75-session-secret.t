@@ -41,7 +41,7 @@ sub events() { return audit_payloads($ACTION) }
 }
 
 my $old = session_secret();
-ok wait_until(10, sub { stored_fingerprint() eq fingerprint($old) }, 0.2),
+ok wait_until(30, sub { stored_fingerprint() eq fingerprint($old) }, 0.2),
     'the first start records the fingerprint of SESSION_SECRET' or diag 'stored: ' . stored_fingerprint();
 is scalar(events()), 0, '  and writes no rotation event (nothing was seen before)';
 
@@ -78,9 +78,14 @@ END { if ($host2 && pid_alive($host2)) { kill 'QUIT', $host2; sleep 1; kill 'KIL
 sub host2(@a) { return fcgi_http(@a, socket => $SOCK2) }
 sub host2_workers() { return grep { (proc_title($_) // '') =~ /^opsd: worker/ } children_of($host2) }
 sub host2_jobs() { my ($j) = grep { (proc_title($_) // '') =~ /^opsd: jobs/ } children_of($host2); return $j }
-ok wait_until(20, sub { -S $SOCK2 && host2(GET => '/readyz', remote_addr => '127.0.0.1')->{status} == 200 }, 0.2),
+# The times of the answers loop $which has had so far.
+sub loop_times($which) {
+	open my $in, '<', "$var/../bearer-loop-$which.txt" or return ();
+	return map { /^\d+ (\S+)\n\z/ ? $1 : () } <$in>;
+}
+ok wait_until(60, sub { -S $SOCK2 && host2(GET => '/readyz', remote_addr => '127.0.0.1')->{status} == 200 }, 0.2),
     'a second opsd master (the second host) serves on its own socket';
-ok wait_until(10, sub { host2_jobs() }, 0.2), '  with its own jobs process';
+ok wait_until(30, sub { host2_jobs() }, 0.2), '  with its own jobs process';
 sleep 2;   # its jobs process compares the fingerprint within a second
 is scalar(events()), 0, '  starting it with the same secret writes no event';
 
@@ -100,6 +105,7 @@ for my $which (1, 2) {
 	my $pid = fork // die "fork: $!";
 	if ($pid == 0) {
 		open my $out, '>', "$var/../bearer-loop-$which.txt" or _exit(2);
+		$out->autoflush(1);
 		my $n = 0;
 		until (-e $stop && $n >= 20) {
 			my $r = $which == 1 ? http(GET => '/auth/me', bearer => $tok, fresh => 1) : host2(GET => '/auth/me', bearer => $tok);
@@ -120,16 +126,21 @@ my @old2 = host2_workers();
 is scalar(@old1) + scalar(@old2), 4, 'two workers on each host before the reload';
 write_env($env1, env_with(slurp($env1), SESSION_SECRET => $new));
 write_env($env2, env_with(slurp($env2), SESSION_SECRET => $new));
-sleep 1;   # the loops run before the change too
+ok wait_until(60, sub { 3 <= loop_times(1) && 3 <= loop_times(2) }, 0.1), 'the loops run before the change';
+my @jobs_before = (jobs_pid(), host2_jobs());
 my $hup_at = Time::HiRes::time();
 ok kill('HUP', master_pid(), $host2) == 2, 'SIGHUP to both masters';
 my %was = map { $_ => 1 } @old1, @old2;
-ok wait_until(15, sub { my @w = (worker_pids(), host2_workers()); @w == 4 && !grep { $was{$_} } @w }, 0.1),
+ok wait_until(30, sub { my @w = (worker_pids(), host2_workers()); @w == 4 && !grep { $was{$_} } @w }, 0.1),
     'every worker of both hosts is replaced';
-ok wait_until(10, sub { !grep { pid_alive($_) } keys %was }, 0.1), '  and the old ones are gone';
+ok wait_until(30, sub { !grep { pid_alive($_) } keys %was }, 0.1), '  and the old ones are gone';
 
-ok wait_until(10, sub { scalar(events()) >= 1 }, 0.2), "$ACTION is written";
-sleep 2;   # time for a second, wrong event from the other host
+ok wait_until(30, sub { scalar(events()) >= 1 }, 0.2), "$ACTION is written";
+# a new jobs process compares the fingerprint in its first round: both hosts have
+# one, then time for a second, wrong event
+ok wait_until(30, sub { my %b = map { $_ => 1 } @jobs_before; my @j = grep { $_ } (jobs_pid(), host2_jobs());
+    @j == 2 && !grep { $b{$_} } @j }, 0.1), '  both hosts run a new jobs process';
+sleep 2;
 my @ev = events();
 is scalar(@ev), 1, '  exactly once for both hosts';
 my $e = $ev[0] // { p => {} };
@@ -173,6 +184,9 @@ is_deeply [map { me($s2)->{status} } 1 .. 6], [(200) x 6], '  which works throug
 is_deeply [map { host2(GET => '/auth/me', cookie => $s2->{cookie})->{status} } 1 .. 6], [(200) x 6], '  and on the second host';
 
 # ---- the loops: no request failed
+sub answers_after($which, $t) { return scalar grep { $_ > $t } loop_times($which) }
+ok wait_until(60, sub { answers_after(1, $hup_at) >= 3 && answers_after(2, $hup_at) >= 3 }, 0.1),
+    'the loops run after the change';
 open my $fh, '>', $stop or die "$stop: $!";
 close $fh;
 waitpid $_, 0 for @loops;
@@ -190,13 +204,11 @@ for my $which (1, 2) {
 
 # ---- the same secret again: nothing more
 {
-	my %w = map { $_ => 1 } worker_pids();
-	ok kill('HUP', master_pid()), 'another SIGHUP with the same secret';
-	ok wait_until(15, sub { my @n = worker_pids(); @n == 2 && !grep { $w{$_} } @n }, 0.1), '  the workers are replaced';
+	ok reload_opsd(), 'another SIGHUP with the same secret: the workers and the jobs process are replaced';
 	my $j = host2_jobs();
 	kill 'TERM', $j;
-	ok wait_until(10, sub { my $n = host2_jobs(); $n && $n != $j }, 0.1), "the second host's jobs process is replaced";
-	sleep 2;
+	ok wait_until(30, sub { my $n = host2_jobs(); $n && $n != $j }, 0.1), "the second host's jobs process is replaced";
+	sleep 2;   # their first round compares the fingerprint
 	is scalar(events()), 1, '  neither writes another event';
 }
 

