@@ -119,6 +119,17 @@ typedef const char *(*config_lookup_fn)(const char *name, void *ctx);
 int config_load_from(struct opsd_config *c, config_lookup_fn lookup, void *lookup_ctx,
     config_report_fn report, void *ctx);
 
+/* The env file's pairs, kept in the order read (config.c; env_file.c reads them). */
+struct pairs {
+	char **kv; /* key, value, key, value, ... */
+	size_t n, cap;
+};
+
+/* Adds a copy of key and value (an env_pair_fn; on no memory, nothing). */
+void pairs_add(const char *key, const char *value, void *ctx);
+/* Wipes and frees every pair. */
+void pairs_free(struct pairs *p);
+
 /* Reads KEY=VALUE lines (blank lines and # comments ignored, optional
  * "double" or 'single' quotes, `export ` prefix allowed). Calls fn for each
  * pair. Refuses (returns -1 with err) a file readable by group or others
