@@ -13,7 +13,6 @@
 use v5.36;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use Test::More;
 use Time::HiRes qw(time sleep);
@@ -454,15 +453,16 @@ my $exp_id;
 	check_error($res, 403, 'forbidden', 'nginx refuses 127.0.0.6 on /healthz too (the edge has no monitoring exception)');
 	is get_from('127.0.0.3', '/console/')->{status}, 200, 'other addresses still get /console/';
 
-	# nginx -t failing: the previous file comes back, nginx is not signalled
-	my $fake = tempdir(CLEANUP => 1);
-	open my $sh, '>', "$fake/nginx" or die $!;
-	print $sh "#!/bin/sh\necho 'nginx: [emerg] fake failure' >&2\nexit 1\n";
+	# nginx -t failing (a broken file beside the include; an nginx found in
+	# PATH is never run): the previous file comes back, nginx is not signalled
+	my $broken = var_dir() . '/nginx/server.d/zz-broken.conf';
+	open my $sh, '>', $broken or die "$broken: $!";
+	print $sh "this_is_not_a_directive on;\n";
 	close $sh;
-	chmod 0755, "$fake/nginx";
 	my $add = add(cidr => '127.0.0.8/32', reason => 'test: never synced');
 	is $add->{status}, 201, 'another entry (127.0.0.8)';
-	($rc, $out, $err) = opsctl({ env => { PATH => "$fake:$ENV{PATH}" } }, 'blocklist', 'sync-nginx');
+	($rc, $out, $err) = opsctl('blocklist', 'sync-nginx');
+	unlink $broken or die "$broken: $!";
 	is $rc, 1, 'sync-nginx exits 1 when nginx -t fails';
 	like $err, qr/nginx -t failed.*previous .* is back/, '… and says the previous file is back';
 	open $fh, '<', $file or die "$file: $!";
