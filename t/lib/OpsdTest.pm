@@ -1323,8 +1323,23 @@ sub finish() {
 		_check_sanitizers();
 		$STACK->{finished} = 1;
 	}
-	diag_logs() unless Test::More->builder->is_passing;
+	unless (Test::More->builder->is_passing) {
+		diag_logs();
+		_diag_summary();
+	}
 	Test::More::done_testing();
+}
+
+# CI shows the tail of a failing run, where the log dump would push the
+# failures out of sight: they are named again after it, with what helpers
+# kept for this moment through late_diag().
+my @LATE;
+sub late_diag(@msg) { push @LATE, @msg }
+
+sub _diag_summary() {
+	my @d = Test::More->builder->details;
+	my @failed = map { "  #" . ($_ + 1) . " $d[$_]{name}" } grep { !$d[$_]{ok} } 0 .. $#d;
+	Test::More::diag(join "\n", '---- failed tests (again, after the logs) ----', @failed, @LATE);
 }
 
 END {

@@ -148,13 +148,10 @@ sub stop($self) {
 	my @rows = $self->rows;
 	my %by;
 	$by{ $_->{label} }++ for @rows;
-	return {
-		total => scalar @rows,
-		by_label => \%by,
-		rows => \@rows,
-		failed => [map { sprintf '%s round %d: %s at %+.3fs %s', $_->{label}, $_->{round}, $_->{status},
-		    $_->{t} - $self->{t0}, $_->{body} } grep { !$_->{ok} } @rows],
-	};
+	my @failed = map { sprintf '%s round %d: %s at %+.3fs %s', $_->{label}, $_->{round}, $_->{status},
+	    $_->{t} - $self->{t0}, $_->{body} } grep { !$_->{ok} } @rows;
+	OpsdTest::late_diag("request loop: failed $_") for @failed[0 .. ($#failed > 9 ? 9 : $#failed)];
+	return { total => scalar @rows, by_label => \%by, rows => \@rows, failed => \@failed };
 }
 
 sub DESTROY($self) {
