@@ -248,7 +248,7 @@ sub expect_broken($row, $what) {
 	is $r->{status}, 200, "$what: /audit/verify 200";
 	is $j->{ok}, JSON::PP::false, "$what: ok false" or diag $r->{body};
 	is $j->{firstBrokenId}, $row->{id}, "$what: firstBrokenId is event seq $row->{seq}" or diag $r->{body};
-	my ($rc, $out, $err) = opsctl('audit', 'verify');
+	my ($rc, $out, $err) = opsctl('audit', 'verify', '--full');
 	is $rc, 1, "$what: opsctl audit verify exits 1" or diag "$out$err";
 	like $out, qr/^broken: first bad event \Q$row->{id}\E \(seq $row->{seq}\)$/m, "$what: opsctl names $row->{id}"
 	    or diag "$out$err";
@@ -256,7 +256,7 @@ sub expect_broken($row, $what) {
 sub expect_clean($what) {
 	my ($r, $j) = audit_verify();
 	is $j->{ok}, JSON::PP::true, "$what: ok true again" or diag $r->{body};
-	my ($rc, $out, $err) = opsctl('audit', 'verify');
+	my ($rc, $out, $err) = opsctl('audit', 'verify', '--full');
 	is $rc, 0, "$what: opsctl audit verify exits 0" or diag "$out$err";
 }
 {

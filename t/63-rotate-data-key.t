@@ -87,6 +87,9 @@ ok length $org_a, 'the org\'s target is sealed (under A)';
 	is $p->{orgTargets}, 1, '  one org target';
 	cmp_ok $p->{migrationTargets}, '>=', 1, '  the migrations\' targets';
 	cmp_ok $p->{anchors}, '>=', 1, '  the anchors';
+	cmp_ok $p->{checkpoints}, '>=', 1, '  the verification checkpoints (opsctl audit verify recorded them under A)';
+	is_deeply [sort keys %{ { map { $_ => 1 } split /\n/, mysql('SELECT key_id FROM audit_checkpoints') // '' } }], [$ids_b[0]],
+	    '  every checkpoint now names the anchors\' key B';
 	is_deeply [@$p{qw(unopenable unverifiable)}], [0, 0], '  nothing left behind';
 	my ($row) = audit_rows('security.data_key_rotated');
 	is $row->{actor_label}, 'cli:root', '  by cli:root';

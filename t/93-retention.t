@@ -150,7 +150,7 @@ sub verify_ok($what) {
 	is $r->{status}, 200, "$what: GET /audit/verify 200";
 	ok JSON::PP::is_bool($v->{ok}) && $v->{ok} && ($v->{checked} // -1) == $n,
 	    "$what: /audit/verify {ok: true, checked: $n} (the row count)" or diag $r->{body};
-	my ($rc, $out, $err) = opsctl('audit', 'verify');
+	my ($rc, $out, $err) = opsctl('audit', 'verify', '--full');
 	is $rc, 0, "$what: opsctl audit verify exits 0" or diag "$out$err";
 	like $out, qr/^ok: $n events checked$/m, "$what: and prints \"ok: $n events checked\"";
 }
@@ -164,7 +164,7 @@ sub verify_broken($what, %w) {
 	$ok &= is $v->{firstBrokenSeq}, $w{seq}, "$what: firstBrokenSeq $w{seq}";
 	$ok &= is $v->{firstBrokenId}, $w{id}, "$what: firstBrokenId is the event at seq $w{seq}";
 	diag $r->{body} unless $ok;
-	my ($rc, $out, $err) = opsctl('audit', 'verify');
+	my ($rc, $out, $err) = opsctl('audit', 'verify', '--full');
 	is $rc, 1, "$what: opsctl audit verify exits 1" or diag "$out$err";
 	like $out, qr/^broken: first bad event \Q$w{id}\E \(seq $w{seq}\)$/m, "$what: opsctl names event seq $w{seq}" or diag "$out$err";
 	my ($reason) = $out =~ /^reason: (.*)$/m;

@@ -37,9 +37,9 @@ static bool plain_name(const char *s)
 }
 
 /* A misspelt filter (actorid=, ip_range=) must not widen an investigator's
- * search to everything silently: every parameter is one GET /audit takes,
- * given once. */
-static bool params_known_or_reply(struct req *r)
+ * search to everything silently: every parameter is one the route takes
+ * (known), given once. */
+static bool params_known_or_reply(struct req *r, bool (*known)(const char *name), const char *why)
 {
 	char seen[countof(paging_params) + AF__MAX][16];
 	size_t nseen = 0;
@@ -51,9 +51,9 @@ static bool params_known_or_reply(struct req *r)
 		if (len > 0) {
 			bool decoded = pct_decode(p, klen, true, key, sizeof(key));
 
-			if (!decoded || !known_param(key)) {
+			if (!decoded || !known(key)) {
 				reply_field_error(r, decoded && plain_name(key) ? key : "query",
-				    "not a parameter of GET /audit");
+				    why);
 				return false;
 			}
 			for (size_t i = 0; i < nseen; i++)
@@ -191,7 +191,8 @@ void api_audit_list(struct req *r)
 	size_t n;
 
 	audit_query_init(&q);
-	if (!params_known_or_reply(r) || !filters_or_reply(r, &q))
+	if (!params_known_or_reply(r, known_param, "not a parameter of GET /audit") ||
+	    !filters_or_reply(r, &q))
 		return;
 	if (format && !csv && strcmp(format, "json") != 0) {
 		reply_field_error(r, "format", "must be json or csv");
@@ -218,29 +219,135 @@ void api_audit_list(struct req *r)
 	reply_page(r, items, rows.nrows > n, AUDIT_CURSOR_KIND, n > 0 ? rows.val[n - 1][0] : NULL);
 }
 
+/* ---- GET /audit/verify ---------------------------------------------------- */
+
+#define VERIFY_LIMIT_DEFAULT 100000
+#define VERIFY_LIMIT_MAX 1000000
+/* A call stops after this share of OPSD_REQUEST_TIMEOUT, and never later
+ * than VERIFY_CALL_MAX_MS: the worker is free again well before nginx or a
+ * client gives up, and the cursor continues the run. */
+#define VERIFY_CALL_MAX_MS 10000
+
+static const char *const verify_from[] = {"start", "checkpoint", NULL};
+
+const struct field_spec audit_verify_query[] = {
+    {"from", FT_ENUM, 0, 0, 0, verify_from},
+    {"cursor", FT_STRING, 0, 0, 0, NULL},
+    {"limit", FT_INT, 0, 1, VERIFY_LIMIT_MAX, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static bool verify_param(const char *name)
+{
+	for (const struct field_spec *f = audit_verify_query; f->name; f++)
+		if (strcmp(name, f->name) == 0)
+			return true;
+	return false;
+}
+
+/* The options of one call from its query, or false with the 400 sent. */
+static bool verify_opts_or_reply(struct req *r, struct audit_verify_opts *o,
+    struct audit_verify_pos *resume)
+{
+	const char *from = req_query(r, "from"), *cursor = req_query(r, "cursor");
+	const char *limit = req_query(r, "limit");
+	long long n = VERIFY_LIMIT_DEFAULT;
+	int64_t budget =
+	    r->cfg->request_timeout > 0 ? r->cfg->request_timeout * 1000LL / 3 : VERIFY_CALL_MAX_MS;
+
+	if (!params_known_or_reply(r, verify_param, "not a parameter of GET /audit/verify"))
+		return false;
+	for (const struct field_spec *f = audit_verify_query; f->name; f++)
+		if (!req_query(r, f->name) && req_query_has(r, f->name)) {
+			reply_field_error(r, f->name, "malformed percent-encoding");
+			return false;
+		}
+	if (from && strcmp(from, "start") != 0 && strcmp(from, "checkpoint") != 0) {
+		reply_field_error(r, "from", "must be start or checkpoint");
+		return false;
+	}
+	if (from && cursor) {
+		reply_field_error(r, "from", "not with cursor: the cursor continues its run");
+		return false;
+	}
+	if (limit && !parse_ll_range(limit, 1, VERIFY_LIMIT_MAX, &n)) {
+		reply_field_error(r, "limit", "must be a whole number from 1 to 1000000");
+		return false;
+	}
+	if (cursor && !audit_verify_cursor_parse(o->keys, cursor, resume)) {
+		reply_field_error(r, "cursor", "not a cursor of GET /audit/verify");
+		return false;
+	}
+	o->from_checkpoint = from && strcmp(from, "checkpoint") == 0;
+	o->resume = cursor ? resume : NULL;
+	o->max_events = (uint64_t)n;
+	o->deadline_ms = now_ms() + (budget < VERIFY_CALL_MAX_MS ? budget : VERIFY_CALL_MAX_MS);
+	return true;
+}
+
+static struct json_object *checkpoint_json(const struct audit_checkpoint *cp)
+{
+	struct json_object *o = json_object_new_object();
+	char at[DBV_RFC3339_LEN + 1];
+
+	json_object_object_add(o, "seq", json_object_new_int64(cp->seq));
+	json_object_object_add(o, "verifiedAt",
+	    dbv_rfc3339(cp->verified_at, at) ? json_object_new_string(at) : NULL);
+	json_object_object_add(o, "verifiedBy", json_object_new_string(cp->verified_by));
+	return o;
+}
+
+static struct json_object *verify_json(const struct audit_verify_result *res,
+    const struct audit_keys *keys)
+{
+	struct json_object *o = json_object_new_object();
+	char cursor[AUDIT_VERIFY_CURSOR_MAX];
+
+	json_object_object_add(o, "ok", json_object_new_boolean(res->ok));
+	json_object_object_add(o, "checked", json_object_new_int64((int64_t)res->checked));
+	json_object_object_add(o, "fromSeq", json_object_new_int64(res->from_seq));
+	json_object_object_add(o, "toSeq", json_object_new_int64(res->to_seq));
+	json_object_object_add(o, "more", json_object_new_boolean(res->ok && res->more));
+	if (res->ok && res->more)
+		audit_verify_cursor(keys, &res->pos, cursor);
+	json_object_object_add(o, "cursor",
+	    res->ok && res->more ? json_object_new_string(cursor) : NULL);
+	json_object_object_add(o, "checkpoint",
+	    res->from_checkpoint ? checkpoint_json(&res->checkpoint) : NULL);
+	if (!res->ok) {
+		json_object_object_add(o, "firstBrokenId",
+		    res->first_broken_id[0] ? json_object_new_string(res->first_broken_id) : NULL);
+		json_object_object_add(o, "firstBrokenSeq",
+		    json_object_new_int64(res->first_broken_seq));
+		json_object_object_add(o, "reason", json_object_new_string(res->reason));
+	}
+	return o;
+}
+
+/* GET /audit/verify: the whole chain (from=start, the default) or what was
+ * appended since the newest checkpoint (from=checkpoint), at most `limit`
+ * events and a few seconds per call; `more` and `cursor` continue the run
+ * (checked counts the whole run). A read: it records no checkpoint (opsctl
+ * audit verify does). */
 void api_audit_verify(struct req *r)
 {
 	struct audit_verify_result res;
-	struct json_object *o;
+	struct audit_verify_pos resume;
 	struct audit_keys keys;
+	struct audit_verify_opts o = {.keys = &keys};
 	int rc;
 
 	audit_anchor_keys(r->cfg, &keys);
-	rc = audit_verify(r->db, &keys, &res);
-	audit_keys_wipe(&keys);
+	if (!verify_opts_or_reply(r, &o, &resume)) {
+		audit_keys_wipe(&keys);
+		return;
+	}
+	rc = audit_verify_run(r->db, &o, &res);
 	if (rc != 0) {
+		audit_keys_wipe(&keys);
 		reply_db_error(r);
 		return;
 	}
-	o = json_object_new_object();
-	json_object_object_add(o, "ok", json_object_new_boolean(res.ok));
-	json_object_object_add(o, "checked", json_object_new_int64((int64_t)res.checked));
-	if (!res.ok) {
-		json_object_object_add(o, "firstBrokenId",
-		    res.first_broken_id[0] ? json_object_new_string(res.first_broken_id) : NULL);
-		json_object_object_add(o, "firstBrokenSeq",
-		    json_object_new_int64(res.first_broken_seq));
-		json_object_object_add(o, "reason", json_object_new_string(res.reason));
-	}
-	reply_json(r, 200, o);
+	reply_json(r, 200, verify_json(&res, &keys));
+	audit_keys_wipe(&keys);
 }

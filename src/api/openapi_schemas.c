@@ -127,7 +127,8 @@ static const struct named_schema named[] = {
 	/* audit.c */
 	{"AuditEvent", "id:uuid occurredAt:time actorId:uuid|null actorLabel:string orgId:uuid|null action:string targetType:string|null targetId:string|null ip:string|null requestId:string|null payload:object|null", NULL, NULL},
 	{"AuditEventPage", NULL, NULL, "application/json text/csv"},
-	{"AuditVerify", "ok:bool checked:int firstBrokenId?:uuid|null firstBrokenSeq?:int reason?:string", NULL, NULL},
+	{"AuditVerify", "ok:bool checked:int fromSeq:int toSeq:int more:bool cursor:string|null checkpoint:@AuditCheckpoint|null firstBrokenId?:uuid|null firstBrokenSeq?:int reason?:string", NULL, NULL},
+	{"AuditCheckpoint", "seq:int verifiedAt:time|null verifiedBy:string", NULL, NULL},
 };
 /* clang-format on */
 

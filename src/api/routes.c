@@ -132,7 +132,7 @@ const struct route routes[] = {
 	ROUTE("GET",    "/email/settings",                 api_email_settings,     P_EMAIL_OUTBOX,            0,                           "email_settings", RESP(200, "EmailSettings")),
 
 	ROUTE("GET",    "/audit",                          api_audit_list,         P_AUDIT_READ,              CONTAIN,                     "audit_list", QUERY(audit_list_query), RESP(200, "AuditEventPage")),
-	ROUTE("GET",    "/audit/verify",                   api_audit_verify,       P_AUDIT_VERIFY,            CONTAIN,                     "audit_verify", RESP(200, "AuditVerify")),
+	ROUTE("GET",    "/audit/verify",                   api_audit_verify,       P_AUDIT_VERIFY,            CONTAIN,                     "audit_verify", QUERY(audit_verify_query), RESP(200, "AuditVerify")),
 
 	/* Test-only routes (OPSD_ENV=test): a stuck request for the master's
 	 * timeout, a validated echo for the body pipeline, a DB round trip. */

@@ -77,6 +77,7 @@ extern const struct field_spec migration_history_query[]; /* migration.c */
 extern const struct field_spec migration_list_query[];
 extern const struct field_spec email_outbox_query[];   /* email.c */
 extern const struct field_spec audit_list_query[];     /* audit.c */
+extern const struct field_spec audit_verify_query[];   /* audit.c */
 extern const struct field_spec blocklist_list_query[]; /* security.c */
 
 #endif

@@ -9,32 +9,69 @@
 #include "infra/db.h"
 #include "lib/util.h"
 
+static int verify_broken(const struct audit_verify_result *res)
+{
+	if (!res->first_broken_id[0])
+		printf("broken: %s (from seq %lld)\n", res->reason,
+		    (long long)res->first_broken_seq);
+	else {
+		printf("broken: first bad event %s (seq %lld)\n", res->first_broken_id,
+		    (long long)res->first_broken_seq);
+		printf("reason: %s\n", res->reason);
+	}
+	printf("%llu events before it verified\n", (unsigned long long)res->checked);
+	return EXIT_FAILED;
+}
+
+/* The range replayed, on a line of its own after "ok: N events checked". */
+static void verify_range(const struct audit_verify_result *res, bool full)
+{
+	if (res->to_seq < res->from_seq)
+		printf("range: none (nothing appended since the checkpoint at seq %lld)\n",
+		    (long long)res->checkpoint.seq);
+	else
+		printf("range: seq %lld..%lld\n", (long long)res->from_seq, (long long)res->to_seq);
+	if (full)
+		printf("the whole chain; %llu checkpoints checked\n",
+		    (unsigned long long)res->checkpoints);
+	else if (res->from_checkpoint)
+		printf("since the checkpoint at seq %lld (verified %s by %s)\n",
+		    (long long)res->checkpoint.seq, res->checkpoint.verified_at,
+		    res->checkpoint.verified_by);
+	else
+		printf("the whole chain (no checkpoint yet)\n");
+}
+
+/* Without --full: from the newest checkpoint, which must verify, to the
+ * head, then a new checkpoint there (audit.verified). --full: the whole
+ * chain and every checkpoint, streamed in pages; it records nothing. */
 int cmd_audit_verify(struct opsctl *o)
 {
 	struct audit_verify_result res;
+	struct audit_checkpoint cp;
 	struct audit_keys keys;
-	int rc;
+	bool full = opt_flag(o, "--full");
+	struct audit_verify_opts vo = {.keys = &keys, .from_checkpoint = !full};
+	bool have_key = audit_anchor_keys(&o->cfg, &keys);
+	int rc, recorded = 0;
 
-	audit_anchor_keys(&o->cfg, &keys);
-	rc = audit_verify(o->db, &keys, &res);
+	rc = audit_verify_run(o->db, &vo, &res);
+	if (rc == 0 && res.ok && !full &&
+	    (recorded = audit_checkpoint_record(o->db, &o->actor, &keys, &res, &cp)) < 0)
+		rc = -1;
 	audit_keys_wipe(&keys);
 	if (rc != 0) {
 		fprintf(stderr, "opsctl: verify failed: %s\n", db_error(o->db));
 		return EXIT_FAILED;
 	}
-	if (!res.ok && !res.first_broken_id[0]) {
-		printf("broken: %s (from seq %lld)\n", res.reason, (long long)res.first_broken_seq);
-		printf("%llu events before it verified\n", (unsigned long long)res.checked);
-		return EXIT_FAILED;
-	}
-	if (!res.ok) {
-		printf("broken: first bad event %s (seq %lld)\n", res.first_broken_id,
-		    (long long)res.first_broken_seq);
-		printf("reason: %s\n", res.reason);
-		printf("%llu events before it verified\n", (unsigned long long)res.checked);
-		return EXIT_FAILED;
-	}
+	if (!res.ok)
+		return verify_broken(&res);
 	printf("ok: %llu events checked\n", (unsigned long long)res.checked);
+	verify_range(&res, full);
+	if (recorded > 0)
+		printf("checkpoint recorded at seq %lld\n", (long long)cp.seq);
+	else if (!full && !have_key)
+		printf("no checkpoint recorded: OPSD_DATA_KEY is unset\n");
 	return EXIT_OK;
 }
 

@@ -39,6 +39,9 @@ int cmd_data_key_rotate(struct opsctl *o)
 	    (unsigned long long)res.org_targets, plural(res.org_targets),
 	    (unsigned long long)res.migration_targets, plural(res.migration_targets),
 	    (unsigned long long)res.anchors, plural(res.anchors), (unsigned long long)res.current);
+	if (res.checkpoints)
+		printf("signed again: %llu audit verification checkpoint%s\n",
+		    (unsigned long long)res.checkpoints, plural(res.checkpoints));
 	if (res.unopenable)
 		printf("left as they are: %llu sealed target%s that no key of the ring opens\n",
 		    (unsigned long long)res.unopenable, plural(res.unopenable));

@@ -154,7 +154,9 @@ static const struct command commands[] = {
         "[--json]: the SMTP settings, test mode and allowlist (never the password)", NEEDS_CONFIG,
         "--json"},
     {"audit", "verify", P_AUDIT_VERIFY, cmd_audit_verify,
-        "replay the audit hash chain (exit 1 if broken)", NEEDS_DB, ""},
+        "[--full]  replay the audit hash chain since the last checkpoint and record one "
+        "(--full: the whole chain, recording nothing); exit 1 if broken",
+        NEEDS_DB, "--full"},
     {"audit", "purge", P_AUDIT_VERIFY, cmd_audit_purge,
         "[--dry-run] [--days N]  delete expired audit events (held subjects kept)", NEEDS_DB,
         "--dry-run --days="},

@@ -1,5 +1,5 @@
-/* Appending to and verifying the audit chain (the pure hashing lives in
- * audit_hash.c). */
+/* Appending to the audit chain and checking one stored event (the pure
+ * hashing lives in audit_hash.c, the replay in audit_verify.c). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +52,7 @@ const struct audit_action_info audit_actions[AA__MAX] = {
     [AA_MIGRATION_ABORTED] = {"migration.aborted", true},
     [AA_MIGRATION_FAILED] = {"migration.failed", true},
     [AA_AUDIT_PURGED] = {"audit.purged", true},
+    [AA_AUDIT_VERIFIED] = {"audit.verified", false},
     [AA_USER_CREATED] = {"user.created", false},
     [AA_USER_UPDATED] = {"user.updated", false},
     /* counted: disabling and re-enabling accounts is containment (runbook 4) */
@@ -224,8 +225,6 @@ int audit_append_tx(struct db *d, const struct audit_actor *actor, enum audit_ac
 	return rc;
 }
 
-#define VERIFY_BATCH 2000
-
 bool audit_row_hash_ok(const struct db_rows *rows, size_t r, const uint8_t prev[32], char *id_out)
 {
 	char id[UUID_STR_LEN + 1], actor[UUID_STR_LEN + 1], org[UUID_STR_LEN + 1];
@@ -259,168 +258,4 @@ bool audit_row_hash_ok(const struct db_rows *rows, size_t r, const uint8_t prev[
 	if ((v[3] && !rec.actor_id) || (v[5] && !rec.org_id))
 		return false;
 	return memcmp(hash, v[13], 32) == 0;
-}
-
-/* The replay's position: the seq it expects next and the hash that event
- * must link back to. */
-struct chain_pos {
-	int64_t next_seq;
-	uint8_t prev[32];
-	const struct audit_keys *keys;
-};
-
-static void broken(struct audit_verify_result *res, const char *reason, int64_t seq, const char *id)
-{
-	res->ok = false;
-	res->reason = reason;
-	res->first_broken_seq = seq;
-	str_copy(res->first_broken_id, id ? id : "", sizeof(res->first_broken_id));
-}
-
-/* Steps over the anchors that cover the seqs before `until` (exclusive;
- * INT64_MAX for "as far as they go"). false with res filled when an anchor
- * is missing, forged or does not link; `at_id` names the event that could
- * not be reached. -1 on a database error. */
-static int step_anchors(struct db *d, struct arena *a, struct chain_pos *pos, int64_t until,
-    const char *at_id, struct audit_verify_result *res)
-{
-	while (pos->next_seq < until) {
-		/* the event the break is reported at: the one the anchors lead to,
-		 * or the first anchored seq past the last event */
-		int64_t at_seq = until == INT64_MAX ? pos->next_seq : until;
-		struct db_rows rows;
-		struct db_param p[] = {DBP_I64(pos->next_seq)};
-		struct audit_anchor an;
-		const uint8_t *key;
-
-		if (db_query(d, a,
-		        "SELECT last_seq, prev_hash, last_hash, key_id, signature FROM audit_anchors"
-		        " WHERE first_seq = ?",
-		        p, 1, &rows) != 0)
-			return -1;
-		if (rows.nrows != 1) {
-			if (until == INT64_MAX)
-				return 1; /* no more anchors: the caller checks the head */
-			broken(res, "events missing", until, at_id);
-			return 0;
-		}
-		an.first_seq = pos->next_seq;
-		an.last_seq = strtoll(rows.val[0][0], NULL, 10);
-		if (rows.len[0][1] != 32 || rows.len[0][2] != 32 || rows.len[0][4] != 32 ||
-		    an.last_seq < an.first_seq || an.last_seq >= until) {
-			broken(res, "hash mismatch", at_seq, at_id);
-			return 0;
-		}
-		memcpy(an.prev_hash, rows.val[0][1], 32);
-		memcpy(an.last_hash, rows.val[0][2], 32);
-		if (!pos->keys || !pos->keys->n) {
-			broken(res, "anchor cannot be checked: OPSD_DATA_KEY is unset", at_seq,
-			    at_id);
-			return 0;
-		}
-		/* An anchor verifies under the key of the ring its key_id names:
-		 * one signed under a previous key still does until it is re-signed
-		 * (opsctl data-key rotate). */
-		key = audit_keys_find(pos->keys, rows.val[0][3]);
-		if (!key || !audit_anchor_valid(&an, key, (const uint8_t *)rows.val[0][4])) {
-			broken(res,
-			    key ? "anchor signature mismatch" : "anchor signed with another key",
-			    at_seq, at_id);
-			return 0;
-		}
-		if (memcmp(an.prev_hash, pos->prev, 32) != 0) {
-			broken(res, "hash mismatch", at_seq, at_id);
-			return 0;
-		}
-		memcpy(pos->prev, an.last_hash, 32);
-		pos->next_seq = an.last_seq + 1;
-	}
-	return 1;
-}
-
-int audit_verify(struct db *d, const struct audit_keys *keys, struct audit_verify_result *res)
-{
-	struct arena *a = arena_new(256 * 1024);
-	struct arena *aa = arena_new(4096);
-	struct chain_pos pos = {.next_seq = 1, .keys = keys};
-	int rc = -1, st;
-	bool in_tx = false;
-
-	memset(res, 0, sizeof(*res));
-	res->ok = true;
-	if (!a || !aa)
-		goto out;
-	/* One snapshot for the whole replay: retention merging anchors or
-	 * appends moving the head mid-way must not read as a break. */
-	if (db_exec_script(d, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ") != 0 ||
-	    db_begin(d) != 0)
-		goto out;
-	in_tx = true;
-	for (;;) {
-		struct db_rows rows;
-		struct db_param p[] = {DBP_I64(pos.next_seq - 1), DBP_I64(VERIFY_BATCH)};
-
-		arena_reset(a);
-		if (db_query(d, a,
-		        "SELECT " AUDIT_ROW_COLUMNS
-		        " FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
-		        p, countof(p), &rows) != 0)
-			goto out;
-		for (size_t r = 0; r < rows.nrows; r++) {
-			char id[UUID_STR_LEN + 1];
-			int64_t seq = strtoll(rows.val[r][0], NULL, 10);
-			bool linked = audit_row_hash_ok(&rows, r, pos.prev, id);
-
-			/* Retention leaves anchors where it removed events. */
-			if (seq != pos.next_seq) {
-				arena_reset(aa);
-				if ((st = step_anchors(d, aa, &pos, seq, id, res)) < 0)
-					goto out;
-				if (!res->ok) {
-					rc = 0;
-					goto out;
-				}
-				linked = audit_row_hash_ok(&rows, r, pos.prev, id);
-			}
-			if (!linked) {
-				broken(res, "hash mismatch", seq, id);
-				rc = 0;
-				goto out;
-			}
-			memcpy(pos.prev, rows.val[r][13], 32);
-			pos.next_seq = seq + 1;
-			res->checked++;
-		}
-		if (rows.nrows < VERIFY_BATCH)
-			break;
-	}
-	/* Trailing anchors, then the head, which names the last event appended:
-	 * rows deleted at the end of the chain leave every remaining link
-	 * intact but not the head. */
-	arena_reset(aa);
-	if ((st = step_anchors(d, aa, &pos, INT64_MAX, NULL, res)) < 0)
-		goto out;
-	if (!res->ok) {
-		rc = 0;
-		goto out;
-	}
-	{
-		struct db_rows head;
-
-		arena_reset(a);
-		if (db_query(d, a, "SELECT seq, hash FROM audit_chain_head WHERE id = 1", NULL, 0,
-		        &head) != 0)
-			goto out;
-		if (head.nrows == 1 &&
-		    (strtoll(head.val[0][0], NULL, 10) != pos.next_seq - 1 ||
-		        head.len[0][1] != 32 || memcmp(head.val[0][1], pos.prev, 32) != 0))
-			broken(res, "events missing at the end", pos.next_seq, NULL);
-	}
-	rc = 0;
-out:
-	if (in_tx)
-		db_rollback(d); /* read only */
-	arena_free(aa);
-	arena_free(a);
-	return rc;
 }

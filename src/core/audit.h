@@ -72,6 +72,26 @@ void audit_anchor_sign(const struct audit_anchor *an, const uint8_t key[32], uin
 bool audit_anchor_valid(const struct audit_anchor *an, const uint8_t key[32],
     const uint8_t sig[32]);
 
+/* Verification checkpoints (audit_checkpoints): a position of the chain a
+ * verification reached clean — the event seq and its hash — with where that
+ * verification began, how many events it replayed, when and by whom. Signed
+ * with the anchor keys (another label, so neither signature stands for the
+ * other) and signed again by opsctl data-key rotate; incremental
+ * verification starts after the newest one. */
+#define AUDIT_VERIFIED_BY_MAX 190
+struct audit_checkpoint {
+	int64_t seq;      /* the last event verified (the chain head then) */
+	int64_t from_seq; /* the first seq that verification replayed */
+	uint64_t events;  /* events it replayed */
+	uint8_t hash[32]; /* the hash of event seq */
+	char verified_at[24];
+	char verified_by[AUDIT_VERIFIED_BY_MAX + 1];
+};
+void audit_checkpoint_sign(const struct audit_checkpoint *cp, const uint8_t key[32],
+    uint8_t sig[32]);
+bool audit_checkpoint_valid(const struct audit_checkpoint *cp, const uint8_t key[32],
+    const uint8_t sig[32]);
+
 /* ---- the actions ------------------------------------------------------- */
 
 /* Every action opsd writes, declared once: the name stored and shown, and
@@ -117,6 +137,7 @@ enum audit_action {
 	AA_MIGRATION_ABORTED,
 	AA_MIGRATION_FAILED,
 	AA_AUDIT_PURGED,
+	AA_AUDIT_VERIFIED,
 	AA_USER_CREATED,
 	AA_USER_UPDATED,
 	AA_USER_DISABLED,
@@ -169,20 +190,71 @@ int audit_append_tx(struct db *d, const struct audit_actor *actor, enum audit_ac
  * -1 when the database cannot be read. */
 int audit_action_counts(struct db *d, uint64_t counts[AA__MAX]);
 
+/* ---- verification (audit_verify.c) ------------------------------------ */
+
+/* Where a verification stands: the chain up to next_seq - 1 verified, that
+ * event's hash, and what the run did so far. A cursor of GET /audit/verify
+ * carries it. */
+struct audit_verify_pos {
+	int64_t from_seq; /* the first seq the run replays */
+	int64_t next_seq;
+	uint64_t checked; /* events replayed so far by the run */
+	uint8_t prev[32];
+	bool full; /* from the first event (checkpoint rows are checked at its end) */
+};
+
 struct audit_verify_result {
 	bool ok;
 	uint64_t checked;
 	char first_broken_id[40]; /* when !ok; "" when the chain was cut at its end */
 	int64_t first_broken_seq;
-	const char *reason; /* when !ok: "hash mismatch", "events missing",
-	                     * "anchor signature mismatch", "anchor signed with another key",
-	                     * "anchor cannot be checked: OPSD_DATA_KEY is unset" or
-	                     * "events missing at the end" */
+	const char *reason;       /* when !ok: "hash mismatch", "events missing",
+	                           * "anchor signature mismatch", "anchor signed with another key",
+	                           * "anchor cannot be checked: OPSD_DATA_KEY is unset",
+	                           * "events missing at the end", "checkpoint signature mismatch",
+	                           * "checkpoint signed with another key",
+	                           * "checkpoint cannot be checked: OPSD_DATA_KEY is unset",
+	                           * "checkpoint does not match the chain" or "checkpoint missing" */
+	int64_t from_seq, to_seq; /* the run's first seq, the last one reached */
+	bool more;                /* stopped at a bound: pos continues the run */
+	struct audit_verify_pos pos;
+	bool from_checkpoint; /* the run began after checkpoint */
+	struct audit_checkpoint checkpoint;
+	uint64_t checkpoints; /* checkpoint rows checked (a full run, at its end) */
 };
-/* Replays the whole chain in batches, stepping over retention anchors
- * (each verified under the key of keys its key_id names; NULL or no keys
- * makes any anchor a break). 0 (result filled) or -1 (db error). */
+
+struct audit_verify_opts {
+	const struct audit_keys *keys; /* NULL or none: anchors and checkpoints are breaks */
+	bool from_checkpoint;          /* after the newest checkpoint (none: from the start) */
+	const struct audit_verify_pos *resume; /* continue a run (from a cursor) */
+	uint64_t max_events;                   /* stop after about this many (0: no bound) */
+	int64_t deadline_ms;                   /* stop at this now_ms() (0: none) */
+};
+/* Replays the chain in keyset pages of one snapshot, stepping over retention
+ * anchors (each verified under the key of keys its key_id names) and
+ * checking that each audit.verified event's checkpoint is stored. A full
+ * run that reaches the head also checks every checkpoint row: its signature
+ * and that it names an event (or anchor end) with its hash. Incremental
+ * runs first check the newest checkpoint and refuse one that does not
+ * verify. 0 (result filled) or -1 (db error). */
+int audit_verify_run(struct db *d, const struct audit_verify_opts *o,
+    struct audit_verify_result *res);
+/* The whole chain, unbounded: audit_verify_run from the first event. */
 int audit_verify(struct db *d, const struct audit_keys *keys, struct audit_verify_result *res);
+/* After a clean run that reached the head: stores a checkpoint there signed
+ * under keys' current key, with audit.verified in the same transaction. 1
+ * recorded (out filled), 0 nothing to record (no key, an empty chain, or a
+ * checkpoint at or past it), -1 on a database error. */
+int audit_checkpoint_record(struct db *d, const struct audit_actor *actor,
+    const struct audit_keys *keys, const struct audit_verify_result *res,
+    struct audit_checkpoint *out);
+/* The position as an opaque cursor (base64url, MAC'd under keys' current key
+ * so it cannot be edited) and back; false when it is not one of ours. */
+#define AUDIT_VERIFY_CURSOR_MAX 160
+void audit_verify_cursor(const struct audit_keys *keys, const struct audit_verify_pos *pos,
+    char out[AUDIT_VERIFY_CURSOR_MAX]);
+bool audit_verify_cursor_parse(const struct audit_keys *keys, const char *s,
+    struct audit_verify_pos *pos);
 
 /* ---- retention (audit_purge.c) ----------------------------------------- */
 

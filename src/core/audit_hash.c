@@ -254,3 +254,114 @@ bool audit_anchor_valid(const struct audit_anchor *an, const uint8_t key[32], co
 	audit_anchor_sign(an, key, want);
 	return ct_equal(want, sig, 32);
 }
+
+/* ---- verification checkpoints and cursors ------------------------------ */
+
+#define CHECKPOINT_SIG_LABEL "opsd-audit-checkpoint-v1"
+#define CURSOR_MAC_LABEL "opsd-audit-verify-cursor-v1"
+
+/* n bytes of s (at most max) with an 8-byte big-endian length before them. */
+static size_t put_field(uint8_t *out, const char *s, size_t max)
+{
+	size_t n = strnlen(s, max);
+
+	put_u64_be(out, (uint64_t)n);
+	memcpy(out + 8, s, n);
+	return 8 + n;
+}
+
+/* The label, seq, from_seq and events (8 bytes big-endian each), the hash,
+ * then verified_at and verified_by each with an 8-byte length. */
+void audit_checkpoint_sign(const struct audit_checkpoint *cp, const uint8_t key[32],
+    uint8_t sig[32])
+{
+	uint8_t msg[sizeof(CHECKPOINT_SIG_LABEL) - 1 + 24 + 32 + 8 + sizeof(cp->verified_at) + 8 +
+	            sizeof(cp->verified_by)];
+	size_t n = sizeof(CHECKPOINT_SIG_LABEL) - 1;
+
+	memcpy(msg, CHECKPOINT_SIG_LABEL, n);
+	put_u64_be(msg + n, (uint64_t)cp->seq);
+	put_u64_be(msg + n + 8, (uint64_t)cp->from_seq);
+	put_u64_be(msg + n + 16, cp->events);
+	memcpy(msg + n + 24, cp->hash, 32);
+	n += 56;
+	n += put_field(msg + n, cp->verified_at, sizeof(cp->verified_at) - 1);
+	n += put_field(msg + n, cp->verified_by, sizeof(cp->verified_by) - 1);
+	hmac_sha256(key, 32, msg, n, sig);
+}
+
+bool audit_checkpoint_valid(const struct audit_checkpoint *cp, const uint8_t key[32],
+    const uint8_t sig[32])
+{
+	uint8_t want[32];
+
+	audit_checkpoint_sign(cp, key, want);
+	return ct_equal(want, sig, 32);
+}
+
+/* version, full, from_seq, next_seq, checked, prev, then 16 bytes of MAC */
+#define CURSOR_BODY (1 + 1 + 8 + 8 + 8 + 32)
+#define CURSOR_MAC 16
+
+static uint64_t get_u64_be(const uint8_t b[8])
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | b[i];
+	return v;
+}
+
+static void cursor_mac(const uint8_t *key, const uint8_t body[CURSOR_BODY], uint8_t out[32])
+{
+	uint8_t msg[sizeof(CURSOR_MAC_LABEL) - 1 + CURSOR_BODY];
+
+	memcpy(msg, CURSOR_MAC_LABEL, sizeof(CURSOR_MAC_LABEL) - 1);
+	memcpy(msg + sizeof(CURSOR_MAC_LABEL) - 1, body, CURSOR_BODY);
+	hmac_sha256(key, 32, msg, sizeof(msg), out);
+}
+
+/* Without OPSD_DATA_KEY the MAC is under a key of zeros: it still tells a
+ * mistyped cursor from ours, and such a run records no checkpoint. */
+static const uint8_t zero_key[32];
+
+void audit_verify_cursor(const struct audit_keys *keys, const struct audit_verify_pos *pos,
+    char out[AUDIT_VERIFY_CURSOR_MAX])
+{
+	uint8_t b[CURSOR_BODY + CURSOR_MAC], mac[32];
+
+	b[0] = 1;
+	b[1] = pos->full;
+	put_u64_be(b + 2, (uint64_t)pos->from_seq);
+	put_u64_be(b + 10, (uint64_t)pos->next_seq);
+	put_u64_be(b + 18, pos->checked);
+	memcpy(b + 26, pos->prev, 32);
+	cursor_mac(keys && keys->n ? keys->key[0] : zero_key, b, mac);
+	memcpy(b + CURSOR_BODY, mac, CURSOR_MAC);
+	b64url_encode(b, sizeof(b), out, AUDIT_VERIFY_CURSOR_MAX);
+}
+
+bool audit_verify_cursor_parse(const struct audit_keys *keys, const char *s,
+    struct audit_verify_pos *pos)
+{
+	uint8_t b[CURSOR_BODY + CURSOR_MAC], mac[32];
+	size_t n = 0;
+	bool ok = false;
+
+	if (!s || !b64url_decode(s, strlen(s), b, sizeof(b), &n) || n != sizeof(b) || b[0] != 1 ||
+	    b[1] > 1)
+		return false;
+	/* any key of the ring: a rotation between two pages keeps the run going */
+	for (size_t i = 0; !ok && i < (keys && keys->n ? keys->n : 1); i++) {
+		cursor_mac(keys && keys->n ? keys->key[i] : zero_key, b, mac);
+		ok = ct_equal(mac, b + CURSOR_BODY, CURSOR_MAC);
+	}
+	if (!ok)
+		return false;
+	pos->full = b[1];
+	pos->from_seq = (int64_t)get_u64_be(b + 2);
+	pos->next_seq = (int64_t)get_u64_be(b + 10);
+	pos->checked = get_u64_be(b + 18);
+	memcpy(pos->prev, b + 26, 32);
+	return pos->from_seq >= 1 && pos->next_seq >= pos->from_seq;
+}

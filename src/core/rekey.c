@@ -1,6 +1,6 @@
 /* opsctl data-key rotate (see rekey.h): each place that holds sealed text or
- * a signed anchor is one row of a table below, walked in keyset batches of
- * one transaction each. */
+ * a signed row (retention anchors, verification checkpoints) is one row of a table below, walked in
+ * keyset batches of one transaction each. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,18 +172,83 @@ static int resign_batch(struct db *d, void *arg)
 	return 0;
 }
 
-/* Every batch of one place (place NULL: the anchors) until one comes back
- * short; res gets what each committed batch counted. */
-static int rekey_place(struct db *d, struct rekey *x, const struct sealed_place *place)
+/* One verification checkpoint: as an anchor, under its own signature. */
+static int resign_checkpoint(struct db *d, struct rekey *x, char *const *v,
+    const unsigned long *len)
 {
-	uint64_t *done =
-	    place ? (uint64_t *)(void *)((char *)x->res + place->counter) : &x->res->anchors;
+	struct audit_checkpoint cp = {.seq = strtoll(v[0], NULL, 10),
+	    .from_seq = strtoll(v[1], NULL, 10),
+	    .events = strtoull(v[2], NULL, 10)};
+	const uint8_t *key = audit_keys_find(&x->anchor_keys, v[6]);
+	uint8_t sig[32];
 
+	if (len[3] != 32 || len[7] != 32 || !v[4] || !v[5])
+		key = NULL;
+	if (key) {
+		memcpy(cp.hash, v[3], 32);
+		str_copy(cp.verified_at, v[4], sizeof(cp.verified_at));
+		str_copy(cp.verified_by, v[5], sizeof(cp.verified_by));
+	}
+	if (!key || !audit_checkpoint_valid(&cp, key, (const uint8_t *)v[7])) {
+		x->unverifiable++;
+		return 0;
+	}
+	if (key == x->anchor_keys.key[0]) {
+		x->current++;
+		return 0;
+	}
+	audit_checkpoint_sign(&cp, x->anchor_keys.key[0], sig);
+	{
+		struct db_param p[] = {DBP_STR(x->anchor_keys.id[0]), DBP_BLOB(sig, 32),
+		    DBP_I64(cp.seq)};
+
+		if (db_exec(d,
+		        "UPDATE audit_checkpoints SET key_id = ?, signature = ? WHERE seq = ?", p,
+		        countof(p), NULL) != 0)
+			return -1;
+	}
+	x->done++;
+	return 0;
+}
+
+static int resign_checkpoint_batch(struct db *d, void *arg)
+{
+	struct rekey *x = arg;
+	struct db_param p[] = {DBP_I64(x->after_seq), DBP_I64(REKEY_BATCH)};
+	struct db_rows head, rows;
+
+	batch_reset(x);
+	/* under the chain head's lock, like opsctl audit verify recording one */
+	if (db_query(d, x->a, "SELECT seq FROM audit_chain_head WHERE id = 1 FOR UPDATE", NULL, 0,
+	        &head) != 0 ||
+	    db_query(d, x->a,
+	        "SELECT seq, from_seq, events, hash, verified_at, verified_by, key_id, signature"
+	        " FROM audit_checkpoints WHERE seq > ? ORDER BY seq LIMIT ? FOR UPDATE",
+	        p, countof(p), &rows) != 0)
+		return -1;
+	for (size_t r = 0; r < rows.nrows; r++) {
+		if (resign_checkpoint(d, x, rows.val[r], rows.len[r]) != 0)
+			return -1;
+		x->nrows++;
+	}
+	if (rows.nrows)
+		x->after_seq = strtoll(rows.val[rows.nrows - 1][0], NULL, 10);
+	return 0;
+}
+
+/* Every batch of one place until one comes back short (place NULL: the
+ * signed rows batch walks, counted in done); res gets what each committed
+ * batch counted. */
+static int rekey_place(struct db *d, struct rekey *x, const struct sealed_place *place,
+    int (*batch)(struct db *, void *), uint64_t *done)
+{
+	if (place)
+		done = (uint64_t *)(void *)((char *)x->res + place->counter);
 	x->place = place;
 	memset(x->after, 0, sizeof(x->after));
 	x->after_seq = 0;
 	do {
-		if (db_tx(d, place ? reseal_batch : resign_batch, x) != 0)
+		if (db_tx(d, place ? reseal_batch : batch, x) != 0)
 			return -1;
 		*done += x->done;
 		x->changed += x->done;
@@ -206,6 +271,7 @@ static struct json_object *rotated_payload(const struct rekey_result *res)
 	json_object_object_add(o, "migrationTargets",
 	    json_object_new_int64((int64_t)res->migration_targets));
 	json_object_object_add(o, "anchors", json_object_new_int64((int64_t)res->anchors));
+	json_object_object_add(o, "checkpoints", json_object_new_int64((int64_t)res->checkpoints));
 	json_object_object_add(o, "alreadyCurrent", json_object_new_int64((int64_t)res->current));
 	json_object_object_add(o, "unopenable", json_object_new_int64((int64_t)res->unopenable));
 	json_object_object_add(o, "unverifiable",
@@ -236,9 +302,10 @@ enum rekey_rc data_key_rotate(struct db *d, const struct opsd_config *cfg,
 		x.changed = 0;
 		res->current = res->unopenable = res->unverifiable = 0;
 		for (size_t i = 0; i < countof(sealed_places); i++)
-			if (rekey_place(d, &x, &sealed_places[i]) != 0)
+			if (rekey_place(d, &x, &sealed_places[i], NULL, NULL) != 0)
 				goto out;
-		if (rekey_place(d, &x, NULL) != 0)
+		if (rekey_place(d, &x, NULL, resign_batch, &res->anchors) != 0 ||
+		    rekey_place(d, &x, NULL, resign_checkpoint_batch, &res->checkpoints) != 0)
 			goto out;
 		if (!x.changed)
 			break;

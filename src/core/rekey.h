@@ -1,6 +1,7 @@
 /* opsctl data-key rotate (README "Runbook 7"): everything sealed under a
  * previous data key is sealed again under OPSD_DATA_KEY, every retention
- * anchor signed under a previous key is signed again under it, so that
+ * anchor and verification checkpoint signed under a previous key is signed
+ * again under it, so that
  * OPSD_DATA_KEY_PREVIOUS can then be emptied. */
 #ifndef OPSD_REKEY_H
 #define OPSD_REKEY_H
@@ -18,9 +19,11 @@ struct rekey_result {
 	uint64_t org_targets;          /* dedicated targets (orgs) sealed again */
 	uint64_t migration_targets;    /* migrations' targets and sources sealed again */
 	uint64_t anchors;              /* retention anchors signed again */
+	uint64_t checkpoints;          /* verification checkpoints signed again */
 	uint64_t current;              /* already under the current key */
 	uint64_t unopenable;           /* sealed under no key of the ring: left as they are */
-	uint64_t unverifiable;         /* anchors no key of the ring verifies: left for verify */
+	uint64_t unverifiable;         /* anchors and checkpoints no key of the ring verifies:
+	                                * left for verify */
 	char key[DATA_KEY_FP_LEN + 1]; /* the current key's fingerprint */
 	char previous[DATA_KEYS_PREVIOUS_MAX][DATA_KEY_FP_LEN + 1];
 	size_t nprevious;

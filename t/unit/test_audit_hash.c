@@ -333,6 +333,136 @@ static void test_anchor_key_from_config(void **state)
 	assert_string_not_equal(id1, id2);
 }
 
+/* ---- verification checkpoints and cursors ------------------------------ */
+
+static struct audit_checkpoint checkpoint(void)
+{
+	struct audit_checkpoint cp = {.seq = 5000, .from_seq = 4001, .events = 1000};
+
+	memset(cp.hash, 0x55, 32);
+	strcpy(cp.verified_at, "2026-12-06 11:27:52.123");
+	strcpy(cp.verified_by, "cli:root");
+	return cp;
+}
+
+/* Pinned byte for byte, like the anchors': the label, three numbers, the
+ * hash, two length-prefixed strings. */
+static void test_checkpoint_known_message(void **state)
+{
+	(void)state;
+	struct audit_checkpoint cp = checkpoint();
+	uint8_t key[32], sig[32], want[32], msg[256];
+	unsigned int len = 0;
+	size_t n = 0;
+
+	memset(key, 0x44, sizeof(key));
+	memcpy(msg, "opsd-audit-checkpoint-v1", 24);
+	n = 24;
+	memset(msg + n, 0, 24);
+	msg[n + 6] = 5000 >> 8;
+	msg[n + 7] = 5000 & 0xff;
+	msg[n + 14] = 4001 >> 8;
+	msg[n + 15] = 4001 & 0xff;
+	msg[n + 22] = 1000 >> 8;
+	msg[n + 23] = 1000 & 0xff;
+	n += 24;
+	memset(msg + n, 0x55, 32);
+	n += 32;
+	memset(msg + n, 0, 8);
+	msg[n + 7] = 23;
+	memcpy(msg + n + 8, "2026-12-06 11:27:52.123", 23);
+	n += 31;
+	memset(msg + n, 0, 8);
+	msg[n + 7] = 8;
+	memcpy(msg + n + 8, "cli:root", 8);
+	n += 16;
+	HMAC(EVP_sha256(), key, 32, msg, n, want, &len);
+	audit_checkpoint_sign(&cp, key, sig);
+	assert_memory_equal(sig, want, 32);
+	assert_true(audit_checkpoint_valid(&cp, key, sig));
+}
+
+static void test_checkpoint_every_field_counts(void **state)
+{
+	(void)state;
+	uint8_t key[32], sig[32], asig[32];
+	struct audit_checkpoint cp = checkpoint(), m;
+	struct audit_anchor an = {.first_seq = 5000, .last_seq = 5000};
+
+	memset(key, 0x44, sizeof(key));
+	audit_checkpoint_sign(&cp, key, sig);
+	m = cp;
+	m.seq++;
+	assert_false(audit_checkpoint_valid(&m, key, sig));
+	m = cp;
+	m.from_seq--;
+	assert_false(audit_checkpoint_valid(&m, key, sig));
+	m = cp;
+	m.events++;
+	assert_false(audit_checkpoint_valid(&m, key, sig));
+	m = cp;
+	m.hash[7] ^= 1;
+	assert_false(audit_checkpoint_valid(&m, key, sig));
+	m = cp;
+	m.verified_at[22] = '4';
+	assert_false(audit_checkpoint_valid(&m, key, sig));
+	m = cp;
+	strcpy(m.verified_by, "cli:roo");
+	assert_false(audit_checkpoint_valid(&m, key, sig));
+	/* an anchor's signature never stands for a checkpoint's */
+	memcpy(an.prev_hash, cp.hash, 32);
+	memcpy(an.last_hash, cp.hash, 32);
+	audit_anchor_sign(&an, key, asig);
+	assert_false(audit_checkpoint_valid(&cp, key, asig));
+	key[0] ^= 1;
+	assert_false(audit_checkpoint_valid(&cp, key, sig));
+}
+
+static void test_verify_cursor(void **state)
+{
+	(void)state;
+	struct audit_keys ring = {.n = 2}, other = {.n = 1}, none = {0};
+	struct audit_verify_pos pos = {.from_seq = 7,
+	                            .next_seq = 123456789012LL,
+	                            .checked = 42,
+	                            .full = true},
+	                        back;
+	char c[AUDIT_VERIFY_CURSOR_MAX], bad[AUDIT_VERIFY_CURSOR_MAX];
+
+	memset(ring.key[0], 1, 32);
+	memset(ring.key[1], 2, 32);
+	memset(other.key[0], 3, 32);
+	memset(pos.prev, 0x77, 32);
+	audit_verify_cursor(&ring, &pos, c);
+	assert_true(audit_verify_cursor_parse(&ring, c, &back));
+	assert_int_equal(back.from_seq, 7);
+	assert_int_equal(back.next_seq, 123456789012LL);
+	assert_int_equal(back.checked, 42);
+	assert_true(back.full);
+	assert_memory_equal(back.prev, pos.prev, 32);
+	/* a previous key of the ring still opens it: a rotation between pages */
+	other.key[0][0] = 0;
+	memcpy(&ring.key[0], &ring.key[1], 32);
+	memset(ring.key[1], 1, 32);
+	assert_true(audit_verify_cursor_parse(&ring, c, &back));
+	assert_false(audit_verify_cursor_parse(&other, c, &back));
+	assert_false(audit_verify_cursor_parse(&none, c, &back));
+	/* one character changed, cut short, or not base64 */
+	strcpy(bad, c);
+	bad[10] = bad[10] == 'A' ? 'B' : 'A';
+	assert_false(audit_verify_cursor_parse(&ring, bad, &back));
+	strcpy(bad, c);
+	bad[strlen(bad) - 2] = '\0';
+	assert_false(audit_verify_cursor_parse(&ring, bad, &back));
+	assert_false(audit_verify_cursor_parse(&ring, "not a cursor!", &back));
+	assert_false(audit_verify_cursor_parse(&ring, "", &back));
+	assert_false(audit_verify_cursor_parse(&ring, NULL, &back));
+	/* without a key: a MAC under zeros, ours only */
+	audit_verify_cursor(&none, &pos, c);
+	assert_true(audit_verify_cursor_parse(&none, c, &back));
+	assert_false(audit_verify_cursor_parse(&ring, c, &back));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -347,6 +477,9 @@ int main(void)
 	    cmocka_unit_test(test_anchor_known_message),
 	    cmocka_unit_test(test_anchor_every_field_counts),
 	    cmocka_unit_test(test_anchor_key_from_config),
+	    cmocka_unit_test(test_checkpoint_known_message),
+	    cmocka_unit_test(test_checkpoint_every_field_counts),
+	    cmocka_unit_test(test_verify_cursor),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
