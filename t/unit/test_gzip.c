@@ -81,8 +81,12 @@ static void test_large_inputs(void **state)
 	for (size_t i = 0; i < n; i++)
 		s[i] = (char)(rand() & 0xff);
 	assert_gunzips_to(s, n);
-	for (size_t i = 0; i < n; i++)
-		s[i] = "Privacy policy \xc3\xbc line\n{\"type\":\"privacy\"}"[i % 45];
+	{
+		static const char text[] = "Privacy policy \xc3\xbc line\n{\"type\":\"privacy\"}";
+
+		for (size_t i = 0; i < n; i++)
+			s[i] = text[i % (sizeof(text) - 1)];
+	}
 	assert_gunzips_to(s, n);
 	/* Text compresses, and the same input gives the same bytes. */
 	buf_init(&b);
