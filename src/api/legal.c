@@ -12,6 +12,7 @@
 #include "core/audit.h"
 #include "core/auth.h"
 #include "core/legal.h"
+#include "core/legal_files.h"
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
@@ -80,6 +81,8 @@ void api_legal_publish(struct req *r)
 		reply_err(r, &legal_errors[e], NULL);
 		return;
 	}
+	/* This host's nginx serves the new version before the answer leaves. */
+	legal_files_after_publish(r->db, r->cfg);
 	format_rfc3339(ms, t);
 	o = json_object_new_object();
 	json_object_object_add(o, "id", json_object_new_string(id));

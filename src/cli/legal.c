@@ -9,6 +9,7 @@
 #include "api/errors.h"
 #include "cli/cli.h"
 #include "core/legal.h"
+#include "core/legal_files.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/arena.h"
@@ -69,6 +70,7 @@ int cmd_legal_publish(struct opsctl *o)
 		rc = EXIT_FAILED;
 		goto out;
 	}
+	legal_files_after_publish(o->db, &o->cfg);
 	format_rfc3339(ms ? ms : now_ms(), when);
 	if (ms > now_ms())
 		printf("published %s %s (scheduled for %s)\n", type, version, when);

@@ -89,7 +89,7 @@ static bool cache_fresh(void)
 	return !cache.shared || __atomic_load_n(cache.shared, __ATOMIC_ACQUIRE) == cache.generation;
 }
 
-static char *doc_json(const struct db_rows *rows, size_t i, size_t *len)
+char *legal_doc_json(const struct db_rows *rows, size_t i, size_t *len)
 {
 	struct json_object *o = json_object_new_object();
 	const char *s;
@@ -113,7 +113,7 @@ static char *doc_json(const struct db_rows *rows, size_t i, size_t *len)
 	return copy;
 }
 
-#define DOC_COLUMNS "id, type, version, content, content_sha256, effective_at, created_at"
+#define DOC_COLUMNS LEGAL_DOC_COLUMNS
 
 static int cache_fill(struct db *d)
 {
@@ -152,7 +152,7 @@ static int cache_fill(struct db *d)
 		    sizeof(doc->effective_at));
 		json_object_put(t);
 		snprintf(doc->etag, sizeof(doc->etag), "\"%s\"", doc->id_s);
-		doc->json = doc_json(&rows, i, &doc->json_len);
+		doc->json = legal_doc_json(&rows, i, &doc->json_len);
 		if (!doc->json)
 			goto out;
 		cache.n++;

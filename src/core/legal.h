@@ -45,6 +45,14 @@ void legal_published(void);
 int legal_current(struct db *d, const struct legal_doc **docs, size_t *n);
 const struct legal_doc *legal_current_of(const struct legal_doc *docs, size_t n, const char *type);
 
+/* The columns legal_doc_json reads, in this order. */
+#define LEGAL_DOC_COLUMNS "id, type, version, content, content_sha256, effective_at, created_at"
+struct db_rows;
+/* The body of GET /legal/:type for row i of a query of LEGAL_DOC_COLUMNS, with its final
+ * newline (malloc'd; NULL when out of memory). The files nginx serves hold the same bytes
+ * (core/legal_files.c). */
+char *legal_doc_json(const struct db_rows *rows, size_t i, size_t *len);
+
 enum legal_err { LEGAL_OK, LEGAL_DUPLICATE, LEGAL_DB_ERROR, LEGAL__MAX };
 
 /* Inserts the version and audits legal.updated in one transaction. The

@@ -84,6 +84,7 @@ int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 	log_set_role("jobs");
 	blocklist_attach(&sb->blocklist_generation, NULL);
 	memset(last_run, 0, sizeof(last_run));
+	legal_files_start(cfg);
 	scoreboard_set_state(sb, slot, SB_IDLE);
 	log_msg(LL_INFO, "jobs_started", "jobs process ready");
 	while (!stopping) {
@@ -115,6 +116,7 @@ int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 		 * with more work to do now skips the sleep. */
 		poll(NULL, 0, busy ? 0 : 500);
 	}
+	legal_files_stop();
 	db_close(db);
 	tenant_db_close_all();
 	return 0;

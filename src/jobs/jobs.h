@@ -19,6 +19,10 @@ int nginx_sync_main(const struct opsd_config *cfg, struct scoreboard *sb, int sl
  * and ignore SIGHUP, SIGUSR1 and SIGPIPE (the master reloads by replacing them). */
 void jobs_install_signals(void);
 bool jobs_stopping(void);
+/* legal_files.c: the thread of the jobs process that keeps this host's legal document files
+ * in line with the database (started once the signals are installed, joined after the stop). */
+void legal_files_start(const struct opsd_config *cfg);
+void legal_files_stop(void);
 /* nginx_limits.c: counts and audits the 429s nginx answered itself. */
 int nginx_limits_job(struct db *d, const struct opsd_config *cfg);
 

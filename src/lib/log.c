@@ -29,8 +29,9 @@ static struct {
 	enum log_level min;
 	char role[32];
 	char request_id[128];
-	struct logline line;
 } lg = {.target = LT_STDERR, .fd = STDERR_FILENO, .min = LL_INFO};
+/* The line being built: one per thread (the jobs process's materialiser logs too). */
+static _Thread_local struct logline line;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 static const int level_syslog[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR};
@@ -299,7 +300,7 @@ const char *redact_field(const char *key, const char *value, char *out, size_t o
 
 struct logline *log_begin(enum log_level lvl, const char *event)
 {
-	struct logline *l = &lg.line;
+	struct logline *l = &line;
 	char ts[32];
 	if (lvl < lg.min || (unsigned)lvl >= countof(level_names))
 		return NULL;
@@ -393,6 +394,11 @@ void log_end(struct logline *l)
 	}
 	buf_putc(&l->b, '\n');
 	write_all(lg.fd, l->b.data, l->b.len);
+}
+
+void log_thread_done(void)
+{
+	buf_free(&line.b);
 }
 
 void log_msg(enum log_level lvl, const char *event, const char *fmt, ...)

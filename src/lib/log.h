@@ -29,7 +29,7 @@ bool redact_key_is_sensitive(const char *key);
 const char *redact_field(const char *key, const char *value, char *out, size_t out_len);
 
 /* A line is built with log_begin, fields, log_end. Only one line is built at
- * a time per process (workers handle one request at a time). */
+ * a time per thread (workers handle one request at a time). */
 struct logline;
 struct logline *log_begin(enum log_level lvl, const char *event);
 void log_str(struct logline *l, const char *key, const char *value);
@@ -37,6 +37,8 @@ void log_int(struct logline *l, const char *key, long long value);
 void log_dbl(struct logline *l, const char *key, double value);
 void log_bool(struct logline *l, const char *key, bool value);
 void log_end(struct logline *l);
+/* A thread other than the main one frees its line's buffer before it ends. */
+void log_thread_done(void);
 
 /* Shorthand: one line with a "msg" field (msg is printf-formatted and then
  * redacted like any other value). */

@@ -1,0 +1,101 @@
+/* The materialiser of the public legal documents (README "Runbook 1", doc/architecture.md):
+ * a thread of the jobs process that keeps this host's $OPSD_VAR/www-legal in line with the
+ * database, so that every host's nginx serves the same files within a second of a publish
+ * on any host, and the moment a scheduled version takes effect.
+ *
+ * A thread, not a job of the jobs process's table: an SMTP session holds that loop for
+ * seconds. Not a process of its own: it needs nothing the jobs process lacks (the user the
+ * workers run as, who owns the directory; a database connection), and it ends with it.
+ * Every TICK_MS it reads the database's stamp (one cheap statement) and the directory's
+ * fingerprint (a readdir and a stat per file); a sync runs when either moved since the
+ * last sync, when a scheduled version is due (it sleeps until that moment), and every
+ * FULL_MS regardless (a hand edit of a row, say). */
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "core/legal_files.h"
+#include "infra/config.h"
+#include "infra/db.h"
+#include "jobs/jobs.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+#define TICK_MS 250
+#define FULL_MS 60000
+#define DIR_LEN 4096
+
+static struct {
+	const struct opsd_config *cfg;
+	pthread_t thread;
+	bool started;
+	char dir[DIR_LEN];
+} mat;
+
+static bool stamp_equal(const struct legal_files_stamp *a, const struct legal_files_stamp *b)
+{
+	return a->effective == b->effective && a->ids == b->ids;
+}
+
+static void *materialise(void *arg)
+{
+	struct legal_files_stamp last = {-1, 0, -1}, now;
+	uint64_t last_fp = 0;
+	int64_t last_full = 0;
+	struct db *db = NULL;
+	char err[256];
+
+	(void)arg;
+	while (!jobs_stopping()) {
+		int sleep_ms = TICK_MS;
+
+		if (!db && !(db = db_open_rotating(mat.cfg->db_uri, mat.cfg->db_uri_previous, err,
+		                 sizeof(err))))
+			log_msg(LL_WARN, "db_connect_failed", "legal files: %s", err);
+		if (db && db_ensure(db) == 0 && legal_files_stamp(db, &now) == 0) {
+			bool due = !stamp_equal(&now, &last) ||
+			           legal_files_fingerprint(mat.dir) != last_fp ||
+			           mono_ms() - last_full >= FULL_MS;
+
+			if (due && legal_files_sync(db, mat.dir, true) >= 0) {
+				last = now;
+				last_fp = legal_files_fingerprint(mat.dir);
+				last_full = mono_ms();
+			}
+			/* Awake the moment the next scheduled version takes effect. */
+			if (now.next_ms >= 0 && now.next_ms < sleep_ms)
+				sleep_ms = (int)now.next_ms + 1;
+		}
+		poll(NULL, 0, sleep_ms);
+	}
+	db_close(db);
+	log_thread_done();
+	return NULL;
+}
+
+void legal_files_start(const struct opsd_config *cfg)
+{
+	sigset_t all, old;
+
+	mat.cfg = cfg;
+	if (!legal_files_dir(cfg, mat.dir, sizeof(mat.dir))) {
+		log_msg(LL_ERROR, "legal_files_unavailable", "OPSD_VAR is too long");
+		return;
+	}
+	/* The jobs process's signals stay with its main thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	mat.started = pthread_create(&mat.thread, NULL, materialise, NULL) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!mat.started)
+		log_msg(LL_ERROR, "legal_files_unavailable", "cannot start the thread");
+}
+
+void legal_files_stop(void)
+{
+	if (mat.started)
+		pthread_join(mat.thread, NULL);
+	mat.started = false;
+}
