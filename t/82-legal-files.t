@@ -29,6 +29,12 @@ start_stack(env => { OPSD_WORKERS => 2 });
 my $admin = admin_session();
 ok $admin->{cookie}, 'the superadmin logs in' or diag $admin->{res}{body};
 my $DIR = var_dir() . '/www-legal';
+{
+	# made by opsd's master before it drops root, for the jobs process and nginx's workers
+	my @st = stat $DIR;
+	ok @st && ($st[2] & 07777) == 0755, 'opsd made $OPSD_VAR/www-legal, mode 0755';
+	is scalar(getpwuid($st[4] // -1)) // '', $> == 0 ? 'www-data' : scalar(getpwuid($>)), '  owned by OPSD_USER';
+}
 
 sub read_file($path) { open my $fh, '<:raw', $path or return undef; local $/; return scalar <$fh> }
 

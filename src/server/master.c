@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <fcgiapp.h>
 
 #include "core/authz.h"
+#include "core/legal_files.h"
 #include "core/mail.h"
 #include "infra/config.h"
 #include "infra/metrics.h"
@@ -191,6 +193,26 @@ static int resolve_user(struct master *m)
 	m->gid = pw->pw_gid;
 	m->home = strdup(pw->pw_dir ? pw->pw_dir : "/");
 	return 0;
+}
+
+/* The public legal documents' directory (README "Runbook 1"), made while the master
+ * is still root: the jobs process writes it as OPSD_USER, and under systemd the
+ * parent, the StateDirectory, is root's. Without it opsd answers the reads itself. */
+static void prepare_legal_files_dir(const struct master *m)
+{
+	char dir[PATH_MAX];
+
+	if (!legal_files_dir(m->cfg, dir, sizeof(dir)))
+		return;
+	if (mkdir(dir, 0755) != 0) {
+		if (errno != EEXIST)
+			log_msg(LL_WARN, "legal_files_dir_failed", "cannot create %s: %s", dir,
+			    strerror(errno));
+		return; /* one that exists is left as its owner made it */
+	}
+	if (m->drop_privileges && chown(dir, m->uid, m->gid) != 0)
+		log_msg(LL_WARN, "legal_files_dir_failed", "cannot hand %s to OPSD_USER: %s", dir,
+		    strerror(errno));
 }
 
 /* ---- children ---------------------------------------------------------- */
@@ -639,6 +661,7 @@ int master_run(struct opsd_config *cfg)
 	log_set_role("master");
 	if (resolve_user(m) != 0)
 		return 1;
+	prepare_legal_files_dir(m);
 
 	/* Signals are taken synchronously with sigtimedwait: no handler runs
 	 * in the middle of the master's bookkeeping. */
