@@ -103,11 +103,9 @@ enum judged_result { J_CHANGED, J_ALREADY, J_HELD, J_NOT_FOUND };
 /* A group of ids judged by the set guard: which to change (found, not held,
  * not done yet, first occurrence) and what happens to each. */
 struct judged {
-	const uint8_t (*ids)[16]; /* the group, in order */
-	size_t n;
-	struct hold_state *st;
-	size_t *first;       /* the first position of the same id */
-	uint8_t (*todo)[16]; /* the ids to change */
+	struct hold_state *st; /* per position of the group */
+	size_t *first;         /* the first position of the same id */
+	uint8_t (*todo)[16];   /* the ids to change */
 	size_t ntodo;
 };
 
@@ -116,7 +114,7 @@ static int judge(struct db *d, struct db *control, struct arena *a, const struct
 {
 	struct id_pos *scratch = arena_calloc(a, n ? n : 1, sizeof(*scratch));
 
-	*j = (struct judged){.ids = ids, .n = n};
+	*j = (struct judged){0};
 	j->st = arena_calloc(a, n ? n : 1, sizeof(*j->st));
 	j->first = arena_calloc(a, n ? n : 1, sizeof(*j->first));
 	j->todo = arena_calloc(a, n ? n : 1, 16);
