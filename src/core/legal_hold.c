@@ -136,13 +136,18 @@ int legal_hold_guard_set(struct db *d, struct db *control, struct arena *a, cons
     const char *state_column, const uint8_t (*ids)[16], size_t n, struct hold_state *out)
 {
 	struct guarded *g = arena_calloc(a, n ? n : 1, sizeof(*g));
+	uint8_t(*sorted)[16] = arena_calloc(a, n ? n : 1, 16);
 	size_t ng = 0;
 
 	memset(out, 0, n * sizeof(*out));
-	if (!g)
+	if (!g || !sorted)
 		return -1;
+	/* Locked in id order across statements too: two batches over the same
+	 * records wait for each other rather than deadlock. */
+	memcpy(sorted, ids, n * 16);
+	id_set_sort(sorted, n);
 	for (size_t off = 0; off < n; off += ID_SET_MAX)
-		if (guard_slice(d, a, e, state_column, ids + off,
+		if (guard_slice(d, a, e, state_column, (const uint8_t(*)[16])sorted + off,
 		        n - off < ID_SET_MAX ? n - off : ID_SET_MAX, g, &ng) != 0)
 			return -1;
 	if (strcmp(e->org_column, "id") != 0 && guard_orgs(control, a, g, ng) != 0)
