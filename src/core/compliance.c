@@ -7,6 +7,7 @@
 #include "core/audit.h"
 #include "core/compliance.h"
 #include "core/entity.h"
+#include "core/id_set.h"
 #include "core/legal_hold.h"
 #include "core/tenant_db.h"
 #include "core/users.h"
@@ -93,67 +94,140 @@ enum batch_rc compliance_hold(struct id_batch *b, bool hold, const char *reason,
 	return id_batch_run(b, hold_ids);
 }
 
+/* ---- judging a set of records ------------------------------------------ */
+
+/* What a strip or an archive does to each record, in the order of
+ * archive_results. */
+enum judged_result { J_CHANGED, J_ALREADY, J_HELD, J_NOT_FOUND };
+
+/* A group of ids judged by the set guard: which to change (found, not held,
+ * not done yet, first occurrence) and what happens to each. */
+struct judged {
+	struct hold_state *st; /* per position of the group */
+	size_t *first;         /* the first position of the same id */
+	uint8_t (*todo)[16];   /* the ids to change */
+	size_t ntodo;
+};
+
+static int judge(struct db *d, struct db *control, struct arena *a, const struct entity *e,
+    const char *state_column, const uint8_t (*ids)[16], size_t n, struct judged *j)
+{
+	struct id_pos *scratch = arena_calloc(a, n ? n : 1, sizeof(*scratch));
+
+	*j = (struct judged){0};
+	j->st = arena_calloc(a, n ? n : 1, sizeof(*j->st));
+	j->first = arena_calloc(a, n ? n : 1, sizeof(*j->first));
+	j->todo = arena_calloc(a, n ? n : 1, 16);
+	if (!scratch || !j->st || !j->first || !j->todo ||
+	    legal_hold_guard_set(d, control, a, e, state_column, ids, n, j->st) != 0)
+		return -1;
+	id_set_firsts(ids, n, scratch, j->first);
+	for (size_t k = 0; k < n; k++)
+		if (j->first[k] == k && j->st[k].found && !j->st[k].held && !j->st[k].done)
+			memcpy(j->todo[j->ntodo++], ids[k], 16);
+	return 0;
+}
+
+/* What happened to ids[k]. A repeated id is judged as if after its first
+ * occurrence: already done once that one was changed (not in a dry run). */
+static enum judged_result judged_result(const struct judged *j, size_t k, bool dry)
+{
+	const struct hold_state *s = &j->st[j->first[k]];
+	enum judged_result r = !s->found ? J_NOT_FOUND
+	                       : s->held ? J_HELD
+	                       : s->done ? J_ALREADY
+	                                 : J_CHANGED;
+
+	return r == J_CHANGED && j->first[k] != k && !dry ? J_ALREADY : r;
+}
+
+/* "head (?, ...)" over ids in statements of at most ID_SET_MAX ids, lead
+ * (at most 2) binding head's own placeholders. */
+static int update_set(struct db *d, const char *head, const struct db_param *lead, size_t nlead,
+    const uint8_t (*ids)[16], size_t n)
+{
+	char sql[ID_SET_SQL_LEN(1024)];
+	struct db_param p[2 + ID_SET_MAX];
+
+	if (nlead > 2)
+		return -1;
+	memcpy(p, lead, nlead * sizeof(*p));
+	for (size_t off = 0; off < n; off += ID_SET_MAX) {
+		size_t k = n - off < ID_SET_MAX ? n - off : ID_SET_MAX, slots = id_set_slots(k);
+
+		if (!id_set_sql(sql, sizeof(sql), head, slots, ""))
+			return -1;
+		for (size_t i = 0; i < slots; i++)
+			p[nlead + i] = DBP_BLOB(ids[off + (i < k ? i : k - 1)], 16);
+		if (db_exec(d, sql, p, nlead + slots, NULL) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* After the UPDATE of j's records: a migration's change capture, and a
+ * stripped or archived account is over (disabled, every session and token
+ * revoked, as when it is deleted). */
+static int after_update(struct db *d, struct tenant_tx *tx, const struct entity *e,
+    const struct judged *j)
+{
+	for (size_t i = 0; i < j->ntodo; i++)
+		if (changed(tx, e, j->todo[i]) != 0 ||
+		    (e == &entities[ENTITY_USERS] && user_lock_out(d, j->todo[i]) != 0))
+			return -1;
+	return 0;
+}
+
+/* The group in hand of b as one array of ids. */
+static const uint8_t (*group_ids(struct id_batch *b))[16]
+{
+	uint8_t(*ids)[16] = arena_calloc(b->arena, b->nidx ? b->nidx : 1, 16);
+
+	for (size_t k = 0; ids && k < b->nidx; k++)
+		memcpy(ids[k], b->ids[b->idx[k]].b, 16);
+	return (const uint8_t(*)[16])ids;
+}
+
 /* ---- strip PII --------------------------------------------------------- */
+
+static const char *const strip_results[] = {
+    [J_CHANGED] = "stripped",
+    [J_ALREADY] = "already_stripped",
+    [J_HELD] = "legal_hold",
+    [J_NOT_FOUND] = "not_found",
+};
 
 struct strip {
 	const char *reason;
 };
 
-/* Redacts one record's PII columns as the entity table says. */
-static int strip_one(struct db *d, struct id_batch *b, const struct opsd_uuid *id)
+/* Redacts every PII column of j's records to do, as the entity table says,
+ * in one UPDATE per ID_SET_MAX records. */
+static int strip_set(struct db *d, struct id_batch *b, const struct judged *j)
 {
-	const struct entity *e = b->e;
-	char sql[512], vals[ENTITY_MAX_COLS][80];
-	struct db_param p[ENTITY_MAX_COLS + 2];
-	size_t n, np = 0;
+	char head[1024], set[768];
+	struct db_param lead[] = {DBP_STR(((const struct strip *)b->ctx)->reason)};
 
-	n = (size_t)snprintf(sql, sizeof(sql),
-	    "UPDATE %s SET pii_stripped_at = NOW(3), pii_stripped_reason = ?", e->table);
-	p[np++] = DBP_STR(((const struct strip *)b->ctx)->reason);
-	for (size_t i = 0; i < e->ncols && i < ENTITY_MAX_COLS; i++) {
-		const struct entity_column *c = &e->cols[i];
-
-		if (c->redact == RED_KEEP)
-			continue;
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", %s = ?", c->column);
-		p[np++] = DBP_STR(entity_redacted_value(c, id->b, vals[i], sizeof(vals[i])));
-	}
-	snprintf(sql + n, sizeof(sql) - n, " WHERE id = ?");
-	p[np++] = DBP_BLOB(id->b, 16);
-	if (db_exec(d, sql, p, np, NULL) != 0 || changed(b->tx, e, id->b) != 0)
+	if (!entity_strip_set_sql(b->e, set, sizeof(set)))
 		return -1;
-	/* A stripped user cannot sign in again. */
-	return e == &entities[ENTITY_USERS] ? user_lock_out(d, id->b) : 0;
+	snprintf(head, sizeof(head),
+	    "UPDATE %s SET pii_stripped_at = NOW(3), pii_stripped_reason = ?, %s WHERE id IN ",
+	    b->e->table, set);
+	if (update_set(d, head, lead, countof(lead), (const uint8_t(*)[16])j->todo, j->ntodo) != 0)
+		return -1;
+	return after_update(d, b->tx, b->e, j);
 }
 
 static int strip_ids(struct db *d, struct db *control, struct id_batch *b)
 {
-	char sql[160];
+	const uint8_t(*ids)[16] = group_ids(b);
+	struct judged j;
 
-	snprintf(sql, sizeof(sql), "SELECT pii_stripped_at IS NOT NULL FROM %s WHERE id = ?",
-	    b->e->table);
-	for (size_t k = 0; k < b->nidx; k++) {
-		const struct opsd_uuid *id = &b->ids[b->idx[k]];
-		struct db_rows rows;
-		struct db_param p[] = {DBP_BLOB(id->b, 16)};
-		const char *what;
-		bool held;
-		int rc = legal_hold_guard(d, control, b->arena, b->e, id->b, &held);
-
-		if (rc < 0 || db_query(d, b->arena, sql, p, 1, &rows) != 0)
-			return -1;
-		if (rc > 0)
-			what = "not_found";
-		else if (held)
-			what = "legal_hold";
-		else if (rows.nrows == 1 && dbv_true(rows.val[0][0]))
-			what = "already_stripped";
-		else if (strip_one(d, b, id) != 0)
-			return -1;
-		else
-			what = "stripped";
-		b->what[b->idx[k]] = what;
-	}
+	if (!ids || judge(d, control, b->arena, b->e, "pii_stripped_at", ids, b->nidx, &j) != 0 ||
+	    (j.ntodo && strip_set(d, b, &j) != 0))
+		return -1;
+	for (size_t k = 0; k < b->nidx; k++)
+		b->what[b->idx[k]] = strip_results[judged_result(&j, k, false)];
 	return audit_group(control, b, AA_COMPLIANCE_PII_STRIPPED,
 	    ((const struct strip *)b->ctx)->reason);
 }
@@ -175,10 +249,14 @@ const char *const archive_results[ARCHIVE__MAX] = {
     [ARCHIVE_NOT_FOUND] = "not_found",
     [ARCHIVE_MIGRATING] = "org_migrating",
 };
+_Static_assert((int)ARCHIVE_ARCHIVED == J_CHANGED && (int)ARCHIVE_ALREADY == J_ALREADY &&
+                   (int)ARCHIVE_HELD == J_HELD && (int)ARCHIVE_NOT_FOUND == J_NOT_FOUND,
+    "a judged result is its archive result");
 
 struct archive {
 	struct arena *a; /* per-chunk scratch */
 	const struct entity *e;
+	const struct audit_actor *actor;
 	bool dry;
 	const char *reason;
 	struct tenant_tx *tx; /* the tenant write in hand (tenant entities), else NULL */
@@ -187,44 +265,38 @@ struct archive {
 	bool by_org, have_after, more;
 	struct opsd_uuid org, after;
 	long long counts[ARCHIVE__MAX];
+	long long events; /* chunk events written */
 };
 
-/* Archives one row through the legal-hold guard; its outcome, or -1. d is
- * where the row lives, control where its org is. */
-static int archive_one(struct db *d, struct db *control, struct archive *x, const uint8_t id[16])
+/* Archives the group ids[0..n) through the set guard: counts[] and, when
+ * what is not NULL, each id's result. d is where the rows live, control
+ * where their orgs are. */
+static int archive_set(struct db *d, struct db *control, struct archive *x, struct arena *a,
+    const uint8_t (*ids)[16], size_t n, long long counts[ARCHIVE__MAX], const char **what)
 {
-	char sql[200];
-	struct db_rows rows;
-	struct db_param p[] = {DBP_BLOB(id, 16)};
-	bool held;
-	int rc = legal_hold_guard(d, control, x->a, x->e, id, &held);
+	struct judged j;
+	char head[256];
+	struct db_param lead[] = {DBP_STR(x->reason)};
 
-	if (rc < 0)
+	if (judge(d, control, a, x->e, "archived_at", ids, n, &j) != 0)
 		return -1;
-	if (rc > 0)
-		return ARCHIVE_NOT_FOUND;
-	if (held)
-		return ARCHIVE_HELD;
-	snprintf(sql, sizeof(sql), "SELECT archived_at IS NOT NULL FROM %s WHERE id = ?",
-	    x->e->table);
-	if (db_query(d, x->a, sql, p, 1, &rows) != 0)
-		return -1;
-	if (rows.nrows == 1 && dbv_true(rows.val[0][0]))
-		return ARCHIVE_ALREADY;
-	if (!x->dry) {
-		struct db_param u[] = {DBP_STR(x->reason), DBP_BLOB(id, 16)};
-
-		snprintf(sql, sizeof(sql),
-		    "UPDATE %s SET archived_at = NOW(3), archived_reason = ? WHERE id = ?",
+	if (!x->dry && j.ntodo) {
+		snprintf(head, sizeof(head),
+		    "UPDATE %s SET archived_at = NOW(3), archived_reason = ? WHERE id IN ",
 		    x->e->table);
-		if (db_exec(d, sql, u, 2, NULL) != 0 || changed(x->tx, x->e, id) != 0)
-			return -1;
-		/* An archived account is over: disabled, every session and token
-		 * revoked, as when it is stripped or deleted. */
-		if (x->e == &entities[ENTITY_USERS] && user_lock_out(d, id) != 0)
+		if (update_set(d, head, lead, countof(lead), (const uint8_t(*)[16])j.todo,
+		        j.ntodo) != 0 ||
+		    after_update(d, x->tx, x->e, &j) != 0)
 			return -1;
 	}
-	return ARCHIVE_ARCHIVED;
+	for (size_t k = 0; k < n; k++) {
+		enum judged_result r = judged_result(&j, k, x->dry);
+
+		counts[r]++;
+		if (what)
+			what[k] = archive_results[r];
+	}
+	return 0;
 }
 
 struct json_object *archive_counts_json(const long long counts[ARCHIVE__MAX])
@@ -239,10 +311,9 @@ struct json_object *archive_counts_json(const long long counts[ARCHIVE__MAX])
 }
 
 /* compliance.archived: entity, counts, dry run (ids when given), never
- * values. complete is false when a later chunk failed after earlier ones
- * had committed. */
+ * values. */
 static struct json_object *archive_payload(const struct archive *x, const long long *counts,
-    struct json_object *ids, bool complete)
+    struct json_object *ids)
 {
 	struct json_object *payload = json_object_new_object();
 
@@ -251,8 +322,6 @@ static struct json_object *archive_payload(const struct archive *x, const long l
 		json_object_object_add(payload, "ids", ids);
 	json_object_object_add(payload, "counts", archive_counts_json(counts));
 	json_object_object_add(payload, "dryRun", json_object_new_boolean(x->dry));
-	if (!complete)
-		json_object_object_add(payload, "complete", json_object_new_boolean(0));
 	return payload;
 }
 
@@ -262,18 +331,16 @@ static int archive_ids(struct db *d, struct db *control, struct id_batch *b)
 {
 	struct archive *x = b->ctx;
 	long long counts[ARCHIVE__MAX] = {0};
+	const uint8_t(*ids)[16] = group_ids(b);
+	const char **what = arena_calloc(b->arena, b->nidx ? b->nidx : 1, sizeof(*what));
 
 	x->tx = b->tx;
-	for (size_t k = 0; k < b->nidx; k++) {
-		int what = archive_one(d, control, x, b->ids[b->idx[k]].b);
-
-		if (what < 0)
-			return -1;
-		counts[what]++;
-		b->what[b->idx[k]] = archive_results[what];
-	}
+	if (!ids || !what || archive_set(d, control, x, b->arena, ids, b->nidx, counts, what) != 0)
+		return -1;
+	for (size_t k = 0; k < b->nidx; k++)
+		b->what[b->idx[k]] = what[k];
 	return audit_append(control, b->actor, AA_COMPLIANCE_ARCHIVED, b->org, x->e->name, NULL,
-	    archive_payload(x, counts, id_batch_group_ids(b), true));
+	    archive_payload(x, counts, id_batch_group_ids(b)));
 }
 
 enum batch_rc compliance_archive_ids(struct id_batch *b, const char *reason, bool dry_run)
@@ -291,7 +358,26 @@ enum batch_rc compliance_archive_ids(struct id_batch *b, const char *reason, boo
 
 /* ---- by age: chunked transactions --------------------------------------- */
 
-/* One chunk of the olderThan selection: rows of x->org when by_org. */
+/* The ids of a chunk's rows, for its audit event. */
+static struct json_object *rows_ids_json(const struct db_rows *rows)
+{
+	struct json_object *ids = json_object_new_array();
+
+	for (size_t i = 0; i < rows->nrows; i++) {
+		struct opsd_uuid u;
+		char s[UUID_STR_LEN + 1];
+
+		memcpy(u.b, rows->val[i][0], 16);
+		uuid_format(&u, s);
+		json_object_array_add(ids, json_object_new_string(s));
+	}
+	return ids;
+}
+
+/* One chunk of the olderThan selection (rows of x->org when by_org): its
+ * rows through the set guard, archived with one UPDATE, and (not in a dry
+ * run) its compliance.archived event with the chunk's ids and counts, all
+ * in the chunk's transaction. */
 static int archive_chunk(struct db *d, struct db *control, struct archive *x)
 {
 	long long counts[ARCHIVE__MAX] = {0};
@@ -300,6 +386,7 @@ static int archive_chunk(struct db *d, struct db *control, struct archive *x)
 	struct db_param p[] = {DBP_STR(x->before), DBP_I64(x->by_org),
 	    x->by_org ? DBP_BLOB(x->org.b, 16) : DBP_NULL, DBP_I64(x->have_after),
 	    x->have_after ? DBP_BLOB(x->after.b, 16) : DBP_NULL, DBP_I64(ARCHIVE_CHUNK)};
+	uint8_t(*ids)[16];
 
 	snprintf(sql, sizeof(sql),
 	    "SELECT id FROM %s WHERE created_at < ? AND archived_at IS NULL"
@@ -308,12 +395,23 @@ static int archive_chunk(struct db *d, struct db *control, struct archive *x)
 	arena_reset(x->a);
 	if (db_query(d, x->a, sql, p, countof(p), &rows) != 0)
 		return -1;
-	for (size_t i = 0; i < rows.nrows; i++) {
-		int what = archive_one(d, control, x, (const uint8_t *)rows.val[i][0]);
+	if (!(ids = arena_calloc(x->a, rows.nrows ? rows.nrows : 1, 16)))
+		return -1;
+	for (size_t i = 0; i < rows.nrows; i++)
+		memcpy(ids[i], rows.val[i][0], 16);
+	if (archive_set(d, control, x, x->a, (const uint8_t(*)[16])ids, rows.nrows, counts, NULL) !=
+	    0)
+		return -1;
+	if (!x->dry && rows.nrows) {
+		char org_s[UUID_STR_LEN + 1];
 
-		if (what < 0)
+		if (x->by_org)
+			uuid_format(&x->org, org_s);
+		if (audit_append(control, x->actor, AA_COMPLIANCE_ARCHIVED,
+		        x->by_org ? org_s : NULL, x->e->name, NULL,
+		        archive_payload(x, counts, rows_ids_json(&rows))) != 0)
 			return -1;
-		counts[what]++;
+		x->events++;
 	}
 	for (int i = 0; i < ARCHIVE__MAX; i++)
 		x->counts[i] += counts[i];
@@ -415,7 +513,11 @@ static int archive_by_age(const struct archive_query *q, struct archive *x)
 
 int compliance_archive_older(const struct archive_query *q, long long counts[ARCHIVE__MAX])
 {
-	struct archive x = {.e = q->e, .dry = q->dry_run, .reason = q->reason, .more = true};
+	struct archive x = {.e = q->e,
+	    .actor = q->actor,
+	    .dry = q->dry_run,
+	    .reason = q->reason,
+	    .more = true};
 	int rc = -1;
 
 	if (!(x.a = arena_new(64 * 1024)))
@@ -423,17 +525,15 @@ int compliance_archive_older(const struct archive_query *q, long long counts[ARC
 	db_time_from_ms(q->before_ms, x.before);
 	x.by_org = q->org && uuid_parse(q->org, &x.org);
 	/* Chunked transactions (README, runbook 2): each commits what it
-	 * archived. */
-	if (archive_by_age(q, &x) != 0) {
-		/* Earlier chunks are committed: they must not go unaudited. */
-		if (x.counts[ARCHIVE_ARCHIVED] > 0 && !x.dry &&
-		    audit_append_tx(q->control, q->actor, AA_COMPLIANCE_ARCHIVED, q->org, x.e->name,
-		        NULL, archive_payload(&x, x.counts, NULL, false)) != 0)
-			log_msg(LL_ERROR, "audit_failed", "compliance.archived (partial)");
+	 * archived together with its own audit event, so a failure leaves the
+	 * earlier chunks done and audited and nothing of the failed one. */
+	if (archive_by_age(q, &x) != 0)
 		goto out;
-	}
-	if (audit_append_tx(q->control, q->actor, AA_COMPLIANCE_ARCHIVED, q->org, x.e->name, NULL,
-	        archive_payload(&x, x.counts, NULL, true)) != 0)
+	/* A dry run, or a run that found nothing to judge: one event with the
+	 * counts, so that every call is audited. */
+	if ((x.dry || x.events == 0) &&
+	    audit_append_tx(q->control, q->actor, AA_COMPLIANCE_ARCHIVED, q->org, x.e->name, NULL,
+	        archive_payload(&x, x.counts, NULL)) != 0)
 		goto out;
 	rc = 0;
 out:

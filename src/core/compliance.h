@@ -24,8 +24,10 @@ enum batch_rc compliance_hold(struct id_batch *b, bool hold, const char *reason,
     const char *case_ref);
 
 /* Redacts every PII column of b's ids as the entity table says: each
- * "stripped", "already_stripped", "legal_hold" or "not_found"; a stripped
- * user is locked out. One compliance.pii_stripped event per group. */
+ * "stripped", "already_stripped", "legal_hold" or "not_found" (a repeated id
+ * is already_stripped after its first occurrence); a stripped user is
+ * locked out. Set statements of at most ID_SET_MAX ids (core/id_set.h); one
+ * compliance.pii_stripped event per group. */
 enum batch_rc compliance_strip(struct id_batch *b, const char *reason);
 
 /* Archiving: what happened to each record. org_migrating counts the orgs
@@ -48,9 +50,11 @@ struct json_object *archive_counts_json(const long long counts[ARCHIVE__MAX]);
 enum batch_rc compliance_archive_ids(struct id_batch *b, const char *reason, bool dry_run);
 
 /* Archives the records of e created before before_ms (of org only, when
- * not NULL; else org by org), in chunks of one transaction each, and audits
- * compliance.archived with the counts (complete:false when a chunk failed
- * after others had committed). 0 or -1. */
+ * not NULL; else org by org), in chunks of one transaction each. Each chunk
+ * that judged rows writes its compliance.archived event (its ids and
+ * counts) in its own transaction; a dry run, or a run that judged no row,
+ * writes one event with the counts. On -1 the chunks before the failed one
+ * stay committed and audited. 0 or -1. */
 struct archive_query {
 	struct db *control;
 	const struct opsd_config *cfg;

@@ -3,8 +3,6 @@
 #include <string.h>
 
 #include "core/entity.h"
-#include "lib/crypto.h"
-#include "lib/encoding.h"
 #include "lib/util.h"
 
 static const char *const project_status[] = {"planned", "active", "on_hold", "completed",
@@ -91,22 +89,38 @@ const char *const *entity_choices(enum entity_list which)
 	return out;
 }
 
-const char *entity_redacted_value(const struct entity_column *c, const uint8_t id[16], char *buf,
-    size_t len)
-{
-	uint8_t h[32];
-	char hex[65];
+/* What each redaction writes, as SQL over the row's own id: the one place
+ * that says how a PII column is redacted (README "Runbook 2"). A unique
+ * tombstone is derived from the id (the first 16 hex digits of its
+ * sha256), so that unique columns stay unique. */
+static const char *const redaction_sql[] = {
+    [RED_KEEP] = NULL,
+    [RED_NULL] = "NULL",
+    [RED_TOMBSTONE] = "'[redacted]'",
+    [RED_UNIQUE] = "CONCAT('redacted+', LEFT(SHA2(id, 256), 16), '@redacted.invalid')",
+};
 
-	switch (c->redact) {
-	case RED_TOMBSTONE:
-		return "[redacted]";
-	case RED_UNIQUE:
-		/* Unique columns keep unique values: derived from the row id. */
-		sha256_raw(id, 16, h);
-		hex_encode(h, 8, hex);
-		snprintf(buf, len, "redacted+%s@redacted.invalid", hex);
-		return buf;
-	default:
-		return NULL;
+const char *entity_redaction_sql(enum redaction r)
+{
+	return (unsigned)r < countof(redaction_sql) ? redaction_sql[r] : NULL;
+}
+
+size_t entity_strip_set_sql(const struct entity *e, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	if (len)
+		buf[0] = '\0';
+	for (size_t i = 0; i < e->ncols; i++) {
+		const char *v = entity_redaction_sql(e->cols[i].redact);
+		int w;
+
+		if (!v)
+			continue;
+		w = snprintf(buf + n, len - n, "%s%s = %s", n ? ", " : "", e->cols[i].column, v);
+		if (w < 0 || (size_t)w >= len - n)
+			return 0;
+		n += (size_t)w;
 	}
+	return n;
 }

@@ -77,8 +77,11 @@ enum entity_list {
 	ENTITIES__MAX
 };
 const char *const *entity_choices(enum entity_list which);
-/* The redacted value of a column for record id (NULL for RED_NULL). */
-const char *entity_redacted_value(const struct entity_column *c, const uint8_t id[16], char *buf,
-    size_t len);
+/* The SQL expression a redacted column is set to, over the row's id
+ * column (NULL for RED_KEEP). */
+const char *entity_redaction_sql(enum redaction r);
+/* "column = expression, ..." for every PII column of e, into buf: what
+ * strip-PII sets. Its length, or 0 when it does not fit. */
+size_t entity_strip_set_sql(const struct entity *e, char *buf, size_t len);
 
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/entity.h"
+#include "core/id_set.h"
 #include "core/legal_hold.h"
 #include "core/tenant_db.h"
 #include "infra/db.h"
@@ -38,6 +39,127 @@ int legal_hold_guard(struct db *d, struct db *control, struct arena *a, const st
 		        &org) != 0)
 			return -1;
 		*held = org.nrows == 1 && dbv_true(org.val[0][0]);
+	}
+	return 0;
+}
+
+/* One row of the set guard's answer, sorted by id for lookup. */
+struct guarded {
+	uint8_t id[16];
+	uint8_t org[16];
+	bool has_org, held, done;
+};
+
+static int guarded_cmp(const void *x, const void *y)
+{
+	return memcmp(x, y, 16);
+}
+
+/* Binds ids[0..n) to slots placeholders, the last id repeated. */
+static void bind_ids(struct db_param *p, size_t slots, const uint8_t (*ids)[16], size_t n)
+{
+	for (size_t i = 0; i < slots; i++)
+		p[i] = DBP_BLOB(ids[i < n ? i : n - 1], 16);
+}
+
+/* The records of one statement's worth of ids, appended to g. */
+static int guard_slice(struct db *d, struct arena *a, const struct entity *e,
+    const char *state_column, const uint8_t (*ids)[16], size_t n, struct guarded *g, size_t *ng)
+{
+	char head[256], sql[ID_SET_SQL_LEN(256)];
+	struct db_param p[ID_SET_MAX];
+	size_t slots = id_set_slots(n);
+	struct db_rows rows;
+
+	snprintf(head, sizeof(head),
+	    "SELECT id, legal_hold, %s IS NOT NULL, %s FROM %s WHERE id IN ", state_column,
+	    e->org_column, e->table);
+	if (!id_set_sql(sql, sizeof(sql), head, slots, " FOR UPDATE"))
+		return -1;
+	bind_ids(p, slots, ids, n);
+	if (db_query(d, a, sql, p, slots, &rows) != 0)
+		return -1;
+	for (size_t r = 0; r < rows.nrows; r++) {
+		struct guarded *x = &g[(*ng)++];
+
+		memcpy(x->id, rows.val[r][0], 16);
+		x->held = dbv_true(rows.val[r][1]);
+		x->done = dbv_true(rows.val[r][2]);
+		x->has_org = rows.val[r][3] && rows.len[r][3] == 16;
+		if (x->has_org)
+			memcpy(x->org, rows.val[r][3], 16);
+	}
+	return 0;
+}
+
+/* The held orgs among those of g's records not held themselves: their
+ * records are held too. The org rows are read in share mode, as the guard
+ * of one record does. */
+static int guard_orgs(struct db *control, struct arena *a, struct guarded *g, size_t ng)
+{
+	uint8_t(*orgs)[16] = arena_calloc(a, ng ? ng : 1, 16);
+	size_t n = 0, u = 0;
+
+	if (!orgs)
+		return -1;
+	for (size_t i = 0; i < ng; i++)
+		if (g[i].has_org && !g[i].held)
+			memcpy(orgs[n++], g[i].org, 16);
+	id_set_sort(orgs, n);
+	for (size_t i = 0; i < n; i++)
+		if (u == 0 || memcmp(orgs[u - 1], orgs[i], 16) != 0)
+			memmove(orgs[u++], orgs[i], 16);
+	for (size_t off = 0; off < u; off += ID_SET_MAX) {
+		size_t k = u - off < ID_SET_MAX ? u - off : ID_SET_MAX, slots = id_set_slots(k);
+		char sql[ID_SET_SQL_LEN(128)];
+		struct db_param p[ID_SET_MAX];
+		struct db_rows rows;
+
+		if (!id_set_sql(sql, sizeof(sql), "SELECT id, legal_hold FROM orgs WHERE id IN ",
+		        slots, " LOCK IN SHARE MODE"))
+			return -1;
+		bind_ids(p, slots, (const uint8_t(*)[16])orgs[off], k);
+		if (db_query(control, a, sql, p, slots, &rows) != 0)
+			return -1;
+		for (size_t r = 0; r < rows.nrows; r++) {
+			if (!dbv_true(rows.val[r][1]) || rows.len[r][0] != 16)
+				continue;
+			for (size_t i = 0; i < ng; i++)
+				if (g[i].has_org && memcmp(g[i].org, rows.val[r][0], 16) == 0)
+					g[i].held = true;
+		}
+	}
+	return 0;
+}
+
+int legal_hold_guard_set(struct db *d, struct db *control, struct arena *a, const struct entity *e,
+    const char *state_column, const uint8_t (*ids)[16], size_t n, struct hold_state *out)
+{
+	struct guarded *g = arena_calloc(a, n ? n : 1, sizeof(*g));
+	uint8_t(*sorted)[16] = arena_calloc(a, n ? n : 1, 16);
+	size_t ng = 0;
+
+	memset(out, 0, n * sizeof(*out));
+	if (!g || !sorted)
+		return -1;
+	/* Locked in id order across statements too: two batches over the same
+	 * records wait for each other rather than deadlock. */
+	memcpy(sorted, ids, n * 16);
+	id_set_sort(sorted, n);
+	for (size_t off = 0; off < n; off += ID_SET_MAX)
+		if (guard_slice(d, a, e, state_column, (const uint8_t(*)[16])sorted + off,
+		        n - off < ID_SET_MAX ? n - off : ID_SET_MAX, g, &ng) != 0)
+			return -1;
+	if (strcmp(e->org_column, "id") != 0 && guard_orgs(control, a, g, ng) != 0)
+		return -1;
+	if (ng > 1)
+		qsort(g, ng, sizeof(*g), guarded_cmp);
+	for (size_t k = 0; k < n; k++) {
+		const struct guarded *x =
+		    ng ? bsearch(ids[k], g, ng, sizeof(*g), guarded_cmp) : NULL;
+
+		if (x)
+			out[k] = (struct hold_state){true, x->held, x->done};
 	}
 	return 0;
 }

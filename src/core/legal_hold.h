@@ -25,6 +25,18 @@ struct opsd_config;
  * database error, 1 when the record does not exist, 0 otherwise. */
 int legal_hold_guard(struct db *d, struct db *control, struct arena *a, const struct entity *e,
     const uint8_t id[16], bool *held);
+/* The same guard over a set of records of e (compliance batches): one
+ * statement per ID_SET_MAX ids locks them (FOR UPDATE) in d and reads their
+ * hold and state, one more reads their orgs' holds from control in share
+ * mode. state_column ("pii_stripped_at", "archived_at") says whether the
+ * operation was already done. out[k] answers ids[k]. 0 or -1. */
+struct hold_state {
+	bool found; /* the record exists in d */
+	bool held;  /* it or its org is on legal hold */
+	bool done;  /* its state_column is set */
+};
+int legal_hold_guard_set(struct db *d, struct db *control, struct arena *a, const struct entity *e,
+    const char *state_column, const uint8_t (*ids)[16], size_t n, struct hold_state *out);
 /* The guard's rule over a whole org (migration): the org or any of its
  * tenant records in tdb is held. -1, or 0 with *held set. */
 int legal_hold_org_any(struct db *tdb, struct db *control, struct arena *a, const uint8_t org[16],

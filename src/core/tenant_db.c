@@ -5,11 +5,13 @@
 #include <openssl/crypto.h>
 
 #include "core/entity.h"
+#include "core/id_set.h"
 #include "core/tenant_db.h"
 #include "infra/config.h"
 #include "infra/data_key.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
+#include "lib/arena.h"
 #include "lib/crypto.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -230,24 +232,50 @@ int tenant_changelog_add(struct tenant_tx *tx, const struct entity *e, const uin
 
 /* ---- locating records ---------------------------------------------------- */
 
+/* The ids not found yet, looked up in d (only org's records when org is
+ * set) in statements of ID_SET_MAX ids. */
 static int locate_in(struct db *d, struct arena *a, const struct entity *e, const uint8_t *org,
     const uint8_t (*ids)[16], size_t n, uint8_t (*orgs)[16], bool *found)
 {
-	char sql[160];
+	char head[160], sql[ID_SET_SQL_LEN(160)];
+	struct db_param p[1 + ID_SET_MAX];
+	uint8_t(*want)[16] = arena_calloc(a, n ? n : 1, 16);
+	size_t nw = 0, np = 0;
 
-	snprintf(sql, sizeof(sql), "SELECT org_id FROM %s WHERE id = ?%s", e->table,
-	    org ? " AND org_id = ?" : "");
-	for (size_t i = 0; i < n; i++) {
+	if (!want)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (!found[i])
+			memcpy(want[nw++], ids[i], 16);
+	snprintf(head, sizeof(head), "SELECT id, org_id FROM %s WHERE %sid IN ", e->table,
+	    org ? "org_id = ? AND " : "");
+	if (org)
+		p[np++] = DBP_BLOB(org, 16);
+	for (size_t off = 0; off < nw; off += ID_SET_MAX) {
+		size_t k = nw - off < ID_SET_MAX ? nw - off : ID_SET_MAX, slots = id_set_slots(k);
 		struct db_rows rows;
-		struct db_param p[] = {DBP_BLOB(ids[i], 16), org ? DBP_BLOB(org, 16) : DBP_NULL};
+		uint8_t(*got)[16];
 
-		if (found[i])
-			continue;
-		if (db_query(d, a, sql, p, org ? 2 : 1, &rows) != 0)
+		if (!id_set_sql(sql, sizeof(sql), head, slots, " ORDER BY id"))
 			return -1;
-		if (rows.nrows == 1 && rows.len[0][0] == 16) {
-			memcpy(orgs[i], rows.val[0][0], 16);
-			found[i] = true;
+		for (size_t i = 0; i < slots; i++)
+			p[np + i] = DBP_BLOB(want[off + (i < k ? i : k - 1)], 16);
+		if (db_query(d, a, sql, p, np + slots, &rows) != 0)
+			return -1;
+		if (!(got = arena_calloc(a, rows.nrows ? rows.nrows : 1, 16)))
+			return -1;
+		for (size_t r = 0; r < rows.nrows; r++)
+			memcpy(got[r], rows.val[r][0], 16);
+		/* rows come in id order: their org by the position of the id */
+		for (size_t i = 0; i < n; i++) {
+			long at = found[i]
+			              ? -1
+			              : id_set_find((const uint8_t(*)[16])got, rows.nrows, ids[i]);
+
+			if (at >= 0 && rows.len[at][1] == 16) {
+				memcpy(orgs[i], rows.val[at][1], 16);
+				found[i] = true;
+			}
 		}
 	}
 	return 0;
