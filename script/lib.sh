@@ -225,7 +225,9 @@ mysql_running() {
 	pid_alive "$1/run/mysqld.pid" && mysql_admin "$1" -Nse 'SELECT 1' >/dev/null 2>&1
 }
 
-# mysql_start VAR: initialises $VAR/mysql when empty and starts mariadbd.
+# mysql_start VAR: initialises $VAR/mysql when empty and starts mariadbd. Sized for
+# a laptop and for test stacks that run side by side; OPSD_MYSQL_BUFFER_POOL (64M)
+# and OPSD_MYSQL_LOG_FILE_SIZE (48M) give the benchmarks' bulk work room.
 mysql_start() {
 	local var=$1 data=$1/mysql run=$1/run logf=$1/log/mysqld.log tmp=$1/mysql-tmp
 	local user_args=() init_args=() pid i
@@ -268,7 +270,8 @@ mysql_start() {
 		--skip-networking --log-error="$logf" \
 		--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
 		--default-time-zone=+00:00 --skip-name-resolve --performance-schema=OFF \
-		--innodb-buffer-pool-size=64M --innodb-log-file-size=48M \
+		--innodb-buffer-pool-size="${OPSD_MYSQL_BUFFER_POOL:-64M}" \
+		--innodb-log-file-size="${OPSD_MYSQL_LOG_FILE_SIZE:-48M}" \
 		--innodb-flush-log-at-trx-commit=2 --max-connections=500 \
 		</dev/null >>"$logf" 2>&1 &
 	pid=$!
