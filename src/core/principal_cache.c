@@ -60,22 +60,25 @@ static int poll_rows(struct db *d, struct arena *a, uint64_t last, uint64_t *max
 	struct db_rows rows;
 	struct db_param p[] = {DBP_I64((long long)last), DBP_I64(LATE_COMMIT_S)};
 
-	if (last == 0) { /* the first poll of this host: everything before is in no entry */
-		if (db_query(d, a, "SELECT COALESCE(MAX(id), 0) FROM cache_invalidations", NULL, 0,
-		        &rows) != 0 ||
-		    rows.nrows != 1)
-			return -1;
-		*max = strtoull(rows.val[0][0], NULL, 10);
-		return 0;
-	}
 	if (db_query(d, a,
 	        "SELECT id, kind, subject FROM cache_invalidations WHERE id > ?"
 	        " OR created_at > NOW(3) - INTERVAL ? SECOND ORDER BY id LIMIT 1000",
 	        p, countof(p), &rows) != 0)
 		return -1;
 	*max = last;
-	if (rows.nrows >= POLL_ROWS)
+	/* Too many to go through (a mass flush, or this host's first poll): forget everything and
+	 * go on from the newest row. */
+	if (rows.nrows >= POLL_ROWS) {
+		struct db_rows top;
+
 		evict(PCACHE_INV_ALL, NULL, MCO_FEED);
+		if (db_query(d, a, "SELECT COALESCE(MAX(id), 0) FROM cache_invalidations", NULL, 0,
+		        &top) != 0 ||
+		    top.nrows != 1)
+			return -1;
+		*max = strtoull(top.val[0][0], NULL, 10);
+		return 0;
+	}
 	for (size_t i = 0; i < rows.nrows; i++) {
 		uint64_t id = strtoull(rows.val[i][0], NULL, 10);
 
