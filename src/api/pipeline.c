@@ -15,6 +15,7 @@
 #include "core/authz.h"
 #include "core/blocklist.h"
 #include "core/legal.h"
+#include "core/principal_cache.h"
 #include "core/rate_limits.h"
 #include "core/session.h"
 #include "http/http.h"
@@ -190,6 +191,8 @@ static bool authorize_or_reply(struct req *r, const struct route *rt)
 	}
 	struct auth_input in = {r->db, r->arena, r->cfg, r->authorization, r->cookie};
 
+	if (r->authorization || r->cookie)
+		pcache_poll(r->db, r->cfg->cache_poll_ms);
 	switch (auth_authenticate(&in, p)) {
 	case AUTH_OK:
 		break;
@@ -416,6 +419,8 @@ void pipeline_run(struct req *r, bool test_routes)
 	    !legal_gate_ok(r, rt))
 		return;
 	rt->handler(r);
+	/* what the handler changed leaves this host's cache before the answer does */
+	pcache_apply_pending();
 	if (!r->replied) {
 		log_msg(LL_ERROR, "handler_no_reply", "route %s did not reply", rt->name);
 		reply_error(r, E_INTERNAL, "internal error", NULL);

@@ -8,6 +8,7 @@
 
 #include "core/audit.h"
 #include "core/auth.h"
+#include "core/principal_cache.h"
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
@@ -32,21 +33,129 @@ static bool principal_from_row(struct principal *p, const struct db_rows *rows, 
 	return true;
 }
 
+/* The principal of a cached entry. */
+static void principal_from_cache(struct principal *p, const struct pcache_principal *c)
+{
+	str_copy(p->user_id, c->user_id, sizeof(p->user_id));
+	str_copy(p->org_id, c->org_id, sizeof(p->org_id));
+	str_copy(p->token_id, c->token_id, sizeof(p->token_id));
+	p->roles = c->roles;
+	p->perms = c->perms;
+	p->service = c->service;
+}
+
+static void cache_from_principal(struct pcache_principal *c, const struct principal *p,
+    const struct db_rows *rows, size_t expires_col, int64_t now)
+{
+	char *const *v = rows->val[0];
+
+	memset(c, 0, sizeof(*c));
+	str_copy(c->user_id, p->user_id, sizeof(c->user_id));
+	str_copy(c->org_id, p->org_id, sizeof(c->org_id));
+	str_copy(c->token_id, p->token_id, sizeof(c->token_id));
+	c->roles = p->roles;
+	c->perms = p->perms;
+	c->service = p->service;
+	/* the database's clock, as distances from now: hosts' clocks need not agree with it */
+	c->expires_ms = v[expires_col] ? now + strtoll(v[expires_col], NULL, 10) : 0;
+	c->seen_ms = v[expires_col + 1] ? now - strtoll(v[expires_col + 1], NULL, 10) : 0;
+}
+
+/* How each credential is looked up, touched and cached. */
+static const struct credential {
+	enum pcache_kind kind;
+	enum auth_method method;
+	const char *touch_sql;
+} credentials[] = {
+    [PCACHE_SESSION] = {PCACHE_SESSION, AUTH_SESSION,
+        "UPDATE sessions SET last_seen_at = NOW(3) WHERE id_hash = ?"},
+    [PCACHE_TOKEN] = {PCACHE_TOKEN, AUTH_TOKEN,
+        "UPDATE api_tokens SET last_used_at = NOW(3) WHERE token_hash = ? AND revoked_at IS NULL"},
+};
+
+/* The idle clock moves at most once a minute: one write per credential per minute, not per
+ * request, whether the principal came from the cache or the database. */
+#define TOUCH_EVERY_MS 60000
+
+/* A cached principal, if the cache has one still valid for this credential. AUTH_REJECTED
+ * means "not from the cache": the caller asks the database. */
+static enum auth_result from_cache(const struct auth_input *in, const struct credential *cr,
+    const uint8_t hash[32], const uint8_t key[32], struct principal *p)
+{
+	struct pcache_principal c;
+	int64_t now = now_ms();
+	unsigned long long touched = 0;
+
+	if (!pcache_get(key, cr->kind, &c))
+		return AUTH_REJECTED;
+	if ((c.expires_ms && now >= c.expires_ms) ||
+	    (cr->kind == PCACHE_SESSION &&
+	        now - c.seen_ms >= (int64_t)in->cfg->session_idle_min * 60000)) {
+		pcache_drop(key);
+		return AUTH_REJECTED;
+	}
+	if (c.seen_ms == 0 || now - c.seen_ms >= TOUCH_EVERY_MS) {
+		struct db_param u[] = {DBP_BLOB(hash, 32)};
+
+		if (db_exec(in->db, cr->touch_sql, u, countof(u), &touched) != 0)
+			return AUTH_DB_ERROR;
+		/* gone on another host and not polled yet: the database decides */
+		if (touched == 0) {
+			pcache_drop(key);
+			return AUTH_REJECTED;
+		}
+		pcache_touched(key, now);
+	}
+	principal_from_cache(p, &c);
+	p->method = cr->method;
+	return AUTH_OK;
+}
+
+/* After a database lookup: the touch it asked for (column 0), then the entry. */
+static enum auth_result looked_up(const struct auth_input *in, const struct credential *cr,
+    const struct db_rows *rows, size_t expires_col, const uint8_t hash[32], const uint8_t key[32],
+    uint64_t epoch, struct principal *p)
+{
+	struct pcache_principal c;
+	int64_t now = now_ms();
+
+	p->method = cr->method;
+	cache_from_principal(&c, p, rows, expires_col, now);
+	if (rows->val[0][0] && strcmp(rows->val[0][0], "1") == 0) {
+		struct db_param u[] = {DBP_BLOB(hash, 32)};
+
+		if (db_exec(in->db, cr->touch_sql, u, countof(u), NULL) != 0)
+			return AUTH_DB_ERROR;
+		c.seen_ms = now;
+	}
+	pcache_put(key, &c, epoch);
+	return AUTH_OK;
+}
+
 static enum auth_result auth_session(const struct auth_input *in, struct principal *p)
 {
+	const struct credential *cr = &credentials[PCACHE_SESSION];
 	struct db_rows rows;
-	uint8_t hash[32];
+	uint8_t hash[32], key[32];
+	enum auth_result ar;
+	uint64_t epoch;
 
 	if (!in->cfg->session_secret ||
 	    !session_cookie_parse(in->cfg->session_secret, in->cookie, p->session_id))
 		return AUTH_REJECTED;
 	sha256_raw(p->session_id, SESSION_ID_LEN, hash);
+	pcache_key(PCACHE_SESSION, hash, key);
+	if ((ar = from_cache(in, cr, hash, key, p)) != AUTH_REJECTED)
+		return ar;
+	epoch = pcache_epoch();
 	{
 		struct db_param q[] = {DBP_BLOB(hash, 32), DBP_I64(in->cfg->session_idle_min)};
 
 		if (db_query(in->db, in->arena,
 		        "SELECT s.last_seen_at < NOW(3) - INTERVAL 60 SECOND, u.id, u.org_id, u.roles,"
-		        " u.service FROM sessions s JOIN users u ON u.id = s.user_id"
+		        " u.service, TIMESTAMPDIFF(MICROSECOND, NOW(3), s.expires_at) DIV 1000,"
+		        " TIMESTAMPDIFF(MICROSECOND, s.last_seen_at, NOW(3)) DIV 1000"
+		        " FROM sessions s JOIN users u ON u.id = s.user_id"
 		        " WHERE s.id_hash = ? AND s.expires_at > NOW(3)"
 		        " AND s.last_seen_at > NOW(3) - INTERVAL ? MINUTE AND u.disabled_at IS NULL",
 		        q, countof(q), &rows) != 0)
@@ -54,36 +163,35 @@ static enum auth_result auth_session(const struct auth_input *in, struct princip
 	}
 	if (rows.nrows != 1 || !principal_from_row(p, &rows, 1))
 		return AUTH_REJECTED;
-	p->method = AUTH_SESSION;
-	/* The idle clock moves at most once a minute: one write per session
-	 * per minute, not per request. */
-	if (rows.val[0][0] && strcmp(rows.val[0][0], "1") == 0) {
-		struct db_param u[] = {DBP_BLOB(hash, 32)};
-
-		if (db_exec(in->db, "UPDATE sessions SET last_seen_at = NOW(3) WHERE id_hash = ?",
-		        u, countof(u), NULL) != 0)
-			return AUTH_DB_ERROR;
-	}
-	return AUTH_OK;
+	return looked_up(in, cr, &rows, 5, hash, key, epoch, p);
 }
 
 static enum auth_result auth_token(const struct auth_input *in, struct principal *p,
     const char *token)
 {
+	const struct credential *cr = &credentials[PCACHE_TOKEN];
 	struct db_rows rows;
-	uint8_t hash[32];
+	uint8_t hash[32], key[32];
 	permset scopes;
 	const char *bad;
+	enum auth_result ar;
+	uint64_t epoch;
 
 	if (!token_well_formed(token))
 		return AUTH_REJECTED;
 	sha256_raw(token, strlen(token), hash);
+	pcache_key(PCACHE_TOKEN, hash, key);
+	if ((ar = from_cache(in, cr, hash, key, p)) != AUTH_REJECTED)
+		return ar;
+	epoch = pcache_epoch();
 	{
 		struct db_param q[] = {DBP_BLOB(hash, 32)};
 
 		if (db_query(in->db, in->arena,
 		        "SELECT t.last_used_at IS NULL OR t.last_used_at < NOW(3) - INTERVAL 60 SECOND,"
-		        " u.id, u.org_id, u.roles, u.service, t.id, t.scopes"
+		        " u.id, u.org_id, u.roles, u.service, t.id, t.scopes,"
+		        " TIMESTAMPDIFF(MICROSECOND, NOW(3), t.expires_at) DIV 1000,"
+		        " TIMESTAMPDIFF(MICROSECOND, t.last_used_at, NOW(3)) DIV 1000"
 		        " FROM api_tokens t JOIN users u ON u.id = t.user_id"
 		        " WHERE t.token_hash = ? AND t.revoked_at IS NULL"
 		        " AND (t.expires_at IS NULL OR t.expires_at > NOW(3)) AND u.disabled_at IS NULL",
@@ -94,18 +202,9 @@ static enum auth_result auth_token(const struct auth_input *in, struct principal
 	    !dbv_uuid(rows.val[0][5], rows.len[0][5], p->token_id) ||
 	    !perms_parse_csv(rows.val[0][6], &scopes, &bad))
 		return AUTH_REJECTED;
-	p->method = AUTH_TOKEN;
 	/* Scopes only ever narrow what the owner holds today. */
 	p->perms &= scopes;
-	if (rows.val[0][0] && strcmp(rows.val[0][0], "1") == 0) {
-		struct db_param u[] = {DBP_BLOB(hash, 32)};
-
-		if (db_exec(in->db,
-		        "UPDATE api_tokens SET last_used_at = NOW(3) WHERE token_hash = ?", u,
-		        countof(u), NULL) != 0)
-			return AUTH_DB_ERROR;
-	}
-	return AUTH_OK;
+	return looked_up(in, cr, &rows, 7, hash, key, epoch, p);
 }
 
 enum auth_result auth_authenticate(const struct auth_input *in, struct principal *p)
@@ -171,6 +270,7 @@ int session_delete(struct db *d, const uint8_t id[SESSION_ID_LEN])
 
 	sha256_raw(id, SESSION_ID_LEN, hash);
 	p[0] = DBP_BLOB(hash, 32);
+	pcache_invalidate(PCACHE_INV_SESSION, hash);
 	return db_exec(d, "DELETE FROM sessions WHERE id_hash = ?", p, 1, NULL);
 }
 
@@ -188,7 +288,14 @@ static const struct flush_sql {
         " WHERE t.revoked_at IS NULL AND u.org_id = ?"},
 };
 
-/* One statement of flush_sql for scope; -1 on a malformed id. */
+static const enum pcache_inv flush_inv[] = {
+    [FLUSH_ALL] = PCACHE_INV_ALL,
+    [FLUSH_USER] = PCACHE_INV_USER,
+    [FLUSH_ORG] = PCACHE_INV_ORG,
+};
+
+/* One statement of flush_sql for scope (and its entries of this host's cache); -1 on a malformed
+ * id. */
 static int flush_exec(struct db *d, enum flush_scope scope, const char *id, bool tokens,
     unsigned long long *count)
 {
@@ -202,6 +309,7 @@ static int flush_exec(struct db *d, enum flush_scope scope, const char *id, bool
 		p[0] = DBP_BLOB(u.b, 16);
 		np = 1;
 	}
+	pcache_invalidate(flush_inv[scope], id);
 	return db_exec(d, tokens ? flush_sql[scope].tokens : flush_sql[scope].sessions, p, np,
 	    count);
 }
@@ -353,7 +461,8 @@ int sessions_expire(struct db *d, const struct opsd_config *cfg)
 	if (db_exec(d,
 	        "DELETE FROM sessions WHERE expires_at < NOW(3)"
 	        " OR last_seen_at < NOW(3) - INTERVAL ? MINUTE LIMIT 5000",
-	        p, 1, NULL) != 0)
+	        p, 1, NULL) != 0 ||
+	    pcache_feed_expire(d) != 0)
 		return -1;
 	return db_exec(d,
 	    "DELETE FROM login_throttle WHERE window_start < NOW(3) - INTERVAL 15 MINUTE"

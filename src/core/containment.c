@@ -6,6 +6,7 @@
 #include "core/audit.h"
 #include "core/auth.h"
 #include "core/containment.h"
+#include "core/principal_cache.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
 #include "lib/util.h"
@@ -169,6 +170,8 @@ static int revoke_fn(struct db *d, void *arg)
 	t->revoked = 0; /* db_tx may run this again after a deadlock */
 	if ((rc = revoke_subject(d, x, owner, org)) != 0)
 		return rc;
+	if (t->sel == TOKENS_ONE)
+		pcache_invalidate(PCACHE_INV_USER, owner);
 	if (t->sel == TOKENS_ONE
 	        ? db_exec(d,
 	              "UPDATE api_tokens SET revoked_at = NOW(3) WHERE id = ? AND revoked_at IS NULL",

@@ -7,6 +7,7 @@
 #include "core/audit.h"
 #include "core/legal.h"
 #include "core/mail.h"
+#include "core/principal_cache.h"
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
@@ -260,24 +261,33 @@ enum legal_err legal_publish(struct db *d, const struct audit_actor *actor, cons
 
 /* ---- acceptance -------------------------------------------------------- */
 
+/* From the host's cache when it has the user's state for these documents (a new current
+ * version is a new entry; the user's acceptance drops theirs). */
 int legal_pending(struct db *d, struct arena *a, const char *user_id, const struct legal_doc *docs,
     size_t n, bool *pending, char (*accepted_at)[32])
 {
 	struct opsd_uuid u;
 	struct db_param p[1 + 64];
-	char sql[256 + 64 * 3];
+	char sql[256 + 64 * 3], times[64][32];
+	uint8_t ids[64][16];
 	struct db_rows rows;
 	size_t np = 0;
+	uint64_t epoch = pcache_epoch();
 
+	if (!accepted_at)
+		accepted_at = times;
 	for (size_t i = 0; i < n; i++) {
 		pending[i] = true;
-		if (accepted_at)
-			accepted_at[i][0] = '\0';
+		accepted_at[i][0] = '\0';
 	}
 	if (n == 0)
 		return 0;
 	if (n > 64 || !uuid_parse(user_id, &u))
 		return -1;
+	for (size_t i = 0; i < n; i++)
+		memcpy(ids[i], docs[i].id, 16);
+	if (pcache_legal_get(user_id, ids, n, pending, accepted_at))
+		return 0;
 	/* One indexed lookup: the user's acceptances of the current ids. */
 	p[np++] = DBP_BLOB(u.b, 16);
 	str_copy(sql,
@@ -295,15 +305,13 @@ int legal_pending(struct db *d, struct arena *a, const char *user_id, const stru
 	for (size_t r = 0; r < rows.nrows; r++)
 		for (size_t i = 0; i < n; i++)
 			if (rows.len[r][0] == 16 && memcmp(rows.val[r][0], docs[i].id, 16) == 0) {
-				pending[i] = false;
-				if (accepted_at) {
-					struct json_object *t = dbv_json_time(&rows, r, 1);
+				struct json_object *t = dbv_json_time(&rows, r, 1);
 
-					str_copy(accepted_at[i], t ? json_object_get_string(t) : "",
-					    32);
-					json_object_put(t);
-				}
+				pending[i] = false;
+				str_copy(accepted_at[i], t ? json_object_get_string(t) : "", 32);
+				json_object_put(t);
 			}
+	pcache_legal_put(user_id, ids, n, pending, accepted_at, epoch);
 	return 0;
 }
 
@@ -443,6 +451,7 @@ static int accept_fn(struct db *d, void *arg)
 	}
 	if (inserted == 0)
 		return 0;
+	pcache_invalidate(PCACHE_INV_USER, x->actor->user_id);
 	payload = json_object_new_object();
 	json_object_object_add(payload, "type", json_object_new_string(x->doc->type));
 	json_object_object_add(payload, "version", json_object_new_string(x->doc->version));

@@ -6,6 +6,7 @@
 #include "core/audit.h"
 #include "core/auth.h"
 #include "core/login.h"
+#include "core/principal_cache.h"
 #include "core/users.h"
 #include "infra/config.h"
 #include "infra/db.h"
@@ -321,6 +322,7 @@ static int token_revoke_fn(struct db *d, void *arg)
 	        " WHERE id = ? AND user_id = ?",
 	        p, 2, &n) != 0)
 		return -1;
+	pcache_invalidate(PCACHE_INV_USER, x->owner);
 	/* Matched rows count even when already revoked (CLIENT_FOUND_ROWS is
 	 * off, so check existence separately when nothing changed). */
 	x->found = n > 0;

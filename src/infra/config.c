@@ -86,6 +86,7 @@ static const struct var vars[] = {
     INT("SESSION_IDLE_MIN", session_idle_min, "30", 1, 1440),
     INT("SESSION_ABSOLUTE_H", session_absolute_h, "8", 1, 720),
     INT("OPSD_TOKEN_MAX_DAYS", token_max_days, "90", 1, 3650),
+    INT("OPSD_CACHE_POLL_MS", cache_poll_ms, "250", 0, 1000),
     STR("SMTP_SERVER", smtp_server, NULL),
     INT("SMTP_PORT", smtp_port, "587", 1, 65535),
     STR("SMTP_USER", smtp_user, NULL),

@@ -43,6 +43,7 @@ struct opsd_config {
 	int session_idle_min;          /* SESSION_IDLE_MIN, 30 */
 	int session_absolute_h;        /* SESSION_ABSOLUTE_H, 8 */
 	int token_max_days; /* OPSD_TOKEN_MAX_DAYS: an API token's longest lifetime, 90 */
+	int cache_poll_ms; /* OPSD_CACHE_POLL_MS: how often a host reads cache_invalidations, 250 */
 	char *smtp_server;
 	int smtp_port; /* 587 */
 	char *smtp_user;

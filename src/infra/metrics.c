@@ -69,7 +69,26 @@ static const char *const rl_layers[RL_LAYER__MAX] = {
     [RL_LAYER_OPSD] = "opsd",
 };
 
+static const char *const cache_names[MC__MAX] = {
+    [MC_SESSION] = "session",
+    [MC_TOKEN] = "token",
+    [MC_LEGAL] = "legal_acceptance",
+};
+
+static const char *const cache_results[MCR__MAX] = {
+    [MCR_HIT] = "hit",
+    [MCR_MISS] = "miss",
+    [MCR_BYPASS] = "bypass",
+};
+
+static const char *const cache_origins[MCO__MAX] = {
+    [MCO_LOCAL] = "local",
+    [MCO_FEED] = "feed",
+};
+
 struct metrics_shm {
+	uint64_t cache_lookups[MC__MAX][MCR__MAX];
+	uint64_t cache_invalidations[MCO__MAX];
 	uint64_t emails[EMAIL__MAX];
 	uint64_t migrations[METRICS_MAX_LABELS];
 	uint64_t migration_rows;
@@ -162,6 +181,18 @@ void metrics_rate_limited(enum rl_layer layer, int route)
 {
 	if (shm && (unsigned)layer < RL_LAYER__MAX)
 		count(&shm->rate_limited[layer][route_row(route)], 1);
+}
+
+void metrics_cache_lookup(enum metrics_cache c, enum metrics_cache_result r)
+{
+	if (shm && (unsigned)c < MC__MAX && (unsigned)r < MCR__MAX)
+		count(&shm->cache_lookups[c][r], 1);
+}
+
+void metrics_cache_invalidation(enum metrics_cache_origin o)
+{
+	if (shm && (unsigned)o < MCO__MAX)
+		count(&shm->cache_invalidations[o], 1);
 }
 
 /* One counter per label index, for the vocabularies of other modules. */
@@ -337,6 +368,27 @@ static void render_rate_limited(struct buf *out, const char *const *names, size_
 		}
 }
 
+static void render_cache(struct buf *out)
+{
+	family(out, "opsd_cache_lookups_total", "counter",
+	    "Lookups in this host's cache of sessions, API tokens and legal acceptance states, by"
+	    " cache and result (bypass: not used, its last poll of cache_invalidations being too"
+	    " old).");
+	for (int c = 0; c < MC__MAX; c++)
+		for (int r = 0; r < MCR__MAX; r++)
+			sample(out, "opsd_cache_lookups_total",
+			    (struct label[]){{"cache", cache_names[c]},
+			        {"result", cache_results[r]}},
+			    2, load(&shm->cache_lookups[c][r]));
+	family(out, "opsd_cache_invalidations_total", "counter",
+	    "Invalidations applied to this host's cache, by origin (local: a change made here;"
+	    " feed: read from cache_invalidations).");
+	for (int o = 0; o < MCO__MAX; o++)
+		sample(out, "opsd_cache_invalidations_total",
+		    &(struct label){"origin", cache_origins[o]}, 1,
+		    load(&shm->cache_invalidations[o]));
+}
+
 /* Cluster-wide (the same on every host): left out while the database
  * cannot be read, rather than shown as a value that could go backwards. */
 static void render_audit_events(struct buf *out, const struct metrics_labels *l)
@@ -423,6 +475,7 @@ void metrics_render(struct buf *out, const struct metrics_labels *labels,
 		render_migrations(out, labels);
 		render_rate_limited(out, labels->routes, nroutes);
 		render_audit_events(out, labels);
+		render_cache(out);
 	}
 	if (sb) {
 		render_pool(out, sb);

@@ -29,6 +29,15 @@ void metrics_migration_rows(uint64_t n);
  * out of range: "unmatched"). */
 enum rl_layer { RL_LAYER_NGINX, RL_LAYER_OPSD, RL_LAYER__MAX };
 void metrics_rate_limited(enum rl_layer layer, int route);
+/* The host's shared cache (README "Caching"): opsd_cache_lookups_total{cache, result}
+ * (bypass: the cache was not used, its last poll being too old) and
+ * opsd_cache_invalidations_total{origin} (local: a change made on this host; feed: a row of
+ * cache_invalidations read by the poll, this host's own included). */
+enum metrics_cache { MC_SESSION, MC_TOKEN, MC_LEGAL, MC__MAX };
+enum metrics_cache_result { MCR_HIT, MCR_MISS, MCR_BYPASS, MCR__MAX };
+enum metrics_cache_origin { MCO_LOCAL, MCO_FEED, MCO__MAX };
+void metrics_cache_lookup(enum metrics_cache c, enum metrics_cache_result r);
+void metrics_cache_invalidation(enum metrics_cache_origin o);
 #define METRICS_MAX_LABELS 64
 
 /* The label vocabularies other modules own: metrics counts by index and

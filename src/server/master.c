@@ -25,6 +25,7 @@
 #include "infra/metrics.h"
 #include "infra/ratelimit.h"
 #include "infra/scoreboard.h"
+#include "infra/shmcache.h"
 #include "jobs/jobs.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -674,7 +675,7 @@ int master_run(struct opsd_config *cfg)
 	sigaction(SIGPIPE, &ign, NULL);
 
 	m->sb = scoreboard_create();
-	if (!m->sb || metrics_init() != 0 || ratelimit_init() != 0) {
+	if (!m->sb || metrics_init() != 0 || ratelimit_init() != 0 || shmcache_init() != 0) {
 		log_msg(LL_ERROR, "start_failed", "cannot map shared memory: %s", strerror(errno));
 		return 1;
 	}

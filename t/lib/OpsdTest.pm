@@ -247,6 +247,10 @@ sub start_stack(%o) {
 		OPSD_ADMIN_PASSWORD => ADMIN_PASSWORD,
 		OPSD_SCRYPT_LN => 10,
 		SESSION_SECRET => DEFAULT_SESSION_SECRET,
+		# the host cache reads cache_invalidations at every signed-in request: a test that
+		# edits sessions or users with SQL sees it on its next request, not within a second
+		# (t/78-session-cache.t runs the production default)
+		OPSD_CACHE_POLL_MS => 0,
 		%{ $o{env} // {} },
 	);
 	# env => { VAR => undef } removes a variable (e.g. SESSION_SECRET, to let

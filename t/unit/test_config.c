@@ -101,6 +101,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.max_requests, 10000);
 	assert_int_equal(c.request_timeout, 30);
 	assert_int_equal(c.slowlog_ms, 1000);
+	assert_int_equal(c.cache_poll_ms, 250);
 	assert_false(c.legal_enforce);
 	assert_int_equal(c.session_idle_min, 30);
 	assert_int_equal(c.session_absolute_h, 8);
@@ -546,10 +547,11 @@ static void test_secret_names(void **state)
 	size_t n = 0;
 	for (; config_variable_name(n) != NULL; n++)
 		assert_true(strlen(config_variable_name(n)) > 2);
-	assert_int_equal(n, 56); /* README "Configuration", scrypt cost, login throttling, SMTP
+	assert_int_equal(n, 57); /* README "Configuration", scrypt cost, login throttling, SMTP
 	                            retries, migration throttle and give-up, rate limits, nginx's
 	                            zones, API token lifetime, opsctl's roles, previous data keys,
-	                            the previous database password, the nginx process's three */
+	                            the previous database password, the nginx process's three, the
+	                            cache poll */
 	assert_string_equal(config_env_name(ENV_PRODUCTION), "production");
 	assert_string_equal(config_env_name(ENV_DEVELOPMENT), "development");
 }
