@@ -211,9 +211,16 @@ static void prepare_legal_files_dir(const struct master *m)
 			    strerror(errno));
 		return; /* one that exists is left as its owner made it */
 	}
-	if (m->drop_privileges && chown(dir, m->uid, m->gid) != 0)
-		log_msg(LL_WARN, "legal_files_dir_failed", "cannot hand %s to OPSD_USER: %s", dir,
-		    strerror(errno));
+	if (m->drop_privileges) {
+		/* the directory just made, not whatever a writer of OPSD_VAR put in its place */
+		int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (fd < 0 || fchown(fd, m->uid, m->gid) != 0)
+			log_msg(LL_WARN, "legal_files_dir_failed",
+			    "cannot hand %s to OPSD_USER: %s", dir, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
 }
 
 /* ---- children ---------------------------------------------------------- */
