@@ -60,11 +60,12 @@ sub all_ok($n, $name) {
 	my $victim = $w0[0];
 	my $t0 = time;
 	ok kill('KILL', $victim), "kill -9 worker $victim";
-	my $replaced = wait_until(1.5, sub { my $w = settled(); $w && !grep { $_ == $victim } @$w });
+	my $replaced = wait_until(3, sub { my $w = settled(); $w && !grep { $_ == $victim } @$w });
 	my $dt = time - $t0;
 	ok $replaced, sprintf('a new worker replaces the killed one (%.2fs)', $dt)
 	    or diag 'workers now: ' . join(' ', worker_pids());
-	cmp_ok $dt, '<', 1.5, 'replaced within about a second';
+	# at once, at the master's next tick; 3 s leaves room for a loaded CI machine
+	cmp_ok $dt, '<', 3, 'replaced within a few seconds (no crash-loop pause)';
 	all_ok(20, 'after kill -9');
 	ok wait_until(2, sub { grep { ($_->{childPid} // 0) == $victim } events('child_died') }),
 	    'the log has child_died for the killed worker';

@@ -132,10 +132,10 @@ is_deeply((http(GET => '/status')->{json} // {})->{nginxApply}, [], '  and /stat
 	    . " UNHEX('00000000000000000000ffff7f000007'), 32, 'added by another host', 'test')"),
 	    'an entry for 127.0.0.7 inserted behind opsd\'s back (no generation bump)';
 	my $t0 = time;
-	my $blocked = wait_until(3, sub { my @a = answers('127.0.0.7', '/auth/me', $WORKERS); !grep { $_ ne '403 blocked' } @a }, 0.05);
+	my $blocked = wait_until(5, sub { my @a = answers('127.0.0.7', '/auth/me', $WORKERS); !grep { $_ ne '403 blocked' } @a }, 0.05);
 	my $dt = time - $t0;
 	ok $blocked, sprintf('every worker blocks 127.0.0.7 after %.2fs', $dt);
-	cmp_ok $dt, '<', 2, 'within about a second (the cache TTL: 1 s)';
+	cmp_ok $dt, '<', 3.5, 'within about a second (the cache TTL: 1 s; room for a loaded CI machine)';
 	$entry{'127.0.0.7/32'} = '0190000000007000800000000000a007' =~ s/^(.{8})(.{4})(.{4})(.{4})(.{12})$/$1-$2-$3-$4-$5/r;
 }
 
