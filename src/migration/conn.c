@@ -353,8 +353,9 @@ int select_range_as(struct db *d, struct arena *a, const char *table, const char
 	size_t np = 0;
 
 	snprintf(sql, sizeof(sql),
-	    "SELECT %s FROM `%s` WHERE org_id = ? AND id > ?%s ORDER BY id%s", list, table,
-	    hi ? " AND id <= ?" : "", limit ? " LIMIT ?" : "");
+	    "SELECT %s FROM `%s` FORCE INDEX (`%s" ORG_INDEX "`) WHERE org_id = ? AND id > ?%s"
+	    " ORDER BY id%s",
+	    list, table, table, hi ? " AND id <= ?" : "", limit ? " LIMIT ?" : "");
 	p[np++] = DBP_BLOB(org, 16);
 	p[np++] = DBP_BLOB(lo, 16);
 	if (hi)

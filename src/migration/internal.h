@@ -246,6 +246,11 @@ struct cols {
 	char listsum[4200];  /* list, then the row's CRC32 as the last column */
 };
 int table_cols(struct db *d, struct arena *a, const char *table, struct cols *c);
+/* The suffix of every tenant table's (org_id, id) index (sql/tenant):
+ * ranges of an org's ids name it (FORCE INDEX), or the optimizer may take
+ * org_id alone from statistics that lag behind a table the copy fills, and
+ * read every row of the org for each chunk. */
+#define ORG_INDEX "_org"
 /* Upserts rows [from, to) of a SELECT <c->list> result into dst. */
 int upsert(struct db *dst, struct arena *a, const char *table, const struct cols *c,
     const struct db_rows *rows, size_t from, size_t to);

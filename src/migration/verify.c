@@ -50,15 +50,16 @@ static const char *piece_sql(struct arena *a, const char *head, const char *tabl
 		return NULL;
 	(*p)[0] = DBP_BLOB(org, 16);
 	*np = 1;
-	k = (size_t)snprintf(sql, cap, "%s FROM `%s` WHERE org_id = ? AND ", head, table);
 	if (!pc->ids) {
-		snprintf(sql + k, cap - k, "id > ?%s", pc->hi ? " AND id <= ?" : "");
+		snprintf(sql, cap,
+		    "%s FROM `%s` FORCE INDEX (`%s" ORG_INDEX "`) WHERE org_id = ? AND id > ?%s",
+		    head, table, table, pc->hi ? " AND id <= ?" : "");
 		(*p)[(*np)++] = DBP_BLOB(pc->lo, 16);
 		if (pc->hi)
 			(*p)[(*np)++] = DBP_BLOB(pc->hi, 16);
 		return sql;
 	}
-	k += (size_t)snprintf(sql + k, cap - k, "id IN (");
+	k = (size_t)snprintf(sql, cap, "%s FROM `%s` WHERE org_id = ? AND id IN (", head, table);
 	for (size_t i = 0; i < n; i++) {
 		sql[k++] = i ? ',' : '?';
 		if (i)
@@ -146,7 +147,9 @@ static int chunk_hi(struct run *x, const char *table, const uint8_t lo[16], long
 	struct db_param p[] = {DBP_BLOB(x->m.org, 16), DBP_BLOB(lo, 16), DBP_I64(size - 1)};
 
 	snprintf(sql, sizeof(sql),
-	    "SELECT id FROM `%s` WHERE org_id = ? AND id > ? ORDER BY id LIMIT 1 OFFSET ?", table);
+	    "SELECT id FROM `%s` FORCE INDEX (`%s" ORG_INDEX "`) WHERE org_id = ? AND id > ?"
+	    " ORDER BY id LIMIT 1 OFFSET ?",
+	    table, table);
 	if (db_query(x->src, x->a, sql, p, 3, &rows) != 0)
 		return -1;
 	*open = rows.nrows == 0;
