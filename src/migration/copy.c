@@ -234,6 +234,7 @@ struct chunk {
 	struct sums s, t; /* source (as read) and target (as written) */
 	bool repaired;    /* matched only once written again over a cleared range */
 	bool mismatch;    /* still different after that */
+	bool own_db;      /* the target holds no other org's rows (a dedicated one) */
 	char err[300];    /* why the write failed (the rollback clears the connection's) */
 };
 
@@ -280,7 +281,8 @@ static int write_chunk(void *p)
 		if (db_begin(ch->dst) != 0 ||
 		    (attempt && db_exec(ch->dst, sql, q, hi ? 3 : 2, NULL) != 0) ||
 		    upsert(ch->dst, ch->wa, ch->table, ch->c, &ch->rows, 0, ch->rows.nrows) != 0 ||
-		    range_sum(ch->dst, ch->wa, ch->table, ch->c, ch->org, ch->lo, hi, &ch->t) != 0)
+		    (ch->own_db ? range_sum_own : range_sum)(ch->dst, ch->wa, ch->table, ch->c,
+		        ch->org, ch->lo, hi, &ch->t) != 0)
 			goto fail;
 		if (ch->t.rows == ch->s.rows && ch->t.checksum == ch->s.checksum) {
 			if (db_commit(ch->dst) != 0)
@@ -430,6 +432,8 @@ enum step_result step_copy(struct run *x)
 			h->c = &c;
 			h->org = x->m.org;
 			h->limit = x->m.chunk;
+			/* a dedicated target is never one another org lives in */
+			h->own_db = x->m.to_dedicated;
 		}
 	if ((k = read_round(ch[cur],
 	         t.val[0][1] && t.len[0][1] == 16 ? (const uint8_t *)t.val[0][1] : id_zero)) < 0)
@@ -497,8 +501,39 @@ out:
 	return rc;
 }
 
+/* The column lists of the tables a catch-up batch touches, each read once. */
+struct cols_cache {
+	size_t n;
+	const char *table[MAX_TABLES];
+	struct cols *c[MAX_TABLES];
+};
+
+static const struct cols *cols_of(struct run *x, struct cols_cache *k, const char *table)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (strcmp(k->table[i], table) == 0)
+			return k->c[i];
+	if (k->n == MAX_TABLES || !(k->c[k->n] = arena_alloc(x->a, sizeof(struct cols))) ||
+	    table_cols(x->src, x->a, table, k->c[k->n]) != 0)
+		return NULL;
+	k->table[k->n] = table;
+	return k->c[k->n++];
+}
+
+/* Whether the row of log entry i changes again later in the batch: the
+ * row is read as it is now, so only its last entry needs replaying. */
+static bool changed_again(const struct db_rows *log, size_t i)
+{
+	for (size_t j = i + 1; j < log->nrows; j++)
+		if (log->len[j][2] == 16 && memcmp(log->val[j][2], log->val[i][2], 16) == 0 &&
+		    strcmp(log->val[j][1], log->val[i][1]) == 0)
+			return true;
+	return false;
+}
+
 int catch_up(struct run *x, long long *n)
 {
+	struct cols_cache cache = {0};
 	struct db_rows log;
 	struct db_param p[] = {DBP_BLOB(x->m.org, 16), DBP_I64(x->m.applied),
 	    DBP_I64(CATCHUP_BATCH)};
@@ -516,22 +551,22 @@ int catch_up(struct run *x, long long *n)
 		return -1;
 	for (size_t i = 0; i < log.nrows; i++) {
 		const char *table = log.val[i][1];
-		struct cols c;
+		const struct cols *c;
 		struct db_rows row;
 		char sql[1400];
 		struct db_param q[] = {DBP_BLOB(log.val[i][2], 16), DBP_BLOB(x->m.org, 16)};
 
 		last = num(log.val[i][0]);
-		if (!known_table(table) || log.len[i][2] != 16)
+		if (!known_table(table) || log.len[i][2] != 16 || changed_again(&log, i))
 			continue;
-		if (table_cols(x->src, x->a, table, &c) != 0)
+		if (!(c = cols_of(x, &cache, table)))
 			goto fail;
 		snprintf(sql, sizeof(sql), "SELECT %s FROM `%s` WHERE id = ? AND org_id = ?",
-		    c.list, table);
+		    c->list, table);
 		if (db_query(x->src, x->a, sql, q, 2, &row) != 0)
 			goto fail;
 		if (row.nrows == 1) {
-			if (upsert(x->dst, x->a, table, &c, &row, 0, 1) != 0)
+			if (upsert(x->dst, x->a, table, c, &row, 0, 1) != 0)
 				goto fail;
 		} else {
 			snprintf(sql, sizeof(sql), "DELETE FROM `%s` WHERE id = ? AND org_id = ?",

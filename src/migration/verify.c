@@ -35,6 +35,7 @@ const char *const resume_verify_sql =
 struct piece {
 	const uint8_t *lo, *hi;
 	const struct db_rows *ids;
+	bool by_pk; /* a range in a database of this org alone: the primary key's */
 };
 
 /* "<head> FROM `table` WHERE org_id = ? AND <the piece>", its parameters
@@ -52,8 +53,9 @@ static const char *piece_sql(struct arena *a, const char *head, const char *tabl
 	*np = 1;
 	if (!pc->ids) {
 		snprintf(sql, cap,
-		    "%s FROM `%s` FORCE INDEX (`%s" ORG_INDEX "`) WHERE org_id = ? AND id > ?%s",
-		    head, table, table, pc->hi ? " AND id <= ?" : "");
+		    "%s FROM `%s` FORCE INDEX (`%s%s`) WHERE org_id = ? AND id > ?%s", head, table,
+		    pc->by_pk ? "PRIMARY" : table, pc->by_pk ? "" : ORG_INDEX,
+		    pc->hi ? " AND id <= ?" : "");
 		(*p)[(*np)++] = DBP_BLOB(pc->lo, 16);
 		if (pc->hi)
 			(*p)[(*np)++] = DBP_BLOB(pc->hi, 16);
@@ -92,7 +94,15 @@ static int piece_sum(struct db *d, struct arena *a, const char *head, const char
 int range_sum(struct db *d, struct arena *a, const char *table, const struct cols *c,
     const uint8_t org[16], const uint8_t lo[16], const uint8_t *hi, struct sums *out)
 {
-	struct piece pc = {lo, hi, NULL};
+	struct piece pc = {lo, hi, NULL, false};
+
+	return piece_sum(d, a, c->checksum, table, org, &pc, out);
+}
+
+int range_sum_own(struct db *d, struct arena *a, const char *table, const struct cols *c,
+    const uint8_t org[16], const uint8_t lo[16], const uint8_t *hi, struct sums *out)
+{
+	struct piece pc = {lo, hi, NULL, true};
 
 	return piece_sum(d, a, c->checksum, table, org, &pc, out);
 }
@@ -307,7 +317,7 @@ static enum verify_result verify_changes(struct run *x, const char *table, const
 	        p, countof(p), &ids) != 0)
 		return VERIFY_ERROR;
 	if (ids.nrows) {
-		struct piece pc = {NULL, NULL, &ids};
+		struct piece pc = {NULL, NULL, &ids, false};
 		const char *last = ids.val[ids.nrows - 1][0];
 
 		if (ids.len[ids.nrows - 1][0] != 16 || verify_piece(x, c->checksum, table, c, &pc,
@@ -333,7 +343,7 @@ static enum verify_result verify_changes(struct run *x, const char *table, const
 		}
 	}
 	{
-		struct piece all = {id_zero, NULL, NULL};
+		struct piece all = {id_zero, NULL, NULL, false};
 
 		if (verify_piece(x, "COUNT(*), 0", table, c, &all, VERIFY_STEP, false, &s, &d,
 		        &state) != 0)
@@ -393,7 +403,7 @@ enum verify_result verify_some(struct run *x, enum verify_mode mode)
 			return rc;
 		}
 		{
-			struct piece pc = {lo, NULL, NULL};
+			struct piece pc = {lo, NULL, NULL, false};
 
 			if (chunk_hi(x, table, lo, FINAL_VERIFY_CHUNK, hi, &open) != 0)
 				goto failed;
