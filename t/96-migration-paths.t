@@ -22,6 +22,7 @@
 use v5.36;
 use FindBin;
 use lib "$FindBin::Bin/lib";
+use POSIX ();
 use Test::More;
 use Time::HiRes qw(time sleep);
 use OpsdTest;
@@ -300,6 +301,120 @@ note '---- 3c. abort while the copy runs (' . elapsed() . ')';
 	my $dd = mig_wait($D, qr/^aborted$/, 30);
 	is $dd->{status}, 'aborted', 'abort back mid-copy: aborted' or diag brief($dd);
 	still_dedicated('abort back mid-copy');
+}
+
+# ============================================================ 4. each chunk verified as it lands
+# The copy compares every chunk on the target before it commits; the
+# verifying step then compares the rows changed since and both sides' row
+# counts. Stray rows put into the target behind the copy's back (as a copy
+# that died before its checkpoint leaves them): one ahead of the copy is
+# found when its chunk lands and the chunk is written again; one behind it
+# shows in the counts (reported; the cut-over's final verification refuses
+# it). A target that alters what it stores (a trigger) fails the migration
+# at the first chunk, without the retries.
+sub hex_tweak($h) { return substr($h, 0, 31) . (substr($h, 31) eq '0' ? '1' : '0') }
+note '---- 4a. stray rows in the target, ahead of the copy and behind it (' . elapsed() . ')';
+{
+	my $S = make_org('s', 2000);
+	my @ids = @{ org_row_ids('contacts', $S) };
+	my ($below, $above) = (hex_tweak($ids[0]), hex_tweak($ids[-1]));
+	my $r = mig_start(orgId => $S->{id}, direction => 'shared_to_dedicated', chunkSize => 10);
+	status_is $r, 202, 'stray rows: start 202 (2,000 contacts, chunkSize 10)';
+	my $db = j($r)->{dbName} // 'none';
+	my $jobs = jobs_pid();
+	ok wait_until(30, sub { (migration_wait($admin, $S->{id}, qr/./, 0)->{rowsCopied} // 0) >= 40 }, 0.005),
+	    '  the copy of the contacts is under way';
+	ok $jobs && kill('STOP', $jobs), "  the jobs process stopped ($jobs)";
+	my $oh = org_hex($S);
+	my $ins = sub ($id, $name) {
+		return mysql("INSERT INTO `$db`.contacts (id, org_id, name) VALUES (UNHEX('$id'), UNHEX('$oh'), '$name')");
+	};
+	my $last = lc(mysql("SELECT HEX(MAX(id)) FROM `$db`.contacts WHERE org_id = UNHEX('$oh')") // '');
+	chomp $last;
+	ok $last gt $below && $last lt $above, "  the copy stands between the two stray ids ($last)";
+	ok defined $ins->($below, 'stray behind') && defined $ins->($above, 'stray ahead'),
+	    '  two stray rows put into the target, behind the copy and ahead of it';
+	kill 'CONT', $jobs;
+	my $d = mig_wait($S, qr/^ready_for_cutover$/, 60);
+	is $d->{status}, 'ready_for_cutover', 'stray rows: ready_for_cutover' or diag brief($d);
+	my %v = map { $_->{table} => $_ } @{ $d->{verification}{tables} // [] };
+	is db_count("SELECT COUNT(*) FROM `$db`.contacts WHERE id = UNHEX('$above')"), 0,
+	    '  the row ahead is gone: its chunk differed as it landed and was written again';
+	cmp_ok $v{contacts}{chunksRepaired} // 0, '>=', 1, "  contacts chunksRepaired $v{contacts}{chunksRepaired}";
+	is_deeply [$v{contacts}{sourceRows}, $v{contacts}{targetRows}, $v{contacts}{match} ? 1 : 0], [2000, 2001, 0],
+	    '  the row behind shows in the counts: 2,000 rows in the source, 2,001 in the target, no match'
+	    or diag json_encode($d->{verification});
+	ok !$d->{verification}{ok} && ($v{contacts}{chunksMismatched} // 0) >= 1, '  verification ok false, reported (chunksMismatched)';
+	ok $v{projects}{match} && $v{offices}{match}, '  the other tables match';
+	status_is migration_finalize($admin, orgId => $S->{id}, timeout => 60), 202, 'stray rows: finalize 202';
+	ok wait_until(30, sub { my $x = migration_wait($admin, $S->{id}, qr/./, 0);
+		($x->{status} // '') eq 'ready_for_cutover' && ($x->{error} // '') =~ /final verification found a difference/ }, 0.1),
+	    '  the final verification refuses the cut-over: back to ready_for_cutover, nothing switched';
+	is org_state($S)->{db_mode}, 'shared', '  the org stays shared';
+	status_is migration_abort($admin, orgId => $S->{id}, timeout => 60), 202, 'stray rows: abort 202';
+	is mig_wait($S, qr/^aborted$/, 30)->{status}, 'aborted', '  aborted';
+	ok !db_exists($db), "  $db dropped";
+}
+
+# A MariaDB session held open as root: the statements run, then 'held' is
+# printed; release() ends the session (and its locks).
+sub hold_session($sql) {
+	state $n = 0;
+	my $out = stack()->{tmp} . '/paths-hold-' . ++$n . '.out';
+	pipe(my $rd, my $wr) or die "pipe: $!";
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0) {
+		close $wr;
+		open STDIN, '<&', $rd or POSIX::_exit(127);
+		open STDOUT, '>', $out or POSIX::_exit(127);
+		open STDERR, '>', "$out.err" or POSIX::_exit(127);
+		exec 'mariadb', '--no-defaults', "--socket=$SOCK", '-uroot', '-N', '-B', '--unbuffered', 'opsd' or POSIX::_exit(127);
+	}
+	close $rd;
+	$wr->autoflush(1);
+	print {$wr} "$sql;\nSELECT 'held';\n";
+	my $ok = wait_until(20, sub { (slurp($out) // '') =~ /held/ }, 0.02);
+	return { fh => $wr, pid => $pid, ok => $ok };
+}
+sub release($h) {
+	my $fh = delete $h->{fh} or return;
+	print {$fh} "UNLOCK TABLES;\nquit\n";
+	close $fh;
+	wait_until(10, sub { waitpid($h->{pid}, POSIX::WNOHANG()) == $h->{pid} }, 0.02) or kill 'KILL', $h->{pid};
+}
+
+note '---- 4b. a target that alters what it stores: failed at the first chunk (' . elapsed() . ')';
+{
+	my $A = make_org('a', 2000);
+	my $before = org_snapshot_in('opsd', $A);
+	my $r = mig_start(orgId => $A->{id}, direction => 'shared_to_dedicated', chunkSize => 10);
+	status_is $r, 202, 'altering target: start 202';
+	my ($id, $db) = (j($r)->{id} // 'none', j($r)->{dbName} // 'none');
+	ok wait_until(30, sub { (migration_wait($admin, $A->{id}, qr/./, 0)->{rowsCopied} // 0) >= 40 }, 0.005),
+	    '  the copy of the contacts is under way';
+	# the source's contacts locked: the copy waits on its next read, with
+	# nothing open on the target, where the trigger can then be made
+	my $lock = hold_session('LOCK TABLES contacts WRITE');
+	ok $lock->{ok}, '  a root session holds the source\'s contacts locked (the copy waits)';
+	ok defined mysql("CREATE TRIGGER `$db`.paths_alter BEFORE INSERT ON `$db`.contacts FOR EACH ROW"
+	    . " SET NEW.name = CONCAT(NEW.name, ' (altered)')"), '  a trigger on the target alters every contact it stores';
+	my $copied = db_count("SELECT COUNT(*) FROM `$db`.contacts");
+	release($lock);
+	my $d = mig_wait($A, qr/^failed$/, 30);
+	is $d->{status}, 'failed', 'altering target: failed' or diag brief($d);
+	like $d->{error} // '', qr/^verification of contacts: the chunk after id [0-9a-f]{32} differs on the target after it was written/,
+	    "  the error names the table and the chunk: " . ($d->{error} // 'none');
+	unlike $d->{error} // '', qr/gave up after/, '  at once, not after retrying for OPSD_MIGRATION_FAIL_AFTER_S';
+	is db_count("SELECT COUNT(*) FROM `$db`.contacts WHERE name LIKE '%(altered)'"), 0, '  no altered row was committed';
+	is db_count("SELECT COUNT(*) FROM `$db`.contacts"), $copied, "  the target keeps the $copied rows copied before";
+	my $o = org_state($A);
+	is_deeply [$o->{db_mode}, $o->{capture_changes}], ['shared', 0], '  the org stays shared, capture off';
+	is_deeply org_snapshot_in('opsd', $A), $before, '  the source rows untouched';
+	is count_of(mig_events($id), 'migration.failed'), 1, '  migration.failed audited';
+	status_is migration_abort($admin, orgId => $A->{id}, migrationId => $id, timeout => 60), 202,
+	    'altering target: abort naming the failed migration 202';
+	is mig_wait($A, qr/^aborted$/, 30)->{status}, 'aborted', '  aborted';
+	ok !db_exists($db), "  $db dropped";
 }
 
 note 'total ' . elapsed();

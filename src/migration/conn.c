@@ -120,13 +120,14 @@ int holds_other_rows(struct db *d, struct arena *a, const char *schema, const ui
  * migration at a time; another id closes them). */
 static struct {
 	uint8_t id[16];
-	struct db *target;
+	struct db *target, *second;
 } ends;
 
 void ends_close(void)
 {
 	db_close(ends.target);
-	ends.target = NULL;
+	db_close(ends.second);
+	ends.target = ends.second = NULL;
 	memset(ends.id, 0, 16);
 }
 
@@ -182,6 +183,29 @@ int connect_ends(struct run *x)
 		return -1;
 	}
 	return 0;
+}
+
+struct db *second_target(struct run *x)
+{
+	char uri[1200], err[512];
+
+	if (ends.second && memcmp(ends.id, x->m.id, 16) == 0 && db_ensure(ends.second) == 0)
+		return ends.second;
+	db_close(ends.second);
+	ends.second = NULL;
+	if (x->m.to_dedicated) {
+		if (memcmp(ends.id, x->m.id, 16) != 0 || !target_uri(x, NULL, uri, sizeof(uri)))
+			return NULL;
+		ends.second = connect_checked(uri, err, sizeof(err));
+		OPENSSL_cleanse(uri, sizeof(uri));
+	} else {
+		/* the target is the control database; the target connection kept
+		 * here is only the second writer's */
+		memcpy(ends.id, x->m.id, 16);
+		ends.second =
+		    db_open_rotating(x->cfg->db_uri, x->cfg->db_uri_previous, err, sizeof(err));
+	}
+	return ends.second;
 }
 
 struct db *target_server(struct run *x, const char *what)
@@ -249,38 +273,62 @@ int table_cols(struct db *d, struct arena *a, const char *table, struct cols *c)
 	k += (size_t)snprintf(c->checksum + k, sizeof(c->checksum) - k, ", CONCAT(%s)))), 0)",
 	    nullmap);
 	c->n = rows.nrows;
-	return l < sizeof(c->list) && u < sizeof(c->update) && k < sizeof(c->checksum) &&
-	               nulls < sizeof(nullmap)
-	           ? 0
-	           : -1;
+	if (l >= sizeof(c->list) || u >= sizeof(c->update) || k >= sizeof(c->checksum) ||
+	    nulls >= sizeof(nullmap))
+		return -1;
+	/* One row's CRC32, the same expression the sum XORs: the copy reads it
+	 * with the row, so the source's sum of a chunk costs no second read. */
+	{
+		const char *from = strstr(c->checksum, "CRC32(");
+		size_t len = strlen(from) - strlen("), 0)");
+
+		if ((size_t)snprintf(c->listsum, sizeof(c->listsum), "%s, %.*s", c->list, (int)len,
+		        from) >= sizeof(c->listsum))
+			return -1;
+	}
+	return 0;
 }
 
-#define UPSERT_ROWS 1000 /* 40 columns × 1000 < 65,535 placeholders */
+/* A statement binds at most 65,535 values, and its packet must stay
+ * under max_allowed_packet (16 MB by default): a batch ends at whichever
+ * comes first of those many rows or UPSERT_BYTES of values. */
+#define UPSERT_PARAMS 65535
+#define UPSERT_BYTES (4u << 20)
 
 int upsert(struct db *dst, struct arena *a, const char *table, const struct cols *c,
     const struct db_rows *rows, size_t from, size_t to)
 {
-	for (size_t i = from; i < to; i += UPSERT_ROWS) {
-		size_t n = to - i < UPSERT_ROWS ? to - i : UPSERT_ROWS, np = 0, k;
-		size_t cap = 256 + strlen(c->list) + strlen(c->update) + n * (c->n * 3 + 4);
-		char *sql = arena_alloc(a, cap);
-		struct db_param *p = arena_alloc(a, n * c->n * sizeof(*p));
+	size_t max_rows = UPSERT_PARAMS / (c->n ? c->n : 1);
 
+	for (size_t i = from, n; i < to; i += n) {
+		size_t np = 0, k, cap, bytes = 0;
+		char *sql;
+		struct db_param *p;
+
+		for (n = 0; i + n < to && n < max_rows && (n == 0 || bytes < UPSERT_BYTES); n++)
+			for (size_t col = 0; col < c->n; col++)
+				bytes += rows->len[i + n][col];
+		cap = 256 + strlen(c->list) + strlen(c->update) + n * (c->n * 3 + 4);
+		sql = arena_alloc(a, cap);
+		p = arena_alloc(a, n * c->n * sizeof(*p));
 		if (!sql || !p)
 			return -1;
 		k = (size_t)snprintf(sql, cap, "INSERT INTO `%s` (%s) VALUES ", table, c->list);
 		for (size_t r = i; r < i + n; r++) {
-			k += (size_t)snprintf(sql + k, cap - k, "%s(", r > i ? ", " : "");
+			sql[k++] = r > i ? ',' : ' ';
+			sql[k++] = '(';
 			for (size_t col = 0; col < c->n; col++) {
 				const char *v = rows->val[r][col];
 				unsigned long len = rows->len[r][col];
 
-				k += (size_t)snprintf(sql + k, cap - k, "%s?", col ? ", " : "");
+				if (col)
+					sql[k++] = ',';
+				sql[k++] = '?';
 				p[np++] = !v               ? DBP_NULL
 				          : c->binary[col] ? DBP_BLOB(v, len)
 				                           : DBP_STRN(v, len);
 			}
-			k += (size_t)snprintf(sql + k, cap - k, ")");
+			sql[k++] = ')';
 		}
 		snprintf(sql + k, cap - k, " ON DUPLICATE KEY UPDATE %s", c->update);
 		if (db_exec(dst, sql, p, np, NULL) != 0)
@@ -293,13 +341,21 @@ int select_range(struct db *d, struct arena *a, const char *table, const struct 
     const uint8_t org[16], const uint8_t lo[16], const uint8_t *hi, long long limit,
     struct db_rows *rows)
 {
-	char sql[1400];
+	return select_range_as(d, a, table, c->list, org, lo, hi, limit, rows);
+}
+
+int select_range_as(struct db *d, struct arena *a, const char *table, const char *list,
+    const uint8_t org[16], const uint8_t lo[16], const uint8_t *hi, long long limit,
+    struct db_rows *rows)
+{
+	char sql[4400];
 	struct db_param p[4];
 	size_t np = 0;
 
 	snprintf(sql, sizeof(sql),
-	    "SELECT %s FROM `%s` WHERE org_id = ? AND id > ?%s ORDER BY id%s", c->list, table,
-	    hi ? " AND id <= ?" : "", limit ? " LIMIT ?" : "");
+	    "SELECT %s FROM `%s` FORCE INDEX (`%s" ORG_INDEX "`) WHERE org_id = ? AND id > ?%s"
+	    " ORDER BY id%s",
+	    list, table, table, hi ? " AND id <= ?" : "", limit ? " LIMIT ?" : "");
 	p[np++] = DBP_BLOB(org, 16);
 	p[np++] = DBP_BLOB(lo, 16);
 	if (hi)

@@ -8,8 +8,8 @@
  *   conn.c     connections to both ends, tenant tables and column lists
  *   control.c  start, finalize, abort (what the API and opsctl call)
  *   status.c   the status and history documents
- *   copy.c     prepare, the copy with its overlap thread, catch-up
- *   verify.c   chunk by chunk comparison of both sides
+ *   copy.c     prepare, the copy (each chunk verified as it lands), catch-up
+ *   verify.c   comparison of both sides: changed rows, counts, every chunk
  *   cleanup.c  abort and the dry run's end; deleting an org's rows
  *   cutover.c  freeze, final catch-up and verification, the switch
  *   rehearsal.c  the cut-over rehearsed: catch-up and verification
@@ -243,8 +243,14 @@ struct cols {
 	char list[1024];     /* `a`, `b`, … */
 	char update[2048];   /* `a` = VALUES(`a`), … */
 	char checksum[3072]; /* COUNT(*), BIT_XOR of CRC32 over the row */
+	char listsum[4200];  /* list, then the row's CRC32 as the last column */
 };
 int table_cols(struct db *d, struct arena *a, const char *table, struct cols *c);
+/* The suffix of every tenant table's (org_id, id) index (sql/tenant):
+ * ranges of an org's ids name it (FORCE INDEX), or the optimizer may take
+ * org_id alone from statistics that lag behind a table the copy fills, and
+ * read every row of the org for each chunk. */
+#define ORG_INDEX "_org"
 /* Upserts rows [from, to) of a SELECT <c->list> result into dst. */
 int upsert(struct db *dst, struct arena *a, const char *table, const struct cols *c,
     const struct db_rows *rows, size_t from, size_t to);
@@ -253,6 +259,15 @@ int upsert(struct db *dst, struct arena *a, const char *table, const struct cols
 int select_range(struct db *d, struct arena *a, const char *table, const struct cols *c,
     const uint8_t org[16], const uint8_t lo[16], const uint8_t *hi, long long limit,
     struct db_rows *rows);
+/* The same with another select list (listsum: the rows with their CRC32). */
+int select_range_as(struct db *d, struct arena *a, const char *table, const char *list,
+    const uint8_t org[16], const uint8_t lo[16], const uint8_t *hi, long long limit,
+    struct db_rows *rows);
+/* A second connection to the target for the copy's second writer (the
+ * target's server again, or the control database's for
+ * dedicated_to_shared), kept with the target's; NULL when none can be
+ * made (the copy then writes on one). */
+struct db *second_target(struct run *x);
 /* The lowest bound of a range: before every id. */
 extern const uint8_t id_zero[16];
 
@@ -292,13 +307,30 @@ enum step_result step_ready(struct run *x);
 
 /* ---- verification (verify.c) ------------------------------------------- */
 
+/* A piece's row count and checksum on one side. */
+struct sums {
+	long long rows;
+	uint64_t checksum;
+};
+/* The sums of the org's rows in (lo, hi] (hi NULL: to the end). */
+int range_sum(struct db *d, struct arena *a, const char *table, const struct cols *c,
+    const uint8_t org[16], const uint8_t lo[16], const uint8_t *hi, struct sums *out);
+/* The same by the primary key alone, for a database that holds no other
+ * org's rows (a dedicated target): the rows in id order, no second
+ * lookup. */
+int range_sum_own(struct db *d, struct arena *a, const char *table, const struct cols *c,
+    const uint8_t org[16], const uint8_t lo[16], const uint8_t *hi, struct sums *out);
+
 /* Resets every table's verification counters (parameter: the migration id). */
 extern const char *const reset_verify_sql;
+/* Only the position of the verifying step: the sums of the chunks the copy
+ * compared as they landed stay (parameter: the migration id). */
+extern const char *const resume_verify_sql;
 
 /* How verify_some compares (verify.c says what each does with a chunk
  * that differs). */
 enum verify_mode {
-	VERIFY_STEP,      /* verifying: one chunk; caught up, then repaired */
+	VERIFY_STEP,      /* verifying: a batch of changed rows, or a table's counts */
 	VERIFY_FINAL,     /* under the freeze: every chunk; the first difference stops */
 	VERIFY_REHEARSAL, /* every chunk, no freeze; caught up, then reported */
 };
@@ -310,8 +342,10 @@ enum verify_result {
 	VERIFY_MORE = 1,     /* VERIFY_STEP only: chunks left */
 	VERIFY_MISMATCH = 2, /* not VERIFY_STEP: a chunk, or the stored verification, differs */
 };
-/* One chunk of one table (VERIFY_STEP), or every chunk of every table;
- * the verification is stored once every chunk was compared. */
+/* One piece of one table (VERIFY_STEP: the chunks were compared as they
+ * landed; a batch of the rows changed since, or the table's row counts),
+ * or every chunk of every table; the verification is stored once every
+ * table was compared. */
 enum verify_result verify_some(struct run *x, enum verify_mode mode);
 enum step_result step_verifying(struct run *x);
 

@@ -23,37 +23,96 @@ const char *const reset_verify_sql =
     " target_rows = 0, source_checksum = 0, target_checksum = 0, chunks_verified = 0,"
     " chunks_mismatched = 0, chunks_repaired = 0 WHERE migration_id = ?";
 
-#define FINAL_VERIFY_CHUNK 10000
+const char *const resume_verify_sql =
+    "UPDATE migration_tables SET verify_done = 0, verify_last_id = NULL WHERE migration_id = ?";
 
-struct sums {
-	long long rows;
-	uint64_t checksum;
+#define FINAL_VERIFY_CHUNK 10000
+/* Changed rows compared at once in the verifying step. */
+#define CHANGED_BATCH 1000
+
+/* What one comparison covers: the org's rows in (lo, hi] (hi NULL: to the
+ * end of the table), or, with ids, the rows of those ids (column 0). */
+struct piece {
+	const uint8_t *lo, *hi;
+	const struct db_rows *ids;
+	bool by_pk; /* a range in a database of this org alone: the primary key's */
 };
 
-static int range_sum(struct db *d, struct arena *a, const char *table, const struct cols *c,
-    const uint8_t org[16], const uint8_t lo[16], const uint8_t *hi, struct sums *out)
+/* "<head> FROM `table` WHERE org_id = ? AND <the piece>", its parameters
+ * in p (the org first). NULL when out of memory. */
+static const char *piece_sql(struct arena *a, const char *head, const char *table,
+    const uint8_t org[16], const struct piece *pc, struct db_param **p, size_t *np)
 {
-	char sql[3400];
-	struct db_rows rows;
-	struct db_param p[3] = {DBP_BLOB(org, 16), DBP_BLOB(lo, 16)};
+	size_t n = pc->ids ? pc->ids->nrows : 0, cap = strlen(head) + 200 + n * 3, k;
+	char *sql = arena_alloc(a, cap);
 
-	snprintf(sql, sizeof(sql), "SELECT %s FROM `%s` WHERE org_id = ? AND id > ?%s", c->checksum,
-	    table, hi ? " AND id <= ?" : "");
-	if (hi)
-		p[2] = DBP_BLOB(hi, 16);
-	if (db_query(d, a, sql, p, hi ? 3 : 2, &rows) != 0 || rows.nrows != 1)
+	*p = arena_alloc(a, (n + 3) * sizeof(**p));
+	if (!sql || !*p)
+		return NULL;
+	(*p)[0] = DBP_BLOB(org, 16);
+	*np = 1;
+	if (!pc->ids) {
+		snprintf(sql, cap,
+		    "%s FROM `%s` FORCE INDEX (`%s%s`) WHERE org_id = ? AND id > ?%s", head, table,
+		    pc->by_pk ? "PRIMARY" : table, pc->by_pk ? "" : ORG_INDEX,
+		    pc->hi ? " AND id <= ?" : "");
+		(*p)[(*np)++] = DBP_BLOB(pc->lo, 16);
+		if (pc->hi)
+			(*p)[(*np)++] = DBP_BLOB(pc->hi, 16);
+		return sql;
+	}
+	k = (size_t)snprintf(sql, cap, "%s FROM `%s` WHERE org_id = ? AND id IN (", head, table);
+	for (size_t i = 0; i < n; i++) {
+		sql[k++] = i ? ',' : '?';
+		if (i)
+			sql[k++] = '?';
+		(*p)[(*np)++] = DBP_BLOB(pc->ids->val[i][0], pc->ids->len[i][0]);
+	}
+	snprintf(sql + k, cap - k, ")");
+	return sql;
+}
+
+/* head is the checksum of c, or "COUNT(*), 0" for the count alone. */
+static int piece_sum(struct db *d, struct arena *a, const char *head, const char *table,
+    const uint8_t org[16], const struct piece *pc, struct sums *out)
+{
+	struct db_rows rows;
+	struct db_param *p;
+	size_t np;
+	char sel[3200];
+	const char *sql;
+
+	snprintf(sel, sizeof(sel), "SELECT %s", head);
+	sql = piece_sql(a, sel, table, org, pc, &p, &np);
+	if (!sql || db_query(d, a, sql, p, np, &rows) != 0 || rows.nrows != 1)
 		return -1;
 	out->rows = num(rows.val[0][0]);
 	out->checksum = strtoull(rows.val[0][1] ? rows.val[0][1] : "0", NULL, 10);
 	return 0;
 }
 
+int range_sum(struct db *d, struct arena *a, const char *table, const struct cols *c,
+    const uint8_t org[16], const uint8_t lo[16], const uint8_t *hi, struct sums *out)
+{
+	struct piece pc = {lo, hi, NULL, false};
+
+	return piece_sum(d, a, c->checksum, table, org, &pc, out);
+}
+
+int range_sum_own(struct db *d, struct arena *a, const char *table, const struct cols *c,
+    const uint8_t org[16], const uint8_t lo[16], const uint8_t *hi, struct sums *out)
+{
+	struct piece pc = {lo, hi, NULL, true};
+
+	return piece_sum(d, a, c->checksum, table, org, &pc, out);
+}
+
 struct sum_io {
 	struct db *d;
 	struct arena *a;
-	const char *table;
-	const struct cols *c;
-	const uint8_t *org, *lo, *hi;
+	const char *head, *table;
+	const uint8_t *org;
+	const struct piece *pc;
 	struct sums *out;
 };
 
@@ -62,19 +121,19 @@ static int sum_io_run(void *p)
 	struct sum_io *io = p;
 
 	arena_reset(io->a);
-	return range_sum(io->d, io->a, io->table, io->c, io->org, io->lo, io->hi, io->out);
+	return piece_sum(io->d, io->a, io->head, io->table, io->org, io->pc, io->out);
 }
 
-/* Both sides' sums of one range at once: the non-control side on a
+/* Both sides' sums of one piece at once: the non-control side on a
  * second thread with its own arena. */
-static int sum_both(struct run *x, const char *table, const struct cols *c, const uint8_t lo[16],
-    const uint8_t *hi, struct sums *s, struct sums *t)
+static int sum_both(struct run *x, const char *head, const char *table, const struct piece *pc,
+    struct sums *s, struct sums *t)
 {
 	struct arena *a2 = arena_new(16 * 1024);
 	bool src_on_thread = x->src != x->control;
-	struct sum_io mine = {src_on_thread ? x->dst : x->src, x->a, table, c, x->m.org, lo, hi,
+	struct sum_io mine = {src_on_thread ? x->dst : x->src, x->a, head, table, x->m.org, pc,
 	    src_on_thread ? t : s};
-	struct sum_io other = {src_on_thread ? x->src : x->dst, a2, table, c, x->m.org, lo, hi,
+	struct sum_io other = {src_on_thread ? x->src : x->dst, a2, head, table, x->m.org, pc,
 	    src_on_thread ? s : t};
 	struct bg th;
 	int r1, r2;
@@ -82,7 +141,7 @@ static int sum_both(struct run *x, const char *table, const struct cols *c, cons
 	if (!a2)
 		return -1;
 	bg_start(&th, sum_io_run, &other);
-	r1 = range_sum(mine.d, mine.a, table, c, x->m.org, lo, hi, mine.out);
+	r1 = piece_sum(mine.d, mine.a, head, table, x->m.org, pc, mine.out);
 	r2 = bg_join(&th);
 	arena_free(a2);
 	return r1 == 0 && r2 == 0 ? 0 : -1;
@@ -98,7 +157,9 @@ static int chunk_hi(struct run *x, const char *table, const uint8_t lo[16], long
 	struct db_param p[] = {DBP_BLOB(x->m.org, 16), DBP_BLOB(lo, 16), DBP_I64(size - 1)};
 
 	snprintf(sql, sizeof(sql),
-	    "SELECT id FROM `%s` WHERE org_id = ? AND id > ? ORDER BY id LIMIT 1 OFFSET ?", table);
+	    "SELECT id FROM `%s` FORCE INDEX (`%s" ORG_INDEX "`) WHERE org_id = ? AND id > ?"
+	    " ORDER BY id LIMIT 1 OFFSET ?",
+	    table, table);
 	if (db_query(x->src, x->a, sql, p, 3, &rows) != 0)
 		return -1;
 	*open = rows.nrows == 0;
@@ -107,24 +168,24 @@ static int chunk_hi(struct run *x, const char *table, const uint8_t lo[16], long
 	return 0;
 }
 
-/* The chunk again from the source: delete the target's rows of the range,
- * then copy the source's, in one transaction on the target. */
-static int repair_chunk(struct run *x, const char *table, const struct cols *c,
-    const uint8_t lo[16], const uint8_t *hi)
+/* The piece again from the source: delete the target's rows of it, then
+ * copy the source's, in one transaction on the target. */
+static int repair(struct run *x, const char *table, const struct cols *c, const struct piece *pc)
 {
-	char sql[200];
+	char head[1200];
 	struct db_rows rows;
-	struct db_param p[3] = {DBP_BLOB(x->m.org, 16), DBP_BLOB(lo, 16)};
+	struct db_param *p, *q;
+	size_t np, nq;
+	const char *sel, *del;
 
-	if (select_range(x->src, x->a, table, c, x->m.org, lo, hi, 0, &rows) != 0)
+	snprintf(head, sizeof(head), "SELECT %s", c->list);
+	if (!(sel = piece_sql(x->a, head, table, x->m.org, pc, &p, &np)) ||
+	    !(del = piece_sql(x->a, "DELETE", table, x->m.org, pc, &q, &nq)) ||
+	    db_query(x->src, x->a, sel, p, np, &rows) != 0)
 		return -1;
-	snprintf(sql, sizeof(sql), "DELETE FROM `%s` WHERE org_id = ? AND id > ?%s", table,
-	    hi ? " AND id <= ?" : "");
-	if (hi)
-		p[2] = DBP_BLOB(hi, 16);
 	if (db_begin(x->dst) != 0)
 		return -1;
-	if (db_exec(x->dst, sql, p, hi ? 3 : 2, NULL) != 0 ||
+	if (db_exec(x->dst, del, q, nq, NULL) != 0 ||
 	    upsert(x->dst, x->a, table, c, &rows, 0, rows.nrows) != 0 || db_commit(x->dst) != 0) {
 		db_rollback(x->dst);
 		return -1;
@@ -147,19 +208,20 @@ static const int attempts[] = {
     [VERIFY_REHEARSAL] = 2,
 };
 
-/* Compares one chunk. Outside the freeze a mismatch may be a write still
- * in the changelog: catch up, compare again, then repair the chunk from
- * the source (capture stays on, so later writes still reach the target).
- * Under the freeze (final) nothing is repaired: a mismatch is the answer. */
-static int verify_range(struct run *x, const char *table, const struct cols *c,
-    const uint8_t lo[16], const uint8_t *hi, enum verify_mode mode, struct sums *s, struct sums *t,
+/* Compares one piece (head: what is summed). Outside the freeze a
+ * mismatch may be a write still in the changelog: catch up, compare again,
+ * then (when repairable) write the piece again from the source (capture
+ * stays on, so later writes still reach the target). Under the freeze
+ * (final) nothing is repaired: a mismatch is the answer. */
+static int verify_piece(struct run *x, const char *head, const char *table, const struct cols *c,
+    const struct piece *pc, enum verify_mode mode, bool repairable, struct sums *s, struct sums *t,
     enum chunk_state *state)
 {
 	*state = CHUNK_MATCHED;
 	for (int attempt = 0;; attempt++) {
 		long long n = 0;
 
-		if (sum_both(x, table, c, lo, hi, s, t) != 0)
+		if (sum_both(x, head, table, pc, s, t) != 0)
 			return -1;
 		if (s->rows == t->rows && s->checksum == t->checksum)
 			return 0;
@@ -168,10 +230,10 @@ static int verify_range(struct run *x, const char *table, const struct cols *c,
 			return 0;
 		}
 		*state = CHUNK_REPAIRED;
-		if (attempt == 0) {
+		if (attempt == 0 || !repairable) {
 			if (catch_up(x, &n) != 0)
 				return -1;
-		} else if (repair_chunk(x, table, c, lo, hi) != 0) {
+		} else if (repair(x, table, c, pc) != 0) {
 			return -1;
 		}
 	}
@@ -234,6 +296,73 @@ static void verify_error(struct run *x, const char *table)
 	             : "failed");
 }
 
+/* The verifying step, one table at a time. Every chunk was compared as
+ * it landed (copy.c); what can differ since are the rows written after
+ * their chunk was read, which the changelog names: a batch of them per
+ * step, by id, compared, caught up and repaired as a chunk is. Then both
+ * sides' row counts (caught up when they differ), the table's last check:
+ * a row the changelog does not know of, on either side, shows there. */
+static enum verify_result verify_changes(struct run *x, const char *table, const struct cols *c,
+    const uint8_t after[16])
+{
+	struct db_rows ids;
+	struct db_param p[] = {DBP_BLOB(x->m.org, 16), DBP_STR(table), DBP_I64(x->m.snapshot),
+	    DBP_BLOB(after, 16), DBP_I64(CHANGED_BATCH)};
+	struct sums s, d;
+	enum chunk_state state;
+
+	if (db_query(x->src, x->a,
+	        "SELECT DISTINCT row_id FROM tenant_changelog WHERE org_id = ? AND table_name = ?"
+	        " AND id > ? AND row_id > ? ORDER BY row_id LIMIT ?",
+	        p, countof(p), &ids) != 0)
+		return VERIFY_ERROR;
+	if (ids.nrows) {
+		struct piece pc = {NULL, NULL, &ids, false};
+		const char *last = ids.val[ids.nrows - 1][0];
+
+		if (ids.len[ids.nrows - 1][0] != 16 || verify_piece(x, c->checksum, table, c, &pc,
+		                                           VERIFY_STEP, true, &s, &d, &state) != 0)
+			return VERIFY_ERROR;
+		{
+			struct db_param q[] = {DBP_BLOB(last, 16), DBP_I64((long long)s.checksum),
+			    DBP_I64((long long)d.checksum), DBP_I64(state == CHUNK_MISMATCHED),
+			    DBP_I64(state == CHUNK_REPAIRED), DBP_BLOB(x->m.id, 16),
+			    DBP_STR(table)};
+
+			return db_exec(x->control,
+			           "UPDATE migration_tables SET verify_last_id = ?,"
+			           " source_checksum = source_checksum ^ CAST(? AS UNSIGNED),"
+			           " target_checksum = target_checksum ^ CAST(? AS UNSIGNED),"
+			           " chunks_verified = chunks_verified + 1,"
+			           " chunks_mismatched = chunks_mismatched + ?,"
+			           " chunks_repaired = chunks_repaired + ?"
+			           " WHERE migration_id = ? AND table_name = ?",
+			           q, countof(q), NULL) == 0
+			           ? VERIFY_MORE
+			           : VERIFY_ERROR;
+		}
+	}
+	{
+		struct piece all = {id_zero, NULL, NULL, false};
+
+		if (verify_piece(x, "COUNT(*), 0", table, c, &all, VERIFY_STEP, false, &s, &d,
+		        &state) != 0)
+			return VERIFY_ERROR;
+	}
+	{
+		struct db_param q[] = {DBP_I64(s.rows), DBP_I64(d.rows),
+		    DBP_I64(state == CHUNK_MISMATCHED), DBP_BLOB(x->m.id, 16), DBP_STR(table)};
+
+		return db_exec(x->control,
+		           "UPDATE migration_tables SET verify_done = 1, source_rows = ?, target_rows = ?,"
+		           " chunks_mismatched = chunks_mismatched + ?"
+		           " WHERE migration_id = ? AND table_name = ?",
+		           q, countof(q), NULL) == 0
+		           ? VERIFY_MORE
+		           : VERIFY_ERROR;
+	}
+}
+
 enum verify_result verify_some(struct run *x, enum verify_mode mode)
 {
 	struct db_rows t;
@@ -262,12 +391,26 @@ enum verify_result verify_some(struct run *x, enum verify_mode mode)
 			return VERIFY_ERROR;
 		memcpy(lo,
 		    t.val[0][1] && t.len[0][1] == 16 ? (const uint8_t *)t.val[0][1] : id_zero, 16);
-		if (table_cols(x->src, x->a, table, &c) != 0 ||
-		    chunk_hi(x, table, lo, mode == VERIFY_STEP ? x->m.chunk : FINAL_VERIFY_CHUNK,
-		        hi, &open) != 0 ||
-		    verify_range(x, table, &c, lo, open ? NULL : hi, mode, &s, &d, &state) != 0) {
+		if (table_cols(x->src, x->a, table, &c) != 0) {
 			verify_error(x, table);
 			return VERIFY_ERROR;
+		}
+		if (mode == VERIFY_STEP) {
+			enum verify_result rc = verify_changes(x, table, &c, lo);
+
+			if (rc == VERIFY_ERROR)
+				verify_error(x, table);
+			return rc;
+		}
+		{
+			struct piece pc = {lo, NULL, NULL, false};
+
+			if (chunk_hi(x, table, lo, FINAL_VERIFY_CHUNK, hi, &open) != 0)
+				goto failed;
+			pc.hi = open ? NULL : hi;
+			if (verify_piece(x, c.checksum, table, &c, &pc, mode, true, &s, &d,
+			        &state) != 0)
+				goto failed;
 		}
 		{
 			struct db_param q[] = {DBP_BLOB(open ? lo : hi, 16), DBP_I64(open),
@@ -289,8 +432,10 @@ enum verify_result verify_some(struct run *x, enum verify_mode mode)
 		}
 		if (state == CHUNK_MISMATCHED && mode == VERIFY_FINAL)
 			return VERIFY_MISMATCH;
-		if (mode == VERIFY_STEP)
-			return VERIFY_MORE;
+		continue;
+	failed:
+		verify_error(x, table);
+		return VERIFY_ERROR;
 	}
 	{
 		struct json_object *v = verification_json(x, mode);
