@@ -9,7 +9,10 @@
 # chain rewritten under a checkpoint, an edited, forged or deleted
 # checkpoint are found, and incremental runs refuse a checkpoint that does
 # not verify; retention removing the checkpoint's event keeps both runs
-# clean. Bad parameters answer 400, and verifying needs audit.verify.
+# clean, and limit bounds its anchors and checkpoint rows per call too; 20 KB
+# payloads verify in pages bounded by bytes. Bad parameters (a cursor forged
+# under a key of zeros among them) answer 400, and verifying needs
+# audit.verify.
 use v5.36;
 use FindBin;
 use lib "$FindBin::Bin/lib";
