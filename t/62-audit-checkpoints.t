@@ -9,11 +9,15 @@
 # chain rewritten under a checkpoint, an edited, forged or deleted
 # checkpoint are found, and incremental runs refuse a checkpoint that does
 # not verify; retention removing the checkpoint's event keeps both runs
-# clean. Bad parameters answer 400, and verifying needs audit.verify.
+# clean, and limit bounds its anchors and checkpoint rows per call too; 20 KB
+# payloads verify in pages bounded by bytes. Bad parameters (a cursor forged
+# under a key of zeros among them) answer 400, and verifying needs
+# audit.verify.
 use v5.36;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Digest::SHA qw(sha256);
+use Digest::SHA qw(sha256 hmac_sha256);
+use MIME::Base64 qw(encode_base64url);
 use POSIX qw(strftime);
 use Test::More;
 use OpsdTest;
@@ -68,8 +72,9 @@ sub new_uuid() {
 	my $h = join '', map { sprintf '%02x', $_ } @b;
 	return join '-', substr($h, 0, 8), substr($h, 8, 4), substr($h, 12, 4), substr($h, 16, 4), substr($h, 20);
 }
-# n events appended after the head in one transaction, hashed as opsd does.
-sub append_events($n) {
+# n events appended after the head in one transaction, hashed as opsd does
+# (with payloads of about $size bytes when given).
+sub append_events($n, $size = 0) {
 	my $h = head();
 	my ($seq, $prev) = ($h->{seq}, pack('H*', $h->{hash}));
 	my $at = strftime('%Y-%m-%d %H:%M:%S.000', gmtime);
@@ -79,7 +84,7 @@ sub append_events($n) {
 	my @rows;
 	for my $i (1 .. $n) {
 		my $e = { seq => $seq + $i, id => new_uuid(), occurred_at => $at, actor_label => 'system', action => 'user.updated',
-		    target_type => 'user', payload => qq({"n":$i}) };
+		    target_type => 'user', payload => $size ? qq({"n":$i,"pad":") . ('x' x $size) . '"}' : qq({"n":$i}) };
 		my $hash = canon_hash($e, $prev);
 		push @rows, sprintf "(%d, UNHEX('%s'), '%s', 'system', 'user.updated', 'user', '%s', UNHEX('%s'), UNHEX('%s'))",
 		    $e->{seq}, $e->{id} =~ s/-//gr, $at, $e->{payload}, unpack('H*', $prev), unpack('H*', $hash);
@@ -335,6 +340,19 @@ check_error(http(GET => '/audit/verify?cursor=nonsense', session => $admin), 400
 	is_deeply [@$v2{qw(ok more)}], [JSON::PP::true, JSON::PP::false], '  the cursor itself continues the run to the end' or diag $r2->{body};
 	is $v2->{checked}, count_events(), '  checking every event';
 }
+{
+	# a cursor at the head MAC'd under a key anyone knows (zeros): before, a
+	# server without OPSD_DATA_KEY took it and answered ok without a replay
+	my $h = head();
+	for my $v (1, 2) {
+		my $body = pack('C C Q> Q> Q> a32', $v, 1, 1, $h->{seq} + 1, 0, pack('H*', $h->{hash}))
+		    . ($v == 2 ? pack('Q> Q>', 0, time) : '');
+		my $label = "opsd-audit-verify-cursor-v$v";
+		my $forged = encode_base64url($body . substr(hmac_sha256($label . $body, "\0" x 32), 0, 16));
+		check_error(http(GET => "/audit/verify?cursor=$forged", session => $admin), 400, 'validation_failed',
+		    "a cursor (v$v) forged under a key of zeros");
+	}
+}
 check_error(http(GET => "/audit/verify?limit=$_", session => $admin), 400, 'validation_failed', "limit=$_") for qw(0 -1 ten 1000001);
 check_error(http(GET => '/audit/verify?full=1', session => $admin), 400, 'validation_failed', 'an unknown parameter');
 check_error(http(GET => '/audit/verify?from=checkpoint', session => $comp_s), 403, 'forbidden', 'compliance (no audit.verify)');
@@ -366,6 +384,39 @@ check_error(http(GET => '/audit/verify?from=checkpoint'), 401, 'unauthenticated'
 	is $rc, 0, '  and after new events' or diag $out;
 	($r, $v) = verify();
 	is $v->{ok}, JSON::PP::true, '  the full run too' or diag $r->{body};
+
+	# limit bounds the anchors and checkpoint rows a call steps over, not
+	# only the events: with limit=1 a call checks at most one checkpoint
+	my ($cursor, $calls, $last) = (undef, 0);
+	while ($calls < 500) {
+		my ($pr, $pv) = verify(limit => 1, $cursor ? (cursor => $cursor) : ());
+		$calls++;
+		$last = $pv;
+		last unless $pr->{status} == 200 && $pv->{ok} && $pv->{more};
+		$cursor = $pv->{cursor};
+	}
+	is_deeply [@$last{qw(ok more)}], [JSON::PP::true, JSON::PP::false], "limit=1 to the end after retention: ok in $calls calls"
+	    or diag explain $last;
+	cmp_ok $calls, '>', count_checkpoints(), '  at least one call per checkpoint row';
+}
+
+# ================================================================ large payloads: pages bounded by bytes
+{
+	ok append_events(300, 20_000), '300 events of 20 KB each (as compliance.archived with hundreds of ids)';
+	my ($r, $v) = verify();
+	is_deeply [@$v{qw(ok checked more)}], [JSON::PP::true, count_events(), JSON::PP::false],
+	    '  GET /audit/verify replays them all (pages of a few MB, not 2,000 rows of 20 KB)' or diag $r->{body};
+	my ($cursor, @pages) = (undef);
+	while (@pages < 20) {
+		my ($pr, $pv) = verify(limit => 150, $cursor ? (cursor => $cursor) : ());
+		push @pages, $pv;
+		last unless $pr->{status} == 200 && $pv->{ok} && $pv->{more};
+		$cursor = $pv->{cursor};
+	}
+	is_deeply [@{ $pages[-1] }{qw(ok checked more)}], [JSON::PP::true, count_events(), JSON::PP::false], '  and paged with limit=150';
+	ok !(grep { $_->{more} && $_->{checked} % 150 } @pages), '  150 events a call, whatever the page size';
+	my ($rc, $out) = cli('--full');
+	is $rc, 0, '  opsctl audit verify --full too' or diag $out;
 }
 
 finish();

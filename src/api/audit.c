@@ -247,10 +247,10 @@ static bool verify_param(const char *name)
 
 /* The options of one call from its query, or false with the 400 sent. */
 static bool verify_opts_or_reply(struct req *r, struct audit_verify_opts *o,
-    struct audit_verify_pos *resume)
+    const struct audit_keys *cursor_keys, struct audit_verify_pos *resume)
 {
 	const char *from = req_query(r, "from"), *cursor = req_query(r, "cursor");
-	const char *limit = req_query(r, "limit");
+	const char *limit = req_query(r, "limit"), *bad;
 	long long n = VERIFY_LIMIT_DEFAULT;
 	int64_t budget =
 	    r->cfg->request_timeout > 0 ? r->cfg->request_timeout * 1000LL / 3 : VERIFY_CALL_MAX_MS;
@@ -274,8 +274,9 @@ static bool verify_opts_or_reply(struct req *r, struct audit_verify_opts *o,
 		reply_field_error(r, "limit", "must be a whole number from 1 to 1000000");
 		return false;
 	}
-	if (cursor && !audit_verify_cursor_parse(o->keys, cursor, resume)) {
-		reply_field_error(r, "cursor", "not a cursor of GET /audit/verify");
+	if (cursor && (bad = audit_verify_cursor_parse(cursor_keys, now_ms() / 1000, cursor,
+	                   resume)) != NULL) {
+		reply_field_error(r, "cursor", bad);
 		return false;
 	}
 	o->from_checkpoint = from && strcmp(from, "checkpoint") == 0;
@@ -298,7 +299,7 @@ static struct json_object *checkpoint_json(const struct audit_checkpoint *cp)
 }
 
 static struct json_object *verify_json(const struct audit_verify_result *res,
-    const struct audit_keys *keys)
+    const struct audit_keys *cursor_keys)
 {
 	struct json_object *o = json_object_new_object();
 	char cursor[AUDIT_VERIFY_CURSOR_MAX];
@@ -309,7 +310,7 @@ static struct json_object *verify_json(const struct audit_verify_result *res,
 	json_object_object_add(o, "toSeq", json_object_new_int64(res->to_seq));
 	json_object_object_add(o, "more", json_object_new_boolean(res->ok && res->more));
 	if (res->ok && res->more)
-		audit_verify_cursor(keys, &res->pos, cursor);
+		audit_verify_cursor(cursor_keys, now_ms() / 1000, &res->pos, cursor);
 	json_object_object_add(o, "cursor",
 	    res->ok && res->more ? json_object_new_string(cursor) : NULL);
 	json_object_object_add(o, "checkpoint",
@@ -333,21 +334,19 @@ void api_audit_verify(struct req *r)
 {
 	struct audit_verify_result res;
 	struct audit_verify_pos resume;
-	struct audit_keys keys;
+	struct audit_keys keys, cursor_keys;
 	struct audit_verify_opts o = {.keys = &keys};
-	int rc;
 
 	audit_anchor_keys(r->cfg, &keys);
-	if (!verify_opts_or_reply(r, &o, &resume)) {
-		audit_keys_wipe(&keys);
-		return;
-	}
-	rc = audit_verify_run(r->db, &o, &res);
-	if (rc != 0) {
-		audit_keys_wipe(&keys);
+	audit_verify_cursor_keys(r->cfg, &cursor_keys);
+	if (!verify_opts_or_reply(r, &o, &cursor_keys, &resume))
+		goto out;
+	if (audit_verify_run(r->db, &o, &res) != 0) {
 		reply_db_error(r);
-		return;
+		goto out;
 	}
-	reply_json(r, 200, verify_json(&res, &keys));
+	reply_json(r, 200, verify_json(&res, &cursor_keys));
+out:
+	audit_keys_wipe(&cursor_keys);
 	audit_keys_wipe(&keys);
 }

@@ -201,6 +201,8 @@ struct audit_verify_pos {
 	uint64_t checked; /* events replayed so far by the run */
 	uint8_t prev[32];
 	bool full; /* from the first event (checkpoint rows are checked at its end) */
+	int64_t checkpoints_after; /* at the end of a full run: checkpoint rows up to this seq
+	                              checked */
 };
 
 struct audit_verify_result {
@@ -248,12 +250,19 @@ int audit_verify(struct db *d, const struct audit_keys *keys, struct audit_verif
 int audit_checkpoint_record(struct db *d, const struct audit_actor *actor,
     const struct audit_keys *keys, const struct audit_verify_result *res,
     struct audit_checkpoint *out);
+/* The keys that MAC cursors: the audit keys of OPSD_DATA_KEY's ring, or
+ * without a data key one derived from SESSION_SECRET (always set; shared
+ * by the workers of a host, and by hosts that share it). */
+void audit_verify_cursor_keys(const struct opsd_config *cfg, struct audit_keys *out);
 /* The position as an opaque cursor (base64url, MAC'd under keys' current key
- * so it cannot be edited) and back; false when it is not one of ours. */
+ * so it cannot be edited, with the time it was issued) and back: NULL, or
+ * why it is refused (not one of ours, or older than AUDIT_VERIFY_CURSOR_TTL_S
+ * at now_s). */
 #define AUDIT_VERIFY_CURSOR_MAX 160
-void audit_verify_cursor(const struct audit_keys *keys, const struct audit_verify_pos *pos,
-    char out[AUDIT_VERIFY_CURSOR_MAX]);
-bool audit_verify_cursor_parse(const struct audit_keys *keys, const char *s,
+#define AUDIT_VERIFY_CURSOR_TTL_S 3600
+void audit_verify_cursor(const struct audit_keys *keys, int64_t now_s,
+    const struct audit_verify_pos *pos, char out[AUDIT_VERIFY_CURSOR_MAX]);
+const char *audit_verify_cursor_parse(const struct audit_keys *keys, int64_t now_s, const char *s,
     struct audit_verify_pos *pos);
 
 /* ---- retention (audit_purge.c) ----------------------------------------- */

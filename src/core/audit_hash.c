@@ -258,7 +258,8 @@ bool audit_anchor_valid(const struct audit_anchor *an, const uint8_t key[32], co
 /* ---- verification checkpoints and cursors ------------------------------ */
 
 #define CHECKPOINT_SIG_LABEL "opsd-audit-checkpoint-v1"
-#define CURSOR_MAC_LABEL "opsd-audit-verify-cursor-v1"
+#define CURSOR_MAC_LABEL "opsd-audit-verify-cursor-v2"
+#define CURSOR_KEY_LABEL "opsd-audit-verify-cursor-key"
 
 /* n bytes of s (at most max) with an 8-byte big-endian length before them. */
 static size_t put_field(uint8_t *out, const char *s, size_t max)
@@ -299,9 +300,14 @@ bool audit_checkpoint_valid(const struct audit_checkpoint *cp, const uint8_t key
 	return ct_equal(want, sig, 32);
 }
 
-/* version, full, from_seq, next_seq, checked, prev, then 16 bytes of MAC */
-#define CURSOR_BODY (1 + 1 + 8 + 8 + 8 + 32)
+/* version, full, from_seq, next_seq, checked, prev, checkpoints_after,
+ * issued (seconds since the epoch), then 16 bytes of MAC */
+#define CURSOR_VERSION 2
+#define CURSOR_BODY (1 + 1 + 8 + 8 + 8 + 32 + 8 + 8)
 #define CURSOR_MAC 16
+/* a cursor issued this far ahead of now_s comes from a host with a clock
+ * ahead of ours: accepted */
+#define CURSOR_SKEW_S 300
 
 static uint64_t get_u64_be(const uint8_t b[8])
 {
@@ -321,47 +327,66 @@ static void cursor_mac(const uint8_t *key, const uint8_t body[CURSOR_BODY], uint
 	hmac_sha256(key, 32, msg, sizeof(msg), out);
 }
 
-/* Without OPSD_DATA_KEY the MAC is under a key of zeros: it still tells a
- * mistyped cursor from ours, and such a run records no checkpoint. */
-static const uint8_t zero_key[32];
+void audit_verify_cursor_keys(const struct opsd_config *cfg, struct audit_keys *out)
+{
+	const char *secret = cfg->session_secret ? cfg->session_secret : "";
 
-void audit_verify_cursor(const struct audit_keys *keys, const struct audit_verify_pos *pos,
-    char out[AUDIT_VERIFY_CURSOR_MAX])
+	/* A cursor lets a call skip what an earlier one verified: a MAC under a
+	 * key anyone knows would let a client mint one at the head. */
+	if (audit_anchor_keys(cfg, out))
+		return;
+	out->n = 1;
+	hmac_sha256((const uint8_t *)secret, strlen(secret), CURSOR_KEY_LABEL,
+	    strlen(CURSOR_KEY_LABEL), out->key[0]);
+	audit_key_id(out->key[0], out->id[0]);
+}
+
+void audit_verify_cursor(const struct audit_keys *keys, int64_t now_s,
+    const struct audit_verify_pos *pos, char out[AUDIT_VERIFY_CURSOR_MAX])
 {
 	uint8_t b[CURSOR_BODY + CURSOR_MAC], mac[32];
 
-	b[0] = 1;
+	b[0] = CURSOR_VERSION;
 	b[1] = pos->full;
 	put_u64_be(b + 2, (uint64_t)pos->from_seq);
 	put_u64_be(b + 10, (uint64_t)pos->next_seq);
 	put_u64_be(b + 18, pos->checked);
 	memcpy(b + 26, pos->prev, 32);
-	cursor_mac(keys && keys->n ? keys->key[0] : zero_key, b, mac);
+	put_u64_be(b + 58, (uint64_t)pos->checkpoints_after);
+	put_u64_be(b + 66, (uint64_t)now_s);
+	cursor_mac(keys->key[0], b, mac);
 	memcpy(b + CURSOR_BODY, mac, CURSOR_MAC);
 	b64url_encode(b, sizeof(b), out, AUDIT_VERIFY_CURSOR_MAX);
 }
 
-bool audit_verify_cursor_parse(const struct audit_keys *keys, const char *s,
+const char *audit_verify_cursor_parse(const struct audit_keys *keys, int64_t now_s, const char *s,
     struct audit_verify_pos *pos)
 {
 	uint8_t b[CURSOR_BODY + CURSOR_MAC], mac[32];
 	size_t n = 0;
 	bool ok = false;
+	int64_t issued;
 
-	if (!s || !b64url_decode(s, strlen(s), b, sizeof(b), &n) || n != sizeof(b) || b[0] != 1 ||
-	    b[1] > 1)
-		return false;
+	if (!s || !b64url_decode(s, strlen(s), b, sizeof(b), &n) || n != sizeof(b) ||
+	    b[0] != CURSOR_VERSION || b[1] > 1)
+		return "not a cursor of GET /audit/verify";
 	/* any key of the ring: a rotation between two pages keeps the run going */
-	for (size_t i = 0; !ok && i < (keys && keys->n ? keys->n : 1); i++) {
-		cursor_mac(keys && keys->n ? keys->key[i] : zero_key, b, mac);
+	for (size_t i = 0; !ok && keys && i < keys->n; i++) {
+		cursor_mac(keys->key[i], b, mac);
 		ok = ct_equal(mac, b + CURSOR_BODY, CURSOR_MAC);
 	}
 	if (!ok)
-		return false;
+		return "not a cursor of GET /audit/verify";
 	pos->full = b[1];
 	pos->from_seq = (int64_t)get_u64_be(b + 2);
 	pos->next_seq = (int64_t)get_u64_be(b + 10);
 	pos->checked = get_u64_be(b + 18);
 	memcpy(pos->prev, b + 26, 32);
-	return pos->from_seq >= 1 && pos->next_seq >= pos->from_seq;
+	pos->checkpoints_after = (int64_t)get_u64_be(b + 58);
+	issued = (int64_t)get_u64_be(b + 66);
+	if (pos->from_seq < 1 || pos->next_seq < pos->from_seq || pos->checkpoints_after < 0)
+		return "not a cursor of GET /audit/verify";
+	if (issued > now_s + CURSOR_SKEW_S || now_s - issued > AUDIT_VERIFY_CURSOR_TTL_S)
+		return "expired: a cursor continues its run for an hour; start again";
+	return NULL;
 }

@@ -2,10 +2,16 @@
  * in keyset pages from the first event, or from the newest verification
  * checkpoint, bounded per call when asked, and the checkpoints themselves.
  *
- * Memory: one page of VERIFY_BATCH rows is held at a time (the arena is
- * reset before each), so a replay of any length needs about VERIFY_BATCH
- * times the largest stored row (payloads are a few hundred bytes: well
- * under a megabyte), plus one row per anchor or checkpoint looked up. */
+ * Memory: one page of events is held at a time (the arena is reset before
+ * each). A page is at most VERIFY_BATCH rows and VERIFY_PAGE_BYTES of
+ * stored rows, sized from the payload lengths before it is read (a payload
+ * can be tens of kilobytes: compliance.archived names hundreds of ids), so
+ * a replay of any length needs about VERIFY_PAGE_BYTES plus one row, and
+ * one row per anchor or checkpoint looked up.
+ *
+ * Time: a bounded run (max_events, deadline_ms) stops between events,
+ * between anchors and between checkpoint rows alike, with a position the
+ * next call continues from. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +27,9 @@
 #include "lib/uuid.h"
 
 #define VERIFY_BATCH 2000
+#define VERIFY_PAGE_BYTES (2 * 1024 * 1024)
+/* the columns besides the payload, with their pointers and lengths */
+#define VERIFY_ROW_OVERHEAD 512
 #define CHECKPOINT_BATCH 500
 
 #define CHECKPOINT_COLUMNS                                                                         \
@@ -31,9 +40,26 @@ struct run {
 	struct arena *a;  /* one page of events */
 	struct arena *aa; /* point lookups, reset per lookup */
 	const struct audit_keys *keys;
+	const struct audit_verify_opts *o;
 	struct audit_verify_result *res;
 	struct audit_verify_pos pos;
+	uint64_t anchors, checkpoints; /* stepped over or checked by this call */
 };
+
+/* A bounded call stops here once it did `done` of a kind of work: the
+ * caller answers more with the position reached. At least one of each
+ * before, so every call moves the run on. */
+static bool bound_reached(struct run *x, uint64_t done)
+{
+	if (done == 0)
+		return false;
+	if ((x->o->max_events && done >= x->o->max_events) ||
+	    (x->o->deadline_ms && now_ms() >= x->o->deadline_ms)) {
+		x->res->more = true;
+		return true;
+	}
+	return false;
+}
 
 static void broken(struct audit_verify_result *res, const char *reason, int64_t seq, const char *id)
 {
@@ -125,8 +151,8 @@ static const char *checkpoint_row(const struct audit_keys *keys, char *const *v,
 
 /* Steps over the anchors that cover the seqs before `until` (exclusive;
  * INT64_MAX for "as far as they go"). 0 with res filled when an anchor is
- * missing, forged or does not link; `at_id` names the event that could not
- * be reached. -1 on a database error. */
+ * missing, forged or does not link, or at a bound (res->more); `at_id` names
+ * the event that could not be reached. -1 on a database error. */
 static int step_anchors(struct run *x, int64_t until, const char *at_id)
 {
 	while (x->pos.next_seq < until) {
@@ -138,6 +164,8 @@ static int step_anchors(struct run *x, int64_t until, const char *at_id)
 		struct audit_anchor an;
 		const char *why;
 
+		if (bound_reached(x, x->anchors))
+			return 0;
 		arena_reset(x->aa);
 		if (db_query(x->d, x->aa,
 		        "SELECT first_seq, last_seq, prev_hash, last_hash, key_id, signature FROM"
@@ -159,6 +187,7 @@ static int step_anchors(struct run *x, int64_t until, const char *at_id)
 		}
 		memcpy(x->pos.prev, an.last_hash, 32);
 		x->pos.next_seq = an.last_seq + 1;
+		x->anchors++;
 	}
 	return 1;
 }
@@ -260,14 +289,14 @@ static int checkpoint_matches(struct run *x, const struct audit_checkpoint *cp)
 	       memcmp(rows.val[0][1], cp->hash, 32) == 0;
 }
 
-/* Every checkpoint row, in keyset pages: signed, and on the chain. */
+/* Every checkpoint row past pos.checkpoints_after, in keyset pages: signed,
+ * and on the chain. 0 at a break or a bound (res says which). */
 static int check_checkpoints(struct run *x)
 {
-	int64_t after = 0;
-
 	for (;;) {
 		struct db_rows rows;
-		struct db_param p[] = {DBP_I64(after), DBP_I64(CHECKPOINT_BATCH)};
+		struct db_param p[] = {DBP_I64(x->pos.checkpoints_after),
+		    DBP_I64(CHECKPOINT_BATCH)};
 
 		arena_reset(x->a);
 		if (db_query(x->d, x->a,
@@ -279,8 +308,11 @@ static int check_checkpoints(struct run *x)
 			struct audit_checkpoint cp;
 			const char *why = checkpoint_row(x->keys, rows.val[r], rows.len[r], &cp);
 			char id[UUID_STR_LEN + 1];
-			int m = why ? 0 : checkpoint_matches(x, &cp);
+			int m;
 
+			if (bound_reached(x, x->checkpoints))
+				return 0;
+			m = why ? 0 : checkpoint_matches(x, &cp);
 			if (m < 0)
 				return -1;
 			if (why || !m) {
@@ -291,7 +323,8 @@ static int check_checkpoints(struct run *x)
 				return 0;
 			}
 			x->res->checkpoints++;
-			after = cp.seq;
+			x->checkpoints++;
+			x->pos.checkpoints_after = cp.seq;
 		}
 		if (rows.nrows < CHECKPOINT_BATCH)
 			return 1;
@@ -326,20 +359,47 @@ static int start_at_checkpoint(struct run *x)
 	return position_ok(x, "checkpoint does not match the chain");
 }
 
-/* One page of events: 1 to go on, 0 at the end or a break (res says
- * which), -1 on a database error. *n gets the rows read. */
-static int replay_page(struct run *x, int64_t limit, size_t *n)
+/* The next page: the events past the position, at most limit of them and
+ * VERIFY_PAGE_BYTES (at least one), read by their lengths only. *last gets
+ * its last seq (0: no events left), *end whether no event follows it. */
+static int page_extent(struct run *x, int64_t limit, int64_t *last, bool *end)
 {
 	struct db_rows rows;
 	struct db_param p[] = {DBP_I64(x->pos.next_seq - 1), DBP_I64(limit)};
+	size_t bytes = 0, r;
+
+	arena_reset(x->aa);
+	if (db_query(x->d, x->aa,
+	        "SELECT seq, LENGTH(payload) FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
+	        p, countof(p), &rows) != 0)
+		return -1;
+	*last = 0;
+	for (r = 0; r < rows.nrows; r++) {
+		size_t size = VERIFY_ROW_OVERHEAD + strtoull(rows.val[r][1], NULL, 10);
+
+		if (r > 0 && bytes + size > VERIFY_PAGE_BYTES)
+			break;
+		bytes += size;
+		*last = strtoll(rows.val[r][0], NULL, 10);
+	}
+	*end = r == rows.nrows && rows.nrows < (size_t)limit;
+	return 0;
+}
+
+/* One page of events up to seq last: 1 to go on, 0 at a break or a bound
+ * (res says which), -1 on a database error. */
+static int replay_page(struct run *x, int64_t last)
+{
+	struct db_rows rows;
+	struct db_param p[] = {DBP_I64(x->pos.next_seq - 1), DBP_I64(last)};
 	int st;
 
 	arena_reset(x->a);
 	if (db_query(x->d, x->a,
-	        "SELECT " AUDIT_ROW_COLUMNS " FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
+	        "SELECT " AUDIT_ROW_COLUMNS
+	        " FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq",
 	        p, countof(p), &rows) != 0)
 		return -1;
-	*n = rows.nrows;
 	for (size_t r = 0; r < rows.nrows; r++) {
 		char id[UUID_STR_LEN + 1];
 		int64_t seq = strtoll(rows.val[r][AR_SEQ], NULL, 10);
@@ -412,14 +472,17 @@ static int run_snapshot(struct run *x, const struct audit_verify_opts *o)
 	for (;;) {
 		uint64_t before = x->pos.checked;
 		int64_t limit = budget && budget < VERIFY_BATCH ? (int64_t)budget : VERIFY_BATCH;
-		size_t n = 0;
+		int64_t last;
+		bool end;
 
-		if ((st = replay_page(x, limit, &n)) <= 0)
+		if (page_extent(x, limit, &last, &end) != 0)
+			return -1;
+		if (last && (st = replay_page(x, last)) <= 0)
 			return st;
 		if (budget)
 			budget -=
 			    x->pos.checked - before < budget ? x->pos.checked - before : budget;
-		if (n < (size_t)limit)
+		if (end)
 			break; /* the last event */
 		/* a bound reached with events left: the caller continues from pos */
 		if (x->pos.next_seq - 1 < head_seq &&
@@ -435,7 +498,7 @@ static int run_snapshot(struct run *x, const struct audit_verify_opts *o)
 int audit_verify_run(struct db *d, const struct audit_verify_opts *o,
     struct audit_verify_result *res)
 {
-	struct run x = {.d = d, .keys = o->keys, .res = res};
+	struct run x = {.d = d, .keys = o->keys, .o = o, .res = res};
 	int rc = -1;
 	bool in_tx = false;
 

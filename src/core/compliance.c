@@ -526,7 +526,9 @@ int compliance_archive_older(const struct archive_query *q, long long counts[ARC
 	x.by_org = q->org && uuid_parse(q->org, &x.org);
 	/* Chunked transactions (README, runbook 2): each commits what it
 	 * archived together with its own audit event, so a failure leaves the
-	 * earlier chunks done and audited and nothing of the failed one. */
+	 * earlier chunks done and audited and nothing of the failed one, but
+	 * for a dedicated database whose change committed before the control
+	 * commit failed (tenant_audit_lost: archived, no event). */
 	if (archive_by_age(q, &x) != 0)
 		goto out;
 	/* A dry run, or a run that found nothing to judge: one event with the

@@ -431,6 +431,16 @@ fail:
 	return NULL;
 }
 
+int db_library_init(void)
+{
+	return mysql_library_init(0, NULL, NULL) == 0 ? 0 : -1;
+}
+
+void db_thread_end(void)
+{
+	mysql_thread_end();
+}
+
 struct db *db_open(const char *uri, char *err, size_t err_len)
 {
 	return db_open_rotating(uri, NULL, err, err_len);

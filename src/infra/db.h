@@ -44,6 +44,12 @@ struct db *db_open(const char *uri, char *err, size_t err_len);
  * uri first, so the new password is used as soon as the server has it. */
 struct db *db_open_rotating(const char *uri, const char *previous, char *err, size_t err_len);
 void db_close(struct db *d);
+/* The client library's process-wide setup, before a second thread opens a
+ * connection (libmysqlclient is not thread-safe until it ran): 0 or -1. */
+int db_library_init(void);
+/* Frees what the client library keeps per thread: at the end of a thread,
+ * other than the process's first, that opened connections. */
+void db_thread_end(void);
 /* Makes sure the connection is usable: pings, reconnects once if the server
  * went away (dropping cached statements). 0 when up, -1 when MariaDB is
  * unreachable. Cheap: pings at most once a second unless the last call

@@ -71,6 +71,7 @@ static void *materialise(void *arg)
 		poll(NULL, 0, sleep_ms);
 	}
 	db_close(db);
+	db_thread_end();
 	log_thread_done();
 	return NULL;
 }
@@ -82,6 +83,12 @@ void legal_files_start(const struct opsd_config *cfg)
 	mat.cfg = cfg;
 	if (!legal_files_dir(cfg, mat.dir, sizeof(mat.dir))) {
 		log_msg(LL_ERROR, "legal_files_unavailable", "OPSD_VAR is too long");
+		return;
+	}
+	/* Before the thread's first connection, not within it: two threads
+	 * must not set the client library up at once. */
+	if (db_library_init() != 0) {
+		log_msg(LL_ERROR, "legal_files_unavailable", "cannot set up the MariaDB client");
 		return;
 	}
 	/* The jobs process's signals stay with its main thread. */

@@ -418,14 +418,17 @@ static void test_checkpoint_every_field_counts(void **state)
 	assert_false(audit_checkpoint_valid(&cp, key, sig));
 }
 
+#define NOW 1800000000LL
+
 static void test_verify_cursor(void **state)
 {
 	(void)state;
-	struct audit_keys ring = {.n = 2}, other = {.n = 1}, none = {0};
+	struct audit_keys ring = {.n = 2}, other = {.n = 1}, none = {0}, zeros = {.n = 1};
 	struct audit_verify_pos pos = {.from_seq = 7,
 	                            .next_seq = 123456789012LL,
 	                            .checked = 42,
-	                            .full = true},
+	                            .full = true,
+	                            .checkpoints_after = 99},
 	                        back;
 	char c[AUDIT_VERIFY_CURSOR_MAX], bad[AUDIT_VERIFY_CURSOR_MAX];
 
@@ -433,34 +436,61 @@ static void test_verify_cursor(void **state)
 	memset(ring.key[1], 2, 32);
 	memset(other.key[0], 3, 32);
 	memset(pos.prev, 0x77, 32);
-	audit_verify_cursor(&ring, &pos, c);
-	assert_true(audit_verify_cursor_parse(&ring, c, &back));
+	audit_verify_cursor(&ring, NOW, &pos, c);
+	assert_null(audit_verify_cursor_parse(&ring, NOW, c, &back));
 	assert_int_equal(back.from_seq, 7);
 	assert_int_equal(back.next_seq, 123456789012LL);
 	assert_int_equal(back.checked, 42);
+	assert_int_equal(back.checkpoints_after, 99);
 	assert_true(back.full);
 	assert_memory_equal(back.prev, pos.prev, 32);
 	/* a previous key of the ring still opens it: a rotation between pages */
 	other.key[0][0] = 0;
 	memcpy(&ring.key[0], &ring.key[1], 32);
 	memset(ring.key[1], 1, 32);
-	assert_true(audit_verify_cursor_parse(&ring, c, &back));
-	assert_false(audit_verify_cursor_parse(&other, c, &back));
-	assert_false(audit_verify_cursor_parse(&none, c, &back));
+	assert_null(audit_verify_cursor_parse(&ring, NOW, c, &back));
+	assert_non_null(audit_verify_cursor_parse(&other, NOW, c, &back));
+	assert_non_null(audit_verify_cursor_parse(&none, NOW, c, &back));
 	/* one character changed, cut short, or not base64 */
 	strcpy(bad, c);
 	bad[10] = bad[10] == 'A' ? 'B' : 'A';
-	assert_false(audit_verify_cursor_parse(&ring, bad, &back));
+	assert_non_null(audit_verify_cursor_parse(&ring, NOW, bad, &back));
 	strcpy(bad, c);
 	bad[strlen(bad) - 2] = '\0';
-	assert_false(audit_verify_cursor_parse(&ring, bad, &back));
-	assert_false(audit_verify_cursor_parse(&ring, "not a cursor!", &back));
-	assert_false(audit_verify_cursor_parse(&ring, "", &back));
-	assert_false(audit_verify_cursor_parse(&ring, NULL, &back));
-	/* without a key: a MAC under zeros, ours only */
-	audit_verify_cursor(&none, &pos, c);
-	assert_true(audit_verify_cursor_parse(&none, c, &back));
-	assert_false(audit_verify_cursor_parse(&ring, c, &back));
+	assert_non_null(audit_verify_cursor_parse(&ring, NOW, bad, &back));
+	assert_non_null(audit_verify_cursor_parse(&ring, NOW, "not a cursor!", &back));
+	assert_non_null(audit_verify_cursor_parse(&ring, NOW, "", &back));
+	assert_non_null(audit_verify_cursor_parse(&ring, NOW, NULL, &back));
+	/* an hour old, or from far ahead: refused, with why */
+	assert_null(audit_verify_cursor_parse(&ring, NOW + AUDIT_VERIFY_CURSOR_TTL_S, c, &back));
+	assert_non_null(
+	    strstr(audit_verify_cursor_parse(&ring, NOW + AUDIT_VERIFY_CURSOR_TTL_S + 1, c, &back),
+	        "expired"));
+	assert_non_null(audit_verify_cursor_parse(&ring, NOW - 3600, c, &back));
+	/* one minted under a key anyone knows (zeros) is not ours */
+	audit_verify_cursor(&zeros, NOW, &pos, c);
+	assert_non_null(audit_verify_cursor_parse(&ring, NOW, c, &back));
+	assert_non_null(audit_verify_cursor_parse(&none, NOW, c, &back));
+}
+
+static void test_cursor_keys(void **state)
+{
+	(void)state;
+	struct opsd_config a = {0}, b = {0};
+	struct audit_keys ka, kb, kz = {.n = 1};
+	struct audit_verify_pos pos = {.from_seq = 1, .next_seq = 5}, back;
+	char c[AUDIT_VERIFY_CURSOR_MAX];
+
+	/* without a data key: a key from SESSION_SECRET, one per secret */
+	a.session_secret = "0123456789abcdef0123456789abcdef-a";
+	b.session_secret = "0123456789abcdef0123456789abcdef-b";
+	audit_verify_cursor_keys(&a, &ka);
+	audit_verify_cursor_keys(&b, &kb);
+	assert_int_equal(ka.n, 1);
+	assert_memory_not_equal(ka.key[0], kz.key[0], 32);
+	audit_verify_cursor(&ka, NOW, &pos, c);
+	assert_null(audit_verify_cursor_parse(&ka, NOW, c, &back));
+	assert_non_null(audit_verify_cursor_parse(&kb, NOW, c, &back));
 }
 
 int main(void)
@@ -480,6 +510,7 @@ int main(void)
 	    cmocka_unit_test(test_checkpoint_known_message),
 	    cmocka_unit_test(test_checkpoint_every_field_counts),
 	    cmocka_unit_test(test_verify_cursor),
+	    cmocka_unit_test(test_cursor_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
