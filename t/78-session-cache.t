@@ -8,6 +8,8 @@
 #     (asserted loosely: within 3 s, polled every 50 ms);
 #   - with LEGAL_ENFORCE=1 a publish on one host closes the gate on both, and an acceptance
 #     on one host opens it on the other;
+#   - a change whose feed row was deleted before any host read it is still applied (each host
+#     forgets everything when it sees the hole in the ids);
 #   - a warm session costs no query: signed-in requests answered from the cache leave
 #     MariaDB's Com_select (almost) where it was, and /metrics counts the hits and the
 #     invalidations.
@@ -153,6 +155,20 @@ sub pending_a($s) { return scalar @{ j(legal_status($s))->{pending} // [] } }
 	is contacts_b($s), 200, '  B lets the member through at once';
 	within(sub { pending_a($s) }, 0, '  A\'s acceptance status shows it within a second');
 	is contacts_a($s), 200, '  and A lets the member through';
+}
+
+# ---------------------------------------------------------------- rows deleted unseen
+# A change whose feed row is gone before any host read it (deleted in its own transaction):
+# the next row shows a hole after the last id each host applied, and each forgets everything.
+{
+	my ($u, $s) = warm_member('unseen');
+	my ($v, $sv) = warm_member('bystander');
+	mysql('BEGIN', "UPDATE users SET disabled_at = NOW(3) WHERE id = UNHEX('" . uuid_hex($u->{id}) . "')",
+	    'DELETE FROM cache_invalidations', 'COMMIT');
+	is db_count('SELECT COUNT(*) FROM cache_invalidations'), 0, 'a user disabled with its feed row deleted';
+	status_is http(POST => '/auth/logout', session => $sv), 200, '  another user logs out on A (the next row)';
+	within(sub { me_a($s) }, 401, '  A refuses the disabled user\'s session within a second');
+	within(sub { me_b($s) }, 401, '  B refuses it within a second');
 }
 
 # ---------------------------------------------------------------- a warm session costs no query
