@@ -10,6 +10,8 @@
 #     on one host opens it on the other;
 #   - a change whose feed row was deleted before any host read it is still applied (each host
 #     forgets everything when it sees the hole in the ids);
+#   - deleting an expired session, or one idle past @opsd_expiry_idle_min (the expiry job),
+#     writes no feed row; deleting a valid one does;
 #   - a warm session costs no query: signed-in requests answered from the cache leave
 #     MariaDB's Com_select (almost) where it was, and /metrics counts the hits and the
 #     invalidations.
@@ -169,6 +171,40 @@ sub pending_a($s) { return scalar @{ j(legal_status($s))->{pending} // [] } }
 	status_is http(POST => '/auth/logout', session => $sv), 200, '  another user logs out on A (the next row)';
 	within(sub { me_a($s) }, 401, '  A refuses the disabled user\'s session within a second');
 	within(sub { me_b($s) }, 401, '  B refuses it within a second');
+}
+
+# ---------------------------------------------------------------- expiry writes no row
+# (what the jobs process deletes is refused by every cache already: only the deletion of a
+# session still valid is news)
+{
+	my ($u, $s) = warm_member('expired');
+	my $where = "WHERE user_id = UNHEX('" . uuid_hex($u->{id}) . "')";
+	mysql("UPDATE sessions SET expires_at = NOW(3) - INTERVAL 1 SECOND $where");
+	my $n = db_count('SELECT COUNT(*) FROM cache_invalidations');
+	mysql("DELETE FROM sessions $where");
+	is db_count('SELECT COUNT(*) FROM cache_invalidations'), $n, 'deleting an expired session writes no row';
+
+	my ($i, $si) = warm_member('idle');
+	$where = "WHERE user_id = UNHEX('" . uuid_hex($i->{id}) . "')";
+	mysql("UPDATE sessions SET last_seen_at = NOW(3) - INTERVAL 2 HOUR $where");
+	$n = db_count('SELECT COUNT(*) FROM cache_invalidations');
+	mysql('SET @opsd_expiry_idle_min = 60', "DELETE FROM sessions $where");
+	is db_count('SELECT COUNT(*) FROM cache_invalidations'), $n,
+	    '  nor one idle past @opsd_expiry_idle_min (what the expiry job sets)';
+
+	my ($w, $sw) = warm_member('idle, no variable');
+	$where = "WHERE user_id = UNHEX('" . uuid_hex($w->{id}) . "')";
+	mysql("UPDATE sessions SET last_seen_at = NOW(3) - INTERVAL 2 HOUR $where");
+	$n = db_count('SELECT COUNT(*) FROM cache_invalidations');
+	mysql("DELETE FROM sessions $where");
+	is db_count('SELECT COUNT(*) FROM cache_invalidations'), $n + 1, '  an idle one deleted by anyone else writes one';
+
+	my ($f, $sf) = warm_member('valid');
+	$where = "WHERE user_id = UNHEX('" . uuid_hex($f->{id}) . "')";
+	$n = db_count('SELECT COUNT(*) FROM cache_invalidations');
+	mysql('SET @opsd_expiry_idle_min = 60', "DELETE FROM sessions $where");
+	is db_count('SELECT COUNT(*) FROM cache_invalidations'), $n + 1, '  a valid one writes one, variable or not';
+	within(sub { me_b($sf) }, 401, '  and B refuses it within a second');
 }
 
 # ---------------------------------------------------------------- a warm session costs no query

@@ -457,14 +457,20 @@ int login_succeeded(struct db *d, const char *email)
 	    1, NULL);
 }
 
+/* The variable tells the feed's trigger that sessions idle for longer are no news to any
+ * host's cache (sql/control/0019_cache_feed_expiry.sql): their deletion writes no row. */
 int sessions_expire(struct db *d, const struct opsd_config *cfg)
 {
 	struct db_param p[] = {DBP_I64(cfg->session_idle_min)};
+	int rc;
 
-	if (db_exec(d,
-	        "DELETE FROM sessions WHERE expires_at < NOW(3)"
-	        " OR last_seen_at < NOW(3) - INTERVAL ? MINUTE LIMIT 5000",
-	        p, 1, NULL) != 0 ||
+	if (db_exec(d, "SET @opsd_expiry_idle_min = ?", p, 1, NULL) != 0)
+		return -1;
+	rc = db_exec(d,
+	    "DELETE FROM sessions WHERE expires_at < NOW(3)"
+	    " OR last_seen_at < NOW(3) - INTERVAL ? MINUTE LIMIT 5000",
+	    p, 1, NULL);
+	if (db_exec(d, "SET @opsd_expiry_idle_min = NULL", NULL, 0, NULL) != 0 || rc != 0 ||
 	    pcache_feed_expire(d) != 0)
 		return -1;
 	return db_exec(d,
