@@ -68,9 +68,11 @@ static const struct credential {
 	const char *touch_sql;
 } credentials[] = {
     [PCACHE_SESSION] = {PCACHE_SESSION, AUTH_SESSION,
-        "UPDATE sessions SET last_seen_at = NOW(3) WHERE id_hash = ?"},
+        "UPDATE sessions s JOIN users u ON u.id = s.user_id SET s.last_seen_at = NOW(3)"
+        " WHERE s.id_hash = ? AND s.expires_at > NOW(3) AND u.disabled_at IS NULL"},
     [PCACHE_TOKEN] = {PCACHE_TOKEN, AUTH_TOKEN,
-        "UPDATE api_tokens SET last_used_at = NOW(3) WHERE token_hash = ? AND revoked_at IS NULL"},
+        "UPDATE api_tokens t JOIN users u ON u.id = t.user_id SET t.last_used_at = NOW(3)"
+        " WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.disabled_at IS NULL"},
 };
 
 /* The idle clock moves at most once a minute: one write per credential per minute, not per
@@ -99,7 +101,8 @@ static enum auth_result from_cache(const struct auth_input *in, const struct cre
 
 		if (db_exec(in->db, cr->touch_sql, u, countof(u), &touched) != 0)
 			return AUTH_DB_ERROR;
-		/* gone on another host and not polled yet: the database decides */
+		/* gone, or its user disabled, on another host and not polled yet: the database
+		 * decides */
 		if (touched == 0) {
 			pcache_drop(key);
 			return AUTH_REJECTED;
@@ -454,14 +457,20 @@ int login_succeeded(struct db *d, const char *email)
 	    1, NULL);
 }
 
+/* The variable tells the feed's trigger that sessions idle for longer are no news to any
+ * host's cache (sql/control/0019_cache_feed_expiry.sql): their deletion writes no row. */
 int sessions_expire(struct db *d, const struct opsd_config *cfg)
 {
 	struct db_param p[] = {DBP_I64(cfg->session_idle_min)};
+	int rc;
 
-	if (db_exec(d,
-	        "DELETE FROM sessions WHERE expires_at < NOW(3)"
-	        " OR last_seen_at < NOW(3) - INTERVAL ? MINUTE LIMIT 5000",
-	        p, 1, NULL) != 0 ||
+	if (db_exec(d, "SET @opsd_expiry_idle_min = ?", p, 1, NULL) != 0)
+		return -1;
+	rc = db_exec(d,
+	    "DELETE FROM sessions WHERE expires_at < NOW(3)"
+	    " OR last_seen_at < NOW(3) - INTERVAL ? MINUTE LIMIT 5000",
+	    p, 1, NULL);
+	if (db_exec(d, "SET @opsd_expiry_idle_min = NULL", NULL, 0, NULL) != 0 || rc != 0 ||
 	    pcache_feed_expire(d) != 0)
 		return -1;
 	return db_exec(d,

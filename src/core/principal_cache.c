@@ -1,6 +1,7 @@
 /* The host's cache of principals and legal acceptance states (see principal_cache.h). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/principal_cache.h"
 #include "infra/db.h"
@@ -15,10 +16,20 @@
 /* Entries are used only while the last successful poll (every OPSD_CACHE_POLL_MS) began
  * within FRESH_MS: another host's change is seen within a second. */
 #define FRESH_MS 1000
-/* Rows of the last seconds are read again at each poll: an id handed out earlier may commit
- * after a later one. */
-#define LATE_COMMIT_S 10
+/* Rows created in the last REREAD_S are read again at each poll: an id handed out earlier may
+ * commit after a later one. Longer than any transaction that writes the feed is expected to
+ * last (InnoDB's default lock wait is 50 s); a host whose previous successful poll is older
+ * than that may have missed rows for good and forgets everything. */
+#define REREAD_S 60
+/* Whatever the feed says, an entry is asked of the database again once it is this old: a
+ * change the feed missed (a transaction open longer than REREAD_S, rows deleted by hand)
+ * lasts at most that long. */
+#define ENTRY_MAX_AGE_MS 30000
 #define POLL_ROWS 1000 /* the LIMIT below: past it, the whole cache goes */
+/* A failing poll is logged once per LOG_EVERY_MS per worker, with the count since. */
+#define LOG_EVERY_MS 10000
+/* With OPSD_CACHE_POLL_MS=0, how long a request waits for another worker's poll. */
+#define WAIT_POLL_MS 1000
 
 static const char *const inv_kinds[] = {
     [PCACHE_INV_ALL] = "all",
@@ -55,63 +66,101 @@ static void evict(enum pcache_inv kind, const uint8_t *subject, enum metrics_cac
 
 /* ---- the feed ------------------------------------------------------------ */
 
-static int poll_rows(struct db *d, struct arena *a, uint64_t last, uint64_t *max)
+/* The feed's lowest and highest ids (0, 0: empty) and the rows to apply, in one statement so
+ * that they agree: *max becomes the last id applied. */
+static int poll_rows(struct db *d, struct arena *a, uint64_t last, bool whole, uint64_t *max)
 {
 	struct db_rows rows;
-	struct db_param p[] = {DBP_I64((long long)last), DBP_I64(LATE_COMMIT_S)};
+	struct db_param p[] = {DBP_I64((long long)last), DBP_I64(REREAD_S)};
+	uint64_t lo, hi;
+	size_t n;
 
 	if (db_query(d, a,
-	        "SELECT id, kind, subject FROM cache_invalidations WHERE id > ?"
-	        " OR created_at > NOW(3) - INTERVAL ? SECOND ORDER BY id LIMIT 1000",
+	        "SELECT b.lo, b.hi, i.id, i.kind, i.subject FROM (SELECT COALESCE(MIN(id), 0) AS lo,"
+	        " COALESCE(MAX(id), 0) AS hi FROM cache_invalidations) b LEFT JOIN"
+	        " (SELECT id, kind, subject FROM cache_invalidations WHERE id > ?"
+	        " OR created_at > NOW(3) - INTERVAL ? SECOND ORDER BY id LIMIT 1000) i ON 1",
 	        p, countof(p), &rows) != 0)
 		return -1;
+	if (rows.nrows == 0 || !rows.val[0][0] || !rows.val[0][1])
+		return -1;
+	lo = strtoull(rows.val[0][0], NULL, 10);
+	hi = strtoull(rows.val[0][1], NULL, 10);
+	n = rows.val[0][2] ? rows.nrows : 0;
 	*max = last;
-	/* Too many to go through (a mass flush, or this host's first poll): forget everything and
-	 * go on from the newest row. */
-	if (rows.nrows >= POLL_ROWS) {
-		struct db_rows top;
-
+	/* Too many to go through (a mass flush, or this host's first poll), ids reset (the highest
+	 * is below the last applied), or rows after the last applied deleted unseen (the lowest is
+	 * past it): forget everything and go on from the newest row. An empty feed says nothing. */
+	if (n >= POLL_ROWS || (hi != 0 && (hi < last || lo > last + 1)))
+		whole = true;
+	if (whole) {
 		evict(PCACHE_INV_ALL, NULL, MCO_FEED);
-		if (db_query(d, a, "SELECT COALESCE(MAX(id), 0) FROM cache_invalidations", NULL, 0,
-		        &top) != 0 ||
-		    top.nrows != 1)
-			return -1;
-		*max = strtoull(top.val[0][0], NULL, 10);
-		return 0;
+		*max = hi ? hi : last;
 	}
-	for (size_t i = 0; i < rows.nrows; i++) {
-		uint64_t id = strtoull(rows.val[i][0], NULL, 10);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t id = strtoull(rows.val[i][2], NULL, 10);
 
-		if (id > *max)
+		if (id > *max && !whole)
 			*max = id;
-		if (!shmcache_first_sight(id))
+		if (!shmcache_first_sight(id) || whole)
 			continue;
 		for (size_t k = 0; k < countof(inv_kinds); k++)
-			if (strcmp(rows.val[i][1], inv_kinds[k]) == 0 &&
+			if (strcmp(rows.val[i][3], inv_kinds[k]) == 0 &&
 			    (k == PCACHE_INV_ALL ||
-			        (rows.val[i][2] && rows.len[i][2] == inv_scope[k].len)))
-				evict((enum pcache_inv)k, (const uint8_t *)rows.val[i][2],
+			        (rows.val[i][4] && rows.len[i][4] == inv_scope[k].len)))
+				evict((enum pcache_inv)k, (const uint8_t *)rows.val[i][4],
 				    MCO_FEED);
 	}
 	return 0;
 }
 
-void pcache_poll(struct db *d, int every_ms)
+static void poll_failed(struct db *d)
 {
-	int64_t began = mono_ms();
+	static int64_t logged_ms;
+	static unsigned long failures;
+	int64_t now = mono_ms();
+
+	failures++;
+	if (logged_ms && now - logged_ms < LOG_EVERY_MS)
+		return;
+	log_msg(LL_WARN, "cache_poll_failed", "%lu failed since the last report: %s", failures,
+	    db_error(d));
+	logged_ms = now;
+	failures = 0;
+}
+
+static bool poll_once(struct db *d, int every_ms)
+{
+	int64_t began = mono_ms(), ok_mono = 0;
 	uint64_t last = 0, max = 0;
 	struct arena *a;
 	int rc = -1;
 
-	if (!shmcache_ready() || !shmcache_poll_claim(began, every_ms, &last))
-		return;
+	if (!shmcache_poll_claim(began, every_ms, &last, &ok_mono))
+		return false;
 	a = arena_new(16 * 1024);
+	/* the previous successful poll too long ago: rows may have been missed */
 	if (a)
-		rc = poll_rows(d, a, last, &max);
+		rc =
+		    poll_rows(d, a, last, ok_mono == 0 || began - ok_mono >= REREAD_S * 1000, &max);
 	arena_free(a);
 	if (rc != 0)
-		log_msg(LL_WARN, "cache_poll_failed", "%s", db_error(d));
+		poll_failed(d);
 	shmcache_poll_done(rc == 0, began, max);
+	return true;
+}
+
+void pcache_poll(struct db *d, int every_ms)
+{
+	int64_t asked = mono_ms();
+	struct timespec nap = {0, 1000 * 1000};
+
+	if (!shmcache_ready())
+		return;
+	/* 0: a poll that began after the request came in, this worker's or another's */
+	while (!poll_once(d, every_ms) && every_ms == 0 && !shmcache_polled_since(asked) &&
+	       mono_ms() - asked < WAIT_POLL_MS)
+		nanosleep(&nap, NULL);
 }
 
 /* The host's own evictions, applied once the change is committed. */
@@ -189,7 +238,7 @@ bool pcache_get(const uint8_t key[32], enum pcache_kind k, struct pcache_princip
 
 	if (!usable(c))
 		return false;
-	hit = shmcache_get(key, out, sizeof(*out)) == (int)sizeof(*out);
+	hit = shmcache_get(key, out, sizeof(*out), ENTRY_MAX_AGE_MS) == (int)sizeof(*out);
 	metrics_cache_lookup(c, hit ? MCR_HIT : MCR_MISS);
 	return hit;
 }
@@ -255,7 +304,7 @@ bool pcache_legal_get(const char *user_id, const uint8_t (*doc_ids)[16], size_t 
 
 	if (!legal_key(user_id, doc_ids, n, user, key) || !usable(MC_LEGAL))
 		return false;
-	hit = shmcache_get(key, &st, sizeof(st)) == (int)sizeof(st) && st.n == n;
+	hit = shmcache_get(key, &st, sizeof(st), ENTRY_MAX_AGE_MS) == (int)sizeof(st) && st.n == n;
 	metrics_cache_lookup(MC_LEGAL, hit ? MCR_HIT : MCR_MISS);
 	if (!hit)
 		return false;

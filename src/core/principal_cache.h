@@ -3,7 +3,8 @@
  * acceptance state of the current legal documents, with the feed that keeps every host's
  * copy in step: cache_invalidations, written in the transaction of each change, applied on
  * the host that made it before it answers and polled by every host a few times a second. An
- * entry is used only while the host's last successful poll began less than a second ago. */
+ * entry is used only while the host's last successful poll began less than a second ago, and
+ * for 30 s at most after it was read from the database. */
 #ifndef OPSD_PRINCIPAL_CACHE_H
 #define OPSD_PRINCIPAL_CACHE_H
 
@@ -33,7 +34,8 @@ struct pcache_principal {
 enum pcache_kind { PCACHE_SESSION, PCACHE_TOKEN };
 
 /* Polls the feed when every_ms passed since the last poll began (one query, by one worker of
- * the host at a time; 0: at every call). */
+ * the host at a time; 0: at every call, waiting, 1 s at most, for a poll that began after the
+ * call when another worker holds the poll). */
 void pcache_poll(struct db *d, int every_ms);
 
 /* The cache key of a credential's database hash (sessions.id_hash, api_tokens.token_hash). */

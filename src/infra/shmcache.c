@@ -9,7 +9,7 @@
 
 #define SHMC_SLOTS 8192
 #define SHMC_PROBE 8
-#define SHMC_SEEN 512
+#define SHMC_SEEN 1024 /* at least the poll's LIMIT */
 
 struct shmc_slot {
 	uint8_t key[SHMC_KEY_LEN];
@@ -102,8 +102,9 @@ static struct shmc_slot *find(const uint8_t key[SHMC_KEY_LEN])
 	return NULL;
 }
 
-int shmcache_get(const uint8_t key[SHMC_KEY_LEN], void *out, size_t cap)
+int shmcache_get(const uint8_t key[SHMC_KEY_LEN], void *out, size_t cap, int64_t max_age_ms)
 {
+	int64_t now = mono_ms();
 	struct shmc_slot *s;
 	int n = -1;
 
@@ -111,6 +112,10 @@ int shmcache_get(const uint8_t key[SHMC_KEY_LEN], void *out, size_t cap)
 		return -1;
 	lock();
 	s = find(key);
+	if (s && max_age_ms > 0 && now - s->stored_mono >= max_age_ms) {
+		s->stored_mono = 0;
+		s = NULL;
+	}
 	if (s && s->len <= cap) {
 		memcpy(out, s->value, s->len);
 		n = (int)s->len;
@@ -217,7 +222,8 @@ unsigned shmcache_evict(enum shmc_scope scope, const uint8_t *subject)
 	return n;
 }
 
-bool shmcache_poll_claim(int64_t now_mono, int64_t every_ms, uint64_t *last_id)
+bool shmcache_poll_claim(int64_t now_mono, int64_t every_ms, uint64_t *last_id,
+    int64_t *last_ok_mono)
 {
 	bool mine = false;
 
@@ -230,6 +236,7 @@ bool shmcache_poll_claim(int64_t now_mono, int64_t every_ms, uint64_t *last_id)
 		table->poll_claimed_mono = now_mono;
 		table->poll_began_mono = now_mono;
 		*last_id = table->last_id;
+		*last_ok_mono = table->poll_ok_mono;
 		mine = true;
 	}
 	unlock();
@@ -244,8 +251,7 @@ void shmcache_poll_done(bool ok, int64_t began_mono, uint64_t last_id)
 	if (table->polling && table->poll_claimed_mono == began_mono) {
 		table->polling = false;
 		if (ok) {
-			if (last_id > table->last_id)
-				table->last_id = last_id;
+			table->last_id = last_id; /* lower after a reset of the feed's ids */
 			__atomic_store_n(&table->poll_ok_mono, began_mono, __ATOMIC_RELEASE);
 		}
 	}
@@ -257,6 +263,11 @@ bool shmcache_fresh(int64_t now_mono, int64_t max_age_ms)
 	int64_t ok = table ? __atomic_load_n(&table->poll_ok_mono, __ATOMIC_ACQUIRE) : 0;
 
 	return ok > 0 && now_mono - ok < max_age_ms;
+}
+
+bool shmcache_polled_since(int64_t since_mono)
+{
+	return table && __atomic_load_n(&table->poll_ok_mono, __ATOMIC_ACQUIRE) > since_mono;
 }
 
 bool shmcache_first_sight(uint64_t id)

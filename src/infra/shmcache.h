@@ -21,8 +21,9 @@
 int shmcache_init(void);
 bool shmcache_ready(void);
 
-/* Copies the value of key into out (cap bytes at most); its length, or -1 on a miss. */
-int shmcache_get(const uint8_t key[SHMC_KEY_LEN], void *out, size_t cap);
+/* Copies the value of key into out (cap bytes at most); its length, or -1 on a miss. An entry
+ * stored max_age_ms or more ago is dropped and is a miss (0: no limit). */
+int shmcache_get(const uint8_t key[SHMC_KEY_LEN], void *out, size_t cap, int64_t max_age_ms);
 uint64_t shmcache_epoch(void);
 /* Stores (or replaces) the entry unless an eviction happened since epoch was read. user and
  * org: 16 bytes each, NULL for none. */
@@ -38,11 +39,15 @@ unsigned shmcache_evict(enum shmc_scope s, const uint8_t *subject);
 
 /* The poll of the host's invalidation feed, shared by the workers: poll_claim answers true
  * to one worker at a time once every_ms passed since the last poll began (a claim older than
- * 5 s is taken over: its worker died); poll_done records the outcome with the time the
- * claimed poll began. fresh: the last successful poll began within max_age_ms. */
-bool shmcache_poll_claim(int64_t now_mono, int64_t every_ms, uint64_t *last_id);
+ * 5 s is taken over: its worker died), with the last id applied and when the last successful
+ * poll began (0: never); poll_done records the outcome with the time the claimed poll began
+ * and, on success, the new last id (lower after a reset). fresh: the last successful poll
+ * began within max_age_ms; polled_since: it began after since_mono. */
+bool shmcache_poll_claim(int64_t now_mono, int64_t every_ms, uint64_t *last_id,
+    int64_t *last_ok_mono);
 void shmcache_poll_done(bool ok, int64_t began_mono, uint64_t last_id);
 bool shmcache_fresh(int64_t now_mono, int64_t max_age_ms);
+bool shmcache_polled_since(int64_t since_mono);
 /* true the first time id is seen (remembers the last few hundred ids). */
 bool shmcache_first_sight(uint64_t id);
 

@@ -247,7 +247,8 @@ sub start_stack(%o) {
 		OPSD_ADMIN_PASSWORD => ADMIN_PASSWORD,
 		OPSD_SCRYPT_LN => 10,
 		SESSION_SECRET => DEFAULT_SESSION_SECRET,
-		# the host cache reads cache_invalidations at every signed-in request: a test that
+		# the host cache reads cache_invalidations at every signed-in request (one that comes
+		# in while another worker reads it waits for a read that began after it): a test that
 		# edits sessions or users with SQL sees it on its next request, not within a second
 		# (t/78-session-cache.t runs the production default)
 		OPSD_CACHE_POLL_MS => 0,

@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include <string.h>
+#include <time.h>
 
 #include "infra/shmcache.h"
 
@@ -27,12 +28,12 @@ static void test_put_get(void **state)
 	key_of(1, k);
 	key_of(2, other);
 	assert_true(shmcache_put(k, alice, org_a, "hello", 6, shmcache_epoch()));
-	assert_int_equal(shmcache_get(k, out, sizeof(out)), 6);
+	assert_int_equal(shmcache_get(k, out, sizeof(out), 0), 6);
 	assert_string_equal(out, "hello");
-	assert_int_equal(shmcache_get(other, out, sizeof(out)), -1);
-	assert_int_equal(shmcache_get(k, out, 3), -1);
+	assert_int_equal(shmcache_get(other, out, sizeof(out), 0), -1);
+	assert_int_equal(shmcache_get(k, out, 3, 0), -1);
 	shmcache_patch(k, 1, "E", 1);
-	assert_int_equal(shmcache_get(k, out, sizeof(out)), 6);
+	assert_int_equal(shmcache_get(k, out, sizeof(out), 0), 6);
 	assert_string_equal(out, "hEllo");
 	assert_false(shmcache_put(k, alice, NULL, "x", SHMC_VALUE_MAX + 1, shmcache_epoch()));
 }
@@ -49,7 +50,7 @@ static void test_epoch_refuses_stale_fill(void **state)
 	e = shmcache_epoch();
 	assert_int_equal(shmcache_evict(SHMC_USER, bob), 0);
 	assert_false(shmcache_put(k, alice, NULL, "old", 4, e));
-	assert_int_equal(shmcache_get(k, out, sizeof(out)), -1);
+	assert_int_equal(shmcache_get(k, out, sizeof(out), 0), -1);
 }
 
 /* Evictions by user, org, key and all take exactly their entries. */
@@ -67,10 +68,10 @@ static void test_evict_scopes(void **state)
 	assert_true(shmcache_put(k2, bob, org_a, "b", 2, shmcache_epoch()));
 	assert_true(shmcache_put(k3, bob, NULL, "c", 2, shmcache_epoch()));
 	assert_int_equal(shmcache_evict(SHMC_USER, alice), 1);
-	assert_int_equal(shmcache_get(k1, out, sizeof(out)), -1);
+	assert_int_equal(shmcache_get(k1, out, sizeof(out), 0), -1);
 	assert_int_equal(shmcache_evict(SHMC_ORG, org_a), 1);
-	assert_int_equal(shmcache_get(k2, out, sizeof(out)), -1);
-	assert_int_equal(shmcache_get(k3, out, sizeof(out)), 2);
+	assert_int_equal(shmcache_get(k2, out, sizeof(out), 0), -1);
+	assert_int_equal(shmcache_get(k3, out, sizeof(out), 0), 2);
 	assert_int_equal(shmcache_evict(SHMC_KEY, k3), 1);
 	assert_true(shmcache_put(k1, alice, NULL, "a", 2, shmcache_epoch()));
 	assert_int_equal(shmcache_evict(SHMC_ALL, NULL), 1);
@@ -92,9 +93,9 @@ static void test_collisions(void **state)
 		assert_true(shmcache_put(k[i], alice, NULL, "v", 2, shmcache_epoch()));
 	}
 	for (int i = 0; i < 12; i++)
-		found += shmcache_get(k[i], out, sizeof(out)) == 2;
+		found += shmcache_get(k[i], out, sizeof(out), 0) == 2;
 	assert_int_equal(found, 8);
-	assert_int_equal(shmcache_get(k[11], out, sizeof(out)), 2);
+	assert_int_equal(shmcache_get(k[11], out, sizeof(out), 0), 2);
 }
 
 /* One poller at a time, again once the interval passed; a stuck claim is taken over; the cache
@@ -103,27 +104,54 @@ static void test_poll_claims(void **state)
 {
 	(void)state;
 	uint64_t last = 99;
-	int64_t t = 1000000;
+	int64_t t = 1000000, ok = -1;
 
 	assert_false(shmcache_fresh(t, 1000));
-	assert_true(shmcache_poll_claim(t, 250, &last));
+	assert_true(shmcache_poll_claim(t, 250, &last, &ok));
 	assert_int_equal(last, 0);
-	assert_false(shmcache_poll_claim(t + 300, 250, &last)); /* still polling */
+	assert_int_equal(ok, 0);                                     /* never polled */
+	assert_false(shmcache_poll_claim(t + 300, 250, &last, &ok)); /* still polling */
 	shmcache_poll_done(true, t, 42);
 	assert_true(shmcache_fresh(t + 999, 1000));
 	assert_false(shmcache_fresh(t + 1000, 1000));
-	assert_false(shmcache_poll_claim(t + 100, 250, &last));
-	assert_true(shmcache_poll_claim(t + 400, 250, &last));
+	assert_false(shmcache_poll_claim(t + 100, 250, &last, &ok));
+	assert_true(shmcache_poll_claim(t + 400, 250, &last, &ok));
 	assert_int_equal(last, 42);
+	assert_int_equal(ok, t);
 	/* its worker died: after 5 s another takes the poll over */
-	assert_false(shmcache_poll_claim(t + 3000, 250, &last));
-	assert_true(shmcache_poll_claim(t + 5400, 250, &last));
+	assert_false(shmcache_poll_claim(t + 3000, 250, &last, &ok));
+	assert_true(shmcache_poll_claim(t + 5400, 250, &last, &ok));
 	shmcache_poll_done(true, t + 400,
 	    50); /* the dead worker's late report counts for nothing */
 	assert_false(shmcache_fresh(t + 5500, 1000));
 	shmcache_poll_done(false, t + 5400, 60); /* a failed poll keeps last and freshness */
-	assert_true(shmcache_poll_claim(t + 5700, 250, &last));
+	assert_true(shmcache_poll_claim(t + 5700, 250, &last, &ok));
 	assert_int_equal(last, 42);
+	assert_int_equal(ok, t);
+	assert_false(shmcache_polled_since(t));
+	shmcache_poll_done(true, t + 5700, 7); /* the feed's ids were reset: last goes down */
+	assert_true(shmcache_polled_since(t + 5699));
+	assert_false(shmcache_polled_since(t + 5700));
+	assert_true(shmcache_poll_claim(t + 6000, 250, &last, &ok));
+	assert_int_equal(last, 7);
+	shmcache_poll_done(true, t + 6000, 7);
+}
+
+/* An entry older than the age asked for is a miss, and is gone. */
+static void test_max_age(void **state)
+{
+	(void)state;
+	uint8_t k[SHMC_KEY_LEN];
+	char out[8];
+	struct timespec ts = {0, 20 * 1000 * 1000};
+
+	key_of(77, k);
+	assert_true(shmcache_put(k, alice, NULL, "v", 2, shmcache_epoch()));
+	assert_int_equal(shmcache_get(k, out, sizeof(out), 60000), 2);
+	nanosleep(&ts, NULL);
+	assert_int_equal(shmcache_get(k, out, sizeof(out), 60000), 2);
+	assert_int_equal(shmcache_get(k, out, sizeof(out), 10), -1);
+	assert_int_equal(shmcache_get(k, out, sizeof(out), 0), -1);
 }
 
 static void test_first_sight(void **state)
@@ -143,6 +171,7 @@ int main(void)
 	    cmocka_unit_test(test_collisions),
 	    cmocka_unit_test(test_poll_claims),
 	    cmocka_unit_test(test_first_sight),
+	    cmocka_unit_test(test_max_age),
 	};
 
 	if (shmcache_init() != 0)
