@@ -1557,7 +1557,14 @@ sub _record_exchange($method, $path, $headers, $content, $res) {
 	$rec{requestContentType} = $ct if defined $ct;
 	$rec{responseContentType} = $res->{headers}{'content-type'} if defined $res->{headers}{'content-type'};
 	_exchange_body(\%rec, 'requestBody', $content);
-	_exchange_body(\%rec, 'responseBody', $res->{body});
+	my $body = $res->{body};
+	# a gzip answer (nginx's precompressed legal files) is checked as what it encodes
+	if (($res->{headers}{'content-encoding'} // '') eq 'gzip' && defined $body) {
+		require IO::Uncompress::Gunzip;
+		my $plain;
+		IO::Uncompress::Gunzip::gunzip(\$body, \$plain) and $body = $plain;
+	}
+	_exchange_body(\%rec, 'responseBody', $body);
 	my $line = $JSON->encode(\%rec) . "\n";
 	my $file = exchanges_dir() . '/' . test_name() . '.exchanges';
 	if (sysopen(my $fh, $file, O_WRONLY | O_APPEND | O_CREAT, 0600)) {
