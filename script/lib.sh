@@ -14,7 +14,7 @@ OPSD_PKGS_BUILD=(build-essential autoconf automake libtool pkg-config
 OPSD_PKGS_RUN=(nginx mariadb-server mariadb-client openssl curl ca-certificates)
 OPSD_PKGS_TEST=(perl libio-socket-ssl-perl libnet-ssleay-perl prometheus
 	python3-aiosmtpd clang-format nodejs npm chromium)
-OPSD_PKGS_BENCH=(wrk)
+OPSD_PKGS_BENCH=(wrk gnuplot-nox)
 
 log() { printf '%s: %s\n' "$OPSD_PROG" "$*" >&2; }
 die() {

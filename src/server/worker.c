@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +162,12 @@ int worker_main(const struct worker_args *wa)
 	int rc = 0;
 
 	log_set_role("worker");
+	/* Fixed thresholds: glibc would otherwise raise both after the first
+	 * large free (an export's buffers), keeping a big request's memory in
+	 * the heap for the worker's whole life. Above 128 KiB a block is
+	 * mapped and returned at free; a heap top above 256 KiB is trimmed. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 256 * 1024);
 	buf_init(&out);
 	if (!arena) {
 		log_msg(LL_ERROR, "worker_start_failed", "out of memory");
