@@ -84,12 +84,12 @@ void api_export(struct req *r)
 {
 	const struct entity *e = entity_find(req_param(r, "entity"));
 	const char *format = req_query(r, "format");
-	struct opsd_uuid org, after;
+	struct opsd_uuid org, after = {{0}}; /* the first page starts after the zero id */
 	struct tenant_org t;
 	struct arena *chunk;
 	struct buf out;
 	char sql[512], disp[160];
-	bool csv, more = true, have_after = false, header = false;
+	bool csv, more = true, header = false;
 	long long n = 0;
 
 	if (!e || !e->crud) {
@@ -118,14 +118,16 @@ void api_export(struct req *r)
 	buf_init(&out);
 	if (!csv)
 		reply_stream_write(r, "{\"items\":[", 10);
-	record_select_sql(e, "WHERE org_id = ? AND (? = 0 OR id > ?) ORDER BY id LIMIT ?", sql,
-	    sizeof(sql));
+	/* A plain "id > ?" even on the first page: "(? = 0 OR id > ?)" made
+	 * MariaDB read each page's index range from the org's first row, so an
+	 * export's time grew with the square of the org's size (bench/scale). */
+	record_select_sql(e, "WHERE org_id = ? AND id > ? ORDER BY id LIMIT ?", sql, sizeof(sql));
 	/* Keyset pages of EXPORT_CHUNK rows, each in a fresh arena: memory does
 	 * not grow with the size of the org. */
 	while (more) {
 		struct db_rows rows;
-		struct db_param p[] = {DBP_BLOB(org.b, 16), DBP_I64(have_after),
-		    have_after ? DBP_BLOB(after.b, 16) : DBP_NULL, DBP_I64(EXPORT_CHUNK)};
+		struct db_param p[] = {DBP_BLOB(org.b, 16), DBP_BLOB(after.b, 16),
+		    DBP_I64(EXPORT_CHUNK)};
 
 		arena_reset(chunk);
 		if (db_query(t.db, chunk, sql, p, countof(p), &rows) != 0) {
@@ -155,10 +157,8 @@ void api_export(struct req *r)
 			n++;
 		}
 		more = rows.nrows == EXPORT_CHUNK;
-		if (rows.nrows > 0) {
+		if (rows.nrows > 0)
 			memcpy(after.b, rows.val[rows.nrows - 1][0], 16);
-			have_after = true;
-		}
 	}
 	if (!csv && !more)
 		reply_stream_write(r, "]}\n", 3);
