@@ -295,8 +295,15 @@ size_t audit_query_sql(const struct audit_query *q, char *sql, size_t sql_len, s
 	    {true, " ORDER BY seq DESC LIMIT ?", 1, {DBP_I64(q->limit)}},
 	};
 	size_t np = 0, len;
+	/* A window that ends in the past, or an address range: walking the
+	 * primary key down from the newest event would read every newer event
+	 * first (seconds at ten million events, bench/scale), so MariaDB is told
+	 * to read the range's index and sort what it finds instead. A window
+	 * that reaches now keeps the walk, which finds its rows at once. */
+	bool ranged = q->set[AF_UNTIL] || q->set[AF_IP];
 	int n =
-	    snprintf(sql, sql_len, "SELECT " AUDIT_EVENT_COLUMNS " FROM audit_events WHERE 1 = 1");
+	    snprintf(sql, sql_len, "SELECT " AUDIT_EVENT_COLUMNS " FROM audit_events%s WHERE 1 = 1",
+	        ranged ? " IGNORE INDEX FOR ORDER BY (PRIMARY)" : "");
 
 	if (n < 0 || (size_t)n >= sql_len)
 		return 0;

@@ -366,6 +366,12 @@ static void test_sql_none(void **state)
 	assert_int_equal(p[0].i, 50);
 	/* too small a buffer builds nothing */
 	assert_int_equal(audit_query_sql(&q, sql, 40, p), 0);
+	/* a window that reaches now keeps the primary key's order */
+	assert_true(set(&q, AF_SINCE, "2026-01-01T00:00:00Z"));
+	assert_int_equal(audit_query_sql(&q, sql, sizeof(sql), p), 2);
+	snprintf(want, sizeof(want), "%s AND occurred_at >= ? ORDER BY seq DESC LIMIT ?",
+	    select_head);
+	assert_string_equal(sql, want);
 }
 
 static void test_sql_all(void **state)
@@ -390,11 +396,11 @@ static void test_sql_all(void **state)
 	q.limit = 11;
 	np = audit_query_sql(&q, sql, sizeof(sql), p);
 	snprintf(want, sizeof(want),
-	    "%s AND action LIKE ? ESCAPE '!' AND actor_label = ? AND org_id = ?"
+	    "SELECT " AUDIT_EVENT_COLUMNS " FROM audit_events IGNORE INDEX FOR ORDER BY (PRIMARY)"
+	    " WHERE 1 = 1 AND action LIKE ? ESCAPE '!' AND actor_label = ? AND org_id = ?"
 	    " AND target_type = ? AND target_id = ? AND ip_bin BETWEEN ? AND ?"
 	    " AND ip_bin NOT BETWEEN ? AND ? AND request_id = ? AND occurred_at >= ?"
-	    " AND occurred_at < ? AND seq < ? ORDER BY seq DESC LIMIT ?",
-	    select_head);
+	    " AND occurred_at < ? AND seq < ? ORDER BY seq DESC LIMIT ?");
 	assert_string_equal(sql, want);
 	assert_int_equal(np, 14);
 	assert_string_equal(p[0].ptr, "compliance.%");
@@ -431,9 +437,9 @@ static void test_sql_exact(void **state)
 	assert_true(set(&q, AF_IP, "203.0.113.0/24"));
 	assert_int_equal(audit_query_sql(&q, sql, sizeof(sql), p), 5);
 	snprintf(want, sizeof(want),
-	    "%s AND action = ? AND actor_id = ? AND ip_bin BETWEEN ? AND ?"
-	    " ORDER BY seq DESC LIMIT ?",
-	    select_head);
+	    "SELECT " AUDIT_EVENT_COLUMNS " FROM audit_events IGNORE INDEX FOR ORDER BY (PRIMARY)"
+	    " WHERE 1 = 1 AND action = ? AND actor_id = ? AND ip_bin BETWEEN ? AND ?"
+	    " ORDER BY seq DESC LIMIT ?");
 	assert_string_equal(sql, want);
 	assert_string_equal(p[0].ptr, "user.created");
 	assert_int_equal(p[1].type, DB_BLOB);
