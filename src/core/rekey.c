@@ -50,6 +50,7 @@ struct rekey {
 	struct audit_keys anchor_keys;
 	struct rekey_result *res;
 	const struct sealed_place *place;
+	const struct signed_place *signed_place;
 	uint8_t after[16]; /* the keyset position of sealed places */
 	int64_t after_seq; /* and of anchors */
 	size_t nrows;      /* rows the batch looked at */
@@ -110,21 +111,99 @@ static int reseal_batch(struct db *d, void *arg)
 	return 0;
 }
 
-/* One anchor: left when under the current key (or forged), signed again
+/* A signed row as its kind reads it: its key id and signature (columns
+ * KEY_COL and SIG_COL of the SELECT), whether it verifies under key, and its
+ * signature under another. Anchors and checkpoints sign different messages
+ * under different labels (core/audit.h). */
+#define KEY_COL 6
+#define SIG_COL 7
+
+static bool anchor_of(char *const *v, const unsigned long *len, struct audit_anchor *an)
+{
+	*an = (struct audit_anchor){strtoll(v[0], NULL, 10), strtoll(v[1], NULL, 10), {0}, {0}};
+	if (len[2] != 32 || len[3] != 32)
+		return false;
+	memcpy(an->prev_hash, v[2], 32);
+	memcpy(an->last_hash, v[3], 32);
+	return true;
+}
+
+static bool anchor_valid(char *const *v, const unsigned long *len, const uint8_t *key)
+{
+	struct audit_anchor an;
+
+	return anchor_of(v, len, &an) && audit_anchor_valid(&an, key, (const uint8_t *)v[SIG_COL]);
+}
+
+static void anchor_sign(char *const *v, const unsigned long *len, const uint8_t *key,
+    uint8_t sig[32])
+{
+	struct audit_anchor an;
+
+	anchor_of(v, len, &an);
+	audit_anchor_sign(&an, key, sig);
+}
+
+static bool checkpoint_of(char *const *v, const unsigned long *len, struct audit_checkpoint *cp)
+{
+	*cp = (struct audit_checkpoint){.seq = strtoll(v[0], NULL, 10),
+	    .from_seq = strtoll(v[1], NULL, 10),
+	    .events = strtoull(v[2], NULL, 10)};
+	if (len[3] != 32 || !v[4] || !v[5])
+		return false;
+	memcpy(cp->hash, v[3], 32);
+	str_copy(cp->verified_at, v[4], sizeof(cp->verified_at));
+	str_copy(cp->verified_by, v[5], sizeof(cp->verified_by));
+	return true;
+}
+
+static bool checkpoint_valid(char *const *v, const unsigned long *len, const uint8_t *key)
+{
+	struct audit_checkpoint cp;
+
+	return checkpoint_of(v, len, &cp) &&
+	       audit_checkpoint_valid(&cp, key, (const uint8_t *)v[SIG_COL]);
+}
+
+static void checkpoint_sign(char *const *v, const unsigned long *len, const uint8_t *key,
+    uint8_t sig[32])
+{
+	struct audit_checkpoint cp;
+
+	checkpoint_of(v, len, &cp);
+	audit_checkpoint_sign(&cp, key, sig);
+}
+
+/* Where signed rows live: a keyset SELECT by seq (rows locked, under the chain
+ * head's lock, which orders a batch with retention and with opsctl audit
+ * verify recording a checkpoint), the UPDATE that stores the new signature,
+ * and the counter of struct rekey_result it adds to. */
+static const struct signed_place {
+	const char *select;
+	const char *update;
+	bool (*valid)(char *const *v, const unsigned long *len, const uint8_t *key);
+	void (*sign)(char *const *v, const unsigned long *len, const uint8_t *key, uint8_t sig[32]);
+	size_t counter;
+} signed_places[] = {
+    {"SELECT first_seq, last_seq, prev_hash, last_hash, NULL, NULL, key_id, signature FROM"
+     " audit_anchors WHERE first_seq > ? ORDER BY first_seq LIMIT ? FOR UPDATE",
+        "UPDATE audit_anchors SET key_id = ?, signature = ? WHERE first_seq = ?", anchor_valid,
+        anchor_sign, offsetof(struct rekey_result, anchors)},
+    {"SELECT seq, from_seq, events, hash, verified_at, verified_by, key_id, signature"
+     " FROM audit_checkpoints WHERE seq > ? ORDER BY seq LIMIT ? FOR UPDATE",
+        "UPDATE audit_checkpoints SET key_id = ?, signature = ? WHERE seq = ?", checkpoint_valid,
+        checkpoint_sign, offsetof(struct rekey_result, checkpoints)},
+};
+
+/* One signed row: left when under the current key (or forged), signed again
  * when it verifies under the previous key its key_id names. */
 static int resign_one(struct db *d, struct rekey *x, char *const *v, const unsigned long *len)
 {
-	struct audit_anchor an = {strtoll(v[0], NULL, 10), strtoll(v[1], NULL, 10), {0}, {0}};
-	const uint8_t *key = audit_keys_find(&x->anchor_keys, v[4]);
+	const struct signed_place *pl = x->signed_place;
+	const uint8_t *key = audit_keys_find(&x->anchor_keys, v[KEY_COL]);
 	uint8_t sig[32];
 
-	if (len[2] != 32 || len[3] != 32 || len[5] != 32)
-		key = NULL;
-	if (key) {
-		memcpy(an.prev_hash, v[2], 32);
-		memcpy(an.last_hash, v[3], 32);
-	}
-	if (!key || !audit_anchor_valid(&an, key, (const uint8_t *)v[5])) {
+	if (!key || len[SIG_COL] != 32 || !pl->valid(v, len, key)) {
 		x->unverifiable++;
 		return 0;
 	}
@@ -132,14 +211,12 @@ static int resign_one(struct db *d, struct rekey *x, char *const *v, const unsig
 		x->current++;
 		return 0;
 	}
-	audit_anchor_sign(&an, x->anchor_keys.key[0], sig);
+	pl->sign(v, len, x->anchor_keys.key[0], sig);
 	{
 		struct db_param p[] = {DBP_STR(x->anchor_keys.id[0]), DBP_BLOB(sig, 32),
-		    DBP_I64(an.first_seq)};
+		    DBP_I64(strtoll(v[0], NULL, 10))};
 
-		if (db_exec(d,
-		        "UPDATE audit_anchors SET key_id = ?, signature = ? WHERE first_seq = ?", p,
-		        countof(p), NULL) != 0)
+		if (db_exec(d, pl->update, p, countof(p), NULL) != 0)
 			return -1;
 	}
 	x->done++;
@@ -153,14 +230,9 @@ static int resign_batch(struct db *d, void *arg)
 	struct db_rows head, rows;
 
 	batch_reset(x);
-	/* The chain head's lock orders this batch with retention, which merges
-	 * and re-signs anchors under the same lock. */
 	if (db_query(d, x->a, "SELECT seq FROM audit_chain_head WHERE id = 1 FOR UPDATE", NULL, 0,
 	        &head) != 0 ||
-	    db_query(d, x->a,
-	        "SELECT first_seq, last_seq, prev_hash, last_hash, key_id, signature FROM"
-	        " audit_anchors WHERE first_seq > ? ORDER BY first_seq LIMIT ? FOR UPDATE",
-	        p, countof(p), &rows) != 0)
+	    db_query(d, x->a, x->signed_place->select, p, countof(p), &rows) != 0)
 		return -1;
 	for (size_t r = 0; r < rows.nrows; r++) {
 		if (resign_one(d, x, rows.val[r], rows.len[r]) != 0)
@@ -172,83 +244,20 @@ static int resign_batch(struct db *d, void *arg)
 	return 0;
 }
 
-/* One verification checkpoint: as an anchor, under its own signature. */
-static int resign_checkpoint(struct db *d, struct rekey *x, char *const *v,
-    const unsigned long *len)
-{
-	struct audit_checkpoint cp = {.seq = strtoll(v[0], NULL, 10),
-	    .from_seq = strtoll(v[1], NULL, 10),
-	    .events = strtoull(v[2], NULL, 10)};
-	const uint8_t *key = audit_keys_find(&x->anchor_keys, v[6]);
-	uint8_t sig[32];
-
-	if (len[3] != 32 || len[7] != 32 || !v[4] || !v[5])
-		key = NULL;
-	if (key) {
-		memcpy(cp.hash, v[3], 32);
-		str_copy(cp.verified_at, v[4], sizeof(cp.verified_at));
-		str_copy(cp.verified_by, v[5], sizeof(cp.verified_by));
-	}
-	if (!key || !audit_checkpoint_valid(&cp, key, (const uint8_t *)v[7])) {
-		x->unverifiable++;
-		return 0;
-	}
-	if (key == x->anchor_keys.key[0]) {
-		x->current++;
-		return 0;
-	}
-	audit_checkpoint_sign(&cp, x->anchor_keys.key[0], sig);
-	{
-		struct db_param p[] = {DBP_STR(x->anchor_keys.id[0]), DBP_BLOB(sig, 32),
-		    DBP_I64(cp.seq)};
-
-		if (db_exec(d,
-		        "UPDATE audit_checkpoints SET key_id = ?, signature = ? WHERE seq = ?", p,
-		        countof(p), NULL) != 0)
-			return -1;
-	}
-	x->done++;
-	return 0;
-}
-
-static int resign_checkpoint_batch(struct db *d, void *arg)
-{
-	struct rekey *x = arg;
-	struct db_param p[] = {DBP_I64(x->after_seq), DBP_I64(REKEY_BATCH)};
-	struct db_rows head, rows;
-
-	batch_reset(x);
-	/* under the chain head's lock, like opsctl audit verify recording one */
-	if (db_query(d, x->a, "SELECT seq FROM audit_chain_head WHERE id = 1 FOR UPDATE", NULL, 0,
-	        &head) != 0 ||
-	    db_query(d, x->a,
-	        "SELECT seq, from_seq, events, hash, verified_at, verified_by, key_id, signature"
-	        " FROM audit_checkpoints WHERE seq > ? ORDER BY seq LIMIT ? FOR UPDATE",
-	        p, countof(p), &rows) != 0)
-		return -1;
-	for (size_t r = 0; r < rows.nrows; r++) {
-		if (resign_checkpoint(d, x, rows.val[r], rows.len[r]) != 0)
-			return -1;
-		x->nrows++;
-	}
-	if (rows.nrows)
-		x->after_seq = strtoll(rows.val[rows.nrows - 1][0], NULL, 10);
-	return 0;
-}
-
-/* Every batch of one place until one comes back short (place NULL: the
- * signed rows batch walks, counted in done); res gets what each committed
- * batch counted. */
+/* Every batch of one place, sealed or signed (the other NULL), until one
+ * comes back short; res gets what each committed batch counted. */
 static int rekey_place(struct db *d, struct rekey *x, const struct sealed_place *place,
-    int (*batch)(struct db *, void *), uint64_t *done)
+    const struct signed_place *signed_place)
 {
-	if (place)
-		done = (uint64_t *)(void *)((char *)x->res + place->counter);
+	uint64_t *done =
+	    (uint64_t *)(void *)((char *)x->res + (place ? place->counter : signed_place->counter));
+
 	x->place = place;
+	x->signed_place = signed_place;
 	memset(x->after, 0, sizeof(x->after));
 	x->after_seq = 0;
 	do {
-		if (db_tx(d, place ? reseal_batch : batch, x) != 0)
+		if (db_tx(d, place ? reseal_batch : resign_batch, x) != 0)
 			return -1;
 		*done += x->done;
 		x->changed += x->done;
@@ -302,11 +311,11 @@ enum rekey_rc data_key_rotate(struct db *d, const struct opsd_config *cfg,
 		x.changed = 0;
 		res->current = res->unopenable = res->unverifiable = 0;
 		for (size_t i = 0; i < countof(sealed_places); i++)
-			if (rekey_place(d, &x, &sealed_places[i], NULL, NULL) != 0)
+			if (rekey_place(d, &x, &sealed_places[i], NULL) != 0)
 				goto out;
-		if (rekey_place(d, &x, NULL, resign_batch, &res->anchors) != 0 ||
-		    rekey_place(d, &x, NULL, resign_checkpoint_batch, &res->checkpoints) != 0)
-			goto out;
+		for (size_t i = 0; i < countof(signed_places); i++)
+			if (rekey_place(d, &x, NULL, &signed_places[i]) != 0)
+				goto out;
 		if (!x.changed)
 			break;
 	}
