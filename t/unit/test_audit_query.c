@@ -372,6 +372,25 @@ static void test_sql_none(void **state)
 	snprintf(want, sizeof(want), "%s AND occurred_at >= ? ORDER BY seq DESC LIMIT ?",
 	    select_head);
 	assert_string_equal(sql, want);
+	/* so does one open at its start, and a wide address range */
+	audit_query_init(&q);
+	assert_true(set(&q, AF_UNTIL, "2026-01-01T00:00:00Z"));
+	audit_query_sql(&q, sql, sizeof(sql), p);
+	assert_null(strstr(sql, "IGNORE INDEX"));
+	audit_query_init(&q);
+	assert_true(set(&q, AF_IP, "10.0.0.0/8"));
+	audit_query_sql(&q, sql, sizeof(sql), p);
+	assert_null(strstr(sql, "IGNORE INDEX"));
+	/* a bounded window, or a /16, reads its index */
+	audit_query_init(&q);
+	assert_true(set(&q, AF_IP, "10.1.0.0/16"));
+	audit_query_sql(&q, sql, sizeof(sql), p);
+	assert_non_null(strstr(sql, "IGNORE INDEX FOR ORDER BY (PRIMARY)"));
+	audit_query_init(&q);
+	assert_true(set(&q, AF_SINCE, "2026-01-01T00:00:00Z"));
+	assert_true(set(&q, AF_UNTIL, "2026-01-02T00:00:00Z"));
+	audit_query_sql(&q, sql, sizeof(sql), p);
+	assert_non_null(strstr(sql, "IGNORE INDEX FOR ORDER BY (PRIMARY)"));
 }
 
 static void test_sql_all(void **state)
