@@ -150,17 +150,24 @@ static bool poll_once(struct db *d, int every_ms)
 	return true;
 }
 
+/* Every 0: this request found no successful poll that began after it came
+ * in (this worker's failed, another's took too long), so it asks the
+ * database instead of the cache. */
+static bool unconfirmed;
+
 void pcache_poll(struct db *d, int every_ms)
 {
 	int64_t asked = mono_ms();
 	struct timespec nap = {0, 1000 * 1000};
 
+	unconfirmed = false;
 	if (!shmcache_ready())
 		return;
 	/* 0: a poll that began after the request came in, this worker's or another's */
 	while (!poll_once(d, every_ms) && every_ms == 0 && !shmcache_polled_since(asked) &&
 	       mono_ms() - asked < WAIT_POLL_MS)
 		nanosleep(&nap, NULL);
+	unconfirmed = every_ms == 0 && !shmcache_polled_since(asked);
 }
 
 /* The host's own evictions, applied once the change is committed. */
@@ -225,7 +232,7 @@ void pcache_key(enum pcache_kind k, const uint8_t hash[32], uint8_t key[32])
 
 static bool usable(enum metrics_cache c)
 {
-	if (shmcache_ready() && shmcache_fresh(mono_ms(), FRESH_MS))
+	if (!unconfirmed && shmcache_ready() && shmcache_fresh(mono_ms(), FRESH_MS))
 		return true;
 	metrics_cache_lookup(c, MCR_BYPASS);
 	return false;
