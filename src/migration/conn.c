@@ -290,24 +290,50 @@ int table_cols(struct db *d, struct arena *a, const char *table, struct cols *c)
 }
 
 /* A statement binds at most 65,535 values, and its packet must stay
- * under max_allowed_packet (16 MB by default): a batch ends at whichever
- * comes first of those many rows or UPSERT_BYTES of values. */
+ * under max_allowed_packet (16 MB by default): a batch ends before whichever
+ * comes first of those many rows or UPSERT_BYTES of values (with a few
+ * bytes of framing each). Its row count is then rounded down to a power of
+ * two, so that a connection prepares and keeps at most a handful of
+ * statement texts per table, not one per batch. */
 #define UPSERT_PARAMS 65535
 #define UPSERT_BYTES (4u << 20)
+#define UPSERT_PARAM_OVERHEAD 4
+
+static size_t pow2_floor(size_t n)
+{
+	size_t p = 1;
+
+	while (p <= n / 2)
+		p *= 2;
+	return p;
+}
+
+/* Rows from i (at most to) that fit one statement: at least one. */
+static size_t upsert_batch(const struct cols *c, const struct db_rows *rows, size_t i, size_t to)
+{
+	size_t max_rows = UPSERT_PARAMS / (c->n ? c->n : 1), n, bytes = 0;
+
+	for (n = 0; i + n < to && n < max_rows; n++) {
+		size_t row = c->n * UPSERT_PARAM_OVERHEAD;
+
+		for (size_t col = 0; col < c->n; col++)
+			row += rows->len[i + n][col];
+		if (n > 0 && bytes + row > UPSERT_BYTES)
+			break;
+		bytes += row;
+	}
+	return pow2_floor(n ? n : 1);
+}
 
 int upsert(struct db *dst, struct arena *a, const char *table, const struct cols *c,
     const struct db_rows *rows, size_t from, size_t to)
 {
-	size_t max_rows = UPSERT_PARAMS / (c->n ? c->n : 1);
-
 	for (size_t i = from, n; i < to; i += n) {
-		size_t np = 0, k, cap, bytes = 0;
+		size_t np = 0, k, cap;
 		char *sql;
 		struct db_param *p;
 
-		for (n = 0; i + n < to && n < max_rows && (n == 0 || bytes < UPSERT_BYTES); n++)
-			for (size_t col = 0; col < c->n; col++)
-				bytes += rows->len[i + n][col];
+		n = upsert_batch(c, rows, i, to);
 		cap = 256 + strlen(c->list) + strlen(c->update) + n * (c->n * 3 + 4);
 		sql = arena_alloc(a, cap);
 		p = arena_alloc(a, n * c->n * sizeof(*p));
