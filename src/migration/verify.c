@@ -52,9 +52,13 @@ static const char *piece_sql(struct arena *a, const char *head, const char *tabl
 	(*p)[0] = DBP_BLOB(org, 16);
 	*np = 1;
 	if (!pc->ids) {
-		snprintf(sql, cap,
-		    "%s FROM `%s` FORCE INDEX (`%s%s`) WHERE org_id = ? AND id > ?%s", head, table,
-		    pc->by_pk ? "PRIMARY" : table, pc->by_pk ? "" : ORG_INDEX,
+		/* a single-table DELETE takes no index hint before MariaDB 11.8 */
+		bool hint = strcmp(head, "DELETE") != 0;
+
+		snprintf(sql, cap, "%s FROM `%s`%s%s%s%s WHERE org_id = ? AND id > ?%s", head,
+		    table, hint ? " FORCE INDEX (`" : "",
+		    hint ? (pc->by_pk ? "PRIMARY" : table) : "",
+		    hint && !pc->by_pk ? ORG_INDEX : "", hint ? "`)" : "",
 		    pc->hi ? " AND id <= ?" : "");
 		(*p)[(*np)++] = DBP_BLOB(pc->lo, 16);
 		if (pc->hi)
