@@ -53,6 +53,18 @@ bool jobs_stopping(void)
 	return stopping;
 }
 
+bool jobs_db_ready(const struct opsd_config *cfg, struct db **db)
+{
+	char err[256];
+
+	if (!*db &&
+	    !(*db = db_open_rotating(cfg->db_uri, cfg->db_uri_previous, err, sizeof(err)))) {
+		log_msg(LL_WARN, "db_connect_failed", "%s", err);
+		return false;
+	}
+	return db_ensure(*db) == 0;
+}
+
 void jobs_install_signals(void)
 {
 	struct sigaction sa;
@@ -77,7 +89,6 @@ int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 {
 	int64_t last_run[countof(jobs)];
 	struct db *db = NULL;
-	char err[256];
 
 	jobs_install_signals();
 	mail_attach_stop_flag(&stopping);
@@ -98,12 +109,7 @@ int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 			if (!j->run || now - last_run[i] < j->interval_ms)
 				continue;
 			last_run[i] = now;
-			if (!db && !(db = db_open_rotating(cfg->db_uri, cfg->db_uri_previous, err,
-			                 sizeof(err)))) {
-				log_msg(LL_WARN, "db_connect_failed", "%s", err);
-				break;
-			}
-			if (db_ensure(db) != 0)
+			if (!jobs_db_ready(cfg, &db))
 				break;
 			scoreboard_set_state(sb, slot, SB_BUSY);
 			rc = j->run(db, cfg);

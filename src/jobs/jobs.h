@@ -19,6 +19,11 @@ int nginx_sync_main(const struct opsd_config *cfg, struct scoreboard *sb, int sl
  * and ignore SIGHUP, SIGUSR1 and SIGPIPE (the master reloads by replacing them). */
 void jobs_install_signals(void);
 bool jobs_stopping(void);
+/* A background process's (or thread's) own connection, opened on first use and checked before
+ * each pass: false, with db_connect_failed logged when it could not be opened, when the
+ * database cannot be reached now. */
+struct db;
+bool jobs_db_ready(const struct opsd_config *cfg, struct db **db);
 /* legal_files.c: the thread of the jobs process that keeps this host's legal document files
  * in line with the database (started once the signals are installed, joined after the stop). */
 void legal_files_start(const struct opsd_config *cfg);

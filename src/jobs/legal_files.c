@@ -45,16 +45,12 @@ static void *materialise(void *arg)
 	uint64_t last_fp = 0;
 	int64_t last_full = 0;
 	struct db *db = NULL;
-	char err[256];
 
 	(void)arg;
 	while (!jobs_stopping()) {
 		int sleep_ms = TICK_MS;
 
-		if (!db && !(db = db_open_rotating(mat.cfg->db_uri, mat.cfg->db_uri_previous, err,
-		                 sizeof(err))))
-			log_msg(LL_WARN, "db_connect_failed", "legal files: %s", err);
-		if (db && db_ensure(db) == 0 && legal_files_stamp(db, &now) == 0) {
+		if (jobs_db_ready(mat.cfg, &db) && legal_files_stamp(db, &now) == 0) {
 			bool due = !stamp_equal(&now, &last) ||
 			           legal_files_fingerprint(mat.dir) != last_fp ||
 			           mono_ms() - last_full >= FULL_MS;

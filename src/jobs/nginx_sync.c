@@ -287,7 +287,6 @@ int nginx_sync_main(const struct opsd_config *cfg, struct scoreboard *sb, int sl
 {
 	static struct sync s;
 	struct db *db = NULL;
-	char err[256];
 
 	jobs_install_signals();
 	log_set_role("nginx");
@@ -304,12 +303,7 @@ int nginx_sync_main(const struct opsd_config *cfg, struct scoreboard *sb, int sl
 			if (now < st->next_mono && changes_of(&s, &includes[i]) == st->changes_seen)
 				continue;
 			st->next_mono = now + PASS_MS;
-			if (!db && !(db = db_open_rotating(cfg->db_uri, cfg->db_uri_previous, err,
-			                 sizeof(err)))) {
-				log_msg(LL_WARN, "db_connect_failed", "%s", err);
-				break;
-			}
-			if (db_ensure(db) != 0)
+			if (!jobs_db_ready(cfg, &db))
 				break;
 			scoreboard_set_state(sb, slot, SB_BUSY);
 			pass(db, &s, i);
