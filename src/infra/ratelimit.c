@@ -1,12 +1,12 @@
 /* Token buckets shared by the workers of a host (see ratelimit.h). */
-#include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "infra/ratelimit.h"
 #include "lib/crypto.h"
+#include "lib/shm.h"
 #include "lib/util.h"
 
 void rl_take(struct rl_bucket *b, const struct rl_limit *l, int64_t now_ms, struct rl_verdict *v)
@@ -61,33 +61,16 @@ static struct rl_table *table;
 
 int ratelimit_init(void)
 {
-	pthread_mutexattr_t at;
-	void *p;
-
-	if (table)
-		return 0;
-	p = mmap(NULL, sizeof(*table), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return -1;
-	table = p;
 	/* Robust: a worker the master kills in the middle of a check leaves
 	 * the lock to the next one instead of to nobody. */
-	if (pthread_mutexattr_init(&at) != 0 ||
-	    pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED) != 0 ||
-	    pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST) != 0 ||
-	    pthread_mutex_init(&table->lock, &at) != 0) {
-		munmap(p, sizeof(*table));
-		table = NULL;
-		return -1;
-	}
-	pthread_mutexattr_destroy(&at);
-	return 0;
+	if (!table)
+		table = shm_map_locked(sizeof(*table), offsetof(struct rl_table, lock));
+	return table ? 0 : -1;
 }
 
 static void lock(void)
 {
-	if (pthread_mutex_lock(&table->lock) == EOWNERDEAD)
-		pthread_mutex_consistent(&table->lock);
+	shm_lock(&table->lock); /* a bucket half-updated is still a bucket */
 }
 
 /* The key's slot: its own, an empty one, or (the probe window full) the one

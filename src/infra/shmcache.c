@@ -1,10 +1,10 @@
 /* The host's shared cache (see shmcache.h). */
-#include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "infra/shmcache.h"
+#include "lib/shm.h"
 #include "lib/util.h"
 
 #define SHMC_SLOTS 8192
@@ -37,25 +37,9 @@ static struct shmc_table *table;
 
 int shmcache_init(void)
 {
-	pthread_mutexattr_t at;
-	void *p;
-
-	if (table)
-		return 0;
-	p = mmap(NULL, sizeof(*table), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return -1;
-	table = p;
-	if (pthread_mutexattr_init(&at) != 0 ||
-	    pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED) != 0 ||
-	    pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST) != 0 ||
-	    pthread_mutex_init(&table->lock, &at) != 0) {
-		munmap(p, sizeof(*table));
-		table = NULL;
-		return -1;
-	}
-	pthread_mutexattr_destroy(&at);
-	return 0;
+	if (!table)
+		table = shm_map_locked(sizeof(*table), offsetof(struct shmc_table, lock));
+	return table ? 0 : -1;
 }
 
 bool shmcache_ready(void)
@@ -72,8 +56,7 @@ static void clear_slots(void)
 /* A holder that died may have left an entry half written: forget them all. */
 static void lock(void)
 {
-	if (pthread_mutex_lock(&table->lock) == EOWNERDEAD) {
-		pthread_mutex_consistent(&table->lock);
+	if (shm_lock(&table->lock)) {
 		table->epoch++;
 		clear_slots();
 	}
