@@ -69,6 +69,12 @@ static const char *const rl_layers[RL_LAYER__MAX] = {
     [RL_LAYER_OPSD] = "opsd",
 };
 
+static const char *const worker_exit_causes[WEXIT__MAX] = {
+    [WEXIT_CRASH] = "crash",
+    [WEXIT_ERROR] = "error",
+    [WEXIT_KILLED] = "killed",
+};
+
 static const char *const cache_names[MC__MAX] = {
     [MC_SESSION] = "session",
     [MC_TOKEN] = "token",
@@ -90,6 +96,7 @@ struct metrics_shm {
 	uint64_t cache_lookups[MC__MAX][MCR__MAX];
 	uint64_t cache_invalidations[MCO__MAX];
 	uint64_t emails[EMAIL__MAX];
+	uint64_t worker_exits[WEXIT__MAX];
 	uint64_t migrations[METRICS_MAX_LABELS];
 	uint64_t migration_rows;
 	uint64_t rate_limited[RL_LAYER__MAX][NROWS];
@@ -175,6 +182,12 @@ void metrics_email(enum email_outcome o)
 {
 	if (shm && (unsigned)o < EMAIL__MAX)
 		count(&shm->emails[o], 1);
+}
+
+void metrics_worker_exit(enum worker_exit_cause c)
+{
+	if (shm && (unsigned)c < WEXIT__MAX)
+		count(&shm->worker_exits[c], 1);
 }
 
 void metrics_rate_limited(enum rl_layer layer, int route)
@@ -341,6 +354,17 @@ static void render_labelled(struct buf *out, const char *name, const char *label
 			sample(out, name, &(struct label){label, names[i]}, 1, load(&counters[i]));
 }
 
+static void render_worker_exits(struct buf *out)
+{
+	family(out, "opsd_worker_exits_total", "counter",
+	    "Abnormal exits of the master's children, by cause (crash: a fault signal; error: an"
+	    " exit status; killed: a signal from outside, such as kill -9 or the OOM killer).");
+	for (int i = 0; i < WEXIT__MAX; i++)
+		sample(out, "opsd_worker_exits_total",
+		    &(struct label){"cause", worker_exit_causes[i]}, 1,
+		    load(&shm->worker_exits[i]));
+}
+
 static void render_migrations(struct buf *out, const struct metrics_labels *l)
 {
 	family(out, "opsd_migrations_total", "counter", "Tenant migrations entering each status.");
@@ -476,6 +500,7 @@ void metrics_render(struct buf *out, const struct metrics_labels *labels,
 		render_rate_limited(out, labels->routes, nroutes);
 		render_audit_events(out, labels);
 		render_cache(out);
+		render_worker_exits(out);
 	}
 	if (sb) {
 		render_pool(out, sb);

@@ -38,6 +38,11 @@ enum metrics_cache_result { MCR_HIT, MCR_MISS, MCR_BYPASS, MCR__MAX };
 enum metrics_cache_origin { MCO_LOCAL, MCO_FEED, MCO__MAX };
 void metrics_cache_lookup(enum metrics_cache c, enum metrics_cache_result r);
 void metrics_cache_invalidation(enum metrics_cache_origin o);
+/* Abnormal exits of the master's children (workers, the jobs process, the nginx process):
+ * opsd_worker_exits_total{cause}. crash: a fault signal (SIGSEGV, SIGABRT...); error: a
+ * non-zero exit status; killed: any other signal, sent from outside (kill -9, the OOM killer). */
+enum worker_exit_cause { WEXIT_CRASH, WEXIT_ERROR, WEXIT_KILLED, WEXIT__MAX };
+void metrics_worker_exit(enum worker_exit_cause c);
 #define METRICS_MAX_LABELS 64
 
 /* The label vocabularies other modules own: metrics counts by index and

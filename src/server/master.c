@@ -37,8 +37,8 @@
 
 #define TICK_MS 100
 #define LISTEN_BACKLOG 1024
-/* Crash-loop guard: this many abnormal exits inside the window pause
- * spawning, with a delay that doubles up to the cap. */
+/* Crash-loop guard: this many crashes inside the window pause spawning, with a
+ * delay that doubles up to the cap. What counts as a crash: see exit_cause. */
 #define CRASH_LIMIT 10
 #define CRASH_WINDOW_MS 10000
 #define CRASH_BACKOFF_MIN_MS 1000
@@ -353,7 +353,6 @@ static void note_crash(struct master *m)
 	int64_t now = mono_ms();
 	int64_t oldest;
 
-	__atomic_add_fetch(&m->sb->worker_restarts, 1, __ATOMIC_RELAXED);
 	m->crash_times[m->crash_next] = now;
 	m->crash_next = (m->crash_next + 1) % CRASH_LIMIT;
 	oldest = m->crash_times[m->crash_next];
@@ -365,10 +364,63 @@ static void note_crash(struct master *m)
 		if (m->backoff_ms > CRASH_BACKOFF_MAX_MS)
 			m->backoff_ms = CRASH_BACKOFF_MAX_MS;
 		m->spawn_paused_until = now + m->backoff_ms;
-		log_msg(LL_ERROR, "crash_loop",
-		    "%d abnormal exits within %d s: pausing spawns for %d ms", CRASH_LIMIT,
-		    CRASH_WINDOW_MS / 1000, m->backoff_ms);
+		log_msg(LL_ERROR, "crash_loop", "%d crashes within %d s: pausing spawns for %d ms",
+		    CRASH_LIMIT, CRASH_WINDOW_MS / 1000, m->backoff_ms);
 	}
+}
+
+/* Signals that mean the process failed by itself (a fault, abort(), a trap);
+ * any other signal was sent from outside: an operator's kill, the OOM killer. */
+static const int fault_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP};
+
+static enum worker_exit_cause exit_cause(int status)
+{
+	if (WIFEXITED(status))
+		return WEXIT_ERROR;
+	for (size_t i = 0; i < countof(fault_signals); i++)
+		if (WTERMSIG(status) == fault_signals[i])
+			return WEXIT_CRASH;
+	return WEXIT_KILLED;
+}
+
+/* What the master knew of a child when it ended: read before its slot is freed. */
+struct child_end {
+	pid_t pid;
+	int status;
+	const char *kind;
+	bool ready; /* it had finished starting (it serves or waits for work) */
+	uint64_t requests;
+	int64_t age_ms;
+};
+
+/* An abnormal end the master did not ask for. A crash or an exit status
+ * counts toward the crash-loop guard; a kill from outside counts only when
+ * the child died before it was ready, as one that cannot start does: a kill
+ * storm on running workers is replaced at once and never pauses the pool. */
+static void note_child_died(struct master *m, const struct child_end *e)
+{
+	static const char *const cause_names[WEXIT__MAX] =
+	    {[WEXIT_CRASH] = "crash", [WEXIT_ERROR] = "error", [WEXIT_KILLED] = "killed"};
+	enum worker_exit_cause cause = exit_cause(e->status);
+	bool counts = cause != WEXIT_KILLED || !e->ready;
+	struct logline *l = log_begin(counts ? LL_ERROR : LL_WARN, "child_died");
+
+	log_str(l, "kind", e->kind);
+	log_int(l, "childPid", e->pid);
+	log_str(l, "cause", cause_names[cause]);
+	if (WIFSIGNALED(e->status))
+		log_int(l, "signal", WTERMSIG(e->status));
+	else
+		log_int(l, "exitStatus", WEXITSTATUS(e->status));
+	log_bool(l, "ready", e->ready);
+	log_int(l, "requests", (int64_t)e->requests);
+	log_int(l, "ageMs", e->age_ms);
+	log_bool(l, "countsAsCrash", counts);
+	log_end(l);
+	__atomic_add_fetch(&m->sb->worker_restarts, 1, __ATOMIC_RELAXED);
+	metrics_worker_exit(cause);
+	if (counts)
+		note_crash(m);
 }
 
 static void reap(struct master *m)
@@ -378,29 +430,22 @@ static void reap(struct master *m)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		int slot = scoreboard_find(m->sb, pid);
+		const struct sb_slot *s = slot >= 0 ? &m->sb->slots[slot] : NULL;
 		bool expected = slot >= 0 && m->expected_exit[slot];
 		bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-		const char *kind = slot < 0                              ? "worker"
-		                   : m->sb->slots[slot].kind == SB_JOBS  ? "jobs"
-		                   : m->sb->slots[slot].kind == SB_NGINX ? "nginx"
-		                                                         : "worker";
+		struct child_end e = {pid, status,
+		    !s                    ? "worker"
+		    : s->kind == SB_JOBS  ? "jobs"
+		    : s->kind == SB_NGINX ? "nginx"
+		                          : "worker",
+		    !s || scoreboard_state(m->sb, slot) != SB_STARTING, s ? s->requests : 0,
+		    s ? now_ms() - s->started_ms : 0};
 
 		if (slot >= 0)
 			scoreboard_release(m->sb, slot);
 		if (clean || (expected && WIFSIGNALED(status)))
 			continue;
-		{
-			struct logline *l = log_begin(LL_ERROR, "child_died");
-
-			log_str(l, "kind", kind);
-			log_int(l, "childPid", pid);
-			if (WIFSIGNALED(status))
-				log_int(l, "signal", WTERMSIG(status));
-			else
-				log_int(l, "exitStatus", WEXITSTATUS(status));
-			log_end(l);
-		}
-		note_crash(m);
+		note_child_died(m, &e);
 	}
 }
 

@@ -117,6 +117,7 @@ static void test_families_once(void **state)
 	    "opsd_migration_rows_copied_total",
 	    "opsd_rate_limited_total",
 	    "opsd_audit_events_total",
+	    "opsd_worker_exits_total",
 	};
 	static const uint64_t zeros[3];
 	struct buf b;
@@ -129,7 +130,13 @@ static void test_families_once(void **state)
 	metrics_rate_limited(RL_LAYER_NGINX, 1);
 	metrics_rate_limited(RL_LAYER_OPSD, -1);
 	metrics_email(EMAIL_FAILED);
+	metrics_worker_exit(WEXIT_KILLED);
+	metrics_worker_exit(WEXIT__MAX); /* out of range: ignored */
 	out = render(&b, names, 2);
+	/* every cause, zeros included */
+	assert_non_null(strstr(out, "opsd_worker_exits_total{cause=\"crash\"} 0\n"));
+	assert_non_null(strstr(out, "opsd_worker_exits_total{cause=\"error\"} 0\n"));
+	assert_non_null(strstr(out, "opsd_worker_exits_total{cause=\"killed\"} 1\n"));
 	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
 		snprintf(line, sizeof(line), "# HELP %s ", families[i]);
 		assert_int_equal(occurrences(out, line), 1);

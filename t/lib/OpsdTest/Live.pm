@@ -22,6 +22,7 @@ package OpsdTest::Live;
 #   ... the change ...
 #   my $sum = $loop->stop;    # {total, by_label => {label => n}, failed => [lines], rows => [...]}
 #   is scalar @{ $sum->{failed} }, 0, 'no request failed';
+#   my @lost = acked_missing($sum, 'create', 'contacts');   # 2xx-answered ids not in the table
 #
 # A step's json may be a hash or a sub called with the round number; ok is a
 # regexp of the statuses that count as success (default 2xx); every => n runs
@@ -38,8 +39,8 @@ use POSIX qw(_exit);
 use Time::HiRes qw(time sleep);
 
 our @EXPORT;
-BEGIN { @EXPORT = qw(request_loop env_file_set reload_opsd) }
-use OpsdTest qw(http var_dir master_pid worker_pids jobs_pid pid_alive wait_until log_records);
+BEGIN { @EXPORT = qw(request_loop env_file_set reload_opsd acked_missing) }
+use OpsdTest qw(http var_dir master_pid worker_pids jobs_pid pid_alive wait_until log_records mysql norm_id);
 
 sub env_file_set(%set) {
 	my $file = var_dir() . '/opsd.env';
@@ -152,6 +153,16 @@ sub stop($self) {
 	    $_->{t} - $self->{t0}, $_->{body} } grep { !$_->{ok} } @rows;
 	OpsdTest::late_diag("request loop: failed $_") for @failed[0 .. ($#failed > 9 ? 9 : $#failed)];
 	return { total => scalar @rows, by_label => \%by, rows => \@rows, failed => \@failed };
+}
+
+# The ids a step's 2xx answers gave ($sum from ->stop) that the shared
+# database's table does not hold: acknowledged writes that were lost.
+sub acked_missing($sum, $label, $table) {
+	my @acked = map { norm_id($_->{id}) } grep { $_->{label} eq $label && $_->{ok} && $_->{id} } @{ $sum->{rows} };
+	return () unless @acked;
+	my $in = join ',', map { "UNHEX('$_')" } grep { /\A[0-9a-f]{32}\z/ } @acked;
+	my %have = map { $_ => 1 } split /\n/, mysql("SELECT LOWER(HEX(id)) FROM `$table` WHERE id IN ($in)") // '';
+	return grep { !$have{$_} } @acked;
 }
 
 sub DESTROY($self) {

@@ -1,0 +1,145 @@
+#!/usr/bin/perl
+# Drill (README "The process model and signals"): workers killed with kill -9
+# every half second while four clients read and write. Only the request in
+# flight on a killed worker may fail, a kill storm never pauses the pool (no
+# crash_loop), SIGHUP and SIGUSR1 to the master in the middle of it change
+# nothing of that, and every acknowledged write is in the database. Then
+# workers that crash (SIGABRT) ten times in a row: the crash-loop guard still
+# pauses spawning, and the pool comes back by itself.
+use v5.36;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use List::Util qw(sum0);
+use Test::More;
+use Time::HiRes qw(time sleep);
+use OpsdTest;
+
+my $WORKERS = 4;
+my $CLIENTS = 4;
+start_stack(env => { OPSD_PM => 'static', OPSD_WORKERS => $WORKERS });
+my $master = master_pid();
+my $admin = admin_session();
+my $org = create_org();
+ok $org->{id}, 'an org for the writes';
+my $contacts = "/orgs/$org->{id}/contacts";
+my $TAG = lc run_tag();
+
+sub events($name) { return grep { ($_->{event} // '') eq $name } log_records('opsd.log.1'), log_records('opsd.log') }
+sub settled() { my @w = worker_pids(); return @w == $WORKERS ? \@w : undef }
+# opsd_worker_exits_total by cause, as /metrics shows it now
+sub exits() {
+	my $body = http(GET => '/metrics')->{body} // '';
+	my %v = map { $_ => 0 } qw(crash error killed);
+	$v{$1} = $2 while $body =~ /^opsd_worker_exits_total\{cause="(\w+)"\} (\d+)$/mg;
+	return \%v;
+}
+sub all_ok($n, $name) {
+	my @bad = grep { $_->{status} != 200 } map { http(GET => '/healthz') } 1 .. $n;
+	ok !@bad, "$name: $n requests all 200" or diag join "\n", map { "$_->{status} $_->{body}" } @bad[0 .. ($#bad > 4 ? 4 : $#bad)];
+}
+
+ok settled(), "$WORKERS workers at start";
+my $before = exits();
+is_deeply $before, { crash => 0, error => 0, killed => 0 }, 'opsd_worker_exits_total: every cause at 0';
+
+# ---- kill -9 storm under load, SIGHUP and SIGUSR1 in the middle
+{
+	my @loops = map {
+		my $c = $_;
+		request_loop(pause => 0, steps => [
+			{ label => 'health', method => 'GET', path => '/healthz' },
+			# a request that lasts: most kills find their worker busy
+			{ label => 'slow', method => 'GET', path => '/__test/sleep?ms=40' },
+			{ label => 'me', method => 'GET', path => '/auth/me', session => $admin },
+			{ label => 'write', method => 'POST', path => $contacts, session => $admin,
+			  json => sub ($i) { { name => "Drill $c-$i", email => "drill-$TAG-$c-$i\@example.test" } } },
+		]);
+	} 1 .. $CLIENTS;
+	my (@kills, %signalled);
+	my $t0 = time;
+	for my $k (1 .. 24) {
+		my @w = worker_pids();
+		my $victim = $w[int rand @w];
+		push @kills, $victim if $victim && kill 'KILL', $victim;
+		if ($k == 8) { $signalled{HUP} = kill 'HUP', $master }
+		if ($k == 16) { $signalled{USR1} = kill 'USR1', $master }
+		sleep 0.5;
+	}
+	my $storm = time - $t0;
+	my $t_last = time;
+	my $back = wait_until(15, \&settled);
+	my $recover = time - $t_last;
+	sleep 1;    # a second of service after the storm
+	my @sums = map { $_->stop } @loops;
+	my @rows = map { @{ $_->{rows} } } @sums;
+	my @failed = grep { !$_->{ok} } @rows;
+	my $n = scalar @kills;
+
+	note sprintf 'storm: %d kills in %.1fs, %d requests from %d clients, %d failed (%s), pool back %.2fs after the last kill',
+	    $n, $storm, scalar @rows, $CLIENTS, scalar @failed, join(' ', map { $_->{status} } @failed), $recover;
+	cmp_ok $n, '>=', 20, "$n workers killed in ${\ sprintf '%.1f', $storm} s (more than the guard's 10 in 10 s)";
+	ok $signalled{HUP} && $signalled{USR1}, 'SIGHUP and SIGUSR1 sent to the master during the storm';
+	cmp_ok scalar(@rows), '>=', 100, 'the clients kept sending (' . scalar(@rows) . ' requests)';
+	# A worker serves one request at a time: a kill fails at most the one it holds.
+	cmp_ok scalar(@failed), '<=', $n, "failed requests (${\ scalar @failed}) <= kills ($n): only those in flight";
+	my @odd = grep { $_->{status} != 502 } @failed;
+	ok !@odd, 'every failure is the 502 nginx answers for a worker that died mid-request'
+	    or diag join "\n", map { "$_->{label} $_->{status} $_->{body}" } @odd;
+	my @lost = map { acked_missing($_, 'write', 'contacts') } @sums;
+	my $acked = grep { $_->{label} eq 'write' && $_->{ok} } @rows;
+	cmp_ok $acked, '>=', 10, "$acked writes acknowledged during the storm";
+	is scalar(@lost), 0, 'every acknowledged write is in the database' or diag "lost: @lost";
+
+	ok $back, sprintf('the pool is back to %d workers %.2fs after the last kill', $WORKERS, $recover);
+	is master_pid(), $master, 'the master is unchanged';
+	my @pause = events('crash_loop');
+	ok !@pause, 'no crash_loop: the kills never paused spawning' or diag explain \@pause;
+	my %killed = map { $_ => 1 } @kills;
+	my @died = grep { $killed{ $_->{childPid} // 0 } } events('child_died');
+	cmp_ok scalar(@died), '>=', 1, scalar(@died) . ' child_died lines for the killed workers (draining ones are expected to go)';
+	my @wrong = grep { ($_->{cause} // '') ne 'killed' || ($_->{signal} // 0) != 9 } @died;
+	ok !@wrong, 'each says cause "killed", signal 9' or diag explain \@wrong;
+	my $young = grep { $_->{countsAsCrash} } @died;
+	note "$young of them died before they were ready (counted by the guard)";
+	cmp_ok $young, '<', 10, 'fewer than the guard\'s ten counted as crashes';
+	ok scalar(events('reload')) >= 1, 'the reload is logged';
+	ok scalar(events('log_reopened')) >= 1, 'the log reopening is logged';
+	my $after = exits();
+	is $after->{crash} + $after->{error}, 0, 'opsd_worker_exits_total: no crash, no error';
+	cmp_ok $after->{killed}, '==', scalar(@died), "opsd_worker_exits_total{cause=\"killed\"} = the child_died lines ($after->{killed})";
+	all_ok(20, 'after the storm');
+}
+
+# ---- a crash loop: workers abort, ten within seconds
+{
+	my $t_before = exits();
+	my (%aborted, $t0);
+	$t0 = time;
+	while (keys(%aborted) < 10 && time - $t0 < 20) {
+		my @w = grep { !$aborted{$_} } worker_pids();
+		if (!@w) { sleep 0.05; next }
+		for my $pid (@w) {
+			last if keys(%aborted) >= 10;
+			# no core file, whatever the test's own limit is
+			run_cmd(cmd => ['prlimit', "--pid=$pid", '--core=0:0'], timeout => 10, tag => 'prlimit');
+			$aborted{$pid} = 1 if kill 'ABRT', $pid;
+		}
+	}
+	my $dt = time - $t0;
+	is scalar(keys %aborted), 10, sprintf('10 workers aborted in %.1fs', $dt);
+	my $pause = wait_until(5, sub { my @e = events('crash_loop'); @e ? $e[-1] : undef });
+	ok $pause, 'the master logs crash_loop and pauses spawning' or diag logs('opsd.log');
+	my $t1 = time;
+	my $back = wait_until(30, \&settled);
+	ok $back, sprintf('the pool comes back by itself after the pause (%.1fs)', time - $t1);
+	my @died = grep { $aborted{ $_->{childPid} // 0 } } events('child_died');
+	is scalar(@died), 10, 'a child_died line for each';
+	my @wrong = grep { ($_->{cause} // '') ne 'crash' || !$_->{countsAsCrash} || ($_->{signal} // 0) != 6 } @died;
+	ok !@wrong, 'each says cause "crash", signal 6, countsAsCrash' or diag explain \@wrong;
+	my $x = exits();
+	is $x->{crash} - $t_before->{crash}, 10, 'opsd_worker_exits_total{cause="crash"} counts the ten';
+	is master_pid(), $master, 'the master is unchanged';
+	all_ok(20, 'after the crash loop');
+}
+
+finish();
