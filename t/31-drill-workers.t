@@ -1,5 +1,7 @@
 #!/usr/bin/perl
-# Drill (README "The process model and signals"): workers killed with kill -9
+# Drill (README "The process model and signals"): first a worker killed while
+# it starts (MariaDB held with SIGSTOP) counts toward the crash-loop guard and
+# one killed while running does not. Then workers killed with kill -9
 # every 0.4 s while four clients read and write. Only the request in
 # flight on a killed worker may fail, a kill storm never pauses the pool (no
 # crash_loop), SIGHUP and SIGUSR1 to the master in the middle of it change
@@ -41,6 +43,35 @@ sub all_ok($n, $name) {
 ok settled(), "$WORKERS workers at start";
 my $before = exits();
 is_deeply $before, { crash => 0, error => 0, killed => 0 }, 'opsd_worker_exits_total: every cause at 0';
+
+# ---- a worker killed before it is ready counts toward the guard (one that
+# cannot start loops as a crashing one does); one killed while serving does not
+{
+	my $mysqld = mysqld_pid();
+	# a new worker opens its database connection before it is ready: with
+	# MariaDB stopped (SIGSTOP) it stays in its start
+	ok $mysqld && kill('STOP', $mysqld), 'MariaDB paused with SIGSTOP';
+	my %old = map { $_ => 1 } worker_pids();
+	my ($first) = sort { $a <=> $b } keys %old;
+	ok kill('KILL', $first), "kill -9 a running worker ($first)";
+	my $new = wait_until(5, sub { my ($n) = grep { !$old{$_} } worker_pids(); $n });
+	ok $new, 'a replacement is forked' . ($new ? " ($new)" : '');
+	sleep 0.3;
+	ok $new && kill('KILL', $new), 'kill -9 the replacement while it starts';
+	kill 'CONT', $mysqld;
+	my %ev = map { my $p = $_; ($p => wait_until(5, sub { my @e = grep { ($_->{childPid} // 0) == $p } events('child_died'); $e[0] })) } grep { $_ } $first, $new;
+	my $running = $ev{$first} // {};
+	my $starting = $ev{ $new // 0 } // {};
+	is_deeply [@$running{qw(cause ready countsAsCrash)}], ['killed', JSON::PP::true, JSON::PP::false],
+	    'the running one: cause killed, ready, not counted' or diag explain $running;
+	is_deeply [@$starting{qw(cause ready countsAsCrash)}], ['killed', JSON::PP::false, JSON::PP::true],
+	    'the starting one: cause killed, not ready, counted as a crash' or diag explain $starting;
+	is $starting->{requests}, 0, 'it had served no request';
+	ok wait_until(15, \&settled), 'the pool is whole again once MariaDB runs';
+	all_ok(10, 'after MariaDB resumed');
+	$before = exits();
+	is_deeply $before, { crash => 0, error => 0, killed => 2 }, 'opsd_worker_exits_total{cause="killed"} 2';
+}
 
 # ---- kill -9 storm under load, SIGHUP and SIGUSR1 in the middle
 {
@@ -106,7 +137,7 @@ is_deeply $before, { crash => 0, error => 0, killed => 0 }, 'opsd_worker_exits_t
 	ok scalar(events('log_reopened')) >= 1, 'the log reopening is logged';
 	my $after = exits();
 	is $after->{crash} + $after->{error}, 0, 'opsd_worker_exits_total: no crash, no error';
-	cmp_ok $after->{killed}, '==', scalar(@died), "opsd_worker_exits_total{cause=\"killed\"} = the child_died lines ($after->{killed})";
+	is $after->{killed} - $before->{killed}, scalar(@died), "opsd_worker_exits_total{cause=\"killed\"} grew by the child_died lines";
 	all_ok(20, 'after the storm');
 }
 
