@@ -38,6 +38,12 @@ enum metrics_cache_result { MCR_HIT, MCR_MISS, MCR_BYPASS, MCR__MAX };
 enum metrics_cache_origin { MCO_LOCAL, MCO_FEED, MCO__MAX };
 void metrics_cache_lookup(enum metrics_cache c, enum metrics_cache_result r);
 void metrics_cache_invalidation(enum metrics_cache_origin o);
+/* opsd_password_checks_total{outcome}: a password check got a slot at once,
+ * after waiting, or was refused (infra/pwgate.h). */
+enum pw_check_outcome { PWC_IMMEDIATE, PWC_WAITED, PWC_REFUSED, PWC__MAX };
+void metrics_password_check(enum pw_check_outcome o);
+/* opsd_password_check_slots: set once by the master. */
+void metrics_password_slots(int n);
 #define METRICS_MAX_LABELS 64
 
 /* The label vocabularies other modules own: metrics counts by index and
