@@ -179,7 +179,7 @@ my @lat = sort { $a <=> $b } map { $_->{elapsed} } @$probes;
 ok @$probes >= 4 && !@probe_bad, sprintf('GET /healthz and /auth/me kept answering 200 during the burst (%d requests)',
     scalar @$probes) or diag explain \@probe_bad;
 my $max_lat = $lat[-1] // 99;
-ok $max_lat < 5, sprintf('each within 5 s (median %.3f s, max %.3f s)', $lat[@lat / 2] // 0, $max_lat);
+ok $max_lat < 8, sprintf('each within 8 s (median %.3f s, max %.3f s)', $lat[@lat / 2] // 0, $max_lat);
 
 # ============================================================ memory
 my $budget = SLOTS * $COST + WORKERS * $SLACK;
