@@ -72,24 +72,73 @@ static bool read_text(const char *path, char *buf, size_t cap)
 	return n > 0;
 }
 
+bool pwgate_cgroup_path(const char *cgroup, const char *controller, char *out, size_t cap)
+{
+	size_t clen = strlen(controller);
+
+	for (const char *p = cgroup; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		const char *c = strchr(p, ':'), *end = strchr(p, '\n');
+		size_t n;
+
+		if (!c || (end && c > end) || strncmp(c + 1, controller, clen) != 0 ||
+		    c[1 + clen] != ':')
+			continue;
+		c += 2 + clen;
+		n = end ? (size_t)(end - c) : strlen(c);
+		if (n == 0 || n >= cap || c[0] != '/')
+			return false;
+		memcpy(out, c, n);
+		out[n] = '\0';
+		return true;
+	}
+	return false;
+}
+
+/* The room under the limit in dir (limit and usage file names): its own
+ * path first, then the mount's root, which is the process's own cgroup in a
+ * container that has a cgroup namespace or mounts its cgroup alone. */
+static uint64_t cgroup_room(const char *mount, const char *path, const char *limit,
+    const char *usage)
+{
+	const char *dirs[] = {path, ""};
+	char f[640], max[64], cur[64];
+
+	for (size_t i = 0; i < countof(dirs); i++) {
+		if (!dirs[i])
+			continue;
+		snprintf(f, sizeof(f), "%s%s/%s", mount, strcmp(dirs[i], "/") ? dirs[i] : "",
+		    limit);
+		if (!read_text(f, max, sizeof(max)))
+			continue;
+		snprintf(f, sizeof(f), "%s%s/%s", mount, strcmp(dirs[i], "/") ? dirs[i] : "",
+		    usage);
+		if (read_text(f, cur, sizeof(cur)))
+			return pwgate_cgroup_room(max, cur);
+	}
+	return UINT64_MAX;
+}
+
 /* The memory this process may still use: MemAvailable, lowered to the room
- * under its cgroup v2 limit (a container or a unit's MemoryMax=). */
+ * under its cgroup's limit (a container, or a unit's MemoryMax=): v2, else
+ * v1's memory controller. */
 static uint64_t available_memory(void)
 {
-	static char meminfo[8192];
-	char cg[512], path[640], max[64], cur[64];
+	static char meminfo[8192], cg[4096];
+	char path[512];
 	uint64_t avail = 0, room = UINT64_MAX;
 
 	if (read_text("/proc/meminfo", meminfo, sizeof(meminfo)))
 		avail = pwgate_meminfo_available(meminfo);
-	/* cgroup v2: the one line "0::<path>" */
-	if (read_text("/proc/self/cgroup", cg, sizeof(cg)) && strncmp(cg, "0::", 3) == 0) {
-		cg[strcspn(cg, "\n")] = '\0';
-		snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.max", cg + 3);
-		if (read_text(path, max, sizeof(max))) {
-			snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.current", cg + 3);
-			if (read_text(path, cur, sizeof(cur)))
-				room = pwgate_cgroup_room(max, cur);
+	if (read_text("/proc/self/cgroup", cg, sizeof(cg))) {
+		bool v2 = pwgate_cgroup_path(cg, "", path, sizeof(path));
+
+		room =
+		    cgroup_room("/sys/fs/cgroup", v2 ? path : NULL, "memory.max", "memory.current");
+		if (room == UINT64_MAX) {
+			bool v1 = pwgate_cgroup_path(cg, "memory", path, sizeof(path));
+
+			room = cgroup_room("/sys/fs/cgroup/memory", v1 ? path : NULL,
+			    "memory.limit_in_bytes", "memory.usage_in_bytes");
 		}
 	}
 	return avail < room ? avail : room;

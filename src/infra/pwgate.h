@@ -9,6 +9,7 @@
 #define OPSD_PWGATE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define PWGATE_MAX_SLOTS 1024
@@ -35,9 +36,13 @@ int pwgate_slots_for(uint64_t avail, uint64_t reserve, uint64_t cost, int worker
 int pwgate_waiters_for(int workers);
 /* MemAvailable of /proc/meminfo's text in bytes; 0 when absent. */
 uint64_t pwgate_meminfo_available(const char *meminfo);
-/* Room left under a cgroup v2 limit: memory.max's text minus
- * memory.current's; UINT64_MAX when there is no limit ("max") or either
- * cannot be read. */
+/* The path of the process's cgroup for controller ("" for cgroup v2's
+ * "0::/path" line, "memory" for v1's) from /proc/self/cgroup's text, into out
+ * (cap bytes); false when there is no such line. */
+bool pwgate_cgroup_path(const char *cgroup, const char *controller, char *out, size_t cap);
+/* Room left under a cgroup limit: the limit file's text (v2 memory.max, v1
+ * memory.limit_in_bytes) minus the usage's; UINT64_MAX when there is no
+ * limit ("max") or either cannot be read. */
 uint64_t pwgate_cgroup_room(const char *max, const char *current);
 
 /* ---- the shared table --------------------------------------------------- */

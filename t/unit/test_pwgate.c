@@ -93,6 +93,27 @@ static pid_t child_entering(int fd)
 	return pid;
 }
 
+static void test_cgroup_path(void **state)
+{
+	(void)state;
+	char p[64];
+	const char *hybrid = "9:name=systemd:/\n4:memory:/process_api/ab22\n1:cpu:/\n0::/\n";
+
+	assert_true(pwgate_cgroup_path("0::/system.slice/opsd.service\n", "", p, sizeof(p)));
+	assert_string_equal(p, "/system.slice/opsd.service");
+	assert_true(pwgate_cgroup_path(hybrid, "memory", p, sizeof(p)));
+	assert_string_equal(p, "/process_api/ab22");
+	assert_true(pwgate_cgroup_path(hybrid, "", p, sizeof(p)));
+	assert_string_equal(p, "/");
+	assert_false(pwgate_cgroup_path("4:memory:/a\n", "", p, sizeof(p)));
+	assert_false(pwgate_cgroup_path("4:cpu,cpuacct:/a\n", "memory", p, sizeof(p)));
+	assert_false(pwgate_cgroup_path("0::/a-path-much-longer-than-the-eight-bytes", "", p, 8));
+	assert_false(pwgate_cgroup_path("", "", p, sizeof(p)));
+	/* v1's "no limit" is a huge number: the room is MemAvailable's to bound */
+	assert_true(
+	    pwgate_cgroup_room("9223372036854771712\n", "3588579328\n") > ((uint64_t)1 << 60));
+}
+
 /* One slot, one place in the queue (two workers): a nested enter takes no
  * second slot; with the slot held, one check waits and is refused after
  * the wait, another finding the queue full is refused at once; killed, the
@@ -145,6 +166,7 @@ int main(void)
 	    cmocka_unit_test(test_waiters_for),
 	    cmocka_unit_test(test_meminfo),
 	    cmocka_unit_test(test_cgroup_room),
+	    cmocka_unit_test(test_cgroup_path),
 	    cmocka_unit_test(test_slot_queue_and_recovery),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
