@@ -48,6 +48,9 @@ void reply_id_list_in(struct req *r, struct db *d, const char *kind, const char 
     const struct db_param *extra, size_t nextra,
     struct json_object *(*row_json)(const struct db_rows *rows, size_t i, const void *ctx),
     const void *ctx);
+/* auth.c: 503 unavailable with Retry-After when every password check slot
+ * of the host stayed busy (infra/pwgate.h). */
+void reply_password_busy(struct req *r);
 /* 400 validation_failed on field: "must be one of: a, b, c". */
 void reply_choice_error(struct req *r, const char *field, const char *const *choices);
 /* The "entity" field of a body (first in its spec): one of the entity

@@ -14,6 +14,7 @@
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
+#include "infra/pwgate.h"
 #include "lib/crypto.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -34,6 +35,19 @@ const struct field_spec auth_login_spec[] = {
     {"password", FT_STRING, FIELD_REQUIRED, 1, PASSWORD_MAX_LEN, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
+
+/* 503, not 429: the host is out of capacity, not the client over a quota
+ * of its own; Retry-After is short, as a slot frees within a check's time. */
+void reply_password_busy(struct req *r)
+{
+	char v[16];
+	struct json_object *d = json_object_new_object();
+
+	snprintf(v, sizeof(v), "%d", PWGATE_RETRY_AFTER_S);
+	reply_header(r, "Retry-After", v);
+	json_object_object_add(d, "reason", json_object_new_string("password_checks_busy"));
+	reply_error(r, E_UNAVAILABLE, "too many password checks in progress; retry shortly", d);
+}
 
 static void reply_login_failed(struct req *r)
 {
@@ -61,6 +75,9 @@ void api_auth_login(struct req *r)
 		return;
 	case LOGIN_FAILED:
 		reply_login_failed(r);
+		return;
+	case LOGIN_BUSY:
+		reply_password_busy(r);
 		return;
 	default:
 		reply_db_error(r);
@@ -190,6 +207,9 @@ void api_auth_password(struct req *r)
 		return;
 	case PASSWORD_HASH_FAILED:
 		reply_error(r, E_INTERNAL, "internal error", NULL);
+		return;
+	case PASSWORD_BUSY:
+		reply_password_busy(r);
 		return;
 	default:
 		reply_db_error(r);

@@ -14,6 +14,8 @@ const struct err_info user_errors[USER__MAX] = {
         "you cannot change your own roles, disable or delete yourself"},
     [USER_ARCHIVED] = {E_CONFLICT, NULL, "a deleted or archived user cannot be enabled again"},
     [USER_DB_ERROR] = {E_DB_ERROR, NULL, "database error"},
+    /* answered by reply_password_busy (its own Retry-After) */
+    [USER_BUSY] = {E_UNAVAILABLE, NULL, "too many password checks in progress; retry shortly"},
 };
 
 const struct err_info blocklist_errors[BL__MAX] = {

@@ -49,8 +49,8 @@ static const struct {
     {429, 0, RF_MONITOR, "Too many requests: wait Retry-After seconds (RateLimit-* say more)."},
     {500, 0, 0, "An internal error: the log line with the request id says why."},
     {503, 0, RF_NO_DB,
-        "MariaDB or the org's database is unavailable, or the org's writes are frozen for a "
-        "migration's cut-over (Retry-After)."},
+        "MariaDB or the org's database is unavailable, the host's password checks are all "
+        "busy, or the org's writes are frozen for a migration's cut-over (Retry-After)."},
 };
 
 /* The statuses the pipeline gives every route of its kind (404 and 409

@@ -90,6 +90,10 @@ void user_create_reply(struct req *r, const struct opsd_uuid *org)
 	in.password = json_get_str(r->json, "password", NULL);
 	req_actor(r, &a);
 	e = user_create(r->db, r->cfg, &in, &a, id);
+	if (e == USER_BUSY) {
+		reply_password_busy(r);
+		return;
+	}
 	if (e != USER_OK) {
 		reply_err(r, &user_errors[e], NULL);
 		return;

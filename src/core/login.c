@@ -11,6 +11,7 @@
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
+#include "infra/pwgate.h"
 #include "lib/arena.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -112,19 +113,23 @@ enum login_rc auth_login(struct db *d, struct arena *a, const struct opsd_config
 		audit_refusal(d, client, AA_AUTH_LOGIN_THROTTLED, &u);
 		return LOGIN_THROTTLED;
 	}
+	/* One slot for the check and the rehash (infra/pwgate.h). */
+	if (!pwgate_enter())
+		return LOGIN_BUSY;
 	/* Unknown and disabled accounts cost the same work as a real check. */
 	if (u.usable)
 		pw = password_verify(l->password, u.hash, &sp);
 	else
 		password_burn(l->password, &sp);
+	if (pw == PW_OK_REHASH && password_hash(l->password, &sp, newhash, sizeof(newhash)) == 0)
+		x.rehash = newhash;
+	pwgate_leave();
 	if (pw != PW_OK && pw != PW_OK_REHASH) {
 		if (login_failed(d, cfg, l->email, client->ip) != 0)
 			return LOGIN_DB_ERROR;
 		audit_refusal(d, client, AA_AUTH_LOGIN_FAILED, &u);
 		return LOGIN_FAILED;
 	}
-	if (pw == PW_OK_REHASH && password_hash(l->password, &sp, newhash, sizeof(newhash)) == 0)
-		x.rehash = newhash;
 	if (login_succeeded(d, l->email) != 0 || db_tx(d, login_fn, &x) != 0)
 		return LOGIN_DB_ERROR;
 	str_copy(l->user_id, u.id, sizeof(l->user_id));
@@ -194,16 +199,22 @@ enum password_rc auth_change_password(struct db *d, struct arena *a, const struc
 	struct opsd_uuid id;
 	struct db_param q[1];
 	enum pw_result pw = PW_MISMATCH;
+	int rc = -1;
 
 	uuid_parse(p->user_id, &id);
 	q[0] = DBP_BLOB(id.b, 16);
 	if (db_query(d, a, "SELECT password_hash FROM users WHERE id = ?", q, 1, &rows) != 0)
 		return PASSWORD_DB_ERROR;
+	if (!pwgate_enter())
+		return PASSWORD_BUSY;
 	if (rows.nrows == 1 && rows.val[0][0])
 		pw = password_verify(current, rows.val[0][0], &sp);
+	if (pw == PW_OK || pw == PW_OK_REHASH)
+		rc = password_hash(new_password, &sp, hash, sizeof(hash));
+	pwgate_leave();
 	if (pw != PW_OK && pw != PW_OK_REHASH)
 		return PASSWORD_WRONG;
-	if (password_hash(new_password, &sp, hash, sizeof(hash)) != 0)
+	if (rc != 0)
 		return PASSWORD_HASH_FAILED;
 	x.hash = hash;
 	return db_tx(d, password_fn, &x) == 0 ? PASSWORD_OK : PASSWORD_DB_ERROR;

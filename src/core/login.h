@@ -23,6 +23,7 @@ enum login_rc {
 	LOGIN_THROTTLED, /* too many failures for the account or the address: wait_s */
 	LOGIN_FAILED,    /* unknown account, disabled, no password or the wrong one */
 	LOGIN_DB_ERROR,
+	LOGIN_BUSY, /* no password check slot freed in time (infra/pwgate.h) */
 };
 struct login {
 	const char *email, *password;
@@ -44,7 +45,13 @@ enum login_rc auth_login(struct db *d, struct arena *a, const struct opsd_config
 /* Ends the principal's session and audits auth.logout. 0 or -1. */
 int auth_logout(struct db *d, const struct audit_actor *actor, const struct principal *p);
 
-enum password_rc { PASSWORD_OK, PASSWORD_WRONG, PASSWORD_DB_ERROR, PASSWORD_HASH_FAILED };
+enum password_rc {
+	PASSWORD_OK,
+	PASSWORD_WRONG,
+	PASSWORD_DB_ERROR,
+	PASSWORD_HASH_FAILED,
+	PASSWORD_BUSY, /* no password check slot freed in time */
+};
 /* Checks current, stores new, ends every session of the user and opens a
  * fresh one for this client (cookie, csrf), audits auth.password_changed. */
 enum password_rc auth_change_password(struct db *d, struct arena *a, const struct opsd_config *cfg,

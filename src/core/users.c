@@ -12,6 +12,7 @@
 #include "infra/config.h"
 #include "infra/db.h"
 #include "infra/dbval.h"
+#include "infra/pwgate.h"
 #include "lib/arena.h"
 #include "lib/crypto.h"
 #include "lib/util.h"
@@ -103,12 +104,26 @@ static int create_fn(struct db *d, void *arg)
 	return 0;
 }
 
+/* One hash under the host's password check slots (infra/pwgate.h). */
+static enum user_err hash_in_slot(const struct opsd_config *cfg, const char *password,
+    char hash[PASSWORD_HASH_MAX])
+{
+	struct scrypt_params sp = scrypt_of(cfg);
+	int rc;
+
+	if (!pwgate_enter())
+		return USER_BUSY;
+	rc = password_hash(password, &sp, hash, PASSWORD_HASH_MAX);
+	pwgate_leave();
+	return rc == 0 ? USER_OK : USER_DB_ERROR;
+}
+
 enum user_err user_create(struct db *d, const struct opsd_config *cfg, const struct user_input *in,
     const struct audit_actor *actor, char id_out[UUID_STR_LEN + 1])
 {
 	struct create_ctx c = {.in = in, .actor = actor, .err = USER_OK, .id_s = id_out};
 	char email[256], hash[PASSWORD_HASH_MAX];
-	struct scrypt_params sp = scrypt_of(cfg);
+	enum user_err e;
 
 	if (!email_normalize(in->email, email, sizeof(email)))
 		return USER_BAD_EMAIL;
@@ -118,8 +133,8 @@ enum user_err user_create(struct db *d, const struct opsd_config *cfg, const str
 		return USER_ORG_REQUIRED;
 	if (in->org_id && !uuid_parse(in->org_id, &c.org))
 		return USER_NO_SUCH_ORG;
-	if (in->password && password_hash(in->password, &sp, hash, sizeof(hash)) != 0)
-		return USER_DB_ERROR;
+	if (in->password && (e = hash_in_slot(cfg, in->password, hash)) != USER_OK)
+		return e;
 	c.email = email;
 	c.hash = in->password ? hash : NULL;
 	uuid7_new(&c.id);
@@ -190,17 +205,17 @@ static int set_password_fn(struct db *d, void *arg)
 enum user_err user_set_password(struct db *d, const struct opsd_config *cfg, const char *user_id,
     const char *password, permset granter, const struct audit_actor *actor)
 {
-	struct scrypt_params sp = scrypt_of(cfg);
 	char hash[PASSWORD_HASH_MAX];
 	struct pw_ctx c = {.user_id = user_id, .hash = hash, .granter = granter, .actor = actor};
+	enum user_err e;
 	int rc;
 
 	if (!password_acceptable(password))
 		return USER_BAD_PASSWORD;
 	if (!uuid_parse(user_id, &c.id))
 		return USER_NOT_FOUND;
-	if (password_hash(password, &sp, hash, sizeof(hash)) != 0)
-		return USER_DB_ERROR;
+	if ((e = hash_in_slot(cfg, password, hash)) != USER_OK)
+		return e;
 	rc = db_tx(d, set_password_fn, &c);
 	if (rc < 0)
 		return USER_DB_ERROR;

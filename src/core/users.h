@@ -37,6 +37,7 @@ enum user_err {
 	USER_SELF,          /* a caller changing its own roles, disabling or deleting itself */
 	USER_ARCHIVED,      /* re-enabling a deleted or archived account */
 	USER_DB_ERROR,
+	USER_BUSY, /* no password check slot freed in time (infra/pwgate.h) */
 	USER__MAX
 };
 

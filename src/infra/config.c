@@ -101,6 +101,7 @@ static const struct var vars[] = {
     INT("OPSD_SCRYPT_LN", scrypt_ln, "17", 10, 22),
     INT("OPSD_LOGIN_MAX_FAILURES", login_max_failures, "5", 1, 1000),
     INT("OPSD_LOGIN_IP_MAX_FAILURES", login_ip_max_failures, "50", 1, 100000),
+    INT("OPSD_PASSWORD_SLOTS", password_slots, "0", 0, 1024),
     INT("OPSD_SMTP_RETRY_BASE_S", smtp_retry_base_s, "30", 1, 3600),
     INT("OPSD_SMTP_MAX_ATTEMPTS", smtp_max_attempts, "8", 1, 100),
     INT("OPSD_MIGRATION_MAX_THREADS_RUNNING", migration_max_threads_running, "32", 0, 100000),

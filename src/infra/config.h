@@ -81,6 +81,7 @@ struct opsd_config {
 	char *nginx_pid_file;
 	char *log_target;          /* OPSD_LOG: stderr | syslog | path */
 	int scrypt_ln;             /* OPSD_SCRYPT_LN: log2 of scrypt's N, 17 */
+	int password_slots;        /* OPSD_PASSWORD_SLOTS: concurrent checks; 0: from memory */
 	int login_max_failures;    /* OPSD_LOGIN_MAX_FAILURES per account / 15 min, 5 */
 	int login_ip_max_failures; /* OPSD_LOGIN_IP_MAX_FAILURES per IP / 15 min, 50 */
 	int smtp_retry_base_s;     /* OPSD_SMTP_RETRY_BASE_S: first retry delay, doubling, 30 */

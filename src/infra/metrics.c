@@ -92,7 +92,15 @@ static const char *const cache_origins[MCO__MAX] = {
     [MCO_FEED] = "feed",
 };
 
+static const char *const pw_check_outcomes[PWC__MAX] = {
+    [PWC_IMMEDIATE] = "immediate",
+    [PWC_WAITED] = "waited",
+    [PWC_REFUSED] = "refused",
+};
+
 struct metrics_shm {
+	uint64_t password_checks[PWC__MAX];
+	uint64_t password_slots;
 	uint64_t cache_lookups[MC__MAX][MCR__MAX];
 	uint64_t cache_invalidations[MCO__MAX];
 	uint64_t emails[EMAIL__MAX];
@@ -206,6 +214,18 @@ void metrics_cache_invalidation(enum metrics_cache_origin o)
 {
 	if (shm && (unsigned)o < MCO__MAX)
 		count(&shm->cache_invalidations[o], 1);
+}
+
+void metrics_password_check(enum pw_check_outcome o)
+{
+	if (shm && (unsigned)o < PWC__MAX)
+		count(&shm->password_checks[o], 1);
+}
+
+void metrics_password_slots(int n)
+{
+	if (shm)
+		__atomic_store_n(&shm->password_slots, (uint64_t)(n > 0 ? n : 0), __ATOMIC_RELAXED);
 }
 
 /* One counter per label index, for the vocabularies of other modules. */
@@ -413,6 +433,20 @@ static void render_cache(struct buf *out)
 		    load(&shm->cache_invalidations[o]));
 }
 
+static void render_password_checks(struct buf *out)
+{
+	family(out, "opsd_password_checks_total", "counter",
+	    "Password checks (logins, password changes, new users) by how they got one of this"
+	    " host's slots: at once, after waiting, or refused with 503 after waiting.");
+	for (int o = 0; o < PWC__MAX; o++)
+		sample(out, "opsd_password_checks_total",
+		    &(struct label){"outcome", pw_check_outcomes[o]}, 1,
+		    load(&shm->password_checks[o]));
+	family(out, "opsd_password_check_slots", "gauge",
+	    "Password checks this host runs at once (OPSD_PASSWORD_SLOTS or sized from memory).");
+	sample(out, "opsd_password_check_slots", NULL, 0, load(&shm->password_slots));
+}
+
 /* Cluster-wide (the same on every host): left out while the database
  * cannot be read, rather than shown as a value that could go backwards. */
 static void render_audit_events(struct buf *out, const struct metrics_labels *l)
@@ -501,6 +535,7 @@ void metrics_render(struct buf *out, const struct metrics_labels *labels,
 		render_audit_events(out, labels);
 		render_cache(out);
 		render_worker_exits(out);
+		render_password_checks(out);
 	}
 	if (sb) {
 		render_pool(out, sb);

@@ -43,6 +43,12 @@ void metrics_cache_invalidation(enum metrics_cache_origin o);
  * non-zero exit status; killed: any other signal, sent from outside (kill -9, the OOM killer). */
 enum worker_exit_cause { WEXIT_CRASH, WEXIT_ERROR, WEXIT_KILLED, WEXIT__MAX };
 void metrics_worker_exit(enum worker_exit_cause c);
+/* opsd_password_checks_total{outcome}: a password check got a slot at once,
+ * after waiting, or was refused (infra/pwgate.h). */
+enum pw_check_outcome { PWC_IMMEDIATE, PWC_WAITED, PWC_REFUSED, PWC__MAX };
+void metrics_password_check(enum pw_check_outcome o);
+/* opsd_password_check_slots: set once by the master. */
+void metrics_password_slots(int n);
 #define METRICS_MAX_LABELS 64
 
 /* The label vocabularies other modules own: metrics counts by index and

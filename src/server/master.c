@@ -24,6 +24,7 @@
 #include "core/mail.h"
 #include "infra/config.h"
 #include "infra/metrics.h"
+#include "infra/pwgate.h"
 #include "infra/ratelimit.h"
 #include "infra/scoreboard.h"
 #include "infra/shmcache.h"
@@ -742,6 +743,12 @@ int master_run(struct opsd_config *cfg)
 	m->sb = scoreboard_create();
 	if (!m->sb || metrics_init() != 0 || ratelimit_init() != 0 || shmcache_init() != 0) {
 		log_msg(LL_ERROR, "start_failed", "cannot map shared memory: %s", strerror(errno));
+		return 1;
+	}
+	/* sized once, from the memory free before any child runs */
+	if (pwgate_init(cfg->password_slots, cfg->workers, cfg->scrypt_ln) != 0) {
+		log_msg(LL_ERROR, "start_failed", "cannot map the password slots: %s",
+		    strerror(errno));
 		return 1;
 	}
 	/* The client library's one-time setup (OpenSSL's algorithm tables, the

@@ -86,6 +86,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.scrypt_ln, 17);
 	assert_int_equal(c.login_max_failures, 5);
 	assert_int_equal(c.login_ip_max_failures, 50);
+	assert_int_equal(c.password_slots, 0);
 	assert_int_equal(c.env, ENV_DEVELOPMENT);
 	assert_string_equal(c.var_dir, "./var");
 	assert_true(str_has_prefix(c.sql_dir, "/") && strstr(c.sql_dir, "/sql") != NULL);
@@ -547,11 +548,11 @@ static void test_secret_names(void **state)
 	size_t n = 0;
 	for (; config_variable_name(n) != NULL; n++)
 		assert_true(strlen(config_variable_name(n)) > 2);
-	assert_int_equal(n, 57); /* README "Configuration", scrypt cost, login throttling, SMTP
+	assert_int_equal(n, 58); /* README "Configuration", scrypt cost, login throttling, SMTP
 	                            retries, migration throttle and give-up, rate limits, nginx's
 	                            zones, API token lifetime, opsctl's roles, previous data keys,
 	                            the previous database password, the nginx process's three, the
-	                            cache poll */
+	                            cache poll, the password check slots */
 	assert_string_equal(config_env_name(ENV_PRODUCTION), "production");
 	assert_string_equal(config_env_name(ENV_DEVELOPMENT), "development");
 }
