@@ -13,7 +13,7 @@ OPSD_PKGS_BUILD=(build-essential autoconf automake libtool pkg-config
 	libesmtp-dev libcmocka-dev libssl-dev)
 OPSD_PKGS_RUN=(nginx mariadb-server mariadb-client openssl curl ca-certificates)
 OPSD_PKGS_TEST=(perl libio-socket-ssl-perl libnet-ssleay-perl prometheus
-	python3-aiosmtpd clang-format nodejs npm chromium)
+	python3-aiosmtpd clang-format nodejs npm chromium slowhttptest)
 OPSD_PKGS_BENCH=(wrk gnuplot-nox)
 
 log() { printf '%s: %s\n' "$OPSD_PROG" "$*" >&2; }
