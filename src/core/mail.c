@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,9 +215,54 @@ void mail_smtp_settings(const struct opsd_config *cfg, struct smtp_settings *s)
 
 struct claim_tx {
 	struct arena *a;
-	const char *holder;
+	const char *holder, *host;
 	struct db_rows rows;
 };
+
+/* A claim is "host:pid". On this host a claim whose process is gone (a jobs
+ * process killed or crashed) need not wait for its lease: its messages are
+ * queued again at once. A live process, or a pid another user's process has
+ * taken since, keeps its claim until the lease ends. */
+static bool holder_gone(const char *holder, const char *host)
+{
+	size_t hl = strlen(host);
+	char *end;
+	long pid;
+
+	if (hl == 0 || strncmp(holder, host, hl) != 0 || holder[hl] != ':')
+		return false;
+	pid = strtol(holder + hl + 1, &end, 10);
+	if (*end != '\0' || pid <= 0 || pid == (long)getpid())
+		return false;
+	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+static int reclaim_gone(struct db *d, struct claim_tx *x)
+{
+	struct db_rows held;
+
+	if (db_query(d, x->a,
+	        "SELECT DISTINCT claimed_by FROM email_outbox WHERE status = 'sending'"
+	        " AND claimed_by IS NOT NULL",
+	        NULL, 0, &held) != 0)
+		return -1;
+	for (size_t i = 0; i < held.nrows; i++) {
+		struct db_param p[] = {DBP_STR(held.val[i][0])};
+		unsigned long long n = 0;
+
+		if (!holder_gone(held.val[i][0], x->host))
+			continue;
+		if (db_exec(d,
+		        "UPDATE email_outbox SET status = 'queued', claimed_by = NULL,"
+		        " claimed_until = NULL WHERE status = 'sending' AND claimed_by = ?",
+		        p, 1, &n) != 0)
+			return -1;
+		log_msg(LL_WARN, "email_claim_reclaimed",
+		    "%llu message(s) claimed by %s, a process that is gone, queued again", n,
+		    held.val[i][0]);
+	}
+	return 0;
+}
 
 /* Due rows, and rows a crashed sender left in 'sending', are claimed in one
  * short transaction; SKIP LOCKED lets other hosts take the rest. */
@@ -225,6 +271,8 @@ static int claim_fn(struct db *d, void *arg)
 	struct claim_tx *x = arg;
 	struct db_param lim[] = {DBP_I64(CLAIM_BATCH)};
 
+	if (reclaim_gone(d, x) != 0)
+		return -1;
 	if (db_exec(d,
 	        "UPDATE email_outbox SET status = 'queued', claimed_by = NULL"
 	        " WHERE status = 'sending' AND claimed_until < NOW(3)",
@@ -544,6 +592,7 @@ int mail_deliver_due(struct db *d, const struct opsd_config *cfg)
 	gethostname(host, sizeof(host) - 1);
 	snprintf(holder, sizeof(holder), "%s:%d", host, (int)getpid());
 	x.holder = holder;
+	x.host = host;
 	more = requeue_auth_failures(d, cfg, x.a);
 	if (more < 0 || db_tx(d, claim_fn, &x) != 0)
 		goto out;
