@@ -422,6 +422,46 @@ bool mail_settings_changed(const struct opsd_config *a, const struct opsd_config
 	return a->smtp_port != b->smtp_port;
 }
 
+/* Records an attempt's outcome (the row, its audit event), counts and logs it; false when
+ * the transaction failed (then counted and logged only when always). */
+static bool record(struct db *d, struct outcome_tx *x, const char *to, bool always)
+{
+	bool ok = db_tx(d, outcome_fn, x) == 0;
+
+	if (!ok)
+		log_msg(LL_ERROR, "email_record_failed", "%s", db_error(d));
+	if (!ok && !always)
+		return false;
+	metrics_email(x->final == MAIL_SENT     ? EMAIL_SENT
+	              : x->final == MAIL_FAILED ? EMAIL_FAILED
+	                                        : EMAIL_RETRY);
+	note(x->final == MAIL_SENT ? "email.sent" : "email.failed", x->id_s, to,
+	    x->final == MAIL_SENT ? NULL : x->res->error);
+	return ok;
+}
+
+struct accepted_ctx {
+	struct db *d;
+	struct outcome_tx *x;
+	const char *to;
+	struct smtp_result res;
+	bool recorded;
+};
+
+/* The relay took the message (its 2xx to the end of the data): recorded at once, while
+ * the session is still open, so a sender that dies before QUIT is answered does not send
+ * it again (README "Runbook 5", the duplicate window). */
+static void on_accepted(void *arg, int status)
+{
+	struct accepted_ctx *c = arg;
+
+	c->res = (struct smtp_result){.outcome = SMTP_SENT, .status = status};
+	str_copy(c->res.step, "done", sizeof(c->res.step));
+	c->x->res = &c->res;
+	c->x->final = MAIL_SENT;
+	c->recorded = record(c->d, c->x, c->to, false);
+}
+
 static void deliver_one(struct db *d, const struct opsd_config *cfg, const char *holder,
     const struct db_rows *rows, size_t i)
 {
@@ -433,6 +473,7 @@ static void deliver_one(struct db *d, const struct opsd_config *cfg, const char 
 	struct smtp_result res;
 	char id_s[UUID_STR_LEN + 1], msgid[UUID_STR_LEN + 300];
 	const char *to = rows->val[i][1], *from_at;
+	struct accepted_ctx acc = {.d = d, .x = &x, .to = to};
 
 	dbv_uuid(rows->val[i][0], rows->len[i][0], id_s);
 	x.id_s = id_s;
@@ -445,6 +486,9 @@ static void deliver_one(struct db *d, const struct opsd_config *cfg, const char 
 		return;
 	}
 	mail_smtp_settings(cfg, &s);
+	s.accepted = on_accepted;
+	s.accepted_arg = &acc;
+	x.attempts = strtoll(rows->val[i][4], NULL, 10) + 1;
 	from_at = s.from ? strrchr(s.from, '@') : NULL;
 	snprintf(msgid, sizeof(msgid), "%s%s", id_s, from_at ? from_at : "@opsd.invalid");
 	m = (struct mail_message){msgid, to, rows->val[i][2], rows->val[i][3], now_ms()};
@@ -456,8 +500,14 @@ static void deliver_one(struct db *d, const struct opsd_config *cfg, const char 
 	} else {
 		send_whole_session(&s, &m, &res);
 	}
+	if (acc.recorded) {
+		if (res.outcome != SMTP_SENT)
+			log_msg(LL_WARN, "email_session_after_accept",
+			    "outbox %s: the relay accepted it, then the session ended with %s",
+			    id_s, res.error);
+		return;
+	}
 	x.res = &res;
-	x.attempts = strtoll(rows->val[i][4], NULL, 10) + 1;
 	x.final = res.outcome == SMTP_SENT ? MAIL_SENT
 	          : res.outcome == SMTP_FAILED || x.attempts >= cfg->smtp_max_attempts
 	              ? MAIL_FAILED
@@ -469,13 +519,7 @@ static void deliver_one(struct db *d, const struct opsd_config *cfg, const char 
 		x.final = MAIL_QUEUED;
 		x.retry_now = true;
 	}
-	metrics_email(x.final == MAIL_SENT     ? EMAIL_SENT
-	              : x.final == MAIL_FAILED ? EMAIL_FAILED
-	                                       : EMAIL_RETRY);
-	note(x.final == MAIL_SENT ? "email.sent" : "email.failed", id_s, to,
-	    x.final == MAIL_SENT ? NULL : res.error);
-	if (db_tx(d, outcome_fn, &x) != 0)
-		log_msg(LL_ERROR, "email_record_failed", "%s", db_error(d));
+	record(d, &x, to, true);
 }
 
 struct release_tx {
