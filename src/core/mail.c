@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,9 +215,54 @@ void mail_smtp_settings(const struct opsd_config *cfg, struct smtp_settings *s)
 
 struct claim_tx {
 	struct arena *a;
-	const char *holder;
+	const char *holder, *host;
 	struct db_rows rows;
 };
+
+/* A claim is "host:pid". On this host a claim whose process is gone (a jobs
+ * process killed or crashed) need not wait for its lease: its messages are
+ * queued again at once. A live process, or a pid another user's process has
+ * taken since, keeps its claim until the lease ends. */
+static bool holder_gone(const char *holder, const char *host)
+{
+	size_t hl = strlen(host);
+	char *end;
+	long pid;
+
+	if (hl == 0 || strncmp(holder, host, hl) != 0 || holder[hl] != ':')
+		return false;
+	pid = strtol(holder + hl + 1, &end, 10);
+	if (*end != '\0' || pid <= 0 || pid == (long)getpid())
+		return false;
+	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+static int reclaim_gone(struct db *d, struct claim_tx *x)
+{
+	struct db_rows held;
+
+	if (db_query(d, x->a,
+	        "SELECT DISTINCT claimed_by FROM email_outbox WHERE status = 'sending'"
+	        " AND claimed_by IS NOT NULL",
+	        NULL, 0, &held) != 0)
+		return -1;
+	for (size_t i = 0; i < held.nrows; i++) {
+		struct db_param p[] = {DBP_STR(held.val[i][0])};
+		unsigned long long n = 0;
+
+		if (!holder_gone(held.val[i][0], x->host))
+			continue;
+		if (db_exec(d,
+		        "UPDATE email_outbox SET status = 'queued', claimed_by = NULL,"
+		        " claimed_until = NULL WHERE status = 'sending' AND claimed_by = ?",
+		        p, 1, &n) != 0)
+			return -1;
+		log_msg(LL_WARN, "email_claim_reclaimed",
+		    "%llu message(s) claimed by %s, a process that is gone, queued again", n,
+		    held.val[i][0]);
+	}
+	return 0;
+}
 
 /* Due rows, and rows a crashed sender left in 'sending', are claimed in one
  * short transaction; SKIP LOCKED lets other hosts take the rest. */
@@ -225,6 +271,8 @@ static int claim_fn(struct db *d, void *arg)
 	struct claim_tx *x = arg;
 	struct db_param lim[] = {DBP_I64(CLAIM_BATCH)};
 
+	if (reclaim_gone(d, x) != 0)
+		return -1;
 	if (db_exec(d,
 	        "UPDATE email_outbox SET status = 'queued', claimed_by = NULL"
 	        " WHERE status = 'sending' AND claimed_until < NOW(3)",
@@ -374,6 +422,46 @@ bool mail_settings_changed(const struct opsd_config *a, const struct opsd_config
 	return a->smtp_port != b->smtp_port;
 }
 
+/* Records an attempt's outcome (the row, its audit event), counts and logs it; false when
+ * the transaction failed (then counted and logged only when always). */
+static bool record(struct db *d, struct outcome_tx *x, const char *to, bool always)
+{
+	bool ok = db_tx(d, outcome_fn, x) == 0;
+
+	if (!ok)
+		log_msg(LL_ERROR, "email_record_failed", "%s", db_error(d));
+	if (!ok && !always)
+		return false;
+	metrics_email(x->final == MAIL_SENT     ? EMAIL_SENT
+	              : x->final == MAIL_FAILED ? EMAIL_FAILED
+	                                        : EMAIL_RETRY);
+	note(x->final == MAIL_SENT ? "email.sent" : "email.failed", x->id_s, to,
+	    x->final == MAIL_SENT ? NULL : x->res->error);
+	return ok;
+}
+
+struct accepted_ctx {
+	struct db *d;
+	struct outcome_tx *x;
+	const char *to;
+	struct smtp_result res;
+	bool recorded;
+};
+
+/* The relay took the message (its 2xx to the end of the data): recorded at once, while
+ * the session is still open, so a sender that dies before QUIT is answered does not send
+ * it again (README "Runbook 5", the duplicate window). */
+static void on_accepted(void *arg, int status)
+{
+	struct accepted_ctx *c = arg;
+
+	c->res = (struct smtp_result){.outcome = SMTP_SENT, .status = status};
+	str_copy(c->res.step, "done", sizeof(c->res.step));
+	c->x->res = &c->res;
+	c->x->final = MAIL_SENT;
+	c->recorded = record(c->d, c->x, c->to, false);
+}
+
 static void deliver_one(struct db *d, const struct opsd_config *cfg, const char *holder,
     const struct db_rows *rows, size_t i)
 {
@@ -385,6 +473,7 @@ static void deliver_one(struct db *d, const struct opsd_config *cfg, const char 
 	struct smtp_result res;
 	char id_s[UUID_STR_LEN + 1], msgid[UUID_STR_LEN + 300];
 	const char *to = rows->val[i][1], *from_at;
+	struct accepted_ctx acc = {.d = d, .x = &x, .to = to};
 
 	dbv_uuid(rows->val[i][0], rows->len[i][0], id_s);
 	x.id_s = id_s;
@@ -397,6 +486,9 @@ static void deliver_one(struct db *d, const struct opsd_config *cfg, const char 
 		return;
 	}
 	mail_smtp_settings(cfg, &s);
+	s.accepted = on_accepted;
+	s.accepted_arg = &acc;
+	x.attempts = strtoll(rows->val[i][4], NULL, 10) + 1;
 	from_at = s.from ? strrchr(s.from, '@') : NULL;
 	snprintf(msgid, sizeof(msgid), "%s%s", id_s, from_at ? from_at : "@opsd.invalid");
 	m = (struct mail_message){msgid, to, rows->val[i][2], rows->val[i][3], now_ms()};
@@ -408,8 +500,14 @@ static void deliver_one(struct db *d, const struct opsd_config *cfg, const char 
 	} else {
 		send_whole_session(&s, &m, &res);
 	}
+	if (acc.recorded) {
+		if (res.outcome != SMTP_SENT)
+			log_msg(LL_WARN, "email_session_after_accept",
+			    "outbox %s: the relay accepted it, then the session ended with %s",
+			    id_s, res.error);
+		return;
+	}
 	x.res = &res;
-	x.attempts = strtoll(rows->val[i][4], NULL, 10) + 1;
 	x.final = res.outcome == SMTP_SENT ? MAIL_SENT
 	          : res.outcome == SMTP_FAILED || x.attempts >= cfg->smtp_max_attempts
 	              ? MAIL_FAILED
@@ -421,13 +519,7 @@ static void deliver_one(struct db *d, const struct opsd_config *cfg, const char 
 		x.final = MAIL_QUEUED;
 		x.retry_now = true;
 	}
-	metrics_email(x.final == MAIL_SENT     ? EMAIL_SENT
-	              : x.final == MAIL_FAILED ? EMAIL_FAILED
-	                                       : EMAIL_RETRY);
-	note(x.final == MAIL_SENT ? "email.sent" : "email.failed", id_s, to,
-	    x.final == MAIL_SENT ? NULL : res.error);
-	if (db_tx(d, outcome_fn, &x) != 0)
-		log_msg(LL_ERROR, "email_record_failed", "%s", db_error(d));
+	record(d, &x, to, true);
 }
 
 struct release_tx {
@@ -544,6 +636,7 @@ int mail_deliver_due(struct db *d, const struct opsd_config *cfg)
 	gethostname(host, sizeof(host) - 1);
 	snprintf(holder, sizeof(holder), "%s:%d", host, (int)getpid());
 	x.holder = holder;
+	x.host = host;
 	more = requeue_auth_failures(d, cfg, x.a);
 	if (more < 0 || db_tx(d, claim_fn, &x) != 0)
 		goto out;

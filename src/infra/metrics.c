@@ -6,6 +6,7 @@
 #include "infra/metrics.h"
 #include "infra/scoreboard.h"
 #include "lib/buf.h"
+#include "lib/log.h"
 #include "lib/util.h"
 
 /* Exact statuses are kept for these; anything else counts as "other". */
@@ -107,6 +108,7 @@ struct metrics_shm {
 	uint64_t worker_exits[WEXIT__MAX];
 	uint64_t migrations[METRICS_MAX_LABELS];
 	uint64_t migration_rows;
+	struct log_shared log;
 	uint64_t rate_limited[RL_LAYER__MAX][NROWS];
 	uint64_t requests[NROWS][NSTATUS];
 	uint64_t hist[NROWS][NBUCKETS];
@@ -145,6 +147,7 @@ int metrics_init(void)
 		return -1;
 	memset(p, 0, sizeof(*shm));
 	shm = p;
+	log_share(&shm->log);
 	return 0;
 }
 
@@ -449,6 +452,13 @@ static void render_password_checks(struct buf *out)
 
 /* Cluster-wide (the same on every host): left out while the database
  * cannot be read, rather than shown as a value that could go backwards. */
+static void render_log(struct buf *out)
+{
+	family(out, "opsd_log_lines_dropped_total", "counter",
+	    "Log lines not written whole (a full disk, an I/O error), by every process.");
+	sample(out, "opsd_log_lines_dropped_total", NULL, 0, load(&shm->log.dropped));
+}
+
 static void render_audit_events(struct buf *out, const struct metrics_labels *l)
 {
 	if (!l->audit_counts)
@@ -536,6 +546,7 @@ void metrics_render(struct buf *out, const struct metrics_labels *labels,
 		render_cache(out);
 		render_worker_exits(out);
 		render_password_checks(out);
+		render_log(out);
 	}
 	if (sb) {
 		render_pool(out, sb);

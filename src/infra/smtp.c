@@ -38,6 +38,7 @@ struct send_state {
 	const struct smtp_settings *s;
 	const struct buf *msg;
 	bool served;
+	bool data_replied; /* the reply to the end of the message's data was read */
 	bool refused_data;
 	const char *phase;  /* step of the furthest command written */
 	size_t verb_seen;   /* its index in verbs[] */
@@ -294,6 +295,15 @@ static void monitor_reply(struct send_state *st, const char *line)
 	        line[2] >= '0' && line[2] <= '9' && (line[3] == ' ' || line[3] == '\0')))
 		return;
 	struct reply *r = NULL;
+	/* The first final reply after the message went out answers its data: 2xx, the
+	 * server took it (QUIT may be written before it is read, so this comes first). */
+	if (st->served && !st->data_replied) {
+		st->data_replied = true;
+		if (line[0] == '2' && st->s->accepted != NULL)
+			st->s->accepted(st->s->accepted_arg,
+			    (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0'));
+		return;
+	}
 	if (st->quitting)
 		return;
 	if (strcmp(st->phase, "connect") == 0)

@@ -19,6 +19,11 @@ struct smtp_settings {
 	bool starttls;       /* true: STARTTLS required; false: plain (loopback only) */
 	const char *ca_file; /* NULL: system CAs */
 	int timeout_s;       /* per network step; 0 = 30 */
+	/* Called once, during the session, the moment the server accepts the message (a 2xx
+	 * reply to the end of its data), before QUIT is answered: the caller records the
+	 * delivery at once, so a sender that dies afterwards does not send it again. */
+	void (*accepted)(void *arg, int status);
+	void *accepted_arg;
 };
 
 enum smtp_outcome {

@@ -19,7 +19,9 @@
 
 /* One entry per kind of background work. Each runs at most every
  * interval_ms and must return promptly (work in bounded batches): -1 on
- * failure, 0 done for now, 1 more to do at once. */
+ * failure, 0 done for now, 1 more to do at once. The outbox is not here: its
+ * SMTP sessions wait on the relay, so they run on a thread of their own
+ * (jobs/outbox.c). */
 struct job {
 	const char *name;
 	int interval_ms;
@@ -27,7 +29,6 @@ struct job {
 };
 
 static const struct job jobs[] = {
-    {"email_outbox", 1000, mail_deliver_due},
     {"legal_notify", 1000, legal_notify_batch},
     {"sessions_expire", 60 * 1000, sessions_expire},
     /* Audits a SESSION_SECRET other than the last one seen, once per jobs process. */
@@ -96,6 +97,7 @@ int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 	blocklist_attach(&sb->blocklist_generation, NULL);
 	memset(last_run, 0, sizeof(last_run));
 	legal_files_start(cfg);
+	outbox_start(cfg);
 	scoreboard_set_state(sb, slot, SB_IDLE);
 	log_msg(LL_INFO, "jobs_started", "jobs process ready");
 	while (!stopping) {
@@ -122,6 +124,7 @@ int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 		 * with more work to do now skips the sleep. */
 		poll(NULL, 0, busy ? 0 : 500);
 	}
+	outbox_stop();
 	legal_files_stop();
 	db_close(db);
 	tenant_db_close_all();

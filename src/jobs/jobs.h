@@ -28,6 +28,10 @@ bool jobs_db_ready(const struct opsd_config *cfg, struct db **db);
  * in line with the database (started once the signals are installed, joined after the stop). */
 void legal_files_start(const struct opsd_config *cfg);
 void legal_files_stop(void);
+/* outbox.c: the thread of the jobs process that sends the outbox's messages (started once the
+ * signals are installed, joined after the stop: it finishes the message in hand). */
+void outbox_start(const struct opsd_config *cfg);
+void outbox_stop(void);
 /* nginx_limits.c: counts and audits the 429s nginx answered itself. */
 int nginx_limits_job(struct db *d, const struct opsd_config *cfg);
 

@@ -3,9 +3,10 @@
  * database, so that every host's nginx serves the same files within a second of a publish
  * on any host, and the moment a scheduled version takes effect.
  *
- * A thread, not a job of the jobs process's table: an SMTP session holds that loop for
- * seconds. Not a process of its own: it needs nothing the jobs process lacks (the user the
- * workers run as, who owns the directory; a database connection), and it ends with it.
+ * A thread, not a job of the jobs process's table: a migration step holds that loop for
+ * a second and more. Not a process of its own: it needs nothing the jobs process lacks (the
+ * user the workers run as, who owns the directory; a database connection), and it ends with
+ * it.
  * Every TICK_MS it reads the database's stamp (one cheap statement) and the directory's
  * fingerprint (a readdir and a stat per file); a sync runs when either moved since the
  * last sync, when a scheduled version is due (it sleeps until that moment), and every

@@ -1,5 +1,7 @@
 /* JSON-lines log. A line is built in one buffer and written with a single
- * write(2): O_APPEND keeps lines of several processes whole. */
+ * write(2): O_APPEND keeps lines of several processes whole. A line that
+ * cannot be written whole (a full disk, an I/O error) is dropped and
+ * counted, never waited for: logging must not hold a request. */
 #include "lib/log.h"
 
 #include "lib/buf.h"
@@ -30,6 +32,13 @@ static struct {
 	char role[32];
 	char request_id[128];
 } lg = {.target = LT_STDERR, .fd = STDERR_FILENO, .min = LL_INFO};
+/* Lines not written whole, and whether the file ends in a torn line (part
+ * of a line written when the disk filled): in shared memory once log_share
+ * points there, so that every process adds to one count and the first line
+ * that fits again, whoever writes it, ends the torn one with a newline (the
+ * lines after a full disk parse again). */
+static struct log_shared local_share;
+static struct log_shared *share = &local_share;
 /* The line being built: one per thread (the jobs process's materialiser logs too). */
 static _Thread_local struct logline line;
 
@@ -367,17 +376,50 @@ void log_bool(struct logline *l, const char *key, bool value)
 		buf_puts(&l->b, value ? "true" : "false");
 }
 
-static void write_all(int fd, const char *p, size_t n)
+void log_share(struct log_shared *shared)
 {
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
+	share = shared != NULL ? shared : &local_share;
+}
+
+uint64_t log_lines_dropped(void)
+{
+	return __atomic_load_n(&share->dropped, __ATOMIC_RELAXED);
+}
+
+static void dropped(void)
+{
+	__atomic_add_fetch(&share->dropped, 1, __ATOMIC_RELAXED); /* nowhere else to say it */
+}
+
+/* false when the bytes could not all be written; when some were, the file
+ * now ends in a torn line (flagged for the next writer). */
+static bool write_all(int fd, const char *p, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t w = write(fd, p + done, n - done);
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0)
-			return; /* nowhere left to report a failing log */
-		p += w;
-		n -= (size_t)w;
+		if (w <= 0) {
+			if (done > 0)
+				__atomic_store_n(&share->torn, 1, __ATOMIC_RELAXED);
+			return false;
+		}
+		done += (size_t)w;
 	}
+	return true;
+}
+
+static void write_line(int fd, const char *p, size_t n)
+{
+	if (__atomic_exchange_n(&share->torn, 0, __ATOMIC_RELAXED) && !write_all(fd, "\n", 1)) {
+		__atomic_store_n(&share->torn, 1, __ATOMIC_RELAXED); /* still torn */
+		dropped();
+		return;
+	}
+	if (!write_all(fd, p, n))
+		dropped();
 }
 
 void log_end(struct logline *l)
@@ -386,14 +428,16 @@ void log_end(struct logline *l)
 		return;
 	l->active = false;
 	buf_putc(&l->b, '}');
-	if (buf_failed(&l->b))
+	if (buf_failed(&l->b)) {
+		dropped();
 		return;
+	}
 	if (lg.target == LT_SYSLOG) {
 		syslog(level_syslog[l->lvl], "%s", buf_cstr(&l->b));
 		return;
 	}
 	buf_putc(&l->b, '\n');
-	write_all(lg.fd, l->b.data, l->b.len);
+	write_line(lg.fd, l->b.data, l->b.len);
 }
 
 void log_thread_done(void)

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum log_level { LL_DEBUG, LL_INFO, LL_WARN, LL_ERROR };
 
@@ -37,6 +38,16 @@ void log_int(struct logline *l, const char *key, long long value);
 void log_dbl(struct logline *l, const char *key, double value);
 void log_bool(struct logline *l, const char *key, bool value);
 void log_end(struct logline *l);
+/* Lines that could not be written whole (a full disk, an I/O error) are
+ * dropped and counted, never waited for. log_share puts the count, and the
+ * flag saying the file ends in a torn line, in memory every process shares
+ * (mapped before the first fork; NULL: this process's own again). */
+struct log_shared {
+	uint64_t dropped;
+	int torn;
+};
+void log_share(struct log_shared *shared);
+uint64_t log_lines_dropped(void);
 /* A thread other than the main one frees its line's buffer before it ends. */
 void log_thread_done(void);
 

@@ -324,6 +324,29 @@ static void test_reopen(void **state)
 	unlink(old);
 }
 
+/* A full disk (/dev/full: every write fails with ENOSPC): lines are dropped and
+ * counted, nothing blocks; with room again (a file) they are written. */
+static void test_full_disk(void **state)
+{
+	(void)state;
+	char err[256];
+	struct log_shared shared = {0, 0};
+	log_share(&shared);
+	assert_int_equal(log_open("/dev/full", err, sizeof(err)), 0);
+	log_msg(LL_INFO, "lost", "one");
+	log_msg(LL_ERROR, "lost", "two");
+	log_msg(LL_DEBUG, "below-level", "not a line at all");
+	assert_int_equal(log_lines_dropped(), 2);
+	assert_int_equal(shared.dropped, 2);
+	assert_int_equal(log_open(path, err, sizeof(err)), 0);
+	clear_log();
+	log_msg(LL_INFO, "room-again", "x");
+	assert_non_null(strstr(slurp(path), "\"room-again\""));
+	assert_int_equal(log_lines_dropped(), 2);
+	log_share(NULL);
+	assert_int_equal(log_lines_dropped(), 0);
+}
+
 static void test_concurrent_writers(void **state)
 {
 	(void)state;
@@ -380,6 +403,7 @@ int main(void)
 	    cmocka_unit_test(test_redact_values),
 	    cmocka_unit_test(test_no_secret_reaches_file),
 	    cmocka_unit_test(test_reopen),
+	    cmocka_unit_test(test_full_disk),
 	    cmocka_unit_test(test_concurrent_writers),
 	    cmocka_unit_test(test_open_errors),
 	};
