@@ -239,9 +239,9 @@ static void drop_privileges(const struct master *m)
 		log_msg(LL_ERROR, "privilege_drop_failed", "could regain root");
 		_exit(70);
 	}
-	/* setuid clears the dumpable flag; keep core dumps and /proc readable
-	 * by the same user for debugging. */
-	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	/* The child holds the configuration's secrets: it stays non-dumpable
+	 * (no core file, no /proc/PID/mem or environ for OPSD_USER; main.c). */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	/* Libraries look under $HOME (libESMTP probes ~/.authenticate during
 	 * STARTTLS and gives up on EACCES): point it at the new user's home. */
 	setenv("HOME", m->home ? m->home : "/", 1);
