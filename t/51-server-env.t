@@ -7,7 +7,8 @@
 # variables set in the shell win, are written back in place and said on
 # stderr (a secret by name only), also on a running stack; the file stays 0600;
 # script/render-nginx run by hand renders the kept OPSD_NGINX_* values; and
-# no opsd process of the stack can be dumped (core limit 0, not dumpable).
+# no opsd process of the stack nor opsctl can be dumped (core limit 0, not
+# dumpable).
 use v5.36;
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -176,6 +177,29 @@ restart_stack(env => { LEGAL_ENFORCE => 0, OPSD_NGINX_API_RATE => '9000r/s', SES
 		is $r->{rc}, 0, "$title ($pid, uid $uid): not dumpable (its uid cannot read /proc/$pid/environ; rc 2: the probe failed, 1: readable)"
 		    or diag $r->{err};
 	}
+}
+
+# ---- opsctl too: it reads the database's password and the data keys.
+# Held at its password prompt (stdin a pipe nobody writes), its core limit is 0.
+{
+	pipe(my $rd, my $wr) or die "pipe: $!";
+	my $pid = fork // die "fork: $!";
+	if (!$pid) {
+		close $wr;
+		open STDIN, '<&', $rd or exit 127;
+		open STDOUT, '>', '/dev/null';
+		open STDERR, '>', stack()->{tmp} . '/opsctl-core.err';
+		%ENV = (PATH => $ENV{PATH}, OPSD_ENV_FILE => "$var/opsd.env");
+		exec opsctl_bin(), qw(user create --email core-dump@example.test --role member --password-stdin);
+		exit 127;
+	}
+	close $rd;
+	my $limits = sub { slurp("/proc/$pid/limits") // '' };
+	ok wait_until(20, sub { (proc_title($pid) // '') =~ /opsctl/ && $limits->() =~ /^Max core file size\s+0\s+0\s/m }, 0.2),
+	    "opsctl ($pid) waiting for its password: core file size limit 0" or diag slurp(stack()->{tmp} . "/opsctl-core.err");
+	kill 'TERM', $pid;
+	close $wr;
+	waitpid $pid, 0;
 }
 
 finish();
