@@ -30,6 +30,7 @@
 #include "jobs/jobs.h"
 #include "lib/crypto.h"
 #include "lib/log.h"
+#include "lib/secret.h"
 #include "lib/util.h"
 #include "server/master.h"
 #include "server/proctitle.h"
@@ -555,7 +556,7 @@ static void reload(struct master *m)
 	/* A random secret (no SESSION_SECRET outside production) must outlive
 	 * reloads, or every reload would log everyone out. */
 	if (next->session_secret_generated && old->session_secret_generated) {
-		free(next->session_secret);
+		secret_free_str(next->session_secret);
 		next->session_secret = strdup(old->session_secret);
 	}
 	if (strcmp(next->log_target, old->log_target) != 0)
