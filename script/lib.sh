@@ -14,6 +14,8 @@ OPSD_PKGS_BUILD=(build-essential autoconf automake libtool pkg-config
 OPSD_PKGS_RUN=(nginx mariadb-server mariadb-client openssl curl ca-certificates)
 OPSD_PKGS_TEST=(perl libio-socket-ssl-perl libnet-ssleay-perl prometheus
 	python3-aiosmtpd clang-format nodejs npm chromium slowhttptest)
+# hardening-check (devscripts) and systemd-analyze: script/test; lcov: script/coverage.
+OPSD_PKGS_TEST+=(devscripts systemd lcov)
 OPSD_PKGS_BENCH=(wrk gnuplot-nox)
 
 log() { printf '%s: %s\n' "$OPSD_PROG" "$*" >&2; }
@@ -93,13 +95,15 @@ ensure_packages() {
 
 # ------------------------------------------------------------------- build
 
-# opsd_build FLAVOUR: out-of-tree build in build/default or build/asan.
+# opsd_build FLAVOUR: out-of-tree build in build/default, build/asan or build/coverage.
 opsd_build() {
 	local flavour=${1:-default} dir args=()
 	case $flavour in
 	default) ;;
 	asan) args=(--enable-sanitizers) ;;
-	*) die "unknown build flavour '$flavour' (default|asan)" ;;
+	# script/coverage; -O0 brings false -Wformat-truncation alarms that the default build checks
+	coverage) args=(--enable-coverage --disable-werror CFLAGS="-O0 -g") ;;
+	*) die "unknown build flavour '$flavour' (default|asan|coverage)" ;;
 	esac
 	dir=$OPSD_REPO/build/$flavour
 	[[ -e $OPSD_REPO/config.status ]] &&
@@ -417,3 +421,51 @@ env_file_set() {
 # env_is_secret NAME: its value is never printed (README "Configuration":
 # passwords, secrets, keys and URIs that may hold a password).
 env_is_secret() { [[ $1 =~ PASS|SECRET|KEY|TOKEN|URI ]]; }
+
+# -------------------------------------------------------------------- tests
+
+# opsd_test_node_modules: the node modules of the tests, as package-lock.json
+# pins them. The API document's checks (t/98-openapi.t) run on node: an
+# OpenAPI 3.1 validator and ajv. The console's browser tests (t/68, t/69-*):
+# playwright-core and axe-core driving Debian's chromium, so nothing may
+# download a browser.
+opsd_test_node_modules() {
+	log "npm ci (t/openapi, t/browser)"
+	npm ci --no-audit --no-fund --prefix "$OPSD_REPO/t/openapi" >&2 &&
+		PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --prefix "$OPSD_REPO/t/browser" >&2
+}
+
+# opsd_test_suite SCRATCH: the integration tests (script/test, script/coverage)
+# against build/$OPSD_BUILD, which the caller built and exported with
+# OPSD_SKIP_INSTALL=1 OPSD_SKIP_BUILD=1. PROVE_ARGS (e.g. "t/10-basics.t")
+# narrows the run to one prove without -j. 1 when a test failed.
+opsd_test_suite() {
+	local scratch=$1 rc=0 prove_args early late
+	# Every stack copies its logs to the archive and every test registers the
+	# secrets and PII it used (t/lib/OpsdTest.pm); t/99-logs.t, last, checks
+	# them all. Every request and answer is recorded in exchanges/ (bodies
+	# hold passwords: outside the archive t/99 searches); t/98-openapi.t
+	# checks them against the API document.
+	mkdir -p "$scratch/archive" "$scratch/exchanges"
+	chmod 0777 "$scratch/archive"
+	export OPSD_TEST_ARCHIVE=$scratch/archive OPSD_TEST_ARCHIVE_REQUIRED=1
+	export OPSD_TEST_EXCHANGES=$scratch/exchanges
+	(
+		cd "$OPSD_REPO" || exit 1
+		if [[ -n ${PROVE_ARGS:-} ]]; then
+			read -ra prove_args <<<"$PROVE_ARGS"
+			prove --timer -I t/lib "${prove_args[@]}" || rc=1
+		else
+			# Each file has its own stack on its own ports and directories, and
+			# waits on its daemons far more than it computes: OPSD_TEST_JOBS files
+			# run at once. The two that read what all the others left
+			# (t/98-openapi.t the recorded exchanges, t/99-logs.t the log
+			# archive) run after them.
+			late=(t/98-openapi.t t/99-logs.t)
+			mapfile -t early < <(printf '%s\n' t/*.t | grep -vxF -e "${late[0]}" -e "${late[1]}")
+			prove --timer -j"${OPSD_TEST_JOBS:-2}" -I t/lib "${early[@]}" || rc=1
+			prove --timer -I t/lib "${late[@]}" || rc=1
+		fi
+		exit "$rc"
+	)
+}

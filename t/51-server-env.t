@@ -6,7 +6,9 @@
 # them; a bad value from the shell is refused and the file left as it was;
 # variables set in the shell win, are written back in place and said on
 # stderr (a secret by name only), also on a running stack; the file stays 0600;
-# script/render-nginx run by hand renders the kept OPSD_NGINX_* values.
+# script/render-nginx run by hand renders the kept OPSD_NGINX_* values; and
+# no opsd process of the stack nor opsctl can be dumped (core limit 0, not
+# dumpable).
 use v5.36;
 use FindBin;
 use lib "$FindBin::Bin/lib";
@@ -153,6 +155,51 @@ restart_stack(env => { LEGAL_ENFORCE => 0, OPSD_NGINX_API_RATE => '9000r/s', SES
 	is master_pid(), $master, '  the same opsd master runs (reloaded, not restarted)';
 	ok wait_until(15, sub { enforced() }, 0.5), '  and LEGAL_ENFORCE=1 is in force';
 	mode_is_0600('live change');
+}
+
+# ---- no opsd process can be dumped (README "Hardening"): each has a core
+# limit of 0, and one running as OPSD_USER is not dumpable: that user
+# cannot read its /proc/PID/environ, while the same probe reads the
+# environ of a dumpable process of that user (its own shell).
+{
+	my @procs = map { [proc_title($_) // '?', $_] } (master_pid(), children_of(master_pid()));
+	my %kinds = map { ($_->[0] =~ /^opsd(?:: (\w+))?/ ? ($1 // 'master') : '?') => 1 } @procs;
+	ok $kinds{$_}, "an opsd $_ process runs" for qw(master worker jobs nginx);
+	for my $p (@procs) {
+		my ($title, $pid) = @$p;
+		like slurp("/proc/$pid/limits") // '', qr/^Max core file size\s+0\s+0\s/m, "$title ($pid): core file size limit 0";
+		my $ids = proc_uids($pid) // next;
+		my ($uid, $gid) = ($ids->{uid}[0], $ids->{gid}[0]);
+		next if $uid == 0; # root keeps CAP_SYS_PTRACE here: the probe cannot tell
+		my $r = run_cmd(cmd => ['setpriv', "--reuid=$uid", "--regid=$gid", '--clear-groups', '--inh-caps=-all',
+		    '--bounding-set=-all', 'sh', '-c', 'cat /proc/$$/environ >/dev/null || exit 2; cat "$1" >/dev/null 2>&1 && exit 1; exit 0',
+		    'probe', "/proc/$pid/environ"], env => { PATH => $ENV{PATH} }, tag => "dumpable-$pid");
+		is $r->{rc}, 0, "$title ($pid, uid $uid): not dumpable (its uid cannot read /proc/$pid/environ; rc 2: the probe failed, 1: readable)"
+		    or diag $r->{err};
+	}
+}
+
+# ---- opsctl too: it reads the database's password and the data keys.
+# Held at its password prompt (stdin a pipe nobody writes), its core limit is 0.
+{
+	pipe(my $rd, my $wr) or die "pipe: $!";
+	my $pid = fork // die "fork: $!";
+	if (!$pid) {
+		close $wr;
+		open STDIN, '<&', $rd or exit 127;
+		open STDOUT, '>', '/dev/null';
+		open STDERR, '>', stack()->{tmp} . '/opsctl-core.err';
+		%ENV = (PATH => $ENV{PATH}, OPSD_ENV_FILE => "$var/opsd.env");
+		exec opsctl_bin(), qw(user create --email core-dump@example.test --role member --password-stdin);
+		exit 127;
+	}
+	close $rd;
+	my $limits = sub { slurp("/proc/$pid/limits") // '' };
+	ok wait_until(20, sub { (proc_title($pid) // '') =~ /opsctl/ && $limits->() =~ /^Max core file size\s+0\s+0\s/m }, 0.2),
+	    "opsctl ($pid) waiting for its password: core file size limit 0" or diag slurp(stack()->{tmp} . "/opsctl-core.err");
+	kill 'TERM', $pid;
+	close $wr;
+	waitpid $pid, 0;
 }
 
 finish();

@@ -15,6 +15,7 @@
 #include "core/authz.h"
 #include "infra/config.h"
 #include "infra/db.h"
+#include "lib/secret.h"
 #include "lib/util.h"
 
 #ifndef PACKAGE_VERSION
@@ -332,6 +333,10 @@ int main(int argc, char **argv)
 	char err[1024];
 	int rc = EXIT_USAGE;
 
+	/* It reads the database's password and the data keys: no core file of them
+	 * (README "Hardening"). */
+	if (!process_forbid_core_dumps())
+		fprintf(stderr, "opsctl: warning: cannot turn off core dumps\n");
 	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
 		printf("opsctl %s\n", PACKAGE_VERSION);
 		return EXIT_OK;

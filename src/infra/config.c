@@ -1,11 +1,10 @@
 /* README "Configuration": every variable is one row of vars[]; parsing, defaults, range
  * checks, secrecy and the list of names all read that table. */
-#include <openssl/crypto.h>
-
 #include "infra/config.h"
 
 #include "infra/db.h"
 #include "lib/encoding.h"
+#include "lib/secret.h"
 #include "lib/util.h"
 
 #include <ctype.h>
@@ -295,7 +294,7 @@ static bool store(struct opsd_config *c, const struct var *v, const char *raw, c
 			snprintf(reason, len, "out of memory");
 			return false;
 		}
-		free(*(char **)(void *)field);
+		secret_free_str(*(char **)(void *)field);
 		*(char **)(void *)field = copy;
 		return true;
 	}
@@ -379,7 +378,7 @@ static bool data_key_decode(const char *s, unsigned char key[32])
 	if (!b64_decode(B64_LENIENT, s, strlen(s), raw, sizeof(raw), &n) || n != 32)
 		return false;
 	memcpy(key, raw, 32);
-	OPENSSL_cleanse(raw, sizeof(raw));
+	secret_wipe(raw, sizeof(raw));
 	return true;
 }
 
@@ -387,7 +386,7 @@ static bool data_key_valid(const char *s)
 {
 	unsigned char key[32];
 	bool ok = data_key_decode(s, key);
-	memset(key, 0, sizeof(key));
+	secret_wipe(key, sizeof(key));
 	return ok;
 }
 
@@ -416,7 +415,7 @@ static int data_keys_previous(const char *list, uint8_t (*out)[32], size_t max)
 		memcpy(one, s + lead, len - lead);
 		one[len - lead] = '\0';
 		bool ok = data_key_decode(one, out[n]);
-		OPENSSL_cleanse(one, sizeof(one));
+		secret_wipe(one, sizeof(one));
 		if (!ok)
 			return -1;
 		n++;
@@ -440,7 +439,7 @@ size_t config_data_keys(const struct opsd_config *c, uint8_t (*out)[32], size_t 
 	if ((size_t)n > max - 1)
 		n = (int)(max - 1);
 	memcpy(out + 1, prev, (size_t)n * 32);
-	OPENSSL_cleanse(prev, sizeof(prev));
+	secret_wipe(prev, sizeof(prev));
 	return 1 + (size_t)n;
 }
 
@@ -450,7 +449,7 @@ static const char *data_key_previous_bad(const struct opsd_config *c)
 	uint8_t keys[DATA_KEYS_PREVIOUS_MAX + 1][32];
 	int n = data_keys_previous(c->data_key_previous, keys, countof(keys));
 
-	OPENSSL_cleanse(keys, sizeof(keys));
+	secret_wipe(keys, sizeof(keys));
 	if (n < 0 || n > DATA_KEYS_PREVIOUS_MAX)
 		return "must be a comma list of at most 8 keys, each 32 bytes as 64 hex characters or "
 		       "base64";
@@ -539,6 +538,7 @@ static void generate_session_secret(struct opsd_config *c, struct loader *ld)
 		return;
 	}
 	hex_encode(raw, sizeof(raw), hex);
+	secret_wipe(raw, sizeof(raw));
 	c->session_secret = hex;
 	c->session_secret_generated = true;
 	report(ld, false, "SESSION_SECRET: unset; using a random secret, sessions end at restart");
@@ -684,9 +684,7 @@ void config_free(struct opsd_config *c)
 		if (vars[i].kind != K_STRING)
 			continue;
 		char **field = (char **)(void *)((char *)c + vars[i].off);
-		if (*field != NULL && vars[i].secret)
-			memset(*field, 0, strlen(*field));
-		free(*field);
+		secret_free_str(*field);
 		*field = NULL;
 	}
 }
@@ -702,8 +700,7 @@ void config_forget_secrets(struct opsd_config *c, const char *const *keep)
 		char **field = (char **)(void *)((char *)c + vars[i].off);
 		if (kept || *field == NULL)
 			continue;
-		memset(*field, 0, strlen(*field));
-		free(*field);
+		secret_free_str(*field);
 		*field = NULL;
 	}
 }
@@ -723,7 +720,7 @@ void pairs_add(const char *key, const char *value, void *ctx)
 	char *k = strdup(key), *v = strdup(value);
 	if (k == NULL || v == NULL) {
 		free(k);
-		free(v);
+		secret_free_str(v);
 		return;
 	}
 	p->kv[p->n++] = k;
@@ -732,10 +729,8 @@ void pairs_add(const char *key, const char *value, void *ctx)
 
 void pairs_free(struct pairs *p)
 {
-	for (size_t i = 0; i < p->n; i++) {
-		memset(p->kv[i], 0, strlen(p->kv[i]));
-		free(p->kv[i]);
-	}
+	for (size_t i = 0; i < p->n; i++)
+		secret_free_str(p->kv[i]);
 	free(p->kv);
 }
 

@@ -1,11 +1,10 @@
 /* The data key ring (see data_key.h). */
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "infra/data_key.h"
 #include "lib/crypto.h"
 #include "lib/encoding.h"
+#include "lib/secret.h"
 
 #define FINGERPRINT_LABEL "opsd data key fingerprint v1"
 
@@ -17,7 +16,7 @@ bool data_keyring_load(const struct opsd_config *cfg, struct data_keyring *r)
 
 void data_keyring_wipe(struct data_keyring *r)
 {
-	OPENSSL_cleanse(r, sizeof(*r));
+	secret_wipe(r, sizeof(*r));
 }
 
 int data_keyring_open(const struct data_keyring *r, const char *sealed, char *out, size_t out_len)
@@ -26,7 +25,7 @@ int data_keyring_open(const struct data_keyring *r, const char *sealed, char *ou
 		if (secret_open(r->key[i], sealed, out, out_len))
 			return (int)i;
 	if (out_len)
-		OPENSSL_cleanse(out, out_len);
+		secret_wipe(out, out_len);
 	return -1;
 }
 
@@ -61,5 +60,5 @@ void data_key_fingerprint(const uint8_t key[32], char out[DATA_KEY_FP_LEN + 1])
 
 	hmac_sha256(key, 32, FINGERPRINT_LABEL, strlen(FINGERPRINT_LABEL), mac);
 	hex_encode(mac, DATA_KEY_FP_LEN / 2, out);
-	OPENSSL_cleanse(mac, sizeof(mac));
+	secret_wipe(mac, sizeof(mac));
 }

@@ -2,6 +2,7 @@
  * quoted, with comments and blank lines; read by config_load and opsctl
  * (infra/config.h, config_read_env_file). */
 #include "infra/config.h"
+#include "lib/secret.h"
 #include "lib/util.h"
 #include <ctype.h>
 #include <errno.h>
@@ -139,10 +140,8 @@ int config_read_env_file(const char *path, env_pair_fn fn, void *ctx, char *err,
 	count = (int)(p.n / 2);
 	pairs_free(&p);
 fail:
-	if (data != NULL) {
-		memset(data, 0, size);
-		free(data);
-	}
+	secret_wipe(data, size);
+	free(data);
 	close(fd);
 	return count;
 }

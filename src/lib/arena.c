@@ -2,6 +2,8 @@
  * chunk of their own so a large body never wastes a standard chunk. */
 #include "lib/arena.h"
 
+#include "lib/secret.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,8 +70,11 @@ void arena_free(struct arena *a)
 
 void arena_reset(struct arena *a)
 {
+	/* A request's arena holds its body, passwords included: nothing of it outlives the
+	 * request (README "Hardening"). */
 	for (struct chunk *c = a->head, *next; c != NULL; c = next) {
 		next = c->next;
+		secret_wipe(c->data, c->used);
 		if (c != a->first)
 			free(c);
 	}

@@ -4,6 +4,7 @@
 #include "lib/encoding.h"
 
 #include "lib/log.h"
+#include "lib/secret.h"
 #include "lib/util.h"
 
 #include <openssl/core_names.h>
@@ -126,7 +127,7 @@ int password_hash(const char *password, const struct scrypt_params *p, char *out
 	}
 	rc = 0;
 fail:
-	OPENSSL_cleanse(key, sizeof(key));
+	secret_wipe(key, sizeof(key));
 	return rc;
 }
 
@@ -207,7 +208,7 @@ enum pw_result password_verify(const char *password, const char *phc,
 	if (current != NULL && (sp.ln != current->ln || sp.r != current->r || sp.p != current->p))
 		res = PW_OK_REHASH;
 done:
-	OPENSSL_cleanse(key, sizeof(key));
+	secret_wipe(key, sizeof(key));
 	return res;
 }
 
@@ -221,7 +222,7 @@ void password_burn(const char *password, const struct scrypt_params *p)
 		return;
 	(void)scrypt_derive(password, strnlen(password, PASSWORD_MAX_LEN), salt, sizeof(salt), p,
 	    key);
-	OPENSSL_cleanse(key, sizeof(key));
+	secret_wipe(key, sizeof(key));
 }
 
 bool token_new(char out[TOKEN_LEN + 1])
@@ -233,7 +234,7 @@ bool token_new(char out[TOKEN_LEN + 1])
 		return false;
 	memcpy(out, TOKEN_PREFIX, prefix_len);
 	size_t n = b64url_encode(raw, sizeof(raw), out + prefix_len, TOKEN_LEN + 1 - prefix_len);
-	OPENSSL_cleanse(raw, sizeof(raw));
+	secret_wipe(raw, sizeof(raw));
 	if (prefix_len + n != TOKEN_LEN) {
 		out[0] = '\0';
 		return false;
@@ -283,9 +284,9 @@ bool secret_seal(const uint8_t data_key[32], const char *plain, char *out, size_
 		goto out;
 	ok = b64url_encode(buf, SEAL_NONCE + n + SEAL_TAG, out, out_len) > 0;
 out:
-	OPENSSL_cleanse(key, sizeof(key));
+	secret_wipe(key, sizeof(key));
 	if (buf) {
-		OPENSSL_cleanse(buf, SEAL_NONCE + n + SEAL_TAG);
+		secret_wipe(buf, SEAL_NONCE + n + SEAL_TAG);
 		free(buf);
 	}
 	EVP_CIPHER_CTX_free(ctx);
@@ -314,8 +315,8 @@ bool secret_open(const uint8_t data_key[32], const char *sealed, char *out, size
 	ok = true;
 out:
 	if (!ok && out_len)
-		OPENSSL_cleanse(out, out_len);
-	OPENSSL_cleanse(key, sizeof(key));
+		secret_wipe(out, out_len);
+	secret_wipe(key, sizeof(key));
 	free(buf);
 	EVP_CIPHER_CTX_free(ctx);
 	return ok;

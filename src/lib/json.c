@@ -2,10 +2,12 @@
  * json-c parse, then validation against a field table. */
 #include "lib/json.h"
 
+#include "lib/secret.h"
 #include "lib/utf8.h"
 #include "lib/util.h"
 #include "lib/uuid.h"
 
+#include <json-c/printbuf.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -85,6 +87,9 @@ enum json_parse_err json_parse_body(const char *body, size_t n, struct json_obje
 		err = json_tokener_get_error(tok);
 		end = n;
 	}
+	/* the tokener's buffer keeps the last string it read (a password, say) */
+	if (tok->pb != NULL && tok->pb->buf != NULL && tok->pb->size > 0)
+		secret_wipe(tok->pb->buf, (size_t)tok->pb->size);
 	json_tokener_free(tok);
 
 	enum json_parse_err rc = JSON_PARSE_OK;
@@ -337,4 +342,28 @@ bool json_get_bool(struct json_object *obj, const char *name, bool dflt)
 {
 	struct json_object *v = field(obj, name);
 	return json_object_is_type(v, json_type_boolean) ? json_object_get_boolean(v) : dflt;
+}
+
+void json_wipe_strings(struct json_object *o)
+{
+	switch (json_object_get_type(o)) {
+	case json_type_string:
+		/* json-c hands out its own buffer: overwrite it in place before it is freed */
+		secret_wipe((char *)json_object_get_string(o),
+		    (size_t)json_object_get_string_len(o));
+		break;
+	case json_type_array:
+		for (size_t i = 0, n = json_object_array_length(o); i < n; i++)
+			json_wipe_strings(json_object_array_get_idx(o, i));
+		break;
+	case json_type_object: {
+		json_object_object_foreach (o, key, val) {
+			(void)key;
+			json_wipe_strings(val);
+		}
+		break;
+	}
+	default:
+		break;
+	}
 }

@@ -25,6 +25,9 @@ enum json_parse_err {
  * suitable for the error envelope's message. */
 enum json_parse_err json_parse_body(const char *body, size_t n, struct json_object **out, char *why,
     size_t why_len);
+/* Overwrites every string value of a parsed body (passwords, tokens) before it is released:
+ * the worker calls it at the end of each request (README "Hardening"). NULL is fine. */
+void json_wipe_strings(struct json_object *o);
 
 enum field_type {
 	FT_STRING, /* min/max: length in characters (UTF-8 code points) */

@@ -11,6 +11,7 @@
 #include "http/router.h"
 #include "infra/config.h"
 #include "lib/log.h"
+#include "lib/secret.h"
 #include "server/master.h"
 #include "server/proctitle.h"
 
@@ -56,6 +57,11 @@ int main(int argc, char **argv)
 	int errors;
 
 	ensure_std_fds();
+	/* Before the first secret is read: no core file, no /proc/PID/mem or environ for our user.
+	 * Every child inherits it (the workers and the jobs process keep it past the drop of
+	 * privileges, server/master.c); nginx -t, exec'd with only PATH, gets it back. */
+	if (!process_forbid_core_dumps())
+		fprintf(stderr, "opsd: warning: cannot turn off core dumps\n");
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--check-config") == 0) {
 			check_only = true;

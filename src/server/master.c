@@ -31,6 +31,7 @@
 #include "jobs/jobs.h"
 #include "lib/crypto.h"
 #include "lib/log.h"
+#include "lib/secret.h"
 #include "lib/util.h"
 #include "server/master.h"
 #include "server/proctitle.h"
@@ -240,9 +241,9 @@ static void drop_privileges(const struct master *m)
 		log_msg(LL_ERROR, "privilege_drop_failed", "could regain root");
 		_exit(70);
 	}
-	/* setuid clears the dumpable flag; keep core dumps and /proc readable
-	 * by the same user for debugging. */
-	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	/* The child holds the configuration's secrets: it stays non-dumpable
+	 * (no core file, no /proc/PID/mem or environ for OPSD_USER; main.c). */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	/* Libraries look under $HOME (libESMTP probes ~/.authenticate during
 	 * STARTTLS and gives up on EACCES): point it at the new user's home. */
 	setenv("HOME", m->home ? m->home : "/", 1);
@@ -601,7 +602,7 @@ static void reload(struct master *m)
 	/* A random secret (no SESSION_SECRET outside production) must outlive
 	 * reloads, or every reload would log everyone out. */
 	if (next->session_secret_generated && old->session_secret_generated) {
-		free(next->session_secret);
+		secret_free_str(next->session_secret);
 		next->session_secret = strdup(old->session_secret);
 	}
 	if (strcmp(next->log_target, old->log_target) != 0)

@@ -148,6 +148,7 @@ static void handle(FCGX_Request *fr, struct req *r, const struct worker_args *wa
 	if (cfg->slowlog_ms > 0 && dur >= (int64_t)cfg->slowlog_ms * 1000)
 		__atomic_add_fetch(&wa->sb->slow_requests, 1, __ATOMIC_RELAXED);
 	scoreboard_request_end(wa->sb, wa->slot, r->status, dur);
+	json_wipe_strings(r->json);
 	if (r->json)
 		json_object_put(r->json);
 	log_set_request_id(NULL);

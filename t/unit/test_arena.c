@@ -133,9 +133,23 @@ static void test_zero_size_distinct(void **state)
 	arena_free(NULL);
 }
 
+/* A reset overwrites what the arena held (a request's body): in the first chunk, which stays. */
+static void test_reset_wipes(void **state)
+{
+	(void)state;
+	struct arena *a = arena_new(256);
+	char *p = arena_strdup(a, "password=hunter2");
+	size_t n = strlen(p);
+	arena_reset(a);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(p[i], 0);
+	arena_free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_reset_wipes),
 	    cmocka_unit_test(test_alignment_and_used),
 	    cmocka_unit_test(test_distinct_memory),
 	    cmocka_unit_test(test_many_large_and_reset),

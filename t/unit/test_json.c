@@ -357,9 +357,36 @@ static void test_getters(void **state)
 	json_object_put(o);
 }
 
+/* Every string value of a parsed body is overwritten in place: no password outlives the request. */
+static void test_wipe_strings(void **state)
+{
+	(void)state;
+	struct json_object *o;
+	const char *s = "{\"password\":\"hunter2-secret\",\"n\":{\"t\":[\"opsd_tok\",1,\"a long "
+	                "value past any inline buffer of json-c\"]},\"i\":7}";
+	const char *vals[3];
+	size_t lens[3];
+
+	assert_int_equal(parse(s, strlen(s), &o), JSON_PARSE_OK);
+	struct json_object *t = json_object_object_get(json_object_object_get(o, "n"), "t");
+	vals[0] = json_object_get_string(json_object_object_get(o, "password"));
+	vals[1] = json_object_get_string(json_object_array_get_idx(t, 0));
+	vals[2] = json_object_get_string(json_object_array_get_idx(t, 2));
+	for (int i = 0; i < 3; i++)
+		lens[i] = strlen(vals[i]);
+	json_wipe_strings(o);
+	for (int i = 0; i < 3; i++)
+		for (size_t k = 0; k < lens[i]; k++)
+			assert_int_equal(vals[i][k], 0);
+	assert_int_equal(json_get_int(o, "i", -1), 7);
+	json_wipe_strings(NULL);
+	json_object_put(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_wipe_strings),
 	    cmocka_unit_test(test_utf8_valid),
 	    cmocka_unit_test(test_parse_ok),
 	    cmocka_unit_test(test_parse_errors),
