@@ -16,6 +16,8 @@ OPSD_PKGS_TEST=(perl libio-socket-ssl-perl libnet-ssleay-perl prometheus
 	python3-aiosmtpd clang-format nodejs npm chromium slowhttptest)
 # hardening-check (devscripts) and systemd-analyze: script/test; lcov: script/coverage.
 OPSD_PKGS_TEST+=(devscripts systemd lcov)
+# script/fuzz: libFuzzer is in clang's runtime package.
+OPSD_PKGS_TEST+=(clang libclang-rt-14-dev)
 OPSD_PKGS_BENCH=(wrk gnuplot-nox)
 
 log() { printf '%s: %s\n' "$OPSD_PROG" "$*" >&2; }
