@@ -14,6 +14,8 @@ OPSD_PKGS_BUILD=(build-essential autoconf automake libtool pkg-config
 OPSD_PKGS_RUN=(nginx mariadb-server mariadb-client openssl curl ca-certificates)
 OPSD_PKGS_TEST=(perl libio-socket-ssl-perl libnet-ssleay-perl prometheus
 	python3-aiosmtpd clang-format nodejs npm chromium)
+# script/fuzz: libFuzzer is in clang's runtime package.
+OPSD_PKGS_TEST+=(clang libclang-rt-14-dev)
 OPSD_PKGS_BENCH=(wrk gnuplot-nox)
 
 log() { printf '%s: %s\n' "$OPSD_PROG" "$*" >&2; }

@@ -18,75 +18,14 @@
 #include "lib/util.h"
 #include "lib/uuid.h"
 #include "server/fcgi.h"
+#include "server/fcgi_frame.h"
 
 /* Bodies beyond this are not even drained: the connection is dropped. nginx
  * caps bodies well below it (client_max_body_size). */
 #define DRAIN_MAX (64u * 1024 * 1024)
 
-/* FastCGI 1.0 record types and roles (fastcgi spec §8). */
-enum {
-	FCGI_BEGIN = 1,
-	FCGI_ABORT = 2,
-	FCGI_END = 3,
-	FCGI_PARAMS_T = 4,
-	FCGI_STDIN_T = 5,
-	FCGI_STDOUT_T = 6
-};
-#define FCGI_HEADER 8
-/* nginx sends headers (at most 4 x 8 KiB by default) plus ~30 fixed params:
- * anything beyond this is not a request we want to parse. */
-#define PARAMS_MAX (128u * 1024)
-#define PARAMS_COUNT_MAX 2000
-#define PEEK_MAX (PARAMS_MAX + 64 * FCGI_HEADER + 8 * 1024)
+#define PEEK_MAX (FCGI_PARAMS_MAX + 64 * FCGI_HEADER + 8 * 1024)
 #define PEEK_TIMEOUT_MS 3000
-
-struct frame_check {
-	unsigned request_id;
-	const char *why;
-};
-
-static unsigned be16(const unsigned char *p)
-{
-	return (unsigned)p[0] << 8 | p[1];
-}
-
-/* Reads a name or value length (1 byte, or 4 with the top bit set). */
-static bool nv_len(const unsigned char *p, size_t n, size_t *pos, size_t *out)
-{
-	if (*pos >= n)
-		return false;
-	if (!(p[*pos] & 0x80)) {
-		*out = p[(*pos)++];
-		return true;
-	}
-	if (n - *pos < 4)
-		return false;
-	*out = ((size_t)(p[*pos] & 0x7f) << 24) | ((size_t)p[*pos + 1] << 16) |
-	       ((size_t)p[*pos + 2] << 8) | p[*pos + 3];
-	*pos += 4;
-	return true;
-}
-
-static const char *check_pairs(const unsigned char *p, size_t n)
-{
-	size_t pos = 0;
-	int count = 0;
-
-	while (pos < n) {
-		size_t nl, vl;
-
-		if (!nv_len(p, n, &pos, &nl) || !nv_len(p, n, &pos, &vl))
-			return "truncated name/value length";
-		if (nl > n - pos || vl > n - pos - nl)
-			return "name/value length past the end of PARAMS";
-		if (nl == 0)
-			return "empty param name";
-		pos += nl + vl;
-		if (++count > PARAMS_COUNT_MAX)
-			return "too many params";
-	}
-	return NULL;
-}
 
 /* Peeks at whatever is queued (one recv in the usual case, where nginx has
  * written all params at once) until at least need bytes are there. A peek
@@ -116,87 +55,32 @@ static ssize_t peek_at_least(int fd, void *buf, size_t cap, size_t need, int64_t
 }
 
 /* Peeks until the record framing of BEGIN_REQUEST + PARAMS is complete.
- * Returns 1 when the framing is sound, 0 when it is not (fc->why), -1 on a
+ * Returns 1 when the framing is sound, 0 when it is not (f->why), -1 on a
  * read error or time-out. */
-static int check_framing(int fd, struct frame_check *fc)
+static int check_framing(int fd, struct fcgi_frame *f)
 {
 	static unsigned char buf[PEEK_MAX];
-	static unsigned char params[PARAMS_MAX];
-	size_t have = 0, need = FCGI_HEADER, pos = 0, plen = 0;
-	bool begun = false;
+	size_t have = 0;
 	int64_t deadline = mono_ms() + PEEK_TIMEOUT_MS;
 
-	fc->request_id = 0;
 	for (;;) {
-		const unsigned char *h;
-		unsigned type, id, clen, padlen;
+		enum fcgi_frame_verdict v = fcgi_frame_scan(buf, have, f);
+		ssize_t got;
 
-		if (need > sizeof(buf)) {
-			fc->why = "PARAMS larger than allowed";
+		if (v != FRAME_MORE)
+			return v == FRAME_SOUND;
+		if (f->need > sizeof(buf)) {
+			f->why = "PARAMS larger than allowed";
 			return 0;
 		}
-		if (have < need) {
-			ssize_t got = peek_at_least(fd, buf, sizeof(buf), need, deadline);
-
-			if (got == 0) {
-				fc->why = "connection closed before the end of PARAMS";
-				return 0;
-			}
-			if (got < (ssize_t)need)
-				return -1;
-			have = (size_t)got;
-		}
-		if (pos + FCGI_HEADER > have) {
-			need = pos + FCGI_HEADER;
-			continue;
-		}
-		h = buf + pos;
-		type = h[1];
-		id = be16(h + 2);
-		clen = be16(h + 4);
-		padlen = h[6];
-		if (h[0] != 1) {
-			fc->why = "not FastCGI version 1";
+		got = peek_at_least(fd, buf, sizeof(buf), f->need, deadline);
+		if (got == 0) {
+			f->why = "connection closed before the end of PARAMS";
 			return 0;
 		}
-		if (pos + FCGI_HEADER + clen + padlen > have) {
-			need = pos + FCGI_HEADER + clen + padlen;
-			continue;
-		}
-		pos += FCGI_HEADER;
-		if (!begun) {
-			/* Management records (id 0) may come first; libfcgi answers them. */
-			if (id == 0 && type != FCGI_BEGIN) {
-				pos += clen + padlen;
-				need = pos + FCGI_HEADER;
-				continue;
-			}
-			if (type != FCGI_BEGIN || clen != 8 || id == 0) {
-				fc->why = "expected BEGIN_REQUEST";
-				return 0;
-			}
-			if (be16(buf + pos) != 1) {
-				fc->why = "only the RESPONDER role is served";
-				return 0;
-			}
-			begun = true;
-			fc->request_id = id;
-		} else if (type != FCGI_PARAMS_T || id != fc->request_id) {
-			fc->why = "expected PARAMS for the request";
-			return 0;
-		} else if (clen == 0) {
-			fc->why = check_pairs(params, plen);
-			return fc->why == NULL;
-		} else {
-			if (plen + clen > sizeof(params)) {
-				fc->why = "PARAMS larger than allowed";
-				return 0;
-			}
-			memcpy(params + plen, buf + pos, clen);
-			plen += clen;
-		}
-		pos += clen + padlen;
-		need = pos + FCGI_HEADER;
+		if (got < (ssize_t)f->need)
+			return -1;
+		have = (size_t)got;
 	}
 }
 
@@ -284,7 +168,7 @@ int fcgi_accept_checked(int listen_fd, const char *allowed_clients, const sigset
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	struct frame_check fc;
+	struct fcgi_frame fc;
 	struct pollfd lp = {listen_fd, POLLIN, 0};
 	int fd, ok;
 
