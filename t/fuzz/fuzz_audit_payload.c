@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 
 #include "core/audit.h"
+#include "fuzz.h"
 #include "lib/json.h"
 #include "lib/log.h"
 
@@ -120,7 +121,6 @@ static void check_hash(const char *text, size_t n)
 	free(buf2);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size > 65536)

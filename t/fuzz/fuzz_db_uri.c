@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "infra/db.h"
 
 static void pct(char *out, size_t out_len, const char *s, size_t n)
@@ -93,7 +94,6 @@ static void check_parsed(const struct db_uri *u)
 	same(u, &again);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct db_uri zero;

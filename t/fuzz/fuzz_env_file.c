@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "infra/config.h"
 #include "lib/buf.h"
 
@@ -66,7 +67,6 @@ static int parse(const char *text, size_t n, bool private_file, struct seen *s)
 	return rc;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct seen a, b, c;

@@ -14,6 +14,7 @@
 
 #include "core/entity.h"
 #include "core/records.h"
+#include "fuzz.h"
 #include "infra/db.h"
 #include "lib/buf.h"
 #include "lib/csv.h"
@@ -229,7 +230,6 @@ static bool decimal_text(const char *s, size_t n)
 	return true;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	enum { MAXC = 2 + ENTITY_MAX_COLS + 5 };

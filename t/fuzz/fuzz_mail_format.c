@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "lib/buf.h"
 #include "lib/mail_format.h"
 #include "lib/utf8.h"
@@ -210,7 +211,6 @@ static void check(const struct buf *b, const struct mail_message *m, const char 
 	free(text);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *part[5] = {"", "", "", "", ""};
