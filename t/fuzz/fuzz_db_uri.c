@@ -84,13 +84,12 @@ static void check_parsed(const struct db_uri *u)
 		if (strcmp(red, red2) != 0)
 			abort();
 	}
+	/* a bracketed host holding a delimiter cannot be written back as it is */
+	if (strchr(u->host, ':') && strpbrk(u->host, "[]/?#@%"))
+		return;
 	build(uri, sizeof(uri), u);
-	if (!db_uri_parse(uri, &again, err, sizeof(err))) {
-		/* an IPv6 host holding ']' cannot be written back bracketed */
-		if (strchr(u->host, ':') && strpbrk(u->host, "[]/?#@%"))
-			return;
+	if (!db_uri_parse(uri, &again, err, sizeof(err)))
 		abort();
-	}
 	same(u, &again);
 }
 
