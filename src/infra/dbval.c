@@ -1,7 +1,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <json-c/json.h>
 
@@ -12,16 +11,13 @@
 
 void db_time_from_ms(int64_t ms, char *out)
 {
-	time_t secs = (time_t)(ms / 1000);
-	struct tm tm;
+	char t[32];
 
-	char frac[8];
-	size_t n;
-
-	gmtime_r(&secs, &tm);
-	n = strftime(out, DB_TIME_LEN + 1, "%Y-%m-%d %H:%M:%S", &tm);
-	snprintf(frac, sizeof(frac), ".%03u", (unsigned)(ms % 1000) % 1000u);
-	str_copy(out + n, frac, DB_TIME_LEN + 1 - n);
+	/* The same calendar as the API's times (gmtime_r and %Y would print
+	 * year 999 as "999", and ms / 1000 rounds times before 1970 up). */
+	format_rfc3339(ms, t);
+	t[10] = ' ';
+	str_copy(out, t, DB_TIME_LEN + 1);
 }
 
 bool dbv_uuid(const char *val, unsigned long len, char out[UUID_STR_LEN + 1])

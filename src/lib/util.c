@@ -71,7 +71,8 @@ static int64_t floor_div(int64_t a, int64_t b)
 void format_rfc3339(int64_t ms, char *out)
 {
 	int64_t days = floor_div(ms, 86400000);
-	int64_t rem = ms - days * 86400000;
+	/* not ms - days * 86400000: that overflows near INT64_MIN */
+	int64_t rem = ms % 86400000 + (ms % 86400000 < 0 ? 86400000 : 0);
 	int64_t y;
 	int mo, d;
 	char tmp[80]; /* room for any int64 year; real ones fit out[32] */

@@ -301,6 +301,14 @@ static void test_times(void **state)
 	assert_int_equal(bad, AF_UNTIL);
 	assert_non_null(strstr(why, "since"));
 
+	/* before 1970 and before the year 1000: the same instant for MariaDB
+	 * (a DATETIME with four digits of year, not rounded towards 1970) */
+	audit_query_init(&q);
+	assert_true(set(&q, AF_SINCE, "1969-12-31T23:59:59.999Z"));
+	assert_true(set(&q, AF_UNTIL, "0999-06-15T12:00:00Z"));
+	assert_string_equal(q.since, "1969-12-31 23:59:59.999");
+	assert_string_equal(q.until, "0999-06-15 12:00:00.000");
+
 	refused(AF_SINCE, "yesterday", "RFC 3339");
 	refused(AF_UNTIL, "2026-11-24", "RFC 3339");
 	refused(AF_SINCE, "2026-13-01T00:00:00Z", "RFC 3339");
