@@ -93,9 +93,7 @@ int audit_append(struct db *d, const struct audit_actor *actor, enum audit_actio
 
 	if (!payload)
 		payload = json_object_new_object();
-	audit_redact_payload(payload);
-	text = json_object_to_json_string_ext(payload,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	text = audit_payload_text(payload);
 	if (!a)
 		goto out;
 	if (db_query(d, a, "SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE", NULL,

@@ -37,6 +37,10 @@ void audit_record_hash(const struct audit_record *rec, uint8_t out[32]);
  * sensitive key (redact_key_is_sensitive) becomes "[redacted]", and e-mail
  * addresses or bearer tokens inside other strings are masked, at any depth. */
 void audit_redact_payload(struct json_object *payload);
+/* The payload as it is stored and hashed: redacted (audit_redact_payload),
+ * then compact JSON text without escaped slashes; the text belongs to
+ * payload. */
+const char *audit_payload_text(struct json_object *payload);
 
 /* Retention anchors: a run of purged events [first_seq, last_seq], the
  * prev_hash of its first event and the hash of its last, so verification

@@ -172,6 +172,13 @@ void audit_redact_payload(struct json_object *payload)
 	redact_value(payload, NULL, 0);
 }
 
+const char *audit_payload_text(struct json_object *payload)
+{
+	audit_redact_payload(payload);
+	return json_object_to_json_string_ext(payload,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
 /* ---- retention anchors ------------------------------------------------- */
 
 #define ANCHOR_KEY_LABEL "opsd audit anchor key v1"

@@ -138,6 +138,11 @@ void pairs_free(struct pairs *p);
  * when it holds a secret variable. Returns the number of pairs. */
 typedef void (*env_pair_fn)(const char *key, const char *value, void *ctx);
 int config_read_env_file(const char *path, env_pair_fn fn, void *ctx, char *err, size_t err_len);
+/* The same for the file's text, NUL-terminated and parsed in place (name
+ * only labels the errors; private_file: no group or other access, so it may
+ * hold secrets). */
+int config_parse_env_text(char *data, const char *name, bool private_file, env_pair_fn fn,
+    void *ctx, char *err, size_t err_len);
 
 /* True for the variables whose values must never be logged or echoed. */
 bool config_is_secret(const char *name);

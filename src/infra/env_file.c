@@ -65,6 +65,50 @@ static bool parse_line(char *line, char **key, char **value)
 	return true;
 }
 
+int config_parse_env_text(char *data, const char *name, bool private_file, env_pair_fn fn,
+    void *ctx, char *err, size_t err_len)
+{
+	/* First pass: syntax and the permission rule, so fn sees all or nothing. */
+	struct pairs p = {NULL, 0, 0};
+	size_t lineno = 0;
+	for (char *line = data, *next; line != NULL; line = next) {
+		char *k, *v;
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		size_t len = strlen(line);
+		if (len > 0 && line[len - 1] == '\r')
+			line[len - 1] = '\0';
+		lineno++;
+		if (!parse_line(line, &k, &v)) {
+			snprintf(err, err_len, "%s:%zu: expected KEY=VALUE", name, lineno);
+			pairs_free(&p);
+			return -1;
+		}
+		if (k == NULL)
+			continue;
+		if (config_is_secret(k) && *v != '\0' && !private_file) {
+			snprintf(err, err_len,
+			    "%s: holds %s but is accessible by group or others (chmod 600)", name,
+			    k);
+			pairs_free(&p);
+			return -1;
+		}
+		size_t before = p.n;
+		pairs_add(k, v, &p);
+		if (p.n == before) {
+			snprintf(err, err_len, "%s: out of memory", name);
+			pairs_free(&p);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < p.n; i += 2)
+		fn(p.kv[i], p.kv[i + 1], ctx);
+	int count = (int)(p.n / 2);
+	pairs_free(&p);
+	return count;
+}
+
 int config_read_env_file(const char *path, env_pair_fn fn, void *ctx, char *err, size_t err_len)
 {
 	struct stat st;
@@ -101,44 +145,7 @@ int config_read_env_file(const char *path, env_pair_fn fn, void *ctx, char *err,
 		goto fail;
 	}
 
-	/* First pass: syntax and the permission rule, so fn sees all or nothing. */
-	struct pairs p = {NULL, 0, 0};
-	size_t lineno = 0;
-	for (char *line = data, *next; line != NULL; line = next) {
-		char *k, *v;
-		next = strchr(line, '\n');
-		if (next != NULL)
-			*next++ = '\0';
-		size_t len = strlen(line);
-		if (len > 0 && line[len - 1] == '\r')
-			line[len - 1] = '\0';
-		lineno++;
-		if (!parse_line(line, &k, &v)) {
-			snprintf(err, err_len, "%s:%zu: expected KEY=VALUE", path, lineno);
-			pairs_free(&p);
-			goto fail;
-		}
-		if (k == NULL)
-			continue;
-		if (config_is_secret(k) && *v != '\0' && (st.st_mode & 077) != 0) {
-			snprintf(err, err_len,
-			    "%s: holds %s but is accessible by group or others (chmod 600)", path,
-			    k);
-			pairs_free(&p);
-			goto fail;
-		}
-		size_t before = p.n;
-		pairs_add(k, v, &p);
-		if (p.n == before) {
-			snprintf(err, err_len, "%s: out of memory", path);
-			pairs_free(&p);
-			goto fail;
-		}
-	}
-	for (size_t i = 0; i < p.n; i += 2)
-		fn(p.kv[i], p.kv[i + 1], ctx);
-	count = (int)(p.n / 2);
-	pairs_free(&p);
+	count = config_parse_env_text(data, path, (st.st_mode & 077) == 0, fn, ctx, err, err_len);
 fail:
 	secret_wipe(data, size);
 	free(data);

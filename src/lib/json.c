@@ -28,8 +28,23 @@ static bool only_space(const char *s, size_t n)
 	return true;
 }
 
-/* json-c's strict mode still takes 'single quotes', NaN, Infinity, "1." and
- * raw control characters in strings; RFC 8259 allows none of them. */
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* Whether s[i] (outside strings) begins a number's integer part, not a
+ * fraction or an exponent. */
+static bool int_part_starts(const char *s, size_t i)
+{
+	if (i > 0 && s[i - 1] == '-')
+		i--;
+	return i == 0 || (!is_digit(s[i - 1]) && strchr(".eE+-", s[i - 1]) == NULL);
+}
+
+/* json-c's strict mode still takes 'single quotes', NaN, Infinity, "1.",
+ * "-.5", "00.5" and raw control characters in strings, and writes such numbers back
+ * as they were; RFC 8259 allows none of them. */
 static bool lexically_strict(const char *s, size_t n)
 {
 	static const char outside[] = " \t\r\n{}[],:0123456789+-.eEtruefalsn";
@@ -47,8 +62,11 @@ static bool lexically_strict(const char *s, size_t n)
 			in_string = true;
 		} else if (c == '\0' || strchr(outside, c) == NULL) {
 			return false;
-		} else if (c == '.' && (i + 1 == n || s[i + 1] < '0' || s[i + 1] > '9')) {
-			return false; /* RFC 8259 §6: a fraction needs a digit */
+		} else if (c == '.' &&
+		           (i + 1 == n || !is_digit(s[i + 1]) || i == 0 || !is_digit(s[i - 1]))) {
+			return false; /* RFC 8259 §6: digits on both sides ("-.5" too) */
+		} else if (c == '0' && i + 1 < n && is_digit(s[i + 1]) && int_part_starts(s, i)) {
+			return false; /* RFC 8259 §6: no leading zero ("00.5", "-01") */
 		}
 	}
 	return true;

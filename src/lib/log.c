@@ -282,12 +282,19 @@ const char *redact_field(const char *key, const char *value, char *out, size_t o
 			size_t run = 1;
 			while (local_char(s[run]))
 				run++;
-			size_t dl = s[run] == '@' ? domain_len(s + run + 1) : 0;
+			const char *dom = s + run + 1;
+			size_t dl = s[run] == '@' ? domain_len(dom) : 0;
+			/* "a@b.example@c.example": the domain is the last one, the rest
+			 * goes with the local part (else "b.example@c.example" stays) */
+			while (dl > 0 && dom[dl] == '@' && domain_len(dom + dl + 1) > 0) {
+				dom += dl + 1;
+				dl = domain_len(dom);
+			}
 			if (dl > 0) {
 				out_put(&o, s, 1);
 				out_put(&o, "***@", 4);
-				out_put(&o, s + run + 1, dl);
-				s += run + 1 + dl;
+				out_put(&o, dom, dl);
+				s = dom + dl;
 				changed = true;
 				continue;
 			}

@@ -101,23 +101,24 @@ static void put_qp_line(struct buf *out, const unsigned char *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = s[i];
 		bool last = i + 1 == n;
-		char tok[3];
-		size_t tl = 1;
-		/* "From " starting a line is encoded so mbox stores keep it (RFC 2049 §3) */
-		bool from = i == 0 && n >= 5 && memcmp(s, "From ", 5) == 0;
-		if (((c == ' ' || c == '\t') && !last) ||
-		    (c >= 33 && c <= 126 && c != '=' && !from)) {
-			tok[0] = (char)c;
-		} else {
-			tok[0] = '=', tok[1] = hex[c >> 4], tok[2] = hex[c & 15];
-			tl = 3;
-		}
+		bool literal =
+		    ((c == ' ' || c == '\t') && !last) || (c >= 33 && c <= 126 && c != '=');
+		size_t tl = literal ? 1 : 3;
 		/* keep room for the soft break's '=' unless this token ends the line */
 		if (col + tl > (last ? QP_LINE_MAX : QP_LINE_MAX - 1)) {
 			buf_puts(out, "=\r\n");
 			col = 0;
 		}
-		buf_append(out, tok, tl);
+		/* "From " starting a line, after a soft break too, is encoded so mbox
+		 * stores keep it (RFC 2049 §3); at a line's start the 3 bytes fit */
+		if (col == 0 && n - i >= 5 && memcmp(s + i, "From ", 5) == 0)
+			literal = false, tl = 3;
+		if (literal) {
+			buf_putc(out, (char)c);
+		} else {
+			char tok[3] = {'=', hex[c >> 4], hex[c & 15]};
+			buf_append(out, tok, 3);
+		}
 		col += tl;
 	}
 	buf_puts(out, "\r\n");

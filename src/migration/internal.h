@@ -276,6 +276,12 @@ extern const uint8_t id_zero[16];
 /* A JSON text column as JSON (a string when it does not parse); NULL for
  * NULL. */
 struct json_object *json_text(const char *v);
+/* The status document (migration.h mig_status_json) of row r of a SELECT
+ * MIG_COLUMNS, without I/O: tables are its migration_tables rows (NULL when
+ * they could not be read), pending_changes the changes not replayed yet
+ * (NULL: unknown, the JSON null). */
+struct json_object *mig_status_render(const struct db_rows *rows, size_t r,
+    const struct db_rows *tables, const long long *pending_changes);
 
 /* ---- prepare, copy, catch-up (copy.c) ---------------------------------- */
 

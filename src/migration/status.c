@@ -1,6 +1,7 @@
 /* The status document of a migration, and an org's history of them. */
 
 #include <json-c/json.h>
+#include <math.h>
 
 #include "infra/db.h"
 #include "infra/dbval.h"
@@ -19,15 +20,13 @@ struct json_object *json_text(const char *v)
 	return o ? o : json_object_new_string(v);
 }
 
-static struct json_object *status_doc(struct db *control, struct arena *a,
-    const struct db_rows *rows, size_t r)
+struct json_object *mig_status_render(const struct db_rows *rows, size_t r,
+    const struct db_rows *tables, const long long *pending_changes)
 {
 	char *const *v = rows->val[r];
-	struct json_object *o = json_object_new_object(), *tables = json_object_new_array();
-	struct db_rows t;
-	struct db_param p[] = {DBP_BLOB(v[M_ID], 16)};
+	struct json_object *o = json_object_new_object(), *list = json_object_new_array();
 	long long copied = 0, total = 0;
-	double secs = (double)num(v[M_COPY_US]) / 1e6, rate;
+	double secs = (double)num(v[M_COPY_US]) / 1e6, rate, eta;
 	struct mig m;
 
 	mig_from_row(rows, r, &m);
@@ -44,28 +43,21 @@ static struct json_object *status_doc(struct db *control, struct arena *a,
 	json_object_object_add(o, "reason", dbv_json_str(rows, r, M_REASON));
 	json_object_object_add(o, "abortReason", dbv_json_str(rows, r, M_ABORT_REASON));
 	json_object_object_add(o, "overrideLegalHold", json_object_new_boolean(m.override));
-	if (db_query(control, a,
-	        "SELECT table_name, rows_copied, rows_total, copy_done, verify_done, source_rows,"
-	        " target_rows, chunks_verified, chunks_mismatched, chunks_repaired"
-	        " FROM migration_tables WHERE migration_id = ? ORDER BY table_name",
-	        p, 1, &t) == 0)
-		for (size_t i = 0; i < t.nrows; i++) {
-			struct json_object *e = json_object_new_object();
+	for (size_t i = 0; tables && i < tables->nrows; i++) {
+		const struct db_rows *t = tables;
+		struct json_object *e = json_object_new_object();
 
-			copied += num(t.val[i][1]);
-			total += num(t.val[i][2]);
-			json_object_object_add(e, "table", dbv_json_str(&t, i, 0));
-			json_object_object_add(e, "rowsCopied",
-			    json_object_new_int64(num(t.val[i][1])));
-			json_object_object_add(e, "rowsTotal",
-			    json_object_new_int64(num(t.val[i][2])));
-			json_object_object_add(e, "done",
-			    json_object_new_boolean(dbv_true(t.val[i][3])));
-			json_object_object_add(e, "verified",
-			    json_object_new_boolean(dbv_true(t.val[i][4])));
-			json_object_array_add(tables, e);
-		}
-	json_object_object_add(o, "tables", tables);
+		copied += num(t->val[i][1]);
+		total += num(t->val[i][2]);
+		json_object_object_add(e, "table", dbv_json_str(t, i, 0));
+		json_object_object_add(e, "rowsCopied", json_object_new_int64(num(t->val[i][1])));
+		json_object_object_add(e, "rowsTotal", json_object_new_int64(num(t->val[i][2])));
+		json_object_object_add(e, "done", json_object_new_boolean(dbv_true(t->val[i][3])));
+		json_object_object_add(e, "verified",
+		    json_object_new_boolean(dbv_true(t->val[i][4])));
+		json_object_array_add(list, e);
+	}
+	json_object_object_add(o, "tables", list);
 	json_object_object_add(o, "rowsCopied", json_object_new_int64(copied));
 	json_object_object_add(o, "rowsTotal", json_object_new_int64(total));
 	json_object_object_add(o, "percent",
@@ -73,34 +65,24 @@ static struct json_object *status_doc(struct db *control, struct arena *a,
 	        total > 0 ? (double)(copied > total ? total : copied) * 100.0 / (double)total
 	                  : (m.status >= MIG_CATCHING_UP ? 100.0 : 0.0)));
 	rate = secs > 0.001 ? (double)copied / secs : 0;
-	json_object_object_add(o, "rowsPerSecond", json_object_new_double((double)(long long)rate));
+	json_object_object_add(o, "rowsPerSecond", json_object_new_double(trunc(rate)));
+	/* a crawl over a long copy can put the ETA past int64 (null: unknown) */
+	eta = m.status == MIG_COPYING && rate > 0 && total > copied
+	          ? (double)(total - copied) / rate
+	          : -1;
 	json_object_object_add(o, "etaSeconds",
-	    m.status == MIG_COPYING && rate > 0 && total > copied
-	        ? json_object_new_int64((int64_t)((double)(total - copied) / rate))
-	        : NULL);
+	    eta >= 0 && eta < 9e18 ? json_object_new_int64((int64_t)eta) : NULL);
 	json_object_object_add(o, "throttled", json_object_new_boolean(v[M_THROTTLE] != NULL));
 	json_object_object_add(o, "throttleReason", dbv_json_str(rows, r, M_THROTTLE));
 	{
 		struct json_object *c = json_object_new_object();
 
-		struct json_object *pending = NULL;
-
-		/* changes captured and not replayed yet (known when the source is
-		 * the shared database; the dedicated one is not asked here) */
-		if (v[M_APPLIED] && m.to_dedicated && m.status < MIG_COMPLETED) {
-			struct db_rows n;
-			struct db_param q[] = {DBP_BLOB(m.org, 16), DBP_I64(m.applied)};
-
-			if (db_query(control, a,
-			        "SELECT COUNT(*) FROM tenant_changelog WHERE org_id = ? AND id > ?",
-			        q, 2, &n) == 0)
-				pending = json_object_new_int64(num(n.val[0][0]));
-		}
 		json_object_object_add(c, "snapshot",
 		    v[M_SNAPSHOT] ? json_object_new_int64(m.snapshot) : NULL);
 		json_object_object_add(c, "applied",
 		    v[M_APPLIED] ? json_object_new_int64(m.applied) : NULL);
-		json_object_object_add(c, "pending", pending);
+		json_object_object_add(c, "pending",
+		    pending_changes ? json_object_new_int64(*pending_changes) : NULL);
 		json_object_object_add(o, "changelog", c);
 	}
 	json_object_object_add(o, "verification", json_text(v[M_VERIFICATION]));
@@ -113,6 +95,39 @@ static struct json_object *status_doc(struct db *control, struct arena *a,
 	json_object_object_add(o, "updatedAt", dbv_json_time(rows, r, M_UPDATED_AT));
 	json_object_object_add(o, "finishedAt", dbv_json_time(rows, r, M_FINISHED_AT));
 	return o;
+}
+
+/* Row r's document with what only the database knows: its tables and the
+ * changes not replayed yet. */
+static struct json_object *status_doc(struct db *control, struct arena *a,
+    const struct db_rows *rows, size_t r)
+{
+	struct db_rows t, n;
+	struct db_param p[] = {DBP_BLOB(rows->val[r][M_ID], 16)};
+	long long pending = 0;
+	bool have_tables, have_pending = false;
+	struct mig m;
+
+	mig_from_row(rows, r, &m);
+	have_tables = db_query(control, a,
+	                  "SELECT table_name, rows_copied, rows_total, copy_done, verify_done,"
+	                  " source_rows, target_rows, chunks_verified, chunks_mismatched,"
+	                  " chunks_repaired"
+	                  " FROM migration_tables WHERE migration_id = ? ORDER BY table_name",
+	                  p, 1, &t) == 0;
+	/* changes captured and not replayed yet (known when the source is
+	 * the shared database; the dedicated one is not asked here) */
+	if (rows->val[r][M_APPLIED] && m.to_dedicated && m.status < MIG_COMPLETED) {
+		struct db_param q[] = {DBP_BLOB(m.org, 16), DBP_I64(m.applied)};
+
+		if (db_query(control, a,
+		        "SELECT COUNT(*) FROM tenant_changelog WHERE org_id = ? AND id > ?", q, 2,
+		        &n) == 0) {
+			pending = num(n.val[0][0]);
+			have_pending = true;
+		}
+	}
+	return mig_status_render(rows, r, have_tables ? &t : NULL, have_pending ? &pending : NULL);
 }
 
 struct json_object *mig_status_json(struct db *control, struct arena *a, const char *org_id,

@@ -124,6 +124,13 @@ static void test_parse_errors(void **state)
 	assert_int_equal(parse_str("{\"a\":1.}"), JSON_PARSE_SYNTAX);
 	assert_int_equal(parse_str("{\"a\":\"tab\there\"}"), JSON_PARSE_SYNTAX);
 	assert_int_equal(parse_str("{\"a\":01}"), JSON_PARSE_SYNTAX);
+	/* ... and those json-c writes back as they came, which is not JSON
+	 * (found by t/fuzz/fuzz_audit_payload.c) */
+	assert_int_equal(parse_str("{\"a\":-.5}"), JSON_PARSE_SYNTAX);
+	assert_int_equal(parse_str("{\"a\":00.5}"), JSON_PARSE_SYNTAX);
+	assert_int_equal(parse_str("{\"a\":[1,-01]}"), JSON_PARSE_SYNTAX);
+	assert_int_equal(parse_str("{\"a\":00}"), JSON_PARSE_SYNTAX);
+	assert_int_equal(parse_str("{\"a\":[0,-0,0.05,1e05,1E-05,-0.0e+00,10]}"), JSON_PARSE_OK);
 	assert_int_equal(parse_str("{a:1}"), JSON_PARSE_SYNTAX);
 	assert_int_equal(parse_str("{\"a\":\"\\x41\"}"), JSON_PARSE_SYNTAX);
 	/* ... while escapes, exponents and keywords inside strings are fine */

@@ -253,6 +253,23 @@ static void test_qp_specials(void **state)
 	free(s);
 }
 
+/* A soft break that leaves "From " at the start of the next line: encoded
+ * there too, or an mbox store would turn it into ">From " (found by
+ * t/fuzz/fuzz_mail_format.c). */
+static void test_from_after_soft_break(void **state)
+{
+	(void)state;
+	char body[100], want[120];
+	memset(body, 'a', 75);
+	strcpy(body + 75, "From here\n");
+	memset(want, 'a', 75);
+	strcpy(want + 75, "=\r\n=46rom here\r\n");
+	struct mail_message m = msg("x", body);
+	char *s = format(&m);
+	assert_string_equal(body_of(s), want);
+	free(s);
+}
+
 static void test_crlf_everywhere(void **state)
 {
 	(void)state;
@@ -335,6 +352,7 @@ int main(void)
 	    cmocka_unit_test(test_subject_words_hold_whole_characters),
 	    cmocka_unit_test(test_long_lines_soft_breaks),
 	    cmocka_unit_test(test_qp_specials),
+	    cmocka_unit_test(test_from_after_soft_break),
 	    cmocka_unit_test(test_crlf_everywhere),
 	    cmocka_unit_test(test_injection_refused),
 	    cmocka_unit_test(test_invalid_utf8_refused),
