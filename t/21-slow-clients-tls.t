@@ -195,6 +195,14 @@ sub suite($r) { return $r->{all} =~ /^New, (TLSv[\d.]+), Cipher is (\S+)/m ? "$1
 	for my $c ('TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256') {
 		is suite(s_client($port, '-tls1_3', '-ciphersuites', $c)), "TLSv1.3 $c", "TLS 1.3 with $c is accepted";
 	}
+	# the server's order: a client preferring AES-256 gets the server's first
+	# choice (AES-128-GCM); a client listing ChaCha20 first keeps it (PrioritizeChaCha)
+	is suite(s_client($port, '-tls1_2', '-cipher', 'ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256')),
+	    'TLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256', 'TLS 1.2: the server\'s cipher order wins over the client\'s';
+	is suite(s_client($port, '-tls1_2', '-cipher', 'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256')),
+	    'TLSv1.2 ECDHE-ECDSA-CHACHA20-POLY1305', 'TLS 1.2: a client listing ChaCha20 first gets it';
+	is suite(s_client($port, '-tls1_3', '-ciphersuites', 'TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384')),
+	    'TLSv1.3 TLS_CHACHA20_POLY1305_SHA256', 'TLS 1.3: a client listing ChaCha20 first gets it';
 	# sessions: no ticket in TLS 1.2; in TLS 1.3 only the cache entry's id (no sealed
 	# session state); both resume from the server's cache. A request is sent and its
 	# answer read (-ign_eof), so that TLS 1.3's tickets, sent after the handshake, arrive.
