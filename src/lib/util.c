@@ -148,6 +148,11 @@ bool parse_rfc3339(const char *s, int64_t *ms_out)
 		return false;
 	int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
 	secs -= (int64_t)sign * (oh * 3600 + om * 60);
+	/* An offset (or a leap second) can move the instant out of the years the
+	 * text could name and a DATETIME can hold, 0000-9999: refused like any
+	 * other invalid time rather than failing later in SQL. */
+	if (secs < days_from_civil(0, 1, 1) * 86400 || secs >= days_from_civil(10000, 1, 1) * 86400)
+		return false;
 	*ms_out = secs * 1000 + frac;
 	return true;
 }

@@ -36,8 +36,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *s = fuzz_cstr(data, size);
 	int64_t ms;
 
-	if (parse_rfc3339(s, &ms))
+	if (parse_rfc3339(s, &ms)) {
+		/* an accepted time, offset applied, is one a DATETIME can hold */
+		if (ms < MS_MIN || ms > MS_MAX)
+			abort();
 		check_formats(ms);
+	}
 	if (size >= 8) {
 		uint64_t u = 0;
 
