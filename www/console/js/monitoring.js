@@ -178,6 +178,12 @@ export const RULES = [
 	{ alert: 'OpsdWorkersCrashing', severity: 'warning', range: 10 * MIN, for: '0m', limits: [3], threshold: '> 3 exits',
 		what: 'workers that exited abnormally',
 		eval: (w, [l]) => counted(w.inc('opsd_worker_restarts_total'), l) },
+	{ alert: 'OpsdLogLinesDropped', severity: 'warning', range: 10 * MIN, for: '0m', limits: [0], threshold: '> 0 lines',
+		what: 'log lines not written (the log\'s filesystem full or failing)',
+		eval: (w, [l]) => counted(w.inc('opsd_log_lines_dropped_total'), l) },
+	{ alert: 'OpsdPasswordChecksRefused', severity: 'warning', range: 10 * MIN, for: '5m', limits: [20], threshold: '> 20 refused',
+		what: 'password checks refused with 503: every slot busy',
+		eval: (w, [l]) => counted(w.inc('opsd_password_checks_total', (x) => x.outcome === 'refused'), l) },
 	{ alert: 'OpsdRateLimitedSpike', severity: 'warning', range: 5 * MIN, for: '2m', limits: [0.5], threshold: '> 0.5/s in one layer',
 		what: '429 refusals per second, by layer (nginx, opsd)',
 		eval: (w, [l]) => {
