@@ -23,9 +23,10 @@ uint64_t pwgate_cost(int ln, int r)
 int pwgate_slots_for(uint64_t avail, uint64_t reserve, uint64_t cost, int workers)
 {
 	uint64_t n = avail > reserve && cost > 0 ? (avail - reserve) / cost : 0;
-	uint64_t max = workers < 1                  ? 1
-	               : workers > PWGATE_MAX_SLOTS ? PWGATE_MAX_SLOTS
-	                                            : (uint64_t)workers;
+	/* Checks running and waiting together leave at least one worker for
+	 * every other route: a login flood cannot hold the whole pool. */
+	int room = workers - pwgate_waiters_for(workers) - 1;
+	uint64_t max = room < 1 ? 1 : room > PWGATE_MAX_SLOTS ? PWGATE_MAX_SLOTS : (uint64_t)room;
 
 	return (int)(n < 1 ? 1 : n > max ? max : n);
 }
@@ -205,6 +206,15 @@ int pwgate_slots(void)
 	return table ? table->nslots : 0;
 }
 
+int pwgate_waiting(void)
+{
+	int n = 0;
+
+	for (int i = 0; table && i < table->nwaiters; i++)
+		n += __atomic_load_n(&table->waiters[i].holder, __ATOMIC_RELAXED) != 0;
+	return n;
+}
+
 /* One pass over n places: the index taken, or -1. */
 static int take(struct pwgate_place *places, int n)
 {
@@ -220,7 +230,7 @@ static int take(struct pwgate_place *places, int n)
 			rc = 0;
 		}
 		if (rc == 0) {
-			p->holder = getpid();
+			__atomic_store_n(&p->holder, getpid(), __ATOMIC_RELAXED);
 			return i;
 		}
 	}
@@ -229,7 +239,7 @@ static int take(struct pwgate_place *places, int n)
 
 static void give_back(struct pwgate_place *p)
 {
-	p->holder = 0;
+	__atomic_store_n(&p->holder, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&p->lock);
 }
 

@@ -27,8 +27,9 @@
 /* Bytes of one scrypt check of log2 N ln and block size r: 128 * r * 2^ln. */
 uint64_t pwgate_cost(int ln, int r);
 /* Slots for avail bytes of free memory: (avail - reserve) / cost, clamped to
- * [1, workers] (a worker runs one check at a time; one slot always, so
- * logins never stop altogether). */
+ * [1, workers - pwgate_waiters_for(workers) - 1] (a worker runs one check at
+ * a time; checks and their waiters leave a worker for the other routes; one
+ * slot always, so logins never stop altogether). */
 int pwgate_slots_for(uint64_t avail, uint64_t reserve, uint64_t cost, int workers);
 /* Checks that may wait for a slot at once: half the workers (at least one),
  * so that waiting checks never hold the whole pool and other routes keep
@@ -53,6 +54,8 @@ int pwgate_init(int configured, int workers, int scrypt_ln);
 /* The slot count; 0 when no table is mapped (opsctl, which checks one
  * password in a process of its own). */
 int pwgate_slots(void);
+/* Places of the queue taken now (for tests). */
+int pwgate_waiting(void);
 
 /* Takes a slot for a password check, waiting up to PWGATE_WAIT_MS in the
  * queue: true with a slot (or no table), false when none freed in time or

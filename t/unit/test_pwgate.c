@@ -22,7 +22,8 @@ static void test_cost(void **state)
 	assert_int_equal(pwgate_cost(22, 8), 4096 * MIB);
 }
 
-/* (available - reserve) / cost, at least 1, at most one per worker. */
+/* (available - reserve) / cost, at least 1, at most what leaves a worker
+ * free once the waiters (half the workers) are counted. */
 static void test_slots_for(void **state)
 {
 	(void)state;
@@ -30,13 +31,17 @@ static void test_slots_for(void **state)
 
 	assert_int_equal(pwgate_slots_for(res + 4 * c, res, c, 16), 4);
 	assert_int_equal(pwgate_slots_for(res + 4 * c + c - 1, res, c, 16), 4);
-	assert_int_equal(pwgate_slots_for(res + 4 * c, res, c, 3), 3);
+	/* 3 workers: 1 waiting + 1 checking leave one for the other routes */
+	assert_int_equal(pwgate_slots_for(res + 4 * c, res, c, 3), 1);
+	assert_int_equal(pwgate_slots_for(res + 4 * c, res, c, 4), 1);
+	assert_int_equal(pwgate_slots_for(res + 4 * c, res, c, 12), 4);
 	/* less than the reserve, or nothing known: one slot, never none */
 	assert_int_equal(pwgate_slots_for(res - 1, res, c, 16), 1);
 	assert_int_equal(pwgate_slots_for(0, res, c, 16), 1);
 	assert_int_equal(pwgate_slots_for(res + c - 1, res, c, 16), 1);
 	/* a huge host is still bounded by the workers and the table */
-	assert_int_equal(pwgate_slots_for(UINT64_MAX, res, c, 8), 8);
+	assert_int_equal(pwgate_slots_for(UINT64_MAX, res, c, 8), 3);
+	assert_int_equal(pwgate_slots_for(UINT64_MAX, res, c, 1), 1);
 	assert_int_equal(pwgate_slots_for(UINT64_MAX, res, 1, 5000), PWGATE_MAX_SLOTS);
 	assert_int_equal(pwgate_slots_for(UINT64_MAX, res, c, 0), 1);
 	assert_int_equal(pwgate_slots_for(UINT64_MAX, res, 0, 4), 1);
@@ -139,14 +144,18 @@ static void test_slot_queue_and_recovery(void **state)
 	holder = child_entering(fd[1]);
 	assert_int_equal(read(fd[0], &c, 1), 1);
 	assert_int_equal(c, 'y');
-	t0 = mono_ms();
+	int64_t spawned = mono_ms();
 	waiter = child_entering(fd[1]);
-	usleep(200 * 1000); /* the waiter is in the queue */
-	assert_false(pwgate_enter());
+	/* wait (not sleep) until the waiter holds the one place of the queue */
+	for (int64_t end = mono_ms() + 10000; pwgate_waiting() < 1 && mono_ms() < end;)
+		usleep(1000);
+	assert_int_equal(pwgate_waiting(), 1);
+	t0 = mono_ms();
+	assert_false(pwgate_enter()); /* the queue is full: refused at once */
 	assert_true(mono_ms() - t0 < PWGATE_WAIT_MS);
 	assert_int_equal(read(fd[0], &c, 1), 1);
 	assert_int_equal(c, 'n');
-	assert_true(mono_ms() - t0 >= PWGATE_WAIT_MS - 10);
+	assert_true(mono_ms() - spawned >= PWGATE_WAIT_MS - 10);
 
 	kill(holder, SIGKILL);
 	kill(waiter, SIGKILL);
