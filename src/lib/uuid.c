@@ -6,9 +6,12 @@
 #include <string.h>
 #include <sys/random.h>
 
-/* Per process (uuid.h): the last timestamp and counter handed out. */
-static uint64_t last_ms;
-static unsigned seq;
+/* Per thread (uuid.h): the last timestamp and counter handed out. The jobs
+ * process makes ids on two threads (its loop and the outbox sender); each
+ * keeps its own counter, so ids stay monotonic per thread and unique by
+ * their random bits. */
+static _Thread_local uint64_t last_ms;
+static _Thread_local unsigned seq;
 
 static void fill_random(void *p, size_t n)
 {

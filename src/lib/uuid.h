@@ -13,7 +13,7 @@ struct opsd_uuid {
 	uint8_t b[16];
 };
 
-/* Monotonic within a process: two calls in the same ms still sort. */
+/* Monotonic within a thread: two calls in the same ms still sort. */
 void uuid7_new(struct opsd_uuid *out);
 /* Lower-case 8-4-4-4-12 form into out[UUID_STR_LEN + 1]. */
 void uuid_format(const struct opsd_uuid *u, char *out);
