@@ -135,8 +135,8 @@ ok !@missing, 'every route of opsctl routes is in the document' or diag join "\n
 {
 	my $op = $doc->{paths}{'/orgs/{orgId}/contacts'}{post} // {};
 	is_deeply [sort grep { /^\d+$/ } keys %{ $op->{responses} // {} }],
-	    [qw(201 400 401 403 404 413 415 429 500 503)],
-	    'POST /orgs/{orgId}/contacts: 201 and the refusals the pipeline can give it';
+	    [qw(201 400 401 403 404 413 415 429 500 502 503 504)],
+	    'POST /orgs/{orgId}/contacts: 201, the refusals the pipeline can give it and nginx\'s 502 and 504';
 	ok $op->{requestBody}{required}, 'its body is required';
 	my $del = $doc->{paths}{'/security/blocklist/{id}'}{delete} // {};
 	is_deeply [$del->{requestBody}{required}, $del->{requestBody}{content}{'application/json'}{schema}{'$ref'}],

@@ -33,24 +33,38 @@ static const struct {
 	unsigned only;  /* only routes with one of these flags (0: every route) */
 	unsigned never; /* never routes with one of these flags */
 	const char *why;
+	const char *nginx_code; /* nginx's own answer (conf/nginx/opsd.conf), not opsd's */
 } refusals[] = {
     {400, 0, 0,
         "The request is malformed: its Content-Length, an escape in the path, its body or a "
-        "query value (details.fields names each bad field)."},
-    {401, 0, RF_PUBLIC, "No credentials, or invalid ones."},
+        "query value (details.fields names each bad field).",
+        NULL},
+    {401, 0, RF_PUBLIC, "No credentials, or invalid ones.", NULL},
     {403, 0, 0,
         "The caller's address is blocked, the permission is missing (details.permission), the "
         "CSRF token is missing or wrong, or legal documents wait for acceptance "
-        "(details.pending)."},
-    {404, 0, 0, "No such thing."},
-    {409, 0, 0, "The state does not allow it."},
-    {413, 0, 0, "The body is over 1 MiB."},
-    {415, RF_JSON_BODY, 0, "The body is not application/json."},
-    {429, 0, RF_MONITOR, "Too many requests: wait Retry-After seconds (RateLimit-* say more)."},
-    {500, 0, 0, "An internal error: the log line with the request id says why."},
+        "(details.pending).",
+        NULL},
+    {404, 0, 0, "No such thing.", NULL},
+    {409, 0, 0, "The state does not allow it.", NULL},
+    {413, 0, 0, "The body is over 1 MiB.", NULL},
+    {415, RF_JSON_BODY, 0, "The body is not application/json.", NULL},
+    {429, 0, RF_MONITOR, "Too many requests: wait Retry-After seconds (RateLimit-* say more).",
+        NULL},
+    {500, 0, 0, "An internal error: the log line with the request id says why.", NULL},
     {503, 0, RF_NO_DB,
         "MariaDB or the org's database is unavailable, the host's password checks are all "
-        "busy, or the org's writes are frozen for a migration's cut-over (Retry-After)."},
+        "busy, or the org's writes are frozen for a migration's cut-over (Retry-After).",
+        NULL},
+    {502, 0, 0,
+        "From nginx: the worker answering died in the middle of the request (a crash, or a "
+        "kill from outside); whether a write took effect is unknown, so read before sending "
+        "it again.",
+        "bad_gateway"},
+    {504, 0, 0,
+        "From nginx: opsd did not answer within OPSD_REQUEST_TIMEOUT plus 10 s; its master "
+        "kills a worker stuck that long.",
+        "gateway_timeout"},
 };
 
 /* The statuses the pipeline gives every route of its kind (404 and 409
@@ -134,11 +148,19 @@ static struct json_object *error_response(struct doc *d, int status)
 	snprintf(name, sizeof(name), "Error%d", status);
 	if (json_object_object_get_ex(d->responses, name, NULL))
 		return ref_to("responses", name);
+	const char *nginx_code = NULL;
+
 	for (size_t i = 0; i < countof(refusals); i++)
-		if (refusals[i].status == status)
+		if (refusals[i].status == status) {
 			why = refusals[i].why;
+			nginx_code = refusals[i].nginx_code;
+		}
 	n = (size_t)snprintf(desc, sizeof(desc), "%s Codes:", why);
-	for (int e = 0; e < E__MAX && n < sizeof(desc); e++)
+	if (nginx_code) {
+		snprintf(desc + n, sizeof(desc) - n, " %s", nginx_code);
+		codes++;
+	}
+	for (int e = 0; e < E__MAX && !nginx_code && n < sizeof(desc); e++)
 		if (api_errors[e].status == status && e != E_DB_ERROR) {
 			n +=
 			    (size_t)snprintf(desc + n, sizeof(desc) - n, " %s", api_errors[e].code);
