@@ -8,7 +8,8 @@
 #      after the claim's lease) and delivers every message exactly once;
 #   B. kill -9 after the relay accepted a message and before it answers QUIT: the outcome
 #      was recorded at the relay's 250 (the end of the documented window), so the
-#      successor does not send it again;
+#      successor does not send it again; once with DATA and once with a relay offering
+#      CHUNKING (libESMTP then sends the message with BDAT, its protocol monitor off);
 #   C. a relay that accepts and never answers while a tenant migration copies: the
 #      migration goes on (the stalled session holds only the outbox's thread); kill -9
 #      of the jobs process mid-copy, then SIGHUP and SIGUSR1 to the master: the copy
@@ -34,6 +35,7 @@ my $MAIN = $$;
 my $dir = tempdir('opsd-drill-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $MODE = "$dir/mode";
 my $EVENTS = "$dir/events";
+my $CHUNKING = "$dir/chunking";   # present: EHLO lists CHUNKING
 
 # ------------------------------------------------------------ the relay
 # Modes (read at each step of each session):
@@ -42,7 +44,8 @@ my $EVENTS = "$dir/events";
 #   hold-quit    accepts the message (250), then never answers QUIT until the mode changes;
 #   stall        greets, then never answers until the mode changes.
 # events: one line per fact, "event<TAB>message id<TAB>pid": accepted (250 sent for the
-# message), dropped (the client left before the message was accepted), held, stalled.
+# message), dropped (the client left before the message was accepted), held, stalled,
+# bdat (the message came as BDAT chunks, the last one marked LAST).
 sub mode_set($m) { open my $f, '>', "$MODE.tmp" or die $!; print {$f} $m; close $f; rename "$MODE.tmp", $MODE or die $! }
 sub mode() { open my $f, '<', $MODE or return 'serve'; local $/; my $m = <$f> // 'serve'; return $m }
 sub event($what, $id = '') {
@@ -74,6 +77,17 @@ sub hold($c, $held) {
 	return 1;
 }
 
+# The end of the message's data (after "." or BDAT ... LAST): the relay holds or accepts it.
+sub data_end($c, $id) {
+	if (mode() eq 'hold-data') {
+		event('held', $id);
+		hold($c, 'hold-data') or do { event('dropped', $id); return 0 };
+	}
+	print $c "250 2.0.0 queued as $id\r\n";
+	event('accepted', $id);
+	return 1;
+}
+
 sub session($c) {
 	$c->autoflush(1);
 	print $c "220 drill.test ESMTP\r\n";
@@ -84,7 +98,20 @@ sub session($c) {
 	}
 	while (defined(my $l = <$c>)) {
 		if ($l =~ /^(EHLO|HELO)/i) {
-			print $c "250-drill.test\r\n250 8BITMIME\r\n";
+			print $c "250-drill.test\r\n", (-e $CHUNKING ? "250-CHUNKING\r\n" : ''), "250 8BITMIME\r\n";
+		} elsif ($l =~ /^BDAT (\d+)( LAST)?\r\n$/i) {
+			my ($n, $last, $chunk) = ($1, $2, '');
+			while (length $chunk < $n) {
+				my $got = read($c, $chunk, $n - length $chunk, length $chunk);
+				return event('dropped', $id) if !$got;
+			}
+			$id = $1 if !$id && $chunk =~ /^Message-Id:\s*<([0-9a-f-]{36})@/im;
+			if (!$last) {
+				print $c "250 2.0.0 $n octets\r\n";
+				next;
+			}
+			event('bdat', $id);
+			data_end($c, $id) or return;
 		} elsif ($l =~ /^(MAIL|RCPT|RSET|NOOP)/i) {
 			print $c "250 ok\r\n";
 		} elsif ($l =~ /^DATA/i) {
@@ -93,12 +120,7 @@ sub session($c) {
 				last if $d eq ".\r\n";
 				$id = $1 if !$id && $d =~ /^Message-Id:\s*<([0-9a-f-]{36})@/i;
 			}
-			if (mode() eq 'hold-data') {
-				event('held', $id);
-				hold($c, 'hold-data') or return event('dropped', $id);
-			}
-			print $c "250 2.0.0 queued as $id\r\n";
-			event('accepted', $id);
+			data_end($c, $id) or return;
 		} elsif ($l =~ /^QUIT/i) {
 			if (mode() eq 'hold-quit') {
 				event('quit-held', $id);
@@ -180,22 +202,28 @@ note '---- A. kill -9 while the relay holds a message before accepting it (' . e
 	    'A: the log says the dead process\'s claims were queued again (email_claim_reclaimed)';
 }
 
-note '---- B. kill -9 after the relay accepted, before it answers QUIT (' . elapsed() . ')';
-{
+sub drill_b($b, $chunking) {
+	note "---- $b. kill -9 after the relay accepted, before it answers QUIT"
+	    . ($chunking ? ', the message sent with BDAT (' : ' (') . elapsed() . ')';
+	if ($chunking) { open my $f, '>', $CHUNKING or die $! } else { unlink $CHUNKING }
 	mode_set('hold-quit');
-	my $id = queue('b');
-	ok wait_until(15, sub { events('quit-held', $id) >= 1 }), 'B: the relay accepted the message and holds QUIT';
+	my $id = queue(lc $b);
+	ok wait_until(15, sub { events('quit-held', $id) >= 1 }), "$b: the relay accepted the message and holds QUIT";
+	is events('bdat', $id), $chunking ? 1 : 0, "$b: the message came " . ($chunking ? 'as BDAT chunks' : 'after DATA');
 	my $row = wait_outbox_row($id, 10, sub ($r) { $r->{status} eq 'sent' });
-	is $row->{status}, 'sent', 'B: the outbox says sent while the session is still open (recorded at the relay\'s 250)'
+	is $row->{status}, 'sent', "$b: the outbox says sent while the session is still open (recorded at the relay's 250)"
 	    or outbox_diag($id);
 	my $jobs = jobs_pid();
-	ok $jobs && kill('KILL', $jobs), "B: kill -9 the jobs process before QUIT is answered ($jobs)";
-	ok new_jobs($jobs), 'B: the master started another jobs process';
+	ok $jobs && kill('KILL', $jobs), "$b: kill -9 the jobs process before QUIT is answered ($jobs)";
+	ok new_jobs($jobs), "$b: the master started another jobs process";
 	mode_set('serve');
 	sleep 2;   # the successor's first passes over the outbox
-	is outbox_row($id)->{status}, 'sent', 'B: still sent';
-	is events('accepted', $id), 1, 'B: the relay got it once: the window closes at its 250, not at the session\'s end';
+	is outbox_row($id)->{status}, 'sent', "$b: still sent";
+	is events('accepted', $id), 1, "$b: the relay got it once: the window closes at its 250, not at the session's end";
+	unlink $CHUNKING;
 }
+drill_b('B', 0);
+drill_b('B2', 1);
 
 note '---- C. a relay that never answers, a migration, kill -9 mid-copy, SIGHUP, SIGUSR1 (' . elapsed() . ')';
 {

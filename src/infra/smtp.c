@@ -37,8 +37,9 @@ struct reply {
 struct send_state {
 	const struct smtp_settings *s;
 	const struct buf *msg;
+	smtp_recipient_t rcpt;
 	bool served;
-	bool data_replied; /* the reply to the end of the message's data was read */
+	bool accepted_told; /* s->accepted was called */
 	bool refused_data;
 	const char *phase;  /* step of the furthest command written */
 	size_t verb_seen;   /* its index in verbs[] */
@@ -195,6 +196,23 @@ fail:
 	return NULL;
 }
 
+/* The server's final reply to the message (after DATA's "." or BDAT ... LAST),
+ * read before QUIT is: a 2xx for the message and the recipient means the server
+ * took it. The monitor cannot tell this: libESMTP switches it off for good
+ * when it sends the message with BDAT (a server offering CHUNKING). */
+static void on_message_sent(struct send_state *st, smtp_message_t msg)
+{
+	const smtp_status_t *data = smtp_message_transfer_status(msg);
+	const smtp_status_t *to = st->rcpt != NULL ? smtp_recipient_status(st->rcpt) : NULL;
+
+	if (st->accepted_told || !st->served || st->refused_data || data == NULL ||
+	    data->code / 100 != 2 || to == NULL || to->code / 100 != 2)
+		return;
+	st->accepted_told = true;
+	if (st->s->accepted != NULL)
+		st->s->accepted(st->s->accepted_arg, data->code);
+}
+
 /* doc/architecture.md "Pitfalls of the platform": the certificate events pass int *ok at different
  * positions, and leaving it 0 ends the session; every other event is informational. */
 static void on_event(smtp_session_t session, int event, void *arg, ...)
@@ -237,6 +255,13 @@ static void on_event(smtp_session_t session, int event, void *arg, ...)
 		break;
 	case SMTP_EV_STARTTLS_OK:
 		st->tls_ok = true;
+		break;
+	case SMTP_EV_MESSAGEDATA:
+		/* BDAT is written with the monitor switched off: the phase comes from here */
+		st->phase = "data";
+		break;
+	case SMTP_EV_MESSAGESENT:
+		on_message_sent(st, va_arg(ap, smtp_message_t));
 		break;
 	case SMTP_EV_EXTNA_STARTTLS:
 		st->tls_not_offered = true;
@@ -295,15 +320,6 @@ static void monitor_reply(struct send_state *st, const char *line)
 	        line[2] >= '0' && line[2] <= '9' && (line[3] == ' ' || line[3] == '\0')))
 		return;
 	struct reply *r = NULL;
-	/* The first final reply after the message went out answers its data: 2xx, the
-	 * server took it (QUIT may be written before it is read, so this comes first). */
-	if (st->served && !st->data_replied) {
-		st->data_replied = true;
-		if (line[0] == '2' && st->s->accepted != NULL)
-			st->s->accepted(st->s->accepted_arg,
-			    (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0'));
-		return;
-	}
 	if (st->quitting)
 		return;
 	if (strcmp(st->phase, "connect") == 0)
@@ -552,7 +568,7 @@ int smtp_send(const struct smtp_settings *s, const struct mail_message *m, struc
 	message = session != NULL ? smtp_add_message(session) : NULL;
 	if (message == NULL || !smtp_set_server(session, hostport) ||
 	    !smtp_set_reverse_path(message, s->from) ||
-	    (rcpt = smtp_add_recipient(message, m->to)) == NULL ||
+	    (rcpt = st.rcpt = smtp_add_recipient(message, m->to)) == NULL ||
 	    !smtp_set_messagecb(message, on_message, &st) ||
 	    !smtp_set_eventcb(session, on_event, &st) ||
 	    !smtp_set_monitorcb(session, on_monitor, &st, 0))
