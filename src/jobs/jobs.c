@@ -1,4 +1,5 @@
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 
@@ -84,6 +85,23 @@ void jobs_install_signals(void)
 	sigaction(SIGCHLD, &sa, NULL);
 	sigemptyset(&sa.sa_mask);
 	sigprocmask(SIG_SETMASK, &sa.sa_mask, NULL);
+}
+
+bool jobs_thread_start(pthread_t *t, void *(*fn)(void *))
+{
+	/* the signals jobs_install_signals handles or ignores */
+	static const int main_loop_signals[] = {SIGQUIT, SIGTERM, SIGINT, SIGPIPE, SIGHUP, SIGUSR1,
+	    SIGCHLD};
+	sigset_t mask, old;
+	bool started;
+
+	sigemptyset(&mask);
+	for (size_t i = 0; i < countof(main_loop_signals); i++)
+		sigaddset(&mask, main_loop_signals[i]);
+	pthread_sigmask(SIG_BLOCK, &mask, &old);
+	started = pthread_create(t, NULL, fn, NULL) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return started;
 }
 
 int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)

@@ -4,6 +4,7 @@
 #ifndef OPSD_JOBS_H
 #define OPSD_JOBS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 
 struct opsd_config;
@@ -24,6 +25,11 @@ bool jobs_stopping(void);
  * database cannot be reached now. */
 struct db;
 bool jobs_db_ready(const struct opsd_config *cfg, struct db **db);
+/* Starts a thread of the jobs process with the process-directed signals its main loop handles
+ * blocked, so they stay with the main thread (a stop cannot cut a thread's work short); faults
+ * (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) stay unblocked, so a crash in the thread is
+ * reported where it happened, ASan's report included. false when it could not start. */
+bool jobs_thread_start(pthread_t *t, void *(*fn)(void *));
 /* legal_files.c: the thread of the jobs process that keeps this host's legal document files
  * in line with the database (started once the signals are installed, joined after the stop). */
 void legal_files_start(const struct opsd_config *cfg);

@@ -13,7 +13,6 @@
  * FULL_MS regardless (a hand edit of a row, say). */
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -75,8 +74,6 @@ static void *materialise(void *arg)
 
 void legal_files_start(const struct opsd_config *cfg)
 {
-	sigset_t all, old;
-
 	mat.cfg = cfg;
 	if (!legal_files_dir(cfg, mat.dir, sizeof(mat.dir))) {
 		log_msg(LL_ERROR, "legal_files_unavailable", "OPSD_VAR is too long");
@@ -88,11 +85,7 @@ void legal_files_start(const struct opsd_config *cfg)
 		log_msg(LL_ERROR, "legal_files_unavailable", "cannot set up the MariaDB client");
 		return;
 	}
-	/* The jobs process's signals stay with its main thread. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	mat.started = pthread_create(&mat.thread, NULL, materialise, NULL) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	mat.started = jobs_thread_start(&mat.thread, materialise);
 	if (!mat.started)
 		log_msg(LL_ERROR, "legal_files_unavailable", "cannot start the thread");
 }

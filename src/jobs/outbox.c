@@ -9,7 +9,6 @@
  * the step timeout) and the rest of the batch goes back to the queue for the successor. */
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 
 #include "core/mail.h"
@@ -60,26 +59,15 @@ static void *deliver(void *arg)
 
 void outbox_start(const struct opsd_config *cfg)
 {
-	/* The process-directed signals jobs.c sets up; faults (SIGSEGV, SIGBUS, SIGFPE,
-	 * SIGILL, SIGABRT) stay unblocked so a crash in the sender is reported where it
-	 * happened (ASan's report included). */
-	static const int main_loop_signals[] = {SIGQUIT, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD,
-	    SIGPIPE};
-	sigset_t mask, old;
 
 	snd.cfg = cfg;
 	if (db_library_init() != 0) {
 		log_msg(LL_ERROR, "outbox_unavailable", "cannot set up the MariaDB client");
 		return;
 	}
-	/* The jobs process's signals stay with its main thread: a stop cannot cut an SMTP
-	 * session short (which could record a message the relay took as a retry). */
-	sigemptyset(&mask);
-	for (size_t i = 0; i < countof(main_loop_signals); i++)
-		sigaddset(&mask, main_loop_signals[i]);
-	pthread_sigmask(SIG_BLOCK, &mask, &old);
-	snd.started = pthread_create(&snd.thread, NULL, deliver, NULL) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* A stop cannot cut an SMTP session short (which could record a message the relay
+	 * took as a retry). */
+	snd.started = jobs_thread_start(&snd.thread, deliver);
 	if (!snd.started)
 		log_msg(LL_ERROR, "outbox_unavailable", "cannot start the thread");
 }
