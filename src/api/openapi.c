@@ -57,13 +57,13 @@ static const struct {
         "busy, or the org's writes are frozen for a migration's cut-over (Retry-After).",
         NULL},
     {502, 0, 0,
-        "From nginx: the worker answering died in the middle of the request (a crash, or a "
-        "kill from outside); whether a write took effect is unknown, so read before sending "
-        "it again.",
+        "From nginx: the worker answering died in the middle of the request (a crash, a kill "
+        "from outside, or the master's kill at OPSD_REQUEST_TIMEOUT), or opsd is not running; "
+        "whether a write took effect is unknown, so read before sending it again.",
         "bad_gateway"},
     {504, 0, 0,
-        "From nginx: opsd did not answer within OPSD_REQUEST_TIMEOUT plus 10 s; its master "
-        "kills a worker stuck that long.",
+        "From nginx: opsd accepted the request but did not answer within OPSD_REQUEST_TIMEOUT "
+        "plus 10 s (the whole process stopped answering).",
         "gateway_timeout"},
 };
 
