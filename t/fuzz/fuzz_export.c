@@ -82,19 +82,6 @@ static void csv_rec_free(struct csv_rec *r)
 	r->n = 0;
 }
 
-static struct json_object *parse_strict(const char *s, size_t n)
-{
-	struct json_tokener *t = json_tokener_new();
-	json_tokener_set_flags(t, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	struct json_object *o = json_tokener_parse_ex(t, s, (int)n);
-	if (o != NULL && json_tokener_get_parse_end(t) != n) {
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(t);
-	return o;
-}
-
 static void same_value(struct json_object *want, struct json_object *got)
 {
 	if (json_object_get_type(want) == json_type_double) {
@@ -115,7 +102,7 @@ static void check_json(struct json_object *rec)
 	const char *text = json_object_to_json_string_ext(rec,
 	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	size_t n = strlen(text);
-	struct json_object *back = parse_strict(text, n);
+	struct json_object *back = fuzz_parse_strict(text, n);
 	if (back == NULL || !json_object_is_type(back, json_type_object) ||
 	    json_object_object_length(back) != json_object_object_length(rec))
 		abort();
@@ -135,7 +122,7 @@ static void check_json(struct json_object *rec)
 	buf_putc(&doc, ',');
 	buf_puts(&doc, text);
 	buf_puts(&doc, "]}\n");
-	struct json_object *all = parse_strict(doc.data, doc.len - 1);
+	struct json_object *all = fuzz_parse_strict(doc.data, doc.len - 1);
 	if (all == NULL)
 		abort();
 	json_object_put(all);
@@ -203,7 +190,7 @@ static void check_json_str(const char *s, size_t n)
 	struct buf b;
 	buf_init(&b);
 	buf_json_strn(&b, s, n);
-	struct json_object *o = parse_strict(b.data, b.len);
+	struct json_object *o = fuzz_parse_strict(b.data, b.len);
 	if (o == NULL || !json_object_is_type(o, json_type_string))
 		abort();
 	if (utf8_valid(s, n) && ((size_t)json_object_get_string_len(o) != n ||

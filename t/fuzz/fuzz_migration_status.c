@@ -147,19 +147,6 @@ static char *shape(size_t c, const char *s, size_t n, unsigned long *len)
 	}
 }
 
-static struct json_object *parse_strict(const char *s, size_t n)
-{
-	struct json_tokener *t = json_tokener_new();
-	json_tokener_set_flags(t, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	struct json_object *o = json_tokener_parse_ex(t, s, (int)n);
-	if (o != NULL && json_tokener_get_parse_end(t) != n) {
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(t);
-	return o;
-}
-
 static int64_t get_i64(struct json_object *o, const char *k)
 {
 	struct json_object *v;
@@ -181,7 +168,7 @@ static void check(struct json_object *doc, const struct db_rows *tables)
 {
 	const char *text = json_object_to_json_string_ext(doc,
 	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	struct json_object *back = parse_strict(text, strlen(text));
+	struct json_object *back = fuzz_parse_strict(text, strlen(text));
 	if (back == NULL)
 		abort(); /* valid JSON */
 	size_t i = 0;
