@@ -183,6 +183,7 @@ restart_stack(env => { LEGAL_ENFORCE => 0, OPSD_NGINX_API_RATE => '9000r/s', SES
 # Held at its password prompt (stdin a pipe nobody writes), its core limit is 0.
 {
 	pipe(my $rd, my $wr) or die "pipe: $!";
+	my $opsctl = opsctl_bin();    # the build's (OPSD_BUILD), named before the child's %ENV is cleared
 	my $pid = fork // die "fork: $!";
 	if (!$pid) {
 		close $wr;
@@ -190,7 +191,7 @@ restart_stack(env => { LEGAL_ENFORCE => 0, OPSD_NGINX_API_RATE => '9000r/s', SES
 		open STDOUT, '>', '/dev/null';
 		open STDERR, '>', stack()->{tmp} . '/opsctl-core.err';
 		%ENV = (PATH => $ENV{PATH}, OPSD_ENV_FILE => "$var/opsd.env");
-		exec opsctl_bin(), qw(user create --email core-dump@example.test --role member --password-stdin);
+		exec $opsctl, qw(user create --email core-dump@example.test --role member --password-stdin);
 		exit 127;
 	}
 	close $rd;

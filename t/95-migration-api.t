@@ -686,6 +686,8 @@ my $CLI = $O{cli}{id};
 	    reason => "watch $R");
 	status_is $r, 202, 'a migration to watch';
 	my $tmp = stack()->{tmp};
+	# the build's opsctl (OPSD_BUILD), named before the child clears OPSD_*
+	my @cmd = (opsctl_bin(), 'migration', 'watch', '--org', $W, '--interval-ms', '200');
 	my $pid = fork // die "fork: $!";
 	if ($pid == 0) {
 		setsid();
@@ -694,7 +696,6 @@ my $CLI = $O{cli}{id};
 		open STDIN, '<', '/dev/null';
 		open STDOUT, '>', "$tmp/watch.out";
 		open STDERR, '>', "$tmp/watch.err";
-		my @cmd = (opsctl_bin(), 'migration', 'watch', '--org', $W, '--interval-ms', '200');
 		exec { $cmd[0] } @cmd or _exit(127);
 	}
 	sleep 1.5;
