@@ -382,10 +382,8 @@ static void render_worker_exits(struct buf *out)
 	family(out, "opsd_worker_exits_total", "counter",
 	    "Abnormal exits of the master's children, by cause (crash: a fault signal; error: an"
 	    " exit status; killed: a signal from outside, such as kill -9 or the OOM killer).");
-	for (int i = 0; i < WEXIT__MAX; i++)
-		sample(out, "opsd_worker_exits_total",
-		    &(struct label){"cause", worker_exit_causes[i]}, 1,
-		    load(&shm->worker_exits[i]));
+	render_labelled(out, "opsd_worker_exits_total", "cause", worker_exit_causes, WEXIT__MAX,
+	    shm->worker_exits);
 }
 
 static void render_migrations(struct buf *out, const struct metrics_labels *l)
@@ -441,23 +439,22 @@ static void render_password_checks(struct buf *out)
 	family(out, "opsd_password_checks_total", "counter",
 	    "Password checks (logins, password changes, new users) by how they got one of this"
 	    " host's slots: at once, after waiting, or refused with 503 after waiting.");
-	for (int o = 0; o < PWC__MAX; o++)
-		sample(out, "opsd_password_checks_total",
-		    &(struct label){"outcome", pw_check_outcomes[o]}, 1,
-		    load(&shm->password_checks[o]));
+	render_labelled(out, "opsd_password_checks_total", "outcome", pw_check_outcomes, PWC__MAX,
+	    shm->password_checks);
 	family(out, "opsd_password_check_slots", "gauge",
 	    "Password checks this host runs at once (OPSD_PASSWORD_SLOTS or sized from memory).");
 	sample(out, "opsd_password_check_slots", NULL, 0, load(&shm->password_slots));
 }
 
-/* Cluster-wide (the same on every host): left out while the database
- * cannot be read, rather than shown as a value that could go backwards. */
 static void render_log(struct buf *out)
 {
 	family(out, "opsd_log_lines_dropped_total", "counter",
 	    "Log lines not written whole (a full disk, an I/O error), by every process.");
 	sample(out, "opsd_log_lines_dropped_total", NULL, 0, load(&shm->log.dropped));
 }
+
+/* Cluster-wide (the same on every host): left out while the database
+ * cannot be read, rather than shown as a value that could go backwards. */
 
 static void render_audit_events(struct buf *out, const struct metrics_labels *l)
 {
