@@ -87,21 +87,41 @@ void jobs_install_signals(void)
 	sigprocmask(SIG_SETMASK, &sa.sa_mask, NULL);
 }
 
-bool jobs_thread_start(pthread_t *t, void *(*fn)(void *))
+void jobs_thread_start(struct jobs_thread *t, void *(*fn)(void *), const char *event)
 {
 	/* the signals jobs_install_signals handles or ignores */
 	static const int main_loop_signals[] = {SIGQUIT, SIGTERM, SIGINT, SIGPIPE, SIGHUP, SIGUSR1,
 	    SIGCHLD};
 	sigset_t mask, old;
-	bool started;
 
+	t->started = false;
+	if (db_library_init() != 0) {
+		log_msg(LL_ERROR, event, "cannot set up the MariaDB client");
+		return;
+	}
 	sigemptyset(&mask);
 	for (size_t i = 0; i < countof(main_loop_signals); i++)
 		sigaddset(&mask, main_loop_signals[i]);
 	pthread_sigmask(SIG_BLOCK, &mask, &old);
-	started = pthread_create(t, NULL, fn, NULL) == 0;
+	t->started = pthread_create(&t->thread, NULL, fn, NULL) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return started;
+	if (!t->started)
+		log_msg(LL_ERROR, event, "cannot start the thread");
+}
+
+void jobs_thread_join(struct jobs_thread *t)
+{
+	if (t->started)
+		pthread_join(t->thread, NULL);
+	t->started = false;
+}
+
+void *jobs_thread_end(struct db *db)
+{
+	db_close(db);
+	db_thread_end();
+	log_thread_done();
+	return NULL;
 }
 
 int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)

@@ -25,11 +25,21 @@ bool jobs_stopping(void);
  * database cannot be reached now. */
 struct db;
 bool jobs_db_ready(const struct opsd_config *cfg, struct db **db);
-/* Starts a thread of the jobs process with the process-directed signals its main loop handles
- * blocked, so they stay with the main thread (a stop cannot cut a thread's work short); faults
- * (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) stay unblocked, so a crash in the thread is
- * reported where it happened, ASan's report included. false when it could not start. */
-bool jobs_thread_start(pthread_t *t, void *(*fn)(void *));
+/* A thread of the jobs process (the outbox's sender, the legal-files materialiser). */
+struct jobs_thread {
+	pthread_t thread;
+	bool started;
+};
+/* Sets up the MariaDB client library (before the thread's first connection: two threads must
+ * not do it at once) and starts fn with the process-directed signals the main loop handles
+ * blocked, so they stay with the main thread (a stop cannot cut the thread's work short);
+ * faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) stay unblocked, so a crash in the thread
+ * is reported where it happened, ASan's report included. A failure is logged as event. */
+void jobs_thread_start(struct jobs_thread *t, void *(*fn)(void *), const char *event);
+/* Waits for the thread to end (it watches jobs_stopping()). */
+void jobs_thread_join(struct jobs_thread *t);
+/* What the thread does last: its connection closed, its client library and log state freed. */
+void *jobs_thread_end(struct db *db);
 /* legal_files.c: the thread of the jobs process that keeps this host's legal document files
  * in line with the database (started once the signals are installed, joined after the stop). */
 void legal_files_start(const struct opsd_config *cfg);

@@ -29,8 +29,7 @@
 
 static struct {
 	const struct opsd_config *cfg;
-	pthread_t thread;
-	bool started;
+	struct jobs_thread t;
 	char dir[DIR_LEN];
 } mat;
 
@@ -66,10 +65,7 @@ static void *materialise(void *arg)
 		}
 		poll(NULL, 0, sleep_ms);
 	}
-	db_close(db);
-	db_thread_end();
-	log_thread_done();
-	return NULL;
+	return jobs_thread_end(db);
 }
 
 void legal_files_start(const struct opsd_config *cfg)
@@ -79,20 +75,10 @@ void legal_files_start(const struct opsd_config *cfg)
 		log_msg(LL_ERROR, "legal_files_unavailable", "OPSD_VAR is too long");
 		return;
 	}
-	/* Before the thread's first connection, not within it: two threads
-	 * must not set the client library up at once. */
-	if (db_library_init() != 0) {
-		log_msg(LL_ERROR, "legal_files_unavailable", "cannot set up the MariaDB client");
-		return;
-	}
-	mat.started = jobs_thread_start(&mat.thread, materialise);
-	if (!mat.started)
-		log_msg(LL_ERROR, "legal_files_unavailable", "cannot start the thread");
+	jobs_thread_start(&mat.t, materialise, "legal_files_unavailable");
 }
 
 void legal_files_stop(void)
 {
-	if (mat.started)
-		pthread_join(mat.thread, NULL);
-	mat.started = false;
+	jobs_thread_join(&mat.t);
 }

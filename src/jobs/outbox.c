@@ -25,8 +25,7 @@
 
 static struct {
 	const struct opsd_config *cfg;
-	pthread_t thread;
-	bool started;
+	struct jobs_thread t;
 } snd;
 
 static void *deliver(void *arg)
@@ -51,30 +50,18 @@ static void *deliver(void *arg)
 		}
 		poll(NULL, 0, last == 0 ? 0 : TICK_MS);
 	}
-	db_close(db);
-	db_thread_end();
-	log_thread_done();
-	return NULL;
+	return jobs_thread_end(db);
 }
 
 void outbox_start(const struct opsd_config *cfg)
 {
-
 	snd.cfg = cfg;
-	if (db_library_init() != 0) {
-		log_msg(LL_ERROR, "outbox_unavailable", "cannot set up the MariaDB client");
-		return;
-	}
 	/* A stop cannot cut an SMTP session short (which could record a message the relay
 	 * took as a retry). */
-	snd.started = jobs_thread_start(&snd.thread, deliver);
-	if (!snd.started)
-		log_msg(LL_ERROR, "outbox_unavailable", "cannot start the thread");
+	jobs_thread_start(&snd.t, deliver, "outbox_unavailable");
 }
 
 void outbox_stop(void)
 {
-	if (snd.started)
-		pthread_join(snd.thread, NULL);
-	snd.started = false;
+	jobs_thread_join(&snd.t);
 }
