@@ -420,7 +420,10 @@ static bool write_all(int fd, const char *p, size_t n)
 
 static void write_line(int fd, const char *p, size_t n)
 {
-	if (__atomic_exchange_n(&share->torn, 0, __ATOMIC_RELAXED) && !write_all(fd, "\n", 1)) {
+	/* read before the exchange: every process writes lines, and an exchange
+	 * on each would bounce the shared cache line between them */
+	if (__atomic_load_n(&share->torn, __ATOMIC_RELAXED) &&
+	    __atomic_exchange_n(&share->torn, 0, __ATOMIC_RELAXED) && !write_all(fd, "\n", 1)) {
 		__atomic_store_n(&share->torn, 1, __ATOMIC_RELAXED); /* still torn */
 		dropped();
 		return;
