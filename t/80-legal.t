@@ -296,6 +296,8 @@ my $comp_s = login($comp->{email}, $comp->{password});
 		[{ type => 'privacy', version => 'x1', content => 'x', effectiveAt => 'tomorrow' }, 'effectiveAt', 'effectiveAt "tomorrow"'],
 		[{ type => 'privacy', version => 'x1', content => 'x', effectiveAt => '2099-13-40T99:00:00Z' }, 'effectiveAt',
 		    'effectiveAt out of range'],
+		[{ type => 'privacy', version => 'x1', content => 'x', effectiveAt => '9999-12-31T23:59:59-01:00' }, 'effectiveAt',
+		    'effectiveAt moved past year 9999 by its offset'],
 		[{ type => 'privacy', version => 'x1', content => 'x', effectiveAt => 4102444800 }, 'effectiveAt', 'effectiveAt a number'],
 		[{ type => 'privacy', version => 'x1', content => 'x', notify => 'yes' }, 'notify', 'notify "yes"'],
 		[{ type => 'privacy', version => 'x1', content => 'x', extra => 1 }, 'extra', 'an unknown field'],
