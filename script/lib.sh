@@ -231,57 +231,64 @@ mysql_running() {
 	pid_alive "$1/run/mysqld.pid" && mysql_admin "$1" -Nse 'SELECT 1' >/dev/null 2>&1
 }
 
-# mysql_start VAR: initialises $VAR/mysql when empty and starts mariadbd. Sized for
-# a laptop and for test stacks that run side by side; OPSD_MYSQL_BUFFER_POOL (64M)
-# and OPSD_MYSQL_LOG_FILE_SIZE (48M) give the benchmarks' bulk work room.
-mysql_start() {
+# mysql_init VAR: $VAR/mysql initialised when empty (mariadb-install-db), the
+# directories made and owned by the server's user. Sets MYSQL_USER_ARGS, what
+# mariadbd needs to run as that user (--user=mysql when we are root).
+MYSQL_USER_ARGS=()
+mysql_init() {
 	local var=$1 data=$1/mysql run=$1/run logf=$1/log/mysqld.log tmp=$1/mysql-tmp
-	local user_args=() init_args=() pid i
+	local init_args=()
 	# A private tmpdir: two servers initialised at the same moment (parallel
 	# test stacks) otherwise collide on the names of their temporary tables
 	# in /tmp, and mariadb-install-db fails.
 	mkdir -p "$data" "$run" "$var/log" "$tmp"
-	if mysql_running "$var"; then
-		log "MariaDB already running (pid $(cat "$run/mysqld.pid"))"
-		return 0
-	fi
-	if pid_alive "$run/mysqld.pid"; then
-		die "mariadbd (pid $(cat "$run/mysqld.pid")) runs but does not answer on $run/mysqld.sock; see $logf"
-	fi
-	rm -f "$run/mysqld.pid" "$run/mysqld.sock" "$run/mysqld.sock.lock"
 	touch "$logf"
+	MYSQL_USER_ARGS=()
 	if ((EUID == 0)); then
 		# mariadbd refuses to run as root without being told; use the
 		# packaged mysql user, like the system service does.
-		user_args=(--user=mysql)
+		MYSQL_USER_ARGS=(--user=mysql)
 		chown -R mysql:mysql "$data"
 		chown mysql:mysql "$run" "$logf" "$tmp"
 	else
 		# Our own user owns everything; it is also the socket-auth admin.
 		init_args=(--auth-root-socket-user="$(id -un)")
 	fi
-	if [[ -z $(ls -A "$data") ]]; then
-		log "initialising MariaDB in $data"
-		mariadb-install-db --no-defaults --datadir="$data" --tmpdir="$tmp" "${user_args[@]}" \
-			"${init_args[@]}" --auth-root-authentication-method=socket \
-			--skip-test-db --skip-name-resolve >>"$logf" 2>&1 ||
-			die "mariadb-install-db failed; see $logf"
-		((EUID == 0)) && chown -R mysql:mysql "$data"
+	[[ -z $(ls -A "$data") ]] || return 0
+	log "initialising MariaDB in $data"
+	mariadb-install-db --no-defaults --datadir="$data" --tmpdir="$tmp" "${MYSQL_USER_ARGS[@]}" \
+		"${init_args[@]}" --auth-root-authentication-method=socket \
+		--skip-test-db --skip-name-resolve >>"$logf" 2>&1 ||
+		die "mariadb-install-db failed; see $logf"
+	((EUID == 0)) && chown -R mysql:mysql "$data"
+	return 0
+}
+
+# mysql_launch VAR DEFAULTS [ARG...]: starts mariadbd on $VAR's datadir,
+# socket, pid file and log (DEFAULTS: --no-defaults or --defaults-file=F, which
+# mariadbd wants first; ARGs after ours) and waits until it answers
+# (OPSD_MYSQL_START_TIMEOUT seconds, default 60). Call mysql_init first.
+mysql_launch() {
+	local var=$1 defaults=$2 run=$1/run logf=$1/log/mysqld.log pid i
+	shift 2
+	if pid_alive "$run/mysqld.pid"; then
+		die "mariadbd (pid $(cat "$run/mysqld.pid")) runs but does not answer on $run/mysqld.sock; see $logf"
 	fi
+	rm -f "$run/mysqld.pid" "$run/mysqld.sock" "$run/mysqld.sock.lock"
 	log "starting MariaDB (socket $run/mysqld.sock)"
 	# setsid: Ctrl-C in a foreground script/server reaches the script, which
 	# stops the services in order, not every process of the terminal.
-	setsid mariadbd --no-defaults "${user_args[@]}" \
-		--datadir="$data" --tmpdir="$tmp" --socket="$run/mysqld.sock" --pid-file="$run/mysqld.pid" \
-		--skip-networking --log-error="$logf" \
+	setsid mariadbd "$defaults" "${MYSQL_USER_ARGS[@]}" \
+		--datadir="$var/mysql" --tmpdir="$var/mysql-tmp" --socket="$run/mysqld.sock" \
+		--pid-file="$run/mysqld.pid" --log-error="$logf" \
 		--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
 		--default-time-zone=+00:00 --skip-name-resolve --performance-schema=OFF \
 		--innodb-buffer-pool-size="${OPSD_MYSQL_BUFFER_POOL:-64M}" \
 		--innodb-log-file-size="${OPSD_MYSQL_LOG_FILE_SIZE:-48M}" \
-		--innodb-flush-log-at-trx-commit=2 --max-connections=500 \
+		--innodb-flush-log-at-trx-commit=2 --max-connections=500 "$@" \
 		</dev/null >>"$logf" 2>&1 &
 	pid=$!
-	for ((i = 0; i < 600; i++)); do
+	for ((i = 0; i < ${OPSD_MYSQL_START_TIMEOUT:-60} * 10; i++)); do
 		mysql_admin "$var" -Nse 'SELECT 1' >/dev/null 2>&1 && return 0
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
@@ -290,10 +297,28 @@ mysql_start() {
 	die "MariaDB did not come up on $run/mysqld.sock; see $logf"
 }
 
-# mysql_bootstrap VAR: database opsd and user opsd (password generated once
-# into $VAR/db-password, 0600). Prints nothing; see mysql_uri.
+# mysql_start VAR: initialises $VAR/mysql when empty and starts mariadbd on its
+# socket only. Sized for a laptop and for test stacks that run side by side;
+# OPSD_MYSQL_BUFFER_POOL (64M) and OPSD_MYSQL_LOG_FILE_SIZE (48M) give the
+# benchmarks' bulk work room.
+mysql_start() {
+	local var=$1
+	if mysql_running "$var"; then
+		log "MariaDB already running (pid $(cat "$var/run/mysqld.pid"))"
+		return 0
+	fi
+	mysql_init "$var"
+	mysql_launch "$var" --no-defaults --skip-networking
+}
+
+# mysql_bootstrap VAR [HOST...]: database opsd and user opsd at each HOST
+# (default localhost, the socket's; a client over TCP on loopback is
+# 127.0.0.1, as --skip-name-resolve leaves it) with the password generated
+# once into $VAR/db-password (0600). Prints nothing; see mysql_uri.
 mysql_bootstrap() {
-	local var=$1 pw
+	local var=$1 pw host sql=
+	shift
+	(($#)) || set -- localhost
 	if [[ ! -s $var/db-password ]]; then
 		(umask 077 && openssl rand -hex 24 >"$var/db-password") ||
 			die "cannot write $var/db-password"
@@ -302,12 +327,16 @@ mysql_bootstrap() {
 	read -r pw <"$var/db-password"
 	# Hex password: nothing to escape in SQL or in the URI. ALL on `org\_%`
 	# covers CREATE/DROP DATABASE of the dedicated tenant DBs (org_...).
+	for host in "$@"; do
+		sql+="CREATE USER IF NOT EXISTS 'opsd'@'$host' IDENTIFIED BY '$pw';
+ALTER USER 'opsd'@'$host' IDENTIFIED BY '$pw';
+GRANT ALL PRIVILEGES ON \`opsd\`.* TO 'opsd'@'$host';
+GRANT ALL PRIVILEGES ON \`org\\_%\`.* TO 'opsd'@'$host';
+"
+	done
 	mysql_admin "$var" <<-SQL || die "cannot create database/user opsd"
 		CREATE DATABASE IF NOT EXISTS opsd CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
-		CREATE USER IF NOT EXISTS 'opsd'@'localhost' IDENTIFIED BY '$pw';
-		ALTER USER 'opsd'@'localhost' IDENTIFIED BY '$pw';
-		GRANT ALL PRIVILEGES ON \`opsd\`.* TO 'opsd'@'localhost';
-		GRANT ALL PRIVILEGES ON \`org\\_%\`.* TO 'opsd'@'localhost';
+		$sql
 	SQL
 }
 
