@@ -127,12 +127,22 @@ opsd_build() {
 
 # --------------------------------------------------------------- processes
 
+# proc_alive PID: true while the process runs. A zombie (killed, not yet
+# reaped: a daemon's parent is init, which may take its time) has ended.
+proc_alive() {
+	local stat
+	kill -0 "$1" 2>/dev/null || return 1
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	stat=${stat##*) }
+	[[ ${stat%% *} != Z ]]
+}
+
 # pid_alive PIDFILE: true when the file names a running process.
 pid_alive() {
 	local pid
 	[[ -s $1 ]] || return 1
 	read -r pid <"$1" || return 1
-	[[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
+	[[ $pid =~ ^[0-9]+$ ]] && proc_alive "$pid"
 }
 
 # stop_pidfile PIDFILE SIGNAL TIMEOUT [NAME]: sends SIGNAL, waits for exit,

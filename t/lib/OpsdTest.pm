@@ -56,7 +56,7 @@ BEGIN {
 }
 
 our @EXPORT = qw(
-	start_stack finish stack var_dir repo_root https_port base_url build_dir opsd_bin opsctl_bin
+	start_stack adopt_stack mysql_sock finish stack var_dir repo_root https_port base_url build_dir opsd_bin opsctl_bin
 	http raw_request check_error request_id_logged
 	master_pid nginx_pid mysqld_pid worker_pids jobs_pid children_of proc_title proc_uids
 	pid_alive wait_until logs log_records diag_logs
@@ -284,6 +284,22 @@ sub start_stack(%o) {
 	$STACK->{master_at_start} = master_pid();
 	return $STACK;
 }
+
+# adopt_stack(var => $OPSD_VAR, port => $https_port, tmp => $dir, mysql_sock => $socket):
+# the stack of this file is one that something else started and stops (the
+# local cluster's first host, t/lib/OpsdTest/Cluster.pm): http(), var_dir(),
+# logins and the MariaDB helpers work against it; finish() and END neither
+# stop it nor check its logs, and END removes tmp when every test passed.
+sub adopt_stack(%o) {
+	croak 'adopt_stack: a stack exists already' if $STACK;
+	$STACK = { tmp => $o{tmp}, var => $o{var}, port => $o{port}, env => {}, started => 0, finished => 0,
+	    adopted => 1, mysql_sock => $o{mysql_sock}, sanitizer_before => {}, t0 => time };
+	return $STACK;
+}
+
+# The socket of the MariaDB the helpers query: the stack's own, or the one
+# an adopted stack names (local it to query another node).
+sub mysql_sock() { return stack()->{mysql_sock} // var_dir() . '/run/mysqld.sock' }
 
 sub _pidfile($name) {
 	my $s = _slurp(var_dir() . "/run/$name") // return undef;
@@ -597,7 +613,7 @@ sub items($r) { return @{ (ref $r->{json} eq 'HASH' ? $r->{json}{items} : undef)
 # ---------------------------------------------------------------- MariaDB
 
 sub mysql(@sql) {
-	my $sock = var_dir() . '/run/mysqld.sock';
+	my $sock = mysql_sock();
 	my $r = run_cmd(cmd => ['mariadb', '--no-defaults', "--socket=$sock", '-uroot', '-N', '-B', 'opsd', '-e', join(";\n", @sql)],
 	    timeout => 60, tag => 'mysql');
 	if ($r->{rc} != 0) {
@@ -643,7 +659,7 @@ sub stop_mysql() {
 }
 
 sub _mysql_pings() {
-	my $sock = var_dir() . '/run/mysqld.sock';
+	my $sock = mysql_sock();
 	return 0 unless -S $sock;
 	my $r = run_cmd(cmd => ['mariadb', '--no-defaults', "--socket=$sock", '-uroot', '-N', '-e', 'SELECT 1'],
 	    timeout => 10, tag => 'mysql-ping');
@@ -702,7 +718,7 @@ sub _unbatch($v) {
 
 # Rows of a query as hashes by column name (NULL as undef).
 sub db_rows($sql) {
-	my $sock = var_dir() . '/run/mysqld.sock';
+	my $sock = mysql_sock();
 	my $r = run_cmd(cmd => ['mariadb', '--no-defaults', "--socket=$sock", '-uroot', '-B', 'opsd', '-e', $sql],
 	    timeout => 60, tag => 'mysql-rows');
 	if ($r->{rc} != 0) {
@@ -1236,7 +1252,7 @@ sub uri_escape_all($s) {
 # The opsd database as SQL text (one INSERT per row, binary columns in hex),
 # or undef when no dump tool is installed.
 sub db_dump() {
-	my $sock = var_dir() . '/run/mysqld.sock';
+	my $sock = mysql_sock();
 	for my $tool (qw(mariadb-dump mysqldump)) {
 		my ($bin) = grep { -x "$_/$tool" } split /:/, $ENV{PATH};
 		next unless $bin;
@@ -1337,6 +1353,7 @@ sub finish() {
 		_check_sanitizers();
 		$STACK->{finished} = 1;
 	}
+	$STACK->{finished} = 1 if $STACK && $STACK->{adopted};
 	unless (Test::More->builder->is_passing) {
 		diag_logs();
 		_diag_summary();

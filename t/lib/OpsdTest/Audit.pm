@@ -24,7 +24,7 @@ use OpsdTest qw(var_dir run_cmd mysql db_rows db_count json_decode http j admin_
 # batch output escapes bytes such as tab, newline, NUL and backslash, so the
 # raw column cannot be compared byte for byte.
 sub audit_rows($action, %o) {
-	my $sock = var_dir() . '/run/mysqld.sock';
+	my $sock = OpsdTest::mysql_sock();
 	my $where = 'action = ' . OpsdTest::_sql_str($action);
 	if (defined $o{target_id}) {
 		my $t = $o{target_id};

@@ -1,0 +1,300 @@
+package OpsdTest::Cluster;
+
+# ---------------------------------------------------------------- the local cluster
+#
+#   use OpsdTest;
+#   use OpsdTest::Cluster;                       # (not loaded by `use OpsdTest;`)
+#   my $c = cluster_start(env => {...});         # script/cluster start: 3 Galera nodes, 2 hosts
+#   my $r = on_host(2, GET => '/auth/me', session => $s);   # http() against host 2
+#   node_sql(3, 'SELECT COUNT(*) FROM contacts');           # MariaDB as root on node 3
+#   kill_node(1); start_node(1);                 # kill -9, restart (IST); start_* return seconds
+#   kill_host(2); start_host(2);
+#   my $load = cluster_load(steps => [...]);     # a client spreading requests over the hosts
+#   my $sum = $load->stop;
+#   cluster_finish();                            # script/cluster stop, checks, done_testing
+#
+# The cluster lives in the test's temporary directory (OPSD_CLUSTER_DIR); host 1
+# is adopted as the harness's stack (OpsdTest::adopt_stack), so http(), login(),
+# admin_session() and the MariaDB helpers (on node 1) work as in any test. The
+# environment given to script/cluster is start_stack's: OPSD_ENV=test, the
+# harness's superadmin, nginx's limits raised, fast scrypt; env => {...} adds
+# or overrides (undef removes).
+
+use v5.36;
+use Carp qw(croak);
+use Exporter qw(import);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use POSIX qw(_exit);
+use Test::More ();
+use Time::HiRes qw(time sleep);
+
+our @EXPORT;
+BEGIN {
+	@EXPORT = qw(cluster_start cluster_stop cluster_finish cluster on_host node_sql node_status
+		kill_node start_node kill_host start_host cluster_cmd cluster_load host_count node_count host_env)
+}
+use OpsdTest qw(http stack run_cmd pid_alive wait_until parse_env_file json_decode adopt_stack);
+
+my $C;   # the cluster of this test file
+my $OWNER = $$;
+
+sub cluster() { croak 'no cluster: call cluster_start first' unless $C; return $C }
+sub host_count() { return scalar @{ cluster()->{hosts} } }
+sub node_count() { return scalar @{ cluster()->{nodes} } }
+
+sub cluster_cmd(@args) {
+	my %o = ref $args[0] eq 'HASH' ? %{ shift @args } : ();
+	state $n = 0;
+	$n++;
+	my $tag = 'cluster-' . join('-', @args) . "-$n";
+	return run_cmd(cmd => ['script/cluster', @args], env => cluster()->{env}, dir => cluster()->{tmp},
+	    tag => $tag, timeout => $o{timeout} // 600);
+}
+
+sub cluster_start(%o) {
+	croak 'cluster_start called twice' if $C;
+	my $tmp = tempdir('opsd-t-XXXXXX', TMPDIR => 1, CLEANUP => 0);
+	chmod 0755, $tmp;
+	my %env = OpsdTest::_scrub_env(%ENV);
+	%env = (%env,
+		OPSD_CLUSTER_DIR => "$tmp/cluster",
+		OPSD_ENV => 'test',
+		OPSD_SKIP_INSTALL => 1,
+		OPSD_BUILD => $ENV{OPSD_BUILD} || 'default',
+		OPSD_NGINX_API_RATE => '10000r/s',
+		OPSD_NGINX_API_BURST => 10000,
+		OPSD_NGINX_CONN_LIMIT => 1000,
+		OPSD_NGINX_LOGIN_RATE => '1000r/s',
+		OPSD_NGINX_LOGIN_BURST => 1000,
+		OPSD_ADMIN_EMAIL => OpsdTest::ADMIN_EMAIL(),
+		OPSD_ADMIN_PASSWORD => OpsdTest::ADMIN_PASSWORD(),
+		OPSD_SCRYPT_LN => 10,
+		SESSION_SECRET => OpsdTest::DEFAULT_SESSION_SECRET(),
+		%{ $o{env} // {} });
+	delete $env{$_} for grep { !defined $env{$_} } keys %env;
+	$C = { tmp => $tmp, dir => "$tmp/cluster", env => \%env, hosts => [], nodes => [] };
+	my @args = ('start', $o{hosts} // 2, $o{nodes} // 3);
+	my $r = cluster_cmd(@args);
+	$C->{started} = 1;
+	$C->{start} = $r;
+	my @ready = grep { m{^opsd ready: } } split /\n/, $r->{out};
+	for (split /\n/, $r->{out}) {
+		push @{ $C->{nodes} }, { n => $1, port => $2, sock => $3 } if /^db node (\d+) ready: 127\.0\.0\.1:(\d+) socket=(\S+)$/;
+	}
+	for my $i (0 .. $#ready) {
+		my ($port) = $ready[$i] =~ m{^opsd ready: https://127\.0\.0\.1:(\d+)/$};
+		push @{ $C->{hosts} }, { n => $i + 1, port => $port, var => "$C->{dir}/host" . ($i + 1),
+		    agent => _agent() };
+	}
+	$C->{join_s} = [map { /db node (\d+) synced in ([\d.]+) s/ ? [$1, $2] : () } split /\n/, $r->{err}];
+	my $ok = Test::More::ok($r->{rc} == 0, sprintf('script/cluster %s exits 0 (%.1f s)', join(' ', @args), $r->{elapsed}));
+	$ok &= Test::More::is(scalar @ready, $args[1], "  one ready line per host ($args[1])");
+	$ok &= Test::More::is(scalar @{ $C->{nodes} }, $args[2], "  one ready line per db node ($args[2])");
+	$ok &= Test::More::ok(!grep({ !$_->{port} } @{ $C->{hosts} }), '  every ready line names https://127.0.0.1:PORT/');
+	unless ($ok) {
+		Test::More::diag("script/cluster start stdout:\n$r->{out}\nstderr (tail):\n" . join("\n", (split /\n/, $r->{err})[-40 .. -1]));
+		die "the cluster did not start\n";
+	}
+	adopt_stack(var => $C->{hosts}[0]{var}, port => $C->{hosts}[0]{port}, tmp => $tmp,
+	    mysql_sock => $C->{nodes}[0]{sock});
+	return $C;
+}
+
+sub _agent() {
+	return HTTP::Tiny->new(verify_SSL => 0, SSL_options => { SSL_verify_mode => 0 }, timeout => 30,
+	    max_redirect => 0, keep_alive => 1, agent => 'opsd-test/1');
+}
+
+# http() against host $n (1-based), on its own keep-alive connection.
+sub on_host($n, $method, $path, %o) {
+	my $h = cluster()->{hosts}[$n - 1] or croak "no host $n";
+	local stack()->{port} = $h->{port};
+	return http($method, $path, agent => $h->{agent}, %o);
+}
+
+# The variables host $n's opsd.env holds.
+sub host_env($n) { return parse_env_file(cluster()->{hosts}[$n - 1]{var} . '/opsd.env') // {} }
+
+# SQL as root on node $n (the output, undef when it fails); the harness's
+# mysql() and friends on another node: local OpsdTest::stack()->{mysql_sock}.
+sub node_sql($n, @sql) {
+	my $node = cluster()->{nodes}[$n - 1] or croak "no node $n";
+	local stack()->{mysql_sock} = $node->{sock};
+	return OpsdTest::mysql(@sql);
+}
+
+sub node_status($n, $name) {
+	my $v = node_sql($n, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = '$name'")
+	    // return undef;
+	chomp $v;
+	return $v;
+}
+
+sub _timed(@args) {
+	my $r = cluster_cmd(@args);
+	Test::More::diag("script/cluster @args failed: rc=$r->{rc}\n$r->{err}") if $r->{rc} != 0;
+	return $r->{rc} == 0 ? $r->{elapsed} : undef;
+}
+sub kill_node($n) { return _timed('kill-node', $n) }
+sub start_node($n) { return _timed('start-node', $n) }
+sub kill_host($n) { return _timed('kill-host', $n) }
+sub start_host($n) {
+	my $h = cluster()->{hosts}[$n - 1];
+	$h->{agent} = _agent();   # the old connections went with the killed nginx
+	return _timed('start-host', $n);
+}
+
+# ---------------------------------------------------------------- a client spreading its requests
+#
+# cluster_load(steps => [{label, method, path, session | bearer, json (hash or
+# sub ($round)), every => n, ok => qr/status/}], pause => s): a forked client
+# sending each step round after round, host after host (step k of round i to
+# host (i + k) mod HOSTS), as a load balancer spreads them. A request that
+# could not connect (the host is down: nothing was sent) goes to the next
+# host, as a balancer does; any other answer is the client's. ->stop returns
+# {total, rows => [{round, label, host, status, t, ms (the answer's time), ok, id, body}], failed}.
+sub cluster_load(%o) {
+	state $n = 0;
+	$n++;
+	my $self = bless { file => cluster()->{tmp} . "/load-$n.txt", stop_file => cluster()->{tmp} . "/load-$n.stop",
+	    steps => $o{steps}, t0 => time }, __PACKAGE__;
+	unlink $self->{file}, $self->{stop_file};
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0) {
+		$self->_run($o{pause} // 0.01);
+		_exit(0);
+	}
+	$self->{pid} = $pid;
+	wait_until(20, sub { scalar $self->rows }, 0.05);
+	return $self;
+}
+
+sub _run($self, $pause) {
+	my @hosts = @{ cluster()->{hosts} };
+	my @ua = map { _agent() } @hosts;
+	open my $out, '>>', $self->{file} or _exit(2);
+	my $k = 0;
+	for (my $i = 1; !-e $self->{stop_file}; $i++) {
+		for my $s (@{ $self->{steps} }) {
+			next if $s->{every} && $i % $s->{every};
+			my %o;
+			$o{session} = $s->{session} if $s->{session};
+			$o{bearer} = $s->{bearer} if $s->{bearer};
+			$o{json} = ref $s->{json} eq 'CODE' ? $s->{json}->($i) : $s->{json} if exists $s->{json};
+			my $path = ref $s->{path} eq 'CODE' ? $s->{path}->($i) : $s->{path};
+			my ($r, $h);
+			for my $try (0 .. $#hosts) {
+				$h = ($k + $try) % @hosts;
+				local stack()->{port} = $hosts[$h]{port};
+				$r = http($s->{method}, $path, agent => $ua[$h], %o);
+				last unless $r->{status} == 599 && ($r->{body} // '') =~ /Connection refused|Could not connect/i;
+				$ua[$h] = _agent();
+			}
+			$k++;
+			my $ok = $r->{status} =~ ($s->{ok} // qr/^2\d\d$/);
+			my $id = ref $r->{json} eq 'HASH' && !ref $r->{json}{id} ? $r->{json}{id} // '' : '';
+			my $body = $ok ? '' : substr($r->{body} // '', 0, 300) =~ s/\s+/ /gr;
+			syswrite $out, join("\t", $i, $s->{label}, $h + 1, $r->{status}, sprintf('%.6f', time),
+			    sprintf('%.1f', ($r->{elapsed} // 0) * 1000), $ok ? 1 : 0, $id, $body) . "\n";
+		}
+		sleep $pause if $pause;
+	}
+	close $out;
+}
+
+sub rows($self) {
+	open my $in, '<', $self->{file} or return ();
+	my @rows;
+	while (my $l = <$in>) {
+		next unless $l =~ /\n\z/;
+		chomp $l;
+		my ($i, $label, $host, $status, $t, $ms, $ok, $id, $body) = split /\t/, $l, 9;
+		push @rows, { round => $i, label => $label, host => $host, status => $status, t => $t, ms => $ms,
+		    ok => $ok, id => $id, body => $body };
+	}
+	return @rows;
+}
+
+sub stop($self) {
+	if ($self->{pid}) {
+		if (open my $fh, '>', $self->{stop_file}) { close $fh }
+		waitpid $self->{pid}, 0;
+		$self->{pid} = undef;
+	}
+	my @rows = $self->rows;
+	my @failed = map { sprintf '%s round %d host %d: %s at %+.3fs %s', $_->{label}, $_->{round}, $_->{host},
+	    $_->{status}, $_->{t} - $self->{t0}, $_->{body} } grep { !$_->{ok} } @rows;
+	return { total => scalar @rows, rows => \@rows, failed => \@failed, t0 => $self->{t0} };
+}
+
+sub DESTROY($self) {
+	return unless $self->{pid} && $$ == $OWNER;
+	if (open my $fh, '>', $self->{stop_file}) { close $fh }
+	kill 'TERM', $self->{pid};
+	waitpid $self->{pid}, 0;
+}
+
+# ---------------------------------------------------------------- the end
+
+sub _pids() {
+	my @p;
+	for my $nd (@{ $C->{nodes} }) {
+		(my $d = $nd->{sock}) =~ s{/mysqld\.sock\z}{};
+		push @p, OpsdTest::slurp("$d/mysqld.pid") // ();
+	}
+	for my $h (@{ $C->{hosts} }) {
+		push @p, OpsdTest::slurp("$h->{var}/run/$_") // () for qw(opsd.pid nginx.pid);
+	}
+	return grep { pid_alive($_) } map { /(\d+)/ ? $1 : () } @p;
+}
+
+# script/cluster stop; with $quiet no tests (the END cleanup).
+sub cluster_stop($quiet = 0) {
+	return unless $C && $C->{started} && !$C->{stopped};
+	$C->{stopped} = 1;
+	my @pids = _pids();
+	my $r = cluster_cmd('stop');
+	my $gone = wait_until(20, sub { !grep { pid_alive($_) } @pids }, 0.1);
+	kill 'KILL', grep { pid_alive($_) } @pids unless $gone;
+	return if $quiet;
+	Test::More::is($r->{rc}, 0, 'script/cluster stop exits 0') or Test::More::diag($r->{err});
+	Test::More::ok($gone, '  and leaves no mariadbd, opsd or nginx process of the cluster');
+	for my $h (@{ $C->{hosts} }) {
+		my @bad = grep { length && !ref json_decode($_) } split /\n/, OpsdTest::slurp("$h->{var}/log/opsd.log") // '';
+		Test::More::ok(!@bad, "host $h->{n}: every line of log/opsd.log is a JSON object")
+		    or Test::More::diag(join "\n", @bad[0 .. ($#bad < 5 ? $#bad : 5)]);
+	}
+}
+
+sub _diag_logs() {
+	for my $h (@{ $C->{hosts} }) {
+		for my $f (qw(opsd.log nginx-error.log)) {
+			my @l = split /\n/, OpsdTest::slurp("$h->{var}/log/$f") // '';
+			@l = @l[-25 .. -1] if @l > 25;
+			Test::More::diag("---- host $h->{n} log/$f ----\n" . join("\n", @l)) if @l;
+		}
+	}
+	for my $i (1 .. @{ $C->{nodes} }) {
+		my @l = grep { /ERROR|Warning.*WSREP|IST|SST/ } split /\n/, OpsdTest::slurp("$C->{dir}/db$i/log/mysqld.log") // '';
+		@l = @l[-10 .. -1] if @l > 10;
+		Test::More::diag("---- db node $i log/mysqld.log ----\n" . join("\n", @l)) if @l;
+	}
+}
+
+sub cluster_finish() {
+	cluster_stop(0);
+	_diag_logs() unless Test::More->builder->is_passing;
+	OpsdTest::finish();
+}
+
+END {
+	if ($$ == $OWNER && $C) {
+		my $exit = $?;
+		_diag_logs() if !$C->{stopped} && $C->{started};
+		cluster_stop(1);
+		$? = $exit;
+	}
+}
+
+1;
