@@ -18,6 +18,8 @@ OPSD_PKGS_TEST=(perl libio-socket-ssl-perl libnet-ssleay-perl prometheus
 OPSD_PKGS_TEST+=(devscripts systemd lcov)
 # script/fuzz: libFuzzer is in clang's runtime package.
 OPSD_PKGS_TEST+=(clang libclang-rt-14-dev)
+# script/cluster (t/cluster/): MariaDB's Galera provider; rsync copies a joining node's data.
+OPSD_PKGS_TEST+=(galera-4 rsync)
 OPSD_PKGS_BENCH=(wrk gnuplot-nox)
 
 log() { printf '%s: %s\n' "$OPSD_PROG" "$*" >&2; }
