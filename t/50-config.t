@@ -218,6 +218,19 @@ sub opsctl_run($env, @args) {
 	is $m->{rc}, 0, 'opsctl db migrate on a current schema exits 0' or diag $m->{err};
 	is((mysql('SELECT COUNT(*) FROM schema_migrations') // '') =~ s/\s+//gr, $applied, 'and applies nothing twice');
 
+	# Galera replicates InnoDB tables only, and a table without a primary key badly
+	# (README "Running on several hosts"): every table of the schema has both.
+	my $tables = mysql("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+	    . " AND TABLE_TYPE = 'BASE TABLE'") // '';
+	$tables =~ s/\s+//g;
+	cmp_ok $tables, '>=', 25, "the schema has its tables ($tables)";
+	is mysql("SELECT GROUP_CONCAT(t.TABLE_NAME) FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = DATABASE()"
+	    . " AND t.TABLE_TYPE = 'BASE TABLE' AND NOT EXISTS (SELECT 1 FROM information_schema.TABLE_CONSTRAINTS c"
+	    . " WHERE c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME AND c.CONSTRAINT_TYPE = 'PRIMARY KEY')"),
+	    "NULL\n", 'every table has a primary key';
+	is mysql("SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+	    . " AND TABLE_TYPE = 'BASE TABLE' AND ENGINE <> 'InnoDB'"), "NULL\n", 'every table is InnoDB';
+
 	# The migration lock is a row of schema_lock (it works on every node of a Galera
 	# cluster, unlike GET_LOCK): released after a run; a row left by a process of this
 	# host that is gone, or one that expired, is taken over rather than waited for.
