@@ -18,6 +18,8 @@ OPSD_PKGS_TEST=(perl libio-socket-ssl-perl libnet-ssleay-perl prometheus
 OPSD_PKGS_TEST+=(devscripts systemd lcov)
 # script/fuzz: libFuzzer is in clang's runtime package.
 OPSD_PKGS_TEST+=(clang libclang-rt-14-dev)
+# script/package (the Debian package): dpkg-buildpackage, debhelper (with dh-autoreconf), lintian.
+OPSD_PKGS_PACKAGE=(dpkg-dev debhelper lintian)
 OPSD_PKGS_BENCH=(wrk gnuplot-nox)
 
 log() { printf '%s: %s\n' "$OPSD_PROG" "$*" >&2; }
