@@ -20,6 +20,8 @@ OPSD_PKGS_TEST+=(devscripts systemd lcov)
 OPSD_PKGS_TEST+=(clang libclang-rt-14-dev)
 # script/cluster (t/cluster/): MariaDB's Galera provider; rsync copies a joining node's data.
 OPSD_PKGS_TEST+=(galera-4 rsync)
+# script/package (the Debian package): dpkg-buildpackage, debhelper (with dh-autoreconf), lintian.
+OPSD_PKGS_PACKAGE=(dpkg-dev debhelper lintian)
 OPSD_PKGS_BENCH=(wrk gnuplot-nox)
 
 log() { printf '%s: %s\n' "$OPSD_PROG" "$*" >&2; }

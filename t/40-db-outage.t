@@ -162,4 +162,34 @@ is master_pid(), $master, 'the master pid is still unchanged';
 	ok !grep({ ($_->{event} // '') eq 'crash_loop' } log_records('opsd.log')), 'no crash loop';
 }
 
+
+# ---- a write that keeps conflicting (README "Running on several hosts"): a deadlock, a
+# lock wait timeout or, on Galera, a lost certification, still failing after opsd's
+# retries, answers 503 unavailable with Retry-After and reason write_conflict, and
+# nothing of it is written. Here another session holds the user's row while
+# innodb_lock_wait_timeout is 1 s (workers reconnect to pick it up).
+{
+	my $u = create_user(role => 'platform_admin');
+	mysql('SET GLOBAL innodb_lock_wait_timeout = 1');
+	mysql("KILL CONNECTION $_") for split /\s+/, mysql("SELECT id FROM information_schema.PROCESSLIST WHERE USER = 'opsd'") // '';
+	my $sock = var_dir() . '/run/mysqld.sock';
+	my $hex = uuid_hex($u->{id});
+	open my $holder, '|-', 'mariadb', '--no-defaults', "--socket=$sock", '-uroot', 'opsd' or die "mariadb: $!";
+	$holder->autoflush(1);
+	print {$holder} "BEGIN; SELECT id FROM users WHERE id = UNHEX('$hex') FOR UPDATE; DO SLEEP(20); ROLLBACK;\n";
+	ok $u->{id} && wait_until(10, sub { (mysql("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'DO SLEEP%'") // 0) =~ /^1/ }),
+	    'another session holds the user\'s row';
+	my $r = http(PATCH => "/users/$u->{id}", session => admin_session(), json => { name => 'Renamed While Locked' });
+	check_error($r, 503, 'unavailable', 'PATCH /users/:id while its row stays locked');
+	is $r->{headers}{'retry-after'}, '1', '  with Retry-After: 1';
+	is j($r)->{error}{details}{reason}, 'write_conflict', '  and reason write_conflict';
+	ok grep({ ($_->{event} // '') eq 'db_conflict' } log_records('opsd.log')), '  the log says db_conflict';
+	mysql("KILL $_") for split /\s+/, mysql("SELECT id FROM information_schema.PROCESSLIST WHERE INFO LIKE 'DO SLEEP%'") // '';
+	close $holder;
+	mysql('SET GLOBAL innodb_lock_wait_timeout = 50');
+	is((mysql("SELECT name FROM users WHERE id = UNHEX('$hex')") // '') =~ s/\s+$//r, $u->{name}, '  the name is unchanged');
+	my $again = http(PATCH => "/users/$u->{id}", session => admin_session(), json => { name => 'Renamed After' });
+	is $again->{status}, 200, 'sent again once the row is free: 200' or diag $again->{body};
+}
+
 finish();

@@ -218,6 +218,34 @@ sub opsctl_run($env, @args) {
 	is $m->{rc}, 0, 'opsctl db migrate on a current schema exits 0' or diag $m->{err};
 	is((mysql('SELECT COUNT(*) FROM schema_migrations') // '') =~ s/\s+//gr, $applied, 'and applies nothing twice');
 
+	# Galera replicates InnoDB tables only, and a table without a primary key badly
+	# (README "Running on several hosts"): every table of the schema has both.
+	my $tables = mysql("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+	    . " AND TABLE_TYPE = 'BASE TABLE'") // '';
+	$tables =~ s/\s+//g;
+	cmp_ok $tables, '>=', 25, "the schema has its tables ($tables)";
+	is mysql("SELECT GROUP_CONCAT(t.TABLE_NAME) FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = DATABASE()"
+	    . " AND t.TABLE_TYPE = 'BASE TABLE' AND NOT EXISTS (SELECT 1 FROM information_schema.TABLE_CONSTRAINTS c"
+	    . " WHERE c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME AND c.CONSTRAINT_TYPE = 'PRIMARY KEY')"),
+	    "NULL\n", 'every table has a primary key';
+	is mysql("SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+	    . " AND TABLE_TYPE = 'BASE TABLE' AND ENGINE <> 'InnoDB'"), "NULL\n", 'every table is InnoDB';
+
+	# The migration lock is a row of schema_lock (it works on every node of a Galera
+	# cluster, unlike GET_LOCK): released after a run; a row left by a process of this
+	# host that is gone, or one that expired, is taken over rather than waited for.
+	is((mysql('SELECT COUNT(*) FROM schema_lock') // '') =~ s/\s+//gr, 0, 'opsctl db migrate released its lock row');
+	my $host = `hostname` =~ s/\s+//gr;
+	my $dead = fork // die; exit 0 unless $dead; waitpid $dead, 0;
+	my $ns = (stat '/proc/self/ns/pid')[1] . '-' . (`cat /proc/sys/kernel/random/boot_id` =~ s/[-\s]//gr);
+	for my $case (["$host:$ns:$dead", 'UTC_TIMESTAMP(3) + INTERVAL 1 HOUR', 'held by a gone process of this host'],
+	    ['elsewhere:1-0:42', 'UTC_TIMESTAMP(3) - INTERVAL 1 SECOND', 'held by another host, expired']) {
+		mysql("INSERT INTO schema_lock (id, holder, taken_at, expires_at) VALUES (1, '$case->[0]', UTC_TIMESTAMP(3), $case->[1])");
+		my $t = opsctl_run(\%ctl_env, 'db', 'migrate');
+		is $t->{rc}, 0, "opsctl db migrate takes over a lock $case->[2]" or diag $t->{err};
+		is((mysql('SELECT COUNT(*) FROM schema_lock') // '') =~ s/\s+//gr, 0, '  and releases it');
+	}
+
 	my $nodb = opsctl_run({ PATH => $ENV{PATH}, OPSD_VAR => $var }, 'db', 'status');
 	isnt $nodb->{rc}, 0, 'opsctl without OPSD_DB_URI exits non-zero';
 	like $nodb->{err}, qr/OPSD_DB_URI/, 'and names OPSD_DB_URI';

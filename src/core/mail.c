@@ -1,10 +1,7 @@
-#include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -18,6 +15,7 @@
 #include "infra/metrics.h"
 #include "infra/smtp.h"
 #include "lib/arena.h"
+#include "lib/holder.h"
 #include "lib/log.h"
 #include "lib/utf8.h"
 #include "lib/util.h"
@@ -216,68 +214,9 @@ void mail_smtp_settings(const struct opsd_config *cfg, struct smtp_settings *s)
 
 struct claim_tx {
 	struct arena *a;
-	const char *holder, *host, *ns;
+	const char *holder;
 	struct db_rows rows;
 };
-
-long mail_claim_pid(const char *holder, const char *host, const char *ns)
-{
-	size_t hl = strlen(host), nl = strlen(ns);
-	const char *p = holder;
-	char *end;
-	long pid;
-
-	if (hl == 0 || nl == 0 || strncmp(p, host, hl) != 0 || p[hl] != ':')
-		return 0;
-	p += hl + 1;
-	if (strncmp(p, ns, nl) != 0 || p[nl] != ':')
-		return 0;
-	p += nl + 1;
-	if (*p < '1' || *p > '9')
-		return 0;
-	errno = 0;
-	pid = strtol(p, &end, 10);
-	return *end == '\0' && errno == 0 && pid <= 0x7fffffff ? pid : 0;
-}
-
-void mail_claim_ns(char *out, size_t size)
-{
-	struct stat st;
-	char boot[64] = "", hex[33];
-	size_t n = 0;
-	FILE *f;
-
-	out[0] = '\0';
-	if (stat("/proc/self/ns/pid", &st) != 0)
-		return;
-	f = fopen("/proc/sys/kernel/random/boot_id", "re");
-	if (f == NULL)
-		return;
-	if (fgets(boot, sizeof(boot), f) == NULL)
-		boot[0] = '\0';
-	fclose(f);
-	for (const char *b = boot; *b != '\0' && *b != '\n' && n + 1 < sizeof(hex); b++)
-		if (*b != '-')
-			hex[n++] = *b;
-	hex[n] = '\0';
-	if (n == 32)
-		snprintf(out, size, "%llu-%s", (unsigned long long)st.st_ino, hex);
-}
-
-/* On this host and in this PID namespace, a claim whose process is gone (a jobs
- * process killed or crashed) need not wait for its lease: its messages are queued
- * again at once. A live process, or a pid another user's process has taken since,
- * keeps its claim until the lease ends; so does a claim from another PID namespace
- * (containers or a blue/green pair sharing the host name), whose pid means nothing
- * here. */
-static bool holder_gone(const char *holder, const char *host, const char *ns)
-{
-	long pid = mail_claim_pid(holder, host, ns);
-
-	if (pid <= 0 || pid == (long)getpid())
-		return false;
-	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
-}
 
 static int reclaim_gone(struct db *d, struct claim_tx *x)
 {
@@ -292,7 +231,7 @@ static int reclaim_gone(struct db *d, struct claim_tx *x)
 		struct db_param p[] = {DBP_STR(held.val[i][0])};
 		unsigned long long n = 0;
 
-		if (!holder_gone(held.val[i][0], x->host, x->ns))
+		if (!holder_gone(held.val[i][0]))
 			continue;
 		if (db_exec(d,
 		        "UPDATE email_outbox SET status = 'queued', claimed_by = NULL,"
@@ -670,18 +609,12 @@ static int requeue_auth_failures(struct db *d, const struct opsd_config *cfg, st
 int mail_deliver_due(struct db *d, const struct opsd_config *cfg)
 {
 	struct claim_tx x = {.a = arena_new(64 * 1024)};
-	/* claimed_by is VARCHAR(128): host (< 64) + ns (<= 53) + pid (<= 10) + 2 */
-	char holder[129], host[64] = "", ns[54];
+	const char *holder = holder_self(); /* fits claimed_by, VARCHAR(128) */
 	int rc = -1, more;
 
 	if (!x.a)
 		return -1;
-	gethostname(host, sizeof(host) - 1);
-	mail_claim_ns(ns, sizeof(ns));
-	snprintf(holder, sizeof(holder), "%s:%s:%d", host, ns, (int)getpid());
 	x.holder = holder;
-	x.host = host;
-	x.ns = ns;
 	more = requeue_auth_failures(d, cfg, x.a);
 	if (more < 0 || db_tx(d, claim_fn, &x) != 0)
 		goto out;

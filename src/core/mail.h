@@ -95,16 +95,7 @@ void mail_smtp_settings(const struct opsd_config *cfg, struct smtp_settings *s);
  * the replaced ones. 0, 1 while such a batch came back full, or -1. */
 int mail_deliver_due(struct db *d, const struct opsd_config *cfg);
 
-/* A delivery claim is "host:ns:pid", ns naming the PID namespace the pid belongs to
- * (mail_claim_ns). The pid of a claim taken on `host` in namespace `ns`, so one whose
- * process this one can look up; 0 for any other claim (another host or namespace, the
- * older "host:pid" form, an unknown ns ""): such claims are left to their lease. */
-long mail_claim_pid(const char *holder, const char *host, const char *ns);
-
-/* This process's PID namespace: "<inode of /proc/self/ns/pid>-<boot id, 32 hex digits>"
- * (at most 53 characters), so that namespaces on different machines never compare equal
- * even under one host name; "" when /proc does not tell. */
-void mail_claim_ns(char *out, size_t size);
+/* A delivery claim is lib/holder.h's "host:ns:pid" of the jobs process that took it. */
 
 /* The jobs process's stop flag, read by the delivery job (README "Runbook 7",
  * step 3): once it is set, messages claimed but not started go back to the

@@ -158,6 +158,19 @@ void reply_db_error(struct req *r)
 		reply_error(r, E_UNAVAILABLE, "the database is unavailable; retry shortly", NULL);
 		return;
 	}
+	/* A deadlock or, on a Galera cluster, a write that lost certification to a
+	 * concurrent one on another node, still failing after db_tx's retries: nothing
+	 * was written, and the request may simply be sent again. */
+	if (db_retryable(r->db)) {
+		struct json_object *d = json_object_new_object();
+
+		log_msg(LL_WARN, "db_conflict", "%s", db_error(r->db));
+		json_object_object_add(d, "reason", json_object_new_string("write_conflict"));
+		reply_header(r, "Retry-After", "1");
+		reply_error(r, E_UNAVAILABLE,
+		    "a concurrent write conflicted with this request; retry", d);
+		return;
+	}
 	log_msg(LL_ERROR, "db_error", "%s", db_error(r->db));
 	reply_error(r, E_INTERNAL, "internal error; see the log for this request id", NULL);
 }

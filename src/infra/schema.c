@@ -15,6 +15,7 @@
 
 #include "infra/db.h"
 #include "lib/arena.h"
+#include "lib/holder.h"
 #include "lib/util.h"
 
 #define MAX_SCRIPT_BYTES (16u << 20)
@@ -30,9 +31,31 @@ static const char SQL_APPLIED[] = "SELECT name, checksum FROM schema_migrations 
 static const char SQL_RECORD[] =
     "INSERT INTO schema_migrations (set_name, name, checksum, applied_at)"
     " VALUES (?, ?, ?, UTC_TIMESTAMP(3))";
-/* 25 s: under the 30 s client read timeout, so a busy lock reads as busy. */
-static const char SQL_LOCK[] = "SELECT GET_LOCK('opsd_schema_migrate', 25)";
-static const char SQL_UNLOCK[] = "SELECT RELEASE_LOCK('opsd_schema_migrate')";
+/* The migration lock: one row, not GET_LOCK, whose locks stay on the node that
+ * took them on a Galera cluster (README "Running on several hosts"). Two opsctl
+ * runs (or a deploy racing an operator), on any hosts, never interleave: the
+ * INSERT of row 1 succeeds for one of them. A holder renews the row before each
+ * file; one that is gone (a process of this host that died) or whose row has
+ * expired is replaced. */
+static const char SQL_LOCK_CREATE[] = "CREATE TABLE IF NOT EXISTS schema_lock ("
+                                      " id TINYINT UNSIGNED NOT NULL,"
+                                      " holder VARCHAR(128) NOT NULL,"
+                                      " taken_at DATETIME(3) NOT NULL,"
+                                      " expires_at DATETIME(3) NOT NULL,"
+                                      " PRIMARY KEY (id)"
+                                      ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+static const char SQL_LOCK_TAKE[] =
+    "INSERT INTO schema_lock (id, holder, taken_at, expires_at)"
+    " VALUES (1, ?, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3) + INTERVAL 1 HOUR)";
+static const char SQL_LOCK_READ[] = "SELECT holder, DATE_FORMAT(taken_at, '%Y-%m-%dT%H:%i:%sZ'),"
+                                    " expires_at < UTC_TIMESTAMP(3) FROM schema_lock WHERE id = 1";
+static const char SQL_LOCK_BREAK[] = "DELETE FROM schema_lock WHERE id = 1 AND holder = ?";
+static const char SQL_LOCK_RENEW[] =
+    "UPDATE schema_lock SET expires_at = UTC_TIMESTAMP(3) + INTERVAL 1 HOUR"
+    " WHERE id = 1 AND holder = ?";
+/* Waits 25 s for a busy lock, polling every 250 ms. */
+#define LOCK_WAIT_MS 25000
+#define LOCK_POLL_MS 250
 
 struct plan {
 	struct schema_entry *e;
@@ -217,19 +240,59 @@ int schema_status(struct db *d, const char *sql_dir, const char *set, schema_rep
 	return behind;
 }
 
-/* Runs one GET_LOCK/RELEASE_LOCK statement; 1 when it returned 1. */
-static int lock_query(struct db *d, const char *sql)
+/* Takes the migration lock: 1, 0 when another holder kept it for LOCK_WAIT_MS
+ * (who, since when, in err), -1 on a database error. */
+static int lock_take(struct db *d, char *err, size_t err_len)
 {
 	struct arena *a = arena_new(1024);
-	struct db_rows rows;
+	int64_t until = mono_ms() + LOCK_WAIT_MS;
+	struct db_param me[] = {DBP_STR(holder_self())};
 	int rc = -1;
 
-	if (!a)
-		return -1;
-	if (db_query(d, a, sql, NULL, 0, &rows) == 0)
-		rc = rows.nrows == 1 && rows.val[0][0] && strcmp(rows.val[0][0], "1") == 0;
+	if (!a || db_exec_script(d, SQL_LOCK_CREATE) != 0)
+		goto out;
+	for (;;) {
+		struct db_rows rows;
+
+		if (db_exec(d, SQL_LOCK_TAKE, me, 1, NULL) == 0) {
+			rc = 1;
+			break;
+		}
+		if (!db_duplicate(d) && !db_retryable(d))
+			break;
+		arena_reset(a);
+		if (db_query(d, a, SQL_LOCK_READ, NULL, 0, &rows) != 0)
+			break;
+		if (rows.nrows == 1 &&
+		    (holder_gone(rows.val[0][0]) || strcmp(rows.val[0][2], "1") == 0)) {
+			struct db_param old[] = {DBP_STR(rows.val[0][0])};
+
+			if (db_exec(d, SQL_LOCK_BREAK, old, 1, NULL) != 0)
+				break;
+			continue;
+		}
+		if (mono_ms() >= until) {
+			snprintf(err, err_len,
+			    "another schema migration holds the lock (waited %d s): %s since %s; if "
+			    "that process is gone, delete row 1 of schema_lock",
+			    LOCK_WAIT_MS / 1000, rows.nrows ? rows.val[0][0] : "?",
+			    rows.nrows ? rows.val[0][1] : "?");
+			rc = 0;
+			break;
+		}
+		usleep(LOCK_POLL_MS * 1000);
+	}
+out:
+	if (rc < 0)
+		snprintf(err, err_len, "cannot take the migration lock: %s",
+		    a ? db_error(d) : "out of memory");
 	arena_free(a);
 	return rc;
+}
+
+static void lock_release(struct db *d)
+{
+	db_exec(d, SQL_LOCK_BREAK, (struct db_param[]){DBP_STR(holder_self())}, 1, NULL);
 }
 
 static int apply_one(struct db *d, const char *sql_dir, struct schema_entry *e, char *err,
@@ -272,21 +335,14 @@ int schema_migrate(struct db *d, const char *sql_dir, const char *set, schema_re
     void *ctx, char *err, size_t err_len)
 {
 	struct plan pl = {0};
-	int applied = -1, locked;
+	int applied = -1;
 
 	if (!is_set_name(set)) {
 		snprintf(err, err_len, "unknown schema set \"%s\"", set);
 		return -1;
 	}
-	/* Two opsctl runs (or a deploy racing an operator) never interleave. */
-	if ((locked = lock_query(d, SQL_LOCK)) != 1) {
-		if (locked == 0)
-			snprintf(err, err_len,
-			    "another schema migration holds the lock (waited 25 s)");
-		else
-			snprintf(err, err_len, "cannot take the migration lock: %s", db_error(d));
+	if (lock_take(d, err, err_len) != 1)
 		return -1;
-	}
 	if (db_exec_script(d, SQL_CREATE) != 0) {
 		snprintf(err, err_len, "creating schema_migrations: %s", db_error(d));
 		goto out;
@@ -313,6 +369,12 @@ int schema_migrate(struct db *d, const char *sql_dir, const char *set, schema_re
 	for (size_t i = 0; i < pl.n; i++) {
 		if (pl.e[i].state != SCHEMA_PENDING)
 			continue;
+		if (db_exec(d, SQL_LOCK_RENEW, (struct db_param[]){DBP_STR(holder_self())}, 1,
+		        NULL) != 0) {
+			snprintf(err, err_len, "renewing the migration lock: %s", db_error(d));
+			applied = -1;
+			goto out;
+		}
 		if (apply_one(d, sql_dir, &pl.e[i], err, err_len) != 0) {
 			applied = -1;
 			goto out;
@@ -323,7 +385,7 @@ int schema_migrate(struct db *d, const char *sql_dir, const char *set, schema_re
 	}
 out:
 	free(pl.e);
-	lock_query(d, SQL_UNLOCK);
+	lock_release(d);
 	return applied;
 }
 

@@ -9,6 +9,7 @@
 
 #include "core/audit.h"
 #include "infra/db.h"
+#include "lib/holder.h"
 #include "lib/util.h"
 #include "migration/internal.h"
 #include "migration/migration.h"
@@ -127,7 +128,7 @@ static int set_phase(struct run *x, enum mig_phase to, const char *extra_set)
 	char sql[400];
 	struct db_param p[] = {DBP_STR(mig_phase_name(to)), DBP_BLOB(x->m.id, 16),
 	    DBP_STR(mig_status_name(MIG_CUTTING_OVER)), DBP_STR(mig_phase_name(x->m.phase)),
-	    DBP_STR(holder_name())};
+	    DBP_STR(holder_self())};
 
 	snprintf(sql, sizeof(sql),
 	    "UPDATE migrations SET phase = ?%s%s WHERE id = ? AND status = ? AND phase = ?"

@@ -10,6 +10,7 @@
 #include "infra/config.h"
 #include "infra/db.h"
 #include "lib/arena.h"
+#include "lib/holder.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "migration/internal.h"
@@ -46,7 +47,7 @@ static enum step_result step(struct run *x)
  * lease may have let writes in. */
 static bool claim(struct db *control, struct mig *m)
 {
-	const char *me = holder_name();
+	const char *me = holder_self();
 	struct db_param p[] = {DBP_STR(me), DBP_I64(MIG_LEASE_S), DBP_BLOB(m->id, 16), DBP_STR(me)};
 	unsigned long long got = 0;
 	bool takeover = !m->lease || strcmp(m->lease, me) != 0;

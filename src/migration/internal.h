@@ -126,9 +126,6 @@ void mig_from_row(const struct db_rows *rows, size_t r, struct mig *m);
 enum mig_err latest_row(struct db *control, struct arena *a, const char *org_id,
     struct db_rows *rows);
 
-/* The engine's name for itself in leases: host:pid. */
-const char *holder_name(void);
-/* A migration's lease lasts this long from the last claim or renewal. */
 #define MIG_LEASE_S 10
 /* Records why the migration's step failed (migrations.error) and logs it. */
 int set_error(struct db *control, const struct mig *m, const char *fmt, ...)

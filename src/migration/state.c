@@ -13,6 +13,7 @@
 #include "infra/dbval.h"
 #include "infra/metrics.h"
 #include "lib/arena.h"
+#include "lib/holder.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/uuid.h"
@@ -137,7 +138,7 @@ enum mig_err latest_row(struct db *control, struct arena *a, const char *org_id,
 
 int lease_renew(struct run *x)
 {
-	struct db_param p[] = {DBP_I64(MIG_LEASE_S), DBP_BLOB(x->m.id, 16), DBP_STR(holder_name())};
+	struct db_param p[] = {DBP_I64(MIG_LEASE_S), DBP_BLOB(x->m.id, 16), DBP_STR(holder_self())};
 	unsigned long long got = 0;
 
 	if (db_exec(x->control,
@@ -152,7 +153,7 @@ int lease_renew(struct run *x)
 
 		if (db_query(x->control, x->a,
 		        "SELECT lease_holder = ? FROM migrations WHERE id = ?",
-		        (struct db_param[]){DBP_STR(holder_name()), DBP_BLOB(x->m.id, 16)}, 2,
+		        (struct db_param[]){DBP_STR(holder_self()), DBP_BLOB(x->m.id, 16)}, 2,
 		        &rows) != 0)
 			return -1;
 		got = rows.nrows == 1 && rows.val[0][0] && strcmp(rows.val[0][0], "1") == 0;
@@ -164,19 +165,6 @@ int lease_renew(struct run *x)
 		return -1;
 	}
 	return 0;
-}
-
-const char *holder_name(void)
-{
-	static char name[128];
-
-	if (!name[0]) {
-		char host[64] = "host";
-
-		gethostname(host, sizeof(host) - 1);
-		snprintf(name, sizeof(name), "%s:%ld", host, (long)getpid());
-	}
-	return name;
 }
 
 int set_error(struct db *control, const struct mig *m, const char *fmt, ...)
@@ -217,7 +205,7 @@ static int transition_fn(struct db *d, void *arg)
 	/* ... and only while this process holds the lease: another engine that
 	 * took over meanwhile (a reload, another host) owns the next step. */
 	same = now.nrows == 1 && strcmp(now.val[0][0], mig_status_name(t->m->status)) == 0 &&
-	       (!now.val[0][1] || strcmp(now.val[0][1], holder_name()) == 0);
+	       (!now.val[0][1] || strcmp(now.val[0][1], holder_self()) == 0);
 	arena_free(a);
 	if (!same) {
 		t->lost = true;
