@@ -278,6 +278,21 @@ mysql_init() {
 	return 0
 }
 
+# mysql_server_args VAR: mariadbd's arguments for $VAR's server, after the
+# defaults option (its datadir, socket, pid file, log, sizing), in MYSQL_ARGS.
+MYSQL_ARGS=()
+mysql_server_args() {
+	local var=$1
+	MYSQL_ARGS=("${MYSQL_USER_ARGS[@]}"
+		--datadir="$var/mysql" --tmpdir="$var/mysql-tmp" --socket="$var/run/mysqld.sock"
+		--pid-file="$var/run/mysqld.pid" --log-error="$var/log/mysqld.log"
+		--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci
+		--default-time-zone=+00:00 --skip-name-resolve --performance-schema=OFF
+		--innodb-buffer-pool-size="${OPSD_MYSQL_BUFFER_POOL:-64M}"
+		--innodb-log-file-size="${OPSD_MYSQL_LOG_FILE_SIZE:-48M}"
+		--innodb-flush-log-at-trx-commit=2 --max-connections=500)
+}
+
 # mysql_launch VAR DEFAULTS [ARG...]: starts mariadbd on $VAR's datadir,
 # socket, pid file and log (DEFAULTS: --no-defaults or --defaults-file=F, which
 # mariadbd wants first; ARGs after ours) and waits until it answers
@@ -290,17 +305,10 @@ mysql_launch() {
 	fi
 	rm -f "$run/mysqld.pid" "$run/mysqld.sock" "$run/mysqld.sock.lock"
 	log "starting MariaDB (socket $run/mysqld.sock)"
+	mysql_server_args "$var"
 	# setsid: Ctrl-C in a foreground script/server reaches the script, which
 	# stops the services in order, not every process of the terminal.
-	setsid mariadbd "$defaults" "${MYSQL_USER_ARGS[@]}" \
-		--datadir="$var/mysql" --tmpdir="$var/mysql-tmp" --socket="$run/mysqld.sock" \
-		--pid-file="$run/mysqld.pid" --log-error="$logf" \
-		--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
-		--default-time-zone=+00:00 --skip-name-resolve --performance-schema=OFF \
-		--innodb-buffer-pool-size="${OPSD_MYSQL_BUFFER_POOL:-64M}" \
-		--innodb-log-file-size="${OPSD_MYSQL_LOG_FILE_SIZE:-48M}" \
-		--innodb-flush-log-at-trx-commit=2 --max-connections=500 "$@" \
-		</dev/null >>"$logf" 2>&1 &
+	setsid mariadbd "$defaults" "${MYSQL_ARGS[@]}" "$@" </dev/null >>"$logf" 2>&1 &
 	pid=$!
 	for ((i = 0; i < ${OPSD_MYSQL_START_TIMEOUT:-60} * 10; i++)); do
 		mysql_admin "$var" -Nse 'SELECT 1' >/dev/null 2>&1 && return 0

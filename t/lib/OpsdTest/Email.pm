@@ -365,6 +365,18 @@ sub count($self) {
 	return scalar grep { /^\d+\.json$/ } readdir $dh;
 }
 
+# {envelope recipient (lower case) => messages to it} from the peer's records
+# alone (no message parsed: cheap to poll with hundreds received).
+sub rcpt_counts($self) {
+	opendir(my $dh, $self->{dir}) or return {};
+	my %c;
+	for my $f (grep { /^\d+\.json$/ } readdir $dh) {
+		my $meta = OpsdTest::json_decode(OpsdTest::_slurp("$self->{dir}/$f") // '') // next;
+		$c{ lc $_ }++ for @{ $meta->{rcpt_tos} // [] };
+	}
+	return \%c;
+}
+
 # Messages with this envelope recipient (case-insensitive).
 sub messages_to($self, $addr) {
 	return grep { my $m = $_; grep { lc $_ eq lc $addr } @{ $m->{rcpt_tos} // [] } } $self->messages;
