@@ -35,6 +35,12 @@ static const char *const session_sql[] = {
     "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
 };
 
+/* On a Galera node: a read (SELECT, SHOW, START TRANSACTION) first waits until
+ * this node has applied every write the cluster committed before it, so a
+ * logout, a role change or a blocklist entry made through another node is
+ * seen by the next read here. Writes are certified anyway (level 1 = reads). */
+static const char galera_sql[] = "SET SESSION wsrep_sync_wait = 1";
+
 struct stmt_slot {
 	char *sql;     /* cache key: a copy of the text (callers may build it) */
 	uint64_t hash; /* FNV-1a of the text, compared before the text */
@@ -254,8 +260,8 @@ static int query_value(struct db *d, MYSQL *my, const char *sql, int col, char *
 
 /* A Galera node serves only once it is synced with the cluster (wsrep_ready;
  * until then statements fail with ER_UNKNOWN_COM_ERROR): one that is not is
- * skipped like one that is down. A server without Galera has no @@wsrep_on
- * or has it off. */
+ * skipped like one that is down; one that is gets galera_sql. A server
+ * without Galera has no @@wsrep_on or has it off: nothing more is done. */
 static int node_setup(struct db *d, MYSQL *my)
 {
 	char v[16];
@@ -278,6 +284,10 @@ static int node_setup(struct db *d, MYSQL *my)
 	if (strcmp(v, "ON") != 0) {
 		set_err(d, ER_UNKNOWN_COM_ERROR, "the Galera node is not ready (wsrep_ready %s)",
 		    v[0] ? v : "unknown");
+		return -1;
+	}
+	if (mysql_real_query(my, galera_sql, strlen(galera_sql)) != 0) {
+		set_err(d, mysql_errno(my), "session setup failed: %s", mysql_error(my));
 		return -1;
 	}
 	return 0;
