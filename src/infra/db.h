@@ -133,11 +133,14 @@ int db_begin(struct db *d);
 int db_commit(struct db *d);
 int db_rollback(struct db *d);
 /* The one transaction helper: BEGIN, fn, COMMIT; ROLLBACK when fn returns
- * non-zero or COMMIT fails; retried up to 3 times on deadlock or lock wait
- * timeout. Returns fn's result, or -1 on a database error. */
+ * non-zero or COMMIT fails; run up to 5 times in all on deadlock or lock
+ * wait timeout (on Galera a certification conflict is a deadlock error at
+ * COMMIT), waiting about 10, 20, 40, 80 ms with jitter between the runs
+ * (counted in opsd_db_tx_retries_total). fn must be safe to run again.
+ * Returns fn's result, or -1 on a database error. */
 int db_tx(struct db *d, int (*fn)(struct db *d, void *ctx), void *ctx);
 /* The last error was a deadlock or lock wait timeout: the transaction may
- * be run again. */
+ * be run again (after db_tx gave up: answer 503 with Retry-After). */
 bool db_retryable(const struct db *d);
 /* The last error was a duplicate key (a unique column already holds the
  * value). */
