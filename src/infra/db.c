@@ -358,6 +358,7 @@ static int connect_now(struct db *d)
 		note_failover(d, start, i, first_err);
 	d->node = i;
 	d->my = my;
+	d->node_lost = false; /* set by a node skipped on the way */
 	d->last_ok = true;
 	d->last_ok_ms = mono_ms();
 	clear_err(d);
