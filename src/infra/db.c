@@ -264,8 +264,9 @@ static int query_value(struct db *d, MYSQL *my, const char *sql, int col, char *
 }
 
 /* A Galera node serves only once it is synced with the cluster (wsrep_ready;
- * until then statements fail with ER_UNKNOWN_COM_ERROR): one that is not is
- * skipped like one that is down; one that is gets galera_sql. A server
+ * until then statements fail with ER_UNKNOWN_COM_ERROR) and while its
+ * operator does not drain it (wsrep_reject_queries): one that does not serve
+ * is skipped like one that is down; one that does gets galera_sql. A server
  * without Galera has no @@wsrep_on or has it off: nothing more is done. */
 static int node_setup(struct db *d, MYSQL *my)
 {
@@ -289,6 +290,14 @@ static int node_setup(struct db *d, MYSQL *my)
 	if (strcmp(v, "ON") != 0) {
 		set_err(d, ER_UNKNOWN_COM_ERROR, "the Galera node is not ready (wsrep_ready %s)",
 		    v[0] ? v : "unknown");
+		return -1;
+	}
+	/* drained by its operator: it would refuse every statement */
+	if (query_value(d, my, "SELECT @@global.wsrep_reject_queries", 0, v, sizeof(v)) != 0)
+		return -1;
+	if (strcmp(v, "NONE") != 0) {
+		set_err(d, ER_UNKNOWN_COM_ERROR,
+		    "the Galera node rejects queries (wsrep_reject_queries %s)", v);
 		return -1;
 	}
 	if (mysql_real_query(my, galera_sql, strlen(galera_sql)) != 0) {
@@ -329,23 +338,27 @@ static void note_failover(struct db *d, size_t from, size_t to, const char *why)
 }
 
 /* The first node that answers and serves, starting from the one used last
- * (it may be back already: a restart, a blip); a node that does not answer
- * or is not ready hands over to the next. Any other refusal (credentials, an
- * unknown database) would be the same on every node: it ends the round. */
+ * (it may be back already: a restart, a blip) or, when that one said it does
+ * not serve (node_lost), from the next; a node that does not answer or is not
+ * ready hands over to the next. Any other refusal (credentials, an unknown
+ * database) would be the same on every node: it ends the round. */
 static int connect_now(struct db *d)
 {
-	size_t n = db_uri_nhosts(&d->uri), start = d->node;
-	char first_err[sizeof(d->err)] = "";
+	size_t n = db_uri_nhosts(&d->uri), was = d->node % n;
+	size_t start = d->node_lost ? (was + 1) % n : was;
+	char why[sizeof(d->err)];
 	MYSQL *my = NULL;
 	size_t k, i = start;
 
+	/* why the node used last is left: its refusal, or its first failure below */
+	snprintf(why, sizeof(why), "%s", d->node_lost ? d->err : "");
 	disconnect(d);
-	for (k = 0; k < n && !my; k++) {
+	for (k = 0; k < n; k++) {
 		i = (start + k) % n;
 		if ((my = connect_node(d, i)) != NULL)
 			break;
-		if (k == 0)
-			snprintf(first_err, sizeof(first_err), "%s", d->err);
+		if (i == was && !why[0])
+			snprintf(why, sizeof(why), "%s", d->err);
 		if (!is_down_errno(d->err_no)) /* the request's fault, not the node's */
 			break;
 	}
@@ -354,8 +367,8 @@ static int connect_now(struct db *d)
 			prefix_err(d, "no host of the list answered");
 		return -1;
 	}
-	if (i != start)
-		note_failover(d, start, i, first_err);
+	if (i != was)
+		note_failover(d, was, i, why);
 	d->node = i;
 	d->my = my;
 	d->node_lost = false; /* set by a node skipped on the way */
