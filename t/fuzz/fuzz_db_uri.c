@@ -230,9 +230,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			while (h <= end) {
 				const char *sep = memchr(h, '\x02', (size_t)(end - h));
 				size_t hl = (size_t)((sep ? sep : end) - h);
-				char *name = n == 0 ? want.host : want.more[n - 1].name;
+				char *name;
 				if (n == DB_URI_MAX_HOSTS || hl == 0 || hl >= sizeof(want.host))
 					return 0;
+				name = n == 0 ? want.host : want.more[n - 1].name;
 				memcpy(name, h, hl);
 				if (strchr(name, ':') && strpbrk(name, "[]/?#@%,"))
 					return 0;
