@@ -67,6 +67,8 @@ struct db {
 	int64_t last_ok_ms; /* monotonic time the connection last proved alive */
 	bool last_ok;
 	bool in_tx;
+	int (*fence)(struct db *d, void *ctx);
+	void *fence_ctx;
 	uint64_t last_id;
 	unsigned err_no;
 	char err[512];
@@ -857,6 +859,9 @@ int db_tx(struct db *d, int (*fn)(struct db *d, void *ctx), void *ctx)
 		if (db_begin(d) != 0)
 			return -1;
 		rc = fn(d, ctx);
+		/* a fence that fails by itself (no database error) is not retried */
+		if (rc == 0 && d->fence && d->fence(d, d->fence_ctx) != 0)
+			rc = -1;
 		if (rc == 0 && db_commit(d) == 0)
 			return 0;
 		if (rc == 0)
@@ -871,6 +876,12 @@ int db_tx(struct db *d, int (*fn)(struct db *d, void *ctx), void *ctx)
 		metrics_db(MDB_TX_RETRY);
 		backoff(attempt + 1);
 	}
+}
+
+void db_set_fence(struct db *d, int (*fn)(struct db *d, void *ctx), void *ctx)
+{
+	d->fence = fn;
+	d->fence_ctx = ctx;
 }
 
 bool db_retryable(const struct db *d)

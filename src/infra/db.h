@@ -139,6 +139,11 @@ int db_rollback(struct db *d);
  * (counted in opsd_db_tx_retries_total). fn must be safe to run again.
  * Returns fn's result, or -1 on a database error. */
 int db_tx(struct db *d, int (*fn)(struct db *d, void *ctx), void *ctx);
+/* A check db_tx runs last in every transaction of this connection, before
+ * COMMIT, until cleared with fn NULL: non-zero fails the transaction (rolled
+ * back, not retried). The jobs process fences a cluster-wide job's writes with
+ * its lease this way (jobs/lease.h). */
+void db_set_fence(struct db *d, int (*fn)(struct db *d, void *ctx), void *ctx);
 /* The last error was a deadlock or lock wait timeout: the transaction may
  * be run again (after db_tx gave up: answer 503 with Retry-After). */
 bool db_retryable(const struct db *d);
