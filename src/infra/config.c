@@ -328,44 +328,15 @@ static bool store(struct opsd_config *c, const struct var *v, const char *raw, c
 	return false;
 }
 
-/* Light syntactic check of mysql://[user[:pass]@]host[:port][/db][?opts];
- * db.c does the real parse. */
-static bool db_uri_plausible(const char *uri)
+/* mysql://[user[:pass]@]host[:port][,host[:port]...][/db][?socket=/p], parsed as
+ * db.c will at connect time; reason (never the password) when it does not. */
+static bool db_uri_plausible(const char *uri, char *reason, size_t len)
 {
-	if (!str_has_prefix(uri, "mysql://"))
-		return false;
-	const char *auth = uri + strlen("mysql://");
-	size_t alen = strcspn(auth, "/?#");
-	const char *host = auth;
-	for (const char *p = auth; p < auth + alen; p++)
-		if (*p == '@')
-			host = p + 1;
-	size_t hlen = (size_t)(auth + alen - host);
-	if (*host == '[') { /* RFC 3986 §3.2.2 IP-literal */
-		const char *close = memchr(host, ']', hlen);
-		if (close == NULL || close == host + 1)
-			return false;
-		hlen -= (size_t)(close + 1 - host);
-		host = close + 1;
-		if (hlen > 0 && *host != ':')
-			return false;
-	} else {
-		const char *colon = memchr(host, ':', hlen);
-		size_t name = colon != NULL ? (size_t)(colon - host) : hlen;
-		if (name == 0)
-			return false;
-		hlen -= name;
-		host += name;
-	}
-	if (hlen == 0)
-		return true;
-	char port[8];
-	long long n;
-	if (hlen - 1 >= sizeof(port) || hlen == 1)
-		return false;
-	memcpy(port, host + 1, hlen - 1);
-	port[hlen - 1] = '\0';
-	return parse_ll_range(port, 1, 65535, &n);
+	struct db_uri u;
+	bool ok = db_uri_parse(uri, &u, reason, len);
+
+	explicit_bzero(&u, sizeof(u));
+	return ok;
 }
 
 static bool data_key_decode(const char *s, unsigned char key[32])
@@ -583,6 +554,7 @@ static void finish(struct opsd_config *c, const bool *set, config_lookup_fn look
     struct loader *ld)
 {
 	const char *ci = lookup("CI", lctx);
+	char why[256];
 	if (c->listen == NULL && (c->listen = join("unix:", c->var_dir, "/run/opsd.sock")) == NULL)
 		report(ld, true, "OPSD_LISTEN: out of memory");
 	if (c->pid_file == NULL && (c->pid_file = join(c->var_dir, "/run/opsd.pid", "")) == NULL)
@@ -596,14 +568,19 @@ static void finish(struct opsd_config *c, const bool *set, config_lookup_fn look
 
 	if (c->db_uri == NULL)
 		report(ld, true, "OPSD_DB_URI: required");
-	else if (!db_uri_plausible(c->db_uri))
-		report(ld, true, "OPSD_DB_URI: must look like mysql://user:pass@host[:port]/db");
+	else if (!db_uri_plausible(c->db_uri, why, sizeof(why)))
+		report(ld, true,
+		    "OPSD_DB_URI: must look like mysql://user:pass@host[:port][,host[:port]...]/db "
+		    "(%s)",
+		    why);
 	if (c->db_uri_previous != NULL && db_uri_previous_problem(c->db_uri, c->db_uri_previous))
 		report(ld, true, "OPSD_DB_URI_PREVIOUS: %s",
 		    db_uri_previous_problem(c->db_uri, c->db_uri_previous));
-	if (c->dedicated_db_uri != NULL && !db_uri_plausible(c->dedicated_db_uri))
+	if (c->dedicated_db_uri != NULL && !db_uri_plausible(c->dedicated_db_uri, why, sizeof(why)))
 		report(ld, true,
-		    "OPSD_DEDICATED_DB_URI: must look like mysql://user:pass@host[:port]");
+		    "OPSD_DEDICATED_DB_URI: must look like mysql://user:pass@host[:port][,host[:port]...] "
+		    "(%s)",
+		    why);
 	if (c->data_key != NULL && !data_key_valid(c->data_key))
 		report(ld, true, "OPSD_DATA_KEY: must be 32 bytes as 64 hex characters or base64");
 	else if (c->data_key == NULL && c->env == ENV_PRODUCTION)

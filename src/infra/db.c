@@ -14,16 +14,24 @@
 #include <mysql.h>
 #include <mysqld_error.h>
 
+#include "infra/metrics.h"
 #include "lib/arena.h"
-#include "lib/encoding.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
 #define STMT_CACHE_SIZE 64
-#define TX_RETRIES 3
+/* db_tx runs a transaction at most TX_ATTEMPTS times; before the n-th retry
+ * it waits TX_BACKOFF_MS << (n - 1), between half and one and a half of it
+ * (10, 20, 40, 80 ms on average): two hosts whose writes conflicted on a
+ * cluster do not meet again at the same instant. */
+#define TX_ATTEMPTS 5
+#define TX_BACKOFF_MS 10
 #define PING_INTERVAL_MS 1000
 #define STACK_BINDS 32
 #define FAST_LOSS_MS 1000
+/* Per node when OPSD_DB_URI lists several: a dead one costs a worker this
+ * long once, before the next node is tried. */
+#define NODE_CONNECT_TIMEOUT_S 2
 
 /* SET TRANSACTION cannot share a SET statement with variables. */
 static const char *const session_sql[] = {
@@ -31,6 +39,12 @@ static const char *const session_sql[] = {
     "NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO'",
     "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
 };
+
+/* On a Galera node: a read (SELECT, SHOW, START TRANSACTION) first waits until
+ * this node has applied every write the cluster committed before it, so a
+ * logout, a role change or a blocklist entry made through another node is
+ * seen by the next read here. Writes are certified anyway (level 1 = reads). */
+static const char galera_sql[] = "SET SESSION wsrep_sync_wait = 1";
 
 struct stmt_slot {
 	char *sql;     /* cache key: a copy of the text (callers may build it) */
@@ -46,11 +60,15 @@ struct db {
 	 * in progress: README "Runbook 7"); has_previous false when none. */
 	struct db_uri previous;
 	bool has_previous;
+	size_t node;    /* the node of uri in use, or used last */
+	bool node_lost; /* it stopped serving: connect again before the next statement */
 	struct stmt_slot cache[STMT_CACHE_SIZE];
 	uint64_t tick;
 	int64_t last_ok_ms; /* monotonic time the connection last proved alive */
 	bool last_ok;
 	bool in_tx;
+	int (*fence)(struct db *d, void *ctx);
+	void *fence_ctx;
 	uint64_t last_id;
 	unsigned err_no;
 	char err[512];
@@ -71,6 +89,9 @@ static const unsigned down_errors[] = {
     ER_CON_COUNT_ERROR,
     ER_SERVER_SHUTDOWN,
     ER_CONNECTION_KILLED,
+    /* a Galera node out of the cluster's primary component, or not yet
+     * synced: "WSREP has not yet prepared node for application use" */
+    ER_UNKNOWN_COM_ERROR,
 };
 
 static bool is_down_errno(unsigned e)
@@ -79,180 +100,6 @@ static bool is_down_errno(unsigned e)
 		if (down_errors[i] == e)
 			return true;
 	return false;
-}
-
-/* ---- URI ---------------------------------------------------------------- */
-
-static bool uri_fail(char *err, size_t err_len, const char *reason)
-{
-	snprintf(err, err_len, "%s", reason);
-	return false;
-}
-
-static bool parse_port(const char *s, size_t n, unsigned *port)
-{
-	unsigned v = 0;
-
-	if (n == 0 || n > 5)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (unsigned)(s[i] - '0');
-	}
-	if (v == 0 || v > 65535)
-		return false;
-	*port = v;
-	return true;
-}
-
-static bool parse_query(const char *q, struct db_uri *out, char *err, size_t err_len)
-{
-	while (*q) {
-		size_t n = strcspn(q, "&");
-		const char *eq = memchr(q, '=', n);
-		if (n == 0) {
-			q++;
-			continue;
-		}
-		if (!eq || (size_t)(eq - q) != 6 || memcmp(q, "socket", 6) != 0)
-			return uri_fail(err, err_len,
-			    "unknown query parameter (only ?socket=/path is supported)");
-		if (!pct_decode(eq + 1, n - 7, false, out->socket, sizeof(out->socket)) ||
-		    out->socket[0] != '/')
-			return uri_fail(err, err_len, "socket must be an absolute path");
-		q += n;
-	}
-	return true;
-}
-
-static bool parse_uri(const char *uri, struct db_uri *out, char *err, size_t err_len)
-{
-	static const char scheme[] = "mysql://";
-	const char *p, *auth_end, *at, *host, *host_end;
-
-	memset(out, 0, sizeof(*out));
-	if (err_len)
-		err[0] = '\0';
-	if (!uri || strncasecmp(uri, scheme, sizeof(scheme) - 1) != 0)
-		return uri_fail(err, err_len, "must start with mysql://");
-	p = uri + sizeof(scheme) - 1;
-	auth_end = p + strcspn(p, "/?#");
-	if (*auth_end == '#')
-		return uri_fail(err, err_len,
-		    "fragments are not allowed (percent-encode '#' in the password)");
-
-	/* The last '@' so that an unencoded '@' in the password still parses;
-	 * reasons never quote the authority, which may hold the password. */
-	at = NULL;
-	for (const char *s = p; s < auth_end; s++)
-		if (*s == '@')
-			at = s;
-	if (at) {
-		const char *colon = memchr(p, ':', (size_t)(at - p));
-		size_t ulen = colon ? (size_t)(colon - p) : (size_t)(at - p);
-		if (!pct_decode(p, ulen, false, out->user, sizeof(out->user)))
-			return uri_fail(err, err_len, "malformed or too long user name");
-		if (colon && !pct_decode(colon + 1, (size_t)(at - colon - 1), false, out->pass,
-		                 sizeof(out->pass)))
-			return uri_fail(err, err_len,
-			    "malformed or too long password (percent-encode special characters)");
-		host = at + 1;
-	} else {
-		host = p;
-	}
-
-	if (*host == '[') {
-		const char *rb = memchr(host, ']', (size_t)(auth_end - host));
-		if (!rb || rb == host + 1)
-			return uri_fail(err, err_len, "malformed IPv6 host (use [addr]:port)");
-		host_end = rb + 1;
-		if (host_end < auth_end && *host_end != ':')
-			return uri_fail(err, err_len, "malformed IPv6 host (use [addr]:port)");
-		if (!pct_decode(host + 1, (size_t)(rb - host - 1), false, out->host,
-		        sizeof(out->host)))
-			return uri_fail(err, err_len, "malformed or too long IPv6 host");
-	} else {
-		host_end = memchr(host, ':', (size_t)(auth_end - host));
-		if (!host_end)
-			host_end = auth_end;
-		else if (memchr(host_end + 1, ':', (size_t)(auth_end - host_end - 1)))
-			return uri_fail(err, err_len, "IPv6 hosts go in brackets: [addr]:port");
-		if (!pct_decode(host, (size_t)(host_end - host), false, out->host,
-		        sizeof(out->host)))
-			return uri_fail(err, err_len, "malformed or too long host");
-	}
-	if (out->host[0] == '\0')
-		return uri_fail(err, err_len, "empty host");
-	if (host_end < auth_end) { /* ":port" */
-		if (!parse_port(host_end + 1, (size_t)(auth_end - host_end - 1), &out->port))
-			return uri_fail(err, err_len,
-			    "invalid port (1-65535; IPv6 hosts go in brackets; percent-encode special characters in the password)");
-	}
-
-	p = auth_end;
-	if (*p == '/') {
-		size_t n = strcspn(p + 1, "?#");
-		if (!pct_decode(p + 1, n, false, out->dbname, sizeof(out->dbname)) ||
-		    strchr(out->dbname, '/'))
-			return uri_fail(err, err_len, "malformed or too long database name");
-		p += 1 + n;
-	}
-	if (*p == '#')
-		return uri_fail(err, err_len, "fragments are not allowed");
-	if (*p == '?') {
-		const char *q = p + 1;
-		if (strchr(q, '#'))
-			return uri_fail(err, err_len, "fragments are not allowed");
-		if (!parse_query(q, out, err, err_len))
-			return false;
-	}
-	return true;
-}
-
-bool db_uri_parse(const char *uri, struct db_uri *out, char *err, size_t err_len)
-{
-	if (parse_uri(uri, out, err, err_len))
-		return true;
-	explicit_bzero(out, sizeof(*out)); /* no half-parsed password left behind */
-	return false;
-}
-
-bool db_uri_same_database(const struct db_uri *a, const struct db_uri *b)
-{
-	return strcmp(a->host, b->host) == 0 && a->port == b->port &&
-	       strcmp(a->dbname, b->dbname) == 0 && strcmp(a->socket, b->socket) == 0;
-}
-
-const char *db_uri_previous_problem(const char *uri, const char *previous)
-{
-	struct db_uri cur, prev;
-	char err[256];
-	const char *why = NULL;
-
-	if (!db_uri_parse(previous, &prev, err, sizeof(err)))
-		return "must look like mysql://user:pass@host[:port]/db";
-	if (uri && db_uri_parse(uri, &cur, err, sizeof(err))) {
-		if (!db_uri_same_database(&cur, &prev))
-			why =
-			    "must name the same server and database as OPSD_DB_URI (only the user and "
-			    "password may differ)";
-		explicit_bzero(&cur, sizeof(cur));
-	}
-	explicit_bzero(&prev, sizeof(prev));
-	return why;
-}
-
-void db_uri_redacted(const struct db_uri *u, char *out, size_t out_len)
-{
-	char port[16] = "";
-	bool v6 = strchr(u->host, ':') != NULL;
-
-	if (u->port)
-		snprintf(port, sizeof(port), ":%u", u->port);
-	snprintf(out, out_len, "mysql://%s%s%s%s%s%s%s/%s%s%s", u->user, u->pass[0] ? ":***" : "",
-	    u->user[0] || u->pass[0] ? "@" : "", v6 ? "[" : "", u->host, v6 ? "]" : "", port,
-	    u->dbname, u->socket[0] ? "?socket=" : "", u->socket);
 }
 
 /* ---- errors ------------------------------------------------------------- */
@@ -269,6 +116,23 @@ static void set_err(struct db *d, unsigned no, const char *fmt, ...)
 	va_end(ap);
 	if (is_down_errno(no))
 		d->last_ok = false;
+	if (no == ER_UNKNOWN_COM_ERROR)
+		d->node_lost = true; /* it answers pings, but serves nothing */
+}
+
+/* "prefix; the error so far". */
+static void prefix_err(struct db *d, const char *prefix)
+{
+	char was[sizeof(d->err)];
+	int n;
+
+	memcpy(was, d->err, sizeof(was));
+	n = snprintf(d->err, sizeof(d->err), "%s; last: ", prefix);
+	if (n > 0 && (size_t)n < sizeof(d->err)) {
+		size_t k = strnlen(was, sizeof(d->err) - (size_t)n - 1);
+		memcpy(d->err + n, was, k);
+		d->err[(size_t)n + k] = '\0';
+	}
 }
 
 static void clear_err(struct db *d)
@@ -327,15 +191,21 @@ static void disconnect(struct db *d)
 	d->my = NULL;
 	d->in_tx = false;
 	d->last_ok = false;
+	d->node_lost = false;
 }
 
-/* One connection attempt with u's credentials: the handle, or NULL with
- * the error in d (no password in it). */
-static MYSQL *connect_as(struct db *d, const struct db_uri *u)
+/* One connection attempt to node i of d->uri with cred's user, password and
+ * database (d->uri's or the previous ones): the handle, or NULL with the error
+ * in d (no password in it). A node that does not answer is given up after
+ * the connect timeout, shorter when there are others to try. */
+static MYSQL *connect_as(struct db *d, const struct db_uri *cred, size_t i)
 {
-	unsigned connect_timeout = 3, io_timeout = 30;
+	unsigned connect_timeout = db_uri_nhosts(&d->uri) > 1 ? NODE_CONNECT_TIMEOUT_S : 3;
+	unsigned io_timeout = 30, port;
 	my_bool reconnect = 0; /* we reconnect ourselves, dropping statements */
-	char where[1024];
+	const char *host = db_uri_host(&d->uri, i, &port);
+	const char *sock = d->uri.socket;
+	char where[300];
 	MYSQL *my;
 
 	if (!(my = mysql_init(NULL))) {
@@ -347,14 +217,14 @@ static MYSQL *connect_as(struct db *d, const struct db_uri *u)
 	mysql_options(my, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
 	mysql_options(my, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
 	mysql_options(my, MYSQL_OPT_RECONNECT, &reconnect);
-	if (u->socket[0]) {
+	if (sock[0]) {
 		unsigned proto = MYSQL_PROTOCOL_SOCKET;
 		mysql_options(my, MYSQL_OPT_PROTOCOL, &proto);
 	}
-	if (!mysql_real_connect(my, u->socket[0] ? "localhost" : u->host,
-	        u->user[0] ? u->user : NULL, u->pass[0] ? u->pass : NULL,
-	        u->dbname[0] ? u->dbname : NULL, u->port, u->socket[0] ? u->socket : NULL, 0)) {
-		db_uri_redacted(u, where, sizeof(where));
+	if (!mysql_real_connect(my, sock[0] ? "localhost" : host, cred->user[0] ? cred->user : NULL,
+	        cred->pass[0] ? cred->pass : NULL, cred->dbname[0] ? cred->dbname : NULL, port,
+	        sock[0] ? sock : NULL, 0)) {
+		db_uri_host_label(&d->uri, i, where, sizeof(where));
 		set_err(d, mysql_errno(my), "cannot connect to %s: %s", where, mysql_error(my));
 		mysql_close(my);
 		return NULL;
@@ -365,34 +235,145 @@ static MYSQL *connect_as(struct db *d, const struct db_uri *u)
 /* The configured credentials first; when the server refuses them and
  * previous ones are configured, those: the new password may be in the
  * configuration before ALTER USER gives it to the server. */
-static MYSQL *connect_rotating(struct db *d)
+static MYSQL *connect_rotating(struct db *d, size_t i)
 {
-	MYSQL *my = connect_as(d, &d->uri);
+	MYSQL *my = connect_as(d, &d->uri, i);
 
 	if (my || !d->has_previous || d->err_no != ER_ACCESS_DENIED_ERROR)
 		return my;
-	if ((my = connect_as(d, &d->previous)) != NULL)
+	if ((my = connect_as(d, &d->previous, i)) != NULL)
 		log_msg(LL_WARN, "db_previous_credentials",
 		    "the server refused OPSD_DB_URI's credentials; connected with "
 		    "OPSD_DB_URI_PREVIOUS (finish the rotation: ALTER USER, then remove it)");
 	return my;
 }
 
-static int connect_now(struct db *d)
+/* One row, one column: its text in out. 0, or -1 with the error in d. */
+static int query_value(struct db *d, MYSQL *my, const char *sql, int col, char *out, size_t len)
 {
-	MYSQL *my;
+	MYSQL_RES *res;
+	MYSQL_ROW row;
 
-	disconnect(d);
-	if (!(my = connect_rotating(d)))
+	out[0] = '\0';
+	if (mysql_real_query(my, sql, strlen(sql)) != 0 || !(res = mysql_store_result(my))) {
+		set_err(d, mysql_errno(my), "session setup failed: %s", mysql_error(my));
 		return -1;
+	}
+	if ((row = mysql_fetch_row(res)) && mysql_num_fields(res) > (unsigned)col && row[col])
+		snprintf(out, len, "%s", row[col]);
+	mysql_free_result(res);
+	return 0;
+}
+
+/* A Galera node serves only once it is synced with the cluster (wsrep_ready;
+ * until then statements fail with ER_UNKNOWN_COM_ERROR) and while its
+ * operator does not drain it (wsrep_reject_queries): one that does not serve
+ * is skipped like one that is down; one that does gets galera_sql. A server
+ * without Galera has no @@wsrep_on or has it off: nothing more is done. */
+static int node_setup(struct db *d, MYSQL *my)
+{
+	char v[16];
+
 	for (size_t i = 0; i < countof(session_sql); i++) {
 		if (mysql_real_query(my, session_sql[i], strlen(session_sql[i])) != 0) {
 			set_err(d, mysql_errno(my), "session setup failed: %s", mysql_error(my));
-			mysql_close(my);
 			return -1;
 		}
 	}
+	if (query_value(d, my, "SELECT @@wsrep_on", 0, v, sizeof(v)) != 0) {
+		if (d->err_no != ER_UNKNOWN_SYSTEM_VARIABLE)
+			return -1;
+		v[0] = '\0';
+	}
+	if (strcmp(v, "1") != 0)
+		return 0;
+	if (query_value(d, my, "SHOW GLOBAL STATUS LIKE 'wsrep_ready'", 1, v, sizeof(v)) != 0)
+		return -1;
+	if (strcmp(v, "ON") != 0) {
+		set_err(d, ER_UNKNOWN_COM_ERROR, "the Galera node is not ready (wsrep_ready %s)",
+		    v[0] ? v : "unknown");
+		return -1;
+	}
+	/* drained by its operator: it would refuse every statement */
+	if (query_value(d, my, "SELECT @@global.wsrep_reject_queries", 0, v, sizeof(v)) != 0)
+		return -1;
+	if (strcmp(v, "NONE") != 0) {
+		set_err(d, ER_UNKNOWN_COM_ERROR,
+		    "the Galera node rejects queries (wsrep_reject_queries %s)", v);
+		return -1;
+	}
+	if (mysql_real_query(my, galera_sql, strlen(galera_sql)) != 0) {
+		set_err(d, mysql_errno(my), "session setup failed: %s", mysql_error(my));
+		return -1;
+	}
+	return 0;
+}
+
+/* Node i of the list, connected and set up. */
+static MYSQL *connect_node(struct db *d, size_t i)
+{
+	MYSQL *my = connect_rotating(d, i);
+
+	if (my && node_setup(d, my) != 0) {
+		mysql_close(my);
+		my = NULL;
+	}
+	return my;
+}
+
+/* The node it connected to, when that is not the one used last: a log line
+ * (no password: host and port only) and a count. */
+static void note_failover(struct db *d, size_t from, size_t to, const char *why)
+{
+	char was[300], now[300];
+	struct logline *l;
+
+	db_uri_host_label(&d->uri, from, was, sizeof(was));
+	db_uri_host_label(&d->uri, to, now, sizeof(now));
+	metrics_db(MDB_FAILOVER);
+	if (!(l = log_begin(LL_WARN, "db_failover")))
+		return;
+	log_str(l, "node", now);
+	log_str(l, "from", was);
+	log_str(l, "reason", why);
+	log_end(l);
+}
+
+/* The first node that answers and serves, starting from the one used last
+ * (it may be back already: a restart, a blip) or, when that one said it does
+ * not serve (node_lost), from the next; a node that does not answer or is not
+ * ready hands over to the next. Any other refusal (credentials, an unknown
+ * database) would be the same on every node: it ends the round. */
+static int connect_now(struct db *d)
+{
+	size_t n = db_uri_nhosts(&d->uri), was = d->node % n;
+	size_t start = d->node_lost ? (was + 1) % n : was;
+	char why[sizeof(d->err)];
+	MYSQL *my = NULL;
+	size_t k, i = start;
+
+	/* why the node used last is left: its refusal, or its first failure below */
+	snprintf(why, sizeof(why), "%s", d->node_lost ? d->err : "");
+	disconnect(d);
+	for (k = 0; k < n; k++) {
+		i = (start + k) % n;
+		if ((my = connect_node(d, i)) != NULL)
+			break;
+		if (i == was && !why[0])
+			snprintf(why, sizeof(why), "%s", d->err);
+		if (!is_down_errno(d->err_no)) /* the request's fault, not the node's */
+			break;
+	}
+	if (!my) {
+		if (n > 1 && k >= n)
+			prefix_err(d, "no host of the list answered");
+		return -1;
+	}
+	if (i != was)
+		note_failover(d, was, i, why);
+	d->node = i;
 	d->my = my;
+	d->node_lost = false; /* set by a node skipped on the way */
 	d->last_ok = true;
 	d->last_ok_ms = mono_ms();
 	clear_err(d);
@@ -460,9 +441,9 @@ int db_ensure(struct db *d)
 {
 	int64_t now = mono_ms();
 
-	if (d->my && d->last_ok && now - d->last_ok_ms < PING_INTERVAL_MS)
+	if (d->my && !d->node_lost && d->last_ok && now - d->last_ok_ms < PING_INTERVAL_MS)
 		return 0;
-	if (d->my && mysql_ping(d->my) == 0) {
+	if (d->my && !d->node_lost && mysql_ping(d->my) == 0) {
 		d->last_ok = true;
 		d->last_ok_ms = now;
 		return 0;
@@ -473,7 +454,7 @@ int db_ensure(struct db *d)
 /* Connected, or reconnected when that cannot lose a transaction. */
 static int need_connection(struct db *d)
 {
-	if (d->my)
+	if (d->my && !d->node_lost)
 		return 0;
 	if (d->in_tx) {
 		set_err(d, CR_SERVER_GONE_ERROR, "connection lost inside a transaction");
@@ -591,12 +572,14 @@ static int bind_params(struct db *d, MYSQL_STMT *st, const struct db_param *p, s
  * a transaction, and after execute only when the server cannot have run it.
  * CR_SERVER_LOST is what TCP reports for a connection that died while idle
  * (answered at once), but also a read timeout on a statement the server is
- * still running: only a fast one is retried. */
+ * still running: only a fast one is retried. A Galera node that is not ready
+ * refuses before running anything. */
 static bool may_retry(const struct db *d, bool executed, int64_t elapsed_ms)
 {
 	if (d->in_tx || !is_down_errno(d->err_no))
 		return false;
-	if (!executed || d->err_no == CR_SERVER_GONE_ERROR || d->err_no == ER_CONNECTION_KILLED)
+	if (!executed || d->err_no == CR_SERVER_GONE_ERROR || d->err_no == ER_CONNECTION_KILLED ||
+	    d->err_no == ER_UNKNOWN_COM_ERROR)
 		return true;
 	return d->err_no == CR_SERVER_LOST && elapsed_ms < FAST_LOSS_MS;
 }
@@ -852,10 +835,16 @@ int db_rollback(struct db *d)
 	return rc;
 }
 
-static void backoff(int attempt)
+static void backoff(int retry)
 {
-	struct timespec ts = {0, (long)attempt * 20 * 1000000L};
+	long base_us = (long)TX_BACKOFF_MS * 1000L << (retry - 1), us;
+	uint32_t r = 0;
+	struct timespec ts;
 
+	if (!random_bytes(&r, sizeof(r)))
+		r = (uint32_t)mono_ms();
+	us = base_us / 2 + (long)(r % (uint32_t)(base_us + 1));
+	ts = (struct timespec){us / 1000000L, us % 1000000L * 1000L};
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
 }
@@ -870,6 +859,9 @@ int db_tx(struct db *d, int (*fn)(struct db *d, void *ctx), void *ctx)
 		if (db_begin(d) != 0)
 			return -1;
 		rc = fn(d, ctx);
+		/* a fence that fails by itself (no database error) is not retried */
+		if (rc == 0 && d->fence && d->fence(d, d->fence_ctx) != 0)
+			rc = -1;
 		if (rc == 0 && db_commit(d) == 0)
 			return 0;
 		if (rc == 0)
@@ -879,11 +871,17 @@ int db_tx(struct db *d, int (*fn)(struct db *d, void *ctx), void *ctx)
 		db_rollback(d);
 		d->err_no = saved_no;
 		memcpy(d->err, saved, sizeof(saved));
-		if (attempt >= TX_RETRIES ||
-		    (saved_no != ER_LOCK_DEADLOCK && saved_no != ER_LOCK_WAIT_TIMEOUT))
+		if (attempt + 1 >= TX_ATTEMPTS || !db_retryable(d))
 			return rc;
+		metrics_db(MDB_TX_RETRY);
 		backoff(attempt + 1);
 	}
+}
+
+void db_set_fence(struct db *d, int (*fn)(struct db *d, void *ctx), void *ctx)
+{
+	d->fence = fn;
+	d->fence_ctx = ctx;
 }
 
 bool db_retryable(const struct db *d)

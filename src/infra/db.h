@@ -11,28 +11,52 @@
 struct arena;
 struct db;
 
+/* Several hosts name the nodes of one cluster (MariaDB Galera): a
+ * connection goes to the first that answers, starting from the one used
+ * last. */
+#define DB_URI_MAX_HOSTS 8
+
+struct db_host {
+	char name[256];
+	unsigned port; /* 0 = default 3306 */
+};
+
 struct db_uri {
 	char user[128];
 	char pass[256];
-	char host[256];   /* "localhost" with socket set means a unix socket */
-	unsigned port;    /* 0 = default 3306 */
+	char host[256];   /* the first host; "localhost" with socket set means a unix socket */
+	unsigned port;    /* the first host's port, 0 = default 3306 */
 	char dbname[128]; /* may be empty (OPSD_DEDICATED_DB_URI) */
-	char socket[512]; /* ?socket=/path */
+	char socket[512]; /* ?socket=/path, with a single host only */
+	/* The hosts after the first (more[0] is the second host): nhosts - 1 of
+	 * them. nhosts is 1 for a single host (0 in a struct not filled by
+	 * db_uri_parse counts as 1). */
+	size_t nhosts;
+	struct db_host more[DB_URI_MAX_HOSTS - 1];
 };
 
-/* mysql://user:pass@host:port/db or mysql://user:pass@localhost/db?socket=/p
+/* mysql://user:pass@host:port/db, mysql://user:pass@h1:p1,h2:p2,[::1]:p3/db
+ * (up to DB_URI_MAX_HOSTS hosts) or mysql://user:pass@localhost/db?socket=/p
  * (user and pass percent-decoded; IPv6 host in brackets). Returns false with
  * a reason in err that never contains the password. */
 bool db_uri_parse(const char *uri, struct db_uri *out, char *err, size_t err_len);
-/* Whether two URIs name the same server and database (host, port, socket
- * and database name; the credentials may differ). */
+/* How many hosts u names (at least 1), and the i-th of them (0 = the first)
+ * with its port in *port (0 = default). */
+size_t db_uri_nhosts(const struct db_uri *u);
+const char *db_uri_host(const struct db_uri *u, size_t i, unsigned *port);
+/* Whether two URIs name the same servers and database (the same hosts in
+ * any order, ports, socket and database name; the credentials may differ). */
 bool db_uri_same_database(const struct db_uri *a, const struct db_uri *b);
 /* Why previous cannot stand in for uri as OPSD_DB_URI_PREVIOUS (it does not
  * parse, or names another server or database), NULL when it can. Never
  * quotes either URI. */
 const char *db_uri_previous_problem(const char *uri, const char *previous);
-/* The URI with the password replaced by "***", for logs and responses. */
+/* The URI with the password replaced by "***", every host kept, for logs
+ * and responses. */
 void db_uri_redacted(const struct db_uri *u, char *out, size_t out_len);
+/* "host:port" of u's i-th host ("[::1]:3307", "db1", the socket path), for
+ * a log line. */
+void db_uri_host_label(const struct db_uri *u, size_t i, char *out, size_t out_len);
 
 /* Connects (utf8mb4, UTC session time zone, READ COMMITTED, strict mode).
  * Returns NULL with err set (no password in it). */
@@ -109,11 +133,19 @@ int db_begin(struct db *d);
 int db_commit(struct db *d);
 int db_rollback(struct db *d);
 /* The one transaction helper: BEGIN, fn, COMMIT; ROLLBACK when fn returns
- * non-zero or COMMIT fails; retried up to 3 times on deadlock or lock wait
- * timeout. Returns fn's result, or -1 on a database error. */
+ * non-zero or COMMIT fails; run up to 5 times in all on deadlock or lock
+ * wait timeout (on Galera a certification conflict is a deadlock error at
+ * COMMIT), waiting about 10, 20, 40, 80 ms with jitter between the runs
+ * (counted in opsd_db_tx_retries_total). fn must be safe to run again.
+ * Returns fn's result, or -1 on a database error. */
 int db_tx(struct db *d, int (*fn)(struct db *d, void *ctx), void *ctx);
+/* A check db_tx runs last in every transaction of this connection, before
+ * COMMIT, until cleared with fn NULL: non-zero fails the transaction (rolled
+ * back, not retried). The jobs process fences a cluster-wide job's writes with
+ * its lease this way (jobs/lease.h). */
+void db_set_fence(struct db *d, int (*fn)(struct db *d, void *ctx), void *ctx);
 /* The last error was a deadlock or lock wait timeout: the transaction may
- * be run again. */
+ * be run again (after db_tx gave up: answer 503 with Retry-After). */
 bool db_retryable(const struct db *d);
 /* The last error was a duplicate key (a unique column already holds the
  * value). */

@@ -99,7 +99,20 @@ static const char *const pw_check_outcomes[PWC__MAX] = {
     [PWC_REFUSED] = "refused",
 };
 
+/* One unlabelled counter each, in the order of enum metrics_db. */
+static const struct {
+	const char *name;
+	const char *help;
+} db_counters[MDB__MAX] = {
+    [MDB_FAILOVER] = {"opsd_db_failovers_total",
+        "Database connections made to another node of OPSD_DB_URI than the one used last."},
+    [MDB_TX_RETRY] = {"opsd_db_tx_retries_total",
+        "Transactions run again after a deadlock, a lock wait timeout or a certification "
+        "conflict."},
+};
+
 struct metrics_shm {
+	uint64_t db[MDB__MAX];
 	uint64_t password_checks[PWC__MAX];
 	uint64_t password_slots;
 	uint64_t cache_lookups[MC__MAX][MCR__MAX];
@@ -223,6 +236,12 @@ void metrics_password_check(enum pw_check_outcome o)
 {
 	if (shm && (unsigned)o < PWC__MAX)
 		count(&shm->password_checks[o], 1);
+}
+
+void metrics_db(enum metrics_db e)
+{
+	if (shm && (unsigned)e < MDB__MAX)
+		count(&shm->db[e], 1);
 }
 
 void metrics_password_slots(int n)
@@ -446,6 +465,14 @@ static void render_password_checks(struct buf *out)
 	sample(out, "opsd_password_check_slots", NULL, 0, load(&shm->password_slots));
 }
 
+static void render_db(struct buf *out)
+{
+	for (size_t i = 0; i < MDB__MAX; i++) {
+		family(out, db_counters[i].name, "counter", db_counters[i].help);
+		sample(out, db_counters[i].name, NULL, 0, load(&shm->db[i]));
+	}
+}
+
 static void render_log(struct buf *out)
 {
 	family(out, "opsd_log_lines_dropped_total", "counter",
@@ -543,6 +570,7 @@ void metrics_render(struct buf *out, const struct metrics_labels *labels,
 		render_cache(out);
 		render_worker_exits(out);
 		render_password_checks(out);
+		render_db(out);
 		render_log(out);
 	}
 	if (sb) {

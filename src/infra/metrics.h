@@ -49,6 +49,11 @@ enum pw_check_outcome { PWC_IMMEDIATE, PWC_WAITED, PWC_REFUSED, PWC__MAX };
 void metrics_password_check(enum pw_check_outcome o);
 /* opsd_password_check_slots: set once by the master. */
 void metrics_password_slots(int n);
+/* The database connection (infra/db.h): opsd_db_failovers_total (a connection made to another
+ * node than the one used last) and opsd_db_tx_retries_total (a transaction run again after a
+ * deadlock, a lock wait timeout or a cluster's certification conflict). */
+enum metrics_db { MDB_FAILOVER, MDB_TX_RETRY, MDB__MAX };
+void metrics_db(enum metrics_db e);
 #define METRICS_MAX_LABELS 64
 
 /* The label vocabularies other modules own: metrics counts by index and

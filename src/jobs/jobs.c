@@ -14,33 +14,62 @@
 #include "infra/db.h"
 #include "infra/scoreboard.h"
 #include "jobs/jobs.h"
+#include "jobs/lease.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "migration/migration.h"
 
 /* One entry per kind of background work. Each runs at most every
  * interval_ms and must return promptly (work in bounded batches): -1 on
- * failure, 0 done for now, 1 more to do at once. The outbox is not here: its
- * SMTP sessions wait on the relay, so they run on a thread of their own
- * (jobs/outbox.c). */
+ * failure, 0 done for now, 1 more to do at once. A cluster-wide job runs in
+ * the jobs process holding its lease (jobs/lease.h), with its transactions
+ * fenced by it; the others run on every host (README "Running on several
+ * hosts" says why each is which). The outbox is not here: its SMTP sessions
+ * wait on the relay, so they run on a thread of their own (jobs/outbox.c). */
 struct job {
 	const char *name;
 	int interval_ms;
 	int (*run)(struct db *db, const struct opsd_config *cfg);
+	bool cluster;
 };
 
 static const struct job jobs[] = {
-    {"legal_notify", 1000, legal_notify_batch},
-    {"sessions_expire", 60 * 1000, sessions_expire},
+    {"legal_notify", 1000, legal_notify_batch, true},
+    {"sessions_expire", 60 * 1000, sessions_expire, true},
     /* Audits a SESSION_SECRET other than the last one seen, once per jobs process. */
-    {"session_secret", 1000, session_secret_job},
-    {"audit_retention", 60 * 1000, audit_retention_job},
+    {"session_secret", 1000, session_secret_job, false},
+    {"audit_retention", 60 * 1000, audit_retention_job, true},
     /* Expired entries already stop blocking in the workers; this deletes them. */
-    {"blocklist_expiry", 10 * 1000, blocklist_expire_job},
-    {"nginx_limits", 1000, nginx_limits_job},
-    /* Tenant migrations: returns 1 while it has more to do at once. */
-    {"migrations", 0, mig_job},
+    {"blocklist_expiry", 10 * 1000, blocklist_expire_job, true},
+    /* This host's nginx log. */
+    {"nginx_limits", 1000, nginx_limits_job, false},
+    /* Tenant migrations: each migration has a lease of its own. Returns 1 while it has
+     * more to do at once. */
+    {"migrations", 0, mig_job, false},
 };
+
+/* A lease outlives two runs, so its holder keeps it; a host that died hands it on
+ * after at most this long. */
+static int lease_ttl_ms(const struct job *j)
+{
+	return 2 * j->interval_ms + 10 * 1000;
+}
+
+/* Runs job i unless it is cluster-wide and another host holds it: its result, or 0. */
+static int run_job(size_t i, struct db *db, const struct opsd_config *cfg, struct job_lease *lease)
+{
+	const struct job *j = &jobs[i];
+	int rc;
+
+	if (!j->cluster)
+		return j->run(db, cfg);
+	if (!job_lease_hold(db, lease, lease_ttl_ms(j)))
+		return 0;
+	job_lease_fence(db, lease);
+	rc = j->run(db, cfg);
+	job_lease_unfence(db);
+	return rc;
+}
 
 static volatile sig_atomic_t stopping;
 
@@ -127,6 +156,7 @@ void *jobs_thread_end(struct db *db)
 int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 {
 	int64_t last_run[countof(jobs)];
+	struct job_lease leases[countof(jobs)];
 	struct db *db = NULL;
 
 	jobs_install_signals();
@@ -134,6 +164,8 @@ int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 	log_set_role("jobs");
 	blocklist_attach(&sb->blocklist_generation, NULL);
 	memset(last_run, 0, sizeof(last_run));
+	for (size_t i = 0; i < countof(jobs); i++)
+		leases[i] = (struct job_lease){jobs[i].name, 0};
 	legal_files_start(cfg);
 	outbox_start(cfg);
 	scoreboard_set_state(sb, slot, SB_IDLE);
@@ -152,7 +184,7 @@ int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 			if (!jobs_db_ready(cfg, &db))
 				break;
 			scoreboard_set_state(sb, slot, SB_BUSY);
-			rc = j->run(db, cfg);
+			rc = run_job(i, db, cfg, &leases[i]);
 			if (rc < 0)
 				log_msg(LL_ERROR, "job_failed", "%s", j->name);
 			busy |= rc > 0;
@@ -164,6 +196,8 @@ int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 	}
 	outbox_stop();
 	legal_files_stop();
+	for (size_t i = 0; i < countof(jobs); i++)
+		job_lease_release(db, &leases[i]);
 	db_close(db);
 	tenant_db_close_all();
 	return 0;

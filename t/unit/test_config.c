@@ -318,6 +318,21 @@ static void test_cross_rules(void **state)
 		expect_error(v, "OPSD_DB_URI: must look like mysql://");
 	}
 	{
+		/* the nodes of a cluster; the reason names the host at fault */
+		const char *const v[] = {"OPSD_DB_URI",
+		    "mysql://u:pw-SECRETVALUE@db1:3306,[::1]:3307,db3/opsd", NULL};
+		struct opsd_config c;
+		struct reports r;
+		assert_int_equal(load(&c, &r, v), 0);
+		config_free(&c);
+	}
+	{
+		const char *const v[] = {"OPSD_DB_URI", "mysql://u:pw-SECRETVALUE@db1,db2:0/db",
+		    NULL};
+		expect_error(v, "OPSD_DB_URI: must look like mysql://");
+		expect_error(v, "host 2 of the list: invalid port");
+	}
+	{
 		const char *const v[] = {"OPSD_DB_URI", DB, "OPSD_DEDICATED_DB_URI",
 		    "mysql://pw-SECRETVALUE", NULL};
 		struct opsd_config c;

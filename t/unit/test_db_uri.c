@@ -229,6 +229,126 @@ static void test_same_database(void **state)
 	assert_false(db_uri_same_database(&a, &b));
 }
 
+/* Several hosts: the nodes of one cluster, tried in turn. */
+static void test_hosts(void **state)
+{
+	struct db_uri u;
+	char err[256], red[1024], label[300];
+	unsigned port;
+
+	(void)state;
+	assert_true(db_uri_parse("mysql://opsd:" SECRET "@db1:3307,db2,[::1]:3309/opsd", &u, err,
+	    sizeof(err)));
+	assert_int_equal(db_uri_nhosts(&u), 3);
+	assert_string_equal(u.host, "db1"); /* the first host as before */
+	assert_int_equal(u.port, 3307);
+	assert_string_equal(db_uri_host(&u, 0, &port), "db1");
+	assert_int_equal(port, 3307);
+	assert_string_equal(db_uri_host(&u, 1, &port), "db2");
+	assert_int_equal(port, 0);
+	assert_string_equal(db_uri_host(&u, 2, &port), "::1");
+	assert_int_equal(port, 3309);
+	assert_string_equal(u.dbname, "opsd");
+	assert_string_equal(u.pass, SECRET);
+	db_uri_redacted(&u, red, sizeof(red));
+	assert_string_equal(red, "mysql://opsd:***@db1:3307,db2,[::1]:3309/opsd");
+	db_uri_host_label(&u, 2, label, sizeof(label));
+	assert_string_equal(label, "[::1]:3309");
+	db_uri_host_label(&u, 1, label, sizeof(label));
+	assert_string_equal(label, "db2");
+	/* one host: nhosts 1, and a struct not filled by the parser counts as one */
+	assert_true(db_uri_parse("mysql://u@h:1/d", &u, err, sizeof(err)));
+	assert_int_equal(db_uri_nhosts(&u), 1);
+	db_uri_host_label(&u, 0, label, sizeof(label));
+	assert_string_equal(label, "h:1");
+	{
+		struct db_uri zero = {0};
+		assert_int_equal(db_uri_nhosts(&zero), 1);
+	}
+	/* eight hosts is the most */
+	assert_true(db_uri_parse("mysql://u:" SECRET "@a,b,c,d,e,f,g,h:8/d", &u, err, sizeof(err)));
+	assert_int_equal(db_uri_nhosts(&u), 8);
+	assert_string_equal(db_uri_host(&u, 7, &port), "h");
+	assert_int_equal(port, 8);
+	/* a percent-encoded comma is part of a name, not a separator */
+	assert_true(db_uri_parse("mysql://u@a%2Cb/d", &u, err, sizeof(err)));
+	assert_int_equal(db_uri_nhosts(&u), 1);
+	/* a ',' in the password does not split anything */
+	assert_true(db_uri_parse("mysql://u:p,q@a,b/d", &u, err, sizeof(err)));
+	assert_string_equal(u.pass, "p,q");
+	assert_int_equal(db_uri_nhosts(&u), 2);
+}
+
+/* Bad host lists are refused with a reason naming the host, never the
+ * password. */
+static void test_hosts_refused(void **state)
+{
+	static const struct {
+		const char *uri;
+		const char *reason;
+	} bad[] = {
+	    {"mysql://opsd:" SECRET "@h1,,h3/opsd", "host 2 of the list: empty host"},
+	    {"mysql://opsd:" SECRET "@h1,/opsd", "host 2 of the list: empty host"},
+	    {"mysql://opsd:" SECRET "@,h2/opsd", "host 1 of the list: empty host"},
+	    {"mysql://opsd:" SECRET "@h1,:3306/opsd", "host 2 of the list: empty host"},
+	    {"mysql://opsd:" SECRET "@a,b,c,d,e,f,g,h,i/opsd", "too many hosts (at most 8"},
+	    {"mysql://opsd:" SECRET "@h1:3306,h2:99999/opsd", "host 2 of the list: invalid port"},
+	    {"mysql://opsd:" SECRET "@h1:3306,h2:x/opsd", "host 2 of the list: invalid port"},
+	    {"mysql://opsd:" SECRET "@h1:3306,h2:/opsd", "host 2 of the list: invalid port"},
+	    {"mysql://opsd:" SECRET "@h1,[::1/opsd", "host 2 of the list: malformed IPv6"},
+	    {"mysql://opsd:" SECRET "@h1,[::1]x/opsd", "host 2 of the list: malformed IPv6"},
+	    {"mysql://opsd:" SECRET "@[::1,h2]/opsd", "host 1 of the list: malformed IPv6"},
+	    {"mysql://opsd:" SECRET "@h1,::1/opsd",
+	        "host 2 of the list: IPv6 hosts go in brackets"},
+	    {"mysql://opsd:" SECRET "@h1,[]/opsd", "host 2 of the list: malformed IPv6"},
+	    {"mysql://opsd:" SECRET "@localhost,h2/opsd?socket=/run/m.sock", "single host"},
+	    {"mysql://opsd:" SECRET "@h1,h2%zz/opsd", "host 2 of the list: malformed"},
+	};
+	struct db_uri u;
+	char err[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(err, 0, sizeof(err));
+		if (db_uri_parse(bad[i].uri, &u, err, sizeof(err)))
+			fail_msg("accepted %s", bad[i].uri);
+		if (!strstr(err, bad[i].reason))
+			fail_msg("%s: error \"%s\" lacks \"%s\"", bad[i].uri, err, bad[i].reason);
+		assert_null(strstr(err, SECRET));
+		assert_null(strstr(err, "hunter"));
+	}
+}
+
+/* The same servers in any order; a host more or less is another cluster. */
+static void test_same_hosts(void **state)
+{
+	static const char *const base = "mysql://opsd:a@db1:3307,db2:3307,[::1]/opsd";
+	static const struct {
+		const char *uri;
+		bool same;
+	} cases[] = {
+	    {"mysql://opsd:b@db1:3307,db2:3307,[::1]/opsd", true},
+	    {"mysql://opsd:b@[::1],db2:3307,db1:3307/opsd", true},
+	    {"mysql://opsd:b@db1:3307,db2:3307/opsd", false},
+	    {"mysql://opsd:b@db1:3307,db2:3307,[::1],db4/opsd", false},
+	    {"mysql://opsd:b@db1:3307,db2:3308,[::1]/opsd", false},
+	    {"mysql://opsd:b@db1:3307/opsd", false},
+	    {"mysql://opsd:b@db1:3307,db2:3307,[::1]/other", false},
+	};
+	struct db_uri a, b;
+	char err[256];
+
+	(void)state;
+	assert_true(db_uri_parse(base, &a, err, sizeof(err)));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_true(db_uri_parse(cases[i].uri, &b, err, sizeof(err)));
+		if (db_uri_same_database(&a, &b) != cases[i].same)
+			fail_msg("%s: want %s", cases[i].uri, cases[i].same ? "same" : "different");
+	}
+	assert_null(db_uri_previous_problem(base, "mysql://opsd:b@[::1],db1:3307,db2:3307/opsd"));
+	assert_non_null(db_uri_previous_problem(base, "mysql://opsd:b@db1:3307/opsd"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -241,6 +361,9 @@ int main(void)
 	    cmocka_unit_test(test_too_long),
 	    cmocka_unit_test(test_redacted),
 	    cmocka_unit_test(test_same_database),
+	    cmocka_unit_test(test_hosts),
+	    cmocka_unit_test(test_hosts_refused),
+	    cmocka_unit_test(test_same_hosts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -118,6 +118,8 @@ static void test_families_once(void **state)
 	    "opsd_rate_limited_total",
 	    "opsd_audit_events_total",
 	    "opsd_worker_exits_total",
+	    "opsd_db_failovers_total",
+	    "opsd_db_tx_retries_total",
 	};
 	static const uint64_t zeros[3];
 	struct buf b;
@@ -132,7 +134,12 @@ static void test_families_once(void **state)
 	metrics_email(EMAIL_FAILED);
 	metrics_worker_exit(WEXIT_KILLED);
 	metrics_worker_exit(WEXIT__MAX); /* out of range: ignored */
+	metrics_db(MDB_TX_RETRY);
+	metrics_db(MDB_TX_RETRY);
+	metrics_db(MDB__MAX); /* out of range: ignored */
 	out = render(&b, names, 2);
+	assert_non_null(strstr(out, "\nopsd_db_failovers_total 0\n"));
+	assert_non_null(strstr(out, "\nopsd_db_tx_retries_total 2\n"));
 	/* every cause, zeros included */
 	assert_non_null(strstr(out, "opsd_worker_exits_total{cause=\"crash\"} 0\n"));
 	assert_non_null(strstr(out, "opsd_worker_exits_total{cause=\"error\"} 0\n"));
