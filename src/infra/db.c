@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <errmsg.h>
@@ -570,18 +571,19 @@ static int bind_params(struct db *d, MYSQL_STMT *st, const struct db_param *p, s
 
 /* Whether a failed statement may run again on a fresh connection: never in
  * a transaction, and after execute only when the server cannot have run it.
- * CR_SERVER_LOST is what TCP reports for a connection that died while idle
- * (answered at once), but also a read timeout on a statement the server is
- * still running: only a fast one is retried. A Galera node that is not ready
- * refuses before running anything. */
-static bool may_retry(const struct db *d, bool executed, int64_t elapsed_ms)
+ * CR_SERVER_LOST is also what a statement gets when the server died after
+ * committing it (a killed Galera node): only a fast read is run again then,
+ * never a write another node would write twice. A not-ready node refuses
+ * before running anything. */
+static bool may_retry(const struct db *d, const char *sql, bool executed, int64_t elapsed_ms)
 {
 	if (d->in_tx || !is_down_errno(d->err_no))
 		return false;
 	if (!executed || d->err_no == CR_SERVER_GONE_ERROR || d->err_no == ER_CONNECTION_KILLED ||
 	    d->err_no == ER_UNKNOWN_COM_ERROR)
 		return true;
-	return d->err_no == CR_SERVER_LOST && elapsed_ms < FAST_LOSS_MS;
+	return d->err_no == CR_SERVER_LOST && elapsed_ms < FAST_LOSS_MS &&
+	       strncasecmp(sql, "SELECT ", 7) == 0;
 }
 
 /* Prepares (or reuses), binds and executes; reconnects and retries once when
@@ -606,7 +608,7 @@ static MYSQL_STMT *run(struct db *d, const char *sql, const struct db_param *p, 
 			set_stmt_err(d, st);
 			executed = true;
 		}
-		if (attempt > 0 || !may_retry(d, executed, executed ? mono_ms() - start : 0) ||
+		if (attempt > 0 || !may_retry(d, sql, executed, executed ? mono_ms() - start : 0) ||
 		    connect_now(d) != 0)
 			return NULL;
 	}
