@@ -3,7 +3,8 @@
 -- the holder moves forward at every run; another host takes an expired row, and a process of
 -- the holder's own host takes the row of one that is gone. epoch counts the changes of holder:
 -- every transaction the job commits also updates its row where holder and epoch are still the
--- ones it started with (fences), so a holder that stalled past its lease and lost it commits
+-- ones it started with (fences; touches counts those updates and the renewals, so that each
+-- one changes the row and says so), so a holder that stalled past its lease and lost it commits
 -- nothing more; on a Galera cluster that update also makes its transaction and a concurrent
 -- take-over conflict, and one of them fails.
 CREATE TABLE job_leases (
@@ -11,6 +12,6 @@ CREATE TABLE job_leases (
 	holder VARCHAR(128) NOT NULL,
 	epoch BIGINT UNSIGNED NOT NULL,
 	expires_at DATETIME(3) NOT NULL,
-	fenced BIGINT UNSIGNED NOT NULL DEFAULT 0,
+	touches BIGINT UNSIGNED NOT NULL DEFAULT 0,
 	PRIMARY KEY (name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

@@ -15,6 +15,7 @@
 #include "infra/scoreboard.h"
 #include "jobs/jobs.h"
 #include "jobs/lease.h"
+#include "lib/holder.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "migration/migration.h"
@@ -166,6 +167,7 @@ int jobs_main(const struct opsd_config *cfg, struct scoreboard *sb, int slot)
 	memset(last_run, 0, sizeof(last_run));
 	for (size_t i = 0; i < countof(jobs); i++)
 		leases[i] = (struct job_lease){jobs[i].name, 0};
+	holder_self(); /* made once, before the threads that read it start */
 	legal_files_start(cfg);
 	outbox_start(cfg);
 	scoreboard_set_state(sb, slot, SB_IDLE);

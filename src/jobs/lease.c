@@ -23,9 +23,10 @@ static const char SQL_TAKE[] =
     " expires_at = NOW(3) + INTERVAL ? MICROSECOND WHERE name = ? AND holder = ? AND epoch = ?";
 static const char SQL_RENEW[] = "UPDATE job_leases SET expires_at = NOW(3) + INTERVAL ? MICROSECOND"
                                 " WHERE name = ? AND holder = ? AND epoch = ?";
-static const char SQL_FENCE[] = "UPDATE job_leases SET fenced = fenced + 1"
+static const char SQL_FENCE[] = "UPDATE job_leases SET touches = touches + 1"
                                 " WHERE name = ? AND holder = ? AND epoch = ?";
-static const char SQL_RELEASE[] = "UPDATE job_leases SET expires_at = NOW(3) - INTERVAL 1 SECOND"
+static const char SQL_RELEASE[] = "UPDATE job_leases SET expires_at = NOW(3) - INTERVAL 1 SECOND,"
+                                  " touches = touches + 1"
                                   " WHERE name = ? AND holder = ? AND epoch = ?";
 
 /* One statement on the lease's row where this process holds it with l->epoch:

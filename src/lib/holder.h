@@ -22,7 +22,8 @@ long holder_pid(const char *holder, const char *host, const char *ns);
  * never compare equal even under one host name; "" when /proc does not tell. */
 void holder_ns(char *out, size_t size);
 
-/* This process's holder name (recomputed after a fork). */
+/* This process's holder name (recomputed after a fork). The first call of a
+ * process makes it: a process with threads calls it before it starts them. */
 const char *holder_self(void);
 
 /* The holder is a process of this host and PID namespace, not this one, and it
