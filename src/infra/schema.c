@@ -34,25 +34,30 @@ static const char SQL_RECORD[] =
 /* The migration lock: one row, not GET_LOCK, whose locks stay on the node that
  * took them on a Galera cluster (README "Running on several hosts"). Two opsctl
  * runs (or a deploy racing an operator), on any hosts, never interleave: the
- * INSERT of row 1 succeeds for one of them. A holder renews the row before each
- * file; one that is gone (a process of this host that died) or whose row has
- * expired is replaced. */
+ * INSERT of row 1 succeeds for one of them. The holder renews the row before
+ * each file and stops when it finds it is no longer the holder; a holder that
+ * is gone (a process of this host that died), or whose row is past its 30
+ * minutes (a run that died on another host, or one file running that long), is
+ * replaced. renewals makes every renewal change the row, so that it is counted. */
 static const char SQL_LOCK_CREATE[] = "CREATE TABLE IF NOT EXISTS schema_lock ("
                                       " id TINYINT UNSIGNED NOT NULL,"
                                       " holder VARCHAR(128) NOT NULL,"
                                       " taken_at DATETIME(3) NOT NULL,"
                                       " expires_at DATETIME(3) NOT NULL,"
+                                      " renewals INT UNSIGNED NOT NULL DEFAULT 0,"
                                       " PRIMARY KEY (id)"
                                       ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 static const char SQL_LOCK_TAKE[] =
     "INSERT INTO schema_lock (id, holder, taken_at, expires_at)"
-    " VALUES (1, ?, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3) + INTERVAL 1 HOUR)";
-static const char SQL_LOCK_READ[] = "SELECT holder, DATE_FORMAT(taken_at, '%Y-%m-%dT%H:%i:%sZ'),"
-                                    " expires_at < UTC_TIMESTAMP(3) FROM schema_lock WHERE id = 1";
+    " VALUES (1, ?, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3) + INTERVAL 30 MINUTE)";
+static const char SQL_LOCK_READ[] =
+    "SELECT holder, DATE_FORMAT(taken_at, '%Y-%m-%dT%H:%i:%sZ'),"
+    " expires_at < UTC_TIMESTAMP(3), DATE_FORMAT(expires_at, '%Y-%m-%dT%H:%i:%sZ')"
+    " FROM schema_lock WHERE id = 1";
 static const char SQL_LOCK_BREAK[] = "DELETE FROM schema_lock WHERE id = 1 AND holder = ?";
 static const char SQL_LOCK_RENEW[] =
-    "UPDATE schema_lock SET expires_at = UTC_TIMESTAMP(3) + INTERVAL 1 HOUR"
-    " WHERE id = 1 AND holder = ?";
+    "UPDATE schema_lock SET expires_at = UTC_TIMESTAMP(3) + INTERVAL 30 MINUTE,"
+    " renewals = renewals + 1 WHERE id = 1 AND holder = ?";
 /* Waits 25 s for a busy lock, polling every 250 ms. */
 #define LOCK_WAIT_MS 25000
 #define LOCK_POLL_MS 250
@@ -273,10 +278,10 @@ static int lock_take(struct db *d, char *err, size_t err_len)
 		}
 		if (mono_ms() >= until) {
 			snprintf(err, err_len,
-			    "another schema migration holds the lock (waited %d s): %s since %s; if "
-			    "that process is gone, delete row 1 of schema_lock",
+			    "another schema migration holds the lock (waited %d s): %s since %s, "
+			    "until %s; if that process is gone, delete row 1 of schema_lock",
 			    LOCK_WAIT_MS / 1000, rows.nrows ? rows.val[0][0] : "?",
-			    rows.nrows ? rows.val[0][1] : "?");
+			    rows.nrows ? rows.val[0][1] : "?", rows.nrows ? rows.val[0][3] : "?");
 			rc = 0;
 			break;
 		}
@@ -288,6 +293,24 @@ out:
 		    a ? db_error(d) : "out of memory");
 	arena_free(a);
 	return rc;
+}
+
+/* Renews the lock before file e: 0, or -1 (err set) when it is no longer ours. */
+static int lock_renew(struct db *d, const struct schema_entry *e, char *err, size_t err_len)
+{
+	unsigned long long n = 0;
+
+	if (db_exec(d, SQL_LOCK_RENEW, (struct db_param[]){DBP_STR(holder_self())}, 1, &n) != 0) {
+		snprintf(err, err_len, "renewing the migration lock: %s", db_error(d));
+		return -1;
+	}
+	if (n != 1) {
+		snprintf(err, err_len,
+		    "the migration lock was taken over (its 30 minutes ran out); stopped before %s/%s",
+		    e->set, e->name);
+		return -1;
+	}
+	return 0;
 }
 
 static void lock_release(struct db *d)
@@ -369,9 +392,7 @@ int schema_migrate(struct db *d, const char *sql_dir, const char *set, schema_re
 	for (size_t i = 0; i < pl.n; i++) {
 		if (pl.e[i].state != SCHEMA_PENDING)
 			continue;
-		if (db_exec(d, SQL_LOCK_RENEW, (struct db_param[]){DBP_STR(holder_self())}, 1,
-		        NULL) != 0) {
-			snprintf(err, err_len, "renewing the migration lock: %s", db_error(d));
+		if (lock_renew(d, &pl.e[i], err, err_len) != 0) {
 			applied = -1;
 			goto out;
 		}
