@@ -458,9 +458,12 @@ int login_succeeded(struct db *d, const char *email)
 }
 
 /* The variable tells the feed's trigger that sessions idle for longer are no news to any
- * host's cache (sql/control/0019_cache_feed_expiry.sql): their deletion writes no row. */
-int sessions_expire(struct db *d, const struct opsd_config *cfg)
+ * host's cache (sql/control/0019_cache_feed_expiry.sql): their deletion writes no row. One
+ * transaction, so that the variable and the deletes share a connection, and so that the jobs
+ * process fences it with the job's lease (README "Running on several hosts"). */
+static int expire_fn(struct db *d, void *arg)
 {
+	const struct opsd_config *cfg = arg;
 	struct db_param p[] = {DBP_I64(cfg->session_idle_min)};
 	int rc;
 
@@ -477,4 +480,9 @@ int sessions_expire(struct db *d, const struct opsd_config *cfg)
 	    "DELETE FROM login_throttle WHERE window_start < NOW(3) - INTERVAL 15 MINUTE"
 	    " AND (locked_until IS NULL OR locked_until < NOW(3)) LIMIT 5000",
 	    NULL, 0, NULL);
+}
+
+int sessions_expire(struct db *d, const struct opsd_config *cfg)
+{
+	return db_tx(d, expire_fn, (void *)cfg);
 }
