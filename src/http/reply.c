@@ -159,8 +159,8 @@ void reply_db_error(struct req *r)
 		return;
 	}
 	/* A deadlock or, on a Galera cluster, a write that lost certification to a
-	 * concurrent one on another node, still failing after db_tx's retries: nothing
-	 * was written, and the request may simply be sent again. */
+	 * concurrent one on another node, still failing after db_tx's retries: the
+	 * failing transaction wrote nothing, and the request may be sent again. */
 	if (db_retryable(r->db)) {
 		struct json_object *d = json_object_new_object();
 
