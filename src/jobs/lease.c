@@ -21,8 +21,9 @@ static const char SQL_READ[] =
 static const char SQL_TAKE[] =
     "UPDATE job_leases SET epoch = epoch + 1, holder = ?,"
     " expires_at = NOW(3) + INTERVAL ? MICROSECOND WHERE name = ? AND holder = ? AND epoch = ?";
-static const char SQL_RENEW[] = "UPDATE job_leases SET expires_at = NOW(3) + INTERVAL ? MICROSECOND"
-                                " WHERE name = ? AND holder = ? AND epoch = ?";
+static const char SQL_RENEW[] =
+    "UPDATE job_leases SET expires_at = NOW(3) + INTERVAL ? MICROSECOND, touches = touches + 1"
+    " WHERE name = ? AND holder = ? AND epoch = ?";
 static const char SQL_FENCE[] = "UPDATE job_leases SET touches = touches + 1"
                                 " WHERE name = ? AND holder = ? AND epoch = ?";
 static const char SQL_RELEASE[] = "UPDATE job_leases SET expires_at = NOW(3) - INTERVAL 1 SECOND,"
