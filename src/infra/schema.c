@@ -55,6 +55,9 @@ static const char SQL_LOCK_READ[] =
     " expires_at < UTC_TIMESTAMP(3), DATE_FORMAT(expires_at, '%Y-%m-%dT%H:%i:%sZ')"
     " FROM schema_lock WHERE id = 1";
 static const char SQL_LOCK_BREAK[] = "DELETE FROM schema_lock WHERE id = 1 AND holder = ?";
+/* only while still expired: a holder that renewed meanwhile keeps its row */
+static const char SQL_LOCK_BREAK_EXPIRED[] =
+    "DELETE FROM schema_lock WHERE id = 1 AND holder = ? AND expires_at < UTC_TIMESTAMP(3)";
 static const char SQL_LOCK_RENEW[] =
     "UPDATE schema_lock SET expires_at = UTC_TIMESTAMP(3) + INTERVAL 30 MINUTE,"
     " renewals = renewals + 1 WHERE id = 1 AND holder = ?";
@@ -272,7 +275,10 @@ static int lock_take(struct db *d, char *err, size_t err_len)
 		    (holder_gone(rows.val[0][0]) || strcmp(rows.val[0][2], "1") == 0)) {
 			struct db_param old[] = {DBP_STR(rows.val[0][0])};
 
-			if (db_exec(d, SQL_LOCK_BREAK, old, 1, NULL) != 0)
+			if (db_exec(d,
+			        holder_gone(rows.val[0][0]) ? SQL_LOCK_BREAK
+			                                    : SQL_LOCK_BREAK_EXPIRED,
+			        old, 1, NULL) != 0)
 				break;
 			continue;
 		}
