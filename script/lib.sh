@@ -161,18 +161,18 @@ stop_pidfile() {
 	log "stopping $name (pid $pid, SIG$sig)"
 	kill -s "$sig" "$pid" 2>/dev/null || true
 	for ((i = 0; i < timeout * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
+		proc_alive "$pid" || break
 		sleep 0.1
 	done
-	if kill -0 "$pid" 2>/dev/null; then
+	if proc_alive "$pid"; then
 		log "$name did not stop in ${timeout}s: SIGTERM"
 		kill -TERM "$pid" 2>/dev/null || true
 		for ((i = 0; i < 50; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
+			proc_alive "$pid" || break
 			sleep 0.1
 		done
 	fi
-	if kill -0 "$pid" 2>/dev/null; then
+	if proc_alive "$pid"; then
 		log "$name still alive: SIGKILL"
 		kill -KILL "$pid" 2>/dev/null || true
 		sleep 0.2
@@ -184,9 +184,13 @@ stop_pidfile() {
 
 # free_port: prints a TCP port on 127.0.0.1 that nothing listens on.
 free_port() {
-	local port i
+	local port i low=32768 _
+	# below the kernel's ephemeral range, which outgoing connections take from:
+	# a port chosen now and bound later (a Galera node's IST port) stays free
+	read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	((low > 12000)) || low=32768
 	for ((i = 0; i < 200; i++)); do
-		port=$((20000 + RANDOM % 40000))
+		port=$((10000 + RANDOM % (low - 10000)))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			printf '%s\n' "$port"
 			return 0
