@@ -31,7 +31,7 @@ use Time::HiRes qw(time sleep);
 
 our @EXPORT;
 BEGIN {
-	@EXPORT = qw(cluster_start cluster_stop cluster_finish cluster on_host node_sql node_status
+	@EXPORT = qw(cluster_start cluster_stop cluster_finish cluster on_host node_sql node_read node_status
 		kill_node start_node kill_host start_host cluster_cmd cluster_load host_count node_count host_env)
 }
 use OpsdTest qw(http stack run_cmd pid_alive wait_until parse_env_file json_decode adopt_stack);
@@ -123,6 +123,10 @@ sub node_sql($n, @sql) {
 	local stack()->{mysql_sock} = $node->{sock};
 	return OpsdTest::mysql(@sql);
 }
+
+# node_sql after the node has applied what the cluster committed before it
+# (wsrep_sync_wait): what a test reads to check writes made through another node.
+sub node_read($n, @sql) { return node_sql($n, 'SET SESSION wsrep_sync_wait = 1', @sql) }
 
 sub node_status($n, $name) {
 	my $v = node_sql($n, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = '$name'")
