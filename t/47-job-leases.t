@@ -103,5 +103,28 @@ ok wait_until(30, sub { scalar(notices('cookies')) >= @emails }, 0.2), 'its noti
 sleep 2;
 is scalar(notices('cookies')), scalar(@emails), 'once per user';
 
+# ---- a holder that stalls past its lease (SIGSTOP: a frozen VM) loses it, and commits nothing
+# more once it runs again: the other host took the lease and sends the notices once
+{
+	my $cur = leases()->{legal_notify};
+	my $stalled = $cur->{pid};
+	my @live = grep { $_ != $stalled } jobs_pids();
+	ok kill('STOP', $stalled), "SIGSTOP the jobs process holding legal_notify ($stalled)";
+	ok wait_until(20, sub { my $n = leases()->{legal_notify}; $n->{epoch} > $cur->{epoch} && ($n->{pid} // 0) != $stalled }, 0.2),
+	    'another jobs process takes the lease once it expires' or diag explain leases();
+	status_is legal_publish($admin, type => 'dpa', version => 'v1', content => "DPA v1\n", notify => 1), 201,
+	    'POST /legal dpa v1 with notify while the old holder is stopped';
+	ok wait_until(30, sub { scalar(notices('dpa')) >= @emails }, 0.2), 'the new holder queues its notices';
+	ok kill('CONT', $stalled), 'SIGCONT the old holder';
+	my $lost = sub {
+		grep { ($_->{event} // '') eq 'job_lease_lost' && ($_->{msg} // '') =~ /legal_notify/ && ($_->{pid} // 0) == $stalled }
+		    log_records('opsd.log'), map { eval { OpsdTest::json_decode($_) } // () } split /\n/, host_logs($b, 'opsd.log');
+	};
+	ok wait_until(10, sub { $lost->() }), 'the old holder logs job_lease_lost when it runs again';
+	sleep 3;
+	is scalar(notices('dpa')), scalar(@emails), 'and no notice is queued twice';
+	isnt leases()->{legal_notify}{pid} // 0, $stalled, 'the lease stays with the new holder';
+}
+
 stop_host($b);
 finish();
