@@ -83,7 +83,7 @@ use constant MIN_LEN => 6;
 my @LEVELS = qw(debug info warn error);
 my %LEVEL = map { $_ => 1 } @LEVELS;
 my %WORKER_LIFECYCLE = map { $_ => 1 } qw(worker_start_failed worker_recycle fcgi_rejected
-	fcgi_peer_refused accept_failed db_connect_failed db_previous_credentials stopping stopped log_reopened log_reopen_failed);
+	fcgi_peer_refused accept_failed db_connect_failed db_previous_credentials db_failover stopping stopped log_reopened log_reopen_failed);
 my $RFC3339 = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)$/;
 
 sub short($s) { return length $s > 300 ? substr($s, 0, 300) . '...' : $s }

@@ -50,13 +50,16 @@ static void *materialise(void *arg)
 		int sleep_ms = TICK_MS;
 
 		if (jobs_db_ready(mat.cfg, &db) && legal_files_stamp(db, &now) == 0) {
-			bool due = !stamp_equal(&now, &last) ||
-			           legal_files_fingerprint(mat.dir) != last_fp ||
+			uint64_t fp = legal_files_fingerprint(mat.dir);
+			bool due = !stamp_equal(&now, &last) || fp != last_fp ||
 			           mono_ms() - last_full >= FULL_MS;
 
+			/* The state seen before the sync: a file put there while it ran
+			 * (after it listed the directory) differs from it at the next tick,
+			 * as do the sync's own writes, whose second sync changes nothing. */
 			if (due && legal_files_sync(db, mat.dir, true) >= 0) {
 				last = now;
-				last_fp = legal_files_fingerprint(mat.dir);
+				last_fp = fp;
 				last_full = mono_ms();
 			}
 			/* Awake the moment the next scheduled version takes effect. */
