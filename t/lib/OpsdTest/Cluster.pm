@@ -25,7 +25,6 @@ use Carp qw(croak);
 use Exporter qw(import);
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
-use POSIX qw(_exit);
 use Test::More ();
 use Time::HiRes qw(time sleep);
 
@@ -151,92 +150,13 @@ sub start_host($n) {
 
 # ---------------------------------------------------------------- a client spreading its requests
 #
-# cluster_load(steps => [{label, method, path, session | bearer, json (hash or
-# sub ($round)), every => n, ok => qr/status/}], pause => s): a forked client
-# sending each step round after round, host after host (step k of round i to
-# host (i + k) mod HOSTS), as a load balancer spreads them. A request that
-# could not connect (the host is down: nothing was sent) goes to the next
-# host, as a balancer does; any other answer is the client's. ->stop returns
-# {total, rows => [{round, label, host, status, t, ms (the answer's time), ok, id, body}], failed}.
+# cluster_load(steps => [...], pause => s): OpsdTest::Live's request_loop over
+# every host of the cluster, as a load balancer spreads requests (step k of the
+# loop's sequence to host k mod HOSTS; one that cannot connect goes to the
+# next host). ->stop returns {total, rows => [{round, label, host, status, t,
+# ms, ok, id, body}], failed, t0}.
 sub cluster_load(%o) {
-	state $n = 0;
-	$n++;
-	my $self = bless { file => cluster()->{tmp} . "/load-$n.txt", stop_file => cluster()->{tmp} . "/load-$n.stop",
-	    steps => $o{steps}, t0 => time }, __PACKAGE__;
-	unlink $self->{file}, $self->{stop_file};
-	my $pid = fork // die "fork: $!";
-	if ($pid == 0) {
-		$self->_run($o{pause} // 0.01);
-		_exit(0);
-	}
-	$self->{pid} = $pid;
-	wait_until(20, sub { scalar $self->rows }, 0.05);
-	return $self;
-}
-
-sub _run($self, $pause) {
-	my @hosts = @{ cluster()->{hosts} };
-	my @ua = map { _agent() } @hosts;
-	open my $out, '>>', $self->{file} or _exit(2);
-	my $k = 0;
-	for (my $i = 1; !-e $self->{stop_file}; $i++) {
-		for my $s (@{ $self->{steps} }) {
-			next if $s->{every} && $i % $s->{every};
-			my %o;
-			$o{session} = $s->{session} if $s->{session};
-			$o{bearer} = $s->{bearer} if $s->{bearer};
-			$o{json} = ref $s->{json} eq 'CODE' ? $s->{json}->($i) : $s->{json} if exists $s->{json};
-			my $path = ref $s->{path} eq 'CODE' ? $s->{path}->($i) : $s->{path};
-			my ($r, $h);
-			for my $try (0 .. $#hosts) {
-				$h = ($k + $try) % @hosts;
-				local stack()->{port} = $hosts[$h]{port};
-				$r = http($s->{method}, $path, agent => $ua[$h], %o);
-				last unless $r->{status} == 599 && ($r->{body} // '') =~ /Connection refused|Could not connect/i;
-				$ua[$h] = _agent();
-			}
-			$k++;
-			my $ok = $r->{status} =~ ($s->{ok} // qr/^2\d\d$/);
-			my $id = ref $r->{json} eq 'HASH' && !ref $r->{json}{id} ? $r->{json}{id} // '' : '';
-			my $body = $ok ? '' : substr($r->{body} // '', 0, 300) =~ s/\s+/ /gr;
-			syswrite $out, join("\t", $i, $s->{label}, $h + 1, $r->{status}, sprintf('%.6f', time),
-			    sprintf('%.1f', ($r->{elapsed} // 0) * 1000), $ok ? 1 : 0, $id, $body) . "\n";
-		}
-		sleep $pause if $pause;
-	}
-	close $out;
-}
-
-sub rows($self) {
-	open my $in, '<', $self->{file} or return ();
-	my @rows;
-	while (my $l = <$in>) {
-		next unless $l =~ /\n\z/;
-		chomp $l;
-		my ($i, $label, $host, $status, $t, $ms, $ok, $id, $body) = split /\t/, $l, 9;
-		push @rows, { round => $i, label => $label, host => $host, status => $status, t => $t, ms => $ms,
-		    ok => $ok, id => $id, body => $body };
-	}
-	return @rows;
-}
-
-sub stop($self) {
-	if ($self->{pid}) {
-		if (open my $fh, '>', $self->{stop_file}) { close $fh }
-		waitpid $self->{pid}, 0;
-		$self->{pid} = undef;
-	}
-	my @rows = $self->rows;
-	my @failed = map { sprintf '%s round %d host %d: %s at %+.3fs %s', $_->{label}, $_->{round}, $_->{host},
-	    $_->{status}, $_->{t} - $self->{t0}, $_->{body} } grep { !$_->{ok} } @rows;
-	return { total => scalar @rows, rows => \@rows, failed => \@failed, t0 => $self->{t0} };
-}
-
-sub DESTROY($self) {
-	return unless $self->{pid} && $$ == $OWNER;
-	if (open my $fh, '>', $self->{stop_file}) { close $fh }
-	kill 'TERM', $self->{pid};
-	waitpid $self->{pid}, 0;
+	return OpsdTest::Live::request_loop(%o, hosts => cluster()->{hosts}, dir => cluster()->{tmp});
 }
 
 # ---------------------------------------------------------------- the end

@@ -26,9 +26,16 @@ package OpsdTest::Live;
 #
 # A step's json may be a hash or a sub called with the round number; ok is a
 # regexp of the statuses that count as success (default 2xx); every => n runs
-# the step every n-th round only. Each row is {round, label, status, t (epoch,
-# when the answer arrived), id (the answer's "id", when it has one), body (the
-# start of a failed answer)}. $loop->rows reads what has arrived so far.
+# the step every n-th round only. Each row is {round, label, host, status, t
+# (epoch, when the answer arrived), ms (how long it took), id (the answer's
+# "id", when it has one), body (the start of a failed answer)}. $loop->rows
+# reads what has arrived so far.
+#
+# hosts => [{port}, ...] (several opsd hosts: OpsdTest::Cluster) spreads the
+# requests as a load balancer does: step k of the loop's whole sequence goes to
+# host k mod HOSTS, and a request that could not connect (the host is down:
+# nothing was sent) goes to the next host; row host is 1-based. dir => D puts
+# the loop's files in D (default: beside the stack's OPSD_VAR).
 #
 # Everything exported here is exported by OpsdTest too (`use OpsdTest;`).
 
@@ -82,10 +89,10 @@ sub reload_opsd(%o) {
 sub request_loop(%o) {
 	state $n = 0;
 	$n++;
-	my $dir = var_dir() . '/..';
+	my $dir = $o{dir} // var_dir() . '/..';
 	my $self = bless {
 		file => "$dir/loop-$n.txt", stop_file => "$dir/loop-$n.stop", steps => $o{steps},
-		t0 => time,
+		hosts => $o{hosts}, t0 => time,
 	}, __PACKAGE__;
 	unlink $self->{file}, $self->{stop_file};
 	my $pid = fork // die "fork: $!";
@@ -99,25 +106,46 @@ sub request_loop(%o) {
 	return $self;
 }
 
-sub _run($self, $pause) {
-	my $ua = HTTP::Tiny->new(verify_SSL => 0, SSL_options => { SSL_verify_mode => 0 },
+sub _agent() {
+	return HTTP::Tiny->new(verify_SSL => 0, SSL_options => { SSL_verify_mode => 0 },
 	    keep_alive => 1, timeout => 30, max_redirect => 0, agent => 'opsd-test-loop/1');
+}
+
+# One request of step $s to host $h (undef: the stack's own).
+sub _send($s, $i, $port, $ua) {
+	my %o = (agent => $ua);
+	$o{session} = $s->{session} if $s->{session};
+	$o{bearer} = $s->{bearer} if $s->{bearer};
+	$o{json} = ref $s->{json} eq 'CODE' ? $s->{json}->($i) : $s->{json} if exists $s->{json};
+	my $path = ref $s->{path} eq 'CODE' ? $s->{path}->($i) : $s->{path};
+	return http($s->{method}, $path, %o) unless defined $port;
+	local OpsdTest::stack()->{port} = $port;
+	return http($s->{method}, $path, %o);
+}
+
+sub _run($self, $pause) {
+	my @ports = map { $_->{port} } @{ $self->{hosts} // [{ port => undef }] };
+	my @ua = map { _agent() } @ports;
 	open my $out, '>>', $self->{file} or _exit(2);
+	my $k = 0;
 	for (my $i = 1; !-e $self->{stop_file}; $i++) {
 		for my $s (@{ $self->{steps} }) {
 			next if $s->{every} && $i % $s->{every};
-			my %o = (agent => $ua);
-			$o{session} = $s->{session} if $s->{session};
-			$o{bearer} = $s->{bearer} if $s->{bearer};
-			$o{json} = ref $s->{json} eq 'CODE' ? $s->{json}->($i) : $s->{json} if exists $s->{json};
-			my $path = ref $s->{path} eq 'CODE' ? $s->{path}->($i) : $s->{path};
-			my $r = http($s->{method}, $path, %o);
+			my ($r, $h);
+			for my $try (0 .. $#ports) {
+				$h = ($k + $try) % @ports;
+				$r = _send($s, $i, $ports[$h], $ua[$h]);
+				last unless @ports > 1 && $r->{status} == 599
+				    && ($r->{body} // '') =~ /Connection refused|Could not connect/i;
+				$ua[$h] = _agent();
+			}
+			$k++;
 			my $ok = $r->{status} =~ ($s->{ok} // qr/^2\d\d$/);
 			my $id = ref $r->{json} eq 'HASH' && !ref $r->{json}{id} ? $r->{json}{id} // '' : '';
 			my $body = $ok ? '' : substr($r->{body} // '', 0, 300) =~ s/\s+/ /gr;
 			# one write per line: the parent may read while the loop runs
-			syswrite $out, join("\t", $i, $s->{label}, $r->{status}, sprintf('%.6f', time),
-			    $ok ? 1 : 0, $id, $body) . "\n";
+			syswrite $out, join("\t", $i, $s->{label}, $h + 1, $r->{status}, sprintf('%.6f', time),
+			    sprintf('%.1f', ($r->{elapsed} // 0) * 1000), $ok ? 1 : 0, $id, $body) . "\n";
 		}
 		sleep $pause if $pause;
 	}
@@ -130,9 +158,9 @@ sub rows($self) {
 	while (my $l = <$in>) {
 		next unless $l =~ /\n\z/;
 		chomp $l;
-		my ($i, $label, $status, $t, $ok, $id, $body) = split /\t/, $l, 7;
-		push @rows, { round => $i, label => $label, status => $status, t => $t, ok => $ok,
-		    id => $id, body => $body };
+		my ($i, $label, $host, $status, $t, $ms, $ok, $id, $body) = split /\t/, $l, 9;
+		push @rows, { round => $i, label => $label, host => $host, status => $status, t => $t, ms => $ms,
+		    ok => $ok, id => $id, body => $body };
 	}
 	return @rows;
 }
@@ -149,10 +177,11 @@ sub stop($self) {
 	my @rows = $self->rows;
 	my %by;
 	$by{ $_->{label} }++ for @rows;
-	my @failed = map { sprintf '%s round %d: %s at %+.3fs %s', $_->{label}, $_->{round}, $_->{status},
-	    $_->{t} - $self->{t0}, $_->{body} } grep { !$_->{ok} } @rows;
+	my $several = @{ $self->{hosts} // [] } > 1;
+	my @failed = map { sprintf '%s round %d%s: %s at %+.3fs %s', $_->{label}, $_->{round},
+	    $several ? " host $_->{host}" : '', $_->{status}, $_->{t} - $self->{t0}, $_->{body} } grep { !$_->{ok} } @rows;
 	OpsdTest::late_diag("request loop: failed $_") for @failed[0 .. ($#failed > 9 ? 9 : $#failed)];
-	return { total => scalar @rows, by_label => \%by, rows => \@rows, failed => \@failed };
+	return { total => scalar @rows, by_label => \%by, rows => \@rows, failed => \@failed, t0 => $self->{t0} };
 }
 
 # The ids a step's 2xx answers gave ($sum from ->stop) that the shared
