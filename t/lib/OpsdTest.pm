@@ -221,6 +221,26 @@ sub _sanitizer_files() {
 }
 
 # Starts the whole stack. Options: env => {VAR => value} overrides.
+# What every test stack (and every host of a test cluster) runs with: test mode, the
+# build under test, nginx's limits out of the way, a known superadmin, fast scrypt,
+# a fixed secret.
+sub stack_env() {
+	return (
+		OPSD_ENV => 'test',
+		OPSD_SKIP_INSTALL => 1,
+		OPSD_BUILD => $ENV{OPSD_BUILD} || 'default',
+		OPSD_NGINX_API_RATE => '10000r/s',
+		OPSD_NGINX_API_BURST => 10000,
+		OPSD_NGINX_CONN_LIMIT => 1000,
+		OPSD_NGINX_LOGIN_RATE => '1000r/s',
+		OPSD_NGINX_LOGIN_BURST => 1000,
+		OPSD_ADMIN_EMAIL => ADMIN_EMAIL,
+		OPSD_ADMIN_PASSWORD => ADMIN_PASSWORD,
+		OPSD_SCRYPT_LN => 10,
+		SESSION_SECRET => DEFAULT_SESSION_SECRET,
+	);
+}
+
 sub start_stack(%o) {
 	croak 'start_stack called twice in one test file' if $STACK;
 	my $tmp = tempdir('opsd-t-XXXXXX', TMPDIR => 1, CLEANUP => 0);
@@ -230,23 +250,9 @@ sub start_stack(%o) {
 	mkdir $var or croak "mkdir $var: $!";
 	chmod 0755, $var;
 	my $port = _free_port();
-	my %env = _scrub_env(%ENV);
-	%env = (%env,
+	my %env = (_scrub_env(%ENV), stack_env(),
 		OPSD_VAR => $var,
 		OPSD_HTTPS_PORT => $port,
-		OPSD_ENV => 'test',
-		OPSD_SKIP_INSTALL => 1,
-		OPSD_BUILD => $ENV{OPSD_BUILD} || 'default',
-		OPSD_NGINX_API_RATE => '10000r/s',
-		OPSD_NGINX_API_BURST => 10000,
-		OPSD_NGINX_CONN_LIMIT => 1000,
-		OPSD_NGINX_LOGIN_RATE => '1000r/s',
-		OPSD_NGINX_LOGIN_BURST => 1000,
-		# identity : a known superadmin, fast scrypt, a fixed secret
-		OPSD_ADMIN_EMAIL => ADMIN_EMAIL,
-		OPSD_ADMIN_PASSWORD => ADMIN_PASSWORD,
-		OPSD_SCRYPT_LN => 10,
-		SESSION_SECRET => DEFAULT_SESSION_SECRET,
 		# the host cache reads cache_invalidations at every signed-in request (one that comes
 		# in while another worker reads it waits for a read that began after it): a test that
 		# edits sessions or users with SQL sees it on its next request, not within a second

@@ -13,6 +13,49 @@
 
 #define SECRET "hunter2Secret"
 
+/* A URI that names the same database as another, or not. */
+struct sameness {
+	const char *uri;
+	bool same;
+};
+
+/* db_uri_same_database(base, each case) is what the case says. */
+static void check_same(const char *base, const struct sameness *cases, size_t n)
+{
+	struct db_uri a, b;
+	char err[256];
+
+	assert_true(db_uri_parse(base, &a, err, sizeof(err)));
+	for (size_t i = 0; i < n; i++) {
+		assert_true(db_uri_parse(cases[i].uri, &b, err, sizeof(err)));
+		if (db_uri_same_database(&a, &b) != cases[i].same)
+			fail_msg("%s: want %s", cases[i].uri, cases[i].same ? "same" : "different");
+	}
+}
+
+/* A URI opsd must refuse, and a word its reason must hold. */
+struct refusal {
+	const char *uri;
+	const char *reason;
+};
+
+/* Each refused with its reason, and no reason quotes the password. */
+static void check_refused(const struct refusal *bad, size_t n)
+{
+	struct db_uri u;
+	char err[256];
+
+	for (size_t i = 0; i < n; i++) {
+		memset(err, 0, sizeof(err));
+		if (db_uri_parse(bad[i].uri, &u, err, sizeof(err)))
+			fail_msg("accepted %s", bad[i].uri);
+		if (!strstr(err, bad[i].reason))
+			fail_msg("%s: error \"%s\" lacks \"%s\"", bad[i].uri, err, bad[i].reason);
+		assert_null(strstr(err, SECRET));
+		assert_null(strstr(err, "hunter"));
+	}
+}
+
 static void test_tcp(void **state)
 {
 	struct db_uri u;
@@ -109,10 +152,7 @@ static void test_socket(void **state)
 /* Each of these is refused, and the refusal never quotes the password. */
 static void test_refused(void **state)
 {
-	static const struct {
-		const char *uri;
-		const char *reason; /* a word the error must contain */
-	} bad[] = {
+	static const struct refusal bad[] = {
 	    {"opsd:" SECRET "@localhost/opsd", "mysql://"},
 	    {"postgres://opsd:" SECRET "@localhost/opsd", "mysql://"},
 	    {"mysql:/opsd:" SECRET "@localhost/opsd", "mysql://"},
@@ -145,15 +185,7 @@ static void test_refused(void **state)
 	char err[256];
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		memset(err, 0, sizeof(err));
-		if (db_uri_parse(bad[i].uri, &u, err, sizeof(err)))
-			fail_msg("accepted %s", bad[i].uri);
-		if (!strstr(err, bad[i].reason))
-			fail_msg("%s: error \"%s\" lacks \"%s\"", bad[i].uri, err, bad[i].reason);
-		assert_null(strstr(err, SECRET));
-		assert_null(strstr(err, "hunter"));
-	}
+	check_refused(bad, sizeof(bad) / sizeof(bad[0]));
 	assert_false(db_uri_parse(NULL, &u, err, sizeof(err)));
 }
 
@@ -199,10 +231,7 @@ static void test_redacted(void **state)
 static void test_same_database(void **state)
 {
 	static const char *const base = "mysql://opsd:a@db.example.com:3307/opsd";
-	static const struct {
-		const char *uri;
-		bool same;
-	} cases[] = {
+	static const struct sameness cases[] = {
 	    {"mysql://opsd:b@db.example.com:3307/opsd", true},
 	    {"mysql://other:b@db.example.com:3307/opsd", true},
 	    {"mysql://opsd:a@db.example.com/opsd", false},
@@ -214,11 +243,7 @@ static void test_same_database(void **state)
 	char err[256];
 
 	(void)state;
-	assert_true(db_uri_parse(base, &a, err, sizeof(err)));
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		assert_true(db_uri_parse(cases[i].uri, &b, err, sizeof(err)));
-		assert_int_equal(db_uri_same_database(&a, &b), cases[i].same);
-	}
+	check_same(base, cases, sizeof(cases) / sizeof(cases[0]));
 	assert_true(
 	    db_uri_parse("mysql://u:p@localhost/opsd?socket=/run/x.sock", &a, err, sizeof(err)));
 	assert_true(
@@ -283,10 +308,7 @@ static void test_hosts(void **state)
  * password. */
 static void test_hosts_refused(void **state)
 {
-	static const struct {
-		const char *uri;
-		const char *reason;
-	} bad[] = {
+	static const struct refusal bad[] = {
 	    {"mysql://opsd:" SECRET "@h1,,h3/opsd", "host 2 of the list: empty host"},
 	    {"mysql://opsd:" SECRET "@h1,/opsd", "host 2 of the list: empty host"},
 	    {"mysql://opsd:" SECRET "@,h2/opsd", "host 1 of the list: empty host"},
@@ -304,29 +326,15 @@ static void test_hosts_refused(void **state)
 	    {"mysql://opsd:" SECRET "@localhost,h2/opsd?socket=/run/m.sock", "single host"},
 	    {"mysql://opsd:" SECRET "@h1,h2%zz/opsd", "host 2 of the list: malformed"},
 	};
-	struct db_uri u;
-	char err[256];
-
 	(void)state;
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		memset(err, 0, sizeof(err));
-		if (db_uri_parse(bad[i].uri, &u, err, sizeof(err)))
-			fail_msg("accepted %s", bad[i].uri);
-		if (!strstr(err, bad[i].reason))
-			fail_msg("%s: error \"%s\" lacks \"%s\"", bad[i].uri, err, bad[i].reason);
-		assert_null(strstr(err, SECRET));
-		assert_null(strstr(err, "hunter"));
-	}
+	check_refused(bad, sizeof(bad) / sizeof(bad[0]));
 }
 
 /* The same servers in any order; a host more or less is another cluster. */
 static void test_same_hosts(void **state)
 {
 	static const char *const base = "mysql://opsd:a@db1:3307,db2:3307,[::1]/opsd";
-	static const struct {
-		const char *uri;
-		bool same;
-	} cases[] = {
+	static const struct sameness cases[] = {
 	    {"mysql://opsd:b@db1:3307,db2:3307,[::1]/opsd", true},
 	    {"mysql://opsd:b@[::1],db2:3307,db1:3307/opsd", true},
 	    {"mysql://opsd:b@db1:3307,db2:3307/opsd", false},
@@ -335,16 +343,8 @@ static void test_same_hosts(void **state)
 	    {"mysql://opsd:b@db1:3307/opsd", false},
 	    {"mysql://opsd:b@db1:3307,db2:3307,[::1]/other", false},
 	};
-	struct db_uri a, b;
-	char err[256];
-
 	(void)state;
-	assert_true(db_uri_parse(base, &a, err, sizeof(err)));
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		assert_true(db_uri_parse(cases[i].uri, &b, err, sizeof(err)));
-		if (db_uri_same_database(&a, &b) != cases[i].same)
-			fail_msg("%s: want %s", cases[i].uri, cases[i].same ? "same" : "different");
-	}
+	check_same(base, cases, sizeof(cases) / sizeof(cases[0]));
 	assert_null(db_uri_previous_problem(base, "mysql://opsd:b@[::1],db1:3307,db2:3307/opsd"));
 	assert_non_null(db_uri_previous_problem(base, "mysql://opsd:b@db1:3307/opsd"));
 }

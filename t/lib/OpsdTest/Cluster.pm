@@ -55,21 +55,8 @@ sub cluster_start(%o) {
 	croak 'cluster_start called twice' if $C;
 	my $tmp = tempdir('opsd-t-XXXXXX', TMPDIR => 1, CLEANUP => 0);
 	chmod 0755, $tmp;
-	my %env = OpsdTest::_scrub_env(%ENV);
-	%env = (%env,
+	my %env = (OpsdTest::_scrub_env(%ENV), OpsdTest::stack_env(),
 		OPSD_CLUSTER_DIR => "$tmp/cluster",
-		OPSD_ENV => 'test',
-		OPSD_SKIP_INSTALL => 1,
-		OPSD_BUILD => $ENV{OPSD_BUILD} || 'default',
-		OPSD_NGINX_API_RATE => '10000r/s',
-		OPSD_NGINX_API_BURST => 10000,
-		OPSD_NGINX_CONN_LIMIT => 1000,
-		OPSD_NGINX_LOGIN_RATE => '1000r/s',
-		OPSD_NGINX_LOGIN_BURST => 1000,
-		OPSD_ADMIN_EMAIL => OpsdTest::ADMIN_EMAIL(),
-		OPSD_ADMIN_PASSWORD => OpsdTest::ADMIN_PASSWORD(),
-		OPSD_SCRYPT_LN => 10,
-		SESSION_SECRET => OpsdTest::DEFAULT_SESSION_SECRET(),
 		%{ $o{env} // {} });
 	delete $env{$_} for grep { !defined $env{$_} } keys %env;
 	$C = { tmp => $tmp, dir => "$tmp/cluster", env => \%env, hosts => [], nodes => [] };
