@@ -44,17 +44,22 @@ void api_healthz(struct req *r)
 #define SCHEMA_CACHE_MS 5000
 
 /* 1 when the schema is current, 0 when behind, -1 when MariaDB cannot be
- * asked. A current schema is remembered for SCHEMA_CACHE_MS. */
+ * asked. A current schema is remembered for SCHEMA_CACHE_MS; that MariaDB
+ * answers is asked every time (a statement, not the once-a-second ping), so
+ * that every worker says 503 as soon as it is down. */
 static int schema_state(struct req *r)
 {
 	static int64_t current_until;
-	int current = 1;
+	struct db_rows rows;
+	int current;
 
-	if (mono_ms() >= current_until) {
-		current = db_ensure(r->db) == 0 ? schema_is_current(r->db, r->cfg->sql_dir) : -1;
-		if (current == 1)
-			current_until = mono_ms() + SCHEMA_CACHE_MS;
-	}
+	if (db_ensure(r->db) != 0 || db_query(r->db, r->arena, "SELECT 1", NULL, 0, &rows) != 0)
+		return -1;
+	if (mono_ms() < current_until)
+		return 1;
+	current = schema_is_current(r->db, r->cfg->sql_dir);
+	if (current == 1)
+		current_until = mono_ms() + SCHEMA_CACHE_MS;
 	return current;
 }
 
