@@ -50,10 +50,9 @@ void api_healthz(struct req *r)
 static int schema_state(struct req *r)
 {
 	static int64_t current_until;
-	struct db_rows rows;
 	int current;
 
-	if (db_ensure(r->db) != 0 || db_query(r->db, r->arena, "SELECT 1", NULL, 0, &rows) != 0)
+	if (db_ensure(r->db) != 0 || schema_probe(r->db) != 0)
 		return -1;
 	if (mono_ms() < current_until)
 		return 1;

@@ -416,6 +416,19 @@ out:
 	return applied;
 }
 
+int schema_probe(struct db *d)
+{
+	struct arena *a = arena_new(256);
+	struct db_rows rows;
+	int rc = -1;
+
+	if (a && (db_query(d, a, "SELECT 1 FROM schema_migrations LIMIT 1", NULL, 0, &rows) == 0 ||
+	             db_errno(d) == ER_NO_SUCH_TABLE))
+		rc = 0;
+	arena_free(a);
+	return rc;
+}
+
 int schema_is_current(struct db *d, const char *sql_dir)
 {
 	static const char *const sets[] = {"control", "tenant"};

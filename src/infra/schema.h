@@ -30,6 +30,11 @@ int schema_status(struct db *d, const char *sql_dir, const char *set, schema_rep
  * applied file was modified. Returns the number applied, or -1 (err set). */
 int schema_migrate(struct db *d, const char *sql_dir, const char *set, schema_report_fn fn,
     void *ctx, char *err, size_t err_len);
+/* For /readyz: 0 when the database answers a read of schema_migrations (or
+ * that it has no such table: nothing is migrated yet), -1 when it cannot be
+ * asked. A table is read, as a Galera node out of the primary component still
+ * answers a statement that reads none. */
+int schema_probe(struct db *d);
 /* For /readyz: 1 when both sets are fully applied to d, 0 when behind or
  * modified, -1 when the database cannot be asked. */
 int schema_is_current(struct db *d, const char *sql_dir);
