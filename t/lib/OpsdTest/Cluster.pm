@@ -16,9 +16,10 @@ package OpsdTest::Cluster;
 # The cluster lives in the test's temporary directory (OPSD_CLUSTER_DIR); host 1
 # is adopted as the harness's stack (OpsdTest::adopt_stack), so http(), login(),
 # admin_session() and the MariaDB helpers (on node 1) work as in any test. The
-# environment given to script/cluster is start_stack's: OPSD_ENV=test, the
-# harness's superadmin, nginx's limits raised, fast scrypt; env => {...} adds
-# or overrides (undef removes).
+# environment given to script/cluster is OpsdTest::stack_env(): OPSD_ENV=test,
+# the harness's superadmin, nginx's limits raised, fast scrypt (not start_stack's
+# OPSD_CACHE_POLL_MS=0: the hosts poll at the production default); env => {...}
+# adds or overrides (undef removes).
 
 use v5.36;
 use Carp qw(croak);
@@ -143,7 +144,7 @@ sub start_host($n) {
 # next host). ->stop returns {total, rows => [{round, label, host, status, t,
 # ms, ok, id, body}], failed, t0}.
 sub cluster_load(%o) {
-	return OpsdTest::Live::request_loop(%o, hosts => cluster()->{hosts}, dir => cluster()->{tmp});
+	return OpsdTest::Live::request_loop(%o, hosts => cluster()->{hosts}, dir => cluster()->{tmp}, quiet => 1);
 }
 
 # ---------------------------------------------------------------- the end

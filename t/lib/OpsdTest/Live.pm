@@ -35,7 +35,9 @@ package OpsdTest::Live;
 # requests as a load balancer does: step k of the loop's whole sequence goes to
 # host k mod HOSTS, and a request that could not connect (the host is down:
 # nothing was sent) goes to the next host; row host is 1-based. dir => D puts
-# the loop's files in D (default: beside the stack's OPSD_VAR).
+# the loop's files in D (default: beside the stack's OPSD_VAR); quiet => 1
+# leaves the failed requests out of the summary printed after a failed test
+# (a loop that expects some).
 #
 # Everything exported here is exported by OpsdTest too (`use OpsdTest;`).
 
@@ -47,6 +49,7 @@ use Time::HiRes qw(time sleep);
 
 our @EXPORT;
 BEGIN { @EXPORT = qw(request_loop env_file_set reload_opsd acked_missing) }
+my $OWNER = $$;   # END and DESTROY also run in forked children: only the owner stops a loop
 use OpsdTest qw(http var_dir master_pid worker_pids jobs_pid pid_alive wait_until log_records mysql norm_id);
 
 sub env_file_set(%set) {
@@ -92,12 +95,13 @@ sub request_loop(%o) {
 	my $dir = $o{dir} // var_dir() . '/..';
 	my $self = bless {
 		file => "$dir/loop-$n.txt", stop_file => "$dir/loop-$n.stop", steps => $o{steps},
-		hosts => $o{hosts}, t0 => time,
+		hosts => $o{hosts}, quiet => $o{quiet}, t0 => time,
 	}, __PACKAGE__;
 	unlink $self->{file}, $self->{stop_file};
 	my $pid = fork // die "fork: $!";
 	if ($pid == 0) {
-		$self->_run($o{pause} // 0.01);
+		# the child never returns into the test file, whatever a step's sub does
+		eval { $self->_run($o{pause} // 0.01) };
 		_exit(0);
 	}
 	$self->{pid} = $pid;
@@ -180,7 +184,9 @@ sub stop($self) {
 	my $several = @{ $self->{hosts} // [] } > 1;
 	my @failed = map { sprintf '%s round %d%s: %s at %+.3fs %s', $_->{label}, $_->{round},
 	    $several ? " host $_->{host}" : '', $_->{status}, $_->{t} - $self->{t0}, $_->{body} } grep { !$_->{ok} } @rows;
-	OpsdTest::late_diag("request loop: failed $_") for @failed[0 .. ($#failed > 9 ? 9 : $#failed)];
+	unless ($self->{quiet}) {
+		OpsdTest::late_diag("request loop: failed $_") for @failed[0 .. ($#failed > 9 ? 9 : $#failed)];
+	}
 	return { total => scalar @rows, by_label => \%by, rows => \@rows, failed => \@failed, t0 => $self->{t0} };
 }
 
@@ -195,7 +201,7 @@ sub acked_missing($sum, $label, $table) {
 }
 
 sub DESTROY($self) {
-	return unless $self->{pid};
+	return unless $self->{pid} && $$ == $OWNER;
 	if (open my $fh, ">", $self->{stop_file}) { close $fh }
 	kill 'TERM', $self->{pid};
 	waitpid $self->{pid}, 0;
