@@ -543,13 +543,38 @@ static enum mig_err by_id_or_err(struct db *control, struct arena *a, const char
 	return MIG_OK;
 }
 
+/* Asks the engine to abort m (read just before): MIG_OK, MIG_E_FINISHED when
+ * it is too late, MIG_E_DB, or -1 when its status moved on since the read
+ * (read it again). */
+static int abort_request(struct db *control, const struct audit_actor *actor, struct mig *m,
+    const char *reason)
+{
+	struct db_param p[] = {DBP_STR(mig_status_name(MIG_ABORTING)),
+	    DBP_STR(mig_phase_name(PHASE_NONE)), DBP_STR(reason), DBP_BLOB(m->id, 16),
+	    DBP_STR(mig_status_name(m->status)), DBP_STR(mig_phase_name(PHASE_SOURCE_CLEANUP))};
+	struct request_tx x = {.m = m,
+	    .actor = actor,
+	    .sql = "UPDATE migrations SET status = ?, phase = ?, abort_reason = ?,"
+	           " abort_requested_at = NOW(3) WHERE id = ? AND status = ?"
+	           " AND phase <> ?",
+	    .p = p,
+	    .np = countof(p),
+	    .action = AA_MIGRATION_ABORT_REQUESTED,
+	    .reason = reason};
+	int rc = db_tx(control, request_fn, &x);
+
+	if (rc < 0)
+		return db_duplicate(control) ? MIG_E_FINISHED : MIG_E_DB;
+	return rc > 0 ? -1 : MIG_OK;
+}
+
 enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
     const struct audit_actor *actor, const char *org_id, const char *migration_id,
     const char *reason)
 {
 	struct arena *a = arena_new(8192);
 	struct mig m;
-	enum mig_err e;
+	int e = MIG_E_FINISHED;
 
 	(void)cfg;
 	if (!a)
@@ -558,40 +583,28 @@ enum mig_err mig_abort(struct db *control, const struct opsd_config *cfg,
 		e = MIG_E_REASON;
 		goto out;
 	}
-	if ((e = migration_id ? by_id_or_err(control, a, org_id, migration_id, &m)
-	                      : active_or_err(control, a, org_id, &m)) != MIG_OK)
-		goto out;
-	/* After the routing switch the org lives in the target: too late. */
-	if (m.status == MIG_COMPLETED || m.status == MIG_ABORTED ||
-	    (m.status == MIG_CUTTING_OVER && m.phase == PHASE_SOURCE_CLEANUP)) {
+	/* The engine moves the migration on between our read and our update: read
+	 * it again and ask again (a few times: each step takes a while). */
+	for (int attempt = 0; attempt < 5; attempt++) {
+		arena_reset(a);
+		if ((e = migration_id ? by_id_or_err(control, a, org_id, migration_id, &m)
+		                      : active_or_err(control, a, org_id, &m)) != MIG_OK)
+			goto out;
+		/* After the routing switch the org lives in the target: too late. */
+		if (m.status == MIG_COMPLETED || m.status == MIG_ABORTED ||
+		    (m.status == MIG_CUTTING_OVER && m.phase == PHASE_SOURCE_CLEANUP)) {
+			e = MIG_E_FINISHED;
+			goto out;
+		}
+		if (m.status == MIG_ABORTING)
+			goto out; /* already on its way: the same answer again */
+		if ((e = abort_request(control, actor, &m, reason)) != -1)
+			break;
 		e = MIG_E_FINISHED;
-		goto out;
-	}
-	if (m.status == MIG_ABORTING)
-		goto out; /* already on its way: the same answer again */
-	{
-		struct db_param p[] = {DBP_STR(mig_status_name(MIG_ABORTING)),
-		    DBP_STR(mig_phase_name(PHASE_NONE)), DBP_STR(reason), DBP_BLOB(m.id, 16),
-		    DBP_STR(mig_status_name(m.status)),
-		    DBP_STR(mig_phase_name(PHASE_SOURCE_CLEANUP))};
-		struct request_tx x = {.m = &m,
-		    .actor = actor,
-		    .sql = "UPDATE migrations SET status = ?, phase = ?, abort_reason = ?,"
-		           " abort_requested_at = NOW(3) WHERE id = ? AND status = ?"
-		           " AND phase <> ?",
-		    .p = p,
-		    .np = countof(p),
-		    .action = AA_MIGRATION_ABORT_REQUESTED,
-		    .reason = reason};
-		int rc = db_tx(control, request_fn, &x);
-
-		e = rc < 0   ? (db_duplicate(control) ? MIG_E_FINISHED : MIG_E_DB)
-		    : rc > 0 ? MIG_E_FINISHED
-		             : MIG_OK;
 	}
 	if (e == MIG_OK)
 		metrics_migration(MIG_ABORTING);
 out:
 	arena_free(a);
-	return e;
+	return (enum mig_err)e;
 }
