@@ -76,8 +76,15 @@ static int hold(struct db *d, struct job_lease *l, long long us, struct arena *a
 
 	if (l->epoch && (rc = held_exec(d, SQL_RENEW, l, us)) != 0)
 		return rc;
-	if (db_exec(d, SQL_CREATE, c, countof(c), NULL) != 0 ||
-	    db_query(d, a, SQL_READ, r, 1, &rows) != 0 || rows.nrows != 1)
+	/* Read first: the row exists but for a job's very first run, and an INSERT
+	 * of an existing key waits for the holder's lock on it (its fenced
+	 * transaction) where a plain read does not. */
+	if (db_query(d, a, SQL_READ, r, 1, &rows) != 0)
+		return -1;
+	if (rows.nrows == 0 && (db_exec(d, SQL_CREATE, c, countof(c), NULL) != 0 ||
+	                           db_query(d, a, SQL_READ, r, 1, &rows) != 0))
+		return -1;
+	if (rows.nrows != 1)
 		return -1;
 	if (strcmp(rows.val[0][0], holder_self()) == 0) {
 		/* a row this process created, or took in a statement whose answer was lost */
