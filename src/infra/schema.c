@@ -261,6 +261,7 @@ static int lock_take(struct db *d, char *err, size_t err_len)
 		goto out;
 	for (;;) {
 		struct db_rows rows;
+		bool gone;
 
 		if (db_exec(d, SQL_LOCK_TAKE, me, 1, NULL) == 0) {
 			rc = 1;
@@ -271,14 +272,12 @@ static int lock_take(struct db *d, char *err, size_t err_len)
 		arena_reset(a);
 		if (db_query(d, a, SQL_LOCK_READ, NULL, 0, &rows) != 0)
 			break;
-		if (rows.nrows == 1 &&
-		    (holder_gone(rows.val[0][0]) || strcmp(rows.val[0][2], "1") == 0)) {
+		gone = rows.nrows == 1 && holder_gone(rows.val[0][0]);
+		if (gone || (rows.nrows == 1 && strcmp(rows.val[0][2], "1") == 0)) {
 			struct db_param old[] = {DBP_STR(rows.val[0][0])};
 
-			if (db_exec(d,
-			        holder_gone(rows.val[0][0]) ? SQL_LOCK_BREAK
-			                                    : SQL_LOCK_BREAK_EXPIRED,
-			        old, 1, NULL) != 0)
+			if (db_exec(d, gone ? SQL_LOCK_BREAK : SQL_LOCK_BREAK_EXPIRED, old, 1,
+			        NULL) != 0)
 				break;
 			continue;
 		}
